@@ -1,0 +1,13 @@
+"""The `cybersentinel` command line. Sub-commands of other modules are registered at the bottom."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="CyberSentinel: detect and block malicious URLs, domains and IP addresses.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+
+
+@app.callback()
+def main() -> None:
+    """CyberSentinel command line."""

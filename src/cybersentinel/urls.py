@@ -1,0 +1,126 @@
+"""Tolerant URL parsing: any string in, a `UrlParts` out, never an exception.
+
+`urllib.parse` raises on inputs such as ``http://[::1`` and accepts a bare host only as a path,
+so a small splitter of our own keeps the featurizer total over arbitrary strings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import tldextract
+
+# The public suffix list snapshot bundled with tldextract: no network at import or prediction time.
+_extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+_SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]{0,15}):/{0,3}")
+_MAX_URL_CHARS = 4096  # longer inputs are truncated for features; their true length is kept
+
+
+@dataclass(frozen=True, slots=True)
+class UrlParts:
+    scheme: str
+    userinfo: str
+    host: str
+    port: str
+    path: str
+    query: str
+    fragment: str
+    subdomain: str
+    domain: str
+    suffix: str
+    is_ip: bool
+
+    @property
+    def registered_domain(self) -> str:
+        """``example.co.uk`` for ``a.b.example.co.uk``; the host itself for IPs and bare names."""
+        if self.is_ip or not self.suffix:
+            return self.host
+        return f"{self.domain}.{self.suffix}"
+
+
+def to_text(value: object) -> str:
+    """Coerce cell values (None, NaN, bytes in any encoding, numbers) to a string."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, float) and value != value:  # NaN
+        return ""
+    return str(value)
+
+
+def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally (IPv4, bracketed or bare IPv6, or IPv4 as one integer)."""
+    candidate = host.strip("[]")
+    try:
+        return ipaddress.ip_address(candidate)
+    except ValueError:
+        pass
+    if candidate.isdigit() and len(candidate) <= 10:  # http://3232235521/ is 192.168.0.1
+        try:
+            return ipaddress.IPv4Address(int(candidate))
+        except ValueError:
+            return None
+    if candidate.lower().startswith("0x") and len(candidate) <= 10:
+        try:
+            return ipaddress.IPv4Address(int(candidate, 16))
+        except ValueError:
+            return None
+    return None
+
+
+@lru_cache(maxsize=200_000)
+def _split_host(host: str) -> tuple[str, str, str, bool]:
+    if not host or parse_ip(host) is not None:
+        return "", host, "", bool(host)
+    parts = _extract(host)
+    return parts.subdomain, parts.domain, parts.suffix, False
+
+
+def split_url(raw: object) -> UrlParts:
+    """Split any value into URL parts. Lower-cases scheme and host; keeps path case."""
+    text = to_text(raw).strip()[:_MAX_URL_CHARS]
+    scheme = ""
+    match = _SCHEME.match(text)
+    # "localhost:8080/x" and "example.com:443" look like scheme:rest; a real scheme is not all digits after.
+    if match and not (text[match.end(1) :].startswith(":") and text[match.end(1) + 1 : match.end(1) + 2].isdigit()):
+        scheme = match.group(1).lower()
+        text = text[match.end() :]
+    text = text.lstrip("/\\")
+    cut = len(text)
+    for sep in "/?#\\":
+        pos = text.find(sep)
+        if pos != -1 and pos < cut:
+            cut = pos
+    authority, rest = text[:cut], text[cut:]
+    userinfo, _, hostport = authority.rpartition("@")
+    host, port = hostport, ""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        host = hostport if end == -1 else hostport[: end + 1]
+        tail = "" if end == -1 else hostport[end + 1 :]
+        port = tail[1:] if tail.startswith(":") else ""
+    elif hostport.count(":") == 1:
+        host, port = hostport.split(":")
+    host = host.lower().rstrip(".")
+    path, _, fragment = rest.partition("#")
+    path, _, query = path.partition("?")
+    subdomain, domain, suffix, is_ip = _split_host(host)
+    return UrlParts(scheme, userinfo, host, port, path, query, fragment, subdomain, domain, suffix, is_ip)
+
+
+def normalise(raw: object) -> str:
+    """Lower-cased URL without scheme, leading ``www.`` or trailing ``/`` (the data README's rule)."""
+    text = to_text(raw).strip().lower()
+    text = _SCHEME.sub("", text, count=1) if _SCHEME.match(text) and "://" in text[:20] else text
+    if text.startswith("www."):
+        text = text[4:]
+    return text.rstrip("/")
+
+
+def registered_domain(raw: object) -> str:
+    return split_url(raw).registered_domain
