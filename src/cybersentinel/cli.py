@@ -11,3 +11,8 @@ app = typer.Typer(help="CyberSentinel: detect and block malicious URLs, domains 
 @app.callback()
 def main() -> None:
     """CyberSentinel command line."""
+
+from cybersentinel.intel import feeds_app, intel_app  # noqa: E402
+
+app.add_typer(feeds_app, name="feeds")
+app.add_typer(intel_app, name="intel")

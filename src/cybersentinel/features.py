@@ -273,3 +273,11 @@ class ColumnSelector(TransformerMixin, BaseEstimator):
 
 FEATURE_DESCRIPTIONS = {**URL_FEATURES, "host_ngram_score": "host name resembles phishing hosts",
                         "path_ngram_score": "path resembles phishing paths"}
+
+
+def build_featurizer(dataset: dict, featurizer: dict, columns: list[str]) -> TransformerMixin:
+    """The featurizer a dataset config asks for: URL features, or the tabular feature columns."""
+    if dataset["kind"] == "url":
+        return UrlFeaturizer(ngram_range=tuple(featurizer["ngram_range"]), n_features=featurizer["n_features"],
+                             C=featurizer["C"], cv=featurizer["cv"])
+    return ColumnSelector(columns)

@@ -53,3 +53,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def read_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """The composed parameters DVC tracks (written from conf/ by Hydra on `dvc exp run`)."""
+    import yaml
+
+    with open(path) as handle:
+        return yaml.safe_load(handle)

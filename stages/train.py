@@ -1,0 +1,87 @@
+"""Train: grouped randomised hyperparameter search on the training split, fit the best candidate,
+calibrate it and choose the decision threshold on held-out validation groups, and save the whole
+featurizer + classifier pipeline with a manifest (hashes, threshold, search results)."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from cybersentinel.io import read_params, sha256_file, write_json
+from cybersentinel.metrics import classification_metrics
+from cybersentinel.models import (
+    build_estimator,
+    calibrate,
+    choose_threshold,
+    grouped_search,
+    load_model,
+    save_model,
+    search_space,
+)
+from cybersentinel.prepare import grouped_split
+from cybersentinel.tracking import stage_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--features", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="model folder")
+    args = parser.parse_args()
+    params = read_params()
+    seed, model_cfg, search_cfg = params["seed"], params["model"], params["search"]
+    featurizer_info = json.loads((args.features / "featurizer.json").read_text())
+    featurizer = load_model(args.features / "featurizer.skops", featurizer_info["sha256"])
+    names = featurizer_info["features"]
+
+    train = pd.read_parquet(args.features / "train.parquet")
+    is_val = grouped_split(train["label"], train["group"], params["split"]["validation_size"], seed)
+    fit, val = train[~is_val], train[is_val]
+    x_fit, y_fit = fit[names].to_numpy(), fit["label"].to_numpy()
+    x_val, y_val = val[names].to_numpy(), val["label"].to_numpy()
+
+    with stage_run("train", params["mlflow"]["experiment"],
+                   {"dataset": params["dataset"]["name"], "model": model_cfg["name"]}) as tracker:
+        tracker.params({"model": model_cfg, "search": search_cfg, "calibration": params["calibration"],
+                        "threshold": params["threshold"], "seed": seed})
+        estimator = build_estimator(model_cfg, seed)
+        space = search_space(model_cfg)
+        best_params, cv_score = {}, float("nan")
+        if space:
+            search = grouped_search(estimator, space, x_fit, y_fit, fit["group"].to_numpy(),
+                                    n_iter=search_cfg["n_iter"], cv_folds=search_cfg["cv_folds"],
+                                    scoring=search_cfg["scoring"], n_jobs=search_cfg["n_jobs"], seed=seed)
+            best = int(np.argmax(search.cv_results_["mean_test_score"]))
+            best_params, cv_score = search.cv_results_["params"][best], float(search.cv_results_["mean_test_score"][best])
+        classifier = clone(estimator).set_params(**best_params).fit(x_fit, y_fit)
+        calibrated = calibrate(classifier, x_val, y_val, params["calibration"]["method"])
+        val_scores = calibrated.predict_proba(x_val)[:, 1]
+        threshold = choose_threshold(y_val, val_scores, params["threshold"]["objective"])
+        val_metrics = classification_metrics(y_val, val_scores, threshold)
+
+        model = Pipeline([("features", featurizer), ("classifier", calibrated)])
+        sha256 = save_model(model, args.out / "model.skops")
+        manifest = {
+            "name": params["mlflow"]["registered_model"], "file": "model.skops", "sha256": sha256,
+            "dataset": params["dataset"]["name"], "kind": params["dataset"]["kind"],
+            "inputs": featurizer_info["inputs"], "features": names, "model": model_cfg["name"],
+            "best_params": {k: v.item() if hasattr(v, "item") else v for k, v in best_params.items()},
+            "cv_" + search_cfg["scoring"]: round(cv_score, 5), "threshold": round(threshold, 6),
+            "suspicious_band": params["threshold"]["suspicious_band"], "validation": val_metrics,
+            "train_data_sha256": sha256_file(args.features / "train.parquet"),
+        }
+        write_json(args.out / "model.json", manifest)
+        tracker.metrics({"cv_score": cv_score, "threshold": threshold, **val_metrics}, prefix="validation.")
+        tracker.artifact(str(args.out / "model.json"))
+        from cybersentinel.registry import log_and_register
+
+        log_and_register(tracker, model, manifest, fit[featurizer_info["inputs"]].head(5))
+    print(f"{model_cfg['name']}: cv {search_cfg['scoring']} {cv_score:.4f}, best {best_params}, "
+          f"threshold {threshold:.3f}, validation accuracy {val_metrics['accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
