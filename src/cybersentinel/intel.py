@@ -365,18 +365,27 @@ def _unmapped(address: IPAddress) -> IPAddress:
     return address
 
 
+# Address space for internal networks (RFC 1918, RFC 6598 shared/CGNAT, RFC 4193 unique local). ipaddress's
+# is_private also covers documentation, benchmarking and "this network" ranges, which are bogons, not LANs.
+_INTERNAL = {4: tuple(map(ipaddress.IPv4Network, ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))),
+             6: (ipaddress.IPv6Network("fc00::/7"),)}
+
+
 @lru_cache(maxsize=1 << 16)
 def ip_category(address: IPAddress) -> str | None:
     """None for a globally routable unicast address, else why it is not (``ipaddress``'s classification)."""
-    for category in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
+    for category in ("loopback", "link_local", "multicast", "unspecified", "reserved"):
         if getattr(address, f"is_{category}"):
             return category.replace("_", "-")
+    if any(address in network for network in _INTERNAL[address.version]):
+        return "private"
     return None if address.is_global else "non-global"
 
 
 def ip_status(category: str | None, mask: int) -> str:
-    """``private`` (RFC 1918, loopback, link-local...), ``bogon`` (multicast, reserved, unspecified, other
-    non-global space), else ``listed`` when a feed covers the address and ``unlisted`` when none does."""
+    """``private`` (internal networks: RFC 1918, CGNAT, unique local, loopback, link-local), ``bogon``
+    (multicast, reserved, unspecified, documentation and other non-global space), else ``listed`` when a
+    feed covers the address and ``unlisted`` when none does."""
     if category in ("loopback", "link-local", "private"):
         return "private"
     if category is not None:

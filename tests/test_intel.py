@@ -1,0 +1,372 @@
+"""Threat intelligence: feed parsing, refresh over HTTP on 127.0.0.1, the interval index, and the combine rule."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import ipaddress
+import json
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cybersentinel.cli import app
+from cybersentinel.intel import (
+    FEEDS,
+    Feed,
+    FeedError,
+    IntelIndex,
+    combine,
+    parse_domain_list,
+    parse_networks,
+    parse_ranked_domains,
+    read_feed_file,
+    refresh_feeds,
+    to_domain,
+)
+
+REAL_FEEDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "feeds"
+
+
+def net(text: str):
+    return ipaddress.ip_network(text)
+
+
+# ------------------------------------------------------------------------------------------------ parsers
+
+
+def test_parse_networks_spamhaus_style_comments_and_single_addresses():
+    lines = ["; Spamhaus DROP header", "", "1.10.16.0/20 ; SBL256894", "5.6.7.8", "2001:db8::/32 # v6", "; EOF"]
+    parsed = parse_networks(lines, "drop.txt")
+    assert parsed.entries == [net("1.10.16.0/20"), net("5.6.7.8/32"), net("2001:db8::/32")]
+    assert parsed.skipped == 3
+
+
+def test_parse_networks_names_file_and_line_of_a_malformed_entry():
+    with pytest.raises(FeedError, match=r"drop\.txt:3: malformed network entry '1\.2\.3\.300/24'"):
+        parse_networks(["1.2.3.0/24", "# c", "1.2.3.300/24"], "drop.txt")
+
+
+def test_parse_domain_list_reads_hosts_and_plain_formats_and_skips_boilerplate():
+    lines = ["# hosts", "127.0.0.1 localhost", "::1 ip6-localhost ip6-loopback", "0.0.0.0 Evil.Example.COM.",
+             "0.0.0.0 a.test b.test  # two names", "plain.example.org", "", "bücher.example"]
+    parsed = parse_domain_list(lines, "hosts")
+    assert parsed.entries == ["evil.example.com", "a.test", "b.test", "plain.example.org", "xn--bcher-kva.example"]
+    assert parsed.skipped == 4
+
+
+def test_parse_domain_list_rejects_bad_names_with_line_number():
+    with pytest.raises(FeedError, match=r"hosts:2: malformed domain entry 'bad_-.-x\.com'"):
+        parse_domain_list(["0.0.0.0 ok.example", "0.0.0.0 bad_-.-x.com"], "hosts")
+
+
+def test_parse_ranked_domains_plain_and_tranco_csv():
+    assert parse_ranked_domains(["google.com", "", "example.org"], "t").entries == [("google.com", 1),
+                                                                                    ("example.org", 2)]
+    assert parse_ranked_domains(["1,google.com", "7,example.org"], "t").entries == [("google.com", 1),
+                                                                                    ("example.org", 7)]
+    with pytest.raises(FeedError, match="t:1:"):
+        parse_ranked_domains(["x,google.com"], "t")
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("", "empty"), ("localhost", "single-label"), ("10.0.0.1", "IP address"), ("a" * 64 + ".com", "invalid label"),
+    ("x." * 127 + "com", "longer than 253"), ("-bad.com", "invalid label"), ("a..com", "invalid label"),
+])
+def test_to_domain_rejects_with_reason(name, reason):
+    with pytest.raises(ValueError, match=reason):
+        to_domain(name)
+
+
+def test_to_domain_idna_and_case():
+    assert to_domain("WWW.Bücher.DE.") == "www.xn--bcher-kva.de"
+    assert to_domain("_dmarc.example.com") == "_dmarc.example.com"
+
+
+def test_read_feed_file_rejects_non_utf8(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"1.2.3.0/24\n\xff\xfe\n")
+    with pytest.raises(FeedError, match="not UTF-8"):
+        read_feed_file(path, parse_networks)
+
+
+# ------------------------------------------------------------------------------------------------ index
+
+
+def small_index() -> IntelIndex:
+    return IntelIndex.build(
+        {"fh": [net("10.0.0.0/8"), net("1.10.16.0/20"), net("224.0.0.0/3"), net("2001:db8:1::/48")],
+         "drop": [net("1.10.16.0/24"), net("5.5.5.5/32"), net("2a00:1::/32")],
+         "et": [net("9.9.9.9/32"), net("2a00:1::1/128")]},
+        {"hosts": ["evil.example", "phish.test"], "other": ["evil.example"]},
+        [("google.com", 1), ("example.org", 2)],
+    )
+
+
+@pytest.mark.parametrize(("value", "status", "feeds"), [
+    ("1.10.16.5", "listed", ["drop", "fh"]),
+    ("1.10.17.5", "listed", ["fh"]),
+    ("1.10.32.0", "unlisted", []),
+    ("5.5.5.5", "listed", ["drop"]),
+    ("5.5.5.6", "unlisted", []),
+    ("9.9.9.9", "listed", ["et"]),
+    ("0.0.0.1", "bogon", []),
+    ("255.255.255.255", "bogon", []),
+    ("10.1.2.3", "private", []),  # listed by "fh", but a private address is never reported as malicious
+    ("224.0.0.251", "bogon", []),
+    ("127.0.0.1", "private", []),
+    ("169.254.1.1", "private", []),
+    ("2a00:1::1", "listed", ["drop", "et"]),
+    ("2a00:1::2", "listed", ["drop"]),
+    ("2a00:2::", "unlisted", []),
+    ("::1", "private", []),
+    ("fe80::1", "private", []),
+    ("::ffff:1.10.16.5", "listed", ["drop", "fh"]),  # IPv4-mapped: judged as the IPv4 address
+])
+def test_lookup_ip_status_and_feeds(value, status, feeds):
+    index = small_index()
+    assert index.lookup_ip(value)["ip_status"] == status
+    assert index.lookup_ip(value)["feeds"] == feeds
+    assert index.lookup_ips([value])[0] == index.lookup_ip(value)
+
+
+def test_lookup_ip_rejects_non_ip():
+    with pytest.raises(ValueError, match="not an IP"):
+        small_index().lookup_ip("example.com")
+    assert small_index().lookup_ips(["nope", "5.5.5.5"])[0]["ip_status"] == "invalid"
+
+
+def global_networks(version: int):
+    bits = 32 if version == 4 else 128
+    return st.builds(lambda addr, prefix: ipaddress.ip_network((addr, prefix), strict=False),
+                     st.integers(0, 2**bits - 1).map(lambda n: ipaddress.ip_address(n) if version == 4
+                                                     else ipaddress.IPv6Address(n)),
+                     st.integers(1 if version == 4 else 8, bits))
+
+
+@settings(max_examples=60, deadline=None)
+@given(feeds=st.lists(st.lists(st.one_of(global_networks(4), global_networks(6)), max_size=12), min_size=1, max_size=4),
+       probes=st.lists(st.one_of(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
+                                 st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address)), max_size=20))
+def test_interval_index_agrees_with_brute_force(feeds, probes):
+    named = {f"f{i}": nets for i, nets in enumerate(feeds)}
+    index = IntelIndex.build(named)
+    # probe the edges of every network too, where off-by-one errors live
+    edges = [a for nets in feeds for n in nets for a in (n.network_address, n.broadcast_address)]
+    edges += [ipaddress.ip_address(int(a) + 1) for a in edges if int(a) + 1 < 2 ** a.max_prefixlen]
+    addresses = probes + edges
+    for address in addresses:
+        expected = {name for name, nets in named.items() if any(address in n for n in nets)}
+        version_intervals = index.v4 if address.version == 4 else index.v6
+        assert set(index.feed_names(version_intervals.mask(int(address)))) == expected, address
+    batch = index.lookup_ips([str(a) for a in addresses])
+    assert [r["feeds"] for r in batch] == [index.lookup_ip(str(a))["feeds"] for a in addresses]
+
+
+def test_domain_lookup_exact_parent_and_popularity():
+    index = small_index()
+    assert index.lookup_domain("evil.example")["feeds"] == ["hosts", "other"]
+    deep = index.lookup_url("http://a.b.evil.example/login")
+    assert deep["feeds"] == ["hosts", "other"] and deep["domain_match"] == "evil.example"
+    assert index.lookup_url("notevil.example")["feeds"] == []  # a suffix match must be on a label boundary
+    assert index.lookup_url("https://www.google.com/")["tranco_rank"] == 1
+    assert index.lookup_url("https://mail.google.com/")["tranco_rank"] == 1  # rank of the registered domain
+    assert index.lookup_url("http://5.5.5.5:8080/x")["feeds"] == ["drop"]
+    assert index.lookup_url("http://[2a00:1::1]/")["feeds"] == ["drop", "et"]
+    assert index.lookup_url("")["kind"] == "none"
+
+
+def test_from_dir_reads_known_files_and_extra_domain_lists(tmp_path):
+    (tmp_path / "spamhaus_drop.txt").write_text("1.10.16.0/20 ; SBL1\n; EOF\n")
+    (tmp_path / "tranco_top100k.csv").write_text("google.com\nexample.org\n")
+    hosts = tmp_path / "adhosts.txt"
+    hosts.write_text("0.0.0.0 bad.example\n")
+    index = IntelIndex.from_dir(tmp_path, [hosts])
+    assert index.ip_feeds == ("spamhaus_drop",)
+    assert index.lookup_url("x.bad.example")["feeds"] == ["adhosts"]
+    assert index.popularity["example.org"] == 2
+    with pytest.raises(FeedError, match="no feed files"):
+        IntelIndex.from_dir(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------------------------------------ combine
+
+
+def test_combine_rules():
+    index = small_index()
+    assert combine(0.2, index.lookup_url("http://5.5.5.5/")) == (0.9, "listed in drop (score raised to 0.9)")
+    assert combine(0.97, index.lookup_url("http://5.5.5.5/"))[0] == 0.97  # a listing never lowers
+    assert combine(0.2, index.lookup_url("evil.example"), listed_floor=0.8)[0] == 0.8
+    private = combine(0.2, index.lookup_url("http://10.1.2.3/"))
+    assert private[0] == 0.2 and "private" in private[1]
+    assert combine(0.8, index.lookup_url("https://www.google.com/"))[0] == pytest.approx(0.4)
+    assert combine(0.8, index.lookup_url("https://sites.google.com/x"))[0] == 0.8  # hosting subdomain: no discount
+    assert combine(0.8, index.lookup_url("https://example.org/"), popular_rank=1)[0] == 0.8
+    assert combine(0.3, index.lookup_url("unknown.example")) == (0.3, "")
+
+
+# ------------------------------------------------------------------------------------------------ refresh
+
+
+class FeedServer:
+    """A real HTTP server on 127.0.0.1 that serves feed bodies with ETag / Last-Modified and honours them."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.fail_next: dict[str, int] = {}
+        self.requests: list[tuple[str, dict]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append((self.path, dict(self.headers)))
+                if server.fail_next.get(self.path, 0) > 0:
+                    server.fail_next[self.path] -= 1
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", "Tue, 11 Nov 2025 16:20:03 GMT")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def feed_server():
+    server = FeedServer()
+    yield server
+    server.close()
+
+
+def local_feeds(url: str) -> dict[str, Feed]:
+    return {"drop": Feed("drop", f"{url}/drop.txt", "cidr", "spamhaus_drop.txt", FEEDS["spamhaus_drop"].parser),
+            "tranco": Feed("tranco", f"{url}/top-1m.csv.zip", "domain-popularity", "tranco_top100k.csv",
+                           FEEDS["tranco"].parser, FEEDS["tranco"].transform)}
+
+
+def zipped(text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("top-1m.csv", text)
+    return buffer.getvalue()
+
+
+def test_refresh_downloads_then_uses_conditional_get(tmp_path, feed_server):
+    feed_server.files = {"/drop.txt": b"1.10.16.0/20 ; SBL1\n; EOF\n",
+                         "/top-1m.csv.zip": zipped("1,google.com\n2,a.org\n")}
+    feeds = local_feeds(feed_server.url)
+    manifest, errors = refresh_feeds(tmp_path, feeds=feeds, retries=0)
+    assert errors == {}
+    drop = manifest["feeds"]["drop"]
+    assert drop["entries"] == 1 and drop["skipped_lines"] == 1 and drop["etag"].startswith('"')
+    assert drop["sha256"] == hashlib.sha256(b"1.10.16.0/20 ; SBL1\n; EOF\n").hexdigest()
+    assert drop["last_modified"] == "Tue, 11 Nov 2025 16:20:03 GMT"
+    assert (tmp_path / "tranco_top100k.csv").read_text() == "1,google.com\n2,a.org\n"  # unzipped
+    assert json.loads((tmp_path / "feeds.json").read_text()) == manifest
+
+    feed_server.requests.clear()
+    manifest2, errors = refresh_feeds(tmp_path, feeds=feeds, retries=0)
+    assert errors == {} and manifest2["feeds"]["drop"]["not_modified"] is True
+    headers = dict(feed_server.requests)["/drop.txt"]
+    assert headers["If-None-Match"] == drop["etag"]
+    assert headers["If-Modified-Since"] == drop["last_modified"]
+    assert manifest2["feeds"]["drop"]["sha256"] == drop["sha256"]
+
+
+def test_refresh_retries_server_errors(tmp_path, feed_server):
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n"}
+    feed_server.fail_next = {"/drop.txt": 2}
+    manifest, errors = refresh_feeds(tmp_path, ["drop"], feeds=local_feeds(feed_server.url), retries=3, backoff=0)
+    assert errors == {} and manifest["feeds"]["drop"]["entries"] == 1
+    assert [path for path, _ in feed_server.requests] == ["/drop.txt"] * 3
+
+
+def test_refresh_keeps_the_old_snapshot_when_the_new_one_is_malformed(tmp_path, feed_server):
+    feeds = local_feeds(feed_server.url)
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n"}
+    refresh_feeds(tmp_path, ["drop"], feeds=feeds, retries=0)
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n<html>oops</html>\n"}
+    manifest, errors = refresh_feeds(tmp_path, ["drop"], feeds=feeds, retries=0)
+    assert "drop.txt:2: malformed network entry" in errors["drop"]
+    assert (tmp_path / "spamhaus_drop.txt").read_text() == "5.5.5.0/24\n"
+    assert manifest["feeds"]["drop"]["entries"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_refresh_reports_http_errors_and_unknown_feeds(tmp_path, feed_server):
+    _, errors = refresh_feeds(tmp_path, ["drop"], feeds=local_feeds(feed_server.url), retries=0)
+    assert errors == {"drop": f"{feed_server.url}/drop.txt: HTTP 404"}
+    with pytest.raises(FeedError, match="unknown feed"):
+        refresh_feeds(tmp_path, ["nope"], feeds=local_feeds(feed_server.url))
+
+
+def test_cli_refresh_from_mirror_env_and_lookup(tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "firehol_level1.txt").write_text("10.0.0.0/8\n1.10.16.0/20\n")
+    (mirror / "spamhaus_drop.txt").write_text("1.10.16.0/20 ; SBL1\n")
+    (mirror / "et_compromised_ips.txt").write_text("9.9.9.9\n")
+    (mirror / "tranco_top100k.csv").write_text("google.com\n")
+    monkeypatch.setenv("CYBERSENTINEL_FEEDS_MIRROR", str(mirror))
+    out = tmp_path / "feeds"
+    result = CliRunner().invoke(app, ["feeds", "refresh", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "feeds.json").read_text())
+    assert set(manifest["feeds"]) == set(FEEDS)
+    assert manifest["feeds"]["firehol_level1"]["url"] == "https://iplists.firehol.org/files/firehol_level1.netset"
+    assert manifest["feeds"]["et_compromised"]["entries"] == 1
+
+    result = CliRunner().invoke(app, ["intel", "lookup", "--feeds-dir", str(out), "--json", "1.10.16.1", "10.0.0.1"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert rows[0]["feeds"] == ["firehol_level1", "spamhaus_drop"] and rows[1]["ip_status"] == "private"
+    table = CliRunner().invoke(app, ["intel", "lookup", "--feeds-dir", str(out), "9.9.9.9"])
+    assert "et_compromised" in table.output
+
+    (mirror / "spamhaus_drop.txt").write_text("garbage\n")
+    result = CliRunner().invoke(app, ["feeds", "refresh", "--out", str(out), "--feed", "spamhaus_drop"])
+    assert result.exit_code == 1 and "malformed network entry" in result.output
+
+
+@pytest.mark.skipif(not REAL_FEEDS.is_dir(), reason="shared feed snapshots not present")
+def test_real_feeds_parse_and_match_the_data_readme():
+    counts = {name: len(read_feed_file(REAL_FEEDS / feed.filename, feed.parser).entries)
+              for name, feed in FEEDS.items()}
+    assert counts == {"firehol_level1": 4459, "spamhaus_drop": 1469, "et_compromised": 539, "tranco": 100_000}
+    index = IntelIndex.from_dir(REAL_FEEDS)
+    for private in ("10.1.2.3", "192.168.1.1", "127.0.0.1", "169.254.3.4", "172.16.0.1"):
+        assert index.lookup_ip(private)["ip_status"] == "private", private
+    assert index.lookup_ip("224.0.0.1")["ip_status"] == "bogon"
+    assert index.lookup_ip("1.10.16.1")["feeds"] == ["firehol_level1", "spamhaus_drop"]
+    assert index.lookup_ip("101.100.216.61")["feeds"] == ["et_compromised"]
+    assert index.lookup_url("https://www.google.com/")["tranco_rank"] == 1
