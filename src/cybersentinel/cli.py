@@ -16,3 +16,7 @@ from cybersentinel.intel import feeds_app, intel_app  # noqa: E402
 
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(intel_app, name="intel")
+
+from cybersentinel.blocklist import blocklist_app  # noqa: E402
+
+app.add_typer(blocklist_app, name="blocklist")

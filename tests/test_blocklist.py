@@ -1,0 +1,321 @@
+"""Block list export: every format parsed back, checked by the real tool where installed, deterministic output."""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import json
+import random
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cybersentinel.blocklist import (
+    FORMATS,
+    MAX_DOMAIN_CHARS,
+    build,
+    entries_from_feeds,
+    entries_from_scored,
+    export,
+    read_scored,
+    target_of,
+)
+from cybersentinel.cli import app
+from cybersentinel.intel import IntelIndex
+
+ROWS = [
+    ("http://evil.example.com/login", "malicious", "0.97", "brand name in subdomain"),
+    ("http://EVIL.example.com./other", "malicious", "0.99", "second sighting"),  # same host: merged
+    ("https://bücher-phish.de/x", "malicious", "0.91", ""),
+    ("http://1.2.3.4/a", "malicious", "0.88", "host is an IP address"),
+    ("http://1.2.3.5:8080/", "malicious", "0.8", ""),  # collapses with 1.2.3.4 into 1.2.3.4/31
+    ("http://[2a00:1::5]/", "malicious", "0.7", ""),
+    ("http://192.168.1.1/admin", "malicious", "0.9", ""),  # private: rejected
+    ("https://www.google.com/", "benign", "0.01", ""),  # not selected
+    ("http://maybe.example.net/", "suspicious", "0.6", ""),  # not selected by default
+    ("http://co.uk/", "malicious", "0.9", ""),  # public suffix: rejected
+    ("", "malicious", "0.9", ""),  # no host: rejected
+    ("http://" + "a" * 64 + ".com/", "malicious", "0.9", ""),  # label too long: rejected
+]
+DOMAINS = ["evil.example.com", "xn--bcher-phish-thb.de"]
+IPV4 = ["1.2.3.4/31"]
+IPV6 = ["2a00:1::5/128"]
+
+
+def scored_frame(rows=ROWS) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["url", "verdict", "score", "reasons"])
+
+
+def blocklist_from_rows(rows=ROWS):
+    entries, rejected, not_selected = entries_from_scored(scored_frame(rows), "scored.csv")
+    return build(entries), entries, rejected, not_selected
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> dict[str, Path]:
+    bl, *_ = blocklist_from_rows()
+    return export(bl, FORMATS, tmp_path_factory.mktemp("out"))
+
+
+# ------------------------------------------------------------------------------------------------ selection
+
+
+def test_rows_are_all_accounted_for():
+    bl, entries, rejected, not_selected = blocklist_from_rows()
+    assert len(entries) + len(rejected) + not_selected == len(ROWS)
+    assert not_selected == 2
+    assert {r.source: r.reason for r in rejected} == {
+        "scored.csv:7": "private address is never blocked",
+        "scored.csv:10": "public suffix, not a blockable domain",
+        "scored.csv:11": "no host",
+        "scored.csv:12": "invalid label '" + "a" * 64 + "'",
+    }
+    assert [e.value for e in bl.domains] == DOMAINS
+    evil = bl.domains[0]
+    assert (evil.score, evil.reasons) == (0.99, "second sighting")  # the highest-scoring row wins
+    assert [str(n) for n in bl.ipv4] == IPV4 and [str(n) for n in bl.ipv6] == IPV6
+
+
+def test_suspicious_can_be_selected():
+    entries, _, not_selected = entries_from_scored(scored_frame(), "s", ("malicious", "suspicious"))
+    assert "maybe.example.net" in {e.value for e in entries} and not_selected == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_target_of_blocks_a_valid_name_or_says_why_not(url):
+    try:
+        kind, value = target_of(url)
+    except ValueError as err:
+        assert str(err)
+        return
+    if kind == "domain":
+        assert value.isascii() and len(value) <= MAX_DOMAIN_CHARS and "." in value
+    else:
+        assert ipaddress.ip_network(value).is_global
+
+
+def test_feed_entries_exclude_private_and_bogon_ranges():
+    index = IntelIndex.build({"fh": [ipaddress.ip_network(n) for n in
+                                     ("10.0.0.0/8", "224.0.0.0/3", "1.10.16.0/20", "1.10.16.0/24", "2a00:1::/32")]},
+                             {"hosts": ["bad.example"]})
+    entries, rejected = entries_from_feeds(index)
+    assert sorted(e.value for e in entries) == ["1.10.16.0/20", "2a00:1::/32", "bad.example"]
+    assert {r.value: r.reason for r in rejected} == {"10.0.0.0/8": "private range is never blocked",
+                                                     "224.0.0.0/3": "multicast range is never blocked"}
+
+
+def test_output_is_deterministic_whatever_the_row_order(tmp_path):
+    shuffled = ROWS[:]
+    random.Random(7).shuffle(shuffled)
+    first = export(blocklist_from_rows()[0], FORMATS, tmp_path / "a")
+    second = export(blocklist_from_rows(shuffled)[0], FORMATS, tmp_path / "b")
+    for name in FORMATS:
+        assert first[name].read_bytes() == second[name].read_bytes(), name
+    changed = export(blocklist_from_rows([*ROWS, ("http://new.example.org/", "malicious", "1", "")])[0], ["rpz"],
+                     tmp_path / "c")
+    serial = re.compile(r"SOA\s+\S+\s+\S+\s+\((\d+)")
+    assert serial.search(first["rpz"].read_text()).group(1) != serial.search(changed["rpz"].read_text()).group(1)
+
+
+# ------------------------------------------------------------------------------------------------ parse back
+
+
+def lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith(("#", ";"))]
+
+
+def test_hosts_parses_back(outputs):
+    assert [line.split() for line in lines(outputs["hosts"])] == [["0.0.0.0", d] for d in DOMAINS]
+
+
+def test_dnsmasq_parses_back(outputs):
+    assert [re.fullmatch(r"local=/([^/]+)/", line).group(1) for line in lines(outputs["dnsmasq"])] == DOMAINS
+
+
+def test_unbound_parses_back(outputs):
+    body = lines(outputs["unbound"])
+    assert body[0] == "server:"
+    assert [re.fullmatch(r'\s+local-zone: "([^"]+)\." always_nxdomain', line).group(1) for line in body[1:]] == DOMAINS
+
+
+def test_rpz_parses_back(outputs):
+    records = [line.split("\t") for line in lines(outputs["rpz"]) if "CNAME" in line]
+    assert records == [[name, "CNAME", "."] for d in DOMAINS for name in (d, f"*.{d}")]
+
+
+def test_nginx_parses_back(outputs):
+    text = outputs["nginx"].read_text()
+    keys = re.findall(r"^\s+\.(\S+) 1;$", text, re.M)
+    denied = re.findall(r"^deny (\S+);$", text, re.M)
+    assert keys == DOMAINS
+    assert denied == ["1.2.3.4/31", "2a00:1::5"]
+
+
+def test_nftables_parses_back(outputs):
+    text = outputs["nftables"].read_text()
+    sets = dict(re.findall(r"add element inet cybersentinel (\S+) \{\n(.*?)\n\}", text, re.S))
+    assert [e.strip() for e in sets["blocked_ipv4"].split(",")] == ["1.2.3.4/31"]
+    assert [e.strip() for e in sets["blocked_ipv6"].split(",")] == ["2a00:1::5"]
+
+
+def test_ipset_parses_back(outputs):
+    adds = [line.split()[1:] for line in lines(outputs["ipset"]) if line.startswith("add ")]
+    assert adds == [["cybersentinel_v4_new", "1.2.3.4/31"], ["cybersentinel_v6_new", "2a00:1::5"]]
+
+
+def test_csv_parses_back(outputs):
+    with open(outputs["csv"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["kind"], r["value"]) for r in rows] == [("domain", DOMAINS[0]), ("domain", DOMAINS[1]),
+                                                      ("ipv4", "1.2.3.4/32"), ("ipv4", "1.2.3.5/32"),
+                                                      ("ipv6", "2a00:1::5/128")]
+    assert rows[0]["score"] == "0.99" and rows[0]["reasons"] == "second sighting" and rows[0]["sources"] == "scored"
+
+
+def test_empty_list_renders_valid_files(tmp_path):
+    written = export(build([]), FORMATS, tmp_path)
+    assert "add element" not in written["nftables"].read_text()
+    assert lines(written["hosts"]) == []
+
+
+# ------------------------------------------------------------------------------------------------ real tools
+
+
+def require(tool: str, package: str) -> str:
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    if path is None:
+        pytest.skip(f"{tool} not installed (Debian package {package})")
+    return path
+
+
+def run(args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def check_nft(path: Path) -> subprocess.CompletedProcess:
+    return run([require("nft", "nftables"), "-c", "-f", str(path)])
+
+
+def check_named(path: Path) -> subprocess.CompletedProcess:
+    return run([require("named-checkzone", "bind9-utils"), "cybersentinel.rpz", str(path)])
+
+
+def check_unbound(path: Path) -> subprocess.CompletedProcess:
+    conf = path.parent / "unbound-test.conf"
+    conf.write_text(f'server:\n    chroot: ""\n    username: ""\n    directory: "{path.parent}"\n    pidfile: ""\n'
+                    f'    use-syslog: no\ninclude: "{path}"\n')
+    return run([require("unbound-checkconf", "unbound"), str(conf)])
+
+
+def check_nginx(path: Path) -> subprocess.CompletedProcess:
+    conf = path.parent / "nginx-test.conf"
+    conf.write_text(f"pid {path.parent}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n    access_log off;\n"
+                    f"    include {path};\n    server {{\n        listen 127.0.0.1:18080;\n"
+                    "        if ($cybersentinel_blocked_host) { return 403; }\n    }\n}\n")
+    return run([require("nginx", "nginx"), "-t", "-q", "-c", str(conf), "-p", str(path.parent), "-e", "stderr"])
+
+
+def check_dnsmasq(path: Path) -> subprocess.CompletedProcess:
+    return run([require("dnsmasq", "dnsmasq-base"), "--test", f"--conf-file={path}"])
+
+
+def check_ipset(path: Path) -> subprocess.CompletedProcess:
+    # ipset has no dry run: restore into a throw-away network namespace, so the host's sets are untouched
+    ipset = require("ipset", "ipset")
+    unshare = require("unshare", "util-linux")
+    if run([unshare, "--net", "true"]).returncode != 0:
+        pytest.skip("cannot create a network namespace here (unshare --net needs CAP_SYS_ADMIN)")
+    return run([unshare, "--net", ipset, "restore", "-f", str(path)])
+
+
+CHECKERS = {"nftables": check_nft, "rpz": check_named, "unbound": check_unbound, "nginx": check_nginx,
+            "dnsmasq": check_dnsmasq, "ipset": check_ipset}
+BREAKAGE = {"nftables": ("1.2.3.4/31", "1.2.3.4/33"), "rpz": ("CNAME\t.", "CNAME\t.."),
+            "unbound": ("always_nxdomain", "always_nothing"), "nginx": ("deny 1.2.3.4/31;", "deny 1.2.3.4/33;"),
+            "dnsmasq": ("local=/evil", "locale=/evil"), "ipset": ("1.2.3.4/31", "1.2.3.4/33")}
+
+
+@pytest.mark.parametrize("fmt", sorted(CHECKERS))
+def test_real_tool_accepts_output_and_rejects_a_broken_copy(fmt, outputs, tmp_path):
+    good = tmp_path / outputs[fmt].name
+    good.write_text(outputs[fmt].read_text())
+    result = CHECKERS[fmt](good)
+    assert result.returncode == 0, result.stdout + result.stderr
+    old, new = BREAKAGE[fmt]
+    broken = tmp_path / f"broken-{outputs[fmt].name}"
+    assert old in good.read_text()
+    broken.write_text(good.read_text().replace(old, new))
+    assert CHECKERS[fmt](broken).returncode != 0  # the check has teeth
+
+
+@pytest.mark.parametrize("fmt", sorted(CHECKERS))
+def test_real_tool_accepts_longest_names_and_feed_sized_lists(fmt, tmp_path):
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * (MAX_DOMAIN_CHARS - 3 * 64 - 4), "com"])
+    assert len(longest) == MAX_DOMAIN_CHARS
+    rows = [(f"http://{longest}/", "malicious", "1", "")]
+    rows += [(f"http://host{i}.bad{i % 97}.example/", "malicious", "0.9", "") for i in range(3000)]
+    rows += [(f"http://{ipaddress.IPv4Address(0x05000000 + i * 3)}/", "malicious", "0.9", "") for i in range(3000)]
+    rows += [(f"http://[2a00:1::{i:x}]/", "malicious", "0.9", "") for i in range(500)]
+    written = export(blocklist_from_rows(rows)[0], [fmt], tmp_path)
+    result = CHECKERS[fmt](written[fmt])
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+
+
+# ------------------------------------------------------------------------------------------------ inputs and CLI
+
+
+def test_reads_csv_parquet_and_jsonl_alike(tmp_path):
+    frame = scored_frame()
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    frame.to_parquet(tmp_path / "s.parquet", index=False)
+    frame.to_json(tmp_path / "s.jsonl", orient="records", lines=True)
+    values = {suffix: [e.value for e in build(entries_from_scored(read_scored(tmp_path / f"s.{suffix}"), "s")[0])
+                       .entries] for suffix in ("csv", "parquet", "jsonl")}
+    assert values["csv"] == values["parquet"] == values["jsonl"] == DOMAINS + ["1.2.3.4/32", "1.2.3.5/32",
+                                                                              "2a00:1::5/128"]
+
+
+def test_list_reasons_from_jsonl(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"url": "bad.example", "verdict": "malicious", "score": 0.9,
+                                "reasons": ["host is new", "brand name"]}) + "\n")
+    entries, _, _ = entries_from_scored(read_scored(path), "s")
+    assert entries[0].reasons == "host is new; brand name"
+
+
+def test_cli_export_writes_formats_rejects_and_report(tmp_path):
+    scored = tmp_path / "scored.csv"
+    scored_frame().to_csv(scored, index=False)
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    (feeds / "firehol_level1.txt").write_text("10.0.0.0/8\n1.10.16.0/20\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["blocklist", "export", str(scored), "-o", str(out), "--feeds-dir", str(feeds),
+                                      "-f", "hosts", "-f", "nftables"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["blocklist.nft", "hosts", "rejected.csv", "report.json"]
+    report = json.loads((out / "report.json").read_text())
+    counts = report["inputs"][str(scored)]
+    assert counts == {"rows": 12, "blockable": 6, "not_selected": 2, "rejected": 4}
+    assert report["rejected"] == 5  # four rows and the feed's 10.0.0.0/8
+    assert "1.10.16.0/20" in (out / "blocklist.nft").read_text()
+    assert "10.0.0.0/8" not in (out / "blocklist.nft").read_text()
+    assert len((out / "rejected.csv").read_text().splitlines()) == 1 + 5
+
+
+def test_cli_export_clear_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("link,label\nx,y\n")
+    result = CliRunner().invoke(app, ["blocklist", "export", str(bad), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "missing column(s) url, verdict" in result.output
+    assert not (tmp_path / "o").exists()
+    result = CliRunner().invoke(app, ["blocklist", "export", str(bad), "-f", "iptables"])
+    assert result.exit_code == 2 and "unknown format" in result.output
