@@ -1,0 +1,33 @@
+# Two commands on a fresh clone:  `make repro` (set up, run the pipeline) and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3.11
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup repro test lint params bench clean-venv
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed  ## create the virtualenv and install the pinned requirements
+
+repro: setup  ## run the pipeline on the default configuration (params.yaml)
+	dvc repro
+
+test: setup  ## lint and run the test suite
+	ruff check src stages tests benchmarks
+	pytest -q
+
+lint: setup
+	ruff check src stages tests benchmarks
+	ruff format --check src stages tests benchmarks
+
+params: setup  ## recompose params.yaml from conf/ (what `dvc exp run` does with hydra enabled)
+	python -m cybersentinel.params $(OVERRIDES)
+
+bench: setup  ## time a full and a no-op `dvc repro`
+	python benchmarks/pipeline.py

@@ -1,0 +1,103 @@
+"""A temporary copy of this repository in which `dvc repro` has run on a small sample of the real
+upstream data (subsampled from the mirror, checksums updated), for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from cybersentinel.io import sha256_file
+from cybersentinel.sources import MIRROR_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_ROWS = 1500  # per upstream file
+
+
+def mirror_dir() -> Path:
+    path = os.environ.get(MIRROR_ENV) or REPO.parent / "shared" / "data" / "upstream"
+    if not Path(path, "dataset_phishing.csv").is_file():
+        pytest.skip(f"no upstream mirror: set {MIRROR_ENV} to a folder with the upstream files")
+    return Path(path)
+
+
+def pipeline_env(repo: Path, mirror: Path) -> dict[str, str]:
+    """Environment for `dvc repro` in ``repo``: this interpreter first on PATH, its own MLflow store."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env[MIRROR_ENV] = str(mirror)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
+    env.pop("DVC_NO_ANALYTICS", None)
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def make_sample_mirror(source: Path, target: Path, rows: int = SAMPLE_ROWS) -> None:
+    """Every k-th entry of each real upstream file, in the same format and file name."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("data_legitimate_36400.json", "data_phishing_37175.json"):
+        items = json.loads((source / name).read_text())
+        (target / name).write_text(json.dumps(items[:: max(1, len(items) // rows)][:rows]))
+    csv = pd.read_csv(source / "dataset_phishing.csv")
+    csv.iloc[:: max(1, len(csv) // rows)].head(rows).to_csv(target / "dataset_phishing.csv", index=False)
+    arff = (source / "Training Dataset.arff").read_text().splitlines()
+    start = arff.index("@data") + 1
+    (target / "Training Dataset.arff").write_text("\n".join(arff[:start] + arff[start::4][:rows]) + "\n")
+
+
+def copy_worktree(target: Path) -> None:
+    """The files git knows (tracked and untracked-but-not-ignored) as they are now, committed anew."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target / rel)
+    git = ["git", "-c", "user.email=test@cybersentinel.invalid", "-c", "user.name=test"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=target, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=target, check=True)
+    subprocess.run([*git, "commit", "-qm", "sample"], cwd=target, check=True)
+
+
+def shrink_params(repo: Path, mirror: Path) -> None:
+    """Point the dataset checksums at the sample files and make the search cheap."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for source in params["dataset"]["sources"]:
+        for spec in source["files"]:
+            spec["sha256"] = sha256_file(mirror / spec["name"])
+    params["search"].update(n_iter=2, cv_folds=2)
+    params["featurizer"].update(cv=3, n_features=2**18)
+    params["model"]["params"]["n_estimators"] = 100
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def sample_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("mirror")
+    make_sample_mirror(mirror_dir(), target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def sample_repo(tmp_path_factory: pytest.TempPathFactory, sample_mirror: Path) -> Path:
+    """A committed temporary repository where `dvc repro` has produced data, model and reports."""
+    repo = tmp_path_factory.mktemp("repo")
+    copy_worktree(repo)
+    shrink_params(repo, sample_mirror)
+    git = ["git", "-c", "user.email=test@cybersentinel.invalid", "-c", "user.name=test"]
+    subprocess.run([*git, "commit", "-qam", "sample params"], cwd=repo, check=True)
+    result = subprocess.run(["dvc", "repro"], cwd=repo, env=pipeline_env(repo, sample_mirror),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "repro"], cwd=repo, check=True)
+    return repo
