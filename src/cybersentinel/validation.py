@@ -65,7 +65,7 @@ def url_sanity(urls: pd.Series) -> dict[str, Any]:
         "bare_homepage": int(sum(p.path.strip("/") == "" and not p.query for p in parts)),
         "host_is_ip": int(sum(p.is_ip for p in parts)),
         "no_public_suffix": int(sum(not p.suffix and not p.is_ip for p in parts)),
-        "non_ascii": int((~urls.map(str.isascii)).sum()),
+        "non_ascii": sum(not u.isascii() for u in urls),
         "control_chars": int(urls.str.contains(r"[\x00-\x1f\x7f]", regex=True).sum()),
         "max_length": int(lengths.max()) if len(urls) else 0,
         "median_length": float(lengths.median()) if len(urls) else 0.0,

@@ -1,0 +1,93 @@
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.preprocessing import FunctionTransformer
+
+from cybersentinel.metrics import classification_metrics, tpr_at_fpr
+from cybersentinel.models import (
+    ModelIntegrityError,
+    build_estimator,
+    calibrate,
+    choose_threshold,
+    load_model,
+    save_model,
+    search_space,
+)
+
+
+def brute_force_threshold(y, scores, objective):
+    best, best_value = None, -1
+    for t in sorted(set(scores) | {0.5}):
+        pred = scores >= t
+        tp, fp = (pred & (y == 1)).sum(), (pred & (y == 0)).sum()
+        fn, tn = (~pred & (y == 1)).sum(), (~pred & (y == 0)).sum()
+        value = (tp + tn) / len(y) if objective == "accuracy" else 2 * tp / max(2 * tp + fp + fn, 1)
+        if value > best_value:
+            best, best_value = t, value
+    return best
+
+
+@pytest.mark.parametrize("objective", ["accuracy", "f1"])
+def test_choose_threshold_matches_brute_force(objective):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    scores = np.clip(y * 0.3 + rng.random(300) * 0.7, 0, 1).round(3)
+    assert choose_threshold(y, scores, objective) == pytest.approx(brute_force_threshold(y, scores, objective))
+
+
+@pytest.mark.parametrize("name", ["logreg", "random_forest", "xgboost", "lightgbm"])
+def test_every_configured_model_trains_calibrates_and_round_trips(tmp_path, name):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(240, 4))
+    y = (X[:, 0] + 0.3 * rng.normal(size=240) > 0).astype(int)
+    model = build_estimator({"name": name, "params": {}}, seed=0).fit(X[:160], y[:160])
+    calibrated = calibrate(model, X[160:], y[160:], "sigmoid")
+    sha = save_model(calibrated, tmp_path / "m.skops")
+    assert save_model(calibrated, tmp_path / "again.skops") == sha  # byte-reproducible
+    loaded = load_model(tmp_path / "m.skops", sha)
+    np.testing.assert_allclose(loaded.predict_proba(X), calibrated.predict_proba(X))
+
+
+def test_logreg_search_space_targets_the_pipeline_step():
+    assert search_space({"name": "logreg", "search": {"C": [0.1, 1]}}) == {"logisticregression__C": [0.1, 1]}
+
+
+def test_load_refuses_a_modified_file(tmp_path):
+    model = build_estimator({"name": "logreg", "params": {}}, 0).fit([[0.0], [1.0]], [0, 1])
+    sha = save_model(model, tmp_path / "m.skops")
+    data = bytearray((tmp_path / "m.skops").read_bytes())
+    data[-30] ^= 0xFF
+    (tmp_path / "m.skops").write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        load_model(tmp_path / "m.skops", sha)
+
+
+def test_load_refuses_types_outside_the_allowlist(tmp_path):
+    # A correctly hashed file whose transformer would call eval(): skops could load it if trusted; we refuse.
+    path = tmp_path / "evil.skops"
+    path.write_bytes(sio.dumps(FunctionTransformer(func=eval)))
+    from cybersentinel.io import sha256_file
+
+    with pytest.raises(ModelIntegrityError, match="allowlist"):
+        load_model(path, sha256_file(path))
+
+
+def test_saved_archive_has_fixed_timestamps_and_names(tmp_path):
+    model = build_estimator({"name": "random_forest", "params": {"n_estimators": 3}}, 0).fit([[0], [1]] * 5, [0, 1] * 5)
+    save_model(model, tmp_path / "m.skops")
+    archive = zipfile.ZipFile(io.BytesIO((tmp_path / "m.skops").read_bytes()))
+    assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert all(n == "schema.json" or n[:6].isdigit() for n in archive.namelist())
+
+
+def test_metrics_on_a_known_case():
+    y = np.array([0, 0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.95])
+    metrics = classification_metrics(y, scores, threshold=0.5)
+    assert metrics["accuracy"] == pytest.approx(5 / 6, abs=1e-5)
+    assert metrics["precision"] == pytest.approx(2 / 3, abs=1e-5)
+    assert metrics["recall"] == 1.0
+    assert tpr_at_fpr(y, scores, 0.0) == 0.5  # at zero false positives only the 0.95 case is caught

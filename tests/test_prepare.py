@@ -1,0 +1,46 @@
+import pandas as pd
+
+from cybersentinel.prepare import assign_groups, deduplicate, feature_columns, grouped_split
+
+URL_DATASET = {"name": "t", "kind": "url", "group_by": "registered_domain", "features": []}
+TAB_DATASET = {"name": "t", "kind": "tabular", "group_by": "feature_vector", "features": "all"}
+
+
+def url_table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "url": ["http://www.a.com/", "a.com", "https://a.com/x", "b.org/login", "B.ORG/login/", "c.net"],
+        "label": [0, 0, 0, 1, 1, 1],
+        "source": ["s1", "s1", "s2", "s1", "s2", "s2"],
+    })
+
+
+def test_deduplicate_normalises_urls_and_counts_by_source():
+    out, counts = deduplicate(url_table(), URL_DATASET)
+    assert out["url"].tolist() == ["http://www.a.com/", "https://a.com/x", "b.org/login", "c.net"]
+    assert counts == {"rows_in": 6, "duplicates_removed": 2, "duplicates_removed_s1": 1,
+                      "duplicates_removed_s2": 1, "rows_out": 4}
+
+
+def test_tabular_duplicates_need_same_features_and_label():
+    table = pd.DataFrame({"f1": [1, 1, 1, -1], "f2": [0, 0, 0, 1], "label": [1, 1, 0, 0], "source": "s"})
+    out, counts = deduplicate(table, TAB_DATASET)
+    assert counts["duplicates_removed"] == 1
+    groups = assign_groups(out, TAB_DATASET)
+    assert groups.iloc[0] == groups.iloc[1] != groups.iloc[2]  # conflicting labels share a group
+
+
+def test_feature_columns_excludes_provenance():
+    table = pd.DataFrame({"url": ["x"], "f": [1.0], "label": [0], "source": ["s"], "snapshot": ["0" * 16]})
+    assert feature_columns(table, TAB_DATASET) == ["f"]
+    assert feature_columns(table, {"features": ["f"]}) == ["f"]
+
+
+def test_grouped_split_keeps_domains_whole_stratified_and_reproducible():
+    urls = [f"http://h{i % 7}.site{i % 40}.com/p{i}" for i in range(400)]
+    table = pd.DataFrame({"url": urls, "label": [(i % 40) % 2 for i in range(400)]})
+    groups = assign_groups(table, URL_DATASET)
+    mask = grouped_split(table["label"], groups, 0.25, seed=7)
+    assert not set(groups[mask]) & set(groups[~mask])
+    assert 0.15 < mask.mean() < 0.35
+    assert abs(table["label"][mask].mean() - 0.5) < 0.2
+    assert (grouped_split(table["label"], groups, 0.25, seed=7) == mask).all()
