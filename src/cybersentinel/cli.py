@@ -58,3 +58,7 @@ app.add_typer(blocklist_app, name="blocklist")
 from cybersentinel.remote import remote_app  # noqa: E402
 
 app.add_typer(remote_app, name="remote")
+
+from cybersentinel.monitor import monitor  # noqa: E402
+
+app.command("monitor")(monitor)

@@ -1,0 +1,310 @@
+"""The access-log monitor: parsing, following across rotation, alerts and the block list it keeps."""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cybersentinel.intel import IntelIndex
+from cybersentinel.monitor import (
+    MAX_LINE_BYTES,
+    TOO_LONG,
+    LogRecord,
+    MalformedLineError,
+    follow,
+    parse_line,
+    run_monitor,
+)
+
+TIME = "24/Nov/2026:03:00:00 +0000"
+
+
+def combined(client: str, request: str, status: int = 200) -> str:
+    return f'{client} - - [{TIME}] "{request}" {status} 512 "-" "Mozilla/5.0 (X11; Linux)"'
+
+
+def squid(client: str, method: str, url: str, peer: str = "-") -> str:
+    return f"1700000000.123    150 {client} TCP_MISS/200 1234 {method} {url} - HIER_DIRECT/{peer} text/html"
+
+
+class Scorer:
+    """A deterministic stand-in for the model's scorer (our own API): records what it was asked."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def __call__(self, urls: list[str]) -> list[dict]:
+        self.calls.append(list(urls))
+        return [{"score": 0.95, "verdict": "malicious", "reasons": ["phishing words in path"]}
+                if "phish" in url or "malware" in url else
+                {"score": 0.6, "verdict": "suspicious"} if "maybe" in url else {"score": 0.05, "verdict": "benign"}
+                for url in urls]
+
+
+def index() -> IntelIndex:
+    return IntelIndex.build({"drop": [ipaddress.ip_network("1.10.16.0/20"), ipaddress.ip_network("5.5.5.0/24")],
+                             "fh": [ipaddress.ip_network("10.0.0.0/8")]},
+                            {"hosts": ["blocked.example"]}, [("example.org", 5)])
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+
+
+def test_parse_combined_proxy_and_origin_form():
+    proxy = parse_line(combined("203.0.113.9", "GET http://evil.example/x?a=1 HTTP/1.1"))
+    assert (proxy.format, proxy.client_ip, proxy.method, proxy.url) == ("combined", "203.0.113.9", "GET",
+                                                                        "http://evil.example/x?a=1")
+    origin = parse_line(combined("203.0.113.9", "GET /login.php HTTP/1.1"))
+    assert origin.url is None and origin.target == "/login.php"  # a path alone is not a URL
+    assert parse_line(combined("203.0.113.9", "GET /login.php HTTP/1.1"),
+                      site_host="shop.example.org").url == "http://shop.example.org/login.php"
+    connect = parse_line(combined("203.0.113.9", "CONNECT Login.Phish.test:443 HTTP/1.1"))
+    assert connect.url == "login.phish.test"
+
+
+def test_parse_common_vhost_and_escaped_quotes():
+    common = parse_line(f'host.example - frank [{TIME}] "GET /a HTTP/1.0" 404 -')
+    assert (common.client, common.client_ip, common.status) == ("host.example", None, 404)
+    vhost = parse_line(f'shop.example.org:443 198.51.100.7 - - [{TIME}] "POST /pay HTTP/2.0" 302 0 '
+                       r'"https://ref.example/" "UA \"quoted\""')
+    assert (vhost.format, vhost.url, vhost.client_ip) == ("vhost_combined", "https://shop.example.org/pay",
+                                                          "198.51.100.7")
+
+
+def test_parse_squid_native():
+    record = parse_line(squid("192.168.1.10", "GET", "http://malware.test/p.exe", "1.10.16.9"))
+    assert record == LogRecord("squid", "192.168.1.10", "192.168.1.10", "1700000000.123", "GET",
+                               "http://malware.test/p.exe", 200, "http://malware.test/p.exe", "1.10.16.9")
+    tunnel = parse_line(squid("192.168.1.10", "CONNECT", "login.phish.test:443", "5.5.5.5"))
+    assert (tunnel.url, tunnel.server_ip) == ("login.phish.test", "5.5.5.5")
+    error = parse_line("1700000001.000      0 192.168.1.11 NONE_NONE/400 0 NONE error:invalid-request - HIER_NONE/- -")
+    assert error.url is None and error.server_ip is None
+
+
+def test_a_non_http_request_is_a_parsed_line_without_url():
+    record = parse_line(combined("203.0.113.9", r"\x16\x03\x01\x00", 400))
+    assert record.url is None and record.method == ""
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("", "empty line"), ("garbage", "not a known log line"), (TOO_LONG, f"longer than {MAX_LINE_BYTES} bytes"),
+    (f'1.2.3.4 - - [{TIME}] "GET / HTTP/1.1" 2000 1', "not a known log line"),
+    (f'1.2.3.4 - - [{TIME}] "GET / HTTP/1.1 200 1', "not a known log line"),  # unterminated quote
+])
+def test_malformed_lines_have_a_fixed_reason(line, reason):
+    with pytest.raises(MalformedLineError, match=reason):
+        parse_line(line)
+
+
+def test_explicit_format_rejects_other_formats():
+    with pytest.raises(MalformedLineError, match="not a squid log line"):
+        parse_line(combined("1.2.3.4", "GET / HTTP/1.1"), "squid")
+    with pytest.raises(ValueError, match="unknown log format"):
+        parse_line("x", "json")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_characters="\n"), max_size=400)
+       | st.builds(combined, st.text(max_size=20), st.text(max_size=80)))
+def test_any_line_is_parsed_or_malformed_never_a_crash(line):
+    try:
+        record = parse_line(line)
+    except MalformedLineError as err:
+        assert str(err) in ("empty line", "not a known log line")
+        return
+    assert isinstance(record, LogRecord) and 100 <= record.status <= 999
+
+
+@settings(max_examples=100, deadline=None)
+@given(client=st.ip_addresses().map(str), path=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/._-?=&%",
+                                                      max_size=60).map(lambda p: "/" + p),
+       status=st.integers(100, 599), method=st.sampled_from(["GET", "POST", "HEAD", "PUT"]))
+def test_generated_combined_lines_round_trip(client, path, status, method):
+    record = parse_line(combined(client, f"{method} {path} HTTP/1.1", status), site_host="site.example")
+    assert (record.client_ip, record.method, record.target, record.status) == (client, method, path, status)
+    assert record.url == f"http://site.example{path}"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(max_size=120).filter(lambda b: b"\n" not in b) | st.sampled_from([
+    combined("5.5.5.5", "GET http://phish.test/a HTTP/1.1").encode(), squid("10.0.0.1", "GET", "http://ok.test/").encode(),
+]), max_size=30))
+def test_every_line_of_a_file_is_counted_parsed_or_malformed(lines):
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "access.log"
+        log.write_bytes(b"".join(line + b"\n" for line in lines))
+        report = run_monitor(log, Scorer(), index=index(), once=True, alerts=io.StringIO())
+    assert report.get("lines", 0) == len(lines)
+    assert report.get("parsed", 0) + report["malformed"] == len(lines)
+
+
+# ------------------------------------------------------------------------------------------------ following
+
+
+def test_follow_survives_rename_rotation_truncation_partial_and_overlong_lines(tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text("old line, skipped\n")
+    stats: Counter = Counter()
+    lines = follow(log, stats, poll=0.01)
+    assert next(lines) is None  # starts at the end: existing content is not replayed
+    with open(log, "a") as handle:
+        handle.write("one\ntw")
+    assert [next(lines), next(lines)] == ["one", None]  # "tw" waits for its newline
+    with open(log, "a") as handle:
+        handle.write("o\n" + "x" * (MAX_LINE_BYTES + 10) + "\nthree\n")
+    assert [next(lines), next(lines), next(lines)] == ["two", TOO_LONG, "three"]
+    with open(log, "a") as handle:
+        handle.write("last of old file, no newline")
+    os.rename(log, tmp_path / "access.log.1")
+    log.write_text("first of new file\n")
+    got = [line for line in (next(lines) for _ in range(6)) if line is not None]
+    assert got[:2] == ["last of old file, no newline", "first of new file"] and stats["rotations"] == 1
+    log.write_text("")  # copytruncate
+    assert next(lines) is None
+    assert stats["truncations"] == 1
+    with open(log, "a") as handle:
+        handle.write("after truncation\n")
+    assert [line for line in (next(lines) for _ in range(3)) if line is not None] == ["after truncation"]
+    lines.close()
+
+
+def test_follow_waits_for_a_missing_file(tmp_path):
+    log = tmp_path / "later.log"
+    lines = follow(log, Counter(), poll=0.01)
+    assert next(lines) is None
+    log.write_text("hello\n")
+    assert [line for line in (next(lines) for _ in range(3)) if line is not None] == ["hello"]
+    lines.close()
+
+
+# ------------------------------------------------------------------------------------------------ monitoring
+
+
+def read_alerts(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def test_monitor_follows_a_live_log_across_rotation(tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text(combined("5.5.5.5", "GET http://phish.test/old HTTP/1.1") + "\n")
+    alerts_path, blocklist, hosts = tmp_path / "alerts.jsonl", tmp_path / "blocklist.csv", tmp_path / "hosts"
+    scorer, stop, result = Scorer(), threading.Event(), {}
+
+    def run():
+        with open(alerts_path, "a") as alerts:
+            result["report"] = run_monitor(log, scorer, index=index(), alerts=alerts, blocklist=blocklist,
+                                           render={"hosts": hosts}, from_start=True, stop=stop, poll=0.02,
+                                           duration=30)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.2)
+
+    def append(path: Path, *lines: str) -> None:
+        with open(path, "a") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+
+    append(log, combined("203.0.113.9", "GET http://login.phish.test/a HTTP/1.1"),
+           combined("203.0.113.9", "GET http://login.phish.test/a HTTP/1.1"),  # repeated: scored once
+           "this is not a log line", "",
+           combined("1.10.16.7", "GET http://www.example.org/ HTTP/1.1"),  # listed client address
+           combined("10.1.2.3", "GET http://maybe.example.net/ HTTP/1.1"))  # private client; suspicious URL
+    wait_for(lambda: len(read_alerts(alerts_path)) >= 5)
+    os.rename(log, tmp_path / "access.log.1")  # rotation: rename, then a new file
+    append(log, squid("192.168.1.5", "GET", "http://malware.test/x.exe", "5.5.5.9"), "\x00\xff garbage")
+    wait_for(lambda: len(read_alerts(alerts_path)) >= 7)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+    report = result["report"]
+    assert report["lines"] == 9 and report["parsed"] == 6 and report["malformed"] == 3
+    assert report["malformed_reasons"] == {"not a known log line": 2, "empty line": 1}
+    assert report["rotations"] == 1
+    alerts = {(a["type"], a.get("url") if a["type"] == "url" else a["ip"]): a for a in read_alerts(alerts_path)}
+    assert set(alerts) == {("url", "http://phish.test/old"), ("ip", "5.5.5.5"),
+                           ("url", "http://login.phish.test/a"), ("ip", "1.10.16.7"),
+                           ("url", "http://maybe.example.net/"), ("url", "http://malware.test/x.exe"),
+                           ("ip", "5.5.5.9")}
+    assert alerts[("ip", "1.10.16.7")]["feeds"] == ["drop"] and alerts[("ip", "1.10.16.7")]["role"] == "client"
+    assert alerts[("ip", "5.5.5.9")]["role"] == "server"
+    assert alerts[("url", "http://maybe.example.net/")]["verdict"] == "suspicious"
+    assert alerts[("url", "http://login.phish.test/a")]["reasons"] == "phishing words in path"
+    assert sum(call.count("http://login.phish.test/a") for call in scorer.calls) == 1
+
+    with open(blocklist, newline="") as handle:
+        blocked = {row["url"]: row for row in csv.DictReader(handle)}
+    # the suspicious URL is alerted, not blocked
+    assert sorted(blocked) == ["1.10.16.7", "5.5.5.5", "5.5.5.9", "login.phish.test", "malware.test", "phish.test"]
+    assert hosts.read_text().splitlines()[1:] == ["0.0.0.0 login.phish.test", "0.0.0.0 malware.test",
+                                                  "0.0.0.0 phish.test"]
+
+
+def test_monitor_once_reloads_the_block_list_and_combines_intel(tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text("\n".join([
+        combined("8.8.8.8", "GET http://a.blocked.example/ HTTP/1.1"),  # benign to the model, on a block list
+        combined("8.8.8.8", "GET http://phish.test/ HTTP/1.1"),
+    ]) + "\n")
+    blocklist = tmp_path / "blocklist.csv"
+    blocklist.write_text("url,verdict,score,reasons,first_seen\nearlier.example,malicious,0.99,from before,t0\n")
+    alerts = io.StringIO()
+    report = run_monitor(log, Scorer(), index=index(), once=True, alerts=alerts, blocklist=blocklist)
+    assert report["lines"] == 2 and report["alerts"] == 2 and report["blocked"] == 3
+    listed = json.loads(alerts.getvalue().splitlines()[0])
+    assert (listed["verdict"], listed["score"], listed["model_score"]) == ("malicious", 0.9, 0.05)
+    assert listed["feeds"] == ["hosts"]
+    assert "earlier.example" in blocklist.read_text()  # a restart loses nothing
+
+
+def test_monitor_memory_is_bounded_by_the_lru(tmp_path):
+    log = tmp_path / "access.log"
+    urls = [f"http://site{i % 50}.test/" for i in range(400)]
+    log.write_text("".join(combined("8.8.8.8", f"GET {u} HTTP/1.1") + "\n" for u in urls))
+    scorer = Scorer()
+    report = run_monitor(log, scorer, once=True, alerts=io.StringIO(), seen_size=10, batch_size=7)
+    assert report["lines"] == 400
+    assert report["urls_scored"] > 50  # with room for 10, evicted URLs are scored again
+    assert max(len(call) for call in scorer.calls) <= 7
+    report = run_monitor(log, scorer, once=True, alerts=io.StringIO(), seen_size=100)
+    assert report["urls_scored"] == 50
+
+
+def test_monitor_max_lines_stops(tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text("".join(combined("8.8.8.8", f"GET http://s{i}.test/ HTTP/1.1") + "\n" for i in range(20)))
+    report = run_monitor(log, Scorer(), from_start=True, max_lines=5, alerts=io.StringIO(), poll=0.01)
+    assert report["lines"] == 5
+
+
+def test_cli_monitor_validates_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from cybersentinel.cli import app
+
+    log = tmp_path / "access.log"
+    log.write_text("")
+    result = CliRunner().invoke(app, ["monitor", str(log), "--render", "hosts=/tmp/x"])
+    assert result.exit_code == 2 and "--render needs --blocklist" in result.output
+    result = CliRunner().invoke(app, ["monitor", str(log), "--format", "json"])
+    assert result.exit_code == 2 and "choose from auto" in result.output
