@@ -374,6 +374,8 @@ _INTERNAL = {4: tuple(map(ipaddress.IPv4Network, ("10.0.0.0/8", "172.16.0.0/12",
 @lru_cache(maxsize=1 << 16)
 def ip_category(address: IPAddress) -> str | None:
     """None for a globally routable unicast address, else why it is not (``ipaddress``'s classification)."""
+    if address.is_global and not (address.is_multicast or address.is_reserved):  # the common case, checked first
+        return None
     for category in ("loopback", "link_local", "multicast", "unspecified", "reserved"):
         if getattr(address, f"is_{category}"):
             return category.replace("_", "-")
