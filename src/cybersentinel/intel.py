@@ -648,7 +648,7 @@ def intel_lookup(
     for result in results:
         listed = bool(result["feeds"])
         status = result["ip_status"] or ("listed" if listed else "unlisted" if result["kind"] == "domain" else "-")
-        if result["ip_category"]:
+        if result["ip_category"] not in (None, status):
             status += f" ({result['ip_category']})"
         rank = result["tranco_rank"]
         table.add_row(result["value"], result["kind"], f"[red]{status}[/red]" if listed else status,
