@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3.11
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test lint params bench clean-venv
+.PHONY: setup repro test lint params bench feeds bench-intel
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,3 +31,9 @@ params: setup  ## recompose params.yaml from conf/ (what `dvc exp run` does with
 
 bench: setup  ## time a full and a no-op `dvc repro`
 	python benchmarks/pipeline.py
+
+feeds: setup  ## refresh the threat-intel feed snapshots (offline mirror when CYBERSENTINEL_FEEDS_MIRROR is set)
+	cybersentinel feeds refresh --out data/feeds
+
+bench-intel: setup  ## IP/domain lookup speed on the real feeds
+	python benchmarks/intel_lookup.py

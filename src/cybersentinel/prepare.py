@@ -31,11 +31,12 @@ def feature_vector_key(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series
 
 
 def deduplicate(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop repeated rows. URLs count as repeated after normalisation (case, scheme, leading ``www.``,
-    trailing ``/``), which also removes the URLs the two raw-URL collections share; the first
-    occurrence (configured source order) is kept. Returns the table and what was removed."""
+    """Drop repeated rows. Rows with URLs count as repeated after URL normalisation (case, scheme, leading ``www.``,
+    trailing ``/``), which also removes the URLs the two raw-URL collections share; rows without URLs
+    when features and label repeat. The first occurrence (configured source order) is kept.
+    Returns the table and what was removed."""
     out = frame.copy()
-    if dataset["kind"] == "url":
+    if "url" in out.columns:
         out["url_normalised"] = out["url"].map(normalise)
         key = ["url_normalised"]
     else:
