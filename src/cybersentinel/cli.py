@@ -62,3 +62,7 @@ app.add_typer(remote_app, name="remote")
 from cybersentinel.monitor import monitor  # noqa: E402
 
 app.command("monitor")(monitor)
+
+from cybersentinel.service import serve  # noqa: E402
+
+app.command("serve")(serve)

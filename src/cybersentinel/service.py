@@ -1,0 +1,289 @@
+"""The scoring service: a FastAPI app over the verified model, and the `cybersentinel serve` command.
+
+`POST /v1/score` scores URLs, domains and IPs as text only: nothing submitted is ever fetched or resolved.
+The request body is bounded before it is parsed, the batch size after; every refusal is a 4xx with a JSON
+body. `GET /` is a small page (assets served from ``cybersentinel/web``, no CDN), `GET /model` its model
+card. API keys, if configured, guard everything under /v1; `/healthz` and the static page stay open.
+
+FastAPI and friends are imported inside functions so that `cybersentinel --help` stays fast; for the same
+reason the routes are closures over the loaded model instead of module-level globals.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+log = logging.getLogger("cybersentinel.service")
+
+ENV = {  # settings a worker process reads from its environment (uvicorn starts workers by import string)
+    "model_dir": "CYBERSENTINEL_MODEL_DIR",
+    "feeds_dir": "CYBERSENTINEL_FEEDS_DIR",
+    "metrics_path": "CYBERSENTINEL_METRICS",
+    "max_batch": "CYBERSENTINEL_MAX_BATCH",
+    "max_body_bytes": "CYBERSENTINEL_MAX_BODY_BYTES",
+}
+API_KEYS_ENV = "CYBERSENTINEL_API_KEYS"  # comma separated; only ever read from the environment
+HTML_HEADERS = {  # the page loads nothing but its own assets and talks only to this origin
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "example.com"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path = Path("models")
+    feeds_dir: Path | None = Path("data/feeds")
+    metrics_path: Path = Path("reports/metrics.json")
+    max_batch: int = 10_000
+    max_body_bytes: int = 4 * 1024 * 1024
+    api_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        given = {name: env[var] for name, var in ENV.items() if env.get(var)}
+        for name in ("max_batch", "max_body_bytes"):
+            if name in given:
+                given[name] = int(given[name])
+        for name in ("model_dir", "feeds_dir", "metrics_path"):
+            if name in given:
+                given[name] = Path(given[name])
+        return cls(**given, api_keys=parse_api_keys(env.get(API_KEYS_ENV, "")))
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as environment variables, API keys excepted (workers inherit those unchanged)."""
+        return {var: str(getattr(self, name)) for name, var in ENV.items() if getattr(self, name) is not None}
+
+
+def parse_api_keys(text: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in text.split(",") if key.strip())
+
+
+def key_matches(given: str, keys: tuple[str, ...]) -> bool:
+    """Constant-time check against every key: digests make the lengths equal, and no early exit."""
+    given_digest = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given_digest, hashlib.sha256(key.encode()).digest())
+    return matched
+
+
+def presented_key(headers: Any) -> str | None:
+    """The key sent as ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``."""
+    if key := headers.get("x-api-key"):
+        return key
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def parse_lines(text: str) -> list[str]:
+    """A text/plain body: one value per line; a final newline does not add an empty row."""
+    return text.splitlines()
+
+
+def read_json_file(path: Path | None) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: dict | None) -> dict[str, Any]:
+    """What `GET /v1/model` reports: identity, decision rule, metrics, and the hashes that pin the model."""
+    from importlib.metadata import version
+
+    manifest = detector.manifest
+    hashes = {k: v for k, v in manifest.items() if k.endswith("sha256") or k in ("git_commit", "code_version")}
+    return {
+        "name": manifest["name"], "version": manifest["sha256"][:12], "model": manifest["model"],
+        "dataset": manifest["dataset"], "kind": manifest["kind"], "inputs": manifest["inputs"],
+        "features": len(manifest["features"]),
+        "threshold": detector.threshold, "suspicious_from": detector.suspicious_from,
+        "validation_metrics": manifest.get("validation"), "test_metrics": metrics, "hashes": hashes,
+        "package_version": version("cybersentinel"),
+        "feeds": {name: {k: entry.get(k) for k in ("sha256", "entries", "fetched_at", "last_modified")}
+                  for name, entry in feeds["feeds"].items()} if feeds else None,
+        "limits": {"max_batch": settings.max_batch, "max_body_bytes": settings.max_body_bytes},
+    }
+
+
+def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
+    """The FastAPI app. Loads and verifies the model (unless given one), indexes the feeds if present, and
+    warms both up, so the first request is as fast as the rest."""
+    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+    from starlette.requests import ClientDisconnect
+
+    from cybersentinel.scoring import Detector
+
+    settings = settings or Settings.from_env()
+    detector = detector or Detector.from_dir(settings.model_dir)
+    index = None
+    if settings.feeds_dir is not None and settings.feeds_dir.is_dir():
+        from cybersentinel.intel import IntelIndex
+
+        index = IntelIndex.from_dir(settings.feeds_dir)
+    else:
+        log.warning("no feeds folder %s: scores are the model's alone (run `cybersentinel feeds refresh`)",
+                    settings.feeds_dir)
+    card = model_card(detector, settings, read_json_file(settings.metrics_path),
+                      read_json_file(settings.feeds_dir / "feeds.json") if index is not None else None)
+    model_ref = {"name": card["name"], "version": card["version"]}
+    web = Path(__file__).with_name("web")
+
+    def score_values(values: list[str]) -> list[dict[str, Any]]:
+        """One result per value, in order: the detector's columns (score, verdict, reasons, error, and with
+        feeds model_score and feeds), passed through as they are, after the value itself."""
+        table = detector.score_values(values, intel=index)
+        return [{"url": value, **row} for value, row in zip(values, table.to_pylist(), strict=True)]
+
+    score_values(WARM_UP)
+
+    class ScoreRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        urls: list[str] = Field(min_length=1, max_length=settings.max_batch,
+                                description="URLs, domains or IP addresses, as text; none is fetched")
+
+    class AsciiJSONResponse(JSONResponse):
+        # ASCII escapes keep any submitted string (lone surrogates included) encodable: never a 500.
+        def render(self, content: Any) -> bytes:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+    def require_key(request: Request) -> None:
+        if not settings.api_keys:
+            return
+        key = presented_key(request.headers)
+        if key is None or not key_matches(key, settings.api_keys):
+            raise HTTPException(401, "missing or invalid API key (send X-API-Key or Authorization: Bearer)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    async def read_body(request: Request) -> bytes:
+        """The body, refused with 413 as soon as it is known to exceed the limit (before any parsing)."""
+        limit = settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, f"request body larger than {limit} bytes; send fewer URLs per request")
+        chunks, size = [], 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"request body larger than {limit} bytes; send fewer URLs per request")
+                chunks.append(chunk)
+        except ClientDisconnect:  # the client left mid-body: nothing to score, nobody to answer
+            raise HTTPException(400, "client disconnected before the request body was complete") from None
+        return b"".join(chunks)
+
+    def parse_request(body: bytes, content_type: str) -> list[str]:
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type == "text/plain":
+            try:
+                values = parse_lines(body.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise HTTPException(400, f"text/plain body is not UTF-8: {exc}") from None
+            if not values:
+                raise HTTPException(422, "empty body: send one URL, domain or IP address per line")
+            if len(values) > settings.max_batch:
+                raise HTTPException(422, f"{len(values)} lines; at most {settings.max_batch} per request")
+            return values
+        if media_type not in ("application/json", ""):
+            raise HTTPException(415, "send application/json ({\"urls\": [...]}) or text/plain (one per line)")
+        try:
+            return ScoreRequest.model_validate_json(body).urls
+        except ValidationError as exc:
+            problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:20]]
+            status = 400 if any(e["type"] == "json_invalid" for e in problems) else 422
+            raise HTTPException(status, problems) from None
+
+    app = FastAPI(title="CyberSentinel", version=card["package_version"], docs_url=None, redoc_url=None,
+                  default_response_class=AsciiJSONResponse,
+                  description="Scores URLs, domains and IP addresses as text. Nothing submitted is fetched.")
+    api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", **model_ref, "intel": index is not None}
+
+    @api.get("/model")
+    def model_info() -> dict[str, Any]:
+        return card
+
+    @api.post("/score", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": ScoreRequest.model_json_schema()},
+        "text/plain": {"schema": {"type": "string"}}}}})
+    async def score(request: Request) -> AsciiJSONResponse:
+        values = parse_request(await read_body(request), request.headers.get("content-type", ""))
+        results = score_values(values)
+        return AsciiJSONResponse({"model": model_ref, "count": len(results), "results": results})
+
+    app.include_router(api)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(web / "index.html", headers=HTML_HEADERS)
+
+    @app.get("/model", include_in_schema=False)
+    def model_page() -> FileResponse:
+        return FileResponse(web / "model.html", headers=HTML_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=web), name="static")
+    return app
+
+
+def app_from_env() -> Any:
+    """Factory for uvicorn worker processes: settings come from the environment `serve` prepared."""
+    return create_app(Settings.from_env())
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless a proxy or container "
+                                           "needs more.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
+    model_dir: Annotated[Path, typer.Option(envvar=ENV["model_dir"],
+                                            help="Folder with model.json and model.skops (`dvc pull`).")
+                         ] = Settings.model_dir,
+    feeds_dir: Annotated[Path, typer.Option(envvar=ENV["feeds_dir"],
+                                            help="Threat-intel snapshots; skipped with a warning if absent.")
+                         ] = Path("data/feeds"),
+    metrics: Annotated[Path, typer.Option(envvar=ENV["metrics_path"], help="Test metrics shown by /v1/model.")
+                       ] = Settings.metrics_path,
+    max_batch: Annotated[int, typer.Option(min=1, envvar=ENV["max_batch"], help="URLs per request, at most.")
+                         ] = Settings.max_batch,
+    max_body_bytes: Annotated[int, typer.Option(min=1024, envvar=ENV["max_body_bytes"],
+                                                help="Request body size, at most.")] = Settings.max_body_bytes,
+    access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS."""
+    import uvicorn
+
+    from cybersentinel.models import ModelIntegrityError
+
+    settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
+                        max_body_bytes=max_body_bytes, api_keys=parse_api_keys(os.environ.get(API_KEYS_ENV, "")))
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
+    try:  # load and verify here, so a bad model stops `serve` with a clear message before the port opens
+        application = create_app(settings)
+    except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
+        raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
+    if not settings.api_keys and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("serving on %s without API keys: set %s to require them", host, API_KEYS_ENV)
+    options = {"host": host, "port": port, "access_log": access_log, "log_level": log_level,
+               "server_header": False, "timeout_keep_alive": 30}
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    os.environ.update(settings.to_env())  # worker processes rebuild the app from these
+    uvicorn.run("cybersentinel.service:app_from_env", factory=True, workers=workers, **options)

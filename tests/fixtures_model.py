@@ -1,0 +1,94 @@
+"""A real detector for tests that need one, in a folder laid out like the pipeline's ``models/``.
+
+By default a small model is trained in seconds on a sample of the real upstream URLs (the offline mirror), with
+the package's functions and the manifest that stages/train.py writes, once per test process. That works on a
+fresh clone (no ``models/`` unless the pipeline ran) and always matches the featurizer code under test, which a
+``models/`` folder from an earlier `dvc repro` need not. To run the tests against the pipeline's model instead,
+set CYBERSENTINEL_TEST_MODEL_DIR=models (the folder is copied and verified first).
+
+Use it in a test module with ``from fixtures_model import model_dir  # noqa: F401`` (or from conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sklearn.pipeline import Pipeline
+
+from cybersentinel.features import build_featurizer
+from cybersentinel.io import sha256_file, write_json
+from cybersentinel.models import build_estimator, calibrate, choose_threshold, save_model
+from cybersentinel.prepare import assign_groups, deduplicate, grouped_split
+from cybersentinel.scoring import Detector
+from cybersentinel.sources import MIRROR_ENV, read_source
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS_PER_CLASS = 2000
+FEATURIZER = {"ngram_range": [3, 5], "n_features": 2**18, "C": 1.0, "cv": 3}
+MODEL = {"name": "lightgbm", "params": {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 31}}
+
+MODEL_DIR_ENV = "CYBERSENTINEL_TEST_MODEL_DIR"
+
+_trained: dict[str, Path] = {}  # one model per process, however many modules import the fixture
+
+
+def mirror_dir() -> Path:
+    path = Path(os.environ.get(MIRROR_ENV) or REPO.parent / "shared" / "data" / "upstream")
+    if not (path / "data_phishing_37175.json").is_file():
+        pytest.skip(f"no upstream mirror: set {MIRROR_ENV} to the folder with the upstream files")
+    return path
+
+
+def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CLASS, seed: int = 0) -> Path:
+    """Train, calibrate and save a small URL detector on a sample of the Ebbu2017 URLs; return ``out``."""
+    dataset = yaml.safe_load((REPO / "conf" / "dataset" / "ebbu2017.yaml").read_text())
+    table, _ = deduplicate(read_source(dataset["sources"][0], str(mirror)), dataset)
+    sample = table.groupby("label").sample(n=rows_per_class, random_state=seed).reset_index(drop=True)
+    sample["group"] = assign_groups(sample, dataset)
+    is_val = grouped_split(sample["label"], sample["group"], 0.25, seed)
+    fit, val = sample[~is_val], sample[is_val]
+    y_fit, y_val = fit["label"].to_numpy(), val["label"].to_numpy()
+
+    featurizer = build_featurizer(dataset, FEATURIZER, [])
+    x_fit = featurizer.fit_transform(fit[["url"]], y_fit)
+    classifier = build_estimator(MODEL, seed).fit(x_fit, y_fit)
+    calibrated = calibrate(classifier, featurizer.transform(val[["url"]]), y_val, "isotonic")
+    model = Pipeline([("features", featurizer), ("classifier", calibrated)])
+    val_scores = model.predict_proba(val[["url"]])[:, 1]
+    threshold = choose_threshold(y_val, val_scores, "accuracy")
+
+    out.mkdir(parents=True, exist_ok=True)
+    sha256 = save_model(model, out / "model.skops")
+    data_file = mirror / dataset["sources"][0]["files"][1]["name"]
+    write_json(out / "model.json", {
+        "name": "cybersentinel-url-detector-test", "file": "model.skops", "sha256": sha256,
+        "dataset": dataset["name"], "kind": "url", "inputs": ["url"],
+        "features": list(featurizer.get_feature_names_out()), "model": MODEL["name"], "best_params": {},
+        "threshold": round(threshold, 6), "suspicious_band": 0.15,
+        "validation": {"accuracy": round(float(np.mean((val_scores >= threshold) == y_val)), 5),
+                       "rows": int(len(val))},
+        "train_data_sha256": sha256_file(data_file),
+    })
+    return out
+
+
+def verified_copy(source: Path, out: Path) -> Path:
+    """A copy of a model folder (a concurrent `dvc repro` cannot remove it mid-test), checked to load."""
+    shutil.copytree(source, out)
+    Detector.from_dir(out)  # raises on a missing file or a hash mismatch
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with model.json + model.skops (see the module docstring for which model)."""
+    if "dir" not in _trained:
+        chosen = os.environ.get(MODEL_DIR_ENV)
+        _trained["dir"] = (verified_copy(REPO / chosen, tmp_path_factory.mktemp("chosen-model") / "models")
+                           if chosen else train_small_model(tmp_path_factory.mktemp("small-model"), mirror_dir()))
+    return _trained["dir"]
