@@ -1,31 +1,98 @@
-"""Ingest: fetch every upstream file of the configured dataset (HTTP or the offline mirror named by
-CYBERSENTINEL_DATA_MIRROR, checksum-verified) and write one tidy table per source."""
+"""Ingest: read every source of the configured dataset from the configured origin (params ``source``:
+upstream files over HTTP or the CYBERSENTINEL_DATA_MIRROR mirror, PostgreSQL, MongoDB or a JSON API) and
+write one tidy table per source, all at once or not at all.
+
+With ``--snapshot`` (the snapshot stage's output) the data read must match the fingerprint recorded
+there; a database that changed in between is an error (run `dvc repro` again), so a DVC lock never
+pairs one snapshot with another's data. When what was fetched is appended to data/fetch_log.jsonl and
+logged to MLflow, never written into the DVC outputs.
+"""
 
 import argparse
+import json
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
-from cybersentinel.io import read_params, write_parquet
-from cybersentinel.sources import SourceError, read_source
+import pandas as pd
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from cybersentinel.io import read_params
+from cybersentinel.sources import Ingested, SourceError, ingest
 from cybersentinel.tracking import stage_run
+
+
+def write_tables(out: Path, tables: Mapping[str, pd.DataFrame]) -> None:
+    """``out/<name>.parquet`` for every table, written to a temporary folder that replaces ``out`` whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = out.with_name(f".{out.name}.{os.getpid()}.tmp"), out.with_name(f".{out.name}.{os.getpid()}.old")
+    tmp.mkdir()
+    try:
+        for name, table in tables.items():
+            table.to_parquet(tmp / f"{name}.parquet", index=False)
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_all(sources: list[dict], origin: Mapping, expected: Mapping | None) -> dict[str, Ingested]:
+    """Every dataset source, checked against the snapshot stage's fingerprints, or a SourceError."""
+    results = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
+        for source in sources:
+            name = source["name"]
+            task = progress.add_task(f"{name}: reading")
+
+            def show(rows: int, task=task, name=name) -> None:
+                progress.update(task, description=f"{name}: {rows:,} rows")
+
+            results[name] = ingest(source, origin, on_chunk=show)
+            got = results[name].snapshot
+            want = (expected or {}).get(name)
+            if expected is not None and (want is None or want["fingerprint"] != got["fingerprint"]):
+                raise SourceError(
+                    f"{name} changed since the snapshot stage ran (snapshot {want and want['snapshot']}, "
+                    f"{want and want['rows']} rows; read {got['snapshot']}, {got['rows']} rows); run `dvc repro` again")
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder for <source>.parquet tables")
+    parser.add_argument("--snapshot", type=Path, help="the snapshot stage's fingerprints to verify against")
+    parser.add_argument("--fetch-log", type=Path, default=Path("data/fetch_log.jsonl"),
+                        help="append-only record of what was fetched when (not a DVC output)")
     args = parser.parse_args()
     params = read_params()
     dataset = params["dataset"]
-    with stage_run("ingest", params["mlflow"]["experiment"], {"dataset": dataset["name"]}) as tracker:
-        for source in dataset["sources"]:
-            try:
-                table = read_source(source)
-            except SourceError as exc:
-                sys.exit(f"ingest failed: {exc}")
-            write_parquet(args.out / f"{source['name']}.parquet", table)
-            print(f"{source['name']}: {len(table):,} rows from {len(source['files'])} file(s)")
-            tracker.params({f"{source['name']}.{f['name']}.sha256": f["sha256"] for f in source["files"]})
-            tracker.metrics({f"{source['name']}.rows": len(table)})
+    origin = params.get("source") or {"kind": "files"}
+    expected = json.loads(args.snapshot.read_text())["sources"] if args.snapshot else None
+    tags = {"dataset": dataset["name"], "source_kind": origin["kind"]}
+    with stage_run("ingest", params["mlflow"]["experiment"], tags) as tracker:
+        try:
+            results = read_all(dataset["sources"], origin, expected)
+        except SourceError as exc:
+            sys.exit(f"ingest failed, nothing written: {exc}")
+        write_tables(args.out, {name: got.table for name, got in results.items()})
+        fetches = [{"stage": "ingest", **fetch} for got in results.values() for fetch in got.fetches]
+        args.fetch_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.fetch_log, "a") as log:
+            log.writelines(json.dumps(fetch, default=str) + "\n" for fetch in fetches)
+        for name, got in results.items():
+            print(f"{name}: {len(got.table):,} rows from {origin['kind']}, snapshot {got.snapshot['snapshot']}")
+            tracker.params({f"{name}.snapshot": got.snapshot["fingerprint"]})
+            tracker.metrics({f"{name}.rows": len(got.table)})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "fetches.json")
+            path.write_text(json.dumps(fetches, indent=1, default=str))
+            tracker.artifact(str(path))
 
 
 if __name__ == "__main__":

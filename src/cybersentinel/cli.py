@@ -66,3 +66,7 @@ app.command("monitor")(monitor)
 from cybersentinel.service import serve  # noqa: E402
 
 app.command("serve")(serve)
+
+from cybersentinel.etl import etl_app  # noqa: E402
+
+app.add_typer(etl_app, name="etl")
