@@ -2,7 +2,10 @@
 initdb + pg_ctl on a free port on 127.0.0.1 under a temporary folder, run as the `postgres` user when the
 tests run as root), one fresh database per test, and mongomock standing in for MongoDB.
 
-Also used by benchmarks/ingest_throughput.py (`ThrowawayPostgres`).
+Test modules load it with ``pytest_plugins = ["fixtures_db"]`` (one session-wide server however many
+modules ask). Also used by benchmarks/ingest_throughput.py (`ThrowawayPostgres`).
+
+PYTEST_DONT_REWRITE: the test modules import helpers from here before pytest loads it as a plugin.
 """
 
 from __future__ import annotations
@@ -111,20 +114,16 @@ class ThrowawayPostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-_server: ThrowawayPostgres | None = None
-
-
 @pytest.fixture(scope="session")
-def postgres_server(request: pytest.FixtureRequest) -> ThrowawayPostgres:
-    """One cluster per test session, however many test modules import this fixture."""
-    global _server
-    if _server is None:
-        bindir = postgres_bindir()
-        if bindir is None:
-            pytest.skip("PostgreSQL server binaries not found: apt-get install postgresql")
-        _server = ThrowawayPostgres(bindir)
-        request.addfinalizer(_server.close)
-    return _server
+def postgres_server() -> Iterator[ThrowawayPostgres]:
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found: apt-get install postgresql")
+    server = ThrowawayPostgres(bindir)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 """A local HTTP server on 127.0.0.1 for the download and JSON API tests: each path answers from a script
 of recorded replies (including slow, 429/5xx, cut-short and wrong-checksum ones) or from a handler such
-as `paginated_api`. Also used by benchmarks/ingest_throughput.py.
+as `paginated_api`. Test modules load it with ``pytest_plugins = ["fixtures_http"]``; the ingest benchmark
+imports it too.
+
+PYTEST_DONT_REWRITE: the test modules import helpers from here before pytest loads it as a plugin.
 """
 
 from __future__ import annotations

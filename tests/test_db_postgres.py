@@ -10,13 +10,14 @@ import pandas as pd
 import psycopg2
 import pytest
 import yaml
-from fixtures_db import pg_dsn, postgres_server  # noqa: F401
 
 from cybersentinel.db import postgres_snapshot, read_postgres
 from cybersentinel.sources import SourceError, ingest, snapshot
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "source" / "postgres.yaml"
 VERDICTS = {"phishing": 1, "benign": 0}
+
+pytest_plugins = ["fixtures_db"]
 
 
 def team_spec(**overrides) -> dict:
@@ -37,7 +38,7 @@ def run(dsn: str, sql: str, params: tuple = ()) -> None:
 
 
 @pytest.fixture
-def team_table(pg_dsn: str) -> str:  # noqa: F811
+def team_table(pg_dsn: str) -> str:
     run(pg_dsn, """
         CREATE TABLE team_urls (id integer PRIMARY KEY, feed text NOT NULL, url text NOT NULL, verdict text,
                                 updated_at timestamptz NOT NULL DEFAULT '2024-01-01T00:00:00Z');
@@ -91,7 +92,7 @@ def test_fingerprint_changes_exactly_when_the_data_change(team_table):
     assert snapshot({"name": "alpha"}, spec)["rows"] == first["rows"] - 1
 
 
-def test_server_down_at_start_is_a_clear_error_after_bounded_retries(postgres_server, monkeypatch):  # noqa: F811
+def test_server_down_at_start_is_a_clear_error_after_bounded_retries(postgres_server, monkeypatch):
     from fixtures_db import free_port
 
     monkeypatch.setenv("CYBERSENTINEL_PG_DSN", f"postgresql://postgres:secret-pw@127.0.0.1:{free_port()}/x")
@@ -102,7 +103,7 @@ def test_server_down_at_start_is_a_clear_error_after_bounded_retries(postgres_se
     assert "secret-pw" not in str(caught.value)
 
 
-def test_refused_credentials_fail_at_once_without_echoing_the_password(postgres_server, team_table, monkeypatch):  # noqa: F811
+def test_refused_credentials_fail_at_once_without_echoing_the_password(postgres_server, team_table, monkeypatch):
     dsn = team_table.replace(postgres_server.password, "not-the-password")
     monkeypatch.setenv("CYBERSENTINEL_PG_DSN", dsn)
     with pytest.raises(SourceError, match="password authentication failed") as caught:
@@ -124,7 +125,7 @@ def kill_reader(server, dbname: str) -> None:
                    "WHERE application_name = 'cybersentinel' AND datname = current_database()", dbname)
 
 
-def test_connection_dropped_mid_stream_is_read_again_from_the_start(postgres_server, team_table):  # noqa: F811
+def test_connection_dropped_mid_stream_is_read_again_from_the_start(postgres_server, team_table):
     dbname = team_table.rsplit("/", 1)[1]
     calls = []
 
@@ -139,14 +140,14 @@ def test_connection_dropped_mid_stream_is_read_again_from_the_start(postgres_ser
     assert got.snapshot == postgres_snapshot("alpha", team_spec())
 
 
-def test_connection_dropped_every_time_gives_up_after_the_retries(postgres_server, team_table):  # noqa: F811
+def test_connection_dropped_every_time_gives_up_after_the_retries(postgres_server, team_table):
     dbname = team_table.rsplit("/", 1)[1]
     with pytest.raises(SourceError, match=r"(?s)terminat.*gave up after 3 attempts"):
         read_postgres("alpha", team_spec(), on_chunk=lambda rows: kill_reader(postgres_server, dbname))
 
 
 @pytest.mark.slow
-def test_server_stopped_mid_run_fails_cleanly_and_the_next_run_succeeds(postgres_server, team_table):  # noqa: F811
+def test_server_stopped_mid_run_fails_cleanly_and_the_next_run_succeeds(postgres_server, team_table):
     try:
         with pytest.raises(SourceError, match="gave up after 3 attempts"):
             read_postgres("alpha", team_spec(), on_chunk=lambda rows: postgres_server.stop("immediate"))
@@ -183,7 +184,7 @@ def test_dsn_comes_from_a_dotenv_file_when_not_in_the_environment(team_table, tm
     assert len(read_postgres("alpha", team_spec()).table) == 200
 
 
-def test_json_objects_expand_into_columns_in_their_stored_order(pg_dsn):  # noqa: F811
+def test_json_objects_expand_into_columns_in_their_stored_order(pg_dsn):
     run(pg_dsn, """
         CREATE TABLE t (k integer PRIMARY KEY, src text, url text, label smallint, extra json);
         INSERT INTO t VALUES (1, 's', 'a.example', 1, '{"zeta": 1, "alpha": 2.5}'),

@@ -13,7 +13,6 @@ import pandas as pd
 import psycopg2
 import pytest
 import yaml
-from fixtures_db import pg_dsn, postgres_server  # noqa: F401
 from typer.testing import CliRunner
 
 from cybersentinel.cli import app
@@ -28,6 +27,8 @@ from cybersentinel.etl import (
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "source" / "postgres.yaml"
 NAN = math.nan
+
+pytest_plugins = ["fixtures_db"]
 
 
 def validated_frame() -> pd.DataFrame:
@@ -68,7 +69,7 @@ def as_dict(counts) -> dict:
 
 
 @pytest.fixture
-def migrated(pg_dsn: str) -> str:  # noqa: F811
+def migrated(pg_dsn: str) -> str:
     assert migrate_postgres(pg_dsn) == [1]
     return pg_dsn
 
@@ -81,7 +82,7 @@ def test_migrations_create_the_schema_once(migrated):
     assert {"labelled_urls_pkey", "labelled_urls_url", "feed_entries_network", "quarantine_pkey"} <= indexes
 
 
-def test_load_before_migrate_says_what_to_run(pg_dsn):  # noqa: F811
+def test_load_before_migrate_says_what_to_run(pg_dsn):
     with pytest.raises(LoadError, match="etl migrate --to postgres"):
         load_postgres(pg_dsn, [prepare_labelled_urls(validated_frame())])
 

@@ -1,0 +1,76 @@
+"""The `files` source over HTTP, against a local server on 127.0.0.1: 429/5xx, slow, cut-short and
+wrong-checksum replies are retried a bounded number of times and never leave a partial file behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from fixtures_http import Reply
+
+from cybersentinel.sources import MIRROR_ENV, SourceError, download, http_session, read_source
+
+pytest_plugins = ["fixtures_http"]
+
+BODY = json.dumps([f"http://site{i}.example/path" for i in range(2000)]).encode()
+SHA = hashlib.sha256(BODY).hexdigest()
+
+
+def quick_session():
+    return http_session(retries=2, backoff=0.0)
+
+
+def leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("fault", [
+    Reply(429, b"slow down", {"Retry-After": "0"}),
+    Reply(503, b"try later"),
+    Reply(200, BODY, delay=2.0),
+    Reply(200, BODY, truncate=True),
+    Reply(200, BODY[:-10] + b"corrupted!"),
+], ids=["429", "503", "slow", "truncated", "wrong-checksum"])
+def test_a_fault_once_is_retried_and_the_file_arrives_whole(http_server, tmp_path, fault):
+    url = http_server.script("/data.json", fault, Reply(200, BODY))
+    path = download(url, tmp_path / "data.json", SHA, session=quick_session(), timeout=1.0)
+    assert path.read_bytes() == BODY and leftovers(tmp_path) == ["data.json"]
+    assert http_server.hits("/data.json") == 2
+
+
+def test_a_wrong_checksum_that_persists_is_an_error_and_leaves_nothing(http_server, tmp_path):
+    url = http_server.script("/data.json", Reply(200, b"[]"))
+    with pytest.raises(SourceError, match=r"checksum mismatch .* \(after 3 attempts\)"):
+        download(url, tmp_path / "data.json", SHA, session=quick_session())
+    assert leftovers(tmp_path) == [] and http_server.hits("/data.json") == 3
+
+
+def test_a_truncated_body_that_persists_is_an_error_and_leaves_nothing(http_server, tmp_path):
+    url = http_server.script("/data.json", Reply(200, BODY, truncate=True))
+    with pytest.raises(SourceError, match=r"cut short.*\(after 3 attempts\)"):
+        download(url, tmp_path / "data.json", SHA, session=quick_session())
+    assert leftovers(tmp_path) == []
+
+
+def test_server_errors_that_persist_are_an_error_after_the_session_retries(http_server, tmp_path):
+    url = http_server.script("/data.json", Reply(500, b"boom"))
+    with pytest.raises(SourceError, match="download from .* failed"):
+        download(url, tmp_path / "data.json", SHA, session=quick_session())
+    assert leftovers(tmp_path) == [] and http_server.hits("/data.json") == 3  # 1 + 2 retries
+
+
+def test_a_missing_file_is_not_retried(http_server, tmp_path):
+    url = http_server.script("/data.json", Reply(404, b"no such file"))
+    with pytest.raises(SourceError, match="HTTP 404"):
+        download(url, tmp_path / "data.json", SHA, session=quick_session())
+    assert http_server.hits("/data.json") == 1
+
+
+def test_read_source_downloads_when_no_mirror_is_set(http_server, monkeypatch):
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    url = http_server.script("/phish.json", Reply(200, BODY))
+    source = {"name": "toy", "reader": "json_list",
+              "files": [{"name": "phish.json", "url": url, "sha256": SHA, "label": 1}]}
+    table = read_source(source)
+    assert len(table) == 2000 and set(table["label"]) == {1} and set(table["snapshot"]) == {SHA[:16]}

@@ -1,0 +1,175 @@
+"""The `json_api` source against a local HTTP server on 127.0.0.1: pagination, rate limiting, bounded
+retries (429 with Retry-After, 5xx, slow, cut-short, wrong-checksum and unparsable replies), the max-pages
+bound, same-origin next links, and the record of what was fetched when."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from fixtures_http import Reply, paginated_api
+
+from cybersentinel.json_api import iter_pages, json_api_snapshot, read_json_api
+from cybersentinel.sources import SourceError
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDS = [{"id": i, "url": f"http://bad{i}.example/login", "label": i % 2, "threat": "phishing"} for i in range(250)]
+
+pytest_plugins = ["fixtures_http"]
+
+
+def api_spec(**overrides) -> dict:
+    """The shipped json_api config with test-sized pages and quick retries."""
+    spec = yaml.safe_load((REPO / "conf" / "source" / "json_api.yaml").read_text())
+    spec["pagination"]["page_size"] = 100
+    spec.update(rate_limit_per_s=None, retries=2, backoff_s=0.01, timeout_s=2, columns=["url", "label"])
+    spec.update(overrides)
+    return spec
+
+
+@pytest.fixture(autouse=True)
+def no_api_env(monkeypatch):
+    monkeypatch.delenv("CYBERSENTINEL_API_URL", raising=False)
+    monkeypatch.delenv("CYBERSENTINEL_API_TOKEN", raising=False)
+
+
+def test_pages_are_followed_until_a_short_page(http_server):
+    url = http_server.route("/v1/alpha/urls", paginated_api(RECORDS))
+    got = read_json_api("alpha", api_spec(url=http_server.base + "/v1/{source}/urls"))
+    assert got.table["url"].tolist() == [r["url"] for r in RECORDS]
+    assert list(got.table.columns) == ["url", "label", "source", "snapshot"] and got.table["label"].dtype == "int8"
+    assert [q["page"] for p, q, _ in http_server.requests] == ["1", "2", "3"]
+    pages = [f for f in got.fetches if "status" in f]
+    assert [(f["status"], f["records"]) for f in pages] == [(200, 100), (200, 100), (200, 50)]
+    assert all(f["fetched_at"] and len(f["sha256"]) == 64 for f in pages) and got.fetches[0]["from"] == url
+    assert got.snapshot == json_api_snapshot("alpha", api_spec(url=url))
+
+
+def test_cursor_pagination_follows_same_origin_links_and_tokens(http_server):
+    pages = {None: {"data": RECORDS[:2], "meta": {"next": "/feed?after=2"}},
+             "2": {"data": RECORDS[2:4], "meta": {"next": "tok-4"}},
+             "tok-4": {"data": RECORDS[4:5], "meta": {"next": None}}}
+    http_server.route("/feed", lambda q, h: Reply(200, pages[q.get("after") or q.get("cursor")]))
+    spec = api_spec(url=http_server.url("/feed"), records_field="data",
+                    pagination={"style": "cursor", "next_field": "meta.next", "cursor_param": "cursor"})
+    assert read_json_api("s", spec).table["url"].tolist() == [r["url"] for r in RECORDS[:5]]
+    pages["2"]["meta"]["next"] = "http://127.0.0.2:1/elsewhere"
+    with pytest.raises(SourceError, match="leaves"):
+        read_json_api("s", spec)
+
+
+def test_the_token_goes_in_a_header_and_never_into_the_fetch_record(http_server, monkeypatch):
+    monkeypatch.setenv("CYBERSENTINEL_API_TOKEN", "s3cret-token")
+    monkeypatch.setenv("CYBERSENTINEL_API_URL", http_server.url("/{source}"))
+    http_server.route("/beta", paginated_api(RECORDS[:5]))
+    got = read_json_api("beta", api_spec())
+    assert http_server.requests[0][2]["Auth-Key"] == "s3cret-token"
+    assert "s3cret-token" not in json.dumps(got.fetches)
+
+
+@pytest.mark.parametrize("fault", [
+    Reply(429, b"slow down", {"Retry-After": "0"}),
+    Reply(503, b"maintenance"),
+    Reply(200, b"", delay=3.0),  # slower than timeout_s
+    Reply(200, json.dumps({"urls": RECORDS[:100]}).encode(), truncate=True),
+    Reply(200, b'{"urls": [{"url": "cut'),  # no Content-Length promise broken, just bad JSON
+    Reply(200, json.dumps({"urls": RECORDS[:100]}).encode(), {"X-Content-SHA256": "0" * 64}),
+], ids=["429", "503", "slow", "truncated", "bad-json", "wrong-checksum"])
+def test_a_transient_fault_is_retried_and_the_result_is_complete(http_server, fault):
+    url = http_server.route("/api", paginated_api(RECORDS, faults={2: [fault]}))
+    got = read_json_api("s", api_spec(url=url, checksum_header="X-Content-SHA256"))
+    assert got.table["url"].tolist() == [r["url"] for r in RECORDS]
+    assert [f["attempt"] for f in got.fetches[1:] if f["params"]["page"] == 2] == [1, 2]
+    assert "error" in next(f for f in got.fetches[1:] if f["params"]["page"] == 2)
+
+
+def test_a_fault_that_persists_is_a_clear_error_after_bounded_retries(http_server):
+    url = http_server.route("/api", paginated_api(RECORDS, faults={2: [Reply(500, b"boom")] * 10}))
+    with pytest.raises(SourceError, match=r"HTTP 500 \(gave up after 3 attempts\)"):
+        read_json_api("s", api_spec(url=url))
+    assert http_server.hits("/api") == 1 + 3
+
+
+def test_retry_after_is_honoured(http_server):
+    url = http_server.route("/api", paginated_api(RECORDS[:5], faults={1: [Reply(429, b"", {"Retry-After": "1"})]}))
+    started = time.monotonic()
+    read_json_api("s", api_spec(url=url))
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_client_error_is_not_retried(http_server):
+    url = http_server.script("/api", Reply(403, b"bad key"))
+    with pytest.raises(SourceError, match="HTTP 403"):
+        read_json_api("s", api_spec(url=url))
+    assert http_server.hits("/api") == 1
+
+
+def test_an_api_that_paginates_forever_is_an_error_after_max_pages(http_server):
+    url = http_server.route("/api", lambda q, h: Reply(200, {"urls": RECORDS[:100]}))  # every page is full
+    with pytest.raises(SourceError, match="still has more pages after max_pages=7"):
+        read_json_api("s", api_spec(url=url, max_pages=7))
+    assert http_server.hits("/api") == 7
+
+
+def test_the_rate_limit_spaces_requests(http_server):
+    url = http_server.route("/api", paginated_api(RECORDS, default_size=100))
+    started = time.monotonic()
+    list(iter_pages("s", api_spec(url=url, rate_limit_per_s=10)))
+    assert time.monotonic() - started >= 0.2  # 3 requests, 0.1 s apart
+
+
+def test_records_that_break_the_schema_are_named(http_server):
+    bad = [*RECORDS[:3], {"url": "http://x.example", "label": "unknown"}]
+    url = http_server.route("/api", paginated_api(bad))
+    with pytest.raises(SourceError, match="not 0 or 1.*'unknown'"):
+        read_json_api("s", api_spec(url=url))
+    http_server.route("/list", lambda q, h: Reply(200, {"urls": "not a list"}))
+    with pytest.raises(SourceError, match="expected a list of objects"):
+        read_json_api("s", api_spec(url=http_server.url("/list")))
+
+
+def test_a_constant_label_for_a_block_list(http_server):
+    url = http_server.route("/api", paginated_api([{"url": r["url"]} for r in RECORDS[:3]]))
+    table = read_json_api("s", api_spec(url=url, label=1, columns=None)).table
+    assert table["label"].tolist() == [1, 1, 1]
+
+
+def run_stage(script: str, cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "stages" / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_ingest_stage_from_an_api_writes_all_or_nothing(http_server, tmp_path):
+    """The snapshot and ingest stages on a dataset with two sources; a failing API leaves the old output."""
+    import os
+
+    http_server.route("/v1/first", paginated_api(RECORDS))
+    http_server.route("/v1/second", paginated_api(RECORDS[:30]))
+    params = {"dataset": {"name": "api", "sources": [{"name": "first"}, {"name": "second"}]},
+              "source": api_spec(url=http_server.base + "/v1/{source}"), "mlflow": {"experiment": "test"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # no tracking store: stages carry on
+    assert run_stage("snapshot.py", tmp_path, env, "--out", "snapshot.json").returncode == 0
+    done = run_stage("ingest.py", tmp_path, env, "--snapshot", "snapshot.json", "--out", "raw")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["first.parquet", "second.parquet"]
+    before = {p.name: p.read_bytes() for p in (tmp_path / "raw").iterdir()}
+    log = [json.loads(line) for line in (tmp_path / "data" / "fetch_log.jsonl").read_text().splitlines()]
+    assert {entry.get("source") for entry in log} >= {"first", "second"} and all("fetched_at" in e or "started_at"
+                                                                                 in e for e in log)
+
+    http_server.route("/v1/second", lambda q, h: Reply(502, b"bad gateway"))
+    failed = run_stage("ingest.py", tmp_path, env, "--out", "raw")
+    assert failed.returncode != 0 and "HTTP 502 (gave up after 3 attempts)" in failed.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "raw").iterdir()} == before  # untouched
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".raw")]  # no temporary folder left
+
+    http_server.route("/v1/second", paginated_api(RECORDS[:31]))  # the API changed after the snapshot
+    changed = run_stage("ingest.py", tmp_path, env, "--snapshot", "snapshot.json", "--out", "raw")
+    assert changed.returncode != 0 and "changed since the snapshot stage ran" in changed.stderr
