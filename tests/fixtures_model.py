@@ -1,4 +1,5 @@
-"""A real detector for tests that need one, in a folder laid out like the pipeline's ``models/``.
+"""A real detector for tests that need one, in a folder laid out like the pipeline's ``models/``, and a real
+server running it (`running_server`).
 
 By default a small model is trained in seconds on a sample of the real upstream URLs (the offline mirror), with
 the package's functions and the manifest that stages/train.py writes, once per test process. That works on a
@@ -13,6 +14,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +102,42 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _trained["dir"] = (verified_copy(REPO / chosen, tmp_path_factory.mktemp("chosen-model") / "models")
                            if chosen else train_small_model(tmp_path_factory.mktemp("small-model"), mirror_dir()))
     return _trained["dir"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(model_dir: Path, *args: str, env: dict[str, str] | None = None,
+                   timeout: float = 180.0) -> Iterator[str]:
+    """`cybersentinel serve` on a free port of 127.0.0.1 in a subprocess; yields its base URL once /healthz
+    answers, and stops it afterwards. The server's output goes to a log file shown if it fails to start."""
+    port = free_port()
+    command = [sys.executable, "-m", "cybersentinel", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--model-dir", str(model_dir), "--log-level", "warning", *args]
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"server did not start (exit code {process.poll()}):\n{log.read()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=2):  # noqa: S310 (our own server)
+                        break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from cybersentinel.cli import app as cli_app
 from cybersentinel.scoring import Detector
-from cybersentinel.service import Settings, create_app, key_matches, parse_api_keys, presented_key
+from cybersentinel.service import Settings, create_app, key_matches, model_card, parse_api_keys, presented_key
 
 FEEDS = REPO.parent / "shared" / "data" / "feeds"
 PHISHING = "http://ads-social-network-info.hol.es/2017/recovery-chekpoint-login.html"  # Ebbu2017, test split
@@ -84,6 +84,13 @@ def test_model_card_reports_identity_metrics_and_hashes(client: TestClient, dete
     assert card["test_metrics"]["roc_auc"] == 0.95
     assert card["validation_metrics"] == manifest["validation"]
     assert card["limits"]["max_batch"] == Settings.max_batch
+
+
+def test_test_metrics_of_another_model_are_not_shown(detector: Detector) -> None:
+    other = {"model_sha256": "0" * 64, "test": {"accuracy": 0.99}}
+    assert model_card(detector, Settings(), other, None)["test_metrics"] is None
+    same = {**other, "model_sha256": detector.manifest["sha256"]}
+    assert model_card(detector, Settings(), same, None)["test_metrics"] == same
 
 
 def test_scores_many_values_one_result_each_in_order(client: TestClient, detector: Detector) -> None:

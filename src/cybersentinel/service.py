@@ -28,6 +28,7 @@ ENV = {  # settings a worker process reads from its environment (uvicorn starts 
     "metrics_path": "CYBERSENTINEL_METRICS",
     "max_batch": "CYBERSENTINEL_MAX_BATCH",
     "max_body_bytes": "CYBERSENTINEL_MAX_BODY_BYTES",
+    "model_source": "CYBERSENTINEL_MODEL_SOURCE",
 }
 API_KEYS_ENV = "CYBERSENTINEL_API_KEYS"  # comma separated; only ever read from the environment
 HTML_HEADERS = {  # the page loads nothing but its own assets and talks only to this origin
@@ -46,6 +47,7 @@ class Settings:
     metrics_path: Path = Path("reports/metrics.json")
     max_batch: int = 10_000
     max_body_bytes: int = 4 * 1024 * 1024
+    model_source: str = ""  # where model_dir came from, if not from `dvc pull` (an MLflow registry alias)
     api_keys: tuple[str, ...] = ()
 
     @classmethod
@@ -97,11 +99,15 @@ def read_json_file(path: Path | None) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
-def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: dict | None) -> dict[str, Any]:
-    """What `GET /v1/model` reports: identity, decision rule, metrics, and the hashes that pin the model."""
+def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: dict[str, Any] | None
+               ) -> dict[str, Any]:
+    """What `GET /v1/model` reports: identity, decision rule, metrics, and the hashes that pin the model.
+    Test metrics that name another model (``model_sha256``) are left out rather than shown beside this one."""
     from importlib.metadata import version
 
     manifest = detector.manifest
+    if metrics and metrics.get("model_sha256", manifest["sha256"]) != manifest["sha256"]:
+        metrics = None
     hashes = {k: v for k, v in manifest.items() if k.endswith("sha256") or k in ("git_commit", "code_version")}
     return {
         "name": manifest["name"], "version": manifest["sha256"][:12], "model": manifest["model"],
@@ -109,11 +115,19 @@ def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: d
         "features": len(manifest["features"]),
         "threshold": detector.threshold, "suspicious_from": detector.suspicious_from,
         "validation_metrics": manifest.get("validation"), "test_metrics": metrics, "hashes": hashes,
-        "package_version": version("cybersentinel"),
-        "feeds": {name: {k: entry.get(k) for k in ("sha256", "entries", "fetched_at", "last_modified")}
-                  for name, entry in feeds["feeds"].items()} if feeds else None,
+        "source": settings.model_source or f"dvc: {settings.model_dir}", "package_version": version("cybersentinel"),
+        "feeds": feeds,
         "limits": {"max_batch": settings.max_batch, "max_body_bytes": settings.max_body_bytes},
     }
+
+
+def feeds_summary(folder: Path) -> dict[str, Any]:
+    """The feed files the index was built from, with what feeds.json (`feeds refresh`) recorded about them."""
+    from cybersentinel.intel import FEEDS, MANIFEST
+
+    recorded = (read_json_file(folder / MANIFEST) or {}).get("feeds", {})
+    return {name: {k: recorded.get(name, {}).get(k) for k in ("entries", "sha256", "fetched_at", "last_modified")}
+            for name, feed in FEEDS.items() if (folder / feed.filename).is_file()}
 
 
 def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
@@ -138,7 +152,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         log.warning("no feeds folder %s: scores are the model's alone (run `cybersentinel feeds refresh`)",
                     settings.feeds_dir)
     card = model_card(detector, settings, read_json_file(settings.metrics_path),
-                      read_json_file(settings.feeds_dir / "feeds.json") if index is not None else None)
+                      feeds_summary(settings.feeds_dir) if index is not None else None)
     model_ref = {"name": card["name"], "version": card["version"]}
     web = Path(__file__).with_name("web")
 
@@ -241,6 +255,20 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     return app
 
 
+def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
+    """Download the registry version an alias points at into ``dest`` (hash-checked by the registry module,
+    and again when the app loads it); return its folder and a description of where it came from."""
+    from cybersentinel.models import ModelIntegrityError
+    from cybersentinel.registry import alias_version, download_version, tracking_uri
+
+    uri = tracking_uri()
+    version = alias_version(uri, name, alias)
+    if version is None:
+        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}")
+    local, _ = download_version(uri, name, version, dest)
+    return local, f"mlflow: models:/{name}@{alias} (version {version})"
+
+
 def app_from_env() -> Any:
     """Factory for uvicorn worker processes: settings come from the environment `serve` prepared."""
     return create_app(Settings.from_env())
@@ -263,21 +291,42 @@ def serve(
                          ] = Settings.max_batch,
     max_body_bytes: Annotated[int, typer.Option(min=1024, envvar=ENV["max_body_bytes"],
                                                 help="Request body size, at most.")] = Settings.max_body_bytes,
+    model_alias: Annotated[str | None, typer.Option(envvar="CYBERSENTINEL_MODEL_ALIAS",
+                                                    help="Serve the MLflow registry version this alias names "
+                                                         "(MLFLOW_TRACKING_URI) instead of --model-dir.")] = None,
+    model_name: Annotated[str, typer.Option(help="Registered model name for --model-alias.")
+                          ] = "cybersentinel-url-detector",
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS."""
-    import uvicorn
+    import tempfile
 
     from cybersentinel.models import ModelIntegrityError
 
-    settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
-                        max_body_bytes=max_body_bytes, api_keys=parse_api_keys(os.environ.get(API_KEYS_ENV, "")))
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
-    try:  # load and verify here, so a bad model stops `serve` with a clear message before the port opens
-        application = create_app(settings)
-    except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
-        raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
+    with tempfile.TemporaryDirectory(prefix="cybersentinel-model-") as downloaded:
+        source = ""
+        try:  # load and verify here, so a bad model stops `serve` with a clear message before the port opens
+            if model_alias:
+                model_dir, source = registry_model(model_alias, model_name, Path(downloaded))
+            settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
+                                max_body_bytes=max_body_bytes, model_source=source,
+                                api_keys=parse_api_keys(os.environ.get(API_KEYS_ENV, "")))
+            application = create_app(settings)
+        except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
+            raise typer.BadParameter(f"cannot load the model: {exc}",
+                                     param_hint="--model-alias" if model_alias else "--model-dir") from exc
+        run(application, settings, host=host, port=port, workers=workers, access_log=access_log,
+            log_level=log_level)
+
+
+def run(application: Any, settings: Settings, *, host: str, port: int, workers: int, access_log: bool,
+        log_level: str) -> None:
+    """Run uvicorn: one process serves ``application``; with more workers each builds its own from the
+    environment (one model copy per process; the GIL would serialise threads anyway)."""
+    import uvicorn
+
     if not settings.api_keys and host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("serving on %s without API keys: set %s to require them", host, API_KEYS_ENV)
     options = {"host": host, "port": port, "access_log": access_log, "log_level": log_level,

@@ -95,16 +95,11 @@ function reasonsList(reasons) {
   return String(reasons).split(/;\s*/).filter((r) => r !== "");
 }
 
-function intelText(intel) {
-  if (!intel) return "";
-  const parts = [];
-  if (intel.feeds && intel.feeds.length) parts.push(`listed in ${intel.feeds.join(", ")}`);
-  if (intel.ip_status && intel.ip_status !== "listed" && intel.ip_status !== "unlisted") {
-    parts.push(`${intel.ip_status} address${intel.ip_category ? ` (${intel.ip_category})` : ""}`);
-  }
-  if (intel.tranco_rank) parts.push(`Tranco rank ${intel.tranco_rank.toLocaleString("en")}`);
-  if (intel.rule && !parts.some((p) => intel.rule.startsWith(p))) parts.push(intel.rule);
-  return parts.join("; ") || "no feed match";
+// The detector reports matched feeds as one ", "-joined string, and only when the server has feeds loaded.
+function intelText(result) {
+  if (result.error) return "";
+  if (!("feeds" in result)) return "feeds not loaded";
+  return result.feeds ? `listed in ${result.feeds}` : "no feed match";
 }
 
 function renderRow(tbody, index, result) {
@@ -146,7 +141,7 @@ function renderRow(tbody, index, result) {
     }
     reasonsCell.appendChild(ul);
   }
-  cell(tr, intelText(result.intel), "intel");
+  cell(tr, intelText(result), "intel");
   tbody.appendChild(tr);
 }
 

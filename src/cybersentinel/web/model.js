@@ -35,12 +35,17 @@ document.addEventListener("DOMContentLoaded", async () => {
   const card = await response.json();
   document.getElementById("title").textContent = `${card.name}, version ${card.version}`;
   fill("identity", [["model", card.model], ["trained on", card.dataset], ["input", card.inputs.join(", ")],
-                    ["features", card.features], ["package version", card.package_version]]);
+                    ["features", card.features], ["loaded from", card.source],
+                    ["package version", card.package_version]]);
   fill("decision", [["malicious from score", card.threshold], ["suspicious from score", card.suspicious_from],
                     ["max URLs per request", card.limits.max_batch]]);
-  fill("test-metrics", scalars(card.test_metrics));
+  const test = card.test_metrics || {};
+  const bySource = Object.entries(test.by_source || {}).map(
+    ([source, m]) => [`${source} (${m.rows} rows)`, `ROC AUC ${m.roc_auc}, accuracy ${m.accuracy}, F1 ${m.f1}`]);
+  fill("test-metrics", [...scalars(test.test || test), ...bySource]);
   fill("validation-metrics", scalars(card.validation_metrics));
   fill("hashes", Object.entries(card.hashes));
-  fill("feeds", Object.entries(card.feeds || {}).map(([name, f]) => [name, `${f.entries} entries, sha256 ${f.sha256}`]));
+  fill("feeds", Object.entries(card.feeds || {}).map(([name, f]) => [
+    name, f.sha256 ? `${f.entries} entries, fetched ${f.fetched_at}, sha256 ${f.sha256}` : "loaded (no feeds.json record)"]));
   document.getElementById("card").hidden = false;
 });

@@ -1,0 +1,135 @@
+"""The web page in a real headless browser (Debian's chromium driven by Playwright): paste a known phishing and a
+known legitimate URL, upload a CSV, follow the model card link; check what a person would see, that nothing is
+loaded from anywhere but the app, and that a submitted string cannot become markup. Saves screenshots."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures_model import REPO, model_dir, running_server  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("CYBERSENTINEL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+PHISHING = "http://ads-social-network-info.hol.es/2017/recovery-chekpoint-login.html"  # Ebbu2017, test split
+LEGITIMATE = "https://en.wikipedia.org/wiki/Phishing"
+MARKUP = '<img src=x onerror="document.title=\'owned\'">'
+LISTED_IP_URL = "http://1.10.16.5/index.php"  # inside FireHOL level 1 and Spamhaus DROP
+FEEDS = REPO.parent / "shared" / "data" / "feeds"
+
+
+def browser_missing() -> str | None:
+    if shutil.which(CHROMIUM) is None:
+        return f"no chromium at {CHROMIUM} (apt-get install chromium chromium-driver)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright; never `playwright install`)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[str]:  # noqa: F811
+    feeds = ["--feeds-dir", str(FEEDS)] if FEEDS.is_dir() else []
+    with running_server(model_dir, *feeds, "--no-access-log") as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = browser_missing()
+    if reason:
+        print(f"SKIPPED browser test: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def test_page_shows_verdicts_scores_and_reasons(browser, server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    elsewhere: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("request", lambda request: None if request.url.startswith(server) else elsewhere.append(request.url))
+
+    page.goto(f"{server}/")
+    assert page.title().startswith("CyberSentinel")
+    page.fill("#urls", f"{PHISHING}\n{LEGITIMATE}\n{MARKUP}\n{LISTED_IP_URL}\n")
+    page.click("#check")
+    rows = page.locator("#results tbody tr")
+    expect(rows).to_have_count(4)  # expect() polls without eval, which the page's CSP forbids
+    expect(page.locator("#status")).to_have_text("Done.")
+
+    phishing, legitimate, markup, listed = rows.nth(0), rows.nth(1), rows.nth(2), rows.nth(3)
+    assert phishing.locator("td.input").inner_text() == PHISHING
+    assert phishing.get_attribute("data-verdict") == "malicious"
+    assert phishing.locator(".badge").inner_text() == "malicious"
+    assert legitimate.get_attribute("data-verdict") == "benign"
+    assert legitimate.locator(".badge").inner_text() == "benign"
+    phishing_score = float(phishing.locator("td.score").inner_text())
+    assert phishing_score >= 0.5 > float(legitimate.locator("td.score").inner_text())
+    assert phishing.locator("td.reasons li").count() >= 1  # plain-words reasons for a malicious verdict
+    # colour-coded: the rows' backgrounds differ, red-ish for malicious, green-ish for benign
+    red = phishing.evaluate("row => getComputedStyle(row).backgroundColor")
+    green = legitimate.evaluate("row => getComputedStyle(row).backgroundColor")
+    assert red == "rgb(253, 231, 229)" and green == "rgb(227, 244, 231)"
+    # a submitted string is shown as text, never run as markup
+    assert markup.locator("td.input").inner_text() == MARKUP
+    assert page.locator("#results img").count() == 0 and page.title() != "owned"
+    assert page.locator("#summary").inner_text().startswith("4 checked")
+    if FEEDS.is_dir():  # feed matches are shown, and raise the verdict
+        assert "firehol_level1" in listed.locator("td.intel").inner_text()
+        assert listed.get_attribute("data-verdict") == "malicious"
+        assert legitimate.locator("td.intel").inner_text() == "no feed match"
+    page.screenshot(path=str(tmp_path / "page-pasted.png"), full_page=True)
+
+    upload = tmp_path / "urls.csv"
+    upload.write_text(f'url,note\n"{LEGITIMATE}","a, quoted note"\n{PHISHING},x\n')
+    page.set_input_files("#file", str(upload))
+    expect(page.locator("#summary")).to_have_text(re.compile(r"^2 checked"))
+    expect(page.locator("#status")).to_have_text("Done.")
+    assert [rows.nth(i).get_attribute("data-verdict") for i in range(2)] == ["benign", "malicious"]
+    page.screenshot(path=str(tmp_path / "page-uploaded.png"), full_page=True)
+
+    page.click("#model-card-link")
+    page.wait_for_selector("#card:not([hidden])")
+    health = page.evaluate("fetch('/healthz').then(r => r.json())")
+    assert health["version"] in page.locator("#title").inner_text()
+    if (REPO / "reports" / "metrics.json").is_file():  # the server's default --metrics, relative to the repo
+        assert page.locator("#test-metrics dt").count() >= 1
+    page.screenshot(path=str(tmp_path / "model-card.png"), full_page=True)
+    print(f"screenshots in {tmp_path}")
+
+    assert elsewhere == [], f"the page loaded from elsewhere: {elsewhere}"
+    assert problems == [], problems
+
+
+def test_page_asks_for_an_api_key_when_the_server_needs_one(browser, model_dir: Path) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    with running_server(model_dir, "--no-access-log", "--feeds-dir", "absent",
+                        env={"CYBERSENTINEL_API_KEYS": "page-key"}) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/")
+        page.fill("#urls", PHISHING)
+        page.click("#check")
+        page.wait_for_selector("#key-row:not([hidden])")
+        assert "API key" in page.locator("#status").inner_text()
+        page.fill("#api-key", "page-key")
+        page.click("#check")
+        expect(page.locator("#status")).to_have_text("Done.")
+        assert page.locator("#results tbody tr").first.get_attribute("data-verdict") == "malicious"
