@@ -7,28 +7,43 @@ No timestamps: identical data give an identical file.
 """
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
-from cybersentinel.io import read_params, write_json
-from cybersentinel.sources import SourceError, snapshot
+import yaml
+
+from cybersentinel.fingerprint import files_snapshot
+
+
+def fingerprint(source: dict, origin: dict) -> dict:
+    if origin["kind"] == "files":  # checksums from the config: no pandas import, no I/O on every repro
+        return files_snapshot(source)
+    from cybersentinel.sources import SourceError, snapshot
+
+    try:
+        return snapshot(source, origin)
+    except SourceError as exc:
+        sys.exit(f"snapshot failed: {exc}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="the snapshot JSON file")
     args = parser.parse_args()
-    params = read_params()
+    params = yaml.safe_load(Path("params.yaml").read_text())  # not cybersentinel.io: it imports pandas
     origin = params.get("source") or {"kind": "files"}
-    sources = {}
-    for source in params["dataset"]["sources"]:
-        try:
-            sources[source["name"]] = snapshot(source, origin)
-        except SourceError as exc:
-            sys.exit(f"snapshot failed: {exc}")
-        print(f"{source['name']}: {sources[source['name']]['rows']:,} rows/files, "
-              f"snapshot {sources[source['name']]['snapshot']} ({origin['kind']})")
-    write_json(args.out, {"kind": origin["kind"], "sources": sources})
+    sources = {source["name"]: fingerprint(source, origin) for source in params["dataset"]["sources"]}
+    for name, entry in sources.items():
+        print(f"{name}: snapshot {entry['snapshot']} ({origin['kind']}, {entry['rows']:,} rows or files)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{args.out.name}.", dir=args.out.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"kind": origin["kind"], "sources": sources}, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(tmp, args.out)
 
 
 if __name__ == "__main__":

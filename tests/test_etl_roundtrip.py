@@ -82,8 +82,8 @@ def test_shared_datasets_round_trip_through_postgres_to_the_same_validated_table
 
 def dvc_repo(root: Path, dsn: str) -> Path:
     """A git + DVC repository with this project's snapshot and ingest stages, reading from PostgreSQL."""
-    for rel in ("stages/snapshot.py", "stages/ingest.py", "src/cybersentinel/sources.py", "src/cybersentinel/db.py",
-                "src/cybersentinel/json_api.py"):
+    for rel in ("stages/snapshot.py", "stages/ingest.py", "src/cybersentinel/fingerprint.py",
+                "src/cybersentinel/sources.py", "src/cybersentinel/db.py", "src/cybersentinel/json_api.py"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, root / rel)
     shutil.copytree(REPO / "conf/dataset", root / "conf/dataset")

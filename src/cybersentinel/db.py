@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from cybersentinel.sources import Fingerprint, Ingested, SourceError, tidy, utc_now
+from cybersentinel.fingerprint import Fingerprint
+from cybersentinel.sources import Ingested, SourceError, tidy, utc_now
 
 PG_DSN_ENV = "CYBERSENTINEL_PG_DSN"
 MONGODB_URI_ENV = "CYBERSENTINEL_MONGODB_URI"

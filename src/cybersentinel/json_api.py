@@ -20,7 +20,8 @@ from urllib.parse import urljoin, urlsplit
 
 import pandas as pd
 
-from cybersentinel.sources import Fingerprint, Ingested, SourceError, tidy, utc_now
+from cybersentinel.fingerprint import Fingerprint
+from cybersentinel.sources import Ingested, SourceError, tidy, utc_now
 
 API_URL_ENV = "CYBERSENTINEL_API_URL"
 API_TOKEN_ENV = "CYBERSENTINEL_API_TOKEN"  # noqa: S105 (the variable's name, not a token)

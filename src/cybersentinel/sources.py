@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from urllib3.util.retry import Retry
 
+from cybersentinel.fingerprint import files_snapshot
 from cybersentinel.io import sha256_file
 
 MIRROR_ENV = "CYBERSENTINEL_DATA_MIRROR"
@@ -189,26 +190,6 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-@dataclass
-class Fingerprint:
-    """Row count plus a sha256 of the rows' ordered key (and version) values: the identity of a database
-    or API snapshot. Two reads give the same fingerprint exactly when they saw the same keyed rows."""
-
-    rows: int = 0
-    _digest: Any = field(default_factory=hashlib.sha256, repr=False)
-
-    def add(self, values: Sequence[Any]) -> None:
-        self._digest.update(json.dumps(list(values), default=str).encode() + b"\n")
-        self.rows += 1
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(f"{self.rows}:{self._digest.hexdigest()}".encode()).hexdigest()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "fingerprint": self.sha256, "snapshot": self.sha256[:16]}
-
-
 @dataclass(frozen=True)
 class Ingested:
     """One dataset source read into its tidy table, with what was fetched when (for logs, not outputs)."""
@@ -284,13 +265,6 @@ def read_files(source: Mapping[str, Any], mirror: str | None = None) -> Ingested
     fetches = [{"file": f["name"], "sha256": f["sha256"], "from": f"mirror:{where}" if where else f["url"],
                 "started_at": started, "finished_at": utc_now()} for f in source["files"]]
     return Ingested(table, files_snapshot(source), fetches)
-
-
-def files_snapshot(source: Mapping[str, Any]) -> dict[str, Any]:
-    fingerprint = Fingerprint()
-    for spec in source["files"]:
-        fingerprint.add([spec["name"], spec["sha256"]])
-    return {**fingerprint.as_dict(), "files": {f["name"]: f["sha256"] for f in source["files"]}}
 
 
 def ingest(source: Mapping[str, Any], origin: Mapping[str, Any], mirror: str | None = None,
