@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cybersentinel.sources import SourceError
-
+# pandas, psycopg2, pymongo and cybersentinel.sources/db are imported inside the functions that use them,
+# so that `cybersentinel --help` starts fast.
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -284,6 +284,7 @@ def migrate_postgres(dsn: str, spec: Mapping[str, Any] | None = None) -> list[in
     import psycopg2
 
     from cybersentinel.db import describe_dsn, pg_connect
+    from cybersentinel.sources import SourceError
 
     try:
         conn = pg_connect(dsn, spec or {}, application_name="cybersentinel-migrate")
@@ -363,6 +364,7 @@ def load_postgres(dsn: str, batches: Sequence[Prepared], spec: Mapping[str, Any]
     import psycopg2
 
     from cybersentinel.db import describe_dsn, pg_connect, with_retries
+    from cybersentinel.sources import SourceError
 
     spec = spec or {}
 
@@ -466,6 +468,7 @@ def with_mongo(action: Callable[[Any], Any], uri_env: str, database: str | None,
     from pymongo import errors
 
     from cybersentinel.db import with_retries
+    from cybersentinel.sources import SourceError
 
     def attempt() -> Any:
         db = mongo_database(uri_env, database)
@@ -511,6 +514,7 @@ def migrate_command(to: ToOption, dsn_env: DsnEnvOption = "CYBERSENTINEL_PG_DSN"
                     uri_env: UriEnvOption = "CYBERSENTINEL_MONGODB_URI", database: DatabaseOption = "") -> None:
     """Create or upgrade the schema: PostgreSQL tables, keys and indexes; MongoDB indexes."""
     from cybersentinel.db import setting_from_env
+    from cybersentinel.sources import SourceError
 
     try:
         if to is Target.postgres:
@@ -552,6 +556,7 @@ def load_command(
     from rich.table import Table as RichTable
 
     from cybersentinel.db import setting_from_env
+    from cybersentinel.sources import SourceError
 
     console = Console(stderr=True)
     batches = []
