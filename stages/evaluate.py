@@ -36,10 +36,10 @@ def main() -> None:
     y, threshold = test["label"].to_numpy(), manifest["threshold"]
     scores = model.predict_proba(test[manifest["inputs"]])[:, 1]
 
+    sources = {s: (test["source"] == s).to_numpy() for s in sorted(test["source"].unique())}
     metrics = {"test": classification_metrics(y, scores, threshold), "threshold": threshold,
                "confusion": confusion_counts(y, scores, threshold),
-               "by_source": {s: classification_metrics(y[m], scores[m], threshold)
-                             for s, m in ((s, (test["source"] == s).to_numpy()) for s in sorted(test["source"].unique()))}}
+               "by_source": {s: classification_metrics(y[m], scores[m], threshold) for s, m in sources.items()}}
     if "url" in test.columns:  # how the model does on the shapes that were shortcuts in training data
         metrics["slices"] = {name: classification_metrics(y[m], scores[m], threshold)
                              for name, m in url_slices(test["url"]).items() if m.sum() > 0}
@@ -49,7 +49,7 @@ def main() -> None:
     importance = permutation_importance(classifier, test[manifest["features"]].to_numpy(), y, scoring="roc_auc",
                                         n_repeats=params["evaluate"]["importance_repeats"],
                                         random_state=params["seed"], n_jobs=1)
-    ranked = sorted(zip(manifest["features"], importance.importances_mean), key=lambda p: -p[1])
+    ranked = sorted(zip(manifest["features"], importance.importances_mean, strict=True), key=lambda p: -p[1])
     plots = {
         "roc.json": roc_points(y, scores),
         "pr.json": pr_points(y, scores),
@@ -60,8 +60,8 @@ def main() -> None:
     write_json(args.metrics, metrics)
     for name, rows in plots.items():
         write_json(args.plots / name, rows)
-    with stage_run("evaluate", params["mlflow"]["experiment"],
-                   {"dataset": manifest["dataset"], "model": manifest["model"], "model_sha256": manifest["sha256"]}) as t:
+    tags = {"dataset": manifest["dataset"], "model": manifest["model"], "model_sha256": manifest["sha256"]}
+    with stage_run("evaluate", params["mlflow"]["experiment"], tags) as t:
         t.metrics(metrics["test"], prefix="test.")
         t.artifact(str(args.metrics))
         t.artifact(str(args.plots), "plots")

@@ -1,6 +1,7 @@
-"""Train: grouped randomised hyperparameter search on the training split, fit the best candidate,
-calibrate it and choose the decision threshold on held-out validation groups, and save the whole
-featurizer + classifier pipeline with a manifest (hashes, threshold, search results)."""
+"""Train: grouped randomised hyperparameter search on the training split; then the best candidate is
+fitted once per grouped fold and calibrated on that fold's held-out groups, the decision threshold is
+chosen on those held-out scores, and the whole featurizer + classifier pipeline is saved with a
+manifest (hashes, threshold, search results)."""
 
 import argparse
 import json
@@ -15,14 +16,13 @@ from cybersentinel.io import read_params, sha256_file, write_json
 from cybersentinel.metrics import classification_metrics
 from cybersentinel.models import (
     build_estimator,
-    calibrate,
+    calibrate_grouped,
     choose_threshold,
     grouped_search,
     load_model,
     save_model,
     search_space,
 )
-from cybersentinel.prepare import grouped_split
 from cybersentinel.tracking import stage_run
 
 
@@ -38,10 +38,7 @@ def main() -> None:
     names = featurizer_info["features"]
 
     train = pd.read_parquet(args.features / "train.parquet")
-    is_val = grouped_split(train["label"], train["group"], params["split"]["validation_size"], seed)
-    fit, val = train[~is_val], train[is_val]
-    x_fit, y_fit = fit[names].to_numpy(), fit["label"].to_numpy()
-    x_val, y_val = val[names].to_numpy(), val["label"].to_numpy()
+    x, y, groups = train[names].to_numpy(), train["label"].to_numpy(), train["group"].to_numpy()
 
     with stage_run("train", params["mlflow"]["experiment"],
                    {"dataset": params["dataset"]["name"], "model": model_cfg["name"]}) as tracker:
@@ -51,16 +48,18 @@ def main() -> None:
         space = search_space(model_cfg)
         best_params, cv_score = {}, float("nan")
         if space:
-            search = grouped_search(estimator, space, x_fit, y_fit, fit["group"].to_numpy(),
+            search = grouped_search(estimator, space, x, y, groups,
                                     n_iter=search_cfg["n_iter"], cv_folds=search_cfg["cv_folds"],
                                     scoring=search_cfg["scoring"], n_jobs=search_cfg["n_jobs"], seed=seed)
-            best = int(np.argmax(search.cv_results_["mean_test_score"]))
-            best_params, cv_score = search.cv_results_["params"][best], float(search.cv_results_["mean_test_score"][best])
-        classifier = clone(estimator).set_params(**best_params).fit(x_fit, y_fit)
-        calibrated = calibrate(classifier, x_val, y_val, params["calibration"]["method"])
-        val_scores = calibrated.predict_proba(x_val)[:, 1]
-        threshold = choose_threshold(y_val, val_scores, params["threshold"]["objective"])
-        val_metrics = classification_metrics(y_val, val_scores, threshold)
+            scores = search.cv_results_["mean_test_score"]
+            best = int(np.argmax(scores))
+            best_params, cv_score = search.cv_results_["params"][best], float(scores[best])
+        calibrated, held_out = calibrate_grouped(clone(estimator).set_params(**best_params), x, y, groups,
+                                                 folds=params["calibration"]["folds"],
+                                                 method=params["calibration"]["method"],
+                                                 n_jobs=search_cfg["n_jobs"], seed=seed)
+        threshold = choose_threshold(y, held_out, params["threshold"]["objective"])
+        val_metrics = classification_metrics(y, held_out, threshold)
 
         model = Pipeline([("features", featurizer), ("classifier", calibrated)])
         sha256 = save_model(model, args.out / "model.skops")
@@ -78,7 +77,7 @@ def main() -> None:
         tracker.artifact(str(args.out / "model.json"))
         from cybersentinel.registry import log_and_register
 
-        log_and_register(tracker, model, manifest, fit[featurizer_info["inputs"]].head(5))
+        log_and_register(tracker, model, manifest, train[featurizer_info["inputs"]].head(5))
     print(f"{model_cfg['name']}: cv {search_cfg['scoring']} {cv_score:.4f}, best {best_params}, "
           f"threshold {threshold:.3f}, validation accuracy {val_metrics['accuracy']:.4f}")
 

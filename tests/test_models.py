@@ -91,3 +91,19 @@ def test_metrics_on_a_known_case():
     assert metrics["precision"] == pytest.approx(2 / 3, abs=1e-5)
     assert metrics["recall"] == 1.0
     assert tpr_at_fpr(y, scores, 0.0) == 0.5  # at zero false positives only the 0.95 case is caught
+
+
+def test_grouped_calibration_scores_rows_only_with_models_that_did_not_train_on_them():
+    from sklearn.metrics import roc_auc_score
+
+    from cybersentinel.models import calibrate_grouped
+
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(400, 5)), rng.integers(0, 2, 400)  # labels are noise
+    groups = np.arange(400) // 4
+    estimator = build_estimator({"name": "random_forest", "params": {"n_estimators": 30}}, seed=0)
+    model, held_out = calibrate_grouped(estimator, X, y, groups, folds=4, method="sigmoid", n_jobs=1, seed=0)
+    assert len(model.calibrated_classifiers_) == 4
+    # In-sample, the forests have memorised the noise (and calibration may even flip it); held-out, not.
+    assert abs(roc_auc_score(y, model.predict_proba(X)[:, 1]) - 0.5) > 0.3
+    assert abs(roc_auc_score(y, held_out) - 0.5) < 0.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -102,7 +103,7 @@ def quality_report(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> dict[str,
     return report
 
 
-def url_slices(urls: pd.Series) -> dict[str, "pd.Series"]:
+def url_slices(urls: pd.Series) -> dict[str, np.ndarray]:
     """Boolean masks of URL shapes that were shortcut signals in the training collections."""
     parts = [split_url(u) for u in urls]
     with_path = pd.Series([bool(p.path.strip("/")) or bool(p.query) for p in parts], index=urls.index)
