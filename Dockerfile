@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+# The CyberSentinel scoring service (`cybersentinel serve`): API, web page and model card on port 8000.
+#
+#   dvc pull models                      # the model is not in git; the deploy workflow pulls it with its OIDC role
+#   docker build -t cybersentinel .
+#   docker run -p 127.0.0.1:8000:8000 -v "$PWD/data/feeds:/app/data/feeds:ro" cybersentinel
+#
+# The model is copied in at build and verified against its manifest's SHA-256 (a mismatch fails the build); a
+# folder mounted over /app/models at run time replaces it (verified again at start). Threat-intel feeds change
+# daily, so they are mounted at run time (`cybersentinel feeds refresh` fills the folder); without them the
+# service scores with the model alone and says so. See docs/deploy.md.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY requirements.txt ./
+# The service's share of the pinned requirements, with the same pins (no pipeline, notebook, database or test
+# tools). tests/test_service_deploy.py checks that every name below is pinned in requirements.txt.
+RUN grep -E '^(fastapi|uvicorn|uvloop|httptools|typer|rich|pandas|pyarrow|numpy|numba|scipy|scikit-learn|lightgbm|xgboost-cpu|skops|tldextract|idna|requests)==' \
+        requirements.txt > requirements-serve.txt \
+    && python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir -r requirements-serve.txt
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    NUMBA_CACHE_DIR=/app/.numba-cache \
+    CYBERSENTINEL_MODEL_DIR=/app/models \
+    CYBERSENTINEL_FEEDS_DIR=/app/data/feeds \
+    CYBERSENTINEL_METRICS=/app/reports/metrics.json
+RUN groupadd --system --gid 10001 cybersentinel \
+    && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin cybersentinel
+WORKDIR /app
+COPY --from=build /opt/venv /opt/venv
+COPY models/model.json models/model.skops ./models/
+COPY reports/metrics.json ./reports/
+RUN mkdir -p /app/data/feeds /app/.numba-cache && chown 10001:10001 /app/.numba-cache
+USER 10001:10001
+# Fails the build if the model does not match its recorded hash or holds untrusted types; compiles the
+# featurizer's kernels into the numba cache, so the first request is as fast as the rest.
+RUN python -c "from cybersentinel.scoring import Detector; Detector.from_dir('models').score_urls(['example.com'])"
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+# 0.0.0.0 inside the container only: publish the port on the host's loopback (or behind a proxy/load balancer)
+# and set CYBERSENTINEL_API_KEYS. Two workers for a 2-vCPU instance; each holds its own copy of the model.
+CMD ["cybersentinel", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
