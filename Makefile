@@ -3,6 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3.11
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Without a mirror set, use the sibling offline mirror when there is one (the layout CI uses);
+# otherwise ingest downloads the pinned public URLs. Either way every file's SHA-256 is checked.
+CYBERSENTINEL_DATA_MIRROR ?= $(wildcard $(abspath ../shared/data/upstream))
+export CYBERSENTINEL_DATA_MIRROR
 
 .PHONY: setup repro test lint params bench feeds bench-intel
 
