@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         def render(self, content: Any) -> bytes:
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
-    def require_key(request: Request) -> None:
+    async def require_key(request: Request) -> None:  # async: a sync dependency would cost a thread hop
         if not settings.api_keys:
             return
         key = presented_key(request.headers)
