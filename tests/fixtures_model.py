@@ -32,8 +32,8 @@ from sklearn.pipeline import Pipeline
 
 from cybersentinel.features import build_featurizer
 from cybersentinel.io import sha256_file, write_json
-from cybersentinel.models import build_estimator, calibrate, choose_threshold, save_model
-from cybersentinel.prepare import assign_groups, deduplicate, grouped_split
+from cybersentinel.models import build_estimator, calibrate_grouped, choose_threshold, save_model
+from cybersentinel.prepare import assign_groups, deduplicate
 from cybersentinel.scoring import Detector
 from cybersentinel.sources import MIRROR_ENV, read_source
 
@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 ROWS_PER_CLASS = 2000
 FEATURIZER = {"ngram_range": [3, 5], "n_features": 2**18, "C": 1.0, "cv": 3}
 MODEL = {"name": "lightgbm", "params": {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 31}}
+CALIBRATION_FOLDS = 3
 
 MODEL_DIR_ENV = "CYBERSENTINEL_TEST_MODEL_DIR"
 
@@ -55,22 +56,21 @@ def mirror_dir() -> Path:
 
 
 def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CLASS, seed: int = 0) -> Path:
-    """Train, calibrate and save a small URL detector on a sample of the Ebbu2017 URLs; return ``out``."""
+    """Train and save a small URL detector on a sample of the Ebbu2017 URLs the way stages/featurize.py and
+    stages/train.py do (featurizer fitted out-of-fold, classifiers calibrated on grouped folds, threshold from
+    the held-out calibrated scores), without the hyperparameter search; return ``out``."""
     dataset = yaml.safe_load((REPO / "conf" / "dataset" / "ebbu2017.yaml").read_text())
     table, _ = deduplicate(read_source(dataset["sources"][0], str(mirror)), dataset)
     sample = table.groupby("label").sample(n=rows_per_class, random_state=seed).reset_index(drop=True)
-    sample["group"] = assign_groups(sample, dataset)
-    is_val = grouped_split(sample["label"], sample["group"], 0.25, seed)
-    fit, val = sample[~is_val], sample[is_val]
-    y_fit, y_val = fit["label"].to_numpy(), val["label"].to_numpy()
+    groups = assign_groups(sample, dataset).to_numpy()
+    y = sample["label"].to_numpy()
 
     featurizer = build_featurizer(dataset, FEATURIZER, [])
-    x_fit = featurizer.fit_transform(fit[["url"]], y_fit)
-    classifier = build_estimator(MODEL, seed).fit(x_fit, y_fit)
-    calibrated = calibrate(classifier, featurizer.transform(val[["url"]]), y_val, "isotonic")
+    x = featurizer.fit_transform(sample[["url"]], y)
+    calibrated, held_out = calibrate_grouped(build_estimator(MODEL, seed), x, y, groups, folds=CALIBRATION_FOLDS,
+                                             method="isotonic", n_jobs=1, seed=seed)
+    threshold = choose_threshold(y, held_out, "accuracy")
     model = Pipeline([("features", featurizer), ("classifier", calibrated)])
-    val_scores = model.predict_proba(val[["url"]])[:, 1]
-    threshold = choose_threshold(y_val, val_scores, "accuracy")
 
     out.mkdir(parents=True, exist_ok=True)
     sha256 = save_model(model, out / "model.skops")
@@ -80,8 +80,7 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
         "dataset": dataset["name"], "kind": "url", "inputs": ["url"],
         "features": list(featurizer.get_feature_names_out()), "model": MODEL["name"], "best_params": {},
         "threshold": round(threshold, 6), "suspicious_band": 0.15,
-        "validation": {"accuracy": round(float(np.mean((val_scores >= threshold) == y_val)), 5),
-                       "rows": int(len(val))},
+        "validation": {"accuracy": round(float(np.mean((held_out >= threshold) == y)), 5), "rows": int(len(y))},
         "train_data_sha256": sha256_file(data_file),
     })
     return out
