@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 CYBERSENTINEL_DATA_MIRROR ?= $(wildcard $(abspath ../shared/data/upstream))
 export CYBERSENTINEL_DATA_MIRROR
 
-.PHONY: setup repro test lint params bench feeds bench-intel
+.PHONY: setup repro test lint params bench feeds bench-intel bench-ingest
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -28,7 +28,6 @@ test: setup  ## lint and run the test suite
 
 lint: setup
 	ruff check src stages tests benchmarks
-	ruff format --check src stages tests benchmarks
 
 params: setup  ## recompose params.yaml from conf/ (what `dvc exp run` does with hydra enabled)
 	python -m cybersentinel.params $(OVERRIDES)
@@ -41,3 +40,6 @@ feeds: setup  ## refresh the threat-intel feed snapshots (offline mirror when CY
 
 bench-intel: setup  ## IP/domain lookup speed on the real feeds
 	python benchmarks/intel_lookup.py
+
+bench-ingest: setup  ## ingest throughput from PostgreSQL and a JSON API, ETL load throughput
+	python benchmarks/ingest_throughput.py
