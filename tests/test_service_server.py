@@ -9,6 +9,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +43,26 @@ def test_a_batch_of_real_urls_over_http(server: str) -> None:
     assert [r["url"] for r in results] == urls
     verdicts = {r["verdict"] for r in results}
     assert "malicious" in verdicts and "benign" in verdicts
+
+
+def test_health_answers_while_a_large_batch_is_scored(server: str) -> None:
+    urls = real_urls(10_000)
+    done: dict[str, float] = {}
+
+    def big_batch() -> None:
+        started = time.monotonic()
+        assert httpx.post(f"{server}/v1/score", json={"urls": urls}, timeout=300).status_code == 200
+        done["batch"] = time.monotonic() - started
+
+    worker = threading.Thread(target=big_batch)
+    worker.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert httpx.get(f"{server}/healthz", timeout=30).status_code == 200
+    health = time.monotonic() - started
+    worker.join()
+    if done["batch"] > 2.0:  # the batch was slow enough to tell: health must not have waited for it
+        assert health < 1.0, f"health took {health:.2f} s during a {done['batch']:.2f} s batch"
 
 
 def raw_exchange(base: str, request: bytes, timeout: float = 10.0) -> bytes:

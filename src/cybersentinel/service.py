@@ -37,6 +37,7 @@ HTML_HEADERS = {  # the page loads nothing but its own assets and talks only to 
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
 WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "example.com"]
 
 
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     """The FastAPI app. Loads and verifies the model (unless given one), indexes the feeds if present, and
     warms both up, so the first request is as fast as the rest."""
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+    from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -226,11 +228,11 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok", **model_ref, "intel": index is not None}
 
     @api.get("/model")
-    def model_info() -> dict[str, Any]:
+    async def model_info() -> dict[str, Any]:
         return card
 
     @api.post("/score", openapi_extra={"requestBody": {"required": True, "content": {
@@ -238,17 +240,20 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         "text/plain": {"schema": {"type": "string"}}}}})
     async def score(request: Request) -> AsciiJSONResponse:
         values = parse_request(await read_body(request), request.headers.get("content-type", ""))
-        results = score_values(values)
+        if len(values) <= INLINE_BATCH:
+            results = score_values(values)
+        else:  # a large batch scores in a thread, so health checks and small requests are not held up behind it
+            results = await run_in_threadpool(score_values, values)
         return AsciiJSONResponse({"model": model_ref, "count": len(results), "results": results})
 
     app.include_router(api)
 
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
+    async def page() -> FileResponse:
         return FileResponse(web / "index.html", headers=HTML_HEADERS)
 
     @app.get("/model", include_in_schema=False)
-    def model_page() -> FileResponse:
+    async def model_page() -> FileResponse:
         return FileResponse(web / "model.html", headers=HTML_HEADERS)
 
     app.mount("/static", StaticFiles(directory=web), name="static")
