@@ -1,0 +1,134 @@
+"""End-to-end batch scoring throughput: `cybersentinel predict` file -> file on real URLs, beside `fraudurl`.
+
+The input is the URLs of the shared collections (data/validated.parquet, else the upstream JSON files of the
+offline mirror), repeated and shuffled to the requested size and written as a one-column CSV. Nothing caches
+whole-URL results: every row is parsed, featurized and pushed through the trees. What is cached, per process,
+is the host-only features of up to 200,000 distinct hosts (public-suffix split, entropy, brand checks) and,
+with feeds, each distinct host's intel lookup within a chunk, as for any log whose hosts repeat. The
+collections hold ~60,000 distinct hosts, so after the first pass through them those lookups hit the cache;
+``--cold`` gives every copy its own host (``<copy>.<host>``, which also changes the scores) to measure the
+worst case where no host ever repeats.
+
+Peak memory is the largest sum of the resident set sizes of the scoring process and its workers, sampled every
+20 ms (forked workers share pages with their parent, so the sum overstates the true footprint).
+
+`fraudurl` (PyPI) runs on the first ``--peer-rows`` rows of the same file, in its own virtualenv created under
+``--venv-dir`` with pip (it takes ~0.4 ms a URL, so the full input would take minutes).
+
+    python benchmarks/predict_throughput.py                  # 1,000,000 URLs, ours and fraudurl
+    python benchmarks/predict_throughput.py --rows 200000 --no-peer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+FRAUDURL = "fraudurl==1.0.1"
+
+
+def real_urls() -> list[str]:
+    validated = REPO / "data" / "validated.parquet"
+    if validated.is_file():
+        return pd.read_parquet(validated, columns=["url"])["url"].tolist()
+    mirror = REPO.parent / "shared" / "data" / "upstream"
+    urls: list[str] = []
+    for name in ("data_legitimate_36400.json", "data_phishing_37175.json"):
+        urls.extend(json.loads((mirror / name).read_text()))
+    return urls
+
+
+def write_input(path: Path, rows: int, cold: bool, seed: int = 0) -> None:
+    """``rows`` real URLs, the collections repeated and shuffled; with ``cold`` each copy gets its own hosts."""
+    base = np.asarray(real_urls(), dtype=object)
+    copies = -(-rows // len(base))
+    rng = np.random.default_rng(seed)
+    parts = []
+    for copy in range(copies):
+        urls = base[rng.permutation(len(base))]
+        if cold:
+            urls = pd.Series(urls).str.replace(r"^(\w+://)?", rf"\g<0>c{copy}.", regex=True).to_numpy()
+        parts.append(urls)
+    pd.DataFrame({"url": np.concatenate(parts)[:rows]}).to_csv(path, index=False)
+
+
+def run_measured(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak summed RSS (bytes) of ``cmd`` and all its descendants."""
+    start = time.perf_counter()
+    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            procs = [proc, *proc.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed with exit code {proc.returncode}")
+    return elapsed, peak
+
+
+def count_rows(path: Path) -> int:
+    return len(pd.read_csv(path, usecols=[0], dtype=str, keep_default_na=False))
+
+
+def fraudurl_venv(folder: Path) -> Path:
+    exe = folder / "bin" / "fraudurl"
+    if not exe.exists():
+        venv.create(folder, with_pip=True)
+        subprocess.run([folder / "bin" / "pip", "install", "--quiet", FRAUDURL], check=True)
+    return exe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--peer-rows", type=int, default=50_000)
+    parser.add_argument("--work-dir", type=Path, default=REPO / ".bench")
+    parser.add_argument("--venv-dir", type=Path, default=REPO / ".bench" / "fraudurl-venv")
+    parser.add_argument("--model-dir", type=Path, default=REPO / "models")
+    parser.add_argument("--cold", action="store_true", help="a distinct host for every copy of the collections")
+    parser.add_argument("--feeds", type=Path, default=None, help="threat-intel folder (default: model alone)")
+    parser.add_argument("--no-peer", action="store_true", help="skip fraudurl")
+    args = parser.parse_args()
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    source, scored = args.work_dir / "urls.csv", args.work_dir / "scored.csv"
+    write_input(source, args.rows, args.cold)
+    feeds = ["--feeds", str(args.feeds)] if args.feeds else ["--no-feeds"]
+    cmd = [str(Path(sys.executable).with_name("cybersentinel")), "predict", "-i", str(source), "-o", str(scored),
+           "--model-dir", str(args.model_dir), "--no-progress", *feeds]
+    seconds, peak = run_measured(cmd)
+    rows_out = count_rows(scored)
+    print(f"input: {args.rows:,} real URLs ({'a distinct host per copy' if args.cold else 'collections repeated'}), "
+          f"{source.stat().st_size / 1e6:.0f} MB CSV, {psutil.cpu_count()} cores")
+    print(f"cybersentinel predict: {args.rows / seconds:,.0f} URLs/s ({seconds:.1f} s), peak RSS "
+          f"{peak / 2**20:,.0f} MiB, rows out {rows_out:,} (in {args.rows:,})")
+    if rows_out != args.rows:
+        sys.exit("row count mismatch")
+    if args.no_peer:
+        return
+    exe = fraudurl_venv(args.venv_dir)
+    peer_source = args.work_dir / "urls_peer.csv"
+    pd.read_csv(source, nrows=args.peer_rows, dtype=str, keep_default_na=False).to_csv(peer_source, index=False)
+    peer_seconds, peer_peak = run_measured([str(exe), str(peer_source), "-o", str(args.work_dir / "peer.csv"),
+                                            "--quiet", "--workers", str(psutil.cpu_count())])
+    print(f"fraudurl {FRAUDURL.split('==')[1]}:    {args.peer_rows / peer_seconds:,.0f} URLs/s "
+          f"({peer_seconds:.1f} s for the first {args.peer_rows:,} rows), peak RSS {peer_peak / 2**20:,.0f} MiB")
+    print(f"ratio: {args.rows / seconds / (args.peer_rows / peer_seconds):.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The URL featurizer: byte kernels agree with `urls.split_url`, never crash on garbage, and score n-grams by
+the same hashing in fit and transform."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cybersentinel.features import URL_FEATURES, ParsedUrls, UrlFeaturizer, url_features
+from cybersentinel.models import load_model, save_model
+from cybersentinel.urls import split_url
+
+REAL = [
+    "http://paypal.com.secure-login.example.tk/webscr?cmd=_login", "https://www.google.com/", "example.org",
+    "http://192.168.10.5:8080/admin/login.php", "HTTP://WWW.Example.COM./A/B?c=d#frag", "http://[2001:db8::1]:443/x",
+    "http://user:pw@evil.example.com/http://www.bank.com/", "localhost:8080/path", "ftp://files.example.co.uk/a.exe",
+    "https://xn--pypal-4ve.com/signin", "bit.ly/3abcDEF", "http://münchen.de/straße", "https://a.b.c.example.com",
+]
+HOSTISH = st.from_regex(r"\A(https?://)?([a-zA-Z0-9-]{1,12}\.){0,4}[a-zA-Z]{2,6}(:[0-9]{1,5})?(/[a-zA-Z0-9._~%-]*){0,4}"
+                        r"(\?[a-z0-9=&]*)?(#[a-z]*)?\Z")
+GARBAGE = st.one_of(
+    st.text(),
+    st.binary(max_size=300),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x20)),  # whitespace and control characters
+    st.builds(lambda s, n: s * n, st.text(min_size=1, max_size=8), st.integers(1, 10_000)),  # up to ~80 KB
+    st.sampled_from(["", " ", "[", "[::1", "http://[::1", "::::", "@", "http://", "?#", "\\\\", "\x00", "\ud800x",
+                     "0x7f000001", "3232235521", "[fe80::1%eth0]:80", "http://a@b@c:d:e/"]),
+    st.none(), st.floats(allow_nan=True), st.integers(),
+)
+
+
+def _hosts(values) -> list[str]:
+    return [h.decode("utf-8", "replace") for h in ParsedUrls(values).hosts().to_pylist()]
+
+
+def test_kernel_splits_hosts_like_split_url_on_real_urls():
+    assert _hosts(REAL) == [split_url(u).host for u in REAL]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(HOSTISH, min_size=1, max_size=20))
+def test_kernel_splits_hosts_like_split_url(urls):
+    assert _hosts(urls) == [split_url(u).host for u in urls]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(GARBAGE, min_size=1, max_size=12))
+def test_hand_features_never_crash_and_keep_rows(values):
+    features = url_features(values)
+    assert features.shape == (len(values), len(URL_FEATURES))
+    assert np.isfinite(features).all()
+
+
+def test_features_of_known_urls():
+    f = pd.DataFrame(url_features(["http://1.2.3.4:8080/a//b/login.php?x=1&y=2#f",
+                                   "https://www.paypal.com.evil.tk/file.exe"]), columns=list(URL_FEATURES))
+    assert f.loc[0, ["host_is_ip", "has_port", "double_slash_in_path", "php_or_html_page", "has_fragment"]].all()
+    assert f.loc[0, "query_params"] == 2 and f.loc[0, "suspicious_words"] == 1
+    assert f.loc[1, ["abused_tld", "risky_extension", "brand_outside_domain", "tld_in_subdomain"]].all()
+    assert f.loc[1, "subdomain_depth"] == 2  # paypal.com (www. dropped)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[UrlFeaturizer, list[str]]:
+    rng = np.random.default_rng(0)
+    good = [f"https://www.site{i}.com/products/item{rng.integers(1000)}" for i in range(150)]
+    bad = [f"http://secure-login{i}.example{i % 7}.tk/verify/account.php?id={rng.integers(10**6)}" for i in range(150)]
+    featurizer = UrlFeaturizer(n_features=2**12, cv=3)
+    featurizer.fit(pd.DataFrame({"url": good + bad}), np.r_[np.zeros(150), np.ones(150)])
+    return featurizer, good + bad
+
+
+def test_ngram_scores_are_the_decision_function_of_the_training_matrix(fitted):
+    featurizer, urls = fitted
+    urls = [*urls[:20], "", "x", "http://[::1]/", "ünï.cödé/ß"]
+    parsed = ParsedUrls(urls)
+    scores = featurizer.ngram_scores(parsed)
+    for j, spans in enumerate((parsed.host_spans(), parsed.rest_spans())):
+        expected = featurizer.scorers_[j].decision_function(featurizer.ngram_matrix(parsed, *spans))
+        np.testing.assert_allclose(scores[:, j], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_featurizer_round_trips_through_skops_and_refuses_other_definitions(fitted, tmp_path):
+    featurizer, urls = fitted
+    sha = save_model(featurizer, tmp_path / "f.skops")
+    loaded = load_model(tmp_path / "f.skops", sha)
+    np.testing.assert_array_equal(loaded.transform(pd.DataFrame({"url": urls})), featurizer.transform(urls))
+    loaded.version_ = "older"
+    with pytest.raises(ValueError, match="retrain"):
+        loaded.transform(urls)

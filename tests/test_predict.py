@@ -1,0 +1,147 @@
+"""`cybersentinel predict`: formats in and out, stdin/stdout, order and pass-through kept, rows in = rows out
+whatever the input (hypothesis), chunked scoring in worker processes, threat-intel feeds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fixtures_model import model_dir  # noqa: F401
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cybersentinel.cli import app
+from cybersentinel.scoring import Detector, read_csv, read_text, score_batches, with_results
+
+REPO = Path(__file__).resolve().parents[1]
+FEEDS = Path(os.environ.get("CYBERSENTINEL_FEEDS_MIRROR") or REPO.parent / "shared" / "data" / "feeds")
+URLS = ["http://paypal.com.secure-login.example.tk/webscr?cmd=_login", "https://www.google.com/", "example.org",
+        "http://1.10.16.5/x.exe", "https://en.wikipedia.org/wiki/Phishing", "", "bit.ly/3abc"]
+RESULTS = ["score", "verdict", "reasons", "error"]
+
+
+@pytest.fixture(scope="module")
+def detector(model_dir) -> Detector:  # noqa: F811
+    return Detector.from_dir(model_dir)
+
+
+def run(args: list[str], stdin: bytes | None = None):
+    result = CliRunner().invoke(app, ["predict", *args], input=stdin)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_csv_file_to_csv_file_keeps_order_and_columns(model_dir, tmp_path):  # noqa: F811
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": range(len(URLS)), "url": URLS, "note": list("abcdefg")}).to_csv(source, index=False)
+    run(["-i", str(source), "-o", str(tmp_path / "out.csv"), "--model-dir", str(model_dir), "--no-feeds"])
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert list(out.columns) == ["id", "url", "note", *RESULTS]
+    assert out["url"].tolist() == URLS and out["note"].tolist() == list("abcdefg")
+    assert out.loc[5, "error"] == "empty URL" and out.loc[5, "score"] == ""
+    assert out.loc[0, "verdict"] == "malicious" and out.loc[0, "reasons"]
+    assert not list(tmp_path.glob(".out.csv*"))  # the temporary file was renamed
+
+
+def test_text_on_stdin_to_jsonl_and_parquet(model_dir, tmp_path):  # noqa: F811
+    lines = "\n".join(URLS).encode() + b"\r\n\xff\xfe not utf-8\n"
+    result = run(["--model-dir", str(model_dir), "--no-feeds", "--output-format", "jsonl"], stdin=lines)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["url"] for r in rows[: len(URLS)]] == URLS and len(rows) == len(URLS) + 1
+    assert rows[-1]["error"] and rows[-1]["score"] is None
+    text = tmp_path / "urls.txt"
+    text.write_bytes(lines)
+    run(["-i", str(text), "-o", str(tmp_path / "out.parquet"), "--model-dir", str(model_dir), "--no-feeds"])
+    table = pd.read_parquet(tmp_path / "out.parquet")
+    assert table["url"].tolist()[: len(URLS)] == URLS and list(table.columns) == ["url", *RESULTS]
+
+
+def test_parquet_in_with_another_column_name_and_a_clashing_column(model_dir, tmp_path):  # noqa: F811
+    source = tmp_path / "in.parquet"
+    pd.DataFrame({"link": URLS, "score": range(len(URLS))}).to_parquet(source)
+    run(["-i", str(source), "-o", str(tmp_path / "out.csv"), "-c", "link", "--model-dir", str(model_dir),
+         "--no-feeds"])
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["link", "input_score", *RESULTS] and out["input_score"].tolist() == list(range(7))
+
+
+def test_feeds_show_and_combine(model_dir, tmp_path):  # noqa: F811
+    if not (FEEDS / "firehol_level1.txt").is_file():
+        pytest.skip("no feeds mirror")
+    result = run(["--model-dir", str(model_dir), "--feeds", str(FEEDS)], stdin="\n".join(URLS).encode())
+    out = pd.read_csv(io.StringIO(result.stdout), dtype=str, keep_default_na=False)
+    assert list(out.columns) == ["url", "score", "verdict", "reasons", "model_score", "feeds", "error"]
+    listed = out[out["feeds"] != ""]
+    assert "http://1.10.16.5/x.exe" in listed["url"].tolist()  # 1.10.16.0/20 is in Spamhaus DROP
+    assert (listed["score"].astype(float) >= 0.9).all() and listed["verdict"].eq("malicious").all()
+
+
+def test_bad_invocations_fail_clearly(model_dir, tmp_path):  # noqa: F811
+    source = tmp_path / "in.csv"
+    source.write_text("link\nexample.com\n")
+    result = CliRunner().invoke(app, ["predict", "-i", str(source), "--model-dir", str(model_dir), "--no-feeds"])
+    assert result.exit_code == 2 and "no column 'url'" in result.output
+    result = CliRunner().invoke(app, ["predict", "-i", str(source), "--model-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "cannot load the model" in result.output
+
+
+@pytest.mark.slow
+def test_chunks_scored_in_worker_processes_stay_in_order(detector, tmp_path):
+    urls = [f"http://host{i}.example{i % 13}.com/p/{i}" for i in range(2_000)]
+    stream = io.BytesIO("\n".join(urls).encode())
+    out = [with_results(b, r) for b, r in score_batches(read_text(stream, 300), detector, workers=2)]
+    table = pd.concat([t.to_pandas() for t in out])
+    assert table["url"].tolist() == urls
+    inline = detector.score_urls(urls)
+    assert table["score"].tolist() == inline["score"].tolist()
+
+
+LINE = st.one_of(st.binary(max_size=60), st.text(max_size=60).map(str.encode),
+                 st.sampled_from([b"", b"\r", b" ", b"\x00\x01", b"http://[::1", b"a" * 70_000, b"\xff" * 10]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE.map(lambda b: b.replace(b"\n", b"")), max_size=30), chunk=st.integers(1, 7),
+       trailing_newline=st.booleans())
+def test_text_rows_in_equal_rows_out(detector, lines, chunk, trailing_newline):
+    data = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
+    expected = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        expected = expected[:-1]
+    tables = [with_results(b, r) for b, r in score_batches(read_text(io.BytesIO(data), chunk), detector)]
+    urls = [u for t in tables for u in t["url"].to_pylist()]
+    assert len(urls) == len(expected)
+    assert urls == [line.removesuffix(b"\r")[:65_537].decode("utf-8", "replace") for line in expected]
+    errors = [e for t in tables for e in t["error"].to_pylist()]
+    scores = [s for t in tables for s in t["score"].to_pylist()]
+    assert all((e == "") == (s is not None) for e, s in zip(errors, scores, strict=True))
+
+
+FIELD = st.text(max_size=20) | st.sampled_from(["", '"', "\r\n", "a,b", "\x00", "\ufeff"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(FIELD, min_size=1, max_size=4), max_size=25), garbage=st.binary(max_size=40))
+def test_csv_records_in_equal_rows_out_even_when_malformed(detector, rows, garbage):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["url", "other"])
+    writer.writerows(rows)  # records of 1 to 4 fields under a 2-column header
+    data = buffer.getvalue().encode() + garbage
+    records = list(csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline="")))[1:]
+    tables = [with_results(b, r) for b, r in score_batches(read_csv(io.BytesIO(data), "url", 4), detector)]
+    out = [row for t in tables for row in t.to_pylist()]
+    assert len(out) == len(records)
+    for record, row in zip(records, out, strict=True):
+        if len(record) in (0, 2):
+            assert row["url"] == (record[0] if record else "")
+        else:
+            assert row["error"].startswith("malformed CSV record") and row["score"] is None
