@@ -307,7 +307,7 @@ def serve(
     """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS."""
     import tempfile
 
-    from cybersentinel.models import ModelIntegrityError
+    from cybersentinel.models import ModelIntegrityError, load_detector
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="cybersentinel-model-") as downloaded:
@@ -318,7 +318,11 @@ def serve(
             settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
                                 max_body_bytes=max_body_bytes, model_source=source,
                                 api_keys=parse_api_keys(os.environ.get(API_KEYS_ENV, "")))
-            application = create_app(settings)
+            if workers == 1:
+                application = create_app(settings)
+            else:  # each worker builds its own app; this process only verifies the model first
+                load_detector(settings.model_dir)
+                application = None
         except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
             raise typer.BadParameter(f"cannot load the model: {exc}",
                                      param_hint="--model-alias" if model_alias else "--model-dir") from exc
@@ -336,7 +340,7 @@ def run(application: Any, settings: Settings, *, host: str, port: int, workers: 
         log.warning("serving on %s without API keys: set %s to require them", host, API_KEYS_ENV)
     options = {"host": host, "port": port, "access_log": access_log, "log_level": log_level,
                "server_header": False, "timeout_keep_alive": 30}
-    if workers == 1:
+    if application is not None:
         uvicorn.run(application, **options)
         return
     os.environ.update(settings.to_env())  # worker processes rebuild the app from these
