@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from fixtures_model import REPO, model_dir, running_server  # noqa: F401
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = os.environ.get("CYBERSENTINEL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -35,6 +33,10 @@ def browser_missing() -> str | None:
     return None
 
 
+MISSING = browser_missing()  # the reason is listed by `pytest -rs`
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
+
+
 @pytest.fixture(scope="module")
 def server(model_dir: Path) -> Iterator[str]:  # noqa: F811
     feeds = ["--feeds-dir", str(FEEDS)] if FEEDS.is_dir() else []
@@ -44,10 +46,6 @@ def server(model_dir: Path) -> Iterator[str]:  # noqa: F811
 
 @pytest.fixture(scope="module")
 def browser():
-    reason = browser_missing()
-    if reason:
-        print(f"SKIPPED browser test: {reason}")
-        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
