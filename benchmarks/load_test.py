@@ -108,7 +108,8 @@ def main() -> int:
     parser.add_argument("--url", help="base URL of a running server (default: start one on a free port)")
     parser.add_argument("--model-dir", type=Path, default=REPO / "models")
     parser.add_argument("--feeds-dir", type=Path, default=None, help="threat-intel feeds (default: the mirror)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the started server")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes of the started server "
+                        "(2, as in the Docker image, for 2 cores)")
     parser.add_argument("--rate", type=float, default=500.0, help="single-URL requests per second")
     parser.add_argument("--duration", type=int, default=60, help="seconds of single-URL load")
     parser.add_argument("--connections", type=int, default=8)
