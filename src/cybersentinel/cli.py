@@ -159,6 +159,15 @@ from cybersentinel.service import serve  # noqa: E402
 
 app.command("serve")(serve)
 
+from cybersentinel.registry import fetch_model_command, promote_command  # noqa: E402
+
+app.command("promote")(promote_command)
+app.command("fetch-model")(fetch_model_command)
+
+from cybersentinel.report import report_command  # noqa: E402
+
+app.command("report")(report_command)
+
 from cybersentinel.etl import etl_app  # noqa: E402
 
 app.add_typer(etl_app, name="etl")
