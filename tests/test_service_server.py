@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -134,3 +135,44 @@ def test_load_test_script_runs_against_the_server(server: str, tmp_path: Path) -
         assert figures[name]["requests"] > 0
     assert "p99" in result.stdout
     assert figures["single"]["rate"] == pytest.approx(100, rel=0.25)
+
+
+def register_in_store(uri: str, root: Path, model_dir: Path, name: str, sha256_tag: str) -> str:  # noqa: F811
+    """A registry version laid out as `log_and_register` leaves it (the verified bytes under detector/, the
+    SHA-256 as a version tag), made directly with the MLflow client; returns the version."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("serve-test") or client.get_experiment(
+        client.create_experiment("serve-test", artifact_location=str(root / "artifacts")))
+    run = client.create_run(experiment.experiment_id)
+    for file in ("model.skops", "model.json"):
+        client.log_artifact(run.info.run_id, str(model_dir / file), "detector")
+    client.set_terminated(run.info.run_id)
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(name, f"runs:/{run.info.run_id}/detector", run_id=run.info.run_id,
+                                          tags={"sha256": sha256_tag}).version
+    client.set_registered_model_alias(name, "champion", version)
+    return version
+
+
+def test_serve_loads_the_model_a_registry_alias_names(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sha256 = json.loads((model_dir / "model.json").read_text())["sha256"]
+    version = register_in_store(uri, tmp_path, model_dir, "served", sha256)
+    env = {"MLFLOW_TRACKING_URI": uri}
+    with running_server(tmp_path / "no-such-folder", "--model-alias", "champion", "--model-name", "served",
+                        "--feeds-dir", "absent", env=env) as base:
+        card = httpx.get(f"{base}/v1/model").json()
+        assert card["version"] == sha256[:12]
+        assert card["source"] == f"mlflow: models:/served@champion (version {version})"
+        assert httpx.post(f"{base}/v1/score", json={"urls": ["a.example"]}).status_code == 200
+
+    register_in_store(uri, tmp_path, model_dir, "served", "0" * 64)  # the alias now names a tampered version
+    result = subprocess.run([sys.executable, "-m", "cybersentinel", "serve", "--model-alias", "champion",
+                             "--model-name", "served", "--port", "9"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, **env}, cwd=REPO)
+    assert result.returncode == 2
+    message = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())  # rich draws the error in a box
+    assert "cannot load the model" in message and "do not all match" in message
