@@ -9,8 +9,10 @@ collections hold ~60,000 distinct hosts, so after the first pass through them th
 ``--cold`` gives every copy its own host (``<copy>.<host>``, which also changes the scores) to measure the
 worst case where no host ever repeats.
 
-Peak memory is the largest sum of the resident set sizes of the scoring process and its workers, sampled every
-20 ms (forked workers share pages with their parent, so the sum overstates the true footprint).
+Peak memory is sampled every 50 ms over the scoring process and its workers: the sum of their proportional set
+sizes (PSS: pages a forked worker shares with its parent count once in all), and the sum of their resident set
+sizes (RSS: shared pages counted in every process, an overstatement). The machine's load average is printed
+beside the figures: other work on the 2 cores slows every figure here.
 
 `fraudurl` (PyPI) runs on the first ``--peer-rows`` rows of the same file, in its own virtualenv created under
 ``--venv-dir`` with pip (it takes ~0.4 ms a URL, so the full input would take minutes).
@@ -25,6 +27,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -62,22 +65,25 @@ def write_input(path: Path, rows: int, cold: bool, seed: int = 0) -> None:
     pd.DataFrame({"url": np.concatenate(parts)[:rows]}).to_csv(path, index=False)
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak summed RSS (bytes) of ``cmd`` and all its descendants."""
+def run_measured(cmd: list[str]) -> tuple[float, int, int]:
+    """Wall seconds, and peak summed PSS and RSS (bytes) of ``cmd`` and all its descendants."""
     start = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL)
-    peak = 0
+    peak_pss = peak_rss = 0
     while proc.poll() is None:
-        try:
-            procs = [proc, *proc.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
-        except psutil.NoSuchProcess:
-            pass
-        time.sleep(0.02)
+        pss = rss = 0
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                info = p.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            pss, rss = pss + info.pss, rss + info.rss
+        peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+        time.sleep(0.05)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"{cmd[0]} failed with exit code {proc.returncode}")
-    return elapsed, peak
+    return elapsed, peak_pss, peak_rss
 
 
 def count_rows(path: Path) -> int:
@@ -96,8 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--peer-rows", type=int, default=50_000)
-    parser.add_argument("--work-dir", type=Path, default=REPO / ".bench")
-    parser.add_argument("--venv-dir", type=Path, default=REPO / ".bench" / "fraudurl-venv")
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "cybersentinel-bench")
+    parser.add_argument("--venv-dir", type=Path, default=Path(tempfile.gettempdir()) / "cybersentinel-bench-fraudurl")
     parser.add_argument("--model-dir", type=Path, default=REPO / "models")
     parser.add_argument("--cold", action="store_true", help="a distinct host for every copy of the collections")
     parser.add_argument("--feeds", type=Path, default=None, help="threat-intel folder (default: model alone)")
@@ -110,12 +116,14 @@ def main() -> None:
     feeds = ["--feeds", str(args.feeds)] if args.feeds else ["--no-feeds"]
     cmd = [str(Path(sys.executable).with_name("cybersentinel")), "predict", "-i", str(source), "-o", str(scored),
            "--model-dir", str(args.model_dir), "--no-progress", *feeds]
-    seconds, peak = run_measured(cmd)
+    load_before = psutil.getloadavg()[0]
+    seconds, pss, rss = run_measured(cmd)
     rows_out = count_rows(scored)
     print(f"input: {args.rows:,} real URLs ({'a distinct host per copy' if args.cold else 'collections repeated'}), "
-          f"{source.stat().st_size / 1e6:.0f} MB CSV, {psutil.cpu_count()} cores")
-    print(f"cybersentinel predict: {args.rows / seconds:,.0f} URLs/s ({seconds:.1f} s), peak RSS "
-          f"{peak / 2**20:,.0f} MiB, rows out {rows_out:,} (in {args.rows:,})")
+          f"{source.stat().st_size / 1e6:.0f} MB CSV, {psutil.cpu_count()} cores, load average before/after "
+          f"{load_before:.1f}/{psutil.getloadavg()[0]:.1f}")
+    print(f"cybersentinel predict: {args.rows / seconds:,.0f} URLs/s ({seconds:.1f} s), peak memory "
+          f"{pss / 2**20:,.0f} MiB PSS ({rss / 2**20:,.0f} MiB summed RSS), rows out {rows_out:,} (in {args.rows:,})")
     if rows_out != args.rows:
         sys.exit("row count mismatch")
     if args.no_peer:
@@ -123,10 +131,10 @@ def main() -> None:
     exe = fraudurl_venv(args.venv_dir)
     peer_source = args.work_dir / "urls_peer.csv"
     pd.read_csv(source, nrows=args.peer_rows, dtype=str, keep_default_na=False).to_csv(peer_source, index=False)
-    peer_seconds, peer_peak = run_measured([str(exe), str(peer_source), "-o", str(args.work_dir / "peer.csv"),
+    peer_seconds, peer_pss, _ = run_measured([str(exe), str(peer_source), "-o", str(args.work_dir / "peer.csv"),
                                             "--quiet", "--workers", str(psutil.cpu_count())])
     print(f"fraudurl {FRAUDURL.split('==')[1]}:    {args.peer_rows / peer_seconds:,.0f} URLs/s "
-          f"({peer_seconds:.1f} s for the first {args.peer_rows:,} rows), peak RSS {peer_peak / 2**20:,.0f} MiB")
+          f"({peer_seconds:.1f} s for the first {args.peer_rows:,} rows), peak memory {peer_pss / 2**20:,.0f} MiB PSS")
     print(f"ratio: {args.rows / seconds / (args.peer_rows / peer_seconds):.0f}x")
 
 

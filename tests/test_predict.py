@@ -106,7 +106,7 @@ LINE = st.one_of(st.binary(max_size=60), st.text(max_size=60).map(str.encode),
                  st.sampled_from([b"", b"\r", b" ", b"\x00\x01", b"http://[::1", b"a" * 70_000, b"\xff" * 10]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                                  HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE.map(lambda b: b.replace(b"\n", b"")), max_size=30), chunk=st.integers(1, 7),
        trailing_newline=st.booleans())
@@ -127,17 +127,18 @@ def test_text_rows_in_equal_rows_out(detector, lines, chunk, trailing_newline):
 FIELD = st.text(max_size=20) | st.sampled_from(["", '"', "\r\n", "a,b", "\x00", "\ufeff"])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.lists(FIELD, min_size=1, max_size=4), max_size=25), garbage=st.binary(max_size=40))
-def test_csv_records_in_equal_rows_out_even_when_malformed(detector, rows, garbage):
+@given(rows=st.lists(st.lists(FIELD, min_size=1, max_size=4), max_size=25), garbage=st.binary(max_size=40),
+       block=st.sampled_from([1, 7, 64, 1 << 20]))
+def test_csv_records_in_equal_rows_out_even_when_malformed(detector, rows, garbage, block):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["url", "other"])
     writer.writerows(rows)  # records of 1 to 4 fields under a 2-column header
     data = buffer.getvalue().encode() + garbage
     records = list(csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline="")))[1:]
-    tables = [with_results(b, r) for b, r in score_batches(read_csv(io.BytesIO(data), "url", 4), detector)]
+    tables = [with_results(b, r) for b, r in score_batches(read_csv(io.BytesIO(data), "url", 4, block), detector)]
     out = [row for t in tables for row in t.to_pylist()]
     assert len(out) == len(records)
     for record, row in zip(records, out, strict=True):
@@ -145,3 +146,17 @@ def test_csv_records_in_equal_rows_out_even_when_malformed(detector, rows, garba
             assert row["url"] == (record[0] if record else "")
         else:
             assert row["error"].startswith("malformed CSV record") and row["score"] is None
+
+
+def test_csv_quote_that_never_closes_falls_back_to_python_csv(detector, monkeypatch):
+    import cybersentinel.scoring as scoring
+
+    monkeypatch.setattr(scoring, "MAX_CSV_FIELD", 200)
+    data = b"url,n\nhttp://a.example.com/,1\n" + b'"never closed,2\n' + b"http://b.example.com/,3\n" * 20
+    out = [row for b, r in score_batches(read_csv(io.BytesIO(data), "url", 5, 16), detector)
+           for row in with_results(b, r).to_pylist()]
+    assert out[0]["url"] == "http://a.example.com/" and out[0]["error"] == ""
+    assert out[1]["error"] == "malformed CSV record: field larger than field limit (200)"
+    # reading goes on after the cut-off field: later records are read, none silently dropped
+    assert all(row["error"] or row["url"] == "http://b.example.com/" for row in out[2:])
+    assert sum(row["n"] == "3" for row in out) >= 10

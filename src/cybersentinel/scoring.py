@@ -503,20 +503,71 @@ def _text_batch(lines: list[bytes]) -> Batch:
     return Batch(pa.table({"url": pa.array(texts, type=pa.string())}), pa.array(lines, type=pa.large_binary()))
 
 
-def read_csv(stream: BinaryIO, column: str, chunk_size: int) -> Iterator[Batch]:
-    """CSV with a header row, streamed. Every record becomes a row: one with the wrong number of fields,
-    or that the parser rejects, keeps what could be read and gets a read error. Bytes that are not UTF-8
-    are replaced (U+FFFD)."""
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
-    csv.field_size_limit(MAX_CSV_FIELD)
-    reader = csv.reader(text)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ValueError("the CSV input is empty: it needs a header row naming the URL column") from None
+def read_csv(stream: BinaryIO, column: str, chunk_size: int, block_bytes: int = 8 << 20) -> Iterator[Batch]:
+    """CSV with a header row, streamed. Every record becomes a row: one with the wrong number of fields, or
+    that the parser rejects, keeps what could be read and gets a read error. Bytes that are not UTF-8 are
+    replaced (U+FFFD).
+
+    Blocks cut at a newline outside quotes (quote parity) are parsed by Arrow's CSV reader; a block it
+    rejects (a malformed record, bytes that are not UTF-8) is parsed again by Python's ``csv`` module, record
+    by record. If no such newline shows up within ``MAX_CSV_FIELD`` bytes (a quote that never closes), the
+    rest of the input goes through Python's ``csv`` module."""
+    header = next(csv.reader([stream.readline().decode("utf-8-sig", "replace")]), [])
+    if not header:
+        raise ValueError("the CSV input is empty: it needs a header row naming the URL column")
     if column not in header:
         raise ValueError(f"the CSV header has no column {column!r} (columns: {header[:10]})")
     header = _unique_names(header)
+    carry = b""
+    while block := stream.read(block_bytes):
+        data = carry + block if carry else block
+        cut = _record_end(data)
+        if cut < 0:
+            carry = data
+            if len(carry) > MAX_CSV_FIELD:
+                chained = io.BufferedReader(_Prepended(carry, stream))
+                yield from _python_csv(io.TextIOWrapper(chained, "utf-8", "replace", newline=""), header, column,
+                                       chunk_size)
+                return
+            continue
+        carry = data[cut:]
+        yield from _csv_piece(data[:cut], header, column, chunk_size)
+    if carry:
+        yield from _csv_piece(carry, header, column, chunk_size)
+
+
+def _record_end(data: bytes) -> int:
+    """The offset just past the last newline outside quoted fields (an even number of quotes before it), or -1."""
+    quotes = data.count(b'"')
+    end = len(data)
+    while (pos := data.rfind(b"\n", 0, end)) >= 0:
+        if (quotes - data.count(b'"', pos)) % 2 == 0:
+            return pos + 1
+        end = pos
+    return -1
+
+
+def _csv_piece(piece: bytes, header: list[str], column: str, chunk_size: int) -> Iterator[Batch]:
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(piece),
+            read_options=pacsv.ReadOptions(column_names=header, use_threads=False, block_size=max(len(piece), 1 << 20)),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        yield from _python_csv(io.StringIO(piece.decode("utf-8", "replace"), newline=""), header, column, chunk_size)
+        return
+    for start in range(0, table.num_rows, chunk_size):
+        part = table.slice(start, chunk_size)
+        yield Batch(part, part[column].combine_chunks())
+
+
+def _python_csv(lines: Any, header: list[str], column: str, chunk_size: int) -> Iterator[Batch]:
+    csv.field_size_limit(MAX_CSV_FIELD)
+    reader = csv.reader(lines)
     width, url_at = len(header), header.index(column)
     rows: list[list[str]] = []
     errors: list[str] = []
@@ -536,6 +587,22 @@ def read_csv(stream: BinaryIO, column: str, chunk_size: int) -> Iterator[Batch]:
             rows, errors = [], []
     if rows:
         yield _csv_batch(header, url_at, rows, errors)
+
+
+class _Prepended(io.RawIOBase):
+    """A raw stream that reads ``head`` first, then ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self.head, self.stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.head[: len(buffer)] if self.head else self.stream.read(len(buffer))
+        self.head = self.head[len(data):] if self.head else b""
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _unique_names(names: list[str]) -> list[str]:
