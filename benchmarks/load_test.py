@@ -137,9 +137,12 @@ def main() -> int:
                    "--no-access-log", "--log-level", "warning"]
         process = subprocess.Popen(command, cwd=REPO)
     try:
+        started = time.monotonic()
         health = wait_healthy(base, process)
         print(f"server {base}: model {health['name']} {health['version']}, intel {health['intel']}, "
-              f"workers {args.workers if process else '?'}; {len(urls):,} distinct real URLs")
+              f"workers {args.workers if process else '?'}"
+              + (f", ready {time.monotonic() - started:.1f} s after start" if process else "")
+              + f"; {len(urls):,} distinct real URLs")
         with tempfile.TemporaryDirectory(prefix="cybersentinel-load-") as tmp:
             single, batch = Path(tmp) / "single.jsonl", Path(tmp) / "batch.jsonl"
             write_bodies(single, urls, 1)
