@@ -34,7 +34,7 @@ def predict(
     band: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="width of the 'suspicious' band below the "
                                                "model's threshold (default: the one recorded with the model)")] = None,
     reasons: Annotated[bool, typer.Option("--reasons/--no-reasons", help="explain each score in plain words")] = True,
-    chunk_size: Annotated[int, typer.Option(min=1, help="rows per chunk (memory stays constant)")] = 100_000,
+    chunk_size: Annotated[int, typer.Option(min=1, help="rows per chunk (memory stays constant)")] = 50_000,
     workers: Annotated[int, typer.Option(min=0, help="scoring processes; 0: one per core")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar on standard "
                                                   "error (default: when it is a terminal)")] = None,

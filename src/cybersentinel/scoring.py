@@ -1,13 +1,16 @@
 """Scoring with the model the pipeline produced: one code path for the CLI, the service and the
-monitor. Rows that cannot be scored get an ``error`` instead of being dropped.
+monitor, and the streaming batch files of `cybersentinel predict`. Rows that cannot be scored get an
+``error`` instead of being dropped.
 
-For a calibrated LightGBM model (the default), the trees are evaluated by a numba kernel over the booster's
-own dump: the raw score it returns is LightGBM's (a test checks equality on real URLs), and the same walk
-yields each feature's path contribution (Saabas), which picks the plain-words ``reasons``. LightGBM's exact
-SHAP values (``pred_contrib=True``) cost ~3 ms a row for this model, too slow for batch scoring; path
-contributions cost about as much as the prediction. Other models go through ``predict_proba``, with
-XGBoost's approximate contributions or, for anything else, the score drop when a feature is set to its
-training median.
+For calibrated LightGBM models (what train.py makes: one frozen booster, or one per grouped fold, each with
+its isotonic calibrator, averaged), the trees are evaluated by a numba kernel over the boosters' own dumps.
+Its raw scores are LightGBM's bit for bit (tests check this on real URLs) and a model is only scored this way
+after the kernel reproduced ``predict_proba`` on probe URLs when it loaded. The same walk yields each
+feature's path contribution (Saabas), which picks the plain-words ``reasons``: LightGBM's exact SHAP values
+(``pred_contrib=True``) cost ~3 ms a row for a 400-tree booster, far too slow for batch scoring, while path
+contributions cost ~20% on top of the prediction. Other models go through ``predict_proba``, with XGBoost's
+approximate contributions or, for anything else, the log-odds drop when a feature is set to its training
+median.
 """
 
 from __future__ import annotations
