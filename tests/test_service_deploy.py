@@ -39,13 +39,17 @@ def test_hadolint_passes_the_dockerfile() -> None:
     lint(tool("hadolint"), "--failure-threshold", "info", str(DOCKERFILE))
 
 
-def test_actionlint_passes_the_workflows() -> None:
-    lint(tool("actionlint"), *map(str, sorted(WORKFLOW.parent.glob("*.y*ml"))))
+WORKFLOWS = sorted(WORKFLOW.parent.glob("*.y*ml"))
 
 
-def test_workflows_match_the_github_workflow_schema() -> None:
-    lint(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-         *map(str, sorted(WORKFLOW.parent.glob("*.y*ml"))))
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
+def test_actionlint_passes_the_workflow(workflow: Path) -> None:
+    lint(tool("actionlint"), str(workflow))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
+def test_workflow_matches_the_github_workflow_schema(workflow: Path) -> None:
+    lint(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow))
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
