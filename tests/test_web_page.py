@@ -25,7 +25,7 @@ FEEDS = REPO.parent / "shared" / "data" / "feeds"
 
 def browser_missing() -> str | None:
     if shutil.which(CHROMIUM) is None:
-        return f"no chromium at {CHROMIUM} (apt-get install chromium chromium-driver)"
+        return f"no chromium at {CHROMIUM} (apt-get install chromium)"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
