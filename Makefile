@@ -43,3 +43,43 @@ bench-intel: setup  ## IP/domain lookup speed on the real feeds
 
 bench-ingest: setup  ## ingest throughput from PostgreSQL and a JSON API, ETL load throughput
 	python benchmarks/ingest_throughput.py
+
+# ---- versioned storage, experiment sweeps, pull-request reports ---------------------------------------------
+.PHONY: s3-up s3-down push pull sweep report promote bench-storage
+
+S3_PORT ?= 5577
+SWEEP_ARGS ?= -S 'model=logreg,random_forest,xgboost,lightgbm'
+JOBS ?= 2
+BASE ?= main
+
+s3-up: setup  ## start the local S3 server on 127.0.0.1:$(S3_PORT), create the bucket, point the DVC remote at it
+	cybersentinel remote up --port $(S3_PORT)
+
+s3-down: setup  ## stop the local S3 server (it keeps objects in memory: they are discarded)
+	cybersentinel remote down
+
+push: setup  ## check the DVC remote, then push data and models to it
+	cybersentinel remote push
+
+pull: setup  ## check the DVC remote, then pull data and models from it
+	cybersentinel remote pull
+
+# Queued experiments run in temporary copies of the repository: MLflow must log to an absolute store.
+sweep: export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+sweep: setup  ## queue a Hydra sweep as DVC experiments (default: the four models), run $(JOBS) at a time, compare
+	python -c 'from cybersentinel.registry import ensure_experiment; ensure_experiment()'
+	dvc exp run --queue $(SWEEP_ARGS)
+	dvc queue start -j $(JOBS)
+	while dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done
+	dvc queue status
+	dvc exp show --md --sort-by test.roc_auc --sort-order desc --drop '.*' \
+	  --keep 'Experiment|Created|State|model\.name|test\.(roc_auc|pr_auc|accuracy|f1|brier)'
+
+report: setup  ## the pull-request report against $(BASE): markdown + PNG plots in reports/tmp/pr/ (offline)
+	cybersentinel report --base $(BASE)
+
+promote: setup  ## move MLflow's 'champion' alias to the model in models/ if it beats the champion on the test set
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} cybersentinel promote --model-dir models
+
+bench-storage: setup  ## dvc push/pull round trip to the local S3 server, 4-model sweep throughput, report build time
+	python benchmarks/storage_and_sweeps.py

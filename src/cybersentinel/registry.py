@@ -158,7 +158,7 @@ def alias_version(uri: str, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client_for(uri).get_model_version_by_alias(name, alias).version
+        return str(client_for(uri).get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
@@ -228,7 +228,7 @@ def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candi
     versions = client.search_model_versions(f"name = '{name}'")
     if not versions:
         raise PromotionError(f"no registered versions of {name!r} in {uri}")
-    candidate = candidate or str(max(int(v.version) for v in versions))
+    candidate = str(candidate or max(int(v.version) for v in versions))
     holder = alias_version(uri, name, alias)
     if holder == candidate:
         return f"{name} version {candidate} already is {alias!r}; nothing to do"

@@ -1,0 +1,200 @@
+"""The MLflow registry: versions carry hashes, metrics and commit; `promote` moves `champion` only to a model
+that beats it on the same test data; loading by alias verifies the model's SHA-256."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from typer.testing import CliRunner
+
+from cybersentinel.cli import app
+from cybersentinel.io import sha256_file
+from cybersentinel.models import ModelIntegrityError, load_detector, load_model, save_model
+from cybersentinel.registry import (
+    CHAMPION,
+    PromotionError,
+    beats,
+    client_for,
+    evaluation,
+    load_alias,
+    log_and_register,
+    promote,
+)
+from cybersentinel.scoring import Detector
+from cybersentinel.tracking import stage_run
+
+pytestmark = pytest.mark.slow  # uses the sample pipeline's data and model
+EXPERIMENT = "registry-test"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An empty MLflow store whose artifacts stay in the temporary folder."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client_for(uri).create_experiment(EXPERIMENT, artifact_location=str(root / "artifacts"))
+    return uri
+
+
+@pytest.fixture(scope="module")
+def trained(sample_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The sample pipeline's real model, and a deliberately weak one on the same featurizer."""
+    strong, manifest = load_detector(sample_repo / "models")
+    features = sample_repo / "data" / "features"
+    featurizer_sha256 = json.loads((features / "featurizer.json").read_text())["sha256"]
+    featurizer = load_model(features / "featurizer.skops", featurizer_sha256)
+    train = pd.read_parquet(features / "train.parquet").sample(200, random_state=0)
+    weak_classifier = LogisticRegression(C=1e-4, max_iter=200).fit(train[manifest["features"]].to_numpy(),
+                                                                     train["label"].to_numpy())
+    weak = Pipeline([("features", featurizer), ("classifier", weak_classifier)])
+    folder = tmp_path_factory.mktemp("weak")
+    weak_manifest = manifest | {"model": "logreg", "threshold": 0.5, "sha256": save_model(weak, folder / "model.skops")}
+    return {"strong": (strong, manifest), "weak": (weak, weak_manifest), "test": features / "test.parquet",
+            "repo": sample_repo}
+
+
+def register(uri: str, name: str, model: Pipeline, manifest: dict, repo: Path, monkeypatch) -> str:
+    """Register as the train stage does (in the repository, so params.yaml's source hashes are found)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(repo)
+    example = pd.read_parquet(repo / "data" / "features" / "test.parquet")[manifest["inputs"]].head(5)
+    with stage_run("train", EXPERIMENT) as tracker:
+        log_and_register(tracker, model, manifest | {"name": name}, example)
+        assert tracker.active, "registration failed (see the warning)"
+    return max(client_for(uri).search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)).version
+
+
+@pytest.fixture(scope="module")
+def registered(store: str, trained: dict) -> dict[str, str]:
+    """The weak model as version 1 and the strong one as version 2 of `trained`, registered as train.py does."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return {kind: register(store, "trained", *trained[kind], trained["repo"], monkeypatch)
+                for kind in ("weak", "strong")}
+
+
+def copy_versions(uri: str, versions: list[str], name: str) -> list[str]:
+    """The same runs registered under another name with the same tags (cheap: no model is logged again)."""
+    client = client_for(uri)
+    client.create_registered_model(name)
+    copies = []
+    for version in versions:
+        source = client.get_model_version("trained", version)
+        copy = client.create_model_version(name, source.source, run_id=source.run_id, tags=source.tags)
+        copies.append(copy.version)
+    return copies
+
+
+def test_champion_moves_only_to_a_better_model_on_the_same_test_data(store, trained, registered) -> None:
+    name, repo, test = "promotion", trained["repo"], trained["test"]
+    weak, strong = copy_versions(store, [registered["weak"], registered["strong"]], name)
+    assert "becomes champion" in promote(store, name, test, candidate=weak)  # no champion yet
+
+    message = promote(store, name, test)  # the newest version by default
+    assert message.startswith(f"promoted version {strong} to 'champion' (was version {weak})")
+    client = client_for(store)
+    assert client.get_model_version_by_alias(name, CHAMPION).version == strong
+
+    with pytest.raises(PromotionError) as refused:
+        promote(store, name, test, candidate=weak)
+    text = str(refused.value)
+    weak_auc = float(client.get_model_version(name, weak).tags["test.roc_auc"])
+    strong_auc = float(client.get_model_version(name, strong).tags["test.roc_auc"])
+    assert strong_auc > weak_auc
+    assert f"version {weak} has roc_auc {weak_auc:.5f}, champion version {strong} has {strong_auc:.5f}" in text
+    assert "must be higher" in text and f"stays on version {strong}" in text
+    assert client.get_model_version_by_alias(name, CHAMPION).version == strong
+
+    # Both were scored on the same bytes, and the strong model's number is the evaluate stage's number.
+    digest = sha256_file(test)
+    for version in (weak, strong):
+        assert client.get_model_version(name, version).tags["test_data_sha256"] == digest
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())["test"]
+    assert strong_auc == pytest.approx(metrics["roc_auc"], abs=1e-5)
+    assert evaluation(store, name, strong, pd.read_parquet(test), digest).reused
+
+    tags = client.get_model_version(name, strong).tags
+    assert tags["sha256"] == trained["strong"][1]["sha256"]
+    assert tags["train_data_sha256"] == trained["strong"][1]["train_data_sha256"]
+    assert len(tags["git_commit"]) == 40 and "validation.roc_auc" in tags
+    assert {k for k in tags if k.startswith("source.")} == {
+        "source.data_legitimate_36400.json.sha256", "source.data_phishing_37175.json.sha256",
+        "source.dataset_phishing.csv.sha256"}
+
+
+def test_a_different_test_set_is_scored_again_not_reused(store, trained, registered, tmp_path) -> None:
+    name = "retest"
+    [version] = copy_versions(store, [registered["strong"]], name)
+    full = pd.read_parquet(trained["test"])
+    first = evaluation(store, name, version, full, sha256_file(trained["test"]))
+    half = tmp_path / "half.parquet"
+    full.iloc[: len(full) // 2].to_parquet(half)
+    second = evaluation(store, name, version, pd.read_parquet(half), sha256_file(half))
+    assert not second.reused and second.metrics["rows"] == len(full) // 2 != first.metrics["rows"]
+    assert client_for(store).get_model_version(name, version).tags["test_data_sha256"] == sha256_file(half)
+
+
+def test_loading_by_alias_verifies_the_hash(store, trained, registered) -> None:
+    name = "by-alias"
+    [version] = copy_versions(store, [registered["strong"]], name)
+    client_for(store).set_registered_model_alias(name, CHAMPION, version)
+    model, manifest = load_alias(name, CHAMPION, store)
+    urls = pd.DataFrame({"url": ["http://paypal.com.verify-account.example.tk/login", "https://www.python.org/"]})
+    expected = Detector(*trained["strong"]).score_urls(urls["url"].tolist())["score"]
+    assert np.array_equal(Detector(model, manifest).score_urls(urls["url"].tolist())["score"], expected)
+
+    run_id = client_for(store).get_model_version(name, version).run_id
+    stored = next(Path(store.removeprefix("sqlite:///")).parent.glob(f"artifacts/{run_id}/artifacts/detector/model.skops"))
+    original = stored.read_bytes()
+    stored.write_bytes(original + b"tampered")
+    try:
+        with pytest.raises(ModelIntegrityError, match="do not all match"):
+            load_alias(name, CHAMPION, store)
+    finally:
+        stored.write_bytes(original)
+
+
+def test_cli_promote_refuses_with_exit_code_and_fetch_model_writes_a_usable_folder(
+        store, trained, registered, monkeypatch, tmp_path) -> None:
+    name = "cli"
+    strong, weak = copy_versions(store, [registered["strong"], registered["weak"]], name)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    runner = CliRunner()
+    args = ["promote", "--name", name, "--test-data", str(trained["test"])]
+    assert runner.invoke(app, [*args, "--version", strong]).exit_code == 0
+    by_folder = runner.invoke(app, [*args, "--model-dir", str(trained["repo"] / "models")])  # as after exp apply
+    assert by_folder.exit_code == 0, by_folder.output
+    assert f"version {strong} already is 'champion'" in by_folder.output
+    refused = runner.invoke(app, [*args, "--version", weak, "--metric", "f1"])
+    assert refused.exit_code == 1 and "refusing to promote" in refused.output and "f1" in refused.output
+
+    out = tmp_path / "champion"
+    fetched = runner.invoke(app, ["fetch-model", "--name", name, "--out", str(out)])
+    assert fetched.exit_code == 0, fetched.output
+    assert sha256_file(out / "model.skops") == trained["strong"][1]["sha256"]
+    assert Detector.from_dir(out).score_urls(["https://www.python.org/"])["verdict"].tolist() == ["benign"]
+
+
+def test_refusals_for_bad_metric_and_unscorable_test_data(store, trained, registered, tmp_path) -> None:
+    name = "refusals"
+    copy_versions(store, [registered["strong"]], name)
+    with pytest.raises(PromotionError, match="unknown metric 'auc'"):
+        promote(store, name, trained["test"], metric="auc")
+    no_urls = tmp_path / "no_urls.parquet"
+    pd.read_parquet(trained["test"]).drop(columns=["url"]).to_parquet(no_urls)
+    with pytest.raises(PromotionError, match="cannot be scored on the same test data"):
+        promote(store, name, no_urls)
+    with pytest.raises(PromotionError, match="no registered versions"):
+        promote(store, "never-registered", trained["test"])
+
+
+def test_metric_direction() -> None:
+    assert beats("roc_auc", 0.91, 0.9) and not beats("roc_auc", 0.9, 0.9)
+    assert beats("brier", 0.04, 0.05) and not beats("brier", 0.05, 0.04)
+    assert not beats("roc_auc", 0.905, 0.9, min_delta=0.01)
+

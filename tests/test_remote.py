@@ -1,0 +1,183 @@
+"""The S3 remote for real: a local moto server on 127.0.0.1, `dvc push`, a fresh `git clone`, `dvc pull` of the
+train stage and `cybersentinel predict` with no retraining; clear errors for a dead remote or refused keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fixtures_pipeline import REPO, pipeline_env
+
+from cybersentinel.io import sha256_file
+from cybersentinel.remote import LOCAL_KEYS, dvc_remote, free_port, read_state, server_running, write_local_config
+
+CLI = str(Path(sys.executable).parent / "cybersentinel")
+URLS = ["http://paypal.com.account-verify.example.tk/login.php", "https://en.wikipedia.org/wiki/Phishing",
+        "secure-update-appleid.com.signin.example.ru/verify", "github.com/iterative/dvc", "http://192.168.4.20/admin"]
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+        check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, f"{args}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+    return result
+
+
+def clone_with_cache(source: Path, target: Path, share_cache: bool = True) -> Path:
+    """A git clone of ``source`` with its pipeline outputs checked out: reading (and adding to) ``source``'s DVC
+    cache, or from a private copy of its objects without the run-cache (so stages really run again)."""
+    run(["git", "clone", "-q", str(source), str(target)], cwd=source.parent)
+    if share_cache:
+        run([sys.executable, "-m", "dvc", "cache", "dir", "--local", str(source / ".dvc" / "cache")], cwd=target)
+    else:
+        shutil.copytree(source / ".dvc" / "cache" / "files", target / ".dvc" / "cache" / "files")
+    run([sys.executable, "-m", "dvc", "checkout", "-q"], cwd=target)
+    return target
+
+
+def predict(cwd: Path, model_dir: Path, env: dict[str, str]) -> pd.DataFrame:
+    pd.DataFrame({"url": URLS}).to_csv(cwd / "urls.csv", index=False)
+    run([CLI, "predict", "-i", "urls.csv", "-o", "scored.csv", "--model-dir", str(model_dir)], cwd=cwd, env=env)
+    return pd.read_csv(cwd / "scored.csv", keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def pushed_repo(sample_repo: Path, sample_mirror: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A clone of the sample repository whose data and model sit in a local S3 server (stopped afterwards)."""
+    repo = clone_with_cache(sample_repo, tmp_path_factory.mktemp("remote") / "origin")
+    env = pipeline_env(repo, sample_mirror)
+    run([CLI, "remote", "up", "--port", str(free_port())], cwd=repo, env=env)
+    try:
+        run([CLI, "remote", "push"], cwd=repo, env=env)
+        yield repo, env
+    finally:
+        run([CLI, "remote", "down"], cwd=repo, env=env)
+
+
+def remote_settings(repo: Path) -> dict[str, str]:
+    """Endpoint and keys of the default remote, as DVC merges them (config.local is not in git)."""
+    remote = dvc_remote(repo)
+    return {"endpointurl": remote.endpoint, "access_key_id": remote.access_key_id,
+            "secret_access_key": remote.secret_access_key}
+
+
+@pytest.mark.slow
+def test_fresh_clone_pulls_the_exact_model_and_predicts_without_training(pushed_repo, tmp_path: Path) -> None:
+    origin, env = pushed_repo
+    fresh = tmp_path / "fresh"
+    run(["git", "clone", "-q", str(origin), str(fresh)], cwd=tmp_path)
+    assert not (fresh / "models").exists()  # outputs live in the remote, not in git
+    settings = remote_settings(origin)
+    write_local_config(fresh, "storage", settings)
+
+    run([CLI, "remote", "pull", "train"], cwd=fresh, env=env)
+    manifest = json.loads((fresh / "models" / "model.json").read_text())
+    assert sha256_file(fresh / "models" / "model.skops") == manifest["sha256"]
+    assert manifest == json.loads((origin / "models" / "model.json").read_text())
+    assert not (fresh / "data" / "features" / "train.parquet").exists()  # only the train stage's outputs
+
+    pulled = predict(fresh, fresh / "models", env)
+    original = predict(tmp_path, origin / "models", env)
+    assert pulled["score"].tolist() == original["score"].tolist()
+    assert pulled["verdict"].tolist() == original["verdict"].tolist()
+    assert set(pulled["verdict"]) <= {"malicious", "suspicious", "benign"}
+
+
+@pytest.mark.slow
+def test_artifact_get_downloads_a_gto_tagged_version(pushed_repo, tmp_path: Path) -> None:
+    origin, env = pushed_repo
+    run([str(Path(sys.executable).parent / "gto"), "register", "url-detector", "--version", "v0.1.0"], cwd=origin,
+        env=env)
+    assert "url-detector@v0.1.0" in run(["git", "tag", "-l"], cwd=origin).stdout
+    # The remote's endpoint is not in git: hand it to `dvc artifacts get` as an extra config file.
+    settings = remote_settings(origin)
+    extra = tmp_path / "remote.conf"
+    extra.write_text("['remote \"storage\"']\n" + "".join(f"    {k} = {v}\n" for k, v in settings.items()))
+    out = tmp_path / "detector"
+    run([sys.executable, "-m", "dvc", "artifacts", "get", str(origin), "url-detector", "--rev", "v0.1.0",
+         "-o", str(out), "--config", str(extra)], cwd=tmp_path, env=env)
+    assert sha256_file(out / "model.skops") == json.loads((out / "model.json").read_text())["sha256"]
+    assert (out / "model.json").read_text() == (origin / "models" / "model.json").read_text()
+
+
+def dvc_repo_with_remote(path: Path, endpoint: str, keys: dict[str, str]) -> Path:
+    path.mkdir()
+    run(["git", "init", "-q"], cwd=path)
+    run([sys.executable, "-m", "dvc", "init", "-q"], cwd=path)
+    run([sys.executable, "-m", "dvc", "remote", "add", "-d", "storage", "s3://cybersentinel-test/store"], cwd=path)
+    write_local_config(path, "storage", {"endpointurl": endpoint, **keys})
+    return path
+
+
+@pytest.mark.slow
+def test_a_dead_remote_is_named_with_what_to_check(tmp_path: Path) -> None:
+    repo = dvc_repo_with_remote(tmp_path / "repo", f"http://127.0.0.1:{free_port()}", LOCAL_KEYS)
+    for command in (["remote", "check"], ["remote", "pull"]):
+        result = run([CLI, *command], cwd=repo, check=False)
+        assert result.returncode == 1
+        assert "remote 'storage'" in result.stderr and "is unreachable" in result.stderr
+        assert "cybersentinel remote up" in result.stderr and "endpointurl" in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_refused_credentials_are_named_with_what_to_check(tmp_path: Path) -> None:
+    port = free_port()
+    # A real S3 server that checks keys (moto with IAM authentication on): unknown keys get 403.
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        repo = dvc_repo_with_remote(tmp_path / "repo", f"http://127.0.0.1:{port}",
+                                    {"access_key_id": "AKIANOTAREALKEY00000", "secret_access_key": "wrong"})
+        deadline = time.monotonic() + 20
+        while (result := run([CLI, "remote", "check"], cwd=repo, check=False)).returncode and (
+                "unreachable" in result.stderr and time.monotonic() < deadline):
+            time.sleep(0.3)
+        assert result.returncode == 1
+        assert "remote 'storage'" in result.stderr and "refused the credentials" in result.stderr
+        assert "InvalidAccessKeyId" in result.stderr and "access_key_id" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.slow
+def test_up_is_idempotent_and_down_stops_the_server(tmp_path: Path) -> None:
+    repo = dvc_repo_with_remote(tmp_path / "repo", "http://127.0.0.1:1", LOCAL_KEYS)
+    port = free_port()
+    run([CLI, "remote", "up", "--port", str(port)], cwd=repo)
+    try:
+        first = read_state(repo)
+        run([CLI, "remote", "up", "--port", str(port)], cwd=repo)
+        assert read_state(repo) == first  # the running server is reused
+        assert remote_settings(repo)["endpointurl"] == f"http://127.0.0.1:{port}"
+    finally:
+        run([CLI, "remote", "down"], cwd=repo)
+    assert read_state(repo) is None
+    assert not server_running(first["pid"], port)
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_committed_config_names_an_s3_default_remote_without_secrets() -> None:
+    from dvc.config import Config
+
+    config = Config.load_file(str(REPO / ".dvc" / "config"))  # the git-tracked file alone
+    settings = config["remote"][config["core"]["remote"]]
+    assert settings["url"].startswith("s3://")
+    assert not {"endpointurl", "access_key_id", "secret_access_key", "session_token", "profile"} & set(settings)
+    assert config["hydra"]["enabled"] == "true"
+    ignored = run(["git", "check-ignore", ".dvc/config.local"], cwd=REPO, check=False)
+    assert ignored.returncode == 0
+
