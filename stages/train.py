@@ -57,6 +57,7 @@ def main() -> None:
         calibrated, held_out = calibrate_grouped(clone(estimator).set_params(**best_params), x, y, groups,
                                                  folds=params["calibration"]["folds"],
                                                  method=params["calibration"]["method"],
+                                                 ensemble=params["calibration"]["ensemble"],
                                                  n_jobs=search_cfg["n_jobs"], seed=seed)
         threshold = choose_threshold(y, held_out, params["threshold"]["objective"])
         val_metrics = classification_metrics(y, held_out, threshold)

@@ -68,7 +68,7 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
     featurizer = build_featurizer(dataset, FEATURIZER, [])
     x = featurizer.fit_transform(sample[["url"]], y)
     calibrated, held_out = calibrate_grouped(build_estimator(MODEL, seed), x, y, groups, folds=CALIBRATION_FOLDS,
-                                             method="isotonic", n_jobs=1, seed=seed)
+                                             method="isotonic", ensemble=False, n_jobs=1, seed=seed)
     threshold = choose_threshold(y, held_out, "accuracy")
     model = Pipeline([("features", featurizer), ("classifier", calibrated)])
 

@@ -102,8 +102,42 @@ def test_grouped_calibration_scores_rows_only_with_models_that_did_not_train_on_
     X, y = rng.normal(size=(400, 5)), rng.integers(0, 2, 400)  # labels are noise
     groups = np.arange(400) // 4
     estimator = build_estimator({"name": "random_forest", "params": {"n_estimators": 30}}, seed=0)
-    model, held_out = calibrate_grouped(estimator, X, y, groups, folds=4, method="sigmoid", n_jobs=1, seed=0)
-    assert len(model.calibrated_classifiers_) == 4
-    # In-sample, the forests have memorised the noise (and calibration may even flip it); held-out, not.
-    assert abs(roc_auc_score(y, model.predict_proba(X)[:, 1]) - 0.5) > 0.3
+    model, held_out = calibrate_grouped(estimator, X, y, groups, folds=4, method="isotonic",
+                                        ensemble=False, n_jobs=1, seed=0)
+    # In-sample, the forest has memorised the noise; the held-out scores have not.
+    assert roc_auc_score(y, model.calibrated_classifiers_[0].estimator.predict_proba(X)[:, 1]) > 0.9
     assert abs(roc_auc_score(y, held_out) - 0.5) < 0.1
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "logreg"])
+def test_grouped_calibration_equals_scikit_learns_own(name):
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from cybersentinel.models import calibrate_grouped
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + rng.normal(size=300) > 0).astype(int)
+    groups = np.arange(300) // 3
+    estimator = build_estimator({"name": name, "params": {}}, seed=0)
+    ours, _ = calibrate_grouped(estimator, X, y, groups, folds=3, method="isotonic", ensemble=False,
+                                n_jobs=1, seed=5)
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splits = list(StratifiedGroupKFold(3, shuffle=True, random_state=5).split(X, y, groups))
+    theirs = CalibratedClassifierCV(estimator, method="isotonic", cv=splits, ensemble=False).fit(X, y)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X))
+    assert len(ours.calibrated_classifiers_) == 1
+
+
+def test_ensemble_calibration_scores_each_row_with_the_fold_that_held_it_out():
+    from cybersentinel.models import calibrate_grouped
+
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(300, 3)), rng.integers(0, 2, 300)
+    estimator = build_estimator({"name": "random_forest", "params": {"n_estimators": 20}}, seed=0)
+    model, held_out = calibrate_grouped(estimator, X, y, np.arange(300) // 3, folds=3, method="sigmoid",
+                                        ensemble=True, n_jobs=1, seed=1)
+    assert len(model.calibrated_classifiers_) == 3
+    assert held_out.min() >= 0 and held_out.max() <= 1
+    assert not np.allclose(held_out, model.predict_proba(X)[:, 1])  # not the in-sample average

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 import skops.io as sio
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import RandomizedSearchCV, StratifiedGroupKFold
+from sklearn.model_selection import RandomizedSearchCV, StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -87,18 +87,37 @@ def calibrate(fitted: BaseEstimator, X: np.ndarray, y: np.ndarray, method: str) 
 
 
 def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
-                      folds: int, method: str, n_jobs: int, seed: int) -> tuple[CalibratedClassifierCV, np.ndarray]:
-    """Fit one classifier per grouped fold, each calibrated on the groups it did not see, and average
-    them. Every training row is used for fitting and for calibration, and no group is scored by a
-    model that trained on it. Returns the ensemble and each row's held-out calibrated score (for
-    choosing the threshold). Averaging also smooths the steps of isotonic calibration, which would
-    otherwise tie scores and cost ROC-AUC."""
+                      folds: int, method: str, ensemble: bool, n_jobs: int,
+                      seed: int) -> tuple[CalibratedClassifierCV, np.ndarray]:
+    """Calibrate on grouped folds, so no group is scored by a model that trained on it.
+
+    ``ensemble=False`` (``CalibratedClassifierCV(cv=..., ensemble=False)``): one classifier fitted on the
+    whole training split, its calibration map learned from out-of-fold scores; one model to serve.
+    ``ensemble=True``: one classifier per fold, each calibrated on its held-out groups, averaged; folds
+    times the cost to serve, but averaging smooths isotonic steps and can add a little ROC-AUC.
+    The class does not expose the out-of-fold scores needed to choose the threshold, so the single-model
+    case is assembled here. Returns the model and each training row's held-out calibrated score."""
     splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(X, y, groups))
-    model = CalibratedClassifierCV(estimator, method=method, cv=splits, n_jobs=n_jobs).fit(X, y)
-    held_out = np.empty(len(y))
-    for fold, (_, test_idx) in zip(model.calibrated_classifiers_, splits, strict=True):
-        held_out[test_idx] = fold.predict_proba(X[test_idx])[:, 1]
-    return model, held_out
+    if ensemble:
+        model = CalibratedClassifierCV(estimator, method=method, cv=splits, n_jobs=n_jobs).fit(X, y)
+        held_out = np.empty(len(y))
+        for fold, (_, test_idx) in zip(model.calibrated_classifiers_, splits, strict=True):
+            held_out[test_idx] = fold.predict_proba(X[test_idx])[:, 1]
+        return model, held_out
+    # Private helpers of scikit-learn (pinned); a test checks the result equals CalibratedClassifierCV's own.
+    from sklearn.calibration import _fit_calibrator
+    from sklearn.utils._array_api import get_namespace
+
+    response = "decision_function" if hasattr(estimator, "decision_function") else "predict_proba"
+    held_out_raw = cross_val_predict(estimator, X, y, cv=splits, method=response, n_jobs=n_jobs)
+    if held_out_raw.ndim == 2:
+        held_out_raw = held_out_raw[:, 1]
+    final = clone(estimator).fit(X, y)
+    classes = np.unique(y)
+    fitted = _fit_calibrator(final, held_out_raw.reshape(-1, 1), y, classes, method, get_namespace(X)[0])
+    model = CalibratedClassifierCV(estimator, method=method, cv=splits, ensemble=False)
+    model.calibrated_classifiers_, model.classes_, model.n_features_in_ = [fitted], classes, X.shape[1]
+    return model, np.clip(fitted.calibrators[0].predict(held_out_raw), 0.0, 1.0)
 
 
 def choose_threshold(y: np.ndarray, scores: np.ndarray, objective: str) -> float:
