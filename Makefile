@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 CYBERSENTINEL_DATA_MIRROR ?= $(wildcard $(abspath ../shared/data/upstream))
 export CYBERSENTINEL_DATA_MIRROR
 
-.PHONY: setup repro test lint params bench feeds bench-intel bench-ingest
+.PHONY: setup repro test lint params bench feeds bench-intel bench-ingest serve loadtest
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,7 +24,7 @@ repro: setup  ## run the pipeline on the default configuration (params.yaml)
 
 test: setup  ## lint and run the test suite
 	ruff check src stages tests benchmarks
-	pytest -q
+	pytest -q -rs
 
 lint: setup
 	ruff check src stages tests benchmarks
@@ -83,3 +83,9 @@ promote: setup  ## move MLflow's 'champion' alias to the model in models/ if it 
 
 bench-storage: setup  ## dvc push/pull round trip to the local S3 server, 4-model sweep throughput, report build time
 	python benchmarks/storage_and_sweeps.py
+
+serve: setup  ## the scoring API and web page on http://127.0.0.1:8000
+	cybersentinel serve
+
+loadtest: setup  ## service latency under load with wrk (500 single-URL requests/s for 60 s; 1,000-URL batches)
+	python benchmarks/load_test.py
