@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -65,8 +66,10 @@ def write_input(path: Path, rows: int, cold: bool, seed: int = 0) -> None:
     pd.DataFrame({"url": np.concatenate(parts)[:rows]}).to_csv(path, index=False)
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int, int]:
-    """Wall seconds, and peak summed PSS and RSS (bytes) of ``cmd`` and all its descendants."""
+def run_measured(cmd: list[str]) -> tuple[float, float, int, int]:
+    """Wall seconds, CPU seconds (user + system), and peak summed PSS and RSS (bytes) of ``cmd`` and all its
+    descendants."""
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL)
     peak_pss = peak_rss = 0
@@ -83,7 +86,9 @@ def run_measured(cmd: list[str]) -> tuple[float, int, int]:
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"{cmd[0]} failed with exit code {proc.returncode}")
-    return elapsed, peak_pss, peak_rss
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # waited-for workers roll up into their parent
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return elapsed, cpu, peak_pss, peak_rss
 
 
 def count_rows(path: Path) -> int:
@@ -117,13 +122,16 @@ def main() -> None:
     cmd = [str(Path(sys.executable).with_name("cybersentinel")), "predict", "-i", str(source), "-o", str(scored),
            "--model-dir", str(args.model_dir), "--no-progress", *feeds]
     load_before = psutil.getloadavg()[0]
-    seconds, pss, rss = run_measured(cmd)
+    seconds, cpu, pss, rss = run_measured(cmd)
     rows_out = count_rows(scored)
     print(f"input: {args.rows:,} real URLs ({'a distinct host per copy' if args.cold else 'collections repeated'}), "
           f"{source.stat().st_size / 1e6:.0f} MB CSV, {psutil.cpu_count()} cores, load average before/after "
           f"{load_before:.1f}/{psutil.getloadavg()[0]:.1f}")
     print(f"cybersentinel predict: {args.rows / seconds:,.0f} URLs/s ({seconds:.1f} s), peak memory "
           f"{pss / 2**20:,.0f} MiB PSS ({rss / 2**20:,.0f} MiB summed RSS), rows out {rows_out:,} (in {args.rows:,})")
+    cores = psutil.cpu_count()
+    print(f"  CPU time {cpu / args.rows * 1e6:.1f} us per URL over all processes: on {cores} otherwise idle cores that "
+          f"is at most {cores * args.rows / cpu:,.0f} URLs/s (a bound, not a measurement)")
     if rows_out != args.rows:
         sys.exit("row count mismatch")
     if args.no_peer:
@@ -131,10 +139,12 @@ def main() -> None:
     exe = fraudurl_venv(args.venv_dir)
     peer_source = args.work_dir / "urls_peer.csv"
     pd.read_csv(source, nrows=args.peer_rows, dtype=str, keep_default_na=False).to_csv(peer_source, index=False)
-    peer_seconds, peer_pss, _ = run_measured([str(exe), str(peer_source), "-o", str(args.work_dir / "peer.csv"),
-                                            "--quiet", "--workers", str(psutil.cpu_count())])
+    peer_cmd = [str(exe), str(peer_source), "-o", str(args.work_dir / "peer.csv"), "--quiet", "--workers",
+                str(psutil.cpu_count())]
+    peer_seconds, peer_cpu, peer_pss, _ = run_measured(peer_cmd)
     print(f"fraudurl {FRAUDURL.split('==')[1]}:    {args.peer_rows / peer_seconds:,.0f} URLs/s "
-          f"({peer_seconds:.1f} s for the first {args.peer_rows:,} rows), peak memory {peer_pss / 2**20:,.0f} MiB PSS")
+          f"({peer_seconds:.1f} s for the first {args.peer_rows:,} rows), peak memory {peer_pss / 2**20:,.0f} MiB PSS, "
+          f"CPU time {peer_cpu / args.peer_rows * 1e6:.1f} us per URL")
     print(f"ratio: {args.rows / seconds / (args.peer_rows / peer_seconds):.0f}x")
 
 
