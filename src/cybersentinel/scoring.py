@@ -553,6 +553,9 @@ def _record_end(data: bytes) -> int:
 def _csv_piece(piece: bytes, header: list[str], column: str, chunk_size: int) -> Iterator[Batch]:
     import pyarrow.csv as pacsv
 
+    if piece.startswith(b"\xef\xbb\xbf"):  # Arrow would drop a byte-order mark that here is data
+        yield from _python_csv(io.StringIO(piece.decode("utf-8", "replace"), newline=""), header, column, chunk_size)
+        return
     try:
         table = pacsv.read_csv(
             pa.py_buffer(piece),
