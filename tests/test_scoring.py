@@ -66,3 +66,21 @@ def test_unusable_rows_get_an_error_not_a_score(detector):
     assert list(scored["error"].str.split(" ").str[0]) == ["empty", "empty", "URL", "no", "host", "", "empty", "host"]
     assert scored.loc[scored["error"] != "", "score"].isna().all()
     assert scored.loc[5, "verdict"] in ("benign", "suspicious", "malicious")
+
+
+def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(detector, urls):
+    from cybersentinel.scoring import _walk
+
+    trees = detector.trees[0]
+    assert trees.interleaved is not None  # no split of this model routes missing values
+    X = detector.model.named_steps["features"].transform(pd.DataFrame({"url": urls[:203]}))  # not a multiple of 8
+    X[::7, ::5] = np.nan
+    X[1::11, 2] = np.inf
+    raw, contrib = trees.predict(X)
+    raw_general, contrib_general = _walk(X, trees.roots, trees.feature, trees.threshold, trees.left, trees.right,
+                                         trees.value, trees.default_left, trees.missing, True)
+    folds = detector.model.named_steps["classifier"].calibrated_classifiers_
+    booster = getattr(folds[0].estimator, "estimator", folds[0].estimator).booster_
+    np.testing.assert_array_equal(raw, raw_general)
+    np.testing.assert_array_equal(raw, booster.predict(X, raw_score=True))
+    np.testing.assert_allclose(contrib, contrib_general, atol=1e-4)
