@@ -141,3 +141,9 @@ def test_ensemble_calibration_scores_each_row_with_the_fold_that_held_it_out():
     assert len(model.calibrated_classifiers_) == 3
     assert held_out.min() >= 0 and held_out.max() <= 1
     assert not np.allclose(held_out, model.predict_proba(X)[:, 1])  # not the in-sample average
+
+
+def test_metrics_of_a_one_class_slice_are_null_not_nan():
+    metrics = classification_metrics(np.array([1, 1, 1]), np.array([0.9, 0.2, 0.8]), threshold=0.5)
+    assert metrics["roc_auc"] is None and metrics["pr_auc"] is None
+    assert metrics["recall"] == pytest.approx(2 / 3, abs=1e-5)

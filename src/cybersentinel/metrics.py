@@ -38,7 +38,8 @@ def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) 
         "brier": brier_score_loss(y, scores),
         "rows": len(y),
     }
-    return {k: round(float(v), 5) if k != "rows" else int(v) for k, v in values.items()}
+    # A slice with one class has no ROC-AUC: null in JSON, not NaN (which strict JSON readers reject).
+    return {k: int(v) if k == "rows" else (round(float(v), 5) if np.isfinite(v) else None) for k, v in values.items()}
 
 
 def _thin(points: list[dict], limit: int = 400) -> list[dict]:
