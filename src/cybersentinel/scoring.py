@@ -406,6 +406,11 @@ class Detector:
         return self.score_frame(pd.DataFrame({"url": urls}))
 
 
+# Intel lookups per distinct host, kept per process and index (a host's intel depends on nothing else).
+MAX_INTEL_CACHE = 200_000
+_intel_cache: dict[int, dict[bytes, dict[str, Any]]] = {}
+
+
 def apply_intel(scores: np.ndarray, ok: np.ndarray, parsed: ParsedUrls, index: Any,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Threat intelligence per distinct host (`IntelIndex.lookup_url`), combined with each row's score by
@@ -413,7 +418,14 @@ def apply_intel(scores: np.ndarray, ok: np.ndarray, parsed: ParsedUrls, index: A
     from cybersentinel.intel import combine
 
     hosts = parsed.hosts()
-    found = [index.lookup_url(h.decode("utf-8", "replace")) for h in hosts.dictionary.to_pylist()]
+    cache = _intel_cache.setdefault(id(index), {})
+    if len(cache) > MAX_INTEL_CACHE:
+        cache.clear()
+    found = []
+    for host in hosts.dictionary.to_pylist():
+        if (hit := cache.get(host)) is None:
+            hit = cache[host] = index.lookup_url(host.decode("utf-8", "replace"))
+        found.append(hit)
     per_row = hosts.indices.to_numpy(zero_copy_only=False)
     feeds = np.asarray([", ".join(f["feeds"]) for f in found] + [""], dtype=object)
     # rows whose host intel can change a score: listed, private/bogon, or a popular registered domain
