@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 CYBERSENTINEL_DATA_MIRROR ?= $(wildcard $(abspath ../shared/data/upstream))
 export CYBERSENTINEL_DATA_MIRROR
 
-.PHONY: setup repro test lint params bench feeds bench-intel bench-ingest serve loadtest
+.PHONY: setup repro test lint params bench feeds bench-intel bench-ingest bench-predict serve loadtest
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -89,3 +89,6 @@ serve: setup  ## the scoring API and web page on http://127.0.0.1:8000
 
 loadtest: setup  ## service latency under load with wrk (500 single-URL requests/s for 60 s; 1,000-URL batches)
 	python benchmarks/load_test.py
+
+bench-predict: setup  ## batch scoring throughput vs fraudurl (1M URLs)
+	python benchmarks/predict_throughput.py

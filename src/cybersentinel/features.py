@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
-from cybersentinel.urls import _split_host, to_text
+from cybersentinel.urls import split_host, to_text
 
 BRANDS = [
     "paypal", "apple", "icloud", "itunes", "google", "gmail", "microsoft", "office365", "outlook", "hotmail", "live",
@@ -542,7 +542,7 @@ def _longest_consonant_run(text: str) -> int:
 
 def host_row(host: str) -> tuple[float, ...]:
     """Features of a lower-cased host that need the public suffix list (``_HOST_COLUMNS`` order)."""
-    subdomain, domain, suffix, is_ip = _split_host(host)
+    subdomain, domain, suffix, is_ip = split_host(host)
     subdomain = subdomain[4:] if subdomain.startswith("www.") else "" if subdomain == "www" else subdomain
     plain_host = host[4:] if host.startswith("www.") else host
     registered = host if is_ip or not suffix else f"{domain}.{suffix}"
@@ -716,7 +716,7 @@ def _registered_domains(hosts: list[bytes]) -> list[str]:
     out = []
     for raw in hosts:
         host = raw.decode("utf-8", "replace")
-        subdomain, domain, suffix, is_ip = _split_host(host)
+        subdomain, domain, suffix, is_ip = split_host(host)
         out.append(host if is_ip or not suffix else f"{domain}.{suffix}")
     return out
 

@@ -74,7 +74,8 @@ def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 @lru_cache(maxsize=200_000)
-def _split_host(host: str) -> tuple[str, str, str, bool]:
+def split_host(host: str) -> tuple[str, str, str, bool]:
+    """(subdomain, domain, suffix, is_ip) of a lower-cased host; cached, since hosts repeat."""
     if not host or parse_ip(host) is not None:
         return "", host, "", bool(host)
     parts = _extract(host)
@@ -109,7 +110,7 @@ def split_url(raw: object) -> UrlParts:
     host = host.lower().rstrip(".")
     path, _, fragment = rest.partition("#")
     path, _, query = path.partition("?")
-    subdomain, domain, suffix, is_ip = _split_host(host)
+    subdomain, domain, suffix, is_ip = split_host(host)
     return UrlParts(scheme, userinfo, host, port, path, query, fragment, subdomain, domain, suffix, is_ip)
 
 
