@@ -3,9 +3,9 @@
 
     python benchmarks/storage_and_sweeps.py [--jobs 2] [--skip-sweep] [--keep]
 
-Everything runs in temporary git clones of this repository's HEAD that read its DVC cache, with their own local S3
-server, MLflow store and experiments, so the working tree is untouched. The default dataset and models are used as
-committed; the baseline is first brought up to date with `dvc repro` (a no-op when dvc.lock is current).
+Everything runs in a temporary repository made from this working tree (with a copy of its DVC cache objects) and a
+fresh clone of it, with their own local S3 server, MLflow store and experiments: the working tree is untouched. The
+default dataset and configuration are used; the baseline is first brought up to date with `dvc repro`.
 """
 
 from __future__ import annotations
@@ -54,18 +54,27 @@ def environment(repo: Path) -> dict[str, str]:
 
 
 def baseline(tmp: Path) -> tuple[Path, dict[str, str]]:
-    """A clone of HEAD with its outputs checked out from this repository's cache, reproduced and committed."""
+    """This working tree's files (tracked and untracked-not-ignored, so stages match the installed package)
+    committed in a new repository, with a private copy of the DVC cache objects (no run-cache: every stage the
+    sweep changes really runs), reproduced and committed."""
     origin = tmp / "origin"
     env = environment(origin)
-    run(["git", "clone", "-q", str(REPO), str(origin)], tmp, env)
-    run([*DVC, "cache", "dir", "--local", str(REPO / ".dvc" / "cache")], origin, env)
+    listed = run(["git", "ls-files", "-co", "--exclude-standard", "-z"], REPO, env).split("\0")
+    for rel in filter(None, listed):
+        if (REPO / rel).is_file():
+            (origin / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, origin / rel)
+    run(["git", "init", "-q", "-b", "main"], origin, env)
+    run([*GIT, "add", "-A"], origin, env)
+    run([*GIT, "commit", "-qm", "benchmark baseline"], origin, env)
+    shutil.copytree(REPO / ".dvc" / "cache" / "files", origin / ".dvc" / "cache" / "files")
     subprocess.run([*DVC, "checkout", "-q"], cwd=origin, env=env, capture_output=True)  # missing outs: repro makes them
     start = time.perf_counter()
     run([*DVC, "repro"], origin, env)
     print(f"baseline `dvc repro` (no-op when dvc.lock is current): {time.perf_counter() - start:.1f} s")
-    run([*GIT, "add", "dvc.lock", "reports"], origin, env)
+    run([*GIT, "add", "-A"], origin, env)
     if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=origin).returncode:
-        run([*GIT, "commit", "-qm", "benchmark baseline"], origin, env)
+        run([*GIT, "commit", "-qm", "reproduced"], origin, env)
     return origin, env
 
 
@@ -97,7 +106,9 @@ def storage_round_trip(origin: Path, env: dict[str, str], tmp: Path) -> None:
 def queued_sweep(origin: Path, env: dict[str, str], jobs: int) -> None:
     subprocess.run([sys.executable, "-c", "from cybersentinel.registry import ensure_experiment; ensure_experiment()"],
                    cwd=origin, env=env, check=True, capture_output=True)
-    queued = run([*DVC, "exp", "run", "--queue", "-S", SWEEP], origin, env).count("Queued experiment")
+    # One search process per experiment, `jobs` experiments at once on this machine's cores; it also makes the
+    # lightgbm run differ from the baseline, so all four models really train.
+    queued = run([*DVC, "exp", "run", "--queue", "-S", SWEEP, "-S", "search.n_jobs=1"], origin, env)
     start = time.perf_counter()
     # The workers outlive `queue start`: no pipes, or this would wait for them.
     subprocess.run([*DVC, "queue", "start", "-j", str(jobs)], cwd=origin, env=env, check=True,
@@ -105,18 +116,26 @@ def queued_sweep(origin: Path, env: dict[str, str], jobs: int) -> None:
     while any(state in (status := run([*DVC, "queue", "status"], origin, env)) for state in ("Queued", "Running")):
         time.sleep(5)
     wall = time.perf_counter() - start
-    done = status.count("Success")
     print(status.strip())
-    print(f"sweep: {queued} queued, {done} succeeded, -j {jobs}: {wall:.0f} s wall, "
-          f"{done / wall * 3600:.1f} experiments/hour, {wall * jobs / max(done, 1):.0f} s per experiment per worker")
-    print(run([*DVC, "exp", "show", "--md", "--sort-by", "test.roc_auc", "--sort-order", "desc", "--drop", ".*",
-               "--keep", r"Experiment|model\.name|test\.(roc_auc|pr_auc|accuracy|brier)"], origin, env))
     shown = json.loads(run([*DVC, "exp", "show", "--json"], origin, env))
-    scored = [(exp["revs"][0]["data"]["metrics"]["reports/metrics.json"]["data"]["test"]["roc_auc"], exp["name"])
-              for base in shown for exp in base.get("experiments") or []
-              if exp["revs"][0]["data"].get("metrics", {}).get("reports/metrics.json")]
-    if scored:
-        best = max(scored)[1]
+    results = []
+    for exp in (exp for base in shown for exp in base.get("experiments") or []):
+        rev = exp["revs"][0]
+        if rev.get("error"):
+            print(f"{exp['name']}: FAILED ({rev['error'].get('msg')}); `dvc queue logs {exp['name']}` says why")
+            continue
+        test = rev["data"]["metrics"]["reports/metrics.json"]["data"]["test"]
+        results.append((test["roc_auc"], exp["name"], rev["data"]["params"]["params.yaml"]["data"]["model"]["name"],
+                        test))
+    print(f"sweep: {queued.count('Queued experiment')} queued, {len(results)} succeeded, -j {jobs}: {wall:.0f} s "
+          f"wall, {len(results) / wall * 3600:.1f} experiments/hour, "
+          f"{wall * jobs / max(len(results), 1):.0f} s per experiment per worker")
+    print("| experiment | model | roc_auc | pr_auc | accuracy | brier |\n|---|---|---|---|---|---|")
+    for _, name, model, test in sorted(results, reverse=True):
+        print(f"| {name} | {model} | {test['roc_auc']:.5f} | {test['pr_auc']:.5f} | {test['accuracy']:.5f} | "
+              f"{test['brier']:.5f} |")
+    if results:
+        best = max(results)[1]
         run([*DVC, "exp", "apply", best], origin, env)
         print(f"applied the best experiment, {best}, to the baseline workspace for the report")
 

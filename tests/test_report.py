@@ -25,7 +25,8 @@ DVC_YAML = {
 
 def write_revision(repo: Path, roc_auc: float, accuracy: float, model: str, roc: list[tuple[float, float]]) -> None:
     (repo / "reports" / "plots").mkdir(parents=True, exist_ok=True)
-    metrics = {"test": {"roc_auc": roc_auc, "accuracy": accuracy, "rows": 200}, "threshold": 0.5}
+    metrics = {"test": {"roc_auc": roc_auc, "accuracy": accuracy, "rows": 200}, "threshold": 0.5,
+               "slices": {"one_class": {"roc_auc": float("nan")}}}  # undefined in both revisions
     (repo / "reports" / "metrics.json").write_text(json.dumps(metrics))
     (repo / "reports" / "plots" / "roc.json").write_text(json.dumps([{"fpr": f, "tpr": t} for f, t in roc]))
     confusion = [{"actual": a, "predicted": p} for a, p in
@@ -77,6 +78,7 @@ def test_report_tables_carry_both_revisions_numbers(png_report: Path) -> None:
     assert "| rows" not in text and "test.rows" not in text  # unchanged metrics are left out
     assert re.search(r"\|\s*params.yaml\s*\|\s*model.name\s*\|\s*logreg\s*\|\s*lightgbm\s*\|", text)
     assert "seed" not in text  # unchanged parameters are left out
+    assert "nan" not in text  # DVC lists NaN -> NaN as a change; it is not one
 
 
 def test_report_plots_are_local_png_images(png_report: Path) -> None:

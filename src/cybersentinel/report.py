@@ -71,16 +71,30 @@ def headline(diff: dict[str, dict[str, dict[str, Any]]], base: str, target: str,
     """The held-out test metrics that changed, first; ``diff`` is `dvc metrics diff --json` output."""
     rows = [f"| {key.removeprefix(prefix)} | {_fmt(change.get('old'))} | {_fmt(change.get('new'))} | "
             f"{_fmt(change.get('diff'), signed=True)} |"
-            for metrics in diff.values() for key, change in sorted(metrics.items()) if key.startswith(prefix)]
+            for metrics in diff.values() for key, change in sorted(metrics.items())
+            if key.startswith(prefix) and not (_is_nan(change.get("old")) and _is_nan(change.get("new")))]
     if not rows:
         return ""
     return "\n".join([f"| Test metric | {base} | {target} | Change |", "|---|---|---|---|", *rows])
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
 
 
 def _fmt(value: Any, signed: bool = False) -> str:
     if isinstance(value, float):
         return f"{value:+.5f}" if signed else f"{value:.5f}"
     return "-" if value is None else str(value)
+
+
+def drop_unchanged_nan_rows(table_md: str) -> str:
+    """DVC lists a metric that is NaN in both revisions as changed (NaN != NaN); it did not change."""
+    def unchanged(line: str) -> bool:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        return len(cells) == 5 and cells[2] == cells[3] == "nan"
+
+    return "\n".join(line for line in table_md.splitlines() if not unchanged(line))
 
 
 def has_rows(table_md: str) -> bool:
@@ -119,7 +133,7 @@ def build_report(repo: Path, base: str, out: Path, target: str | None = None, fm
     with ThreadPoolExecutor(len(commands)) as pool:  # four DVC start-ups at once
         running = {key: pool.submit(dvc, repo, *args) for key, args in commands.items()}
         out_of = {key: future.result() for key, future in running.items()}
-    metrics_md, params_md = out_of["metrics_md"], out_of["params_md"]
+    metrics_md, params_md = drop_unchanged_nan_rows(out_of["metrics_md"]), out_of["params_md"]
     metrics_json = json.loads(out_of["metrics"] or "{}")
     specs = json.loads(out_of["plots"] or "{}")
     images = {}
