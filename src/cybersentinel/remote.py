@@ -159,9 +159,18 @@ def _serving(port: int) -> bool:
 
 def server_running(pid: int, port: int) -> bool:
     """Whether ``pid`` is still the moto server we started on ``port`` (not a zombie, not a reused pid)."""
-    result = subprocess.run(["ps", "-o", "stat=,command=", "-p", str(pid)], capture_output=True, text=True, check=False)
-    state, _, command = result.stdout.strip().partition(" ")
-    return result.returncode == 0 and not state.startswith("Z") and "moto.server" in command and str(port) in command
+    proc = Path(f"/proc/{pid}")
+    if Path("/proc/self").is_dir():  # Linux: no dependency on procps
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+    else:
+        result = subprocess.run(["ps", "-o", "stat=,command=", "-p", str(pid)], capture_output=True, text=True,
+                                check=False)
+        state, _, command = result.stdout.strip().partition(" ")
+    return bool(state) and not state.startswith("Z") and "moto.server" in command and str(port) in command
 
 
 def _port(state: dict[str, Any]) -> int:
