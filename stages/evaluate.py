@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
+from cybersentinel.compiled import UrlScorer
 from cybersentinel.io import read_params, write_json
 from cybersentinel.metrics import (
     calibration_points,
@@ -35,6 +36,11 @@ def main() -> None:
     test = pd.read_parquet(args.features / "test.parquet")
     y, threshold = test["label"].to_numpy(), manifest["threshold"]
     scores = model.predict_proba(test[manifest["inputs"]])[:, 1]
+    if manifest.get("compiled"):  # the served form must score every test row as the evaluated pipeline does
+        scorer = UrlScorer.load(args.model / manifest["compiled"]["file"], manifest["compiled"]["sha256"])
+        difference = scorer.max_difference(test["url"], scores)
+        if not difference <= 1e-9:
+            raise SystemExit(f"the compiled scorer differs from the pipeline by {difference:.3g} on the test set")
 
     sources = {s: (test["source"] == s).to_numpy() for s in sorted(test["source"].unique())}
     metrics = {"test": classification_metrics(y, scores, threshold), "threshold": threshold,

@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from cybersentinel.compiled import write_compiled
 from cybersentinel.io import read_params, sha256_file, write_json
 from cybersentinel.metrics import classification_metrics
 from cybersentinel.models import (
@@ -73,6 +74,9 @@ def main() -> None:
             "suspicious_band": params["threshold"]["suspicious_band"], "validation": val_metrics,
             "train_data_sha256": sha256_file(args.features / "train.parquet"),
         }
+        compiled = write_compiled(model, args.out)  # the served form: arrays, no scikit-learn at load time
+        if compiled:
+            manifest["compiled"] = compiled
         write_json(args.out / "model.json", manifest)
         tracker.metrics({"cv_score": cv_score, "threshold": threshold, **val_metrics}, prefix="validation.")
         tracker.artifact(str(args.out / "model.json"))

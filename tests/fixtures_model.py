@@ -30,9 +30,10 @@ import pytest
 import yaml
 from sklearn.pipeline import Pipeline
 
+from cybersentinel.compiled import write_compiled
 from cybersentinel.features import build_featurizer
 from cybersentinel.io import sha256_file, write_json
-from cybersentinel.models import build_estimator, calibrate_grouped, choose_threshold, save_model
+from cybersentinel.models import build_estimator, calibrate_grouped, choose_threshold, load_detector, save_model
 from cybersentinel.prepare import assign_groups, deduplicate
 from cybersentinel.scoring import Detector
 from cybersentinel.sources import MIRROR_ENV, read_source
@@ -75,13 +76,14 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
     out.mkdir(parents=True, exist_ok=True)
     sha256 = save_model(model, out / "model.skops")
     data_file = mirror / dataset["sources"][0]["files"][1]["name"]
+    compiled = write_compiled(model, out)
     write_json(out / "model.json", {
         "name": "cybersentinel-url-detector-test", "file": "model.skops", "sha256": sha256,
         "dataset": dataset["name"], "kind": "url", "inputs": ["url"],
         "features": list(featurizer.get_feature_names_out()), "model": MODEL["name"], "best_params": {},
         "threshold": round(threshold, 6), "suspicious_band": 0.15,
         "validation": {"accuracy": round(float(np.mean((held_out >= threshold) == y)), 5), "rows": int(len(y))},
-        "train_data_sha256": sha256_file(data_file),
+        "train_data_sha256": sha256_file(data_file), **({"compiled": compiled} if compiled else {}),
     })
     return out
 
@@ -90,6 +92,7 @@ def verified_copy(source: Path, out: Path) -> Path:
     """A copy of a model folder (a concurrent `dvc repro` cannot remove it mid-test), checked to load."""
     shutil.copytree(source, out)
     Detector.from_dir(out)  # raises on a missing file or a hash mismatch
+    load_detector(out)
     return out
 
 

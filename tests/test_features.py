@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cybersentinel.features import URL_FEATURES, ParsedUrls, UrlFeaturizer, url_features
+from cybersentinel.features import UrlFeaturizer
+from cybersentinel.lexical import URL_FEATURES, ParsedUrls, ngram_scores, url_features
 from cybersentinel.models import load_model, save_model
 from cybersentinel.urls import split_url
 
@@ -77,7 +78,7 @@ def test_ngram_scores_are_the_decision_function_of_the_training_matrix(fitted):
     featurizer, urls = fitted
     urls = [*urls[:20], "", "x", "http://[::1]/", "ünï.cödé/ß"]
     parsed = ParsedUrls(urls)
-    scores = featurizer.ngram_scores(parsed)
+    scores = ngram_scores(parsed, featurizer.ngram_range, featurizer.n_features, featurizer.ngram_weights())
     for j, spans in enumerate((parsed.host_spans(), parsed.rest_spans())):
         expected = featurizer.scorers_[j].decision_function(featurizer.ngram_matrix(parsed, *spans))
         np.testing.assert_allclose(scores[:, j], expected, rtol=1e-5, atol=1e-5)

@@ -1,5 +1,6 @@
-"""The detector: the tree kernel reproduces LightGBM and scikit-learn's calibrated probabilities, reasons
-explain flagged rows in plain words, unusable rows get an error."""
+"""The detector: its compiled form (tree kernels, calibration maps, n-gram weights as arrays) reproduces
+LightGBM and scikit-learn's calibrated probabilities and loads without scikit-learn, reasons explain
+flagged rows in plain words, unusable rows get an error."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import pandas as pd
 import pytest
 from fixtures_model import mirror_dir, model_dir  # noqa: F401
 
-from cybersentinel.features import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS
+from cybersentinel.compiled import UrlScorer
+from cybersentinel.io import ModelIntegrityError, load_manifest
+from cybersentinel.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
+from cybersentinel.models import load_detector
 from cybersentinel.scoring import Detector
 
 
 @pytest.fixture(scope="module")
 def detector(model_dir) -> Detector:  # noqa: F811
     return Detector.from_dir(model_dir)
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_dir):  # noqa: F811
+    return load_detector(model_dir)[0]
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +37,24 @@ def urls() -> list[str]:
     return [*rng.choice(legit, 1500).tolist(), *rng.choice(phish, 1500).tolist()]
 
 
-def test_fast_path_reproduces_the_evaluated_model(detector, urls):
-    assert detector.trees is not None
-    X = detector.model.named_steps["features"].transform(pd.DataFrame({"url": urls}))
-    folds = detector.model.named_steps["classifier"].calibrated_classifiers_
-    for trees, fold in zip(detector.trees, folds, strict=True):
+def test_compiled_scorer_reproduces_the_evaluated_model(detector, pipeline, urls, model_dir):  # noqa: F811
+    assert detector.model is None and detector.scorer is not None  # served from the compiled file alone
+    X = pipeline.named_steps["features"].transform(pd.DataFrame({"url": urls}))
+    np.testing.assert_array_equal(detector.scorer.features(ParsedUrls(urls)), X)
+    folds = pipeline.named_steps["classifier"].calibrated_classifiers_
+    for (trees, _), fold in zip(detector.scorer.folds, folds, strict=True):
         booster = getattr(fold.estimator, "estimator", fold.estimator).booster_
         raw, contrib = trees.predict(X)
         np.testing.assert_array_equal(raw, booster.predict(X, raw_score=True))  # LightGBM's own sum, bit for bit
         np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-3)  # path contributions add up to the score
     scored = detector.score_urls(urls)
-    expected = detector.model.predict_proba(pd.DataFrame({"url": urls}))[:, 1]
-    np.testing.assert_allclose(scored["score"].to_numpy(), expected, atol=1e-6)
+    expected = pipeline.predict_proba(pd.DataFrame({"url": urls}))[:, 1]
+    assert detector.scorer.max_difference(urls, expected) <= 1e-9
+    np.testing.assert_allclose(scored["score"].to_numpy(), expected, atol=1e-6)  # rounded to 6 places
     assert (scored["error"] == "").all()
+    in_memory = Detector(pipeline, load_manifest(model_dir))  # compiled on load, as for a registry model
+    assert in_memory.scorer is not None
+    pd.testing.assert_frame_equal(in_memory.score_urls(urls), scored)
 
 
 def test_reasons_explain_flagged_rows_in_plain_words(detector, urls):
@@ -68,19 +82,54 @@ def test_unusable_rows_get_an_error_not_a_score(detector):
     assert scored.loc[5, "verdict"] in ("benign", "suspicious", "malicious")
 
 
-def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(detector, urls):
-    from cybersentinel.scoring import _walk
+def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(detector, pipeline, urls):
+    from cybersentinel.compiled import _walk
 
-    trees = detector.trees[0]
+    trees = detector.scorer.folds[0][0]
     assert trees.interleaved is not None  # no split of this model routes missing values
-    X = detector.model.named_steps["features"].transform(pd.DataFrame({"url": urls[:203]}))  # not a multiple of 8
+    X = pipeline.named_steps["features"].transform(pd.DataFrame({"url": urls[:203]}))  # not a multiple of 8
     X[::7, ::5] = np.nan
     X[1::11, 2] = np.inf
     raw, contrib = trees.predict(X)
     raw_general, contrib_general = _walk(X, trees.roots, trees.feature, trees.threshold, trees.left, trees.right,
                                          trees.value, trees.default_left, trees.missing, True)
-    folds = detector.model.named_steps["classifier"].calibrated_classifiers_
+    folds = pipeline.named_steps["classifier"].calibrated_classifiers_
     booster = getattr(folds[0].estimator, "estimator", folds[0].estimator).booster_
     np.testing.assert_array_equal(raw, raw_general)
     np.testing.assert_array_equal(raw, booster.predict(X, raw_score=True))
     np.testing.assert_allclose(contrib, contrib_general, atol=1e-4)
+
+
+def test_compiled_file_is_reproducible_and_refuses_tampering(detector, model_dir, tmp_path):  # noqa: F811
+    compiled = load_manifest(model_dir)["compiled"]
+    sha = detector.scorer.save(tmp_path / "again.npz")
+    assert sha == compiled["sha256"]  # same bytes every time: DVC sees no change when nothing changed
+    data = bytearray((tmp_path / "again.npz").read_bytes())
+    data[len(data) // 2] ^= 1
+    (tmp_path / "bad.npz").write_bytes(data)
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        UrlScorer.load(tmp_path / "bad.npz", sha)
+    with np.load(tmp_path / "again.npz", allow_pickle=False) as npz:  # plain arrays only, nothing to unpickle
+        assert all(npz[name].dtype != object for name in npz.files)
+
+
+def test_the_compiled_detector_starts_without_scikit_learn(model_dir):  # noqa: F811
+    import subprocess
+    import sys
+
+    code = ("import sys; from cybersentinel.scoring import Detector; "
+            f"d = Detector.from_dir({str(model_dir)!r}); print(d.score_urls(['http://paypal.com.x.tk/login'])"
+            "['verdict'][0]); heavy = ('sklearn', 'scipy.stats', 'lightgbm', 'skops'); "
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] in ("malicious", "suspicious", "benign") and out[1] == "[]"
+
+
+def test_models_without_a_compiled_form_are_scored_through_the_pipeline(pipeline, model_dir, urls):  # noqa: F811
+    manifest = {k: v for k, v in load_manifest(model_dir).items() if k != "compiled"}
+    manifest["kind"] = "tabular-like"  # nothing compiles it: predict_proba and occlusion reasons
+    slow = Detector(pipeline, manifest)
+    assert slow.scorer is None
+    fast = Detector.from_dir(model_dir)
+    X = pipeline.named_steps["features"].transform(urls[:50])
+    np.testing.assert_allclose(slow._score_features(X)[0], fast._score_features(X)[0], atol=1e-9)

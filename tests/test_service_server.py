@@ -143,16 +143,17 @@ def register_in_store(uri: str, root: Path, model_dir: Path, name: str, sha256_t
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
+    compiled_sha256 = json.loads((model_dir / "model.json").read_text())["compiled"]["sha256"]
     experiment = client.get_experiment_by_name("serve-test") or client.get_experiment(
         client.create_experiment("serve-test", artifact_location=str(root / "artifacts")))
     run = client.create_run(experiment.experiment_id)
-    for file in ("model.skops", "model.json"):
+    for file in ("model.skops", "scorer.npz", "model.json"):
         client.log_artifact(run.info.run_id, str(model_dir / file), "detector")
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
     version = client.create_model_version(name, f"runs:/{run.info.run_id}/detector", run_id=run.info.run_id,
-                                          tags={"sha256": sha256_tag}).version
+                                          tags={"sha256": sha256_tag, "compiled_sha256": compiled_sha256}).version
     client.set_registered_model_alias(name, "champion", version)
     return version
 

@@ -47,8 +47,7 @@ def predict(
     import sys
     from contextlib import ExitStack
 
-    from cybersentinel.io import atomic_path
-    from cybersentinel.models import ModelIntegrityError
+    from cybersentinel.io import ModelIntegrityError, atomic_path
     from cybersentinel.scoring import (
         INPUT_FORMATS,
         OUTPUT_FORMATS,

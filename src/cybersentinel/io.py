@@ -14,6 +14,10 @@ from typing import Any
 import pandas as pd
 
 
+class ModelIntegrityError(RuntimeError):
+    """A model file does not match its recorded hash or contains types we do not trust."""
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -45,6 +49,11 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def load_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """A model folder's ``model.json``: file names, hashes, threshold, metrics of the model in it."""
+    return json.loads((Path(model_dir) / "model.json").read_text())
 
 
 def _jsonable(value: Any) -> Any:

@@ -22,7 +22,7 @@ from sklearn.model_selection import RandomizedSearchCV, StratifiedGroupKFold, cr
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cybersentinel.io import atomic_path, sha256_file
+from cybersentinel.io import ModelIntegrityError, atomic_path, load_manifest, sha256_file
 
 # Types outside skops' default trust that a CyberSentinel model may contain. Anything else in a model
 # file is refused before a single object is built.
@@ -38,10 +38,6 @@ TRUSTED_TYPES = frozenset({
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
 })
-
-
-class ModelIntegrityError(RuntimeError):
-    """A model file does not match its recorded hash or contains types we do not trust."""
 
 
 def build_estimator(model: Mapping[str, Any], seed: int) -> BaseEstimator:
@@ -189,10 +185,6 @@ def load_model(path: str | Path, sha256: str) -> Pipeline:
     if untrusted:
         raise ModelIntegrityError(f"{path}: contains types outside the allowlist: {sorted(untrusted)}")
     return sio.load(path, trusted=sorted(TRUSTED_TYPES))
-
-
-def load_manifest(model_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(model_dir) / "model.json").read_text())
 
 
 def load_detector(model_dir: str | Path) -> tuple[Pipeline, dict[str, Any]]:

@@ -444,7 +444,7 @@ def monitor(
         from cybersentinel.intel import IntelIndex
 
         index = IntelIndex.from_dir(feeds_dir)
-    from cybersentinel.models import ModelIntegrityError
+    from cybersentinel.io import ModelIntegrityError
 
     try:
         score = _model_scorer(model_dir)

@@ -80,6 +80,14 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
             if save_model(model, path) != manifest["sha256"]:
                 raise ModelIntegrityError("re-serialising the model did not reproduce the manifest's SHA-256")
             mlflow.log_artifact(str(path), DETECTOR_DIR)
+            if manifest.get("compiled"):
+                from cybersentinel.compiled import UrlScorer
+
+                path = Path(tmp) / manifest["compiled"]["file"]
+                scorer = UrlScorer.from_pipeline(model)
+                if scorer is None or scorer.save(path) != manifest["compiled"]["sha256"]:
+                    raise ModelIntegrityError("compiling the model did not reproduce the manifest's compiled file")
+                mlflow.log_artifact(str(path), DETECTOR_DIR)
         mlflow.log_dict(manifest, f"{DETECTOR_DIR}/model.json")
         signature = infer_signature(example, model.predict_proba(example)[:, 1])
         info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
@@ -89,6 +97,7 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
         client = mlflow.MlflowClient()
         version = info.registered_model_version
         tags = {"sha256": manifest["sha256"], "train_data_sha256": manifest["train_data_sha256"],
+                **({"compiled_sha256": manifest["compiled"]["sha256"]} if manifest.get("compiled") else {}),
                 "git_commit": git_commit(), "dataset": manifest["dataset"], "model": manifest["model"],
                 **{f"source.{name}.sha256": digest for name, digest in source_hashes().items()},
                 **{f"validation.{k}": v for k, v in manifest["validation"].items()}}
@@ -123,8 +132,7 @@ def download_version(uri: str, name: str, version: str, dest: Path) -> tuple[Pat
     """Download a version's detector files into ``dest`` and check them against the registry's SHA-256."""
     import mlflow
 
-    from cybersentinel.io import sha256_file
-    from cybersentinel.models import ModelIntegrityError
+    from cybersentinel.io import ModelIntegrityError, sha256_file
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     model_version = client_for(uri).get_model_version(name, version)
@@ -142,6 +150,12 @@ def download_version(uri: str, name: str, version: str, dest: Path) -> tuple[Pat
     if not manifest.get("sha256") == actual == expected:
         raise ModelIntegrityError(f"{name} version {version}: file SHA-256 {actual}, manifest "
                                   f"{manifest.get('sha256')}, registry {expected} do not all match; refusing to load")
+    compiled = manifest.get("compiled")
+    if compiled:
+        actual, expected = sha256_file(local / compiled["file"]), model_version.tags.get("compiled_sha256")
+        if not compiled["sha256"] == actual == expected:
+            raise ModelIntegrityError(f"{name} version {version}: compiled file SHA-256 {actual}, manifest "
+                                      f"{compiled['sha256']}, registry {expected} do not all match; refusing to load")
     return local, manifest
 
 
@@ -166,7 +180,7 @@ def alias_version(uri: str, name: str, alias: str) -> str | None:
 def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
                uri: str | None = None) -> tuple[Pipeline, dict[str, Any]]:
     """The model an alias points at, hash-verified (``Detector(*load_alias())`` scores with it)."""
-    from cybersentinel.models import ModelIntegrityError
+    from cybersentinel.io import ModelIntegrityError
 
     uri = uri or tracking_uri()
     version = alias_version(uri, name, alias)
@@ -268,7 +282,7 @@ def _registered_name() -> str:
 
 def version_of(uri: str, name: str, model_dir: Path) -> str:
     """The newest registered version holding the model in ``model_dir`` (e.g. after `dvc exp apply`)."""
-    from cybersentinel.models import load_manifest
+    from cybersentinel.io import load_manifest
 
     digest = load_manifest(model_dir)["sha256"]
     versions = [v for v in client_for(uri).search_model_versions(f"name = '{name}'") if v.tags.get("sha256") == digest]
@@ -293,7 +307,7 @@ def promote_command(
                     ] = None,
 ) -> None:
     """Move the champion alias to a model version only if it beats the champion on the same test data."""
-    from cybersentinel.models import ModelIntegrityError
+    from cybersentinel.io import ModelIntegrityError
 
     uri, name = tracking_uri(), name or _registered_name()
     try:
@@ -328,7 +342,8 @@ def fetch_model_command(
         except ModelIntegrityError as exc:
             typer.secho(str(exc), fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from exc
-        for file in (manifest["file"], "model.json"):
+        for file in (manifest["file"], *([manifest["compiled"]["file"]] if manifest.get("compiled") else []),
+                     "model.json"):
             with atomic_path(out / file) as target:
                 shutil.copyfile(local / file, target)
     typer.echo(f"{name} version {version} ({alias}, {manifest['model']}, sha256 {manifest['sha256'][:12]}...) -> {out}")

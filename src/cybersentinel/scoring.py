@@ -2,15 +2,11 @@
 monitor, and the streaming batch files of `cybersentinel predict`. Rows that cannot be scored get an
 ``error`` instead of being dropped.
 
-For calibrated LightGBM models (what train.py makes: one frozen booster, or one per grouped fold, each with
-its isotonic calibrator, averaged), the trees are evaluated by a numba kernel over the boosters' own dumps.
-Its raw scores are LightGBM's bit for bit (tests check this on real URLs) and a model is only scored this way
-after the kernel reproduced ``predict_proba`` on probe URLs when it loaded. The same walk yields each
-feature's path contribution (Saabas), which picks the plain-words ``reasons``: LightGBM's exact SHAP values
-(``pred_contrib=True``) cost ~3 ms a row for a 400-tree booster, far too slow for batch scoring, while path
-contributions cost ~20% on top of the prediction. Other models go through ``predict_proba``, with XGBoost's
+The default URL detector (calibrated LightGBM) is scored from its compiled form (`cybersentinel.compiled`:
+the same model as plain arrays, checked against the pipeline when it was trained and evaluated), which
+loads without scikit-learn. Other models go through the pipeline's ``predict_proba``, with XGBoost's
 approximate contributions or, for anything else, the log-odds drop when a feature is set to its training
-median.
+median, to pick the plain-words ``reasons``.
 """
 
 from __future__ import annotations
@@ -18,22 +14,24 @@ from __future__ import annotations
 import csv
 import io
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
-from sklearn.pipeline import Pipeline
 
-from cybersentinel.features import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls, UrlFeaturizer
-from cybersentinel.models import load_detector
+from cybersentinel.compiled import UrlScorer
+from cybersentinel.io import load_manifest
+from cybersentinel.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
 from cybersentinel.urls import to_text
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 MAX_URL_CHARS = 65_536
 MAX_REASONS = 3
@@ -43,189 +41,6 @@ BINARY_FEATURES = frozenset({
     "shortener", "has_fragment", "double_slash_in_path", "url_in_path", "tld_in_subdomain", "tld_in_path",
     "php_or_html_page", "risky_extension", "brand_outside_domain", "brand_in_domain_with_extra",
 })
-
-
-# ---------------------------------------------------------------------------------------------------- trees
-
-_MISSING = {"None": 0, "Zero": 1, "NaN": 2}
-
-
-@dataclass(frozen=True)
-class TreeEnsemble:
-    """A LightGBM booster's trees as flat node arrays. Leaves have ``feature == -1``; ``value`` is the
-    leaf output, or for a split node LightGBM's ``internal_value`` (what the model predicts there)."""
-
-    roots: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    value: np.ndarray
-    default_left: np.ndarray
-    missing: np.ndarray
-    n_features: int
-
-    @classmethod
-    def from_booster(cls, booster) -> TreeEnsemble:
-        dump = booster.dump_model()
-        if dump.get("objective", "").split()[0] != "binary":
-            raise ValueError(f"not a binary LightGBM model: {dump.get('objective')!r}")
-        nodes: list[tuple] = []  # feature, threshold, left, right, value, default_left, missing
-        roots = []
-
-        def add(node: Mapping[str, Any]) -> int:
-            index = len(nodes)
-            if "leaf_value" in node or "split_feature" not in node:
-                nodes.append((-1, 0.0, -1, -1, float(node.get("leaf_value", 0.0)), False, 0))
-                return index
-            if node["decision_type"] != "<=":
-                raise ValueError(f"unsupported split {node['decision_type']!r} (categorical features?)")
-            nodes.append(None)
-            left, right = add(node["left_child"]), add(node["right_child"])
-            nodes[index] = (node["split_feature"], float(node["threshold"]), left, right,
-                            float(node["internal_value"]), bool(node["default_left"]),
-                            _MISSING[node["missing_type"]])
-            return index
-
-        for tree in dump["tree_info"]:
-            roots.append(add(tree["tree_structure"]))
-        columns = list(zip(*nodes, strict=True))
-        return cls(np.asarray(roots, np.int32), np.asarray(columns[0], np.int32), np.asarray(columns[1], np.float64),
-                   np.asarray(columns[2], np.int32), np.asarray(columns[3], np.int32),
-                   np.asarray(columns[4], np.float64), np.asarray(columns[5], np.bool_),
-                   np.asarray(columns[6], np.int8), int(dump["max_feature_idx"]) + 1)
-
-    def predict(self, X: np.ndarray, contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Raw scores (log-odds), and per-feature path contributions (last column: the expected value)."""
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        if X.shape[1] != self.n_features:
-            raise ValueError(f"model expects {self.n_features} features, got {X.shape[1]}")
-        if self.interleaved is not None:
-            if np.isnan(X).any():  # no split routes missing values: LightGBM reads NaN as 0
-                X = np.where(np.isnan(X), np.float32(0), X)
-            return _walk8(X, self.roots, self.value, *self.interleaved, contributions)
-        return _walk(X, self.roots, self.feature, self.threshold, self.left, self.right, self.value,
-                     self.default_left, self.missing, contributions)
-
-    @cached_property
-    def interleaved(self) -> tuple[np.ndarray, ...] | None:
-        """The arrays of `_walk8`: leaves loop to themselves (threshold +inf), every tree is walked to its
-        full depth, and each leaf has the per-feature sum of the value changes on its root-to-leaf path
-        (its row of the contribution table). None when some split routes missing values (`_walk` does)."""
-        if (self.missing != 0).any():
-            return None
-        n, m = len(self.feature), self.n_features
-        leaf = self.feature < 0
-        own = np.arange(n)
-        children = np.empty(2 * n, dtype=np.int64)
-        children[0::2] = np.where(leaf, own, self.left)
-        children[1::2] = np.where(leaf, own, self.right)
-        leaf_row = np.cumsum(leaf) - 1  # a leaf's row in the contribution table
-        table = np.zeros((int(leaf.sum()), m), dtype=np.float64)
-        depth = np.zeros(len(self.roots), dtype=np.int64)
-        for t, root in enumerate(self.roots):
-            stack = [(int(root), np.zeros(m), 0)]
-            while stack:
-                node, path, level = stack.pop()
-                if leaf[node]:
-                    table[leaf_row[node]] = path
-                    depth[t] = max(depth[t], level)
-                    continue
-                for child in (int(self.left[node]), int(self.right[node])):
-                    step = path.copy()
-                    step[self.feature[node]] += self.value[child] - self.value[node]
-                    stack.append((child, step, level + 1))
-        return (depth, np.where(leaf, 0, self.feature).astype(np.int64), np.where(leaf, np.inf, self.threshold),
-                children, leaf_row.astype(np.int64), table.astype(np.float32))
-
-
-@njit(cache=True)
-def _walk(X, roots, feature, threshold, left, right, value, default_left, missing, contributions):
-    # Tree-major over blocks of rows: one tree's nodes stay in L1 cache while a block of rows goes through it.
-    # Each row still adds its trees' outputs in tree order, so the sum is LightGBM's to the last bit.
-    n, m = X.shape
-    raw = np.zeros(n, dtype=np.float64)
-    contrib = np.zeros((n if contributions else 0, m + 1), dtype=np.float32)
-    bias = 0.0
-    for t in range(len(roots)):
-        bias += value[roots[t]]
-    block = 256
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        for t in range(len(roots)):
-            root = roots[t]
-            for i in range(start, stop):
-                node = root
-                while feature[node] >= 0:
-                    x = np.float64(X[i, feature[node]])
-                    kind = missing[node]
-                    if kind != 0 or np.isnan(x):  # LightGBM's NumericalDecision for missing values
-                        if np.isnan(x) and kind != 2:
-                            x = 0.0
-                        if (kind == 1 and -1e-35 <= x <= 1e-35) or (kind == 2 and np.isnan(x)):
-                            child = left[node] if default_left[node] else right[node]
-                        else:
-                            child = left[node] if x <= threshold[node] else right[node]
-                    else:
-                        child = left[node] if x <= threshold[node] else right[node]
-                    if contributions:
-                        contrib[i, feature[node]] += value[child] - value[node]
-                    node = child
-                raw[i] += value[node]
-        if contributions:
-            for i in range(start, stop):
-                contrib[i, m] = bias
-    return raw, contrib
-
-
-@njit(cache=True)
-def _walk8(X, roots, value, depth, feature, threshold, children, leaf_row, leaf_contrib, contributions):
-    # Eight rows at once through each tree, every one for the tree's full depth (leaves loop to themselves):
-    # no data-dependent branch, and eight independent chains of loads for the CPU to overlap. A row's path
-    # contributions are its leaves' rows of the contribution table, added as contiguous (SIMD) vectors.
-    n, m = X.shape
-    raw = np.zeros(n, dtype=np.float64)
-    contrib = np.zeros((n if contributions else 0, m + 1), dtype=np.float32)
-    bias = 0.0
-    for t in range(len(roots)):
-        bias += value[roots[t]]
-    nodes = np.empty(8, dtype=np.int64)
-    full = n - n % 8
-    for start in range(0, n, 256):
-        stop = min(start + 256, n)
-        for t in range(len(roots)):
-            root = roots[t]
-            levels = depth[t]
-            for i0 in range(start, min(stop, full), 8):
-                for r in range(8):
-                    nodes[r] = root
-                for _ in range(levels):
-                    for r in range(8):
-                        node = nodes[r]
-                        nodes[r] = children[2 * node + (np.float64(X[i0 + r, feature[node]]) > threshold[node])]
-                for r in range(8):
-                    raw[i0 + r] += value[nodes[r]]
-                    if contributions:
-                        row = leaf_row[nodes[r]]
-                        for j in range(m):
-                            contrib[i0 + r, j] += leaf_contrib[row, j]
-            for i in range(max(start, full), stop):  # the last n % 8 rows, one at a time
-                node = root
-                for _ in range(levels):
-                    node = children[2 * node + (np.float64(X[i, feature[node]]) > threshold[node])]
-                raw[i] += value[node]
-                if contributions:
-                    row = leaf_row[node]
-                    for j in range(m):
-                        contrib[i, j] += leaf_contrib[row, j]
-        if contributions:
-            for i in range(start, stop):
-                contrib[i, m] = bias
-    return raw, contrib
-
-
-def _sigmoid(raw: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-raw))
 
 
 # ---------------------------------------------------------------------------------------------------- reasons
@@ -281,33 +96,30 @@ def occlusion_contributions(predict_proba, X: np.ndarray, reference: np.ndarray)
 # ---------------------------------------------------------------------------------------------------- detector
 
 
-# URLs of many shapes, scored both ways when a model loads: the fast path is used only if it agrees.
-PROBE_URLS = [
-    "https://www.google.com/", "http://paypal.com.secure-login.example.tk/webscr?cmd=_login", "example.org",
-    "http://192.168.10.5:8080/admin/login.php", "https://github.com/scikit-learn/scikit-learn/issues/1",
-    "http://xn--pypal-4ve.com/signin", "http://bit.ly/3abcDEF", "https://docs.python.org/3/library/csv.html",
-    "http://free-gift-card.xyz/claim?id=123456789&ref=mail", "http://[2001:db8::1]/index.html",
-    "https://accounts.microsoft.com.verify-account.info/update/billing", "http://a.b.c.d.e.f.example.co.uk/x/y/z",
-    "https://en.wikipedia.org/wiki/Phishing", "http://login.live.com.account-confirm.ga/dropbox/file.exe",
-    "http://user@evil.example.com/http://www.bank.com/", "https://www.amazon.co.uk/gp/cart/view.html",
-]
-
-
 @dataclass
 class Detector:
-    model: Pipeline
+    """A model and its manifest. ``model`` is the fitted pipeline (None when only the compiled form was
+    loaded); ``scorer`` the compiled URL scorer, when the model has one."""
+
+    model: Pipeline | None
     manifest: dict[str, Any]
-    trees: list[TreeEnsemble] | None = field(default=None, repr=False)  # one per calibrated fold
-    link: str = field(default="", repr=False)  # what the calibrators take: "raw" log-odds or "sigmoid"
+    scorer: UrlScorer | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.trees is None and self.manifest.get("kind") == "url":
-            self.trees, self.link = _verified_fast_path(self.model)
+        if self.scorer is None and self.model is not None and self.manifest.get("kind") == "url":
+            self.scorer = UrlScorer.from_pipeline(self.model)
 
     @classmethod
     def from_dir(cls, model_dir: str | Path = "models") -> Detector:
-        model, manifest = load_detector(model_dir)
-        return cls(model, manifest)
+        """The model `dvc repro`/`dvc pull` put in ``model_dir``, hash-verified: its compiled form if the
+        manifest names one, else the pipeline."""
+        manifest = load_manifest(model_dir)
+        compiled = manifest.get("compiled")
+        if compiled:
+            return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]))
+        from cybersentinel.models import load_detector
+
+        return cls(*load_detector(model_dir))
 
     @property
     def threshold(self) -> float:
@@ -321,11 +133,16 @@ class Detector:
         return np.where(scores >= self.threshold, "malicious",
                         np.where(scores >= self.suspicious_from, "suspicious", "benign"))
 
+    def _features(self, parsed: ParsedUrls) -> np.ndarray:
+        if self.scorer is not None:
+            return self.scorer.features(parsed)
+        return self.model.named_steps["features"].transform(parsed)
+
     def _score_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities and per-feature log-odds contributions of a feature matrix."""
+        if self.scorer is not None:
+            return self.scorer.predict(X)
         classifier = self.model.named_steps["classifier"]
-        if self.trees is not None:
-            return _ensemble_scores(self.trees, classifier, X, self.link)
         scores = classifier.predict_proba(X)[:, 1]
         inner = _inner_estimator(classifier)
         if type(inner).__name__ == "XGBClassifier":
@@ -341,7 +158,6 @@ class Detector:
         """Result columns for a column of URLs (any values): ``score``, ``verdict``, ``reasons``, ``error``,
         and with an ``IntelIndex`` also ``model_score`` and ``feeds``. Text columns are dictionary-encoded
         (rows share few distinct reason lists); one row per input, in order."""
-        featurizer = self.model.named_steps["features"]
         parsed = ParsedUrls(values)
         n = len(parsed)
         errors = url_errors(parsed)
@@ -349,13 +165,14 @@ class Detector:
         scores = np.full(n, np.nan)
         texts = np.full(n, "", dtype=object)
         if ok.any():
-            X = featurizer.transform(parsed)[ok]
+            X = self._features(parsed)[ok]
             scores[ok], contrib = self._score_features(X)
             if reasons:  # reasons explain flagged rows; a benign row's upward pushes would only confuse
                 flagged = scores[ok] >= self.suspicious_from
                 rows = np.flatnonzero(ok)[flagged]
-                texts[rows] = reason_texts(contrib[flagged], X[flagged], list(self.manifest["features"]),
-                                           getattr(featurizer, "medians_", None))
+                medians = self.scorer.medians if self.scorer is not None else \
+                    getattr(self.model.named_steps["features"], "medians_", None)
+                texts[rows] = reason_texts(contrib[flagged], X[flagged], list(self.manifest["features"]), medians)
         columns: dict[str, Any] = {}
         if intel is not None:
             model_scores = scores
@@ -378,7 +195,7 @@ class Detector:
         if missing:
             raise ValueError(f"input has no column(s) {missing}; this model needs {inputs[:5]}")
         out = frame.copy()
-        if self.manifest["kind"] == "url" and isinstance(self.model.named_steps["features"], UrlFeaturizer):
+        if self.manifest["kind"] == "url":
             results = self.score_values(frame["url"], reasons=reasons)
             for name in results.column_names:
                 column = results[name].combine_chunks()
@@ -445,50 +262,6 @@ def _inner_estimator(classifier: Any) -> Any:
         return classifier
     estimator = calibrated[0].estimator
     return getattr(estimator, "estimator", estimator)
-
-
-def _ensemble_scores(trees: list[TreeEnsemble], classifier: Any, X: np.ndarray, link: str,
-                     contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``CalibratedClassifierCV.predict_proba``: the mean over folds of each fold's calibrated probability;
-    contributions are the folds' mean log-odds contributions."""
-    proba = np.zeros(len(X))
-    contrib = np.zeros((len(X) if contributions else 0, X.shape[1] + 1), dtype=np.float32)
-    for fold_trees, fold in zip(trees, classifier.calibrated_classifiers_, strict=True):
-        raw, fold_contrib = fold_trees.predict(X, contributions)
-        proba += np.clip(fold.calibrators[0].predict(raw if link == "raw" else _sigmoid(raw)), 0.0, 1.0)
-        contrib += fold_contrib
-    return proba / len(trees), contrib / len(trees)
-
-
-def _verified_fast_path(model: Pipeline) -> tuple[list[TreeEnsemble] | None, str]:
-    """The tree kernel and the calibrators' input, if together they reproduce ``model.predict_proba`` on
-    ``PROBE_URLS``; else (None, "") and scoring goes through scikit-learn."""
-    trees = _lightgbm_trees(model)
-    if trees is None:
-        return None, ""
-    classifier = model.named_steps["classifier"]
-    X = model.named_steps["features"].transform(pd.DataFrame({"url": PROBE_URLS}))
-    expected = classifier.predict_proba(X)[:, 1]
-    for link in ("raw", "sigmoid"):
-        if np.allclose(_ensemble_scores(trees, classifier, X, link, False)[0], expected, rtol=0, atol=1e-9):
-            return trees, link
-    return None, ""
-
-
-def _lightgbm_trees(model: Pipeline) -> list[TreeEnsemble] | None:
-    """The fast path applies to calibrated binary LGBMClassifiers (what train.py makes: one frozen classifier,
-    or one per grouped fold), each with a single isotonic or sigmoid calibrator."""
-    classifier = model.named_steps.get("classifier")
-    folds = getattr(classifier, "calibrated_classifiers_", None)
-    if not folds or any(len(fold.calibrators) != 1 for fold in folds):
-        return None
-    boosters = []
-    for fold in folds:
-        inner = getattr(fold.estimator, "estimator", fold.estimator)  # FrozenEstimator or the fitted classifier
-        if type(inner).__name__ != "LGBMClassifier" or len(getattr(inner, "classes_", [])) != 2:
-            return None
-        boosters.append(inner.booster_)
-    return [TreeEnsemble.from_booster(b) for b in boosters]
 
 
 def url_errors(parsed: ParsedUrls) -> np.ndarray:

@@ -263,7 +263,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
 def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
     """Download the registry version an alias points at into ``dest`` (hash-checked by the registry module,
     and again when the app loads it); return its folder and a description of where it came from."""
-    from cybersentinel.models import ModelIntegrityError
+    from cybersentinel.io import ModelIntegrityError
     from cybersentinel.registry import alias_version, download_version, tracking_uri
 
     uri = tracking_uri()
@@ -307,7 +307,8 @@ def serve(
     """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS."""
     import tempfile
 
-    from cybersentinel.models import ModelIntegrityError, load_detector
+    from cybersentinel.io import ModelIntegrityError
+    from cybersentinel.scoring import Detector
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="cybersentinel-model-") as downloaded:
@@ -321,7 +322,7 @@ def serve(
             if workers == 1:
                 application = create_app(settings)
             else:  # each worker builds its own app; this process only verifies the model first
-                load_detector(settings.model_dir)
+                Detector.from_dir(settings.model_dir)
                 application = None
         except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
             raise typer.BadParameter(f"cannot load the model: {exc}",
