@@ -53,9 +53,15 @@ def to_text(value: object) -> str:
     return str(value)
 
 
+# What an IP literal can be written with (IPv4, IPv6, 0x-hex IPv4); an IPv6 zone ("%eth0") may hold more.
+_IP_CHARACTERS = re.compile(r"[0-9A-Fa-fXx.:]+")
+
+
 def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address a host names literally (IPv4, bracketed or bare IPv6, or IPv4 as one integer)."""
     candidate = host.strip("[]")
+    if "%" not in candidate and not _IP_CHARACTERS.fullmatch(candidate):
+        return None  # a host name: skip ipaddress's three raised exceptions (most of a cold host's cost)
     try:
         return ipaddress.ip_address(candidate)
     except ValueError:
