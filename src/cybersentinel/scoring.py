@@ -234,7 +234,7 @@ _intel_cache: dict[int, dict[bytes, tuple]] = {}
 def _host_intel(index: Any, host: bytes) -> tuple[str, bool, tuple]:
     """(matched feeds as text, whether intel can change a score, the `combine` inputs) of one host.
     Intel matters when the host is listed, private or bogon, or its registered domain is ranked."""
-    found = index.lookup_url(host.decode("utf-8", "replace"))
+    found = index.lookup_host(host.decode("utf-8", "replace"))
     matters = bool(found["feeds"] or found["ip_status"] in ("private", "bogon") or found["tranco_rank"])
     values = tuple(tuple(found[k]) if k == "feeds" else found.get(k) for k in INTEL_KEYS)
     return ", ".join(found["feeds"]), matters, values
@@ -242,7 +242,7 @@ def _host_intel(index: Any, host: bytes) -> tuple[str, bool, tuple]:
 
 def apply_intel(scores: np.ndarray, ok: np.ndarray, parsed: ParsedUrls, index: Any,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Threat intelligence per distinct host (`IntelIndex.lookup_url`), combined with each row's score by
+    """Threat intelligence per distinct host (`IntelIndex.lookup_host`), combined with each row's score by
     `intel.combine`. Returns combined scores, the matched feeds (", "-joined) and the rule that applied."""
     from cybersentinel.intel import combine
 
