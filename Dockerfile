@@ -39,13 +39,15 @@ RUN groupadd --system --gid 10001 cybersentinel \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin cybersentinel
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY models/model.json models/model.skops ./models/
+COPY models/model.json models/model.skops models/scorer.npz ./models/
 COPY reports/metrics.json ./reports/
 RUN mkdir -p /app/data/feeds /app/.numba-cache && chown 10001:10001 /app/.numba-cache
 USER 10001:10001
-# Fails the build if the model does not match its recorded hash or holds untrusted types; compiles the
-# featurizer's kernels into the numba cache, so the first request is as fast as the rest.
-RUN python -c "from cybersentinel.scoring import Detector; Detector.from_dir('models').score_urls(['example.com'])"
+# Fails the build if the model or its compiled form (what the service loads) does not match the hashes in the
+# manifest, or the model holds untrusted types; compiles the kernels into the numba cache, so the first
+# request is as fast as the rest.
+RUN python -c "from cybersentinel.models import load_detector; load_detector('models')" \
+    && python -c "from cybersentinel.scoring import Detector; Detector.from_dir('models').score_urls(['example.com'])"
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
