@@ -16,6 +16,7 @@ from cybersentinel.metrics import (
     classification_metrics,
     confusion_counts,
     confusion_rows,
+    group_weights,
     pr_points,
     roc_points,
 )
@@ -44,6 +45,8 @@ def main() -> None:
 
     sources = {s: (test["source"] == s).to_numpy() for s in sorted(test["source"].unique())}
     metrics = {"test": classification_metrics(y, scores, threshold), "threshold": threshold,
+               # each registered domain (group) weighs the same: big sites (wikipedia.org) stop dominating
+               "test_per_group": classification_metrics(y, scores, threshold, group_weights(test["group"])),
                "confusion": confusion_counts(y, scores, threshold),
                "by_source": {s: classification_metrics(y[m], scores[m], threshold) for s, m in sources.items()}}
     if "url" in test.columns:  # how the model does on the shapes that were shortcuts in training data

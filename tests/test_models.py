@@ -6,7 +6,7 @@ import pytest
 import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
-from cybersentinel.metrics import classification_metrics, tpr_at_fpr
+from cybersentinel.metrics import classification_metrics, group_weights, tpr_at_fpr
 from cybersentinel.models import (
     ModelIntegrityError,
     build_estimator,
@@ -141,6 +141,18 @@ def test_ensemble_calibration_scores_each_row_with_the_fold_that_held_it_out():
     assert len(model.calibrated_classifiers_) == 3
     assert held_out.min() >= 0 and held_out.max() <= 1
     assert not np.allclose(held_out, model.predict_proba(X)[:, 1])  # not the in-sample average
+
+
+def test_per_group_metrics_weigh_every_group_the_same():
+    # one big site scored right on all four rows, two small sites each scored wrong
+    groups = np.array(["big.org"] * 4 + ["a.tk", "b.tk"])
+    y = np.array([0, 0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.1, 0.1, 0.1, 0.2, 0.3])
+    weights = group_weights(groups)
+    np.testing.assert_allclose(weights, [0.25] * 4 + [1, 1])
+    assert classification_metrics(y, scores, 0.5)["accuracy"] == pytest.approx(4 / 6, abs=1e-5)
+    per_group = classification_metrics(y, scores, 0.5, weights)
+    assert per_group["accuracy"] == pytest.approx(1 / 3, abs=1e-5) and per_group["rows"] == 6
 
 
 def test_metrics_of_a_one_class_slice_are_null_not_nan():

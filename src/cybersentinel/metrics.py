@@ -18,24 +18,33 @@ from sklearn.metrics import (
 )
 
 
-def tpr_at_fpr(y: np.ndarray, scores: np.ndarray, max_fpr: float = 0.01) -> float:
+def tpr_at_fpr(y: np.ndarray, scores: np.ndarray, max_fpr: float = 0.01, sample_weight: np.ndarray | None = None,
+               ) -> float:
     """Share of phishing caught while flagging at most ``max_fpr`` of legitimate sites."""
-    fpr, tpr, _ = roc_curve(y, scores)
+    fpr, tpr, _ = roc_curve(y, scores, sample_weight=sample_weight)
     return float(tpr[fpr <= max_fpr].max(initial=0.0))
 
 
-def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def group_weights(groups: np.ndarray) -> np.ndarray:
+    """1 / (rows of the row's group): every group (registered domain) weighs the same in total."""
+    _, inverse, counts = np.unique(np.asarray(groups, dtype=str), return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse]
+
+
+def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float,
+                           sample_weight: np.ndarray | None = None) -> dict[str, float]:
     predicted = (scores >= threshold).astype(int)
     both_classes = len(np.unique(y)) == 2
+    w = {"sample_weight": sample_weight}
     values = {
-        "accuracy": accuracy_score(y, predicted),
-        "precision": precision_score(y, predicted, zero_division=0),
-        "recall": recall_score(y, predicted, zero_division=0),
-        "f1": f1_score(y, predicted, zero_division=0),
-        "roc_auc": roc_auc_score(y, scores) if both_classes else float("nan"),
-        "pr_auc": average_precision_score(y, scores) if both_classes else float("nan"),
-        "tpr_at_1pct_fpr": tpr_at_fpr(y, scores) if both_classes else float("nan"),
-        "brier": brier_score_loss(y, scores),
+        "accuracy": accuracy_score(y, predicted, **w),
+        "precision": precision_score(y, predicted, zero_division=0, **w),
+        "recall": recall_score(y, predicted, zero_division=0, **w),
+        "f1": f1_score(y, predicted, zero_division=0, **w),
+        "roc_auc": roc_auc_score(y, scores, **w) if both_classes else float("nan"),
+        "pr_auc": average_precision_score(y, scores, **w) if both_classes else float("nan"),
+        "tpr_at_1pct_fpr": tpr_at_fpr(y, scores, **w) if both_classes else float("nan"),
+        "brier": brier_score_loss(y, scores, **w),
         "rows": len(y),
     }
     # A slice with one class has no ROC-AUC: null in JSON, not NaN (which strict JSON readers reject).
