@@ -150,14 +150,16 @@ def test_loading_by_alias_verifies_the_hash(store, trained, registered) -> None:
     assert np.array_equal(Detector(model, manifest).score_urls(urls["url"].tolist())["score"], expected)
 
     run_id = client_for(store).get_model_version(name, version).run_id
-    stored = next(Path(store.removeprefix("sqlite:///")).parent.glob(f"artifacts/{run_id}/artifacts/detector/model.skops"))
-    original = stored.read_bytes()
-    stored.write_bytes(original + b"tampered")
-    try:
-        with pytest.raises(ModelIntegrityError, match="do not all match"):
-            load_alias(name, CHAMPION, store)
-    finally:
-        stored.write_bytes(original)
+    folder = Path(store.removeprefix("sqlite:///")).parent / "artifacts" / run_id / "artifacts" / "detector"
+    for file in ("model.skops", "scorer.npz"):  # the pipeline, and the compiled form the service loads
+        stored = folder / file
+        original = stored.read_bytes()
+        stored.write_bytes(original + b"tampered")
+        try:
+            with pytest.raises(ModelIntegrityError, match="do not all match"):
+                load_alias(name, CHAMPION, store)
+        finally:
+            stored.write_bytes(original)
 
 
 def test_cli_promote_refuses_with_exit_code_and_fetch_model_writes_a_usable_folder(
@@ -178,7 +180,10 @@ def test_cli_promote_refuses_with_exit_code_and_fetch_model_writes_a_usable_fold
     fetched = runner.invoke(app, ["fetch-model", "--name", name, "--out", str(out)])
     assert fetched.exit_code == 0, fetched.output
     assert sha256_file(out / "model.skops") == trained["strong"][1]["sha256"]
-    assert Detector.from_dir(out).score_urls(["https://www.python.org/"])["verdict"].tolist() == ["benign"]
+    assert sha256_file(out / "scorer.npz") == trained["strong"][1]["compiled"]["sha256"]
+    fetched = Detector.from_dir(out)
+    assert fetched.model is None and fetched.scorer is not None  # served from the compiled form
+    assert fetched.score_urls(["https://www.python.org/"])["verdict"].tolist() == ["benign"]
 
 
 def test_refusals_for_bad_metric_and_unscorable_test_data(store, trained, registered, tmp_path) -> None:
