@@ -79,7 +79,7 @@ def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return None
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=1 << 16)  # recent hosts: the scorer and the intel lookup split each new host once
 def split_host(host: str) -> tuple[str, str, str, bool]:
     """(subdomain, domain, suffix, is_ip) of a lower-cased host; cached, since hosts repeat."""
     if not host or parse_ip(host) is not None:
