@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,6 +75,32 @@ class DuplicateKeyCheck:
         if key == self.previous:
             raise SourceError(f"{self.what}: key {list(key)} occurs twice; source.key must identify rows uniquely")
         self.previous = key
+
+
+class Collected:
+    """What a database read keeps as its chunks arrive: each row's key (and version) values go into the
+    snapshot fingerprint and the duplicate-key check, and the chunks themselves, when the data is wanted, into
+    frames. A retried read calls ``reset`` and starts over."""
+
+    def __init__(self, what: str, key_columns: int, on_chunk: Callable[[int], None] | None = None):
+        self.what, self.key_columns, self.on_chunk = what, key_columns, on_chunk
+        self.reset()
+
+    def reset(self) -> None:
+        self.frames: list[pd.DataFrame] = []
+        self.fingerprint, self.check = Fingerprint(), DuplicateKeyCheck(self.what)
+
+    def add(self, versioned_rows: Iterable[list], frame: pd.DataFrame | None = None) -> None:
+        for values in versioned_rows:
+            self.check(tuple(values[:self.key_columns]))
+            self.fingerprint.add(values)
+        if frame is not None:
+            self.frames.append(frame)
+        if self.on_chunk:
+            self.on_chunk(self.fingerprint.rows)
+
+    def snapshot(self) -> dict[str, Any]:
+        return _non_empty(self.fingerprint, self.what).as_dict()
 
 
 # ---------------------------------------------------------------------------------------------------- PostgreSQL
@@ -178,43 +204,23 @@ def read_postgres(source_name: str, spec: Mapping[str, Any],
     """The rows of one dataset source from PostgreSQL, in key order, as its tidy table."""
     versioned = _versioned(spec)
     columns = unique_ordered([*spec["columns"], *versioned]) if spec.get("columns") else None
-    state: dict[str, Any] = {}
-
-    def reset() -> None:
-        state.update(frames=[], fingerprint=Fingerprint(), check=DuplicateKeyCheck(f"postgres source {source_name}"))
+    collected = Collected(f"postgres source {source_name}", len(spec["key"]), on_chunk)
 
     def on_rows(names: list[str], rows: list[tuple]) -> None:
         where = [names.index(c) for c in versioned]
-        nkey = len(spec["key"])
-        for row in rows:
-            values = [row[i] for i in where]
-            state["check"](tuple(values[:nkey]))
-            state["fingerprint"].add(values)
-        state["frames"].append(pd.DataFrame.from_records(rows, columns=names))
-        if on_chunk:
-            on_chunk(state["fingerprint"].rows)
+        collected.add(([row[i] for i in where] for row in rows), pd.DataFrame.from_records(rows, columns=names))
 
     started = utc_now()
-    what = _pg_read(source_name, spec, columns, on_rows, reset)
-    return _finish(what, source_name, spec, state, started, drop=[spec.get("source_column") or ""])
+    what = _pg_read(source_name, spec, columns, on_rows, collected.reset)
+    return _finish(what, source_name, spec, collected, started, drop=[spec.get("source_column") or ""])
 
 
 def postgres_snapshot(source_name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Row count + hash of the ordered keys (and versions): reads only those columns."""
-    versioned = _versioned(spec)
-    state: dict[str, Any] = {}
-
-    def reset() -> None:
-        state.update(fingerprint=Fingerprint(), check=DuplicateKeyCheck(f"postgres source {source_name}"))
-
-    def on_rows(names: list[str], rows: list[tuple]) -> None:
-        nkey = len(spec["key"])
-        for row in rows:
-            state["check"](tuple(row[:nkey]))
-            state["fingerprint"].add(list(row))
-
-    _pg_read(source_name, spec, versioned, on_rows, reset)
-    return _non_empty(state["fingerprint"], f"postgres source {source_name}").as_dict()
+    collected = Collected(f"postgres source {source_name}", len(spec["key"]))
+    _pg_read(source_name, spec, _versioned(spec), lambda _, rows: collected.add(list(r) for r in rows),
+             collected.reset)
+    return collected.snapshot()
 
 
 def _non_empty(fingerprint: Fingerprint, what: str) -> Fingerprint:
@@ -223,10 +229,11 @@ def _non_empty(fingerprint: Fingerprint, what: str) -> Fingerprint:
     return fingerprint
 
 
-def _finish(what: str, source_name: str, spec: Mapping[str, Any], state: Mapping[str, Any], started: str,
+def _finish(what: str, source_name: str, spec: Mapping[str, Any], collected: Collected, started: str,
             drop: Sequence[str]) -> Ingested:
-    fingerprint = _non_empty(state["fingerprint"], what)
-    frame = pd.concat(state["frames"], ignore_index=True) if len(state["frames"]) > 1 else state["frames"][0]
+    fingerprint = _non_empty(collected.fingerprint, what)
+    frames = collected.frames
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     try:
         table = tidy(frame, spec, source_name, fingerprint.sha256[:16], drop=[c for c in drop if c])
     except SourceError as exc:
@@ -309,39 +316,19 @@ def read_mongodb(source_name: str, spec: Mapping[str, Any],
     """The documents of one dataset source from MongoDB, in key order, as its tidy table."""
     versioned = _versioned(spec)
     fields = unique_ordered([*spec["columns"], *versioned]) if spec.get("columns") else None
-    state: dict[str, Any] = {}
-
-    def reset() -> None:
-        state.update(frames=[], fingerprint=Fingerprint(), check=DuplicateKeyCheck(f"mongodb source {source_name}"))
+    collected = Collected(f"mongodb source {source_name}", len(spec["key"]), on_chunk)
 
     def on_docs(docs: list[dict]) -> None:
-        nkey = len(spec["key"])
-        for doc in docs:
-            values = [doc.get(name) for name in versioned]
-            state["check"](tuple(values[:nkey]))
-            state["fingerprint"].add(values)
-        state["frames"].append(pd.DataFrame.from_records(docs))
-        if on_chunk:
-            on_chunk(state["fingerprint"].rows)
+        collected.add(([doc.get(name) for name in versioned] for doc in docs), pd.DataFrame.from_records(docs))
 
     started = utc_now()
-    what = _mongo_read(source_name, spec, fields, on_docs, reset)
-    return _finish(what, source_name, spec, state, started, drop=[spec.get("source_field") or "", "_id"])
+    what = _mongo_read(source_name, spec, fields, on_docs, collected.reset)
+    return _finish(what, source_name, spec, collected, started, drop=[spec.get("source_field") or "", "_id"])
 
 
 def mongodb_snapshot(source_name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     versioned = _versioned(spec)
-    state: dict[str, Any] = {}
-
-    def reset() -> None:
-        state.update(fingerprint=Fingerprint(), check=DuplicateKeyCheck(f"mongodb source {source_name}"))
-
-    def on_docs(docs: list[dict]) -> None:
-        nkey = len(spec["key"])
-        for doc in docs:
-            values = [doc.get(name) for name in versioned]
-            state["check"](tuple(values[:nkey]))
-            state["fingerprint"].add(values)
-
-    _mongo_read(source_name, spec, versioned, on_docs, reset)
-    return _non_empty(state["fingerprint"], f"mongodb source {source_name}").as_dict()
+    collected = Collected(f"mongodb source {source_name}", len(spec["key"]))
+    _mongo_read(source_name, spec, versioned,
+                lambda docs: collected.add([doc.get(name) for name in versioned] for doc in docs), collected.reset)
+    return collected.snapshot()
