@@ -133,3 +133,16 @@ def test_models_without_a_compiled_form_are_scored_through_the_pipeline(pipeline
     fast = Detector.from_dir(model_dir)
     X = pipeline.named_steps["features"].transform(urls[:50])
     np.testing.assert_allclose(slow._score_features(X)[0], fast._score_features(X)[0], atol=1e-9)
+
+
+def test_the_equality_check_catches_a_changed_tree(detector, pipeline, urls):
+    """evaluate.py's guard: a compiled form that drifts from the pipeline shows a difference."""
+    import dataclasses
+
+    expected = pipeline.predict_proba(pd.DataFrame({"url": urls}))[:, 1]
+    trees, calibrator = detector.scorer.folds[0]
+    value = trees.value.copy()
+    value[trees.feature < 0] += 0.5  # every leaf of every tree pushes towards phishing
+    drifted = dataclasses.replace(detector.scorer, folds=[(dataclasses.replace(trees, value=value), calibrator)])
+    assert detector.scorer.max_difference(urls, expected) <= 1e-9
+    assert drifted.max_difference(urls, expected) > 0.01
