@@ -35,8 +35,9 @@ params: setup  ## recompose params.yaml from conf/ (what `dvc exp run` does with
 bench: setup  ## time a full and a no-op `dvc repro`
 	python benchmarks/pipeline.py
 
-feeds: setup  ## refresh the threat-intel feed snapshots (offline mirror when CYBERSENTINEL_FEEDS_MIRROR is set)
+feeds: setup  ## refresh the threat-intel feeds and version the snapshot with DVC (commit data/feeds.dvc, then make push)
 	cybersentinel feeds refresh --out data/feeds
+	dvc add data/feeds
 
 bench-intel: setup  ## IP/domain lookup speed on the real feeds
 	python benchmarks/intel_lookup.py

@@ -98,6 +98,21 @@ def sample_repo(tmp_path_factory: pytest.TempPathFactory, sample_mirror: Path) -
     result = subprocess.run(["dvc", "repro"], cwd=repo, env=pipeline_env(repo, sample_mirror),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    snapshot_feeds(repo)
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "repro"], cwd=repo, check=True)
     return repo
+
+
+def snapshot_feeds(repo: Path) -> None:
+    """`make feeds` from the offline feeds mirror (refresh, then `dvc add data/feeds`), so the sample repository
+    versions its own feed snapshot; without a mirror it versions none."""
+    mirror = Path(os.environ.get("CYBERSENTINEL_FEEDS_MIRROR") or REPO.parent / "shared" / "data" / "feeds")
+    if not (mirror / "firehol_level1.txt").is_file():
+        subprocess.run(["git", "rm", "-q", "data/feeds.dvc"], cwd=repo, check=True)
+        return
+    cli = Path(sys.executable).parent / "cybersentinel"
+    for command in ([str(cli), "feeds", "refresh", "--out", "data/feeds", "--mirror", str(mirror)],
+                    [sys.executable, "-m", "dvc", "add", "-q", "data/feeds"]):
+        result = subprocess.run(command, cwd=repo, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -85,6 +85,10 @@ def test_fresh_clone_pulls_the_exact_model_and_predicts_without_training(pushed_
     assert manifest == json.loads((origin / "models" / "model.json").read_text())
     assert not (fresh / "data" / "features" / "train.parquet").exists()  # only the train stage's outputs
 
+    run([CLI, "remote", "pull", "data/feeds.dvc"], cwd=fresh, env=env)  # the feed snapshot is versioned too
+    for file in (origin / "data" / "feeds").iterdir():
+        assert (fresh / "data" / "feeds" / file.name).read_bytes() == file.read_bytes(), file.name
+
     pulled = predict(fresh, fresh / "models", env)
     original = predict(tmp_path, origin / "models", env)
     assert pulled["score"].tolist() == original["score"].tolist()
