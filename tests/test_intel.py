@@ -30,6 +30,7 @@ from cybersentinel.intel import (
     refresh_feeds,
     to_domain,
 )
+from cybersentinel.scoring import INTEL_KEYS
 
 REAL_FEEDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "feeds"
 
@@ -180,6 +181,21 @@ def test_domain_lookup_exact_parent_and_popularity():
     assert index.lookup_url("http://5.5.5.5:8080/x")["feeds"] == ["drop"]
     assert index.lookup_url("http://[2a00:1::1]/")["feeds"] == ["drop", "et"]
     assert index.lookup_url("")["kind"] == "none"
+
+
+@pytest.mark.parametrize("host", [
+    "evil.example", "a.b.evil.example", "EVIL.example.", "notevil.example", "www.google.com", "mail.google.com",
+    "google.com", "example.org", "www.example.org.", "phish.test", "localhost", "", "1.10.16.5", "10.1.2.3",
+    "127.0.0.1", "[2a00:1::1]", "2a00:1::2", "::ffff:1.10.16.5", "3232235521", "0x7f000001", "xn--pypal-4ve.com",
+])
+def test_host_signals_are_what_combine_reads_from_lookup_host(host):
+    index = small_index()
+    found = index.lookup_host(host)
+    expected = (tuple(found["feeds"]), found["ip_status"], found["ip_category"], found["tranco_rank"],
+                found.get("popular_site", False))
+    assert index.host_signals(host) == expected
+    score = 0.3
+    assert combine(score, dict(zip(INTEL_KEYS, index.host_signals(host), strict=True))) == combine(score, found)
 
 
 def test_from_dir_reads_known_files_and_extra_domain_lists(tmp_path):

