@@ -530,7 +530,7 @@ class IntelIndex:
         return {"value": url, **self.lookup_host(split_url(url).host)}
 
     def lookup_host(self, host: str) -> dict[str, Any]:
-        """`lookup_url` for a host name or IP literal alone (no URL to split: a third of the cost)."""
+        """`lookup_url` for a host name or IP literal alone (no URL to split)."""
         from cybersentinel.urls import parse_ip, split_host
 
         host = host.lower().rstrip(".")
@@ -549,7 +549,7 @@ class IntelIndex:
     def host_signals(self, host: str) -> tuple[tuple[str, ...], str | None, str | None, int | None, bool]:
         """What `combine` reads from `lookup_host` (``feeds``, ``ip_status``, ``ip_category``,
         ``tranco_rank``, ``popular_site``) as one flat tuple, for scoring many new hosts: the same answers
-        at a third of the cost, and a tuple the garbage collector stops tracking."""
+        without building dicts, and a tuple the garbage collector stops tracking."""
         from cybersentinel.urls import split_host
 
         host = host.lower().rstrip(".")

@@ -225,7 +225,7 @@ class Detector:
 
 # Intel per distinct host, kept per process and index (a host's intel depends on nothing else). Entries are
 # tuples of strings and numbers, which the garbage collector stops tracking: a cache of dicts and lists
-# made every full collection walk 200,000 of them (70 ms pauses in the service).
+# made every full collection walk up to 200,000 of them (tens of milliseconds in the service).
 MAX_INTEL_CACHE = 200_000
 INTEL_KEYS = ("feeds", "ip_status", "ip_category", "tranco_rank", "popular_site")  # `IntelIndex.host_signals`
 _intel_cache: dict[int, dict[bytes, tuple]] = {}

@@ -261,14 +261,14 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
 
     app.mount("/static", StaticFiles(directory=web), name="static")
     # Everything built so far (modules, model, feeds) lives as long as the process: moved out of the
-    # collector's reach, a full collection no longer walks it (121 ms pauses before, measured in a worker).
+    # collector's reach, a full collection no longer walks it (it took over 100 ms in a worker).
     gc.freeze()
     return app
 
 
 def column_values(column: Any) -> list[Any]:
-    """An Arrow column as a Python list; a dictionary column by indexing its few distinct values (4x faster
-    than ``to_pylist`` on a 1,000-row response)."""
+    """An Arrow column as a Python list; a dictionary column by indexing its few distinct values, which is
+    much cheaper than ``to_pylist`` turning every row into a new string."""
     import pyarrow as pa
 
     if pa.types.is_dictionary(column.type) and column.null_count == 0:
