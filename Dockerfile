@@ -46,8 +46,8 @@ USER 10001:10001
 # Fails the build if the model or its compiled form (what the service loads) does not match the hashes in the
 # manifest, or the model holds untrusted types; compiles the kernels into the numba cache, so the first
 # request is as fast as the rest.
-RUN python -c "from cybersentinel.models import load_detector; load_detector('models')" \
-    && python -c "from cybersentinel.scoring import Detector; Detector.from_dir('models').score_urls(['example.com'])"
+RUN python -c "from cybersentinel.model.estimators import load_detector; load_detector('models')" \
+    && python -c "from cybersentinel.scoring.detector import Detector; Detector.from_dir('models').score_urls(['example.com'])"
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]

@@ -30,7 +30,7 @@ lint: setup
 	ruff check src stages tests benchmarks
 
 params: setup  ## recompose params.yaml from conf/ (what `dvc exp run` does with hydra enabled)
-	python -m cybersentinel.params $(OVERRIDES)
+	python -m cybersentinel.mlops.params $(OVERRIDES)
 
 bench: setup  ## time a full and a no-op `dvc repro`
 	python benchmarks/pipeline.py
@@ -68,7 +68,7 @@ pull: setup  ## check the DVC remote, then pull data and models from it
 # Queued experiments run in temporary copies of the repository: MLflow must log to an absolute store.
 sweep: export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 sweep: setup  ## queue a Hydra sweep as DVC experiments (default: the four models), run $(JOBS) at a time, compare
-	python -c 'from cybersentinel.registry import ensure_experiment; ensure_experiment()'
+	python -c 'from cybersentinel.tracking.registry import ensure_experiment; ensure_experiment()'
 	dvc exp run --queue $(SWEEP_ARGS)
 	dvc queue start -j $(JOBS)
 	while dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT / "tests"))  # the test servers: ThrowawayPostgres, 
 from fixtures_db import ThrowawayPostgres, postgres_bindir  # noqa: E402
 from fixtures_http import LocalHTTPServer, paginated_api  # noqa: E402
 
-from cybersentinel.db import postgres_snapshot, read_postgres  # noqa: E402
-from cybersentinel.etl import load_postgres, migrate_postgres, prepare_labelled_urls  # noqa: E402
-from cybersentinel.json_api import read_json_api  # noqa: E402
-from cybersentinel.sources import MIRROR_ENV, read_source  # noqa: E402
+from cybersentinel.ingest.files import MIRROR_ENV, read_source  # noqa: E402
+from cybersentinel.ingest.json_api import read_json_api  # noqa: E402
+from cybersentinel.ingest.postgres import postgres_snapshot, read_postgres  # noqa: E402
+from cybersentinel.ops.etl import load_postgres, migrate_postgres, prepare_labelled_urls  # noqa: E402
 
 
 def url_rows(rows: int) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cybersentinel.intel import IntelIndex, ip_category
+from cybersentinel.intel.feeds import IntelIndex, ip_category
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -84,7 +84,7 @@ def storage_round_trip(origin: Path, env: dict[str, str], tmp: Path) -> None:
     push = timed([*DVC, "push"], origin, env)
     fresh = tmp / "fresh"
     run(["git", "clone", "-q", str(origin), str(fresh)], tmp, env)
-    from cybersentinel.remote import dvc_remote, write_local_config
+    from cybersentinel.mlops.remote import dvc_remote, write_local_config
 
     remote = dvc_remote(origin)  # endpoint and keys from origin's config.local (not its shared cache setting)
     write_local_config(fresh, remote.name, {"endpointurl": remote.endpoint, "access_key_id": remote.access_key_id,
@@ -92,7 +92,7 @@ def storage_round_trip(origin: Path, env: dict[str, str], tmp: Path) -> None:
     pull_model = timed([*DVC, "pull", "train"], fresh, env)
     pull_rest = timed([*DVC, "pull"], fresh, env)
     manifest = json.loads((fresh / "models" / "model.json").read_text())
-    from cybersentinel.io import sha256_file
+    from cybersentinel.core.files import sha256_file
 
     assert sha256_file(fresh / "models" / "model.skops") == manifest["sha256"], "pulled model differs"
     model_size = tree_bytes(fresh / "models")
@@ -104,7 +104,8 @@ def storage_round_trip(origin: Path, env: dict[str, str], tmp: Path) -> None:
 
 
 def queued_sweep(origin: Path, env: dict[str, str], jobs: int) -> None:
-    subprocess.run([sys.executable, "-c", "from cybersentinel.registry import ensure_experiment; ensure_experiment()"],
+    subprocess.run([sys.executable, "-c",
+                    "from cybersentinel.tracking.registry import ensure_experiment; ensure_experiment()"],
                    cwd=origin, env=env, check=True, capture_output=True)
     # One search process per experiment, `jobs` experiments at once on this machine's cores; it also makes the
     # lightgbm run differ from the baseline, so all four models really train.
@@ -155,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cybersentinel-bench-"))
     origin, env = baseline(tmp)
-    port = run([sys.executable, "-c", "from cybersentinel.remote import free_port; print(free_port())"], tmp, env)
+    port = run([sys.executable, "-c", "from cybersentinel.mlops.remote import free_port; print(free_port())"], tmp, env)
     run([CLI, "remote", "up", "--port", port.strip()], origin, env)
     try:
         storage_round_trip(origin, env, tmp)

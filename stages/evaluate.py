@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from cybersentinel.compiled import UrlScorer
-from cybersentinel.io import read_params, write_json
-from cybersentinel.metrics import (
+from cybersentinel.core.files import read_params, write_json
+from cybersentinel.data.validation import url_slices
+from cybersentinel.model.compiled import UrlScorer
+from cybersentinel.model.estimators import load_detector
+from cybersentinel.model.metrics import (
     calibration_points,
     classification_metrics,
     confusion_counts,
@@ -20,9 +22,7 @@ from cybersentinel.metrics import (
     pr_points,
     roc_points,
 )
-from cybersentinel.models import load_detector
-from cybersentinel.tracking import stage_run
-from cybersentinel.validation import url_slices
+from cybersentinel.tracking.runs import stage_run
 
 
 def main() -> None:

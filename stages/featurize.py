@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from cybersentinel.features import build_featurizer
-from cybersentinel.io import read_params, write_json, write_parquet
-from cybersentinel.models import save_model
-from cybersentinel.prepare import assign_groups, deduplicate, feature_columns, grouped_split
-from cybersentinel.tracking import stage_run
+from cybersentinel.core.files import read_params, write_json, write_parquet
+from cybersentinel.data.prepare import assign_groups, deduplicate, feature_columns, grouped_split
+from cybersentinel.features.featurizer import build_featurizer
+from cybersentinel.model.estimators import save_model
+from cybersentinel.tracking.runs import stage_run
 
 
 def main() -> None:

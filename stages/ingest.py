@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from cybersentinel.io import read_params
-from cybersentinel.sources import Ingested, SourceError, ingest
-from cybersentinel.tracking import stage_run
+from cybersentinel.core.files import read_params
+from cybersentinel.ingest.base import Ingested, SourceError
+from cybersentinel.ingest.sources import ingest
+from cybersentinel.tracking.runs import stage_run
 
 
 def write_tables(out: Path, tables: Mapping[str, pd.DataFrame]) -> None:

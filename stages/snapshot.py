@@ -15,13 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from cybersentinel.fingerprint import files_snapshot
+from cybersentinel.ingest.fingerprint import files_snapshot
 
 
 def fingerprint(source: dict, origin: dict) -> dict:
     if origin["kind"] == "files":  # checksums from the config: no pandas import, no I/O on every repro
         return files_snapshot(source)
-    from cybersentinel.sources import SourceError, snapshot
+    from cybersentinel.ingest.base import SourceError
+    from cybersentinel.ingest.sources import snapshot
 
     try:
         return snapshot(source, origin)
@@ -33,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="the snapshot JSON file")
     args = parser.parse_args()
-    params = yaml.safe_load(Path("params.yaml").read_text())  # not cybersentinel.io: it imports pandas
+    params = yaml.safe_load(Path("params.yaml").read_text())  # not cybersentinel.core.files: it imports pandas
     origin = params.get("source") or {"kind": "files"}
     sources = {source["name"]: fingerprint(source, origin) for source in params["dataset"]["sources"]}
     for name, entry in sources.items():

@@ -12,10 +12,9 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from cybersentinel.compiled import write_compiled
-from cybersentinel.io import read_params, sha256_file, write_json
-from cybersentinel.metrics import classification_metrics
-from cybersentinel.models import (
+from cybersentinel.core.files import read_params, sha256_file, write_json
+from cybersentinel.model.compiled import write_compiled
+from cybersentinel.model.estimators import (
     build_estimator,
     calibrate_grouped,
     choose_threshold,
@@ -24,7 +23,8 @@ from cybersentinel.models import (
     save_model,
     search_space,
 )
-from cybersentinel.tracking import stage_run
+from cybersentinel.model.metrics import classification_metrics
+from cybersentinel.tracking.runs import stage_run
 
 
 def main() -> None:
@@ -80,7 +80,7 @@ def main() -> None:
         write_json(args.out / "model.json", manifest)
         tracker.metrics({"cv_score": cv_score, "threshold": threshold, **val_metrics}, prefix="validation.")
         tracker.artifact(str(args.out / "model.json"))
-        from cybersentinel.registry import log_and_register
+        from cybersentinel.tracking.registry import log_and_register
 
         log_and_register(tracker, model, manifest, train[featurizer_info["inputs"]].head(5))
     print(f"{model_cfg['name']}: cv {search_cfg['scoring']} {cv_score:.4f}, best {best_params}, "

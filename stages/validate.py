@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cybersentinel.io import read_params, write_json, write_parquet
-from cybersentinel.tracking import stage_run
-from cybersentinel.validation import DataValidationError, quality_report, validate_table
+from cybersentinel.core.files import read_params, write_json, write_parquet
+from cybersentinel.data.validation import DataValidationError, quality_report, validate_table
+from cybersentinel.tracking.runs import stage_run
 
 
 def main() -> None:

@@ -140,7 +140,7 @@ def pg_dsn(postgres_server: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 def mongo(monkeypatch: pytest.MonkeyPatch):
-    """A mongomock client that cybersentinel.db and cybersentinel.etl get instead of a real connection."""
+    """A mongomock client that the MongoDB source and the ETL get instead of a real connection."""
     import mongomock
     from mongomock.collection import BulkOperationBuilder
 
@@ -152,7 +152,7 @@ def mongo(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(BulkOperationBuilder, "add_update", add_update)
     client = mongomock.MongoClient()
-    monkeypatch.setattr("cybersentinel.db.mongo_client", lambda uri, spec: client)
+    monkeypatch.setattr("cybersentinel.ingest.mongodb.mongo_client", lambda uri, spec: client)
     monkeypatch.setenv(MONGODB_URI_ENV, "mongodb://mongomock.invalid:27017")
     return client
 

@@ -30,13 +30,19 @@ import pytest
 import yaml
 from sklearn.pipeline import Pipeline
 
-from cybersentinel.compiled import write_compiled
-from cybersentinel.features import build_featurizer
-from cybersentinel.io import sha256_file, write_json
-from cybersentinel.models import build_estimator, calibrate_grouped, choose_threshold, load_detector, save_model
-from cybersentinel.prepare import assign_groups, deduplicate
-from cybersentinel.scoring import Detector
-from cybersentinel.sources import MIRROR_ENV, read_source
+from cybersentinel.core.files import sha256_file, write_json
+from cybersentinel.data.prepare import assign_groups, deduplicate
+from cybersentinel.features.featurizer import build_featurizer
+from cybersentinel.ingest.files import MIRROR_ENV, read_source
+from cybersentinel.model.compiled import write_compiled
+from cybersentinel.model.estimators import (
+    build_estimator,
+    calibrate_grouped,
+    choose_threshold,
+    load_detector,
+    save_model,
+)
+from cybersentinel.scoring.detector import Detector
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS_PER_CLASS = 2000

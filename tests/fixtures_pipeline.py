@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from cybersentinel.io import sha256_file
-from cybersentinel.sources import MIRROR_ENV
+from cybersentinel.core.files import sha256_file
+from cybersentinel.ingest.files import MIRROR_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_ROWS = 1500  # per upstream file

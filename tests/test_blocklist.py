@@ -17,7 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cybersentinel.blocklist import (
+from cybersentinel.cli.app import app
+from cybersentinel.intel.feeds import IntelIndex
+from cybersentinel.ops.blocklist import (
     FORMATS,
     MAX_DOMAIN_CHARS,
     build,
@@ -27,8 +29,6 @@ from cybersentinel.blocklist import (
     read_scored,
     target_of,
 )
-from cybersentinel.cli import app
-from cybersentinel.intel import IntelIndex
 
 ROWS = [
     ("http://evil.example.com/login", "malicious", "0.97", "brand name in subdomain"),

@@ -11,10 +11,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cybersentinel.cli import app
-from cybersentinel.db import mongodb_snapshot, read_mongodb
-from cybersentinel.etl import LoadError, load_mongodb, migrate_mongodb, prepare_feed_entries, prepare_labelled_urls
-from cybersentinel.sources import SourceError
+from cybersentinel.cli.app import app
+from cybersentinel.ingest.base import SourceError
+from cybersentinel.ingest.mongodb import mongodb_snapshot, read_mongodb
+from cybersentinel.ops.etl import (
+    LoadError,
+    load_mongodb,
+    migrate_mongodb,
+    prepare_feed_entries,
+    prepare_labelled_urls,
+)
 
 pytest_plugins = ["fixtures_db"]
 
@@ -139,7 +145,7 @@ def test_attribute_names_mongodb_cannot_store_are_an_error_before_writing(mongo)
 
 @pytest.mark.slow
 def test_real_mongodb_round_trip(real_mongodb, tmp_path):
-    from cybersentinel.etl import with_mongo
+    from cybersentinel.ops.etl import with_mongo
 
     def load(db):
         migrate_mongodb(db)
@@ -156,7 +162,7 @@ def test_real_mongodb_round_trip(real_mongodb, tmp_path):
 
 @pytest.mark.slow
 def test_real_mongodb_feed_entries(real_mongodb, tmp_path):
-    from cybersentinel.etl import with_mongo
+    from cybersentinel.ops.etl import with_mongo
 
     feeds = tmp_path / "feeds"
     feeds.mkdir()

@@ -11,8 +11,9 @@ import psycopg2
 import pytest
 import yaml
 
-from cybersentinel.db import postgres_snapshot, read_postgres
-from cybersentinel.sources import SourceError, ingest, snapshot
+from cybersentinel.ingest.base import SourceError
+from cybersentinel.ingest.postgres import postgres_snapshot, read_postgres
+from cybersentinel.ingest.sources import ingest, snapshot
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "source" / "postgres.yaml"
 VERDICTS = {"phishing": 1, "benign": 0}

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cybersentinel.cli import app
-from cybersentinel.db import read_postgres
-from cybersentinel.etl import (
+from cybersentinel.cli.app import app
+from cybersentinel.ingest.postgres import read_postgres
+from cybersentinel.ops.etl import (
     LoadError,
     load_postgres,
     migrate_postgres,

@@ -16,9 +16,9 @@ import psycopg2
 import pytest
 import yaml
 
-from cybersentinel.etl import load_postgres, migrate_postgres, prepare_labelled_urls
-from cybersentinel.params import compose_params
-from cybersentinel.sources import MIRROR_ENV
+from cybersentinel.ingest.files import MIRROR_ENV
+from cybersentinel.mlops.params import compose_params
+from cybersentinel.ops.etl import load_postgres, migrate_postgres, prepare_labelled_urls
 
 pytest_plugins = ["fixtures_db"]
 

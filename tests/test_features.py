@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cybersentinel.features import UrlFeaturizer
-from cybersentinel.lexical import URL_FEATURES, ParsedUrls, ngram_scores, url_features
-from cybersentinel.models import load_model, save_model
-from cybersentinel.urls import split_url
+from cybersentinel.features.featurizer import UrlFeaturizer
+from cybersentinel.features.lexical import URL_FEATURES, ParsedUrls, ngram_scores, url_features
+from cybersentinel.model.estimators import load_model, save_model
+from cybersentinel.url.parsing import split_url
 
 REAL = [
     "http://paypal.com.secure-login.example.tk/webscr?cmd=_login", "https://www.google.com/", "example.org",

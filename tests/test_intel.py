@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cybersentinel.cli import app
-from cybersentinel.intel import (
+from cybersentinel.cli.app import app
+from cybersentinel.intel.feeds import (
     FEEDS,
     Feed,
     FeedError,
@@ -30,7 +30,7 @@ from cybersentinel.intel import (
     refresh_feeds,
     to_domain,
 )
-from cybersentinel.scoring import INTEL_KEYS
+from cybersentinel.scoring.detector import INTEL_KEYS
 
 REAL_FEEDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "feeds"
 

@@ -6,8 +6,7 @@ import pytest
 import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
-from cybersentinel.metrics import classification_metrics, group_weights, tpr_at_fpr
-from cybersentinel.models import (
+from cybersentinel.model.estimators import (
     ModelIntegrityError,
     build_estimator,
     calibrate,
@@ -16,6 +15,7 @@ from cybersentinel.models import (
     save_model,
     search_space,
 )
+from cybersentinel.model.metrics import classification_metrics, group_weights, tpr_at_fpr
 
 
 def brute_force_threshold(y, scores, objective):
@@ -69,7 +69,7 @@ def test_load_refuses_types_outside_the_allowlist(tmp_path):
     # A correctly hashed file whose transformer would call eval(): skops could load it if trusted; we refuse.
     path = tmp_path / "evil.skops"
     path.write_bytes(sio.dumps(FunctionTransformer(func=eval)))
-    from cybersentinel.io import sha256_file
+    from cybersentinel.core.files import sha256_file
 
     with pytest.raises(ModelIntegrityError, match="allowlist"):
         load_model(path, sha256_file(path))
@@ -96,7 +96,7 @@ def test_metrics_on_a_known_case():
 def test_grouped_calibration_scores_rows_only_with_models_that_did_not_train_on_them():
     from sklearn.metrics import roc_auc_score
 
-    from cybersentinel.models import calibrate_grouped
+    from cybersentinel.model.estimators import calibrate_grouped
 
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(400, 5)), rng.integers(0, 2, 400)  # labels are noise
@@ -113,7 +113,7 @@ def test_grouped_calibration_scores_rows_only_with_models_that_did_not_train_on_
 def test_grouped_calibration_equals_scikit_learns_own(name):
     from sklearn.calibration import CalibratedClassifierCV
 
-    from cybersentinel.models import calibrate_grouped
+    from cybersentinel.model.estimators import calibrate_grouped
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(300, 4))
@@ -131,7 +131,7 @@ def test_grouped_calibration_equals_scikit_learns_own(name):
 
 
 def test_ensemble_calibration_scores_each_row_with_the_fold_that_held_it_out():
-    from cybersentinel.models import calibrate_grouped
+    from cybersentinel.model.estimators import calibrate_grouped
 
     rng = np.random.default_rng(4)
     X, y = rng.normal(size=(300, 3)), rng.integers(0, 2, 300)

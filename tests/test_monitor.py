@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cybersentinel.intel import IntelIndex
-from cybersentinel.monitor import (
+from cybersentinel.intel.feeds import IntelIndex
+from cybersentinel.ops.monitor import (
     MAX_LINE_BYTES,
     TOO_LONG,
     LogRecord,
@@ -300,7 +300,7 @@ def test_monitor_max_lines_stops(tmp_path):
 def test_cli_monitor_validates_options(tmp_path):
     from typer.testing import CliRunner
 
-    from cybersentinel.cli import app
+    from cybersentinel.cli.app import app
 
     log = tmp_path / "access.log"
     log.write_text("")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fixtures_pipeline import REPO, pipeline_env
 
-from cybersentinel.params import compose_params
+from cybersentinel.mlops.params import compose_params
 
 pytestmark = pytest.mark.slow
 

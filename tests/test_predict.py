@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cybersentinel.cli import app
-from cybersentinel.scoring import Detector, read_csv, read_text, score_batches, with_results
+from cybersentinel.cli.app import app
+from cybersentinel.scoring.batch import read_csv, read_text, score_batches, with_results
+from cybersentinel.scoring.detector import Detector
 
 REPO = Path(__file__).resolve().parents[1]
 FEEDS = Path(os.environ.get("CYBERSENTINEL_FEEDS_MIRROR") or REPO.parent / "shared" / "data" / "feeds")
@@ -149,9 +150,9 @@ def test_csv_records_in_equal_rows_out_even_when_malformed(detector, rows, garba
 
 
 def test_csv_quote_that_never_closes_falls_back_to_python_csv(detector, monkeypatch):
-    import cybersentinel.scoring as scoring
+    import cybersentinel.scoring.batch as batch
 
-    monkeypatch.setattr(scoring, "MAX_CSV_FIELD", 200)
+    monkeypatch.setattr(batch, "MAX_CSV_FIELD", 200)
     data = b"url,n\nhttp://a.example.com/,1\n" + b'"never closed,2\n' + b"http://b.example.com/,3\n" * 20
     out = [row for b, r in score_batches(read_csv(io.BytesIO(data), "url", 5, 16), detector)
            for row in with_results(b, r).to_pylist()]

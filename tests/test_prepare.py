@@ -1,6 +1,6 @@
 import pandas as pd
 
-from cybersentinel.prepare import assign_groups, deduplicate, feature_columns, grouped_split
+from cybersentinel.data.prepare import assign_groups, deduplicate, feature_columns, grouped_split
 
 URL_DATASET = {"name": "t", "kind": "url", "group_by": "registered_domain", "features": []}
 TAB_DATASET = {"name": "t", "kind": "tabular", "group_by": "feature_vector", "features": "all"}

@@ -13,10 +13,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
-from cybersentinel.cli import app
-from cybersentinel.io import sha256_file
-from cybersentinel.models import ModelIntegrityError, load_detector, load_model, save_model
-from cybersentinel.registry import (
+from cybersentinel.cli.app import app
+from cybersentinel.core.files import sha256_file
+from cybersentinel.model.estimators import ModelIntegrityError, load_detector, load_model, save_model
+from cybersentinel.scoring.detector import Detector
+from cybersentinel.tracking.registry import (
     CHAMPION,
     PromotionError,
     beats,
@@ -26,8 +27,7 @@ from cybersentinel.registry import (
     log_and_register,
     promote,
 )
-from cybersentinel.scoring import Detector
-from cybersentinel.tracking import stage_run
+from cybersentinel.tracking.runs import stage_run
 
 pytestmark = pytest.mark.slow  # uses the sample pipeline's data and model
 EXPERIMENT = "registry-test"

@@ -16,8 +16,15 @@ import pandas as pd
 import pytest
 from fixtures_pipeline import REPO, pipeline_env
 
-from cybersentinel.io import sha256_file
-from cybersentinel.remote import LOCAL_KEYS, dvc_remote, free_port, read_state, server_running, write_local_config
+from cybersentinel.core.files import sha256_file
+from cybersentinel.mlops.remote import (
+    LOCAL_KEYS,
+    dvc_remote,
+    free_port,
+    read_state,
+    server_running,
+    write_local_config,
+)
 
 CLI = str(Path(sys.executable).parent / "cybersentinel")
 URLS = ["http://paypal.com.account-verify.example.tk/login.php", "https://en.wikipedia.org/wiki/Phishing",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cybersentinel.report import build_report, headline, markdown, named_plots
+from cybersentinel.mlops.report import build_report, headline, markdown, named_plots
 
 CLI = str(Path(sys.executable).parent / "cybersentinel")
 GIT = ["git", "-c", "user.email=test@cybersentinel.invalid", "-c", "user.name=test"]

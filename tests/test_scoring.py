@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from fixtures_model import mirror_dir, model_dir  # noqa: F401
 
-from cybersentinel.compiled import UrlScorer
-from cybersentinel.io import ModelIntegrityError, load_manifest
-from cybersentinel.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
-from cybersentinel.models import load_detector
-from cybersentinel.scoring import Detector
+from cybersentinel.core.files import ModelIntegrityError, load_manifest
+from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
+from cybersentinel.model.compiled import UrlScorer
+from cybersentinel.model.estimators import load_detector
+from cybersentinel.scoring.detector import Detector
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_unusable_rows_get_an_error_not_a_score(detector):
 
 
 def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(detector, pipeline, urls):
-    from cybersentinel.compiled import _walk
+    from cybersentinel.model.compiled import _walk
 
     trees = detector.scorer.folds[0][0]
     assert trees.interleaved is not None  # no split of this model routes missing values
@@ -117,7 +117,7 @@ def test_the_compiled_detector_starts_without_scikit_learn(model_dir):  # noqa: 
     import subprocess
     import sys
 
-    code = ("import sys; from cybersentinel.scoring import Detector; "
+    code = ("import sys; from cybersentinel.scoring.detector import Detector; "
             f"d = Detector.from_dir({str(model_dir)!r}); print(d.score_urls(['http://paypal.com.x.tk/login'])"
             "['verdict'][0]); heavy = ('sklearn', 'scipy.stats', 'lightgbm', 'skops'); "
             "print(sorted(m for m in heavy if m in sys.modules))")

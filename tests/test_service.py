@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cybersentinel.cli import app as cli_app
-from cybersentinel.scoring import Detector
-from cybersentinel.service import Settings, create_app, key_matches, model_card, parse_api_keys, presented_key
+from cybersentinel.cli.app import app as cli_app
+from cybersentinel.ops.service import Settings, create_app, key_matches, model_card, parse_api_keys, presented_key
+from cybersentinel.scoring.detector import Detector
 
 FEEDS = REPO.parent / "shared" / "data" / "feeds"
 PHISHING = "http://ads-social-network-info.hol.es/2017/recovery-chekpoint-login.html"  # Ebbu2017, test split

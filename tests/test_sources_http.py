@@ -9,7 +9,8 @@ import json
 import pytest
 from fixtures_http import Reply
 
-from cybersentinel.sources import MIRROR_ENV, SourceError, download, http_session, read_source
+from cybersentinel.ingest.base import SourceError
+from cybersentinel.ingest.files import MIRROR_ENV, download, http_session, read_source
 
 pytest_plugins = ["fixtures_http"]
 

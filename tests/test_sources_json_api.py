@@ -14,8 +14,8 @@ import pytest
 import yaml
 from fixtures_http import Reply, paginated_api
 
-from cybersentinel.json_api import iter_pages, json_api_snapshot, read_json_api
-from cybersentinel.sources import SourceError
+from cybersentinel.ingest.base import SourceError
+from cybersentinel.ingest.json_api import iter_pages, json_api_snapshot, read_json_api
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = [{"id": i, "url": f"http://bad{i}.example/login", "label": i % 2, "threat": "phishing"} for i in range(250)]

@@ -16,11 +16,11 @@ from fixtures_pipeline import REPO, pipeline_env
 from hydra.errors import ConfigCompositionException
 from test_remote import CLI, clone_with_cache, remote_settings, run
 
-from cybersentinel.io import sha256_file
-from cybersentinel.models import build_estimator
-from cybersentinel.params import compose_params
-from cybersentinel.registry import client_for, load_version
-from cybersentinel.remote import free_port, write_local_config
+from cybersentinel.core.files import sha256_file
+from cybersentinel.mlops.params import compose_params
+from cybersentinel.mlops.remote import free_port, write_local_config
+from cybersentinel.model.estimators import build_estimator
+from cybersentinel.tracking.registry import client_for, load_version
 
 DVC = [sys.executable, "-m", "dvc"]
 # The sweeps the README documents (`make sweep` runs the first).
@@ -114,7 +114,7 @@ def test_queued_sweep_runs_and_experiments_travel_through_git_and_s3(sample_repo
     run(["git", "-c", "user.email=t@cybersentinel.invalid", "-c", "user.name=t", "commit", "-qam", "sample conf"],
         cwd=work, env=env)
     # Queued runs execute in temporary copies: tracking must use an absolute store, experiment made from here.
-    subprocess.run([sys.executable, "-c", "from cybersentinel.registry import ensure_experiment as e; "
+    subprocess.run([sys.executable, "-c", "from cybersentinel.tracking.registry import ensure_experiment as e; "
                     "e('cybersentinel')"], cwd=work, env=env, check=True)
 
     queued = run([*DVC, "exp", "run", "--queue", "-S", "model=logreg", "-S", "model.search.C=[0.1],[1.0]",

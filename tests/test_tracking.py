@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from cybersentinel.tracking import flatten, stage_run
+from cybersentinel.tracking.runs import flatten, stage_run
 
 
 def closed_port() -> int:

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from cybersentinel.sources import SourceError, map_labels, read_source, upstream_file
+from cybersentinel.ingest.base import SourceError, map_labels
+from cybersentinel.ingest.files import read_source, upstream_file
 
 
 def spec_for(path, **extra) -> dict:

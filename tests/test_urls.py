@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cybersentinel.urls import normalise, parse_ip, registered_domain, split_url
+from cybersentinel.url.parsing import normalise, parse_ip, registered_domain, split_url
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from cybersentinel.validation import DataValidationError, quality_report, url_slices, validate_table
+from cybersentinel.data.validation import DataValidationError, quality_report, url_slices, validate_table
 
 URLS = {"name": "urls", "kind": "url", "group_by": "registered_domain", "features": []}
 UCI = {"name": "uci", "kind": "tabular", "group_by": "feature_vector", "features": "all", "feature_values": [-1, 0, 1]}

@@ -1,0 +1,69 @@
+"""Pure functions that turn a validated table into an honest split: duplicates removed, groups
+(registered domain or feature vector) never on both sides, classes stratified, seed fixed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from cybersentinel.url.parsing import normalise, registered_domain
+
+PROVENANCE = ("label", "source", "snapshot", "url", "group", "url_normalised")
+
+
+def feature_columns(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> list[str]:
+    """The model's input columns for a tabular dataset (all numeric non-provenance columns by default)."""
+    configured = dataset.get("features") or []
+    if configured != "all":
+        return list(configured)
+    return [c for c in frame.columns if c not in PROVENANCE and pd.api.types.is_numeric_dtype(frame[c])]
+
+
+def feature_vector_key(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """A stable hash of each row's feature values, so identical vectors share one group."""
+    joined = frame[list(columns)].astype(str).agg(",".join, axis=1)
+    return joined.map(lambda s: hashlib.blake2b(s.encode(), digest_size=8).hexdigest())
+
+
+def deduplicate(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop repeated rows. Rows with URLs count as repeated after URL normalisation (case, scheme, leading ``www.``,
+    trailing ``/``), which also removes the URLs the two raw-URL collections share; rows without URLs
+    when features and label repeat. The first occurrence (configured source order) is kept.
+    Returns the table and what was removed."""
+    out = frame.copy()
+    if "url" in out.columns:
+        out["url_normalised"] = out["url"].map(normalise)
+        key = ["url_normalised"]
+    else:
+        key = [*feature_columns(out, dataset), "label"]
+    duplicated = out.duplicated(subset=key, keep="first")
+    by_source = out.loc[duplicated, "source"].value_counts().to_dict()
+    counts = {"rows_in": len(out), "duplicates_removed": int(duplicated.sum()),
+              **{f"duplicates_removed_{k}": int(v) for k, v in sorted(by_source.items())}}
+    out = out.loc[~duplicated].reset_index(drop=True)
+    counts["rows_out"] = len(out)
+    return out, counts
+
+
+def assign_groups(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> pd.Series:
+    """The unit that must never straddle train and test."""
+    if dataset["group_by"] == "registered_domain":
+        return frame["url"].map(registered_domain)
+    if dataset["group_by"] == "feature_vector":
+        return feature_vector_key(frame, feature_columns(frame, dataset))
+    raise ValueError(f"unknown group_by {dataset['group_by']!r}")
+
+
+def grouped_split(labels: pd.Series, groups: pd.Series, test_size: float, seed: int) -> np.ndarray:
+    """Boolean mask of test rows: stratified by label, whole groups on one side, reproducible."""
+    n_splits = max(2, round(1 / test_size))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    _, test_idx = next(splitter.split(np.zeros(len(labels)), labels.to_numpy(), groups.to_numpy()))
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[test_idx] = True
+    return mask

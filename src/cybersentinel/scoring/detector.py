@@ -1,0 +1,322 @@
+"""Scoring with the model the pipeline produced: one code path for the CLI, the service and the
+monitor, and the streaming batch files of `cybersentinel predict`. Rows that cannot be scored get an
+``error`` instead of being dropped.
+
+The default URL detector (calibrated LightGBM) is scored from its compiled form (`cybersentinel.model.compiled`:
+the same model as plain arrays, checked against the pipeline when it was trained and evaluated), which
+loads without scikit-learn. Other models go through the pipeline's ``predict_proba``, with XGBoost's
+approximate contributions or, for anything else, the log-odds drop when a feature is set to its training
+median, to pick the plain-words ``reasons``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from numba import njit
+
+from cybersentinel.core.files import load_manifest
+from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
+from cybersentinel.model.compiled import UrlScorer
+from cybersentinel.url.parsing import to_text
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+
+MAX_URL_CHARS = 65_536
+
+
+MAX_REASONS = 3
+
+
+MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
+
+
+BINARY_FEATURES = frozenset({
+    "host_is_ip", "has_port", "has_userinfo", "punycode_or_idn", "non_ascii", "abused_tld", "no_public_suffix",
+    "shortener", "has_fragment", "double_slash_in_path", "url_in_path", "tld_in_subdomain", "tld_in_path",
+    "php_or_html_page", "risky_extension", "brand_outside_domain", "brand_in_domain_with_extra",
+})
+
+
+def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: np.ndarray | None,
+                 k: int = MAX_REASONS, min_contribution: float = MIN_CONTRIBUTION) -> np.ndarray:
+    """Per row, the ``k`` features that pushed its score up most, in plain words ("; "-joined).
+
+    A feature counts only if its value reads as what it describes: a binary flag must be set, and a
+    numeric feature above its training median (or below it, where a low-value wording exists)."""
+    n, m = X.shape
+    contrib = contrib[:, :m].astype(np.float32, copy=True)
+    high = np.greater(X, medians) if medians is not None else np.ones_like(X, dtype=bool)
+    words = np.array([FEATURE_DESCRIPTIONS.get(n, n) for n in names] + [""], dtype=object)
+    low_words = np.array([LOW_VALUE_DESCRIPTIONS.get(n, "") for n in names] + [""], dtype=object)
+    binary = np.array([n in BINARY_FEATURES for n in names])
+    readable = np.where(binary, X > 0.5, high | (low_words[:m] != ""))
+    contrib[~readable | (contrib < min_contribution)] = -np.inf
+    top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(contrib, top, axis=1) > -np.inf
+    # code per (feature, wording); rows share few distinct reason lists, so build each string once
+    use_low = ~np.take_along_axis(high, top, axis=1) & ~binary[top]
+    codes = np.where(picked, top * 2 + use_low, 2 * m)
+    key = np.zeros(n, dtype=np.int64)
+    for j in range(codes.shape[1]):
+        key = key * (2 * m + 1) + codes[:, j]
+    uniques, inverse = np.unique(key, return_inverse=True)
+    texts = []
+    for u in uniques:
+        parts = []
+        for _ in range(codes.shape[1]):
+            u, code = divmod(int(u), 2 * m + 1)
+            if code < 2 * m:
+                parts.append(low_words[code // 2] if code % 2 else words[code // 2])
+        texts.append("; ".join(reversed(parts)))
+    return np.asarray(texts, dtype=object)[inverse.ravel()]
+
+
+def occlusion_contributions(predict_proba, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Model-agnostic fallback: how much each feature's value raises the log-odds over the reference value."""
+    eps = 1e-6
+    base = np.clip(predict_proba(X), eps, 1 - eps)
+    out = np.zeros((len(X), X.shape[1] + 1), dtype=np.float32)
+    for j in range(X.shape[1]):
+        moved = X.copy()
+        moved[:, j] = reference[j]
+        p = np.clip(predict_proba(moved), eps, 1 - eps)
+        out[:, j] = np.log(base / (1 - base)) - np.log(p / (1 - p))
+    return out
+
+
+@dataclass
+class Detector:
+    """A model and its manifest. ``model`` is the fitted pipeline (None when only the compiled form was
+    loaded); ``scorer`` the compiled URL scorer, when the model has one."""
+
+    model: Pipeline | None
+    manifest: dict[str, Any]
+    scorer: UrlScorer | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.scorer is None and self.model is not None and self.manifest.get("kind") == "url":
+            self.scorer = UrlScorer.from_pipeline(self.model)
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path = "models") -> Detector:
+        """The model `dvc repro`/`dvc pull` put in ``model_dir``, hash-verified: its compiled form if the
+        manifest names one, else the pipeline."""
+        manifest = load_manifest(model_dir)
+        compiled = manifest.get("compiled")
+        if compiled:
+            return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]))
+        from cybersentinel.model.estimators import load_detector
+
+        return cls(*load_detector(model_dir))
+
+    @property
+    def threshold(self) -> float:
+        return float(self.manifest["threshold"])
+
+    @property
+    def suspicious_from(self) -> float:
+        return max(0.0, self.threshold - float(self.manifest.get("suspicious_band", 0.0)))
+
+    def verdicts(self, scores: np.ndarray) -> np.ndarray:
+        return np.where(scores >= self.threshold, "malicious",
+                        np.where(scores >= self.suspicious_from, "suspicious", "benign"))
+
+    def _features(self, parsed: ParsedUrls) -> np.ndarray:
+        if self.scorer is not None:
+            return self.scorer.features(parsed)
+        return self.model.named_steps["features"].transform(parsed)
+
+    def _score_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and per-feature log-odds contributions of a feature matrix."""
+        if self.scorer is not None:
+            return self.scorer.predict(X)
+        classifier = self.model.named_steps["classifier"]
+        scores = classifier.predict_proba(X)[:, 1]
+        inner = _inner_estimator(classifier)
+        if type(inner).__name__ == "XGBClassifier":
+            from xgboost import DMatrix
+
+            contrib = inner.get_booster().predict(DMatrix(X), pred_contribs=True, approx_contribs=True)
+        else:
+            reference = getattr(self.model.named_steps["features"], "medians_", np.median(X, axis=0))
+            contrib = occlusion_contributions(lambda x: classifier.predict_proba(x)[:, 1], X, reference)
+        return scores, contrib
+
+    def score_values(self, values: Any, reasons: bool = True, intel: Any = None) -> pa.Table:
+        """Result columns for a column of URLs (any values): ``score``, ``verdict``, ``reasons``, ``error``,
+        and with an ``IntelIndex`` also ``model_score`` and ``feeds``. Text columns are dictionary-encoded
+        (rows share few distinct reason lists); one row per input, in order."""
+        parsed = ParsedUrls(values)
+        n = len(parsed)
+        errors = url_errors(parsed)
+        ok = errors == ""
+        scores = np.full(n, np.nan)
+        texts = np.full(n, "", dtype=object)
+        if ok.any():
+            X = self._features(parsed)[ok]
+            scores[ok], contrib = self._score_features(X)
+            if reasons:  # reasons explain flagged rows; a benign row's upward pushes would only confuse
+                flagged = scores[ok] >= self.suspicious_from
+                rows = np.flatnonzero(ok)[flagged]
+                medians = self.scorer.medians if self.scorer is not None else \
+                    getattr(self.model.named_steps["features"], "medians_", None)
+                texts[rows] = reason_texts(contrib[flagged], X[flagged], list(self.manifest["features"]), medians)
+        columns: dict[str, Any] = {}
+        if intel is not None:
+            model_scores = scores
+            scores, feeds, rules = apply_intel(scores, ok, parsed, intel)
+            columns["model_score"] = pa.array(np.round(model_scores, 6), from_pandas=True)
+            texts = np.where(rules == "", texts, np.where(texts == "", rules, rules + "; " + texts))
+        verdicts = np.where(ok, self.verdicts(np.nan_to_num(scores)), "")
+        columns = {"score": pa.array(np.round(scores, 6), from_pandas=True),
+                   "verdict": pa.array(verdicts).dictionary_encode(),
+                   "reasons": pa.array(texts, type=pa.string()).dictionary_encode(), **columns}
+        if intel is not None:
+            columns["feeds"] = pa.array(feeds, type=pa.string()).dictionary_encode()
+        columns["error"] = pa.array(errors, type=pa.string()).dictionary_encode()
+        return pa.table(columns)
+
+    def score_frame(self, frame: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
+        """``frame`` with ``score``, ``verdict``, ``reasons`` and ``error`` appended; same rows, same order."""
+        inputs = self.manifest["inputs"]
+        missing = [c for c in inputs if c not in frame.columns]
+        if missing:
+            raise ValueError(f"input has no column(s) {missing}; this model needs {inputs[:5]}")
+        out = frame.copy()
+        if self.manifest["kind"] == "url":
+            results = self.score_values(frame["url"], reasons=reasons)
+            for name in results.column_names:
+                column = results[name].combine_chunks()
+                out[name] = column.to_numpy(zero_copy_only=False) if name == "score" else \
+                    np.asarray(column.dictionary_decode().to_pylist(), dtype=object)
+            return out
+        errors = row_errors(frame, inputs, self.manifest["kind"])
+        ok = errors.isna().to_numpy()
+        scores = np.full(len(frame), np.nan)
+        texts = np.full(len(frame), "", dtype=object)
+        if ok.any():
+            X = self.model.named_steps["features"].transform(frame.loc[ok, inputs])
+            scores[ok], contrib = self._score_features(X)
+            if reasons:
+                flagged = scores[ok] >= self.suspicious_from
+                texts[np.flatnonzero(ok)[flagged]] = reason_texts(contrib[flagged], X[flagged],
+                                                                  list(self.manifest["features"]), None)
+        out["score"] = np.round(scores, 6)
+        out["verdict"] = np.where(ok, self.verdicts(np.nan_to_num(scores)), "")
+        out["reasons"] = texts
+        out["error"] = errors.fillna("")
+        return out
+
+    def score_urls(self, urls: list[Any]) -> pd.DataFrame:
+        return self.score_frame(pd.DataFrame({"url": urls}))
+
+
+# Intel per distinct host, kept per process and index (a host's intel depends on nothing else). Entries are
+# tuples of strings and numbers, which the garbage collector stops tracking: a cache of dicts and lists
+# made every full collection walk up to 200,000 of them (tens of milliseconds in the service).
+MAX_INTEL_CACHE = 200_000
+
+
+INTEL_KEYS = ("feeds", "ip_status", "ip_category", "tranco_rank", "popular_site")  # `IntelIndex.host_signals`
+
+
+_intel_cache: dict[int, dict[bytes, tuple]] = {}
+
+
+def _host_intel(index: Any, host: bytes) -> tuple[str, bool, tuple]:
+    """(matched feeds as text, whether intel can change a score, the `combine` inputs) of one host.
+    Intel matters when the host is listed, private or bogon, or its registered domain is ranked."""
+    signals = index.host_signals(host.decode("utf-8", "replace"))
+    feeds, ip_status, _, rank, _ = signals
+    return ", ".join(feeds), bool(feeds or ip_status in ("private", "bogon") or rank), signals
+
+
+def apply_intel(scores: np.ndarray, ok: np.ndarray, parsed: ParsedUrls, index: Any,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Threat intelligence per distinct host (`IntelIndex.host_signals`), combined with each row's score by
+    `intel.combine`. Returns combined scores, the matched feeds (", "-joined) and the rule that applied."""
+    from cybersentinel.intel.feeds import combine
+
+    hosts = parsed.hosts()
+    cache = _intel_cache.setdefault(id(index), {})
+    if len(cache) > MAX_INTEL_CACHE:
+        cache.clear()
+    found = []
+    for host in hosts.dictionary.to_pylist():
+        if (hit := cache.get(host)) is None:
+            hit = cache[host] = _host_intel(index, host)
+        found.append(hit)
+    per_row = hosts.indices.to_numpy(zero_copy_only=False)
+    feeds = np.asarray([f[0] for f in found] + [""], dtype=object)
+    matters = np.asarray([f[1] for f in found] + [False])
+    combined = scores.copy()
+    rules = np.full(len(scores), "", dtype=object)
+    for i in np.flatnonzero(matters[per_row] & ok):
+        combined[i], rules[i] = combine(float(scores[i]), dict(zip(INTEL_KEYS, found[per_row[i]][2], strict=True)))
+    return combined, np.where(ok, feeds[per_row], ""), rules
+
+
+def _inner_estimator(classifier: Any) -> Any:
+    """The fitted booster inside ``CalibratedClassifierCV(FrozenEstimator(...))``."""
+    calibrated = getattr(classifier, "calibrated_classifiers_", None)
+    if not calibrated:
+        return classifier
+    estimator = calibrated[0].estimator
+    return getattr(estimator, "estimator", estimator)
+
+
+def url_errors(parsed: ParsedUrls) -> np.ndarray:
+    """A reason per URL that cannot be scored ("" where it can): empty, too long, or no host name."""
+    lengths = np.diff(parsed.offsets)
+    no_host = parsed.spans[:, 1] == parsed.spans[:, 0]
+    blank = np.zeros(len(lengths), dtype=bool)
+    for i in np.flatnonzero(no_host):  # rare: tell blank input from text without a host
+        blank[i] = not bytes(parsed.data[parsed.offsets[i]:parsed.offsets[i + 1]]).strip()
+    bad_host = _bad_host_bytes(parsed.data, parsed.spans[:, 0], parsed.spans[:, 1], _FORBIDDEN_IN_HOST)
+    return np.select([blank, lengths > MAX_URL_CHARS, no_host, bad_host],
+                     ["empty URL", f"URL longer than {MAX_URL_CHARS} bytes", "no host name in URL",
+                      "host name has spaces, control or forbidden characters"], "").astype(object)
+
+
+# Bytes no host name, IP literal or bracketed IPv6 can hold (WHATWG's forbidden host code points).
+_FORBIDDEN_IN_HOST = np.zeros(256, dtype=np.bool_)
+
+
+_FORBIDDEN_IN_HOST[list(range(0x21)) + [0x7F] + list(b'<>"{}|\\^`%')] = True
+
+
+@njit(cache=True)
+def _bad_host_bytes(data, starts, ends, forbidden):
+    out = np.zeros(len(starts), dtype=np.bool_)
+    for i in range(len(starts)):
+        for j in range(starts[i], ends[i]):
+            # U+FFFD (EF BF BD) stands for bytes that were not UTF-8
+            replaced = data[j] == 0xEF and j + 2 < ends[i] and data[j + 1] == 0xBF and data[j + 2] == 0xBD
+            if forbidden[data[j]] or replaced:
+                out[i] = True
+                break
+    return out
+
+
+def row_errors(frame: pd.DataFrame, inputs: list[str], kind: str) -> pd.Series:
+    """A reason per row that cannot be scored (None where the row is fine)."""
+    errors = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    if kind == "url":
+        text = frame["url"].map(to_text)
+        errors[text.str.strip() == ""] = "empty URL"
+        errors[text.str.len() > MAX_URL_CHARS] = f"URL longer than {MAX_URL_CHARS} characters"
+        return errors
+    values = frame[inputs].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().any(axis=1)
+    errors[bad] = "missing or non-numeric feature values"
+    return errors
+
+
