@@ -23,13 +23,13 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cybersentinel.core.files import ModelIntegrityError, atomic_path, load_manifest, sha256_file
+from cybersentinel.features.featurizer import ColumnSelector, UrlFeaturizer
 
 # Types outside skops' default trust that a CyberSentinel model may contain. Anything else in a model
-# file is refused before a single object is built.
+# file is refused before a single object is built. Loading a model imports the featurizer's module.
 TRUSTED_TYPES = frozenset({
+    *(f"{cls.__module__}.{cls.__qualname__}" for cls in (ColumnSelector, UrlFeaturizer)),
     "collections.OrderedDict",
-    "cybersentinel.features.featurizer.ColumnSelector",
-    "cybersentinel.features.featurizer.UrlFeaturizer",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "sklearn.calibration._CalibratedClassifier",
