@@ -82,12 +82,11 @@ def test_shared_datasets_round_trip_through_postgres_to_the_same_validated_table
 
 def dvc_repo(root: Path, dsn: str) -> Path:
     """A git + DVC repository with this project's snapshot and ingest stages, reading from PostgreSQL."""
-    for rel in ("stages/snapshot.py", "stages/ingest.py", "src/cybersentinel/fingerprint.py",
-                "src/cybersentinel/sources.py", "src/cybersentinel/db.py", "src/cybersentinel/json_api.py"):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / rel, root / rel)
-    shutil.copytree(REPO / "conf/dataset", root / "conf/dataset")
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for rel in {d for k in ("snapshot", "ingest") for d in stages[k]["deps"] if d.startswith(("stages/", "src/"))}:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (REPO / rel).is_dir() else shutil.copy)(REPO / rel, root / rel)
+    shutil.copytree(REPO / "conf/dataset", root / "conf/dataset")
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in ("snapshot", "ingest")}}))
     params = yaml.safe_load(compose_params(["source=postgres"], REPO / "conf"))
     params["dataset"] = {"name": "tiny", "kind": "url", "sources": [{"name": "alpha"}, {"name": "beta"}]}

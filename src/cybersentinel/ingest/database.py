@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,25 +32,7 @@ def setting_from_env(name: str, what: str) -> str:
     return value
 
 
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
-
-def with_retries(action: Callable[[], T], *, what: str, retries: int, backoff: float,
-                 transient: tuple[type[BaseException], ...]) -> T:
-    """Run ``action``; on a transient error wait (exponential backoff) and run it again from the start."""
-    for attempt in range(retries + 1):
-        try:
-            return action()
-        except transient as exc:
-            if attempt == retries:
-                tries = f"{retries + 1} attempts" if retries else "1 attempt, no retries"
-                raise SourceError(f"{what}: {one_line(exc)} (gave up after {tries})") from exc
-            delay = backoff * 2**attempt
-            log.warning("%s: %s; retrying in %.1fs (attempt %d of %d)", what, one_line(exc), delay, attempt + 2,
-                        retries + 1)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def unique_ordered(names: Sequence[str]) -> list[str]:

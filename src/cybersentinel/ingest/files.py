@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import tempfile
-import time
 from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,25 +14,14 @@ from typing import Any
 
 import pandas as pd
 import requests
-from requests.adapters import HTTPAdapter
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-from urllib3.util.retry import Retry
 
 from cybersentinel.core.files import sha256_file
+from cybersentinel.core.retry import http_session, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, map_labels, utc_now
 from cybersentinel.ingest.fingerprint import files_snapshot
 
 MIRROR_ENV = "CYBERSENTINEL_DATA_MIRROR"
-
-
-def http_session(retries: int = 5, backoff: float = 1.0) -> requests.Session:
-    """A session that retries connection errors, 429 and 5xx with exponential backoff."""
-    retry = Retry(total=retries, backoff_factor=backoff, status_forcelist=(429, 500, 502, 503, 504),
-                  allowed_methods=("GET", "HEAD"), respect_retry_after_header=True)
-    session = requests.Session()
-    session.mount("http://", HTTPAdapter(max_retries=retry))
-    session.mount("https://", HTTPAdapter(max_retries=retry))
-    return session
 
 
 def download(url: str, dest: Path, sha256: str, session: requests.Session | None = None,
@@ -44,14 +32,8 @@ def download(url: str, dest: Path, sha256: str, session: requests.Session | None
     is fetched again, up to ``attempts`` times in all, then reported.
     """
     session = session or http_session()
-    for attempt in range(1, attempts + 1):
-        try:
-            return _download_once(url, dest, sha256, session, timeout)
-        except _BadBodyError as exc:
-            if attempt == attempts:
-                raise SourceError(f"{dest.name}: {exc} (after {attempts} attempts)") from exc
-            time.sleep(min(2.0 ** (attempt - 1), 30.0) * 0.5)
-    raise AssertionError("unreachable")
+    return retry_call(lambda: _download_once(url, dest, sha256, session, timeout), what=dest.name, attempts=attempts,
+                      backoff=0.5, transient=(_BadBodyError,), error=SourceError)
 
 
 class _BadBodyError(Exception):

@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pandas as pd
 
+from cybersentinel.core.retry import retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, tidy, utc_now
 from cybersentinel.ingest.fingerprint import Fingerprint
 
@@ -106,23 +107,22 @@ def _get_once(session, url: str, params: Mapping[str, Any], headers: Mapping[str
 def get_json(session, url: str, params: Mapping[str, Any], headers: Mapping[str, str], spec: Mapping[str, Any],
              limiter: RateLimiter, fetches: list[dict[str, Any]]) -> Any:
     """GET one page, retrying with exponential backoff (or Retry-After) up to ``retries`` more times."""
-    retries = int(spec.get("retries", 4))
-    for attempt in range(1, retries + 2):
+    def attempt() -> Any:
         limiter.wait()
-        fetch: dict[str, Any] = {"url": url, "params": dict(params), "attempt": attempt, "fetched_at": utc_now()}
+        fetch: dict[str, Any] = {"url": url, "params": dict(params), "attempt": len(fetches) + 1 - first,
+                                 "fetched_at": utc_now()}
         fetches.append(fetch)
         try:
             return _get_once(session, url, params, headers, spec, fetch)
         except _RetryableError as exc:
             fetch["error"] = str(exc)
-            if attempt == retries + 1:
-                raise SourceError(f"{url} {dict(params)}: {exc} (gave up after {attempt} attempts)") from None
-            backoff = float(spec.get("backoff_s", 0.5)) * 2 ** (attempt - 1)
-            delay = min(float(spec.get("max_backoff_s", 30)), exc.retry_after if exc.retry_after is not None
-                        else backoff)
-            log.warning("%s: %s; retrying in %.2fs", url, exc, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+            raise
+
+    first = len(fetches)
+    return retry_call(attempt, what=f"{url} {dict(params)}", attempts=int(spec.get("retries", 4)) + 1,
+                      backoff=float(spec.get("backoff_s", 0.5)), max_delay=float(spec.get("max_backoff_s", 30)),
+                      transient=(_RetryableError,), error=SourceError,
+                      wait_hint=lambda exc: getattr(exc, "retry_after", None))
 
 
 def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,

@@ -7,15 +7,14 @@ from typing import Any
 
 import pandas as pd
 
+from cybersentinel.core.retry import one_line, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, utc_now
 from cybersentinel.ingest.database import (
     Collected,
     finish_read,
-    one_line,
     setting_from_env,
     unique_ordered,
     versioned_columns,
-    with_retries,
 )
 
 MONGODB_URI_ENV = "CYBERSENTINEL_MONGODB_URI"
@@ -81,8 +80,8 @@ def _mongo_read(source_name: str, spec: Mapping[str, Any], fields: Sequence[str]
         finally:
             client.close()
 
-    with_retries(attempt, what=what, retries=int(spec.get("retries", 3)), backoff=float(spec.get("backoff_s", 1.0)),
-                 transient=(errors.ConnectionFailure,))
+    retry_call(attempt, what=what, attempts=int(spec.get("retries", 3)) + 1, backoff=float(spec.get("backoff_s", 1.0)),
+               transient=(errors.ConnectionFailure,), error=SourceError)
     return what
 
 

@@ -8,15 +8,14 @@ from typing import Any
 
 import pandas as pd
 
+from cybersentinel.core.retry import one_line, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, utc_now
 from cybersentinel.ingest.database import (
     Collected,
     finish_read,
-    one_line,
     setting_from_env,
     unique_ordered,
     versioned_columns,
-    with_retries,
 )
 
 PG_DSN_ENV = "CYBERSENTINEL_PG_DSN"
@@ -111,8 +110,8 @@ def _pg_read(source_name: str, spec: Mapping[str, Any], columns: Sequence[str] |
         except SourceError as exc:
             raise SourceError(f"{what}: {exc}") from None
 
-    with_retries(attempt, what=what, retries=int(spec.get("retries", 3)), backoff=float(spec.get("backoff_s", 1.0)),
-                 transient=(psycopg2.OperationalError, psycopg2.InterfaceError))
+    retry_call(attempt, what=what, attempts=int(spec.get("retries", 3)) + 1, backoff=float(spec.get("backoff_s", 1.0)),
+               transient=(psycopg2.OperationalError, psycopg2.InterfaceError), error=SourceError)
     return what
 
 

@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from cybersentinel.core.retry import http_session
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -233,20 +235,6 @@ def _now() -> str:
 
 
 
-def _http_session(retries: int, backoff: float):
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
-
-    retry = Retry(total=retries, backoff_factor=backoff, status_forcelist=(429, 500, 502, 503, 504),
-                  allowed_methods=frozenset({"GET"}), raise_on_status=False, respect_retry_after_header=True)
-    session = requests.Session()
-    session.headers["User-Agent"] = "cybersentinel-feeds/1"
-    for prefix in ("http://", "https://"):
-        session.mount(prefix, HTTPAdapter(max_retries=retry))
-    return session
-
-
 
 def _validated_entry(feed: Feed, tmp: Path, source: str) -> dict[str, Any]:
     from cybersentinel.core.files import sha256_file
@@ -324,7 +312,7 @@ def refresh_feeds(out_dir: Path = DEFAULT_FEEDS_DIR, names: Sequence[str] = (), 
     if unknown:
         raise FeedError(f"unknown feed(s) {', '.join(unknown)}; known: {', '.join(feeds)}")
     manifest = read_manifest(out_dir)
-    session = None if mirror else _http_session(retries, backoff)
+    session = None if mirror else http_session(retries, backoff, user_agent="cybersentinel-feeds/1")
     errors: dict[str, str] = {}
     for name in names or list(feeds):
         feed = feeds[name]

@@ -387,8 +387,7 @@ def load_postgres(dsn: str, batches: Sequence[Prepared], spec: Mapping[str, Any]
     retried from the start (the upserts are idempotent)."""
     import psycopg2
 
-    from cybersentinel.ingest.base import SourceError
-    from cybersentinel.ingest.database import with_retries
+    from cybersentinel.core.retry import retry_call
     from cybersentinel.ingest.postgres import describe_dsn, pg_connect
 
     spec = spec or {}
@@ -405,10 +404,10 @@ def load_postgres(dsn: str, batches: Sequence[Prepared], spec: Mapping[str, Any]
             conn.close()
 
     try:
-        return with_retries(attempt, what=f"load into PostgreSQL {describe_dsn(dsn)}",
-                            retries=int(spec.get("retries", 3)), backoff=float(spec.get("backoff_s", 1.0)),
-                            transient=(psycopg2.OperationalError, psycopg2.InterfaceError))
-    except SourceError as exc:
+        return retry_call(attempt, what=f"load into PostgreSQL {describe_dsn(dsn)}",
+                          attempts=int(spec.get("retries", 3)) + 1, backoff=float(spec.get("backoff_s", 1.0)),
+                          transient=(psycopg2.OperationalError, psycopg2.InterfaceError), error=LoadError)
+    except LoadError as exc:
         raise LoadError(f"{exc}; nothing was committed") from None
 
 
@@ -497,8 +496,7 @@ def with_mongo(action: Callable[[Any], Any], uri_env: str, database: str | None,
     """Run ``action(db)`` with bounded retries while the server is unreachable."""
     from pymongo import errors
 
-    from cybersentinel.ingest.base import SourceError
-    from cybersentinel.ingest.database import with_retries
+    from cybersentinel.core.retry import retry_call
 
     def attempt() -> Any:
         db = mongo_database(uri_env, database)
@@ -509,8 +507,5 @@ def with_mongo(action: Callable[[Any], Any], uri_env: str, database: str | None,
         finally:
             db.client.close()
 
-    try:
-        return with_retries(attempt, what="MongoDB", retries=retries, backoff=backoff,
-                            transient=(errors.ConnectionFailure,))
-    except SourceError as exc:
-        raise LoadError(str(exc)) from None
+    return retry_call(attempt, what="MongoDB", attempts=retries + 1, backoff=backoff,
+                      transient=(errors.ConnectionFailure,), error=LoadError)
