@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cybersentinel.features.featurizer import UrlFeaturizer
-from cybersentinel.features.lexical import URL_FEATURES, ParsedUrls, ngram_scores, url_features
+from cybersentinel.features.lexical import URL_FEATURES, ParsedUrls, ngram_scores
 from cybersentinel.model.estimators import load_model, save_model
 from cybersentinel.url.parsing import split_url
 
@@ -50,14 +50,15 @@ def test_kernel_splits_hosts_like_split_url(urls):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(GARBAGE, min_size=1, max_size=12))
 def test_hand_features_never_crash_and_keep_rows(values):
-    features = url_features(values)
+    features = ParsedUrls(values).hand_features()
     assert features.shape == (len(values), len(URL_FEATURES))
     assert np.isfinite(features).all()
 
 
 def test_features_of_known_urls():
-    f = pd.DataFrame(url_features(["http://1.2.3.4:8080/a//b/login.php?x=1&y=2#f",
-                                   "https://www.paypal.com.evil.tk/file.exe"]), columns=list(URL_FEATURES))
+    f = pd.DataFrame(ParsedUrls(["http://1.2.3.4:8080/a//b/login.php?x=1&y=2#f",
+                                 "https://www.paypal.com.evil.tk/file.exe"]).hand_features(),
+                     columns=list(URL_FEATURES))
     assert f.loc[0, ["host_is_ip", "has_port", "double_slash_in_path", "php_or_html_page", "has_fragment"]].all()
     assert f.loc[0, "query_params"] == 2 and f.loc[0, "suspicious_words"] == 1
     assert f.loc[1, ["abused_tld", "risky_extension", "brand_outside_domain", "tld_in_subdomain"]].all()

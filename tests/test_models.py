@@ -4,12 +4,13 @@ import zipfile
 import numpy as np
 import pytest
 import skops.io as sio
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
 from sklearn.preprocessing import FunctionTransformer
 
 from cybersentinel.model.estimators import (
     ModelIntegrityError,
     build_estimator,
-    calibrate,
     choose_threshold,
     load_model,
     save_model,
@@ -44,7 +45,7 @@ def test_every_configured_model_trains_calibrates_and_round_trips(tmp_path, name
     X = rng.normal(size=(240, 4))
     y = (X[:, 0] + 0.3 * rng.normal(size=240) > 0).astype(int)
     model = build_estimator({"name": name, "params": {}}, seed=0).fit(X[:160], y[:160])
-    calibrated = calibrate(model, X[160:], y[160:], "sigmoid")
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid").fit(X[160:], y[160:])
     sha = save_model(calibrated, tmp_path / "m.skops")
     assert save_model(calibrated, tmp_path / "again.skops") == sha  # byte-reproducible
     loaded = load_model(tmp_path / "m.skops", sha)

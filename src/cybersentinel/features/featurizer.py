@@ -20,7 +20,7 @@ from cybersentinel.features.lexical import (
     ngram_counts,
     ngram_scores,
 )
-from cybersentinel.url.parsing import split_host
+from cybersentinel.url.parsing import host_registered_domain
 
 
 class UrlFeaturizer(TransformerMixin, BaseEstimator):
@@ -106,12 +106,7 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
 
 
 def _registered_domains(hosts: list[bytes]) -> list[str]:
-    out = []
-    for raw in hosts:
-        host = raw.decode("utf-8", "replace")
-        subdomain, domain, suffix, is_ip = split_host(host)
-        out.append(host if is_ip or not suffix else f"{domain}.{suffix}")
-    return out
+    return [host_registered_domain(raw.decode("utf-8", "replace")) for raw in hosts]
 
 
 class ColumnSelector(TransformerMixin, BaseEstimator):

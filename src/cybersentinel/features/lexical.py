@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from cybersentinel.url.parsing import split_host, to_text
+from cybersentinel.url.parsing import host_registered_domain, split_host, to_text
 
 BRANDS = [
     "paypal", "apple", "icloud", "itunes", "google", "gmail", "microsoft", "office365", "outlook", "hotmail", "live",
@@ -570,7 +570,7 @@ def host_row(host: str) -> tuple[float, ...]:
     subdomain, domain, suffix, is_ip = split_host(host)
     subdomain = subdomain[4:] if subdomain.startswith("www.") else "" if subdomain == "www" else subdomain
     plain_host = host[4:] if host.startswith("www.") else host
-    registered = host if is_ip or not suffix else f"{domain}.{suffix}"
+    registered = host_registered_domain(host)
     return (
         subdomain.count(".") + 1 if subdomain else 0,
         len(domain.encode("utf-8", "replace")),
@@ -638,10 +638,5 @@ class ParsedUrls:
             & (columns["_brand_in_registered"] == 0)
         columns["brand_outside_domain"] = brand_outside.astype(np.float32)
         return np.column_stack([columns[name] for name in URL_FEATURES]).astype(np.float32, copy=False)
-
-
-def url_features(urls) -> np.ndarray:
-    """Hand-made features of many URLs as a float32 matrix (one row per input, never raises)."""
-    return ParsedUrls(urls).hand_features()
 
 

@@ -556,7 +556,7 @@ class IntelIndex:
 
     def lookup_host(self, host: str) -> dict[str, Any]:
         """`lookup_url` for a host name or IP literal alone (no URL to split)."""
-        from cybersentinel.url.parsing import parse_ip, split_host
+        from cybersentinel.url.parsing import host_registered_domain, parse_ip, split_host
 
         host = host.lower().rstrip(".")
         result: dict[str, Any] = {"host": host, "kind": "none", "feeds": [], "ip_status": None,
@@ -566,7 +566,7 @@ class IntelIndex:
         if address is not None:
             return {**result, **self.lookup_address(address), "kind": "ip"}
         if host:
-            found = self.lookup_domain(host, host if is_ip or not suffix else f"{domain}.{suffix}")
+            found = self.lookup_domain(host, host_registered_domain(host))
             return {**result, "kind": "domain", "feeds": found["feeds"], "domain_match": found["domain_match"],
                     "tranco_rank": found["tranco_rank"], "popular_site": subdomain in ("", "www")}
         return result
@@ -575,7 +575,7 @@ class IntelIndex:
         """What `combine` reads from `lookup_host` (``feeds``, ``ip_status``, ``ip_category``,
         ``tranco_rank``, ``popular_site``) as one flat tuple, for scoring many new hosts: the same answers
         without building dicts, and a tuple the garbage collector stops tracking."""
-        from cybersentinel.url.parsing import split_host
+        from cybersentinel.url.parsing import host_registered_domain, split_host
 
         host = host.lower().rstrip(".")
         subdomain, domain, suffix, is_ip = split_host(host)
@@ -585,7 +585,7 @@ class IntelIndex:
         if not host:
             return (), None, None, None, False
         lists = {name for parent in _parent_names(host) for name in self.domains.get(parent, ())}
-        rank = self.popularity.get(f"{domain}.{suffix}" if suffix else host)
+        rank = self.popularity.get(host_registered_domain(host))
         return tuple(sorted(lists)), None, None, rank, subdomain in ("", "www")
 
 

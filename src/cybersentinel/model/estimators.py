@@ -16,7 +16,6 @@ import skops.io as sio
 from sklearn.base import BaseEstimator, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RandomizedSearchCV, StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -75,11 +74,6 @@ def grouped_search(estimator: BaseEstimator, space: dict[str, list], X: np.ndarr
                                 cv=StratifiedGroupKFold(cv_folds, shuffle=True, random_state=seed),
                                 n_jobs=n_jobs, random_state=seed, refit=False)
     return search.fit(X, y, groups=groups)
-
-
-def calibrate(fitted: BaseEstimator, X: np.ndarray, y: np.ndarray, method: str) -> CalibratedClassifierCV:
-    """Calibrate an already fitted classifier on held-out validation rows."""
-    return CalibratedClassifierCV(FrozenEstimator(fitted), method=method).fit(X, y)
 
 
 def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *,

@@ -36,10 +36,7 @@ class UrlParts:
 
     @property
     def registered_domain(self) -> str:
-        """``example.co.uk`` for ``a.b.example.co.uk``; the host itself for IPs and bare names."""
-        if self.is_ip or not self.suffix:
-            return self.host
-        return f"{self.domain}.{self.suffix}"
+        return host_registered_domain(self.host)
 
 
 def to_text(value: object) -> str:
@@ -88,6 +85,14 @@ def split_host(host: str) -> tuple[str, str, str, bool]:
     return parts.subdomain, parts.domain, parts.suffix, False
 
 
+def host_registered_domain(host: str) -> str:
+    """The package's one registered-domain rule: ``example.co.uk`` for ``a.b.example.co.uk`` (public suffix
+    list, private section included: ``user.github.io`` is its own site); the host itself for IP addresses
+    and names under no public suffix."""
+    _, domain, suffix, is_ip = split_host(host)
+    return host if is_ip or not suffix else f"{domain}.{suffix}"
+
+
 def split_url(raw: object) -> UrlParts:
     """Split any value into URL parts. Lower-cases scheme and host; keeps path case."""
     text = to_text(raw).strip()[:_MAX_URL_CHARS]
@@ -130,4 +135,5 @@ def normalise(raw: object) -> str:
 
 
 def registered_domain(raw: object) -> str:
-    return split_url(raw).registered_domain
+    """The registered domain of any value holding a URL, domain or IP address."""
+    return host_registered_domain(split_url(raw).host)
