@@ -1,6 +1,8 @@
-"""Evaluate: score the held-out test split through the saved pipeline (the serving code path), and
-write metrics, per-source and shortcut slices, and the data behind the ROC, precision-recall,
-confusion, calibration and feature-importance plots."""
+"""Evaluate: score the held-out test split through the saved pipeline, check that the compiled form the
+service loads gives the same scores, and judge the served decision (model + pinned feeds + popularity, the
+decision policy every door applies). Writes the headline metrics (reports/metrics.json, tied to the model
+by its hash), the per-source, per-slice and served-decision details (reports/details.json), and the data
+behind the ROC, precision-recall, confusion, calibration and feature-importance plots."""
 
 import argparse
 from pathlib import Path
@@ -11,6 +13,7 @@ from sklearn.inspection import permutation_importance
 
 from cybersentinel.core.files import read_params, write_json
 from cybersentinel.data.validation import url_slices
+from cybersentinel.intel.feeds import IntelIndex
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.model.estimators import load_detector
 from cybersentinel.model.metrics import (
@@ -22,6 +25,9 @@ from cybersentinel.model.metrics import (
     pr_points,
     roc_points,
 )
+from cybersentinel.scoring.decider import Decider
+from cybersentinel.scoring.detector import Detector
+from cybersentinel.scoring.policy import Policy
 from cybersentinel.tracking.runs import stage_run
 
 
@@ -29,13 +35,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--intel", type=Path, required=True, help="pinned feed snapshot (stage intel)")
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--details", type=Path, required=True)
     parser.add_argument("--plots", type=Path, required=True)
     args = parser.parse_args()
     params = read_params()
     model, manifest = load_detector(args.model)
     test = pd.read_parquet(args.features / "test.parquet")
-    y, threshold = test["label"].to_numpy(), manifest["threshold"]
+    policy = Policy.from_manifest(manifest)
+    y, threshold = test["label"].to_numpy(), policy.threshold
     scores = model.predict_proba(test[manifest["inputs"]])[:, 1]
     if manifest.get("compiled"):  # the served form must score every test row as the evaluated pipeline does
         scorer = UrlScorer.load(args.model / manifest["compiled"]["file"], manifest["compiled"]["sha256"])
@@ -44,13 +53,24 @@ def main() -> None:
             raise SystemExit(f"the compiled scorer differs from the pipeline by {difference:.3g} on the test set")
 
     sources = {s: (test["source"] == s).to_numpy() for s in sorted(test["source"].unique())}
-    metrics = {"test": classification_metrics(y, scores, threshold), "threshold": threshold,
-               # each registered domain (group) weighs the same: big sites (wikipedia.org) stop dominating
-               "test_per_group": classification_metrics(y, scores, threshold, group_weights(test["group"])),
-               "confusion": confusion_counts(y, scores, threshold),
+    weights = group_weights(test["group"])  # each registered domain weighs the same: big sites stop dominating
+    metrics = {"model_sha256": manifest["sha256"], "threshold": threshold,
+               "test": classification_metrics(y, scores, threshold),
+               "test_per_group": classification_metrics(y, scores, threshold, weights)}
+    details = {"model_sha256": manifest["sha256"], "confusion": confusion_counts(y, scores, threshold),
                "by_source": {s: classification_metrics(y[m], scores[m], threshold) for s, m in sources.items()}}
-    if "url" in test.columns:  # how the model does on the shapes that were shortcuts in training data
-        metrics["slices"] = {name: classification_metrics(y[m], scores[m], threshold)
+    if "url" in test.columns:
+        # the decision users get: the same rows through the policy with the pinned feeds and popularity list
+        detector = Detector(model, manifest)
+        decided = detector.score_values(test["url"], reasons=False,
+                                        decider=Decider(policy, IntelIndex.from_dir(args.intel)))
+        served = decided["score"].to_numpy(zero_copy_only=False)
+        metrics["served"] = classification_metrics(y, served, threshold)
+        metrics["served_per_group"] = classification_metrics(y, served, threshold, weights)
+        details["served_by_source"] = {s: classification_metrics(y[m], served[m], threshold)
+                                       for s, m in sources.items()}
+        # how the model does on the shapes that were shortcuts in training data
+        details["slices"] = {name: classification_metrics(y[m], scores[m], threshold)
                              for name, m in url_slices(test["url"]).items() if m.sum() > 0}
 
     # What the model leans on: drop in ROC-AUC when one feature's test values are shuffled.
@@ -67,12 +87,14 @@ def main() -> None:
         "importance.json": [{"feature": f, "importance": round(float(v), 5)} for f, v in ranked[:20]],
     }
     write_json(args.metrics, metrics)
+    write_json(args.details, details)
     for name, rows in plots.items():
         write_json(args.plots / name, rows)
     tags = {"dataset": manifest["dataset"], "model": manifest["model"], "model_sha256": manifest["sha256"]}
     with stage_run("evaluate", params["mlflow"]["experiment"], tags) as t:
         t.metrics(metrics["test"], prefix="test.")
         t.artifact(str(args.metrics))
+        t.artifact(str(args.details))
         t.artifact(str(args.plots), "plots")
     summary = ", ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items() if k != "rows")
     print(f"test ({len(y):,} rows, {np.mean(y):.1%} phishing): {summary}")

@@ -24,6 +24,7 @@ from cybersentinel.model.estimators import (
     search_space,
 )
 from cybersentinel.model.metrics import classification_metrics
+from cybersentinel.scoring.policy import Policy
 from cybersentinel.tracking.runs import stage_run
 
 
@@ -60,8 +61,14 @@ def main() -> None:
                                                  method=params["calibration"]["method"],
                                                  ensemble=params["calibration"]["ensemble"],
                                                  n_jobs=search_cfg["n_jobs"], seed=seed)
-        threshold = choose_threshold(y, held_out, params["threshold"]["objective"])
+        threshold_cfg = params["threshold"]
+        threshold = choose_threshold(y, held_out, threshold_cfg["objective"], max_fpr=threshold_cfg.get("max_fpr"),
+                                     sources=train["source"].to_numpy())
         val_metrics = classification_metrics(y, held_out, threshold)
+        policy = Policy(threshold=round(threshold, 6), **params["policy"])  # validates the parameters
+        legit = y == 0
+        fpr_by_source = {s: round(float(np.mean(held_out[legit & (train["source"] == s).to_numpy()] >= threshold)), 5)
+                         for s in sorted(train.loc[legit, "source"].unique())}
 
         model = Pipeline([("features", featurizer), ("classifier", calibrated)])
         sha256 = save_model(model, args.out / "model.skops")
@@ -70,8 +77,9 @@ def main() -> None:
             "dataset": params["dataset"]["name"], "kind": params["dataset"]["kind"],
             "inputs": featurizer_info["inputs"], "features": names, "model": model_cfg["name"],
             "best_params": {k: v.item() if hasattr(v, "item") else v for k, v in best_params.items()},
-            "cv_" + search_cfg["scoring"]: round(cv_score, 5), "threshold": round(threshold, 6),
-            "suspicious_band": params["threshold"]["suspicious_band"], "validation": val_metrics,
+            "cv_" + search_cfg["scoring"]: round(cv_score, 5), "policy": policy.as_dict(),
+            "threshold_rule": {**threshold_cfg, "held_out_fpr_by_source": fpr_by_source},
+            "validation": val_metrics,
             "train_data_sha256": sha256_file(args.features / "train.parquet"),
         }
         compiled = write_compiled(model, args.out)  # the served form: arrays, no scikit-learn at load time

@@ -49,6 +49,7 @@ ROWS_PER_CLASS = 2000
 FEATURIZER = {"ngram_range": [3, 5], "n_features": 2**18, "C": 1.0, "cv": 3}
 MODEL = {"name": "lightgbm", "params": {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 31}}
 CALIBRATION_FOLDS = 3
+POLICY = yaml.safe_load((REPO / "conf" / "config.yaml").read_text())["policy"]  # the served rules, as train records
 
 MODEL_DIR_ENV = "CYBERSENTINEL_TEST_MODEL_DIR"
 
@@ -87,7 +88,7 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
         "name": "cybersentinel-url-detector-test", "file": "model.skops", "sha256": sha256,
         "dataset": dataset["name"], "kind": "url", "inputs": ["url"],
         "features": list(featurizer.get_feature_names_out()), "model": MODEL["name"], "best_params": {},
-        "threshold": round(threshold, 6), "suspicious_band": 0.15,
+        "policy": {**POLICY, "threshold": round(threshold, 6)},
         "validation": {"accuracy": round(float(np.mean((held_out >= threshold) == y)), 5), "rows": int(len(y))},
         "train_data_sha256": sha256_file(data_file), **({"compiled": compiled} if compiled else {}),
     })

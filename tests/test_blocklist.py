@@ -22,13 +22,16 @@ from cybersentinel.intel.feeds import IntelIndex
 from cybersentinel.ops.blocklist import (
     FORMATS,
     MAX_DOMAIN_CHARS,
+    Guard,
     build,
+    entries_from_block_list,
     entries_from_feeds,
     entries_from_scored,
     export,
     read_scored,
     target_of,
 )
+from cybersentinel.scoring.policy import SiteList
 
 ROWS = [
     ("http://evil.example.com/login", "malicious", "0.97", "brand name in subdomain"),
@@ -73,7 +76,7 @@ def test_rows_are_all_accounted_for():
     assert not_selected == 2
     assert {r.source: r.reason for r in rejected} == {
         "scored.csv:7": "private address is never blocked",
-        "scored.csv:10": "public suffix, not a blockable domain",
+        "scored.csv:10": "public suffix co.uk, not a blockable domain",
         "scored.csv:11": "no host",
         "scored.csv:12": "invalid label '" + "a" * 64 + "'",
     }
@@ -108,8 +111,57 @@ def test_feed_entries_exclude_private_and_bogon_ranges():
                              {"hosts": ["bad.example"]})
     entries, rejected = entries_from_feeds(index)
     assert sorted(e.value for e in entries) == ["1.10.16.0/20", "2a00:1::/32", "bad.example"]
-    assert {r.value: r.reason for r in rejected} == {"10.0.0.0/8": "private range is never blocked",
-                                                     "224.0.0.0/3": "multicast range is never blocked"}
+    assert {r.value: r.reason for r in rejected} == {
+        "10.0.0.0/8": "overlaps reserved range 10.0.0.0/8: never blocked",
+        "224.0.0.0/3": "overlaps reserved range 224.0.0.0/4: never blocked"}
+
+
+@pytest.mark.parametrize(("network", "reason"), [
+    # whole ranges are checked: these have global first and last addresses but cover 10/8, 172.16/12, ...
+    ("8.0.0.0/5", "overlaps reserved range 10.0.0.0/8"),
+    ("64.0.0.0/3", "/3 is wider than the /12 limit"),
+    ("2000::/3", "overlaps reserved range 2001::/23"),
+    ("100.64.0.0/10", "overlaps reserved range 100.64.0.0/10"),
+    ("4000::/16", "outside global unicast 2000::/3"),
+    ("44.0.0.0/9", "/9 is wider than the /12 limit"),
+])
+def test_feed_ranges_are_checked_whole(network, reason):
+    index = IntelIndex.build({"feed": [ipaddress.ip_network(network)]})
+    entries, rejected = entries_from_feeds(index)
+    assert entries == [] and rejected[0].reason.startswith(reason)
+
+
+def test_public_suffixes_are_never_rules_even_from_domain_lists():
+    index = IntelIndex.build({}, {"list": ["github.io", "co.uk", "com.au", "blogspot.com", "evil.github.io"]})
+    entries, rejected = entries_from_feeds(index)
+    assert [e.value for e in entries] == ["evil.github.io"]  # a site under a private-section suffix is its own
+    assert {r.value for r in rejected} == {"github.io", "co.uk", "com.au", "blogspot.com"}
+    assert all(r.reason.startswith("public suffix") for r in rejected)
+
+
+def test_allowlisted_and_popular_sites_are_never_blocked_but_an_explicit_block_list_beats_popularity():
+    guard = Guard(SiteList(["intranet.example"], "allowlist"), {"google.com": 1, "rare.org": 50_000}, 10_000)
+    rows = [("https://www.paypal.com/signin", "malicious", "0.99", ""),
+            ("https://docs.google.com/forms/d/x/viewform", "malicious", "0.95", ""),
+            ("http://a.intranet.example/login", "malicious", "0.9", ""),
+            ("http://login.rare.org/", "malicious", "0.9", "")]
+    entries, rejected, _ = entries_from_scored(scored_frame(rows), "s", guard=Guard(
+        guard.allow, {**guard.popularity, "paypal.com": 5}, 10_000))
+    assert [e.value for e in entries] == ["login.rare.org"]
+    assert [r.reason.split(" (")[0] for r in rejected] == ["popular site paypal.com", "popular site google.com",
+                                                           "allowlisted"]
+    blocked, refused = entries_from_block_list({"docs.google.com": "ours", "intranet.example": "ours"}, guard)
+    assert [e.value for e in blocked] == ["docs.google.com"] and refused[0].value == "intranet.example"
+
+
+def test_min_score_selects_scored_rows():
+    entries, _, not_selected = entries_from_scored(scored_frame(), "s", min_score=0.95)
+    assert {e.value for e in entries} == {"evil.example.com"} and not_selected == 10
+
+
+@pytest.mark.parametrize("host", ["1.10.4101", "0x1.0xa.0x10.0x5", "01.012.020.05", "１.１０.１６.５", "1。10。16。5"])
+def test_host_forms_of_one_address_become_one_rule(host):
+    assert target_of(f"http://{host}/x") == ("ipv4", "1.10.16.5/32")
 
 
 def test_output_is_deterministic_whatever_the_row_order(tmp_path):
@@ -119,10 +171,17 @@ def test_output_is_deterministic_whatever_the_row_order(tmp_path):
     second = export(blocklist_from_rows(shuffled)[0], FORMATS, tmp_path / "b")
     for name in FORMATS:
         assert first[name].read_bytes() == second[name].read_bytes(), name
-    changed = export(blocklist_from_rows([*ROWS, ("http://new.example.org/", "malicious", "1", "")])[0], ["rpz"],
-                     tmp_path / "c")
+
+
+def test_rpz_serial_increases_with_every_change_and_files_are_readable(tmp_path):
     serial = re.compile(r"SOA\s+\S+\s+\S+\s+\((\d+)")
-    assert serial.search(first["rpz"].read_text()).group(1) != serial.search(changed["rpz"].read_text()).group(1)
+    out = tmp_path / "zone"
+    serials = []
+    for rows in (ROWS, ROWS, [*ROWS, ("http://new.example.org/", "malicious", "1", "")], ROWS):
+        zone = export(blocklist_from_rows(rows)[0], ["rpz"], out)["rpz"]
+        serials.append(int(serial.search(zone.read_text()).group(1)))
+        assert zone.stat().st_mode & 0o777 == 0o644  # a resolver running as another user must read it
+    assert serials == [1, 1, 2, 3]  # unchanged: the same serial; any change, removals too: one more
 
 
 # ------------------------------------------------------------------------------------------------ parse back

@@ -1,4 +1,4 @@
-"""Threat intelligence: feed parsing, refresh over HTTP on 127.0.0.1, the interval index, and the combine rule."""
+"""Threat intelligence: feed parsing, refresh over HTTP on 127.0.0.1, and the interval index."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from cybersentinel.intel.feeds import (
     Feed,
     FeedError,
     IntelIndex,
-    combine,
     parse_domain_list,
     parse_networks,
     parse_ranked_domains,
@@ -30,7 +29,6 @@ from cybersentinel.intel.feeds import (
     refresh_feeds,
     to_domain,
 )
-from cybersentinel.scoring.detector import INTEL_KEYS
 
 REAL_FEEDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "feeds"
 
@@ -188,14 +186,11 @@ def test_domain_lookup_exact_parent_and_popularity():
     "google.com", "example.org", "www.example.org.", "phish.test", "localhost", "", "1.10.16.5", "10.1.2.3",
     "127.0.0.1", "[2a00:1::1]", "2a00:1::2", "::ffff:1.10.16.5", "3232235521", "0x7f000001", "xn--pypal-4ve.com",
 ])
-def test_host_signals_are_what_combine_reads_from_lookup_host(host):
+def test_host_signals_are_what_lookup_host_says(host):
     index = small_index()
     found = index.lookup_host(host)
-    expected = (tuple(found["feeds"]), found["ip_status"], found["ip_category"], found["tranco_rank"],
-                found.get("popular_site", False))
+    expected = (tuple(found["feeds"]), found["ip_status"], found["ip_category"], found["tranco_rank"])
     assert index.host_signals(host) == expected
-    score = 0.3
-    assert combine(score, dict(zip(INTEL_KEYS, index.host_signals(host), strict=True))) == combine(score, found)
 
 
 def test_from_dir_reads_known_files_and_extra_domain_lists(tmp_path):
@@ -209,22 +204,6 @@ def test_from_dir_reads_known_files_and_extra_domain_lists(tmp_path):
     assert index.popularity["example.org"] == 2
     with pytest.raises(FeedError, match="no feed files"):
         IntelIndex.from_dir(tmp_path / "empty")
-
-
-# ------------------------------------------------------------------------------------------------ combine
-
-
-def test_combine_rules():
-    index = small_index()
-    assert combine(0.2, index.lookup_url("http://5.5.5.5/")) == (0.9, "listed in drop (score raised to 0.9)")
-    assert combine(0.97, index.lookup_url("http://5.5.5.5/"))[0] == 0.97  # a listing never lowers
-    assert combine(0.2, index.lookup_url("evil.example"), listed_floor=0.8)[0] == 0.8
-    private = combine(0.2, index.lookup_url("http://10.1.2.3/"))
-    assert private[0] == 0.2 and "private" in private[1]
-    assert combine(0.8, index.lookup_url("https://www.google.com/"))[0] == pytest.approx(0.4)
-    assert combine(0.8, index.lookup_url("https://sites.google.com/x"))[0] == 0.8  # hosting subdomain: no discount
-    assert combine(0.8, index.lookup_url("https://example.org/"), popular_rank=1)[0] == 0.8
-    assert combine(0.3, index.lookup_url("unknown.example")) == (0.3, "")
 
 
 # ------------------------------------------------------------------------------------------------ refresh

@@ -160,3 +160,23 @@ def test_metrics_of_a_one_class_slice_are_null_not_nan():
     metrics = classification_metrics(np.array([1, 1, 1]), np.array([0.9, 0.2, 0.8]), threshold=0.5)
     assert metrics["roc_auc"] is None and metrics["pr_auc"] is None
     assert metrics["recall"] == pytest.approx(2 / 3, abs=1e-5)
+
+
+def test_budget_threshold_holds_for_every_source():
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(2000), np.ones(500)].astype(int)
+    sources = np.r_[np.repeat(["calm", "noisy"], 1000), np.repeat(["phish"], 500)]
+    scores = np.r_[rng.uniform(0, 0.3, 1000), rng.uniform(0, 0.9, 1000), rng.uniform(0.5, 1, 500)]
+    t = choose_threshold(y, scores, "fp_budget", max_fpr=0.005, sources=sources)
+    for source in ("calm", "noisy"):
+        assert np.mean(scores[sources == source] >= t) <= 0.005
+    # pooled over both sources the budget would be met at a lower cut-off, which the noisy source would exceed
+    pooled = choose_threshold(y, scores, "fp_budget", max_fpr=0.005)
+    assert pooled < t and np.mean(scores[sources == "noisy"] >= pooled) > 0.005
+
+
+def test_budget_threshold_with_ties_never_exceeds_the_budget():
+    y = np.zeros(1000, dtype=int)
+    scores = np.r_[np.full(990, 0.1), np.full(10, 0.8)]  # isotonic calibration makes such plateaus
+    t = choose_threshold(y, scores, "fp_budget", max_fpr=0.005)
+    assert np.mean(scores >= t) <= 0.005 and t > 0.8

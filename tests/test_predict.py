@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 FEEDS = Path(os.environ.get("CYBERSENTINEL_FEEDS_MIRROR") or REPO.parent / "shared" / "data" / "feeds")
 URLS = ["http://paypal.com.secure-login.example.tk/webscr?cmd=_login", "https://www.google.com/", "example.org",
         "http://1.10.16.5/x.exe", "https://en.wikipedia.org/wiki/Phishing", "", "bit.ly/3abc"]
-RESULTS = ["score", "verdict", "reasons", "error"]
+RESULTS = ["score", "verdict", "reasons", "model_score", "feeds", "error"]
 
 
 @pytest.fixture(scope="module")

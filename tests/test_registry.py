@@ -55,7 +55,8 @@ def trained(sample_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     weak = Pipeline([("features", featurizer), ("classifier", weak_classifier)])
     folder = tmp_path_factory.mktemp("weak")
     weak_manifest = {k: v for k, v in manifest.items() if k != "compiled"}  # a logistic regression has none
-    weak_manifest |= {"model": "logreg", "threshold": 0.5, "sha256": save_model(weak, folder / "model.skops")}
+    weak_manifest |= {"model": "logreg", "policy": {**weak_manifest["policy"], "threshold": 0.5},
+                      "sha256": save_model(weak, folder / "model.skops")}
     return {"strong": (strong, manifest), "weak": (weak, weak_manifest), "test": features / "test.parquet",
             "repo": sample_repo}
 

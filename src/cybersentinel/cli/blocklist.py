@@ -11,9 +11,11 @@ from cybersentinel.ops.blocklist import (
     DEFAULT_VERDICTS,
     FORMATS,
     Entry,
+    Guard,
     InputError,
     Rejected,
     build,
+    entries_from_block_list,
     entries_from_feeds,
     entries_from_scored,
     export,
@@ -40,13 +42,29 @@ def export_command(
                                                    " folder (IP feeds; private and bogon ranges excluded).")] = None,
     domain_list: Annotated[list[Path] | None, typer.Option("--domain-list", help="Also block the names of this "
                                                            "domain block list file (repeatable).")] = None,
+    min_score: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Block scored rows only from this "
+                                                    "score up.")] = None,
+    allow_names: Annotated[list[str] | None, typer.Option("--allow", help="Never block this name or its "
+                                                          "subdomains (repeatable).")] = None,
+    allow_files: Annotated[list[Path] | None, typer.Option("--allow-file", exists=True, dir_okay=False,
+                                                           help="Allowlist file, a host name per line.")] = None,
+    allow_top: Annotated[int, typer.Option(min=0, help="Never block the Tranco top N registered domains and their "
+                                                       "subdomains (0: off); needs the Tranco list.")] = 10_000,
+    tranco: Annotated[Path | None, typer.Option(dir_okay=False, help="Tranco list (default: the one in "
+                                                "--feeds-dir, else data/feeds/tranco_top100k.csv).")] = None,
+    block_files: Annotated[list[Path] | None, typer.Option("--block-file", exists=True, dir_okay=False,
+                                                           help="Explicit block list: blocked even if popular "
+                                                                "(never if allowlisted).")] = None,
+    widest_v4: Annotated[int, typer.Option(min=0, max=32, help="Widest IPv4 range a rule may cover.")] = 12,
+    widest_v6: Annotated[int, typer.Option(min=0, max=128, help="Widest IPv6 range a rule may cover.")] = 24,
 ) -> None:
     """Write block rules; rows that cannot be blocked go to rejected.csv with a reason."""
     import json
 
     from rich.console import Console
 
-    from cybersentinel.intel.feeds import FeedError, IntelIndex
+    from cybersentinel.intel.feeds import FeedError, IntelIndex, parse_ranked_domains, read_feed_file
+    from cybersentinel.scoring.policy import read_site_list
 
     console = Console(stderr=True)
     chosen = formats or list(FORMATS)
@@ -60,9 +78,23 @@ def export_command(
     rejected: list[Rejected] = []
     report: dict[str, Any] = {"inputs": {}}
     try:
+        allow = read_site_list(allow_files or [], allow_names or [], "allowlist")
+        tranco = tranco or next((p / "tranco_top100k.csv" for p in (feeds_dir, Path("data/feeds"))
+                                 if p is not None and (p / "tranco_top100k.csv").is_file()), None)
+        ranked = read_feed_file(tranco, parse_ranked_domains).entries if tranco and allow_top else []
+        popularity = dict(reversed(ranked))  # a name listed twice keeps its better rank
+        if allow_top and not popularity:
+            console.print("[yellow]warning:[/yellow] no Tranco list: popular sites are protected only by the "
+                          "allowlist (give --tranco or --feeds-dir)")
+        guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6)
+        block = read_site_list(block_files or [], [], "block list")
+        found, bad = entries_from_block_list(block.entries, guard)
+        entries += found
+        rejected += bad
         for path in inputs or ():
             frame = read_scored(path)
-            found, bad, not_selected = entries_from_scored(frame, path.name, tuple(verdicts or DEFAULT_VERDICTS))
+            found, bad, not_selected = entries_from_scored(frame, path.name, tuple(verdicts or DEFAULT_VERDICTS),
+                                                           guard, min_score)
             entries += found
             rejected += bad
             report["inputs"][str(path)] = {"rows": len(frame), "blockable": len(found), "rejected": len(bad),
@@ -70,11 +102,11 @@ def export_command(
         if feeds_dir is not None or domain_list:
             index = IntelIndex.from_dir(feeds_dir, domain_list or ()) if feeds_dir else IntelIndex.build(
                 {}, {p.stem: _read_domain_list(p) for p in domain_list or ()})
-            found, bad = entries_from_feeds(index)
+            found, bad = entries_from_feeds(index, guard)
             entries += found
             rejected += bad
             report["feeds"] = {"entries": len(found), "rejected": len(bad)}
-    except (InputError, FeedError, OSError) as err:
+    except (InputError, FeedError, OSError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     bl = build(entries)

@@ -25,6 +25,12 @@ def predict(
     band: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="width of the 'suspicious' band below the "
                                                "model's threshold (default: the one recorded with the model)")] = None,
     reasons: Annotated[bool, typer.Option("--reasons/--no-reasons", help="explain each score in plain words")] = True,
+    allow_names: Annotated[list[str] | None, typer.Option("--allow", help="host name never judged malicious, with "
+                                                          "its subdomains (repeatable)")] = None,
+    allow_files: Annotated[list[Path] | None, typer.Option("--allow-file", exists=True, dir_okay=False,
+                                                           help="allowlist file, a host name per line")] = None,
+    block_files: Annotated[list[Path] | None, typer.Option("--block-file", exists=True, dir_okay=False,
+                                                           help="local block list file: always malicious")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="rows per chunk (memory stays constant)")] = 50_000,
     workers: Annotated[int, typer.Option(min=0, help="scoring processes; 0: one per core")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar on standard "
@@ -51,7 +57,9 @@ def predict(
         sniff_format,
         with_results,
     )
+    from cybersentinel.scoring.decider import Decider
     from cybersentinel.scoring.detector import Detector
+    from cybersentinel.scoring.policy import read_site_list
 
     for value, allowed, hint in ((input_format, INPUT_FORMATS, "--input-format"),
                                  (output_format, OUTPUT_FORMATS, "--output-format")):
@@ -64,7 +72,7 @@ def predict(
     except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
         raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
     if band is not None:
-        detector.manifest["suspicious_band"] = band
+        detector = detector.with_band(band)
     intel = None
     feeds = None if no_feeds else feeds or (Path("data/feeds") if Path("data/feeds").is_dir() else None)
     if feeds is not None:
@@ -74,6 +82,12 @@ def predict(
             intel = IntelIndex.from_dir(feeds)
         except (FeedError, OSError) as exc:
             raise typer.BadParameter(f"cannot read the feeds: {exc}", param_hint="--feeds") from exc
+    try:
+        allow = read_site_list(allow_files or [], allow_names or [], "allowlist")
+        block = read_site_list(block_files or [], [], "local block list")
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--allow-file/--block-file") from exc
+    decider = Decider(detector.policy, intel, allow, block)
     out_format = output_format or (format_from_name(output, OUTPUT_FORMATS) if output != "-" else None) or "csv"
     rows = 0
     with ExitStack() as stack:
@@ -96,7 +110,7 @@ def predict(
         bar = _progress(stack, sys.stderr.isatty() if progress is None else progress, input)
         schema = None
         try:
-            for batch, results in score_batches(batches, detector, intel, reasons, workers or os.cpu_count() or 1):
+            for batch, results in score_batches(batches, detector, decider, reasons, workers or os.cpu_count() or 1):
                 table = with_results(batch, results)
                 schema = table.schema
                 writer.write(table)

@@ -47,6 +47,11 @@ def serve(
                                                          "(MLFLOW_TRACKING_URI) instead of --model-dir.")] = None,
     model_name: Annotated[str, typer.Option(help="Registered model name for --model-alias.")
                           ] = "cybersentinel-url-detector",
+    allow_files: Annotated[list[Path] | None, typer.Option("--allow-file", exists=True, dir_okay=False,
+                                                           help="Allowlist: a host name per line, never judged "
+                                                                "malicious with its subdomains.")] = None,
+    block_files: Annotated[list[Path] | None, typer.Option("--block-file", exists=True, dir_okay=False,
+                                                           help="Local block list: always malicious.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -64,6 +69,7 @@ def serve(
                 model_dir, source = registry_model(model_alias, model_name, Path(downloaded))
             settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
                                 max_body_bytes=max_body_bytes, model_source=source,
+                                allow_files=tuple(allow_files or ()), block_files=tuple(block_files or ()),
                                 api_keys=parse_api_keys(os.environ.get(API_KEYS_ENV, "")))
             if workers == 1:
                 application = create_app(settings)

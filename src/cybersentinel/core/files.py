@@ -14,6 +14,15 @@ from typing import Any
 import pandas as pd
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it; restored at once (at import)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 class ModelIntegrityError(RuntimeError):
     """A model file does not match its recorded hash or contains types we do not trust."""
 
@@ -27,6 +36,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes the file 0600; an output is readable as the umask allows (0644 by default), so the
+        # resolver, web server or container user that loads it can.
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -54,7 +54,7 @@ _VOWELS = frozenset("aeiou")
 MAX_URL_BYTES = 4096  # longer inputs are featurized on their first 4 KB
 MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
 # Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
-FEATURIZER_VERSION = "bytes-fnv1a-1"
+FEATURIZER_VERSION = "bytes-fnv1a-2"  # 2: public suffix list with its private section
 
 # Name and plain-words description of every hand-made feature, in output order.
 URL_FEATURES: dict[str, str] = {
@@ -627,6 +627,15 @@ class ParsedUrls:
 
     def rest_spans(self) -> tuple[np.ndarray, np.ndarray]:
         return self.spans[:, 3], self.spans[:, 5]
+
+    def bare_hosts(self) -> np.ndarray:
+        """Whether each row is a host alone: no path (beyond ``/``) and no query after it."""
+        starts, ends = self.rest_spans()
+        length = ends - starts
+        if not len(self.data):
+            return length == 0
+        first = self.data[np.clip(starts, 0, len(self.data) - 1)]
+        return (length == 0) | ((length == 1) & (first == ord("/")))
 
     def hand_features(self) -> np.ndarray:
         hosts = self.hosts()

@@ -16,7 +16,7 @@ import pandas as pd
 import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from cybersentinel.core.files import sha256_file
+from cybersentinel.core.files import atomic_path, sha256_file
 from cybersentinel.core.retry import http_session, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, map_labels, utc_now
 from cybersentinel.ingest.fingerprint import files_snapshot
@@ -41,11 +41,10 @@ class _BadBodyError(Exception):
 
 
 def _download_once(url: str, dest: Path, sha256: str, session: requests.Session, timeout: float) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
     try:
-        with os.fdopen(fd, "wb") as out, session.get(url, stream=True, timeout=timeout) as response:
+        with (atomic_path(dest) as tmp, open(tmp, "wb") as out,
+              session.get(url, stream=True, timeout=timeout) as response):
             if response.status_code != 200:
                 raise SourceError(f"{dest.name}: HTTP {response.status_code} from {url}")
             total = int(response.headers.get("content-length", 0)) or None
@@ -56,16 +55,13 @@ def _download_once(url: str, dest: Path, sha256: str, session: requests.Session,
                     out.write(chunk)
                     digest.update(chunk)
                     progress.update(task, advance=len(chunk))
-        if digest.hexdigest() != sha256:
-            raise _BadBodyError(f"checksum mismatch for {url}: expected {sha256}, got {digest.hexdigest()}")
-        os.replace(tmp, dest)
+            out.flush()
+            if digest.hexdigest() != sha256:  # raised inside: the temporary file is removed, never renamed
+                raise _BadBodyError(f"checksum mismatch for {url}: expected {sha256}, got {digest.hexdigest()}")
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
         raise _BadBodyError(f"download from {url} was cut short: {exc}") from exc
     except requests.RequestException as exc:
         raise SourceError(f"{dest.name}: download from {url} failed: {exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

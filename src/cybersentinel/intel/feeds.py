@@ -568,69 +568,25 @@ class IntelIndex:
         if host:
             found = self.lookup_domain(host, host_registered_domain(host))
             return {**result, "kind": "domain", "feeds": found["feeds"], "domain_match": found["domain_match"],
-                    "tranco_rank": found["tranco_rank"], "popular_site": subdomain in ("", "www")}
+                    "tranco_rank": found["tranco_rank"]}
         return result
 
-    def host_signals(self, host: str) -> tuple[tuple[str, ...], str | None, str | None, int | None, bool]:
-        """What `combine` reads from `lookup_host` (``feeds``, ``ip_status``, ``ip_category``,
-        ``tranco_rank``, ``popular_site``) as one flat tuple, for scoring many new hosts: the same answers
-        without building dicts, and a tuple the garbage collector stops tracking."""
+    def host_signals(self, host: str) -> tuple[tuple[str, ...], str | None, str | None, int | None]:
+        """What the decision policy reads from `lookup_host` (``feeds``, ``ip_status``, ``ip_category``,
+        ``tranco_rank``) as one flat tuple, for scoring many new hosts: the same answers without building
+        dicts, and a tuple the garbage collector stops tracking."""
         from cybersentinel.url.parsing import host_registered_domain, split_host
 
         host = host.lower().rstrip(".")
         subdomain, domain, suffix, is_ip = split_host(host)
         if is_ip:
             found = self.lookup_host(host)
-            return tuple(found["feeds"]), found["ip_status"], found["ip_category"], None, False
+            return tuple(found["feeds"]), found["ip_status"], found["ip_category"], None
         if not host:
-            return (), None, None, None, False
+            return (), None, None, None
         lists = {name for parent in _parent_names(host) for name in self.domains.get(parent, ())}
         rank = self.popularity.get(host_registered_domain(host))
-        return tuple(sorted(lists)), None, None, rank, subdomain in ("", "www")
+        return tuple(sorted(lists)), None, None, rank
 
 
 
-DEFAULT_LISTED_FLOOR = 0.9
-
-
-
-DEFAULT_POPULAR_RANK = 10_000
-
-
-
-DEFAULT_POPULAR_FACTOR = 0.5
-
-
-
-def combine(model_score: float, intel: Mapping[str, Any], *, listed_floor: float = DEFAULT_LISTED_FLOOR,
-            popular_rank: int = DEFAULT_POPULAR_RANK, popular_factor: float = DEFAULT_POPULAR_FACTOR,
-            ) -> tuple[float, str]:
-    """Combine the model's score with threat intelligence (the result of `IntelIndex.lookup_url`).
-
-    The rules, applied in this order; the first that applies decides:
-
-    1. Block-list match: the host is a global IP address inside at least one IP feed, or the host or one of
-       its parent domains is in a domain block list. The score becomes ``max(model_score, listed_floor)``
-       (default floor 0.9): a listing can raise the score, never lower it.
-    2. Private or bogon address (RFC 1918, loopback, link-local, multicast, reserved...): the score is
-       left unchanged. Feeds never raise it, even though FireHOL level 1 lists these ranges.
-    3. Popular site: no block list matched, the registered domain is in the Tranco top ``popular_rank``
-       (default 10,000), and the host is that registered domain or its ``www.`` name. The score becomes
-       ``model_score * popular_factor`` (default: halved). Other subdomains of popular domains get no
-       discount, because free hosting and storage services (``*.blogspot.com``, ``sites.google.com``)
-       are popular and host phishing. Popularity is a signal, never a verdict on its own.
-    4. Otherwise the model score stands.
-
-    Returns the final score and a plain-words reason ("" when no rule applied).
-    """
-    if intel.get("feeds"):
-        feeds = ", ".join(intel["feeds"])
-        if model_score >= listed_floor:
-            return model_score, f"listed in {feeds}"
-        return listed_floor, f"listed in {feeds} (score raised to {listed_floor:g})"
-    if intel.get("ip_status") in ("private", "bogon"):
-        return model_score, f"{intel['ip_status']} address ({intel.get('ip_category')}): feeds not applied"
-    rank = intel.get("tranco_rank")
-    if rank is not None and rank <= popular_rank and intel.get("popular_site", False):
-        return model_score * popular_factor, f"popular site (Tranco rank {rank}, score x{popular_factor:g})"
-    return model_score, ""

@@ -110,8 +110,28 @@ def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, gr
     return model, np.clip(fitted.calibrators[0].predict(held_out_raw), 0.0, 1.0)
 
 
-def choose_threshold(y: np.ndarray, scores: np.ndarray, objective: str) -> float:
-    """The score cut-off that maximises accuracy or F1 on validation rows (ties: the lowest)."""
+def budget_threshold(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, max_fpr: float) -> float:
+    """The lowest cut-off at which at most ``max_fpr`` of every source's legitimate rows score at or above it:
+    a false-positive budget that holds for each collection, not just on average."""
+    threshold = 0.0
+    for source in np.unique(sources[y == 0]):
+        legit = np.sort(scores[(y == 0) & (sources == source)])[::-1]
+        allowed = int(np.floor(max_fpr * len(legit)))  # rows this source may have at or above the cut-off
+        if allowed >= len(legit):
+            continue
+        # the cut-off must clear the (allowed+1)-th highest score; ties with it are flagged too, so go just above
+        threshold = max(threshold, float(np.nextafter(legit[allowed], np.inf)))
+    return min(threshold, 1.0)
+
+
+def choose_threshold(y: np.ndarray, scores: np.ndarray, objective: str, *, max_fpr: float | None = None,
+                     sources: np.ndarray | None = None) -> float:
+    """The score cut-off: ``fp_budget`` (see `budget_threshold`; ``sources`` default to one), or the one that
+    maximises ``accuracy`` or ``f1`` on validation rows (ties: the lowest)."""
+    if objective == "fp_budget":
+        if max_fpr is None:
+            raise ValueError("threshold objective fp_budget needs max_fpr")
+        return budget_threshold(y, scores, np.zeros(len(y)) if sources is None else np.asarray(sources), max_fpr)
     candidates = np.unique(np.concatenate([scores, [0.5]]))
     order = np.argsort(scores)
     sorted_scores, sorted_y = scores[order], y[order]

@@ -1,17 +1,23 @@
 """Block rules from verdicts and feed entries: hosts, dnsmasq, Unbound, BIND RPZ, nginx, nftables, ipset, CSV.
 
-Every output is deterministic (sorted, deduplicated, CIDRs collapsed, no timestamps: the RPZ serial is a hash
-of the zone's content) and written atomically. Domains go to the DNS formats, IP networks to the IP formats.
-Every input row is accounted for: blocked, a duplicate, not selected by its verdict, or rejected with a reason.
+Every output is deterministic (sorted, deduplicated, CIDRs collapsed, no timestamps; the RPZ serial goes up by
+one whenever the zone's records change) and written atomically, readable as the umask allows. Domains go to the
+DNS formats, IP networks to the IP formats. Every input row is accounted for: blocked, a duplicate, not
+selected by its verdict or score, or rejected with a reason.
+
+What is never blocked (`Guard`): public suffixes (the private section too: ``github.io``), reserved address
+space (a range that overlaps it at all, not just one whose ends are in it), ranges wider than a limit, and
+allowlisted sites with their subdomains: the allowlist file and ``--allow`` names, and by default the Tranco
+top N registered domains. An explicit block list overrides the Tranco default, never the explicit allowlist.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import ipaddress
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,19 +113,66 @@ def _score(value: Any) -> float | None:
 
 
 
+# IANA special-purpose registries: a rule touching any of these cuts off local, shared or documentation space.
+RESERVED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
+    "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "ff00::/8"))
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What no verdict or feed entry may block (see the module docstring)."""
+
+    allow: Any = None  # a `SiteList` of explicitly allowlisted names (file, --allow, analyst feedback)
+    popularity: Mapping[str, int] = field(default_factory=dict)  # registered domain -> Tranco rank
+    allow_top: int = 10_000  # registered domains ranked this high are never blocked (0: none)
+    widest_v4: int = 12  # the widest IPv4 range a rule may cover is a /12
+    widest_v6: int = 24
+
+    def network_problem(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+        reserved = next((r for r in RESERVED_NETWORKS if r.version == network.version and network.overlaps(r)), None)
+        if reserved is not None:
+            return f"overlaps reserved range {reserved}: never blocked"
+        if network.version == 6 and not network.subnet_of(GLOBAL_UNICAST_V6):
+            return "outside global unicast 2000::/3: never blocked"
+        widest = self.widest_v4 if network.version == 4 else self.widest_v6
+        if network.prefixlen < widest:
+            return f"/{network.prefixlen} is wider than the /{widest} limit"
+        return ""
+
+    def name_problem(self, domain: str, explicit_block: bool = False) -> str:
+        from cybersentinel.url.parsing import host_registered_domain
+
+        if self.allow is not None and (why := self.allow.match(domain)):
+            return f"allowlisted ({why}): never blocked"
+        registered = host_registered_domain(domain)
+        rank = self.popularity.get(registered)
+        if not explicit_block and rank is not None and rank <= self.allow_top:
+            return f"popular site {registered} (Tranco rank {rank:,}): never blocked unless on the block list"
+        return ""
+
+
 def target_of(url: str) -> tuple[str, str]:
     """(kind, value) to block for a URL, domain or IP; ValueError with the reason it cannot be blocked.
 
-    The full host is blocked, not its registered domain: blocking ``blogspot.com`` for one bad blog would be
-    collateral damage. Private and bogon addresses are refused: blocking them cuts off local networks.
+    The host is canonicalised as a browser would (``1.10.4101`` is ``1.10.16.5``). The full host is blocked,
+    not its registered domain: blocking ``blogspot.com`` for one bad blog would be collateral damage. Private
+    and bogon addresses and public suffixes are refused.
     """
     from cybersentinel.intel.feeds import ip_category, to_domain
-    from cybersentinel.url.parsing import parse_ip, split_url, to_text
+    from cybersentinel.url.parsing import canonical_host, parse_ip, split_host, split_url, to_text
 
-    parts = split_url(to_text(url))
-    if not parts.host:
-        raise ValueError("no host")
-    address = parse_ip(parts.host) if parts.is_ip else None
+    raw = split_url(to_text(url)).host
+    host = canonical_host(raw) if raw else None
+    if not host:
+        raise ValueError("no host" if not raw else "not a host name a browser would accept")
+    host = host.strip("[]")
+    subdomain, domain, suffix, is_ip = split_host(host)
+    address = parse_ip(host) if is_ip else None
     if address is not None:
         if address.version == 6 and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
@@ -127,9 +180,9 @@ def target_of(url: str) -> tuple[str, str]:
         if category is not None:
             raise ValueError(f"{category} address is never blocked")
         return f"ipv{address.version}", str(ipaddress.ip_network(address))
-    domain = to_domain(parts.host)
-    if not parts.domain:
-        raise ValueError("public suffix, not a blockable domain")
+    if not domain:
+        raise ValueError(f"public suffix {host}, not a blockable domain")
+    domain = to_domain(host)
     if len(domain) > MAX_DOMAIN_CHARS:
         raise ValueError(f"name longer than {MAX_DOMAIN_CHARS} characters (RPZ owner-name limit)")
     return "domain", domain
@@ -137,23 +190,30 @@ def target_of(url: str) -> tuple[str, str]:
 
 
 def entries_from_scored(frame: pd.DataFrame, source: str, verdicts: Sequence[str] = DEFAULT_VERDICTS,
+                        guard: Guard | None = None, min_score: float | None = None,
                         ) -> tuple[list[Entry], list[Rejected], int]:
-    """Entries for rows whose verdict is in ``verdicts``; returns (entries, rejected, rows not selected)."""
+    """Entries for rows whose verdict is in ``verdicts`` (and score at least ``min_score``), each checked by
+    ``guard``; returns (entries, rejected, rows not selected)."""
     from cybersentinel.url.parsing import to_text
 
+    guard = guard or Guard()
     entries, rejected, not_selected = [], [], 0
     scores = frame["score"] if "score" in frame.columns else [None] * len(frame)
     reasons = frame["reasons"] if "reasons" in frame.columns else [""] * len(frame)
     for row, (url, verdict, score, reason) in enumerate(zip(frame["url"], frame["verdict"], scores, reasons,
                                                             strict=True), 1):
         verdict = to_text(verdict).strip().lower()
-        if verdict not in verdicts:
+        if verdict not in verdicts or (min_score is not None and (_score(score) or 0.0) < min_score):
             not_selected += 1
             continue
         try:
             kind, value = target_of(to_text(url))
+            problem = guard.name_problem(value) if kind == "domain" else guard.network_problem(
+                ipaddress.ip_network(value))
         except ValueError as err:
-            rejected.append(Rejected(f"{source}:{row}", to_text(url)[:300], str(err)))
+            problem = str(err)
+        if problem:
+            rejected.append(Rejected(f"{source}:{row}", to_text(url)[:300], problem))
             continue
         entries.append(Entry(kind, value, verdict, _score(score), _reason_text(reason), "scored"))
     return entries, rejected, not_selected
@@ -169,25 +229,50 @@ def _reason_text(value: Any) -> str:
 
 
 
-def entries_from_feeds(index: IntelIndex) -> tuple[list[Entry], list[Rejected]]:
-    """Entries for every IP feed network and domain block-list entry of an index.
-
-    A network with a non-global first or last address is rejected: FireHOL level 1 lists 10.0.0.0/8,
-    127.0.0.0/8 and 224.0.0.0/3 as bogons, and putting them in a firewall set would cut off local traffic.
-    """
-    from cybersentinel.intel.feeds import ip_category
-
+def entries_from_feeds(index: IntelIndex, guard: Guard | None = None) -> tuple[list[Entry], list[Rejected]]:
+    """Entries for every IP feed network and domain block-list entry of an index, each checked by ``guard``:
+    FireHOL level 1 lists 10.0.0.0/8, 127.0.0.0/8 and 224.0.0.0/3, and a list can hold ``co.uk`` or a
+    popular site; none of those becomes a rule."""
+    guard = guard or Guard()
     entries, rejected = [], []
     for feed, networks in index.networks.items():
         for network in networks:
-            category = ip_category(network.network_address) or ip_category(network.broadcast_address)
-            if category is not None:
-                rejected.append(Rejected(feed, str(network), f"{category} range is never blocked"))
+            if problem := guard.network_problem(network):
+                rejected.append(Rejected(feed, str(network), problem))
                 continue
             entries.append(Entry(f"ipv{network.version}", str(network), "listed", None, f"listed in {feed}", feed))
     for domain, lists in index.domains.items():
         names = ", ".join(lists)
-        entries.append(Entry("domain", domain, "listed", None, f"listed in {names}", names))
+        try:
+            kind, value = target_of(domain)
+            problem = guard.name_problem(value) if kind == "domain" else guard.network_problem(
+                ipaddress.ip_network(value))
+        except ValueError as err:
+            problem = str(err)
+        if problem:
+            rejected.append(Rejected(names, domain, problem))
+            continue
+        entries.append(Entry(kind, value, "listed", None, f"listed in {names}", names))
+    return entries, rejected
+
+
+def entries_from_block_list(names: Mapping[str, str], guard: Guard | None = None,
+                            ) -> tuple[list[Entry], list[Rejected]]:
+    """Entries for an explicit block list (name -> why): it overrides the popularity default, never the
+    explicit allowlist, public suffixes or reserved space."""
+    guard = guard or Guard()
+    entries, rejected = [], []
+    for name, why in names.items():
+        try:
+            kind, value = target_of(name)
+            problem = guard.name_problem(value, explicit_block=True) if kind == "domain" else \
+                guard.network_problem(ipaddress.ip_network(value))
+        except ValueError as err:
+            problem = str(err)
+        if problem:
+            rejected.append(Rejected(why, name, problem))
+        else:
+            entries.append(Entry(kind, value, "blocked", None, f"on the block list ({why})", why))
     return entries, rejected
 
 
@@ -246,14 +331,24 @@ def render_unbound(bl: Blocklist) -> str:
 
 
 
-def render_rpz(bl: Blocklist) -> str:
-    """A BIND response-policy zone for origin ``cybersentinel.rpz``: NXDOMAIN for each name and its subdomains.
+_SERIAL = re.compile(r"\bSOA\s+\S+\s+\S+\s+\((\d+)\s")
 
-    The SOA serial is derived from the records, so the same list always gives the same file.
-    """
+
+def rpz_serial(records: str, previous_zone: str | None) -> int:
+    """The SOA serial: 1 for a first zone; the previous zone's serial when its records are the same; else one
+    more (RFC 1982 arithmetic wraps at 2^32), so secondaries see every change and re-exports stay identical."""
+    if not previous_zone or not (match := _SERIAL.search(previous_zone)):
+        return 1
+    previous = int(match.group(1))
+    old_records = "\n".join(line for line in previous_zone.splitlines() if line.endswith("\tCNAME\t."))
+    return previous if old_records == records else previous % (2**32 - 1) + 1
+
+
+def render_rpz(bl: Blocklist, previous_zone: str | None = None) -> str:
+    """A BIND response-policy zone for origin ``cybersentinel.rpz``: NXDOMAIN for each name and its subdomains.
+    ``previous_zone`` is the zone this one replaces (see `rpz_serial`)."""
     records = [f"{name}\tCNAME\t." for e in bl.domains for name in (e.value, f"*.{e.value}")]
-    body = "\n".join(records)
-    serial = int(hashlib.sha256(body.encode()).hexdigest()[:8], 16) % (2**31 - 1) + 1
+    serial = rpz_serial("\n".join(records), previous_zone)
     head = [f"; {HEADER}: {len(bl.domains)} domains; zone {RPZ_ORIGIN}", "$TTL 300",
             f"@\tIN\tSOA\tlocalhost. hostmaster.localhost. ({serial} 3600 600 604800 300)", "@\tIN\tNS\tlocalhost."]
     return "\n".join(head + records) + "\n"
@@ -360,6 +455,11 @@ def export(bl: Blocklist, formats: Iterable[str], out_dir: Path) -> dict[str, Pa
     written = {}
     for name in formats:
         filename, render = FORMATS[name]
-        write_text_atomic(out_dir / filename, render(bl))
+        if name == "rpz":
+            previous = out_dir / filename
+            text = render_rpz(bl, previous.read_text(encoding="utf-8") if previous.is_file() else None)
+        else:
+            text = render(bl)
+        write_text_atomic(out_dir / filename, text)
         written[name] = out_dir / filename
     return written

@@ -30,6 +30,8 @@ ENV = {  # settings a worker process reads from its environment (uvicorn starts 
     "max_batch": "CYBERSENTINEL_MAX_BATCH",
     "max_body_bytes": "CYBERSENTINEL_MAX_BODY_BYTES",
     "model_source": "CYBERSENTINEL_MODEL_SOURCE",
+    "allow_files": "CYBERSENTINEL_ALLOW_FILES",  # os.pathsep-separated
+    "block_files": "CYBERSENTINEL_BLOCK_FILES",
 }
 
 
@@ -64,6 +66,8 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     model_source: str = ""  # where model_dir came from, if not from `dvc pull` (an MLflow registry alias)
     api_keys: tuple[str, ...] = ()
+    allow_files: tuple[Path, ...] = ()  # allowlists (host names, with their subdomains)
+    block_files: tuple[Path, ...] = ()  # local block lists (analyst-confirmed hosts)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -75,11 +79,17 @@ class Settings:
         for name in ("model_dir", "feeds_dir", "metrics_path"):
             if name in given:
                 given[name] = Path(given[name])
+        for name in ("allow_files", "block_files"):
+            if name in given:
+                given[name] = tuple(Path(p) for p in given[name].split(os.pathsep) if p)
         return cls(**given, api_keys=parse_api_keys(env.get(API_KEYS_ENV, "")))
 
     def to_env(self) -> dict[str, str]:
         """The settings as environment variables, API keys excepted (workers inherit those unchanged)."""
-        return {var: str(getattr(self, name)) for name, var in ENV.items() if getattr(self, name) is not None}
+        def text(value: Any) -> str:
+            return os.pathsep.join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+        return {var: text(getattr(self, name)) for name, var in ENV.items() if getattr(self, name) is not None}
 
 
 
@@ -135,6 +145,7 @@ def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: d
         "dataset": manifest["dataset"], "kind": manifest["kind"], "inputs": manifest["inputs"],
         "features": len(manifest["features"]),
         "threshold": detector.threshold, "suspicious_from": detector.suspicious_from,
+        "policy": detector.policy.as_dict(),
         "validation_metrics": manifest.get("validation"), "test_metrics": metrics, "hashes": hashes,
         "source": settings.model_source or f"dvc: {settings.model_dir}", "package_version": version("cybersentinel"),
         "feeds": feeds,
@@ -163,7 +174,9 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
     from starlette.requests import ClientDisconnect
 
+    from cybersentinel.scoring.decider import Decider
     from cybersentinel.scoring.detector import Detector
+    from cybersentinel.scoring.policy import read_site_list
 
     settings = settings or Settings.from_env()
     detector = detector or Detector.from_dir(settings.model_dir)
@@ -175,6 +188,8 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     else:
         log.warning("no feeds folder %s: scores are the model's alone (run `cybersentinel feeds refresh`)",
                     settings.feeds_dir)
+    decider = Decider(detector.policy, index, read_site_list(settings.allow_files, [], "allowlist"),
+                      read_site_list(settings.block_files, [], "local block list"))
     card = model_card(detector, settings, read_json_file(settings.metrics_path),
                       feeds_summary(settings.feeds_dir) if index is not None else None)
     model_ref = {"name": card["name"], "version": card["version"]}
@@ -183,7 +198,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     def score_values(values: list[str]) -> list[dict[str, Any]]:
         """One result per value, in order: the detector's columns (score, verdict, reasons, error, and with
         feeds model_score and feeds), passed through as they are, after the value itself."""
-        table = detector.score_values(values, intel=index)
+        table = detector.score_values(values, decider=decider)
         columns = {name: column_values(table[name].combine_chunks()) for name in table.column_names}
         return [{"url": value, **dict(zip(columns, row, strict=True))}
                 for value, *row in zip(values, *columns.values(), strict=True)]

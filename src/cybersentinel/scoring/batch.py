@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.detector import MAX_URL_CHARS, Detector
 
 INPUT_FORMATS = ("csv", "parquet", "text")
@@ -26,7 +27,7 @@ OUTPUT_FORMATS = ("csv", "parquet", "jsonl")
 MAX_CSV_FIELD = 16 << 20  # a larger field (an unclosed quote, a corrupt file) becomes one error row
 
 
-RESULT_COLUMNS = ("score", "model_score", "verdict", "reasons", "feeds", "error")
+RESULT_COLUMNS = ("score", "verdict", "reasons", "model_score", "feeds", "error")
 
 
 @dataclass
@@ -279,10 +280,10 @@ _worker_state: dict[str, Any] = {}
 
 def _score_in_worker(urls: pa.Array) -> pa.Table:
     state = _worker_state
-    return state["detector"].score_values(urls, reasons=state["reasons"], intel=state["intel"])
+    return state["detector"].score_values(urls, reasons=state["reasons"], decider=state["decider"])
 
 
-def score_batches(batches: Iterator[Batch], detector: Detector, intel: Any = None, reasons: bool = True,
+def score_batches(batches: Iterator[Batch], detector: Detector, decider: Decider | None = None, reasons: bool = True,
                   workers: int = 1) -> Iterator[tuple[Batch, pa.Table]]:
     """Score batches in input order, in ``workers`` forked processes once the input proves larger than one
     batch (a small input is scored at once, without starting any). At most ``2 * workers`` batches are in
@@ -296,11 +297,11 @@ def score_batches(batches: Iterator[Batch], detector: Detector, intel: Any = Non
     second = next(batches, None)
     if second is None or workers <= 1:
         for batch in (b for b in (first, second) if b is not None):
-            yield batch, detector.score_values(batch.urls, reasons=reasons, intel=intel)
+            yield batch, detector.score_values(batch.urls, reasons=reasons, decider=decider)
         for batch in batches:
-            yield batch, detector.score_values(batch.urls, reasons=reasons, intel=intel)
+            yield batch, detector.score_values(batch.urls, reasons=reasons, decider=decider)
         return
-    _worker_state.update(detector=detector, reasons=reasons, intel=intel)  # inherited by the forked workers
+    _worker_state.update(detector=detector, reasons=reasons, decider=decider)  # inherited by the forked workers
     pending: deque = deque()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         for batch in _chain((first, second), batches):

@@ -23,6 +23,8 @@ from numba import njit
 from cybersentinel.core.files import load_manifest
 from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
 from cybersentinel.model.compiled import UrlScorer
+from cybersentinel.scoring.decider import Decider
+from cybersentinel.scoring.policy import Policy
 from cybersentinel.url.parsing import to_text
 
 if TYPE_CHECKING:
@@ -100,10 +102,13 @@ class Detector:
     model: Pipeline | None
     manifest: dict[str, Any]
     scorer: UrlScorer | None = field(default=None, repr=False)
+    policy: Policy = field(init=False)
 
     def __post_init__(self) -> None:
         if self.scorer is None and self.model is not None and self.manifest.get("kind") == "url":
             self.scorer = UrlScorer.from_pipeline(self.model)
+        self.policy = Policy.from_manifest(self.manifest)
+        self.decider = Decider(self.policy)  # no feeds or lists: bare addresses are still not model-judged
 
     @classmethod
     def from_dir(cls, model_dir: str | Path = "models") -> Detector:
@@ -119,15 +124,16 @@ class Detector:
 
     @property
     def threshold(self) -> float:
-        return float(self.manifest["threshold"])
+        return self.policy.threshold
 
     @property
     def suspicious_from(self) -> float:
-        return max(0.0, self.threshold - float(self.manifest.get("suspicious_band", 0.0)))
+        return self.policy.suspicious_from
 
-    def verdicts(self, scores: np.ndarray) -> np.ndarray:
-        return np.where(scores >= self.threshold, "malicious",
-                        np.where(scores >= self.suspicious_from, "suspicious", "benign"))
+    def with_band(self, band: float) -> Detector:
+        """The same model with another ``suspicious`` band (a display choice; the threshold stays)."""
+        manifest = {**self.manifest, "policy": {**self.policy.as_dict(), "suspicious_band": band}}
+        return Detector(self.model, manifest, self.scorer)
 
     def _features(self, parsed: ParsedUrls) -> np.ndarray:
         if self.scorer is not None:
@@ -150,39 +156,40 @@ class Detector:
             contrib = occlusion_contributions(lambda x: classifier.predict_proba(x)[:, 1], X, reference)
         return scores, contrib
 
-    def score_values(self, values: Any, reasons: bool = True, intel: Any = None) -> pa.Table:
-        """Result columns for a column of URLs (any values): ``score``, ``verdict``, ``reasons``, ``error``,
-        and with an ``IntelIndex`` also ``model_score`` and ``feeds``. Text columns are dictionary-encoded
-        (rows share few distinct reason lists); one row per input, in order."""
+    def score_values(self, values: Any, reasons: bool = True, decider: Decider | None = None) -> pa.Table:
+        """Result columns for a column of URLs (any values): ``score`` and ``verdict`` (the policy's decision),
+        ``model_score``, ``reasons``, ``feeds`` and ``error``, one row per input, in order. ``decider`` brings
+        the feeds and lists to consult (default: none). Text columns are dictionary-encoded (rows share few
+        distinct values)."""
+        decider = decider or self.decider
         parsed = ParsedUrls(values)
         n = len(parsed)
         errors = url_errors(parsed)
         ok = errors == ""
-        scores = np.full(n, np.nan)
-        texts = np.full(n, "", dtype=object)
+        model_scores = np.full(n, np.nan)
+        contrib = X = None
         if ok.any():
             X = self._features(parsed)[ok]
-            scores[ok], contrib = self._score_features(X)
-            if reasons:  # reasons explain flagged rows; a benign row's upward pushes would only confuse
-                flagged = scores[ok] >= self.suspicious_from
-                rows = np.flatnonzero(ok)[flagged]
-                medians = self.scorer.medians if self.scorer is not None else \
-                    getattr(self.model.named_steps["features"], "medians_", None)
-                texts[rows] = reason_texts(contrib[flagged], X[flagged], list(self.manifest["features"]), medians)
-        columns: dict[str, Any] = {}
-        if intel is not None:
-            model_scores = scores
-            scores, feeds, rules = apply_intel(scores, ok, parsed, intel)
-            columns["model_score"] = pa.array(np.round(model_scores, 6), from_pandas=True)
-            texts = np.where(rules == "", texts, np.where(texts == "", rules, rules + "; " + texts))
-        verdicts = np.where(ok, self.verdicts(np.nan_to_num(scores)), "")
-        columns = {"score": pa.array(np.round(scores, 6), from_pandas=True),
-                   "verdict": pa.array(verdicts).dictionary_encode(),
-                   "reasons": pa.array(texts, type=pa.string()).dictionary_encode(), **columns}
-        if intel is not None:
-            columns["feeds"] = pa.array(feeds, type=pa.string()).dictionary_encode()
-        columns["error"] = pa.array(errors, type=pa.string()).dictionary_encode()
-        return pa.table(columns)
+            model_scores[ok], contrib = self._score_features(X)
+        hosts = parsed.hosts()
+        host_of_row = hosts.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        host_names = [h.decode("utf-8", "replace") for h in hosts.dictionary.to_pylist()]
+        scores, verdicts, rules, feeds = decider.apply(model_scores, ok, host_names, host_of_row, parsed.bare_hosts())
+        texts = rules
+        if reasons and X is not None:  # the model's reasons explain rows it flagged, unless a rule cleared them
+            texts = rules.copy()
+            explain = (model_scores[ok] >= self.suspicious_from) & (verdicts[ok] != "benign")
+            rows = np.flatnonzero(ok)[explain]
+            medians = self.scorer.medians if self.scorer is not None else \
+                getattr(self.model.named_steps["features"], "medians_", None)
+            model_texts = reason_texts(contrib[explain], X[explain], list(self.manifest["features"]), medians)
+            texts[rows] = [f"{r}; {m}" if r and m else r or m for r, m in zip(rules[rows], model_texts, strict=True)]
+        return pa.table({"score": pa.array(np.round(scores, 6), from_pandas=True),
+                         "verdict": pa.array(verdicts).dictionary_encode(),
+                         "reasons": pa.array(texts, type=pa.string()).dictionary_encode(),
+                         "model_score": pa.array(np.round(model_scores, 6), from_pandas=True),
+                         "feeds": pa.array(feeds, type=pa.string()).dictionary_encode(),
+                         "error": pa.array(errors, type=pa.string()).dictionary_encode()})
 
     def score_frame(self, frame: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
         """``frame`` with ``score``, ``verdict``, ``reasons`` and ``error`` appended; same rows, same order."""
@@ -195,7 +202,7 @@ class Detector:
             results = self.score_values(frame["url"], reasons=reasons)
             for name in results.column_names:
                 column = results[name].combine_chunks()
-                out[name] = column.to_numpy(zero_copy_only=False) if name == "score" else \
+                out[name] = column.to_numpy(zero_copy_only=False) if name in ("score", "model_score") else \
                     np.asarray(column.dictionary_decode().to_pylist(), dtype=object)
             return out
         errors = row_errors(frame, inputs, self.manifest["kind"])
@@ -210,58 +217,13 @@ class Detector:
                 texts[np.flatnonzero(ok)[flagged]] = reason_texts(contrib[flagged], X[flagged],
                                                                   list(self.manifest["features"]), None)
         out["score"] = np.round(scores, 6)
-        out["verdict"] = np.where(ok, self.verdicts(np.nan_to_num(scores)), "")
+        out["verdict"] = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")
         out["reasons"] = texts
         out["error"] = errors.fillna("")
         return out
 
     def score_urls(self, urls: list[Any]) -> pd.DataFrame:
         return self.score_frame(pd.DataFrame({"url": urls}))
-
-
-# Intel per distinct host, kept per process and index (a host's intel depends on nothing else). Entries are
-# tuples of strings and numbers, which the garbage collector stops tracking: a cache of dicts and lists
-# made every full collection walk up to 200,000 of them (tens of milliseconds in the service).
-MAX_INTEL_CACHE = 200_000
-
-
-INTEL_KEYS = ("feeds", "ip_status", "ip_category", "tranco_rank", "popular_site")  # `IntelIndex.host_signals`
-
-
-_intel_cache: dict[int, dict[bytes, tuple]] = {}
-
-
-def _host_intel(index: Any, host: bytes) -> tuple[str, bool, tuple]:
-    """(matched feeds as text, whether intel can change a score, the `combine` inputs) of one host.
-    Intel matters when the host is listed, private or bogon, or its registered domain is ranked."""
-    signals = index.host_signals(host.decode("utf-8", "replace"))
-    feeds, ip_status, _, rank, _ = signals
-    return ", ".join(feeds), bool(feeds or ip_status in ("private", "bogon") or rank), signals
-
-
-def apply_intel(scores: np.ndarray, ok: np.ndarray, parsed: ParsedUrls, index: Any,
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Threat intelligence per distinct host (`IntelIndex.host_signals`), combined with each row's score by
-    `intel.combine`. Returns combined scores, the matched feeds (", "-joined) and the rule that applied."""
-    from cybersentinel.intel.feeds import combine
-
-    hosts = parsed.hosts()
-    cache = _intel_cache.setdefault(id(index), {})
-    if len(cache) > MAX_INTEL_CACHE:
-        cache.clear()
-    found = []
-    for host in hosts.dictionary.to_pylist():
-        if (hit := cache.get(host)) is None:
-            hit = cache[host] = _host_intel(index, host)
-        found.append(hit)
-    per_row = hosts.indices.to_numpy(zero_copy_only=False)
-    feeds = np.asarray([f[0] for f in found] + [""], dtype=object)
-    matters = np.asarray([f[1] for f in found] + [False])
-    combined = scores.copy()
-    rules = np.full(len(scores), "", dtype=object)
-    for i in np.flatnonzero(matters[per_row] & ok):
-        combined[i], rules[i] = combine(float(scores[i]), dict(zip(INTEL_KEYS, found[per_row[i]][2], strict=True)))
-    return combined, np.where(ok, feeds[per_row], ""), rules
 
 
 def _inner_estimator(classifier: Any) -> Any:

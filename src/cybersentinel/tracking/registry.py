@@ -219,13 +219,14 @@ def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
 def evaluate_on(model: Pipeline, manifest: dict[str, Any], test: pd.DataFrame) -> dict[str, float]:
     """Test metrics of one model at its own threshold, scored exactly as the evaluate stage does."""
     from cybersentinel.model.metrics import classification_metrics
+    from cybersentinel.scoring.policy import Policy
 
     missing = [c for c in manifest["inputs"] if c not in test.columns]
     if missing:
         raise PromotionError(f"the test data has no column(s) {missing[:5]} that this {manifest['dataset']} "
                                "model needs, so it cannot be scored on the same test data")
     scores = model.predict_proba(test[manifest["inputs"]])[:, 1]
-    return classification_metrics(test["label"].to_numpy(), scores, float(manifest["threshold"]))
+    return classification_metrics(test["label"].to_numpy(), scores, Policy.from_manifest(manifest).threshold)
 
 
 

@@ -14,7 +14,9 @@ from functools import lru_cache
 import tldextract
 
 # The public suffix list snapshot bundled with tldextract: no network at import or prediction time.
-_extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+# Its private section is included: ``user.github.io`` and ``x.blogspot.com`` are sites of their own, and
+# ``github.io`` is a public suffix (never a block rule, never one site for grouping or popularity).
+_extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
 
 _SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]{0,15}):/{0,3}")
 _MAX_URL_CHARS = 4096  # longer inputs are truncated for features; their true length is kept
@@ -83,6 +85,20 @@ def split_host(host: str) -> tuple[str, str, str, bool]:
         return "", host, "", bool(host)
     parts = _extract(host)
     return parts.subdomain, parts.domain, parts.suffix, False
+
+
+def canonical_host(host: str) -> str | None:
+    """The host as a browser resolves it (WHATWG URL host parsing, by ada-url): IPv4 in any notation
+    (``1.10.4101``, ``0x1.0xa.0x10.0x5``, ``01.012.020.05``, full-width digits, ideographic dots) becomes
+    dotted decimal, names become lower-case IDNA. None for a host a browser would refuse."""
+    import ada_url
+
+    if not host:
+        return None
+    try:
+        return ada_url.URL(f"http://{host}/").hostname
+    except ValueError:
+        return None
 
 
 def host_registered_domain(host: str) -> str:

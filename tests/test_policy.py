@@ -1,0 +1,104 @@
+"""The decision policy: its rules one by one, the Decider that applies them to batches, and the lists it
+consults. Tiny fixtures: a hand-built feeds index, no model."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pytest
+
+from cybersentinel.intel.feeds import IntelIndex
+from cybersentinel.scoring.decider import Decider
+from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, read_site_list
+
+POLICY = Policy(threshold=0.7, suspicious_band=0.2, listed_floor=0.9, popular_rank=100, popular_factor=0.5)
+
+
+def index() -> IntelIndex:
+    net = ipaddress.ip_network
+    return IntelIndex.build({"fh": [net("10.0.0.0/8"), net("1.10.16.0/20")], "drop": [net("5.5.5.5/32")]},
+                            {"hosts": ["evil.example"]}, [("google.com", 1), ("example.org", 2), ("rare.org", 500)])
+
+
+def test_threshold_and_band():
+    assert [POLICY.verdict(s) for s in (0.95, 0.7, 0.69, 0.5, 0.49)] == \
+        ["malicious", "malicious", "suspicious", "suspicious", "benign"]
+    assert list(POLICY.verdicts(np.array([0.95, 0.5, 0.1]))) == ["malicious", "suspicious", "benign"]
+
+
+def test_rules_in_order():
+    assert decide(POLICY, 0.2, Evidence(blocked="analyst: x.example"))[:2] == (1.0, "malicious")
+    assert decide(POLICY, 0.99, Evidence(allowed="allowlist: x.example", feeds=("drop",)))[:2] == (0.0, "benign")
+    assert decide(POLICY, 0.2, Evidence(feeds=("drop",))) == (0.9, "malicious", "listed in drop")
+    assert decide(POLICY, 0.97, Evidence(feeds=("drop",)))[0] == 0.97  # a listing never lowers a score
+    popular = decide(POLICY, 0.8, Evidence(tranco_rank=3, registered_domain="google.com"))
+    assert popular == (0.4, "benign", "popular site google.com (Tranco rank 3)")
+    assert decide(POLICY, 0.8, Evidence(tranco_rank=500))[:2] == (0.8, "malicious")  # not in the top 100
+    assert decide(POLICY, 0.8, Evidence()) == (0.8, "malicious", "")
+
+
+def test_bare_addresses_are_judged_by_feeds_and_address_class_only():
+    public = decide(POLICY, 0.99, Evidence(is_ip=True, is_bare_ip=True, ip_status="unlisted"))
+    assert public == (0.0, "benign", "public IP address, not listed in any loaded feed")
+    private = decide(POLICY, 0.99, Evidence(is_ip=True, is_bare_ip=True, ip_status="private", ip_category="private"))
+    assert private[1] == "benign" and "private address" in private[2]
+    listed = decide(POLICY, 0.01, Evidence(is_ip=True, is_bare_ip=True, ip_status="listed", feeds=("drop",)))
+    assert listed[:2] == (0.9, "malicious")
+
+
+def test_policy_is_validated_and_read_from_the_manifest():
+    with pytest.raises(ValueError, match="no decision policy"):
+        Policy.from_manifest({"threshold": 0.5})
+    with pytest.raises(ValueError, match="threshold"):
+        Policy(threshold=0.0)
+    assert Policy.from_manifest({"policy": POLICY.as_dict()}) == POLICY
+
+
+def test_site_list_covers_subdomains_and_addresses_only_exactly():
+    sites = SiteList({"example.com": "allowlist", "1.2.3.4": "allowlist"})
+    assert sites.match("a.b.EXAMPLE.com.") == "allowlist: example.com"
+    assert sites.match("example.com.evil.net") == ""
+    assert sites.match("1.2.3.4") == "allowlist: 1.2.3.4" and sites.match("9.1.2.3.4") == ""
+
+
+def test_read_site_list(tmp_path):
+    path = tmp_path / "allow.txt"
+    path.write_text("# ours\nexample.com\n\nintranet.example  # the intranet\n")
+    assert read_site_list([path], ["extra.example"], "allowlist").entries == {
+        "example.com": "allowlist allow.txt", "intranet.example": "allowlist allow.txt", "extra.example": "allowlist"}
+    path.write_text("http://example.com/path\n")
+    with pytest.raises(ValueError, match="allow.txt:1"):
+        read_site_list([path], [], "allowlist")
+
+
+def batch(decider: Decider, hosts: list[str], scores: list[float], bare: list[bool]):
+    return decider.apply(np.array(scores), np.ones(len(scores), bool), hosts, np.arange(len(hosts)), np.array(bare))
+
+
+def test_decider_applies_the_policy_per_row():
+    decider = Decider(POLICY, index(), allow=SiteList(["intranet.example"], "allowlist"))
+    hosts = ["5.5.5.5", "8.8.8.8", "10.1.2.3", "mail.google.com", "x.evil.example", "intranet.example", "z.net",
+             "8.8.8.8"]
+    scores, verdicts, reasons, feeds = batch(decider, hosts, [0.1, 0.99, 0.99, 0.8, 0.1, 0.99, 0.75, 0.99],
+                                             [True, True, True, False, False, False, False, False])
+    assert list(verdicts) == ["malicious", "benign", "benign", "benign", "malicious", "benign", "malicious",
+                              "malicious"]  # the last: a URL on 8.8.8.8 with a path is scored by the model
+    assert list(feeds[:2]) == ["drop", ""] and feeds[4] == "hosts"
+    assert reasons[3] == "popular site google.com (Tranco rank 1)" and reasons[6] == ""
+
+
+def test_decider_without_feeds_still_keeps_bare_addresses_from_the_model():
+    scores, verdicts, reasons, _ = batch(Decider(POLICY), ["8.8.8.8", "192.168.1.1"], [0.99, 0.99], [True, True])
+    assert list(verdicts) == ["benign", "benign"]
+    assert reasons[0] == "public IP address, no feeds loaded to check it" and "private" in reasons[1]
+
+
+def test_a_new_decider_sees_a_reloaded_feed():
+    """The per-host evidence lives with the Decider: a domain removed from a reloaded feed is no longer listed."""
+    listed = Decider(POLICY, index())
+    assert batch(listed, ["evil.example"], [0.1], [False])[1][0] == "malicious"
+    net = ipaddress.ip_network
+    reloaded = Decider(POLICY, IntelIndex.build({"drop": [net("5.5.5.5/32")]}, {"hosts": []}, []))
+    for _ in range(3):
+        assert batch(reloaded, ["evil.example"], [0.1], [False])[1][0] == "benign"
