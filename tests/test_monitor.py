@@ -13,20 +13,26 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cybersentinel.intel.feeds import IntelIndex
+from cybersentinel.ops.blocklist import Guard
 from cybersentinel.ops.monitor import (
     MAX_LINE_BYTES,
     TOO_LONG,
     LogRecord,
     MalformedLineError,
+    SiteHostNeededError,
     follow,
     parse_line,
     run_monitor,
 )
+from cybersentinel.scoring.decider import Decider
+from cybersentinel.scoring.policy import Policy
+from cybersentinel.url.parsing import split_url
 
 TIME = "24/Nov/2026:03:00:00 +0000"
 
@@ -40,17 +46,23 @@ def squid(client: str, method: str, url: str, peer: str = "-") -> str:
 
 
 class Scorer:
-    """A deterministic stand-in for the model's scorer (our own API): records what it was asked."""
+    """A deterministic stand-in for the model (our own API) whose scores go through the real decision policy,
+    with the feeds index when given: records what it was asked."""
 
-    def __init__(self):
+    def __init__(self, index=None):
         self.calls: list[list[str]] = []
+        self.decider = Decider(Policy(threshold=0.7, suspicious_band=0.2), index)
 
     def __call__(self, urls: list[str]) -> list[dict]:
         self.calls.append(list(urls))
-        return [{"score": 0.95, "verdict": "malicious", "reasons": ["phishing words in path"]}
-                if "phish" in url or "malware" in url else
-                {"score": 0.6, "verdict": "suspicious"} if "maybe" in url else {"score": 0.05, "verdict": "benign"}
-                for url in urls]
+        model = np.array([0.95 if "phish" in url or "malware" in url else 0.6 if "maybe" in url else 0.05
+                          for url in urls])
+        hosts = [split_url(url).host for url in urls]
+        scores, verdicts, reasons, feeds = self.decider.apply(model, np.ones(len(urls), bool), hosts,
+                                                              np.arange(len(urls)), np.zeros(len(urls), bool))
+        return [{"score": s, "verdict": v, "reasons": r or ("phishing words in path" if m > 0.9 else ""),
+                 "model_score": m, "feeds": f} for s, v, r, m, f in zip(scores, verdicts, reasons, model, feeds,
+                                                                          strict=True)]
 
 
 def index() -> IntelIndex:
@@ -269,7 +281,7 @@ def test_monitor_once_reloads_the_block_list_and_combines_intel(tmp_path):
     blocklist = tmp_path / "blocklist.csv"
     blocklist.write_text("url,verdict,score,reasons,first_seen\nearlier.example,malicious,0.99,from before,t0\n")
     alerts = io.StringIO()
-    report = run_monitor(log, Scorer(), index=index(), once=True, alerts=alerts, blocklist=blocklist)
+    report = run_monitor(log, Scorer(index()), index=index(), once=True, alerts=alerts, blocklist=blocklist)
     assert report["lines"] == 2 and report["alerts"] == 2 and report["blocked"] == 3
     listed = json.loads(alerts.getvalue().splitlines()[0])
     assert (listed["verdict"], listed["score"], listed["model_score"]) == ("malicious", 0.9, 0.05)
@@ -308,3 +320,27 @@ def test_cli_monitor_validates_options(tmp_path):
     assert result.exit_code == 2 and "--render needs --blocklist" in result.output
     result = CliRunner().invoke(app, ["monitor", str(log), "--format", "json"])
     assert result.exit_code == 2 and "choose from auto" in result.output
+
+
+def test_a_web_server_log_without_site_host_is_refused(tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text(combined("8.8.8.8", "GET /wp-login.php HTTP/1.1") + "\n")
+    with pytest.raises(SiteHostNeededError, match="--site-host"):
+        run_monitor(log, Scorer(), once=True, alerts=io.StringIO())
+    report = run_monitor(log, Scorer(), once=True, alerts=io.StringIO(), site_host="shop.example")
+    assert report["urls_scored"] == 1
+
+
+def test_not_found_requests_are_no_evidence_and_popular_hosts_are_not_blocked(tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text("\n".join([
+        combined("8.8.8.8", "GET http://phish.test/a HTTP/1.1", status=404),  # no such page: not scored
+        combined("8.8.8.8", "GET http://docs.popular-site.com/phish HTTP/1.1"),  # path-level verdict, popular host
+        combined("8.8.8.8", "GET http://phish.test/b HTTP/1.1"),
+    ]) + "\n")
+    blocklist, alerts = tmp_path / "blocklist.csv", io.StringIO()
+    guard = Guard(popularity={"popular-site.com": 10}, allow_top=1000)
+    report = run_monitor(log, Scorer(), once=True, alerts=alerts, blocklist=blocklist, guard=guard)
+    assert report["not_found_skipped"] == 1 and report["urls_scored"] == 2 and report["alerts"] == 2
+    assert report["not_blockable"] == 1
+    assert "phish.test" in blocklist.read_text() and "popular-site.com" not in blocklist.read_text()

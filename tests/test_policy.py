@@ -102,3 +102,9 @@ def test_a_new_decider_sees_a_reloaded_feed():
     reloaded = Decider(POLICY, IntelIndex.build({"drop": [net("5.5.5.5/32")]}, {"hosts": []}, []))
     for _ in range(3):
         assert batch(reloaded, ["evil.example"], [0.1], [False])[1][0] == "benign"
+
+
+@pytest.mark.parametrize("host", ["1.10.4101", "0x1.0xa.0x10.0x5", "01.012.020.05", "１.１０.１６.５", "1。10。16。5"])
+def test_feeds_see_an_address_in_any_notation_a_browser_accepts(host):
+    scores, verdicts, reasons, feeds = batch(Decider(POLICY, index()), [host], [0.1], [True])
+    assert (verdicts[0], feeds[0]) == ("malicious", "fh")

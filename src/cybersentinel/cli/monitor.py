@@ -9,17 +9,19 @@ from typing import Annotated, Any
 
 import typer
 
-from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, run_monitor
+from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, SiteHostNeededError, run_monitor
 
 
-def _model_scorer(model_dir: Path) -> Scorer:
+def _model_scorer(model_dir: Path, index: Any, allow: Any) -> Scorer:
+    """The served decision (model, feeds, allowlist), as predict and the service give it."""
+    from cybersentinel.scoring.decider import Decider
     from cybersentinel.scoring.detector import Detector
 
     detector = Detector.from_dir(model_dir)
+    decider = Decider(detector.policy, index, allow)
 
     def score(urls: list[str]) -> list[dict[str, Any]]:
-        out = detector.score_urls(urls)
-        return out.to_dict("records") if hasattr(out, "to_dict") else list(out)
+        return detector.score_values(urls, decider=decider).to_pylist()
 
     return score
 
@@ -35,7 +37,14 @@ def monitor(
                                                    "input for `blocklist export`).")] = None,
     render: Annotated[list[str] | None, typer.Option(help="Also rewrite a rendered block list, FORMAT=PATH "
                                                      "(repeatable), e.g. nftables=/etc/nftables.d/cs.nft.")] = None,
-    feeds_dir: Annotated[Path | None, typer.Option(help="Feed snapshots for IP and domain lookups.")] = None,
+    feeds_dir: Annotated[Path | None, typer.Option(help="Feed snapshots for IP and domain lookups (and the Tranco "
+                                                   "list that keeps popular sites from being blocked).")] = None,
+    allow_names: Annotated[list[str] | None, typer.Option("--allow", help="Never judge malicious or block this "
+                                                          "name or its subdomains (repeatable).")] = None,
+    allow_files: Annotated[list[Path] | None, typer.Option("--allow-file", exists=True, dir_okay=False,
+                                                           help="Allowlist file, a host name per line.")] = None,
+    allow_top: Annotated[int, typer.Option(min=0, help="Never block the Tranco top N registered domains and their "
+                                                       "subdomains (0: off).")] = 10_000,
     model_dir: Annotated[Path, typer.Option(help="Model folder for scoring.")] = Path("models"),
     from_start: Annotated[bool, typer.Option(help="Read the existing log first, not only new lines.")] = False,
     once: Annotated[bool, typer.Option("--once", help="Read the log from its start to its end, then stop.")] = False,
@@ -65,16 +74,28 @@ def monitor(
 
         index = IntelIndex.from_dir(feeds_dir)
     from cybersentinel.core.files import ModelIntegrityError
+    from cybersentinel.ops.blocklist import Guard
+    from cybersentinel.scoring.policy import read_site_list
 
     try:
-        score = _model_scorer(model_dir)
-    except (FileNotFoundError, ModelIntegrityError) as err:
+        allow = read_site_list(allow_files or [], allow_names or [], "allowlist")
+    except (OSError, ValueError) as err:
+        raise typer.BadParameter(str(err), param_hint="--allow-file") from err
+    guard = Guard(allow, index.popularity if index is not None else {}, allow_top)
+    if allow_top and index is None:
+        console.print("[yellow]warning:[/yellow] no --feeds-dir: popular sites are protected only by the allowlist")
+    try:
+        score = _model_scorer(model_dir, index, allow)
+    except (FileNotFoundError, ModelIntegrityError, ValueError) as err:
         raise typer.BadParameter(f"cannot load the model: {err}", param_hint="--model-dir") from err
     out = open(alerts, "a", encoding="utf-8") if alerts else sys.stdout  # noqa: SIM115 (closed below)
     try:
         report = run_monitor(log, score, index=index, fmt=log_format, site_host=site_host, alerts=out,
                              blocklist=blocklist, render=targets, from_start=from_start, once=once,
-                             max_lines=max_lines, duration=duration)
+                             max_lines=max_lines, duration=duration, guard=guard)
+    except SiteHostNeededError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
     finally:
         if alerts:
             out.close()

@@ -25,9 +25,11 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from cybersentinel.ops.blocklist import Guard
 
 if TYPE_CHECKING:
     from cybersentinel.intel.feeds import IntelIndex
@@ -48,6 +50,13 @@ TOO_LONG = "\n(line too long)"  # what `follow` yields for an over-long line: no
 
 Scorer = Callable[[list[str]], list[dict[str, Any]]]
 
+
+
+NOT_FOUND = frozenset({404, 410})  # the server had no such page: the request says nothing about the site
+
+
+class SiteHostNeededError(ValueError):
+    """A web server's log (paths, no hosts) given without the site's host name."""
 
 
 class MalformedLineError(ValueError):
@@ -286,6 +295,7 @@ class Monitor:
     render: Mapping[str, Path]
     alert_verdicts: Sequence[str]
     seen_size: int
+    guard: Guard = field(default_factory=Guard)
 
     def __post_init__(self) -> None:
         self.stats: Counter = Counter()
@@ -301,11 +311,17 @@ class Monitor:
         self.stats["alerts"] += 1
 
     def block(self, value: str, verdict: str, score: float, reasons: str, when: str) -> bool:
+        import ipaddress
+
         from cybersentinel.ops.blocklist import target_of
 
         try:
             kind, target = target_of(value)
-        except ValueError:  # private address, public suffix...: alerted, never blocked
+            problem = self.guard.name_problem(target) if kind == "domain" else \
+                self.guard.network_problem(ipaddress.ip_network(target))
+        except ValueError as err:  # private address, public suffix...: alerted, never blocked
+            problem = str(err)
+        if problem:
             self.stats["not_blockable"] += 1
             return False
         key = target if kind == "domain" else target.split("/")[0]
@@ -323,10 +339,11 @@ class Monitor:
             self.stats["blocklist_writes"] += 1
 
     def _score_urls(self, records: list[LogRecord]) -> bool:
-        from cybersentinel.intel.feeds import combine
-
         first = {}
         for record in records:
+            if record.url and record.status in NOT_FOUND:  # the site has no such page: no evidence about it
+                self.stats["not_found_skipped"] += 1
+                continue
             if record.url and _first_sight(self.seen_urls, record.url, self.seen_size):
                 first[record.url] = record
         if not first:
@@ -338,20 +355,18 @@ class Monitor:
         self.stats["urls_scored"] += len(urls)
         changed = False
         for url, result in zip(urls, results, strict=True):
-            model_score, verdict = float(result["score"]), str(result["verdict"])
-            intel = self.index.lookup_url(url) if self.index is not None else {}
-            final, why = combine(model_score, intel) if self.index is not None else (model_score, "")
-            if intel.get("feeds"):
-                verdict = "malicious"  # combine's floor: a block-list match is a malicious verdict
+            verdict = str(result["verdict"])  # the served decision, as predict and the service give it
             if verdict not in self.alert_verdicts:
                 continue
-            record = first[url]
-            reasons = "; ".join(filter(None, [_reasons(result.get("reasons")), why]))
-            self.alert({"type": "url", "url": url, "verdict": verdict, "score": round(final, 6),
-                        "model_score": round(model_score, 6), "reasons": reasons, "client_ip": record.client_ip,
-                        "time": record.time, "feeds": intel.get("feeds", []), "tranco_rank": intel.get("tranco_rank")})
+            record, score, reasons = first[url], float(result["score"]), _reasons(result.get("reasons"))
+            feeds = [f for f in str(result.get("feeds") or "").split(", ") if f]
+            model_score = result.get("model_score")
+            self.alert({"type": "url", "url": url, "verdict": verdict, "score": round(score, 6),
+                        "model_score": None if model_score is None or model_score != model_score
+                        else round(float(model_score), 6), "reasons": reasons, "client_ip": record.client_ip,
+                        "time": record.time, "feeds": feeds})
             if verdict == "malicious":
-                changed |= self.block(url, verdict, final, reasons, record.time)
+                changed |= self.block(url, verdict, score, reasons, record.time)
         return changed
 
     def _check_ips(self, records: list[LogRecord]) -> bool:
@@ -390,16 +405,22 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
                 render: Mapping[str, Path] | None = None, from_start: bool = False, once: bool = False,
                 max_lines: int | None = None, duration: float | None = None, stop: threading.Event | None = None,
                 poll: float = 0.2, batch_size: int = 256, seen_size: int = 100_000,
-                alert_verdicts: Sequence[str] = ("malicious", "suspicious")) -> dict[str, Any]:
+                alert_verdicts: Sequence[str] = ("malicious", "suspicious"), guard: Guard | None = None,
+                ) -> dict[str, Any]:
     """Follow ``path`` until end of file (``once``), ``max_lines`` lines, ``duration`` seconds or ``stop``.
 
     Memory is bounded by ``batch_size`` pending lines, two LRUs of ``seen_size`` URLs and addresses (each is
     scored once while it stays in them), and the block list itself. Returns counters, including malformed
-    lines by reason: lines = parsed + malformed.
+    lines by reason: lines = parsed + malformed. ``score`` gives the served decision (see `scoring.decider`);
+    ``guard`` says what is never blocked (default: public suffixes and reserved space only).
+
+    A web server's own log names paths, not hosts: without ``site_host`` it is refused (`SiteHostNeededError`) at
+    its first such line rather than read while scoring nothing.
     """
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
-    state = Monitor(score, index, alerts or sys.stdout, blocklist, render or {}, tuple(alert_verdicts), seen_size)
+    state = Monitor(score, index, alerts or sys.stdout, blocklist, render or {}, tuple(alert_verdicts), seen_size,
+                    guard or Guard())
     deadline = None if duration is None else time.monotonic() + duration
     pending: list[LogRecord] = []
     try:
@@ -407,7 +428,11 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
             if line is not None:
                 state.stats["lines"] += 1
                 try:
-                    pending.append(parse_line(line, fmt, site_host))
+                    record = parse_line(line, fmt, site_host)
+                    if record.format == "combined" and record.url is None and record.target.startswith("/"):
+                        raise SiteHostNeededError(f"{path}: line {state.stats['lines']} is a web server's request "
+                                                  "for a path; give --site-host (the site's host name)")
+                    pending.append(record)
                     state.stats["parsed"] += 1
                 except MalformedLineError as err:
                     state.malformed[str(err)] += 1

@@ -34,8 +34,9 @@ class Decider:
 
     def _evidence_of(self, host: str, bare: bool) -> Evidence:
         from cybersentinel.intel.feeds import ip_category, ip_status
-        from cybersentinel.url.parsing import host_registered_domain, parse_ip
+        from cybersentinel.url.parsing import canonical_host, host_registered_domain, parse_ip
 
+        host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
         address = parse_ip(host) if host else None
         allowed, blocked = self.allow.match(host), self.block.match(host)
         if address is not None:
