@@ -7,6 +7,12 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # otherwise ingest downloads the pinned public URLs. Either way every file's SHA-256 is checked.
 CYBERSENTINEL_DATA_MIRROR ?= $(wildcard $(abspath ../shared/data/upstream))
 export CYBERSENTINEL_DATA_MIRROR
+# The curated collections (no public URL) and the pinned feeds: the sibling folders when present, else
+# data/collections from `dvc pull data/collections.dvc` and the feeds' pinned URLs.
+CYBERSENTINEL_COLLECTIONS ?= $(wildcard $(abspath ../shared/data/collections))
+export CYBERSENTINEL_COLLECTIONS
+CYBERSENTINEL_FEEDS_MIRROR ?= $(wildcard $(abspath ../shared/data/feeds))
+export CYBERSENTINEL_FEEDS_MIRROR
 
 .PHONY: setup repro test lint params bench feeds bench-intel bench-ingest bench-predict serve loadtest
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the test servers: ThrowawayPostgres, 
 from fixtures_db import ThrowawayPostgres, postgres_bindir  # noqa: E402
 from fixtures_http import LocalHTTPServer, paginated_api  # noqa: E402
 
+from cybersentinel.core.config import dataset_sources  # noqa: E402
 from cybersentinel.ingest.files import MIRROR_ENV, read_source  # noqa: E402
 from cybersentinel.ingest.json_api import read_json_api  # noqa: E402
 from cybersentinel.ingest.postgres import postgres_snapshot, read_postgres  # noqa: E402
@@ -42,7 +43,7 @@ def url_rows(rows: int) -> pd.DataFrame:
     repeated under new source names until there are ``rows``."""
     mirror = os.environ.get(MIRROR_ENV) or str(ROOT.parent / "shared" / "data" / "upstream")
     dataset = yaml.safe_load((ROOT / "conf" / "dataset" / "urls.yaml").read_text())
-    base = pd.concat([read_source(source, mirror) for source in dataset["sources"]], ignore_index=True)
+    base = pd.concat([read_source(source, mirror) for source in dataset_sources(dataset)], ignore_index=True)
     copies = []
     for copy in range(math.ceil(rows / len(base))):
         part = base.copy()

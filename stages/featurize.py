@@ -1,5 +1,5 @@
-"""Featurize: remove duplicates, split train/test by group (registered domain or feature vector),
-fit the featurizer on the training split only, and write both feature tables and the featurizer."""
+"""Featurize: fit the featurizer on the prepared table's training split only, and write both feature tables
+(with their provenance columns) and the featurizer."""
 
 import argparse
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from cybersentinel.core.files import read_params, write_json, write_parquet
-from cybersentinel.data.prepare import assign_groups, deduplicate, feature_columns, grouped_split
+from cybersentinel.data.prepare import feature_columns
 from cybersentinel.features.featurizer import build_featurizer
 from cybersentinel.model.estimators import save_model
 from cybersentinel.tracking.runs import stage_run
@@ -15,16 +15,15 @@ from cybersentinel.tracking.runs import stage_run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--validated", type=Path, required=True)
+    parser.add_argument("--prepared", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="folder for train/test tables and the featurizer")
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args()
     params = read_params()
-    dataset, seed = params["dataset"], params["seed"]
+    dataset = params["dataset"]
     with stage_run("featurize", params["mlflow"]["experiment"], {"dataset": dataset["name"]}) as tracker:
-        table, counts = deduplicate(pd.read_parquet(args.validated), dataset)
-        table["group"] = assign_groups(table, dataset)
-        is_test = grouped_split(table["label"], table["group"], params["split"]["test_size"], seed)
+        table = pd.read_parquet(args.prepared)
+        is_test = (table["split"] == "test").to_numpy()
         train, test = table[~is_test].reset_index(drop=True), table[is_test].reset_index(drop=True)
 
         columns = feature_columns(table, dataset)
@@ -34,22 +33,21 @@ def main() -> None:
         test_x = featurizer.transform(test[inputs])
         names = list(featurizer.get_feature_names_out())
 
-        meta = [c for c in ("url", "label", "source", "group") if c in table.columns]
+        meta = [c for c in ("url", "label", "source", "group", "date") if c in table.columns]
         for name, part, x in (("train", train, train_x), ("test", test, test_x)):
             features = pd.DataFrame(x, columns=names)
             write_parquet(args.out / f"{name}.parquet", pd.concat([part[meta], features], axis=1))
         sha256 = save_model(featurizer, args.out / "featurizer.skops")
         write_json(args.out / "featurizer.json", {"sha256": sha256, "features": names, "inputs": inputs})
 
-        report = {**counts, "train_rows": len(train), "test_rows": len(test),
+        report = {"train_rows": len(train), "test_rows": len(test),
                   "train_positive_share": round(float(train["label"].mean()), 4),
                   "test_positive_share": round(float(test["label"].mean()), 4),
                   "groups_in_both": len(set(train["group"]) & set(test["group"])),
                   "test_rows_by_source": test["source"].value_counts().sort_index().to_dict()}
         write_json(args.report, report)
         tracker.metrics({k: v for k, v in report.items() if isinstance(v, int | float)}, prefix="split.")
-    print(f"{len(train):,} train / {len(test):,} test rows, {counts['duplicates_removed']:,} duplicates removed, "
-          f"{len(names)} features")
+    print(f"{len(train):,} train / {len(test):,} test rows, {len(names)} features")
 
 
 if __name__ == "__main__":

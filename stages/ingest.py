@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.core.files import read_params
 from cybersentinel.ingest.base import Ingested, SourceError
 from cybersentinel.ingest.sources import ingest
@@ -78,7 +79,7 @@ def main() -> None:
     tags = {"dataset": dataset["name"], "source_kind": origin["kind"]}
     with stage_run("ingest", params["mlflow"]["experiment"], tags) as tracker:
         try:
-            results = read_all(dataset["sources"], origin, expected)
+            results = read_all(dataset_sources(dataset), origin, expected)
         except SourceError as exc:
             sys.exit(f"ingest failed, nothing written: {exc}")
         write_tables(args.out, {name: got.table for name, got in results.items()})

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.ingest.fingerprint import files_snapshot
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     params = yaml.safe_load(Path("params.yaml").read_text())  # not cybersentinel.core.files: it imports pandas
     origin = params.get("source") or {"kind": "files"}
-    sources = {source["name"]: fingerprint(source, origin) for source in params["dataset"]["sources"]}
+    sources = {source["name"]: fingerprint(source, origin) for source in dataset_sources(params["dataset"])}
     for name, entry in sources.items():
         print(f"{name}: snapshot {entry['snapshot']} ({origin['kind']}, {entry['rows']:,} rows or files)")
     args.out.parent.mkdir(parents=True, exist_ok=True)

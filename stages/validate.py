@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.core.files import read_params, write_json, write_parquet
 from cybersentinel.data.validation import DataValidationError, quality_report, validate_table
 from cybersentinel.tracking.runs import stage_run
@@ -21,7 +22,7 @@ def main() -> None:
     params = read_params()
     dataset = params["dataset"]
     with stage_run("validate", params["mlflow"]["experiment"], {"dataset": dataset["name"]}) as tracker:
-        tables = [pd.read_parquet(args.raw / f"{s['name']}.parquet") for s in dataset["sources"]]
+        tables = [pd.read_parquet(args.raw / f"{s['name']}.parquet") for s in dataset_sources(dataset)]
         try:
             tables = [validate_table(t, dataset) for t in tables]
         except DataValidationError as exc:

@@ -30,6 +30,7 @@ import pytest
 import yaml
 from sklearn.pipeline import Pipeline
 
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.core.files import sha256_file, write_json
 from cybersentinel.data.prepare import assign_groups, deduplicate
 from cybersentinel.features.featurizer import build_featurizer
@@ -68,7 +69,7 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
     stages/train.py do (featurizer fitted out-of-fold, classifiers calibrated on grouped folds, threshold from
     the held-out calibrated scores), without the hyperparameter search; return ``out``."""
     dataset = yaml.safe_load((REPO / "conf" / "dataset" / "ebbu2017.yaml").read_text())
-    table, _ = deduplicate(read_source(dataset["sources"][0], str(mirror)), dataset)
+    table, _ = deduplicate(read_source(dataset_sources(dataset)[0], str(mirror)), dataset)
     sample = table.groupby("label").sample(n=rows_per_class, random_state=seed).reset_index(drop=True)
     groups = assign_groups(sample, dataset).to_numpy()
     y = sample["label"].to_numpy()
@@ -82,7 +83,7 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
 
     out.mkdir(parents=True, exist_ok=True)
     sha256 = save_model(model, out / "model.skops")
-    data_file = mirror / dataset["sources"][0]["files"][1]["name"]
+    data_file = mirror / dataset_sources(dataset)[0]["files"][1]["name"]
     compiled = write_compiled(model, out)
     write_json(out / "model.json", {
         "name": "cybersentinel-url-detector-test", "file": "model.skops", "sha256": sha256,

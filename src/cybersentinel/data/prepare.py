@@ -41,11 +41,14 @@ def deduplicate(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> tuple[pd.Dat
         key = ["url_normalised"]
     else:
         key = [*feature_columns(out, dataset), "label"]
-    duplicated = out.duplicated(subset=key, keep="first")
+    conflicting = out.groupby(key, sort=False)["label"].transform("nunique") > 1 if "url" in out.columns else \
+        pd.Series(False, index=out.index)  # the same URL listed as phishing and legitimate: trust neither
+    duplicated = out.duplicated(subset=key, keep="first") & ~conflicting
     by_source = out.loc[duplicated, "source"].value_counts().to_dict()
     counts = {"rows_in": len(out), "duplicates_removed": int(duplicated.sum()),
+              "conflicting_labels_removed": int(conflicting.sum()),
               **{f"duplicates_removed_{k}": int(v) for k, v in sorted(by_source.items())}}
-    out = out.loc[~duplicated].reset_index(drop=True)
+    out = out.loc[~duplicated & ~conflicting].reset_index(drop=True)
     counts["rows_out"] = len(out)
     return out, counts
 
@@ -57,6 +60,22 @@ def assign_groups(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> pd.Series:
     if dataset["group_by"] == "feature_vector":
         return feature_vector_key(frame, feature_columns(frame, dataset))
     raise ValueError(f"unknown group_by {dataset['group_by']!r}")
+
+
+def sample_rows(frame: pd.DataFrame, per_group: int | None, per_source_class: int | None, seed: int) -> pd.Series:
+    """Boolean mask of the rows kept so that no registered domain, collection or class dominates: at most
+    ``per_group`` rows of one group within each (source, label), then at most ``per_source_class`` rows of
+    each (source, label), drawn at random (reproducibly). ``None`` keeps everything."""
+    order = np.random.default_rng(seed).permutation(len(frame))
+    shuffled = frame.iloc[order]
+    keep = pd.Series(True, index=shuffled.index)
+    if per_group:
+        keep &= shuffled.groupby(["source", "label", "group"], sort=False).cumcount() < per_group
+    if per_source_class:
+        kept = shuffled[keep]
+        rank = kept.groupby(["source", "label"], sort=False).cumcount()
+        keep[kept.index[rank.to_numpy() >= per_source_class]] = False
+    return keep.reindex(frame.index)
 
 
 def grouped_split(labels: pd.Series, groups: pd.Series, test_size: float, seed: int) -> np.ndarray:

@@ -22,6 +22,8 @@ from cybersentinel.ingest.base import Ingested, SourceError, map_labels, utc_now
 from cybersentinel.ingest.fingerprint import files_snapshot
 
 MIRROR_ENV = "CYBERSENTINEL_DATA_MIRROR"
+COLLECTIONS_ENV = "CYBERSENTINEL_COLLECTIONS"
+COLLECTIONS_DIR = Path("data/collections")
 
 
 def download(url: str, dest: Path, sha256: str, session: requests.Session | None = None,
@@ -68,9 +70,18 @@ def _download_once(url: str, dest: Path, sha256: str, session: requests.Session,
 @contextmanager
 def upstream_file(spec: Mapping[str, Any], mirror: str | None = None):
     """Yield a verified local path for one upstream file: from the mirror folder if one is named
-    (``CYBERSENTINEL_DATA_MIRROR``), else downloaded to a temporary folder and removed afterwards."""
-    mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
+    (``CYBERSENTINEL_DATA_MIRROR``), else downloaded to a temporary folder and removed afterwards.
+
+    A curated collection (``collection: true``) has no public URL: it is read from ``CYBERSENTINEL_COLLECTIONS``
+    or else ``data/collections`` (filled by ``dvc pull data/collections.dvc`` from the team's remote)."""
     name, sha256 = spec["name"], spec["sha256"]
+    if spec.get("collection"):
+        mirror = os.environ.get(COLLECTIONS_ENV) or str(COLLECTIONS_DIR)
+        if not (Path(mirror) / name).is_file():
+            raise SourceError(f"{name}: a curated collection with no public URL, not found in {mirror}; set "
+                              f"{COLLECTIONS_ENV} to the folder holding it (CI: ../shared/data/collections) or "
+                              "`dvc pull data/collections.dvc` from the team's remote")
+    mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
     if mirror:
         path = Path(mirror) / name
         if not path.is_file():
@@ -131,6 +142,11 @@ def read_source(source: Mapping[str, Any], mirror: str | None = None) -> pd.Data
         else:
             column = source["label_column"]
             frame["label"] = map_labels(frame.pop(column), source["labels"], spec["name"])
+        if source.get("date_column"):  # one name for when a row was seen: ISO dates as text
+            frame = frame.rename(columns={source["date_column"]: "date"})
+        if source.get("columns"):  # only the configured columns (others describe how a list was built)
+            keep = ["date" if c == source.get("date_column") else c for c in source["columns"]]
+            frame = frame[[*keep, "label"]]
         frame["source"] = source["name"]
         frame["snapshot"] = spec["sha256"][:16]
         frames.append(frame)

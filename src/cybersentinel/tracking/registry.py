@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.tracking.runs import DEFAULT_TRACKING_URI, Tracker, git_commit
 
 if TYPE_CHECKING:  # the CLI imports this module at startup: sklearn, skops and pandas load on use
@@ -66,7 +67,7 @@ def source_hashes(params_path: str | Path = "params.yaml") -> dict[str, str]:
 
     if not Path(params_path).is_file():
         return {}
-    sources = read_params(params_path).get("dataset", {}).get("sources", [])
+    sources = dataset_sources(read_params(params_path).get("dataset", {}))
     return {spec["name"]: spec["sha256"] for source in sources for spec in source.get("files", [])}
 
 
