@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.core.files import read_params, write_json, write_parquet
-from cybersentinel.data.prepare import assign_groups, deduplicate, grouped_split, sample_rows
+from cybersentinel.data.prepare import assign_groups, deduplicate, grouped_split, row_years, sample_rows
 from cybersentinel.tracking.runs import stage_run
 
 
@@ -24,6 +25,7 @@ def main() -> None:
     with stage_run("prepare", params["mlflow"]["experiment"], {"dataset": dataset["name"]}) as tracker:
         table, counts = deduplicate(pd.read_parquet(args.validated), dataset)
         table["group"] = assign_groups(table, dataset)
+        table["year"] = row_years(table, {s["name"]: s.get("year") for s in dataset_sources(dataset)})
         kept = sample_rows(table, sample["per_group"], sample["per_source_class"], seed)
         table = table[kept.to_numpy()].reset_index(drop=True)
         table["split"] = "train"

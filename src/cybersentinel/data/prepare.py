@@ -62,6 +62,15 @@ def assign_groups(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> pd.Series:
     raise ValueError(f"unknown group_by {dataset['group_by']!r}")
 
 
+def row_years(frame: pd.DataFrame, source_years: Mapping[str, int | None]) -> pd.Series:
+    """The year each row was seen: from its ``date`` (ISO text) when it has one, else its collection's year."""
+    fallback = frame["source"].map(lambda s: source_years.get(s)).astype("Int64")
+    if "date" not in frame.columns:
+        return fallback.astype("Int16")
+    dated = pd.to_numeric(frame["date"].astype("string").str[:4], errors="coerce").astype("Int64")
+    return dated.fillna(fallback).astype("Int16")
+
+
 def sample_rows(frame: pd.DataFrame, per_group: int | None, per_source_class: int | None, seed: int) -> pd.Series:
     """Boolean mask of the rows kept so that no registered domain, collection or class dominates: at most
     ``per_group`` rows of one group within each (source, label), then at most ``per_source_class`` rows of
