@@ -31,6 +31,24 @@ from cybersentinel.scoring.policy import Policy
 from cybersentinel.tracking.runs import stage_run
 
 
+def sanity_check(detector: Detector, policy: Policy, index: IntelIndex, legitimate: Path, phishing: Path,
+                 ) -> tuple[dict[str, int], dict[str, list]]:
+    """The served decision, with and without feeds, on hand-written legitimate URLs of the kinds a lexical model
+    flags (sign-in pages, cloud documents, CDN and CMS assets, resolvers) and on typical phishing shapes:
+    (counts of wrong verdicts, the URLs that got them)."""
+    lists = {kind: [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+             for kind, path in (("legitimate", legitimate), ("phishing", phishing))}
+    counts, failures = {f"{kind}_urls": len(urls) for kind, urls in lists.items()}, {}
+    for feeds, decider in (("with_feeds", Decider(policy, index)), ("without_feeds", Decider(policy))):
+        for kind, urls in lists.items():
+            verdicts = detector.score_values(urls, reasons=False, decider=decider)["verdict"].to_pylist()
+            wrong = [u for u, v in zip(urls, verdicts, strict=True)
+                     if (v == "malicious") == (kind == "legitimate")]
+            key = f"{kind}_{'malicious' if kind == 'legitimate' else 'not_malicious'}_{feeds}"
+            counts[key], failures[key] = len(wrong), wrong
+    return counts, failures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", type=Path, required=True)
@@ -38,6 +56,8 @@ def main() -> None:
     parser.add_argument("--intel", type=Path, required=True, help="pinned feed snapshot (stage intel)")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--details", type=Path, required=True)
+    parser.add_argument("--sanity", type=Path, nargs=2, metavar=("LEGITIMATE", "PHISHING"), required=True,
+                        help="hand-written URL lists: none of the first may be malicious, all of the second must be")
     parser.add_argument("--plots", type=Path, required=True)
     args = parser.parse_args()
     params = read_params()
@@ -69,6 +89,8 @@ def main() -> None:
         metrics["served_per_group"] = classification_metrics(y, served, threshold, weights)
         details["served_by_source"] = {s: classification_metrics(y[m], served[m], threshold)
                                        for s, m in sources.items()}
+        metrics["sanity"], details["sanity"] = sanity_check(detector, policy, IntelIndex.from_dir(args.intel),
+                                                            *args.sanity)
         # how the model does on the shapes that were shortcuts in training data
         details["slices"] = {name: classification_metrics(y[m], scores[m], threshold)
                              for name, m in url_slices(test["url"]).items() if m.sum() > 0}

@@ -68,7 +68,8 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
     """Train and save a small URL detector on a sample of the Ebbu2017 URLs the way stages/featurize.py and
     stages/train.py do (featurizer fitted out-of-fold, classifiers calibrated on grouped folds, threshold from
     the held-out calibrated scores), without the hyperparameter search; return ``out``."""
-    dataset = yaml.safe_load((REPO / "conf" / "dataset" / "ebbu2017.yaml").read_text())
+    source = yaml.safe_load((REPO / "conf" / "collection" / "ebbu2017.yaml").read_text())
+    dataset = {"name": "ebbu2017", "kind": "url", "group_by": "registered_domain", "sources": [source]}
     table, _ = deduplicate(read_source(dataset_sources(dataset)[0], str(mirror)), dataset)
     sample = table.groupby("label").sample(n=rows_per_class, random_state=seed).reset_index(drop=True)
     groups = assign_groups(sample, dataset).to_numpy()

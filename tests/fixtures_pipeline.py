@@ -14,11 +14,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.core.files import sha256_file
-from cybersentinel.ingest.files import MIRROR_ENV
+from cybersentinel.ingest.files import COLLECTIONS_ENV, MIRROR_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE_ROWS = 1500  # per upstream file
+SAMPLE_ROWS = 1500  # per upstream file and per collection
+FEEDS_ENV = "CYBERSENTINEL_FEEDS_MIRROR"
 
 
 def mirror_dir() -> Path:
@@ -28,11 +30,28 @@ def mirror_dir() -> Path:
     return Path(path)
 
 
+def collections_dir() -> Path:
+    path = Path(os.environ.get(COLLECTIONS_ENV) or REPO.parent / "shared" / "data" / "collections")
+    if not (path / "reddit_links_2013.csv.gz").is_file():
+        pytest.skip(f"no collections: set {COLLECTIONS_ENV} to the folder with the curated collections")
+    return path
+
+
+def feeds_dir() -> Path:
+    path = Path(os.environ.get(FEEDS_ENV) or REPO.parent / "shared" / "data" / "feeds")
+    if not (path / "tranco_top100k.csv").is_file():
+        pytest.skip(f"no feeds mirror: set {FEEDS_ENV}")
+    return path
+
+
 def pipeline_env(repo: Path, mirror: Path) -> dict[str, str]:
-    """Environment for `dvc repro` in ``repo``: this interpreter first on PATH, its own MLflow store."""
+    """Environment for `dvc repro` in ``repo``: this interpreter first on PATH, its own MLflow store; the sample
+    mirror holds the upstream files, the collections in ``collections/`` and the feeds in ``feeds/``."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env[MIRROR_ENV] = str(mirror)
+    env[COLLECTIONS_ENV] = str(mirror / "collections")
+    env[FEEDS_ENV] = str(feeds_dir())
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{repo / 'mlflow.db'}"
     env.pop("DVC_NO_ANALYTICS", None)
     env["DVC_NO_ANALYTICS"] = "1"
@@ -50,6 +69,10 @@ def make_sample_mirror(source: Path, target: Path, rows: int = SAMPLE_ROWS) -> N
     arff = (source / "Training Dataset.arff").read_text().splitlines()
     start = arff.index("@data") + 1
     (target / "Training Dataset.arff").write_text("\n".join(arff[:start] + arff[start::4][:rows]) + "\n")
+    (target / "collections").mkdir(exist_ok=True)
+    for path in collections_dir().glob("*.csv.gz"):  # every k-th row, so both classes of a mixed one stay
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.iloc[:: max(1, len(table) // rows)].head(rows).to_csv(target / "collections" / path.name, index=False)
 
 
 def copy_worktree(target: Path) -> None:
@@ -71,10 +94,13 @@ def shrink_params(repo: Path, mirror: Path) -> None:
     """Point the dataset checksums at the sample files and make the search cheap."""
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
-    for source in params["dataset"]["sources"]:
+    for source in dataset_sources(params["dataset"]):
         for spec in source["files"]:
-            spec["sha256"] = sha256_file(mirror / spec["name"])
+            spec["sha256"] = sha256_file(mirror / ("collections" if spec.get("collection") else "") / spec["name"])
+    if isinstance(params["dataset"]["sources"], dict):  # write the new checksums back into the mapping
+        params["dataset"]["sources"] = {s["name"]: s for s in dataset_sources(params["dataset"])}
     params["search"].update(n_iter=2, cv_folds=2)
+    params["sample"].update(per_source_class=1000)
     params["featurizer"].update(cv=3, n_features=2**18)
     params["model"]["params"]["n_estimators"] = 100
     path.write_text(yaml.safe_dump(params, sort_keys=False))

@@ -26,9 +26,17 @@ def test_repro_writes_honest_metrics_and_plots(sample_repo: Path) -> None:
         assert 0.0 <= metrics["test"][key] <= 1.0
     split = read_json(sample_repo / "reports/split.json")
     assert split["groups_in_both"] == 0
-    assert split["duplicates_removed"] > 0  # the sample keeps some of the collections' repeats and overlap
+    prepared = read_json(sample_repo / "reports/prepare.json")
+    assert prepared["duplicates_removed"] > 0  # the sample keeps some of the collections' repeats and overlap
     validation = read_json(sample_repo / "reports/validation.json")
-    assert set(validation["by_source"]) == {"ebbu2017", "web_page_phishing"}
+    assert len(validation["by_source"]) == 9
+    generalisation = read_json(sample_repo / "reports/generalisation.json")
+    assert set(generalisation["loco"]) == set(validation["by_source"])
+    assert all(0.5 < fold["roc_auc"] <= 1.0 for fold in generalisation["loco"].values())
+    assert generalisation["forward"]["cutoff_year"] == 2021 and generalisation["forward"]["rows"] > 0
+    served = metrics["served"]
+    assert served["rows"] == metrics["test"]["rows"] and metrics["model_sha256"] == read_json(
+        sample_repo / "models/model.json")["sha256"]
     for plot in ("roc", "pr", "calibration", "confusion", "importance"):
         assert read_json(sample_repo / f"reports/plots/{plot}.json")
     train = pd.read_parquet(sample_repo / "data/features/train.parquet")

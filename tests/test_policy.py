@@ -108,3 +108,11 @@ def test_a_new_decider_sees_a_reloaded_feed():
 def test_feeds_see_an_address_in_any_notation_a_browser_accepts(host):
     scores, verdicts, reasons, feeds = batch(Decider(POLICY, index()), [host], [0.1], [True])
     assert (verdicts[0], feeds[0]) == ("malicious", "fh")
+
+
+def test_urls_on_unreachable_addresses_are_not_judged_but_public_ones_are():
+    decider = Decider(POLICY, index())
+    hosts = ["169.254.169.254", "10.1.2.3", "185.225.17.45"]
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99, 0.99, 0.99], [False, False, False])
+    assert list(verdicts) == ["benign", "benign", "malicious"]
+    assert "link-local" in reasons[0] and "private" in reasons[1] and reasons[2] == ""

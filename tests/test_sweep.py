@@ -16,6 +16,7 @@ from fixtures_pipeline import REPO, pipeline_env
 from hydra.errors import ConfigCompositionException
 from test_remote import CLI, clone_with_cache, remote_settings, run
 
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.core.files import sha256_file
 from cybersentinel.mlops.params import compose_params
 from cybersentinel.mlops.remote import free_port, write_local_config
@@ -66,16 +67,14 @@ def conform_conf_to_params(repo: Path) -> None:
     """With hydra enabled `dvc exp run` recomposes params.yaml from conf/: give conf/ the sample's checksums and
     trimmed search so experiments run on the small sample."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    digests = {spec["name"]: spec["sha256"] for source in params["dataset"]["sources"] for spec in source["files"]}
-    dataset_file = repo / "conf" / "dataset" / f"{params['dataset']['name']}.yaml"
-    dataset = yaml.safe_load(dataset_file.read_text())
-    for source in dataset["sources"]:
-        for spec in source["files"]:
-            spec["sha256"] = digests[spec["name"]]
-    dataset_file.write_text(yaml.safe_dump(dataset, sort_keys=False))
+    for source in dataset_sources(params["dataset"]):  # one file per source in conf/collection/
+        collection_file = repo / "conf" / "collection" / f"{source['name']}.yaml"
+        collection = yaml.safe_load(collection_file.read_text())
+        collection["files"] = source["files"]
+        collection_file.write_text(yaml.safe_dump(collection, sort_keys=False))
     config_file = repo / "conf" / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
-    for section in ("search", "featurizer"):
+    for section in ("search", "featurizer", "sample"):
         config[section] = params[section]
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     composed = yaml.safe_load(compose_params([f"model={params['model']['name']}"], repo / "conf"))

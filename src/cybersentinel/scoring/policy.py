@@ -13,8 +13,9 @@ The rules, first match decides:
    the score is raised to at least ``listed_floor``; a listing never lowers a score.
 4. A bare IP address (no path, no query) is not scored by the URL model, whose lexical features say nothing
    about an address: private and bogon addresses are reported as such, other addresses as not listed;
-   ``benign``, score 0. A URL on a private or bogon address is scored by the model; feeds are not applied
-   (FireHOL level 1 lists the private ranges).
+   ``benign``, score 0. A URL on a private or bogon address (an intranet page, a cloud metadata endpoint)
+   is not reachable from the internet: ``benign``, score 0, reported as such (FireHOL level 1 lists the
+   private ranges, so feeds are not applied either).
 5. A popular site (registered domain in the Tranco top ``popular_rank``; all its subdomains, since the
    registered domain follows the public suffix list's private section, so ``user.github.io`` or
    ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``.
@@ -116,9 +117,9 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
             return 0.0, "benign", f"{evidence.ip_category or evidence.ip_status} address: not routable, not judged"
         status = "not listed in any loaded feed" if evidence.ip_status else "no feeds loaded to check it"
         return 0.0, "benign", f"public IP address, {status}"
-    if evidence.ip_status in NOT_JUDGED_IP:  # a URL on an internal address: the model judges it, feeds do not
-        return model_score, policy.verdict(model_score), \
-            f"{evidence.ip_category or evidence.ip_status} address: feeds not applied"
+    if evidence.ip_status in NOT_JUDGED_IP:  # an intranet page or a cloud metadata URL: nobody outside reaches it
+        return 0.0, "benign", f"{evidence.ip_category or evidence.ip_status} address, not reachable from the " \
+            "internet: not judged"
     rank = evidence.tranco_rank
     if rank is not None and rank <= policy.popular_rank:
         score = model_score * policy.popular_factor
