@@ -15,9 +15,13 @@ are the evaluated ones. Byte semantics: lengths count UTF-8 bytes and case foldi
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -53,67 +57,112 @@ _SPECIAL_CHARS = b"~_=&;!*$"
 _VOWELS = frozenset("aeiou")
 MAX_URL_BYTES = 4096  # longer inputs are featurized on their first 4 KB
 MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
-# Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
-FEATURIZER_VERSION = "bytes-fnv1a-2"  # 2: public suffix list with its private section
 
-# Name and plain-words description of every hand-made feature, in output order.
-URL_FEATURES: dict[str, str] = {
-    "url_length": "long URL",
-    "host_length": "long host name",
-    "path_length": "long path",
-    "query_length": "long query string",
-    "host_dots": "many dots in the host name",
-    "host_hyphens": "hyphens in the host name",
-    "host_digit_ratio": "digits in the host name",
-    "subdomain_depth": "deeply nested subdomains",
-    "domain_label_length": "long registered name",
-    "domain_entropy": "random-looking domain name",
-    "domain_consonant_run": "unpronounceable domain name",
-    "host_is_ip": "host is an IP address",
-    "has_port": "explicit port number",
-    "has_userinfo": "user name or '@' before the host",
-    "punycode_or_idn": "internationalised (punycode) host name",
-    "non_ascii": "non-ASCII characters in the URL",
-    "abused_tld": "top-level domain often abused",
-    "no_public_suffix": "host has no public suffix",
-    "shortener": "URL shortener",
-    "path_depth": "deep path",
-    "path_tokens": "many words in the path",
-    "longest_token": "very long word in the URL",
-    "query_params": "many query parameters",
-    "has_fragment": "fragment in the URL",
-    "percent_escapes": "percent-encoded characters",
-    "digit_ratio": "many digits in the URL",
-    "longest_digit_run": "long run of digits",
-    "special_chars": "many special characters",
-    "double_slash_in_path": "'//' redirect inside the path",
-    "url_in_path": "another URL embedded in the path or query",
-    "tld_in_subdomain": "a TLD such as '.com' inside the subdomain",
-    "tld_in_path": "a TLD such as '.com' inside the path",
-    "php_or_html_page": "script or HTML page in the path",
-    "risky_extension": "executable or archive download",
-    "suspicious_words": "words such as 'login' or 'verify'",
-    "brand_outside_domain": "brand name in the subdomain or path of an unrelated domain",
-    "brand_in_domain_with_extra": "brand name mixed into another domain name",
+
+class HostParts(NamedTuple):
+    """A lower-cased host split by the public suffix list (private section included), ``www.`` set aside."""
+
+    host: str  # without a leading www.
+    subdomain: str  # without a leading www.
+    domain: str  # the registered name's label: "example" of a.example.co.uk
+    suffix: str  # the public suffix: "co.uk"
+    registered: str  # "example.co.uk"; the host itself for IP addresses and names under no suffix
+    is_ip: bool
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One hand-made URL feature. ``says`` is what a high value means, in words an analyst trusts (the reasons
+    shown with a score); ``low_says`` the same for a low value where a low value raises the score. A feature
+    with ``host`` is computed once per distinct host from its `HostParts`; without, it is the byte kernel's
+    column of that name (`_SCAN_COLUMNS`) or a rule in `ParsedUrls.hand_features`."""
+
+    name: str
+    says: str
+    flag: bool = False  # 0/1: a reason only when set
+    low_says: str = ""
+    host: Callable[[HostParts], float] | None = None
+
+
+def _brand_mixed_in(parts: HostParts) -> bool:
+    # "paypal-secure" holds a brand; "paypal" itself does not, unless it is a brand holding another one
+    if parts.domain in BRANDS:
+        return parts.domain in _BRANDS_HOLDING_A_BRAND
+    return _ANY_BRAND.search(parts.domain) is not None
+
+
+# Every hand-made URL feature, in output order: names, reasons, flags and the featurizer version come from here.
+FEATURES: tuple[Feature, ...] = (
+    Feature("url_length", "long URL", low_says="very short URL"),
+    Feature("host_length", "long host name", low_says="short host name"),
+    Feature("path_length", "long path", low_says="no or short path"),
+    Feature("query_length", "long query string"),
+    Feature("host_dots", "many dots in the host name"),
+    Feature("host_hyphens", "hyphens in the host name"),
+    Feature("host_digit_ratio", "digits in the host name"),
+    Feature("subdomain_depth", "deeply nested subdomains", host=lambda h: h.subdomain.count(".") + 1 if h.subdomain
+            else 0),
+    Feature("domain_label_length", "long registered name", low_says="short registered name",
+            host=lambda h: len(h.domain.encode("utf-8", "replace"))),
+    Feature("domain_entropy", "random-looking domain name", low_says="low-variety domain name",
+            host=lambda h: _entropy(h.domain)),
+    Feature("domain_consonant_run", "unpronounceable domain name", host=lambda h: _longest_consonant_run(h.domain)),
+    Feature("host_is_ip", "host is an IP address", flag=True, host=lambda h: h.is_ip),
+    Feature("has_port", "explicit port number", flag=True),
+    Feature("has_userinfo", "user name or '@' before the host", flag=True),
+    Feature("punycode_or_idn", "internationalised (punycode) host name", flag=True),
+    Feature("non_ascii", "non-ASCII characters in the URL", flag=True),
+    Feature("abused_tld", "top-level domain often abused", flag=True,
+            host=lambda h: h.suffix.rsplit(".", 1)[-1] in ABUSED_TLDS),
+    Feature("no_public_suffix", "host has no public suffix", flag=True, host=lambda h: not h.suffix and not h.is_ip),
+    Feature("shortener", "URL shortener", flag=True, host=lambda h: h.host in SHORTENERS),
+    Feature("path_depth", "deep path"),
+    Feature("path_tokens", "many words in the path"),
+    Feature("longest_token", "very long word in the URL"),
+    Feature("query_params", "many query parameters"),
+    Feature("has_fragment", "fragment in the URL", flag=True),
+    Feature("percent_escapes", "percent-encoded characters"),
+    Feature("digit_ratio", "many digits in the URL"),
+    Feature("longest_digit_run", "long run of digits"),
+    Feature("special_chars", "many special characters"),
+    Feature("double_slash_in_path", "'//' redirect inside the path", flag=True),
+    Feature("url_in_path", "another URL embedded in the path or query", flag=True),
+    Feature("tld_in_subdomain", "a TLD such as '.com' inside the subdomain", flag=True,
+            host=lambda h: any(t in h.subdomain for t in TLD_MARKERS)),
+    Feature("tld_in_path", "a TLD such as '.com' inside the path", flag=True),
+    Feature("php_or_html_page", "script or HTML page in the path", flag=True),
+    Feature("risky_extension", "executable or archive download", flag=True),
+    Feature("suspicious_words", "words such as 'login' or 'verify'"),
+    Feature("brand_outside_domain", "brand name in the subdomain or path of an unrelated domain", flag=True),
+    Feature("brand_in_domain_with_extra", "brand name mixed into another domain name", flag=True,
+            host=_brand_mixed_in),
+)
+# Host facts the rules below read but the model does not see.
+_HOST_HELPERS: dict[str, Callable[[HostParts], float]] = {
+    "_brand_in_subdomain": lambda h: _ANY_BRAND.search(h.subdomain) is not None,
+    "_brand_in_registered": lambda h: _ANY_BRAND.search(h.registered) is not None,
 }
+URL_FEATURES: dict[str, str] = {f.name: f.says for f in FEATURES}
+FLAG_FEATURES = frozenset(f.name for f in FEATURES if f.flag)
 FEATURE_DESCRIPTIONS = {**URL_FEATURES, "host_ngram_score": "host name resembles phishing hosts",
                         "path_ngram_score": "path resembles phishing paths"}
-# How a numeric feature reads when a *low* value is what pushed the score up.
-LOW_VALUE_DESCRIPTIONS = {
-    "url_length": "very short URL", "host_length": "short host name", "path_length": "no or short path",
-    "domain_label_length": "short registered name", "domain_entropy": "low-variety domain name",
-    "host_ngram_score": "host name unlike known legitimate hosts",
-}
+LOW_VALUE_DESCRIPTIONS = {**{f.name: f.low_says for f in FEATURES if f.low_says},
+                          "host_ngram_score": "host name unlike known legitimate hosts"}
+_HOST_COLUMNS: dict[str, Callable[[HostParts], float]] = {
+    **{f.name: f.host for f in FEATURES if f.host is not None}, **_HOST_HELPERS}
 
-# Columns the byte kernel computes (the rest come from the per-host table).
+# Columns the byte kernel `_scan` writes, in its order (a name starting with "_" feeds a rule, not the model).
 _SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "host_dots", "host_hyphens",
                  "host_digit_ratio", "punycode_or_idn", "has_port", "has_userinfo", "non_ascii", "path_depth",
                  "path_tokens", "longest_token", "query_params", "has_fragment", "percent_escapes", "digit_ratio",
                  "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
                  "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest")
-_HOST_COLUMNS = ("subdomain_depth", "domain_label_length", "domain_entropy", "domain_consonant_run", "host_is_ip",
-                 "abused_tld", "no_public_suffix", "shortener", "tld_in_subdomain", "brand_in_domain_with_extra",
-                 "_brand_in_subdomain", "_brand_in_registered")
+# Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
+_COMPUTATION = "bytes-fnv1a-3"  # 3: public suffix list with its private section; one feature table
+# Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
+FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
+    [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()
+).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------------------------------- tables
@@ -565,26 +614,17 @@ _ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
 _BRANDS_HOLDING_A_BRAND = frozenset(d for d in BRANDS if any(b in d and b != d for b in BRANDS))
 
 
-def host_row(host: str) -> tuple[float, ...]:
-    """Features of a lower-cased host that need the public suffix list (``_HOST_COLUMNS`` order)."""
+def host_parts(host: str) -> HostParts:
     subdomain, domain, suffix, is_ip = split_host(host)
     subdomain = subdomain[4:] if subdomain.startswith("www.") else "" if subdomain == "www" else subdomain
     plain_host = host[4:] if host.startswith("www.") else host
-    registered = host_registered_domain(host)
-    return (
-        subdomain.count(".") + 1 if subdomain else 0,
-        len(domain.encode("utf-8", "replace")),
-        _entropy(domain),
-        _longest_consonant_run(domain),
-        is_ip,
-        suffix.rsplit(".", 1)[-1] in ABUSED_TLDS,
-        not suffix and not is_ip,
-        plain_host in SHORTENERS,
-        any(t in subdomain for t in TLD_MARKERS),
-        domain in _BRANDS_HOLDING_A_BRAND if domain in BRANDS else _ANY_BRAND.search(domain) is not None,
-        _ANY_BRAND.search(subdomain) is not None,
-        _ANY_BRAND.search(registered) is not None,
-    )
+    return HostParts(plain_host, subdomain, domain, suffix, host_registered_domain(host), is_ip)
+
+
+def host_row(host: str) -> tuple[float, ...]:
+    """The per-host columns (`_HOST_COLUMNS` order) of a lower-cased host."""
+    parts = host_parts(host)
+    return tuple(float(compute(parts)) for compute in _HOST_COLUMNS.values())
 
 
 _host_cache: dict[bytes, bytes] = {}
@@ -643,9 +683,10 @@ class ParsedUrls:
         host = table[hosts.indices.to_numpy(zero_copy_only=False)]
         columns = dict(zip(_SCAN_COLUMNS, self.scan.T, strict=True))
         columns.update(zip(_HOST_COLUMNS, host.T, strict=True))
+        # rules over other columns
         brand_outside = (columns["_brand_in_subdomain"] + columns["_brand_in_rest"] > 0) \
             & (columns["_brand_in_registered"] == 0)
         columns["brand_outside_domain"] = brand_outside.astype(np.float32)
-        return np.column_stack([columns[name] for name in URL_FEATURES]).astype(np.float32, copy=False)
+        return np.column_stack([columns[f.name] for f in FEATURES]).astype(np.float32, copy=False)
 
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 from numba import njit
 
 from cybersentinel.core.files import load_manifest
-from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
+from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, FLAG_FEATURES, LOW_VALUE_DESCRIPTIONS, ParsedUrls
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.policy import Policy
@@ -40,11 +40,6 @@ MAX_REASONS = 3
 MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
 
 
-BINARY_FEATURES = frozenset({
-    "host_is_ip", "has_port", "has_userinfo", "punycode_or_idn", "non_ascii", "abused_tld", "no_public_suffix",
-    "shortener", "has_fragment", "double_slash_in_path", "url_in_path", "tld_in_subdomain", "tld_in_path",
-    "php_or_html_page", "risky_extension", "brand_outside_domain", "brand_in_domain_with_extra",
-})
 
 
 def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: np.ndarray | None,
@@ -58,7 +53,7 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     high = np.greater(X, medians) if medians is not None else np.ones_like(X, dtype=bool)
     words = np.array([FEATURE_DESCRIPTIONS.get(n, n) for n in names] + [""], dtype=object)
     low_words = np.array([LOW_VALUE_DESCRIPTIONS.get(n, "") for n in names] + [""], dtype=object)
-    binary = np.array([n in BINARY_FEATURES for n in names])
+    binary = np.array([n in FLAG_FEATURES for n in names])
     readable = np.where(binary, X > 0.5, high | (low_words[:m] != ""))
     contrib[~readable | (contrib < min_contribution)] = -np.inf
     top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
