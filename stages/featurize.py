@@ -23,6 +23,7 @@ def main() -> None:
     dataset = params["dataset"]
     with stage_run("featurize", params["mlflow"]["experiment"], {"dataset": dataset["name"]}) as tracker:
         table = pd.read_parquet(args.prepared)
+        table = table[~((table["split"] == "test") & table["synthetic"])].reset_index(drop=True)  # never scored
         is_test = (table["split"] == "test").to_numpy()
         train, test = table[~is_test].reset_index(drop=True), table[is_test].reset_index(drop=True)
 

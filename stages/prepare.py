@@ -10,7 +10,14 @@ import pandas as pd
 
 from cybersentinel.core.config import dataset_sources
 from cybersentinel.core.files import read_params, write_json, write_parquet
-from cybersentinel.data.prepare import assign_groups, deduplicate, grouped_split, row_years, sample_rows
+from cybersentinel.data.prepare import (
+    assign_groups,
+    deduplicate,
+    grouped_split,
+    legit_homepages,
+    row_years,
+    sample_rows,
+)
 from cybersentinel.tracking.runs import stage_run
 
 
@@ -30,9 +37,13 @@ def main() -> None:
         table = table[kept.to_numpy()].reset_index(drop=True)
         table["split"] = "train"
         table.loc[grouped_split(table["label"], table["group"], params["split"]["test_size"], seed), "split"] = "test"
+        table["synthetic"] = False
+        if sample["legit_homepages"] and dataset["kind"] == "url":
+            table = pd.concat([table, legit_homepages(table)], ignore_index=True)
         write_parquet(args.out, table.drop(columns=["url_normalised", "snapshot"], errors="ignore"))
         by = table.groupby(["source", "label"]).size()
         report = {**counts, "sampled_rows": len(table), "sampled_out": int((~kept).sum()),
+                  "synthetic_homepages": int(table["synthetic"].sum()),
                   "test_rows": int((table["split"] == "test").sum()),
                   "groups": int(table["group"].nunique()),
                   "rows_by_source": {f"{s}/{'phishing' if y else 'legitimate'}": int(n) for (s, y), n in by.items()}}

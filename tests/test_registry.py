@@ -161,6 +161,19 @@ def test_loading_by_alias_verifies_the_hash(store, trained, registered) -> None:
                 load_alias(name, CHAMPION, store)
         finally:
             stored.write_bytes(original)
+    # the policy that acts on the model is covered too: a threshold of 0 would make every URL malicious
+    stored = folder / "model.json"
+    original = stored.read_bytes()
+    manifest = json.loads(original)
+    manifest["policy"]["threshold"] = 0.0001
+    stored.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    try:
+        with pytest.raises(ModelIntegrityError, match="manifest"):
+            load_alias(name, CHAMPION, store)
+        assert CliRunner().invoke(app, ["fetch-model", "--name", name, "--out", str(folder.parent / "x")],
+                                  env={"MLFLOW_TRACKING_URI": store}).exit_code != 0
+    finally:
+        stored.write_bytes(original)
 
 
 def test_cli_promote_refuses_with_exit_code_and_fetch_model_writes_a_usable_folder(

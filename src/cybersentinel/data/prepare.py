@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from cybersentinel.url.parsing import normalise, registered_domain
+from cybersentinel.url.parsing import normalise, registered_domain, split_url
 
 PROVENANCE = ("label", "source", "snapshot", "url", "group", "url_normalised")
 
@@ -85,6 +85,20 @@ def sample_rows(frame: pd.DataFrame, per_group: int | None, per_source_class: in
         rank = kept.groupby(["source", "label"], sort=False).cumcount()
         keep[kept.index[rank.to_numpy() >= per_source_class]] = False
     return keep.reindex(frame.index)
+
+
+def legit_homepages(frame: pd.DataFrame) -> pd.DataFrame:
+    """One more legitimate row per legitimate site (collection, registered domain): its homepage, which is as
+    legitimate as the deep pages the collection lists. The legitimate collections hold few bare homepages
+    while phishing lists hold many, so without these "no path" reads as "phishing" (how the lists were
+    assembled, not what the sites are). Rows are marked ``synthetic``: they train, they are never scored."""
+    legit = frame[frame["label"] == 0].drop_duplicates(["source", "group"])
+    hosts = legit["url"].map(lambda u: split_url(u).host)
+    rows = legit.assign(url="http://" + hosts + "/", synthetic=True)[hosts != ""]
+    if "date" in rows.columns:
+        rows["date"] = None
+    known = set(frame["url"].map(normalise))
+    return rows[~rows["url"].map(normalise).isin(known)].reset_index(drop=True)
 
 
 def grouped_split(labels: pd.Series, groups: pd.Series, test_size: float, seed: int) -> np.ndarray:

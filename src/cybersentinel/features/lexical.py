@@ -21,6 +21,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from cybersentinel.url.parsing import host_registered_domain, split_host, to_text
+from cybersentinel.url.parsing import host_registered_domain, on_private_suffix, split_host, to_text
 
 BRANDS = [
     "paypal", "apple", "icloud", "itunes", "google", "gmail", "microsoft", "office365", "outlook", "hotmail", "live",
@@ -50,6 +51,19 @@ SHORTENERS = frozenset([
 ABUSED_TLDS = frozenset(["tk", "ml", "ga", "cf", "gq", "xyz", "top", "work", "click", "link", "zip", "mov", "country",
                          "kim", "science", "party", "gdn", "loan", "win"])
 PAGE_EXTENSIONS = (".php", ".html", ".htm", ".asp", ".aspx", ".jsp")
+# A page asset, not a page: a phishing list names the pages people are sent to.
+ASSET_EXTENSIONS = (".css", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".webp", ".bmp", ".woff", ".woff2",
+                    ".ttf", ".eot", ".otf", ".map", ".mp4", ".webm", ".mp3", ".xml", ".txt")
+# Look-alike characters people take for letters in a domain name (TR39 lists them; these are the ASCII ones
+# phishing kits use, multi-letter ones too). Non-ASCII look-alikes come from confusable_homoglyphs.
+_ASCII_LOOKALIKES = (("rn", "m"), ("vv", "w"), ("cl", "d"), ("0", "o"), ("1", "l"), ("i", "l"), ("3", "e"),
+                     ("4", "a"), ("5", "s"), ("7", "t"), ("8", "b"), ("9", "g"))
+
+
+def _ascii_skeleton(text: str) -> str:
+    for lookalike, letter in _ASCII_LOOKALIKES:
+        text = text.replace(lookalike, letter)
+    return text
 RISKY_EXTENSIONS = (".exe", ".scr", ".apk", ".zip", ".rar", ".js", ".jar", ".bat", ".msi", ".vbs")
 TLD_MARKERS = (".com", ".net", ".org", "com-", "-com")
 _TOKEN_SEPARATORS = b"/-._?=&~+%:;,@!"
@@ -82,6 +96,38 @@ class Feature:
     flag: bool = False  # 0/1: a reason only when set
     low_says: str = ""
     host: Callable[[HostParts], float] | None = None
+
+
+@lru_cache(maxsize=1 << 16)
+def _imitates_brand(label: str) -> bool:
+    """Whether a domain label becomes a brand name (or holds one) only once look-alike characters are read as
+    the letters they imitate: ``paypa1``, ``rnicrosoft``, ``xn--pple-43d`` (Cyrillic а), not ``paypal``."""
+    if label.startswith("xn--") or "xn--" in label:
+        try:
+            label = label.encode("ascii").decode("idna")
+        except (UnicodeError, ValueError):
+            return False
+    plain = label
+    if not label.isascii():
+        from confusable_homoglyphs import confusables
+
+        plain = "".join(_latin_lookalike(c, confusables) for c in label)
+    skeleton = _ascii_skeleton(plain)
+    return any(_BRAND_SKELETONS[b] in skeleton and b not in label for b in BRANDS if len(b) >= 4)
+
+
+_BRAND_SKELETONS = {b: _ascii_skeleton(b) for b in BRANDS}
+
+
+def _latin_lookalike(char: str, confusables) -> str:
+    if char.isascii():
+        return char
+    found = confusables.is_confusable(char, preferred_aliases=["latin"], greedy=True) or []
+    for entry in found:
+        for glyph in entry["homoglyphs"]:
+            if glyph["c"].isascii():
+                return glyph["c"].lower()
+    return char
 
 
 def _brand_mixed_in(parts: HostParts) -> bool:
@@ -136,6 +182,11 @@ FEATURES: tuple[Feature, ...] = (
     Feature("brand_outside_domain", "brand name in the subdomain or path of an unrelated domain", flag=True),
     Feature("brand_in_domain_with_extra", "brand name mixed into another domain name", flag=True,
             host=_brand_mixed_in),
+    Feature("brand_lookalike", "domain name imitates a brand with look-alike characters", flag=True,
+            host=lambda h: _imitates_brand(h.domain)),
+    Feature("hosting_platform", "site on a platform where anyone can host pages", flag=True,
+            host=lambda h: on_private_suffix(h.host)),
+    Feature("static_asset", "a page asset (style sheet, image, font), not a page", flag=True),
 )
 # Host facts the rules below read but the model does not see.
 _HOST_HELPERS: dict[str, Callable[[HostParts], float]] = {
@@ -156,9 +207,9 @@ _SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "ho
                  "host_digit_ratio", "punycode_or_idn", "has_port", "has_userinfo", "non_ascii", "path_depth",
                  "path_tokens", "longest_token", "query_params", "has_fragment", "percent_escapes", "digit_ratio",
                  "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
-                 "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest")
+                 "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest", "static_asset")
 # Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
-_COMPUTATION = "bytes-fnv1a-3"  # 3: public suffix list with its private section; one feature table
+_COMPUTATION = "bytes-fnv1a-4"  # 3: public suffix list with its private section; one feature table. 4: assets
 # Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
 FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
     [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()
@@ -238,6 +289,7 @@ _IS_SEPARATOR = _byte_table(_TOKEN_SEPARATORS)
 _IS_SPECIAL = _byte_table(_SPECIAL_CHARS)
 _PAGE_SUFFIXES = _suffix_table(PAGE_EXTENSIONS)
 _RISKY_SUFFIXES = _suffix_table(RISKY_EXTENSIONS)
+_ASSET_SUFFIXES = _suffix_table(ASSET_EXTENSIONS)
 
 
 # ---------------------------------------------------------------------------------------------------- kernels
@@ -354,11 +406,11 @@ def _split(data, a, b, max_bytes):
 
 @njit(cache=True)
 def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_sfx, page_off, risky_sfx, risky_off,
-          brand_bits, word_bits, url_bits, tld_bits, idn_bits):
+          asset_sfx, asset_off, brand_bits, word_bits, url_bits, tld_bits, idn_bits):
     """Split every URL and compute the byte-level features (``_SCAN_COLUMNS`` order). Also returns each
     URL's spans: host with ``www.`` (start, end), host without it (start), path start, path end, rest end."""
     n = len(offsets) - 1
-    out = np.zeros((n, 27), dtype=np.float32)
+    out = np.zeros((n, 28), dtype=np.float32)
     spans = np.zeros((n, 6), dtype=np.int64)
     for i in range(n):
         hs, he, port_s, port_e, userinfo, ps, pe, re_, fragment = _split(data, offsets[i], offsets[i + 1], max_bytes)
@@ -449,6 +501,7 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
         row[24] = _ends_with_any(data, ps, pe, risky_sfx, risky_off)
         row[25] = _popcount(all0 & word_bits[0]) + _popcount(all1 & word_bits[1])
         row[26] = ((rest0 & brand_bits[0]) | (rest1 & brand_bits[1])) != 0
+        row[27] = _ends_with_any(data, ps, pe, asset_sfx, asset_off)
     return out, spans
 
 
@@ -649,7 +702,8 @@ class ParsedUrls:
     def __init__(self, X):
         self.data, self.offsets = _buffers(url_array(X))
         self.scan, self.spans = _scan(self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR,
-                                      _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES, _BRAND_BITS, _WORD_BITS,
+                                      _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS,
+                                      _WORD_BITS,
                                       _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS)
 
     def __len__(self) -> int:

@@ -30,7 +30,7 @@ def loco_rows(table: pd.DataFrame, held_out: str) -> tuple[np.ndarray, np.ndarra
     classes = set(table.loc[own, "label"])
     other_class = ~own & (table["split"] == "test").to_numpy() & ~table["label"].isin(classes).to_numpy() \
         if len(classes) == 1 else np.zeros(len(table), dtype=bool)
-    evaluation = own | other_class
+    evaluation = (own | other_class) & ~table["synthetic"].to_numpy()
     seen = set(table.loc[evaluation, "group"])
     training = ~own & (table["split"] == "train").to_numpy() & ~table["group"].isin(seen).to_numpy()
     return training, evaluation
@@ -41,8 +41,9 @@ def forward_rows(table: pd.DataFrame, cutoff_year: int) -> tuple[np.ndarray, np.
     on the training split of those years and is scored on the phishing seen after, against the legitimate
     test-split rows, with the evaluated registered domains kept out of training."""
     year = table["year"].to_numpy()
-    evaluation = ((table["label"] == 1).to_numpy() & (year > cutoff_year)) | \
-        ((table["label"] == 0).to_numpy() & (table["split"] == "test").to_numpy())
+    evaluation = (((table["label"] == 1).to_numpy() & (year > cutoff_year)) |
+                  ((table["label"] == 0).to_numpy() & (table["split"] == "test").to_numpy())) & \
+        ~table["synthetic"].to_numpy()
     seen = set(table.loc[evaluation, "group"])
     training = (year <= cutoff_year) & (table["split"] == "train").to_numpy() & \
         ~table["group"].isin(seen).to_numpy() & ~evaluation

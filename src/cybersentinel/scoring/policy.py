@@ -9,8 +9,10 @@ The rules, first match decides:
 
 1. On the local block list (analyst confirmed): ``malicious``, score 1.
 2. On the allowlist (file, ``--allow``, analyst feedback): ``benign``, score 0. Only rule 1 overrides it.
-3. Listed in a feed (a global IP address in an IP feed, or the host or a parent name in a domain list):
-   the score is raised to at least ``listed_floor``; a listing never lowers a score.
+3. Listed in a feed (a global IP address in an IP feed, or the host or a parent name in a domain list), or
+   deceptive by construction (a registered name that imitates a brand with look-alike characters, or a host
+   name put before an ``@`` so the browser goes elsewhere): the score is raised to at least ``listed_floor``
+   and the threshold, so the verdict is ``malicious``; such a rule never lowers a score.
 4. A bare IP address (no path, no query) is not scored by the URL model, whose lexical features say nothing
    about an address: private and bogon addresses are reported as such, other addresses as not listed;
    ``benign``, score 0. A URL on a private or bogon address (an intranet page, a cloud metadata endpoint)
@@ -93,10 +95,12 @@ class Evidence:
     registered_domain: str = ""
     allowed: str = ""  # why the host is allowlisted, "" if it is not
     blocked: str = ""  # why the host is on the local block list, "" if it is not
+    deception: str = ""  # how the URL deceives (look-alike brand, host before '@'), "" if it does not
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
-        return bool(self.blocked or self.allowed or self.feeds or self.is_bare_ip or self.ip_status in NOT_JUDGED_IP
+        return bool(self.blocked or self.allowed or self.feeds or self.deception or self.is_bare_ip
+                    or self.ip_status in NOT_JUDGED_IP
                     or (self.tranco_rank is not None and self.tranco_rank <= policy.popular_rank))
 
 
@@ -107,11 +111,12 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         return 1.0, "malicious", f"on the local block list ({evidence.blocked})"
     if evidence.allowed:
         return 0.0, "benign", f"allowlisted ({evidence.allowed})"
-    if evidence.feeds:
-        listed = ", ".join(evidence.feeds)
-        if evidence.is_bare_ip or model_score < policy.listed_floor:
-            return policy.listed_floor, policy.verdict(policy.listed_floor), f"listed in {listed}"
-        return model_score, policy.verdict(model_score), f"listed in {listed}"
+    if evidence.feeds or evidence.deception:
+        why = "; ".join(filter(None, [f"listed in {', '.join(evidence.feeds)}" if evidence.feeds else "",
+                                      evidence.deception]))
+        floor = max(policy.listed_floor, policy.threshold)
+        score = floor if evidence.is_bare_ip else max(model_score, floor)
+        return score, "malicious", why
     if evidence.is_bare_ip:
         if evidence.ip_status in NOT_JUDGED_IP:
             return 0.0, "benign", f"{evidence.ip_category or evidence.ip_status} address: not routable, not judged"

@@ -92,6 +92,7 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
     def log() -> None:
         from mlflow.models import infer_signature
 
+        from cybersentinel.core.files import sha256_file, write_json
         from cybersentinel.model.estimators import TRUSTED_TYPES, ModelIntegrityError, save_model
 
         # The DVC-tracked bytes first, so every registered version can be loaded and verified.
@@ -108,7 +109,10 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
                 if scorer is None or scorer.save(path) != manifest["compiled"]["sha256"]:
                     raise ModelIntegrityError("compiling the model did not reproduce the manifest's compiled file")
                 mlflow.log_artifact(str(path), DETECTOR_DIR)
-        mlflow.log_dict(manifest, f"{DETECTOR_DIR}/model.json")
+            path = Path(tmp) / "model.json"  # the exact bytes train wrote, so its hash can be checked on fetch
+            write_json(path, manifest)
+            manifest_sha256 = sha256_file(path)
+            mlflow.log_artifact(str(path), DETECTOR_DIR)
         signature = infer_signature(example, model.predict_proba(example)[:, 1])
         info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
                                         skops_trusted_types=sorted(TRUSTED_TYPES), signature=signature,
@@ -116,7 +120,8 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
                                         pip_requirements=pinned_requirements())
         client = mlflow.MlflowClient()
         version = info.registered_model_version
-        tags = {"sha256": manifest["sha256"], "train_data_sha256": manifest["train_data_sha256"],
+        tags = {"sha256": manifest["sha256"], "manifest_sha256": manifest_sha256,
+                "train_data_sha256": manifest["train_data_sha256"],
                 **({"compiled_sha256": manifest["compiled"]["sha256"]} if manifest.get("compiled") else {}),
                 "git_commit": git_commit(), "dataset": manifest["dataset"], "model": manifest["model"],
                 **{f"source.{name}.sha256": digest for name, digest in source_hashes().items()},
@@ -169,6 +174,12 @@ def download_version(uri: str, name: str, version: str, dest: Path) -> tuple[Pat
     except (OSError, mlflow.exceptions.MlflowException) as exc:
         raise ModelIntegrityError(f"{name} version {version}: no {DETECTOR_DIR}/ files in run {model_version.run_id} "
                                   f"({exc}); it was registered without the verified model bytes") from exc
+    # The manifest carries the decision policy (threshold, band, feed and popularity rules): it is checked
+    # before anything in it is believed, like the model bytes.
+    expected_manifest, actual_manifest = model_version.tags.get("manifest_sha256"), sha256_file(local / "model.json")
+    if not expected_manifest or actual_manifest != expected_manifest:
+        raise ModelIntegrityError(f"{name} version {version}: manifest SHA-256 {actual_manifest}, registry "
+                                  f"{expected_manifest}; the decision policy may have been edited, refusing to load")
     manifest = json.loads((local / "model.json").read_text())
     actual = sha256_file(local / manifest["file"])
     if not manifest.get("sha256") == actual == expected:

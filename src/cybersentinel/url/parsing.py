@@ -87,6 +87,13 @@ def split_host(host: str) -> tuple[str, str, str, bool]:
     return parts.subdomain, parts.domain, parts.suffix, False
 
 
+@lru_cache(maxsize=1 << 16)
+def on_private_suffix(host: str) -> bool:
+    """Whether the host's public suffix is from the list's private section: a hosting platform where anyone
+    can have a site (``github.io``, ``blogspot.com``, ``firebaseapp.com``, ``s3.amazonaws.com``...)."""
+    return bool(host) and parse_ip(host) is None and _extract(host).is_private
+
+
 def canonical_host(host: str) -> str | None:
     """The host as a browser resolves it (WHATWG URL host parsing, by ada-url): IPv4 in any notation
     (``1.10.4101``, ``0x1.0xa.0x10.0x5``, ``01.012.020.05``, full-width digits, ideographic dots) becomes
