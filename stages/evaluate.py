@@ -25,13 +25,12 @@ from cybersentinel.model.metrics import (
     pr_points,
     roc_points,
 )
-from cybersentinel.scoring.decider import Decider
-from cybersentinel.scoring.detector import Detector
+from cybersentinel.scoring.detector import Detector, read_known_paths, read_popularity
 from cybersentinel.scoring.policy import Policy
 from cybersentinel.tracking.runs import stage_run
 
 
-def sanity_check(detector: Detector, policy: Policy, index: IntelIndex, legitimate: Path, phishing: Path,
+def sanity_check(detector: Detector, index: IntelIndex, legitimate: Path, phishing: Path,
                  ) -> tuple[dict[str, int], dict[str, list]]:
     """The served decision, with and without feeds, on hand-written legitimate URLs of the kinds a lexical model
     flags (sign-in pages, cloud documents, CDN and CMS assets, resolvers) and on typical phishing shapes:
@@ -39,7 +38,7 @@ def sanity_check(detector: Detector, policy: Policy, index: IntelIndex, legitima
     lists = {kind: [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
              for kind, path in (("legitimate", legitimate), ("phishing", phishing))}
     counts, failures = {f"{kind}_urls": len(urls) for kind, urls in lists.items()}, {}
-    for feeds, decider in (("with_feeds", Decider(policy, index)), ("without_feeds", Decider(policy))):
+    for feeds, decider in (("with_feeds", detector.decider(index)), ("without_feeds", detector.decider())):
         for kind, urls in lists.items():
             verdicts = detector.score_values(urls, reasons=False, decider=decider)["verdict"].to_pylist()
             wrong = [u for u, v in zip(urls, verdicts, strict=True)
@@ -81,16 +80,16 @@ def main() -> None:
                "by_source": {s: classification_metrics(y[m], scores[m], threshold) for s, m in sources.items()}}
     if "url" in test.columns:
         # the decision users get: the same rows through the policy with the pinned feeds and popularity list
-        detector = Detector(model, manifest)
-        decided = detector.score_values(test["url"], reasons=False,
-                                        decider=Decider(policy, IntelIndex.from_dir(args.intel)))
+        detector = Detector(model, manifest, None, read_popularity(args.model, manifest),
+                            read_known_paths(args.model, manifest))
+        index = IntelIndex.from_dir(args.intel)
+        decided = detector.score_values(test["url"], reasons=False, decider=detector.decider(index))
         served = decided["score"].to_numpy(zero_copy_only=False)
         metrics["served"] = classification_metrics(y, served, threshold)
         metrics["served_per_group"] = classification_metrics(y, served, threshold, weights)
         details["served_by_source"] = {s: classification_metrics(y[m], served[m], threshold)
                                        for s, m in sources.items()}
-        metrics["sanity"], details["sanity"] = sanity_check(detector, policy, IntelIndex.from_dir(args.intel),
-                                                            *args.sanity)
+        metrics["sanity"], details["sanity"] = sanity_check(detector, index, *args.sanity)
         # how the model does on the shapes that were shortcuts in training data
         details["slices"] = {name: classification_metrics(y[m], scores[m], threshold)
                              for name, m in url_slices(test["url"]).items() if m.sum() > 0}

@@ -24,14 +24,14 @@ def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_param
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepared", type=Path, required=True)
-    parser.add_argument("--model", type=Path, required=True, help="model folder (for the chosen hyperparameters)")
+    parser.add_argument("--best-params", type=Path, required=True, help="the hyperparameters train chose")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--plot", type=Path, required=True)
     args = parser.parse_args()
     params = read_params()
     config = params["generalise"]
     table = pd.read_parquet(args.prepared)
-    best_params = json.loads((args.model / "model.json").read_text())["best_params"]
+    best_params = json.loads(args.best_params.read_text())
     collections = sorted(table["source"].unique())
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, config["cutoff_year"])

@@ -5,6 +5,7 @@ manifest (hashes, threshold, search results)."""
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from cybersentinel.core.files import read_params, sha256_file, write_json
+from cybersentinel.core.files import atomic_path, read_params, sha256_file, write_json
+from cybersentinel.intel.feeds import parse_ranked_domains, read_feed_file
 from cybersentinel.model.compiled import write_compiled
 from cybersentinel.model.estimators import (
     build_estimator,
@@ -28,10 +30,30 @@ from cybersentinel.scoring.policy import Policy
 from cybersentinel.tracking.runs import stage_run
 
 
+def write_popularity(tranco: Path, out: Path, top: int) -> dict:
+    """The policy's popular sites, pinned with the model so the popularity rule holds with or without live
+    feeds: the top ``top`` registered domains of the pinned Tranco list, in rank order."""
+    ranked = sorted(read_feed_file(tranco, parse_ranked_domains).entries, key=lambda e: e[1])
+    names = list(dict.fromkeys(name for name, rank in ranked if rank <= top))
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(names) + "\n", encoding="utf-8")
+    return {"file": out.name, "sha256": sha256_file(out), "entries": len(names), "source": tranco.name,
+            "source_sha256": sha256_file(tranco)}
+
+
+def pin_file(source: Path, out: Path, **about: str) -> dict:
+    """A copy of a policy input beside the model, recorded (with its hash) in the manifest."""
+    with atomic_path(out) as tmp:
+        shutil.copyfile(source, tmp)
+    return {"file": out.name, "sha256": sha256_file(out), **about}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="model folder")
+    parser.add_argument("--intel", type=Path, required=True, help="pinned feed snapshot: its popularity list")
+    parser.add_argument("--software", type=Path, required=True, help="stock files of known web software")
     args = parser.parse_args()
     params = read_params()
     seed, model_cfg, search_cfg = params["seed"], params["model"], params["search"]
@@ -82,15 +104,20 @@ def main() -> None:
             "validation": val_metrics,
             "train_data_sha256": sha256_file(args.features / "train.parquet"),
         }
+        manifest["popularity"] = write_popularity(args.intel / "tranco_top100k.csv", args.out / "popular.txt",
+                                                  policy.popular_rank)
+        manifest["software"] = pin_file(args.software, args.out / "software.txt",
+                                        name=params["software"]["wordpress"]["label"])
         compiled = write_compiled(model, args.out)  # the served form: arrays, no scikit-learn at load time
         if compiled:
             manifest["compiled"] = compiled
         write_json(args.out / "model.json", manifest)
+        write_json(args.out / "best_params.json", manifest["best_params"])  # what the generalisation study reuses
         tracker.metrics({"cv_score": cv_score, "threshold": threshold, **val_metrics}, prefix="validation.")
         tracker.artifact(str(args.out / "model.json"))
         from cybersentinel.tracking.registry import log_and_register
 
-        log_and_register(tracker, model, manifest, train[featurizer_info["inputs"]].head(5))
+        log_and_register(tracker, model, manifest, train[featurizer_info["inputs"]].head(5), args.out)
     print(f"{model_cfg['name']}: cv {search_cfg['scoring']} {cv_score:.4f}, best {best_params}, "
           f"threshold {threshold:.3f}, validation accuracy {val_metrics['accuracy']:.4f}")
 

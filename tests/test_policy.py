@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cybersentinel.intel.feeds import IntelIndex
-from cybersentinel.scoring.decider import Decider
+from cybersentinel.scoring.decider import Decider, deceptive_host, known_software_file, userinfo_deception
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, read_site_list
 
 POLICY = Policy(threshold=0.7, suspicious_band=0.2, listed_floor=0.9, popular_rank=100, popular_factor=0.5)
@@ -116,3 +116,32 @@ def test_urls_on_unreachable_addresses_are_not_judged_but_public_ones_are():
     scores, verdicts, reasons, _ = batch(decider, hosts, [0.99, 0.99, 0.99], [False, False, False])
     assert list(verdicts) == ["benign", "benign", "malicious"]
     assert "link-local" in reasons[0] and "private" in reasons[1] and reasons[2] == ""
+
+
+@pytest.mark.parametrize(("host", "reason"), [
+    ("paypa1-secure.com", "`paypa1-secure.com` imitates `paypal` with look-alike characters"),
+    ("xn--pple-43d.com", "punycode host that renders as `аpple.com`, imitating `apple`"),
+    ("paypal.com.account-verify.xyz", "brand `paypal` in the subdomain of unrelated `account-verify.xyz`"),
+    ("www.paypal.com", ""),
+    ("paypal.com.au", ""),
+    ("olive-garden.com", ""),
+])
+def test_hosts_deceptive_by_construction_are_named(host, reason):
+    assert deceptive_host(host) == reason
+
+
+def test_deception_and_known_software_rules():
+    decider = Decider(POLICY)
+    hosts = ["paypa1-secure.com", "smallbakery.com", "www.example.net"]
+    scores, verdicts, reasons, _ = decider.apply(
+        np.array([0.1, 0.99, 0.1]), np.ones(3, bool), hosts, np.arange(3), np.zeros(3, bool),
+        row_deception={2: userinfo_deception("http://www.paypal.com@www.example.net/")},
+        row_known_file={1: known_software_file("https://smallbakery.com/blog/wp-login.php?x=1",
+                                               frozenset({"/wp-login.php", "/wp-admin/"}), "WordPress 6.1.9")})
+    assert list(verdicts) == ["malicious", "benign", "malicious"]
+    assert scores[0] >= POLICY.threshold and scores[1] == 0.0
+    assert reasons[1] == "stock WordPress 6.1.9 file `/wp-login.php`: the site's own software, not a phishing kit"
+    assert "hides the real host `www.example.net`" in reasons[2]
+    # a kit beside the stock files is not one of them
+    assert known_software_file("http://a.com/wp-content/plugins/x/login.php", frozenset({"/wp-login.php"}), "W") == ""
+    assert known_software_file("http://a.com/wp-admin", frozenset({"/wp-admin/"}), "W") == "W file `/wp-admin/`"

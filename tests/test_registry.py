@@ -67,7 +67,7 @@ def register(uri: str, name: str, model: Pipeline, manifest: dict, repo: Path, m
     monkeypatch.chdir(repo)
     example = pd.read_parquet(repo / "data" / "features" / "test.parquet")[manifest["inputs"]].head(5)
     with stage_run("train", EXPERIMENT) as tracker:
-        log_and_register(tracker, model, manifest | {"name": name}, example)
+        log_and_register(tracker, model, manifest | {"name": name}, example, repo / "models")
         assert tracker.active, "registration failed (see the warning)"
     return max(client_for(uri).search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version)).version
 

@@ -14,11 +14,10 @@ from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, SiteHostNeededError, 
 
 def _model_scorer(model_dir: Path, index: Any, allow: Any) -> Scorer:
     """The served decision (model, feeds, allowlist), as predict and the service give it."""
-    from cybersentinel.scoring.decider import Decider
     from cybersentinel.scoring.detector import Detector
 
     detector = Detector.from_dir(model_dir)
-    decider = Decider(detector.policy, index, allow)
+    decider = detector.decider(index, allow)
 
     def score(urls: list[str]) -> list[dict[str, Any]]:
         return detector.score_values(urls, decider=decider).to_pylist()

@@ -57,7 +57,6 @@ def predict(
         sniff_format,
         with_results,
     )
-    from cybersentinel.scoring.decider import Decider
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
 
@@ -87,7 +86,7 @@ def predict(
         block = read_site_list(block_files or [], [], "local block list")
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--allow-file/--block-file") from exc
-    decider = Decider(detector.policy, intel, allow, block)
+    decider = detector.decider(intel, allow, block)
     out_format = output_format or (format_from_name(output, OUTPUT_FORMATS) if output != "-" else None) or "csv"
     rows = 0
     with ExitStack() as stack:

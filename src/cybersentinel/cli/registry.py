@@ -73,6 +73,7 @@ def fetch_model_command(
 
     from cybersentinel.core.files import atomic_path
     from cybersentinel.model.estimators import ModelIntegrityError, load_model
+    from cybersentinel.scoring.detector import read_known_paths, read_popularity
 
     uri, name = tracking_uri(), name or registered_name()
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,11 +83,13 @@ def fetch_model_command(
                 raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}")
             local, manifest = download_version(uri, name, version, Path(tmp))
             load_model(local / manifest["file"], manifest["sha256"])  # also refuses untrusted types
+            read_popularity(local, manifest)  # the policy's pinned lists, checked against the manifest
+            read_known_paths(local, manifest)
         except ModelIntegrityError as exc:
             typer.secho(str(exc), fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from exc
         for file in (manifest["file"], *([manifest["compiled"]["file"]] if manifest.get("compiled") else []),
-                     "model.json"):
+                     *(manifest[k]["file"] for k in ("popularity", "software") if manifest.get(k)), "model.json"):
             with atomic_path(out / file) as target:
                 shutil.copyfile(local / file, target)
     typer.echo(f"{name} version {version} ({alias}, {manifest['model']}, sha256 {manifest['sha256'][:12]}...) -> {out}")

@@ -98,22 +98,28 @@ class Feature:
     host: Callable[[HostParts], float] | None = None
 
 
+def rendered(label: str) -> str:
+    """A name as a browser shows it: punycode (``xn--``) labels decoded; the name itself when it is not valid."""
+    if "xn--" not in label:
+        return label
+    try:
+        return label.encode("ascii").decode("idna")
+    except (UnicodeError, ValueError):
+        return label
+
+
 @lru_cache(maxsize=1 << 16)
-def _imitates_brand(label: str) -> bool:
-    """Whether a domain label becomes a brand name (or holds one) only once look-alike characters are read as
-    the letters they imitate: ``paypa1``, ``rnicrosoft``, ``xn--pple-43d`` (Cyrillic а), not ``paypal``."""
-    if label.startswith("xn--") or "xn--" in label:
-        try:
-            label = label.encode("ascii").decode("idna")
-        except (UnicodeError, ValueError):
-            return False
+def imitated_brand(label: str) -> str:
+    """The brand a domain label becomes (or holds) only once look-alike characters are read as the letters they
+    imitate, "" if none: ``paypa1`` and ``xn--pple-43d`` (Cyrillic а) imitate, ``paypal`` itself does not."""
+    label = rendered(label)
     plain = label
     if not label.isascii():
         from confusable_homoglyphs import confusables
 
         plain = "".join(_latin_lookalike(c, confusables) for c in label)
     skeleton = _ascii_skeleton(plain)
-    return any(_BRAND_SKELETONS[b] in skeleton and b not in label for b in BRANDS if len(b) >= 4)
+    return next((b for b in BRANDS if len(b) >= 4 and _BRAND_SKELETONS[b] in skeleton and b not in label), "")
 
 
 _BRAND_SKELETONS = {b: _ascii_skeleton(b) for b in BRANDS}
@@ -183,7 +189,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("brand_in_domain_with_extra", "brand name mixed into another domain name", flag=True,
             host=_brand_mixed_in),
     Feature("brand_lookalike", "domain name imitates a brand with look-alike characters", flag=True,
-            host=lambda h: _imitates_brand(h.domain)),
+            host=lambda h: bool(imitated_brand(h.domain))),
     Feature("hosting_platform", "site on a platform where anyone can host pages", flag=True,
             host=lambda h: on_private_suffix(h.host)),
     Feature("static_asset", "a page asset (style sheet, image, font), not a page", flag=True),
@@ -700,7 +706,8 @@ class ParsedUrls:
     """One batch of URLs as UTF-8 bytes with every URL's part offsets: the single input of all features."""
 
     def __init__(self, X):
-        self.data, self.offsets = _buffers(url_array(X))
+        self.array = url_array(X)
+        self.data, self.offsets = _buffers(self.array)
         self.scan, self.spans = _scan(self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR,
                                       _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS,
                                       _WORD_BITS,
@@ -721,6 +728,15 @@ class ParsedUrls:
 
     def rest_spans(self) -> tuple[np.ndarray, np.ndarray]:
         return self.spans[:, 3], self.spans[:, 5]
+
+    def containing(self, pattern: str) -> np.ndarray:
+        """Indices of the rows whose bytes match a regular expression (RE2, through Arrow)."""
+        return np.flatnonzero(pc.match_substring_regex(self.array, pattern).fill_null(False).to_numpy(
+            zero_copy_only=False))
+
+    def with_userinfo(self) -> np.ndarray:
+        """Indices of the rows with a user name or '@' before the host."""
+        return np.flatnonzero(self.scan[:, _SCAN_COLUMNS.index("has_userinfo")] > 0)
 
     def bare_hosts(self) -> np.ndarray:
         """Whether each row is a host alone: no path (beyond ``/``) and no query after it."""

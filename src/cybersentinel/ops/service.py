@@ -174,7 +174,6 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
     from starlette.requests import ClientDisconnect
 
-    from cybersentinel.scoring.decider import Decider
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
 
@@ -188,8 +187,8 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     else:
         log.warning("no feeds folder %s: scores are the model's alone (run `cybersentinel feeds refresh`)",
                     settings.feeds_dir)
-    decider = Decider(detector.policy, index, read_site_list(settings.allow_files, [], "allowlist"),
-                      read_site_list(settings.block_files, [], "local block list"))
+    decider = detector.decider(index, read_site_list(settings.allow_files, [], "allowlist"),
+                               read_site_list(settings.block_files, [], "local block list"))
     card = model_card(detector, settings, read_json_file(settings.metrics_path),
                       feeds_summary(settings.feeds_dir) if index is not None else None)
     model_ref = {"name": card["name"], "version": card["version"]}

@@ -20,11 +20,11 @@ import pandas as pd
 import pyarrow as pa
 from numba import njit
 
-from cybersentinel.core.files import load_manifest
+from cybersentinel.core.files import ModelIntegrityError, load_manifest, sha256_file
 from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, FLAG_FEATURES, LOW_VALUE_DESCRIPTIONS, ParsedUrls
 from cybersentinel.model.compiled import UrlScorer
-from cybersentinel.scoring.decider import Decider
-from cybersentinel.scoring.policy import Policy
+from cybersentinel.scoring.decider import Decider, known_software_file, userinfo_deception
+from cybersentinel.scoring.policy import Policy, SiteList
 from cybersentinel.url.parsing import to_text
 
 if TYPE_CHECKING:
@@ -97,25 +97,35 @@ class Detector:
     model: Pipeline | None
     manifest: dict[str, Any]
     scorer: UrlScorer | None = field(default=None, repr=False)
+    popularity: dict[str, int] = field(default_factory=dict, repr=False)  # the policy's pinned popular sites
+    known_paths: frozenset[str] = field(default_factory=frozenset, repr=False)  # stock files of web software
     policy: Policy = field(init=False)
 
     def __post_init__(self) -> None:
         if self.scorer is None and self.model is not None and self.manifest.get("kind") == "url":
             self.scorer = UrlScorer.from_pipeline(self.model)
         self.policy = Policy.from_manifest(self.manifest)
-        self.decider = Decider(self.policy)  # no feeds or lists: bare addresses are still not model-judged
+        self.default_decider = self.decider()  # no feeds or lists: the policy's own rules still apply
+
+    def decider(self, index: Any = None, allow: SiteList | None = None, block: SiteList | None = None) -> Decider:
+        """The decision policy with the feeds and lists to consult (each optional) and the popular sites pinned
+        with the model, which apply whether or not feeds are loaded."""
+        return Decider(self.policy, index, allow, block, self.popularity)
 
     @classmethod
     def from_dir(cls, model_dir: str | Path = "models") -> Detector:
         """The model `dvc repro`/`dvc pull` put in ``model_dir``, hash-verified: its compiled form if the
         manifest names one, else the pipeline."""
         manifest = load_manifest(model_dir)
+        popularity, known_paths = read_popularity(model_dir, manifest), read_known_paths(model_dir, manifest)
         compiled = manifest.get("compiled")
         if compiled:
-            return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]))
+            return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]),
+                       popularity, known_paths)
         from cybersentinel.model.estimators import load_detector
 
-        return cls(*load_detector(model_dir))
+        model, manifest = load_detector(model_dir)
+        return cls(model, manifest, None, popularity, known_paths)
 
     @property
     def threshold(self) -> float:
@@ -156,7 +166,7 @@ class Detector:
         ``model_score``, ``reasons``, ``feeds`` and ``error``, one row per input, in order. ``decider`` brings
         the feeds and lists to consult (default: none). Text columns are dictionary-encoded (rows share few
         distinct values)."""
-        decider = decider or self.decider
+        decider = decider or self.default_decider
         parsed = ParsedUrls(values)
         n = len(parsed)
         errors = url_errors(parsed)
@@ -169,7 +179,12 @@ class Detector:
         hosts = parsed.hosts()
         host_of_row = hosts.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         host_names = [h.decode("utf-8", "replace") for h in hosts.dictionary.to_pylist()]
-        scores, verdicts, rules, feeds = decider.apply(model_scores, ok, host_names, host_of_row, parsed.bare_hosts())
+        column = values if isinstance(values, list | tuple) else list(values)
+        scores, verdicts, rules, feeds = decider.apply(
+            model_scores, ok, host_names, host_of_row, parsed.bare_hosts(),
+            _by_row(column, parsed.with_userinfo(), userinfo_deception),
+            _by_row(column, parsed.containing("wp-|xmlrpc") if self.known_paths else [],
+                    lambda url: known_software_file(url, self.known_paths, self.manifest["software"]["name"])))
         texts = rules
         if reasons and X is not None:  # the model's reasons explain rows it flagged, unless a rule cleared them
             texts = rules.copy()
@@ -228,6 +243,37 @@ def _inner_estimator(classifier: Any) -> Any:
         return classifier
     estimator = calibrated[0].estimator
     return getattr(estimator, "estimator", estimator)
+
+
+def read_popularity(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, int]:
+    """The popular registered domains pinned with the model (``popular.txt``, one per line in rank order),
+    checked against the manifest's SHA-256; empty for a model without them."""
+    pinned = manifest.get("popularity")
+    if not pinned:
+        return {}
+    path = Path(model_dir) / pinned["file"]
+    digest = sha256_file(path)
+    if digest != pinned["sha256"]:
+        raise ModelIntegrityError(f"{path}: SHA-256 {digest} does not match the manifest's {pinned['sha256']}")
+    return {name: rank for rank, name in enumerate(path.read_text(encoding="utf-8").split(), 1)}
+
+
+def read_known_paths(model_dir: str | Path, manifest: dict[str, Any]) -> frozenset[str]:
+    """The stock files of known web software pinned with the model (``software.txt``), hash-checked."""
+    pinned = manifest.get("software")
+    if not pinned:
+        return frozenset()
+    path = Path(model_dir) / pinned["file"]
+    digest = sha256_file(path)
+    if digest != pinned["sha256"]:
+        raise ModelIntegrityError(f"{path}: SHA-256 {digest} does not match the manifest's {pinned['sha256']}")
+    return frozenset(path.read_text(encoding="utf-8").split())
+
+
+def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
+    """``fact(url)`` of the given rows, where it says something."""
+    found = {int(i): fact(to_text(column[i])) for i in rows}
+    return {i: text for i, text in found.items() if text}
 
 
 def url_errors(parsed: ParsedUrls) -> np.ndarray:

@@ -13,15 +13,18 @@ The rules, first match decides:
    deceptive by construction (a registered name that imitates a brand with look-alike characters, or a host
    name put before an ``@`` so the browser goes elsewhere): the score is raised to at least ``listed_floor``
    and the threshold, so the verdict is ``malicious``; such a rule never lowers a score.
-4. A bare IP address (no path, no query) is not scored by the URL model, whose lexical features say nothing
+4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
+   of Debian's ``wordpress`` package, pinned with the model): ``benign``, score 0. A kit on a compromised site
+   lives outside those files.
+5. A bare IP address (no path, no query) is not scored by the URL model, whose lexical features say nothing
    about an address: private and bogon addresses are reported as such, other addresses as not listed;
    ``benign``, score 0. A URL on a private or bogon address (an intranet page, a cloud metadata endpoint)
    is not reachable from the internet: ``benign``, score 0, reported as such (FireHOL level 1 lists the
    private ranges, so feeds are not applied either).
-5. A popular site (registered domain in the Tranco top ``popular_rank``; all its subdomains, since the
+6. A popular site (registered domain in the Tranco top ``popular_rank``; all its subdomains, since the
    registered domain follows the public suffix list's private section, so ``user.github.io`` or
    ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``.
-6. Otherwise the model's score stands.
+7. Otherwise the model's score stands.
 
 Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
 """
@@ -96,10 +99,11 @@ class Evidence:
     allowed: str = ""  # why the host is allowlisted, "" if it is not
     blocked: str = ""  # why the host is on the local block list, "" if it is not
     deception: str = ""  # how the URL deceives (look-alike brand, host before '@'), "" if it does not
+    known_file: str = ""  # the stock file of known web software the URL names, "" if none
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
-        return bool(self.blocked or self.allowed or self.feeds or self.deception or self.is_bare_ip
+        return bool(self.blocked or self.allowed or self.feeds or self.deception or self.known_file or self.is_bare_ip
                     or self.ip_status in NOT_JUDGED_IP
                     or (self.tranco_rank is not None and self.tranco_rank <= policy.popular_rank))
 
@@ -117,6 +121,8 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         floor = max(policy.listed_floor, policy.threshold)
         score = floor if evidence.is_bare_ip else max(model_score, floor)
         return score, "malicious", why
+    if evidence.known_file:
+        return 0.0, "benign", f"stock {evidence.known_file}: the site's own software, not a phishing kit"
     if evidence.is_bare_ip:
         if evidence.ip_status in NOT_JUDGED_IP:
             return 0.0, "benign", f"{evidence.ip_category or evidence.ip_status} address: not routable, not judged"

@@ -83,8 +83,10 @@ def pinned_requirements() -> list[str]:
 
 
 
-def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any], example: pd.DataFrame) -> None:
-    """Log the model and register a version tagged with its hashes, metrics and git commit."""
+def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any], example: pd.DataFrame,
+                     model_dir: Path) -> None:
+    """Log the model (and the files beside it in ``model_dir`` that the manifest names) and register a version
+    tagged with its hashes, metrics and git commit."""
     if not tracker.active:
         return
     mlflow = tracker.mlflow
@@ -109,6 +111,9 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
                 if scorer is None or scorer.save(path) != manifest["compiled"]["sha256"]:
                     raise ModelIntegrityError("compiling the model did not reproduce the manifest's compiled file")
                 mlflow.log_artifact(str(path), DETECTOR_DIR)
+            for pinned in ("popularity", "software"):  # the policy's pinned lists, covered by the manifest's hash
+                if manifest.get(pinned):
+                    mlflow.log_artifact(str(model_dir / manifest[pinned]["file"]), DETECTOR_DIR)
             path = Path(tmp) / "model.json"  # the exact bytes train wrote, so its hash can be checked on fetch
             write_json(path, manifest)
             manifest_sha256 = sha256_file(path)
