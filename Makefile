@@ -28,7 +28,8 @@ setup: $(VENV)/.installed  ## create the virtualenv and install the pinned requi
 repro: setup  ## run the pipeline on the default configuration (params.yaml)
 	dvc repro
 
-test: setup  ## lint and run the test suite
+test: setup  ## bring the pipeline up to date (the sanity tests judge its model), lint, run the test suite
+	dvc repro
 	ruff check src stages tests benchmarks
 	pytest -q -rs
 
