@@ -18,7 +18,13 @@ def test_deduplicate_normalises_urls_and_counts_by_source():
     out, counts = deduplicate(url_table(), URL_DATASET)
     assert out["url"].tolist() == ["http://www.a.com/", "https://a.com/x", "b.org/login", "c.net"]
     assert counts == {"rows_in": 6, "duplicates_removed": 2, "duplicates_removed_s1": 1,
-                      "duplicates_removed_s2": 1, "rows_out": 4}
+                      "duplicates_removed_s2": 1, "conflicting_labels_removed": 0, "rows_out": 4}
+
+
+def test_a_url_listed_with_both_labels_is_dropped_not_kept_first():
+    table = pd.DataFrame({"url": ["http://x.com/", "x.com", "y.com"], "label": [1, 0, 1], "source": ["a", "b", "b"]})
+    out, counts = deduplicate(table, URL_DATASET)
+    assert out["url"].tolist() == ["y.com"] and counts["conflicting_labels_removed"] == 2
 
 
 def test_tabular_duplicates_need_same_features_and_label():

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
+from cybersentinel.core.config import dataset_sources
 from cybersentinel.core.files import sha256_file
 from cybersentinel.model.estimators import ModelIntegrityError, load_detector, load_model, save_model
 from cybersentinel.scoring.detector import Detector
@@ -124,9 +126,10 @@ def test_champion_moves_only_to_a_better_model_on_the_same_test_data(store, trai
     assert tags["sha256"] == trained["strong"][1]["sha256"]
     assert tags["train_data_sha256"] == trained["strong"][1]["train_data_sha256"]
     assert len(tags["git_commit"]) == 40 and "validation.roc_auc" in tags
+    params = yaml.safe_load((trained["repo"] / "params.yaml").read_text())
     assert {k for k in tags if k.startswith("source.")} == {
-        "source.data_legitimate_36400.json.sha256", "source.data_phishing_37175.json.sha256",
-        "source.dataset_phishing.csv.sha256"}
+        f"source.{spec['name']}.sha256" for source in dataset_sources(params["dataset"]) for spec in source["files"]}
+    assert tags["manifest_sha256"] == sha256_file(trained["repo"] / "models" / "model.json")
 
 
 def test_a_different_test_set_is_scored_again_not_reused(store, trained, registered, tmp_path) -> None:

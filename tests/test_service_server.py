@@ -3,6 +3,7 @@ keys reach both), spoken to over HTTP and raw sockets, and the committed load-te
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -149,11 +150,13 @@ def register_in_store(uri: str, root: Path, model_dir: Path, name: str, sha256_t
     run = client.create_run(experiment.experiment_id)
     for file in ("model.skops", "scorer.npz", "model.json"):
         client.log_artifact(run.info.run_id, str(model_dir / file), "detector")
+    manifest_sha256 = hashlib.sha256((model_dir / "model.json").read_bytes()).hexdigest()
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
     version = client.create_model_version(name, f"runs:/{run.info.run_id}/detector", run_id=run.info.run_id,
-                                          tags={"sha256": sha256_tag, "compiled_sha256": compiled_sha256}).version
+                                          tags={"sha256": sha256_tag, "compiled_sha256": compiled_sha256,
+                                                "manifest_sha256": manifest_sha256}).version
     client.set_registered_model_alias(name, "champion", version)
     return version
 

@@ -119,7 +119,8 @@ def imitated_brand(label: str) -> str:
 
         plain = "".join(_latin_lookalike(c, confusables) for c in label)
     skeleton = _ascii_skeleton(plain)
-    return next((b for b in BRANDS if len(b) >= 4 and _BRAND_SKELETONS[b] in skeleton and b not in label), "")
+    # brands of 5+ letters only: a shorter skeleton ("live", "ebay") turns up by chance ("silvergames")
+    return next((b for b in BRANDS if len(b) >= 5 and _BRAND_SKELETONS[b] in skeleton and b not in label), "")
 
 
 _BRAND_SKELETONS = {b: _ascii_skeleton(b) for b in BRANDS}
@@ -215,7 +216,7 @@ _SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "ho
                  "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
                  "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest", "static_asset")
 # Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
-_COMPUTATION = "bytes-fnv1a-4"  # 3: public suffix list with its private section; one feature table. 4: assets
+_COMPUTATION = "bytes-fnv1a-5"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters
 # Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
 FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
     [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()
