@@ -47,9 +47,10 @@ def run(cwd: Path, *command: str) -> str:
 
 
 def pipeline_front(workdir: Path, source: str) -> pd.DataFrame:
-    """params for `source`, then the snapshot, ingest and validate stages as dvc.yaml runs them."""
+    """params for `source` (the Ebbu2017 collection: 73,575 rows), then the snapshot, ingest and validate stages
+    as dvc.yaml runs them."""
     workdir.mkdir()
-    (workdir / "params.yaml").write_text(compose_params([f"source={source}"], REPO / "conf"))
+    (workdir / "params.yaml").write_text(compose_params([f"source={source}", "dataset=ebbu2017"], REPO / "conf"))
     python = sys.executable
     run(workdir, python, str(REPO / "stages/snapshot.py"), "--out", "data/snapshot.json")
     run(workdir, python, str(REPO / "stages/ingest.py"), "--snapshot", "data/snapshot.json", "--out", "data/raw")
