@@ -4,6 +4,7 @@ loaded from anywhere but the app, and that a submitted string cannot become mark
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -107,8 +108,11 @@ def test_page_shows_verdicts_scores_and_reasons(browser, server: str, tmp_path: 
     page.wait_for_selector("#card:not([hidden])")
     health = page.evaluate("fetch('/healthz').then(r => r.json())")
     assert health["version"] in page.locator("#title").inner_text()
-    if (REPO / "reports" / "metrics.json").is_file():  # the server's default --metrics, relative to the repo
-        assert page.locator("#test-metrics dt").count() >= 1
+    metrics = REPO / "reports" / "metrics.json"  # the server's default --metrics, relative to the repo
+    if metrics.is_file():  # shown only when they are the served model's (the model hash in them says so)
+        served = page.evaluate("fetch('/v1/model').then(r => r.json())")["hashes"]["sha256"]
+        belongs = json.loads(metrics.read_text()).get("model_sha256") == served
+        assert (page.locator("#test-metrics dt").count() >= 1) == belongs
     page.screenshot(path=str(tmp_path / "model-card.png"), full_page=True)
     print(f"screenshots in {tmp_path}")
 
