@@ -13,7 +13,7 @@ from cybersentinel.core.files import ModelIntegrityError, load_manifest
 from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.model.estimators import load_detector
-from cybersentinel.scoring.detector import Detector
+from cybersentinel.scoring.detector import HOST_NAME_FEATURES, Detector
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +151,13 @@ def test_the_equality_check_catches_a_changed_tree(detector, pipeline, urls):
     drifted = dataclasses.replace(detector.scorer, folds=[(dataclasses.replace(trees, value=value), calibrator)])
     assert detector.scorer.max_difference(urls, expected) <= 1e-9
     assert drifted.max_difference(urls, expected) > 0.01
+
+
+def test_an_address_is_never_explained_by_its_name(detector):
+    urls = [f"http://{a}.{b}.{c}.{d}/login/verify.php" for a, b, c, d in ((45, 67, 89, 12), (185, 225, 17, 45))]
+    scored = detector.score_urls(urls)
+    name_words = {FEATURE_DESCRIPTIONS[n] for n in HOST_NAME_FEATURES} | {LOW_VALUE_DESCRIPTIONS.get(n, "")
+                                                                          for n in HOST_NAME_FEATURES}
+    assert (scored["verdict"] != "benign").all() and (scored["reasons"] != "").all()  # there is something to read
+    for text in scored["reasons"]:
+        assert not set(text.split("; ")) & (name_words - {""})

@@ -42,6 +42,12 @@ MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
 
 
 
+# Features that describe a host *name*: never a reason for a URL whose host is an IP address.
+HOST_NAME_FEATURES = frozenset({"host_length", "host_dots", "host_hyphens", "host_digit_ratio", "subdomain_depth",
+                                "domain_label_length", "domain_entropy", "domain_consonant_run", "no_public_suffix",
+                                "host_ngram_score"})
+
+
 def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: np.ndarray | None,
                  k: int = MAX_REASONS, min_contribution: float = MIN_CONTRIBUTION) -> np.ndarray:
     """Per row, the ``k`` features that pushed its score up most, in plain words ("; "-joined).
@@ -55,6 +61,9 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     low_words = np.array([LOW_VALUE_DESCRIPTIONS.get(n, "") for n in names] + [""], dtype=object)
     binary = np.array([n in FLAG_FEATURES for n in names])
     readable = np.where(binary, X > 0.5, high | (low_words[:m] != ""))
+    if "host_is_ip" in names:  # an address has no name: "digits in the host name" would mislead an analyst
+        name_features = np.array([n in HOST_NAME_FEATURES for n in names])
+        readable &= ~((X[:, [names.index("host_is_ip")]] > 0.5) & name_features)
     contrib[~readable | (contrib < min_contribution)] = -np.inf
     top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
     picked = np.take_along_axis(contrib, top, axis=1) > -np.inf
