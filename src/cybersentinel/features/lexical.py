@@ -60,10 +60,14 @@ _ASCII_LOOKALIKES = (("rn", "m"), ("vv", "w"), ("cl", "d"), ("0", "o"), ("1", "l
                      ("4", "a"), ("5", "s"), ("7", "t"), ("8", "b"), ("9", "g"))
 
 
+_MULTI_LOOKALIKES = tuple((a, b) for a, b in _ASCII_LOOKALIKES if len(a) > 1)
+_SINGLE_LOOKALIKES = str.maketrans({a: b for a, b in _ASCII_LOOKALIKES if len(a) == 1})
+
+
 def _ascii_skeleton(text: str) -> str:
-    for lookalike, letter in _ASCII_LOOKALIKES:
+    for lookalike, letter in _MULTI_LOOKALIKES:  # before the single letters: "ci" must not become "cl", then "d"
         text = text.replace(lookalike, letter)
-    return text
+    return text.translate(_SINGLE_LOOKALIKES)
 RISKY_EXTENSIONS = (".exe", ".scr", ".apk", ".zip", ".rar", ".js", ".jar", ".bat", ".msi", ".vbs")
 TLD_MARKERS = (".com", ".net", ".org", "com-", "-com")
 _TOKEN_SEPARATORS = b"/-._?=&~+%:;,@!"

@@ -160,6 +160,8 @@ class SiteList:
     def match(self, host: str) -> str:
         """``"<why>: <name>"`` for the listed name covering ``host``, else "". An IP address matches only
         itself (``3.4`` is no parent of ``1.2.3.4``)."""
+        if not self.entries:
+            return ""
         host = host.lower().rstrip(".")
         labels = host.split(".")
         is_address = ":" in host or host.replace(".", "").isdigit()

@@ -79,19 +79,26 @@ def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 @lru_cache(maxsize=1 << 16)  # recent hosts: the scorer and the intel lookup split each new host once
+def _split_host(host: str) -> tuple[str, str, str, bool, bool]:
+    if not host or parse_ip(host) is not None:
+        return "", host, "", bool(host), False
+    parts = _extract(host)
+    return parts.subdomain, parts.domain, parts.suffix, False, parts.is_private
+
+
 def split_host(host: str) -> tuple[str, str, str, bool]:
     """(subdomain, domain, suffix, is_ip) of a lower-cased host; cached, since hosts repeat."""
-    if not host or parse_ip(host) is not None:
-        return "", host, "", bool(host)
-    parts = _extract(host)
-    return parts.subdomain, parts.domain, parts.suffix, False
+    return _split_host(host)[:4]
 
 
-@lru_cache(maxsize=1 << 16)
 def on_private_suffix(host: str) -> bool:
     """Whether the host's public suffix is from the list's private section: a hosting platform where anyone
     can have a site (``github.io``, ``blogspot.com``, ``firebaseapp.com``, ``s3.amazonaws.com``...)."""
-    return bool(host) and parse_ip(host) is None and _extract(host).is_private
+    return _split_host(host)[4]
+
+
+# A lower-case ASCII name with at least one letter outside hex digits and 'x': not an address in disguise.
+_PLAIN_NAME = re.compile(r"(?=[a-z0-9.-]*[g-wyz])[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 
 
 def canonical_host(host: str) -> str | None:
@@ -102,6 +109,8 @@ def canonical_host(host: str) -> str | None:
 
     if not host:
         return None
+    if _PLAIN_NAME.fullmatch(host):  # already what a browser makes of it: no need to parse
+        return host
     try:
         return ada_url.URL(f"http://{host}/").hostname
     except ValueError:
