@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cybersentinel.cli.options import AllowFiles, AllowNames, AllowTop, BlockFiles
 from cybersentinel.ops.blocklist import (
     DEFAULT_VERDICTS,
     FORMATS,
@@ -44,17 +45,12 @@ def export_command(
                                                            "domain block list file (repeatable).")] = None,
     min_score: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Block scored rows only from this "
                                                     "score up.")] = None,
-    allow_names: Annotated[list[str] | None, typer.Option("--allow", help="Never block this name or its "
-                                                          "subdomains (repeatable).")] = None,
-    allow_files: Annotated[list[Path] | None, typer.Option("--allow-file", exists=True, dir_okay=False,
-                                                           help="Allowlist file, a host name per line.")] = None,
-    allow_top: Annotated[int, typer.Option(min=0, help="Never block the Tranco top N registered domains and their "
-                                                       "subdomains (0: off); needs the Tranco list.")] = 10_000,
+    allow_names: AllowNames = None,
+    allow_files: AllowFiles = None,
+    allow_top: AllowTop = 10_000,
     tranco: Annotated[Path | None, typer.Option(dir_okay=False, help="Tranco list (default: the one in "
                                                 "--feeds-dir, else data/feeds/tranco_top100k.csv).")] = None,
-    block_files: Annotated[list[Path] | None, typer.Option("--block-file", exists=True, dir_okay=False,
-                                                           help="Explicit block list: blocked even if popular "
-                                                                "(never if allowlisted).")] = None,
+    block_files: BlockFiles = None,
     widest_v4: Annotated[int, typer.Option(min=0, max=32, help="Widest IPv4 range a rule may cover.")] = 12,
     widest_v6: Annotated[int, typer.Option(min=0, max=128, help="Widest IPv6 range a rule may cover.")] = 24,
 ) -> None:

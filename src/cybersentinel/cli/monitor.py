@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cybersentinel.cli.options import AllowFiles, AllowNames, AllowTop
 from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, SiteHostNeededError, run_monitor
 
 
@@ -38,12 +39,9 @@ def monitor(
                                                      "(repeatable), e.g. nftables=/etc/nftables.d/cs.nft.")] = None,
     feeds_dir: Annotated[Path | None, typer.Option(help="Feed snapshots for IP and domain lookups (and the Tranco "
                                                    "list that keeps popular sites from being blocked).")] = None,
-    allow_names: Annotated[list[str] | None, typer.Option("--allow", help="Never judge malicious or block this "
-                                                          "name or its subdomains (repeatable).")] = None,
-    allow_files: Annotated[list[Path] | None, typer.Option("--allow-file", exists=True, dir_okay=False,
-                                                           help="Allowlist file, a host name per line.")] = None,
-    allow_top: Annotated[int, typer.Option(min=0, help="Never block the Tranco top N registered domains and their "
-                                                       "subdomains (0: off).")] = 10_000,
+    allow_names: AllowNames = None,
+    allow_files: AllowFiles = None,
+    allow_top: AllowTop = 10_000,
     model_dir: Annotated[Path, typer.Option(help="Model folder for scoring.")] = Path("models"),
     from_start: Annotated[bool, typer.Option(help="Read the existing log first, not only new lines.")] = False,
     once: Annotated[bool, typer.Option("--once", help="Read the log from its start to its end, then stop.")] = False,

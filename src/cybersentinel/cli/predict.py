@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cybersentinel.cli.options import AllowFiles, AllowNames, BlockFiles
+
 
 def predict(
     input: Annotated[str, typer.Option("--input", "-i", help="CSV (with a header), Parquet, or plain text with one "
@@ -25,12 +27,9 @@ def predict(
     band: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="width of the 'suspicious' band below the "
                                                "model's threshold (default: the one recorded with the model)")] = None,
     reasons: Annotated[bool, typer.Option("--reasons/--no-reasons", help="explain each score in plain words")] = True,
-    allow_names: Annotated[list[str] | None, typer.Option("--allow", help="host name never judged malicious, with "
-                                                          "its subdomains (repeatable)")] = None,
-    allow_files: Annotated[list[Path] | None, typer.Option("--allow-file", exists=True, dir_okay=False,
-                                                           help="allowlist file, a host name per line")] = None,
-    block_files: Annotated[list[Path] | None, typer.Option("--block-file", exists=True, dir_okay=False,
-                                                           help="local block list file: always malicious")] = None,
+    allow_names: AllowNames = None,
+    allow_files: AllowFiles = None,
+    block_files: BlockFiles = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="rows per chunk (memory stays constant)")] = 50_000,
     workers: Annotated[int, typer.Option(min=0, help="scoring processes; 0: one per core")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar on standard "

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cybersentinel.cli.options import AllowFiles, BlockFiles
 from cybersentinel.ops.service import API_KEYS_ENV, ENV, Settings, create_app, parse_api_keys, run
 
 
@@ -47,11 +48,8 @@ def serve(
                                                          "(MLFLOW_TRACKING_URI) instead of --model-dir.")] = None,
     model_name: Annotated[str, typer.Option(help="Registered model name for --model-alias.")
                           ] = "cybersentinel-url-detector",
-    allow_files: Annotated[list[Path] | None, typer.Option("--allow-file", exists=True, dir_okay=False,
-                                                           help="Allowlist: a host name per line, never judged "
-                                                                "malicious with its subdomains.")] = None,
-    block_files: Annotated[list[Path] | None, typer.Option("--block-file", exists=True, dir_okay=False,
-                                                           help="Local block list: always malicious.")] = None,
+    allow_files: AllowFiles = None,
+    block_files: BlockFiles = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
