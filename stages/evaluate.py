@@ -85,9 +85,13 @@ def main() -> None:
         index = IntelIndex.from_dir(args.intel)
         decided = detector.score_values(test["url"], reasons=False, decider=detector.decider(index))
         served = decided["score"].to_numpy(zero_copy_only=False)
-        metrics["served"] = classification_metrics(y, served, threshold)
-        metrics["served_per_group"] = classification_metrics(y, served, threshold, weights)
-        details["served_by_source"] = {s: classification_metrics(y[m], served[m], threshold)
+        # rows the service would answer with an error (a host with spaces or control characters...) have no
+        # served score: counted, and left out of the served metrics
+        scored = ~np.isnan(served)
+        metrics["served"] = {**classification_metrics(y[scored], served[scored], threshold),
+                             "unscorable_rows": int((~scored).sum())}
+        metrics["served_per_group"] = classification_metrics(y[scored], served[scored], threshold, weights[scored])
+        details["served_by_source"] = {s: classification_metrics(y[m & scored], served[m & scored], threshold)
                                        for s, m in sources.items()}
         metrics["sanity"], details["sanity"] = sanity_check(detector, index, *args.sanity)
         # how the model does on the shapes that were shortcuts in training data
