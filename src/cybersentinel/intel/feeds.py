@@ -13,7 +13,7 @@ import re
 import shutil
 import zipfile
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -21,43 +21,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cybersentinel.core.retry import http_session
+from cybersentinel.url.parsing import host_and_parents
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-
 FeedKind = Literal["cidr", "ip", "domain", "domain-popularity"]
-
 
 
 MIRROR_ENV = "CYBERSENTINEL_FEEDS_MIRROR"
 
 
-
 DEFAULT_FEEDS_DIR = Path("data/feeds")
-
 
 
 MANIFEST = "feeds.json"
 
 
-
 TRANCO_TOP = 100_000  # the mirror holds the top 100k; a fresh download is cut to the same size
-
 
 
 class FeedError(ValueError):
     """A feed file or download that cannot be used; the message names the source and line."""
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +58,16 @@ class ParsedFeed:
     skipped: int  # blank, comment and standard hosts-file lines
 
 
-
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 
 
-
 _ASCII_NAME = re.compile(rf"(?=.{{1,253}}$)(?:{_LABEL}\.)+{_LABEL}")
-
 
 
 _HOSTS_BOILERPLATE = frozenset({
     "localhost", "localhost.localdomain", "local", "broadcasthost", "ip6-localhost", "ip6-loopback",
     "ip6-localnet", "ip6-mcastprefix", "ip6-allnodes", "ip6-allrouters", "ip6-allhosts", "0.0.0.0",  # noqa: S104 (a hosts-file name, not a bind address)
 })
-
 
 
 def to_domain(text: str) -> str:
@@ -114,12 +102,10 @@ def to_domain(text: str) -> str:
     raise ValueError(f"invalid label {bad[:70]!r}")
 
 
-
 def _strip_comment(line: str) -> str:
     for mark in ("#", ";"):
         line = line.split(mark, 1)[0]
     return line.strip()
-
 
 
 def parse_networks(lines: Iterable[str], source: str) -> ParsedFeed:
@@ -140,7 +126,6 @@ def parse_networks(lines: Iterable[str], source: str) -> ParsedFeed:
     return ParsedFeed(entries, skipped)
 
 
-
 def parse_ranked_domains(lines: Iterable[str], source: str) -> ParsedFeed:
     """A popularity list: ``domain`` (rank = position) or Tranco's ``rank,domain`` per line."""
     entries, skipped, position = [], 0, 0
@@ -157,7 +142,6 @@ def parse_ranked_domains(lines: Iterable[str], source: str) -> ParsedFeed:
         except ValueError as err:
             raise FeedError(f"{source}:{lineno}: malformed popularity entry {line.strip()[:80]!r} ({err})") from None
     return ParsedFeed(entries, skipped)
-
 
 
 def parse_domain_list(lines: Iterable[str], source: str) -> ParsedFeed:
@@ -181,14 +165,12 @@ def parse_domain_list(lines: Iterable[str], source: str) -> ParsedFeed:
     return ParsedFeed(entries, skipped)
 
 
-
 def read_feed_file(path: Path, parser: Callable[[Iterable[str], str], ParsedFeed]) -> ParsedFeed:
     with open(path, encoding="utf-8", errors="strict") as handle:
         try:
             return parser(handle, str(path))
         except UnicodeDecodeError as err:
             raise FeedError(f"{path}: not UTF-8 text ({err})") from None
-
 
 
 def _tranco_from_zip(payload: bytes) -> bytes:
@@ -203,7 +185,6 @@ def _tranco_from_zip(payload: bytes) -> bytes:
     return b"".join(lines)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Feed:
     name: str
@@ -212,7 +193,6 @@ class Feed:
     filename: str  # file name in the snapshot folder and in the offline mirror
     parser: Callable[[Iterable[str], str], ParsedFeed]
     transform: Callable[[bytes], bytes] | None = None  # applied to a downloaded body before validation
-
 
 
 FEEDS: dict[str, Feed] = {
@@ -229,11 +209,8 @@ FEEDS: dict[str, Feed] = {
 }
 
 
-
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
 
 
 def _validated_entry(feed: Feed, tmp: Path, source: str) -> dict[str, Any]:
@@ -244,7 +221,6 @@ def _validated_entry(feed: Feed, tmp: Path, source: str) -> dict[str, Any]:
         raise FeedError(f"{source}: no entries")
     return {"url": feed.url, "kind": feed.kind, "file": feed.filename, "sha256": sha256_file(tmp),
             "entries": len(parsed.entries), "skipped_lines": parsed.skipped}
-
 
 
 def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, session, timeout: float) -> dict:
@@ -272,7 +248,6 @@ def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, se
             "etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified")}
 
 
-
 def copy_feed(feed: Feed, out_dir: Path, mirror: Path) -> dict:
     """Take a feed from the offline mirror folder; its modification time stands in for Last-Modified."""
     from cybersentinel.core.files import atomic_path
@@ -289,13 +264,11 @@ def copy_feed(feed: Feed, out_dir: Path, mirror: Path) -> dict:
             "etag": None, "last_modified": mtime}
 
 
-
 def read_manifest(out_dir: Path) -> dict[str, Any]:
     import json
 
     path = out_dir / MANIFEST
     return json.loads(path.read_text()) if path.exists() else {"feeds": {}}
-
 
 
 def refresh_feeds(out_dir: Path = DEFAULT_FEEDS_DIR, names: Sequence[str] = (), mirror: Path | None = None,
@@ -327,7 +300,6 @@ def refresh_feeds(out_dir: Path = DEFAULT_FEEDS_DIR, names: Sequence[str] = (), 
     return manifest, errors
 
 
-
 @dataclass(frozen=True, slots=True)
 class Intervals:
     """Disjoint elementary intervals of one address family: interval i is [starts[i], starts[i+1]).
@@ -349,7 +321,6 @@ class Intervals:
         return self.masks[np.searchsorted(self.keys, keys, side="right") - 1]
 
 
-
 def _keys(values: Sequence[int], version: int) -> np.ndarray:
     import numpy as np
 
@@ -357,7 +328,6 @@ def _keys(values: Sequence[int], version: int) -> np.ndarray:
         return np.asarray(values, dtype=np.uint32)
     # numpy has no 128-bit integers; fixed-width big-endian bytes sort in the same order
     return np.array([value.to_bytes(16, "big") for value in values], dtype="S16")
-
 
 
 def build_intervals(per_feed: Sequence[Iterable[IPNetwork]], version: int) -> Intervals:
@@ -380,7 +350,6 @@ def build_intervals(per_feed: Sequence[Iterable[IPNetwork]], version: int) -> In
     return Intervals(starts, _keys(starts, version), masks[keep])
 
 
-
 def _unmapped(address: IPAddress) -> IPAddress:
     """``::ffff:1.2.3.4`` is 1.2.3.4 on the wire: judge and look it up as IPv4."""
     if address.version == 6 and address.ipv4_mapped is not None:
@@ -388,12 +357,10 @@ def _unmapped(address: IPAddress) -> IPAddress:
     return address
 
 
-
 # Address space for internal networks (RFC 1918, RFC 6598 shared/CGNAT, RFC 4193 unique local). ipaddress's
 # is_private also covers documentation, benchmarking and "this network" ranges, which are bogons, not LANs.
 _INTERNAL = {4: tuple(map(ipaddress.IPv4Network, ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"))),
              6: (ipaddress.IPv6Network("fc00::/7"),)}
-
 
 
 @lru_cache(maxsize=1 << 16)
@@ -409,7 +376,6 @@ def ip_category(address: IPAddress) -> str | None:
     return None if address.is_global else "non-global"
 
 
-
 def ip_status(category: str | None, mask: int) -> str:
     """``private`` (internal networks: RFC 1918, CGNAT, unique local, loopback, link-local), ``bogon``
     (multicast, reserved, unspecified, documentation and other non-global space), else ``listed`` when a
@@ -419,14 +385,6 @@ def ip_status(category: str | None, mask: int) -> str:
     if category is not None:
         return "bogon"
     return "listed" if mask else "unlisted"
-
-
-
-def _parent_names(host: str) -> Iterator[str]:
-    labels = host.split(".")
-    for i in range(len(labels) - 1):  # the host itself, then each parent down to two labels
-        yield ".".join(labels[i:])
-
 
 
 @dataclass(frozen=True)
@@ -541,7 +499,7 @@ class IntelIndex:
         from cybersentinel.url.parsing import split_url
 
         host = host.lower().rstrip(".")
-        matches = [(name, lists) for name in _parent_names(host) if (lists := self.domains.get(name))]
+        matches = [(name, lists) for name in host_and_parents(host) if (lists := self.domains.get(name))]
         registered = registered_domain if registered_domain is not None else split_url(host).registered_domain
         return {"domain": host, "registered_domain": registered,
                 "feeds": sorted({lst for _, lists in matches for lst in lists}),
@@ -584,9 +542,8 @@ class IntelIndex:
             return tuple(found["feeds"]), found["ip_status"], found["ip_category"], None
         if not host:
             return (), None, None, None
-        lists = {name for parent in _parent_names(host) for name in self.domains.get(parent, ())}
+        lists = {name for parent in host_and_parents(host) for name in self.domains.get(parent, ())}
         rank = self.popularity.get(host_registered_domain(host))
         return tuple(sorted(lists)), None, None, rank
-
 
 

@@ -38,12 +38,9 @@ from typing import Any
 
 import numpy as np
 
-VERDICTS = ("malicious", "suspicious", "benign")
-
-
+from cybersentinel.url.parsing import host_and_parents
 
 NOT_JUDGED_IP = ("private", "bogon")
-
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,6 @@ class Policy:
         return "malicious" if score >= self.threshold else "suspicious" if score >= self.suspicious_from else "benign"
 
 
-
 @dataclass(frozen=True)
 class Evidence:
     """What is known of one input's host apart from the model's score."""
@@ -106,7 +102,6 @@ class Evidence:
         return bool(self.blocked or self.allowed or self.feeds or self.deception or self.known_file or self.is_bare_ip
                     or self.ip_status in NOT_JUDGED_IP
                     or (self.tranco_rank is not None and self.tranco_rank <= policy.popular_rank))
-
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -138,7 +133,6 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
     return model_score, policy.verdict(model_score), ""
 
 
-
 class SiteList:
     """Host names whose own names and all subdomains a list covers (an allowlist or a local block list), each
     with why it is there. ``match`` answers with the most specific listed name."""
@@ -162,14 +156,10 @@ class SiteList:
         itself (``3.4`` is no parent of ``1.2.3.4``)."""
         if not self.entries:
             return ""
-        host = host.lower().rstrip(".")
-        labels = host.split(".")
-        is_address = ":" in host or host.replace(".", "").isdigit()
-        for name in [host] if is_address else (".".join(labels[i:]) for i in range(len(labels))):
+        for name in host_and_parents(host.lower().rstrip(".")):
             if name in self.entries:
                 return f"{self.entries[name]}: {name}"
         return ""
-
 
 
 def read_site_list(paths: Iterable[str | Path], names: Iterable[str], why: str) -> SiteList:

@@ -117,6 +117,16 @@ def canonical_host(host: str) -> str | None:
         return None
 
 
+def host_and_parents(host: str) -> list[str]:
+    """The host, then each parent name down to two labels (``a.b.example.com``, ``b.example.com``,
+    ``example.com``); an IP address (or any all-numeric name: no domain has a numeric top level) is only
+    itself, so ``1.2.3.4`` is no parent of ``9.1.2.3.4``."""
+    if parse_ip(host) is not None or host.replace(".", "").isdigit():
+        return [host]
+    labels = host.split(".")
+    return [".".join(labels[i:]) for i in range(max(1, len(labels) - 1))]
+
+
 def host_registered_domain(host: str) -> str:
     """The package's one registered-domain rule: ``example.co.uk`` for ``a.b.example.co.uk`` (public suffix
     list, private section included: ``user.github.io`` is its own site); the host itself for IP addresses
