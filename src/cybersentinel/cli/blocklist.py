@@ -29,7 +29,6 @@ from cybersentinel.ops.blocklist import (
 blocklist_app = typer.Typer(help="Turn verdicts and feed entries into block rules.", no_args_is_help=True)
 
 
-
 @blocklist_app.command("export")
 def export_command(
     inputs: Annotated[list[Path] | None, typer.Argument(help="Scored files (CSV, Parquet, JSON lines) with url and "
@@ -119,7 +118,6 @@ def export_command(
                   f"see {out_dir / 'rejected.csv'})")
     for name, path in written.items():
         console.print(f"  {name:9s} {path}")
-
 
 
 def _read_domain_list(path: Path) -> list[str]:

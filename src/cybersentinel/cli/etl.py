@@ -24,27 +24,21 @@ from cybersentinel.ops.etl import (
 etl_app = typer.Typer(help="Load validated URLs and feed entries into PostgreSQL or MongoDB.", no_args_is_help=True)
 
 
-
 class Target(StrEnum):
     postgres = "postgres"
     mongodb = "mongodb"
 
 
-
 ToOption = Annotated[Target, typer.Option("--to", help="Database to write to.")]
-
 
 
 DsnEnvOption = Annotated[str, typer.Option(help="Environment variable (or .env entry) holding the PostgreSQL DSN.")]
 
 
-
 UriEnvOption = Annotated[str, typer.Option(help="Environment variable (or .env entry) holding the MongoDB URI.")]
 
 
-
 DatabaseOption = Annotated[str, typer.Option(help="MongoDB database (default: the URI's, else cybersentinel).")]
-
 
 
 def _fail(message: str) -> typer.Exit:
@@ -52,7 +46,6 @@ def _fail(message: str) -> typer.Exit:
 
     Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(2)
-
 
 
 @etl_app.command("migrate")
@@ -72,7 +65,6 @@ def migrate_command(to: ToOption, dsn_env: DsnEnvOption = "CYBERSENTINEL_PG_DSN"
     typer.echo(f"applied migrations {applied}" if applied else f"schema already at version {SCHEMA_VERSION}")
 
 
-
 def _default_mongo_db(uri_env: str) -> str | None:
     """The URI's database if it names one, else ``cybersentinel``."""
     import os
@@ -80,7 +72,6 @@ def _default_mongo_db(uri_env: str) -> str | None:
 
     path = urlsplit(os.environ.get(uri_env, "")).path.strip("/")
     return None if path else "cybersentinel"
-
 
 
 @etl_app.command("load")

@@ -12,7 +12,6 @@ from cybersentinel.intel.feeds import DEFAULT_FEEDS_DIR, FEEDS, MIRROR_ENV, Feed
 feeds_app = typer.Typer(help="Threat-intelligence feed snapshots.", no_args_is_help=True)
 
 
-
 @feeds_app.command("refresh")
 def feeds_refresh(
     out: Annotated[Path, typer.Option("--out", "-o", help="Snapshot folder (with feeds.json).")] = DEFAULT_FEEDS_DIR,

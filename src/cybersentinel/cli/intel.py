@@ -12,7 +12,6 @@ from cybersentinel.intel.feeds import DEFAULT_FEEDS_DIR, FeedError, IntelIndex
 intel_app = typer.Typer(help="Look up IPs, domains and URLs in the feeds.", no_args_is_help=True)
 
 
-
 @intel_app.command("lookup")
 def intel_lookup(
     values: Annotated[list[str], typer.Argument(help="IP addresses, domains or URLs.")],

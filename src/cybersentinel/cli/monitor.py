@@ -26,7 +26,6 @@ def _model_scorer(model_dir: Path, index: Any, allow: Any) -> Scorer:
     return score
 
 
-
 def monitor(
     log: Annotated[Path, typer.Argument(help="Access log to follow.", dir_okay=False)],
     log_format: Annotated[str, typer.Option("--format", help=f"Log format: {', '.join(LOG_FORMATS)}.")] = "auto",

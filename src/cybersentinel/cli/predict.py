@@ -120,7 +120,6 @@ def predict(
     typer.echo(f"scored {rows:,} rows -> {output if output != '-' else 'standard output'}", err=True)
 
 
-
 def _progress(stack, show: bool, source: str):
     """``update(rows, stream)`` for a rich progress bar on standard error (by bytes read), or a no-op."""
     if not show:

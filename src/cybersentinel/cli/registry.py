@@ -33,7 +33,6 @@ def version_of(uri: str, name: str, model_dir: Path) -> str:
     return str(max(int(v.version) for v in versions))
 
 
-
 def promote_command(
     metric: Annotated[str, typer.Option(help=f"test metric to compare: {', '.join(METRICS)}")] = "roc_auc",
     version: Annotated[str | None, typer.Option(help="candidate version (default: the newest)")] = None,
@@ -59,7 +58,6 @@ def promote_command(
     except (PromotionError, ModelIntegrityError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
-
 
 
 def fetch_model_command(

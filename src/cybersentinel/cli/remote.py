@@ -15,23 +15,18 @@ remote_app = typer.Typer(help="The DVC remote: start/stop the local S3 server, c
                          no_args_is_help=True)
 
 
-
 RemoteOption = Annotated[str | None, typer.Option("--remote", "-r", help="DVC remote (default: core.remote)")]
-
 
 
 RepoOption = Annotated[Path, typer.Option(help="DVC repository")]
 
 
-
 TargetsArgument = Annotated[list[str] | None, typer.Argument(help="stages or outputs, e.g. `train` for the model only")]
-
 
 
 def _fail(exc: RemoteError) -> typer.Exit:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     return typer.Exit(1)
-
 
 
 @remote_app.command("up")
@@ -49,13 +44,11 @@ def up(
                "Objects live in memory until `cybersentinel remote down`.")
 
 
-
 @remote_app.command("down")
 def down(repo: RepoOption = Path(".")) -> None:
     """Stop the local S3 server that `remote up` started (its objects are discarded)."""
     state = stop_server(repo.resolve())
     typer.echo(f"stopped the local S3 server (pid {state['pid']})" if state else "no local S3 server is recorded")
-
 
 
 @remote_app.command("check")
@@ -72,7 +65,6 @@ def check(
     typer.echo(f"{settings.where} is reachable and accepts the credentials")
 
 
-
 def _transfer(command: str, targets: list[str] | None, remote: str | None, repo: Path) -> None:
     try:
         settings = dvc_remote(repo, remote)
@@ -85,7 +77,6 @@ def _transfer(command: str, targets: list[str] | None, remote: str | None, repo:
                                 "`cybersentinel remote check` probes the remote again"))
 
 
-
 @remote_app.command("push")
 def push(
     targets: TargetsArgument = None,
@@ -94,7 +85,6 @@ def push(
 ) -> None:
     """Check the remote, then `dvc push` data and models to it."""
     _transfer("push", targets, remote, repo)
-
 
 
 @remote_app.command("pull")

@@ -25,7 +25,6 @@ def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
     return local, f"mlflow: models:/{name}@{alias} (version {version})"
 
 
-
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless a proxy or container "
                                            "needs more.")] = "127.0.0.1",

@@ -32,9 +32,6 @@ def setting_from_env(name: str, what: str) -> str:
     return value
 
 
-
-
-
 def unique_ordered(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 

@@ -25,23 +25,18 @@ from urllib.parse import urlparse
 LOCAL_HOST = "127.0.0.1"
 
 
-
 DEFAULT_PORT = 5577
-
 
 
 # moto accepts any key pair unless IAM checks are switched on; these are placeholders, not secrets.
 LOCAL_KEYS = {"access_key_id": "cybersentinel-local", "secret_access_key": "cybersentinel-local"}
 
 
-
 STATE_FILE = Path(".dvc/tmp/s3-server.json")
-
 
 
 class RemoteError(RuntimeError):
     """The remote cannot be used; the message names it and says what to check."""
-
 
 
 @dataclass(frozen=True)
@@ -63,7 +58,6 @@ class S3Remote:
         return f"remote '{self.name}' ({self.url}" + (f" at {self.endpoint})" if self.endpoint else ")")
 
 
-
 def dvc_remote(repo: str | Path = ".", name: str | None = None) -> S3Remote:
     """The named (or default) remote as DVC sees it: .dvc/config merged with config.local and user config."""
     from dvc.repo import Repo
@@ -82,7 +76,6 @@ def dvc_remote(repo: str | Path = ".", name: str | None = None) -> S3Remote:
                     conf.get("secret_access_key"), conf.get("profile"), conf.get("region"))
 
 
-
 def s3_client(remote: S3Remote) -> Any:
     """A boto3 client that fails fast (one attempt, short timeouts) so a dead remote costs seconds."""
     import boto3
@@ -94,16 +87,13 @@ def s3_client(remote: S3Remote) -> Any:
                           config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1}))
 
 
-
 UNREACHABLE_HINT = ("Check that the server is running (`cybersentinel remote up` or `make s3-up` for the local one), "
                     "the endpointurl in .dvc/config.local (`dvc config --list --show-origin`) and the network.")
-
 
 
 CREDENTIALS_HINT = ("Check access_key_id/secret_access_key in .dvc/config.local (`dvc remote modify --local "
                     "{name} access_key_id ...`), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE, and that "
                     "the key may read and write the bucket.")
-
 
 
 def check_remote(remote: S3Remote) -> None:
@@ -133,7 +123,6 @@ def check_remote(remote: S3Remote) -> None:
         raise RemoteError(f"{remote.where}: {type(exc).__name__}: {exc}. {UNREACHABLE_HINT}") from exc
 
 
-
 def _credential_error(client: Any, remote: S3Remote) -> str | None:
     """HEAD responses carry no error body; a listing says whether the key is unknown or the signature wrong."""
     from botocore.exceptions import ClientError
@@ -146,7 +135,6 @@ def _credential_error(client: Any, remote: S3Remote) -> str | None:
     return None
 
 
-
 def write_local_config(repo: Path, name: str, settings: dict[str, str]) -> None:
     """Endpoint and keys go to .dvc/config.local, which git ignores, never to .dvc/config."""
     from dvc.repo import Repo
@@ -155,19 +143,16 @@ def write_local_config(repo: Path, name: str, settings: dict[str, str]) -> None:
         conf["remote"].setdefault(name, {}).update(settings)
 
 
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOCAL_HOST, 0))
         return sock.getsockname()[1]
 
 
-
 def _serving(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((LOCAL_HOST, port)) == 0
-
 
 
 def server_running(pid: int, port: int) -> bool:
@@ -186,16 +171,13 @@ def server_running(pid: int, port: int) -> bool:
     return bool(state) and not state.startswith("Z") and "moto.server" in command and str(port) in command
 
 
-
 def _port(state: dict[str, Any]) -> int:
     return int(urlparse(state["endpoint"]).port or 0)
-
 
 
 def read_state(repo: Path) -> dict[str, Any] | None:
     path = repo / STATE_FILE
     return json.loads(path.read_text()) if path.is_file() else None
-
 
 
 def start_server(repo: Path, port: int, timeout: float = 30.0) -> dict[str, Any]:
@@ -221,7 +203,6 @@ def start_server(repo: Path, port: int, timeout: float = 30.0) -> dict[str, Any]
     return state
 
 
-
 def stop_server(repo: Path) -> dict[str, Any] | None:
     """Stop the server `remote up` started (by its recorded pid); None if none is recorded."""
     state = read_state(repo)
@@ -239,7 +220,6 @@ def stop_server(repo: Path) -> dict[str, Any] | None:
             os.kill(pid, signal.SIGKILL)
     (repo / STATE_FILE).unlink()
     return state
-
 
 
 def local_up(repo: Path, port: int, name: str | None = None) -> tuple[S3Remote, dict[str, Any]]:

@@ -19,10 +19,8 @@ from typing import Any
 DEFAULT_OUT = Path("reports/tmp/pr")  # git-ignored
 
 
-
 class ReportError(RuntimeError):
     """A revision or DVC command the report needs failed; the message says which."""
-
 
 
 def dvc(repo: Path, *args: str) -> str:
@@ -32,7 +30,6 @@ def dvc(repo: Path, *args: str) -> str:
     return result.stdout
 
 
-
 def resolve_rev(repo: Path, rev: str) -> str:
     result = subprocess.run(["git", "rev-parse", "--short", f"{rev}^{{commit}}"], cwd=repo, capture_output=True,
                             text=True)
@@ -40,7 +37,6 @@ def resolve_rev(repo: Path, rev: str) -> str:
         raise ReportError(f"revision {rev!r} not found in {repo}: fetch it first (in CI, check out with "
                           "fetch-depth: 0 or `git fetch origin main:main`)")
     return result.stdout.strip()
-
 
 
 def named_plots(specs: dict[str, list[dict[str, Any]]], dvc_yaml: Path) -> dict[str, dict[str, Any]]:
@@ -57,10 +53,8 @@ def named_plots(specs: dict[str, list[dict[str, Any]]], dvc_yaml: Path) -> dict[
             if specs[plot_id] and specs[plot_id][0].get("type") == "vega" and specs[plot_id][0].get("content")}
 
 
-
 def slug(plot_id: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", plot_id.lower()).strip("-") or "plot"
-
 
 
 def render(spec: dict[str, Any], fmt: str) -> bytes:
@@ -69,7 +63,6 @@ def render(spec: dict[str, Any], fmt: str) -> bytes:
     if fmt == "svg":
         return vlc.vegalite_to_svg(spec).encode()
     return vlc.vegalite_to_png(spec, scale=1.5)
-
 
 
 def headline(diff: dict[str, dict[str, dict[str, Any]]], base: str, target: str, prefix: str = "test.") -> str:
@@ -83,17 +76,14 @@ def headline(diff: dict[str, dict[str, dict[str, Any]]], base: str, target: str,
     return "\n".join([f"| Test metric | {base} | {target} | Change |", "|---|---|---|---|", *rows])
 
 
-
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and value != value
-
 
 
 def _fmt(value: Any, signed: bool = False) -> str:
     if isinstance(value, float):
         return f"{value:+.5f}" if signed else f"{value:.5f}"
     return "-" if value is None else str(value)
-
 
 
 def drop_unchanged_nan_rows(table_md: str) -> str:
@@ -105,11 +95,9 @@ def drop_unchanged_nan_rows(table_md: str) -> str:
     return "\n".join(line for line in table_md.splitlines() if not unchanged(line))
 
 
-
 def has_rows(table_md: str) -> bool:
     """DVC prints a bare header when nothing differs."""
     return sum(line.startswith("|") for line in table_md.splitlines()) > 2
-
 
 
 def markdown(base: str, base_sha: str, target: str, headline_md: str, metrics_md: str, params_md: str,
@@ -129,7 +117,6 @@ def markdown(base: str, base_sha: str, target: str, headline_md: str, metrics_md
     if not images:
         lines += ["No plots found.", ""]
     return "\n".join(lines)
-
 
 
 def build_report(repo: Path, base: str, out: Path, target: str | None = None, fmt: str = "png") -> Path:

@@ -222,8 +222,6 @@ PROBE_URLS = [
 ]
 
 
-
-
 @dataclass(frozen=True)
 class Calibrator:
     """A fitted scikit-learn calibration map: isotonic (``x``/``y`` breakpoints, clipped at the ends) or

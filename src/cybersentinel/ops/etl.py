@@ -26,21 +26,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-
 MAX_URL_LENGTH = 65_536  # as the validation schema
-
 
 
 URL_COLUMNS = ("url", "label", "source", "snapshot")  # the tidy-table contract; every other column is an attribute
 
 
-
 SCHEMA_VERSION = 1
 
 
-
 _MIGRATION_LOCK = 0x6379_6265_7273  # pg_advisory_xact_lock key: one migrator at a time
-
 
 
 MIGRATIONS: list[tuple[int, str, str]] = [(1, "labelled URLs, feed entries, quarantine", """
@@ -86,13 +81,11 @@ CREATE TABLE quarantine (
 """)]
 
 
-
 @dataclass(frozen=True)
 class Table:
     name: str
     key: tuple[str, ...]
     columns: tuple[str, ...]  # as loaded; content_sha256 covers the non-key ones
-
 
 
 TABLES = {
@@ -103,7 +96,6 @@ TABLES = {
 }
 
 
-
 MONGO_INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "labelled_urls": [([("source", 1), ("source_row", 1)], {"unique": True}), ([("url", 1)], {}),
                       ([("source", 1), ("label", 1)], {})],
@@ -112,10 +104,8 @@ MONGO_INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
 }
 
 
-
 class LoadError(RuntimeError):
     """The load could not run or complete; nothing was committed (PostgreSQL) and a rerun is safe."""
-
 
 
 @dataclass(frozen=True)
@@ -127,14 +117,12 @@ class Prepared:
     rejected: pd.DataFrame
 
 
-
 @dataclass
 class Counts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
-
 
 
 def _native(value: Any) -> Any:
@@ -145,23 +133,19 @@ def _native(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON data")
 
 
-
 def _missing(value: Any) -> bool:
     import pandas as pd
 
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-
 def sha256_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
 
 
 def record_json(row: Mapping[str, Any]) -> str:
     """A rejected row as JSON, whatever it holds (missing values as null, odd types as text)."""
     return json.dumps({k: None if _missing(v) else v for k, v in row.items()}, default=str)
-
 
 
 def _rejections(target: str, records: Sequence[str], reasons: Sequence[str]) -> pd.DataFrame:
@@ -170,7 +154,6 @@ def _rejections(target: str, records: Sequence[str], reasons: Sequence[str]) -> 
     return pd.DataFrame({"target": target, "reason": list(reasons), "record": list(records),
                          "record_sha256": [hashlib.sha256(r.encode()).hexdigest() for r in records]},
                         columns=["target", "reason", "record", "record_sha256"])
-
 
 
 def prepare_labelled_urls(frame: pd.DataFrame) -> Prepared:
@@ -237,7 +220,6 @@ def prepare_labelled_urls(frame: pd.DataFrame) -> Prepared:
     return Prepared(TABLES["labelled_urls"], rows, rejected)
 
 
-
 def _feed_entries_of(feed, path: Path, feed_sha256: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """(entries, [(record, reason)]) of one feed file, line by line so one bad line rejects only itself."""
     from cybersentinel.intel.feeds import FeedError
@@ -273,7 +255,6 @@ def _feed_entries_of(feed, path: Path, feed_sha256: str) -> tuple[list[dict[str,
     return entries, rejects
 
 
-
 def prepare_feed_entries(folder: Path) -> Prepared:
     """Every known feed file in ``folder`` (a `cybersentinel feeds refresh` snapshot or the mirror)."""
     import pandas as pd
@@ -297,7 +278,6 @@ def prepare_feed_entries(folder: Path) -> Prepared:
                                   strict=True)]
     rejected = _rejections("feed_entries", [r for r, _ in rejects], [reason for _, reason in rejects])
     return Prepared(TABLES["feed_entries"], rows, rejected)
-
 
 
 def migrate_postgres(dsn: str, spec: Mapping[str, Any] | None = None) -> list[int]:
@@ -333,7 +313,6 @@ def migrate_postgres(dsn: str, spec: Mapping[str, Any] | None = None) -> list[in
     return applied
 
 
-
 def _require_schema_pg(cur) -> None:
     import psycopg2
 
@@ -345,7 +324,6 @@ def _require_schema_pg(cur) -> None:
     if version < SCHEMA_VERSION:
         raise LoadError(f"the database schema is at version {version}, this load needs {SCHEMA_VERSION}: "
                         "run `cybersentinel etl migrate --to postgres` first")
-
 
 
 def _upsert_pg(cur, prepared: Prepared) -> Counts:
@@ -381,7 +359,6 @@ def _upsert_pg(cur, prepared: Prepared) -> Counts:
     return Counts(inserted, updated, len(prepared.accepted) - inserted - updated, len(prepared.rejected))
 
 
-
 def load_postgres(dsn: str, batches: Sequence[Prepared], spec: Mapping[str, Any] | None = None) -> dict[str, Counts]:
     """Upsert every batch in one transaction: all of it is committed or none; a dropped connection is
     retried from the start (the upserts are idempotent)."""
@@ -411,7 +388,6 @@ def load_postgres(dsn: str, batches: Sequence[Prepared], spec: Mapping[str, Any]
         raise LoadError(f"{exc}; nothing was committed") from None
 
 
-
 def migrate_mongodb(db) -> list[int]:
     """Create the collections' indexes (idempotent) and record the schema version."""
     for name, indexes in MONGO_INDEXES.items():
@@ -425,11 +401,9 @@ def migrate_mongodb(db) -> list[int]:
     return applied
 
 
-
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
 
 
 def _mongo_documents(prepared: Prepared) -> list[dict[str, Any]]:
@@ -441,7 +415,6 @@ def _mongo_documents(prepared: Prepared) -> list[dict[str, Any]]:
         if bad:
             raise LoadError(f"attribute names {bad[:5]} cannot be MongoDB field names (no '.' or leading '$')")
     return docs
-
 
 
 def _upsert_mongo(db, prepared: Prepared, batch_size: int, now: datetime) -> Counts:
@@ -463,7 +436,6 @@ def _upsert_mongo(db, prepared: Prepared, batch_size: int, now: datetime) -> Cou
     return counts
 
 
-
 def load_mongodb(db, batches: Sequence[Prepared], batch_size: int = 1000) -> dict[str, Counts]:
     """Ordered bulk upserts per batch (MongoDB has no multi-document transaction without a replica set,
     so an interrupted load is completed by running it again: the upserts are idempotent)."""
@@ -481,14 +453,12 @@ def load_mongodb(db, batches: Sequence[Prepared], batch_size: int = 1000) -> dic
                         "rows before it are loaded, run the load again after fixing the cause") from None
 
 
-
 def mongo_database(uri_env: str, database: str | None):
     from cybersentinel.ingest.database import setting_from_env
     from cybersentinel.ingest.mongodb import mongo_client
 
     uri = setting_from_env(uri_env, "etl")
     return mongo_client(uri, {}).get_database(database or None)
-
 
 
 def with_mongo(action: Callable[[Any], Any], uri_env: str, database: str | None, retries: int = 3,

@@ -35,21 +35,16 @@ if TYPE_CHECKING:
     from cybersentinel.intel.feeds import IntelIndex
 
 
-
 LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid")
-
 
 
 MAX_LINE_BYTES = 64 * 1024  # longer lines are malformed (nginx's default request buffers are smaller)
 
 
-
 TOO_LONG = "\n(line too long)"  # what `follow` yields for an over-long line: no real line contains "\n"
 
 
-
 Scorer = Callable[[list[str]], list[dict[str, Any]]]
-
 
 
 NOT_FOUND = frozenset({404, 410})  # the server had no such page: the request says nothing about the site
@@ -61,7 +56,6 @@ class SiteHostNeededError(ValueError):
 
 class MalformedLineError(ValueError):
     """A log line that matches none of the formats; the message is a fixed reason, without the line's text."""
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,31 +71,24 @@ class LogRecord:
     server_ip: str | None = None  # Squid: the address it connected to
 
 
-
 _Q = r'"((?:[^"\\]|\\.)*)"'  # a quoted field with backslash escapes (Apache \" and nginx \x22 alike)
-
 
 
 _COMMON = (r'(?P<client>\S+) +\S+ +\S+ +\[(?P<time>[^\]]*)\] +"(?P<request>(?:[^"\\]|\\.)*)" +'
            r"(?P<status>[0-9]{3}) +(?:[0-9]+|-)")
 
 
-
 _COMBINED = re.compile(rf"{_COMMON}(?: +{_Q} +{_Q})?(?:\s.*)?", re.ASCII)
 
 
-
 _VHOST = re.compile(rf"(?P<vhost>[^\s:]+)(?::(?P<port>[0-9]+))? +{_COMMON}(?: +{_Q} +{_Q})?(?:\s.*)?", re.ASCII)
-
 
 
 _SQUID = re.compile(r" *(?P<time>[0-9]+(?:\.[0-9]+)?) +-?[0-9]+ +(?P<client>\S+) +[A-Za-z_]+/(?P<status>[0-9]{3}) +"
                     r"[0-9]+ +(?P<method>\S+) +(?P<url>\S+) +\S+ +[A-Za-z_]+/(?P<peer>\S+) +\S+(?:\s.*)?", re.ASCII)
 
 
-
 _METHOD = re.compile(r"[A-Z]{3,12}", re.ASCII)
-
 
 
 def _ip_text(value: str) -> str | None:
@@ -109,7 +96,6 @@ def _ip_text(value: str) -> str | None:
 
     address = parse_ip(value) if value and value != "-" else None
     return str(address) if address is not None else None
-
 
 
 def _url_for(method: str, target: str, host: str | None, scheme: str) -> str | None:
@@ -126,7 +112,6 @@ def _url_for(method: str, target: str, host: str | None, scheme: str) -> str | N
     return None
 
 
-
 def _from_web(match: re.Match, fmt: str, site_host: str | None) -> LogRecord:
     request = match.group("request")
     parts = request.split(" ")
@@ -138,12 +123,10 @@ def _from_web(match: re.Match, fmt: str, site_host: str | None) -> LogRecord:
                      int(match.group("status")), _url_for(method, target, host, scheme) if method else None)
 
 
-
 def _from_squid(match: re.Match) -> LogRecord:
     method, target, client = match.group("method"), match.group("url"), match.group("client")
     return LogRecord("squid", client, _ip_text(client), match.group("time"), method, target,
                      int(match.group("status")), _url_for(method, target, None, "http"), _ip_text(match.group("peer")))
-
 
 
 def parse_line(line: str, fmt: str = "auto", site_host: str | None = None) -> LogRecord:
@@ -163,10 +146,8 @@ def parse_line(line: str, fmt: str = "auto", site_host: str | None = None) -> Lo
     raise MalformedLineError(f"not a {'known' if fmt == 'auto' else fmt} log line")
 
 
-
 def _decode(raw: bytes) -> str:
     return raw.rstrip(b"\r").decode("utf-8", errors="replace")
-
 
 
 def follow(path: Path, stats: Counter, *, from_start: bool = False, once: bool = False,
@@ -234,7 +215,6 @@ def follow(path: Path, stats: Counter, *, from_start: bool = False, once: bool =
             handle.close()
 
 
-
 def _first_sight(seen: OrderedDict, key: str, size: int) -> bool:
     """True the first time ``key`` is seen within the last ``size`` distinct keys (a bounded LRU)."""
     if key in seen:
@@ -246,9 +226,7 @@ def _first_sight(seen: OrderedDict, key: str, size: int) -> bool:
     return True
 
 
-
 BLOCKLIST_COLUMNS = ("url", "verdict", "score", "reasons", "first_seen")
-
 
 
 def load_blocklist(path: Path | None) -> dict[str, dict[str, Any]]:
@@ -260,7 +238,6 @@ def load_blocklist(path: Path | None) -> dict[str, dict[str, Any]]:
     frame = read_scored(path)
     return {row["url"]: {column: row.get(column, "") for column in BLOCKLIST_COLUMNS}
             for row in frame.to_dict("records")}
-
 
 
 def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render: Mapping[str, Path]) -> None:
@@ -281,7 +258,6 @@ def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render:
         bl = build(entries_from_scored(frame, path.name, ("malicious",))[0])
         for fmt, target in render.items():
             write_text_atomic(target, FORMATS[fmt][1](bl))
-
 
 
 @dataclass
@@ -392,12 +368,10 @@ class Monitor:
                 "malformed_samples": self.samples, "blocked": len(self.blocked)}
 
 
-
 def _reasons(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "; ".join(map(str, value))
     return "" if value is None or value != value else str(value)
-
 
 
 def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, fmt: str = "auto",

@@ -22,7 +22,6 @@ from typing import Any
 log = logging.getLogger("cybersentinel.ops.service")
 
 
-
 ENV = {  # settings a worker process reads from its environment (uvicorn starts workers by import string)
     "model_dir": "CYBERSENTINEL_MODEL_DIR",
     "feeds_dir": "CYBERSENTINEL_FEEDS_DIR",
@@ -35,9 +34,7 @@ ENV = {  # settings a worker process reads from its environment (uvicorn starts 
 }
 
 
-
 API_KEYS_ENV = "CYBERSENTINEL_API_KEYS"  # comma separated; only ever read from the environment
-
 
 
 HTML_HEADERS = {  # the page loads nothing but its own assets and talks only to this origin
@@ -48,13 +45,10 @@ HTML_HEADERS = {  # the page loads nothing but its own assets and talks only to 
 }
 
 
-
 INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
 
 
-
 WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "example.com"]
-
 
 
 @dataclass(frozen=True)
@@ -92,10 +86,8 @@ class Settings:
         return {var: text(getattr(self, name)) for name, var in ENV.items() if getattr(self, name) is not None}
 
 
-
 def parse_api_keys(text: str) -> tuple[str, ...]:
     return tuple(key.strip() for key in text.split(",") if key.strip())
-
 
 
 def key_matches(given: str, keys: tuple[str, ...]) -> bool:
@@ -107,7 +99,6 @@ def key_matches(given: str, keys: tuple[str, ...]) -> bool:
     return matched
 
 
-
 def presented_key(headers: Any) -> str | None:
     """The key sent as ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``."""
     if key := headers.get("x-api-key"):
@@ -116,18 +107,15 @@ def presented_key(headers: Any) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-
 def parse_lines(text: str) -> list[str]:
     """A text/plain body: one value per line; a final newline does not add an empty row."""
     return text.splitlines()
-
 
 
 def read_json_file(path: Path | None) -> dict[str, Any] | None:
     if path is None or not path.is_file():
         return None
     return json.loads(path.read_text())
-
 
 
 def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: dict[str, Any] | None
@@ -153,7 +141,6 @@ def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: d
     }
 
 
-
 def feeds_summary(folder: Path) -> dict[str, Any]:
     """The feed files the index was built from, with what feeds.json (`feeds refresh`) recorded about them."""
     from cybersentinel.intel.feeds import FEEDS, MANIFEST
@@ -161,7 +148,6 @@ def feeds_summary(folder: Path) -> dict[str, Any]:
     recorded = (read_json_file(folder / MANIFEST) or {}).get("feeds", {})
     return {name: {k: recorded.get(name, {}).get(k) for k in ("entries", "sha256", "fetched_at", "last_modified")}
             for name, feed in FEEDS.items() if (folder / feed.filename).is_file()}
-
 
 
 def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
@@ -301,7 +287,6 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     return app
 
 
-
 def column_values(column: Any) -> list[Any]:
     """An Arrow column as a Python list; a dictionary column by indexing its few distinct values, which is
     much cheaper than ``to_pylist`` turning every row into a new string."""
@@ -313,11 +298,9 @@ def column_values(column: Any) -> list[Any]:
     return column.to_pylist()
 
 
-
 def app_from_env() -> Any:
     """Factory for uvicorn worker processes: settings come from the environment `serve` prepared."""
     return create_app(Settings.from_env())
-
 
 
 def run(application: Any, settings: Settings, *, host: str, port: int, workers: int, access_log: bool,

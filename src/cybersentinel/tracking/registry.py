@@ -28,25 +28,19 @@ if TYPE_CHECKING:  # the CLI imports this module at startup: sklearn, skops and 
     from sklearn.pipeline import Pipeline
 
 
-
 DETECTOR_DIR = "detector"
-
 
 
 CHAMPION = "champion"
 
 
-
 DEFAULT_MODEL_NAME = "cybersentinel-url-detector"
-
 
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "tpr_at_1pct_fpr", "brier")
 
 
-
 LOWER_IS_BETTER = frozenset({"brier"})
-
 
 
 # What a logged model needs to load; listing them skips MLflow's requirement inference (~12 s per training,
@@ -55,10 +49,8 @@ MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas", "pyar
                       "lightgbm", "xgboost-cpu")
 
 
-
 class PromotionError(RuntimeError):
     """The candidate may not become champion; the message says why."""
-
 
 
 def source_hashes(params_path: str | Path = "params.yaml") -> dict[str, str]:
@@ -71,7 +63,6 @@ def source_hashes(params_path: str | Path = "params.yaml") -> dict[str, str]:
     return {spec["name"]: spec["sha256"] for source in sources for spec in source.get("files", [])}
 
 
-
 def pinned_requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -80,7 +71,6 @@ def pinned_requirements() -> list[str]:
         with suppress(PackageNotFoundError):
             pins.append(f"{name}=={version(name)}")
     return pins
-
 
 
 def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any], example: pd.DataFrame,
@@ -137,10 +127,8 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
     tracker.call("model registration", log)
 
 
-
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
-
 
 
 def ensure_experiment(name: str | None = None, uri: str | None = None) -> str:
@@ -154,12 +142,10 @@ def ensure_experiment(name: str | None = None, uri: str | None = None) -> str:
     return experiment.experiment_id
 
 
-
 def client_for(uri: str) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
-
 
 
 def download_version(uri: str, name: str, version: str, dest: Path) -> tuple[Path, dict[str, Any]]:
@@ -199,7 +185,6 @@ def download_version(uri: str, name: str, version: str, dest: Path) -> tuple[Pat
     return local, manifest
 
 
-
 def load_version(uri: str, name: str, version: str) -> tuple[Pipeline, dict[str, Any]]:
     """A registered version's model, loaded only if its bytes match the SHA-256 the version was tagged with."""
     from cybersentinel.model.estimators import load_model
@@ -209,7 +194,6 @@ def load_version(uri: str, name: str, version: str) -> tuple[Pipeline, dict[str,
         return load_model(local / manifest["file"], manifest["sha256"]), manifest
 
 
-
 def alias_version(uri: str, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
@@ -217,7 +201,6 @@ def alias_version(uri: str, name: str, alias: str) -> str | None:
         return str(client_for(uri).get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
-
 
 
 def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
@@ -230,7 +213,6 @@ def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
     if version is None:
         raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}")
     return load_version(uri, name, version)
-
 
 
 def evaluate_on(model: Pipeline, manifest: dict[str, Any], test: pd.DataFrame) -> dict[str, float]:
@@ -246,7 +228,6 @@ def evaluate_on(model: Pipeline, manifest: dict[str, Any], test: pd.DataFrame) -
     return classification_metrics(test["label"].to_numpy(), scores, Policy.from_manifest(manifest).threshold)
 
 
-
 def beats(metric: str, candidate: float, champion: float, min_delta: float = 0.0) -> bool:
     """Strictly better by more than ``min_delta`` (lower is better for the Brier score)."""
     if metric in LOWER_IS_BETTER:
@@ -254,13 +235,11 @@ def beats(metric: str, candidate: float, champion: float, min_delta: float = 0.0
     return candidate > champion + min_delta
 
 
-
 @dataclass(frozen=True)
 class Evaluation:
     version: str
     metrics: dict[str, float]
     reused: bool
-
 
 
 def evaluation(uri: str, name: str, version: str, test: pd.DataFrame, test_sha256: str) -> Evaluation:
@@ -274,7 +253,6 @@ def evaluation(uri: str, name: str, version: str, test: pd.DataFrame, test_sha25
     for key, value in {"test_data_sha256": test_sha256, **{f"test.{k}": v for k, v in metrics.items()}}.items():
         client.set_model_version_tag(name, version, key, str(value))
     return Evaluation(version, metrics, reused=False)
-
 
 
 def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candidate: str | None = None,
@@ -316,7 +294,6 @@ def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candi
     return f"promoted version {candidate} to {alias!r} (was version {holder}): {comparison}"
 
 
-
 def _params_value(key: str, default: str) -> str:
     """``mlflow.<key>`` from params.yaml in the working directory, if there is one."""
     from cybersentinel.core.files import read_params
@@ -324,7 +301,6 @@ def _params_value(key: str, default: str) -> str:
     if Path("params.yaml").is_file():
         return read_params().get("mlflow", {}).get(key, default)
     return default
-
 
 
 def registered_name() -> str:
