@@ -13,14 +13,14 @@ top N registered domains. An explicit block list overrides the Tranco default, n
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cybersentinel.core.csv_cells import csv_text, unescape_cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,7 +85,8 @@ def read_scored(path: Path) -> pd.DataFrame:
         elif suffix in (".jsonl", ".ndjson", ".json"):
             frame = pd.read_json(path, lines=True, dtype=False)
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # maybe written by `predict`: unescape
+            frame = frame.rename(columns=unescape_cell).map(unescape_cell)
     except (ValueError, OSError, UnicodeDecodeError) as err:  # pandas' parser errors are ValueErrors
         raise InputError(f"{path}: cannot read as {suffix.lstrip('.') or 'csv'} ({err})") from None
     missing = [column for column in ("url", "verdict") if column not in frame.columns]
@@ -383,13 +384,8 @@ CSV_COLUMNS = ("kind", "value", "verdict", "score", "sources", "reasons")
 
 
 def render_csv(bl: Blocklist) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for e in bl.entries:
-        writer.writerow((e.kind, e.value, e.verdict, "" if e.score is None else f"{e.score:.6g}", e.sources,
-                         e.reasons))
-    return buffer.getvalue()
+    return csv_text(CSV_COLUMNS, ((e.kind, e.value, e.verdict, "" if e.score is None else f"{e.score:.6g}", e.sources,
+                                   e.reasons) for e in bl.entries))
 
 
 FORMATS: dict[str, tuple[str, Callable[[Blocklist], str]]] = {
@@ -412,11 +408,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_rejected(path: Path, rejected: Sequence[Rejected]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(("source", "value", "reason"))
-    writer.writerows((r.source, r.value, r.reason) for r in rejected)
-    write_text_atomic(path, buffer.getvalue())
+    write_text_atomic(path, csv_text(("source", "value", "reason"), ((r.source, r.value, r.reason) for r in rejected)))
 
 
 def export(bl: Blocklist, formats: Iterable[str], out_dir: Path) -> dict[str, Path]:

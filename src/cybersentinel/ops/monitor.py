@@ -241,16 +241,11 @@ def load_blocklist(path: Path | None) -> dict[str, dict[str, Any]]:
 
 
 def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render: Mapping[str, Path]) -> None:
-    import csv
-    import io
-
+    from cybersentinel.core.csv_cells import csv_text
     from cybersentinel.ops.blocklist import FORMATS, build, entries_from_scored, write_text_atomic
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, BLOCKLIST_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(blocked[key] for key in sorted(blocked))
-    write_text_atomic(path, buffer.getvalue())
+    rows = ([blocked[key].get(column, "") for column in BLOCKLIST_COLUMNS] for key in sorted(blocked))
+    write_text_atomic(path, csv_text(BLOCKLIST_COLUMNS, rows))
     if render:
         import pandas as pd
 

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cybersentinel.core.csv_cells import escape_table
 from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.detector import MAX_URL_CHARS, Detector
 
@@ -246,7 +247,8 @@ def with_results(batch: Batch, results: pa.Table) -> pa.Table:
 
 
 class BatchWriter:
-    """Streams tables to CSV, Parquet or JSON lines (one object per row, NaN as null)."""
+    """Streams tables to CSV (formula-like cells escaped, `core.csv_cells`), Parquet or JSON lines (one object per
+    row, NaN as null); Parquet and JSON lines keep the raw values."""
 
     def __init__(self, sink: BinaryIO, fmt: str):
         self.sink, self.format, self._writer = sink, fmt, None
@@ -257,6 +259,8 @@ class BatchWriter:
                 text = table.to_pandas().to_json(orient="records", lines=True, force_ascii=False)
                 self.sink.write(text.encode() if text.endswith("\n") else (text + "\n").encode())
             return
+        if self.format == "csv":
+            table = escape_table(table)
         if self._writer is None:
             if self.format == "csv":
                 import pyarrow.csv as pacsv
