@@ -5,6 +5,7 @@ that used to differ by door (popularity discount, listed floor, bare addresses) 
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_every_door_gives_the_same_verdicts_and_scores(model_dir: Path, feeds: P
 
     # the service (the web page renders exactly this response)
     settings = Settings(model_dir=model_dir, feeds_dir=feeds, allow_files=(allow,))
-    response = TestClient(create_app(settings)).post("/v1/score", json={"urls": URLS})
+    response = TestClient(create_app(settings), base_url="http://127.0.0.1").post("/v1/score", json={"urls": URLS})
     assert response.status_code == 200
     by_service = {r["url"]: (r["verdict"], round(r["score"], 6)) for r in response.json()["results"]}
 
@@ -91,5 +92,5 @@ def test_every_door_gives_the_same_verdicts_and_scores(model_dir: Path, feeds: P
     malicious = {u for u, (v, _) in by_predict.items() if v == "malicious"}
     assert len(entries) + len(rejected) == len(malicious)
     assert "1.10.16.5/32" in rules and not any("google.com" in r or r == "example.com" for r in rules)
-    monitored = {row.split(",")[0] for row in blocklist.read_text().splitlines()[1:]}
+    monitored = {row["url"] for row in csv.DictReader(io.StringIO(blocklist.read_text()))}
     assert monitored == {e.value.removesuffix("/32") for e in entries}

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from cybersentinel.cli.options import AllowFiles, BlockFiles
-from cybersentinel.ops.service import API_KEYS_ENV, ENV, Settings, create_app, parse_api_keys, run
+from cybersentinel.ops.service import (
+    API_KEYS_ENV,
+    ENV,
+    LOCAL_HOSTS,
+    ServerLimits,
+    Settings,
+    create_app,
+    parse_api_keys,
+    run,
+)
 
 
 def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
@@ -49,6 +58,16 @@ def serve(
                           ] = "cybersentinel-url-detector",
     allow_files: AllowFiles = None,
     block_files: BlockFiles = None,
+    trusted_hosts: Annotated[list[str] | None, typer.Option(
+        "--trusted-host", envvar=ENV["trusted_hosts"],
+        help="Host header value answered, besides the bound address and localhost (repeatable; the names clients "
+             "or the reverse proxy use). Other Host headers get 400.")] = None,
+    header_timeout: Annotated[float, typer.Option(min=0.5, help="Seconds a client has to send a request's headers.")
+                              ] = ServerLimits.header_timeout,
+    keep_alive_timeout: Annotated[int, typer.Option(min=1, help="Seconds an idle kept-alive connection stays open.")
+                                  ] = ServerLimits.keep_alive,
+    max_connections: Annotated[int, typer.Option(min=1, help="Open connections (per worker) before new requests "
+                                                 "get 503.")] = ServerLimits.max_connections,
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -59,6 +78,12 @@ def serve(
     from cybersentinel.scoring.detector import Detector
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
+    try:
+        api_keys = parse_api_keys(os.environ.get(API_KEYS_ENV, ""))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=API_KEYS_ENV) from None
+    hosts = [*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::") else [host]),  # noqa: S104 (compared, not bound)
+             *(h.strip() for item in trusted_hosts or () for h in item.split(",") if h.strip())]
     with tempfile.TemporaryDirectory(prefix="cybersentinel-model-") as downloaded:
         source = ""
         try:  # load and verify here, so a bad model stops `serve` with a clear message before the port opens
@@ -67,7 +92,7 @@ def serve(
             settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
                                 max_body_bytes=max_body_bytes, model_source=source,
                                 allow_files=tuple(allow_files or ()), block_files=tuple(block_files or ()),
-                                api_keys=parse_api_keys(os.environ.get(API_KEYS_ENV, "")))
+                                api_keys=api_keys, trusted_hosts=tuple(dict.fromkeys(hosts)))
             if workers == 1:
                 application = create_app(settings)
             else:  # each worker builds its own app; this process only verifies the model first
@@ -77,4 +102,4 @@ def serve(
             raise typer.BadParameter(f"cannot load the model: {exc}",
                                      param_hint="--model-alias" if model_alias else "--model-dir") from exc
         run(application, settings, host=host, port=port, workers=workers, access_log=access_log,
-            log_level=log_level)
+            log_level=log_level, limits=ServerLimits(header_timeout, keep_alive_timeout, max_connections))

@@ -31,6 +31,7 @@ ENV = {  # settings a worker process reads from its environment (uvicorn starts 
     "model_source": "CYBERSENTINEL_MODEL_SOURCE",
     "allow_files": "CYBERSENTINEL_ALLOW_FILES",  # os.pathsep-separated
     "block_files": "CYBERSENTINEL_BLOCK_FILES",
+    "trusted_hosts": "CYBERSENTINEL_TRUSTED_HOSTS",  # comma-separated
 }
 
 
@@ -40,9 +41,17 @@ API_KEYS_ENV = "CYBERSENTINEL_API_KEYS"  # comma separated; only ever read from 
 HTML_HEADERS = {  # the page loads nothing but its own assets and talks only to this origin
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
 }
+
+
+SECURITY_HEADERS = [  # on every response; an HTML route sets its own, fuller policy
+    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+
+
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
@@ -62,6 +71,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     allow_files: tuple[Path, ...] = ()  # allowlists (host names, with their subdomains)
     block_files: tuple[Path, ...] = ()  # local block lists (analyst-confirmed hosts)
+    trusted_hosts: tuple[str, ...] = LOCAL_HOSTS  # Host header values answered; `serve` adds the bound address
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -76,18 +86,28 @@ class Settings:
         for name in ("allow_files", "block_files"):
             if name in given:
                 given[name] = tuple(Path(p) for p in given[name].split(os.pathsep) if p)
+        if "trusted_hosts" in given:
+            given["trusted_hosts"] = tuple(h.strip() for h in given["trusted_hosts"].split(",") if h.strip())
         return cls(**given, api_keys=parse_api_keys(env.get(API_KEYS_ENV, "")))
 
     def to_env(self) -> dict[str, str]:
         """The settings as environment variables, API keys excepted (workers inherit those unchanged)."""
-        def text(value: Any) -> str:
-            return os.pathsep.join(map(str, value)) if isinstance(value, tuple) else str(value)
+        def text(name: str, value: Any) -> str:
+            if isinstance(value, tuple):  # host names (IPv6 included) hold colons: commas separate them
+                return ",".join(map(str, value)) if name == "trusted_hosts" else os.pathsep.join(map(str, value))
+            return str(value)
 
-        return {var: text(getattr(self, name)) for name, var in ENV.items() if getattr(self, name) is not None}
+        return {var: text(name, getattr(self, name)) for name, var in ENV.items() if getattr(self, name) is not None}
 
 
 def parse_api_keys(text: str) -> tuple[str, ...]:
-    return tuple(key.strip() for key in text.split(",") if key.strip())
+    """Comma-separated keys; unset or empty means no keys. A setting that holds only commas and blanks is an
+    error, not an open API."""
+    keys = tuple(key.strip() for key in text.split(",") if key.strip())
+    if text and not keys:
+        raise ValueError(f"{API_KEYS_ENV} is set but holds no keys; give comma-separated keys, or unset it to "
+                         "serve without keys")
+    return keys
 
 
 def key_matches(given: str, keys: tuple[str, ...]) -> bool:
@@ -100,16 +120,71 @@ def key_matches(given: str, keys: tuple[str, ...]) -> bool:
 
 
 def presented_key(headers: Any) -> str | None:
-    """The key sent as ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``."""
-    if key := headers.get("x-api-key"):
+    """The key sent as ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``, blanks around it trimmed alike."""
+    if key := (headers.get("x-api-key") or "").strip():
         return key
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    scheme, _, token = (headers.get("authorization") or "").strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def cross_origin(headers: Any) -> bool:
+    """Whether a browser sent this request from another origin: ``Sec-Fetch-Site`` says so, or ``Origin``
+    names another host (or ``null``) than the ``Host`` it was sent to. Scripts and curl send neither."""
+    from urllib.parse import urlsplit
+
+    if (headers.get("sec-fetch-site") or "").lower() in ("cross-site", "same-site"):
+        return True
+    origin = headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc.lower() != (headers.get("host") or "").lower()
+
+
+class BrowserGuard:
+    """ASGI middleware: security headers on every response, HEAD answered without a body, and any request that
+    changes state refused (403) when a browser sends it from another origin without an API key: a page
+    elsewhere cannot use a keyless local server (a simple text/plain POST needs no CORS preflight)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.datastructures import Headers
+
+        method = scope["method"]
+        if method not in ("GET", "HEAD", "OPTIONS"):
+            headers = Headers(scope=scope)
+            if cross_origin(headers) and presented_key(headers) is None:
+                body = json.dumps({"detail": "cross-origin request without an API key refused: send X-API-Key "
+                                   "or Authorization: Bearer"}).encode()
+                await send({"type": "http.response.start", "status": 403, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    *SECURITY_HEADERS, API_CSP]})
+                await send({"type": "http.response.body", "body": body})
+                return
+
+        async def guarded_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [h for h in (*SECURITY_HEADERS, API_CSP) if h[0] not in names]
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and method == "HEAD" and message.get("body"):
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+
+
 def parse_lines(text: str) -> list[str]:
-    """A text/plain body: one value per line; a final newline does not add an empty row."""
-    return text.splitlines()
+    """A text/plain body: one value per line, lines ending in ``\n`` or ``\r\n`` only (not the other breaks
+    `str.splitlines` knows, such as U+2028 or \x1c, which stay part of the value); a final newline does not add
+    an empty row."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def read_json_file(path: Path | None) -> dict[str, Any] | None:
@@ -158,6 +233,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import ClientDisconnect
 
     from cybersentinel.scoring.detector import Detector
@@ -246,14 +322,22 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
             status = 400 if any(e["type"] == "json_invalid" for e in problems) else 422
             raise HTTPException(status, problems) from None
 
+    # redirect_slashes off: Starlette builds that redirect from the Host header the client sent.
     app = FastAPI(title="CyberSentinel", version=card["package_version"], docs_url=None, redoc_url=None,
-                  default_response_class=AsciiJSONResponse,
+                  default_response_class=AsciiJSONResponse, redirect_slashes=False,
                   description="Scores URLs, domains and IP addresses as text. Nothing submitted is fetched.")
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+    # A Host header we do not serve is refused (DNS rebinding: a page on a name that resolves to 127.0.0.1).
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.trusted_hosts), www_redirect=False)
+    app.add_middleware(BrowserGuard)
+    if settings.api_keys:
+        declare_key_scheme(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", **model_ref, "intel": index is not None}
+
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)  # as GET, without a body
 
     @api.get("/model")
     async def model_info() -> dict[str, Any]:
@@ -272,7 +356,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
 
     app.include_router(api)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(web / "index.html", headers=HTML_HEADERS)
 
@@ -285,6 +369,28 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     # collector's reach, a full collection no longer walks it (it took over 100 ms in a worker).
     gc.freeze()
     return app
+
+
+KEY_SCHEMES = {"APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+               "HTTPBearer": {"type": "http", "scheme": "bearer"}}
+
+
+def declare_key_scheme(app: Any) -> None:
+    """Name the two key headers in the OpenAPI document, required (either one) on every /v1 operation. Checked
+    by `require_key`; declared here rather than as FastAPI security dependencies, which would run per request."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = KEY_SCHEMES
+            for path, operations in schema["paths"].items():
+                if path.startswith("/v1/"):
+                    for operation in operations.values():
+                        operation["security"] = [{name: []} for name in KEY_SCHEMES]
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def column_values(column: Any) -> list[Any]:
@@ -303,16 +409,30 @@ def app_from_env() -> Any:
     return create_app(Settings.from_env())
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a slow or numerous crowd of clients can hold: seconds to send a request's headers, seconds an idle
+    kept-alive connection stays open, and connections (or requests in progress) before new requests get 503."""
+
+    header_timeout: float = 10.0
+    keep_alive: int = 5
+    max_connections: int = 900  # below the usual 1,024 open files a process may have
+
+
 def run(application: Any, settings: Settings, *, host: str, port: int, workers: int, access_log: bool,
-        log_level: str) -> None:
+        log_level: str, limits: ServerLimits = ServerLimits()) -> None:  # noqa: B008 (frozen, so shared safely)
     """Run uvicorn: one process serves ``application``; with more workers each builds its own from the
     environment (one model copy per process; the GIL would serialise threads anyway)."""
     import uvicorn
 
-    if not settings.api_keys and host not in ("127.0.0.1", "::1", "localhost"):
+    from cybersentinel.ops.http_timeouts import HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
+
+    if not settings.api_keys and host not in LOCAL_HOSTS:
         log.warning("serving on %s without API keys: set %s to require them", host, API_KEYS_ENV)
+    os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout)  # read by the protocol, in every worker
     options = {"host": host, "port": port, "access_log": access_log, "log_level": log_level,
-               "server_header": False, "timeout_keep_alive": 30}
+               "server_header": False, "timeout_keep_alive": limits.keep_alive,
+               "limit_concurrency": limits.max_connections, "http": HeaderTimeoutProtocol}
     if application is not None:
         uvicorn.run(application, **options)
         return

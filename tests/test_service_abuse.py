@@ -1,0 +1,188 @@
+"""The service against abuse: key settings that parse to nothing, both key headers trimmed alike, the key scheme in
+OpenAPI, Host checks (no DNS rebinding, no redirect to another host), security headers, cross-origin simple POSTs,
+text bodies split on newlines only, HEAD like GET; and, on a real server, slow clients."""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from fixtures_model import model_dir, running_server  # noqa: F401
+from typer.testing import CliRunner
+
+from cybersentinel.cli.app import app as cli_app
+from cybersentinel.ops.service import API_KEYS_ENV, Settings, create_app, parse_api_keys, presented_key
+from cybersentinel.scoring.detector import Detector
+
+BASE = "http://127.0.0.1"
+TEXT = {"content-type": "text/plain"}
+
+
+@pytest.fixture(scope="module")
+def detector(model_dir: Path) -> Detector:  # noqa: F811
+    return Detector.from_dir(model_dir)
+
+
+@pytest.fixture(scope="module")
+def open_client(model_dir: Path, detector: Detector) -> TestClient:  # noqa: F811
+    return TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector), base_url=BASE)
+
+
+@pytest.fixture(scope="module")
+def keyed_client(model_dir: Path, detector: Detector) -> TestClient:  # noqa: F811
+    settings = Settings(model_dir=model_dir, feeds_dir=None, api_keys=("key-one",))
+    return TestClient(create_app(settings, detector), base_url=BASE)
+
+
+# ------------------------------------------------------------------------------------------------ API keys
+
+
+@pytest.mark.parametrize("setting", [",", " ", " , ,", "\t"])
+def test_a_key_setting_that_parses_to_nothing_is_an_error(setting: str) -> None:
+    with pytest.raises(ValueError, match=API_KEYS_ENV):
+        parse_api_keys(setting)
+    with pytest.raises(ValueError, match=API_KEYS_ENV):
+        Settings.from_env({API_KEYS_ENV: setting})
+    assert parse_api_keys("") == ()  # not set: no keys (a local server)
+
+
+def test_serve_refuses_an_empty_key_setting_before_starting(model_dir: Path, monkeypatch) -> None:  # noqa: F811
+    def started(*args, **kwargs):
+        raise AssertionError("the server started with an open API")
+
+    monkeypatch.setattr("cybersentinel.cli.serve.run", started)
+    result = CliRunner().invoke(cli_app, ["serve", "--model-dir", str(model_dir)], env={API_KEYS_ENV: ","})
+    assert result.exit_code == 2, result.output
+    assert API_KEYS_ENV in result.output and "no keys" in result.output
+
+
+def test_both_header_forms_are_trimmed_alike(keyed_client: TestClient) -> None:
+    for headers in ({"x-api-key": " key-one "}, {"x-api-key": "key-one"}, {"authorization": "Bearer  key-one "},
+                    {"authorization": "bearer key-one"}):
+        assert presented_key(headers) == "key-one"
+        assert keyed_client.post("/v1/score", content="example.org", headers={**TEXT, **headers}).status_code == 200
+    for headers in ({"x-api-key": "  "}, {"authorization": "Bearer   "}):
+        assert presented_key(headers) is None
+        assert keyed_client.post("/v1/score", content="example.org", headers={**TEXT, **headers}).status_code == 401
+
+
+def test_openapi_declares_the_key_scheme(keyed_client: TestClient, open_client: TestClient) -> None:
+    schema = keyed_client.get("/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert {"type": "apiKey", "in": "header", "name": "X-API-Key"}.items() <= next(
+        s for s in schemes.values() if s["type"] == "apiKey").items()
+    assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes.values())
+    for path in ("/v1/score", "/v1/model"):
+        operation = next(iter(schema["paths"][path].values()))
+        assert {name for choice in operation["security"] for name in choice} == set(schemes)
+    assert "security" not in next(iter(schema["paths"]["/healthz"].values()))
+
+
+# ------------------------------------------------------------------------------------------------ Host and browsers
+
+
+def test_an_untrusted_host_is_refused_and_never_redirected_to(open_client: TestClient) -> None:
+    for path in ("/healthz", "/", "/v1/model", "/v1/model/"):
+        response = open_client.get(path, headers={"host": "attacker.example"}, follow_redirects=False)
+        assert response.status_code == 400, path
+        assert "attacker.example" not in response.headers.get("location", "")
+    for host in ("127.0.0.1:8000", "localhost", "localhost:8000"):
+        assert open_client.get("/healthz", headers={"host": host}).status_code == 200
+    slash = open_client.get("/v1/model/", follow_redirects=False)
+    assert slash.status_code == 404 and "location" not in slash.headers  # no redirect built from the Host header
+
+
+def test_trusted_hosts_default_to_the_bound_address_and_localhost() -> None:
+    assert Settings().trusted_hosts == ("127.0.0.1", "localhost", "::1")
+    assert Settings.from_env({"CYBERSENTINEL_TRUSTED_HOSTS": "scan.example.org,10.0.0.5"}).trusted_hosts == (
+        "scan.example.org", "10.0.0.5")
+    chosen = Settings(trusted_hosts=("a.example", "::1"))
+    assert Settings.from_env(chosen.to_env()).trusted_hosts == chosen.trusted_hosts
+
+
+def test_security_headers_on_every_response(open_client: TestClient) -> None:
+    for path in ("/", "/model", "/static/app.js", "/healthz", "/v1/model"):
+        response = open_client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "no-referrer", path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+    assert "default-src 'none'" in open_client.get("/").headers["content-security-policy"]
+
+
+def test_cross_origin_simple_posts_without_a_key_are_refused(open_client: TestClient,
+                                                              keyed_client: TestClient) -> None:
+    for headers in ({"origin": "http://attacker.example"}, {"origin": "null"},
+                    {"sec-fetch-site": "cross-site"}, {"origin": "http://127.0.0.1:9"}):
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
+            response = open_client.post("/v1/score", content="example.org",
+                                        headers={**headers, "content-type": content_type})
+            assert response.status_code == 403, (headers, content_type)
+            assert "cross-origin" in response.json()["detail"]
+    same = open_client.post("/v1/score", content="example.org", headers={**TEXT, "origin": BASE,
+                                                                          "sec-fetch-site": "same-origin"})
+    assert same.status_code == 200
+    assert open_client.post("/v1/score", content="example.org", headers=TEXT).status_code == 200  # curl, scripts
+    keyed = keyed_client.post("/v1/score", content="example.org",
+                              headers={**TEXT, "origin": "http://tool.example", "x-api-key": "key-one"})
+    assert keyed.status_code == 200  # a key, not the browser's origin, is what authorises
+
+
+# ------------------------------------------------------------------------------------------------ bodies and HEAD
+
+
+def test_text_bodies_split_on_newlines_only(open_client: TestClient) -> None:
+    body = "a.example\u2028b\x1cc\x85d\u2029e\x0bf\x0cg\ne.example\r\nf.example\rg\n"
+    response = open_client.post("/v1/score", content=body.encode(), headers=TEXT)
+    assert response.status_code == 200
+    assert [r["url"] for r in response.json()["results"]] == ["a.example\u2028b\x1cc\x85d\u2029e\x0bf\x0cg",
+                                                              "e.example", "f.example\rg"]
+
+
+def test_head_answers_like_get(open_client: TestClient) -> None:
+    for path in ("/", "/healthz"):
+        got, head = open_client.get(path), open_client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.content == b""
+
+
+# ------------------------------------------------------------------------------------------------ slow clients
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_health_stays_up_while_slow_clients_hold_connections(model_dir: Path) -> None:  # noqa: F811
+    """200 clients send half a request and stall: /healthz keeps answering, and the header timeout closes them."""
+    with running_server(model_dir, "--header-timeout", "2", "--no-access-log") as base:
+        port = int(base.rsplit(":", 1)[1])
+        stalled = []
+        try:
+            for _ in range(200):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n")
+                stalled.append(sock)
+            started, worst = time.monotonic(), 0.0
+            while time.monotonic() - started < 1.5:
+                tick = time.monotonic()
+                assert httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+                worst = max(worst, time.monotonic() - tick)
+            assert worst < 1.0
+            time.sleep(2.5)  # past the header timeout: every stalled connection has been closed by the server
+            readable, _, _ = select.select(stalled, [], [], 1.0)
+            closed = 0
+            for sock in readable:
+                try:
+                    closed += sock.recv(1024) == b""
+                except ConnectionResetError:
+                    closed += 1
+            assert closed == len(stalled)
+            assert httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+        finally:
+            for sock in stalled:
+                sock.close()
