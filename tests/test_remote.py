@@ -3,6 +3,7 @@ train stage and `cybersentinel predict` with no retraining; clear errors for a d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from fixtures_pipeline import REPO, pipeline_env
 
 from cybersentinel.core.files import sha256_file
@@ -192,3 +194,54 @@ def test_committed_config_names_an_s3_default_remote_without_secrets() -> None:
     ignored = run(["git", "check-ignore", ".dvc/config.local"], cwd=REPO, check=False)
     assert ignored.returncode == 0
 
+
+
+def cache_object(repo: Path, md5: str) -> Path:
+    return repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_push_and_check_fail_unless_every_locked_output_is_on_the_remote(tmp_path: Path) -> None:
+    """`dvc push` only warns when an output is missing from the cache; `remote push`/`remote check` fail instead."""
+    repo = dvc_repo_with_remote(tmp_path / "repo", "http://127.0.0.1:1", LOCAL_KEYS)
+    (repo / "feeds").mkdir()
+    (repo / "feeds" / "a.txt").write_text("203.0.113.7\n")
+    (repo / "feeds" / "b.txt").write_text("bad.example\n")
+    (repo / "model.bin").write_bytes(b"weights")
+    run([sys.executable, "-m", "dvc", "add", "-q", "feeds", "model.bin"], cwd=repo)
+    run([CLI, "remote", "up", "--port", str(free_port())], cwd=repo)
+    try:
+        not_pushed = run([CLI, "remote", "check"], cwd=repo, check=False)
+        assert not_pushed.returncode == 1, not_pushed.stdout
+        assert "feeds: 2 of 2 file(s) are in the local cache but not on the remote" in not_pushed.stderr
+        assert "model.bin: 1 of 1 file(s)" in not_pushed.stderr and "make push" in not_pushed.stderr
+
+        # One file of the directory and its listing lost from the cache before the first push.
+        listing = yaml.safe_load((repo / "feeds.dvc").read_text())["outs"][0]["md5"]
+        file_md5 = hashlib.md5(b"203.0.113.7\n").hexdigest()
+        cache_object(repo, file_md5).unlink()
+        pushed = run([CLI, "remote", "push"], cwd=repo, check=False)
+        assert pushed.returncode == 1, pushed.stdout + pushed.stderr
+        assert "1 output(s) are not on remote 'storage'" in pushed.stderr
+        assert "feeds: 1 of 2 file(s) are neither in the local cache nor on the remote" in pushed.stderr
+        assert "`dvc add feeds`" in pushed.stderr and "model.bin" not in pushed.stderr  # model.bin did reach it
+        assert "Traceback" not in pushed.stderr
+        cache_object(repo, listing).unlink()
+        checked = run([CLI, "remote", "check"], cwd=repo, check=False)
+        assert checked.returncode == 1
+        assert "feeds: its directory listing is neither in the local cache nor on the remote" in checked.stderr
+
+        run([sys.executable, "-m", "dvc", "add", "-q", "feeds"], cwd=repo)  # the files are back in the cache
+        pushed = run([CLI, "remote", "push"], cwd=repo)
+        assert "every locked output is on remote 'storage'" in pushed.stdout
+        assert "holds every locked output" in run([CLI, "remote", "check"], cwd=repo).stdout
+        # A fresh copy of the cache-less repository pulls what the check vouched for.
+        shutil.rmtree(repo / ".dvc" / "cache")
+        shutil.rmtree(repo / "feeds")
+        (repo / "model.bin").unlink()
+        run([CLI, "remote", "pull"], cwd=repo)
+        assert (repo / "feeds" / "a.txt").read_text() == "203.0.113.7\n"
+        assert (repo / "model.bin").read_bytes() == b"weights"
+    finally:
+        run([CLI, "remote", "down"], cwd=repo)

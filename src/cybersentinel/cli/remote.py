@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from cybersentinel.mlops.remote import DEFAULT_PORT, RemoteError, check_remote, dvc_remote, local_up, stop_server
+from cybersentinel.mlops.remote import (
+    DEFAULT_PORT,
+    RemoteError,
+    check_remote,
+    describe_unsynced,
+    dvc_remote,
+    local_up,
+    stop_server,
+    unsynced_outputs,
+)
 
 remote_app = typer.Typer(help="The DVC remote: start/stop the local S3 server, check the configured remote.",
                          no_args_is_help=True)
@@ -56,13 +65,16 @@ def check(
     remote: RemoteOption = None,
     repo: RepoOption = Path("."),
 ) -> None:
-    """Check that the DVC remote answers and accepts the credentials (run before dvc push/pull)."""
+    """Check that the DVC remote answers, accepts the credentials and holds every locked output."""
     try:
         settings = dvc_remote(repo, remote)
         check_remote(settings)
+        problems = unsynced_outputs(repo, settings)
     except RemoteError as exc:
         raise _fail(exc) from exc
-    typer.echo(f"{settings.where} is reachable and accepts the credentials")
+    if problems:
+        raise _fail(RemoteError(describe_unsynced(settings, problems)))
+    typer.echo(f"{settings.where} is reachable, accepts the credentials and holds every locked output")
 
 
 def _transfer(command: str, targets: list[str] | None, remote: str | None, repo: Path) -> None:
@@ -75,6 +87,11 @@ def _transfer(command: str, targets: list[str] | None, remote: str | None, repo:
     if subprocess.run(args, cwd=repo).returncode != 0:
         raise _fail(RemoteError(f"`dvc {command}` with {settings.where} failed (see above); "
                                 "`cybersentinel remote check` probes the remote again"))
+    if command == "push":  # dvc push only warns about outputs it could not find; a fresh clone then cannot pull
+        problems = unsynced_outputs(repo, settings, targets)
+        if problems:
+            raise _fail(RemoteError(describe_unsynced(settings, problems)))
+        typer.echo(f"every locked output{' of ' + ' '.join(targets) if targets else ''} is on {settings.where}")
 
 
 @remote_app.command("push")

@@ -135,6 +135,54 @@ def _credential_error(client: Any, remote: S3Remote) -> str | None:
     return None
 
 
+def unsynced_outputs(repo: str | Path, remote: S3Remote, targets: list[str] | None = None) -> dict[str, str]:
+    """The cached outputs of dvc.lock and the .dvc files (or of ``targets``) that a fresh clone could not pull:
+    output path -> what is wrong. Empty when every file of every output is on the remote.
+
+    `dvc push` only warns (and exits 0) when an output is missing from the local cache, and `dvc status --cloud`
+    leaves such outputs out; this looks at each output's objects in the cache and on the remote instead.
+    """
+    from dvc.exceptions import CollectCacheError
+    from dvc.repo import Repo
+
+    problems: dict[str, str] = {}
+    with Repo(str(repo)) as dvc_repo:
+        outs = dvc_repo.index.targets_view(targets).outs if targets else dvc_repo.index.outs
+        for out in outs:
+            if not out.use_cache or not out.can_push or out.stage.is_repo_import:
+                continue
+            path = str(out)
+            rebuild = f"`dvc add {path}`" if out.stage.is_data_source else f"`dvc repro {out.stage.addressing}`"
+            if not out.hash_info:
+                problems[path] = f"has no hash in {out.stage.relpath}: run {rebuild}"
+                continue
+            try:  # a directory's listing (.dir object) is fetched from the remote when the cache lacks it
+                used = out.get_used_objs(push=True, remote=remote.name)
+            except CollectCacheError:
+                problems[path] = ("its directory listing is neither in the local cache nor on the remote: rebuild it "
+                                  f"({rebuild}), then push")
+                continue
+            objects = set().union(*used.values()) if used else set()
+            status = dvc_repo.cloud.status(objects, remote=remote.name)
+            if status.missing:
+                problems[path] = (f"{_files(status.missing)} of {_files(objects)} file(s) are neither in the local "
+                                  f"cache nor on the remote: rebuild it ({rebuild}), then push")
+            elif status.new:
+                problems[path] = (f"{_files(status.new)} of {_files(objects)} file(s) are in the local cache but not "
+                                  "on the remote: run `make push`")
+    return problems
+
+
+def _files(objects: set[Any]) -> int:
+    """How many files the objects are, not counting a directory's listing (unless it is all there is)."""
+    return sum(not obj.isdir for obj in objects) or len(objects)
+
+
+def describe_unsynced(remote: S3Remote, problems: dict[str, str]) -> str:
+    lines = "".join(f"\n  {path}: {what}" for path, what in sorted(problems.items()))
+    return f"{len(problems)} output(s) are not on {remote.where}, so a fresh clone cannot pull them:{lines}"
+
+
 def write_local_config(repo: Path, name: str, settings: dict[str, str]) -> None:
     """Endpoint and keys go to .dvc/config.local, which git ignores, never to .dvc/config."""
     from dvc.repo import Repo

@@ -1,0 +1,41 @@
+"""Outputs are written atomically with the mode the umask allows (0644 by default), not mkstemp's 0600: the
+resolver, web server or container user that reads a model, feed or rule file runs as another user."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WRITE = """
+import os, sys
+os.umask(int(sys.argv[1], 8))
+import pandas as pd
+from cybersentinel.core.files import atomic_path, write_json, write_parquet
+out = sys.argv[2]
+write_json(out + "/a.json", {"a": 1})
+write_parquet(out + "/b.parquet", pd.DataFrame({"url": ["x"]}))
+with atomic_path(out + "/sub/c.txt") as tmp:
+    tmp.write_text("c")
+"""
+
+
+@pytest.mark.parametrize(("umask", "mode"), [("022", 0o644), ("027", 0o640), ("077", 0o600)])
+def test_outputs_get_the_mode_the_umask_allows(tmp_path: Path, umask: str, mode: int) -> None:
+    subprocess.run([sys.executable, "-c", WRITE, umask, str(tmp_path)], check=True)
+    for name in ("a.json", "b.parquet", "sub/c.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+    assert not list(tmp_path.rglob(".*.tmp"))  # no temporary file left behind
+
+
+@pytest.mark.slow
+def test_pipeline_outputs_are_readable_by_other_users(sample_repo: Path) -> None:
+    """The model and feature files the pipeline wrote (under the tests' umask) are as readable as it allows."""
+    from cybersentinel.core.files import UMASK
+
+    files = [p for folder in ("models", "data/features") for p in (sample_repo / folder).rglob("*") if p.is_file()]
+    assert any(p.name == "model.skops" for p in files)
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK, path
