@@ -16,13 +16,11 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY requirements.txt ./
-# The service's share of the pinned requirements, with the same pins (no pipeline, notebook, database or test
-# tools). tests/test_service_deploy.py checks that every name below is pinned in requirements.txt.
-RUN grep -E '^(fastapi|uvicorn|uvloop|httptools|typer|rich|pandas|pyarrow|numpy|numba|scipy|scikit-learn|lightgbm|xgboost-cpu|skops|tldextract|idna|requests)==' \
-        requirements.txt > requirements-serve.txt \
-    && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -r requirements-serve.txt
+COPY requirements-serve.lock ./
+# The service's share of the locked requirements (no pipeline, tracking, database, notebook or test tools), at the
+# versions of requirements.lock, every file checked against its hash (`make lock` writes both locks).
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements-serve.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps .

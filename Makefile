@@ -14,16 +14,30 @@ export CYBERSENTINEL_COLLECTIONS
 CYBERSENTINEL_FEEDS_MIRROR ?= $(wildcard $(abspath ../shared/data/feeds))
 export CYBERSENTINEL_FEEDS_MIRROR
 
-.PHONY: setup repro test lint params bench feeds bench-intel bench-ingest bench-predict serve loadtest
+.PHONY: setup lock repro test lint params bench feeds bench-intel bench-ingest bench-predict serve loadtest
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# Dependencies: pyproject.toml declares them (runtime, extras test and dev, ...); requirements.lock pins the
+# whole transitive set with hashes and is all `make setup` installs. To add or change a dependency: edit
+# pyproject.toml (an exact pin), run `make lock`, commit pyproject.toml and both lock files.
+# tests/test_packaging.py fails when the lock no longer matches pyproject.toml.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements.lock
 	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
-setup: $(VENV)/.installed  ## create the virtualenv and install the pinned requirements
+setup: $(VENV)/.installed  ## create the virtualenv and install requirements.lock (hash-checked), then the package
+
+# One resolution for every platform (Python 3.11+), preferring the versions already in the lock, so `make lock`
+# after adding a dependency changes only what it must. requirements-serve.lock is the service's share
+# (requirements-serve.in) at the same versions: what the Docker image installs. Needs the package index.
+UV ?= uv
+UV_COMPILE = $(UV) pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command 'make lock'
+lock:  ## re-resolve pyproject.toml (all extras) into requirements.lock and requirements-serve.lock
+	$(UV_COMPILE) --all-extras pyproject.toml -o requirements.lock
+	$(UV_COMPILE) requirements-serve.in -c requirements.lock -o requirements-serve.lock
 
 repro: setup  ## run the pipeline on the default configuration (params.yaml)
 	dvc repro
