@@ -95,7 +95,7 @@ sweep: setup  ## queue a Hydra sweep as DVC experiments (default: the four model
 	while dvc queue status | grep -qE 'Queued|Running'; do sleep 10; done
 	dvc queue status
 	dvc exp show --md --sort-by test.roc_auc --sort-order desc --drop '.*' \
-	  --keep 'Experiment|Created|State|model\.name|test\.(roc_auc|pr_auc|accuracy|f1|brier)'
+	  --keep 'Experiment|Created|State|model\.name|test\.(roc_auc|pr_auc|tpr_at_1pct_fpr|precision|recall)|loco_min_roc_auc'
 
 report: setup  ## the pull-request report against $(BASE): markdown + PNG plots in reports/tmp/pr/ (offline)
 	cybersentinel report --base $(BASE)

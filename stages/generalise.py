@@ -1,6 +1,8 @@
 """Generalise: the honest test. Leave each collection out in turn (train the configured recipe on the others,
 score the held-out one) and train on what was known up to a cut-off year to score the phishing that came
-after. Writes the per-collection table (reports/generalisation.json, a DVC metric) and its plot data."""
+after. Writes the headline (reports/generalisation.json, a DVC metric: the worst held-out collection and the
+forward-in-time figures), the per-collection table (reports/generalisation_details.json, not a DVC metric) and
+its plot data."""
 
 import argparse
 import json
@@ -26,6 +28,7 @@ def main() -> None:
     parser.add_argument("--prepared", type=Path, required=True)
     parser.add_argument("--best-params", type=Path, required=True, help="the hyperparameters train chose")
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--details", type=Path, required=True)
     parser.add_argument("--plot", type=Path, required=True)
     args = parser.parse_args()
     params = read_params()
@@ -41,9 +44,11 @@ def main() -> None:
     forward = by_name.pop("forward")
     aucs = [r["roc_auc"] for r in by_name.values()]
     fprs = [r["fpr_at_threshold"] for r in by_name.values() if "fpr_at_threshold" in r]
-    metrics = {"loco": by_name, "loco_min_roc_auc": min(aucs), "loco_max_fpr_at_threshold": max(fprs),
-               "forward": {"cutoff_year": config["cutoff_year"], **forward}}
-    write_json(args.metrics, metrics)
+    headline = ("roc_auc", "tpr_at_1pct_fpr", "recall_at_threshold", "fpr_at_threshold", "rows")
+    forward = {"cutoff_year": config["cutoff_year"], **forward}
+    write_json(args.metrics, {"loco_min_roc_auc": min(aucs), "loco_max_fpr_at_threshold": max(fprs),
+                              "forward": {k: forward[k] for k in ("cutoff_year", *headline) if k in forward}})
+    write_json(args.details, {"loco": by_name, "forward": forward})
     write_json(args.plot, [{"collection": name, "roc_auc": r["roc_auc"], "tpr_at_1pct_fpr": r["tpr_at_1pct_fpr"]}
                            for name, r in by_name.items()])
     for name, r in by_name.items():

@@ -21,6 +21,7 @@ from cybersentinel.model.estimators import ModelIntegrityError, load_detector, l
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.tracking.registry import (
     CHAMPION,
+    VERSION_TAGS,
     PromotionError,
     beats,
     client_for,
@@ -82,6 +83,11 @@ def registered(store: str, trained: dict) -> dict[str, str]:
                 for kind in ("weak", "strong")}
 
 
+def run_of(client, name: str, version: str):
+    """The data (metrics, params, tags) of the run a version was logged in."""
+    return client.get_run(client.get_model_version(name, version).run_id).data
+
+
 def copy_versions(uri: str, versions: list[str], name: str) -> list[str]:
     """The same runs registered under another name with the same tags (cheap: no model is logged again)."""
     client = client_for(uri)
@@ -107,8 +113,8 @@ def test_champion_moves_only_to_a_better_model_on_the_same_test_data(store, trai
     with pytest.raises(PromotionError) as refused:
         promote(store, name, test, candidate=weak)
     text = str(refused.value)
-    weak_auc = float(client.get_model_version(name, weak).tags["test.roc_auc"])
-    strong_auc = float(client.get_model_version(name, strong).tags["test.roc_auc"])
+    weak_auc = run_of(client, name, weak).metrics["test.roc_auc"]  # metrics on the run, not version tags
+    strong_auc = run_of(client, name, strong).metrics["test.roc_auc"]
     assert strong_auc > weak_auc
     assert f"version {weak} has roc_auc {weak_auc:.5f}, champion version {strong} has {strong_auc:.5f}" in text
     assert "must be higher" in text and f"stays on version {strong}" in text
@@ -117,19 +123,24 @@ def test_champion_moves_only_to_a_better_model_on_the_same_test_data(store, trai
     # Both were scored on the same bytes, and the strong model's number is the evaluate stage's number.
     digest = sha256_file(test)
     for version in (weak, strong):
-        assert client.get_model_version(name, version).tags["test_data_sha256"] == digest
+        assert run_of(client, name, version).tags["test_data_sha256"] == digest
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())["test"]
     assert strong_auc == pytest.approx(metrics["roc_auc"], abs=1e-5)
     assert evaluation(store, name, strong, pd.read_parquet(test), digest).reused
 
     tags = client.get_model_version(name, strong).tags
+    assert set(tags) <= set(VERSION_TAGS)  # a few identifying tags; the figures are the run's metrics
     assert tags["sha256"] == trained["strong"][1]["sha256"]
     assert tags["train_data_sha256"] == trained["strong"][1]["train_data_sha256"]
-    assert len(tags["git_commit"]) == 40 and "validation.roc_auc" in tags
-    params = yaml.safe_load((trained["repo"] / "params.yaml").read_text())
-    assert {k for k in tags if k.startswith("source.")} == {
-        f"source.{spec['name']}.sha256" for source in dataset_sources(params["dataset"]) for spec in source["files"]}
+    assert len(tags["git_commit"]) == 40
     assert len(tags["manifest_sha256"]) == 64  # checked on every fetch (test_loading_by_alias_verifies_the_hash)
+    run = run_of(client, name, strong)
+    assert "validation.roc_auc" in run.metrics
+    params = yaml.safe_load((trained["repo"] / "params.yaml").read_text())
+    assert {k for k in run.params if k.startswith("source.")} == {
+        f"source.{spec['name']}.sha256" for source in dataset_sources(params["dataset"]) for spec in source["files"]}
+    source = client.get_model_version("trained", registered["strong"])
+    assert trained["strong"][1]["model"] in source.description and "threshold" in source.description
 
 
 def test_a_different_test_set_is_scored_again_not_reused(store, trained, registered, tmp_path) -> None:
@@ -141,7 +152,7 @@ def test_a_different_test_set_is_scored_again_not_reused(store, trained, registe
     full.iloc[: len(full) // 2].to_parquet(half)
     second = evaluation(store, name, version, pd.read_parquet(half), sha256_file(half))
     assert not second.reused and second.metrics["rows"] == len(full) // 2 != first.metrics["rows"]
-    assert client_for(store).get_model_version(name, version).tags["test_data_sha256"] == sha256_file(half)
+    assert run_of(client_for(store), name, version).tags["test_data_sha256"] == sha256_file(half)
 
 
 def test_loading_by_alias_verifies_the_hash(store, trained, registered) -> None:

@@ -11,6 +11,7 @@ import typer
 from cybersentinel.tracking.registry import (
     CHAMPION,
     METRICS,
+    NO_CHAMPION_HINT,
     PromotionError,
     alias_version,
     client_for,
@@ -19,6 +20,11 @@ from cybersentinel.tracking.registry import (
     registered_name,
     tracking_uri,
 )
+
+
+def progress(message: str) -> None:
+    """One line per step on stderr (stdout keeps the result), so a slow registry shows where it is."""
+    typer.secho(f"... {message}", err=True, dim=True)
 
 
 def version_of(uri: str, name: str, model_dir: Path) -> str:
@@ -54,7 +60,7 @@ def promote_command(
     try:
         if model_dir is not None:
             version = version_of(uri, name, model_dir)
-        typer.echo(promote(uri, name, test_data, metric, version, alias, min_delta))
+        typer.echo(promote(uri, name, test_data, metric, version, alias, min_delta, progress))
     except (PromotionError, ModelIntegrityError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
@@ -76,10 +82,13 @@ def fetch_model_command(
     uri, name = tracking_uri(), name or registered_name()
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            progress(f"looking up alias {alias!r} of {name}")
             version = alias_version(uri, name, alias)
             if version is None:
-                raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}")
+                raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}: {NO_CHAMPION_HINT}")
+            progress(f"downloading version {version} and checking its SHA-256")
             local, manifest = download_version(uri, name, version, Path(tmp))
+            progress("loading the model (refuses untrusted types) and checking the policy's pinned lists")
             load_model(local / manifest["file"], manifest["sha256"])  # also refuses untrusted types
             read_popularity(local, manifest)  # the policy's pinned lists, checked against the manifest
             read_known_paths(local, manifest)

@@ -54,6 +54,11 @@ API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'no
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+# Swagger UI sets inline styles and draws icons from data: URIs; scripts stay files from this origin.
+DOCS_HEADERS = {**HTML_HEADERS, "Content-Security-Policy": HTML_HEADERS["Content-Security-Policy"].replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'").replace("img-src 'self'", "img-src 'self' data:")}
+
+
 INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
 
 
@@ -236,6 +241,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import ClientDisconnect
 
+    from cybersentinel.ops.api_models import Health, ModelCard, ScoreResponse, errors
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
 
@@ -333,19 +339,22 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     if settings.api_keys:
         declare_key_scheme(app)
 
-    @app.get("/healthz")
+    # Response schemas document the routes without validating each answer (see ops/api_models.py).
+    @app.get("/healthz", response_model=None, responses={200: {"model": Health}, **errors()})
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", **model_ref, "intel": index is not None}
 
     app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)  # as GET, without a body
 
-    @api.get("/model")
+    @api.get("/model", response_model=None, responses={200: {"model": ModelCard}, **errors(401)})
     async def model_info() -> dict[str, Any]:
         return card
 
-    @api.post("/score", openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": ScoreRequest.model_json_schema()},
-        "text/plain": {"schema": {"type": "string"}}}}})
+    @api.post("/score", response_model=None,
+              responses={200: {"model": ScoreResponse}, **errors(400, 401, 403, 413, 415, 422)},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": ScoreRequest.model_json_schema()},
+                  "text/plain": {"schema": {"type": "string"}}}}})
     async def score(request: Request) -> AsciiJSONResponse:
         values = parse_request(await read_body(request), request.headers.get("content-type", ""))
         if len(values) <= INLINE_BATCH:
@@ -363,6 +372,10 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     @app.get("/model", include_in_schema=False)
     async def model_page() -> FileResponse:
         return FileResponse(web / "model.html", headers=HTML_HEADERS)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs_page() -> FileResponse:  # Swagger UI from web/swagger/, never a CDN
+        return FileResponse(web / "docs.html", headers=DOCS_HEADERS)
 
     app.mount("/static", StaticFiles(directory=web), name="static")
     # Everything built so far (modules, model, feeds) lives as long as the process: moved out of the

@@ -1,7 +1,9 @@
 """The MLflow model registry.
 
-Every trained model is logged (skops, never pickle) with its signature and registered as a new version
-tagged with its hashes, validation metrics, source-data checksums and git commit. Beside MLflow's own
+Every trained model is logged (skops, never pickle) with its signature and registered as a new version with a
+description and only the tags that identify and verify it (its hashes, the training data's, the git commit);
+metrics are the run's metrics (validation by train, test by ``promote``) and the source-data checksums the
+run's parameters, so the registry table stays readable. Beside MLflow's own
 copy, the run keeps ``detector/model.skops`` - the exact bytes DVC tracks - and ``detector/model.json``,
 so a version loaded from the registry is verified against the same SHA-256 as a DVC-pulled file.
 
@@ -15,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +51,12 @@ LOWER_IS_BETTER = frozenset({"brier"})
 # it imports the model in a subprocess). The package itself (custom featurizer types) is installed from the repo.
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas", "pyarrow", "numba", "tldextract",
                       "lightgbm", "xgboost-cpu")
+
+
+# The version tags: what identifies the version and what `fetch-model` / `serve --model-alias` verify.
+VERSION_TAGS = ("sha256", "manifest_sha256", "compiled_sha256", "train_data_sha256", "git_commit")
+
+NO_CHAMPION_HINT = "register a model (train with MLflow tracking on), then run `make promote` to give it the alias"
 
 
 class PromotionError(RuntimeError):
@@ -115,16 +125,36 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
                                         pip_requirements=pinned_requirements())
         client = mlflow.MlflowClient()
         version = info.registered_model_version
+        mlflow.log_params({f"source.{name}.sha256": digest for name, digest in source_hashes().items()})
         tags = {"sha256": manifest["sha256"], "manifest_sha256": manifest_sha256,
                 "train_data_sha256": manifest["train_data_sha256"],
                 **({"compiled_sha256": manifest["compiled"]["sha256"]} if manifest.get("compiled") else {}),
-                "git_commit": git_commit(), "dataset": manifest["dataset"], "model": manifest["model"],
-                **{f"source.{name}.sha256": digest for name, digest in source_hashes().items()},
-                **{f"validation.{k}": v for k, v in manifest["validation"].items()}}
+                "git_commit": git_commit()}
         for key, value in tags.items():
             client.set_model_version_tag(manifest["name"], version, key, str(value))
+        client.update_model_version(manifest["name"], version, description=version_description(manifest))
+        if not client.get_registered_model(manifest["name"]).description:
+            client.update_registered_model(manifest["name"], description=MODEL_DESCRIPTION)
 
     tracker.call("model registration", log)
+
+
+MODEL_DESCRIPTION = ("CyberSentinel's calibrated detector of malicious URLs. Each version holds the model, its "
+                     "compiled form and manifest (detector/), verified against the version's sha256 tags when "
+                     "loaded; `make promote` moves the 'champion' alias to a version that beats the champion.")
+
+
+def version_description(manifest: dict[str, Any]) -> str:
+    """One paragraph for the registry page: what the version is and how it was judged."""
+    validation = manifest.get("validation", {})
+    rule = manifest.get("threshold_rule", {})
+    budget = f" (false-positive budget {rule['max_fpr']:.1%})" if rule.get("max_fpr") else ""
+    figures = ", ".join(f"{label} {validation[key]:.4f}" for label, key in
+                        (("ROC-AUC", "roc_auc"), ("TPR at 1% FPR", "tpr_at_1pct_fpr"), ("precision", "precision"),
+                         ("recall", "recall")) if isinstance(validation.get(key), int | float))
+    return (f"{manifest['model']} on the {manifest['dataset']} dataset, {len(manifest.get('features', []))} features; "
+            f"threshold {manifest['policy']['threshold']}{budget}. Held-out training groups: {figures or 'n/a'}. "
+            f"Model SHA-256 {manifest['sha256']}.")
 
 
 def tracking_uri() -> str:
@@ -211,7 +241,7 @@ def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
     uri = uri or tracking_uri()
     version = alias_version(uri, name, alias)
     if version is None:
-        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}")
+        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}: {NO_CHAMPION_HINT}")
     return load_version(uri, name, version)
 
 
@@ -242,21 +272,30 @@ class Evaluation:
     reused: bool
 
 
-def evaluation(uri: str, name: str, version: str, test: pd.DataFrame, test_sha256: str) -> Evaluation:
-    """The version's metrics on this test set: recorded ones if the hash matches, else scored now and recorded."""
+def evaluation(uri: str, name: str, version: str, test: pd.DataFrame, test_sha256: str,
+               progress: Callable[[str], None] = lambda _: None) -> Evaluation:
+    """The version's metrics on this test set: the ones recorded on its run if they were computed on the same
+    bytes (the run's ``test_data_sha256`` tag), else scored now and logged on the run as metrics."""
+    from mlflow.entities import Metric, RunTag
+
     client = client_for(uri)
-    tags = client.get_model_version(name, version).tags
-    if tags.get("test_data_sha256") == test_sha256 and all(f"test.{m}" in tags for m in METRICS):
-        return Evaluation(version, {m: float(tags[f"test.{m}"]) for m in METRICS}, reused=True)
+    run_id = client.get_model_version(name, version).run_id
+    run = client.get_run(run_id).data
+    if run.tags.get("test_data_sha256") == test_sha256 and all(f"test.{m}" in run.metrics for m in METRICS):
+        recorded = {k.removeprefix("test."): v for k, v in run.metrics.items() if k.startswith("test.")}
+        return Evaluation(version, {k: int(v) if k == "rows" else v for k, v in recorded.items()}, reused=True)
+    progress(f"downloading and verifying version {version}")
     model, manifest = load_version(uri, name, version)
+    progress(f"scoring version {version} on {len(test):,} test rows")
     metrics = evaluate_on(model, manifest, test)
-    for key, value in {"test_data_sha256": test_sha256, **{f"test.{k}": v for k, v in metrics.items()}}.items():
-        client.set_model_version_tag(name, version, key, str(value))
+    client.log_batch(run_id, metrics=[Metric(f"test.{k}", float(v), int(time.time() * 1000), 0)
+                                      for k, v in metrics.items() if isinstance(v, int | float)],
+                     tags=[RunTag("test_data_sha256", test_sha256)])
     return Evaluation(version, metrics, reused=False)
 
 
 def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candidate: str | None = None,
-            alias: str = CHAMPION, min_delta: float = 0.0) -> str:
+            alias: str = CHAMPION, min_delta: float = 0.0, progress: Callable[[str], None] = lambda _: None) -> str:
     """Move ``alias`` to ``candidate`` (default: the newest version) if it beats the alias holder on
     ``metric`` over the same test data; return what happened, or raise PromotionError explaining why not."""
     import pandas as pd
@@ -266,23 +305,26 @@ def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candi
     if metric not in METRICS:
         raise PromotionError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
     client = client_for(uri)
+    progress(f"looking up {name!r} in the registry")
     versions = client.search_model_versions(f"name = '{name}'")
     if not versions:
-        raise PromotionError(f"no registered versions of {name!r} in {uri}")
+        raise PromotionError(f"no registered versions of {name!r} in {uri}: train with MLflow tracking on "
+                             "(`dvc repro`), then run `make promote`")
     candidate = str(candidate or max(int(v.version) for v in versions))
     holder = alias_version(uri, name, alias)
     if holder == candidate:
         return f"{name} version {candidate} already is {alias!r}; nothing to do"
 
+    progress(f"reading the test data {test_path}")
     test_sha256 = sha256_file(test_path)
     test = pd.read_parquet(test_path)
-    new = evaluation(uri, name, candidate, test, test_sha256)
+    new = evaluation(uri, name, candidate, test, test_sha256, progress)
     on_data = f"on {test_path} (sha256 {test_sha256[:12]}..., {len(test):,} rows)"
     if holder is None:
         client.set_registered_model_alias(name, alias, candidate)
         return (f"{name} had no {alias!r}: version {candidate} becomes {alias} with {metric} "
                 f"{new.metrics[metric]:.5f} {on_data}")
-    old = evaluation(uri, name, holder, test, test_sha256)
+    old = evaluation(uri, name, holder, test, test_sha256, progress)
     direction = "lower" if metric in LOWER_IS_BETTER else "higher"
     comparison = (f"version {candidate} has {metric} {new.metrics[metric]:.5f}, {alias} version {holder} has "
                   f"{old.metrics[metric]:.5f} {on_data}")
