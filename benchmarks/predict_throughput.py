@@ -111,14 +111,14 @@ def main() -> None:
     parser.add_argument("--venv-dir", type=Path, default=Path(tempfile.gettempdir()) / "cybersentinel-bench-fraudurl")
     parser.add_argument("--model-dir", type=Path, default=REPO / "models")
     parser.add_argument("--cold", action="store_true", help="a distinct host for every copy of the collections")
-    parser.add_argument("--feeds", type=Path, default=None, help="threat-intel folder (default: model alone)")
+    parser.add_argument("--feeds-dir", type=Path, default=None, help="threat-intel folder (default: model alone)")
     parser.add_argument("--no-peer", action="store_true", help="skip fraudurl")
     args = parser.parse_args()
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     source, scored = args.work_dir / "urls.csv", args.work_dir / "scored.csv"
     write_input(source, args.rows, args.cold)
-    feeds = ["--feeds", str(args.feeds)] if args.feeds else ["--no-feeds"]
+    feeds = ["--feeds-dir", str(args.feeds_dir)] if args.feeds_dir else ["--no-feeds"]
     cmd = [str(Path(sys.executable).with_name("cybersentinel")), "predict", "-i", str(source), "-o", str(scored),
            "--model-dir", str(args.model_dir), "--no-progress", *feeds]
     load_before = psutil.getloadavg()[0]

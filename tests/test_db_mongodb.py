@@ -123,7 +123,7 @@ def test_cli_loads_urls_and_feeds_into_mongodb(mongo, tmp_path):
     (feeds / "firehol_level1.txt").write_text("10.0.0.0/8\n192.168.0.0/16\n10.1.2.3/8\n")
     runner = CliRunner()
     assert runner.invoke(app, ["etl", "migrate", "--to", "mongodb"]).exit_code == 0
-    args = ["etl", "load", "--to", "mongodb", "--validated", str(validated), "--feeds", str(feeds)]
+    args = ["etl", "load", "--to", "mongodb", "--validated", str(validated), "--feeds-dir", str(feeds)]
     first = " ".join(runner.invoke(app, args).output.split())
     assert "labelled_urls │ 4 │ 0 │ 0 │ 1" in first and "feed_entries │ 2 │ 0 │ 0 │ 1" in first
     second = " ".join(runner.invoke(app, args).output.split())

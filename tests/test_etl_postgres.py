@@ -198,7 +198,7 @@ def test_cli_migrates_loads_and_reports_counts(migrated, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["etl", "migrate", "--to", "postgres"])
     assert result.exit_code == 0 and "already at version 1" in result.output
-    args = ["etl", "load", "--to", "postgres", "--validated", str(validated), "--feeds", str(tmp_path / "feeds")]
+    args = ["etl", "load", "--to", "postgres", "--validated", str(validated), "--feeds-dir", str(tmp_path / "feeds")]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "labelled_urls │ 4 │ 0 │ 0 │ 4" in " ".join(first.output.split())
@@ -213,7 +213,7 @@ def test_cli_reports_an_unreachable_server_clearly(tmp_path, monkeypatch):
     validated = tmp_path / "validated.parquet"
     validated_frame().to_parquet(validated)
     result = CliRunner().invoke(app, ["etl", "load", "--to", "postgres", "--validated", str(validated),
-                                      "--feeds", str(tmp_path / "none"), "--retries", "0"])
+                                      "--feeds-dir", str(tmp_path / "none"), "--retries", "0"])
     assert result.exit_code == 2
     output = " ".join(result.output.split())
     assert "Connection refused" in output and "nothing was committed" in output

@@ -54,7 +54,7 @@ def test_every_door_gives_the_same_verdicts_and_scores(model_dir: Path, feeds: P
     # predict
     out = tmp_path / "out.csv"
     result = CliRunner().invoke(app, ["predict", "-i", str(source), "-o", str(out), "--model-dir", str(model_dir),
-                                      "--feeds", str(feeds), "--allow-file", str(allow), "--no-progress"])
+                                      "--feeds-dir", str(feeds), "--allow-file", str(allow), "--no-progress"])
     assert result.exit_code == 0, result.output
     predicted = pd.read_csv(out, keep_default_na=False)
     by_predict = {u: (v, round(float(s), 6)) for u, v, s in zip(predicted["url"], predicted["verdict"],

@@ -75,7 +75,7 @@ def test_parquet_in_with_another_column_name_and_a_clashing_column(model_dir, tm
 def test_feeds_show_and_combine(model_dir, tmp_path):  # noqa: F811
     if not (FEEDS / "firehol_level1.txt").is_file():
         pytest.skip("no feeds mirror")
-    result = run(["--model-dir", str(model_dir), "--feeds", str(FEEDS)], stdin="\n".join(URLS).encode())
+    result = run(["--model-dir", str(model_dir), "--feeds-dir", str(FEEDS)], stdin="\n".join(URLS).encode())
     out = pd.read_csv(io.StringIO(result.stdout), dtype=str, keep_default_na=False)
     assert list(out.columns) == ["url", "score", "verdict", "reasons", "model_score", "feeds", "error"]
     listed = out[out["feeds"] != ""]

@@ -3,6 +3,8 @@ this package imports Typer; the commands call the library below it."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cybersentinel.cli.blocklist import blocklist_app
@@ -20,8 +22,17 @@ app = typer.Typer(help="CyberSentinel: detect and block malicious URLs, domains 
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
 
 
+def print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"cybersentinel {version('cybersentinel')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(version: Annotated[bool, typer.Option("--version", callback=print_version, is_eager=True,
+                                              help="Print the version and exit.")] = False) -> None:
     """CyberSentinel command line."""
 
 

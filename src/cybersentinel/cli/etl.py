@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from cybersentinel.cli.options import FeedsAlias, feeds_dir_or_alias
 from cybersentinel.ops.etl import (
     SCHEMA_VERSION,
     LoadError,
@@ -79,8 +80,9 @@ def load_command(
     to: ToOption,
     validated: Annotated[Path, typer.Option(help="Validated URL table (parquet) from the pipeline.")] = Path(
         "data/validated.parquet"),
-    feeds: Annotated[Path, typer.Option(help="Feed snapshot folder (`cybersentinel feeds refresh`).")] = Path(
-        "data/feeds"),
+    feeds: Annotated[Path, typer.Option("--feeds-dir", help="Feed snapshot folder (`cybersentinel feeds refresh`).")
+                     ] = Path("data/feeds"),
+    feeds_alias: FeedsAlias = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per MongoDB bulk write.")] = 1000,
     retries: Annotated[int, typer.Option(min=0, help="Retries while the server is unreachable.")] = 3,
     dsn_env: DsnEnvOption = "CYBERSENTINEL_PG_DSN",
@@ -98,6 +100,7 @@ def load_command(
     from cybersentinel.ingest.database import setting_from_env
 
     console = Console(stderr=True)
+    feeds = feeds_dir_or_alias(feeds, feeds_alias)
     batches = []
     if validated.is_file():
         batches.append(prepare_labelled_urls(pd.read_parquet(validated)))

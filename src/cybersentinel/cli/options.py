@@ -16,3 +16,16 @@ BlockFiles = Annotated[list[Path] | None, typer.Option(
     help="Local block list file: always malicious, blocked even if popular, never if allowlisted.")]
 AllowTop = Annotated[int, typer.Option(
     min=0, help="Never block the Tranco top N registered domains and their subdomains (0: off).")]
+
+# One name for the feed snapshot folder everywhere: --feeds-dir. `predict` and `etl load` used to call it --feeds;
+# that spelling still works, hidden from --help, with a warning.
+FeedsAlias = Annotated[Path | None, typer.Option("--feeds", hidden=True, file_okay=False,
+                                                 help="Deprecated spelling of --feeds-dir.")]
+
+
+def feeds_dir_or_alias(feeds_dir: Path | None, alias: Path | None) -> Path | None:
+    """--feeds-dir, or the deprecated --feeds when only that was given (said on standard error)."""
+    if alias is None:
+        return feeds_dir
+    typer.secho("--feeds is deprecated: use --feeds-dir", err=True, fg=typer.colors.YELLOW)
+    return alias

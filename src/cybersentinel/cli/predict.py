@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cybersentinel.cli.options import AllowFiles, AllowNames, BlockFiles
+from cybersentinel.cli.options import AllowFiles, AllowNames, BlockFiles, FeedsAlias, feeds_dir_or_alias
 
 
 def predict(
@@ -21,8 +21,10 @@ def predict(
                                                       "else csv)")] = None,
     column: Annotated[str, typer.Option("--column", "-c", help="the column holding URLs (CSV and Parquet)")] = "url",
     model_dir: Annotated[Path, typer.Option(help="folder with model.json and model.skops")] = Path("models"),
-    feeds: Annotated[Path | None, typer.Option(file_okay=False, help="threat-intel snapshot folder (`cybersentinel "
-                                               "feeds refresh`); default: data/feeds when it exists")] = None,
+    feeds: Annotated[Path | None, typer.Option("--feeds-dir", file_okay=False, help="threat-intel snapshot folder "
+                                               "(`cybersentinel feeds refresh`); default: data/feeds when it exists"
+                                               )] = None,
+    feeds_alias: FeedsAlias = None,
     no_feeds: Annotated[bool, typer.Option("--no-feeds", help="score with the model alone")] = False,
     band: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="width of the 'suspicious' band below the "
                                                "model's threshold (default: the one recorded with the model)")] = None,
@@ -72,6 +74,7 @@ def predict(
     if band is not None:
         detector = detector.with_band(band)
     intel = None
+    feeds = feeds_dir_or_alias(feeds, feeds_alias)
     feeds = None if no_feeds else feeds or (Path("data/feeds") if Path("data/feeds").is_dir() else None)
     if feeds is not None:
         from cybersentinel.intel.feeds import FeedError, IntelIndex
@@ -79,7 +82,7 @@ def predict(
         try:
             intel = IntelIndex.from_dir(feeds)
         except (FeedError, OSError) as exc:
-            raise typer.BadParameter(f"cannot read the feeds: {exc}", param_hint="--feeds") from exc
+            raise typer.BadParameter(f"cannot read the feeds: {exc}", param_hint="--feeds-dir") from exc
     try:
         allow = read_site_list(allow_files or [], allow_names or [], "allowlist")
         block = read_site_list(block_files or [], [], "local block list")

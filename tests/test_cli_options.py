@@ -1,0 +1,52 @@
+"""Command-line consistency: `--version`, and one name (--feeds-dir) for the feed snapshot folder in every
+command; the old --feeds of `predict` and `etl load` still works, hidden, with a warning."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+import click
+import typer
+from fixtures_model import model_dir  # noqa: F401
+from typer.testing import CliRunner
+
+from cybersentinel.cli.app import app
+from cybersentinel.cli.options import feeds_dir_or_alias
+
+
+def commands(group: click.Command, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+    found = {path: group}
+    for name, command in getattr(group, "commands", {}).items():
+        found |= commands(command, (*path, name))
+    return found
+
+
+def test_version_prints_the_package_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"cybersentinel {version('cybersentinel')}"
+
+
+def test_every_visible_feeds_folder_option_is_called_feeds_dir() -> None:
+    named = {}
+    for path, command in commands(typer.main.get_command(app)).items():
+        for param in command.params:
+            visible = [o for o in param.opts if "feeds" in o and o != "--no-feeds"]
+            if visible and not getattr(param, "hidden", False):
+                named[" ".join(path)] = visible
+    assert named and all(opts == ["--feeds-dir"] for opts in named.values()), named
+    assert {"predict", "serve", "monitor", "etl load", "intel lookup", "blocklist export"} <= set(named)
+
+
+def test_the_deprecated_spelling_wins_only_when_given(capsys) -> None:
+    assert feeds_dir_or_alias(Path("a"), None) == Path("a")
+    assert feeds_dir_or_alias(None, Path("b")) == Path("b")
+    assert "deprecated" in capsys.readouterr().err
+
+
+def test_predict_still_accepts_feeds_and_names_the_new_option(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    result = CliRunner().invoke(app, ["predict", "--model-dir", str(model_dir), "--feeds", str(tmp_path / "none"),
+                                      "-o", str(tmp_path / "out.csv")], input="example.com\n")
+    assert result.exit_code != 0
+    assert "--feeds is deprecated" in result.output and "--feeds-dir" in result.output  # read the alias's folder
+    assert "cannot read the feeds" in result.output
