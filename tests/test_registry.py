@@ -207,6 +207,7 @@ def test_cli_promote_refuses_with_exit_code_and_fetch_model_writes_a_usable_fold
     out = tmp_path / "champion"
     fetched = runner.invoke(app, ["fetch-model", "--name", name, "--out", str(out)])
     assert fetched.exit_code == 0, fetched.output
+    assert f"... downloading version {strong}" in fetched.output  # progress, step by step, on stderr
     assert sha256_file(out / "model.skops") == trained["strong"][1]["sha256"]
     assert sha256_file(out / "scorer.npz") == trained["strong"][1]["compiled"]["sha256"]
     fetched = Detector.from_dir(out)
@@ -223,8 +224,12 @@ def test_refusals_for_bad_metric_and_unscorable_test_data(store, trained, regist
     pd.read_parquet(trained["test"]).drop(columns=["url"]).to_parquet(no_urls)
     with pytest.raises(PromotionError, match="cannot be scored on the same test data"):
         promote(store, name, no_urls)
-    with pytest.raises(PromotionError, match="no registered versions"):
+    with pytest.raises(PromotionError, match="no registered versions.*make promote"):
         promote(store, "never-registered", trained["test"])
+    no_champion = CliRunner().invoke(app, ["fetch-model", "--name", name, "--out", str(tmp_path / "x")],
+                                     env={"MLFLOW_TRACKING_URI": store})
+    assert no_champion.exit_code == 1 and "has no version with alias 'champion'" in no_champion.output
+    assert "make promote" in no_champion.output
 
 
 def test_metric_direction() -> None:

@@ -126,6 +126,8 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
         client = mlflow.MlflowClient()
         version = info.registered_model_version
         mlflow.log_params({f"source.{name}.sha256": digest for name, digest in source_hashes().items()})
+        mlflow.log_metrics({f"validation.{k}": float(v) for k, v in manifest["validation"].items()
+                            if isinstance(v, int | float)})
         tags = {"sha256": manifest["sha256"], "manifest_sha256": manifest_sha256,
                 "train_data_sha256": manifest["train_data_sha256"],
                 **({"compiled_sha256": manifest["compiled"]["sha256"]} if manifest.get("compiled") else {}),

@@ -1,0 +1,5 @@
+"""`python -m cybersentinel` runs the command line."""
+
+from cybersentinel.cli.app import app
+
+app()

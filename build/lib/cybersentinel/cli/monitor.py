@@ -1,0 +1,98 @@
+"""`cybersentinel monitor`: follow an access log and alert on (and optionally block) what is judged malicious."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cybersentinel.cli.options import AllowFiles, AllowNames, AllowTop
+from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, SiteHostNeededError, run_monitor
+
+
+def _model_scorer(model_dir: Path, index: Any, allow: Any) -> Scorer:
+    """The served decision (model, feeds, allowlist), as predict and the service give it."""
+    from cybersentinel.scoring.detector import Detector
+
+    detector = Detector.from_dir(model_dir)
+    decider = detector.decider(index, allow)
+
+    def score(urls: list[str]) -> list[dict[str, Any]]:
+        return detector.score_values(urls, decider=decider).to_pylist()
+
+    return score
+
+
+def monitor(
+    log: Annotated[Path, typer.Argument(help="Access log to follow.", dir_okay=False)],
+    log_format: Annotated[str, typer.Option("--format", help=f"Log format: {', '.join(LOG_FORMATS)}.")] = "auto",
+    site_host: Annotated[str | None, typer.Option(help="Host name of the site a web server log belongs to "
+                                                  "(paths are scored as http://HOST/path).")] = None,
+    alerts: Annotated[Path | None, typer.Option(help="Append JSON-line alerts here (default: stdout).")] = None,
+    blocklist: Annotated[Path | None, typer.Option(help="Block list CSV kept up to date (reloaded at start; "
+                                                   "input for `blocklist export`).")] = None,
+    render: Annotated[list[str] | None, typer.Option(help="Also rewrite a rendered block list, FORMAT=PATH "
+                                                     "(repeatable), e.g. nftables=/etc/nftables.d/cs.nft.")] = None,
+    feeds_dir: Annotated[Path | None, typer.Option(help="Feed snapshots for IP and domain lookups (and the Tranco "
+                                                   "list that keeps popular sites from being blocked).")] = None,
+    allow_names: AllowNames = None,
+    allow_files: AllowFiles = None,
+    allow_top: AllowTop = 10_000,
+    model_dir: Annotated[Path, typer.Option(help="Model folder for scoring.")] = Path("models"),
+    from_start: Annotated[bool, typer.Option(help="Read the existing log first, not only new lines.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Read the log from its start to its end, then stop.")] = False,
+    max_lines: Annotated[int | None, typer.Option(min=1, help="Stop after this many lines.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.0, help="Stop after this many seconds.")] = None,
+) -> None:
+    """Follow an access log; alert on malicious URLs and listed addresses; keep a block list current."""
+    from rich.console import Console
+
+    from cybersentinel.ops.blocklist import FORMATS
+
+    console = Console(stderr=True)
+    if log_format not in LOG_FORMATS:
+        raise typer.BadParameter(f"choose from {', '.join(LOG_FORMATS)}", param_hint="--format")
+    targets = {}
+    for item in render or ():
+        fmt, _, target = item.partition("=")
+        if fmt not in FORMATS or not target:
+            raise typer.BadParameter(f"{item!r}: expected FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}",
+                                     param_hint="--render")
+        targets[fmt] = Path(target)
+    if targets and blocklist is None:
+        raise typer.BadParameter("--render needs --blocklist (the state it is rendered from)", param_hint="--render")
+    index = None
+    if feeds_dir is not None:
+        from cybersentinel.intel.feeds import IntelIndex
+
+        index = IntelIndex.from_dir(feeds_dir)
+    from cybersentinel.core.files import ModelIntegrityError
+    from cybersentinel.ops.blocklist import Guard
+    from cybersentinel.scoring.policy import read_site_list
+
+    try:
+        allow = read_site_list(allow_files or [], allow_names or [], "allowlist")
+    except (OSError, ValueError) as err:
+        raise typer.BadParameter(str(err), param_hint="--allow-file") from err
+    guard = Guard(allow, index.popularity if index is not None else {}, allow_top)
+    if allow_top and index is None:
+        console.print("[yellow]warning:[/yellow] no --feeds-dir: popular sites are protected only by the allowlist")
+    try:
+        score = _model_scorer(model_dir, index, allow)
+    except (FileNotFoundError, ModelIntegrityError, ValueError) as err:
+        raise typer.BadParameter(f"cannot load the model: {err}", param_hint="--model-dir") from err
+    out = open(alerts, "a", encoding="utf-8") if alerts else sys.stdout  # noqa: SIM115 (closed below)
+    try:
+        report = run_monitor(log, score, index=index, fmt=log_format, site_host=site_host, alerts=out,
+                             blocklist=blocklist, render=targets, from_start=from_start, once=once,
+                             max_lines=max_lines, duration=duration, guard=guard)
+    except SiteHostNeededError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    finally:
+        if alerts:
+            out.close()
+    console.print_json(json.dumps(report))

@@ -1,0 +1,31 @@
+"""Options several commands share, declared once so they read and validate the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+AllowNames = Annotated[list[str] | None, typer.Option(
+    "--allow", help="Host name never judged malicious or blocked, with its subdomains (repeatable).")]
+AllowFiles = Annotated[list[Path] | None, typer.Option(
+    "--allow-file", exists=True, dir_okay=False, help="Allowlist file: a host name per line (repeatable).")]
+BlockFiles = Annotated[list[Path] | None, typer.Option(
+    "--block-file", exists=True, dir_okay=False,
+    help="Local block list file: always malicious, blocked even if popular, never if allowlisted.")]
+AllowTop = Annotated[int, typer.Option(
+    min=0, help="Never block the Tranco top N registered domains and their subdomains (0: off).")]
+
+# One name for the feed snapshot folder everywhere: --feeds-dir. `predict` and `etl load` used to call it --feeds;
+# that spelling still works, hidden from --help, with a warning.
+FeedsAlias = Annotated[Path | None, typer.Option("--feeds", hidden=True, file_okay=False,
+                                                 help="Deprecated spelling of --feeds-dir.")]
+
+
+def feeds_dir_or_alias(feeds_dir: Path | None, alias: Path | None) -> Path | None:
+    """--feeds-dir, or the deprecated --feeds when only that was given (said on standard error)."""
+    if alias is None:
+        return feeds_dir
+    typer.secho("--feeds is deprecated: use --feeds-dir", err=True, fg=typer.colors.YELLOW)
+    return alias

@@ -1,0 +1,142 @@
+"""`cybersentinel predict`: score a file or standard input in streaming chunks, every row kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cybersentinel.cli.options import AllowFiles, AllowNames, BlockFiles, FeedsAlias, feeds_dir_or_alias
+
+
+def predict(
+    input: Annotated[str, typer.Option("--input", "-i", help="CSV (with a header), Parquet, or plain text with one "
+                                       "URL, domain or IP per line; '-' reads standard input")] = "-",
+    output: Annotated[str, typer.Option("--output", "-o", help="file to write (.csv, .parquet, .jsonl); '-' writes "
+                                        "standard output")] = "-",
+    input_format: Annotated[str | None, typer.Option(help="csv, parquet or text (default: from the file name, else "
+                                                     "sniffed from the first line)")] = None,
+    output_format: Annotated[str | None, typer.Option(help="csv, parquet or jsonl (default: from the file name, "
+                                                      "else csv)")] = None,
+    column: Annotated[str, typer.Option("--column", "-c", help="the column holding URLs (CSV and Parquet)")] = "url",
+    model_dir: Annotated[Path, typer.Option(help="folder with model.json and model.skops")] = Path("models"),
+    feeds: Annotated[Path | None, typer.Option("--feeds-dir", file_okay=False, help="threat-intel snapshot folder "
+                                               "(`cybersentinel feeds refresh`); default: data/feeds when it exists"
+                                               )] = None,
+    feeds_alias: FeedsAlias = None,
+    no_feeds: Annotated[bool, typer.Option("--no-feeds", help="score with the model alone")] = False,
+    band: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="width of the 'suspicious' band below the "
+                                               "model's threshold (default: the one recorded with the model)")] = None,
+    reasons: Annotated[bool, typer.Option("--reasons/--no-reasons", help="explain each score in plain words")] = True,
+    allow_names: AllowNames = None,
+    allow_files: AllowFiles = None,
+    block_files: BlockFiles = None,
+    chunk_size: Annotated[int, typer.Option(min=1, help="rows per chunk (memory stays constant)")] = 50_000,
+    workers: Annotated[int, typer.Option(min=0, help="scoring processes; 0: one per core")] = 0,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar on standard "
+                                                  "error (default: when it is a terminal)")] = None,
+) -> None:
+    """Score every row: append score, verdict, reasons, matched feeds and error, in input order.
+
+    Rows in = rows out: a row that cannot be read or scored gets an error instead of a score."""
+    import io
+    import os
+    import sys
+    from contextlib import ExitStack
+
+    from cybersentinel.core.files import ModelIntegrityError, atomic_path
+    from cybersentinel.scoring.batch import (
+        INPUT_FORMATS,
+        OUTPUT_FORMATS,
+        BatchWriter,
+        format_from_name,
+        read_csv,
+        read_parquet,
+        read_text,
+        score_batches,
+        sniff_format,
+        with_results,
+    )
+    from cybersentinel.scoring.detector import Detector
+    from cybersentinel.scoring.policy import read_site_list
+
+    for value, allowed, hint in ((input_format, INPUT_FORMATS, "--input-format"),
+                                 (output_format, OUTPUT_FORMATS, "--output-format")):
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=hint)
+    if input != "-" and not Path(input).is_file():
+        raise typer.BadParameter(f"{input}: no such file", param_hint="--input")
+    try:
+        detector = Detector.from_dir(model_dir)
+    except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
+        raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
+    if band is not None:
+        detector = detector.with_band(band)
+    intel = None
+    feeds = feeds_dir_or_alias(feeds, feeds_alias)
+    feeds = None if no_feeds else feeds or (Path("data/feeds") if Path("data/feeds").is_dir() else None)
+    if feeds is not None:
+        from cybersentinel.intel.feeds import FeedError, IntelIndex
+
+        try:
+            intel = IntelIndex.from_dir(feeds)
+        except (FeedError, OSError) as exc:
+            raise typer.BadParameter(f"cannot read the feeds: {exc}", param_hint="--feeds-dir") from exc
+    try:
+        allow = read_site_list(allow_files or [], allow_names or [], "allowlist")
+        block = read_site_list(block_files or [], [], "local block list")
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--allow-file/--block-file") from exc
+    decider = detector.decider(intel, allow, block)
+    out_format = output_format or (format_from_name(output, OUTPUT_FORMATS) if output != "-" else None) or "csv"
+    rows = 0
+    with ExitStack() as stack:
+        stream = sys.stdin.buffer if input == "-" else stack.enter_context(open(input, "rb"))  # noqa: SIM115
+        in_format = input_format or (format_from_name(input, INPUT_FORMATS) if input != "-" else None)
+        if in_format is None:
+            if not hasattr(stream, "peek"):  # a wrapped stdin (tests, embedding) may not buffer
+                stream = io.BufferedReader(stream)
+            in_format = sniff_format(stream.peek(1 << 16).split(b"\n", 1)[0], column)
+        if in_format == "parquet" and input == "-":
+            import pyarrow as pa
+
+            stream = pa.BufferReader(stream.read())  # Parquet needs random access
+        batches = {"csv": lambda: read_csv(stream, column, chunk_size),
+                   "text": lambda: read_text(stream, chunk_size),
+                   "parquet": lambda: read_parquet(stream, column, chunk_size)}[in_format]()
+        target = stack.enter_context(atomic_path(output)) if output != "-" else None
+        sink = stack.enter_context(open(target, "wb")) if target else sys.stdout.buffer  # noqa: SIM115
+        writer = BatchWriter(sink, out_format)
+        bar = _progress(stack, sys.stderr.isatty() if progress is None else progress, input)
+        schema = None
+        try:
+            for batch, results in score_batches(batches, detector, decider, reasons, workers or os.cpu_count() or 1):
+                table = with_results(batch, results)
+                schema = table.schema
+                writer.write(table)
+                rows += table.num_rows
+                bar(rows, stream)
+            writer.close(schema)
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
+            raise typer.BadParameter(f"{input}: {exc}", param_hint="--input") from exc
+    typer.echo(f"scored {rows:,} rows -> {output if output != '-' else 'standard output'}", err=True)
+
+
+def _progress(stack, show: bool, source: str):
+    """``update(rows, stream)`` for a rich progress bar on standard error (by bytes read), or a no-op."""
+    if not show:
+        return lambda rows, stream: None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    total = Path(source).stat().st_size if source != "-" else None
+    columns = (TextColumn("scoring"), BarColumn(), TextColumn("{task.fields[rows]:,} rows"), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    progress = stack.enter_context(Progress(*columns, transient=True, console=Console(stderr=True)))
+    task = progress.add_task("score", total=total, rows=0)
+
+    def update(rows: int, stream) -> None:
+        progress.update(task, completed=stream.tell() if total and hasattr(stream, "tell") else None, rows=rows)
+
+    return update

@@ -1,0 +1,102 @@
+"""`cybersentinel promote` and `cybersentinel fetch-model`: the MLflow model registry."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cybersentinel.tracking.registry import (
+    CHAMPION,
+    METRICS,
+    NO_CHAMPION_HINT,
+    PromotionError,
+    alias_version,
+    client_for,
+    download_version,
+    promote,
+    registered_name,
+    tracking_uri,
+)
+
+
+def progress(message: str) -> None:
+    """One line per step on stderr (stdout keeps the result), so a slow registry shows where it is."""
+    typer.secho(f"... {message}", err=True, dim=True)
+
+
+def version_of(uri: str, name: str, model_dir: Path) -> str:
+    """The newest registered version holding the model in ``model_dir`` (e.g. after `dvc exp apply`)."""
+    from cybersentinel.core.files import load_manifest
+
+    digest = load_manifest(model_dir)["sha256"]
+    versions = [v for v in client_for(uri).search_model_versions(f"name = '{name}'") if v.tags.get("sha256") == digest]
+    if not versions:
+        raise PromotionError(f"no registered version of {name!r} holds {model_dir}/ (sha256 {digest[:12]}...): "
+                             "was it trained with MLflow tracking on and the same MLFLOW_TRACKING_URI?")
+    return str(max(int(v.version) for v in versions))
+
+
+def promote_command(
+    metric: Annotated[str, typer.Option(help=f"test metric to compare: {', '.join(METRICS)}")] = "roc_auc",
+    version: Annotated[str | None, typer.Option(help="candidate version (default: the newest)")] = None,
+    model_dir: Annotated[Path | None, typer.Option(exists=True, file_okay=False,
+                                                   help="candidate: the version holding this model folder "
+                                                        "(e.g. models/ after `dvc exp apply`)")] = None,
+    test_data: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                            help="test table both models are scored on")] = Path(
+                                                "data/features/test.parquet"),
+    alias: Annotated[str, typer.Option(help="alias to move")] = CHAMPION,
+    min_delta: Annotated[float, typer.Option(min=0.0, help="required improvement")] = 0.0,
+    name: Annotated[str | None, typer.Option(help="registered model (default: params.yaml mlflow.registered_model)")
+                    ] = None,
+) -> None:
+    """Move the champion alias to a model version only if it beats the champion on the same test data."""
+    from cybersentinel.core.files import ModelIntegrityError
+
+    uri, name = tracking_uri(), name or registered_name()
+    try:
+        if model_dir is not None:
+            version = version_of(uri, name, model_dir)
+        typer.echo(promote(uri, name, test_data, metric, version, alias, min_delta, progress))
+    except (PromotionError, ModelIntegrityError) as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+
+
+def fetch_model_command(
+    out: Annotated[Path, typer.Option(file_okay=False, help="folder to write model.json and model.skops to")],
+    alias: Annotated[str, typer.Option(help="registry alias")] = CHAMPION,
+    name: Annotated[str | None, typer.Option(help="registered model (default: params.yaml mlflow.registered_model)")
+                    ] = None,
+) -> None:
+    """Write the hash-verified model an alias points at to a folder (`cybersentinel predict --model-dir` it)."""
+    import shutil
+
+    from cybersentinel.core.files import atomic_path
+    from cybersentinel.model.estimators import ModelIntegrityError, load_model
+    from cybersentinel.scoring.detector import read_known_paths, read_popularity
+
+    uri, name = tracking_uri(), name or registered_name()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            progress(f"looking up alias {alias!r} of {name}")
+            version = alias_version(uri, name, alias)
+            if version is None:
+                raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}: {NO_CHAMPION_HINT}")
+            progress(f"downloading version {version} and checking its SHA-256")
+            local, manifest = download_version(uri, name, version, Path(tmp))
+            progress("loading the model (refuses untrusted types) and checking the policy's pinned lists")
+            load_model(local / manifest["file"], manifest["sha256"])  # also refuses untrusted types
+            read_popularity(local, manifest)  # the policy's pinned lists, checked against the manifest
+            read_known_paths(local, manifest)
+        except ModelIntegrityError as exc:
+            typer.secho(str(exc), fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from exc
+        for file in (manifest["file"], *([manifest["compiled"]["file"]] if manifest.get("compiled") else []),
+                     *(manifest[k]["file"] for k in ("popularity", "software") if manifest.get(k)), "model.json"):
+            with atomic_path(out / file) as target:
+                shutil.copyfile(local / file, target)
+    typer.echo(f"{name} version {version} ({alias}, {manifest['model']}, sha256 {manifest['sha256'][:12]}...) -> {out}")

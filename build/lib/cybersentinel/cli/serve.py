@@ -1,0 +1,80 @@
+"""`cybersentinel serve`: the scoring API and web page."""
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cybersentinel.cli.options import AllowFiles, BlockFiles
+from cybersentinel.ops.service import API_KEYS_ENV, ENV, Settings, create_app, parse_api_keys, run
+
+
+def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
+    """Download the registry version an alias points at into ``dest`` (hash-checked by the registry module,
+    and again when the app loads it); return its folder and a description of where it came from."""
+    from cybersentinel.core.files import ModelIntegrityError
+    from cybersentinel.tracking.registry import alias_version, download_version, tracking_uri
+
+    uri = tracking_uri()
+    version = alias_version(uri, name, alias)
+    if version is None:
+        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}")
+    local, _ = download_version(uri, name, version, dest)
+    return local, f"mlflow: models:/{name}@{alias} (version {version})"
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless a proxy or container "
+                                           "needs more.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
+    model_dir: Annotated[Path, typer.Option(envvar=ENV["model_dir"],
+                                            help="Folder with model.json and model.skops (`dvc pull`).")
+                         ] = Settings.model_dir,
+    feeds_dir: Annotated[Path, typer.Option(envvar=ENV["feeds_dir"],
+                                            help="Threat-intel snapshots; skipped with a warning if absent.")
+                         ] = Path("data/feeds"),
+    metrics: Annotated[Path, typer.Option(envvar=ENV["metrics_path"], help="Test metrics shown by /v1/model.")
+                       ] = Settings.metrics_path,
+    max_batch: Annotated[int, typer.Option(min=1, envvar=ENV["max_batch"], help="URLs per request, at most.")
+                         ] = Settings.max_batch,
+    max_body_bytes: Annotated[int, typer.Option(min=1024, envvar=ENV["max_body_bytes"],
+                                                help="Request body size, at most.")] = Settings.max_body_bytes,
+    model_alias: Annotated[str | None, typer.Option(envvar="CYBERSENTINEL_MODEL_ALIAS",
+                                                    help="Serve the MLflow registry version this alias names "
+                                                         "(MLFLOW_TRACKING_URI) instead of --model-dir.")] = None,
+    model_name: Annotated[str, typer.Option(help="Registered model name for --model-alias.")
+                          ] = "cybersentinel-url-detector",
+    allow_files: AllowFiles = None,
+    block_files: BlockFiles = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS."""
+    import tempfile
+
+    from cybersentinel.core.files import ModelIntegrityError
+    from cybersentinel.scoring.detector import Detector
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
+    with tempfile.TemporaryDirectory(prefix="cybersentinel-model-") as downloaded:
+        source = ""
+        try:  # load and verify here, so a bad model stops `serve` with a clear message before the port opens
+            if model_alias:
+                model_dir, source = registry_model(model_alias, model_name, Path(downloaded))
+            settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
+                                max_body_bytes=max_body_bytes, model_source=source,
+                                allow_files=tuple(allow_files or ()), block_files=tuple(block_files or ()),
+                                api_keys=parse_api_keys(os.environ.get(API_KEYS_ENV, "")))
+            if workers == 1:
+                application = create_app(settings)
+            else:  # each worker builds its own app; this process only verifies the model first
+                Detector.from_dir(settings.model_dir)
+                application = None
+        except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
+            raise typer.BadParameter(f"cannot load the model: {exc}",
+                                     param_hint="--model-alias" if model_alias else "--model-dir") from exc
+        run(application, settings, host=host, port=port, workers=workers, access_log=access_log,
+            log_level=log_level)

@@ -1,0 +1,84 @@
+"""Small file helpers: every output is written to a temporary file and renamed into place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it; restored at once (at import)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file does not match its recorded hash or contains types we do not trust."""
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        # mkstemp makes the file 0600; an output is readable as the umask allows (0644 by default), so the
+        # resolver, web server or container user that loads it can.
+        os.chmod(tmp, 0o666 & ~UMASK)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """A model folder's ``model.json``: file names, hashes, threshold, metrics of the model in it."""
+    return json.loads((Path(model_dir) / "model.json").read_text())
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def read_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """The composed parameters DVC tracks (written from conf/ by Hydra on `dvc exp run`)."""
+    import yaml
+
+    with open(path) as handle:
+        return yaml.safe_load(handle)

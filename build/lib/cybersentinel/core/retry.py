@@ -1,0 +1,68 @@
+"""The package's one retry rule: run an action again from the start after a transient failure, waiting
+exponentially longer (or as long as the failure asks, e.g. HTTP Retry-After), a bounded number of times,
+then raise the caller's error naming what failed. HTTP status retries inside one request are urllib3's
+(:func:`http_session`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import tenacity
+
+if TYPE_CHECKING:
+    import requests
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def retry_call(action: Callable[[], T], *, what: str, attempts: int, backoff: float,
+               transient: tuple[type[BaseException], ...], error: type[Exception], max_delay: float = 30.0,
+               wait_hint: Callable[[BaseException], float | None] | None = None) -> T:
+    """``action()``; after a ``transient`` exception wait ``backoff * 2**n`` seconds (at most ``max_delay``, or
+    what ``wait_hint(exc)`` says) and call it again, ``attempts`` calls in all; then raise ``error``."""
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = wait_hint(exc) if wait_hint and exc is not None else None
+        return min(max_delay, hinted if hinted is not None else backoff * 2 ** (state.attempt_number - 1))
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s: %s; retrying in %.2fs (attempt %d of %d)", what, one_line(exc) if exc else "?",
+                    state.upcoming_sleep, state.attempt_number + 1, attempts)
+
+    try:
+        for attempt in tenacity.Retrying(stop=tenacity.stop_after_attempt(max(1, attempts)), wait=wait,
+                                         retry=tenacity.retry_if_exception_type(transient),
+                                         before_sleep=before_sleep, reraise=True):
+            with attempt:
+                return action()
+    except transient as exc:
+        tries = f"{attempts} attempts" if attempts > 1 else "1 attempt, no retries"
+        raise error(f"{what}: {one_line(exc)} (gave up after {tries})") from exc
+    raise AssertionError("unreachable")  # tenacity either returns, raises, or retries
+
+
+def http_session(retries: int = 5, backoff: float = 1.0, user_agent: str | None = None) -> requests.Session:
+    """A requests session whose GETs retry connection errors, 429 and 5xx with exponential backoff, honouring
+    Retry-After; the final response is returned (not raised) so the caller can report its status."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(total=retries, backoff_factor=backoff, status_forcelist=RETRY_STATUSES,
+                  allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False, respect_retry_after_header=True)
+    session = requests.Session()
+    if user_agent:
+        session.headers["User-Agent"] = user_agent
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, HTTPAdapter(max_retries=retry))
+    return session

@@ -1,0 +1,138 @@
+"""Featurizers as scikit-learn transformers, so training, evaluation and serving share one path. The
+byte kernels behind the URL features live in `cybersentinel.features.lexical`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+from sklearn.utils.validation import check_is_fitted
+
+from cybersentinel.features.lexical import (
+    FEATURIZER_VERSION,
+    URL_FEATURES,
+    ParsedUrls,
+    _ngram_indices,
+    hash_shift,
+    ngram_counts,
+    ngram_scores,
+)
+from cybersentinel.url.parsing import host_registered_domain
+
+
+class UrlFeaturizer(TransformerMixin, BaseEstimator):
+    """Hand-made lexical features plus two learned character n-gram scores (host, path+query).
+
+    The n-gram scores are logistic regressions over hashed character n-gram counts scaled by
+    1/sqrt(number of n-grams). ``fit_transform`` cross-fits them (out-of-fold, folds grouped by registered
+    domain, like scikit-learn's ``TargetEncoder``) so the downstream model sees training scores as noisy as
+    unseen sites'. ``transform`` computes the same score as ``decision_function`` on the same sparse
+    matrix, without building it: intercept + (sum of the n-grams' weights) / sqrt(count).
+    """
+
+    def __init__(self, ngram_range: tuple[int, int] = (3, 5), n_features: int = 2**20,
+                 C: float = 1.0, cv: int = 5, use_ngrams: bool = True):
+        self.ngram_range = ngram_range
+        self.n_features = n_features
+        self.C = C
+        self.cv = cv
+        self.use_ngrams = use_ngrams
+
+    def ngram_matrix(self, parsed: ParsedUrls, starts: np.ndarray, ends: np.ndarray) -> sp.csr_matrix:
+        lo, hi = self.ngram_range
+        counts = ngram_counts(ends - starts, lo, hi)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices = _ngram_indices(parsed.data, starts, ends, lo, hi, np.uint64(hash_shift(self.n_features)), indptr)
+        values = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts)
+        matrix = sp.csr_matrix((values, indices, indptr), shape=(len(starts), self.n_features))
+        matrix.sum_duplicates()
+        return matrix
+
+    def _fit_scorer(self, X, y) -> LogisticRegression:
+        return LogisticRegression(C=self.C, solver="liblinear", max_iter=1000).fit(X, y)
+
+    def fit(self, X, y):
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X, y=None, **fit_params):
+        if y is None:
+            raise ValueError("UrlFeaturizer needs labels to learn its n-gram scores")
+        parsed = ParsedUrls(X)
+        y = np.asarray(y)
+        hand = parsed.hand_features()
+        self.n_features_in_ = 1
+        self.version_ = FEATURIZER_VERSION
+        if not self.use_ngrams:
+            self.scorers_ = []
+            self.medians_ = np.median(hand, axis=0)
+            return hand
+        matrices = [self.ngram_matrix(parsed, *parsed.host_spans()), self.ngram_matrix(parsed, *parsed.rest_spans())]
+        hosts = parsed.hosts()
+        groups = np.asarray(_registered_domains(hosts.dictionary.to_pylist()))[hosts.indices.to_numpy()]
+        oof = np.zeros((len(parsed), len(matrices)), dtype=np.float32)
+        for train_idx, held_idx in GroupKFold(n_splits=self.cv).split(hand, y, groups):
+            for j, m in enumerate(matrices):
+                oof[held_idx, j] = self._fit_scorer(m[train_idx], y[train_idx]).decision_function(m[held_idx])
+        self.scorers_ = [self._fit_scorer(m, y) for m in matrices]
+        out = np.hstack([hand, oof])
+        self.medians_ = np.median(out, axis=0)
+        return out
+
+    def ngram_weights(self) -> list[tuple[np.ndarray, float]]:
+        """(coefficients, intercept) of the host and the path n-gram scorer."""
+        return [(scorer.coef_[0], float(scorer.intercept_[0])) for scorer in self.scorers_]
+
+    def transform(self, X):
+        check_is_fitted(self, "scorers_")
+        if getattr(self, "version_", None) != FEATURIZER_VERSION:
+            fitted = getattr(self, "version_", "v0")
+            raise ValueError(f"this featurizer was fitted with feature definitions {fitted!r}, the code computes "
+                             f"{FEATURIZER_VERSION!r}: retrain the model (dvc repro)")
+        parsed = X if isinstance(X, ParsedUrls) else ParsedUrls(X)
+        hand = parsed.hand_features()
+        if not self.scorers_:
+            return hand
+        return np.hstack([hand, ngram_scores(parsed, self.ngram_range, self.n_features, self.ngram_weights())])
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        names = list(URL_FEATURES)
+        if self.use_ngrams:
+            names += ["host_ngram_score", "path_ngram_score"]
+        return np.asarray(names, dtype=object)
+
+
+def _registered_domains(hosts: list[bytes]) -> list[str]:
+    return [host_registered_domain(raw.decode("utf-8", "replace")) for raw in hosts]
+
+
+class ColumnSelector(TransformerMixin, BaseEstimator):
+    """Pass the named numeric columns of a DataFrame through as a float32 matrix (tabular datasets)."""
+
+    def __init__(self, columns: list[str]):
+        self.columns = columns
+
+    def fit(self, X: pd.DataFrame, y=None):
+        missing = [c for c in self.columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"input lacks feature columns: {missing[:5]}")
+        self.n_features_in_ = len(self.columns)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        return X[list(self.columns)].to_numpy(dtype=np.float32)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray(self.columns, dtype=object)
+
+
+def build_featurizer(dataset: dict, featurizer: dict, columns: list[str]) -> TransformerMixin:
+    """The featurizer a dataset config asks for: URL features, or the tabular feature columns."""
+    if dataset["kind"] == "url":
+        return UrlFeaturizer(ngram_range=tuple(featurizer["ngram_range"]), n_features=featurizer["n_features"],
+                             C=featurizer["C"], cv=featurizer["cv"])
+    return ColumnSelector(columns)

@@ -1,0 +1,767 @@
+"""Lexical URL features over raw UTF-8 bytes: the per-character work of the URL featurizer, free of
+scikit-learn so that a scorer loads in a fraction of a second.
+
+URL features are computed from the string alone (no DNS, no fetch). They are taken after the scheme
+and a leading ``www.`` are removed: in the training collections both say more about how a list was
+assembled than about the site (see ../shared/data/README.md), and the detector must hold elsewhere.
+
+Speed: a batch scorer must featurize 100,000+ URLs a second, so the per-character work (URL splitting,
+counts, word matching, character n-gram hashing) runs in numba-compiled loops over the UTF-8 bytes of a
+whole Arrow string column, and only host-level work that needs the public suffix list (tldextract) runs in
+Python, once per distinct host (cached per process: host-only features are a pure function of the host).
+Fitting (`cybersentinel.features.featurizer.UrlFeaturizer`) and scoring use the same kernels, so the served features
+are the evaluated ones. Byte semantics: lengths count UTF-8 bytes and case folding is ASCII-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
+
+from cybersentinel.url.parsing import host_registered_domain, on_private_suffix, split_host, to_text
+
+BRANDS = [
+    "paypal", "apple", "icloud", "itunes", "google", "gmail", "microsoft", "office365", "outlook", "hotmail", "live",
+    "amazon", "netflix", "facebook", "instagram", "whatsapp", "ebay", "yahoo", "linkedin", "dropbox", "docusign",
+    "adobe", "chase", "wellsfargo", "bankofamerica", "citibank", "hsbc", "santander", "barclays", "dhl", "fedex", "ups",
+    "usps", "irs", "steam", "coinbase", "binance", "blockchain", "metamask", "wallet",
+]
+SUSPICIOUS_WORDS = [
+    "login", "signin", "sign-in", "logon", "verify", "verification", "account", "update", "secure", "security",
+    "confirm", "password", "banking", "webscr", "ebayisapi", "billing", "invoice", "suspend", "unlock", "recover",
+    "support", "wp-admin", "wp-content", "wp-includes", "admin", "cmd", "dispatch", "token", "auth", "session",
+]
+SHORTENERS = frozenset([
+    "bit.ly", "goo.gl", "tinyurl.com", "t.co", "ow.ly", "is.gd", "buff.ly", "adf.ly", "bit.do", "cutt.ly", "rebrand.ly",
+    "shorte.st", "tiny.cc", "lnkd.in", "db.tt", "qr.ae", "cur.lv", "ity.im", "v.gd", "rb.gy", "shorturl.at",
+])
+# TLDs that abuse reports (Spamhaus, Interisle) rank among the most abused; free or near-free names.
+ABUSED_TLDS = frozenset(["tk", "ml", "ga", "cf", "gq", "xyz", "top", "work", "click", "link", "zip", "mov", "country",
+                         "kim", "science", "party", "gdn", "loan", "win"])
+PAGE_EXTENSIONS = (".php", ".html", ".htm", ".asp", ".aspx", ".jsp")
+# A page asset, not a page: a phishing list names the pages people are sent to.
+ASSET_EXTENSIONS = (".css", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".webp", ".bmp", ".woff", ".woff2",
+                    ".ttf", ".eot", ".otf", ".map", ".mp4", ".webm", ".mp3", ".xml", ".txt")
+# Look-alike characters people take for letters in a domain name (TR39 lists them; these are the ASCII ones
+# phishing kits use, multi-letter ones too). Non-ASCII look-alikes come from confusable_homoglyphs.
+_ASCII_LOOKALIKES = (("rn", "m"), ("vv", "w"), ("cl", "d"), ("0", "o"), ("1", "l"), ("i", "l"), ("3", "e"),
+                     ("4", "a"), ("5", "s"), ("7", "t"), ("8", "b"), ("9", "g"))
+
+
+_MULTI_LOOKALIKES = tuple((a, b) for a, b in _ASCII_LOOKALIKES if len(a) > 1)
+_SINGLE_LOOKALIKES = str.maketrans({a: b for a, b in _ASCII_LOOKALIKES if len(a) == 1})
+
+
+def _ascii_skeleton(text: str) -> str:
+    for lookalike, letter in _MULTI_LOOKALIKES:  # before the single letters: "ci" must not become "cl", then "d"
+        text = text.replace(lookalike, letter)
+    return text.translate(_SINGLE_LOOKALIKES)
+RISKY_EXTENSIONS = (".exe", ".scr", ".apk", ".zip", ".rar", ".js", ".jar", ".bat", ".msi", ".vbs")
+TLD_MARKERS = (".com", ".net", ".org", "com-", "-com")
+_TOKEN_SEPARATORS = b"/-._?=&~+%:;,@!"
+_SPECIAL_CHARS = b"~_=&;!*$"
+_VOWELS = frozenset("aeiou")
+MAX_URL_BYTES = 4096  # longer inputs are featurized on their first 4 KB
+MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
+
+
+class HostParts(NamedTuple):
+    """A lower-cased host split by the public suffix list (private section included), ``www.`` set aside."""
+
+    host: str  # without a leading www.
+    subdomain: str  # without a leading www.
+    domain: str  # the registered name's label: "example" of a.example.co.uk
+    suffix: str  # the public suffix: "co.uk"
+    registered: str  # "example.co.uk"; the host itself for IP addresses and names under no suffix
+    is_ip: bool
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One hand-made URL feature. ``says`` is what a high value means, in words an analyst trusts (the reasons
+    shown with a score); ``low_says`` the same for a low value where a low value raises the score. A feature
+    with ``host`` is computed once per distinct host from its `HostParts`; without, it is the byte kernel's
+    column of that name (`_SCAN_COLUMNS`) or a rule in `ParsedUrls.hand_features`."""
+
+    name: str
+    says: str
+    flag: bool = False  # 0/1: a reason only when set
+    low_says: str = ""
+    host: Callable[[HostParts], float] | None = None
+
+
+def rendered(label: str) -> str:
+    """A name as a browser shows it: punycode (``xn--``) labels decoded; the name itself when it is not valid."""
+    if "xn--" not in label:
+        return label
+    try:
+        return label.encode("ascii").decode("idna")
+    except (UnicodeError, ValueError):
+        return label
+
+
+@lru_cache(maxsize=1 << 16)
+def imitated_brand(label: str) -> str:
+    """The brand a domain label becomes (or holds) only once look-alike characters are read as the letters they
+    imitate, "" if none: ``paypa1`` and ``xn--pple-43d`` (Cyrillic а) imitate, ``paypal`` itself does not."""
+    label = rendered(label)
+    plain = label
+    if not label.isascii():
+        from confusable_homoglyphs import confusables
+
+        plain = "".join(_latin_lookalike(c, confusables) for c in label)
+    skeleton = _ascii_skeleton(plain)
+    # brands of 5+ letters only: a shorter skeleton ("live", "ebay") turns up by chance ("silvergames")
+    return next((b for b in BRANDS if len(b) >= 5 and _BRAND_SKELETONS[b] in skeleton and b not in label), "")
+
+
+_BRAND_SKELETONS = {b: _ascii_skeleton(b) for b in BRANDS}
+
+
+def _latin_lookalike(char: str, confusables) -> str:
+    if char.isascii():
+        return char
+    found = confusables.is_confusable(char, preferred_aliases=["latin"], greedy=True) or []
+    for entry in found:
+        for glyph in entry["homoglyphs"]:
+            if glyph["c"].isascii():
+                return glyph["c"].lower()
+    return char
+
+
+def _brand_mixed_in(parts: HostParts) -> bool:
+    # "paypal-secure" holds a brand; "paypal" itself does not, unless it is a brand holding another one
+    if parts.domain in BRANDS:
+        return parts.domain in _BRANDS_HOLDING_A_BRAND
+    return _ANY_BRAND.search(parts.domain) is not None
+
+
+# Every hand-made URL feature, in output order: names, reasons, flags and the featurizer version come from here.
+FEATURES: tuple[Feature, ...] = (
+    Feature("url_length", "long URL", low_says="very short URL"),
+    Feature("host_length", "long host name", low_says="short host name"),
+    Feature("path_length", "long path", low_says="no or short path"),
+    Feature("query_length", "long query string"),
+    Feature("host_dots", "many dots in the host name"),
+    Feature("host_hyphens", "hyphens in the host name"),
+    Feature("host_digit_ratio", "digits in the host name"),
+    Feature("subdomain_depth", "deeply nested subdomains", host=lambda h: h.subdomain.count(".") + 1 if h.subdomain
+            else 0),
+    Feature("domain_label_length", "long registered name", low_says="short registered name",
+            host=lambda h: len(h.domain.encode("utf-8", "replace"))),
+    Feature("domain_entropy", "random-looking domain name", low_says="low-variety domain name",
+            host=lambda h: _entropy(h.domain)),
+    Feature("domain_consonant_run", "unpronounceable domain name", host=lambda h: _longest_consonant_run(h.domain)),
+    Feature("host_is_ip", "host is an IP address", flag=True, host=lambda h: h.is_ip),
+    Feature("has_port", "explicit port number", flag=True),
+    Feature("has_userinfo", "user name or '@' before the host", flag=True),
+    Feature("punycode_or_idn", "internationalised (punycode) host name", flag=True),
+    Feature("non_ascii", "non-ASCII characters in the URL", flag=True),
+    Feature("abused_tld", "top-level domain often abused", flag=True,
+            host=lambda h: h.suffix.rsplit(".", 1)[-1] in ABUSED_TLDS),
+    Feature("no_public_suffix", "host has no public suffix", flag=True, host=lambda h: not h.suffix and not h.is_ip),
+    Feature("shortener", "URL shortener", flag=True, host=lambda h: h.host in SHORTENERS),
+    Feature("path_depth", "deep path"),
+    Feature("path_tokens", "many words in the path"),
+    Feature("longest_token", "very long word in the URL"),
+    Feature("query_params", "many query parameters"),
+    Feature("has_fragment", "fragment in the URL", flag=True),
+    Feature("percent_escapes", "percent-encoded characters"),
+    Feature("digit_ratio", "many digits in the URL"),
+    Feature("longest_digit_run", "long run of digits"),
+    Feature("special_chars", "many special characters"),
+    Feature("double_slash_in_path", "'//' redirect inside the path", flag=True),
+    Feature("url_in_path", "another URL embedded in the path or query", flag=True),
+    Feature("tld_in_subdomain", "a TLD such as '.com' inside the subdomain", flag=True,
+            host=lambda h: any(t in h.subdomain for t in TLD_MARKERS)),
+    Feature("tld_in_path", "a TLD such as '.com' inside the path", flag=True),
+    Feature("php_or_html_page", "script or HTML page in the path", flag=True),
+    Feature("risky_extension", "executable or archive download", flag=True),
+    Feature("suspicious_words", "words such as 'login' or 'verify'"),
+    Feature("brand_outside_domain", "brand name in the subdomain or path of an unrelated domain", flag=True),
+    Feature("brand_in_domain_with_extra", "brand name mixed into another domain name", flag=True,
+            host=_brand_mixed_in),
+    Feature("brand_lookalike", "domain name imitates a brand with look-alike characters", flag=True,
+            host=lambda h: bool(imitated_brand(h.domain))),
+    Feature("hosting_platform", "site on a platform where anyone can host pages", flag=True,
+            host=lambda h: on_private_suffix(h.host)),
+    Feature("static_asset", "a page asset (style sheet, image, font), not a page", flag=True),
+)
+# Host facts the rules below read but the model does not see.
+_HOST_HELPERS: dict[str, Callable[[HostParts], float]] = {
+    "_brand_in_subdomain": lambda h: _ANY_BRAND.search(h.subdomain) is not None,
+    "_brand_in_registered": lambda h: _ANY_BRAND.search(h.registered) is not None,
+}
+URL_FEATURES: dict[str, str] = {f.name: f.says for f in FEATURES}
+FLAG_FEATURES = frozenset(f.name for f in FEATURES if f.flag)
+FEATURE_DESCRIPTIONS = {**URL_FEATURES, "host_ngram_score": "host name resembles phishing hosts",
+                        "path_ngram_score": "path resembles phishing paths"}
+LOW_VALUE_DESCRIPTIONS = {**{f.name: f.low_says for f in FEATURES if f.low_says},
+                          "host_ngram_score": "host name unlike known legitimate hosts"}
+_HOST_COLUMNS: dict[str, Callable[[HostParts], float]] = {
+    **{f.name: f.host for f in FEATURES if f.host is not None}, **_HOST_HELPERS}
+
+# Columns the byte kernel `_scan` writes, in its order (a name starting with "_" feeds a rule, not the model).
+_SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "host_dots", "host_hyphens",
+                 "host_digit_ratio", "punycode_or_idn", "has_port", "has_userinfo", "non_ascii", "path_depth",
+                 "path_tokens", "longest_token", "query_params", "has_fragment", "percent_escapes", "digit_ratio",
+                 "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
+                 "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest", "static_asset")
+# Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
+_COMPUTATION = "bytes-fnv1a-5"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters
+# Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
+FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
+    [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()
+).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+
+
+def _byte_table(members: bytes) -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint8)
+    table[list(members)] = 1
+    return table
+
+
+def _suffix_table(suffixes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Suffixes packed into one byte array with offsets (numba takes arrays, not tuples of str)."""
+    encoded = [s.encode() for s in suffixes]
+    return (np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
+            np.cumsum([0] + [len(s) for s in encoded]).astype(np.int64))
+
+
+def _aho_corasick(patterns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A full DFA (state x byte -> state) matching every pattern at once, and per state the 128-bit
+    set of patterns that end there (two uint64 words; pattern i is bit i)."""
+    goto: list[dict[int, int]] = [{}]
+    out = [0]
+    for bit, pattern in enumerate(patterns):
+        state = 0
+        for ch in pattern.encode():
+            if ch not in goto[state]:
+                goto[state][ch] = len(goto)
+                goto.append({})
+                out.append(0)
+            state = goto[state][ch]
+        out[state] |= 1 << bit
+    table = np.zeros((len(goto), 256), dtype=np.int32)
+    fail = [0] * len(goto)
+    queue = deque()
+    for ch, state in goto[0].items():
+        table[0, ch] = state
+        queue.append(state)
+    while queue:
+        node = queue.popleft()
+        for ch in range(256):
+            child = goto[node].get(ch)
+            if child is None:
+                table[node, ch] = table[fail[node], ch]
+                continue
+            table[node, ch] = child
+            fail[child] = table[fail[node], ch] if node else 0
+            out[child] |= out[fail[child]]
+            queue.append(child)
+    masks = np.array([[o & (2**64 - 1), o >> 64] for o in out], dtype=np.uint64)
+    return table, masks
+
+
+# Pattern bits: brands, then suspicious words, then the markers below.
+_MARKERS = ("http", "www.", ".com", ".net", ".org", "xn--")
+_PATTERNS = [*BRANDS, *SUSPICIOUS_WORDS, *_MARKERS]
+assert len(_PATTERNS) <= 128
+
+
+def _bit_mask(names: list[str]) -> np.ndarray:
+    value = sum(1 << _PATTERNS.index(n) for n in names)
+    return np.array([value & (2**64 - 1), value >> 64], dtype=np.uint64)
+
+
+_AC_TABLE, _AC_OUT = _aho_corasick(_PATTERNS)
+_BRAND_BITS = _bit_mask(BRANDS)
+_WORD_BITS = np.array([sum(1 << (len(BRANDS) + i) for i in range(len(SUSPICIOUS_WORDS))) & (2**64 - 1),
+                       sum(1 << (len(BRANDS) + i) for i in range(len(SUSPICIOUS_WORDS))) >> 64], dtype=np.uint64)
+_EMBEDDED_URL_BITS = _bit_mask(["http", "www."])
+_TLD_BITS = _bit_mask([".com", ".net", ".org"])
+_IDN_BITS = _bit_mask(["xn--"])
+_IS_SEPARATOR = _byte_table(_TOKEN_SEPARATORS)
+_IS_SPECIAL = _byte_table(_SPECIAL_CHARS)
+_PAGE_SUFFIXES = _suffix_table(PAGE_EXTENSIONS)
+_RISKY_SUFFIXES = _suffix_table(RISKY_EXTENSIONS)
+_ASSET_SUFFIXES = _suffix_table(ASSET_EXTENSIONS)
+
+
+# ---------------------------------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, inline="always")
+def _lower(c):
+    return c + 32 if 65 <= c <= 90 else c
+
+
+@njit(cache=True, inline="always")
+def _is_digit(c):
+    return 48 <= c <= 57
+
+
+@njit(cache=True, inline="always")
+def _is_alpha(c):
+    return 65 <= c <= 90 or 97 <= c <= 122
+
+
+@njit(cache=True, inline="always")
+def _is_scheme_char(c):
+    return _is_alpha(c) or _is_digit(c) or c == 43 or c == 45 or c == 46  # + - .
+
+
+@njit(cache=True)
+def _ends_with_any(data, start, end, suffixes, suffix_offsets):
+    for k in range(len(suffix_offsets) - 1):
+        length = suffix_offsets[k + 1] - suffix_offsets[k]
+        if end - start < length:
+            continue
+        same = True
+        for j in range(length):
+            if _lower(data[end - length + j]) != suffixes[suffix_offsets[k] + j]:
+                same = False
+                break
+        if same:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _popcount(x):
+    count = 0
+    while x:
+        x &= x - np.uint64(1)
+        count += 1
+    return count
+
+
+@njit(cache=True)
+def _split(data, a, b, max_bytes):
+    """Byte offsets of one URL's parts, mirroring ``urls.split_url``: (host start, host end, port start,
+    port end, userinfo length, path start, path end, rest end, fragment length). ``rest`` is the path
+    plus ``?query`` when the query is not empty."""
+    while a < b and data[a] <= 32:
+        a += 1
+    while b > a and data[b - 1] <= 32:
+        b -= 1
+    b = min(b, a + max_bytes)
+    p = a
+    if p < b and _is_alpha(data[p]):  # scheme: [a-z][a-z0-9+.-]{0,15}: unless a port number follows
+        q = p + 1
+        while q < b and q - p < 16 and _is_scheme_char(data[q]):
+            q += 1
+        if q < b and data[q] == 58 and not (q + 1 < b and _is_digit(data[q + 1])):
+            p = q + 1
+            slashes = 0
+            while slashes < 3 and p < b and data[p] == 47:
+                p += 1
+                slashes += 1
+    while p < b and (data[p] == 47 or data[p] == 92):
+        p += 1
+    cut = p
+    while cut < b and data[cut] != 47 and data[cut] != 63 and data[cut] != 35 and data[cut] != 92:
+        cut += 1
+    at = -1
+    for j in range(p, cut):
+        if data[j] == 64:
+            at = j
+    hs = p if at < 0 else at + 1
+    userinfo = 0 if at < 0 else at - p
+    he, port_s, port_e = cut, cut, cut
+    if hs < cut and data[hs] == 91:  # [IPv6]:port
+        close = -1
+        for j in range(hs, cut):
+            if data[j] == 93:
+                close = j
+                break
+        if close >= 0:
+            he = close + 1
+            if he < cut and data[he] == 58:
+                port_s = he + 1
+    else:
+        colons, colon = 0, -1
+        for j in range(hs, cut):
+            if data[j] == 58:
+                colons += 1
+                colon = j
+        if colons == 1:
+            he, port_s = colon, colon + 1
+    while he > hs and data[he - 1] == 46:
+        he -= 1
+    hash_at = cut
+    while hash_at < b and data[hash_at] != 35:
+        hash_at += 1
+    q_at = cut
+    while q_at < hash_at and data[q_at] != 63:
+        q_at += 1
+    rest_end = hash_at if hash_at - q_at > 1 else q_at
+    fragment = b - hash_at - 1 if hash_at < b else 0
+    return hs, he, port_s, port_e, userinfo, cut, q_at, rest_end, fragment
+
+
+@njit(cache=True)
+def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_sfx, page_off, risky_sfx, risky_off,
+          asset_sfx, asset_off, brand_bits, word_bits, url_bits, tld_bits, idn_bits):
+    """Split every URL and compute the byte-level features (``_SCAN_COLUMNS`` order). Also returns each
+    URL's spans: host with ``www.`` (start, end), host without it (start), path start, path end, rest end."""
+    n = len(offsets) - 1
+    out = np.zeros((n, 28), dtype=np.float32)
+    spans = np.zeros((n, 6), dtype=np.int64)
+    for i in range(n):
+        hs, he, port_s, port_e, userinfo, ps, pe, re_, fragment = _split(data, offsets[i], offsets[i + 1], max_bytes)
+        hw = hs
+        if he - hs >= 4 and _lower(data[hs]) == 119 and _lower(data[hs + 1]) == 119 and _lower(data[hs + 2]) == 119 \
+                and data[hs + 3] == 46:
+            hw = hs + 4
+        spans[i, 0], spans[i, 1], spans[i, 2], spans[i, 3], spans[i, 4], spans[i, 5] = hs, he, hw, ps, pe, re_
+        digits = host_digits = pct = special = dots = hyphens = non_ascii = 0
+        token = longest_token = run = longest_run = path_tokens = slashes = double_slash = 0
+        m_host0 = m_host1 = m_path0 = m_path1 = m_query0 = m_query1 = np.uint64(0)
+        prev_sep = True
+        for segment in range(3):
+            s, e = (hw, he) if segment == 0 else (ps, pe) if segment == 1 else (pe, re_)
+            state = 0
+            m0 = m1 = np.uint64(0)
+            for j in range(s, e):
+                c = _lower(data[j])
+                if c >= 128:
+                    non_ascii = 1
+                if _is_digit(c):
+                    digits += 1
+                    run += 1
+                    longest_run = max(longest_run, run)
+                else:
+                    run = 0
+                pct += c == 37
+                special += is_special[c]
+                if is_sep[c]:
+                    token = 0
+                else:
+                    token += 1
+                    longest_token = max(longest_token, token)
+                    if segment > 0 and prev_sep:
+                        path_tokens += 1
+                if segment > 0:
+                    prev_sep = is_sep[c] == 1
+                if segment == 0:
+                    dots += c == 46
+                    hyphens += c == 45
+                    host_digits += _is_digit(c)
+                elif segment == 1 and c == 47:
+                    slashes += 1
+                    if j > s and data[j - 1] == 47:
+                        double_slash = 1
+                state = ac_table[state, c]
+                m0 |= ac_out[state, 0]
+                m1 |= ac_out[state, 1]
+            if segment == 0:
+                m_host0, m_host1 = m0, m1
+            elif segment == 1:
+                m_path0, m_path1 = m0, m1
+            else:
+                m_query0, m_query1 = m0, m1
+        host_len = he - hw
+        full_len = host_len + re_ - ps
+        query_len = re_ - pe - 1 if re_ > pe else 0
+        rest0, rest1 = m_path0 | m_query0, m_path1 | m_query1
+        all0, all1 = m_host0 | rest0, m_host1 | rest1
+        port_len = port_e - port_s
+        default_port = (port_len == 2 and data[port_s] == 56 and data[port_s + 1] == 48) or (
+            port_len == 3 and data[port_s] == 52 and data[port_s + 1] == 52 and data[port_s + 2] == 51)
+        row = out[i]
+        row[0] = full_len
+        row[1] = host_len
+        row[2] = pe - ps
+        row[3] = query_len
+        row[4] = dots
+        row[5] = hyphens
+        row[6] = host_digits / max(host_len, 1)
+        row[7] = ((m_host0 & idn_bits[0]) | (m_host1 & idn_bits[1])) != 0 or _any_high(data, hw, he)
+        row[8] = port_len > 0 and not default_port
+        row[9] = userinfo > 0
+        row[10] = non_ascii
+        row[11] = slashes
+        row[12] = path_tokens
+        row[13] = longest_token
+        row[14] = 0 if query_len == 0 else _count_byte(data, pe, re_, 38) + 1
+        row[15] = fragment > 0
+        row[16] = pct
+        row[17] = digits / max(full_len, 1)
+        row[18] = longest_run
+        row[19] = special
+        row[20] = double_slash
+        row[21] = ((rest0 & url_bits[0]) | (rest1 & url_bits[1])) != 0
+        row[22] = ((m_path0 & tld_bits[0]) | (m_path1 & tld_bits[1])) != 0
+        row[23] = _ends_with_any(data, ps, pe, page_sfx, page_off)
+        row[24] = _ends_with_any(data, ps, pe, risky_sfx, risky_off)
+        row[25] = _popcount(all0 & word_bits[0]) + _popcount(all1 & word_bits[1])
+        row[26] = ((rest0 & brand_bits[0]) | (rest1 & brand_bits[1])) != 0
+        row[27] = _ends_with_any(data, ps, pe, asset_sfx, asset_off)
+    return out, spans
+
+
+@njit(cache=True)
+def _any_high(data, start, end):
+    return (data[start:end] >= 128).any()
+
+
+@njit(cache=True)
+def _count_byte(data, start, end, byte):
+    count = 0
+    for j in range(start, end):
+        count += data[j] == byte
+    return count
+
+
+@njit(cache=True)
+def _copy_lower(data, starts, ends):
+    """The bytes of every span, ASCII-lower-cased, as one Arrow-style (offsets, data) pair."""
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    for i in range(len(starts)):
+        offsets[i + 1] = offsets[i] + ends[i] - starts[i]
+    out = np.empty(offsets[-1], dtype=np.uint8)
+    for i in range(len(starts)):
+        base = offsets[i] - starts[i]
+        for j in range(starts[i], ends[i]):
+            out[base + j] = _lower(data[j])
+    return offsets, out
+
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_U32 = np.uint64(32)
+
+
+@njit(cache=True, inline="always")
+def _bucket(h, shift):
+    """Final mix of an FNV-1a hash; the top ``64 - shift`` bits pick the bucket."""
+    h ^= h >> _U32
+    h *= _MIX
+    return np.int64(h >> shift)
+
+
+@njit(cache=True)
+def _ngram_indices(data, starts, ends, lo, hi, shift, indptr):
+    """The hashed bucket of every character n-gram (lo <= n <= hi, ASCII-lower-cased) of each span,
+    written in CSR order. Training builds its sparse matrix from these; `_ngram_sums` hashes identically."""
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    k = 0
+    for i in range(len(starts)):
+        for p in range(starts[i], ends[i]):
+            h = _FNV_OFFSET
+            for n in range(hi):
+                if p + n >= ends[i]:
+                    break
+                h = (h ^ np.uint64(_lower(data[p + n]))) * _FNV_PRIME
+                if n + 1 >= lo:
+                    indices[k] = _bucket(h, shift)
+                    k += 1
+    return indices
+
+
+@njit(cache=True)
+def _ngram_sums(data, starts, ends, lo, hi, shift, weights):
+    """Per span: the sum of ``weights`` over its n-gram buckets and the number of n-grams."""
+    sums = np.zeros(len(starts), dtype=np.float64)
+    counts = np.zeros(len(starts), dtype=np.int64)
+    for i in range(len(starts)):
+        total = 0.0
+        count = 0
+        for p in range(starts[i], ends[i]):
+            h = _FNV_OFFSET
+            for n in range(hi):
+                if p + n >= ends[i]:
+                    break
+                h = (h ^ np.uint64(_lower(data[p + n]))) * _FNV_PRIME
+                if n + 1 >= lo:
+                    total += weights[_bucket(h, shift)]
+                    count += 1
+        sums[i] = total
+        counts[i] = count
+    return sums, counts
+
+
+def ngram_counts(lengths: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """How many n-grams (lo <= n <= hi) a text of each length has."""
+    return sum(np.maximum(lengths - n + 1, 0) for n in range(lo, hi + 1)).astype(np.int64)
+
+
+def hash_shift(n_features: int) -> int:
+    """The right shift that maps a 64-bit n-gram hash onto ``n_features`` (a power of two) buckets."""
+    bits = int(n_features).bit_length() - 1
+    if n_features < 2 or 1 << bits != n_features:
+        raise ValueError(f"n_features must be a power of two, not {n_features}")
+    return 64 - bits
+
+
+def ngram_scores(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: int,
+                 weights: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """The host and path n-gram scores, one column each: a linear model's decision function on hashed
+    n-gram counts scaled by 1/sqrt(count), i.e. intercept + (sum of the n-grams' weights) / sqrt(count),
+    computed without building the sparse matrix. ``weights`` holds (coefficients, intercept) per column."""
+    lo, hi = ngram_range
+    shift = np.uint64(hash_shift(n_features))
+    scores = []
+    for (coef, intercept), (starts, ends) in zip(weights, (parsed.host_spans(), parsed.rest_spans()), strict=True):
+        sums, counts = _ngram_sums(parsed.data, starts, ends, lo, hi, shift, coef)
+        scores.append(intercept + sums / np.sqrt(np.maximum(counts, 1)))
+    return np.column_stack(scores).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------- columns
+
+
+def url_array(X) -> pa.LargeBinaryArray:
+    """Any column of URLs (DataFrame with ``url``, Series, list, array; str, bytes, None, NaN, numbers) as
+    one Arrow binary array of UTF-8 bytes; values that are not text are coerced with ``urls.to_text``."""
+    values = X["url"] if isinstance(X, pd.DataFrame) else X
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array) and pa.types.is_large_binary(values.type):
+        return pc.fill_null(values, b"")
+    if isinstance(values, pa.Array) and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return pc.fill_null(values.cast(pa.large_string()), "").view(pa.large_binary())
+    if isinstance(values, np.ndarray):
+        values = values.ravel()
+    try:
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError, TypeError):
+        # bytes, numbers, lone surrogates: coerce each value, replacing what is not valid UTF-8
+        texts = [to_text(v).encode("utf-8", "replace") for v in values]
+        return pa.array(texts, type=pa.large_binary())
+    return pc.fill_null(arr, "").view(pa.large_binary())
+
+
+def _buffers(arr: pa.LargeBinaryArray) -> tuple[np.ndarray, np.ndarray]:
+    _, offsets, data = arr.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return data, offsets
+
+
+def _entropy(text: str) -> float:
+    if not text:
+        return 0.0
+    counts = Counter(text)
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _longest_consonant_run(text: str) -> int:
+    best = run = 0
+    for ch in text:
+        run = run + 1 if ch.isalpha() and ch not in _VOWELS else 0
+        best = max(best, run)
+    return best
+
+
+# One regular expression finds whether any brand occurs (a single pass instead of one `in` per brand).
+_ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
+# Brands that contain another brand: the only names equal to a brand that still hold a *different* brand.
+_BRANDS_HOLDING_A_BRAND = frozenset(d for d in BRANDS if any(b in d and b != d for b in BRANDS))
+
+
+def host_parts(host: str) -> HostParts:
+    subdomain, domain, suffix, is_ip = split_host(host)
+    subdomain = subdomain[4:] if subdomain.startswith("www.") else "" if subdomain == "www" else subdomain
+    plain_host = host[4:] if host.startswith("www.") else host
+    return HostParts(plain_host, subdomain, domain, suffix, host_registered_domain(host), is_ip)
+
+
+def host_row(host: str) -> tuple[float, ...]:
+    """The per-host columns (`_HOST_COLUMNS` order) of a lower-cased host."""
+    parts = host_parts(host)
+    return tuple(float(compute(parts)) for compute in _HOST_COLUMNS.values())
+
+
+_host_cache: dict[bytes, bytes] = {}
+
+
+def _host_table(hosts: list[bytes]) -> np.ndarray:
+    """``host_row`` of each distinct host as float32 rows, cached per process (bounded)."""
+    if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
+        _host_cache.clear()
+    rows = []
+    for host in hosts:
+        row = _host_cache.get(host)
+        if row is None:
+            row = _host_cache[host] = np.asarray(host_row(host.decode("utf-8", "replace")), dtype=np.float32).tobytes()
+        rows.append(row)
+    return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(hosts), len(_HOST_COLUMNS))
+
+
+class ParsedUrls:
+    """One batch of URLs as UTF-8 bytes with every URL's part offsets: the single input of all features."""
+
+    def __init__(self, X):
+        self.array = url_array(X)
+        self.data, self.offsets = _buffers(self.array)
+        self.scan, self.spans = _scan(self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR,
+                                      _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS,
+                                      _WORD_BITS,
+                                      _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def hosts(self) -> pa.DictionaryArray:
+        """Lower-cased hosts (with any ``www.``), dictionary-encoded: each distinct host once."""
+        offsets, data = _copy_lower(self.data, self.spans[:, 0], self.spans[:, 1])
+        arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(self), [None, pa.py_buffer(offsets),
+                                                                              pa.py_buffer(data)])
+        return arr.dictionary_encode()
+
+    def host_spans(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.spans[:, 2], self.spans[:, 1]
+
+    def rest_spans(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.spans[:, 3], self.spans[:, 5]
+
+    def containing(self, pattern: str) -> np.ndarray:
+        """Indices of the rows whose bytes match a regular expression (RE2, through Arrow)."""
+        return np.flatnonzero(pc.match_substring_regex(self.array, pattern).fill_null(False).to_numpy(
+            zero_copy_only=False))
+
+    def with_userinfo(self) -> np.ndarray:
+        """Indices of the rows with a user name or '@' before the host."""
+        return np.flatnonzero(self.scan[:, _SCAN_COLUMNS.index("has_userinfo")] > 0)
+
+    def bare_hosts(self) -> np.ndarray:
+        """Whether each row is a host alone: no path (beyond ``/``) and no query after it."""
+        starts, ends = self.rest_spans()
+        length = ends - starts
+        if not len(self.data):
+            return length == 0
+        first = self.data[np.clip(starts, 0, len(self.data) - 1)]
+        return (length == 0) | ((length == 1) & (first == ord("/")))
+
+    def hand_features(self) -> np.ndarray:
+        hosts = self.hosts()
+        table = _host_table(hosts.dictionary.to_pylist())
+        host = table[hosts.indices.to_numpy(zero_copy_only=False)]
+        columns = dict(zip(_SCAN_COLUMNS, self.scan.T, strict=True))
+        columns.update(zip(_HOST_COLUMNS, host.T, strict=True))
+        # rules over other columns
+        brand_outside = (columns["_brand_in_subdomain"] + columns["_brand_in_rest"] > 0) \
+            & (columns["_brand_in_registered"] == 0)
+        columns["brand_outside_domain"] = brand_outside.astype(np.float32)
+        return np.column_stack([columns[f.name] for f in FEATURES]).astype(np.float32, copy=False)
+
+

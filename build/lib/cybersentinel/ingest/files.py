@@ -1,0 +1,163 @@
+"""The ``files`` source: a dataset's upstream files over HTTP or from an offline mirror folder, streamed,
+retried, SHA-256 verified and written atomically, then read by the configured reader."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from cybersentinel.core.files import atomic_path, sha256_file
+from cybersentinel.core.retry import http_session, retry_call
+from cybersentinel.ingest.base import Ingested, SourceError, map_labels, utc_now
+from cybersentinel.ingest.fingerprint import files_snapshot
+
+MIRROR_ENV = "CYBERSENTINEL_DATA_MIRROR"
+COLLECTIONS_ENV = "CYBERSENTINEL_COLLECTIONS"
+COLLECTIONS_DIR = Path("data/collections")
+
+
+def download(url: str, dest: Path, sha256: str, session: requests.Session | None = None,
+             timeout: float = 60.0, attempts: int = 3) -> Path:
+    """Stream ``url`` to ``dest``, verifying the checksum before the file appears under its name.
+
+    429/5xx and connection errors are retried by the session; a body cut short or failing its checksum
+    is fetched again, up to ``attempts`` times in all, then reported.
+    """
+    session = session or http_session()
+    return retry_call(lambda: _download_once(url, dest, sha256, session, timeout), what=dest.name, attempts=attempts,
+                      backoff=0.5, transient=(_BadBodyError,), error=SourceError)
+
+
+class _BadBodyError(Exception):
+    """A response body that was cut short or does not match its checksum (worth another try)."""
+
+
+def _download_once(url: str, dest: Path, sha256: str, session: requests.Session, timeout: float) -> Path:
+    digest = hashlib.sha256()
+    try:
+        with (atomic_path(dest) as tmp, open(tmp, "wb") as out,
+              session.get(url, stream=True, timeout=timeout) as response):
+            if response.status_code != 200:
+                raise SourceError(f"{dest.name}: HTTP {response.status_code} from {url}")
+            total = int(response.headers.get("content-length", 0)) or None
+            columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
+            with Progress(*columns, transient=True) as progress:
+                task = progress.add_task(dest.name, total=total)
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    progress.update(task, advance=len(chunk))
+            out.flush()
+            if digest.hexdigest() != sha256:  # raised inside: the temporary file is removed, never renamed
+                raise _BadBodyError(f"checksum mismatch for {url}: expected {sha256}, got {digest.hexdigest()}")
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+        raise _BadBodyError(f"download from {url} was cut short: {exc}") from exc
+    except requests.RequestException as exc:
+        raise SourceError(f"{dest.name}: download from {url} failed: {exc}") from exc
+    return dest
+
+
+@contextmanager
+def upstream_file(spec: Mapping[str, Any], mirror: str | None = None):
+    """Yield a verified local path for one upstream file: from the mirror folder if one is named
+    (``CYBERSENTINEL_DATA_MIRROR``), else downloaded to a temporary folder and removed afterwards.
+
+    A curated collection (``collection: true``) has no public URL: it is read from ``CYBERSENTINEL_COLLECTIONS``
+    or else ``data/collections`` (filled by ``dvc pull data/collections.dvc`` from the team's remote)."""
+    name, sha256 = spec["name"], spec["sha256"]
+    if spec.get("collection"):
+        mirror = os.environ.get(COLLECTIONS_ENV) or str(COLLECTIONS_DIR)
+        if not (Path(mirror) / name).is_file():
+            raise SourceError(f"{name}: a curated collection with no public URL, not found in {mirror}; set "
+                              f"{COLLECTIONS_ENV} to the folder holding it (CI: ../shared/data/collections) or "
+                              "`dvc pull data/collections.dvc` from the team's remote")
+    mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
+    if mirror:
+        path = Path(mirror) / name
+        if not path.is_file():
+            raise SourceError(f"{name}: not found in mirror {mirror} (set by {MIRROR_ENV})")
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise SourceError(f"{name}: checksum mismatch in mirror {mirror}: expected {sha256}, got {actual}")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="cybersentinel-") as tmp:
+        yield download(spec["url"], Path(tmp) / name, sha256)
+
+
+def read_arff(path: Path) -> pd.DataFrame:
+    """Read a dense ARFF file whose attributes are all nominal integers (UCI 327)."""
+    from scipy.io import arff
+
+    try:
+        records, meta = arff.loadarff(path)
+    except (ValueError, arff.ParseArffError) as exc:
+        raise SourceError(f"{path.name}: not a readable ARFF file: {exc}") from exc
+    frame = pd.DataFrame(records)
+    for column in meta.names():
+        frame[column] = frame[column].str.decode("ascii").astype("int64")
+    return frame
+
+
+def read_json_list(path: Path) -> pd.DataFrame:
+    """Read a JSON array of URL strings; non-string items are kept as text for validation to flag."""
+    try:
+        items = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path.name}: not valid JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise SourceError(f"{path.name}: expected a JSON array of URLs, got {type(items).__name__}")
+    return pd.DataFrame({"url": ["" if u is None else str(u) for u in items]})
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, keep_default_na=False, dtype={"url": "string"})
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path.name}: not a readable CSV file: {exc}") from exc
+
+
+READERS = {"arff": read_arff, "json_list": read_json_list, "csv": read_csv}
+
+
+def read_source(source: Mapping[str, Any], mirror: str | None = None) -> pd.DataFrame:
+    """Read every file of one configured source into its tidy table."""
+    reader = READERS[source["reader"]]
+    frames = []
+    for spec in source["files"]:
+        with upstream_file(spec, mirror) as path:
+            frame = reader(path)
+        if "label" in spec:  # a file whose rows all share one label (the Ebbu2017 JSON lists)
+            frame["label"] = pd.Series(int(spec["label"]), index=frame.index, dtype="int8")
+        else:
+            column = source["label_column"]
+            frame["label"] = map_labels(frame.pop(column), source["labels"], spec["name"])
+        if source.get("date_column"):  # one name for when a row was seen: ISO dates as text
+            frame = frame.rename(columns={source["date_column"]: "date"})
+        if source.get("columns"):  # only the configured columns (others describe how a list was built)
+            keep = ["date" if c == source.get("date_column") else c for c in source["columns"]]
+            frame = frame[[*keep, "label"]]
+        frame["source"] = source["name"]
+        frame["snapshot"] = spec["sha256"][:16]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_files(source: Mapping[str, Any], mirror: str | None = None) -> Ingested:
+    """The ``files`` kind: the dataset's upstream files; the fingerprint covers their checksums."""
+    started = utc_now()
+    table = read_source(source, mirror)
+    where = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
+    fetches = [{"file": f["name"], "sha256": f["sha256"], "from": f"mirror:{where}" if where else f["url"],
+                "started_at": started, "finished_at": utc_now()} for f in source["files"]]
+    return Ingested(table, files_snapshot(source), fetches)

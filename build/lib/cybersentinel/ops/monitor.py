@@ -1,0 +1,424 @@
+"""Follow a web server or proxy access log: score each new URL and address, alert, keep a block list current.
+
+Formats: ``combined`` (nginx/Apache; ``common`` lines too), ``vhost_combined`` (Apache, ``%v:%p`` first) and
+``squid`` (native). Which URL a line names depends on who wrote it:
+
+- A proxy (Squid, or nginx/Apache as a forward proxy) logs the absolute URL the client asked for: it is scored.
+  For ``CONNECT host:443`` only the host is known, and the host is scored. Squid also logs the server address
+  it connected to (``HIER_DIRECT/203.0.113.7``), which is looked up in the IP feeds.
+- A web server logs only the path (``GET /login HTTP/1.1``). With a virtual-host field, or ``--site-host``
+  naming the site the log belongs to, host + path is scored (a compromised site hosting a phishing kit shows
+  up there). Without a host the path is not a URL, so nothing is scored; the client address is still looked
+  up, since a client listed in a feed is what a web server wants to block.
+
+A malformed line is counted with its reason and skipped, never a crash; the file is followed across rotation
+(rename and re-create, or truncation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from cybersentinel.ops.blocklist import Guard
+
+if TYPE_CHECKING:
+    from cybersentinel.intel.feeds import IntelIndex
+
+
+LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid")
+
+
+MAX_LINE_BYTES = 64 * 1024  # longer lines are malformed (nginx's default request buffers are smaller)
+
+
+TOO_LONG = "\n(line too long)"  # what `follow` yields for an over-long line: no real line contains "\n"
+
+
+Scorer = Callable[[list[str]], list[dict[str, Any]]]
+
+
+NOT_FOUND = frozenset({404, 410})  # the server had no such page: the request says nothing about the site
+
+
+class SiteHostNeededError(ValueError):
+    """A web server's log (paths, no hosts) given without the site's host name."""
+
+
+class MalformedLineError(ValueError):
+    """A log line that matches none of the formats; the message is a fixed reason, without the line's text."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    format: str
+    client: str  # remote address (or host name) as logged
+    client_ip: str | None
+    time: str
+    method: str
+    target: str  # the request target as logged: absolute URL, path, or host:port
+    status: int
+    url: str | None  # what to score, or None when the line names no host
+    server_ip: str | None = None  # Squid: the address it connected to
+
+
+_Q = r'"((?:[^"\\]|\\.)*)"'  # a quoted field with backslash escapes (Apache \" and nginx \x22 alike)
+
+
+_COMMON = (r'(?P<client>\S+) +\S+ +\S+ +\[(?P<time>[^\]]*)\] +"(?P<request>(?:[^"\\]|\\.)*)" +'
+           r"(?P<status>[0-9]{3}) +(?:[0-9]+|-)")
+
+
+_COMBINED = re.compile(rf"{_COMMON}(?: +{_Q} +{_Q})?(?:\s.*)?", re.ASCII)
+
+
+_VHOST = re.compile(rf"(?P<vhost>[^\s:]+)(?::(?P<port>[0-9]+))? +{_COMMON}(?: +{_Q} +{_Q})?(?:\s.*)?", re.ASCII)
+
+
+_SQUID = re.compile(r" *(?P<time>[0-9]+(?:\.[0-9]+)?) +-?[0-9]+ +(?P<client>\S+) +[A-Za-z_]+/(?P<status>[0-9]{3}) +"
+                    r"[0-9]+ +(?P<method>\S+) +(?P<url>\S+) +\S+ +[A-Za-z_]+/(?P<peer>\S+) +\S+(?:\s.*)?", re.ASCII)
+
+
+_METHOD = re.compile(r"[A-Z]{3,12}", re.ASCII)
+
+
+def _ip_text(value: str) -> str | None:
+    from cybersentinel.url.parsing import parse_ip
+
+    address = parse_ip(value) if value and value != "-" else None
+    return str(address) if address is not None else None
+
+
+def _url_for(method: str, target: str, host: str | None, scheme: str) -> str | None:
+    """The URL a request names: absolute targets as they are, CONNECT's host, or host + path when known."""
+    from cybersentinel.url.parsing import split_url
+
+    if method == "CONNECT":
+        return split_url(target).host or None
+    lowered = target[:8].lower()
+    if lowered.startswith(("http://", "https://", "ftp://")):
+        return target if split_url(target).host else None
+    if target.startswith("/") and host:
+        return f"{scheme}://{host}{target}"
+    return None
+
+
+def _from_web(match: re.Match, fmt: str, site_host: str | None) -> LogRecord:
+    request = match.group("request")
+    parts = request.split(" ")
+    method, target = (parts[0], parts[1]) if len(parts) == 3 and _METHOD.fullmatch(parts[0]) else ("", "")
+    host = match.groupdict().get("vhost") or site_host
+    scheme = "https" if match.groupdict().get("port") == "443" else "http"
+    client = match.group("client")
+    return LogRecord(fmt, client, _ip_text(client), match.group("time"), method, target or request,
+                     int(match.group("status")), _url_for(method, target, host, scheme) if method else None)
+
+
+def _from_squid(match: re.Match) -> LogRecord:
+    method, target, client = match.group("method"), match.group("url"), match.group("client")
+    return LogRecord("squid", client, _ip_text(client), match.group("time"), method, target,
+                     int(match.group("status")), _url_for(method, target, None, "http"), _ip_text(match.group("peer")))
+
+
+def parse_line(line: str, fmt: str = "auto", site_host: str | None = None) -> LogRecord:
+    """Parse one access-log line; `MalformedLineError` if it is not in ``fmt`` (any known format for ``auto``)."""
+    if line == TOO_LONG:
+        raise MalformedLineError(f"line longer than {MAX_LINE_BYTES} bytes")
+    if fmt in ("auto", "squid") and (match := _SQUID.fullmatch(line)):
+        return _from_squid(match)
+    if fmt in ("auto", "vhost_combined") and (match := _VHOST.fullmatch(line)):
+        return _from_web(match, "vhost_combined", site_host)
+    if fmt in ("auto", "combined") and (match := _COMBINED.fullmatch(line)):
+        return _from_web(match, "combined", site_host)
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
+    if not line.strip():
+        raise MalformedLineError("empty line")
+    raise MalformedLineError(f"not a {'known' if fmt == 'auto' else fmt} log line")
+
+
+def _decode(raw: bytes) -> str:
+    return raw.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+def follow(path: Path, stats: Counter, *, from_start: bool = False, once: bool = False,
+           poll: float = 0.2) -> Iterator[str | None]:
+    """Yield each complete line appended to ``path``, and None whenever it is caught up (so the caller can
+    flush and decide to stop). Survives rotation: at end of file, a different inode at ``path`` means the file
+    was renamed away and re-created (the rest of the old file has been read; the new one is read from its
+    start), and a size below our position means it was truncated in place. ``once`` stops at end of file.
+    """
+    handle, pending, discarding = None, b"", False
+    try:
+        while True:
+            if handle is None:
+                try:
+                    handle = open(path, "rb")  # noqa: SIM115 (kept open across iterations; closed in finally)
+                except FileNotFoundError:
+                    if once:
+                        return
+                    from_start = True  # created after we started: all of it is new
+                    yield None
+                    time.sleep(poll)
+                    continue
+                if not from_start:
+                    handle.seek(0, os.SEEK_END)
+                from_start = True  # a file that appears later (after rotation) is read from its start
+            chunk = handle.read(1 << 16)
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    if discarding:  # the tail of an over-long line
+                        discarding = False
+                        continue
+                    yield TOO_LONG if len(raw) > MAX_LINE_BYTES else _decode(raw)
+                if len(pending) > MAX_LINE_BYTES:
+                    if not discarding:
+                        yield TOO_LONG
+                    pending, discarding = b"", True
+                continue
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None  # between rename and re-create: keep reading the old file
+            opened = os.fstat(handle.fileno())
+            if current is not None and (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev):
+                if pending and not discarding:
+                    yield _decode(pending)  # the old file's last line had no newline
+                handle.close()
+                handle, pending, discarding = None, b"", False
+                stats["rotations"] += 1
+                continue
+            if current is not None and current.st_size < handle.tell():
+                handle.seek(0)
+                pending, discarding = b"", False
+                stats["truncations"] += 1
+                continue
+            if once:
+                if pending and not discarding:
+                    yield _decode(pending)
+                return
+            yield None
+            time.sleep(poll)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _first_sight(seen: OrderedDict, key: str, size: int) -> bool:
+    """True the first time ``key`` is seen within the last ``size`` distinct keys (a bounded LRU)."""
+    if key in seen:
+        seen.move_to_end(key)
+        return False
+    seen[key] = None
+    if len(seen) > size:
+        seen.popitem(last=False)
+    return True
+
+
+BLOCKLIST_COLUMNS = ("url", "verdict", "score", "reasons", "first_seen")
+
+
+def load_blocklist(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The monitor's block list state: a scored CSV (``url, verdict, score, reasons``) `blocklist export` reads."""
+    if path is None or not path.exists():
+        return {}
+    from cybersentinel.ops.blocklist import read_scored
+
+    frame = read_scored(path)
+    return {row["url"]: {column: row.get(column, "") for column in BLOCKLIST_COLUMNS}
+            for row in frame.to_dict("records")}
+
+
+def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render: Mapping[str, Path]) -> None:
+    import csv
+    import io
+
+    from cybersentinel.ops.blocklist import FORMATS, build, entries_from_scored, write_text_atomic
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, BLOCKLIST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(blocked[key] for key in sorted(blocked))
+    write_text_atomic(path, buffer.getvalue())
+    if render:
+        import pandas as pd
+
+        frame = pd.DataFrame([blocked[key] for key in sorted(blocked)], columns=list(BLOCKLIST_COLUMNS))
+        bl = build(entries_from_scored(frame, path.name, ("malicious",))[0])
+        for fmt, target in render.items():
+            write_text_atomic(target, FORMATS[fmt][1](bl))
+
+
+@dataclass
+class Monitor:
+    """The state of one monitoring run; `run_monitor` drives it."""
+
+    score: Scorer
+    index: IntelIndex | None
+    alerts: IO[str]
+    blocklist: Path | None
+    render: Mapping[str, Path]
+    alert_verdicts: Sequence[str]
+    seen_size: int
+    guard: Guard = field(default_factory=Guard)
+
+    def __post_init__(self) -> None:
+        self.stats: Counter = Counter()
+        self.malformed: Counter = Counter()
+        self.samples: list[dict[str, Any]] = []  # the last few malformed lines, for the report
+        self.seen_urls: OrderedDict = OrderedDict()
+        self.seen_ips: OrderedDict = OrderedDict()
+        self.blocked = load_blocklist(self.blocklist)
+
+    def alert(self, event: dict[str, Any]) -> None:
+        self.alerts.write(json.dumps(event, sort_keys=True) + "\n")
+        self.alerts.flush()
+        self.stats["alerts"] += 1
+
+    def block(self, value: str, verdict: str, score: float, reasons: str, when: str) -> bool:
+        import ipaddress
+
+        from cybersentinel.ops.blocklist import target_of
+
+        try:
+            kind, target = target_of(value)
+            problem = self.guard.name_problem(target) if kind == "domain" else \
+                self.guard.network_problem(ipaddress.ip_network(target))
+        except ValueError as err:  # private address, public suffix...: alerted, never blocked
+            problem = str(err)
+        if problem:
+            self.stats["not_blockable"] += 1
+            return False
+        key = target if kind == "domain" else target.split("/")[0]
+        if key in self.blocked:
+            return False
+        self.blocked[key] = {"url": key, "verdict": verdict, "score": f"{score:.6g}", "reasons": reasons,
+                             "first_seen": when}
+        return True
+
+    def flush(self, records: list[LogRecord]) -> None:
+        changed = self._score_urls(records)
+        changed |= self._check_ips(records)
+        if changed and self.blocklist is not None:
+            save_blocklist(self.blocklist, self.blocked, self.render)
+            self.stats["blocklist_writes"] += 1
+
+    def _score_urls(self, records: list[LogRecord]) -> bool:
+        first = {}
+        for record in records:
+            if record.url and record.status in NOT_FOUND:  # the site has no such page: no evidence about it
+                self.stats["not_found_skipped"] += 1
+                continue
+            if record.url and _first_sight(self.seen_urls, record.url, self.seen_size):
+                first[record.url] = record
+        if not first:
+            return False
+        urls = list(first)
+        results = self.score(urls)
+        if len(results) != len(urls):
+            raise ValueError(f"the scorer returned {len(results)} results for {len(urls)} URLs")
+        self.stats["urls_scored"] += len(urls)
+        changed = False
+        for url, result in zip(urls, results, strict=True):
+            verdict = str(result["verdict"])  # the served decision, as predict and the service give it
+            if verdict not in self.alert_verdicts:
+                continue
+            record, score, reasons = first[url], float(result["score"]), _reasons(result.get("reasons"))
+            feeds = [f for f in str(result.get("feeds") or "").split(", ") if f]
+            model_score = result.get("model_score")
+            self.alert({"type": "url", "url": url, "verdict": verdict, "score": round(score, 6),
+                        "model_score": None if model_score is None or model_score != model_score
+                        else round(float(model_score), 6), "reasons": reasons, "client_ip": record.client_ip,
+                        "time": record.time, "feeds": feeds})
+            if verdict == "malicious":
+                changed |= self.block(url, verdict, score, reasons, record.time)
+        return changed
+
+    def _check_ips(self, records: list[LogRecord]) -> bool:
+        if self.index is None:
+            return False
+        changed = False
+        for record in records:
+            for role, ip in (("client", record.client_ip), ("server", record.server_ip)):
+                if not ip or not _first_sight(self.seen_ips, ip, self.seen_size):
+                    continue
+                self.stats["ips_checked"] += 1
+                found = self.index.lookup_ip(ip)
+                if found["ip_status"] != "listed":
+                    continue
+                reasons = f"{role} address listed in {', '.join(found['feeds'])}"
+                self.alert({"type": "ip", "ip": ip, "role": role, "verdict": "malicious", "feeds": found["feeds"],
+                            "reasons": reasons, "url": record.url, "time": record.time})
+                changed |= self.block(ip, "malicious", 1.0, reasons, record.time)
+        return changed
+
+    def report(self) -> dict[str, Any]:
+        return {**self.stats, "malformed": sum(self.malformed.values()), "malformed_reasons": dict(self.malformed),
+                "malformed_samples": self.samples, "blocked": len(self.blocked)}
+
+
+def _reasons(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "; ".join(map(str, value))
+    return "" if value is None or value != value else str(value)
+
+
+def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, fmt: str = "auto",
+                site_host: str | None = None, alerts: IO[str] | None = None, blocklist: Path | None = None,
+                render: Mapping[str, Path] | None = None, from_start: bool = False, once: bool = False,
+                max_lines: int | None = None, duration: float | None = None, stop: threading.Event | None = None,
+                poll: float = 0.2, batch_size: int = 256, seen_size: int = 100_000,
+                alert_verdicts: Sequence[str] = ("malicious", "suspicious"), guard: Guard | None = None,
+                ) -> dict[str, Any]:
+    """Follow ``path`` until end of file (``once``), ``max_lines`` lines, ``duration`` seconds or ``stop``.
+
+    Memory is bounded by ``batch_size`` pending lines, two LRUs of ``seen_size`` URLs and addresses (each is
+    scored once while it stays in them), and the block list itself. Returns counters, including malformed
+    lines by reason: lines = parsed + malformed. ``score`` gives the served decision (see `scoring.decider`);
+    ``guard`` says what is never blocked (default: public suffixes and reserved space only).
+
+    A web server's own log names paths, not hosts: without ``site_host`` it is refused (`SiteHostNeededError`) at
+    its first such line rather than read while scoring nothing.
+    """
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
+    state = Monitor(score, index, alerts or sys.stdout, blocklist, render or {}, tuple(alert_verdicts), seen_size,
+                    guard or Guard())
+    deadline = None if duration is None else time.monotonic() + duration
+    pending: list[LogRecord] = []
+    try:
+        for line in follow(path, state.stats, from_start=from_start or once, once=once, poll=poll):
+            if line is not None:
+                state.stats["lines"] += 1
+                try:
+                    record = parse_line(line, fmt, site_host)
+                    if record.format == "combined" and record.url is None and record.target.startswith("/"):
+                        raise SiteHostNeededError(f"{path}: line {state.stats['lines']} is a web server's request "
+                                                  "for a path; give --site-host (the site's host name)")
+                    pending.append(record)
+                    state.stats["parsed"] += 1
+                except MalformedLineError as err:
+                    state.malformed[str(err)] += 1
+                    state.samples = [*state.samples[-4:], {"line": state.stats["lines"], "reason": str(err),
+                                                           "text": line[:200]}]
+            if line is None or len(pending) >= batch_size:
+                state.flush(pending)
+                pending = []
+            if ((max_lines is not None and state.stats["lines"] >= max_lines) or (stop is not None and stop.is_set())
+                    or (deadline is not None and time.monotonic() >= deadline)):
+                break
+    except KeyboardInterrupt:  # Ctrl-C is the ordinary way to stop following: finish the batch in hand
+        state.stats["interrupted"] += 1
+    state.flush(pending)
+    return state.report()

@@ -1,0 +1,333 @@
+"""The scoring service: a FastAPI app over the verified model, and the `cybersentinel serve` command.
+
+`POST /v1/score` scores URLs, domains and IPs as text only: nothing submitted is ever fetched or resolved.
+The request body is bounded before it is parsed, the batch size after; every refusal is a 4xx with a JSON
+body. `GET /` is a small page (assets served from ``cybersentinel/web``, no CDN), `GET /model` its model
+card. API keys, if configured, guard everything under /v1; `/healthz` and the static page stay open.
+
+FastAPI and friends are imported inside functions so that `cybersentinel --help` stays fast; for the same
+reason the routes are closures over the loaded model instead of module-level globals.
+"""
+
+import gc
+import hashlib
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("cybersentinel.ops.service")
+
+
+ENV = {  # settings a worker process reads from its environment (uvicorn starts workers by import string)
+    "model_dir": "CYBERSENTINEL_MODEL_DIR",
+    "feeds_dir": "CYBERSENTINEL_FEEDS_DIR",
+    "metrics_path": "CYBERSENTINEL_METRICS",
+    "max_batch": "CYBERSENTINEL_MAX_BATCH",
+    "max_body_bytes": "CYBERSENTINEL_MAX_BODY_BYTES",
+    "model_source": "CYBERSENTINEL_MODEL_SOURCE",
+    "allow_files": "CYBERSENTINEL_ALLOW_FILES",  # os.pathsep-separated
+    "block_files": "CYBERSENTINEL_BLOCK_FILES",
+}
+
+
+API_KEYS_ENV = "CYBERSENTINEL_API_KEYS"  # comma separated; only ever read from the environment
+
+
+HTML_HEADERS = {  # the page loads nothing but its own assets and talks only to this origin
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+# Swagger UI sets inline styles and draws icons from data: URIs; scripts stay files from this origin.
+DOCS_HEADERS = {**HTML_HEADERS, "Content-Security-Policy": HTML_HEADERS["Content-Security-Policy"].replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'").replace("img-src 'self'", "img-src 'self' data:")}
+
+
+INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
+
+
+WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "example.com"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path = Path("models")
+    feeds_dir: Path | None = Path("data/feeds")
+    metrics_path: Path = Path("reports/metrics.json")
+    max_batch: int = 10_000
+    max_body_bytes: int = 4 * 1024 * 1024
+    model_source: str = ""  # where model_dir came from, if not from `dvc pull` (an MLflow registry alias)
+    api_keys: tuple[str, ...] = ()
+    allow_files: tuple[Path, ...] = ()  # allowlists (host names, with their subdomains)
+    block_files: tuple[Path, ...] = ()  # local block lists (analyst-confirmed hosts)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        given = {name: env[var] for name, var in ENV.items() if env.get(var)}
+        for name in ("max_batch", "max_body_bytes"):
+            if name in given:
+                given[name] = int(given[name])
+        for name in ("model_dir", "feeds_dir", "metrics_path"):
+            if name in given:
+                given[name] = Path(given[name])
+        for name in ("allow_files", "block_files"):
+            if name in given:
+                given[name] = tuple(Path(p) for p in given[name].split(os.pathsep) if p)
+        return cls(**given, api_keys=parse_api_keys(env.get(API_KEYS_ENV, "")))
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as environment variables, API keys excepted (workers inherit those unchanged)."""
+        def text(value: Any) -> str:
+            return os.pathsep.join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+        return {var: text(getattr(self, name)) for name, var in ENV.items() if getattr(self, name) is not None}
+
+
+def parse_api_keys(text: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in text.split(",") if key.strip())
+
+
+def key_matches(given: str, keys: tuple[str, ...]) -> bool:
+    """Constant-time check against every key: digests make the lengths equal, and no early exit."""
+    given_digest = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given_digest, hashlib.sha256(key.encode()).digest())
+    return matched
+
+
+def presented_key(headers: Any) -> str | None:
+    """The key sent as ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``."""
+    if key := headers.get("x-api-key"):
+        return key
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def parse_lines(text: str) -> list[str]:
+    """A text/plain body: one value per line; a final newline does not add an empty row."""
+    return text.splitlines()
+
+
+def read_json_file(path: Path | None) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: dict[str, Any] | None
+               ) -> dict[str, Any]:
+    """What `GET /v1/model` reports: identity, decision rule, metrics, and the hashes that pin the model.
+    Test metrics that name another model (``model_sha256``) are left out rather than shown beside this one."""
+    from importlib.metadata import version
+
+    manifest = detector.manifest
+    if metrics and metrics.get("model_sha256", manifest["sha256"]) != manifest["sha256"]:
+        metrics = None
+    hashes = {k: v for k, v in manifest.items() if k.endswith("sha256") or k in ("git_commit", "code_version")}
+    return {
+        "name": manifest["name"], "version": manifest["sha256"][:12], "model": manifest["model"],
+        "dataset": manifest["dataset"], "kind": manifest["kind"], "inputs": manifest["inputs"],
+        "features": len(manifest["features"]),
+        "threshold": detector.threshold, "suspicious_from": detector.suspicious_from,
+        "policy": detector.policy.as_dict(),
+        "validation_metrics": manifest.get("validation"), "test_metrics": metrics, "hashes": hashes,
+        "source": settings.model_source or f"dvc: {settings.model_dir}", "package_version": version("cybersentinel"),
+        "feeds": feeds,
+        "limits": {"max_batch": settings.max_batch, "max_body_bytes": settings.max_body_bytes},
+    }
+
+
+def feeds_summary(folder: Path) -> dict[str, Any]:
+    """The feed files the index was built from, with what feeds.json (`feeds refresh`) recorded about them."""
+    from cybersentinel.intel.feeds import FEEDS, MANIFEST
+
+    recorded = (read_json_file(folder / MANIFEST) or {}).get("feeds", {})
+    return {name: {k: recorded.get(name, {}).get(k) for k in ("entries", "sha256", "fetched_at", "last_modified")}
+            for name, feed in FEEDS.items() if (folder / feed.filename).is_file()}
+
+
+def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
+    """The FastAPI app. Loads and verifies the model (unless given one), indexes the feeds if present, and
+    warms both up, so the first request is as fast as the rest."""
+    from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+    from starlette.requests import ClientDisconnect
+
+    from cybersentinel.ops.api_models import Health, ModelCard, ScoreResponse, errors
+    from cybersentinel.scoring.detector import Detector
+    from cybersentinel.scoring.policy import read_site_list
+
+    settings = settings or Settings.from_env()
+    detector = detector or Detector.from_dir(settings.model_dir)
+    index = None
+    if settings.feeds_dir is not None and settings.feeds_dir.is_dir():
+        from cybersentinel.intel.feeds import IntelIndex
+
+        index = IntelIndex.from_dir(settings.feeds_dir)
+    else:
+        log.warning("no feeds folder %s: scores are the model's alone (run `cybersentinel feeds refresh`)",
+                    settings.feeds_dir)
+    decider = detector.decider(index, read_site_list(settings.allow_files, [], "allowlist"),
+                               read_site_list(settings.block_files, [], "local block list"))
+    card = model_card(detector, settings, read_json_file(settings.metrics_path),
+                      feeds_summary(settings.feeds_dir) if index is not None else None)
+    model_ref = {"name": card["name"], "version": card["version"]}
+    web = Path(__file__).with_name("web")
+
+    def score_values(values: list[str]) -> list[dict[str, Any]]:
+        """One result per value, in order: the detector's columns (score, verdict, reasons, error, and with
+        feeds model_score and feeds), passed through as they are, after the value itself."""
+        table = detector.score_values(values, decider=decider)
+        columns = {name: column_values(table[name].combine_chunks()) for name in table.column_names}
+        return [{"url": value, **dict(zip(columns, row, strict=True))}
+                for value, *row in zip(values, *columns.values(), strict=True)]
+
+    score_values(WARM_UP)
+
+    class ScoreRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        urls: list[str] = Field(min_length=1, max_length=settings.max_batch,
+                                description="URLs, domains or IP addresses, as text; none is fetched")
+
+    class AsciiJSONResponse(JSONResponse):
+        # ASCII escapes keep any submitted string (lone surrogates included) encodable: never a 500.
+        def render(self, content: Any) -> bytes:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+    async def require_key(request: Request) -> None:  # async: a sync dependency would cost a thread hop
+        if not settings.api_keys:
+            return
+        key = presented_key(request.headers)
+        if key is None or not key_matches(key, settings.api_keys):
+            raise HTTPException(401, "missing or invalid API key (send X-API-Key or Authorization: Bearer)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    async def read_body(request: Request) -> bytes:
+        """The body, refused with 413 as soon as it is known to exceed the limit (before any parsing)."""
+        limit = settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, f"request body larger than {limit} bytes; send fewer URLs per request")
+        chunks, size = [], 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"request body larger than {limit} bytes; send fewer URLs per request")
+                chunks.append(chunk)
+        except ClientDisconnect:  # the client left mid-body: nothing to score, nobody to answer
+            raise HTTPException(400, "client disconnected before the request body was complete") from None
+        return b"".join(chunks)
+
+    def parse_request(body: bytes, content_type: str) -> list[str]:
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type == "text/plain":
+            try:
+                values = parse_lines(body.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise HTTPException(400, f"text/plain body is not UTF-8: {exc}") from None
+            if not values:
+                raise HTTPException(422, "empty body: send one URL, domain or IP address per line")
+            if len(values) > settings.max_batch:
+                raise HTTPException(422, f"{len(values)} lines; at most {settings.max_batch} per request")
+            return values
+        if media_type not in ("application/json", ""):
+            raise HTTPException(415, "send application/json ({\"urls\": [...]}) or text/plain (one per line)")
+        try:
+            return ScoreRequest.model_validate_json(body).urls
+        except ValidationError as exc:
+            problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:20]]
+            status = 400 if any(e["type"] == "json_invalid" for e in problems) else 422
+            raise HTTPException(status, problems) from None
+
+    app = FastAPI(title="CyberSentinel", version=card["package_version"], docs_url=None, redoc_url=None,
+                  default_response_class=AsciiJSONResponse,
+                  description="Scores URLs, domains and IP addresses as text. Nothing submitted is fetched.")
+    api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+
+    # Response schemas document the routes without validating each answer (see ops/api_models.py).
+    @app.get("/healthz", response_model=None, responses={200: {"model": Health}})
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", **model_ref, "intel": index is not None}
+
+    @api.get("/model", response_model=None, responses={200: {"model": ModelCard}, **errors(401)})
+    async def model_info() -> dict[str, Any]:
+        return card
+
+    @api.post("/score", response_model=None,
+              responses={200: {"model": ScoreResponse}, **errors(400, 401, 413, 415, 422)},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": ScoreRequest.model_json_schema()},
+                  "text/plain": {"schema": {"type": "string"}}}}})
+    async def score(request: Request) -> AsciiJSONResponse:
+        values = parse_request(await read_body(request), request.headers.get("content-type", ""))
+        if len(values) <= INLINE_BATCH:
+            results = score_values(values)
+        else:  # a large batch scores in a thread, so health checks and small requests are not held up behind it
+            results = await run_in_threadpool(score_values, values)
+        return AsciiJSONResponse({"model": model_ref, "count": len(results), "results": results})
+
+    app.include_router(api)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(web / "index.html", headers=HTML_HEADERS)
+
+    @app.get("/model", include_in_schema=False)
+    async def model_page() -> FileResponse:
+        return FileResponse(web / "model.html", headers=HTML_HEADERS)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs_page() -> FileResponse:  # Swagger UI from web/swagger/, never a CDN
+        return FileResponse(web / "docs.html", headers=DOCS_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=web), name="static")
+    # Everything built so far (modules, model, feeds) lives as long as the process: moved out of the
+    # collector's reach, a full collection no longer walks it (it took over 100 ms in a worker).
+    gc.freeze()
+    return app
+
+
+def column_values(column: Any) -> list[Any]:
+    """An Arrow column as a Python list; a dictionary column by indexing its few distinct values, which is
+    much cheaper than ``to_pylist`` turning every row into a new string."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type) and column.null_count == 0:
+        words = column.dictionary.to_pylist()
+        return [words[i] for i in column.indices.to_pylist()]
+    return column.to_pylist()
+
+
+def app_from_env() -> Any:
+    """Factory for uvicorn worker processes: settings come from the environment `serve` prepared."""
+    return create_app(Settings.from_env())
+
+
+def run(application: Any, settings: Settings, *, host: str, port: int, workers: int, access_log: bool,
+        log_level: str) -> None:
+    """Run uvicorn: one process serves ``application``; with more workers each builds its own from the
+    environment (one model copy per process; the GIL would serialise threads anyway)."""
+    import uvicorn
+
+    if not settings.api_keys and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("serving on %s without API keys: set %s to require them", host, API_KEYS_ENV)
+    options = {"host": host, "port": port, "access_log": access_log, "log_level": log_level,
+               "server_header": False, "timeout_keep_alive": 30}
+    if application is not None:
+        uvicorn.run(application, **options)
+        return
+    os.environ.update(settings.to_env())  # worker processes rebuild the app from these
+    uvicorn.run("cybersentinel.ops.service:app_from_env", factory=True, workers=workers, **options)

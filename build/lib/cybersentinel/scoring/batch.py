@@ -1,0 +1,319 @@
+"""Batch I/O for ``predict``: streaming readers (CSV, Parquet, plain text) that keep every input row, the
+writers, and scoring in input order across forked worker processes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cybersentinel.scoring.decider import Decider
+from cybersentinel.scoring.detector import MAX_URL_CHARS, Detector
+
+INPUT_FORMATS = ("csv", "parquet", "text")
+
+
+OUTPUT_FORMATS = ("csv", "parquet", "jsonl")
+
+
+MAX_CSV_FIELD = 16 << 20  # a larger field (an unclosed quote, a corrupt file) becomes one error row
+
+
+RESULT_COLUMNS = ("score", "verdict", "reasons", "model_score", "feeds", "error")
+
+
+@dataclass
+class Batch:
+    """Rows read from the input: the columns to pass through, the URL column, and per-row read errors."""
+
+    passthrough: pa.Table
+    urls: pa.Array
+    read_errors: np.ndarray | None = None  # "" where the row was read fine
+
+
+def format_from_name(name: str, formats: tuple[str, ...]) -> str | None:
+    suffix = Path(name).suffix.lower().lstrip(".")
+    aliases = {"csv": "csv", "tsv": None, "parquet": "parquet", "pq": "parquet", "txt": "text", "lst": "text",
+               "list": "text", "jsonl": "jsonl", "ndjson": "jsonl", "json": "jsonl"}
+    found = aliases.get(suffix)
+    return found if found in formats else None
+
+
+def sniff_format(first_line: bytes, column: str) -> str:
+    """CSV if the first line is a header naming the URL column, else one URL per line."""
+    fields = next(csv.reader([first_line.decode("utf-8", "replace").rstrip("\r\n")]), [])
+    return "csv" if column in fields else "text"
+
+
+def read_text(stream: BinaryIO, chunk_size: int, block_size: int = 1 << 20) -> Iterator[Batch]:
+    """One URL, domain or IP per line (``\\n``-separated, a trailing ``\\r`` dropped). Every line is a row,
+    blank ones included; a line longer than ``MAX_URL_CHARS`` is kept cut to its first bytes (and will
+    get an error), so memory stays bounded whatever the input."""
+    lines: list[bytes] = []
+    tail = b""
+    overlong = False
+    while block := stream.read(block_size):
+        parts = block.split(b"\n")
+        if overlong:
+            parts[0] = b""
+        first = tail + parts[0]
+        parts[0] = first
+        tail = parts.pop()
+        overlong = len(tail) > MAX_URL_CHARS
+        if overlong:
+            tail = tail[: MAX_URL_CHARS + 1]
+        lines.extend(parts)
+        while len(lines) >= chunk_size:
+            yield _text_batch(lines[:chunk_size])
+            del lines[:chunk_size]
+    if tail:
+        lines.append(tail)
+    for start in range(0, len(lines), chunk_size):
+        yield _text_batch(lines[start: start + chunk_size])
+
+
+def _text_batch(lines: list[bytes]) -> Batch:
+    lines = [line[:-1] if line.endswith(b"\r") else line[: MAX_URL_CHARS + 1] for line in lines]
+    texts = [line.decode("utf-8", "replace") for line in lines]
+    return Batch(pa.table({"url": pa.array(texts, type=pa.string())}), pa.array(lines, type=pa.large_binary()))
+
+
+def read_csv(stream: BinaryIO, column: str, chunk_size: int, block_bytes: int = 8 << 20) -> Iterator[Batch]:
+    """CSV with a header row, streamed. Every record becomes a row: one with the wrong number of fields, or
+    that the parser rejects, keeps what could be read and gets a read error. Bytes that are not UTF-8 are
+    replaced (U+FFFD).
+
+    Blocks cut at a newline outside quotes (quote parity) are parsed by Arrow's CSV reader; a block it
+    rejects (a malformed record, bytes that are not UTF-8) is parsed again by Python's ``csv`` module, record
+    by record. If no such newline shows up within ``MAX_CSV_FIELD`` bytes (a quote that never closes), the
+    rest of the input goes through Python's ``csv`` module."""
+    header = next(csv.reader([stream.readline().decode("utf-8-sig", "replace")]), [])
+    if not header:
+        raise ValueError("the CSV input is empty: it needs a header row naming the URL column")
+    if column not in header:
+        raise ValueError(f"the CSV header has no column {column!r} (columns: {header[:10]})")
+    header = _unique_names(header)
+    carry = b""
+    while block := stream.read(block_bytes):
+        data = carry + block if carry else block
+        cut = _record_end(data)
+        if cut < 0:
+            carry = data
+            if len(carry) > MAX_CSV_FIELD:
+                chained = io.BufferedReader(_Prepended(carry, stream))
+                yield from _python_csv(io.TextIOWrapper(chained, "utf-8", "replace", newline=""), header, column,
+                                       chunk_size)
+                return
+            continue
+        carry = data[cut:]
+        yield from _csv_piece(data[:cut], header, column, chunk_size)
+    if carry:
+        yield from _csv_piece(carry, header, column, chunk_size)
+
+
+def _record_end(data: bytes) -> int:
+    """The offset just past the last newline outside quoted fields (an even number of quotes before it), or -1."""
+    quotes = data.count(b'"')
+    end = len(data)
+    while (pos := data.rfind(b"\n", 0, end)) >= 0:
+        if (quotes - data.count(b'"', pos)) % 2 == 0:
+            return pos + 1
+        end = pos
+    return -1
+
+
+def _csv_piece(piece: bytes, header: list[str], column: str, chunk_size: int) -> Iterator[Batch]:
+    import pyarrow.csv as pacsv
+
+    if piece.startswith(b"\xef\xbb\xbf"):  # Arrow would drop a byte-order mark that here is data
+        yield from _python_csv(io.StringIO(piece.decode("utf-8", "replace"), newline=""), header, column, chunk_size)
+        return
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(piece),
+            read_options=pacsv.ReadOptions(column_names=header, use_threads=False, block_size=max(len(piece), 1 << 20)),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        yield from _python_csv(io.StringIO(piece.decode("utf-8", "replace"), newline=""), header, column, chunk_size)
+        return
+    for start in range(0, table.num_rows, chunk_size):
+        part = table.slice(start, chunk_size)
+        yield Batch(part, part[column].combine_chunks())
+
+
+def _python_csv(lines: Any, header: list[str], column: str, chunk_size: int) -> Iterator[Batch]:
+    csv.field_size_limit(MAX_CSV_FIELD)
+    reader = csv.reader(lines)
+    width, url_at = len(header), header.index(column)
+    rows: list[list[str]] = []
+    errors: list[str] = []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            row, error = [], f"malformed CSV record: {err}"
+        else:
+            error = "" if len(row) in (0, width) else f"malformed CSV record: {len(row)} fields, the header has {width}"
+        rows.append(row if len(row) == width else (row + [""] * width)[:width])
+        errors.append(error)
+        if len(rows) == chunk_size:
+            yield _csv_batch(header, url_at, rows, errors)
+            rows, errors = [], []
+    if rows:
+        yield _csv_batch(header, url_at, rows, errors)
+
+
+class _Prepended(io.RawIOBase):
+    """A raw stream that reads ``head`` first, then ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self.head, self.stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.head[: len(buffer)] if self.head else self.stream.read(len(buffer))
+        self.head = self.head[len(data):] if self.head else b""
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}.{count}")
+    return out
+
+
+def _csv_batch(header: list[str], url_at: int, rows: list[list[str]], errors: list[str]) -> Batch:
+    columns = [pa.array(values, type=pa.string()) for values in zip(*rows, strict=True)]
+    return Batch(pa.Table.from_arrays(columns, names=header), columns[url_at], np.asarray(errors, dtype=object))
+
+
+def read_parquet(source: Any, column: str, chunk_size: int) -> Iterator[Batch]:
+    import pyarrow.parquet as pq
+
+    reader = pq.ParquetFile(source)
+    if column not in reader.schema_arrow.names:
+        raise ValueError(f"the Parquet file has no column {column!r} (columns: {reader.schema_arrow.names[:10]})")
+    for batch in reader.iter_batches(batch_size=chunk_size):
+        table = pa.Table.from_batches([batch])
+        urls = table[column].combine_chunks()
+        if not (pa.types.is_string(urls.type) or pa.types.is_large_string(urls.type)
+                or pa.types.is_binary(urls.type) or pa.types.is_large_binary(urls.type)):
+            urls = urls.cast(pa.string())
+        if pa.types.is_binary(urls.type):
+            urls = urls.cast(pa.large_binary())
+        yield Batch(table, urls)
+
+
+def with_results(batch: Batch, results: pa.Table) -> pa.Table:
+    """The input columns (renamed ``input_<name>`` where they clash with a result column), then the results
+    as plain strings; rows the reader could not read carry its error instead of a score."""
+    table = batch.passthrough
+    names = [f"input_{n}" if n in RESULT_COLUMNS else n for n in table.column_names]
+    table = table.rename_columns(names)
+    bad = None
+    if batch.read_errors is not None and (batch.read_errors != "").any():
+        bad = pa.array(batch.read_errors != "")
+    for name in results.column_names:
+        column = results[name].combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        if bad is not None:
+            replacement = pa.array(batch.read_errors, type=pa.string()) if name == "error" else \
+                pa.nulls(len(column), column.type) if name in ("score", "model_score") else \
+                pa.array([""] * len(column), type=pa.string())
+            column = pc.if_else(bad, replacement, column)
+        table = table.append_column(name, column)
+    return table
+
+
+class BatchWriter:
+    """Streams tables to CSV, Parquet or JSON lines (one object per row, NaN as null)."""
+
+    def __init__(self, sink: BinaryIO, fmt: str):
+        self.sink, self.format, self._writer = sink, fmt, None
+
+    def write(self, table: pa.Table) -> None:
+        if self.format == "jsonl":
+            if table.num_rows:
+                text = table.to_pandas().to_json(orient="records", lines=True, force_ascii=False)
+                self.sink.write(text.encode() if text.endswith("\n") else (text + "\n").encode())
+            return
+        if self._writer is None:
+            if self.format == "csv":
+                import pyarrow.csv as pacsv
+
+                self._writer = pacsv.CSVWriter(self.sink, table.schema)
+            else:
+                import pyarrow.parquet as pq
+
+                self._writer = pq.ParquetWriter(self.sink, table.schema)
+        self._writer.write_table(table)
+
+    def close(self, schema: pa.Schema | None = None) -> None:
+        if self._writer is None and schema is not None and self.format != "jsonl":
+            self.write(schema.empty_table())  # an empty input still gives a valid file with the header
+        if self._writer is not None:
+            self._writer.close()
+
+
+_worker_state: dict[str, Any] = {}
+
+
+def _score_in_worker(urls: pa.Array) -> pa.Table:
+    state = _worker_state
+    return state["detector"].score_values(urls, reasons=state["reasons"], decider=state["decider"])
+
+
+def score_batches(batches: Iterator[Batch], detector: Detector, decider: Decider | None = None, reasons: bool = True,
+                  workers: int = 1) -> Iterator[tuple[Batch, pa.Table]]:
+    """Score batches in input order, in ``workers`` forked processes once the input proves larger than one
+    batch (a small input is scored at once, without starting any). At most ``2 * workers`` batches are in
+    flight, so memory stays constant however long the input."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if second is None or workers <= 1:
+        for batch in (b for b in (first, second) if b is not None):
+            yield batch, detector.score_values(batch.urls, reasons=reasons, decider=decider)
+        for batch in batches:
+            yield batch, detector.score_values(batch.urls, reasons=reasons, decider=decider)
+        return
+    _worker_state.update(detector=detector, reasons=reasons, decider=decider)  # inherited by the forked workers
+    pending: deque = deque()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for batch in _chain((first, second), batches):
+            pending.append((batch, pool.submit(_score_in_worker, batch.urls)))
+            if len(pending) >= 2 * workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+
+
+def _chain(head: tuple, tail: Iterator) -> Iterator:
+    yield from head
+    yield from tail

@@ -1,0 +1,139 @@
+"""The decision policy with what it consults for one set of feeds and lists (the feeds index, the allowlist,
+the local block list), applied to a batch of rows: the one function every door calls to turn model scores
+into verdicts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from cybersentinel.features.lexical import BRANDS, imitated_brand, rendered
+from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide
+from cybersentinel.url.parsing import host_registered_domain, split_host, split_url
+
+
+class Decider:
+    """The policy with what it consults, for one set of feeds and lists: the feeds index (optional), the
+    allowlist and the local block list. It keeps each host's `Evidence` (a host's evidence depends on nothing
+    else); a reloaded feed or list makes a new Decider, so no answer outlives the data it came from."""
+
+    def __init__(self, policy: Policy, index: Any = None, allow: SiteList | None = None,
+                 block: SiteList | None = None, popularity: Mapping[str, int] | None = None,
+                 cache_size: int = 200_000):
+        self.policy, self.index = policy, index
+        self.popularity = popularity or {}  # the model's pinned list, when the feeds bring none
+        self.allow, self.block = allow or SiteList(), block or SiteList()
+        self.cache_size = cache_size
+        self._evidence: dict[tuple[str, bool], Evidence] = {}
+
+    def evidence(self, host: str, bare: bool) -> Evidence:
+        key = (host, bare)
+        found = self._evidence.get(key)
+        if found is None:
+            if len(self._evidence) >= self.cache_size:
+                self._evidence.clear()
+            found = self._evidence[key] = self._evidence_of(host, bare)
+        return found
+
+    def _evidence_of(self, host: str, bare: bool) -> Evidence:
+        from cybersentinel.intel.feeds import ip_category, ip_status
+        from cybersentinel.url.parsing import canonical_host, parse_ip
+
+        host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
+        address = parse_ip(host) if host else None
+        allowed, blocked = self.allow.match(host), self.block.match(host)
+        if address is not None:
+            if self.index is not None:
+                found = self.index.lookup_host(host)
+                status, category, feeds = found["ip_status"], found["ip_category"], tuple(found["feeds"])
+            else:
+                category = ip_category(address)
+                status, feeds = (ip_status(category, 0) if category else None), ()
+            return Evidence(True, bare, feeds, status, category, None, host, allowed, blocked)
+        if not host:
+            return Evidence(allowed=allowed, blocked=blocked)
+        registered = host_registered_domain(host)
+        feeds, rank = (), self.popularity.get(registered)
+        if self.index is not None:
+            feeds, _, _, live_rank = self.index.host_signals(host)
+            rank = live_rank if self.index.popularity else rank
+        return Evidence(False, False, tuple(feeds), None, None, rank, registered, allowed, blocked,
+                        deceptive_host(host))
+
+    def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
+              bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,
+              row_known_file: Mapping[int, str] | None = None,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Scores, verdicts, rule reasons and matched feeds of a batch: ``hosts`` are its distinct hosts,
+        ``host_of_row`` each row's index into them, ``bare_row`` whether a row is a bare host (no path/query).
+        Rows that are not ``ok`` (unusable input) get NaN and empty strings."""
+        n = len(model_scores)
+        scores = np.where(ok, model_scores, np.nan)
+        reasons = np.full(n, "", dtype=object)
+        feeds = np.full(n, "", dtype=object)
+        plain = [self.evidence(host, False) for host in hosts]
+        is_ip = np.asarray([ev.is_ip for ev in plain] + [False])
+        changes = np.asarray([ev.changes_anything(self.policy) for ev in plain] + [False])
+        host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
+        bare_ip = is_ip[host_of_row] & bare_row
+        row_deception, row_known_file = row_deception or {}, row_known_file or {}
+        per_row = np.zeros(len(model_scores), dtype=bool)
+        per_row[[*row_deception, *row_known_file]] = True
+        for i in np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row)):
+            ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else plain[host_of_row[i]]
+            if per_row[i]:
+                ev = replace(ev, deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
+                             known_file=row_known_file.get(i, ""))
+            scores[i], _, reasons[i] = decide(self.policy, float(model_scores[i]), ev)
+            feeds[i] = ", ".join(ev.feeds)
+        verdicts = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")
+        return scores, verdicts, reasons, feeds
+
+
+_BRAND_DOMAIN = re.compile(r"(?:^|[.-])(" + "|".join(map(re.escape, BRANDS)) + r")\.(?:com|net|org|co)(?:[.-]|$)")
+
+
+def deceptive_host(host: str) -> str:
+    """How a host name deceives by construction, in words an analyst can check, or "": a registered name that
+    imitates a brand with look-alike characters (punycode included), or a brand's domain name placed in the
+    subdomain of an unrelated registered domain."""
+    subdomain, domain, _, is_ip = split_host(host)
+    if is_ip:
+        return ""
+    registered = host_registered_domain(host)
+    brand = imitated_brand(domain)
+    if brand:
+        shown = rendered(registered)
+        return (f"punycode host that renders as `{shown}`, imitating `{brand}`" if shown != registered else
+                f"`{registered}` imitates `{brand}` with look-alike characters")
+    match = _BRAND_DOMAIN.search(subdomain)
+    if match and match.group(1) not in registered:
+        return f"brand `{match.group(1)}` in the subdomain of unrelated `{registered}`"
+    return ""
+
+
+def userinfo_deception(url: str) -> str:
+    """A host name written before ``@`` (``http://www.paypal.com@evil.top/``): the browser goes to the part
+    after it. "" when the URL has no such user-info."""
+    parts = split_url(url)
+    if parts.userinfo and "." in parts.userinfo and parts.host:
+        return f"`{parts.userinfo[:60]}` before '@' hides the real host `{parts.host}`"
+    return ""
+
+
+def known_software_file(url: str, known_paths: frozenset[str], software: str) -> str:
+    """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file (or directory) of the software,
+    WordPress in a sub-folder included (``/blog/wp-login.php``); "" otherwise."""
+    path = split_url(url).path.lower()
+    cut = min((i for i in (path.find("/wp-"), path.find("/xmlrpc.php")) if i >= 0), default=-1)
+    if cut < 0:
+        return ""
+    tail = path[cut:]
+    for candidate in (tail, tail + "/" if not tail.endswith("/") else tail):
+        if candidate in known_paths:
+            return f"{software} file `{candidate}`"
+    return ""

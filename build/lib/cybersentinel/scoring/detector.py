@@ -1,0 +1,332 @@
+"""Scoring with the model the pipeline produced: one code path for the CLI, the service and the
+monitor, and the streaming batch files of `cybersentinel predict`. Rows that cannot be scored get an
+``error`` instead of being dropped.
+
+The default URL detector (calibrated LightGBM) is scored from its compiled form (`cybersentinel.model.compiled`:
+the same model as plain arrays, checked against the pipeline when it was trained and evaluated), which
+loads without scikit-learn. Other models go through the pipeline's ``predict_proba``, with XGBoost's
+approximate contributions or, for anything else, the log-odds drop when a feature is set to its training
+median, to pick the plain-words ``reasons``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from numba import njit
+
+from cybersentinel.core.files import ModelIntegrityError, load_manifest, sha256_file
+from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, FLAG_FEATURES, LOW_VALUE_DESCRIPTIONS, ParsedUrls
+from cybersentinel.model.compiled import UrlScorer
+from cybersentinel.scoring.decider import Decider, known_software_file, userinfo_deception
+from cybersentinel.scoring.policy import Policy, SiteList
+from cybersentinel.url.parsing import to_text
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+
+MAX_URL_CHARS = 65_536
+
+
+MAX_REASONS = 3
+
+
+MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
+
+
+# Features that describe a host *name*: never a reason for a URL whose host is an IP address.
+HOST_NAME_FEATURES = frozenset({"host_length", "host_dots", "host_hyphens", "host_digit_ratio", "subdomain_depth",
+                                "domain_label_length", "domain_entropy", "domain_consonant_run", "no_public_suffix",
+                                "host_ngram_score"})
+
+
+def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: np.ndarray | None,
+                 k: int = MAX_REASONS, min_contribution: float = MIN_CONTRIBUTION) -> np.ndarray:
+    """Per row, the ``k`` features that pushed its score up most, in plain words ("; "-joined).
+
+    A feature counts only if its value reads as what it describes: a binary flag must be set, and a
+    numeric feature above its training median (or below it, where a low-value wording exists)."""
+    n, m = X.shape
+    contrib = contrib[:, :m].astype(np.float32, copy=True)
+    high = np.greater(X, medians) if medians is not None else np.ones_like(X, dtype=bool)
+    words = np.array([FEATURE_DESCRIPTIONS.get(n, n) for n in names] + [""], dtype=object)
+    low_words = np.array([LOW_VALUE_DESCRIPTIONS.get(n, "") for n in names] + [""], dtype=object)
+    binary = np.array([n in FLAG_FEATURES for n in names])
+    readable = np.where(binary, X > 0.5, high | (low_words[:m] != ""))
+    if "host_is_ip" in names:  # an address has no name: "digits in the host name" would mislead an analyst
+        name_features = np.array([n in HOST_NAME_FEATURES for n in names])
+        readable &= ~((X[:, [names.index("host_is_ip")]] > 0.5) & name_features)
+    contrib[~readable | (contrib < min_contribution)] = -np.inf
+    top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(contrib, top, axis=1) > -np.inf
+    # code per (feature, wording); rows share few distinct reason lists, so build each string once
+    use_low = ~np.take_along_axis(high, top, axis=1) & ~binary[top]
+    codes = np.where(picked, top * 2 + use_low, 2 * m)
+    key = np.zeros(n, dtype=np.int64)
+    for j in range(codes.shape[1]):
+        key = key * (2 * m + 1) + codes[:, j]
+    uniques, inverse = np.unique(key, return_inverse=True)
+    texts = []
+    for u in uniques:
+        parts = []
+        for _ in range(codes.shape[1]):
+            u, code = divmod(int(u), 2 * m + 1)
+            if code < 2 * m:
+                parts.append(low_words[code // 2] if code % 2 else words[code // 2])
+        texts.append("; ".join(reversed(parts)))
+    return np.asarray(texts, dtype=object)[inverse.ravel()]
+
+
+def occlusion_contributions(predict_proba, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Model-agnostic fallback: how much each feature's value raises the log-odds over the reference value."""
+    eps = 1e-6
+    base = np.clip(predict_proba(X), eps, 1 - eps)
+    out = np.zeros((len(X), X.shape[1] + 1), dtype=np.float32)
+    for j in range(X.shape[1]):
+        moved = X.copy()
+        moved[:, j] = reference[j]
+        p = np.clip(predict_proba(moved), eps, 1 - eps)
+        out[:, j] = np.log(base / (1 - base)) - np.log(p / (1 - p))
+    return out
+
+
+@dataclass
+class Detector:
+    """A model and its manifest. ``model`` is the fitted pipeline (None when only the compiled form was
+    loaded); ``scorer`` the compiled URL scorer, when the model has one."""
+
+    model: Pipeline | None
+    manifest: dict[str, Any]
+    scorer: UrlScorer | None = field(default=None, repr=False)
+    popularity: dict[str, int] = field(default_factory=dict, repr=False)  # the policy's pinned popular sites
+    known_paths: frozenset[str] = field(default_factory=frozenset, repr=False)  # stock files of web software
+    policy: Policy = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.scorer is None and self.model is not None and self.manifest.get("kind") == "url":
+            self.scorer = UrlScorer.from_pipeline(self.model)
+        self.policy = Policy.from_manifest(self.manifest)
+        self.default_decider = self.decider()  # no feeds or lists: the policy's own rules still apply
+
+    def decider(self, index: Any = None, allow: SiteList | None = None, block: SiteList | None = None) -> Decider:
+        """The decision policy with the feeds and lists to consult (each optional) and the popular sites pinned
+        with the model, which apply whether or not feeds are loaded."""
+        return Decider(self.policy, index, allow, block, self.popularity)
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path = "models") -> Detector:
+        """The model `dvc repro`/`dvc pull` put in ``model_dir``, hash-verified: its compiled form if the
+        manifest names one, else the pipeline."""
+        manifest = load_manifest(model_dir)
+        popularity, known_paths = read_popularity(model_dir, manifest), read_known_paths(model_dir, manifest)
+        compiled = manifest.get("compiled")
+        if compiled:
+            return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]),
+                       popularity, known_paths)
+        from cybersentinel.model.estimators import load_detector
+
+        model, manifest = load_detector(model_dir)
+        return cls(model, manifest, None, popularity, known_paths)
+
+    @property
+    def threshold(self) -> float:
+        return self.policy.threshold
+
+    @property
+    def suspicious_from(self) -> float:
+        return self.policy.suspicious_from
+
+    def with_band(self, band: float) -> Detector:
+        """The same model with another ``suspicious`` band (a display choice; the threshold stays)."""
+        manifest = {**self.manifest, "policy": {**self.policy.as_dict(), "suspicious_band": band}}
+        return Detector(self.model, manifest, self.scorer)
+
+    def _features(self, parsed: ParsedUrls) -> np.ndarray:
+        if self.scorer is not None:
+            return self.scorer.features(parsed)
+        return self.model.named_steps["features"].transform(parsed)
+
+    def _score_features(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities and per-feature log-odds contributions of a feature matrix."""
+        if self.scorer is not None:
+            return self.scorer.predict(X)
+        classifier = self.model.named_steps["classifier"]
+        scores = classifier.predict_proba(X)[:, 1]
+        inner = _inner_estimator(classifier)
+        if type(inner).__name__ == "XGBClassifier":
+            from xgboost import DMatrix
+
+            contrib = inner.get_booster().predict(DMatrix(X), pred_contribs=True, approx_contribs=True)
+        else:
+            reference = getattr(self.model.named_steps["features"], "medians_", np.median(X, axis=0))
+            contrib = occlusion_contributions(lambda x: classifier.predict_proba(x)[:, 1], X, reference)
+        return scores, contrib
+
+    def score_values(self, values: Any, reasons: bool = True, decider: Decider | None = None) -> pa.Table:
+        """Result columns for a column of URLs (any values): ``score`` and ``verdict`` (the policy's decision),
+        ``model_score``, ``reasons``, ``feeds`` and ``error``, one row per input, in order. ``decider`` brings
+        the feeds and lists to consult (default: none). Text columns are dictionary-encoded (rows share few
+        distinct values)."""
+        decider = decider or self.default_decider
+        parsed = ParsedUrls(values)
+        n = len(parsed)
+        errors = url_errors(parsed)
+        ok = errors == ""
+        model_scores = np.full(n, np.nan)
+        contrib = X = None
+        if ok.any():
+            X = self._features(parsed)[ok]
+            model_scores[ok], contrib = self._score_features(X)
+        hosts = parsed.hosts()
+        host_of_row = hosts.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        host_names = [h.decode("utf-8", "replace") for h in hosts.dictionary.to_pylist()]
+        column = values if isinstance(values, list | tuple) else list(values)
+        scores, verdicts, rules, feeds = decider.apply(
+            model_scores, ok, host_names, host_of_row, parsed.bare_hosts(),
+            _by_row(column, parsed.with_userinfo(), userinfo_deception),
+            _by_row(column, parsed.containing("wp-|xmlrpc") if self.known_paths else [],
+                    lambda url: known_software_file(url, self.known_paths, self.manifest["software"]["name"])))
+        texts = rules
+        if reasons and X is not None:  # the model's reasons explain rows it flagged, unless a rule cleared them
+            texts = rules.copy()
+            explain = (model_scores[ok] >= self.suspicious_from) & (verdicts[ok] != "benign")
+            rows = np.flatnonzero(ok)[explain]
+            medians = self.scorer.medians if self.scorer is not None else \
+                getattr(self.model.named_steps["features"], "medians_", None)
+            model_texts = reason_texts(contrib[explain], X[explain], list(self.manifest["features"]), medians)
+            texts[rows] = [f"{r}; {m}" if r and m else r or m for r, m in zip(rules[rows], model_texts, strict=True)]
+        return pa.table({"score": pa.array(np.round(scores, 6), from_pandas=True),
+                         "verdict": pa.array(verdicts).dictionary_encode(),
+                         "reasons": pa.array(texts, type=pa.string()).dictionary_encode(),
+                         "model_score": pa.array(np.round(model_scores, 6), from_pandas=True),
+                         "feeds": pa.array(feeds, type=pa.string()).dictionary_encode(),
+                         "error": pa.array(errors, type=pa.string()).dictionary_encode()})
+
+    def score_frame(self, frame: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
+        """``frame`` with ``score``, ``verdict``, ``reasons`` and ``error`` appended; same rows, same order."""
+        inputs = self.manifest["inputs"]
+        missing = [c for c in inputs if c not in frame.columns]
+        if missing:
+            raise ValueError(f"input has no column(s) {missing}; this model needs {inputs[:5]}")
+        out = frame.copy()
+        if self.manifest["kind"] == "url":
+            results = self.score_values(frame["url"], reasons=reasons)
+            for name in results.column_names:
+                column = results[name].combine_chunks()
+                out[name] = column.to_numpy(zero_copy_only=False) if name in ("score", "model_score") else \
+                    np.asarray(column.dictionary_decode().to_pylist(), dtype=object)
+            return out
+        errors = row_errors(frame, inputs, self.manifest["kind"])
+        ok = errors.isna().to_numpy()
+        scores = np.full(len(frame), np.nan)
+        texts = np.full(len(frame), "", dtype=object)
+        if ok.any():
+            X = self.model.named_steps["features"].transform(frame.loc[ok, inputs])
+            scores[ok], contrib = self._score_features(X)
+            if reasons:
+                flagged = scores[ok] >= self.suspicious_from
+                texts[np.flatnonzero(ok)[flagged]] = reason_texts(contrib[flagged], X[flagged],
+                                                                  list(self.manifest["features"]), None)
+        out["score"] = np.round(scores, 6)
+        out["verdict"] = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")
+        out["reasons"] = texts
+        out["error"] = errors.fillna("")
+        return out
+
+    def score_urls(self, urls: list[Any]) -> pd.DataFrame:
+        return self.score_frame(pd.DataFrame({"url": urls}))
+
+
+def _inner_estimator(classifier: Any) -> Any:
+    """The fitted booster inside ``CalibratedClassifierCV(FrozenEstimator(...))``."""
+    calibrated = getattr(classifier, "calibrated_classifiers_", None)
+    if not calibrated:
+        return classifier
+    estimator = calibrated[0].estimator
+    return getattr(estimator, "estimator", estimator)
+
+
+def read_popularity(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, int]:
+    """The popular registered domains pinned with the model (``popular.txt``, one per line in rank order),
+    checked against the manifest's SHA-256; empty for a model without them."""
+    pinned = manifest.get("popularity")
+    if not pinned:
+        return {}
+    path = Path(model_dir) / pinned["file"]
+    digest = sha256_file(path)
+    if digest != pinned["sha256"]:
+        raise ModelIntegrityError(f"{path}: SHA-256 {digest} does not match the manifest's {pinned['sha256']}")
+    return {name: rank for rank, name in enumerate(path.read_text(encoding="utf-8").split(), 1)}
+
+
+def read_known_paths(model_dir: str | Path, manifest: dict[str, Any]) -> frozenset[str]:
+    """The stock files of known web software pinned with the model (``software.txt``), hash-checked."""
+    pinned = manifest.get("software")
+    if not pinned:
+        return frozenset()
+    path = Path(model_dir) / pinned["file"]
+    digest = sha256_file(path)
+    if digest != pinned["sha256"]:
+        raise ModelIntegrityError(f"{path}: SHA-256 {digest} does not match the manifest's {pinned['sha256']}")
+    return frozenset(path.read_text(encoding="utf-8").split())
+
+
+def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
+    """``fact(url)`` of the given rows, where it says something."""
+    found = {int(i): fact(to_text(column[i])) for i in rows}
+    return {i: text for i, text in found.items() if text}
+
+
+def url_errors(parsed: ParsedUrls) -> np.ndarray:
+    """A reason per URL that cannot be scored ("" where it can): empty, too long, or no host name."""
+    lengths = np.diff(parsed.offsets)
+    no_host = parsed.spans[:, 1] == parsed.spans[:, 0]
+    blank = np.zeros(len(lengths), dtype=bool)
+    for i in np.flatnonzero(no_host):  # rare: tell blank input from text without a host
+        blank[i] = not bytes(parsed.data[parsed.offsets[i]:parsed.offsets[i + 1]]).strip()
+    bad_host = _bad_host_bytes(parsed.data, parsed.spans[:, 0], parsed.spans[:, 1], _FORBIDDEN_IN_HOST)
+    return np.select([blank, lengths > MAX_URL_CHARS, no_host, bad_host],
+                     ["empty URL", f"URL longer than {MAX_URL_CHARS} bytes", "no host name in URL",
+                      "host name has spaces, control or forbidden characters"], "").astype(object)
+
+
+# Bytes no host name, IP literal or bracketed IPv6 can hold (WHATWG's forbidden host code points).
+_FORBIDDEN_IN_HOST = np.zeros(256, dtype=np.bool_)
+
+
+_FORBIDDEN_IN_HOST[list(range(0x21)) + [0x7F] + list(b'<>"{}|\\^`%')] = True
+
+
+@njit(cache=True)
+def _bad_host_bytes(data, starts, ends, forbidden):
+    out = np.zeros(len(starts), dtype=np.bool_)
+    for i in range(len(starts)):
+        for j in range(starts[i], ends[i]):
+            # U+FFFD (EF BF BD) stands for bytes that were not UTF-8
+            replaced = data[j] == 0xEF and j + 2 < ends[i] and data[j + 1] == 0xBF and data[j + 2] == 0xBD
+            if forbidden[data[j]] or replaced:
+                out[i] = True
+                break
+    return out
+
+
+def row_errors(frame: pd.DataFrame, inputs: list[str], kind: str) -> pd.Series:
+    """A reason per row that cannot be scored (None where the row is fine)."""
+    errors = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    if kind == "url":
+        text = frame["url"].map(to_text)
+        errors[text.str.strip() == ""] = "empty URL"
+        errors[text.str.len() > MAX_URL_CHARS] = f"URL longer than {MAX_URL_CHARS} characters"
+        return errors
+    values = frame[inputs].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().any(axis=1)
+    errors[bad] = "missing or non-numeric feature values"
+    return errors
+
+

@@ -1,0 +1,177 @@
+"""The decision policy: the one place where a score becomes a verdict.
+
+Every door (``predict``, the service and its web page, ``monitor``, ``blocklist export``, ``evaluate``) turns
+the model's score and what else is known of an input into ``score``, ``verdict`` and ``reason`` here. The
+parameters come from ``params.yaml`` (``policy``; the threshold is chosen by ``train`` for a false-positive
+budget) and are written into the model manifest, whose SHA-256 the registry checks on every fetch.
+
+The rules, first match decides:
+
+1. On the local block list (analyst confirmed): ``malicious``, score 1.
+2. On the allowlist (file, ``--allow``, analyst feedback): ``benign``, score 0. Only rule 1 overrides it.
+3. Listed in a feed (a global IP address in an IP feed, or the host or a parent name in a domain list), or
+   deceptive by construction (a registered name that imitates a brand with look-alike characters, or a host
+   name put before an ``@`` so the browser goes elsewhere): the score is raised to at least ``listed_floor``
+   and the threshold, so the verdict is ``malicious``; such a rule never lowers a score.
+4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
+   of Debian's ``wordpress`` package, pinned with the model): ``benign``, score 0. A kit on a compromised site
+   lives outside those files.
+5. A bare IP address (no path, no query) is not scored by the URL model, whose lexical features say nothing
+   about an address: private and bogon addresses are reported as such, other addresses as not listed;
+   ``benign``, score 0. A URL on a private or bogon address (an intranet page, a cloud metadata endpoint)
+   is not reachable from the internet: ``benign``, score 0, reported as such (FireHOL level 1 lists the
+   private ranges, so feeds are not applied either).
+6. A popular site (registered domain in the Tranco top ``popular_rank``; all its subdomains, since the
+   registered domain follows the public suffix list's private section, so ``user.github.io`` or
+   ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``.
+7. Otherwise the model's score stands.
+
+Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cybersentinel.url.parsing import host_and_parents
+
+NOT_JUDGED_IP = ("private", "bogon")
+
+
+@dataclass(frozen=True)
+class Policy:
+    threshold: float
+    suspicious_band: float = 0.15
+    listed_floor: float = 0.9
+    popular_rank: int = 10_000
+    popular_factor: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"policy threshold {self.threshold} is not in (0, 1]")
+        if not 0.0 <= self.suspicious_band < 1.0 or not 0.0 < self.listed_floor <= 1.0:
+            raise ValueError("policy suspicious_band must be in [0, 1) and listed_floor in (0, 1]")
+        if not 0.0 <= self.popular_factor <= 1.0 or self.popular_rank < 0:
+            raise ValueError("policy popular_factor must be in [0, 1] and popular_rank >= 0")
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> Policy:
+        policy = manifest.get("policy")
+        if not isinstance(policy, Mapping):
+            raise ValueError("the model manifest has no decision policy; retrain the model (dvc repro)")
+        return cls(**{k: policy[k] for k in asdict(cls(threshold=1.0)) if k in policy})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def suspicious_from(self) -> float:
+        return max(0.0, self.threshold - self.suspicious_band)
+
+    def verdicts(self, scores: np.ndarray) -> np.ndarray:
+        return np.where(scores >= self.threshold, "malicious",
+                        np.where(scores >= self.suspicious_from, "suspicious", "benign"))
+
+    def verdict(self, score: float) -> str:
+        return "malicious" if score >= self.threshold else "suspicious" if score >= self.suspicious_from else "benign"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What is known of one input's host apart from the model's score."""
+
+    is_ip: bool = False
+    is_bare_ip: bool = False  # an address alone, not a URL on an address
+    feeds: tuple[str, ...] = ()
+    ip_status: str | None = None  # listed / unlisted / private / bogon (IP hosts only)
+    ip_category: str | None = None  # loopback, link-local, private, reserved... (non-global addresses)
+    tranco_rank: int | None = None  # of the registered domain
+    registered_domain: str = ""
+    allowed: str = ""  # why the host is allowlisted, "" if it is not
+    blocked: str = ""  # why the host is on the local block list, "" if it is not
+    deception: str = ""  # how the URL deceives (look-alike brand, host before '@'), "" if it does not
+    known_file: str = ""  # the stock file of known web software the URL names, "" if none
+
+    def changes_anything(self, policy: Policy) -> bool:
+        """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
+        return bool(self.blocked or self.allowed or self.feeds or self.deception or self.known_file or self.is_bare_ip
+                    or self.ip_status in NOT_JUDGED_IP
+                    or (self.tranco_rank is not None and self.tranco_rank <= policy.popular_rank))
+
+
+def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
+    """(score, verdict, reason) of one input; ``reason`` is "" when the model's score stands alone."""
+    if evidence.blocked:
+        return 1.0, "malicious", f"on the local block list ({evidence.blocked})"
+    if evidence.allowed:
+        return 0.0, "benign", f"allowlisted ({evidence.allowed})"
+    if evidence.feeds or evidence.deception:
+        why = "; ".join(filter(None, [f"listed in {', '.join(evidence.feeds)}" if evidence.feeds else "",
+                                      evidence.deception]))
+        floor = max(policy.listed_floor, policy.threshold)
+        score = floor if evidence.is_bare_ip else max(model_score, floor)
+        return score, "malicious", why
+    if evidence.known_file:
+        return 0.0, "benign", f"stock {evidence.known_file}: the site's own software, not a phishing kit"
+    if evidence.is_bare_ip:
+        if evidence.ip_status in NOT_JUDGED_IP:
+            return 0.0, "benign", f"{evidence.ip_category or evidence.ip_status} address: not routable, not judged"
+        status = "not listed in any loaded feed" if evidence.ip_status else "no feeds loaded to check it"
+        return 0.0, "benign", f"public IP address, {status}"
+    if evidence.ip_status in NOT_JUDGED_IP:  # an intranet page or a cloud metadata URL: nobody outside reaches it
+        return 0.0, "benign", f"{evidence.ip_category or evidence.ip_status} address, not reachable from the " \
+            "internet: not judged"
+    rank = evidence.tranco_rank
+    if rank is not None and rank <= policy.popular_rank:
+        score = model_score * policy.popular_factor
+        return score, policy.verdict(score), f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
+    return model_score, policy.verdict(model_score), ""
+
+
+class SiteList:
+    """Host names whose own names and all subdomains a list covers (an allowlist or a local block list), each
+    with why it is there. ``match`` answers with the most specific listed name."""
+
+    def __init__(self, entries: Mapping[str, str] | Iterable[str] = (), why: str = "listed"):
+        items = entries.items() if isinstance(entries, Mapping) else ((e, why) for e in entries)
+        self.entries: dict[str, str] = {}
+        for name, reason in items:
+            name = name.strip().lower().rstrip(".")
+            if name:
+                self.entries.setdefault(name, reason)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def match(self, host: str) -> str:
+        """``"<why>: <name>"`` for the listed name covering ``host``, else "". An IP address matches only
+        itself (``3.4`` is no parent of ``1.2.3.4``)."""
+        if not self.entries:
+            return ""
+        for name in host_and_parents(host.lower().rstrip(".")):
+            if name in self.entries:
+                return f"{self.entries[name]}: {name}"
+        return ""
+
+
+def read_site_list(paths: Iterable[str | Path], names: Iterable[str], why: str) -> SiteList:
+    """A `SiteList` from files (one host name per line; ``#`` comments and blank lines skipped) and names."""
+    entries: dict[str, str] = {}
+    for path in paths:
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            name = line.split("#", 1)[0].strip()
+            if name:
+                if any(c.isspace() or c in "/?@" for c in name):
+                    raise ValueError(f"{path}:{number}: {name[:60]!r} is not a host name")
+                entries.setdefault(name, f"{why} {Path(path).name}")
+    for name in names:
+        entries.setdefault(name, why)
+    return SiteList(entries)

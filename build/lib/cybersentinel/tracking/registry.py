@@ -1,0 +1,349 @@
+"""The MLflow model registry.
+
+Every trained model is logged (skops, never pickle) with its signature and registered as a new version with a
+description and only the tags that identify and verify it (its hashes, the training data's, the git commit);
+metrics are the run's metrics (validation by train, test by ``promote``) and the source-data checksums the
+run's parameters, so the registry table stays readable. Beside MLflow's own
+copy, the run keeps ``detector/model.skops`` - the exact bytes DVC tracks - and ``detector/model.json``,
+so a version loaded from the registry is verified against the same SHA-256 as a DVC-pulled file.
+
+``promote`` moves the ``champion`` alias to a candidate version only if it beats the current champion on
+the chosen metric, both evaluated on the same test data (identified by its SHA-256); otherwise it refuses
+and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cybersentinel.core.config import dataset_sources
+from cybersentinel.tracking.runs import DEFAULT_TRACKING_URI, Tracker, git_commit
+
+if TYPE_CHECKING:  # the CLI imports this module at startup: sklearn, skops and pandas load on use
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+
+DETECTOR_DIR = "detector"
+
+
+CHAMPION = "champion"
+
+
+DEFAULT_MODEL_NAME = "cybersentinel-url-detector"
+
+
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "tpr_at_1pct_fpr", "brier")
+
+
+LOWER_IS_BETTER = frozenset({"brier"})
+
+
+# What a logged model needs to load; listing them skips MLflow's requirement inference (~12 s per training,
+# it imports the model in a subprocess). The package itself (custom featurizer types) is installed from the repo.
+MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas", "pyarrow", "numba", "tldextract",
+                      "lightgbm", "xgboost-cpu")
+
+
+# The version tags: what identifies the version and what `fetch-model` / `serve --model-alias` verify.
+VERSION_TAGS = ("sha256", "manifest_sha256", "compiled_sha256", "train_data_sha256", "git_commit")
+
+NO_CHAMPION_HINT = "register a model (train with MLflow tracking on), then run `make promote` to give it the alias"
+
+
+class PromotionError(RuntimeError):
+    """The candidate may not become champion; the message says why."""
+
+
+def source_hashes(params_path: str | Path = "params.yaml") -> dict[str, str]:
+    """SHA-256 of every upstream file the dataset was built from, as pinned in params.yaml."""
+    from cybersentinel.core.files import read_params
+
+    if not Path(params_path).is_file():
+        return {}
+    sources = dataset_sources(read_params(params_path).get("dataset", {}))
+    return {spec["name"]: spec["sha256"] for source in sources for spec in source.get("files", [])}
+
+
+def pinned_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in MODEL_REQUIREMENTS:
+        with suppress(PackageNotFoundError):
+            pins.append(f"{name}=={version(name)}")
+    return pins
+
+
+def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any], example: pd.DataFrame,
+                     model_dir: Path) -> None:
+    """Log the model (and the files beside it in ``model_dir`` that the manifest names) and register a version
+    tagged with its hashes, metrics and git commit."""
+    if not tracker.active:
+        return
+    mlflow = tracker.mlflow
+
+    def log() -> None:
+        from mlflow.models import infer_signature
+
+        from cybersentinel.core.files import sha256_file, write_json
+        from cybersentinel.model.estimators import TRUSTED_TYPES, ModelIntegrityError, save_model
+
+        # The DVC-tracked bytes first, so every registered version can be loaded and verified.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / manifest["file"]
+            if save_model(model, path) != manifest["sha256"]:
+                raise ModelIntegrityError("re-serialising the model did not reproduce the manifest's SHA-256")
+            mlflow.log_artifact(str(path), DETECTOR_DIR)
+            if manifest.get("compiled"):
+                from cybersentinel.model.compiled import UrlScorer
+
+                path = Path(tmp) / manifest["compiled"]["file"]
+                scorer = UrlScorer.from_pipeline(model)
+                if scorer is None or scorer.save(path) != manifest["compiled"]["sha256"]:
+                    raise ModelIntegrityError("compiling the model did not reproduce the manifest's compiled file")
+                mlflow.log_artifact(str(path), DETECTOR_DIR)
+            for pinned in ("popularity", "software"):  # the policy's pinned lists, covered by the manifest's hash
+                if manifest.get(pinned):
+                    mlflow.log_artifact(str(model_dir / manifest[pinned]["file"]), DETECTOR_DIR)
+            path = Path(tmp) / "model.json"  # the exact bytes train wrote, so its hash can be checked on fetch
+            write_json(path, manifest)
+            manifest_sha256 = sha256_file(path)
+            mlflow.log_artifact(str(path), DETECTOR_DIR)
+        signature = infer_signature(example, model.predict_proba(example)[:, 1])
+        info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
+                                        skops_trusted_types=sorted(TRUSTED_TYPES), signature=signature,
+                                        registered_model_name=manifest["name"], pyfunc_predict_fn="predict_proba",
+                                        pip_requirements=pinned_requirements())
+        client = mlflow.MlflowClient()
+        version = info.registered_model_version
+        mlflow.log_params({f"source.{name}.sha256": digest for name, digest in source_hashes().items()})
+        tags = {"sha256": manifest["sha256"], "manifest_sha256": manifest_sha256,
+                "train_data_sha256": manifest["train_data_sha256"],
+                **({"compiled_sha256": manifest["compiled"]["sha256"]} if manifest.get("compiled") else {}),
+                "git_commit": git_commit()}
+        for key, value in tags.items():
+            client.set_model_version_tag(manifest["name"], version, key, str(value))
+        client.update_model_version(manifest["name"], version, description=version_description(manifest))
+        if not client.get_registered_model(manifest["name"]).description:
+            client.update_registered_model(manifest["name"], description=MODEL_DESCRIPTION)
+
+    tracker.call("model registration", log)
+
+
+MODEL_DESCRIPTION = ("CyberSentinel's calibrated detector of malicious URLs. Each version holds the model, its "
+                     "compiled form and manifest (detector/), verified against the version's sha256 tags when "
+                     "loaded; `make promote` moves the 'champion' alias to a version that beats the champion.")
+
+
+def version_description(manifest: dict[str, Any]) -> str:
+    """One paragraph for the registry page: what the version is and how it was judged."""
+    validation = manifest.get("validation", {})
+    rule = manifest.get("threshold_rule", {})
+    budget = f" (false-positive budget {rule['max_fpr']:.1%})" if rule.get("max_fpr") else ""
+    figures = ", ".join(f"{label} {validation[key]:.4f}" for label, key in
+                        (("ROC-AUC", "roc_auc"), ("TPR at 1% FPR", "tpr_at_1pct_fpr"), ("precision", "precision"),
+                         ("recall", "recall")) if isinstance(validation.get(key), int | float))
+    return (f"{manifest['model']} on the {manifest['dataset']} dataset, {len(manifest.get('features', []))} features; "
+            f"threshold {manifest['policy']['threshold']}{budget}. Held-out training groups: {figures or 'n/a'}. "
+            f"Model SHA-256 {manifest['sha256']}.")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def ensure_experiment(name: str | None = None, uri: str | None = None) -> str:
+    """Create the experiment from here (the repository root) if it does not exist: its artifact folder is
+    fixed at creation, and queued `dvc exp` runs execute in temporary copies that are deleted afterwards."""
+    name = name or _params_value("experiment", "cybersentinel")
+    client = client_for(uri or tracking_uri())
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=str(Path("mlruns", name).resolve()))
+    return experiment.experiment_id
+
+
+def client_for(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def download_version(uri: str, name: str, version: str, dest: Path) -> tuple[Path, dict[str, Any]]:
+    """Download a version's detector files into ``dest`` and check them against the registry's SHA-256."""
+    import mlflow
+
+    from cybersentinel.core.files import ModelIntegrityError, sha256_file
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    model_version = client_for(uri).get_model_version(name, version)
+    expected = model_version.tags.get("sha256")
+    if not expected:
+        raise ModelIntegrityError(f"{name} version {version} has no sha256 tag; refusing to load it")
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(run_id=model_version.run_id, artifact_path=DETECTOR_DIR,
+                                                         dst_path=str(dest), tracking_uri=uri))
+    except (OSError, mlflow.exceptions.MlflowException) as exc:
+        raise ModelIntegrityError(f"{name} version {version}: no {DETECTOR_DIR}/ files in run {model_version.run_id} "
+                                  f"({exc}); it was registered without the verified model bytes") from exc
+    # The manifest carries the decision policy (threshold, band, feed and popularity rules): it is checked
+    # before anything in it is believed, like the model bytes.
+    expected_manifest, actual_manifest = model_version.tags.get("manifest_sha256"), sha256_file(local / "model.json")
+    if not expected_manifest or actual_manifest != expected_manifest:
+        raise ModelIntegrityError(f"{name} version {version}: manifest SHA-256 {actual_manifest}, registry "
+                                  f"{expected_manifest}; the decision policy may have been edited, refusing to load")
+    manifest = json.loads((local / "model.json").read_text())
+    actual = sha256_file(local / manifest["file"])
+    if not manifest.get("sha256") == actual == expected:
+        raise ModelIntegrityError(f"{name} version {version}: file SHA-256 {actual}, manifest "
+                                  f"{manifest.get('sha256')}, registry {expected} do not all match; refusing to load")
+    compiled = manifest.get("compiled")
+    if compiled:
+        actual, expected = sha256_file(local / compiled["file"]), model_version.tags.get("compiled_sha256")
+        if not compiled["sha256"] == actual == expected:
+            raise ModelIntegrityError(f"{name} version {version}: compiled file SHA-256 {actual}, manifest "
+                                      f"{compiled['sha256']}, registry {expected} do not all match; refusing to load")
+    return local, manifest
+
+
+def load_version(uri: str, name: str, version: str) -> tuple[Pipeline, dict[str, Any]]:
+    """A registered version's model, loaded only if its bytes match the SHA-256 the version was tagged with."""
+    from cybersentinel.model.estimators import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local, manifest = download_version(uri, name, version, Path(tmp))
+        return load_model(local / manifest["file"], manifest["sha256"]), manifest
+
+
+def alias_version(uri: str, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client_for(uri).get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
+               uri: str | None = None) -> tuple[Pipeline, dict[str, Any]]:
+    """The model an alias points at, hash-verified (``Detector(*load_alias())`` scores with it)."""
+    from cybersentinel.core.files import ModelIntegrityError
+
+    uri = uri or tracking_uri()
+    version = alias_version(uri, name, alias)
+    if version is None:
+        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}: {NO_CHAMPION_HINT}")
+    return load_version(uri, name, version)
+
+
+def evaluate_on(model: Pipeline, manifest: dict[str, Any], test: pd.DataFrame) -> dict[str, float]:
+    """Test metrics of one model at its own threshold, scored exactly as the evaluate stage does."""
+    from cybersentinel.model.metrics import classification_metrics
+    from cybersentinel.scoring.policy import Policy
+
+    missing = [c for c in manifest["inputs"] if c not in test.columns]
+    if missing:
+        raise PromotionError(f"the test data has no column(s) {missing[:5]} that this {manifest['dataset']} "
+                               "model needs, so it cannot be scored on the same test data")
+    scores = model.predict_proba(test[manifest["inputs"]])[:, 1]
+    return classification_metrics(test["label"].to_numpy(), scores, Policy.from_manifest(manifest).threshold)
+
+
+def beats(metric: str, candidate: float, champion: float, min_delta: float = 0.0) -> bool:
+    """Strictly better by more than ``min_delta`` (lower is better for the Brier score)."""
+    if metric in LOWER_IS_BETTER:
+        return candidate < champion - min_delta
+    return candidate > champion + min_delta
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    version: str
+    metrics: dict[str, float]
+    reused: bool
+
+
+def evaluation(uri: str, name: str, version: str, test: pd.DataFrame, test_sha256: str,
+               progress: Callable[[str], None] = lambda _: None) -> Evaluation:
+    """The version's metrics on this test set: the ones recorded on its run if they were computed on the same
+    bytes (the run's ``test_data_sha256`` tag), else scored now and logged on the run as metrics."""
+    from mlflow.entities import Metric, RunTag
+
+    client = client_for(uri)
+    run_id = client.get_model_version(name, version).run_id
+    run = client.get_run(run_id).data
+    if run.tags.get("test_data_sha256") == test_sha256 and all(f"test.{m}" in run.metrics for m in METRICS):
+        recorded = {k.removeprefix("test."): v for k, v in run.metrics.items() if k.startswith("test.")}
+        return Evaluation(version, {k: int(v) if k == "rows" else v for k, v in recorded.items()}, reused=True)
+    progress(f"downloading and verifying version {version}")
+    model, manifest = load_version(uri, name, version)
+    progress(f"scoring version {version} on {len(test):,} test rows")
+    metrics = evaluate_on(model, manifest, test)
+    client.log_batch(run_id, metrics=[Metric(f"test.{k}", float(v), int(time.time() * 1000), 0)
+                                      for k, v in metrics.items() if isinstance(v, int | float)],
+                     tags=[RunTag("test_data_sha256", test_sha256)])
+    return Evaluation(version, metrics, reused=False)
+
+
+def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candidate: str | None = None,
+            alias: str = CHAMPION, min_delta: float = 0.0, progress: Callable[[str], None] = lambda _: None) -> str:
+    """Move ``alias`` to ``candidate`` (default: the newest version) if it beats the alias holder on
+    ``metric`` over the same test data; return what happened, or raise PromotionError explaining why not."""
+    import pandas as pd
+
+    from cybersentinel.core.files import sha256_file
+
+    if metric not in METRICS:
+        raise PromotionError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+    client = client_for(uri)
+    progress(f"looking up {name!r} in the registry")
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise PromotionError(f"no registered versions of {name!r} in {uri}: train with MLflow tracking on "
+                             "(`dvc repro`), then run `make promote`")
+    candidate = str(candidate or max(int(v.version) for v in versions))
+    holder = alias_version(uri, name, alias)
+    if holder == candidate:
+        return f"{name} version {candidate} already is {alias!r}; nothing to do"
+
+    progress(f"reading the test data {test_path}")
+    test_sha256 = sha256_file(test_path)
+    test = pd.read_parquet(test_path)
+    new = evaluation(uri, name, candidate, test, test_sha256, progress)
+    on_data = f"on {test_path} (sha256 {test_sha256[:12]}..., {len(test):,} rows)"
+    if holder is None:
+        client.set_registered_model_alias(name, alias, candidate)
+        return (f"{name} had no {alias!r}: version {candidate} becomes {alias} with {metric} "
+                f"{new.metrics[metric]:.5f} {on_data}")
+    old = evaluation(uri, name, holder, test, test_sha256, progress)
+    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+    comparison = (f"version {candidate} has {metric} {new.metrics[metric]:.5f}, {alias} version {holder} has "
+                  f"{old.metrics[metric]:.5f} {on_data}")
+    if not beats(metric, new.metrics[metric], old.metrics[metric], min_delta):
+        margin = f" by more than {min_delta}" if min_delta else ""
+        raise PromotionError(f"refusing to promote: {comparison}; the candidate must be {direction}{margin}. "
+                               f"{alias!r} stays on version {holder}.")
+    client.set_registered_model_alias(name, alias, candidate)
+    return f"promoted version {candidate} to {alias!r} (was version {holder}): {comparison}"
+
+
+def _params_value(key: str, default: str) -> str:
+    """``mlflow.<key>`` from params.yaml in the working directory, if there is one."""
+    from cybersentinel.core.files import read_params
+
+    if Path("params.yaml").is_file():
+        return read_params().get("mlflow", {}).get(key, default)
+    return default
+
+
+def registered_name() -> str:
+    return _params_value("registered_model", DEFAULT_MODEL_NAME)
