@@ -31,7 +31,8 @@ setup: $(VENV)/.installed  ## create the virtualenv and install requirements.loc
 
 # One resolution for every platform (Python 3.11+), preferring the versions already in the lock, so `make lock`
 # after adding a dependency changes only what it must. requirements-serve.lock is the service's share
-# (requirements-serve.in) at the same versions: what the Docker image installs. Needs the package index.
+# (requirements-serve.in) at the same versions: what the Docker image installs. Needs the package index and
+# uv (in .venv after `make setup`, extra `dev`; or UV=/path/to/uv).
 UV ?= uv
 UV_COMPILE = $(UV) pip compile --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command 'make lock'
