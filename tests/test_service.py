@@ -233,7 +233,7 @@ def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
 
 
 def test_page_and_model_card_are_served_with_their_own_assets_only(client: TestClient) -> None:
-    for path in ("/", "/model"):
+    for path in ("/", "/model", "/docs"):  # /docs: Swagger UI vendored in web/swagger/ (test_service_docs.py)
         response = client.get(path)
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
         assert "default-src 'none'" in response.headers["content-security-policy"]
@@ -244,7 +244,7 @@ def test_page_and_model_card_are_served_with_their_own_assets_only(client: TestC
             if asset.startswith("/static/"):
                 assert client.get(asset).status_code == 200, asset
     assert client.get("/static/../service.py").status_code == 404
-    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
 
 
 def test_serve_refuses_a_missing_model_with_a_clear_message(tmp_path: Path) -> None:
