@@ -1,8 +1,10 @@
 """Generalise: the honest test. Leave each collection out in turn (train the configured recipe on the others,
 score the held-out one) and train on what was known up to a cut-off year to score the phishing that came
-after. Writes the headline (reports/generalisation.json, a DVC metric: the worst held-out collection and the
-forward-in-time figures), the per-collection table (reports/generalisation_details.json, not a DVC metric) and
-its plot data."""
+after. Each fold is judged twice: the model alone at its threshold, and the served decision (the same model
+through the decision policy with the popular sites and stock-software files pinned as `train` pins them, no
+feeds), which is what users get. Writes the headline (reports/generalisation.json, a DVC metric: the worst
+held-out collection and the forward-in-time figures), the per-collection table
+(reports/generalisation_details.json, not a DVC metric) and its plot data."""
 
 import argparse
 import json
@@ -10,23 +12,56 @@ from pathlib import Path
 
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.pipeline import Pipeline
 
 from cybersentinel.core.files import read_params, write_json
+from cybersentinel.intel.feeds import parse_ranked_domains, read_feed_file
 from cybersentinel.model.generalisation import fit_recipe, forward_rows, judge, loco_rows
+from cybersentinel.scoring.detector import Detector
 
 
-def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_params: dict) -> dict:
+def popular_sites(tranco: Path, top: int) -> dict[str, int]:
+    """The registered domains of the pinned Tranco list ranked within ``top``, as `train` pins them."""
+    return {name: rank for name, rank in read_feed_file(tranco, parse_ranked_domains).entries if rank <= top}
+
+
+def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFrame, policy: dict,
+                     popularity: dict[str, int], known_paths: frozenset[str], software: str) -> dict:
+    """The share of each class the served decision calls `malicious` (recall of phishing, false-positive rate
+    of legitimate rows), the fold's model behind the policy."""
+    manifest = {"kind": "url", "inputs": ["url"], "policy": {**policy, "threshold": threshold},
+                "software": {"name": software}}
+    detector = Detector(Pipeline([("features", featurizer), ("classifier", classifier)]), manifest, None,
+                        popularity, known_paths)
+    malicious = detector.score_values(rows["url"], reasons=False)["verdict"].to_numpy(zero_copy_only=False) \
+        == "malicious"
+    y = rows["label"].to_numpy()
+    out = {}
+    if (y == 1).any():
+        out["served_recall"] = round(float(malicious[y == 1].mean()), 5)
+    if (y == 0).any():
+        out["served_fpr"] = round(float(malicious[y == 0].mean()), 5)
+    return out
+
+
+def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_params: dict,
+             popularity: dict[str, int], known_paths: frozenset[str]) -> dict:
     featurizer, classifier, threshold = fit_recipe(
         table[training], params["dataset"], params["featurizer"], params["model"], best_params,
         params["threshold"]["max_fpr"], params["seed"])
-    result = judge(featurizer, classifier, threshold, table[evaluation])
-    return {**result, "train_rows": int(training.sum())}
+    rows = table[evaluation]
+    result = judge(featurizer, classifier, threshold, rows)
+    served = served_judgement(featurizer, classifier, threshold, rows, params["policy"], popularity, known_paths,
+                              params["software"]["wordpress"]["label"])
+    return {**result, **served, "train_rows": int(training.sum())}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepared", type=Path, required=True)
     parser.add_argument("--best-params", type=Path, required=True, help="the hyperparameters train chose")
+    parser.add_argument("--intel", type=Path, required=True, help="pinned feed snapshot: its popularity list")
+    parser.add_argument("--software", type=Path, required=True, help="stock files of known web software")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--details", type=Path, required=True)
     parser.add_argument("--plot", type=Path, required=True)
@@ -38,25 +73,33 @@ def main() -> None:
     collections = sorted(table["source"].unique())
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, config["cutoff_year"])
-    results = Parallel(n_jobs=config["n_jobs"])(delayed(run_fold)(table, training, evaluation, params, best_params)
-                                                for training, evaluation in folds.values())
+    popularity = popular_sites(args.intel / "tranco_top100k.csv", params["policy"]["popular_rank"])
+    known_paths = frozenset(args.software.read_text(encoding="utf-8").split())
+    results = Parallel(n_jobs=config["n_jobs"])(
+        delayed(run_fold)(table, training, evaluation, params, best_params, popularity, known_paths)
+        for training, evaluation in folds.values())
     by_name = dict(zip(folds, results, strict=True))
     forward = by_name.pop("forward")
     aucs = [r["roc_auc"] for r in by_name.values()]
     fprs = [r["fpr_at_threshold"] for r in by_name.values() if "fpr_at_threshold" in r]
-    headline = ("roc_auc", "tpr_at_1pct_fpr", "recall_at_threshold", "fpr_at_threshold", "rows")
+    served_fprs = [r["served_fpr"] for r in by_name.values() if "served_fpr" in r]
+    headline = ("roc_auc", "tpr_at_1pct_fpr", "recall_at_threshold", "fpr_at_threshold", "served_recall",
+                "served_fpr", "rows")
     forward = {"cutoff_year": config["cutoff_year"], **forward}
     write_json(args.metrics, {"loco_min_roc_auc": min(aucs), "loco_max_fpr_at_threshold": max(fprs),
+                              "loco_max_served_fpr": max(served_fprs),
                               "forward": {k: forward[k] for k in ("cutoff_year", *headline) if k in forward}})
     write_json(args.details, {"loco": by_name, "forward": forward})
     write_json(args.plot, [{"collection": name, "roc_auc": r["roc_auc"], "tpr_at_1pct_fpr": r["tpr_at_1pct_fpr"]}
                            for name, r in by_name.items()])
     for name, r in by_name.items():
-        shares = [f"{label} {r[key]:.4f}" for label, key in (("recall", "recall_at_threshold"),
-                                                              ("FPR", "fpr_at_threshold")) if key in r]
+        shares = [f"{label} {r[key]:.4f}" for label, key in (
+            ("recall", "recall_at_threshold"), ("FPR", "fpr_at_threshold"),
+            ("served recall", "served_recall"), ("served FPR", "served_fpr")) if key in r]
         print(f"{name:30s} ROC-AUC {r['roc_auc']:.4f}  TPR@1%FPR {r['tpr_at_1pct_fpr']:.3f}  {'  '.join(shares)}")
     print(f"forward (train <= {config['cutoff_year']}): ROC-AUC {forward['roc_auc']:.4f}, "
-          f"recall at threshold {forward['recall_at_threshold']:.3f}, TPR@1%FPR {forward['tpr_at_1pct_fpr']:.3f}")
+          f"recall at threshold {forward['recall_at_threshold']:.3f}, TPR@1%FPR {forward['tpr_at_1pct_fpr']:.3f}, "
+          f"served recall {forward['served_recall']:.3f}, served FPR {forward['served_fpr']:.4f}")
 
 
 if __name__ == "__main__":
