@@ -71,7 +71,10 @@ def _default_mongo_db(uri_env: str) -> str | None:
     import os
     from urllib.parse import urlsplit
 
-    path = urlsplit(os.environ.get(uri_env, "")).path.strip("/")
+    try:
+        path = urlsplit(os.environ.get(uri_env, "")).path.strip("/")
+    except ValueError:  # a malformed URI: connecting reports it (without the URI)
+        return None
     return None if path else "cybersentinel"
 
 

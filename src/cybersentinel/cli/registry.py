@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from cybersentinel.core.redact import redact
 from cybersentinel.tracking.registry import (
     CHAMPION,
     METRICS,
     NO_CHAMPION_HINT,
     PromotionError,
+    RegistryUnreachableError,
     alias_version,
     client_for,
     download_version,
@@ -61,7 +63,7 @@ def promote_command(
         if model_dir is not None:
             version = version_of(uri, name, model_dir)
         typer.echo(promote(uri, name, test_data, metric, version, alias, min_delta, progress))
-    except (PromotionError, ModelIntegrityError) as exc:
+    except (PromotionError, ModelIntegrityError, RegistryUnreachableError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
 
@@ -85,14 +87,15 @@ def fetch_model_command(
             progress(f"looking up alias {alias!r} of {name}")
             version = alias_version(uri, name, alias)
             if version is None:
-                raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}: {NO_CHAMPION_HINT}")
+                raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {redact(uri)}: "
+                                          f"{NO_CHAMPION_HINT}")
             progress(f"downloading version {version} and checking its SHA-256")
             local, manifest = download_version(uri, name, version, Path(tmp))
             progress("loading the model (refuses untrusted types) and checking the policy's pinned lists")
             load_model(local / manifest["file"], manifest["sha256"])  # also refuses untrusted types
             read_popularity(local, manifest)  # the policy's pinned lists, checked against the manifest
             read_known_paths(local, manifest)
-        except ModelIntegrityError as exc:
+        except (ModelIntegrityError, RegistryUnreachableError) as exc:
             typer.secho(str(exc), fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from exc
         for file in (manifest["file"], *([manifest["compiled"]["file"]] if manifest.get("compiled") else []),

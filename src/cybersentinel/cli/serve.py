@@ -24,12 +24,13 @@ def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
     """Download the registry version an alias points at into ``dest`` (hash-checked by the registry module,
     and again when the app loads it); return its folder and a description of where it came from."""
     from cybersentinel.core.files import ModelIntegrityError
+    from cybersentinel.core.redact import redact
     from cybersentinel.tracking.registry import alias_version, download_version, tracking_uri
 
     uri = tracking_uri()
     version = alias_version(uri, name, alias)
     if version is None:
-        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}")
+        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {redact(uri)}")
     local, _ = download_version(uri, name, version, dest)
     return local, f"mlflow: models:/{name}@{alias} (version {version})"
 
@@ -76,6 +77,7 @@ def serve(
 
     from cybersentinel.core.files import ModelIntegrityError
     from cybersentinel.scoring.detector import Detector
+    from cybersentinel.tracking.registry import RegistryUnreachableError
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
     try:
@@ -98,7 +100,7 @@ def serve(
             else:  # each worker builds its own app; this process only verifies the model first
                 Detector.from_dir(settings.model_dir)
                 application = None
-        except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
+        except (FileNotFoundError, KeyError, ModelIntegrityError, RegistryUnreachableError) as exc:
             raise typer.BadParameter(f"cannot load the model: {exc}",
                                      param_hint="--model-alias" if model_alias else "--model-dir") from exc
         run(application, settings, host=host, port=port, workers=workers, access_log=access_log,

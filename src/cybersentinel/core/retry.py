@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import tenacity
 
+from cybersentinel.core.redact import redact
+
 if TYPE_CHECKING:
     import requests
 
@@ -20,7 +22,8 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """An exception's message on one line, credentials in any URI or DSN it quotes redacted."""
+    return redact(" ".join(str(exc).split())) or type(exc).__name__
 
 
 def retry_call(action: Callable[[], T], *, what: str, attempts: int, backoff: float,

@@ -17,7 +17,8 @@ import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from cybersentinel.core.files import atomic_path, sha256_file
-from cybersentinel.core.retry import http_session, retry_call
+from cybersentinel.core.redact import redact
+from cybersentinel.core.retry import http_session, one_line, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, map_labels, utc_now
 from cybersentinel.ingest.fingerprint import files_snapshot
 
@@ -48,7 +49,7 @@ def _download_once(url: str, dest: Path, sha256: str, session: requests.Session,
         with (atomic_path(dest) as tmp, open(tmp, "wb") as out,
               session.get(url, stream=True, timeout=timeout) as response):
             if response.status_code != 200:
-                raise SourceError(f"{dest.name}: HTTP {response.status_code} from {url}")
+                raise SourceError(f"{dest.name}: HTTP {response.status_code} from {redact(url)}")
             total = int(response.headers.get("content-length", 0)) or None
             columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
             with Progress(*columns, transient=True) as progress:
@@ -59,11 +60,11 @@ def _download_once(url: str, dest: Path, sha256: str, session: requests.Session,
                     progress.update(task, advance=len(chunk))
             out.flush()
             if digest.hexdigest() != sha256:  # raised inside: the temporary file is removed, never renamed
-                raise _BadBodyError(f"checksum mismatch for {url}: expected {sha256}, got {digest.hexdigest()}")
+                raise _BadBodyError(f"checksum mismatch for {redact(url)}: expected {sha256}, got {digest.hexdigest()}")
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-        raise _BadBodyError(f"download from {url} was cut short: {exc}") from exc
+        raise _BadBodyError(f"download from {redact(url)} was cut short: {one_line(exc)}") from exc
     except requests.RequestException as exc:
-        raise SourceError(f"{dest.name}: download from {url} failed: {exc}") from exc
+        raise SourceError(f"{dest.name}: download from {redact(url)} failed: {one_line(exc)}") from exc
     return dest
 
 

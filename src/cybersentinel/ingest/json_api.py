@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pandas as pd
 
+from cybersentinel.core.redact import redact
 from cybersentinel.core.retry import retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, tidy, utc_now
 from cybersentinel.ingest.fingerprint import Fingerprint
@@ -45,7 +46,7 @@ def api_url(source_name: str, spec: Mapping[str, Any]) -> str:
         raise SourceError(f"json_api source {source_name}: set source.url or {spec.get('url_env') or API_URL_ENV}")
     url = template.replace("{source}", source_name)
     if urlsplit(url).scheme not in ("http", "https"):
-        raise SourceError(f"json_api source {source_name}: {url!r} is not an http(s) URL")
+        raise SourceError(f"json_api source {source_name}: {redact(url)!r} is not an http(s) URL")
     return url
 
 
@@ -94,7 +95,7 @@ def _get_once(session, url: str, params: Mapping[str, Any], headers: Mapping[str
     if response.status_code in RETRY_STATUSES:
         raise _RetryableError(f"HTTP {response.status_code}", retry_after_seconds(response.headers.get("Retry-After")))
     if response.status_code != 200:
-        raise SourceError(f"{response.url}: HTTP {response.status_code} {response.reason}: {body[:200]!r}")
+        raise SourceError(f"{redact(response.url)}: HTTP {response.status_code} {response.reason}: {body[:200]!r}")
     expected = response.headers.get(spec["checksum_header"]) if spec.get("checksum_header") else None
     if expected and expected.strip().lower() != fetch["sha256"]:
         raise _RetryableError(f"body does not match its {spec['checksum_header']} checksum")
@@ -119,7 +120,7 @@ def get_json(session, url: str, params: Mapping[str, Any], headers: Mapping[str,
             raise
 
     first = len(fetches)
-    return retry_call(attempt, what=f"{url} {dict(params)}", attempts=int(spec.get("retries", 4)) + 1,
+    return retry_call(attempt, what=f"{redact(url)} {dict(params)}", attempts=int(spec.get("retries", 4)) + 1,
                       backoff=float(spec.get("backoff_s", 0.5)), max_delay=float(spec.get("max_backoff_s", 30)),
                       transient=(_RetryableError,), error=SourceError,
                       wait_hint=lambda exc: getattr(exc, "retry_after", None))
@@ -155,8 +156,9 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
         payload = get_json(session, url, params, headers, spec, limiter, fetches)
         records = dig(payload, spec.get("records_field"))
         if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
-            raise SourceError(f"json_api source {source_name}: {url} page {pages}: expected a list of objects at "
-                              f"{spec.get('records_field') or 'the top level'}, got {type(records).__name__}")
+            raise SourceError(f"json_api source {source_name}: {redact(url)} page {pages}: expected a list of "
+                              f"objects at {spec.get('records_field') or 'the top level'}, "
+                              f"got {type(records).__name__}")
         fetches[-1]["records"] = len(records)
         yield records
         if style == "page":
@@ -170,7 +172,8 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
         if isinstance(cursor, str) and (cursor.startswith(("http://", "https://", "/"))):
             url, params = urljoin(url, cursor), {}
             if urlsplit(url)[:2] != origin:
-                raise SourceError(f"json_api source {source_name}: next-page link {url} leaves {first}'s origin")
+                raise SourceError(f"json_api source {source_name}: next-page link {redact(url)} leaves "
+                                  f"{redact(first)}'s origin")
         else:
             url, params = first, {**size_params, paging.get("cursor_param", "cursor"): cursor}
 

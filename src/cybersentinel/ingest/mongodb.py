@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,19 +22,23 @@ MONGODB_URI_ENV = "CYBERSENTINEL_MONGODB_URI"
 
 
 def describe_mongodb_uri(uri: str) -> str:
-    """The hosts of a MongoDB URI, never its credentials."""
-    from urllib.parse import urlsplit
-
-    return urlsplit(uri).netloc.rpartition("@")[2] or "?"
+    """The hosts of a MongoDB URI, never its credentials (whatever follows the last "@", up to the path), for a
+    malformed URI too."""
+    after = uri.partition("://")[2] or uri
+    return re.split(r"[/?]", after.rpartition("@")[2], maxsplit=1)[0] or "?"
 
 
 def mongo_client(uri: str, spec: Mapping[str, Any]):
     """A client that fails fast when the server is down (the caller retries a bounded number of times)."""
     import pymongo
+    from pymongo.errors import ConfigurationError
 
     timeout_ms = int(float(spec.get("connect_timeout_s", 10)) * 1000)
-    return pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                               appname="cybersentinel")
+    try:
+        return pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+                                   appname="cybersentinel")
+    except (ValueError, ConfigurationError) as exc:  # pymongo's parser raises both; messages redacted
+        raise SourceError(f"the MongoDB URI for {describe_mongodb_uri(uri)} is not valid: {one_line(exc)}") from None
 
 
 def mongo_collection(client, spec: Mapping[str, Any], name: str | None = None):

@@ -34,6 +34,10 @@ def describe_dsn(dsn: str) -> str:
         parts = parse_dsn(dsn)
     except Exception as exc:  # noqa: BLE001 - psycopg2 raises ProgrammingError; the DSN itself must not be echoed
         raise SourceError(f"the PostgreSQL connection string is not valid ({type(exc).__name__})") from None
+    if "@" in parts.get("host", ""):  # libpq ends user-info at the first "@": the rest of the password became host
+        raise SourceError("the PostgreSQL connection string is not valid: percent-encode '@' in the password (%40)")
+    if not all(p.strip().isdigit() for p in parts.get("port", "5432").split(",")):
+        raise SourceError("the PostgreSQL connection string is not valid: the port is not a number")
     return (f"{parts.get('user', os.environ.get('PGUSER', '?'))}@{parts.get('host', 'localhost')}:"
             f"{parts.get('port', 5432)}/{parts.get('dbname', '?')}")
 
@@ -43,6 +47,7 @@ def pg_connect(dsn: str, spec: Mapping[str, Any], application_name: str = "cyber
     an unreachable server stays an OperationalError for the caller's retry loop."""
     import psycopg2
 
+    describe_dsn(dsn)  # a malformed DSN is a clear SourceError here, before libpq quotes pieces of it
     try:
         return psycopg2.connect(dsn, connect_timeout=int(spec.get("connect_timeout_s", 10)),
                                 application_name=application_name)

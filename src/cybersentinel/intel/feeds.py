@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from cybersentinel.core.redact import redact
 from cybersentinel.core.retry import http_session
 from cybersentinel.url.parsing import host_and_parents
 
@@ -238,7 +239,7 @@ def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, se
     if response.status_code == 304:
         return {**previous, "checked_at": _now(), "not_modified": True}
     if response.status_code != 200:
-        raise FeedError(f"{feed.url}: HTTP {response.status_code}")
+        raise FeedError(f"{redact(feed.url)}: HTTP {response.status_code}")
     body = feed.transform(response.content) if feed.transform else response.content
     with atomic_path(target) as tmp:
         tmp.write_bytes(body)

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from cybersentinel.core.redact import redact
+
 LOCAL_HOST = "127.0.0.1"
 
 
@@ -55,7 +57,7 @@ class S3Remote:
 
     @property
     def where(self) -> str:
-        return f"remote '{self.name}' ({self.url}" + (f" at {self.endpoint})" if self.endpoint else ")")
+        return f"remote '{self.name}' ({redact(self.url)}" + (f" at {redact(self.endpoint)})" if self.endpoint else ")")
 
 
 def dvc_remote(repo: str | Path = ".", name: str | None = None) -> S3Remote:

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cybersentinel.core.config import dataset_sources
-from cybersentinel.tracking.runs import DEFAULT_TRACKING_URI, Tracker, git_commit
+from cybersentinel.core.redact import redact
+from cybersentinel.core.retry import one_line
+from cybersentinel.tracking.runs import DEFAULT_TRACKING_URI, Tracker, git_commit, reachable
 
 if TYPE_CHECKING:  # the CLI imports this module at startup: sklearn, skops and pandas load on use
     import pandas as pd
@@ -61,6 +63,13 @@ NO_CHAMPION_HINT = "register a model (train with MLflow tracking on), then run `
 
 class PromotionError(RuntimeError):
     """The candidate may not become champion; the message says why."""
+
+
+class RegistryUnreachableError(RuntimeError):
+    """The registry could not be asked (server down, store unreadable): not the same as an alias it lacks."""
+
+
+ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})  # MLflow's "no such" codes
 
 
 def source_hashes(params_path: str | Path = "params.yaml") -> dict[str, str]:
@@ -227,12 +236,18 @@ def load_version(uri: str, name: str, version: str) -> tuple[Pipeline, dict[str,
 
 
 def alias_version(uri: str, name: str, alias: str) -> str | None:
+    """The version ``alias`` names, None if the registry has no such model or alias; `RegistryUnreachableError`
+    if the registry cannot be asked (a quick probe first, so a dead server costs seconds, not MLflow's retries)."""
     from mlflow.exceptions import MlflowException
 
+    if problem := reachable(uri):
+        raise RegistryUnreachableError(f"MLflow registry: {problem}")
     try:
         return str(client_for(uri).get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in ABSENT:
+            return None
+        raise RegistryUnreachableError(f"MLflow registry {redact(uri)} could not be asked: {one_line(exc)}") from None
 
 
 def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
@@ -243,7 +258,7 @@ def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
     uri = uri or tracking_uri()
     version = alias_version(uri, name, alias)
     if version is None:
-        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {uri}: {NO_CHAMPION_HINT}")
+        raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {redact(uri)}: {NO_CHAMPION_HINT}")
     return load_version(uri, name, version)
 
 
@@ -310,7 +325,7 @@ def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candi
     progress(f"looking up {name!r} in the registry")
     versions = client.search_model_versions(f"name = '{name}'")
     if not versions:
-        raise PromotionError(f"no registered versions of {name!r} in {uri}: train with MLflow tracking on "
+        raise PromotionError(f"no registered versions of {name!r} in {redact(uri)}: train with MLflow tracking on "
                              "(`dvc repro`), then run `make promote`")
     candidate = str(candidate or max(int(v.version) for v in versions))
     holder = alias_version(uri, name, alias)

@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from cybersentinel.core.redact import redact
+from cybersentinel.core.retry import one_line
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class Tracker:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - tracking is best effort by design
-            warnings.warn(f"MLflow {what} failed, continuing without tracking: {exc}", stacklevel=2)
+            warnings.warn(f"MLflow {what} failed, continuing without tracking: {one_line(exc)}", stacklevel=2)
             self.mlflow = None
             return None
 
@@ -72,7 +75,7 @@ class Tracker:
         self.call("set_tags", lambda: self.mlflow.set_tags({k: str(v) for k, v in tags.items()}))
 
 
-def _reachable(uri: str) -> str | None:
+def reachable(uri: str) -> str | None:
     """None if the store looks usable, else why not (a quick probe, so a dead server costs seconds)."""
     if not uri.startswith(("http://", "https://")):
         return None
@@ -81,7 +84,7 @@ def _reachable(uri: str) -> str | None:
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=3)
     except requests.RequestException as exc:
-        return f"tracking server {uri} is unreachable ({type(exc).__name__})"
+        return f"tracking server {redact(uri)} is unreachable ({type(exc).__name__})"
     return None
 
 
@@ -91,7 +94,7 @@ def stage_run(stage: str, experiment: str, tags: Mapping[str, Any] | None = None
     uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    problem = _reachable(uri)
+    problem = reachable(uri)
     if problem:
         warnings.warn(f"MLflow: {problem}; the {stage} stage continues without tracking", stacklevel=2)
         yield Tracker(None)

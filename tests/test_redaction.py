@@ -1,0 +1,102 @@
+"""Credentials never reach a message: one redaction rule (core/redact.py) for every URI and DSN printed or logged,
+clear errors for malformed DSNs and Mongo URIs, and an unreachable registry named as such."""
+
+from __future__ import annotations
+
+import socket
+import warnings
+from pathlib import Path
+
+import pytest
+from fixtures_model import model_dir  # noqa: F401
+from typer.testing import CliRunner
+
+from cybersentinel.cli.app import app
+from cybersentinel.core.redact import redact
+from cybersentinel.core.retry import one_line
+from cybersentinel.ingest.base import SourceError
+from cybersentinel.ingest.mongodb import describe_mongodb_uri, mongo_client
+from cybersentinel.ingest.postgres import describe_dsn
+from cybersentinel.tracking.runs import stage_run
+
+SECRET = "s3cr3tTail"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("text", [
+    f"http://user:{SECRET}@mlflow.example:5000/",
+    f"see https://user:{SECRET}@mlflow.example/x and more",
+    f"postgresql://analyst:p@{SECRET}@db.example:5432/intel",
+    f"postgresql://analyst:p@ss/{SECRET}@db.example/intel",
+    f"host=db.example password={SECRET} dbname=intel",
+    f"host=db.example password = '{SECRET} with blanks' dbname=intel",
+    f"mongodb://reader:{SECRET}@h1.example,h2.example:27018/intel?authSource=admin",
+    f"mongodb+srv://reader:{SECRET}@cluster.example/intel",
+    f"s3://bucket/x?endpoint=http://key:{SECRET}@minio.example:9000",
+])
+def test_credentials_are_redacted(text: str) -> None:
+    shown = redact(text)
+    assert SECRET not in shown and "***" in shown
+
+
+def test_text_without_credentials_is_unchanged() -> None:
+    for text in ("http://mlflow.example:5000/", "sqlite:////tmp/mlflow.db", "https://x.example/a@b",
+                 "user@example.org wrote", "dbname=intel host=db"):
+        assert redact(text) == text
+    assert redact("http://u:pw@db.example:5432/intel") == "http://***@db.example:5432/intel"
+
+
+def test_exception_messages_are_redacted() -> None:
+    assert SECRET not in one_line(ConnectionError(f"cannot reach http://u:{SECRET}@host:5000/api"))
+
+
+def test_a_postgres_password_with_an_at_sign_does_not_leak_its_tail() -> None:
+    with pytest.raises(SourceError) as caught:
+        describe_dsn(f"postgresql://analyst:p@{SECRET}@db.example:5432/intel")
+    assert SECRET not in str(caught.value) and "%40" in str(caught.value)
+    assert describe_dsn("postgresql://analyst:pw@db.example:5432/intel") == "analyst@db.example:5432/intel"
+
+
+@pytest.mark.parametrize("dsn", [f"host=127.0.0.1 port=1 password=ab {SECRET}", f"postgresql://u:p@{SECRET}@127.0.0.1:1/d",
+                                 "postgresql://u:pw@127.0.0.1:notaport/d"])
+def test_etl_with_a_malformed_dsn_is_a_clear_error(dsn: str) -> None:
+    result = CliRunner().invoke(app, ["etl", "migrate", "--to", "postgres"], env={"CYBERSENTINEL_PG_DSN": dsn})
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.exception
+    assert "not valid" in result.output and SECRET not in result.output
+
+
+@pytest.mark.parametrize("uri", [f"mongodb://u:{SECRET}@host:notaport/db", f"mongodb://u:x@{SECRET}@host/db",
+                                 f"mongodb://u:{SECRET}@[bad/db", f"notmongo://u:{SECRET}@host/db"])
+def test_a_malformed_mongo_uri_is_a_clear_error(uri: str, monkeypatch) -> None:
+    with pytest.raises(SourceError) as caught:
+        mongo_client(uri, {"connect_timeout_s": 1})
+    assert SECRET not in str(caught.value) and "MongoDB URI" in str(caught.value)
+    assert SECRET not in describe_mongodb_uri(uri)
+    result = CliRunner().invoke(app, ["etl", "migrate", "--to", "mongodb"], env={"CYBERSENTINEL_MONGODB_URI": uri})
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.exception
+    assert SECRET not in result.output
+
+
+def test_the_stage_tracking_warning_hides_the_password(monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:{SECRET}@127.0.0.1:{closed_port()}")
+    with warnings.catch_warnings(record=True) as caught, stage_run("train", "exp"):
+        warnings.simplefilter("always")
+    messages = " ".join(str(w.message) for w in caught)
+    assert "unreachable" in messages and SECRET not in messages and "127.0.0.1" in messages
+
+
+def test_fetch_model_and_serve_report_an_unreachable_registry_without_the_password(model_dir: Path,  # noqa: F811
+                                                                                    tmp_path: Path) -> None:
+    env = {"MLFLOW_TRACKING_URI": f"http://user:{SECRET}@127.0.0.1:{closed_port()}"}
+    fetched = CliRunner().invoke(app, ["fetch-model", "--out", str(tmp_path / "m"), "--name", "x"], env=env)
+    assert fetched.exit_code == 1, fetched.output
+    assert "unreachable" in fetched.output and "no version with alias" not in fetched.output
+    assert SECRET not in fetched.output
+    served = CliRunner().invoke(app, ["serve", "--model-alias", "champion", "--model-dir", str(model_dir)], env=env)
+    assert served.exit_code == 2, served.output
+    assert "unreachable" in served.output and SECRET not in served.output
