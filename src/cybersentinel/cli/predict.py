@@ -41,6 +41,7 @@ def predict(
 
     Rows in = rows out: a row that cannot be read or scored gets an error instead of a score."""
     import io
+    import itertools
     import os
     import sys
     from contextlib import ExitStack
@@ -89,7 +90,11 @@ def predict(
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--allow-file/--block-file") from exc
     decider = detector.decider(intel, allow, block)
-    out_format = output_format or (format_from_name(output, OUTPUT_FORMATS) if output != "-" else None) or "csv"
+    out_format = output_format or (format_from_name(output, OUTPUT_FORMATS) if output != "-" else None)
+    if out_format is None and output != "-" and Path(output).suffix:
+        raise typer.BadParameter(f"{Path(output).suffix}: not an output format; name the file .csv, .parquet or "
+                                 ".jsonl, or give --output-format", param_hint="--output")
+    out_format = out_format or "csv"
     rows = 0
     with ExitStack() as stack:
         stream = sys.stdin.buffer if input == "-" else stack.enter_context(open(input, "rb"))  # noqa: SIM115
@@ -102,9 +107,14 @@ def predict(
             import pyarrow as pa
 
             stream = pa.BufferReader(stream.read())  # Parquet needs random access
-        batches = {"csv": lambda: read_csv(stream, column, chunk_size),
-                   "text": lambda: read_text(stream, chunk_size),
-                   "parquet": lambda: read_parquet(stream, column, chunk_size)}[in_format]()
+        try:  # the first batch is read before the output is opened: a bad header or column writes nothing
+            batches = {"csv": lambda: read_csv(stream, column, chunk_size),
+                       "text": lambda: read_text(stream, chunk_size),
+                       "parquet": lambda: read_parquet(stream, column, chunk_size)}[in_format]()
+            first = next(batches, None)
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
+            raise typer.BadParameter(f"{input}: {exc}", param_hint="--input") from exc
+        batches = itertools.chain([first] if first is not None else [], batches)
         target = stack.enter_context(atomic_path(output)) if output != "-" else None
         sink = stack.enter_context(open(target, "wb")) if target else sys.stdout.buffer  # noqa: SIM115
         writer = BatchWriter(sink, out_format)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,10 +49,24 @@ def format_from_name(name: str, formats: tuple[str, ...]) -> str | None:
     return found if found in formats else None
 
 
+_HEADER_NAME = re.compile(r"[\w \-]*")  # what a column name looks like (a URL or host has '.', '/' or ':')
+
+
 def sniff_format(first_line: bytes, column: str) -> str:
-    """CSV if the first line is a header naming the URL column, else one URL per line."""
-    fields = next(csv.reader([first_line.decode("utf-8", "replace").rstrip("\r\n")]), [])
-    return "csv" if column in fields else "text"
+    """CSV if the first line is a header: it names the URL column and its other fields look like column names,
+    not URLs (``http://a.example/x,url`` is a URL with a comma in it). Else one URL per line."""
+    try:
+        fields = next(csv.reader(io.StringIO(first_line.decode("utf-8", "replace").rstrip("\r\n"), newline="")), [])
+    except csv.Error:
+        return "text"
+    return "csv" if column in fields and all(f == column or _HEADER_NAME.fullmatch(f) for f in fields) else "text"
+
+
+def column_hint(names: list[str], column: str) -> str:
+    """What to say when ``column`` is missing: the columns there are, and ``--column`` with the likeliest one."""
+    likely = [n for n in names if any(word in n.lower() for word in ("url", "link", "uri", "domain", "host"))]
+    guess = (likely or names or ["NAME"])[0]
+    return f"no column {column!r} (columns: {names[:10]}); name the URL column with --column {guess}"
 
 
 def read_text(stream: BinaryIO, chunk_size: int, block_size: int = 1 << 20) -> Iterator[Batch]:
@@ -60,7 +75,7 @@ def read_text(stream: BinaryIO, chunk_size: int, block_size: int = 1 << 20) -> I
     get an error), so memory stays bounded whatever the input."""
     lines: list[bytes] = []
     tail = b""
-    overlong = False
+    overlong = any_yielded = False
     while block := stream.read(block_size):
         parts = block.split(b"\n")
         if overlong:
@@ -73,10 +88,13 @@ def read_text(stream: BinaryIO, chunk_size: int, block_size: int = 1 << 20) -> I
             tail = tail[: MAX_URL_CHARS + 1]
         lines.extend(parts)
         while len(lines) >= chunk_size:
+            any_yielded = True
             yield _text_batch(lines[:chunk_size])
             del lines[:chunk_size]
     if tail:
         lines.append(tail)
+    if not lines and not any_yielded:
+        yield _text_batch([])  # no input at all: an empty batch, so the output still gets its header
     for start in range(0, len(lines), chunk_size):
         yield _text_batch(lines[start: start + chunk_size])
 
@@ -95,13 +113,51 @@ def read_csv(stream: BinaryIO, column: str, chunk_size: int, block_bytes: int = 
     Blocks cut at a newline outside quotes (quote parity) are parsed by Arrow's CSV reader; a block it
     rejects (a malformed record, bytes that are not UTF-8) is parsed again by Python's ``csv`` module, record
     by record. If no such newline shows up within ``MAX_CSV_FIELD`` bytes (a quote that never closes), the
-    rest of the input goes through Python's ``csv`` module."""
-    header = next(csv.reader([stream.readline().decode("utf-8-sig", "replace")]), [])
+    rest of the input goes through Python's ``csv`` module, as does a file whose lines end in a bare carriage
+    return (old Mac style). The header is one CSV record (a quoted newline in it included). A header with no
+    records after it gives one empty batch, so the output still has its header. Errors about the header are
+    raised at the first ``next()``, before anything is scored."""
+    first = stream.read(1 << 16)
+    stream = io.BufferedReader(_Prepended(first, stream))
+    if _bare_cr(first):
+        text = io.TextIOWrapper(stream, "utf-8-sig", "replace", newline="")
+        header = _checked_header(next(csv.reader(text), []), column)
+        yield from _with_header_if_empty(_python_csv(text, header, column, chunk_size), header, column)
+        return
+    header_bytes = stream.readline()
+    while header_bytes.count(b'"') % 2 and (more := stream.readline()):  # a quoted newline: the header goes on
+        header_bytes += more
+    header = _checked_header(next(csv.reader(io.StringIO(header_bytes.decode("utf-8-sig", "replace"), newline="")),
+                                  []), column)
+    yield from _with_header_if_empty(_csv_blocks(stream, header, column, chunk_size, block_bytes), header, column)
+
+
+def _bare_cr(block: bytes) -> bool:
+    """Whether the first line ends in a carriage return not followed by a newline."""
+    end = re.search(rb"[\r\n]", block)
+    return end is not None and end.group() == b"\r" and block[end.start(): end.start() + 2] != b"\r\n"
+
+
+def _checked_header(header: list[str], column: str) -> list[str]:
     if not header:
         raise ValueError("the CSV input is empty: it needs a header row naming the URL column")
     if column not in header:
-        raise ValueError(f"the CSV header has no column {column!r} (columns: {header[:10]})")
-    header = _unique_names(header)
+        raise ValueError(f"the CSV header has {column_hint(header, column)}")
+    return _unique_names(header)
+
+
+def _with_header_if_empty(batches: Iterator[Batch], header: list[str], column: str) -> Iterator[Batch]:
+    empty = True
+    for batch in batches:
+        empty = False
+        yield batch
+    if empty:
+        table = pa.table({name: pa.array([], type=pa.string()) for name in header})
+        yield Batch(table, table[column].combine_chunks(), np.asarray([], dtype=object))
+
+
+def _csv_blocks(stream: BinaryIO, header: list[str], column: str, chunk_size: int, block_bytes: int
+                ) -> Iterator[Batch]:
     carry = b""
     while block := stream.read(block_bytes):
         data = carry + block if carry else block
@@ -208,20 +264,52 @@ def _csv_batch(header: list[str], url_at: int, rows: list[list[str]], errors: li
 
 
 def read_parquet(source: Any, column: str, chunk_size: int) -> Iterator[Batch]:
+    """Parquet in batches. The URL column must hold text, bytes or scalars (numbers are scored as their text); a
+    list, struct or map column is refused before anything is read. Byte columns pass through as text, bytes that
+    are not UTF-8 replaced (U+FFFD) as in CSV input; URLs are scored from their bytes."""
     import pyarrow.parquet as pq
 
     reader = pq.ParquetFile(source)
-    if column not in reader.schema_arrow.names:
-        raise ValueError(f"the Parquet file has no column {column!r} (columns: {reader.schema_arrow.names[:10]})")
+    schema = reader.schema_arrow
+    if column not in schema.names:
+        raise ValueError(f"the Parquet file has {column_hint(schema.names, column)}")
+    kind = schema.field(column).type
+    if pa.types.is_nested(kind) or pa.types.is_null(kind):
+        raise ValueError(f"the Parquet column {column!r} holds {kind} values, not text; name a text column with "
+                         "--column")
+    return _parquet_batches(reader, schema, column, chunk_size)
+
+
+def _parquet_batches(reader: Any, schema: pa.Schema, column: str, chunk_size: int) -> Iterator[Batch]:
+    empty = True
     for batch in reader.iter_batches(batch_size=chunk_size):
-        table = pa.Table.from_batches([batch])
-        urls = table[column].combine_chunks()
-        if not (pa.types.is_string(urls.type) or pa.types.is_large_string(urls.type)
-                or pa.types.is_binary(urls.type) or pa.types.is_large_binary(urls.type)):
-            urls = urls.cast(pa.string())
-        if pa.types.is_binary(urls.type):
-            urls = urls.cast(pa.large_binary())
-        yield Batch(table, urls)
+        empty = False
+        yield _parquet_batch(pa.Table.from_batches([batch]), column)
+    if empty:
+        yield _parquet_batch(schema.empty_table(), column)
+
+
+def _parquet_batch(table: pa.Table, column: str) -> Batch:
+    urls = table[column].combine_chunks()
+    if pa.types.is_dictionary(urls.type):
+        urls = urls.dictionary_decode()
+    if not (pa.types.is_string(urls.type) or pa.types.is_large_string(urls.type)
+            or pa.types.is_binary(urls.type) or pa.types.is_large_binary(urls.type)):
+        urls = urls.cast(pa.string())
+    if pa.types.is_binary(urls.type):
+        urls = urls.cast(pa.large_binary())
+    columns = [_as_text(c) if pa.types.is_binary(c.type) or pa.types.is_large_binary(c.type) else c
+               for c in table.columns]
+    return Batch(pa.Table.from_arrays(columns, names=table.column_names), urls)
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.Array:
+    """A byte column as text; only when some value is not UTF-8 is it decoded value by value (with U+FFFD)."""
+    try:
+        return column.cast(pa.string())
+    except pa.ArrowInvalid:
+        return pa.array([None if v is None else v.decode("utf-8", "replace") for v in column.to_pylist()],
+                        type=pa.string())
 
 
 def with_results(batch: Batch, results: pa.Table) -> pa.Table:
