@@ -46,6 +46,8 @@ def monitor(
     once: Annotated[bool, typer.Option("--once", help="Read the log from its start to its end, then stop.")] = False,
     max_lines: Annotated[int | None, typer.Option(min=1, help="Stop after this many lines.")] = None,
     duration: Annotated[float | None, typer.Option(min=0.0, help="Stop after this many seconds.")] = None,
+    show_malformed: Annotated[bool, typer.Option(help="Show a short escaped excerpt of each malformed line in the "
+                                                 "report (default: line numbers and counts only).")] = False,
 ) -> None:
     """Follow an access log; alert on malicious URLs and listed addresses; keep a block list current."""
     from rich.console import Console
@@ -88,7 +90,7 @@ def monitor(
     try:
         report = run_monitor(log, score, index=index, fmt=log_format, site_host=site_host, alerts=out,
                              blocklist=blocklist, render=targets, from_start=from_start, once=once,
-                             max_lines=max_lines, duration=duration, guard=guard)
+                             max_lines=max_lines, duration=duration, guard=guard, show_malformed=show_malformed)
     except SiteHostNeededError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -150,19 +151,41 @@ def _decode(raw: bytes) -> str:
     return raw.rstrip(b"\r").decode("utf-8", errors="replace")
 
 
+HEAD_BYTES = 1024  # the start of a log, re-read before each read to notice it was rewritten in place
+
+
+EXCERPT_CHARS = 40  # a malformed line's excerpt, shown only when asked (the path may point at any file)
+
+
+def excerpt(line: str) -> str:
+    """The start of a line, escaped (control characters, escape sequences, non-ASCII) and cut short."""
+    return ascii(line)[1:-1][:EXCERPT_CHARS]
+
+
+def _open_log(path: Path) -> tuple[Any, bool]:
+    """An unbuffered handle that never blocks (opening a FIFO without a writer would wait for one, and reading
+    it would wait for data: either would ignore --duration), and whether it is a regular, seekable file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    return os.fdopen(fd, "rb", buffering=0), stat.S_ISREG(os.fstat(fd).st_mode)
+
+
 def follow(path: Path, stats: Counter, *, from_start: bool = False, once: bool = False,
            poll: float = 0.2) -> Iterator[str | None]:
-    """Yield each complete line appended to ``path``, and None whenever it is caught up (so the caller can
-    flush and decide to stop). Survives rotation: at end of file, a different inode at ``path`` means the file
-    was renamed away and re-created (the rest of the old file has been read; the new one is read from its
-    start), and a size below our position means it was truncated in place. ``once`` stops at end of file.
+    """Yield each complete line appended to ``path``, and None whenever it is caught up or a read brought no
+    complete line (so the caller can flush and decide to stop, even on an endless stream such as /dev/zero).
+    Survives rotation: at end of file, a different inode at ``path`` means the file was renamed away and
+    re-created (the rest of the old file has been read; the new one is read from its start). A regular file is
+    read from its start again when it shrank below our position (truncated) or its first bytes changed
+    (truncated and refilled past our position before we looked). FIFOs and devices are read as streams.
+    ``once`` stops at end of file.
     """
-    handle, pending, discarding = None, b"", False
+    handle, regular, head = None, False, b""
+    pending, discarding = b"", False
     try:
         while True:
             if handle is None:
                 try:
-                    handle = open(path, "rb")  # noqa: SIM115 (kept open across iterations; closed in finally)
+                    handle, regular = _open_log(path)
                 except FileNotFoundError:
                     if once:
                         return
@@ -170,10 +193,19 @@ def follow(path: Path, stats: Counter, *, from_start: bool = False, once: bool =
                     yield None
                     time.sleep(poll)
                     continue
-                if not from_start:
+                if regular and not from_start:
                     handle.seek(0, os.SEEK_END)
                 from_start = True  # a file that appears later (after rotation) is read from its start
-            chunk = handle.read(1 << 16)
+                head = b""
+            if regular:
+                position = handle.tell()
+                if len(head) < min(position, HEAD_BYTES):
+                    head = os.pread(handle.fileno(), min(position, HEAD_BYTES), 0)
+                if head and os.pread(handle.fileno(), len(head), 0) != head:  # rewritten in place
+                    handle.seek(0)
+                    head, pending, discarding = b"", b"", False
+                    stats["truncations"] += 1
+            chunk = handle.read(1 << 16) or b""  # None: a FIFO with a writer but no data yet
             if chunk:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
@@ -186,6 +218,8 @@ def follow(path: Path, stats: Counter, *, from_start: bool = False, once: bool =
                     if not discarding:
                         yield TOO_LONG
                     pending, discarding = b"", True
+                if not lines:
+                    yield None
                 continue
             try:
                 current = os.stat(path)
@@ -199,9 +233,9 @@ def follow(path: Path, stats: Counter, *, from_start: bool = False, once: bool =
                 handle, pending, discarding = None, b"", False
                 stats["rotations"] += 1
                 continue
-            if current is not None and current.st_size < handle.tell():
+            if regular and current is not None and current.st_size < handle.tell():
                 handle.seek(0)
-                pending, discarding = b"", False
+                head, pending, discarding = b"", b"", False
                 stats["truncations"] += 1
                 continue
             if once:
@@ -375,7 +409,7 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
                 max_lines: int | None = None, duration: float | None = None, stop: threading.Event | None = None,
                 poll: float = 0.2, batch_size: int = 256, seen_size: int = 100_000,
                 alert_verdicts: Sequence[str] = ("malicious", "suspicious"), guard: Guard | None = None,
-                ) -> dict[str, Any]:
+                show_malformed: bool = False) -> dict[str, Any]:
     """Follow ``path`` until end of file (``once``), ``max_lines`` lines, ``duration`` seconds or ``stop``.
 
     Memory is bounded by ``batch_size`` pending lines, two LRUs of ``seen_size`` URLs and addresses (each is
@@ -385,6 +419,9 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
 
     A web server's own log names paths, not hosts: without ``site_host`` it is refused (`SiteHostNeededError`) at
     its first such line rather than read while scoring nothing.
+
+    Malformed lines are reported as counts by reason and the numbers of the last few; their text only with
+    ``show_malformed``, and then as a short escaped excerpt (the path may point at a file that is not a log).
     """
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
@@ -405,8 +442,10 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
                     state.stats["parsed"] += 1
                 except MalformedLineError as err:
                     state.malformed[str(err)] += 1
-                    state.samples = [*state.samples[-4:], {"line": state.stats["lines"], "reason": str(err),
-                                                           "text": line[:200]}]
+                    sample = {"line": state.stats["lines"], "reason": str(err)}
+                    if show_malformed:
+                        sample["excerpt"] = excerpt(line)
+                    state.samples = [*state.samples[-4:], sample]
             if line is None or len(pending) >= batch_size:
                 state.flush(pending)
                 pending = []
