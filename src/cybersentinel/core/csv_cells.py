@@ -23,7 +23,10 @@ FORMULA_START = r"^('*[=+\-@\t\r])"  # the one rule: optional quotes, then a cha
 _FORMULA = re.compile(FORMULA_START)
 
 
-_ESCAPED = re.compile(r"^'('*[=+\-@\t\r])")
+ESCAPED_START = r"^'('*[=+\-@\t\r])"  # a cell `escape_cell` changed; group 1 is the value's own start
+
+
+_ESCAPED = re.compile(ESCAPED_START)
 
 
 def escape_cell(value: Any) -> str:
