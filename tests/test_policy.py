@@ -104,6 +104,12 @@ def test_a_new_decider_sees_a_reloaded_feed():
         assert batch(reloaded, ["evil.example"], [0.1], [False])[1][0] == "benign"
 
 
+@pytest.mark.parametrize("host", ["localhost", "app.localhost"])
+def test_localhost_names_are_the_loopback_address(host):
+    scores, verdicts, reasons, _ = batch(Decider(POLICY, index()), [host], [0.99], [False])
+    assert verdicts[0] == "benign" and "loopback" in reasons[0]
+
+
 @pytest.mark.parametrize("host", ["1.10.4101", "0x1.0xa.0x10.0x5", "01.012.020.05", "１.１０.１６.５", "1。10。16。5"])
 def test_feeds_see_an_address_in_any_notation_a_browser_accepts(host):
     scores, verdicts, reasons, feeds = batch(Decider(POLICY, index()), [host], [0.1], [True])

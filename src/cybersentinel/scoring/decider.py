@@ -44,8 +44,10 @@ class Decider:
         from cybersentinel.url.parsing import canonical_host, parse_ip
 
         host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
-        address = parse_ip(host) if host else None
         allowed, blocked = self.allow.match(host), self.block.match(host)
+        if host == "localhost" or host.endswith(".localhost"):
+            host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
+        address = parse_ip(host) if host else None
         if address is not None:
             if self.index is not None:
                 found = self.index.lookup_host(host)
