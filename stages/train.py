@@ -1,7 +1,8 @@
 """Train: grouped randomised hyperparameter search on the training split; then the best candidate is
 fitted once per grouped fold and calibrated on that fold's held-out groups, the decision threshold is
 chosen on those held-out scores, and the whole featurizer + classifier pipeline is saved with a
-manifest (hashes, threshold, search results)."""
+manifest (hashes, threshold, search results), with the reference profile `cybersentinel drift` compares traffic
+with (a sample of the training rows' features and held-out scores, `models/reference.parquet`)."""
 
 import argparse
 import json
@@ -16,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from cybersentinel.core.files import atomic_path, read_params, sha256_file, write_json
 from cybersentinel.intel.feeds import parse_ranked_domains, read_feed_file
 from cybersentinel.model.compiled import write_compiled
+from cybersentinel.model.drift import write_reference
 from cybersentinel.model.estimators import (
     build_estimator,
     calibrate_grouped,
@@ -108,6 +110,8 @@ def main() -> None:
                                                   policy.popular_rank)
         manifest["software"] = pin_file(args.software, args.out / "software.txt",
                                         name=params["software"]["wordpress"]["label"])
+        # what `cybersentinel drift` compares traffic with: features and held-out scores of the training rows
+        manifest["reference"] = write_reference(args.out, x, names, held_out, seed=seed)
         compiled = write_compiled(model, args.out)  # the served form: arrays, no scikit-learn at load time
         if compiled:
             manifest["compiled"] = compiled

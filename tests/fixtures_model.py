@@ -36,6 +36,7 @@ from cybersentinel.data.prepare import assign_groups, deduplicate
 from cybersentinel.features.featurizer import build_featurizer
 from cybersentinel.ingest.files import MIRROR_ENV, read_source
 from cybersentinel.model.compiled import write_compiled
+from cybersentinel.model.drift import write_reference
 from cybersentinel.model.estimators import (
     build_estimator,
     calibrate_grouped,
@@ -86,6 +87,7 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
     sha256 = save_model(model, out / "model.skops")
     data_file = mirror / dataset_sources(dataset)[0]["files"][1]["name"]
     compiled = write_compiled(model, out)
+    reference = write_reference(out, x, list(featurizer.get_feature_names_out()), held_out, seed=seed)
     write_json(out / "model.json", {
         "name": "cybersentinel-url-detector-test", "file": "model.skops", "sha256": sha256,
         "dataset": dataset["name"], "kind": "url", "inputs": ["url"],
@@ -93,6 +95,7 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
         "policy": {**POLICY, "threshold": round(threshold, 6)},
         "validation": {"accuracy": round(float(np.mean((held_out >= threshold) == y)), 5), "rows": int(len(y))},
         "train_data_sha256": sha256_file(data_file), **({"compiled": compiled} if compiled else {}),
+        "reference": reference,
     })
     return out
 

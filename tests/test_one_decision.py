@@ -73,7 +73,7 @@ def test_every_door_gives_the_same_verdicts_and_scores(model_dir: Path, feeds: P
     index = IntelIndex.from_dir(feeds)
     alerts = io.StringIO()
     blocklist = tmp_path / "monitor.csv"
-    run_monitor(log, _model_scorer(model_dir, index, SiteList(["corp-example.com"], "allowlist")), index=index,
+    run_monitor(log, _model_scorer(model_dir, index, SiteList(["corp-example.com"], "allowlist"))[0], index=index,
                 once=True, alerts=alerts, blocklist=blocklist, guard=Guard(popularity=index.popularity),
                 alert_verdicts=("malicious", "suspicious", "benign"))
     url_alerts = [json.loads(line) for line in alerts.getvalue().splitlines() if '"type": "url"' in line]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cybersentinel.cli.blocklist import blocklist_app
+from cybersentinel.cli.drift import drift
 from cybersentinel.cli.etl import etl_app
 from cybersentinel.cli.feeds import feeds_app
 from cybersentinel.cli.intel import intel_app
@@ -39,6 +40,7 @@ def main(version: Annotated[bool, typer.Option("--version", callback=print_versi
 app.command()(predict)
 app.command("monitor")(monitor)
 app.command("serve")(serve)
+app.command("drift")(drift)
 app.command("promote")(promote_command)
 app.command("fetch-model")(fetch_model_command)
 app.command("report")(report_command)

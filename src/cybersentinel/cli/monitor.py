@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -9,12 +10,21 @@ from typing import Annotated, Any
 
 import typer
 
-from cybersentinel.cli.options import AllowFiles, AllowNames, AllowTop
+from cybersentinel.cli.options import (
+    AllowFiles,
+    AllowNames,
+    AllowTop,
+    DecisionLogDir,
+    LogRetentionDays,
+    LogRotateRows,
+    LogRotateSeconds,
+)
 from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, SiteHostNeededError, run_monitor
 
 
-def _model_scorer(model_dir: Path, index: Any, allow: Any) -> Scorer:
-    """The served decision (model, feeds, allowlist), as predict and the service give it."""
+def _model_scorer(model_dir: Path, index: Any, allow: Any) -> tuple[Scorer, dict[str, Any]]:
+    """The served decision (model, feeds, allowlist), as predict and the service give it, and the model's
+    manifest."""
     from cybersentinel.scoring.detector import Detector
 
     detector = Detector.from_dir(model_dir)
@@ -23,7 +33,7 @@ def _model_scorer(model_dir: Path, index: Any, allow: Any) -> Scorer:
     def score(urls: list[str]) -> list[dict[str, Any]]:
         return detector.score_values(urls, decider=decider).to_pylist()
 
-    return score
+    return score, detector.manifest
 
 
 def monitor(
@@ -48,6 +58,13 @@ def monitor(
     duration: Annotated[float | None, typer.Option(min=0.0, help="Stop after this many seconds.")] = None,
     show_malformed: Annotated[bool, typer.Option(help="Show a short escaped excerpt of each malformed line in the "
                                                  "report (default: line numbers and counts only).")] = False,
+    metrics_port: Annotated[int | None, typer.Option(min=0, max=65535, help="Serve Prometheus metrics on this port "
+                                                     "(http://HOST:PORT/metrics) while following.")] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+    decision_log: DecisionLogDir = None,
+    log_rotate_rows: LogRotateRows = 1_000_000,
+    log_rotate_seconds: LogRotateSeconds = 3600.0,
+    log_retention_days: LogRetentionDays = 30.0,
 ) -> None:
     """Follow an access log; alert on malicious URLs and listed addresses; keep a block list current."""
     from rich.console import Console
@@ -83,18 +100,38 @@ def monitor(
     if allow_top and index is None:
         console.print("[yellow]warning:[/yellow] no --feeds-dir: popular sites are protected only by the allowlist")
     try:
-        score = _model_scorer(model_dir, index, allow)
+        score, manifest = _model_scorer(model_dir, index, allow)
     except (FileNotFoundError, ModelIntegrityError, ValueError) as err:
         raise typer.BadParameter(f"cannot load the model: {err}", param_hint="--model-dir") from err
-    out = open(alerts, "a", encoding="utf-8") if alerts else sys.stdout  # noqa: SIM115 (closed below)
-    try:
-        report = run_monitor(log, score, index=index, fmt=log_format, site_host=site_host, alerts=out,
-                             blocklist=blocklist, render=targets, from_start=from_start, once=once,
-                             max_lines=max_lines, duration=duration, guard=guard, show_malformed=show_malformed)
-    except SiteHostNeededError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
-    finally:
-        if alerts:
-            out.close()
+    with contextlib.ExitStack() as stack:
+        registry = None
+        if metrics_port is not None:
+            from prometheus_client import CollectorRegistry, start_http_server
+
+            registry = CollectorRegistry()  # this run's own, not the library's process-wide default
+            try:
+                server, _ = start_http_server(metrics_port, metrics_host, registry)
+            except OSError as err:
+                raise typer.BadParameter(f"cannot listen on {metrics_host}:{metrics_port}: {err}",
+                                         param_hint="--metrics-port") from err
+            stack.callback(server.server_close)
+            stack.callback(server.shutdown)
+            console.print(f"metrics: http://{metrics_host}:{server.server_port}/metrics")
+        decisions = None
+        if decision_log is not None:
+            from cybersentinel.ops.decisions import DecisionLog, LogSettings
+
+            decisions = DecisionLog(LogSettings(decision_log, log_rotate_rows, log_rotate_seconds, log_retention_days),
+                                    manifest["sha256"])
+            stack.callback(decisions.close)  # the open file is finished and renamed into place
+        out = stack.enter_context(open(alerts, "a", encoding="utf-8")) if alerts else sys.stdout
+        try:
+            report = run_monitor(log, score, index=index, fmt=log_format, site_host=site_host, alerts=out,
+                                 blocklist=blocklist, render=targets, from_start=from_start, once=once,
+                                 max_lines=max_lines, duration=duration, guard=guard, show_malformed=show_malformed,
+                                 registry=registry,
+                                 model=(manifest["name"], manifest["sha256"][:12]), decisions=decisions)
+        except SiteHostNeededError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from None
     console.print_json(json.dumps(report))

@@ -29,3 +29,13 @@ def feeds_dir_or_alias(feeds_dir: Path | None, alias: Path | None) -> Path | Non
         return feeds_dir
     typer.secho("--feeds is deprecated: use --feeds-dir", err=True, fg=typer.colors.YELLOW)
     return alias
+DecisionLogDir = Annotated[Path | None, typer.Option(
+    "--decision-log", envvar="CYBERSENTINEL_DECISION_LOG", file_okay=False,
+    help="Keep a decision log (rotated Parquet files: value, verdict, scores, reasons, model hash, time) in this "
+         "folder. Off if unset.")]
+LogRotateRows = Annotated[int, typer.Option(
+    min=1, envvar="CYBERSENTINEL_DECISION_LOG_ROTATE_ROWS", help="Start a new decision log file after this many rows.")]
+LogRotateSeconds = Annotated[float, typer.Option(
+    min=1.0, envvar="CYBERSENTINEL_DECISION_LOG_ROTATE_SECONDS", help="... or after this many seconds.")]
+LogRetentionDays = Annotated[float, typer.Option(
+    min=0.001, envvar="CYBERSENTINEL_DECISION_LOG_RETENTION_DAYS", help="Delete decision log files older than this.")]

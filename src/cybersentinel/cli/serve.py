@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from cybersentinel.cli.options import AllowFiles, BlockFiles
+from cybersentinel.cli.options import (
+    AllowFiles,
+    BlockFiles,
+    DecisionLogDir,
+    LogRetentionDays,
+    LogRotateRows,
+    LogRotateSeconds,
+)
 from cybersentinel.ops.service import (
     API_KEYS_ENV,
     ENV,
@@ -69,6 +76,12 @@ def serve(
                                   ] = ServerLimits.keep_alive,
     max_connections: Annotated[int, typer.Option(min=1, help="Open connections (per worker) before new requests "
                                                  "get 503.")] = ServerLimits.max_connections,
+    prometheus: Annotated[bool, typer.Option("--prometheus/--no-prometheus", envvar=ENV["prometheus"],
+                                             help="Prometheus metrics at /metrics (no API key needed).")] = True,
+    decision_log: DecisionLogDir = None,
+    log_rotate_rows: LogRotateRows = Settings.log_rotate_rows,
+    log_rotate_seconds: LogRotateSeconds = Settings.log_rotate_seconds,
+    log_retention_days: LogRetentionDays = Settings.log_retention_days,
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -94,6 +107,8 @@ def serve(
             settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
                                 max_body_bytes=max_body_bytes, model_source=source,
                                 allow_files=tuple(allow_files or ()), block_files=tuple(block_files or ()),
+                                prometheus=prometheus, decision_log=decision_log, log_rotate_rows=log_rotate_rows,
+                                log_rotate_seconds=log_rotate_seconds, log_retention_days=log_retention_days,
                                 api_keys=api_keys, trusted_hosts=tuple(dict.fromkeys(hosts)))
             if workers == 1:
                 application = create_app(settings)

@@ -34,6 +34,8 @@ from cybersentinel.ops.blocklist import Guard
 
 if TYPE_CHECKING:
     from cybersentinel.intel.feeds import IntelIndex
+    from cybersentinel.ops.decisions import DecisionLog
+    from cybersentinel.ops.metrics import ScoringMetrics
 
 
 LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid")
@@ -46,6 +48,9 @@ TOO_LONG = "\n(line too long)"  # what `follow` yields for an over-long line: no
 
 
 Scorer = Callable[[list[str]], list[dict[str, Any]]]
+
+
+METRICS_PREFIX = "cybersentinel_monitor"
 
 
 NOT_FOUND = frozenset({404, 410})  # the server had no such page: the request says nothing about the site
@@ -301,6 +306,8 @@ class Monitor:
     alert_verdicts: Sequence[str]
     seen_size: int
     guard: Guard = field(default_factory=Guard)
+    metrics: ScoringMetrics | None = None  # Prometheus counters of what was scored
+    decisions: DecisionLog | None = None  # the decision log, if kept
 
     def __post_init__(self) -> None:
         self.stats: Counter = Counter()
@@ -358,6 +365,12 @@ class Monitor:
         if len(results) != len(urls):
             raise ValueError(f"the scorer returned {len(results)} results for {len(urls)} URLs")
         self.stats["urls_scored"] += len(urls)
+        if self.metrics is not None or self.decisions is not None:
+            logged = [{"url": url, **result} for url, result in zip(urls, results, strict=True)]
+            if self.metrics is not None:
+                self.metrics.observe(logged)
+            if self.decisions is not None:
+                self.decisions.record(logged)
         changed = False
         for url, result in zip(urls, results, strict=True):
             verdict = str(result["verdict"])  # the served decision, as predict and the service give it
@@ -409,7 +422,8 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
                 max_lines: int | None = None, duration: float | None = None, stop: threading.Event | None = None,
                 poll: float = 0.2, batch_size: int = 256, seen_size: int = 100_000,
                 alert_verdicts: Sequence[str] = ("malicious", "suspicious"), guard: Guard | None = None,
-                show_malformed: bool = False) -> dict[str, Any]:
+                show_malformed: bool = False, registry: Any = None, model: tuple[str, str] = ("", ""),
+                decisions: DecisionLog | None = None) -> dict[str, Any]:
     """Follow ``path`` until end of file (``once``), ``max_lines`` lines, ``duration`` seconds or ``stop``.
 
     Memory is bounded by ``batch_size`` pending lines, two LRUs of ``seen_size`` URLs and addresses (each is
@@ -422,11 +436,21 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
 
     Malformed lines are reported as counts by reason and the numbers of the last few; their text only with
     ``show_malformed``, and then as a short escaped excerpt (the path may point at a file that is not a log).
+
+    ``registry`` (a prometheus-client ``CollectorRegistry``) gets the run's counters and what was scored by ``model``
+    (name, version); ``decisions`` gets every scored URL's decision.
     """
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
+    metrics = None
+    if registry is not None:
+        from cybersentinel.ops.metrics import MonitorCollector, ScoringMetrics
+
+        metrics = ScoringMetrics(registry, METRICS_PREFIX, *model)
     state = Monitor(score, index, alerts or sys.stdout, blocklist, render or {}, tuple(alert_verdicts), seen_size,
-                    guard or Guard())
+                    guard or Guard(), metrics, decisions)
+    if registry is not None:
+        registry.register(MonitorCollector(METRICS_PREFIX, state.stats, state.malformed, state.blocked))
     deadline = None if duration is None else time.monotonic() + duration
     pending: list[LogRecord] = []
     try:

@@ -15,6 +15,8 @@ import hmac
 import json
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,11 @@ ENV = {  # settings a worker process reads from its environment (uvicorn starts 
     "allow_files": "CYBERSENTINEL_ALLOW_FILES",  # os.pathsep-separated
     "block_files": "CYBERSENTINEL_BLOCK_FILES",
     "trusted_hosts": "CYBERSENTINEL_TRUSTED_HOSTS",  # comma-separated
+    "prometheus": "CYBERSENTINEL_PROMETHEUS",  # 1/0: Prometheus metrics at /metrics
+    "decision_log": "CYBERSENTINEL_DECISION_LOG",  # folder; unset: no decision log
+    "log_rotate_rows": "CYBERSENTINEL_DECISION_LOG_ROTATE_ROWS",
+    "log_rotate_seconds": "CYBERSENTINEL_DECISION_LOG_ROTATE_SECONDS",
+    "log_retention_days": "CYBERSENTINEL_DECISION_LOG_RETENTION_DAYS",
 }
 
 
@@ -52,6 +59,10 @@ API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'no
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+PREFIX = "cybersentinel"  # of every metric name
+
+
+ROUTES = frozenset({"/healthz", "/v1/model", "/v1/score", "/", "/model", "/metrics"})  # metric labels; else "other"
 
 
 # Swagger UI sets inline styles and draws icons from data: URIs; scripts stay files from this origin.
@@ -77,15 +88,25 @@ class Settings:
     allow_files: tuple[Path, ...] = ()  # allowlists (host names, with their subdomains)
     block_files: tuple[Path, ...] = ()  # local block lists (analyst-confirmed hosts)
     trusted_hosts: tuple[str, ...] = LOCAL_HOSTS  # Host header values answered; `serve` adds the bound address
+    prometheus: bool = True  # Prometheus metrics at /metrics
+    decision_log: Path | None = None  # folder of the decision log (Parquet); None: off
+    log_rotate_rows: int = 1_000_000
+    log_rotate_seconds: float = 3600.0
+    log_retention_days: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         given = {name: env[var] for name, var in ENV.items() if env.get(var)}
-        for name in ("max_batch", "max_body_bytes"):
+        for name in ("max_batch", "max_body_bytes", "log_rotate_rows"):
             if name in given:
                 given[name] = int(given[name])
-        for name in ("model_dir", "feeds_dir", "metrics_path"):
+        for name in ("log_rotate_seconds", "log_retention_days"):
+            if name in given:
+                given[name] = float(given[name])
+        if "prometheus" in given:
+            given["prometheus"] = given["prometheus"] not in ("0", "false", "False")
+        for name in ("model_dir", "feeds_dir", "metrics_path", "decision_log"):
             if name in given:
                 given[name] = Path(given[name])
         for name in ("allow_files", "block_files"):
@@ -98,6 +119,8 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """The settings as environment variables, API keys excepted (workers inherit those unchanged)."""
         def text(name: str, value: Any) -> str:
+            if isinstance(value, bool):
+                return "1" if value else "0"
             if isinstance(value, tuple):  # host names (IPv6 included) hold colons: commas separate them
                 return ",".join(map(str, value)) if name == "trusted_hosts" else os.pathsep.join(map(str, value))
             return str(value)
@@ -261,16 +284,35 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
                       feeds_summary(settings.feeds_dir) if index is not None else None)
     model_ref = {"name": card["name"], "version": card["version"]}
     web = Path(__file__).with_name("web")
+    registry = scoring_metrics = decision_log = None
+    if settings.prometheus:
+        from prometheus_client import CollectorRegistry
 
-    def score_values(values: list[str]) -> list[dict[str, Any]]:
+        from cybersentinel.ops.metrics import ScoringMetrics
+
+        registry = CollectorRegistry()  # this app's own: never the library's process-wide default
+        scoring_metrics = ScoringMetrics(registry, PREFIX, card["name"], card["version"])
+    if settings.decision_log is not None:
+        from cybersentinel.ops.decisions import DecisionLog, LogSettings
+
+        decision_log = DecisionLog(LogSettings(settings.decision_log, settings.log_rotate_rows,
+                                               settings.log_rotate_seconds, settings.log_retention_days),
+                                   detector.manifest["sha256"])
+
+    def score_values(values: list[str], observe: bool = True) -> list[dict[str, Any]]:
         """One result per value, in order: the detector's columns (score, verdict, reasons, error, and with
         feeds model_score and feeds), passed through as they are, after the value itself."""
         table = detector.score_values(values, decider=decider)
         columns = {name: column_values(table[name].combine_chunks()) for name in table.column_names}
-        return [{"url": value, **dict(zip(columns, row, strict=True))}
-                for value, *row in zip(values, *columns.values(), strict=True)]
+        results = [{"url": value, **dict(zip(columns, row, strict=True))}
+                   for value, *row in zip(values, *columns.values(), strict=True)]
+        if observe and scoring_metrics is not None:
+            scoring_metrics.observe(results)
+        if observe and decision_log is not None:
+            decision_log.record(results)
+        return results
 
-    score_values(WARM_UP)
+    score_values(WARM_UP, observe=False)
 
     class ScoreRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", strict=True)
@@ -328,10 +370,17 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
             status = 400 if any(e["type"] == "json_invalid" for e in problems) else 422
             raise HTTPException(status, problems) from None
 
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        yield
+        if decision_log is not None:  # the open file is finished and renamed into place
+            decision_log.close()
+
     # redirect_slashes off: Starlette builds that redirect from the Host header the client sent.
     app = FastAPI(title="CyberSentinel", version=card["package_version"], docs_url=None, redoc_url=None,
-                  default_response_class=AsciiJSONResponse, redirect_slashes=False,
+                  default_response_class=AsciiJSONResponse, redirect_slashes=False, lifespan=lifespan,
                   description="Scores URLs, domains and IP addresses as text. Nothing submitted is fetched.")
+    app.state.decision_log = decision_log
     api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
     # A Host header we do not serve is refused (DNS rebinding: a page on a name that resolves to 127.0.0.1).
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.trusted_hosts), www_redirect=False)
@@ -378,6 +427,16 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         return FileResponse(web / "docs.html", headers=DOCS_HEADERS)
 
     app.mount("/static", StaticFiles(directory=web), name="static")
+    if registry is not None:
+        from fastapi.responses import Response
+
+        from cybersentinel.ops.metrics import CONTENT_TYPE, HttpMetrics, MetricsMiddleware, exposition
+
+        @app.get("/metrics", include_in_schema=False)
+        def metrics() -> Response:  # sync: a multiprocess scrape reads files, off the event loop
+            return Response(exposition(registry), media_type=CONTENT_TYPE)
+
+        app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, PREFIX), routes=ROUTES)
     # Everything built so far (modules, model, feeds) lives as long as the process: moved out of the
     # collector's reach, a full collection no longer walks it (it took over 100 ms in a worker).
     gc.freeze()
@@ -449,5 +508,12 @@ def run(application: Any, settings: Settings, *, host: str, port: int, workers: 
     if application is not None:
         uvicorn.run(application, **options)
         return
+    import tempfile
+
+    from cybersentinel.ops.metrics import MULTIPROC_ENV
+
     os.environ.update(settings.to_env())  # worker processes rebuild the app from these
-    uvicorn.run("cybersentinel.ops.service:app_from_env", factory=True, workers=workers, **options)
+    with tempfile.TemporaryDirectory(prefix="cybersentinel-metrics-") as shared:
+        if settings.prometheus:  # workers write their metrics to files here; /metrics adds them up
+            os.environ.setdefault(MULTIPROC_ENV, shared)
+        uvicorn.run("cybersentinel.ops.service:app_from_env", factory=True, workers=workers, **options)

@@ -168,6 +168,19 @@ class Detector:
             contrib = occlusion_contributions(lambda x: classifier.predict_proba(x)[:, 1], X, reference)
         return scores, contrib
 
+    def feature_rows(self, values: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The model's features of the values it can score, and a mask of which those are (the others get an
+        ``error`` from `score_values`)."""
+        parsed = ParsedUrls(values)
+        ok = url_errors(parsed) == ""
+        return self._features(parsed)[ok], ok
+
+    def model_scores(self, X: np.ndarray) -> np.ndarray:
+        """The model's calibrated probabilities of a feature matrix (no policy, no reasons)."""
+        if self.scorer is not None:
+            return self.scorer.predict(X, contributions=False)[0]
+        return self.model.named_steps["classifier"].predict_proba(X)[:, 1]
+
     def score_values(self, values: Any, reasons: bool = True, decider: Decider | None = None) -> pa.Table:
         """Result columns for a column of URLs (any values): ``score`` and ``verdict`` (the policy's decision),
         ``model_score``, ``reasons``, ``feeds`` and ``error``, one row per input, in order. ``decider`` brings

@@ -120,7 +120,8 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
                 if scorer is None or scorer.save(path) != manifest["compiled"]["sha256"]:
                     raise ModelIntegrityError("compiling the model did not reproduce the manifest's compiled file")
                 mlflow.log_artifact(str(path), DETECTOR_DIR)
-            for pinned in ("popularity", "software"):  # the policy's pinned lists, covered by the manifest's hash
+            # the policy's pinned lists and the drift reference, covered by the manifest's hash
+            for pinned in ("popularity", "software", "reference"):
                 if manifest.get(pinned):
                     mlflow.log_artifact(str(model_dir / manifest[pinned]["file"]), DETECTOR_DIR)
             path = Path(tmp) / "model.json"  # the exact bytes train wrote, so its hash can be checked on fetch

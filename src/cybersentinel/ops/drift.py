@@ -1,0 +1,212 @@
+"""`cybersentinel drift`: compare scored traffic with the reference profile stored with the model, write a report a
+person reads (HTML with plots) and the figures as JSON (both atomically), and say whether a threshold was crossed.
+
+The traffic is a scored file (`cybersentinel predict` output: CSV or Parquet with a ``url`` column and, if present,
+``model_score``) or a time window of a decision log folder. Features are recomputed from the URLs with the verified
+model (the decision log keeps only the scored value, not the features); the model scores are the ones recorded,
+or computed when the file has none. Decision log rows written by another model are left out of the comparison
+(their scores mean something else) and counted in the figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cybersentinel.model.drift import SCORE, Thresholds, drift_figures, read_reference
+
+
+@dataclass(frozen=True)
+class Current:
+    """The traffic to compare: its URLs and the model score recorded for each (NaN: none recorded or none given)."""
+
+    urls: list[str]
+    model_scores: np.ndarray | None  # None: the source has no model scores; they are computed
+    source: str
+    other_model_rows: int = 0
+
+
+def read_scored_file(path: Path) -> Current:
+    """A scored CSV or Parquet file (or any table with a ``url`` column)."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    elif path.suffix.lower() in (".csv", ".gz"):
+        frame = pd.read_csv(path, dtype={"url": str}, keep_default_na=False, na_values={SCORE: [""]})
+    else:
+        raise ValueError(f"{path}: expected a .csv or .parquet file, or a decision log folder")
+    if "url" not in frame.columns:
+        raise ValueError(f"{path}: no `url` column (columns: {', '.join(map(str, frame.columns[:10]))})")
+    scores = pd.to_numeric(frame[SCORE], errors="coerce").to_numpy(np.float64) if SCORE in frame.columns else None
+    return Current(frame["url"].astype(str).tolist(), scores, str(path))
+
+
+def read_log_window(folder: Path, model_sha256: str, since: datetime | None, until: datetime | None) -> Current:
+    """The decision log's rows in [since, until) that this model decided."""
+    from cybersentinel.ops.decisions import read_window
+
+    table = read_window(folder, since, until)
+    frame = table.select(["url", SCORE, "model_sha256"]).to_pandas()
+    mine = (frame["model_sha256"] == model_sha256).to_numpy()
+    window = f"{since.isoformat() if since else 'start'} .. {until.isoformat() if until else 'now'}"
+    return Current(frame.loc[mine, "url"].tolist(), frame.loc[mine, SCORE].to_numpy(np.float64),
+                   f"{folder} ({window})", int((~mine).sum()))
+
+
+def measure(model_dir: Path, current: Current, thresholds: Thresholds, chunk: int = 200_000) -> dict[str, Any]:
+    """The drift figures of ``current`` against the model's reference profile."""
+    from cybersentinel.scoring.detector import Detector
+
+    detector = Detector.from_dir(model_dir)
+    reference = read_reference(model_dir, detector.manifest)
+    names = list(detector.manifest["features"])
+    features, computed = [], []
+    for start in range(0, len(current.urls), chunk):  # bounded memory for millions of rows
+        X, ok = detector.feature_rows(current.urls[start:start + chunk])
+        features.append(X.astype(np.float32))
+        if current.model_scores is None:
+            scores = np.full(len(ok), np.nan)
+            scores[ok] = detector.model_scores(X)
+            computed.append(scores)
+    X = np.vstack(features) if features else np.empty((0, len(names)), np.float32)
+    scores = current.model_scores if current.model_scores is not None else \
+        (np.concatenate(computed) if computed else np.empty(0))
+    if not len(scores):
+        raise ValueError(f"{current.source}: no rows to compare")
+    figures = drift_figures(reference, X, scores, names, detector.threshold, thresholds)
+    return {"source": current.source, "model": {"name": detector.manifest["name"],
+                                                "sha256": detector.manifest["sha256"]},
+            "scores_recorded": current.model_scores is not None, "other_model_rows": current.other_model_rows,
+            **figures}
+
+
+def write_outputs(figures: dict[str, Any], json_path: Path, html_path: Path) -> None:
+    from cybersentinel.core.files import atomic_path, write_json
+
+    write_json(json_path, figures)
+    with atomic_path(html_path) as tmp:
+        tmp.write_text(render_html(figures), encoding="utf-8")
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _shares_plot(title: str, column: dict[str, Any]) -> str:
+    import matplotlib.pyplot as plt
+
+    edges = column["edges"]
+    labels = ([f"<= {edges[0]:.3g}"] + [f"{a:.3g}-{b:.3g}" for a, b in zip(edges, edges[1:], strict=False)]
+              + [f"> {edges[-1]:.3g}"]) if edges else ["all"]
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    ax.bar(x - 0.2, column["reference_shares"], 0.4, label="reference", color="#4c72b0")
+    ax.bar(x + 0.2, column["current_shares"], 0.4, label="current", color="#dd8452")
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("share of rows")
+    ax.set_title(f"{title}: PSI {column['psi']:.3f}, KS {column['ks']:.3f}", fontsize=10)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _psi_plot(figures: dict[str, Any]) -> str:
+    import matplotlib.pyplot as plt
+
+    items = sorted(figures["features"].items(), key=lambda kv: kv[1]["psi"])
+    fig, ax = plt.subplots(figsize=(6.4, max(3.0, 0.18 * len(items))))
+    limit = figures["thresholds"]["feature_psi"]
+    ax.barh([n for n, _ in items], [min(f["psi"], 5.0) for _, f in items],
+            color=["#c44e52" if f["psi"] > limit else "#4c72b0" for _, f in items])
+    ax.axvline(limit, color="black", linestyle="--", linewidth=1, label=f"threshold {limit}")
+    ax.set_xlabel("PSI (capped at 5)")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def render_html(figures: dict[str, Any]) -> str:
+    """A self-contained page (plots inline as PNG, no script, no CDN)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    esc = html.escape
+    verdict = "DRIFT" if figures["drift"] else "no drift"
+    flagged, no_score = figures["share_flagged"], figures["share_no_model_score"]
+    rows = "".join(
+        f"<tr{' class=drifted' if name in figures['drifted_features'] else ''}><td>{esc(name)}</td>"
+        f"<td>{f['psi']:.4f}</td><td>{f['ks']:.4f}</td><td>{_fmt(f['reference_mean'])}</td>"
+        f"<td>{_fmt(f['current_mean'])}</td></tr>"
+        for name, f in sorted(figures["features"].items(), key=lambda kv: -kv[1]["psi"]))
+    top = [n for n in sorted(figures["features"], key=lambda n: -figures["features"][n]["psi"])][:6]
+    plots = "".join(f'<img alt="{esc(n)}" src="{_shares_plot(n, figures["features"][n])}">' for n in top)
+    alarms = "".join(f"<li>{esc(a)}</li>" for a in figures["alarms"]) or "<li>none</li>"
+    colour = "#b00" if figures["drift"] else "#070"
+    others = f", {figures['other_model_rows']:,} rows of other models left out" if figures["other_model_rows"] else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CyberSentinel drift: {verdict}</title>
+<style>body{{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:72em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}} td:first-child{{text-align:left}}
+tr.drifted{{background:#fde2e2}} .verdict{{font-size:1.4em;font-weight:bold;color:{colour}}}
+img{{max-width:100%;display:block;margin:0.5em 0}}</style></head><body>
+<h1>Drift report</h1>
+<p class="verdict">{verdict}</p>
+<p>Traffic: {esc(figures['source'])}: {figures['rows']:,} rows, {figures['scored_rows']:,} with a model score
+({'recorded' if figures['scores_recorded'] else 'computed now'}){others}.
+Reference: {figures['reference_rows']:,} held-out training rows of model {esc(figures['model']['name'])}
+{esc(figures['model']['sha256'][:12])}.</p>
+<h2>Alarms</h2><ul>{alarms}</ul>
+<h2>Summary</h2><table>
+<tr><th>figure</th><th>reference</th><th>current</th><th>threshold</th></tr>
+<tr><td>share flagged (model score &ge; {figures['threshold']:.4g})</td><td>{_pct(flagged['reference'])}</td>
+<td>{_pct(flagged['current'])}</td><td>change &le; {_pct(figures['thresholds']['flagged_delta'])}</td></tr>
+<tr><td>share with no model score</td><td>0%</td><td>{_pct(no_score)}</td>
+<td>&le; {_pct(figures['thresholds']['no_score_share'])}</td></tr>
+<tr><td>model score PSI</td><td></td><td>{figures['score']['psi']:.4f}</td>
+<td>&le; {figures['thresholds']['score_psi']}</td></tr>
+<tr><td>features drifted (PSI &gt; {figures['thresholds']['feature_psi']})</td><td></td>
+<td>{len(figures['drifted_features'])} of {len(figures['features'])}</td>
+<td>&le; {_pct(figures['thresholds']['drifted_share'])}</td></tr></table>
+<h2>Model score</h2><img alt="model score" src="{_shares_plot('model score', figures['score'])}">
+<h2>Features</h2><img alt="PSI per feature" src="{_psi_plot(figures)}">
+<h3>The most drifted features</h3>{plots}
+<table><tr><th>feature</th><th>PSI</th><th>KS</th><th>reference mean</th><th>current mean</th></tr>{rows}</table>
+<p>PSI over the reference's deciles: &lt; 0.1 stable, 0.1&ndash;0.25 moderate, &gt; 0.25 shifted. KS: the largest
+gap between the two cumulative distributions.</p>
+</body></html>
+"""
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def summary(figures: dict[str, Any]) -> str:
+    """One paragraph for the terminal."""
+    lines = [f"{'DRIFT' if figures['drift'] else 'no drift'}: {figures['rows']:,} rows from {figures['source']}; "
+             f"{len(figures['drifted_features'])} of {len(figures['features'])} features drifted; model score PSI "
+             f"{figures['score']['psi']:.3f}; flagged {_pct(figures['share_flagged']['current'])} "
+             f"(reference {_pct(figures['share_flagged']['reference'])}); no model score "
+             f"{_pct(figures['share_no_model_score'])}"]
+    lines += [f"  - {alarm}" for alarm in figures["alarms"]]
+    return "\n".join(lines)
+
+
+def dumps(figures: dict[str, Any]) -> str:
+    return json.dumps(figures, indent=2, sort_keys=True)

@@ -1,0 +1,185 @@
+"""Prometheus metrics of the scoring service and the monitor, one registry per app or run (never the client
+library's global default registry), so two apps in one process (the tests) never share counters.
+
+With several uvicorn workers, a scrape reaches one worker at random; `serve` then points every worker at one
+folder (``PROMETHEUS_MULTIPROC_DIR``, set before the workers start) and ``/metrics`` adds up all workers' files
+(prometheus-client's multiprocess mode). With one process the values live in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter as Tally
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
+
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class ScoringMetrics:
+    """What every door that scores counts: URLs scored, verdicts, the score histogram, feed matches, and the
+    model it scores with (``<prefix>_model_info{name, version} 1``)."""
+
+    def __init__(self, registry: Any, prefix: str, model_name: str, model_version: str) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.urls = Counter(f"{prefix}_urls_scored", "URLs, domains and IPs scored", registry=registry)
+        self.verdicts = Counter(f"{prefix}_verdicts", "Verdicts given, by verdict", ["verdict"], registry=registry)
+        self.errors = Counter(f"{prefix}_unscorable", "Inputs that could not be scored (no model score)",
+                              registry=registry)
+        self.scores = Histogram(f"{prefix}_score", "Served scores", buckets=SCORE_BUCKETS, registry=registry)
+        self.feeds = Counter(f"{prefix}_feed_matches", "Scored inputs listed in a threat-intel feed, by feed",
+                             ["feed"], registry=registry)
+        info = Gauge(f"{prefix}_model_info", "The model scoring (always 1; its identity in the labels)",
+                     ["name", "version"], registry=registry, multiprocess_mode="max")
+        info.labels(model_name, model_version).set(1)
+
+    def observe(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """Count one batch of results (dicts with ``score``, ``verdict``, ``error`` and ``feeds``). Counted per
+        distinct value, so a 1,000-URL batch costs a few dozen metric updates, not thousands."""
+        if not results:
+            return
+        self.urls.inc(len(results))
+        for verdict, count in Tally(r.get("verdict") or "none" for r in results).items():
+            self.verdicts.labels(verdict).inc(count)
+        unscorable = sum(1 for r in results if r.get("error"))
+        if unscorable:
+            self.errors.inc(unscorable)
+        for feeds, count in Tally(r.get("feeds") for r in results if r.get("feeds")).items():
+            for feed in str(feeds).split(", "):
+                self.feeds.labels(feed).inc(count)
+        scores = np.array([r.get("score") for r in results], dtype=float)
+        observe_many(self.scores, scores[np.isfinite(scores)])
+
+
+def observe_many(histogram: Any, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every value, in one pass per bucket. prometheus-client has no bulk observe;
+    its per-call cost (a lock and a bucket search, ~2 us) would add milliseconds to a 1,000-URL batch."""
+    if not len(values):
+        return
+    bounds = np.asarray(histogram._upper_bounds)  # the buckets as configured, +Inf last
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(int(count))
+    histogram._sum.inc(float(values.sum()))
+
+
+def exposition(registry: Any) -> bytes:
+    """The registry in Prometheus' text format; in multiprocess mode, every worker's values added up."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    folder = multiprocess_dir()
+    if folder is None:
+        return generate_latest(registry)
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=folder)
+    return generate_latest(merged)
+
+
+def route_of(path: str, routes: frozenset[str]) -> str:
+    """A bounded label for a request path: the route itself, ``/static`` for assets, else ``other`` (a scanner
+    probing random paths must not create a time series per path)."""
+    if path in routes:
+        return path
+    if path.startswith("/static/"):
+        return "/static"
+    return "other"
+
+
+class HttpMetrics:
+    """Requests by route, method and status; errors (status >= 400) by route and status; latency by route."""
+
+    def __init__(self, registry: Any, prefix: str) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.requests = Counter(f"{prefix}_http_requests", "HTTP requests answered, by route, method and status",
+                                ["route", "method", "status"], registry=registry)
+        self.errors = Counter(f"{prefix}_http_errors", "HTTP requests answered with status >= 400",
+                              ["route", "status"], registry=registry)
+        self.latency = Histogram(f"{prefix}_http_request_duration_seconds", "Time to answer, by route",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=registry)
+
+    def record(self, route: str, method: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.requests.labels(route, method, code).inc()
+        if status >= 400:
+            self.errors.labels(route, code).inc()
+        self.latency.labels(route).observe(seconds)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware): time each HTTP request and count it
+    with the status it was answered with (500 if the app raised before answering)."""
+
+    def __init__(self, app: Any, metrics: HttpMetrics, routes: frozenset[str]) -> None:
+        self.app, self.metrics, self.routes = app, metrics, routes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.record(route_of(scope["path"], self.routes), scope["method"], status,
+                                time.perf_counter() - started)
+
+
+MONITOR_COUNTERS = {  # the monitor's run counters (`Monitor.stats` keys), exposed as they are
+    "lines": "Log lines read",
+    "parsed": "Log lines parsed",
+    "rotations": "Log rotations followed (renamed and re-created)",
+    "truncations": "Log truncations followed",
+    "not_found_skipped": "Requests answered 404/410, not scored",
+    "alerts": "Alerts written",
+    "ips_checked": "Client and server addresses looked up in the feeds",
+    "not_blockable": "Malicious verdicts not blocked (public suffix, reserved or allowlisted)",
+    "blocklist_writes": "Block list rewrites",
+}
+
+
+class MonitorCollector:
+    """Reads a running monitor's counters at scrape time (nothing to update on the hot path)."""
+
+    def __init__(self, prefix: str, stats: Mapping[str, int], malformed: Mapping[str, int],
+                 blocked: Mapping[str, Any]) -> None:
+        self.prefix, self.stats, self.malformed, self.blocked = prefix, stats, malformed, blocked
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        for name, text in MONITOR_COUNTERS.items():
+            yield CounterMetricFamily(f"{self.prefix}_{name}", text, value=self.stats.get(name, 0))
+        malformed = CounterMetricFamily(f"{self.prefix}_malformed_lines", "Malformed log lines, by reason",
+                                        labels=["reason"])
+        for reason, count in dict(self.malformed).items():  # a copy: the monitor thread may add a reason
+            malformed.add_metric([reason], count)
+        yield malformed
+        yield GaugeMetricFamily(f"{self.prefix}_blocked_entries", "Entries on the block list",
+                                value=len(self.blocked))

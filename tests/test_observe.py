@@ -1,0 +1,269 @@
+"""Observing the detector at work: Prometheus metrics of the service and the monitor (checked with Debian's
+`promtool check metrics`), the decision log (rotation, atomic files, retention, time windows) and the drift figures
+on tiny fixtures."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+from fixtures_model import model_dir  # noqa: F401
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from cybersentinel.model.drift import (
+    Thresholds,
+    bin_edges,
+    compare_column,
+    drift_figures,
+    ks_distance,
+    psi,
+    reference_profile,
+    shares,
+)
+from cybersentinel.ops.decisions import DecisionLog, LogSettings, log_files, parse_window, read_window, remove_expired
+from cybersentinel.ops.metrics import observe_many, route_of
+from cybersentinel.ops.monitor import run_monitor
+from cybersentinel.ops.service import Settings, create_app
+from cybersentinel.scoring.detector import Detector
+
+
+def promtool_check(text: bytes) -> None:
+    """`promtool check metrics` (Debian package prometheus) must accept the exposition: it fails on a malformed
+    one and reports naming problems (counters without _total, units...) as lint findings."""
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    result = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+def sample_value(text: str, metric: str, /, **labels: str) -> float:
+    """The value of one sample in an exposition (0 when absent)."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != metric:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(3))
+    return 0.0
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def test_observe_many_equals_one_observe_per_value() -> None:
+    values = np.array([0.0, 0.05, 0.051, 0.5, 0.99, 1.0, 0.3, 0.3, 0.7])
+    one, many = CollectorRegistry(), CollectorRegistry()
+    buckets = (0.05, 0.3, 0.5, 0.99, 1.0)
+    single = Histogram("s", "h", buckets=buckets, registry=one)
+    for v in values:
+        single.observe(v)
+    observe_many(Histogram("s", "h", buckets=buckets, registry=many), values)
+    strip = re.compile(rb"^s_created.*$", re.M)  # creation times differ
+    assert strip.sub(b"", generate_latest(one)) == strip.sub(b"", generate_latest(many))
+
+
+def test_route_labels_are_bounded() -> None:
+    routes = frozenset({"/v1/score", "/healthz"})
+    assert route_of("/v1/score", routes) == "/v1/score"
+    assert route_of("/static/app.js", routes) == "/static"
+    assert route_of("/wp-admin/../etc/passwd", routes) == "other"
+
+
+@pytest.fixture(scope="module")
+def detector(model_dir: Path) -> Detector:  # noqa: F811
+    return Detector.from_dir(model_dir)
+
+
+def test_service_metrics_count_requests_errors_verdicts_and_pass_promtool(model_dir: Path,  # noqa: F811
+                                                                           detector: Detector) -> None:
+    client = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
+    urls = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "", "example.com"]
+    results = client.post("/v1/score", json={"urls": urls}).json()["results"]
+    assert client.post("/v1/score", json={"urls": []}).status_code == 422
+    assert client.get("/no/such/page").status_code == 404
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    promtool_check(response.content)
+    assert sample_value(text, "cybersentinel_urls_scored_total") == 4  # the warm-up is not counted
+    for verdict in {r["verdict"] for r in results if r["verdict"]}:
+        expected = sum(r["verdict"] == verdict for r in results)
+        assert sample_value(text, "cybersentinel_verdicts_total", verdict=verdict) == expected
+    assert sample_value(text, "cybersentinel_unscorable_total") == 1  # the empty string
+    assert sample_value(text, "cybersentinel_score_count") == 3
+    assert sample_value(text, "cybersentinel_http_requests_total", route="/v1/score", method="POST",
+                        status="200") == 1
+    assert sample_value(text, "cybersentinel_http_errors_total", route="/v1/score", status="422") == 1
+    assert sample_value(text, "cybersentinel_http_errors_total", route="other", status="404") == 1
+    assert sample_value(text, "cybersentinel_http_request_duration_seconds_count", route="/healthz") == 1
+    assert sample_value(text, "cybersentinel_model_info", name=detector.manifest["name"],
+                        version=detector.manifest["sha256"][:12]) == 1
+
+
+def test_each_app_has_its_own_counters_and_metrics_can_be_off(model_dir: Path, detector: Detector) -> None:  # noqa: F811
+    first = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
+    second = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
+    first.post("/v1/score", json={"urls": ["a.example", "b.example"]})
+    assert sample_value(first.get("/metrics").text, "cybersentinel_urls_scored_total") == 2
+    assert sample_value(second.get("/metrics").text, "cybersentinel_urls_scored_total") == 0
+    off = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None, prometheus=False), detector))
+    assert off.get("/metrics").status_code == 404
+
+
+def test_monitor_metrics_pass_promtool(tmp_path: Path, detector: Detector) -> None:
+    log = tmp_path / "access.log"
+    log.write_text('203.0.113.9 - - [10/Oct/2026:13:55:36 +0000] "GET http://192.0.2.1/paypal/login.php HTTP/1.1" '
+                   '200 512 "-" "curl"\n'
+                   '203.0.113.9 - - [10/Oct/2026:13:55:37 +0000] "GET https://en.wikipedia.org/ HTTP/1.1" 200 5 '
+                   '"-" "-"\n'
+                   "not a log line\n")
+    registry = CollectorRegistry()
+
+    def score(urls: list[str]) -> list[dict]:
+        return detector.score_values(urls).to_pylist()
+
+    report = run_monitor(log, score, once=True, alerts=open(os.devnull, "w"), registry=registry,  # noqa: SIM115
+                         model=("test-model", "abc"))
+    text = generate_latest(registry)
+    promtool_check(text)
+    decoded = text.decode()
+    assert sample_value(decoded, "cybersentinel_monitor_lines_total") == report["lines"] == 3
+    assert sample_value(decoded, "cybersentinel_monitor_urls_scored_total") == report["urls_scored"] == 2
+    assert sample_value(decoded, "cybersentinel_monitor_malformed_lines_total", reason="not a known log line") == 1
+    assert sample_value(decoded, "cybersentinel_monitor_model_info", name="test-model", version="abc") == 1
+
+
+# ------------------------------------------------------------------------------------------------ decision log
+
+
+class Clock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def results(n: int, offset: int = 0) -> list[dict]:
+    return [{"url": f"http://h{offset + i}.example/", "verdict": "benign", "score": 0.1, "model_score": 0.1,
+             "reasons": "", "feeds": "", "error": "", "secret": "never logged"} for i in range(n)]
+
+
+def test_decision_log_rotates_by_rows_and_hides_open_files(tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp())
+    log = DecisionLog(LogSettings(tmp_path, rotate_rows=5, rotate_seconds=3600, flush_seconds=3600), "sha", clock)
+    log.record(results(3))
+    log.flush()
+    assert log_files(tmp_path) == []  # open: only a hidden temporary file exists
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".decisions-")]
+    log.record(results(3, 3))
+    log.flush()  # 6 rows >= 5: rotated
+    log.record([{"url": "\ud800 odd", "verdict": "", "score": float("nan"), "error": "no host"}])
+    log.close()
+    files = log_files(tmp_path)
+    assert len(files) == 2 and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    table = read_window(tmp_path)
+    assert table.num_rows == 7
+    assert table.column_names == ["time", "url", "verdict", "score", "model_score", "reasons", "model_sha256"]
+    assert pq.read_table(files[0]).num_rows == 6
+    last = table.to_pylist()[-1]
+    assert last["score"] is None and last["model_score"] is None and last["model_sha256"] == "sha"
+    assert last["url"] == "\\ud800 odd"  # a lone surrogate (valid JSON, not UTF-8) is kept, escaped
+
+
+def test_decision_log_rotates_by_time_and_reads_windows(tmp_path: Path) -> None:
+    start = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    clock = Clock(start.timestamp())
+    log = DecisionLog(LogSettings(tmp_path, rotate_rows=1000, rotate_seconds=60, flush_seconds=3600), "sha", clock)
+    for minute in range(5):
+        clock.now = (start + timedelta(minutes=minute)).timestamp()
+        log.record(results(2, minute * 10))
+        log.flush()
+    log.close()
+    assert len(log_files(tmp_path)) == 5
+    window = read_window(tmp_path, start + timedelta(minutes=1), start + timedelta(minutes=3))
+    assert window.num_rows == 4
+    assert {u[:11] for u in window.column("url").to_pylist()} == {"http://h10.", "http://h11.", "http://h20.",
+                                                                   "http://h21."}
+    since, until = parse_window("2m", None, None, now=start + timedelta(minutes=5))
+    assert read_window(tmp_path, since, until).num_rows == 2 * 2  # minutes 3 and 4
+    with pytest.raises(ValueError, match="--last"):
+        parse_window("two days", None, None)
+
+
+def test_retention_deletes_only_expired_files(tmp_path: Path) -> None:
+    clock = Clock(time.time())
+    log = DecisionLog(LogSettings(tmp_path, rotate_rows=1, flush_seconds=3600), "sha", clock)
+    log.record(results(1))
+    log.flush()
+    log.record(results(1, 1))
+    log.flush()
+    old, new = log_files(tmp_path)
+    month_ago = time.time() - 31 * 86400
+    os.utime(old, (month_ago, month_ago))
+    assert remove_expired(tmp_path, time.time(), 30) == [old]
+    assert log_files(tmp_path) == [new]
+    log.close()
+
+
+def test_service_writes_the_decision_log(tmp_path: Path, model_dir: Path, detector: Detector) -> None:  # noqa: F811
+    folder = tmp_path / "decisions"
+    settings = Settings(model_dir=model_dir, feeds_dir=None, decision_log=folder)
+    with TestClient(create_app(settings, detector)) as client:  # leaving runs the shutdown: the file is closed
+        client.post("/v1/score", json={"urls": ["a.example", "http://192.0.2.1/paypal/login.php"]})
+        client.post("/v1/score", content="b.example\n", headers={"content-type": "text/plain"})
+    table = read_window(folder)
+    assert table.column("url").to_pylist() == ["a.example", "http://192.0.2.1/paypal/login.php", "b.example"]
+    assert set(table.column("model_sha256").to_pylist()) == {detector.manifest["sha256"]}
+
+
+# ------------------------------------------------------------------------------------------------ drift figures
+
+
+def test_psi_and_ks_on_known_distributions() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, 20_000)
+    same, shifted = rng.normal(0, 1, 20_000), rng.normal(1, 1, 20_000)
+    edges = bin_edges(reference)
+    assert len(edges) == 9
+    assert psi(shares(reference, edges), shares(same, edges)) < 0.01
+    assert psi(shares(reference, edges), shares(shifted, edges)) > 0.5
+    assert ks_distance(reference, same) < 0.03
+    assert abs(ks_distance(reference, shifted) - 0.383) < 0.03  # 2*Phi(0.5)-1 for a shift of one sd
+    flag = np.array([0.0] * 90 + [1.0] * 10)
+    assert len(bin_edges(flag)) == 1  # two bins: 0 and 1
+    assert compare_column(flag, np.array([1.0] * 50 + [0.0] * 50))["psi"] > 0.25
+    assert compare_column(flag, flag)["psi"] == 0
+
+
+def test_drift_figures_alarm_on_each_threshold() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(0, 1, (4000, 3))
+    scores = rng.uniform(0, 1, 4000)
+    reference = reference_profile(X, ["a", "b", "c"], scores, rows=2000)
+    assert len(reference) == 2000 and reference.dtypes.eq(np.float32).all()
+    calm = drift_figures(reference, X[2000:], scores[2000:], ["a", "b", "c"], 0.9, Thresholds())
+    assert not calm["drift"] and calm["alarms"] == []
+    moved = X[2000:].copy()
+    moved[:, :2] += 2
+    shifted = drift_figures(reference, moved, np.where(np.arange(2000) < 300, np.nan, 0.95), ["a", "b", "c"], 0.9,
+                            Thresholds())
+    assert shifted["drift"] and sorted(shifted["drifted_features"]) == ["a", "b"]
+    assert shifted["share_no_model_score"] == 0.15
+    assert shifted["share_flagged"]["current"] == 1.0
+    assert len(shifted["alarms"]) == 4  # features, score PSI, share flagged, no score
+    with pytest.raises(ValueError, match="another model"):
+        drift_figures(pd.DataFrame({"a": [0.0]}), X[:5, :1], scores[:5], ["z"], 0.9, Thresholds())
