@@ -14,7 +14,7 @@ export CYBERSENTINEL_COLLECTIONS
 CYBERSENTINEL_FEEDS_MIRROR ?= $(wildcard $(abspath ../shared/data/feeds))
 export CYBERSENTINEL_FEEDS_MIRROR
 
-.PHONY: setup lock repro test lint params bench feeds bench-intel bench-ingest bench-predict serve loadtest
+.PHONY: setup lock repro test lint params bench feeds bench-intel bench-ingest bench-predict serve loadtest bench-observe
 
 # Dependencies: pyproject.toml declares them (runtime, extras test and dev, ...); requirements.lock pins the
 # whole transitive set with hashes and is all `make setup` installs. To add or change a dependency: edit
@@ -115,3 +115,6 @@ loadtest: setup  ## service latency under load with wrk (500 single-URL requests
 
 bench-predict: setup  ## batch scoring throughput vs fraudurl (1M URLs)
 	python benchmarks/predict_throughput.py
+
+bench-observe: setup  ## service p50/p99 with and without metrics and the decision log; `drift` on 1M scored rows
+	python benchmarks/observe.py

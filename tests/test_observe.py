@@ -267,3 +267,40 @@ def test_drift_figures_alarm_on_each_threshold() -> None:
     assert len(shifted["alarms"]) == 4  # features, score PSI, share flagged, no score
     with pytest.raises(ValueError, match="another model"):
         drift_figures(pd.DataFrame({"a": [0.0]}), X[:5, :1], scores[:5], ["z"], 0.9, Thresholds())
+
+
+@pytest.mark.slow
+def test_monitor_command_serves_metrics_on_localhost_and_keeps_the_decision_log(tmp_path: Path,
+                                                                                 model_dir: Path) -> None:  # noqa: F811
+    import sys
+    import urllib.request
+
+    from fixtures_model import REPO, free_port
+
+    log = tmp_path / "access.log"
+    log.write_text("".join(f'203.0.113.9 - - [10/Oct/2026:13:55:3{i} +0000] "GET http://h{i}.example/login HTTP/1.1" '
+                           f'200 5 "-" "-"\n' for i in range(3)))
+    port, folder = free_port(), tmp_path / "decisions"
+    process = subprocess.Popen([sys.executable, "-m", "cybersentinel", "monitor", str(log), "--from-start",
+                                "--duration", "20", "--model-dir", str(model_dir), "--metrics-port", str(port),
+                                "--decision-log", str(folder), "--alerts", str(tmp_path / "alerts.jsonl")],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline, text = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and sample_value(text, "cybersentinel_monitor_urls_scored_total") < 3:
+            time.sleep(0.3)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:  # noqa: S310
+                    text = response.read().decode()
+            except OSError:
+                continue
+        assert sample_value(text, "cybersentinel_monitor_lines_total") == 3
+        promtool_check(text.encode())
+        output = process.communicate(timeout=60)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    assert f"127.0.0.1:{port}" in output
+    assert sorted(read_window(folder).column("url").to_pylist()) == [f"http://h{i}.example/login" for i in range(3)]

@@ -180,3 +180,27 @@ def test_serve_loads_the_model_a_registry_alias_names(model_dir: Path, tmp_path:
     assert result.returncode == 2
     message = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())  # rich draws the error in a box
     assert "cannot load the model" in message and "do not all match" in message
+
+
+def test_two_workers_add_up_in_metrics_and_both_keep_the_decision_log(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    from test_observe import promtool_check, sample_value
+
+    from cybersentinel.ops.decisions import read_window
+
+    folder = tmp_path / "decisions"
+    with running_server(model_dir, "--workers", "2", "--no-access-log", "--feeds-dir", "absent",
+                        "--decision-log", str(folder), "--log-rotate-seconds", "1") as base:
+        for i in range(20):  # a new connection each time, so both workers answer some
+            with httpx.Client() as client:
+                assert client.post(f"{base}/v1/score", json={"urls": [f"h{i}.example", f"x{i}.example"]}
+                                   ).status_code == 200
+        scrapes = [httpx.get(f"{base}/metrics") for _ in range(4)]
+        texts = {sample_value(s.text, "cybersentinel_urls_scored_total") for s in scrapes}
+        assert texts == {40.0}, "every scrape adds up both workers"
+        promtool_check(scrapes[0].content)
+        assert sample_value(scrapes[0].text, "cybersentinel_http_requests_total", route="/v1/score", method="POST",
+                            status="200") == 20
+    table = read_window(folder)  # the server stopped: both workers closed (renamed) their open files
+    assert sorted(table.column("url").to_pylist()) == sorted([f"h{i}.example" for i in range(20)]
+                                                             + [f"x{i}.example" for i in range(20)])
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left behind

@@ -6,7 +6,7 @@ A row holds the scored value (the URL, domain or IP as submitted) and the decisi
 Nothing else of a request (no headers, addresses or keys) is kept.
 
 Cheap on the request path: `DecisionLog.record` appends the batch's results to a list under a lock; a background
-thread turns them into Arrow and writes a row group every ``flush_seconds``. Each file is written under a hidden
+thread turns them into Arrow and writes a row group every ``flush_seconds`` (1 s). Each file is written under a hidden
 temporary name and renamed to ``decisions-<start>-<pid>-<n>.parquet`` only when closed (rotated after
 ``rotate_rows`` rows or ``rotate_seconds``, and at shutdown), so a reader never sees a half-written file. A process
 that is killed loses at most its open file. Files whose newest row is older than ``retention_days`` are deleted at
@@ -50,7 +50,7 @@ class LogSettings:
     rotate_rows: int = 1_000_000
     rotate_seconds: float = 3600.0
     retention_days: float = 30.0
-    flush_seconds: float = 5.0
+    flush_seconds: float = 1.0  # short flushes: each holds the GIL for less time
 
     def __post_init__(self) -> None:
         if self.rotate_rows < 1 or self.rotate_seconds <= 0 or self.retention_days <= 0 or self.flush_seconds <= 0:
@@ -59,21 +59,21 @@ class LogSettings:
 
 def to_table(batches: Sequence[tuple[float, Sequence[Mapping[str, Any]]]], model_sha256: str) -> pa.Table:
     """The log's rows for batches of (unix time, results); a result is a dict with ``url``, ``verdict``,
-    ``score``, and optionally ``model_score`` and ``reasons``."""
-    times, urls, verdicts, scores, model_scores, reasons = [], [], [], [], [], []
-    for when, results in batches:
-        stamp = int(when * 1000)
-        for r in results:
-            times.append(stamp)
-            urls.append(str(r.get("url", "")))
-            verdicts.append(r.get("verdict") or None)
-            scores.append(_number(r.get("score")))
-            model_scores.append(_number(r.get("model_score")))
-            reasons.append(r.get("reasons") or None)
-    return pa.table([pa.array(times, pa.int64()).cast(SCHEMA.field("time").type), _texts(urls),
-                     pa.array(verdicts, pa.string()), pa.array(scores, pa.float64()),
-                     pa.array(model_scores, pa.float64()), _texts(reasons),
-                     pa.array([model_sha256] * len(times), pa.string())], schema=SCHEMA)
+    ``score``, and optionally ``model_score`` and ``reasons``. Built column by column (comprehensions, not a loop
+    of appends): this runs in the writer thread, but holds the GIL the request path needs."""
+    rows = [r for _, results in batches for r in results]
+    times = [int(when * 1000) for when, results in batches for _ in results]
+    return pa.table([pa.array(times, pa.int64()).cast(SCHEMA.field("time").type),
+                     _texts([str(r.get("url", "")) for r in rows]),
+                     pa.array([r.get("verdict") or None for r in rows], pa.string()),
+                     _numbers([r.get("score") for r in rows]), _numbers([r.get("model_score") for r in rows]),
+                     _texts([r.get("reasons") or None for r in rows]),
+                     pa.array([model_sha256] * len(rows), pa.string())], schema=SCHEMA)
+
+
+def _numbers(values: list[Any]) -> pa.Array:
+    """Floats; None and NaN (no score) become null."""
+    return pa.array(values, pa.float64(), from_pandas=True)
 
 
 def _texts(values: list[str | None]) -> pa.Array:
@@ -83,13 +83,6 @@ def _texts(values: list[str | None]) -> pa.Array:
     except UnicodeEncodeError:
         return pa.array([v if v is None else v.encode("utf-8", "backslashreplace").decode("utf-8") for v in values],
                         pa.string())
-
-
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if value == value else None  # NaN: no score
 
 
 @dataclass
@@ -108,6 +101,7 @@ class DecisionLog:
 
     def __post_init__(self) -> None:
         self.settings.folder.mkdir(parents=True, exist_ok=True)
+        to_table([(0.0, [{"url": ""}])], self.model_sha256)  # pyarrow's first string array costs ~0.5 s: not later
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._thread.start()
 

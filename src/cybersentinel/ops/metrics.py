@@ -25,6 +25,9 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
 
 
+SMALL_BATCH = 16
+
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -64,6 +67,12 @@ class ScoringMetrics:
         for feeds, count in Tally(r.get("feeds") for r in results if r.get("feeds")).items():
             for feed in str(feeds).split(", "):
                 self.feeds.labels(feed).inc(count)
+        if len(results) <= SMALL_BATCH:  # numpy's fixed cost is more than a few plain observes
+            for r in results:
+                score = r.get("score")
+                if score is not None and score == score:
+                    self.scores.observe(score)
+            return
         scores = np.array([r.get("score") for r in results], dtype=float)
         observe_many(self.scores, scores[np.isfinite(scores)])
 
