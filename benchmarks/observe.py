@@ -23,6 +23,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,11 +91,57 @@ def service_overhead(args: argparse.Namespace) -> None:
     print(f"  {'configuration':24s} {'single p50':>10s} {'single p99':>10s} {'batch p50':>10s} {'batch p99':>10s}")
     for name, runs in results.items():
         def median(kind: str, key: str, runs: list[dict] = runs) -> float:
-            values = sorted(r[kind][key] for r in runs)
-            return values[len(values) // 2]
+            return statistics.median(r[kind][key] for r in runs)
 
         print(f"  {name:24s} {median('single', 'p50_ms'):8.2f}ms {median('single', 'p99_ms'):8.2f}ms "
               f"{median('batch', 'p50_ms'):8.1f}ms {median('batch', 'p99_ms'):8.1f}ms")
+
+
+def added_cost(args: argparse.Namespace) -> None:
+    """CPU time of what metrics and the decision log add to one request, measured in process (CPU time, so other
+    work on the machine changes it far less than it changes wrk's latencies): the middleware's count and timing,
+    the verdict/score/feed counts of the results, the decision log's append, and the writer thread's conversion
+    to Arrow (paid off the request path, but under the same GIL)."""
+    from load_test import real_urls
+    from prometheus_client import CollectorRegistry
+
+    from cybersentinel.ops.decisions import DecisionLog, LogSettings, to_table
+    from cybersentinel.ops.metrics import HttpMetrics, ScoringMetrics
+    from cybersentinel.ops.service import column_values
+    from cybersentinel.scoring.detector import Detector
+
+    detector = Detector.from_dir(args.model_dir)
+    urls = real_urls(Path(os.environ.get("CYBERSENTINEL_DATA_MIRROR") or REPO.parent / "shared" / "data" / "upstream"))
+    registry = CollectorRegistry()
+    http, scoring = HttpMetrics(registry, "bench"), ScoringMetrics(registry, "bench", "m", "v")
+    print("\nadded CPU per request (in process, median of 5 repeats):")
+    with tempfile.TemporaryDirectory(prefix="cybersentinel-log-") as tmp:
+        log = DecisionLog(LogSettings(Path(tmp), flush_seconds=3600), "sha")
+        for size, repeats in ((1, 20_000), (1000, 200)):
+            table = detector.score_values(urls[:size])
+            columns = {n: column_values(table[n].combine_chunks()) for n in table.column_names}
+            results = [{"url": u, **dict(zip(columns, row, strict=True))}
+                       for u, *row in zip(urls[:size], *columns.values(), strict=True)]
+
+            def cpu_us(step, repeats: int = repeats) -> float:
+                runs = []
+                for _ in range(5):
+                    started = time.process_time()
+                    for _ in range(repeats):
+                        step()
+                    runs.append((time.process_time() - started) / repeats * 1e6)
+                return sorted(runs)[2]
+
+            middleware = cpu_us(lambda: http.record("/v1/score", "POST", 200, 0.001))
+            counts = cpu_us(lambda results=results: scoring.observe(results))
+            append = cpu_us(lambda results=results: log.record(results))
+            log._pending.clear()
+            # the writer converts a second's worth of requests at a time: 500 at 500/s, or one 1,000-URL batch
+            per_flush = 500 if size == 1 else 1
+            arrow = cpu_us(lambda results=results, n=per_flush: to_table([(0.0, results)] * n, "sha"), 20) / per_flush
+            print(f"  {size:>5,}-URL request: metrics {middleware + counts:8.1f} us (middleware {middleware:.1f}, "
+                  f"results {counts:.1f}); decision log append {append:.2f} us, its writer thread {arrow:.1f} us")
+        log.close()
 
 
 def model_with_reference(model_dir: Path, work: Path) -> Path:
@@ -165,6 +212,7 @@ def main() -> None:
         if shutil.which("wrk") is None:
             raise SystemExit("wrk is not installed: apt-get install wrk")
         service_overhead(args)
+    added_cost(args)
     if not args.skip_drift:
         drift_time(args)
     print(f"load average {os.getloadavg()[0]:.2f}")

@@ -107,4 +107,10 @@ def test_bad_input_is_a_clear_usage_error(tmp_path: Path, model_dir: Path) -> No
     assert code == 2 and "no `url` column" in output
     assert not (tmp_path / "o").exists()
     code, output = run_drift("--current", str(no_url), "--last", "1h", "--model-dir", str(model_dir))
-    assert code == 2
+    assert code == 2 and "decision log folder" in output
+    corrupt = tmp_path / "cut.parquet"
+    corrupt.write_bytes(b"PAR1 not really parquet")
+    code, output = run_drift("--current", str(corrupt), "--model-dir", str(model_dir), "--out", str(tmp_path / "o"))
+    assert code == 2 and "Traceback" not in output
+    code, output = run_drift("--current", str(no_url), "--model-dir", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert code == 2 and "manifest" in output

@@ -44,14 +44,20 @@ def drift(
     console = Console(stderr=True)
     thresholds = Thresholds(feature_psi, drifted_share, score_psi, flagged_delta, no_score_share)
     try:
+        model_sha256 = load_manifest(model_dir)["sha256"]
+    except (OSError, ValueError, KeyError) as err:
+        raise typer.BadParameter(f"cannot read the model's manifest: {err}", param_hint="--model-dir") from err
+    try:  # unreadable traffic (a corrupt Parquet file is an ArrowInvalid, a ValueError) is a usage error too
         if current.is_dir():
             start, end = parse_window(last, since, until)
-            traffic = read_log_window(current, load_manifest(model_dir)["sha256"], start, end)
+            traffic = read_log_window(current, model_sha256, start, end)
         else:
             if last or since or until:
-                raise typer.BadParameter("--last/--since/--until select a window of a decision log folder",
-                                         param_hint="--current")
+                raise ValueError("--last/--since/--until select a window of a decision log folder")
             traffic = read_scored_file(current)
+    except (OSError, ValueError) as err:
+        raise typer.BadParameter(str(err), param_hint="--current") from err
+    try:
         figures = measure(model_dir, traffic, thresholds)
     except (FileNotFoundError, ModelIntegrityError, KeyError) as err:
         raise typer.BadParameter(f"cannot load the model or its reference: {err}", param_hint="--model-dir") from err

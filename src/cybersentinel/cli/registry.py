@@ -78,6 +78,7 @@ def fetch_model_command(
     import shutil
 
     from cybersentinel.core.files import atomic_path
+    from cybersentinel.model.drift import read_reference
     from cybersentinel.model.estimators import ModelIntegrityError, load_model
     from cybersentinel.scoring.detector import read_known_paths, read_popularity
 
@@ -95,11 +96,14 @@ def fetch_model_command(
             load_model(local / manifest["file"], manifest["sha256"])  # also refuses untrusted types
             read_popularity(local, manifest)  # the policy's pinned lists, checked against the manifest
             read_known_paths(local, manifest)
+            if manifest.get("reference"):  # the drift reference profile, checked the same way
+                read_reference(local, manifest)
         except (ModelIntegrityError, RegistryUnreachableError) as exc:
             typer.secho(str(exc), fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from exc
         for file in (manifest["file"], *([manifest["compiled"]["file"]] if manifest.get("compiled") else []),
-                     *(manifest[k]["file"] for k in ("popularity", "software") if manifest.get(k)), "model.json"):
+                     *(manifest[k]["file"] for k in ("popularity", "software", "reference") if manifest.get(k)),
+                     "model.json"):
             with atomic_path(out / file) as target:
                 shutil.copyfile(local / file, target)
     typer.echo(f"{name} version {version} ({alias}, {manifest['model']}, sha256 {manifest['sha256'][:12]}...) -> {out}")
