@@ -86,7 +86,8 @@ def test_newer_collections_drift_and_held_out_rows_do_not(tmp_path: Path, model_
 
 def test_drift_reads_a_window_of_the_services_decision_log(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
     folder = tmp_path / "decisions"
-    with TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None, decision_log=folder))) as client:
+    app = create_app(Settings(model_dir=model_dir, feeds_dir=None, decision_log=folder))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         urls = newer_traffic()["url"].tolist()
         for start in range(0, len(urls), 250):
             assert client.post("/v1/score", json={"urls": urls[start:start + 250]}).status_code == 200

@@ -59,6 +59,11 @@ def sample_value(text: str, metric: str, /, **labels: str) -> float:
     return 0.0
 
 
+def local_client(app) -> TestClient:
+    """The app as reached on 127.0.0.1 (the service refuses Host headers it does not serve)."""
+    return TestClient(app, base_url="http://127.0.0.1")
+
+
 # ------------------------------------------------------------------------------------------------ metrics
 
 
@@ -88,7 +93,7 @@ def detector(model_dir: Path) -> Detector:  # noqa: F811
 
 def test_service_metrics_count_requests_errors_verdicts_and_pass_promtool(model_dir: Path,  # noqa: F811
                                                                            detector: Detector) -> None:
-    client = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
+    client = local_client(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
     urls = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "", "example.com"]
     results = client.post("/v1/score", json={"urls": urls}).json()["results"]
     assert client.post("/v1/score", json={"urls": []}).status_code == 422
@@ -114,12 +119,12 @@ def test_service_metrics_count_requests_errors_verdicts_and_pass_promtool(model_
 
 
 def test_each_app_has_its_own_counters_and_metrics_can_be_off(model_dir: Path, detector: Detector) -> None:  # noqa: F811
-    first = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
-    second = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
+    first = local_client(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
+    second = local_client(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector))
     first.post("/v1/score", json={"urls": ["a.example", "b.example"]})
     assert sample_value(first.get("/metrics").text, "cybersentinel_urls_scored_total") == 2
     assert sample_value(second.get("/metrics").text, "cybersentinel_urls_scored_total") == 0
-    off = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=None, prometheus=False), detector))
+    off = local_client(create_app(Settings(model_dir=model_dir, feeds_dir=None, prometheus=False), detector))
     assert off.get("/metrics").status_code == 404
 
 
@@ -222,7 +227,7 @@ def test_retention_deletes_only_expired_files(tmp_path: Path) -> None:
 def test_service_writes_the_decision_log(tmp_path: Path, model_dir: Path, detector: Detector) -> None:  # noqa: F811
     folder = tmp_path / "decisions"
     settings = Settings(model_dir=model_dir, feeds_dir=None, decision_log=folder)
-    with TestClient(create_app(settings, detector)) as client:  # leaving runs the shutdown: the file is closed
+    with local_client(create_app(settings, detector)) as client:  # leaving runs the shutdown: the file is closed
         client.post("/v1/score", json={"urls": ["a.example", "http://192.0.2.1/paypal/login.php"]})
         client.post("/v1/score", content="b.example\n", headers={"content-type": "text/plain"})
     table = read_window(folder)
