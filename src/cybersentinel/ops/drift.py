@@ -10,9 +10,7 @@ or computed when the file has none. Decision log rows written by another model a
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,52 +94,79 @@ def write_outputs(figures: dict[str, Any], json_path: Path, html_path: Path) -> 
         tmp.write_text(render_html(figures), encoding="utf-8")
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+REFERENCE_COLOUR, CURRENT_COLOUR, DRIFT_COLOUR = "#4c72b0", "#dd8452", "#c44e52"
 
 
-def _shares_plot(title: str, column: dict[str, Any]) -> str:
-    import matplotlib.pyplot as plt
-
-    edges = column["edges"]
-    labels = ([f"<= {edges[0]:.3g}"] + [f"{a:.3g}-{b:.3g}" for a, b in zip(edges, edges[1:], strict=False)]
-              + [f"> {edges[-1]:.3g}"]) if edges else ["all"]
-    x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
-    ax.bar(x - 0.2, column["reference_shares"], 0.4, label="reference", color="#4c72b0")
-    ax.bar(x + 0.2, column["current_shares"], 0.4, label="current", color="#dd8452")
-    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("share of rows")
-    ax.set_title(f"{title}: PSI {column['psi']:.3f}, KS {column['ks']:.3f}", fontsize=10)
-    ax.legend(fontsize=8)
-    return _png(fig)
+def _bin_labels(edges: list[float]) -> list[str]:
+    if not edges:
+        return ["all"]
+    return ([f"<= {edges[0]:.3g}"] + [f"{a:.3g}-{b:.3g}" for a, b in zip(edges, edges[1:], strict=False)]
+            + [f"> {edges[-1]:.3g}"])
 
 
-def _psi_plot(figures: dict[str, Any]) -> str:
-    import matplotlib.pyplot as plt
+def shares_svg(title: str, column: dict[str, Any]) -> str:
+    """Grouped bars: each bin's share of the reference rows and of the current rows (inline SVG, no library)."""
+    esc = html.escape
+    labels = _bin_labels(column["edges"])
+    ref, cur = column["reference_shares"], column["current_shares"]
+    width, height, left, bottom, top = 640, 260, 50, 70, 30
+    plot_w, plot_h = width - left - 10, height - top - bottom
+    peak = max([*ref, *cur, 1e-9])
+    slot = plot_w / len(labels)
+    bar = slot * 0.38
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{esc(title)}" font-family="sans-serif" font-size="10">',
+             f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">{esc(title)}: PSI '
+             f'{column["psi"]:.3f}, KS {column["ks"]:.3f}</text>',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" stroke="#333"/>']
+    for k in range(5):  # y grid at 0, 25, 50, 75, 100 % of the highest bar
+        y = top + plot_h - plot_h * k / 4
+        parts.append(f'<text x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{peak * k / 4:.0%}</text>'
+                     f'<line x1="{left}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" stroke="#ddd"/>')
+    for i, label in enumerate(labels):
+        x = left + i * slot + slot * 0.12
+        for offset, value, colour, side in ((0, ref[i], REFERENCE_COLOUR, "reference"),
+                                            (bar, cur[i], CURRENT_COLOUR, "current")):
+            h = plot_h * value / peak
+            parts.append(f'<rect x="{x + offset:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                         f'fill="{colour}"><title>{esc(label)} {side}: {value:.1%}</title></rect>')
+        cx = left + (i + 0.5) * slot
+        parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 12}" text-anchor="end" '
+                     f'transform="rotate(-40 {cx:.1f} {top + plot_h + 12})">{esc(label)}</text>')
+    parts.append(f'<rect x="{width - 150}" y="24" width="10" height="10" fill="{REFERENCE_COLOUR}"/>'
+                 f'<text x="{width - 136}" y="33">reference</text>'
+                 f'<rect x="{width - 80}" y="24" width="10" height="10" fill="{CURRENT_COLOUR}"/>'
+                 f'<text x="{width - 66}" y="33">current</text></svg>')
+    return "".join(parts)
 
-    items = sorted(figures["features"].items(), key=lambda kv: kv[1]["psi"])
-    fig, ax = plt.subplots(figsize=(6.4, max(3.0, 0.18 * len(items))))
+
+def psi_svg(figures: dict[str, Any], cap: float = 5.0) -> str:
+    """Horizontal bars: every feature's PSI, drifted ones in red, the threshold as a dashed line."""
+    esc = html.escape
+    items = sorted(figures["features"].items(), key=lambda kv: -kv[1]["psi"])
     limit = figures["thresholds"]["feature_psi"]
-    ax.barh([n for n, _ in items], [min(f["psi"], 5.0) for _, f in items],
-            color=["#c44e52" if f["psi"] > limit else "#4c72b0" for _, f in items])
-    ax.axvline(limit, color="black", linestyle="--", linewidth=1, label=f"threshold {limit}")
-    ax.set_xlabel("PSI (capped at 5)")
-    ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=8)
-    return _png(fig)
+    row, left, width = 14, 170, 640
+    height = row * len(items) + 40
+    scale = (width - left - 60) / max(min(max((f["psi"] for _, f in items), default=0), cap), limit * 1.5, 1e-9)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="PSI per feature" font-family="sans-serif" font-size="10">']
+    for i, (name, f) in enumerate(items):
+        y = 10 + i * row
+        value = min(f["psi"], cap)
+        colour = DRIFT_COLOUR if f["psi"] > limit else REFERENCE_COLOUR
+        parts.append(f'<text x="{left - 4}" y="{y + 10}" text-anchor="end">{esc(name)}</text>'
+                     f'<rect x="{left}" y="{y + 2}" width="{value * scale:.1f}" height="{row - 4}" fill="{colour}">'
+                     f'<title>{esc(name)}: PSI {f["psi"]:.4f}</title></rect>'
+                     f'<text x="{left + value * scale + 4:.1f}" y="{y + 10}">{f["psi"]:.3f}</text>')
+    x = left + limit * scale
+    parts.append(f'<line x1="{x:.1f}" y1="6" x2="{x:.1f}" y2="{height - 24}" stroke="#000" stroke-dasharray="4 3"/>'
+                 f'<text x="{x:.1f}" y="{height - 10}" text-anchor="middle">threshold {limit} (bars capped at '
+                 f'{cap:g})</text></svg>')
+    return "".join(parts)
 
 
 def render_html(figures: dict[str, Any]) -> str:
-    """A self-contained page (plots inline as PNG, no script, no CDN)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """A self-contained page (plots inline as SVG, no script, no CDN)."""
     esc = html.escape
     verdict = "DRIFT" if figures["drift"] else "no drift"
     flagged, no_score = figures["share_flagged"], figures["share_no_model_score"]
@@ -151,7 +176,7 @@ def render_html(figures: dict[str, Any]) -> str:
         f"<td>{_fmt(f['current_mean'])}</td></tr>"
         for name, f in sorted(figures["features"].items(), key=lambda kv: -kv[1]["psi"]))
     top = [n for n in sorted(figures["features"], key=lambda n: -figures["features"][n]["psi"])][:6]
-    plots = "".join(f'<img alt="{esc(n)}" src="{_shares_plot(n, figures["features"][n])}">' for n in top)
+    plots = "".join(f"<figure>{shares_svg(n, figures['features'][n])}</figure>" for n in top)
     alarms = "".join(f"<li>{esc(a)}</li>" for a in figures["alarms"]) or "<li>none</li>"
     colour = "#b00" if figures["drift"] else "#070"
     others = f", {figures['other_model_rows']:,} rows of other models left out" if figures["other_model_rows"] else ""
@@ -160,7 +185,7 @@ def render_html(figures: dict[str, Any]) -> str:
 <style>body{{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:72em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}} td:first-child{{text-align:left}}
 tr.drifted{{background:#fde2e2}} .verdict{{font-size:1.4em;font-weight:bold;color:{colour}}}
-img{{max-width:100%;display:block;margin:0.5em 0}}</style></head><body>
+figure{{margin:0.5em 0}} svg{{max-width:100%;height:auto}}</style></head><body>
 <h1>Drift report</h1>
 <p class="verdict">{verdict}</p>
 <p>Traffic: {esc(figures['source'])}: {figures['rows']:,} rows, {figures['scored_rows']:,} with a model score
@@ -179,8 +204,8 @@ Reference: {figures['reference_rows']:,} held-out training rows of model {esc(fi
 <tr><td>features drifted (PSI &gt; {figures['thresholds']['feature_psi']})</td><td></td>
 <td>{len(figures['drifted_features'])} of {len(figures['features'])}</td>
 <td>&le; {_pct(figures['thresholds']['drifted_share'])}</td></tr></table>
-<h2>Model score</h2><img alt="model score" src="{_shares_plot('model score', figures['score'])}">
-<h2>Features</h2><img alt="PSI per feature" src="{_psi_plot(figures)}">
+<h2>Model score</h2><figure>{shares_svg('model score', figures['score'])}</figure>
+<h2>Features</h2><figure>{psi_svg(figures)}</figure>
 <h3>The most drifted features</h3>{plots}
 <table><tr><th>feature</th><th>PSI</th><th>KS</th><th>reference mean</th><th>current mean</th></tr>{rows}</table>
 <p>PSI over the reference's deciles: &lt; 0.1 stable, 0.1&ndash;0.25 moderate, &gt; 0.25 shifted. KS: the largest
