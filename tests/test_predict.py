@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
-from cybersentinel.scoring.batch import read_csv, read_text, score_batches, with_results
+from cybersentinel.scoring.batch import read_csv, read_text, score_batches
 from cybersentinel.scoring.detector import Detector
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_bad_invocations_fail_clearly(model_dir, tmp_path):  # noqa: F811
 def test_chunks_scored_in_worker_processes_stay_in_order(detector, tmp_path):
     urls = [f"http://host{i}.example{i % 13}.com/p/{i}" for i in range(2_000)]
     stream = io.BytesIO("\n".join(urls).encode())
-    out = [with_results(b, r) for b, r in score_batches(read_text(stream, 300), detector, workers=2)]
+    out = list(score_batches(read_text(stream, 300), detector, workers=2))
     table = pd.concat([t.to_pandas() for t in out])
     assert table["url"].tolist() == urls
     inline = detector.score_urls(urls)
@@ -116,7 +116,7 @@ def test_text_rows_in_equal_rows_out(detector, lines, chunk, trailing_newline):
     expected = data.split(b"\n")
     if data.endswith(b"\n") or not data:
         expected = expected[:-1]
-    tables = [with_results(b, r) for b, r in score_batches(read_text(io.BytesIO(data), chunk), detector)]
+    tables = list(score_batches(read_text(io.BytesIO(data), chunk), detector))
     urls = [u for t in tables for u in t["url"].to_pylist()]
     assert len(urls) == len(expected)
     assert urls == [line.removesuffix(b"\r")[:65_537].decode("utf-8", "replace") for line in expected]
@@ -139,7 +139,7 @@ def test_csv_records_in_equal_rows_out_even_when_malformed(detector, rows, garba
     writer.writerows(rows)  # records of 1 to 4 fields under a 2-column header
     data = buffer.getvalue().encode() + garbage
     records = list(csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline="")))[1:]
-    tables = [with_results(b, r) for b, r in score_batches(read_csv(io.BytesIO(data), "url", 4, block), detector)]
+    tables = list(score_batches(read_csv(io.BytesIO(data), "url", 4, block), detector))
     out = [row for t in tables for row in t.to_pylist()]
     assert len(out) == len(records)
     for record, row in zip(records, out, strict=True):
@@ -154,8 +154,7 @@ def test_csv_quote_that_never_closes_falls_back_to_python_csv(detector, monkeypa
 
     monkeypatch.setattr(batch, "MAX_CSV_FIELD", 200)
     data = b"url,n\nhttp://a.example.com/,1\n" + b'"never closed,2\n' + b"http://b.example.com/,3\n" * 20
-    out = [row for b, r in score_batches(read_csv(io.BytesIO(data), "url", 5, 16), detector)
-           for row in with_results(b, r).to_pylist()]
+    out = [row for t in score_batches(read_csv(io.BytesIO(data), "url", 5, 16), detector) for row in t.to_pylist()]
     assert out[0]["url"] == "http://a.example.com/" and out[0]["error"] == ""
     assert out[1]["error"] == "malformed CSV record: field larger than field limit (200)"
     # reading goes on after the cut-off field: later records are read, none silently dropped

@@ -36,6 +36,16 @@ def predict(
     workers: Annotated[int, typer.Option(min=0, help="scoring processes; 0: one per core")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar on standard "
                                                   "error (default: when it is a terminal)")] = None,
+    engine: Annotated[str, typer.Option(help="local (this machine's processes) or dask (a Dask cluster: --input is "
+                                        "a file, folder or glob of Parquet/CSV, local or s3://; --output a folder "
+                                        "of part-NNNNN.parquet and _manifest.json)")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="--engine dask: the cluster's scheduler (tcp://host:8786); "
+                                                  "default: a local cluster of --workers processes")] = None,
+    storage_options: Annotated[str | None, typer.Option(help="--engine dask: fsspec storage options as JSON, e.g. "
+                                                        "'{\"client_kwargs\": {\"endpoint_url\": \"http://...\"}}' "
+                                                        "(default: the AWS variables)")] = None,
+    rows_per_partition: Annotated[int, typer.Option(min=1, help="--engine dask: Parquet rows per partition (whole "
+                                                    "row groups; each CSV file is one partition)")] = 1_000_000,
 ) -> None:
     """Score every row: append score, verdict, reasons, matched feeds and error, in input order.
 
@@ -57,7 +67,6 @@ def predict(
         read_text,
         score_batches,
         sniff_format,
-        with_results,
     )
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
@@ -66,7 +75,9 @@ def predict(
                                  (output_format, OUTPUT_FORMATS, "--output-format")):
         if value is not None and value not in allowed:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=hint)
-    if input != "-" and not Path(input).is_file():
+    if engine not in ("local", "dask"):
+        raise typer.BadParameter(f"{engine!r} is not one of local, dask", param_hint="--engine")
+    if engine == "local" and input != "-" and not Path(input).is_file():
         raise typer.BadParameter(f"{input}: no such file", param_hint="--input")
     try:
         detector = Detector.from_dir(model_dir)
@@ -89,6 +100,10 @@ def predict(
         block = read_site_list(block_files or [], [], "local block list")
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--allow-file/--block-file") from exc
+    if engine == "dask":
+        _predict_dask(input, output, model_dir, column, (intel, allow, block), band, reasons, chunk_size,
+                      rows_per_partition, scheduler, workers or os.cpu_count() or 1, storage_options)
+        return
     decider = detector.decider(intel, allow, block)
     out_format = output_format or (format_from_name(output, OUTPUT_FORMATS) if output != "-" else None)
     if out_format is None and output != "-" and Path(output).suffix:
@@ -121,8 +136,7 @@ def predict(
         bar = _progress(stack, sys.stderr.isatty() if progress is None else progress, input)
         schema = None
         try:
-            for batch, results in score_batches(batches, detector, decider, reasons, workers or os.cpu_count() or 1):
-                table = with_results(batch, results)
+            for table in score_batches(batches, detector, decider, reasons, workers or os.cpu_count() or 1):
                 schema = table.schema
                 writer.write(table)
                 rows += table.num_rows
@@ -131,6 +145,46 @@ def predict(
         except (ValueError, UnicodeDecodeError, OSError) as exc:
             raise typer.BadParameter(f"{input}: {exc}", param_hint="--input") from exc
     typer.echo(f"scored {rows:,} rows -> {output if output != '-' else 'standard output'}", err=True)
+
+
+def _predict_dask(input: str, output: str, model_dir: Path, column: str, decider_inputs: tuple, band: float | None,
+                  reasons: bool, chunk_size: int, rows_per_partition: int, scheduler: str | None, workers: int,
+                  storage_options: str | None) -> None:
+    """`predict --engine dask`: Dask is imported only here, so the default start-up stays light."""
+    import json
+
+    if input == "-" or output == "-":
+        raise typer.BadParameter("--engine dask reads files and writes a folder, not standard input or output",
+                                 param_hint="--input/--output")
+    try:
+        options = json.loads(storage_options) if storage_options else {}
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--storage-options") from exc
+    if not isinstance(options, dict):
+        raise typer.BadParameter("a JSON object is expected", param_hint="--storage-options")
+    try:
+        from cybersentinel.ops.distributed import DistributedError, connect, redact, score_distributed
+    except ImportError as exc:
+        raise typer.BadParameter(f"Dask is not installed ({exc}): pip install -e .[dask]",
+                                 param_hint="--engine") from exc
+    try:
+        client, name = connect(scheduler, workers)
+    except (DistributedError, OSError) as exc:
+        raise typer.BadParameter(f"cannot reach the cluster: {exc}", param_hint="--scheduler") from exc
+    try:
+        manifest = score_distributed(input, output, model_dir=model_dir, client=client, scheduler_name=name,
+                                     column=column, decider_inputs=decider_inputs, band=band, reasons=reasons,
+                                     chunk_size=chunk_size, rows_per_piece=rows_per_partition,
+                                     storage_options=options)
+    except (DistributedError, ValueError, OSError) as exc:
+        raise typer.BadParameter(f"{redact(input)}: {exc}", param_hint="--input") from exc
+    finally:
+        cluster = client.cluster
+        client.close()
+        if cluster is not None and scheduler is None:
+            cluster.close()
+    typer.echo(f"scored {manifest['output_rows']:,} rows in {manifest['partitions']} partitions on {name} -> "
+               f"{redact(output)}", err=True)
 
 
 def _progress(stack, show: bool, source: str):

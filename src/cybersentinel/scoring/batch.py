@@ -263,8 +263,9 @@ def _csv_batch(header: list[str], url_at: int, rows: list[list[str]], errors: li
     return Batch(pa.Table.from_arrays(columns, names=header), columns[url_at], np.asarray(errors, dtype=object))
 
 
-def read_parquet(source: Any, column: str, chunk_size: int) -> Iterator[Batch]:
-    """Parquet in batches. The URL column must hold text, bytes or scalars (numbers are scored as their text); a
+def read_parquet(source: Any, column: str, chunk_size: int,
+                 row_groups: tuple[int, ...] | None = None) -> Iterator[Batch]:
+    """Parquet in batches (of the given row groups only, in order, when ``row_groups`` is set). The URL column must hold text, bytes or scalars (numbers are scored as their text); a
     list, struct or map column is refused before anything is read. Byte columns pass through as text, bytes that
     are not UTF-8 replaced (U+FFFD) as in CSV input; URLs are scored from their bytes."""
     import pyarrow.parquet as pq
@@ -277,12 +278,13 @@ def read_parquet(source: Any, column: str, chunk_size: int) -> Iterator[Batch]:
     if pa.types.is_nested(kind) or pa.types.is_null(kind):
         raise ValueError(f"the Parquet column {column!r} holds {kind} values, not text; name a text column with "
                          "--column")
-    return _parquet_batches(reader, schema, column, chunk_size)
+    return _parquet_batches(reader, schema, column, chunk_size, row_groups)
 
 
-def _parquet_batches(reader: Any, schema: pa.Schema, column: str, chunk_size: int) -> Iterator[Batch]:
+def _parquet_batches(reader: Any, schema: pa.Schema, column: str, chunk_size: int,
+                     row_groups: tuple[int, ...] | None) -> Iterator[Batch]:
     empty = True
-    for batch in reader.iter_batches(batch_size=chunk_size):
+    for batch in (reader.iter_batches(batch_size=chunk_size, row_groups=row_groups) if row_groups != () else ()):
         empty = False
         yield _parquet_batch(pa.Table.from_batches([batch]), column)
     if empty:
@@ -367,19 +369,25 @@ class BatchWriter:
             self._writer.close()
 
 
+def score_batch(batch: Batch, detector: Detector, decider: Decider | None = None, reasons: bool = True) -> pa.Table:
+    """The output rows of one batch: its input columns and the detector's results, in input order. The one
+    scoring step of every batch engine (local processes here, Dask workers in `cybersentinel.ops.distributed`)."""
+    return with_results(batch, detector.score_values(batch.urls, reasons=reasons, decider=decider))
+
+
 _worker_state: dict[str, Any] = {}
 
 
 def _score_in_worker(urls: pa.Array) -> pa.Table:
-    state = _worker_state
+    state = _worker_state  # only the URLs cross the process boundary; the parent joins the input columns back
     return state["detector"].score_values(urls, reasons=state["reasons"], decider=state["decider"])
 
 
 def score_batches(batches: Iterator[Batch], detector: Detector, decider: Decider | None = None, reasons: bool = True,
-                  workers: int = 1) -> Iterator[tuple[Batch, pa.Table]]:
-    """Score batches in input order, in ``workers`` forked processes once the input proves larger than one
-    batch (a small input is scored at once, without starting any). At most ``2 * workers`` batches are in
-    flight, so memory stays constant however long the input."""
+                  workers: int = 1) -> Iterator[pa.Table]:
+    """Output tables (`score_batch`) in input order, in ``workers`` forked processes once the input proves
+    larger than one batch (a small input is scored at once, without starting any). At most ``2 * workers``
+    batches are in flight, so memory stays constant however long the input."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -388,10 +396,8 @@ def score_batches(batches: Iterator[Batch], detector: Detector, decider: Decider
         return
     second = next(batches, None)
     if second is None or workers <= 1:
-        for batch in (b for b in (first, second) if b is not None):
-            yield batch, detector.score_values(batch.urls, reasons=reasons, decider=decider)
-        for batch in batches:
-            yield batch, detector.score_values(batch.urls, reasons=reasons, decider=decider)
+        for batch in _chain(tuple(b for b in (first, second) if b is not None), batches):
+            yield score_batch(batch, detector, decider, reasons)
         return
     _worker_state.update(detector=detector, reasons=reasons, decider=decider)  # inherited by the forked workers
     pending: deque = deque()
@@ -400,10 +406,10 @@ def score_batches(batches: Iterator[Batch], detector: Detector, decider: Decider
             pending.append((batch, pool.submit(_score_in_worker, batch.urls)))
             if len(pending) >= 2 * workers:
                 done, future = pending.popleft()
-                yield done, future.result()
+                yield with_results(done, future.result())
         while pending:
             done, future = pending.popleft()
-            yield done, future.result()
+            yield with_results(done, future.result())
 
 
 def _chain(head: tuple, tail: Iterator) -> Iterator:
