@@ -243,8 +243,11 @@ def clear_output(fs: fsspec.AbstractFileSystem, root: str) -> None:
         return
     if fs.exists(f"{root}/{MANIFEST}"):
         fs.rm(f"{root}/{MANIFEST}")
-    stale = [p for p in fs.ls(root, detail=False)
-             if Path(p).name.startswith(("part-", ".part-")) and (p.endswith(".parquet") or p.endswith(".tmp"))]
+    _remove(fs, root, lambda name: name.startswith(("part-", ".part-")) and name.endswith((".parquet", ".tmp")))
+
+
+def _remove(fs: fsspec.AbstractFileSystem, root: str, doomed: Any) -> None:
+    stale = [p for p in fs.ls(root, detail=False) if doomed(Path(p).name)]
     if stale:
         fs.rm(stale)
 
@@ -284,7 +287,7 @@ def score_distributed(source: str, out_dir: str, *, model_dir: str | Path, clien
     plugin = ModelPlugin(files, manifest_sha, decider_inputs, band, code_versions())
     try:
         client.register_plugin(plugin, name=plugin.name)
-    except Exception as exc:  # noqa: BLE001 - the worker's error, whatever it is, is reported as it is
+    except (DistributedError, ModelIntegrityError, KeyError, ValueError, OSError) as exc:  # raised by a worker's setup
         raise DistributedError(f"the workers could not load the model: {exc}") from exc
     try:
         futures = [client.submit(score_piece, piece, out_dir, plugin.name, column, chunk_size, reasons,
@@ -300,6 +303,8 @@ def score_distributed(source: str, out_dir: str, *, model_dir: str | Path, clien
     short = [p for p in parts if p["input_rows"] is not None and p["input_rows"] != p["output_rows"]]
     if short:
         raise DistributedError(f"rows in != rows out for {[p['part'] for p in short]}; no manifest written")
+    # a temporary file a killed worker left behind (its partition was scored again elsewhere)
+    _remove(fs_out, root, lambda name: name.startswith(("part-", ".part-")) and name.endswith(".tmp"))
     manifest = {
         "engine": "dask", "scheduler": scheduler_name, "input": redact(source), "output": redact(out_dir),
         "column": column, "partitions": len(parts),
