@@ -7,6 +7,7 @@ with (a sample of the training rows' features and held-out scores, `models/refer
 import argparse
 import json
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,30 @@ def pin_file(source: Path, out: Path, **about: str) -> dict:
     return {"file": out.name, "sha256": sha256_file(out), **about}
 
 
+def on_engine(stack: ExitStack, train: dict, model_name: str, estimator, space: dict, n_jobs: int, seed: int):
+    """The estimator, search space and parallelism for ``train.engine``, and how to bring the calibrated model and
+    its best parameters back to their local form. With ``dask`` each fit of LightGBM or XGBoost runs on the cluster
+    (opened here, closed with ``stack``) one at a time; other models train locally, saying so."""
+    local = (estimator, space, n_jobs, lambda calibrated, best: (calibrated, best))
+    if train["engine"] == "local":
+        return local
+    if train["engine"] != "dask":
+        raise ValueError(f"train.engine must be local or dask, not {train['engine']!r}")
+    from cybersentinel.model import distributed
+
+    try:
+        distributed.check_model(model_name)
+    except distributed.LocalOnlyModelError as exc:
+        print(f"train.engine dask: {exc}")
+        return local
+    client, name = distributed.connect(train.get("scheduler"), train["workers"])
+    stack.callback(distributed.close, client)
+    print(f"train.engine dask: fitting {model_name} on {name}")
+    wrapped = distributed.DaskBoosted(estimator, partitions=train["partitions"], seed=seed)
+    return (wrapped, distributed.dask_space(space), 1,
+            lambda calibrated, best: (distributed.unwrap(calibrated), distributed.local_params(best)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", type=Path, required=True)
@@ -69,22 +94,26 @@ def main() -> None:
     with stage_run("train", params["mlflow"]["experiment"],
                    {"dataset": params["dataset"]["name"], "model": model_cfg["name"]}) as tracker:
         tracker.params({"model": model_cfg, "search": search_cfg, "calibration": params["calibration"],
-                        "threshold": params["threshold"], "seed": seed})
+                        "threshold": params["threshold"], "seed": seed, "train": params["train"]})
         estimator = build_estimator(model_cfg, seed)
         space = search_space(model_cfg)
         best_params, cv_score = {}, float("nan")
-        if space:
-            search = grouped_search(estimator, space, x, y, groups,
-                                    n_iter=search_cfg["n_iter"], cv_folds=search_cfg["cv_folds"],
-                                    scoring=search_cfg["scoring"], n_jobs=search_cfg["n_jobs"], seed=seed)
-            scores = search.cv_results_["mean_test_score"]
-            best = int(np.argmax(scores))
-            best_params, cv_score = search.cv_results_["params"][best], float(scores[best])
-        calibrated, held_out = calibrate_grouped(clone(estimator).set_params(**best_params), x, y, groups,
-                                                 folds=params["calibration"]["folds"],
-                                                 method=params["calibration"]["method"],
-                                                 ensemble=params["calibration"]["ensemble"],
-                                                 n_jobs=search_cfg["n_jobs"], seed=seed)
+        with ExitStack() as stack:
+            estimator, space, n_jobs, unwrap = on_engine(stack, params["train"], model_cfg["name"], estimator, space,
+                                                         search_cfg["n_jobs"], seed)
+            if space:
+                search = grouped_search(estimator, space, x, y, groups,
+                                        n_iter=search_cfg["n_iter"], cv_folds=search_cfg["cv_folds"],
+                                        scoring=search_cfg["scoring"], n_jobs=n_jobs, seed=seed)
+                scores = search.cv_results_["mean_test_score"]
+                best = int(np.argmax(scores))
+                best_params, cv_score = search.cv_results_["params"][best], float(scores[best])
+            calibrated, held_out = calibrate_grouped(clone(estimator).set_params(**best_params), x, y, groups,
+                                                     folds=params["calibration"]["folds"],
+                                                     method=params["calibration"]["method"],
+                                                     ensemble=params["calibration"]["ensemble"],
+                                                     n_jobs=n_jobs, seed=seed)
+            calibrated, best_params = unwrap(calibrated, best_params)
         threshold_cfg = params["threshold"]
         threshold = choose_threshold(y, held_out, threshold_cfg["objective"], max_fpr=threshold_cfg.get("max_fpr"),
                                      sources=train["source"].to_numpy())

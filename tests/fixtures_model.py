@@ -65,15 +65,21 @@ def mirror_dir() -> Path:
     return path
 
 
-def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CLASS, seed: int = 0) -> Path:
-    """Train and save a small URL detector on a sample of the Ebbu2017 URLs the way stages/featurize.py and
-    stages/train.py do (featurizer fitted out-of-fold, classifiers calibrated on grouped folds, threshold from
-    the held-out calibrated scores), without the hyperparameter search; return ``out``."""
+def labelled_sample(mirror: Path, rows_per_class: int, seed: int = 0) -> tuple:
+    """``rows_per_class`` URLs of each class of the Ebbu2017 collection (deduplicated), their split groups and the
+    dataset's config."""
     source = yaml.safe_load((REPO / "conf" / "collection" / "ebbu2017.yaml").read_text())
     dataset = {"name": "ebbu2017", "kind": "url", "group_by": "registered_domain", "sources": [source]}
     table, _ = deduplicate(read_source(dataset_sources(dataset)[0], str(mirror)), dataset)
     sample = table.groupby("label").sample(n=rows_per_class, random_state=seed).reset_index(drop=True)
-    groups = assign_groups(sample, dataset).to_numpy()
+    return sample, assign_groups(sample, dataset).to_numpy(), dataset
+
+
+def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CLASS, seed: int = 0) -> Path:
+    """Train and save a small URL detector on a sample of the Ebbu2017 URLs the way stages/featurize.py and
+    stages/train.py do (featurizer fitted out-of-fold, classifiers calibrated on grouped folds, threshold from
+    the held-out calibrated scores), without the hyperparameter search; return ``out``."""
+    sample, groups, dataset = labelled_sample(mirror, rows_per_class, seed)
     y = sample["label"].to_numpy()
 
     featurizer = build_featurizer(dataset, FEATURIZER, [])

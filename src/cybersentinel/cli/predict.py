@@ -163,7 +163,8 @@ def _predict_dask(input: str, output: str, model_dir: Path, column: str, decider
     if not isinstance(options, dict):
         raise typer.BadParameter("a JSON object is expected", param_hint="--storage-options")
     try:
-        from cybersentinel.ops.distributed import DistributedError, connect, redact, score_distributed
+        from cybersentinel.model.distributed import DistributedError, close, connect, redact
+        from cybersentinel.ops.distributed import score_distributed
     except ImportError as exc:
         raise typer.BadParameter(f"Dask is not installed ({exc}): pip install -e .[dask]",
                                  param_hint="--engine") from exc
@@ -179,10 +180,7 @@ def _predict_dask(input: str, output: str, model_dir: Path, column: str, decider
     except (DistributedError, ValueError, OSError) as exc:
         raise typer.BadParameter(f"{redact(input)}: {exc}", param_hint="--input") from exc
     finally:
-        cluster = client.cluster
-        client.close()
-        if cluster is not None and scheduler is None:
-            cluster.close()
+        close(client)
     typer.echo(f"scored {manifest['output_rows']:,} rows in {manifest['partitions']} partitions on {name} -> "
                f"{redact(output)}", err=True)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,6 +77,44 @@ class TreeEnsemble:
                    np.asarray(columns[2], np.int32), np.asarray(columns[3], np.int32),
                    np.asarray(columns[4], np.float64), np.asarray(columns[5], np.bool_),
                    np.asarray(columns[6], np.int8), int(dump["max_feature_idx"]) + 1)
+
+    @classmethod
+    def from_xgboost(cls, booster) -> TreeEnsemble:
+        """An XGBoost binary:logistic booster's trees. XGBoost goes left when ``x < split`` (float32): the same as
+        ``x <= `` the next float32 below it; missing values follow ``default_left``. A split node's value is the
+        cover-weighted mean of its children's (XGBoost's own for approximate contributions), and the base score
+        is one more tree: a single leaf holding its log-odds."""
+        model = json.loads(bytes(booster.save_raw("json")))["learner"]
+        objective = model["objective"]["name"]
+        if objective != "binary:logistic":
+            raise ValueError(f"not a binary:logistic XGBoost model: {objective!r}")
+        base = float(str(model["learner_model_param"]["base_score"]).strip("[]"))
+        nodes: list[tuple] = []
+        roots = []
+        for tree in model["gradient_booster"]["model"]["trees"]:
+            left, right = tree["left_children"], tree["right_children"]
+            split, feature, cover = tree["split_conditions"], tree["split_indices"], tree["sum_hessian"]
+            offset = len(nodes)
+            values = np.asarray(split, dtype=np.float64)
+            for i in reversed(range(len(left))):  # children come after their parent
+                if left[i] >= 0:
+                    a, b = cover[left[i]], cover[right[i]]
+                    values[i] = (values[left[i]] * a + values[right[i]] * b) / (a + b) if a + b > 0 else 0.0
+            for i in range(len(left)):
+                if left[i] < 0:
+                    nodes.append((-1, 0.0, -1, -1, float(values[i]), False, 0))
+                else:
+                    below = float(np.nextafter(np.float32(split[i]), np.float32(-np.inf)))
+                    nodes.append((int(feature[i]), below, offset + left[i], offset + right[i], float(values[i]),
+                                  bool(tree["default_left"][i]), _MISSING["NaN"]))
+            roots.append(offset)
+        roots.append(len(nodes))
+        nodes.append((-1, 0.0, -1, -1, float(np.log(base / (1 - base))), False, 0))
+        columns = list(zip(*nodes, strict=True))
+        return cls(np.asarray(roots, np.int32), np.asarray(columns[0], np.int32), np.asarray(columns[1], np.float64),
+                   np.asarray(columns[2], np.int32), np.asarray(columns[3], np.int32),
+                   np.asarray(columns[4], np.float64), np.asarray(columns[5], np.bool_),
+                   np.asarray(columns[6], np.int8), int(booster.num_features()))
 
     def predict(self, X: np.ndarray, contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Raw scores (log-odds), and per-feature path contributions (last column: the expected value)."""

@@ -8,8 +8,8 @@ plugin, as its files' bytes, and is loaded there through `Detector.from_dir` (ev
 the manifest, whose own hash the client checks too). ``_manifest.json`` is written last, only when every
 partition's output row count equals its input's: an output folder without it is not a finished result.
 
-Dask is imported only here (and in `cybersentinel.model.distributed`); the command line imports this module
-only with ``--engine dask``."""
+Dask is imported only here and in `cybersentinel.model.distributed` (training, and the cluster connection both
+use); the command line imports this module only with ``--engine dask``."""
 
 from __future__ import annotations
 
@@ -22,17 +22,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import dask
 import distributed
 import fsspec
 import pyarrow.parquet as pq
-from distributed import Client, LocalCluster, WorkerPlugin
+from distributed import Client, WorkerPlugin
 
 import cybersentinel
 from cybersentinel.core.files import ModelIntegrityError, atomic_path, load_manifest
 from cybersentinel.features.lexical import FEATURIZER_VERSION
+from cybersentinel.model.distributed import DistributedError, redact
 from cybersentinel.scoring.batch import Batch, read_csv, read_parquet, score_batch, with_results
 from cybersentinel.scoring.detector import Detector
 
@@ -40,10 +40,6 @@ INPUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 MANIFEST = "_manifest.json"
 PLUGIN_PREFIX = "cybersentinel-model-"
 WARM_UP = ["https://example.com/", "http://login-paypa1.example.net/verify?id=1", "192.0.2.1", "", "not a url"]
-
-
-class DistributedError(RuntimeError):
-    """A distributed run that cannot start or finish (reported to the user as it is)."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +52,6 @@ class Piece:
     format: str
     row_groups: tuple[int, ...] | None = None
     rows: int | None = None
-
-
-def redact(uri: str) -> str:
-    """``uri`` without the user name and password it may carry."""
-    parts = urlsplit(uri)
-    if not parts.scheme or "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def list_inputs(source: str, storage_options: Mapping[str, Any]) -> tuple[fsspec.AbstractFileSystem, list[str]]:
@@ -250,23 +238,6 @@ def _remove(fs: fsspec.AbstractFileSystem, root: str, doomed: Any) -> None:
     stale = [p for p in fs.ls(root, detail=False) if doomed(Path(p).name)]
     if stale:
         fs.rm(stale)
-
-
-def connect(scheduler: str | None, workers: int, threads: int = 1) -> tuple[Client, str]:
-    """A client of the cluster at ``scheduler``, or of a new `LocalCluster` of ``workers`` processes on
-    127.0.0.1; and how the run manifest names it. Refuses a cluster whose workers run other versions."""
-    if scheduler:
-        client, name = Client(scheduler, timeout="30s"), redact(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
-        client, name = Client(cluster), f"LocalCluster({workers} workers x {threads} thread)"
-    try:
-        client.get_versions(check=True)
-    except ValueError as exc:
-        client.close()
-        raise DistributedError(f"client and workers run different versions: {exc}") from exc
-    return client, name
 
 
 def score_distributed(source: str, out_dir: str, *, model_dir: str | Path, client: Client, scheduler_name: str,
