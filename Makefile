@@ -14,7 +14,8 @@ export CYBERSENTINEL_COLLECTIONS
 CYBERSENTINEL_FEEDS_MIRROR ?= $(wildcard $(abspath ../shared/data/feeds))
 export CYBERSENTINEL_FEEDS_MIRROR
 
-.PHONY: setup lock repro test lint params bench feeds bench-intel bench-ingest bench-predict serve loadtest bench-observe
+.PHONY: setup lock repro test lint params bench feeds bench-intel bench-ingest bench-predict bench-dask serve loadtest \
+	bench-observe
 
 # Dependencies: pyproject.toml declares them (runtime, extras test and dev, ...); requirements.lock pins the
 # whole transitive set with hashes and is all `make setup` installs. To add or change a dependency: edit
@@ -118,3 +119,6 @@ bench-predict: setup  ## batch scoring throughput vs fraudurl (1M URLs)
 
 bench-observe: setup  ## service p50/p99 with and without metrics and the decision log; `drift` on 1M scored rows
 	python benchmarks/observe.py
+
+bench-dask: setup  ## batch scoring, local engine vs Dask 2x1 and 1x2 (5M URLs in 20 Parquet files)
+	python benchmarks/distributed.py

@@ -59,6 +59,8 @@ def uneven_inputs(folder: Path, seed: int = 0) -> Path:
     rows = [f"{i},{u}" for i, u in enumerate(urls(400, seed)) if u is not None and "\x00" not in u and "," not in u]
     rows.insert(7, '3,"unclosed,quote,field,here')
     (folder / "e.csv").write_text("row,url\n" + "\n".join(rows[:50]) + "\n")
+    (folder / "f.csv").write_bytes(b"")
+    (folder / "g.csv").write_text("row,url,note\n")
     return folder
 
 
@@ -101,8 +103,8 @@ def test_dask_engine_gives_the_local_engines_rows_order_and_scores(dask_client, 
     # a.parquet's 3 row groups make 3 partitions of at most 1,000 rows; the empty file is an empty partition
     assert [(Path(p["input"]).name, p["row_groups"]) for p in manifest["parts"]] == [
         ("a.parquet", [0]), ("a.parquet", [1]), ("a.parquet", [2]), ("b.parquet", [0]), ("c.parquet", [0, 1, 2]),
-        ("d.parquet", [0]), ("e.csv", None)]
-    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json"] + [f"part-{i:05d}.parquet" for i in range(7)]
+        ("d.parquet", [0]), ("e.csv", None), ("f.csv", None), ("g.csv", None)]
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json"] + [f"part-{i:05d}.parquet" for i in range(9)]
     assert manifest["input_rows"] is None  # the CSV's rows are known once read, not from a footer
     assert [p["input_rows"] for p in manifest["parts"][:6]] == [1000, 1000, 300, 0, 700, 1]
     assert all(p["input_rows"] == p["output_rows"] for p in manifest["parts"][:6])
@@ -113,6 +115,7 @@ def test_dask_engine_gives_the_local_engines_rows_order_and_scores(dask_client, 
         assert_same_output(local_engine(inputs / name, detector), parts[name])
     empty = parts["b.parquet"]
     assert len(empty) == 0 and {"url", "row", "score", "verdict", "error"} <= set(empty.columns)
+    assert len(parts["f.csv"]) == 0 and len(parts["g.csv"]) == 0 and "note" in parts["g.csv"].columns
     assert (parts["a.parquet"]["error"] != "").sum() > 100  # garbage and nulls got an error, not dropped
     assert manifest["output_rows"] == 2_300 + 700 + 1 + len(parts["e.csv"])
 
@@ -121,8 +124,8 @@ def test_dask_engine_gives_the_local_engines_rows_order_and_scores(dask_client, 
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     again = json.loads((out / "_manifest.json").read_text())
-    assert again["partitions"] == 4
-    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json"] + [f"part-{i:05d}.parquet" for i in range(4)]
+    assert again["partitions"] == 6
+    assert sorted(p.name for p in out.iterdir()) == ["_manifest.json"] + [f"part-{i:05d}.parquet" for i in range(6)]
     assert_same_output(local_engine(inputs / "c.parquet", detector), dask_parts(out, again)["c.parquet"])
 
 

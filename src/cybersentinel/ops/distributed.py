@@ -149,8 +149,8 @@ def code_versions() -> dict[str, str]:
 
 
 def _batches(piece: Piece, fs: fsspec.AbstractFileSystem, handle: Any, column: str, chunk_size: int) -> Iterator[Batch]:
-    if piece.format == "csv":
-        return read_csv(handle, column, chunk_size)
+    if piece.format == "csv":  # an empty file is an empty partition (the local engine wants a header)
+        return read_csv(handle, column, chunk_size) if fs.size(piece.path) else iter(())
     return read_parquet(handle, column, chunk_size, row_groups=piece.row_groups)
 
 
@@ -171,7 +171,7 @@ def score_piece(piece: Piece, out_dir: str, plugin_name: str, column: str, chunk
             rows += table.num_rows
             schema = table.schema
         if writer is None:  # an empty partition still gives a valid file with the input's and the result columns
-            empty = _empty_result(piece, fs_in, column, plugin)
+            empty = _empty_result(column, plugin)
             writer, schema = pq.ParquetWriter(sink, empty.schema), empty.schema
             writer.write_table(empty)
         writer.close()
@@ -179,16 +179,13 @@ def score_piece(piece: Piece, out_dir: str, plugin_name: str, column: str, chunk
             "input_rows": piece.rows, "output_rows": rows, "columns": schema.names if schema else []}
 
 
-def _empty_result(piece: Piece, fs: fsspec.AbstractFileSystem, column: str, plugin: ModelPlugin) -> Any:
+def _empty_result(column: str, plugin: ModelPlugin) -> Any:
+    """The output of a zero-byte CSV file (no header to read: the URL column alone); the readers give every
+    other empty input its own columns."""
     import pyarrow as pa
 
-    if piece.format == "parquet":
-        with fs.open(piece.path, "rb") as handle:
-            passthrough = pq.ParquetFile(handle).schema_arrow.empty_table()
-        urls = passthrough[column].combine_chunks().cast(pa.string())
-    else:
-        passthrough, urls = pa.table({column: pa.array([], pa.string())}), pa.array([], pa.string())
-    return with_results(Batch(passthrough, urls), plugin.detector.score_values(urls))
+    urls = pa.array([], pa.string())
+    return with_results(Batch(pa.table({column: urls}), urls), plugin.detector.score_values(urls))
 
 
 class _atomic_write:  # noqa: N801 - used as a context manager, like open()

@@ -265,9 +265,10 @@ def _csv_batch(header: list[str], url_at: int, rows: list[list[str]], errors: li
 
 def read_parquet(source: Any, column: str, chunk_size: int,
                  row_groups: tuple[int, ...] | None = None) -> Iterator[Batch]:
-    """Parquet in batches (of the given row groups only, in order, when ``row_groups`` is set). The URL column must hold text, bytes or scalars (numbers are scored as their text); a
-    list, struct or map column is refused before anything is read. Byte columns pass through as text, bytes that
-    are not UTF-8 replaced (U+FFFD) as in CSV input; URLs are scored from their bytes."""
+    """Parquet in batches (of the given row groups only, in order, when ``row_groups`` is set). The URL column
+    must hold text, bytes or scalars (numbers are scored as their text); a list, struct or map column is refused
+    before anything is read. Byte columns pass through as text, bytes that are not UTF-8 replaced (U+FFFD) as in
+    CSV input; URLs are scored from their bytes."""
     import pyarrow.parquet as pq
 
     reader = pq.ParquetFile(source)
