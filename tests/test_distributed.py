@@ -236,3 +236,26 @@ def test_the_command_lines_start_up_does_not_import_dask() -> None:
            "('dask', 'distributed', 's3fs')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_command_line_starts_its_own_cluster_and_reads_s3_from_the_aws_variables(
+        s3_server, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server)
+    fs.mkdir("env-test")
+    inputs = uneven_inputs(tmp_path / "in", seed=5)
+    fs.put(str(inputs / "c.parquet"), "env-test/in/c.parquet")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server["key"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server["secret"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server["client_kwargs"]["endpoint_url"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    result = CliRunner().invoke(app, ["predict", "--engine", "dask", "--workers", "1", "-i", "s3://env-test/in/",
+                                      "-o", "s3://env-test/out", "--model-dir", str(model_dir), "--no-feeds"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(fs.cat("env-test/out/_manifest.json"))
+    assert manifest["scheduler"] == "LocalCluster(n_workers=1, threads_per_worker=1)" and manifest["output_rows"] == 700
+    local = local_engine(inputs / "c.parquet", Detector.from_dir(model_dir))
+    assert_same_output(local, dask_parts("env-test/out", manifest, fs)["c.parquet"])

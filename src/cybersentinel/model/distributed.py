@@ -46,7 +46,7 @@ def connect(scheduler: str | None, workers: int, threads: int = 1) -> tuple[Any,
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
                                dashboard_address=None)
-        client, name = Client(cluster), f"LocalCluster({workers} workers x {threads} thread)"
+        client, name = Client(cluster), f"LocalCluster(n_workers={workers}, threads_per_worker={threads})"
     try:
         client.get_versions(check=True)
     except ValueError as exc:
