@@ -163,7 +163,8 @@ def _predict_dask(input: str, output: str, model_dir: Path, column: str, decider
     if not isinstance(options, dict):
         raise typer.BadParameter("a JSON object is expected", param_hint="--storage-options")
     try:
-        from cybersentinel.model.distributed import DistributedError, close, connect, redact
+        from cybersentinel.core.redact import redact
+        from cybersentinel.model.distributed import DistributedError, close, connect
         from cybersentinel.ops.distributed import score_distributed
     except ImportError as exc:
         raise typer.BadParameter(f"Dask is not installed ({exc}): pip install -e .[dask]",

@@ -13,11 +13,12 @@ Dask is imported only here and in `cybersentinel.ops.distributed`."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+from cybersentinel.core.redact import redact
 
 DASK_MODELS = ("lightgbm", "xgboost")
 ORDER = "_shuffle_order"
@@ -25,14 +26,6 @@ ORDER = "_shuffle_order"
 
 class DistributedError(RuntimeError):
     """A distributed run that cannot start or finish (reported to the user as it is)."""
-
-
-def redact(uri: str) -> str:
-    """``uri`` without the user name and password it may carry."""
-    parts = urlsplit(uri)
-    if not parts.scheme or "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def connect(scheduler: str | None, workers: int, threads: int = 1) -> tuple[Any, str]:

@@ -31,8 +31,9 @@ from distributed import Client, WorkerPlugin
 
 import cybersentinel
 from cybersentinel.core.files import ModelIntegrityError, atomic_path, load_manifest
+from cybersentinel.core.redact import redact
 from cybersentinel.features.lexical import FEATURIZER_VERSION
-from cybersentinel.model.distributed import DistributedError, redact
+from cybersentinel.model.distributed import DistributedError
 from cybersentinel.scoring.batch import Batch, read_csv, read_parquet, score_batch, with_results
 from cybersentinel.scoring.detector import Detector
 
