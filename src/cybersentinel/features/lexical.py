@@ -220,7 +220,8 @@ _SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "ho
                  "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
                  "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest", "static_asset")
 # Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
-_COMPUTATION = "bytes-fnv1a-5"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters
+_COMPUTATION = "bytes-fnv1a-6"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
+# 6: a path of "/" alone is the empty path
 # Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
 FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
     [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()
@@ -412,6 +413,10 @@ def _split(data, a, b, max_bytes):
         q_at += 1
     rest_end = hash_at if hash_at - q_at > 1 else q_at
     fragment = b - hash_at - 1 if hash_at < b else 0
+    if rest_end == q_at == cut + 1 and data[cut] == 47:
+        # "/" alone is the empty path (a browser asks for "/" either way); lists differ in writing it, so it
+        # must not count (phishing lists write bare domains without it, homepages of sites often with it)
+        cut = q_at
     return hs, he, port_s, port_e, userinfo, cut, q_at, rest_end, fragment
 
 
