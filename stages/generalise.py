@@ -14,6 +14,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.pipeline import Pipeline
 
+from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import read_params, write_json
 from cybersentinel.intel.feeds import parse_ranked_domains, read_feed_file
 from cybersentinel.model.generalisation import fit_recipe, forward_rows, judge, loco_rows
@@ -48,7 +49,7 @@ def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_param
              popularity: dict[str, int], known_paths: frozenset[str]) -> dict:
     featurizer, classifier, threshold = fit_recipe(
         table[training], params["dataset"], params["featurizer"], params["model"], best_params,
-        params["threshold"]["max_fpr"], params["seed"])
+        params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]))
     rows = table[evaluation]
     result = judge(featurizer, classifier, threshold, rows)
     served = served_judgement(featurizer, classifier, threshold, rows, params["policy"], popularity, known_paths,
@@ -70,7 +71,7 @@ def main() -> None:
     config = params["generalise"]
     table = pd.read_parquet(args.prepared)
     best_params = json.loads(args.best_params.read_text())
-    collections = sorted(table["source"].unique())
+    collections = sorted(set(table["source"].unique()) - feedback_source_names(params["dataset"]))  # feedback trains
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, config["cutoff_year"])
     popularity = popular_sites(args.intel / "tranco_top100k.csv", params["policy"]["popular_rank"])

@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from cybersentinel.core.config import dataset_sources
+from cybersentinel.core.config import dataset_sources, is_feedback
 from cybersentinel.core.files import read_params
 from cybersentinel.ingest.base import Ingested, SourceError
-from cybersentinel.ingest.sources import ingest
+from cybersentinel.ingest.sources import ingest, snapshot
 from cybersentinel.tracking.runs import stage_run
 
 
@@ -47,6 +47,10 @@ def write_tables(out: Path, tables: Mapping[str, pd.DataFrame]) -> None:
 def read_all(sources: list[dict], origin: Mapping, expected: Mapping | None) -> dict[str, Ingested]:
     """Every dataset source, checked against the snapshot stage's fingerprints, or a SourceError."""
     results = {}
+    if expected is not None:  # an empty feedback store was left out by the snapshot stage
+        sources = [s for s in sources if not is_feedback(s) or s["name"] in expected]
+    else:
+        sources = [s for s in sources if not is_feedback(s) or snapshot(s, origin)["rows"]]
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
         for source in sources:
             name = source["name"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cybersentinel.core.config import dataset_sources
+from cybersentinel.core.config import dataset_sources, feedback_source_names
 from cybersentinel.core.files import read_params, write_json, write_parquet
 from cybersentinel.data.prepare import (
     assign_groups,
@@ -30,7 +30,7 @@ def main() -> None:
     params = read_params()
     dataset, seed, sample = params["dataset"], params["seed"], params["sample"]
     with stage_run("prepare", params["mlflow"]["experiment"], {"dataset": dataset["name"]}) as tracker:
-        table, counts = deduplicate(pd.read_parquet(args.validated), dataset)
+        table, counts = deduplicate(pd.read_parquet(args.validated), dataset, feedback_source_names(dataset))
         table["group"] = assign_groups(table, dataset)
         table["year"] = row_years(table, {s["name"]: s.get("year") for s in dataset_sources(dataset)})
         kept = sample_rows(table, sample["per_group"], sample["per_source_class"], seed)

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
+from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import atomic_path, read_params, sha256_file, write_json
 from cybersentinel.intel.feeds import parse_ranked_domains, read_feed_file
 from cybersentinel.model.compiled import write_compiled
@@ -25,6 +26,7 @@ from cybersentinel.model.estimators import (
     choose_threshold,
     grouped_search,
     load_model,
+    repeat_rows,
     save_model,
     search_space,
 )
@@ -89,6 +91,10 @@ def main() -> None:
     names = featurizer_info["features"]
 
     train = pd.read_parquet(args.features / "train.parquet")
+    # Analyst feedback trains with its configured weight; the collections alone set the threshold and validation.
+    feedback = train["source"].isin(list(feedback_source_names(params["dataset"]))).to_numpy()
+    train = repeat_rows(train, feedback, int(params["feedback"]["weight"]))
+    collections = ~train["source"].isin(list(feedback_source_names(params["dataset"]))).to_numpy()
     x, y, groups = train[names].to_numpy(), train["label"].to_numpy(), train["group"].to_numpy()
 
     with stage_run("train", params["mlflow"]["experiment"],
@@ -115,11 +121,12 @@ def main() -> None:
                                                      n_jobs=n_jobs, seed=seed)
             calibrated, best_params = unwrap(calibrated, best_params)
         threshold_cfg = params["threshold"]
-        threshold = choose_threshold(y, held_out, threshold_cfg["objective"], max_fpr=threshold_cfg.get("max_fpr"),
-                                     sources=train["source"].to_numpy())
-        val_metrics = classification_metrics(y, held_out, threshold)
+        y_c, held_out_c, sources_c = y[collections], held_out[collections], train["source"].to_numpy()[collections]
+        threshold = choose_threshold(y_c, held_out_c, threshold_cfg["objective"], max_fpr=threshold_cfg.get("max_fpr"),
+                                     sources=sources_c)
+        val_metrics = classification_metrics(y_c, held_out_c, threshold)
         policy = Policy(threshold=round(threshold, 6), **params["policy"])  # validates the parameters
-        legit = y == 0
+        legit = (y == 0) & collections
         fpr_by_source = {s: round(float(np.mean(held_out[legit & (train["source"] == s).to_numpy()] >= threshold)), 5)
                          for s in sorted(train.loc[legit, "source"].unique())}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cybersentinel.core.config import dataset_sources
+from cybersentinel.core.config import dataset_sources, is_feedback
 from cybersentinel.core.files import read_params, write_json, write_parquet
 from cybersentinel.data.validation import DataValidationError, quality_report, validate_table
 from cybersentinel.tracking.runs import stage_run
@@ -22,7 +22,8 @@ def main() -> None:
     params = read_params()
     dataset = params["dataset"]
     with stage_run("validate", params["mlflow"]["experiment"], {"dataset": dataset["name"]}) as tracker:
-        tables = [pd.read_parquet(args.raw / f"{s['name']}.parquet") for s in dataset_sources(dataset)]
+        tables = [pd.read_parquet(args.raw / f"{s['name']}.parquet") for s in dataset_sources(dataset)
+                  if not is_feedback(s) or (args.raw / f"{s['name']}.parquet").is_file()]  # no feedback yet
         try:
             tables = [validate_table(t, dataset) for t in tables]
         except DataValidationError as exc:

@@ -95,7 +95,7 @@ def shrink_params(repo: Path, mirror: Path) -> None:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for source in dataset_sources(params["dataset"]):
-        for spec in source["files"]:
+        for spec in source.get("files", []):  # the feedback source has none
             spec["sha256"] = sha256_file(mirror / ("collections" if spec.get("collection") else "") / spec["name"])
     if isinstance(params["dataset"]["sources"], dict):  # write the new checksums back into the mapping
         params["dataset"]["sources"] = {s["name"]: s for s in dataset_sources(params["dataset"])}

@@ -68,6 +68,8 @@ def conform_conf_to_params(repo: Path) -> None:
     trimmed search so experiments run on the small sample."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for source in dataset_sources(params["dataset"]):  # one file per source in conf/collection/
+        if "files" not in source:  # the feedback store: no files to pin
+            continue
         collection_file = repo / "conf" / "collection" / f"{source['name']}.yaml"
         collection = yaml.safe_load(collection_file.read_text())
         collection["files"] = source["files"]

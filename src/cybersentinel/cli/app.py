@@ -10,6 +10,7 @@ import typer
 from cybersentinel.cli.blocklist import blocklist_app
 from cybersentinel.cli.drift import drift
 from cybersentinel.cli.etl import etl_app
+from cybersentinel.cli.feedback import feedback_app
 from cybersentinel.cli.feeds import feeds_app
 from cybersentinel.cli.intel import intel_app
 from cybersentinel.cli.monitor import monitor
@@ -49,3 +50,4 @@ app.add_typer(intel_app, name="intel")
 app.add_typer(blocklist_app, name="blocklist")
 app.add_typer(remote_app, name="remote")
 app.add_typer(etl_app, name="etl")
+app.add_typer(feedback_app, name="feedback")

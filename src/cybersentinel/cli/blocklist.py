@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from cybersentinel.cli.options import AllowFiles, AllowNames, AllowTop, BlockFiles
+from cybersentinel.cli.options import (
+    AllowFiles,
+    AllowNames,
+    AllowTop,
+    BlockFiles,
+    FeedbackDb,
+    UseFeedback,
+    with_feedback,
+)
 from cybersentinel.ops.blocklist import (
     DEFAULT_VERDICTS,
     FORMATS,
@@ -50,6 +58,8 @@ def export_command(
     tranco: Annotated[Path | None, typer.Option(dir_okay=False, help="Tranco list (default: the one in "
                                                 "--feeds-dir, else data/feeds/tranco_top100k.csv).")] = None,
     block_files: BlockFiles = None,
+    feedback_db: FeedbackDb = None,
+    feedback: UseFeedback = True,
     widest_v4: Annotated[int, typer.Option(min=0, max=32, help="Widest IPv4 range a rule may cover.")] = 12,
     widest_v6: Annotated[int, typer.Option(min=0, max=128, help="Widest IPv6 range a rule may cover.")] = 24,
 ) -> None:
@@ -81,8 +91,8 @@ def export_command(
         if allow_top and not popularity:
             console.print("[yellow]warning:[/yellow] no Tranco list: popular sites are protected only by the "
                           "allowlist (give --tranco or --feeds-dir)")
+        allow, block = with_feedback(allow, read_site_list(block_files or [], [], "block list"), feedback, feedback_db)
         guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6)
-        block = read_site_list(block_files or [], [], "block list")
         found, bad = entries_from_block_list(block.entries, guard)
         entries += found
         rejected += bad

@@ -15,20 +15,23 @@ from cybersentinel.cli.options import (
     AllowNames,
     AllowTop,
     DecisionLogDir,
+    FeedbackDb,
     LogRetentionDays,
     LogRotateRows,
     LogRotateSeconds,
+    UseFeedback,
+    with_feedback,
 )
 from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, SiteHostNeededError, run_monitor
 
 
-def _model_scorer(model_dir: Path, index: Any, allow: Any) -> tuple[Scorer, dict[str, Any]]:
-    """The served decision (model, feeds, allowlist), as predict and the service give it, and the model's
-    manifest."""
+def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None) -> tuple[Scorer, dict[str, Any]]:
+    """The served decision (model, feeds, allowlist, local block list), as predict and the service give it, and
+    the model's manifest."""
     from cybersentinel.scoring.detector import Detector
 
     detector = Detector.from_dir(model_dir)
-    decider = detector.decider(index, allow)
+    decider = detector.decider(index, allow, block)
 
     def score(urls: list[str]) -> list[dict[str, Any]]:
         return detector.score_values(urls, decider=decider).to_pylist()
@@ -51,6 +54,8 @@ def monitor(
     allow_names: AllowNames = None,
     allow_files: AllowFiles = None,
     allow_top: AllowTop = 10_000,
+    feedback_db: FeedbackDb = None,
+    feedback: UseFeedback = True,
     model_dir: Annotated[Path, typer.Option(help="Model folder for scoring.")] = Path("models"),
     from_start: Annotated[bool, typer.Option(help="Read the existing log first, not only new lines.")] = False,
     once: Annotated[bool, typer.Option("--once", help="Read the log from its start to its end, then stop.")] = False,
@@ -90,17 +95,18 @@ def monitor(
         index = IntelIndex.from_dir(feeds_dir)
     from cybersentinel.core.files import ModelIntegrityError
     from cybersentinel.ops.blocklist import Guard
-    from cybersentinel.scoring.policy import read_site_list
+    from cybersentinel.scoring.policy import SiteList, read_site_list
 
     try:
         allow = read_site_list(allow_files or [], allow_names or [], "allowlist")
     except (OSError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="--allow-file") from err
+    allow, block = with_feedback(allow, SiteList(), feedback, feedback_db)
     guard = Guard(allow, index.popularity if index is not None else {}, allow_top)
     if allow_top and index is None:
         console.print("[yellow]warning:[/yellow] no --feeds-dir: popular sites are protected only by the allowlist")
     try:
-        score, manifest = _model_scorer(model_dir, index, allow)
+        score, manifest = _model_scorer(model_dir, index, allow, block)
     except (FileNotFoundError, ModelIntegrityError, ValueError) as err:
         raise typer.BadParameter(f"cannot load the model: {err}", param_hint="--model-dir") from err
     with contextlib.ExitStack() as stack:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:  # `cybersentinel --help` stays free of numpy
+    from cybersentinel.scoring.policy import SiteList
 
 AllowNames = Annotated[list[str] | None, typer.Option(
     "--allow", help="Host name never judged malicious or blocked, with its subdomains (repeatable).")]
@@ -39,3 +42,25 @@ LogRotateSeconds = Annotated[float, typer.Option(
     min=1.0, envvar="CYBERSENTINEL_DECISION_LOG_ROTATE_SECONDS", help="... or after this many seconds.")]
 LogRetentionDays = Annotated[float, typer.Option(
     min=0.001, envvar="CYBERSENTINEL_DECISION_LOG_RETENTION_DAYS", help="Delete decision log files older than this.")]
+
+FeedbackDb = Annotated[Path | None, typer.Option(
+    "--feedback-db", envvar="CYBERSENTINEL_FEEDBACK_DB", dir_okay=False,
+    help="Analyst feedback store, a SQLite file (default data/feedback.sqlite; CYBERSENTINEL_FEEDBACK_DSN names "
+         "PostgreSQL instead).")]
+UseFeedback = Annotated[bool, typer.Option(
+    "--feedback/--no-feedback", help="Apply the analyst feedback: false positives allowlisted, confirmations on "
+                                     "the local block list (an absent store is no feedback).")]
+
+
+def with_feedback(allow: SiteList, block: SiteList, use: bool, path: Path | None) -> tuple[SiteList, SiteList]:
+    """The allowlist and block list with the feedback store's active corrections added (the lists' own entries
+    keep their reasons), or unchanged with ``--no-feedback``."""
+    if not use:
+        return allow, block
+    from cybersentinel.ops.feedback import FeedbackError, FeedbackStore
+
+    try:
+        feedback_allow, feedback_block = FeedbackStore.from_env(path=path).site_lists()
+    except FeedbackError as exc:
+        raise typer.BadParameter(f"cannot read the feedback store: {exc}", param_hint="--feedback-db") from None
+    return allow.merged(feedback_allow), block.merged(feedback_block)

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from cybersentinel.cli.options import AllowFiles, AllowNames, BlockFiles, FeedsAlias, feeds_dir_or_alias
+from cybersentinel.cli.options import (
+    AllowFiles,
+    AllowNames,
+    BlockFiles,
+    FeedbackDb,
+    FeedsAlias,
+    UseFeedback,
+    feeds_dir_or_alias,
+    with_feedback,
+)
 
 
 def predict(
@@ -32,6 +41,8 @@ def predict(
     allow_names: AllowNames = None,
     allow_files: AllowFiles = None,
     block_files: BlockFiles = None,
+    feedback_db: FeedbackDb = None,
+    feedback: UseFeedback = True,
     chunk_size: Annotated[int, typer.Option(min=1, help="rows per chunk (memory stays constant)")] = 50_000,
     workers: Annotated[int, typer.Option(min=0, help="scoring processes; 0: one per core")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="progress bar on standard "
@@ -100,6 +111,7 @@ def predict(
         block = read_site_list(block_files or [], [], "local block list")
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--allow-file/--block-file") from exc
+    allow, block = with_feedback(allow, block, feedback, feedback_db)
     if engine == "dask":
         _predict_dask(input, output, model_dir, column, (intel, allow, block), band, reasons, chunk_size,
                       rows_per_partition, scheduler, workers or os.cpu_count() or 1, storage_options)

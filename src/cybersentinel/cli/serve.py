@@ -11,6 +11,7 @@ from cybersentinel.cli.options import (
     AllowFiles,
     BlockFiles,
     DecisionLogDir,
+    FeedbackDb,
     LogRetentionDays,
     LogRotateRows,
     LogRotateSeconds,
@@ -82,6 +83,7 @@ def serve(
     log_rotate_rows: LogRotateRows = Settings.log_rotate_rows,
     log_rotate_seconds: LogRotateSeconds = Settings.log_rotate_seconds,
     log_retention_days: LogRetentionDays = Settings.log_retention_days,
+    feedback_db: FeedbackDb = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -109,6 +111,7 @@ def serve(
                                 allow_files=tuple(allow_files or ()), block_files=tuple(block_files or ()),
                                 prometheus=prometheus, decision_log=decision_log, log_rotate_rows=log_rotate_rows,
                                 log_rotate_seconds=log_rotate_seconds, log_retention_days=log_retention_days,
+                                feedback_db=feedback_db,
                                 api_keys=api_keys, trusted_hosts=tuple(dict.fromkeys(hosts)))
             if workers == 1:
                 application = create_app(settings)

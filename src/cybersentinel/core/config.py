@@ -14,3 +14,16 @@ def dataset_sources(dataset: Mapping[str, Any]) -> list[dict[str, Any]]:
     if isinstance(sources, Mapping):
         return [{**spec, "name": spec.get("name", name)} for name, spec in sources.items()]
     return [dict(spec) for spec in sources]
+
+
+FEEDBACK_READER = "feedback"
+
+
+def is_feedback(source: Mapping[str, Any]) -> bool:
+    """A dataset source read from the analyst feedback store (``reader: feedback``) whatever the origin: it
+    trains, weighted (params ``feedback.weight``), but is no collection of its own for the generalisation study."""
+    return source.get("reader") == FEEDBACK_READER
+
+
+def feedback_source_names(dataset: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(s["name"] for s in dataset_sources(dataset) if is_feedback(s))

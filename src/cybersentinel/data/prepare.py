@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,24 +30,33 @@ def feature_vector_key(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series
     return joined.map(lambda s: hashlib.blake2b(s.encode(), digest_size=8).hexdigest())
 
 
-def deduplicate(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, int]]:
+def deduplicate(frame: pd.DataFrame, dataset: Mapping[str, Any], authoritative: Collection[str] = (),
+                ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop repeated rows. Rows with URLs count as repeated after URL normalisation (case, scheme, leading ``www.``,
     trailing ``/``), which also removes the URLs the two raw-URL collections share; rows without URLs
-    when features and label repeat. The first occurrence (configured source order) is kept.
-    Returns the table and what was removed."""
+    when features and label repeat. The first occurrence (configured source order) is kept. A row of an
+    ``authoritative`` source (analyst feedback) replaces the other sources' rows of its URL, whatever their
+    label: a correction is not a conflict. Returns the table and what was removed."""
     out = frame.copy()
+    corrected = None
     if "url" in out.columns:
         out["url_normalised"] = out["url"].map(normalise)
         key = ["url_normalised"]
+        wins = out["source"].isin(list(authoritative)).to_numpy()
+        if wins.any():  # only then: without feedback the table and the counts are exactly as before
+            corrected = out["url_normalised"].isin(set(out.loc[wins, "url_normalised"])).to_numpy() & ~wins
+            out = out.loc[~corrected].reset_index(drop=True)
     else:
         key = [*feature_columns(out, dataset), "label"]
     conflicting = out.groupby(key, sort=False)["label"].transform("nunique") > 1 if "url" in out.columns else \
         pd.Series(False, index=out.index)  # the same URL listed as phishing and legitimate: trust neither
     duplicated = out.duplicated(subset=key, keep="first") & ~conflicting
     by_source = out.loc[duplicated, "source"].value_counts().to_dict()
-    counts = {"rows_in": len(out), "duplicates_removed": int(duplicated.sum()),
+    counts = {"rows_in": len(frame), "duplicates_removed": int(duplicated.sum()),
               "conflicting_labels_removed": int(conflicting.sum()),
               **{f"duplicates_removed_{k}": int(v) for k, v in sorted(by_source.items())}}
+    if corrected is not None:
+        counts["corrected_by_feedback"] = int(corrected.sum())
     out = out.loc[~duplicated & ~conflicting].reset_index(drop=True)
     counts["rows_out"] = len(out)
     return out, counts

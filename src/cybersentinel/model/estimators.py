@@ -124,6 +124,18 @@ def budget_threshold(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, max
     return min(threshold, 1.0)
 
 
+def repeat_rows(frame: Any, mask: np.ndarray, times: int) -> Any:
+    """``frame`` with the rows of ``mask`` each present ``times`` times (a weight grouped folds keep together:
+    the copies share their row's group). The frame itself, untouched, when no row is selected or ``times`` is 1."""
+    if times < 1:
+        raise ValueError(f"a row weight must be a whole number >= 1, not {times}")
+    if times == 1 or not mask.any():
+        return frame
+    import pandas as pd
+
+    return pd.concat([frame, *[frame[mask]] * (times - 1)], ignore_index=True)
+
+
 def choose_threshold(y: np.ndarray, scores: np.ndarray, objective: str, *, max_fpr: float | None = None,
                      sources: np.ndarray | None = None) -> float:
     """The score cut-off: ``fp_budget`` (see `budget_threshold`; ``sources`` default to one), or the one that

@@ -9,7 +9,7 @@ the served policy would flag on traffic it has never seen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -52,16 +52,19 @@ def forward_rows(table: pd.DataFrame, cutoff_year: int) -> tuple[np.ndarray, np.
 
 def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: Mapping[str, Any],
                model_cfg: Mapping[str, Any], best_params: Mapping[str, Any], max_fpr: float, seed: int,
+               not_budgeted: Collection[str] = (),
                ) -> tuple[Any, Any, float]:
     """(featurizer, classifier, threshold) trained on 80% of ``train``'s groups; the threshold is the budget
-    rule on the other 20%."""
+    rule on the other 20% (rows of the ``not_budgeted`` sources, analyst feedback, train but set no budget)."""
     held = grouped_split(train["label"], train["group"], 0.2, seed)
     fit, rest = train[~held], train[held]
     featurizer = build_featurizer(dict(dataset), dict(featurizer_cfg), [])
     x = featurizer.fit_transform(fit[["url"]], fit["label"].to_numpy())
     classifier = build_estimator(model_cfg, seed).set_params(**best_params).fit(x, fit["label"].to_numpy())
     scores = classifier.predict_proba(featurizer.transform(rest[["url"]]))[:, 1]
-    threshold = budget_threshold(rest["label"].to_numpy(), scores, rest["source"].to_numpy(), max_fpr)
+    budgeted = ~rest["source"].isin(list(not_budgeted)).to_numpy()
+    threshold = budget_threshold(rest["label"].to_numpy()[budgeted], scores[budgeted],
+                                 rest["source"].to_numpy()[budgeted], max_fpr)
     return featurizer, classifier, threshold
 
 

@@ -202,6 +202,8 @@ def entries_from_scored(frame: pd.DataFrame, source: str, verdicts: Sequence[str
                 ipaddress.ip_network(value))
         except ValueError as err:
             problem = str(err)
+        if not problem and guard.allow is not None and (why := guard.allow.match_url(to_text(url))):
+            problem = f"allowlisted URL ({why}): never blocked"  # analyst feedback on this very page
         if problem:
             rejected.append(Rejected(f"{source}:{row}", to_text(url)[:300], problem))
             continue

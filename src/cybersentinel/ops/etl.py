@@ -280,7 +280,29 @@ def prepare_feed_entries(folder: Path) -> Prepared:
     return Prepared(TABLES["feed_entries"], rows, rejected)
 
 
-def migrate_postgres(dsn: str, spec: Mapping[str, Any] | None = None) -> list[int]:
+def apply_migrations(cur, migrations: Sequence[tuple[int, str, str]], table: str = "schema_migrations",
+                     placeholder: str = "%s") -> list[int]:
+    """Apply the migrations a database lacks on an open cursor (the caller holds the transaction and any lock),
+    recording each version in ``table``; returns the versions applied. PostgreSQL and SQLite alike (the feedback
+    store keeps its own table of versions in the same way)."""
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (version integer PRIMARY KEY, "  # noqa: S608 - a constant
+                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    cur.execute(f"SELECT version FROM {table}")  # noqa: S608
+    done = {version for (version,) in cur.fetchall()}
+    applied = []
+    for version, name, ddl in migrations:
+        if version not in done:
+            for statement in filter(str.strip, ddl.split(";\n")):
+                cur.execute(statement)
+            cur.execute(f"INSERT INTO {table} (version, name) VALUES ({placeholder}, {placeholder})",  # noqa: S608
+                        (version, name))
+            applied.append(version)
+    return applied
+
+
+def migrate_postgres(dsn: str, spec: Mapping[str, Any] | None = None,
+                     migrations: Sequence[tuple[int, str, str]] = MIGRATIONS, table: str = "schema_migrations",
+                     lock: int = _MIGRATION_LOCK) -> list[int]:
     """Apply the migrations this database lacks, in one transaction; returns the versions applied."""
     import psycopg2
 
@@ -293,24 +315,14 @@ def migrate_postgres(dsn: str, spec: Mapping[str, Any] | None = None) -> list[in
         raise LoadError(f"cannot connect to PostgreSQL {describe_dsn(dsn)}: {' '.join(str(exc).split())}") from None
     except SourceError as exc:
         raise LoadError(str(exc)) from None
-    applied = []
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
-                        "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
-            cur.execute("SELECT version FROM schema_migrations")
-            done = {version for (version,) in cur.fetchall()}
-            for version, name, ddl in MIGRATIONS:
-                if version not in done:
-                    cur.execute(ddl)
-                    cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
-                    applied.append(version)
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            return apply_migrations(cur, migrations, table)
     except psycopg2.Error as exc:
         raise LoadError(f"migration failed, nothing applied: {' '.join(str(exc).split())}") from None
     finally:
         conn.close()
-    return applied
 
 
 def _require_schema_pg(cur) -> None:

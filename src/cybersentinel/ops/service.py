@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ ENV = {  # settings a worker process reads from its environment (uvicorn starts 
     "log_rotate_rows": "CYBERSENTINEL_DECISION_LOG_ROTATE_ROWS",
     "log_rotate_seconds": "CYBERSENTINEL_DECISION_LOG_ROTATE_SECONDS",
     "log_retention_days": "CYBERSENTINEL_DECISION_LOG_RETENTION_DAYS",
+    "feedback_db": "CYBERSENTINEL_FEEDBACK_DB",  # the SQLite feedback store (CYBERSENTINEL_FEEDBACK_DSN: PostgreSQL)
 }
 
 
@@ -93,6 +95,8 @@ class Settings:
     log_rotate_rows: int = 1_000_000
     log_rotate_seconds: float = 3600.0
     log_retention_days: float = 30.0
+    feedback_db: Path | None = None  # SQLite feedback store (None: CYBERSENTINEL_FEEDBACK_DSN, else the default)
+    feedback_check_s: float = 1.0  # how often a process looks for feedback other processes recorded
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -106,7 +110,7 @@ class Settings:
                 given[name] = float(given[name])
         if "prometheus" in given:
             given["prometheus"] = given["prometheus"] not in ("0", "false", "False")
-        for name in ("model_dir", "feeds_dir", "metrics_path", "decision_log"):
+        for name in ("model_dir", "feeds_dir", "metrics_path", "decision_log", "feedback_db"):
             if name in given:
                 given[name] = Path(given[name])
         for name in ("allow_files", "block_files"):
@@ -253,9 +257,45 @@ def feeds_summary(folder: Path) -> dict[str, Any]:
             for name, feed in FEEDS.items() if (folder / feed.filename).is_file()}
 
 
+class LiveDecider:
+    """The decision policy with the allow/block list files plus the active analyst feedback. Rebuilt when the
+    feedback store changes: at once after this process writes, and otherwise checked at most every
+    ``every_s`` seconds (other worker processes, the `cybersentinel feedback` command). An unreachable store
+    keeps the last lists and is logged, never a failed score."""
+
+    def __init__(self, build: Any, store: Any, every_s: float = 1.0):
+        self.build, self.store, self.every_s = build, store, every_s
+        self.version: tuple[int, int, int] | None = None
+        self.checked = float("-inf")
+        self.decider = None
+        self.refresh()
+
+    def current(self) -> Any:
+        if time.monotonic() - self.checked >= self.every_s:
+            self.refresh()
+        return self.decider
+
+    def refresh(self) -> None:
+        from cybersentinel.ops.feedback import FeedbackError
+        from cybersentinel.scoring.policy import SiteList
+
+        self.checked = time.monotonic()
+        try:
+            version = self.store.version()
+            if version != self.version or self.decider is None:
+                allow, block = self.store.site_lists() if version[0] else (SiteList(), SiteList())
+                self.decider, self.version = self.build(allow, block), version
+        except FeedbackError as exc:
+            log.warning("feedback store unavailable, serving the lists last read: %s", exc)
+            if self.decider is None:
+                self.decider = self.build(SiteList(), SiteList())
+
+
 def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     """The FastAPI app. Loads and verifies the model (unless given one), indexes the feeds if present, and
     warms both up, so the first request is as fast as the rest."""
+    from typing import Literal
+
     from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import FileResponse, JSONResponse
@@ -265,6 +305,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from starlette.requests import ClientDisconnect
 
     from cybersentinel.ops.api_models import Health, ModelCard, ScoreResponse, errors
+    from cybersentinel.ops.feedback import FeedbackError, FeedbackStore, StoreUnavailableError
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
 
@@ -278,8 +319,11 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     else:
         log.warning("no feeds folder %s: scores are the model's alone (run `cybersentinel feeds refresh`)",
                     settings.feeds_dir)
-    decider = detector.decider(index, read_site_list(settings.allow_files, [], "allowlist"),
-                               read_site_list(settings.block_files, [], "local block list"))
+    file_allow = read_site_list(settings.allow_files, [], "allowlist")
+    file_block = read_site_list(settings.block_files, [], "local block list")
+    store = FeedbackStore.from_env(path=settings.feedback_db)
+    live = LiveDecider(lambda allow, block: detector.decider(index, file_allow.merged(allow), file_block.merged(block)),
+                       store, settings.feedback_check_s)
     card = model_card(detector, settings, read_json_file(settings.metrics_path),
                       feeds_summary(settings.feeds_dir) if index is not None else None)
     model_ref = {"name": card["name"], "version": card["version"]}
@@ -302,7 +346,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     def score_values(values: list[str], observe: bool = True) -> list[dict[str, Any]]:
         """One result per value, in order: the detector's columns (score, verdict, reasons, error, and with
         feeds model_score and feeds), passed through as they are, after the value itself."""
-        table = detector.score_values(values, decider=decider)
+        table = detector.score_values(values, decider=live.current())
         columns = {name: column_values(table[name].combine_chunks()) for name in table.column_names}
         results = [{"url": value, **dict(zip(columns, row, strict=True))}
                    for value, *row in zip(values, *columns.values(), strict=True)]
@@ -318,6 +362,55 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         model_config = ConfigDict(extra="forbid", strict=True)
         urls: list[str] = Field(min_length=1, max_length=settings.max_batch,
                                 description="URLs, domains or IP addresses, as text; none is fetched")
+
+    class FeedbackRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        url: str = Field(min_length=1, max_length=65_536, description="the URL, domain or IP the verdict was about")
+        kind: Literal["false_positive", "confirmed_malicious"]
+        scope: Literal["url", "host"] = Field("url", description="this URL only, or its host with its subdomains")
+        note: str = Field("", max_length=2000, description="why (optional)")
+        analyst: str = Field(min_length=1, max_length=200, description="who says so")
+
+    class RevokeRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        analyst: str = Field(min_length=1, max_length=200)
+        reason: str = Field(min_length=1, max_length=2000)
+
+    class FeedbackRecord(BaseModel):
+        id: int
+        url: str
+        scope: Literal["url", "host"]
+        target: str = Field(description="the normalised URL, or the host")
+        kind: Literal["false_positive", "confirmed_malicious"]
+        label: int = Field(description="as training data: 1 = malicious")
+        note: str
+        analyst: str
+        verdict: str | None = Field(description="the service's verdict when the feedback was given")
+        score: float | None
+        model_version: str | None
+        created_at: str
+        revoked_at: str | None
+        revoked_by: str | None
+        revoke_reason: str | None
+        active: bool
+
+    class FeedbackResponse(BaseModel):
+        feedback: FeedbackRecord
+        created: bool = Field(description="false: the same correction was already active (nothing written)")
+        effect: str = Field(description="what the decision policy now does with the URL")
+
+    class FeedbackList(BaseModel):
+        count: int
+        feedback: list[FeedbackRecord]
+
+    class ErrorResponse(BaseModel):
+        detail: Any
+
+    def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
+        texts = {400: "malformed JSON", 401: "missing or invalid API key", 404: "no such feedback",
+                 409: "already revoked", 413: "body too large", 415: "not JSON",
+                 422: "invalid feedback (fields, or a host no rule may name)", 503: "feedback store unavailable"}
+        return {code: {"model": ErrorResponse, "description": texts[code]} for code in codes}
 
     class AsciiJSONResponse(JSONResponse):
         # ASCII escapes keep any submitted string (lone surrogates included) encodable: never a 500.
@@ -411,6 +504,76 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         else:  # a large batch scores in a thread, so health checks and small requests are not held up behind it
             results = await run_in_threadpool(score_values, values)
         return AsciiJSONResponse({"model": model_ref, "count": len(results), "results": results})
+
+    def parse_json(body: bytes, content_type: str, model: Any) -> Any:
+        if content_type.partition(";")[0].strip().lower() not in ("application/json", ""):
+            raise HTTPException(415, "send application/json")
+        try:
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()[:20]]
+            raise HTTPException(400 if any(e["type"] == "json_invalid" for e in problems) else 422, problems) from None
+
+    def store_call(action: Any) -> Any:
+        try:
+            return action()
+        except StoreUnavailableError as exc:
+            raise HTTPException(503, str(exc)) from None
+        except FeedbackError as exc:
+            text = str(exc)
+            status = 404 if text.startswith("no feedback #") else 409 if "already revoked" in text else 422
+            raise HTTPException(status, text) from None
+
+    migrated: list[bool] = []  # the schema is created (or checked) once per process, on the first write
+
+    def record_feedback(request: FeedbackRequest) -> tuple[Any, bool, str]:
+        if not migrated:
+            store.migrate()
+            migrated.append(True)
+        # the verdict the analyst is correcting, as this model gave it (not traffic: no metrics, no decision log)
+        seen = score_values([request.url], observe=False)[0]
+        item, created = store.add(request.url, request.kind, request.scope, request.analyst, request.note,
+                                  seen.get("verdict") or None, seen.get("score"), model_ref["version"])
+        live.refresh()  # this process applies it at once; the others within feedback_check_s
+        now = score_values([request.url], observe=False)[0]
+        return item, created, f"now {now.get('verdict') or 'not scorable'}: {now.get('reasons') or 'model score'}"
+
+    feedback_body = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": FeedbackRequest.model_json_schema()}}}}
+
+    @api.post("/feedback", status_code=201, response_model=FeedbackResponse, openapi_extra=feedback_body,
+              responses={200: {"model": FeedbackResponse, "description": "already recorded: nothing written"},
+                         **refusals(400, 401, 413, 415, 422, 503)})
+    async def feedback(request: Request) -> AsciiJSONResponse:
+        """Mark a verdict as a false positive or confirm it as malicious. Takes effect at once: a false positive
+        allowlists the URL (or host), a confirmation puts it on the local block list; it also trains the next
+        model. Attributable (analyst, time, note) and reversible (revoke)."""
+        given = parse_json(await read_body(request), request.headers.get("content-type", ""), FeedbackRequest)
+        item, created, effect = await run_in_threadpool(store_call, lambda: record_feedback(given))
+        return AsciiJSONResponse({"feedback": item.as_dict(), "created": created, "effect": effect},
+                                 status_code=201 if created else 200)
+
+    @api.get("/feedback", response_model=FeedbackList, responses=refusals(401, 503))
+    async def feedback_list(active: bool = False) -> AsciiJSONResponse:
+        """Every correction, revoked ones included (``active=true``: only those in effect)."""
+        items = await run_in_threadpool(store_call, lambda: store.list(active_only=active))
+        return AsciiJSONResponse({"count": len(items), "feedback": [i.as_dict() for i in items]})
+
+    @api.post("/feedback/{feedback_id}/revoke", response_model=FeedbackResponse,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": RevokeRequest.model_json_schema()}}}},
+              responses=refusals(400, 401, 404, 409, 413, 415, 422, 503))
+    async def feedback_revoke(feedback_id: int, request: Request) -> AsciiJSONResponse:
+        """Retract a correction: the row stays, marked with who revoked it, when and why."""
+        given = parse_json(await read_body(request), request.headers.get("content-type", ""), RevokeRequest)
+
+        def revoke() -> Any:
+            item = store.revoke(feedback_id, given.analyst, given.reason)
+            live.refresh()
+            return item
+
+        item = await run_in_threadpool(store_call, revoke)
+        return AsciiJSONResponse({"feedback": item.as_dict(), "created": False, "effect": "revoked"})
 
     app.include_router(api)
 

@@ -68,11 +68,13 @@ class Decider:
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,
-              row_known_file: Mapping[int, str] | None = None,
+              row_known_file: Mapping[int, str] | None = None, row_allowed: Mapping[int, str] | None = None,
+              row_blocked: Mapping[int, str] | None = None,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scores, verdicts, rule reasons and matched feeds of a batch: ``hosts`` are its distinct hosts,
         ``host_of_row`` each row's index into them, ``bare_row`` whether a row is a bare host (no path/query).
-        Rows that are not ``ok`` (unusable input) get NaN and empty strings."""
+        The ``row_*`` maps hold what is known of single rows (deception, a stock file, the URL itself on the
+        allowlist or block list). Rows that are not ``ok`` (unusable input) get NaN and empty strings."""
         n = len(model_scores)
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
@@ -83,13 +85,15 @@ class Decider:
         host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
         bare_ip = is_ip[host_of_row] & bare_row
         row_deception, row_known_file = row_deception or {}, row_known_file or {}
+        row_allowed, row_blocked = row_allowed or {}, row_blocked or {}
         per_row = np.zeros(len(model_scores), dtype=bool)
-        per_row[[*row_deception, *row_known_file]] = True
+        per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked]] = True
         for i in np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row)):
             ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else plain[host_of_row[i]]
             if per_row[i]:
                 ev = replace(ev, deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
-                             known_file=row_known_file.get(i, ""))
+                             known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
+                             blocked=row_blocked.get(i) or ev.blocked)
             scores[i], _, reasons[i] = decide(self.policy, float(model_scores[i]), ev)
             feeds[i] = ", ".join(ev.feeds)
         verdicts = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")

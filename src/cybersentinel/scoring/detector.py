@@ -204,7 +204,9 @@ class Detector:
             model_scores, ok, host_names, host_of_row, parsed.bare_hosts(),
             _by_row(column, parsed.with_userinfo(), userinfo_deception),
             _by_row(column, parsed.containing("wp-|xmlrpc") if self.known_paths else [],
-                    lambda url: known_software_file(url, self.known_paths, self.manifest["software"]["name"])))
+                    lambda url: known_software_file(url, self.known_paths, self.manifest["software"]["name"])),
+            _by_row(column, range(n) if decider.allow.urls else [], decider.allow.match_url),
+            _by_row(column, range(n) if decider.block.urls else [], decider.block.match_url))
         texts = rules
         if reasons and X is not None:  # the model's reasons explain rows it flagged, unless a rule cleared them
             texts = rules.copy()

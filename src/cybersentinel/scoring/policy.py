@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from cybersentinel.url.parsing import host_and_parents
+from cybersentinel.url.parsing import host_and_parents, normalise
 
 NOT_JUDGED_IP = ("private", "bogon")
 
@@ -135,21 +135,31 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
 
 class SiteList:
     """Host names whose own names and all subdomains a list covers (an allowlist or a local block list), each
-    with why it is there. ``match`` answers with the most specific listed name."""
+    with why it is there. ``match`` answers with the most specific listed name. A list can also hold single
+    URLs (analyst feedback on one page, not its site), matched after `normalise` by ``match_url``."""
 
-    def __init__(self, entries: Mapping[str, str] | Iterable[str] = (), why: str = "listed"):
+    def __init__(self, entries: Mapping[str, str] | Iterable[str] = (), why: str = "listed",
+                 urls: Mapping[str, str] | None = None):
         items = entries.items() if isinstance(entries, Mapping) else ((e, why) for e in entries)
         self.entries: dict[str, str] = {}
         for name, reason in items:
             name = name.strip().lower().rstrip(".")
             if name:
                 self.entries.setdefault(name, reason)
+        self.urls: dict[str, str] = {}
+        for url, reason in (urls or {}).items():
+            if key := normalise(url):
+                self.urls.setdefault(key, reason)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.entries) + len(self.urls)
 
     def __bool__(self) -> bool:
-        return bool(self.entries)
+        return bool(self.entries or self.urls)
+
+    def merged(self, other: SiteList) -> SiteList:
+        """Both lists' names and URLs; where both list one, this list's reason stands."""
+        return SiteList({**other.entries, **self.entries}, urls={**other.urls, **self.urls})
 
     def match(self, host: str) -> str:
         """``"<why>: <name>"`` for the listed name covering ``host``, else "". An IP address matches only
@@ -160,6 +170,11 @@ class SiteList:
             if name in self.entries:
                 return f"{self.entries[name]}: {name}"
         return ""
+
+    def match_url(self, url: str) -> str:
+        """``"<why>: <url>"`` when this very URL is listed (after `normalise`), else ""."""
+        key = normalise(url) if self.urls else ""
+        return f"{self.urls[key]}: {key}" if key in self.urls else ""
 
 
 def read_site_list(paths: Iterable[str | Path], names: Iterable[str], why: str) -> SiteList:

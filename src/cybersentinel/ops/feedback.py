@@ -1,0 +1,327 @@
+"""The analyst feedback store: verdict corrections, attributable and reversible, in SQLite (default,
+``data/feedback.sqlite``) or PostgreSQL (``CYBERSENTINEL_FEEDBACK_DSN``), with the same schema, versioned
+migrations (`cybersentinel.ops.etl.apply_migrations`) and idempotent writes as the ETL.
+
+A correction says *who* (analyst), *when* (created_at), *why* (kind, note) about *what* (the URL, or its host
+when the analyst chose ``host``). Nothing is ever deleted: a retraction sets ``revoked_at``/``revoked_by``/
+``revoke_reason`` on the row, and a correction of the opposite kind on the same target revokes the earlier one
+("superseded by #id"). Sending the same active correction twice records it once.
+
+What the active corrections do at once (`site_lists`): a false positive puts the URL (or host) on the decision
+policy's allowlist; a confirmation puts it on the local block list. A host correction must name a host that
+block rules may name at all (never a public suffix or reserved address: `ops.blocklist.target_of`), so neither
+list can cover a whole suffix; `blocklist export` still checks every block entry against its guard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cybersentinel.ingest.feedback import StoreLocation, sqlite_connect, store_location
+from cybersentinel.scoring.policy import SiteList
+
+KINDS = {"false_positive": 0, "confirmed_malicious": 1}  # kind -> training label (1 = malicious)
+SCOPES = ("url", "host")
+MAX_NOTE = 2000
+MAX_ANALYST = 200
+MAX_URL = 65_536
+MIGRATIONS_TABLE = "feedback_schema_migrations"  # its own versions: the ETL's schema_migrations may share the database
+_MIGRATION_LOCK = 0x6366_6565_6462  # pg_advisory_xact_lock key of the feedback schema
+
+# One schema for both databases; {id} and {ts} are the only words that differ.
+_DDL = """
+CREATE TABLE feedback (
+    id              {id},
+    url             text        NOT NULL CHECK (url <> '' AND length(url) <= 65536),
+    scope           text        NOT NULL CHECK (scope IN ('url', 'host')),
+    target          text        NOT NULL CHECK (target <> ''),   -- the normalised URL, or the host
+    kind            text        NOT NULL CHECK (kind IN ('false_positive', 'confirmed_malicious')),
+    label           smallint    NOT NULL CHECK (label IN (0, 1)),
+    note            text        NOT NULL DEFAULT '',
+    analyst         text        NOT NULL CHECK (analyst <> ''),
+    verdict         text,                                       -- what the service said when it was reported
+    score           double precision,
+    model_version   text,
+    content_sha256  text        NOT NULL,                       -- url, label, scope, target: what trains
+    created_at      {ts}        NOT NULL,
+    revoked_at      {ts},
+    revoked_by      text,
+    revoke_reason   text,
+    CHECK ((revoked_at IS NULL) = (revoked_by IS NULL))
+);
+CREATE UNIQUE INDEX feedback_active ON feedback (target, kind) WHERE revoked_at IS NULL;
+CREATE INDEX feedback_created ON feedback (created_at)
+"""
+
+DIALECT_WORDS = {"sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "ts": "text"},
+                 "postgres": {"id": "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "ts": "timestamptz"}}
+
+
+def migrations(dialect: str) -> list[tuple[int, str, str]]:
+    return [(1, "analyst feedback", _DDL.format(**DIALECT_WORDS[dialect]))]
+
+
+class FeedbackError(ValueError):
+    """A correction that cannot be recorded or revoked as asked; the message says why."""
+
+
+class StoreUnavailableError(FeedbackError):
+    """The store cannot be reached or has no schema yet (not the correction's fault)."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    id: int
+    url: str
+    scope: str
+    target: str
+    kind: str
+    label: int
+    note: str
+    analyst: str
+    verdict: str | None
+    score: float | None
+    model_version: str | None
+    created_at: str
+    revoked_at: str | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "active": self.active}
+
+
+COLUMNS = tuple(Feedback.__dataclass_fields__)
+
+
+def target_of(url: str, scope: str) -> str:
+    """What a correction covers: the normalised URL (the rule the training data deduplicate by), or the host as
+    a browser resolves it, refused when no block rule could name it (public suffix, reserved address)."""
+    from cybersentinel.ops.blocklist import target_of as block_target
+    from cybersentinel.url.parsing import normalise
+
+    if scope not in SCOPES:
+        raise FeedbackError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    if scope == "url":
+        target = normalise(url)
+        if not target:
+            raise FeedbackError("the URL is empty")
+        return target
+    try:
+        _, value = block_target(url)
+    except ValueError as exc:
+        raise FeedbackError(f"cannot apply to the host of {url[:100]!r}: {exc}; use scope url") from None
+    return value.removesuffix("/32").removesuffix("/128")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="seconds")
+    return str(value)
+
+
+def _check(url: str, kind: str, analyst: str, note: str) -> None:
+    if kind not in KINDS:
+        raise FeedbackError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not analyst.strip() or len(analyst) > MAX_ANALYST or "\x00" in analyst:
+        raise FeedbackError(f"analyst must be a name of 1 to {MAX_ANALYST} characters")
+    if len(note) > MAX_NOTE or "\x00" in note:
+        raise FeedbackError(f"note must be at most {MAX_NOTE} characters, without NUL")
+    if not url.strip() or len(url) > MAX_URL or "\x00" in url:
+        raise FeedbackError(f"url must be 1 to {MAX_URL} characters, without NUL")
+
+
+class FeedbackStore:
+    """The store at one location; each call opens its own connection (SQLite files and PostgreSQL alike), so a
+    store object holds no state between calls and serves any number of threads."""
+
+    def __init__(self, location: StoreLocation):
+        self.location = location
+        self.param = "%s" if location.dialect == "postgres" else "?"
+
+    @classmethod
+    def from_env(cls, path: str | Path | None = None, dsn: str | None = None) -> FeedbackStore:
+        return cls(store_location(path=path, dsn=dsn))
+
+    def describe(self) -> str:
+        return self.location.describe()
+
+    def _sql(self, text: str) -> str:
+        return text.replace("%s", self.param)
+
+    @contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[Any]:
+        """A cursor in one transaction: committed on success, rolled back on any error. SQLite writers take the
+        write lock at the start (BEGIN IMMEDIATE), so two writers never both see "not recorded yet"."""
+        if self.location.dialect == "postgres":
+            import psycopg2
+
+            from cybersentinel.ingest.base import SourceError
+            from cybersentinel.ingest.postgres import pg_connect
+
+            try:
+                conn = pg_connect(self.location.dsn, {}, application_name="cybersentinel-feedback")
+            except SourceError as exc:  # refused credentials, no such database
+                raise StoreUnavailableError(f"feedback store: {exc}") from None
+            except psycopg2.OperationalError as exc:
+                raise StoreUnavailableError(f"cannot reach the feedback store {self.describe()}: "
+                                    f"{' '.join(str(exc).split())}") from None
+            try:
+                with conn, conn.cursor() as cur:
+                    yield cur
+            except psycopg2.errors.UndefinedTable:
+                raise StoreUnavailableError(f"the feedback store {self.describe()} has no schema: run "
+                                       "`cybersentinel feedback migrate`") from None
+            except psycopg2.IntegrityError:  # another writer recorded the same active correction first
+                raise FeedbackError("the same correction was recorded at the same moment by another request; "
+                                    "it is in the store (list it)") from None
+            finally:
+                conn.close()
+            return
+        conn = sqlite_connect(self.location.path, create=True)
+        conn.isolation_level = None  # explicit BEGIN IMMEDIATE: one writer at a time, no lost update
+        try:
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                raise StoreUnavailableError(f"the feedback store {self.describe()} has no schema: run "
+                                       "`cybersentinel feedback migrate`") from None
+            raise StoreUnavailableError(f"feedback store {self.describe()}: {exc}") from None
+        finally:
+            conn.close()
+
+    def migrate(self) -> list[int]:
+        """Create or upgrade the schema (idempotent; one transaction); returns the versions applied."""
+        from cybersentinel.ops.etl import LoadError, apply_migrations, migrate_postgres
+
+        try:
+            if self.location.dialect == "postgres":
+                return migrate_postgres(self.location.dsn, {}, migrations("postgres"), MIGRATIONS_TABLE,
+                                        _MIGRATION_LOCK)
+        except LoadError as exc:
+            raise StoreUnavailableError(str(exc)) from None
+        with self._transaction() as cur:
+            return apply_migrations(cur, migrations("sqlite"), MIGRATIONS_TABLE, "?")
+
+    def _rows(self, cur: Any, where: str = "", params: Sequence[Any] = ()) -> list[Feedback]:
+        # ``where`` is one of this module's constant clauses; values are always bound
+        cur.execute(self._sql(f"SELECT {', '.join(COLUMNS)} FROM feedback {where} ORDER BY id"), tuple(params))  # noqa: S608
+        out = []
+        for row in cur.fetchall():
+            values = dict(zip(COLUMNS, row, strict=True))
+            for name in ("created_at", "revoked_at"):
+                values[name] = _text(values[name])
+            out.append(Feedback(**values))
+        return out
+
+    def add(self, url: str, kind: str, scope: str, analyst: str, note: str = "", verdict: str | None = None,
+            score: float | None = None, model_version: str | None = None) -> tuple[Feedback, bool]:
+        """Record a correction; returns it and whether it is new (False: the same correction was already
+        active, and is returned unchanged). An active correction of the other kind on the same target is
+        revoked in the same transaction."""
+        url, analyst, note = url.strip(), analyst.strip(), note.strip()
+        _check(url, kind, analyst, note)
+        target = target_of(url, scope)
+        label = KINDS[kind]
+        content = hashlib.sha256(json.dumps([url, label, scope, target]).encode()).hexdigest()
+        now = _now()
+        with self._transaction() as cur:
+            found = self._rows(cur, self._sql("WHERE target = %s AND kind = %s AND revoked_at IS NULL"),
+                               (target, kind))
+            if found:
+                return found[0], False
+            cur.execute(self._sql(
+                "INSERT INTO feedback (url, scope, target, kind, label, note, analyst, verdict, score, model_version, "
+                "content_sha256, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"),
+                (url, scope, target, kind, label, note, analyst, verdict, score, model_version, content, now))
+            new = self._rows(cur, self._sql("WHERE target = %s AND kind = %s AND revoked_at IS NULL"),
+                             (target, kind))[0]
+            other = next(k for k in KINDS if k != kind)
+            cur.execute(self._sql("UPDATE feedback SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
+                                  "WHERE target = %s AND kind = %s AND revoked_at IS NULL"),
+                        (now, analyst, f"superseded by #{new.id} ({kind})", target, other))
+        return new, True
+
+    def revoke(self, feedback_id: int, analyst: str, reason: str) -> Feedback:
+        """Retract a correction: the row stays, marked with who revoked it, when and why."""
+        analyst, reason = analyst.strip(), reason.strip()
+        if not analyst or len(analyst) > MAX_ANALYST:
+            raise FeedbackError(f"analyst must be a name of 1 to {MAX_ANALYST} characters")
+        if not reason or len(reason) > MAX_NOTE:
+            raise FeedbackError("say why the correction is revoked (a reason of at most 2000 characters)")
+        with self._transaction() as cur:
+            found = self._rows(cur, self._sql("WHERE id = %s"), (feedback_id,))
+            if not found:
+                raise FeedbackError(f"no feedback #{feedback_id}")
+            if not found[0].active:
+                raise FeedbackError(f"feedback #{feedback_id} was already revoked by {found[0].revoked_by} at "
+                                    f"{found[0].revoked_at}")
+            cur.execute(self._sql("UPDATE feedback SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
+                                  "WHERE id = %s AND revoked_at IS NULL"), (_now(), analyst, reason, feedback_id))
+            return self._rows(cur, self._sql("WHERE id = %s"), (feedback_id,))[0]
+
+    def list(self, active_only: bool = False) -> list[Feedback]:
+        """Every correction in id order (revoked ones too, unless ``active_only``); an absent store is empty."""
+        if self.location.dialect == "sqlite" and not self.location.path.is_file():
+            return []
+        with self._transaction(write=False) as cur:
+            return self._rows(cur, "WHERE revoked_at IS NULL" if active_only else "")
+
+    def version(self) -> tuple[int, int, int]:
+        """(rows, highest id, revoked rows): changes with every write, so a server process can tell cheaply
+        whether another process recorded something since it last built its lists."""
+        if self.location.dialect == "sqlite" and not self.location.path.is_file():
+            return 0, 0, 0
+        try:
+            with self._transaction(write=False) as cur:
+                cur.execute("SELECT count(*), coalesce(max(id), 0), count(revoked_at) FROM feedback")
+                rows, top, revoked = cur.fetchone()
+        except StoreUnavailableError as exc:
+            if "has no schema" in str(exc):
+                return 0, 0, 0
+            raise
+        return int(rows), int(top), int(revoked)
+
+    def site_lists(self) -> tuple[SiteList, SiteList]:
+        """(allowlist, block list) of the active corrections, each entry with who said so and in which row."""
+        return site_lists(self.list(active_only=True))
+
+
+def site_lists(active: Sequence[Feedback]) -> tuple[SiteList, SiteList]:
+    """False positives allow, confirmations block: hosts with their subdomains, or single URLs."""
+    lists: dict[str, tuple[dict[str, str], dict[str, str]]] = {k: ({}, {}) for k in KINDS}
+    for item in active:
+        hosts, urls = lists[item.kind]
+        why = f"analyst feedback #{item.id} by {item.analyst}"
+        if item.scope == "host":
+            hosts.setdefault(item.target, why)
+        else:
+            urls.setdefault(item.url, why)
+    allow_hosts, allow_urls = lists["false_positive"]
+    block_hosts, block_urls = lists["confirmed_malicious"]
+    return SiteList(allow_hosts, urls=allow_urls), SiteList(block_hosts, urls=block_urls)

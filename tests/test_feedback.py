@@ -1,0 +1,293 @@
+"""Analyst feedback: the store (SQLite and a real PostgreSQL, one schema), its effect on the one decision policy
+(service, predict, blocklist export), the `feedback` ingest source and what the pipeline does with it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from fixtures_model import model_dir  # noqa: F401
+from typer.testing import CliRunner
+
+from cybersentinel.cli.app import app as cli_app
+from cybersentinel.data.prepare import deduplicate
+from cybersentinel.ingest.base import SourceError
+from cybersentinel.ingest.feedback import feedback_snapshot, read_feedback, store_location
+from cybersentinel.ingest.sources import ingest, snapshot
+from cybersentinel.model.estimators import repeat_rows
+from cybersentinel.ops.feedback import FeedbackError, FeedbackStore, StoreUnavailableError
+from cybersentinel.ops.service import Settings, create_app
+from cybersentinel.scoring.detector import Detector
+from cybersentinel.scoring.policy import SiteList
+
+pytest_plugins = ["fixtures_db"]
+
+PHISHING = "http://ads-social-network-info.hol.es/2017/recovery-chekpoint-login.html"  # Ebbu2017, test split
+SOURCE = {"name": "feedback", "reader": "feedback"}
+URLS_DATASET = {"name": "urls", "kind": "url", "group_by": "registered_domain"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FeedbackStore:
+    """A migrated, empty store of each kind; the environment points the ingest source at it."""
+    monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        monkeypatch.setenv("CYBERSENTINEL_FEEDBACK_DSN", dsn)
+        store = FeedbackStore.from_env(dsn=dsn)
+    else:
+        monkeypatch.setenv("CYBERSENTINEL_FEEDBACK_DB", str(tmp_path / "feedback.sqlite"))
+        store = FeedbackStore.from_env(path=tmp_path / "feedback.sqlite")
+    assert store.migrate() == [1] and store.migrate() == []  # idempotent
+    return store
+
+
+def test_corrections_are_attributable_idempotent_and_reversible(store: FeedbackStore) -> None:
+    first, created = store.add("http://Shop.example.org/login/", "false_positive", "url", "alice", "our shop")
+    assert created and first.target == "shop.example.org/login" and first.label == 0 and first.active
+    again, created = store.add("shop.example.org/login", "false_positive", "url", "bob")
+    assert not created and again.id == first.id and again.analyst == "alice"  # recorded once
+    host, _ = store.add("http://kit.evil-login.example.net/a", "confirmed_malicious", "host", "bob", "kit")
+    assert host.target == "kit.evil-login.example.net" and host.label == 1
+    flipped, created = store.add("http://shop.example.org/login", "confirmed_malicious", "url", "carol", "no: a kit")
+    assert created
+    history = {item.id: item for item in store.list()}
+    assert len(history) == 3  # nothing deleted: the superseded row is still there, revoked, with who and why
+    assert history[first.id].revoked_by == "carol"
+    assert history[first.id].revoke_reason == f"superseded by #{flipped.id} (confirmed_malicious)"
+    revoked = store.revoke(host.id, "dave", "the site was cleaned")
+    assert not revoked.active and revoked.revoked_by == "dave" and revoked.revoked_at
+    with pytest.raises(FeedbackError, match="already revoked by dave"):
+        store.revoke(host.id, "erin", "again")
+    with pytest.raises(FeedbackError, match="no feedback #999"):
+        store.revoke(999, "erin", "x")
+    assert [item.id for item in store.list(active_only=True)] == [flipped.id]
+    allow, block = store.site_lists()
+    assert not allow and block.match_url("https://www.shop.example.org/login") == (
+        f"analyst feedback #{flipped.id} by carol: shop.example.org/login")
+
+
+@pytest.mark.parametrize("url", ["http://co.uk/x", "https://github.io/", "http://10.1.2.3/login", "http:///x"])
+def test_a_host_correction_never_covers_a_public_suffix_or_reserved_space(store: FeedbackStore, url: str) -> None:
+    for kind in ("false_positive", "confirmed_malicious"):
+        with pytest.raises(FeedbackError, match="use scope url"):
+            store.add(url, kind, "host", "alice")
+    assert store.list() == []
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"kind": "benign"}, "kind 'benign'"), ({"scope": "site"}, "scope 'site'"), ({"analyst": " "}, "analyst"),
+    ({"note": "x" * 2001}, "note"), ({"url": " "}, "url must be"), ({"url": "a\x00b"}, "url must be")])
+def test_bad_corrections_are_refused_with_the_reason(store: FeedbackStore, fields: dict, message: str) -> None:
+    given = {"url": "http://a.example.com/", "kind": "false_positive", "scope": "url", "analyst": "alice", **fields}
+    with pytest.raises(FeedbackError, match=message):
+        store.add(given["url"], given["kind"], given["scope"], given["analyst"], given.get("note", ""))
+    assert store.list() == []
+
+
+def test_the_feedback_source_reads_active_rows_with_a_fingerprint(store: FeedbackStore) -> None:
+    empty = snapshot(SOURCE, {"kind": "files"})
+    assert empty["rows"] == 0
+    a, _ = store.add("http://shop.example.org/login", "false_positive", "url", "alice")
+    b, _ = store.add("http://kit.example.net/pay", "confirmed_malicious", "url", "bob")
+    got = ingest(SOURCE, {"kind": "postgres"})  # the origin does not matter: feedback comes from its store
+    assert got.table.columns.tolist() == ["url", "date", "label", "source", "snapshot"]
+    assert got.table["url"].tolist() == [a.url, b.url] and got.table["label"].tolist() == [0, 1]
+    assert got.table["date"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    assert got.snapshot == feedback_snapshot(SOURCE) and got.snapshot["rows"] == 2
+    assert got.table["snapshot"].iloc[0] == got.snapshot["snapshot"]
+    store.revoke(a.id, "carol", "wrong")
+    after = feedback_snapshot(SOURCE)  # a revocation is a change of data: the pipeline retrains
+    assert after["rows"] == 1 and after["fingerprint"] != got.snapshot["fingerprint"]
+    assert read_feedback(SOURCE).table["url"].tolist() == [b.url]
+
+
+def test_an_absent_or_unmigrated_sqlite_store_is_no_feedback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
+    monkeypatch.setenv("CYBERSENTINEL_FEEDBACK_DB", str(tmp_path / "absent.sqlite"))
+    assert feedback_snapshot(SOURCE)["rows"] == 0 and not (tmp_path / "absent.sqlite").exists()
+    sqlite3.connect(tmp_path / "absent.sqlite").close()  # a file without the schema
+    assert feedback_snapshot(SOURCE)["rows"] == 0
+    with pytest.raises(SourceError, match="no rows"):
+        read_feedback(SOURCE)
+    (tmp_path / "absent.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(SourceError, match="feedback store SQLite"):
+        feedback_snapshot(SOURCE)
+
+
+def test_the_dsn_wins_over_a_sqlite_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CYBERSENTINEL_FEEDBACK_DSN", "postgresql://u:secret@db.example:5432/fb")
+    location = store_location(path="data/x.sqlite")
+    assert location.dialect == "postgres" and "secret" not in location.describe()
+    monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN")
+    assert store_location(path="data/x.sqlite").path == Path("data/x.sqlite")
+
+
+def test_an_unreachable_postgres_store_is_reported_not_crashed(postgres_server) -> None:
+    store = FeedbackStore.from_env(dsn=postgres_server.dsn("no_such_database"))
+    with pytest.raises(StoreUnavailableError):
+        store.add("http://a.example.com/", "false_positive", "url", "alice")
+
+
+def test_a_correction_replaces_the_collections_rows_of_its_url() -> None:
+    frame = pd.DataFrame({"url": ["http://a.example.com/x", "https://www.A.example.com/x/", "http://b.example/",
+                                  "http://a.example.com/x"],
+                          "label": [1, 1, 0, 0], "source": ["phishtank", "ebbu", "ebbu", "feedback"],
+                          "snapshot": ["0" * 16] * 4})
+    out, counts = deduplicate(frame, URLS_DATASET, {"feedback"})
+    assert out["source"].tolist() == ["ebbu", "feedback"] and out["label"].tolist() == [0, 0]
+    assert counts["corrected_by_feedback"] == 2 and counts["conflicting_labels_removed"] == 0
+    plain, plain_counts = deduplicate(frame[frame["source"] != "feedback"], URLS_DATASET, {"feedback"})
+    assert "corrected_by_feedback" not in plain_counts  # without feedback: exactly the old accounting
+    assert plain_counts == deduplicate(frame[frame["source"] != "feedback"], URLS_DATASET)[1]
+
+
+def test_feedback_rows_are_repeated_by_their_weight_and_nothing_else_changes() -> None:
+    frame = pd.DataFrame({"url": ["a", "b", "c"], "source": ["x", "feedback", "y"]})
+    mask = (frame["source"] == "feedback").to_numpy()
+    weighted = repeat_rows(frame, mask, 3)
+    assert weighted["url"].tolist() == ["a", "b", "c", "b", "b"]
+    assert repeat_rows(frame, np.zeros(3, dtype=bool), 3) is frame and repeat_rows(frame, mask, 1) is frame
+    with pytest.raises(ValueError, match="whole number"):
+        repeat_rows(frame, mask, 0)
+
+
+def test_url_entries_decide_single_urls_through_the_policy(model_dir: Path) -> None:  # noqa: F811
+    detector = Detector.from_dir(model_dir)
+    other = "http://ads-social-network-info.hol.es/2017/another-page.html"
+    allow = SiteList(urls={PHISHING: "analyst feedback #1 by alice"})
+    block = SiteList(urls={"https://en.wikipedia.org/wiki/Phishing/": "analyst feedback #2 by bob"})
+    table = detector.score_values([PHISHING, other, "https://en.wikipedia.org/wiki/Phishing"],
+                                  decider=detector.decider(None, allow, block)).to_pydict()
+    assert table["verdict"][0] == "benign" and table["score"][0] == 0.0
+    assert table["reasons"][0].startswith("allowlisted (analyst feedback #1 by alice")
+    assert table["verdict"][1] != "benign" or table["model_score"][1] < detector.threshold  # the host is not allowed
+    assert table["verdict"][2] == "malicious" and "local block list (analyst feedback #2" in table["reasons"][2]
+
+
+@pytest.fixture
+def service(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
+    db = tmp_path / "feedback.sqlite"
+    settings = Settings(model_dir=model_dir, feeds_dir=None, feedback_db=db, feedback_check_s=0.0)
+    return TestClient(create_app(settings, Detector.from_dir(model_dir))), db
+
+
+def score(client: TestClient, url: str) -> dict:
+    response = client.post("/v1/score", json={"urls": [url]})
+    assert response.status_code == 200
+    return response.json()["results"][0]
+
+
+def test_post_feedback_takes_effect_at_once_and_is_reversible(service) -> None:
+    client, db = service
+    assert score(client, PHISHING)["verdict"] == "malicious"
+    body = {"url": PHISHING, "kind": "false_positive", "scope": "host", "note": "our partner", "analyst": "alice"}
+    response = client.post("/v1/feedback", json=body)
+    assert response.status_code == 201, response.text
+    recorded = response.json()
+    assert recorded["created"] and recorded["feedback"]["verdict"] == "malicious"  # what was being corrected
+    assert recorded["feedback"]["target"] == "ads-social-network-info.hol.es" and recorded["effect"].startswith(
+        "now benign: allowlisted")
+    assert score(client, PHISHING)["verdict"] == "benign"
+    assert score(client, "http://ads-social-network-info.hol.es/other")["verdict"] == "benign"  # the whole host
+    again = client.post("/v1/feedback", json=body)
+    assert again.status_code == 200 and not again.json()["created"]
+    revoked = client.post(f"/v1/feedback/{recorded['feedback']['id']}/revoke",
+                          json={"analyst": "bob", "reason": "partner was compromised"})
+    assert revoked.status_code == 200 and revoked.json()["feedback"]["revoked_by"] == "bob"
+    assert score(client, PHISHING)["verdict"] == "malicious"
+    assert client.post(f"/v1/feedback/{recorded['feedback']['id']}/revoke",
+                       json={"analyst": "bob", "reason": "twice"}).status_code == 409
+    assert client.post("/v1/feedback/4242/revoke", json={"analyst": "bob", "reason": "x"}).status_code == 404
+    listed = client.get("/v1/feedback").json()
+    assert listed["count"] == 1 and not listed["feedback"][0]["active"]
+    assert client.get("/v1/feedback?active=true").json()["count"] == 0
+
+    # a correction written by another process (the CLI) is seen at the next request
+    result = CliRunner().invoke(cli_app, ["feedback", "add", "https://en.wikipedia.org/wiki/Phishing", "--kind",
+                                          "confirmed_malicious", "--analyst", "carol", "--feedback-db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert score(client, "https://en.wikipedia.org/wiki/Phishing")["verdict"] == "malicious"
+
+
+@pytest.mark.parametrize(("payload", "status"), [
+    ({"url": "http://co.uk/", "kind": "confirmed_malicious", "scope": "host", "analyst": "a"}, 422),
+    ({"url": "http://x.example/", "kind": "benign", "analyst": "a"}, 422),
+    ({"url": "http://x.example/", "kind": "false_positive"}, 422),
+    ({"url": "http://x.example/", "kind": "false_positive", "analyst": "a", "extra": 1}, 422),
+    ({"url": "", "kind": "false_positive", "analyst": "a"}, 422),
+])
+def test_bad_feedback_gets_a_clear_4xx(service, payload: dict, status: int) -> None:
+    client, _ = service
+    response = client.post("/v1/feedback", json=payload)
+    assert response.status_code == status and response.json()["detail"]
+    assert client.post("/v1/feedback", content=b"{not json", headers={"content-type": "application/json"}
+                       ).status_code == 400
+    assert client.get("/v1/feedback").json()["count"] == 0
+
+
+def test_feedback_needs_the_api_key_when_keys_are_set(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    settings = Settings(model_dir=model_dir, feeds_dir=None, feedback_db=tmp_path / "fb.sqlite", api_keys=("k1",))
+    client = TestClient(create_app(settings, Detector.from_dir(model_dir)))
+    body = {"url": PHISHING, "kind": "false_positive", "analyst": "alice"}
+    assert client.post("/v1/feedback", json=body).status_code == 401
+    assert client.get("/v1/feedback").status_code == 401
+    assert client.post("/v1/feedback", json=body, headers={"X-API-Key": "k1"}).status_code == 201
+
+
+def test_the_openapi_schema_documents_feedback(service) -> None:
+    client, _ = service
+    paths = client.get("/openapi.json").json()["paths"]
+    post = paths["/v1/feedback"]["post"]
+    assert {"200", "201", "400", "401", "413", "422", "503"} <= set(post["responses"])
+    assert post["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("FeedbackResponse")
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["kind"]["enum"] == ["false_positive", "confirmed_malicious"]
+    assert {"404", "409"} <= set(paths["/v1/feedback/{feedback_id}/revoke"]["post"]["responses"])
+
+
+def test_the_cli_records_lists_revokes_exports_and_blocklist_export_obeys(tmp_path: Path) -> None:
+    db, runner = str(tmp_path / "fb.sqlite"), CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli_app, [*args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("feedback", "add", "http://good.example.com/page", "--kind", "false_positive", "--scope", "host",
+        "--analyst", "alice", "--note", "ours", "--feedback-db", db)
+    run("feedback", "add", "http://bad.example.net/kit", "--kind", "confirmed_malicious", "--scope", "host",
+        "--analyst", "bob", "--feedback-db", db)
+    assert "already recorded by alice" in run("feedback", "add", "http://good.example.com/", "--kind",
+                                              "false_positive", "--scope", "host", "--analyst", "x",
+                                              "--feedback-db", db)
+    refused = runner.invoke(cli_app, ["feedback", "add", "http://co.uk/", "--kind", "confirmed_malicious",
+                                      "--scope", "host", "--analyst", "x", "--feedback-db", db])
+    assert refused.exit_code == 2 and "public suffix" in refused.output
+    run("feedback", "export", "-o", str(tmp_path / "out"), "--feedback-db", db)
+    assert (tmp_path / "out" / "allow.txt").read_text() == "good.example.com\n"
+    assert (tmp_path / "out" / "block.txt").read_text() == "bad.example.net\n"
+    assert len((tmp_path / "out" / "feedback.jsonl").read_text().splitlines()) == 2
+
+    scored = tmp_path / "scored.csv"
+    pd.DataFrame({"url": ["http://x.good.example.com/a", "http://other.example.org/b"],
+                  "verdict": ["malicious", "malicious"], "score": [0.99, 0.99]}).to_csv(scored, index=False)
+    run("blocklist", "export", str(scored), "-o", str(tmp_path / "rules"), "-f", "hosts", "--allow-top", "0",
+        "--feedback-db", db)
+    hosts = (tmp_path / "rules" / "hosts").read_text()
+    assert "bad.example.net" in hosts and "other.example.org" in hosts and "good.example.com" not in hosts
+    assert "allowlisted (analyst feedback #1 by alice" in (tmp_path / "rules" / "rejected.csv").read_text()
+
+    listed = [json.loads(line) for line in run("feedback", "list", "--json", "--feedback-db", db).splitlines()]
+    assert [item["analyst"] for item in listed] == ["alice", "bob"]
+    run("feedback", "revoke", "1", "--analyst", "carol", "--reason", "sold the domain", "--feedback-db", db)
+    assert "revoked by carol: sold the domain" in run("feedback", "list", "--feedback-db", db)
+    run("blocklist", "export", str(scored), "-o", str(tmp_path / "rules2"), "-f", "hosts", "--allow-top", "0",
+        "--feedback-db", db)
+    assert "x.good.example.com" in (tmp_path / "rules2" / "hosts").read_text()  # revoked: blockable again
