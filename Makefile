@@ -69,7 +69,7 @@ bench-ingest: setup  ## ingest throughput from PostgreSQL and a JSON API, ETL lo
 	python benchmarks/ingest_throughput.py
 
 # ---- versioned storage, experiment sweeps, pull-request reports ---------------------------------------------
-.PHONY: s3-up s3-down push pull sweep report promote bench-storage
+.PHONY: s3-up s3-down push pull sweep report promote retrain bench-storage
 
 S3_PORT ?= 5577
 SWEEP_ARGS ?= -S 'model=logreg,random_forest,xgboost,lightgbm'
@@ -104,6 +104,11 @@ report: setup  ## the pull-request report against $(BASE): markdown + PNG plots 
 
 promote: setup  ## move MLflow's 'champion' alias to the model in models/ if it beats the champion on the test set
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} cybersentinel promote --model-dir models
+
+# Refresh the feeds, fingerprint the analyst feedback, dvc repro, compare the candidate with the champion (test rows
+# held out from both, leave-one-collection-out table), promote only if better by params `retrain`, report, dvc push.
+retrain: setup  ## the retraining loop; with nothing new it changes nothing (report: reports/tmp/retrain/)
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} cybersentinel retrain
 
 bench-storage: setup  ## dvc push/pull round trip to the local S3 server, 4-model sweep throughput, report build time
 	python benchmarks/storage_and_sweeps.py

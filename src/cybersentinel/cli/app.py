@@ -18,6 +18,7 @@ from cybersentinel.cli.predict import predict
 from cybersentinel.cli.registry import fetch_model_command, promote_command
 from cybersentinel.cli.remote import remote_app
 from cybersentinel.cli.report import report_command
+from cybersentinel.cli.retrain import retrain_command
 from cybersentinel.cli.serve import serve
 
 app = typer.Typer(help="CyberSentinel: detect and block malicious URLs, domains and IP addresses.",
@@ -45,6 +46,7 @@ app.command("drift")(drift)
 app.command("promote")(promote_command)
 app.command("fetch-model")(fetch_model_command)
 app.command("report")(report_command)
+app.command("retrain")(retrain_command)
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(intel_app, name="intel")
 app.add_typer(blocklist_app, name="blocklist")

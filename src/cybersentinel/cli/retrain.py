@@ -1,0 +1,112 @@
+"""`cybersentinel retrain` (`make retrain`): the offline retraining loop. Refresh the feeds, fingerprint the
+analyst feedback, `dvc repro`, compare the candidate with the champion on the test rows held out from both and on
+the leave-one-collection-out table, promote only if it is better by the configured margin (params `retrain`),
+write the comparison report, `dvc push`. A refused candidate is undone; with nothing new nothing changes."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+REPORT_DIR = Path("reports/tmp/retrain")  # git-ignored: the workflow posts it on the pull request
+
+
+def _evaluate(model_dir: Path, rows: Any) -> dict[str, float]:
+    from cybersentinel.model.estimators import load_detector
+    from cybersentinel.tracking.registry import evaluate_on
+
+    model, manifest = load_detector(model_dir)  # hash-verified
+    return evaluate_on(model, manifest, rows)
+
+
+def _move_registry_alias(repo: Path) -> str:
+    """Point MLflow's `champion` alias at the candidate's registered version, when it was registered."""
+    from cybersentinel.cli.registry import version_of
+    from cybersentinel.tracking.registry import CHAMPION, PromotionError, client_for, registered_name, tracking_uri
+
+    uri, name = tracking_uri(), registered_name()
+    try:
+        version = version_of(uri, name, repo / "models")
+        client_for(uri).set_registered_model_alias(name, CHAMPION, version)
+    except PromotionError as exc:
+        return f"registry alias not moved: {exc}"
+    return f"registry: {name} version {version} is now {CHAMPION!r}"
+
+
+def retrain_command(
+    feeds: Annotated[bool, typer.Option("--feeds/--no-feeds", help="Refresh the feed snapshot first.")] = True,
+    feeds_mirror: Annotated[Path | None, typer.Option(envvar="CYBERSENTINEL_FEEDS_MIRROR",
+                                                      help="Copy the feeds from this mirror instead of downloading.")
+                            ] = None,
+    push: Annotated[bool, typer.Option("--push/--no-push", help="dvc push a promoted model.")] = True,
+    report_dir: Annotated[Path, typer.Option(help="Where report.md and comparison.json go.")] = REPORT_DIR,
+) -> None:
+    """Retrain on what is new (data, feedback, feeds); promote the candidate only if it is better."""
+    import pandas as pd
+
+    from cybersentinel.core.files import read_params, write_json
+    from cybersentinel.mlops import retrain as steps
+    from cybersentinel.tracking.promotion import decide, report_markdown, shared_test_rows
+
+    repo = Path.cwd()  # run in the repository: the stages, params.yaml and the feedback store are relative to it
+    report_dir = report_dir if report_dir.is_absolute() else repo / report_dir
+    try:
+        params = read_params(repo / "params.yaml")
+        config = params["retrain"]
+        steps.require_clean(repo)
+        if feeds:
+            typer.echo(steps.refresh_feeds_if_changed(repo, feeds_mirror))
+        with tempfile.TemporaryDirectory(prefix="cybersentinel-champion-") as tmp:
+            before = steps.keep_champion(repo, Path(tmp))
+            before_feedback = json.loads((repo / "data/snapshot.json").read_text()).get("sources", {}) \
+                if (repo / "data/snapshot.json").is_file() else {}
+            feedback = steps.feedback_snapshots(params)
+            typer.echo(f"feedback: {feedback['rows']} active corrections, snapshot {feedback['snapshot']}")
+            steps.repro(repo)
+            after_manifest = json.loads((repo / "models/model.json").read_text())
+            after_loco = json.loads((repo / "reports/generalisation.json").read_text())
+            candidate = champion = None
+            shared = pd.DataFrame()
+            if before and before.get("test") and before["sha256"] != after_manifest["sha256"]:
+                shared = shared_test_rows(pd.read_parquet(before["test"], columns=["url"]),
+                                          pd.read_parquet(repo / "data/features/test.parquet"))
+                if len(shared):
+                    candidate, champion = _evaluate(repo / "models", shared), _evaluate(before["models"], shared)
+            decision = decide(after_manifest["sha256"], before.get("sha256"), candidate, champion,
+                              after_loco.get("loco_min_roc_auc"),
+                              (before.get("generalisation") or {}).get("loco_min_roc_auc"),
+                              metric=config["metric"], min_delta=float(config["min_delta"]),
+                              loco_tolerance=float(config["loco_tolerance"]), shared_rows=len(shared))
+            nothing_new = before.get("sha256") == after_manifest["sha256"]
+            if not decision.promote and not nothing_new:
+                steps.restore(repo)  # the champion stays, in the workspace and in dvc.lock
+            notes = []
+            if decision.promote:
+                notes.append(_move_registry_alias(repo))
+                if push:
+                    steps.push(repo)
+                    notes.append("dvc push: done")
+            old_feedback = sum(v.get("rows", 0) for k, v in before_feedback.items()
+                               if k in feedback["sources"])
+            summary = {
+                "decision": decision.as_dict(), "notes": notes,
+                "champion": {"sha256": before.get("sha256"), "loco": (before.get("generalisation") or {}).get("loco"),
+                             "feedback": {"rows": old_feedback}},
+                "candidate": {"sha256": after_manifest["sha256"], "loco": after_loco.get("loco"),
+                              "feedback": {k: feedback[k] for k in ("rows", "snapshot")}},
+            }
+        if not nothing_new:  # with nothing new, nothing is written (not even the scratch report)
+            write_json(report_dir / "comparison.json", summary)
+            (report_dir / "report.md").write_text(
+                report_markdown(decision, summary["champion"], summary["candidate"])
+                + "".join(f"\n{note}\n" for note in notes), encoding="utf-8")
+    except steps.RetrainError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{'promoted' if decision.promote else 'not promoted'}: {decision.reason}")
+    for note in notes:
+        typer.echo(note)
