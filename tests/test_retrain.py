@@ -9,6 +9,8 @@ import pytest
 
 from cybersentinel.tracking.promotion import decide, report_markdown, shared_test_rows
 
+pytest_plugins = ["fixtures_db"]
+
 RULE = {"metric": "roc_auc", "min_delta": 0.001, "loco_tolerance": 0.005}
 
 
@@ -58,3 +60,101 @@ def test_the_report_shows_both_models_and_the_collections() -> None:
                                                                                              "snapshot": "f00"}})
     assert text.startswith("# Retraining: promote") and "| x | 0.90000 | 0.91000 |" in text
     assert "3 active corrections" in text and "| roc_auc on 500 shared test rows | 0.94000 | 0.95000 |" in text
+
+
+# ---- the whole loop, in a temporary clone of the sample repository -------------------------------------------
+
+CORRECTIONS = [  # (url, kind): what analysts tell the service
+    *[(f"http://portal-{i}.intranet-tools.example.com/account/login", "false_positive") for i in range(12)],
+    *[(f"http://secure-{i}.account-verify-login.example.net/signin/update.php", "confirmed_malicious")
+      for i in range(12)],
+]
+
+
+def set_retrain_rule(repo, **rule) -> None:
+    import yaml
+
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["retrain"].update(rule)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_feedback_through_the_service_retrains_promotes_and_reaches_a_fresh_clone(
+        sample_repo, sample_mirror, pg_dsn, tmp_path, monkeypatch) -> None:
+    import json
+    import subprocess
+
+    from fastapi.testclient import TestClient
+    from fixtures_pipeline import pipeline_env
+    from test_remote import CLI, clone_with_cache, remote_settings, run
+
+    from cybersentinel.mlops.remote import free_port, write_local_config
+    from cybersentinel.ops.service import Settings, create_app
+    from cybersentinel.tracking.registry import CHAMPION, alias_version, client_for
+
+    repo = clone_with_cache(sample_repo, tmp_path / "origin")
+    monkeypatch.setenv("CYBERSENTINEL_FEEDBACK_DSN", pg_dsn)  # the service's store, and the pipeline's below
+    env = pipeline_env(repo, sample_mirror)
+    git = ["git", "-c", "user.email=test@cybersentinel.invalid", "-c", "user.name=test"]
+    champion = json.loads((repo / "models/model.json").read_text())["sha256"]
+    lock_before = (repo / "dvc.lock").read_text()
+    run([CLI, "remote", "up", "--port", str(free_port())], cwd=repo, env=env)
+    try:
+        run([CLI, "remote", "push"], cwd=repo, env=env)
+
+        # 1. analysts correct verdicts through the service; the corrections land in PostgreSQL
+        run([CLI, "feedback", "migrate"], cwd=repo, env=env)
+        app = create_app(Settings(model_dir=repo / "models", feeds_dir=None))  # the store: the DSN of the env
+        client = TestClient(app)
+        for url, kind in CORRECTIONS:
+            response = client.post("/v1/feedback", json={"url": url, "kind": kind, "analyst": "alice"})
+            assert response.status_code == 201, response.text
+        assert client.get("/v1/feedback").json()["count"] == len(CORRECTIONS)
+
+        # 2. with the default margin the loop decides either way, and a refused candidate leaves nothing behind
+        first = run([CLI, "retrain"], cwd=repo, env=env, check=False)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        report = json.loads((repo / "reports/tmp/retrain/comparison.json").read_text())
+        assert report["candidate"]["feedback"]["rows"] == len(CORRECTIONS)
+        assert report["candidate"]["sha256"] != champion  # the feedback changed the model
+        assert report["decision"]["figures"]["shared_rows"] > 0
+        if not report["decision"]["promote"]:
+            assert "not promoted" in first.stdout
+            assert (repo / "dvc.lock").read_text() == lock_before
+            assert json.loads((repo / "models/model.json").read_text())["sha256"] == champion
+            assert run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo).stdout == ""
+            # a rule that accepts any candidate not worse by 1.0 (the refusals are the unit tests above)
+            set_retrain_rule(repo, min_delta=-1.0, loco_tolerance=1.0)
+            run([*git, "commit", "-qam", "accept the candidate"], cwd=repo)
+            second = run([CLI, "retrain"], cwd=repo, env=env)
+            assert "promoted" in second.stdout and "not promoted" not in second.stdout
+
+        # 3. promoted: the new model is in the workspace, dvc.lock, the registry and the remote
+        candidate = json.loads((repo / "models/model.json").read_text())["sha256"]
+        assert candidate == report["candidate"]["sha256"] != champion and (repo / "dvc.lock").read_text() != lock_before
+        prepared = json.loads((repo / "reports/prepare.json").read_text())
+        assert prepared["rows_by_source"]  # feedback rows trained (those sampled into the split)
+        assert any(key.startswith("feedback/") for key in prepared["rows_by_source"])
+        uri = env["MLFLOW_TRACKING_URI"]
+        version = alias_version(uri, "cybersentinel-url-detector", CHAMPION)
+        assert client_for(uri).get_model_version("cybersentinel-url-detector", version).tags["sha256"] == candidate
+        run([*git, "add", "-A"], cwd=repo)
+        run([*git, "commit", "-qm", "retrained"], cwd=repo)  # what the workflow's pull request holds
+
+        # 4. nothing new: nothing changes
+        again = run([CLI, "retrain"], cwd=repo, env=env)
+        assert "nothing new" in again.stdout
+        assert run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo).stdout == ""
+
+        # 5. a fresh clone pulls the promoted model from the remote
+        fresh = tmp_path / "fresh"
+        run(["git", "clone", "-q", str(repo), str(fresh)], cwd=tmp_path)
+        write_local_config(fresh, "storage", remote_settings(repo))
+        run([CLI, "remote", "pull", "train"], cwd=fresh, env=env)
+        assert json.loads((fresh / "models/model.json").read_text())["sha256"] == candidate
+        assert (fresh / "models/model.skops").read_bytes() == (repo / "models/model.skops").read_bytes()
+    finally:
+        subprocess.run([CLI, "remote", "down"], cwd=repo, env=env, capture_output=True)

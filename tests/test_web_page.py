@@ -39,9 +39,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=M
 
 
 @pytest.fixture(scope="module")
-def server(model_dir: Path) -> Iterator[str]:  # noqa: F811
+def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
     feeds = ["--feeds-dir", str(FEEDS)] if FEEDS.is_dir() else []
-    with running_server(model_dir, *feeds, "--no-access-log") as base:
+    store = tmp_path_factory.mktemp("feedback") / "feedback.sqlite"  # never the repository's data/ folder
+    with running_server(model_dir, *feeds, "--no-access-log", "--feedback-db", str(store)) as base:
         yield base
 
 
@@ -135,3 +136,43 @@ def test_page_asks_for_an_api_key_when_the_server_needs_one(browser, model_dir: 
         page.click("#check")
         expect(page.locator("#status")).to_have_text("Done.")
         assert page.locator("#results tbody tr").first.get_attribute("data-verdict") == "malicious"
+
+
+def test_an_analyst_marks_a_false_positive_and_confirms_a_miss(browser, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    from playwright.sync_api import expect
+
+    store = tmp_path / "feedback.sqlite"
+    with running_server(model_dir, "--no-access-log", "--feeds-dir", "absent", "--feedback-db", str(store)) as base:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(f"{base}/")
+        page.fill("#urls", f"{PHISHING}\n{LEGITIMATE}\n")
+        page.click("#check")
+        rows = page.locator("#results tbody tr")
+        expect(page.locator("#status")).to_have_text("Done.")
+        phishing, legitimate = rows.nth(0), rows.nth(1)
+        assert phishing.get_attribute("data-verdict") == "malicious"
+
+        phishing.locator("button.false_positive").click()  # no name yet: refused on the page, nothing sent
+        expect(phishing.locator(".feedback-status")).to_have_text(re.compile("Enter your name"))
+        page.fill("#analyst", "alice")
+        phishing.locator("select.scope").select_option("host")
+        phishing.locator("input.note").fill("our partner's campaign page")
+        phishing.locator("button.false_positive").click()
+        expect(phishing.locator(".feedback-status")).to_have_text(re.compile(r"^Recorded #1 by alice: now benign"))
+        assert phishing.get_attribute("data-feedback") == "false_positive"
+        legitimate.locator("button.confirmed_malicious").click()
+        expect(legitimate.locator(".feedback-status")).to_have_text(re.compile(r"^Recorded #2 by alice: now malicious"))
+        page.screenshot(path=str(tmp_path / "page-feedback.png"), full_page=True)
+
+        page.click("#check")  # the corrections took effect at once
+        expect(page.locator("#status")).to_have_text("Done.")
+        assert rows.nth(0).get_attribute("data-verdict") == "benign"
+        assert "allowlisted (analyst feedback #1 by alice" in rows.nth(0).locator("td.reasons").inner_text()
+        assert rows.nth(1).get_attribute("data-verdict") == "malicious"
+        stored = page.evaluate("fetch('/v1/feedback').then(r => r.json())")["feedback"]
+        assert [(f["kind"], f["scope"], f["note"], f["analyst"]) for f in stored] == [
+            ("false_positive", "host", "our partner's campaign page", "alice"),
+            ("confirmed_malicious", "url", "", "alice")]
+        assert problems == [], problems

@@ -3,6 +3,7 @@
 "use strict";
 
 const KEY_STORAGE = "cybersentinel-api-key";
+const ANALYST_STORAGE = "cybersentinel-analyst";
 let batchSize = 1000;  // lowered to the server's limit when /v1/model says so
 
 const $ = (id) => document.getElementById(id);
@@ -142,7 +143,80 @@ function renderRow(tbody, index, result) {
     reasonsCell.appendChild(ul);
   }
   cell(tr, intelText(result), "intel");
+  feedbackCell(tr, result);
   tbody.appendChild(tr);
+}
+
+// Per result: this URL or its whole host, an optional note, and the two corrections an analyst can make.
+function feedbackCell(tr, result) {
+  const td = cell(tr, null, "feedback");
+  if (result.error) return;
+  const scope = document.createElement("select");
+  scope.className = "scope";
+  for (const [value, text] of [["url", "this URL"], ["host", "whole host"]]) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = text;
+    scope.appendChild(option);
+  }
+  const note = document.createElement("input");
+  note.type = "text";
+  note.className = "note";
+  note.maxLength = 2000;
+  note.placeholder = "note (optional)";
+  const status = document.createElement("span");
+  status.className = "feedback-status";
+  const buttons = [["false_positive", "False positive"], ["confirmed_malicious", "Confirm malicious"]].map(
+    ([kind, label]) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = `secondary ${kind}`;
+      button.textContent = label;
+      button.addEventListener("click", () => sendFeedback(tr, result.url, kind, scope.value, note.value, status));
+      return button;
+    });
+  td.append(scope, note, ...buttons, status);
+}
+
+async function sendFeedback(tr, url, kind, scope, note, status) {
+  const analyst = $("analyst").value.trim();
+  if (!analyst) {
+    status.textContent = "Enter your name first (feedback is attributed).";
+    status.classList.add("error");
+    $("analyst").focus();
+    return;
+  }
+  status.classList.remove("error");
+  status.textContent = "Sending…";
+  let response;
+  try {
+    response = await fetch("/v1/feedback", {
+      method: "POST",
+      headers: apiHeaders({"Content-Type": "application/json"}),
+      body: JSON.stringify({url, kind, scope, note: note.trim(), analyst}),
+    });
+  } catch (error) {
+    status.textContent = `Not sent: ${error.message}`;
+    status.classList.add("error");
+    return;
+  }
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (response.status === 401) {
+    askForKey("This server needs an API key: enter it and send the feedback again.");
+    status.textContent = "API key needed.";
+    status.classList.add("error");
+    return;
+  }
+  if (!response.ok) {
+    const detail = body && body.detail;
+    status.textContent = `Refused (HTTP ${response.status}): ${typeof detail === "string" ? detail : JSON.stringify(detail)}`;
+    status.classList.add("error");
+    return;
+  }
+  const item = body.feedback;
+  tr.dataset.feedback = item.kind;
+  status.textContent = `${body.created ? "Recorded" : "Already recorded"} #${item.id} by ${item.analyst}: ${body.effect}`;
 }
 
 function renderSummary(results) {
@@ -193,6 +267,8 @@ async function loadModelName() {
 
 document.addEventListener("DOMContentLoaded", () => {
   if (sessionStorage.getItem(KEY_STORAGE)) $("key-row").hidden = false;
+  $("analyst").value = sessionStorage.getItem(ANALYST_STORAGE) || "";
+  $("analyst").addEventListener("change", () => sessionStorage.setItem(ANALYST_STORAGE, $("analyst").value.trim()));
   $("score-form").addEventListener("submit", (event) => {
     event.preventDefault();
     check(valuesFromTextarea());
