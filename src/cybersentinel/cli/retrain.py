@@ -48,7 +48,7 @@ def retrain_command(
     """Retrain on what is new (data, feedback, feeds); promote the candidate only if it is better."""
     import pandas as pd
 
-    from cybersentinel.core.files import read_params, write_json
+    from cybersentinel.core.files import atomic_path, read_params, write_json
     from cybersentinel.mlops import retrain as steps
     from cybersentinel.tracking.promotion import decide, report_markdown, shared_test_rows
 
@@ -101,9 +101,9 @@ def retrain_command(
             }
         if not nothing_new:  # with nothing new, nothing is written (not even the scratch report)
             write_json(report_dir / "comparison.json", summary)
-            (report_dir / "report.md").write_text(
-                report_markdown(decision, summary["champion"], summary["candidate"])
-                + "".join(f"\n{note}\n" for note in notes), encoding="utf-8")
+            with atomic_path(report_dir / "report.md") as tmp:
+                tmp.write_text(report_markdown(decision, summary["champion"], summary["candidate"])
+                               + "".join(f"\n{note}\n" for note in notes), encoding="utf-8")
     except steps.RetrainError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
