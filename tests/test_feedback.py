@@ -175,7 +175,7 @@ def service(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  
     monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
     db = tmp_path / "feedback.sqlite"
     settings = Settings(model_dir=model_dir, feeds_dir=None, feedback_db=db, feedback_check_s=0.0)
-    return TestClient(create_app(settings, Detector.from_dir(model_dir))), db
+    return TestClient(create_app(settings, Detector.from_dir(model_dir)), base_url="http://127.0.0.1"), db
 
 
 def score(client: TestClient, url: str) -> dict:
@@ -234,7 +234,7 @@ def test_bad_feedback_gets_a_clear_4xx(service, payload: dict, status: int) -> N
 
 def test_feedback_needs_the_api_key_when_keys_are_set(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     settings = Settings(model_dir=model_dir, feeds_dir=None, feedback_db=tmp_path / "fb.sqlite", api_keys=("k1",))
-    client = TestClient(create_app(settings, Detector.from_dir(model_dir)))
+    client = TestClient(create_app(settings, Detector.from_dir(model_dir)), base_url="http://127.0.0.1")
     body = {"url": PHISHING, "kind": "false_positive", "analyst": "alice"}
     assert client.post("/v1/feedback", json=body).status_code == 401
     assert client.get("/v1/feedback").status_code == 401

@@ -108,7 +108,7 @@ def test_feedback_through_the_service_retrains_promotes_and_reaches_a_fresh_clon
         # 1. analysts correct verdicts through the service; the corrections land in PostgreSQL
         run([CLI, "feedback", "migrate"], cwd=repo, env=env)
         app = create_app(Settings(model_dir=repo / "models", feeds_dir=None))  # the store: the DSN of the env
-        client = TestClient(app)
+        client = TestClient(app, base_url="http://127.0.0.1")
         for url, kind in CORRECTIONS:
             response = client.post("/v1/feedback", json={"url": url, "kind": kind, "analyst": "alice"})
             assert response.status_code == 201, response.text

@@ -59,7 +59,11 @@ def test_docs_page_and_its_assets_come_from_the_app(client: TestClient) -> None:
 def test_schema_documents_every_response_and_error_status(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     expected = {("/healthz", "get"): {"200", "400"}, ("/v1/model", "get"): {"200", "400", "401"},
-                ("/v1/score", "post"): {"200", "400", "401", "403", "413", "415", "422"}}
+                ("/v1/score", "post"): {"200", "400", "401", "403", "413", "415", "422"},
+                ("/v1/feedback", "post"): {"200", "201", "400", "401", "403", "413", "415", "422", "503"},
+                ("/v1/feedback", "get"): {"200", "400", "401", "422", "503"},
+                ("/v1/feedback/{feedback_id}/revoke", "post"): {"200", "400", "401", "403", "404", "409", "413", "415",
+                                                                "422", "503"}}
     documented = {(path, method): operation["responses"] for path, methods in schema["paths"].items()
                   for method, operation in methods.items()}
     assert set(documented) == set(expected)  # the pages and /docs stay out of the schema
@@ -67,11 +71,11 @@ def test_schema_documents_every_response_and_error_status(client: TestClient) ->
         responses = documented[route]
         assert set(responses) == statuses, route
         for status, response in responses.items():
-            if status == "400" and route[0] != "/v1/score":  # only the trusted-host check: plain text
+            if status == "400" and route[1] == "get":  # only the trusted-host check: plain text
                 assert set(response["content"]) == {"text/plain"}, route
                 continue
             ref = response["content"]["application/json"]["schema"]["$ref"]  # a named model, not a bare object
-            assert (ref == "#/components/schemas/ErrorResponse") == (status != "200"), (route, status, ref)
+            assert (ref == "#/components/schemas/ErrorResponse") == (status not in ("200", "201")), (route, status, ref)
     components = schema["components"]["schemas"]
     assert {"url", "score", "verdict", "reasons", "error"} <= set(components["ScoreResult"]["properties"])
     assert "results" in components["ScoreResponse"]["properties"]

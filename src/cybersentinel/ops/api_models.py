@@ -53,6 +53,36 @@ class ModelCard(ModelRef):
     hashes: dict[str, Any] = Field(description="SHA-256 of the model, its compiled form and its inputs")
 
 
+class FeedbackRecord(Documented):
+    id: int
+    url: str = Field(description="the URL, domain or IP the verdict was about, as given")
+    scope: str = Field(description="`url` (this URL) or `host` (the host and its subdomains)")
+    target: str = Field(description="what the correction covers: the normalised URL, or the host")
+    kind: str = Field(description="`false_positive` or `confirmed_malicious`")
+    label: int = Field(description="as training data: 1 = malicious")
+    note: str
+    analyst: str = Field(description="who said so")
+    verdict: str | None = Field(description="the service's verdict when the correction was made")
+    score: float | None
+    model_version: str | None
+    created_at: str
+    revoked_at: str | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    active: bool
+
+
+class FeedbackResponse(Documented):
+    feedback: FeedbackRecord
+    created: bool = Field(description="false: the same correction was already active, nothing was written")
+    effect: str = Field(description="what the decision policy now does with the URL")
+
+
+class FeedbackList(Documented):
+    count: int
+    feedback: list[FeedbackRecord]
+
+
 class ErrorResponse(BaseModel):
     detail: str | list[dict[str, Any]] = Field(description="what was wrong; a list of field problems for 422")
 
@@ -66,8 +96,11 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     meaning = {400: "malformed body (invalid JSON, not UTF-8, client left mid-body)",
                401: "missing or invalid API key (only when keys are configured)",
                403: "cross-origin browser request without an API key",
+               404: "no such feedback", 409: "the feedback was already revoked",
                413: "request body over the size limit", 415: "content type is neither JSON nor text/plain",
-               422: "valid JSON of the wrong shape, an empty body, or too many URLs"}
+               422: "valid JSON of the wrong shape, an empty body, too many URLs, or a correction that cannot apply "
+                    "(a host correction on a public suffix or reserved address)",
+               503: "the feedback store is unreachable or has no schema"}
     responses: dict[int | str, dict[str, Any]] = {
         400: {"description": HOST_REFUSED, "content": {"text/plain": {"schema": {"type": "string"}}}}}
     for status in statuses:

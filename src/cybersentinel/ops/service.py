@@ -304,7 +304,14 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import ClientDisconnect
 
-    from cybersentinel.ops.api_models import Health, ModelCard, ScoreResponse, errors
+    from cybersentinel.ops.api_models import (
+        FeedbackList,
+        FeedbackResponse,
+        Health,
+        ModelCard,
+        ScoreResponse,
+        errors,
+    )
     from cybersentinel.ops.feedback import FeedbackError, FeedbackStore, StoreUnavailableError
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
@@ -375,42 +382,6 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         model_config = ConfigDict(extra="forbid", strict=True)
         analyst: str = Field(min_length=1, max_length=200)
         reason: str = Field(min_length=1, max_length=2000)
-
-    class FeedbackRecord(BaseModel):
-        id: int
-        url: str
-        scope: Literal["url", "host"]
-        target: str = Field(description="the normalised URL, or the host")
-        kind: Literal["false_positive", "confirmed_malicious"]
-        label: int = Field(description="as training data: 1 = malicious")
-        note: str
-        analyst: str
-        verdict: str | None = Field(description="the service's verdict when the feedback was given")
-        score: float | None
-        model_version: str | None
-        created_at: str
-        revoked_at: str | None
-        revoked_by: str | None
-        revoke_reason: str | None
-        active: bool
-
-    class FeedbackResponse(BaseModel):
-        feedback: FeedbackRecord
-        created: bool = Field(description="false: the same correction was already active (nothing written)")
-        effect: str = Field(description="what the decision policy now does with the URL")
-
-    class FeedbackList(BaseModel):
-        count: int
-        feedback: list[FeedbackRecord]
-
-    class ErrorResponse(BaseModel):
-        detail: Any
-
-    def refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
-        texts = {400: "malformed JSON", 401: "missing or invalid API key", 404: "no such feedback",
-                 409: "already revoked", 413: "body too large", 415: "not JSON",
-                 422: "invalid feedback (fields, or a host no rule may name)", 503: "feedback store unavailable"}
-        return {code: {"model": ErrorResponse, "description": texts[code]} for code in codes}
 
     class AsciiJSONResponse(JSONResponse):
         # ASCII escapes keep any submitted string (lone surrogates included) encodable: never a 500.
@@ -541,9 +512,10 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     feedback_body = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": FeedbackRequest.model_json_schema()}}}}
 
-    @api.post("/feedback", status_code=201, response_model=FeedbackResponse, openapi_extra=feedback_body,
-              responses={200: {"model": FeedbackResponse, "description": "already recorded: nothing written"},
-                         **refusals(400, 401, 413, 415, 422, 503)})
+    @api.post("/feedback", status_code=201, response_model=None, openapi_extra=feedback_body,
+              responses={201: {"model": FeedbackResponse, "description": "recorded"},
+                         200: {"model": FeedbackResponse, "description": "already recorded: nothing written"},
+                         **errors(400, 401, 403, 413, 415, 422, 503)})
     async def feedback(request: Request) -> AsciiJSONResponse:
         """Mark a verdict as a false positive or confirm it as malicious. Takes effect at once: a false positive
         allowlists the URL (or host), a confirmation puts it on the local block list; it also trains the next
@@ -553,16 +525,16 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         return AsciiJSONResponse({"feedback": item.as_dict(), "created": created, "effect": effect},
                                  status_code=201 if created else 200)
 
-    @api.get("/feedback", response_model=FeedbackList, responses=refusals(401, 503))
+    @api.get("/feedback", response_model=None, responses={200: {"model": FeedbackList}, **errors(401, 422, 503)})
     async def feedback_list(active: bool = False) -> AsciiJSONResponse:
         """Every correction, revoked ones included (``active=true``: only those in effect)."""
         items = await run_in_threadpool(store_call, lambda: store.list(active_only=active))
         return AsciiJSONResponse({"count": len(items), "feedback": [i.as_dict() for i in items]})
 
-    @api.post("/feedback/{feedback_id}/revoke", response_model=FeedbackResponse,
+    @api.post("/feedback/{feedback_id}/revoke", response_model=None,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": RevokeRequest.model_json_schema()}}}},
-              responses=refusals(400, 401, 404, 409, 413, 415, 422, 503))
+              responses={200: {"model": FeedbackResponse}, **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
     async def feedback_revoke(feedback_id: int, request: Request) -> AsciiJSONResponse:
         """Retract a correction: the row stays, marked with who revoked it, when and why."""
         given = parse_json(await read_body(request), request.headers.get("content-type", ""), RevokeRequest)
