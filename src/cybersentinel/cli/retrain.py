@@ -66,7 +66,12 @@ def retrain_command(
                 if (repo / "data/snapshot.json").is_file() else {}
             feedback = steps.feedback_snapshots(params)
             typer.echo(f"feedback: {feedback['rows']} active corrections, snapshot {feedback['snapshot']}")
-            steps.repro(repo)
+            try:
+                steps.repro(repo)
+            except steps.RetrainError:
+                if before:
+                    steps.restore(repo)  # a failed repro leaves the champion in place, not half a candidate
+                raise
             after_manifest = json.loads((repo / "models/model.json").read_text())
             after_loco = json.loads((repo / "reports/generalisation.json").read_text())
             candidate = champion = None
