@@ -291,3 +291,15 @@ def test_the_cli_records_lists_revokes_exports_and_blocklist_export_obeys(tmp_pa
     run("blocklist", "export", str(scored), "-o", str(tmp_path / "rules2"), "-f", "hosts", "--allow-top", "0",
         "--feedback-db", db)
     assert "x.good.example.com" in (tmp_path / "rules2" / "hosts").read_text()  # revoked: blockable again
+
+
+def test_blocklist_export_never_blocks_for_a_url_an_analyst_cleared() -> None:
+    from cybersentinel.ops.blocklist import Guard, entries_from_scored
+
+    frame = pd.DataFrame({"url": ["http://shop.example.org/promo", "http://shop.example.org/kit/"],
+                          "verdict": ["malicious", "malicious"], "score": [0.99, 0.99]})
+    guard = Guard(SiteList(urls={"https://www.shop.example.org/promo/": "analyst feedback #1 by alice"}), {}, 0)
+    entries, rejected, _ = entries_from_scored(frame, "scored.csv", guard=guard)
+    assert [e.value for e in entries] == ["shop.example.org"]  # the other page's verdict still blocks the host
+    assert [r.source for r in rejected] == ["scored.csv:1"]
+    assert rejected[0].reason == "allowlisted URL (analyst feedback #1 by alice: shop.example.org/promo): never blocked"
