@@ -39,9 +39,10 @@ def detector(model_dir: Path) -> Detector:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def metrics_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def metrics_file(tmp_path_factory: pytest.TempPathFactory, detector: Detector) -> Path:
     path = tmp_path_factory.mktemp("reports") / "metrics.json"
-    path.write_text(json.dumps({"accuracy": 0.9, "roc_auc": 0.95, "by_source": {"a": {"accuracy": 0.9}}}))
+    path.write_text(json.dumps({"model_sha256": detector.manifest["sha256"], "accuracy": 0.9, "roc_auc": 0.95,
+                                "by_source": {"a": {"accuracy": 0.9}}}))
     return path
 
 
@@ -86,11 +87,32 @@ def test_model_card_reports_identity_metrics_and_hashes(client: TestClient, dete
     assert card["limits"]["max_batch"] == Settings.max_batch
 
 
-def test_test_metrics_of_another_model_are_not_shown(detector: Detector) -> None:
+def test_test_metrics_of_another_model_are_not_shown(detector: Detector, caplog: pytest.LogCaptureFixture) -> None:
     other = {"model_sha256": "0" * 64, "test": {"accuracy": 0.99}}
     assert model_card(detector, Settings(), other, None)["test_metrics"] is None
+    assert "test metrics refused: they are of model 000000000000" in caplog.text
+    unnamed = {"test": {"accuracy": 0.99}}  # metrics that do not say whose they are are refused too
+    assert model_card(detector, Settings(), unnamed, None)["test_metrics"] is None
     same = {**other, "model_sha256": detector.manifest["sha256"]}
     assert model_card(detector, Settings(), same, None)["test_metrics"] == same
+
+
+def test_the_committed_metrics_belong_to_the_committed_model() -> None:
+    """evaluate ties reports/metrics.json to the model it scored, so the image serves both or neither."""
+    manifest = REPO / "models" / "model.json"
+    if not manifest.is_file():
+        pytest.skip("no model in models/")
+    metrics = json.loads((REPO / "reports" / "metrics.json").read_text())
+    assert metrics["model_sha256"] == json.loads(manifest.read_text())["sha256"]
+
+
+def test_an_empty_feeds_folder_means_model_only(model_dir: Path, detector: Detector, tmp_path: Path,  # noqa: F811
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The image's /app/data/feeds mount point is empty when nothing is mounted: scores come from the model."""
+    client = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=tmp_path), detector))
+    assert client.get("/healthz").json()["intel"] is False
+    assert "no feed files in" in caplog.text
+    assert post_json(client, {"urls": [PHISHING]}).json()["results"][0]["score"] is not None
 
 
 def test_scores_many_values_one_result_each_in_order(client: TestClient, detector: Detector) -> None:

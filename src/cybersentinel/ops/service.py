@@ -225,15 +225,27 @@ def read_json_file(path: Path | None) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
+def metrics_of_model(metrics: dict[str, Any] | None, model_sha256: str) -> dict[str, Any] | None:
+    """The test metrics if `evaluate` wrote them for this very model (its ``model_sha256``), else None: metrics
+    of another model, or that name none, are refused (and logged) rather than shown beside this one."""
+    if metrics is None:
+        return None
+    named = metrics.get("model_sha256")
+    if named != model_sha256:
+        log.warning("test metrics refused: they are of model %s, the served model is %s (rerun `dvc repro "
+                    "evaluate` or point --metrics at its reports/metrics.json)", named and named[:12] or "(none named)",
+                    model_sha256[:12])
+        return None
+    return metrics
+
+
 def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: dict[str, Any] | None
                ) -> dict[str, Any]:
-    """What `GET /v1/model` reports: identity, decision rule, metrics, and the hashes that pin the model.
-    Test metrics that name another model (``model_sha256``) are left out rather than shown beside this one."""
+    """What `GET /v1/model` reports: identity, decision rule, metrics of this model, and the hashes that pin it."""
     from importlib.metadata import version
 
     manifest = detector.manifest
-    if metrics and metrics.get("model_sha256", manifest["sha256"]) != manifest["sha256"]:
-        metrics = None
+    metrics = metrics_of_model(metrics, manifest["sha256"])
     hashes = {k: v for k, v in manifest.items() if k.endswith("sha256") or k in ("git_commit", "code_version")}
     return {
         "name": manifest["name"], "version": manifest["sha256"][:12], "model": manifest["model"],
@@ -319,12 +331,13 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     settings = settings or Settings.from_env()
     detector = detector or Detector.from_dir(settings.model_dir)
     index = None
-    if settings.feeds_dir is not None and settings.feeds_dir.is_dir():
-        from cybersentinel.intel.feeds import IntelIndex
+    from cybersentinel.intel.feeds import FEEDS, IntelIndex
 
+    # An empty folder (the image's mount point when nothing is mounted) is the same as none.
+    if settings.feeds_dir is not None and any((settings.feeds_dir / f.filename).is_file() for f in FEEDS.values()):
         index = IntelIndex.from_dir(settings.feeds_dir)
     else:
-        log.warning("no feeds folder %s: scores are the model's alone (run `cybersentinel feeds refresh`)",
+        log.warning("no feed files in %s: scores are the model's alone (run `cybersentinel feeds refresh`)",
                     settings.feeds_dir)
     file_allow = read_site_list(settings.allow_files, [], "allowlist")
     file_block = read_site_list(settings.block_files, [], "local block list")
