@@ -42,14 +42,25 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 LUA = HERE / "load_test.lua"
 P99_SINGLE_MS, P99_BATCH_MS = 10.0, 50.0
+FLOOR_RATIO = 2.0  # single-URL p99 at most this multiple of the bare endpoint's p99 at the same rate
 
 
-def real_urls(mirror: Path, seed: int = 0) -> list[str]:
-    """Every distinct URL of the upstream collections, shuffled (phishing and legitimate mixed)."""
+def real_urls(seed: int = 0) -> list[str]:
+    """Every distinct URL of the shared collections, shuffled (phishing and legitimate mixed): from
+    data/validated.parquet (`dvc pull`/`dvc repro`), as the other benchmarks do, else the upstream mirror
+    ($CYBERSENTINEL_DATA_MIRROR, else ../shared/data/upstream)."""
+    validated = REPO / "data" / "validated.parquet"
+    mirror = Path(os.environ.get("CYBERSENTINEL_DATA_MIRROR") or REPO.parent / "shared" / "data" / "upstream")
     urls: list[str] = []
-    for name in ("data_legitimate_36400.json", "data_phishing_37175.json"):
-        urls += [str(u) for u in json.loads((mirror / name).read_text())]
-    urls += pd.read_csv(mirror / "dataset_phishing.csv", usecols=["url"])["url"].astype(str).tolist()
+    if validated.is_file():
+        urls = pd.read_parquet(validated, columns=["url"])["url"].astype(str).tolist()
+    elif (mirror / "dataset_phishing.csv").is_file():
+        for name in ("data_legitimate_36400.json", "data_phishing_37175.json"):
+            urls += [str(u) for u in json.loads((mirror / name).read_text())]
+        urls += pd.read_csv(mirror / "dataset_phishing.csv", usecols=["url"])["url"].astype(str).tolist()
+    else:
+        raise SystemExit(f"no URLs to send: neither {validated} (`dvc pull prepare`) nor an upstream mirror at "
+                         f"{mirror} (set CYBERSENTINEL_DATA_MIRROR)")
     urls = sorted(set(urls))
     random.Random(seed).shuffle(urls)
     return urls
@@ -107,6 +118,28 @@ def run_wrk(url: str, bodies: Path, *, rate: float, duration: int, connections: 
     return json.loads(lines[-1].removeprefix("LOADTEST_RESULT "))
 
 
+def measure_floor(args: argparse.Namespace, bodies: Path, api_key: str) -> dict:
+    """wrk against benchmarks/load_floor.py served by uvicorn exactly as `serve` runs (workers, options), with the
+    same bodies, rate, duration and connections."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "load_floor:app", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
+               "--no-server-header", "--timeout-keep-alive", "30"]
+    floor = subprocess.Popen(command, cwd=REPO)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, floor)
+        url = f"{base}/v1/score"
+        if args.warmup:
+            run_wrk(url, bodies, rate=args.rate, duration=args.warmup, connections=args.connections, threads=1,
+                    api_key=api_key)
+        return run_wrk(url, bodies, rate=args.rate, duration=args.duration, connections=args.connections,
+                       threads=1, api_key=api_key)
+    finally:
+        floor.terminate()
+        floor.wait(timeout=30)
+
+
 def report(name: str, stats: dict, p99_target: float) -> bool:
     errors = sum(stats["errors"].values())
     ok = stats["p99_ms"] < p99_target and errors == 0
@@ -133,15 +166,17 @@ def main() -> int:
                         "seen (no host cache helps): the worst case")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load first")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the bare endpoint (the floor: "
+                        "the same server stack and workers, no scoring) measured at the same rate")
     args = parser.parse_args()
 
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    mirror = Path(os.environ.get("CYBERSENTINEL_DATA_MIRROR") or REPO.parent / "shared" / "data" / "upstream")
-    feeds = args.feeds_dir or Path(os.environ.get("CYBERSENTINEL_FEEDS_MIRROR") or REPO.parent / "shared" / "data"
-                                   / "feeds")
+    feeds = args.feeds_dir or next((p for p in (Path(os.environ.get("CYBERSENTINEL_FEEDS_MIRROR", "")),
+                                                REPO / "data" / "feeds", REPO.parent / "shared" / "data" / "feeds")
+                                    if str(p) != "." and p.is_dir()), REPO / "data" / "feeds")
     api_key = os.environ.get("CYBERSENTINEL_API_KEYS", "").split(",")[0].strip()
-    urls = real_urls(mirror)
+    urls = real_urls()
 
     process = None
     base = args.url
@@ -174,12 +209,26 @@ def main() -> int:
                                    connections=args.connections, threads=1, api_key=api_key)
             batch_stats = run_wrk(score_url, batch, rate=0, duration=args.batch_duration, connections=1,
                                   threads=1, api_key=api_key)
+            floor_stats = None
+            if args.floor and process is not None:  # one server at a time: ours is stopped first
+                process.terminate()
+                process.wait(timeout=30)
+                process = None
+                floor_stats = measure_floor(args, single, api_key)
         ok_single = report(f"single URL at {args.rate:g}/s for {args.duration} s", single_stats, P99_SINGLE_MS)
+        if floor_stats is not None:
+            ratio = single_stats["p99_ms"] / floor_stats["p99_ms"]
+            report(f"floor (bare endpoint, same stack, {args.workers} workers) at {args.rate:g}/s", floor_stats,
+                   P99_SINGLE_MS)
+            ok_single = ok_single and ratio <= FLOOR_RATIO
+            print(f"single-URL p99 {single_stats['p99_ms']:.2f} ms vs floor p99 {floor_stats['p99_ms']:.2f} ms: "
+                  f"{ratio:.2f}x -> {'PASS' if ratio <= FLOOR_RATIO else 'FAIL'} (target <= {FLOOR_RATIO:g}x)")
         kind = "every host new" if args.fresh_hosts else "hosts repeat across bodies"
         ok_batch = report(f"batches of {args.batch_size:,} URLs ({batches} distinct bodies, {kind})", batch_stats,
                           P99_BATCH_MS)
         if args.json:
-            args.json.write_text(json.dumps({"single": single_stats, "batch": batch_stats, "rate": args.rate,
+            args.json.write_text(json.dumps({"single": single_stats, "batch": batch_stats, "floor": floor_stats,
+                                             "rate": args.rate,
                                              "batch_size": args.batch_size, "workers": args.workers}, indent=2))
         return 0 if ok_single and ok_batch else 1
     finally:
