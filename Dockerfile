@@ -13,6 +13,12 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# The package index the host uses (a mirror, or extra local indexes mounted into the build with --volume):
+# `make image` passes the host's pip settings. They exist only in this stage, never in the runtime image.
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG PIP_EXTRA_INDEX_URL=""
+ARG PIP_FIND_LINKS=""
+ARG PIP_CERT=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -32,7 +38,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     NUMBA_CACHE_DIR=/app/.numba-cache \
     CYBERSENTINEL_MODEL_DIR=/app/models \
     CYBERSENTINEL_FEEDS_DIR=/app/data/feeds \
-    CYBERSENTINEL_METRICS=/app/reports/metrics.json
+    CYBERSENTINEL_METRICS=/app/reports/metrics.json \
+    CYBERSENTINEL_PORT=8000
+# LightGBM's OpenMP runtime: not in the slim Python images (without it loading the model fails).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 cybersentinel \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin cybersentinel
 WORKDIR /app
@@ -47,8 +58,9 @@ USER 10001:10001
 RUN python -c "from cybersentinel.model.estimators import load_detector; load_detector('models')" \
     && python -c "from cybersentinel.scoring.detector import Detector; Detector.from_dir('models').score_urls(['example.com'])"
 EXPOSE 8000
+# The port comes from CYBERSENTINEL_PORT (8000), for `serve` and this check alike.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=120s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"CYBERSENTINEL_PORT\"]}/healthz', timeout=2)"]
 # 0.0.0.0 inside the container only: publish the port on the host's loopback (or behind a proxy/load balancer)
 # and set CYBERSENTINEL_API_KEYS. Two workers for a 2-vCPU instance; each holds its own copy of the model.
-CMD ["cybersentinel", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+CMD ["cybersentinel", "serve", "--host", "0.0.0.0", "--workers", "2"]

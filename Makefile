@@ -15,7 +15,7 @@ CYBERSENTINEL_FEEDS_MIRROR ?= $(wildcard $(abspath ../shared/data/feeds))
 export CYBERSENTINEL_FEEDS_MIRROR
 
 .PHONY: setup lock repro test lint params bench feeds bench-intel bench-ingest bench-predict bench-dask serve loadtest \
-	bench-observe
+	bench-observe image
 
 # Dependencies: pyproject.toml declares them (runtime, extras test and dev, ...); requirements.lock pins the
 # whole transitive set with hashes and is all `make setup` installs. To add or change a dependency: edit
@@ -115,6 +115,9 @@ bench-storage: setup  ## dvc push/pull round trip to the local S3 server, 4-mode
 
 serve: setup  ## the scoring API and web page on http://127.0.0.1:8000
 	cybersentinel serve
+
+image:  ## build the service image with podman on a debootstrapped Debian base (root; scripts/image.sh; no registry)
+	scripts/image.sh build
 
 loadtest: setup  ## service latency under load with wrk (500 single-URL requests/s for 60 s; 1,000-URL batches)
 	python benchmarks/load_test.py

@@ -46,7 +46,8 @@ def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless a proxy or container "
                                            "needs more.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, envvar="CYBERSENTINEL_PORT",
+                                      help="Port to bind (the image's HEALTHCHECK reads the same variable).")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
     model_dir: Annotated[Path, typer.Option(envvar=ENV["model_dir"],
                                             help="Folder with model.json and model.skops (`dvc pull`).")
