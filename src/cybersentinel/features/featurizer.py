@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from cybersentinel.features.lexical import (
     FEATURIZER_VERSION,
@@ -52,7 +53,11 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
         return matrix
 
     def _fit_scorer(self, X, y) -> LogisticRegression:
-        return LogisticRegression(C=self.C, solver="liblinear", max_iter=1000).fit(X, y)
+        # liblinear's dot products go through OpenBLAS, which splits long vectors (2**20 weights) across its
+        # threads and adds the partial sums in another order for another thread count: with one thread the
+        # coefficients, hence the features and the model, are the same on machines with more or fewer cores.
+        with threadpool_limits(limits=1, user_api="blas"):
+            return LogisticRegression(C=self.C, solver="liblinear", max_iter=1000).fit(X, y)
 
     def fit(self, X, y):
         self.fit_transform(X, y)
