@@ -109,7 +109,8 @@ def test_the_committed_metrics_belong_to_the_committed_model() -> None:
 def test_an_empty_feeds_folder_means_model_only(model_dir: Path, detector: Detector, tmp_path: Path,  # noqa: F811
                                                 caplog: pytest.LogCaptureFixture) -> None:
     """The image's /app/data/feeds mount point is empty when nothing is mounted: scores come from the model."""
-    client = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=tmp_path), detector))
+    client = TestClient(create_app(Settings(model_dir=model_dir, feeds_dir=tmp_path), detector),
+                        base_url="http://127.0.0.1")
     assert client.get("/healthz").json()["intel"] is False
     assert "no feed files in" in caplog.text
     assert post_json(client, {"urls": [PHISHING]}).json()["results"][0]["score"] is not None
