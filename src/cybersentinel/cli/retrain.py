@@ -38,8 +38,8 @@ def _move_registry_alias(repo: Path) -> str:
 
 
 def retrain_command(
-    feeds: Annotated[bool, typer.Option("--feeds/--no-feeds", help="Refresh the feed snapshot first.")] = True,
-    feeds_mirror: Annotated[Path | None, typer.Option(envvar="CYBERSENTINEL_FEEDS_MIRROR",
+    feeds: Annotated[bool, typer.Option("--refresh/--no-refresh", help="Refresh the feed snapshot first.")] = True,
+    feeds_mirror: Annotated[Path | None, typer.Option("--mirror", envvar="CYBERSENTINEL_FEEDS_MIRROR",
                                                       help="Copy the feeds from this mirror instead of downloading.")
                             ] = None,
     push: Annotated[bool, typer.Option("--push/--no-push", help="dvc push a promoted model.")] = True,
