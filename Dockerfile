@@ -39,6 +39,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     CYBERSENTINEL_MODEL_DIR=/app/models \
     CYBERSENTINEL_FEEDS_DIR=/app/data/feeds \
     CYBERSENTINEL_METRICS=/app/reports/metrics.json \
+    CYBERSENTINEL_FEEDBACK_DB=/app/state/feedback.sqlite \
     CYBERSENTINEL_PORT=8000
 # LightGBM's OpenMP runtime: not in the slim Python images (without it loading the model fails).
 RUN apt-get update \
@@ -50,7 +51,8 @@ WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY models/model.json models/model.skops models/scorer.npz models/popular.txt models/software.txt ./models/
 COPY reports/metrics.json ./reports/
-RUN mkdir -p /app/data/feeds /app/.numba-cache && chown 10001:10001 /app/.numba-cache
+# analyst feedback (SQLite unless CYBERSENTINEL_FEEDBACK_DSN names PostgreSQL): mount a volume on /app/state to keep it
+RUN mkdir -p /app/data/feeds /app/.numba-cache /app/state && chown 10001:10001 /app/.numba-cache /app/state
 USER 10001:10001
 # Fails the build if the model or its compiled form (what the service loads) does not match the hashes in the
 # manifest, or the model holds untrusted types; compiles the kernels into the numba cache, so the first
