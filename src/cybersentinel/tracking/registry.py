@@ -56,7 +56,7 @@ MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas", "pyar
 
 
 # The version tags: what identifies the version and what `fetch-model` / `serve --model-alias` verify.
-VERSION_TAGS = ("sha256", "manifest_sha256", "compiled_sha256", "train_data_sha256", "git_commit")
+VERSION_TAGS = ("model", "sha256", "manifest_sha256", "compiled_sha256", "train_data_sha256", "git_commit")
 
 NO_CHAMPION_HINT = "register a model (train with MLflow tracking on), then run `make promote` to give it the alias"
 
@@ -138,7 +138,7 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
         mlflow.log_params({f"source.{name}.sha256": digest for name, digest in source_hashes().items()})
         mlflow.log_metrics({f"validation.{k}": float(v) for k, v in manifest["validation"].items()
                             if isinstance(v, int | float)})
-        tags = {"sha256": manifest["sha256"], "manifest_sha256": manifest_sha256,
+        tags = {"model": manifest["model"], "sha256": manifest["sha256"], "manifest_sha256": manifest_sha256,
                 "train_data_sha256": manifest["train_data_sha256"],
                 **({"compiled_sha256": manifest["compiled"]["sha256"]} if manifest.get("compiled") else {}),
                 "git_commit": git_commit()}
