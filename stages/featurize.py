@@ -1,9 +1,12 @@
 """Featurize: fit the featurizer on the prepared table's training split only, and write both feature tables
-(with their provenance columns) and the featurizer."""
+(with their provenance columns) and the featurizer. With ``train.engine: dask`` the fitted featurizer is applied
+to the test split partition by partition on the cluster; the training split's features are the fit's own
+out-of-fold scores, so they come from the local fit either way."""
 
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cybersentinel.core.files import read_params, write_json, write_parquet
@@ -11,6 +14,23 @@ from cybersentinel.data.prepare import feature_columns
 from cybersentinel.features.featurizer import build_featurizer
 from cybersentinel.model.estimators import save_model
 from cybersentinel.tracking.runs import stage_run
+
+
+def transform(featurizer, frame: pd.DataFrame, names: list[str], train: dict) -> np.ndarray:
+    """``featurizer`` (fitted) applied to ``frame``: here with ``train.engine: local``, else on the Dask cluster
+    `train.scheduler` names (or a new LocalCluster of ``train.workers``) in ``train.partitions`` partitions."""
+    if train["engine"] == "local":
+        return featurizer.transform(frame)
+    if train["engine"] != "dask":
+        raise ValueError(f"train.engine must be local or dask, not {train['engine']!r}")
+    from cybersentinel.model.distributed import close, connect, featurize_on_cluster
+
+    client, name = connect(train.get("scheduler"), train["workers"])
+    try:
+        print(f"train.engine dask: featurizing {len(frame):,} rows on {name}")
+        return featurize_on_cluster(client, frame, featurizer, names, train["partitions"])
+    finally:
+        close(client)
 
 
 def main() -> None:
@@ -31,8 +51,8 @@ def main() -> None:
         featurizer = build_featurizer(dataset, params["featurizer"], columns)
         inputs = ["url"] if dataset["kind"] == "url" else columns
         train_x = featurizer.fit_transform(train[inputs], train["label"].to_numpy())
-        test_x = featurizer.transform(test[inputs])
         names = list(featurizer.get_feature_names_out())
+        test_x = transform(featurizer, test[inputs], names, params["train"])
 
         meta = [c for c in ("url", "label", "source", "group", "date") if c in table.columns]
         for name, part, x in (("train", train, train_x), ("test", test, test_x)):

@@ -173,3 +173,14 @@ def featurize_partitions(frame: Any, featurizer: Any, names: list[str]) -> Any:
         return pd.DataFrame(np.asarray(values, dtype=np.float32), columns=names, index=part.index)
 
     return frame.map_partitions(transform, meta=meta)
+
+
+def featurize_on_cluster(client: Any, frame: pd.DataFrame, featurizer: Any, names: list[str],
+                         partitions: int) -> np.ndarray:
+    """``featurizer`` applied to ``frame`` (its inputs) in ``partitions`` partitions on ``client``'s cluster
+    (`featurize_partitions`): the float32 feature matrix, rows in ``frame``'s order."""
+    import dask.dataframe as dd
+
+    parts = dd.from_pandas(frame.reset_index(drop=True), npartitions=max(1, partitions))
+    computed = client.compute(featurize_partitions(parts, featurizer, names)).result()
+    return computed.to_numpy()
