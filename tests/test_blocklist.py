@@ -373,7 +373,8 @@ def test_cli_export_writes_formats_rejects_and_report(tmp_path):
 def test_cli_export_clear_errors(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("link,label\nx,y\n")
-    result = CliRunner().invoke(app, ["blocklist", "export", str(bad), "-o", str(tmp_path / "o")])
+    result = CliRunner().invoke(app, ["blocklist", "export", str(bad), "-o", str(tmp_path / "o")],
+                                 env={"COLUMNS": "400"})  # rich wraps the error box at the width
     assert result.exit_code == 2 and "missing column(s) url, verdict" in result.output
     assert not (tmp_path / "o").exists()
     result = CliRunner().invoke(app, ["blocklist", "export", str(bad), "-f", "iptables"])
