@@ -10,7 +10,6 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
 from cybersentinel.features.lexical import (
     FEATURIZER_VERSION,
@@ -21,6 +20,7 @@ from cybersentinel.features.lexical import (
     ngram_counts,
     ngram_scores,
 )
+from cybersentinel.features.logistic import fit_logistic
 from cybersentinel.url.parsing import host_registered_domain
 
 
@@ -53,11 +53,14 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
         return matrix
 
     def _fit_scorer(self, X, y) -> LogisticRegression:
-        # liblinear's dot products go through OpenBLAS, which splits long vectors (2**20 weights) across its
-        # threads and adds the partial sums in another order for another thread count: with one thread the
-        # coefficients, hence the features and the model, are the same on machines with more or fewer cores.
-        with threadpool_limits(limits=1, user_api="blas"):
-            return LogisticRegression(C=self.C, solver="liblinear", max_iter=1000).fit(X, y)
+        # liblinear's algorithm, run by `fit_logistic`: liblinear itself sums its dot products in the BLAS,
+        # whose kernel (per CPU) and thread count changed the coefficients' last bits, then the features and
+        # the model, from machine to machine. The result is held in the LogisticRegression it would have fitted.
+        coef, intercept, n_iter = fit_logistic(X, y, C=self.C, max_iter=1000)
+        scorer = LogisticRegression(C=self.C, solver="liblinear", max_iter=1000)
+        scorer.classes_, scorer.n_features_in_ = np.array([0, 1]), X.shape[1]
+        scorer.coef_, scorer.intercept_, scorer.n_iter_ = coef[None, :], np.array([intercept]), np.array([n_iter])
+        return scorer
 
     def fit(self, X, y):
         self.fit_transform(X, y)
