@@ -6,6 +6,8 @@ import hashlib
 import io
 import ipaddress
 import json
+import os
+import shutil
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -365,3 +367,25 @@ def test_real_feeds_parse_and_match_the_data_readme():
     assert index.lookup_ip("1.10.16.1")["feeds"] == ["firehol_level1", "spamhaus_drop"]
     assert index.lookup_ip("101.100.216.61")["feeds"] == ["et_compromised"]
     assert index.lookup_url("https://www.google.com/")["tranco_rank"] == 1
+
+
+def test_a_mirror_gives_the_same_snapshot_bytes_wherever_and_whenever_it_is_copied(tmp_path):
+    """`make feeds` from the mirror is reproducible: no copy time, mirror path or file time in feeds.json, so
+    data/feeds.dvc names the same snapshot on every machine (one made elsewhere can be regenerated here)."""
+    first, second = tmp_path / "mirror", tmp_path / "elsewhere" / "copy"
+    first.mkdir()
+    (first / "firehol_level1.txt").write_text("10.0.0.0/8\n1.10.16.0/20\n")
+    (first / "spamhaus_drop.txt").write_text("1.10.16.0/20 ; SBL1\n")
+    (first / "et_compromised_ips.txt").write_text("9.9.9.9\n")
+    (first / "tranco_top100k.csv").write_text("google.com\n")
+    shutil.copytree(first, second, copy_function=shutil.copyfile)  # new files: other path, other mtimes
+    for file in second.iterdir():
+        os.utime(file, (1_000_000_000, 1_000_000_000))
+    snapshots = []
+    for mirror, out in ((first, tmp_path / "a"), (second, tmp_path / "b")):
+        manifest, errors = refresh_feeds(out, mirror=mirror)
+        assert not errors and manifest["feeds"]["et_compromised"]["entries"] == 1
+        snapshots.append({f.name: f.read_bytes() for f in sorted(out.iterdir())})
+    assert snapshots[0] == snapshots[1]
+    assert set(snapshots[0]) == {"feeds.json", *(feed.filename for feed in FEEDS.values())}
+    assert str(tmp_path).encode() not in snapshots[0]["feeds.json"]

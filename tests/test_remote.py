@@ -230,9 +230,23 @@ def test_push_and_check_fail_unless_every_locked_output_is_on_the_remote(tmp_pat
         cache_object(repo, listing).unlink()
         checked = run([CLI, "remote", "check"], cwd=repo, check=False)
         assert checked.returncode == 1
-        assert "feeds: its directory listing is neither in the local cache nor on the remote" in checked.stderr
+        assert (f"feeds: its directory listing ({listing}, named in feeds.dvc) is neither in the local cache nor on "
+                "the remote: rebuild it (`dvc add feeds`, commit feeds.dvc if it changed)") in checked.stderr
+
+        # Nowhere at all (a snapshot made on another machine and never pushed): the .dvc file's `meta: rebuild:`
+        # says how to make it again, as data/feeds.dvc names `make feeds`.
+        with (repo / "feeds.dvc").open("a") as dvc_file:
+            dvc_file.write("meta:\n  rebuild: make feeds\n")
+        (repo / "feeds").rename(repo / "feeds.away")
+        checked = run([CLI, "remote", "check"], cwd=repo, check=False)
+        assert checked.returncode == 1 and "Traceback" not in checked.stderr
+        assert (f"feeds: its directory listing ({listing}, named in feeds.dvc) is neither in the local cache nor "
+                "on the remote and feeds is not in the workspace either: rebuild it (`make feeds`, commit feeds.dvc "
+                "if it changed), then push") in " ".join(checked.stderr.split())
+        (repo / "feeds.away").rename(repo / "feeds")
 
         run([sys.executable, "-m", "dvc", "add", "-q", "feeds"], cwd=repo)  # the files are back in the cache
+        assert "rebuild: make feeds" in (repo / "feeds.dvc").read_text()  # `dvc add` keeps the meta
         pushed = run([CLI, "remote", "push"], cwd=repo)
         assert "every locked output is on remote 'storage'" in pushed.stdout
         assert "holds every locked output" in run([CLI, "remote", "check"], cwd=repo).stdout

@@ -250,7 +250,9 @@ def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, se
 
 
 def copy_feed(feed: Feed, out_dir: Path, mirror: Path) -> dict:
-    """Take a feed from the offline mirror folder; its modification time stands in for Last-Modified."""
+    """Take a feed from the offline mirror folder. The entry records only what the bytes say (no copy time, no
+    mirror path or file time, which differ per machine and per copy of the mirror), so the same mirror gives the
+    same snapshot, byte for byte, and `make feeds` the same data/feeds.dvc on every machine."""
     from cybersentinel.core.files import atomic_path
 
     source = mirror / feed.filename
@@ -259,10 +261,8 @@ def copy_feed(feed: Feed, out_dir: Path, mirror: Path) -> dict:
     with atomic_path(out_dir / feed.filename) as tmp:
         shutil.copyfile(source, tmp)
         entry = _validated_entry(feed, tmp, str(source))
-    mtime = datetime.fromtimestamp(source.stat().st_mtime, UTC).replace(microsecond=0).isoformat()
-    now = _now()
-    return {**entry, "source": f"mirror:{source}", "fetched_at": now, "checked_at": now, "not_modified": False,
-            "etag": None, "last_modified": mtime}
+    return {**entry, "source": "mirror", "fetched_at": None, "checked_at": None, "not_modified": False,
+            "etag": None, "last_modified": None}
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any]:

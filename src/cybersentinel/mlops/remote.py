@@ -154,25 +154,42 @@ def unsynced_outputs(repo: str | Path, remote: S3Remote, targets: list[str] | No
             if not out.use_cache or not out.can_push or out.stage.is_repo_import:
                 continue
             path = str(out)
-            rebuild = f"`dvc add {path}`" if out.stage.is_data_source else f"`dvc repro {out.stage.addressing}`"
+            rebuild = _rebuild_hint(out)
             if not out.hash_info:
                 problems[path] = f"has no hash in {out.stage.relpath}: run {rebuild}"
                 continue
             try:  # a directory's listing (.dir object) is fetched from the remote when the cache lacks it
                 used = out.get_used_objs(push=True, remote=remote.name)
             except CollectCacheError:
-                problems[path] = ("its directory listing is neither in the local cache nor on the remote: rebuild it "
+                problems[path] = (f"its directory listing ({out.hash_info.value}, named in {out.stage.relpath}) is "
+                                  f"neither in the local cache nor on the remote{_absent(out)}: rebuild it "
                                   f"({rebuild}), then push")
                 continue
             objects = set().union(*used.values()) if used else set()
             status = dvc_repo.cloud.status(objects, remote=remote.name)
             if status.missing:
                 problems[path] = (f"{_files(status.missing)} of {_files(objects)} file(s) are neither in the local "
-                                  f"cache nor on the remote: rebuild it ({rebuild}), then push")
+                                  f"cache nor on the remote{_absent(out)}: rebuild it ({rebuild}), then push")
             elif status.new:
                 problems[path] = (f"{_files(status.new)} of {_files(objects)} file(s) are in the local cache but not "
                                   "on the remote: run `make push`")
     return problems
+
+
+def _rebuild_hint(out: Any) -> str:
+    """How to make an output again: `dvc repro` for a stage's; for a .dvc file's, the command its ``meta:
+    rebuild:`` names (data/feeds.dvc: `make feeds`, which regenerates the same snapshot from the feeds mirror),
+    else `dvc add`, which only helps while the workspace still holds the data."""
+    stage = out.stage
+    if not stage.is_data_source:
+        return f"`dvc repro {stage.addressing}`"
+    command = (stage.meta or {}).get("rebuild") if isinstance(stage.meta, dict) else None
+    step = f"`{command}`" if command else f"`dvc add {out}`"
+    return f"{step}, commit {stage.relpath} if it changed"
+
+
+def _absent(out: Any) -> str:
+    return "" if out.exists else f" and {out} is not in the workspace either"
 
 
 def _files(objects: set[Any]) -> int:
