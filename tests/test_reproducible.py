@@ -1,8 +1,9 @@
 """The numbers do not depend on the CPU: featurize and train on a small sample of the prepared data, in
 subprocesses that see different CPUs (numba's code generation for the host vs a generic x86-64, OpenBLAS's
-kernels for other core types, AVX2 and AVX-512) and thread counts, write byte-identical features and models.
-Before the featurizer's logistic regressions ran on one BLAS thread, 1 vs 2 threads changed the test features,
-the featurizer and the model; while they ran in liblinear, OpenBLAS's AVX-512 kernels (SkylakeX) did."""
+kernels for other core types, AVX2 and AVX-512, numpy's AVX2 loops on an AVX-512 host) and thread counts,
+write byte-identical features and models. Before the featurizer's logistic regressions ran on one BLAS
+thread, 1 vs 2 threads changed the test features, the featurizer and the model; while they ran in liblinear,
+OpenBLAS's AVX-512 kernels (SkylakeX) did."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ CPUS = {  # what differs between two machines of the same kind: code generation,
 CPUINFO = Path("/proc/cpuinfo")
 if CPUINFO.is_file() and " avx512f" in CPUINFO.read_text():  # the kernels need the instructions to run
     CPUS["skylakex-blas"] = {"OPENBLAS_CORETYPE": "SkylakeX"}  # OpenBLAS's AVX-512 kernels (Intel machines)
+    CPUS["avx2-numpy"] = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}  # numpy's AVX2 loops
 
 
 @pytest.fixture(scope="module")
