@@ -183,7 +183,7 @@ def _rebuild_hint(out: Any) -> str:
     stage = out.stage
     if not stage.is_data_source:
         return f"`dvc repro {stage.addressing}`"
-    command = (stage.meta or {}).get("rebuild") if isinstance(stage.meta, dict) else None
+    command = stage.meta.get("rebuild") if isinstance(stage.meta, dict) else None
     step = f"`{command}`" if command else f"`dvc add {out}`"
     return f"{step}, commit {stage.relpath} if it changed"
 
