@@ -25,7 +25,7 @@ class Decider:
                  block: SiteList | None = None, popularity: Mapping[str, int] | None = None,
                  cache_size: int = 200_000):
         self.policy, self.index = policy, index
-        self.popularity = popularity or {}  # the model's pinned list, when the feeds bring none
+        self.popularity = popularity or {}  # the model's pinned list: it decides, live feeds or not
         self.allow, self.block = allow or SiteList(), block or SiteList()
         self.cache_size = cache_size
         self._evidence: dict[tuple[str, bool], Evidence] = {}
@@ -62,7 +62,8 @@ class Decider:
         feeds, rank = (), self.popularity.get(registered)
         if self.index is not None:
             feeds, _, _, live_rank = self.index.host_signals(host)
-            rank = live_rank if self.index.popularity else rank
+            if not self.popularity:  # a model without a pinned list: the live one
+                rank = live_rank
         return Evidence(False, False, tuple(feeds), None, None, rank, registered, allowed, blocked,
                         deceptive_host(host))
 
