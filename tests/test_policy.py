@@ -150,7 +150,15 @@ def test_deception_and_known_software_rules():
     assert "hides the real host `www.example.net`" in reasons[2]
     # a kit beside the stock files is not one of them
     assert known_software_file("http://a.com/wp-content/plugins/x/login.php", frozenset({"/wp-login.php"}), "W") == ""
-    assert known_software_file("http://a.com/wp-admin", frozenset({"/wp-admin/"}), "W") == "W file `/wp-admin/`"
+    stock = frozenset({"/wp-admin/", "/wp-admin/index.php", "/wp-content/", "/wp-includes/css/",
+                       "/wp-includes/css/buttons.css"})
+    assert known_software_file("http://a.com/wp-admin", stock, "W") == "W file `/wp-admin/`"
+    assert known_software_file("http://a.com/blog/wp-admin/", stock, "W") == "W file `/wp-admin/`"
+    assert known_software_file("http://a.com/wp-includes/css/buttons.css", stock, "W") == \
+        "W file `/wp-includes/css/buttons.css`"
+    # a directory WordPress does not serve itself may hold a kit's own index page
+    assert known_software_file("http://office365-login.example.appspot.com/wp-content", stock, "W") == ""
+    assert known_software_file("http://a.com/wp-includes/css/", stock, "W") == ""
 
 
 def test_the_pinned_popular_list_decides_with_live_feeds():

@@ -133,14 +133,19 @@ def userinfo_deception(url: str) -> str:
 
 
 def known_software_file(url: str, known_paths: frozenset[str], software: str) -> str:
-    """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file (or directory) of the software,
-    WordPress in a sub-folder included (``/blog/wp-login.php``); "" otherwise."""
+    """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file of the software, or a stock
+    directory the software serves itself (its ``index.php`` is stock: ``/wp-admin/``), WordPress in a sub-folder
+    included (``/blog/wp-login.php``); "" otherwise. Other directories are not: a kit can put its own index
+    page in any directory it can write (``/wp-includes/css/``), or answer ``/wp-content`` on a host that runs
+    no WordPress at all."""
     path = split_url(url).path.lower()
     cut = min((i for i in (path.find("/wp-"), path.find("/xmlrpc.php")) if i >= 0), default=-1)
     if cut < 0:
         return ""
     tail = path[cut:]
-    for candidate in (tail, tail + "/" if not tail.endswith("/") else tail):
-        if candidate in known_paths:
-            return f"{software} file `{candidate}`"
+    if tail in known_paths and not tail.endswith("/"):
+        return f"{software} file `{tail}`"
+    folder = tail if tail.endswith("/") else tail + "/"
+    if folder in known_paths and folder + "index.php" in known_paths:
+        return f"{software} file `{folder}`"
     return ""
