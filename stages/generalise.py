@@ -10,34 +10,37 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import read_params, write_json
-from cybersentinel.intel.feeds import parse_ranked_domains, read_feed_file
+from cybersentinel.intel.popular import read_popular_sites
 from cybersentinel.model.generalisation import fit_recipe, forward_rows, judge, loco_rows
+from cybersentinel.model.metrics import tpr_at_fpr
 from cybersentinel.scoring.detector import Detector
-
-
-def popular_sites(tranco: Path, top: int) -> dict[str, int]:
-    """The registered domains of the pinned Tranco list ranked within ``top``, as `train` pins them."""
-    return {name: rank for name, rank in read_feed_file(tranco, parse_ranked_domains).entries if rank <= top}
 
 
 def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFrame, policy: dict,
                      popularity: dict[str, int], known_paths: frozenset[str], software: str) -> dict:
-    """The share of each class the served decision calls `malicious` (recall of phishing, false-positive rate
-    of legitimate rows), the fold's model behind the policy."""
+    """The served decision's ROC-AUC and TPR at 1% FPR (of its scores) and the share of each class it calls
+    `malicious` (recall of phishing, false-positive rate of legitimate rows), the fold's model behind the policy."""
     manifest = {"kind": "url", "inputs": ["url"], "policy": {**policy, "threshold": threshold},
                 "software": {"name": software}}
     detector = Detector(Pipeline([("features", featurizer), ("classifier", classifier)]), manifest, None,
                         popularity, known_paths)
-    malicious = detector.score_values(rows["url"], reasons=False)["verdict"].to_numpy(zero_copy_only=False) \
-        == "malicious"
+    served = detector.score_values(rows["url"], reasons=False)
+    malicious = served["verdict"].to_numpy(zero_copy_only=False) == "malicious"
+    scores = served["score"].to_numpy(zero_copy_only=False)
     y = rows["label"].to_numpy()
-    out = {}
+    scored = ~np.isnan(scores)  # what the decision cannot score (no host) is counted and left out, as evaluate does
+    out = {"served_unscorable_rows": int((~scored).sum())}
+    if len(set(y[scored])) == 2:
+        out["served_roc_auc"] = round(float(roc_auc_score(y[scored], scores[scored])), 5)
+        out["served_tpr_at_1pct_fpr"] = round(float(tpr_at_fpr(y[scored], scores[scored], 0.01)), 5)
     if (y == 1).any():
         out["served_recall"] = round(float(malicious[y == 1].mean()), 5)
     if (y == 0).any():
@@ -47,12 +50,13 @@ def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFram
 
 def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_params: dict,
              popularity: dict[str, int], known_paths: frozenset[str]) -> dict:
+    policy = params["policy"]
     featurizer, classifier, threshold = fit_recipe(
         table[training], params["dataset"], params["featurizer"], params["model"], best_params,
         params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]))
     rows = table[evaluation]
     result = judge(featurizer, classifier, threshold, rows)
-    served = served_judgement(featurizer, classifier, threshold, rows, params["policy"], popularity, known_paths,
+    served = served_judgement(featurizer, classifier, threshold, rows, policy, popularity, known_paths,
                               params["software"]["wordpress"]["label"])
     return {**result, **served, "train_rows": int(training.sum())}
 
@@ -74,7 +78,7 @@ def main() -> None:
     collections = sorted(set(table["source"].unique()) - feedback_source_names(params["dataset"]))  # feedback trains
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, config["cutoff_year"])
-    popularity = popular_sites(args.intel / "tranco_top100k.csv", params["policy"]["popular_rank"])
+    popularity = read_popular_sites(args.intel / "tranco_top100k.csv", params["policy"]["popular_rank"])
     known_paths = frozenset(args.software.read_text(encoding="utf-8").split())
     results = Parallel(n_jobs=config["n_jobs"])(
         delayed(run_fold)(table, training, evaluation, params, best_params, popularity, known_paths)
@@ -84,10 +88,12 @@ def main() -> None:
     aucs = [r["roc_auc"] for r in by_name.values()]
     fprs = [r["fpr_at_threshold"] for r in by_name.values() if "fpr_at_threshold" in r]
     served_fprs = [r["served_fpr"] for r in by_name.values() if "served_fpr" in r]
-    headline = ("roc_auc", "tpr_at_1pct_fpr", "recall_at_threshold", "fpr_at_threshold", "served_recall",
-                "served_fpr", "rows")
+    headline = ("roc_auc", "tpr_at_1pct_fpr", "recall_at_threshold", "fpr_at_threshold", "served_roc_auc",
+                "served_tpr_at_1pct_fpr", "served_recall", "served_fpr", "rows")
     forward = {"cutoff_year": config["cutoff_year"], **forward}
-    write_json(args.metrics, {"loco_min_roc_auc": min(aucs), "loco_max_fpr_at_threshold": max(fprs),
+    write_json(args.metrics, {"loco_min_roc_auc": min(aucs),
+                              "loco_min_served_roc_auc": min(r["served_roc_auc"] for r in by_name.values()),
+                              "loco_max_fpr_at_threshold": max(fprs),
                               "loco_max_served_fpr": max(served_fprs),
                               "forward": {k: forward[k] for k in ("cutoff_year", *headline) if k in forward}})
     write_json(args.details, {"loco": by_name, "forward": forward})
@@ -97,7 +103,8 @@ def main() -> None:
         shares = [f"{label} {r[key]:.4f}" for label, key in (
             ("recall", "recall_at_threshold"), ("FPR", "fpr_at_threshold"),
             ("served recall", "served_recall"), ("served FPR", "served_fpr")) if key in r]
-        print(f"{name:30s} ROC-AUC {r['roc_auc']:.4f}  TPR@1%FPR {r['tpr_at_1pct_fpr']:.3f}  {'  '.join(shares)}")
+        print(f"{name:30s} ROC-AUC {r['roc_auc']:.4f} (served {r['served_roc_auc']:.4f})  "
+              f"TPR@1%FPR {r['tpr_at_1pct_fpr']:.3f} (served {r['served_tpr_at_1pct_fpr']:.3f})  {'  '.join(shares)}")
     print(f"forward (train <= {config['cutoff_year']}): ROC-AUC {forward['roc_auc']:.4f}, "
           f"recall at threshold {forward['recall_at_threshold']:.3f}, TPR@1%FPR {forward['tpr_at_1pct_fpr']:.3f}, "
           f"served recall {forward['served_recall']:.3f}, served FPR {forward['served_fpr']:.4f}")

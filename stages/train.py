@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import atomic_path, read_params, sha256_file, write_json
-from cybersentinel.intel.feeds import parse_ranked_domains, read_feed_file
+from cybersentinel.intel.popular import read_popular_sites
 from cybersentinel.model.compiled import write_compiled
 from cybersentinel.model.drift import write_reference
 from cybersentinel.model.estimators import (
@@ -38,11 +38,10 @@ from cybersentinel.tracking.runs import stage_run
 def write_popularity(tranco: Path, out: Path, top: int) -> dict:
     """The policy's popular sites, pinned with the model so the popularity rule holds with or without live
     feeds: the top ``top`` registered domains of the pinned Tranco list, in rank order."""
-    ranked = sorted(read_feed_file(tranco, parse_ranked_domains).entries, key=lambda e: e[1])
-    names = list(dict.fromkeys(name for name, rank in ranked if rank <= top))
+    popular = read_popular_sites(tranco, top)
     with atomic_path(out) as tmp:
-        tmp.write_text("\n".join(names) + "\n", encoding="utf-8")
-    return {"file": out.name, "sha256": sha256_file(out), "entries": len(names), "source": tranco.name,
+        tmp.write_text("\n".join(sorted(popular, key=popular.__getitem__)) + "\n", encoding="utf-8")
+    return {"file": out.name, "sha256": sha256_file(out), "entries": len(popular), "source": tranco.name,
             "source_sha256": sha256_file(tranco)}
 
 

@@ -150,4 +150,23 @@ def test_deception_and_known_software_rules():
     assert "hides the real host `www.example.net`" in reasons[2]
     # a kit beside the stock files is not one of them
     assert known_software_file("http://a.com/wp-content/plugins/x/login.php", frozenset({"/wp-login.php"}), "W") == ""
-    assert known_software_file("http://a.com/wp-admin", frozenset({"/wp-admin/"}), "W") == "W file `/wp-admin/`"
+    stock = frozenset({"/wp-admin/", "/wp-admin/index.php", "/wp-content/", "/wp-includes/css/",
+                       "/wp-includes/css/buttons.css"})
+    assert known_software_file("http://a.com/wp-admin", stock, "W") == "W file `/wp-admin/`"
+    assert known_software_file("http://a.com/blog/wp-admin/", stock, "W") == "W file `/wp-admin/`"
+    assert known_software_file("http://a.com/wp-includes/css/buttons.css", stock, "W") == \
+        "W file `/wp-includes/css/buttons.css`"
+    # a directory WordPress does not serve itself may hold a kit's own index page
+    assert known_software_file("http://office365-login.example.appspot.com/wp-content", stock, "W") == ""
+    assert known_software_file("http://a.com/wp-includes/css/", stock, "W") == ""
+
+
+def test_the_pinned_popular_list_decides_with_live_feeds():
+    """A site missing from the model's pinned list gets no discount from the live Tranco list either (the same
+    decision with and without feeds); a model without a pinned list falls back on the live one."""
+    pinned = Decider(POLICY, index(), popularity={"example.org": 2})
+    scores, verdicts, reasons, _ = batch(pinned, ["mail.google.com", "www.example.org"], [0.8, 0.8], [False, False])
+    assert list(verdicts) == ["malicious", "benign"] and reasons[0] == ""
+    assert reasons[1] == "popular site example.org (Tranco rank 2)"
+    live = Decider(POLICY, index())
+    assert batch(live, ["mail.google.com"], [0.8], [False])[2][0] == "popular site google.com (Tranco rank 1)"

@@ -25,7 +25,7 @@ class Decider:
                  block: SiteList | None = None, popularity: Mapping[str, int] | None = None,
                  cache_size: int = 200_000):
         self.policy, self.index = policy, index
-        self.popularity = popularity or {}  # the model's pinned list, when the feeds bring none
+        self.popularity = popularity or {}  # the model's pinned list: it decides, live feeds or not
         self.allow, self.block = allow or SiteList(), block or SiteList()
         self.cache_size = cache_size
         self._evidence: dict[tuple[str, bool], Evidence] = {}
@@ -62,7 +62,8 @@ class Decider:
         feeds, rank = (), self.popularity.get(registered)
         if self.index is not None:
             feeds, _, _, live_rank = self.index.host_signals(host)
-            rank = live_rank if self.index.popularity else rank
+            if not self.popularity:  # a model without a pinned list: the live one
+                rank = live_rank
         return Evidence(False, False, tuple(feeds), None, None, rank, registered, allowed, blocked,
                         deceptive_host(host))
 
@@ -132,14 +133,19 @@ def userinfo_deception(url: str) -> str:
 
 
 def known_software_file(url: str, known_paths: frozenset[str], software: str) -> str:
-    """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file (or directory) of the software,
-    WordPress in a sub-folder included (``/blog/wp-login.php``); "" otherwise."""
+    """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file of the software, or a stock
+    directory the software serves itself (its ``index.php`` is stock: ``/wp-admin/``), WordPress in a sub-folder
+    included (``/blog/wp-login.php``); "" otherwise. Other directories are not: a kit can put its own index
+    page in any directory it can write (``/wp-includes/css/``), or answer ``/wp-content`` on a host that runs
+    no WordPress at all."""
     path = split_url(url).path.lower()
     cut = min((i for i in (path.find("/wp-"), path.find("/xmlrpc.php")) if i >= 0), default=-1)
     if cut < 0:
         return ""
     tail = path[cut:]
-    for candidate in (tail, tail + "/" if not tail.endswith("/") else tail):
-        if candidate in known_paths:
-            return f"{software} file `{candidate}`"
+    if tail in known_paths and not tail.endswith("/"):
+        return f"{software} file `{tail}`"
+    folder = tail if tail.endswith("/") else tail + "/"
+    if folder in known_paths and folder + "index.php" in known_paths:
+        return f"{software} file `{folder}`"
     return ""

@@ -23,7 +23,8 @@ The rules, first match decides:
    private ranges, so feeds are not applied either).
 6. A popular site (registered domain in the Tranco top ``popular_rank``; all its subdomains, since the
    registered domain follows the public suffix list's private section, so ``user.github.io`` or
-   ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``.
+   ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``. The list is the
+   one pinned with the model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
 7. Otherwise the model's score stands.
 
 Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
