@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -123,11 +123,14 @@ def imitated_brand(label: str) -> str:
 
         plain = "".join(_latin_lookalike(c, confusables) for c in label)
     skeleton = _ascii_skeleton(plain)
+    if not _ANY_BRAND_SKELETON.search(skeleton):  # most names: no brand's skeleton at all, one regex pass
+        return ""
     # brands of 5+ letters only: a shorter skeleton ("live", "ebay") turns up by chance ("silvergames")
     return next((b for b in BRANDS if len(b) >= 5 and _BRAND_SKELETONS[b] in skeleton and b not in label), "")
 
 
 _BRAND_SKELETONS = {b: _ascii_skeleton(b) for b in BRANDS}
+_ANY_BRAND_SKELETON = re.compile("|".join(re.escape(_BRAND_SKELETONS[b]) for b in BRANDS if len(b) >= 5))
 
 
 def _latin_lookalike(char: str, confusables) -> str:
@@ -651,7 +654,7 @@ def url_array(X) -> pa.LargeBinaryArray:
         # bytes, numbers, lone surrogates: coerce each value, replacing what is not valid UTF-8
         texts = [to_text(v).encode("utf-8", "replace") for v in values]
         return pa.array(texts, type=pa.large_binary())
-    return pc.fill_null(arr, "").view(pa.large_binary())
+    return (pc.fill_null(arr, "") if arr.null_count else arr).view(pa.large_binary())
 
 
 def _buffers(arr: pa.LargeBinaryArray) -> tuple[np.ndarray, np.ndarray]:
@@ -664,12 +667,23 @@ def _buffers(arr: pa.LargeBinaryArray) -> tuple[np.ndarray, np.ndarray]:
 def _entropy(text: str) -> float:
     if not text:
         return 0.0
-    counts = Counter(text)
     n = len(text)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
+    # characters in order of first occurrence, as Counter holds them: the same terms summed in the same order
+    return -sum(_entropy_term(text.count(c), n) for c in dict.fromkeys(text))
+
+
+@lru_cache(maxsize=1 << 14)
+def _entropy_term(count: int, n: int) -> float:
+    return count / n * math.log2(count / n)
+
+
+# Runs of ASCII consonants: ``str.isalpha`` and not a lower-case vowel, for text that is all ASCII.
+_ASCII_CONSONANT_RUN = re.compile(r"[A-Zb-df-hj-np-tv-z]+")
 
 
 def _longest_consonant_run(text: str) -> int:
+    if text.isascii():
+        return max(map(len, _ASCII_CONSONANT_RUN.findall(text)), default=0)
     best = run = 0
     for ch in text:
         run = run + 1 if ch.isalpha() and ch not in _VOWELS else 0
@@ -693,23 +707,25 @@ def host_parts(host: str) -> HostParts:
 def host_row(host: str) -> tuple[float, ...]:
     """The per-host columns (`_HOST_COLUMNS` order) of a lower-cased host."""
     parts = host_parts(host)
-    return tuple(float(compute(parts)) for compute in _HOST_COLUMNS.values())
+    return tuple(float(compute(parts)) for compute in _HOST_FUNCTIONS)
 
 
-_host_cache: dict[bytes, bytes] = {}
+_HOST_FUNCTIONS = tuple(_HOST_COLUMNS.values())
+_host_cache: dict[bytes, tuple[float, ...]] = {}
 
 
 def _host_table(hosts: list[bytes]) -> np.ndarray:
     """``host_row`` of each distinct host as float32 rows, cached per process (bounded)."""
     if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
         _host_cache.clear()
+    cache = _host_cache
     rows = []
     for host in hosts:
-        row = _host_cache.get(host)
+        row = cache.get(host)
         if row is None:
-            row = _host_cache[host] = np.asarray(host_row(host.decode("utf-8", "replace")), dtype=np.float32).tobytes()
+            row = cache[host] = host_row(host.decode("utf-8", "replace"))
         rows.append(row)
-    return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(hosts), len(_HOST_COLUMNS))
+    return np.array(rows, dtype=np.float32).reshape(len(hosts), len(_HOST_COLUMNS))
 
 
 class ParsedUrls:
@@ -722,16 +738,20 @@ class ParsedUrls:
                                       _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS,
                                       _WORD_BITS,
                                       _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS)
+        self._hosts: pa.DictionaryArray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def hosts(self) -> pa.DictionaryArray:
-        """Lower-cased hosts (with any ``www.``), dictionary-encoded: each distinct host once."""
-        offsets, data = _copy_lower(self.data, self.spans[:, 0], self.spans[:, 1])
-        arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(self), [None, pa.py_buffer(offsets),
-                                                                              pa.py_buffer(data)])
-        return arr.dictionary_encode()
+        """Lower-cased hosts (with any ``www.``), dictionary-encoded: each distinct host once (computed once
+        per batch: the features and the decision policy both read them)."""
+        if self._hosts is None:
+            offsets, data = _copy_lower(self.data, self.spans[:, 0], self.spans[:, 1])
+            arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(self), [None, pa.py_buffer(offsets),
+                                                                                  pa.py_buffer(data)])
+            self._hosts = arr.dictionary_encode()
+        return self._hosts
 
     def host_spans(self) -> tuple[np.ndarray, np.ndarray]:
         return self.spans[:, 2], self.spans[:, 1]
@@ -741,8 +761,8 @@ class ParsedUrls:
 
     def containing(self, pattern: str) -> np.ndarray:
         """Indices of the rows whose bytes match a regular expression (RE2, through Arrow)."""
-        return np.flatnonzero(pc.match_substring_regex(self.array, pattern).fill_null(False).to_numpy(
-            zero_copy_only=False))
+        found = pc.match_substring_regex(self.array, pattern)
+        return np.flatnonzero((found.fill_null(False) if found.null_count else found).to_numpy(zero_copy_only=False))
 
     def with_userinfo(self) -> np.ndarray:
         """Indices of the rows with a user name or '@' before the host."""
@@ -761,12 +781,24 @@ class ParsedUrls:
         hosts = self.hosts()
         table = _host_table(hosts.dictionary.to_pylist())
         host = table[hosts.indices.to_numpy(zero_copy_only=False)]
-        columns = dict(zip(_SCAN_COLUMNS, self.scan.T, strict=True))
-        columns.update(zip(_HOST_COLUMNS, host.T, strict=True))
+        out = np.empty((len(self), len(FEATURES)), dtype=np.float32)
+        out[:, _FROM_SCAN[0]] = self.scan[:, _FROM_SCAN[1]]
+        out[:, _FROM_HOST[0]] = host[:, _FROM_HOST[1]]
         # rules over other columns
-        brand_outside = (columns["_brand_in_subdomain"] + columns["_brand_in_rest"] > 0) \
-            & (columns["_brand_in_registered"] == 0)
-        columns["brand_outside_domain"] = brand_outside.astype(np.float32)
-        return np.column_stack([columns[f.name] for f in FEATURES]).astype(np.float32, copy=False)
+        scan, column = self.scan, _HOST_COLUMN_INDEX
+        out[:, _BRAND_OUTSIDE] = (host[:, column["_brand_in_subdomain"]] + scan[:, _BRAND_IN_REST] > 0) \
+            & (host[:, column["_brand_in_registered"]] == 0)
+        return out
+
+
+# Where each hand-made feature comes from: (output columns, source columns) of the scan and the host table.
+_FEATURE_INDEX = {f.name: i for i, f in enumerate(FEATURES)}
+_HOST_COLUMN_INDEX = {name: i for i, name in enumerate(_HOST_COLUMNS)}
+_FROM_SCAN = tuple(np.array(x, dtype=np.intp) for x in zip(*[(_FEATURE_INDEX[c], j) for j, c in
+                                                               enumerate(_SCAN_COLUMNS) if c in _FEATURE_INDEX]))
+_FROM_HOST = tuple(np.array(x, dtype=np.intp) for x in zip(*[(_FEATURE_INDEX[c], j) for j, c in
+                                                               enumerate(_HOST_COLUMNS) if c in _FEATURE_INDEX]))
+_BRAND_OUTSIDE, _BRAND_IN_REST = _FEATURE_INDEX["brand_outside_domain"], _SCAN_COLUMNS.index("_brand_in_rest")
+assert len(_FROM_SCAN[0]) + len(_FROM_HOST[0]) + 1 == len(FEATURES)  # every feature has exactly one source
 
 

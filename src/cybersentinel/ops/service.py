@@ -366,10 +366,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     def score_values(values: list[str], observe: bool = True) -> list[dict[str, Any]]:
         """One result per value, in order: the detector's columns (score, verdict, reasons, error, and with
         feeds model_score and feeds), passed through as they are, after the value itself."""
-        table = detector.score_values(values, decider=live.current())
-        columns = {name: column_values(table[name].combine_chunks()) for name in table.column_names}
-        results = [{"url": value, **dict(zip(columns, row, strict=True))}
-                   for value, *row in zip(values, *columns.values(), strict=True)]
+        results = detector.score_records(values, decider=live.current())
         if observe and scoring_metrics is not None:
             scoring_metrics.observe(results)
         if observe and decision_log is not None:

@@ -78,12 +78,35 @@ def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return None
 
 
+# A plain lower-case ASCII name (no port, user-info, brackets, trailing dot or empty label): tldextract's own
+# URL clean-up leaves it as it is, so its suffix trie can be asked directly.
+_PLAIN_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
+
+
 @lru_cache(maxsize=1 << 16)  # recent hosts: the scorer and the intel lookup split each new host once
 def _split_host(host: str) -> tuple[str, str, str, bool, bool]:
     if not host or parse_ip(host) is not None:
         return "", host, "", bool(host), False
+    if _PLAIN_HOST.fullmatch(host):
+        found = _psl_split(host)
+        if found is not None:
+            return found
     parts = _extract(host)
     return parts.subdomain, parts.domain, parts.suffix, False, parts.is_private
+
+
+def _psl_split(host: str) -> tuple[str, str, str, bool, bool] | None:
+    """`_extract(host)` of a `_PLAIN_HOST` under a public suffix, without its URL clean-up and result object
+    (most of a cold host's split): the same trie walk (``suffix_index``) and the same label slicing as
+    ``TLDExtract._extract_netloc``. None when no suffix matches (an IPv4-like or suffix-less name: the
+    caller asks tldextract itself)."""
+    labels = host.split(".")
+    found = _extract._get_tld_extractor().suffix_index(labels, include_psl_private_domains=True)
+    if found is None:
+        return None
+    index, node = found[0]
+    return (".".join(labels[: index - 1]) if index >= 2 else "", labels[index - 1] if index > 0 else "",
+            ".".join(labels[index:]), False, node.is_private)
 
 
 def split_host(host: str) -> tuple[str, str, str, bool]:

@@ -1,0 +1,77 @@
+"""The service's small requests take the cheap output (`Detector.score_records`, no Arrow columns) and each
+request is a batch of one: both must give exactly what the batch path (`Detector.score_values`) gives for the
+same URL inside a large varied batch, feeds, lists and rules included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fixtures_model import REPO, model_dir  # noqa: F401
+
+from cybersentinel.intel.feeds import IntelIndex
+from cybersentinel.scoring.detector import Detector
+from cybersentinel.scoring.policy import SiteList
+
+FEEDS = REPO.parent / "shared" / "data" / "feeds"
+
+VARIED = [
+    "http://ads-social-network-info.hol.es/2017/recovery-chekpoint-login.html",
+    "http://paypal.com.account-verify.xyz/signin",
+    "https://www.example.com/",  # popular
+    "https://mail.google.com/mail/u/0/",  # popular registered domain, a subdomain
+    "https://someone.github.io/pages/",  # a site on a hosting platform
+    "http://1.10.16.5/index.php",  # in Spamhaus DROP
+    "http://185.225.17.45/~admin/chase/index.html",
+    "8.8.8.8", "10.0.0.1", "http://10.1.2.3/login", "http://[2001:db8::1]/x", "http://3232235521/",
+    "http://1.10.4101/", "http://localhost:8080/admin", "127.0.0.1",
+    "http://www.paypal.com@evil.top/login",  # a host name before '@'
+    "http://xn--pple-43d.com/", "http://paypa1.com/signin",  # look-alikes
+    "https://blog.example.org/wp-login.php", "https://blog.example.org/wp-content/x/login.php",
+    "https://intranet.corp-example.com/login.php",  # allowlisted host
+    "https://docs.corp-example.com/one/page",
+    "http://bad.example.net/kit/index.html",  # on the block list
+    "https://www.wikipedia.org/wiki/One_page",  # this very URL on the block list
+    "", "   ", "http://[::1", "%%%", "x" * 70_000, "http://exa mple.com/", "http://a\x00b.com/", "ftp://",
+    "HTTP://WWW.EXAMPLE.COM/UPPER", "www.example.com", "example.com.", "https://xn--80ak6aa92e.com/login",
+    "https://secure-login.paypa1-account.com/webscr/verify.php?cmd=login&x=1#frag",
+    "http://user:pass@203.0.113.9:8080/path?q=1",
+]
+
+
+@pytest.fixture(scope="module")
+def detector(model_dir: Path) -> Detector:  # noqa: F811
+    return Detector.from_dir(model_dir)
+
+
+def deciders(detector: Detector) -> list:
+    allow = SiteList(["corp-example.com"], "allowlist", urls={"https://docs.corp-example.com/one/page": "analyst"})
+    block = SiteList(["bad.example.net"], "local block list",
+                     urls={"https://www.wikipedia.org/wiki/One_page": "analyst"})
+    found = [detector.decider(None, allow, block)]
+    if (FEEDS / "firehol_level1.txt").is_file():
+        found.append(detector.decider(IntelIndex.from_dir(FEEDS), allow, block))
+    return found
+
+
+def test_one_url_at_a_time_equals_the_batch(detector: Detector) -> None:
+    for decider in deciders(detector):
+        batch = [{"url": u, **row} for u, row in zip(VARIED, detector.score_values(VARIED, decider=decider).to_pylist(),
+                                                    strict=True)]
+        assert detector.score_records(VARIED, decider=decider) == batch
+        for url, expected in zip(VARIED, batch, strict=True):
+            alone = detector.score_records([url], decider=decider)
+            assert alone == [expected], url
+            assert [{"url": url, **r} for r in detector.score_values([url], decider=decider).to_pylist()] == [expected]
+    verdicts = {r["verdict"] for r in batch}
+    assert {"malicious", "benign", ""} <= verdicts  # the set exercises decided, cleared and refused rows
+    assert any(r["error"] for r in batch) and any(r["reasons"] for r in batch)
+
+
+def test_records_keep_the_input_values_and_order(detector: Detector) -> None:
+    values = ["http://paypa1.com/signin", "", "8.8.8.8", "http://paypa1.com/signin"]
+    records = detector.score_records(values)
+    assert [r["url"] for r in records] == values
+    assert records[0] == records[3]
+    assert records[1]["score"] is None and records[1]["model_score"] is None and records[1]["error"] == "empty URL"
+    assert list(records[0]) == ["url", "score", "verdict", "reasons", "model_score", "feeds", "error"]
