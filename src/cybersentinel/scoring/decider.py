@@ -13,7 +13,7 @@ import numpy as np
 
 from cybersentinel.features.lexical import BRANDS, imitated_brand, rendered
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide
-from cybersentinel.url.parsing import host_registered_domain, split_host, split_url
+from cybersentinel.url.parsing import canonical_host, host_registered_domain, parse_ip, split_host, split_url
 
 
 class Decider:
@@ -40,9 +40,6 @@ class Decider:
         return found
 
     def _evidence_of(self, host: str, bare: bool) -> Evidence:
-        from cybersentinel.intel.feeds import ip_category, ip_status
-        from cybersentinel.url.parsing import canonical_host, parse_ip
-
         host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
         allowed, blocked = self.allow.match(host), self.block.match(host)
         if host == "localhost" or host.endswith(".localhost"):
@@ -53,6 +50,8 @@ class Decider:
                 found = self.index.lookup_host(host)
                 status, category, feeds = found["ip_status"], found["ip_category"], tuple(found["feeds"])
             else:
+                from cybersentinel.intel.feeds import ip_category, ip_status
+
                 category = ip_category(address)
                 status, feeds = (ip_status(category, 0) if category else None), ()
             return Evidence(True, bare, feeds, status, category, None, host, allowed, blocked)

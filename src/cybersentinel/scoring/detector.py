@@ -69,16 +69,18 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     key = np.zeros(n, dtype=np.int64)
     for j in range(codes.shape[1]):
         key = key * (2 * m + 1) + codes[:, j]
-    uniques, inverse = np.unique(key, return_inverse=True)
-    texts = []
-    for u in uniques:
-        parts = []
+    keys = key.tolist()
+    texts = {}
+    for u in set(keys):
+        parts, rest = [], u
         for _ in range(codes.shape[1]):
-            u, code = divmod(int(u), 2 * m + 1)
+            rest, code = divmod(rest, 2 * m + 1)
             if code < 2 * m:
                 parts.append(low_words[code // 2] if code % 2 else words[code // 2])
-        texts.append("; ".join(reversed(parts)))
-    return np.asarray(texts, dtype=object)[inverse.ravel()]
+        texts[u] = "; ".join(reversed(parts))
+    out = np.empty(n, dtype=object)
+    out[:] = [texts[u] for u in keys]
+    return out
 
 
 @lru_cache(maxsize=8)

@@ -128,12 +128,12 @@ def canonical_host(host: str) -> str | None:
     """The host as a browser resolves it (WHATWG URL host parsing, by ada-url): IPv4 in any notation
     (``1.10.4101``, ``0x1.0xa.0x10.0x5``, ``01.012.020.05``, full-width digits, ideographic dots) becomes
     dotted decimal, names become lower-case IDNA. None for a host a browser would refuse."""
-    import ada_url
-
     if not host:
         return None
     if _PLAIN_NAME.fullmatch(host):  # already what a browser makes of it: no need to parse
         return host
+    import ada_url
+
     try:
         return ada_url.URL(f"http://{host}/").hostname
     except ValueError:
