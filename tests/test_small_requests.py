@@ -75,3 +75,14 @@ def test_records_keep_the_input_values_and_order(detector: Detector) -> None:
     assert records[0] == records[3]
     assert records[1]["score"] is None and records[1]["model_score"] is None and records[1]["error"] == "empty URL"
     assert list(records[0]) == ["url", "score", "verdict", "reasons", "model_score", "feeds", "error"]
+
+
+def test_a_pandas_column_of_arrow_chunks_scores_like_a_list(detector: Detector) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    chunks = pa.chunked_array([pa.array(VARIED[:5], type=pa.large_string()),
+                               pa.array(VARIED[5:12] + [None], type=pa.large_string())])
+    column = pd.Series(pd.arrays.ArrowStringArray(chunks))  # what read_parquet gives for a multi-row-group file
+    expected = detector.score_values(VARIED[:12] + [""]).to_pylist()
+    assert detector.score_values(column).to_pylist() == expected

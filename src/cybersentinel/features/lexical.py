@@ -654,6 +654,8 @@ def url_array(X) -> pa.LargeBinaryArray:
         # bytes, numbers, lone surrogates: coerce each value, replacing what is not valid UTF-8
         texts = [to_text(v).encode("utf-8", "replace") for v in values]
         return pa.array(texts, type=pa.large_binary())
+    if isinstance(arr, pa.ChunkedArray):  # a pandas column backed by Arrow chunks (a Parquet file's row groups)
+        arr = arr.combine_chunks()
     return (pc.fill_null(arr, "") if arr.null_count else arr).view(pa.large_binary())
 
 
