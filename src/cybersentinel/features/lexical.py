@@ -21,7 +21,6 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -30,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from cybersentinel.url.parsing import host_registered_domain, on_private_suffix, split_host, to_text
+from cybersentinel.url.parsing import host_memo, host_registered_domain, on_private_suffix, split_host, to_text
 
 BRANDS = [
     "paypal", "apple", "icloud", "itunes", "google", "gmail", "microsoft", "office365", "outlook", "hotmail", "live",
@@ -112,7 +111,7 @@ def rendered(label: str) -> str:
         return label
 
 
-@lru_cache(maxsize=1 << 16)
+@host_memo(1 << 16)
 def imitated_brand(label: str) -> str:
     """The brand a domain label becomes (or holds) only once look-alike characters are read as the letters they
     imitate, "" if none: ``paypa1`` and ``xn--pple-43d`` (Cyrillic а) imitate, ``paypal`` itself does not."""
@@ -674,7 +673,7 @@ def _entropy(text: str) -> float:
     return -sum(_entropy_term(text.count(c), n) for c in dict.fromkeys(text))
 
 
-@lru_cache(maxsize=1 << 14)
+@host_memo(1 << 14)
 def _entropy_term(count: int, n: int) -> float:
     return count / n * math.log2(count / n)
 

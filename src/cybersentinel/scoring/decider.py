@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,8 @@ class Decider:
         self.popularity = popularity or {}  # the model's pinned list: it decides, live feeds or not
         self.allow, self.block = allow or SiteList(), block or SiteList()
         self.cache_size = cache_size
-        self._evidence: dict[tuple[str, bool], Evidence] = {}
+        # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms
+        self._evidence: dict[tuple[str, bool], tuple] = {}
 
     def evidence(self, host: str, bare: bool) -> Evidence:
         key = (host, bare)
@@ -36,8 +36,8 @@ class Decider:
         if found is None:
             if len(self._evidence) >= self.cache_size:
                 self._evidence.clear()
-            found = self._evidence[key] = self._evidence_of(host, bare)
-        return found
+            found = self._evidence[key] = tuple(self._evidence_of(host, bare))
+        return Evidence._make(found)
 
     def _evidence_of(self, host: str, bare: bool) -> Evidence:
         host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
@@ -91,7 +91,7 @@ class Decider:
         for i in np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row)):
             ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else plain[host_of_row[i]]
             if per_row[i]:
-                ev = replace(ev, deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
+                ev = ev._replace(deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
                              known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
                              blocked=row_blocked.get(i) or ev.blocked)
             scores[i], _, reasons[i] = decide(self.policy, float(model_scores[i]), ev)

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -82,9 +82,9 @@ class Policy:
         return "malicious" if score >= self.threshold else "suspicious" if score >= self.suspicious_from else "benign"
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """What is known of one input's host apart from the model's score."""
+class Evidence(NamedTuple):
+    """What is known of one input's host apart from the model's score (strings, numbers and None: the decider
+    caches it as a plain tuple, which the garbage collector stops tracking)."""
 
     is_ip: bool = False
     is_bare_ip: bool = False  # an address alone, not a URL on an address
