@@ -4,6 +4,7 @@ writers, and scoring in input order across forked worker processes."""
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import re
 from collections import deque
@@ -401,6 +402,7 @@ def score_batches(batches: Iterator[Batch], detector: Detector, decider: Decider
             yield score_batch(batch, detector, decider, reasons)
         return
     _worker_state.update(detector=detector, reasons=reasons, decider=decider)  # inherited by the forked workers
+    gc.freeze()  # what the workers inherit is never collected there, so its pages are not walked and copied in each
     pending: deque = deque()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         for batch in _chain((first, second), batches):
