@@ -114,3 +114,21 @@ def test_host_memo_is_bounded_and_transparent() -> None:
     assert [parts(h) for h in ("a.b", "a.b", "c.d", "e.f", "a.b")] == [("a", "b"), ("a", "b"), ("c", "d"),
                                                                       ("e", "f"), ("a", "b")]
     assert calls == ["a.b", "c.d", "e.f", "a.b"]  # emptied when full (at the third host), never stale
+
+
+def test_the_direct_suffix_lookup_splits_hosts_as_tldextract_does() -> None:
+    # _psl_split reads tldextract's suffix trie without its URL clean-up: it must agree with tldextract itself
+    # (wildcard and exception rules, private suffixes, punycode, names under no suffix, IPv4-like names)
+    from cybersentinel.url.parsing import _extract, _psl_split, _split_host, parse_ip
+
+    hosts = ["a.b.c.kawasaki.jp", "city.kawasaki.jp", "x.city.kawasaki.jp", "www.ck", "x.www.ck", "foo.bd", "a.foo.bd",
+             "com", "github.io", "x.github.io", "a.b.x.github.io", "s3.amazonaws.com", "b.s3.amazonaws.com",
+             "x.blogspot.com", "ab.co.uk", "co.uk", "a.xn--p1ai", "xn--80ak6aa92e.com", "xn--pple-43d.com",
+             "localhost", "intranet", "1.2.3.04", "1.2.3.4.5", "999.1.1.1", "_dmarc.example.com", "-x.org",
+             "www.example.com", "a_b.example.net", "x.y.z.example.museum", "example.notatld"]
+    for host in hosts:
+        parts = _extract(host)
+        expected = ("", host, "", True, False) if parse_ip(host) is not None else \
+            (parts.subdomain, parts.domain, parts.suffix, False, parts.is_private)
+        assert _split_host(host) == expected, host
+    assert _psl_split("example.notatld") is None and _psl_split("www.ck") is not None
