@@ -144,6 +144,12 @@ def split_host(host: str) -> tuple[str, str, str, bool]:
     return _split_host(host)[:4]
 
 
+def split_hosts(hosts: list[str]) -> list[tuple[str, str, str, bool, bool]]:
+    """(subdomain, domain, suffix, is_ip, on a private suffix) of each lower-cased host: `split_host` and
+    `on_private_suffix` of a whole list, one cached split per host."""
+    return [_split_host(host) for host in hosts]
+
+
 def on_private_suffix(host: str) -> bool:
     """Whether the host's public suffix is from the list's private section: a hosting platform where anyone
     can have a site (``github.io``, ``blogspot.com``, ``firebaseapp.com``, ``s3.amazonaws.com``...)."""
