@@ -87,24 +87,34 @@ _PLAIN_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 
 
 def host_memo(maxsize: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Memoise a pure function of hosts or labels, bounded: emptied when full. Unlike ``lru_cache`` (a linked
+    """Memoise a pure function of hosts or labels, bounded: two generations of up to ``maxsize`` entries, the
+    older dropped when the newer fills, so the latest ``maxsize`` answers always stay (emptying one dict when
+    full made the decider split again the hosts the featurizer had just split). Unlike ``lru_cache`` (a linked
     list node per entry), it holds only the arguments and results, which for strings and tuples of strings,
     numbers and None the garbage collector stops tracking: a full cache adds nothing to a collection's pause
     (lru_cache's 65,536 nodes and the decider's cached evidence made a service worker stop for up to 130 ms)."""
 
     def decorate(function: Callable[..., T]) -> Callable[..., T]:
-        cache: dict[tuple, T] = {}
+        generations: list[dict[tuple, T]] = [{}, {}]  # [newer, older]
 
         @wraps(function)
         def cached(*args: Any) -> T:
-            found = cache.get(args, _MISSING)
+            newer = generations[0]
+            found = newer.get(args, _MISSING)
             if found is _MISSING:
-                if len(cache) >= maxsize:
-                    cache.clear()
-                found = cache[args] = function(*args)
+                found = generations[1].get(args, _MISSING)
+                if found is _MISSING:
+                    found = function(*args)
+                if len(newer) >= maxsize:
+                    newer = {}
+                    generations[:] = [newer, generations[0]]
+                newer[args] = found
             return found
 
-        cached.cache_clear = cache.clear  # type: ignore[attr-defined]
+        def clear() -> None:
+            generations[:] = [{}, {}]
+
+        cached.cache_clear = clear  # type: ignore[attr-defined]
         return cached
 
     return decorate
