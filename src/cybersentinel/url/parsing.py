@@ -10,7 +10,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar
 
 import tldextract
@@ -137,16 +137,44 @@ def _split_host(host: str) -> tuple[str, str, str, bool, bool]:
 
 def _psl_split(host: str) -> tuple[str, str, str, bool, bool] | None:
     """`_extract(host)` of a `_PLAIN_HOST` under a public suffix, without its URL clean-up and result object
-    (most of a cold host's split): the same trie walk (``suffix_index``) and the same label slicing as
+    (most of a cold host's split): the same trie walk as ``suffix_index`` and the same label slicing as
     ``TLDExtract._extract_netloc``. None when no suffix matches (an IPv4-like or suffix-less name: the
     caller asks tldextract itself)."""
     labels = host.split(".")
-    found = _extract._get_tld_extractor().suffix_index(labels, include_psl_private_domains=True)
-    if found is None:
-        return None
-    index, node = found[0]
+    if "xn--" in host:  # punycode labels are decoded before the trie is asked: tldextract's own walk
+        found = _extract._get_tld_extractor().suffix_index(labels, include_psl_private_domains=True)
+        if found is None:
+            return None
+        index, node = found[0]
+    else:  # `suffix_index` for lower-case ASCII labels, whose decoded form is the label itself
+        node = _suffix_trie()
+        index = label_index = len(labels)
+        suffix_node = None
+        for label in reversed(labels):
+            matches = node.matches
+            child = matches.get(label)
+            if child is not None:
+                label_index -= 1
+                node = child
+                if node.end:
+                    index, suffix_node = label_index, node
+                continue
+            wildcard = matches.get("*")
+            if wildcard is not None:
+                index = label_index if "!" + label in matches else label_index - 1
+                suffix_node = wildcard
+            break
+        if suffix_node is None:
+            return None
+        node = suffix_node
     return (".".join(labels[: index - 1]) if index >= 2 else "", labels[index - 1] if index > 0 else "",
             ".".join(labels[index:]), False, node.is_private)
+
+
+@cache
+def _suffix_trie() -> Any:
+    """tldextract's suffix trie, private section included (built once, on first use)."""
+    return _extract._get_tld_extractor().tlds_incl_private_trie
 
 
 def split_host(host: str) -> tuple[str, str, str, bool]:
