@@ -751,7 +751,7 @@ def host_rows(hosts: list[str]) -> np.ndarray:
     registered = [h if ip or not suffix else f"{domain}.{suffix}"
                   for h, domain, suffix, ip in zip(hosts, domains, suffixes, is_ip, strict=True)]
     entropy, consonants = _domain_texture(domains)
-    brand_in_domain = _rows_matching(_ANY_BRAND, domains)
+    brand_in_domain = rows_matching(_ANY_BRAND, domains)
     columns = {
         "subdomain_depth": [s.count(".") + 1 if s else 0 for s in subs],
         "domain_label_length": [len(d.encode("utf-8", "replace")) for d in domains],
@@ -761,15 +761,15 @@ def host_rows(hosts: list[str]) -> np.ndarray:
         "abused_tld": [s.rsplit(".", 1)[-1] in ABUSED_TLDS for s in suffixes],
         "no_public_suffix": [not s and not ip for s, ip in zip(suffixes, is_ip, strict=True)],
         "shortener": [h in SHORTENERS for h in plain_hosts],
-        "tld_in_subdomain": _rows_matching(_ANY_TLD_MARKER, subs),
+        "tld_in_subdomain": rows_matching(_ANY_TLD_MARKER, subs),
         "brand_in_domain_with_extra": [d in _BRANDS_HOLDING_A_BRAND if d in _BRAND_SET else found
                                        for d, found in zip(domains, brand_in_domain.tolist(), strict=True)],
         "brand_lookalike": _imitating_rows(domains),
         # the split of the host without www. (on_private_suffix(h.host)): the same split unless it had one
         "hosting_platform": [on_private_suffix(p) if h.startswith("www.") else s[4]
                              for h, p, s in zip(hosts, plain_hosts, splits, strict=True)],
-        "_brand_in_subdomain": _rows_matching(_ANY_BRAND, subs),
-        "_brand_in_registered": _rows_matching(_ANY_BRAND, registered),
+        "_brand_in_subdomain": rows_matching(_ANY_BRAND, subs),
+        "_brand_in_registered": rows_matching(_ANY_BRAND, registered),
     }
     assert list(columns) == list(_HOST_COLUMNS)
     out = np.empty((len(hosts), len(columns)), dtype=np.float64)
@@ -782,7 +782,7 @@ _BRAND_SET = frozenset(BRANDS)
 _ANY_TLD_MARKER = re.compile("|".join(map(re.escape, TLD_MARKERS)))
 
 
-def _rows_matching(pattern: re.Pattern, texts: list[str]) -> np.ndarray:
+def rows_matching(pattern: re.Pattern, texts: list[str]) -> np.ndarray:
     """Whether ``pattern`` (literal alternatives without a newline) occurs in each text: one scan of the texts
     joined by newlines. No match spans two texts, and the scan resumes after each match, so every text that
     holds a match shows its leftmost one."""
@@ -795,15 +795,20 @@ def _rows_matching(pattern: re.Pattern, texts: list[str]) -> np.ndarray:
     return found
 
 
-def _imitating_rows(domains: list[str]) -> list[bool]:
-    """``bool(imitated_brand(d))`` of each domain label: the plain ASCII labels' look-alike skeletons are made
-    and searched as one joined text (replacements never span the newline), and only the few that hold a brand's
-    skeleton, and the punycode or non-ASCII labels, are asked `imitated_brand` one by one."""
+def may_imitate(domains: list[str]) -> list[bool]:
+    """False for each domain label `imitated_brand` surely finds nothing in: a plain ASCII label whose look-alike
+    skeleton holds no brand's (skeletons made and searched as one joined text: replacements never span the
+    newline). True for the rest: punycode or non-ASCII labels, and the few that hold a brand's skeleton."""
     plain = [d.isascii() and "xn--" not in d and "\n" not in d for d in domains]
     skeletons = _ascii_skeleton("\n".join(d if ok else "" for d, ok in zip(domains, plain, strict=True)))
-    candidate = _rows_matching(_ANY_BRAND_SKELETON, skeletons.split("\n"))
-    return [bool(imitated_brand(d)) if maybe or not ok else False
-            for d, ok, maybe in zip(domains, plain, candidate.tolist(), strict=True)]
+    candidate = rows_matching(_ANY_BRAND_SKELETON, skeletons.split("\n"))
+    return [maybe or not ok for ok, maybe in zip(plain, candidate.tolist(), strict=True)]
+
+
+def _imitating_rows(domains: list[str]) -> list[bool]:
+    """``bool(imitated_brand(d))`` of each domain label, `imitated_brand` asked only where `may_imitate`."""
+    return [bool(imitated_brand(d)) if maybe else False
+            for d, maybe in zip(domains, may_imitate(domains), strict=True)]
 
 
 def _domain_texture(domains: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,9 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from cybersentinel.features.lexical import BRANDS, imitated_brand, rendered
+from cybersentinel.features.lexical import BRANDS, imitated_brand, may_imitate, rendered, rows_matching
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide
-from cybersentinel.url.parsing import canonical_host, host_registered_domain, parse_ip, split_host, split_url
+from cybersentinel.url.parsing import (
+    canonical_host,
+    host_registered_domain,
+    parse_ip,
+    split_host,
+    split_hosts,
+    split_url,
+)
 
 
 class Decider:
@@ -39,7 +46,24 @@ class Decider:
             found = self._evidence[key] = tuple(self._evidence_of(host, bare))
         return Evidence._make(found)
 
-    def _evidence_of(self, host: str, bare: bool) -> Evidence:
+    def plain_evidence(self, hosts: list[str]) -> list[Evidence]:
+        """``evidence(host, False)`` of each host; the hosts not cached are looked at together (the look-alike
+        and brand searches of `deceptive_hosts` run once over all their names)."""
+        cache = self._evidence
+        rows = [cache.get((host, False)) for host in hosts]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            names = [hosts[i] for i in missing]
+            deceptions = deceptive_hosts([canonical_host(host) or host for host in names])
+            for i, host, deception in zip(missing, names, deceptions, strict=True):
+                if len(cache) >= self.cache_size:
+                    cache.clear()
+                rows[i] = cache[(host, False)] = tuple(self._evidence_of(host, False, deception))
+        return [Evidence._make(row) for row in rows]
+
+    def _evidence_of(self, host: str, bare: bool, deception: str | None = None) -> Evidence:
+        """What the policy reads about one host; ``deception`` is `deceptive_host` of its canonical name when
+        the caller has it already."""
         host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
         allowed, blocked = self.allow.match(host), self.block.match(host)
         if host == "localhost" or host.endswith(".localhost"):
@@ -64,7 +88,7 @@ class Decider:
             if not self.popularity:  # a model without a pinned list: the live one
                 rank = live_rank
         return Evidence(False, False, tuple(feeds), None, None, rank, registered, allowed, blocked,
-                        deceptive_host(host))
+                        deceptive_host(host) if deception is None else deception)
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,
@@ -79,7 +103,7 @@ class Decider:
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
         feeds = np.full(n, "", dtype=object)
-        plain = [self.evidence(host, False) for host in hosts]
+        plain = self.plain_evidence(hosts)
         is_ip = np.asarray([ev.is_ip for ev in plain] + [False])
         changes = np.asarray([ev.changes_anything(self.policy) for ev in plain] + [False])
         host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
@@ -120,6 +144,19 @@ def deceptive_host(host: str) -> str:
     if match and match.group(1) not in registered:
         return f"brand `{match.group(1)}` in the subdomain of unrelated `{registered}`"
     return ""
+
+
+def deceptive_hosts(hosts: list[str]) -> list[str]:
+    """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label that
+    `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others."""
+    splits = split_hosts(hosts)
+    imitating = may_imitate([s[1] for s in splits])
+    brand_below = rows_matching(_ANY_BRAND, [s[0] for s in splits]).tolist()
+    return [deceptive_host(host) if maybe or below else ""
+            for host, maybe, below in zip(hosts, imitating, brand_below, strict=True)]
+
+
+_ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
 
 
 def userinfo_deception(url: str) -> str:
