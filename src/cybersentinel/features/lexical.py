@@ -799,6 +799,8 @@ def may_imitate(domains: list[str]) -> list[bool]:
     """False for each domain label `imitated_brand` surely finds nothing in: a plain ASCII label whose look-alike
     skeleton holds no brand's (skeletons made and searched as one joined text: replacements never span the
     newline). True for the rest: punycode or non-ASCII labels, and the few that hold a brand's skeleton."""
+    if not domains:
+        return []
     plain = [d.isascii() and "xn--" not in d and "\n" not in d for d in domains]
     skeletons = _ascii_skeleton("\n".join(d if ok else "" for d, ok in zip(domains, plain, strict=True)))
     candidate = rows_matching(_ANY_BRAND_SKELETON, skeletons.split("\n"))
