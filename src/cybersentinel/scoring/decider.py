@@ -34,7 +34,9 @@ class Decider:
         self.popularity = popularity or {}  # the model's pinned list: it decides, live feeds or not
         self.allow, self.block = allow or SiteList(), block or SiteList()
         self.cache_size = cache_size
-        # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms
+        # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms;
+        # each entry is the Evidence's fields then whether it changes anything under this policy (one flat
+        # tuple: a nested one stays tracked after a collection)
         self._evidence: dict[tuple[str, bool], tuple] = {}
 
     def evidence(self, host: str, bare: bool) -> Evidence:
@@ -43,12 +45,19 @@ class Decider:
         if found is None:
             if len(self._evidence) >= self.cache_size:
                 self._evidence.clear()
-            found = self._evidence[key] = tuple(self._evidence_of(host, bare))
-        return Evidence._make(found)
+            found = self._evidence[key] = self._entry(self._evidence_of(host, bare))
+        return Evidence._make(found[:-1])
+
+    def _entry(self, evidence: Evidence) -> tuple:
+        return *evidence, evidence.changes_anything(self.policy)
 
     def plain_evidence(self, hosts: list[str]) -> list[Evidence]:
-        """``evidence(host, False)`` of each host; the hosts not cached are looked at together (the look-alike
-        and brand searches of `deceptive_hosts` run once over all their names)."""
+        """``evidence(host, False)`` of each host."""
+        return [Evidence._make(entry[:-1]) for entry in self._plain_entries(hosts)]
+
+    def _plain_entries(self, hosts: list[str]) -> list[tuple]:
+        """The cache entries of ``evidence(host, False)`` of each host; the hosts not cached are looked at
+        together (the look-alike and brand searches of `deceptive_hosts` run once over all their names)."""
         cache = self._evidence
         rows = [cache.get((host, False)) for host in hosts]
         missing = [i for i, row in enumerate(rows) if row is None]
@@ -58,8 +67,8 @@ class Decider:
             for i, host, deception in zip(missing, names, deceptions, strict=True):
                 if len(cache) >= self.cache_size:
                     cache.clear()
-                rows[i] = cache[(host, False)] = tuple(self._evidence_of(host, False, deception))
-        return [Evidence._make(row) for row in rows]
+                rows[i] = cache[(host, False)] = self._entry(self._evidence_of(host, False, deception))
+        return rows
 
     def _evidence_of(self, host: str, bare: bool, deception: str | None = None) -> Evidence:
         """What the policy reads about one host; ``deception`` is `deceptive_host` of its canonical name when
@@ -103,9 +112,9 @@ class Decider:
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
         feeds = np.full(n, "", dtype=object)
-        plain = self.plain_evidence(hosts)
-        is_ip = np.asarray([ev.is_ip for ev in plain] + [False])
-        changes = np.asarray([ev.changes_anything(self.policy) for ev in plain] + [False])
+        plain = self._plain_entries(hosts)  # Evidence objects made only for the rows the loop below decides
+        is_ip = np.asarray([entry[0] for entry in plain] + [False])  # Evidence.is_ip
+        changes = np.asarray([entry[-1] for entry in plain] + [False])
         host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
         bare_ip = is_ip[host_of_row] & bare_row
         row_deception, row_known_file = row_deception or {}, row_known_file or {}
@@ -113,7 +122,8 @@ class Decider:
         per_row = np.zeros(len(model_scores), dtype=bool)
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked]] = True
         for i in np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row)):
-            ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else plain[host_of_row[i]]
+            ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else \
+                Evidence._make(plain[host_of_row[i]][:-1])
             if per_row[i]:
                 ev = ev._replace(deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
                              known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
