@@ -111,9 +111,14 @@ def test_host_memo_is_bounded_and_transparent() -> None:
         calls.append(host)
         return tuple(host.split("."))
 
-    assert [parts(h) for h in ("a.b", "a.b", "c.d", "e.f", "a.b")] == [("a", "b"), ("a", "b"), ("c", "d"),
-                                                                      ("e", "f"), ("a", "b")]
-    assert calls == ["a.b", "c.d", "e.f", "a.b"]  # emptied when full (at the third host), never stale
+    hosts = ("a.b", "a.b", "c.d", "e.f", "a.b", "g.h", "c.d")
+    assert [parts(h) for h in hosts] == [tuple(h.split(".")) for h in hosts]
+    # the newer generation fills at the third host and becomes the older: "a.b" is still answered from it;
+    # at "g.h" the generation holding "c.d" is dropped, so "c.d" is computed again (bounded, never stale)
+    assert calls == ["a.b", "c.d", "e.f", "g.h", "c.d"]
+    parts.cache_clear()
+    parts("a.b")
+    assert calls[-1] == "a.b" and len(calls) == 6
 
 
 def test_the_direct_suffix_lookup_splits_hosts_as_tldextract_does() -> None:

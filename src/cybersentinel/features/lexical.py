@@ -29,7 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from cybersentinel.url.parsing import host_memo, host_registered_domain, on_private_suffix, split_host, to_text
+from cybersentinel.url.parsing import (
+    host_memo,
+    host_registered_domain,
+    on_private_suffix,
+    split_host,
+    split_hosts,
+    to_text,
+)
 
 BRANDS = [
     "paypal", "apple", "icloud", "itunes", "google", "gmail", "microsoft", "office365", "outlook", "hotmail", "live",
@@ -712,21 +719,146 @@ def host_row(host: str) -> tuple[float, ...]:
 
 
 _HOST_FUNCTIONS = tuple(_HOST_COLUMNS.values())
-_host_cache: dict[bytes, tuple[float, ...]] = {}
+_host_cache: dict[bytes, bytes] = {}  # host -> its float32 row's bytes (untracked by the garbage collector)
 
 
 def _host_table(hosts: list[bytes]) -> np.ndarray:
-    """``host_row`` of each distinct host as float32 rows, cached per process (bounded)."""
+    """``host_row`` of each distinct host as float32 rows, cached per process (bounded); the hosts not cached
+    are computed together by `host_rows`."""
     if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
         _host_cache.clear()
     cache = _host_cache
-    rows = []
-    for host in hosts:
-        row = cache.get(host)
-        if row is None:
-            row = cache[host] = host_row(host.decode("utf-8", "replace"))
-        rows.append(row)
-    return np.array(rows, dtype=np.float32).reshape(len(hosts), len(_HOST_COLUMNS))
+    missing = [host for host in dict.fromkeys(hosts) if host not in cache]
+    if missing:
+        blob = host_rows([h.decode("utf-8", "replace") for h in missing]).astype(np.float32).tobytes()
+        width = 4 * len(_HOST_COLUMNS)
+        cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
+    return np.frombuffer(b"".join([cache[host] for host in hosts]), dtype=np.float32).reshape(
+        len(hosts), len(_HOST_COLUMNS)).copy()
+
+
+def host_rows(hosts: list[str]) -> np.ndarray:
+    """``host_row`` of many lower-cased hosts at once (float64, `_HOST_COLUMNS` order), equal value for value:
+    one public-suffix split per host, then each column over the whole list (entropy and consonant runs in a
+    byte kernel, brand searches as one regex pass over the joined names) instead of thirteen calls per host."""
+    splits = split_hosts(hosts)
+    subs = [s[0] for s in splits]
+    domains = [s[1] for s in splits]
+    suffixes = [s[2] for s in splits]
+    is_ip = [s[3] for s in splits]
+    subs = [s[4:] if s.startswith("www.") else "" if s == "www" else s for s in subs]
+    plain_hosts = [h[4:] if h.startswith("www.") else h for h in hosts]
+    registered = [h if ip or not suffix else f"{domain}.{suffix}"
+                  for h, domain, suffix, ip in zip(hosts, domains, suffixes, is_ip, strict=True)]
+    entropy, consonants = _domain_texture(domains)
+    brand_in_domain = rows_matching(_ANY_BRAND, domains)
+    columns = {
+        "subdomain_depth": [s.count(".") + 1 if s else 0 for s in subs],
+        "domain_label_length": [len(d.encode("utf-8", "replace")) for d in domains],
+        "domain_entropy": entropy,
+        "domain_consonant_run": consonants,
+        "host_is_ip": is_ip,
+        "abused_tld": [s.rsplit(".", 1)[-1] in ABUSED_TLDS for s in suffixes],
+        "no_public_suffix": [not s and not ip for s, ip in zip(suffixes, is_ip, strict=True)],
+        "shortener": [h in SHORTENERS for h in plain_hosts],
+        "tld_in_subdomain": rows_matching(_ANY_TLD_MARKER, subs),
+        "brand_in_domain_with_extra": [d in _BRANDS_HOLDING_A_BRAND if d in _BRAND_SET else found
+                                       for d, found in zip(domains, brand_in_domain.tolist(), strict=True)],
+        "brand_lookalike": _imitating_rows(domains),
+        # the split of the host without www. (on_private_suffix(h.host)): the same split unless it had one
+        "hosting_platform": [on_private_suffix(p) if h.startswith("www.") else s[4]
+                             for h, p, s in zip(hosts, plain_hosts, splits, strict=True)],
+        "_brand_in_subdomain": rows_matching(_ANY_BRAND, subs),
+        "_brand_in_registered": rows_matching(_ANY_BRAND, registered),
+    }
+    assert list(columns) == list(_HOST_COLUMNS)
+    out = np.empty((len(hosts), len(columns)), dtype=np.float64)
+    for j, values in enumerate(columns.values()):
+        out[:, j] = values
+    return out
+
+
+_BRAND_SET = frozenset(BRANDS)
+_ANY_TLD_MARKER = re.compile("|".join(map(re.escape, TLD_MARKERS)))
+
+
+def rows_matching(pattern: re.Pattern, texts: list[str]) -> np.ndarray:
+    """Whether ``pattern`` (ASCII literal alternatives, where RE2 and ``re`` agree) occurs in each text: one
+    RE2 pass through Arrow over all the texts, ten times faster than ``pattern.search`` one text at a time."""
+    if not texts:
+        return np.zeros(0, dtype=bool)
+    found = pc.match_substring_regex(pa.array(texts, type=pa.large_string()), pattern.pattern)
+    return found.to_numpy(zero_copy_only=False)
+
+
+def may_imitate(domains: list[str]) -> list[bool]:
+    """False for each domain label `imitated_brand` surely finds nothing in: a plain ASCII label whose look-alike
+    skeleton holds no brand's (the skeletons made as one joined text: replacements never span the newline).
+    True for the rest: punycode or non-ASCII labels, and the few that hold a brand's skeleton."""
+    if not domains:
+        return []
+    plain = [d.isascii() and "xn--" not in d and "\n" not in d for d in domains]
+    skeletons = _ascii_skeleton("\n".join(d if ok else "" for d, ok in zip(domains, plain, strict=True)))
+    candidate = rows_matching(_ANY_BRAND_SKELETON, skeletons.split("\n"))
+    return [maybe or not ok for ok, maybe in zip(plain, candidate.tolist(), strict=True)]
+
+
+def _imitating_rows(domains: list[str]) -> list[bool]:
+    """``bool(imitated_brand(d))`` of each domain label, `imitated_brand` asked only where `may_imitate`."""
+    return [bool(imitated_brand(d)) if maybe else False
+            for d, maybe in zip(domains, may_imitate(domains), strict=True)]
+
+
+def _domain_texture(domains: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`_entropy` and `_longest_consonant_run` of each domain label: a byte kernel for ASCII labels (the same
+    terms summed in the same order), the Python functions for the others."""
+    arr = pa.array(domains, type=pa.large_string())
+    data, offsets = _buffers(arr.view(pa.large_binary()))
+    entropy, runs, ascii_only = _texture(data, offsets)
+    for i in np.flatnonzero(~ascii_only):
+        entropy[i], runs[i] = _entropy(domains[i]), _longest_consonant_run(domains[i])
+    return entropy, runs
+
+
+@njit(cache=True)
+def _texture(data, offsets):
+    """Per ASCII text: Shannon entropy of its characters (terms in order of first occurrence, as `_entropy`
+    sums them) and its longest consonant run; and whether it is ASCII (else both are left 0)."""
+    n = len(offsets) - 1
+    entropy = np.zeros(n, dtype=np.float64)
+    runs = np.zeros(n, dtype=np.float64)
+    ascii_only = np.ones(n, dtype=np.bool_)
+    counts = np.zeros(256, dtype=np.int64)
+    order = np.zeros(256, dtype=np.int64)
+    for i in range(n):
+        start, end = offsets[i], offsets[i + 1]
+        distinct = best = run = 0
+        for j in range(start, end):
+            c = data[j]
+            if c >= 128:
+                ascii_only[i] = False
+                break
+            if counts[c] == 0:
+                order[distinct] = c
+                distinct += 1
+            counts[c] += 1
+            # [A-Zb-df-hj-np-tv-z]: an ASCII letter that is not a lower-case vowel
+            if (65 <= c <= 90) or (97 <= c <= 122 and c != 97 and c != 101 and c != 105 and c != 111 and c != 117):
+                run += 1
+                best = max(best, run)
+            else:
+                run = 0
+        total = 0.0
+        length = end - start
+        for q in range(distinct):
+            c = order[q]
+            p = counts[c] / length
+            total += p * math.log2(p)
+            counts[c] = 0
+        if ascii_only[i] and length > 0:
+            entropy[i] = -total
+            runs[i] = best
+    return entropy, runs, ascii_only
 
 
 class ParsedUrls:

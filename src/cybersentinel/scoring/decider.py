@@ -10,9 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from cybersentinel.features.lexical import BRANDS, imitated_brand, rendered
+from cybersentinel.features.lexical import BRANDS, imitated_brand, may_imitate, rendered, rows_matching
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide
-from cybersentinel.url.parsing import canonical_host, host_registered_domain, parse_ip, split_host, split_url
+from cybersentinel.url.parsing import (
+    canonical_host,
+    host_registered_domain,
+    parse_ip,
+    split_host,
+    split_hosts,
+    split_url,
+)
 
 
 class Decider:
@@ -27,7 +34,9 @@ class Decider:
         self.popularity = popularity or {}  # the model's pinned list: it decides, live feeds or not
         self.allow, self.block = allow or SiteList(), block or SiteList()
         self.cache_size = cache_size
-        # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms
+        # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms;
+        # each entry is the Evidence's fields then whether it changes anything under this policy (one flat
+        # tuple: a nested one stays tracked after a collection)
         self._evidence: dict[tuple[str, bool], tuple] = {}
 
     def evidence(self, host: str, bare: bool) -> Evidence:
@@ -36,10 +45,34 @@ class Decider:
         if found is None:
             if len(self._evidence) >= self.cache_size:
                 self._evidence.clear()
-            found = self._evidence[key] = tuple(self._evidence_of(host, bare))
-        return Evidence._make(found)
+            found = self._evidence[key] = self._entry(self._evidence_of(host, bare))
+        return Evidence._make(found[:-1])
 
-    def _evidence_of(self, host: str, bare: bool) -> Evidence:
+    def _entry(self, evidence: Evidence) -> tuple:
+        return *evidence, evidence.changes_anything(self.policy)
+
+    def plain_evidence(self, hosts: list[str]) -> list[Evidence]:
+        """``evidence(host, False)`` of each host."""
+        return [Evidence._make(entry[:-1]) for entry in self._plain_entries(hosts)]
+
+    def _plain_entries(self, hosts: list[str]) -> list[tuple]:
+        """The cache entries of ``evidence(host, False)`` of each host; the hosts not cached are looked at
+        together (the look-alike and brand searches of `deceptive_hosts` run once over all their names)."""
+        cache = self._evidence
+        rows = [cache.get((host, False)) for host in hosts]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            names = [hosts[i] for i in missing]
+            deceptions = deceptive_hosts([canonical_host(host) or host for host in names])
+            for i, host, deception in zip(missing, names, deceptions, strict=True):
+                if len(cache) >= self.cache_size:
+                    cache.clear()
+                rows[i] = cache[(host, False)] = self._entry(self._evidence_of(host, False, deception))
+        return rows
+
+    def _evidence_of(self, host: str, bare: bool, deception: str | None = None) -> Evidence:
+        """What the policy reads about one host; ``deception`` is `deceptive_host` of its canonical name when
+        the caller has it already."""
         host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
         allowed, blocked = self.allow.match(host), self.block.match(host)
         if host == "localhost" or host.endswith(".localhost"):
@@ -64,7 +97,7 @@ class Decider:
             if not self.popularity:  # a model without a pinned list: the live one
                 rank = live_rank
         return Evidence(False, False, tuple(feeds), None, None, rank, registered, allowed, blocked,
-                        deceptive_host(host))
+                        deceptive_host(host) if deception is None else deception)
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,
@@ -79,9 +112,9 @@ class Decider:
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
         feeds = np.full(n, "", dtype=object)
-        plain = [self.evidence(host, False) for host in hosts]
-        is_ip = np.asarray([ev.is_ip for ev in plain] + [False])
-        changes = np.asarray([ev.changes_anything(self.policy) for ev in plain] + [False])
+        plain = self._plain_entries(hosts)  # Evidence objects made only for the rows the loop below decides
+        is_ip = np.asarray([entry[0] for entry in plain] + [False])  # Evidence.is_ip
+        changes = np.asarray([entry[-1] for entry in plain] + [False])
         host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
         bare_ip = is_ip[host_of_row] & bare_row
         row_deception, row_known_file = row_deception or {}, row_known_file or {}
@@ -89,7 +122,8 @@ class Decider:
         per_row = np.zeros(len(model_scores), dtype=bool)
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked]] = True
         for i in np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row)):
-            ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else plain[host_of_row[i]]
+            ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else \
+                Evidence._make(plain[host_of_row[i]][:-1])
             if per_row[i]:
                 ev = ev._replace(deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
                              known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
@@ -120,6 +154,19 @@ def deceptive_host(host: str) -> str:
     if match and match.group(1) not in registered:
         return f"brand `{match.group(1)}` in the subdomain of unrelated `{registered}`"
     return ""
+
+
+def deceptive_hosts(hosts: list[str]) -> list[str]:
+    """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label that
+    `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others."""
+    splits = split_hosts(hosts)
+    imitating = may_imitate([s[1] for s in splits])
+    brand_below = rows_matching(_ANY_BRAND, [s[0] for s in splits]).tolist()
+    return [deceptive_host(host) if maybe or below else ""
+            for host, maybe, below in zip(hosts, imitating, brand_below, strict=True)]
+
+
+_ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
 
 
 def userinfo_deception(url: str) -> str:

@@ -10,7 +10,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar
 
 import tldextract
@@ -87,24 +87,34 @@ _PLAIN_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 
 
 def host_memo(maxsize: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Memoise a pure function of hosts or labels, bounded: emptied when full. Unlike ``lru_cache`` (a linked
+    """Memoise a pure function of hosts or labels, bounded: two generations of up to ``maxsize`` entries, the
+    older dropped when the newer fills, so the latest ``maxsize`` answers always stay (emptying one dict when
+    full made the decider split again the hosts the featurizer had just split). Unlike ``lru_cache`` (a linked
     list node per entry), it holds only the arguments and results, which for strings and tuples of strings,
     numbers and None the garbage collector stops tracking: a full cache adds nothing to a collection's pause
     (lru_cache's 65,536 nodes and the decider's cached evidence made a service worker stop for up to 130 ms)."""
 
     def decorate(function: Callable[..., T]) -> Callable[..., T]:
-        cache: dict[tuple, T] = {}
+        generations: list[dict[tuple, T]] = [{}, {}]  # [newer, older]
 
         @wraps(function)
         def cached(*args: Any) -> T:
-            found = cache.get(args, _MISSING)
+            newer = generations[0]
+            found = newer.get(args, _MISSING)
             if found is _MISSING:
-                if len(cache) >= maxsize:
-                    cache.clear()
-                found = cache[args] = function(*args)
+                found = generations[1].get(args, _MISSING)
+                if found is _MISSING:
+                    found = function(*args)
+                if len(newer) >= maxsize:
+                    newer = {}
+                    generations[:] = [newer, generations[0]]
+                newer[args] = found
             return found
 
-        cached.cache_clear = cache.clear  # type: ignore[attr-defined]
+        def clear() -> None:
+            generations[:] = [{}, {}]
+
+        cached.cache_clear = clear  # type: ignore[attr-defined]
         return cached
 
     return decorate
@@ -127,21 +137,55 @@ def _split_host(host: str) -> tuple[str, str, str, bool, bool]:
 
 def _psl_split(host: str) -> tuple[str, str, str, bool, bool] | None:
     """`_extract(host)` of a `_PLAIN_HOST` under a public suffix, without its URL clean-up and result object
-    (most of a cold host's split): the same trie walk (``suffix_index``) and the same label slicing as
+    (most of a cold host's split): the same trie walk as ``suffix_index`` and the same label slicing as
     ``TLDExtract._extract_netloc``. None when no suffix matches (an IPv4-like or suffix-less name: the
     caller asks tldextract itself)."""
     labels = host.split(".")
-    found = _extract._get_tld_extractor().suffix_index(labels, include_psl_private_domains=True)
-    if found is None:
-        return None
-    index, node = found[0]
+    if "xn--" in host:  # punycode labels are decoded before the trie is asked: tldextract's own walk
+        found = _extract._get_tld_extractor().suffix_index(labels, include_psl_private_domains=True)
+        if found is None:
+            return None
+        index, node = found[0]
+    else:  # `suffix_index` for lower-case ASCII labels, whose decoded form is the label itself
+        node = _suffix_trie()
+        index = label_index = len(labels)
+        suffix_node = None
+        for label in reversed(labels):
+            matches = node.matches
+            child = matches.get(label)
+            if child is not None:
+                label_index -= 1
+                node = child
+                if node.end:
+                    index, suffix_node = label_index, node
+                continue
+            wildcard = matches.get("*")
+            if wildcard is not None:
+                index = label_index if "!" + label in matches else label_index - 1
+                suffix_node = wildcard
+            break
+        if suffix_node is None:
+            return None
+        node = suffix_node
     return (".".join(labels[: index - 1]) if index >= 2 else "", labels[index - 1] if index > 0 else "",
             ".".join(labels[index:]), False, node.is_private)
+
+
+@cache
+def _suffix_trie() -> Any:
+    """tldextract's suffix trie, private section included (built once, on first use)."""
+    return _extract._get_tld_extractor().tlds_incl_private_trie
 
 
 def split_host(host: str) -> tuple[str, str, str, bool]:
     """(subdomain, domain, suffix, is_ip) of a lower-cased host; cached, since hosts repeat."""
     return _split_host(host)[:4]
+
+
+def split_hosts(hosts: list[str]) -> list[tuple[str, str, str, bool, bool]]:
+    """(subdomain, domain, suffix, is_ip, on a private suffix) of each lower-cased host: `split_host` and
+    `on_private_suffix` of a whole list, one cached split per host."""
+    return [_split_host(host) for host in hosts]
 
 
 def on_private_suffix(host: str) -> bool:
