@@ -65,3 +65,15 @@ def test_plain_evidence_equals_evidence_one_by_one_even_when_the_cache_empties()
     batch.evidence(HOSTS[3], False)
     assert batch.plain_evidence(HOSTS) == expected
     assert batch.plain_evidence(HOSTS[::-1]) == expected[::-1]
+
+
+def test_plain_entries_equal_evidence_entries_with_whether_they_change_anything() -> None:
+    # plain ASCII names skip `_evidence_of`'s IP checks: the same cache entries, the `changes_anything` flag included
+    policy = Policy(threshold=0.5, popular_rank=10)
+    lists = dict(allow=SiteList(["example.com"]), block=SiteList(["evil.ml"]),
+                 popularity={"paypal.com": 3, "github.io": 50, "bit.ly": 10})
+    hosts = HOSTS + ["notlocalhost.com", "a.b.bit.ly", "mail.evil.ml"]
+    reference = Decider(policy, **lists)
+    expected = [reference._entry(reference._evidence_of(h, False)) for h in hosts]
+    assert Decider(policy, **lists)._plain_entries(hosts) == expected
+    assert {entry[-1] for entry in expected} == {True, False}

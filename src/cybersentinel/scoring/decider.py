@@ -13,6 +13,7 @@ import numpy as np
 from cybersentinel.features.lexical import BRANDS, imitated_brand, may_imitate, rendered, rows_matching
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide
 from cybersentinel.url.parsing import (
+    PLAIN_NAME,
     canonical_host,
     host_registered_domain,
     parse_ip,
@@ -63,12 +64,30 @@ class Decider:
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
             names = [hosts[i] for i in missing]
-            deceptions = deceptive_hosts([canonical_host(host) or host for host in names])
-            for i, host, deception in zip(missing, names, deceptions, strict=True):
+            canonical = [canonical_host(host) or host for host in names]
+            deceptions = deceptive_hosts(canonical)
+            for i, host, name, deception in zip(missing, names, canonical, deceptions, strict=True):
                 if len(cache) >= self.cache_size:
                     cache.clear()
-                rows[i] = cache[(host, False)] = self._entry(self._evidence_of(host, False, deception))
+                rows[i] = cache[(host, False)] = self._plain_name_entry(name, deception) \
+                    if PLAIN_NAME.fullmatch(name) and not name.endswith("localhost") else \
+                    self._entry(self._evidence_of(host, False, deception))
         return rows
+
+    def _plain_name_entry(self, host: str, deception: str) -> tuple:
+        """`_entry` of `_evidence_of` for a canonical plain ASCII name (no IP literal, not localhost): the
+        same fields without the IP branch's checks or an Evidence object, most of a batch's new hosts."""
+        allowed, blocked = self.allow.match(host), self.block.match(host)
+        registered = host_registered_domain(host)
+        feeds, rank = (), self.popularity.get(registered)
+        if self.index is not None:
+            feeds, _, _, live_rank = self.index.host_signals(host)
+            if not self.popularity:
+                rank = live_rank
+        feeds = tuple(feeds)
+        changes = bool(blocked or allowed or feeds or deception
+                       or (rank is not None and rank <= self.policy.popular_rank))
+        return False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", changes
 
     def _evidence_of(self, host: str, bare: bool, deception: str | None = None) -> Evidence:
         """What the policy reads about one host; ``deception`` is `deceptive_host` of its canonical name when
@@ -195,3 +214,4 @@ def known_software_file(url: str, known_paths: frozenset[str], software: str) ->
     if folder in known_paths and folder + "index.php" in known_paths:
         return f"{software} file `{folder}`"
     return ""
+

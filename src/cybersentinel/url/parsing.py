@@ -194,8 +194,9 @@ def on_private_suffix(host: str) -> bool:
     return _split_host(host)[4]
 
 
-# A lower-case ASCII name with at least one letter outside hex digits and 'x': not an address in disguise.
-_PLAIN_NAME = re.compile(r"(?=[a-z0-9.-]*[g-wyz])[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+# A lower-case ASCII name with at least one letter outside hex digits and 'x': not an address in disguise
+# (`parse_ip` finds none in it) and already what `canonical_host` makes of it.
+PLAIN_NAME = re.compile(r"(?=[a-z0-9.-]*[g-wyz])[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 
 
 def canonical_host(host: str) -> str | None:
@@ -204,7 +205,7 @@ def canonical_host(host: str) -> str | None:
     dotted decimal, names become lower-case IDNA. None for a host a browser would refuse."""
     if not host:
         return None
-    if _PLAIN_NAME.fullmatch(host):  # already what a browser makes of it: no need to parse
+    if PLAIN_NAME.fullmatch(host):  # already what a browser makes of it: no need to parse
         return host
     import ada_url
 
