@@ -137,3 +137,42 @@ def test_the_direct_suffix_lookup_splits_hosts_as_tldextract_does() -> None:
             (parts.subdomain, parts.domain, parts.suffix, False, parts.is_private)
         assert _split_host(host) == expected, host
     assert _psl_split("example.notatld") is None and _psl_split("www.ck") is not None
+
+
+def sanity_urls() -> list[str]:
+    return [line.strip() for name in ("sanity_legitimate.txt", "sanity_phishing.txt")
+            for line in (REPO / "tests" / "data" / name).read_text().splitlines() if line.strip()]
+
+
+def test_few_texts_are_searched_as_arrow_searches_many() -> None:
+    # `rows_matching` and `ParsedUrls.containing` use `re` for a few texts (Arrow recompiles its RE2 pattern on
+    # every call) and Arrow for many: both must find the same rows
+    from cybersentinel.features import lexical
+    from cybersentinel.url.parsing import split_hosts
+
+    urls = sanity_urls() + VARIED
+    hosts = [h.decode("utf-8", "replace") for h in lexical.ParsedUrls(urls).hosts().dictionary.to_pylist()]
+    labels = [part for split in split_hosts(hosts) for part in split[:3]] + ["", "\n", "é", "xn--pple-43d"]
+    texts = hosts + labels + urls
+    assert len(texts) > lexical.FEW_TEXTS
+    for pattern in (lexical._ANY_BRAND, lexical._ANY_BRAND_SKELETON, lexical._ANY_TLD_MARKER):
+        many = lexical.rows_matching(pattern, texts)
+        assert many.any() and not many.all()
+        assert [bool(lexical.rows_matching(pattern, [text])[0]) for text in texts] == many.tolist(), pattern
+    many = set(lexical.ParsedUrls(urls).containing("wp-|xmlrpc").tolist())
+    assert many and many == {i for i, url in enumerate(urls) if len(lexical.ParsedUrls([url]).containing("wp-|xmlrpc"))}
+
+
+def test_each_sanity_url_alone_and_uncached_scores_as_in_the_batch(detector: Detector) -> None:
+    # one URL per request, its host never seen (the cache emptied), as the service scores most requests
+    from cybersentinel.features import lexical
+
+    urls = sanity_urls()
+    for decider in deciders(detector):
+        lexical._host_cache.clear()
+        batch = [{"url": u, **row} for u, row in zip(urls, detector.score_values(urls, decider=decider).to_pylist(),
+                                                    strict=True)]
+        for url, expected in zip(urls, batch, strict=True):
+            lexical._host_cache.clear()
+            assert detector.score_records([url], decider=detector.decider(decider.index, decider.allow,
+                                                                          decider.block)) == [expected], url
