@@ -49,7 +49,7 @@ RUN groupadd --system --gid 10001 cybersentinel \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin cybersentinel
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY models/model.json models/model.skops models/scorer.npz models/popular.txt models/software.txt ./models/
+COPY models/model.json models/model.skops models/scorer.npz models/popular.txt models/software.txt models/resolvers.txt ./models/
 COPY reports/metrics.json ./reports/
 # analyst feedback (SQLite unless CYBERSENTINEL_FEEDBACK_DSN names PostgreSQL): mount a volume on /app/state to keep it
 RUN mkdir -p /app/data/feeds /app/.numba-cache /app/state && chown 10001:10001 /app/.numba-cache /app/state

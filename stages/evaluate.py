@@ -26,7 +26,7 @@ from cybersentinel.model.metrics import (
     pr_points,
     roc_points,
 )
-from cybersentinel.scoring.detector import Detector, read_known_paths, read_popularity
+from cybersentinel.scoring.detector import Detector, pinned_lists
 from cybersentinel.scoring.policy import Policy
 from cybersentinel.tracking.runs import stage_run
 
@@ -98,8 +98,7 @@ def main() -> None:
                "by_source": {s: classification_metrics(y[m], scores[m], threshold) for s, m in sources.items()}}
     if "url" in test.columns:
         # the decision users get: the same rows through the policy with the pinned feeds and popularity list
-        detector = Detector(model, manifest, None, read_popularity(args.model, manifest),
-                            read_known_paths(args.model, manifest))
+        detector = Detector(model, manifest, None, **pinned_lists(args.model, manifest))
         index = IntelIndex.from_dir(args.intel)
         decided = detector.score_values(test["url"], reasons=False, decider=detector.decider(index))
         served = decided["score"].to_numpy(zero_copy_only=False)

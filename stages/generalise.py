@@ -9,6 +9,7 @@ held-out collection and the forward-in-time figures), the per-collection table
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,17 +22,16 @@ from cybersentinel.core.files import read_params, write_json
 from cybersentinel.intel.popular import read_popular_sites
 from cybersentinel.model.generalisation import fit_recipe, forward_rows, judge, loco_rows
 from cybersentinel.model.metrics import tpr_at_fpr
-from cybersentinel.scoring.detector import Detector
+from cybersentinel.scoring.detector import Detector, resolver_reasons
 
 
 def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFrame, policy: dict,
-                     popularity: dict[str, int], known_paths: frozenset[str], software: str) -> dict:
+                     lists: dict[str, Any], software: str) -> dict:
     """The served decision's ROC-AUC and TPR at 1% FPR (of its scores) and the share of each class it calls
     `malicious` (recall of phishing, false-positive rate of legitimate rows), the fold's model behind the policy."""
     manifest = {"kind": "url", "inputs": ["url"], "policy": {**policy, "threshold": threshold},
                 "software": {"name": software}}
-    detector = Detector(Pipeline([("features", featurizer), ("classifier", classifier)]), manifest, None,
-                        popularity, known_paths)
+    detector = Detector(Pipeline([("features", featurizer), ("classifier", classifier)]), manifest, None, **lists)
     served = detector.score_values(rows["url"], reasons=False)
     malicious = served["verdict"].to_numpy(zero_copy_only=False) == "malicious"
     scores = served["score"].to_numpy(zero_copy_only=False)
@@ -49,14 +49,14 @@ def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFram
 
 
 def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_params: dict,
-             popularity: dict[str, int], known_paths: frozenset[str]) -> dict:
+             lists: dict[str, Any]) -> dict:
     policy = params["policy"]
     featurizer, classifier, threshold = fit_recipe(
         table[training], params["dataset"], params["featurizer"], params["model"], best_params,
         params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]))
     rows = table[evaluation]
     result = judge(featurizer, classifier, threshold, rows)
-    served = served_judgement(featurizer, classifier, threshold, rows, policy, popularity, known_paths,
+    served = served_judgement(featurizer, classifier, threshold, rows, policy, lists,
                               params["software"]["wordpress"]["label"])
     return {**result, **served, "train_rows": int(training.sum())}
 
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--best-params", type=Path, required=True, help="the hyperparameters train chose")
     parser.add_argument("--intel", type=Path, required=True, help="pinned feed snapshot: its popularity list")
     parser.add_argument("--software", type=Path, required=True, help="stock files of known web software")
+    parser.add_argument("--resolvers", type=Path, required=True, help="public DNS resolvers' addresses")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--details", type=Path, required=True)
     parser.add_argument("--plot", type=Path, required=True)
@@ -78,10 +79,12 @@ def main() -> None:
     collections = sorted(set(table["source"].unique()) - feedback_source_names(params["dataset"]))  # feedback trains
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, config["cutoff_year"])
-    popularity = read_popular_sites(args.intel / "tranco_top100k.csv", params["policy"]["popular_rank"])
-    known_paths = frozenset(args.software.read_text(encoding="utf-8").split())
+    lists = {"popularity": read_popular_sites(args.intel / "tranco_top100k.csv", params["policy"]["popular_rank"]),
+             "known_paths": frozenset(args.software.read_text(encoding="utf-8").split()),
+             "resolvers": resolver_reasons(args.resolvers.read_text(encoding="utf-8"),
+                                           params["software"]["resolvers"]["label"])}
     results = Parallel(n_jobs=config["n_jobs"])(
-        delayed(run_fold)(table, training, evaluation, params, best_params, popularity, known_paths)
+        delayed(run_fold)(table, training, evaluation, params, best_params, lists)
         for training, evaluation in folds.values())
     by_name = dict(zip(folds, results, strict=True))
     forward = by_name.pop("forward")

@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="model folder")
     parser.add_argument("--intel", type=Path, required=True, help="pinned feed snapshot: its popularity list")
     parser.add_argument("--software", type=Path, required=True, help="stock files of known web software")
+    parser.add_argument("--resolvers", type=Path, required=True, help="public DNS resolvers' addresses")
     args = parser.parse_args()
     params = read_params()
     seed, model_cfg, search_cfg = params["seed"], params["model"], params["search"]
@@ -145,6 +146,8 @@ def main() -> None:
                                                   policy.popular_rank)
         manifest["software"] = pin_file(args.software, args.out / "software.txt",
                                         name=params["software"]["wordpress"]["label"])
+        manifest["resolvers"] = pin_file(args.resolvers, args.out / "resolvers.txt",
+                                         name=params["software"]["resolvers"]["label"])
         # what `cybersentinel drift` compares traffic with: features and held-out scores of the training rows
         manifest["reference"] = write_reference(args.out, x, names, held_out, seed=seed)
         compiled = write_compiled(model, args.out)  # the served form: arrays, no scikit-learn at load time

@@ -21,7 +21,7 @@ from cybersentinel.mlops.remote import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "localhost/cybersentinel:test"
-MODEL_FILES = ["model.json", "model.skops", "scorer.npz", "popular.txt", "software.txt"]
+MODEL_FILES = ["model.json", "model.skops", "scorer.npz", "popular.txt", "software.txt", "resolvers.txt"]
 PODMAN = ["podman", "--cgroup-manager=cgroupfs"]
 RUNTIME = ["--runtime", "/usr/sbin/runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 # Hosts that take the service's less common paths: IPv4 in hex (WHATWG parsing by ada-url), a Cyrillic

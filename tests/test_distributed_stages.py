@@ -37,7 +37,8 @@ def featurize(cwd: Path, prepared: Path, params: dict) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_featurize_and_train_on_dask_match_local_features(dask_client, tmp_path: Path) -> None:  # noqa: F811
-    for needed in (PREPARED, REPO / "data" / "intel", REPO / "data" / "software.txt"):
+    for needed in (PREPARED, REPO / "data" / "intel", REPO / "data" / "software.txt",
+                   REPO / "data" / "resolvers.txt"):
         if not needed.exists():
             pytest.skip(f"no {needed.relative_to(REPO)}: `dvc checkout` (or `dvc pull`) first")
     table = pd.read_parquet(PREPARED).sample(frac=1.0, random_state=0).groupby(["split", "label"]).head(400)
@@ -59,7 +60,8 @@ def test_featurize_and_train_on_dask_match_local_features(dask_client, tmp_path:
         assert dask.read_bytes() == local.read_bytes(), name
 
     out = run(["train.py", "--features", "features", "--intel", str(REPO / "data" / "intel"),
-               "--software", str(REPO / "data" / "software.txt"), "--out", "models"], tmp_path / "dask", params)
+               "--software", str(REPO / "data" / "software.txt"),
+               "--resolvers", str(REPO / "data" / "resolvers.txt"), "--out", "models"], tmp_path / "dask", params)
     assert f"fitting {params['model']['name']}" in out
     models = tmp_path / "dask" / "models"
     manifest = yaml.safe_load((models / "model.json").read_text())  # JSON is YAML

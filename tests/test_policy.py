@@ -10,6 +10,7 @@ import pytest
 
 from cybersentinel.intel.feeds import IntelIndex
 from cybersentinel.scoring.decider import Decider, deceptive_host, known_software_file, userinfo_deception
+from cybersentinel.scoring.detector import resolver_reasons
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, read_site_list
 
 POLICY = Policy(threshold=0.7, suspicious_band=0.2, listed_floor=0.9, popular_rank=100, popular_factor=0.5)
@@ -45,6 +46,22 @@ def test_bare_addresses_are_judged_by_feeds_and_address_class_only():
     assert private[1] == "benign" and "private address" in private[2]
     listed = decide(POLICY, 0.01, Evidence(is_ip=True, is_bare_ip=True, ip_status="listed", feeds=("drop",)))
     assert listed[:2] == (0.9, "malicious")
+
+
+def test_public_resolvers_are_allowlisted_at_their_own_addresses_only():
+    resolvers = resolver_reasons("8.8.8.8 dns.google\n2606:4700:4700::1111 cloudflare-dns.com\n", "systemd-resolved 1")
+    hosts = ["8.8.8.8", "[2606:4700:4700:0::1111]", "8.8.8.9", "dns.google"]
+    rows = (np.full(4, 0.99), np.ones(4, bool), hosts, np.arange(4), np.zeros(4, bool))
+    _, verdicts, reasons, _ = Decider(POLICY, resolvers=resolvers).apply(*rows)
+    assert list(verdicts) == ["benign", "benign", "malicious", "malicious"]  # a name or a neighbour: the model's
+    assert reasons[0] == "allowlisted (public DNS resolver dns.google in systemd-resolved 1)"
+    bare = Decider(POLICY, resolvers=resolvers).apply(np.full(1, 0.99), np.ones(1, bool), ["8.8.8.8"], np.zeros(1, int),
+                                                      np.ones(1, bool))
+    assert bare[2][0].startswith("allowlisted (public DNS resolver dns.google")
+    blocked = Decider(POLICY, block=SiteList({"8.8.8.8": "analyst"}), resolvers=resolvers).apply(*rows)
+    assert blocked[1][0] == "malicious"  # the local block list still overrides
+    with pytest.raises(ValueError, match="not an IP address"):
+        resolver_reasons("dns.google dns.google\n", "x")
 
 
 def test_policy_is_validated_and_read_from_the_manifest():

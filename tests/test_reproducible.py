@@ -62,7 +62,8 @@ def run_stages(sample: Path, out: Path, env: dict[str, str]) -> dict[str, str]:
     for command in (["stages/featurize.py", "--prepared", str(sample / "prepared.parquet"), "--out", "features",
                      "--report", "split.json"],
                     ["stages/train.py", "--features", "features", "--intel", str(REPO / "data" / "intel"),
-                     "--software", str(REPO / "data" / "software.txt"), "--out", "models"]):
+                     "--software", str(REPO / "data" / "software.txt"),
+                     "--resolvers", str(REPO / "data" / "resolvers.txt"), "--out", "models"]):
         result = subprocess.run([sys.executable, str(REPO / command[0]), *command[1:]], cwd=out, env=environment,
                                 capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

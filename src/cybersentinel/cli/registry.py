@@ -80,7 +80,7 @@ def fetch_model_command(
     from cybersentinel.core.files import atomic_path
     from cybersentinel.model.drift import read_reference
     from cybersentinel.model.estimators import ModelIntegrityError, load_model
-    from cybersentinel.scoring.detector import read_known_paths, read_popularity
+    from cybersentinel.scoring.detector import pinned_lists
 
     uri, name = tracking_uri(), name or registered_name()
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,15 +94,15 @@ def fetch_model_command(
             local, manifest = download_version(uri, name, version, Path(tmp))
             progress("loading the model (refuses untrusted types) and checking the policy's pinned lists")
             load_model(local / manifest["file"], manifest["sha256"])  # also refuses untrusted types
-            read_popularity(local, manifest)  # the policy's pinned lists, checked against the manifest
-            read_known_paths(local, manifest)
+            pinned_lists(local, manifest)  # the policy's pinned lists, checked against the manifest
             if manifest.get("reference"):  # the drift reference profile, checked the same way
                 read_reference(local, manifest)
         except (ModelIntegrityError, RegistryUnreachableError) as exc:
             typer.secho(str(exc), fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from exc
         for file in (manifest["file"], *([manifest["compiled"]["file"]] if manifest.get("compiled") else []),
-                     *(manifest[k]["file"] for k in ("popularity", "software", "reference") if manifest.get(k)),
+                     *(manifest[k]["file"] for k in ("popularity", "software", "resolvers", "reference")
+                       if manifest.get(k)),
                      "model.json"):
             with atomic_path(out / file) as target:
                 shutil.copyfile(local / file, target)

@@ -30,9 +30,10 @@ class Decider:
 
     def __init__(self, policy: Policy, index: Any = None, allow: SiteList | None = None,
                  block: SiteList | None = None, popularity: Mapping[str, int] | None = None,
-                 cache_size: int = 200_000):
+                 resolvers: Mapping[str, str] | None = None, cache_size: int = 200_000):
         self.policy, self.index = policy, index
         self.popularity = popularity or {}  # the model's pinned list: it decides, live feeds or not
+        self.resolvers = resolvers or {}  # canonical address -> why: public DNS resolvers, allowlisted
         self.allow, self.block = allow or SiteList(), block or SiteList()
         self.cache_size = cache_size
         # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms;
@@ -106,6 +107,7 @@ class Decider:
 
                 category = ip_category(address)
                 status, feeds = (ip_status(category, 0) if category else None), ()
+            allowed = allowed or self.resolvers.get(host, "")
             return Evidence(True, bare, feeds, status, category, None, host, allowed, blocked)
         if not host:
             return Evidence(allowed=allowed, blocked=blocked)

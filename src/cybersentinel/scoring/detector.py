@@ -26,7 +26,7 @@ from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, FLAG_FEATURES, 
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import Decider, known_software_file, userinfo_deception
 from cybersentinel.scoring.policy import Policy, SiteList
-from cybersentinel.url.parsing import to_text
+from cybersentinel.url.parsing import canonical_host, parse_ip, to_text
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -130,6 +130,7 @@ class Detector:
     scorer: UrlScorer | None = field(default=None, repr=False)
     popularity: dict[str, int] = field(default_factory=dict, repr=False)  # the policy's pinned popular sites
     known_paths: frozenset[str] = field(default_factory=frozenset, repr=False)  # stock files of web software
+    resolvers: dict[str, str] = field(default_factory=dict, repr=False)  # public DNS resolvers: `read_resolvers`
     policy: Policy = field(init=False)
 
     def __post_init__(self) -> None:
@@ -139,24 +140,23 @@ class Detector:
         self.default_decider = self.decider()  # no feeds or lists: the policy's own rules still apply
 
     def decider(self, index: Any = None, allow: SiteList | None = None, block: SiteList | None = None) -> Decider:
-        """The decision policy with the feeds and lists to consult (each optional) and the popular sites pinned
-        with the model, which apply whether or not feeds are loaded."""
-        return Decider(self.policy, index, allow, block, self.popularity)
+        """The decision policy with the feeds and lists to consult (each optional) and the popular sites and
+        public resolvers pinned with the model, which apply whether or not feeds are loaded."""
+        return Decider(self.policy, index, allow, block, self.popularity, self.resolvers)
 
     @classmethod
     def from_dir(cls, model_dir: str | Path = "models") -> Detector:
         """The model `dvc repro`/`dvc pull` put in ``model_dir``, hash-verified: its compiled form if the
         manifest names one, else the pipeline."""
         manifest = load_manifest(model_dir)
-        popularity, known_paths = read_popularity(model_dir, manifest), read_known_paths(model_dir, manifest)
+        lists = pinned_lists(model_dir, manifest)
         compiled = manifest.get("compiled")
         if compiled:
-            return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]),
-                       popularity, known_paths)
+            return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]), **lists)
         from cybersentinel.model.estimators import load_detector
 
         model, manifest = load_detector(model_dir)
-        return cls(model, manifest, None, popularity, known_paths)
+        return cls(model, manifest, None, **lists)
 
     @property
     def threshold(self) -> float:
@@ -320,29 +320,54 @@ def _inner_estimator(classifier: Any) -> Any:
     return getattr(estimator, "estimator", estimator)
 
 
-def read_popularity(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, int]:
-    """The popular registered domains pinned with the model (``popular.txt``, one per line in rank order),
-    checked against the manifest's SHA-256; empty for a model without them."""
-    pinned = manifest.get("popularity")
+def pinned_lists(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The policy's lists pinned with the model, hash-checked, as `Detector` takes them."""
+    return {"popularity": read_popularity(model_dir, manifest), "known_paths": read_known_paths(model_dir, manifest),
+            "resolvers": read_resolvers(model_dir, manifest)}
+
+
+def _pinned_text(model_dir: str | Path, manifest: dict[str, Any], key: str) -> str | None:
+    """The text of a list pinned with the model under ``key``, checked against the manifest's SHA-256; None for
+    a model without it."""
+    pinned = manifest.get(key)
     if not pinned:
-        return {}
+        return None
     path = Path(model_dir) / pinned["file"]
     digest = sha256_file(path)
     if digest != pinned["sha256"]:
         raise ModelIntegrityError(f"{path}: SHA-256 {digest} does not match the manifest's {pinned['sha256']}")
-    return {name: rank for rank, name in enumerate(path.read_text(encoding="utf-8").split(), 1)}
+    return path.read_text(encoding="utf-8")
+
+
+def read_popularity(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, int]:
+    """The popular registered domains pinned with the model (``popular.txt``, one per line in rank order),
+    hash-checked; empty for a model without them."""
+    text = _pinned_text(model_dir, manifest, "popularity") or ""
+    return {name: rank for rank, name in enumerate(text.split(), 1)}
 
 
 def read_known_paths(model_dir: str | Path, manifest: dict[str, Any]) -> frozenset[str]:
     """The stock files of known web software pinned with the model (``software.txt``), hash-checked."""
-    pinned = manifest.get("software")
-    if not pinned:
-        return frozenset()
-    path = Path(model_dir) / pinned["file"]
-    digest = sha256_file(path)
-    if digest != pinned["sha256"]:
-        raise ModelIntegrityError(f"{path}: SHA-256 {digest} does not match the manifest's {pinned['sha256']}")
-    return frozenset(path.read_text(encoding="utf-8").split())
+    return frozenset((_pinned_text(model_dir, manifest, "software") or "").split())
+
+
+def read_resolvers(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """The public DNS resolvers pinned with the model (``resolvers.txt``), hash-checked, as `resolver_reasons`."""
+    text = _pinned_text(model_dir, manifest, "resolvers")
+    return resolver_reasons(text, manifest["resolvers"]["name"]) if text is not None else {}
+
+
+def resolver_reasons(text: str, source: str) -> dict[str, str]:
+    """Canonical host (``8.8.8.8``, ``[2001:4860:4860::8888]``) -> why it is allowlisted, from ``address name``
+    lines (stage software)."""
+    reasons = {}
+    for line in text.splitlines():
+        address, name = line.split()
+        host = canonical_host(f"[{address}]" if ":" in address else address)
+        if host is None or parse_ip(host) is None:
+            raise ValueError(f"{address!r} in the pinned resolvers is not an IP address")
+        reasons[host] = f"public DNS resolver {name} in {source}"
+    return reasons
 
 
 def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:

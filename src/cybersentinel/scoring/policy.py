@@ -8,7 +8,9 @@ budget) and are written into the model manifest, whose SHA-256 the registry chec
 The rules, first match decides:
 
 1. On the local block list (analyst confirmed): ``malicious``, score 1.
-2. On the allowlist (file, ``--allow``, analyst feedback): ``benign``, score 0. Only rule 1 overrides it.
+2. On the allowlist (file, ``--allow``, analyst feedback), or the address of a public DNS resolver that
+   systemd-resolved names (``8.8.8.8`` is ``dns.google``: pinned with the model, stage ``software``): ``benign``,
+   score 0. Only rule 1 overrides it.
 3. Listed in a feed (a global IP address in an IP feed, or the host or a parent name in a domain list), or
    deceptive by construction (a registered name that imitates a brand with look-alike characters, or a host
    name put before an ``@`` so the browser goes elsewhere): the score is raised to at least ``listed_floor``

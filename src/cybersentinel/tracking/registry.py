@@ -121,7 +121,7 @@ def log_and_register(tracker: Tracker, model: Pipeline, manifest: dict[str, Any]
                     raise ModelIntegrityError("compiling the model did not reproduce the manifest's compiled file")
                 mlflow.log_artifact(str(path), DETECTOR_DIR)
             # the policy's pinned lists and the drift reference, covered by the manifest's hash
-            for pinned in ("popularity", "software", "reference"):
+            for pinned in ("popularity", "software", "resolvers", "reference"):
                 if manifest.get(pinned):
                     mlflow.log_artifact(str(model_dir / manifest[pinned]["file"]), DETECTOR_DIR)
             path = Path(tmp) / "model.json"  # the exact bytes train wrote, so its hash can be checked on fetch

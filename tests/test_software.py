@@ -1,0 +1,72 @@
+"""The software stage on tiny Debian packages built here with dpkg-deb: the stock WordPress paths and the public
+DNS resolvers systemd-resolved names, read from the mirror folder with their pinned SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+RESOLVED_CONF = """#  This file is part of systemd.
+# Some examples of DNS servers which may be used for DNS= and FallbackDNS=:
+# Cloudflare: 1.1.1.1#cloudflare-dns.com 2606:4700:4700::1111#cloudflare-dns.com
+# Google:     8.8.8.8#dns.google 2001:4860:4860:0::8888#DNS.Google
+# Not an address: release#notes 999.1.1.1#bad.example
+[Resolve]
+DNS=10.0.0.1#not.a.comment
+#DNS=
+"""
+
+
+def deb(tmp_path: Path, name: str, files: dict[str, str]) -> dict:
+    root = tmp_path / "build" / name
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: 1\nArchitecture: all\n"
+                                             "Maintainer: t <t@example.org>\nDescription: test\n")
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    out = tmp_path / "mirror" / f"{name}.deb"
+    out.parent.mkdir(exist_ok=True)
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(out)], check=True,
+                   capture_output=True)
+    return {"label": name, "name": out.name, "url": "http://127.0.0.1:9/unused",
+            "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+
+
+def run_stage(tmp_path: Path, software: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"software": software}))
+    env = {**os.environ, "CYBERSENTINEL_SOFTWARE_MIRROR": str(tmp_path / "mirror")}
+    return subprocess.run([sys.executable, str(REPO / "stages" / "software.py"), "--out", "software.txt",
+                           "--resolvers", "resolvers.txt"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_stock_paths_and_public_resolvers(tmp_path):
+    wordpress = deb(tmp_path, "wordpress", {"usr/share/wordpress/wp-login.php": "<?php",
+                                            "usr/share/wordpress/wp-admin/index.php": "<?php",
+                                            "usr/share/doc/wordpress/README": "not served"})
+    resolved = deb(tmp_path, "systemd-resolved", {"etc/systemd/resolved.conf": RESOLVED_CONF})
+    result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": resolved})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "software.txt").read_text().split() == ["/wp-admin/", "/wp-admin/index.php", "/wp-login.php"]
+    assert (tmp_path / "resolvers.txt").read_text().splitlines() == [
+        "1.1.1.1 cloudflare-dns.com", "2001:4860:4860::8888 dns.google", "2606:4700:4700::1111 cloudflare-dns.com",
+        "8.8.8.8 dns.google"]  # compressed, lower case; tokens that are no address and active settings skipped
+
+
+def test_a_package_without_resolver_examples_fails_clearly(tmp_path):
+    wordpress = deb(tmp_path, "wordpress", {"usr/share/wordpress/wp-login.php": "<?php"})
+    empty = deb(tmp_path, "systemd-resolved", {"etc/systemd/resolved.conf": "[Resolve]\n#DNS=\n"})
+    result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": empty})
+    assert result.returncode != 0 and "no `address#name` resolver examples" in result.stderr
+    assert not (tmp_path / "resolvers.txt").exists()
+    tampered = {**empty, "sha256": "0" * 64}
+    result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": tampered})
+    assert result.returncode != 0 and "checksum mismatch" in result.stderr
