@@ -52,7 +52,7 @@ def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_param
              lists: dict[str, Any]) -> dict:
     policy = params["policy"]
     featurizer, classifier, threshold = fit_recipe(
-        table[training], params["dataset"], params["featurizer"], params["model"], best_params,
+        table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
         params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]))
     rows = table[evaluation]
     result = judge(featurizer, classifier, threshold, rows)

@@ -3,6 +3,8 @@ the same hashing in fit and transform."""
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cybersentinel.features.featurizer import UrlFeaturizer
-from cybersentinel.features.lexical import URL_FEATURES, ParsedUrls, ngram_scores
+from cybersentinel.features.lexical import FEW_TEXTS, URL_FEATURES, ParsedUrls, ngram_scores
 from cybersentinel.model.estimators import load_model, save_model
 from cybersentinel.url.parsing import split_url
 
@@ -73,6 +75,24 @@ def fitted() -> tuple[UrlFeaturizer, list[str]]:
     featurizer = UrlFeaturizer(n_features=2**12, cv=3)
     featurizer.fit(pd.DataFrame({"url": good + bad}), np.r_[np.zeros(150), np.ones(150)])
     return featurizer, good + bad
+
+
+def test_return_addresses_to_the_own_site_are_cut_out_before_featurizing():
+    def b64(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().replace("=", ",")  # Magento's padding
+
+    own = f"https://shop.example.co.uk/customer/account/login/referer/{b64('https://www.example.co.uk/cart')}/"
+    other = f"https://shop.example.co.uk/login?r={b64('https://evil.example/cart')}"  # an open redirect: kept
+    garbled = "https://shop.example.co.uk/login?r=aHR0cHM6Ly9!!"
+    query = f"https://shop.example.co.uk/login?r={b64('https://shop.example.co.uk/')}&x=1"
+    cut = "https://shop.example.co.uk/customer/account/login/referer/"
+    for copies in (1, FEW_TEXTS + 1):  # Python's search for a few URLs, Arrow's for a batch
+        parsed = ParsedUrls([own, other, garbled, cut, query] * copies)
+        assert [u.decode() for u in parsed.array.to_pylist()[:5]] == [cut, other, garbled, cut,
+                                                                      "https://shop.example.co.uk/login?r=&x=1"]
+        features = parsed.hand_features()
+        np.testing.assert_array_equal(features[0], features[3])
+        assert not np.array_equal(features[1], features[3])
 
 
 def test_ngram_scores_are_the_decision_function_of_the_training_matrix(fitted):

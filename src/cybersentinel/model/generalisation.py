@@ -1,10 +1,10 @@
 """How the detector does on traffic unlike its training data: leave one collection out, and forward in time.
 
-Both train the configured recipe (the featurizer, the model with the hyperparameters `train` chose, no
-search) on some collections or years and score others. The decision threshold of each such model follows
-the served rule: fitted on 80% of the training groups, it is the lowest cut-off that keeps every training
-collection's held-out legitimate rows within the false-positive budget, so the share flagged at it is what
-the served policy would flag on traffic it has never seen.
+Both train the configured recipe as `train` does (the featurizer, the model with the hyperparameters `train`
+chose, no search, calibrated on grouped folds) on some collections or years and score others. The decision
+threshold of each such model follows the served rule: the lowest cut-off that keeps every training
+collection's legitimate rows, each scored out of fold, within the false-positive budget, so the share
+flagged at it is what the served policy would flag on traffic it has never seen.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cybersentinel.data.prepare import grouped_split
 from cybersentinel.features.featurizer import build_featurizer
-from cybersentinel.model.estimators import budget_threshold, build_estimator
+from cybersentinel.model.estimators import budget_threshold, build_estimator, calibrate_grouped
 from cybersentinel.model.metrics import tpr_at_fpr
 
 
@@ -51,20 +50,22 @@ def forward_rows(table: pd.DataFrame, cutoff_year: int) -> tuple[np.ndarray, np.
 
 
 def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: Mapping[str, Any],
-               model_cfg: Mapping[str, Any], best_params: Mapping[str, Any], max_fpr: float, seed: int,
-               not_budgeted: Collection[str] = (),
+               model_cfg: Mapping[str, Any], best_params: Mapping[str, Any], calibration: Mapping[str, Any],
+               max_fpr: float, seed: int, not_budgeted: Collection[str] = (),
                ) -> tuple[Any, Any, float]:
-    """(featurizer, classifier, threshold) trained on 80% of ``train``'s groups; the threshold is the budget
-    rule on the other 20% (rows of the ``not_budgeted`` sources, analyst feedback, train but set no budget)."""
-    held = grouped_split(train["label"], train["group"], 0.2, seed)
-    fit, rest = train[~held], train[held]
+    """(featurizer, calibrated classifier, threshold) trained on ``train`` as `train` trains the served model:
+    the featurizer and the classifier on every row, the threshold the budget rule on each row's out-of-fold
+    calibrated score (folds grouped by registered domain; rows of the ``not_budgeted`` sources, analyst
+    feedback, train but set no budget)."""
+    y, sources = train["label"].to_numpy(), train["source"].to_numpy()
     featurizer = build_featurizer(dict(dataset), dict(featurizer_cfg), [])
-    x = featurizer.fit_transform(fit[["url"]], fit["label"].to_numpy())
-    classifier = build_estimator(model_cfg, seed).set_params(**best_params).fit(x, fit["label"].to_numpy())
-    scores = classifier.predict_proba(featurizer.transform(rest[["url"]]))[:, 1]
-    budgeted = ~rest["source"].isin(list(not_budgeted)).to_numpy()
-    threshold = budget_threshold(rest["label"].to_numpy()[budgeted], scores[budgeted],
-                                 rest["source"].to_numpy()[budgeted], max_fpr)
+    x = featurizer.fit_transform(train[["url"]], y)
+    estimator = build_estimator(model_cfg, seed).set_params(**best_params)
+    classifier, held_out = calibrate_grouped(estimator, x, y, train["group"].to_numpy(), folds=calibration["folds"],
+                                             method=calibration["method"], ensemble=calibration["ensemble"],
+                                             n_jobs=1, seed=seed)
+    budgeted = ~np.isin(sources, list(not_budgeted))
+    threshold = budget_threshold(y[budgeted], held_out[budgeted], sources[budgeted], max_fpr)
     return featurizer, classifier, threshold
 
 
