@@ -34,7 +34,7 @@ from cybersentinel.url.parsing import (
     host_registered_domain,
     on_private_suffix,
     split_host,
-    split_hosts,
+    split_host_columns,
     to_text,
 )
 
@@ -741,15 +741,15 @@ def host_rows(hosts: list[str]) -> np.ndarray:
     """``host_row`` of many lower-cased hosts at once (float64, `_HOST_COLUMNS` order), equal value for value:
     one public-suffix split per host, then each column over the whole list (entropy and consonant runs in a
     byte kernel, brand searches as one regex pass over the joined names) instead of thirteen calls per host."""
-    splits = split_hosts(hosts)
-    subs = [s[0] for s in splits]
-    domains = [s[1] for s in splits]
-    suffixes = [s[2] for s in splits]
-    is_ip = [s[3] for s in splits]
-    subs = [s[4:] if s.startswith("www.") else "" if s == "www" else s for s in subs]
+    splits = split_host_columns(hosts)
+    domains, suffixes, is_ip, registered = splits.domain, splits.suffix, splits.is_ip, splits.registered
+    subs = [s[4:] if s.startswith("www.") else "" if s == "www" else s for s in splits.subdomain]
     plain_hosts = [h[4:] if h.startswith("www.") else h for h in hosts]
-    registered = [h if ip or not suffix else f"{domain}.{suffix}"
-                  for h, domain, suffix, ip in zip(hosts, domains, suffixes, is_ip, strict=True)]
+    # the split of the host without www. (on_private_suffix(h.host)): the same split unless it had one
+    hosting = splits.private
+    www = [i for i, h in enumerate(hosts) if h.startswith("www.")]
+    for i, private in zip(www, split_host_columns([plain_hosts[i] for i in www]).private, strict=True):
+        hosting[i] = private
     entropy, consonants = _domain_texture(domains)
     brand_in_domain = rows_matching(_ANY_BRAND, domains)
     columns = {
@@ -765,9 +765,7 @@ def host_rows(hosts: list[str]) -> np.ndarray:
         "brand_in_domain_with_extra": [d in _BRANDS_HOLDING_A_BRAND if d in _BRAND_SET else found
                                        for d, found in zip(domains, brand_in_domain.tolist(), strict=True)],
         "brand_lookalike": _imitating_rows(domains),
-        # the split of the host without www. (on_private_suffix(h.host)): the same split unless it had one
-        "hosting_platform": [on_private_suffix(p) if h.startswith("www.") else s[4]
-                             for h, p, s in zip(hosts, plain_hosts, splits, strict=True)],
+        "hosting_platform": hosting,
         "_brand_in_subdomain": rows_matching(_ANY_BRAND, subs),
         "_brand_in_registered": rows_matching(_ANY_BRAND, registered),
     }

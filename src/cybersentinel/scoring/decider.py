@@ -11,14 +11,15 @@ from typing import Any
 import numpy as np
 
 from cybersentinel.features.lexical import BRANDS, imitated_brand, may_imitate, rendered, rows_matching
-from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide
+from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, fields_change_anything
 from cybersentinel.url.parsing import (
     PLAIN_NAME,
+    HostSplits,
     canonical_host,
     host_registered_domain,
     parse_ip,
     split_host,
-    split_hosts,
+    split_host_columns,
     split_url,
 )
 
@@ -47,11 +48,8 @@ class Decider:
         if found is None:
             if len(self._evidence) >= self.cache_size:
                 self._evidence.clear()
-            found = self._evidence[key] = self._entry(self._evidence_of(host, bare))
+            found = self._evidence[key] = self._new_entries([host], bare)[0]
         return Evidence._make(found[:-1])
-
-    def _entry(self, evidence: Evidence) -> tuple:
-        return *evidence, evidence.changes_anything(self.policy)
 
     def plain_evidence(self, hosts: list[str]) -> list[Evidence]:
         """``evidence(host, False)`` of each host."""
@@ -59,46 +57,36 @@ class Decider:
 
     def _plain_entries(self, hosts: list[str]) -> list[tuple]:
         """The cache entries of ``evidence(host, False)`` of each host; the hosts not cached are looked at
-        together (the look-alike and brand searches of `deceptive_hosts` run once over all their names)."""
+        together (`_new_entries`)."""
         cache = self._evidence
         rows = [cache.get((host, False)) for host in hosts]
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
-            names = [hosts[i] for i in missing]
-            canonical = [canonical_host(host) or host for host in names]
-            deceptions = deceptive_hosts(canonical)
-            for i, host, name, deception in zip(missing, names, canonical, deceptions, strict=True):
+            for i, entry in zip(missing, self._new_entries([hosts[i] for i in missing], False), strict=True):
                 if len(cache) >= self.cache_size:
                     cache.clear()
-                rows[i] = cache[(host, False)] = self._plain_name_entry(name, deception) \
-                    if PLAIN_NAME.fullmatch(name) and not name.endswith("localhost") else \
-                    self._entry(self._evidence_of(host, False, deception))
+                rows[i] = cache[(hosts[i], False)] = entry
         return rows
 
-    def _plain_name_entry(self, host: str, deception: str) -> tuple:
-        """`_entry` of `_evidence_of` for a canonical plain ASCII name (no IP literal, not localhost): the
-        same fields without the IP branch's checks or an Evidence object, most of a batch's new hosts."""
-        allowed, blocked = self.allow.match(host), self.block.match(host)
-        registered = host_registered_domain(host)
-        feeds, rank = (), self.popularity.get(registered)
-        if self.index is not None:
-            feeds, _, _, live_rank = self.index.host_signals(host)
-            if not self.popularity:
-                rank = live_rank
-        feeds = tuple(feeds)
-        changes = bool(blocked or allowed or feeds or deception
-                       or (rank is not None and rank <= self.policy.popular_rank))
-        return False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", changes
+    def _new_entries(self, hosts: list[str], bare: bool) -> list[tuple]:
+        """What the policy reads about each host, as cache entries: the `Evidence` fields, then whether they
+        change anything under this policy (`fields_change_anything`). Each host's canonical name is split once
+        (`split_host_columns`), and the look-alike and brand searches of `deceptive_hosts` run over all of
+        them at once."""
+        canonical = [canonical_host(host) or host for host in hosts]  # as a browser resolves it: 1.10.4101 is 1.10.16.5
+        splits = split_host_columns(canonical)
+        deceptions = deceptive_hosts(canonical, splits)
+        return [self._entry(host, bare, registered, deception)
+                for host, registered, deception in zip(canonical, splits.registered, deceptions, strict=True)]
 
-    def _evidence_of(self, host: str, bare: bool, deception: str | None = None) -> Evidence:
-        """What the policy reads about one host; ``deception`` is `deceptive_host` of its canonical name when
-        the caller has it already."""
-        host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
+    def _entry(self, host: str, bare: bool, registered: str, deception: str) -> tuple:
+        """`_new_entries` of one canonical host, given its registered domain and `deceptive_host`."""
         allowed, blocked = self.allow.match(host), self.block.match(host)
         if host == "localhost" or host.endswith(".localhost"):
             host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
-        address = parse_ip(host) if host else None
-        if address is not None:
+        if not host:
+            fields = (False, False, (), None, None, None, "", allowed, blocked, "", "")
+        elif not (plain := PLAIN_NAME.fullmatch(host) is not None) and (address := parse_ip(host)) is not None:
             if self.index is not None:
                 found = self.index.lookup_host(host)
                 status, category, feeds = found["ip_status"], found["ip_category"], tuple(found["feeds"])
@@ -108,17 +96,15 @@ class Decider:
                 category = ip_category(address)
                 status, feeds = (ip_status(category, 0) if category else None), ()
             allowed = allowed or self.resolvers.get(host, "")
-            return Evidence(True, bare, feeds, status, category, None, host, allowed, blocked)
-        if not host:
-            return Evidence(allowed=allowed, blocked=blocked)
-        registered = host_registered_domain(host)
-        feeds, rank = (), self.popularity.get(registered)
-        if self.index is not None:
-            feeds, _, _, live_rank = self.index.host_signals(host)
-            if not self.popularity:  # a model without a pinned list: the live one
-                rank = live_rank
-        return Evidence(False, False, tuple(feeds), None, None, rank, registered, allowed, blocked,
-                        deceptive_host(host) if deception is None else deception)
+            fields = (True, bare, feeds, status, category, None, host, allowed, blocked, "", "")
+        else:
+            feeds, rank = (), self.popularity.get(registered)
+            if self.index is not None:
+                feeds, _, _, live_rank = self.index.host_signals(host, registered if plain else None)
+                if not self.popularity:  # a model without a pinned list: the live one
+                    rank = live_rank
+            fields = (False, False, tuple(feeds), None, None, rank, registered, allowed, blocked, deception, "")
+        return *fields, fields_change_anything(self.policy, *fields)
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,
@@ -177,12 +163,13 @@ def deceptive_host(host: str) -> str:
     return ""
 
 
-def deceptive_hosts(hosts: list[str]) -> list[str]:
+def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[str]:
     """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label that
-    `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others."""
-    splits = split_hosts(hosts)
-    imitating = may_imitate([s[1] for s in splits])
-    brand_below = rows_matching(_ANY_BRAND, [s[0] for s in splits]).tolist()
+    `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others.
+    ``splits``: `split_host_columns` of the hosts, when the caller has it."""
+    splits = splits or split_host_columns(hosts)
+    imitating = may_imitate(splits.domain)
+    brand_below = rows_matching(_ANY_BRAND, splits.subdomain).tolist()
     return [deceptive_host(host) if maybe or below else ""
             for host, maybe, below in zip(hosts, imitating, brand_below, strict=True)]
 

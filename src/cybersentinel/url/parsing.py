@@ -11,9 +11,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, wraps
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import numpy as np
+import pyarrow as pa
 import tldextract
+from numba import njit
 
 # The public suffix list snapshot bundled with tldextract: no network at import or prediction time.
 # Its private section is included: ``user.github.io`` and ``x.blogspot.com`` are sites of their own, and
@@ -184,8 +187,233 @@ def split_host(host: str) -> tuple[str, str, str, bool]:
 
 def split_hosts(hosts: list[str]) -> list[tuple[str, str, str, bool, bool]]:
     """(subdomain, domain, suffix, is_ip, on a private suffix) of each lower-cased host: `split_host` and
-    `on_private_suffix` of a whole list, one cached split per host."""
-    return [_split_host(host) for host in hosts]
+    `on_private_suffix` of a whole list, one split per host (`split_host_columns`)."""
+    found = split_host_columns(hosts)
+    return list(zip(found.subdomain, found.domain, found.suffix, found.is_ip, found.private, strict=True))
+
+
+class HostSplits(NamedTuple):
+    """`split_host` of many hosts as columns, with whether each is on a private suffix and its registered
+    domain (`host_registered_domain`)."""
+
+    subdomain: list[str]
+    domain: list[str]
+    suffix: list[str]
+    is_ip: list[bool]
+    private: list[bool]
+    registered: list[str]
+
+
+FEW_HOSTS = 32  # up to this many, hosts are split one by one (cached): the batch kernel's set-up costs more
+
+
+def split_host_columns(hosts: list[str]) -> HostSplits:
+    """`split_host`, `on_private_suffix` and `host_registered_domain` of each lower-cased host, each host split
+    once. A batch walks the suffix trie in a byte kernel for the plain ASCII names (`_PLAIN_HOST`, no
+    punycode, not IPv4-like: most hosts), with the same rules as `_psl_split`; the others, and names under no
+    suffix, are split one by one by `_split_host`."""
+    if len(hosts) <= FEW_HOSTS:
+        splits = [_split_host(host) for host in hosts]
+        columns = [list(c) for c in zip(*splits, strict=True)] if splits else [[], [], [], [], []]
+        return HostSplits(*columns, [_registered(host, *split[1:4])
+                                     for host, split in zip(hosts, splits, strict=True)])
+    arr = pa.array(hosts, type=pa.large_string())
+    _, offsets, data = arr.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[: len(hosts) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    trie = _flat_trie()
+    fast, private, parts = _split_plain(data, offsets, *trie)
+    sub, domain, suffix, registered = (
+        pa.LargeStringArray.from_buffers(len(hosts), pa.py_buffer(o), pa.py_buffer(d)).to_pylist()
+        for o, d in parts)
+    private, is_ip = private.tolist(), [False] * len(hosts)
+    for i in np.flatnonzero(~fast).tolist():
+        host = hosts[i]
+        sub[i], domain[i], suffix[i], is_ip[i], private[i] = _split_host(host)
+        registered[i] = _registered(host, domain[i], suffix[i], is_ip[i])
+    return HostSplits(sub, domain, suffix, is_ip, private, registered)
+
+
+@cache
+def _flat_trie() -> tuple[np.ndarray, ...]:
+    """`_suffix_trie` as arrays for `_split_plain`: per node whether a suffix ends there, whether it is private
+    and its ``*`` child (-1: none); a hash table of the edges (slots holding an edge number, by `_edge_key`);
+    per edge its parent, child and label bytes."""
+    nodes, edges = [_suffix_trie()], []
+    for parent, node in enumerate(nodes):  # breadth first: the list grows while it is walked
+        for label, child in node.matches.items():
+            edges.append((parent, label.encode("utf-8"), len(nodes)))
+            nodes.append(child)
+    child_of = {id(node): i for i, node in enumerate(nodes)}
+    wildcard = np.array([child_of[id(n.matches["*"])] if "*" in n.matches else -1 for n in nodes], dtype=np.int64)
+    end = np.array([n.end for n in nodes], dtype=np.bool_)
+    private = np.array([n.is_private for n in nodes], dtype=np.bool_)
+    blob = b"".join(label for _, label, _ in edges)
+    starts = np.cumsum([0] + [len(label) for _, label, _ in edges])
+    labels = np.frombuffer(blob, dtype=np.uint8)
+    parents = np.array([e[0] for e in edges], dtype=np.int64)
+    children = np.array([e[2] for e in edges], dtype=np.int64)
+    slots = np.full(1 << max(4, (4 * len(edges)).bit_length()), -1, dtype=np.int64)  # at most 1/4 full
+    for k, parent in enumerate(parents.tolist()):  # open addressing, linear probing
+        at = int(_edge_key(labels, starts[k], starts[k + 1], parent)) & (len(slots) - 1)
+        while slots[at] >= 0:
+            at = (at + 1) & (len(slots) - 1)
+        slots[at] = k
+    return end, private, wildcard, slots, parents, children, labels, starts[:-1], starts[1:]
+
+
+_FNV_OFFSET, _FNV_PRIME = np.uint64(14695981039346656037), np.uint64(1099511628211)
+
+
+@njit(cache=True)
+def _edge_key(data, start, end, parent):
+    """FNV-1a of an edge's parent node and label bytes (a lookup then checks both: a collision only costs time)."""
+    h = (_FNV_OFFSET ^ np.uint64(parent)) * _FNV_PRIME
+    for j in range(start, end):
+        h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+    return h
+
+
+@njit(cache=True)
+def _child(node, data, start, end, bang, slots, parents, children, labels, label_starts, label_ends):
+    """The child of ``node`` along the label ``data[start:end]`` (``"!" + label`` with ``bang``), or -1."""
+    h = (_FNV_OFFSET ^ np.uint64(node)) * _FNV_PRIME
+    if bang:
+        h = (h ^ np.uint64(33)) * _FNV_PRIME
+    for j in range(start, end):
+        h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+    width = end - start + (1 if bang else 0)
+    mask = len(slots) - 1
+    at = np.int64(h & np.uint64(mask))
+    while slots[at] >= 0:
+        k = slots[at]
+        if parents[k] == node and label_ends[k] - label_starts[k] == width:
+            first = label_starts[k]
+            same = not bang or labels[first] == 33
+            offset = first + (1 if bang else 0) - start
+            for j in range(start, end):
+                if not same:
+                    break
+                same = labels[j + offset] == data[j]
+            if same:
+                return children[k]
+        at = (at + 1) & mask
+    return -1
+
+
+@njit(cache=True)
+def _split_plain(data, offsets, end, private, wildcard, slots, parents, children, labels, label_starts, label_ends):
+    """`_psl_split` of each host that is a `_PLAIN_HOST` without punycode and that `parse_ip` surely refuses (a
+    character outside ``[0-9a-fx.]``): whether it was split (``fast``), whether on a private suffix, and the
+    (offsets, bytes) of its subdomain, domain, suffix and registered domain (empty where not ``fast``)."""
+    n = len(offsets) - 1
+    fast = np.zeros(n, dtype=np.bool_)
+    on_private = np.zeros(n, dtype=np.bool_)
+    cuts = np.zeros((n, 2), dtype=np.int64)  # where the domain label and the suffix start (-1: none)
+    starts = np.empty(256, dtype=np.int64)
+    ends = np.empty(256, dtype=np.int64)
+    for i in range(n):
+        lo, hi = offsets[i], offsets[i + 1]
+        if hi == lo or hi - lo > 255 * 2:
+            continue
+        plain, maybe_ip, count, label_start = True, True, 0, lo
+        for j in range(lo, hi + 1):
+            c = 46 if j == hi else data[j]
+            if c == 46:  # '.'
+                if j == label_start or count == 256:
+                    plain = False
+                    break
+                starts[count], ends[count] = label_start, j
+                count += 1
+                label_start = j + 1
+            elif (97 <= c <= 122) or (48 <= c <= 57) or c == 95 or c == 45:  # [a-z0-9_-]
+                if maybe_ip and not ((48 <= c <= 57) or (97 <= c <= 102) or c == 120):
+                    maybe_ip = False
+            else:
+                plain = False
+                break
+        if not plain or maybe_ip:
+            continue
+        punycode = False
+        for j in range(lo, hi - 3):
+            if data[j] == 120 and data[j + 1] == 110 and data[j + 2] == 45 and data[j + 3] == 45:
+                punycode = True  # "xn--" anywhere: `_psl_split` leaves the host to tldextract's own walk
+                break
+        if punycode:
+            continue
+        node, index, label_index, suffix_node = 0, count, count, -1
+        for k in range(count - 1, -1, -1):
+            child = _child(node, data, starts[k], ends[k], False, slots, parents, children, labels, label_starts,
+                           label_ends)
+            if child >= 0:
+                label_index -= 1
+                node = child
+                if end[node]:
+                    index, suffix_node = label_index, node
+                continue
+            if wildcard[node] >= 0:
+                exception = _child(node, data, starts[k], ends[k], True, slots, parents, children, labels,
+                                   label_starts, label_ends)
+                index = label_index if exception >= 0 else label_index - 1
+                suffix_node = wildcard[node]
+            break
+        if suffix_node < 0:
+            continue
+        fast[i], on_private[i] = True, private[suffix_node]
+        cuts[i, 0] = starts[index - 1] if index > 0 else -1
+        cuts[i, 1] = starts[index] if index < count else -1
+    return fast, on_private, _cut_columns(data, offsets, fast, cuts)
+
+
+@njit(cache=True)
+def _cut_columns(data, offsets, fast, cuts):
+    """(offsets, bytes) of the subdomain, domain, suffix and registered domain of each ``fast`` host, from where
+    its domain label and suffix start: as ``_psl_split`` joins its labels and `_registered` its parts."""
+    n = len(offsets) - 1
+    lengths = np.zeros((4, n), dtype=np.int64)
+    for i in range(n):
+        if not fast[i]:
+            continue
+        lo, hi = offsets[i], offsets[i + 1]
+        domain_at, suffix_at = cuts[i, 0], cuts[i, 1]
+        if domain_at > lo:
+            lengths[0, i] = domain_at - 1 - lo
+        if domain_at >= 0:
+            lengths[1, i] = (suffix_at - 1 if suffix_at >= 0 else hi) - domain_at
+        if suffix_at >= 0:
+            lengths[2, i] = hi - suffix_at
+            lengths[3, i] = hi - domain_at if domain_at >= 0 else hi - lo + 1  # "" + "." + suffix
+        else:
+            lengths[3, i] = hi - lo  # no suffix: the host itself
+    out = []
+    for column in range(4):
+        column_offsets = np.zeros(n + 1, dtype=np.int64)
+        column_offsets[1:] = np.cumsum(lengths[column])
+        out.append((column_offsets, np.empty(column_offsets[n], dtype=np.uint8)))
+    for i in range(n):
+        if not fast[i]:
+            continue
+        lo, hi = offsets[i], offsets[i + 1]
+        domain_at, suffix_at = cuts[i, 0], cuts[i, 1]
+        for column in range(4):
+            at, length = out[column][0][i], lengths[column, i]
+            if length == 0:
+                continue
+            if column == 0:
+                source = lo
+            elif column == 1:
+                source = domain_at
+            elif column == 2:
+                source = suffix_at
+            elif suffix_at < 0:  # under no suffix: the host itself
+                source = lo
+            elif domain_at >= 0:
+                source = domain_at
+            else:  # a host that is its suffix: "" + "." + suffix
+                out[column][1][at] = 46
+                at, length, source = at + 1, length - 1, lo
+            out[column][1][at: at + length] = data[source: source + length]
+    return out[0], out[1], out[2], out[3]
 
 
 def on_private_suffix(host: str) -> bool:
@@ -229,7 +457,10 @@ def host_registered_domain(host: str) -> str:
     """The package's one registered-domain rule: ``example.co.uk`` for ``a.b.example.co.uk`` (public suffix
     list, private section included: ``user.github.io`` is its own site); the host itself for IP addresses
     and names under no public suffix."""
-    _, domain, suffix, is_ip = split_host(host)
+    return _registered(host, *split_host(host)[1:])
+
+
+def _registered(host: str, domain: str, suffix: str, is_ip: bool) -> str:
     return host if is_ip or not suffix else f"{domain}.{suffix}"
 
 
