@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cybersentinel.features.lexical import BRANDS, imitated_brand, may_imitate, rendered, rows_matching
-from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, fields_change_anything
+from cybersentinel.scoring.policy import Evidence, Policy, SiteList, changes_anything, decide
 from cybersentinel.url.parsing import (
     PLAIN_NAME,
     HostSplits,
@@ -39,16 +39,16 @@ class Decider:
         self.cache_size = cache_size
         # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms;
         # each entry is the Evidence's fields then whether it changes anything under this policy (one flat
-        # tuple: a nested one stays tracked after a collection)
-        self._evidence: dict[tuple[str, bool], tuple] = {}
+        # tuple: a nested one stays tracked after a collection); one dict per value of ``bare``, keyed by host
+        self._evidence: tuple[dict[str, tuple], dict[str, tuple]] = ({}, {})
 
     def evidence(self, host: str, bare: bool) -> Evidence:
-        key = (host, bare)
-        found = self._evidence.get(key)
+        cache = self._evidence[bare]
+        found = cache.get(host)
         if found is None:
-            if len(self._evidence) >= self.cache_size:
-                self._evidence.clear()
-            found = self._evidence[key] = self._new_entries([host], bare)[0]
+            if len(cache) >= self.cache_size:
+                cache.clear()
+            found = cache[host] = self._new_entries([host], bare)[0]
         return Evidence._make(found[:-1])
 
     def plain_evidence(self, hosts: list[str]) -> list[Evidence]:
@@ -57,54 +57,71 @@ class Decider:
 
     def _plain_entries(self, hosts: list[str]) -> list[tuple]:
         """The cache entries of ``evidence(host, False)`` of each host; the hosts not cached are looked at
-        together (`_new_entries`)."""
-        cache = self._evidence
-        rows = [cache.get((host, False)) for host in hosts]
-        missing = [i for i, row in enumerate(rows) if row is None]
+        together (`_new_entries`). The cache is emptied when they would not fit, and keeps the last
+        ``cache_size`` of them."""
+        cache = self._evidence[False]
+        rows = [cache.get(host) for host in hosts]
+        missing = [host for host, row in zip(hosts, rows, strict=True) if row is None]
         if missing:
-            for i, entry in zip(missing, self._new_entries([hosts[i] for i in missing], False), strict=True):
-                if len(cache) >= self.cache_size:
-                    cache.clear()
-                rows[i] = cache[(hosts[i], False)] = entry
+            entries = self._new_entries(missing, False)
+            if len(cache) + len(missing) > self.cache_size:
+                cache.clear()
+            keep = max(len(missing) - self.cache_size, 0)
+            cache.update(zip(missing[keep:], entries[keep:], strict=True))
+            new = iter(entries)
+            rows = [row if row is not None else next(new) for row in rows]
         return rows
 
     def _new_entries(self, hosts: list[str], bare: bool) -> list[tuple]:
         """What the policy reads about each host, as cache entries: the `Evidence` fields, then whether they
-        change anything under this policy (`fields_change_anything`). Each host's canonical name is split once
-        (`split_host_columns`), and the look-alike and brand searches of `deceptive_hosts` run over all of
-        them at once."""
-        canonical = [canonical_host(host) or host for host in hosts]  # as a browser resolves it: 1.10.4101 is 1.10.16.5
+        change anything under this policy (`changes_anything`). The hosts are looked at together: each
+        canonical name split once (`split_host_columns`), the look-alike and brand searches of
+        `deceptive_hosts` over all of them, and the lists, popular sites and feeds asked name by name; only
+        addresses, localhost names and empty hosts are looked at one by one."""
+        n = len(hosts)
+        plain = [PLAIN_NAME.fullmatch(host) is not None for host in hosts]  # most names: canonical as they are
+        canonical = [host if ok else canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
+                     for host, ok in zip(hosts, plain, strict=True)]
         splits = split_host_columns(canonical)
         deceptions = deceptive_hosts(canonical, splits)
-        return [self._entry(host, bare, registered, deception)
-                for host, registered, deception in zip(canonical, splits.registered, deceptions, strict=True)]
+        allowed = [self.allow.match(host) for host in canonical] if self.allow.entries else [""] * n
+        blocked = [self.block.match(host) for host in canonical] if self.block.entries else [""] * n
+        ranks = [self.popularity.get(registered) for registered in splits.registered]
+        feeds = [()] * n
+        if self.index is not None:
+            signals = [self.index.host_signals(host, registered if ok else None)
+                       for host, registered, ok in zip(canonical, splits.registered, plain, strict=True)]
+            feeds = [tuple(signal[0]) for signal in signals]
+            if not self.popularity:  # a model without a pinned list: the live one
+                ranks = [signal[3] for signal in signals]
+        fields = list(zip([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, splits.registered, allowed,
+                          blocked, deceptions, [""] * n, strict=True))
+        for i, host in enumerate(canonical):
+            if not plain[i] or host.endswith("localhost"):  # maybe an address, localhost or empty
+                fields[i] = self._address_fields(host, bare, allowed[i], blocked[i]) or fields[i]
+        return [(*evidence, changes) for evidence, changes in
+                zip(fields, changes_anything(self.policy, fields), strict=True)]
 
-    def _entry(self, host: str, bare: bool, registered: str, deception: str) -> tuple:
-        """`_new_entries` of one canonical host, given its registered domain and `deceptive_host`."""
-        allowed, blocked = self.allow.match(host), self.block.match(host)
+    def _address_fields(self, host: str, bare: bool, allowed: str, blocked: str) -> tuple | None:
+        """The `Evidence` fields of a canonical host that is an address (localhost names are the loopback
+        address) or empty; None for a name."""
         if host == "localhost" or host.endswith(".localhost"):
             host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
         if not host:
-            fields = (False, False, (), None, None, None, "", allowed, blocked, "", "")
-        elif not (plain := PLAIN_NAME.fullmatch(host) is not None) and (address := parse_ip(host)) is not None:
-            if self.index is not None:
-                found = self.index.lookup_host(host)
-                status, category, feeds = found["ip_status"], found["ip_category"], tuple(found["feeds"])
-            else:
-                from cybersentinel.intel.feeds import ip_category, ip_status
-
-                category = ip_category(address)
-                status, feeds = (ip_status(category, 0) if category else None), ()
-            allowed = allowed or self.resolvers.get(host, "")
-            fields = (True, bare, feeds, status, category, None, host, allowed, blocked, "", "")
+            return False, False, (), None, None, None, "", allowed, blocked, "", ""
+        address = parse_ip(host)
+        if address is None:
+            return None
+        if self.index is not None:
+            found = self.index.lookup_host(host)
+            status, category, feeds = found["ip_status"], found["ip_category"], tuple(found["feeds"])
         else:
-            feeds, rank = (), self.popularity.get(registered)
-            if self.index is not None:
-                feeds, _, _, live_rank = self.index.host_signals(host, registered if plain else None)
-                if not self.popularity:  # a model without a pinned list: the live one
-                    rank = live_rank
-            fields = (False, False, tuple(feeds), None, None, rank, registered, allowed, blocked, deception, "")
-        return *fields, fields_change_anything(self.policy, *fields)
+            from cybersentinel.intel.feeds import ip_category, ip_status
+
+            category = ip_category(address)
+            status, feeds = (ip_status(category, 0) if category else None), ()
+        allowed = allowed or self.resolvers.get(host, "")
+        return True, bare, feeds, status, category, None, host, allowed, blocked, "", ""
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,

@@ -102,16 +102,16 @@ class Evidence(NamedTuple):
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
-        return fields_change_anything(policy, *self)
+        return changes_anything(policy, [self])[0]
 
 
-def fields_change_anything(policy: Policy, is_ip: bool, is_bare_ip: bool, feeds: tuple[str, ...],
-                           ip_status: str | None, ip_category: str | None, tranco_rank: int | None,
-                           registered_domain: str, allowed: str, blocked: str, deception: str, known_file: str) -> bool:
-    """`Evidence.changes_anything` of an evidence's fields, in their order (for the decider's cached plain tuples,
-    without making an `Evidence`)."""
-    return bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
-                or (tranco_rank is not None and tranco_rank <= policy.popular_rank))
+def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
+    """`Evidence.changes_anything` of each evidence: an `Evidence` or the tuple of its fields in order (the
+    decider caches plain tuples)."""
+    popular = policy.popular_rank
+    return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
+                 or (rank is not None and rank <= popular))
+            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import tldextract
 from numba import njit
 
@@ -194,44 +195,62 @@ def split_hosts(hosts: list[str]) -> list[tuple[str, str, str, bool, bool]]:
 
 class HostSplits(NamedTuple):
     """`split_host` of many hosts as columns, with whether each is on a private suffix and its registered
-    domain (`host_registered_domain`)."""
+    domain (`host_registered_domain`): lists (`split_host_columns`) or Arrow arrays and NumPy masks
+    (`split_host_arrays`)."""
 
-    subdomain: list[str]
-    domain: list[str]
-    suffix: list[str]
-    is_ip: list[bool]
-    private: list[bool]
-    registered: list[str]
+    subdomain: Any
+    domain: Any
+    suffix: Any
+    is_ip: Any
+    private: Any
+    registered: Any
 
 
 FEW_HOSTS = 32  # up to this many, hosts are split one by one (cached): the batch kernel's set-up costs more
 
 
 def split_host_columns(hosts: list[str]) -> HostSplits:
-    """`split_host`, `on_private_suffix` and `host_registered_domain` of each lower-cased host, each host split
-    once. A batch walks the suffix trie in a byte kernel for the plain ASCII names (`_PLAIN_HOST`, no
-    punycode, not IPv4-like: most hosts), with the same rules as `_psl_split`; the others, and names under no
-    suffix, are split one by one by `_split_host`."""
-    if len(hosts) <= FEW_HOSTS:
-        splits = [_split_host(host) for host in hosts]
-        columns = [list(c) for c in zip(*splits, strict=True)] if splits else [[], [], [], [], []]
-        return HostSplits(*columns, [_registered(host, *split[1:4])
-                                     for host, split in zip(hosts, splits, strict=True)])
-    arr = pa.array(hosts, type=pa.large_string())
-    _, offsets, data = arr.buffers()
-    offsets = np.frombuffer(offsets, dtype=np.int64)[: len(hosts) + 1]
+    """`split_host`, `on_private_suffix` and `host_registered_domain` of each lower-cased host as lists, each
+    host split once (`split_host_arrays`; a few hosts, or text Arrow cannot hold, one by one)."""
+    if len(hosts) > FEW_HOSTS:
+        try:
+            arr = pa.array(hosts, type=pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):  # a lone surrogate
+            arr = None
+        if arr is not None:
+            found = split_host_arrays(arr)
+            return HostSplits(found.subdomain.to_pylist(), found.domain.to_pylist(), found.suffix.to_pylist(),
+                              found.is_ip.tolist(), found.private.tolist(), found.registered.to_pylist())
+    splits = [_split_host(host) for host in hosts]
+    columns = [list(c) for c in zip(*splits, strict=True)] if splits else [[], [], [], [], []]
+    return HostSplits(*columns, [_registered(host, *split[1:4]) for host, split in zip(hosts, splits, strict=True)])
+
+
+def split_host_arrays(hosts: pa.LargeStringArray) -> HostSplits:
+    """`split_host_columns` of an Arrow array of lower-cased hosts (no nulls): the texts as Arrow large-string
+    arrays, ``is_ip`` and ``private`` as NumPy masks. The suffix trie is walked in a byte kernel for the
+    plain ASCII names (`_PLAIN_HOST`, no punycode, not IPv4-like: most hosts), with the same rules as
+    `_psl_split`; the others, and names under no suffix, are split one by one by `_split_host`."""
+    n = len(hosts)
+    _, offsets, data = hosts.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[hosts.offset: hosts.offset + n + 1]
     data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    trie = _flat_trie()
-    fast, private, parts = _split_plain(data, offsets, *trie)
-    sub, domain, suffix, registered = (
-        pa.LargeStringArray.from_buffers(len(hosts), pa.py_buffer(o), pa.py_buffer(d)).to_pylist()
-        for o, d in parts)
-    private, is_ip = private.tolist(), [False] * len(hosts)
-    for i in np.flatnonzero(~fast).tolist():
-        host = hosts[i]
-        sub[i], domain[i], suffix[i], is_ip[i], private[i] = _split_host(host)
-        registered[i] = _registered(host, domain[i], suffix[i], is_ip[i])
-    return HostSplits(sub, domain, suffix, is_ip, private, registered)
+    fast, private, spans = _split_plain(data, offsets, *_flat_trie())
+    columns = [pa.LargeStringArray.from_buffers(n, *map(pa.py_buffer, _gather(data, spans[:, k], spans[:, k + 1])))
+               for k in range(0, 8, 2)]
+    is_ip = np.zeros(n, dtype=bool)
+    slow = np.flatnonzero(~fast)
+    if len(slow):
+        texts = hosts.take(pa.array(slow)).to_pylist()
+        splits = [_split_host(host) for host in texts]
+        is_ip[slow] = [split[3] for split in splits]
+        private[slow] = [split[4] for split in splits]
+        values = [[split[0] for split in splits], [split[1] for split in splits], [split[2] for split in splits],
+                  [_registered(host, *split[1:4]) for host, split in zip(texts, splits, strict=True)]]
+        mask = pa.array(~fast)
+        columns = [pc.replace_with_mask(column, mask, pa.array(value, type=pa.large_string()))
+                   for column, value in zip(columns, values, strict=True)]
+    return HostSplits(columns[0], columns[1], columns[2], is_ip, private, columns[3])
 
 
 @cache
@@ -304,12 +323,13 @@ def _child(node, data, start, end, bang, slots, parents, children, labels, label
 @njit(cache=True)
 def _split_plain(data, offsets, end, private, wildcard, slots, parents, children, labels, label_starts, label_ends):
     """`_psl_split` of each host that is a `_PLAIN_HOST` without punycode and that `parse_ip` surely refuses (a
-    character outside ``[0-9a-fx.]``): whether it was split (``fast``), whether on a private suffix, and the
-    (offsets, bytes) of its subdomain, domain, suffix and registered domain (empty where not ``fast``)."""
+    character outside ``[0-9a-fx.]``) and is not itself a suffix: whether it was split (``fast``), whether on a
+    private suffix, and the byte spans of its subdomain, domain, suffix and registered domain (empty where not
+    ``fast``)."""
     n = len(offsets) - 1
     fast = np.zeros(n, dtype=np.bool_)
     on_private = np.zeros(n, dtype=np.bool_)
-    cuts = np.zeros((n, 2), dtype=np.int64)  # where the domain label and the suffix start (-1: none)
+    spans = np.zeros((n, 8), dtype=np.int64)  # (start, end) of the subdomain, domain, suffix, registered domain
     starts = np.empty(256, dtype=np.int64)
     ends = np.empty(256, dtype=np.int64)
     for i in range(n):
@@ -357,63 +377,29 @@ def _split_plain(data, offsets, end, private, wildcard, slots, parents, children
                 index = label_index if exception >= 0 else label_index - 1
                 suffix_node = wildcard[node]
             break
-        if suffix_node < 0:
+        if suffix_node < 0 or index == 0:  # no suffix, or the host is one: `_split_host` says what it makes of it
             continue
         fast[i], on_private[i] = True, private[suffix_node]
-        cuts[i, 0] = starts[index - 1] if index > 0 else -1
-        cuts[i, 1] = starts[index] if index < count else -1
-    return fast, on_private, _cut_columns(data, offsets, fast, cuts)
+        domain_at = starts[index - 1]
+        suffix_at = starts[index] if index < count else hi
+        spans[i, 0], spans[i, 1] = lo, (domain_at - 1 if index >= 2 else lo)  # subdomain
+        spans[i, 2], spans[i, 3] = domain_at, ends[index - 1]  # domain label
+        spans[i, 4], spans[i, 5] = suffix_at, hi  # suffix
+        spans[i, 6], spans[i, 7] = (domain_at if suffix_at < hi else lo), hi  # registered (no suffix: the host)
+    return fast, on_private, spans
 
 
 @njit(cache=True)
-def _cut_columns(data, offsets, fast, cuts):
-    """(offsets, bytes) of the subdomain, domain, suffix and registered domain of each ``fast`` host, from where
-    its domain label and suffix start: as ``_psl_split`` joins its labels and `_registered` its parts."""
-    n = len(offsets) - 1
-    lengths = np.zeros((4, n), dtype=np.int64)
+def _gather(data, starts, ends):
+    """(offsets, bytes) of an Arrow text array of the byte spans ``data[starts[i]:ends[i]]``."""
+    n = len(starts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
     for i in range(n):
-        if not fast[i]:
-            continue
-        lo, hi = offsets[i], offsets[i + 1]
-        domain_at, suffix_at = cuts[i, 0], cuts[i, 1]
-        if domain_at > lo:
-            lengths[0, i] = domain_at - 1 - lo
-        if domain_at >= 0:
-            lengths[1, i] = (suffix_at - 1 if suffix_at >= 0 else hi) - domain_at
-        if suffix_at >= 0:
-            lengths[2, i] = hi - suffix_at
-            lengths[3, i] = hi - domain_at if domain_at >= 0 else hi - lo + 1  # "" + "." + suffix
-        else:
-            lengths[3, i] = hi - lo  # no suffix: the host itself
-    out = []
-    for column in range(4):
-        column_offsets = np.zeros(n + 1, dtype=np.int64)
-        column_offsets[1:] = np.cumsum(lengths[column])
-        out.append((column_offsets, np.empty(column_offsets[n], dtype=np.uint8)))
+        offsets[i + 1] = offsets[i] + ends[i] - starts[i]
+    out = np.empty(offsets[n], dtype=np.uint8)
     for i in range(n):
-        if not fast[i]:
-            continue
-        lo, hi = offsets[i], offsets[i + 1]
-        domain_at, suffix_at = cuts[i, 0], cuts[i, 1]
-        for column in range(4):
-            at, length = out[column][0][i], lengths[column, i]
-            if length == 0:
-                continue
-            if column == 0:
-                source = lo
-            elif column == 1:
-                source = domain_at
-            elif column == 2:
-                source = suffix_at
-            elif suffix_at < 0:  # under no suffix: the host itself
-                source = lo
-            elif domain_at >= 0:
-                source = domain_at
-            else:  # a host that is its suffix: "" + "." + suffix
-                out[column][1][at] = 46
-                at, length, source = at + 1, length - 1, lo
-            out[column][1][at: at + length] = data[source: source + length]
-    return out[0], out[1], out[2], out[3]
+        out[offsets[i]: offsets[i + 1]] = data[starts[i]: ends[i]]
+    return offsets, out
 
 
 def on_private_suffix(host: str) -> bool:
