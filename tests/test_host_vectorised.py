@@ -73,7 +73,7 @@ def test_plain_evidence_equals_evidence_one_by_one_even_when_the_cache_empties()
     assert batch.plain_evidence(HOSTS[::-1]) == expected[::-1]
 
 
-def test_plain_entries_equal_evidence_entries_with_whether_they_change_anything() -> None:
+def test_batch_entries_equal_evidence_entries_with_whether_they_change_anything() -> None:
     # a batch's new hosts (split by the suffix kernel) get the entries each host gets alone (split one by one),
     # and the flag cached with them is the policy's own `Evidence.changes_anything`
     policy = Policy(threshold=0.5, popular_rank=10)
@@ -84,7 +84,7 @@ def test_plain_entries_equal_evidence_entries_with_whether_they_change_anything(
     reference = Decider(policy, **lists)
     alone = [reference.evidence(h, False) for h in hosts]
     expected = [(*evidence, evidence.changes_anything(policy)) for evidence in alone]
-    assert Decider(policy, **lists)._plain_entries(hosts) == expected
+    assert Decider(policy, **lists)._entries(hosts, False) == expected
     assert {entry[-1] for entry in expected} == {True, False}
 
 

@@ -43,27 +43,21 @@ class Decider:
         self._evidence: tuple[dict[str, tuple], dict[str, tuple]] = ({}, {})
 
     def evidence(self, host: str, bare: bool) -> Evidence:
-        cache = self._evidence[bare]
-        found = cache.get(host)
-        if found is None:
-            if len(cache) >= self.cache_size:
-                cache.clear()
-            found = cache[host] = self._new_entries([host], bare)[0]
-        return Evidence._make(found[:-1])
+        return Evidence._make(self._entries([host], bare)[0][:-1])
 
     def plain_evidence(self, hosts: list[str]) -> list[Evidence]:
         """``evidence(host, False)`` of each host."""
-        return [Evidence._make(entry[:-1]) for entry in self._plain_entries(hosts)]
+        return [Evidence._make(entry[:-1]) for entry in self._entries(hosts, False)]
 
-    def _plain_entries(self, hosts: list[str]) -> list[tuple]:
-        """The cache entries of ``evidence(host, False)`` of each host; the hosts not cached are looked at
+    def _entries(self, hosts: list[str], bare: bool) -> list[tuple]:
+        """The cache entries of ``evidence(host, bare)`` of each host; the hosts not cached are looked at
         together (`_new_entries`). The cache is emptied when they would not fit, and keeps the last
         ``cache_size`` of them."""
-        cache = self._evidence[False]
+        cache = self._evidence[bare]
         rows = [cache.get(host) for host in hosts]
         missing = [host for host, row in zip(hosts, rows, strict=True) if row is None]
         if missing:
-            entries = self._new_entries(missing, False)
+            entries = self._new_entries(missing, bare)
             if len(cache) + len(missing) > self.cache_size:
                 cache.clear()
             keep = max(len(missing) - self.cache_size, 0)
@@ -136,7 +130,7 @@ class Decider:
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
         feeds = np.full(n, "", dtype=object)
-        plain = self._plain_entries(hosts)  # Evidence objects made only for the rows the loop below decides
+        plain = self._entries(hosts, False)  # Evidence objects made only for the rows the loop below decides
         is_ip = np.asarray([entry[0] for entry in plain] + [False])  # Evidence.is_ip
         changes = np.asarray([entry[-1] for entry in plain] + [False])
         host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
@@ -145,9 +139,10 @@ class Decider:
         row_allowed, row_blocked = row_allowed or {}, row_blocked or {}
         per_row = np.zeros(len(model_scores), dtype=bool)
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked]] = True
+        bare_hosts = np.unique(host_of_row[ok & bare_ip]).tolist()  # addresses alone: their own entries
+        bare = dict(zip(bare_hosts, self._entries([hosts[j] for j in bare_hosts], True), strict=True))
         for i in np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row)):
-            ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else \
-                Evidence._make(plain[host_of_row[i]][:-1])
+            ev = Evidence._make((bare[host_of_row[i]] if bare_ip[i] else plain[host_of_row[i]])[:-1])
             if per_row[i]:
                 ev = ev._replace(deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
                              known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
@@ -166,9 +161,13 @@ def deceptive_host(host: str) -> str:
     imitates a brand with look-alike characters (punycode included), or a brand's domain name placed in the
     subdomain of an unrelated registered domain."""
     subdomain, domain, _, is_ip = split_host(host)
+    return _deception(subdomain, domain, is_ip, host_registered_domain(host))
+
+
+def _deception(subdomain: str, domain: str, is_ip: bool, registered: str) -> str:
+    """`deceptive_host` of a host split already."""
     if is_ip:
         return ""
-    registered = host_registered_domain(host)
     brand = imitated_brand(domain)
     if brand:
         shown = rendered(registered)
@@ -185,10 +184,10 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
     `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others.
     ``splits``: `split_host_columns` of the hosts, when the caller has it."""
     splits = splits or split_host_columns(hosts)
-    imitating = may_imitate(splits.domain)
-    brand_below = rows_matching(_ANY_BRAND, splits.subdomain).tolist()
-    return [deceptive_host(host) if maybe or below else ""
-            for host, maybe, below in zip(hosts, imitating, brand_below, strict=True)]
+    found = [""] * len(hosts)
+    for i in np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain)).tolist():
+        found[i] = _deception(splits.subdomain[i], splits.domain[i], splits.is_ip[i], splits.registered[i])
+    return found
 
 
 _ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
