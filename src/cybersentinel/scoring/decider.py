@@ -88,13 +88,15 @@ class Decider:
             feeds = [tuple(signal[0]) for signal in signals]
             if not self.popularity:  # a model without a pinned list: the live one
                 ranks = [signal[3] for signal in signals]
-        fields = list(zip([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, splits.registered, allowed,
-                          blocked, deceptions, [""] * n, strict=True))
+        columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, splits.registered, allowed, blocked,
+                   deceptions, [""] * n)
+        entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
         for i, host in enumerate(canonical):
             if not plain[i] or host.endswith("localhost"):  # maybe an address, localhost or empty
-                fields[i] = self._address_fields(host, bare, allowed[i], blocked[i]) or fields[i]
-        return [(*evidence, changes) for evidence, changes in
-                zip(fields, changes_anything(self.policy, fields), strict=True)]
+                fields = self._address_fields(host, bare, allowed[i], blocked[i])
+                if fields is not None:
+                    entries[i] = (*fields, *changes_anything(self.policy, [fields]))
+        return entries
 
     def _address_fields(self, host: str, bare: bool, allowed: str, blocked: str) -> tuple | None:
         """The `Evidence` fields of a canonical host that is an address (localhost names are the loopback
