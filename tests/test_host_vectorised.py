@@ -11,9 +11,11 @@ from cybersentinel.scoring.decider import Decider, deceptive_host, deceptive_hos
 from cybersentinel.scoring.policy import Policy, SiteList
 from cybersentinel.url.parsing import (
     FEW_HOSTS,
+    PLAIN_NAME,
     _split_host,
     canonical_host,
     host_registered_domain,
+    plain_names,
     split_host_columns,
 )
 
@@ -102,3 +104,12 @@ def test_the_suffix_kernel_splits_as_the_one_host_split() -> None:
     assert found.registered == [host_registered_domain(h) for h in hosts]
     assert any(found.private) and any(found.is_ip) and "" in found.suffix
     assert split_host_columns(hosts[:3]).registered == found.registered[:3]  # a few hosts: one by one
+
+
+def test_plain_names_in_a_batch_are_the_plain_name_pattern() -> None:
+    # `plain_names` runs PLAIN_NAME through RE2 for a batch (its look-ahead as a second search)
+    hosts = HOSTS + ["abc", "0x1f.com", "deadbeef", "a-b", "-ab", "ab-", "a.b.", "1.2.3.4", "xn--p1ai", "g", "0"]
+    assert len(hosts) > FEW_HOSTS
+    expected = [PLAIN_NAME.fullmatch(h) is not None for h in hosts]
+    assert plain_names(hosts).tolist() == expected == [bool(plain_names([h])[0]) for h in hosts]
+    assert any(expected) and not all(expected)

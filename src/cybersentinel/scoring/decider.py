@@ -9,15 +9,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from cybersentinel.features.lexical import BRANDS, imitated_brand, may_imitate, rendered, rows_matching
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, changes_anything, decide
 from cybersentinel.url.parsing import (
-    PLAIN_NAME,
     HostSplits,
     canonical_host,
     host_registered_domain,
     parse_ip,
+    plain_names,
     split_host,
     split_host_columns,
     split_url,
@@ -73,22 +74,23 @@ class Decider:
         `deceptive_hosts` over all of them, and the lists, popular sites and feeds asked name by name; only
         addresses, localhost names and empty hosts are looked at one by one."""
         n = len(hosts)
-        plain = [PLAIN_NAME.fullmatch(host) is not None for host in hosts]  # most names: canonical as they are
+        plain = plain_names(hosts).tolist()  # most names: canonical as they are
         canonical = [host if ok else canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
                      for host, ok in zip(hosts, plain, strict=True)]
-        splits = split_host_columns(canonical)
+        splits = split_host_columns(canonical, arrow=True)
         deceptions = deceptive_hosts(canonical, splits)
+        registered = splits.registered if isinstance(splits.registered, list) else splits.registered.to_pylist()
         allowed = [self.allow.match(host) for host in canonical] if self.allow.entries else [""] * n
         blocked = [self.block.match(host) for host in canonical] if self.block.entries else [""] * n
-        ranks = [self.popularity.get(registered) for registered in splits.registered]
+        ranks = [self.popularity.get(name) for name in registered]
         feeds = [()] * n
         if self.index is not None:
-            signals = [self.index.host_signals(host, registered if ok else None)
-                       for host, registered, ok in zip(canonical, splits.registered, plain, strict=True)]
+            signals = [self.index.host_signals(host, name if ok else None)
+                       for host, name, ok in zip(canonical, registered, plain, strict=True)]
             feeds = [tuple(signal[0]) for signal in signals]
             if not self.popularity:  # a model without a pinned list: the live one
                 ranks = [signal[3] for signal in signals]
-        columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, splits.registered, allowed, blocked,
+        columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
                    deceptions, [""] * n)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
         for i, host in enumerate(canonical):
@@ -184,11 +186,15 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str) -> str
 def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[str]:
     """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label that
     `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others.
-    ``splits``: `split_host_columns` of the hosts, when the caller has it."""
+    ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it."""
     splits = splits or split_host_columns(hosts)
     found = [""] * len(hosts)
-    for i in np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain)).tolist():
-        found[i] = _deception(splits.subdomain[i], splits.domain[i], splits.is_ip[i], splits.registered[i])
+    candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain))
+    columns = [column.take(pa.array(candidates)).to_pylist() if isinstance(column, pa.Array) else
+               [column[i] for i in candidates] for column in (splits.subdomain, splits.domain, splits.registered)]
+    is_ip = np.asarray(splits.is_ip, dtype=bool)[candidates].tolist()
+    for i, subdomain, domain, ip, registered in zip(candidates.tolist(), *columns[:2], is_ip, columns[2], strict=True):
+        found[i] = _deception(subdomain, domain, ip, registered)
     return found
 
 

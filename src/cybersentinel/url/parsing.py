@@ -209,21 +209,28 @@ class HostSplits(NamedTuple):
 FEW_HOSTS = 32  # up to this many, hosts are split one by one (cached): the batch kernel's set-up costs more
 
 
-def split_host_columns(hosts: list[str]) -> HostSplits:
+def split_host_columns(hosts: list[str], arrow: bool = False) -> HostSplits:
     """`split_host`, `on_private_suffix` and `host_registered_domain` of each lower-cased host as lists, each
-    host split once (`split_host_arrays`; a few hosts, or text Arrow cannot hold, one by one)."""
-    if len(hosts) > FEW_HOSTS:
-        try:
-            arr = pa.array(hosts, type=pa.large_string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):  # a lone surrogate
-            arr = None
-        if arr is not None:
-            found = split_host_arrays(arr)
-            return HostSplits(found.subdomain.to_pylist(), found.domain.to_pylist(), found.suffix.to_pylist(),
-                              found.is_ip.tolist(), found.private.tolist(), found.registered.to_pylist())
+    host split once (`split_host_arrays`; a few hosts, or text Arrow cannot hold, one by one). With ``arrow``,
+    the texts of a batch split at once stay Arrow arrays (and ``is_ip``, ``private`` NumPy masks)."""
+    arr = _text_array(hosts) if len(hosts) > FEW_HOSTS else None
+    if arr is not None:
+        found = split_host_arrays(arr)
+        if arrow:
+            return found
+        return HostSplits(found.subdomain.to_pylist(), found.domain.to_pylist(), found.suffix.to_pylist(),
+                          found.is_ip.tolist(), found.private.tolist(), found.registered.to_pylist())
     splits = [_split_host(host) for host in hosts]
     columns = [list(c) for c in zip(*splits, strict=True)] if splits else [[], [], [], [], []]
     return HostSplits(*columns, [_registered(host, *split[1:4]) for host, split in zip(hosts, splits, strict=True)])
+
+
+def _text_array(texts: list[str]) -> pa.LargeStringArray | None:
+    """``texts`` as an Arrow array; None for text Arrow cannot hold (a lone surrogate)."""
+    try:
+        return pa.array(texts, type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+        return None
 
 
 def split_host_arrays(hosts: pa.LargeStringArray) -> HostSplits:
@@ -409,8 +416,18 @@ def on_private_suffix(host: str) -> bool:
 
 
 # A lower-case ASCII name with at least one letter outside hex digits and 'x': not an address in disguise
-# (`parse_ip` finds none in it) and already what `canonical_host` makes of it.
+# (`parse_ip` finds none in it) and already what `canonical_host` makes of it (`plain_names` for many hosts).
 PLAIN_NAME = re.compile(r"(?=[a-z0-9.-]*[g-wyz])[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+
+
+def plain_names(hosts: list[str]) -> np.ndarray:
+    """Whether each host is a `PLAIN_NAME`: one RE2 pass through Arrow for many hosts (its look-ahead as a
+    second search: RE2 has none), ``re`` for a few."""
+    arr = _text_array(hosts) if len(hosts) > FEW_HOSTS else None
+    if arr is None:
+        return np.array([PLAIN_NAME.fullmatch(host) is not None for host in hosts], dtype=bool)
+    return (pc.match_substring_regex(arr, r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$").to_numpy(zero_copy_only=False)
+            & pc.match_substring_regex(arr, "[g-wyz]").to_numpy(zero_copy_only=False))
 
 
 def canonical_host(host: str) -> str | None:
