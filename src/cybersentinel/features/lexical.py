@@ -733,7 +733,7 @@ def _host_table(hosts: list[bytes]) -> np.ndarray:
         blob = host_rows([h.decode("utf-8", "replace") for h in missing]).astype(np.float32).tobytes()
         width = 4 * len(_HOST_COLUMNS)
         cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
-    return np.frombuffer(b"".join([cache[host] for host in hosts]), dtype=np.float32).reshape(
+    return np.frombuffer(b"".join(map(cache.__getitem__, hosts)), dtype=np.float32).reshape(
         len(hosts), len(_HOST_COLUMNS)).copy()
 
 

@@ -145,13 +145,16 @@ class Decider:
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked]] = True
         bare_hosts = np.unique(host_of_row[ok & bare_ip]).tolist()  # addresses alone: their own entries
         bare = dict(zip(bare_hosts, self._entries([hosts[j] for j in bare_hosts], True), strict=True))
-        for i in np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row)):
-            ev = Evidence._make((bare[host_of_row[i]] if bare_ip[i] else plain[host_of_row[i]])[:-1])
-            if per_row[i]:
+        rows = np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row))
+        for i, host, alone, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
+                rows.tolist(), host_of_row[rows].tolist(), bare_ip[rows].tolist(), per_row[rows].tolist(),
+                model_scores[rows].tolist(), strict=True):
+            ev = Evidence._make((bare[host] if alone else plain[host])[:-1])
+            if single:
                 ev = ev._replace(deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
-                             known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
-                             blocked=row_blocked.get(i) or ev.blocked)
-            scores[i], _, reasons[i] = decide(self.policy, float(model_scores[i]), ev)
+                                 known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
+                                 blocked=row_blocked.get(i) or ev.blocked)
+            scores[i], _, reasons[i] = decide(self.policy, model_score, ev)
             feeds[i] = ", ".join(ev.feeds)
         verdicts = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")
         return scores, verdicts, reasons, feeds
