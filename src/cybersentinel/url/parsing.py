@@ -279,13 +279,20 @@ def _flat_trie() -> tuple[np.ndarray, ...]:
     labels = np.frombuffer(blob, dtype=np.uint8)
     parents = np.array([e[0] for e in edges], dtype=np.int64)
     children = np.array([e[2] for e in edges], dtype=np.int64)
-    slots = np.full(1 << max(4, (4 * len(edges)).bit_length()), -1, dtype=np.int64)  # at most 1/4 full
-    for k, parent in enumerate(parents.tolist()):  # open addressing, linear probing
-        at = int(_edge_key(labels, starts[k], starts[k + 1], parent)) & (len(slots) - 1)
-        while slots[at] >= 0:
-            at = (at + 1) & (len(slots) - 1)
-        slots[at] = k
+    slots = _edge_slots(labels, starts[:-1], starts[1:], parents, 1 << max(4, (4 * len(edges)).bit_length()))
     return end, private, wildcard, slots, parents, children, labels, starts[:-1], starts[1:]
+
+
+@njit(cache=True)
+def _edge_slots(labels, starts, ends, parents, size):
+    """The open-addressing table (linear probing, at most a quarter full) of the edges by `_edge_key`."""
+    slots = np.full(size, -1, dtype=np.int64)
+    for k in range(len(parents)):
+        at = np.int64(_edge_key(labels, starts[k], ends[k], parents[k]) & np.uint64(size - 1))
+        while slots[at] >= 0:
+            at = (at + 1) & (size - 1)
+        slots[at] = k
+    return slots
 
 
 _FNV_OFFSET, _FNV_PRIME = np.uint64(14695981039346656037), np.uint64(1099511628211)
