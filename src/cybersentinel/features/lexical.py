@@ -21,6 +21,7 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import filterfalse
 from typing import NamedTuple
 
 import numpy as np
@@ -728,7 +729,7 @@ def _host_table(hosts: list[bytes]) -> np.ndarray:
     if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
         _host_cache.clear()
     cache = _host_cache
-    missing = [host for host in dict.fromkeys(hosts) if host not in cache]
+    missing = list(filterfalse(cache.__contains__, dict.fromkeys(hosts)))
     if missing:
         blob = host_rows([h.decode("utf-8", "replace") for h in missing]).astype(np.float32).tobytes()
         width = 4 * len(_HOST_COLUMNS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from itertools import filterfalse
 from typing import Any
 
 import numpy as np
@@ -55,8 +56,8 @@ class Decider:
         together (`_new_entries`). The cache is emptied when they would not fit, and keeps the last
         ``cache_size`` of them."""
         cache = self._evidence[bare]
-        rows = [cache.get(host) for host in hosts]
-        missing = [host for host, row in zip(hosts, rows, strict=True) if row is None]
+        rows = list(map(cache.get, hosts))
+        missing = list(filterfalse(cache.__contains__, hosts))
         if missing:
             entries = self._new_entries(missing, bare)
             if len(cache) + len(missing) > self.cache_size:
