@@ -9,7 +9,15 @@ import numpy as np
 from cybersentinel.features.lexical import _HOST_COLUMNS, _host_cache, _host_table, host_row, host_rows
 from cybersentinel.scoring.decider import Decider, deceptive_host, deceptive_hosts
 from cybersentinel.scoring.policy import Policy, SiteList
-from cybersentinel.url.parsing import canonical_host
+from cybersentinel.url.parsing import (
+    FEW_HOSTS,
+    PLAIN_NAME,
+    _split_host,
+    canonical_host,
+    host_registered_domain,
+    plain_names,
+    split_host_columns,
+)
 
 HOSTS = [
     "", "a", "www", "www.", "com", "co.uk", "example.com", "www.example.com", "www.www.example.com",
@@ -67,13 +75,41 @@ def test_plain_evidence_equals_evidence_one_by_one_even_when_the_cache_empties()
     assert batch.plain_evidence(HOSTS[::-1]) == expected[::-1]
 
 
-def test_plain_entries_equal_evidence_entries_with_whether_they_change_anything() -> None:
-    # plain ASCII names skip `_evidence_of`'s IP checks: the same cache entries, the `changes_anything` flag included
+def test_batch_entries_equal_evidence_entries_with_whether_they_change_anything() -> None:
+    # a batch's new hosts (split by the suffix kernel) get the entries each host gets alone (split one by one),
+    # and the flag cached with them is the policy's own `Evidence.changes_anything`
     policy = Policy(threshold=0.5, popular_rank=10)
     lists = dict(allow=SiteList(["example.com"]), block=SiteList(["evil.ml"]),
                  popularity={"paypal.com": 3, "github.io": 50, "bit.ly": 10})
     hosts = HOSTS + ["notlocalhost.com", "a.b.bit.ly", "mail.evil.ml"]
+    assert len(hosts) > FEW_HOSTS
     reference = Decider(policy, **lists)
-    expected = [reference._entry(reference._evidence_of(h, False)) for h in hosts]
-    assert Decider(policy, **lists)._plain_entries(hosts) == expected
+    alone = [reference.evidence(h, False) for h in hosts]
+    expected = [(*evidence, evidence.changes_anything(policy)) for evidence in alone]
+    assert Decider(policy, **lists)._entries(hosts, False) == expected
     assert {entry[-1] for entry in expected} == {True, False}
+
+
+def test_the_suffix_kernel_splits_as_the_one_host_split() -> None:
+    # `split_host_columns` walks the suffix trie in a byte kernel for a batch: wildcard and exception rules,
+    # private suffixes, hosts that are a suffix, names under no suffix and IPv4-like names (left to `_split_host`)
+    hosts = HOSTS + ["a.b.c.kawasaki.jp", "city.kawasaki.jp", "x.city.kawasaki.jp", "www.ck", "x.www.ck", "foo.ck",
+                     "ck", "foo.bd", "a.foo.bd", "s3.amazonaws.com", "b.s3.amazonaws.com", "x.blogspot.com", "intranet",
+                     "1.2.3.04", "deadbeef.com", "0x1.com", "a.xn--p1ai", "x" * 600 + ".com",
+                     ".".join("a" * 300) + ".com"]
+    assert len(hosts) > FEW_HOSTS
+    found = split_host_columns(hosts)
+    expected = [_split_host(h) for h in hosts]
+    assert list(zip(found.subdomain, found.domain, found.suffix, found.is_ip, found.private, strict=True)) == expected
+    assert found.registered == [host_registered_domain(h) for h in hosts]
+    assert any(found.private) and any(found.is_ip) and "" in found.suffix
+    assert split_host_columns(hosts[:3]).registered == found.registered[:3]  # a few hosts: one by one
+
+
+def test_plain_names_in_a_batch_are_the_plain_name_pattern() -> None:
+    # `plain_names` runs PLAIN_NAME through RE2 for a batch (its look-ahead as a second search)
+    hosts = HOSTS + ["abc", "0x1f.com", "deadbeef", "a-b", "-ab", "ab-", "a.b.", "1.2.3.4", "xn--p1ai", "g", "0"]
+    assert len(hosts) > FEW_HOSTS
+    expected = [PLAIN_NAME.fullmatch(h) is not None for h in hosts]
+    assert plain_names(hosts).tolist() == expected == [bool(plain_names([h])[0]) for h in hosts]
+    assert any(expected) and not all(expected)

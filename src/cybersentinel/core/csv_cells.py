@@ -21,6 +21,8 @@ FORMULA_START = r"^('*[=+\-@\t\r])"  # the one rule: optional quotes, then a cha
 
 
 _FORMULA = re.compile(FORMULA_START)
+_FORMULA_FIRST = list("'=+-@\t\r")  # what a cell `FORMULA_START` matches begins with: the regex is skipped for a
+# column where no cell does (most: a regex pass over a million URLs costs more than this check)
 
 
 ESCAPED_START = r"^'('*[=+\-@\t\r])"  # a cell `escape_cell` changed; group 1 is the value's own start
@@ -56,7 +58,8 @@ def escape_table(table: pa.Table) -> pa.Table:
 
     columns = []
     for column in table.columns:
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) and pc.any(pc.is_in(
+                pc.utf8_slice_codeunits(column, 0, 1), value_set=pa.array(_FORMULA_FIRST, type=column.type))).as_py():
             column = pc.replace_substring_regex(column, pattern=FORMULA_START, replacement=r"'\1", max_replacements=1)
         columns.append(column)
     return pa.Table.from_arrays(columns, names=[escape_cell(n) for n in table.column_names])

@@ -23,6 +23,7 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import filterfalse
 from typing import NamedTuple
 
 import numpy as np
@@ -36,7 +37,7 @@ from cybersentinel.url.parsing import (
     host_registered_domain,
     on_private_suffix,
     split_host,
-    split_hosts,
+    split_host_arrays,
     split_url,
     to_text,
 )
@@ -776,48 +777,64 @@ def _host_table(hosts: list[bytes]) -> np.ndarray:
     if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
         _host_cache.clear()
     cache = _host_cache
-    missing = [host for host in dict.fromkeys(hosts) if host not in cache]
+    missing = list(filterfalse(cache.__contains__, dict.fromkeys(hosts)))
     if missing:
         blob = host_rows([h.decode("utf-8", "replace") for h in missing]).astype(np.float32).tobytes()
         width = 4 * len(_HOST_COLUMNS)
         cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
-    return np.frombuffer(b"".join([cache[host] for host in hosts]), dtype=np.float32).reshape(
+    return np.frombuffer(b"".join(map(cache.__getitem__, hosts)), dtype=np.float32).reshape(
         len(hosts), len(_HOST_COLUMNS)).copy()
 
 
 def host_rows(hosts: list[str]) -> np.ndarray:
-    """``host_row`` of many lower-cased hosts at once (float64, `_HOST_COLUMNS` order), equal value for value:
-    one public-suffix split per host, then each column over the whole list (entropy and consonant runs in a
-    byte kernel, brand searches as one regex pass over the joined names) instead of thirteen calls per host."""
-    splits = split_hosts(hosts)
-    subs = [s[0] for s in splits]
-    domains = [s[1] for s in splits]
-    suffixes = [s[2] for s in splits]
-    is_ip = [s[3] for s in splits]
-    subs = [s[4:] if s.startswith("www.") else "" if s == "www" else s for s in subs]
-    plain_hosts = [h[4:] if h.startswith("www.") else h for h in hosts]
-    registered = [h if ip or not suffix else f"{domain}.{suffix}"
-                  for h, domain, suffix, ip in zip(hosts, domains, suffixes, is_ip, strict=True)]
+    """``host_row`` of many lower-cased hosts at once (float64, `_HOST_COLUMNS` order), equal value for value.
+    A few hosts (or text Arrow cannot hold) are computed one by one; more in `_host_rows_arrow`."""
+    arr = None
+    if len(hosts) > FEW_TEXTS:
+        try:
+            arr = pa.array(hosts, type=pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):  # a lone surrogate
+            arr = None
+    if arr is None:
+        return np.array([host_row(host) for host in hosts], dtype=np.float64).reshape(len(hosts), len(_HOST_COLUMNS))
+    return _host_rows_arrow(arr)
+
+
+def _host_rows_arrow(hosts: pa.LargeStringArray) -> np.ndarray:
+    """`host_rows` of an Arrow array of hosts: one public-suffix split per host (`split_host_arrays`), then
+    each column over the whole array with Arrow kernels (entropy and consonant runs in a byte kernel, brand
+    searches as one RE2 pass) instead of thirteen calls per host."""
+    splits = split_host_arrays(hosts)
+    domains, suffixes, is_ip = splits.domain, splits.suffix, splits.is_ip
+    subs = _without_www(splits.subdomain)
+    www = pc.starts_with(hosts, "www.")
+    plain_hosts = pc.if_else(www, pc.utf8_slice_codeunits(hosts, 4), hosts)
+    # the split of the host without www. (on_private_suffix(h.host)): the same split unless it had one
+    hosting = splits.private.copy()
+    www = www.to_numpy(zero_copy_only=False)
+    if www.any():
+        hosting[www] = split_host_arrays(plain_hosts.filter(pa.array(www))).private
     entropy, consonants = _domain_texture(domains)
-    brand_in_domain = rows_matching(_ANY_BRAND, domains)
+    sub_lengths = _numpy(pc.binary_length(subs))
+    labels = pc.split_pattern(suffixes, pattern=".")
+    last_labels = labels.flatten().take(pa.array(np.asarray(labels.offsets)[1:] - 1))
     columns = {
-        "subdomain_depth": [s.count(".") + 1 if s else 0 for s in subs],
-        "domain_label_length": [len(d.encode("utf-8", "replace")) for d in domains],
+        "subdomain_depth": _numpy(pc.count_substring(subs, ".")) + (sub_lengths > 0),
+        "domain_label_length": _numpy(pc.binary_length(domains)),
         "domain_entropy": entropy,
         "domain_consonant_run": consonants,
         "host_is_ip": is_ip,
-        "abused_tld": [s.rsplit(".", 1)[-1] in ABUSED_TLDS for s in suffixes],
-        "no_public_suffix": [not s and not ip for s, ip in zip(suffixes, is_ip, strict=True)],
-        "shortener": [h in SHORTENERS for h in plain_hosts],
+        "abused_tld": _numpy(pc.is_in(last_labels, value_set=_texts(ABUSED_TLDS))),
+        "no_public_suffix": (_numpy(pc.binary_length(suffixes)) == 0) & ~is_ip,
+        "shortener": _numpy(pc.is_in(plain_hosts, value_set=_texts(SHORTENERS))),
         "tld_in_subdomain": rows_matching(_ANY_TLD_MARKER, subs),
-        "brand_in_domain_with_extra": [d in _BRANDS_HOLDING_A_BRAND if d in _BRAND_SET else found
-                                       for d, found in zip(domains, brand_in_domain.tolist(), strict=True)],
+        "brand_in_domain_with_extra": np.where(_numpy(pc.is_in(domains, value_set=_texts(_BRAND_SET))),
+                                               _numpy(pc.is_in(domains, value_set=_texts(_BRANDS_HOLDING_A_BRAND))),
+                                               rows_matching(_ANY_BRAND, domains)),
         "brand_lookalike": _imitating_rows(domains),
-        # the split of the host without www. (on_private_suffix(h.host)): the same split unless it had one
-        "hosting_platform": [on_private_suffix(p) if h.startswith("www.") else s[4]
-                             for h, p, s in zip(hosts, plain_hosts, splits, strict=True)],
+        "hosting_platform": hosting,
         "_brand_in_subdomain": rows_matching(_ANY_BRAND, subs),
-        "_brand_in_registered": rows_matching(_ANY_BRAND, registered),
+        "_brand_in_registered": rows_matching(_ANY_BRAND, splits.registered),
     }
     assert list(columns) == list(_HOST_COLUMNS)
     out = np.empty((len(hosts), len(columns)), dtype=np.float64)
@@ -826,47 +843,107 @@ def host_rows(hosts: list[str]) -> np.ndarray:
     return out
 
 
+def _without_www(subdomains: pa.LargeStringArray) -> pa.LargeStringArray:
+    """Each subdomain without a leading ``www.`` (``www`` alone: ""), as `host_parts` sets it aside."""
+    return pc.if_else(pc.starts_with(subdomains, "www."), pc.utf8_slice_codeunits(subdomains, 4),
+                      pc.if_else(pc.equal(subdomains, "www"), "", subdomains))
+
+
+def _numpy(values: pa.Array) -> np.ndarray:
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _texts(values: frozenset[str]) -> pa.LargeStringArray:
+    return pa.array(sorted(values), type=pa.large_string())
+
+
 _BRAND_SET = frozenset(BRANDS)
 _ANY_TLD_MARKER = re.compile("|".join(map(re.escape, TLD_MARKERS)))
 FEW_TEXTS = 64  # up to this many, `rows_matching` searches with ``re`` (cheaper than Arrow's regex compile)
 
 
-def rows_matching(pattern: re.Pattern, texts: list[str]) -> np.ndarray:
-    """Whether ``pattern`` (ASCII literal alternatives, where RE2 and ``re`` agree) occurs in each text: one
-    RE2 pass through Arrow over all the texts, ten times faster than ``pattern.search`` one text at a time. A
-    few texts are searched with ``re``: Arrow compiles the pattern on every call (about 40 us each)."""
+def rows_matching(pattern: re.Pattern, texts: list[str] | pa.Array) -> np.ndarray:
+    """Whether ``pattern`` (ASCII literal alternatives, where RE2 and ``re`` agree) occurs in each text (a list
+    or an Arrow string array): one RE2 pass through Arrow over all the texts, ten times faster than
+    ``pattern.search`` one text at a time. A few texts are searched with ``re``: Arrow compiles the pattern on
+    every call (about 40 us each)."""
     if len(texts) <= FEW_TEXTS:
+        texts = texts.to_pylist() if isinstance(texts, pa.Array) else texts
         return np.fromiter((pattern.search(text) is not None for text in texts), dtype=bool, count=len(texts))
-    found = pc.match_substring_regex(pa.array(texts, type=pa.large_string()), pattern.pattern)
-    return found.to_numpy(zero_copy_only=False)
+    arr = texts if isinstance(texts, pa.Array) else pa.array(texts, type=pa.large_string())
+    return pc.match_substring_regex(arr, pattern.pattern).to_numpy(zero_copy_only=False)
 
 
-def may_imitate(domains: list[str]) -> list[bool]:
+def may_imitate(domains: list[str] | pa.Array) -> np.ndarray:
     """False for each domain label `imitated_brand` surely finds nothing in: a plain ASCII label whose look-alike
-    skeleton holds no brand's (the skeletons made as one joined text: replacements never span the newline).
-    True for the rest: punycode or non-ASCII labels, and the few that hold a brand's skeleton."""
-    if not domains:
-        return []
-    plain = [d.isascii() and "xn--" not in d and "\n" not in d for d in domains]
-    skeletons = _ascii_skeleton("\n".join(d if ok else "" for d, ok in zip(domains, plain, strict=True)))
-    candidate = rows_matching(_ANY_BRAND_SKELETON, skeletons.split("\n"))
-    return [maybe or not ok for ok, maybe in zip(plain, candidate.tolist(), strict=True)]
+    skeleton holds no brand's. True for the rest: punycode or non-ASCII labels, and the few that hold a brand's
+    skeleton. ``domains``: a list or an Arrow string array."""
+    if len(domains) <= FEW_TEXTS:
+        domains = domains.to_pylist() if isinstance(domains, pa.Array) else domains
+        return np.array([not (d.isascii() and "xn--" not in d) or _ANY_BRAND_SKELETON.search(_ascii_skeleton(d))
+                         is not None for d in domains], dtype=bool)
+    arr = domains if isinstance(domains, pa.Array) else pa.array(domains, type=pa.large_string())
+    plain = _numpy(pc.string_is_ascii(arr)) & ~_numpy(pc.match_substring(arr, "xn--"))
+    offsets, data = _skeletons(*_buffers(arr.view(pa.large_binary()))[::-1], *_SKELETON_TABLES)
+    skeletons = pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(offsets), pa.py_buffer(data))
+    return ~plain | rows_matching(_ANY_BRAND_SKELETON, skeletons)
 
 
-def _imitating_rows(domains: list[str]) -> list[bool]:
+# `_ascii_skeleton` as tables for `_skeletons`: the two-letter look-alikes' bytes and letters, a byte map
+_SKELETON_TABLES = (np.array([[ord(a[0]), ord(a[1])] for a, _ in _MULTI_LOOKALIKES], dtype=np.uint8),
+                    np.array([ord(b) for _, b in _MULTI_LOOKALIKES], dtype=np.uint8),
+                    np.array([ord(chr(c).translate(_SINGLE_LOOKALIKES)) for c in range(256)], dtype=np.uint8))
+assert all(len(a) == 2 for a, _ in _MULTI_LOOKALIKES)
+# one left-to-right pass equals `_ascii_skeleton`'s replacements one after another: no two two-letter look-alikes
+# share a letter, and none becomes a letter of one (the single letters are mapped last, as there)
+assert sum(len(set(a)) for a, _ in _MULTI_LOOKALIKES) == len({c for a, _ in _MULTI_LOOKALIKES for c in a})
+assert not {b for _, b in _MULTI_LOOKALIKES} & {c for a, _ in _MULTI_LOOKALIKES for c in a}
+
+
+@njit(cache=True)
+def _skeletons(offsets, data, pairs, letters, single):
+    """(offsets, bytes) of `_ascii_skeleton` of each ASCII text (other bytes are kept as they are)."""
+    n = len(offsets) - 1
+    out = np.empty(len(data), dtype=np.uint8)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    at = 0
+    for i in range(n):
+        j, end = offsets[i], offsets[i + 1]
+        while j < end:
+            c = data[j]
+            replaced = False
+            if j + 1 < end:
+                for k in range(len(pairs)):
+                    if c == pairs[k, 0] and data[j + 1] == pairs[k, 1]:
+                        out[at] = letters[k]
+                        at, j, replaced = at + 1, j + 2, True
+                        break
+            if not replaced:
+                out[at] = single[c]
+                at, j = at + 1, j + 1
+        out_offsets[i + 1] = at
+    return out_offsets, out[:at]
+
+
+def _imitating_rows(domains: list[str] | pa.Array) -> np.ndarray:
     """``bool(imitated_brand(d))`` of each domain label, `imitated_brand` asked only where `may_imitate`."""
-    return [bool(imitated_brand(d)) if maybe else False
-            for d, maybe in zip(domains, may_imitate(domains), strict=True)]
+    found = np.zeros(len(domains), dtype=bool)
+    maybe = np.flatnonzero(may_imitate(domains))
+    if len(maybe):
+        texts = domains.take(pa.array(maybe)).to_pylist() if isinstance(domains, pa.Array) else \
+            [domains[i] for i in maybe]
+        found[maybe] = [bool(imitated_brand(d)) for d in texts]
+    return found
 
 
-def _domain_texture(domains: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _domain_texture(domains: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
     """`_entropy` and `_longest_consonant_run` of each domain label: a byte kernel for ASCII labels (the same
     terms summed in the same order), the Python functions for the others."""
-    arr = pa.array(domains, type=pa.large_string())
-    data, offsets = _buffers(arr.view(pa.large_binary()))
+    data, offsets = _buffers(domains.view(pa.large_binary()))
     entropy, runs, ascii_only = _texture(data, offsets)
     for i in np.flatnonzero(~ascii_only):
-        entropy[i], runs[i] = _entropy(domains[i]), _longest_consonant_run(domains[i])
+        label = domains[int(i)].as_py()
+        entropy[i], runs[i] = _entropy(label), _longest_consonant_run(label)
     return entropy, runs
 
 

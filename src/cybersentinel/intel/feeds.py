@@ -530,21 +530,23 @@ class IntelIndex:
                     "tranco_rank": found["tranco_rank"]}
         return result
 
-    def host_signals(self, host: str) -> tuple[tuple[str, ...], str | None, str | None, int | None]:
+    def host_signals(self, host: str, registered: str | None = None
+                     ) -> tuple[tuple[str, ...], str | None, str | None, int | None]:
         """What the decision policy reads from `lookup_host` (``feeds``, ``ip_status``, ``ip_category``,
         ``tranco_rank``) as one flat tuple, for scoring many new hosts: the same answers without building
-        dicts, and a tuple the garbage collector stops tracking."""
+        dicts, and a tuple the garbage collector stops tracking. ``registered``: the registered domain of a
+        host the caller knows to be a lower-case name (no address, no trailing dot), split already."""
         from cybersentinel.url.parsing import host_registered_domain, split_host
 
-        host = host.lower().rstrip(".")
-        subdomain, domain, suffix, is_ip = split_host(host)
-        if is_ip:
-            found = self.lookup_host(host)
-            return tuple(found["feeds"]), found["ip_status"], found["ip_category"], None
-        if not host:
-            return (), None, None, None
+        if registered is None:
+            host = host.lower().rstrip(".")
+            if split_host(host)[3]:
+                found = self.lookup_host(host)
+                return tuple(found["feeds"]), found["ip_status"], found["ip_category"], None
+            if not host:
+                return (), None, None, None
+            registered = host_registered_domain(host)
         lists = {name for parent in host_and_parents(host) for name in self.domains.get(parent, ())}
-        rank = self.popularity.get(host_registered_domain(host))
-        return tuple(sorted(lists)), None, None, rank
+        return tuple(sorted(lists)), None, None, self.popularity.get(registered)
 
 

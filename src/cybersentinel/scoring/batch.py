@@ -402,6 +402,8 @@ def score_batches(batches: Iterator[Batch], detector: Detector, decider: Decider
             yield score_batch(batch, detector, decider, reasons)
         return
     _worker_state.update(detector=detector, reasons=reasons, decider=decider)  # inherited by the forked workers
+    # the compiled kernels (and numba's own start-up, ~0.4 s) are loaded on first use: once here, not in each worker
+    detector.score_values(first.urls.slice(0, 256), reasons=reasons, decider=decider)
     gc.freeze()  # what the workers inherit is never collected there, so its pages are not walked and copied in each
     pending: deque = deque()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from itertools import filterfalse
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from cybersentinel.features.lexical import BRANDS, imitated_brand, may_imitate, rendered, rows_matching
-from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide
+from cybersentinel.scoring.policy import Evidence, Policy, SiteList, changes_anything, decide
 from cybersentinel.url.parsing import (
-    PLAIN_NAME,
+    HostSplits,
     canonical_host,
     host_registered_domain,
     parse_ip,
+    plain_names,
     split_host,
-    split_hosts,
+    split_host_columns,
     split_url,
 )
 
@@ -38,87 +41,86 @@ class Decider:
         self.cache_size = cache_size
         # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms;
         # each entry is the Evidence's fields then whether it changes anything under this policy (one flat
-        # tuple: a nested one stays tracked after a collection)
-        self._evidence: dict[tuple[str, bool], tuple] = {}
+        # tuple: a nested one stays tracked after a collection); one dict per value of ``bare``, keyed by host
+        self._evidence: tuple[dict[str, tuple], dict[str, tuple]] = ({}, {})
 
     def evidence(self, host: str, bare: bool) -> Evidence:
-        key = (host, bare)
-        found = self._evidence.get(key)
-        if found is None:
-            if len(self._evidence) >= self.cache_size:
-                self._evidence.clear()
-            found = self._evidence[key] = self._entry(self._evidence_of(host, bare))
-        return Evidence._make(found[:-1])
-
-    def _entry(self, evidence: Evidence) -> tuple:
-        return *evidence, evidence.changes_anything(self.policy)
+        return Evidence._make(self._entries([host], bare)[0][:-1])
 
     def plain_evidence(self, hosts: list[str]) -> list[Evidence]:
         """``evidence(host, False)`` of each host."""
-        return [Evidence._make(entry[:-1]) for entry in self._plain_entries(hosts)]
+        return [Evidence._make(entry[:-1]) for entry in self._entries(hosts, False)]
 
-    def _plain_entries(self, hosts: list[str]) -> list[tuple]:
-        """The cache entries of ``evidence(host, False)`` of each host; the hosts not cached are looked at
-        together (the look-alike and brand searches of `deceptive_hosts` run once over all their names)."""
-        cache = self._evidence
-        rows = [cache.get((host, False)) for host in hosts]
-        missing = [i for i, row in enumerate(rows) if row is None]
+    def _entries(self, hosts: list[str], bare: bool) -> list[tuple]:
+        """The cache entries of ``evidence(host, bare)`` of each host; the hosts not cached are looked at
+        together (`_new_entries`). The cache is emptied when they would not fit, and keeps the last
+        ``cache_size`` of them."""
+        cache = self._evidence[bare]
+        rows = list(map(cache.get, hosts))
+        missing = list(filterfalse(cache.__contains__, hosts))
         if missing:
-            names = [hosts[i] for i in missing]
-            canonical = [canonical_host(host) or host for host in names]
-            deceptions = deceptive_hosts(canonical)
-            for i, host, name, deception in zip(missing, names, canonical, deceptions, strict=True):
-                if len(cache) >= self.cache_size:
-                    cache.clear()
-                rows[i] = cache[(host, False)] = self._plain_name_entry(name, deception) \
-                    if PLAIN_NAME.fullmatch(name) and not name.endswith("localhost") else \
-                    self._entry(self._evidence_of(host, False, deception))
+            entries = self._new_entries(missing, bare)
+            if len(cache) + len(missing) > self.cache_size:
+                cache.clear()
+            keep = max(len(missing) - self.cache_size, 0)
+            cache.update(zip(missing[keep:], entries[keep:], strict=True))
+            new = iter(entries)
+            rows = [row if row is not None else next(new) for row in rows]
         return rows
 
-    def _plain_name_entry(self, host: str, deception: str) -> tuple:
-        """`_entry` of `_evidence_of` for a canonical plain ASCII name (no IP literal, not localhost): the
-        same fields without the IP branch's checks or an Evidence object, most of a batch's new hosts."""
-        allowed, blocked = self.allow.match(host), self.block.match(host)
-        registered = host_registered_domain(host)
-        feeds, rank = (), self.popularity.get(registered)
+    def _new_entries(self, hosts: list[str], bare: bool) -> list[tuple]:
+        """What the policy reads about each host, as cache entries: the `Evidence` fields, then whether they
+        change anything under this policy (`changes_anything`). The hosts are looked at together: each
+        canonical name split once (`split_host_columns`), the look-alike and brand searches of
+        `deceptive_hosts` over all of them, and the lists, popular sites and feeds asked name by name; only
+        addresses, localhost names and empty hosts are looked at one by one."""
+        n = len(hosts)
+        plain = plain_names(hosts).tolist()  # most names: canonical as they are
+        canonical = [host if ok else canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
+                     for host, ok in zip(hosts, plain, strict=True)]
+        splits = split_host_columns(canonical, arrow=True)
+        deceptions = deceptive_hosts(canonical, splits)
+        registered = splits.registered if isinstance(splits.registered, list) else splits.registered.to_pylist()
+        allowed = [self.allow.match(host) for host in canonical] if self.allow.entries else [""] * n
+        blocked = [self.block.match(host) for host in canonical] if self.block.entries else [""] * n
+        ranks = [self.popularity.get(name) for name in registered]
+        feeds = [()] * n
         if self.index is not None:
-            feeds, _, _, live_rank = self.index.host_signals(host)
-            if not self.popularity:
-                rank = live_rank
-        feeds = tuple(feeds)
-        changes = bool(blocked or allowed or feeds or deception
-                       or (rank is not None and rank <= self.policy.popular_rank))
-        return False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", changes
+            signals = [self.index.host_signals(host, name if ok else None)
+                       for host, name, ok in zip(canonical, registered, plain, strict=True)]
+            feeds = [tuple(signal[0]) for signal in signals]
+            if not self.popularity:  # a model without a pinned list: the live one
+                ranks = [signal[3] for signal in signals]
+        columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
+                   deceptions, [""] * n)
+        entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
+        for i, host in enumerate(canonical):
+            if not plain[i] or host.endswith("localhost"):  # maybe an address, localhost or empty
+                fields = self._address_fields(host, bare, allowed[i], blocked[i])
+                if fields is not None:
+                    entries[i] = (*fields, *changes_anything(self.policy, [fields]))
+        return entries
 
-    def _evidence_of(self, host: str, bare: bool, deception: str | None = None) -> Evidence:
-        """What the policy reads about one host; ``deception`` is `deceptive_host` of its canonical name when
-        the caller has it already."""
-        host = canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
-        allowed, blocked = self.allow.match(host), self.block.match(host)
+    def _address_fields(self, host: str, bare: bool, allowed: str, blocked: str) -> tuple | None:
+        """The `Evidence` fields of a canonical host that is an address (localhost names are the loopback
+        address) or empty; None for a name."""
         if host == "localhost" or host.endswith(".localhost"):
             host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
-        address = parse_ip(host) if host else None
-        if address is not None:
-            if self.index is not None:
-                found = self.index.lookup_host(host)
-                status, category, feeds = found["ip_status"], found["ip_category"], tuple(found["feeds"])
-            else:
-                from cybersentinel.intel.feeds import ip_category, ip_status
-
-                category = ip_category(address)
-                status, feeds = (ip_status(category, 0) if category else None), ()
-            allowed = allowed or self.resolvers.get(host, "")
-            return Evidence(True, bare, feeds, status, category, None, host, allowed, blocked)
         if not host:
-            return Evidence(allowed=allowed, blocked=blocked)
-        registered = host_registered_domain(host)
-        feeds, rank = (), self.popularity.get(registered)
+            return False, False, (), None, None, None, "", allowed, blocked, "", ""
+        address = parse_ip(host)
+        if address is None:
+            return None
         if self.index is not None:
-            feeds, _, _, live_rank = self.index.host_signals(host)
-            if not self.popularity:  # a model without a pinned list: the live one
-                rank = live_rank
-        return Evidence(False, False, tuple(feeds), None, None, rank, registered, allowed, blocked,
-                        deceptive_host(host) if deception is None else deception)
+            found = self.index.lookup_host(host)
+            status, category, feeds = found["ip_status"], found["ip_category"], tuple(found["feeds"])
+        else:
+            from cybersentinel.intel.feeds import ip_category, ip_status
+
+            category = ip_category(address)
+            status, feeds = (ip_status(category, 0) if category else None), ()
+        allowed = allowed or self.resolvers.get(host, "")
+        return True, bare, feeds, status, category, None, host, allowed, blocked, "", ""
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,
@@ -133,7 +135,7 @@ class Decider:
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
         feeds = np.full(n, "", dtype=object)
-        plain = self._plain_entries(hosts)  # Evidence objects made only for the rows the loop below decides
+        plain = self._entries(hosts, False)  # Evidence objects made only for the rows the loop below decides
         is_ip = np.asarray([entry[0] for entry in plain] + [False])  # Evidence.is_ip
         changes = np.asarray([entry[-1] for entry in plain] + [False])
         host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
@@ -142,14 +144,18 @@ class Decider:
         row_allowed, row_blocked = row_allowed or {}, row_blocked or {}
         per_row = np.zeros(len(model_scores), dtype=bool)
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked]] = True
-        for i in np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row)):
-            ev = self.evidence(hosts[host_of_row[i]], True) if bare_ip[i] else \
-                Evidence._make(plain[host_of_row[i]][:-1])
-            if per_row[i]:
+        bare_hosts = np.unique(host_of_row[ok & bare_ip]).tolist()  # addresses alone: their own entries
+        bare = dict(zip(bare_hosts, self._entries([hosts[j] for j in bare_hosts], True), strict=True))
+        rows = np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row))
+        for i, host, alone, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
+                rows.tolist(), host_of_row[rows].tolist(), bare_ip[rows].tolist(), per_row[rows].tolist(),
+                model_scores[rows].tolist(), strict=True):
+            ev = Evidence._make((bare[host] if alone else plain[host])[:-1])
+            if single:
                 ev = ev._replace(deception="; ".join(filter(None, [ev.deception, row_deception.get(i, "")])),
-                             known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
-                             blocked=row_blocked.get(i) or ev.blocked)
-            scores[i], _, reasons[i] = decide(self.policy, float(model_scores[i]), ev)
+                                 known_file=row_known_file.get(i, ""), allowed=row_allowed.get(i) or ev.allowed,
+                                 blocked=row_blocked.get(i) or ev.blocked)
+            scores[i], _, reasons[i] = decide(self.policy, model_score, ev)
             feeds[i] = ", ".join(ev.feeds)
         verdicts = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")
         return scores, verdicts, reasons, feeds
@@ -163,9 +169,13 @@ def deceptive_host(host: str) -> str:
     imitates a brand with look-alike characters (punycode included), or a brand's domain name placed in the
     subdomain of an unrelated registered domain."""
     subdomain, domain, _, is_ip = split_host(host)
+    return _deception(subdomain, domain, is_ip, host_registered_domain(host))
+
+
+def _deception(subdomain: str, domain: str, is_ip: bool, registered: str) -> str:
+    """`deceptive_host` of a host split already."""
     if is_ip:
         return ""
-    registered = host_registered_domain(host)
     brand = imitated_brand(domain)
     if brand:
         shown = rendered(registered)
@@ -177,14 +187,19 @@ def deceptive_host(host: str) -> str:
     return ""
 
 
-def deceptive_hosts(hosts: list[str]) -> list[str]:
+def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[str]:
     """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label that
-    `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others."""
-    splits = split_hosts(hosts)
-    imitating = may_imitate([s[1] for s in splits])
-    brand_below = rows_matching(_ANY_BRAND, [s[0] for s in splits]).tolist()
-    return [deceptive_host(host) if maybe or below else ""
-            for host, maybe, below in zip(hosts, imitating, brand_below, strict=True)]
+    `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others.
+    ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it."""
+    splits = splits or split_host_columns(hosts)
+    found = [""] * len(hosts)
+    candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain))
+    columns = [column.take(pa.array(candidates)).to_pylist() if isinstance(column, pa.Array) else
+               [column[i] for i in candidates] for column in (splits.subdomain, splits.domain, splits.registered)]
+    is_ip = np.asarray(splits.is_ip, dtype=bool)[candidates].tolist()
+    for i, subdomain, domain, ip, registered in zip(candidates.tolist(), *columns[:2], is_ip, columns[2], strict=True):
+        found[i] = _deception(subdomain, domain, ip, registered)
+    return found
 
 
 _ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))

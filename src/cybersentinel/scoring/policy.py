@@ -102,9 +102,16 @@ class Evidence(NamedTuple):
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
-        return bool(self.blocked or self.allowed or self.feeds or self.deception or self.known_file or self.is_bare_ip
-                    or self.ip_status in NOT_JUDGED_IP
-                    or (self.tranco_rank is not None and self.tranco_rank <= policy.popular_rank))
+        return changes_anything(policy, [self])[0]
+
+
+def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
+    """`Evidence.changes_anything` of each evidence: an `Evidence` or the tuple of its fields in order (the
+    decider caches plain tuples)."""
+    popular = policy.popular_rank
+    return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
+                 or (rank is not None and rank <= popular))
+            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:

@@ -11,9 +11,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, wraps
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import tldextract
+from numba import njit
 
 # The public suffix list snapshot bundled with tldextract: no network at import or prediction time.
 # Its private section is included: ``user.github.io`` and ``x.blogspot.com`` are sites of their own, and
@@ -184,8 +188,232 @@ def split_host(host: str) -> tuple[str, str, str, bool]:
 
 def split_hosts(hosts: list[str]) -> list[tuple[str, str, str, bool, bool]]:
     """(subdomain, domain, suffix, is_ip, on a private suffix) of each lower-cased host: `split_host` and
-    `on_private_suffix` of a whole list, one cached split per host."""
-    return [_split_host(host) for host in hosts]
+    `on_private_suffix` of a whole list, one split per host (`split_host_columns`)."""
+    found = split_host_columns(hosts)
+    return list(zip(found.subdomain, found.domain, found.suffix, found.is_ip, found.private, strict=True))
+
+
+class HostSplits(NamedTuple):
+    """`split_host` of many hosts as columns, with whether each is on a private suffix and its registered
+    domain (`host_registered_domain`): lists (`split_host_columns`) or Arrow arrays and NumPy masks
+    (`split_host_arrays`)."""
+
+    subdomain: Any
+    domain: Any
+    suffix: Any
+    is_ip: Any
+    private: Any
+    registered: Any
+
+
+FEW_HOSTS = 32  # up to this many, hosts are split one by one (cached): the batch kernel's set-up costs more
+
+
+def split_host_columns(hosts: list[str], arrow: bool = False) -> HostSplits:
+    """`split_host`, `on_private_suffix` and `host_registered_domain` of each lower-cased host as lists, each
+    host split once (`split_host_arrays`; a few hosts, or text Arrow cannot hold, one by one). With ``arrow``,
+    the texts of a batch split at once stay Arrow arrays (and ``is_ip``, ``private`` NumPy masks)."""
+    arr = _text_array(hosts) if len(hosts) > FEW_HOSTS else None
+    if arr is not None:
+        found = split_host_arrays(arr)
+        if arrow:
+            return found
+        return HostSplits(found.subdomain.to_pylist(), found.domain.to_pylist(), found.suffix.to_pylist(),
+                          found.is_ip.tolist(), found.private.tolist(), found.registered.to_pylist())
+    splits = [_split_host(host) for host in hosts]
+    columns = [list(c) for c in zip(*splits, strict=True)] if splits else [[], [], [], [], []]
+    return HostSplits(*columns, [_registered(host, *split[1:4]) for host, split in zip(hosts, splits, strict=True)])
+
+
+def _text_array(texts: list[str]) -> pa.LargeStringArray | None:
+    """``texts`` as an Arrow array; None for text Arrow cannot hold (a lone surrogate)."""
+    try:
+        return pa.array(texts, type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+        return None
+
+
+def split_host_arrays(hosts: pa.LargeStringArray) -> HostSplits:
+    """`split_host_columns` of an Arrow array of lower-cased hosts (no nulls): the texts as Arrow large-string
+    arrays, ``is_ip`` and ``private`` as NumPy masks. The suffix trie is walked in a byte kernel for the
+    plain ASCII names (`_PLAIN_HOST`, no punycode, not IPv4-like: most hosts), with the same rules as
+    `_psl_split`; the others, and names under no suffix, are split one by one by `_split_host`."""
+    n = len(hosts)
+    _, offsets, data = hosts.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[hosts.offset: hosts.offset + n + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    fast, private, spans = _split_plain(data, offsets, *_flat_trie())
+    columns = [pa.LargeStringArray.from_buffers(n, *map(pa.py_buffer, _gather(data, spans[:, k], spans[:, k + 1])))
+               for k in range(0, 8, 2)]
+    is_ip = np.zeros(n, dtype=bool)
+    slow = np.flatnonzero(~fast)
+    if len(slow):
+        texts = hosts.take(pa.array(slow)).to_pylist()
+        splits = [_split_host(host) for host in texts]
+        is_ip[slow] = [split[3] for split in splits]
+        private[slow] = [split[4] for split in splits]
+        values = [[split[0] for split in splits], [split[1] for split in splits], [split[2] for split in splits],
+                  [_registered(host, *split[1:4]) for host, split in zip(texts, splits, strict=True)]]
+        mask = pa.array(~fast)
+        columns = [pc.replace_with_mask(column, mask, pa.array(value, type=pa.large_string()))
+                   for column, value in zip(columns, values, strict=True)]
+    return HostSplits(columns[0], columns[1], columns[2], is_ip, private, columns[3])
+
+
+@cache
+def _flat_trie() -> tuple[np.ndarray, ...]:
+    """`_suffix_trie` as arrays for `_split_plain`: per node whether a suffix ends there, whether it is private
+    and its ``*`` child (-1: none); a hash table of the edges (slots holding an edge number, by `_edge_key`);
+    per edge its parent, child and label bytes."""
+    nodes, edges = [_suffix_trie()], []
+    for parent, node in enumerate(nodes):  # breadth first: the list grows while it is walked
+        for label, child in node.matches.items():
+            edges.append((parent, label.encode("utf-8"), len(nodes)))
+            nodes.append(child)
+    child_of = {id(node): i for i, node in enumerate(nodes)}
+    wildcard = np.array([child_of[id(n.matches["*"])] if "*" in n.matches else -1 for n in nodes], dtype=np.int64)
+    end = np.array([n.end for n in nodes], dtype=np.bool_)
+    private = np.array([n.is_private for n in nodes], dtype=np.bool_)
+    blob = b"".join(label for _, label, _ in edges)
+    starts = np.cumsum([0] + [len(label) for _, label, _ in edges])
+    labels = np.frombuffer(blob, dtype=np.uint8)
+    parents = np.array([e[0] for e in edges], dtype=np.int64)
+    children = np.array([e[2] for e in edges], dtype=np.int64)
+    slots = _edge_slots(labels, starts[:-1], starts[1:], parents, 1 << max(4, (4 * len(edges)).bit_length()))
+    return end, private, wildcard, slots, parents, children, labels, starts[:-1], starts[1:]
+
+
+@njit(cache=True)
+def _edge_slots(labels, starts, ends, parents, size):
+    """The open-addressing table (linear probing, at most a quarter full) of the edges by `_edge_key`."""
+    slots = np.full(size, -1, dtype=np.int64)
+    for k in range(len(parents)):
+        at = np.int64(_edge_key(labels, starts[k], ends[k], parents[k]) & np.uint64(size - 1))
+        while slots[at] >= 0:
+            at = (at + 1) & (size - 1)
+        slots[at] = k
+    return slots
+
+
+_FNV_OFFSET, _FNV_PRIME = np.uint64(14695981039346656037), np.uint64(1099511628211)
+
+
+@njit(cache=True)
+def _edge_key(data, start, end, parent):
+    """FNV-1a of an edge's parent node and label bytes (a lookup then checks both: a collision only costs time)."""
+    h = (_FNV_OFFSET ^ np.uint64(parent)) * _FNV_PRIME
+    for j in range(start, end):
+        h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+    return h
+
+
+@njit(cache=True)
+def _child(node, data, start, end, bang, slots, parents, children, labels, label_starts, label_ends):
+    """The child of ``node`` along the label ``data[start:end]`` (``"!" + label`` with ``bang``), or -1."""
+    h = (_FNV_OFFSET ^ np.uint64(node)) * _FNV_PRIME
+    if bang:
+        h = (h ^ np.uint64(33)) * _FNV_PRIME
+    for j in range(start, end):
+        h = (h ^ np.uint64(data[j])) * _FNV_PRIME
+    width = end - start + (1 if bang else 0)
+    mask = len(slots) - 1
+    at = np.int64(h & np.uint64(mask))
+    while slots[at] >= 0:
+        k = slots[at]
+        if parents[k] == node and label_ends[k] - label_starts[k] == width:
+            first = label_starts[k]
+            same = not bang or labels[first] == 33
+            offset = first + (1 if bang else 0) - start
+            for j in range(start, end):
+                if not same:
+                    break
+                same = labels[j + offset] == data[j]
+            if same:
+                return children[k]
+        at = (at + 1) & mask
+    return -1
+
+
+@njit(cache=True)
+def _split_plain(data, offsets, end, private, wildcard, slots, parents, children, labels, label_starts, label_ends):
+    """`_psl_split` of each host that is a `_PLAIN_HOST` without punycode and that `parse_ip` surely refuses (a
+    character outside ``[0-9a-fx.]``) and is not itself a suffix: whether it was split (``fast``), whether on a
+    private suffix, and the byte spans of its subdomain, domain, suffix and registered domain (empty where not
+    ``fast``)."""
+    n = len(offsets) - 1
+    fast = np.zeros(n, dtype=np.bool_)
+    on_private = np.zeros(n, dtype=np.bool_)
+    spans = np.zeros((n, 8), dtype=np.int64)  # (start, end) of the subdomain, domain, suffix, registered domain
+    starts = np.empty(256, dtype=np.int64)
+    ends = np.empty(256, dtype=np.int64)
+    for i in range(n):
+        lo, hi = offsets[i], offsets[i + 1]
+        if hi == lo or hi - lo > 255 * 2:
+            continue
+        plain, maybe_ip, count, label_start = True, True, 0, lo
+        for j in range(lo, hi + 1):
+            c = 46 if j == hi else data[j]
+            if c == 46:  # '.'
+                if j == label_start or count == 256:
+                    plain = False
+                    break
+                starts[count], ends[count] = label_start, j
+                count += 1
+                label_start = j + 1
+            elif (97 <= c <= 122) or (48 <= c <= 57) or c == 95 or c == 45:  # [a-z0-9_-]
+                if maybe_ip and not ((48 <= c <= 57) or (97 <= c <= 102) or c == 120):
+                    maybe_ip = False
+            else:
+                plain = False
+                break
+        if not plain or maybe_ip:
+            continue
+        punycode = False
+        for j in range(lo, hi - 3):
+            if data[j] == 120 and data[j + 1] == 110 and data[j + 2] == 45 and data[j + 3] == 45:
+                punycode = True  # "xn--" anywhere: `_psl_split` leaves the host to tldextract's own walk
+                break
+        if punycode:
+            continue
+        node, index, label_index, suffix_node = 0, count, count, -1
+        for k in range(count - 1, -1, -1):
+            child = _child(node, data, starts[k], ends[k], False, slots, parents, children, labels, label_starts,
+                           label_ends)
+            if child >= 0:
+                label_index -= 1
+                node = child
+                if end[node]:
+                    index, suffix_node = label_index, node
+                continue
+            if wildcard[node] >= 0:
+                exception = _child(node, data, starts[k], ends[k], True, slots, parents, children, labels,
+                                   label_starts, label_ends)
+                index = label_index if exception >= 0 else label_index - 1
+                suffix_node = wildcard[node]
+            break
+        if suffix_node < 0 or index == 0:  # no suffix, or the host is one: `_split_host` says what it makes of it
+            continue
+        fast[i], on_private[i] = True, private[suffix_node]
+        domain_at = starts[index - 1]
+        suffix_at = starts[index] if index < count else hi
+        spans[i, 0], spans[i, 1] = lo, (domain_at - 1 if index >= 2 else lo)  # subdomain
+        spans[i, 2], spans[i, 3] = domain_at, ends[index - 1]  # domain label
+        spans[i, 4], spans[i, 5] = suffix_at, hi  # suffix
+        spans[i, 6], spans[i, 7] = (domain_at if suffix_at < hi else lo), hi  # registered (no suffix: the host)
+    return fast, on_private, spans
+
+
+@njit(cache=True)
+def _gather(data, starts, ends):
+    """(offsets, bytes) of an Arrow text array of the byte spans ``data[starts[i]:ends[i]]``."""
+    n = len(starts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + ends[i] - starts[i]
+    out = np.empty(offsets[n], dtype=np.uint8)
+    for i in range(n):
+        out[offsets[i]: offsets[i + 1]] = data[starts[i]: ends[i]]
+    return offsets, out
 
 
 def on_private_suffix(host: str) -> bool:
@@ -195,8 +423,18 @@ def on_private_suffix(host: str) -> bool:
 
 
 # A lower-case ASCII name with at least one letter outside hex digits and 'x': not an address in disguise
-# (`parse_ip` finds none in it) and already what `canonical_host` makes of it.
+# (`parse_ip` finds none in it) and already what `canonical_host` makes of it (`plain_names` for many hosts).
 PLAIN_NAME = re.compile(r"(?=[a-z0-9.-]*[g-wyz])[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+
+
+def plain_names(hosts: list[str]) -> np.ndarray:
+    """Whether each host is a `PLAIN_NAME`: one RE2 pass through Arrow for many hosts (its look-ahead as a
+    second search: RE2 has none), ``re`` for a few."""
+    arr = _text_array(hosts) if len(hosts) > FEW_HOSTS else None
+    if arr is None:
+        return np.array([PLAIN_NAME.fullmatch(host) is not None for host in hosts], dtype=bool)
+    return (pc.match_substring_regex(arr, r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$").to_numpy(zero_copy_only=False)
+            & pc.match_substring_regex(arr, "[g-wyz]").to_numpy(zero_copy_only=False))
 
 
 def canonical_host(host: str) -> str | None:
@@ -229,7 +467,10 @@ def host_registered_domain(host: str) -> str:
     """The package's one registered-domain rule: ``example.co.uk`` for ``a.b.example.co.uk`` (public suffix
     list, private section included: ``user.github.io`` is its own site); the host itself for IP addresses
     and names under no public suffix."""
-    _, domain, suffix, is_ip = split_host(host)
+    return _registered(host, *split_host(host)[1:])
+
+
+def _registered(host: str, domain: str, suffix: str, is_ip: bool) -> str:
     return host if is_ip or not suffix else f"{domain}.{suffix}"
 
 
