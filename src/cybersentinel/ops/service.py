@@ -75,7 +75,11 @@ DOCS_HEADERS = {**HTML_HEADERS, "Content-Security-Policy": HTML_HEADERS["Content
 INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
 
 
-WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "example.com"]
+# Scored once at start-up, before `gc.freeze`: each path's one-time costs (numba dispatch, lazy imports) are paid
+# then, not by a client. The punycode name that renders as Cyrillic loads confusable_homoglyphs' tables (tens of
+# milliseconds, and some 12,000 objects that a collection would otherwise walk for the life of the worker).
+WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "example.com",
+           "http://xn--pple-43d.com/signin", "http://user@[2001:db8::1]/wp-login.php"]
 
 
 @dataclass(frozen=True)
