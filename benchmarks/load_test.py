@@ -118,14 +118,27 @@ def run_wrk(url: str, bodies: Path, *, rate: float, duration: int, connections: 
     return json.loads(lines[-1].removeprefix("LOADTEST_RESULT "))
 
 
+FLOOR_SERVER = """
+import sys
+import uvicorn
+from cybersentinel.ops import workers
+from cybersentinel.ops.service import ServerLimits, server_options
+options = server_options("127.0.0.1", int(sys.argv[1]), access_log=False, log_level="warning", limits=ServerLimits())
+count = int(sys.argv[2])
+if count > 1 and workers.supported():
+    sys.exit(workers.serve(options, count, app="load_floor:app", factory=False))
+uvicorn.run("load_floor:app", workers=count, **options)
+"""
+
+
 def measure_floor(args: argparse.Namespace, bodies: Path, api_key: str) -> dict:
-    """wrk against benchmarks/load_floor.py served by uvicorn exactly as `serve` runs (workers, options), with the
-    same bodies, rate, duration and connections."""
+    """wrk against benchmarks/load_floor.py served exactly as `serve` runs the service (the same uvicorn options
+    from `server_options`, the same worker processes, each on its own socket), with the same bodies, rate,
+    duration and connections."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "load_floor:app", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(args.workers), "--no-access-log", "--log-level", "warning",
-               "--no-server-header", "--timeout-keep-alive", "30"]
-    floor = subprocess.Popen(command, cwd=REPO)
+    command = [sys.executable, "-c", FLOOR_SERVER, str(port), str(args.workers)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
+    floor = subprocess.Popen(command, cwd=REPO, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base, floor)

@@ -204,3 +204,37 @@ def test_two_workers_add_up_in_metrics_and_both_keep_the_decision_log(model_dir:
     assert sorted(table.column("url").to_pylist()) == sorted([f"h{i}.example" for i in range(20)]
                                                              + [f"x{i}.example" for i in range(20)])
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def requests_per_worker(folder: Path) -> list[float]:
+    """HTTP requests each worker process counted, from its own Prometheus multiprocess file (one per pid)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    return [sum(value for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))
+                if "cybersentinel_http_requests_total" in key)
+            for path in sorted(folder.glob("counter_*.db"))]
+
+
+@pytest.mark.timeout(300)
+def test_connections_opened_at_once_spread_over_both_workers(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    # uvicorn's shared listening socket let the first worker to wake accept every waiting connection: a client
+    # opening its kept-alive connections together (a proxy, wrk) was served by one worker, the other idle. With a
+    # SO_REUSEPORT socket per worker the kernel hashes each connection to one of them.
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    with running_server(model_dir, "--workers", "2", "--no-access-log", "--feeds-dir", "absent",
+                        env={"PROMETHEUS_MULTIPROC_DIR": str(folder)}) as base:
+        port = int(base.rsplit(":", 1)[1])
+        connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
+        try:
+            request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            for conn in connections:  # every connection is open before any request is sent
+                conn.sendall(request)
+            for conn in connections:
+                assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+        finally:
+            for conn in connections:
+                conn.close()
+        counts = requests_per_worker(folder)
+    assert len(counts) == 2 and sum(counts) >= 32
+    assert min(counts) >= 4, counts  # an even split is 16/16; below 4 of 32 has odds of about 1 in 100,000

@@ -176,3 +176,41 @@ def test_each_sanity_url_alone_and_uncached_scores_as_in_the_batch(detector: Det
             lexical._host_cache.clear()
             assert detector.score_records([url], decider=detector.decider(decider.index, decider.allow,
                                                                           decider.block)) == [expected], url
+
+
+def split_rows(step: int = 20) -> list[str]:
+    """Every ``step``-th URL of the pipeline's test split (data/features/test.parquet), if it is there."""
+    path = REPO / "data" / "features" / "test.parquet"
+    if not path.is_file():
+        pytest.skip(f"no {path} (`dvc pull featurize` or `dvc repro featurize`)")
+    import pyarrow.parquet as pq
+
+    return [str(u) for u in pq.read_table(path, columns=["url"])["url"].to_pylist()[::step]]
+
+
+def test_few_url_requests_equal_the_batch_on_test_split_rows(detector: Detector) -> None:
+    # The service's requests of up to FEW_ROWS URLs take `_few_records` (the policy row by row, `Decider.decide_rows`)
+    # and their few new hosts the one-host functions (`host_row`, `deceptive_host`): features, scores, verdicts,
+    # reasons and feeds must be exactly the batch path's, each URL alone with its host never seen, and in groups.
+    from cybersentinel.features import lexical
+    from cybersentinel.scoring.detector import FEW_ROWS
+
+    urls = split_rows() + sanity_urls() + VARIED
+    lexical._host_cache.clear()
+    features = detector._features(lexical.ParsedUrls(urls))
+    for decider in deciders(detector):
+        batch = [{"url": u, **row} for u, row in zip(urls, detector.score_values(urls, decider=decider).to_pylist(),
+                                                    strict=True)]
+        assert {r["verdict"] for r in batch} >= {"malicious", "benign"} and any(r["reasons"] for r in batch)
+        for i, url in enumerate(urls):
+            lexical._host_cache.clear()
+            alone = detector.decider(decider.index, decider.allow, decider.block)  # no cached evidence either
+            assert detector.score_records([url], decider=alone) == [batch[i]], url
+            if i % 50 == 0:
+                lexical._host_cache.clear()
+                assert detector._features(lexical.ParsedUrls([url])).tobytes() == features[i].tobytes(), url
+        fresh = detector.decider(decider.index, decider.allow, decider.block)
+        for size in (2, 3, 5, FEW_ROWS):
+            for start in range(0, len(urls) - size, 97):
+                lexical._host_cache.clear()
+                assert detector.score_records(urls[start:start + size], decider=fresh) == batch[start:start + size]

@@ -773,13 +773,17 @@ _host_cache: dict[bytes, bytes] = {}  # host -> its float32 row's bytes (untrack
 
 def _host_table(hosts: list[bytes]) -> np.ndarray:
     """``host_row`` of each distinct host as float32 rows, cached per process (bounded); the hosts not cached
-    are computed together by `host_rows`."""
+    are computed together by `host_rows`, or one by one by `host_row` when there are only a few (a service
+    request: the batch function's fixed costs are more than the per-host work)."""
     if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
         _host_cache.clear()
     cache = _host_cache
     missing = list(filterfalse(cache.__contains__, dict.fromkeys(hosts)))
     if missing:
-        blob = host_rows([h.decode("utf-8", "replace") for h in missing]).astype(np.float32).tobytes()
+        texts = [h.decode("utf-8", "replace") for h in missing]
+        rows = np.array([host_row(h) for h in texts], dtype=np.float64) if len(texts) <= FEW_HOSTS else \
+            host_rows(texts)
+        blob = rows.astype(np.float32).tobytes()
         width = 4 * len(_HOST_COLUMNS)
         cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
     return np.frombuffer(b"".join(map(cache.__getitem__, hosts)), dtype=np.float32).reshape(
@@ -860,6 +864,7 @@ def _texts(values: frozenset[str]) -> pa.LargeStringArray:
 _BRAND_SET = frozenset(BRANDS)
 _ANY_TLD_MARKER = re.compile("|".join(map(re.escape, TLD_MARKERS)))
 FEW_TEXTS = 64  # up to this many, `rows_matching` searches with ``re`` (cheaper than Arrow's regex compile)
+FEW_HOSTS = 4  # up to this many new hosts of a batch take the one-host `host_row` in `_host_table`
 
 
 def rows_matching(pattern: re.Pattern, texts: list[str] | pa.Array) -> np.ndarray:

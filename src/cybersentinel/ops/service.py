@@ -75,7 +75,11 @@ DOCS_HEADERS = {**HTML_HEADERS, "Content-Security-Policy": HTML_HEADERS["Content
 INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
 
 
-WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "example.com"]
+# Scored once at start-up, before `gc.freeze`: each path's one-time costs (numba dispatch, lazy imports) are paid
+# then, not by a client. The punycode name that renders as Cyrillic loads confusable_homoglyphs' tables (tens of
+# milliseconds, and some 12,000 objects that a collection would otherwise walk for the life of the worker).
+WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/login.php", "example.com",
+           "http://xn--pple-43d.com/signin", "http://user@[2001:db8::1]/wp-login.php"]
 
 
 @dataclass(frozen=True)
@@ -637,29 +641,43 @@ class ServerLimits:
     max_connections: int = 900  # below the usual 1,024 open files a process may have
 
 
+def server_options(host: str, port: int, *, access_log: bool, log_level: str, limits: ServerLimits) -> dict[str, Any]:
+    """uvicorn's settings for `serve` (and for the floor of `benchmarks/load_test.py`, the same stack): the header
+    deadline protocol (it reads ``CYBERSENTINEL_HEADER_TIMEOUT``), keep-alive and concurrency limits."""
+    from cybersentinel.ops.http_timeouts import HeaderTimeoutProtocol
+
+    return {"host": host, "port": port, "access_log": access_log, "log_level": log_level, "server_header": False,
+            "timeout_keep_alive": limits.keep_alive, "limit_concurrency": limits.max_connections,
+            "http": HeaderTimeoutProtocol}
+
+
 def run(application: Any, settings: Settings, *, host: str, port: int, workers: int, access_log: bool,
         log_level: str, limits: ServerLimits = ServerLimits()) -> None:  # noqa: B008 (frozen, so shared safely)
     """Run uvicorn: one process serves ``application``; with more workers each builds its own from the
     environment (one model copy per process; the GIL would serialise threads anyway)."""
     import uvicorn
 
-    from cybersentinel.ops.http_timeouts import HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
+    from cybersentinel.ops.http_timeouts import HEADER_TIMEOUT_ENV
 
     if not settings.api_keys and host not in LOCAL_HOSTS:
         log.warning("serving on %s without API keys: set %s to require them", host, API_KEYS_ENV)
     os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout)  # read by the protocol, in every worker
-    options = {"host": host, "port": port, "access_log": access_log, "log_level": log_level,
-               "server_header": False, "timeout_keep_alive": limits.keep_alive,
-               "limit_concurrency": limits.max_connections, "http": HeaderTimeoutProtocol}
+    options = server_options(host, port, access_log=access_log, log_level=log_level, limits=limits)
     if application is not None:
         uvicorn.run(application, **options)
         return
     import tempfile
 
+    from cybersentinel.ops import workers as balanced
     from cybersentinel.ops.metrics import MULTIPROC_ENV
 
     os.environ.update(settings.to_env())  # worker processes rebuild the app from these
     with tempfile.TemporaryDirectory(prefix="cybersentinel-metrics-") as shared:
         if settings.prometheus:  # workers write their metrics to files here; /metrics adds them up
             os.environ.setdefault(MULTIPROC_ENV, shared)
-        uvicorn.run("cybersentinel.ops.service:app_from_env", factory=True, workers=workers, **options)
+        if workers > 1 and balanced.supported():  # a listening socket per worker: connections spread evenly
+            code = balanced.serve(options, workers)
+            if code:
+                raise SystemExit(code)
+            return
+        uvicorn.run(balanced.APP, factory=True, workers=workers, **options)

@@ -38,6 +38,9 @@ MAX_URL_CHARS = 65_536
 MAX_REASONS = 3
 
 
+FEW_ROWS = 16  # `score_records` of up to this many values takes the row-by-row path (`Detector._few_records`)
+
+
 MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
 
 
@@ -222,6 +225,8 @@ class Detector:
                       ) -> list[dict[str, Any]]:
         """`score_values` as one dict per input (``url`` first, then its columns; a missing score is None),
         without building Arrow columns: what the service answers, at a fraction of a small request's cost."""
+        if isinstance(values, list | tuple) and len(values) <= FEW_ROWS:
+            return self._few_records(values, reasons, decider or self.default_decider)
         found = self._results(values, reasons, decider)
         column = values if isinstance(values, list | tuple) else list(values)
         return [{"url": url, "score": None if score != score else score, "verdict": verdict, "reasons": why,
@@ -244,10 +249,59 @@ class Detector:
             if not ok.all():
                 X = X[ok]
             model_scores[ok], contrib = self._score_features(X)
-        hosts = parsed.hosts()
-        indices = hosts.indices
-        host_of_row = (indices.fill_null(-1) if indices.null_count else indices).to_numpy(zero_copy_only=False)
-        host_names = [h.decode("utf-8", "replace") for h in hosts.dictionary.to_pylist()]
+        host_names, host_of_row = _host_index(parsed)
+        scores, verdicts, rules, feeds = decider.apply(
+            model_scores, ok, host_names, host_of_row.to_numpy(zero_copy_only=False), parsed.bare_hosts(),
+            *self._row_facts(parsed, values, decider))
+        texts = rules
+        if reasons and X is not None:
+            explain = self._explained(model_scores[ok], verdicts[ok])
+            if explain.any():
+                texts = rules.copy()
+                rows = np.flatnonzero(ok)[explain]
+                texts[rows] = self._with_model_reasons(rules[rows], contrib[explain], X[explain])
+        return Results(np.round(scores, 6), verdicts, texts, np.round(model_scores, 6), feeds, errors)
+
+    def _few_records(self, values: list | tuple, reasons: bool, decider: Decider) -> list[dict[str, Any]]:
+        """`score_records` of a few values: the same parse, features, model and rules as `_results`, with the
+        decision policy applied row by row (`Decider.decide_rows`) and the results assembled as plain Python
+        values, since for a request of one URL NumPy's per-call cost was most of the scoring's time.
+        `tests/test_small_requests.py` checks it gives exactly what the batch path gives."""
+        parsed = ParsedUrls(values)
+        errors = url_errors(parsed).tolist()
+        usable = [i for i, error in enumerate(errors) if not error]
+        model: list[float | None] = [None] * len(values)
+        X = contrib = None
+        if usable:
+            X = self._features(parsed)
+            if len(usable) < len(values):
+                X = X[usable]
+            found, contrib = self._score_features(X)
+            for i, score in zip(usable, found.tolist(), strict=True):
+                model[i] = score
+        host_names, host_of_row = _host_index(parsed)
+        decided = decider.decide_rows(model, host_names, host_of_row.to_pylist(), parsed.bare_hosts().tolist(),
+                                      *self._row_facts(parsed, values, decider))
+        texts = [rules for _, _, rules, _ in decided]
+        if reasons and X is not None:
+            explain = self._explained(np.asarray([model[i] for i in usable]),
+                                      np.asarray([decided[i][1] for i in usable], dtype=object))
+            if explain.any():
+                rows = [i for i, flagged in zip(usable, explain.tolist(), strict=True) if flagged]
+                for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib[explain],
+                                                                  X[explain]), strict=True):
+                    texts[i] = text
+        scores = np.round(np.asarray([d[0] for d in decided], dtype=np.float64), 6).tolist()
+        models = np.round(np.asarray([np.nan if m is None else m for m in model], dtype=np.float64), 6).tolist()
+        return [{"url": url, "score": None if score != score else score, "verdict": verdict, "reasons": text,
+                 "model_score": None if m != m else m, "feeds": feeds, "error": error}
+                for url, score, (_, verdict, _, feeds), text, m, error in zip(
+                    values, scores, decided, texts, models, errors, strict=True)]
+
+    def _row_facts(self, parsed: ParsedUrls, values: Any, decider: Decider) -> tuple[dict[int, str], ...]:
+        """What is known of single rows, for the decision policy: a host name hidden before '@', a stock file of
+        known web software, the URL itself on the allowlist, on the local block list."""
+        n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
         def by_row(rows: Any, fact: Any) -> dict[int, str]:
@@ -256,25 +310,22 @@ class Detector:
                 column = list(values)
             return _by_row(column, rows, fact)
 
-        scores, verdicts, rules, feeds = decider.apply(
-            model_scores, ok, host_names, host_of_row, parsed.bare_hosts(),
-            by_row(parsed.with_userinfo(), userinfo_deception),
-            by_row(parsed.containing("wp-|xmlrpc") if self.known_paths else [],
-                   lambda url: known_software_file(url, self.known_paths, self.manifest["software"]["name"])),
-            by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
-            by_row(range(n) if decider.block.urls else [], decider.block.match_url))
-        texts = rules
-        if reasons and X is not None:  # the model's reasons explain rows it flagged, unless a rule cleared them
-            explain = (model_scores[ok] >= self.suspicious_from) & (verdicts[ok] != "benign")
-            if explain.any():
-                texts = rules.copy()
-                rows = np.flatnonzero(ok)[explain]
-                medians = self.scorer.medians if self.scorer is not None else \
-                    getattr(self.model.named_steps["features"], "medians_", None)
-                model_texts = reason_texts(contrib[explain], X[explain], list(self.manifest["features"]), medians)
-                texts[rows] = [f"{r}; {m}" if r and m else r or m
-                               for r, m in zip(rules[rows], model_texts, strict=True)]
-        return Results(np.round(scores, 6), verdicts, texts, np.round(model_scores, 6), feeds, errors)
+        return (by_row(parsed.with_userinfo(), userinfo_deception),
+                by_row(parsed.containing("wp-|xmlrpc") if self.known_paths else [],
+                       lambda url: known_software_file(url, self.known_paths, self.manifest["software"]["name"])),
+                by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
+                by_row(range(n) if decider.block.urls else [], decider.block.match_url))
+
+    def _explained(self, model_scores: np.ndarray, verdicts: np.ndarray) -> np.ndarray:
+        """Which scored rows the model's reasons explain: those it flagged, unless a rule cleared them."""
+        return (model_scores >= self.suspicious_from) & (verdicts != "benign")
+
+    def _with_model_reasons(self, rules: Any, contrib: np.ndarray, X: np.ndarray) -> list[str]:
+        """Each row's rule reasons followed by the model's (`reason_texts`), "; "-joined."""
+        medians = self.scorer.medians if self.scorer is not None else \
+            getattr(self.model.named_steps["features"], "medians_", None)
+        model_texts = reason_texts(contrib, X, list(self.manifest["features"]), medians)
+        return [f"{r}; {m}" if r and m else r or m for r, m in zip(rules, model_texts, strict=True)]
 
     def score_frame(self, frame: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
         """``frame`` with ``score``, ``verdict``, ``reasons`` and ``error`` appended; same rows, same order."""
@@ -368,6 +419,14 @@ def resolver_reasons(text: str, source: str) -> dict[str, str]:
             raise ValueError(f"{address!r} in the pinned resolvers is not an IP address")
         reasons[host] = f"public DNS resolver {name} in {source}"
     return reasons
+
+
+def _host_index(parsed: ParsedUrls) -> tuple[list[str], pa.Array]:
+    """A batch's distinct hosts as text, and each row's index into them (-1: no host)."""
+    hosts = parsed.hosts()
+    indices = hosts.indices
+    return ([h.decode("utf-8", "replace") for h in hosts.dictionary.to_pylist()],
+            indices.fill_null(-1) if indices.null_count else indices)
 
 
 def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
