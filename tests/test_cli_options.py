@@ -3,6 +3,8 @@ command; the old --feeds of `predict` and `etl load` still works, hidden, with a
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -11,14 +13,17 @@ import typer
 from fixtures_model import model_dir  # noqa: F401
 from typer.testing import CliRunner
 
-from cybersentinel.cli.app import app
+from cybersentinel.cli.app import COMMANDS, app
 from cybersentinel.cli.options import feeds_dir_or_alias
 
 
 def commands(group: click.Command, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], click.Command]:
+    """Every command under ``group``, asked as Click asks (the top level builds its commands on first use)."""
     found = {path: group}
-    for name, command in getattr(group, "commands", {}).items():
-        found |= commands(command, (*path, name))
+    if hasattr(group, "list_commands"):
+        context = typer.Context(group)
+        for name in group.list_commands(context):
+            found |= commands(group.get_command(context, name), (*path, name))
     return found
 
 
@@ -50,3 +55,16 @@ def test_predict_still_accepts_feeds_and_names_the_new_option(model_dir: Path, t
     assert result.exit_code != 0
     assert "--feeds is deprecated" in result.output and "--feeds-dir" in result.output  # read the alias's folder
     assert "cannot read the feeds" in result.output
+
+
+def test_predict_loads_no_other_command_code() -> None:
+    """The top level builds a command only when it runs: `predict` starts without the other commands' modules
+    (service, ETL, registry, drift) or the retry library (tenacity, which loads asyncio)."""
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom cybersentinel.cli.app import app\n"
+            "result = CliRunner().invoke(app, ['predict', '--help'])\nassert result.exit_code == 0, result.output\n"
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                timeout=120).stdout.split())
+    assert "cybersentinel.cli.predict" in loaded
+    others = {f"cybersentinel.cli.{module}" for module, _ in COMMANDS.values()} - {"cybersentinel.cli.predict"}
+    assert not loaded & (others | {"cybersentinel.ops.service", "cybersentinel.ops.etl", "tenacity", "asyncio"})

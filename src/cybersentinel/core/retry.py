@@ -9,12 +9,11 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import tenacity
-
 from cybersentinel.core.redact import redact
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # tenacity (which loads asyncio and tornado's shim) is imported where a call retries
     import requests
+    import tenacity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,6 +30,7 @@ def retry_call(action: Callable[[], T], *, what: str, attempts: int, backoff: fl
                wait_hint: Callable[[BaseException], float | None] | None = None) -> T:
     """``action()``; after a ``transient`` exception wait ``backoff * 2**n`` seconds (at most ``max_delay``, or
     what ``wait_hint(exc)`` says) and call it again, ``attempts`` calls in all; then raise ``error``."""
+    import tenacity
 
     def wait(state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
