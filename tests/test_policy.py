@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from cybersentinel.intel.feeds import IntelIndex
-from cybersentinel.scoring.decider import Decider, deceptive_host, known_software_file, userinfo_deception
+from cybersentinel.scoring.decider import (
+    Decider,
+    deceptive_host,
+    known_software_file,
+    page_asset,
+    userinfo_deception,
+)
 from cybersentinel.scoring.detector import resolver_reasons
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, read_site_list
 
@@ -176,6 +182,43 @@ def test_deception_and_known_software_rules():
     # a directory WordPress does not serve itself may hold a kit's own index page
     assert known_software_file("http://office365-login.example.appspot.com/wp-content", stock, "W") == ""
     assert known_software_file("http://a.com/wp-includes/css/", stock, "W") == ""
+
+
+@pytest.mark.parametrize(("url", "kind"), [
+    ("https://cdn.example.com/wp-content/themes/naf/style.css?ver=6.1",
+     "style sheet `/wp-content/themes/naf/style.css`"),
+    ("http://img.example.cn/open/api/js/wb.JS#x", "script `/open/api/js/wb.JS`"),
+    ("https://example.org/logo.svg", "image `/logo.svg`"),
+    ("https://example.org/fonts/a.woff2", "font `/fonts/a.woff2`"),
+    ("https://example.org/sitemap.xml", "file `/sitemap.xml`"),
+    ("https://example.org/login.php?next=/a.css", ""),  # the page is PHP; the query names the asset
+    ("https://example.org/assets.css/", ""),  # a directory
+    ("https://example.org/", ""),
+    ("https://example.org", ""),
+    ("http://[::1", ""),  # malformed: no crash
+])
+def test_page_assets_are_named_by_the_paths_extension(url, kind):
+    assert page_asset(url) == kind
+
+
+def test_page_assets_are_at_most_suspicious_on_the_models_word_alone():
+    asset = "script `/js/app.js`"
+    assert decide(POLICY, 0.99, Evidence(asset=asset)) == (
+        POLICY.asset_ceiling, "suspicious", f"a page asset ({asset}): the model judges pages, so on its word alone "
+                                            "at most suspicious")
+    assert POLICY.asset_ceiling < POLICY.threshold and POLICY.verdict(POLICY.asset_ceiling) == "suspicious"
+    assert decide(POLICY, 0.6, Evidence(asset=asset)) == (0.6, "suspicious", "")  # below the threshold: untouched
+    assert decide(POLICY, 0.3, Evidence(asset=asset, feeds=("drop",)))[:2] == (0.9, "malicious")  # feeds still do
+    assert decide(POLICY, 0.3, Evidence(asset=asset, blocked="analyst: x"))[:2] == (1.0, "malicious")
+    off = Policy(threshold=0.7, cap_page_assets=False)
+    assert decide(off, 0.99, Evidence(asset=asset)) == (0.99, "malicious", "")
+    # in a batch, only the rows that name an asset
+    decider = Decider(POLICY)
+    scores, verdicts, reasons, _ = decider.apply(np.array([0.99, 0.99]), np.ones(2, bool), ["a.example", "a.example"],
+                                                 np.array([0, 0]), np.zeros(2, bool), row_asset={1: asset})
+    assert list(verdicts) == ["malicious", "suspicious"] and reasons[0] == ""
+    assert not Decider(off).apply(np.array([0.99]), np.ones(1, bool), ["a.example"], np.array([0]), np.zeros(1, bool),
+                                  row_asset={0: asset})[2][0]
 
 
 def test_the_pinned_popular_list_decides_with_live_feeds():

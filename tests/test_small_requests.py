@@ -4,12 +4,14 @@ same URL inside a large varied batch, feeds, lists and rules included."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fixtures_model import REPO, model_dir  # noqa: F401
 
 from cybersentinel.intel.feeds import IntelIndex
+from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.scoring.policy import SiteList
 
@@ -36,6 +38,8 @@ VARIED = [
     "HTTP://WWW.EXAMPLE.COM/UPPER", "www.example.com", "example.com.", "https://xn--80ak6aa92e.com/login",
     "https://secure-login.paypa1-account.com/webscr/verify.php?cmd=login&x=1#frag",
     "http://user:pass@203.0.113.9:8080/path?q=1",
+    "https://blog.example.org/wp-content/themes/x/style.css?ver=1", "http://kit-secure-login.top/js/jquery.min.js",
+    "http://paypal.com.account-verify.xyz/img/logo.PNG",  # an asset on a deceptive host
 ]
 
 
@@ -66,6 +70,19 @@ def test_one_url_at_a_time_equals_the_batch(detector: Detector) -> None:
     verdicts = {r["verdict"] for r in batch}
     assert {"malicious", "benign", ""} <= verdicts  # the set exercises decided, cleared and refused rows
     assert any(r["error"] for r in batch) and any(r["reasons"] for r in batch)
+
+
+def test_page_assets_are_malicious_only_by_a_rule(detector: Detector) -> None:
+    assets = [u for u in VARIED if u.lower().endswith((".css?ver=1", ".js", ".png"))]
+    uncapped = Decider(replace(detector.policy, cap_page_assets=False), popularity=detector.popularity)
+    model_says = detector.score_records(assets, decider=uncapped)
+    served = detector.score_records(assets)
+    assert any(r["verdict"] == "malicious" for r in model_says)  # the fixture model flags some of them
+    for before, after in zip(model_says, served, strict=True):
+        assert after["model_score"] == before["model_score"]
+        assert after["verdict"] != "malicious" or "imitates" in after["reasons"] or "subdomain" in after["reasons"]
+        if before["verdict"] == "malicious" and after["verdict"] == "suspicious":
+            assert "a page asset" in after["reasons"]
 
 
 def test_records_keep_the_input_values_and_order(detector: Detector) -> None:

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from cybersentinel.features.lexical import BRANDS, imitated_brand, may_imitate, rendered, rows_matching
+from cybersentinel.features.lexical import (
+    ASSET_EXTENSIONS,
+    BRANDS,
+    imitated_brand,
+    may_imitate,
+    rendered,
+    rows_matching,
+)
 from cybersentinel.scoring.policy import Evidence, Policy, SiteList, changes_anything, decide
 from cybersentinel.url.parsing import (
     HostSplits,
@@ -92,7 +99,7 @@ class Decider:
             if not self.popularity:  # a model without a pinned list: the live one
                 ranks = [signal[3] for signal in signals]
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
-                   deceptions, [""] * n)
+                   deceptions, [""] * n, [""] * n)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
         for i, host in enumerate(canonical):
             if not plain[i] or host.endswith("localhost"):  # maybe an address, localhost or empty
@@ -107,7 +114,7 @@ class Decider:
         if host == "localhost" or host.endswith(".localhost"):
             host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
         if not host:
-            return False, False, (), None, None, None, "", allowed, blocked, "", ""
+            return False, False, (), None, None, None, "", allowed, blocked, "", "", ""
         address = parse_ip(host)
         if address is None:
             return None
@@ -120,17 +127,17 @@ class Decider:
             category = ip_category(address)
             status, feeds = (ip_status(category, 0) if category else None), ()
         allowed = allowed or self.resolvers.get(host, "")
-        return True, bare, feeds, status, category, None, host, allowed, blocked, "", ""
+        return True, bare, feeds, status, category, None, host, allowed, blocked, "", "", ""
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,
               row_known_file: Mapping[int, str] | None = None, row_allowed: Mapping[int, str] | None = None,
-              row_blocked: Mapping[int, str] | None = None,
+              row_blocked: Mapping[int, str] | None = None, row_asset: Mapping[int, str] | None = None,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scores, verdicts, rule reasons and matched feeds of a batch: ``hosts`` are its distinct hosts,
         ``host_of_row`` each row's index into them, ``bare_row`` whether a row is a bare host (no path/query).
         The ``row_*`` maps hold what is known of single rows (deception, a stock file, the URL itself on the
-        allowlist or block list). Rows that are not ``ok`` (unusable input) get NaN and empty strings."""
+        allowlist or block list, a page asset). Rows that are not ``ok`` (unusable input) get NaN and empty strings."""
         n = len(model_scores)
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
@@ -141,13 +148,13 @@ class Decider:
         host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
         bare_ip = is_ip[host_of_row] & bare_row
         row_deception, row_known_file = row_deception or {}, row_known_file or {}
-        row_allowed, row_blocked = row_allowed or {}, row_blocked or {}
+        row_allowed, row_blocked, row_asset = row_allowed or {}, row_blocked or {}, row_asset or {}
         per_row = np.zeros(len(model_scores), dtype=bool)
-        per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked]] = True
+        per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset]] = True
         bare_hosts = np.unique(host_of_row[ok & bare_ip]).tolist()  # addresses alone: their own entries
         bare = dict(zip(bare_hosts, self._entries([hosts[j] for j in bare_hosts], True), strict=True))
         rows = np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row))
-        facts = (row_deception, row_known_file, row_allowed, row_blocked)
+        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset)
         for i, host, alone, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
                 rows.tolist(), host_of_row[rows].tolist(), bare_ip[rows].tolist(), per_row[rows].tolist(),
                 model_scores[rows].tolist(), strict=True):
@@ -158,14 +165,14 @@ class Decider:
 
     def decide_rows(self, model_scores: list[float | None], hosts: list[str], host_of_row: list[int],
                     bare_row: list[bool], row_deception: Mapping[int, str], row_known_file: Mapping[int, str],
-                    row_allowed: Mapping[int, str], row_blocked: Mapping[int, str]
+                    row_allowed: Mapping[int, str], row_blocked: Mapping[int, str], row_asset: Mapping[int, str]
                     ) -> list[tuple[float, str, str, str]]:
         """`apply` for a few rows, one at a time in plain Python (NumPy's per-call cost is most of `apply`'s time
         for one row): (score, verdict, rule reasons, feeds) per row, a ``None`` model score marking an unusable
         input (NaN and empty strings). The same rows are decided by the same `_decide_row`; the others keep the
         model's score and the policy's verdict of it, as in `apply`."""
         plain = self._entries(hosts, False)
-        facts = (row_deception, row_known_file, row_allowed, row_blocked)
+        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset)
         out: list[tuple[float, str, str, str]] = []
         for i, (model_score, host) in enumerate(zip(model_scores, host_of_row, strict=True)):
             if model_score is None:
@@ -175,7 +182,7 @@ class Decider:
             bare_ip = bool(entry is not None and entry[0] and bare_row[i])  # an address alone: its own entry
             if bare_ip:
                 entry = self._entries([hosts[host]], True)[0]
-            per_row = i in row_deception or i in row_known_file or i in row_allowed or i in row_blocked
+            per_row = any(i in fact for fact in facts)
             score, reason, feeds = self._decide_row(model_score, entry, i if per_row else None, facts) \
                 if (entry is not None and entry[-1]) or bare_ip or per_row else (model_score, "", "")
             out.append((score, self.policy.verdict(score), reason, feeds))
@@ -188,10 +195,10 @@ class Decider:
         ``facts``) when ``row`` is given."""
         ev = Evidence._make(entry[:-1]) if entry is not None else Evidence()
         if row is not None:
-            deception, known_file, allowed, blocked = facts
+            deception, known_file, allowed, blocked, asset = facts
             ev = ev._replace(deception="; ".join(filter(None, [ev.deception, deception.get(row, "")])),
                              known_file=known_file.get(row, ""), allowed=allowed.get(row) or ev.allowed,
-                             blocked=blocked.get(row) or ev.blocked)
+                             blocked=blocked.get(row) or ev.blocked, asset=asset.get(row, ""))
         score, _, reason = decide(self.policy, model_score, ev)
         return score, reason, ", ".join(ev.feeds)
 
@@ -267,3 +274,20 @@ def known_software_file(url: str, known_paths: frozenset[str], software: str) ->
         return f"{software} file `{folder}`"
     return ""
 
+
+
+# What a URL names when it names a page asset rather than a page (`Policy.cap_page_assets`), by the path's
+# extension: the lexical feature's assets plus scripts, which phishing lists name as rarely.
+_ASSET_KINDS = {**dict.fromkeys(ASSET_EXTENSIONS, "file"), ".js": "script", ".mjs": "script", ".css": "style sheet",
+                **dict.fromkeys((".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".webp", ".bmp"), "image"),
+                **dict.fromkeys((".woff", ".woff2", ".ttf", ".eot", ".otf"), "font")}
+PAGE_ASSET_EXTENSIONS = tuple(_ASSET_KINDS)
+
+
+def page_asset(url: str) -> str:
+    """``"script `/js/app.min.js`"`` when the URL's path ends in a page asset's extension (`_ASSET_KINDS`);
+    "" for pages, directories and anything else."""
+    path = split_url(url).path
+    dot = path.rfind(".")
+    kind = _ASSET_KINDS.get(path[dot:].lower()) if dot > path.rfind("/") else None
+    return f"{kind} `{path[-80:]}`" if kind else ""

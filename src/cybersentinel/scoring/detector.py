@@ -24,7 +24,13 @@ from numba import njit
 from cybersentinel.core.files import ModelIntegrityError, load_manifest, sha256_file
 from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, FLAG_FEATURES, LOW_VALUE_DESCRIPTIONS, ParsedUrls
 from cybersentinel.model.compiled import UrlScorer
-from cybersentinel.scoring.decider import Decider, known_software_file, userinfo_deception
+from cybersentinel.scoring.decider import (
+    PAGE_ASSET_EXTENSIONS,
+    Decider,
+    known_software_file,
+    page_asset,
+    userinfo_deception,
+)
 from cybersentinel.scoring.policy import Policy, SiteList
 from cybersentinel.url.parsing import canonical_host, parse_ip, to_text
 
@@ -41,6 +47,8 @@ MAX_REASONS = 3
 FEW_ROWS = 16  # `score_records` of up to this many values takes the row-by-row path (`Detector._few_records`)
 
 
+# The rows `page_asset` is asked about: an asset's extension at the end of the path (a prefilter; it decides).
+_ASSET_PATTERN = r"(?i)\.(?:" + "|".join(e[1:] for e in PAGE_ASSET_EXTENSIONS) + r")(?:$|[?#])"
 MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
 
 
@@ -300,7 +308,7 @@ class Detector:
 
     def _row_facts(self, parsed: ParsedUrls, values: Any, decider: Decider) -> tuple[dict[int, str], ...]:
         """What is known of single rows, for the decision policy: a host name hidden before '@', a stock file of
-        known web software, the URL itself on the allowlist, on the local block list."""
+        known web software, the URL itself on the allowlist, on the local block list, a page asset."""
         n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
@@ -314,7 +322,8 @@ class Detector:
                 by_row(parsed.containing("wp-|xmlrpc") if self.known_paths else [],
                        lambda url: known_software_file(url, self.known_paths, self.manifest["software"]["name"])),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
-                by_row(range(n) if decider.block.urls else [], decider.block.match_url))
+                by_row(range(n) if decider.block.urls else [], decider.block.match_url),
+                by_row(parsed.containing(_ASSET_PATTERN) if decider.policy.cap_page_assets else [], page_asset))
 
     def _explained(self, model_scores: np.ndarray, verdicts: np.ndarray) -> np.ndarray:
         """Which scored rows the model's reasons explain: those it flagged, unless a rule cleared them."""

@@ -29,6 +29,11 @@ The rules, first match decides:
    one pinned with the model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
 7. Otherwise the model's score stands.
 
+Last, a page asset (a script, style sheet, image, font or media file: `page_asset`) is at most ``suspicious`` on
+the model's word alone when ``cap_page_assets`` is on: the model learned from the pages phishing lists name, and
+what it says of a CMS theme's ``style.css`` or a site's ``jquery.min.js`` is a guess; blocking one breaks pages.
+Rules 1 and 3 (the block list, feeds, deception) still make an asset ``malicious``.
+
 Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
 """
 
@@ -53,6 +58,7 @@ class Policy:
     listed_floor: float = 0.9
     popular_rank: int = 10_000
     popular_factor: float = 0.5
+    cap_page_assets: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -71,6 +77,11 @@ class Policy:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def asset_ceiling(self) -> float:
+        """The highest score a page asset keeps on the model's word alone: just below the threshold."""
+        return float(np.nextafter(self.threshold, 0.0))
 
     @property
     def suspicious_from(self) -> float:
@@ -99,6 +110,7 @@ class Evidence(NamedTuple):
     blocked: str = ""  # why the host is on the local block list, "" if it is not
     deception: str = ""  # how the URL deceives (look-alike brand, host before '@'), "" if it does not
     known_file: str = ""  # the stock file of known web software the URL names, "" if none
+    asset: str = ""  # the kind of page asset the URL names (`page_asset`), "" if it names none
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
@@ -109,9 +121,11 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     """`Evidence.changes_anything` of each evidence: an `Evidence` or the tuple of its fields in order (the
     decider caches plain tuples)."""
     popular = policy.popular_rank
+    assets = policy.cap_page_assets
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
-                 or (rank is not None and rank <= popular))
-            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file in evidences]
+                 or (rank is not None and rank <= popular) or (asset and assets))
+            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset
+            in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -137,10 +151,15 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         return 0.0, "benign", f"{evidence.ip_category or evidence.ip_status} address, not reachable from the " \
             "internet: not judged"
     rank = evidence.tranco_rank
+    score, reason = model_score, ""
     if rank is not None and rank <= policy.popular_rank:
-        score = model_score * policy.popular_factor
-        return score, policy.verdict(score), f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
-    return model_score, policy.verdict(model_score), ""
+        score, reason = model_score * policy.popular_factor, \
+            f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
+    if evidence.asset and policy.cap_page_assets and score >= policy.threshold:
+        score = policy.asset_ceiling
+        reason = "; ".join(filter(None, [reason, f"a page asset ({evidence.asset}): the model judges pages, so on "
+                                                 "its word alone at most suspicious"]))
+    return score, policy.verdict(score), reason
 
 
 class SiteList:
