@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import ipaddress
 import json
 import random
@@ -152,6 +153,45 @@ def test_allowlisted_and_popular_sites_are_never_blocked_but_an_explicit_block_l
                                                            "allowlisted"]
     blocked, refused = entries_from_block_list({"docs.google.com": "ours", "intranet.example": "ours"}, guard)
     assert [e.value for e in blocked] == ["docs.google.com"] and refused[0].value == "intranet.example"
+
+
+def test_no_range_covers_an_allowlisted_address_or_a_pinned_resolver():
+    guard = Guard(SiteList(["1.0.0.1", "intranet.example"], "allowlist"), {}, 0,
+                  addresses={"8.8.8.8": "public DNS resolver dns.google in R", "[2001:4860:4860::8888]": "dns.google"})
+    assert guard.network_problem(ipaddress.ip_network("8.8.8.0/24")) == \
+        "covers allowlisted address 8.8.8.8 (public DNS resolver dns.google in R): never blocked"
+    assert guard.network_problem(ipaddress.ip_network("2001:4860:4860::/48")).startswith(
+        "covers allowlisted address 2001:4860:4860::8888")
+    assert "1.0.0.1 (allowlist)" in guard.network_problem(ipaddress.ip_network("1.0.0.1/32"))
+    assert guard.network_problem(ipaddress.ip_network("8.8.4.0/24")) == ""  # a neighbour is not protected
+    index = IntelIndex.build({"drop": [ipaddress.ip_network("8.8.8.0/24"), ipaddress.ip_network("5.5.5.0/24")]}, {})
+    entries, rejected = entries_from_feeds(index, guard)
+    assert [e.value for e in entries] == ["5.5.5.0/24"] and [r.value for r in rejected] == ["8.8.8.0/24"]
+    scored, refused, _ = entries_from_scored(scored_frame([("http://8.8.8.8/x", "malicious", "1", "")]), "s",
+                                             guard=guard)
+    assert scored == [] and "8.8.8.8" in refused[0].reason
+
+
+def test_cli_export_never_covers_the_models_pinned_resolvers(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "resolvers.txt").write_text("8.8.8.8 dns.google\n")
+    digest = hashlib.sha256(b"8.8.8.8 dns.google\n").hexdigest()
+    (model / "model.json").write_text(json.dumps({"resolvers": {"file": "resolvers.txt", "sha256": digest,
+                                                                "name": "systemd-resolved 252.39"}}))
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    (feeds / "firehol_level1.txt").write_text("8.8.8.0/24\n1.10.16.0/20\n")
+    out = tmp_path / "out"
+    args = ["blocklist", "export", "-o", str(out), "--feeds-dir", str(feeds), "-f", "nftables", "--model-dir"]
+    result = CliRunner().invoke(app, [*args, str(model)])
+    assert result.exit_code == 0, result.output
+    rules = (out / "blocklist.nft").read_text()
+    assert "8.8.8.0/24" not in rules and "1.10.16.0/20" in rules
+    assert "public DNS resolver dns.google in systemd-resolved 252.39" in (out / "rejected.csv").read_text()
+    (model / "resolvers.txt").write_text("8.8.4.4 dns.google\n")  # not what the manifest pinned
+    result = CliRunner().invoke(app, [*args, str(model)], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and "does not match" in result.output
 
 
 def test_min_score_selects_scored_rows():

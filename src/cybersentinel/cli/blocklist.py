@@ -62,12 +62,16 @@ def export_command(
     feedback: UseFeedback = True,
     widest_v4: Annotated[int, typer.Option(min=0, max=32, help="Widest IPv4 range a rule may cover.")] = 12,
     widest_v6: Annotated[int, typer.Option(min=0, max=128, help="Widest IPv6 range a rule may cover.")] = 24,
+    model_dir: Annotated[Path, typer.Option(file_okay=False, help="Model folder: no rule covers the public DNS "
+                                            "resolvers pinned with its model (skipped if it holds none).")
+                         ] = Path("models"),
 ) -> None:
     """Write block rules; rows that cannot be blocked go to rejected.csv with a reason."""
     import json
 
     from rich.console import Console
 
+    from cybersentinel.core.files import ModelIntegrityError
     from cybersentinel.intel.feeds import FeedError, IntelIndex, parse_ranked_domains, read_feed_file
     from cybersentinel.scoring.policy import read_site_list
 
@@ -92,7 +96,7 @@ def export_command(
             console.print("[yellow]warning:[/yellow] no Tranco list: popular sites are protected only by the "
                           "allowlist (give --tranco or --feeds-dir)")
         allow, block = with_feedback(allow, read_site_list(block_files or [], [], "block list"), feedback, feedback_db)
-        guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6)
+        guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6, _pinned_resolvers(model_dir, console))
         found, bad = entries_from_block_list(block.entries, guard)
         entries += found
         rejected += bad
@@ -111,7 +115,7 @@ def export_command(
             entries += found
             rejected += bad
             report["feeds"] = {"entries": len(found), "rejected": len(bad)}
-    except (InputError, FeedError, OSError, ValueError) as err:
+    except (InputError, FeedError, OSError, ValueError, ModelIntegrityError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
     bl = build(entries)
@@ -134,3 +138,15 @@ def _read_domain_list(path: Path) -> list[str]:
     from cybersentinel.intel.feeds import parse_domain_list, read_feed_file
 
     return read_feed_file(path, parse_domain_list).entries
+
+
+def _pinned_resolvers(model_dir: Path, console: Any) -> dict[str, str]:
+    """The public DNS resolvers pinned with the model in ``model_dir`` (hash-checked), {} without a model."""
+    if not (model_dir / "model.json").is_file():
+        console.print(f"[yellow]warning:[/yellow] no model in {model_dir}: public DNS resolvers are protected "
+                      "only by the allowlist")
+        return {}
+    from cybersentinel.core.files import load_manifest
+    from cybersentinel.scoring.detector import read_resolvers
+
+    return read_resolvers(model_dir, load_manifest(model_dir))

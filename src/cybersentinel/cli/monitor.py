@@ -25,9 +25,10 @@ from cybersentinel.cli.options import (
 from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, SiteHostNeededError, run_monitor
 
 
-def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None) -> tuple[Scorer, dict[str, Any]]:
-    """The served decision (model, feeds, allowlist, local block list), as predict and the service give it, and
-    the model's manifest."""
+def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None
+                  ) -> tuple[Scorer, dict[str, Any], dict[str, str]]:
+    """The served decision (model, feeds, allowlist, local block list), as predict and the service give it, the
+    model's manifest and the public DNS resolvers pinned with it."""
     from cybersentinel.scoring.detector import Detector
 
     detector = Detector.from_dir(model_dir)
@@ -36,7 +37,7 @@ def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None) ->
     def score(urls: list[str]) -> list[dict[str, Any]]:
         return detector.score_values(urls, decider=decider).to_pylist()
 
-    return score, detector.manifest
+    return score, detector.manifest, detector.resolvers
 
 
 def monitor(
@@ -102,13 +103,13 @@ def monitor(
     except (OSError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="--allow-file") from err
     allow, block = with_feedback(allow, SiteList(), feedback, feedback_db)
-    guard = Guard(allow, index.popularity if index is not None else {}, allow_top)
     if allow_top and index is None:
         console.print("[yellow]warning:[/yellow] no --feeds-dir: popular sites are protected only by the allowlist")
     try:
-        score, manifest = _model_scorer(model_dir, index, allow, block)
+        score, manifest, resolvers = _model_scorer(model_dir, index, allow, block)
     except (FileNotFoundError, ModelIntegrityError, ValueError) as err:
         raise typer.BadParameter(f"cannot load the model: {err}", param_hint="--model-dir") from err
+    guard = Guard(allow, index.popularity if index is not None else {}, allow_top, addresses=resolvers)
     with contextlib.ExitStack() as stack:
         registry = None
         if metrics_port is not None:

@@ -9,6 +9,8 @@ What is never blocked (`Guard`): public suffixes (the private section too: ``git
 space (a range that overlaps it at all, not just one whose ends are in it), ranges wider than a limit, and
 allowlisted sites with their subdomains: the allowlist file and ``--allow`` names, and by default the Tranco
 top N registered domains. An explicit block list overrides the Tranco default, never the explicit allowlist.
+No IP range covers an allowlisted address either: one named in the allowlist, or a public DNS resolver the
+model pins (``8.8.8.8``; a feed that lists ``8.8.8.0/24`` would cut every client that resolves through it).
 """
 
 from __future__ import annotations
@@ -123,6 +125,13 @@ class Guard:
     allow_top: int = 10_000  # registered domains ranked this high are never blocked (0: none)
     widest_v4: int = 12  # the widest IPv4 range a rule may cover is a /12
     widest_v6: int = 24
+    addresses: Mapping[str, str] = field(default_factory=dict)  # address -> why never blocked (pinned resolvers)
+
+    def __post_init__(self) -> None:
+        named = self.allow.entries.items() if self.allow is not None else ()
+        never = [(address, why) for name, why in [*self.addresses.items(), *named]
+                 if (address := _address(name)) is not None]
+        object.__setattr__(self, "_never", tuple(never))
 
     def network_problem(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
         reserved = next((r for r in RESERVED_NETWORKS if r.version == network.version and network.overlaps(r)), None)
@@ -133,6 +142,9 @@ class Guard:
         widest = self.widest_v4 if network.version == 4 else self.widest_v6
         if network.prefixlen < widest:
             return f"/{network.prefixlen} is wider than the /{widest} limit"
+        covered = next(((a, why) for a, why in self._never if a.version == network.version and a in network), None)
+        if covered is not None:
+            return f"covers allowlisted address {covered[0]} ({covered[1]}): never blocked"
         return ""
 
     def name_problem(self, domain: str, explicit_block: bool = False) -> str:
@@ -145,6 +157,14 @@ class Guard:
         if not explicit_block and rank is not None and rank <= self.allow_top:
             return f"popular site {registered} (Tranco rank {rank:,}): never blocked unless on the block list"
         return ""
+
+
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a list names (``8.8.8.8``, ``[2001:4860:4860::8888]``), None for a host name."""
+    try:
+        return ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return None
 
 
 def target_of(url: str) -> tuple[str, str]:
