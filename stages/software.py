@@ -3,7 +3,10 @@ SHA-256 in params.yaml, from Debian's archive or CYBERSENTINEL_SOFTWARE_MIRROR).
 
 - ``wordpress`` lists the files of a stock WordPress install: ``/wp-login.php``, ``/wp-admin/admin-ajax.php``,
   ``/wp-includes/wlwmanifest.xml``... A phishing kit on a compromised site lives outside those files. Written
-  one path per line (directories end with ``/``), sorted.
+  one path per line (directories end with ``/``), sorted, with the REST API routes WordPress core registers
+  (``/wp-json/``, ``/wp-json/wp/v2/pages``, ``/wp-json/oembed/1.0/embed``: every WordPress page links to some in
+  its ``<head>``), read from its PHP sources: the URL prefix (``rest_url_prefix``), the ``wp/v2`` controllers'
+  and core post types' and taxonomies' ``rest_base``, and the oEmbed routes.
 - ``systemd-resolved``'s ``resolved.conf`` names the public DNS resolvers (``8.8.8.8#dns.google``,
   ``1.1.1.1#cloudflare-dns.com``): their addresses serve DNS and DNS over HTTPS, never a site of their own.
   Written ``address name`` per line, sorted."""
@@ -40,6 +43,35 @@ def wordpress_paths(archive: tarfile.TarFile) -> list[str]:
     return sorted({"/" + m.name[len(root):] + ("/" if m.isdir() else "") for m in members})
 
 
+_REST_PREFIX = re.compile(r"apply_filters\(\s*'rest_url_prefix',\s*'([a-z-]+)'\s*\)")
+_REST_BASE = re.compile(r"(?:\$this->rest_base\s*=|'rest_base'\s*=>)\s*'([a-z0-9/-]+)'")  # regex bases skipped
+_NAMESPACE = re.compile(r"\$this->namespace\s*=\s*'([a-z0-9/.-]+)'")
+_ROUTE = re.compile(r"register_rest_route\(\s*'([a-z0-9/.-]+)',\s*'(/[a-z0-9/-]+)'")
+
+
+def wordpress_routes(archive: tarfile.TarFile) -> list[str]:
+    """The REST routes WordPress core registers, as URL paths under its prefix: the index (``/wp-json/``), the
+    ``wp/v2`` resources of its controllers, post types and taxonomies (``/wp-json/wp/v2/pages``), and routes
+    registered literally (``/wp-json/oembed/1.0/embed``)."""
+    sources = {m.name[len(WORDPRESS_ROOT):]: archive.extractfile(m).read().decode("utf-8", "replace")
+               for m in archive.getmembers()
+               if m.isfile() and m.name.startswith(WORDPRESS_ROOT + "wp-includes/") and m.name.endswith(".php")}
+    prefixes = {p for text in sources.values() for p in _REST_PREFIX.findall(text)}
+    if len(prefixes) != 1:
+        raise ValueError(f"expected one rest_url_prefix in wp-includes, found {sorted(prefixes) or 'none'}")
+    prefix = "/" + prefixes.pop()
+    routes = {prefix + "/"}
+    for name, text in sources.items():
+        namespaces = set(_NAMESPACE.findall(text))
+        if name.startswith("wp-includes/rest-api/") and namespaces != {"wp/v2"}:
+            continue  # other namespaces' controllers (block editor, site health) are not linked from pages
+        routes.update(f"{prefix}/wp/v2/{base}" for base in _REST_BASE.findall(text))
+        routes.update(f"{prefix}/{namespace}{route}" for namespace, route in _ROUTE.findall(text))
+    if len(routes) == 1:
+        raise ValueError("no REST routes in wp-includes")
+    return sorted(routes)
+
+
 def resolver_addresses(conf: str) -> dict[str, str]:
     """Address -> DNS name of each ``address#name`` in the comments of a ``resolved.conf``, the examples of
     public resolvers systemd ships (tokens whose address does not parse are not addresses)."""
@@ -72,7 +104,8 @@ def main() -> None:
     args = parser.parse_args()
     software = read_params()["software"]
     mirror = os.environ.get(MIRROR_ENV, "")  # "": no mirror, download it
-    for key, read, out in (("wordpress", wordpress_paths, args.out), ("resolvers", package_resolvers, args.resolvers)):
+    wordpress = lambda archive: sorted(wordpress_paths(archive) + wordpress_routes(archive))  # noqa: E731
+    for key, read, out in (("wordpress", wordpress, args.out), ("resolvers", package_resolvers, args.resolvers)):
         spec = software[key]
         try:
             with upstream_file(spec, mirror) as deb, package_files(deb) as archive:

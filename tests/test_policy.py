@@ -179,6 +179,15 @@ def test_deception_and_known_software_rules():
     assert known_software_file("http://a.com/blog/wp-admin/", stock, "W") == "W file `/wp-admin/`"
     assert known_software_file("http://a.com/wp-includes/css/buttons.css", stock, "W") == \
         "W file `/wp-includes/css/buttons.css`"
+    routes = stock | {"/wp-json/", "/wp-json/wp/v2/pages", "/wp-json/oembed/1.0/embed"}
+    assert known_software_file("https://a.com/wp-json/wp/v2/pages/2", routes, "W") == \
+        "W REST route `/wp-json/wp/v2/pages/2`"
+    assert known_software_file("https://a.com/blog/wp-json/", routes, "W") == "W REST route `/wp-json/`"
+    assert known_software_file("https://a.com/wp-json/oembed/1.0/embed?url=https%3A%2F%2Fa.com%2F", routes, "W")
+    for kit in ("/wp-json/oembed/1.0/service/", "/wp-json/oembed/1.0/raw/index.php?1=34", "/wp-json/wp/v2/pages/x",
+                "/wp-json/wp/v2/pages/2/login.php", "/wp-json/index.php"):
+        assert known_software_file("https://a.com" + kit, routes, "W") == "", kit
+    assert known_software_file("https://a.com/wp-json/", stock, "W") == ""  # a list without routes covers none
     # a directory WordPress does not serve itself may hold a kit's own index page
     assert known_software_file("http://office365-login.example.appspot.com/wp-content", stock, "W") == ""
     assert known_software_file("http://a.com/wp-includes/css/", stock, "W") == ""

@@ -24,6 +24,25 @@ DNS=10.0.0.1#not.a.comment
 """
 
 
+# Excerpts in the shape of WordPress core's own sources (wp-includes/rest-api.php, post.php, a controller, the
+# oEmbed controller), and a controller of another namespace whose routes pages do not link.
+WORDPRESS_PHP = {
+    "usr/share/wordpress/wp-includes/rest-api.php": "<?php\nfunction rest_get_url_prefix() {\n"
+                                                    "\treturn apply_filters( 'rest_url_prefix', 'wp-json' );\n}\n",
+    "usr/share/wordpress/wp-includes/post.php": "<?php\n\t\t\t'rest_base'             => 'pages',\n"
+                                                "\t\t\t'rest_base' => 'posts',\n",
+    "usr/share/wordpress/wp-includes/rest-api/endpoints/class-wp-rest-users-controller.php":
+        "<?php\n\t\t$this->namespace = 'wp/v2';\n\t\t$this->rest_base = 'users';\n",
+    "usr/share/wordpress/wp-includes/rest-api/endpoints/class-wp-rest-app-passwords-controller.php":
+        "<?php\n\t\t$this->namespace = 'wp/v2';\n"
+        "\t\t$this->rest_base = 'users/(?P<user_id>(?:[\\d]+|me))/application-passwords';\n",
+    "usr/share/wordpress/wp-includes/rest-api/endpoints/class-wp-rest-site-health-controller.php":
+        "<?php\n\t\t$this->namespace = 'wp-site-health/v1';\n\t\t$this->rest_base = 'tests';\n",
+    "usr/share/wordpress/wp-includes/class-wp-oembed-controller.php":
+        "<?php\n\t\tregister_rest_route(\n\t\t\t'oembed/1.0',\n\t\t\t'/embed',\n\t\t\tarray()\n\t\t);\n",
+}
+
+
 def deb(tmp_path: Path, name: str, files: dict[str, str]) -> dict:
     root = tmp_path / "build" / name
     (root / "DEBIAN").mkdir(parents=True)
@@ -51,18 +70,21 @@ def run_stage(tmp_path: Path, software: dict) -> subprocess.CompletedProcess:
 def test_stock_paths_and_public_resolvers(tmp_path):
     wordpress = deb(tmp_path, "wordpress", {"usr/share/wordpress/wp-login.php": "<?php",
                                             "usr/share/wordpress/wp-admin/index.php": "<?php",
-                                            "usr/share/doc/wordpress/README": "not served"})
+                                            "usr/share/doc/wordpress/README": "not served", **WORDPRESS_PHP})
     resolved = deb(tmp_path, "systemd-resolved", {"etc/systemd/resolved.conf": RESOLVED_CONF})
     result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": resolved})
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "software.txt").read_text().split() == ["/wp-admin/", "/wp-admin/index.php", "/wp-login.php"]
+    listed = (tmp_path / "software.txt").read_text().split()
+    assert [p for p in listed if not p.startswith("/wp-includes/")] == [
+        "/wp-admin/", "/wp-admin/index.php", "/wp-json/", "/wp-json/oembed/1.0/embed", "/wp-json/wp/v2/pages",
+        "/wp-json/wp/v2/posts", "/wp-json/wp/v2/users", "/wp-login.php"]  # no regex base, no other namespace
     assert (tmp_path / "resolvers.txt").read_text().splitlines() == [
         "1.1.1.1 cloudflare-dns.com", "2001:4860:4860::8888 dns.google", "2606:4700:4700::1111 cloudflare-dns.com",
         "8.8.8.8 dns.google"]  # compressed, lower case; tokens that are no address and active settings skipped
 
 
 def test_a_package_without_resolver_examples_fails_clearly(tmp_path):
-    wordpress = deb(tmp_path, "wordpress", {"usr/share/wordpress/wp-login.php": "<?php"})
+    wordpress = deb(tmp_path, "wordpress", {"usr/share/wordpress/wp-login.php": "<?php", **WORDPRESS_PHP})
     empty = deb(tmp_path, "systemd-resolved", {"etc/systemd/resolved.conf": "[Resolve]\n#DNS=\n"})
     result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": empty})
     assert result.returncode != 0 and "no `address#name` resolver examples" in result.stderr
@@ -70,3 +92,11 @@ def test_a_package_without_resolver_examples_fails_clearly(tmp_path):
     tampered = {**empty, "sha256": "0" * 64}
     result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": tampered})
     assert result.returncode != 0 and "checksum mismatch" in result.stderr
+
+
+def test_a_wordpress_package_without_rest_routes_fails_clearly(tmp_path):
+    wordpress = deb(tmp_path, "wordpress", {"usr/share/wordpress/wp-login.php": "<?php"})
+    resolved = deb(tmp_path, "systemd-resolved", {"etc/systemd/resolved.conf": RESOLVED_CONF})
+    result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": resolved})
+    assert result.returncode != 0 and "expected one rest_url_prefix in wp-includes, found none" in result.stderr
+    assert not (tmp_path / "software.txt").exists()

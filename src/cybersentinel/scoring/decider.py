@@ -256,17 +256,33 @@ def userinfo_deception(url: str) -> str:
     return ""
 
 
+REST_PREFIX = "/wp-json/"
+
+
+def _stock_route(tail: str, known_paths: frozenset[str]) -> bool:
+    """Whether a path from ``/wp-json/`` on is a REST route of the software (stage software lists them:
+    ``/wp-json/``, ``/wp-json/wp/v2/pages``) or one numbered item of one (``/wp-json/wp/v2/pages/2``). Nothing
+    with a file name: a kit can write ``/wp-json/oembed/1.0/raw/index.php`` on a compromised site."""
+    route = tail.rstrip("/")
+    if route + "/" == REST_PREFIX:
+        return REST_PREFIX in known_paths
+    parent, _, last = route.rpartition("/")
+    return route in known_paths or (last.isdigit() and parent in known_paths)
+
+
 def known_software_file(url: str, known_paths: frozenset[str], software: str) -> str:
     """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file of the software, or a stock
-    directory the software serves itself (its ``index.php`` is stock: ``/wp-admin/``), WordPress in a sub-folder
-    included (``/blog/wp-login.php``); "" otherwise. Other directories are not: a kit can put its own index
-    page in any directory it can write (``/wp-includes/css/``), or answer ``/wp-content`` on a host that runs
-    no WordPress at all."""
+    directory the software serves itself (its ``index.php`` is stock: ``/wp-admin/``), or one of its REST routes
+    (`_stock_route`), WordPress in a sub-folder included (``/blog/wp-login.php``); "" otherwise. Other
+    directories are not: a kit can put its own index page in any directory it can write (``/wp-includes/css/``),
+    or answer ``/wp-content`` on a host that runs no WordPress at all."""
     path = split_url(url).path.lower()
     cut = min((i for i in (path.find("/wp-"), path.find("/xmlrpc.php")) if i >= 0), default=-1)
     if cut < 0:
         return ""
     tail = path[cut:]
+    if tail.startswith(REST_PREFIX):
+        return f"{software} REST route `{tail}`" if _stock_route(tail, known_paths) else ""
     if tail in known_paths and not tail.endswith("/"):
         return f"{software} file `{tail}`"
     folder = tail if tail.endswith("/") else tail + "/"
