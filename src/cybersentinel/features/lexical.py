@@ -23,6 +23,7 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import filterfalse
 from typing import NamedTuple
 
@@ -621,6 +622,7 @@ def ngram_counts(lengths: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return sum(np.maximum(lengths - n + 1, 0) for n in range(lo, hi + 1)).astype(np.int64)
 
 
+@lru_cache(maxsize=8)
 def hash_shift(n_features: int) -> int:
     """The right shift that maps a 64-bit n-gram hash onto ``n_features`` (a power of two) buckets."""
     bits = int(n_features).bit_length() - 1
@@ -636,11 +638,20 @@ def ngram_scores(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
     computed without building the sparse matrix. ``weights`` holds (coefficients, intercept) per column."""
     lo, hi = ngram_range
     shift = np.uint64(hash_shift(n_features))
-    scores = []
-    for (coef, intercept), (starts, ends) in zip(weights, (parsed.host_spans(), parsed.rest_spans()), strict=True):
-        sums, counts = _ngram_sums(parsed.data, starts, ends, lo, hi, shift, coef)
-        scores.append(intercept + sums / np.sqrt(np.maximum(counts, 1)))
-    return np.column_stack(scores).astype(np.float32)
+    out = np.empty((len(parsed), len(weights)), dtype=np.float32)
+    for j, ((coef, intercept), (starts, ends)) in enumerate(zip(weights, (parsed.host_spans(), parsed.rest_spans()),
+                                                                strict=True)):
+        _ngram_column(parsed.data, starts, ends, lo, hi, shift, coef, float(intercept), out, j)
+    return out
+
+
+@njit(cache=True)
+def _ngram_column(data, starts, ends, lo, hi, shift, weights, intercept, out, column):
+    """``out[:, column]`` = intercept + (sum of weights) / sqrt(n-grams), as float32: one call per column
+    (the NumPy arithmetic around `_ngram_sums` cost a request of one URL more than the hashing)."""
+    sums, counts = _ngram_sums(data, starts, ends, lo, hi, shift, weights)
+    for i in range(len(sums)):
+        out[i, column] = intercept + sums[i] / np.sqrt(np.float64(max(counts[i], 1)))
 
 
 # ---------------------------------------------------------------------------------------------------- columns
@@ -993,6 +1004,16 @@ def _texture(data, offsets):
     return entropy, runs, ascii_only
 
 
+@njit(cache=True)
+def _bare(data, starts, ends):
+    """Whether each span is empty or a single ``/``."""
+    out = np.empty(len(starts), dtype=np.bool_)
+    for i in range(len(starts)):
+        length = ends[i] - starts[i]
+        out[i] = length == 0 or (length == 1 and data[starts[i]] == 47)
+    return out
+
+
 class ParsedUrls:
     """One batch of URLs as UTF-8 bytes with every URL's part offsets: the single input of all features."""
 
@@ -1004,6 +1025,7 @@ class ParsedUrls:
                                       _WORD_BITS,
                                       _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS)
         self._hosts: pa.DictionaryArray | None = None
+        self._host_index: tuple[list[bytes], np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -1017,6 +1039,22 @@ class ParsedUrls:
                                                                                   pa.py_buffer(data)])
             self._hosts = arr.dictionary_encode()
         return self._hosts
+
+    def host_index(self) -> tuple[list[bytes], np.ndarray]:
+        """`hosts` as plain values: the distinct hosts in order of first appearance, and each row's index into
+        them. A few rows are encoded with a dict: Arrow's dictionary encoding and conversions cost a request of
+        one URL more than the rest of its host handling."""
+        if self._host_index is None:
+            if self._hosts is None and len(self) <= FEW_TEXTS:
+                offsets, data = _copy_lower(self.data, self.spans[:, 0], self.spans[:, 1])
+                raw, bounds = data.tobytes(), offsets.tolist()
+                ids: dict[bytes, int] = {}
+                rows = [ids.setdefault(raw[a:b], len(ids)) for a, b in zip(bounds, bounds[1:])]
+                self._host_index = list(ids), np.array(rows, dtype=np.int32)
+            else:
+                hosts = self.hosts()
+                self._host_index = hosts.dictionary.to_pylist(), hosts.indices.to_numpy(zero_copy_only=False)
+        return self._host_index
 
     def host_spans(self) -> tuple[np.ndarray, np.ndarray]:
         return self.spans[:, 2], self.spans[:, 1]
@@ -1039,17 +1077,11 @@ class ParsedUrls:
 
     def bare_hosts(self) -> np.ndarray:
         """Whether each row is a host alone: no path (beyond ``/``) and no query after it."""
-        starts, ends = self.rest_spans()
-        length = ends - starts
-        if not len(self.data):
-            return length == 0
-        first = self.data[np.clip(starts, 0, len(self.data) - 1)]
-        return (length == 0) | ((length == 1) & (first == ord("/")))
+        return _bare(self.data, *self.rest_spans())
 
     def hand_features(self) -> np.ndarray:
-        hosts = self.hosts()
-        table = _host_table(hosts.dictionary.to_pylist())
-        host = table[hosts.indices.to_numpy(zero_copy_only=False)]
+        names, rows = self.host_index()
+        host = _host_table(names)[rows]
         out = np.empty((len(self), len(FEATURES)), dtype=np.float32)
         out[:, _FROM_SCAN[0]] = self.scan[:, _FROM_SCAN[1]]
         out[:, _FROM_HOST[0]] = host[:, _FROM_HOST[1]]

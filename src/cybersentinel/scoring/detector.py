@@ -65,26 +65,20 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     A feature counts only if its value reads as what it describes: a binary flag must be set, and a
     numeric feature above its training median (or below it, where a low-value wording exists)."""
     n, m = X.shape
-    contrib = contrib[:, :m].astype(np.float32, copy=True)
-    high = np.greater(X, medians) if medians is not None else np.ones_like(X, dtype=bool)
     words, low_words, binary, name_features = _reason_words(tuple(names))
-    readable = np.where(binary, X > 0.5, high | (low_words[:m] != ""))
-    if name_features is not None:  # an address has no name: "digits in the host name" would mislead an analyst
-        readable &= ~((X[:, [names.index("host_is_ip")]] > 0.5) & name_features)
-    contrib[~readable | (contrib < min_contribution)] = -np.inf
-    top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-    picked = np.take_along_axis(contrib, top, axis=1) > -np.inf
-    # code per (feature, wording); rows share few distinct reason lists, so build each string once
-    use_low = ~np.take_along_axis(high, top, axis=1) & ~binary[top]
-    codes = np.where(picked, top * 2 + use_low, 2 * m)
-    key = np.zeros(n, dtype=np.int64)
-    for j in range(codes.shape[1]):
-        key = key * (2 * m + 1) + codes[:, j]
-    keys = key.tolist()
+    k = min(k, m)
+    # one kernel call (a request of one URL paid ~20 NumPy calls here); rows share few distinct reason lists,
+    # so each string is built once per key (a key encodes the row's codes, one per (feature, wording))
+    reference = medians if medians is not None else np.zeros(m, X.dtype)
+    keys = _reason_keys(contrib.astype(np.float32, copy=False), X, reference, medians is not None, binary,
+                        low_words[:m] != "",
+                        name_features if name_features is not None else binary,
+                        names.index("host_is_ip") if name_features is not None else -1, k,
+                        np.float32(min_contribution)).tolist()
     texts = {}
     for u in set(keys):
         parts, rest = [], u
-        for _ in range(codes.shape[1]):
+        for _ in range(k):
             rest, code = divmod(rest, 2 * m + 1)
             if code < 2 * m:
                 parts.append(low_words[code // 2] if code % 2 else words[code // 2])
@@ -92,6 +86,47 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     out = np.empty(n, dtype=object)
     out[:] = [texts[u] for u in keys]
     return out
+
+
+@njit(cache=True)
+def _reason_keys(contrib, X, medians, has_medians, binary, has_low, name_features, ip_column, k, min_contribution):
+    """Per row, its top ``k`` readable features by contribution (at least ``min_contribution``; ties: the lower
+    column first, as a stable sort), each coded ``2 * column + (low wording)``, ``2 * m`` for none, as one
+    base-(2m+1) number, first pick most significant."""
+    n, m = X.shape
+    keys = np.zeros(n, dtype=np.int64)
+    best = np.empty(k, dtype=np.float32)
+    at = np.empty(k, dtype=np.int64)
+    for i in range(n):
+        is_ip = ip_column >= 0 and X[i, ip_column] > 0.5
+        count = 0
+        for j in range(m):
+            c = contrib[i, j]
+            if not c >= min_contribution:  # NaN too
+                continue
+            # a flag must be set; a number above the median, or have a low-value wording
+            readable = X[i, j] > 0.5 if binary[j] else (not has_medians or X[i, j] > medians[j]) or has_low[j]
+            if not readable or (is_ip and name_features[j]):
+                continue
+            pos = count
+            while pos > 0 and c > best[pos - 1]:  # strictly greater: an equal value stays behind the earlier column
+                pos -= 1
+            if pos >= k:
+                continue
+            for q in range(min(count, k - 1), pos, -1):
+                best[q], at[q] = best[q - 1], at[q - 1]
+            best[pos], at[pos] = c, j
+            count = min(count + 1, k)
+        key = 0
+        for q in range(k):
+            code = 2 * m
+            if q < count:
+                j = at[q]
+                low = not binary[j] and has_medians and not X[i, j] > medians[j]
+                code = 2 * j + (1 if low else 0)
+            key = key * (2 * m + 1) + code
+        keys[i] = key
+    return keys
 
 
 @lru_cache(maxsize=8)
@@ -259,7 +294,7 @@ class Detector:
             model_scores[ok], contrib = self._score_features(X)
         host_names, host_of_row = _host_index(parsed)
         scores, verdicts, rules, feeds = decider.apply(
-            model_scores, ok, host_names, host_of_row.to_numpy(zero_copy_only=False), parsed.bare_hosts(),
+            model_scores, ok, host_names, host_of_row, parsed.bare_hosts(),
             *self._row_facts(parsed, values, decider))
         texts = rules
         if reasons and X is not None:
@@ -288,7 +323,7 @@ class Detector:
             for i, score in zip(usable, found.tolist(), strict=True):
                 model[i] = score
         host_names, host_of_row = _host_index(parsed)
-        decided = decider.decide_rows(model, host_names, host_of_row.to_pylist(), parsed.bare_hosts().tolist(),
+        decided = decider.decide_rows(model, host_names, host_of_row.tolist(), parsed.bare_hosts().tolist(),
                                       *self._row_facts(parsed, values, decider))
         texts = [rules for _, _, rules, _ in decided]
         if reasons and X is not None:
@@ -299,8 +334,10 @@ class Detector:
                 for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib[explain],
                                                                   X[explain]), strict=True):
                     texts[i] = text
-        scores = np.round(np.asarray([d[0] for d in decided], dtype=np.float64), 6).tolist()
-        models = np.round(np.asarray([np.nan if m is None else m for m in model], dtype=np.float64), 6).tolist()
+        n = len(values)  # scores and model scores rounded in one call
+        rounded = np.round(np.asarray([d[0] for d in decided] + [np.nan if m is None else m for m in model],
+                                      dtype=np.float64), 6).tolist()
+        scores, models = rounded[:n], rounded[n:]
         return [{"url": url, "score": None if score != score else score, "verdict": verdict, "reasons": text,
                  "model_score": None if m != m else m, "feeds": feeds, "error": error}
                 for url, score, (_, verdict, _, feeds), text, m, error in zip(
@@ -430,12 +467,10 @@ def resolver_reasons(text: str, source: str) -> dict[str, str]:
     return reasons
 
 
-def _host_index(parsed: ParsedUrls) -> tuple[list[str], pa.Array]:
-    """A batch's distinct hosts as text, and each row's index into them (-1: no host)."""
-    hosts = parsed.hosts()
-    indices = hosts.indices
-    return ([h.decode("utf-8", "replace") for h in hosts.dictionary.to_pylist()],
-            indices.fill_null(-1) if indices.null_count else indices)
+def _host_index(parsed: ParsedUrls) -> tuple[list[str], np.ndarray]:
+    """A batch's distinct hosts as text, and each row's index into them."""
+    names, rows = parsed.host_index()
+    return [h.decode("utf-8", "replace") for h in names], rows
 
 
 def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
@@ -446,21 +481,14 @@ def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
 
 def url_errors(parsed: ParsedUrls) -> np.ndarray:
     """A reason per URL that cannot be scored ("" where it can): empty, too long, or no host name."""
-    lengths = np.diff(parsed.offsets)
-    no_host = parsed.spans[:, 1] == parsed.spans[:, 0]
-    blank = np.zeros(len(lengths), dtype=bool)
-    for i in np.flatnonzero(no_host):  # rare: tell blank input from text without a host
-        blank[i] = not bytes(parsed.data[parsed.offsets[i]:parsed.offsets[i + 1]]).strip()
-    bad_host = _bad_host_bytes(parsed.data, parsed.spans[:, 0], parsed.spans[:, 1], _FORBIDDEN_IN_HOST)
-    out = np.full(len(lengths), "", dtype=object)
-    # the first that applies names the error: assigned last to first, so an earlier one overwrites a later one
-    for mask, error in ((bad_host, "host name has spaces, control or forbidden characters"),
-                        (no_host, "no host name in URL"), (lengths > MAX_URL_CHARS,
-                                                           f"URL longer than {MAX_URL_CHARS} bytes"),
-                        (blank, "empty URL")):
-        if mask.any():
-            out[mask] = error
-    return out
+    codes = _url_error_codes(parsed.data, parsed.offsets, parsed.spans[:, 0], parsed.spans[:, 1], _FORBIDDEN_IN_HOST,
+                             MAX_URL_CHARS)
+    return _URL_ERRORS[codes]
+
+
+# `_url_error_codes`' codes: the first that applies names the error
+_URL_ERRORS = np.array(["", "host name has spaces, control or forbidden characters", "no host name in URL",
+                        f"URL longer than {MAX_URL_CHARS} bytes", "empty URL"], dtype=object)
 
 
 # Bytes no host name, IP literal or bracketed IPv6 can hold (WHATWG's forbidden host code points).
@@ -471,14 +499,29 @@ _FORBIDDEN_IN_HOST[list(range(0x21)) + [0x7F] + list(b'<>"{}|\\^`%')] = True
 
 
 @njit(cache=True)
-def _bad_host_bytes(data, starts, ends, forbidden):
-    out = np.zeros(len(starts), dtype=np.bool_)
+def _url_error_codes(data, offsets, starts, ends, forbidden, max_bytes):
+    """Per URL, the index of its error in `_URL_ERRORS`: 4 blank (no host and only ASCII white space, what
+    ``bytes.strip`` removes), 3 longer than ``max_bytes``, 2 no host, 1 a forbidden byte in the host, 0 none.
+    One kernel call: a request of one URL paid more for a dozen NumPy calls than for the checks."""
+    out = np.zeros(len(starts), dtype=np.int64)
     for i in range(len(starts)):
+        if starts[i] == ends[i]:
+            blank = True
+            for j in range(offsets[i], offsets[i + 1]):
+                c = data[j]
+                if not (c == 32 or 9 <= c <= 13):
+                    blank = False
+                    break
+            out[i] = 4 if blank else 3 if offsets[i + 1] - offsets[i] > max_bytes else 2
+            continue
+        if offsets[i + 1] - offsets[i] > max_bytes:
+            out[i] = 3
+            continue
         for j in range(starts[i], ends[i]):
             # U+FFFD (EF BF BD) stands for bytes that were not UTF-8
             replaced = data[j] == 0xEF and j + 2 < ends[i] and data[j + 1] == 0xBF and data[j + 2] == 0xBD
             if forbidden[data[j]] or replaced:
-                out[i] = True
+                out[i] = 1
                 break
     return out
 
