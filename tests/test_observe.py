@@ -31,7 +31,7 @@ from cybersentinel.model.drift import (
     shares,
 )
 from cybersentinel.ops.decisions import DecisionLog, LogSettings, log_files, parse_window, read_window, remove_expired
-from cybersentinel.ops.metrics import observe_many, route_of
+from cybersentinel.ops.metrics import HttpMetrics, ScoringMetrics, observe_many, route_of
 from cybersentinel.ops.monitor import run_monitor
 from cybersentinel.ops.service import Settings, create_app
 from cybersentinel.scoring.detector import Detector
@@ -309,3 +309,28 @@ def test_monitor_command_serves_metrics_on_localhost_and_keeps_the_decision_log(
     assert process.returncode == 0, output
     assert f"127.0.0.1:{port}" in output
     assert sorted(read_window(folder).column("url").to_pylist()) == [f"http://h{i}.example/login" for i in range(3)]
+
+
+def test_scoring_and_http_metrics_count_each_result_and_request() -> None:
+    # one pass over a batch's results and the labelled children kept between requests: the counts stay exact
+    registry = CollectorRegistry()
+    scoring, http = ScoringMetrics(registry, "t", "m", "1"), HttpMetrics(registry, "t")
+    row = {"url": "u", "score": 0.9, "verdict": "malicious", "reasons": "", "model_score": 0.9, "feeds": "",
+           "error": ""}
+    results = [row, {**row, "feeds": "firehol_level1, spamhaus_drop"}, {**row, "feeds": "firehol_level1"},
+               {**row, "verdict": "benign", "score": 0.1}, {**row, "score": None, "verdict": "", "error": "empty URL"}]
+    for batch in (results, results[:1], results[1:2]):
+        scoring.observe(batch)
+    for status in (200, 200, 422):
+        http.record("/v1/score", "POST", status, 0.0004)
+    value = registry.get_sample_value
+    assert value("t_urls_scored_total") == 7
+    assert value("t_verdicts_total", {"verdict": "malicious"}) == 5
+    assert value("t_verdicts_total", {"verdict": "benign"}) == 1 and value("t_verdicts_total", {"verdict": "none"}) == 1
+    assert value("t_unscorable_total") == 1
+    assert value("t_feed_matches_total", {"feed": "firehol_level1"}) == 3
+    assert value("t_feed_matches_total", {"feed": "spamhaus_drop"}) == 2
+    assert value("t_score_count") == 6 and value("t_score_bucket", {"le": "0.1"}) == 1
+    assert value("t_http_requests_total", {"route": "/v1/score", "method": "POST", "status": "200"}) == 2
+    assert value("t_http_errors_total", {"route": "/v1/score", "status": "422"}) == 1
+    assert value("t_http_request_duration_seconds_count", {"route": "/v1/score"}) == 3

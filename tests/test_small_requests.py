@@ -231,3 +231,82 @@ def test_few_url_requests_equal_the_batch_on_test_split_rows(detector: Detector)
             for start in range(0, len(urls) - size, 97):
                 lexical._host_cache.clear()
                 assert detector.score_records(urls[start:start + size], decider=fresh) == batch[start:start + size]
+
+
+def reference_reason_keys(contrib, X, names, medians, k):
+    """The sort `reason_texts` replaced with one kernel call: the same top-k picks, as code lists."""
+    import numpy as np
+
+    from cybersentinel.scoring.detector import _reason_words
+
+    n, m = X.shape
+    contrib = contrib[:, :m].astype(np.float32, copy=True)
+    high = np.greater(X, medians) if medians is not None else np.ones_like(X, dtype=bool)
+    _, low_words, binary, name_features = _reason_words(tuple(names))
+    readable = np.where(binary, X > 0.5, high | (low_words[:m] != ""))
+    if name_features is not None:
+        readable &= ~((X[:, [names.index("host_is_ip")]] > 0.5) & name_features)
+    contrib[~readable | (contrib < 0.1)] = -np.inf
+    top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(contrib, top, axis=1) > -np.inf
+    use_low = ~np.take_along_axis(high, top, axis=1) & ~binary[top]
+    return np.where(picked, top * 2 + use_low, 2 * m).tolist()
+
+
+def test_reasons_pick_as_a_stable_sort_does() -> None:
+    # `reason_texts` picks each row's top features in one kernel (`_reason_keys`): ties go to the earlier feature,
+    # NaN, -inf and contributions under the minimum never count, flags must be set, an address gets no host-name
+    # reason; checked against the NumPy sort it replaced, on values made to tie
+    import numpy as np
+
+    from cybersentinel.features.lexical import FEATURES
+    from cybersentinel.scoring.detector import _reason_words, reason_texts
+
+    names = [f.name for f in FEATURES] + ["host_ngram_score", "path_ngram_score"]
+    words, low_words, _, _ = _reason_words(tuple(names))
+    rng = np.random.default_rng(7)
+    ip = names.index("host_is_ip")
+    for trial in range(300):
+        n, m = int(rng.integers(0, 12)), len(names)
+        X = rng.choice([0.0, 0.5, 1.0, 2.0, np.nan], size=(n, m)).astype(np.float32)
+        X[:, ip] = rng.choice([0.0, 1.0], size=n)
+        contrib = rng.choice([0.0, 0.0999, 0.1, 0.3, 0.3, 1.0, -2.0, np.nan, np.inf],
+                             size=(n, m + 1)).astype(np.float32)
+        medians = rng.choice([0.0, 0.5, 1.0], size=m).astype(np.float32)
+        for k in (1, 3, 5):
+            for reference in (medians, None):
+                got = reason_texts(contrib, X, names, reference, k=k).tolist()
+                expected = ["; ".join(low_words[c // 2] if c % 2 else words[c // 2] for c in row if c < 2 * m)
+                            for row in reference_reason_keys(contrib, X, names, reference, k)]
+                assert got == expected, (trial, k)
+
+
+def test_url_errors_name_the_first_problem() -> None:
+    from cybersentinel.features.lexical import ParsedUrls
+    from cybersentinel.scoring.detector import MAX_URL_CHARS, url_errors
+
+    long, forbidden = f"URL longer than {MAX_URL_CHARS} bytes", "host name has spaces, control or forbidden characters"
+    cases = {"http://example.com/": "", "": "empty URL", " \t\n\r\x0b\x0c": "empty URL",
+             " " * (MAX_URL_CHARS + 1): "empty URL", "http://" + "x" * MAX_URL_CHARS: long,
+             "/" * (MAX_URL_CHARS + 1): long, "ftp://": "no host name in URL",
+             "\x1c": "no host name in URL", "http://a\x1cb.com/": forbidden,
+             "http://exa mple.com/": forbidden, "http://a\x00b.com/": forbidden, "http://a%41.com/": forbidden,
+             b"http://a\xffb.com/": forbidden,  # U+FFFD once decoded
+             "http://xn--pple-43d.com/": "", "8.8.8.8": ""}
+    assert url_errors(ParsedUrls(list(cases))).tolist() == list(cases.values())
+    assert [url_errors(ParsedUrls([url])).tolist()[0] for url in cases] == list(cases.values())
+
+
+def test_few_rows_index_their_hosts_as_arrow_does() -> None:
+    # up to FEW_TEXTS rows encode their hosts with a dict (`ParsedUrls.host_index`), more with Arrow's dictionary
+    # encoding: the same distinct hosts in the same order, the same row indices
+    from cybersentinel.features.lexical import FEW_TEXTS, ParsedUrls
+
+    urls = ["http://WWW.Example.com/a", "example.com", "http://www.example.com/b", "", "http://[::1]/", "ÄBC.de",
+            "http://user@Paypal.com@evil.top/", "8.8.8.8", "example.com"]
+    assert len(urls) <= FEW_TEXTS
+    few = ParsedUrls(urls).host_index()
+    hosts = ParsedUrls(urls).hosts()
+    assert few[0] == hosts.dictionary.to_pylist() and few[1].tolist() == hosts.indices.to_pylist()
+    assert few[0][0] == b"www.example.com" and few[1].tolist()[:3] == [0, 1, 0]
+    assert ParsedUrls(urls).bare_hosts().tolist() == [False, True, False, True, True, True, True, True, True]

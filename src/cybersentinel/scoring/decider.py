@@ -236,6 +236,8 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
     splits = splits or split_host_columns(hosts)
     found = [""] * len(hosts)
     candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain))
+    if not len(candidates):  # most hosts (and a service request's one host, most of the time)
+        return found
     columns = [column.take(pa.array(candidates)).to_pylist() if isinstance(column, pa.Array) else
                [column[i] for i in candidates] for column in (splits.subdomain, splits.domain, splits.registered)]
     is_ip = np.asarray(splits.is_ip, dtype=bool)[candidates].tolist()
