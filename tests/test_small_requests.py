@@ -310,3 +310,19 @@ def test_few_rows_index_their_hosts_as_arrow_does() -> None:
     assert few[0] == hosts.dictionary.to_pylist() and few[1].tolist() == hosts.indices.to_pylist()
     assert few[0][0] == b"www.example.com" and few[1].tolist()[:3] == [0, 1, 0]
     assert ParsedUrls(urls).bare_hosts().tolist() == [False, True, False, True, True, True, True, True, True]
+
+
+def test_request_cpu_benchmark_alternates_two_versions(tmp_path: Path) -> None:
+    # benchmarks/request_cpu.py loads two source trees side by side in one process: here this one twice, through
+    # the whole app, a few requests each (the script, not the figures)
+    import subprocess
+    import sys
+
+    if not (REPO / "data" / "validated.parquet").is_file():
+        pytest.skip("no data/validated.parquet (`dvc pull prepare`)")
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "request_cpu.py"), "--against",
+                             str(REPO / "src"), "--block", "15", "--rounds", "2", "--hosts", "fresh"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "CPU per request" in line]
+    assert len(lines) == 2 and all("30 requests" in line for line in lines), result.stdout

@@ -1,0 +1,156 @@
+"""CPU time per single-URL request, in process: what a scoring worker spends on one request, apart from the
+network, the load generator and whatever else shares the cores (`time.process_time`, so time the process is not
+running does not count; on this shared machine wall-clock latencies swing with other jobs, CPU time much less).
+
+Drives the service's ASGI app directly (the same app `serve` runs, feeds on, Prometheus in multiprocess mode as
+under `serve --workers`), or `Detector.score_records` alone, one URL per request: the distinct URLs of
+data/validated.parquet in the load test's order (hosts repeat as they do there), or with ``--hosts fresh`` each
+URL under a host never seen. ``--kind floor`` drives benchmarks/load_floor.py's bare endpoint the same way.
+
+With ``--against SRC`` (the ``src`` folder of another checkout, e.g. from ``git archive``) both versions are
+loaded side by side in this one process (each its own modules, caches and model copy) and alternated in blocks,
+so both see the same URLs under the same machine load:
+
+    python benchmarks/request_cpu.py                                  # this checkout, through the app
+    mkdir -p /tmp/old && git archive 4e719b3 src | tar -x -C /tmp/old
+    python benchmarks/request_cpu.py --against /tmp/old/src --kind score --hosts fresh
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def load(src: Path, kind: str, feeds: Path | None, model_dir: Path) -> Any:
+    """The app (or ``(detector, decider)``) built from the package under ``src``, imported afresh."""
+    for name in [m for m in sys.modules if m == "cybersentinel" or m.startswith("cybersentinel.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(src))
+    importlib.invalidate_caches()
+    try:
+        from cybersentinel.intel.feeds import IntelIndex
+        from cybersentinel.ops.service import Settings, create_app
+        from cybersentinel.scoring.detector import Detector
+    finally:
+        sys.path.remove(str(src))
+    if kind == "app":
+        return create_app(Settings(model_dir=model_dir, feeds_dir=feeds, feedback_db=Path(tempfile.mkdtemp()) / "f.db"))
+    detector = Detector.from_dir(model_dir)
+    return detector, detector.decider(IntelIndex.from_dir(feeds) if feeds else None)
+
+
+async def call(app: Any, body: bytes) -> None:
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise SystemExit(f"the app answered {message['status']}")
+
+    await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+               "scheme": "http", "path": "/v1/score", "raw_path": b"/v1/score", "query_string": b"",
+               "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+               "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                           (b"content-length", str(len(body)).encode())]}, receive, send)
+
+
+def run(target: Any, kind: str, urls: list[str], loop: asyncio.AbstractEventLoop) -> list[float]:
+    """Seconds of CPU per request, one URL each."""
+    times = []
+    clock = time.process_time
+    for url in urls:
+        if kind == "score":
+            detector, decider = target
+            started = clock()
+            detector.score_records([url], decider=decider)
+        else:
+            body = json.dumps({"urls": [url]}).encode()
+            started = clock()
+            loop.run_until_complete(call(target, body))
+        times.append(clock() - started)
+    return times
+
+
+def fresh(urls: list[str], tag: str) -> list[str]:
+    """The URLs each under a host never seen (``<tag><i>.`` before the host)."""
+    scheme = re.compile(r"^(\w+://)?")
+    return [scheme.sub(rf"\g<0>{tag}{i}.", url, count=1) for i, url in enumerate(urls)]
+
+
+def summary(times: list[float]) -> str:
+    import numpy as np
+
+    us = np.asarray(times) * 1e6
+    return (f"{len(us):,} requests: mean {us.mean():.0f}  p50 {np.median(us):.0f}  p90 {np.percentile(us, 90):.0f}  "
+            f"p99 {np.percentile(us, 99):.0f} us CPU per request")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kind", choices=("app", "score", "floor"), default="app",
+                        help="the whole ASGI app, Detector.score_records alone, or the floor's bare endpoint")
+    parser.add_argument("--hosts", choices=("real", "fresh"), default="real",
+                        help="URLs as the load test sends them, or each under a host never seen")
+    parser.add_argument("--against", type=Path, help="the src folder of another version, alternated with this one")
+    parser.add_argument("--block", type=int, default=1000, help="requests per version before switching")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--model-dir", type=Path, default=REPO / "models")
+    parser.add_argument("--feeds-dir", type=Path, default=REPO / "data" / "intel")
+    args = parser.parse_args()
+
+    os.chdir(REPO)  # the app reads reports/metrics.json relative to the working directory, as `serve` does
+    # as under `serve --workers`: every metric update goes to a shared file (set before prometheus_client loads)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="request-cpu-"))
+    sys.path.insert(0, str(HERE))
+    from load_test import real_urls
+
+    feeds = args.feeds_dir if args.feeds_dir.is_dir() else None
+    if args.kind == "floor":
+        import load_floor
+
+        versions = {"floor": load_floor.app}
+    else:
+        versions = {"this": load(REPO / "src", args.kind, feeds, args.model_dir)}
+        if args.against:
+            versions["against"] = load(args.against.resolve(), args.kind, feeds, args.model_dir)
+    kind = "score" if args.kind == "score" else "app"
+    urls = real_urls()
+    need = args.block * args.rounds
+    if len(urls) < need + 300:
+        raise SystemExit(f"{len(urls):,} URLs: fewer than the {need + 300:,} this run needs")
+    loop = asyncio.new_event_loop()
+    for name, target in versions.items():  # the first requests of a worker pay one-time costs: not measured
+        run(target, kind, fresh(urls[-300:], f"warm{name}"), loop)
+    gc.collect()
+    gc.freeze()
+    found: dict[str, list[float]] = {name: [] for name in versions}
+    for r in range(args.rounds):
+        block = urls[r * args.block:(r + 1) * args.block]
+        for name in (list(versions) if r % 2 == 0 else list(versions)[::-1]):
+            sent = fresh(block, f"{name}{r}x") if args.hosts == "fresh" else block
+            found[name] += run(versions[name], kind, sent, loop)
+    feeds_text = f"feeds {feeds}" if feeds else "no feeds"
+    print(f"{args.kind}, one URL per request, hosts {args.hosts}, {feeds_text}; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    for name, times in found.items():
+        label = {"this": str(REPO / "src"), "against": str(args.against), "floor": "load_floor.app"}[name]
+        print(f"{label}: {summary(times)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
