@@ -215,7 +215,9 @@ def test_page_assets_are_at_most_suspicious_on_the_models_word_alone():
     assert decide(POLICY, 0.99, Evidence(asset=asset)) == (
         POLICY.asset_ceiling, "suspicious", f"a page asset ({asset}): the model judges pages, so on its word alone "
                                             "at most suspicious")
-    assert POLICY.asset_ceiling < POLICY.threshold and POLICY.verdict(POLICY.asset_ceiling) == "suspicious"
+    assert POLICY.verdict(POLICY.asset_ceiling) == "suspicious"
+    odd = Policy(threshold=0.9913675601999092)  # a threshold with more digits than the output keeps
+    assert round(odd.asset_ceiling, 6) < odd.threshold and round(POLICY.asset_ceiling, 6) < POLICY.threshold
     assert decide(POLICY, 0.6, Evidence(asset=asset)) == (0.6, "suspicious", "")  # below the threshold: untouched
     assert decide(POLICY, 0.3, Evidence(asset=asset, feeds=("drop",)))[:2] == (0.9, "malicious")  # feeds still do
     assert decide(POLICY, 0.3, Evidence(asset=asset, blocked="analyst: x"))[:2] == (1.0, "malicious")

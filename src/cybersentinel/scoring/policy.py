@@ -80,8 +80,9 @@ class Policy:
 
     @property
     def asset_ceiling(self) -> float:
-        """The highest score a page asset keeps on the model's word alone: just below the threshold."""
-        return float(np.nextafter(self.threshold, 0.0))
+        """The highest score a page asset keeps on the model's word alone: just below the threshold, by more than
+        the 6-decimal rounding of every door's output, so a shown score never reads as the threshold."""
+        return max(self.suspicious_from, self.threshold - 1e-6)
 
     @property
     def suspicious_from(self) -> float:
