@@ -23,6 +23,7 @@ from cybersentinel.intel.popular import read_popular_sites
 from cybersentinel.model.generalisation import fit_recipe, forward_rows, judge, loco_rows
 from cybersentinel.model.metrics import tpr_at_fpr
 from cybersentinel.scoring.detector import Detector, resolver_reasons
+from cybersentinel.scoring.policy import Policy
 
 
 def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFrame, policy: dict,
@@ -79,7 +80,8 @@ def main() -> None:
     collections = sorted(set(table["source"].unique()) - feedback_source_names(params["dataset"]))  # feedback trains
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, config["cutoff_year"])
-    lists = {"popularity": read_popular_sites(args.intel / "tranco_top100k.csv", params["policy"]["popular_rank"]),
+    top = Policy(threshold=1.0, **params["policy"]).popular_list_size  # validated as `train` validates it
+    lists = {"popularity": read_popular_sites(args.intel / "tranco_top100k.csv", top),
              "known_paths": frozenset(args.software.read_text(encoding="utf-8").split()),
              "resolvers": resolver_reasons(args.resolvers.read_text(encoding="utf-8"),
                                            params["software"]["resolvers"]["label"])}

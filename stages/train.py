@@ -143,7 +143,7 @@ def main() -> None:
             "train_data_sha256": sha256_file(args.features / "train.parquet"),
         }
         manifest["popularity"] = write_popularity(args.intel / "tranco_top100k.csv", args.out / "popular.txt",
-                                                  policy.popular_rank)
+                                                  policy.popular_list_size)
         manifest["software"] = pin_file(args.software, args.out / "software.txt",
                                         name=params["software"]["wordpress"]["label"])
         manifest["resolvers"] = pin_file(args.resolvers, args.out / "resolvers.txt",

@@ -78,7 +78,7 @@ def test_plain_evidence_equals_evidence_one_by_one_even_when_the_cache_empties()
 def test_batch_entries_equal_evidence_entries_with_whether_they_change_anything() -> None:
     # a batch's new hosts (split by the suffix kernel) get the entries each host gets alone (split one by one),
     # and the flag cached with them is the policy's own `Evidence.changes_anything`
-    policy = Policy(threshold=0.5, popular_rank=10)
+    policy = Policy(threshold=0.5, popular_rank=10, popular_name_rank=60)
     lists = dict(allow=SiteList(["example.com"]), block=SiteList(["evil.ml"]),
                  popularity={"paypal.com": 3, "github.io": 50, "bit.ly": 10})
     hosts = HOSTS + ["notlocalhost.com", "a.b.bit.ly", "mail.evil.ml"]

@@ -45,6 +45,27 @@ def test_rules_in_order():
     assert decide(POLICY, 0.8, Evidence()) == (0.8, "malicious", "")
 
 
+def test_a_registered_domains_own_name_is_popular_further_down_the_list_than_its_subdomains():
+    policy = Policy(threshold=0.7, popular_rank=100, popular_name_rank=1000)
+    own = decide(policy, 0.8, Evidence(tranco_rank=500, registered_domain="rare.org", own_name=True))
+    assert own == (0.4, "benign", "popular site rare.org (Tranco rank 500)")
+    # a customer's subdomain on a host ranked there is not the ranked site: the model's score stands
+    assert decide(policy, 0.8, Evidence(tranco_rank=500, registered_domain="rare.org")) == (0.8, "malicious", "")
+    assert decide(policy, 0.8, Evidence(tranco_rank=5000, own_name=True))[:2] == (0.8, "malicious")
+    assert decide(POLICY, 0.8, Evidence(tranco_rank=500, own_name=True))[:2] == (0.8, "malicious")  # off by default
+    assert policy.popular_list_size == 1000 and POLICY.popular_list_size == 100
+    with pytest.raises(ValueError, match="popular_name_rank"):
+        Policy(threshold=0.7, popular_name_rank=-1)
+
+
+def test_the_decider_knows_a_hosts_own_name_from_its_subdomains():
+    policy = Policy(threshold=0.7, popular_rank=100, popular_name_rank=1000)
+    hosts = ["rare.org", "www.rare.org", "kit.rare.org", "www.kit.rare.org", "mail.google.com"]
+    scores, verdicts, reasons, _ = batch(Decider(policy, index()), hosts, [0.8] * 5, [False] * 5)
+    assert list(verdicts) == ["benign", "benign", "malicious", "malicious", "benign"]
+    assert reasons[1] == "popular site rare.org (Tranco rank 500)" and reasons[2] == ""
+
+
 def test_bare_addresses_are_judged_by_feeds_and_address_class_only():
     public = decide(POLICY, 0.99, Evidence(is_ip=True, is_bare_ip=True, ip_status="unlisted"))
     assert public == (0.0, "benign", "public IP address, not listed in any loaded feed")

@@ -98,8 +98,9 @@ class Decider:
             feeds = [tuple(signal[0]) for signal in signals]
             if not self.popularity:  # a model without a pinned list: the live one
                 ranks = [signal[3] for signal in signals]
+        own_name = [host == name or host == "www." + name for host, name in zip(canonical, registered, strict=True)]
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
-                   deceptions, [""] * n, [""] * n)
+                   deceptions, [""] * n, [""] * n, own_name)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
         for i, host in enumerate(canonical):
             if not plain[i] or host.endswith("localhost"):  # maybe an address, localhost or empty
@@ -114,7 +115,7 @@ class Decider:
         if host == "localhost" or host.endswith(".localhost"):
             host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
         if not host:
-            return False, False, (), None, None, None, "", allowed, blocked, "", "", ""
+            return False, False, (), None, None, None, "", allowed, blocked, "", "", "", False
         address = parse_ip(host)
         if address is None:
             return None
@@ -127,7 +128,7 @@ class Decider:
             category = ip_category(address)
             status, feeds = (ip_status(category, 0) if category else None), ()
         allowed = allowed or self.resolvers.get(host, "")
-        return True, bare, feeds, status, category, None, host, allowed, blocked, "", "", ""
+        return True, bare, feeds, status, category, None, host, allowed, blocked, "", "", "", False
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,

@@ -25,8 +25,11 @@ The rules, first match decides:
    private ranges, so feeds are not applied either).
 6. A popular site (registered domain in the Tranco top ``popular_rank``; all its subdomains, since the
    registered domain follows the public suffix list's private section, so ``user.github.io`` or
-   ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``. The list is the
-   one pinned with the model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
+   ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``. So is a
+   registered domain's own name (``example.com``, ``www.example.com``) down to ``popular_name_rank``, but not
+   its other subdomains there: free and cheap hosts ranked there (``hol.es``, ``000webhostapp.com``) give
+   their customers subdomains, and a kit on one is not the ranked site. The list is the one pinned with the
+   model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
 7. Otherwise the model's score stands.
 
 Last, a page asset (a script, style sheet, image, font or media file: `page_asset`) is at most ``suspicious`` on
@@ -58,6 +61,7 @@ class Policy:
     listed_floor: float = 0.9
     popular_rank: int = 10_000
     popular_factor: float = 0.5
+    popular_name_rank: int = 0  # 0: only rule 6's ``popular_rank`` (models trained before this field)
     cap_page_assets: bool = True
 
     def __post_init__(self) -> None:
@@ -65,8 +69,8 @@ class Policy:
             raise ValueError(f"policy threshold {self.threshold} is not in (0, 1]")
         if not 0.0 <= self.suspicious_band < 1.0 or not 0.0 < self.listed_floor <= 1.0:
             raise ValueError("policy suspicious_band must be in [0, 1) and listed_floor in (0, 1]")
-        if not 0.0 <= self.popular_factor <= 1.0 or self.popular_rank < 0:
-            raise ValueError("policy popular_factor must be in [0, 1] and popular_rank >= 0")
+        if not 0.0 <= self.popular_factor <= 1.0 or self.popular_rank < 0 or self.popular_name_rank < 0:
+            raise ValueError("policy popular_factor must be in [0, 1], popular_rank and popular_name_rank >= 0")
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> Policy:
@@ -83,6 +87,15 @@ class Policy:
         """The highest score a page asset keeps on the model's word alone: just below the threshold, by more than
         the 6-decimal rounding of every door's output, so a shown score never reads as the threshold."""
         return max(self.suspicious_from, self.threshold - 1e-6)
+
+    @property
+    def popular_list_size(self) -> int:
+        """How many of the Tranco list's top registered domains rule 6 reads."""
+        return max(self.popular_rank, self.popular_name_rank)
+
+    def is_popular(self, rank: int | None, own_name: bool) -> bool:
+        """Rule 6: whether a host of a registered domain of this Tranco rank counts as a popular site."""
+        return rank is not None and (rank <= self.popular_rank or (own_name and rank <= self.popular_name_rank))
 
     @property
     def suspicious_from(self) -> float:
@@ -112,6 +125,7 @@ class Evidence(NamedTuple):
     deception: str = ""  # how the URL deceives (look-alike brand, host before '@'), "" if it does not
     known_file: str = ""  # the stock file of known web software the URL names, "" if none
     asset: str = ""  # the kind of page asset the URL names (`page_asset`), "" if it names none
+    own_name: bool = False  # the host is its registered domain or that name's ``www.``
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
@@ -121,11 +135,11 @@ class Evidence(NamedTuple):
 def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     """`Evidence.changes_anything` of each evidence: an `Evidence` or the tuple of its fields in order (the
     decider caches plain tuples)."""
-    popular = policy.popular_rank
+    popular = policy.is_popular
     assets = policy.cap_page_assets
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
-                 or (rank is not None and rank <= popular) or (asset and assets))
-            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset
+                 or popular(rank, own_name) or (asset and assets))
+            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name
             in evidences]
 
 
@@ -153,7 +167,7 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
             "internet: not judged"
     rank = evidence.tranco_rank
     score, reason = model_score, ""
-    if rank is not None and rank <= policy.popular_rank:
+    if policy.is_popular(rank, evidence.own_name):
         score, reason = model_score * policy.popular_factor, \
             f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
     if evidence.asset and policy.cap_page_assets and score >= policy.threshold:
