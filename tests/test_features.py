@@ -95,6 +95,17 @@ def test_return_addresses_to_the_own_site_are_cut_out_before_featurizing():
         assert not np.array_equal(features[1], features[3])
 
 
+def test_html_escaped_ampersands_are_read_as_the_ampersands_a_browser_sends(fitted):
+    featurizer, _ = fitted
+    escaped = "http://www.example.org/events.php?region=3&amp;year=all&amp;k=5K"
+    plain = "http://www.example.org/events.php?region=3&year=all&k=5K"
+    for copies in (1, FEW_TEXTS + 1):  # Python's search for a few URLs, Arrow's kernel for a batch
+        parsed = ParsedUrls([escaped, plain, "http://a.example/?q=amp;x"] * copies)
+        assert [u.decode() for u in parsed.array.to_pylist()[:3]] == [plain, plain, "http://a.example/?q=amp;x"]
+        x = featurizer.transform(pd.DataFrame({"url": [escaped, plain] * copies}))
+        np.testing.assert_array_equal(x[0], x[1])
+
+
 def test_ngram_scores_are_the_decision_function_of_the_training_matrix(fitted):
     featurizer, urls = fitted
     urls = [*urls[:20], "", "x", "http://[::1]/", "ünï.cödé/ß"]
