@@ -131,6 +131,38 @@ def test_grouped_calibration_equals_scikit_learns_own(name):
     assert len(ours.calibrated_classifiers_) == 1
 
 
+def test_centred_isotonic_calibration_orders_what_isotonic_ties_and_survives_a_round_trip(tmp_path):
+    from sklearn.isotonic import IsotonicRegression
+
+    from cybersentinel.model.compiled import Calibrator
+    from cybersentinel.model.estimators import calibrate_grouped, centre_isotonic
+
+    steps = IsotonicRegression(out_of_bounds="clip").fit([0, 1, 2, 3, 4, 5], [0, 0, 0.5, 0.5, 1, 1])
+    centre_isotonic(steps)  # steps at 0, 0.5, 1 on [0, 1], [2, 3], [4, 5]: centres 0.5, 2.5, 4.5
+    np.testing.assert_allclose(steps.predict([0, 0.5, 1.5, 2.5, 3.5, 4.5, 5, 9]),
+                               [0, 0, 0.25, 0.5, 0.75, 1, 1, 1])
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 4))
+    y = (X[:, 0] + rng.normal(size=600) > 0).astype(int)
+    groups = np.arange(600) // 3
+    estimator = build_estimator({"name": "lightgbm", "params": {"n_estimators": 20}}, seed=0)
+    plain, plain_held_out = calibrate_grouped(estimator, X, y, groups, folds=3, method="isotonic", ensemble=False,
+                                              n_jobs=1, seed=5)
+    centred, held_out = calibrate_grouped(estimator, X, y, groups, folds=3, method="centred_isotonic",
+                                          ensemble=False, n_jobs=1, seed=5)
+    scores, plain_scores = centred.predict_proba(X)[:, 1], plain.predict_proba(X)[:, 1]
+    assert len(np.unique(held_out)) > 2 * len(np.unique(plain_held_out))  # the steps' rows are told apart
+    assert len(np.unique(scores)) > 2 * len(np.unique(plain_scores))
+    raw = centred.calibrated_classifiers_[0].estimator.predict_proba(X)[:, 1]
+    assert (np.diff(scores[np.argsort(raw, kind="stable")]) >= 0).all()  # still monotone in the model's score
+    assert abs(scores.mean() - plain_scores.mean()) < 0.02  # and as calibrated on average
+    path = tmp_path / "m.skops"
+    sha = save_model(centred, path)
+    np.testing.assert_array_equal(load_model(path, sha).predict_proba(X), centred.predict_proba(X))
+    calibrator = centred.calibrated_classifiers_[0].calibrators[0]  # what the compiled scorer serves
+    np.testing.assert_allclose(Calibrator.from_sklearn(calibrator)(raw), calibrator.predict(raw), atol=1e-12)
+
+
 def test_ensemble_calibration_scores_each_row_with_the_fold_that_held_it_out():
     from cybersentinel.model.estimators import calibrate_grouped
 

@@ -16,6 +16,7 @@ import skops.io as sio
 from sklearn.base import BaseEstimator, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RandomizedSearchCV, StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -88,10 +89,14 @@ def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, gr
     The class does not expose the out-of-fold scores needed to choose the threshold, so the single-model
     case is assembled here. Returns the model and each training row's held-out calibrated score."""
     splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(X, y, groups))
+    centred = method == "centred_isotonic"
+    method = "isotonic" if centred else method
     if ensemble:
         model = CalibratedClassifierCV(estimator, method=method, cv=splits, n_jobs=n_jobs).fit(X, y)
         held_out = np.empty(len(y))
         for fold, (_, test_idx) in zip(model.calibrated_classifiers_, splits, strict=True):
+            if centred:
+                centre_isotonic(fold.calibrators[0])
             held_out[test_idx] = fold.predict_proba(X[test_idx])[:, 1]
         return model, held_out
     # Private helpers of scikit-learn (pinned); a test checks the result equals CalibratedClassifierCV's own.
@@ -105,9 +110,32 @@ def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, gr
     final = clone(estimator).fit(X, y)
     classes = np.unique(y)
     fitted = _fit_calibrator(final, held_out_raw.reshape(-1, 1), y, classes, method, get_namespace(X)[0])
+    if centred:
+        centre_isotonic(fitted.calibrators[0])
     model = CalibratedClassifierCV(estimator, method=method, cv=splits, ensemble=False)
     model.calibrated_classifiers_, model.classes_, model.n_features_in_ = [fitted], classes, X.shape[1]
     return model, np.clip(fitted.calibrators[0].predict(held_out_raw), 0.0, 1.0)
+
+
+def centre_isotonic(calibrator: IsotonicRegression) -> IsotonicRegression:
+    """Make a fitted isotonic map strictly increasing between its steps (centred isotonic regression, Oron and
+    Flournoy 2017): each flat step becomes one point at its centre, joined to the next by a straight line; the
+    map keeps its lowest and highest values and ends. A step holds hundreds of rows that isotonic regression
+    scores alike whatever the model said of them, so a false-positive budget could only cut between steps:
+    one retrain moved the threshold by a whole step and the share flagged with it. Changed in place (scikit-learn
+    rebuilds the interpolation from these breakpoints when a saved model is loaded, as the compiled scorer
+    reads them)."""
+    x, y = calibrator.X_thresholds_, calibrator.y_thresholds_
+    if len(y) < 2:
+        return calibrator
+    starts = np.r_[0, np.flatnonzero(np.diff(y)) + 1]
+    ends = np.r_[starts[1:], len(y)] - 1
+    knots_x = np.r_[x[0], (x[starts] + x[ends]) / 2, x[-1]]
+    knots_y = np.r_[y[0], y[starts], y[-1]]
+    keep = np.r_[True, np.diff(knots_x) > 0]  # a step of one point is its own centre
+    calibrator.X_thresholds_, calibrator.y_thresholds_ = knots_x[keep], knots_y[keep]
+    calibrator._build_f(calibrator.X_thresholds_, calibrator.y_thresholds_)  # private, pinned: as __setstate__
+    return calibrator
 
 
 def budget_threshold(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, max_fpr: float) -> float:
