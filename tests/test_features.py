@@ -85,11 +85,12 @@ def test_return_addresses_to_the_own_site_are_cut_out_before_featurizing():
     other = f"https://shop.example.co.uk/login?r={b64('https://evil.example/cart')}"  # an open redirect: kept
     garbled = "https://shop.example.co.uk/login?r=aHR0cHM6Ly9!!"
     query = f"https://shop.example.co.uk/login?r={b64('https://shop.example.co.uk/')}&x=1"
-    cut = "https://shop.example.co.uk/customer/account/login/referer/"
+    cut = "https://shop.example.co.uk/customer/account/login/"
+    last = f"https://shop.example.co.uk/login?x=1&r={b64('https://shop.example.co.uk/')}#top"
     for copies in (1, FEW_TEXTS + 1):  # Python's search for a few URLs, Arrow's for a batch
-        parsed = ParsedUrls([own, other, garbled, cut, query] * copies)
-        assert [u.decode() for u in parsed.array.to_pylist()[:5]] == [cut, other, garbled, cut,
-                                                                      "https://shop.example.co.uk/login?r=&x=1"]
+        parsed = ParsedUrls([own, other, garbled, cut, query, last] * copies)
+        assert [u.decode() for u in parsed.array.to_pylist()[:6]] == [
+            cut, other, garbled, cut, "https://shop.example.co.uk/login?x=1", "https://shop.example.co.uk/login?x=1#top"]
         features = parsed.hand_features()
         np.testing.assert_array_equal(features[0], features[3])
         assert not np.array_equal(features[1], features[3])

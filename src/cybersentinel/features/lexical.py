@@ -234,9 +234,9 @@ _SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "ho
                  "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
                  "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest", "static_asset")
 # Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
-_COMPUTATION = "bytes-fnv1a-8"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
+_COMPUTATION = "bytes-fnv1a-9"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
 # 6: a path of "/" alone is the empty path; 7: base64 return addresses to the URL's own site are cut out;
-# 8: HTML's "&amp;" is read as "&"
+# 8: HTML's "&amp;" is read as "&"; 9: a cut return address takes the name that carries it
 # Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
 FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
     [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()
@@ -690,8 +690,9 @@ def without_own_addresses(urls: pa.LargeBinaryArray) -> pa.LargeBinaryArray:
     a return address (every Magento shop's sign-in link carries ``/referer/<its page in base64>/``, other
     sites ``?returnUrl=``): it repeats the URL's own site, yet its long random-looking run reads like a kit's
     token to the n-gram scorer (a Magento sign-in link scored 0.9998). A token for another site stays (an open
-    redirect's target), as does the rest of the URL: cutting the token gives a sender nothing that leaving it
-    out would not. In the training data 8 phishing URLs and no legitimate one carry such a token."""
+    redirect's target), as does the rest of the URL: cutting the token, with the name that carries it, gives a
+    sender nothing that leaving it out would not. In the training data 8 phishing URLs and no legitimate one
+    carry such a token."""
     if len(urls) <= FEW_TEXTS:
         rows = [i for i, url in enumerate(urls.to_pylist()) if b"aHR0c" in url]
     else:
@@ -721,10 +722,19 @@ def _cut_own_addresses(url: bytes) -> bytes:
     for found in set(_ENCODED_ADDRESS.findall(url)):
         for token in dict.fromkeys((found, found.rstrip(b"/"))):  # "/" is base64 and a path's separator
             if (decoded := _base64_text(token)) and host_registered_domain(split_url(decoded).host) == site:
-                # a whole path segment goes with its slash: "/referer/<token>/" becomes "/referer/", not "//"
-                url = url.replace(b"/" + token + b"/", b"/").replace(token, b"")
+                url = _cut_token(url, token)
                 break
     return url
+
+
+def _cut_token(url: bytes, token: bytes) -> bytes:
+    """``url`` without ``token`` and the name that carries it: a path pair ``/referer/<token>/`` becomes ``/``,
+    a query parameter ``returnUrl=<token>`` goes with its ``&``; a token anywhere else goes alone."""
+    tok = re.escape(token)
+    cut = re.sub(rb"/[^/?#&=]+/" + tok + rb"(?:/|(?=[?#]|$))", b"/", url)
+    cut = re.sub(rb"(?<=[?&])[^&=?#/]*=" + tok + rb"(?:&|(?=#|$))", b"", cut)
+    cut = cut.replace(token, b"")
+    return re.sub(rb"[?&]+(?=#|$)", b"", cut) if cut != url else url
 
 
 def _base64_text(token: bytes) -> str:
