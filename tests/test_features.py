@@ -67,6 +67,16 @@ def test_features_of_known_urls():
     assert f.loc[1, "subdomain_depth"] == 2  # paypal.com (www. dropped)
 
 
+def test_a_brand_in_the_public_suffix_is_not_the_sites_own_brand():
+    # "live" is a brand (Microsoft's) and a public suffix: `review.live` is not Microsoft's, so Facebook in its
+    # path is a brand outside the domain; in the registered name itself it is the site's own
+    urls = ["https://review.live/facebook/appeal/", "https://example.com/facebook/appeal/",
+            "https://facebook-help.com/facebook/appeal/"]
+    for copies in (1, FEW_TEXTS + 1):  # one host at a time, and the batch path
+        f = pd.DataFrame(ParsedUrls(urls * copies).hand_features()[:3], columns=list(URL_FEATURES))
+        assert f["brand_outside_domain"].tolist() == [1, 1, 0]
+
+
 @pytest.fixture(scope="module")
 def fitted() -> tuple[UrlFeaturizer, list[str]]:
     rng = np.random.default_rng(0)

@@ -216,7 +216,8 @@ FEATURES: tuple[Feature, ...] = (
 # Host facts the rules below read but the model does not see.
 _HOST_HELPERS: dict[str, Callable[[HostParts], float]] = {
     "_brand_in_subdomain": lambda h: _ANY_BRAND.search(h.subdomain) is not None,
-    "_brand_in_registered": lambda h: _ANY_BRAND.search(h.registered) is not None,
+    # the registered name's label, not its suffix: a `.live` site is no more Microsoft's than a `.com` one
+    "_brand_in_registered": lambda h: _ANY_BRAND.search(h.domain) is not None,
 }
 URL_FEATURES: dict[str, str] = {f.name: f.says for f in FEATURES}
 FLAG_FEATURES = frozenset(f.name for f in FEATURES if f.flag)
@@ -234,9 +235,10 @@ _SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "ho
                  "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
                  "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest", "static_asset")
 # Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
-_COMPUTATION = "bytes-fnv1a-9"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
+_COMPUTATION = "bytes-fnv1a-10"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
 # 6: a path of "/" alone is the empty path; 7: base64 return addresses to the URL's own site are cut out;
-# 8: HTML's "&amp;" is read as "&"; 9: a cut return address takes the name that carries it
+# 8: HTML's "&amp;" is read as "&"; 9: a cut return address takes the name that carries it;
+# 10: a brand in the public suffix (".live") is not a brand in the registered name
 # Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
 FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
     [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()
@@ -870,7 +872,7 @@ def _host_rows_arrow(hosts: pa.LargeStringArray) -> np.ndarray:
         "brand_lookalike": _imitating_rows(domains),
         "hosting_platform": hosting,
         "_brand_in_subdomain": rows_matching(_ANY_BRAND, subs),
-        "_brand_in_registered": rows_matching(_ANY_BRAND, splits.registered),
+        "_brand_in_registered": rows_matching(_ANY_BRAND, domains),
     }
     assert list(columns) == list(_HOST_COLUMNS)
     out = np.empty((len(hosts), len(columns)), dtype=np.float64)
