@@ -66,6 +66,29 @@ def test_the_decider_knows_a_hosts_own_name_from_its_subdomains():
     assert reasons[1] == "popular site rare.org (Tranco rank 500)" and reasons[2] == ""
 
 
+def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():
+    from cybersentinel.scoring.decider import planted_page
+
+    known = frozenset(["/wp-admin/", "/wp-admin/css/", "/wp-includes/", "/wp-includes/ID3/",
+                       "/wp-includes/ID3/getid3.php"])
+    planted = {url: planted_page(url, known, "WordPress 6") for url in [
+        "http://shop.example/wp-includes/ID3/netflix/update/payment.php",  # a kit's folder inside a stock one
+        "http://shop.example/blog/wp-admin/secure/",  # WordPress in a sub-folder, a folder page
+        "http://shop.example/wp-admin/ups/track",  # a name without an extension is a page
+        "http://shop.example/wp-includes/ID3/getid3.php",  # stock
+        "http://shop.example/wp-includes/ID3/old-release-file.php",  # a stock folder: files vary by release
+        "http://shop.example/wp-includes/ID3/x/logo.png",  # not a page
+        "http://shop.example/wp-includes/id3/getid3.php",  # not the folder's case: the server tells them apart
+        "http://shop.example/wp-content/plugins/x/login.php",  # the site's own folder
+    ]}
+    assert [bool(why) for why in planted.values()] == [True, True, True, False, False, False, True, False]
+    assert planted["http://shop.example/wp-includes/ID3/netflix/update/payment.php"] == \
+        "a page in `/wp-includes/ID3/netflix/update/`, a folder WordPress 6 does not have: planted on the site"
+    assert planted_page("http://shop.example/wp-admin/ups/", frozenset(), "WordPress 6") == ""  # no list pinned
+    assert decide(POLICY, 0.3, Evidence(deception=planted["http://shop.example/wp-admin/ups/track"]))[:2] == \
+        (0.9, "malicious")
+
+
 def test_bare_addresses_are_judged_by_feeds_and_address_class_only():
     public = decide(POLICY, 0.99, Evidence(is_ip=True, is_bare_ip=True, ip_status="unlisted"))
     assert public == (0.0, "benign", "public IP address, not listed in any loaded feed")

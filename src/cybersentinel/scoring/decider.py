@@ -15,6 +15,7 @@ import pyarrow as pa
 from cybersentinel.features.lexical import (
     ASSET_EXTENSIONS,
     BRANDS,
+    PAGE_EXTENSIONS,
     imitated_brand,
     may_imitate,
     rendered,
@@ -293,6 +294,30 @@ def known_software_file(url: str, known_paths: frozenset[str], software: str) ->
         return f"{software} file `{folder}`"
     return ""
 
+
+_CORE_FOLDERS = ("/wp-admin/", "/wp-includes/")
+
+
+def planted_page(url: str, known_paths: frozenset[str], software: str) -> str:
+    """``"a page in `/wp-includes/ID3/netflix/`, a folder <software> does not have: planted on the site"`` when
+    the URL names a page (a PHP or HTML file, a folder, a name without an extension) in a folder under the
+    software's ``/wp-admin/`` or ``/wp-includes/`` that its stock tree lacks; "" otherwise. Those folders hold
+    the software's own files (a site's themes, plugins and uploads go under ``/wp-content/``), so a folder
+    there that the software does not ship was written by someone else: 15,576 phishing URLs of the data sit in
+    one, and none of the 23 legitimate URLs under those folders does. Folders, not files: files come and go
+    between releases, so a site on another release would be flagged; folders rarely do. Compared in the case
+    the file list has, as the web server compares."""
+    if not known_paths:
+        return ""
+    path = split_url(url).path
+    cut = min((i for i in (path.find(core) for core in _CORE_FOLDERS) if i >= 0), default=-1)
+    if cut < 0:
+        return ""
+    folder, _, name = path[cut:].rpartition("/")
+    folder += "/"
+    if folder in known_paths or ("." in name and not name.lower().endswith(PAGE_EXTENSIONS)):
+        return ""
+    return f"a page in `{folder}`, a folder {software} does not have: planted on the site"
 
 
 # What a URL names when it names a page asset rather than a page (`Policy.cap_page_assets`), by the path's

@@ -29,6 +29,7 @@ from cybersentinel.scoring.decider import (
     Decider,
     known_software_file,
     page_asset,
+    planted_page,
     userinfo_deception,
 )
 from cybersentinel.scoring.policy import Policy, SiteList
@@ -344,8 +345,9 @@ class Detector:
                     values, scores, decided, texts, models, errors, strict=True)]
 
     def _row_facts(self, parsed: ParsedUrls, values: Any, decider: Decider) -> tuple[dict[int, str], ...]:
-        """What is known of single rows, for the decision policy: a host name hidden before '@', a stock file of
-        known web software, the URL itself on the allowlist, on the local block list, a page asset."""
+        """What is known of single rows, for the decision policy: a host name hidden before '@' or a page planted
+        in the folders of known web software, a stock file of it, the URL itself on the allowlist, on the local
+        block list, a page asset."""
         n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
@@ -355,9 +357,15 @@ class Detector:
                 column = list(values)
             return _by_row(column, rows, fact)
 
-        return (by_row(parsed.with_userinfo(), userinfo_deception),
+        software = self.manifest["software"]["name"] if self.known_paths else ""
+        deception = by_row(parsed.with_userinfo(), userinfo_deception)
+        planted = by_row(parsed.containing("/wp-admin/|/wp-includes/") if self.known_paths else [],
+                         lambda url: planted_page(url, self.known_paths, software))
+        for row, why in planted.items():  # deceptive by construction, as a host name before '@' is
+            deception[row] = "; ".join(filter(None, [deception.get(row), why]))
+        return (deception,
                 by_row(parsed.containing("wp-|xmlrpc") if self.known_paths else [],
-                       lambda url: known_software_file(url, self.known_paths, self.manifest["software"]["name"])),
+                       lambda url: known_software_file(url, self.known_paths, software)),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
                 by_row(range(n) if decider.block.urls else [], decider.block.match_url),
                 by_row(parsed.containing(_ASSET_PATTERN) if decider.policy.cap_page_assets else [], page_asset))
