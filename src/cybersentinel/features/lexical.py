@@ -1062,18 +1062,21 @@ class ParsedUrls:
     def rest_spans(self) -> tuple[np.ndarray, np.ndarray]:
         return self.spans[:, 3], self.spans[:, 5]
 
-    def containing(self, pattern: str) -> np.ndarray:
+    def containing(self, pattern: str) -> np.ndarray | list[int]:
         """Indices of the rows whose bytes match a regular expression (RE2, through Arrow; a few rows with ``re``,
-        as `rows_matching` does, so ``pattern`` must mean the same to both: ASCII literal alternatives)."""
+        as `rows_matching` does, so ``pattern`` must mean the same to both: ASCII literal alternatives). A few
+        rows get a list: NumPy's call costs a request of one URL more than the search."""
         if len(self) <= FEW_TEXTS:
             found = re.compile(pattern.encode())
-            return np.flatnonzero([found.search(url) is not None for url in self.array.to_pylist()])
+            return [i for i, url in enumerate(self.array.to_pylist()) if found.search(url) is not None]
         found = pc.match_substring_regex(self.array, pattern)
         return np.flatnonzero((found.fill_null(False) if found.null_count else found).to_numpy(zero_copy_only=False))
 
-    def with_userinfo(self) -> np.ndarray:
-        """Indices of the rows with a user name or '@' before the host."""
-        return np.flatnonzero(self.scan[:, _SCAN_COLUMNS.index("has_userinfo")] > 0)
+    def with_userinfo(self) -> np.ndarray | list[int]:
+        """Indices of the rows with a user name or '@' before the host (a list for a few rows, as `containing`)."""
+        if len(self) <= FEW_TEXTS:
+            return [i for i, flag in enumerate(self.scan[:, _USERINFO].tolist()) if flag > 0]
+        return np.flatnonzero(self.scan[:, _USERINFO] > 0)
 
     def bare_hosts(self) -> np.ndarray:
         """Whether each row is a host alone: no path (beyond ``/``) and no query after it."""
@@ -1109,6 +1112,7 @@ _FROM_SCAN = tuple(np.array(x, dtype=np.intp) for x in zip(*[(_FEATURE_INDEX[c],
                                                                enumerate(_SCAN_COLUMNS) if c in _FEATURE_INDEX]))
 _FROM_HOST = tuple(np.array(x, dtype=np.intp) for x in zip(*[(_FEATURE_INDEX[c], j) for j, c in
                                                                enumerate(_HOST_COLUMNS) if c in _FEATURE_INDEX]))
+_USERINFO = _SCAN_COLUMNS.index("has_userinfo")
 _BRAND_OUTSIDE, _BRAND_IN_REST = _FEATURE_INDEX["brand_outside_domain"], _SCAN_COLUMNS.index("_brand_in_rest")
 _BRAND_COLUMNS = (_BRAND_OUTSIDE, _BRAND_IN_REST, _HOST_COLUMN_INDEX["_brand_in_subdomain"],
                   _HOST_COLUMN_INDEX["_brand_in_registered"])

@@ -326,13 +326,13 @@ class Detector:
         decided = decider.decide_rows(model, host_names, host_of_row.tolist(), parsed.bare_hosts().tolist(),
                                       *self._row_facts(parsed, values, decider))
         texts = [rules for _, _, rules, _ in decided]
-        if reasons and X is not None:
-            explain = self._explained(np.asarray([model[i] for i in usable]),
-                                      np.asarray([decided[i][1] for i in usable], dtype=object))
-            if explain.any():
-                rows = [i for i, flagged in zip(usable, explain.tolist(), strict=True) if flagged]
-                for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib[explain],
-                                                                  X[explain]), strict=True):
+        if reasons and X is not None:  # `_explained`, row by row (plain floats and strings: the same tests)
+            explain = [model[i] >= self.suspicious_from and decided[i][1] != "benign" for i in usable]
+            if any(explain):
+                rows = [i for i, flagged in zip(usable, explain, strict=True) if flagged]
+                mask = np.asarray(explain, dtype=bool)
+                for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib[mask],
+                                                                  X[mask]), strict=True):
                     texts[i] = text
         n = len(values)  # scores and model scores rounded in one call
         rounded = np.round(np.asarray([d[0] for d in decided] + [np.nan if m is None else m for m in model],
