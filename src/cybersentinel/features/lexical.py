@@ -736,13 +736,13 @@ def _entropy(text: str) -> float:
     if not text:
         return 0.0
     n = len(text)
-    # characters in order of first occurrence, as Counter holds them: the same terms summed in the same order
-    return -sum(_entropy_term(text.count(c), n) for c in dict.fromkeys(text))
-
-
-@host_memo(1 << 14)
-def _entropy_term(count: int, n: int) -> float:
-    return count / n * math.log2(count / n)
+    # characters in order of first occurrence, as Counter holds them: the same terms summed in the same order, as
+    # the kernel `_texture` does (computed, not memoised: a cache look-up per character cost more than the log)
+    total = 0.0
+    for count in map(text.count, dict.fromkeys(text)):
+        p = count / n
+        total += p * math.log2(p)
+    return -total
 
 
 # Runs of ASCII consonants: ``str.isalpha`` and not a lower-case vowel, for text that is all ASCII.
@@ -896,13 +896,18 @@ def may_imitate(domains: list[str] | pa.Array) -> np.ndarray:
     skeleton. ``domains``: a list or an Arrow string array."""
     if len(domains) <= FEW_TEXTS:
         domains = domains.to_pylist() if isinstance(domains, pa.Array) else domains
-        return np.array([not (d.isascii() and "xn--" not in d) or _ANY_BRAND_SKELETON.search(_ascii_skeleton(d))
-                         is not None for d in domains], dtype=bool)
+        return np.array([may_imitate_one(d) for d in domains], dtype=bool)
     arr = domains if isinstance(domains, pa.Array) else pa.array(domains, type=pa.large_string())
     plain = _numpy(pc.string_is_ascii(arr)) & ~_numpy(pc.match_substring(arr, "xn--"))
     offsets, data = _skeletons(*_buffers(arr.view(pa.large_binary()))[::-1], *_SKELETON_TABLES)
     skeletons = pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(offsets), pa.py_buffer(data))
     return ~plain | rows_matching(_ANY_BRAND_SKELETON, skeletons)
+
+
+def may_imitate_one(domain: str) -> bool:
+    """`may_imitate` of one domain label."""
+    return not (domain.isascii() and "xn--" not in domain) or \
+        _ANY_BRAND_SKELETON.search(_ascii_skeleton(domain)) is not None
 
 
 # `_ascii_skeleton` as tables for `_skeletons`: the two-letter look-alikes' bytes and letters, a byte map

@@ -60,6 +60,9 @@ SECURITY_HEADERS = [  # on every response; an HTML route sets its own, fuller po
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
+BROWSER_HEADERS = (b"origin", b"sec-fetch-site")  # what `cross_origin` reads (ASGI header names are lower-case)
+
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 PREFIX = "cybersentinel"  # of every metric name
 
@@ -186,10 +189,11 @@ class BrowserGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from starlette.datastructures import Headers
-
         method = scope["method"]
-        if method not in ("GET", "HEAD", "OPTIONS"):
+        # only a request with Origin or Sec-Fetch-Site can be cross-origin: most (scripts, curl) skip the parsing
+        if method not in ("GET", "HEAD", "OPTIONS") and any(name in BROWSER_HEADERS for name, _ in scope["headers"]):
+            from starlette.datastructures import Headers
+
             headers = Headers(scope=scope)
             if cross_origin(headers) and presented_key(headers) is None:
                 body = json.dumps({"detail": "cross-origin request without an API key refused: send X-API-Key "
