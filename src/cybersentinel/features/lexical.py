@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import filterfalse
-from typing import NamedTuple
+from itertools import accumulate, filterfalse
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -703,6 +703,27 @@ def without_own_addresses(urls: pa.LargeBinaryArray) -> pa.LargeBinaryArray:
     return pc.replace_with_mask(urls, pa.array(mask), pa.array(list(cut.values()), type=pa.large_binary()))
 
 
+def _few_texts(X: Any) -> list[bytes] | None:
+    """A list of a few ``str`` values (what the service scores) as `url_array` and `without_own_addresses` make
+    them, as a list of bytes; None for anything else (more values, other types, text that is not valid UTF-8),
+    which goes through Arrow."""
+    if not isinstance(X, list | tuple) or len(X) > FEW_TEXTS or not all(type(v) is str for v in X):
+        return None
+    try:
+        texts = [v.encode("utf-8") for v in X]
+    except UnicodeEncodeError:  # a lone surrogate: `url_array` replaces it
+        return None
+    return [_cut_own_addresses(text) if b"aHR0c" in text else text for text in texts]
+
+
+def _text_buffers(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """`_buffers` of ``texts`` (read-only, as Arrow's buffers are: the kernels see the same array types)."""
+    data = np.frombuffer(b"".join(texts), dtype=np.uint8)
+    offsets = np.array([0, *accumulate(map(len, texts))], dtype=np.int64)
+    offsets.flags.writeable = False
+    return data, offsets
+
+
 def _cut_own_addresses(url: bytes) -> bytes:
     site = host_registered_domain(split_url(url).host)
     if not site:
@@ -1023,8 +1044,13 @@ class ParsedUrls:
     """One batch of URLs as UTF-8 bytes with every URL's part offsets: the single input of all features."""
 
     def __init__(self, X):
-        self.array = without_own_addresses(url_array(X))
-        self.data, self.offsets = _buffers(self.array)
+        self._texts = _few_texts(X)
+        self._array: pa.LargeBinaryArray | None = None
+        if self._texts is None:
+            self._array = without_own_addresses(url_array(X))
+            self.data, self.offsets = _buffers(self._array)
+        else:  # a few texts (a service request): the same bytes without Arrow's per-call costs
+            self.data, self.offsets = _text_buffers(self._texts)
         self.scan, self.spans = _scan(self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR,
                                       _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS,
                                       _WORD_BITS,
@@ -1034,6 +1060,19 @@ class ParsedUrls:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    @property
+    def array(self) -> pa.LargeBinaryArray:
+        """The URLs' bytes (own addresses cut out) as one Arrow array."""
+        if self._array is None:
+            self._array = pa.array(self._texts, type=pa.large_binary())
+        return self._array
+
+    def texts(self) -> list[bytes]:
+        """`array` as a list of bytes."""
+        if self._texts is None:
+            self._texts = self.array.to_pylist()
+        return self._texts
 
     def hosts(self) -> pa.DictionaryArray:
         """Lower-cased hosts (with any ``www.``), dictionary-encoded: each distinct host once (computed once
@@ -1073,7 +1112,7 @@ class ParsedUrls:
         rows get a list: NumPy's call costs a request of one URL more than the search."""
         if len(self) <= FEW_TEXTS:
             found = re.compile(pattern.encode())
-            return [i for i, url in enumerate(self.array.to_pylist()) if found.search(url) is not None]
+            return [i for i, url in enumerate(self.texts()) if found.search(url) is not None]
         found = pc.match_substring_regex(self.array, pattern)
         return np.flatnonzero((found.fill_null(False) if found.null_count else found).to_numpy(zero_copy_only=False))
 
