@@ -66,14 +66,13 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     numeric feature above its training median (or below it, where a low-value wording exists)."""
     n, m = X.shape
     words, low_words, binary, name_features = _reason_words(tuple(names))
+    has_low, ip_column = _reason_flags(tuple(names))
     k = min(k, m)
     # one kernel call (a request of one URL paid ~20 NumPy calls here); rows share few distinct reason lists,
     # so each string is built once per key (a key encodes the row's codes, one per (feature, wording))
     reference = medians if medians is not None else np.zeros(m, X.dtype)
     keys = _reason_keys(contrib.astype(np.float32, copy=False), X, reference, medians is not None, binary,
-                        low_words[:m] != "",
-                        name_features if name_features is not None else binary,
-                        names.index("host_is_ip") if name_features is not None else -1, k,
+                        has_low[:m], name_features if name_features is not None else binary, ip_column, k,
                         np.float32(min_contribution)).tolist()
     texts = {}
     for u in set(keys):
@@ -139,6 +138,15 @@ def _reason_words(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.nd
     binary = np.array([n in FLAG_FEATURES for n in names])
     name_features = np.array([n in HOST_NAME_FEATURES for n in names]) if "host_is_ip" in names else None
     return words, low_words, binary, name_features
+
+
+@lru_cache(maxsize=8)
+def _reason_flags(names: tuple[str, ...]) -> tuple[np.ndarray, int]:
+    """Per feature (and the "no reason" entry), whether it has a low-value wording; and the column of
+    ``host_is_ip`` (-1 when the model has none: `_reason_words` gives no host-name features then). Built once per
+    model, not per request."""
+    _, low_words, _, name_features = _reason_words(names)
+    return low_words != "", names.index("host_is_ip") if name_features is not None else -1
 
 
 def occlusion_contributions(predict_proba, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
