@@ -75,6 +75,10 @@ DOCS_HEADERS = {**HTML_HEADERS, "Content-Security-Policy": HTML_HEADERS["Content
     "style-src 'self'", "style-src 'self' 'unsafe-inline'").replace("img-src 'self'", "img-src 'self' data:")}
 
 
+# What json.dumps(ensure_ascii=True, allow_nan=False, separators=(",", ":")) builds on every call, built once.
+ASCII_JSON = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
 INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
 
 
@@ -411,7 +415,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     class AsciiJSONResponse(JSONResponse):
         # ASCII escapes keep any submitted string (lone surrogates included) encodable: never a 500.
         def render(self, content: Any) -> bytes:
-            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+            return ASCII_JSON.encode(content).encode()
 
     async def require_key(request: Request) -> None:  # async: a sync dependency would cost a thread hop
         if not settings.api_keys:
