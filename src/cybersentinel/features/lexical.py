@@ -703,6 +703,12 @@ def without_own_addresses(urls: pa.LargeBinaryArray) -> pa.LargeBinaryArray:
     return pc.replace_with_mask(urls, pa.array(mask), pa.array(list(cut.values()), type=pa.large_binary()))
 
 
+@lru_cache(maxsize=32)
+def _bytes_pattern(pattern: str) -> re.Pattern[bytes]:
+    """``pattern`` compiled for bytes, once (`re.compile`'s own cache is a few Python calls deeper)."""
+    return re.compile(pattern.encode())
+
+
 def _few_texts(X: Any) -> list[bytes] | None:
     """A list of a few ``str`` values (what the service scores) as `url_array` and `without_own_addresses` make
     them, as a list of bytes; None for anything else (more values, other types, text that is not valid UTF-8),
@@ -1111,7 +1117,7 @@ class ParsedUrls:
         as `rows_matching` does, so ``pattern`` must mean the same to both: ASCII literal alternatives). A few
         rows get a list: NumPy's call costs a request of one URL more than the search."""
         if len(self) <= FEW_TEXTS:
-            found = re.compile(pattern.encode())
+            found = _bytes_pattern(pattern)
             return [i for i, url in enumerate(self.texts()) if found.search(url) is not None]
         found = pc.match_substring_regex(self.array, pattern)
         return np.flatnonzero((found.fill_null(False) if found.null_count else found).to_numpy(zero_copy_only=False))

@@ -483,6 +483,8 @@ def _host_index(parsed: ParsedUrls) -> tuple[list[str], np.ndarray]:
 
 def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
     """``fact(url)`` of the given rows, where it says something."""
+    if not len(rows):  # most rows of most requests: nothing to ask
+        return {}
     found = {int(i): fact(to_text(column[i])) for i in rows}
     return {i: text for i, text in found.items() if text}
 
