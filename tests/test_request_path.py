@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
-from fixtures_model import model_dir  # noqa: F401
+from fixtures_model import REPO, model_dir  # noqa: F401
 from starlette.routing import Match
 
 from cybersentinel.ops.service import Settings, create_app
@@ -84,3 +87,22 @@ def test_scoring_metrics_are_counted_after_the_answer_is_sent(model_dir: Path, d
     assert sent[0]["status"] == 200 and json.loads(sent[1]["body"])["count"] == 2
     assert seen == [0.0]  # not yet counted when the body went out
     assert after == 2.0
+
+
+WARMED = """
+import sys
+from pathlib import Path
+from cybersentinel.features import lexical
+from cybersentinel.ops.service import Settings, create_app
+create_app(Settings(model_dir=Path(sys.argv[1]), feeds_dir=None, feedback_db=Path(sys.argv[2]) / "f.db"))
+print(bool(lexical._texture.signatures), bool(lexical._skeletons.signatures))
+"""
+
+
+def test_start_up_loads_the_batch_path_kernels(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    # a worker's first large request must not compile (or load) the batch path's kernels: with a cold numba cache
+    # that took seconds and a 1,000-URL batch of the load test timed out
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    found = subprocess.run([sys.executable, "-c", WARMED, str(model_dir), str(tmp_path)], capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=600, check=True)
+    assert found.stdout.split() == ["True", "True"]

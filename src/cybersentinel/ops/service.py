@@ -89,6 +89,11 @@ WARM_UP = ["https://en.wikipedia.org/wiki/Phishing", "http://192.0.2.1/paypal/lo
            "http://xn--pple-43d.com/signin", "http://user@[2001:db8::1]/wp-login.php"]
 
 
+# And one batch of new hosts, for the batch path's kernels (Arrow columns, the host and look-alike kernels): with a
+# cold numba cache the first large request of a worker compiled them for seconds (a 1,000-URL batch timed out).
+WARM_UP_BATCH = [f"http://warm-up-{i}.example.com/index.html" for i in range(INLINE_BATCH + 1)]
+
+
 @dataclass(frozen=True)
 class Settings:
     model_dir: Path = Path("models")
@@ -393,6 +398,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
             decision_log.record(results)
 
     score_values(WARM_UP, observe=False)
+    score_values(WARM_UP_BATCH, observe=False)
 
     class ScoreRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", strict=True)
