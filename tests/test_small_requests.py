@@ -312,6 +312,27 @@ def test_few_rows_index_their_hosts_as_arrow_does() -> None:
     assert ParsedUrls(urls).bare_hosts().tolist() == [False, True, False, True, True, True, True, True, True]
 
 
+def test_few_str_values_are_parsed_as_arrow_parses_them() -> None:
+    # up to FEW_TEXTS str values are encoded and cut of their own addresses without Arrow (`_few_texts`); other
+    # inputs go through `url_array` and `without_own_addresses`: the same bytes, offsets, scan and spans
+    import numpy as np
+    import pandas as pd
+
+    from cybersentinel.features.lexical import FEW_TEXTS, ParsedUrls
+
+    own = "https://shop.example.com/customer/account/login/referer/aHR0cHM6Ly9zaG9wLmV4YW1wbGUuY29tLw,,/"
+    urls = [*VARIED[:40], own, "http://other.example/?r=aHR0cHM6Ly9ldmlsLmV4YW1wbGUv", "", "\u2028x.com"]
+    assert len(urls) <= FEW_TEXTS
+    few, arrow = ParsedUrls(urls), ParsedUrls(pd.Series(urls, dtype=object))
+    assert few._array is None and arrow._texts is None  # each took its own path
+    assert few.data.tobytes() == arrow.data.tobytes() and few.offsets.tolist() == arrow.offsets.tolist()
+    assert np.array_equal(few.scan, arrow.scan) and np.array_equal(few.spans, arrow.spans)
+    assert few.texts() == arrow.array.to_pylist() and few.array.equals(arrow.array)
+    assert b"aHR0c" not in few.texts()[40] and b"aHR0c" in few.texts()[41]  # only the own site's address is cut
+    surrogate = ParsedUrls(["http://a\ud800b.com/"])  # no UTF-8 for it: `url_array` replaces it
+    assert surrogate._texts is None and surrogate.texts() == [b"http://a?b.com/"]
+
+
 def test_request_cpu_benchmark_alternates_two_versions(tmp_path: Path) -> None:
     # benchmarks/request_cpu.py loads two source trees side by side in one process: here this one twice, through
     # the whole app, a few requests each (the script, not the figures)

@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import filterfalse
-from typing import NamedTuple
+from itertools import accumulate, filterfalse
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -199,7 +199,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("double_slash_in_path", "'//' redirect inside the path", flag=True),
     Feature("url_in_path", "another URL embedded in the path or query", flag=True),
     Feature("tld_in_subdomain", "a TLD such as '.com' inside the subdomain", flag=True,
-            host=lambda h: any(t in h.subdomain for t in TLD_MARKERS)),
+            host=lambda h: _ANY_TLD_MARKER.search(h.subdomain) is not None),  # as `_host_rows_arrow` asks
     Feature("tld_in_path", "a TLD such as '.com' inside the path", flag=True),
     Feature("php_or_html_page", "script or HTML page in the path", flag=True),
     Feature("risky_extension", "executable or archive download", flag=True),
@@ -717,6 +717,33 @@ def unescaped_ampersands(urls: pa.LargeBinaryArray) -> pa.LargeBinaryArray:
     return pc.replace_substring(urls, b"&amp;", b"&")
 
 
+@lru_cache(maxsize=32)
+def _bytes_pattern(pattern: str) -> re.Pattern[bytes]:
+    """``pattern`` compiled for bytes, once (`re.compile`'s own cache is a few Python calls deeper)."""
+    return re.compile(pattern.encode())
+
+
+def _few_texts(X: Any) -> list[bytes] | None:
+    """A list of a few ``str`` values (what the service scores) as `url_array`, `unescaped_ampersands` and
+    `without_own_addresses` make them, as a list of bytes; None for anything else (more values, other types,
+    text that is not valid UTF-8), which goes through Arrow."""
+    if not isinstance(X, list | tuple) or len(X) > FEW_TEXTS or not all(type(v) is str for v in X):
+        return None
+    try:
+        texts = [v.encode("utf-8").replace(b"&amp;", b"&") for v in X]  # as `unescaped_ampersands`
+    except UnicodeEncodeError:  # a lone surrogate: `url_array` replaces it
+        return None
+    return [_cut_own_addresses(text) if b"aHR0c" in text else text for text in texts]
+
+
+def _text_buffers(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """`_buffers` of ``texts`` (read-only, as Arrow's buffers are: the kernels see the same array types)."""
+    data = np.frombuffer(b"".join(texts), dtype=np.uint8)
+    offsets = np.array([0, *accumulate(map(len, texts))], dtype=np.int64)
+    offsets.flags.writeable = False
+    return data, offsets
+
+
 def _cut_own_addresses(url: bytes) -> bytes:
     site = host_registered_domain(split_url(url).host)
     if not site:
@@ -759,13 +786,13 @@ def _entropy(text: str) -> float:
     if not text:
         return 0.0
     n = len(text)
-    # characters in order of first occurrence, as Counter holds them: the same terms summed in the same order
-    return -sum(_entropy_term(text.count(c), n) for c in dict.fromkeys(text))
-
-
-@host_memo(1 << 14)
-def _entropy_term(count: int, n: int) -> float:
-    return count / n * math.log2(count / n)
+    # characters in order of first occurrence, as Counter holds them: the same terms summed in the same order, as
+    # the kernel `_texture` does (computed, not memoised: a cache look-up per character cost more than the log)
+    total = 0.0
+    for count in map(text.count, dict.fromkeys(text)):
+        p = count / n
+        total += p * math.log2(p)
+    return -total
 
 
 # Runs of ASCII consonants: ``str.isalpha`` and not a lower-case vowel, for text that is all ASCII.
@@ -919,13 +946,18 @@ def may_imitate(domains: list[str] | pa.Array) -> np.ndarray:
     skeleton. ``domains``: a list or an Arrow string array."""
     if len(domains) <= FEW_TEXTS:
         domains = domains.to_pylist() if isinstance(domains, pa.Array) else domains
-        return np.array([not (d.isascii() and "xn--" not in d) or _ANY_BRAND_SKELETON.search(_ascii_skeleton(d))
-                         is not None for d in domains], dtype=bool)
+        return np.array([may_imitate_one(d) for d in domains], dtype=bool)
     arr = domains if isinstance(domains, pa.Array) else pa.array(domains, type=pa.large_string())
     plain = _numpy(pc.string_is_ascii(arr)) & ~_numpy(pc.match_substring(arr, "xn--"))
     offsets, data = _skeletons(*_buffers(arr.view(pa.large_binary()))[::-1], *_SKELETON_TABLES)
     skeletons = pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(offsets), pa.py_buffer(data))
     return ~plain | rows_matching(_ANY_BRAND_SKELETON, skeletons)
+
+
+def may_imitate_one(domain: str) -> bool:
+    """`may_imitate` of one domain label."""
+    return not (domain.isascii() and "xn--" not in domain) or \
+        _ANY_BRAND_SKELETON.search(_ascii_skeleton(domain)) is not None
 
 
 # `_ascii_skeleton` as tables for `_skeletons`: the two-letter look-alikes' bytes and letters, a byte map
@@ -1041,8 +1073,13 @@ class ParsedUrls:
     """One batch of URLs as UTF-8 bytes with every URL's part offsets: the single input of all features."""
 
     def __init__(self, X):
-        self.array = without_own_addresses(unescaped_ampersands(url_array(X)))
-        self.data, self.offsets = _buffers(self.array)
+        self._texts = _few_texts(X)
+        self._array: pa.LargeBinaryArray | None = None
+        if self._texts is None:
+            self._array = without_own_addresses(unescaped_ampersands(url_array(X)))
+            self.data, self.offsets = _buffers(self._array)
+        else:  # a few texts (a service request): the same bytes without Arrow's per-call costs
+            self.data, self.offsets = _text_buffers(self._texts)
         self.scan, self.spans = _scan(self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR,
                                       _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS,
                                       _WORD_BITS,
@@ -1052,6 +1089,19 @@ class ParsedUrls:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    @property
+    def array(self) -> pa.LargeBinaryArray:
+        """The URLs' bytes (own addresses cut out) as one Arrow array."""
+        if self._array is None:
+            self._array = pa.array(self._texts, type=pa.large_binary())
+        return self._array
+
+    def texts(self) -> list[bytes]:
+        """`array` as a list of bytes."""
+        if self._texts is None:
+            self._texts = self.array.to_pylist()
+        return self._texts
 
     def hosts(self) -> pa.DictionaryArray:
         """Lower-cased hosts (with any ``www.``), dictionary-encoded: each distinct host once (computed once
@@ -1085,18 +1135,21 @@ class ParsedUrls:
     def rest_spans(self) -> tuple[np.ndarray, np.ndarray]:
         return self.spans[:, 3], self.spans[:, 5]
 
-    def containing(self, pattern: str) -> np.ndarray:
+    def containing(self, pattern: str) -> np.ndarray | list[int]:
         """Indices of the rows whose bytes match a regular expression (RE2, through Arrow; a few rows with ``re``,
-        as `rows_matching` does, so ``pattern`` must mean the same to both: ASCII literal alternatives)."""
+        as `rows_matching` does, so ``pattern`` must mean the same to both: ASCII literal alternatives). A few
+        rows get a list: NumPy's call costs a request of one URL more than the search."""
         if len(self) <= FEW_TEXTS:
-            found = re.compile(pattern.encode())
-            return np.flatnonzero([found.search(url) is not None for url in self.array.to_pylist()])
+            found = _bytes_pattern(pattern)
+            return [i for i, url in enumerate(self.texts()) if found.search(url) is not None]
         found = pc.match_substring_regex(self.array, pattern)
         return np.flatnonzero((found.fill_null(False) if found.null_count else found).to_numpy(zero_copy_only=False))
 
-    def with_userinfo(self) -> np.ndarray:
-        """Indices of the rows with a user name or '@' before the host."""
-        return np.flatnonzero(self.scan[:, _SCAN_COLUMNS.index("has_userinfo")] > 0)
+    def with_userinfo(self) -> np.ndarray | list[int]:
+        """Indices of the rows with a user name or '@' before the host (a list for a few rows, as `containing`)."""
+        if len(self) <= FEW_TEXTS:
+            return [i for i, flag in enumerate(self.scan[:, _USERINFO].tolist()) if flag > 0]
+        return np.flatnonzero(self.scan[:, _USERINFO] > 0)
 
     def bare_hosts(self) -> np.ndarray:
         """Whether each row is a host alone: no path (beyond ``/``) and no query after it."""
@@ -1132,6 +1185,7 @@ _FROM_SCAN = tuple(np.array(x, dtype=np.intp) for x in zip(*[(_FEATURE_INDEX[c],
                                                                enumerate(_SCAN_COLUMNS) if c in _FEATURE_INDEX]))
 _FROM_HOST = tuple(np.array(x, dtype=np.intp) for x in zip(*[(_FEATURE_INDEX[c], j) for j, c in
                                                                enumerate(_HOST_COLUMNS) if c in _FEATURE_INDEX]))
+_USERINFO = _SCAN_COLUMNS.index("has_userinfo")
 _BRAND_OUTSIDE, _BRAND_IN_REST = _FEATURE_INDEX["brand_outside_domain"], _SCAN_COLUMNS.index("_brand_in_rest")
 _BRAND_COLUMNS = (_BRAND_OUTSIDE, _BRAND_IN_REST, _HOST_COLUMN_INDEX["_brand_in_subdomain"],
                   _HOST_COLUMN_INDEX["_brand_in_registered"])

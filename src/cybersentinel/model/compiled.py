@@ -302,7 +302,9 @@ class UrlScorer:
         hand = parsed.hand_features()
         if not self.ngram_weights:
             return hand
-        return np.hstack([hand, ngram_scores(parsed, self.ngram_range, self.n_features, self.ngram_weights)])
+        # concatenate, as hstack does for 2-D arrays, without hstack's Python-level checks (a one-URL request)
+        return np.concatenate([hand, ngram_scores(parsed, self.ngram_range, self.n_features, self.ngram_weights)],
+                              axis=1)
 
     def predict(self, X: np.ndarray, contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities, and the folds' mean log-odds path contributions (last column: bias)."""

@@ -15,9 +15,11 @@ import pyarrow as pa
 from cybersentinel.features.lexical import (
     ASSET_EXTENSIONS,
     BRANDS,
+    FEW_TEXTS,
     PAGE_EXTENSIONS,
     imitated_brand,
     may_imitate,
+    may_imitate_one,
     rendered,
     rows_matching,
 )
@@ -237,13 +239,17 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
     ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it."""
     splits = splits or split_host_columns(hosts)
     found = [""] * len(hosts)
-    candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain))
-    if not len(candidates):  # most hosts (and a service request's one host, most of the time)
+    if isinstance(splits.domain, list) and len(hosts) <= FEW_TEXTS:  # a few hosts (a request): no NumPy call
+        candidates = [i for i, (domain, subdomain) in enumerate(zip(splits.domain, splits.subdomain, strict=True))
+                      if may_imitate_one(domain) or _ANY_BRAND.search(subdomain) is not None]
+    else:
+        candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain)).tolist()
+    if not candidates:  # most hosts (and a service request's one host, most of the time)
         return found
     columns = [column.take(pa.array(candidates)).to_pylist() if isinstance(column, pa.Array) else
                [column[i] for i in candidates] for column in (splits.subdomain, splits.domain, splits.registered)]
     is_ip = np.asarray(splits.is_ip, dtype=bool)[candidates].tolist()
-    for i, subdomain, domain, ip, registered in zip(candidates.tolist(), *columns[:2], is_ip, columns[2], strict=True):
+    for i, subdomain, domain, ip, registered in zip(candidates, *columns[:2], is_ip, columns[2], strict=True):
         found[i] = _deception(subdomain, domain, ip, registered)
     return found
 

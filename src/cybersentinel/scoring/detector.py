@@ -67,14 +67,13 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     numeric feature above its training median (or below it, where a low-value wording exists)."""
     n, m = X.shape
     words, low_words, binary, name_features = _reason_words(tuple(names))
+    has_low, ip_column = _reason_flags(tuple(names))
     k = min(k, m)
     # one kernel call (a request of one URL paid ~20 NumPy calls here); rows share few distinct reason lists,
     # so each string is built once per key (a key encodes the row's codes, one per (feature, wording))
     reference = medians if medians is not None else np.zeros(m, X.dtype)
     keys = _reason_keys(contrib.astype(np.float32, copy=False), X, reference, medians is not None, binary,
-                        low_words[:m] != "",
-                        name_features if name_features is not None else binary,
-                        names.index("host_is_ip") if name_features is not None else -1, k,
+                        has_low[:m], name_features if name_features is not None else binary, ip_column, k,
                         np.float32(min_contribution)).tolist()
     texts = {}
     for u in set(keys):
@@ -140,6 +139,15 @@ def _reason_words(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.nd
     binary = np.array([n in FLAG_FEATURES for n in names])
     name_features = np.array([n in HOST_NAME_FEATURES for n in names]) if "host_is_ip" in names else None
     return words, low_words, binary, name_features
+
+
+@lru_cache(maxsize=8)
+def _reason_flags(names: tuple[str, ...]) -> tuple[np.ndarray, int]:
+    """Per feature (and the "no reason" entry), whether it has a low-value wording; and the column of
+    ``host_is_ip`` (-1 when the model has none: `_reason_words` gives no host-name features then). Built once per
+    model, not per request."""
+    _, low_words, _, name_features = _reason_words(names)
+    return low_words != "", names.index("host_is_ip") if name_features is not None else -1
 
 
 def occlusion_contributions(predict_proba, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -327,13 +335,13 @@ class Detector:
         decided = decider.decide_rows(model, host_names, host_of_row.tolist(), parsed.bare_hosts().tolist(),
                                       *self._row_facts(parsed, values, decider))
         texts = [rules for _, _, rules, _ in decided]
-        if reasons and X is not None:
-            explain = self._explained(np.asarray([model[i] for i in usable]),
-                                      np.asarray([decided[i][1] for i in usable], dtype=object))
-            if explain.any():
-                rows = [i for i, flagged in zip(usable, explain.tolist(), strict=True) if flagged]
-                for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib[explain],
-                                                                  X[explain]), strict=True):
+        if reasons and X is not None:  # `_explained`, row by row (plain floats and strings: the same tests)
+            explain = [model[i] >= self.suspicious_from and decided[i][1] != "benign" for i in usable]
+            if any(explain):
+                rows = [i for i, flagged in zip(usable, explain, strict=True) if flagged]
+                mask = np.asarray(explain, dtype=bool)
+                for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib[mask],
+                                                                  X[mask]), strict=True):
                     texts[i] = text
         n = len(values)  # scores and model scores rounded in one call
         rounded = np.round(np.asarray([d[0] for d in decided] + [np.nan if m is None else m for m in model],
@@ -483,6 +491,8 @@ def _host_index(parsed: ParsedUrls) -> tuple[list[str], np.ndarray]:
 
 def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
     """``fact(url)`` of the given rows, where it says something."""
+    if not len(rows):  # most rows of most requests: nothing to ask
+        return {}
     found = {int(i): fact(to_text(column[i])) for i in rows}
     return {i: text for i, text in found.items() if text}
 
