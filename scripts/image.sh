@@ -26,7 +26,8 @@ base() {
   if "${PODMAN[@]}" image exists "$BASE_IMAGE"; then echo "$BASE_IMAGE exists"; return; fi
   local root
   root=$(mktemp -d)
-  trap 'rm -rf "$root"' RETURN
+  # the RETURN trap is global: it clears itself, or it fires again when build() returns, where root is unset
+  trap 'rm -rf "$root"; trap - RETURN' RETURN
   debootstrap --variant=minbase bookworm "$root/rootfs" "$DEBIAN_MIRROR" >"$root/debootstrap.log" \
     || { tail -20 "$root/debootstrap.log"; exit 1; }
   # apt (not debootstrap's --include) resolves the dependencies; security updates as in the official images.
