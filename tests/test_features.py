@@ -77,6 +77,19 @@ def test_a_brand_in_the_public_suffix_is_not_the_sites_own_brand():
         assert f["brand_outside_domain"].tolist() == [1, 1, 0]
 
 
+def test_a_short_brand_counts_in_a_registered_name_only_where_a_word_begins():
+    # ordinary words hold short brands ("groups" "ups", "delivery" "live", "purchase" "chase", "first" "irs"): such
+    # a site's name is not brand-like, and a brand in its path is outside it; the brands' compound names keep theirs
+    urls = ["https://groups-verify.com/ups/parcel/", "http://delivery-status.com/dhl/track/",
+            "https://purchasepoint.com/chase/login/", "https://firstchoiceplumbing.com/contact/",
+            "https://steamcommunity.com/steam/login/", "https://my-ups-tracking.com/ups/", "https://ebayimg.com/ebay/",
+            "https://mypaypal-help.com/paypal/"]
+    for copies in (1, FEW_TEXTS + 1):  # one host at a time, and the batch path
+        f = pd.DataFrame(ParsedUrls(urls * copies).hand_features()[:len(urls)], columns=list(URL_FEATURES))
+        assert f["brand_outside_domain"].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+        assert f["brand_in_domain_with_extra"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
 @pytest.fixture(scope="module")
 def fitted() -> tuple[UrlFeaturizer, list[str]]:
     rng = np.random.default_rng(0)

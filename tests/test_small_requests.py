@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from fixtures_model import REPO, model_dir  # noqa: F401
 
@@ -103,6 +104,24 @@ def test_a_pandas_column_of_arrow_chunks_scores_like_a_list(detector: Detector) 
     column = pd.Series(pd.arrays.ArrowStringArray(chunks))  # what read_parquet gives for a multi-row-group file
     expected = detector.score_values(VARIED[:12] + [""]).to_pylist()
     assert detector.score_values(column).to_pylist() == expected
+
+
+def test_a_text_files_binary_column_scores_like_a_list(detector: Detector) -> None:
+    """`predict` reads a text file as Arrow binary: the row rules (a host before '@', stock files, assets, the
+    allow and block lists' URLs) read its values as text too (they had read ``str()`` of a binary scalar)."""
+    import io
+
+    from cybersentinel.scoring.batch import read_text
+
+    values = [v for v in VARIED if v.strip() and "\x00" not in v]
+    batch = next(read_text(io.BytesIO("\n".join(values).encode() + b"\n"), 1000))
+    assert isinstance(batch.urls, pa.Array) and pa.types.is_large_binary(batch.urls.type)
+    for decider in deciders(detector):
+        expected = detector.score_values(values, decider=decider).to_pylist()
+        found = detector.score_values(batch.urls, decider=decider).to_pylist()
+        assert [(r["score"], r["verdict"], r["reasons"]) for r in found] == \
+            [(r["score"], r["verdict"], r["reasons"]) for r in expected]
+        assert found[values.index("http://www.paypal.com@evil.top/login")]["verdict"] == "malicious"
 
 
 def test_cached_evidence_is_nothing_the_garbage_collector_walks(detector: Detector) -> None:

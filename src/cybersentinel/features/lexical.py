@@ -159,7 +159,7 @@ def _brand_mixed_in(parts: HostParts) -> bool:
     # "paypal-secure" holds a brand; "paypal" itself does not, unless it is a brand holding another one
     if parts.domain in BRANDS:
         return parts.domain in _BRANDS_HOLDING_A_BRAND
-    return _ANY_BRAND.search(parts.domain) is not None
+    return _BRAND_IN_NAME.search(parts.domain) is not None
 
 
 # Every hand-made URL feature, in output order: names, reasons, flags and the featurizer version come from here.
@@ -217,7 +217,7 @@ FEATURES: tuple[Feature, ...] = (
 _HOST_HELPERS: dict[str, Callable[[HostParts], float]] = {
     "_brand_in_subdomain": lambda h: _ANY_BRAND.search(h.subdomain) is not None,
     # the registered name's label, not its suffix: a `.live` site is no more Microsoft's than a `.com` one
-    "_brand_in_registered": lambda h: _ANY_BRAND.search(h.domain) is not None,
+    "_brand_in_registered": lambda h: _BRAND_IN_NAME.search(h.domain) is not None,
 }
 URL_FEATURES: dict[str, str] = {f.name: f.says for f in FEATURES}
 FLAG_FEATURES = frozenset(f.name for f in FEATURES if f.flag)
@@ -235,10 +235,11 @@ _SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "ho
                  "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
                  "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest", "static_asset")
 # Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
-_COMPUTATION = "bytes-fnv1a-10"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
+_COMPUTATION = "bytes-fnv1a-11"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
 # 6: a path of "/" alone is the empty path; 7: base64 return addresses to the URL's own site are cut out;
 # 8: HTML's "&amp;" is read as "&"; 9: a cut return address takes the name that carries it;
-# 10: a brand in the public suffix (".live") is not a brand in the registered name
+# 10: a brand in the public suffix (".live") is not a brand in the registered name;
+# 11: a short brand in a registered name only where a word begins ("groups" holds no "ups")
 # Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
 FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
     [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()
@@ -811,6 +812,12 @@ def _longest_consonant_run(text: str) -> int:
 
 # One regular expression finds whether any brand occurs (a single pass instead of one `in` per brand).
 _ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
+# A brand in a registered name: a short one (five letters or fewer) only where a word of the name begins, since
+# ordinary words hold them ("groups" "ups", "first" "irs", "delivery" "live", "purchase" "chase"), which made
+# small sites' names brand-like and a brand in the path of such a site not "outside"; the brands' own compound
+# names keep theirs ("steamcommunity", "ebayimg", "adobelogin"). A subdomain or path still matches anywhere.
+_BRAND_IN_NAME = re.compile("|".join(re.escape(b) for b in BRANDS if len(b) > 5) + "|(?:^|[^a-z])(?:"
+                            + "|".join(re.escape(b) for b in BRANDS if len(b) <= 5) + ")")
 # Brands that contain another brand: the only names equal to a brand that still hold a *different* brand.
 _BRANDS_HOLDING_A_BRAND = frozenset(d for d in BRANDS if any(b in d and b != d for b in BRANDS))
 
@@ -895,11 +902,11 @@ def _host_rows_arrow(hosts: pa.LargeStringArray) -> np.ndarray:
         "tld_in_subdomain": rows_matching(_ANY_TLD_MARKER, subs),
         "brand_in_domain_with_extra": np.where(_numpy(pc.is_in(domains, value_set=_texts(_BRAND_SET))),
                                                _numpy(pc.is_in(domains, value_set=_texts(_BRANDS_HOLDING_A_BRAND))),
-                                               rows_matching(_ANY_BRAND, domains)),
+                                               rows_matching(_BRAND_IN_NAME, domains)),
         "brand_lookalike": _imitating_rows(domains),
         "hosting_platform": hosting,
         "_brand_in_subdomain": rows_matching(_ANY_BRAND, subs),
-        "_brand_in_registered": rows_matching(_ANY_BRAND, domains),
+        "_brand_in_registered": rows_matching(_BRAND_IN_NAME, domains),
     }
     assert list(columns) == list(_HOST_COLUMNS)
     out = np.empty((len(hosts), len(columns)), dtype=np.float64)

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from itertools import filterfalse
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
@@ -280,13 +281,28 @@ def _stock_route(tail: str, known_paths: frozenset[str]) -> bool:
     return route in known_paths or (last.isdigit() and parent in known_paths)
 
 
+def _rest_route_query(path: str, query: str) -> str | None:
+    """The route of a REST request made with the ``rest_route`` parameter (``/?rest_route=/wp/v2/pages/2``,
+    ``/blog/index.php?rest_route=/``), None for any other URL: only the site's front page takes it."""
+    if not (path.endswith("/") or path.endswith("/index.php")) or "rest_route=" not in query:
+        return None
+    values = [unquote(v) for k, _, v in (p.partition("=") for p in query.split("&")) if k == "rest_route"]
+    return values[0] if len(values) == 1 and values[0].startswith("/") else None
+
+
 def known_software_file(url: str, known_paths: frozenset[str], software: str) -> str:
     """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file of the software, or a stock
     directory the software serves itself (its ``index.php`` is stock: ``/wp-admin/``), or one of its REST routes
-    (`_stock_route`), WordPress in a sub-folder included (``/blog/wp-login.php``); "" otherwise. Other
-    directories are not: a kit can put its own index page in any directory it can write (``/wp-includes/css/``),
-    or answer ``/wp-content`` on a host that runs no WordPress at all."""
-    path = split_url(url).path.lower()
+    (`_stock_route`, also as ``/?rest_route=/wp/v2/pages/2``, the form of a site without pretty links),
+    WordPress in a sub-folder included (``/blog/wp-login.php``); "" otherwise. Other directories are not: a kit
+    can put its own index page in any directory it can write (``/wp-includes/css/``), or answer ``/wp-content``
+    on a host that runs no WordPress at all. Compared in the case the file list has, as the web server compares
+    (``/wp-includes/ID3/``)."""
+    parts = split_url(url)
+    path = parts.path
+    if (route := _rest_route_query(path, parts.query)) is not None:
+        tail = REST_PREFIX + route.lstrip("/")
+        return f"{software} REST route `{tail}`" if _stock_route(tail, known_paths) else ""
     cut = min((i for i in (path.find("/wp-"), path.find("/xmlrpc.php")) if i >= 0), default=-1)
     if cut < 0:
         return ""

@@ -362,7 +362,9 @@ class Detector:
         def by_row(rows: Any, fact: Any) -> dict[int, str]:
             nonlocal column
             if len(rows) and column is None:
-                column = list(values)
+                # an Arrow array's values as Python's (str, or bytes from a text file): its scalars' str() is
+                # not the URL for a binary array ("b'http://...'"), which hid every row rule from `predict`
+                column = values.to_pylist() if isinstance(values, pa.Array | pa.ChunkedArray) else list(values)
             return _by_row(column, rows, fact)
 
         software = self.manifest["software"]["name"] if self.known_paths else ""
@@ -372,7 +374,7 @@ class Detector:
         for row, why in planted.items():  # deceptive by construction, as a host name before '@' is
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
         return (deception,
-                by_row(parsed.containing("wp-|xmlrpc") if self.known_paths else [],
+                by_row(parsed.containing("wp-|xmlrpc|rest_route=") if self.known_paths else [],
                        lambda url: known_software_file(url, self.known_paths, software)),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
                 by_row(range(n) if decider.block.urls else [], decider.block.match_url),

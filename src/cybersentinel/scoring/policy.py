@@ -33,10 +33,11 @@ The rules, first match decides:
    model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
 7. Otherwise the model's score stands.
 
-Last, a page asset (a script, style sheet, image, font or media file: `page_asset`) is at most ``suspicious`` on
-the model's word alone when ``cap_page_assets`` is on: the model learned from the pages phishing lists name, and
-what it says of a CMS theme's ``style.css`` or a site's ``jquery.min.js`` is a guess; blocking one breaks pages.
-Rules 1 and 3 (the block list, feeds, deception) still make an asset ``malicious``.
+Last, when ``cap_page_assets`` is on, a page asset (a script, style sheet, image, font or media file:
+`page_asset`) has its score multiplied by ``page_asset_factor`` and is at most ``suspicious`` on the model's word
+alone: the model learned from the pages phishing lists name, and what it says of a CMS theme's ``style.css`` or a
+site's ``jquery.min.js`` is a guess; blocking one breaks pages, and a phishing site's assets come with its pages,
+which are judged. Rules 1 and 3 (the block list, feeds, deception) still make an asset ``malicious``.
 
 Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
 """
@@ -64,6 +65,7 @@ class Policy:
     popular_factor: float = 0.5
     popular_name_rank: int = 0  # 0: only rule 6's ``popular_rank`` (models trained before this field)
     cap_page_assets: bool = True
+    page_asset_factor: float = 1.0  # 1: only the cap (models trained before this field)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -72,6 +74,8 @@ class Policy:
             raise ValueError("policy suspicious_band must be in [0, 1) and listed_floor in (0, 1]")
         if not 0.0 <= self.popular_factor <= 1.0 or self.popular_rank < 0 or self.popular_name_rank < 0:
             raise ValueError("policy popular_factor must be in [0, 1], popular_rank and popular_name_rank >= 0")
+        if not 0.0 <= self.page_asset_factor <= 1.0:
+            raise ValueError("policy page_asset_factor must be in [0, 1]")
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> Policy:
@@ -171,10 +175,12 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
     if policy.is_popular(rank, evidence.own_name):
         score, reason = model_score * policy.popular_factor, \
             f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
-    if evidence.asset and policy.cap_page_assets and score >= policy.threshold:
-        score = policy.asset_ceiling
-        reason = "; ".join(filter(None, [reason, f"a page asset ({evidence.asset}): the model judges pages, so on "
-                                                 "its word alone at most suspicious"]))
+    factor = policy.page_asset_factor
+    if evidence.asset and policy.cap_page_assets and (factor < 1.0 or score >= policy.threshold):
+        score = min(score * factor, policy.asset_ceiling)
+        how = f"its score counts {factor:g} and" if factor < 1.0 else "on its word alone"
+        reason = "; ".join(filter(None, [reason, f"a page asset ({evidence.asset}): the model judges pages, so {how} "
+                                                 "at most suspicious"]))
     return score, policy.verdict(score), reason
 
 
