@@ -35,6 +35,9 @@ URLS = [
     "http://10.1.2.3/login",  # unreachable from the internet
     "https://intranet.corp-example.com/login.php",  # allowlisted
     "http://185.225.17.45/~admin/chase/index.html",
+    "http://www.paypal.com@evil.top/login",  # a host name before '@': deceptive by construction
+    "https://blog.example.org/wp-login.php",  # a stock WordPress file
+    "https://blog.example.org/wp-content/themes/x/style.css",  # a page asset
 ]
 
 
@@ -59,6 +62,15 @@ def test_every_door_gives_the_same_verdicts_and_scores(model_dir: Path, feeds: P
     predicted = pd.read_csv(out, keep_default_na=False)
     by_predict = {u: (v, round(float(s), 6)) for u, v, s in zip(predicted["url"], predicted["verdict"],
                                                                  predicted["score"], strict=True)}
+    # predict on a text file (read as Arrow binary): the same rows, rules and reasons as from the CSV
+    text_in, text_out = tmp_path / "in.txt", tmp_path / "out_text.csv"
+    text_in.write_text("\n".join(URLS) + "\n")
+    result = CliRunner().invoke(app, ["predict", "-i", str(text_in), "-o", str(text_out), "--model-dir",
+                                      str(model_dir), "--feeds-dir", str(feeds), "--allow-file", str(allow),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    from_text = pd.read_csv(text_out, keep_default_na=False)
+    assert from_text.equals(predicted), "predict gives other results for the same URLs in a text file"
 
     # the service (the web page renders exactly this response)
     settings = Settings(model_dir=model_dir, feeds_dir=feeds, allow_files=(allow,))
