@@ -6,7 +6,9 @@ SHA-256 in params.yaml, from Debian's archive or CYBERSENTINEL_SOFTWARE_MIRROR).
   one path per line (directories end with ``/``), sorted, with the REST API routes WordPress core registers
   (``/wp-json/``, ``/wp-json/wp/v2/pages``, ``/wp-json/oembed/1.0/embed``: every WordPress page links to some in
   its ``<head>``), read from its PHP sources: the URL prefix (``rest_url_prefix``), the ``wp/v2`` controllers'
-  and core post types' and taxonomies' ``rest_base``, and the oEmbed routes.
+  and core post types' and taxonomies' ``rest_base``, and the oEmbed routes; and the author archives its
+  rewrite rules serve (``/author/{slug}/``, ``/author/{slug}/page/{n}/``, ``/author/{slug}/feed/``: every post's
+  byline links one, ``/author/admin/`` on many sites), from the bases in ``class-wp-rewrite.php``.
 - ``systemd-resolved``'s ``resolved.conf`` names the public DNS resolvers (``8.8.8.8#dns.google``,
   ``1.1.1.1#cloudflare-dns.com``): their addresses serve DNS and DNS over HTTPS, never a site of their own.
   Written ``address name`` per line, sorted."""
@@ -72,6 +74,22 @@ def wordpress_routes(archive: tarfile.TarFile) -> list[str]:
     return sorted(routes)
 
 
+_REWRITE_BASE = re.compile(r"public \$(author|pagination|feed)_base\s*=\s*'([a-z0-9-]+)';")
+
+
+def wordpress_archives(archive: tarfile.TarFile) -> list[str]:
+    """The author archive pages WordPress's rewrite rules serve, as path templates (``{slug}`` a user's name,
+    ``{n}`` a page number): ``/author/{slug}/``, its numbered pages and its feed."""
+    name = WORDPRESS_ROOT + "wp-includes/class-wp-rewrite.php"
+    if name not in archive.getnames():
+        raise ValueError("no wp-includes/class-wp-rewrite.php")
+    bases = dict(_REWRITE_BASE.findall(archive.extractfile(name).read().decode("utf-8", "replace")))
+    if set(bases) != {"author", "pagination", "feed"}:
+        raise ValueError(f"expected the author, pagination and feed bases in class-wp-rewrite.php, found {bases}")
+    author = f"/{bases['author']}/{{slug}}/"
+    return [author, f"{author}{bases['pagination']}/{{n}}/", f"{author}{bases['feed']}/"]
+
+
 def resolver_addresses(conf: str) -> dict[str, str]:
     """Address -> DNS name of each ``address#name`` in the comments of a ``resolved.conf``, the examples of
     public resolvers systemd ships (tokens whose address does not parse are not addresses)."""
@@ -104,7 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     software = read_params()["software"]
     mirror = os.environ.get(MIRROR_ENV, "")  # "": no mirror, download it
-    wordpress = lambda archive: sorted(wordpress_paths(archive) + wordpress_routes(archive))  # noqa: E731
+    wordpress = lambda archive: sorted(  # noqa: E731
+        wordpress_paths(archive) + wordpress_routes(archive) + wordpress_archives(archive))
     for key, read, out in (("wordpress", wordpress, args.out), ("resolvers", package_resolvers, args.resolvers)):
         spec = software[key]
         try:

@@ -14,6 +14,7 @@ from cybersentinel.scoring.decider import (
     deceptive_host,
     known_software_file,
     page_asset,
+    software_url_pattern,
     userinfo_deception,
 )
 from cybersentinel.scoring.detector import resolver_reasons
@@ -240,6 +241,16 @@ def test_deception_and_known_software_rules():
     for kit in ("/?rest_route=/wp/v2/pages/2/login.php", "/?rest_route=/x/verify", "/login.php?rest_route=/",
                 "/?rest_route=/&rest_route=/secure/", "/?rest_route=wp/v2/pages"):
         assert known_software_file("https://a.com" + kit, routes, "W") == "", kit
+    # the author archives of its rewrite rules (every post's byline links one), at the root or in one folder
+    archives = stock | {"/author/{slug}/", "/author/{slug}/page/{n}/", "/author/{slug}/feed/"}
+    for page in ("/author/admin/", "/blog/author/jane-doe/", "/author/admin/page/2/", "/author/m%c3%bcller/feed/"):
+        assert known_software_file("https://a.com" + page, archives, "W") == f"W author archive `{page}`", page
+    for kit in ("/author/admin/login.php", "/author/admin", "/author/admin/verify/", "/author/admin/?login=1",
+                "/wp-content/x/author/admin/", "/author/Admin/", "/author/admin/page/x/"):
+        assert known_software_file("https://a.com" + kit, archives, "W") == "", kit
+    assert known_software_file("https://a.com/author/admin/", stock, "W") == ""  # a list without archives
+    assert software_url_pattern(archives) == r"wp-|xmlrpc|rest_route=|/author/"
+    assert software_url_pattern(stock) == "wp-|xmlrpc|rest_route="
     # compared in the file list's case, as the web server compares: WordPress ships folders with capitals
     capitals = frozenset({"/wp-includes/ID3/", "/wp-includes/ID3/getid3.lib.php"})
     assert known_software_file("https://a.com/wp-includes/ID3/getid3.lib.php", capitals, "W") == \

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,9 @@ WORDPRESS_PHP = {
         "<?php\n\t\t$this->namespace = 'wp-site-health/v1';\n\t\t$this->rest_base = 'tests';\n",
     "usr/share/wordpress/wp-includes/class-wp-oembed-controller.php":
         "<?php\n\t\tregister_rest_route(\n\t\t\t'oembed/1.0',\n\t\t\t'/embed',\n\t\t\tarray()\n\t\t);\n",
+    "usr/share/wordpress/wp-includes/class-wp-rewrite.php":
+        "<?php\nclass WP_Rewrite {\n\tpublic $author_base = 'author';\n\tpublic $search_base = 'search';\n"
+        "\tpublic $pagination_base = 'page';\n\tpublic $feed_base = 'feed';\n",
 }
 
 
@@ -76,6 +80,7 @@ def test_stock_paths_and_public_resolvers(tmp_path):
     assert result.returncode == 0, result.stderr
     listed = (tmp_path / "software.txt").read_text().split()
     assert [p for p in listed if not p.startswith("/wp-includes/")] == [
+        "/author/{slug}/", "/author/{slug}/feed/", "/author/{slug}/page/{n}/",  # from class-wp-rewrite.php
         "/wp-admin/", "/wp-admin/index.php", "/wp-json/", "/wp-json/oembed/1.0/embed", "/wp-json/wp/v2/pages",
         "/wp-json/wp/v2/posts", "/wp-json/wp/v2/users", "/wp-login.php"]  # no regex base, no other namespace
     assert (tmp_path / "resolvers.txt").read_text().splitlines() == [
@@ -100,3 +105,15 @@ def test_a_wordpress_package_without_rest_routes_fails_clearly(tmp_path):
     result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": resolved})
     assert result.returncode != 0 and "expected one rest_url_prefix in wp-includes, found none" in result.stderr
     assert not (tmp_path / "software.txt").exists()
+
+
+def test_a_wordpress_package_without_rewrite_bases_fails_clearly(tmp_path):
+    php = {k: v for k, v in WORDPRESS_PHP.items() if not k.endswith("class-wp-rewrite.php")}
+    resolved = deb(tmp_path, "systemd-resolved", {"etc/systemd/resolved.conf": RESOLVED_CONF})
+    partial = {"usr/share/wordpress/wp-includes/class-wp-rewrite.php": "<?php\n\tpublic $author_base = 'x';"}
+    for rewrite in ({}, partial):
+        shutil.rmtree(tmp_path / "build" / "wordpress", ignore_errors=True)
+        wordpress = deb(tmp_path, "wordpress", {"usr/share/wordpress/wp-login.php": "<?php", **php, **rewrite})
+        result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": resolved})
+        assert result.returncode != 0 and "class-wp-rewrite.php" in result.stderr, result.stderr
+        assert not (tmp_path / "software.txt").exists()

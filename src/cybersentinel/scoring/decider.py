@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from itertools import filterfalse
 from typing import Any
 from urllib.parse import unquote
@@ -290,16 +291,47 @@ def _rest_route_query(path: str, query: str) -> str | None:
     return values[0] if len(values) == 1 and values[0].startswith("/") else None
 
 
+# A user's name in an author link (WordPress's sanitize_title: lower-case letters, digits, '-', '_', %-escapes).
+_SLUG = re.compile(r"[a-z0-9_%-]+")
+
+
+def _author_archive(path: str, known_paths: frozenset[str]) -> bool:
+    """Whether a path is an author archive page of the software's rewrite rules (stage software lists their
+    templates: ``/author/{slug}/``, ``/author/{slug}/page/{n}/``, ``/author/{slug}/feed/``), the software at the
+    site's root or in one folder (``/blog/author/admin/``)."""
+    if not path.endswith("/"):
+        return False
+    parts = path[1:-1].split("/")
+    for names in (parts, parts[1:]):
+        if len(names) < 2 or not _SLUG.fullmatch(names[1]) or (names is not parts and not _SLUG.fullmatch(parts[0])):
+            continue
+        rest = ("{n}" if name.isdigit() else name for name in names[2:])
+        if "/" + "/".join([names[0], "{slug}", *rest]) + "/" in known_paths:
+            return True
+    return False
+
+
+@lru_cache(maxsize=4)
+def software_url_pattern(known_paths: frozenset[str]) -> str:
+    """What a URL must contain for `known_software_file` to find anything in it (ASCII literal alternatives, as
+    `ParsedUrls.containing` takes): the software's file and route names, and its archives' bases."""
+    bases = sorted({t.split("/")[1] for t in known_paths if "{slug}" in t})
+    return "|".join(["wp-", "xmlrpc", "rest_route=", *(f"/{re.escape(base)}/" for base in bases)])
+
+
 def known_software_file(url: str, known_paths: frozenset[str], software: str) -> str:
     """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file of the software, or a stock
     directory the software serves itself (its ``index.php`` is stock: ``/wp-admin/``), or one of its REST routes
-    (`_stock_route`, also as ``/?rest_route=/wp/v2/pages/2``, the form of a site without pretty links),
+    (`_stock_route`, also as ``/?rest_route=/wp/v2/pages/2``, the form of a site without pretty links), or an
+    author archive of its rewrite rules (`_author_archive`: ``/author/admin/``, which every post's byline links),
     WordPress in a sub-folder included (``/blog/wp-login.php``); "" otherwise. Other directories are not: a kit
     can put its own index page in any directory it can write (``/wp-includes/css/``), or answer ``/wp-content``
     on a host that runs no WordPress at all. Compared in the case the file list has, as the web server compares
     (``/wp-includes/ID3/``)."""
     parts = split_url(url)
     path = parts.path
+    if not parts.query and _author_archive(path, known_paths):
+        return f"{software} author archive `{path}`"
     if (route := _rest_route_query(path, parts.query)) is not None:
         tail = REST_PREFIX + route.lstrip("/")
         return f"{software} REST route `{tail}`" if _stock_route(tail, known_paths) else ""

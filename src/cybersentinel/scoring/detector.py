@@ -30,6 +30,7 @@ from cybersentinel.scoring.decider import (
     known_software_file,
     page_asset,
     planted_page,
+    software_url_pattern,
     userinfo_deception,
 )
 from cybersentinel.scoring.policy import Policy, SiteList
@@ -374,7 +375,7 @@ class Detector:
         for row, why in planted.items():  # deceptive by construction, as a host name before '@' is
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
         return (deception,
-                by_row(parsed.containing("wp-|xmlrpc|rest_route=") if self.known_paths else [],
+                by_row(parsed.containing(software_url_pattern(self.known_paths)) if self.known_paths else [],
                        lambda url: known_software_file(url, self.known_paths, software)),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
                 by_row(range(n) if decider.block.urls else [], decider.block.match_url),
