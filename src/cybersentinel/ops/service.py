@@ -718,7 +718,7 @@ def run(application: Any, settings: Settings, *, host: str, port: int, workers: 
     with tempfile.TemporaryDirectory(prefix="cybersentinel-metrics-") as shared:
         if settings.prometheus:  # workers write their metrics to files here; /metrics adds them up
             os.environ.setdefault(MULTIPROC_ENV, shared)
-        if workers > 1 and balanced.supported():  # a listening socket per worker: connections spread evenly
+        if workers > 1 and balanced.supported():  # connections handed to the workers in turn
             code = balanced.serve(options, workers)
             if code:
                 raise SystemExit(code)

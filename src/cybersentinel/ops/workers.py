@@ -39,8 +39,9 @@ STARTUP_SECONDS = 30.0  # a worker that exits sooner than this after starting fa
 
 
 def supported() -> bool:
-    """Whether the kernel balances connections over sockets sharing a port (Linux; not macOS or Windows)."""
-    return hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+    """Whether connections can be handed to worker processes here (descriptors over Unix SOCK_SEQPACKET pairs:
+    Linux; not macOS or Windows, where `serve` runs uvicorn's own ``--workers``)."""
+    return hasattr(socket, "send_fds") and sys.platform.startswith("linux")
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
