@@ -15,6 +15,11 @@ request carry a different URL (so no cache sees the same URL twice in a row) and
 whole-millisecond percentiles. wrk measures from the moment a request is written: when the server falls behind,
 waiting time is not counted, so the script also reports how many sends were late (see load_test.lua).
 
+Beside each single-URL latency it prints the CPU time the server's processes spent per request (from /proc, so
+the other jobs on the cores and wrk do not count), each process's share of it (two workers that share the load
+unevenly show as, say, 75% / 25%: the kernel hashes the 8 connections over their sockets) and wrk's own CPU per
+request: on a shared machine the latencies swing with other jobs, the CPU per request much less.
+
     python benchmarks/load_test.py                       # the full run (about 75 s + server start)
     python benchmarks/load_test.py --duration 5 --rate 100 --batch-duration 3   # a quick check
 """
@@ -26,6 +31,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -35,6 +41,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -118,6 +125,55 @@ def run_wrk(url: str, bodies: Path, *, rate: float, duration: int, connections: 
     return json.loads(lines[-1].removeprefix("LOADTEST_RESULT "))
 
 
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) so far of ``pid`` and every process below it, by pid, from /proc (Linux; empty
+    elsewhere): what the server's processes spent, apart from the load generator and other jobs on the cores."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):  # gone meanwhile
+            continue
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = (int(fields[11]) + int(fields[12])) / tick
+    found, todo = {}, [pid]
+    while todo:
+        current = todo.pop()
+        if current in times:
+            found[current] = times[current]
+            todo += [child for child, parent in parents.items() if parent == current]
+    return found
+
+
+def measured(server_pid: int | None, run: Any) -> tuple[dict, dict]:
+    """``run()``'s wrk figures with the CPU spent meanwhile: by the server's processes (each process's share of
+    it, so an uneven split of connections over the workers shows) and by wrk itself, in us per request."""
+    before = tree_cpu(server_pid) if server_pid else {}
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stats = run()
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = tree_cpu(server_pid) if server_pid else {}
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    total = sum(spent.values())
+    wrk = wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime
+    requests = max(stats["requests"], 1)
+    cpu = {"server_us_per_request": 1e6 * total / requests if before else None,
+           "process_shares": sorted((round(t / total, 3) for t in spent.values() if t > 0.01 * total),
+                                    reverse=True) if total > 0 else [],
+           "wrk_us_per_request": 1e6 * wrk / requests}
+    return stats, cpu
+
+
+def cpu_text(cpu: dict) -> str:
+    server = "" if cpu["server_us_per_request"] is None else (
+        f"server CPU {cpu['server_us_per_request']:.0f} us per request (by process "
+        + " / ".join(f"{share:.0%}" for share in cpu["process_shares"]) + "), ")
+    return f"{server}wrk CPU {cpu['wrk_us_per_request']:.0f} us per request"
+
+
 FLOOR_SERVER = """
 import sys
 import uvicorn
@@ -131,7 +187,7 @@ uvicorn.run("load_floor:app", workers=count, **options)
 """
 
 
-def measure_floor(args: argparse.Namespace, bodies: Path, api_key: str) -> dict:
+def measure_floor(args: argparse.Namespace, bodies: Path, api_key: str) -> tuple[dict, dict]:
     """wrk against benchmarks/load_floor.py served exactly as `serve` runs the service (the same uvicorn options
     from `server_options`, the same worker processes, each on its own socket), with the same bodies, rate,
     duration and connections."""
@@ -146,8 +202,8 @@ def measure_floor(args: argparse.Namespace, bodies: Path, api_key: str) -> dict:
         if args.warmup:
             run_wrk(url, bodies, rate=args.rate, duration=args.warmup, connections=args.connections, threads=1,
                     api_key=api_key)
-        return run_wrk(url, bodies, rate=args.rate, duration=args.duration, connections=args.connections,
-                       threads=1, api_key=api_key)
+        return measured(floor.pid, lambda: run_wrk(url, bodies, rate=args.rate, duration=args.duration,
+                                                   connections=args.connections, threads=1, api_key=api_key))
     finally:
         floor.terminate()
         floor.wait(timeout=30)
@@ -218,21 +274,24 @@ def main() -> int:
             if args.warmup:
                 run_wrk(score_url, single, rate=args.rate, duration=args.warmup, connections=args.connections,
                         threads=1, api_key=api_key)
-            single_stats = run_wrk(score_url, single, rate=args.rate, duration=args.duration,
-                                   connections=args.connections, threads=1, api_key=api_key)
+            single_stats, single_cpu = measured(process.pid if process else None, lambda: run_wrk(
+                score_url, single, rate=args.rate, duration=args.duration, connections=args.connections, threads=1,
+                api_key=api_key))
             batch_stats = run_wrk(score_url, batch, rate=0, duration=args.batch_duration, connections=1,
                                   threads=1, api_key=api_key)
-            floor_stats = None
+            floor_stats = floor_cpu = None
             if args.floor and process is not None:  # one server at a time: ours is stopped first
                 process.terminate()
                 process.wait(timeout=30)
                 process = None
-                floor_stats = measure_floor(args, single, api_key)
+                floor_stats, floor_cpu = measure_floor(args, single, api_key)
         ok_single = report(f"single URL at {args.rate:g}/s for {args.duration} s", single_stats, P99_SINGLE_MS)
-        if floor_stats is not None:
+        print(f"  {cpu_text(single_cpu)}")
+        if floor_stats is not None and floor_cpu is not None:
             ratio = single_stats["p99_ms"] / floor_stats["p99_ms"]
             report(f"floor (bare endpoint, same stack, {args.workers} workers) at {args.rate:g}/s", floor_stats,
                    P99_SINGLE_MS)
+            print(f"  {cpu_text(floor_cpu)}")
             ok_single = ok_single and ratio <= FLOOR_RATIO
             print(f"single-URL p99 {single_stats['p99_ms']:.2f} ms vs floor p99 {floor_stats['p99_ms']:.2f} ms: "
                   f"{ratio:.2f}x -> {'PASS' if ratio <= FLOOR_RATIO else 'FAIL'} (target <= {FLOOR_RATIO:g}x)")
@@ -241,6 +300,7 @@ def main() -> int:
                           P99_BATCH_MS)
         if args.json:
             args.json.write_text(json.dumps({"single": single_stats, "batch": batch_stats, "floor": floor_stats,
+                                             "single_cpu": single_cpu, "floor_cpu": floor_cpu,
                                              "rate": args.rate,
                                              "batch_size": args.batch_size, "workers": args.workers}, indent=2))
         return 0 if ok_single and ok_batch else 1

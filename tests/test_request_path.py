@@ -89,6 +89,46 @@ def test_scoring_metrics_are_counted_after_the_answer_is_sent(model_dir: Path, d
     assert after == 2.0
 
 
+def test_a_request_does_not_ask_opentelemetry_for_providers(model_dir: Path, detector: Detector,  # noqa: F811
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # with FastAPI's native telemetry on, every request asks the global providers whether one was set since
+    from opentelemetry import _logs, metrics, trace
+
+    asked: list[str] = []
+    for module, name in ((trace, "get_tracer_provider"), (metrics, "get_meter_provider"),
+                         (_logs, "get_logger_provider")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda name=name, original=original: asked.append(name) or original())
+    app = create_app(Settings(model_dir=model_dir, feeds_dir=None), detector)
+    body = json.dumps({"urls": ["a.example"]}).encode()
+    loop = asyncio.new_event_loop()
+    try:
+        sent = loop.run_until_complete(call(app, scope("POST", "/v1/score", [(b"content-type", b"application/json")]),
+                                            body))
+    finally:
+        loop.close()
+    assert sent[0]["status"] == 200
+    assert asked == []
+
+
+def test_the_floor_answers_through_the_same_kind_of_route_as_the_service() -> None:
+    # benchmarks/load_test.py's floor: a FastAPI route there would cost it what the service's score route skips
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import load_floor
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    post = scope("POST", "/v1/score")
+    answering = next(route for route in load_floor.app.router.routes if route.matches(post)[0] == Match.FULL)
+    assert not isinstance(answering, APIRoute)
+    loop = asyncio.new_event_loop()
+    try:
+        sent = loop.run_until_complete(call(load_floor.app, post, b'{"urls": ["a.example"]}'))
+    finally:
+        loop.close()
+    assert sent[0]["status"] == 200 and json.loads(sent[1]["body"])["count"] == 1
+
+
 WARMED = """
 import sys
 from pathlib import Path

@@ -82,6 +82,12 @@ ASCII_JSON = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",
 INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
 
 
+# FastAPI's native OpenTelemetry off: this service exports Prometheus metrics and configures no OpenTelemetry
+# provider, yet with telemetry on FastAPI asks the global providers on every request whether one was set since
+# (~5 us of a one-URL request's CPU). The floor of benchmarks/load_test.py is built the same way.
+TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False}
+
+
 # Scored once at start-up, before `gc.freeze`: each path's one-time costs (numba dispatch, lazy imports) are paid
 # then, not by a client. The punycode name that renders as Cyrillic loads confusable_homoglyphs' tables (tens of
 # milliseconds, and some 12,000 objects that a collection would otherwise walk for the life of the worker).
@@ -478,6 +484,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     # redirect_slashes off: Starlette builds that redirect from the Host header the client sent.
     app = FastAPI(title="CyberSentinel", version=card["package_version"], docs_url=None, redoc_url=None,
                   default_response_class=AsciiJSONResponse, redirect_slashes=False, lifespan=lifespan,
+                  telemetry=TELEMETRY_OFF,
                   description="Scores URLs, domains and IP addresses as text. Nothing submitted is fetched.")
     app.state.decision_log = decision_log
     # Without keys the check is a no-op: leaving the dependency out saves FastAPI's per-request solving of it.
@@ -711,7 +718,7 @@ def run(application: Any, settings: Settings, *, host: str, port: int, workers: 
     with tempfile.TemporaryDirectory(prefix="cybersentinel-metrics-") as shared:
         if settings.prometheus:  # workers write their metrics to files here; /metrics adds them up
             os.environ.setdefault(MULTIPROC_ENV, shared)
-        if workers > 1 and balanced.supported():  # a listening socket per worker: connections spread evenly
+        if workers > 1 and balanced.supported():  # connections handed to the workers in turn
             code = balanced.serve(options, workers)
             if code:
                 raise SystemExit(code)
