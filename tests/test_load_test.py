@@ -3,6 +3,7 @@ below the pid it started, and each one's CPU time is counted."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -12,8 +13,11 @@ import time
 import pytest
 from fixtures_model import REPO
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-import load_test  # noqa: E402
+# Loaded from its file, not by putting benchmarks/ on sys.path: benchmarks/distributed.py would then shadow
+# Dask's `distributed` for every test collected after this one.
+_spec = importlib.util.spec_from_file_location("load_test", REPO / "benchmarks" / "load_test.py")
+load_test = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(load_test)
 
 BURNER = """
 import subprocess, sys, time
