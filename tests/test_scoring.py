@@ -96,7 +96,7 @@ def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(
     from cybersentinel.model.compiled import _walk
 
     trees = detector.scorer.folds[0][0]
-    assert trees.interleaved is not None  # no split of this model routes missing values
+    assert trees.compact is not None  # no split of this model routes missing values
     X = pipeline.named_steps["features"].transform(pd.DataFrame({"url": urls[:203]}))  # not a multiple of 8
     X[::7, ::5] = np.nan
     X[1::11, 2] = np.inf

@@ -18,7 +18,7 @@ from cybersentinel.features.lexical import (
     _ngram_indices,
     hash_shift,
     ngram_counts,
-    ngram_scores,
+    url_features,
 )
 from cybersentinel.features.logistic import fit_logistic
 from cybersentinel.url.parsing import host_registered_domain
@@ -101,10 +101,7 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
             raise ValueError(f"this featurizer was fitted with feature definitions {fitted!r}, the code computes "
                              f"{FEATURIZER_VERSION!r}: retrain the model (dvc repro)")
         parsed = X if isinstance(X, ParsedUrls) else ParsedUrls(X)
-        hand = parsed.hand_features()
-        if not self.scorers_:
-            return hand
-        return np.hstack([hand, ngram_scores(parsed, self.ngram_range, self.n_features, self.ngram_weights())])
+        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights())
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         names = list(URL_FEATURES)

@@ -85,6 +85,10 @@ _TOKEN_SEPARATORS = b"/-._?=&~+%:;,@!"
 _SPECIAL_CHARS = b"~_=&;!*$"
 _VOWELS = frozenset("aeiou")
 MAX_URL_BYTES = 4096  # longer inputs are featurized on their first 4 KB
+MAX_URL_CHARS = 65_536  # longer inputs are not scored (`URL_ERRORS`)
+# Why a URL cannot be scored, by the code `_url_error_code` gives it ("": it can); the first that applies names it.
+URL_ERRORS = ("", "host name has spaces, control or forbidden characters", "no host name in URL",
+              f"URL longer than {MAX_URL_CHARS} bytes", "empty URL")
 MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
 
 
@@ -320,6 +324,8 @@ _IS_SPECIAL = _byte_table(_SPECIAL_CHARS)
 _PAGE_SUFFIXES = _suffix_table(PAGE_EXTENSIONS)
 _RISKY_SUFFIXES = _suffix_table(RISKY_EXTENSIONS)
 _ASSET_SUFFIXES = _suffix_table(ASSET_EXTENSIONS)
+# Bytes no host name, IP literal or bracketed IPv6 can hold (WHATWG's forbidden host code points).
+_FORBIDDEN_IN_HOST = _byte_table(bytes([*range(0x21), 0x7F, *b'<>"{}|\\^`%']))
 
 
 # ---------------------------------------------------------------------------------------------------- kernels
@@ -440,14 +446,20 @@ def _split(data, a, b, max_bytes):
 
 @njit(cache=True)
 def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_sfx, page_off, risky_sfx, risky_off,
-          asset_sfx, asset_off, brand_bits, word_bits, url_bits, tld_bits, idn_bits):
+          asset_sfx, asset_off, brand_bits, word_bits, url_bits, tld_bits, idn_bits, forbidden, max_url_bytes):
     """Split every URL and compute the byte-level features (``_SCAN_COLUMNS`` order). Also returns each
-    URL's spans: host with ``www.`` (start, end), host without it (start), path start, path end, rest end."""
+    URL's spans: host with ``www.`` (start, end), host without it (start), path start, path end, rest end;
+    its error code (`_url_error_code`); and whether it is a host alone (no path beyond ``/``, no query). One
+    kernel call: a request of one URL paid more for each further NumPy or kernel call than for its work."""
     n = len(offsets) - 1
     out = np.zeros((n, 28), dtype=np.float32)
     spans = np.zeros((n, 6), dtype=np.int64)
+    errors = np.zeros(n, dtype=np.int64)
+    bare = np.empty(n, dtype=np.bool_)
     for i in range(n):
         hs, he, port_s, port_e, userinfo, ps, pe, re_, fragment = _split(data, offsets[i], offsets[i + 1], max_bytes)
+        errors[i] = _url_error_code(data, offsets[i], offsets[i + 1], hs, he, forbidden, max_url_bytes)
+        bare[i] = re_ == ps or (re_ - ps == 1 and data[ps] == 47)
         hw = hs
         if he - hs >= 4 and _lower(data[hs]) == 119 and _lower(data[hs + 1]) == 119 and _lower(data[hs + 2]) == 119 \
                 and data[hs + 3] == 46:
@@ -536,7 +548,28 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
         row[25] = _popcount(all0 & word_bits[0]) + _popcount(all1 & word_bits[1])
         row[26] = ((rest0 & brand_bits[0]) | (rest1 & brand_bits[1])) != 0
         row[27] = _ends_with_any(data, ps, pe, asset_sfx, asset_off)
-    return out, spans
+    return out, spans, errors, bare
+
+
+@njit(cache=True, inline="always")
+def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes):
+    """The index in `URL_ERRORS` of why the URL ``data[start:end]`` (host at ``host_start:host_end``) cannot be
+    scored: 4 blank (no host and only ASCII white space, what ``bytes.strip`` removes), 3 longer than
+    ``max_bytes``, 2 no host, 1 a forbidden byte in the host, 0 none."""
+    if host_start == host_end:
+        for j in range(start, end):
+            c = data[j]
+            if not (c == 32 or 9 <= c <= 13):
+                return 3 if end - start > max_bytes else 2
+        return 4
+    if end - start > max_bytes:
+        return 3
+    for j in range(host_start, host_end):
+        # U+FFFD (EF BF BD) stands for bytes that were not UTF-8
+        replaced = data[j] == 0xEF and j + 2 < host_end and data[j + 1] == 0xBF and data[j + 2] == 0xBD
+        if forbidden[data[j]] or replaced:
+            return 1
+    return 0
 
 
 @njit(cache=True)
@@ -605,20 +638,31 @@ def _ngram_sums(data, starts, ends, lo, hi, shift, weights):
     sums = np.zeros(len(starts), dtype=np.float64)
     counts = np.zeros(len(starts), dtype=np.int64)
     for i in range(len(starts)):
-        total = 0.0
-        count = 0
-        for p in range(starts[i], ends[i]):
-            h = _FNV_OFFSET
-            for n in range(hi):
-                if p + n >= ends[i]:
-                    break
-                h = (h ^ np.uint64(_lower(data[p + n]))) * _FNV_PRIME
-                if n + 1 >= lo:
-                    total += weights[_bucket(h, shift)]
-                    count += 1
-        sums[i] = total
-        counts[i] = count
+        sums[i], counts[i] = _ngram_sum(data, starts[i], ends[i], lo, hi, shift, weights)
     return sums, counts
+
+
+@njit(cache=True, inline="always")
+def _ngram_sum(data, start, end, lo, hi, shift, weights):
+    """The sum of ``weights`` over the n-gram buckets of one span, and the number of n-grams."""
+    total = 0.0
+    count = 0
+    for p in range(start, end):
+        h = _FNV_OFFSET
+        for n in range(hi):
+            if p + n >= end:
+                break
+            h = (h ^ np.uint64(_lower(data[p + n]))) * _FNV_PRIME
+            if n + 1 >= lo:
+                total += weights[_bucket(h, shift)]
+                count += 1
+    return total, count
+
+
+@njit(cache=True, inline="always")
+def _ngram_score(total, count, intercept):
+    """A span's n-gram score from `_ngram_sum`: intercept + (sum of weights) / sqrt(n-grams)."""
+    return intercept + total / np.sqrt(np.float64(max(count, 1)))
 
 
 def ngram_counts(lengths: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -655,7 +699,7 @@ def _ngram_column(data, starts, ends, lo, hi, shift, weights, intercept, out, co
     (the NumPy arithmetic around `_ngram_sums` cost a request of one URL more than the hashing)."""
     sums, counts = _ngram_sums(data, starts, ends, lo, hi, shift, weights)
     for i in range(len(sums)):
-        out[i, column] = intercept + sums[i] / np.sqrt(np.float64(max(counts[i], 1)))
+        out[i, column] = _ngram_score(sums[i], counts[i], intercept)
 
 
 # ---------------------------------------------------------------------------------------------------- columns
@@ -737,9 +781,10 @@ def _few_texts(X: Any) -> list[bytes] | None:
     return [_cut_own_addresses(text) if b"aHR0c" in text else text for text in texts]
 
 
-def _text_buffers(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """`_buffers` of ``texts`` (read-only, as Arrow's buffers are: the kernels see the same array types)."""
-    data = np.frombuffer(b"".join(texts), dtype=np.uint8)
+def _text_buffers(joined: bytes, texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """`_buffers` of ``texts`` (``joined``: them joined; read-only, as Arrow's buffers are: the kernels see the same
+    array types)."""
+    data = np.frombuffer(joined, dtype=np.uint8)
     offsets = np.array([0, *accumulate(map(len, texts))], dtype=np.int64)
     offsets.flags.writeable = False
     return data, offsets
@@ -849,13 +894,15 @@ def _host_table(hosts: list[bytes]) -> np.ndarray:
     missing = list(filterfalse(cache.__contains__, dict.fromkeys(hosts)))
     if missing:
         texts = [h.decode("utf-8", "replace") for h in missing]
-        rows = np.array([host_row(h) for h in texts], dtype=np.float64) if len(texts) <= FEW_HOSTS else \
-            host_rows(texts)
-        blob = rows.astype(np.float32).tobytes()
+        # float64 -> float32 either way (the same C cast): one NumPy call for a few hosts, not two
+        rows = np.array([host_row(h) for h in texts], dtype=np.float32) if len(texts) <= FEW_HOSTS else \
+            host_rows(texts).astype(np.float32)
+        blob = rows.tobytes()
         width = 4 * len(_HOST_COLUMNS)
         cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
+    # read-only (a view of the joined bytes): the kernels only read it, and a copy cost a request another call
     return np.frombuffer(b"".join(map(cache.__getitem__, hosts)), dtype=np.float32).reshape(
-        len(hosts), len(_HOST_COLUMNS)).copy()
+        len(hosts), len(_HOST_COLUMNS))
 
 
 def host_rows(hosts: list[str]) -> np.ndarray:
@@ -1066,31 +1113,23 @@ def _texture(data, offsets):
     return entropy, runs, ascii_only
 
 
-@njit(cache=True)
-def _bare(data, starts, ends):
-    """Whether each span is empty or a single ``/``."""
-    out = np.empty(len(starts), dtype=np.bool_)
-    for i in range(len(starts)):
-        length = ends[i] - starts[i]
-        out[i] = length == 0 or (length == 1 and data[starts[i]] == 47)
-    return out
-
-
 class ParsedUrls:
     """One batch of URLs as UTF-8 bytes with every URL's part offsets: the single input of all features."""
 
     def __init__(self, X):
         self._texts = _few_texts(X)
         self._array: pa.LargeBinaryArray | None = None
+        self._joined: bytes | None = None  # `data` as bytes, when it was made from them
         if self._texts is None:
             self._array = without_own_addresses(unescaped_ampersands(url_array(X)))
             self.data, self.offsets = _buffers(self._array)
         else:  # a few texts (a service request): the same bytes without Arrow's per-call costs
-            self.data, self.offsets = _text_buffers(self._texts)
-        self.scan, self.spans = _scan(self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR,
-                                      _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS,
-                                      _WORD_BITS,
-                                      _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS)
+            self._joined = b"".join(self._texts)
+            self.data, self.offsets = _text_buffers(self._joined, self._texts)
+        self.scan, self.spans, self.error_codes, self._bare = _scan(
+            self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR, _IS_SPECIAL, *_PAGE_SUFFIXES,
+            *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS, _WORD_BITS, _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS,
+            _FORBIDDEN_IN_HOST, MAX_URL_CHARS)
         self._hosts: pa.DictionaryArray | None = None
         self._host_index: tuple[list[bytes], np.ndarray] | None = None
 
@@ -1126,10 +1165,10 @@ class ParsedUrls:
         one URL more than the rest of its host handling."""
         if self._host_index is None:
             if self._hosts is None and len(self) <= FEW_TEXTS:
-                offsets, data = _copy_lower(self.data, self.spans[:, 0], self.spans[:, 1])
-                raw, bounds = data.tobytes(), offsets.tolist()
+                # ``bytes.lower`` folds ASCII letters only, as `_copy_lower` does
+                raw = self._joined if self._joined is not None else self.data
                 ids: dict[bytes, int] = {}
-                rows = [ids.setdefault(raw[a:b], len(ids)) for a, b in zip(bounds, bounds[1:])]
+                rows = [ids.setdefault(bytes(raw[a:b]).lower(), len(ids)) for a, b in self.spans[:, :2].tolist()]
                 self._host_index = list(ids), np.array(rows, dtype=np.int32)
             else:
                 hosts = self.hosts()
@@ -1137,10 +1176,10 @@ class ParsedUrls:
         return self._host_index
 
     def host_spans(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.spans[:, 2], self.spans[:, 1]
+        return self.spans[:, _HOST_SPAN[0]], self.spans[:, _HOST_SPAN[1]]
 
     def rest_spans(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.spans[:, 3], self.spans[:, 5]
+        return self.spans[:, _REST_SPAN[0]], self.spans[:, _REST_SPAN[1]]
 
     def containing(self, pattern: str) -> np.ndarray | list[int]:
         """Indices of the rows whose bytes match a regular expression (RE2, through Arrow; a few rows with ``re``,
@@ -1160,7 +1199,7 @@ class ParsedUrls:
 
     def bare_hosts(self) -> np.ndarray:
         """Whether each row is a host alone: no path (beyond ``/``) and no query after it."""
-        return _bare(self.data, *self.rest_spans())
+        return self._bare
 
     def hand_features(self) -> np.ndarray:
         names, rows = self.host_index()
@@ -1175,13 +1214,53 @@ def _assemble(scan, table, rows, scan_to, scan_from, host_to, host_from, brand_o
     request of one URL more than its few numbers)."""
     out = np.empty((len(rows), len(scan_to) + len(host_to) + 1), dtype=np.float32)
     for i in range(len(rows)):
-        host = table[rows[i]]
-        for k in range(len(scan_to)):
-            out[i, scan_to[k]] = scan[i, scan_from[k]]
-        for k in range(len(host_to)):
-            out[i, host_to[k]] = host[host_from[k]]
-        out[i, brand_outside] = 1.0 if (host[brand_in_sub] + scan[i, brand_in_rest] > 0
-                                        and host[brand_in_registered] == 0) else 0.0
+        _assemble_row(out[i], scan[i], table[rows[i]], scan_to, scan_from, host_to, host_from, brand_outside,
+                      brand_in_rest, brand_in_sub, brand_in_registered)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _assemble_row(out, scan, host, scan_to, scan_from, host_to, host_from, brand_outside, brand_in_rest, brand_in_sub,
+                  brand_in_registered):
+    """One row of `_assemble`: ``out`` (the row's features) from its ``scan`` row and its ``host``'s table row."""
+    for k in range(len(scan_to)):
+        out[scan_to[k]] = scan[scan_from[k]]
+    for k in range(len(host_to)):
+        out[host_to[k]] = host[host_from[k]]
+    out[brand_outside] = 1.0 if (host[brand_in_sub] + scan[brand_in_rest] > 0 and host[brand_in_registered] == 0) \
+        else 0.0
+
+
+def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: int,
+                 weights: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """The hand-made features, then the host and path n-gram scores (`ngram_scores`) when ``weights`` has them:
+    what the URL model takes, in one kernel call (a request of one URL paid more for the dozen NumPy calls of
+    `hand_features`, `ngram_scores` and joining them than for the features)."""
+    if not weights:
+        return parsed.hand_features()
+    names, rows = parsed.host_index()
+    (host_weights, host_intercept), (rest_weights, rest_intercept) = weights
+    return _url_features(parsed.scan, _host_table(names), rows, parsed.spans, parsed.data, *_FROM_SCAN, *_FROM_HOST,
+                         *_BRAND_COLUMNS, *_HOST_SPAN, *_REST_SPAN, *ngram_range, hash_shift(n_features), host_weights,
+                         float(host_intercept), rest_weights, float(rest_intercept))
+
+
+@njit(cache=True)
+def _url_features(scan, table, rows, spans, data, scan_to, scan_from, host_to, host_from, brand_outside, brand_in_rest,
+                  brand_in_sub, brand_in_registered, host_start, host_end, rest_start, rest_end, lo, hi, shift,
+                  host_weights, host_intercept, rest_weights, rest_intercept):
+    """`_assemble` and the two `_ngram_column` of `ngram_scores` (the spans' columns of `ParsedUrls.host_spans` and
+    `rest_spans`) into one matrix, row by row with the same helpers."""
+    hand = len(scan_to) + len(host_to) + 1
+    out = np.empty((len(rows), hand + 2), dtype=np.float32)
+    shift = np.uint64(shift)
+    for i in range(len(rows)):
+        _assemble_row(out[i], scan[i], table[rows[i]], scan_to, scan_from, host_to, host_from, brand_outside,
+                      brand_in_rest, brand_in_sub, brand_in_registered)
+        total, count = _ngram_sum(data, spans[i, host_start], spans[i, host_end], lo, hi, shift, host_weights)
+        out[i, hand] = _ngram_score(total, count, host_intercept)
+        total, count = _ngram_sum(data, spans[i, rest_start], spans[i, rest_end], lo, hi, shift, rest_weights)
+        out[i, hand + 1] = _ngram_score(total, count, rest_intercept)
     return out
 
 
@@ -1193,6 +1272,7 @@ _FROM_SCAN = tuple(np.array(x, dtype=np.intp) for x in zip(*[(_FEATURE_INDEX[c],
 _FROM_HOST = tuple(np.array(x, dtype=np.intp) for x in zip(*[(_FEATURE_INDEX[c], j) for j, c in
                                                                enumerate(_HOST_COLUMNS) if c in _FEATURE_INDEX]))
 _USERINFO = _SCAN_COLUMNS.index("has_userinfo")
+_HOST_SPAN, _REST_SPAN = (2, 1), (3, 5)  # the columns of `_scan`'s spans: host without www. (start, end); path + query
 _BRAND_OUTSIDE, _BRAND_IN_REST = _FEATURE_INDEX["brand_outside_domain"], _SCAN_COLUMNS.index("_brand_in_rest")
 _BRAND_COLUMNS = (_BRAND_OUTSIDE, _BRAND_IN_REST, _HOST_COLUMN_INDEX["_brand_in_subdomain"],
                   _HOST_COLUMN_INDEX["_brand_in_registered"])

@@ -22,7 +22,14 @@ import pyarrow as pa
 from numba import njit
 
 from cybersentinel.core.files import ModelIntegrityError, load_manifest, sha256_file
-from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, FLAG_FEATURES, LOW_VALUE_DESCRIPTIONS, ParsedUrls
+from cybersentinel.features.lexical import (
+    FEATURE_DESCRIPTIONS,
+    FLAG_FEATURES,
+    LOW_VALUE_DESCRIPTIONS,
+    MAX_URL_CHARS,
+    URL_ERRORS,
+    ParsedUrls,
+)
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
     PAGE_ASSET_EXTENSIONS,
@@ -38,9 +45,6 @@ from cybersentinel.url.parsing import canonical_host, parse_ip, to_text
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
-
-
-MAX_URL_CHARS = 65_536
 
 
 MAX_REASONS = 3
@@ -501,50 +505,12 @@ def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
 
 
 def url_errors(parsed: ParsedUrls) -> np.ndarray:
-    """A reason per URL that cannot be scored ("" where it can): empty, too long, or no host name."""
-    codes = _url_error_codes(parsed.data, parsed.offsets, parsed.spans[:, 0], parsed.spans[:, 1], _FORBIDDEN_IN_HOST,
-                             MAX_URL_CHARS)
-    return _URL_ERRORS[codes]
+    """A reason per URL that cannot be scored ("" where it can): empty, too long, or no host name (`URL_ERRORS`,
+    each URL's code found by the parse kernel)."""
+    return _URL_ERRORS[parsed.error_codes]
 
 
-# `_url_error_codes`' codes: the first that applies names the error
-_URL_ERRORS = np.array(["", "host name has spaces, control or forbidden characters", "no host name in URL",
-                        f"URL longer than {MAX_URL_CHARS} bytes", "empty URL"], dtype=object)
-
-
-# Bytes no host name, IP literal or bracketed IPv6 can hold (WHATWG's forbidden host code points).
-_FORBIDDEN_IN_HOST = np.zeros(256, dtype=np.bool_)
-
-
-_FORBIDDEN_IN_HOST[list(range(0x21)) + [0x7F] + list(b'<>"{}|\\^`%')] = True
-
-
-@njit(cache=True)
-def _url_error_codes(data, offsets, starts, ends, forbidden, max_bytes):
-    """Per URL, the index of its error in `_URL_ERRORS`: 4 blank (no host and only ASCII white space, what
-    ``bytes.strip`` removes), 3 longer than ``max_bytes``, 2 no host, 1 a forbidden byte in the host, 0 none.
-    One kernel call: a request of one URL paid more for a dozen NumPy calls than for the checks."""
-    out = np.zeros(len(starts), dtype=np.int64)
-    for i in range(len(starts)):
-        if starts[i] == ends[i]:
-            blank = True
-            for j in range(offsets[i], offsets[i + 1]):
-                c = data[j]
-                if not (c == 32 or 9 <= c <= 13):
-                    blank = False
-                    break
-            out[i] = 4 if blank else 3 if offsets[i + 1] - offsets[i] > max_bytes else 2
-            continue
-        if offsets[i + 1] - offsets[i] > max_bytes:
-            out[i] = 3
-            continue
-        for j in range(starts[i], ends[i]):
-            # U+FFFD (EF BF BD) stands for bytes that were not UTF-8
-            replaced = data[j] == 0xEF and j + 2 < ends[i] and data[j + 1] == 0xBF and data[j + 2] == 0xBD
-            if forbidden[data[j]] or replaced:
-                out[i] = 1
-                break
-    return out
+_URL_ERRORS = np.array(URL_ERRORS, dtype=object)
 
 
 def row_errors(frame: pd.DataFrame, inputs: list[str], kind: str) -> pd.Series:
