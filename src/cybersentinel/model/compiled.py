@@ -316,6 +316,23 @@ class Calibrator:
             return np.interp(scores, self.x, self.y)
         return 1.0 / (1.0 + np.exp(self.x[0] * scores + self.x[1]))
 
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """The map clipped to [0, 1] (and -0.0 read as 0.0): an isotonic map in one kernel call, numba's
+        ``np.interp`` (bit for bit NumPy's on the breakpoints, their neighbours and 2.4 million raw scores): a
+        request of one URL paid more for NumPy's interp, clip and add than for the rest of the model."""
+        if self.method == "isotonic":
+            return _interp_clipped(scores, self.x, self.y)
+        return np.clip(self(scores), 0.0, 1.0) + 0.0
+
+
+@njit(cache=True)
+def _interp_clipped(scores, x, y):
+    out = np.interp(scores, x, y)
+    for i in range(len(out)):
+        p = out[i]
+        out[i] = (0.0 if p < 0.0 else 1.0 if p > 1.0 else p) + 0.0  # as np.clip: NaN stays NaN
+    return out
+
 
 @dataclass(frozen=True)
 class UrlScorer:
@@ -340,12 +357,12 @@ class UrlScorer:
         if len(self.folds) == 1:  # no mean to take: four array operations fewer for a request of one URL
             (trees, calibrator), = self.folds
             raw, contrib = trees.predict(X, contributions)
-            return np.clip(calibrator(raw if self.link == "raw" else _sigmoid(raw)), 0.0, 1.0) + 0.0, contrib
+            return calibrator.probabilities(raw if self.link == "raw" else _sigmoid(raw)), contrib
         proba = np.zeros(len(X))
         contrib = np.zeros((len(X) if contributions else 0, X.shape[1] + 1), dtype=np.float32)
         for trees, calibrator in self.folds:
             raw, fold_contrib = trees.predict(X, contributions)
-            proba += np.clip(calibrator(raw if self.link == "raw" else _sigmoid(raw)), 0.0, 1.0)
+            proba += calibrator.probabilities(raw if self.link == "raw" else _sigmoid(raw))  # +0.0 + -0.0 is +0.0
             contrib += fold_contrib
         return proba / len(self.folds), contrib / len(self.folds)
 

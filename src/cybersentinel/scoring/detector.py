@@ -325,7 +325,7 @@ class Detector:
         values, since for a request of one URL NumPy's per-call cost was most of the scoring's time.
         `tests/test_small_requests.py` checks it gives exactly what the batch path gives."""
         parsed = ParsedUrls(values)
-        errors = url_errors(parsed).tolist()
+        errors = [URL_ERRORS[code] for code in parsed.error_codes.tolist()]  # `url_errors` as plain strings
         usable = [i for i, error in enumerate(errors) if not error]
         model: list[float | None] = [None] * len(values)
         X = contrib = None
@@ -344,9 +344,10 @@ class Detector:
             explain = [model[i] >= self.suspicious_from and decided[i][1] != "benign" for i in usable]
             if any(explain):
                 rows = [i for i, flagged in zip(usable, explain, strict=True) if flagged]
-                mask = np.asarray(explain, dtype=bool)
-                for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib[mask],
-                                                                  X[mask]), strict=True):
+                if len(rows) < len(explain):  # a request of one flagged URL: its rows as they are, no masking
+                    mask = np.asarray(explain, dtype=bool)
+                    contrib, X = contrib[mask], X[mask]
+                for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib, X), strict=True):
                     texts[i] = text
         n = len(values)  # scores and model scores rounded in one call
         rounded = np.round(np.asarray([d[0] for d in decided] + [np.nan if m is None else m for m in model],
