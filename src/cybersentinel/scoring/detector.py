@@ -317,7 +317,7 @@ class Detector:
                 texts = rules.copy()
                 rows = np.flatnonzero(ok)[explain]
                 texts[rows] = self._with_model_reasons(rules[rows], contrib[explain], X[explain])
-        return Results(np.round(scores, 6), verdicts, texts, np.round(model_scores, 6), feeds, errors)
+        return Results(_rounded(scores), verdicts, texts, _rounded(model_scores), feeds, errors)
 
     def _few_records(self, values: list | tuple, reasons: bool, decider: Decider) -> list[dict[str, Any]]:
         """`score_records` of a few values: the same parse, features, model and rules as `_results`, with the
@@ -350,8 +350,8 @@ class Detector:
                 for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib, X), strict=True):
                     texts[i] = text
         n = len(values)  # scores and model scores rounded in one call
-        rounded = np.round(np.asarray([d[0] for d in decided] + [np.nan if m is None else m for m in model],
-                                      dtype=np.float64), 6).tolist()
+        rounded = _rounded(np.asarray([d[0] for d in decided] + [np.nan if m is None else m for m in model],
+                                      dtype=np.float64)).tolist()
         scores, models = rounded[:n], rounded[n:]
         return [{"url": url, "score": None if score != score else score, "verdict": verdict, "reasons": text,
                  "model_score": None if m != m else m, "feeds": feeds, "error": error}
@@ -430,6 +430,14 @@ class Detector:
 
     def score_urls(self, urls: list[Any]) -> pd.DataFrame:
         return self.score_frame(pd.DataFrame({"url": urls}))
+
+
+@njit(cache=True)
+def _rounded(values):
+    """Scores as served: ``np.round(values, 6)``, numba's (NumPy's algorithm: equal bit for bit on 9 million values,
+    negatives, NaN, +-inf and +-1e300 among them) in one call, where NumPy's costs a one-URL request three
+    ufuncs' worth of cold code."""
+    return np.round(values, 6)
 
 
 def _inner_estimator(classifier: Any) -> Any:
