@@ -87,7 +87,7 @@ class Decider:
         `deceptive_hosts` over all of them, and the lists, popular sites and feeds asked name by name; only
         addresses, localhost names and empty hosts are looked at one by one."""
         n = len(hosts)
-        plain = plain_names(hosts).tolist()  # most names: canonical as they are
+        plain = plain_names(hosts)  # most names: canonical as they are
         canonical = [host if ok else canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
                      for host, ok in zip(hosts, plain, strict=True)]
         splits = split_host_columns(canonical, arrow=True)

@@ -427,14 +427,15 @@ def on_private_suffix(host: str) -> bool:
 PLAIN_NAME = re.compile(r"(?=[a-z0-9.-]*[g-wyz])[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 
 
-def plain_names(hosts: list[str]) -> np.ndarray:
+def plain_names(hosts: list[str]) -> list[bool]:
     """Whether each host is a `PLAIN_NAME`: one RE2 pass through Arrow for many hosts (its look-ahead as a
-    second search: RE2 has none), ``re`` for a few."""
+    second search: RE2 has none), ``re`` for a few (a list either way: the decider reads them one by one, and a
+    NumPy array of one host's answer cost a request more than the answer)."""
     arr = _text_array(hosts) if len(hosts) > FEW_HOSTS else None
     if arr is None:
-        return np.array([PLAIN_NAME.fullmatch(host) is not None for host in hosts], dtype=bool)
+        return [PLAIN_NAME.fullmatch(host) is not None for host in hosts]
     return (pc.match_substring_regex(arr, r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$").to_numpy(zero_copy_only=False)
-            & pc.match_substring_regex(arr, "[g-wyz]").to_numpy(zero_copy_only=False))
+            & pc.match_substring_regex(arr, "[g-wyz]").to_numpy(zero_copy_only=False)).tolist()
 
 
 def canonical_host(host: str) -> str | None:
