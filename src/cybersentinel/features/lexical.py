@@ -1241,8 +1241,8 @@ def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
     names, rows = parsed.host_index()
     (host_weights, host_intercept), (rest_weights, rest_intercept) = weights
     return _url_features(parsed.scan, _host_table(names), rows, parsed.spans, parsed.data, *_FROM_SCAN, *_FROM_HOST,
-                         *_BRAND_COLUMNS, *_HOST_SPAN, *_REST_SPAN, *ngram_range, hash_shift(n_features), host_weights,
-                         float(host_intercept), rest_weights, float(rest_intercept))
+                         *_BRAND_COLUMNS, *_HOST_SPAN, *_REST_SPAN, *ngram_range, np.uint64(hash_shift(n_features)),
+                         host_weights, float(host_intercept), rest_weights, float(rest_intercept))
 
 
 @njit(cache=True)
@@ -1250,15 +1250,18 @@ def _url_features(scan, table, rows, spans, data, scan_to, scan_from, host_to, h
                   brand_in_sub, brand_in_registered, host_start, host_end, rest_start, rest_end, lo, hi, shift,
                   host_weights, host_intercept, rest_weights, rest_intercept):
     """`_assemble` and the two `_ngram_column` of `ngram_scores` (the spans' columns of `ParsedUrls.host_spans` and
-    `rest_spans`) into one matrix, row by row with the same helpers."""
+    `rest_spans`) into one matrix, with the same helpers."""
     hand = len(scan_to) + len(host_to) + 1
     out = np.empty((len(rows), hand + 2), dtype=np.float32)
-    shift = np.uint64(shift)
     for i in range(len(rows)):
         _assemble_row(out[i], scan[i], table[rows[i]], scan_to, scan_from, host_to, host_from, brand_outside,
                       brand_in_rest, brand_in_sub, brand_in_registered)
+    # one n-gram column after the other: a batch's lookups stay in one 8 MB weight table at a time (row by row,
+    # alternating the two tables, took twice as long)
+    for i in range(len(rows)):
         total, count = _ngram_sum(data, spans[i, host_start], spans[i, host_end], lo, hi, shift, host_weights)
         out[i, hand] = _ngram_score(total, count, host_intercept)
+    for i in range(len(rows)):
         total, count = _ngram_sum(data, spans[i, rest_start], spans[i, rest_end], lo, hi, shift, rest_weights)
         out[i, hand + 1] = _ngram_score(total, count, rest_intercept)
     return out
