@@ -108,6 +108,25 @@ def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(
     np.testing.assert_array_equal(raw, raw_general)
     np.testing.assert_array_equal(raw, booster.predict(X, raw_score=True))
     np.testing.assert_allclose(contrib, contrib_general, atol=1e-4)
+    for i in range(40):  # one row at a time (a request's): eight trees at once, the same sums in the same order
+        one_raw, one_contrib = trees.predict(X[i:i + 1])
+        assert one_raw.tobytes() == raw[i:i + 1].tobytes() and one_contrib.tobytes() == contrib[i:i + 1].tobytes()
+
+
+def test_calibration_and_rounding_kernels_equal_numpy_bit_for_bit(detector):
+    from cybersentinel.scoring.detector import _rounded
+
+    calibrator = detector.scorer.folds[0][1]
+    assert calibrator.method == "isotonic"
+    x = calibrator.x
+    rng = np.random.default_rng(3)
+    scores = np.concatenate([x, np.nextafter(x, np.inf), np.nextafter(x, -np.inf), (x[1:] + x[:-1]) / 2,
+                             rng.uniform(x[0] - 1, x[-1] + 1, 100_000), [np.inf, -np.inf, np.nan, 0.0, -0.0]])
+    expected = np.clip(np.interp(scores, x, calibrator.y), 0.0, 1.0) + 0.0
+    assert calibrator.probabilities(scores).tobytes() == expected.tobytes()
+    values = np.concatenate([rng.uniform(-1, 1, 100_000), np.arange(0, 0.01, 1e-6) + 5e-7,
+                             [np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-7, -5e-7, 2.5e-6, 1e300, -1e300, 5e-324]])
+    assert _rounded(values).tobytes() == np.round(values, 6).tobytes()
 
 
 def test_compiled_file_is_reproducible_and_refuses_tampering(detector, model_dir, tmp_path):  # noqa: F811
