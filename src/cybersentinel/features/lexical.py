@@ -616,7 +616,7 @@ def _bucket(h, shift):
 @njit(cache=True)
 def _ngram_indices(data, starts, ends, lo, hi, shift, indptr):
     """The hashed bucket of every character n-gram (lo <= n <= hi, ASCII-lower-cased) of each span,
-    written in CSR order. Training builds its sparse matrix from these; `_ngram_sums` hashes identically."""
+    written in CSR order. Training builds its sparse matrix from these; `_ngram_sum` hashes identically."""
     indices = np.empty(indptr[-1], dtype=np.int32)
     k = 0
     for i in range(len(starts)):
@@ -630,16 +630,6 @@ def _ngram_indices(data, starts, ends, lo, hi, shift, indptr):
                     indices[k] = _bucket(h, shift)
                     k += 1
     return indices
-
-
-@njit(cache=True)
-def _ngram_sums(data, starts, ends, lo, hi, shift, weights):
-    """Per span: the sum of ``weights`` over its n-gram buckets and the number of n-grams."""
-    sums = np.zeros(len(starts), dtype=np.float64)
-    counts = np.zeros(len(starts), dtype=np.int64)
-    for i in range(len(starts)):
-        sums[i], counts[i] = _ngram_sum(data, starts[i], ends[i], lo, hi, shift, weights)
-    return sums, counts
 
 
 @njit(cache=True, inline="always")
@@ -677,29 +667,6 @@ def hash_shift(n_features: int) -> int:
     if n_features < 2 or 1 << bits != n_features:
         raise ValueError(f"n_features must be a power of two, not {n_features}")
     return 64 - bits
-
-
-def ngram_scores(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: int,
-                 weights: list[tuple[np.ndarray, float]]) -> np.ndarray:
-    """The host and path n-gram scores, one column each: a linear model's decision function on hashed
-    n-gram counts scaled by 1/sqrt(count), i.e. intercept + (sum of the n-grams' weights) / sqrt(count),
-    computed without building the sparse matrix. ``weights`` holds (coefficients, intercept) per column."""
-    lo, hi = ngram_range
-    shift = np.uint64(hash_shift(n_features))
-    out = np.empty((len(parsed), len(weights)), dtype=np.float32)
-    for j, ((coef, intercept), (starts, ends)) in enumerate(zip(weights, (parsed.host_spans(), parsed.rest_spans()),
-                                                                strict=True)):
-        _ngram_column(parsed.data, starts, ends, lo, hi, shift, coef, float(intercept), out, j)
-    return out
-
-
-@njit(cache=True)
-def _ngram_column(data, starts, ends, lo, hi, shift, weights, intercept, out, column):
-    """``out[:, column]`` = intercept + (sum of weights) / sqrt(n-grams), as float32: one call per column
-    (the NumPy arithmetic around `_ngram_sums` cost a request of one URL more than the hashing)."""
-    sums, counts = _ngram_sums(data, starts, ends, lo, hi, shift, weights)
-    for i in range(len(sums)):
-        out[i, column] = _ngram_score(sums[i], counts[i], intercept)
 
 
 # ---------------------------------------------------------------------------------------------------- columns
@@ -1233,9 +1200,10 @@ def _assemble_row(out, scan, host, scan_to, scan_from, host_to, host_from, brand
 
 def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: int,
                  weights: list[tuple[np.ndarray, float]]) -> np.ndarray:
-    """The hand-made features, then the host and path n-gram scores (`ngram_scores`) when ``weights`` has them:
-    what the URL model takes, in one kernel call (a request of one URL paid more for the dozen NumPy calls of
-    `hand_features`, `ngram_scores` and joining them than for the features)."""
+    """The hand-made features, then the host and path n-gram scores when ``weights`` has them: a linear model's
+    decision function on hashed n-gram counts scaled by 1/sqrt(count), i.e. intercept + (sum of the n-grams'
+    weights) / sqrt(count), computed without building the sparse matrix. What the URL model takes, in one kernel
+    call (a request of one URL paid more for a dozen NumPy calls than for the features)."""
     if not weights:
         return parsed.hand_features()
     names, rows = parsed.host_index()
@@ -1249,8 +1217,8 @@ def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
 def _url_features(scan, table, rows, spans, data, scan_to, scan_from, host_to, host_from, brand_outside, brand_in_rest,
                   brand_in_sub, brand_in_registered, host_start, host_end, rest_start, rest_end, lo, hi, shift,
                   host_weights, host_intercept, rest_weights, rest_intercept):
-    """`_assemble` and the two `_ngram_column` of `ngram_scores` (the spans' columns of `ParsedUrls.host_spans` and
-    `rest_spans`) into one matrix, with the same helpers."""
+    """`_assemble` and the n-gram score of each row's `ParsedUrls.host_spans` and `rest_spans` into one matrix,
+    with the same helpers."""
     hand = len(scan_to) + len(host_to) + 1
     out = np.empty((len(rows), hand + 2), dtype=np.float32)
     for i in range(len(rows)):
