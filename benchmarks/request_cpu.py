@@ -9,11 +9,14 @@ URL under a host never seen. ``--kind floor`` drives benchmarks/load_floor.py's 
 
 With ``--against SRC`` (the ``src`` folder of another checkout, e.g. from ``git archive``) both versions are
 loaded side by side in this one process (each its own modules, caches and model copy) and alternated in blocks,
-so both see the same URLs under the same machine load:
+so both see the same URLs under the same machine load. ``--gap-ms`` idles before each request (not timed), as a
+worker of `serve --workers 2` does at 500 requests/s (4 ms apart): the caches are cold again when it starts, which
+costs a request several times its back-to-back CPU, so this is the figure to set beside the load test's:
 
     python benchmarks/request_cpu.py                                  # this checkout, through the app
     mkdir -p /tmp/old && git archive 4e719b3 src | tar -x -C /tmp/old
     python benchmarks/request_cpu.py --against /tmp/old/src --kind score --hosts fresh
+    python benchmarks/request_cpu.py --against /tmp/old/src --gap-ms 4 --block 250
 """
 
 from __future__ import annotations
@@ -68,11 +71,13 @@ async def call(app: Any, body: bytes) -> None:
                            (b"content-length", str(len(body)).encode())]}, receive, send)
 
 
-def run(target: Any, kind: str, urls: list[str], loop: asyncio.AbstractEventLoop) -> list[float]:
-    """Seconds of CPU per request, one URL each."""
+def run(target: Any, kind: str, urls: list[str], loop: asyncio.AbstractEventLoop, gap: float = 0.0) -> list[float]:
+    """Seconds of CPU per request, one URL each, after ``gap`` seconds idle before each (not counted)."""
     times = []
     clock = time.process_time
     for url in urls:
+        if gap:
+            time.sleep(gap)
         if kind == "score":
             detector, decider = target
             started = clock()
@@ -108,6 +113,8 @@ def main() -> int:
     parser.add_argument("--against", type=Path, help="the src folder of another version, alternated with this one")
     parser.add_argument("--block", type=int, default=1000, help="requests per version before switching")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--gap-ms", type=float, default=0.0,
+                        help="idle milliseconds before each request (a worker's caches go cold between requests)")
     parser.add_argument("--model-dir", type=Path, default=REPO / "models")
     parser.add_argument("--feeds-dir", type=Path, default=REPO / "data" / "intel")
     args = parser.parse_args()
@@ -142,9 +149,10 @@ def main() -> int:
         block = urls[r * args.block:(r + 1) * args.block]
         for name in (list(versions) if r % 2 == 0 else list(versions)[::-1]):
             sent = fresh(block, f"{name}{r}x") if args.hosts == "fresh" else block
-            found[name] += run(versions[name], kind, sent, loop)
+            found[name] += run(versions[name], kind, sent, loop, args.gap_ms / 1000)
     feeds_text = f"feeds {feeds}" if feeds else "no feeds"
-    print(f"{args.kind}, one URL per request, hosts {args.hosts}, {feeds_text}; load average "
+    print(f"{args.kind}, one URL per request, hosts {args.hosts}, {feeds_text}, {args.gap_ms:g} ms idle before "
+          f"each; load average "
           f"{os.getloadavg()[0]:.2f}")
     for name, times in found.items():
         label = {"this": str(REPO / "src"), "against": str(args.against), "floor": "load_floor.app"}[name]

@@ -361,8 +361,9 @@ def test_request_cpu_benchmark_alternates_two_versions(tmp_path: Path) -> None:
     if not (REPO / "data" / "validated.parquet").is_file():
         pytest.skip("no data/validated.parquet (`dvc pull prepare`)")
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "request_cpu.py"), "--against",
-                             str(REPO / "src"), "--block", "15", "--rounds", "2", "--hosts", "fresh"],
+                             str(REPO / "src"), "--block", "15", "--rounds", "2", "--hosts", "fresh", "--gap-ms", "1"],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "CPU per request" in line]
     assert len(lines) == 2 and all("30 requests" in line for line in lines), result.stdout
+    assert "1 ms idle before each" in result.stdout
