@@ -18,7 +18,7 @@ from cybersentinel.scoring.decider import (
     userinfo_deception,
 )
 from cybersentinel.scoring.detector import resolver_reasons
-from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, read_site_list
+from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, read_site_list, user_content_host
 
 POLICY = Policy(threshold=0.7, suspicious_band=0.2, listed_floor=0.9, popular_rank=100, popular_factor=0.5)
 
@@ -65,6 +65,35 @@ def test_the_decider_knows_a_hosts_own_name_from_its_subdomains():
     scores, verdicts, reasons, _ = batch(Decider(policy, index()), hosts, [0.8] * 5, [False] * 5)
     assert list(verdicts) == ["benign", "benign", "malicious", "malicious", "benign"]
     assert reasons[1] == "popular site rare.org (Tranco rank 500)" and reasons[2] == ""
+
+
+@pytest.mark.parametrize(("host", "entry"), [
+    ("sites.google.com", "sites.google.com"), ("kit.sites.google.com", "sites.google.com"), ("forms.gle", "forms.gle"),
+    ("x.weebly.com", "*.weebly.com"), ("a.b.weebly.com", "*.weebly.com"), ("weebly.com", ""), ("www.weebly.com", ""),
+    ("8.81.199.35.bc.googleusercontent.com", "*.googleusercontent.com"),
+    ("fabrikam.sharepoint.com", "*.sharepoint.com"),
+    ("google.com", ""), ("accounts.google.com", ""), ("login.live.com", ""), ("onedrive.live.com", "onedrive.live.com"),
+    ("weebly.com.evil.top", ""), ("notgoogle.com", ""), ("bit.ly", ""), ("1.2.3.4", ""), ("", ""),
+])
+def test_hosts_where_anyone_can_publish(host, entry):
+    assert user_content_host(host) == entry
+
+
+def test_a_popular_platforms_user_content_is_not_discounted_but_is_at_most_suspicious_on_the_models_word():
+    policy = Policy(threshold=0.7, suspicious_band=0.2, popular_rank=100, cap_user_content=True)
+    hosted = Evidence(tranco_rank=1, registered_domain="google.com", user_content="sites.google.com")
+    score, verdict, reason = decide(policy, 0.99, hosted)
+    assert (score, verdict) == (policy.asset_ceiling, "suspicious") and "sites.google.com" in reason
+    assert decide(policy, 0.6, hosted) == (0.6, "suspicious", "")  # the model's score, not halved
+    assert decide(policy, 0.3, hosted._replace(feeds=("drop",)))[:2] == (0.9, "malicious")  # rules 1-3 still do
+    assert decide(policy, 0.99, hosted._replace(tranco_rank=500))[:2] == (0.99, "malicious")  # not popular: rule 7
+    assert decide(policy, 0.99, hosted._replace(user_content=""))[:2] == (0.495, "benign")  # google.com's own pages
+    assert decide(POLICY, 0.99, hosted)[:2] == (0.495, "benign")  # off (models trained before the field)
+    hosts = ["kit.sites.google.com", "mail.google.com", "kit.evil.example"]
+    decider = Decider(policy, popularity={"google.com": 1})
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * 3, [False] * 3)
+    assert list(verdicts) == ["suspicious", "benign", "malicious"] and "anyone can publish" in reasons[0]
+    assert decider.evidence("kit.sites.google.com", False).user_content == "sites.google.com"
 
 
 def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():

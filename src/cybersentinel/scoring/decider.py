@@ -25,7 +25,7 @@ from cybersentinel.features.lexical import (
     rendered,
     rows_matching,
 )
-from cybersentinel.scoring.policy import Evidence, Policy, SiteList, changes_anything, decide
+from cybersentinel.scoring.policy import Evidence, Policy, SiteList, changes_anything, decide, user_content_host
 from cybersentinel.url.parsing import (
     HostSplits,
     canonical_host,
@@ -104,8 +104,11 @@ class Decider:
             if not self.popularity:  # a model without a pinned list: the live one
                 ranks = [signal[3] for signal in signals]
         own_name = [host == name or host == "www." + name for host, name in zip(canonical, registered, strict=True)]
+        user_content = [user_content_host(host) if rank is not None else ""  # it only ever replaces rule 6
+                        for host, rank in zip(canonical, ranks, strict=True)] if self.policy.cap_user_content else \
+            [""] * n
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
-                   deceptions, [""] * n, [""] * n, own_name)
+                   deceptions, [""] * n, [""] * n, own_name, user_content)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
         for i, host in enumerate(canonical):
             if not plain[i] or host.endswith("localhost"):  # maybe an address, localhost or empty
@@ -120,7 +123,7 @@ class Decider:
         if host == "localhost" or host.endswith(".localhost"):
             host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
         if not host:
-            return False, False, (), None, None, None, "", allowed, blocked, "", "", "", False
+            return False, False, (), None, None, None, "", allowed, blocked, "", "", "", False, ""
         address = parse_ip(host)
         if address is None:
             return None
@@ -133,7 +136,7 @@ class Decider:
             category = ip_category(address)
             status, feeds = (ip_status(category, 0) if category else None), ()
         allowed = allowed or self.resolvers.get(host, "")
-        return True, bare, feeds, status, category, None, host, allowed, blocked, "", "", "", False
+        return True, bare, feeds, status, category, None, host, allowed, blocked, "", "", "", False, ""
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,

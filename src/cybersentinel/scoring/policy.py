@@ -31,6 +31,11 @@ The rules, first match decides:
    its other subdomains there: free and cheap hosts ranked there (``hol.es``, ``000webhostapp.com``) give
    their customers subdomains, and a kit on one is not the ranked site. The list is the one pinned with the
    model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
+   Not on a host where anyone can publish (``cap_user_content``, `USER_CONTENT_HOSTS`: ``sites.google.com``,
+   ``forms.gle``, a ``*.weebly.com`` site, a SharePoint tenant): the platform's rank says nothing of what its
+   users put there, and 5-9% of the phishing collections' URLs sit on such hosts. Such a URL keeps the model's
+   score but is at most ``suspicious`` on the model's word alone (just below the threshold): legitimate shared
+   documents and forms look the same to a URL-only model, and blocking one breaks a workplace's files.
 7. Otherwise the model's score stands.
 
 Last, when ``cap_page_assets`` is on, a page asset (a script, style sheet, image, font or media file:
@@ -66,6 +71,7 @@ class Policy:
     popular_name_rank: int = 0  # 0: only rule 6's ``popular_rank`` (models trained before this field)
     cap_page_assets: bool = True
     page_asset_factor: float = 1.0  # 1: only the cap (models trained before this field)
+    cap_user_content: bool = False  # rule 6's user-content hosts (off for models trained before this field)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -131,6 +137,7 @@ class Evidence(NamedTuple):
     known_file: str = ""  # the stock file of known web software the URL names, "" if none
     asset: str = ""  # the kind of page asset the URL names (`page_asset`), "" if it names none
     own_name: bool = False  # the host is its registered domain or that name's ``www.``
+    user_content: str = ""  # the `USER_CONTENT_HOSTS` entry the host falls under, "" if none
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
@@ -144,8 +151,8 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     assets = policy.cap_page_assets
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
                  or popular(rank, own_name) or (asset and assets))
-            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name
-            in evidences]
+            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name,
+            _ in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -173,8 +180,13 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
     rank = evidence.tranco_rank
     score, reason = model_score, ""
     if policy.is_popular(rank, evidence.own_name):
-        score, reason = model_score * policy.popular_factor, \
-            f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
+        if not (evidence.user_content and policy.cap_user_content):
+            score, reason = model_score * policy.popular_factor, \
+                f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
+        elif score >= policy.threshold:
+            score, reason = policy.asset_ceiling, f"a host where anyone can publish ({evidence.user_content}): " \
+                f"{evidence.registered_domain}'s rank does not vouch for it, and on the model's word alone it is at " \
+                "most suspicious"
     factor = policy.page_asset_factor
     if evidence.asset and policy.cap_page_assets and (factor < 1.0 or score >= policy.threshold):
         score = min(score * factor, policy.asset_ceiling)
@@ -182,6 +194,41 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         reason = "; ".join(filter(None, [reason, f"a page asset ({evidence.asset}): the model judges pages, so {how} "
                                                  "at most suspicious"]))
     return score, policy.verdict(score), reason
+
+
+# Hosts where anyone can publish pages, forms or files, on registered domains that are popular themselves (rule 6).
+# "*.name": the sites under a platform's name (``x.weebly.com``), not the platform's own name or ``www.``;
+# "name": that host and every name under it. Platforms on the public suffix list's private section
+# (``github.io``, ``wixsite.com``, ``pages.dev``) need no entry: each user's site is a registered domain of its
+# own there, never a popular one. Shorteners and file-transfer links are left out: the model scores their
+# legitimate links as high as the phishing ones (reddit's 2013 links: bit.ly, t.co 0.92-0.997), so they stay
+# discounted. Written from general knowledge of the services.
+USER_CONTENT_HOSTS = (
+    "sites.google.com", "docs.google.com", "drive.google.com", "script.google.com", "forms.gle",
+    "storage.googleapis.com", "firebasestorage.googleapis.com", "*.googleusercontent.com",
+    "*.sharepoint.com", "1drv.ms", "onedrive.live.com", "forms.office.com", "sway.office.com",
+    "*.weebly.com", "*.godaddysites.com", "*.mystrikingly.com", "*.webnode.com", "*.myportfolio.com",
+    "*.tripod.com", "*.jimdofree.com", "*.yolasite.com", "*.squarespace.com", "*.teachable.com", "*.gitbook.io",
+    "*.notion.site", "*.webflow.io", "*.hubspotpagebuilder.com", "*.hs-sites.com", "*.mybluehost.me",
+    "*.secureserver.net", "*.filesusr.com", "*.backblazeb2.com", "*.wasabisys.com", "*.myqcloud.com",
+    "ipfs.io", "dweb.link", "cloudflare-ipfs.com", "linktr.ee", "bio.site", "telegra.ph", "*.jotform.com",
+    "*.typeform.com", "*.formstack.com",
+)
+_USER_HOSTS = frozenset(e for e in USER_CONTENT_HOSTS if not e.startswith("*."))
+_USER_SITES_UNDER = frozenset(e[2:] for e in USER_CONTENT_HOSTS if e.startswith("*."))
+_USER_CONTENT_TAILS = frozenset(".".join(e.split(".")[-2:]) for e in USER_CONTENT_HOSTS)
+
+
+def user_content_host(host: str) -> str:
+    """The `USER_CONTENT_HOSTS` entry a lower-cased host name falls under, "" if none."""
+    if ".".join(host.rsplit(".", 2)[-2:]) not in _USER_CONTENT_TAILS:  # most hosts: one set look-up
+        return ""
+    for name in host_and_parents(host):
+        if name in _USER_HOSTS:
+            return name
+        if name in _USER_SITES_UNDER and host not in (name, "www." + name):
+            return "*." + name
+    return ""
 
 
 class SiteList:
