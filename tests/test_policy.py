@@ -228,6 +228,12 @@ def test_urls_on_unreachable_addresses_are_not_judged_but_public_ones_are():
     ("www.paypal.com", ""),
     ("paypal.com.au", ""),
     ("olive-garden.com", ""),
+    ("www.rakuten.co.jp.akddojx.cn", "`rakuten.co.jp` in the subdomain of unrelated `akddojx.cn`"),
+    ("id.smbc.co.jp.auth.login-check.top", "`smbc.co.jp` in the subdomain of unrelated `login-check.top`"),
+    ("amanzon.co.ip.zhanjianghk.com.cn", "`amanzon.co.ip` in the subdomain of unrelated `zhanjianghk.com.cn`"),
+    ("www.gov.uk.tax-refund.info", "`www.gov.uk` in the subdomain of unrelated `tax-refund.info`"),
+    ("www.rakuten.co.jp", ""), ("shop.example.co.uk", ""), ("net.cs.uni-bonn.de", ""), ("co.jp", ""),
+    ("www-example-co-uk.translate.goog", ""), ("cobalt.company.com", ""), ("go.microsoft.com", ""),
 ])
 def test_hosts_deceptive_by_construction_are_named(host, reason):
     assert deceptive_host(host) == reason

@@ -215,10 +215,19 @@ class Decider:
 _BRAND_DOMAIN = re.compile(r"(?:^|[.-])(" + "|".join(map(re.escape, BRANDS)) + r")\.(?:com|net|org|co)(?:[.-]|$)")
 
 
+# A country's second-level ending (``.co.jp``, ``.com.br``, ``.gov.uk``; ``.co.ip`` as kits misspell it) inside
+# a subdomain, so that the host reads as that country's site up to where a reader stops looking
+# (``www.rakuten.co.jp.akddojx.cn``). Dots only: ``www-example-co-uk.translate.goog`` is a proxy's name for a real
+# site. ``net`` is left out: ``net.cs.uni-bonn.de`` is a department's name. In data/validated.parquet: 20 of
+# reddit's 480,710 links (19 through 2010's Coral CDN proxy, ``x.co.uk.nyud.net``), no other legitimate URL;
+# JPCERT/CC's phishing 4.9%, PhishTank's 0.4%. RE2 (`rows_matching`) and ``re`` read it alike.
+_COUNTRY_DOMAIN = re.compile(r"(?:^|\.)((?:co|com|ne|or|ac|go|gov|org|edu)\.[a-z]{2})(?:\.|$)")
+
+
 def deceptive_host(host: str) -> str:
     """How a host name deceives by construction, in words an analyst can check, or "": a registered name that
-    imitates a brand with look-alike characters (punycode included), or a brand's domain name placed in the
-    subdomain of an unrelated registered domain."""
+    imitates a brand with look-alike characters (punycode included), a brand's domain name placed in the
+    subdomain of an unrelated registered domain, or a country's second-level ending (``.co.jp``) placed there."""
     subdomain, domain, _, is_ip = split_host(host)
     return _deception(subdomain, domain, is_ip, host_registered_domain(host))
 
@@ -235,20 +244,27 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str) -> str
     match = _BRAND_DOMAIN.search(subdomain)
     if match and match.group(1) not in registered:
         return f"brand `{match.group(1)}` in the subdomain of unrelated `{registered}`"
+    match = _COUNTRY_DOMAIN.search(subdomain)
+    if match:
+        shown = ".".join(subdomain[:match.end(1)].split(".")[-3:])
+        return f"`{shown}` in the subdomain of unrelated `{registered}`"
     return ""
 
 
 def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[str]:
     """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label that
-    `may_imitate` a brand, or a brand's name in the subdomain (what `_BRAND_DOMAIN` needs); "" for the others.
+    `may_imitate` a brand, or a brand's name or a country's ending in the subdomain (what `_BRAND_DOMAIN` and
+    `_COUNTRY_DOMAIN` need); "" for the others.
     ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it."""
     splits = splits or split_host_columns(hosts)
     found = [""] * len(hosts)
     if isinstance(splits.domain, list) and len(hosts) <= FEW_TEXTS:  # a few hosts (a request): no NumPy call
         candidates = [i for i, (domain, subdomain) in enumerate(zip(splits.domain, splits.subdomain, strict=True))
-                      if may_imitate_one(domain) or _ANY_BRAND.search(subdomain) is not None]
+                      if may_imitate_one(domain) or _ANY_BRAND.search(subdomain) is not None
+                      or _COUNTRY_DOMAIN.search(subdomain) is not None]
     else:
-        candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain)).tolist()
+        candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain)
+                                    | rows_matching(_COUNTRY_DOMAIN, splits.subdomain)).tolist()
     if not candidates:  # most hosts (and a service request's one host, most of the time)
         return found
     columns = [column.take(pa.array(candidates)).to_pylist() if isinstance(column, pa.Array) else
