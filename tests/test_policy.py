@@ -232,6 +232,7 @@ def test_urls_on_unreachable_addresses_are_not_judged_but_public_ones_are():
     ("id.smbc.co.jp.auth.login-check.top", "`smbc.co.jp` in the subdomain of unrelated `login-check.top`"),
     ("amanzon.co.ip.zhanjianghk.com.cn", "`amanzon.co.ip` in the subdomain of unrelated `zhanjianghk.com.cn`"),
     ("www.gov.uk.tax-refund.info", "`www.gov.uk` in the subdomain of unrelated `tax-refund.info`"),
+    ("www.eki.co.jp-admin.swbmapl.cn", "`eki.co.jp` in the subdomain of unrelated `swbmapl.cn`"),
     ("www.rakuten.co.jp", ""), ("shop.example.co.uk", ""), ("net.cs.uni-bonn.de", ""), ("co.jp", ""),
     ("www-example-co-uk.translate.goog", ""), ("cobalt.company.com", ""), ("go.microsoft.com", ""),
 ])
