@@ -25,7 +25,15 @@ from cybersentinel.features.lexical import (
     rendered,
     rows_matching,
 )
-from cybersentinel.scoring.policy import Evidence, Policy, SiteList, changes_anything, decide
+from cybersentinel.scoring.policy import (
+    Evidence,
+    Policy,
+    SiteList,
+    changes_anything,
+    decide,
+    popular_only,
+    popular_reason,
+)
 from cybersentinel.url.parsing import (
     HostSplits,
     canonical_host,
@@ -159,7 +167,15 @@ class Decider:
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset]] = True
         bare_hosts = np.unique(host_of_row[ok & bare_ip]).tolist()  # addresses alone: their own entries
         bare = dict(zip(bare_hosts, self._entries([hosts[j] for j in bare_hosts], True), strict=True))
-        rows = np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row))
+        rows = ok & (changes[host_of_row] | bare_ip | per_row)
+        # rows of a popular site with nothing else to it (most rows `decide` would see): rule 6 in one multiply
+        popular = self._popular_hosts(plain, changes)
+        if popular is not None:
+            simple = rows & ~bare_ip & ~per_row & (popular[host_of_row] != "")
+            scores[simple] = model_scores[simple] * self.policy.popular_factor
+            reasons[simple] = popular[host_of_row[simple]]
+            rows &= ~simple
+        rows = np.flatnonzero(rows)
         facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset)
         for i, host, alone, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
                 rows.tolist(), host_of_row[rows].tolist(), bare_ip[rows].tolist(), per_row[rows].tolist(),
@@ -168,6 +184,17 @@ class Decider:
                                                                i if single else None, facts)
         verdicts = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")
         return scores, verdicts, reasons, feeds
+
+    def _popular_hosts(self, plain: list[tuple], changes: np.ndarray) -> np.ndarray | None:
+        """Per host (and the "no host" entry), rule 6's reason where it alone decides the host (`popular_only`),
+        else ""; None when no host is such."""
+        found = {j: popular_reason(plain[j][6], plain[j][5]) for j in np.flatnonzero(changes).tolist()
+                 if popular_only(self.policy, plain[j])}
+        if not found:
+            return None
+        out = np.full(len(changes), "", dtype=object)
+        out[list(found)] = list(found.values())
+        return out
 
     def decide_rows(self, model_scores: list[float | None], hosts: list[str], host_of_row: list[int],
                     bare_row: list[bool], row_deception: Mapping[int, str], row_known_file: Mapping[int, str],

@@ -173,8 +173,7 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
     rank = evidence.tranco_rank
     score, reason = model_score, ""
     if policy.is_popular(rank, evidence.own_name):
-        score, reason = model_score * policy.popular_factor, \
-            f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
+        score, reason = model_score * policy.popular_factor, popular_reason(evidence.registered_domain, rank)
     factor = policy.page_asset_factor
     if evidence.asset and policy.cap_page_assets and (factor < 1.0 or score >= policy.threshold):
         score = min(score * factor, policy.asset_ceiling)
@@ -182,6 +181,20 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         reason = "; ".join(filter(None, [reason, f"a page asset ({evidence.asset}): the model judges pages, so {how} "
                                                  "at most suspicious"]))
     return score, policy.verdict(score), reason
+
+
+def popular_reason(registered_domain: str, rank: int) -> str:
+    """Rule 6's reason for a popular site."""
+    return f"popular site {registered_domain} (Tranco rank {rank:,})"
+
+
+def popular_only(policy: Policy, evidence: tuple) -> bool:
+    """Whether rule 6 alone decides a host of these `Evidence` fields (a tuple, as `changes_anything` takes) when
+    nothing is known of the row itself: `decide` then multiplies the score by ``popular_factor``, nothing else."""
+    _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name = \
+        evidence[:13]
+    return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset
+                or ip_status in NOT_JUDGED_IP) and policy.is_popular(rank, own_name)
 
 
 class SiteList:
