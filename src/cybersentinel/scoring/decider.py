@@ -42,7 +42,7 @@ from cybersentinel.url.parsing import (
     plain_names,
     split_host,
     split_host_columns,
-    split_url,
+    url_fields,
 )
 
 
@@ -289,9 +289,9 @@ _ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
 def userinfo_deception(url: str) -> str:
     """A host name written before ``@`` (``http://www.paypal.com@evil.top/``): the browser goes to the part
     after it. "" when the URL has no such user-info."""
-    parts = split_url(url)
-    if parts.userinfo and "." in parts.userinfo and parts.host:
-        return f"`{parts.userinfo[:60]}` before '@' hides the real host `{parts.host}`"
+    _, userinfo, host, *_ = url_fields(url)  # no public-suffix split: only the host's text is shown
+    if userinfo and "." in userinfo and host:
+        return f"`{userinfo[:60]}` before '@' hides the real host `{host}`"
     return ""
 
 
@@ -355,11 +355,10 @@ def known_software_file(url: str, known_paths: frozenset[str], software: str) ->
     can put its own index page in any directory it can write (``/wp-includes/css/``), or answer ``/wp-content``
     on a host that runs no WordPress at all. Compared in the case the file list has, as the web server compares
     (``/wp-includes/ID3/``)."""
-    parts = split_url(url)
-    path = parts.path
-    if not parts.query and _author_archive(path, known_paths):
+    *_, path, query, _ = url_fields(url)  # the path and query only: no public-suffix split of the host
+    if not query and _author_archive(path, known_paths):
         return f"{software} author archive `{path}`"
-    if (route := _rest_route_query(path, parts.query)) is not None:
+    if (route := _rest_route_query(path, query)) is not None:
         tail = REST_PREFIX + route.lstrip("/")
         return f"{software} REST route `{tail}`" if _stock_route(tail, known_paths) else ""
     cut = min((i for i in (path.find("/wp-"), path.find("/xmlrpc.php")) if i >= 0), default=-1)
@@ -390,7 +389,7 @@ def planted_page(url: str, known_paths: frozenset[str], software: str) -> str:
     the file list has, as the web server compares."""
     if not known_paths:
         return ""
-    path = split_url(url).path
+    path = url_fields(url)[4]
     cut = min((i for i in (path.find(core) for core in _CORE_FOLDERS) if i >= 0), default=-1)
     if cut < 0:
         return ""
@@ -412,7 +411,7 @@ PAGE_ASSET_EXTENSIONS = tuple(_ASSET_KINDS)
 def page_asset(url: str) -> str:
     """``"script `/js/app.min.js`"`` when the URL's path ends in a page asset's extension (`_ASSET_KINDS`);
     "" for pages, directories and anything else."""
-    path = split_url(url).path
+    path = url_fields(url)[4]
     dot = path.rfind(".")
     kind = _ASSET_KINDS.get(path[dot:].lower()) if dot > path.rfind("/") else None
     return f"{kind} `{path[-80:]}`" if kind else ""
