@@ -113,6 +113,32 @@ def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(
         assert one_raw.tobytes() == raw[i:i + 1].tobytes() and one_contrib.tobytes() == contrib[i:i + 1].tobytes()
 
 
+def test_deferred_contributions_are_the_contributions_predict_gives(detector, pipeline, urls):
+    """The batch path walks the trees once keeping each row's leaves, and adds the contributions of only the rows
+    it explains: bit for bit what `predict` gives, with one fold or several (their mean), on any subset of rows
+    and without `compact` too."""
+    import dataclasses
+
+    X = pipeline.named_steps["features"].transform(pd.DataFrame({"url": urls[:203]}))  # not a multiple of 8
+    X[::7, ::5] = np.nan
+    rows = np.array([0, 5, 8, 9, 100, 200, 202])
+    one = detector.scorer
+    two = dataclasses.replace(one, folds=[one.folds[0], one.folds[0]])
+    for scorer in (one, two):
+        proba, contrib = scorer.predict(X)
+        deferred, contributions = scorer.predict_deferred(X)
+        assert deferred.tobytes() == proba.tobytes()
+        assert contributions(rows).tobytes() == contrib[rows].tobytes()
+        assert contributions(np.arange(len(X))).tobytes() == contrib.tobytes()
+        assert contributions(np.array([], dtype=np.int64)).shape == (0, X.shape[1] + 1)
+    trees = one.folds[0][0]
+    general = dataclasses.replace(trees)  # a copy whose `compact` is not built: the general walk's contributions
+    general.__dict__["compact"] = None
+    raw, leaves = general.predict_leaves(X)
+    assert raw.tobytes() == general.predict(X)[0].tobytes()
+    assert general.leaf_contributions(leaves, rows).tobytes() == general.predict(X)[1][rows].tobytes()
+
+
 def test_calibration_and_rounding_kernels_equal_numpy_bit_for_bit(detector):
     from cybersentinel.scoring.detector import _rounded
 

@@ -300,12 +300,16 @@ class Detector:
         errors = url_errors(parsed)
         ok = errors == ""
         model_scores = np.full(n, np.nan)
-        contrib = X = None
+        contributions = X = None
         if ok.any():
             X = self._features(parsed)
             if not ok.all():
                 X = X[ok]
-            model_scores[ok], contrib = self._score_features(X)
+            if self.scorer is not None:  # contributions of the explained rows only, once they are known
+                model_scores[ok], contributions = self.scorer.predict_deferred(X)
+            else:
+                model_scores[ok], contrib = self._score_features(X)
+                contributions = contrib.__getitem__
         host_names, host_of_row = _host_index(parsed)
         scores, verdicts, rules, feeds = decider.apply(
             model_scores, ok, host_names, host_of_row, parsed.bare_hosts(),
@@ -316,7 +320,8 @@ class Detector:
             if explain.any():
                 texts = rules.copy()
                 rows = np.flatnonzero(ok)[explain]
-                texts[rows] = self._with_model_reasons(rules[rows], contrib[explain], X[explain])
+                texts[rows] = self._with_model_reasons(rules[rows], contributions(np.flatnonzero(explain)),
+                                                       X[explain])
         return Results(_rounded(scores), verdicts, texts, _rounded(model_scores), feeds, errors)
 
     def _few_records(self, values: list | tuple, reasons: bool, decider: Decider) -> list[dict[str, Any]]:
