@@ -211,3 +211,17 @@ def test_an_address_is_never_explained_by_its_name(detector):
     assert (scored["verdict"] != "benign").all() and (scored["reasons"] != "").all()  # there is something to read
     for text in scored["reasons"]:
         assert not set(text.split("; ")) & (name_words - {""})
+
+
+def test_row_rules_search_a_batch_once_and_find_what_each_pattern_finds():
+    from cybersentinel.features.lexical import FEW_TEXTS
+    from cybersentinel.scoring.detector import _ASSET_PATTERN, _rows_containing
+
+    urls = ["http://a.example/wp-admin/x/index.php", "http://a.example/WP-ADMIN/x/", "http://a.example/x.CSS?v=1",
+            "http://a.example/x.css#top", "http://a.example/x.cssx", "http://a.example/xmlrpc.php",
+            "http://a.example/XMLRPC.php", "http://a.example/?rest_route=/wp/v2", "http://a.example/", ""]
+    patterns = ["/wp-admin/|/wp-includes/", "wp-|xmlrpc|rest_route=", _ASSET_PATTERN]
+    for batch in (urls * (FEW_TEXTS // len(urls) + 1), urls, ["http://a.example/"] * (FEW_TEXTS + 1)):
+        parsed = ParsedUrls(batch)
+        found = _rows_containing(parsed, patterns)
+        assert [list(rows) for rows in found] == [list(parsed.containing(p)) for p in patterns]

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from cybersentinel.core.files import ModelIntegrityError, load_manifest, sha256_file
 from cybersentinel.features.lexical import (
     FEATURE_DESCRIPTIONS,
+    FEW_TEXTS,
     FLAG_FEATURES,
     LOW_VALUE_DESCRIPTIONS,
     MAX_URL_CHARS,
@@ -372,24 +374,32 @@ class Detector:
 
         def by_row(rows: Any, fact: Any) -> dict[int, str]:
             nonlocal column
-            if len(rows) and column is None:
-                # an Arrow array's values as Python's (str, or bytes from a text file): its scalars' str() is
-                # not the URL for a binary array ("b'http://...'"), which hid every row rule from `predict`
-                column = values.to_pylist() if isinstance(values, pa.Array | pa.ChunkedArray) else list(values)
-            return _by_row(column, rows, fact)
+            if not len(rows):  # most rows of most requests: nothing to ask
+                return {}
+            if column is None and not isinstance(values, pa.Array | pa.ChunkedArray):
+                column = list(values)
+            # an Arrow array's values as Python's (str, or bytes from a text file): its scalars' str() is not the
+            # URL for a binary array ("b'http://...'"), which hid every row rule from `predict`; only the rows asked
+            picked = [column[i] for i in rows] if column is not None else \
+                values.take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
+            found = {int(i): fact(to_text(url)) for i, url in zip(rows, picked, strict=True)}
+            return {i: text for i, text in found.items() if text}
 
         software = self.manifest["software"]["name"] if self.known_paths else ""
+        patterns = {name: pattern for name, pattern, wanted in (
+            ("planted", "/wp-admin/|/wp-includes/", bool(self.known_paths)),
+            ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
+            ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets)) if wanted}
+        rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
-        planted = by_row(parsed.containing("/wp-admin/|/wp-includes/") if self.known_paths else [],
-                         lambda url: planted_page(url, self.known_paths, software))
+        planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
         for row, why in planted.items():  # deceptive by construction, as a host name before '@' is
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
         return (deception,
-                by_row(parsed.containing(software_url_pattern(self.known_paths)) if self.known_paths else [],
-                       lambda url: known_software_file(url, self.known_paths, software)),
+                by_row(rows.get("software", []), lambda url: known_software_file(url, self.known_paths, software)),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
                 by_row(range(n) if decider.block.urls else [], decider.block.match_url),
-                by_row(parsed.containing(_ASSET_PATTERN) if decider.policy.cap_page_assets else [], page_asset))
+                by_row(rows.get("asset", []), page_asset))
 
     def _explained(self, model_scores: np.ndarray, verdicts: np.ndarray) -> np.ndarray:
         """Which scored rows the model's reasons explain: those it flagged, unless a rule cleared them."""
@@ -510,12 +520,21 @@ def _host_index(parsed: ParsedUrls) -> tuple[list[str], np.ndarray]:
     return [h.decode("utf-8", "replace") for h in names], rows
 
 
-def _by_row(column: list, rows: Any, fact: Any) -> dict[int, str]:
-    """``fact(url)`` of the given rows, where it says something."""
-    if not len(rows):  # most rows of most requests: nothing to ask
-        return {}
-    found = {int(i): fact(to_text(column[i])) for i in rows}
-    return {i: text for i, text in found.items() if text}
+def _rows_containing(parsed: ParsedUrls, patterns: list[str]) -> list[Any]:
+    """`ParsedUrls.containing` of each pattern. A batch is searched once for any of them (case-insensitively: a
+    superset), then only the rows found (a tenth of a batch) for each: one pass over the batch instead of one per
+    pattern."""
+    if len(parsed) <= FEW_TEXTS or len(patterns) < 2:
+        return [parsed.containing(pattern) for pattern in patterns]
+    candidates = parsed.containing("(?i)" + "|".join(f"(?:{p.removeprefix('(?i)')})" for p in patterns))
+    if not len(candidates):
+        return [candidates] * len(patterns)
+    subset = parsed.array.take(pa.array(candidates))
+    found = []
+    for pattern in patterns:
+        match = pc.match_substring_regex(subset, pattern)
+        found.append(candidates[(match.fill_null(False) if match.null_count else match).to_numpy(zero_copy_only=False)])
+    return found
 
 
 def url_errors(parsed: ParsedUrls) -> np.ndarray:
