@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from fixtures_model import mirror_dir, model_dir  # noqa: F401
 
@@ -225,3 +226,15 @@ def test_row_rules_search_a_batch_once_and_find_what_each_pattern_finds():
         parsed = ParsedUrls(batch)
         found = _rows_containing(parsed, patterns)
         assert [list(rows) for rows in found] == [list(parsed.containing(p)) for p in patterns]
+
+
+def test_verdict_and_text_columns_hold_the_values_they_are_given():
+    from cybersentinel.scoring.detector import _text_column, _verdict_column
+
+    verdicts = np.array(["malicious", "", "benign", "suspicious", "benign"])
+    assert _verdict_column(verdicts).to_pylist() == verdicts.tolist()
+    assert _verdict_column(np.array(["odd", "benign"])).to_pylist() == ["odd", "benign"]  # any other value kept
+    assert _verdict_column(np.array([], dtype="<U10")).to_pylist() == []
+    for texts in (["", "", ""], ["", "drop", ""], []):
+        column = _text_column(np.array(texts, dtype=object))
+        assert pa.types.is_dictionary(column.type) and column.to_pylist() == texts

@@ -274,11 +274,11 @@ class Detector:
         distinct values)."""
         found = self._results(values, reasons, decider)
         return pa.table({"score": pa.array(found.score, from_pandas=True),
-                         "verdict": pa.array(found.verdict).dictionary_encode(),
+                         "verdict": _verdict_column(found.verdict),
                          "reasons": pa.array(found.reasons, type=pa.string()).dictionary_encode(),
                          "model_score": pa.array(found.model_score, from_pandas=True),
-                         "feeds": pa.array(found.feeds, type=pa.string()).dictionary_encode(),
-                         "error": pa.array(found.error, type=pa.string()).dictionary_encode()})
+                         "feeds": _text_column(found.feeds),
+                         "error": _text_column(found.error)})
 
     def score_records(self, values: Any, reasons: bool = True, decider: Decider | None = None
                       ) -> list[dict[str, Any]]:
@@ -453,6 +453,28 @@ def _rounded(values):
     negatives, NaN, +-inf and +-1e300 among them) in one call, where NumPy's costs a one-URL request three
     ufuncs' worth of cold code."""
     return np.round(values, 6)
+
+
+_VERDICTS = ("", "benign", "suspicious", "malicious")
+
+
+def _verdict_column(verdicts: np.ndarray) -> pa.DictionaryArray:
+    """The verdicts dictionary-encoded from their codes: four values, where converting each NumPy string to Arrow
+    and hashing it back took a batch's longest column to build."""
+    codes = np.zeros(len(verdicts), dtype=np.int32)
+    for code, verdict in enumerate(_VERDICTS[1:], 1):
+        codes[verdicts == verdict] = code
+    if (verdicts[codes == 0] != "").any():  # never: `Policy.verdicts` gives only these
+        return pa.array(verdicts).dictionary_encode()
+    return pa.DictionaryArray.from_arrays(codes, pa.array(_VERDICTS, type=pa.string()))
+
+
+def _text_column(texts: np.ndarray) -> pa.DictionaryArray:
+    """A text column dictionary-encoded; one that is empty throughout (the feeds and errors of most batches) without
+    converting each value."""
+    if not texts.any():
+        return pa.DictionaryArray.from_arrays(np.zeros(len(texts), dtype=np.int32), pa.array([""], type=pa.string()))
+    return pa.array(texts, type=pa.string()).dictionary_encode()
 
 
 def _inner_estimator(classifier: Any) -> Any:
