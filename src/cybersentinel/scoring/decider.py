@@ -103,7 +103,7 @@ class Decider:
         registered = splits.registered if isinstance(splits.registered, list) else splits.registered.to_pylist()
         allowed = [self.allow.match(host) for host in canonical] if self.allow.entries else [""] * n
         blocked = [self.block.match(host) for host in canonical] if self.block.entries else [""] * n
-        ranks = [self.popularity.get(name) for name in registered]
+        ranks = list(map(self.popularity.get, registered))
         feeds = [()] * n
         if self.index is not None:
             signals = [self.index.host_signals(host, name if ok else None)
@@ -115,11 +115,12 @@ class Decider:
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
                    deceptions, [""] * n, [""] * n, own_name)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
-        for i, host in enumerate(canonical):
-            if not plain[i] or host.endswith("localhost"):  # maybe an address, localhost or empty
-                fields = self._address_fields(host, bare, allowed[i], blocked[i])
-                if fields is not None:
-                    entries[i] = (*fields, *changes_anything(self.policy, [fields]))
+        maybe_addresses = [i for i, (ok, host) in enumerate(zip(plain, canonical, strict=True))
+                           if not ok or host.endswith("localhost")]  # maybe an address, localhost or empty
+        for i in maybe_addresses:
+            fields = self._address_fields(canonical[i], bare, allowed[i], blocked[i])
+            if fields is not None:
+                entries[i] = (*fields, *changes_anything(self.policy, [fields]))
         return entries
 
     def _address_fields(self, host: str, bare: bool, allowed: str, blocked: str) -> tuple | None:

@@ -143,7 +143,7 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     popular = policy.is_popular
     assets = policy.cap_page_assets
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
-                 or popular(rank, own_name) or (asset and assets))
+                 or (rank is not None and popular(rank, own_name)) or (asset and assets))
             for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name
             in evidences]
 
