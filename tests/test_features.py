@@ -132,12 +132,17 @@ def test_html_escaped_ampersands_are_read_as_the_ampersands_a_browser_sends(fitt
 
 def test_ngram_scores_are_the_decision_function_of_the_training_matrix(fitted):
     featurizer, urls = fitted
-    urls = [*urls[:20], "", "x", "http://[::1]/", "ünï.cödé/ß"]
-    parsed = ParsedUrls(urls)
-    scores = url_features(parsed, featurizer.ngram_range, featurizer.n_features, featurizer.ngram_weights())[:, -2:]
-    for j, spans in enumerate((parsed.host_spans(), parsed.rest_spans())):
-        expected = featurizer.scorers_[j].decision_function(featurizer.ngram_matrix(parsed, *spans))
-        np.testing.assert_allclose(scores[:, j], expected, rtol=1e-5, atol=1e-5)
+    # the longest spans a batch takes (each span's n-gram buckets are hashed into one buffer sized by the longest)
+    long_host = "http://" + ".".join(["a" * 60] * 30) + ".example/"
+    long_path = "http://a.example/" + "pàth/" * 400
+    urls = [*urls[:20], "", "x", "http://[::1]/", "ünï.cödé/ß", long_host, long_path]
+    for batch in (urls, urls[-1:], urls[-2:-1]):
+        parsed = ParsedUrls(batch)
+        scores = url_features(parsed, featurizer.ngram_range, featurizer.n_features,
+                              featurizer.ngram_weights())[:, -2:]
+        for j, spans in enumerate((parsed.host_spans(), parsed.rest_spans())):
+            expected = featurizer.scorers_[j].decision_function(featurizer.ngram_matrix(parsed, *spans))
+            np.testing.assert_allclose(scores[:, j], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_featurizer_round_trips_through_skops_and_refuses_other_definitions(fitted, tmp_path):

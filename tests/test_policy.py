@@ -362,3 +362,26 @@ def test_the_pinned_popular_list_decides_with_live_feeds():
     assert reasons[1] == "popular site example.org (Tranco rank 2)"
     live = Decider(POLICY, index())
     assert batch(live, ["mail.google.com"], [0.8], [False])[2][0] == "popular site google.com (Tranco rank 1)"
+
+
+def test_popular_rows_decided_in_bulk_match_the_row_by_row_decision():
+    """`Decider.apply` settles the rows rule 6 alone decides with one multiply: the same scores and reasons as
+    `decide_rows` (each row through `decide`), also where a popular host is listed, allowlisted, a bare address,
+    or the row itself is a page asset (those still go through `decide`)."""
+    policy = Policy(threshold=0.7, popular_rank=100, popular_name_rank=1000, page_asset_factor=0.5,
+                    cap_user_content=True)
+    decider = Decider(policy, index(), allow=SiteList(["example.org"], "allowlist"))
+    hosts = ["mail.google.com", "google.com", "rare.org", "kit.rare.org", "www.example.org", "google.com", "z.net",
+             "1.10.16.5", "sites.google.com", "docs.google.com"]
+    scores = [0.8, 0.1234567, 0.95, 0.8, 0.9, 0.99, 0.75, 0.3, 0.99, 0.6]  # user content: capped, or as it is
+    rows = np.arange(len(hosts))
+    bare = np.array([False] * 7 + [True] + [False] * 2)
+    asset = {5: "script `/x.js`"}
+    bulk = decider.apply(np.array(scores), np.ones(len(hosts), bool), hosts, rows, bare, row_asset=asset)
+    one_by_one = Decider(policy, index(), allow=SiteList(["example.org"], "allowlist")).decide_rows(
+        scores, hosts, rows.tolist(), bare.tolist(), {}, {}, {}, {}, asset)
+    assert [tuple(column[i] for column in bulk) for i in range(len(hosts))] == \
+        [(score, verdict, reason, feeds) for score, verdict, reason, feeds in one_by_one]
+    assert bulk[1][8] == "suspicious" and bulk[0][9] == 0.6
+    assert bulk[0][0] == 0.4 and bulk[2][0] == "popular site google.com (Tranco rank 1)"
+    assert bulk[0][5] < 0.7 and "page asset" in bulk[2][5]

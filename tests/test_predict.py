@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from fixtures_model import model_dir  # noqa: F401
 from hypothesis import HealthCheck, given, settings
@@ -101,6 +102,34 @@ def test_chunks_scored_in_worker_processes_stay_in_order(detector, tmp_path):
     assert table["url"].tolist() == urls
     inline = detector.score_urls(urls)
     assert table["score"].tolist() == inline["score"].tolist()
+
+
+def test_a_worker_collects_its_young_objects_once_per_batch_instead_of_automatically(detector):
+    """`predict`'s workers turn automatic collection off (a batch's new cache entries set off hundreds) and
+    collect the young generation after each batch, so a reference cycle made while scoring is still freed."""
+    import gc
+    import weakref
+
+    from cybersentinel.scoring.batch import _score_in_worker, _start_worker, _worker_state
+
+    class Node:
+        pass
+
+    was_enabled = gc.isenabled()
+    _worker_state.update(detector=detector, reasons=True, decider=detector.decider())
+    try:
+        _start_worker()
+        assert not gc.isenabled()
+        cycle = Node()
+        cycle.self = cycle
+        alive = weakref.ref(cycle)
+        del cycle
+        table = _score_in_worker(pa.array(URLS))
+        assert table.num_rows == len(URLS) and alive() is None
+    finally:
+        _worker_state.clear()
+        if was_enabled:
+            gc.enable()
 
 
 LINE = st.one_of(st.binary(max_size=60), st.text(max_size=60).map(str.encode),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from fixtures_model import mirror_dir, model_dir  # noqa: F401
 
@@ -113,6 +114,32 @@ def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(
         assert one_raw.tobytes() == raw[i:i + 1].tobytes() and one_contrib.tobytes() == contrib[i:i + 1].tobytes()
 
 
+def test_deferred_contributions_are_the_contributions_predict_gives(detector, pipeline, urls):
+    """The batch path walks the trees once keeping each row's leaves, and adds the contributions of only the rows
+    it explains: bit for bit what `predict` gives, with one fold or several (their mean), on any subset of rows
+    and without `compact` too."""
+    import dataclasses
+
+    X = pipeline.named_steps["features"].transform(pd.DataFrame({"url": urls[:203]}))  # not a multiple of 8
+    X[::7, ::5] = np.nan
+    rows = np.array([0, 5, 8, 9, 100, 200, 202])
+    one = detector.scorer
+    two = dataclasses.replace(one, folds=[one.folds[0], one.folds[0]])
+    for scorer in (one, two):
+        proba, contrib = scorer.predict(X)
+        deferred, contributions = scorer.predict_deferred(X)
+        assert deferred.tobytes() == proba.tobytes()
+        assert contributions(rows).tobytes() == contrib[rows].tobytes()
+        assert contributions(np.arange(len(X))).tobytes() == contrib.tobytes()
+        assert contributions(np.array([], dtype=np.int64)).shape == (0, X.shape[1] + 1)
+    trees = one.folds[0][0]
+    general = dataclasses.replace(trees)  # a copy whose `compact` is not built: the general walk's contributions
+    general.__dict__["compact"] = None
+    raw, leaves = general.predict_leaves(X)
+    assert raw.tobytes() == general.predict(X)[0].tobytes()
+    assert general.leaf_contributions(leaves, rows).tobytes() == general.predict(X)[1][rows].tobytes()
+
+
 def test_calibration_and_rounding_kernels_equal_numpy_bit_for_bit(detector):
     from cybersentinel.scoring.detector import _rounded
 
@@ -185,3 +212,29 @@ def test_an_address_is_never_explained_by_its_name(detector):
     assert (scored["verdict"] != "benign").all() and (scored["reasons"] != "").all()  # there is something to read
     for text in scored["reasons"]:
         assert not set(text.split("; ")) & (name_words - {""})
+
+
+def test_row_rules_search_a_batch_once_and_find_what_each_pattern_finds():
+    from cybersentinel.features.lexical import FEW_TEXTS
+    from cybersentinel.scoring.detector import _ASSET_PATTERN, _rows_containing
+
+    urls = ["http://a.example/wp-admin/x/index.php", "http://a.example/WP-ADMIN/x/", "http://a.example/x.CSS?v=1",
+            "http://a.example/x.css#top", "http://a.example/x.cssx", "http://a.example/xmlrpc.php",
+            "http://a.example/XMLRPC.php", "http://a.example/?rest_route=/wp/v2", "http://a.example/", ""]
+    patterns = ["/wp-admin/|/wp-includes/", "wp-|xmlrpc|rest_route=", _ASSET_PATTERN]
+    for batch in (urls * (FEW_TEXTS // len(urls) + 1), urls, ["http://a.example/"] * (FEW_TEXTS + 1)):
+        parsed = ParsedUrls(batch)
+        found = _rows_containing(parsed, patterns)
+        assert [list(rows) for rows in found] == [list(parsed.containing(p)) for p in patterns]
+
+
+def test_verdict_and_text_columns_hold_the_values_they_are_given():
+    from cybersentinel.scoring.detector import _text_column, _verdict_column
+
+    verdicts = np.array(["malicious", "", "benign", "suspicious", "benign"])
+    assert _verdict_column(verdicts).to_pylist() == verdicts.tolist()
+    assert _verdict_column(np.array(["odd", "benign"])).to_pylist() == ["odd", "benign"]  # any other value kept
+    assert _verdict_column(np.array([], dtype="<U10")).to_pylist() == []
+    for texts in (["", "", ""], ["", "drop", ""], []):
+        column = _text_column(np.array(texts, dtype=object))
+        assert pa.types.is_dictionary(column.type) and column.to_pylist() == texts

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cybersentinel.url.parsing import normalise, parse_ip, registered_domain, split_url
+from cybersentinel.url.parsing import normalise, parse_ip, registered_domain, split_url, url_fields
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,11 @@ def test_parse_ip_accepts_integer_and_hex_forms_but_not_names():
     assert str(parse_ip("0xC0A80001")) == "192.168.0.1"
     assert parse_ip("example.com") is None
     assert parse_ip("99999999999") is None
+
+
+@pytest.mark.parametrize("url", ["HTTP://User:pw@WWW.Example.co.uk:8080/A/b.php?q=1#frag", "example.com:443/x",
+                                 "//a.b@[2001:db8::1]:80/p", "localhost:8080/x", "http://h\\\\p?x#y", "", "  a  "])
+def test_url_fields_are_split_urls_fields_without_the_host_split(url):
+    parts = split_url(url)
+    assert url_fields(url) == (parts.scheme, parts.userinfo, parts.host, parts.port, parts.path, parts.query,
+                               parts.fragment)

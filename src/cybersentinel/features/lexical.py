@@ -633,9 +633,10 @@ def _ngram_indices(data, starts, ends, lo, hi, shift, indptr):
 
 
 @njit(cache=True, inline="always")
-def _ngram_sum(data, start, end, lo, hi, shift, weights):
-    """The sum of ``weights`` over the n-gram buckets of one span, and the number of n-grams."""
-    total = 0.0
+def _ngram_sum(data, start, end, lo, hi, shift, weights, buckets):
+    """The sum of ``weights`` over the n-gram buckets of one span, and the number of n-grams. The buckets are
+    hashed into ``buckets`` (room for ``(hi - lo + 1)`` per byte of the span) first, then their weights added in
+    the same order: the loads no longer wait in the hash loop, and the span took under half the time."""
     count = 0
     for p in range(start, end):
         h = _FNV_OFFSET
@@ -644,8 +645,11 @@ def _ngram_sum(data, start, end, lo, hi, shift, weights):
                 break
             h = (h ^ np.uint64(_lower(data[p + n]))) * _FNV_PRIME
             if n + 1 >= lo:
-                total += weights[_bucket(h, shift)]
+                buckets[count] = _bucket(h, shift)
                 count += 1
+    total = 0.0
+    for q in range(count):
+        total += weights[buckets[q]]
     return total, count
 
 
@@ -1226,11 +1230,17 @@ def _url_features(scan, table, rows, spans, data, scan_to, scan_from, host_to, h
                       brand_in_rest, brand_in_sub, brand_in_registered)
     # one n-gram column after the other: a batch's lookups stay in one 8 MB weight table at a time (row by row,
     # alternating the two tables, took twice as long)
+    longest = 0
     for i in range(len(rows)):
-        total, count = _ngram_sum(data, spans[i, host_start], spans[i, host_end], lo, hi, shift, host_weights)
+        longest = max(longest, spans[i, host_end] - spans[i, host_start], spans[i, rest_end] - spans[i, rest_start])
+    buckets = np.empty(max(longest, 0) * max(hi - lo + 1, 0) + 1, dtype=np.int64)
+    for i in range(len(rows)):
+        total, count = _ngram_sum(data, spans[i, host_start], spans[i, host_end], lo, hi, shift, host_weights,
+                                  buckets)
         out[i, hand] = _ngram_score(total, count, host_intercept)
     for i in range(len(rows)):
-        total, count = _ngram_sum(data, spans[i, rest_start], spans[i, rest_end], lo, hi, shift, rest_weights)
+        total, count = _ngram_sum(data, spans[i, rest_start], spans[i, rest_end], lo, hi, shift, rest_weights,
+                                  buckets)
         out[i, hand + 1] = _ngram_score(total, count, rest_intercept)
     return out
 

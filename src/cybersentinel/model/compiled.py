@@ -18,7 +18,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -125,6 +125,25 @@ class TreeEnsemble:
             return _walk8(X, *self.compact, contributions)
         return _walk(X, self.roots, self.feature, self.threshold, self.left, self.right, self.value,
                      self.default_left, self.missing, contributions)
+
+    def predict_leaves(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
+        """Raw scores, and what `leaf_contributions` needs to give the path contributions of chosen rows later,
+        equal to `predict`'s: a batch explains about half its rows, and adding every row's contributions was
+        40% of the trees' time. Without `compact`, the contributions of all rows, computed here."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"model expects {self.n_features} features, got {X.shape[1]}")
+        if self.compact is None:
+            return self.predict(X)
+        roots, depth, thresholds, nodes, leaf_of, leaf_value = self.compact[:6]
+        return _walk8_leaves(X, roots, depth, thresholds, nodes, leaf_of, leaf_value)
+
+    def leaf_contributions(self, leaves: Any, rows: np.ndarray) -> np.ndarray:
+        """`predict`'s contributions of ``rows``, from `predict_leaves`' second value (the same float32 sums)."""
+        if self.compact is None:
+            return leaves[rows]
+        leaf_contrib, bias = self.compact[6:]
+        return _leaf_contributions(leaves, rows, leaf_contrib, bias)
 
     @cached_property
     def compact(self) -> tuple[Any, ...] | None:
@@ -271,6 +290,62 @@ def _walk8(X, roots, depth, thresholds, nodes, leaf_of, leaf_value, leaf_contrib
     return raw, contrib
 
 
+@njit(cache=True)
+def _walk8_leaves(X, roots, depth, thresholds, nodes, leaf_of, leaf_value):
+    """`_walk8` without contributions, keeping each row's leaf of each tree (`_leaf_contributions` adds their
+    rows of the table later, for the rows that need them). The same walks, and the same sums in tree order."""
+    n = X.shape[0]
+    raw = np.zeros(n, dtype=np.float64)
+    leaves = np.empty((n, len(roots)), dtype=np.int32)
+    at = np.empty(8, dtype=np.int64)
+    full = n - n % 8
+    for start in range(0, n, 256):
+        stop = min(start + 256, n)
+        for t in range(len(roots)):
+            root = roots[t]
+            levels = depth[t]
+            for i0 in range(start, min(stop, full), 8):
+                for r in range(8):
+                    at[r] = root
+                for _ in range(levels):
+                    for r in range(8):
+                        at[r] = _step(X, i0 + r, at[r], thresholds, nodes)
+                for r in range(8):
+                    leaf = leaf_of[at[r]]
+                    raw[i0 + r] += leaf_value[leaf]
+                    leaves[i0 + r, t] = leaf
+        for i in range(max(start, full), stop):
+            for t0 in range(0, len(roots), 8):
+                width = min(8, len(roots) - t0)
+                levels = 0
+                for q in range(width):
+                    at[q] = roots[t0 + q]
+                    levels = max(levels, depth[t0 + q])
+                for _ in range(levels):
+                    for q in range(width):
+                        at[q] = _step(X, i, at[q], thresholds, nodes)
+                for q in range(width):
+                    leaf = leaf_of[at[q]]
+                    raw[i] += leaf_value[leaf]
+                    leaves[i, t0 + q] = leaf
+    return raw, leaves
+
+
+@njit(cache=True)
+def _leaf_contributions(leaves, rows, leaf_contrib, bias):
+    """`_walk8`'s contributions of the given rows from their leaves: the table rows added in tree order."""
+    m = leaf_contrib.shape[1]
+    contrib = np.zeros((len(rows), m + 1), dtype=np.float32)
+    for k in range(len(rows)):
+        i = rows[k]
+        for t in range(leaves.shape[1]):
+            leaf = leaves[i, t]
+            for j in range(m):
+                contrib[k, j] += leaf_contrib[leaf, j]
+        contrib[k, m] = bias
+    return contrib
+
+
 @njit(cache=True, inline="always")
 def _step(X, i, node, thresholds, nodes):
     """The child of ``node`` that row ``i`` goes to (a leaf: itself)."""
@@ -375,6 +450,33 @@ class UrlScorer:
             proba += calibrator.probabilities(raw if self.link == "raw" else _sigmoid(raw))  # +0.0 + -0.0 is +0.0
             contrib += fold_contrib
         return proba / len(self.folds), contrib / len(self.folds)
+
+    def predict_deferred(self, X: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """`predict`'s probabilities, and a function giving its contributions of chosen rows (indices into ``X``)
+        only when asked: the batch path explains about half its rows."""
+        found = []
+        proba = np.zeros(len(X))
+        for trees, calibrator in self.folds:
+            raw, leaves = trees.predict_leaves(X)
+            found.append((trees, leaves))
+            probabilities = calibrator.probabilities(raw if self.link == "raw" else _sigmoid(raw))
+            if len(self.folds) == 1:
+                proba = probabilities
+            else:
+                proba += probabilities  # as `predict` adds them
+        if len(self.folds) > 1:
+            proba = proba / len(self.folds)
+
+        def contributions(rows: np.ndarray) -> np.ndarray:
+            rows = np.asarray(rows, dtype=np.int64)
+            if len(found) == 1:
+                return found[0][0].leaf_contributions(found[0][1], rows)
+            contrib = np.zeros((len(rows), X.shape[1] + 1), dtype=np.float32)
+            for trees, leaves in found:
+                contrib += trees.leaf_contributions(leaves, rows)
+            return contrib / len(found)
+
+        return proba, contributions
 
     @classmethod
     def from_pipeline(cls, model: Any) -> UrlScorer | None:

@@ -25,7 +25,16 @@ from cybersentinel.features.lexical import (
     rendered,
     rows_matching,
 )
-from cybersentinel.scoring.policy import Evidence, Policy, SiteList, changes_anything, decide, user_content_host
+from cybersentinel.scoring.policy import (
+    Evidence,
+    Policy,
+    SiteList,
+    changes_anything,
+    decide,
+    popular_only,
+    popular_reason,
+    user_content_host,
+)
 from cybersentinel.url.parsing import (
     HostSplits,
     canonical_host,
@@ -34,7 +43,7 @@ from cybersentinel.url.parsing import (
     plain_names,
     split_host,
     split_host_columns,
-    split_url,
+    url_fields,
 )
 
 
@@ -95,7 +104,7 @@ class Decider:
         registered = splits.registered if isinstance(splits.registered, list) else splits.registered.to_pylist()
         allowed = [self.allow.match(host) for host in canonical] if self.allow.entries else [""] * n
         blocked = [self.block.match(host) for host in canonical] if self.block.entries else [""] * n
-        ranks = [self.popularity.get(name) for name in registered]
+        ranks = list(map(self.popularity.get, registered))
         feeds = [()] * n
         if self.index is not None:
             signals = [self.index.host_signals(host, name if ok else None)
@@ -110,11 +119,12 @@ class Decider:
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
                    deceptions, [""] * n, [""] * n, own_name, user_content)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
-        for i, host in enumerate(canonical):
-            if not plain[i] or host.endswith("localhost"):  # maybe an address, localhost or empty
-                fields = self._address_fields(host, bare, allowed[i], blocked[i])
-                if fields is not None:
-                    entries[i] = (*fields, *changes_anything(self.policy, [fields]))
+        maybe_addresses = [i for i, (ok, host) in enumerate(zip(plain, canonical, strict=True))
+                           if not ok or host.endswith("localhost")]  # maybe an address, localhost or empty
+        for i in maybe_addresses:
+            fields = self._address_fields(canonical[i], bare, allowed[i], blocked[i])
+            if fields is not None:
+                entries[i] = (*fields, *changes_anything(self.policy, [fields]))
         return entries
 
     def _address_fields(self, host: str, bare: bool, allowed: str, blocked: str) -> tuple | None:
@@ -162,7 +172,15 @@ class Decider:
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset]] = True
         bare_hosts = np.unique(host_of_row[ok & bare_ip]).tolist()  # addresses alone: their own entries
         bare = dict(zip(bare_hosts, self._entries([hosts[j] for j in bare_hosts], True), strict=True))
-        rows = np.flatnonzero(ok & (changes[host_of_row] | bare_ip | per_row))
+        rows = ok & (changes[host_of_row] | bare_ip | per_row)
+        # rows of a popular site with nothing else to it (most rows `decide` would see): rule 6 in one multiply
+        popular = self._popular_hosts(plain, changes)
+        if popular is not None:
+            simple = rows & ~bare_ip & ~per_row & (popular[host_of_row] != "")
+            scores[simple] = model_scores[simple] * self.policy.popular_factor
+            reasons[simple] = popular[host_of_row[simple]]
+            rows &= ~simple
+        rows = np.flatnonzero(rows)
         facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset)
         for i, host, alone, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
                 rows.tolist(), host_of_row[rows].tolist(), bare_ip[rows].tolist(), per_row[rows].tolist(),
@@ -171,6 +189,17 @@ class Decider:
                                                                i if single else None, facts)
         verdicts = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")
         return scores, verdicts, reasons, feeds
+
+    def _popular_hosts(self, plain: list[tuple], changes: np.ndarray) -> np.ndarray | None:
+        """Per host (and the "no host" entry), rule 6's reason where it alone decides the host (`popular_only`),
+        else ""; None when no host is such."""
+        found = {j: popular_reason(plain[j][6], plain[j][5]) for j in np.flatnonzero(changes).tolist()
+                 if popular_only(self.policy, plain[j])}
+        if not found:
+            return None
+        out = np.full(len(changes), "", dtype=object)
+        out[list(found)] = list(found.values())
+        return out
 
     def decide_rows(self, model_scores: list[float | None], hosts: list[str], host_of_row: list[int],
                     bare_row: list[bool], row_deception: Mapping[int, str], row_known_file: Mapping[int, str],
@@ -282,9 +311,9 @@ _ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
 def userinfo_deception(url: str) -> str:
     """A host name written before ``@`` (``http://www.paypal.com@evil.top/``): the browser goes to the part
     after it. "" when the URL has no such user-info."""
-    parts = split_url(url)
-    if parts.userinfo and "." in parts.userinfo and parts.host:
-        return f"`{parts.userinfo[:60]}` before '@' hides the real host `{parts.host}`"
+    _, userinfo, host, *_ = url_fields(url)  # no public-suffix split: only the host's text is shown
+    if userinfo and "." in userinfo and host:
+        return f"`{userinfo[:60]}` before '@' hides the real host `{host}`"
     return ""
 
 
@@ -348,11 +377,10 @@ def known_software_file(url: str, known_paths: frozenset[str], software: str) ->
     can put its own index page in any directory it can write (``/wp-includes/css/``), or answer ``/wp-content``
     on a host that runs no WordPress at all. Compared in the case the file list has, as the web server compares
     (``/wp-includes/ID3/``)."""
-    parts = split_url(url)
-    path = parts.path
-    if not parts.query and _author_archive(path, known_paths):
+    *_, path, query, _ = url_fields(url)  # the path and query only: no public-suffix split of the host
+    if not query and _author_archive(path, known_paths):
         return f"{software} author archive `{path}`"
-    if (route := _rest_route_query(path, parts.query)) is not None:
+    if (route := _rest_route_query(path, query)) is not None:
         tail = REST_PREFIX + route.lstrip("/")
         return f"{software} REST route `{tail}`" if _stock_route(tail, known_paths) else ""
     cut = min((i for i in (path.find("/wp-"), path.find("/xmlrpc.php")) if i >= 0), default=-1)
@@ -383,7 +411,7 @@ def planted_page(url: str, known_paths: frozenset[str], software: str) -> str:
     the file list has, as the web server compares."""
     if not known_paths:
         return ""
-    path = split_url(url).path
+    path = url_fields(url)[4]
     cut = min((i for i in (path.find(core) for core in _CORE_FOLDERS) if i >= 0), default=-1)
     if cut < 0:
         return ""
@@ -405,7 +433,7 @@ PAGE_ASSET_EXTENSIONS = tuple(_ASSET_KINDS)
 def page_asset(url: str) -> str:
     """``"script `/js/app.min.js`"`` when the URL's path ends in a page asset's extension (`_ASSET_KINDS`);
     "" for pages, directories and anything else."""
-    path = split_url(url).path
+    path = url_fields(url)[4]
     dot = path.rfind(".")
     kind = _ASSET_KINDS.get(path[dot:].lower()) if dot > path.rfind("/") else None
     return f"{kind} `{path[-80:]}`" if kind else ""

@@ -151,7 +151,7 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     popular = policy.is_popular
     assets = policy.cap_page_assets
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
-                 or popular(rank, own_name) or (asset and assets))
+                 or (rank is not None and popular(rank, own_name)) or (asset and assets))
             for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name,
             _ in evidences]
 
@@ -182,8 +182,7 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
     score, reason = model_score, ""
     if policy.is_popular(rank, evidence.own_name):
         if not (evidence.user_content and policy.cap_user_content):
-            score, reason = model_score * policy.popular_factor, \
-                f"popular site {evidence.registered_domain} (Tranco rank {rank:,})"
+            score, reason = model_score * policy.popular_factor, popular_reason(evidence.registered_domain, rank)
         elif score >= policy.threshold:
             score, reason = policy.asset_ceiling, f"a host where anyone can publish ({evidence.user_content}): " \
                 f"{evidence.registered_domain}'s rank does not vouch for it, and on the model's word alone it is at " \
@@ -230,6 +229,21 @@ def user_content_host(host: str) -> str:
         if name in _USER_SITES_UNDER and host not in (name, "www." + name):
             return "*." + name
     return ""
+
+
+def popular_reason(registered_domain: str, rank: int) -> str:
+    """Rule 6's reason for a popular site."""
+    return f"popular site {registered_domain} (Tranco rank {rank:,})"
+
+
+def popular_only(policy: Policy, evidence: tuple) -> bool:
+    """Whether rule 6 alone decides a host of these `Evidence` fields (a tuple, as `changes_anything` takes) when
+    nothing is known of the row itself: `decide` then multiplies the score by ``popular_factor``, nothing else."""
+    _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name, \
+        user_content = evidence[:14]
+    return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset
+                or ip_status in NOT_JUDGED_IP or (user_content and policy.cap_user_content)) \
+        and policy.is_popular(rank, own_name)
 
 
 class SiteList:

@@ -477,6 +477,13 @@ def _registered(host: str, domain: str, suffix: str, is_ip: bool) -> str:
 
 def split_url(raw: object) -> UrlParts:
     """Split any value into URL parts. Lower-cases scheme and host; keeps path case."""
+    fields = url_fields(raw)
+    return UrlParts(*fields, *split_host(fields[2]))
+
+
+def url_fields(raw: object) -> tuple[str, str, str, str, str, str, str]:
+    """`split_url`'s (scheme, userinfo, host, port, path, query, fragment), without the host's public-suffix split
+    (what the row rules that read only the path or the user-info need)."""
     text = to_text(raw).strip()[:_MAX_URL_CHARS]
     scheme = ""
     match = _SCHEME.match(text)
@@ -503,8 +510,7 @@ def split_url(raw: object) -> UrlParts:
     host = host.lower().rstrip(".")
     path, _, fragment = rest.partition("#")
     path, _, query = path.partition("?")
-    subdomain, domain, suffix, is_ip = split_host(host)
-    return UrlParts(scheme, userinfo, host, port, path, query, fragment, subdomain, domain, suffix, is_ip)
+    return scheme, userinfo, host, port, path, query, fragment
 
 
 def normalise(raw: object) -> str:
