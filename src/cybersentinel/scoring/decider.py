@@ -140,7 +140,7 @@ class Decider:
 
     def _new_entry(self, host: str, bare: bool) -> tuple:
         """`_new_entries` of one host, the same steps without a column per field (a request of one URL spent more
-        on building and zipping thirteen one-element lists than on the look-ups); `tests/test_small_requests.py`
+        on building and zipping fourteen one-element lists than on the look-ups); `tests/test_small_requests.py`
         checks the two agree."""
         plain = PLAIN_NAME.fullmatch(host) is not None  # `plain_names` of one host
         canonical = host if plain else canonical_host(host) or host
@@ -160,8 +160,9 @@ class Decider:
         if not plain or canonical.endswith("localhost"):  # maybe an address, localhost or empty
             fields = self._address_fields(canonical, bare, allowed, blocked)
         if fields is None:
+            user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
             fields = (False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", "",
-                      canonical == registered or canonical == "www." + registered)
+                      canonical == registered or canonical == "www." + registered, user_content)
         return (*fields, *changes_anything(self.policy, [fields]))
 
     def _address_fields(self, host: str, bare: bool, allowed: str, blocked: str) -> tuple | None:
