@@ -334,3 +334,33 @@ def test_scoring_and_http_metrics_count_each_result_and_request() -> None:
     assert value("t_http_requests_total", {"route": "/v1/score", "method": "POST", "status": "200"}) == 2
     assert value("t_http_errors_total", {"route": "/v1/score", "status": "422"}) == 1
     assert value("t_http_request_duration_seconds_count", {"route": "/v1/score"}) == 3
+
+
+def test_direct_metric_updates_write_what_inc_and_observe_write() -> None:
+    # the service's per-request updates skip the client's wrappers: the same counts, sums and buckets as theirs
+    from prometheus_client import Counter, Histogram, generate_latest
+
+    from cybersentinel.ops.metrics import LATENCY_BUCKETS, SCORE_BUCKETS, add, observe
+
+    values = [0.0, 0.0005, 0.00051, 0.001, 0.3, 0.85, 1.0, 2.5, 9.99, 10.0, 10.5, 1e300, float("inf"), -1.0]
+    texts = []
+    for direct in (False, True):
+        registry = CollectorRegistry()
+        counter = Counter("c", "c", ["k"], registry=registry)
+        plain = Counter("p", "p", registry=registry)
+        latency = Histogram("l", "l", ["route"], buckets=LATENCY_BUCKETS, registry=registry)
+        score = Histogram("s", "s", buckets=SCORE_BUCKETS, registry=registry)
+        for i, v in enumerate(values):
+            if direct:
+                add(counter.labels(str(i % 3)), i)
+                add(plain, 1)
+                observe(latency.labels("/v1/score"), v)
+                observe(score, v)
+            else:
+                counter.labels(str(i % 3)).inc(i)
+                plain.inc(1)
+                latency.labels("/v1/score").observe(v)
+                score.observe(v)
+        texts.append(b"\n".join(line for line in generate_latest(registry).splitlines() if b"_created" not in line))
+    assert texts[0] == texts[1]
+    assert b'l_bucket{le="0.0005",route="/v1/score"} 3.0' in texts[1]  # a value on a bound is in that bucket

@@ -97,6 +97,44 @@ def test_an_untrusted_host_is_refused_and_never_redirected_to(open_client: TestC
     assert slash.status_code == 404 and "location" not in slash.headers  # no redirect built from the Host header
 
 
+def test_the_host_check_answers_as_starlettes_trusted_host_middleware() -> None:
+    # `BrowserGuard` checks the Host header itself (one middleware, the headers read once): the same answers as
+    # Starlette's TrustedHostMiddleware, which it replaced on HTTP requests, for hostile and odd Host headers
+    import asyncio
+
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    from cybersentinel.ops.service import BrowserGuard
+
+    async def ok(scope: dict, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    def answer(app: object, headers: list[tuple[bytes, bytes]]) -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
+                 "headers": headers, "scheme": "http", "server": ("127.0.0.1", 8000), "root_path": "",
+                 "http_version": "1.1"}
+        asyncio.run(app(scope, receive, send))  # type: ignore[operator]
+        return sent
+
+    values = [b"127.0.0.1", b"127.0.0.1:8000", b"LOCALHOST", b"localhost:", b"[::1]", b"[::1]:80", b"::1",
+              b"attacker.example", b"127.0.0.1.attacker.example", b"x.scan.example.org", b"scan.example.org:99999",
+              b"", b" ", b"127.0.0.1 ", b"127.0.0.1:abc", b"[zz::1]", b"\xff\xfe", b"a@127.0.0.1", b"www.127.0.0.1"]
+    for hosts in (["127.0.0.1", "localhost", "::1"], ["*.scan.example.org", "[::1]"], ["*"]):
+        for headers in [[(b"host", v)] for v in values] + [[], [(b"host", b"evil.example"), (b"host", b"localhost")],
+                                                          [(b"host", b"localhost"), (b"host", b"evil.example")]]:
+            expected = answer(BrowserGuard(TrustedHostMiddleware(ok, allowed_hosts=hosts, www_redirect=False)), headers)
+            assert answer(BrowserGuard(ok, allowed_hosts=hosts), headers) == expected, (hosts, headers)
+
+
 def test_trusted_hosts_default_to_the_bound_address_and_localhost() -> None:
     assert Settings().trusted_hosts == ("127.0.0.1", "localhost", "::1")
     assert Settings.from_env({"CYBERSENTINEL_TRUSTED_HOSTS": "scan.example.org,10.0.0.5"}).trusted_hosts == (

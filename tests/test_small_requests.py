@@ -137,6 +137,29 @@ def test_cached_evidence_is_nothing_the_garbage_collector_walks(detector: Detect
     assert detector.score_values(VARIED, decider=decider).to_pylist() == first  # answered from the cache
 
 
+HOSTILE_HOSTS = ["example.com", "www.example.com", "mail.google.com", "paypal.com.account-verify.xyz",
+                 "xn--pple-43d.com", "paypa1.com", "1.10.16.5", "1.10.4101", "3232235521", "0x1.0xa.0x10.0x5",
+                 "[2001:db8::1]", "[::1]", "localhost", "a.localhost", "8.8.8.8", "10.0.0.1", "", "EXAMPLE.COM",
+                 "example.com.", "exa mple.com", "a\x00b.com", "\ufffd.com", "intranet.corp-example.com",
+                 "bad.example.net", "someone.github.io", "xn--80ak6aa92e.com", "com", "-x-.com", "1.2.3", "xyz",
+                 "kit.sites.google.com", "x.weebly.com", "www.weebly.com", "www.rakuten.co.jp.akddojx.cn"]
+
+
+def test_one_new_host_gets_the_entry_the_batch_of_hosts_gives(detector: Detector) -> None:
+    # a request's one new host takes `_new_entry`; many take `_new_entries`: the same cache entries
+    hosts = HOSTILE_HOSTS + [f"{u.split('//')[-1].split('/')[0]}" for u in VARIED]
+    platforms = Decider(detector.policy, popularity={**detector.popularity, "google.com": 1, "weebly.com": 300})
+    assert platforms._new_entry("kit.sites.google.com", False)[13] == "sites.google.com"  # Evidence.user_content
+    for decider in [*deciders(detector), platforms]:
+        for bare in (False, True):
+            batch = decider._new_entries(hosts, bare)
+            assert [decider._new_entry(host, bare) for host in hosts] == batch
+            fresh = Decider(decider.policy, decider.index, decider.allow, decider.block, decider.popularity,
+                            decider.resolvers)
+            assert [fresh._entries([host], bare)[0] for host in hosts] == batch  # one at a time, through the cache
+            assert [fresh._entries([host], bare)[0] for host in hosts] == batch  # and from it
+
+
 def test_host_memo_is_bounded_and_transparent() -> None:
     from cybersentinel.url.parsing import host_memo
 

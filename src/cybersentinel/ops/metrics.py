@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,7 +59,7 @@ class ScoringMetrics:
         distinct value, so a 1,000-URL batch costs a few dozen metric updates, not thousands."""
         if not results:
             return
-        self.urls.inc(len(results))
+        add(self.urls, len(results))
         verdicts: dict[str, int] = {}
         listed: dict[Any, int] = {}
         unscorable = 0
@@ -70,17 +71,17 @@ class ScoringMetrics:
             if feeds := r.get("feeds"):
                 listed[feeds] = listed.get(feeds, 0) + 1
         for verdict, count in verdicts.items():
-            self.children.get(self.verdicts, verdict).inc(count)
+            add(self.children.get(self.verdicts, verdict), count)
         if unscorable:
-            self.errors.inc(unscorable)
+            add(self.errors, unscorable)
         for feeds, count in listed.items():
             for feed in str(feeds).split(", "):
-                self.children.get(self.feeds, feed).inc(count)
+                add(self.children.get(self.feeds, feed), count)
         if len(results) <= SMALL_BATCH:  # numpy's fixed cost is more than a few plain observes
             for r in results:
                 score = r.get("score")
                 if score is not None and score == score:
-                    self.scores.observe(score)
+                    observe(self.scores, score)
             return
         scores = np.array([r.get("score") for r in results], dtype=float)
         observe_many(self.scores, scores[np.isfinite(scores)])
@@ -99,6 +100,24 @@ class Children:
         if found is None:
             found = self.kept[key] = metric.labels(*values)
         return found
+
+
+# A request's metric updates go straight to the values a metric keeps (`_value`; a histogram's `_sum` and
+# `_buckets`, as `observe_many` writes them): the same writes as ``counter.inc(n)`` and ``histogram.observe(v)``
+# without their checks, which cannot fail here (amounts are never negative, every metric written has its labels),
+# two frames fewer per update on the path of every request (seven updates for a one-URL request).
+
+
+def add(counter: Any, amount: float) -> None:
+    """``counter.inc(amount)`` of a counter (or a labelled child of one), ``amount`` >= 0."""
+    counter._value.inc(amount)
+
+
+def observe(histogram: Any, value: float) -> None:
+    """``histogram.observe(value)`` of a histogram (or a labelled child of one), ``value`` not NaN: the sum, and
+    the first bucket whose upper bound is at least ``value`` (the last bound is +Inf)."""
+    histogram._sum.inc(value)
+    histogram._buckets[bisect_left(histogram._upper_bounds, value)].inc(1)
 
 
 def observe_many(histogram: Any, values: np.ndarray) -> None:
@@ -153,10 +172,10 @@ class HttpMetrics:
 
     def record(self, route: str, method: str, status: int, seconds: float) -> None:
         code = str(status)
-        self.children.get(self.requests, route, method, code).inc()
+        add(self.children.get(self.requests, route, method, code), 1)
         if status >= 400:
-            self.children.get(self.errors, route, code).inc()
-        self.children.get(self.latency, route).observe(seconds)
+            add(self.children.get(self.errors, route, code), 1)
+        observe(self.children.get(self.latency, route), seconds)
 
 
 class MetricsMiddleware:

@@ -195,18 +195,36 @@ def cross_origin(headers: Any) -> bool:
 class BrowserGuard:
     """ASGI middleware: security headers on every response, HEAD answered without a body, and any request that
     changes state refused (403) when a browser sends it from another origin without an API key: a page
-    elsewhere cannot use a keyless local server (a simple text/plain POST needs no CORS preflight)."""
+    elsewhere cannot use a keyless local server (a simple text/plain POST needs no CORS preflight). Then, with
+    ``allowed_hosts``, a request whose Host header names none of them is refused (400) as Starlette's
+    `TrustedHostMiddleware` refuses it (DNS rebinding: a page on a name that resolves to 127.0.0.1): checked here
+    for HTTP, by that middleware itself for other scopes. One middleware reading the headers once costs a request
+    less than two."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, allowed_hosts: list[str] | None = None):
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
         self.app = app
+        self.trusted = None  # None: every host is answered
+        if allowed_hosts is not None:
+            self.trusted = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts, www_redirect=False)
+            if self.trusted.allow_any:
+                self.trusted = None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await (self.trusted or self.app)(scope, receive, send)
             return
         method = scope["method"]
+        host, browser = None, False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if host is None:
+                    host = value
+            elif name in BROWSER_HEADERS:
+                browser = True
         # only a request with Origin or Sec-Fetch-Site can be cross-origin: most (scripts, curl) skip the parsing
-        if method not in ("GET", "HEAD", "OPTIONS") and any(name in BROWSER_HEADERS for name, _ in scope["headers"]):
+        if method not in ("GET", "HEAD", "OPTIONS") and browser:
             from starlette.datastructures import Headers
 
             headers = Headers(scope=scope)
@@ -229,7 +247,24 @@ class BrowserGuard:
                 message = {**message, "body": b""}
             await send(message)
 
+        if self.trusted is not None and not trusted_host(host, self.trusted.allowed_hosts):
+            from starlette.responses import PlainTextResponse
+
+            await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, guarded_send)
+            return
         await self.app(scope, receive, guarded_send)
+
+
+def trusted_host(header: bytes | None, patterns: list[str]) -> bool:
+    """Whether a Host header (its first value, as sent) names an allowed host: `TrustedHostMiddleware`'s test
+    (its parse of the header, lower-cased, equal to a pattern or under a ``*.`` one); ``patterns`` lower-case."""
+    from starlette._utils import parse_host_header
+
+    parsed = parse_host_header(header.decode("latin-1") if header is not None else None)
+    if parsed is None:
+        return False
+    host = parsed.host.lower()
+    return any(host == pattern or (pattern.startswith("*") and host.endswith(pattern[1:])) for pattern in patterns)
 
 
 def parse_lines(text: str) -> list[str]:
@@ -337,7 +372,6 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
     from starlette.background import BackgroundTask
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import ClientDisconnect
     from starlette.routing import Route
 
@@ -490,9 +524,9 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     # Without keys the check is a no-op: leaving the dependency out saves FastAPI's per-request solving of it.
     # The /v1 routes are the app's own, not an included APIRouter: matching through one cost ~10 us a request.
     keyed = [Depends(require_key)] if settings.api_keys else []
-    # A Host header we do not serve is refused (DNS rebinding: a page on a name that resolves to 127.0.0.1).
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.trusted_hosts), www_redirect=False)
-    app.add_middleware(BrowserGuard)
+    # A Host header we do not serve is refused (DNS rebinding: a page on a name that resolves to 127.0.0.1), and so
+    # is a browser's cross-origin request without a key; every answer gets the security headers (`BrowserGuard`).
+    app.add_middleware(BrowserGuard, allowed_hosts=list(settings.trusted_hosts))
     if settings.api_keys:
         declare_key_scheme(app)
 
