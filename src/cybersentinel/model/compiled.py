@@ -122,7 +122,7 @@ class TreeEnsemble:
         if X.shape[1] != self.n_features:
             raise ValueError(f"model expects {self.n_features} features, got {X.shape[1]}")
         if self.compact is not None:  # no split routes missing values: LightGBM reads NaN as 0 (so does `_walk8`)
-            return _walk8(X, *self.compact, contributions)
+            return _walk8(X, *self.compact, contributions, _NO_LEAVES)
         return _walk(X, self.roots, self.feature, self.threshold, self.left, self.right, self.value,
                      self.default_left, self.missing, contributions)
 
@@ -135,8 +135,8 @@ class TreeEnsemble:
             raise ValueError(f"model expects {self.n_features} features, got {X.shape[1]}")
         if self.compact is None:
             return self.predict(X)
-        roots, depth, thresholds, nodes, leaf_of, leaf_value = self.compact[:6]
-        return _walk8_leaves(X, roots, depth, thresholds, nodes, leaf_of, leaf_value)
+        leaves = np.empty((len(X), len(self.compact[0])), dtype=np.int32)
+        return _walk8(X, *self.compact, False, leaves)[0], leaves
 
     def leaf_contributions(self, leaves: Any, rows: np.ndarray) -> np.ndarray:
         """`predict`'s contributions of ``rows``, from `predict_leaves`' second value (the same float32 sums)."""
@@ -244,13 +244,14 @@ def _walk(X, roots, feature, threshold, left, right, value, default_left, missin
 
 
 @njit(cache=True)
-def _walk8(X, roots, depth, thresholds, nodes, leaf_of, leaf_value, leaf_contrib, bias, contributions):
+def _walk8(X, roots, depth, thresholds, nodes, leaf_of, leaf_value, leaf_contrib, bias, contributions, leaves):
     # Eight rows at once through each tree, every one for the tree's full depth (leaves loop to themselves):
     # no data-dependent branch, and eight independent chains of loads for the CPU to overlap. The arrays are
     # `TreeEnsemble.compact`'s: a node's float32 threshold at ``thresholds[2 * node]``, ``left << 8 | feature`` at
     # ``nodes[2 * node + 1]``, the right child ``left + 1``. Raw scores add the leaves' values in tree order (LightGBM's
     # sum to the last bit); a row's path contributions are its leaves' rows of the contribution table, added as
-    # contiguous (SIMD) vectors.
+    # contiguous (SIMD) vectors. ``leaves``: an (n, trees) array to keep each row's leaf of each tree in
+    # (`predict_leaves`), or an empty one.
     n, m = X.shape
     raw = np.zeros(n, dtype=np.float64)
     contrib = np.zeros((n if contributions else 0, m + 1), dtype=np.float32)
@@ -268,7 +269,7 @@ def _walk8(X, roots, depth, thresholds, nodes, leaf_of, leaf_value, leaf_contrib
                     for r in range(8):
                         at[r] = _step(X, i0 + r, at[r], thresholds, nodes)
                 for r in range(8):
-                    _add_leaf(raw, contrib, i0 + r, leaf_of[at[r]], leaf_value, leaf_contrib, contributions)
+                    _add_leaf(raw, contrib, leaves, i0 + r, t, leaf_of[at[r]], leaf_value, leaf_contrib, contributions)
         # the last n % 8 rows (a request's few): eight trees at once instead, each row on its own. A tree's walk is
         # a chain of dependent loads, cold after an idle gap: one chain at a time took a one-URL request 100 trees'
         # worth of memory latencies; eight in flight overlap. Leaves are still added in tree order.
@@ -283,52 +284,11 @@ def _walk8(X, roots, depth, thresholds, nodes, leaf_of, leaf_value, leaf_contrib
                     for q in range(width):
                         at[q] = _step(X, i, at[q], thresholds, nodes)
                 for q in range(width):
-                    _add_leaf(raw, contrib, i, leaf_of[at[q]], leaf_value, leaf_contrib, contributions)
+                    _add_leaf(raw, contrib, leaves, i, t0 + q, leaf_of[at[q]], leaf_value, leaf_contrib, contributions)
         if contributions:
             for i in range(start, stop):
                 contrib[i, m] = bias
     return raw, contrib
-
-
-@njit(cache=True)
-def _walk8_leaves(X, roots, depth, thresholds, nodes, leaf_of, leaf_value):
-    """`_walk8` without contributions, keeping each row's leaf of each tree (`_leaf_contributions` adds their
-    rows of the table later, for the rows that need them). The same walks, and the same sums in tree order."""
-    n = X.shape[0]
-    raw = np.zeros(n, dtype=np.float64)
-    leaves = np.empty((n, len(roots)), dtype=np.int32)
-    at = np.empty(8, dtype=np.int64)
-    full = n - n % 8
-    for start in range(0, n, 256):
-        stop = min(start + 256, n)
-        for t in range(len(roots)):
-            root = roots[t]
-            levels = depth[t]
-            for i0 in range(start, min(stop, full), 8):
-                for r in range(8):
-                    at[r] = root
-                for _ in range(levels):
-                    for r in range(8):
-                        at[r] = _step(X, i0 + r, at[r], thresholds, nodes)
-                for r in range(8):
-                    leaf = leaf_of[at[r]]
-                    raw[i0 + r] += leaf_value[leaf]
-                    leaves[i0 + r, t] = leaf
-        for i in range(max(start, full), stop):
-            for t0 in range(0, len(roots), 8):
-                width = min(8, len(roots) - t0)
-                levels = 0
-                for q in range(width):
-                    at[q] = roots[t0 + q]
-                    levels = max(levels, depth[t0 + q])
-                for _ in range(levels):
-                    for q in range(width):
-                        at[q] = _step(X, i, at[q], thresholds, nodes)
-                for q in range(width):
-                    leaf = leaf_of[at[q]]
-                    raw[i] += leaf_value[leaf]
-                    leaves[i, t0 + q] = leaf
-    return raw, leaves
 
 
 @njit(cache=True)
@@ -357,11 +317,16 @@ def _step(X, i, node, thresholds, nodes):
 
 
 @njit(cache=True, inline="always")
-def _add_leaf(raw, contrib, i, leaf, leaf_value, leaf_contrib, contributions):
+def _add_leaf(raw, contrib, leaves, i, t, leaf, leaf_value, leaf_contrib, contributions):
     raw[i] += leaf_value[leaf]
+    if leaves.shape[0]:
+        leaves[i, t] = leaf
     if contributions:
         for j in range(leaf_contrib.shape[1]):
             contrib[i, j] += leaf_contrib[leaf, j]
+
+
+_NO_LEAVES = np.empty((0, 0), dtype=np.int32)  # `_walk8` keeps no leaves
 
 
 def _sigmoid(raw: np.ndarray) -> np.ndarray:
