@@ -34,7 +34,7 @@ The rules, first match decides:
    model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
    Not on a host where anyone can publish (``cap_user_content``, `USER_CONTENT_HOSTS`: ``sites.google.com``,
    ``forms.gle``, a ``*.weebly.com`` site, a SharePoint tenant): the platform's rank says nothing of what its
-   users put there, and 5-9% of the phishing collections' URLs sit on such hosts. Such a URL keeps the model's
+   users put there, and 5-9% of PhishTank's and Phishing.Database's URLs sit on such hosts. Such a URL keeps the model's
    score but is at most ``suspicious`` on the model's word alone (just below the threshold): legitimate shared
    documents and forms look the same to a URL-only model, and blocking one breaks a workplace's files.
 7. Otherwise the model's score stands.
