@@ -90,6 +90,19 @@ def test_a_short_brand_counts_in_a_registered_name_only_where_a_word_begins():
         assert f["brand_in_domain_with_extra"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
 
 
+def test_brands_phished_outside_north_america_count_as_brands():
+    # JPCERT/CC's and the collections' kits imitate Japanese banks, cards and carriers, Latin American and European
+    # banks, shops and file-sharing services; their own sites keep their names
+    urls = ["https://docomo.gcblul.shop/", "https://jp.bkfsvqk.cn/aeon", "https://www.eki-net.user-support.cc/login",
+            "https://mufg-direct-login.icu/", "https://example.com/bancolombia/personas/",
+            "https://www.rakuten.co.jp/", "https://www.docomo.ne.jp/", "https://www.eki-net.com/",
+            "https://www.bancolombia.com/personas"]
+    for copies in (1, FEW_TEXTS + 1):  # one host at a time, and the batch path
+        f = pd.DataFrame(ParsedUrls(urls * copies).hand_features()[:len(urls)], columns=list(URL_FEATURES))
+        assert f["brand_outside_domain"].tolist() == [1, 1, 1, 0, 1, 0, 0, 0, 0]
+        assert f["brand_in_domain_with_extra"].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0]
+
+
 @pytest.fixture(scope="module")
 def fitted() -> tuple[UrlFeaturizer, list[str]]:
     rng = np.random.default_rng(0)

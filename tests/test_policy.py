@@ -74,6 +74,7 @@ def test_the_decider_knows_a_hosts_own_name_from_its_subdomains():
     ("fabrikam.sharepoint.com", "*.sharepoint.com"),
     ("google.com", ""), ("accounts.google.com", ""), ("login.live.com", ""), ("onedrive.live.com", "onedrive.live.com"),
     ("weebly.com.evil.top", ""), ("notgoogle.com", ""), ("bit.ly", ""), ("1.2.3.4", ""), ("", ""),
+    ("203.0.113.50.sslip.io", "*.sslip.io"), ("login.10.0.0.1.nip.io", "*.nip.io"), ("sslip.io", ""),
 ])
 def test_hosts_where_anyone_can_publish(host, entry):
     assert user_content_host(host) == entry
@@ -228,13 +229,20 @@ def test_urls_on_unreachable_addresses_are_not_judged_but_public_ones_are():
     ("www.paypal.com", ""),
     ("paypal.com.au", ""),
     ("olive-garden.com", ""),
-    ("www.rakuten.co.jp.akddojx.cn", "`rakuten.co.jp` in the subdomain of unrelated `akddojx.cn`"),
-    ("id.smbc.co.jp.auth.login-check.top", "`smbc.co.jp` in the subdomain of unrelated `login-check.top`"),
+    ("www.rakuten.co.jp.akddojx.cn", "brand `rakuten` in the subdomain of unrelated `akddojx.cn`"),
+    ("id.suica.co.jp.auth.login-check.top", "`suica.co.jp` in the subdomain of unrelated `login-check.top`"),
     ("amanzon.co.ip.zhanjianghk.com.cn", "`amanzon.co.ip` in the subdomain of unrelated `zhanjianghk.com.cn`"),
     ("www.gov.uk.tax-refund.info", "`www.gov.uk` in the subdomain of unrelated `tax-refund.info`"),
     ("www.eki.co.jp-admin.swbmapl.cn", "`eki.co.jp` in the subdomain of unrelated `swbmapl.cn`"),
     ("www.rakuten.co.jp", ""), ("shop.example.co.uk", ""), ("net.cs.uni-bonn.de", ""), ("co.jp", ""),
     ("www-example-co-uk.translate.goog", ""), ("cobalt.company.com", ""), ("go.microsoft.com", ""),
+    # a look-alike where a word begins, in the registered name or a subdomain label; not inside ordinary words
+    ("arnazon.uplinkk.com", "`arnazon` in the subdomain of unrelated `uplinkk.com` imitates `amazon` with look-alike "
+                            "characters"),
+    ("storegadrive-0utl00k-sto00.firebaseapp.com",
+     "`storegadrive-0utl00k-sto00.firebaseapp.com` imitates `outlook` with look-alike characters"),
+    ("adminuser.wwwteiegramplay.xyz", "`wwwteiegramplay.xyz` imitates `telegram` with look-alike characters"),
+    ("www.happier.co.uk", ""), ("designingmall.com", ""), ("billcloud.unionpay.com", ""), ("www.amazon.co.jp", ""),
 ])
 def test_hosts_deceptive_by_construction_are_named(host, reason):
     assert deceptive_host(host) == reason

@@ -48,6 +48,15 @@ BRANDS = [
     "amazon", "netflix", "facebook", "instagram", "whatsapp", "ebay", "yahoo", "linkedin", "dropbox", "docusign",
     "adobe", "chase", "wellsfargo", "bankofamerica", "citibank", "hsbc", "santander", "barclays", "dhl", "fedex", "ups",
     "usps", "irs", "steam", "coinbase", "binance", "blockchain", "metamask", "wallet",
+    # Japan's most phished brands (banks, card issuers, carriers, delivery, shops)
+    "rakuten", "smbc", "vpass", "mufg", "mizuho", "aeon", "jcb", "saisoncard", "orico", "monex", "paypay",
+    "docomo", "softbank", "nhk", "tepco", "eki-net", "jreast", "yamato", "japanpost", "jppost", "mercari",
+    "yodobashi",
+    # elsewhere
+    "mastercard", "americanexpress", "amex", "lloyds", "natwest", "royalmail", "correos", "intesa", "sparkasse",
+    "bbva", "caixa", "itau", "bradesco", "bancolombia", "mercadolibre", "scotiabank", "desjardins", "westpac",
+    "alibaba", "aliexpress", "shopee", "onedrive", "sharepoint", "wetransfer", "telegram", "discord", "roblox",
+    "tiktok", "xfinity",
 ]
 SUSPICIOUS_WORDS = [
     "login", "signin", "sign-in", "logon", "verify", "verification", "account", "update", "secure", "security",
@@ -137,15 +146,26 @@ def imitated_brand(label: str) -> str:
         from confusable_homoglyphs import confusables
 
         plain = "".join(_latin_lookalike(c, confusables) for c in label)
-    skeleton = _ascii_skeleton(plain)
-    if not _ANY_BRAND_SKELETON.search(skeleton):  # most names: no brand's skeleton at all, one regex pass
+    if not _ANY_BRAND_SKELETON.search(_ascii_skeleton(plain)):  # most names: no brand's skeleton at all
         return ""
-    # brands of 5+ letters only: a shorter skeleton ("live", "ebay") turns up by chance ("silvergames")
-    return next((b for b in BRANDS if len(b) >= 5 and _BRAND_SKELETONS[b] in skeleton and b not in label), "")
+    # Only where a word of the name begins (``appie-id``, ``0utl00k``, ``wwwteiegram``, ``2018micr0s0ft``): inside
+    # a word, ordinary names hold a brand's skeleton by chance (``happier`` apple, ``designingmall`` gmail,
+    # ``billcloud`` icloud). Brands of 5+ letters only: a shorter skeleton ("live", "ebay") turns up by chance too.
+    for word in _WORDS.split(plain):
+        for start in (word, word.removeprefix("www"), word.lstrip("0123456789")):
+            found = _ANY_BRAND_SKELETON.match(_ascii_skeleton(start))
+            if found and _BRAND_OF_SKELETON[found.group()] not in label:
+                return _BRAND_OF_SKELETON[found.group()]
+    return ""
 
 
 _BRAND_SKELETONS = {b: _ascii_skeleton(b) for b in BRANDS}
+_WORDS = re.compile(r"[^a-z0-9]+")
 _ANY_BRAND_SKELETON = re.compile("|".join(re.escape(_BRAND_SKELETONS[b]) for b in BRANDS if len(b) >= 5))
+_BRAND_OF_SKELETON = {_BRAND_SKELETONS[b]: b for b in BRANDS if len(b) >= 5}
+# so a skeleton found where a word begins names one brand: no two brands share one, none begins another's
+assert len(_BRAND_OF_SKELETON) == sum(len(b) >= 5 for b in BRANDS)
+assert not any(a != b and b.startswith(a) for a in _BRAND_OF_SKELETON for b in _BRAND_OF_SKELETON)
 
 
 def _latin_lookalike(char: str, confusables) -> str:
@@ -239,11 +259,12 @@ _SCAN_COLUMNS = ("url_length", "host_length", "path_length", "query_length", "ho
                  "longest_digit_run", "special_chars", "double_slash_in_path", "url_in_path", "tld_in_path",
                  "php_or_html_page", "risky_extension", "suspicious_words", "_brand_in_rest", "static_asset")
 # Bump when a kernel or host computation changes meaning; the table's names and kinds are hashed in as well.
-_COMPUTATION = "bytes-fnv1a-11"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
+_COMPUTATION = "bytes-fnv1a-12"  # 3: PSL private section, one feature table; 4: assets; 5: look-alikes of 5+ letters;
 # 6: a path of "/" alone is the empty path; 7: base64 return addresses to the URL's own site are cut out;
 # 8: HTML's "&amp;" is read as "&"; 9: a cut return address takes the name that carries it;
 # 10: a brand in the public suffix (".live") is not a brand in the registered name;
-# 11: a short brand in a registered name only where a word begins ("groups" holds no "ups")
+# 11: a short brand in a registered name only where a word begins ("groups" holds no "ups");
+# 12: brands phished outside North America; a look-alike only where a word begins ("happier" imitates nothing)
 # Recorded by fit and checked by transform: a model fitted with other feature definitions must not be scored.
 FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
     [(f.name, f.flag, f.host is not None) for f in FEATURES] + [sorted(_HOST_HELPERS), _SCAN_COLUMNS]).encode()

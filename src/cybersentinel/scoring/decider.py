@@ -295,7 +295,8 @@ _COUNTRY_DOMAIN = re.compile(r"(?:^|[.-])((?:co|com|ne|or|ac|go|gov|org|edu)\.[a
 def deceptive_host(host: str) -> str:
     """How a host name deceives by construction, in words an analyst can check, or "": a registered name that
     imitates a brand with look-alike characters (punycode included), a brand's domain name placed in the
-    subdomain of an unrelated registered domain, or a country's second-level ending (``.co.jp``) placed there."""
+    subdomain of an unrelated registered domain, a country's second-level ending (``.co.jp``) placed there, or a
+    subdomain label that imitates a brand (``arnazon.example.com``)."""
     subdomain, domain, _, is_ip = split_host(host)
     return _deception(subdomain, domain, is_ip, host_registered_domain(host))
 
@@ -316,6 +317,11 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str) -> str
     if match:
         shown = ".".join(subdomain[:match.end(1)].split(".")[-3:])
         return f"`{shown}` in the subdomain of unrelated `{registered}`"
+    for label in subdomain.split("."):
+        brand = imitated_brand(label)
+        if brand and brand not in registered:
+            return (f"`{label}` in the subdomain of unrelated `{registered}` imitates `{brand}` with look-alike "
+                    "characters")
     return ""
 
 
@@ -329,10 +335,11 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
     if isinstance(splits.domain, list) and len(hosts) <= FEW_TEXTS:  # a few hosts (a request): no NumPy call
         candidates = [i for i, (domain, subdomain) in enumerate(zip(splits.domain, splits.subdomain, strict=True))
                       if may_imitate_one(domain) or _ANY_BRAND.search(subdomain) is not None
-                      or _COUNTRY_DOMAIN.search(subdomain) is not None]
+                      or _COUNTRY_DOMAIN.search(subdomain) is not None or may_imitate_one(subdomain)]
     else:
         candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain)
-                                    | rows_matching(_COUNTRY_DOMAIN, splits.subdomain)).tolist()
+                                    | rows_matching(_COUNTRY_DOMAIN, splits.subdomain)
+                                    | may_imitate(splits.subdomain)).tolist()
     if not candidates:  # most hosts (and a service request's one host, most of the time)
         return found
     columns = [column.take(pa.array(candidates)).to_pylist() if isinstance(column, pa.Array) else

@@ -213,6 +213,7 @@ USER_CONTENT_HOSTS = (
     "*.secureserver.net", "*.filesusr.com", "*.backblazeb2.com", "*.wasabisys.com", "*.myqcloud.com",
     "ipfs.io", "dweb.link", "cloudflare-ipfs.com", "linktr.ee", "bio.site", "telegra.ph", "*.jotform.com",
     "*.typeform.com", "*.formstack.com",
+    "*.sslip.io", "*.nip.io",  # wildcard DNS: ``203.0.113.50.sslip.io`` is that address, whoever runs it
 )
 _USER_HOSTS = frozenset(e for e in USER_CONTENT_HOSTS if not e.startswith("*."))
 _USER_SITES_UNDER = frozenset(e[2:] for e in USER_CONTENT_HOSTS if e.startswith("*."))
