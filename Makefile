@@ -47,7 +47,7 @@ repro: setup  ## run the pipeline on the default configuration (params.yaml)
 test: setup  ## bring the pipeline up to date (the sanity tests judge its model), lint, run the test suite
 	dvc repro
 	ruff check src stages tests benchmarks
-	pytest -q -rs
+	pytest -q -rs --durations=15
 
 lint: setup
 	ruff check src stages tests benchmarks

@@ -1,27 +1,23 @@
 """The service image for real: the repository's Dockerfile built with podman (rootful, runc) on a Debian bookworm
 base made with debootstrap (no registry is reachable), run as its non-root user, healthy by its own HEALTHCHECK,
 scoring URLs over HTTP, and holding the model and nothing else of ours (no data, no secrets, no build settings).
-`scripts/image.sh` is what `make image` runs. Cold, the base takes about 2 min and the build about 5 min."""
+`scripts/image.sh` is what `make image` runs. Cold, the base takes about 2 min and the build about 5 min: the suite
+starts the build in the background when collection ends and runs these tests last (fixtures_image.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from fixtures_image import MODEL_FILES, REPO, built_image, skip_reason
 
 from cybersentinel.core.files import sha256_file
 from cybersentinel.mlops.remote import free_port
 
-REPO = Path(__file__).resolve().parents[1]
-IMAGE = "localhost/cybersentinel:test"
-MODEL_FILES = ["model.json", "model.skops", "scorer.npz", "popular.txt", "software.txt", "resolvers.txt"]
 PODMAN = ["podman", "--cgroup-manager=cgroupfs"]
 RUNTIME = ["--runtime", "/usr/sbin/runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 # Hosts that take the service's less common paths: IPv4 in hex (WHATWG parsing by ada-url), a Cyrillic
@@ -41,19 +37,10 @@ def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
 
 @pytest.fixture(scope="module")
 def image() -> str:
-    missing = [tool for tool in ("podman", "debootstrap") if shutil.which(tool) is None]
-    if missing or not Path("/usr/sbin/runc").exists():
-        pytest.skip(f"{', '.join(missing) or 'runc'} not installed (apt-get install podman runc debootstrap)")
-    if os.geteuid() != 0:
-        pytest.skip("the image is built with rootful podman and debootstrap: run as root")
-    if not all((REPO / "models" / name).is_file() for name in MODEL_FILES):
-        pytest.skip("no model in models/: `dvc pull train` or `dvc repro` first")
-    started = time.monotonic()
-    result = subprocess.run([str(REPO / "scripts" / "image.sh"), "build"], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, "IMAGE": IMAGE}, timeout=1500)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-    print(f"image built in {time.monotonic() - started:.0f} s")
-    return IMAGE
+    """Built in the background since the end of collection (fixtures_image.py); these tests run last."""
+    if reason := skip_reason():
+        pytest.skip(reason)
+    return built_image()
 
 
 @pytest.fixture(scope="module")

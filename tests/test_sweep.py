@@ -76,7 +76,7 @@ def conform_conf_to_params(repo: Path) -> None:
         collection_file.write_text(yaml.safe_dump(collection, sort_keys=False))
     config_file = repo / "conf" / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
-    for section in ("search", "featurizer", "sample"):
+    for section in ("search", "featurizer", "sample", "calibration", "evaluate"):
         config[section] = params[section]
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     composed = yaml.safe_load(compose_params([f"model={params['model']['name']}"], repo / "conf"))
@@ -90,7 +90,7 @@ def wait_for_queue(repo: Path, env: dict[str, str], timeout: float = 600) -> str
         status = run([*DVC, "queue", "status"], cwd=repo, env=env).stdout
         if not any(state in status for state in ("Queued", "Running")):
             return status
-        time.sleep(2)
+        time.sleep(5)  # each `dvc queue status` costs about 1 s of CPU, taken from the two experiments running
     raise AssertionError(f"queue still busy after {timeout}s:\n{status}")
 
 
