@@ -326,7 +326,7 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str) -> str
 
 
 def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[str]:
-    """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label that
+    """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label or a subdomain that
     `may_imitate` a brand, or a brand's name or a country's ending in the subdomain (what `_BRAND_DOMAIN` and
     `_COUNTRY_DOMAIN` need); "" for the others.
     ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it."""
