@@ -1,0 +1,46 @@
+"""How many URLs of each collection the policy's rule 3 calls deceptive by construction, by kind and label: the
+figures the README quotes for the look-alike and country-ending rules (a rule is judged by the legitimate URLs it
+marks). Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`); every distinct host is asked once.
+
+    python benchmarks/deception_counts.py
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from cybersentinel.scoring.decider import deceptive_hosts
+from cybersentinel.url.parsing import url_fields
+
+REPO = Path(__file__).resolve().parents[1]
+# The kind of each reason `decider._deception` gives, in the order it tries them.
+KINDS = (("registered name imitates a brand", re.compile(r"^`[^`]*` imitates|^punycode host")),
+         ("brand's domain in the subdomain", re.compile(r"^brand `")),
+         ("country's ending in the subdomain", re.compile(r"in the subdomain of unrelated `[^`]*`$")),
+         ("subdomain label imitates a brand", re.compile(r"in the subdomain of unrelated `[^`]*` imitates")))
+
+
+def kind_of(reason: str) -> str:
+    return next((name for name, pattern in KINDS if pattern.search(reason)), "")
+
+
+def main() -> None:
+    table = pd.read_parquet(REPO / "data" / "validated.parquet", columns=["url", "label", "source"])
+    hosts = table["url"].map(lambda url: url_fields(url)[2].lower().rstrip("."))
+    distinct = sorted(set(hosts))
+    reasons = dict(zip(distinct, deceptive_hosts(distinct), strict=True))
+    table["kind"] = hosts.map(lambda host: kind_of(reasons[host]))
+    marked = table[table["kind"] != ""]
+    print(f"{len(table):,} URLs, {len(distinct):,} hosts; deceptive by construction: {len(marked):,}")
+    print(marked.groupby(["kind", "source", "label"]).size().rename("urls").to_string())
+    legitimate = marked[marked["label"] == 0]
+    print("\nlegitimate URLs marked, by kind (first 5 each):")
+    for kind, rows in legitimate.groupby("kind"):
+        print(f"  {kind}: {len(rows):,}  " + "  ".join(rows["url"].str[:70].head(5)))
+
+
+if __name__ == "__main__":
+    main()
