@@ -14,20 +14,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import read_params, write_json
 from cybersentinel.intel.popular import read_popular_sites
-from cybersentinel.model.generalisation import fit_recipe, forward_rows, judge, loco_rows
-from cybersentinel.model.metrics import tpr_at_fpr
+from cybersentinel.model.generalisation import fit_recipe, forward_rows, judge, loco_rows, shares_and_ranking
 from cybersentinel.scoring.detector import Detector, resolver_reasons
 from cybersentinel.scoring.policy import Policy
 
 
 def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFrame, policy: dict,
-                     lists: dict[str, Any], software: str) -> dict:
+                     lists: dict[str, Any], software: str, resamples: int = 0, seed: int = 0) -> dict:
     """The served decision's ROC-AUC and TPR at 1% FPR (of its scores) and the share of each class it calls
     `malicious` (recall of phishing, false-positive rate of legitimate rows), the fold's model behind the policy."""
     manifest = {"kind": "url", "inputs": ["url"], "policy": {**policy, "threshold": threshold},
@@ -35,18 +33,17 @@ def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFram
     detector = Detector(Pipeline([("features", featurizer), ("classifier", classifier)]), manifest, None, **lists)
     served = detector.score_values(rows["url"], reasons=False)
     malicious = served["verdict"].to_numpy(zero_copy_only=False) == "malicious"
-    scores = served["score"].to_numpy(zero_copy_only=False)
-    y = rows["label"].to_numpy()
-    scored = ~np.isnan(scores)  # what the decision cannot score (no host) is counted and left out, as evaluate does
-    out = {"served_unscorable_rows": int((~scored).sum())}
-    if len(set(y[scored])) == 2:
-        out["served_roc_auc"] = round(float(roc_auc_score(y[scored], scores[scored])), 5)
-        out["served_tpr_at_1pct_fpr"] = round(float(tpr_at_fpr(y[scored], scores[scored], 0.01)), 5)
-    if (y == 1).any():
-        out["served_recall"] = round(float(malicious[y == 1].mean()), 5)
-    if (y == 0).any():
-        out["served_fpr"] = round(float(malicious[y == 0].mean()), 5)
-    return out
+    scores = served["score"].to_numpy(zero_copy_only=False).astype(float)
+    # what the decision cannot score (no host) is counted and left out of the ranking, as evaluate does
+    return {"served_unscorable_rows": int(np.isnan(scores).sum()),
+            **shares_and_ranking(rows["label"].to_numpy(), scores, malicious, rows["group"].to_numpy(), resamples,
+                                 seed, prefix="served_")}
+
+
+def interval(figures: dict, key: str) -> str:
+    """A figure's 95% interval as printed, or nothing when none was computed (``generalise.resamples: 0``)."""
+    low_high = figures.get(f"{key}_ci")
+    return f"[{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
 
 
 def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_params: dict,
@@ -56,9 +53,10 @@ def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_param
         table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
         params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]))
     rows = table[evaluation]
-    result = judge(featurizer, classifier, threshold, rows)
+    intervals = {"resamples": params["generalise"]["resamples"], "seed": params["seed"]}
+    result = judge(featurizer, classifier, threshold, rows, **intervals)
     served = served_judgement(featurizer, classifier, threshold, rows, policy, lists,
-                              params["software"]["wordpress"]["label"])
+                              params["software"]["wordpress"]["label"], **intervals)
     return {**result, **served, "train_rows": int(training.sum())}
 
 
@@ -108,7 +106,8 @@ def main() -> None:
         shares = [f"{label} {r[key]:.4f}" for label, key in (
             ("recall", "recall_at_threshold"), ("FPR", "fpr_at_threshold"),
             ("served recall", "served_recall"), ("served FPR", "served_fpr")) if key in r]
-        print(f"{name:30s} ROC-AUC {r['roc_auc']:.4f} (served {r['served_roc_auc']:.4f})  "
+        print(f"{name:30s} ROC-AUC {r['roc_auc']:.4f} {interval(r, 'roc_auc')} (served {r['served_roc_auc']:.4f} "
+              f"{interval(r, 'served_roc_auc')})  "
               f"TPR@1%FPR {r['tpr_at_1pct_fpr']:.3f} (served {r['served_tpr_at_1pct_fpr']:.3f})  {'  '.join(shares)}")
     print(f"forward (train <= {config['cutoff_year']}): ROC-AUC {forward['roc_auc']:.4f}, "
           f"recall at threshold {forward['recall_at_threshold']:.3f}, TPR@1%FPR {forward['tpr_at_1pct_fpr']:.3f}, "

@@ -212,3 +212,34 @@ def test_budget_threshold_with_ties_never_exceeds_the_budget():
     scores = np.r_[np.full(990, 0.1), np.full(10, 0.8)]  # isotonic calibration makes such plateaus
     t = choose_threshold(y, scores, "fp_budget", max_fpr=0.005)
     assert np.mean(scores >= t) <= 0.005 and t > 0.8
+
+
+def test_grouped_interval_resamples_whole_sites():
+    from cybersentinel.model.metrics import grouped_interval, weighted_share
+
+    # 2,000 URLs, flagged on 10 of 100 sites (every URL of a site alike): site by site, the share is uncertain
+    flags = np.repeat(np.arange(100) < 10, 20).astype(float)
+    by_site = grouped_interval(np.repeat(np.arange(100), 20), weighted_share(flags), resamples=300, seed=1)
+    by_url = grouped_interval(np.arange(2000), weighted_share(flags), resamples=300, seed=1)
+    assert by_site[0] < 0.1 < by_site[1] and by_url[0] < 0.1 < by_url[1]
+    assert by_site[1] - by_site[0] > 3 * (by_url[1] - by_url[0])  # rows of one site rise and fall together
+    assert by_site == grouped_interval(np.repeat(np.arange(100), 20), weighted_share(flags), resamples=300, seed=1)
+
+
+def test_generalisation_figures_and_intervals_leave_unscored_rows_out_of_the_ranking():
+    from cybersentinel.model.generalisation import shares_and_ranking
+
+    y = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.2, np.nan, 0.9, 0.15, 0.8])
+    flagged = np.array([False, True, False, True, False, True])
+    groups = np.array(["a.org", "b.org", "c.org", "d.tk", "e.tk", "f.tk"])
+    out = shares_and_ranking(y, scores, flagged, groups, resamples=50, seed=0, prefix="served_")
+    assert out["served_roc_auc"] == pytest.approx(5 / 6, abs=1e-5)  # over the five scored rows
+    assert out["served_fpr"] == pytest.approx(1 / 3, abs=1e-5)  # the unscored row counts as not flagged
+    assert out["served_recall"] == pytest.approx(2 / 3, abs=1e-5)
+    for key in ("served_roc_auc", "served_fpr", "served_recall"):
+        low, high = out[f"{key}_ci"]
+        assert 0 <= low <= out[key] <= high <= 1
+    assert "served_tpr_at_1pct_fpr_ci" not in out
+    plain = shares_and_ranking(y[:2], scores[:2], flagged[:2], groups[:2], resamples=0, seed=0)
+    assert plain == {"fpr_at_threshold": 0.5}  # one class: no ranking; no resamples: no intervals

@@ -37,6 +37,8 @@ def test_repro_writes_honest_metrics_and_plots(sample_repo: Path) -> None:
     generalisation = read_json(sample_repo / "reports/generalisation_details.json")
     assert set(generalisation["loco"]) == set(validation["by_source"])
     assert all(0.5 < fold["roc_auc"] <= 1.0 for fold in generalisation["loco"].values())
+    assert all(fold["served_roc_auc_ci"][0] <= fold["served_roc_auc"] <= fold["served_roc_auc_ci"][1]
+               for fold in generalisation["loco"].values())
     assert generalisation["forward"]["cutoff_year"] == 2021 and generalisation["forward"]["rows"] > 0
     headline = read_json(sample_repo / "reports/generalisation.json")
     assert headline["loco_min_roc_auc"] == min(fold["roc_auc"] for fold in generalisation["loco"].values())

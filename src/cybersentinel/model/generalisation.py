@@ -17,7 +17,7 @@ import pandas as pd
 
 from cybersentinel.features.featurizer import build_featurizer
 from cybersentinel.model.estimators import budget_threshold, build_estimator, calibrate_grouped
-from cybersentinel.model.metrics import tpr_at_fpr
+from cybersentinel.model.metrics import grouped_interval, tpr_at_fpr, weighted_roc_auc, weighted_share
 
 
 def loco_rows(table: pd.DataFrame, held_out: str) -> tuple[np.ndarray, np.ndarray]:
@@ -69,20 +69,40 @@ def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: 
     return featurizer, classifier, threshold
 
 
-def judge(featurizer: Any, classifier: Any, threshold: float, rows: pd.DataFrame) -> dict[str, Any]:
+def judge(featurizer: Any, classifier: Any, threshold: float, rows: pd.DataFrame, resamples: int = 0,
+          seed: int = 0) -> dict[str, Any]:
     """ROC-AUC and TPR at 1% FPR over ``rows`` (when both classes are there), and the share flagged at the
-    threshold per class: recall of phishing, false-positive rate of legitimate rows."""
-    from sklearn.metrics import roc_auc_score
-
+    threshold per class: recall of phishing, false-positive rate of legitimate rows. With ``resamples``, each
+    figure but the TPR also gets a 95% interval (``*_ci``) from resampling the rows' registered domains."""
     y = rows["label"].to_numpy()
     scores = classifier.predict_proba(featurizer.transform(rows[["url"]]))[:, 1]
-    flagged = scores >= threshold
-    out: dict[str, Any] = {"rows": int(len(rows)), "threshold": round(float(threshold), 6)}
-    if len(set(y)) == 2:
-        out["roc_auc"] = round(float(roc_auc_score(y, scores)), 5)
-        out["tpr_at_1pct_fpr"] = round(float(tpr_at_fpr(y, scores, 0.01)), 5)
-    if (y == 1).any():
-        out["recall_at_threshold"] = round(float(flagged[y == 1].mean()), 5)
-    if (y == 0).any():
-        out["fpr_at_threshold"] = round(float(flagged[y == 0].mean()), 5)
+    return {"rows": int(len(rows)), "threshold": round(float(threshold), 6),
+            **shares_and_ranking(y, scores, scores >= threshold, rows["group"].to_numpy(), resamples, seed)}
+
+
+def shares_and_ranking(y: np.ndarray, scores: np.ndarray, flagged: np.ndarray, groups: np.ndarray, resamples: int,
+                       seed: int, prefix: str = "") -> dict[str, Any]:
+    """`judge`'s figures of one set of scores and verdicts (``prefix``: "served_" for the served decision's). A row
+    without a score (NaN: the served decision could not score it) is left out of the ranking and counts as not
+    flagged."""
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[str, Any] = {}
+
+    scored = ~np.isnan(scores)
+    if len(set(y[scored])) == 2:
+        ranked_y, ranked_scores, ranked_groups = y[scored], scores[scored], groups[scored]
+        out[f"{prefix}roc_auc"] = round(float(roc_auc_score(ranked_y, ranked_scores)), 5)
+        if resamples:
+            out[f"{prefix}roc_auc_ci"] = grouped_interval(ranked_groups, weighted_roc_auc(ranked_y, ranked_scores),
+                                                          resamples, seed)
+        out[f"{prefix}tpr_at_1pct_fpr"] = round(float(tpr_at_fpr(ranked_y, ranked_scores, 0.01)), 5)
+    for label, name in ((1, "recall"), (0, "fpr")):
+        if (y == label).any():
+            key = name if prefix else f"{name}_at_threshold"
+            out[f"{prefix}{key}"] = round(float(flagged[y == label].mean()), 5)
+            if resamples:
+                chosen = y == label
+                out[f"{prefix}{key}_ci"] = grouped_interval(groups[chosen], weighted_share(flagged[chosen]),
+                                                            resamples, seed)
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
@@ -29,6 +31,36 @@ def group_weights(groups: np.ndarray) -> np.ndarray:
     """1 / (rows of the row's group): every group (registered domain) weighs the same in total."""
     _, inverse, counts = np.unique(np.asarray(groups, dtype=str), return_inverse=True, return_counts=True)
     return 1.0 / counts[inverse]
+
+
+def grouped_interval(groups: np.ndarray, statistic: Callable[[np.ndarray], float], resamples: int = 200,
+                     seed: int = 0, level: float = 0.95) -> list[float]:
+    """A percentile bootstrap interval of ``statistic(row_weights)``, resampling whole groups (registered domains)
+    with replacement: a site's URLs rise and fall together, so resampling rows would give too narrow an interval.
+    ``statistic`` gets each row's weight (how many times its group was drawn); a draw it cannot measure (one
+    class left, for a ranking) returns NaN and is skipped."""
+    _, codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    rng = np.random.default_rng(seed)
+    draws = [statistic(np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[codes].astype(float))
+             for _ in range(resamples)]
+    tail = (1 - level) / 2 * 100
+    low, high = np.nanpercentile(np.asarray(draws, dtype=float), [tail, 100 - tail])
+    return [round(float(low), 5), round(float(high), 5)]
+
+
+def weighted_roc_auc(y: np.ndarray, scores: np.ndarray) -> Callable[[np.ndarray], float]:
+    """ROC-AUC as a function of row weights (for `grouped_interval`); NaN when a class has no weight."""
+    def statistic(weights: np.ndarray) -> float:
+        if not (weights[y == 1].sum() > 0 and weights[y == 0].sum() > 0):
+            return float("nan")
+        return float(roc_auc_score(y, scores, sample_weight=weights))
+    return statistic
+
+
+def weighted_share(flags: np.ndarray) -> Callable[[np.ndarray], float]:
+    """The weighted share of ``flags`` set (for `grouped_interval`)."""
+    return lambda weights: float(np.dot(weights, flags) / weights.sum()) if weights.sum() > 0 else float("nan")
 
 
 def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float,
