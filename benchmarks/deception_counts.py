@@ -1,6 +1,9 @@
 """How many URLs of each collection the policy's rule 3 calls deceptive by construction, by kind and label: the
 figures the README quotes for the look-alike and country-ending rules (a rule is judged by the legitimate URLs it
-marks). Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`); every distinct host is asked once.
+marks), and how many it would mark by a brand named in an unpopular site's subdomain (`decider.named_brands`:
+it only corroborates a suspicious score, so this counts where it may act). Reads data/validated.parquet (`dvc pull
+prepare` or `dvc repro`) and, for that last kind, the popularity list pinned with the model (hash-checked); every
+distinct host is asked once.
 
     python benchmarks/deception_counts.py
 """
@@ -12,15 +15,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from cybersentinel.scoring.decider import deceptive_hosts
-from cybersentinel.url.parsing import url_fields
+from cybersentinel.core.files import load_manifest
+from cybersentinel.scoring.decider import deceptive_hosts, named_brands
+from cybersentinel.scoring.detector import read_popularity
+from cybersentinel.url.parsing import split_host_columns, url_fields
 
 REPO = Path(__file__).resolve().parents[1]
 # The kind of each reason `decider._deception` gives, in the order it tries them.
 KINDS = (("registered name imitates a brand", re.compile(r"^`[^`]*` imitates|^punycode host")),
-         ("brand's domain in the subdomain", re.compile(r"^brand `")),
+         ("brand's domain in the subdomain", re.compile(r"^brand `[^`]*` in the subdomain of unrelated")),
          ("country's ending in the subdomain", re.compile(r"in the subdomain of unrelated `[^`]*`$")),
-         ("subdomain label imitates a brand", re.compile(r"in the subdomain of unrelated `[^`]*` imitates")))
+         ("subdomain label imitates a brand", re.compile(r"in the subdomain of unrelated `[^`]*` imitates")),
+         ("brand named in an unpopular site's subdomain (if suspicious)", re.compile(r"^brand `[^`]*` named in")))
 
 
 def kind_of(reason: str) -> str:
@@ -31,7 +37,12 @@ def main() -> None:
     table = pd.read_parquet(REPO / "data" / "validated.parquet", columns=["url", "label", "source"])
     hosts = table["url"].map(lambda url: url_fields(url)[2].lower().rstrip("."))
     distinct = sorted(set(hosts))
-    reasons = dict(zip(distinct, deceptive_hosts(distinct), strict=True))
+    splits = split_host_columns(distinct)
+    popular = read_popularity(REPO / "models", load_manifest(REPO / "models"))
+    named = named_brands(splits, [registered in popular for registered in splits.registered])
+    # a host rule 3 calls deceptive is counted as such; the named brand only where nothing else is
+    reasons = {host: deceptive or name for host, deceptive, name in zip(distinct, deceptive_hosts(distinct, splits),
+                                                                        named, strict=True)}
     table["kind"] = hosts.map(lambda host: kind_of(reasons[host]))
     marked = table[table["kind"] != ""]
     print(f"{len(table):,} URLs, {len(distinct):,} hosts; deceptive by construction: {len(marked):,}")

@@ -16,7 +16,11 @@ The rules, first match decides:
    domain or a country's ending such as ``.co.jp`` in the subdomain of an unrelated registered domain, a host
    name put before an ``@`` so the browser goes elsewhere, or a page in a folder of ``/wp-admin/`` or
    ``/wp-includes/`` that WordPress does not ship: `planted_page`): the score is raised to at least ``listed_floor``
-   and the threshold, so the verdict is ``malicious``; such a rule never lowers a score.
+   and the threshold, so the verdict is ``malicious``; such a rule never lowers a score. So is a URL the model
+   finds at least ``suspicious`` whose host names a brand as a word of its subdomain while the registered domain
+   is neither the brand's nor on the pinned popularity list (``apple.lnc.siahxu.cn``, ``www3-vpass.example.com``;
+   `decider.named_brands`): the name alone also fits a few legitimate pages (a fan blog's ``apple.`` subdomain),
+   which the model scores low, so it corroborates a suspicion rather than making one.
 4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
    of Debian's ``wordpress`` package, pinned with the model): ``benign``, score 0. A kit on a compromised site
    lives outside those files.
@@ -139,6 +143,7 @@ class Evidence(NamedTuple):
     asset: str = ""  # the kind of page asset the URL names (`page_asset`), "" if it names none
     own_name: bool = False  # the host is its registered domain or that name's ``www.``
     user_content: str = ""  # the `USER_CONTENT_HOSTS` entry the host falls under, "" if none
+    named_brand: str = ""  # a brand named in the subdomain of an unpopular site not the brand's (rule 3), "" if none
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
@@ -151,9 +156,9 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     popular = policy.is_popular
     assets = policy.cap_page_assets
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
-                 or (rank is not None and popular(rank, own_name)) or (asset and assets))
+                 or (rank is not None and popular(rank, own_name)) or (asset and assets) or named_brand)
             for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name,
-            _ in evidences]
+            _, named_brand in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -162,9 +167,11 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         return 1.0, "malicious", f"on the local block list ({evidence.blocked})"
     if evidence.allowed:
         return 0.0, "benign", f"allowlisted ({evidence.allowed})"
-    if evidence.feeds or evidence.deception:
+    named = evidence.named_brand if evidence.named_brand and model_score >= policy.suspicious_from else ""
+    if evidence.feeds or evidence.deception or named:
         why = "; ".join(filter(None, [f"listed in {', '.join(evidence.feeds)}" if evidence.feeds else "",
-                                      evidence.deception]))
+                                      evidence.deception, f"{named}, and the model finds the URL suspicious"
+                                      if named else ""]))
         floor = max(policy.listed_floor, policy.threshold)
         score = floor if evidence.is_bare_ip else max(model_score, floor)
         return score, "malicious", why
@@ -241,8 +248,8 @@ def popular_only(policy: Policy, evidence: tuple) -> bool:
     """Whether rule 6 alone decides a host of these `Evidence` fields (a tuple, as `changes_anything` takes) when
     nothing is known of the row itself: `decide` then multiplies the score by ``popular_factor``, nothing else."""
     _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name, \
-        user_content = evidence[:14]
-    return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset
+        user_content, named_brand = evidence[:15]
+    return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset or named_brand
                 or ip_status in NOT_JUDGED_IP or (user_content and policy.cap_user_content)) \
         and policy.is_popular(rank, own_name)
 
