@@ -251,7 +251,7 @@ def test_hosts_deceptive_by_construction_are_named(host, reason):
 def test_a_brand_named_in_an_unpopular_sites_subdomain_corroborates_a_suspicion():
     decider = Decider(POLICY, popularity={"apple.com": 40, "stackexchange.com": 150})
     hosts = ["apple.lnc.siahxu.cn", "www3-vpass.casting-sand.com", "itunes.apple.com", "apple.stackexchange.com",
-             "live.deadmau5.com", "smbc.smbc-card.com", "applesauce.example.com"]
+             "live.deadmau5.com", "smbc.smbc-card.com", "applesauce.example.com", "outlook.smallfirm.de"]
     suspicious = POLICY.suspicious_from + 0.01
     scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
                                                  np.arange(len(hosts)), np.zeros(len(hosts), bool))
@@ -260,9 +260,10 @@ def test_a_brand_named_in_an_unpopular_sites_subdomain_corroborates_a_suspicion(
                           "site, and the model finds the URL suspicious")
     assert "`vpass`" in reasons[1]
     # the brand's own site (halved: rank 40 is popular), a listed site below rule 6's rank, a brand that is an
-    # ordinary word, the brand's own registered name, a brand inside a word: not named, the model's word stands
-    assert list(verdicts[2:]) == ["benign", "suspicious", "suspicious", "suspicious", "suspicious"]
-    assert list(reasons[3:]) == [""] * 4
+    # ordinary word, the brand's own registered name, a brand inside a word, a firm's own webmail (the served model
+    # scores `https://outlook.smallfirm.de/owa/` 0.96): not named, the model's word stands
+    assert list(verdicts[2:]) == ["benign"] + ["suspicious"] * 5
+    assert list(reasons[3:]) == [""] * 5
     # a low score is not raised: a fan blog's `apple.` subdomain is named too, and the model scores such pages low
     low = decider.apply(np.full(2, 0.3), np.ones(2, bool), hosts[:2], np.arange(2), np.zeros(2, bool))
     assert list(low[1]) == ["benign", "benign"] and list(low[0]) == [0.3, 0.3]
