@@ -1,4 +1,6 @@
+import numpy as np
 import pandas as pd
+import pytest
 
 from cybersentinel.data.prepare import assign_groups, deduplicate, feature_columns, grouped_split
 
@@ -50,3 +52,20 @@ def test_grouped_split_keeps_domains_whole_stratified_and_reproducible():
     assert 0.15 < mask.mean() < 0.35
     assert abs(table["label"][mask].mean() - 0.5) < 0.2
     assert (grouped_split(table["label"], groups, 0.25, seed=7) == mask).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_stratified_group_folds_are_scikit_learns(seed):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from cybersentinel.data.folds import CompiledStratifiedGroupKFold
+
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(2_000, 8_000))
+    groups = rng.integers(0, rows // 3, rows).astype(str)  # sites of one to a dozen URLs
+    y = (rng.random(rows) < rng.uniform(0.2, 0.8)).astype(int)
+    for n_splits in (3, 5):
+        ours = CompiledStratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(rows), y, groups)
+        theirs = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(rows), y, groups)
+        for (_, a), (_, b) in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a, b)

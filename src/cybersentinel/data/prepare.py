@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
+from cybersentinel.data.folds import CompiledStratifiedGroupKFold
 from cybersentinel.url.parsing import normalise, registered_domain, split_url
 
 PROVENANCE = ("label", "source", "snapshot", "url", "group", "url_normalised")
@@ -113,7 +113,7 @@ def legit_homepages(frame: pd.DataFrame) -> pd.DataFrame:
 def grouped_split(labels: pd.Series, groups: pd.Series, test_size: float, seed: int) -> np.ndarray:
     """Boolean mask of test rows: stratified by label, whole groups on one side, reproducible."""
     n_splits = max(2, round(1 / test_size))
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    splitter = CompiledStratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     _, test_idx = next(splitter.split(np.zeros(len(labels)), labels.to_numpy(), groups.to_numpy()))
     mask = np.zeros(len(labels), dtype=bool)
     mask[test_idx] = True

@@ -18,11 +18,12 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import RandomizedSearchCV, StratifiedGroupKFold, cross_val_predict
+from sklearn.model_selection import RandomizedSearchCV, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cybersentinel.core.files import ModelIntegrityError, atomic_path, load_manifest, sha256_file
+from cybersentinel.data.folds import CompiledStratifiedGroupKFold
 from cybersentinel.features.featurizer import ColumnSelector, UrlFeaturizer
 
 # Types outside skops' default trust that a CyberSentinel model may contain. Anything else in a model
@@ -72,7 +73,7 @@ def grouped_search(estimator: BaseEstimator, space: dict[str, list], X: np.ndarr
     """Randomised search cross-validated on the training split only, folds grouped like the split."""
     n_candidates = int(np.prod([len(v) for v in space.values()])) if space else 1
     search = RandomizedSearchCV(estimator, space, n_iter=min(n_iter, n_candidates), scoring=scoring,
-                                cv=StratifiedGroupKFold(cv_folds, shuffle=True, random_state=seed),
+                                cv=CompiledStratifiedGroupKFold(cv_folds, shuffle=True, random_state=seed),
                                 n_jobs=n_jobs, random_state=seed, refit=False)
     return search.fit(X, y, groups=groups)
 
@@ -88,7 +89,7 @@ def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, gr
     times the cost to serve, but averaging smooths isotonic steps and can add a little ROC-AUC.
     The class does not expose the out-of-fold scores needed to choose the threshold, so the single-model
     case is assembled here. Returns the model and each training row's held-out calibrated score."""
-    splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(X, y, groups))
+    splits = list(CompiledStratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(X, y, groups))
     centred = method == "centred_isotonic"
     method = "isotonic" if centred else method
     if ensemble:
