@@ -88,7 +88,6 @@ def shares_and_ranking(y: np.ndarray, scores: np.ndarray, flagged: np.ndarray, g
     from sklearn.metrics import roc_auc_score
 
     out: dict[str, Any] = {}
-
     scored = ~np.isnan(scores)
     if len(set(y[scored])) == 2:
         ranked_y, ranked_scores, ranked_groups = y[scored], scores[scored], groups[scored]

@@ -344,8 +344,7 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
                                     | may_imitate(splits.subdomain)).tolist()
     if not candidates:  # most hosts (and a service request's one host, most of the time)
         return found
-    columns = [column.take(pa.array(candidates)).to_pylist() if isinstance(column, pa.Array) else
-               [column[i] for i in candidates] for column in (splits.subdomain, splits.domain, splits.registered)]
+    columns = _taken((splits.subdomain, splits.domain, splits.registered), candidates)
     is_ip = np.asarray(splits.is_ip, dtype=bool)[candidates].tolist()
     for i, subdomain, domain, ip, registered in zip(candidates, *columns[:2], is_ip, columns[2], strict=True):
         found[i] = _deception(subdomain, domain, ip, registered)
@@ -353,6 +352,12 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
 
 
 _ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
+
+
+def _taken(columns: tuple, rows: list[int]) -> list[list]:
+    """The values at ``rows`` of each column (`HostSplits` columns: lists or Arrow arrays) as lists."""
+    return [column.take(pa.array(rows)).to_pylist() if isinstance(column, pa.Array) else [column[i] for i in rows]
+            for column in columns]
 
 
 # A brand's name as a whole word of a subdomain (``apple.lnc.siahxu.cn``, ``www3-vpass.casting-sand.com``,
@@ -381,8 +386,7 @@ def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
     found = [""] * len(ranked)
     if not candidates:
         return found
-    columns = [column.take(pa.array(candidates)).to_pylist() if isinstance(column, pa.Array) else
-               [column[i] for i in candidates] for column in (splits.subdomain, splits.registered)]
+    columns = _taken((splits.subdomain, splits.registered), candidates)
     for i, subdomain, registered in zip(candidates, *columns, strict=True):
         brand = next((m.group(1) for m in _BRAND_WORDS.finditer(subdomain) if m.group(1) not in registered), "")
         if brand:
