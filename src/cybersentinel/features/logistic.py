@@ -8,6 +8,14 @@ over the weight vector (2**20 entries) to the BLAS, whose kernel (chosen per CPU
 thread count set the order of the additions, so the last bits of the coefficients, and then the features and the
 model, changed from machine to machine. Here every sum is a plain loop in numba-compiled code, in index order,
 without fast-math (no reassociation, no fused multiply-add), so the order is fixed by the code.
+
+Speed without changing a bit: the weights live in a compact vector over the hash buckets the rows use (about
+half of them), each bucket keeping its lane of `_dot`'s four sums and its order within it (`_lane_positions`),
+and both products run over one column-major copy of the matrix (columns in bucket order), so the random reads
+and writes go to the rows' vector, which fits in cache, rather than to the 2**20 weights; a Hessian product and
+its dot product, and each conjugate-gradient step and its norm, share one pass. One leave-one-collection-out
+fold's two largest fits (135,544 rows): 60.6 s of CPU over three rounds before, 47.9 s after, coefficients equal
+bit for bit (a scratch script; this machine's timings of the same fit vary by up to 2x between runs).
 """
 
 from __future__ import annotations
@@ -40,31 +48,54 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _xv(indptr, indices, data, v, out):
-    """out = X v, with the bias as a last column of ones."""
-    bias = v[v.size - 1]
-    for i in range(indptr.size - 1):
-        total = 0.0
-        for k in range(indptr[i], indptr[i + 1]):
-            total += data[k] * v[indices[k]]
-        out[i] = total + bias
-
-
-@njit(cache=True)
-def _xtv(indptr, indices, data, v, out):
-    """out = X^T v (rows in order, so each entry's additions come in a fixed order)."""
+def _xv(colptr, rows, data, position, v, out):
+    """out = X v. The columns come in bucket order and the bias last, so each row's sum gets its terms in the
+    order of the row's buckets, as a row-by-row loop adds them; the reads of ``v`` go in order, the scattered
+    writes to the rows' vector, which stays in cache."""
     out[:] = 0.0
-    bias = 0.0
-    for i in range(indptr.size - 1):
-        for k in range(indptr[i], indptr[i + 1]):
-            out[indices[k]] += data[k] * v[i]
-        bias += v[i]
-    out[out.size - 1] = bias
+    for j in range(colptr.size - 1):
+        x = v[position[j]]
+        for k in range(colptr[j], colptr[j + 1]):
+            out[rows[k]] += data[k] * x
 
 
 @njit(cache=True)
-def _fun(indptr, indices, data, y, c, w, z):
-    _xv(indptr, indices, data, w, z)
+def _add_xtv(colptr, rows, data, position, v, a, out, b):
+    """out = a + X^T v (each column's sum in row order, as a scatter over the rows adds it); returns
+    `_dot(b, out)`, its four sums taken in `_dot`'s order: a column's lane is its position's, and within a lane
+    the columns come in position order. Positions no column holds keep ``a``."""
+    out[:] = a
+    sums = np.zeros(4)
+    for j in range(colptr.size - 1):
+        total = 0.0
+        for k in range(colptr[j], colptr[j + 1]):
+            total += data[k] * v[rows[k]]
+        p = position[j]
+        x = a[p] + total
+        out[p] = x
+        sums[p % 4] += b[p] * x
+    return (sums[0] + sums[1]) + (sums[2] + sums[3])
+
+
+@njit(cache=True)
+def _step_and_norm(y, alpha, x):
+    """y += alpha * x in place; returns `_dot(y, y)` of the result (its sums in `_dot`'s order, one pass)."""
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(0, y.size, 4):  # y.size is a multiple of 4 (`_lane_positions`)
+        y[i] += alpha * x[i]
+        y[i + 1] += alpha * x[i + 1]
+        y[i + 2] += alpha * x[i + 2]
+        y[i + 3] += alpha * x[i + 3]
+        s0 += y[i] * y[i]
+        s1 += y[i + 1] * y[i + 1]
+        s2 += y[i + 2] * y[i + 2]
+        s3 += y[i + 3] * y[i + 3]
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True)
+def _fun(colptr, rows, data, position, y, c, w, z):
+    _xv(colptr, rows, data, position, w, z)
     f = _dot(w, w) / 2.0
     for i in range(y.size):
         yz = y[i] * z[i]
@@ -76,30 +107,19 @@ def _fun(indptr, indices, data, y, c, w, z):
 
 
 @njit(cache=True)
-def _grad(indptr, indices, data, y, c, w, z, d, g):
+def _grad(colptr, rows, data, position, y, c, w, z, d, g):
     """Gradient at ``w`` (``z`` holds X w from the last `_fun`); leaves the Hessian's diagonal in ``d``."""
     for i in range(y.size):
         p = 1 / (1 + math.exp(-y[i] * z[i]))
         d[i] = p * (1 - p)
         z[i] = c * (p - 1) * y[i]
-    _xtv(indptr, indices, data, z, g)
-    for j in range(w.size):
-        g[j] = w[j] + g[j]
+    _add_xtv(colptr, rows, data, position, z, w, g, w)
 
 
 @njit(cache=True)
-def _hv(indptr, indices, data, c, d, s, hs, wa):
-    _xv(indptr, indices, data, s, wa)
-    for i in range(wa.size):
-        wa[i] = c * d[i] * wa[i]
-    _xtv(indptr, indices, data, wa, hs)
-    for j in range(s.size):
-        hs[j] = s[j] + hs[j]
-
-
-@njit(cache=True)
-def _trcg(indptr, indices, data, c, d, delta, g, s, r, wa):
-    """Conjugate gradient for the Newton step ``s`` inside the trust region (tron.cpp's trcg)."""
+def _trcg(colptr, rows, data, position, c, d, delta, g, s, r, wa):
+    """Conjugate gradient for the Newton step ``s`` inside the trust region (tron.cpp's trcg). The Hessian
+    product H dd = dd + X^T (c d (X dd)) and its `_dot` with dd come from one pass, as do each step and its norm."""
     n = g.size
     dd = np.empty(n)
     hd = np.empty(n)
@@ -109,12 +129,12 @@ def _trcg(indptr, indices, data, c, d, delta, g, s, r, wa):
         dd[i] = r[i]
     cgtol = 0.1 * math.sqrt(_dot(g, g))
     rtr = _dot(r, r)
-    while math.sqrt(_dot(r, r)) > cgtol:
-        _hv(indptr, indices, data, c, d, dd, hd, wa)
-        alpha = rtr / _dot(dd, hd)
-        for i in range(n):
-            s[i] += alpha * dd[i]
-        if math.sqrt(_dot(s, s)) > delta:  # back to the boundary of the trust region
+    while math.sqrt(rtr) > cgtol:
+        _xv(colptr, rows, data, position, dd, wa)
+        for i in range(wa.size):
+            wa[i] = c * d[i] * wa[i]
+        alpha = rtr / _add_xtv(colptr, rows, data, position, wa, dd, hd, dd)
+        if math.sqrt(_step_and_norm(s, alpha, dd)) > delta:  # back to the boundary of the trust region
             for i in range(n):
                 s[i] -= alpha * dd[i]
             std, sts, dtd = _dot(s, dd), _dot(s, s), _dot(dd, dd)
@@ -125,9 +145,7 @@ def _trcg(indptr, indices, data, c, d, delta, g, s, r, wa):
                 s[i] += alpha * dd[i]
                 r[i] -= alpha * hd[i]
             break
-        for i in range(n):
-            r[i] -= alpha * hd[i]
-        rnew = _dot(r, r)
+        rnew = _step_and_norm(r, -alpha, hd)  # r + (-alpha) hd is r - alpha hd, bit for bit
         beta = rnew / rtr
         for i in range(n):
             dd[i] = beta * dd[i] + r[i]
@@ -135,25 +153,25 @@ def _trcg(indptr, indices, data, c, d, delta, g, s, r, wa):
 
 
 @njit(cache=True)
-def _tron(indptr, indices, data, y, c, eps, max_iter, w):
+def _tron(colptr, rows, data, position, y, c, eps, max_iter, w):
     """tron.cpp's outer loop; returns the number of accepted steps."""
-    n, rows = w.size, y.size
-    z, d, wa = np.empty(rows), np.empty(rows), np.empty(rows)
+    n = w.size
+    z, d, wa = np.empty(y.size), np.empty(y.size), np.empty(y.size)
     g, s, r, w_new = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     w[:] = 0.0
-    f = _fun(indptr, indices, data, y, c, w, z)
-    _grad(indptr, indices, data, y, c, w, z, d, g)
+    f = _fun(colptr, rows, data, position, y, c, w, z)
+    _grad(colptr, rows, data, position, y, c, w, z, d, g)
     delta = math.sqrt(_dot(g, g))
     gnorm1 = delta
     it = 1
     search = delta > eps * gnorm1
     while it <= max_iter and search:
-        _trcg(indptr, indices, data, c, d, delta, g, s, r, wa)
+        _trcg(colptr, rows, data, position, c, d, delta, g, s, r, wa)
         for i in range(n):
             w_new[i] = w[i] + s[i]
         gs = _dot(g, s)
         prered = -0.5 * (gs - _dot(s, r))
-        fnew = _fun(indptr, indices, data, y, c, w_new, z)
+        fnew = _fun(colptr, rows, data, position, y, c, w_new, z)
         actred = f - fnew
         snorm = math.sqrt(_dot(s, s))
         if it == 1:
@@ -171,7 +189,7 @@ def _tron(indptr, indices, data, y, c, eps, max_iter, w):
             it += 1
             w[:] = w_new
             f = fnew
-            _grad(indptr, indices, data, y, c, w, z, d, g)  # z holds X w_new from the accepted _fun
+            _grad(colptr, rows, data, position, y, c, w, z, d, g)  # z holds X w_new from the accepted _fun
             if math.sqrt(_dot(g, g)) <= eps * gnorm1:
                 break
         if f < -1.0e32 or (abs(actred) <= 0 and prered <= 0):
@@ -179,6 +197,21 @@ def _tron(indptr, indices, data, y, c, eps, max_iter, w):
         if abs(actred) <= 1.0e-12 * abs(f) and abs(prered) <= 1.0e-12 * abs(f):
             break
     return it - 1
+
+
+def _lane_positions(buckets: np.ndarray, bias: int) -> tuple[np.ndarray, int]:
+    """Where each used bucket (ascending), then the bias (index ``bias``), sits in the compact weight vector,
+    and the vector's size (a multiple of 4). Each keeps its lane (index mod 4) and, within its lane, its order,
+    so `_dot` over the compact vectors adds the same nonzero terms in the same order as over the full ones; the
+    gaps hold zeros, which leave a sum's bits as they are."""
+    indices = np.append(buckets, bias)
+    positions = np.empty(indices.size, dtype=np.int64)
+    size = 0
+    for lane in range(4):
+        mine = np.flatnonzero(indices % 4 == lane)
+        positions[mine] = 4 * np.arange(mine.size) + lane
+        size = max(size, mine.size)
+    return positions, 4 * size
 
 
 def fit_logistic(X: sp.csr_matrix, y: np.ndarray, C: float = 1.0, tol: float = 1e-4,
@@ -190,10 +223,17 @@ def fit_logistic(X: sp.csr_matrix, y: np.ndarray, C: float = 1.0, tol: float = 1
         raise ValueError("fit_logistic needs labels 0 and 1, both present")
     X = sp.csr_matrix(X, dtype=np.float64)
     X.sum_duplicates()
+    buckets = np.unique(X.indices)  # a bucket no row uses keeps weight 0 throughout
+    positions, size = _lane_positions(buckets, X.shape[1])
+    used = sp.csr_matrix((X.data, np.searchsorted(buckets, X.indices), X.indptr), shape=(X.shape[0], buckets.size))
+    columns = sp.hstack([used, sp.csr_matrix(np.ones((X.shape[0], 1)))], format="csc")  # the bias: a column of ones
+    columns.sort_indices()  # each column's rows ascending: the order a row-by-row scatter adds them in
     signs = np.where(y == 1, 1.0, -1.0)
     positives = int((y == 1).sum())
     eps = tol * max(min(positives, len(y) - positives), 1) / len(y)  # liblinear's primal_solver_tol
-    w = np.zeros(X.shape[1] + 1)
-    n_iter = _tron(X.indptr.astype(np.int64), X.indices.astype(np.int32), X.data, signs, float(C), eps,
-                   max_iter, w)
-    return w[:-1].copy(), float(w[-1]), int(n_iter)
+    w = np.zeros(size)
+    n_iter = _tron(columns.indptr.astype(np.int64), columns.indices.astype(np.int32), columns.data, positions,
+                   signs, float(C), eps, max_iter, w)
+    weights = np.zeros(X.shape[1] + 1)
+    weights[np.append(buckets, X.shape[1])] = w[positions]
+    return weights[:-1], float(weights[-1]), int(n_iter)
