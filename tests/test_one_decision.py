@@ -32,6 +32,7 @@ URLS = [
     "https://mail.google.com/mail/u/0/",  # popular registered domain, a subdomain
     "http://1.10.16.5/index.php",  # in Spamhaus DROP: the listed floor
     "8.8.8.8",  # a bare public address: judged by feeds only
+    "http://185.225.17.45/",  # the root page of an address: the model's word alone at most suspicious
     "http://10.1.2.3/login",  # unreachable from the internet
     "https://intranet.corp-example.com/login.php",  # allowlisted
     "http://185.225.17.45/~admin/chase/index.html",
@@ -80,8 +81,10 @@ def test_every_door_gives_the_same_verdicts_and_scores(model_dir: Path, feeds: P
 
     # monitor: the same URLs in a proxy log
     log = tmp_path / "access.log"
-    log.write_text("".join(f'10.0.0.9 - - [30/Nov/2026:10:00:00 +0000] "GET {u if "://" in u else "http://" + u} '
-                           f'HTTP/1.1" 200 512 "-" "curl"\n' for u in URLS))
+    # (an address alone reaches a proxy's log as CONNECT's target: a GET names a URL, a web page on the address)
+    requests = [f"GET {u}" if "://" in u else f"CONNECT {u}:443" for u in URLS]
+    log.write_text("".join(f'10.0.0.9 - - [30/Nov/2026:10:00:00 +0000] "{request} HTTP/1.1" 200 512 "-" "curl"\n'
+                           for request in requests))
     index = IntelIndex.from_dir(feeds)
     alerts = io.StringIO()
     blocklist = tmp_path / "monitor.csv"

@@ -18,7 +18,17 @@ from cybersentinel.scoring.decider import (
     userinfo_deception,
 )
 from cybersentinel.scoring.detector import resolver_reasons
-from cybersentinel.scoring.policy import Evidence, Policy, SiteList, decide, read_site_list, user_content_host
+from cybersentinel.scoring.policy import (
+    ALONE,
+    IN_PAGE,
+    ROOT_PAGE,
+    Evidence,
+    Policy,
+    SiteList,
+    decide,
+    read_site_list,
+    user_content_host,
+)
 
 POLICY = Policy(threshold=0.7, suspicious_band=0.2, listed_floor=0.9, popular_rank=100, popular_factor=0.5)
 
@@ -137,7 +147,7 @@ def test_public_resolvers_are_allowlisted_at_their_own_addresses_only():
     assert list(verdicts) == ["benign", "benign", "malicious", "malicious"]  # a name or a neighbour: the model's
     assert reasons[0] == "allowlisted (public DNS resolver dns.google in systemd-resolved 1)"
     bare = Decider(POLICY, resolvers=resolvers).apply(np.full(1, 0.99), np.ones(1, bool), ["8.8.8.8"], np.zeros(1, int),
-                                                      np.ones(1, bool))
+                                                      np.full(1, ALONE))
     assert bare[2][0].startswith("allowlisted (public DNS resolver dns.google")
     blocked = Decider(POLICY, block=SiteList({"8.8.8.8": "analyst"}), resolvers=resolvers).apply(*rows)
     assert blocked[1][0] == "malicious"  # the local block list still overrides
@@ -170,8 +180,9 @@ def test_read_site_list(tmp_path):
         read_site_list([path], [], "allowlist")
 
 
-def batch(decider: Decider, hosts: list[str], scores: list[float], bare: list[bool]):
-    return decider.apply(np.array(scores), np.ones(len(scores), bool), hosts, np.arange(len(hosts)), np.array(bare))
+def batch(decider: Decider, hosts: list[str], scores: list[float], alone: list[bool]):
+    return decider.apply(np.array(scores), np.ones(len(scores), bool), hosts, np.arange(len(hosts)),
+                         np.where(alone, ALONE, IN_PAGE))
 
 
 def test_decider_applies_the_policy_per_row():
@@ -184,6 +195,22 @@ def test_decider_applies_the_policy_per_row():
                               "malicious"]  # the last: a URL on 8.8.8.8 with a path is scored by the model
     assert list(feeds[:2]) == ["drop", ""] and feeds[4] == "hosts"
     assert reasons[3] == "popular site google.com (Tranco rank 1)" and reasons[6] == ""
+
+
+def test_the_root_page_of_an_address_is_at_most_suspicious_on_the_models_word():
+    """Rule 5: at an address's root the model reads nothing but the address, so its word alone stops below the
+    threshold; a feed still makes it malicious, a path is the model's to judge, and the address alone is not
+    scored at all. The batch and the one-row paths agree."""
+    decider = Decider(POLICY, index())
+    hosts, scores = ["93.184.216.34", "5.5.5.5", "93.184.216.34", "93.184.216.34"], [0.999, 0.5, 0.999, 0.999]
+    standing = [ROOT_PAGE, ROOT_PAGE, IN_PAGE, ALONE]
+    out, verdicts, reasons, _ = decider.apply(np.asarray(scores), np.ones(4, dtype=bool), hosts, np.arange(4),
+                                              np.asarray(standing))
+    assert list(verdicts) == ["suspicious", "malicious", "malicious", "benign"]
+    assert out[0] == POLICY.asset_ceiling and reasons[0].startswith("the root page of the address `93.184.216.34`")
+    assert "drop" in reasons[1] and reasons[2] == "" and out[3] == 0.0
+    rows = decider.decide_rows(scores, hosts, [0, 1, 2, 3], standing, {}, {}, {}, {}, {})
+    assert [(score, verdict, reason) for score, verdict, reason, _ in rows] == list(zip(out, verdicts, reasons))
 
 
 def test_decider_without_feeds_still_keeps_bare_addresses_from_the_model():
@@ -406,7 +433,7 @@ def test_popular_rows_decided_in_bulk_match_the_row_by_row_decision():
              "1.10.16.5", "sites.google.com", "docs.google.com"]
     scores = [0.8, 0.1234567, 0.95, 0.8, 0.9, 0.99, 0.75, 0.3, 0.99, 0.6]  # user content: capped, or as it is
     rows = np.arange(len(hosts))
-    bare = np.array([False] * 7 + [True] + [False] * 2)
+    bare = np.array([IN_PAGE] * 7 + [ALONE] + [IN_PAGE] * 2)
     asset = {5: "script `/x.js`"}
     bulk = decider.apply(np.array(scores), np.ones(len(hosts), bool), hosts, rows, bare, row_asset=asset)
     one_by_one = Decider(policy, index(), allow=SiteList(["example.org"], "allowlist")).decide_rows(

@@ -238,3 +238,15 @@ def test_verdict_and_text_columns_hold_the_values_they_are_given():
     for texts in (["", "", ""], ["", "drop", ""], []):
         column = _text_column(np.array(texts, dtype=object))
         assert pa.types.is_dictionary(column.type) and column.to_pylist() == texts
+
+
+def test_an_address_alone_is_left_to_feeds_and_a_page_on_it_to_the_model(detector):
+    """``93.184.216.34`` asks about an address (rule 5: benign, score 0, without feeds); ``http://93.184.216.34/``
+    is a web page, which keeps the model's score (nearly every such root in the collections is phishing, and
+    score 0 had put them below every legitimate page), as ``http://93.184.216.34/login.php`` does."""
+    scored = detector.score_values(["93.184.216.34", "http://93.184.216.34/", "http://93.184.216.34/login.php"],
+                                   reasons=True).to_pandas()
+    assert scored["score"][0] == 0.0 and scored["reasons"][0] == "public IP address, no feeds loaded to check it"
+    assert scored["score"][1] == pytest.approx(min(scored["model_score"][1], detector.policy.asset_ceiling))
+    assert scored["model_score"][1] > 0 and not scored["reasons"][1].startswith("public IP address")
+    assert scored["score"][2] == pytest.approx(scored["model_score"][2])

@@ -14,7 +14,7 @@ from fixtures_model import REPO, model_dir  # noqa: F401
 from cybersentinel.intel.feeds import IntelIndex
 from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.detector import Detector
-from cybersentinel.scoring.policy import SiteList
+from cybersentinel.scoring.policy import ALONE, IN_PAGE, ROOT_PAGE, SiteList
 
 FEEDS = REPO.parent / "shared" / "data" / "feeds"
 
@@ -151,13 +151,13 @@ def test_one_new_host_gets_the_entry_the_batch_of_hosts_gives(detector: Detector
     platforms = Decider(detector.policy, popularity={**detector.popularity, "google.com": 1, "weebly.com": 300})
     assert platforms._new_entry("kit.sites.google.com", False)[13] == "sites.google.com"  # Evidence.user_content
     for decider in [*deciders(detector), platforms]:
-        for bare in (False, True):
-            batch = decider._new_entries(hosts, bare)
-            assert [decider._new_entry(host, bare) for host in hosts] == batch
+        for standing in (IN_PAGE, ROOT_PAGE, ALONE):
+            batch = decider._new_entries(hosts, standing)
+            assert [decider._new_entry(host, standing) for host in hosts] == batch
             fresh = Decider(decider.policy, decider.index, decider.allow, decider.block, decider.popularity,
                             decider.resolvers)
-            assert [fresh._entries([host], bare)[0] for host in hosts] == batch  # one at a time, through the cache
-            assert [fresh._entries([host], bare)[0] for host in hosts] == batch  # and from it
+            assert [fresh._entries([host], standing)[0] for host in hosts] == batch  # one at a time, via the cache
+            assert [fresh._entries([host], standing)[0] for host in hosts] == batch  # and from it
 
 
 def test_host_memo_is_bounded_and_transparent() -> None:
@@ -351,7 +351,10 @@ def test_few_rows_index_their_hosts_as_arrow_does() -> None:
     hosts = ParsedUrls(urls).hosts()
     assert few[0] == hosts.dictionary.to_pylist() and few[1].tolist() == hosts.indices.to_pylist()
     assert few[0][0] == b"www.example.com" and few[1].tolist()[:3] == [0, 1, 0]
-    assert ParsedUrls(urls).bare_hosts().tolist() == [False, True, False, True, True, True, True, True, True]
+    # 2: written alone (no scheme or user before it, nothing but '/' after it), 1: a URL's root page, 0: a page
+    assert ParsedUrls(urls).host_standing().tolist() == [0, 2, 0, 2, 1, 2, 1, 2, 2]
+    assert ParsedUrls([" 8.8.4.4/ ", "//1.2.3.4/", "http://1.2.3.4", "1.2.3.4:8080", "1.2.3.4/x"]).host_standing(
+        ).tolist() == [2, 1, 1, 2, 0]
 
 
 def test_few_str_values_are_parsed_as_arrow_parses_them() -> None:

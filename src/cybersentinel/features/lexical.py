@@ -470,17 +470,21 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
           asset_sfx, asset_off, brand_bits, word_bits, url_bits, tld_bits, idn_bits, forbidden, max_url_bytes):
     """Split every URL and compute the byte-level features (``_SCAN_COLUMNS`` order). Also returns each
     URL's spans: host with ``www.`` (start, end), host without it (start), path start, path end, rest end;
-    its error code (`_url_error_code`); and whether it is a host alone (no path beyond ``/``, no query). One
+    its error code (`_url_error_code`); and how its host stands in it (`ParsedUrls.host_standing`). One
     kernel call: a request of one URL paid more for each further NumPy or kernel call than for its work."""
     n = len(offsets) - 1
     out = np.zeros((n, 28), dtype=np.float32)
     spans = np.zeros((n, 6), dtype=np.int64)
     errors = np.zeros(n, dtype=np.int64)
-    bare = np.empty(n, dtype=np.bool_)
+    standing = np.empty(n, dtype=np.int8)
     for i in range(n):
         hs, he, port_s, port_e, userinfo, ps, pe, re_, fragment = _split(data, offsets[i], offsets[i + 1], max_bytes)
         errors[i] = _url_error_code(data, offsets[i], offsets[i + 1], hs, he, forbidden, max_url_bytes)
-        bare[i] = re_ == ps or (re_ - ps == 1 and data[ps] == 47)
+        first = offsets[i]
+        while first < hs and data[first] <= 32:
+            first += 1
+        root = re_ == ps or (re_ - ps == 1 and data[ps] == 47)  # nothing after the host but '/'
+        standing[i] = (2 if first == hs else 1) if root else 0  # policy.ALONE / ROOT_PAGE / IN_PAGE
         hw = hs
         if he - hs >= 4 and _lower(data[hs]) == 119 and _lower(data[hs + 1]) == 119 and _lower(data[hs + 2]) == 119 \
                 and data[hs + 3] == 46:
@@ -569,7 +573,7 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
         row[25] = _popcount(all0 & word_bits[0]) + _popcount(all1 & word_bits[1])
         row[26] = ((rest0 & brand_bits[0]) | (rest1 & brand_bits[1])) != 0
         row[27] = _ends_with_any(data, ps, pe, asset_sfx, asset_off)
-    return out, spans, errors, bare
+    return out, spans, errors, standing
 
 
 @njit(cache=True, inline="always")
@@ -1118,7 +1122,7 @@ class ParsedUrls:
         else:  # a few texts (a service request): the same bytes without Arrow's per-call costs
             self._joined = b"".join(self._texts)
             self.data, self.offsets = _text_buffers(self._joined, self._texts)
-        self.scan, self.spans, self.error_codes, self._bare = _scan(
+        self.scan, self.spans, self.error_codes, self._standing = _scan(
             self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR, _IS_SPECIAL, *_PAGE_SUFFIXES,
             *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS, _WORD_BITS, _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS,
             _FORBIDDEN_IN_HOST, MAX_URL_CHARS)
@@ -1189,9 +1193,12 @@ class ParsedUrls:
             return [i for i, flag in enumerate(self.scan[:, _USERINFO].tolist()) if flag > 0]
         return np.flatnonzero(self.scan[:, _USERINFO] > 0)
 
-    def bare_hosts(self) -> np.ndarray:
-        """Whether each row is a host alone: no path (beyond ``/``) and no query after it."""
-        return self._bare
+    def host_standing(self) -> np.ndarray:
+        """How each row's host stands in it (int8), for rule 5 of the decision policy: 2 written alone, as lists
+        of addresses write it (nothing before it: no scheme, ``//`` or user; nothing after it but ``/``), 1 the
+        root page of a URL (``http://8.8.8.8/``), 0 a URL with a path or query. ``8.8.8.8`` asks about an
+        address, which only feeds can judge; ``http://8.8.8.8/`` is a web page on it."""
+        return self._standing
 
     def hand_features(self) -> np.ndarray:
         names, rows = self.host_index()

@@ -26,6 +26,9 @@ from cybersentinel.features.lexical import (
     rows_matching,
 )
 from cybersentinel.scoring.policy import (
+    ALONE,
+    IN_PAGE,
+    ROOT_PAGE,
     Evidence,
     Policy,
     SiteList,
@@ -63,26 +66,27 @@ class Decider:
         self.cache_size = cache_size
         # plain tuples: a full cache of Evidence objects (always tracked) made collections pause for 100+ ms;
         # each entry is the Evidence's fields then whether it changes anything under this policy (one flat
-        # tuple: a nested one stays tracked after a collection); one dict per value of ``bare``, keyed by host
-        self._evidence: tuple[dict[str, tuple], dict[str, tuple]] = ({}, {})
+        # tuple: a nested one stays tracked after a collection); one dict per ``standing`` of a host in its row
+        # (`policy.IN_PAGE`, `ROOT_PAGE`, `ALONE`: they differ for addresses only), keyed by host
+        self._evidence: tuple[dict[str, tuple], ...] = ({}, {}, {})
 
-    def evidence(self, host: str, bare: bool) -> Evidence:
-        return Evidence._make(self._entries([host], bare)[0][:-1])
+    def evidence(self, host: str, standing: int = IN_PAGE) -> Evidence:
+        return Evidence._make(self._entries([host], standing)[0][:-1])
 
     def plain_evidence(self, hosts: list[str]) -> list[Evidence]:
-        """``evidence(host, False)`` of each host."""
-        return [Evidence._make(entry[:-1]) for entry in self._entries(hosts, False)]
+        """``evidence(host)`` of each host."""
+        return [Evidence._make(entry[:-1]) for entry in self._entries(hosts, IN_PAGE)]
 
-    def _entries(self, hosts: list[str], bare: bool) -> list[tuple]:
-        """The cache entries of ``evidence(host, bare)`` of each host; the hosts not cached are looked at
+    def _entries(self, hosts: list[str], standing: int) -> list[tuple]:
+        """The cache entries of ``evidence(host, standing)`` of each host; the hosts not cached are looked at
         together (`_new_entries`). The cache is emptied when they would not fit, and keeps the last
         ``cache_size`` of them."""
-        cache = self._evidence[bare]
+        cache = self._evidence[standing]
         if len(hosts) == 1:  # a service request's one host: one look-up, and no columns to build for it
             host = hosts[0]
             entry = cache.get(host)
             if entry is None:
-                entry = self._new_entry(host, bare)
+                entry = self._new_entry(host, standing)
                 if len(cache) + 1 > self.cache_size:
                     cache.clear()
                 if self.cache_size:
@@ -91,7 +95,7 @@ class Decider:
         rows = list(map(cache.get, hosts))
         missing = list(filterfalse(cache.__contains__, hosts))
         if missing:
-            entries = self._new_entries(missing, bare)
+            entries = self._new_entries(missing, standing)
             if len(cache) + len(missing) > self.cache_size:
                 cache.clear()
             keep = max(len(missing) - self.cache_size, 0)
@@ -100,7 +104,7 @@ class Decider:
             rows = [row if row is not None else next(new) for row in rows]
         return rows
 
-    def _new_entries(self, hosts: list[str], bare: bool) -> list[tuple]:
+    def _new_entries(self, hosts: list[str], standing: int) -> list[tuple]:
         """What the policy reads about each host, as cache entries: the `Evidence` fields, then whether they
         change anything under this policy (`changes_anything`). The hosts are looked at together: each
         canonical name split once (`split_host_columns`), the look-alike and brand searches of
@@ -129,17 +133,17 @@ class Decider:
             [""] * n
         named = named_brands(splits, [rank is not None for rank in ranks])
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
-                   deceptions, [""] * n, [""] * n, own_name, user_content, named)
+                   deceptions, [""] * n, [""] * n, own_name, user_content, named, [False] * n)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
         maybe_addresses = [i for i, (ok, host) in enumerate(zip(plain, canonical, strict=True))
                            if not ok or host.endswith("localhost")]  # maybe an address, localhost or empty
         for i in maybe_addresses:
-            fields = self._address_fields(canonical[i], bare, allowed[i], blocked[i])
+            fields = self._address_fields(canonical[i], standing, allowed[i], blocked[i])
             if fields is not None:
                 entries[i] = (*fields, *changes_anything(self.policy, [fields]))
         return entries
 
-    def _new_entry(self, host: str, bare: bool) -> tuple:
+    def _new_entry(self, host: str, standing: int) -> tuple:
         """`_new_entries` of one host, the same steps without a column per field (a request of one URL spent more
         on building and zipping fourteen one-element lists than on the look-ups); `tests/test_small_requests.py`
         checks the two agree."""
@@ -159,21 +163,21 @@ class Decider:
                 rank = signal[3]
         fields: tuple | None = None
         if not plain or canonical.endswith("localhost"):  # maybe an address, localhost or empty
-            fields = self._address_fields(canonical, bare, allowed, blocked)
+            fields = self._address_fields(canonical, standing, allowed, blocked)
         if fields is None:
             user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
             fields = (False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", "",
                       canonical == registered or canonical == "www." + registered, user_content,
-                      named_brands(splits, [rank is not None])[0])
+                      named_brands(splits, [rank is not None])[0], False)
         return (*fields, *changes_anything(self.policy, [fields]))
 
-    def _address_fields(self, host: str, bare: bool, allowed: str, blocked: str) -> tuple | None:
+    def _address_fields(self, host: str, standing: int, allowed: str, blocked: str) -> tuple | None:
         """The `Evidence` fields of a canonical host that is an address (localhost names are the loopback
         address) or empty; None for a name."""
         if host == "localhost" or host.endswith(".localhost"):
             host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
         if not host:
-            return False, False, (), None, None, None, "", allowed, blocked, "", "", "", False, "", ""
+            return False, False, (), None, None, None, "", allowed, blocked, "", "", "", False, "", "", False
         address = parse_ip(host)
         if address is None:
             return None
@@ -186,47 +190,54 @@ class Decider:
             category = ip_category(address)
             status, feeds = (ip_status(category, 0) if category else None), ()
         allowed = allowed or self.resolvers.get(host, "")
-        return True, bare, feeds, status, category, None, host, allowed, blocked, "", "", "", False, "", ""
+        return True, standing == ALONE, feeds, status, category, None, host, allowed, blocked, "", "", "", False, "", \
+            "", standing == ROOT_PAGE
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
-              bare_row: np.ndarray, row_deception: Mapping[int, str] | None = None,
+              standing: np.ndarray, row_deception: Mapping[int, str] | None = None,
               row_known_file: Mapping[int, str] | None = None, row_allowed: Mapping[int, str] | None = None,
               row_blocked: Mapping[int, str] | None = None, row_asset: Mapping[int, str] | None = None,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scores, verdicts, rule reasons and matched feeds of a batch: ``hosts`` are its distinct hosts,
-        ``host_of_row`` each row's index into them, ``bare_row`` whether a row is a bare host (no path/query).
+        ``host_of_row`` each row's index into them, ``standing`` how each row's host stands in it
+        (`ParsedUrls.host_standing`: in a page, as a root page, written alone).
         The ``row_*`` maps hold what is known of single rows (deception, a stock file, the URL itself on the
         allowlist or block list, a page asset). Rows that are not ``ok`` (unusable input) get NaN and empty strings."""
         n = len(model_scores)
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
         feeds = np.full(n, "", dtype=object)
-        plain = self._entries(hosts, False)  # Evidence objects made only for the rows the loop below decides
+        plain = self._entries(hosts, IN_PAGE)  # Evidence objects made only for the rows the loop below decides
         is_ip = np.asarray([entry[0] for entry in plain] + [False])  # Evidence.is_ip
         changes = np.asarray([entry[-1] for entry in plain] + [False])
         host_of_row = np.where(host_of_row < 0, len(plain), host_of_row)  # -1: a row without a host
-        bare_ip = is_ip[host_of_row] & bare_row
+        bare_ip = is_ip[host_of_row] & (standing == ALONE)
+        root_ip = is_ip[host_of_row] & (standing == ROOT_PAGE)
         row_deception, row_known_file = row_deception or {}, row_known_file or {}
         row_allowed, row_blocked, row_asset = row_allowed or {}, row_blocked or {}, row_asset or {}
         per_row = np.zeros(len(model_scores), dtype=bool)
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset]] = True
-        bare_hosts = np.unique(host_of_row[ok & bare_ip]).tolist()  # addresses alone: their own entries
-        bare = dict(zip(bare_hosts, self._entries([hosts[j] for j in bare_hosts], True), strict=True))
-        rows = ok & (changes[host_of_row] | bare_ip | per_row)
+        address = {}  # (standing, host) -> entry: an address alone or at a root page has its own entries
+        for kind, mask in ((ALONE, bare_ip), (ROOT_PAGE, root_ip)):
+            found = np.unique(host_of_row[ok & mask]).tolist()
+            address.update(zip([(kind, j) for j in found], self._entries([hosts[j] for j in found], kind),
+                               strict=True))
+        rows = ok & (changes[host_of_row] | bare_ip | root_ip | per_row)
         # rows of a popular site with nothing else to it (most rows `decide` would see): rule 6 in one multiply
         popular = self._popular_hosts(plain, changes)
         if popular is not None:
-            simple = rows & ~bare_ip & ~per_row & (popular[host_of_row] != "")
+            simple = rows & ~bare_ip & ~root_ip & ~per_row & (popular[host_of_row] != "")
             scores[simple] = model_scores[simple] * self.policy.popular_factor
             reasons[simple] = popular[host_of_row[simple]]
             rows &= ~simple
         rows = np.flatnonzero(rows)
         facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset)
-        for i, host, alone, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
-                rows.tolist(), host_of_row[rows].tolist(), bare_ip[rows].tolist(), per_row[rows].tolist(),
+        kinds = np.where(bare_ip, ALONE, np.where(root_ip, ROOT_PAGE, IN_PAGE))
+        for i, host, kind, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
+                rows.tolist(), host_of_row[rows].tolist(), kinds[rows].tolist(), per_row[rows].tolist(),
                 model_scores[rows].tolist(), strict=True):
-            scores[i], reasons[i], feeds[i] = self._decide_row(model_score, bare[host] if alone else plain[host],
-                                                               i if single else None, facts)
+            entry = address[kind, host] if kind != IN_PAGE else plain[host]
+            scores[i], reasons[i], feeds[i] = self._decide_row(model_score, entry, i if single else None, facts)
         verdicts = np.where(ok, self.policy.verdicts(np.nan_to_num(scores)), "")
         return scores, verdicts, reasons, feeds
 
@@ -242,14 +253,14 @@ class Decider:
         return out
 
     def decide_rows(self, model_scores: list[float | None], hosts: list[str], host_of_row: list[int],
-                    bare_row: list[bool], row_deception: Mapping[int, str], row_known_file: Mapping[int, str],
+                    standing: list[int], row_deception: Mapping[int, str], row_known_file: Mapping[int, str],
                     row_allowed: Mapping[int, str], row_blocked: Mapping[int, str], row_asset: Mapping[int, str]
                     ) -> list[tuple[float, str, str, str]]:
         """`apply` for a few rows, one at a time in plain Python (NumPy's per-call cost is most of `apply`'s time
         for one row): (score, verdict, rule reasons, feeds) per row, a ``None`` model score marking an unusable
         input (NaN and empty strings). The same rows are decided by the same `_decide_row`; the others keep the
         model's score and the policy's verdict of it, as in `apply`."""
-        plain = self._entries(hosts, False)
+        plain = self._entries(hosts, IN_PAGE)
         facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset)
         out: list[tuple[float, str, str, str]] = []
         for i, (model_score, host) in enumerate(zip(model_scores, host_of_row, strict=True)):
@@ -257,12 +268,12 @@ class Decider:
                 out.append((float("nan"), "", "", ""))
                 continue
             entry = plain[host] if host >= 0 else None
-            bare_ip = bool(entry is not None and entry[0] and bare_row[i])  # an address alone: its own entry
-            if bare_ip:
-                entry = self._entries([hosts[host]], True)[0]
+            address = bool(entry is not None and entry[0] and standing[i] != IN_PAGE)  # its own entry
+            if address:
+                entry = self._entries([hosts[host]], standing[i])[0]
             per_row = any(i in fact for fact in facts)
             score, reason, feeds = self._decide_row(model_score, entry, i if per_row else None, facts) \
-                if (entry is not None and entry[-1]) or bare_ip or per_row else (model_score, "", "")
+                if (entry is not None and entry[-1]) or address or per_row else (model_score, "", "")
             out.append((score, self.policy.verdict(score), reason, feeds))
         return out
 

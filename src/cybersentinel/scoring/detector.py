@@ -314,7 +314,7 @@ class Detector:
                 contributions = contrib.__getitem__
         host_names, host_of_row = _host_index(parsed)
         scores, verdicts, rules, feeds = decider.apply(
-            model_scores, ok, host_names, host_of_row, parsed.bare_hosts(),
+            model_scores, ok, host_names, host_of_row, parsed.host_standing(),
             *self._row_facts(parsed, values, decider))
         texts = rules
         if reasons and X is not None:
@@ -344,7 +344,7 @@ class Detector:
             for i, score in zip(usable, found.tolist(), strict=True):
                 model[i] = score
         host_names, host_of_row = _host_index(parsed)
-        decided = decider.decide_rows(model, host_names, host_of_row.tolist(), parsed.bare_hosts().tolist(),
+        decided = decider.decide_rows(model, host_names, host_of_row.tolist(), parsed.host_standing().tolist(),
                                       *self._row_facts(parsed, values, decider))
         texts = [rules for _, _, rules, _ in decided]
         if reasons and X is not None:  # `_explained`, row by row (plain floats and strings: the same tests)

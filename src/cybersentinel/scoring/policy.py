@@ -24,11 +24,17 @@ The rules, first match decides:
 4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
    of Debian's ``wordpress`` package, pinned with the model): ``benign``, score 0. A kit on a compromised site
    lives outside those files.
-5. A bare IP address (no path, no query) is not scored by the URL model, whose lexical features say nothing
-   about an address: private and bogon addresses are reported as such, other addresses as not listed;
-   ``benign``, score 0. A URL on a private or bogon address (an intranet page, a cloud metadata endpoint)
-   is not reachable from the internet: ``benign``, score 0, reported as such (FireHOL level 1 lists the
-   private ranges, so feeds are not applied either).
+5. An IP address written alone (``203.0.113.7``: no scheme, no path, no query, as lists of addresses and firewall
+   logs write them) is not scored by the URL model, whose lexical features say nothing about an address: private
+   and bogon addresses are reported as such, other addresses as not listed; ``benign``, score 0. A web page on an
+   address (``http://203.0.113.7/``, its root included) is a URL, and the model scores it; but at the root the
+   model reads nothing of the site but that it is an address (it scores such roots 0.7-0.99, phishing and
+   legitimate alike), so there the model's word alone makes it at most ``suspicious``. In every collection
+   nearly all such roots are phishing (3,086 phishing URLs and 35 legitimate ones in ``data/validated.parquet``),
+   so their scores rank them with suspicious pages rather than, as score 0 did, below every legitimate one.
+   A URL on a private or bogon address (an intranet page, a cloud metadata endpoint) is not reachable from the
+   internet: ``benign``, score 0, reported as such (FireHOL level 1 lists the private ranges, so feeds are not
+   applied either).
 6. A popular site (registered domain in the Tranco top ``popular_rank``; all its subdomains, since the
    registered domain follows the public suffix list's private section, so ``user.github.io`` or
    ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``. So is a
@@ -64,6 +70,9 @@ import numpy as np
 from cybersentinel.url.parsing import host_and_parents, normalise
 
 NOT_JUDGED_IP = ("private", "bogon")
+# How a row's host stands in it (`ParsedUrls.host_standing`), which rule 5 reads for addresses: in a URL with a
+# path or query, as the root page of a URL (``http://203.0.113.7/``), or written alone (``203.0.113.7``)
+IN_PAGE, ROOT_PAGE, ALONE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,7 @@ class Evidence(NamedTuple):
     own_name: bool = False  # the host is its registered domain or that name's ``www.``
     user_content: str = ""  # the `USER_CONTENT_HOSTS` entry the host falls under, "" if none
     named_brand: str = ""  # a brand named in the subdomain of an unpopular site not the brand's (rule 3), "" if none
+    address_root: bool = False  # the root page of an address, written as a URL (rule 5)
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
@@ -156,9 +166,10 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     popular = policy.is_popular
     assets = policy.cap_page_assets
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
-                 or (rank is not None and popular(rank, own_name)) or (asset and assets) or named_brand)
+                 or (rank is not None and popular(rank, own_name)) or (asset and assets) or named_brand
+                 or address_root)
             for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name,
-            _, named_brand in evidences]
+            _, named_brand, address_root in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -194,6 +205,9 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
             score, reason = policy.asset_ceiling, f"a host where anyone can publish ({evidence.user_content}): " \
                 f"{evidence.registered_domain}'s rank does not vouch for it, and on the model's word alone it is at " \
                 "most suspicious"
+    if evidence.address_root and score >= policy.threshold:
+        score, reason = policy.asset_ceiling, f"the root page of the address `{evidence.registered_domain}`: the " \
+            "model reads nothing of a site there but its address, so on its word alone it is at most suspicious"
     factor = policy.page_asset_factor
     if evidence.asset and policy.cap_page_assets and (factor < 1.0 or score >= policy.threshold):
         score = min(score * factor, policy.asset_ceiling)
@@ -248,8 +262,9 @@ def popular_only(policy: Policy, evidence: tuple) -> bool:
     """Whether rule 6 alone decides a host of these `Evidence` fields (a tuple, as `changes_anything` takes) when
     nothing is known of the row itself: `decide` then multiplies the score by ``popular_factor``, nothing else."""
     _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name, \
-        user_content, named_brand = evidence[:15]
+        user_content, named_brand, address_root = evidence[:16]
     return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset or named_brand
+                or address_root
                 or ip_status in NOT_JUDGED_IP or (user_content and policy.cap_user_content)) \
         and policy.is_popular(rank, own_name)
 
