@@ -2,6 +2,8 @@
 of collection (conftest.py), while the rest of the suite runs; the container tests run last and wait for it. Cold,
 the build takes minutes (debootstrap and pip), mostly waiting on downloads and unpacking, so overlapping it with
 the other tests takes it off the suite's wall time. A failed or timed-out build still fails the tests that need it.
+CI (`.ci/run`) builds the image before the suite, since a cold build's CPU slows the tests beside it; the build here
+then finds every layer in podman's cache.
 """
 
 from __future__ import annotations
