@@ -17,6 +17,7 @@ costs a request several times its back-to-back CPU, so this is the figure to set
     mkdir -p /tmp/old && git archive 4e719b3 src | tar -x -C /tmp/old
     python benchmarks/request_cpu.py --against /tmp/old/src --kind score --hosts fresh
     python benchmarks/request_cpu.py --against /tmp/old/src --gap-ms 4 --block 250
+    python benchmarks/request_cpu.py --against /tmp/old/src --urls-per-request 1000 --block 10 --rounds 6
 """
 
 from __future__ import annotations
@@ -38,18 +39,27 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def load(src: Path, kind: str, feeds: Path | None, model_dir: Path) -> Any:
-    """The app (or ``(detector, decider)``) built from the package under ``src``, imported afresh."""
+def load(src: Path, kind: str, feeds: Path | None, model_dir: Path, *, compile_afresh: bool = False) -> Any:
+    """The app (or ``(detector, decider)``) built from the package under ``src``, imported afresh.
+    ``compile_afresh``: its numba kernels compiled in this process, not read from their cache: two versions'
+    kernels both read from cache carry the same symbol names, and the second then fails
+    ("NRT_adapt_ndarray_to_python: 'descr' is NULL")."""
+    import numba
+
     for name in [m for m in sys.modules if m == "cybersentinel" or m.startswith("cybersentinel.")]:
         del sys.modules[name]
     sys.path.insert(0, str(src))
     importlib.invalidate_caches()
+    cache_dir = numba.config.CACHE_DIR
+    if compile_afresh:  # an empty cache folder of its own: read before the package's own __pycache__
+        numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="request-cpu-numba-")
     try:
         from cybersentinel.intel.feeds import IntelIndex
         from cybersentinel.ops.service import Settings, create_app
         from cybersentinel.scoring.detector import Detector
     finally:
         sys.path.remove(str(src))
+        numba.config.CACHE_DIR = cache_dir
     if kind == "app":
         return create_app(Settings(model_dir=model_dir, feeds_dir=feeds, feedback_db=Path(tempfile.mkdtemp()) / "f.db"))
     detector = Detector.from_dir(model_dir)
@@ -71,19 +81,20 @@ async def call(app: Any, body: bytes) -> None:
                            (b"content-length", str(len(body)).encode())]}, receive, send)
 
 
-def run(target: Any, kind: str, urls: list[str], loop: asyncio.AbstractEventLoop, gap: float = 0.0) -> list[float]:
-    """Seconds of CPU per request, one URL each, after ``gap`` seconds idle before each (not counted)."""
+def run(target: Any, kind: str, urls: list[str], loop: asyncio.AbstractEventLoop, gap: float = 0.0,
+        per_request: int = 1) -> list[float]:
+    """Seconds of CPU per request of ``per_request`` URLs, after ``gap`` seconds idle before each (not counted)."""
     times = []
     clock = time.process_time
-    for url in urls:
+    for batch in (urls[i:i + per_request] for i in range(0, len(urls), per_request)):
         if gap:
             time.sleep(gap)
         if kind == "score":
             detector, decider = target
             started = clock()
-            detector.score_records([url], decider=decider)
+            detector.score_records(batch, decider=decider)
         else:
-            body = json.dumps({"urls": [url]}).encode()
+            body = json.dumps({"urls": batch}).encode()
             started = clock()
             loop.run_until_complete(call(target, body))
         times.append(clock() - started)
@@ -96,12 +107,13 @@ def fresh(urls: list[str], tag: str) -> list[str]:
     return [scheme.sub(rf"\g<0>{tag}{i}.", url, count=1) for i, url in enumerate(urls)]
 
 
-def summary(times: list[float]) -> str:
+def summary(times: list[float], per_request: int) -> str:
     import numpy as np
 
-    us = np.asarray(times) * 1e6
-    return (f"{len(us):,} requests: mean {us.mean():.0f}  p50 {np.median(us):.0f}  p90 {np.percentile(us, 90):.0f}  "
-            f"p99 {np.percentile(us, 99):.0f} us CPU per request")
+    unit, scale = ("us", 1e6) if per_request == 1 else ("ms", 1e3)
+    cpu = np.asarray(times) * scale
+    return (f"{len(cpu):,} requests: mean {cpu.mean():.1f}  p50 {np.median(cpu):.1f}  "
+            f"p90 {np.percentile(cpu, 90):.1f}  p99 {np.percentile(cpu, 99):.1f} {unit} CPU per request")
 
 
 def main() -> int:
@@ -111,6 +123,8 @@ def main() -> int:
     parser.add_argument("--hosts", choices=("real", "fresh"), default="real",
                         help="URLs as the load test sends them, or each under a host never seen")
     parser.add_argument("--against", type=Path, help="the src folder of another version, alternated with this one")
+    parser.add_argument("--urls-per-request", type=int, default=1,
+                        help="URLs in each request (the load test's batches: 1000)")
     parser.add_argument("--block", type=int, default=1000, help="requests per version before switching")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--gap-ms", type=float, default=0.0,
@@ -133,30 +147,30 @@ def main() -> int:
     else:
         versions = {"this": load(REPO / "src", args.kind, feeds, args.model_dir)}
         if args.against:
-            versions["against"] = load(args.against.resolve(), args.kind, feeds, args.model_dir)
+            versions["against"] = load(args.against.resolve(), args.kind, feeds, args.model_dir, compile_afresh=True)
     kind = "score" if args.kind == "score" else "app"
     urls = real_urls()
-    need = args.block * args.rounds
-    if len(urls) < need + 300:
-        raise SystemExit(f"{len(urls):,} URLs: fewer than the {need + 300:,} this run needs")
+    per_request = args.urls_per_request
+    block = args.block * per_request  # URLs per version before switching
+    if len(urls) < block * args.rounds + 300:
+        raise SystemExit(f"{len(urls):,} URLs: fewer than the {block * args.rounds + 300:,} this run needs")
     loop = asyncio.new_event_loop()
     for name, target in versions.items():  # the first requests of a worker pay one-time costs: not measured
-        run(target, kind, fresh(urls[-300:], f"warm{name}"), loop)
+        run(target, kind, fresh(urls[-300:], f"warm{name}"), loop, per_request=min(per_request, 300))
     gc.collect()
     gc.freeze()
     found: dict[str, list[float]] = {name: [] for name in versions}
     for r in range(args.rounds):
-        block = urls[r * args.block:(r + 1) * args.block]
+        urls_now = urls[r * block:(r + 1) * block]
         for name in (list(versions) if r % 2 == 0 else list(versions)[::-1]):
-            sent = fresh(block, f"{name}{r}x") if args.hosts == "fresh" else block
-            found[name] += run(versions[name], kind, sent, loop, args.gap_ms / 1000)
+            sent = fresh(urls_now, f"{name}{r}x") if args.hosts == "fresh" else urls_now
+            found[name] += run(versions[name], kind, sent, loop, args.gap_ms / 1000, per_request)
     feeds_text = f"feeds {feeds}" if feeds else "no feeds"
-    print(f"{args.kind}, one URL per request, hosts {args.hosts}, {feeds_text}, {args.gap_ms:g} ms idle before "
-          f"each; load average "
-          f"{os.getloadavg()[0]:.2f}")
+    print(f"{args.kind}, {per_request:,} URL(s) per request, hosts {args.hosts}, {feeds_text}, "
+          f"{args.gap_ms:g} ms idle before each; load average {os.getloadavg()[0]:.2f}")
     for name, times in found.items():
         label = {"this": str(REPO / "src"), "against": str(args.against), "floor": "load_floor.app"}[name]
-        print(f"{label}: {summary(times)}")
+        print(f"{label}: {summary(times, per_request)}")
     return 0
 
 

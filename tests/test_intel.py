@@ -31,6 +31,7 @@ from cybersentinel.intel.feeds import (
     refresh_feeds,
     to_domain,
 )
+from cybersentinel.url.parsing import PLAIN_NAME, host_registered_domain
 
 REAL_FEEDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "feeds"
 
@@ -193,6 +194,8 @@ def test_host_signals_are_what_lookup_host_says(host):
     found = index.lookup_host(host)
     expected = (tuple(found["feeds"]), found["ip_status"], found["ip_category"], found["tranco_rank"])
     assert index.host_signals(host) == expected
+    if PLAIN_NAME.fullmatch(host):  # the decider's many new names: split already, known not to be addresses
+        assert index.host_signals(host, host_registered_domain(host)) == expected
 
 
 def test_from_dir_reads_known_files_and_extra_domain_lists(tmp_path):

@@ -214,7 +214,7 @@ def test_few_texts_are_searched_as_arrow_searches_many() -> None:
     labels = [part for split in split_hosts(hosts) for part in split[:3]] + ["", "\n", "é", "xn--pple-43d"]
     texts = hosts + labels + urls
     assert len(texts) > lexical.FEW_TEXTS
-    for pattern in (lexical._ANY_BRAND, lexical._ANY_BRAND_SKELETON, lexical._ANY_TLD_MARKER):
+    for pattern in (lexical.ANY_BRAND, lexical._ANY_BRAND_SKELETON, lexical._ANY_TLD_MARKER):
         many = lexical.rows_matching(pattern, texts)
         assert many.any() and not many.all()
         assert [bool(lexical.rows_matching(pattern, [text])[0]) for text in texts] == many.tolist(), pattern
@@ -380,16 +380,17 @@ def test_few_str_values_are_parsed_as_arrow_parses_them() -> None:
 
 def test_request_cpu_benchmark_alternates_two_versions(tmp_path: Path) -> None:
     # benchmarks/request_cpu.py loads two source trees side by side in one process: here this one twice, through
-    # the whole app, a few requests each (the script, not the figures)
+    # the whole app, a few requests of two URLs each (the script, not the figures)
     import subprocess
     import sys
 
     if not (REPO / "data" / "validated.parquet").is_file():
         pytest.skip("no data/validated.parquet (`dvc pull prepare`)")
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "request_cpu.py"), "--against",
-                             str(REPO / "src"), "--block", "15", "--rounds", "2", "--hosts", "fresh", "--gap-ms", "1"],
+                             str(REPO / "src"), "--block", "15", "--rounds", "2", "--hosts", "fresh", "--gap-ms", "1",
+                             "--urls-per-request", "2"],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "CPU per request" in line]
     assert len(lines) == 2 and all("30 requests" in line for line in lines), result.stdout
-    assert "1 ms idle before each" in result.stdout
+    assert "2 URL(s) per request" in result.stdout and "1 ms idle before each" in result.stdout

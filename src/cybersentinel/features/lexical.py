@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from cybersentinel.features.literals import Literals
 from cybersentinel.url.parsing import (
     host_memo,
     host_registered_domain,
@@ -146,22 +147,23 @@ def imitated_brand(label: str) -> str:
         from confusable_homoglyphs import confusables
 
         plain = "".join(_latin_lookalike(c, confusables) for c in label)
-    if not _ANY_BRAND_SKELETON.search(_ascii_skeleton(plain)):  # most names: no brand's skeleton at all
+    if not _ANY_BRAND_SKELETON.holds(_ascii_skeleton(plain)):  # most names: no brand's skeleton at all
         return ""
     # Only where a word of the name begins (``appie-id``, ``0utl00k``, ``wwwteiegram``, ``2018micr0s0ft``): inside
     # a word, ordinary names hold a brand's skeleton by chance (``happier`` apple, ``designingmall`` gmail,
     # ``billcloud`` icloud). Brands of 5+ letters only: a shorter skeleton ("live", "ebay") turns up by chance too.
     for word in _WORDS.split(plain):
         for start in (word, word.removeprefix("www"), word.lstrip("0123456789")):
-            found = _ANY_BRAND_SKELETON.match(_ascii_skeleton(start))
-            if found and _BRAND_OF_SKELETON[found.group()] not in label:
-                return _BRAND_OF_SKELETON[found.group()]
+            skeleton = _ascii_skeleton(start)
+            found = next((s for s in _ANY_BRAND_SKELETON.words(skeleton) if skeleton.startswith(s)), "")
+            if found and _BRAND_OF_SKELETON[found] not in label:
+                return _BRAND_OF_SKELETON[found]
     return ""
 
 
 _BRAND_SKELETONS = {b: _ascii_skeleton(b) for b in BRANDS}
 _WORDS = re.compile(r"[^a-z0-9]+")
-_ANY_BRAND_SKELETON = re.compile("|".join(re.escape(_BRAND_SKELETONS[b]) for b in BRANDS if len(b) >= 5))
+_ANY_BRAND_SKELETON = Literals(_BRAND_SKELETONS[b] for b in BRANDS if len(b) >= 5)
 _BRAND_OF_SKELETON = {_BRAND_SKELETONS[b]: b for b in BRANDS if len(b) >= 5}
 # so a skeleton found where a word begins names one brand: no two brands share one, none begins another's
 assert len(_BRAND_OF_SKELETON) == sum(len(b) >= 5 for b in BRANDS)
@@ -183,7 +185,7 @@ def _brand_mixed_in(parts: HostParts) -> bool:
     # "paypal-secure" holds a brand; "paypal" itself does not, unless it is a brand holding another one
     if parts.domain in BRANDS:
         return parts.domain in _BRANDS_HOLDING_A_BRAND
-    return _BRAND_IN_NAME.search(parts.domain) is not None
+    return _BRAND_IN_NAME.holds(parts.domain)
 
 
 # Every hand-made URL feature, in output order: names, reasons, flags and the featurizer version come from here.
@@ -239,9 +241,9 @@ FEATURES: tuple[Feature, ...] = (
 )
 # Host facts the rules below read but the model does not see.
 _HOST_HELPERS: dict[str, Callable[[HostParts], float]] = {
-    "_brand_in_subdomain": lambda h: _ANY_BRAND.search(h.subdomain) is not None,
+    "_brand_in_subdomain": lambda h: ANY_BRAND.holds(h.subdomain),
     # the registered name's label, not its suffix: a `.live` site is no more Microsoft's than a `.com` one
-    "_brand_in_registered": lambda h: _BRAND_IN_NAME.search(h.domain) is not None,
+    "_brand_in_registered": lambda h: _BRAND_IN_NAME.holds(h.domain),
 }
 URL_FEATURES: dict[str, str] = {f.name: f.says for f in FEATURES}
 FLAG_FEATURES = frozenset(f.name for f in FEATURES if f.flag)
@@ -851,14 +853,14 @@ def _longest_consonant_run(text: str) -> int:
     return best
 
 
-# One regular expression finds whether any brand occurs (a single pass instead of one `in` per brand).
-_ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
+# Whether any brand occurs: one pass instead of one `in` per brand.
+ANY_BRAND = Literals(BRANDS)
 # A brand in a registered name: a short one (five letters or fewer) only where a word of the name begins, since
 # ordinary words hold them ("groups" "ups", "first" "irs", "delivery" "live", "purchase" "chase"), which made
 # small sites' names brand-like and a brand in the path of such a site not "outside"; the brands' own compound
 # names keep theirs ("steamcommunity", "ebayimg", "adobelogin"). A subdomain or path still matches anywhere.
-_BRAND_IN_NAME = re.compile("|".join(re.escape(b) for b in BRANDS if len(b) > 5) + "|(?:^|[^a-z])(?:"
-                            + "|".join(re.escape(b) for b in BRANDS if len(b) <= 5) + ")")
+_BRAND_IN_NAME = Literals(b for b in BRANDS if len(b) > 5) | Literals((b for b in BRANDS if len(b) <= 5),
+                                                                      before="[^a-z]")
 # Brands that contain another brand: the only names equal to a brand that still hold a *different* brand.
 _BRANDS_HOLDING_A_BRAND = frozenset(d for d in BRANDS if any(b in d and b != d for b in BRANDS))
 
@@ -933,6 +935,7 @@ def _host_rows_arrow(hosts: pa.LargeStringArray) -> np.ndarray:
     sub_lengths = _numpy(pc.binary_length(subs))
     labels = pc.split_pattern(suffixes, pattern=".")
     last_labels = labels.flatten().take(pa.array(np.asarray(labels.offsets)[1:] - 1))
+    brand_in_name = rows_matching(_BRAND_IN_NAME, domains)
     columns = {
         "subdomain_depth": _numpy(pc.count_substring(subs, ".")) + (sub_lengths > 0),
         "domain_label_length": _numpy(pc.binary_length(domains)),
@@ -945,11 +948,11 @@ def _host_rows_arrow(hosts: pa.LargeStringArray) -> np.ndarray:
         "tld_in_subdomain": rows_matching(_ANY_TLD_MARKER, subs),
         "brand_in_domain_with_extra": np.where(_numpy(pc.is_in(domains, value_set=_texts(_BRAND_SET))),
                                                _numpy(pc.is_in(domains, value_set=_texts(_BRANDS_HOLDING_A_BRAND))),
-                                               rows_matching(_BRAND_IN_NAME, domains)),
+                                               brand_in_name),
         "brand_lookalike": _imitating_rows(domains),
         "hosting_platform": hosting,
-        "_brand_in_subdomain": rows_matching(_ANY_BRAND, subs),
-        "_brand_in_registered": rows_matching(_BRAND_IN_NAME, domains),
+        "_brand_in_subdomain": rows_matching(ANY_BRAND, subs),
+        "_brand_in_registered": brand_in_name,
     }
     assert list(columns) == list(_HOST_COLUMNS)
     out = np.empty((len(hosts), len(columns)), dtype=np.float64)
@@ -978,11 +981,14 @@ FEW_TEXTS = 64  # up to this many, `rows_matching` searches with ``re`` (cheaper
 FEW_HOSTS = 4  # up to this many new hosts of a batch take the one-host `host_row` in `_host_table`
 
 
-def rows_matching(pattern: re.Pattern, texts: list[str] | pa.Array) -> np.ndarray:
-    """Whether ``pattern`` (ASCII literal alternatives, where RE2 and ``re`` agree) occurs in each text (a list
-    or an Arrow string array): one RE2 pass through Arrow over all the texts, ten times faster than
-    ``pattern.search`` one text at a time. A few texts are searched with ``re``: Arrow compiles the pattern on
-    every call (about 40 us each)."""
+def rows_matching(pattern: re.Pattern | Literals, texts: list[str] | pa.Array) -> np.ndarray:
+    """Whether ``pattern`` occurs in each text (a list or an Arrow string array, no nulls). `Literals` scan the
+    texts joined. A regular expression (one RE2 and ``re`` read alike) runs as one RE2 pass through Arrow, ten
+    times faster than ``pattern.search`` one text at a time, except over a few texts: Arrow compiles the
+    pattern on every call (about 40 us for a short one, most of a millisecond for the brand names, hence
+    `Literals` for those)."""
+    if isinstance(pattern, Literals):
+        return pattern.found(texts.to_pylist() if isinstance(texts, pa.Array) else texts)
     if len(texts) <= FEW_TEXTS:
         texts = texts.to_pylist() if isinstance(texts, pa.Array) else texts
         return np.fromiter((pattern.search(text) is not None for text in texts), dtype=bool, count=len(texts))
@@ -1007,7 +1013,7 @@ def may_imitate(domains: list[str] | pa.Array) -> np.ndarray:
 def may_imitate_one(domain: str) -> bool:
     """`may_imitate` of one domain label."""
     return not (domain.isascii() and "xn--" not in domain) or \
-        _ANY_BRAND_SKELETON.search(_ascii_skeleton(domain)) is not None
+        _ANY_BRAND_SKELETON.holds(_ascii_skeleton(domain))
 
 
 # `_ascii_skeleton` as tables for `_skeletons`: the two-letter look-alikes' bytes and letters, a byte map

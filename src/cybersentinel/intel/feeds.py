@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cybersentinel.core.redact import redact
 from cybersentinel.core.retry import http_session
-from cybersentinel.url.parsing import host_and_parents
+from cybersentinel.url.parsing import host_and_parents, host_registered_domain, name_and_parents, split_host
 
 if TYPE_CHECKING:
     import numpy as np
@@ -536,8 +536,7 @@ class IntelIndex:
         ``tranco_rank``) as one flat tuple, for scoring many new hosts: the same answers without building
         dicts, and a tuple the garbage collector stops tracking. ``registered``: the registered domain of a
         host the caller knows to be a lower-case name (no address, no trailing dot), split already."""
-        from cybersentinel.url.parsing import host_registered_domain, split_host
-
+        parents = name_and_parents
         if registered is None:
             host = host.lower().rstrip(".")
             if split_host(host)[3]:
@@ -545,8 +544,9 @@ class IntelIndex:
                 return tuple(found["feeds"]), found["ip_status"], found["ip_category"], None
             if not host:
                 return (), None, None, None
-            registered = host_registered_domain(host)
-        lists = {name for parent in host_and_parents(host) for name in self.domains.get(parent, ())}
-        return tuple(sorted(lists)), None, None, self.popularity.get(registered)
+            registered, parents = host_registered_domain(host), host_and_parents
+        listed = self.domains.get
+        lists = [name for parent in parents(host) for name in listed(parent, ())]  # most hosts: none
+        return tuple(sorted(set(lists))) if lists else (), None, None, self.popularity.get(registered)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from cybersentinel.features.lexical import (
+    ANY_BRAND,
     ASSET_EXTENSIONS,
     BRANDS,
     FEW_TEXTS,
@@ -25,6 +26,7 @@ from cybersentinel.features.lexical import (
     rendered,
     rows_matching,
 )
+from cybersentinel.features.literals import Literals
 from cybersentinel.scoring.policy import (
     ALONE,
     IN_PAGE,
@@ -347,10 +349,10 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
     found = [""] * len(hosts)
     if isinstance(splits.domain, list) and len(hosts) <= FEW_TEXTS:  # a few hosts (a request): no NumPy call
         candidates = [i for i, (domain, subdomain) in enumerate(zip(splits.domain, splits.subdomain, strict=True))
-                      if may_imitate_one(domain) or _ANY_BRAND.search(subdomain) is not None
+                      if may_imitate_one(domain) or ANY_BRAND.holds(subdomain)
                       or _COUNTRY_DOMAIN.search(subdomain) is not None or may_imitate_one(subdomain)]
     else:
-        candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(_ANY_BRAND, splits.subdomain)
+        candidates = np.flatnonzero(may_imitate(splits.domain) | rows_matching(ANY_BRAND, splits.subdomain)
                                     | rows_matching(_COUNTRY_DOMAIN, splits.subdomain)
                                     | may_imitate(splits.subdomain)).tolist()
     if not candidates:  # most hosts (and a service request's one host, most of the time)
@@ -360,9 +362,6 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
     for i, subdomain, domain, ip, registered in zip(candidates, *columns[:2], is_ip, columns[2], strict=True):
         found[i] = _deception(subdomain, domain, ip, registered)
     return found
-
-
-_ANY_BRAND = re.compile("|".join(map(re.escape, BRANDS)))
 
 
 def _taken(columns: tuple, rows: list[int]) -> list[list]:
@@ -380,9 +379,7 @@ def _taken(columns: tuple, rows: list[int]) -> list[list]:
 # bot's hook, `ups.` for a power supply's page).
 _OWN_HOSTED_NAMES = frozenset({"live", "wallet", "steam", "blockchain", "outlook", "office365", "sharepoint",
                                "onedrive", "telegram", "discord", "whatsapp", "ups", "irs"})
-_NAMED = "|".join(map(re.escape, sorted(set(BRANDS) - _OWN_HOSTED_NAMES, key=lambda b: (-len(b), b))))
-_BRAND_WORD = re.compile(r"(?:^|[.-])(?:" + _NAMED + r")(?:[.-]|$)")  # RE2 (`rows_matching`) reads it too
-_BRAND_WORDS = re.compile(r"(?<![^.-])(" + _NAMED + r")(?![^.-])")  # each one, overlapping delimiters
+_BRAND_WORD = Literals(sorted(set(BRANDS) - _OWN_HOSTED_NAMES), before="[.-]", after="[.-]")
 
 
 def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
@@ -391,7 +388,7 @@ def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
     words an analyst can check; "" for the others (policy rule 3: it corroborates a suspicious score)."""
     subdomains = splits.subdomain
     if isinstance(subdomains, list) and len(subdomains) <= FEW_TEXTS:
-        candidates = [i for i, sub in enumerate(subdomains) if not ranked[i] and _BRAND_WORD.search(sub)]
+        candidates = [i for i, sub in enumerate(subdomains) if not ranked[i] and _BRAND_WORD.holds(sub)]
     else:
         candidates = np.flatnonzero(rows_matching(_BRAND_WORD, subdomains) & ~np.asarray(ranked, dtype=bool)).tolist()
     found = [""] * len(ranked)
@@ -399,7 +396,7 @@ def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
         return found
     columns = _taken((splits.subdomain, splits.registered), candidates)
     for i, subdomain, registered in zip(candidates, *columns, strict=True):
-        brand = next((m.group(1) for m in _BRAND_WORDS.finditer(subdomain) if m.group(1) not in registered), "")
+        brand = next((b for b in _BRAND_WORD.words(subdomain) if b not in registered), "")
         if brand:
             found[i] = f"brand `{brand}` named in the subdomain of `{registered}`, neither the brand's nor a " \
                 "popular site"

@@ -460,7 +460,12 @@ def host_and_parents(host: str) -> list[str]:
     itself, so ``1.2.3.4`` is no parent of ``9.1.2.3.4``."""
     if parse_ip(host) is not None or host.replace(".", "").isdigit():
         return [host]
-    labels = host.split(".")
+    return name_and_parents(host)
+
+
+def name_and_parents(name: str) -> list[str]:
+    """`host_and_parents` of a host the caller knows to be a name, not an address (no test for one)."""
+    labels = name.split(".")
     return [".".join(labels[i:]) for i in range(max(1, len(labels) - 1))]
 
 
