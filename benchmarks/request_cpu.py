@@ -41,9 +41,9 @@ REPO = HERE.parent
 
 def load(src: Path, kind: str, feeds: Path | None, model_dir: Path, *, compile_afresh: bool = False) -> Any:
     """The app (or ``(detector, decider)``) built from the package under ``src``, imported afresh.
-    ``compile_afresh``: its numba kernels compiled in this process, not read from their cache: two versions'
-    kernels both read from cache carry the same symbol names, and the second then fails
-    ("NRT_adapt_ndarray_to_python: 'descr' is NULL")."""
+    ``compile_afresh``: its numba kernels compiled in this process, not read from their cache: the kernels of
+    two trees both read from their caches carry the same symbol names, and the second's then fail
+    ("NRT_adapt_ndarray_to_python: 'descr' is NULL"); one tree loaded twice reads one cache and does not."""
     import numba
 
     for name in [m for m in sys.modules if m == "cybersentinel" or m.startswith("cybersentinel.")]:
@@ -147,7 +147,9 @@ def main() -> int:
     else:
         versions = {"this": load(REPO / "src", args.kind, feeds, args.model_dir)}
         if args.against:
-            versions["against"] = load(args.against.resolve(), args.kind, feeds, args.model_dir, compile_afresh=True)
+            other = args.against.resolve()
+            versions["against"] = load(other, args.kind, feeds, args.model_dir,
+                                       compile_afresh=other != (REPO / "src").resolve())
     kind = "score" if args.kind == "score" else "app"
     urls = real_urls()
     per_request = args.urls_per_request
