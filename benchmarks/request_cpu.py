@@ -132,6 +132,8 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=REPO / "models")
     parser.add_argument("--feeds-dir", type=Path, default=REPO / "data" / "intel")
     args = parser.parse_args()
+    if args.urls_per_request < 1 or args.block < 1 or args.rounds < 1:
+        parser.error("--urls-per-request, --block and --rounds must be at least 1")
 
     os.chdir(REPO)  # the app reads reports/metrics.json relative to the working directory, as `serve` does
     # as under `serve --workers`: every metric update goes to a shared file (set before prometheus_client loads)
