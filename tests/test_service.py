@@ -289,6 +289,20 @@ def test_any_strings_give_one_result_each_in_order(client: TestClient, values: l
     assert all((r["error"] != "") == (r["score"] is None) for r in results)
 
 
+@pytest.mark.parametrize("value", ["https://bücher.example/straße?q=\u2028", "http://example.com/\U0001f600"])
+def test_answers_are_ascii_and_give_back_any_submitted_string(client: TestClient, value: str) -> None:
+    response = post_json(client, {"urls": [value, LEGITIMATE]})
+    assert response.status_code == 200
+    assert response.content.isascii()
+    assert [r["url"] for r in json.loads(response.content)["results"]] == [value, LEGITIMATE]
+
+
+def test_a_lone_surrogate_is_refused_as_invalid_json(client: TestClient) -> None:
+    response = post_json(client, {"urls": ["http://\ud800.example/"]})  # json.dumps writes it as an escape
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
 @FAST
 @given(text=st.text(max_size=2000))
 def test_any_text_plain_body_is_scored_line_by_line_or_refused(small_client: TestClient, text: str) -> None:
