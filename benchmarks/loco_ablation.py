@@ -1,0 +1,175 @@
+"""Ablations of the classifier over the `generalise` folds, in seconds rather than a `dvc repro` each.
+
+Stage `generalise` spends nearly all of a fold's time in the featurizer (the cross-fitted n-gram scorers). A change
+to LightGBM alone (its settings, its seed, which features it reads, row weights, noise on the n-gram scores it
+trains on) does not change the featurizer, so `cache` featurizes every fold once (the nine collections left out,
+forward in time, and the in-distribution split: about 100 s a fold, two at a time) and `run` then trains and
+scores only the classifier, about 15 s for all eleven folds. Each `run` prints one line: every fold's ROC-AUC and
+TPR at 1% FPR of the classifier's raw score (the calibration is monotone, so the ranking is the stage's model
+ranking: the baseline reproduces `reports/generalisation_details.json`'s model ROC-AUC to four decimals; the
+served decision is not computed). Prints figures; asserts nothing. Reads data/prepared.parquet, params.yaml and
+models/best_params.json (`dvc repro`); the cache holds features of the collections, so keep it out of git.
+
+    python benchmarks/loco_ablation.py cache                     # once, after `dvc repro`
+    python benchmarks/loco_ablation.py run baseline
+    python benchmarks/loco_ablation.py run seed1 --seed 1        # how far LightGBM's seed alone moves each fold
+    python benchmarks/loco_ablation.py run no-entropy --drop domain_entropy
+    python benchmarks/loco_ablation.py run extra-trees --set extra_trees=true
+    python benchmarks/loco_ablation.py run noisy-ngrams --ngram-noise 1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "cybersentinel-loco"
+IN_DISTRIBUTION = "in_distribution"
+
+
+def fold_rows(table: Any, params: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(training rows, evaluation rows) of every fold stage `generalise` runs, plus the in-distribution split."""
+    from cybersentinel.core.config import feedback_source_names
+    from cybersentinel.model.generalisation import forward_rows, loco_rows
+
+    collections = sorted(set(table["source"].unique()) - feedback_source_names(params["dataset"]))
+    folds = {name: loco_rows(table, name) for name in collections}
+    folds["forward"] = forward_rows(table, params["generalise"]["cutoff_year"])
+    folds[IN_DISTRIBUTION] = ((table["split"] == "train").to_numpy(),
+                              (table["split"] == "test").to_numpy() & ~table["synthetic"].to_numpy())
+    return folds
+
+
+def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any], out: Path) -> None:
+    """The fold's featurizer fitted on its training rows as `fit_recipe` fits it; both matrices saved (no pickle)."""
+    from cybersentinel.core.files import atomic_path
+    from cybersentinel.features.featurizer import build_featurizer
+
+    train, rows = table[training], table[evaluation]
+    featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
+    x_train = featurizer.fit_transform(train[["url"]], train["label"].to_numpy())
+    with atomic_path(out) as temporary, open(temporary, "wb") as file:  # a file object: savez adds no suffix
+        np.savez(file, names=np.asarray(featurizer.get_feature_names_out(), dtype=str), x_train=x_train,
+                 y_train=train["label"].to_numpy(), source_train=train["source"].to_numpy(dtype=str),
+                 group_train=train["group"].to_numpy(dtype=str), x_eval=featurizer.transform(rows[["url"]]),
+                 y_eval=rows["label"].to_numpy())
+
+
+def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
+    """Training-row weights: ``cell`` gives every (collection, class) the same total, ``domain`` every registered
+    domain; each class keeps its total. ``none``: no weights."""
+    from cybersentinel.model.metrics import group_weights
+
+    if scheme == "none":
+        return None
+    if scheme not in ("cell", "domain"):
+        raise ValueError(f"unknown weighting {scheme!r}: expected none, cell or domain")
+    weights = group_weights(np.char.add(sources.astype(str), y.astype(str)) if scheme == "cell" else groups)
+    for label in (0, 1):
+        chosen = y == label
+        weights[chosen] *= chosen.sum() / weights[chosen].sum()
+    return weights
+
+
+def run_fold(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any], *, drop: frozenset[str],
+             overrides: Mapping[str, Any], seed: int, bag: int, ngram_noise: float, weighting: str,
+             ) -> tuple[float, float]:
+    """(ROC-AUC, TPR at 1% FPR) of one cached fold's classifier trained with the changes asked for."""
+    from sklearn.metrics import roc_auc_score
+
+    from cybersentinel.model.estimators import build_estimator
+    from cybersentinel.model.metrics import tpr_at_fpr
+
+    with np.load(path, allow_pickle=False) as fold:
+        names = fold["names"].tolist()
+        unknown = drop - set(names)
+        if unknown:
+            raise SystemExit(f"--drop names no feature: {sorted(unknown)}; the features are {names}")
+        keep = [i for i, name in enumerate(names) if name not in drop]
+        x_train, x_eval = fold["x_train"][:, keep], fold["x_eval"][:, keep]
+        y_train, y_eval = fold["y_train"], fold["y_eval"]
+        weights = row_weights(weighting, y_train, fold["source_train"], fold["group_train"])
+    if ngram_noise:  # the training rows' n-gram scores made less trustworthy than their out-of-fold noise says
+        columns = [j for j, i in enumerate(keep) if names[i].endswith("_ngram_score")]
+        x_train = x_train.copy()
+        x_train[:, columns] += np.random.default_rng(seed).normal(0.0, ngram_noise, (len(x_train), len(columns)))
+    scores = np.zeros(len(x_eval))
+    for member in range(bag):  # `bag` models of consecutive seeds, their probabilities averaged
+        estimator = build_estimator(model, seed + member).set_params(**{**best_params, **overrides})
+        scores += estimator.fit(x_train, y_train, sample_weight=weights).predict_proba(x_eval)[:, 1]
+    return float(roc_auc_score(y_eval, scores)), float(tpr_at_fpr(y_eval, scores, 0.01))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs, each value read as JSON (``extra_trees=true``, ``max_bin=31``), else as text."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set takes key=value, not {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def main() -> None:
+    from joblib import Parallel, delayed
+
+    from cybersentinel.core.files import read_params
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the fold matrices live")
+    parser.add_argument("--folds", default="", help="comma-separated fold names (default: every fold)")
+    parser.add_argument("--jobs", type=int, default=2)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("cache", help="featurize every fold once")
+    run = commands.add_parser("run", help="train and score the classifier of every cached fold")
+    run.add_argument("name", help="a label for the printed line")
+    run.add_argument("--drop", default="", help="comma-separated features the classifier does not read")
+    run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="LightGBM settings over the chosen ones")
+    run.add_argument("--seed", type=int, default=None, help="default: params.yaml's")
+    run.add_argument("--bag", type=int, default=1, help="average this many models of consecutive seeds")
+    run.add_argument("--ngram-noise", type=float, default=0.0, help="normal noise (sd) on the training n-gram scores")
+    run.add_argument("--weight", default="none", choices=["none", "cell", "domain"])
+    args = parser.parse_args()
+    if args.jobs < 1 or args.command == "run" and (args.bag < 1 or args.ngram_noise < 0):
+        raise SystemExit("--bag and --jobs must be at least 1, --ngram-noise at least 0")
+    params = read_params(REPO / "params.yaml")
+    chosen = [name for name in args.folds.split(",") if name]
+    if args.command == "cache":
+        import pandas as pd
+
+        table = pd.read_parquet(REPO / "data" / "prepared.parquet")
+        folds = fold_rows(table, params)
+        todo = {name: rows for name, rows in folds.items() if not chosen or name in chosen}
+        args.cache.mkdir(parents=True, exist_ok=True)
+        Parallel(n_jobs=args.jobs)(delayed(cache_fold)(table, *rows, params, args.cache / f"{name}.npz")
+                                   for name, rows in todo.items())
+        print(f"cached {len(todo)} folds in {args.cache}")
+        return
+    paths = sorted(args.cache.glob("*.npz"))
+    paths = [p for p in paths if not chosen or p.stem in chosen]
+    if not paths:
+        raise SystemExit(f"no cached folds in {args.cache}: run `python benchmarks/loco_ablation.py cache` first")
+    best_params = json.loads((REPO / "models" / "best_params.json").read_text())
+    options = {"drop": frozenset(filter(None, args.drop.split(","))), "overrides": parse_overrides(args.set),
+               "seed": params["seed"] if args.seed is None else args.seed, "bag": args.bag,
+               "ngram_noise": args.ngram_noise, "weighting": args.weight}
+    results = Parallel(n_jobs=args.jobs)(delayed(run_fold)(p, params["model"], best_params, **options) for p in paths)
+    by_fold = dict(zip((p.stem for p in paths), results, strict=True))
+    left_out = [auc for name, (auc, _) in by_fold.items() if name not in ("forward", IN_DISTRIBUTION)]
+    summary = f"min {min(left_out):.4f} mean {np.mean(left_out):.4f} | " if left_out else ""
+    print(f"{args.name}: {summary}" + "  ".join(f"{name} {auc:.4f}/{tpr:.3f}" for name, (auc, tpr) in by_fold.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""benchmarks/loco_ablation.py: the classifier-only ablations over cached fold matrices (tiny synthetic folds)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Loaded from its file, not by putting benchmarks/ on sys.path (benchmarks/distributed.py would shadow a package).
+_spec = importlib.util.spec_from_file_location("loco_ablation", REPO / "benchmarks" / "loco_ablation.py")
+loco_ablation = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(loco_ablation)
+
+NAMES = ["url_length", "host_ngram_score", "path_ngram_score"]
+
+
+def write_fold(path: Path, seed: int, flip: bool = False) -> None:
+    """A fold whose label follows the path n-gram score (reversed on the evaluation rows when ``flip``)."""
+    rng = np.random.default_rng(seed)
+    x_train, x_eval = rng.normal(size=(400, 3)), rng.normal(size=(200, 3))
+    y_train = (x_train[:, 2] > 0).astype(int)
+    y_eval = (x_eval[:, 2] < 0 if flip else x_eval[:, 2] > 0).astype(int)
+    np.savez(path, names=np.array(NAMES), x_train=x_train, y_train=y_train, x_eval=x_eval, y_eval=y_eval,
+             source_train=np.where(np.arange(400) < 300, "a", "b"), group_train=np.arange(400).astype(str))
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, cache: Path, *args: str,
+        folds: str = "") -> str:
+    """What the script prints, or the message it exits with."""
+    monkeypatch.setattr(sys, "argv", ["loco_ablation.py", "--cache", str(cache), "--jobs", "1", "--folds", folds,
+                                      "run", *args])
+    try:
+        loco_ablation.main()
+    except SystemExit as exc:
+        return str(exc)
+    return capsys.readouterr().out
+
+
+def test_run_prints_each_fold_and_the_worst_left_out_collection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    write_fold(tmp_path / "web_page_phishing.npz", 0)
+    write_fold(tmp_path / "jpcert_2019_2025.npz", 1, flip=True)
+    write_fold(tmp_path / "forward.npz", 2)
+    line = run(monkeypatch, capsys, tmp_path, "baseline").strip()
+    figures = {name: float(value.split("/")[0]) for name, value in
+               (part.split() for part in line.split("| ")[1].split("  "))}
+    assert set(figures) == {"web_page_phishing", "jpcert_2019_2025", "forward"}
+    assert figures["web_page_phishing"] > 0.9 and figures["jpcert_2019_2025"] < 0.1  # the flipped fold ranks backwards
+    assert line.startswith(f"baseline: min {figures['jpcert_2019_2025']:.4f}")  # forward is not a left-out collection
+    # without the feature that carries the label, nothing is left to rank by
+    blind = run(monkeypatch, capsys, tmp_path, "blind", "--drop", "path_ngram_score", folds="web_page_phishing")
+    assert blind.startswith("blind: min ")
+    assert 0.3 < float(blind.split("web_page_phishing ")[1].split("/")[0]) < 0.7
+
+
+def test_bad_requests_are_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture) -> None:
+    assert "cache` first" in run(monkeypatch, capsys, tmp_path, "x")  # nothing cached
+    write_fold(tmp_path / "forward.npz", 0)
+    assert "names no feature" in run(monkeypatch, capsys, tmp_path, "x", "--drop", "no_such_feature")
+    assert "key=value" in run(monkeypatch, capsys, tmp_path, "x", "--set", "extra_trees")
+    assert "at least 1" in run(monkeypatch, capsys, tmp_path, "x", "--bag", "0")
+
+
+def test_row_weights_give_each_cell_the_same_total_and_keep_class_totals() -> None:
+    y = np.array([0, 0, 0, 1, 1, 0])
+    sources = np.array(["a", "a", "a", "a", "b", "b"])
+    groups = np.array(["g1", "g1", "g2", "g3", "g4", "g5"])
+    cell = loco_ablation.row_weights("cell", y, sources, groups)
+    assert cell[:3].sum() == pytest.approx(cell[5])  # (a, legitimate) and (b, legitimate) weigh the same
+    assert cell[y == 0].sum() == pytest.approx(4) and cell[y == 1].sum() == pytest.approx(2)
+    domain = loco_ablation.row_weights("domain", y, sources, groups)
+    assert domain[0] == pytest.approx(domain[1]) and domain[0] * 2 == pytest.approx(domain[2])
+    assert loco_ablation.row_weights("none", y, sources, groups) is None
+    with pytest.raises(ValueError, match="unknown weighting"):
+        loco_ablation.row_weights("collection", y, sources, groups)
