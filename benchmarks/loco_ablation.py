@@ -8,7 +8,9 @@ scores only the classifier, about 15 s for all eleven folds. Each `run` prints o
 TPR at 1% FPR of the classifier's raw score (the calibration is monotone, so the ranking is the stage's model
 ranking: the baseline reproduces `reports/generalisation_details.json`'s model ROC-AUC to four decimals; the
 served decision is not computed). Prints figures; asserts nothing. Reads data/prepared.parquet, params.yaml and
-models/best_params.json (`dvc repro`); the cache holds features of the collections, so keep it out of git.
+models/best_params.json (`dvc repro`); the cache holds features of the collections, so keep it out of git. Its
+manifest.json records each fold file's SHA-256 and what the folds were made from (the prepared table's SHA-256 and
+the parameters that shape them): `run` refuses a file whose hash differs and a cache older than the pipeline's outputs.
 
     python benchmarks/loco_ablation.py cache                     # once, after `dvc repro`
     python benchmarks/loco_ablation.py run baseline
@@ -45,6 +47,36 @@ def fold_rows(table: Any, params: Mapping[str, Any]) -> dict[str, tuple[np.ndarr
     folds[IN_DISTRIBUTION] = ((table["split"] == "train").to_numpy(),
                               (table["split"] == "test").to_numpy() & ~table["synthetic"].to_numpy())
     return folds
+
+
+def cache_inputs(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What the cached folds are made from: when any of it changes (`dvc repro`), the cache is stale."""
+    from cybersentinel.core.files import sha256_file
+
+    shaping = {key: params[key] for key in ("dataset", "featurizer", "seed")}
+    return {"prepared_sha256": sha256_file(REPO / "data" / "prepared.parquet"),
+            "params": json.loads(json.dumps({**shaping, "cutoff_year": params["generalise"]["cutoff_year"]},
+                                            sort_keys=True, default=str))}
+
+
+def verified_folds(cache: Path, chosen: list[str], inputs: Mapping[str, Any]) -> list[Path]:
+    """The cached fold files asked for, each checked against the manifest; a clear error otherwise."""
+    from cybersentinel.core.files import sha256_file
+
+    manifest_path = cache / "manifest.json"
+    if not manifest_path.exists():
+        raise SystemExit(f"no cached folds in {cache}: run `python benchmarks/loco_ablation.py cache` first")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("inputs") != inputs:
+        raise SystemExit(f"the folds in {cache} were made from other data or parameters than this checkout's: "
+                         "run `python benchmarks/loco_ablation.py cache` again")
+    names = sorted(name for name in manifest["folds"] if not chosen or name in chosen)
+    if not names:
+        raise SystemExit(f"none of the folds asked for is cached in {cache}: {chosen}")
+    for name in names:
+        if sha256_file(cache / f"{name}.npz") != manifest["folds"][name]:
+            raise SystemExit(f"{cache / name}.npz does not match the SHA-256 its manifest records: cache it again")
+    return [cache / f"{name}.npz" for name in names]
 
 
 def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any], out: Path) -> None:
@@ -124,7 +156,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 def main() -> None:
     from joblib import Parallel, delayed
 
-    from cybersentinel.core.files import read_params
+    from cybersentinel.core.files import read_params, sha256_file, write_json
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the fold matrices live")
@@ -152,14 +184,17 @@ def main() -> None:
         folds = fold_rows(table, params)
         todo = {name: rows for name, rows in folds.items() if not chosen or name in chosen}
         args.cache.mkdir(parents=True, exist_ok=True)
+        manifest_path = args.cache / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        inputs = cache_inputs(params)
+        folds_done = manifest.get("folds", {}) if manifest.get("inputs") == inputs else {}  # a stale cache is redone
         Parallel(n_jobs=args.jobs)(delayed(cache_fold)(table, *rows, params, args.cache / f"{name}.npz")
                                    for name, rows in todo.items())
+        folds_done.update({name: sha256_file(args.cache / f"{name}.npz") for name in todo})
+        write_json(manifest_path, {"inputs": inputs, "folds": folds_done})
         print(f"cached {len(todo)} folds in {args.cache}")
         return
-    paths = sorted(args.cache.glob("*.npz"))
-    paths = [p for p in paths if not chosen or p.stem in chosen]
-    if not paths:
-        raise SystemExit(f"no cached folds in {args.cache}: run `python benchmarks/loco_ablation.py cache` first")
+    paths = verified_folds(args.cache, chosen, cache_inputs(params))
     best_params = json.loads((REPO / "models" / "best_params.json").read_text())
     options = {"drop": frozenset(filter(None, args.drop.split(","))), "overrides": parse_overrides(args.set),
                "seed": params["seed"] if args.seed is None else args.seed, "bag": args.bag,

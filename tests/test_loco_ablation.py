@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -28,9 +30,22 @@ def write_fold(path: Path, seed: int, flip: bool = False) -> None:
              source_train=np.where(np.arange(400) < 300, "a", "b"), group_train=np.arange(400).astype(str))
 
 
+INPUTS = {"prepared_sha256": "0" * 64, "params": {"seed": 42}}
+
+
+def write_manifest(cache: Path) -> None:
+    folds = {path.stem: file_sha256(path) for path in cache.glob("*.npz")}
+    (cache / "manifest.json").write_text(json.dumps({"inputs": INPUTS, "folds": folds}))
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, cache: Path, *args: str,
         folds: str = "") -> str:
     """What the script prints, or the message it exits with."""
+    monkeypatch.setattr(loco_ablation, "cache_inputs", lambda params: INPUTS)  # no prepared table needed
     monkeypatch.setattr(sys, "argv", ["loco_ablation.py", "--cache", str(cache), "--jobs", "1", "--folds", folds,
                                       "run", *args])
     try:
@@ -45,6 +60,7 @@ def test_run_prints_each_fold_and_the_worst_left_out_collection(tmp_path: Path, 
     write_fold(tmp_path / "web_page_phishing.npz", 0)
     write_fold(tmp_path / "jpcert_2019_2025.npz", 1, flip=True)
     write_fold(tmp_path / "forward.npz", 2)
+    write_manifest(tmp_path)
     line = run(monkeypatch, capsys, tmp_path, "baseline").strip()
     figures = {name: float(value.split("/")[0]) for name, value in
                (part.split() for part in line.split("| ")[1].split("  "))}
@@ -61,9 +77,24 @@ def test_bad_requests_are_clear_errors(tmp_path: Path, monkeypatch: pytest.Monke
                                        capsys: pytest.CaptureFixture) -> None:
     assert "cache` first" in run(monkeypatch, capsys, tmp_path, "x")  # nothing cached
     write_fold(tmp_path / "forward.npz", 0)
+    write_manifest(tmp_path)
     assert "names no feature" in run(monkeypatch, capsys, tmp_path, "x", "--drop", "no_such_feature")
     assert "key=value" in run(monkeypatch, capsys, tmp_path, "x", "--set", "extra_trees")
     assert "at least 1" in run(monkeypatch, capsys, tmp_path, "x", "--bag", "0")
+    assert "none of the folds" in run(monkeypatch, capsys, tmp_path, "x", folds="ebbu2017")
+
+
+def test_a_changed_fold_file_or_a_stale_cache_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    write_fold(tmp_path / "forward.npz", 0)
+    write_manifest(tmp_path)
+    assert run(monkeypatch, capsys, tmp_path, "x").startswith("x: forward ")
+    write_fold(tmp_path / "forward.npz", 1)  # another fold under the same name
+    assert "does not match the SHA-256" in run(monkeypatch, capsys, tmp_path, "x")
+    write_manifest(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "inputs": {**INPUTS, "prepared_sha256": "1" * 64}}))
+    assert "other data or parameters" in run(monkeypatch, capsys, tmp_path, "x")
 
 
 def test_row_weights_give_each_cell_the_same_total_and_keep_class_totals() -> None:
