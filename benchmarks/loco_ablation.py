@@ -18,6 +18,13 @@ the parameters that shape them): `run` refuses a file whose hash differs and a c
     python benchmarks/loco_ablation.py run no-entropy --drop domain_entropy
     python benchmarks/loco_ablation.py run extra-trees --set extra_trees=true
     python benchmarks/loco_ablation.py run noisy-ngrams --ngram-noise 1.0
+
+Changes to the n-gram scorers need the folds featurized again: ``--featurizer NAME`` (given to both `cache` and
+`run`; its own cache folder unless ``--cache`` says otherwise) caches them with one of `FEATURIZERS` instead of the
+recipe's. None of them lifted the folds (README, session 19), so they live here, not in the package:
+
+    python benchmarks/loco_ablation.py --featurizer split-host cache
+    python benchmarks/loco_ablation.py --featurizer split-host run split-host --drop host_ngram_score
 """
 
 from __future__ import annotations
@@ -49,11 +56,13 @@ def fold_rows(table: Any, params: Mapping[str, Any]) -> dict[str, tuple[np.ndarr
     return folds
 
 
-def cache_inputs(params: Mapping[str, Any]) -> dict[str, Any]:
+def cache_inputs(params: Mapping[str, Any], variant: str = "recipe") -> dict[str, Any]:
     """What the cached folds are made from: when any of it changes (`dvc repro`), the cache is stale."""
     from cybersentinel.core.files import sha256_file
 
     shaping = {key: params[key] for key in ("dataset", "featurizer", "seed")}
+    if variant != "recipe":
+        shaping["featurizer_variant"] = variant
     return {"prepared_sha256": sha256_file(REPO / "data" / "prepared.parquet"),
             "params": json.loads(json.dumps({**shaping, "cutoff_year": params["generalise"]["cutoff_year"]},
                                             sort_keys=True, default=str))}
@@ -79,19 +88,145 @@ def verified_folds(cache: Path, chosen: list[str], inputs: Mapping[str, Any]) ->
     return [cache / f"{name}.npz" for name in names]
 
 
-def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any], out: Path) -> None:
-    """The fold's featurizer fitted on its training rows as `fit_recipe` fits it; both matrices saved (no pickle)."""
+def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any], out: Path,
+               variant: str = "recipe") -> None:
+    """The fold's featurizer fitted on its training rows as `fit_recipe` fits it (or as ``variant`` changes it);
+    both matrices saved (no pickle)."""
     from cybersentinel.core.files import atomic_path
     from cybersentinel.features.featurizer import build_featurizer
 
     train, rows = table[training], table[evaluation]
-    featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
-    x_train = featurizer.fit_transform(train[["url"]], train["label"].to_numpy())
+    if variant == "recipe":
+        featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
+        x_train = featurizer.fit_transform(train[["url"]], train["label"].to_numpy())
+    else:
+        if variant == "tranco-homepages":
+            train = with_homepages(train, popular_domains(), set(rows["group"]), TRANCO_ROWS, params["seed"])
+        featurizer = variant_featurizer(variant, params["featurizer"])
+        x_train = featurizer.fit_transform(train[["url", "source"]], train["label"].to_numpy())
     with atomic_path(out) as temporary, open(temporary, "wb") as file:  # a file object: savez adds no suffix
         np.savez(file, names=np.asarray(featurizer.get_feature_names_out(), dtype=str), x_train=x_train,
                  y_train=train["label"].to_numpy(), source_train=train["source"].to_numpy(dtype=str),
                  group_train=train["group"].to_numpy(dtype=str), x_eval=featurizer.transform(rows[["url"]]),
                  y_eval=rows["label"].to_numpy())
+
+
+# ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
+FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages")
+TRANCO_ROWS = 16_000  # as many as `sample.per_source_class` lets any other collection and class have
+
+
+def registered_and_subdomain_spans(parsed: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Within each row's host span (``www.`` cut): the registered domain's (start, end), and the subdomain's
+    before it (without its dot; empty when there is none)."""
+    from cybersentinel.features.featurizer import _registered_domains
+
+    starts, ends = parsed.host_spans()
+    names, host_of_row = parsed.host_index()
+    lengths = np.asarray([len(name.encode()) for name in _registered_domains(names)], dtype=np.int64)[host_of_row]
+    registered_start = ends - np.minimum(lengths, ends - starts)
+    return (registered_start, ends), (starts, np.maximum(registered_start - 1, starts))
+
+
+def shared_buckets(matrix: Any, sources: np.ndarray, least: int = 2) -> np.ndarray:
+    """Which n-gram hash buckets rows of at least ``least`` collections use."""
+    collections = np.zeros(matrix.shape[1], dtype=np.int32)
+    for source in np.unique(sources):
+        collections[np.unique(matrix[sources == source].indices)] += 1
+    return collections >= least
+
+
+def crossfit_splits(n_splits: int, domains: np.ndarray, sources: np.ndarray, by_collection: bool,
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training rows, held-out rows) of the n-gram scores' cross-fitting: folds grouped by registered domain, as
+    the recipe's; or by collection, each fold's training rows also without the held-out rows' registered domains
+    (as stage `generalise` keeps a left-out collection's sites out of its training rows)."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = sources if by_collection else domains
+    splits = []
+    for train, held in GroupKFold(n_splits=n_splits).split(domains, groups=groups):
+        if by_collection:
+            train = train[~np.isin(domains[train], np.unique(domains[held]))]
+        splits.append((train, held))
+    return splits
+
+
+def popular_domains(path: Path = REPO / "data" / "intel" / "tranco_top100k.csv") -> list[str]:
+    """The pipeline's pinned popularity list (stage `intel`): registered domains, most popular first."""
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def with_homepages(train: Any, domains: list[str], held: set[str], count: int, seed: int) -> Any:
+    """``train`` with ``count`` popular sites' homepages (``http://<domain>/``) added as legitimate rows of a
+    collection of their own, drawn at random from ``domains`` less the fold's evaluated sites (``held``)."""
+    import pandas as pd
+
+    candidates = [domain for domain in domains if domain not in held]
+    chosen = np.sort(np.random.default_rng(seed).choice(len(candidates), min(count, len(candidates)), replace=False))
+    picked = [candidates[i] for i in chosen]
+    rows = pd.DataFrame({"url": [f"http://{domain}/" for domain in picked], "label": 0, "source": "tranco_homepages",
+                         "group": picked})
+    return pd.concat([train[["url", "label", "source", "group"]], rows], ignore_index=True)
+
+
+def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
+    """The recipe's `UrlFeaturizer` with its n-gram scorers changed as ``variant`` says:
+    ``split-host`` adds a scorer of the registered domain and one of the subdomain (features ``reg_ngram_score``,
+    ``sub_ngram_score``; drop ``host_ngram_score`` to replace the host scorer by them);
+    ``collection-crossfit`` cross-fits the scores with whole collections held out (`crossfit_splits`);
+    ``shared-ngrams`` fits each scorer only on n-grams that rows of two or more of its collections use;
+    ``tranco-homepages`` is the recipe's featurizer (its rows change, in `cache_fold`)."""
+    from cybersentinel.features.featurizer import UrlFeaturizer, _registered_domains
+    from cybersentinel.features.lexical import FEATURIZER_VERSION, ParsedUrls
+
+    if variant not in FEATURIZERS[1:]:
+        raise ValueError(f"unknown featurizer variant {variant!r}: expected one of {', '.join(FEATURIZERS)}")
+
+    class VariantFeaturizer(UrlFeaturizer):
+        def fit_transform(self, X, y=None, **fit_params):
+            parsed, y = ParsedUrls(X[["url"]]), np.asarray(y)
+            hand = parsed.hand_features()
+            self.n_features_in_, self.version_ = 1, FEATURIZER_VERSION
+            spans = [parsed.host_spans(), parsed.rest_spans()]
+            if variant == "split-host":
+                spans += registered_and_subdomain_spans(parsed)
+            matrices = [self.ngram_matrix(parsed, *span) for span in spans]
+            names, host_of_row = parsed.host_index()
+            domains = np.asarray(_registered_domains(names))[host_of_row]
+            sources = X["source"].to_numpy(dtype=str)
+
+            def fit(matrix, rows):
+                matrix, keep = matrix[rows], None
+                if variant == "shared-ngrams":  # the other buckets' columns emptied: their weights stay 0
+                    keep = shared_buckets(matrix, sources[rows])
+                    matrix = matrix.multiply(keep[None, :]).tocsr()
+                return self._fit_scorer(matrix, y[rows])
+
+            oof = np.zeros((len(y), len(matrices)), dtype=np.float32)
+            for train, held in crossfit_splits(self.cv, domains, sources, variant == "collection-crossfit"):
+                for j, matrix in enumerate(matrices):
+                    oof[held, j] = fit(matrix, train).decision_function(matrix[held])
+            everything = np.arange(len(y))
+            scorers = [fit(matrix, everything) for matrix in matrices]
+            self.scorers_, self.extra_scorers_ = scorers[:2], scorers[2:]
+            return np.hstack([hand, oof])
+
+        def transform(self, X):
+            out = super().transform(X[["url"]])
+            if not self.extra_scorers_:
+                return out
+            parsed = ParsedUrls(X[["url"]])
+            extra = [scorer.decision_function(self.ngram_matrix(parsed, *span))
+                     for scorer, span in zip(self.extra_scorers_, registered_and_subdomain_spans(parsed), strict=True)]
+            return np.hstack([out, np.column_stack(extra).astype(np.float32)])
+
+        def get_feature_names_out(self, input_features=None):
+            extra = ["reg_ngram_score", "sub_ngram_score"] if self.extra_scorers_ else []
+            return np.asarray([*super().get_feature_names_out(), *extra], dtype=object)
+
+    return VariantFeaturizer(ngram_range=tuple(settings["ngram_range"]), n_features=settings["n_features"],
+                             C=settings["C"], cv=settings["cv"])
 
 
 def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
@@ -159,7 +294,10 @@ def main() -> None:
     from cybersentinel.core.files import read_params, sha256_file, write_json
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the fold matrices live")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help=f"where the fold matrices live (default: {DEFAULT_CACHE}, -NAME for a --featurizer)")
+    parser.add_argument("--featurizer", default="recipe", choices=FEATURIZERS,
+                        help="the n-gram scorers' variant to cache and run (see FEATURIZERS)")
     parser.add_argument("--folds", default="", help="comma-separated fold names (default: every fold)")
     parser.add_argument("--jobs", type=int, default=2)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +313,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.jobs < 1 or args.command == "run" and (args.bag < 1 or args.ngram_noise < 0):
         raise SystemExit("--bag and --jobs must be at least 1, --ngram-noise at least 0")
+    variant = args.featurizer
+    if args.cache is None:
+        args.cache = DEFAULT_CACHE.with_name(DEFAULT_CACHE.name + ("" if variant == "recipe" else f"-{variant}"))
     params = read_params(REPO / "params.yaml")
     chosen = [name for name in args.folds.split(",") if name]
     if args.command == "cache":
@@ -186,15 +327,15 @@ def main() -> None:
         args.cache.mkdir(parents=True, exist_ok=True)
         manifest_path = args.cache / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        inputs = cache_inputs(params)
+        inputs = cache_inputs(params, variant)
         folds_done = manifest.get("folds", {}) if manifest.get("inputs") == inputs else {}  # a stale cache is redone
-        Parallel(n_jobs=args.jobs)(delayed(cache_fold)(table, *rows, params, args.cache / f"{name}.npz")
+        Parallel(n_jobs=args.jobs)(delayed(cache_fold)(table, *rows, params, args.cache / f"{name}.npz", variant)
                                    for name, rows in todo.items())
         folds_done.update({name: sha256_file(args.cache / f"{name}.npz") for name in todo})
         write_json(manifest_path, {"inputs": inputs, "folds": folds_done})
         print(f"cached {len(todo)} folds in {args.cache}")
         return
-    paths = verified_folds(args.cache, chosen, cache_inputs(params))
+    paths = verified_folds(args.cache, chosen, cache_inputs(params, variant))
     best_params = json.loads((REPO / "models" / "best_params.json").read_text())
     options = {"drop": frozenset(filter(None, args.drop.split(","))), "overrides": parse_overrides(args.set),
                "seed": params["seed"] if args.seed is None else args.seed, "bag": args.bag,

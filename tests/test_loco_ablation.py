@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 REPO = Path(__file__).resolve().parents[1]
 # Loaded from its file, not by putting benchmarks/ on sys.path (benchmarks/distributed.py would shadow a package).
@@ -45,7 +47,8 @@ def file_sha256(path: Path) -> str:
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, cache: Path, *args: str,
         folds: str = "") -> str:
     """What the script prints, or the message it exits with."""
-    monkeypatch.setattr(loco_ablation, "cache_inputs", lambda params: INPUTS)  # no prepared table needed
+    # no prepared table needed
+    monkeypatch.setattr(loco_ablation, "cache_inputs", lambda params, variant="recipe": INPUTS)
     monkeypatch.setattr(sys, "argv", ["loco_ablation.py", "--cache", str(cache), "--jobs", "1", "--folds", folds,
                                       "run", *args])
     try:
@@ -109,3 +112,77 @@ def test_row_weights_give_each_cell_the_same_total_and_keep_class_totals() -> No
     assert loco_ablation.row_weights("none", y, sources, groups) is None
     with pytest.raises(ValueError, match="unknown weighting"):
         loco_ablation.row_weights("collection", y, sources, groups)
+
+
+def test_the_split_host_spans_are_the_registered_domain_and_the_subdomain_before_it() -> None:
+    from cybersentinel.features.lexical import ParsedUrls
+
+    urls = ["http://a.b.example.co.uk/x", "https://www.example.com/", "http://10.0.0.1/login", "http://shop.example"]
+    parsed = ParsedUrls(pd.DataFrame({"url": urls}))
+    (reg_start, reg_end), (sub_start, sub_end) = loco_ablation.registered_and_subdomain_spans(parsed)
+    text = [bytes(parsed.data[a:b]).decode() for a, b in zip(reg_start, reg_end, strict=True)]
+    sub = [bytes(parsed.data[a:b]).decode() for a, b in zip(sub_start, sub_end, strict=True)]
+    assert text == ["example.co.uk", "example.com", "10.0.0.1", "shop.example"]  # no public suffix: the host
+    assert sub == ["a.b", "", "", ""]
+
+
+def test_shared_buckets_are_those_two_collections_use() -> None:
+    matrix = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=float))
+    assert loco_ablation.shared_buckets(matrix, np.array(["a", "b", "b"])).tolist() == [False, True, False, False]
+    assert loco_ablation.shared_buckets(matrix, np.array(["a", "b", "c"])).tolist() == [False, True, True, False]
+
+
+def test_collection_crossfit_keeps_the_held_out_collections_and_their_sites_out_of_training() -> None:
+    sources = np.repeat(["a", "b", "c", "d"], 5)
+    domains = np.array([f"site{i % 7}.com" for i in range(20)])
+    for by_collection in (True, False):
+        splits = loco_ablation.crossfit_splits(2, domains, sources, by_collection)
+        assert sorted(np.concatenate([held for _, held in splits]).tolist()) == list(range(20))  # each row once
+        for train, held in splits:
+            assert not set(domains[train]) & set(domains[held])
+            if by_collection:
+                assert not set(sources[train]) & set(sources[held])
+
+
+def test_homepage_rows_leave_out_the_evaluated_sites() -> None:
+    train = pd.DataFrame({"url": ["http://x.org/a"], "label": [1], "source": ["s"], "group": ["x.org"], "year": [2020]})
+    out = loco_ablation.with_homepages(train, ["a.com", "b.com", "c.com"], {"b.com"}, 5, seed=0)
+    assert out["url"].tolist() == ["http://x.org/a", "http://a.com/", "http://c.com/"]
+    assert out["label"].tolist() == [1, 0, 0] and out["source"].iloc[1:].eq("tranco_homepages").all()
+
+
+@pytest.mark.parametrize("variant", ["split-host", "collection-crossfit", "shared-ngrams"])
+def test_variant_featurizers_fit_and_score_like_the_recipe(variant: str) -> None:
+    rng = np.random.default_rng(0)
+    words = ["login", "verify", "account", "news", "about", "shop", "blog", "secure", "docs", "help"]
+    urls, labels, sources = [], [], []
+    for i in range(240):
+        label = i % 2
+        word = words[rng.integers(5) + (0 if label else 5)]
+        urls.append(f"http://{'www' if label == 0 else word}.site{i}.{['com', 'net', 'org'][i % 3]}/{word}/{i}")
+        labels.append(label)
+        sources.append("abc"[i % 3])
+    frame = pd.DataFrame({"url": urls, "source": sources})
+    featurizer = loco_ablation.variant_featurizer(variant, {"ngram_range": [3, 5], "n_features": 2**12, "C": 1.0,
+                                                            "cv": 2})
+    x_train = featurizer.fit_transform(frame, np.array(labels))
+    names = featurizer.get_feature_names_out().tolist()
+    x_eval = featurizer.transform(frame)
+    assert x_train.shape == x_eval.shape == (240, len(names))
+    assert names[-2:] == (["reg_ngram_score", "sub_ngram_score"] if variant == "split-host"
+                          else ["host_ngram_score", "path_ngram_score"])
+    path_score = x_eval[:, names.index("path_ngram_score")]
+    assert path_score[1::2].mean() > path_score[::2].mean()  # the phishing words score higher
+    if variant == "shared-ngrams":  # a bucket only one collection's rows use keeps weight 0
+        matrix = featurizer.ngram_matrix(*_rest_of(featurizer, frame))
+        alone = ~loco_ablation.shared_buckets(matrix, np.array(sources))
+        assert not featurizer.scorers_[1].coef_[0][alone].any()
+    with pytest.raises(ValueError, match="unknown featurizer variant"):
+        loco_ablation.variant_featurizer("recipe", {})
+
+
+def _rest_of(featurizer, frame: pd.DataFrame) -> tuple:
+    from cybersentinel.features.lexical import ParsedUrls
+
+    parsed = ParsedUrls(frame[["url"]])
+    return (parsed, *parsed.rest_spans())
