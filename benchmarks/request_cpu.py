@@ -11,12 +11,15 @@ With ``--against SRC`` (the ``src`` folder of another checkout, e.g. from ``git 
 loaded side by side in this one process (each its own modules, caches and model copy) and alternated in blocks,
 so both see the same URLs under the same machine load. ``--gap-ms`` idles before each request (not timed), as a
 worker of `serve --workers 2` does at 500 requests/s (4 ms apart): the caches are cold again when it starts, which
-costs a request several times its back-to-back CPU, so this is the figure to set beside the load test's:
+costs a request several times its back-to-back CPU, so this is the figure to set beside the load test's. With
+``--spin`` the gap is spent busy rather than asleep (the core never idles): if requests still cost more after it,
+the caches went cold from time passing (whatever else shares the core), not from the core's idle state:
 
     python benchmarks/request_cpu.py                                  # this checkout, through the app
     mkdir -p /tmp/old && git archive 4e719b3 src | tar -x -C /tmp/old
     python benchmarks/request_cpu.py --against /tmp/old/src --kind score --hosts fresh
     python benchmarks/request_cpu.py --against /tmp/old/src --gap-ms 4 --block 250
+    python benchmarks/request_cpu.py --kind score --gap-ms 4 --spin --block 250
     python benchmarks/request_cpu.py --against /tmp/old/src --urls-per-request 1000 --block 10 --rounds 6
 """
 
@@ -81,14 +84,21 @@ async def call(app: Any, body: bytes) -> None:
                            (b"content-length", str(len(body)).encode())]}, receive, send)
 
 
+def spin(seconds: float) -> None:
+    """Busy for ``seconds`` without sleeping: the core stays with this process, touching almost no memory."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def run(target: Any, kind: str, urls: list[str], loop: asyncio.AbstractEventLoop, gap: float = 0.0,
-        per_request: int = 1) -> list[float]:
-    """Seconds of CPU per request of ``per_request`` URLs, after ``gap`` seconds idle before each (not counted)."""
+        per_request: int = 1, wait: Any = time.sleep) -> list[float]:
+    """Seconds of CPU per request of ``per_request`` URLs, after ``wait(gap)`` before each (not counted)."""
     times = []
     clock = time.process_time
     for batch in (urls[i:i + per_request] for i in range(0, len(urls), per_request)):
         if gap:
-            time.sleep(gap)
+            wait(gap)
         if kind == "score":
             detector, decider = target
             started = clock()
@@ -129,6 +139,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--gap-ms", type=float, default=0.0,
                         help="idle milliseconds before each request (a worker's caches go cold between requests)")
+    parser.add_argument("--spin", action="store_true",
+                        help="spend the gap busy instead of asleep: whether the cost is the core's idle state")
     parser.add_argument("--model-dir", type=Path, default=REPO / "models")
     parser.add_argument("--feeds-dir", type=Path, default=REPO / "data" / "intel")
     args = parser.parse_args()
@@ -168,10 +180,12 @@ def main() -> int:
         urls_now = urls[r * block:(r + 1) * block]
         for name in (list(versions) if r % 2 == 0 else list(versions)[::-1]):
             sent = fresh(urls_now, f"{name}{r}x") if args.hosts == "fresh" else urls_now
-            found[name] += run(versions[name], kind, sent, loop, args.gap_ms / 1000, per_request)
+            found[name] += run(versions[name], kind, sent, loop, args.gap_ms / 1000, per_request,
+                               spin if args.spin else time.sleep)
     feeds_text = f"feeds {feeds}" if feeds else "no feeds"
+    waiting = "spinning" if args.spin else "idle"
     print(f"{args.kind}, {per_request:,} URL(s) per request, hosts {args.hosts}, {feeds_text}, "
-          f"{args.gap_ms:g} ms idle before each; load average {os.getloadavg()[0]:.2f}")
+          f"{args.gap_ms:g} ms {waiting} before each; load average {os.getloadavg()[0]:.2f}")
     for name, times in found.items():
         label = {"this": str(REPO / "src"), "against": str(args.against), "floor": "load_floor.app"}[name]
         print(f"{label}: {summary(times, per_request)}")

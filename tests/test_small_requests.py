@@ -394,3 +394,22 @@ def test_request_cpu_benchmark_alternates_two_versions(tmp_path: Path) -> None:
     lines = [line for line in result.stdout.splitlines() if "CPU per request" in line]
     assert len(lines) == 2 and all("30 requests" in line for line in lines), result.stdout
     assert "2 URL(s) per request" in result.stdout and "1 ms idle before each" in result.stdout
+    spun = subprocess.run([sys.executable, str(REPO / "benchmarks" / "request_cpu.py"), "--kind", "score", "--block",
+                           "10", "--rounds", "1", "--gap-ms", "1", "--spin"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert spun.returncode == 0, spun.stderr
+    assert "1 ms spinning before each" in spun.stdout and "10 requests" in spun.stdout, spun.stdout
+
+
+def test_request_cpu_spin_keeps_the_core_busy() -> None:
+    # --spin's wait is busy: it takes CPU time while it waits (time.sleep takes almost none; the bound leaves room
+    # for a loaded machine taking the core away)
+    import importlib.util
+    import time
+
+    spec = importlib.util.spec_from_file_location("request_cpu", REPO / "benchmarks" / "request_cpu.py")
+    request_cpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(request_cpu)
+    started = time.process_time()
+    request_cpu.spin(0.05)
+    assert time.process_time() - started >= 0.01
