@@ -21,8 +21,8 @@ the parameters that shape them): `run` refuses a file whose hash differs and a c
 
 Changes to the n-gram scorers need the folds featurized again: ``--featurizer NAME`` (given to both `cache` and
 `run`; its own cache folder unless ``--cache`` says otherwise) caches them with one of `FEATURIZERS` instead of the
-recipe's. Session 19's four did not lift the folds; session 20's ``familiar-names`` lifts most but not the worst
-(README, "Session 20"): until the pipeline takes it, they live here, not in the package:
+recipe's, without its `name_familiarity` (session 20 measured that feature here; session 21 made it the recipe's).
+Session 19's four did not lift the folds (README, "Session 19"): they live here, not in the package:
 
     python benchmarks/loco_ablation.py --featurizer split-host cache
     python benchmarks/loco_ablation.py --featurizer split-host run split-host --drop host_ngram_score
@@ -99,11 +99,13 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
     train, rows = table[training], table[evaluation]
     if variant == "recipe":
         featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
-        x_train = featurizer.fit_transform(train[["url"]], train["label"].to_numpy())
+        top = params["featurizer"]["familiar_sites"]
+        names = {"popular_sites": popular_domains(top), "judged_sites": set(rows["group"])} if top else {}
+        x_train = featurizer.fit_transform(train[["url"]], train["label"].to_numpy(), **names)
     else:
         if variant == "tranco-homepages":
-            train = with_homepages(train, popular_domains(), set(rows["group"]), TRANCO_ROWS, params["seed"])
-        featurizer = variant_featurizer(variant, params["featurizer"], held=set(rows["group"]))
+            train = with_homepages(train, popular_domains(100_000), set(rows["group"]), TRANCO_ROWS, params["seed"])
+        featurizer = variant_featurizer(variant, params["featurizer"])
         x_train = featurizer.fit_transform(train[["url", "source"]], train["label"].to_numpy())
     with atomic_path(out) as temporary, open(temporary, "wb") as file:  # a file object: savez adds no suffix
         np.savez(file, names=np.asarray(featurizer.get_feature_names_out(), dtype=str), x_train=x_train,
@@ -113,7 +115,7 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
 
 
 # ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
-FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "familiar-names")
+FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages")
 TRANCO_ROWS = 16_000  # as many as `sample.per_source_class` lets any other collection and class have
 
 
@@ -153,9 +155,12 @@ def crossfit_splits(n_splits: int, domains: np.ndarray, sources: np.ndarray, by_
     return splits
 
 
-def popular_domains(path: Path = REPO / "data" / "intel" / "tranco_top100k.csv") -> list[str]:
-    """The pipeline's pinned popularity list (stage `intel`): registered domains, most popular first."""
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+def popular_domains(top: int, path: Path = REPO / "data" / "intel" / "tranco_top100k.csv") -> list[str]:
+    """The pipeline's pinned popularity list (stage `intel`): its top ``top`` registered domains, most popular
+    first, read as stages `featurize` and `generalise` read them."""
+    from cybersentinel.intel.popular import read_popular_sites
+
+    return list(read_popular_sites(path, top))
 
 
 def with_homepages(train: Any, domains: list[str], held: set[str], count: int, seed: int) -> Any:
@@ -171,55 +176,14 @@ def with_homepages(train: Any, domains: list[str], held: set[str], count: int, s
     return pd.concat([train[["url", "label", "source", "group"]], rows], ignore_index=True)
 
 
-def name_grams(name: str) -> list[str]:
-    """The character 3-grams of a registered name's label, its ends marked (``.ab``, ``ab.``)."""
-    marked = f".{name}."
-    return [marked[i:i + 3] for i in range(len(marked) - 2)]
-
-
-def familiar_names(popular: list[str], held: set[str]) -> tuple[dict[str, int], set[str]]:
-    """How many of the popular sites' names (less ``held``, the evaluated sites) hold each 3-gram, and those
-    sites' registered domains."""
-    from collections import Counter
-
-    from cybersentinel.url.parsing import split_host
-
-    reference = {site for site in popular if site not in held}
-    counts = Counter(gram for site in reference for gram in set(name_grams(split_host(site)[1])))
-    return dict(counts), reference
-
-
-def name_familiarity(registered: list[str], counts: Mapping[str, int], reference: set[str]) -> np.ndarray:
-    """How familiar each registered domain's name looks: the mean log-count of its 3-grams among the popular
-    names (a site on the list not counting its own name). A name that holds a brand, imitates one or holds a
-    suspicious word earns none (0): look-alikes are made of familiar words (``paypal-resolution-center``)."""
-    from cybersentinel.features.lexical import SUSPICIOUS_WORDS, _brand_mixed_in, host_parts, imitated_brand
-    from cybersentinel.url.parsing import split_host
-
-    found = {}
-    for site in set(registered):
-        name = split_host(site)[1]
-        parts = host_parts(site)
-        deceptive = _brand_mixed_in(parts) or imitated_brand(name) or any(word in name for word in SUSPICIOUS_WORDS)
-        if not name or parts.is_ip or deceptive:
-            found[site] = 0.0
-            continue
-        grams = set(name_grams(name))
-        own = 1 if site in reference else 0
-        found[site] = float(np.mean([np.log1p(counts.get(g, 0) - own) for g in grams]))
-    return np.asarray([found[site] for site in registered], dtype=np.float32)
-
-
-def variant_featurizer(variant: str, settings: Mapping[str, Any], held: set[str] = frozenset(),
-                       popular: list[str] | None = None) -> Any:
+def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
     """The recipe's `UrlFeaturizer` with its n-gram scorers changed as ``variant`` says:
     ``split-host`` adds a scorer of the registered domain and one of the subdomain (features ``reg_ngram_score``,
     ``sub_ngram_score``; drop ``host_ngram_score`` to replace the host scorer by them);
     ``collection-crossfit`` cross-fits the scores with whole collections held out (`crossfit_splits`);
     ``shared-ngrams`` fits each scorer only on n-grams that rows of two or more of its collections use;
-    ``tranco-homepages`` is the recipe's featurizer (its rows change, in `cache_fold`);
-    ``familiar-names`` adds `name_familiarity` over ``popular`` (default: the pinned popularity list) less the fold's
-    evaluated sites (``held``) as feature ``name_familiarity`` (session 11's and 14's lead)."""
+    ``tranco-homepages`` is the recipe's featurizer (its rows change, in `cache_fold`).
+    None has the recipe's `name_familiarity`."""
     from cybersentinel.features.featurizer import UrlFeaturizer, _registered_domains
     from cybersentinel.features.lexical import FEATURIZER_VERSION, ParsedUrls
 
@@ -253,18 +217,10 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any], held: set[str]
             everything = np.arange(len(y))
             scorers = [fit(matrix, everything) for matrix in matrices]
             self.scorers_, self.extra_scorers_ = scorers[:2], scorers[2:]
-            if variant == "familiar-names":
-                self.familiar_ = familiar_names(popular_domains() if popular is None else popular, set(held))
-                return np.hstack([hand, oof, name_familiarity(list(domains), *self.familiar_)[:, None]])
             return np.hstack([hand, oof])
 
         def transform(self, X):
             out = super().transform(X[["url"]])
-            if variant == "familiar-names":
-                parsed = ParsedUrls(X[["url"]])
-                names, host_of_row = parsed.host_index()
-                domains = np.asarray(_registered_domains(names))[host_of_row]
-                return np.hstack([out, name_familiarity(list(domains), *self.familiar_)[:, None]])
             if not self.extra_scorers_:
                 return out
             parsed = ParsedUrls(X[["url"]])
@@ -274,8 +230,6 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any], held: set[str]
 
         def get_feature_names_out(self, input_features=None):
             extra = ["reg_ngram_score", "sub_ngram_score"] if self.extra_scorers_ else []
-            if variant == "familiar-names":
-                extra = ["name_familiarity"]
             return np.asarray([*super().get_feature_names_out(), *extra], dtype=object)
 
     return VariantFeaturizer(ngram_range=tuple(settings["ngram_range"]), n_features=settings["n_features"],

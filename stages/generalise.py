@@ -47,12 +47,13 @@ def interval(figures: dict, key: str) -> str:
 
 
 def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_params: dict,
-             lists: dict[str, Any]) -> dict:
+             lists: dict[str, Any], familiar: list[str]) -> dict:
     policy = params["policy"]
+    rows = table[evaluation]
     featurizer, classifier, threshold = fit_recipe(
         table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
-        params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]))
-    rows = table[evaluation]
+        params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]),
+        popular_sites=familiar, judged_sites=set(rows["group"]))
     intervals = {"resamples": params["generalise"]["resamples"], "seed": params["seed"]}
     result = judge(featurizer, classifier, threshold, rows, **intervals)
     served = served_judgement(featurizer, classifier, threshold, rows, policy, lists,
@@ -83,8 +84,11 @@ def main() -> None:
              "known_paths": frozenset(args.software.read_text(encoding="utf-8").split()),
              "resolvers": resolver_reasons(args.resolvers.read_text(encoding="utf-8"),
                                            params["software"]["resolvers"]["label"])}
+    # the featurizer's list, as stage featurize reads it; each fold leaves its evaluated sites out of it
+    familiar = list(read_popular_sites(args.intel / "tranco_top100k.csv", params["featurizer"]["familiar_sites"])) \
+        if params["featurizer"]["familiar_sites"] else []
     results = Parallel(n_jobs=config["n_jobs"])(
-        delayed(run_fold)(table, training, evaluation, params, best_params, lists)
+        delayed(run_fold)(table, training, evaluation, params, best_params, lists, familiar)
         for training, evaluation in folds.values())
     by_name = dict(zip(folds, results, strict=True))
     forward = by_name.pop("forward")

@@ -35,6 +35,8 @@ from cybersentinel.core.files import sha256_file, write_json
 from cybersentinel.data.prepare import assign_groups, deduplicate
 from cybersentinel.features.featurizer import build_featurizer
 from cybersentinel.ingest.files import MIRROR_ENV, read_source
+from cybersentinel.intel.feeds import MIRROR_ENV as FEEDS_MIRROR_ENV
+from cybersentinel.intel.popular import read_popular_sites
 from cybersentinel.model.compiled import write_compiled
 from cybersentinel.model.drift import write_reference
 from cybersentinel.model.estimators import (
@@ -75,6 +77,15 @@ def labelled_sample(mirror: Path, rows_per_class: int, seed: int = 0) -> tuple:
     return sample, assign_groups(sample, dataset).to_numpy(), dataset
 
 
+def popular_sites(mirror: Path) -> list[str]:
+    """The pinned popularity list's registered domains (the feeds folder beside the upstream mirror, or
+    $CYBERSENTINEL_FEEDS_MIRROR), as stage featurize gives them to the featurizer."""
+    folder = Path(os.environ.get(FEEDS_MIRROR_ENV) or mirror.parent / "feeds")
+    if not (folder / "tranco_top100k.csv").is_file():
+        pytest.skip(f"no feeds mirror: set {FEEDS_MIRROR_ENV} to the folder with tranco_top100k.csv")
+    return list(read_popular_sites(folder / "tranco_top100k.csv", 100_000))
+
+
 def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CLASS, seed: int = 0) -> Path:
     """Train and save a small URL detector on a sample of the Ebbu2017 URLs the way stages/featurize.py and
     stages/train.py do (featurizer fitted out-of-fold, classifiers calibrated on grouped folds, threshold from
@@ -83,7 +94,7 @@ def train_small_model(out: Path, mirror: Path, rows_per_class: int = ROWS_PER_CL
     y = sample["label"].to_numpy()
 
     featurizer = build_featurizer(dataset, FEATURIZER, [])
-    x = featurizer.fit_transform(sample[["url"]], y)
+    x = featurizer.fit_transform(sample[["url"]], y, popular_sites=popular_sites(mirror))
     calibrated, held_out = calibrate_grouped(build_estimator(MODEL, seed), x, y, groups, folds=CALIBRATION_FOLDS,
                                              method="isotonic", ensemble=False, n_jobs=1, seed=seed)
     threshold = choose_threshold(y, held_out, "accuracy")

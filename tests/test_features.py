@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cybersentinel.features.familiarity import NameFamiliarity
 from cybersentinel.features.featurizer import UrlFeaturizer
 from cybersentinel.features.lexical import FEW_TEXTS, URL_FEATURES, ParsedUrls, url_features
 from cybersentinel.model.estimators import load_model, save_model
@@ -229,3 +230,71 @@ def test_fit_logistic_gives_the_same_bits_for_the_same_input():
     X, y = _sparse_problem()
     first, again = fit_logistic(X, y), fit_logistic(X.copy(), y.copy())
     assert first[0].tobytes() == again[0].tobytes() and first[1:] == again[1:]
+
+
+POPULAR = ["happycow.net", "happyfarm.com", "cowshed.org", "bankofamerica.com"]
+
+
+def _familiarity(popular_fit: UrlFeaturizer, urls: list[str]) -> dict[str, float]:
+    return dict(zip(urls, popular_fit.transform(pd.DataFrame({"url": urls}))[:, -1].tolist(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def popular_fit(fitted) -> UrlFeaturizer:
+    _, urls = fitted
+    featurizer = UrlFeaturizer(n_features=2**12, cv=3)
+    featurizer.fit(pd.DataFrame({"url": urls}), np.r_[np.zeros(150), np.ones(150)], popular_sites=POPULAR,
+                   judged_sites={"cowshed.org"})
+    return featurizer
+
+
+def test_name_familiarity_counts_the_listed_names_grams_less_the_judged_sites() -> None:
+    familiarity = NameFamiliarity.fit(POPULAR, judged={"cowshed.org"})
+    counts = dict(zip(familiarity.grams.tolist(), familiarity.counts.tolist(), strict=True))
+    assert counts[".ha"] == 2 and counts["hap"] == 2 and "hed" not in counts  # each name once; judged not counted
+    assert familiarity.listed(["happycow.net", "cowshed.org", "zzz.com", "bankofamerica.com"]).tolist() == \
+        [True, False, False, True]
+
+
+def test_name_familiarity_is_zero_for_addresses_brands_look_alikes_and_suspicious_words(popular_fit) -> None:
+    found = _familiarity(popular_fit, ["http://happyshed.de/", "http://www.qzxvbk.com/", "http://paypal-happy.com/",
+                                       "http://happy-login.com/", "http://203.0.113.7/", "http://happyc0w.net/",
+                                       "http://paypa1happy.com/", "not a url at all", ""])
+    # ".ha", "hap", "app", "ppy" in two listed names; "pys", "ysh", "she", "hed", "ed." in none (cowshed is judged)
+    assert found["http://happyshed.de/"] == pytest.approx(4 * np.log(3) / 9)
+    assert found["http://happyc0w.net/"] > 0 == found["http://www.qzxvbk.com/"]
+    assert found["http://paypal-happy.com/"] == found["http://happy-login.com/"] == 0  # brand, suspicious word
+    assert found["http://203.0.113.7/"] == found["http://paypa1happy.com/"] == 0  # address, look-alike
+    assert found["not a url at all"] == found[""] == 0
+    # one host's value whatever the rest of the URL, and the same in a batch as alone
+    assert _familiarity(popular_fit, ["https://happyshed.de/a/b?c=d"])["https://happyshed.de/a/b?c=d"] == \
+        found["http://happyshed.de/"]
+
+
+def test_a_listed_site_does_not_count_its_own_name(popular_fit, fitted) -> None:
+    _, urls = fitted
+    unlisted = UrlFeaturizer(n_features=2**12, cv=3).fit(
+        pd.DataFrame({"url": urls}), np.r_[np.zeros(150), np.ones(150)], popular_sites=POPULAR,
+        judged_sites={"cowshed.org", "happycow.net"})
+    listed = _familiarity(popular_fit, ["http://happycow.net/"])["http://happycow.net/"]
+    assert listed == _familiarity(unlisted, ["http://happycow.net/"])["http://happycow.net/"] > 0
+
+
+def test_familiarity_is_the_last_feature_in_fit_transform_and_serving(popular_fit, fitted, tmp_path) -> None:
+    from cybersentinel.model.compiled import UrlScorer
+
+    _, urls = fitted
+    assert popular_fit.get_feature_names_out()[-3:].tolist() == ["host_ngram_score", "path_ngram_score",
+                                                                  "name_familiarity"]
+    frame = pd.DataFrame({"url": urls})
+    x = popular_fit.transform(frame)
+    again = UrlFeaturizer(n_features=2**12, cv=3).fit_transform(frame, np.r_[np.zeros(150), np.ones(150)],
+                                                                 popular_sites=POPULAR, judged_sites={"cowshed.org"})
+    np.testing.assert_array_equal(again[:, -1], x[:, -1])  # training rows get the value serving computes
+    sha = save_model(popular_fit, tmp_path / "f.skops")
+    np.testing.assert_array_equal(load_model(tmp_path / "f.skops", sha).transform(frame), x)
+    scorer = UrlScorer((3, 5), 2**12, popular_fit.ngram_weights(), np.zeros(x.shape[1], np.float32), [], "raw",
+                       popular_fit.familiarity())
+    np.testing.assert_array_equal(scorer.features(ParsedUrls(urls)), x)
+    loaded = UrlScorer.load(tmp_path / "scorer.npz", scorer.save(tmp_path / "scorer.npz"))
+    np.testing.assert_array_equal(loaded.features(ParsedUrls(urls)), x)

@@ -151,7 +151,7 @@ def test_homepage_rows_leave_out_the_evaluated_sites() -> None:
     assert out["label"].tolist() == [1, 0, 0] and out["source"].iloc[1:].eq("tranco_homepages").all()
 
 
-@pytest.mark.parametrize("variant", ["split-host", "collection-crossfit", "shared-ngrams", "familiar-names"])
+@pytest.mark.parametrize("variant", ["split-host", "collection-crossfit", "shared-ngrams"])
 def test_variant_featurizers_fit_and_score_like_the_recipe(variant: str) -> None:
     rng = np.random.default_rng(0)
     words = ["login", "verify", "account", "news", "about", "shop", "blog", "secure", "docs", "help"]
@@ -164,22 +164,19 @@ def test_variant_featurizers_fit_and_score_like_the_recipe(variant: str) -> None
         sources.append("abc"[i % 3])
     frame = pd.DataFrame({"url": urls, "source": sources})
     featurizer = loco_ablation.variant_featurizer(variant, {"ngram_range": [3, 5], "n_features": 2**12, "C": 1.0,
-                                                            "cv": 2}, popular=["site1.com", "site22.org", "news.net"])
+                                                            "cv": 2})
     x_train = featurizer.fit_transform(frame, np.array(labels))
     names = featurizer.get_feature_names_out().tolist()
     x_eval = featurizer.transform(frame)
     assert x_train.shape == x_eval.shape == (240, len(names))
-    assert names[-2:] == {"split-host": ["reg_ngram_score", "sub_ngram_score"],
-                          "familiar-names": ["path_ngram_score", "name_familiarity"]}.get(
-                              variant, ["host_ngram_score", "path_ngram_score"])
+    assert names[-2:] == {"split-host": ["reg_ngram_score", "sub_ngram_score"]}.get(
+        variant, ["host_ngram_score", "path_ngram_score"])
     path_score = x_eval[:, names.index("path_ngram_score")]
     assert path_score[1::2].mean() > path_score[::2].mean()  # the phishing words score higher
     if variant == "shared-ngrams":  # a bucket only one collection's rows use keeps weight 0
         matrix = featurizer.ngram_matrix(*_rest_of(featurizer, frame))
         alone = ~loco_ablation.shared_buckets(matrix, np.array(sources))
         assert not featurizer.scorers_[1].coef_[0][alone].any()
-    if variant == "familiar-names":  # every "siteN" name shares the listed names' ".si", "sit", "ite"
-        assert (x_eval[:, -1] > 0).all() and np.array_equal(x_train[:, -1], x_eval[:, -1])
     with pytest.raises(ValueError, match="unknown featurizer variant"):
         loco_ablation.variant_featurizer("recipe", {})
 
@@ -189,19 +186,3 @@ def _rest_of(featurizer, frame: pd.DataFrame) -> tuple:
 
     parsed = ParsedUrls(frame[["url"]])
     return (parsed, *parsed.rest_spans())
-
-
-def test_name_familiarity_counts_other_names_and_none_for_deceptive_ones() -> None:
-    popular = ["happycow.net", "happyfarm.com", "cowshed.org", "bankofamerica.com"]
-    counts, reference = loco_ablation.familiar_names(popular, held={"cowshed.org"})
-    assert reference == {"happycow.net", "happyfarm.com", "bankofamerica.com"}
-    assert counts[".ha"] == 2 and "hed" not in counts  # each name once; the held site's name is not counted
-    found = dict(zip(["happyshed.de", "qzxvbk.com", "paypal-happy.com", "happy-login.com", "203.0.113.7"],
-                     loco_ablation.name_familiarity(["happyshed.de", "qzxvbk.com", "paypal-happy.com",
-                                                     "happy-login.com", "203.0.113.7"], counts, reference)))
-    assert found["happyshed.de"] > found["qzxvbk.com"] == 0
-    assert found["paypal-happy.com"] == found["happy-login.com"] == found["203.0.113.7"] == 0  # brand, word, address
-    # a listed site does not count its own name: it looks as familiar as it would were it not listed
-    without = loco_ablation.familiar_names(popular, held={"cowshed.org", "happycow.net"})
-    assert loco_ablation.name_familiarity(["happycow.net"], counts, reference) == \
-        loco_ablation.name_familiarity(["happycow.net"], *without)

@@ -61,8 +61,8 @@ def run_stages(sample: Path, out: Path, env: dict[str, str]) -> dict[str, str]:
     # for the host) holds each variant's code apart: only the generic CPU's is compiled here
     environment = {**os.environ, **env,
                    "MLFLOW_TRACKING_URI": f"sqlite:///{out / 'mlflow.db'}"}
-    for command in (["stages/featurize.py", "--prepared", str(sample / "prepared.parquet"), "--out", "features",
-                     "--report", "split.json"],
+    for command in (["stages/featurize.py", "--prepared", str(sample / "prepared.parquet"), "--intel",
+                     str(REPO / "data" / "intel"), "--out", "features", "--report", "split.json"],
                     ["stages/train.py", "--features", "features", "--intel", str(REPO / "data" / "intel"),
                      "--software", str(REPO / "data" / "software.txt"),
                      "--resolvers", str(REPO / "data" / "resolvers.txt"), "--out", "models"]):

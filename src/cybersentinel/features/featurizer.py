@@ -3,6 +3,8 @@ byte kernels behind the URL features live in `cybersentinel.features.lexical`.""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -11,12 +13,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
+from cybersentinel.features.familiarity import NameFamiliarity
 from cybersentinel.features.lexical import (
     FEATURIZER_VERSION,
     URL_FEATURES,
     ParsedUrls,
     _ngram_indices,
     hash_shift,
+    name_familiarity,
     ngram_counts,
     url_features,
 )
@@ -25,7 +29,8 @@ from cybersentinel.url.parsing import host_registered_domain
 
 
 class UrlFeaturizer(TransformerMixin, BaseEstimator):
-    """Hand-made lexical features plus two learned character n-gram scores (host, path+query).
+    """Hand-made lexical features plus two learned character n-gram scores (host, path+query), and the site name's
+    familiarity (`NameFamiliarity`) when fitted with a popularity list (``popular_sites``).
 
     The n-gram scores are logistic regressions over hashed character n-gram counts scaled by
     1/sqrt(number of n-grams). ``fit_transform`` cross-fits them (out-of-fold, folds grouped by registered
@@ -62,11 +67,14 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
         scorer.coef_, scorer.intercept_, scorer.n_iter_ = coef[None, :], np.array([intercept]), np.array([n_iter])
         return scorer
 
-    def fit(self, X, y):
-        self.fit_transform(X, y)
+    def fit(self, X, y, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = ()):
+        self.fit_transform(X, y, popular_sites=popular_sites, judged_sites=judged_sites)
         return self
 
-    def fit_transform(self, X, y=None, **fit_params):
+    def fit_transform(self, X, y=None, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = ()):
+        """``popular_sites``: registered domains of a popularity list; with them (and the n-gram scores), the
+        features end with the site name's familiarity among them less ``judged_sites`` (the registered domains the
+        fitted model will be evaluated on)."""
         if y is None:
             raise ValueError("UrlFeaturizer needs labels to learn its n-gram scores")
         parsed = ParsedUrls(X)
@@ -78,6 +86,10 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
             self.scorers_ = []
             self.medians_ = np.median(hand, axis=0)
             return hand
+        if popular_sites:
+            fitted = NameFamiliarity.fit(popular_sites, judged_sites)
+            self.familiar_grams_, self.familiar_counts_, self.familiar_sites_ = \
+                fitted.grams, fitted.counts, fitted.sites
         matrices = [self.ngram_matrix(parsed, *parsed.host_spans()), self.ngram_matrix(parsed, *parsed.rest_spans())]
         hosts = parsed.hosts()
         groups = np.asarray(_registered_domains(hosts.dictionary.to_pylist()))[hosts.indices.to_numpy()]
@@ -87,8 +99,16 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
                 oof[held_idx, j] = self._fit_scorer(m[train_idx], y[train_idx]).decision_function(m[held_idx])
         self.scorers_ = [self._fit_scorer(m, y) for m in matrices]
         out = np.hstack([hand, oof])
+        if self.familiarity() is not None:
+            out = np.hstack([out, name_familiarity(parsed, self.familiarity())[:, None]])
         self.medians_ = np.median(out, axis=0)
         return out
+
+    def familiarity(self) -> NameFamiliarity | None:
+        """The fitted name familiarity, or None when fitted without a popularity list."""
+        if not hasattr(self, "familiar_grams_"):
+            return None
+        return NameFamiliarity(self.familiar_grams_, self.familiar_counts_, self.familiar_sites_)
 
     def ngram_weights(self) -> list[tuple[np.ndarray, float]]:
         """(coefficients, intercept) of the host and the path n-gram scorer."""
@@ -101,12 +121,14 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
             raise ValueError(f"this featurizer was fitted with feature definitions {fitted!r}, the code computes "
                              f"{FEATURIZER_VERSION!r}: retrain the model (dvc repro)")
         parsed = X if isinstance(X, ParsedUrls) else ParsedUrls(X)
-        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights())
+        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights(), self.familiarity())
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         names = list(URL_FEATURES)
         if self.use_ngrams:
             names += ["host_ngram_score", "path_ngram_score"]
+        if self.familiarity() is not None:
+            names.append("name_familiarity")
         return np.asarray(names, dtype=object)
 
 

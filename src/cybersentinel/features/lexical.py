@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from cybersentinel.features.familiarity import NameFamiliarity
 from cybersentinel.features.literals import Literals
 from cybersentinel.url.parsing import (
     host_memo,
@@ -248,9 +249,11 @@ _HOST_HELPERS: dict[str, Callable[[HostParts], float]] = {
 URL_FEATURES: dict[str, str] = {f.name: f.says for f in FEATURES}
 FLAG_FEATURES = frozenset(f.name for f in FEATURES if f.flag)
 FEATURE_DESCRIPTIONS = {**URL_FEATURES, "host_ngram_score": "host name resembles phishing hosts",
-                        "path_ngram_score": "path resembles phishing paths"}
+                        "path_ngram_score": "path resembles phishing paths",
+                        "name_familiarity": "site name made of words popular sites' names use"}
 LOW_VALUE_DESCRIPTIONS = {**{f.name: f.low_says for f in FEATURES if f.low_says},
-                          "host_ngram_score": "host name unlike known legitimate hosts"}
+                          "host_ngram_score": "host name unlike known legitimate hosts",
+                          "name_familiarity": "site name unlike popular sites' names"}
 _HOST_COLUMNS: dict[str, Callable[[HostParts], float]] = {
     **{f.name: f.host for f in FEATURES if f.host is not None}, **_HOST_HELPERS}
 
@@ -1237,31 +1240,50 @@ def _assemble_row(out, scan, host, scan_to, scan_from, host_to, host_from, brand
 
 
 def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: int,
-                 weights: list[tuple[np.ndarray, float]]) -> np.ndarray:
+                 weights: list[tuple[np.ndarray, float]], familiarity: NameFamiliarity | None = None) -> np.ndarray:
     """The hand-made features, then the host and path n-gram scores when ``weights`` has them: a linear model's
     decision function on hashed n-gram counts scaled by 1/sqrt(count), i.e. intercept + (sum of the n-grams'
-    weights) / sqrt(count), computed without building the sparse matrix. What the URL model takes, in one kernel
-    call (a request of one URL paid more for a dozen NumPy calls than for the features)."""
+    weights) / sqrt(count), computed without building the sparse matrix; then, with ``familiarity``, the name's
+    familiarity (`NameFamiliarity`). What the URL model takes, in one kernel call (a request of one URL paid more
+    for a dozen NumPy calls than for the features)."""
     if not weights:
         return parsed.hand_features()
     names, rows = parsed.host_index()
+    table = _host_table(names)
     (host_weights, host_intercept), (rest_weights, rest_intercept) = weights
-    return _url_features(parsed.scan, _host_table(names), rows, parsed.spans, parsed.data, *_FROM_SCAN, *_FROM_HOST,
+    familiar = np.zeros(0, dtype=np.float32) if familiarity is None else host_familiarity(names, table, familiarity)
+    return _url_features(parsed.scan, table, rows, parsed.spans, parsed.data, *_FROM_SCAN, *_FROM_HOST,
                          *_BRAND_COLUMNS, *_HOST_SPAN, *_REST_SPAN, *ngram_range, np.uint64(hash_shift(n_features)),
-                         host_weights, float(host_intercept), rest_weights, float(rest_intercept))
+                         host_weights, float(host_intercept), rest_weights, float(rest_intercept),
+                         familiarity is not None, familiar)
+
+
+def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFamiliarity) -> np.ndarray:
+    """`NameFamiliarity.of_hosts` of distinct lower-cased hosts, with their `_host_table` rows (which say which
+    hosts are addresses, mix a brand in or imitate one)."""
+    deceptive = (table[:, _DECEPTIVE_HOST] > 0).any(axis=1)
+    return familiarity.of_hosts([h.decode("utf-8", "replace") for h in hosts], deceptive, SUSPICIOUS_WORDS)
+
+
+def name_familiarity(parsed: ParsedUrls, familiarity: NameFamiliarity) -> np.ndarray:
+    """Each row's `host_familiarity` (the last column `url_features` gives with ``familiarity``)."""
+    names, rows = parsed.host_index()
+    return host_familiarity(names, _host_table(names), familiarity)[rows]
 
 
 @njit(cache=True)
 def _url_features(scan, table, rows, spans, data, scan_to, scan_from, host_to, host_from, brand_outside, brand_in_rest,
                   brand_in_sub, brand_in_registered, host_start, host_end, rest_start, rest_end, lo, hi, shift,
-                  host_weights, host_intercept, rest_weights, rest_intercept):
-    """`_assemble` and the n-gram score of each row's `ParsedUrls.host_spans` and `rest_spans` into one matrix,
-    with the same helpers."""
+                  host_weights, host_intercept, rest_weights, rest_intercept, with_familiarity, familiar):
+    """`_assemble`, the n-gram score of each row's `ParsedUrls.host_spans` and `rest_spans`, and (when
+    ``with_familiarity``) its host's value of ``familiar`` into one matrix, with the same helpers."""
     hand = len(scan_to) + len(host_to) + 1
-    out = np.empty((len(rows), hand + 2), dtype=np.float32)
+    out = np.empty((len(rows), hand + 2 + with_familiarity), dtype=np.float32)
     for i in range(len(rows)):
         _assemble_row(out[i], scan[i], table[rows[i]], scan_to, scan_from, host_to, host_from, brand_outside,
                       brand_in_rest, brand_in_sub, brand_in_registered)
+        if with_familiarity:
+            out[i, hand + 2] = familiar[rows[i]]
     # one n-gram column after the other: a batch's lookups stay in one 8 MB weight table at a time (row by row,
     # alternating the two tables, took twice as long)
     longest = 0
@@ -1291,6 +1313,8 @@ _HOST_SPAN, _REST_SPAN = (2, 1), (3, 5)  # the columns of `_scan`'s spans: host 
 _BRAND_OUTSIDE, _BRAND_IN_REST = _FEATURE_INDEX["brand_outside_domain"], _SCAN_COLUMNS.index("_brand_in_rest")
 _BRAND_COLUMNS = (_BRAND_OUTSIDE, _BRAND_IN_REST, _HOST_COLUMN_INDEX["_brand_in_subdomain"],
                   _HOST_COLUMN_INDEX["_brand_in_registered"])
+# hosts whose name earns no familiarity: addresses, brands mixed in, look-alikes
+_DECEPTIVE_HOST = [_HOST_COLUMN_INDEX[c] for c in ("host_is_ip", "brand_in_domain_with_extra", "brand_lookalike")]
 assert len(_FROM_SCAN[0]) + len(_FROM_HOST[0]) + 1 == len(FEATURES)  # every feature has exactly one source
 
 

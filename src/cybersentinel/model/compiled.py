@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from cybersentinel.core.files import ModelIntegrityError, atomic_path
+from cybersentinel.features.familiarity import NameFamiliarity
 from cybersentinel.features.lexical import FEATURIZER_VERSION, ParsedUrls, url_features
 
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
@@ -398,9 +399,10 @@ class UrlScorer:
     medians: np.ndarray  # training medians of the features: reasons only cite values on the telling side
     folds: list[tuple[TreeEnsemble, Calibrator]]
     link: str
+    familiarity: NameFamiliarity | None = None  # the site names' familiarity, when the featurizer has it
 
     def features(self, parsed: ParsedUrls) -> np.ndarray:
-        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights)
+        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights, self.familiarity)
 
     def predict(self, X: np.ndarray, contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities, and the folds' mean log-odds path contributions (last column: bias)."""
@@ -461,7 +463,7 @@ class UrlScorer:
         expected = model.predict_proba(PROBE_URLS)[:, 1]
         for link in ("raw", "sigmoid"):
             scorer = cls(tuple(featurizer.ngram_range), int(featurizer.n_features), featurizer.ngram_weights(),
-                         np.asarray(featurizer.medians_, np.float32), compiled, link)
+                         np.asarray(featurizer.medians_, np.float32), compiled, link, featurizer.familiarity())
             if scorer.max_difference(PROBE_URLS, expected) <= 1e-9:
                 return scorer
         return None
@@ -483,6 +485,8 @@ class UrlScorer:
                   "n_features": np.asarray(self.n_features, np.int64), "medians": self.medians}
         for j, (coef, intercept) in enumerate(self.ngram_weights):
             arrays[f"ngram{j}.coef"], arrays[f"ngram{j}.intercept"] = coef, np.asarray(intercept, np.float64)
+        if self.familiarity is not None:
+            arrays |= {f"familiarity.{name}": getattr(self.familiarity, name) for name in FAMILIARITY_ARRAYS}
         for i, (trees, calibrator) in enumerate(self.folds):
             arrays |= {f"fold{i}.trees.{name}": np.asarray(getattr(trees, name)) for name in TREE_ARRAYS}
             arrays |= {f"fold{i}.calibrator.method": np.asarray(calibrator.method),
@@ -520,8 +524,10 @@ class UrlScorer:
             calibrator = Calibrator(str(arrays[prefix + "calibrator.method"]), arrays[prefix + "calibrator.x"],
                                     arrays[prefix + "calibrator.y"])
             folds.append((trees, calibrator))
+        familiarity = NameFamiliarity(*(arrays[f"familiarity.{name}"] for name in FAMILIARITY_ARRAYS)) \
+            if "familiarity.grams" in arrays else None
         return cls(tuple(int(v) for v in arrays["ngram_range"]), int(arrays["n_features"]), weights,
-                   arrays["medians"], folds, str(arrays["link"]))
+                   arrays["medians"], folds, str(arrays["link"]), familiarity)
 
 
 def write_compiled(model: Any, model_dir: str | Path, name: str = "scorer.npz") -> dict[str, str] | None:
@@ -535,5 +541,6 @@ def write_compiled(model: Any, model_dir: str | Path, name: str = "scorer.npz") 
     return {"file": name, "sha256": scorer.save(path)}
 
 
+FAMILIARITY_ARRAYS = ("grams", "counts", "sites")  # `NameFamiliarity`'s fields, in order
 TREE_ARRAYS = ("roots", "feature", "threshold", "left", "right", "value", "default_left", "missing", "n_features")
 

@@ -9,7 +9,7 @@ flagged at it is what the served policy would flag on traffic it has never seen.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,15 +51,15 @@ def forward_rows(table: pd.DataFrame, cutoff_year: int) -> tuple[np.ndarray, np.
 
 def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: Mapping[str, Any],
                model_cfg: Mapping[str, Any], best_params: Mapping[str, Any], calibration: Mapping[str, Any],
-               max_fpr: float, seed: int, not_budgeted: Collection[str] = (),
-               ) -> tuple[Any, Any, float]:
+               max_fpr: float, seed: int, not_budgeted: Collection[str] = (), popular_sites: Sequence[str] = (),
+               judged_sites: Collection[str] = ()) -> tuple[Any, Any, float]:
     """(featurizer, calibrated classifier, threshold) trained on ``train`` as `train` trains the served model:
-    the featurizer and the classifier on every row, the threshold the budget rule on each row's out-of-fold
-    calibrated score (folds grouped by registered domain; rows of the ``not_budgeted`` sources, analyst
-    feedback, train but set no budget)."""
+    the featurizer (with the ``popular_sites`` less the ``judged_sites`` when given) and the classifier on every
+    row, the threshold the budget rule on each row's out-of-fold calibrated score (folds grouped by registered
+    domain; rows of the ``not_budgeted`` sources, analyst feedback, train but set no budget)."""
     y, sources = train["label"].to_numpy(), train["source"].to_numpy()
     featurizer = build_featurizer(dict(dataset), dict(featurizer_cfg), [])
-    x = featurizer.fit_transform(train[["url"]], y)
+    x = featurizer.fit_transform(train[["url"]], y, popular_sites=popular_sites, judged_sites=judged_sites)
     estimator = build_estimator(model_cfg, seed).set_params(**best_params)
     classifier, held_out = calibrate_grouped(estimator, x, y, train["group"].to_numpy(), folds=calibration["folds"],
                                              method=calibration["method"], ensemble=calibration["ensemble"],
