@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cybersentinel.features.familiarity import NameFamiliarity
+from cybersentinel.features.familiarity import NameFamiliarity, name_grams
 from cybersentinel.features.featurizer import UrlFeaturizer
 from cybersentinel.features.lexical import FEW_TEXTS, URL_FEATURES, ParsedUrls, url_features
 from cybersentinel.model.estimators import load_model, save_model
@@ -248,10 +248,24 @@ def popular_fit(fitted) -> UrlFeaturizer:
     return featurizer
 
 
+@given(st.lists(st.text(max_size=30), max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_name_grams_are_each_labels_distinct_marked_3_grams_in_text_order(labels: list[str]) -> None:
+    keys, owners = name_grams(labels)
+    found: list[list[str]] = [[] for _ in labels]
+    for key, owner in zip(keys.tolist(), owners.tolist(), strict=True):
+        found[owner].append("".join(chr((key >> shift) & 0x1FFFFF) for shift in (42, 21, 0)))
+    for label, grams in zip(labels, found, strict=True):
+        marked = f".{label}."
+        assert grams == sorted({marked[i:i + 3] for i in range(len(label))})
+
+
 def test_name_familiarity_counts_the_listed_names_grams_less_the_judged_sites() -> None:
     familiarity = NameFamiliarity.fit(POPULAR, judged={"cowshed.org"})
-    counts = dict(zip(familiarity.grams.tolist(), familiarity.counts.tolist(), strict=True))
+    counts = {"".join(chr((key >> shift) & 0x1FFFFF) for shift in (42, 21, 0)): count
+              for key, count in zip(familiarity.grams.tolist(), familiarity.counts.tolist(), strict=True)}
     assert counts[".ha"] == 2 and counts["hap"] == 2 and "hed" not in counts  # each name once; judged not counted
+    assert counts["ow."] == 1 and counts[".ba"] == 1 and len(counts) == len(familiarity.grams)
     assert familiarity.listed(["happycow.net", "cowshed.org", "zzz.com", "bankofamerica.com"]).tolist() == \
         [True, False, False, True]
 

@@ -41,6 +41,7 @@ from cybersentinel.url.parsing import (
     on_private_suffix,
     split_host,
     split_host_arrays,
+    split_host_columns,
     split_url,
     to_text,
 )
@@ -1259,10 +1260,11 @@ def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
 
 
 def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFamiliarity) -> np.ndarray:
-    """`NameFamiliarity.of_hosts` of distinct lower-cased hosts, with their `_host_table` rows (which say which
+    """`NameFamiliarity.of_names` of distinct lower-cased hosts, with their `_host_table` rows (which say which
     hosts are addresses, mix a brand in or imitate one)."""
-    deceptive = (table[:, _DECEPTIVE_HOST] > 0).any(axis=1)
-    return familiarity.of_hosts([h.decode("utf-8", "replace") for h in hosts], deceptive, SUSPICIOUS_WORDS)
+    splits = split_host_columns([h.decode("utf-8", "replace") for h in hosts])
+    earns_nothing = (table[:, _DECEPTIVE_HOST] > 0).any(axis=1) | rows_matching(_ANY_SUSPICIOUS_WORD, splits.domain)
+    return familiarity.of_names(splits.domain, splits.registered, earns_nothing)
 
 
 def name_familiarity(parsed: ParsedUrls, familiarity: NameFamiliarity) -> np.ndarray:
@@ -1313,7 +1315,8 @@ _HOST_SPAN, _REST_SPAN = (2, 1), (3, 5)  # the columns of `_scan`'s spans: host 
 _BRAND_OUTSIDE, _BRAND_IN_REST = _FEATURE_INDEX["brand_outside_domain"], _SCAN_COLUMNS.index("_brand_in_rest")
 _BRAND_COLUMNS = (_BRAND_OUTSIDE, _BRAND_IN_REST, _HOST_COLUMN_INDEX["_brand_in_subdomain"],
                   _HOST_COLUMN_INDEX["_brand_in_registered"])
-# hosts whose name earns no familiarity: addresses, brands mixed in, look-alikes
+# hosts whose name earns no familiarity: addresses, brands mixed in, look-alikes, and names holding a suspicious word
+_ANY_SUSPICIOUS_WORD = Literals(SUSPICIOUS_WORDS)
 _DECEPTIVE_HOST = [_HOST_COLUMN_INDEX[c] for c in ("host_is_ip", "brand_in_domain_with_extra", "brand_lookalike")]
 assert len(_FROM_SCAN[0]) + len(_FROM_HOST[0]) + 1 == len(FEATURES)  # every feature has exactly one source
 
