@@ -312,3 +312,6 @@ def test_familiarity_is_the_last_feature_in_fit_transform_and_serving(popular_fi
     np.testing.assert_array_equal(scorer.features(ParsedUrls(urls)), x)
     loaded = UrlScorer.load(tmp_path / "scorer.npz", scorer.save(tmp_path / "scorer.npz"))
     np.testing.assert_array_equal(loaded.features(ParsedUrls(urls)), x)
+    refit = UrlFeaturizer(n_features=2**12, cv=3).fit(frame, np.r_[np.zeros(150), np.ones(150)], popular_sites=POPULAR)
+    refit.fit(frame, np.r_[np.zeros(150), np.ones(150)])  # again without a list: no familiarity left over
+    assert refit.familiarity() is None and refit.transform(frame).shape[1] == x.shape[1] - 1

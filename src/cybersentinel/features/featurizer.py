@@ -4,6 +4,7 @@ byte kernels behind the URL features live in `cybersentinel.features.lexical`.""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ from cybersentinel.features.lexical import (
 )
 from cybersentinel.features.logistic import fit_logistic
 from cybersentinel.url.parsing import host_registered_domain
+
+FAMILIARITY_ATTRIBUTES = tuple(f"familiar_{field.name}_" for field in fields(NameFamiliarity))
 
 
 class UrlFeaturizer(TransformerMixin, BaseEstimator):
@@ -86,6 +89,8 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
             self.scorers_ = []
             self.medians_ = np.median(hand, axis=0)
             return hand
+        for name in FAMILIARITY_ATTRIBUTES:  # a refit without a list keeps nothing of an earlier one's
+            self.__dict__.pop(name, None)
         if popular_sites:
             fitted = NameFamiliarity.fit(popular_sites, judged_sites)
             self.familiar_grams_, self.familiar_counts_, self.familiar_sites_ = \
@@ -108,7 +113,7 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
         """The fitted name familiarity, or None when fitted without a popularity list."""
         if not hasattr(self, "familiar_grams_"):
             return None
-        return NameFamiliarity(self.familiar_grams_, self.familiar_counts_, self.familiar_sites_)
+        return NameFamiliarity(*(getattr(self, name) for name in FAMILIARITY_ATTRIBUTES))
 
     def ngram_weights(self) -> list[tuple[np.ndarray, float]]:
         """(coefficients, intercept) of the host and the path n-gram scorer."""

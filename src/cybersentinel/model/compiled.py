@@ -19,7 +19,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -541,6 +541,6 @@ def write_compiled(model: Any, model_dir: str | Path, name: str = "scorer.npz") 
     return {"file": name, "sha256": scorer.save(path)}
 
 
-FAMILIARITY_ARRAYS = ("grams", "counts", "sites")  # `NameFamiliarity`'s fields, in order
+FAMILIARITY_ARRAYS = tuple(field.name for field in fields(NameFamiliarity))
 TREE_ARRAYS = ("roots", "feature", "threshold", "left", "right", "value", "default_left", "missing", "n_features")
 
