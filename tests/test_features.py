@@ -270,6 +270,37 @@ def test_name_familiarity_counts_the_listed_names_grams_less_the_judged_sites() 
         [True, False, False, True]
 
 
+@given(st.lists(st.tuples(st.text(alphabet="abcehnopwy", max_size=10), st.booleans(), st.booleans()), max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_name_familiarity_is_the_mean_log_count_of_each_names_distinct_grams(names) -> None:
+    familiarity = NameFamiliarity.fit(POPULAR, judged={"cowshed.org"})
+    counts = {"".join(chr((key >> shift) & 0x1FFFFF) for shift in (42, 21, 0)): count
+              for key, count in zip(familiarity.grams.tolist(), familiarity.counts.tolist(), strict=True)}
+    labels = [label for label, _, _ in names]
+    registered = ["happycow.net" if listed else f"{label}.com" for label, listed, _ in names]
+    earns_nothing = np.array([nothing for _, _, nothing in names], dtype=bool)
+    found = familiarity.of_names(labels, registered, earns_nothing)
+    for label, site, nothing, value in zip(labels, registered, earns_nothing, found.tolist(), strict=True):
+        grams = {f".{label}."[i:i + 3] for i in range(len(label))}
+        own = site in POPULAR  # a listed site's own name is not counted
+        logs = [np.log1p(max(counts.get(gram, 0) - own, 0)) for gram in grams]
+        assert value == (0 if nothing or not label else np.float32(np.mean(logs)))
+
+
+def test_a_scorers_familiarity_is_the_same_computed_alone_in_a_batch_or_remembered(popular_fit, fitted) -> None:
+    from cybersentinel.model.compiled import UrlScorer
+
+    _, urls = fitted
+    weights, medians = popular_fit.ngram_weights(), np.zeros(len(popular_fit.get_feature_names_out()), np.float32)
+    remembering = UrlScorer((3, 5), 2**12, weights, medians, [], "raw", popular_fit.familiarity())
+    batch = remembering.features(ParsedUrls(urls))[:, -1]
+    assert len(remembering.familiarity.by_host) > 0
+    for i in (0, 7, 151, 299):
+        fresh = UrlScorer((3, 5), 2**12, weights, medians, [], "raw", popular_fit.familiarity())
+        assert fresh.features(ParsedUrls(urls[i:i + 1]))[0, -1] == batch[i] == \
+            remembering.features(ParsedUrls(urls[i:i + 1]))[0, -1]
+
+
 def test_name_familiarity_is_zero_for_addresses_brands_look_alikes_and_suspicious_words(popular_fit) -> None:
     found = _familiarity(popular_fit, ["http://happyshed.de/", "http://www.qzxvbk.com/", "http://paypal-happy.com/",
                                        "http://happy-login.com/", "http://203.0.113.7/", "http://happyc0w.net/",

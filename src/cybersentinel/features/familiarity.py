@@ -9,20 +9,23 @@ imitating one or holding a suspicious word earns nothing (look-alikes are made o
 ``paypal-resolution-center``), and neither does an address.
 
 Plain NumPy arrays (the 3-grams as sorted 63-bit keys with their counts, the listed sites' 64-bit hashes), so the
-featurizer's skops file and the compiled scorer's ``.npz`` both hold them without pickle. The 3-grams of a batch's
-names are taken in one kernel call (a Python set per name cost more than the rest of the feature)."""
+featurizer's skops file and the compiled scorer's ``.npz`` both hold them without pickle. A batch's names are scored in
+one kernel call, 3-grams to mean (a Python set per name cost more than the rest of the feature, and a service request
+of one URL paid more for a dozen NumPy calls than for the work)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 import numpy as np
 from numba import njit
 
 from cybersentinel.url.parsing import split_hosts
 
+FEW_NAMES = 4  # up to this many names are scored one by one in Python (`NameFamiliarity._of_label`)
 _MARK = 0x2E  # ".": a name's ends are marked, so ".ab" (a name beginning "ab") is its own 3-gram
 
 
@@ -30,9 +33,7 @@ def name_grams(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """The distinct 3-grams of each registered name's label, its ends marked (``.ab``, ``ab.``), as 63-bit keys
     (three 21-bit code points: the keys sort as the 3-grams' text does): (keys, the index of each key's label),
     each label's keys sorted."""
-    lengths = np.fromiter(map(len, labels), dtype=np.int64, count=len(labels))
-    points = np.frombuffer("".join(labels).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    return _name_grams(points, np.concatenate([[0], np.cumsum(lengths)]))
+    return _name_grams(*_code_points(labels))
 
 
 @njit(cache=True)
@@ -64,10 +65,14 @@ def _name_grams(points, offsets):
     return keys[:filled].copy(), owners[:filled].copy()
 
 
+def site_hash(site: str) -> int:
+    """A registered domain's 64-bit BLAKE2b hash: set membership without keeping 100,000 strings."""
+    return int.from_bytes(hashlib.blake2b(site.encode("utf-8", "replace"), digest_size=8).digest(), "little")
+
+
 def site_hashes(sites: Iterable[str]) -> np.ndarray:
-    """64-bit BLAKE2b hashes of registered domains: set membership without keeping 100,000 strings."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(site.encode("utf-8", "replace"), digest_size=8).digest(),
-                                       "little") for site in sites), dtype=np.uint64)
+    """`site_hash` of each registered domain (uint64)."""
+    return np.fromiter(map(site_hash, sites), dtype=np.uint64)
 
 
 def _sorted_find(table: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +88,16 @@ class NameFamiliarity:
     grams: np.ndarray  # uint64: sorted distinct 3-gram keys (`name_grams`) of the listed sites' names
     counts: np.ndarray  # int64: how many listed sites' names hold each
     sites: np.ndarray  # uint64: sorted `site_hashes` of the listed sites
+    # log1p of the counts, and of the counts less one (a listed site's own name), by NumPy once: the kernel only
+    # adds them, so its values are the ones NumPy's log1p gives, bit for bit
+    log_counts: np.ndarray = field(init=False, repr=False, compare=False)
+    log_counts_less_own: np.ndarray = field(init=False, repr=False, compare=False)
+    # each host's value once computed (`lexical.host_familiarity`, bounded): a service sees the same hosts again
+    by_host: dict[bytes, float] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "log_counts", np.log1p(self.counts))
+        object.__setattr__(self, "log_counts_less_own", np.log1p(np.maximum(self.counts - 1, 0)))
 
     @classmethod
     def fit(cls, popular: Iterable[str], judged: Collection[str] = frozenset()) -> NameFamiliarity:
@@ -97,18 +112,83 @@ class NameFamiliarity:
         again on every call, some 17 ms)."""
         return _sorted_find(self.sites, site_hashes(sites))[1]
 
-    def of_names(self, labels: Sequence[str], registered: Sequence[str], earns_nothing: np.ndarray) -> np.ndarray:
+    def of_names(self, labels: Sequence[str], registered: Sequence[str], earns_nothing: Sequence[bool]) -> np.ndarray:
         """Each site's familiarity (float32), from its registered name's label and its registered domain: 0 where
         ``earns_nothing`` (an address, a brand mixed in or imitated, a suspicious word) or the label is empty."""
-        out = np.zeros(len(labels), dtype=np.float32)
-        chosen = [i for i, (label, nothing) in enumerate(zip(labels, earns_nothing.tolist(), strict=True))
+        chosen = [i for i, (label, nothing) in enumerate(zip(labels, earns_nothing, strict=True))
                   if label and not nothing]
-        if not chosen:
-            return out
-        keys, owners = name_grams([labels[i] for i in chosen])
-        at, found = _sorted_find(self.grams, keys)
-        counts = np.where(found, self.counts[at], 0) if len(self.counts) else np.zeros(len(keys), dtype=np.int64)
-        listed = self.listed([registered[i] for i in chosen]).astype(np.int64)  # not counting its own name
-        logs = np.log1p(counts - listed[owners])
-        out[chosen] = np.bincount(owners, logs, len(chosen)) / np.bincount(owners, None, len(chosen))
+        out = np.zeros(len(labels), dtype=np.float32)
+        if len(chosen) <= FEW_NAMES:
+            for i in chosen:
+                out[i] = self._of_label(labels[i], registered[i])
+        elif len(chosen) == len(labels):
+            out = self._of_labels(labels, registered)
+        else:
+            out[chosen] = self._of_labels([labels[i] for i in chosen], [registered[i] for i in chosen])
         return out
+
+    def _of_label(self, label: str, registered: str) -> float:
+        """`_of_labels` of one label in Python (a service request: the kernel's NumPy calls cost more than one
+        name), the same value bit for bit: the same log tables, summed in the same order (3-gram texts sort as
+        their keys do) in float64."""
+        own = site_hash(registered) in self._listed
+        logs = self._logs_by_gram
+        marked = f".{label}."
+        grams = sorted({marked[i:i + 3] for i in range(len(label))})
+        total = 0.0
+        for gram in grams:
+            found = logs.get(gram)
+            if found is not None:
+                total += found[own]
+        return total / len(grams)
+
+    @cached_property
+    def _listed(self) -> frozenset[int]:
+        """The listed sites' hashes as a Python set, for `_of_label` (one probe, where a sorted search reads
+        seventeen places of an array a request finds cold)."""
+        return frozenset(self.sites.tolist())
+
+    @cached_property
+    def _logs_by_gram(self) -> dict[str, tuple[float, float]]:
+        """Each listed 3-gram's text: (its log-count, its log-count less one), for `_of_label`."""
+        texts = ["".join(chr((key >> shift) & 0x1FFFFF) for shift in (42, 21, 0)) for key in self.grams.tolist()]
+        return dict(zip(texts, zip(self.log_counts.tolist(), self.log_counts_less_own.tolist(), strict=True),
+                        strict=True))
+
+    def _of_labels(self, labels: Sequence[str], registered: Sequence[str]) -> np.ndarray:
+        """The mean log-count of each non-empty label's distinct 3-grams, a listed site's own name not counted."""
+        points, offsets = _code_points(labels)
+        return _mean_log_counts(points, offsets, self.grams, self.log_counts, self.log_counts_less_own,
+                                self.listed(registered))
+
+
+# what a fitted familiarity is made of, and what its files hold (the log tables are derived on load)
+FITTED_ARRAYS = tuple(f.name for f in fields(NameFamiliarity) if f.init)
+
+
+def _code_points(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The labels' code points end to end (uint32), and where each label starts (with the end as a last entry)."""
+    lengths = np.fromiter(map(len, labels), dtype=np.int64, count=len(labels))
+    offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return np.frombuffer("".join(labels).encode("utf-32-le", "surrogatepass"), dtype=np.uint32), offsets
+
+
+@njit(cache=True)
+def _mean_log_counts(points, offsets, grams, log_counts, log_counts_less_own, listed):
+    """`NameFamiliarity._of_labels` in one call: each label's 3-gram keys (`_name_grams`), looked up in the sorted
+    ``grams``, their log-counts summed in key order and divided by how many (float64, as ``np.bincount`` sums
+    them), then float32. A key not in the table counts log1p(0) = 0."""
+    keys, owners = _name_grams(points, offsets)
+    totals = np.zeros(len(offsets) - 1, dtype=np.float64)
+    sizes = np.zeros(len(offsets) - 1, dtype=np.int64)
+    at = np.searchsorted(grams, keys)
+    for k in range(len(keys)):
+        owner = owners[k]
+        sizes[owner] += 1
+        if at[k] < len(grams) and grams[at[k]] == keys[k]:
+            totals[owner] += log_counts_less_own[at[k]] if listed[owner] else log_counts[at[k]]
+    out = np.empty(len(totals), dtype=np.float32)
+    for i in range(len(totals)):
+        out[i] = totals[i] / sizes[i]
+    return out

@@ -4,7 +4,6 @@ byte kernels behind the URL features live in `cybersentinel.features.lexical`.""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import fields
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 
-from cybersentinel.features.familiarity import NameFamiliarity
+from cybersentinel.features.familiarity import FITTED_ARRAYS, NameFamiliarity
 from cybersentinel.features.lexical import (
     FEATURIZER_VERSION,
     URL_FEATURES,
@@ -28,7 +27,7 @@ from cybersentinel.features.lexical import (
 from cybersentinel.features.logistic import fit_logistic
 from cybersentinel.url.parsing import host_registered_domain
 
-FAMILIARITY_ATTRIBUTES = tuple(f"familiar_{field.name}_" for field in fields(NameFamiliarity))
+FAMILIARITY_ATTRIBUTES = tuple(f"familiar_{name}_" for name in FITTED_ARRAYS)
 
 
 class UrlFeaturizer(TransformerMixin, BaseEstimator):

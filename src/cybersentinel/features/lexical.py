@@ -1261,10 +1261,27 @@ def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
 
 def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFamiliarity) -> np.ndarray:
     """`NameFamiliarity.of_names` of distinct lower-cased hosts, with their `_host_table` rows (which say which
-    hosts are addresses, mix a brand in or imitate one)."""
-    splits = split_host_columns([h.decode("utf-8", "replace") for h in hosts])
-    earns_nothing = (table[:, _DECEPTIVE_HOST] > 0).any(axis=1) | rows_matching(_ANY_SUSPICIOUS_WORD, splits.domain)
-    return familiarity.of_names(splits.domain, splits.registered, earns_nothing)
+    hosts are addresses, mix a brand in or imitate one); each host computed once per ``familiarity`` (bounded; read
+    into a list first, so a request in another thread emptying it loses nothing)."""
+    known = familiarity.by_host
+    values = [known.get(host) for host in hosts]
+    missing = [i for i, value in enumerate(values) if value is None]
+    if missing:
+        splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
+        if len(missing) <= FEW_HOSTS:  # a service request: a few scalars read cost less than NumPy's calls
+            deceptive = [any(table[i, j] > 0 for j in _DECEPTIVE_HOST) for i in missing]
+        else:
+            deceptive = (table[missing][:, _DECEPTIVE_HOST] > 0).any(axis=1).tolist()
+        suspicious = _ANY_SUSPICIOUS_WORD.found(splits.domain).tolist()
+        found = familiarity.of_names(splits.domain, splits.registered,
+                                     [a or b for a, b in zip(deceptive, suspicious, strict=True)]).tolist()
+        for i, value in zip(missing, found, strict=True):
+            values[i] = value
+        if len(missing) <= MAX_HOST_CACHE:
+            if len(known) + len(missing) > MAX_HOST_CACHE:
+                known.clear()
+            known.update(zip([hosts[i] for i in missing], found, strict=True))
+    return np.array(values, dtype=np.float32)
 
 
 def name_familiarity(parsed: ParsedUrls, familiarity: NameFamiliarity) -> np.ndarray:

@@ -19,7 +19,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from cybersentinel.core.files import ModelIntegrityError, atomic_path
-from cybersentinel.features.familiarity import NameFamiliarity
+from cybersentinel.features.familiarity import FITTED_ARRAYS, NameFamiliarity
 from cybersentinel.features.lexical import FEATURIZER_VERSION, ParsedUrls, url_features
 
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
@@ -486,7 +486,7 @@ class UrlScorer:
         for j, (coef, intercept) in enumerate(self.ngram_weights):
             arrays[f"ngram{j}.coef"], arrays[f"ngram{j}.intercept"] = coef, np.asarray(intercept, np.float64)
         if self.familiarity is not None:
-            arrays |= {f"familiarity.{name}": getattr(self.familiarity, name) for name in FAMILIARITY_ARRAYS}
+            arrays |= {f"familiarity.{name}": getattr(self.familiarity, name) for name in FITTED_ARRAYS}
         for i, (trees, calibrator) in enumerate(self.folds):
             arrays |= {f"fold{i}.trees.{name}": np.asarray(getattr(trees, name)) for name in TREE_ARRAYS}
             arrays |= {f"fold{i}.calibrator.method": np.asarray(calibrator.method),
@@ -524,7 +524,7 @@ class UrlScorer:
             calibrator = Calibrator(str(arrays[prefix + "calibrator.method"]), arrays[prefix + "calibrator.x"],
                                     arrays[prefix + "calibrator.y"])
             folds.append((trees, calibrator))
-        familiarity = NameFamiliarity(*(arrays[f"familiarity.{name}"] for name in FAMILIARITY_ARRAYS)) \
+        familiarity = NameFamiliarity(*(arrays[f"familiarity.{name}"] for name in FITTED_ARRAYS)) \
             if "familiarity.grams" in arrays else None
         return cls(tuple(int(v) for v in arrays["ngram_range"]), int(arrays["n_features"]), weights,
                    arrays["medians"], folds, str(arrays["link"]), familiarity)
@@ -541,6 +541,5 @@ def write_compiled(model: Any, model_dir: str | Path, name: str = "scorer.npz") 
     return {"file": name, "sha256": scorer.save(path)}
 
 
-FAMILIARITY_ARRAYS = tuple(field.name for field in fields(NameFamiliarity))
 TREE_ARRAYS = ("roots", "feature", "threshold", "left", "right", "value", "default_left", "missing", "n_features")
 
