@@ -390,7 +390,8 @@ def test_list_reasons_from_jsonl(tmp_path):
     assert entries[0].reasons == "host is new; brand name"
 
 
-def test_cli_export_writes_formats_rejects_and_report(tmp_path):
+def test_cli_export_writes_formats_rejects_and_report(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/feeds/tranco_top100k.csv of a checkout to fall back on: it ranks example.com
     scored = tmp_path / "scored.csv"
     scored_frame().to_csv(scored, index=False)
     feeds = tmp_path / "feeds"
