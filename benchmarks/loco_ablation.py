@@ -115,7 +115,7 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
 
 
 # ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
-FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages")
+FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix")
 TRANCO_ROWS = 16_000  # as many as `sample.per_source_class` lets any other collection and class have
 
 
@@ -129,6 +129,19 @@ def registered_and_subdomain_spans(parsed: Any) -> tuple[tuple[np.ndarray, np.nd
     lengths = np.asarray([len(name.encode()) for name in _registered_domains(names)], dtype=np.int64)[host_of_row]
     registered_start = ends - np.minimum(lengths, ends - starts)
     return (registered_start, ends), (starts, np.maximum(registered_start - 1, starts))
+
+
+def host_less_suffix_spans(parsed: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's host span (``www.`` cut) without its public suffix and the dot before it; an address, a host
+    under no known suffix and a host that is a suffix keep the whole span."""
+    from cybersentinel.url.parsing import split_host_columns
+
+    starts, ends = parsed.host_spans()
+    names, host_of_row = parsed.host_index()
+    splits = split_host_columns([name.decode("utf-8", "replace") for name in names])
+    cut = np.asarray([len(suffix.encode()) + 1 if suffix and domain and not is_ip else 0 for suffix, domain, is_ip
+                      in zip(splits.suffix, splits.domain, splits.is_ip, strict=True)], dtype=np.int64)
+    return starts, np.maximum(ends - cut[host_of_row], starts)
 
 
 def shared_buckets(matrix: Any, sources: np.ndarray, least: int = 2) -> np.ndarray:
@@ -182,7 +195,8 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
     ``sub_ngram_score``; drop ``host_ngram_score`` to replace the host scorer by them);
     ``collection-crossfit`` cross-fits the scores with whole collections held out (`crossfit_splits`);
     ``shared-ngrams`` fits each scorer only on n-grams that rows of two or more of its collections use;
-    ``tranco-homepages`` is the recipe's featurizer (its rows change, in `cache_fold`).
+    ``tranco-homepages`` is the recipe's featurizer (its rows change, in `cache_fold`);
+    ``host-less-suffix``: the host scorer reads the host without its public suffix (`host_less_suffix_spans`).
     None has the recipe's `name_familiarity`."""
     from cybersentinel.features.featurizer import UrlFeaturizer, _registered_domains
     from cybersentinel.features.lexical import FEATURIZER_VERSION, ParsedUrls
@@ -195,7 +209,8 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
             parsed, y = ParsedUrls(X[["url"]]), np.asarray(y)
             hand = parsed.hand_features()
             self.n_features_in_, self.version_ = 1, FEATURIZER_VERSION
-            spans = [parsed.host_spans(), parsed.rest_spans()]
+            spans = [host_less_suffix_spans(parsed) if variant == "host-less-suffix" else parsed.host_spans(),
+                     parsed.rest_spans()]
             if variant == "split-host":
                 spans += registered_and_subdomain_spans(parsed)
             matrices = [self.ngram_matrix(parsed, *span) for span in spans]
@@ -221,9 +236,13 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
 
         def transform(self, X):
             out = super().transform(X[["url"]])
+            parsed = ParsedUrls(X[["url"]])
+            if variant == "host-less-suffix":  # the host scorer reads the host without its suffix here too
+                column = list(self.get_feature_names_out()).index("host_ngram_score")
+                out[:, column] = self.scorers_[0].decision_function(self.ngram_matrix(parsed,
+                                                                                      *host_less_suffix_spans(parsed)))
             if not self.extra_scorers_:
                 return out
-            parsed = ParsedUrls(X[["url"]])
             extra = [scorer.decision_function(self.ngram_matrix(parsed, *span))
                      for scorer, span in zip(self.extra_scorers_, registered_and_subdomain_spans(parsed), strict=True)]
             return np.hstack([out, np.column_stack(extra).astype(np.float32)])

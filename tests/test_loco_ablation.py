@@ -126,6 +126,17 @@ def test_the_split_host_spans_are_the_registered_domain_and_the_subdomain_before
     assert sub == ["a.b", "", "", ""]
 
 
+def test_the_host_less_suffix_spans_cut_the_public_suffix_only() -> None:
+    from cybersentinel.features.lexical import ParsedUrls
+
+    urls = ["http://a.b.example.co.uk/x", "https://www.example.com/", "http://10.0.0.1/login", "http://shop.example",
+            "http://co.uk/"]
+    parsed = ParsedUrls(pd.DataFrame({"url": urls}))
+    starts, ends = loco_ablation.host_less_suffix_spans(parsed)
+    text = [bytes(parsed.data[a:b]).decode() for a, b in zip(starts, ends, strict=True)]
+    assert text == ["a.b.example", "example", "10.0.0.1", "shop.example", "co.uk"]
+
+
 def test_shared_buckets_are_those_two_collections_use() -> None:
     matrix = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=float))
     assert loco_ablation.shared_buckets(matrix, np.array(["a", "b", "b"])).tolist() == [False, True, False, False]
@@ -151,7 +162,7 @@ def test_homepage_rows_leave_out_the_evaluated_sites() -> None:
     assert out["label"].tolist() == [1, 0, 0] and out["source"].iloc[1:].eq("tranco_homepages").all()
 
 
-@pytest.mark.parametrize("variant", ["split-host", "collection-crossfit", "shared-ngrams"])
+@pytest.mark.parametrize("variant", ["split-host", "collection-crossfit", "shared-ngrams", "host-less-suffix"])
 def test_variant_featurizers_fit_and_score_like_the_recipe(variant: str) -> None:
     rng = np.random.default_rng(0)
     words = ["login", "verify", "account", "news", "about", "shop", "blog", "secure", "docs", "help"]
