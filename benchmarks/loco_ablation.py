@@ -115,7 +115,9 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
 
 
 # ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
-FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix")
+FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix",
+               "suffix-apart")
+SUFFIX_CUT = ("host-less-suffix", "suffix-apart")  # the variants whose host scorer reads the host without its suffix
 TRANCO_ROWS = 16_000  # as many as `sample.per_source_class` lets any other collection and class have
 
 
@@ -131,17 +133,19 @@ def registered_and_subdomain_spans(parsed: Any) -> tuple[tuple[np.ndarray, np.nd
     return (registered_start, ends), (starts, np.maximum(registered_start - 1, starts))
 
 
-def host_less_suffix_spans(parsed: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's host span (``www.`` cut) without its public suffix and the dot before it; an address, a host
-    under no known suffix and a host that is a suffix keep the whole span."""
+def host_less_suffix_spans(parsed: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Within each row's host span (``www.`` cut): the host without its public suffix and the dot before it, and
+    the suffix after that dot (empty where nothing is cut: an address, a host under no known suffix, a host that
+    is a suffix)."""
     from cybersentinel.url.parsing import split_host_columns
 
     starts, ends = parsed.host_spans()
     names, host_of_row = parsed.host_index()
     splits = split_host_columns([name.decode("utf-8", "replace") for name in names])
     cut = np.asarray([len(suffix.encode()) + 1 if suffix and domain and not is_ip else 0 for suffix, domain, is_ip
-                      in zip(splits.suffix, splits.domain, splits.is_ip, strict=True)], dtype=np.int64)
-    return starts, np.maximum(ends - cut[host_of_row], starts)
+                      in zip(splits.suffix, splits.domain, splits.is_ip, strict=True)], dtype=np.int64)[host_of_row]
+    host_end = np.maximum(ends - cut, starts)
+    return (starts, host_end), (np.minimum(host_end + 1, ends), ends)
 
 
 def shared_buckets(matrix: Any, sources: np.ndarray, least: int = 2) -> np.ndarray:
@@ -196,7 +200,8 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
     ``collection-crossfit`` cross-fits the scores with whole collections held out (`crossfit_splits`);
     ``shared-ngrams`` fits each scorer only on n-grams that rows of two or more of its collections use;
     ``tranco-homepages`` is the recipe's featurizer (its rows change, in `cache_fold`);
-    ``host-less-suffix``: the host scorer reads the host without its public suffix (`host_less_suffix_spans`).
+    ``host-less-suffix``: the host scorer reads the host without its public suffix (`host_less_suffix_spans`);
+    ``suffix-apart``: the same, and a third scorer reads the suffix alone (feature ``suffix_ngram_score``).
     None has the recipe's `name_familiarity`."""
     from cybersentinel.features.featurizer import UrlFeaturizer, _registered_domains
     from cybersentinel.features.lexical import FEATURIZER_VERSION, ParsedUrls
@@ -209,10 +214,12 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
             parsed, y = ParsedUrls(X[["url"]]), np.asarray(y)
             hand = parsed.hand_features()
             self.n_features_in_, self.version_ = 1, FEATURIZER_VERSION
-            spans = [host_less_suffix_spans(parsed) if variant == "host-less-suffix" else parsed.host_spans(),
+            spans = [host_less_suffix_spans(parsed)[0] if variant in SUFFIX_CUT else parsed.host_spans(),
                      parsed.rest_spans()]
             if variant == "split-host":
                 spans += registered_and_subdomain_spans(parsed)
+            if variant == "suffix-apart":
+                spans.append(host_less_suffix_spans(parsed)[1])
             matrices = [self.ngram_matrix(parsed, *span) for span in spans]
             names, host_of_row = parsed.host_index()
             domains = np.asarray(_registered_domains(names))[host_of_row]
@@ -237,18 +244,21 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
         def transform(self, X):
             out = super().transform(X[["url"]])
             parsed = ParsedUrls(X[["url"]])
-            if variant == "host-less-suffix":  # the host scorer reads the host without its suffix here too
-                column = list(self.get_feature_names_out()).index("host_ngram_score")
-                out[:, column] = self.scorers_[0].decision_function(self.ngram_matrix(parsed,
-                                                                                      *host_less_suffix_spans(parsed)))
+            if variant in SUFFIX_CUT:  # the host scorer reads the host without its suffix here too
+                column = list(super().get_feature_names_out()).index("host_ngram_score")
+                out[:, column] = self.scorers_[0].decision_function(
+                    self.ngram_matrix(parsed, *host_less_suffix_spans(parsed)[0]))
             if not self.extra_scorers_:
                 return out
+            spans = registered_and_subdomain_spans(parsed) if variant == "split-host" else \
+                host_less_suffix_spans(parsed)[1:]
             extra = [scorer.decision_function(self.ngram_matrix(parsed, *span))
-                     for scorer, span in zip(self.extra_scorers_, registered_and_subdomain_spans(parsed), strict=True)]
+                     for scorer, span in zip(self.extra_scorers_, spans, strict=True)]
             return np.hstack([out, np.column_stack(extra).astype(np.float32)])
 
         def get_feature_names_out(self, input_features=None):
-            extra = ["reg_ngram_score", "sub_ngram_score"] if self.extra_scorers_ else []
+            extra = (["reg_ngram_score", "sub_ngram_score"] if variant == "split-host" else ["suffix_ngram_score"]) \
+                if self.extra_scorers_ else []
             return np.asarray([*super().get_feature_names_out(), *extra], dtype=object)
 
     return VariantFeaturizer(ngram_range=tuple(settings["ngram_range"]), n_features=settings["n_features"],

@@ -132,9 +132,11 @@ def test_the_host_less_suffix_spans_cut_the_public_suffix_only() -> None:
     urls = ["http://a.b.example.co.uk/x", "https://www.example.com/", "http://10.0.0.1/login", "http://shop.example",
             "http://co.uk/"]
     parsed = ParsedUrls(pd.DataFrame({"url": urls}))
-    starts, ends = loco_ablation.host_less_suffix_spans(parsed)
+    (starts, ends), (suffix_starts, suffix_ends) = loco_ablation.host_less_suffix_spans(parsed)
     text = [bytes(parsed.data[a:b]).decode() for a, b in zip(starts, ends, strict=True)]
     assert text == ["a.b.example", "example", "10.0.0.1", "shop.example", "co.uk"]
+    suffixes = [bytes(parsed.data[a:b]).decode() for a, b in zip(suffix_starts, suffix_ends, strict=True)]
+    assert suffixes == ["co.uk", "com", "", "", ""]
 
 
 def test_shared_buckets_are_those_two_collections_use() -> None:
@@ -162,7 +164,8 @@ def test_homepage_rows_leave_out_the_evaluated_sites() -> None:
     assert out["label"].tolist() == [1, 0, 0] and out["source"].iloc[1:].eq("tranco_homepages").all()
 
 
-@pytest.mark.parametrize("variant", ["split-host", "collection-crossfit", "shared-ngrams", "host-less-suffix"])
+@pytest.mark.parametrize("variant", ["split-host", "collection-crossfit", "shared-ngrams", "host-less-suffix",
+                                     "suffix-apart"])
 def test_variant_featurizers_fit_and_score_like_the_recipe(variant: str) -> None:
     rng = np.random.default_rng(0)
     words = ["login", "verify", "account", "news", "about", "shop", "blog", "secure", "docs", "help"]
@@ -180,7 +183,8 @@ def test_variant_featurizers_fit_and_score_like_the_recipe(variant: str) -> None
     names = featurizer.get_feature_names_out().tolist()
     x_eval = featurizer.transform(frame)
     assert x_train.shape == x_eval.shape == (240, len(names))
-    assert names[-2:] == {"split-host": ["reg_ngram_score", "sub_ngram_score"]}.get(
+    assert names[-2:] == {"split-host": ["reg_ngram_score", "sub_ngram_score"],
+                          "suffix-apart": ["path_ngram_score", "suffix_ngram_score"]}.get(
         variant, ["host_ngram_score", "path_ngram_score"])
     path_score = x_eval[:, names.index("path_ngram_score")]
     assert path_score[1::2].mean() > path_score[::2].mean()  # the phishing words score higher
