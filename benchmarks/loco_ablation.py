@@ -22,10 +22,14 @@ the parameters that shape them): `run` refuses a file whose hash differs and a c
 Changes to the n-gram scorers need the folds featurized again: ``--featurizer NAME`` (given to both `cache` and
 `run`; its own cache folder unless ``--cache`` says otherwise) caches them with one of `FEATURIZERS` instead of the
 recipe's, without its `name_familiarity` (session 20 measured that feature here; session 21 made it the recipe's).
-Session 19's four did not lift the folds (README, "Session 19"): they live here, not in the package:
+Session 19's four did not lift the folds (README, "Session 19"): they live here, not in the package. Session 23's
+(`ROW_VARIANTS`) keep the recipe's featurizer, name familiarity included, and change its training rows: the prepared
+table's `country_homepages` rows left out or replaced (`with_country_homepages`):
 
     python benchmarks/loco_ablation.py --featurizer split-host cache
     python benchmarks/loco_ablation.py --featurizer split-host run split-host --drop host_ngram_score
+    python benchmarks/loco_ablation.py --featurizer no-country-homepages cache
+    python benchmarks/loco_ablation.py --featurizer no-country-homepages run before-session-23 --seed 1
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ IN_DISTRIBUTION = "in_distribution"
 def fold_rows(table: Any, params: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(training rows, evaluation rows) of every fold stage `generalise` runs, plus the in-distribution split."""
     from cybersentinel.core.config import feedback_source_names
-    from cybersentinel.model.generalisation import forward_rows, loco_rows
+    from cybersentinel.model.generalisation import forward_rows, held_out_collections, loco_rows
 
-    collections = sorted(set(table["source"].unique()) - feedback_source_names(params["dataset"]))
+    collections = held_out_collections(table, feedback_source_names(params["dataset"]))
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, params["generalise"]["cutoff_year"])
     folds[IN_DISTRIBUTION] = ((table["split"] == "train").to_numpy(),
@@ -97,7 +101,10 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
     from cybersentinel.features.featurizer import build_featurizer
 
     train, rows = table[training], table[evaluation]
-    if variant == "recipe":
+    if variant in ROW_VARIANTS:
+        if variant != "recipe":
+            train = with_country_homepages(train, popular_domains(params["featurizer"]["familiar_sites"]),
+                                           set(rows["group"]), params["seed"], variant)
         featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
         top = params["featurizer"]["familiar_sites"]
         names = {"popular_sites": popular_domains(top), "judged_sites": set(rows["group"])} if top else {}
@@ -116,7 +123,9 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
 
 # ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
 FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix",
-               "suffix-apart")
+               "suffix-apart", "no-country-homepages", "country-homepages", "country-share", "country-kits")
+# the recipe's featurizer (name familiarity included) on changed training rows
+ROW_VARIANTS = ("recipe", "no-country-homepages", "country-homepages", "country-share", "country-kits")
 SUFFIX_CUT = ("host-less-suffix", "suffix-apart")  # the variants whose host scorer reads the host without its suffix
 TRANCO_ROWS = 16_000  # as many as `sample.per_source_class` lets any other collection and class have
 
@@ -191,6 +200,56 @@ def with_homepages(train: Any, domains: list[str], held: set[str], count: int, s
     rows = pd.DataFrame({"url": [f"http://{domain}/" for domain in picked], "label": 0, "source": "tranco_homepages",
                          "group": picked})
     return pd.concat([train[["url", "label", "source", "group"]], rows], ignore_index=True)
+
+
+def with_country_homepages(train: Any, domains: list[str], held: set[str], seed: int, variant: str) -> Any:
+    """``train`` with the prepared table's `country_homepages` rows replaced as ``variant`` says (session 23):
+    ``no-country-homepages``: none (the recipe before session 23); ``country-homepages``: homepages of every country
+    ending (a public suffix whose last label has two letters), as many as the ending needs for its share of the
+    legitimate training rows to reach its share of the phishing ones; ``country-share``: of every country ending,
+    as many as its share of the list's sites; ``country-kits``: as ``country-homepages``, but only endings whose
+    phishing rows are mostly pages below the root (what `country_homepages` does, counted on the fold's rows). Drawn
+    at random from ``domains`` less the fold's evaluated sites (``held``) and the sites already in training."""
+    from collections import Counter
+
+    import pandas as pd
+
+    from cybersentinel.data.prepare import COUNTRY_HOMEPAGES, KIT_ROOT_SHARE
+    from cybersentinel.url.parsing import split_host, split_url
+
+    train = train[train["source"] != COUNTRY_HOMEPAGES][["url", "label", "source", "group"]]
+    if variant == "no-country-homepages":
+        return train
+    label = train["label"].to_numpy()
+    suffixes = np.asarray([split_host(group)[2] for group in train["group"]], dtype=object)
+    root = np.asarray([split_url(url).path.strip("/") == "" for url in train["url"]])
+    legit_per_phishing = (label == 0).sum() / max(1, (label == 1).sum())
+    known = held | set(train["group"])
+    listed = Counter(split_host(domain)[2] for domain in domains)
+    by_suffix: dict[str, list[str]] = {}
+    for domain in domains:
+        if domain not in known:
+            by_suffix.setdefault(split_host(domain)[2], []).append(domain)
+    rng = np.random.default_rng(seed)
+    picked: list[str] = []
+    for ending in sorted(by_suffix):
+        country = ending.rsplit(".", 1)[-1]
+        of_ending = suffixes == ending
+        phishing = of_ending & (label == 1)
+        if len(country) != 2 or not country.isalpha() or \
+                variant == "country-kits" and phishing.any() and root[phishing].mean() > KIT_ROOT_SHARE:
+            continue
+        if variant == "country-share":
+            need = round(listed[ending] / len(domains) * (label == 0).sum()) - int((of_ending & (label == 0)).sum())
+        else:
+            need = round(phishing.sum() * legit_per_phishing) - int((of_ending & (label == 0)).sum())
+        if need > 0:
+            candidates = by_suffix[ending]
+            chosen = np.sort(rng.choice(len(candidates), min(need, len(candidates)), replace=False))
+            picked += [candidates[i] for i in chosen]
+    rows = pd.DataFrame({"url": [f"http://{domain}/" for domain in picked], "label": 0, "source": COUNTRY_HOMEPAGES,
+                         "group": picked})
+    return pd.concat([train, rows], ignore_index=True)
 
 
 def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:

@@ -19,7 +19,14 @@ from sklearn.pipeline import Pipeline
 from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import read_params, write_json
 from cybersentinel.intel.popular import read_popular_sites
-from cybersentinel.model.generalisation import fit_recipe, forward_rows, judge, loco_rows, shares_and_ranking
+from cybersentinel.model.generalisation import (
+    fit_recipe,
+    forward_rows,
+    held_out_collections,
+    judge,
+    loco_rows,
+    shares_and_ranking,
+)
 from cybersentinel.scoring.detector import Detector, resolver_reasons
 from cybersentinel.scoring.policy import Policy
 
@@ -76,7 +83,7 @@ def main() -> None:
     config = params["generalise"]
     table = pd.read_parquet(args.prepared)
     best_params = json.loads(args.best_params.read_text())
-    collections = sorted(set(table["source"].unique()) - feedback_source_names(params["dataset"]))  # feedback trains
+    collections = held_out_collections(table, feedback_source_names(params["dataset"]))
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, config["cutoff_year"])
     top = Policy(threshold=1.0, **params["policy"]).popular_list_size  # validated as `train` validates it

@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,29 @@ def test_homepage_rows_leave_out_the_evaluated_sites() -> None:
     out = loco_ablation.with_homepages(train, ["a.com", "b.com", "c.com"], {"b.com"}, 5, seed=0)
     assert out["url"].tolist() == ["http://x.org/a", "http://a.com/", "http://c.com/"]
     assert out["label"].tolist() == [1, 0, 0] and out["source"].iloc[1:].eq("tranco_homepages").all()
+
+
+def test_country_homepage_variants_replace_the_tables_rows() -> None:
+    kits = [(f"http://shop{i}.com.br/x/login", f"shop{i}.com.br", 1) for i in range(2)]
+    own = [(f"http://kit{i}.cn/", f"kit{i}.cn", 1) for i in range(2)]  # phishers' own names: root pages
+    legit = [(f"http://site{i}.com/", f"site{i}.com", 0) for i in range(4)] + [("http://old.pl/", "old.pl", 0)]
+    rows = kits + own + legit
+    train = pd.DataFrame({"url": [r[0] for r in rows], "group": [r[1] for r in rows], "label": [r[2] for r in rows],
+                          "source": ["s"] * (len(rows) - 1) + ["country_homepages"]})
+    listed = ["a.com.br", "b.com.br", "c.com.br", "held.com.br", "a.cn", "b.cn", "big.com"]
+
+    def added(variant: str) -> dict[str, int]:
+        out = loco_ablation.with_country_homepages(train, listed, {"held.com.br"}, 0, variant)
+        assert "old.pl" not in set(out["group"])  # the table's own country homepages always go
+        assert "held.com.br" not in set(out["group"])  # nor does an evaluated site come in
+        return Counter(site.split(".", 1)[1] for site in out.loc[out["source"] == "country_homepages", "group"])
+
+    assert added("no-country-homepages") == {}
+    # 4 legitimate rows per 4 phishing: each ending's 2 phishing rows need 2 legitimate ones
+    assert added("country-homepages") == {"com.br": 2, "cn": 2}
+    assert added("country-kits") == {"com.br": 2}  # .cn's phishing rows are root pages
+    # by the list's shares of the 4 legitimate rows: .com.br 4 of 7 listed sites (2), .cn 2 of 7 (1)
+    assert added("country-share") == {"com.br": 2, "cn": 1}
 
 
 @pytest.mark.parametrize("variant", ["split-host", "collection-crossfit", "shared-ngrams", "host-less-suffix",

@@ -243,3 +243,24 @@ def test_generalisation_figures_and_intervals_leave_unscored_rows_out_of_the_ran
     assert "served_tpr_at_1pct_fpr_ci" not in out
     plain = shares_and_ranking(y[:2], scores[:2], flagged[:2], groups[:2], resamples=0, seed=0)
     assert plain == {"fpr_at_threshold": 0.5}  # one class: no ranking; no resamples: no intervals
+
+
+def test_training_only_rows_are_never_a_collection_held_out_and_stay_out_of_what_is_known_before_the_cut_off():
+    import pandas as pd
+
+    from cybersentinel.model.generalisation import forward_rows, held_out_collections, loco_rows
+
+    table = pd.DataFrame({
+        "url": ["http://a.com/x", "http://b.org/", "http://c.com.br/kit", "http://d.com/", "http://e.com.br/",
+                "http://f.net/y"],
+        "label": [0, 0, 1, 1, 0, 1], "group": ["a.com", "b.org", "c.com.br", "d.com", "e.com.br", "f.net"],
+        "source": ["legit", "legit", "kits", "kits", "country_homepages", "feedback"],
+        "split": ["train", "test", "train", "test", "train", "train"],
+        "synthetic": [False, False, False, False, True, False],
+        "year": pd.array([2019, 2019, 2020, 2023, None, 2020], dtype="Float64")})
+    assert held_out_collections(table, ["feedback"]) == ["kits", "legit"]
+    training, evaluation = loco_rows(table, "kits")
+    assert training.tolist() == [True, False, False, False, True, True]  # the homepage trains every fold
+    training, evaluation = forward_rows(table, 2021)
+    assert training.tolist() == [True, False, True, False, False, True]  # today's list is not the past's
+    assert evaluation.tolist() == [False, True, False, True, False, False]

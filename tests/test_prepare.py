@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cybersentinel.data.prepare import assign_groups, deduplicate, feature_columns, grouped_split
+from cybersentinel.data.prepare import (
+    COUNTRY_HOMEPAGES,
+    assign_groups,
+    country_homepages,
+    deduplicate,
+    feature_columns,
+    grouped_split,
+)
 
 URL_DATASET = {"name": "t", "kind": "url", "group_by": "registered_domain", "features": []}
 TAB_DATASET = {"name": "t", "kind": "tabular", "group_by": "feature_vector", "features": "all"}
@@ -69,3 +76,42 @@ def test_compiled_stratified_group_folds_are_scikit_learns(seed):
         theirs = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(rows), y, groups)
         for (_, a), (_, b) in zip(ours, theirs, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def prepared_rows(rows: list[tuple[str, str, int, str]]) -> pd.DataFrame:
+    """A prepared table of (url, registered domain, label, split) rows."""
+    return pd.DataFrame({"url": [r[0] for r in rows], "group": [r[1] for r in rows], "label": [r[2] for r in rows],
+                         "source": "s", "split": [r[3] for r in rows], "year": 2020.0, "synthetic": False})
+
+
+def test_country_homepages_balance_an_ending_of_hacked_sites_and_leave_phishers_own_alone():
+    rows = [(f"http://shop{i}.com.br/wp-content/kit/login.php", f"shop{i}.com.br", 1, "train") for i in range(3)]
+    rows += [(f"http://x{i}.cn/", f"x{i}.cn", 1, "train") for i in range(3)]  # phishers' own names: root pages
+    rows += [(f"http://site{i}.com/page", f"site{i}.com", 0, "train") for i in range(6)]
+    rows += [("http://held.com.br/", "held.com.br", 0, "test")]
+    table = prepared_rows(rows)
+    popular = ["big.com.br", "held.com.br", "shop0.com.br", "other.com.br", "more.com.br", "baidu.cn", "news.com"]
+
+    added = country_homepages(table, popular, seed=0)
+
+    # 6 legitimate rows per 6 phishing: .com.br's 3 phishing rows need 3 legitimate ones; the list has 3 new sites
+    assert sorted(added["group"]) == ["big.com.br", "more.com.br", "other.com.br"]
+    assert added["url"].tolist() == [f"http://{site}/" for site in added["group"]]
+    assert (added["label"] == 0).all() and added["synthetic"].all() and (added["split"] == "train").all()
+    assert (added["source"] == COUNTRY_HOMEPAGES).all() and added["year"].isna().all()
+    assert list(added.columns) == list(table.columns)
+    assert pd.concat([table, added], ignore_index=True)["synthetic"].dtype == bool
+
+
+def test_country_homepages_add_only_what_the_ending_needs_and_repeat_with_the_seed():
+    rows = [(f"http://shop{i}.pl/a/b", f"shop{i}.pl", 1, "train") for i in range(2)]
+    rows += [("http://firm.pl/", "firm.pl", 0, "train")]
+    rows += [(f"http://site{i}.com/", f"site{i}.com", 0, "train") for i in range(3)]  # 4 legitimate per 2 phishing
+    table = prepared_rows(rows)
+    popular = [f"p{i}.pl" for i in range(10)]
+
+    first = country_homepages(table, popular, seed=3)
+
+    assert len(first) == 3  # 2 phishing rows x 2 legitimate per phishing, less the one .pl site already there
+    assert first.equals(country_homepages(table, popular, seed=3))
+    assert country_homepages(table, [], seed=3).empty

@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from cybersentinel.data.folds import CompiledStratifiedGroupKFold
-from cybersentinel.url.parsing import normalise, registered_domain, split_url
+from cybersentinel.url.parsing import normalise, registered_domain, split_host, split_url
 
 PROVENANCE = ("label", "source", "snapshot", "url", "group", "url_normalised")
+COUNTRY_HOMEPAGES = "country_homepages"  # the source of `country_homepages`' rows
+KIT_ROOT_SHARE = 1 / 3  # an ending whose phishing rows are root pages more often than this is phishers' own
 
 
 def feature_columns(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> list[str]:
@@ -108,6 +110,45 @@ def legit_homepages(frame: pd.DataFrame) -> pd.DataFrame:
         rows["date"] = None
     known = set(frame["url"].map(normalise))
     return rows[~rows["url"].map(normalise).isin(known)].reset_index(drop=True)
+
+
+def country_homepages(frame: pd.DataFrame, popular_sites: Sequence[str], seed: int) -> pd.DataFrame:
+    """Legitimate training rows for the country endings the collections' legitimate side leaves out.
+
+    The phishing lists are full of small sites broken into in some countries (``.com.br``, ``.pl``, ``.cl``:
+    the kit sits in a path below an ordinary home page), while the legitimate collections are mostly sites in
+    English; so a host n-gram score learns "a Brazilian site is phishing". For each country-code public suffix
+    (its last label two letters) whose phishing training rows are mostly pages below the root, this adds
+    homepages (``http://<site>/``) of ``popular_sites`` with that suffix, not already in ``frame``, as legitimate
+    rows until the ending's share of the legitimate training rows reaches its share of the phishing ones (or the
+    list runs out). An ending whose phishing rows are mostly root pages
+    (``.cn``, ``.cc``: names phishers registered) gets none: there the ending is the phishers' choice, and a
+    homepage is what their phishing looks like. Picked at random with ``seed``; marked ``synthetic`` (they
+    train, they are never scored) and without a year (the list is today's, not what was known in the past)."""
+    train = frame[frame["split"] == "train"]
+    label = train["label"].to_numpy()
+    ending = np.asarray([split_host(group)[2] for group in train["group"]], dtype=object)
+    root = np.asarray([split_url(url).path.strip("/") == "" for url in train["url"]])
+    legit_per_phishing = (label == 0).sum() / max(1, (label == 1).sum())
+    known = set(frame["group"])
+    candidates: dict[str, list[str]] = {}
+    for site in popular_sites:
+        if site not in known:
+            candidates.setdefault(split_host(site)[2], []).append(site)
+    rng = np.random.default_rng(seed)
+    picked: list[str] = []
+    for suffix in sorted(candidates):
+        country = suffix.rsplit(".", 1)[-1]
+        phishing = (ending == suffix) & (label == 1)
+        if len(country) != 2 or not country.isalpha() or not phishing.any() or root[phishing].mean() > KIT_ROOT_SHARE:
+            continue
+        need = round(phishing.sum() * legit_per_phishing) - int(((ending == suffix) & (label == 0)).sum())
+        sites = candidates[suffix]
+        if need > 0:
+            picked += [sites[i] for i in np.sort(rng.choice(len(sites), min(need, len(sites)), replace=False))]
+    rows = pd.DataFrame({"url": [f"http://{site}/" for site in picked], "label": 0, "source": COUNTRY_HOMEPAGES,
+                         "group": picked, "split": "train", "synthetic": True})
+    return rows.reindex(columns=frame.columns).astype({"label": frame["label"].dtype, "synthetic": bool})
 
 
 def grouped_split(labels: pd.Series, groups: pd.Series, test_size: float, seed: int) -> np.ndarray:

@@ -20,6 +20,12 @@ from cybersentinel.model.estimators import budget_threshold, build_estimator, ca
 from cybersentinel.model.metrics import grouped_interval, tpr_at_fpr, weighted_roc_auc, weighted_share
 
 
+def held_out_collections(table: pd.DataFrame, not_held: Collection[str] = ()) -> list[str]:
+    """The collections leave-one-collection-out holds out in turn: every source with rows to score (not one of
+    training-only rows, such as `country_homepages`), less the ``not_held`` ones (analyst feedback: it trains)."""
+    return sorted(set(table.loc[~table["synthetic"].to_numpy(), "source"]) - set(not_held))
+
+
 def loco_rows(table: pd.DataFrame, held_out: str) -> tuple[np.ndarray, np.ndarray]:
     """(training rows, evaluation rows) for holding one collection out. Evaluation: every row of the held-out
     collection plus, for a collection of one class, the other collections' test-split rows of the other class
