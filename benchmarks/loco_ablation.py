@@ -214,39 +214,39 @@ def with_country_homepages(train: Any, domains: list[str], held: set[str], seed:
 
     import pandas as pd
 
-    from cybersentinel.data.prepare import COUNTRY_HOMEPAGES, KIT_ROOT_SHARE
-    from cybersentinel.url.parsing import split_host, split_url
+    from cybersentinel.data.prepare import COUNTRY_HOMEPAGES, country_homepages
+    from cybersentinel.url.parsing import split_host
 
     train = train[train["source"] != COUNTRY_HOMEPAGES][["url", "label", "source", "group"]]
     if variant == "no-country-homepages":
         return train
+    listed = [domain for domain in domains if domain not in held]
+    if variant == "country-kits":
+        rows = country_homepages(train.assign(split="train", synthetic=False), listed, seed)[list(train.columns)]
+        return pd.concat([train, rows], ignore_index=True)
     label = train["label"].to_numpy()
     suffixes = np.asarray([split_host(group)[2] for group in train["group"]], dtype=object)
-    root = np.asarray([split_url(url).path.strip("/") == "" for url in train["url"]])
     legit_per_phishing = (label == 0).sum() / max(1, (label == 1).sum())
-    known = held | set(train["group"])
-    listed = Counter(split_host(domain)[2] for domain in domains)
+    shares = Counter(split_host(domain)[2] for domain in domains)
+    known = set(train["group"])
     by_suffix: dict[str, list[str]] = {}
-    for domain in domains:
+    for domain in listed:
         if domain not in known:
             by_suffix.setdefault(split_host(domain)[2], []).append(domain)
     rng = np.random.default_rng(seed)
     picked: list[str] = []
     for ending in sorted(by_suffix):
         country = ending.rsplit(".", 1)[-1]
-        of_ending = suffixes == ending
-        phishing = of_ending & (label == 1)
-        if len(country) != 2 or not country.isalpha() or \
-                variant == "country-kits" and phishing.any() and root[phishing].mean() > KIT_ROOT_SHARE:
+        if len(country) != 2 or not country.isalpha():
             continue
-        if variant == "country-share":
-            need = round(listed[ending] / len(domains) * (label == 0).sum()) - int((of_ending & (label == 0)).sum())
-        else:
-            need = round(phishing.sum() * legit_per_phishing) - int((of_ending & (label == 0)).sum())
+        legit, phishing = (suffixes == ending) & (label == 0), (suffixes == ending) & (label == 1)
+        wanted = shares[ending] / len(domains) * (label == 0).sum() if variant == "country-share" else \
+            phishing.sum() * legit_per_phishing
+        need = round(wanted) - int(legit.sum())
         if need > 0:
             candidates = by_suffix[ending]
-            chosen = np.sort(rng.choice(len(candidates), min(need, len(candidates)), replace=False))
-            picked += [candidates[i] for i in chosen]
+            picked += [candidates[i] for i in
+                       np.sort(rng.choice(len(candidates), min(need, len(candidates)), replace=False))]
     rows = pd.DataFrame({"url": [f"http://{domain}/" for domain in picked], "label": 0, "source": COUNTRY_HOMEPAGES,
                          "group": picked})
     return pd.concat([train, rows], ignore_index=True)
