@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from cybersentinel.features.lexical import _HOST_COLUMNS, _host_cache, _host_table, host_row, host_rows
+from cybersentinel.features.familiarity import NameFamiliarity
+from cybersentinel.features.lexical import (
+    _HOST_COLUMNS,
+    _host_cache,
+    _host_table,
+    _host_table_and_names,
+    host_familiarity,
+    host_row,
+    host_rows,
+)
 from cybersentinel.scoring.decider import Decider, deceptive_host, deceptive_hosts
 from cybersentinel.scoring.policy import Policy, SiteList
 from cybersentinel.url.parsing import (
@@ -53,6 +62,24 @@ def test_the_cached_host_table_equals_host_row_in_float32() -> None:
     reference = np.array([host_row(h.decode("utf-8", "replace")) for h in encoded], dtype=np.float32)
     assert table.tobytes() == reference.tobytes()
     assert first.tobytes() == reference[:10].tobytes()
+
+
+def test_the_host_tables_split_is_the_one_familiarity_would_make() -> None:
+    """`host_familiarity` reads the names `_host_table_and_names` split rather than splitting them again: the same
+    labels and registered domains, so the same values as when it splits them itself."""
+    many = [*HOSTS, *(f"shop{i}.bakery{i}.co.uk" for i in range(20))]  # more than a few: split together
+    encoded = [h.encode("utf-8", "replace") for h in dict.fromkeys(many)]
+    _host_cache.clear()
+    table, names = _host_table_and_names(encoded)
+    assert set(names) == set(encoded)  # all new: each named
+    texts = [h.decode("utf-8", "replace") for h in encoded]
+    splits = split_host_columns(texts)
+    assert [names[h] for h in encoded] == list(zip(splits.domain, splits.registered, strict=True))
+    popular = ["example.com", "paypal.com", "github.io", "kawasaki.jp", "wellsfargo.com", "bakery.co.uk"]
+    shared = host_familiarity(encoded, table, NameFamiliarity.fit(popular), names)
+    alone = host_familiarity(encoded, table, NameFamiliarity.fit(popular))
+    assert shared.tobytes() == alone.tobytes() and shared.any()
+    assert _host_table_and_names(encoded)[1] == {}  # all cached now: nothing split
 
 
 def test_deceptive_hosts_equal_deceptive_host() -> None:

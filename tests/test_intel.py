@@ -198,6 +198,23 @@ def test_host_signals_are_what_lookup_host_says(host):
         assert index.host_signals(host, host_registered_domain(host)) == expected
 
 
+_LABELS = st.sampled_from(["a", "b", "ex", "co", "uk", "com", "1", "", "xn--p"])
+_NAMES = st.lists(_LABELS, min_size=1, max_size=5).map(".".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hosts=st.lists(_NAMES, min_size=1, max_size=6), listed=st.lists(_NAMES, max_size=6))
+def test_host_signals_find_every_listed_parent(hosts, listed):
+    """`host_signals` skips the hosts whose last two labels no listed name has: never one with a listed parent
+    (labels drawn from a few, so names and listed parents often share them)."""
+    index = IntelIndex.build({}, {"list": listed})
+    for host in hosts:
+        expected = tuple(index.lookup_host(host)["feeds"])
+        assert index.host_signals(host)[0] == expected
+        if PLAIN_NAME.fullmatch(host):  # as the decider asks of its names
+            assert index.host_signals(host, host_registered_domain(host))[0] == expected
+
+
 def test_from_dir_reads_known_files_and_extra_domain_lists(tmp_path):
     (tmp_path / "spamhaus_drop.txt").write_text("1.10.16.0/20 ; SBL1\n; EOF\n")
     (tmp_path / "tranco_top100k.csv").write_text("google.com\nexample.org\n")

@@ -21,7 +21,7 @@ import hashlib
 import math
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, filterfalse
@@ -36,6 +36,7 @@ from numba import njit
 from cybersentinel.features.familiarity import NameFamiliarity
 from cybersentinel.features.literals import Literals
 from cybersentinel.url.parsing import (
+    HostSplits,
     host_memo,
     host_registered_domain,
     on_private_suffix,
@@ -887,29 +888,47 @@ _host_cache: dict[bytes, bytes] = {}  # host -> its float32 row's bytes (untrack
 
 
 def _host_table(hosts: list[bytes]) -> np.ndarray:
-    """``host_row`` of each distinct host as float32 rows, cached per process (bounded); the hosts not cached
-    are computed together by `host_rows`, or one by one by `host_row` when there are only a few (a service
-    request: the batch function's fixed costs are more than the per-host work)."""
+    """``host_row`` of each distinct host as float32 rows, cached per process (bounded)."""
+    return _host_table_and_names(hosts)[0]
+
+
+def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, tuple[str, str]]]:
+    """`_host_table`, and the registered name's label and registered domain of each host it computed now from a
+    public-suffix split of them all (none when it computed only a few, one by one): `host_familiarity` reads the
+    same split rather than making its own. The hosts not cached are computed together by `host_rows`, or one by
+    one by `host_row` when there are only a few (a service request: the batch function's fixed costs are more
+    than the per-host work)."""
     if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
         _host_cache.clear()
     cache = _host_cache
     missing = list(filterfalse(cache.__contains__, dict.fromkeys(hosts)))
+    names: dict[bytes, tuple[str, str]] = {}
     if missing:
         texts = [h.decode("utf-8", "replace") for h in missing]
-        # float64 -> float32 either way (the same C cast): one NumPy call for a few hosts, not two
-        rows = np.array([host_row(h) for h in texts], dtype=np.float32) if len(texts) <= FEW_HOSTS else \
-            host_rows(texts).astype(np.float32)
+        if len(texts) <= FEW_HOSTS:  # float64 -> float32 either way (the same C cast): one NumPy call, not two
+            rows = np.array([host_row(h) for h in texts], dtype=np.float32)
+        else:
+            found, splits = _host_rows_and_splits(texts)
+            rows = found.astype(np.float32)
+            if splits is not None:
+                names = dict(zip(missing, zip(splits.domain.to_pylist(), splits.registered.to_pylist(),
+                                              strict=True), strict=True))
         blob = rows.tobytes()
         width = 4 * len(_HOST_COLUMNS)
         cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
     # read-only (a view of the joined bytes): the kernels only read it, and a copy cost a request another call
     return np.frombuffer(b"".join(map(cache.__getitem__, hosts)), dtype=np.float32).reshape(
-        len(hosts), len(_HOST_COLUMNS))
+        len(hosts), len(_HOST_COLUMNS)), names
 
 
 def host_rows(hosts: list[str]) -> np.ndarray:
-    """``host_row`` of many lower-cased hosts at once (float64, `_HOST_COLUMNS` order), equal value for value.
-    A few hosts (or text Arrow cannot hold) are computed one by one; more in `_host_rows_arrow`."""
+    """``host_row`` of many lower-cased hosts at once (float64, `_HOST_COLUMNS` order), equal value for value."""
+    return _host_rows_and_splits(hosts)[0]
+
+
+def _host_rows_and_splits(hosts: list[str]) -> tuple[np.ndarray, HostSplits | None]:
+    """`host_rows`, and the hosts' public-suffix split when it was made for them all. A few hosts (or text Arrow
+    cannot hold) are computed one by one, without one; more in `_host_rows_arrow`."""
     arr = None
     if len(hosts) > FEW_TEXTS:
         try:
@@ -917,13 +936,14 @@ def host_rows(hosts: list[str]) -> np.ndarray:
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):  # a lone surrogate
             arr = None
     if arr is None:
-        return np.array([host_row(host) for host in hosts], dtype=np.float64).reshape(len(hosts), len(_HOST_COLUMNS))
+        return np.array([host_row(host) for host in hosts], dtype=np.float64).reshape(
+            len(hosts), len(_HOST_COLUMNS)), None
     return _host_rows_arrow(arr)
 
 
-def _host_rows_arrow(hosts: pa.LargeStringArray) -> np.ndarray:
-    """`host_rows` of an Arrow array of hosts: one public-suffix split per host (`split_host_arrays`), then
-    each column over the whole array with Arrow kernels (entropy and consonant runs in a byte kernel, brand
+def _host_rows_arrow(hosts: pa.LargeStringArray) -> tuple[np.ndarray, HostSplits]:
+    """`_host_rows_and_splits` of an Arrow array of hosts: one public-suffix split per host (`split_host_arrays`),
+    then each column over the whole array with Arrow kernels (entropy and consonant runs in a byte kernel, brand
     searches as one RE2 pass) instead of thirteen calls per host."""
     splits = split_host_arrays(hosts)
     domains, suffixes, is_ip = splits.domain, splits.suffix, splits.is_ip
@@ -962,7 +982,7 @@ def _host_rows_arrow(hosts: pa.LargeStringArray) -> np.ndarray:
     out = np.empty((len(hosts), len(columns)), dtype=np.float64)
     for j, values in enumerate(columns.values()):
         out[:, j] = values
-    return out
+    return out, splits
 
 
 def _without_www(subdomains: pa.LargeStringArray) -> pa.LargeStringArray:
@@ -1250,30 +1270,38 @@ def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
     if not weights:
         return parsed.hand_features()
     names, rows = parsed.host_index()
-    table = _host_table(names)
+    table, new_names = _host_table_and_names(names)
     (host_weights, host_intercept), (rest_weights, rest_intercept) = weights
-    familiar = np.zeros(0, dtype=np.float32) if familiarity is None else host_familiarity(names, table, familiarity)
+    familiar = np.zeros(0, dtype=np.float32) if familiarity is None else \
+        host_familiarity(names, table, familiarity, new_names)
     return _url_features(parsed.scan, table, rows, parsed.spans, parsed.data, *_FROM_SCAN, *_FROM_HOST,
                          *_BRAND_COLUMNS, *_HOST_SPAN, *_REST_SPAN, *ngram_range, np.uint64(hash_shift(n_features)),
                          host_weights, float(host_intercept), rest_weights, float(rest_intercept),
                          familiarity is not None, familiar)
 
 
-def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFamiliarity) -> np.ndarray:
+def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFamiliarity,
+                     names: Mapping[bytes, tuple[str, str]] | None = None) -> np.ndarray:
     """`NameFamiliarity.of_names` of distinct lower-cased hosts, with their `_host_table` rows (which say which
     hosts are addresses, mix a brand in or imitate one); each host computed once per ``familiarity`` (bounded; read
-    into a list first, so a request in another thread emptying it loses nothing)."""
+    into a list first, so a request in another thread emptying it loses nothing). ``names``: the label and
+    registered domain of hosts `_host_table_and_names` split already; the others are split here."""
     known = familiarity.by_host
     values = [known.get(host) for host in hosts]
     missing = [i for i, value in enumerate(values) if value is None]
     if missing:
-        splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
+        split = [names.get(hosts[i]) for i in missing] if names else [None]
+        if all(split):
+            labels, registered = [pair[0] for pair in split], [pair[1] for pair in split]
+        else:
+            splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
+            labels, registered = splits.domain, splits.registered
         if len(missing) <= FEW_HOSTS:  # a service request: a few scalars read cost less than NumPy's calls
             deceptive = [any(table[i, j] > 0 for j in _DECEPTIVE_HOST) for i in missing]
         else:
             deceptive = (table[missing][:, _DECEPTIVE_HOST] > 0).any(axis=1).tolist()
-        suspicious = _ANY_SUSPICIOUS_WORD.found(splits.domain).tolist()
-        found = familiarity.of_names(splits.domain, splits.registered,
+        suspicious = _ANY_SUSPICIOUS_WORD.found(labels).tolist()
+        found = familiarity.of_names(labels, registered,
                                      [a or b for a, b in zip(deceptive, suspicious, strict=True)]).tolist()
         for i, value in zip(missing, found, strict=True):
             values[i] = value

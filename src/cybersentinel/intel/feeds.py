@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cybersentinel.core.redact import redact
 from cybersentinel.core.retry import http_session
-from cybersentinel.url.parsing import host_and_parents, host_registered_domain, name_and_parents, split_host
+from cybersentinel.url.parsing import (
+    host_and_parents,
+    host_registered_domain,
+    last_two_labels,
+    name_and_parents,
+    split_host,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -399,6 +405,12 @@ class IntelIndex:
     domains: Mapping[str, tuple[str, ...]]  # domain -> names of the block lists holding it
     popularity: Mapping[str, int]  # registered domain -> Tranco rank
     _names: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
+    # `last_two_labels` of every listed name: a host whose own is not among them has no listed parent, so most
+    # new hosts skip building their parents' names (`host_signals`)
+    _tails: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tails", frozenset(map(last_two_labels, self.domains)))
 
     @classmethod
     def build(cls, ip_feeds: Mapping[str, Iterable[IPNetwork]], domain_lists: Mapping[str, Iterable[str]] = {},  # noqa: B006
@@ -545,8 +557,10 @@ class IntelIndex:
             if not host:
                 return (), None, None, None
             registered, parents = host_registered_domain(host), host_and_parents
+        if last_two_labels(host) not in self._tails:  # most hosts
+            return (), None, None, self.popularity.get(registered)
         listed = self.domains.get
-        lists = [name for parent in parents(host) for name in listed(parent, ())]  # most hosts: none
+        lists = [name for parent in parents(host) for name in listed(parent, ())]
         return tuple(sorted(set(lists))) if lists else (), None, None, self.popularity.get(registered)
 
 

@@ -469,6 +469,13 @@ def name_and_parents(name: str) -> list[str]:
     return [".".join(labels[i:]) for i in range(max(1, len(labels) - 1))]
 
 
+def last_two_labels(name: str) -> str:
+    """The last two labels of a name (``example.com`` of ``a.b.example.com``), the name itself if it has fewer:
+    what a name shares with each of its `host_and_parents`, so two names with different ones are never one the
+    other's parent."""
+    return name[name.rfind(".", 0, name.rfind(".")) + 1:]
+
+
 def host_registered_domain(host: str) -> str:
     """The package's one registered-domain rule: ``example.co.uk`` for ``a.b.example.co.uk`` (public suffix
     list, private section included: ``user.github.io`` is its own site); the host itself for IP addresses
