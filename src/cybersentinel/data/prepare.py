@@ -151,27 +151,6 @@ def country_homepages(frame: pd.DataFrame, popular_sites: Sequence[str], seed: i
     return rows.reindex(columns=frame.columns).astype({"label": frame["label"].dtype, "synthetic": bool})
 
 
-def fill_rows(frame: pd.DataFrame, kept: pd.Series, per_group_fill: int | None, per_source_class: int | None,
-              seed: int) -> pd.Series:
-    """Boolean mask of further rows for each (source, label) that `sample_rows` left short of ``per_source_class``:
-    more rows of its groups, up to ``per_group_fill`` per group, drawn in `sample_rows`' random order, until it
-    reaches ``per_source_class``. The collections of legitimate pages are small (a few thousand sites, many pages
-    each), so ``per_group`` alone leaves them short while the phishing lists fill their share with one page per site.
-    ``kept``: `sample_rows`' mask. Nothing is filled without both limits."""
-    if not per_group_fill or not per_source_class:
-        return pd.Series(False, index=frame.index)
-    shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
-    held = kept.reindex(shuffled.index).to_numpy()
-    rank = shuffled.groupby(["source", "label", "group"], sort=False).cumcount().to_numpy()
-    room = per_source_class - shuffled[held].groupby(["source", "label"]).size()
-    candidates = shuffled[~held & (rank < per_group_fill)]
-    order = candidates.groupby(["source", "label"], sort=False).cumcount().to_numpy()
-    limit = pd.MultiIndex.from_frame(candidates[["source", "label"]]).map(room).fillna(0).to_numpy()
-    filled = pd.Series(False, index=shuffled.index)
-    filled[candidates.index[order < limit]] = True
-    return filled.reindex(frame.index)
-
-
 def grouped_split(labels: pd.Series, groups: pd.Series, test_size: float, seed: int) -> np.ndarray:
     """Boolean mask of test rows: stratified by label, whole groups on one side, reproducible."""
     n_splits = max(2, round(1 / test_size))
