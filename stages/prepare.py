@@ -8,7 +8,6 @@ list's, `country_homepages`)."""
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cybersentinel.core.config import dataset_sources, feedback_source_names
@@ -18,7 +17,6 @@ from cybersentinel.data.prepare import (
     assign_groups,
     country_homepages,
     deduplicate,
-    fill_rows,
     grouped_split,
     legit_homepages,
     row_years,
@@ -42,11 +40,9 @@ def main() -> None:
         table["group"] = assign_groups(table, dataset)
         table["year"] = row_years(table, {s["name"]: s.get("year") for s in dataset_sources(dataset)})
         kept = sample_rows(table, sample["per_group"], sample["per_source_class"], seed)
-        filled = fill_rows(table, kept, sample["per_group_fill"], sample["per_source_class"], seed)
-        sampled = table[kept.to_numpy()]  # the split is made on these; the filled rows follow their site
-        test = grouped_split(sampled["label"], sampled["group"], params["split"]["test_size"], seed)
-        table = table[(kept | filled).to_numpy()].reset_index(drop=True)
-        table["split"] = np.where(table["group"].isin(set(sampled["group"][test])), "test", "train")
+        table = table[kept.to_numpy()].reset_index(drop=True)
+        table["split"] = "train"
+        table.loc[grouped_split(table["label"], table["group"], params["split"]["test_size"], seed), "split"] = "test"
         table["synthetic"] = False
         if sample["legit_homepages"] and dataset["kind"] == "url":
             table = pd.concat([table, legit_homepages(table)], ignore_index=True)
@@ -55,8 +51,7 @@ def main() -> None:
             table = pd.concat([table, country_homepages(table, popular, seed)], ignore_index=True)
         write_parquet(args.out, table.drop(columns=["url_normalised", "snapshot"], errors="ignore"))
         by = table.groupby(["source", "label"]).size()
-        report = {**counts, "sampled_rows": len(table), "sampled_out": int((~(kept | filled)).sum()),
-                  "filled_rows": int(filled.sum()),
+        report = {**counts, "sampled_rows": len(table), "sampled_out": int((~kept).sum()),
                   "synthetic_homepages": int(table["synthetic"].sum()),
                   "country_homepages": int((table["source"] == COUNTRY_HOMEPAGES).sum()),
                   "test_rows": int((table["split"] == "test").sum()),

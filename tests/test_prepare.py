@@ -8,9 +8,7 @@ from cybersentinel.data.prepare import (
     country_homepages,
     deduplicate,
     feature_columns,
-    fill_rows,
     grouped_split,
-    sample_rows,
 )
 
 URL_DATASET = {"name": "t", "kind": "url", "group_by": "registered_domain", "features": []}
@@ -50,27 +48,6 @@ def test_feature_columns_excludes_provenance():
     table = pd.DataFrame({"url": ["x"], "f": [1.0], "label": [0], "source": ["s"], "snapshot": ["0" * 16]})
     assert feature_columns(table, TAB_DATASET) == ["f"]
     assert feature_columns(table, {"features": ["f"]}) == ["f"]
-
-
-def sites_table() -> pd.DataFrame:
-    """A small legitimate collection of few sites with many pages, and a phishing list of one page per site."""
-    pages = [("pages", 0, f"site{i % 3}") for i in range(30)]
-    phishing = [("list", 1, f"kit{i}") for i in range(40)]
-    return pd.DataFrame(pages + phishing, columns=["source", "label", "group"])
-
-
-def test_fill_rows_tops_up_a_short_collection_with_more_pages_of_its_sites():
-    table = sites_table()
-    kept = sample_rows(table, 2, 20, seed=3)
-    filled = fill_rows(table, kept, 5, 20, seed=3)
-    assert not (kept & filled).any()
-    per_site = table[kept | filled].groupby(["source", "group"]).size()
-    assert per_site.loc["pages"].tolist() == [5, 5, 5]  # 6 sampled, short of 20: each site up to 5
-    assert table[filled]["source"].eq("pages").all()  # the phishing list filled its 20 one page per site
-    assert (table[kept | filled].groupby("source").size() <= 20).all()
-    assert fill_rows(table, kept, 5, 20, seed=3).equals(filled)
-    assert fill_rows(table, kept, 20, 8, seed=3).sum() == 2  # never past per_source_class: 6 sampled, room for 2
-    assert not fill_rows(table, kept, None, 20, seed=3).any() and not fill_rows(table, kept, 5, None, seed=3).any()
 
 
 def test_grouped_split_keeps_domains_whole_stratified_and_reproducible():
@@ -138,24 +115,3 @@ def test_country_homepages_add_only_what_the_ending_needs_and_repeat_with_the_se
     assert len(first) == 3  # 2 phishing rows x 2 legitimate per phishing, less the one .pl site already there
     assert first.equals(country_homepages(table, popular, seed=3))
     assert country_homepages(table, [], seed=3).empty
-
-
-def test_country_homepages_keep_their_picks_when_another_ending_or_their_own_needs_change():
-    """Each site's draw depends on its name and the seed alone: one more .pl phishing row adds .pl sites and keeps
-    the ones drawn before; the .cl sites stay exactly as they were."""
-    def table(pl_phishing: int) -> pd.DataFrame:
-        rows = [(f"http://shop{i}.pl/a/b", f"shop{i}.pl", 1, "train") for i in range(pl_phishing)]
-        rows += [(f"http://loja{i}.cl/x/y", f"loja{i}.cl", 1, "train") for i in range(3)]
-        rows += [(f"http://site{i}.com/", f"site{i}.com", 0, "train") for i in range(2 * (pl_phishing + 3))]
-        return prepared_rows(rows)
-    popular = [f"p{i}.pl" for i in range(40)] + [f"c{i}.cl" for i in range(40)]
-
-    before = country_homepages(table(3), popular, seed=7)
-    after = country_homepages(table(4), popular, seed=7)
-
-    def sites(frame: pd.DataFrame, ending: str) -> list[str]:
-        return frame.loc[frame["group"].str.endswith(ending), "group"].tolist()
-    assert len(sites(before, ".pl")) == 6 and len(sites(after, ".pl")) == 8
-    assert set(sites(before, ".pl")) < set(sites(after, ".pl"))
-    assert sites(before, ".cl") == sites(after, ".cl")
-    assert sites(before, ".pl") != sites(country_homepages(table(3), popular, seed=8), ".pl")

@@ -123,12 +123,8 @@ def country_homepages(frame: pd.DataFrame, popular_sites: Sequence[str], seed: i
     rows until the ending's share of the legitimate training rows reaches its share of the phishing ones (or the
     list runs out). An ending whose phishing rows are mostly root pages
     (``.cn``, ``.cc``: names phishers registered) gets none: there the ending is the phishers' choice, and a
-    homepage is what their phishing looks like. An ending's sites are taken in the order of a hash of their name
-    keyed by ``seed`` (a random draw in which each site's place depends on itself alone: when an ending needs a few
-    more or fewer, it gains or loses a few and the other endings keep theirs; one random stream for all endings
-    redrew every ending after it, which moved a collection's leave-one-out ROC-AUC by up to 0.013, session 25).
-    Marked ``synthetic`` (they train, they are never scored) and without a year (the list is today's, not what
-    was known in the past)."""
+    homepage is what their phishing looks like. Picked at random with ``seed``; marked ``synthetic`` (they
+    train, they are never scored) and without a year (the list is today's, not what was known in the past)."""
     train = frame[frame["split"] == "train"]
     label = train["label"].to_numpy()
     ending = np.asarray([split_host(group)[2] for group in train["group"]], dtype=object)
@@ -139,9 +135,7 @@ def country_homepages(frame: pd.DataFrame, popular_sites: Sequence[str], seed: i
     for site in popular_sites:
         if site not in known:
             candidates.setdefault(split_host(site)[2], []).append(site)
-    def draw_key(site: str) -> bytes:
-        return hashlib.blake2b(f"{seed}\0{site}".encode(), digest_size=8).digest()
-
+    rng = np.random.default_rng(seed)
     picked: list[str] = []
     for suffix in sorted(candidates):
         country = suffix.rsplit(".", 1)[-1]
@@ -151,31 +145,10 @@ def country_homepages(frame: pd.DataFrame, popular_sites: Sequence[str], seed: i
         need = round(phishing.sum() * legit_per_phishing) - int(((ending == suffix) & (label == 0)).sum())
         sites = candidates[suffix]
         if need > 0:
-            picked += sorted(sites, key=draw_key)[:need]
+            picked += [sites[i] for i in np.sort(rng.choice(len(sites), min(need, len(sites)), replace=False))]
     rows = pd.DataFrame({"url": [f"http://{site}/" for site in picked], "label": 0, "source": COUNTRY_HOMEPAGES,
                          "group": picked, "split": "train", "synthetic": True})
     return rows.reindex(columns=frame.columns).astype({"label": frame["label"].dtype, "synthetic": bool})
-
-
-def fill_rows(frame: pd.DataFrame, kept: pd.Series, per_group_fill: int | None, per_source_class: int | None,
-              seed: int) -> pd.Series:
-    """Boolean mask of further rows for each (source, label) that `sample_rows` left short of ``per_source_class``:
-    more rows of its groups, up to ``per_group_fill`` per group, drawn in `sample_rows`' random order, until it
-    reaches ``per_source_class``. The collections of legitimate pages are small (a few thousand sites, many pages
-    each), so ``per_group`` alone leaves them short while the phishing lists fill their share with one page per site.
-    ``kept``: `sample_rows`' mask. Nothing is filled without both limits."""
-    if not per_group_fill or not per_source_class:
-        return pd.Series(False, index=frame.index)
-    shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
-    held = kept.reindex(shuffled.index).to_numpy()
-    rank = shuffled.groupby(["source", "label", "group"], sort=False).cumcount().to_numpy()
-    room = per_source_class - shuffled[held].groupby(["source", "label"]).size()
-    candidates = shuffled[~held & (rank < per_group_fill)]
-    order = candidates.groupby(["source", "label"], sort=False).cumcount().to_numpy()
-    limit = pd.MultiIndex.from_frame(candidates[["source", "label"]]).map(room).fillna(0).to_numpy()
-    filled = pd.Series(False, index=shuffled.index)
-    filled[candidates.index[order < limit]] = True
-    return filled.reindex(frame.index)
 
 
 def grouped_split(labels: pd.Series, groups: pd.Series, test_size: float, seed: int) -> np.ndarray:
