@@ -78,6 +78,21 @@ def test_a_brand_in_the_public_suffix_is_not_the_sites_own_brand():
         assert f["brand_outside_domain"].tolist() == [1, 1, 0]
 
 
+def test_the_look_alike_table_reads_every_character_as_confusable_homoglyphs_does():
+    """The table built once gives each character the Latin letter the library, asked one character at a time,
+    gives it (every character the library knows, and some it does not), so names are read as before."""
+    from confusable_homoglyphs import confusables
+
+    from cybersentinel.features.lexical import _latin_lookalike, _latin_lookalikes, imitated_brand
+
+    table = _latin_lookalikes()
+    known = [char for char in confusables.confusables_data if len(char) == 1]
+    others = [chr(code) for code in range(0x20, 0x3000, 7)]
+    assert all(table.get(char, char) == _latin_lookalike(char, confusables) for char in known + others)
+    assert table["а"] == "a" and "a" not in table and "ü" not in table  # Cyrillic а; Latin letters stand for themselves
+    assert imitated_brand("xn--pple-43d") == "apple" and imitated_brand("раypal") == "paypal"
+
+
 def test_a_short_brand_counts_in_a_registered_name_only_where_a_word_begins():
     # ordinary words hold short brands ("groups" "ups", "delivery" "live", "purchase" "chase", "first" "irs"): such
     # a site's name is not brand-like, and a brand in its path is outside it; the brands' compound names keep theirs
