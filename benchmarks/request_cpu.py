@@ -5,7 +5,9 @@ running does not count; on this shared machine wall-clock latencies swing with o
 Drives the service's ASGI app directly (the same app `serve` runs, feeds on, Prometheus in multiprocess mode as
 under `serve --workers`), or `Detector.score_records` alone, one URL per request: the distinct URLs of
 data/validated.parquet in the load test's order (hosts repeat as they do there), or with ``--hosts fresh`` each
-URL under a host never seen. ``--kind floor`` drives benchmarks/load_floor.py's bare endpoint the same way.
+URL under a host never seen, or with ``--hosts idn`` each URL's host replaced by an invented Cyrillic ``.рф`` name
+never seen (names that are not ASCII take the look-alike and IDNA paths). ``--kind floor`` drives
+benchmarks/load_floor.py's bare endpoint the same way.
 
 With ``--against SRC`` (the ``src`` folder of another checkout, e.g. from ``git archive``) both versions are
 loaded side by side in this one process (each its own modules, caches and model copy) and alternated in blocks,
@@ -21,6 +23,7 @@ the caches went cold from time passing (whatever else shares the core), not from
     python benchmarks/request_cpu.py --against /tmp/old/src --gap-ms 4 --block 250
     python benchmarks/request_cpu.py --kind score --gap-ms 4 --spin --block 250
     python benchmarks/request_cpu.py --against /tmp/old/src --urls-per-request 1000 --block 10 --rounds 6
+    python benchmarks/request_cpu.py --against /tmp/old/src --kind score --hosts idn --urls-per-request 1000 --block 4
 """
 
 from __future__ import annotations
@@ -117,6 +120,20 @@ def fresh(urls: list[str], tag: str) -> list[str]:
     return [scheme.sub(rf"\g<0>{tag}{i}.", url, count=1) for i, url in enumerate(urls)]
 
 
+CYRILLIC = "абвгдежзиклмнопрстуфхцчшэюя"
+
+
+def idn(urls: list[str], tag: str) -> list[str]:
+    """The URLs each under an invented Cyrillic ``.рф`` host never seen (the index and ``tag`` spelled in Cyrillic
+    letters), path and query kept."""
+    def name(text: str) -> str:
+        return "".join(CYRILLIC[ord(char) % len(CYRILLIC)] for char in text)
+
+    host = re.compile(r"^(\w+://)?[^/?#]*")
+    return [host.sub(lambda m, i=i: f"{m.group(1) or ''}{name(tag)}{name(str(i))}.рф", url, count=1)
+            for i, url in enumerate(urls)]
+
+
 def summary(times: list[float], per_request: int) -> str:
     import numpy as np
 
@@ -130,8 +147,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", choices=("app", "score", "floor"), default="app",
                         help="the whole ASGI app, Detector.score_records alone, or the floor's bare endpoint")
-    parser.add_argument("--hosts", choices=("real", "fresh"), default="real",
-                        help="URLs as the load test sends them, or each under a host never seen")
+    parser.add_argument("--hosts", choices=("real", "fresh", "idn"), default="real",
+                        help="URLs as the load test sends them, each under a host never seen, or each under an "
+                             "invented Cyrillic host never seen")
     parser.add_argument("--against", type=Path, help="the src folder of another version, alternated with this one")
     parser.add_argument("--urls-per-request", type=int, default=1,
                         help="URLs in each request (the load test's batches: 1000)")
@@ -179,7 +197,8 @@ def main() -> int:
     for r in range(args.rounds):
         urls_now = urls[r * block:(r + 1) * block]
         for name in (list(versions) if r % 2 == 0 else list(versions)[::-1]):
-            sent = fresh(urls_now, f"{name}{r}x") if args.hosts == "fresh" else urls_now
+            changed = {"fresh": fresh, "idn": idn}.get(args.hosts)
+            sent = changed(urls_now, f"{name}{r}x") if changed else urls_now
             found[name] += run(versions[name], kind, sent, loop, args.gap_ms / 1000, per_request,
                                spin if args.spin else time.sleep)
     feeds_text = f"feeds {feeds}" if feeds else "no feeds"

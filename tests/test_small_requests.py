@@ -15,6 +15,7 @@ from cybersentinel.intel.feeds import IntelIndex
 from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.scoring.policy import ALONE, IN_PAGE, ROOT_PAGE, SiteList
+from cybersentinel.url.parsing import split_url
 
 FEEDS = REPO.parent / "shared" / "data" / "feeds"
 
@@ -399,6 +400,21 @@ def test_request_cpu_benchmark_alternates_two_versions(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert spun.returncode == 0, spun.stderr
     assert "1 ms spinning before each" in spun.stdout and "10 requests" in spun.stdout, spun.stdout
+
+
+def test_request_cpu_idn_hosts_are_new_cyrillic_names_with_the_path_kept() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("request_cpu", REPO / "benchmarks" / "request_cpu.py")
+    request_cpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(request_cpu)
+    urls = ["http://a.com/login?x=1", "b.org", "https://user@c.net:8080/p#f", "http://a.com/login?x=1"]
+    sent = request_cpu.idn(urls, "this0x")
+    hosts = [split_url(url).host for url in sent]
+    assert len(set(hosts)) == 4 and all(not host.isascii() and host.endswith(".рф") for host in hosts)
+    assert [split_url(url).path for url in sent] == ["/login", "", "/p", "/login"]
+    assert sent[0].startswith("http://") and "?x=1" in sent[0]
+    assert request_cpu.idn(urls, "this1x") != sent
 
 
 def test_request_cpu_spin_keeps_the_core_busy() -> None:
