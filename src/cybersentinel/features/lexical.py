@@ -175,9 +175,9 @@ assert not any(a != b and b.startswith(a) for a in _BRAND_OF_SKELETON for b in _
 @lru_cache(maxsize=1)
 def _latin_lookalikes() -> dict[str, str]:
     """Every character confusable_homoglyphs reads as a look-alike of a Latin letter, mapped to that letter; any
-    other character stands for itself. Built once, on the first name that is not ASCII (about 0.1 s): asking the
-    library character by character cost 0.2-0.5 ms a name, so a batch of non-ASCII hosts took 15 times the CPU of
-    an ASCII one."""
+    other character stands for itself. Built once, on the first name that is not ASCII (0.03 s here): asking the
+    library character by character cost about half a millisecond a name, so a batch of non-ASCII hosts took about
+    ten times the CPU of an ASCII one (benchmarks/request_cpu.py --hosts idn)."""
     from confusable_homoglyphs import confusables
 
     table = {char: _latin_lookalike(char, confusables) for char in confusables.confusables_data if len(char) == 1}
