@@ -101,11 +101,13 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
     from cybersentinel.features.featurizer import build_featurizer
 
     train, rows = table[training], table[evaluation]
-    if variant in ROW_VARIANTS:
-        if variant != "recipe":
+    if variant in ROW_VARIANTS or variant in EXTRA_FEATURES:
+        if variant in ROW_VARIANTS[1:]:
             train = with_country_homepages(train, popular_domains(params["featurizer"]["familiar_sites"]),
                                            set(rows["group"]), params["seed"], variant)
         featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
+        if variant == "path-segments":
+            featurizer = with_path_segments(featurizer)
         top = params["featurizer"]["familiar_sites"]
         names = {"popular_sites": popular_domains(top), "judged_sites": set(rows["group"])} if top else {}
         x_train = featurizer.fit_transform(train[["url"]], train["label"].to_numpy(), **names)
@@ -123,9 +125,13 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
 
 # ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
 FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix",
-               "suffix-apart", "no-country-homepages", "country-homepages", "country-share", "country-kits")
+               "suffix-apart", "no-country-homepages", "country-homepages", "country-share", "country-kits",
+               "path-segments")
 # the recipe's featurizer (name familiarity included) on changed training rows
 ROW_VARIANTS = ("recipe", "no-country-homepages", "country-homepages", "country-share", "country-kits")
+# the recipe's featurizer (name familiarity included) and its training rows, with more features after its own
+EXTRA_FEATURES = ("path-segments",)
+SEGMENT_SEPARATORS = b"/?&#;"  # where a path or query splits into the parts `path_segment_scores` scores apart
 SUFFIX_CUT = ("host-less-suffix", "suffix-apart")  # the variants whose host scorer reads the host without its suffix
 TRANCO_ROWS = 16_000  # as many as `sample.per_source_class` lets any other collection and class have
 
@@ -322,6 +328,75 @@ def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
 
     return VariantFeaturizer(ngram_range=tuple(settings["ngram_range"]), n_features=settings["n_features"],
                              C=settings["C"], cv=settings["cv"])
+
+
+def path_segments(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, least: int) -> tuple[np.ndarray, ...]:
+    """(start, end, row) of every part of each row's span between `SEGMENT_SEPARATORS` that is at least ``least``
+    bytes long (shorter parts have no n-gram of the scorer), in row order."""
+    separator = np.isin(data, np.frombuffer(SEGMENT_SEPARATORS, dtype=np.uint8))
+    found_starts, found_ends, found_rows = [], [], []
+    for row, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        cuts = [start - 1, *(start + np.flatnonzero(separator[start:end])).tolist(), end]
+        for left, right in zip(cuts[:-1], cuts[1:], strict=True):
+            if right - left - 1 >= least:
+                found_starts.append(left + 1)
+                found_ends.append(right)
+                found_rows.append(row)
+    return (np.asarray(found_starts, dtype=np.int64), np.asarray(found_ends, dtype=np.int64),
+            np.asarray(found_rows, dtype=np.int64))
+
+
+def path_segment_scores(featurizer: Any, parsed: Any, scorer: Any, fallback: np.ndarray,
+                        rows: np.ndarray | None = None) -> np.ndarray:
+    """Per row (of ``rows``, default all): the highest and the lowest score the path scorer gives one part of its
+    path and query on its own (so a kit's token is not averaged away by a harmless parameter beside it);
+    ``fallback`` (the row's whole path score) where no part is long enough."""
+    starts, ends = parsed.rest_spans()
+    if rows is not None:
+        starts, ends = starts[rows], ends[rows]
+    seg_starts, seg_ends, seg_rows = path_segments(parsed.data, starts, ends, featurizer.ngram_range[0])
+    out = np.column_stack([fallback, fallback]).astype(np.float32)
+    if len(seg_rows):
+        scores = scorer.decision_function(featurizer.ngram_matrix(parsed, seg_starts, seg_ends))
+        first = np.flatnonzero(np.r_[True, seg_rows[1:] != seg_rows[:-1]])
+        out[seg_rows[first], 0] = np.maximum.reduceat(scores, first)
+        out[seg_rows[first], 1] = np.minimum.reduceat(scores, first)
+    return out
+
+
+def with_path_segments(featurizer: Any) -> Any:
+    """``featurizer`` (the recipe's `UrlFeaturizer`) with two more features: `path_segment_scores` from the
+    fitted path scorer (out of fold for the training rows, on the featurizer's own grouped folds)."""
+    from sklearn.model_selection import GroupKFold
+
+    from cybersentinel.features.featurizer import UrlFeaturizer, _registered_domains
+    from cybersentinel.features.lexical import ParsedUrls
+
+    class PathSegments(UrlFeaturizer):
+        def fit_transform(self, X, y=None, **fit_params):
+            out = super().fit_transform(X, y, **fit_params)
+            parsed, y = ParsedUrls(X), np.asarray(y)
+            path_score = out[:, list(super().get_feature_names_out()).index("path_ngram_score")]
+            matrix = self.ngram_matrix(parsed, *parsed.rest_spans())
+            hosts = parsed.hosts()
+            groups = np.asarray(_registered_domains(hosts.dictionary.to_pylist()))[hosts.indices.to_numpy()]
+            extra = np.zeros((len(y), 2), dtype=np.float32)
+            for train_idx, held_idx in GroupKFold(n_splits=self.cv).split(out, y, groups):  # the parent's folds
+                scorer = self._fit_scorer(matrix[train_idx], y[train_idx])
+                extra[held_idx] = path_segment_scores(self, parsed, scorer, path_score[held_idx], held_idx)
+            return np.hstack([out, extra])
+
+        def transform(self, X):
+            out = super().transform(X)
+            parsed = X if isinstance(X, ParsedUrls) else ParsedUrls(X)
+            path_score = out[:, list(super().get_feature_names_out()).index("path_ngram_score")]
+            return np.hstack([out, path_segment_scores(self, parsed, self.scorers_[1], path_score)])
+
+        def get_feature_names_out(self, input_features=None):
+            return np.asarray([*super().get_feature_names_out(), "path_segment_max", "path_segment_min"],
+                              dtype=object)
+
+    return PathSegments(**featurizer.get_params())
 
 
 def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndarray) -> np.ndarray | None:

@@ -225,3 +225,37 @@ def _rest_of(featurizer, frame: pd.DataFrame) -> tuple:
 
     parsed = ParsedUrls(frame[["url"]])
     return (parsed, *parsed.rest_spans())
+
+
+def test_path_segments_are_the_parts_between_separators_long_enough_to_score() -> None:
+    data = np.frombuffer(b"/a/bcd/efgh?x=1&file=abc.pdf", dtype=np.uint8)
+    starts, ends, rows = loco_ablation.path_segments(data, np.array([0, 6]), np.array([len(data), 11]), 3)
+    parts = [bytes(data[s:e]) for s, e in zip(starts, ends, strict=True)]
+    assert parts == [b"bcd", b"efgh", b"x=1", b"file=abc.pdf", b"efgh"] and rows.tolist() == [0, 0, 0, 0, 1]
+
+
+def test_the_path_segments_variant_adds_the_best_and_worst_part_to_the_recipes_features() -> None:
+    from cybersentinel.features.featurizer import UrlFeaturizer
+
+    rng = np.random.default_rng(0)
+    harmless = ["news", "about", "shop", "blog", "docs"]
+    urls, labels = [], []
+    for i in range(240):
+        label = i % 2
+        # a phishing row hides its kit word among harmless parts: the whole path's score is diluted, a part's not
+        parts = [harmless[rng.integers(5)] for _ in range(3)] + (["verifylogin"] if label else [])
+        urls.append(f"http://site{i}.com/{'/'.join(rng.permutation(parts))}?ref={i}")
+        labels.append(label)
+    frame = pd.DataFrame({"url": urls})
+    recipe = UrlFeaturizer(ngram_range=(3, 5), n_features=2**12, cv=2)
+    featurizer = loco_ablation.with_path_segments(recipe)
+    x_train = featurizer.fit_transform(frame, np.array(labels))
+    x_eval = featurizer.transform(frame)
+    names = featurizer.get_feature_names_out().tolist()
+    assert names == [*recipe.fit(frame, np.array(labels)).get_feature_names_out(), "path_segment_max",
+                     "path_segment_min"]
+    assert x_train.shape == x_eval.shape == (240, len(names))
+    np.testing.assert_allclose(x_eval[:, :-2], recipe.transform(frame), rtol=1e-6)  # the recipe's own, unchanged
+    top, bottom = x_eval[:, -2], x_eval[:, -1]
+    assert (top >= bottom).all() and top[1::2].min() > top[::2].max()  # the kit's part scores alone
+    assert (x_train[:, -2] != x_eval[:, -2]).any()  # training rows get out-of-fold scores
