@@ -30,6 +30,12 @@ table's `country_homepages` rows left out or replaced (`with_country_homepages`)
     python benchmarks/loco_ablation.py --featurizer split-host run split-host --drop host_ngram_score
     python benchmarks/loco_ablation.py --featurizer no-country-homepages cache
     python benchmarks/loco_ablation.py --featurizer no-country-homepages run before-session-23 --seed 1
+
+Session 28's (`EXTRA_FEATURES`) keep the recipe's featurizer and rows and add features after its own:
+``path-segments``, the path scorer's highest and lowest score of one part of the path and query.
+
+    python benchmarks/loco_ablation.py --featurizer path-segments cache
+    python benchmarks/loco_ablation.py --featurizer path-segments run highest-part --drop path_segment_min
 """
 
 from __future__ import annotations
