@@ -36,6 +36,11 @@ Session 28's (`EXTRA_FEATURES`) keep the recipe's featurizer and rows and add fe
 
     python benchmarks/loco_ablation.py --featurizer path-segments cache
     python benchmarks/loco_ablation.py --featurizer path-segments run highest-part --drop path_segment_min
+
+`rows FOLD` prints what one cached fold gets wrong: its collection's highest-scoring legitimate and lowest-scoring
+phishing rows, and how many of each class's registered domains are on the pinned popularity list.
+
+    python benchmarks/loco_ablation.py rows account_pages_2026 --top 20
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -421,14 +426,23 @@ def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndar
     return weights
 
 
-def run_fold(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any], *, drop: frozenset[str],
-             overrides: Mapping[str, Any], seed: int, bag: int, ngram_noise: float, weighting: str,
+def run_fold(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any], **changes: Any,
              ) -> tuple[float, float]:
     """(ROC-AUC, TPR at 1% FPR) of one cached fold's classifier trained with the changes asked for."""
     from sklearn.metrics import roc_auc_score
 
-    from cybersentinel.model.estimators import build_estimator
     from cybersentinel.model.metrics import tpr_at_fpr
+
+    y_eval, scores = fold_scores(path, model, best_params, **changes)
+    return float(roc_auc_score(y_eval, scores)), float(tpr_at_fpr(y_eval, scores, 0.01))
+
+
+def fold_scores(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any], *, drop: frozenset[str],
+                overrides: Mapping[str, Any], seed: int, bag: int, ngram_noise: float, weighting: str,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, scores) of one cached fold's evaluation rows, from its classifier trained with the changes asked
+    for."""
+    from cybersentinel.model.estimators import build_estimator
 
     with np.load(path, allow_pickle=False) as fold:
         names = fold["names"].tolist()
@@ -447,7 +461,33 @@ def run_fold(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any
     for member in range(bag):  # `bag` models of consecutive seeds, their probabilities averaged
         estimator = build_estimator(model, seed + member).set_params(**{**best_params, **overrides})
         scores += estimator.fit(x_train, y_train, sample_weight=weights).predict_proba(x_eval)[:, 1]
-    return float(roc_auc_score(y_eval, scores)), float(tpr_at_fpr(y_eval, scores, 0.01))
+    return y_eval, scores / bag
+
+
+def fold_report(rows: Any, scores: np.ndarray, collection: str, popular: Sequence[str], top: int) -> list[str]:
+    """What a fold gets wrong, as printed lines: the held-out ``collection``'s legitimate rows that score highest
+    and its phishing rows that score lowest (``top`` of each), and how many of the registered domains
+    (``rows["group"]``) of each class are on the ``popular`` list: legitimate rows in all and above 0.95, phishing
+    rows in all and above 0.99."""
+    scored = rows.assign(score=scores)
+    rank = {domain: i for i, domain in reversed(list(enumerate(popular, 1)))}
+    on_list = np.array([rank.get(domain, np.inf) for domain in scored["group"]])  # inf: not on the list
+    own = scored["source"] == collection
+    lines = []
+    for label, name, worst_first, high in ((0, "legitimate", False, 0.95), (1, "phishing", True, 0.99)):
+        chosen = scored["label"] == label
+        if (chosen & own).any():
+            worst = scored[chosen & own].sort_values("score", ascending=worst_first, kind="stable").head(top)
+            lines.append(f"{collection}: {int((chosen & own).sum()):,} {name} rows; "
+                         f"{'lowest' if worst_first else 'highest'} scores:")
+            lines += [f"  {score:.4f}  {url[:110]}" for score, url in zip(worst["score"], worst["url"], strict=True)]
+        for subset, what in ((chosen, "all"), (chosen & (scored["score"] > high), f"score > {high}")):
+            if subset.any():
+                ranks = on_list[subset.to_numpy()]
+                lines.append(f"{name} rows of the fold ({what}): {int(subset.sum()):,}, registered domain in the "
+                             f"list's top 10,000 {np.mean(ranks <= 10_000):.1%}, top {len(popular):,} "
+                             f"{np.mean(np.isfinite(ranks)):.1%}")
+    return lines
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -486,6 +526,10 @@ def main() -> None:
     run.add_argument("--bag", type=int, default=1, help="average this many models of consecutive seeds")
     run.add_argument("--ngram-noise", type=float, default=0.0, help="normal noise (sd) on the training n-gram scores")
     run.add_argument("--weight", default="none", choices=["none", "cell", "domain"])
+    show = commands.add_parser("rows", help="one cached fold's worst rows, and its sites on the popularity list")
+    show.add_argument("fold", help="a cached fold: the left-out collection's name")
+    show.add_argument("--top", type=int, default=40, help="rows shown of each class")
+    show.add_argument("--seed", type=int, default=None, help="default: params.yaml's")
     args = parser.parse_args()
     if args.jobs < 1 or args.command == "run" and (args.bag < 1 or args.ngram_noise < 0):
         raise SystemExit("--bag and --jobs must be at least 1, --ngram-noise at least 0")
@@ -511,8 +555,21 @@ def main() -> None:
         write_json(manifest_path, {"inputs": inputs, "folds": folds_done})
         print(f"cached {len(todo)} folds in {args.cache}")
         return
-    paths = verified_folds(args.cache, chosen, cache_inputs(params, variant))
     best_params = json.loads((REPO / "models" / "best_params.json").read_text())
+    if args.command == "rows":
+        import pandas as pd
+
+        path, = verified_folds(args.cache, [args.fold], cache_inputs(params, variant))
+        table = pd.read_parquet(REPO / "data" / "prepared.parquet")
+        rows = table[fold_rows(table, params)[args.fold][1]].reset_index(drop=True)
+        y_eval, scores = fold_scores(path, params["model"], best_params, drop=frozenset(), overrides={},
+                                     seed=params["seed"] if args.seed is None else args.seed, bag=1,
+                                     ngram_noise=0.0, weighting="none")
+        if not np.array_equal(rows["label"].to_numpy(), y_eval):
+            raise SystemExit(f"{path} does not hold this table's rows of fold {args.fold}: cache it again")
+        print("\n".join(fold_report(rows, scores, args.fold, popular_domains(100_000), args.top)))
+        return
+    paths = verified_folds(args.cache, chosen, cache_inputs(params, variant))
     options = {"drop": frozenset(filter(None, args.drop.split(","))), "overrides": parse_overrides(args.set),
                "seed": params["seed"] if args.seed is None else args.seed, "bag": args.bag,
                "ngram_noise": args.ngram_noise, "weighting": args.weight}

@@ -259,3 +259,27 @@ def test_the_path_segments_variant_adds_the_best_and_worst_part_to_the_recipes_f
     top, bottom = x_eval[:, -2], x_eval[:, -1]
     assert (top >= bottom).all() and top[1::2].min() > top[::2].max()  # the kit's part scores alone
     assert (x_train[:, -2] != x_eval[:, -2]).any()  # training rows get out-of-fold scores
+
+
+def test_the_fold_report_shows_the_worst_rows_and_the_share_of_each_class_on_the_popularity_list() -> None:
+    rows = pd.DataFrame({
+        "url": ["https://bank.example/account/update", "https://blog.example/", "http://kit.test/login",
+                "http://kit2.test/verify", "https://news.example/"],
+        "label": [0, 0, 1, 1, 0], "source": ["pages", "pages", "phish", "phish", "pages"],
+        "group": pd.array(["bank.example", "blog.example", "kit.test", "kit2.test", "news.example"],
+                          dtype="string[pyarrow]")})
+    scores = np.array([0.99, 0.2, 0.999, 0.5, 0.97])
+    popular = ["news.example", *[f"filler{i}.example" for i in range(10_000)], "bank.example"]
+    lines = loco_ablation.fold_report(rows, scores, "pages", popular, top=2)
+    assert lines[:3] == ["pages: 3 legitimate rows; highest scores:",
+                         "  0.9900  https://bank.example/account/update", "  0.9700  https://news.example/"]
+    # news.example ranks 1, bank.example 10,002 (on the list, not in its top 10,000), blog.example unlisted
+    assert lines[3] == ("legitimate rows of the fold (all): 3, registered domain in the list's top 10,000 33.3%, "
+                        "top 10,002 66.7%")
+    assert lines[4] == ("legitimate rows of the fold (score > 0.95): 2, registered domain in the list's top 10,000 "
+                        "50.0%, top 10,002 100.0%")
+    # the phishing rows are the other collections' (none of the held-out collection's own): shares only
+    assert lines[5:] == ["phishing rows of the fold (all): 2, registered domain in the list's top 10,000 0.0%, "
+                         "top 10,002 0.0%",
+                         "phishing rows of the fold (score > 0.99): 1, registered domain in the list's top 10,000 "
+                         "0.0%, top 10,002 0.0%"]
