@@ -37,10 +37,20 @@ Session 28's (`EXTRA_FEATURES`) keep the recipe's featurizer and rows and add fe
     python benchmarks/loco_ablation.py --featurizer path-segments cache
     python benchmarks/loco_ablation.py --featurizer path-segments run highest-part --drop path_segment_min
 
+Session 29's (`SCORER_ROWS`) keep the recipe's featurizer and rows and fit its n-gram scorers on fewer of the rows:
+``pathful-rows``, only the rows with an n-gram in the scorer's span (the path scorer without the homepages).
+
 `rows FOLD` prints what one cached fold gets wrong: its collection's highest-scoring legitimate and lowest-scoring
 phishing rows, and how many of each class's registered domains are on the pinned popularity list.
 
     python benchmarks/loco_ablation.py rows account_pages_2026 --top 20
+
+`probe` asks what the in-distribution fold's model (what a deployment trains, less the test split) makes of the
+hand-written URL lists (`PROBES`: the sanity sets, the small sites' links), which `cache` featurizes with that fold:
+how many of each list reach the threshold that flags at most the budget of every collection's legitimate test rows,
+and each list's worst URLs. The model's raw score, not the served decision (no popularity, no rules).
+
+    python benchmarks/loco_ablation.py --featurizer pathful-rows-missing probe --top 5
 """
 
 from __future__ import annotations
@@ -112,13 +122,15 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
     from cybersentinel.features.featurizer import build_featurizer
 
     train, rows = table[training], table[evaluation]
-    if variant in ROW_VARIANTS or variant in EXTRA_FEATURES:
+    if variant in ROW_VARIANTS or variant in EXTRA_FEATURES or variant in SCORER_ROWS:
         if variant in ROW_VARIANTS[1:]:
             train = with_country_homepages(train, popular_domains(params["featurizer"]["familiar_sites"]),
                                            set(rows["group"]), params["seed"], variant)
         featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
         if variant == "path-segments":
             featurizer = with_path_segments(featurizer)
+        if variant in SCORER_ROWS:
+            featurizer = with_pathful_rows(featurizer, pathless_missing=variant == "pathful-rows-missing")
         top = params["featurizer"]["familiar_sites"]
         names = {"popular_sites": popular_domains(top), "judged_sites": set(rows["group"])} if top else {}
         x_train = featurizer.fit_transform(train[["url"]], train["label"].to_numpy(), **names)
@@ -127,21 +139,69 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
             train = with_homepages(train, popular_domains(100_000), set(rows["group"]), TRANCO_ROWS, params["seed"])
         featurizer = variant_featurizer(variant, params["featurizer"])
         x_train = featurizer.fit_transform(train[["url", "source"]], train["label"].to_numpy())
+    probes = {}
+    if out.stem == IN_DISTRIBUTION:  # the hand-written URL lists, featurized by the model a deployment would train
+        import pandas as pd
+
+        for path in PROBES:
+            urls = read_probe(REPO / path)
+            probes[f"probe_url_{Path(path).stem}"] = np.asarray(urls, dtype=str)
+            probes[f"probe_x_{Path(path).stem}"] = featurizer.transform(pd.DataFrame({"url": urls}))
     with atomic_path(out) as temporary, open(temporary, "wb") as file:  # a file object: savez adds no suffix
         np.savez(file, names=np.asarray(featurizer.get_feature_names_out(), dtype=str), x_train=x_train,
                  y_train=train["label"].to_numpy(), source_train=train["source"].to_numpy(dtype=str),
                  group_train=train["group"].to_numpy(dtype=str), x_eval=featurizer.transform(rows[["url"]]),
-                 y_eval=rows["label"].to_numpy())
+                 y_eval=rows["label"].to_numpy(), source_eval=rows["source"].to_numpy(dtype=str), **probes)
+
+
+# the hand-written lists the in-distribution fold also scores (`probe`): the sanity sets and the small sites' links
+PROBES = ("tests/data/sanity_legitimate.txt", "tests/data/sanity_phishing.txt", "benchmarks/small_site_links.txt",
+          "benchmarks/small_site_links_other_languages.txt")
+
+
+def read_probe(path: Path) -> list[str]:
+    """A probe list's URLs: one a line, blank lines and # comments skipped."""
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any], max_fpr: float, seed: int,
+                 top: int) -> list[str]:
+    """What the in-distribution fold's classifier makes of the probe lists, as printed lines: each list's URLs at
+    or above the threshold that flags at most ``max_fpr`` of every collection's legitimate test rows (the recipe's
+    budget rule, read on the test rows' raw scores rather than on out-of-fold calibrated ones), and its ``top``
+    highest-scoring URLs (lowest for the phishing shapes)."""
+    from cybersentinel.model.estimators import budget_threshold, build_estimator
+
+    with np.load(path, allow_pickle=False) as fold:
+        stems = [key.removeprefix("probe_url_") for key in fold.files if key.startswith("probe_url_")]
+        if not stems:
+            raise SystemExit(f"{path} holds no probe lists: cache the {IN_DISTRIBUTION} fold again")
+        estimator = build_estimator(model, seed).set_params(**best_params).fit(fold["x_train"], fold["y_train"])
+        scores = estimator.predict_proba(fold["x_eval"])[:, 1]
+        threshold = budget_threshold(fold["y_eval"], scores, fold["source_eval"], max_fpr)
+        recall = float(np.mean(scores[fold["y_eval"] == 1] >= threshold))
+        lines = [f"threshold {threshold:.4f} (at most {max_fpr:.2%} of each collection's legitimate test rows), "
+                 f"test recall {recall:.3f}"]
+        for stem in stems:
+            urls, probe = fold[f"probe_url_{stem}"], estimator.predict_proba(fold[f"probe_x_{stem}"])[:, 1]
+            phishing = "phishing" in stem
+            lines.append(f"{stem}: {int((probe >= threshold).sum())} of {len(urls)} at or above the threshold")
+            order = np.argsort(probe if phishing else -probe, kind="stable")[:top]
+            lines += [f"  {probe[i]:.4f}  {urls[i][:100]}" for i in order]
+    return lines
 
 
 # ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
 FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix",
                "suffix-apart", "no-country-homepages", "country-homepages", "country-share", "country-kits",
-               "path-segments")
+               "path-segments", "pathful-rows", "pathful-rows-missing")
 # the recipe's featurizer (name familiarity included) on changed training rows
 ROW_VARIANTS = ("recipe", "no-country-homepages", "country-homepages", "country-share", "country-kits")
 # the recipe's featurizer (name familiarity included) and its training rows, with more features after its own
 EXTRA_FEATURES = ("path-segments",)
+# the recipe's featurizer and training rows, with its n-gram scorers fitted on fewer of those rows
+SCORER_ROWS = ("pathful-rows", "pathful-rows-missing")
 SEGMENT_SEPARATORS = b"/?&#;"  # where a path or query splits into the parts `path_segment_scores` scores apart
 SUFFIX_CUT = ("host-less-suffix", "suffix-apart")  # the variants whose host scorer reads the host without its suffix
 TRANCO_ROWS = 16_000  # as many as `sample.per_source_class` lets any other collection and class have
@@ -375,6 +435,35 @@ def path_segment_scores(featurizer: Any, parsed: Any, scorer: Any, fallback: np.
     return out
 
 
+def with_pathful_rows(featurizer: Any, pathless_missing: bool = False) -> Any:
+    """``featurizer`` (the recipe's `UrlFeaturizer`) whose n-gram scorers learn only from rows with at least one
+    n-gram in their span: the path scorer no longer sees the homepages, which are mostly legitimate, so it cannot
+    learn "has a path" as a sign of phishing. A row without a path scores the scorer's intercept, or, with
+    ``pathless_missing``, a missing value (NaN), which LightGBM routes apart from every score."""
+    from cybersentinel.features.featurizer import UrlFeaturizer
+    from cybersentinel.features.lexical import ParsedUrls, ngram_counts
+
+    class PathfulRows(UrlFeaturizer):
+        def _fit_scorer(self, X, y):
+            keep = X.getnnz(axis=1) > 0
+            return super()._fit_scorer(X[keep], np.asarray(y)[keep])
+
+        def pathless_apart(self, X, out):
+            if pathless_missing:
+                starts, ends = ParsedUrls(X).rest_spans()
+                column = list(self.get_feature_names_out()).index("path_ngram_score")
+                out[ngram_counts(ends - starts, *self.ngram_range) == 0, column] = np.nan
+            return out
+
+        def fit_transform(self, X, y=None, **fit_params):
+            return self.pathless_apart(X, super().fit_transform(X, y, **fit_params))
+
+        def transform(self, X):
+            return self.pathless_apart(X, super().transform(X))
+
+    return PathfulRows(**featurizer.get_params())
+
+
 def with_path_segments(featurizer: Any) -> Any:
     """``featurizer`` (the recipe's `UrlFeaturizer`) with two more features: `path_segment_scores` from the
     fitted path scorer (out of fold for the training rows, on the featurizer's own grouped folds)."""
@@ -530,6 +619,9 @@ def main() -> None:
     show.add_argument("fold", help="a cached fold: the left-out collection's name")
     show.add_argument("--top", type=int, default=40, help="rows shown of each class")
     show.add_argument("--seed", type=int, default=None, help="default: params.yaml's")
+    probe = commands.add_parser("probe", help="the in-distribution fold's model on the hand-written URL lists")
+    probe.add_argument("--top", type=int, default=10, help="URLs shown of each list")
+    probe.add_argument("--seed", type=int, default=None, help="default: params.yaml's")
     args = parser.parse_args()
     if args.jobs < 1 or args.command == "run" and (args.bag < 1 or args.ngram_noise < 0):
         raise SystemExit("--bag and --jobs must be at least 1, --ngram-noise at least 0")
@@ -568,6 +660,11 @@ def main() -> None:
         if not np.array_equal(rows["label"].to_numpy(), y_eval):
             raise SystemExit(f"{path} does not hold this table's rows of fold {args.fold}: cache it again")
         print("\n".join(fold_report(rows, scores, args.fold, popular_domains(100_000), args.top)))
+        return
+    if args.command == "probe":
+        path, = verified_folds(args.cache, [IN_DISTRIBUTION], cache_inputs(params, variant))
+        print("\n".join(probe_report(path, params["model"], best_params, params["threshold"]["max_fpr"],
+                                     params["seed"] if args.seed is None else args.seed, args.top)))
         return
     paths = verified_folds(args.cache, chosen, cache_inputs(params, variant))
     options = {"drop": frozenset(filter(None, args.drop.split(","))), "overrides": parse_overrides(args.set),

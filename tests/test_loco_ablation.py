@@ -261,6 +261,64 @@ def test_the_path_segments_variant_adds_the_best_and_worst_part_to_the_recipes_f
     assert (x_train[:, -2] != x_eval[:, -2]).any()  # training rows get out-of-fold scores
 
 
+def test_the_pathful_rows_variant_fits_the_path_scorer_without_the_homepages() -> None:
+    from cybersentinel.features.featurizer import UrlFeaturizer
+
+    # legitimate homepages and phishing pages with a path, plus legitimate pages with one: the recipe's path scorer
+    # learns that a path itself is phishing (a shared n-gram weighs towards it); fitted on the rows with a path, not
+    urls = [f"http://home{i}.com/" for i in range(200)]
+    urls += [f"http://kit{i}.net/docs/page{i % 7}/verify.html" for i in range(100)]
+    urls += [f"http://shop{i}.org/docs/page{i % 7}/index.html" for i in range(100)]
+    labels = np.array([0] * 200 + [1] * 100 + [0] * 100)
+    frame = pd.DataFrame({"url": urls})
+    recipe = UrlFeaturizer(ngram_range=(3, 5), n_features=2**12, cv=2).fit(frame, labels)
+    pathful = loco_ablation.with_pathful_rows(recipe).fit(frame, labels)
+    names = pathful.get_feature_names_out().tolist()
+    assert names == recipe.get_feature_names_out().tolist()
+    path = names.index("path_ngram_score")
+    recipe_scores, pathful_scores = recipe.transform(frame)[:, path], pathful.transform(frame)[:, path]
+    # a path both classes use ("/docs/page") scores above a homepage in the recipe, not once the homepages are out
+    shared = pd.DataFrame({"url": ["http://new.com/docs/page3/", "http://new.com/"]})
+    recipe_rise, pathful_rise = (np.diff(f.transform(shared)[::-1, path])[0] for f in (recipe, pathful))
+    assert recipe_rise > 0.5 and abs(pathful_rise) < 0.1, (recipe_rise, pathful_rise)
+    # a homepage scores the scorer's intercept; both still rank the kit above the shop's pages
+    assert pathful_scores[0] == pytest.approx(pathful.scorers_[1].intercept_[0])
+    for scores in (recipe_scores, pathful_scores):
+        assert scores[200:300].min() > scores[300:].max()
+    host = names.index("host_ngram_score")  # every host has n-grams: the host scorer is the recipe's
+    np.testing.assert_allclose(pathful.transform(frame)[:, host], recipe.transform(frame)[:, host], rtol=1e-5)
+    apart = loco_ablation.with_pathful_rows(recipe, pathless_missing=True)
+    x_train = apart.fit_transform(frame, labels)
+    for x in (x_train, apart.transform(frame)):  # the homepages' path score missing, every other value kept
+        assert np.isnan(x[:200, path]).all() and not np.isnan(np.delete(x, np.s_[:200], axis=0)).any()
+    np.testing.assert_allclose(apart.transform(frame)[200:], pathful.transform(frame)[200:], rtol=1e-6)
+
+
+def test_the_probe_report_counts_each_lists_urls_over_the_budgets_threshold(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x_train, x_eval = rng.normal(size=(600, 3)), rng.normal(size=(400, 3))
+    # two legitimate collections, both scored low; the budget cuts above every legitimate row but the few highest
+    sources = np.where(np.arange(400) % 2 == 0, "a", "b")
+    probe_legitimate = np.array([[0.0, 0.0, -2.0], [0.0, 0.0, 3.0]])  # the second scores like phishing
+    probe_phishing = np.array([[0.0, 0.0, 3.0], [0.0, 0.0, 2.5], [0.0, 0.0, -3.0]])  # the third like a site
+    np.savez(tmp_path / "in_distribution.npz", names=np.array(NAMES), x_train=x_train,
+             y_train=(x_train[:, 2] > 0).astype(int), x_eval=x_eval, y_eval=(x_eval[:, 2] > 0).astype(int),
+             source_eval=sources, probe_url_sanity_legitimate=np.array(["https://ok.example/", "http://odd.example/"]),
+             probe_x_sanity_legitimate=probe_legitimate, probe_url_sanity_phishing=np.array(["a", "b", "c"]),
+             probe_x_sanity_phishing=probe_phishing)
+    model = {"name": "lightgbm", "params": {"n_estimators": 20, "min_child_samples": 5}}
+    lines = loco_ablation.probe_report(tmp_path / "in_distribution.npz", model, {}, 0.01, seed=0, top=1)
+    assert lines[0].startswith("threshold ") and "at most 1.00% of each collection's legitimate test rows" in lines[0]
+    assert lines[1] == "sanity_legitimate: 1 of 2 at or above the threshold"
+    assert lines[2].endswith("http://odd.example/")  # the highest legitimate URL first
+    assert lines[3] == "sanity_phishing: 2 of 3 at or above the threshold"
+    assert lines[4].endswith("  c")  # the lowest phishing shape first
+    np.savez(tmp_path / "forward.npz", names=np.array(NAMES), x_train=x_train, y_train=(x_train[:, 2] > 0).astype(int),
+             x_eval=x_eval, y_eval=(x_eval[:, 2] > 0).astype(int))
+    with pytest.raises(SystemExit, match="holds no probe lists"):
+        loco_ablation.probe_report(tmp_path / "forward.npz", model, {}, 0.01, seed=0, top=1)
+
+
 def test_the_fold_report_shows_the_worst_rows_and_the_share_of_each_class_on_the_popularity_list() -> None:
     rows = pd.DataFrame({
         "url": ["https://bank.example/account/update", "https://blog.example/", "http://kit.test/login",
