@@ -613,6 +613,8 @@ def main() -> None:
                         help=f"where the fold matrices live (default: {DEFAULT_CACHE}, -NAME for a --featurizer)")
     parser.add_argument("--featurizer", default="recipe", choices=FEATURIZERS,
                         help="the n-gram scorers' variant to cache and run (see FEATURIZERS)")
+    parser.add_argument("--ngram-c", type=float, default=None,
+                        help="the n-gram scorers' regularisation C instead of params.yaml's (its own cache folder)")
     parser.add_argument("--folds", default="", help="comma-separated fold names (default: every fold)")
     parser.add_argument("--jobs", type=int, default=2)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -637,8 +639,13 @@ def main() -> None:
         raise SystemExit("--bag and --jobs must be at least 1, --ngram-noise at least 0")
     variant = args.featurizer
     if args.cache is None:
-        args.cache = DEFAULT_CACHE.with_name(DEFAULT_CACHE.name + ("" if variant == "recipe" else f"-{variant}"))
+        suffix = ("" if variant == "recipe" else f"-{variant}") + ("" if args.ngram_c is None else f"-C{args.ngram_c:g}")
+        args.cache = DEFAULT_CACHE.with_name(DEFAULT_CACHE.name + suffix)
     params = read_params(REPO / "params.yaml")
+    if args.ngram_c is not None:  # recorded in the manifest's inputs with the rest of the featurizer's settings
+        if args.ngram_c <= 0:
+            raise SystemExit("--ngram-c must be positive")
+        params["featurizer"]["C"] = args.ngram_c
     chosen = [name for name in args.folds.split(",") if name]
     if args.command == "cache":
         import pandas as pd
