@@ -639,7 +639,8 @@ def main() -> None:
         raise SystemExit("--bag and --jobs must be at least 1, --ngram-noise at least 0")
     variant = args.featurizer
     if args.cache is None:
-        suffix = ("" if variant == "recipe" else f"-{variant}") + ("" if args.ngram_c is None else f"-C{args.ngram_c:g}")
+        suffix = "" if variant == "recipe" else f"-{variant}"
+        suffix += "" if args.ngram_c is None else f"-C{args.ngram_c:g}"
         args.cache = DEFAULT_CACHE.with_name(DEFAULT_CACHE.name + suffix)
     params = read_params(REPO / "params.yaml")
     if args.ngram_c is not None:  # recorded in the manifest's inputs with the rest of the featurizer's settings

@@ -88,6 +88,23 @@ def test_bad_requests_are_clear_errors(tmp_path: Path, monkeypatch: pytest.Monke
     assert "none of the folds" in run(monkeypatch, capsys, tmp_path, "x", folds="ebbu2017")
 
 
+def test_ngram_c_changes_the_featurizer_settings_the_cache_is_made_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    write_fold(tmp_path / "forward.npz", 0)
+    write_manifest(tmp_path)
+    seen = []
+    monkeypatch.setattr(loco_ablation, "cache_inputs", lambda params, variant="recipe": seen.append(
+        params["featurizer"]["C"]) or INPUTS)
+    for value in ("3", "0"):
+        monkeypatch.setattr(sys, "argv", ["loco_ablation.py", "--cache", str(tmp_path), "--jobs", "1", "--ngram-c",
+                                          value, "run", "x"])
+        try:
+            loco_ablation.main()
+        except SystemExit as exc:
+            assert value == "0" and "must be positive" in str(exc)
+    assert seen == [3.0] and capsys.readouterr().out.startswith("x: forward ")
+
+
 def test_a_changed_fold_file_or_a_stale_cache_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture) -> None:
     write_fold(tmp_path / "forward.npz", 0)
