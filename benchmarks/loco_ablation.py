@@ -39,6 +39,11 @@ Session 28's (`EXTRA_FEATURES`) keep the recipe's featurizer and rows and add fe
 
 Session 29's (`SCORER_ROWS`) keep the recipe's featurizer and rows and fit its n-gram scorers on fewer of the rows:
 ``pathful-rows``, only the rows with an n-gram in the scorer's span (the path scorer without the homepages).
+``--ngram-c C`` (before `cache`, `run` and `probe`) caches the recipe with the n-gram scorers' regularisation C
+changed, in a folder of its own:
+
+    python benchmarks/loco_ablation.py --ngram-c 3 cache
+    python benchmarks/loco_ablation.py --ngram-c 3 run weaker-regularisation --seed 1
 
 `rows FOLD` prints what one cached fold gets wrong: its collection's highest-scoring legitimate and lowest-scoring
 phishing rows, and how many of each class's registered domains are on the pinned popularity list.
