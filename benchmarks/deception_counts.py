@@ -1,9 +1,10 @@
 """How many URLs of each collection the policy's rule 3 calls deceptive by construction, by kind and label: the
 figures the README quotes for the look-alike and country-ending rules (a rule is judged by the legitimate URLs it
 marks), and how many it would mark by a brand named in an unpopular site's subdomain (`decider.named_brands`:
-it only corroborates a suspicious score, so this counts where it may act). Reads data/validated.parquet (`dvc pull
-prepare` or `dvc repro`) and, for that last kind, the popularity list pinned with the model (hash-checked); every
-distinct host is asked once.
+it only corroborates a suspicious score, so this counts where it may act), and likewise how many are sign-in pages
+on a public address (`decider.address_sign_in`). Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`)
+and, for the named brands, the popularity list pinned with the model (hash-checked); every distinct host is asked
+once.
 
     python benchmarks/deception_counts.py
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from cybersentinel.core.files import load_manifest
-from cybersentinel.scoring.decider import deceptive_hosts, named_brands
+from cybersentinel.scoring.decider import address_sign_in, deceptive_hosts, global_addresses, named_brands
 from cybersentinel.scoring.detector import read_popularity
 from cybersentinel.url.parsing import split_host_columns, url_fields
 
@@ -26,7 +27,8 @@ KINDS = (("registered name imitates a brand", re.compile(r"^`[^`]*` imitates|^pu
          ("brand's domain in the subdomain", re.compile(r"^brand `[^`]*` in the subdomain of unrelated")),
          ("country's ending in the subdomain", re.compile(r"in the subdomain of unrelated `[^`]*`$")),
          ("subdomain label imitates a brand", re.compile(r"in the subdomain of unrelated `[^`]*` imitates")),
-         ("brand named in an unpopular site's subdomain (if suspicious)", re.compile(r"^brand `[^`]*` named in")))
+         ("brand named in an unpopular site's subdomain (if suspicious)", re.compile(r"^brand `[^`]*` named in")),
+         ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")))
 
 
 def kind_of(reason: str) -> str:
@@ -44,6 +46,8 @@ def main() -> None:
     reasons = {host: deceptive or name for host, deceptive, name in zip(distinct, deceptive_hosts(distinct, splits),
                                                                         named, strict=True)}
     table["kind"] = hosts.map(lambda host: kind_of(reasons[host]))
+    on_address = hosts.map(dict(zip(distinct, global_addresses(distinct), strict=True))).to_numpy(dtype=bool)
+    table.loc[on_address, "kind"] = table.loc[on_address, "url"].map(lambda url: kind_of(address_sign_in(url)))
     marked = table[table["kind"] != ""]
     print(f"{len(table):,} URLs, {len(distinct):,} hosts; deceptive by construction: {len(marked):,}")
     print(marked.groupby(["kind", "source", "label"]).size().rename("urls").to_string())

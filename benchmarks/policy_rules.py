@@ -35,6 +35,7 @@ RULES = (("block or allow list", re.compile(r"^(?:on the local block list|allowl
          ("look-alike name", re.compile(r" imitates `|^punycode host")),
          ("brand or country ending in a subdomain", re.compile(r"in the subdomain of unrelated `")),
          ("brand named in an unpopular site's subdomain", re.compile(r"^brand `[^`]*` named in the subdomain")),
+         ("sign-in page on a public address", re.compile(r"^a sign-in page \(`[^`]*`\) on the public address `")),
          ("page planted in a WordPress folder", re.compile(r"^a page in `")),
          ("host before @", re.compile(r"` before '@' hides the real host `")),
          ("stock file", re.compile(r"^stock ")),
@@ -77,8 +78,8 @@ def fold_rows(table: pd.DataFrame, params: Mapping[str, Any]) -> dict[str, tuple
 
 
 def served_rows(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any],
-                best_params: Mapping[str, Any], lists: Mapping[str, Any], familiar: list[str]) -> tuple[pd.DataFrame,
-                                                                                                     float]:
+                best_params: Mapping[str, Any], lists: Mapping[str, Any], familiar: list[str],
+                flaggable: np.ndarray) -> tuple[pd.DataFrame, float]:
     """The fold's held-out rows with the served decision's score, verdict, reasons and model score, and the fold's
     threshold."""
     from sklearn.pipeline import Pipeline
@@ -91,7 +92,7 @@ def served_rows(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarra
     featurizer, classifier, threshold = fit_recipe(
         table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
         params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]),
-        popular_sites=familiar, judged_sites=set(rows["group"]))
+        popular_sites=familiar, judged_sites=set(rows["group"]), flaggable=flaggable[training])
     manifest = {"kind": "url", "inputs": ["url"], "policy": {**params["policy"], "threshold": threshold},
                 "software": {"name": params["software"]["wordpress"]["label"]},
                 "features": list(featurizer.get_feature_names_out())}
@@ -126,7 +127,7 @@ def main() -> None:
 
     from cybersentinel.core.files import read_params
     from cybersentinel.intel.popular import read_popular_sites
-    from cybersentinel.scoring.detector import resolver_reasons
+    from cybersentinel.scoring.detector import policy_lists, rules_only
     from cybersentinel.scoring.policy import Policy
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,17 +138,16 @@ def main() -> None:
     table = pd.read_parquet(REPO / "data" / "prepared.parquet")
     best_params = json.loads((REPO / "models" / "best_params.json").read_text())
     intel = REPO / "data" / "intel" / "tranco_top100k.csv"
-    top = Policy(threshold=1.0, **params["policy"]).popular_list_size
-    lists = {"popularity": read_popular_sites(intel, top),
-             "known_paths": frozenset((REPO / "data" / "software.txt").read_text(encoding="utf-8").split()),
-             "resolvers": resolver_reasons((REPO / "data" / "resolvers.txt").read_text(encoding="utf-8"),
-                                           params["software"]["resolvers"]["label"])}
+    policy = Policy(threshold=1.0, **params["policy"])
+    lists = policy_lists(intel, policy.popular_list_size, REPO / "data" / "software.txt",
+                         REPO / "data" / "resolvers.txt", params["software"]["resolvers"]["label"])
+    flaggable = rules_only(policy, params["software"]["wordpress"]["label"], lists).flaggable_on_score(table["url"])
     familiar = list(read_popular_sites(intel, params["featurizer"]["familiar_sites"])) \
         if params["featurizer"]["familiar_sites"] else []
     chosen = [name for name in args.folds.split(",") if name]
     folds = {name: rows for name, rows in fold_rows(table, params).items() if not chosen or name in chosen}
-    results = Parallel(n_jobs=args.jobs)(delayed(served_rows)(table, *rows, params, best_params, lists, familiar)
-                                         for rows in folds.values())
+    results = Parallel(n_jobs=args.jobs)(
+        delayed(served_rows)(table, *rows, params, best_params, lists, familiar, flaggable) for rows in folds.values())
     for name, (rows, threshold) in zip(folds, results, strict=True):
         print("\n".join(report(name, rows, threshold)))
 

@@ -4,7 +4,9 @@ whether a smoother estimate of it would move less.
 `train` sets the `malicious` threshold at the lowest score where at most `threshold.max_fpr` of every collection's
 legitimate rows score at or above it, on each row's out-of-fold calibrated score: the (allowed+1)-th highest
 legitimate score of the collection that needs the highest cut-off. This recomputes those out-of-fold scores as
-`train` does (the searched settings from models/best_params.json, no search; about 15 s), then many times over
+`train` does (the searched settings from models/best_params.json, no search; about 15 s), puts the rows the
+served decision cannot flag on their score (`Detector.flaggable_on_score`: a popular site's page, a stock file, a
+page asset) below every cut-off, as `train` counts them, then many times over
 puts each registered domain in one half or the other by a coin toss, sets the threshold on one half with each
 estimator and reads what it gives on the other half's rows: the false-positive rate of the worst collection and
 the recall of phishing. The estimators:
@@ -16,7 +18,7 @@ the recall of phishing. The estimators:
   so a site with several high-scoring pages spends the budget once.
 
 Prints figures; asserts nothing. Reads data/features (its featurizer and training table), params.yaml and
-models/best_params.json (`dvc repro`).
+models/ (best_params.json, the policy and its pinned lists; `dvc repro`).
 
     python benchmarks/threshold_stability.py
     python benchmarks/threshold_stability.py --halves 200 --max-fpr 0.005
@@ -137,7 +139,11 @@ def main() -> None:
     from cybersentinel.core.files import read_params
 
     max_fpr = args.max_fpr if args.max_fpr is not None else read_params(args.params)["threshold"]["max_fpr"]
+    from cybersentinel.scoring.detector import Detector
+
     scored = held_out_scores(args.features, args.params, args.best_params)
+    flaggable = Detector.from_dir(args.best_params.parent).flaggable_on_score(scored["url"])
+    scored["score"] = scored["score"].where(flaggable, -np.inf)  # as `train`'s budget counts them
     y, scores = scored["label"].to_numpy(), scored["score"].to_numpy()
     sources, groups = scored["source"].to_numpy(), scored["group"].to_numpy()
     print(f"{len(scored):,} collection rows scored out of fold; budget {max_fpr:.2%} of every collection's "

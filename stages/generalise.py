@@ -27,7 +27,7 @@ from cybersentinel.model.generalisation import (
     loco_rows,
     shares_and_ranking,
 )
-from cybersentinel.scoring.detector import Detector, resolver_reasons
+from cybersentinel.scoring.detector import Detector, policy_lists, rules_only
 from cybersentinel.scoring.policy import Policy
 
 
@@ -54,13 +54,13 @@ def interval(figures: dict, key: str) -> str:
 
 
 def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_params: dict,
-             lists: dict[str, Any], familiar: list[str]) -> dict:
+             lists: dict[str, Any], familiar: list[str], flaggable: np.ndarray) -> dict:
     policy = params["policy"]
     rows = table[evaluation]
     featurizer, classifier, threshold = fit_recipe(
         table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
         params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]),
-        popular_sites=familiar, judged_sites=set(rows["group"]))
+        popular_sites=familiar, judged_sites=set(rows["group"]), flaggable=flaggable[training])
     intervals = {"resamples": params["generalise"]["resamples"], "seed": params["seed"]}
     result = judge(featurizer, classifier, threshold, rows, **intervals)
     served = served_judgement(featurizer, classifier, threshold, rows, policy, lists,
@@ -86,16 +86,16 @@ def main() -> None:
     collections = held_out_collections(table, feedback_source_names(params["dataset"]))
     folds = {name: loco_rows(table, name) for name in collections}
     folds["forward"] = forward_rows(table, config["cutoff_year"])
-    top = Policy(threshold=1.0, **params["policy"]).popular_list_size  # validated as `train` validates it
-    lists = {"popularity": read_popular_sites(args.intel / "tranco_top100k.csv", top),
-             "known_paths": frozenset(args.software.read_text(encoding="utf-8").split()),
-             "resolvers": resolver_reasons(args.resolvers.read_text(encoding="utf-8"),
-                                           params["software"]["resolvers"]["label"])}
+    policy = Policy(threshold=1.0, **params["policy"])  # validated as `train` validates it
+    lists = policy_lists(args.intel / "tranco_top100k.csv", policy.popular_list_size, args.software, args.resolvers,
+                         params["software"]["resolvers"]["label"])
+    software = params["software"]["wordpress"]["label"]
+    flaggable = rules_only(policy, software, lists).flaggable_on_score(table["url"])
     # the featurizer's list, as stage featurize reads it; each fold leaves its evaluated sites out of it
     familiar = list(read_popular_sites(args.intel / "tranco_top100k.csv", params["featurizer"]["familiar_sites"])) \
         if params["featurizer"]["familiar_sites"] else []
     results = Parallel(n_jobs=config["n_jobs"])(
-        delayed(run_fold)(table, training, evaluation, params, best_params, lists, familiar)
+        delayed(run_fold)(table, training, evaluation, params, best_params, lists, familiar, flaggable)
         for training, evaluation in folds.values())
     by_name = dict(zip(folds, results, strict=True))
     forward = by_name.pop("forward")

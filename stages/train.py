@@ -8,6 +8,7 @@ import argparse
 import json
 import shutil
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ from sklearn.pipeline import Pipeline
 
 from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import atomic_path, read_params, sha256_file, write_json
-from cybersentinel.intel.popular import read_popular_sites
 from cybersentinel.model.compiled import write_compiled
 from cybersentinel.model.drift import write_reference
 from cybersentinel.model.estimators import (
@@ -31,14 +31,14 @@ from cybersentinel.model.estimators import (
     search_space,
 )
 from cybersentinel.model.metrics import classification_metrics
+from cybersentinel.scoring.detector import policy_lists, rules_only
 from cybersentinel.scoring.policy import Policy
 from cybersentinel.tracking.runs import stage_run
 
 
-def write_popularity(tranco: Path, out: Path, top: int) -> dict:
+def write_popularity(popular: dict[str, int], tranco: Path, out: Path) -> dict:
     """The policy's popular sites, pinned with the model so the popularity rule holds with or without live
-    feeds: the top ``top`` registered domains of the pinned Tranco list, in rank order."""
-    popular = read_popular_sites(tranco, top)
+    feeds: the top registered domains of the pinned Tranco list, in rank order."""
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(sorted(popular, key=popular.__getitem__)) + "\n", encoding="utf-8")
     return {"file": out.name, "sha256": sha256_file(out), "entries": len(popular), "source": tranco.name,
@@ -121,13 +121,20 @@ def main() -> None:
                                                      n_jobs=n_jobs, seed=seed)
             calibrated, best_params = unwrap(calibrated, best_params)
         threshold_cfg = params["threshold"]
+        rules = Policy(threshold=1.0, **params["policy"])  # validates the parameters
+        software = params["software"]["wordpress"]["label"]
+        lists = policy_lists(args.intel / "tranco_top100k.csv", rules.popular_list_size, args.software,
+                             args.resolvers, params["software"]["resolvers"]["label"])
+        # the budget is spent on what the served decision can flag: a popular site's page or a stock file is not
+        flaggable = rules_only(rules, software, lists).flaggable_on_score(train["url"])
         y_c, held_out_c, sources_c = y[collections], held_out[collections], train["source"].to_numpy()[collections]
         threshold = choose_threshold(y_c, held_out_c, threshold_cfg["objective"], max_fpr=threshold_cfg.get("max_fpr"),
-                                     sources=sources_c)
+                                     sources=sources_c, flaggable=flaggable[collections])
         val_metrics = classification_metrics(y_c, held_out_c, threshold)
-        policy = Policy(threshold=round(threshold, 6), **params["policy"])  # validates the parameters
+        policy = replace(rules, threshold=round(threshold, 6))
         legit = (y == 0) & collections
-        fpr_by_source = {s: round(float(np.mean(held_out[legit & (train["source"] == s).to_numpy()] >= threshold)), 5)
+        flagged = flaggable & (held_out >= threshold)
+        fpr_by_source = {s: round(float(np.mean(flagged[legit & (train["source"] == s).to_numpy()])), 5)
                          for s in sorted(train.loc[legit, "source"].unique())}
 
         model = Pipeline([("features", featurizer), ("classifier", calibrated)])
@@ -142,8 +149,8 @@ def main() -> None:
             "validation": val_metrics,
             "train_data_sha256": sha256_file(args.features / "train.parquet"),
         }
-        manifest["popularity"] = write_popularity(args.intel / "tranco_top100k.csv", args.out / "popular.txt",
-                                                  policy.popular_list_size)
+        manifest["popularity"] = write_popularity(lists["popularity"], args.intel / "tranco_top100k.csv",
+                                                  args.out / "popular.txt")
         manifest["software"] = pin_file(args.software, args.out / "software.txt",
                                         name=params["software"]["wordpress"]["label"])
         manifest["resolvers"] = pin_file(args.resolvers, args.out / "resolvers.txt",

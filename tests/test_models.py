@@ -207,6 +207,15 @@ def test_budget_threshold_holds_for_every_source():
     assert pooled < t and np.mean(scores[sources == "noisy"] >= pooled) > 0.005
 
 
+def test_budget_threshold_spends_the_budget_on_rows_the_served_decision_can_flag():
+    y = np.zeros(1000, dtype=int)
+    scores = np.r_[np.linspace(0.1, 0.5, 990), np.full(10, 0.95)]
+    flaggable = np.r_[np.ones(990, bool), np.zeros(10, bool)]  # a popular site's pages: halved whatever the score
+    assert choose_threshold(y, scores, "fp_budget", max_fpr=0.005) > 0.95
+    t = choose_threshold(y, scores, "fp_budget", max_fpr=0.005, flaggable=flaggable)
+    assert t < 0.5 and np.mean(flaggable & (scores >= t)) == 0.005  # the served decision's share: the budget itself
+
+
 def test_budget_threshold_with_ties_never_exceeds_the_budget():
     y = np.zeros(1000, dtype=int)
     scores = np.r_[np.full(990, 0.1), np.full(10, 0.8)]  # isotonic calibration makes such plateaus

@@ -36,6 +36,7 @@ URLS = [
     "http://10.1.2.3/login",  # unreachable from the internet
     "https://intranet.corp-example.com/login.php",  # allowlisted
     "http://185.225.17.45/~admin/chase/index.html",
+    "http://185.225.17.45:2095/webmail/?_task=login",  # a sign-in page on a public address: corroborates the model
     "http://www.paypal.com@evil.top/login",  # a host name before '@': deceptive by construction
     "https://blog.example.org/wp-login.php",  # a stock WordPress file
     "https://blog.example.org/wp-content/themes/x/style.css",  # a page asset

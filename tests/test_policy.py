@@ -11,13 +11,15 @@ import pytest
 from cybersentinel.intel.feeds import IntelIndex
 from cybersentinel.scoring.decider import (
     Decider,
+    address_sign_in,
     deceptive_host,
+    global_addresses,
     known_software_file,
     page_asset,
     software_url_pattern,
     userinfo_deception,
 )
-from cybersentinel.scoring.detector import resolver_reasons
+from cybersentinel.scoring.detector import resolver_reasons, rules_only
 from cybersentinel.scoring.policy import (
     ALONE,
     IN_PAGE,
@@ -296,6 +298,52 @@ def test_a_brand_named_in_an_unpopular_sites_subdomain_corroborates_a_suspicion(
     assert list(low[1]) == ["benign", "benign"] and list(low[0]) == [0.3, 0.3]
     one = Decider(POLICY).decide_rows([suspicious], hosts[:1], [0], [False], {}, {}, {}, {}, {})
     assert one[0][1] == "malicious" and one[0][2] == reasons[0]  # the one-row path decides alike
+
+
+@pytest.mark.parametrize(("host", "is_global"), [
+    ("45.67.89.13", True), ("0x2d.0x43.0x59.0xd", True), ("[2001:4860:4860::8888]", True),
+    ("10.0.0.5", False), ("127.0.0.1", False), ("203.0.113.7", False), ("[fe80::1]", False),
+    ("login.example", False), ("deadbeef.cafe", False), ("", False)])
+def test_global_addresses_in_any_notation_a_browser_accepts(host, is_global):
+    assert global_addresses([host]) == [is_global]
+    assert global_addresses([host] + [f"h{i}.example" for i in range(40)])[0] == is_global  # the batch path
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://45.67.89.13:2095/webmail/roundcube/?_task=login", "a sign-in page (`webmail`) on the public address "
+                                                                "`45.67.89.13`"),
+    ("http://45.67.89.13/secure/index.php", "a sign-in page (`secure`) on the public address `45.67.89.13`"),
+    ("45.67.89.13/x/?next=Sign-In", "a sign-in page (`Sign-In`) on the public address `45.67.89.13`"),
+    ("http://45.67.89.13:8443/shop/cart", ""),  # the port and an ordinary page name no sign-in
+    ("http://user:login@45.67.89.13/", ""),  # only the path and query count
+])
+def test_a_sign_in_page_is_named_from_the_path_and_query(url, reason):
+    assert address_sign_in(url) == reason
+
+
+def test_a_sign_in_page_on_a_public_address_corroborates_a_suspicion():
+    why = address_sign_in("http://45.67.89.13:2095/webmail/")
+    suspicious = POLICY.suspicious_from + 0.01
+    rows = (np.array([suspicious, 0.3]), np.ones(2, bool), ["45.67.89.13"], np.zeros(2, int), np.zeros(2, int))
+    scores, verdicts, reasons, _ = Decider(POLICY).apply(*rows, row_sign_in={0: why, 1: why})
+    assert list(verdicts) == ["malicious", "benign"] and scores[0] == POLICY.listed_floor and scores[1] == 0.3
+    assert reasons[0] == f"{why}, and the model finds the URL suspicious" and reasons[1] == ""
+    one = Decider(POLICY).decide_rows([suspicious], ["45.67.89.13"], [0], [IN_PAGE], {}, {}, {}, {}, {}, {0: why})
+    assert one[0][:3] == (scores[0], "malicious", reasons[0])  # the one-row path decides alike
+
+
+def test_what_the_served_decision_can_flag_on_the_models_score():
+    lists = {"popularity": {"example.com": 1}, "known_paths": frozenset({"/wp-login.php"}),
+             "resolvers": resolver_reasons("8.8.8.8 dns.google\n", "systemd")}
+    urls = {"https://small.example.net/login": True, "http://45.67.89.13/webmail/": True,
+            "https://www.example.com/login": False,  # popular: halved
+            "https://shop.example.net/wp-login.php": False,  # a stock file
+            "https://small.example.net/theme/style.css": False,  # a page asset: capped
+            "http://45.67.89.13/": False, "45.67.89.13": False,  # an address's root page, an address alone
+            "http://10.0.0.1/login": False, "http://8.8.8.8/x": False,  # unreachable, a resolver (allowlisted)
+            "": False}  # cannot be scored
+    found = rules_only(POLICY, "WordPress 6.1.9", lists).flaggable_on_score(list(urls))
+    assert found.tolist() == list(urls.values())
 
 
 def test_deception_and_known_software_rules():

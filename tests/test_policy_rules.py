@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cybersentinel.scoring.decider import deceptive_host, page_asset, planted_page, userinfo_deception
+from cybersentinel.scoring.decider import (
+    address_sign_in,
+    deceptive_host,
+    page_asset,
+    planted_page,
+    userinfo_deception,
+)
 from cybersentinel.scoring.policy import Evidence, Policy, decide
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,8 +46,10 @@ def reason(model_score: float, **evidence) -> str:
      {"brand or country ending in a subdomain"}),
     (reason(0.5, deception=deceptive_host("arnazon-deals.com")), {"look-alike name"}),
     (reason(0.5, deception=userinfo_deception("http://www.paypal.com@evil.top/")), {"host before @"}),
-    (reason(0.85, named_brand="brand `apple` named in the subdomain of `siahxu.cn`, neither the brand's nor a popular "
-                              "site"), {"brand named in an unpopular site's subdomain"}),
+    (reason(0.85, corroboration="brand `apple` named in the subdomain of `siahxu.cn`, neither the brand's nor a "
+                                "popular site"), {"brand named in an unpopular site's subdomain"}),
+    (reason(0.85, corroboration=address_sign_in("http://45.67.89.13:2095/webmail/")),
+     {"sign-in page on a public address"}),
     (reason(0.95, tranco_rank=10, registered_domain="google.com", user_content="sites.google.com"),
      {"user content"}),
     (reason(0.95, is_ip=True, registered_domain="203.0.113.7", address_root=True), {"address"}),
@@ -62,8 +70,8 @@ def rows() -> pd.DataFrame:
                           "label": [0, 1, 1], "group": ["a.example", "b.example", "c.example"],
                           "model_score": [0.96, 0.85, 0.95],
                           "reasons": [reason(0.96, tranco_rank=10, registered_domain="a.example"),
-                                      reason(0.85, named_brand="brand `apple` named in the subdomain of `b.example`, "
-                                                               "neither the brand's nor a popular site"), ""]})
+                                      reason(0.85, corroboration="brand `apple` named in the subdomain of `b.example`, "
+                                                                 "neither the brand's nor a popular site"), ""]})
     frame["score"] = [0.48, 0.9, 0.95]
     frame["verdict"] = ["benign", "malicious", "malicious"]
     frame["kinds"] = frame["reasons"].map(policy_rules.rule_kinds)

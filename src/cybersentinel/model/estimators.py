@@ -139,9 +139,15 @@ def centre_isotonic(calibrator: IsotonicRegression) -> IsotonicRegression:
     return calibrator
 
 
-def budget_threshold(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, max_fpr: float) -> float:
+def budget_threshold(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, max_fpr: float,
+                     flaggable: np.ndarray | None = None) -> float:
     """The lowest cut-off at which at most ``max_fpr`` of every source's legitimate rows score at or above it:
-    a false-positive budget that holds for each collection, not just on average."""
+    a false-positive budget that holds for each collection, not just on average. ``flaggable`` (default: every
+    row) marks the rows the served decision can call `malicious` on their score; the others (a popular site, a
+    stock file, a page asset: the policy lowers their score whatever it is) count as legitimate rows not flagged,
+    so the budget is spent on what the served decision flags."""
+    if flaggable is not None:
+        scores = np.where(flaggable, scores, -np.inf)
     threshold = 0.0
     for source in np.unique(sources[y == 0]):
         legit = np.sort(scores[(y == 0) & (sources == source)])[::-1]
@@ -166,13 +172,14 @@ def repeat_rows(frame: Any, mask: np.ndarray, times: int) -> Any:
 
 
 def choose_threshold(y: np.ndarray, scores: np.ndarray, objective: str, *, max_fpr: float | None = None,
-                     sources: np.ndarray | None = None) -> float:
+                     sources: np.ndarray | None = None, flaggable: np.ndarray | None = None) -> float:
     """The score cut-off: ``fp_budget`` (see `budget_threshold`; ``sources`` default to one), or the one that
     maximises ``accuracy`` or ``f1`` on validation rows (ties: the lowest)."""
     if objective == "fp_budget":
         if max_fpr is None:
             raise ValueError("threshold objective fp_budget needs max_fpr")
-        return budget_threshold(y, scores, np.zeros(len(y)) if sources is None else np.asarray(sources), max_fpr)
+        return budget_threshold(y, scores, np.zeros(len(y)) if sources is None else np.asarray(sources), max_fpr,
+                                flaggable)
     candidates = np.unique(np.concatenate([scores, [0.5]]))
     order = np.argsort(scores)
     sorted_scores, sorted_y = scores[order], y[order]

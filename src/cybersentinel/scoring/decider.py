@@ -199,12 +199,13 @@ class Decider:
               standing: np.ndarray, row_deception: Mapping[int, str] | None = None,
               row_known_file: Mapping[int, str] | None = None, row_allowed: Mapping[int, str] | None = None,
               row_blocked: Mapping[int, str] | None = None, row_asset: Mapping[int, str] | None = None,
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              row_sign_in: Mapping[int, str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scores, verdicts, rule reasons and matched feeds of a batch: ``hosts`` are its distinct hosts,
         ``host_of_row`` each row's index into them, ``standing`` how each row's host stands in it
         (`ParsedUrls.host_standing`: in a page, as a root page, written alone).
         The ``row_*`` maps hold what is known of single rows (deception, a stock file, the URL itself on the
-        allowlist or block list, a page asset). Rows that are not ``ok`` (unusable input) get NaN and empty strings."""
+        allowlist or block list, a page asset, a sign-in page on a public address). Rows that are not ``ok``
+        (unusable input) get NaN and empty strings."""
         n = len(model_scores)
         scores = np.where(ok, model_scores, np.nan)
         reasons = np.full(n, "", dtype=object)
@@ -217,8 +218,9 @@ class Decider:
         root_ip = is_ip[host_of_row] & (standing == ROOT_PAGE)
         row_deception, row_known_file = row_deception or {}, row_known_file or {}
         row_allowed, row_blocked, row_asset = row_allowed or {}, row_blocked or {}, row_asset or {}
+        row_sign_in = row_sign_in or {}
         per_row = np.zeros(len(model_scores), dtype=bool)
-        per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset]] = True
+        per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset, *row_sign_in]] = True
         address = {}  # (standing, host) -> entry: an address alone or at a root page has its own entries
         for kind, mask in ((ALONE, bare_ip), (ROOT_PAGE, root_ip)):
             found = np.unique(host_of_row[ok & mask]).tolist()
@@ -233,7 +235,7 @@ class Decider:
             reasons[simple] = popular[host_of_row[simple]]
             rows &= ~simple
         rows = np.flatnonzero(rows)
-        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset)
+        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in)
         kinds = np.where(bare_ip, ALONE, np.where(root_ip, ROOT_PAGE, IN_PAGE))
         for i, host, kind, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
                 rows.tolist(), host_of_row[rows].tolist(), kinds[rows].tolist(), per_row[rows].tolist(),
@@ -256,14 +258,14 @@ class Decider:
 
     def decide_rows(self, model_scores: list[float | None], hosts: list[str], host_of_row: list[int],
                     standing: list[int], row_deception: Mapping[int, str], row_known_file: Mapping[int, str],
-                    row_allowed: Mapping[int, str], row_blocked: Mapping[int, str], row_asset: Mapping[int, str]
-                    ) -> list[tuple[float, str, str, str]]:
+                    row_allowed: Mapping[int, str], row_blocked: Mapping[int, str], row_asset: Mapping[int, str],
+                    row_sign_in: Mapping[int, str] | None = None) -> list[tuple[float, str, str, str]]:
         """`apply` for a few rows, one at a time in plain Python (NumPy's per-call cost is most of `apply`'s time
         for one row): (score, verdict, rule reasons, feeds) per row, a ``None`` model score marking an unusable
         input (NaN and empty strings). The same rows are decided by the same `_decide_row`; the others keep the
         model's score and the policy's verdict of it, as in `apply`."""
         plain = self._entries(hosts, IN_PAGE)
-        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset)
+        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in or {})
         out: list[tuple[float, str, str, str]] = []
         for i, (model_score, host) in enumerate(zip(model_scores, host_of_row, strict=True)):
             if model_score is None:
@@ -286,10 +288,11 @@ class Decider:
         ``facts``) when ``row`` is given."""
         ev = Evidence._make(entry[:-1]) if entry is not None else Evidence()
         if row is not None:
-            deception, known_file, allowed, blocked, asset = facts
+            deception, known_file, allowed, blocked, asset, sign_in = facts
             ev = ev._replace(deception="; ".join(filter(None, [ev.deception, deception.get(row, "")])),
                              known_file=known_file.get(row, ""), allowed=allowed.get(row) or ev.allowed,
-                             blocked=blocked.get(row) or ev.blocked, asset=asset.get(row, ""))
+                             blocked=blocked.get(row) or ev.blocked, asset=asset.get(row, ""),
+                             corroboration=sign_in.get(row) or ev.corroboration)
         score, _, reason = decide(self.policy, model_score, ev)
         return score, reason, ", ".join(ev.feeds)
 
@@ -410,6 +413,31 @@ def userinfo_deception(url: str) -> str:
     if userinfo and "." in userinfo and host:
         return f"`{userinfo[:60]}` before '@' hides the real host `{host}`"
     return ""
+
+
+# Words of a sign-in page, in a path or query (policy rule 3: on a public address they corroborate a suspicion)
+_SIGN_IN = re.compile(r"(?i)log.?in|sign.?in|webmail|auth|account|verif|secure|password|session")
+
+
+def global_addresses(hosts: list[str]) -> list[bool]:
+    """Whether each host is a global IP address in any notation a browser accepts (not a name, not a private,
+    reserved or other non-global address)."""
+    from cybersentinel.intel.feeds import ip_category  # as `_address_fields`: only batches holding an address
+
+    found = [False] * len(hosts)
+    for i, plain in enumerate(plain_names(hosts)):
+        if not plain:  # a name with a letter past ``f`` is no address: most hosts stop here
+            address = parse_ip(canonical_host(hosts[i]) or "")
+            found[i] = address is not None and ip_category(address) is None
+    return found
+
+
+def address_sign_in(url: str) -> str:
+    """The sign-in page a URL on a public address names (``http://45.67.89.13:2095/webmail/?_task=login``), in
+    words an analyst can check; "" when its path and query name none. The caller has checked the host."""
+    _, _, host, _, path, query, _ = url_fields(url)
+    word = _SIGN_IN.search(f"{path}?{query}")
+    return f"a sign-in page (`{word.group(0)}`) on the public address `{host}`" if word else ""
 
 
 REST_PREFIX = "/wp-json/"

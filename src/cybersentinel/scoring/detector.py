@@ -11,7 +11,8 @@ median, to pick the plain-words ``reasons``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,13 +37,15 @@ from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
     PAGE_ASSET_EXTENSIONS,
     Decider,
+    address_sign_in,
+    global_addresses,
     known_software_file,
     page_asset,
     planted_page,
     software_url_pattern,
     userinfo_deception,
 )
-from cybersentinel.scoring.policy import Policy, SiteList
+from cybersentinel.scoring.policy import IN_PAGE, Policy, SiteList
 from cybersentinel.url.parsing import canonical_host, parse_ip, to_text
 
 if TYPE_CHECKING:
@@ -315,7 +318,7 @@ class Detector:
         host_names, host_of_row = _host_index(parsed)
         scores, verdicts, rules, feeds = decider.apply(
             model_scores, ok, host_names, host_of_row, parsed.host_standing(),
-            *self._row_facts(parsed, values, decider))
+            *self._row_facts(parsed, values, decider, host_names, host_of_row))
         texts = rules
         if reasons and X is not None:
             explain = self._explained(model_scores[ok], verdicts[ok])
@@ -345,7 +348,7 @@ class Detector:
                 model[i] = score
         host_names, host_of_row = _host_index(parsed)
         decided = decider.decide_rows(model, host_names, host_of_row.tolist(), parsed.host_standing().tolist(),
-                                      *self._row_facts(parsed, values, decider))
+                                      *self._row_facts(parsed, values, decider, host_names, host_of_row))
         texts = [rules for _, _, rules, _ in decided]
         if reasons and X is not None:  # `_explained`, row by row (plain floats and strings: the same tests)
             explain = [model[i] >= self.suspicious_from and decided[i][1] != "benign" for i in usable]
@@ -365,10 +368,11 @@ class Detector:
                 for url, score, (_, verdict, _, feeds), text, m, error in zip(
                     values, scores, decided, texts, models, errors, strict=True)]
 
-    def _row_facts(self, parsed: ParsedUrls, values: Any, decider: Decider) -> tuple[dict[int, str], ...]:
+    def _row_facts(self, parsed: ParsedUrls, values: Any, decider: Decider, hosts: list[str],
+                   host_of_row: np.ndarray) -> tuple[dict[int, str], ...]:
         """What is known of single rows, for the decision policy: a host name hidden before '@' or a page planted
         in the folders of known web software, a stock file of it, the URL itself on the allowlist, on the local
-        block list, a page asset."""
+        block list, a page asset, a sign-in page on a public address."""
         n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
@@ -395,11 +399,29 @@ class Detector:
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
         for row, why in planted.items():  # deceptive by construction, as a host name before '@' is
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
+        addresses = [j for j, found in enumerate(global_addresses(hosts)) if found]
+        on_address = np.flatnonzero(np.isin(host_of_row, addresses) & (parsed.host_standing() == IN_PAGE)) \
+            if addresses else []
         return (deception,
                 by_row(rows.get("software", []), lambda url: known_software_file(url, self.known_paths, software)),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
                 by_row(range(n) if decider.block.urls else [], decider.block.match_url),
-                by_row(rows.get("asset", []), page_asset))
+                by_row(rows.get("asset", []), page_asset),
+                by_row(on_address, address_sign_in))
+
+    def flaggable_on_score(self, values: Any) -> np.ndarray:
+        """Which values the policy can call `malicious` on the model's score alone: False where it lowers or caps
+        whatever score the model gives (a popular site, a stock file of known web software, a page asset, an
+        address alone or at its root, a private address, an allowlisted site) and where a value cannot be scored.
+        What the false-positive budget counts (`budget_threshold`), judged with a model score of 1 at a threshold
+        of 1 and no feeds."""
+        parsed = ParsedUrls(values)
+        ok = url_errors(parsed) == ""
+        decider = Decider(replace(self.policy, threshold=1.0), popularity=self.popularity, resolvers=self.resolvers)
+        hosts, host_of_row = _host_index(parsed)
+        scores, *_ = decider.apply(np.ones(len(parsed)), ok, hosts, host_of_row, parsed.host_standing(),
+                                   *self._row_facts(parsed, values, decider, hosts, host_of_row))
+        return ok & (np.nan_to_num(scores) >= 1.0)
 
     def _explained(self, model_scores: np.ndarray, verdicts: np.ndarray) -> np.ndarray:
         """Which scored rows the model's reasons explain: those it flagged, unless a rule cleared them."""
@@ -484,6 +506,24 @@ def _inner_estimator(classifier: Any) -> Any:
         return classifier
     estimator = calibrated[0].estimator
     return getattr(estimator, "estimator", estimator)
+
+
+def policy_lists(tranco: Path, top: int, software: Path, resolvers: Path, resolvers_source: str) -> dict[str, Any]:
+    """The policy's lists from the pipeline's files, as `Detector` takes them and `train` pins them with the model:
+    the top ``top`` registered domains of the Tranco list, the stock files of known web software, the public DNS
+    resolvers."""
+    from cybersentinel.intel.popular import read_popular_sites  # the stages' need: scoring reads the pinned copies
+
+    return {"popularity": read_popular_sites(tranco, top),
+            "known_paths": frozenset(software.read_text(encoding="utf-8").split()),
+            "resolvers": resolver_reasons(resolvers.read_text(encoding="utf-8"), resolvers_source)}
+
+
+def rules_only(policy: Policy, software: str, lists: Mapping[str, Any]) -> Detector:
+    """A detector without a model, for what the policy alone says of URLs (`Detector.flaggable_on_score`), with
+    the lists `policy_lists` reads; ``software`` names the stock files' source in reasons."""
+    manifest = {"kind": "url", "inputs": ["url"], "policy": policy.as_dict(), "software": {"name": software}}
+    return Detector(None, manifest, None, **lists)
 
 
 def pinned_lists(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,12 @@ The rules, first match decides:
    finds at least ``suspicious`` whose host names a brand as a word of its subdomain while the registered domain
    is neither the brand's nor on the pinned popularity list (``apple.lnc.siahxu.cn``, ``www3-vpass.example.com``;
    `decider.named_brands`): the name alone also fits a few legitimate pages (a fan blog's ``apple.`` subdomain),
-   which the model scores low, so it corroborates a suspicion rather than making one.
+   which the model scores low, so it corroborates a suspicion rather than making one. So is a sign-in page on a
+   public address (``http://45.67.89.13:2095/webmail/``: a word of signing in, `decider.address_sign_in`, in the
+   path or query of a URL whose host is a global IP address) the model finds at least ``suspicious``: such pages
+   are phishing in every collection (5,769 URLs of ``data/validated.parquet``, no legitimate one:
+   ``benchmarks/deception_counts.py``), since real services put their sign-in pages on names with certificates;
+   an administrator's panel on an address is rare, and the model must find it suspicious too.
 4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
    of Debian's ``wordpress`` package, pinned with the model): ``benign``, score 0. A kit on a compromised site
    lives outside those files.
@@ -152,7 +157,9 @@ class Evidence(NamedTuple):
     asset: str = ""  # the kind of page asset the URL names (`page_asset`), "" if it names none
     own_name: bool = False  # the host is its registered domain or that name's ``www.``
     user_content: str = ""  # the `USER_CONTENT_HOSTS` entry the host falls under, "" if none
-    named_brand: str = ""  # a brand named in the subdomain of an unpopular site not the brand's (rule 3), "" if none
+    # what corroborates a suspicious score (rule 3), "" if nothing: a brand named in the subdomain of an unpopular
+    # site not the brand's, a sign-in page on a public address
+    corroboration: str = ""
     address_root: bool = False  # the root page of an address, written as a URL (rule 5)
 
     def changes_anything(self, policy: Policy) -> bool:
@@ -166,10 +173,10 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     popular = policy.is_popular
     assets = policy.cap_page_assets
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
-                 or (rank is not None and popular(rank, own_name)) or (asset and assets) or named_brand
+                 or (rank is not None and popular(rank, own_name)) or (asset and assets) or corroboration
                  or address_root)
             for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name,
-            _, named_brand, address_root in evidences]
+            _, corroboration, address_root in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -178,11 +185,11 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         return 1.0, "malicious", f"on the local block list ({evidence.blocked})"
     if evidence.allowed:
         return 0.0, "benign", f"allowlisted ({evidence.allowed})"
-    named = evidence.named_brand if evidence.named_brand and model_score >= policy.suspicious_from else ""
-    if evidence.feeds or evidence.deception or named:
+    corroborated = evidence.corroboration if evidence.corroboration and model_score >= policy.suspicious_from else ""
+    if evidence.feeds or evidence.deception or corroborated:
         why = "; ".join(filter(None, [f"listed in {', '.join(evidence.feeds)}" if evidence.feeds else "",
-                                      evidence.deception, f"{named}, and the model finds the URL suspicious"
-                                      if named else ""]))
+                                      evidence.deception, f"{corroborated}, and the model finds the URL suspicious"
+                                      if corroborated else ""]))
         floor = max(policy.listed_floor, policy.threshold)
         score = floor if evidence.is_bare_ip else max(model_score, floor)
         return score, "malicious", why
@@ -262,8 +269,8 @@ def popular_only(policy: Policy, evidence: tuple) -> bool:
     """Whether rule 6 alone decides a host of these `Evidence` fields (a tuple, as `changes_anything` takes) when
     nothing is known of the row itself: `decide` then multiplies the score by ``popular_factor``, nothing else."""
     _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name, \
-        user_content, named_brand, address_root = evidence[:16]
-    return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset or named_brand
+        user_content, corroboration, address_root = evidence[:16]
+    return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset or corroboration
                 or address_root
                 or ip_status in NOT_JUDGED_IP or (user_content and policy.cap_user_content)) \
         and policy.is_popular(rank, own_name)
