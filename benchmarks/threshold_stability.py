@@ -143,7 +143,8 @@ def main() -> None:
 
     scored = held_out_scores(args.features, args.params, args.best_params)
     flaggable = Detector.from_dir(args.best_params.parent).flaggable_on_score(scored["url"])
-    scored["score"] = scored["score"].where(flaggable, -np.inf)  # as `train`'s budget counts them
+    # as `train`'s budget counts them: below every cut-off (finite, for the Harrell-Davis weights)
+    scored["score"] = scored["score"].where(flaggable, -1.0)
     y, scores = scored["label"].to_numpy(), scored["score"].to_numpy()
     sources, groups = scored["source"].to_numpy(), scored["group"].to_numpy()
     print(f"{len(scored):,} collection rows scored out of fold; budget {max_fpr:.2%} of every collection's "
