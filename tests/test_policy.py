@@ -459,6 +459,27 @@ def test_a_page_assets_score_counts_the_factor():
         Policy(threshold=0.8, page_asset_factor=1.5)
 
 
+def test_a_stock_files_score_counts_the_factor_and_stays_benign():
+    """With ``stock_file_factor`` a stock file keeps the model's order (a hacked site's `wp-login.php`, which the
+    phishing lists name with its kit, above the legitimate pages the model finds plain) and stays `benign`."""
+    stock = "WordPress 6.1.9 file `/wp-login.php`"
+    why = f"stock {stock}: the site's own software, not a phishing kit"
+    halved = Policy(threshold=0.8, stock_file_factor=0.5)
+    assert decide(halved, 0.99, Evidence(known_file=stock)) == (0.495, "benign", why)
+    assert decide(halved, 0.4, Evidence(known_file=stock)) == (0.2, "benign", why)
+    whole = Policy(threshold=0.8, stock_file_factor=1.0)  # never in the suspicious band, whatever the factor
+    assert decide(whole, 0.99, Evidence(known_file=stock)) == (whole.benign_ceiling, "benign", why)
+    assert whole.verdict(whole.benign_ceiling) == "benign" and whole.benign_ceiling > 0.649
+    assert decide(Policy(threshold=0.8), 0.99, Evidence(known_file=stock))[0] == 0.0  # models before the field
+    assert decide(halved, 0.3, Evidence(known_file=stock, deception="x"))[:2] == (0.9, "malicious")  # rule 3 first
+    scores, verdicts, reasons, _ = Decider(halved).apply(
+        np.array([0.99, 0.99]), np.ones(2, bool), ["smallbakery.com"], np.array([0, 0]), np.zeros(2, bool),
+        row_known_file={1: stock})
+    assert scores.tolist() == [0.99, 0.495] and list(verdicts) == ["malicious", "benign"] and reasons[1] == why
+    with pytest.raises(ValueError, match="stock_file_factor"):
+        Policy(threshold=0.8, stock_file_factor=-0.1)
+
+
 def test_the_pinned_popular_list_decides_with_live_feeds():
     """A site missing from the model's pinned list gets no discount from the live Tranco list either (the same
     decision with and without feeds); a model without a pinned list falls back on the live one."""

@@ -27,8 +27,10 @@ The rules, first match decides:
    ``benchmarks/deception_counts.py``), since real services put their sign-in pages on names with certificates;
    an administrator's panel on an address is rare, and the model must find it suspicious too.
 4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
-   of Debian's ``wordpress`` package, pinned with the model): ``benign``, score 0. A kit on a compromised site
-   lives outside those files.
+   of Debian's ``wordpress`` package, pinned with the model): ``benign``, its score multiplied by
+   ``stock_file_factor`` and kept below ``suspicious``. A kit on a compromised site lives outside those files.
+   The factor keeps the model's word on the site in the order of scores: the phishing collections list stock
+   files of hacked sites (a kit's ``wp-login.php``), and a score of 0 put them below every legitimate page.
 5. An IP address written alone (``203.0.113.7``: no scheme, no path, no query, as lists of addresses and firewall
    logs write them) is not scored by the URL model, whose lexical features say nothing about an address: private
    and bogon addresses are reported as such, other addresses as not listed; ``benign``, score 0. A web page on an
@@ -91,6 +93,7 @@ class Policy:
     cap_page_assets: bool = True
     page_asset_factor: float = 1.0  # 1: only the cap (models trained before this field)
     cap_user_content: bool = False  # rule 6's user-content hosts (off for models trained before this field)
+    stock_file_factor: float = 0.0  # rule 4; 0: score 0 (models trained before this field)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -99,8 +102,8 @@ class Policy:
             raise ValueError("policy suspicious_band must be in [0, 1) and listed_floor in (0, 1]")
         if not 0.0 <= self.popular_factor <= 1.0 or self.popular_rank < 0 or self.popular_name_rank < 0:
             raise ValueError("policy popular_factor must be in [0, 1], popular_rank and popular_name_rank >= 0")
-        if not 0.0 <= self.page_asset_factor <= 1.0:
-            raise ValueError("policy page_asset_factor must be in [0, 1]")
+        if not 0.0 <= self.page_asset_factor <= 1.0 or not 0.0 <= self.stock_file_factor <= 1.0:
+            raise ValueError("policy page_asset_factor and stock_file_factor must be in [0, 1]")
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> Policy:
@@ -117,6 +120,12 @@ class Policy:
         """The highest score a page asset keeps on the model's word alone: just below the threshold, by more than
         the 6-decimal rounding of every door's output, so a shown score never reads as the threshold."""
         return max(self.suspicious_from, self.threshold - 1e-6)
+
+    @property
+    def benign_ceiling(self) -> float:
+        """The highest score a `benign` verdict shows: just below ``suspicious``, by more than the 6-decimal
+        rounding of every door's output."""
+        return max(0.0, self.suspicious_from - 1e-6)
 
     @property
     def popular_list_size(self) -> int:
@@ -194,7 +203,8 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         score = floor if evidence.is_bare_ip else max(model_score, floor)
         return score, "malicious", why
     if evidence.known_file:
-        return 0.0, "benign", f"stock {evidence.known_file}: the site's own software, not a phishing kit"
+        score = min(model_score * policy.stock_file_factor, policy.benign_ceiling)
+        return score, "benign", f"stock {evidence.known_file}: the site's own software, not a phishing kit"
     if evidence.is_bare_ip:
         if evidence.ip_status in NOT_JUDGED_IP:
             return 0.0, "benign", f"{evidence.ip_category or evidence.ip_status} address: not routable, not judged"
