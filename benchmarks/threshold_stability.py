@@ -11,9 +11,10 @@ puts each registered domain in one half or the other by a coin toss, sets the th
 estimator and reads what it gives on the other half's rows: the false-positive rate of the worst collection and
 the recall of phishing. The estimators:
 
-- ``order statistic``: the recipe's rule (`budget_threshold`);
-- ``harrell-davis``: each collection's (1 - max_fpr) quantile by the Harrell-Davis estimator (scipy's
-  `hdquantiles`), a weighted mean of every order statistic instead of one;
+- ``order statistic``: `budget_threshold`'s ``order_statistic`` (the recipe's rule until session 31);
+- ``harrell-davis``: its ``harrell_davis``, each collection's (1 - max_fpr) quantile by the Harrell-Davis
+  estimator (scipy's `hdquantiles`), a weighted mean of every order statistic instead of one (the recipe's since
+  session 31);
 - ``by site``: the budget counted in sites rather than rows (each row weighs 1/its site's rows in its collection),
   so a site with several high-scoring pages spends the budget once.
 
@@ -42,17 +43,14 @@ def order_statistic(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, grou
                     max_fpr: float) -> float:
     from cybersentinel.model.estimators import budget_threshold
 
-    return budget_threshold(y, scores, sources, max_fpr)
+    return budget_threshold(y, scores, sources, max_fpr, estimator="order_statistic")
 
 
 def harrell_davis(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, groups: np.ndarray,
                   max_fpr: float) -> float:
-    from scipy.stats.mstats import hdquantiles
+    from cybersentinel.model.estimators import budget_threshold
 
-    cut = 0.0
-    for source in np.unique(sources[y == 0]):
-        cut = max(cut, float(hdquantiles(scores[(y == 0) & (sources == source)], prob=[1 - max_fpr])[0]))
-    return min(cut, 1.0)
+    return budget_threshold(y, scores, sources, max_fpr, estimator="harrell_davis")
 
 
 def by_site(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, groups: np.ndarray, max_fpr: float) -> float:
@@ -143,8 +141,8 @@ def main() -> None:
 
     scored = held_out_scores(args.features, args.params, args.best_params)
     flaggable = Detector.from_dir(args.best_params.parent).flaggable_on_score(scored["url"])
-    # as `train`'s budget counts them: below every cut-off (finite, for the Harrell-Davis weights)
-    scored["score"] = scored["score"].where(flaggable, -1.0)
+    # as `train`'s budget counts them: below every cut-off (0, as `budget_threshold` puts them for Harrell-Davis)
+    scored["score"] = scored["score"].where(flaggable, 0.0)
     y, scores = scored["label"].to_numpy(), scored["score"].to_numpy()
     sources, groups = scored["source"].to_numpy(), scored["group"].to_numpy()
     print(f"{len(scored):,} collection rows scored out of fold; budget {max_fpr:.2%} of every collection's "

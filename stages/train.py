@@ -129,7 +129,8 @@ def main() -> None:
         flaggable = rules_only(rules, software, lists).flaggable_on_score(train["url"])
         y_c, held_out_c, sources_c = y[collections], held_out[collections], train["source"].to_numpy()[collections]
         threshold = choose_threshold(y_c, held_out_c, threshold_cfg["objective"], max_fpr=threshold_cfg.get("max_fpr"),
-                                     sources=sources_c, flaggable=flaggable[collections])
+                                     sources=sources_c, flaggable=flaggable[collections],
+                                     estimator=threshold_cfg["estimator"])
         val_metrics = classification_metrics(y_c, held_out_c, threshold)
         policy = replace(rules, threshold=round(threshold, 6))
         legit = (y == 0) & collections

@@ -223,6 +223,52 @@ def test_budget_threshold_with_ties_never_exceeds_the_budget():
     assert np.mean(scores >= t) <= 0.005 and t > 0.8
 
 
+def test_harrell_davis_budget_moves_less_with_the_row_nearest_the_cut_off():
+    rng = np.random.default_rng(5)
+    y = np.zeros(2000, dtype=int)  # a budget of 0.25%: 5 rows may be flagged, the 6th highest may not
+    scores = np.sort(rng.uniform(0, 1, 2000))
+    step = (scores[-5] - scores[-6]) / 2
+    nudged = scores.copy()
+    nudged[-6] += step  # one row, the 6th highest, moves half way to the 5th
+    moved = {}
+    for estimator in ("order_statistic", "harrell_davis"):
+        before = choose_threshold(y, scores, "fp_budget", max_fpr=0.0025, estimator=estimator)
+        moved[estimator] = choose_threshold(y, nudged, "fp_budget", max_fpr=0.0025, estimator=estimator) - before
+        assert 0.99 < before < 1.0 and np.mean(scores >= before) <= 0.004
+    assert moved["order_statistic"] == pytest.approx(step, rel=1e-6)  # the cut-off sits on that one row
+    assert 0 < moved["harrell_davis"] < 0.4 * step  # a weighted mean of every row: that row weighs a fraction
+    with pytest.raises(ValueError, match="threshold estimator"):
+        choose_threshold(y, scores, "fp_budget", max_fpr=0.0025, estimator="median")
+
+
+def test_harrell_davis_budget_never_splits_a_plateau_past_the_budget():
+    y = np.zeros(1000, dtype=int)
+    scores = np.r_[np.full(990, 0.1), np.full(10, 0.8)]  # plain isotonic calibration makes such plateaus
+    t = choose_threshold(y, scores, "fp_budget", max_fpr=0.005, estimator="harrell_davis")
+    assert np.mean(scores >= t) <= 0.005 and t > 0.8
+    flaggable = np.r_[np.ones(995, bool), np.zeros(5, bool)]  # half the plateau cannot be flagged on its score
+    t = choose_threshold(y, scores, "fp_budget", max_fpr=0.005, flaggable=flaggable, estimator="harrell_davis")
+    assert np.mean(flaggable & (scores >= t)) <= 0.005
+
+
+def test_fit_recipe_reads_the_budget_with_the_estimator_asked_for():
+    from fixtures_model import FEATURIZER, MODEL, labelled_sample, mirror_dir
+
+    from cybersentinel.model.generalisation import fit_recipe
+
+    sample, groups, dataset = labelled_sample(mirror_dir(), 300)
+    train = sample.assign(group=groups, source=np.where(np.arange(len(sample)) % 2, "one", "two"))
+    calibration = {"folds": 3, "method": "centred_isotonic", "ensemble": False}
+    thresholds = {}
+    for estimator in ("order_statistic", "harrell_davis"):
+        _, classifier, thresholds[estimator] = fit_recipe(train, dataset, FEATURIZER, MODEL, {}, calibration, 0.0025,
+                                                          0, threshold_estimator=estimator)
+        assert 0.0 < thresholds[estimator] <= 1.0 and hasattr(classifier, "predict_proba")
+    assert thresholds["order_statistic"] != thresholds["harrell_davis"]
+    with pytest.raises(ValueError, match="threshold estimator"):
+        fit_recipe(train, dataset, FEATURIZER, MODEL, {}, calibration, 0.0025, 0, threshold_estimator="median")
+
+
 def test_grouped_interval_resamples_whole_sites():
     from cybersentinel.model.metrics import grouped_interval, weighted_share
 

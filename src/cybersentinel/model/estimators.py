@@ -139,23 +139,43 @@ def centre_isotonic(calibrator: IsotonicRegression) -> IsotonicRegression:
     return calibrator
 
 
+BUDGET_ESTIMATORS = ("order_statistic", "harrell_davis")
+
+
 def budget_threshold(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, max_fpr: float,
-                     flaggable: np.ndarray | None = None) -> float:
+                     flaggable: np.ndarray | None = None, estimator: str = "order_statistic") -> float:
     """The lowest cut-off at which at most ``max_fpr`` of every source's legitimate rows score at or above it:
     a false-positive budget that holds for each collection, not just on average. ``flaggable`` (default: every
     row) marks the rows the served decision can call `malicious` on their score; the others (a popular site, a
     stock file, a page asset: the policy lowers their score whatever it is) count as legitimate rows not flagged,
-    so the budget is spent on what the served decision flags."""
-    if flaggable is not None:
-        scores = np.where(flaggable, scores, -np.inf)
+    so the budget is spent on what the served decision flags.
+
+    ``estimator`` reads each source's (1 - ``max_fpr``) quantile of its legitimate scores: ``order_statistic``,
+    just above the score of the row one past the budget; ``harrell_davis``, scipy's Harrell-Davis quantile, a
+    weighted mean of every order statistic, so the cut-off does not hang on the one or two rows nearest it (the
+    smallest collection's budget is 4 rows), except that tied rows (a calibration's plateau) are never split: a
+    cut-off inside a run of ties that would flag past the budget goes just above it. Three seeds of the held-out
+    folds found Harrell-Davis steadier but not better at the budget (docs/experiments.md, "Session 31")."""
+    if estimator not in BUDGET_ESTIMATORS:
+        raise ValueError(f"unknown threshold estimator {estimator!r}: expected one of {BUDGET_ESTIMATORS}")
+    if flaggable is not None:  # the Harrell-Davis weights need finite scores: 0 is below every flagged one
+        scores = np.where(flaggable, scores, -np.inf if estimator == "order_statistic" else 0.0)
     threshold = 0.0
     for source in np.unique(sources[y == 0]):
         legit = np.sort(scores[(y == 0) & (sources == source)])[::-1]
         allowed = int(np.floor(max_fpr * len(legit)))  # rows this source may have at or above the cut-off
         if allowed >= len(legit):
             continue
-        # the cut-off must clear the (allowed+1)-th highest score; ties with it are flagged too, so go just above
-        threshold = max(threshold, float(np.nextafter(legit[allowed], np.inf)))
+        if estimator == "harrell_davis":
+            from scipy.stats.mstats import hdquantiles
+
+            cut = float(hdquantiles(legit, prob=[1.0 - max_fpr])[0])
+            flagged = legit[legit >= cut]
+            if len(flagged) > allowed and np.sum(legit == flagged[-1]) > 1:
+                cut = float(np.nextafter(flagged[-1], np.inf))  # ties go together: not a plateau past the budget
+            threshold = max(threshold, cut)
+        else:  # the cut-off must clear the (allowed+1)-th highest score; ties with it are flagged too: just above
+            threshold = max(threshold, float(np.nextafter(legit[allowed], np.inf)))
     return min(threshold, 1.0)
 
 
@@ -172,14 +192,15 @@ def repeat_rows(frame: Any, mask: np.ndarray, times: int) -> Any:
 
 
 def choose_threshold(y: np.ndarray, scores: np.ndarray, objective: str, *, max_fpr: float | None = None,
-                     sources: np.ndarray | None = None, flaggable: np.ndarray | None = None) -> float:
+                     sources: np.ndarray | None = None, flaggable: np.ndarray | None = None,
+                     estimator: str = "order_statistic") -> float:
     """The score cut-off: ``fp_budget`` (see `budget_threshold`; ``sources`` default to one), or the one that
     maximises ``accuracy`` or ``f1`` on validation rows (ties: the lowest)."""
     if objective == "fp_budget":
         if max_fpr is None:
             raise ValueError("threshold objective fp_budget needs max_fpr")
         return budget_threshold(y, scores, np.zeros(len(y)) if sources is None else np.asarray(sources), max_fpr,
-                                flaggable)
+                                flaggable, estimator)
     candidates = np.unique(np.concatenate([scores, [0.5]]))
     order = np.argsort(scores)
     sorted_scores, sorted_y = scores[order], y[order]
