@@ -123,32 +123,43 @@ def report(name: str, rows: pd.DataFrame, threshold: float) -> list[str]:
     return lines
 
 
-def main() -> None:
-    from joblib import Parallel, delayed
-
+def fold_inputs(folds: str) -> dict[str, Any]:
+    """What a fold's training and served judgement read, as stage `generalise` reads it: ``params``, ``table``
+    (data/prepared.parquet), ``best_params``, the policy's pinned ``lists``, the featurizer's ``familiar`` sites,
+    which rows are ``flaggable`` on their score, and the ``folds`` (a comma-separated choice of names, "" for all)."""
     from cybersentinel.core.files import read_params
     from cybersentinel.intel.popular import read_popular_sites
     from cybersentinel.scoring.detector import policy_lists, rules_only
     from cybersentinel.scoring.policy import Policy
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folds", default="", help="comma-separated fold names (default: every fold)")
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
     params = read_params(REPO / "params.yaml")
     table = pd.read_parquet(REPO / "data" / "prepared.parquet")
-    best_params = json.loads((REPO / "models" / "best_params.json").read_text())
     intel = REPO / "data" / "intel" / "tranco_top100k.csv"
     policy = Policy(threshold=1.0, **params["policy"])
     lists = policy_lists(intel, policy.popular_list_size, REPO / "data" / "software.txt",
                          REPO / "data" / "resolvers.txt", params["software"]["resolvers"]["label"])
-    flaggable = rules_only(policy, params["software"]["wordpress"]["label"], lists).flaggable_on_score(table["url"])
-    familiar = list(read_popular_sites(intel, params["featurizer"]["familiar_sites"])) \
-        if params["featurizer"]["familiar_sites"] else []
-    chosen = [name for name in args.folds.split(",") if name]
-    folds = {name: rows for name, rows in fold_rows(table, params).items() if not chosen or name in chosen}
+    chosen = [name for name in folds.split(",") if name]
+    return {"params": params, "table": table,
+            "best_params": json.loads((REPO / "models" / "best_params.json").read_text()), "lists": lists,
+            "familiar": list(read_popular_sites(intel, params["featurizer"]["familiar_sites"]))
+            if params["featurizer"]["familiar_sites"] else [],
+            "flaggable": rules_only(policy, params["software"]["wordpress"]["label"], lists).flaggable_on_score(
+                table["url"]),
+            "folds": {name: rows for name, rows in fold_rows(table, params).items() if not chosen or name in chosen}}
+
+
+def main() -> None:
+    from joblib import Parallel, delayed
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folds", default="", help="comma-separated fold names (default: every fold)")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    given = fold_inputs(args.folds)
+    folds = given["folds"]
     results = Parallel(n_jobs=args.jobs)(
-        delayed(served_rows)(table, *rows, params, best_params, lists, familiar, flaggable) for rows in folds.values())
+        delayed(served_rows)(given["table"], *rows, given["params"], given["best_params"], given["lists"],
+                             given["familiar"], given["flaggable"]) for rows in folds.values())
     for name, (rows, threshold) in zip(folds, results, strict=True):
         print("\n".join(report(name, rows, threshold)))
 

@@ -18,14 +18,13 @@ data/prepared.parquet, data/intel, data/software.txt, data/resolvers.txt, params
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from policy_rules import fold_rows
+from policy_rules import fold_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,33 +96,18 @@ def summary(results: dict[int, dict[str, dict[str, dict[str, float]]]]) -> list[
 def main() -> None:
     from joblib import Parallel, delayed
 
-    from cybersentinel.core.files import read_params
-    from cybersentinel.intel.popular import read_popular_sites
-    from cybersentinel.scoring.detector import policy_lists, rules_only
-    from cybersentinel.scoring.policy import Policy
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="42,1,2", help="comma-separated LightGBM seeds")
     parser.add_argument("--folds", default="", help="comma-separated fold names (default: every fold)")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    params = read_params(REPO / "params.yaml")
-    table = pd.read_parquet(REPO / "data" / "prepared.parquet")
-    best_params = json.loads((REPO / "models" / "best_params.json").read_text())
-    intel = REPO / "data" / "intel" / "tranco_top100k.csv"
-    policy = Policy(threshold=1.0, **params["policy"])
-    lists = policy_lists(intel, policy.popular_list_size, REPO / "data" / "software.txt",
-                         REPO / "data" / "resolvers.txt", params["software"]["resolvers"]["label"])
-    flaggable = rules_only(policy, params["software"]["wordpress"]["label"], lists).flaggable_on_score(table["url"])
-    familiar = list(read_popular_sites(intel, params["featurizer"]["familiar_sites"])) \
-        if params["featurizer"]["familiar_sites"] else []
-    chosen = [name for name in args.folds.split(",") if name]
-    folds = {name: rows for name, rows in fold_rows(table, params).items() if not chosen or name in chosen}
+    given = fold_inputs(args.folds)
+    folds = given["folds"]
     seeds = [int(seed) for seed in args.seeds.split(",")]
     jobs = [(seed, name) for seed in seeds for name in folds]
     figures = Parallel(n_jobs=args.jobs)(
-        delayed(fold_figures)(table, *folds[name], params, best_params, lists, familiar, flaggable, seed)
-        for seed, name in jobs)
+        delayed(fold_figures)(given["table"], *folds[name], given["params"], given["best_params"], given["lists"],
+                              given["familiar"], given["flaggable"], seed) for seed, name in jobs)
     results: dict[int, dict[str, Any]] = {seed: {} for seed in seeds}
     for (seed, name), result in zip(jobs, figures, strict=True):
         results[seed][name] = result
