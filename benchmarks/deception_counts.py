@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from cybersentinel.core.files import load_manifest
-from cybersentinel.scoring.decider import address_sign_in, deceptive_hosts, global_addresses, named_brands
+from cybersentinel.scoring.decider import Decider, address_sign_in, deceptive_hosts, named_brands
 from cybersentinel.scoring.detector import read_popularity
+from cybersentinel.scoring.policy import Policy
 from cybersentinel.url.parsing import split_host_columns, url_fields
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,8 @@ def main() -> None:
     reasons = {host: deceptive or name for host, deceptive, name in zip(distinct, deceptive_hosts(distinct, splits),
                                                                         named, strict=True)}
     table["kind"] = hosts.map(lambda host: kind_of(reasons[host]))
-    on_address = hosts.map(dict(zip(distinct, global_addresses(distinct), strict=True))).to_numpy(dtype=bool)
+    on_global = Decider(Policy(threshold=1.0)).global_addresses(distinct)
+    on_address = hosts.map(dict(zip(distinct, on_global, strict=True))).to_numpy(dtype=bool)
     table.loc[on_address, "kind"] = table.loc[on_address, "url"].map(lambda url: kind_of(address_sign_in(url)))
     marked = table[table["kind"] != ""]
     print(f"{len(table):,} URLs, {len(distinct):,} hosts; deceptive by construction: {len(marked):,}")

@@ -13,7 +13,6 @@ from cybersentinel.scoring.decider import (
     Decider,
     address_sign_in,
     deceptive_host,
-    global_addresses,
     known_software_file,
     page_asset,
     software_url_pattern,
@@ -303,10 +302,11 @@ def test_a_brand_named_in_an_unpopular_sites_subdomain_corroborates_a_suspicion(
 @pytest.mark.parametrize(("host", "is_global"), [
     ("45.67.89.13", True), ("0x2d.0x43.0x59.0xd", True), ("[2001:4860:4860::8888]", True),
     ("10.0.0.5", False), ("127.0.0.1", False), ("203.0.113.7", False), ("[fe80::1]", False),
-    ("login.example", False), ("deadbeef.cafe", False), ("", False)])
+    ("login.example", False), ("deadbeef.cafe", False), ("localhost", False), ("", False)])
 def test_global_addresses_in_any_notation_a_browser_accepts(host, is_global):
-    assert global_addresses([host]) == [is_global]
-    assert global_addresses([host] + [f"h{i}.example" for i in range(40)])[0] == is_global  # the batch path
+    assert Decider(POLICY).global_addresses([host]) == [is_global]  # one new host
+    batch = [host] + [f"h{i}.example" for i in range(40)]
+    assert Decider(POLICY).global_addresses(batch) == [is_global] + [False] * 40  # many new hosts together
 
 
 @pytest.mark.parametrize(("url", "reason"), [

@@ -151,11 +151,14 @@ class Decider:
         checks the two agree."""
         plain = PLAIN_NAME.fullmatch(host) is not None  # `plain_names` of one host
         canonical = host if plain else canonical_host(host) or host
-        splits = split_host_columns([canonical])
-        registered = splits.registered[0]
-        deception = deceptive_hosts([canonical], splits)[0]
         allowed = self.allow.match(canonical) if self.allow.entries else ""
         blocked = self.block.match(canonical) if self.block.entries else ""
+        if not plain or canonical.endswith("localhost"):  # maybe an address, localhost or empty: nothing of a
+            fields = self._address_fields(canonical, standing, allowed, blocked)  # name's is read for those
+            if fields is not None:
+                return (*fields, *changes_anything(self.policy, [fields]))
+        splits = split_host_columns([canonical])
+        registered = splits.registered[0]
         rank = self.popularity.get(registered)
         feeds: tuple = ()
         if self.index is not None:
@@ -163,15 +166,17 @@ class Decider:
             feeds = tuple(signal[0])
             if not self.popularity:
                 rank = signal[3]
-        fields: tuple | None = None
-        if not plain or canonical.endswith("localhost"):  # maybe an address, localhost or empty
-            fields = self._address_fields(canonical, standing, allowed, blocked)
-        if fields is None:
-            user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
-            fields = (False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", "",
-                      canonical == registered or canonical == "www." + registered, user_content,
-                      named_brands(splits, [rank is not None])[0], False)
+        user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
+        fields = (False, False, feeds, None, None, rank, registered, allowed, blocked,
+                  deceptive_hosts([canonical], splits)[0], "", "", canonical == registered or
+                  canonical == "www." + registered, user_content, named_brands(splits, [rank is not None])[0], False)
         return (*fields, *changes_anything(self.policy, [fields]))
+
+    def global_addresses(self, hosts: list[str]) -> list[bool]:
+        """Whether each host is a global IP address in any notation a browser accepts (not a name, not a private,
+        reserved or other non-global address), as its evidence has it: read from the cache `apply` and
+        `decide_rows` read, so a request's address is classified once, not again for each rule that asks."""
+        return [entry[0] and entry[4] is None for entry in self._entries(hosts, IN_PAGE)]  # is_ip, ip_category
 
     def _address_fields(self, host: str, standing: int, allowed: str, blocked: str) -> tuple | None:
         """The `Evidence` fields of a canonical host that is an address (localhost names are the loopback
@@ -184,7 +189,7 @@ class Decider:
         if address is None:
             return None
         if self.index is not None:
-            found = self.index.lookup_host(host)
+            found = self.index.lookup_address(address)  # `lookup_host`'s answer, without parsing the host again
             status, category, feeds = found["ip_status"], found["ip_category"], tuple(found["feeds"])
         else:
             from cybersentinel.intel.feeds import ip_category, ip_status
@@ -417,19 +422,6 @@ def userinfo_deception(url: str) -> str:
 
 # Words of a sign-in page, in a path or query (policy rule 3: on a public address they corroborate a suspicion)
 _SIGN_IN = re.compile(r"(?i)log.?in|sign.?in|webmail|auth|account|verif|secure|password|session")
-
-
-def global_addresses(hosts: list[str]) -> list[bool]:
-    """Whether each host is a global IP address in any notation a browser accepts (not a name, not a private,
-    reserved or other non-global address)."""
-    from cybersentinel.intel.feeds import ip_category  # as `_address_fields`: only batches holding an address
-
-    found = [False] * len(hosts)
-    for i, plain in enumerate(plain_names(hosts)):
-        if not plain:  # a name with a letter past ``f`` is no address: most hosts stop here
-            address = parse_ip(canonical_host(hosts[i]) or "")
-            found[i] = address is not None and ip_category(address) is None
-    return found
 
 
 def address_sign_in(url: str) -> str:

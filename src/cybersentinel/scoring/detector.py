@@ -38,7 +38,6 @@ from cybersentinel.scoring.decider import (
     PAGE_ASSET_EXTENSIONS,
     Decider,
     address_sign_in,
-    global_addresses,
     known_software_file,
     page_asset,
     planted_page,
@@ -399,9 +398,11 @@ class Detector:
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
         for row, why in planted.items():  # deceptive by construction, as a host name before '@' is
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
-        addresses = [j for j, found in enumerate(global_addresses(hosts)) if found]
-        on_address = np.flatnonzero(np.isin(host_of_row, addresses) & (parsed.host_standing() == IN_PAGE)) \
-            if addresses else []
+        on_global = decider.global_addresses(hosts)
+        on_address = []
+        if any(on_global):  # a row without a host (host_of_row -1) reads the appended False
+            on_address = np.flatnonzero(np.asarray(on_global + [False])[host_of_row]
+                                        & (parsed.host_standing() == IN_PAGE))
         return (deception,
                 by_row(rows.get("software", []), lambda url: known_software_file(url, self.known_paths, software)),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
