@@ -22,6 +22,7 @@ the caches went cold from time passing (whatever else shares the core), not from
     python benchmarks/request_cpu.py --against /tmp/old/src --kind score --hosts fresh
     python benchmarks/request_cpu.py --against /tmp/old/src --gap-ms 4 --block 250
     python benchmarks/request_cpu.py --kind score --gap-ms 4 --spin --block 250
+    python benchmarks/request_cpu.py --kind score --gap-ms 4 --block 1000 --rounds 5 --slowest 50
     python benchmarks/request_cpu.py --against /tmp/old/src --urls-per-request 1000 --block 10 --rounds 6
     python benchmarks/request_cpu.py --against /tmp/old/src --kind score --hosts idn --urls-per-request 1000 --block 4
 """
@@ -159,6 +160,8 @@ def main() -> int:
                         help="idle milliseconds before each request (a worker's caches go cold between requests)")
     parser.add_argument("--spin", action="store_true",
                         help="spend the gap busy instead of asleep: whether the cost is the core's idle state")
+    parser.add_argument("--slowest", type=int, default=0, metavar="N",
+                        help="also print each version's N slowest requests (CPU, first URL): what the tail is made of")
     parser.add_argument("--model-dir", type=Path, default=REPO / "models")
     parser.add_argument("--feeds-dir", type=Path, default=REPO / "data" / "intel")
     args = parser.parse_args()
@@ -194,6 +197,7 @@ def main() -> int:
     gc.collect()
     gc.freeze()
     found: dict[str, list[float]] = {name: [] for name in versions}
+    first_urls: dict[str, list[str]] = {name: [] for name in versions}  # each request's first URL, as sent
     for r in range(args.rounds):
         urls_now = urls[r * block:(r + 1) * block]
         for name in (list(versions) if r % 2 == 0 else list(versions)[::-1]):
@@ -201,6 +205,7 @@ def main() -> int:
             sent = changed(urls_now, f"{name}{r}x") if changed else urls_now
             found[name] += run(versions[name], kind, sent, loop, args.gap_ms / 1000, per_request,
                                spin if args.spin else time.sleep)
+            first_urls[name] += sent[::per_request]
     feeds_text = f"feeds {feeds}" if feeds else "no feeds"
     waiting = "spinning" if args.spin else "idle"
     print(f"{args.kind}, {per_request:,} URL(s) per request, hosts {args.hosts}, {feeds_text}, "
@@ -208,6 +213,8 @@ def main() -> int:
     for name, times in found.items():
         label = {"this": str(REPO / "src"), "against": str(args.against), "floor": "load_floor.app"}[name]
         print(f"{label}: {summary(times, per_request)}")
+        for seconds, url in sorted(zip(times, first_urls[name], strict=True), reverse=True)[:args.slowest]:
+            print(f"  {seconds * 1e6:9.1f} us  {url[:100]}")
     return 0
 
 

@@ -4,6 +4,7 @@ same URL inside a large varied batch, feeds, lists and rules included."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -396,10 +397,12 @@ def test_request_cpu_benchmark_alternates_two_versions(tmp_path: Path) -> None:
     assert len(lines) == 2 and all("30 requests" in line for line in lines), result.stdout
     assert "2 URL(s) per request" in result.stdout and "1 ms idle before each" in result.stdout
     spun = subprocess.run([sys.executable, str(REPO / "benchmarks" / "request_cpu.py"), "--kind", "score", "--block",
-                           "10", "--rounds", "1", "--gap-ms", "1", "--spin"],
+                           "10", "--rounds", "1", "--gap-ms", "1", "--spin", "--slowest", "3"],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert spun.returncode == 0, spun.stderr
     assert "1 ms spinning before each" in spun.stdout and "10 requests" in spun.stdout, spun.stdout
+    slowest = [float(found[1]) for line in spun.stdout.splitlines() if (found := re.match(r" +([0-9.]+) us  \S", line))]
+    assert len(slowest) == 3 and slowest == sorted(slowest, reverse=True), spun.stdout  # slowest first, with a URL
 
 
 def test_request_cpu_idn_hosts_are_new_cyrillic_names_with_the_path_kept() -> None:
