@@ -307,6 +307,7 @@ def test_global_addresses_in_any_notation_a_browser_accepts(host, is_global):
     assert Decider(POLICY).global_addresses([host]) == [is_global]  # one new host
     batch = [host] + [f"h{i}.example" for i in range(40)]
     assert Decider(POLICY).global_addresses(batch) == [is_global] + [False] * 40  # many new hosts together
+    assert Decider(POLICY, index()).global_addresses([host]) == [is_global]  # classified by the feeds' index
 
 
 @pytest.mark.parametrize(("url", "reason"), [
