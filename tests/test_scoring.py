@@ -114,6 +114,31 @@ def test_interleaved_kernel_matches_the_general_walk_and_lightgbm_on_odd_inputs(
         assert one_raw.tobytes() == raw[i:i + 1].tobytes() and one_contrib.tobytes() == contrib[i:i + 1].tobytes()
 
 
+@pytest.mark.parametrize("n_trees", [1, 5, 8, 13, 17])
+def test_interleaved_kernel_walks_any_number_of_trees(detector, pipeline, urls, n_trees):
+    """A request's rows walk eight trees at once, the last group fewer than eight; a batch's rows go eight at a
+    time: the first ``n_trees`` trees give the general walk's sums, leaves and contributions on either path."""
+    from cybersentinel.model.compiled import _walk, _walk8
+
+    trees = detector.scorer.folds[0][0]
+    roots, depth, *arrays, bias = trees.compact
+    X = pipeline.named_steps["features"].transform(pd.DataFrame({"url": urls[:19]})).astype(np.float32)
+    X[::3, ::4] = np.nan
+    raw_general, contrib_general = _walk(X, trees.roots[:n_trees], trees.feature, trees.threshold, trees.left,
+                                         trees.right, trees.value, trees.default_left, trees.missing, True)
+    for rows in (slice(0, 1), slice(0, 8), slice(0, 19)):  # the per-row path, the batch path, both
+        part = np.ascontiguousarray(X[rows])
+        leaves = np.empty((len(part), n_trees), dtype=np.int32)
+        raw, contrib = _walk8(part, roots[:n_trees], depth[:n_trees], *arrays, bias, True, leaves)
+        np.testing.assert_array_equal(raw, raw_general[rows])
+        np.testing.assert_allclose(contrib[:, :-1], contrib_general[rows, :-1], atol=1e-4)
+        assert (leaves >= 0).all() and (leaves < len(arrays[-2])).all()
+        leaves_alone = np.empty_like(leaves)
+        assert _walk8(part, roots[:n_trees], depth[:n_trees], *arrays, bias, False, leaves_alone)[0].tobytes() \
+            == raw.tobytes()
+        assert leaves_alone.tobytes() == leaves.tobytes()
+
+
 def test_deferred_contributions_are_the_contributions_predict_gives(detector, pipeline, urls):
     """The batch path walks the trees once keeping each row's leaves, and adds the contributions of only the rows
     it explains: bit for bit what `predict` gives, with one fold or several (their mean), on any subset of rows
