@@ -66,6 +66,12 @@ def test_corrections_are_attributable_idempotent_and_reversible(store: FeedbackS
         store.revoke(host.id, "erin", "again")
     with pytest.raises(FeedbackError, match="no feedback #999"):
         store.revoke(999, "erin", "x")
+    for beyond in (0, -1, 2**63, 10**30):  # ids no 64-bit column holds: not found, not a driver's overflow
+        with pytest.raises(FeedbackError, match=f"no feedback #{beyond}"):
+            store.revoke(beyond, "erin", "x")
+    for analyst, reason in (("er\x00in", "x"), ("erin", "x\x00")):  # refused as `add` refuses them
+        with pytest.raises(FeedbackError, match="analyst|reason"):
+            store.revoke(flipped.id, analyst, reason)
     assert [item.id for item in store.list(active_only=True)] == [flipped.id]
     allow, block = store.site_lists()
     assert not allow and block.match_url("https://www.shop.example.org/login") == (
@@ -205,6 +211,9 @@ def test_post_feedback_takes_effect_at_once_and_is_reversible(service) -> None:
     assert client.post(f"/v1/feedback/{recorded['feedback']['id']}/revoke",
                        json={"analyst": "bob", "reason": "twice"}).status_code == 409
     assert client.post("/v1/feedback/4242/revoke", json={"analyst": "bob", "reason": "x"}).status_code == 404
+    beyond = client.post(f"/v1/feedback/{2**63}/revoke", json={"analyst": "bob", "reason": "x"})  # was a 500
+    assert beyond.status_code == 404 and beyond.json()["detail"] == f"no feedback #{2**63}"
+    assert client.post("/v1/feedback/1/revoke", json={"analyst": "bob\u0000", "reason": "x"}).status_code == 422
     listed = client.get("/v1/feedback").json()
     assert listed["count"] == 1 and not listed["feedback"][0]["active"]
     assert client.get("/v1/feedback?active=true").json()["count"] == 0

@@ -84,6 +84,14 @@ def test_route_labels_are_bounded() -> None:
     assert route_of("/v1/score", routes) == "/v1/score"
     assert route_of("/static/app.js", routes) == "/static"
     assert route_of("/wp-admin/../etc/passwd", routes) == "other"
+    from cybersentinel.ops.service import ROUTES  # the service's own: every route it answers has its label
+
+    revoke = "/v1/feedback/{feedback_id}/revoke"
+    assert route_of("/v1/feedback", ROUTES) == "/v1/feedback"
+    assert route_of("/v1/feedback/17/revoke", ROUTES) == route_of("/v1/feedback/9223372036854775808/revoke",
+                                                                  ROUTES) == revoke
+    for path in ("/v1/feedback//revoke", "/v1/feedback/17/revoke/x", "/v1/feedback/17", "/v1/x/17/revoke"):
+        assert route_of(path, ROUTES) == "other", path
 
 
 @pytest.fixture(scope="module")

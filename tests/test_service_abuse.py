@@ -131,8 +131,14 @@ def test_the_host_check_answers_as_starlettes_trusted_host_middleware() -> None:
     for hosts in (["127.0.0.1", "localhost", "::1"], ["*.scan.example.org", "[::1]"], ["*"]):
         for headers in [[(b"host", v)] for v in values] + [[], [(b"host", b"evil.example"), (b"host", b"localhost")],
                                                           [(b"host", b"localhost"), (b"host", b"evil.example")]]:
-            expected = answer(BrowserGuard(TrustedHostMiddleware(ok, allowed_hosts=hosts, www_redirect=False)), headers)
+            # an IPv6 address given bare (`serve --host ::1`) is the bracketed name a Host header carries
+            bracketed = [f"[{h}]" if ":" in h and not h.startswith("[") else h for h in hosts]
+            expected = answer(BrowserGuard(TrustedHostMiddleware(ok, allowed_hosts=bracketed, www_redirect=False)),
+                              headers)
             assert answer(BrowserGuard(ok, allowed_hosts=hosts), headers) == expected, (hosts, headers)
+    for header in (b"[::1]", b"[::1]:8000"):  # the default hosts answer the IPv6 loopback, as the README says
+        assert answer(BrowserGuard(ok, allowed_hosts=list(Settings().trusted_hosts)), [(b"host", header)])[0][
+            "status"] == 200, header
 
 
 def test_trusted_hosts_default_to_the_bound_address_and_localhost() -> None:

@@ -136,6 +136,8 @@ def test_page_asks_for_an_api_key_when_the_server_needs_one(browser, model_dir: 
         page.click("#check")
         expect(page.locator("#status")).to_have_text("Done.")
         assert page.locator("#results tbody tr").first.get_attribute("data-verdict") == "malicious"
+        # the model card, refused before the key was given, is read now: this server has no feeds to check
+        assert page.locator("#results tbody tr td.intel").first.inner_text() == "feeds not loaded"
 
 
 def test_an_analyst_marks_a_false_positive_and_confirms_a_miss(browser, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
@@ -153,6 +155,7 @@ def test_an_analyst_marks_a_false_positive_and_confirms_a_miss(browser, model_di
         expect(page.locator("#status")).to_have_text("Done.")
         phishing, legitimate = rows.nth(0), rows.nth(1)
         assert phishing.get_attribute("data-verdict") == "malicious"
+        assert legitimate.locator("td.intel").inner_text() == "feeds not loaded"  # not "no feed match"
 
         phishing.locator("button.false_positive").click()  # no name yet: refused on the page, nothing sent
         expect(phishing.locator(".feedback-status")).to_have_text(re.compile("Enter your name"))

@@ -33,6 +33,7 @@ SCOPES = ("url", "host")
 MAX_NOTE = 2000
 MAX_ANALYST = 200
 MAX_URL = 65_536
+MAX_ID = 2**63 - 1  # ids are 64-bit in both stores (SQLite's INTEGER, PostgreSQL's bigint)
 MIGRATIONS_TABLE = "feedback_schema_migrations"  # its own versions: the ETL's schema_migrations may share the database
 _MIGRATION_LOCK = 0x6366_6565_6462  # pg_advisory_xact_lock key of the feedback schema
 
@@ -270,10 +271,13 @@ class FeedbackStore:
     def revoke(self, feedback_id: int, analyst: str, reason: str) -> Feedback:
         """Retract a correction: the row stays, marked with who revoked it, when and why."""
         analyst, reason = analyst.strip(), reason.strip()
-        if not analyst or len(analyst) > MAX_ANALYST:
+        if not analyst or len(analyst) > MAX_ANALYST or "\x00" in analyst:  # as `add` refuses them (`_check`)
             raise FeedbackError(f"analyst must be a name of 1 to {MAX_ANALYST} characters")
-        if not reason or len(reason) > MAX_NOTE:
-            raise FeedbackError("say why the correction is revoked (a reason of at most 2000 characters)")
+        if not reason or len(reason) > MAX_NOTE or "\x00" in reason:
+            raise FeedbackError(f"say why the correction is revoked (a reason of at most {MAX_NOTE} characters, "
+                                "without NUL)")
+        if not 0 < feedback_id <= MAX_ID:  # no row has it, and neither store's driver takes it
+            raise FeedbackError(f"no feedback #{feedback_id}")
         with self._transaction() as cur:
             found = self._rows(cur, self._sql("WHERE id = %s"), (feedback_id,))
             if not found:

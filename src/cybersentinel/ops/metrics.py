@@ -153,7 +153,17 @@ def route_of(path: str, routes: frozenset[str]) -> str:
         return path
     if path.startswith("/static/"):
         return "/static"
+    parts = path.split("/")
+    for route in routes:  # a route with a parameter: `/v1/feedback/{feedback_id}/revoke`
+        if "{" in route and _fills(route.split("/"), parts):
+            return route
     return "other"
+
+
+def _fills(pattern: list[str], parts: list[str]) -> bool:
+    """Whether a path's segments fill a route's: equal, or any non-empty one where the route has ``{...}``."""
+    return len(pattern) == len(parts) and all(p == q or (p.startswith("{") and q != "")
+                                              for p, q in zip(pattern, parts, strict=True))
 
 
 class HttpMetrics:

@@ -67,7 +67,9 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 PREFIX = "cybersentinel"  # of every metric name
 
 
-ROUTES = frozenset({"/healthz", "/v1/model", "/v1/score", "/", "/model", "/metrics"})  # metric labels; else "other"
+# metric labels (`route_of`; a ``{...}`` segment stands for any one segment); any other path is "other"
+ROUTES = frozenset({"/healthz", "/v1/model", "/v1/score", "/v1/feedback", "/v1/feedback/{feedback_id}/revoke", "/",
+                    "/model", "/docs", "/openapi.json", "/metrics"})
 
 
 # Swagger UI sets inline styles and draws icons from data: URIs; scripts stay files from this origin.
@@ -203,6 +205,8 @@ class BrowserGuard:
         self.app = app
         self.trusted = None  # None: every host is answered
         if allowed_hosts is not None:
+            # a Host header writes an IPv6 address in brackets (`[::1]:8000`), and Starlette compares it so
+            allowed_hosts = [f"[{h}]" if ":" in h and not h.startswith("[") else h for h in allowed_hosts]
             self.trusted = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts, www_redirect=False)
             if self.trusted.allow_any:
                 self.trusted = None

@@ -96,10 +96,13 @@ function reasonsList(reasons) {
   return String(reasons).split(/;\s*/).filter((r) => r !== "");
 }
 
-// The detector reports matched feeds as one ", "-joined string, and only when the server has feeds loaded.
+// Matched feeds come as one ", "-joined string (empty when none lists the host). Whether the server has feeds at
+// all is in its model card (`feeds` null without them): an empty string there means nothing was checked.
+let feedsLoaded = null;  // unknown until the card is read
+
 function intelText(result) {
-  if (result.error) return "";
-  if (!("feeds" in result)) return "feeds not loaded";
+  if (result.error || feedsLoaded === null) return "";
+  if (!feedsLoaded) return "feeds not loaded";
   return result.feeds ? `listed in ${result.feeds}` : "no feed match";
 }
 
@@ -244,6 +247,7 @@ async function check(values) {
     for (let start = 0; start < values.length; start += batchSize) {
       setStatus(`Scoring ${Math.min(start + batchSize, values.length)} of ${values.length}…`);
       const results = await scoreBatch(values.slice(start, start + batchSize));
+      if (feedsLoaded === null) await loadModelName().catch(() => {});  // a key given since the page loaded
       results.forEach((result, i) => renderRow(tbody, start + i, result));
       all.push(...results);
       renderSummary(all);
@@ -262,6 +266,7 @@ async function loadModelName() {
   if (!response.ok) return;
   const card = await response.json();
   $("model-name").textContent = `${card.name} ${card.version}`;
+  feedsLoaded = Boolean(card.feeds);
   if (card.limits && card.limits.max_batch) batchSize = Math.min(batchSize, card.limits.max_batch);
 }
 
