@@ -68,3 +68,22 @@ def test_predict_loads_no_other_command_code() -> None:
     assert "cybersentinel.cli.predict" in loaded
     others = {f"cybersentinel.cli.{module}" for module, _ in COMMANDS.values()} - {"cybersentinel.cli.predict"}
     assert not loaded & (others | {"cybersentinel.ops.service", "cybersentinel.ops.etl", "tenacity", "asyncio"})
+
+
+def test_a_file_a_command_cannot_write_is_one_line_and_status_2(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A directory, or a folder that is a file, as the output: one line naming it, status 2 (1 is `drift`'s
+    "drift found"), no traceback, nothing written."""
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file").write_text("")
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://example.com/\n")
+    for output in (tmp_path / "a-folder", tmp_path / "a-file" / "out.csv"):
+        result = CliRunner().invoke(app, ["predict", "--model-dir", str(model_dir), "--no-feeds", "-i", str(urls),
+                                          "-o", str(output)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"Error: {tmp_path}/a-") and result.output.count("\n") == 1, result.output
+        assert "Traceback" not in result.output
+    assert list((tmp_path / "a-folder").iterdir()) == []
+    devnull = CliRunner().invoke(app, ["predict", "--model-dir", str(model_dir), "--no-feeds", "-i", str(urls),
+                                       "-o", "/dev/null"])
+    assert devnull.exit_code == 0 and Path("/dev/null").is_char_device()

@@ -3,6 +3,7 @@ resolver, web server or container user that reads a model, feed or rule file run
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,28 @@ def test_pipeline_outputs_are_readable_by_other_users(sample_repo: Path) -> None
     assert any(p.name == "model.skops" for p in files)
     for path in files:
         assert path.stat().st_mode & 0o777 == 0o666 & ~UMASK, path
+
+
+def test_an_output_is_what_its_path_names(tmp_path: Path) -> None:
+    """A device (or FIFO) is written to, not replaced by a file; a directory is refused before anything is
+    written; a link to a file is replaced by the new file and its target (say, a DVC cache file) left alone."""
+    import stat
+
+    from cybersentinel.core.files import atomic_path
+
+    with atomic_path(os.devnull) as target:  # renamed onto, /dev/null would become a regular file
+        assert str(target) == os.devnull
+        target.write_text("discarded")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="is a directory"), atomic_path(folder):
+        pytest.fail("the block must not run")
+    assert list(folder.iterdir()) == []
+    cached = tmp_path / "cache-file"
+    cached.write_text("cached")
+    (tmp_path / "link.csv").symlink_to(cached)
+    with atomic_path(tmp_path / "link.csv") as tmp:
+        tmp.write_text("new")
+    assert not (tmp_path / "link.csv").is_symlink() and (tmp_path / "link.csv").read_text() == "new"
+    assert cached.read_text() == "cached"

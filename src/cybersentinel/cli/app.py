@@ -3,6 +3,7 @@ this package imports Typer; the commands call the library below it."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 from typing import Annotated
 
@@ -43,8 +44,26 @@ def load_command(name: str) -> TyperCommand | TyperGroup:
     return typer.main.get_command(single)
 
 
+def os_error_text(exc: OSError) -> str:
+    """``[Errno 30] Read-only file system: 'out.csv'`` as ``out.csv: read-only file system``."""
+    name = exc.filename if exc.filename is not None else exc.filename2
+    reason = (exc.strerror or str(exc)).rstrip(".")
+    return f"{name}: {reason[:1].lower()}{reason[1:]}" if name is not None else reason
+
+
 class LazyGroup(TyperGroup):
-    """The top-level group: lists every name of `COMMANDS`, builds a command on first use."""
+    """The top-level group: lists every name of `COMMANDS`, builds a command on first use. A file a command
+    cannot read or write (a directory, a read-only or full disk, a missing folder) ends it with one line naming
+    the file, not a traceback: every command writes through `atomic_path`, so nothing half-written stays."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # a reader that left (`| head -1`): Click's own handling, status 1
+                raise
+            typer.echo(f"Error: {os_error_text(exc)}", err=True)
+            raise typer.Exit(2) from exc  # 2 as for a bad option; 1 is `drift`'s "drift found", acted on
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return [*super().list_commands(ctx), *(name for name in COMMANDS if name not in self.commands)]

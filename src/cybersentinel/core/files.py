@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -29,8 +30,20 @@ class ModelIntegrityError(RuntimeError):
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A device, FIFO or socket (``/dev/null``, a pipe a reader waits on) is written to as it is: renaming a file
+    onto it would replace the device rather than write to it. A directory is refused. A symbolic link to a file is
+    replaced by the new file, its target left as it was (a link into DVC's cache must never be written through)."""
     target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
+    if target.exists() and not target.is_file():  # a character or block device, a FIFO, a socket
+        yield target
+        return
+    folder = next((f for f in target.parents if f.exists()), None)  # the nearest folder that is there already
+    if folder is not None and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder to write in", str(folder))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
