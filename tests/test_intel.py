@@ -228,6 +228,64 @@ def test_from_dir_reads_known_files_and_extra_domain_lists(tmp_path):
         IntelIndex.from_dir(tmp_path / "empty")
 
 
+# ------------------------------------------------------------------------------------------------ intel lookup
+
+
+def lookup_cli(tmp_path: Path, *args: str):
+    """`cybersentinel intel lookup` over a one-file feed folder, on a terminal wide enough for one line a row."""
+    (tmp_path / "spamhaus_drop.txt").write_text("1.10.16.0/20 ; SBL1\n")
+    return CliRunner().invoke(app, ["intel", "lookup", "--feeds-dir", str(tmp_path), *args], env={"COLUMNS": "250"})
+
+
+@pytest.mark.parametrize("value", ["0x1.0xa.0x10.0x5", "1.10.4101", "01.012.020.05", "1。10。16。5", "１.１０.１６.５",
+                                   "http://0x1.0xa.0x10.0x5/login", "HTTP://1.10.4101:8080/"])
+def test_lookup_url_reads_the_host_as_a_browser_and_the_decider_do(value):
+    """Every spelling a browser reads as 1.10.16.5 is 1.10.16.5 to the feeds (README), as in `predict`."""
+    found = small_index().lookup_url(value)
+    assert (found["value"], found["host"], found["kind"], found["feeds"]) == (value, "1.10.16.5", "ip", ["drop", "fh"])
+    assert found["error"] is None
+
+
+def test_cli_lookup_shows_the_canonical_host_it_looked_up(tmp_path):
+    table = lookup_cli(tmp_path, "1.10.4101", "0x1.0xa.0x10.0x5")
+    assert table.exit_code == 0, table.output
+    rows = [line for line in table.output.splitlines() if "1.10.4101" in line or "0x1.0xa" in line]
+    assert len(rows) == 2 and all("1.10.16.5" in row and "spamhaus_drop" in row for row in rows), table.output
+    found = json.loads(lookup_cli(tmp_path, "--json", "01.012.020.05").output)
+    assert (found["value"], found["host"], found["feeds"]) == ("01.012.020.05", "1.10.16.5", ["spamhaus_drop"])
+
+
+@pytest.mark.parametrize("value", ["a\x01b.example", "a\tb.example", "a\nb.example", "\x1fevil.example",
+                                   "evil.example\x7f", "http://evil.example\x85/", "a\x1b[31mRED.example"])
+def test_lookup_url_reports_control_characters_instead_of_dropping_them(value):
+    found = small_index().lookup_url(value)
+    assert found["kind"] == "invalid" and found["feeds"] == [] and found["value"] == value
+    assert "not a valid host" in found["error"] and "control character" in found["error"]
+
+
+def test_cli_lookup_reports_a_control_character_per_row(tmp_path):
+    result = lookup_cli(tmp_path, "--json", "a\x01b.example", "1.10.16.5")
+    assert result.exit_code == 0, result.output
+    bad, good = map(json.loads, result.output.splitlines())
+    assert bad["value"] == "a\x01b.example" and bad["kind"] == "invalid" and "control character" in bad["error"]
+    assert good["feeds"] == ["spamhaus_drop"] and good["error"] is None
+    table = lookup_cli(tmp_path, "a\x01b.example")
+    assert "ab.example" not in table.output and "not a valid host" in table.output
+
+
+def test_cli_lookup_table_escapes_what_a_terminal_would_obey(tmp_path):
+    """Escape sequences and other non-printable characters are shown escaped, Rich markup as written; JSON lines
+    keep the raw values (JSON-escaped)."""
+    values = ["a\x1b[31mRED.example", "[red]x.example", "x.example\u202e", "http://x.example/[blink]y"]
+    table = lookup_cli(tmp_path, *values)
+    assert table.exit_code == 0, table.output
+    assert "\x1b" not in table.output and "\u202e" not in table.output
+    for shown in ("a\\x1b[31mRED.example", "[red]x.example", "x.example\\u202e", "http://x.example/[blink]y"):
+        assert shown in table.output, table.output
+    lines = lookup_cli(tmp_path, "--json", *values).output.splitlines()
+    assert "\x1b" not in lines[0] and [json.loads(line)["value"] for line in lines] == values
+
+
 # ------------------------------------------------------------------------------------------------ refresh
 
 

@@ -520,10 +520,23 @@ class IntelIndex:
                 "tranco_rank": self.popularity.get(registered)}
 
     def lookup_url(self, url: str) -> dict[str, Any]:
-        """Intel for a URL, domain or IP: the host's IP status and feeds, or its domain matches and rank."""
-        from cybersentinel.url.parsing import split_url
+        """Intel for a URL, domain or IP: the host's IP status and feeds, or its domain matches and rank.
 
-        return {"value": url, **self.lookup_host(split_url(url).host)}
+        ``host`` is what was looked up: the host as a browser reads it, as the decider asks the feeds about it
+        (``1.10.4101`` and ``0x1.0xa.0x10.0x5`` are ``1.10.16.5``). A value holding a control character is
+        ``kind`` "invalid" with an ``error``, not looked up: parsing drops or trims such characters
+        (``a\\tb.example`` is ``ab.example`` to a browser), which would answer for a host never given."""
+        import unicodedata
+
+        from cybersentinel.url.parsing import canonical_host, split_url
+
+        # white space around a value (a line's end) is trimmed, as `split_url` does; any other control is not
+        bad = next((c for c in url.strip(" \t\n\r\f\v") if unicodedata.category(c) == "Cc"), None)
+        if bad is not None:  # the fields of a host with no answer
+            return {"value": url, **self.lookup_host(""), "kind": "invalid",
+                    "error": f"not a valid host: control character {ascii(bad)}"}
+        host = split_url(url).host
+        return {"value": url, **self.lookup_host(canonical_host(host) or host), "error": None}
 
     def lookup_host(self, host: str) -> dict[str, Any]:
         """`lookup_url` for a host name or IP literal alone (no URL to split)."""
