@@ -420,3 +420,16 @@ def test_cli_export_clear_errors(tmp_path):
     assert not (tmp_path / "o").exists()
     result = CliRunner().invoke(app, ["blocklist", "export", str(bad), "-f", "iptables"])
     assert result.exit_code == 2 and "unknown format" in result.output
+
+
+@pytest.mark.parametrize("blocker", ["unbound-blocklist.conf", "report.json"])
+def test_cli_export_writes_no_file_when_one_target_cannot_be_written(tmp_path, monkeypatch, blocker):
+    monkeypatch.chdir(tmp_path)
+    scored = tmp_path / "scored.csv"
+    scored_frame().to_csv(scored, index=False)
+    out = tmp_path / "out"
+    (out / blocker).mkdir(parents=True)  # a folder where one output goes: the set cannot be written whole
+    result = CliRunner().invoke(app, ["blocklist", "export", str(scored), "-o", str(out)], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{out / blocker}: is a directory, not a file to write" in result.output
+    assert [p.name for p in out.iterdir()] == [blocker]  # nothing written, no temporary file left behind

@@ -217,3 +217,19 @@ def test_cli_reports_an_unreachable_server_clearly(tmp_path, monkeypatch):
     assert result.exit_code == 2
     output = " ".join(result.output.split())
     assert "Connection refused" in output and "nothing was committed" in output
+
+
+@pytest.mark.parametrize("kind", ["columns", "not_parquet"])
+def test_cli_reports_an_unusable_url_table_before_connecting(tmp_path, monkeypatch, kind):
+    monkeypatch.delenv("CYBERSENTINEL_PG_DSN", raising=False)  # never reached: the table is read first
+    validated = tmp_path / "validated.parquet"
+    if kind == "columns":
+        validated_frame().drop(columns=["label", "snapshot"]).to_parquet(validated)
+    else:
+        validated.write_text("url,label\nhttp://a.example/,1\n")
+    result = CliRunner().invoke(app, ["etl", "load", "--to", "postgres", "--validated", str(validated),
+                                      "--feeds-dir", str(tmp_path / "none")], env={"COLUMNS": "400"})
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), output
+    expected = {"columns": "lacks the columns ['label', 'snapshot']", "not_parquet": "not a Parquet file"}[kind]
+    assert f"{validated}: " in output and expected in output, output

@@ -312,3 +312,24 @@ def test_blocklist_export_never_blocks_for_a_url_an_analyst_cleared() -> None:
     assert [e.value for e in entries] == ["shop.example.org"]  # the other page's verdict still blocks the host
     assert [r.source for r in rejected] == ["scored.csv:1"]
     assert rejected[0].reason == "allowlisted URL (analyst feedback #1 by alice: shop.example.org/promo): never blocked"
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_named_not_crashed(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "x.sqlite"
+    db.write_text("garbage\n")
+    with pytest.raises(StoreUnavailableError, match=f"{db}: not a feedback database"):
+        FeedbackStore.from_env(path=db).list()
+    scored = tmp_path / "scored.csv"
+    scored.write_text("url,verdict\nhttp://bad.example.net/kit,malicious\n")
+    for args in (["feedback", "list"], ["feedback", "migrate"], ["feedback", "export", "-o", "out"],
+                 ["feedback", "revoke", "1", "--analyst", "a", "--reason", "r"],
+                 ["feedback", "add", "http://a.example.com/", "--kind", "false_positive", "--analyst", "a"],
+                 ["blocklist", "export", str(scored), "-o", "rules"]):
+        result = CliRunner().invoke(cli_app, [*args, "--feedback-db", str(db)], env={"COLUMNS": "400"})
+        output = " ".join(result.output.split())
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (args, result.output)
+        assert f"{db}: not a feedback database" in output, (args, output)
+    assert db.read_text() == "garbage\n" and sorted(p.name for p in tmp_path.iterdir()) == ["scored.csv", "x.sqlite"]

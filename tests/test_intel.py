@@ -7,6 +7,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -467,3 +468,29 @@ def test_a_mirror_gives_the_same_snapshot_bytes_wherever_and_whenever_it_is_copi
     assert snapshots[0] == snapshots[1]
     assert set(snapshots[0]) == {"feeds.json", *(feed.filename for feed in FEEDS.values())}
     assert str(tmp_path).encode() not in snapshots[0]["feeds.json"]
+
+
+def test_refresh_from_a_mirror_reports_an_undecodable_feed_by_line_and_refreshes_the_rest(tmp_path):
+    mirror, out = tmp_path / "mirror", tmp_path / "feeds"
+    mirror.mkdir()
+    (mirror / "firehol_level1.txt").write_text("1.10.16.0/20\n", encoding="utf-16")  # a BOM, then NULs
+    (mirror / "spamhaus_drop.txt").write_bytes(b"1.10.16.0/20 ; SBL1\n# caf\xed\n")  # Latin-1 in a comment
+    (mirror / "et_compromised_ips.txt").write_text("9.9.9.9\n")
+    (mirror / "tranco_top100k.csv").write_text("google.com\n")
+    result = CliRunner().invoke(app, ["feeds", "refresh", "--out", str(out), "--mirror", str(mirror)],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    output = " ".join(result.output.split())
+    assert f"{mirror / 'firehol_level1.txt'}:1: not UTF-8 text" in output
+    assert f"{mirror / 'spamhaus_drop.txt'}:2: not UTF-8 text" in output
+    assert "et_compromised: updated, 1 entries" in output and "tranco: updated, 1 entries" in output
+    manifest = json.loads((out / "feeds.json").read_text())
+    assert set(manifest["feeds"]) == {"et_compromised", "tranco"}
+    assert sorted(p.name for p in out.iterdir()) == ["et_compromised_ips.txt", "feeds.json", "tranco_top100k.csv"]
+
+
+def test_read_feed_file_names_the_undecodable_line(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"1.2.3.0/24\n5.6.7.0/24\n\xed\n")
+    with pytest.raises(FeedError, match=re.escape(f"{path}:3: not UTF-8 text")):
+        read_feed_file(path, parse_networks)

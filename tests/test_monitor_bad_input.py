@@ -99,3 +99,25 @@ def test_excerpts_are_escaped(tmp_path: Path) -> None:
     report = run_monitor(log, no_scores, alerts=io.StringIO(), once=True, show_malformed=True)
     excerpt = report["malformed_samples"][0]["excerpt"]
     assert excerpt.isprintable() and "\x1b" not in excerpt and "\\x1b" in excerpt
+
+
+@pytest.mark.parametrize("text", ["", "\n \n", "url\n", "url,verdict,score,reasons,first_seen\r\n"])
+def test_an_empty_or_header_only_block_list_is_a_first_start(tmp_path: Path, text: str) -> None:
+    log, blocked = tmp_path / "access.log", tmp_path / "blocked.csv"
+    log.write_text(line(1) + "\n")
+    blocked.write_text(text)
+    report = run_monitor(log, no_scores, alerts=io.StringIO(), once=True, blocklist=blocked)
+    assert report["parsed"] == 1 and report["blocked"] == 0
+
+
+@pytest.mark.parametrize("data", [b"garbage\n", b"kind,value,verdict\n", b"a,b\n1,2\n", b"\xff\xfeu\x00r\x00l\x00\n"])
+def test_a_malformed_block_list_is_a_clear_error_before_anything_starts(tmp_path: Path, data: bytes) -> None:
+    log, blocked = tmp_path / "access.log", tmp_path / "blocked.csv"
+    log.write_text(line(1) + "\n")
+    blocked.write_bytes(data)
+    result = CliRunner().invoke(app, ["monitor", str(log), "--once", "--blocklist", str(blocked),
+                                      "--model-dir", str(tmp_path / "no-model")], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    output = " ".join(result.output.split())
+    assert "Invalid value for --blocklist" in output and "blocked.csv" in output and "Traceback" not in output
+    assert blocked.read_bytes() == data  # left as it was

@@ -29,9 +29,8 @@ from cybersentinel.ops.blocklist import (
     entries_from_scored,
     export,
     read_scored,
+    rejected_csv,
     rule_counts,
-    write_rejected,
-    write_text_atomic,
 )
 
 blocklist_app = typer.Typer(help="Turn verdicts and feed entries into block rules.", no_args_is_help=True)
@@ -122,9 +121,8 @@ def export_command(
     report.update({"domains": len(bl.domains), "networks": len(bl.networks), "ipv4_collapsed": len(bl.ipv4),
                    "ipv6_collapsed": len(bl.ipv6), "duplicates": len(entries) - len(bl.entries),
                    "rejected": len(rejected)})
-    written = export(bl, chosen, out_dir)
-    write_rejected(out_dir / "rejected.csv", rejected)
-    write_text_atomic(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    extra = {"rejected.csv": rejected_csv(rejected), "report.json": json.dumps(report, indent=2, sort_keys=True) + "\n"}
+    written = export(bl, chosen, out_dir, extra)  # every file or none (an OSError: the command's one-line error)
     for path, counts in report["inputs"].items():
         console.print(f"{path}: {counts['rows']:,} rows = {counts['blockable']:,} blockable + "
                       f"{counts['not_selected']:,} not selected by verdict + {counts['rejected']:,} rejected")

@@ -18,7 +18,7 @@ from cybersentinel.ops.etl import (
     migrate_mongodb,
     migrate_postgres,
     prepare_feed_entries,
-    prepare_labelled_urls,
+    read_url_table,
     with_mongo,
 )
 
@@ -95,7 +95,6 @@ def load_command(
     """Upsert validated URLs and feed entries (idempotent); rejected rows go to the quarantine table."""
     import time
 
-    import pandas as pd
     from rich.console import Console
     from rich.table import Table as RichTable
 
@@ -106,7 +105,10 @@ def load_command(
     feeds = feeds_dir_or_alias(feeds, feeds_alias)
     batches = []
     if validated.is_file():
-        batches.append(prepare_labelled_urls(pd.read_parquet(validated)))
+        try:
+            batches.append(read_url_table(validated))
+        except LoadError as exc:  # checked before any connection: a wrong file is not a database problem
+            raise _fail(str(exc)) from None
     else:
         console.print(f"[yellow]no URL table at {validated}; skipping labelled URLs[/yellow]")
     if feeds.is_dir():

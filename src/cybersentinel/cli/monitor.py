@@ -40,6 +40,17 @@ def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None
     return score, detector.manifest, detector.resolvers
 
 
+def _check_blocklist(path: Path | None) -> None:
+    """Read the block list before the model loads and anything starts: a file that is not one is a bad option."""
+    from cybersentinel.ops.blocklist import InputError
+    from cybersentinel.ops.monitor import load_blocklist
+
+    try:
+        load_blocklist(path)
+    except InputError as err:
+        raise typer.BadParameter(str(err), param_hint="--blocklist") from None
+
+
 def monitor(
     log: Annotated[Path, typer.Argument(help="Access log to follow.", dir_okay=False)],
     log_format: Annotated[str, typer.Option("--format", help=f"Log format: {', '.join(LOG_FORMATS)}.")] = "auto",
@@ -89,6 +100,7 @@ def monitor(
         targets[fmt] = Path(target)
     if targets and blocklist is None:
         raise typer.BadParameter("--render needs --blocklist (the state it is rendered from)", param_hint="--render")
+    _check_blocklist(blocklist)
     index = None
     if feeds_dir is not None:
         from cybersentinel.intel.feeds import IntelIndex

@@ -172,12 +172,17 @@ def parse_domain_list(lines: Iterable[str], source: str) -> ParsedFeed:
     return ParsedFeed(entries, skipped)
 
 
+def feed_lines(data: bytes, source: str) -> list[str]:
+    """A feed file's lines; a `FeedError` naming the first line that is not UTF-8 (a UTF-16 or Latin-1 file)."""
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        lineno = data.count(b"\n", 0, err.start) + 1
+        raise FeedError(f"{source}:{lineno}: not UTF-8 text (byte 0x{data[err.start]:02x}: {err.reason})") from None
+
+
 def read_feed_file(path: Path, parser: Callable[[Iterable[str], str], ParsedFeed]) -> ParsedFeed:
-    with open(path, encoding="utf-8", errors="strict") as handle:
-        try:
-            return parser(handle, str(path))
-        except UnicodeDecodeError as err:
-            raise FeedError(f"{path}: not UTF-8 text ({err})") from None
+    return parser(feed_lines(path.read_bytes(), str(path)), str(path))
 
 
 def _tranco_from_zip(payload: bytes) -> bytes:
@@ -223,7 +228,7 @@ def _now() -> str:
 def _validated_entry(feed: Feed, tmp: Path, source: str) -> dict[str, Any]:
     from cybersentinel.core.files import sha256_file
 
-    parsed = feed.parser(tmp.read_text(encoding="utf-8").splitlines(), source)
+    parsed = feed.parser(feed_lines(tmp.read_bytes(), source), source)
     if not parsed.entries:  # an empty body is a failed download, not an empty list
         raise FeedError(f"{source}: no entries")
     return {"url": feed.url, "kind": feed.kind, "file": feed.filename, "sha256": sha256_file(tmp),

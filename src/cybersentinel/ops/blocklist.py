@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -430,19 +431,40 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def rejected_csv(rejected: Sequence[Rejected]) -> str:
+    return csv_text(("source", "value", "reason"), ((r.source, r.value, r.reason) for r in rejected))
+
+
 def write_rejected(path: Path, rejected: Sequence[Rejected]) -> None:
-    write_text_atomic(path, csv_text(("source", "value", "reason"), ((r.source, r.value, r.reason) for r in rejected)))
+    write_text_atomic(path, rejected_csv(rejected))
 
 
-def export(bl: Blocklist, formats: Iterable[str], out_dir: Path) -> dict[str, Path]:
-    written = {}
+def write_all_atomic(texts: Mapping[Path, str]) -> None:
+    """Write every file or none: each text goes to its temporary file (`atomic_path` refuses a directory, or a
+    file where a folder should be, as it is entered), and the renames happen only once every file is written (a
+    half-updated rule set would contradict itself)."""
+    from cybersentinel.core.files import atomic_path
+
+    with ExitStack() as stack:  # on any error every temporary file is removed and no target is touched
+        for path, text in texts.items():
+            stack.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
+
+
+def _previous_zone(path: Path) -> str | None:
+    # only the ASCII serial and records are read back: a stray non-UTF-8 byte must not stop the export
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+
+
+def export(bl: Blocklist, formats: Iterable[str], out_dir: Path, extra: Mapping[str, str] | None = None,
+           ) -> dict[str, Path]:
+    """Write the rule files of ``formats`` and the ``extra`` files (name -> text) into ``out_dir``, all or none
+    (`OSError`); returns the rule files by format."""
+    written: dict[str, Path] = {}
+    texts: dict[Path, str] = {}
     for name in formats:
         filename, render = FORMATS[name]
-        if name == "rpz":
-            previous = out_dir / filename
-            text = render_rpz(bl, previous.read_text(encoding="utf-8") if previous.is_file() else None)
-        else:
-            text = render(bl)
-        write_text_atomic(out_dir / filename, text)
-        written[name] = out_dir / filename
+        path = written[name] = out_dir / filename
+        texts[path] = render_rpz(bl, _previous_zone(path)) if name == "rpz" else render(bl)
+    texts.update({out_dir / name: text for name, text in (extra or {}).items()})
+    write_all_atomic(texts)
     return written

@@ -220,6 +220,24 @@ def prepare_labelled_urls(frame: pd.DataFrame) -> Prepared:
     return Prepared(TABLES["labelled_urls"], rows, rejected)
 
 
+def read_url_table(path: Path) -> Prepared:
+    """`prepare_labelled_urls` of the Parquet file at ``path``; a `LoadError` naming the file when it is not
+    Parquet or lacks the tidy columns."""
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, ValueError) as exc:  # no Parquet footer, a type pandas cannot hold
+        raise LoadError(f"{path}: not a Parquet file ({' '.join(str(exc).split())})") from None
+    except OSError as exc:  # unreadable, or Parquet whose metadata is damaged
+        raise LoadError(f"{path}: cannot read as Parquet ({' '.join(str(exc).split())})") from None
+    try:
+        return prepare_labelled_urls(frame)
+    except LoadError as exc:
+        raise LoadError(f"{path}: {exc}") from None
+
+
 def _feed_entries_of(feed, path: Path, feed_sha256: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """(entries, [(record, reason)]) of one feed file, line by line so one bad line rejects only itself."""
     from cybersentinel.intel.feeds import FeedError

@@ -36,6 +36,7 @@ MAX_URL = 65_536
 MAX_ID = 2**63 - 1  # ids are 64-bit in both stores (SQLite's INTEGER, PostgreSQL's bigint)
 MIGRATIONS_TABLE = "feedback_schema_migrations"  # its own versions: the ETL's schema_migrations may share the database
 _MIGRATION_LOCK = 0x6366_6565_6462  # pg_advisory_xact_lock key of the feedback schema
+_NOT_A_DATABASE = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # another kind of file, or a damaged one
 
 # One schema for both databases; {id} and {ts} are the only words that differ.
 _DDL = """
@@ -213,6 +214,10 @@ class FeedbackStore:
                 raise StoreUnavailableError(f"the feedback store {self.describe()} has no schema: run "
                                        "`cybersentinel feedback migrate`") from None
             raise StoreUnavailableError(f"feedback store {self.describe()}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorname not in _NOT_A_DATABASE:  # a constraint or a bug: not the file's fault
+                raise
+            raise StoreUnavailableError(f"{self.location.path}: not a feedback database (SQLite: {exc})") from None
         finally:
             conn.close()
 

@@ -268,13 +268,30 @@ def _first_sight(seen: OrderedDict, key: str, size: int) -> bool:
 BLOCKLIST_COLUMNS = ("url", "verdict", "score", "reasons", "first_seen")
 
 
+def _nothing_blocked_yet(path: Path) -> bool:
+    """An empty file (``touch blocked.csv``) or a header alone that names the url column: a first start."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            lines = (line for line in handle if line.strip())
+            header, more = next(lines, ""), next(lines, None)
+    except OSError:  # unreadable: the read error already raised is the one to report
+        return False
+    return more is None and (not header or "url" in (name.strip().strip('"') for name in header.split(",")))
+
+
 def load_blocklist(path: Path | None) -> dict[str, dict[str, Any]]:
-    """The monitor's block list state: a scored CSV (``url, verdict, score, reasons``) `blocklist export` reads."""
+    """The monitor's block list state: a scored CSV (``url, verdict, score, reasons``) `blocklist export` reads.
+    An empty or header-only file is an empty list; any other file that is not one is an `InputError`."""
     if path is None or not path.exists():
         return {}
-    from cybersentinel.ops.blocklist import read_scored
+    from cybersentinel.ops.blocklist import InputError, read_scored
 
-    frame = read_scored(path)
+    try:
+        frame = read_scored(path)
+    except InputError:
+        if path.is_file() and _nothing_blocked_yet(path):
+            return {}  # the first save writes the full header
+        raise
     return {row["url"]: {column: row.get(column, "") for column in BLOCKLIST_COLUMNS}
             for row in frame.to_dict("records")}
 
