@@ -121,3 +121,18 @@ def test_a_malformed_block_list_is_a_clear_error_before_anything_starts(tmp_path
     output = " ".join(result.output.split())
     assert "Invalid value for --blocklist" in output and "blocked.csv" in output and "Traceback" not in output
     assert blocked.read_bytes() == data  # left as it was
+
+
+def test_the_block_list_and_its_rendered_rules_are_written_together_or_not_at_all(tmp_path: Path) -> None:
+    from cybersentinel.ops.monitor import BLOCKLIST_COLUMNS, save_blocklist
+
+    blocked = {"http://phish.example.net/login": {"url": "http://phish.example.net/login", "verdict": "malicious",
+                                                  "score": 0.99, "reasons": "x", "first_seen": "2026-12-04"}}
+    (tmp_path / "rules").mkdir()  # a folder where the hosts file should go
+    with pytest.raises(IsADirectoryError):
+        save_blocklist(tmp_path / "blocked.csv", blocked, {"unbound": tmp_path / "unbound.conf",
+                                                           "hosts": tmp_path / "rules"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules"]  # neither the list nor the other rule file
+    save_blocklist(tmp_path / "blocked.csv", blocked, {"unbound": tmp_path / "unbound.conf"})
+    assert (tmp_path / "blocked.csv").read_text().startswith(",".join(f"\"{c}\"" for c in BLOCKLIST_COLUMNS))
+    assert "phish.example.net" in (tmp_path / "unbound.conf").read_text()

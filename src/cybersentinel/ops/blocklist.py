@@ -424,19 +424,8 @@ FORMATS: dict[str, tuple[str, Callable[[Blocklist], str]]] = {
 }
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    from cybersentinel.core.files import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def rejected_csv(rejected: Sequence[Rejected]) -> str:
     return csv_text(("source", "value", "reason"), ((r.source, r.value, r.reason) for r in rejected))
-
-
-def write_rejected(path: Path, rejected: Sequence[Rejected]) -> None:
-    write_text_atomic(path, rejected_csv(rejected))
 
 
 def write_all_atomic(texts: Mapping[Path, str]) -> None:

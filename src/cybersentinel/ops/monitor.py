@@ -297,18 +297,20 @@ def load_blocklist(path: Path | None) -> dict[str, dict[str, Any]]:
 
 
 def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render: Mapping[str, Path]) -> None:
+    """The block list and the rule files rendered from it, all written or none (`write_all_atomic`): a rule file
+    that disagrees with the list it was rendered from would block what the list no longer holds."""
     from cybersentinel.core.csv_cells import csv_text
-    from cybersentinel.ops.blocklist import FORMATS, build, entries_from_scored, write_text_atomic
+    from cybersentinel.ops.blocklist import FORMATS, build, entries_from_scored, write_all_atomic
 
     rows = ([blocked[key].get(column, "") for column in BLOCKLIST_COLUMNS] for key in sorted(blocked))
-    write_text_atomic(path, csv_text(BLOCKLIST_COLUMNS, rows))
+    texts = {path: csv_text(BLOCKLIST_COLUMNS, rows)}
     if render:
         import pandas as pd
 
         frame = pd.DataFrame([blocked[key] for key in sorted(blocked)], columns=list(BLOCKLIST_COLUMNS))
         bl = build(entries_from_scored(frame, path.name, ("malicious",))[0])
-        for fmt, target in render.items():
-            write_text_atomic(target, FORMATS[fmt][1](bl))
+        texts.update({target: FORMATS[fmt][1](bl) for fmt, target in render.items()})
+    write_all_atomic(texts)
 
 
 @dataclass
