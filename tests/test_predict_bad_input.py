@@ -97,7 +97,8 @@ def test_one_non_utf8_value_in_a_parquet_binary_column_is_one_error_row(model_di
              pd.read_json(tmp_path / out, lines=True, dtype=False))
     assert len(frame) == 3 and frame["url"].tolist() == ["a.example", "\ufffd\ufffd.example", "http://c.example/"]
     assert frame["note"].tolist() == ["ok", "\ufffd(", "fine"]  # shown with U+FFFD, as CSV input is
-    assert frame["score"].notna().all()  # scored from its bytes
+    assert frame["error"].tolist() == ["", "host name has spaces, control or forbidden characters", ""]  # as CSV's
+    assert [score in ("", None) or score != score for score in frame["score"]] == [False, True, False]
 
 
 def test_stdin_text_whose_first_line_has_a_comma_stays_text(model_dir):  # noqa: F811
@@ -128,3 +129,141 @@ def test_a_missing_url_column_suggests_column(model_dir, tmp_path):  # noqa: F81
     pd.DataFrame({"id": [1], "site_url": ["a.example"]}).to_parquet(parquet)
     result = predict(model_dir, "-i", str(parquet), "-o", str(tmp_path / "out.csv"))
     assert result.exit_code == 2 and "--column site_url" in result.output
+
+
+def jsonl_rows(path: Path) -> list[dict]:  # split at "\n" only: U+2028 and the like are inside values
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
+
+
+def said(output: str) -> str:
+    """An error message as one line: the words of Rich's box, without its borders and wrapping."""
+    return " ".join(output.replace("\u2502", " ").split())
+
+
+def test_text_lines_end_in_a_bare_cr_too_and_other_breaks_stay_in_the_value(model_dir, tmp_path):  # noqa: F811
+    source = tmp_path / "cr.txt"
+    source.write_bytes(b"http://a.example/\rhttp://b.example/\r\nc.example\n" + "d.example/\u2028e\x85f\x1cg".encode()
+                       + b"\r")
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    assert [r["url"] for r in jsonl_rows(tmp_path / "out.jsonl")] == [
+        "http://a.example/", "http://b.example/", "c.example", "d.example/\u2028e\x85f\x1cg"]
+
+
+UTF16 = {"text": "http://a.example/\nhttp://b.example/\n", "csv": "url,id\nhttp://a.example/,1\n"}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("kind", ["text", "csv"])
+@pytest.mark.parametrize("stdin", [False, True])
+def test_utf16_input_is_one_clear_error_before_any_output(model_dir, tmp_path, encoding, kind, stdin):  # noqa: F811
+    data = UTF16[kind].encode(encoding)  # "utf-16" writes a byte-order mark, the others none
+    source = tmp_path / f"in.{'txt' if kind == 'text' else 'csv'}"
+    source.write_bytes(data)
+    target = tmp_path / "out.csv"
+    result = (predict(model_dir, "-o", str(target), stdin=data) if stdin else
+              predict(model_dir, "-i", str(source), "-o", str(target)))
+    assert result.exit_code == 2 and "looks like UTF-16" in said(result.output) and "UTF-8" in result.output
+    assert "\x00" not in result.output and "--column" not in result.output
+    assert list(tmp_path.iterdir()) == [source]
+
+
+@pytest.mark.parametrize("kind", ["csv", "text"])
+def test_a_utf8_byte_order_mark_is_skipped_on_stdin_as_by_path(model_dir, tmp_path, kind):  # noqa: F811
+    data = b"\xef\xbb\xbf" + (b"url,id\nhttp://a.example/,1\nb.example,2\n" if kind == "csv" else
+                              b"http://a.example/\nb.example\n")
+    source = tmp_path / f"in.{'csv' if kind == 'csv' else 'txt'}"
+    source.write_bytes(data)
+    by_path = predict(model_dir, "-i", str(source))
+    on_stdin = predict(model_dir, stdin=data)
+    assert by_path.exit_code == on_stdin.exit_code == 0, by_path.output + on_stdin.output
+    rows = csv_rows(on_stdin.stdout)
+    assert rows == csv_rows(by_path.stdout) and [r["url"] for r in rows] == ["http://a.example/", "b.example"]
+    plain = predict(model_dir, stdin=data[3:])  # the mark changes nothing, the score included
+    assert csv_rows(plain.stdout) == rows
+
+
+def test_parquet_on_stdin_is_recognised_by_its_magic_bytes(model_dir, tmp_path):  # noqa: F811
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": ["http://a.example/", "b.example"], "id": [1, 2]}), source)
+    result = predict(model_dir, stdin=source.read_bytes())
+    assert result.exit_code == 0, result.output
+    assert [(r["url"], r["id"]) for r in csv_rows(result.stdout)] == [("http://a.example/", "1"), ("b.example", "2")]
+
+
+@pytest.mark.parametrize("out", ["out.csv", "out.parquet", "out.jsonl"])
+def test_duplicate_column_names_are_made_unique_as_a_csv_headers_are(model_dir, tmp_path, out):  # noqa: F811
+    parquet = tmp_path / "in.parquet"
+    columns = [pa.array(["a.example"]), pa.array(["b.example"]), pa.array(["x"]), pa.array(["y"]), pa.array(["z"])]
+    pq.write_table(pa.Table.from_arrays(columns, names=["url", "url", "n", "n", "n.1"]), parquet)
+    text = tmp_path / "in.csv"
+    text.write_text("url,url,n,n,n.1,score,input_score\na.example,b.example,x,y,z,1,2\n")
+    expected = {"parquet": ["url", "url.1", "n", "n.2", "n.1"],
+                "csv": ["url", "url.1", "n", "n.2", "n.1", "input_score", "input_score.1"]}
+    for kind, source in (("parquet", parquet), ("csv", text)):
+        target = tmp_path / f"{kind}-{out}"
+        result = predict(model_dir, "-i", str(source), "-o", str(target))
+        assert result.exit_code == 0, result.output
+        table = (pq.read_table(target).to_pandas() if out.endswith(".parquet") else
+                 pd.DataFrame(jsonl_rows(target)) if out.endswith(".jsonl") else pd.read_csv(target, dtype=str))
+        assert list(table.columns) == [*expected[kind], *RESULTS]
+        assert table.loc[0, "url"] == "a.example" and table.loc[0, "url.1"] == "b.example"  # the first is scored
+        assert table.loc[0, "n.2"] == "y" and table.loc[0, "n.1"] == "z"
+
+
+def test_a_pipe_or_fifo_path_is_an_input_and_a_folder_is_not(model_dir, tmp_path):  # noqa: F811
+    import os
+
+    read_end, write_end = os.pipe()  # what `-i <(cat in.csv)` names: /dev/fd/63, a pipe, not a regular file
+    try:
+        os.write(write_end, b"url,id\nhttp://a.example/,1\nb.example,2\n")
+        os.close(write_end)
+        result = predict(model_dir, "-i", f"/dev/fd/{read_end}")
+    finally:
+        os.close(read_end)
+    assert result.exit_code == 0, result.output
+    assert [(r["url"], r["id"]) for r in csv_rows(result.stdout)] == [("http://a.example/", "1"), ("b.example", "2")]
+    result = predict(model_dir, "-i", str(tmp_path))
+    assert result.exit_code == 2 and "a folder, not a file" in said(result.output)
+
+
+@pytest.mark.parametrize("out_format", ["jsonl", "csv", "parquet"])
+def test_an_output_that_cannot_be_written_is_blamed_never_the_input(model_dir, tmp_path, out_format):  # noqa: F811
+    import os
+    import subprocess
+    import sys
+
+    source = tmp_path / "in.csv"
+    source.write_text("url\n" + "".join(f"http://h{i}.example/p\n" for i in range(300)))
+    command = [sys.executable, "-m", "cybersentinel", "predict", "--model-dir", str(model_dir), "--no-feeds",
+               "--no-feedback", "--no-progress", "--workers", "1", "-i", str(source), "--output-format", out_format]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader that left at once (`| head -0`): every write to the pipe fails
+    try:
+        closed = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert closed.returncode != 0 and "scored" not in closed.stderr and "--input" not in closed.stderr
+    assert "Traceback" not in closed.stderr
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full to fill")
+    with open("/dev/full", "wb") as full:
+        filled = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert filled.returncode == 2 and "scored" not in filled.stderr and "Traceback" not in filled.stderr
+    assert "cannot write the output: [Errno 28] No space left on device" in said(filled.stderr)
+    assert "--output" in filled.stderr and "--input" not in filled.stderr
+
+
+def test_bytes_that_are_not_utf8_get_the_same_error_in_every_input_format(model_dir, tmp_path):  # noqa: F811
+    url = b"http://\xff\xfe.example/"
+    (tmp_path / "in.csv").write_bytes(b"url\n" + url + b"\na.example\n")
+    (tmp_path / "in.txt").write_bytes(url + b"\na.example\n")
+    pq.write_table(pa.table({"url": pa.array([url, b"a.example"], type=pa.binary())}), tmp_path / "in.parquet")
+    found = {}
+    for name in ("in.csv", "in.txt", "in.parquet"):
+        result = predict(model_dir, "-i", str(tmp_path / name), "-o", str(tmp_path / f"{name}.jsonl"))
+        assert result.exit_code == 0, result.output
+        found[name] = jsonl_rows(tmp_path / f"{name}.jsonl")
+    assert found["in.txt"] == found["in.csv"] == found["in.parquet"]
+    assert found["in.csv"][0]["error"] == "host name has spaces, control or forbidden characters"
+    assert found["in.csv"][0]["score"] is None and found["in.csv"][1]["score"] is not None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
@@ -17,6 +19,9 @@ from cybersentinel.cli.options import (
     feeds_dir_or_alias,
     with_feedback,
 )
+
+if TYPE_CHECKING:  # `cybersentinel --help` stays free of pyarrow
+    import pyarrow as pa
 
 
 def predict(
@@ -61,24 +66,13 @@ def predict(
     """Score every row: append score, verdict, reasons, matched feeds and error, in input order.
 
     Rows in = rows out: a row that cannot be read or scored gets an error instead of a score."""
-    import io
     import itertools
     import os
     import sys
     from contextlib import ExitStack
 
     from cybersentinel.core.files import ModelIntegrityError, atomic_path
-    from cybersentinel.scoring.batch import (
-        INPUT_FORMATS,
-        OUTPUT_FORMATS,
-        BatchWriter,
-        format_from_name,
-        read_csv,
-        read_parquet,
-        read_text,
-        score_batches,
-        sniff_format,
-    )
+    from cybersentinel.scoring.batch import INPUT_FORMATS, OUTPUT_FORMATS, BatchWriter, format_from_name, score_batches
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
 
@@ -88,8 +82,8 @@ def predict(
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=hint)
     if engine not in ("local", "dask"):
         raise typer.BadParameter(f"{engine!r} is not one of local, dask", param_hint="--engine")
-    if engine == "local" and input != "-" and not Path(input).is_file():
-        raise typer.BadParameter(f"{input}: no such file", param_hint="--input")
+    if engine == "local" and input != "-" and (problem := _not_readable(Path(input))):
+        raise typer.BadParameter(f"{input}: {problem}", param_hint="--input")
     try:
         detector = Detector.from_dir(model_dir)
     except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
@@ -125,19 +119,8 @@ def predict(
     rows = 0
     with ExitStack() as stack:
         stream = sys.stdin.buffer if input == "-" else stack.enter_context(open(input, "rb"))  # noqa: SIM115
-        in_format = input_format or (format_from_name(input, INPUT_FORMATS) if input != "-" else None)
-        if in_format is None:
-            if not hasattr(stream, "peek"):  # a wrapped stdin (tests, embedding) may not buffer
-                stream = io.BufferedReader(stream)
-            in_format = sniff_format(stream.peek(1 << 16).split(b"\n", 1)[0], column)
-        if in_format == "parquet" and input == "-":
-            import pyarrow as pa
-
-            stream = pa.BufferReader(stream.read())  # Parquet needs random access
-        try:  # the first batch is read before the output is opened: a bad header or column writes nothing
-            batches = {"csv": lambda: read_csv(stream, column, chunk_size),
-                       "text": lambda: read_text(stream, chunk_size),
-                       "parquet": lambda: read_parquet(stream, column, chunk_size)}[in_format]()
+        try:  # the first batch is read before the output is opened: a bad header, column or encoding writes nothing
+            batches = _input_batches(stream, input, input_format, column, chunk_size)
             first = next(batches, None)
         except (ValueError, UnicodeDecodeError, OSError) as exc:
             raise typer.BadParameter(f"{input}: {exc}", param_hint="--input") from exc
@@ -147,16 +130,79 @@ def predict(
         writer = BatchWriter(sink, out_format)
         bar = _progress(stack, sys.stderr.isatty() if progress is None else progress, input)
         schema = None
-        try:
-            for table in score_batches(batches, detector, decider, reasons, workers or os.cpu_count() or 1):
-                schema = table.schema
+        for table in _input_errors(score_batches(batches, detector, decider, reasons, workers or os.cpu_count() or 1),
+                                   input):
+            schema = table.schema
+            with _output_errors():
                 writer.write(table)
-                rows += table.num_rows
-                bar(rows, stream)
+            rows += table.num_rows
+            bar(rows, stream)
+        with _output_errors():
             writer.close(schema)
-        except (ValueError, UnicodeDecodeError, OSError) as exc:
-            raise typer.BadParameter(f"{input}: {exc}", param_hint="--input") from exc
     typer.echo(f"scored {rows:,} rows -> {output if output != '-' else 'standard output'}", err=True)
+
+
+def _not_readable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as the input, or None: any path that exists and is not a folder can be (a file,
+    a FIFO, a process substitution's /dev/fd/63, a device), though `Path.is_file` holds only for the first."""
+    if path.is_dir():
+        return "a folder, not a file"
+    return None if path.exists() else "no such file"
+
+
+def _input_batches(stream: BinaryIO, input: str, input_format: str | None, column: str, chunk_size: int
+                   ) -> Iterator:
+    """The input's batches, in the format given, else named by the file's extension, else sniffed from its first
+    bytes (Parquet's magic, a CSV header). Text or CSV in UTF-16 is refused; Parquet from a stream that cannot
+    seek (standard input, a pipe) is read into memory, as Parquet needs random access."""
+    from cybersentinel.scoring.batch import (
+        INPUT_FORMATS,
+        format_from_name,
+        read_csv,
+        read_head,
+        read_parquet,
+        read_text,
+        refuse_utf16,
+        sniff_format,
+    )
+
+    head, stream = read_head(stream)
+    in_format = (input_format or (format_from_name(input, INPUT_FORMATS) if input != "-" else None)
+                 or sniff_format(head, column))
+    if in_format == "parquet":
+        return read_parquet(_seekable(stream, input), column, chunk_size)
+    refuse_utf16(head)
+    return read_csv(stream, column, chunk_size) if in_format == "csv" else read_text(stream, chunk_size)
+
+
+def _seekable(stream: BinaryIO, input: str) -> BinaryIO | pa.BufferReader:
+    if input != "-" and stream.seekable():
+        return stream
+    import pyarrow as pa
+
+    return pa.BufferReader(stream.read())
+
+
+def _input_errors(tables: Iterator[pa.Table], input: str) -> Iterator[pa.Table]:
+    """``tables``, an error reading the input as one line naming --input (an error writing is not raised here)."""
+    try:
+        yield from tables
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise typer.BadParameter(f"{input}: {exc}", param_hint="--input") from exc
+
+
+@contextmanager
+def _output_errors() -> Iterator[None]:
+    """An error writing the output as one line naming --output, never the input. A reader that left a pipe
+    (``| head -1``) is left to Click: it ends quietly with status 1, as the CLI-wide handler does."""
+    import errno
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise
+        raise typer.BadParameter(f"cannot write the output: {exc}", param_hint="--output") from exc
 
 
 def _predict_dask(input: str, output: str, model_dir: Path, column: str, decider_inputs: tuple, band: float | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import itertools
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -53,14 +54,48 @@ def format_from_name(name: str, formats: tuple[str, ...]) -> str | None:
 _HEADER_NAME = re.compile(r"[\w \-]*")  # what a column name looks like (a URL or host has '.', '/' or ':')
 
 
-def sniff_format(first_line: bytes, column: str) -> str:
-    """CSV if the first line is a header: it names the URL column and its other fields look like column names,
-    not URLs (``http://a.example/x,url`` is a URL with a comma in it). Else one URL per line."""
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+PARQUET_MAGIC = b"PAR1"
+
+
+# UTF-16 without a byte-order mark: ASCII text with a NUL after (or before) every character
+_UTF16_TEXT = re.compile(rb"(?:[\x20-\x7e]\x00){4}|(?:\x00[\x20-\x7e]){4}")
+
+
+def sniff_format(head: bytes, column: str) -> str:
+    """Parquet if the input starts with Parquet's magic bytes. CSV if the first line is a header (a UTF-8
+    byte-order mark skipped, as reading does): it names the URL column and its other fields look like column
+    names, not URLs (``http://a.example/x,url`` is a URL with a comma in it). Else one URL per line."""
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    first_line = re.split(rb"[\r\n]", head.removeprefix(UTF8_BOM), maxsplit=1)[0]
     try:
-        fields = next(csv.reader(io.StringIO(first_line.decode("utf-8", "replace").rstrip("\r\n"), newline="")), [])
+        fields = next(csv.reader(io.StringIO(first_line.decode("utf-8", "replace"), newline="")), [])
     except csv.Error:
         return "text"
     return "csv" if column in fields and all(f == column or _HEADER_NAME.fullmatch(f) for f in fields) else "text"
+
+
+def refuse_utf16(head: bytes) -> None:
+    """A ValueError if text or CSV input looks like UTF-16 (a byte-order mark FF FE or FE FF, or NULs between
+    ASCII characters): read as UTF-8 it would give rows of NUL-laden garbage, or a header no column matches."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _UTF16_TEXT.search(head[:4096]):
+        raise ValueError("the input looks like UTF-16 text; it must be UTF-8 (convert it first, e.g. "
+                         "iconv -f UTF-16 -t UTF-8)")
+
+
+def read_head(stream: BinaryIO, size: int = 1 << 16) -> tuple[bytes, BinaryIO]:
+    """The first ``size`` bytes of ``stream`` (fewer at its end), and a stream that still reads from its start:
+    the same one sought back when it can seek, else one that replays the head (a pipe, a FIFO)."""
+    head = b""
+    while len(head) < size and (more := stream.read(size - len(head))):
+        head += more
+    if stream.seekable():
+        stream.seek(-len(head), io.SEEK_CUR)
+        return head, stream
+    return head, io.BufferedReader(_Prepended(head, stream))
 
 
 def column_hint(names: list[str], column: str) -> str:
@@ -71,14 +106,15 @@ def column_hint(names: list[str], column: str) -> str:
 
 
 def read_text(stream: BinaryIO, chunk_size: int, block_size: int = 1 << 20) -> Iterator[Batch]:
-    """One URL, domain or IP per line (``\\n``-separated, a trailing ``\\r`` dropped). Every line is a row,
+    """One URL, domain or IP per line. Lines end in ``\\n``, ``\\r\\n`` or a bare ``\\r`` (old Mac files, as CSV
+    input reads them); the other breaks `str.splitlines` knows (U+2028, ``\\x85``, ``\\x1c``) stay part of the
+    value, as in the service's text bodies. A leading UTF-8 byte-order mark is skipped. Every line is a row,
     blank ones included; a line longer than ``MAX_URL_CHARS`` is kept cut to its first bytes (and will
     get an error), so memory stays bounded whatever the input."""
     lines: list[bytes] = []
     tail = b""
     overlong = any_yielded = False
-    while block := stream.read(block_size):
-        parts = block.split(b"\n")
+    for parts in _line_pieces(stream, block_size):
         if overlong:
             parts[0] = b""
         first = tail + parts[0]
@@ -100,10 +136,29 @@ def read_text(stream: BinaryIO, chunk_size: int, block_size: int = 1 << 20) -> I
         yield _text_batch(lines[start: start + chunk_size])
 
 
+def _line_pieces(stream: BinaryIO, block_size: int) -> Iterator[list[bytes]]:
+    """Each block read split at its line ends; a block's first piece goes on the line the block before ended in."""
+    held = b""  # a \r that ended the last block: the \r\n of one line end may be cut between two blocks
+    start = b""  # the first bytes, read apart so a leading byte-order mark is seen whole
+    while len(start) < len(UTF8_BOM) and (more := stream.read(len(UTF8_BOM) - len(start))):
+        start += more
+    for block in itertools.chain([start.removeprefix(UTF8_BOM)], iter(lambda: stream.read(block_size), b"")):
+        block = held + block
+        held = b"\r" if block.endswith(b"\r") else b""
+        if held:
+            block = block[:-1]
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        yield block.split(b"\n")
+    if held:
+        yield [b"", b""]  # the input's last line ended in a bare \r
+
+
 def _text_batch(lines: list[bytes]) -> Batch:
-    lines = [line[:-1] if line.endswith(b"\r") else line[: MAX_URL_CHARS + 1] for line in lines]
-    texts = [line.decode("utf-8", "replace") for line in lines]
-    return Batch(pa.table({"url": pa.array(texts, type=pa.string())}), pa.array(lines, type=pa.large_binary()))
+    # Scored from the text, as CSV input is: bytes that are not UTF-8 read as U+FFFD, so such a row gets the same
+    # result (the detector's error for a host name) whatever the input format
+    texts = pa.array([line[: MAX_URL_CHARS + 1].decode("utf-8", "replace") for line in lines], type=pa.string())
+    return Batch(pa.table({"url": texts}), texts.cast(pa.large_string()).view(pa.large_binary()))
 
 
 def read_csv(stream: BinaryIO, column: str, chunk_size: int, block_bytes: int = 8 << 20) -> Iterator[Batch]:
@@ -250,12 +305,18 @@ class _Prepended(io.RawIOBase):
 
 
 def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
+    """Column names made unique as a CSV header's are: the first of a name keeps it, a later one becomes
+    ``name.1`` (``.2``, ...), never a name the header already has (``url,url,url.1``: ``url.2``). Every writer
+    needs unique names (JSON lines refuse duplicates, a Parquet file with them is unreadable)."""
+    given, used = set(names), set()
     out = []
     for name in names:
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        out.append(name if count == 0 else f"{name}.{count}")
+        new, count = name, 0
+        while new in used or (count and new in given):
+            count += 1
+            new = f"{name}.{count}"
+        used.add(new)
+        out.append(new)
     return out
 
 
@@ -268,46 +329,52 @@ def read_parquet(source: Any, column: str, chunk_size: int,
                  row_groups: tuple[int, ...] | None = None) -> Iterator[Batch]:
     """Parquet in batches (of the given row groups only, in order, when ``row_groups`` is set). The URL column
     must hold text, bytes or scalars (numbers are scored as their text); a list, struct or map column is refused
-    before anything is read. Byte columns pass through as text, bytes that are not UTF-8 replaced (U+FFFD) as in
-    CSV input; URLs are scored from their bytes."""
+    before anything is read. Byte columns pass through, and a byte URL column is scored, as text, bytes that are
+    not UTF-8 replaced (U+FFFD) as in CSV input. Duplicate column names are made unique as a CSV header's are."""
     import pyarrow.parquet as pq
 
     reader = pq.ParquetFile(source)
     schema = reader.schema_arrow
     if column not in schema.names:
         raise ValueError(f"the Parquet file has {column_hint(schema.names, column)}")
-    kind = schema.field(column).type
+    names = _unique_names(schema.names)  # as a CSV header's: the first column of a name is the URL column
+    kind = schema.field(names.index(column)).type
     if pa.types.is_nested(kind) or pa.types.is_null(kind):
         raise ValueError(f"the Parquet column {column!r} holds {kind} values, not text; name a text column with "
                          "--column")
-    return _parquet_batches(reader, schema, column, chunk_size, row_groups)
+    return _parquet_batches(reader, schema, names, column, chunk_size, row_groups)
 
 
-def _parquet_batches(reader: Any, schema: pa.Schema, column: str, chunk_size: int,
+def _parquet_batches(reader: Any, schema: pa.Schema, names: list[str], column: str, chunk_size: int,
                      row_groups: tuple[int, ...] | None) -> Iterator[Batch]:
     empty = True
     for batch in (reader.iter_batches(batch_size=chunk_size, row_groups=row_groups) if row_groups != () else ()):
         empty = False
-        yield _parquet_batch(pa.Table.from_batches([batch]), column)
+        yield _parquet_batch(pa.Table.from_batches([batch]).rename_columns(names), column)
     if empty:
-        yield _parquet_batch(schema.empty_table(), column)
+        yield _parquet_batch(schema.empty_table().rename_columns(names), column)
 
 
 def _parquet_batch(table: pa.Table, column: str) -> Batch:
+    # a byte URL column is scored from this text, as CSV input is: a value that is not UTF-8 gets U+FFFD, and so
+    # the same result (the detector's error for its host name) as in CSV or text input
+    columns = [_as_text(c) if _is_bytes(c.type) else c for c in table.columns]
+    table = pa.Table.from_arrays(columns, names=table.column_names)
     urls = table[column].combine_chunks()
     if pa.types.is_dictionary(urls.type):
         urls = urls.dictionary_decode()
-    if not (pa.types.is_string(urls.type) or pa.types.is_large_string(urls.type)
-            or pa.types.is_binary(urls.type) or pa.types.is_large_binary(urls.type)):
+    if _is_bytes(urls.type):  # dictionary-encoded bytes
+        urls = _as_text(urls)
+    elif not (pa.types.is_string(urls.type) or pa.types.is_large_string(urls.type)):
         urls = urls.cast(pa.string())
-    if pa.types.is_binary(urls.type):
-        urls = urls.cast(pa.large_binary())
-    columns = [_as_text(c) if pa.types.is_binary(c.type) or pa.types.is_large_binary(c.type) else c
-               for c in table.columns]
-    return Batch(pa.Table.from_arrays(columns, names=table.column_names), urls)
+    return Batch(table, urls)
 
 
-def _as_text(column: pa.ChunkedArray) -> pa.Array:
+def _is_bytes(kind: pa.DataType) -> bool:
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+
+
+def _as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """A byte column as text; only when some value is not UTF-8 is it decoded value by value (with U+FFFD)."""
     try:
         return column.cast(pa.string())
@@ -320,7 +387,7 @@ def with_results(batch: Batch, results: pa.Table) -> pa.Table:
     """The input columns (renamed ``input_<name>`` where they clash with a result column), then the results
     as plain strings; rows the reader could not read carry its error instead of a score."""
     table = batch.passthrough
-    names = [f"input_{n}" if n in RESULT_COLUMNS else n for n in table.column_names]
+    names = _unique_names([f"input_{n}" if n in RESULT_COLUMNS else n for n in table.column_names])
     table = table.rename_columns(names)
     bad = None
     if batch.read_errors is not None and (batch.read_errors != "").any():
@@ -349,7 +416,7 @@ class BatchWriter:
         if self.format == "jsonl":
             if table.num_rows:
                 text = table.to_pandas().to_json(orient="records", lines=True, force_ascii=False)
-                self.sink.write(text.encode() if text.endswith("\n") else (text + "\n").encode())
+                _write_all(self.sink, text.encode() if text.endswith("\n") else (text + "\n").encode())
             return
         if self.format == "csv":
             table = escape_table(table)
@@ -365,10 +432,20 @@ class BatchWriter:
         self._writer.write_table(table)
 
     def close(self, schema: pa.Schema | None = None) -> None:
+        """Ends the output, flushed: an error writing it is raised here, not when the sink is closed later."""
         if self._writer is None and schema is not None and self.format != "jsonl":
             self.write(schema.empty_table())  # an empty input still gives a valid file with the header
         if self._writer is not None:
             self._writer.close()
+        self.sink.flush()
+
+
+def _write_all(sink: BinaryIO, data: bytes) -> None:
+    """All of ``data``: a buffered writer whose pipe's reader left takes part of a large write without an error
+    (it comes with the next write), so one unchecked write could lose the rest of a batch unnoticed."""
+    view = memoryview(data)
+    while view:
+        view = view[sink.write(view):]
 
 
 def score_batch(batch: Batch, detector: Detector, decider: Decider | None = None, reasons: bool = True) -> pa.Table:
