@@ -4,6 +4,7 @@ clear errors for malformed DSNs and Mongo URIs, and an unreachable registry name
 from __future__ import annotations
 
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -94,9 +95,21 @@ def test_fetch_model_and_serve_report_an_unreachable_registry_without_the_passwo
                                                                                     tmp_path: Path) -> None:
     env = {"MLFLOW_TRACKING_URI": f"http://user:{SECRET}@127.0.0.1:{closed_port()}"}
     fetched = CliRunner().invoke(app, ["fetch-model", "--out", str(tmp_path / "m"), "--name", "x"], env=env)
-    assert fetched.exit_code == 1, fetched.output
+    assert fetched.exit_code == 2, fetched.output
     assert "unreachable" in fetched.output and "no version with alias" not in fetched.output
     assert SECRET not in fetched.output
     served = CliRunner().invoke(app, ["serve", "--model-alias", "champion", "--model-dir", str(model_dir)], env=env)
     assert served.exit_code == 2, served.output
     assert "unreachable" in served.output and SECRET not in served.output
+
+
+def test_promote_reports_an_unreachable_registry_quickly_without_the_password(tmp_path: Path) -> None:
+    test = tmp_path / "test.parquet"
+    test.write_bytes(b"PAR1")  # never read: the registry is asked first
+    env = {"MLFLOW_TRACKING_URI": f"http://user:{SECRET}@127.0.0.1:{closed_port()}",
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}  # without the probe, MLflow's default retries take minutes
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["promote", "--name", "x", "--test-data", str(test)], env=env)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "unreachable" in result.output and SECRET not in result.output
+    assert time.monotonic() - started < 30

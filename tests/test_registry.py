@@ -4,6 +4,8 @@ that beats it on the same test data; loading by alias verifies the model's SHA-2
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from cybersentinel.cli.app import app
 from cybersentinel.core.config import dataset_sources
@@ -203,7 +205,7 @@ def test_cli_promote_refuses_with_exit_code_and_fetch_model_writes_a_usable_fold
     assert by_folder.exit_code == 0, by_folder.output
     assert f"version {strong} already is 'champion'" in by_folder.output
     refused = runner.invoke(app, [*args, "--version", weak, "--metric", "f1"])
-    assert refused.exit_code == 1 and "refusing to promote" in refused.output and "f1" in refused.output
+    assert refused.exit_code == 2 and "refusing to promote" in refused.output and "f1" in refused.output
 
     out = tmp_path / "champion"
     fetched = runner.invoke(app, ["fetch-model", "--name", name, "--out", str(out)])
@@ -229,7 +231,7 @@ def test_refusals_for_bad_metric_and_unscorable_test_data(store, trained, regist
         promote(store, "never-registered", trained["test"])
     no_champion = CliRunner().invoke(app, ["fetch-model", "--name", name, "--out", str(tmp_path / "x")],
                                      env={"MLFLOW_TRACKING_URI": store})
-    assert no_champion.exit_code == 1 and "has no version with alias 'champion'" in no_champion.output
+    assert no_champion.exit_code == 2 and "has no version with alias 'champion'" in no_champion.output
     assert "make promote" in no_champion.output
 
 
@@ -238,3 +240,64 @@ def test_metric_direction() -> None:
     assert beats("brier", 0.04, 0.05) and not beats("brier", 0.05, 0.04)
     assert not beats("roc_auc", 0.905, 0.9, min_delta=0.01)
 
+
+
+def reading_commands(uri: str, tmp_path: Path) -> dict[str, Result]:
+    """fetch-model, promote and serve --model-alias: the commands that only read the registry."""
+    test = tmp_path / "test.parquet"
+    pd.DataFrame({"url": ["https://www.python.org/"], "label": [0]}).to_parquet(test)
+    commands = {"fetch-model": ["fetch-model", "--name", "m", "--out", str(tmp_path / "out")],
+                "promote": ["promote", "--name", "m", "--test-data", str(test)],
+                "serve": ["serve", "--model-alias", "champion", "--model-dir", str(tmp_path)]}
+    runner = CliRunner()
+    return {name: runner.invoke(app, args, env={"MLFLOW_TRACKING_URI": uri}) for name, args in commands.items()}
+
+
+def one_line(output: str) -> str:
+    """Output with line breaks and the frame of Click's error panel taken out, so a wrapped path still matches."""
+    return "".join(line.strip(" │╭╮╰╯─") for line in output.splitlines())
+
+
+def assert_clear_error(results: dict[str, Result], expected: str) -> None:
+    for name, result in results.items():
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (name, result.output)
+        assert expected.replace(" ", "") in one_line(result.output).replace(" ", ""), (name, result.output)
+
+
+def contents(path: Path) -> bytes | list[Path]:
+    return sorted(path.iterdir()) if path.is_dir() else path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["text", "garbage", "folder", "another SQLite database"])
+def test_a_store_that_is_not_an_mlflow_database_is_named_and_left_alone(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "another SQLite database":
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE notes (text)")
+    else:
+        path.write_bytes(b"not a database\n" if kind == "text" else bytes(range(256)) * 8)
+    before = contents(path)
+    assert_clear_error(reading_commands(f"sqlite:///{path}", tmp_path), f"{path} is not an MLflow database")
+    assert contents(path) == before  # not migrated into an MLflow store
+
+
+def test_a_missing_sqlite_store_is_reported_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "none.db"
+    assert_clear_error(reading_commands(f"sqlite:///{path}", tmp_path), f"no MLflow registry at {path}")
+    assert not path.parent.exists()
+
+
+def test_registry_errors_reach_the_user_as_one_redacted_line(store: str, tmp_path: Path, monkeypatch) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    def fail(*_args, **_kwargs) -> None:  # what MLflow says when a server drops the connection mid-request
+        raise MlflowException("API request to http://user:s3cr3t@mlflow.example/api/2.0/mlflow failed")
+
+    monkeypatch.setattr(MlflowClient, "search_model_versions", fail)
+    monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", fail)
+    results = reading_commands(store, tmp_path)
+    assert_clear_error(results, "http://***@mlflow.example/api")
+    assert not any("s3cr3t" in result.output for result in results.values())

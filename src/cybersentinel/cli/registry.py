@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +18,8 @@ from cybersentinel.tracking.registry import (
     PromotionError,
     RegistryUnreachableError,
     alias_version,
-    client_for,
     download_version,
+    model_versions,
     promote,
     registered_name,
     tracking_uri,
@@ -29,12 +31,25 @@ def progress(message: str) -> None:
     typer.secho(f"... {message}", err=True, dim=True)
 
 
+@contextmanager
+def refusals() -> Iterator[None]:
+    """A refusal or registry failure ends the command with its one-line message and status 2, the CLI's error
+    status (1 is `drift`'s "drift found"); the messages are redacted where they are made."""
+    from cybersentinel.core.files import ModelIntegrityError
+
+    try:
+        yield
+    except (PromotionError, ModelIntegrityError, RegistryUnreachableError) as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+
 def version_of(uri: str, name: str, model_dir: Path) -> str:
     """The newest registered version holding the model in ``model_dir`` (e.g. after `dvc exp apply`)."""
     from cybersentinel.core.files import load_manifest
 
     digest = load_manifest(model_dir)["sha256"]
-    versions = [v for v in client_for(uri).search_model_versions(f"name = '{name}'") if v.tags.get("sha256") == digest]
+    versions = [v for v in model_versions(uri, name) if v.tags.get("sha256") == digest]
     if not versions:
         raise PromotionError(f"no registered version of {name!r} holds {model_dir}/ (sha256 {digest[:12]}...): "
                              "was it trained with MLflow tracking on and the same MLFLOW_TRACKING_URI?")
@@ -56,16 +71,11 @@ def promote_command(
                     ] = None,
 ) -> None:
     """Move the champion alias to a model version only if it beats the champion on the same test data."""
-    from cybersentinel.core.files import ModelIntegrityError
-
     uri, name = tracking_uri(), name or registered_name()
-    try:
+    with refusals():
         if model_dir is not None:
             version = version_of(uri, name, model_dir)
         typer.echo(promote(uri, name, test_data, metric, version, alias, min_delta, progress))
-    except (PromotionError, ModelIntegrityError, RegistryUnreachableError) as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
 
 
 def fetch_model_command(
@@ -84,7 +94,7 @@ def fetch_model_command(
 
     uri, name = tracking_uri(), name or registered_name()
     with tempfile.TemporaryDirectory() as tmp:
-        try:
+        with refusals():
             progress(f"looking up alias {alias!r} of {name}")
             version = alias_version(uri, name, alias)
             if version is None:
@@ -97,9 +107,6 @@ def fetch_model_command(
             pinned_lists(local, manifest)  # the policy's pinned lists, checked against the manifest
             if manifest.get("reference"):  # the drift reference profile, checked the same way
                 read_reference(local, manifest)
-        except (ModelIntegrityError, RegistryUnreachableError) as exc:
-            typer.secho(str(exc), fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from exc
         for file in (manifest["file"], *([manifest["compiled"]["file"]] if manifest.get("compiled") else []),
                      *(manifest[k]["file"] for k in ("popularity", "software", "resolvers", "reference")
                        if manifest.get(k)),

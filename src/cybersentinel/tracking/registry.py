@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,10 +67,68 @@ class PromotionError(RuntimeError):
 
 
 class RegistryUnreachableError(RuntimeError):
-    """The registry could not be asked (server down, store unreadable): not the same as an alias it lacks."""
+    """The registry could not be asked (server down, store missing or unreadable) or failed a request: not the
+    same as an alias it lacks."""
 
 
 ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})  # MLflow's "no such" codes
+
+
+REGISTRY_TABLES = frozenset({"registered_models", "model_versions"})  # what makes a SQLite file an MLflow registry
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The file a ``sqlite://`` tracking URI names; None for another store or an in-memory database."""
+    if uri.partition("://")[0].partition("+")[0] != "sqlite":
+        return None
+    from sqlalchemy.engine import make_url  # the parser MLflow hands the URI to
+
+    database = make_url(uri).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def sqlite_problem(path: Path) -> str | None:
+    """Why the SQLite file at ``path`` is no MLflow registry to read, None if it is one. Opened read-only: MLflow
+    itself would create a missing file (and its folders) or migrate another database into a registry."""
+    if not path.exists():
+        return f"no MLflow registry at {path} (no such file; check MLFLOW_TRACKING_URI)"
+    if path.is_dir():
+        return f"{path} is not an MLflow database (it is a folder)"
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:  # another kind of file, or one that cannot be opened
+        return f"{path} is not an MLflow database (SQLite: {exc})"
+    if not REGISTRY_TABLES.issubset(tables):
+        return f"{path} is not an MLflow database (it has no model registry tables)"
+    return None
+
+
+def check_readable(uri: str) -> None:
+    """Raise `RegistryUnreachableError` unless the registry can be read as it is, without side effects: a SQLite
+    store must already be an MLflow database, a server must answer a quick probe (a dead one costs seconds, not
+    MLflow's minutes of retries)."""
+    path = sqlite_file(uri)
+    if path is not None and (problem := sqlite_problem(path)):
+        raise RegistryUnreachableError(problem)
+    if problem := reachable(uri):
+        raise RegistryUnreachableError(f"MLflow registry: {problem}")
+
+
+def registry_failure(uri: str, exc: Exception) -> RegistryUnreachableError:
+    """An MLflow error as one line, credentials redacted (MLflow quotes the tracking URI, password and all)."""
+    return RegistryUnreachableError(f"MLflow registry {redact(uri)} could not be asked: {one_line(exc)}")
+
+
+@contextmanager
+def registry_errors(uri: str) -> Iterator[None]:
+    """MLflow's errors inside the block as `registry_failure`: a message for the user, not a traceback."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise registry_failure(uri, exc) from None
 
 
 def source_hashes(params_path: str | Path = "params.yaml") -> dict[str, str]:
@@ -197,7 +256,8 @@ def download_version(uri: str, name: str, version: str, dest: Path) -> tuple[Pat
     from cybersentinel.core.files import ModelIntegrityError, sha256_file
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    model_version = client_for(uri).get_model_version(name, version)
+    with registry_errors(uri):
+        model_version = client_for(uri).get_model_version(name, version)
     expected = model_version.tags.get("sha256")
     if not expected:
         raise ModelIntegrityError(f"{name} version {version} has no sha256 tag; refusing to load it")
@@ -206,7 +266,7 @@ def download_version(uri: str, name: str, version: str, dest: Path) -> tuple[Pat
                                                          dst_path=str(dest), tracking_uri=uri))
     except (OSError, mlflow.exceptions.MlflowException) as exc:
         raise ModelIntegrityError(f"{name} version {version}: no {DETECTOR_DIR}/ files in run {model_version.run_id} "
-                                  f"({exc}); it was registered without the verified model bytes") from exc
+                                  f"({one_line(exc)}); it was registered without the verified model bytes") from exc
     # The manifest carries the decision policy (threshold, band, feed and popularity rules): it is checked
     # before anything in it is believed, like the model bytes.
     expected_manifest, actual_manifest = model_version.tags.get("manifest_sha256"), sha256_file(local / "model.json")
@@ -241,14 +301,13 @@ def alias_version(uri: str, name: str, alias: str) -> str | None:
     if the registry cannot be asked (a quick probe first, so a dead server costs seconds, not MLflow's retries)."""
     from mlflow.exceptions import MlflowException
 
-    if problem := reachable(uri):
-        raise RegistryUnreachableError(f"MLflow registry: {problem}")
+    check_readable(uri)
     try:
         return str(client_for(uri).get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
         if exc.error_code in ABSENT:
             return None
-        raise RegistryUnreachableError(f"MLflow registry {redact(uri)} could not be asked: {one_line(exc)}") from None
+        raise registry_failure(uri, exc) from None
 
 
 def load_alias(name: str = DEFAULT_MODEL_NAME, alias: str = CHAMPION,
@@ -312,23 +371,38 @@ def evaluation(uri: str, name: str, version: str, test: pd.DataFrame, test_sha25
     return Evaluation(version, metrics, reused=False)
 
 
+def model_versions(uri: str, name: str) -> list[Any]:
+    """Every registered version of ``name``; the registry is checked first, like `alias_version`."""
+    check_readable(uri)
+    with registry_errors(uri):
+        return client_for(uri).search_model_versions(f"name = '{name}'")
+
+
 def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candidate: str | None = None,
             alias: str = CHAMPION, min_delta: float = 0.0, progress: Callable[[str], None] = lambda _: None) -> str:
     """Move ``alias`` to ``candidate`` (default: the newest version) if it beats the alias holder on
-    ``metric`` over the same test data; return what happened, or raise PromotionError explaining why not."""
-    import pandas as pd
-
-    from cybersentinel.core.files import sha256_file
-
+    ``metric`` over the same test data; return what happened, or raise PromotionError explaining why not
+    (RegistryUnreachableError if the registry cannot be asked or fails)."""
     if metric not in METRICS:
         raise PromotionError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
-    client = client_for(uri)
     progress(f"looking up {name!r} in the registry")
-    versions = client.search_model_versions(f"name = '{name}'")
+    versions = model_versions(uri, name)
     if not versions:
         raise PromotionError(f"no registered versions of {name!r} in {redact(uri)}: train with MLflow tracking on "
                              "(`dvc repro`), then run `make promote`")
     candidate = str(candidate or max(int(v.version) for v in versions))
+    with registry_errors(uri):
+        return challenge(uri, name, test_path, metric, candidate, alias, min_delta, progress)
+
+
+def challenge(uri: str, name: str, test_path: Path, metric: str, candidate: str, alias: str, min_delta: float,
+              progress: Callable[[str], None]) -> str:
+    """`promote` once the candidate is known: score it and the alias holder, move the alias if it wins."""
+    import pandas as pd
+
+    from cybersentinel.core.files import sha256_file
+
+    client = client_for(uri)
     holder = alias_version(uri, name, alias)
     if holder == candidate:
         return f"{name} version {candidate} already is {alias!r}; nothing to do"
