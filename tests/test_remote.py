@@ -136,7 +136,7 @@ def test_a_dead_remote_is_named_with_what_to_check(tmp_path: Path) -> None:
     repo = dvc_repo_with_remote(tmp_path / "repo", f"http://127.0.0.1:{free_port()}", LOCAL_KEYS)
     for command in (["remote", "check"], ["remote", "pull"]):
         result = run([CLI, *command], cwd=repo, check=False)
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert "remote 'storage'" in result.stderr and "is unreachable" in result.stderr
         assert "cybersentinel remote up" in result.stderr and "endpointurl" in result.stderr
         assert "Traceback" not in result.stderr + result.stdout
@@ -156,7 +156,7 @@ def test_refused_credentials_are_named_with_what_to_check(tmp_path: Path) -> Non
         while (result := run([CLI, "remote", "check"], cwd=repo, check=False)).returncode and (
                 "unreachable" in result.stderr and time.monotonic() < deadline):
             time.sleep(0.3)
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert "remote 'storage'" in result.stderr and "refused the credentials" in result.stderr
         assert "InvalidAccessKeyId" in result.stderr and "access_key_id" in result.stderr
         assert "Traceback" not in result.stderr
@@ -213,7 +213,7 @@ def test_push_and_check_fail_unless_every_locked_output_is_on_the_remote(tmp_pat
     run([CLI, "remote", "up", "--port", str(free_port())], cwd=repo)
     try:
         not_pushed = run([CLI, "remote", "check"], cwd=repo, check=False)
-        assert not_pushed.returncode == 1, not_pushed.stdout
+        assert not_pushed.returncode == 2, not_pushed.stdout
         assert "feeds: 2 of 2 file(s) are in the local cache but not on the remote" in not_pushed.stderr
         assert "model.bin: 1 of 1 file(s)" in not_pushed.stderr and "make push" in not_pushed.stderr
 
@@ -222,14 +222,14 @@ def test_push_and_check_fail_unless_every_locked_output_is_on_the_remote(tmp_pat
         file_md5 = hashlib.md5(b"203.0.113.7\n").hexdigest()
         cache_object(repo, file_md5).unlink()
         pushed = run([CLI, "remote", "push"], cwd=repo, check=False)
-        assert pushed.returncode == 1, pushed.stdout + pushed.stderr
+        assert pushed.returncode == 2, pushed.stdout + pushed.stderr
         assert "1 output(s) are not on remote 'storage'" in pushed.stderr
         assert "feeds: 1 of 2 file(s) are neither in the local cache nor on the remote" in pushed.stderr
         assert "`dvc add feeds`" in pushed.stderr and "model.bin" not in pushed.stderr  # model.bin did reach it
         assert "Traceback" not in pushed.stderr
         cache_object(repo, listing).unlink()
         checked = run([CLI, "remote", "check"], cwd=repo, check=False)
-        assert checked.returncode == 1
+        assert checked.returncode == 2
         assert (f"feeds: its directory listing ({listing}, named in feeds.dvc) is neither in the local cache nor on "
                 "the remote: rebuild it (`dvc add feeds`, commit feeds.dvc if it changed)") in checked.stderr
 
@@ -239,7 +239,7 @@ def test_push_and_check_fail_unless_every_locked_output_is_on_the_remote(tmp_pat
             dvc_file.write("meta:\n  rebuild: make feeds\n")
         (repo / "feeds").rename(repo / "feeds.away")
         checked = run([CLI, "remote", "check"], cwd=repo, check=False)
-        assert checked.returncode == 1 and "Traceback" not in checked.stderr
+        assert checked.returncode == 2 and "Traceback" not in checked.stderr
         assert (f"feeds: its directory listing ({listing}, named in feeds.dvc) is neither in the local cache nor "
                 "on the remote and feeds is not in the workspace either: rebuild it (`make feeds`, commit feeds.dvc "
                 "if it changed), then push") in " ".join(checked.stderr.split())
@@ -259,3 +259,80 @@ def test_push_and_check_fail_unless_every_locked_output_is_on_the_remote(tmp_pat
         assert (repo / "model.bin").read_bytes() == b"weights"
     finally:
         run([CLI, "remote", "down"], cwd=repo)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The command failed with exit status 2 and a single `error: ...` line, no traceback."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+SECRET = "s3cretTail"
+
+
+def test_check_redacts_the_credentials_in_every_url_it_quotes(tmp_path: Path) -> None:
+    endpoint = f"http://user:{SECRET}@127.0.0.1:{free_port()}"  # botocore quotes it in its own message
+    repo = dvc_repo_with_remote(tmp_path / "repo", endpoint, LOCAL_KEYS)
+    for command in (["remote", "check"], ["remote", "push"]):
+        result = run([CLI, *command], cwd=repo, check=False)
+        assert SECRET not in result.stdout + result.stderr
+        error = one_line_error(result)
+        assert "is unreachable" in error and "http://***@127.0.0.1" in error
+
+
+def test_remote_errors_exit_with_status_2(tmp_path: Path) -> None:
+    repo = dvc_repo_with_remote(tmp_path / "repo", "http://127.0.0.1:1", LOCAL_KEYS)
+    assert "no DVC remote named 'nope'" in one_line_error(run([CLI, "remote", "check", "-r", "nope"], cwd=repo,
+                                                              check=False))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run([CLI, "remote", "up", "--port", str(port)], cwd=repo, check=False)
+    assert "is already in use" in one_line_error(result)
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1"])
+def test_up_refuses_a_port_out_of_range(port: str, tmp_path: Path) -> None:
+    repo = dvc_repo_with_remote(tmp_path / "repo", "http://127.0.0.1:1", LOCAL_KEYS)
+    result = run([CLI, "remote", "up", "--port", port], cwd=repo, check=False)
+    assert result.returncode == 2
+    assert "Invalid value for '--port'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["up"], ["check"], ["push"], ["pull"]])
+def test_a_folder_that_is_not_a_dvc_repository_is_named(command: list[str], tmp_path: Path) -> None:
+    for folder in (tmp_path / "missing", tmp_path):
+        result = run([CLI, "remote", *command, "--repo", str(folder)], cwd=tmp_path, check=False)
+        assert f"{folder}: not a DVC repository" in one_line_error(result)
+
+
+def write_state(repo: Path, content: bytes) -> Path:
+    path = repo / ".dvc" / "tmp" / "s3-server.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("content", [b"{bad", b'{"pid": "abc", "endpoint": "http://127.0.0.1:5577"}', b"[]",
+                                     b'{"pid": 0, "endpoint": "http://127.0.0.1:5577"}', b"\xff\xfe",
+                                     b'{"pid": 12, "endpoint": "http://127.0.0.1:notaport"}', b'{"pid": 12}'])
+def test_down_names_a_corrupt_state_file(content: bytes, tmp_path: Path) -> None:
+    path = write_state(tmp_path, content)
+    error = one_line_error(run([CLI, "remote", "down"], cwd=tmp_path, check=False))
+    assert str(path) in error and "remote up" in error
+    assert path.read_bytes() == content  # its server may still run: the file is the only record of its pid
+
+
+def test_down_does_not_claim_to_stop_a_process_that_is_not_the_server(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "60"])  # a live process that is not moto
+    try:
+        path = write_state(tmp_path, json.dumps({"pid": other.pid, "endpoint": "http://127.0.0.1:5577"}).encode())
+        result = run([CLI, "remote", "down"], cwd=tmp_path)
+        assert "stopped the local S3 server" not in result.stdout
+        assert f"pid {other.pid}" in result.stdout and "is not the local S3 server" in result.stdout
+        assert not path.exists() and other.poll() is None  # stale state removed, the process left alone
+    finally:
+        other.kill()
+        other.wait(10)

@@ -9,8 +9,10 @@ from typing import Annotated
 
 import typer
 
+from cybersentinel.core.redact import redact
 from cybersentinel.mlops.remote import (
     DEFAULT_PORT,
+    STATE_FILE,
     RemoteError,
     check_remote,
     describe_unsynced,
@@ -30,17 +32,22 @@ RemoteOption = Annotated[str | None, typer.Option("--remote", "-r", help="DVC re
 RepoOption = Annotated[Path, typer.Option(help="DVC repository")]
 
 
+PortOption = Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1 for the local S3 server")]
+
+
 TargetsArgument = Annotated[list[str] | None, typer.Argument(help="stages or outputs, e.g. `train` for the model only")]
 
 
 def _fail(exc: RemoteError) -> typer.Exit:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
+    """Exit status 2, as every command's errors (1 is `drift`'s "drift found"); redacted again, as the message may
+    quote a library's text, and that may quote a URL with its credentials."""
+    typer.secho(f"error: {redact(str(exc))}", fg=typer.colors.RED, err=True)
+    return typer.Exit(2)
 
 
 @remote_app.command("up")
 def up(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1 for the local S3 server")] = DEFAULT_PORT,
+    port: PortOption = DEFAULT_PORT,
     remote: RemoteOption = None,
     repo: RepoOption = Path("."),
 ) -> None:
@@ -56,8 +63,17 @@ def up(
 @remote_app.command("down")
 def down(repo: RepoOption = Path(".")) -> None:
     """Stop the local S3 server that `remote up` started (its objects are discarded)."""
-    state = stop_server(repo.resolve())
-    typer.echo(f"stopped the local S3 server (pid {state['pid']})" if state else "no local S3 server is recorded")
+    try:
+        stopped = stop_server(repo.resolve())
+    except RemoteError as exc:
+        raise _fail(exc) from exc
+    if stopped is None:
+        typer.echo("no local S3 server is recorded")
+        return
+    state, running = stopped
+    typer.echo(f"stopped the local S3 server (pid {state['pid']})" if running else
+               f"pid {state['pid']} recorded in {STATE_FILE} is not the local S3 server (it has exited, or the pid "
+               "names another process now): nothing stopped, the stale record removed")
 
 
 @remote_app.command("check")

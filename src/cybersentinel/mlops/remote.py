@@ -16,13 +16,15 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from cybersentinel.core.redact import redact
+from cybersentinel.core.retry import one_line
 
 LOCAL_HOST = "127.0.0.1"
 
@@ -60,11 +62,23 @@ class S3Remote:
         return f"remote '{self.name}' ({redact(self.url)}" + (f" at {redact(self.endpoint)})" if self.endpoint else ")")
 
 
-def dvc_remote(repo: str | Path = ".", name: str | None = None) -> S3Remote:
-    """The named (or default) remote as DVC sees it: .dvc/config merged with config.local and user config."""
+@contextmanager
+def open_repo(repo: str | Path) -> Iterator[Any]:
+    """DVC's view of ``repo``; a folder outside any DVC repository (or no folder at all) is a RemoteError."""
+    from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
-    with Repo(str(repo)) as dvc_repo:
+    try:
+        dvc_repo = Repo(str(repo))
+    except NotDvcRepoError as exc:
+        raise RemoteError(f"{Path(repo).absolute()}: not a DVC repository") from exc
+    with dvc_repo:
+        yield dvc_repo
+
+
+def dvc_remote(repo: str | Path = ".", name: str | None = None) -> S3Remote:
+    """The named (or default) remote as DVC sees it: .dvc/config merged with config.local and user config."""
+    with open_repo(repo) as dvc_repo:
         config = dvc_repo.config
         name = name or config["core"].get("remote")
         if not name:
@@ -73,7 +87,7 @@ def dvc_remote(repo: str | Path = ".", name: str | None = None) -> S3Remote:
             raise RemoteError(f"no DVC remote named '{name}' in .dvc/config (known: {sorted(config['remote'])})")
         conf: dict[str, Any] = config["remote"][name]
     if not conf["url"].startswith("s3://"):
-        raise RemoteError(f"remote '{name}' is {conf['url']}, not an s3:// URL")
+        raise RemoteError(f"remote '{name}' is {redact(conf['url'])}, not an s3:// URL")
     return S3Remote(name, conf["url"], conf.get("endpointurl"), conf.get("access_key_id"),
                     conf.get("secret_access_key"), conf.get("profile"), conf.get("region"))
 
@@ -118,11 +132,11 @@ def check_remote(remote: S3Remote) -> None:
             detail = _credential_error(client, remote) or f"HTTP {status} {code}".strip()
             raise RemoteError(f"{remote.where} refused the credentials ({detail}). "
                               + CREDENTIALS_HINT.format(name=remote.name)) from exc
-        raise RemoteError(f"{remote.where}: {code or status}: {exc}") from exc
-    except EndpointConnectionError as exc:
-        raise RemoteError(f"{remote.where} is unreachable ({exc}). {UNREACHABLE_HINT}") from exc
+        raise RemoteError(f"{remote.where}: {code or status}: {one_line(exc)}") from exc
+    except EndpointConnectionError as exc:  # one_line: botocore quotes the endpoint URL, user-info and all
+        raise RemoteError(f"{remote.where} is unreachable ({one_line(exc)}). {UNREACHABLE_HINT}") from exc
     except BotoCoreError as exc:  # timeouts, bad endpoint URLs, proxy errors
-        raise RemoteError(f"{remote.where}: {type(exc).__name__}: {exc}. {UNREACHABLE_HINT}") from exc
+        raise RemoteError(f"{remote.where}: {type(exc).__name__}: {one_line(exc)}. {UNREACHABLE_HINT}") from exc
 
 
 def _credential_error(client: Any, remote: S3Remote) -> str | None:
@@ -145,10 +159,9 @@ def unsynced_outputs(repo: str | Path, remote: S3Remote, targets: list[str] | No
     leaves such outputs out; this looks at each output's objects in the cache and on the remote instead.
     """
     from dvc.exceptions import CollectCacheError
-    from dvc.repo import Repo
 
     problems: dict[str, str] = {}
-    with Repo(str(repo)) as dvc_repo:
+    with open_repo(repo) as dvc_repo:
         outs = dvc_repo.index.targets_view(targets).outs if targets else dvc_repo.index.outs
         for out in outs:
             if not out.use_cache or not out.can_push or out.stage.is_repo_import:
@@ -204,9 +217,7 @@ def describe_unsynced(remote: S3Remote, problems: dict[str, str]) -> str:
 
 def write_local_config(repo: Path, name: str, settings: dict[str, str]) -> None:
     """Endpoint and keys go to .dvc/config.local, which git ignores, never to .dvc/config."""
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as dvc_repo, dvc_repo.config.edit("local") as conf:
+    with open_repo(repo) as dvc_repo, dvc_repo.config.edit("local") as conf:
         conf["remote"].setdefault(name, {}).update(settings)
 
 
@@ -243,8 +254,34 @@ def _port(state: dict[str, Any]) -> int:
 
 
 def read_state(repo: Path) -> dict[str, Any] | None:
+    """What `remote up` recorded, None if nothing; RemoteError naming the file if it is not such a record."""
     path = repo / STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
+        raise _bad_state(path, one_line(exc)) from exc
+    if not _valid_state(state):
+        raise _bad_state(path, 'expected {"pid": <pid>, "endpoint": "http://127.0.0.1:<port>", ...}')
+    return state
+
+
+def _valid_state(state: Any) -> bool:
+    # pid > 0: os.kill(0 or -1, ...) would signal a whole process group or every process we may signal
+    if not (isinstance(state, dict) and type(state.get("pid")) is int and state["pid"] > 0
+            and isinstance(state.get("endpoint"), str)):
+        return False
+    try:
+        return bool(urlparse(state["endpoint"]).port)
+    except ValueError:  # a port that is not a number or out of range
+        return False
+
+
+def _bad_state(path: Path, detail: str) -> RemoteError:
+    # The file is left in place: it may be the only record of a server that still runs.
+    return RemoteError(f"{path} is not a state file of `cybersentinel remote up` ({detail}); stop its server by "
+                       "hand if one still runs, then delete the file")
 
 
 def start_server(repo: Path, port: int, timeout: float = 30.0) -> dict[str, Any]:
@@ -270,13 +307,24 @@ def start_server(repo: Path, port: int, timeout: float = 30.0) -> dict[str, Any]
     return state
 
 
-def stop_server(repo: Path) -> dict[str, Any] | None:
-    """Stop the server `remote up` started (by its recorded pid); None if none is recorded."""
+def stop_server(repo: Path) -> tuple[dict[str, Any], bool] | None:
+    """Stop the server `remote up` started (by its recorded pid) and forget it: its state and whether it was
+    still running (False: the pid has exited or now names another process, which is left alone); None if no
+    server is recorded."""
     state = read_state(repo)
     if state is None:
         return None
     pid, port = int(state["pid"]), _port(state)
-    if server_running(pid, port):
+    running = server_running(pid, port)
+    if running:
+        _terminate(pid, port)
+    (repo / STATE_FILE).unlink()
+    return state, running
+
+
+def _terminate(pid: int, port: int) -> None:
+    """SIGTERM, then SIGKILL after 10 s; a server that exits in between is no error."""
+    with suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while server_running(pid, port) and time.monotonic() < deadline:
@@ -285,8 +333,6 @@ def stop_server(repo: Path) -> dict[str, Any] | None:
                 os.waitpid(pid, os.WNOHANG)  # reap it if this process started it
         if server_running(pid, port):
             os.kill(pid, signal.SIGKILL)
-    (repo / STATE_FILE).unlink()
-    return state
 
 
 def local_up(repo: Path, port: int, name: str | None = None) -> tuple[S3Remote, dict[str, Any]]:
