@@ -87,3 +87,17 @@ def test_a_file_a_command_cannot_write_is_one_line_and_status_2(model_dir: Path,
     devnull = CliRunner().invoke(app, ["predict", "--model-dir", str(model_dir), "--no-feeds", "-i", str(urls),
                                        "-o", "/dev/null"])
     assert devnull.exit_code == 0 and Path("/dev/null").is_char_device()
+
+
+def test_serve_log_level_is_one_of_uvicorns() -> None:
+    """An unknown level is a usage error (status 2) naming the option, not a traceback from logging; the choices
+    are the names uvicorn accepts, its own `trace` included."""
+    from uvicorn.config import LOG_LEVELS
+
+    from cybersentinel.cli.serve import LogLevel
+
+    assert set(LogLevel) == set(LOG_LEVELS)
+    result = CliRunner().invoke(app, ["serve", "--log-level", "bogus"])
+    assert result.exit_code == 2, result.output
+    assert "--log-level" in result.output and "'bogus' is not one of" in result.output
+    assert "Traceback" not in result.output

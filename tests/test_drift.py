@@ -116,3 +116,73 @@ def test_bad_input_is_a_clear_usage_error(tmp_path: Path, model_dir: Path) -> No
     assert code == 2 and "Traceback" not in output
     code, output = run_drift("--current", str(no_url), "--model-dir", str(tmp_path), "--out", str(tmp_path / "o"))
     assert code == 2 and "manifest" in output
+
+
+LAX = ("--feature-psi", "1000", "--drifted-share", "1", "--score-psi", "1000", "--flagged-delta", "1",
+       "--no-score-share", "1")  # nothing drifts: the exit status says only whether the command worked
+
+
+def test_markup_in_a_path_is_printed_as_text(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """Rich markup in the output folder (or the traffic's path) is printed as it is: no MarkupError after the report
+    is written, whose status 1 a scheduler would read as "drift found"."""
+    traffic = tmp_path / "[bold]traffic.csv"
+    traffic.write_text("url\nhttp://example.com/\n")
+    out = tmp_path / "d[/x]"
+    code, output = run_drift("--current", str(traffic), "--model-dir", str(model_dir), "--out", str(out), *LAX)
+    assert code == 0, output
+    assert f"{out}/drift.html" in output and "[bold]traffic.csv" in output
+    assert (out / "drift.json").is_file()
+
+
+def test_the_window_options_are_checked(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    folder = tmp_path / "decisions"
+    folder.mkdir()
+    for span in ("99999999999d", "800000d"):
+        code, output = run_drift("--current", str(folder), "--model-dir", str(model_dir), "--last", span)
+        assert code == 2 and "--last" in output and "36500d" in output and "Traceback" not in output, output
+    code, output = run_drift("--current", str(folder), "--model-dir", str(model_dir), "--last", "0h")
+    assert code == 2 and "longer than 0" in output, output
+    code, output = run_drift("--current", str(folder), "--model-dir", str(model_dir), "--since", "2001-01-01",
+                             "--until", "2000-01-01")
+    assert code == 2 and "--since" in output and "is not before --until" in output, output
+
+
+def test_scored_files_are_read_as_predict_reads_them(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """An empty file is named; a byte that is not UTF-8 becomes U+FFFD (CSV, and Parquet text or bytes), as in
+    `predict`, instead of rejecting the whole file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    code, output = run_drift("--current", str(empty), "--model-dir", str(model_dir))
+    assert code == 2 and f"{empty}: the file is empty" in output, output
+    raw = [b"http://ex\xffample.com/", b"http://example.org/a"]
+    (tmp_path / "latin.csv").write_bytes(b"url,model_score\n" + raw[0] + b",\n" + raw[1] + b",0.2\n")
+    pq.write_table(pa.table({"url": pa.array(raw, pa.binary())}), tmp_path / "bytes.parquet")
+    pq.write_table(pa.table({"url": pa.array(raw, pa.binary()).view(pa.string())}), tmp_path / "text.parquet")
+    for name in ("latin.csv", "bytes.parquet", "text.parquet"):
+        code, output = run_drift("--current", str(tmp_path / name), "--model-dir", str(model_dir),
+                                 "--out", str(tmp_path / name.replace(".", "_")), *LAX)
+        assert code == 0, output
+        assert json.loads((tmp_path / name.replace(".", "_") / "drift.json").read_text())["rows"] == 2
+
+
+def test_columns_drift_cannot_use_are_clear_errors(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """A list-typed `url` column (refused by `predict` too), and a `model_score` that is not a number or not in
+    [0, 1]: each an error naming the column (status 2), not a false alarm (status 1)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"url": pa.array([["http://example.com/"]] * 3)}), tmp_path / "list.parquet")
+    pd.DataFrame({"url": ["http://example.com/", "http://example.org/"], "model_score": ["high", "0.1"]}
+                 ).to_csv(tmp_path / "text.csv", index=False)
+    pd.DataFrame({"url": ["http://example.com/", "http://example.org/"], "model_score": [0.1, 5.0]}
+                 ).to_parquet(tmp_path / "five.parquet")
+    expected = {"list.parquet": "the `url` column holds list", "text.csv": "`model_score` 'high' in data row 1 is "
+                "not a number", "five.parquet": "`model_score` 5 in data row 2 is outside 0-1"}
+    for name, message in expected.items():
+        code, output = run_drift("--current", str(tmp_path / name), "--model-dir", str(model_dir),
+                                 "--out", str(tmp_path / "o"))
+        assert code == 2 and message in output, output
+    assert not (tmp_path / "o").exists()

@@ -110,8 +110,18 @@ def test_report_without_changes_says_so() -> None:
 def test_unknown_base_is_a_clear_error(two_revisions: Path) -> None:
     result = subprocess.run([CLI, "report", "--base", "no-such-branch"], cwd=two_revisions, capture_output=True,
                             text=True)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, as in every command (1 is `drift`'s "drift found")
     assert "revision 'no-such-branch' not found" in result.stderr and "fetch-depth" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_target_and_a_folder_outside_git_are_clear_errors(two_revisions: Path, tmp_path: Path) -> None:
+    result = subprocess.run([CLI, "report", "--target", "no-such-branch"], cwd=two_revisions, capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "revision 'no-such-branch' not found" in result.stderr, result.stderr
+    result = subprocess.run([CLI, "report", "--repo", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert f"{tmp_path} is not a git repository" in result.stderr and "fetch" not in result.stderr
     assert "Traceback" not in result.stderr
 
 

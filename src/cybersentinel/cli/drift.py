@@ -3,6 +3,7 @@ threshold was crossed (the report says which); 2: bad input (usage error)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +14,52 @@ from cybersentinel.model.drift import Thresholds
 DEFAULTS = Thresholds()
 
 
+MAX_LAST = timedelta(days=36_500)  # a century: longer than any log keeps, and far inside datetime's range
+
+
+def checked_last(value: str | None) -> str | None:
+    """``--last``: a span the decision log can hold, checked before anything is read (a huge one overflows)."""
+    from cybersentinel.ops.decisions import parse_window
+
+    if value is None:
+        return None
+    now = datetime.now(UTC)
+    try:
+        start, _ = parse_window(value, None, None, now)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    except OverflowError:
+        start = None
+    if start is None or now - start > MAX_LAST:
+        raise typer.BadParameter(f"{value!r} is longer than the limit, {MAX_LAST.days}d")
+    if start >= now:
+        raise typer.BadParameter(f"{value!r}: the span must be longer than 0")
+    return value
+
+
+def checked_window(last: str | None, since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """The decision log window; --since must come before --until (else it is empty, not a question of data)."""
+    from cybersentinel.ops.decisions import parse_window
+
+    try:
+        start, end = parse_window(last, since, until)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--last/--since/--until") from err
+    except OverflowError as err:  # --until near year 1 minus --last
+        raise typer.BadParameter(f"the window starts before year 1 ({err})", param_hint="--last") from err
+    if start is not None and end is not None and start >= end:
+        raise typer.BadParameter(f"{start.isoformat()} is not before --until {end.isoformat()}",
+                                 param_hint="--since")
+    return start, end
+
+
 def drift(
     current: Annotated[Path, typer.Option(exists=True, help="Scored traffic: a CSV or Parquet file with a `url` column "
                                           "(`cybersentinel predict` output), or a decision log folder.")],
     model_dir: Annotated[Path, typer.Option(help="Model folder: its reference profile is the baseline.")
                          ] = Path("models"),
-    last: Annotated[str | None, typer.Option(help="Decision log: the last span of time, e.g. 24h, 7d.")] = None,
+    last: Annotated[str | None, typer.Option(callback=checked_last, help="Decision log: the last span of time, e.g. "
+                                             f"24h, 7d (at most {MAX_LAST.days}d).")] = None,
     since: Annotated[str | None, typer.Option(help="Decision log: from this time (ISO 8601, UTC by default).")] = None,
     until: Annotated[str | None, typer.Option(help="Decision log: up to this time (exclusive).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for drift.html and drift.json.")] = Path("reports/drift"),
@@ -36,9 +77,9 @@ def drift(
     """Compare scored traffic with the model's reference profile; write an HTML report and JSON figures; exit 1 on
     drift, so a scheduler can act."""
     from rich.console import Console
+    from rich.markup import escape
 
     from cybersentinel.core.files import ModelIntegrityError, load_manifest
-    from cybersentinel.ops.decisions import parse_window
     from cybersentinel.ops.drift import measure, read_log_window, read_scored_file, summary, write_outputs
 
     console = Console(stderr=True)
@@ -47,9 +88,10 @@ def drift(
         model_sha256 = load_manifest(model_dir)["sha256"]
     except (OSError, ValueError, KeyError) as err:
         raise typer.BadParameter(f"cannot read the model's manifest: {err}", param_hint="--model-dir") from err
+    window = checked_window(last, since, until) if current.is_dir() else None
     try:  # unreadable traffic (a corrupt Parquet file is an ArrowInvalid, a ValueError) is a usage error too
-        if current.is_dir():
-            start, end = parse_window(last, since, until)
+        if window is not None:
+            start, end = window
             traffic = read_log_window(current, model_sha256, start, end)
         else:
             if last or since or until:
@@ -64,6 +106,6 @@ def drift(
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--current") from err
     write_outputs(figures, out / "drift.json", out / "drift.html")
-    console.print(summary(figures))
-    console.print(f"report: {out / 'drift.html'}; figures: {out / 'drift.json'}")
+    console.print(escape(summary(figures)))  # paths and data are text, not Rich markup
+    console.print(f"report: {escape(str(out / 'drift.html'))}; figures: {escape(str(out / 'drift.json'))}")
     raise typer.Exit(1 if figures["drift"] else 0)

@@ -15,7 +15,7 @@ def report_command(
     target: Annotated[str | None, typer.Option(help="revision to report on (default: the workspace)")] = None,
     out: Annotated[Path, typer.Option(file_okay=False, help="folder for report.md and the images")] = DEFAULT_OUT,
     fmt: Annotated[str, typer.Option("--format", help="image format: png or svg")] = "png",
-    repo: Annotated[Path, typer.Option(help="DVC repository")] = Path("."),
+    repo: Annotated[Path, typer.Option(exists=True, file_okay=False, help="DVC repository")] = Path("."),
 ) -> None:
     """Metrics and params diff against BASE plus plots of both revisions, as markdown and images (offline)."""
     if fmt not in {"png", "svg"}:
@@ -24,5 +24,5 @@ def report_command(
         report = build_report(repo.resolve(), base, out if out.is_absolute() else repo / out, target, fmt)
     except ReportError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(2) from exc  # 2 as every usage error; 1 is `drift`'s "drift found"
     typer.echo(str(report))

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,21 @@ def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
         raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {redact(uri)}")
     local, _ = download_version(uri, name, version, dest)
     return local, f"mlflow: models:/{name}@{alias} (version {version})"
+
+
+class LogLevel(StrEnum):
+    """The names uvicorn accepts (uvicorn.config.LOG_LEVELS, not imported: it loads asyncio); any other stops uvicorn
+    or logging with a traceback."""
+
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
+
+
+TRACE = 5  # uvicorn's level below DEBUG: logging knows its name only once uvicorn is imported
 
 
 def serve(
@@ -86,7 +102,7 @@ def serve(
     log_retention_days: LogRetentionDays = Settings.log_retention_days,
     feedback_db: FeedbackDb = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="uvicorn log level.")] = LogLevel.info,
 ) -> None:
     """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS."""
     import tempfile
@@ -95,7 +111,8 @@ def serve(
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.tracking.registry import RegistryUnreachableError
 
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s: %(message)s")
+    logging.basicConfig(level=TRACE if log_level is LogLevel.trace else log_level.upper(),
+                        format="%(levelname)s: %(message)s")
     try:
         api_keys = parse_api_keys(os.environ.get(API_KEYS_ENV, ""))
     except ValueError as exc:

@@ -30,9 +30,22 @@ def dvc(repo: Path, *args: str) -> str:
     return result.stdout
 
 
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    except FileNotFoundError as err:  # no git on PATH
+        raise ReportError(f"cannot run git: {err}") from err
+
+
+def check_repo(repo: Path) -> None:
+    """Checked first: otherwise every revision would be "not found", and the advice to fetch it would mislead."""
+    if git(repo, "rev-parse", "--git-dir").returncode != 0:
+        raise ReportError(f"{repo} is not a git repository: run the report in the project's checkout or name it "
+                          "with --repo")
+
+
 def resolve_rev(repo: Path, rev: str) -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", f"{rev}^{{commit}}"], cwd=repo, capture_output=True,
-                            text=True)
+    result = git(repo, "rev-parse", "--short", f"{rev}^{{commit}}")
     if result.returncode != 0:
         raise ReportError(f"revision {rev!r} not found in {repo}: fetch it first (in CI, check out with "
                           "fetch-depth: 0 or `git fetch origin main:main`)")
@@ -123,7 +136,10 @@ def build_report(repo: Path, base: str, out: Path, target: str | None = None, fm
     """Write ``out/report.md`` and one image per plot; return the markdown's path."""
     from cybersentinel.core.files import atomic_path
 
+    check_repo(repo)
     base_sha = resolve_rev(repo, base)
+    if target:
+        resolve_rev(repo, target)  # a clear message before DVC's
     revs = [base, *([target] if target else [])]
     commands = {"metrics_md": ("metrics", "diff", "--md", *revs), "metrics": ("metrics", "diff", "--json", *revs),
                 "params_md": ("params", "diff", "--md", *revs),

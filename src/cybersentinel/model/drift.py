@@ -51,7 +51,7 @@ class Thresholds:
     """Above any of these, the traffic has drifted (the command exits 1)."""
 
     feature_psi: float = 0.25  # a feature with PSI above this has drifted
-    drifted_share: float = 0.1  # ... and more than this share of the features drifting is an alarm (5 of 42)
+    drifted_share: float = 0.1  # ... and more than this share of the features drifting is an alarm (5 of 43)
     score_psi: float = 0.25  # the model score's PSI
     flagged_delta: float = 0.1  # absolute change of the share flagged
     no_score_share: float = 0.05  # share of inputs the model could not score

@@ -10,17 +10,27 @@ or computed when the file has none. Decision log rows written by another model a
 
 from __future__ import annotations
 
+import csv
+import gzip
 import html
+import io
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cybersentinel.model.drift import SCORE, Thresholds, drift_figures, read_reference
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from cybersentinel.scoring.batch import Batch
 
 
 @dataclass(frozen=True)
@@ -33,18 +43,109 @@ class Current:
     other_model_rows: int = 0
 
 
+READ_CHUNK = 200_000  # rows per batch read
+
+
 def read_scored_file(path: Path) -> Current:
-    """A scored CSV or Parquet file (or any table with a ``url`` column)."""
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
-    elif path.suffix.lower() in (".csv", ".gz"):
-        frame = pd.read_csv(path, dtype={"url": str}, keep_default_na=False, na_values={SCORE: [""]})
-    else:
+    """A scored CSV (optionally gzipped) or Parquet file with a ``url`` column, read as `predict` reads its input:
+    bytes that are not UTF-8 become U+FFFD, and a list, struct or map ``url`` column is refused. A recorded
+    ``model_score`` must be a number in [0, 1]; an empty cell (or null) is an input with no score."""
+    from cybersentinel.scoring.batch import read_csv, read_parquet
+
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".gz"):
         raise ValueError(f"{path}: expected a .csv or .parquet file, or a decision log folder")
-    if "url" not in frame.columns:
-        raise ValueError(f"{path}: no `url` column (columns: {', '.join(map(str, frame.columns[:10]))})")
-    scores = pd.to_numeric(frame[SCORE], errors="coerce").to_numpy(np.float64) if SCORE in frame.columns else None
-    return Current(frame["url"].astype(str).tolist(), scores, str(path))
+    try:
+        if suffix in (".parquet", ".pq"):
+            _check_parquet_columns(path)
+            urls, recorded = _urls_and_scores(read_parquet(str(path), "url", READ_CHUNK))
+        else:
+            _check_csv_header(path)
+            with _open_csv(path) as stream:
+                urls, recorded = _urls_and_scores(read_csv(stream, "url", READ_CHUNK))
+    except (EOFError, zlib.error, csv.Error) as err:  # a cut or corrupt gzip stream, an overlong header field
+        raise ValueError(f"{path}: cannot read it: {err}") from err
+    scores = _recorded_scores(path, pa.chunked_array(recorded)) if recorded else None
+    return Current(urls, scores, str(path))
+
+
+def _urls_and_scores(batches: Iterator[Batch]) -> tuple[list[str], list[pa.Array]]:
+    """The URLs and the chunks of the ``model_score`` column, if any: a wide file's other columns are dropped batch
+    by batch, as it is read."""
+    urls: list[str] = []
+    scores: list[pa.Array] = []
+    for batch in batches:
+        urls += [url or "" for url in _texts(batch.urls)]
+        if SCORE in batch.passthrough.column_names:
+            scores += batch.passthrough[SCORE].chunks
+    return urls, scores
+
+
+def _texts(values: pa.Array | pa.ChunkedArray) -> list[str | None]:
+    """Python strings; a Parquet string column can hold bytes that are not UTF-8 (Arrow does not check them on
+    reading), which `predict` scores as U+FFFD and so is it here."""
+    try:
+        return values.to_pylist()
+    except UnicodeDecodeError:
+        raw = values.cast(pa.large_binary() if pa.types.is_large_string(values.type) else pa.binary())
+        return [None if v is None else v.decode("utf-8", "replace") for v in raw.to_pylist()]
+
+
+def _open_csv(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")  # type: ignore[return-value]
+
+
+def _require_url(path: Path, names: list[str]) -> None:
+    if "url" not in names:
+        raise ValueError(f"{path}: no `url` column (columns: {', '.join(map(str, names[:10]))})")
+
+
+def _check_csv_header(path: Path) -> None:
+    """Checked here, not by `predict`'s reader, whose messages name its --column option."""
+    with io.TextIOWrapper(_open_csv(path), "utf-8-sig", "replace", newline="") as text:  # closes the file too
+        header = next(csv.reader(text), [])
+    if not header:
+        raise ValueError(f"{path}: the file is empty; a scored CSV starts with a header row naming a `url` column")
+    _require_url(path, header)
+
+
+def _check_parquet_columns(path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    _require_url(path, schema.names)
+    kind = schema.field(schema.names.index("url")).type
+    if pa.types.is_nested(kind) or pa.types.is_null(kind):
+        raise ValueError(f"{path}: the `url` column holds {kind} values, not text")
+
+
+def _recorded_scores(path: Path, column: pa.ChunkedArray) -> np.ndarray:
+    """The ``model_score`` column as floats (NaN: no score). A value that is not a number or lies outside [0, 1]
+    is an error: counted as "no score" or binned as a score, it would raise a false alarm."""
+    kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = column.cast(pa.float64()).fill_null(float("nan")).to_numpy()
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        values = _numbers_from_text(path, column)
+    else:
+        raise ValueError(f"{path}: the `{SCORE}` column holds {kind} values, not numbers")
+    outside = np.flatnonzero(~np.isnan(values) & ~((values >= 0) & (values <= 1)))
+    if len(outside):
+        raise ValueError(f"{path}: `{SCORE}` {values[outside[0]]:g} in data row {outside[0] + 1:,} is outside 0-1 "
+                         f"({len(outside):,} such rows): not a model score")
+    return values
+
+
+def _numbers_from_text(path: Path, column: pa.ChunkedArray) -> np.ndarray:
+    """Text scores (CSV cells, `predict`'s Parquet output) as floats; an empty cell is no score."""
+    text = pd.Series(_texts(column), dtype=object)
+    blank = text.isna() | (text.str.strip() == "")
+    values = pd.to_numeric(text.where(~blank), errors="coerce")
+    bad = np.flatnonzero((values.isna() & ~blank).to_numpy())
+    if len(bad):
+        raise ValueError(f"{path}: `{SCORE}` {text.iloc[bad[0]][:40]!r} in data row {bad[0] + 1:,} is not a number "
+                         f"({len(bad):,} such rows; leave the cell empty for an input with no score)")
+    return values.to_numpy(np.float64, na_value=np.nan)
 
 
 def read_log_window(folder: Path, model_sha256: str, since: datetime | None, until: datetime | None) -> Current:
