@@ -333,3 +333,43 @@ def test_a_file_that_is_not_a_sqlite_database_is_named_not_crashed(tmp_path: Pat
         assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (args, result.output)
         assert f"{db}: not a feedback database" in output, (args, output)
     assert db.read_text() == "garbage\n" and sorted(p.name for p in tmp_path.iterdir()) == ["scored.csv", "x.sqlite"]
+
+
+@pytest.mark.parametrize("network", ["1.2.3.0/24", "1.2.3.5/24", "2001:db8::/32", "1.2.3.0/255.255.255.0"])
+def test_a_network_is_refused_not_shrunk_to_its_first_address(store: FeedbackStore, network: str) -> None:
+    for scope in ("host", "url"):  # read as a URL, `1.2.3.0/24` is the host 1.2.3.0 (or that one odd URL)
+        with pytest.raises(FeedbackError, match=r"\(a CIDR range\), not a URL or a host"):
+            store.add(network, "confirmed_malicious", scope, "alice")
+    assert store.list() == []
+    single, _ = store.add("1.2.3.4/32", "confirmed_malicious", "host", "alice")  # one address: that host
+    assert single.target == "1.2.3.4"
+
+
+def test_the_cli_list_escapes_control_characters_so_no_value_forges_a_row(tmp_path: Path) -> None:
+    db, runner = str(tmp_path / "fb.sqlite"), CliRunner()
+    note = "ok\n#99\t2026-01-01T00:00:00+00:00\tmallory\tfalse_positive\thost\tevil.example\tactive\t"
+    url = "http://a.example.com/\x1b]0;pwn\x07"
+    added = runner.invoke(cli_app, ["feedback", "add", url, "--kind", "false_positive", "--analyst", "ev\x1b[2Jil",
+                                    "--note", note, "--feedback-db", db])
+    assert added.exit_code == 0 and "\x1b" not in added.output, added.output
+    again = runner.invoke(cli_app, ["feedback", "add", url, "--kind", "false_positive", "--analyst", "bob",
+                                    "--feedback-db", db])
+    assert "already recorded by ev\\x1b[2Jil" in again.output and "\x1b" not in again.output, again.output
+    listed = runner.invoke(cli_app, ["feedback", "list", "--feedback-db", db])
+    assert listed.exit_code == 0, listed.output
+    rows = listed.output.splitlines()
+    assert len(rows) == 1 and len(rows[0].split("\t")) == 8, rows  # one row, eight fields: nothing forged
+    assert "\x1b" not in listed.output and "\x07" not in listed.output
+    assert rows[0].endswith("\t" + note.strip().replace("\n", "\\n").replace("\t", "\\t")), rows  # escaped
+    exact = json.loads(runner.invoke(cli_app, ["feedback", "list", "--json", "--feedback-db", db]).output)
+    assert exact["note"] == note.strip() and exact["url"] == url  # JSON keeps the exact values
+
+
+def test_the_cli_refuses_a_cidr_range_with_a_clear_error(tmp_path: Path) -> None:
+    db = str(tmp_path / "fb.sqlite")
+    result = CliRunner().invoke(cli_app, ["feedback", "add", "1.2.3.0/24", "--scope", "host", "--kind",
+                                          "confirmed_malicious", "--analyst", "alice", "--feedback-db", db],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "'1.2.3.0/24' is the network 1.2.3.0/24 (a CIDR range)" in result.output
+    assert FeedbackStore.from_env(path=db).list() == []

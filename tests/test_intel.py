@@ -431,7 +431,7 @@ def test_cli_refresh_from_mirror_env_and_lookup(tmp_path, monkeypatch):
 
     (mirror / "spamhaus_drop.txt").write_text("garbage\n")
     result = CliRunner().invoke(app, ["feeds", "refresh", "--out", str(out), "--feed", "spamhaus_drop"])
-    assert result.exit_code == 1 and "malformed network entry" in result.output
+    assert result.exit_code == 2 and "malformed network entry" in result.output  # an error: 2, as everywhere
 
 
 @pytest.mark.skipif(not REAL_FEEDS.is_dir(), reason="shared feed snapshots not present")
@@ -479,7 +479,7 @@ def test_refresh_from_a_mirror_reports_an_undecodable_feed_by_line_and_refreshes
     (mirror / "tranco_top100k.csv").write_text("google.com\n")
     result = CliRunner().invoke(app, ["feeds", "refresh", "--out", str(out), "--mirror", str(mirror)],
                                 env={"COLUMNS": "400"})
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     output = " ".join(result.output.split())
     assert f"{mirror / 'firehol_level1.txt'}:1: not UTF-8 text" in output
     assert f"{mirror / 'spamhaus_drop.txt'}:2: not UTF-8 text" in output
@@ -487,6 +487,22 @@ def test_refresh_from_a_mirror_reports_an_undecodable_feed_by_line_and_refreshes
     manifest = json.loads((out / "feeds.json").read_text())
     assert set(manifest["feeds"]) == {"et_compromised", "tranco"}
     assert sorted(p.name for p in out.iterdir()) == ["et_compromised_ips.txt", "feeds.json", "tranco_top100k.csv"]
+
+
+def test_refresh_quotes_feed_lines_and_mirror_paths_as_they_are_never_as_markup(tmp_path):
+    """Feed lines and paths are data: `[/bold]` must not crash Rich, `[link=...]` and `:skull:` not render."""
+    mirror, out = tmp_path / "m[/x] :skull:", tmp_path / "feeds"  # the folder `x] :skull:` in `m[`
+    mirror.mkdir(parents=True)
+    (mirror / "firehol_level1.txt").write_text("[/bold]\n")
+    (mirror / "spamhaus_drop.txt").write_text("[link=http://evil.example]a[/link] :skull:\n")
+    (mirror / "et_compromised_ips.txt").write_text("9.9.9.9\n")
+    (mirror / "tranco_top100k.csv").write_text("google.com\n")
+    result = CliRunner().invoke(app, ["feeds", "refresh", "--out", str(out), "--mirror", str(mirror)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    lines = result.output.splitlines()
+    assert f"firehol_level1: failed {mirror / 'firehol_level1.txt'}:1: malformed network entry '[/bold]'" in lines[0]
+    assert "malformed network entry '[link=http://evil.example]a[/link] :skull:'" in lines[1]
+    assert "\N{SKULL}" not in result.output and "et_compromised: updated, 1 entries" in lines[2]
 
 
 def test_read_feed_file_names_the_undecodable_line(tmp_path):

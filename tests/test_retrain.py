@@ -187,3 +187,76 @@ def test_a_refused_candidate_is_undone_from_git_and_the_dvc_cache(tmp_path) -> N
     assert (tmp_path / "dvc.lock").read_text() == lock
     assert (tmp_path / "reports" / "metrics.json").read_text() == '{"roc_auc": 0.9}\n'
     require_clean(tmp_path)
+
+
+# ---- `cybersentinel retrain`'s early errors: one line, exit 2, in a scratch repository (nothing trains) ------
+
+def scratch_repo(repo, params: str | None) -> None:
+    """A git repository with everything in ``repo`` and this params.yaml (none: no file) committed."""
+    import subprocess
+
+    git = ["git", "-c", "user.email=t@cybersentinel.invalid", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    if params is not None:
+        (repo / "params.yaml").write_text(params)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, check=True)
+
+
+def retrain_in(repo, monkeypatch, params: str | None, dsn: str | None = None, commit: bool = True):
+    """`cybersentinel retrain --no-refresh` in ``repo`` (committed first, with this params.yaml)."""
+    from typer.testing import CliRunner
+
+    from cybersentinel.cli.app import app
+
+    if commit:
+        scratch_repo(repo, params)
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DB", raising=False)
+    if dsn is None:
+        monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
+    else:
+        monkeypatch.setenv("CYBERSENTINEL_FEEDBACK_DSN", dsn)
+    return CliRunner().invoke(app, ["retrain", "--no-refresh"], env={"COLUMNS": "400"})
+
+
+FEEDBACK_SOURCE = ("dataset:\n  sources:\n    feedback: {reader: feedback, dsn_env: CYBERSENTINEL_FEEDBACK_DSN, "
+                   "retries: 0, connect_timeout_s: 2}\n")
+RULE_YAML = "retrain: {metric: roc_auc, min_delta: 0.001, loco_tolerance: 0.005}\n"
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    (FEEDBACK_SOURCE, "no `retrain:` section"),
+    (FEEDBACK_SOURCE + "retrain: [\n  metric: roc_auc\n", "is not valid YAML: expected ',' or ']'"),
+    (FEEDBACK_SOURCE + "retrain: {metric: auc, min_delta: 0.001, loco_tolerance: 0.005}\n",
+     "retrain.metric 'auc' is not one of"),
+    (FEEDBACK_SOURCE + "retrain: {metric: roc_auc, min_delta: much, loco_tolerance: 0.005}\n",
+     "retrain.min_delta must be a number"),
+    (RULE_YAML, "no `dataset:` section"),
+    (None, "cannot read"),
+])
+def test_retrain_refuses_a_bad_params_file_in_one_line_with_exit_2(tmp_path, monkeypatch, params, message) -> None:
+    result = retrain_in(tmp_path, monkeypatch, params)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize(("dsn", "message"), [
+    ("postgresql://alice:s3cret@127.0.0.1:1/feedback?connect_timeout=2", "alice@127.0.0.1:1/feedback"),
+    ("postgresql://alice:s3cret@x@127.0.0.1:1/feedback", "percent-encode '@' in the password"),
+])
+def test_retrain_reports_an_unusable_feedback_store_in_one_redacted_line(tmp_path, monkeypatch, dsn, message) -> None:
+    result = retrain_in(tmp_path, monkeypatch, FEEDBACK_SOURCE + RULE_YAML, dsn)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith("error: cannot read the analyst feedback") and message in error, result.output
+    assert "s3cret" not in result.output
+
+
+def test_every_failed_step_of_retrain_exits_2(tmp_path, monkeypatch) -> None:
+    """A step's RetrainError (here: uncommitted changes) is an error, exit 2; 1 means "drift found" elsewhere."""
+    (tmp_path / "tracked.txt").write_text("committed\n")
+    scratch_repo(tmp_path, FEEDBACK_SOURCE + RULE_YAML)
+    (tmp_path / "tracked.txt").write_text("changed\n")
+    result = retrain_in(tmp_path, monkeypatch, None, commit=False)
+    assert result.exit_code == 2 and "commit or stash these changes first" in result.output, result.output

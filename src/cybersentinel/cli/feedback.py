@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cybersentinel.cli.options import FeedbackDb
+from cybersentinel.cli.options import FeedbackDb, printable
 
 if TYPE_CHECKING:
     from cybersentinel.ops.feedback import FeedbackStore
@@ -57,7 +57,7 @@ def add_command(
     except ValueError as exc:  # FeedbackError and its kinds
         raise _fail(exc) from None
     state = "recorded" if created else f"already recorded by {item.analyst} at {item.created_at}"
-    typer.echo(f"#{item.id} {item.kind} {item.scope} {item.target}: {state}")
+    typer.echo(printable(f"#{item.id} {item.kind} {item.scope} {item.target}: {state}"))
 
 
 @feedback_app.command("revoke")
@@ -72,7 +72,7 @@ def revoke_command(
         item = _store(db).revoke(feedback_id, analyst, reason)
     except ValueError as exc:  # FeedbackError and its kinds
         raise _fail(exc) from None
-    typer.echo(f"#{item.id} revoked by {item.revoked_by} at {item.revoked_at}: {item.revoke_reason}")
+    typer.echo(printable(f"#{item.id} revoked by {item.revoked_by} at {item.revoked_at}: {item.revoke_reason}"))
 
 
 @feedback_app.command("list")
@@ -91,8 +91,9 @@ def list_command(
             typer.echo(json.dumps(item.as_dict(), ensure_ascii=False))
         else:
             state = "active" if item.active else f"revoked by {item.revoked_by}: {item.revoke_reason}"
-            typer.echo(f"#{item.id}\t{item.created_at}\t{item.analyst}\t{item.kind}\t{item.scope}\t{item.target}"
-                       f"\t{state}\t{item.note}")
+            fields = (f"#{item.id}", item.created_at, item.analyst, item.kind, item.scope, item.target, state,
+                      item.note)
+            typer.echo("\t".join(printable(field) for field in fields))  # a tab or newline in a value: escaped
 
 
 @feedback_app.command("export")

@@ -25,19 +25,21 @@ def feeds_refresh(
 ) -> None:
     """Download (conditional GET) or copy the feeds, validate them, and record them in feeds.json."""
     from rich.console import Console
+    from rich.markup import escape
 
-    console = Console(stderr=True)
+    # feed lines, feed names and paths are data: escaped, so no `[...]` or `:emoji:` in them is markup
+    console = Console(stderr=True, emoji=False, soft_wrap=True)  # soft wrap: one message, one line
     try:
         manifest, errors = refresh_feeds(out, feed or (), mirror, retries=retries, timeout=timeout)
     except FeedError as err:
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {escape(str(err))}")
         raise typer.Exit(2) from None
     for name in feed or list(FEEDS):
         if name in errors:
-            console.print(f"[red]{name}: failed[/red] {errors[name]}")
+            console.print(f"[red]{escape(name)}: failed[/red] {escape(errors[name])}")
         else:
             entry = manifest["feeds"][name]
             state = "not modified" if entry.get("not_modified") else "updated"
-            console.print(f"{name}: {state}, {entry['entries']:,} entries, sha256 {entry['sha256'][:12]}")
+            console.print(f"{escape(name)}: {state}, {entry['entries']:,} entries, sha256 {entry['sha256'][:12]}")
     if errors:
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # an error, like every other one (1 is `drift`'s "drift found")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cybersentinel.cli.options import printable
 from cybersentinel.intel.feeds import DEFAULT_FEEDS_DIR, FeedError, IntelIndex
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def _shown(text: str, style: str = "") -> Text:
     not drive the terminal), and a Text, so Rich markup in a value (``[red]``) is shown, not obeyed."""
     from rich.text import Text
 
-    return Text("".join(c if c.isprintable() else ascii(c)[1:-1] for c in text), style)
+    return Text(printable(text), style)
 
 
 @intel_app.command("lookup")

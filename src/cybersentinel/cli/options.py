@@ -1,4 +1,5 @@
-"""Options several commands share, declared once so they read and validate the same everywhere."""
+"""Options several commands share, declared once so they read and validate the same everywhere, and how a value
+is shown on a terminal."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ AllowTop = Annotated[int, typer.Option(
 # that spelling still works, hidden from --help, with a warning.
 FeedsAlias = Annotated[Path | None, typer.Option("--feeds", hidden=True, file_okay=False,
                                                  help="Deprecated spelling of --feeds-dir.")]
+
+
+def printable(value: object) -> str:
+    """A value for a terminal line: non-printable characters escaped (``\\t``, ``\\n``, ``\\x1b``), so what a user,
+    a feed or a log wrote can neither forge a row of a tab-separated listing nor drive the terminal."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(value))
 
 
 def feeds_dir_or_alias(feeds_dir: Path | None, alias: Path | None) -> Path | None:

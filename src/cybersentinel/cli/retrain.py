@@ -48,15 +48,15 @@ def retrain_command(
     """Retrain on what is new (data, feedback, feeds); promote the candidate only if it is better."""
     import pandas as pd
 
-    from cybersentinel.core.files import atomic_path, read_params, write_json
+    from cybersentinel.core.files import atomic_path, write_json
     from cybersentinel.mlops import retrain as steps
     from cybersentinel.tracking.promotion import decide, report_markdown, shared_test_rows
+    from cybersentinel.tracking.registry import METRICS
 
     repo = Path.cwd()  # run in the repository: the stages, params.yaml and the feedback store are relative to it
     report_dir = report_dir if report_dir.is_absolute() else repo / report_dir
     try:
-        params = read_params(repo / "params.yaml")
-        config = params["retrain"]
+        params, config = steps.retrain_params(repo / "params.yaml", METRICS)  # checked before anything runs
         steps.require_clean(repo)
         if feeds:
             typer.echo(steps.refresh_feeds_if_changed(repo, feeds_mirror))
@@ -111,7 +111,7 @@ def retrain_command(
                                + "".join(f"\n{note}\n" for note in notes), encoding="utf-8")
     except steps.RetrainError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None  # an error, as everywhere (1 is `drift`'s "drift found")
     typer.echo(f"{'promoted' if decision.promote else 'not promoted'}: {decision.reason}")
     for note in notes:
         typer.echo(note)

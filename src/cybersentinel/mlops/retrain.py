@@ -24,10 +24,54 @@ class RetrainError(RuntimeError):
 
 
 def run(command: Sequence[str], cwd: Path, what: str) -> str:
-    result = subprocess.run(list(command), cwd=cwd, capture_output=True, text=True)
+    try:
+        result = subprocess.run(list(command), cwd=cwd, capture_output=True, text=True)
+    except OSError as exc:  # git or dvc not installed (or not on PATH: the virtual environment not activated)
+        raise RetrainError(f"{what} failed: cannot run {command[0]}: {exc.strerror or exc}") from None
     if result.returncode:
         raise RetrainError(f"{what} failed ({' '.join(command)}):\n{(result.stdout + result.stderr)[-3000:]}")
     return result.stdout
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML error on one line: what is wrong and where (PyYAML's own message spans several lines)."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
+
+
+def _number(config: Mapping[str, Any], key: str, path: Path) -> float:
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RetrainError(f"{path}: retrain.{key} must be a number, not {value!r}")
+    return float(value)
+
+
+def retrain_params(path: Path, metrics: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(params, the promotion rule) of ``params.yaml``, checked before anything runs: a bad file is a one-line
+    error here, not a traceback after the feeds were refreshed and the pipeline reproduced. ``metrics``: the
+    metrics the promotion rule may compare on (the registry's, which this layer does not import)."""
+    import yaml
+
+    from cybersentinel.core.files import read_params
+
+    try:
+        params = read_params(path)
+    except OSError as exc:
+        raise RetrainError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise RetrainError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+    if not isinstance(params, dict) or not isinstance(params.get("dataset"), dict):
+        raise RetrainError(f"{path}: no `dataset:` section (params.yaml is composed from conf/)")
+    config = params.get("retrain")
+    if not isinstance(config, dict):
+        raise RetrainError(f"{path}: no `retrain:` section (metric, min_delta, loco_tolerance): the promotion rule")
+    if config.get("metric") not in metrics:
+        raise RetrainError(f"{path}: retrain.metric {config.get('metric')!r} is not one of {', '.join(metrics)}")
+    rule = {"metric": config["metric"], "min_delta": _number(config, "min_delta", path),
+            "loco_tolerance": _number(config, "loco_tolerance", path)}
+    return params, rule
 
 
 def require_clean(repo: Path) -> None:
@@ -76,9 +120,14 @@ def refresh_feeds_if_changed(repo: Path, mirror: Path | None) -> str:
 def feedback_snapshots(params: Mapping[str, Any]) -> dict[str, Any]:
     """Rows and fingerprint of every feedback source of the dataset (summed rows, joined fingerprints)."""
     from cybersentinel.core.config import dataset_sources, is_feedback
+    from cybersentinel.core.retry import one_line
+    from cybersentinel.ingest.base import SourceError
     from cybersentinel.ingest.feedback import feedback_snapshot
 
-    found = {s["name"]: feedback_snapshot(s) for s in dataset_sources(params["dataset"]) if is_feedback(s)}
+    try:
+        found = {s["name"]: feedback_snapshot(s) for s in dataset_sources(params["dataset"]) if is_feedback(s)}
+    except SourceError as exc:  # unreachable PostgreSQL, a malformed DSN, a damaged SQLite file
+        raise RetrainError(f"cannot read the analyst feedback: {one_line(exc)}") from None
     return {"rows": sum(v["rows"] for v in found.values()),
             "snapshot": "+".join(v["snapshot"] for v in found.values()) or "-", "sources": found}
 

@@ -108,6 +108,20 @@ class Feedback:
 COLUMNS = tuple(Feedback.__dataclass_fields__)
 
 
+def _refuse_network(url: str) -> None:
+    """A bare CIDR range (``1.2.3.0/24``) is a network, which no correction covers: read as a URL its host is the
+    network's first address, so the correction would silently cover one address (or one odd URL) instead."""
+    import ipaddress
+
+    try:
+        network = ipaddress.ip_network(url, strict=False)
+    except ValueError:
+        return  # a URL, a domain or a single address
+    if network.num_addresses > 1:
+        raise FeedbackError(f"{url[:100]!r} is the network {network} (a CIDR range), not a URL or a host: a "
+                            "correction covers one URL or one host (a URL with this path: write its scheme)")
+
+
 def target_of(url: str, scope: str) -> str:
     """What a correction covers: the normalised URL (the rule the training data deduplicate by), or the host as
     a browser resolves it, refused when no block rule could name it (public suffix, reserved address)."""
@@ -116,6 +130,7 @@ def target_of(url: str, scope: str) -> str:
 
     if scope not in SCOPES:
         raise FeedbackError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    _refuse_network(url)
     if scope == "url":
         target = normalise(url)
         if not target:
