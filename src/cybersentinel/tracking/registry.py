@@ -79,11 +79,12 @@ REGISTRY_TABLES = frozenset({"registered_models", "model_versions"})  # what mak
 
 def sqlite_file(uri: str) -> Path | None:
     """The file a ``sqlite://`` tracking URI names; None for another store or an in-memory database."""
-    if uri.partition("://")[0].partition("+")[0] != "sqlite":
+    scheme, _, rest = uri.partition("://")
+    if scheme.partition("+")[0] != "sqlite":
         return None
-    from sqlalchemy.engine import make_url  # the parser MLflow hands the URI to
-
-    database = make_url(uri).database
+    # SQLAlchemy's reading, which MLflow uses (not a dependency of ours to import): the host part is empty, so
+    # `sqlite:///x.db` is x.db, `sqlite:////tmp/x.db` is /tmp/x.db, `sqlite://` an in-memory database
+    database = rest.partition("?")[0].removeprefix("/")
     return Path(database) if database and database != ":memory:" else None
 
 
