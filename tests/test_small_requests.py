@@ -432,3 +432,20 @@ def test_request_cpu_spin_keeps_the_core_busy() -> None:
     started = time.process_time()
     request_cpu.spin(0.05)
     assert time.process_time() - started >= 0.01
+
+
+def test_tree_walk_benchmark_compares_two_versions(tmp_path: Path) -> None:
+    # benchmarks/tree_walk.py walks the same rows with this tree's kernel and another's (here this one twice) and
+    # fails unless their outputs agree (the script, not the figures)
+    import subprocess
+    import sys
+
+    if not (REPO / "data" / "validated.parquet").is_file() or not (REPO / "models" / "scorer.npz").is_file():
+        pytest.skip("no data/validated.parquet or models/ (`dvc pull`)")
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "tree_walk.py"), "--against", str(REPO / "src"),
+                             "--rows", "3001", "--singles", "50", "--repeats", "2"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3,001 rows" in result.stdout and "50 one-row walks" in result.stdout, result.stdout
+    assert result.stdout.count(" us a row; one row with contributions ") == 2
+    assert "outputs (raw scores, leaves, a row's contributions) identical" in result.stdout
