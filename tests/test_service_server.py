@@ -166,12 +166,16 @@ def test_serve_loads_the_model_a_registry_alias_names(model_dir: Path, tmp_path:
     sha256 = json.loads((model_dir / "model.json").read_text())["sha256"]
     version = register_in_store(uri, tmp_path, model_dir, "served", sha256)
     env = {"MLFLOW_TRACKING_URI": uri}
+    temp = tmp_path / "temp"
+    temp.mkdir()
     with running_server(tmp_path / "no-such-folder", "--model-alias", "champion", "--model-name", "served",
-                        "--feeds-dir", "absent", env=env) as base:
+                        "--feeds-dir", "absent", env={**env, "TMPDIR": str(temp)}) as base:
         card = httpx.get(f"{base}/v1/model").json()
         assert card["version"] == sha256[:12]
         assert card["source"] == f"mlflow: models:/served@champion (version {version})"
         assert httpx.post(f"{base}/v1/score", json={"urls": ["a.example"]}).status_code == 200
+        assert list(temp.glob("cybersentinel-model-*/*"))  # the downloaded model
+    assert not list(temp.glob("cybersentinel-model-*"))  # stopped by SIGTERM, the download is removed
 
     register_in_store(uri, tmp_path, model_dir, "served", "0" * 64)  # the alias now names a tampered version
     result = subprocess.run([sys.executable, "-m", "cybersentinel", "serve", "--model-alias", "champion",

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -42,6 +43,10 @@ def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
         raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {redact(uri)}")
     local, _ = download_version(uri, name, version, dest)
     return local, f"mlflow: models:/{name}@{alias} (version {version})"
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 class LogLevel(StrEnum):
@@ -139,5 +144,8 @@ def serve(
         except (FileNotFoundError, KeyError, ModelIntegrityError, RegistryUnreachableError) as exc:
             raise typer.BadParameter(f"cannot load the model: {exc}",
                                      param_hint="--model-alias" if model_alias else "--model-dir") from exc
+        # uvicorn re-raises a SIGTERM it shut down for once its handler is gone, which would end the process
+        # before the downloaded model's folder is removed: raise it as SystemExit, so the folder goes too
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         run(application, settings, host=host, port=port, workers=workers, access_log=access_log,
             log_level=log_level, limits=ServerLimits(header_timeout, keep_alive_timeout, max_connections))
