@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import importlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -46,8 +48,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def load(src: Path, kind: str, feeds: Path | None, model_dir: Path, *, compile_afresh: bool = False) -> Any:
-    """The app (or ``(detector, decider)``) built from the package under ``src``, imported afresh.
+def load(src: Path, kind: str, feeds: Path | None, model_dir: Path, scratch: Path | None = None, *,
+         compile_afresh: bool = False) -> Any:
+    """The app (or ``(detector, decider)``) built from the package under ``src``, imported afresh; its files in
+    ``scratch`` (default: the system's temporary folder).
     ``compile_afresh``: its numba kernels compiled in this process, not read from their cache: the kernels of
     two trees both read from their caches carry the same symbol names, and the second's then fail
     ("NRT_adapt_ndarray_to_python: 'descr' is NULL"); one tree loaded twice reads one cache and does not."""
@@ -59,7 +63,7 @@ def load(src: Path, kind: str, feeds: Path | None, model_dir: Path, *, compile_a
     importlib.invalidate_caches()
     cache_dir = numba.config.CACHE_DIR
     if compile_afresh:  # an empty cache folder of its own: read before the package's own __pycache__
-        numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="request-cpu-numba-")
+        numba.config.CACHE_DIR = tempfile.mkdtemp(prefix="numba-", dir=scratch)
     try:
         from cybersentinel.intel.feeds import IntelIndex
         from cybersentinel.ops.service import Settings, create_app
@@ -68,7 +72,8 @@ def load(src: Path, kind: str, feeds: Path | None, model_dir: Path, *, compile_a
         sys.path.remove(str(src))
         numba.config.CACHE_DIR = cache_dir
     if kind == "app":
-        return create_app(Settings(model_dir=model_dir, feeds_dir=feeds, feedback_db=Path(tempfile.mkdtemp()) / "f.db"))
+        feedback_db = Path(tempfile.mkdtemp(dir=scratch)) / "f.db"
+        return create_app(Settings(model_dir=model_dir, feeds_dir=feeds, feedback_db=feedback_db))
     detector = Detector.from_dir(model_dir)
     return detector, detector.decider(IntelIndex.from_dir(feeds) if feeds else None)
 
@@ -170,7 +175,9 @@ def main() -> int:
 
     os.chdir(REPO)  # the app reads reports/metrics.json relative to the working directory, as `serve` does
     # as under `serve --workers`: every metric update goes to a shared file (set before prometheus_client loads)
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="request-cpu-"))
+    scratch = Path(tempfile.mkdtemp(prefix="request-cpu-"))  # metric files, numba caches, feedback stores
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(scratch))
     sys.path.insert(0, str(HERE))
     from load_test import real_urls
 
@@ -180,10 +187,10 @@ def main() -> int:
 
         versions = {"floor": load_floor.app}
     else:
-        versions = {"this": load(REPO / "src", args.kind, feeds, args.model_dir)}
+        versions = {"this": load(REPO / "src", args.kind, feeds, args.model_dir, scratch)}
         if args.against:
             other = args.against.resolve()
-            versions["against"] = load(other, args.kind, feeds, args.model_dir,
+            versions["against"] = load(other, args.kind, feeds, args.model_dir, scratch,
                                        compile_afresh=other != (REPO / "src").resolve())
     kind = "score" if args.kind == "score" else "app"
     urls = real_urls()
