@@ -107,6 +107,10 @@ def test_service_metrics_count_requests_errors_verdicts_and_pass_promtool(model_
     assert client.post("/v1/score", json={"urls": []}).status_code == 422
     assert client.get("/no/such/page").status_code == 404
     assert client.get("/healthz").status_code == 200
+    # refused by the guard itself, before any route: counted all the same
+    assert client.post("/v1/score", json={"urls": ["a.com"]}, headers={"origin": "http://evil.example"}
+                       ).status_code == 403
+    assert client.get("/v1/model", headers={"host": "evil.example"}).status_code == 400
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -121,6 +125,8 @@ def test_service_metrics_count_requests_errors_verdicts_and_pass_promtool(model_
                         status="200") == 1
     assert sample_value(text, "cybersentinel_http_errors_total", route="/v1/score", status="422") == 1
     assert sample_value(text, "cybersentinel_http_errors_total", route="other", status="404") == 1
+    assert sample_value(text, "cybersentinel_http_errors_total", route="/v1/score", status="403") == 1
+    assert sample_value(text, "cybersentinel_http_requests_total", route="/v1/model", method="GET", status="400") == 1
     assert sample_value(text, "cybersentinel_http_request_duration_seconds_count", route="/healthz") == 1
     assert sample_value(text, "cybersentinel_model_info", name=detector.manifest["name"],
                         version=detector.manifest["sha256"][:12]) == 1

@@ -141,6 +141,21 @@ def test_the_host_check_answers_as_starlettes_trusted_host_middleware() -> None:
             "status"] == 200, header
 
 
+def test_the_host_check_remembers_a_few_values_and_answers_them_alike() -> None:
+    from cybersentinel.ops.service import BrowserGuard, trusted_host
+
+    async def ok(scope: dict, receive: object, send: object) -> None:
+        raise AssertionError("not called")
+
+    guard = BrowserGuard(ok, allowed_hosts=["127.0.0.1", "*.scan.example.org"])
+    values = [b"127.0.0.1:8000", b"evil.example", b"x.scan.example.org", None] + [
+        f"h{i}.example".encode() for i in range(2 * BrowserGuard.HOSTS_KEPT)]
+    for _ in range(2):  # the second time from what was kept, where it was
+        for value in values:
+            assert guard.host_allowed(value) == trusted_host(value, guard.trusted.allowed_hosts), value
+    assert len(guard.hosts) == BrowserGuard.HOSTS_KEPT  # a client sending new values cannot grow it
+
+
 def test_trusted_hosts_default_to_the_bound_address_and_localhost() -> None:
     assert Settings().trusted_hosts == ("127.0.0.1", "localhost", "::1")
     assert Settings.from_env({"CYBERSENTINEL_TRUSTED_HOSTS": "scan.example.org,10.0.0.5"}).trusted_hosts == (

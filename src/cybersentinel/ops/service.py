@@ -60,6 +60,10 @@ SECURITY_HEADERS = [  # on every response; an HTML route sets its own, fuller po
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
+GUARD_HEADERS = (*SECURITY_HEADERS, API_CSP)  # what `BrowserGuard` adds to a response that lacks them
+GUARD_NAMES = frozenset(name for name, _ in GUARD_HEADERS)
+
+
 BROWSER_HEADERS = (b"origin", b"sec-fetch-site")  # what `cross_origin` reads (ASGI header names are lower-case)
 
 
@@ -196,13 +200,16 @@ class BrowserGuard:
     elsewhere cannot use a keyless local server (a simple text/plain POST needs no CORS preflight). Then, with
     ``allowed_hosts``, a request whose Host header names none of them is refused (400) as Starlette's
     `TrustedHostMiddleware` refuses it (DNS rebinding: a page on a name that resolves to 127.0.0.1): checked here
-    for HTTP, by that middleware itself for other scopes. One middleware reading the headers once costs a request
-    less than two."""
+    for HTTP, by that middleware itself for other scopes. With ``metrics``, every HTTP request is counted and timed
+    there, by the status it was answered with (500 if the app raised before answering). One middleware reading
+    the headers once, and wrapping ``send`` once, costs a request less than several."""
 
-    def __init__(self, app: Any, allowed_hosts: list[str] | None = None):
+    HOSTS_KEPT = 64  # Host header values whose check is remembered (a client choosing new ones is checked anew)
+
+    def __init__(self, app: Any, allowed_hosts: list[str] | None = None, metrics: Any = None):
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-        self.app = app
+        self.app, self.metrics = app, metrics  # metrics: an `HttpMetrics`, or None
         self.trusted = None  # None: every host is answered
         if allowed_hosts is not None:
             # a Host header writes an IPv6 address in brackets (`[::1]:8000`), and Starlette compares it so
@@ -210,11 +217,22 @@ class BrowserGuard:
             self.trusted = TrustedHostMiddleware(app, allowed_hosts=allowed_hosts, www_redirect=False)
             if self.trusted.allow_any:
                 self.trusted = None
+        # the few Host values clients send, each checked once (parsing one cost every request a few us)
+        self.hosts: dict[bytes | None, bool] = {}
+
+    def host_allowed(self, header: bytes | None) -> bool:
+        allowed = self.hosts.get(header)
+        if allowed is None:
+            allowed = trusted_host(header, self.trusted.allowed_hosts)
+            if len(self.hosts) < self.HOSTS_KEPT:  # bounded: a client can send any number of values
+                self.hosts[header] = allowed
+        return allowed
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await (self.trusted or self.app)(scope, receive, send)
             return
+        started, status = time.perf_counter(), 500
         method = scope["method"]
         host, browser = None, False
         for name, value in scope["headers"]:
@@ -223,36 +241,42 @@ class BrowserGuard:
                     host = value
             elif name in BROWSER_HEADERS:
                 browser = True
-        # only a request with Origin or Sec-Fetch-Site can be cross-origin: most (scripts, curl) skip the parsing
-        if method not in ("GET", "HEAD", "OPTIONS") and browser:
-            from starlette.datastructures import Headers
-
-            headers = Headers(scope=scope)
-            if cross_origin(headers) and presented_key(headers) is None:
-                body = json.dumps({"detail": "cross-origin request without an API key refused: send X-API-Key "
-                                   "or Authorization: Bearer"}).encode()
-                await send({"type": "http.response.start", "status": 403, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    *SECURITY_HEADERS, API_CSP]})
-                await send({"type": "http.response.body", "body": body})
-                return
 
         async def guarded_send(message: dict) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                status = message["status"]
+                headers = message.get("headers", [])
                 names = {name.lower() for name, _ in headers}
-                headers += [h for h in (*SECURITY_HEADERS, API_CSP) if h[0] not in names]
-                message = {**message, "headers": headers}
+                missing = GUARD_HEADERS if GUARD_NAMES.isdisjoint(names) else [  # most responses set none of them
+                    h for h in GUARD_HEADERS if h[0] not in names]
+                message = {**message, "headers": [*headers, *missing]}
             elif message["type"] == "http.response.body" and method == "HEAD" and message.get("body"):
                 message = {**message, "body": b""}
             await send(message)
 
-        if self.trusted is not None and not trusted_host(host, self.trusted.allowed_hosts):
-            from starlette.responses import PlainTextResponse
+        try:
+            # only a request with Origin or Sec-Fetch-Site can be cross-origin: most (scripts, curl) skip the parsing
+            if method not in ("GET", "HEAD", "OPTIONS") and browser:
+                from starlette.datastructures import Headers
 
-            await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, guarded_send)
-            return
-        await self.app(scope, receive, guarded_send)
+                headers = Headers(scope=scope)
+                if cross_origin(headers) and presented_key(headers) is None:
+                    body = json.dumps({"detail": "cross-origin request without an API key refused: send X-API-Key "
+                                       "or Authorization: Bearer"}).encode()
+                    await guarded_send({"type": "http.response.start", "status": 403, "headers": [
+                        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    await guarded_send({"type": "http.response.body", "body": body})
+                    return
+            if self.trusted is not None and not self.host_allowed(host):
+                from starlette.responses import PlainTextResponse
+
+                await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, guarded_send)
+                return
+            await self.app(scope, receive, guarded_send)
+        finally:
+            if self.metrics is not None:
+                self.metrics.answered(scope["path"], method, status, time.perf_counter() - started)
 
 
 def trusted_host(header: bytes | None, patterns: list[str]) -> bool:
@@ -372,7 +396,6 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
     from starlette.background import BackgroundTask
-    from starlette.requests import ClientDisconnect
     from starlette.routing import Route
 
     from cybersentinel.ops.api_models import (
@@ -407,14 +430,15 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
                       feeds_summary(settings.feeds_dir) if index is not None else None)
     model_ref = {"name": card["name"], "version": card["version"]}
     web = Path(__file__).with_name("web")
-    registry = scoring_metrics = decision_log = None
+    registry = scoring_metrics = http_metrics = decision_log = None
     if settings.prometheus:
         from prometheus_client import CollectorRegistry
 
-        from cybersentinel.ops.metrics import ScoringMetrics
+        from cybersentinel.ops.metrics import HttpMetrics, ScoringMetrics
 
         registry = CollectorRegistry()  # this app's own: never the library's process-wide default
         scoring_metrics = ScoringMetrics(registry, PREFIX, card["name"], card["version"])
+        http_metrics = HttpMetrics(registry, PREFIX, ROUTES)
     if settings.decision_log is not None:
         from cybersentinel.ops.decisions import DecisionLog, LogSettings
 
@@ -481,15 +505,19 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPException(413, f"request body larger than {limit} bytes; send fewer URLs per request")
-        chunks, size = [], 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPException(413, f"request body larger than {limit} bytes; send fewer URLs per request")
-                chunks.append(chunk)
-        except ClientDisconnect:  # the client left mid-body: nothing to score, nobody to answer
-            raise HTTPException(400, "client disconnected before the request body was complete") from None
+        # ASGI messages read as `Request.stream` reads them, without its async generator (a few us a request)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":  # the client left mid-body: nothing to score, nobody to answer
+                raise HTTPException(400, "client disconnected before the request body was complete")
+            if message["type"] != "http.request":
+                continue
+            chunk, more = message.get("body", b""), message.get("more_body", False)
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"request body larger than {limit} bytes; send fewer URLs per request")
+            chunks.append(chunk)
         return b"".join(chunks)
 
     def parse_request(body: bytes, content_type: str) -> list[str]:
@@ -530,7 +558,8 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     keyed = [Depends(require_key)] if settings.api_keys else []
     # A Host header we do not serve is refused (DNS rebinding: a page on a name that resolves to 127.0.0.1), and so
     # is a browser's cross-origin request without a key; every answer gets the security headers (`BrowserGuard`).
-    app.add_middleware(BrowserGuard, allowed_hosts=list(settings.trusted_hosts))
+    # It also counts every request in the HTTP metrics: one middleware, not two, on the path of each request.
+    app.add_middleware(BrowserGuard, allowed_hosts=list(settings.trusted_hosts), metrics=http_metrics)
     if settings.api_keys:
         declare_key_scheme(app)
 
@@ -555,13 +584,19 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         if len(values) <= INLINE_BATCH:  # counted once the answer is sent: the client does not wait for it
             results = score_values(values, observe=False)
             return AsciiJSONResponse({"model": model_ref, "count": len(results), "results": results},
-                                     background=BackgroundTask(observe_later, results))
+                                     background=ObserveLater(results))
         # a large batch scores in a thread, so health checks and small requests are not held up behind it
         results = await run_in_threadpool(score_values, values)
         return AsciiJSONResponse({"model": model_ref, "count": len(results), "results": results})
 
-    async def observe_later(results: list[dict[str, Any]]) -> None:  # async: Starlette runs a sync task in a thread
-        observe_results(results)
+    class ObserveLater(BackgroundTask):
+        # The response awaits it once sent. Not `BackgroundTask(func, ...)`: that asks `inspect` on every request
+        # whether func is async, and awaits it through a second coroutine.
+        def __init__(self, results: list[dict[str, Any]]) -> None:
+            self.results = results
+
+        async def __call__(self) -> None:
+            observe_results(self.results)
 
     async def score_route(request: Request) -> AsciiJSONResponse:
         if settings.api_keys:
@@ -661,13 +696,12 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     if registry is not None:
         from fastapi.responses import Response
 
-        from cybersentinel.ops.metrics import CONTENT_TYPE, HttpMetrics, MetricsMiddleware, exposition
+        from cybersentinel.ops.metrics import CONTENT_TYPE, exposition
 
         @app.get("/metrics", include_in_schema=False)
         def metrics() -> Response:  # sync: a multiprocess scrape reads files, off the event loop
             return Response(exposition(registry), media_type=CONTENT_TYPE)
 
-        app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry, PREFIX), routes=ROUTES)
     # Everything built so far (modules, model, feeds) lives as long as the process: moved out of the
     # collector's reach, a full collection no longer walks it (it took over 100 ms in a worker).
     gc.freeze()
