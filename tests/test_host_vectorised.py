@@ -82,6 +82,26 @@ def test_the_host_tables_split_is_the_one_familiarity_would_make() -> None:
     assert _host_table_and_names(encoded)[1] == {}  # all cached now: nothing split
 
 
+def test_a_new_hosts_familiarity_alone_equals_the_batchs() -> None:
+    """A service request's new host takes `host_familiarity`'s one-host path (`NameFamiliarity.of_name`, with the
+    label and registered domain `_host_table_and_names` split for its row): bit for bit the batch's `of_names`,
+    listed sites' own names and remembered values included."""
+    popular = ["example.com", "paypal.com", "github.io", "kawasaki.jp", "wellsfargo.com", "bakery.co.uk", "x.github.io"]
+    many = [*HOSTS, *(f"shop{i}.bakery{i}.co.uk" for i in range(20)), "bakery.co.uk", "www.example.com"]
+    encoded = [h.encode("utf-8", "replace") for h in dict.fromkeys(many)]
+    _host_cache.clear()
+    batch = host_familiarity(encoded, _host_table(encoded), NameFamiliarity.fit(popular))
+    assert batch.any()
+    alone = NameFamiliarity.fit(popular)
+    for i, host in enumerate(encoded):
+        _host_cache.clear()
+        table, names = _host_table_and_names([host])
+        assert set(names) == {host}  # split for its row, and read by familiarity
+        found = host_familiarity([host], table, alone, names)
+        assert found.tobytes() == batch[i:i + 1].tobytes(), host
+        assert host_familiarity([host], table, alone).tobytes() == found.tobytes()  # remembered
+
+
 def test_deceptive_hosts_equal_deceptive_host() -> None:
     names = [canonical_host(h) or h for h in HOSTS]
     found = deceptive_hosts(names)

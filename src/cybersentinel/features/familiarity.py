@@ -16,6 +16,8 @@ of one URL paid more for a dozen NumPy calls than for the work)."""
 from __future__ import annotations
 
 import hashlib
+import re
+from array import array
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -27,6 +29,11 @@ from cybersentinel.url.parsing import split_hosts
 
 FEW_NAMES = 4  # up to this many names are scored one by one in Python (`NameFamiliarity._of_label`)
 _MARK = 0x2E  # ".": a name's ends are marked, so ".ab" (a name beginning "ab") is its own 3-gram
+# The characters of a plain label and the mark, in code-point order: as digits of this base, a 3-gram of them is a
+# number that sorts as its text does (`_plain_grams`)
+_PLAIN_CHARS = "-.0123456789_abcdefghijklmnopqrstuvwxyz"
+_PLAIN_DIGITS = bytes.maketrans(_PLAIN_CHARS.encode(), bytes(range(len(_PLAIN_CHARS))))
+_PLAIN_LABEL = re.compile(r"[a-z0-9_-]+")
 
 
 def name_grams(labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +99,8 @@ class NameFamiliarity:
     # adds them, so its values are the ones NumPy's log1p gives, bit for bit
     log_counts: np.ndarray = field(init=False, repr=False, compare=False)
     log_counts_less_own: np.ndarray = field(init=False, repr=False, compare=False)
-    # each host's value once computed (`lexical.host_familiarity`, bounded): a service sees the same hosts again
+    # each host's value once computed (`lexical.host_familiarity`, bounded): a service sees the same hosts again;
+    # read as float32 (a value `of_name` gave is kept before that cast, which rounds it as `of_names` does)
     by_host: dict[bytes, float] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -116,7 +124,7 @@ class NameFamiliarity:
         """Each site's familiarity (float32), from its registered name's label and its registered domain: 0 where
         ``earns_nothing`` (an address, a brand mixed in or imitated, a suspicious word) or the label is empty."""
         chosen = [i for i, (label, nothing) in enumerate(zip(labels, earns_nothing, strict=True))
-                  if label and not nothing]
+                  if _earns(label, nothing)]
         out = np.zeros(len(labels), dtype=np.float32)
         if len(chosen) <= FEW_NAMES:
             for i in chosen:
@@ -127,13 +135,24 @@ class NameFamiliarity:
             out[chosen] = self._of_labels([labels[i] for i in chosen], [registered[i] for i in chosen])
         return out
 
+    def of_name(self, label: str, registered: str, earns_nothing: bool) -> float:
+        """`of_names` of one site, as a Python float before the cast to float32 (the same C cast gives `of_names`'
+        value): a service request's one new host without a NumPy call."""
+        return self._of_label(label, registered) if _earns(label, earns_nothing) else 0.0
+
     def _of_label(self, label: str, registered: str) -> float:
         """`_of_labels` of one label in Python (a service request: the kernel's NumPy calls cost more than one
         name), the same value bit for bit: the same log tables, summed in the same order (3-gram texts sort as
         their keys do) in float64."""
         own = site_hash(registered) in self._listed
-        logs = self._logs_by_gram
         marked = f".{label}."
+        if _PLAIN_LABEL.fullmatch(label):  # most names: one read of a flat array per 3-gram (`_plain_logs`)
+            numbers = sorted(_plain_grams(marked))
+            total = 0.0
+            for value in map(self._plain_logs[own].__getitem__, numbers):
+                total += value  # 0.0 for a 3-gram not listed: the sum is the one of the listed ones
+            return total / len(numbers)
+        logs = self._logs_by_gram
         grams = sorted({marked[i:i + 3] for i in range(len(label))})
         total = 0.0
         for gram in grams:
@@ -155,11 +174,36 @@ class NameFamiliarity:
         return dict(zip(texts, zip(self.log_counts.tolist(), self.log_counts_less_own.tolist(), strict=True),
                         strict=True))
 
+    @cached_property
+    def _plain_logs(self) -> tuple[array, array]:
+        """`_logs_by_gram`'s log-counts, and its log-counts less one, of the 3-grams of plain characters as flat
+        arrays indexed by `_plain_grams`' numbers (0.0 where not listed): after a request's idle gap, the dict's
+        index, entry and key of each 3-gram were three reads from memory, most of `_of_label`'s time."""
+        size = len(_PLAIN_CHARS) ** 3
+        logs = array("d", bytes(8 * size)), array("d", bytes(8 * size))
+        for gram, pair in self._logs_by_gram.items():
+            if set(gram).issubset(_PLAIN_CHARS):
+                (number,) = _plain_grams(gram)
+                logs[0][number], logs[1][number] = pair
+        return logs
+
     def _of_labels(self, labels: Sequence[str], registered: Sequence[str]) -> np.ndarray:
         """The mean log-count of each non-empty label's distinct 3-grams, a listed site's own name not counted."""
         points, offsets = _code_points(labels)
         return _mean_log_counts(points, offsets, self.grams, self.log_counts, self.log_counts_less_own,
                                 self.listed(registered))
+
+
+def _plain_grams(marked: str) -> set[int]:
+    """The distinct 3-grams of a marked plain label (``.``, then `_PLAIN_LABEL`, then ``.``) as numbers in base
+    ``len(_PLAIN_CHARS)``, which sort as the 3-grams' texts do."""
+    digits, base = marked.encode().translate(_PLAIN_DIGITS), len(_PLAIN_CHARS)
+    return {(digits[i] * base + digits[i + 1]) * base + digits[i + 2] for i in range(len(digits) - 2)}
+
+
+def _earns(label: str, earns_nothing: bool) -> bool:
+    """Whether a site's name can earn familiarity: a label, and nothing that earns none (`NameFamiliarity.of_names`)."""
+    return bool(label) and not earns_nothing
 
 
 # what a fitted familiarity is made of, and what its files hold (the log tables are derived on load)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, filterfalse
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,9 +41,9 @@ from cybersentinel.url.parsing import (
     host_memo,
     host_registered_domain,
     on_private_suffix,
-    split_host,
     split_host_arrays,
     split_host_columns,
+    split_host_registered,
     split_url,
     to_text,
 )
@@ -114,6 +115,7 @@ class HostParts(NamedTuple):
     suffix: str  # the public suffix: "co.uk"
     registered: str  # "example.co.uk"; the host itself for IP addresses and names under no suffix
     is_ip: bool
+    private: bool  # ``host`` (without www.) is on a suffix of the list's private section: a hosting platform
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ def _latin_lookalike(char: str, confusables) -> str:
 
 def _brand_mixed_in(parts: HostParts) -> bool:
     # "paypal-secure" holds a brand; "paypal" itself does not, unless it is a brand holding another one
-    if parts.domain in BRANDS:
+    if parts.domain in _BRAND_SET:  # a set: `in BRANDS` compared a new name with each of 100+ brands
         return parts.domain in _BRANDS_HOLDING_A_BRAND
     return _BRAND_IN_NAME.holds(parts.domain)
 
@@ -250,7 +252,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("brand_lookalike", "domain name imitates a brand with look-alike characters", flag=True,
             host=lambda h: bool(imitated_brand(h.domain))),
     Feature("hosting_platform", "site on a platform where anyone can host pages", flag=True,
-            host=lambda h: on_private_suffix(h.host)),
+            host=lambda h: h.private),
     Feature("static_asset", "a page asset (style sheet, image, font), not a page", flag=True),
 )
 # Host facts the rules below read but the model does not see.
@@ -882,16 +884,22 @@ _BRANDS_HOLDING_A_BRAND = frozenset(d for d in BRANDS if any(b in d and b != d f
 
 
 def host_parts(host: str) -> HostParts:
-    subdomain, domain, suffix, is_ip = split_host(host)
+    # one cached split for all of it (a new host once cost three look-ups of it)
+    subdomain, domain, suffix, is_ip, private, registered = split_host_registered(host)
     subdomain = subdomain[4:] if subdomain.startswith("www.") else "" if subdomain == "www" else subdomain
-    plain_host = host[4:] if host.startswith("www.") else host
-    return HostParts(plain_host, subdomain, domain, suffix, host_registered_domain(host), is_ip)
+    if host.startswith("www."):  # the split of the host without it says whether that is on a hosting platform
+        host = host[4:]
+        private = on_private_suffix(host)
+    return HostParts(host, subdomain, domain, suffix, registered, is_ip, private)
 
 
 def host_row(host: str) -> tuple[float, ...]:
     """The per-host columns (`_HOST_COLUMNS` order) of a lower-cased host."""
-    parts = host_parts(host)
-    return tuple(float(compute(parts)) for compute in _HOST_FUNCTIONS)
+    return _row_of(host_parts(host))
+
+
+def _row_of(parts: HostParts) -> tuple[float, ...]:
+    return tuple([float(compute(parts)) for compute in _HOST_FUNCTIONS])
 
 
 _HOST_FUNCTIONS = tuple(_HOST_COLUMNS.values())
@@ -904,11 +912,10 @@ def _host_table(hosts: list[bytes]) -> np.ndarray:
 
 
 def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, tuple[str, str]]]:
-    """`_host_table`, and the registered name's label and registered domain of each host it computed now from a
-    public-suffix split of them all (none when it computed only a few, one by one): `host_familiarity` reads the
-    same split rather than making its own. The hosts not cached are computed together by `host_rows`, or one by
-    one by `host_row` when there are only a few (a service request: the batch function's fixed costs are more
-    than the per-host work)."""
+    """`_host_table`, and the registered name's label and registered domain of each host it computed now (none when
+    the batch split could not be made): `host_familiarity` reads the same split rather than making its own. The
+    hosts not cached are computed together by `host_rows`, or one by one by `host_row` when there are only a few
+    (a service request: the batch function's fixed costs are more than the per-host work)."""
     if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
         _host_cache.clear()
     cache = _host_cache
@@ -917,7 +924,9 @@ def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, t
     if missing:
         texts = [h.decode("utf-8", "replace") for h in missing]
         if len(texts) <= FEW_HOSTS:  # float64 -> float32 either way (the same C cast): one NumPy call, not two
-            rows = np.array([host_row(h) for h in texts], dtype=np.float32)
+            parts = list(map(host_parts, texts))
+            rows = np.array(list(map(_row_of, parts)), dtype=np.float32)
+            names = dict(zip(missing, map(_LABEL_AND_SITE, parts), strict=True))
         else:
             found, splits = _host_rows_and_splits(texts)
             rows = found.astype(np.float32)
@@ -927,9 +936,15 @@ def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, t
         blob = rows.tobytes()
         width = 4 * len(_HOST_COLUMNS)
         cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
+        if len(missing) == len(hosts):  # all new and distinct: the rows are the table, in order (no copy)
+            rows.flags.writeable = False  # as the cached table's: the kernels see one array type
+            return rows, names
     # read-only (a view of the joined bytes): the kernels only read it, and a copy cost a request another call
     return np.frombuffer(b"".join(map(cache.__getitem__, hosts)), dtype=np.float32).reshape(
         len(hosts), len(_HOST_COLUMNS)), names
+
+
+_LABEL_AND_SITE = attrgetter("domain", "registered")
 
 
 def host_rows(hosts: list[str]) -> np.ndarray:
@@ -1150,6 +1165,12 @@ def _texture(data, offsets):
     return entropy, runs, ascii_only
 
 
+# `_scan`'s arguments after the URLs, as one tuple (built once, not per call)
+_SCAN_TABLES = (MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR, _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES,
+                *_ASSET_SUFFIXES, _BRAND_BITS, _WORD_BITS, _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS, _FORBIDDEN_IN_HOST,
+                MAX_URL_CHARS)
+
+
 class ParsedUrls:
     """One batch of URLs as UTF-8 bytes with every URL's part offsets: the single input of all features."""
 
@@ -1163,10 +1184,7 @@ class ParsedUrls:
         else:  # a few texts (a service request): the same bytes without Arrow's per-call costs
             self._joined = b"".join(self._texts)
             self.data, self.offsets = _text_buffers(self._joined, self._texts)
-        self.scan, self.spans, self.error_codes, self._standing = _scan(
-            self.data, self.offsets, MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR, _IS_SPECIAL, *_PAGE_SUFFIXES,
-            *_RISKY_SUFFIXES, *_ASSET_SUFFIXES, _BRAND_BITS, _WORD_BITS, _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS,
-            _FORBIDDEN_IN_HOST, MAX_URL_CHARS)
+        self.scan, self.spans, self.error_codes, self._standing = _scan(self.data, self.offsets, *_SCAN_TABLES)
         self._hosts: pa.DictionaryArray | None = None
         self._host_index: tuple[list[bytes], np.ndarray] | None = None
 
@@ -1285,8 +1303,8 @@ def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
     (host_weights, host_intercept), (rest_weights, rest_intercept) = weights
     familiar = np.zeros(0, dtype=np.float32) if familiarity is None else \
         host_familiarity(names, table, familiarity, new_names)
-    return _url_features(parsed.scan, table, rows, parsed.spans, parsed.data, *_FROM_SCAN, *_FROM_HOST,
-                         *_BRAND_COLUMNS, *_HOST_SPAN, *_REST_SPAN, *ngram_range, np.uint64(hash_shift(n_features)),
+    return _url_features(parsed.scan, table, rows, parsed.spans, parsed.data, *_URL_FEATURE_TABLES, *ngram_range,
+                         np.uint64(hash_shift(n_features)),
                          host_weights, float(host_intercept), rest_weights, float(rest_intercept),
                          familiarity is not None, familiar)
 
@@ -1298,22 +1316,25 @@ def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFam
     into a list first, so a request in another thread emptying it loses nothing). ``names``: the label and
     registered domain of hosts `_host_table_and_names` split already; the others are split here."""
     known = familiarity.by_host
-    values = [known.get(host) for host in hosts]
+    values = list(map(known.get, hosts))
     missing = [i for i, value in enumerate(values) if value is None]
     if missing:
         split = [names.get(hosts[i]) for i in missing] if names else [None]
         if all(split):
-            labels, registered = [pair[0] for pair in split], [pair[1] for pair in split]
+            labels, registered = map(list, zip(*split, strict=True))
         else:
             splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
             labels, registered = splits.domain, splits.registered
-        if len(missing) <= FEW_HOSTS:  # a service request: a few scalars read cost less than NumPy's calls
-            deceptive = [any(table[i, j] > 0 for j in _DECEPTIVE_HOST) for i in missing]
+        if len(missing) <= FEW_HOSTS:  # a service request: Python scalars cost less than NumPy's calls
+            # the deceptive columns are flags (0 or 1): any set is any above 0
+            found = [familiarity.of_name(label, site, any(_DECEPTIVE_OF(table[i].tolist()))
+                                         or _ANY_SUSPICIOUS_WORD.holds(label))
+                     for i, label, site in zip(missing, labels, registered, strict=True)]
         else:
             deceptive = (table[missing][:, _DECEPTIVE_HOST] > 0).any(axis=1).tolist()
-        suspicious = _ANY_SUSPICIOUS_WORD.found(labels).tolist()
-        found = familiarity.of_names(labels, registered,
-                                     [a or b for a, b in zip(deceptive, suspicious, strict=True)]).tolist()
+            suspicious = _ANY_SUSPICIOUS_WORD.found(labels).tolist()
+            found = familiarity.of_names(labels, registered,
+                                         [a or b for a, b in zip(deceptive, suspicious, strict=True)]).tolist()
         for i, value in zip(missing, found, strict=True):
             values[i] = value
         if len(missing) <= MAX_HOST_CACHE:
@@ -1371,9 +1392,12 @@ _HOST_SPAN, _REST_SPAN = (2, 1), (3, 5)  # the columns of `_scan`'s spans: host 
 _BRAND_OUTSIDE, _BRAND_IN_REST = _FEATURE_INDEX["brand_outside_domain"], _SCAN_COLUMNS.index("_brand_in_rest")
 _BRAND_COLUMNS = (_BRAND_OUTSIDE, _BRAND_IN_REST, _HOST_COLUMN_INDEX["_brand_in_subdomain"],
                   _HOST_COLUMN_INDEX["_brand_in_registered"])
+_URL_FEATURE_TABLES = (*_FROM_SCAN, *_FROM_HOST, *_BRAND_COLUMNS, *_HOST_SPAN, *_REST_SPAN)  # `_url_features`' own
 # hosts whose name earns no familiarity: addresses, brands mixed in, look-alikes, and names holding a suspicious word
 _ANY_SUSPICIOUS_WORD = Literals(SUSPICIOUS_WORDS)
 _DECEPTIVE_HOST = [_HOST_COLUMN_INDEX[c] for c in ("host_is_ip", "brand_in_domain_with_extra", "brand_lookalike")]
+_DECEPTIVE_OF = itemgetter(*_DECEPTIVE_HOST)  # a host row's deceptive flags, as a tuple
+assert all(FEATURES[_FEATURE_INDEX[c]].flag for c in ("host_is_ip", "brand_in_domain_with_extra", "brand_lookalike"))
 assert len(_FROM_SCAN[0]) + len(_FROM_HOST[0]) + 1 == len(FEATURES)  # every feature has exactly one source
 
 

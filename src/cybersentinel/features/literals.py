@@ -57,8 +57,11 @@ class Literals:
 
     def holds(self, text: str) -> bool:
         """Whether ``text`` holds a word within its bounds."""
-        return any(anywhere or _within(bounds, text, end - len(word) + 1, end, 0, len(text) - 1)
-                   for end, (word, bounds, anywhere) in self._automaton.iter(text))
+        # a loop, not `any` of a generator: most texts match nothing, and the generator cost more than the scan
+        for end, (word, bounds, anywhere) in self._automaton.iter(text):
+            if anywhere or _within(bounds, text, end - len(word) + 1, end, 0, len(text) - 1):
+                return True
+        return False
 
     def found(self, texts: Sequence[str]) -> np.ndarray:
         """`holds` of each text, as a boolean array: one scan of the texts joined."""

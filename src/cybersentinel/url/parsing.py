@@ -186,6 +186,13 @@ def split_host(host: str) -> tuple[str, str, str, bool]:
     return _split_host(host)[:4]
 
 
+def split_host_registered(host: str) -> tuple[str, str, str, bool, bool, str]:
+    """`split_host`, `on_private_suffix` and `host_registered_domain` of one lower-cased host from one cached split
+    (`split_host_columns` of one host, without its lists)."""
+    split = _split_host(host)
+    return (*split, _registered(host, *split[1:4]))
+
+
 def split_hosts(hosts: list[str]) -> list[tuple[str, str, str, bool, bool]]:
     """(subdomain, domain, suffix, is_ip, on a private suffix) of each lower-cased host: `split_host` and
     `on_private_suffix` of a whole list, one split per host (`split_host_columns`)."""
