@@ -191,9 +191,11 @@ def test_two_workers_add_up_in_metrics_and_both_keep_the_decision_log(model_dir:
 
     from cybersentinel.ops.decisions import read_window
 
-    folder = tmp_path / "decisions"
+    folder, temp = tmp_path / "decisions", tmp_path / "temp"
+    temp.mkdir()
     with running_server(model_dir, "--workers", "2", "--no-access-log", "--feeds-dir", "absent",
-                        "--decision-log", str(folder), "--log-rotate-seconds", "1") as base:
+                        "--decision-log", str(folder), "--log-rotate-seconds", "1", env={"TMPDIR": str(temp)}) as base:
+        assert not list(temp.glob("cybersentinel-model-*"))  # no registry alias: no folder for a downloaded model
         for i in range(20):  # a new connection each time, so both workers answer some
             with httpx.Client() as client:
                 assert client.post(f"{base}/v1/score", json={"urls": [f"h{i}.example", f"x{i}.example"]}

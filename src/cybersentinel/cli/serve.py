@@ -3,6 +3,7 @@
 import logging
 import os
 import signal
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -124,7 +125,8 @@ def serve(
         raise typer.BadParameter(str(exc), param_hint=API_KEYS_ENV) from None
     hosts = [*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::") else [host]),  # noqa: S104 (compared, not bound)
              *(h.strip() for item in trusted_hosts or () for h in item.split(",") if h.strip())]
-    with tempfile.TemporaryDirectory(prefix="cybersentinel-model-") as downloaded:
+    # a folder for the model a registry alias names, for as long as the server runs; none without an alias
+    with tempfile.TemporaryDirectory(prefix="cybersentinel-model-") if model_alias else nullcontext() as downloaded:
         source = ""
         try:  # load and verify here, so a bad model stops `serve` with a clear message before the port opens
             if model_alias:
