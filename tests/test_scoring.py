@@ -84,6 +84,17 @@ def test_verdicts_follow_threshold_and_band(detector):
     assert list(verdicts) == ["malicious", "suspicious", "benign"]
 
 
+def test_another_band_keeps_the_lists_pinned_with_the_model(detector):
+    # `predict --band` had dropped them: a stock WordPress file and a resolver's address were then judged as
+    # any page of a small site
+    banded = detector.with_band(0.3)
+    assert banded.suspicious_from < detector.suspicious_from and banded.threshold == detector.threshold
+    assert (banded.popularity, banded.known_paths, banded.resolvers) == \
+        (detector.popularity, detector.known_paths, detector.resolvers)
+    urls = ["http://kjhdsf-blog.xyz/wp-login.php", "https://8.8.8.8/resolve?name=example.com"]
+    assert banded.score_values(urls)["reasons"].to_pylist() == detector.score_values(urls)["reasons"].to_pylist()
+
+
 def test_unusable_rows_get_an_error_not_a_score(detector):
     values = ["", "   ", "x" * 70_000, "http://", "bad host/x", "http://ok.example.com/", None, b"\xff\xfe"]
     scored = detector.score_urls(values)

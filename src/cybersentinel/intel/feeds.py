@@ -377,7 +377,10 @@ _INTERNAL = {4: tuple(map(ipaddress.IPv4Network, ("10.0.0.0/8", "172.16.0.0/12",
 
 @lru_cache(maxsize=1 << 16)
 def ip_category(address: IPAddress) -> str | None:
-    """None for a globally routable unicast address, else why it is not (``ipaddress``'s classification)."""
+    """None for a globally routable unicast address, else why it is not (``ipaddress``'s classification). An
+    IPv4 address written as IPv6 (``::ffff:45.67.89.16``, which a browser connects to) is the IPv4 address."""
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_global and not (address.is_multicast or address.is_reserved):  # the common case, checked first
         return None
     for category in ("loopback", "link_local", "multicast", "unspecified", "reserved"):

@@ -411,11 +411,14 @@ def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
     return found
 
 
+_DOTS = (".", "\u3002", "\uff0e", "\uff61")  # the full stops a browser reads as one in a host name (UTS 46)
+
+
 def userinfo_deception(url: str) -> str:
     """A host name written before ``@`` (``http://www.paypal.com@evil.top/``): the browser goes to the part
     after it. "" when the URL has no such user-info."""
     _, userinfo, host, *_ = url_fields(url)  # no public-suffix split: only the host's text is shown
-    if userinfo and "." in userinfo and host:
+    if userinfo and host and any(dot in userinfo for dot in _DOTS):
         return f"`{userinfo[:60]}` before '@' hides the real host `{host}`"
     return ""
 
@@ -502,6 +505,8 @@ def known_software_file(url: str, known_paths: frozenset[str], software: str) ->
     if cut < 0:
         return ""
     tail = path[cut:]
+    if _after_script(path[:cut]):
+        return ""
     if tail.startswith(REST_PREFIX):
         return f"{software} REST route `{tail}`" if _stock_route(tail, known_paths) else ""
     if tail in known_paths and not tail.endswith("/"):
@@ -549,6 +554,13 @@ def page_asset(url: str) -> str:
     """``"script `/js/app.min.js`"`` when the URL's path ends in a page asset's extension (`_ASSET_KINDS`);
     "" for pages, directories and anything else."""
     path = url_fields(url)[4]
-    dot = path.rfind(".")
-    kind = _ASSET_KINDS.get(path[dot:].lower()) if dot > path.rfind("/") else None
+    dot, slash = path.rfind("."), path.rfind("/")
+    kind = _ASSET_KINDS.get(path[dot:].lower()) if dot > slash and not _after_script(path[:slash]) else None
     return f"{kind} `{path[-80:]}`" if kind else ""
+
+
+def _after_script(folders: str) -> bool:
+    """Whether a path's folders hold a page's file name (``/kit/signin.php`` of ``/kit/signin.php/wp-login.php``):
+    then the server runs that page and hands it the rest as path info, so the name the path ends in is not the
+    file served (a kit can end its links in ``/wp-login.php`` or ``/jquery.min.js`` to pass for one)."""
+    return any(folder.lower().endswith(PAGE_EXTENSIONS) for folder in folders.split("/"))

@@ -32,6 +32,7 @@ from cybersentinel.features.lexical import (
     MAX_URL_CHARS,
     URL_ERRORS,
     ParsedUrls,
+    url_array,
 )
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
@@ -45,7 +46,7 @@ from cybersentinel.scoring.decider import (
     userinfo_deception,
 )
 from cybersentinel.scoring.policy import IN_PAGE, Policy, SiteList
-from cybersentinel.url.parsing import canonical_host, parse_ip, to_text
+from cybersentinel.url.parsing import browser_forms, browser_url, canonical_host, parse_ip, to_text
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -231,9 +232,9 @@ class Detector:
         return self.policy.suspicious_from
 
     def with_band(self, band: float) -> Detector:
-        """The same model with another ``suspicious`` band (a display choice; the threshold stays)."""
-        manifest = {**self.manifest, "policy": {**self.policy.as_dict(), "suspicious_band": band}}
-        return Detector(self.model, manifest, self.scorer)
+        """The same model, with the lists pinned with it, and another ``suspicious`` band (a display choice; the
+        threshold stays)."""
+        return replace(self, manifest={**self.manifest, "policy": {**self.policy.as_dict(), "suspicious_band": band}})
 
     def _features(self, parsed: ParsedUrls) -> np.ndarray:
         if self.scorer is not None:
@@ -259,7 +260,7 @@ class Detector:
     def feature_rows(self, values: Any) -> tuple[np.ndarray, np.ndarray]:
         """The model's features of the values it can score, and a mask of which those are (the others get an
         ``error`` from `score_values`)."""
-        parsed = ParsedUrls(values)
+        parsed = ParsedUrls(_requested(values))
         ok = url_errors(parsed) == ""
         return self._features(parsed)[ok], ok
 
@@ -299,6 +300,7 @@ class Detector:
     def _results(self, values: Any, reasons: bool, decider: Decider | None) -> Results:
         """The one scoring path behind `score_values` and `score_records`."""
         decider = decider or self.default_decider
+        values = _requested(values)
         parsed = ParsedUrls(values)
         n = len(parsed)
         errors = url_errors(parsed)
@@ -333,7 +335,8 @@ class Detector:
         decision policy applied row by row (`Decider.decide_rows`) and the results assembled as plain Python
         values, since for a request of one URL NumPy's per-call cost was most of the scoring's time.
         `tests/test_small_requests.py` checks it gives exactly what the batch path gives."""
-        parsed = ParsedUrls(values)
+        requested = _requested(values)
+        parsed = ParsedUrls(requested)
         errors = [URL_ERRORS[code] for code in parsed.error_codes.tolist()]  # `url_errors` as plain strings
         usable = [i for i, error in enumerate(errors) if not error]
         model: list[float | None] = [None] * len(values)
@@ -347,7 +350,7 @@ class Detector:
                 model[i] = score
         host_names, host_of_row = _host_index(parsed)
         decided = decider.decide_rows(model, host_names, host_of_row.tolist(), parsed.host_standing().tolist(),
-                                      *self._row_facts(parsed, values, decider, host_names, host_of_row))
+                                      *self._row_facts(parsed, requested, decider, host_names, host_of_row))
         texts = [rules for _, _, rules, _ in decided]
         if reasons and X is not None:  # `_explained`, row by row (plain floats and strings: the same tests)
             explain = [model[i] >= self.suspicious_from and decided[i][1] != "benign" for i in usable]
@@ -416,6 +419,7 @@ class Detector:
         address alone or at its root, a private address, an allowlisted site) and where a value cannot be scored.
         What the false-positive budget counts (`budget_threshold`), judged with a model score of 1 at a threshold
         of 1 and no feeds."""
+        values = _requested(values)
         parsed = ParsedUrls(values)
         ok = url_errors(parsed) == ""
         decider = Decider(replace(self.policy, threshold=1.0), popularity=self.popularity, resolvers=self.resolvers)
@@ -581,6 +585,17 @@ def _host_index(parsed: ParsedUrls) -> tuple[list[str], np.ndarray]:
     """A batch's distinct hosts as text, and each row's index into them."""
     names, rows = parsed.host_index()
     return [h.decode("utf-8", "replace") for h in names], rows
+
+
+def _requested(values: Any) -> Any:
+    """The values as a browser requests them (`browser_url`): what the model and the rules read, so that writing
+    a browser undoes (a tab in the host, a backslash, a full-width or escaped letter, ``https:host``) neither
+    hides a page from them nor changes its score. The training rows are featurized as their lists wrote them:
+    few would change (1,600 of 1.45 million), and a retrain on them moved the threshold as a seed does
+    (docs/experiments.md, "Session 35")."""
+    if isinstance(values, list | tuple) and len(values) <= FEW_TEXTS and all(type(v) is str for v in values):
+        return [browser_url(v) for v in values]
+    return browser_forms(url_array(values))
 
 
 def _rows_containing(parsed: ParsedUrls, patterns: list[str]) -> list[Any]:

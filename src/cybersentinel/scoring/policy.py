@@ -74,7 +74,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from cybersentinel.url.parsing import host_and_parents, normalise
+from cybersentinel.url.parsing import host_and_parents, page_key
 
 NOT_JUDGED_IP = ("private", "bogon")
 # How a row's host stands in it (`ParsedUrls.host_standing`), which rule 5 reads for addresses: in a URL with a
@@ -289,7 +289,7 @@ def popular_only(policy: Policy, evidence: tuple) -> bool:
 class SiteList:
     """Host names whose own names and all subdomains a list covers (an allowlist or a local block list), each
     with why it is there. ``match`` answers with the most specific listed name. A list can also hold single
-    URLs (analyst feedback on one page, not its site), matched after `normalise` by ``match_url``."""
+    URLs (analyst feedback on one page, not its site), matched by `page_key` in ``match_url``."""
 
     def __init__(self, entries: Mapping[str, str] | Iterable[str] = (), why: str = "listed",
                  urls: Mapping[str, str] | None = None):
@@ -301,7 +301,7 @@ class SiteList:
                 self.entries.setdefault(name, reason)
         self.urls: dict[str, str] = {}
         for url, reason in (urls or {}).items():
-            if key := normalise(url):
+            if key := page_key(url):
                 self.urls.setdefault(key, reason)
 
     def __len__(self) -> int:
@@ -325,8 +325,9 @@ class SiteList:
         return ""
 
     def match_url(self, url: str) -> str:
-        """``"<why>: <url>"`` when this very URL is listed (after `normalise`), else ""."""
-        key = normalise(url) if self.urls else ""
+        """``"<why>: <url>"`` when this very page is listed (`page_key`: as the browser requests it, without the
+        fragment, an empty query or a default port), else ""."""
+        key = page_key(url) if self.urls else ""
         return f"{self.urls[key]}: {key}" if key in self.urls else ""
 
 

@@ -1,0 +1,128 @@
+"""A URL written in a way a browser undoes (a tab in the host, a backslash, a full-width or escaped letter, a
+special scheme without its slashes) gets the verdict of the URL the browser requests: the model and the rules read
+`browser_url`'s form, so such writing neither hides a phishing page nor flags a legitimate one."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cybersentinel.intel.feeds import ip_category
+from cybersentinel.scoring.decider import known_software_file, page_asset, userinfo_deception
+from cybersentinel.scoring.detector import Detector
+from cybersentinel.scoring.policy import SiteList
+from cybersentinel.url.parsing import browser_url, page_key, parse_ip, url_fields
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+
+
+@pytest.mark.parametrize(("written", "requested"), [
+    ("http://pa\typal.com.account-verify.xyz/signin", "http://paypal.com.account-verify.xyz/signin"),
+    ("ht\ttp://example.com/a\nb", "http://example.com/ab"),
+    ("http://%70aypal.com.x.xyz/", "http://paypal.com.x.xyz/"),
+    ("https://ｐａｙｐａｌ.ｃｏｍ。evil.icu/", "https://paypal.com.evil.icu/"),
+    ("https://m\u00adufg.bk-direct.cc/", "https://mufg.bk-direct.cc/"),  # a soft hyphen: nothing to a browser
+    ("http://site.com\\wp-includes\\ID3\\x/pay.php?a=\\b", "http://site.com/wp-includes/ID3/x/pay.php?a=\\b"),
+    ("http://site.com/%77p-login.php?q=%7Euser%2F#%41", "http://site.com/wp-login.php?q=~user%2F#%41"),
+    ("https:185.225.17.200/appleid/", "https://185.225.17.200/appleid/"),
+    ("HTTPS:\\\\example.com", "HTTPS://example.com"),
+    ("\ufeff  https://example.com/x \r\n", "https://example.com/x"),
+    ("https://www.müller.de/über", "https://www.xn--mller-kva.de/über"),
+    ("http://example.com/a b", "http://example.com/a b"),  # other characters are the model's to read
+    ("http://example.com/%2F%3D", "http://example.com/%2F%3D"),  # reserved characters stay escaped
+])
+def test_browser_url_is_what_a_browser_requests(written: str, requested: str) -> None:
+    assert browser_url(written) == requested
+
+
+@given(st.text(max_size=80) | st.text(alphabet="htps:/\\%0147aAwW.\t\n ｐ。@?#", max_size=40))
+def test_browser_url_is_total_and_idempotent(text: str) -> None:
+    once = browser_url(text)
+    assert browser_url(once) == once
+    url_fields(text)
+
+
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=80)
+       | st.text(alphabet="htps:/\\%0147aAwW. ｐ。@?#", max_size=40))
+def test_a_page_key_is_its_own_key(text: str) -> None:  # what `SiteList.merged` relies on
+    assert page_key(page_key(text)) == page_key(text)
+
+
+def test_a_page_key_ignores_what_does_not_change_the_page() -> None:
+    page = "https://docs.google.com/forms/d/e/1FAIpQLSfX9kWq/viewform"
+    listed = SiteList(urls={page: "analyst feedback #1"})
+    for same in (page + "#x", page + "?", page + "?#", page.replace(".com", ".com:443"),
+                 page.replace(".com", ".com."), page.replace("/viewform", "/%76iewform"),
+                 page.replace("https://", "https://user:pw@"), page.replace("/", "\\").replace("https:\\\\", "https://"),
+                 "\t" + page + " "):
+        assert listed.match_url(same) == f"analyst feedback #1: {page_key(page)}", same
+    for other in (page + "?usp=sf_link", page.replace("viewform", "edit"), page.replace(".com", ".com:8443")):
+        assert listed.match_url(other) == "", other
+
+
+def test_a_page_name_after_a_script_is_path_info_not_the_file_served() -> None:
+    stock = frozenset({"/wp-login.php"})
+    assert known_software_file("https://bakery.com/blog/wp-login.php", stock, "W") == "W file `/wp-login.php`"
+    assert known_software_file("http://kit.info/apple/signin.php/wp-login.php", stock, "W") == ""
+    assert page_asset("https://bakery.com/js/app.min.js") == "script `/js/app.min.js`"
+    assert page_asset("http://kit.info/apple/signin.php/jquery.min.js") == ""
+
+
+def test_a_host_before_the_at_sign_may_be_written_with_ideographic_full_stops() -> None:
+    assert userinfo_deception("http://support。apple．com@unlock-id.live/").startswith("`support。apple．com` before")
+    assert userinfo_deception("http://user@unlock-id.live/") == ""
+
+
+def test_an_ipv4_address_written_as_ipv6_is_the_ipv4_address() -> None:
+    assert ip_category(ipaddress.ip_address("::ffff:45.67.89.16")) is None
+    assert ip_category(ipaddress.ip_address("::ffff:10.0.0.1")) == "private"
+    assert ip_category(ipaddress.ip_address("::ffff:127.0.0.1")) == "loopback"
+
+
+def _variants(url: str) -> list[str]:
+    """Ways of writing ``url`` that a browser requests as ``url`` itself."""
+    scheme, _, host, _, path, _, _ = url_fields(url)
+    if not host.isascii() or not scheme or host.startswith("["):
+        return []
+    start = url.index(host) if host in url else url.lower().index(host)
+    written_host = url[start:start + len(host)]
+    full_width = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else "。" if c == "." else c for c in written_host)
+    variants = [url[:start] + written_host[:1] + "\t" + written_host[1:] + url[start + len(host):],
+                f"{url} ", "\ufeff" + url, url.replace("://", ":", 1)]
+    if parse_ip(host) is None:  # an address in full-width digits is dotted decimal to the browser: `http://0xB9E11135/`
+        variants.append(url[:start] + full_width + url[start + len(host):])  # is not (the rules read both alike)
+    after_host = start + len(host)
+    if url[after_host:after_host + 1] == "/":
+        variants.append(url[:after_host] + "\\" + url[after_host + 1:])
+    letter = next((i for i in range(after_host, len(url)) if url[i].isalpha() and url[i].isascii()), None)
+    if path and letter is not None and "?" not in url[:letter] and "#" not in url[:letter]:
+        variants.append(f"{url[:letter]}%{ord(url[letter]):02X}{url[letter + 1:]}")
+    return variants
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    if not (REPO / "models" / "model.json").is_file():
+        pytest.fail("no models/: run `make test` (it runs `dvc repro` first) or `make repro`")
+    return Detector.from_dir(REPO / "models")
+
+
+@pytest.mark.parametrize("name", ["sanity_phishing.txt", "sanity_legitimate.txt"])
+def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detector: Detector, name: str) -> None:
+    urls = [line for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    pairs = [(url, variant) for url in urls for variant in _variants(url)]
+    assert len(pairs) > 4 * len(urls)
+    decider = detector.decider()
+    plain = {row["url"]: row for row in detector.score_records([url for url, _ in pairs], decider=decider)}
+    written = detector.score_records([variant for _, variant in pairs], decider=decider)
+    singles = [detector.score_records([variant], decider=decider)[0] for _, variant in pairs[::7]]
+    for (url, variant), row in zip(pairs, written, strict=True):
+        assert (row["verdict"], row["score"], row["error"]) == (plain[url]["verdict"], plain[url]["score"], ""), \
+            (url, variant)
+    for (url, variant), row in zip(pairs[::7], singles, strict=True):
+        assert (row["verdict"], row["score"]) == (plain[url]["verdict"], plain[url]["score"]), (url, variant)
