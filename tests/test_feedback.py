@@ -20,7 +20,7 @@ from cybersentinel.ingest.base import SourceError
 from cybersentinel.ingest.feedback import feedback_snapshot, read_feedback, store_location
 from cybersentinel.ingest.sources import ingest, snapshot
 from cybersentinel.model.estimators import repeat_rows
-from cybersentinel.ops.feedback import FeedbackError, FeedbackStore, StoreUnavailableError
+from cybersentinel.ops.feedback import FeedbackError, FeedbackStore, StoreUnavailableError, target_of
 from cybersentinel.ops.service import Settings, create_app
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.scoring.policy import SiteList
@@ -30,6 +30,8 @@ pytest_plugins = ["fixtures_db"]
 PHISHING = "http://ads-social-network-info.hol.es/2017/recovery-chekpoint-login.html"  # Ebbu2017, test split
 SOURCE = {"name": "feedback", "reader": "feedback"}
 URLS_DATASET = {"name": "urls", "kind": "url", "group_by": "registered_domain"}
+WITH_PASSWORD = "https://alice:s3cr3tP4ss@bank.example.org/login"
+PASSWORD_MASKED = "https://alice:***@bank.example.org/login"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -250,6 +252,44 @@ def test_feedback_needs_the_api_key_when_keys_are_set(model_dir: Path, tmp_path:
     assert client.post("/v1/feedback", json=body, headers={"X-API-Key": "k1"}).status_code == 201
 
 
+def test_a_password_in_a_corrected_url_is_never_stored(store: FeedbackStore) -> None:
+    item, created = store.add(WITH_PASSWORD, "false_positive", "url", "bob")
+    assert created and item.url == PASSWORD_MASKED and item.target == "alice:***@bank.example.org/login"
+    again, created = store.add("https://alice:other@bank.example.org/login", "false_positive", "url", "carol")
+    assert not created and again.id == item.id  # the same correction, whatever the password
+    deceptive, _ = store.add("http://www.paypal.com@evil.top/", "confirmed_malicious", "url", "bob")
+    assert deceptive.url == "http://www.paypal.com@evil.top/"  # a user name alone is evidence: kept
+    assert "s3cr3t" not in json.dumps([i.as_dict() for i in store.list()]).lower()
+    assert target_of(WITH_PASSWORD, "url") == "alice:***@bank.example.org/login"
+
+
+def test_feedback_on_a_url_with_a_password_never_lists_it(service) -> None:
+    client, db = service
+    posted = client.post("/v1/feedback", json={"url": WITH_PASSWORD, "kind": "confirmed_malicious", "analyst": "a"})
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["feedback"]["url"] == PASSWORD_MASKED
+    listed = client.get("/v1/feedback")
+    assert listed.json()["feedback"][0]["url"] == PASSWORD_MASKED
+    for text in (posted.text, listed.text, score(client, WITH_PASSWORD)["reasons"],
+                 score(client, "https://bank.example.org/login")["reasons"]):
+        assert "s3cr3t" not in text.lower(), text
+    with sqlite3.connect(db) as conn:
+        assert "s3cr3t" not in json.dumps(conn.execute("SELECT * FROM feedback").fetchall()).lower()
+
+
+@pytest.mark.parametrize("given", ["%201", "1%20", "1.0", "01", "00001", "+1", "1_0", "1e0", "0", "-1", "%D9%A1",
+                                   "0x1"])
+def test_revoke_takes_only_a_plain_decimal_id(service, given: str) -> None:
+    client, _ = service
+    body = {"url": PHISHING, "kind": "false_positive", "analyst": "alice"}
+    assert client.post("/v1/feedback", json=body).status_code == 201
+    loose = client.post(f"/v1/feedback/{given}/revoke", json={"analyst": "bob", "reason": "x"})
+    assert loose.status_code == 422, (given, loose.text)
+    assert loose.json()["detail"][0]["loc"] == ["path", "feedback_id"] and loose.content.isascii()
+    assert client.get("/v1/feedback?active=true").json()["count"] == 1  # nothing revoked
+    assert client.post("/v1/feedback/1/revoke", json={"analyst": "bob", "reason": "x"}).status_code == 200
+
+
 def test_the_openapi_schema_documents_feedback(service) -> None:
     client, _ = service
     paths = client.get("/openapi.json").json()["paths"]
@@ -258,7 +298,11 @@ def test_the_openapi_schema_documents_feedback(service) -> None:
     assert post["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("FeedbackResponse")
     schema = post["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["kind"]["enum"] == ["false_positive", "confirmed_malicious"]
-    assert {"404", "409"} <= set(paths["/v1/feedback/{feedback_id}/revoke"]["post"]["responses"])
+    revoke = paths["/v1/feedback/{feedback_id}/revoke"]["post"]
+    assert {"404", "409", "422"} <= set(revoke["responses"])
+    (feedback_id,) = revoke["parameters"]
+    assert feedback_id["in"] == "path" and feedback_id["schema"]["type"] == "integer"
+    assert feedback_id["schema"]["minimum"] == 1
 
 
 def test_the_cli_records_lists_revokes_exports_and_blocklist_export_obeys(tmp_path: Path) -> None:

@@ -249,6 +249,39 @@ def test_service_writes_the_decision_log(tmp_path: Path, model_dir: Path, detect
     assert set(table.column("model_sha256").to_pylist()) == {detector.manifest["sha256"]}
 
 
+def test_decision_log_masks_passwords_and_keeps_user_names(tmp_path: Path) -> None:
+    log = DecisionLog(LogSettings(tmp_path, flush_seconds=3600), "sha")
+    hidden = "`www.paypal.com:hunter2` before '@' hides the real host `evil.top`"
+    log.record([{"url": "https://mallory:pw@secretcorp.example/", "verdict": "benign", "score": 0.4, "reasons": ""},
+                {"url": "http://www.paypal.com:hunter2@evil.top/", "verdict": "malicious", "score": 0.9,
+                 "reasons": hidden},
+                {"url": "http://www.paypal.com@evil.top/", "verdict": "malicious", "score": 0.9,
+                 "reasons": "`www.paypal.com` before '@' hides the real host `evil.top`"},
+                {"url": "http://evil.example:8080/login?email=a@b.example", "verdict": "benign", "score": 0.1}])
+    log.close()
+    rows = read_window(tmp_path).to_pylist()
+    assert [r["url"] for r in rows] == ["https://mallory:***@secretcorp.example/", "http://www.paypal.com:***@evil.top/",
+                                        "http://www.paypal.com@evil.top/",  # a user name alone is evidence
+                                        "http://evil.example:8080/login?email=a@b.example"]  # a port, no password
+    assert [r["reasons"] for r in rows[1:3]] == [hidden.replace("hunter2", "***"),
+                                                 "`www.paypal.com` before '@' hides the real host `evil.top`"]
+
+
+def test_service_logs_no_password_but_answers_with_the_url_as_sent(tmp_path: Path, model_dir: Path,  # noqa: F811
+                                                                   detector: Detector) -> None:
+    folder = tmp_path / "decisions"
+    sent = ["https://mallory:pw@secretcorp.example/", "http://www.paypal.com:hunter2@evil.top/"]
+    settings = Settings(model_dir=model_dir, feeds_dir=None, decision_log=folder)
+    with local_client(create_app(settings, detector)) as client:  # leaving closes the log file
+        answer = client.post("/v1/score", json={"urls": sent}).json()
+    assert [r["url"] for r in answer["results"]] == sent  # the client's own input, echoed
+    table = read_window(folder)
+    assert table.column("url").to_pylist() == ["https://mallory:***@secretcorp.example/",
+                                               "http://www.paypal.com:***@evil.top/"]
+    reasons = table.column("reasons").to_pylist()[1]
+    assert "www.paypal.com:***" in reasons and "hunter2" not in reasons  # the policy quotes the user-info
+
+
 # ------------------------------------------------------------------------------------------------ drift figures
 
 

@@ -13,7 +13,7 @@ from fixtures_model import model_dir  # noqa: F401
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
-from cybersentinel.core.redact import redact
+from cybersentinel.core.redact import mask_password, redact
 from cybersentinel.core.retry import one_line
 from cybersentinel.ingest.base import SourceError
 from cybersentinel.ingest.mongodb import describe_mongodb_uri, mongo_client
@@ -50,6 +50,40 @@ def test_text_without_credentials_is_unchanged() -> None:
                  "user@example.org wrote", "dbname=intel host=db"):
         assert redact(text) == text
     assert redact("http://u:pw@db.example:5432/intel") == "http://***@db.example:5432/intel"
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    (f"https://alice:{SECRET}@bank.example.org/login", "https://alice:***@bank.example.org/login"),
+    (f"http://www.paypal.com:{SECRET}@evil.top/", "http://www.paypal.com:***@evil.top/"),
+    (f"postgresql://analyst:p@{SECRET}@db.example/intel", "postgresql://analyst:***@db.example/intel"),
+    (f"http://u:p/{SECRET}@host/x", "http://u:***@host/x"),  # no tail of the password leaks
+    (f"http://go.example/r?to=https://u:{SECRET}@x.example/", "http://go.example/r?to=https://u:***@x.example/"),
+    (f"see http://a:{SECRET}@c.example and HTTPS://d:{SECRET}@f.example ok",
+     "see http://a:***@c.example and HTTPS://d:***@f.example ok"),
+    (f"http:\\\\u:{SECRET}@h.example", "http:\\\\u:***@h.example"),  # as browsers read them
+    (f"http:u:{SECRET}@h.example", "http:u:***@h.example"), (f"//u:{SECRET}@h.example", "//u:***@h.example"),
+    (f"http://u:{SECRET}@[2001:db8::1]/", "http://u:***@[2001:db8::1]/"),
+    ("https://alice:***@bank.example.org/login", "https://alice:***@bank.example.org/login"),  # idempotent
+])
+def test_mask_password_hides_the_password_and_keeps_the_user_name(text: str, masked: str) -> None:
+    assert mask_password(text) == masked
+
+
+@pytest.mark.parametrize("text", [
+    "http://www.paypal.com@evil.top/", "http://evil.example:8080/login?email=a@b.example", "https://x.example/a@b",
+    "http://[::1]:80/a@b", "mailto:bob@example.org", "user@example.org wrote", "http://u:@h.example", "a.example",
+    "", "@", "://:@", "http://[::1", "http://[", "http://a]b", "http://[::1]x", "\ud800://\udfff@", "\x00:/:@",
+])
+def test_mask_password_leaves_other_text_alone_and_never_raises(text: str) -> None:
+    assert mask_password(text) == text
+
+
+def test_mask_password_takes_linear_time_on_hostile_text() -> None:
+    started = time.monotonic()
+    for text in ("x://" * 200_000 + " @", "@" + "a://a:" * 200_000, "http://" + "/" * 200_000 + "@",
+                 "a." * 200_000 + "@", ":/" * 200_000 + "@"):
+        mask_password(text)
+    assert time.monotonic() - started < 5  # a backtracking pattern takes minutes (a scored body may hold 4 MB)
 
 
 def test_exception_messages_are_redacted() -> None:

@@ -16,7 +16,14 @@ from fixtures_model import model_dir, running_server  # noqa: F401
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app as cli_app
-from cybersentinel.ops.service import API_KEYS_ENV, Settings, create_app, parse_api_keys, presented_key
+from cybersentinel.ops.service import (
+    API_KEYS_ENV,
+    Settings,
+    create_app,
+    cross_origin,
+    parse_api_keys,
+    presented_key,
+)
 from cybersentinel.scoring.detector import Detector
 
 BASE = "http://127.0.0.1"
@@ -192,6 +199,19 @@ def test_cross_origin_simple_posts_without_a_key_are_refused(open_client: TestCl
     assert keyed.status_code == 200  # a key, not the browser's origin, is what authorises
 
 
+@pytest.mark.parametrize("origin", ["http://[::1", "http://[", "http://a]b"])
+def test_an_origin_that_does_not_parse_is_another_origin(origin: str, open_client: TestClient,
+                                                         keyed_client: TestClient) -> None:
+    # `urlsplit` raises on these (a malformed IPv6 address): that was a 500 on every POST, a key or not
+    assert cross_origin({"origin": origin, "host": "127.0.0.1"})
+    for path in ("/v1/score", "/v1/feedback"):
+        refused = open_client.post(path, content="example.org", headers={**TEXT, "origin": origin})
+        assert refused.status_code == 403 and "cross-origin" in refused.json()["detail"], (path, refused.text)
+    keyed = keyed_client.post("/v1/score", content="example.org",
+                              headers={**TEXT, "origin": origin, "x-api-key": "key-one"})
+    assert keyed.status_code == 200 and keyed.json()["count"] == 1
+
+
 # ------------------------------------------------------------------------------------------------ bodies and HEAD
 
 
@@ -201,6 +221,33 @@ def test_text_bodies_split_on_newlines_only(open_client: TestClient) -> None:
     assert response.status_code == 200
     assert [r["url"] for r in response.json()["results"]] == ["a.example\u2028b\x1cc\x85d\u2029e\x0bf\x0cg",
                                                               "e.example", "f.example\rg"]
+
+
+def test_a_text_body_with_a_byte_order_mark_scores_as_without(open_client: TestClient) -> None:
+    body = b"a.com\nhttp://192.0.2.1/paypal/login.php\n"  # `predict` reads files as utf-8-sig: the service agrees
+    plain = open_client.post("/v1/score", content=body, headers=TEXT)
+    marked = open_client.post("/v1/score", content=b"\xef\xbb\xbf" + body, headers=TEXT)
+    assert plain.status_code == marked.status_code == 200
+    assert marked.json() == plain.json() and marked.json()["results"][0]["url"] == "a.com"
+
+
+def test_error_answers_are_ascii_json_of_the_usual_shape(open_client: TestClient, keyed_client: TestClient) -> None:
+    invalid = open_client.get("/v1/feedback?active=%C3%A9")  # FastAPI's validation handler echoes the input
+    assert invalid.status_code == 422 and invalid.content.isascii(), invalid.content
+    assert invalid.headers["content-type"] == "application/json"
+    (problem,) = invalid.json()["detail"]
+    assert problem["loc"] == ["query", "active"] and problem["input"] == "\u00e9" and problem["type"] == "bool_parsing"
+    missing = open_client.get("/v1/caf%C3%A9")  # Starlette's 404, an HTTPException
+    assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
+    unkeyed = keyed_client.get("/v1/model")  # an HTTPException keeps its headers
+    assert unkeyed.status_code == 401 and unkeyed.headers["www-authenticate"] == "Bearer"
+    assert "API key" in unkeyed.json()["detail"]
+
+
+def test_the_model_card_shows_no_server_path(open_client: TestClient, model_dir: Path) -> None:  # noqa: F811
+    card = open_client.get("/v1/model")
+    assert card.status_code == 200 and card.json()["source"] == "dvc"  # model.js shows it as "loaded from"
+    assert str(model_dir) not in card.text and str(Path.cwd()) not in card.text
 
 
 def test_head_answers_like_get(open_client: TestClient) -> None:

@@ -1,10 +1,13 @@
-"""One rule for credentials in messages: every URI or DSN that reaches a message, a warning or a log line goes
+"""One module for credentials in text. Every URI or DSN that reaches a message, a warning or a log line goes
 through `redact`, which hides URI user-info (``scheme://user:password@host`` becomes ``scheme://***@host``) and
-the value of libpq ``password=`` keywords.
+the value of libpq ``password=`` keywords. A URL scored and then logged or stored (the decision log, analyst
+feedback) goes through `mask_password`, which hides only the password (``scheme://user:***@host``): a user name is
+evidence there (``http://www.paypal.com@evil.top/`` hides the real host).
 
 User-info runs to the *last* ``@`` of the URI, so a password holding an unescaped ``@`` or ``/`` does not leak
 its tail. Text before that ``@`` is left alone only when it holds a ``/`` and no ``:`` (``https://site/a@b``: a
-path, not a password); a port before a path's ``@`` is redacted too (a harmless over-redaction).
+path, not a password); a port before a path's ``@`` is redacted too (a harmless over-redaction). `mask_password`
+spares that port (``http://host:8080/login?email=a@b.example`` is unchanged): in a logged URL it is evidence too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,16 @@ _URI_WITH_AT = re.compile(r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinf
 _PASSWORD_KEYWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
+# `user:password@` after a scheme and its slashes (browsers also take `http:\\` and `http:u:p@h`) or a leading
+# `//`; the user name holds none of the characters that end an authority or open an IPv6 address, and the
+# "password" is not a port followed by a path. Only ever matched against text up to the last `@` of a run
+# without blanks (`_mask_run`), where the greedy `\S+@` succeeds at once: linear time on any input.
+_USER_PASSWORD = re.compile(
+    r"(?P<user>(?:\b(?i:https?|wss?|ftp):[/\\]*|:[/\\]+|^[/\\]{2,})[^\s:/?#\\\[@]*):(?!\d*[/?#\\])\S+@")
+
+_RUN_WITH_AT = re.compile(r"(?<!\S)\S*@\S*")  # a whole run, tried once from its start
+
+
 def _hide(match: re.Match) -> str:
     userinfo = match["userinfo"]
     if "/" in userinfo and ":" not in userinfo:
@@ -27,3 +40,15 @@ def _hide(match: re.Match) -> str:
 def redact(text: str) -> str:
     """``text`` with URI user-info and DSN passwords replaced by ``***``."""
     return _PASSWORD_KEYWORD.sub(lambda m: f"{m['key']}***", _URI_WITH_AT.sub(_hide, text))
+
+
+def _mask_run(match: re.Match) -> str:
+    run = match[0]
+    end = run.rfind("@") + 1
+    return _USER_PASSWORD.sub(r"\g<user>:***@", run[:end]) + run[end:]
+
+
+def mask_password(text: str) -> str:
+    """``text`` with the password of every URI's user-info replaced by ``***``, the user name kept
+    (``https://alice:pw@bank.example/`` becomes ``https://alice:***@bank.example/``). Any text: never raises."""
+    return _RUN_WITH_AT.sub(_mask_run, text) if "@" in text else text

@@ -51,11 +51,13 @@ class ModelCard(ModelRef):
     validation_metrics: dict[str, Any] | None = None
     test_metrics: dict[str, Any] | None = Field(None, description="reports/metrics.json, when it names this model")
     hashes: dict[str, Any] = Field(description="SHA-256 of the model, its compiled form and its inputs")
+    source: str = Field(description="where the model came from: `dvc`, or the MLflow registry alias and version")
 
 
 class FeedbackRecord(Documented):
     id: int
-    url: str = Field(description="the URL, domain or IP the verdict was about, as given")
+    url: str = Field(description="the URL, domain or IP the verdict was about, as given but for the password of "
+                                 "its user-info (`user:***@host`)")
     scope: str = Field(description="`url` (this URL) or `host` (the host and its subdomains)")
     target: str = Field(description="what the correction covers: the normalised URL, or the host")
     kind: str = Field(description="`false_positive` or `confirmed_malicious`")
@@ -98,8 +100,9 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
                403: "cross-origin browser request without an API key",
                404: "no such feedback", 409: "the feedback was already revoked",
                413: "request body over the size limit", 415: "content type is neither JSON nor text/plain",
-               422: "valid JSON of the wrong shape, an empty body, too many URLs, or a correction that cannot apply "
-                    "(a host correction on a public suffix or reserved address)",
+               422: "valid JSON of the wrong shape, an empty body, too many URLs, a correction that cannot apply "
+                    "(a host correction on a public suffix or reserved address), or a feedback id that is not a "
+                    "positive whole number written with digits only, without a leading zero",
                503: "the feedback store is unreachable or has no schema"}
     responses: dict[int | str, dict[str, Any]] = {
         400: {"description": HOST_REFUSED, "content": {"text/plain": {"schema": {"type": "string"}}}}}

@@ -1,9 +1,10 @@
 """The decision log: what was scored and what was decided, as rotated Parquet files for `cybersentinel drift` and
 the analysts' review. Off unless a folder is configured.
 
-A row holds the scored value (the URL, domain or IP as submitted) and the decision: ``time`` (UTC), ``url``,
-``verdict``, ``score``, ``model_score`` (null when the model could not score it), ``reasons``, ``model_sha256``.
-Nothing else of a request (no headers, addresses or keys) is kept.
+A row holds the scored value (the URL, domain or IP as submitted, the password of its user-info masked:
+`mask_password`) and the decision: ``time`` (UTC), ``url``, ``verdict``, ``score``, ``model_score`` (null when the
+model could not score it), ``reasons``, ``model_sha256``. Nothing else of a request (no headers, addresses or keys)
+is kept.
 
 Cheap on the request path: `DecisionLog.record` appends the batch's results to a list under a lock; a background
 thread turns them into Arrow and writes a row group every ``flush_seconds`` (1 s). Each file is written under a hidden
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from cybersentinel.core.redact import mask_password
 
 log = logging.getLogger("cybersentinel.ops.decisions")
 
@@ -63,12 +66,28 @@ def to_table(batches: Sequence[tuple[float, Sequence[Mapping[str, Any]]]], model
     of appends): this runs in the writer thread, but holds the GIL the request path needs."""
     rows = [r for _, results in batches for r in results]
     times = [int(when * 1000) for when, results in batches for _ in results]
-    return pa.table([pa.array(times, pa.int64()).cast(SCHEMA.field("time").type),
-                     _texts([str(r.get("url", "")) for r in rows]),
+    urls, reasons = [str(r.get("url", "")) for r in rows], [r.get("reasons") or None for r in rows]
+    # passwords are masked here, before anything is written, and not in `record`: off the request path
+    for i in [i for i, url in enumerate(urls) if "@" in url]:  # the few rows with user-info
+        urls[i], reasons[i] = _without_password(urls[i], reasons[i])
+    return pa.table([pa.array(times, pa.int64()).cast(SCHEMA.field("time").type), _texts(urls),
                      pa.array([r.get("verdict") or None for r in rows], pa.string()),
                      _numbers([r.get("score") for r in rows]), _numbers([r.get("model_score") for r in rows]),
-                     _texts([r.get("reasons") or None for r in rows]),
+                     _texts(reasons),
                      pa.array([model_sha256] * len(rows), pa.string())], schema=SCHEMA)
+
+
+def _without_password(url: str, reasons: str | None) -> tuple[str, str | None]:
+    """The URL with its user-info's password masked, and its reasons likewise: the decision policy quotes the
+    user-info of a host name hidden before '@' (``www.paypal.com:pw``, cut at 60 characters) in its reason."""
+    from cybersentinel.url.parsing import url_fields
+
+    masked = mask_password(url)
+    if masked == url or not reasons:
+        return masked, reasons
+    userinfo = url_fields(url)[1]
+    user, colon, _ = userinfo.partition(":")
+    return masked, reasons.replace(userinfo[:60], f"{user}:***") if colon else reasons
 
 
 def _numbers(values: list[Any]) -> pa.Array:

@@ -2,10 +2,10 @@
 ``data/feedback.sqlite``) or PostgreSQL (``CYBERSENTINEL_FEEDBACK_DSN``), with the same schema, versioned
 migrations (`cybersentinel.ops.etl.apply_migrations`) and idempotent writes as the ETL.
 
-A correction says *who* (analyst), *when* (created_at), *why* (kind, note) about *what* (the URL, or its host
-when the analyst chose ``host``). Nothing is ever deleted: a retraction sets ``revoked_at``/``revoked_by``/
-``revoke_reason`` on the row, and a correction of the opposite kind on the same target revokes the earlier one
-("superseded by #id"). Sending the same active correction twice records it once.
+A correction says *who* (analyst), *when* (created_at), *why* (kind, note) about *what* (the URL, the password
+of its user-info masked, or its host when the analyst chose ``host``). Nothing is ever deleted: a retraction sets
+``revoked_at``/``revoked_by``/``revoke_reason`` on the row, and a correction of the opposite kind on the same
+target revokes the earlier one ("superseded by #id"). Sending the same active correction twice records it once.
 
 What the active corrections do at once (`site_lists`): a false positive puts the URL (or host) on the decision
 policy's allowlist; a confirmation puts it on the local block list. A host correction must name a host that
@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cybersentinel.core.redact import mask_password
 from cybersentinel.ingest.feedback import StoreLocation, sqlite_connect, store_location
 from cybersentinel.scoring.policy import SiteList
 
@@ -123,13 +124,15 @@ def _refuse_network(url: str) -> None:
 
 
 def target_of(url: str, scope: str) -> str:
-    """What a correction covers: the normalised URL (the rule the training data deduplicate by), or the host as
-    a browser resolves it, refused when no block rule could name it (public suffix, reserved address)."""
+    """What a correction covers: the normalised URL (the rule the training data deduplicate by), its password
+    masked, or the host as a browser resolves it, refused when no block rule could name it (public suffix,
+    reserved address)."""
     from cybersentinel.ops.blocklist import target_of as block_target
     from cybersentinel.url.parsing import normalise
 
     if scope not in SCOPES:
         raise FeedbackError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    url = mask_password(url)  # the target is stored and listed, and quoted in reasons: never with a password
     _refuse_network(url)
     if scope == "url":
         target = normalise(url)
@@ -265,7 +268,8 @@ class FeedbackStore:
         """Record a correction; returns it and whether it is new (False: the same correction was already
         active, and is returned unchanged). An active correction of the other kind on the same target is
         revoked in the same transaction."""
-        url, analyst, note = url.strip(), analyst.strip(), note.strip()
+        # stored, listed to every analyst and used as training data: the URL's password is masked first
+        url, analyst, note = mask_password(url.strip()), analyst.strip(), note.strip()
         _check(url, kind, analyst, note)
         target = target_of(url, scope)
         label = KINDS[kind]

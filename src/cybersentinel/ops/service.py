@@ -15,12 +15,13 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 log = logging.getLogger("cybersentinel.ops.service")
 
@@ -183,15 +184,36 @@ def presented_key(headers: Any) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+FEEDBACK_ID = re.compile(r"[1-9][0-9]*")
+
+
+def decimal_id(value: Any) -> Any:
+    """A feedback id as a path writes it: ASCII digits, no leading zero. Pydantic's lax integers also take
+    `` 1``, ``+1``, ``1.0``, ``1_0`` and ``00002``: one row under many names."""
+    if not isinstance(value, str) or not FEEDBACK_ID.fullmatch(value):
+        raise ValueError("a feedback id is a positive whole number: digits only, without a leading zero")
+    return value
+
+
 def cross_origin(headers: Any) -> bool:
     """Whether a browser sent this request from another origin: ``Sec-Fetch-Site`` says so, or ``Origin``
-    names another host (or ``null``) than the ``Host`` it was sent to. Scripts and curl send neither."""
-    from urllib.parse import urlsplit
-
+    names another host (or ``null``, or nothing that parses) than the ``Host`` it was sent to. Scripts and curl
+    send neither."""
     if (headers.get("sec-fetch-site") or "").lower() in ("cross-site", "same-site"):
         return True
     origin = headers.get("origin")
-    return origin is not None and urlsplit(origin).netloc.lower() != (headers.get("host") or "").lower()
+    return origin is not None and origin_host(origin) != (headers.get("host") or "").lower()
+
+
+def origin_host(origin: str) -> str | None:
+    """The ``host[:port]`` an Origin header names, lower-cased; None when it does not parse (``http://[::1``:
+    `urlsplit` raises on a malformed IPv6 address), which no Host header equals."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(origin).netloc.lower()
+    except ValueError:
+        return None
 
 
 class BrowserGuard:
@@ -336,7 +358,8 @@ def model_card(detector: Any, settings: Settings, metrics: dict | None, feeds: d
         "threshold": detector.threshold, "suspicious_from": detector.suspicious_from,
         "policy": detector.policy.as_dict(),
         "validation_metrics": manifest.get("validation"), "test_metrics": metrics, "hashes": hashes,
-        "source": settings.model_source or f"dvc: {settings.model_dir}", "package_version": version("cybersentinel"),
+        # where the model came from, never the server's own paths
+        "source": settings.model_source or "dvc", "package_version": version("cybersentinel"),
         "feeds": feeds,
         "limits": {"max_batch": settings.max_batch, "max_body_bytes": settings.max_body_bytes},
     }
@@ -391,11 +414,16 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from typing import Literal
 
     from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi import Path as PathParam
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
-    from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+    from fastapi.utils import is_body_allowed_for_status_code
+    from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
     from starlette.background import BackgroundTask
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.routing import Route
 
     from cybersentinel.ops.api_models import (
@@ -491,6 +519,16 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         def render(self, content: Any) -> bytes:
             return any_json.dump_json(content, ensure_ascii=True)
 
+    # FastAPI's own error handlers (HTTPException, 404/405, request validation), answering in ASCII JSON as the
+    # routes do: FastAPI's would echo a client's non-ASCII input (``?active=é``) as raw UTF-8.
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        if not is_body_allowed_for_status_code(exc.status_code):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return AsciiJSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    async def validation_error(_: Request, exc: RequestValidationError) -> AsciiJSONResponse:
+        return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
     async def require_key(request: Request) -> None:  # async: a sync dependency would cost a thread hop
         if not settings.api_keys:
             return
@@ -524,7 +562,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         media_type = content_type.partition(";")[0].strip().lower()
         if media_type == "text/plain":
             try:
-                values = parse_lines(body.decode("utf-8"))
+                values = parse_lines(body.decode("utf-8-sig"))  # a leading BOM is no part of the first URL
             except UnicodeDecodeError as exc:
                 raise HTTPException(400, f"text/plain body is not UTF-8: {exc}") from None
             if not values:
@@ -551,6 +589,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     app = FastAPI(title="CyberSentinel", version=card["package_version"], docs_url=None, redoc_url=None,
                   default_response_class=AsciiJSONResponse, redirect_slashes=False, lifespan=lifespan,
                   telemetry=TELEMETRY_OFF,
+                  exception_handlers={StarletteHTTPException: http_error, RequestValidationError: validation_error},
                   description="Scores URLs, domains and IP addresses as text. Nothing submitted is fetched.")
     app.state.decision_log = decision_log
     # Without keys the check is a no-op: leaving the dependency out saves FastAPI's per-request solving of it.
@@ -664,11 +703,13 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         items = await run_in_threadpool(store_call, lambda: store.list(active_only=active))
         return AsciiJSONResponse({"count": len(items), "feedback": [i.as_dict() for i in items]})
 
+    # the id as written is checked first (`decimal_id`); Path before it, or the schema says "ge", not "minimum"
     @app.post("/v1/feedback/{feedback_id}/revoke", dependencies=keyed, response_model=None,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": RevokeRequest.model_json_schema()}}}},
               responses={200: {"model": FeedbackResponse}, **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
-    async def feedback_revoke(feedback_id: int, request: Request) -> AsciiJSONResponse:
+    async def feedback_revoke(feedback_id: Annotated[int, PathParam(ge=1), BeforeValidator(decimal_id)],
+                              request: Request) -> AsciiJSONResponse:
         """Retract a correction: the row stays, marked with who revoked it, when and why."""
         given = parse_json(await read_body(request), request.headers.get("content-type", ""), RevokeRequest)
 
@@ -694,8 +735,6 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
 
     app.mount("/static", StaticFiles(directory=web), name="static")
     if registry is not None:
-        from fastapi.responses import Response
-
         from cybersentinel.ops.metrics import CONTENT_TYPE, exposition
 
         @app.get("/metrics", include_in_schema=False)
