@@ -109,9 +109,9 @@ def test_target_of_blocks_a_valid_name_or_says_why_not(url):
 def test_feed_entries_exclude_private_and_bogon_ranges():
     index = IntelIndex.build({"fh": [ipaddress.ip_network(n) for n in
                                      ("10.0.0.0/8", "224.0.0.0/3", "1.10.16.0/20", "1.10.16.0/24", "2a00:1::/32")]},
-                             {"hosts": ["bad.example"]})
+                             {"hosts": ["bad.example.net"]})
     entries, rejected = entries_from_feeds(index)
-    assert sorted(e.value for e in entries) == ["1.10.16.0/20", "2a00:1::/32", "bad.example"]
+    assert sorted(e.value for e in entries) == ["1.10.16.0/20", "2a00:1::/32", "bad.example.net"]
     assert {r.value: r.reason for r in rejected} == {
         "10.0.0.0/8": "overlaps reserved range 10.0.0.0/8: never blocked",
         "224.0.0.0/3": "overlaps reserved range 224.0.0.0/4: never blocked"}
@@ -140,23 +140,49 @@ def test_public_suffixes_are_never_rules_even_from_domain_lists():
     assert all(r.reason.startswith("public suffix") for r in rejected)
 
 
+SPECIAL_USE = ["http://foo.localhost/login", "http://example.local/", "a.test", "x.invalid", "www.example",
+               "abcdefghijklmnop.onion", "nas.home.arpa", "svc.internal", "wallet.alt", "Printer.LOCAL."]
+
+
+def test_special_use_names_are_refused_like_localhost(tmp_path, monkeypatch):
+    """Names a machine or network answers itself, never delegated or not DNS at all (RFC 6761, 6762, 7686, 8375,
+    9476, .internal): a rule would cut a local service or do nothing, so each goes to rejected.csv with a reason."""
+    monkeypatch.chdir(tmp_path)  # no checkout's data/feeds or models/ to fall back on
+    scored = tmp_path / "scored.csv"
+    scored_frame([(url, "malicious", "0.99", "") for url in [*SPECIAL_USE, "http://kit.example.net/x"]]
+                 ).to_csv(scored, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["blocklist", "export", str(scored), "-o", str(out), "-f", "hosts",
+                                      "--allow-top", "0"])
+    assert result.exit_code == 0, result.output
+    assert (out / "hosts").read_text().splitlines()[-1] == "0.0.0.0 kit.example.net"
+    with open(out / "rejected.csv", newline="") as handle:
+        rejected = {row["value"]: row["reason"] for row in csv.DictReader(handle)}
+    assert sorted(rejected) == sorted(SPECIAL_USE)
+    assert rejected["http://foo.localhost/login"] == "special-use name .localhost (RFC 6761): never blocked"
+    assert rejected["Printer.LOCAL."] == "special-use name .local (RFC 6762): never blocked"
+    assert rejected["svc.internal"].startswith("special-use name .internal")
+    entries, refused = entries_from_feeds(IntelIndex.build({}, {"list": ["kit.test", "evil.example.com"]}))
+    assert [e.value for e in entries] == ["evil.example.com"] and refused[0].value == "kit.test"
+
+
 def test_allowlisted_and_popular_sites_are_never_blocked_but_an_explicit_block_list_beats_popularity():
-    guard = Guard(SiteList(["intranet.example"], "allowlist"), {"google.com": 1, "rare.org": 50_000}, 10_000)
+    guard = Guard(SiteList(["intranet.example.org"], "allowlist"), {"google.com": 1, "rare.org": 50_000}, 10_000)
     rows = [("https://www.paypal.com/signin", "malicious", "0.99", ""),
             ("https://docs.google.com/forms/d/x/viewform", "malicious", "0.95", ""),
-            ("http://a.intranet.example/login", "malicious", "0.9", ""),
+            ("http://a.intranet.example.org/login", "malicious", "0.9", ""),
             ("http://login.rare.org/", "malicious", "0.9", "")]
     entries, rejected, _ = entries_from_scored(scored_frame(rows), "s", guard=Guard(
         guard.allow, {**guard.popularity, "paypal.com": 5}, 10_000))
     assert [e.value for e in entries] == ["login.rare.org"]
     assert [r.reason.split(" (")[0] for r in rejected] == ["popular site paypal.com", "popular site google.com",
                                                            "allowlisted"]
-    blocked, refused = entries_from_block_list({"docs.google.com": "ours", "intranet.example": "ours"}, guard)
-    assert [e.value for e in blocked] == ["docs.google.com"] and refused[0].value == "intranet.example"
+    blocked, refused = entries_from_block_list({"docs.google.com": "ours", "intranet.example.org": "ours"}, guard)
+    assert [e.value for e in blocked] == ["docs.google.com"] and refused[0].value == "intranet.example.org"
 
 
 def test_no_range_covers_an_allowlisted_address_or_a_pinned_resolver():
-    guard = Guard(SiteList(["1.0.0.1", "intranet.example"], "allowlist"), {}, 0,
+    guard = Guard(SiteList(["1.0.0.1", "intranet.example.org"], "allowlist"), {}, 0,
                   addresses={"8.8.8.8": "public DNS resolver dns.google in R", "[2001:4860:4860::8888]": "dns.google"})
     assert guard.network_problem(ipaddress.ip_network("8.8.8.0/24")) == \
         "covers allowlisted address 8.8.8.8 (public DNS resolver dns.google in R): never blocked"
@@ -384,7 +410,7 @@ def test_reads_csv_parquet_and_jsonl_alike(tmp_path):
 
 def test_list_reasons_from_jsonl(tmp_path):
     path = tmp_path / "s.jsonl"
-    path.write_text(json.dumps({"url": "bad.example", "verdict": "malicious", "score": 0.9,
+    path.write_text(json.dumps({"url": "bad.example.net", "verdict": "malicious", "score": 0.9,
                                 "reasons": ["host is new", "brand name"]}) + "\n")
     entries, _, _ = entries_from_scored(read_scored(path), "s")
     assert entries[0].reasons == "host is new; brand name"

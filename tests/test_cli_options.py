@@ -3,6 +3,7 @@ command; the old --feeds of `predict` and `etl load` still works, hidden, with a
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from importlib.metadata import version
@@ -101,3 +102,29 @@ def test_serve_log_level_is_one_of_uvicorns() -> None:
     assert result.exit_code == 2, result.output
     assert "--log-level" in result.output and "'bogus' is not one of" in result.output
     assert "Traceback" not in result.output
+
+
+def test_monitor_reads_the_default_feeds_as_predict_does(model_dir: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+    """One decision everywhere: run where data/feeds exists, `predict` and `monitor` both read it unless told
+    --no-feeds, so an address listed there is malicious from either door. The followed proxy log also holds a
+    path alone (`GET /`), which is skipped, not fatal."""
+    feeds = tmp_path / "data" / "feeds"
+    feeds.mkdir(parents=True)
+    (feeds / "spamhaus_drop.txt").write_text("1.10.16.0/20 ; SBL256894\n")
+    monkeypatch.chdir(tmp_path)
+    url, model = "http://1.10.16.5/x", ["--model-dir", str(model_dir)]
+    predicted = CliRunner().invoke(app, ["predict", *model, "-o", "-", "--output-format", "jsonl"], input=url + "\n")
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout.splitlines()[0])["verdict"] == "malicious"
+    log, alerts = tmp_path / "access.log", tmp_path / "alerts.jsonl"
+    when = "[24/Nov/2026:03:00:00 +0000]"
+    log.write_text(f'9.9.9.9 - - {when} "GET {url} HTTP/1.1" 200 5 "-" "-"\n'
+                   f'9.9.9.9 - - {when} "GET / HTTP/1.1" 400 0 "-" "-"\n')
+    result = CliRunner().invoke(app, ["monitor", str(log), "--once", *model, "--alerts", str(alerts)])
+    assert result.exit_code == 0, result.output
+    alert = json.loads(alerts.read_text())
+    assert (alert["url"], alert["verdict"], alert["feeds"]) == (url, "malicious", ["spamhaus_drop"])
+    assert '"hostless_skipped": 1' in result.output
+    alerts.unlink()
+    result = CliRunner().invoke(app, ["monitor", str(log), "--once", *model, "--alerts", str(alerts), "--no-feeds"])
+    assert result.exit_code == 0 and "spamhaus_drop" not in alerts.read_text(), result.output

@@ -70,7 +70,7 @@ def test_predict_csv_escapes_and_parquet_and_jsonl_keep_raw_values(model_dir, tm
 def test_blocklist_export_escapes_rejected_and_blocklist_csv(tmp_path):
     scored = tmp_path / "scored.jsonl"
     rows = [{"url": v, "verdict": "malicious", "score": 0.99, "reasons": "=1+1"} for v in HOSTILE]
-    rows.append({"url": "evil.example", "verdict": "malicious", "score": 0.99, "reasons": "@SUM(A1)"})
+    rows.append({"url": "evil.phish-kit.top", "verdict": "malicious", "score": 0.99, "reasons": "@SUM(A1)"})
     scored.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["blocklist", "export", str(scored), "-o", str(out), "-f", "csv"])
@@ -85,4 +85,4 @@ def test_blocklist_export_escapes_rejected_and_blocklist_csv(tmp_path):
     rejected = rows_of("rejected.csv")
     assert sorted(unescape_cell(r["value"]) for r in rejected) == sorted(HOSTILE)
     blocked = rows_of("blocklist.csv")
-    assert blocked[0]["value"] == "evil.example" and blocked[0]["reasons"] == "'@SUM(A1)"
+    assert blocked[0]["value"] == "evil.phish-kit.top" and blocked[0]["reasons"] == "'@SUM(A1)"

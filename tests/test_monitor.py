@@ -68,7 +68,7 @@ class Scorer:
 def index() -> IntelIndex:
     return IntelIndex.build({"drop": [ipaddress.ip_network("1.10.16.0/20"), ipaddress.ip_network("5.5.5.0/24")],
                              "fh": [ipaddress.ip_network("10.0.0.0/8")]},
-                            {"hosts": ["blocked.example"]}, [("example.org", 5)])
+                            {"hosts": ["blocked.top"]}, [("example.org", 5)])
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -82,8 +82,8 @@ def test_parse_combined_proxy_and_origin_form():
     assert origin.url is None and origin.target == "/login.php"  # a path alone is not a URL
     assert parse_line(combined("203.0.113.9", "GET /login.php HTTP/1.1"),
                       site_host="shop.example.org").url == "http://shop.example.org/login.php"
-    connect = parse_line(combined("203.0.113.9", "CONNECT Login.Phish.test:443 HTTP/1.1"))
-    assert connect.url == "login.phish.test"
+    connect = parse_line(combined("203.0.113.9", "CONNECT Login.Phish.top:443 HTTP/1.1"))
+    assert connect.url == "login.phish.top"
 
 
 def test_parse_common_vhost_and_escaped_quotes():
@@ -96,11 +96,11 @@ def test_parse_common_vhost_and_escaped_quotes():
 
 
 def test_parse_squid_native():
-    record = parse_line(squid("192.168.1.10", "GET", "http://malware.test/p.exe", "1.10.16.9"))
+    record = parse_line(squid("192.168.1.10", "GET", "http://malware.top/p.exe", "1.10.16.9"))
     assert record == LogRecord("squid", "192.168.1.10", "192.168.1.10", "1700000000.123", "GET",
-                               "http://malware.test/p.exe", 200, "http://malware.test/p.exe", "1.10.16.9")
-    tunnel = parse_line(squid("192.168.1.10", "CONNECT", "login.phish.test:443", "5.5.5.5"))
-    assert (tunnel.url, tunnel.server_ip) == ("login.phish.test", "5.5.5.5")
+                               "http://malware.top/p.exe", 200, "http://malware.top/p.exe", "1.10.16.9")
+    tunnel = parse_line(squid("192.168.1.10", "CONNECT", "login.phish.top:443", "5.5.5.5"))
+    assert (tunnel.url, tunnel.server_ip) == ("login.phish.top", "5.5.5.5")
     error = parse_line("1700000001.000      0 192.168.1.11 NONE_NONE/400 0 NONE error:invalid-request - HIER_NONE/- -")
     assert error.url is None and error.server_ip is None
 
@@ -151,7 +151,7 @@ def test_generated_combined_lines_round_trip(client, path, status, method):
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.binary(max_size=120).filter(lambda b: b"\n" not in b) | st.sampled_from([
-    combined("5.5.5.5", "GET http://phish.test/a HTTP/1.1").encode(), squid("10.0.0.1", "GET", "http://ok.test/").encode(),
+    combined("5.5.5.5", "GET http://phish.top/a HTTP/1.1").encode(), squid("10.0.0.1", "GET", "http://ok.test/").encode(),
 ]), max_size=30))
 def test_every_line_of_a_file_is_counted_parsed_or_malformed(lines):
     with tempfile.TemporaryDirectory() as folder:
@@ -218,7 +218,7 @@ def wait_for(condition, timeout: float = 10.0) -> None:
 
 def test_monitor_follows_a_live_log_across_rotation(tmp_path):
     log = tmp_path / "access.log"
-    log.write_text(combined("5.5.5.5", "GET http://phish.test/old HTTP/1.1") + "\n")
+    log.write_text(combined("5.5.5.5", "GET http://phish.top/old HTTP/1.1") + "\n")
     alerts_path, blocklist, hosts = tmp_path / "alerts.jsonl", tmp_path / "blocklist.csv", tmp_path / "hosts"
     scorer, stop, result = Scorer(), threading.Event(), {}
 
@@ -236,14 +236,14 @@ def test_monitor_follows_a_live_log_across_rotation(tmp_path):
         with open(path, "a") as handle:
             handle.write("".join(line + "\n" for line in lines))
 
-    append(log, combined("203.0.113.9", "GET http://login.phish.test/a HTTP/1.1"),
-           combined("203.0.113.9", "GET http://login.phish.test/a HTTP/1.1"),  # repeated: scored once
+    append(log, combined("203.0.113.9", "GET http://login.phish.top/a HTTP/1.1"),
+           combined("203.0.113.9", "GET http://login.phish.top/a HTTP/1.1"),  # repeated: scored once
            "this is not a log line", "",
            combined("1.10.16.7", "GET http://www.example.org/ HTTP/1.1"),  # listed client address
            combined("10.1.2.3", "GET http://maybe.example.net/ HTTP/1.1"))  # private client; suspicious URL
     wait_for(lambda: len(read_alerts(alerts_path)) >= 5)
     os.rename(log, tmp_path / "access.log.1")  # rotation: rename, then a new file
-    append(log, squid("192.168.1.5", "GET", "http://malware.test/x.exe", "5.5.5.9"), "\x00\xff garbage")
+    append(log, squid("192.168.1.5", "GET", "http://malware.top/x.exe", "5.5.5.9"), "\x00\xff garbage")
     wait_for(lambda: len(read_alerts(alerts_path)) >= 7)
     stop.set()
     thread.join(10)
@@ -254,29 +254,29 @@ def test_monitor_follows_a_live_log_across_rotation(tmp_path):
     assert report["malformed_reasons"] == {"not a known log line": 2, "empty line": 1}
     assert report["rotations"] == 1
     alerts = {(a["type"], a.get("url") if a["type"] == "url" else a["ip"]): a for a in read_alerts(alerts_path)}
-    assert set(alerts) == {("url", "http://phish.test/old"), ("ip", "5.5.5.5"),
-                           ("url", "http://login.phish.test/a"), ("ip", "1.10.16.7"),
-                           ("url", "http://maybe.example.net/"), ("url", "http://malware.test/x.exe"),
+    assert set(alerts) == {("url", "http://phish.top/old"), ("ip", "5.5.5.5"),
+                           ("url", "http://login.phish.top/a"), ("ip", "1.10.16.7"),
+                           ("url", "http://maybe.example.net/"), ("url", "http://malware.top/x.exe"),
                            ("ip", "5.5.5.9")}
     assert alerts[("ip", "1.10.16.7")]["feeds"] == ["drop"] and alerts[("ip", "1.10.16.7")]["role"] == "client"
     assert alerts[("ip", "5.5.5.9")]["role"] == "server"
     assert alerts[("url", "http://maybe.example.net/")]["verdict"] == "suspicious"
-    assert alerts[("url", "http://login.phish.test/a")]["reasons"] == "phishing words in path"
-    assert sum(call.count("http://login.phish.test/a") for call in scorer.calls) == 1
+    assert alerts[("url", "http://login.phish.top/a")]["reasons"] == "phishing words in path"
+    assert sum(call.count("http://login.phish.top/a") for call in scorer.calls) == 1
 
     with open(blocklist, newline="") as handle:
         blocked = {row["url"]: row for row in csv.DictReader(handle)}
     # the suspicious URL is alerted, not blocked
-    assert sorted(blocked) == ["1.10.16.7", "5.5.5.5", "5.5.5.9", "login.phish.test", "malware.test", "phish.test"]
-    assert hosts.read_text().splitlines()[1:] == ["0.0.0.0 login.phish.test", "0.0.0.0 malware.test",
-                                                  "0.0.0.0 phish.test"]
+    assert sorted(blocked) == ["1.10.16.7", "5.5.5.5", "5.5.5.9", "login.phish.top", "malware.top", "phish.top"]
+    assert hosts.read_text().splitlines()[1:] == ["0.0.0.0 login.phish.top", "0.0.0.0 malware.top",
+                                                  "0.0.0.0 phish.top"]
 
 
 def test_monitor_once_reloads_the_block_list_and_combines_intel(tmp_path):
     log = tmp_path / "access.log"
     log.write_text("\n".join([
-        combined("8.8.8.8", "GET http://a.blocked.example/ HTTP/1.1"),  # benign to the model, on a block list
-        combined("8.8.8.8", "GET http://phish.test/ HTTP/1.1"),
+        combined("8.8.8.8", "GET http://a.blocked.top/ HTTP/1.1"),  # benign to the model, on a block list
+        combined("8.8.8.8", "GET http://phish.top/ HTTP/1.1"),
     ]) + "\n")
     blocklist = tmp_path / "blocklist.csv"
     blocklist.write_text("url,verdict,score,reasons,first_seen\nearlier.example,malicious,0.99,from before,t0\n")
@@ -331,16 +331,63 @@ def test_a_web_server_log_without_site_host_is_refused(tmp_path):
     assert report["urls_scored"] == 1
 
 
+def test_a_path_alone_in_a_followed_proxy_log_is_skipped_not_fatal(tmp_path):
+    """Anyone can send a forward proxy `GET /`, which it logs as a bare path: once the log named hosts that line is
+    counted and skipped, and the proxy lines read with it in the same batch are still scored."""
+    log, alerts_path = tmp_path / "access.log", tmp_path / "alerts.jsonl"
+    log.write_text("")
+    stop, result = threading.Event(), {}
+
+    def run():
+        with open(alerts_path, "a") as alerts:
+            result["report"] = run_monitor(log, Scorer(), alerts=alerts, from_start=True, stop=stop, poll=0.02,
+                                           duration=30)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with open(log, "a") as handle:  # one write: the three lines arrive in one batch
+        handle.write(combined("203.0.113.9", "GET http://phish.top/a HTTP/1.1") + "\n"
+                     + f'9.9.9.9 - - [{TIME}] "GET / HTTP/1.1" 400 0 "-" "-"\n'
+                     + combined("203.0.113.9", "GET http://malware.top/b HTTP/1.1") + "\n")
+    wait_for(lambda: len(read_alerts(alerts_path)) >= 2)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive() and "report" in result  # it did not stop with an error
+    assert {a["url"] for a in read_alerts(alerts_path)} == {"http://phish.top/a", "http://malware.top/b"}
+    assert result["report"]["hostless_skipped"] == 1 and result["report"]["urls_scored"] == 2
+
+
+def test_a_web_server_log_is_refused_only_before_any_line_named_a_host(tmp_path):
+    log = tmp_path / "access.log"
+    bare = combined("8.8.8.8", "GET / HTTP/1.1")
+    log.write_text(f"{bare}\n{combined('8.8.8.8', 'CONNECT phish.top:443 HTTP/1.1')}\n{bare}\n")
+    report = run_monitor(log, Scorer(), once=True, alerts=io.StringIO())  # one batch: a proxy's log
+    assert report["hostless_skipped"] == 2 and report["urls_scored"] == 1
+    log.write_text(f"{combined('8.8.8.8', 'GET - HTTP/1.1', 400)}\n{bare}\n")
+    scorer = Scorer()
+    with pytest.raises(SiteHostNeededError, match="line 2 .*--site-host"):
+        run_monitor(log, scorer, once=True, alerts=io.StringIO(), batch_size=1)
+    assert scorer.calls == []
+
+
+def test_special_use_names_are_alerted_never_blocked(tmp_path):
+    log, blocklist, alerts = tmp_path / "access.log", tmp_path / "blocklist.csv", io.StringIO()
+    log.write_text(combined("8.8.8.8", "GET http://phish.local/a HTTP/1.1") + "\n"
+                   + combined("8.8.8.8", "CONNECT phish.internal:443 HTTP/1.1") + "\n")
+    report = run_monitor(log, Scorer(), once=True, alerts=alerts, blocklist=blocklist)
+    assert report["alerts"] == 2 and report["not_blockable"] == 2 and report["blocked"] == 0
+
+
 def test_not_found_requests_are_no_evidence_and_popular_hosts_are_not_blocked(tmp_path):
     log = tmp_path / "access.log"
     log.write_text("\n".join([
-        combined("8.8.8.8", "GET http://phish.test/a HTTP/1.1", status=404),  # no such page: not scored
+        combined("8.8.8.8", "GET http://phish.top/a HTTP/1.1", status=404),  # no such page: not scored
         combined("8.8.8.8", "GET http://docs.popular-site.com/phish HTTP/1.1"),  # path-level verdict, popular host
-        combined("8.8.8.8", "GET http://phish.test/b HTTP/1.1"),
+        combined("8.8.8.8", "GET http://phish.top/b HTTP/1.1"),
     ]) + "\n")
     blocklist, alerts = tmp_path / "blocklist.csv", io.StringIO()
     guard = Guard(popularity={"popular-site.com": 10}, allow_top=1000)
     report = run_monitor(log, Scorer(), once=True, alerts=alerts, blocklist=blocklist, guard=guard)
     assert report["not_found_skipped"] == 1 and report["urls_scored"] == 2 and report["alerts"] == 2
     assert report["not_blockable"] == 1
-    assert "phish.test" in blocklist.read_text() and "popular-site.com" not in blocklist.read_text()
+    assert "phish.top" in blocklist.read_text() and "popular-site.com" not in blocklist.read_text()

@@ -136,3 +136,19 @@ def test_the_block_list_and_its_rendered_rules_are_written_together_or_not_at_al
     save_blocklist(tmp_path / "blocked.csv", blocked, {"unbound": tmp_path / "unbound.conf"})
     assert (tmp_path / "blocked.csv").read_text().startswith(",".join(f"\"{c}\"" for c in BLOCKLIST_COLUMNS))
     assert "phish.example.net" in (tmp_path / "unbound.conf").read_text()
+
+
+@pytest.mark.parametrize("feeds", ["missing", "malformed"])
+def test_feeds_that_cannot_be_read_are_a_clear_error_before_anything_starts(tmp_path: Path, feeds: str) -> None:
+    """A missing folder or a malformed feed file: the option named, status 2, no traceback (as for `predict`)."""
+    log, folder = tmp_path / "access.log", tmp_path / "feeds"
+    log.write_text(line(1) + "\n")
+    if feeds == "malformed":
+        folder.mkdir()
+        (folder / "firehol_level1.txt").write_text("garbage line\n")
+    result = CliRunner().invoke(app, ["monitor", str(log), "--once", "--feeds-dir", str(folder),
+                                      "--model-dir", str(tmp_path / "no-model")], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    output = " ".join(result.output.split())
+    assert "Invalid value for --feeds-dir: cannot read the feeds" in output and "Traceback" not in output
+    assert ("malformed network entry" if feeds == "malformed" else "no feed files found") in output

@@ -3,6 +3,7 @@ that beats it on the same test data; loading by alias verifies the model's SHA-2
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 from contextlib import closing
@@ -301,3 +302,16 @@ def test_registry_errors_reach_the_user_as_one_redacted_line(store: str, tmp_pat
     results = reading_commands(store, tmp_path)
     assert_clear_error(results, "http://***@mlflow.example/api")
     assert not any("s3cr3t" in result.output for result in results.values())
+
+
+@pytest.mark.parametrize(("uri", "driver"), [("postgresql://u:s3cr3t@db.example:1/mlflow", "psycopg"),
+                                             ("mysql://u:s3cr3t@db.example/mlflow", "MySQLdb")])
+def test_a_database_store_without_its_driver_is_one_redacted_line(uri: str, driver: str, tmp_path: Path) -> None:
+    """MLflow would stop with a ModuleNotFoundError traceback when it first opens the store."""
+    if importlib.util.find_spec(driver) is not None:
+        pytest.skip(f"{driver} is installed here")
+    results = reading_commands(uri, tmp_path)
+    scheme = uri.partition("://")[0]
+    assert_clear_error(results, f"{scheme}://***@db.example")
+    assert_clear_error(results, f"the {scheme}:// scheme needs a database driver that is not installed")
+    assert not any("s3cr3t" in result.output or "Traceback" in result.output for result in results.values())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fixtures_model import REPO, mirror_dir, model_dir, running_server  # noqa: F401
+from fixtures_model import REPO, free_port, mirror_dir, model_dir, running_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 FEEDS = REPO.parent / "shared" / "data" / "feeds"
@@ -246,3 +246,32 @@ def test_connections_opened_at_once_are_shared_evenly_by_the_workers(model_dir: 
                 conn.close()
     counts = requests_per_worker(folder, "/v1/model")  # the server has stopped: every count is written
     assert sorted(counts) == [16.0, 16.0], counts
+
+
+def serve_fails(*args: str) -> subprocess.CompletedProcess:
+    """`cybersentinel serve` that should stop before serving: its exit status and output."""
+    command = [sys.executable, "-m", "cybersentinel", "serve", "--log-level", "warning", *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_or_a_bad_host_is_one_line_and_status_2(model_dir: Path, workers: str) -> None:  # noqa: F811
+    """One worker as several: uvicorn alone would log its start-up and the bind error, and exit 3."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for host, reason in (("127.0.0.1", "address already in use"), ("999.1.1.1", "")):  # the resolver's words
+            done = serve_fails("--host", host, "--port", str(port), "--model-dir", str(model_dir), "--workers", workers)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.splitlines()[-1].startswith(f"Error: {host}:{port}: {reason}"), done.stderr
+            assert "server process" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_malformed_feeds_stop_serve_with_a_clear_error(model_dir: Path, tmp_path: Path, workers: str) -> None:  # noqa: F811
+    (tmp_path / "firehol_level1.txt").write_text("garbage line\n")
+    done = serve_fails("--port", str(free_port()), "--model-dir", str(model_dir), "--feeds-dir", str(tmp_path),
+                       "--workers", workers)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "cannot read the feeds" in done.stderr and "malformed network entry" in done.stderr

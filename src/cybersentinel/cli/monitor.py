@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,9 @@ from cybersentinel.cli.options import (
     with_feedback,
 )
 from cybersentinel.ops.monitor import LOG_FORMATS, Scorer, SiteHostNeededError, run_monitor
+
+if TYPE_CHECKING:  # `cybersentinel --help` stays free of the feeds' imports
+    from cybersentinel.intel.feeds import IntelIndex
 
 
 def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None
@@ -51,6 +54,25 @@ def _check_blocklist(path: Path | None) -> None:
         raise typer.BadParameter(str(err), param_hint="--blocklist") from None
 
 
+def _default_feeds_dir() -> Path | None:
+    """`predict`'s default, so both doors give one decision: data/feeds when it is a folder here, else none."""
+    from cybersentinel.intel.feeds import DEFAULT_FEEDS_DIR
+
+    return DEFAULT_FEEDS_DIR if DEFAULT_FEEDS_DIR.is_dir() else None
+
+
+def _feeds_index(folder: Path | None) -> IntelIndex | None:
+    """The feeds' index, None without a folder; a folder that cannot be read is a bad option, as for `predict`."""
+    if folder is None:
+        return None
+    from cybersentinel.intel.feeds import FeedError, IntelIndex
+
+    try:
+        return IntelIndex.from_dir(folder)
+    except (FeedError, OSError) as err:
+        raise typer.BadParameter(f"cannot read the feeds: {err}", param_hint="--feeds-dir") from err
+
+
 def monitor(
     log: Annotated[Path, typer.Argument(help="Access log to follow.", dir_okay=False)],
     log_format: Annotated[str, typer.Option("--format", help=f"Log format: {', '.join(LOG_FORMATS)}.")] = "auto",
@@ -61,8 +83,12 @@ def monitor(
                                                    "input for `blocklist export`).")] = None,
     render: Annotated[list[str] | None, typer.Option(help="Also rewrite a rendered block list, FORMAT=PATH "
                                                      "(repeatable), e.g. nftables=/etc/nftables.d/cs.nft.")] = None,
-    feeds_dir: Annotated[Path | None, typer.Option(help="Feed snapshots for IP and domain lookups (and the Tranco "
-                                                   "list that keeps popular sites from being blocked).")] = None,
+    feeds_dir: Annotated[Path | None, typer.Option(file_okay=False, help="Feed snapshots for IP and domain lookups "
+                                                   "(and the Tranco list that keeps popular sites from being "
+                                                   "blocked); default: data/feeds when it exists, as `predict`."
+                                                   )] = None,
+    no_feeds: Annotated[bool, typer.Option("--no-feeds", help="Judge with the model alone (no feed lookups).")
+                        ] = False,
     allow_names: AllowNames = None,
     allow_files: AllowFiles = None,
     allow_top: AllowTop = 10_000,
@@ -101,11 +127,7 @@ def monitor(
     if targets and blocklist is None:
         raise typer.BadParameter("--render needs --blocklist (the state it is rendered from)", param_hint="--render")
     _check_blocklist(blocklist)
-    index = None
-    if feeds_dir is not None:
-        from cybersentinel.intel.feeds import IntelIndex
-
-        index = IntelIndex.from_dir(feeds_dir)
+    index = _feeds_index(None if no_feeds else feeds_dir or _default_feeds_dir())
     from cybersentinel.core.files import ModelIntegrityError
     from cybersentinel.ops.blocklist import Guard
     from cybersentinel.scoring.policy import SiteList, read_site_list
@@ -116,7 +138,8 @@ def monitor(
         raise typer.BadParameter(str(err), param_hint="--allow-file") from err
     allow, block = with_feedback(allow, SiteList(), feedback, feedback_db)
     if allow_top and index is None:
-        console.print("[yellow]warning:[/yellow] no --feeds-dir: popular sites are protected only by the allowlist")
+        console.print("[yellow]warning:[/yellow] no feeds (--feeds-dir, data/feeds): popular sites are protected "
+                      "only by the allowlist")
     try:
         score, manifest, resolvers = _model_scorer(model_dir, index, allow, block)
     except (FileNotFoundError, ModelIntegrityError, ValueError) as err:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cybersentinel.core.redact import redact
+from cybersentinel.core.retry import one_line
 from cybersentinel.tracking.registry import (
     CHAMPION,
     METRICS,
@@ -44,6 +45,24 @@ def refusals() -> Iterator[None]:
         raise typer.Exit(2) from exc
 
 
+def check_driver(uri: str) -> None:
+    """`RegistryUnreachableError` when ``uri`` names a database whose driver is not installed here: MLflow would
+    stop with a ModuleNotFoundError traceback at its first request (``postgresql://`` needs psycopg)."""
+    from mlflow.store.db.db_types import DATABASE_ENGINES
+
+    scheme = uri.partition("://")[0]
+    if scheme.partition("+")[0].lower() not in DATABASE_ENGINES:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(uri).get_dialect().import_dbapi()  # SQLAlchemy's choice of driver, as MLflow's store makes it
+    except (ImportError, ArgumentError) as exc:
+        raise RegistryUnreachableError(f"MLflow registry {redact(uri)}: the {scheme}:// scheme needs a database "
+                                       f"driver that is not installed ({one_line(exc)})") from None
+
+
 def version_of(uri: str, name: str, model_dir: Path) -> str:
     """The newest registered version holding the model in ``model_dir`` (e.g. after `dvc exp apply`)."""
     from cybersentinel.core.files import load_manifest
@@ -73,6 +92,7 @@ def promote_command(
     """Move the champion alias to a model version only if it beats the champion on the same test data."""
     uri, name = tracking_uri(), name or registered_name()
     with refusals():
+        check_driver(uri)
         if model_dir is not None:
             version = version_of(uri, name, model_dir)
         typer.echo(promote(uri, name, test_data, metric, version, alias, min_delta, progress))
@@ -95,6 +115,7 @@ def fetch_model_command(
     uri, name = tracking_uri(), name or registered_name()
     with tempfile.TemporaryDirectory() as tmp:
         with refusals():
+            check_driver(uri)
             progress(f"looking up alias {alias!r} of {name}")
             version = alias_version(uri, name, alias)
             if version is None:

@@ -34,16 +34,42 @@ from cybersentinel.ops.service import (
 def registry_model(alias: str, name: str, dest: Path) -> tuple[Path, str]:
     """Download the registry version an alias points at into ``dest`` (hash-checked by the registry module,
     and again when the app loads it); return its folder and a description of where it came from."""
+    from cybersentinel.cli.registry import check_driver
     from cybersentinel.core.files import ModelIntegrityError
     from cybersentinel.core.redact import redact
     from cybersentinel.tracking.registry import alias_version, download_version, tracking_uri
 
     uri = tracking_uri()
+    check_driver(uri)
     version = alias_version(uri, name, alias)
     if version is None:
         raise ModelIntegrityError(f"{name} has no version with alias {alias!r} in {redact(uri)}")
     local, _ = download_version(uri, name, version, dest)
     return local, f"mlflow: models:/{name}@{alias} (version {version})"
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind ``host:port`` once, as uvicorn will: a port in use or a host that is no address here ends `serve` with
+    one line naming it and status 2 (`LazyGroup`), with one worker as with several (uvicorn alone logs its start-up
+    and exits 3). A server that takes the port between this check and uvicorn's bind still fails uvicorn's way."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as `ops.workers.listening_sockets` reads it
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind((host, port))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), f"{host}:{port}") from None
+
+
+def check_feeds(folder: Path) -> None:
+    """Read the feeds as each worker's app will (`create_app`: a folder without feed files is none), so a
+    malformed file stops `serve` here rather than every worker while starting."""
+    from cybersentinel.intel.feeds import FEEDS, IntelIndex
+
+    if any((folder / feed.filename).is_file() for feed in FEEDS.values()):
+        IntelIndex.from_dir(folder)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -114,6 +140,7 @@ def serve(
     import tempfile
 
     from cybersentinel.core.files import ModelIntegrityError
+    from cybersentinel.intel.feeds import FeedError
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.tracking.registry import RegistryUnreachableError
 
@@ -140,12 +167,16 @@ def serve(
                                 api_keys=api_keys, trusted_hosts=tuple(dict.fromkeys(hosts)))
             if workers == 1:
                 application = create_app(settings)
-            else:  # each worker builds its own app; this process only verifies the model first
+            else:  # each worker builds its own app; this process only verifies the model and feeds first
                 Detector.from_dir(settings.model_dir)
+                check_feeds(feeds_dir)
                 application = None
         except (FileNotFoundError, KeyError, ModelIntegrityError, RegistryUnreachableError) as exc:
             raise typer.BadParameter(f"cannot load the model: {exc}",
                                      param_hint="--model-alias" if model_alias else "--model-dir") from exc
+        except FeedError as exc:
+            raise typer.BadParameter(f"cannot read the feeds: {exc}", param_hint="--feeds-dir") from exc
+        check_address(host, port)  # after the model, as with several workers (`run` binds before they start)
         # uvicorn re-raises a SIGTERM it shut down for once its handler is gone, which would end the process
         # before the downloaded model's folder is removed: raise it as SystemExit, so the folder goes too
         signal.signal(signal.SIGTERM, _exit_on_signal)

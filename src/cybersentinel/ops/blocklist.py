@@ -5,7 +5,8 @@ one whenever the zone's records change) and written atomically, readable as the 
 DNS formats, IP networks to the IP formats. Every input row is accounted for: blocked, a duplicate, not
 selected by its verdict or score, or rejected with a reason.
 
-What is never blocked (`Guard`): public suffixes (the private section too: ``github.io``), reserved address
+What is never blocked (`Guard`): public suffixes (the private section too: ``github.io``), special-use names
+(``foo.localhost``, ``printer.local``, ``.test``: `SPECIAL_USE_NAMES`), reserved address
 space (a range that overlaps it at all, not just one whose ends are in it), ranges wider than a limit, and
 allowlisted sites with their subdomains: the allowlist file and ``--allow`` names, and by default the Tranco
 top N registered domains. An explicit block list overrides the Tranco default, never the explicit allowlist.
@@ -117,6 +118,20 @@ RESERVED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
 GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
 
 
+# Special-use names (IANA's registry, and ICANN's private-use .internal), as reserved space is for addresses: names a
+# machine or network answers itself (localhost, mDNS .local, home.arpa, .internal), that are never delegated (test,
+# example, invalid, alt) or that DNS does not resolve (onion). A rule for one cuts a local service or does nothing.
+SPECIAL_USE_NAMES = {"localhost": "RFC 6761", "test": "RFC 6761", "example": "RFC 6761", "invalid": "RFC 6761",
+                     "local": "RFC 6762", "onion": "RFC 7686", "home.arpa": "RFC 8375", "arpa": "RFC 3172",
+                     "alt": "RFC 9476", "internal": "ICANN private use"}
+
+
+def special_use(host: str) -> str:
+    """Why ``host`` (canonical, lower case) is a special-use name no rule may name, or ""."""
+    name = next((n for n in SPECIAL_USE_NAMES if host == n or host.endswith(f".{n}")), None)
+    return f"special-use name .{name} ({SPECIAL_USE_NAMES[name]}): never blocked" if name else ""
+
+
 @dataclass(frozen=True)
 class Guard:
     """What no verdict or feed entry may block (see the module docstring)."""
@@ -173,7 +188,7 @@ def target_of(url: str) -> tuple[str, str]:
 
     The host is canonicalised as a browser would (``1.10.4101`` is ``1.10.16.5``). The full host is blocked,
     not its registered domain: blocking ``blogspot.com`` for one bad blog would be collateral damage. Private
-    and bogon addresses and public suffixes are refused.
+    and bogon addresses, special-use names (``foo.localhost``, ``printer.local``) and public suffixes are refused.
     """
     from cybersentinel.intel.feeds import ip_category, to_domain
     from cybersentinel.url.parsing import canonical_host, parse_ip, split_host, split_url, to_text
@@ -192,6 +207,8 @@ def target_of(url: str) -> tuple[str, str]:
         if category is not None:
             raise ValueError(f"{category} address is never blocked")
         return f"ipv{address.version}", str(ipaddress.ip_network(address))
+    if reason := special_use(host.rstrip(".")):
+        raise ValueError(reason)
     if not domain:
         raise ValueError(f"public suffix {host}, not a blockable domain")
     domain = to_domain(host)

@@ -5,7 +5,8 @@ Formats: ``combined`` (nginx/Apache; ``common`` lines too), ``vhost_combined`` (
 
 - A proxy (Squid, or nginx/Apache as a forward proxy) logs the absolute URL the client asked for: it is scored.
   For ``CONNECT host:443`` only the host is known, and the host is scored. Squid also logs the server address
-  it connected to (``HIER_DIRECT/203.0.113.7``), which is looked up in the IP feeds.
+  it connected to (``HIER_DIRECT/203.0.113.7``), which is looked up in the IP feeds. A request for a path alone
+  (``GET /``, sent to the proxy itself) names no site: counted as skipped once earlier lines named hosts.
 - A web server logs only the path (``GET /login HTTP/1.1``). With a virtual-host field, or ``--site-host``
   naming the site the log belongs to, host + path is scored (a compromised site hosting a phishing kit shows
   up there). Without a host the path is not a URL, so nothing is scored; the client address is still looked
@@ -335,6 +336,27 @@ class Monitor:
         self.seen_urls: OrderedDict = OrderedDict()
         self.seen_ips: OrderedDict = OrderedDict()
         self.blocked = load_blocklist(self.blocklist)
+        self.named_host = False  # a line named a host (absolute URL, CONNECT, virtual host): not a bare web log
+        self.hostless: list[int] = []  # line numbers of host-less paths since the last flush, judged then
+
+    def note(self, record: LogRecord, line: int) -> None:
+        """Remember whether the log names hosts, and each line that names a path with no host."""
+        if record.url is not None:
+            self.named_host = True
+        elif record.format == "combined" and record.target.startswith("/"):
+            self.hostless.append(line)
+
+    def judge_paths(self, path: Path) -> None:
+        """Host-less paths in a log that has named no host are a web server's log: `SiteHostNeededError`. Once
+        the log named a host it is a proxy's, and a path alone (``GET /``, which anyone can send a forward proxy)
+        is counted and skipped: were it fatal, any client could stop the monitoring."""
+        if not self.hostless:
+            return
+        if not self.named_host:
+            raise SiteHostNeededError(f"{path}: line {self.hostless[0]} is a web server's request for a path; "
+                                      "give --site-host (the site's host name)")
+        self.stats["hostless_skipped"] += len(self.hostless)
+        self.hostless = []
 
     def alert(self, event: dict[str, Any]) -> None:
         self.alerts.write(json.dumps(event, sort_keys=True) + "\n")
@@ -448,10 +470,11 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
     Memory is bounded by ``batch_size`` pending lines, two LRUs of ``seen_size`` URLs and addresses (each is
     scored once while it stays in them), and the block list itself. Returns counters, including malformed
     lines by reason: lines = parsed + malformed. ``score`` gives the served decision (see `scoring.decider`);
-    ``guard`` says what is never blocked (default: public suffixes and reserved space only).
+    ``guard`` says what is never blocked (default: public suffixes, special-use names and reserved space only).
 
-    A web server's own log names paths, not hosts: without ``site_host`` it is refused (`SiteHostNeededError`) at
-    its first such line rather than read while scoring nothing.
+    A web server's own log names paths, not hosts: without ``site_host`` it is refused (`SiteHostNeededError`) once
+    the batch holding its first such line is handled, if no line so far named a host, rather than read while scoring
+    nothing. After a line named a host (a proxy's log), a path alone is counted (``hostless_skipped``), never fatal.
 
     Malformed lines are reported as counts by reason and the numbers of the last few; their text only with
     ``show_malformed``, and then as a short escaped excerpt (the path may point at a file that is not a log).
@@ -478,9 +501,7 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
                 state.stats["lines"] += 1
                 try:
                     record = parse_line(line, fmt, site_host)
-                    if record.format == "combined" and record.url is None and record.target.startswith("/"):
-                        raise SiteHostNeededError(f"{path}: line {state.stats['lines']} is a web server's request "
-                                                  "for a path; give --site-host (the site's host name)")
+                    state.note(record, state.stats["lines"])
                     pending.append(record)
                     state.stats["parsed"] += 1
                 except MalformedLineError as err:
@@ -490,12 +511,14 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
                         sample["excerpt"] = excerpt(line)
                     state.samples = [*state.samples[-4:], sample]
             if line is None or len(pending) >= batch_size:
-                state.flush(pending)
+                state.flush(pending)  # before judging: a refusal loses nothing already read
                 pending = []
+                state.judge_paths(path)
             if ((max_lines is not None and state.stats["lines"] >= max_lines) or (stop is not None and stop.is_set())
                     or (deadline is not None and time.monotonic() >= deadline)):
                 break
     except KeyboardInterrupt:  # Ctrl-C is the ordinary way to stop following: finish the batch in hand
         state.stats["interrupted"] += 1
     state.flush(pending)
+    state.judge_paths(path)
     return state.report()
