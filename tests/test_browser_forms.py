@@ -33,6 +33,10 @@ DATA = REPO / "tests" / "data"
     ("HTTPS:\\\\example.com", "HTTPS://example.com"),
     ("\ufeff  https://example.com/x \r\n", "https://example.com/x"),
     ("https://www.müller.de/über", "https://www.xn--mller-kva.de/über"),
+    ("http://site.com/a/../wp-includes/./x/%2e%2E/pay.php?next=/a/../b",
+     "http://site.com/wp-includes/pay.php?next=/a/../b"),
+    ("http://site.com/..", "http://site.com/"), ("http://site.com/a/.", "http://site.com/a/"),
+    ("http://site.com/.well-known/x", "http://site.com/.well-known/x"),
     ("http://example.com/a b", "http://example.com/a b"),  # other characters are the model's to read
     ("http://example.com/%2F%3D", "http://example.com/%2F%3D"),  # reserved characters stay escaped
 ])
@@ -99,6 +103,9 @@ def _variants(url: str) -> list[str]:
     after_host = start + len(host)
     if url[after_host:after_host + 1] == "/":
         variants.append(url[:after_host] + "\\" + url[after_host + 1:])
+    if path.count("/") > 1:  # a detour through a folder and back
+        path_at = url.index("/", after_host)
+        variants.append(url[:path_at] + "/x/.." + url[path_at:])
     letter = next((i for i in range(after_host, len(url)) if url[i].isalpha() and url[i].isascii()), None)
     if path and letter is not None and "?" not in url[:letter] and "#" not in url[:letter]:
         variants.append(f"{url[:letter]}%{ord(url[letter]):02X}{url[letter + 1:]}")

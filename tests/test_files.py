@@ -65,3 +65,52 @@ def test_an_output_is_what_its_path_names(tmp_path: Path) -> None:
         tmp.write_text("new")
     assert not (tmp_path / "link.csv").is_symlink() and (tmp_path / "link.csv").read_text() == "new"
     assert cached.read_text() == "cached"
+
+
+def test_rewriting_a_file_keeps_its_mode_and_a_new_file_gets_the_umasks(tmp_path: Path) -> None:
+    """`predict -o keep.csv` made a 0640 output 0644: every rewrite applied the umask. A file that is there keeps
+    its mode (narrower or wider); a new one, or one replacing a link (its read-only target is not the file
+    written), gets the umask's."""
+    from cybersentinel.core.files import UMASK, atomic_path
+
+    for mode in (0o640, 0o600, 0o664):
+        kept = tmp_path / f"keep-{mode:o}.csv"
+        kept.write_text("old")
+        kept.chmod(mode)
+        with atomic_path(kept) as tmp:
+            tmp.write_text("new")
+        assert kept.read_text() == "new" and kept.stat().st_mode & 0o777 == mode
+    cached = tmp_path / "cache-file"
+    cached.write_text("cached")
+    cached.chmod(0o444)
+    (tmp_path / "link.csv").symlink_to(cached)
+    for name in ("new.csv", "link.csv"):
+        with atomic_path(tmp_path / name) as tmp:
+            tmp.write_text("new")
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~UMASK, name
+    assert cached.stat().st_mode & 0o777 == 0o444
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder where no file can be made: one without write permission, or /sys for root (who may write in
+    the first anyway); a skip if there is none."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    for candidate in (folder, Path("/sys")):
+        try:
+            (candidate / ".probe").touch()
+        except OSError:
+            return candidate
+        (candidate / ".probe").unlink()
+    pytest.skip("no folder here refuses new files")
+
+
+def test_a_file_that_cannot_be_made_is_named_not_its_temporary_file(tmp_path: Path) -> None:
+    """The error named the temporary file (``/sys/.x.csv.5pjkuh4s.tmp: permission denied``), not the file."""
+    from cybersentinel.core.files import atomic_path
+
+    target = unwritable_folder(tmp_path) / "out.csv"
+    with pytest.raises(OSError) as raised, atomic_path(target) as tmp:
+        tmp.write_text("written")
+    assert raised.value.filename == str(target) and ".tmp" not in str(raised.value), raised.value

@@ -209,3 +209,90 @@ def test_json_lines_are_written_whole_even_when_the_sink_takes_part_of_a_write()
     writer.close()
     assert [json.loads(line)["url"] for line in sink.getvalue().decode().splitlines()] == \
         [f"http://h{i}.example/" for i in range(50)]
+
+
+def _start_long_predict(model_dir: Path, tmp_path: Path):  # noqa: F811
+    """`predict --workers 2` on an input that takes a while, once it has begun writing: the process, its
+    children (the scoring workers) and the output folder."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    source = tmp_path / "in.txt"
+    with open(source, "w") as handle:
+        for start in range(0, 600_000, 50_000):
+            handle.write("".join(f"http://h{i}.example{i % 97}.com/p/{i}\n" for i in range(start, start + 50_000)))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    command = [sys.executable, "-m", "cybersentinel", "predict", "--model-dir", str(model_dir), "--no-feeds",
+               "--no-feedback", "--no-progress", "--workers", "2", "--chunk-size", "2000", "-i", str(source),
+               "-o", str(folder / "out.csv")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size for p in folder.glob(".out.csv.*.tmp")):
+        assert process.poll() is None and time.monotonic() < deadline, "predict ended before writing"
+        time.sleep(0.05)
+    return process, psutil.Process(process.pid).children(recursive=True), folder
+
+
+def _still_running(processes: list, timeout: float) -> list:
+    """Those of ``processes`` still running after up to ``timeout`` seconds; a zombie is not (an orphan's new
+    parent, in a container, may never reap it)."""
+    import time
+
+    import psutil
+
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in processes if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _kill_all(processes: list) -> None:
+    import contextlib
+
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
+@pytest.mark.slow
+def test_sigterm_ends_predict_as_ctrl_c_does(model_dir, tmp_path):  # noqa: F811
+    """SIGTERM (kill, timeout, docker stop) left the full-size temporary output behind and the forked workers
+    asleep forever, holding the standard output pipe. Now: status 143, no temporary file, no worker left."""
+    import signal
+
+    process, children, folder = _start_long_predict(model_dir, tmp_path)
+    try:
+        assert len(children) >= 2
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 143, stderr
+        assert list(folder.iterdir()) == [] and b"Traceback" not in stderr
+        assert _still_running(children, 5) == []
+    finally:
+        _kill_all(children)
+        process.kill()
+
+
+@pytest.mark.slow
+def test_the_workers_end_when_predict_is_killed(model_dir, tmp_path):  # noqa: F811
+    """SIGKILL leaves no chance to clean up (the temporary file stays), but the workers die with their parent
+    instead of waiting on their queue forever."""
+    process, children, _ = _start_long_predict(model_dir, tmp_path)
+    try:
+        process.kill()
+        process.communicate(timeout=60)
+        assert _still_running(children, 10) == []
+    finally:
+        _kill_all(children)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fixtures_model import model_dir  # noqa: F401
+from test_files import unwritable_folder
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
@@ -267,3 +268,139 @@ def test_bytes_that_are_not_utf8_get_the_same_error_in_every_input_format(model_
     assert found["in.txt"] == found["in.csv"] == found["in.parquet"]
     assert found["in.csv"][0]["error"] == "host name has spaces, control or forbidden characters"
     assert found["in.csv"][0]["score"] is None and found["in.csv"][1]["score"] is not None
+
+
+def _zipped(data: bytes) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.csv", data)
+    return buffer.getvalue()
+
+
+COMPRESSED = {"gzip": lambda data: __import__("gzip").compress(data),
+              "bzip2": lambda data: __import__("bz2").compress(data),
+              "xz": lambda data: __import__("lzma").compress(data),
+              "zstd": lambda data: b"\x28\xb5\x2f\xfd" + data,  # the frame's magic is what is looked at
+              "zip": _zipped}
+
+
+@pytest.mark.parametrize("kind", COMPRESSED)
+@pytest.mark.parametrize("name", ["a.csv.gz", "a.parquet", "-"])
+def test_compressed_input_is_one_clear_error_before_any_output(model_dir, tmp_path, kind, name):  # noqa: F811
+    """Read as text, a gzip file was one row of garbage and status 0; whatever its name, or on standard input,
+    compressed input is refused by its magic bytes, the format named, before an output file is made."""
+    data = COMPRESSED[kind](b"url\nhttp://a.example/\nb.example\n")
+    source = tmp_path / ("in" if name == "-" else name)
+    source.write_bytes(data)
+    target = tmp_path / "out.csv"
+    result = (predict(model_dir, "-o", str(target), stdin=data) if name == "-" else
+              predict(model_dir, "-i", str(source), "-o", str(target)))
+    assert result.exit_code == 2, result.output
+    message = said(result.output)
+    assert f"{kind}-compressed" in message and "decompress it first" in message and "scored" not in message
+    assert list(tmp_path.iterdir()) == [source]
+
+
+def test_json_lines_input_keeps_every_row_and_its_fields(model_dir, tmp_path):  # noqa: F811
+    """`.jsonl` input was read as text: every row got an error, and the run succeeded. It is read as JSON Lines:
+    the URL field is scored, the first object's fields pass through, and a line that cannot be read keeps its row
+    with an error saying why."""
+    lines = [json.dumps({"url": "http://a.example/login", "id": 1, "tags": ["x"]}),
+             json.dumps({"id": 2, "url": "b.example"}),  # the same fields in another order
+             json.dumps({"url": None, "id": 3}),
+             json.dumps({"url": 7, "id": 4}),
+             json.dumps({"url": "c.example", "id": 5, "extra": True}),
+             "not json at all", "[1, 2]", "",
+             json.dumps({"url": "d.example/\u2028é"}, ensure_ascii=False)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    rows = jsonl_rows(tmp_path / "out.jsonl")
+    assert len(rows) == len(lines) and list(rows[0]) == ["url", "id", "tags", *RESULTS]
+    assert [(r["url"], r["id"]) for r in rows[:3]] == [("http://a.example/login", "1"), ("b.example", "2"),
+                                                       (None, "3")]
+    assert rows[0]["tags"] == '["x"]' and rows[0]["score"] is not None and rows[1]["score"] is not None
+    assert rows[2]["error"] == "empty URL"
+    errors = [r["error"] for r in rows[3:8]]
+    assert "'url' holds a number, not text" in errors[0] and "'extra'" in errors[1]
+    assert "not JSON" in errors[2] and "not a JSON object" in errors[3] and "not JSON" in errors[4]
+    assert all(r["score"] is None for r in rows[3:8])
+    assert rows[8]["url"] == "d.example/\u2028é" and rows[8]["id"] is None and rows[8]["error"] == ""
+    assert "scored 9 rows, 6 of them with an error" in said(result.output)
+
+
+def test_predicts_own_json_lines_output_can_be_scored_again(model_dir, tmp_path):  # noqa: F811
+    urls = ["http://a.example/login", "b.example", "", "http://[x/"]
+    first = predict(model_dir, "-o", str(tmp_path / "first.jsonl"), stdin="\n".join(urls).encode())
+    assert first.exit_code == 0, first.output
+    source = tmp_path / "first.jsonl"
+    for args, stdin in ((["-i", str(source)], None), ([], source.read_bytes())):  # on standard input: sniffed
+        again = predict(model_dir, *args, "--output-format", "jsonl", stdin=stdin)
+        assert again.exit_code == 0, again.output
+        rows = [json.loads(line) for line in again.stdout.splitlines()]
+        before = jsonl_rows(source)
+        assert [r["url"] for r in rows] == urls and [r["score"] for r in rows] == [r["score"] for r in before]
+        assert [r["input_score"] for r in rows] == [None if r["score"] is None else json.dumps(r["score"])
+                                                    for r in before]
+
+
+def test_json_lines_without_the_url_field_or_an_object_first_is_refused(model_dir, tmp_path):  # noqa: F811
+    source = tmp_path / "in.ndjson"
+    source.write_text('{"link": "a.example"}\n')
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 2 and "--column link" in said(result.output)
+    result = predict(model_dir, "-i", str(source), "-c", "link", "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 0 and csv_rows((tmp_path / "out.csv").read_text())[0]["link"] == "a.example"
+    (tmp_path / "out.csv").unlink()
+    source.write_text('["a.example"]\n')
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == 2 and "not a JSON object" in said(result.output)
+    assert list(tmp_path.iterdir()) == [source]
+
+
+@pytest.mark.parametrize(("values", "kind"), [([1, 2], "int64"), ([1.5, float("nan")], "double"),
+                                              ([True, False], "bool"), ([None, None], "null")])
+def test_a_parquet_url_column_that_is_not_text_is_refused(model_dir, tmp_path, values, kind):  # noqa: F811
+    """A number was scored as its text (1 as the IP 0.0.0.1, NaN as the host "nan"); pointing --column at an id
+    column gave an all-benign output and status 0."""
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": pa.array(values), "site": ["a.example", "b.example"]}), source)
+    target = tmp_path / "out.csv"
+    result = predict(model_dir, "-i", str(source), "-c", "id", "-o", str(target))
+    assert result.exit_code == 2, result.output
+    assert f"the Parquet column 'id' holds {kind} values, not text" in said(result.output)
+    assert list(tmp_path.iterdir()) == [source]
+
+
+def test_the_summary_counts_the_rows_that_got_an_error(model_dir):  # noqa: F811
+    result = predict(model_dir, stdin=b"http://a.example/\n\nb.example\n\xff\xfe.example\n")
+    assert result.exit_code == 0, result.output
+    assert "scored 4 rows, 2 of them with an error -> standard output" in said(result.output)
+    result = predict(model_dir, stdin=b"http://a.example/\n")
+    assert "scored 1 rows -> standard output" in said(result.output)
+
+
+
+
+def test_an_output_that_cannot_be_made_is_named_never_its_temporary_file(model_dir, tmp_path):  # noqa: F811
+    folder = unwritable_folder(tmp_path)
+    target = folder / "out.csv"
+    try:
+        result = predict(model_dir, "-o", str(target), stdin=b"a.example\n")
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    message = said(result.output)
+    assert result.exit_code == 2 and message.startswith(f"Error: {target}: "), message
+    assert ".tmp" not in message and "scored" not in message and result.output.count("\n") == 1
+
+
+def test_a_full_output_device_is_named(model_dir):  # noqa: F811
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full to fill")
+    for out_format in ("csv", "parquet", "jsonl"):
+        result = predict(model_dir, "-o", "/dev/full", "--output-format", out_format, stdin=b"a.example\n" * 3000)
+        assert result.exit_code == 2, result.output
+        assert said(result.output) == "Error: /dev/full: no space left on device", result.output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO
 
@@ -25,15 +25,17 @@ if TYPE_CHECKING:  # `cybersentinel --help` stays free of pyarrow
 
 
 def predict(
-    input: Annotated[str, typer.Option("--input", "-i", help="CSV (with a header), Parquet, or plain text with one "
-                                       "URL, domain or IP per line; '-' reads standard input")] = "-",
+    input: Annotated[str, typer.Option("--input", "-i", help="CSV (with a header), Parquet, JSON Lines (an object "
+                                       "per line), or plain text with one URL, domain or IP per line; '-' reads "
+                                       "standard input. Compressed input is refused: decompress it first")] = "-",
     output: Annotated[str, typer.Option("--output", "-o", help="file to write (.csv, .parquet, .jsonl); '-' writes "
                                         "standard output")] = "-",
-    input_format: Annotated[str | None, typer.Option(help="csv, parquet or text (default: from the file name, else "
-                                                     "sniffed from the first line)")] = None,
+    input_format: Annotated[str | None, typer.Option(help="csv, parquet, jsonl or text (default: from the file "
+                                                     "name, else sniffed from the first line)")] = None,
     output_format: Annotated[str | None, typer.Option(help="csv, parquet or jsonl (default: from the file name, "
                                                       "else csv)")] = None,
-    column: Annotated[str, typer.Option("--column", "-c", help="the column holding URLs (CSV and Parquet)")] = "url",
+    column: Annotated[str, typer.Option("--column", "-c", help="the column (CSV, Parquet) or field (JSON Lines) "
+                                        "holding URLs, as text")] = "url",
     model_dir: Annotated[Path, typer.Option(help="folder with model.json and model.skops")] = Path("models"),
     feeds: Annotated[Path | None, typer.Option("--feeds-dir", file_okay=False, help="threat-intel snapshot folder "
                                                "(`cybersentinel feeds refresh`); default: data/feeds when it exists"
@@ -71,7 +73,7 @@ def predict(
     import sys
     from contextlib import ExitStack
 
-    from cybersentinel.core.files import ModelIntegrityError, atomic_path
+    from cybersentinel.core.files import ModelIntegrityError, exit_on_sigterm
     from cybersentinel.scoring.batch import INPUT_FORMATS, OUTPUT_FORMATS, BatchWriter, format_from_name, score_batches
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
@@ -116,8 +118,9 @@ def predict(
         raise typer.BadParameter(f"{Path(output).suffix}: not an output format; name the file .csv, .parquet or "
                                  ".jsonl, or give --output-format", param_hint="--output")
     out_format = out_format or "csv"
-    rows = 0
-    with ExitStack() as stack:
+    rows = errors = 0
+    # SIGTERM (kill, timeout, docker stop) unwinds as Ctrl-C does: the workers stop, the temporary output goes
+    with exit_on_sigterm(), ExitStack() as stack:
         stream = sys.stdin.buffer if input == "-" else stack.enter_context(open(input, "rb"))  # noqa: SIM115
         try:  # the first batch is read before the output is opened: a bad header, column or encoding writes nothing
             batches = _input_batches(stream, input, input_format, column, chunk_size)
@@ -125,21 +128,50 @@ def predict(
         except (ValueError, UnicodeDecodeError, OSError) as exc:
             raise typer.BadParameter(f"{input}: {exc}", param_hint="--input") from exc
         batches = itertools.chain([first] if first is not None else [], batches)
-        target = stack.enter_context(atomic_path(output)) if output != "-" else None
-        sink = stack.enter_context(open(target, "wb")) if target else sys.stdout.buffer  # noqa: SIM115
+        sink = stack.enter_context(_output_sink(output))
         writer = BatchWriter(sink, out_format)
         bar = _progress(stack, sys.stderr.isatty() if progress is None else progress, input)
+        # closed first on any way out, so the scoring processes end before the temporary output is removed
+        tables = stack.enter_context(closing(_input_errors(
+            score_batches(batches, detector, decider, reasons, workers or os.cpu_count() or 1), input)))
         schema = None
-        for table in _input_errors(score_batches(batches, detector, decider, reasons, workers or os.cpu_count() or 1),
-                                   input):
+        for table in tables:
             schema = table.schema
-            with _output_errors():
-                writer.write(table)
+            writer.write(table)
             rows += table.num_rows
+            errors += _error_rows(table)
             bar(rows, stream)
-        with _output_errors():
-            writer.close(schema)
-    typer.echo(f"scored {rows:,} rows -> {output if output != '-' else 'standard output'}", err=True)
+        writer.close(schema)
+    typer.echo(_summary(rows, errors, output), err=True)
+
+
+@contextmanager
+def _output_sink(output: str) -> Iterator[BinaryIO]:
+    """The output to write: standard output, or a temporary file renamed onto ``output`` if the block succeeds.
+    An error making, writing or closing it is `_output_errors`' one line naming ``output``. Errors reading the
+    input reach here already as `typer.BadParameter` (`_input_errors`)."""
+    import sys
+
+    from cybersentinel.core.files import atomic_path
+
+    with _output_errors(output):
+        if output == "-":
+            yield sys.stdout.buffer
+            return
+        with atomic_path(output) as target, open(target, "wb") as sink:
+            yield sink
+
+
+def _error_rows(table: pa.Table) -> int:
+    import pyarrow.compute as pc
+
+    return pc.sum(pc.not_equal(table["error"], "")).as_py() or 0
+
+
+def _summary(rows: int, errors: int, output: str) -> str:
+    """What was written; rows that got an error instead of a score are counted apart, so they are not missed."""
+    with_errors = f", {errors:,} of them with an error" if errors else ""
+    return f"scored {rows:,} rows{with_errors} -> {output if output != '-' else 'standard output'}"
 
 
 def _not_readable(path: Path) -> str | None:
@@ -153,26 +185,31 @@ def _not_readable(path: Path) -> str | None:
 def _input_batches(stream: BinaryIO, input: str, input_format: str | None, column: str, chunk_size: int
                    ) -> Iterator:
     """The input's batches, in the format given, else named by the file's extension, else sniffed from its first
-    bytes (Parquet's magic, a CSV header). Text or CSV in UTF-16 is refused; Parquet from a stream that cannot
-    seek (standard input, a pipe) is read into memory, as Parquet needs random access."""
+    bytes (Parquet's magic, a CSV header, a JSON object). Compressed input (whatever its name) and text or CSV in
+    UTF-16 are refused; Parquet from a stream that cannot seek (standard input, a pipe) is read into memory, as
+    Parquet needs random access."""
     from cybersentinel.scoring.batch import (
         INPUT_FORMATS,
         format_from_name,
         read_csv,
         read_head,
+        read_jsonl,
         read_parquet,
         read_text,
+        refuse_compressed,
         refuse_utf16,
         sniff_format,
     )
 
     head, stream = read_head(stream)
+    refuse_compressed(head)
     in_format = (input_format or (format_from_name(input, INPUT_FORMATS) if input != "-" else None)
                  or sniff_format(head, column))
     if in_format == "parquet":
         return read_parquet(_seekable(stream, input), column, chunk_size)
     refuse_utf16(head)
-    return read_csv(stream, column, chunk_size) if in_format == "csv" else read_text(stream, chunk_size)
+    readers = {"csv": read_csv, "jsonl": read_jsonl}
+    return readers[in_format](stream, column, chunk_size) if in_format in readers else read_text(stream, chunk_size)
 
 
 def _seekable(stream: BinaryIO, input: str) -> BinaryIO | pa.BufferReader:
@@ -192,9 +229,10 @@ def _input_errors(tables: Iterator[pa.Table], input: str) -> Iterator[pa.Table]:
 
 
 @contextmanager
-def _output_errors() -> Iterator[None]:
-    """An error writing the output as one line naming --output, never the input. A reader that left a pipe
-    (``| head -1``) is left to Click: it ends quietly with status 1, as the CLI-wide handler does."""
+def _output_errors(output: str) -> Iterator[None]:
+    """An error making or writing the output file as the command line's one line naming its path (status 2),
+    never the input nor the temporary file beside it; on standard output, a bad --output. A reader that left a
+    pipe (``| head -1``) is left to Click: it ends quietly with status 1, as the CLI-wide handler does."""
     import errno
 
     try:
@@ -202,7 +240,10 @@ def _output_errors() -> Iterator[None]:
     except OSError as exc:
         if exc.errno == errno.EPIPE:
             raise
-        raise typer.BadParameter(f"cannot write the output: {exc}", param_hint="--output") from exc
+        if output == "-":
+            raise typer.BadParameter(f"cannot write the output: {exc}", param_hint="--output") from exc
+        # the command line's one line (`app.os_error_text`), naming the output, never its temporary file
+        raise OSError(exc.errno, exc.strerror or str(exc), output) from None
 
 
 def _predict_dask(input: str, output: str, model_dir: Path, column: str, decider_inputs: tuple, band: float | None,

@@ -72,10 +72,6 @@ def check_feeds(folder: Path) -> None:
         IntelIndex.from_dir(folder)
 
 
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 class LogLevel(StrEnum):
     """The names uvicorn accepts (uvicorn.config.LOG_LEVELS, not imported: it loads asyncio); any other stops uvicorn
     or logging with a traceback."""
@@ -179,6 +175,8 @@ def serve(
         check_address(host, port)  # after the model, as with several workers (`run` binds before they start)
         # uvicorn re-raises a SIGTERM it shut down for once its handler is gone, which would end the process
         # before the downloaded model's folder is removed: raise it as SystemExit, so the folder goes too
-        signal.signal(signal.SIGTERM, _exit_on_signal)
+        from cybersentinel.core.files import exit_on_signal
+
+        signal.signal(signal.SIGTERM, exit_on_signal)
         run(application, settings, host=host, port=port, workers=workers, access_log=access_log,
             log_level=log_level, limits=ServerLimits(header_timeout, keep_alive_timeout, max_connections))

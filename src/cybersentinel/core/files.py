@@ -6,7 +6,10 @@ import errno
 import hashlib
 import json
 import os
+import signal
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,17 +48,50 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if folder is not None and not folder.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder to write in", str(folder))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # name the file asked for, not the temporary one that could not be made beside it
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     os.close(fd)
     try:
         yield Path(tmp)
-        # mkstemp makes the file 0600; an output is readable as the umask allows (0644 by default), so the
-        # resolver, web server or container user that loads it can.
-        os.chmod(tmp, 0o666 & ~UMASK)
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _mode_for(target: Path) -> int:
+    """The new file's mode: the file it replaces keeps its own (rewriting a 0640 output must not widen it), else
+    (mkstemp makes 0600) what the umask allows, 0644 by default, so the resolver, web server or container user
+    that loads it can read it. A link is replaced, not its target (say, a read-only DVC cache file): a new file."""
+    try:
+        info = target.lstat()
+    except FileNotFoundError:
+        return 0o666 & ~UMASK
+    return stat.S_IMODE(info.st_mode) & 0o777 if stat.S_ISREG(info.st_mode) else 0o666 & ~UMASK
+
+
+def exit_on_signal(signum: int, _frame: object) -> None:
+    """A signal handler that raises SystemExit(128 + signum), the status a shell reports for that signal. Unlike
+    the default action it unwinds the stack, so `atomic_path` removes its temporary file, and other with-blocks
+    (worker pools, temporary folders) clean up too."""
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM (kill, timeout, systemd or docker stop) ends the block as Ctrl-C would, with status 143; the
+    handler before is put back after. Outside the main thread (where Python runs handlers) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, exit_on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

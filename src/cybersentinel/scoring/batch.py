@@ -7,7 +7,11 @@ import csv
 import gc
 import io
 import itertools
+import json
+import os
 import re
+import signal
+import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +26,7 @@ from cybersentinel.core.csv_cells import escape_table
 from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.detector import MAX_URL_CHARS, Detector
 
-INPUT_FORMATS = ("csv", "parquet", "text")
+INPUT_FORMATS = ("csv", "parquet", "jsonl", "text")
 
 
 OUTPUT_FORMATS = ("csv", "parquet", "jsonl")
@@ -64,13 +68,31 @@ PARQUET_MAGIC = b"PAR1"
 _UTF16_TEXT = re.compile(rb"(?:[\x20-\x7e]\x00){4}|(?:\x00[\x20-\x7e]){4}")
 
 
+# the magic bytes each format starts with, and the command that decompresses it to standard output
+_COMPRESSED = {b"\x1f\x8b": ("gzip", "gzip -dc"), b"BZh": ("bzip2", "bzip2 -dc"),
+               b"\xfd7zXZ\x00": ("xz", "xz -dc"), b"\x28\xb5\x2f\xfd": ("zstd", "zstd -dc"),
+               b"PK\x03\x04": ("zip", "unzip -p"), b"PK\x05\x06": ("zip", "unzip -p")}
+
+
+def refuse_compressed(head: bytes) -> None:
+    """A ValueError if the input is compressed (its magic bytes, whatever its name): read as text it would be
+    a row or two of garbage, scored, with status 0. An .xlsx workbook is a zip archive too."""
+    for magic, (name, command) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise ValueError(f"the input is {name}-compressed; decompress it first, e.g. {command} FILE | "
+                             "cybersentinel predict ...")
+
+
 def sniff_format(head: bytes, column: str) -> str:
-    """Parquet if the input starts with Parquet's magic bytes. CSV if the first line is a header (a UTF-8
-    byte-order mark skipped, as reading does): it names the URL column and its other fields look like column
-    names, not URLs (``http://a.example/x,url`` is a URL with a comma in it). Else one URL per line."""
+    """Parquet if the input starts with Parquet's magic bytes. JSON Lines if the first line is a JSON object.
+    CSV if the first line is a header (a UTF-8 byte-order mark skipped, as reading does): it names the URL
+    column and its other fields look like column names, not URLs (``http://a.example/x,url`` is a URL with a
+    comma in it). Else one URL per line."""
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
     first_line = re.split(rb"[\r\n]", head.removeprefix(UTF8_BOM), maxsplit=1)[0]
+    if first_line.lstrip().startswith(b"{") and isinstance(_json_value(first_line), dict):
+        return "jsonl"
     try:
         fields = next(csv.reader(io.StringIO(first_line.decode("utf-8", "replace"), newline="")), [])
     except csv.Error:
@@ -159,6 +181,82 @@ def _text_batch(lines: list[bytes]) -> Batch:
     # result (the detector's error for a host name) whatever the input format
     texts = pa.array([line[: MAX_URL_CHARS + 1].decode("utf-8", "replace") for line in lines], type=pa.string())
     return Batch(pa.table({"url": texts}), texts.cast(pa.large_string()).view(pa.large_binary()))
+
+
+def read_jsonl(stream: BinaryIO, column: str, chunk_size: int) -> Iterator[Batch]:
+    """JSON Lines (predict's own output, say): one object per line, the URL in its field ``column``. The first
+    object's fields are the columns, as a CSV header's are, every value passed through as text (a string as it
+    is, another value as its JSON; a field an object lacks is null). Every line is a row: one that is not a JSON
+    object, has a field the first lacks, or whose URL is neither a string nor null keeps its row with a read
+    error. Errors about the first line are raised at the first ``next()``, before anything is scored."""
+    lines = _json_lines(stream)
+    first = next(lines, b"").removeprefix(UTF8_BOM)
+    header = _json_header(first, column) if first else [column]
+    rows = itertools.chain([first], lines) if first else lines
+    yield from _with_header_if_empty(_json_batches(rows, header, column, chunk_size), header, column)
+
+
+def _json_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``stream`` (JSON has no other line break outside strings); one longer than
+    ``MAX_CSV_FIELD`` is cut there and the rest of it skipped, so memory stays bounded (it gets an error)."""
+    while line := stream.readline(MAX_CSV_FIELD):
+        if not line.endswith(b"\n"):
+            while (rest := stream.readline(MAX_CSV_FIELD)) and not rest.endswith(b"\n"):
+                pass
+        yield line
+
+
+_NOT_JSON = object()
+
+
+def _json_value(line: bytes) -> Any:
+    """The JSON value of a line (bytes that are not UTF-8 replaced, as in CSV input), or ``_NOT_JSON``."""
+    try:
+        return json.loads(line.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):  # not JSON; nested too deep for the decoder
+        return _NOT_JSON
+
+
+def _json_header(first: bytes, column: str) -> list[str]:
+    record = _json_value(first)
+    if not isinstance(record, dict):
+        raise ValueError("the first line is not a JSON object: JSON Lines input needs one object per line")
+    if column not in record:
+        raise ValueError(f"the first JSON object has {column_hint(list(record), column)}")
+    return list(record)
+
+
+def _json_batches(lines: Iterator[bytes], header: list[str], column: str, chunk_size: int) -> Iterator[Batch]:
+    known, url_at = set(header), header.index(column)
+    rows: list[list[str | None]] = []
+    errors: list[str] = []
+    for line in lines:
+        row, error = _json_row(_json_value(line), header, known, column)
+        rows.append(row)
+        errors.append(error)
+        if len(rows) == chunk_size:
+            yield _csv_batch(header, url_at, rows, errors)  # text columns and read errors, as CSV records give
+            rows, errors = [], []
+    if rows:
+        yield _csv_batch(header, url_at, rows, errors)
+
+
+def _json_row(record: Any, header: list[str], known: set[str], column: str) -> tuple[list[str | None], str]:
+    """A line's values for the columns, and its read error ("" if none)."""
+    if not isinstance(record, dict):
+        return [None] * len(header), "not JSON" if record is _NOT_JSON else "not a JSON object"
+    row = [value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+           for value in map(record.get, header)]
+    extra = [name for name in record if name not in known]
+    url = record.get(column)
+    if extra:
+        return row, f"field {extra[0]!r} is not one of the first line's: {header[:10]}"
+    if url is None or isinstance(url, str):
+        return row, ""
+    return row, f"the field {column!r} holds {_JSON_TYPES.get(type(url), 'a value')}, not text"
+
+
+_JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
 
 
 def read_csv(stream: BinaryIO, column: str, chunk_size: int, block_bytes: int = 8 << 20) -> Iterator[Batch]:
@@ -328,9 +426,11 @@ def _csv_batch(header: list[str], url_at: int, rows: list[list[str]], errors: li
 def read_parquet(source: Any, column: str, chunk_size: int,
                  row_groups: tuple[int, ...] | None = None) -> Iterator[Batch]:
     """Parquet in batches (of the given row groups only, in order, when ``row_groups`` is set). The URL column
-    must hold text, bytes or scalars (numbers are scored as their text); a list, struct or map column is refused
-    before anything is read. Byte columns pass through, and a byte URL column is scored, as text, bytes that are
-    not UTF-8 replaced (U+FFFD) as in CSV input. Duplicate column names are made unique as a CSV header's are."""
+    must hold text or bytes (dictionary-encoded or not); any other type is refused before anything is read: a
+    number scored as its text would be an IP address (1 as 0.0.0.1), NaN the host "nan", and --column pointed at
+    an id column an all-benign output. Byte columns pass through, and a byte URL column is scored, as text, bytes
+    that are not UTF-8 replaced (U+FFFD) as in CSV input. Duplicate column names are made unique as a CSV
+    header's are."""
     import pyarrow.parquet as pq
 
     reader = pq.ParquetFile(source)
@@ -339,7 +439,7 @@ def read_parquet(source: Any, column: str, chunk_size: int,
         raise ValueError(f"the Parquet file has {column_hint(schema.names, column)}")
     names = _unique_names(schema.names)  # as a CSV header's: the first column of a name is the URL column
     kind = schema.field(names.index(column)).type
-    if pa.types.is_nested(kind) or pa.types.is_null(kind):
+    if not _is_text_or_bytes(kind.value_type if pa.types.is_dictionary(kind) else kind):
         raise ValueError(f"the Parquet column {column!r} holds {kind} values, not text; name a text column with "
                          "--column")
     return _parquet_batches(reader, schema, names, column, chunk_size, row_groups)
@@ -368,6 +468,11 @@ def _parquet_batch(table: pa.Table, column: str) -> Batch:
     elif not (pa.types.is_string(urls.type) or pa.types.is_large_string(urls.type)):
         urls = urls.cast(pa.string())
     return Batch(table, urls)
+
+
+def _is_text_or_bytes(kind: pa.DataType) -> bool:
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+            or _is_bytes(kind))
 
 
 def _is_bytes(kind: pa.DataType) -> bool:
@@ -457,11 +562,31 @@ def score_batch(batch: Batch, detector: Detector, decider: Decider | None = None
 _worker_state: dict[str, Any] = {}
 
 
-def _start_worker() -> None:
+def _start_worker(parent: int | None = None) -> None:
     # A batch's new host-cache entries (~25,000 tuples) set off hundreds of automatic collections, some of them
     # full ones over the grown caches (3% of a worker's time); scoring makes no reference cycles, so the young
     # objects are collected once per batch instead (`_score_in_worker`), which still frees any cycle a batch made.
     gc.disable()
+    if parent is not None:
+        _end_with_parent(parent)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _end_with_parent(parent: int) -> None:
+    """SIGTERM ends this forked worker (the default action): the Python handler it inherited from the parent
+    (`core.files.exit_on_sigterm`) would raise SystemExit while scoring, which goes back to the parent as that
+    batch's result, the worker living on. On Linux the kernel also sends it SIGKILL when the parent dies (even
+    killed), else it would wait on its queue forever, holding the parent's standard output open."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _score_in_worker(urls: pa.Array) -> pa.Table:
@@ -491,17 +616,35 @@ def score_batches(batches: Iterator[Batch], detector: Detector, decider: Decider
     # the compiled kernels (and numba's own start-up, ~0.4 s) are loaded on first use: once here, not in each worker
     detector.score_values(first.urls.slice(0, 256), reasons=reasons, decider=decider)
     gc.freeze()  # what the workers inherit is never collected there, so its pages are not walked and copied in each
-    pending: deque = deque()
     fork = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=fork, initializer=_start_worker) as pool:
-        for batch in _chain((first, second), batches):
-            pending.append((batch, pool.submit(_score_in_worker, batch.urls)))
-            if len(pending) >= 2 * workers:
-                done, future = pending.popleft()
-                yield with_results(done, future.result())
-        while pending:
+    with ProcessPoolExecutor(workers, mp_context=fork, initializer=_start_worker, initargs=(os.getpid(),)) as pool:
+        try:
+            yield from _in_order(pool, _chain((first, second), batches), workers)
+        except BaseException:  # an error, Ctrl-C, SIGTERM's SystemExit, or the consumer closed this generator
+            _stop_workers(pool)
+            raise
+
+
+def _in_order(pool: Any, batches: Iterator[Batch], workers: int) -> Iterator[pa.Table]:
+    pending: deque = deque()
+    for batch in batches:
+        pending.append((batch, pool.submit(_score_in_worker, batch.urls)))
+        if len(pending) >= 2 * workers:
             done, future = pending.popleft()
             yield with_results(done, future.result())
+    while pending:
+        done, future = pending.popleft()
+        yield with_results(done, future.result())
+
+
+def _stop_workers(pool: Any) -> None:
+    """End the workers now: the pool's own shutdown would first score every batch in flight (seconds each), and
+    a SIGKILL following a SIGTERM (docker stop) would then come before the temporary output is removed. The
+    pool has no public way to do it before Python 3.14 (`terminate_workers`); it sees the workers die, fails
+    what was pending and joins them."""
+    for process in list(pool._processes.values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _chain(head: tuple, tail: Iterator) -> Iterator:

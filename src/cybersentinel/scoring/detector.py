@@ -591,7 +591,7 @@ def _requested(values: Any) -> Any:
     """The values as a browser requests them (`browser_url`): what the model and the rules read, so that writing
     a browser undoes (a tab in the host, a backslash, a full-width or escaped letter, ``https:host``) neither
     hides a page from them nor changes its score. The training rows are featurized as their lists wrote them:
-    few would change (1,600 of 1.45 million), and a retrain on them moved the threshold as a seed does
+    few would change (1,327 of 1.45 million), and a retrain on them moved the threshold as a seed does
     (docs/experiments.md, "Session 35")."""
     if isinstance(values, list | tuple) and len(values) <= FEW_TEXTS and all(type(v) is str for v in values):
         return [browser_url(v) for v in values]

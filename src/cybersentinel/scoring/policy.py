@@ -3,7 +3,9 @@
 Every door (``predict``, the service and its web page, ``monitor``, ``blocklist export``, ``evaluate``) turns
 the model's score and what else is known of an input into ``score``, ``verdict`` and ``reason`` here. The
 parameters come from ``params.yaml`` (``policy``; the threshold is chosen by ``train`` for a false-positive
-budget) and are written into the model manifest, whose SHA-256 the registry checks on every fetch.
+budget) and are written into the model manifest, whose SHA-256 the registry checks on every fetch. The model and
+every rule read a URL as the browser requests it (`cybersentinel.url.parsing.browser_url`): a backslash for a
+slash, ``https:host`` or a host in full-width letters is judged as the URL it stands for.
 
 The rules, first match decides:
 
