@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cybersentinel.intel.feeds import ip_category
+from cybersentinel.ops.blocklist import target_of
 from cybersentinel.scoring.decider import known_software_file, page_asset, userinfo_deception
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.scoring.policy import SiteList
@@ -80,6 +81,12 @@ def test_a_page_name_after_a_script_is_path_info_not_the_file_served() -> None:
 def test_a_host_before_the_at_sign_may_be_written_with_ideographic_full_stops() -> None:
     assert userinfo_deception("http://support。apple．com@unlock-id.live/").startswith("`support。apple．com` before")
     assert userinfo_deception("http://user@unlock-id.live/") == ""
+
+
+def test_a_block_rule_names_the_host_the_browser_requests() -> None:
+    assert target_of("https:185.225.17.200/appleid/") == ("ipv4", "185.225.17.200/32")
+    assert target_of("http://pa\typal.com.account-verify.xyz/") == ("domain", "paypal.com.account-verify.xyz")
+    assert target_of("http://%70aypal.example-bad.top\\x") == ("domain", "paypal.example-bad.top")
 
 
 def test_an_ipv4_address_written_as_ipv6_is_the_ipv4_address() -> None:

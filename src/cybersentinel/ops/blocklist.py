@@ -186,14 +186,15 @@ def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def target_of(url: str) -> tuple[str, str]:
     """(kind, value) to block for a URL, domain or IP; ValueError with the reason it cannot be blocked.
 
-    The host is canonicalised as a browser would (``1.10.4101`` is ``1.10.16.5``). The full host is blocked,
+    The URL is read as a browser requests it (`browser_url`: ``https:185.225.17.200/x`` names that address), its
+    host canonicalised as a browser would (``1.10.4101`` is ``1.10.16.5``). The full host is blocked,
     not its registered domain: blocking ``blogspot.com`` for one bad blog would be collateral damage. Private
     and bogon addresses, special-use names (``foo.localhost``, ``printer.local``) and public suffixes are refused.
     """
     from cybersentinel.intel.feeds import ip_category, to_domain
-    from cybersentinel.url.parsing import canonical_host, parse_ip, split_host, split_url, to_text
+    from cybersentinel.url.parsing import browser_url, canonical_host, parse_ip, split_host, split_url, to_text
 
-    raw = split_url(to_text(url)).host
+    raw = split_url(browser_url(to_text(url))).host  # the host of the URL a browser requests, as it was judged
     host = canonical_host(raw) if raw else None
     if not host:
         raise ValueError("no host" if not raw else "not a host name a browser would accept")
