@@ -22,19 +22,42 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from cybersentinel.core.config import dataset_sources, is_feedback
 from cybersentinel.core.files import read_params
+from cybersentinel.core.retry import one_line
 from cybersentinel.ingest.base import Ingested, SourceError
 from cybersentinel.ingest.sources import ingest, snapshot
 from cybersentinel.tracking.runs import stage_run
 
 
+def unstorable(name: str, table: pd.DataFrame, exc: Exception) -> SourceError:
+    """Why Parquet refused ``table``: the first column Arrow cannot hold as one type (values of mixed types, an
+    ObjectId, a PostgreSQL range...) and the Python types in it, as a one-line error naming the source."""
+    import pyarrow as pa
+
+    for position, column in enumerate(table.columns):
+        values = table.iloc[:, position]  # by position: names may repeat
+        try:
+            pa.array(values, from_pandas=True)
+        except (pa.ArrowException, ValueError) as column_exc:
+            types = ", ".join(sorted({type(v).__name__ for v in values.dropna()}))
+            return SourceError(f"source {name}: column {column!r} holds values Parquet cannot store in one column "
+                               f"({types}: {one_line(column_exc)[:200]}); make them one type in the source")
+    return SourceError(f"source {name}: cannot be written as Parquet ({one_line(exc)[:300]})")
+
+
 def write_tables(out: Path, tables: Mapping[str, pd.DataFrame]) -> None:
-    """``out/<name>.parquet`` for every table, written to a temporary folder that replaces ``out`` whole."""
+    """``out/<name>.parquet`` for every table, written to a temporary folder that replaces ``out`` whole; a
+    SourceError (``out`` left as it was) when a table holds values Parquet cannot store."""
+    import pyarrow as pa
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = out.with_name(f".{out.name}.{os.getpid()}.tmp"), out.with_name(f".{out.name}.{os.getpid()}.old")
     tmp.mkdir()
     try:
         for name, table in tables.items():
-            table.to_parquet(tmp / f"{name}.parquet", index=False)
+            try:
+                table.to_parquet(tmp / f"{name}.parquet", index=False)
+            except (pa.ArrowException, ValueError) as exc:  # mixed or non-Arrow types; duplicate column names
+                raise unstorable(name, table, exc) from None
         shutil.rmtree(old, ignore_errors=True)
         if out.exists():
             os.replace(out, old)
@@ -84,9 +107,9 @@ def main() -> None:
     with stage_run("ingest", params["mlflow"]["experiment"], tags) as tracker:
         try:
             results = read_all(dataset_sources(dataset), origin, expected)
+            write_tables(args.out, {name: got.table for name, got in results.items()})
         except SourceError as exc:
             sys.exit(f"ingest failed, nothing written: {exc}")
-        write_tables(args.out, {name: got.table for name, got in results.items()})
         fetches = [{"stage": "ingest", **fetch} for got in results.values() for fetch in got.fetches]
         args.fetch_log.parent.mkdir(parents=True, exist_ok=True)
         with open(args.fetch_log, "a") as log:

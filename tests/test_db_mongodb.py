@@ -55,9 +55,11 @@ def test_load_is_idempotent_and_reads_back_through_the_source(mongo):
     db = mongo["cybersentinel"]
     assert migrate_mongodb(db) == [1] and migrate_mongodb(db) == []
     first = load_mongodb(db, [prepare_labelled_urls(validated_frame())], batch_size=2)
-    assert counts_of(first) == {"labelled_urls": {"inserted": 4, "updated": 0, "unchanged": 0, "rejected": 1}}
+    assert counts_of(first) == {"labelled_urls": {"inserted": 4, "updated": 0, "unchanged": 0, "rejected": 1,
+                                                    "deleted": 0}}
     again = load_mongodb(db, [prepare_labelled_urls(validated_frame())], batch_size=2)
-    assert counts_of(again) == {"labelled_urls": {"inserted": 0, "updated": 0, "unchanged": 4, "rejected": 1}}
+    assert counts_of(again) == {"labelled_urls": {"inserted": 0, "updated": 0, "unchanged": 4, "rejected": 1,
+                                                    "deleted": 0}}
     assert db.labelled_urls.count_documents({}) == 4 and db.quarantine.count_documents({}) == 1
     assert db.quarantine.find_one()["reason"] == "url contains a NUL character"
 
@@ -78,7 +80,8 @@ def test_a_changed_row_is_updated_and_changes_the_fingerprint(mongo):
     changed = validated_frame()
     changed.loc[1, "label"] = 1
     counts = load_mongodb(db, [prepare_labelled_urls(changed)])
-    assert counts_of(counts)["labelled_urls"] == {"inserted": 0, "updated": 1, "unchanged": 3, "rejected": 1}
+    assert counts_of(counts)["labelled_urls"] == {"inserted": 0, "updated": 1, "unchanged": 3, "rejected": 1,
+                                                     "deleted": 0}
     after = mongodb_snapshot("ebbu2017", spec())
     assert after["rows"] == before["rows"] and after["fingerprint"] != before["fingerprint"]
     assert mongodb_snapshot("web_page_phishing", spec()) == mongodb_snapshot("web_page_phishing", spec())
@@ -140,6 +143,25 @@ def test_attribute_names_mongodb_cannot_store_are_an_error_before_writing(mongo)
     assert db.labelled_urls.count_documents({}) == 0
 
 
+def test_reloading_a_smaller_source_deletes_the_documents_it_no_longer_holds(mongo):
+    db = mongo["cybersentinel"]
+    migrate_mongodb(db)
+
+    def numbered(n: int, source: str) -> pd.DataFrame:
+        return pd.DataFrame({"url": [f"http://{source}{i}.example/" for i in range(n)], "label": 1, "source": source,
+                             "snapshot": "0123456789abcdef"})
+
+    load_mongodb(db, [prepare_labelled_urls(pd.concat([numbered(10, "alpha"), numbered(3, "beta")]))])
+    smaller = numbered(5, "alpha")
+    smaller.loc[2, "url"] = " "  # now rejected: the document stored at its position is stale too
+    counts = load_mongodb(db, [prepare_labelled_urls(smaller)], batch_size=2)
+    assert counts_of(counts)["labelled_urls"] == {"inserted": 0, "updated": 0, "unchanged": 4, "rejected": 1,
+                                                  "deleted": 6}
+    assert sorted(d["source_row"] for d in db.labelled_urls.find({"source": "alpha"})) == [0, 1, 3, 4]
+    assert db.labelled_urls.count_documents({"source": "beta"}) == 3  # not in this load: left alone
+    assert len(read_mongodb("alpha", spec()).table) == 4
+
+
 # ---------------------------------------------------------------------------------------------------- real server
 
 
@@ -152,9 +174,11 @@ def test_real_mongodb_round_trip(real_mongodb, tmp_path):
         return load_mongodb(db, [prepare_labelled_urls(validated_frame())])
 
     first = with_mongo(load, "CYBERSENTINEL_MONGODB_URI", real_mongodb)
-    assert counts_of(first)["labelled_urls"] == {"inserted": 4, "updated": 0, "unchanged": 0, "rejected": 1}
+    assert counts_of(first)["labelled_urls"] == {"inserted": 4, "updated": 0, "unchanged": 0, "rejected": 1,
+                                                                "deleted": 0}
     again = with_mongo(load, "CYBERSENTINEL_MONGODB_URI", real_mongodb)
-    assert counts_of(again)["labelled_urls"] == {"inserted": 0, "updated": 0, "unchanged": 4, "rejected": 1}
+    assert counts_of(again)["labelled_urls"] == {"inserted": 0, "updated": 0, "unchanged": 4, "rejected": 1,
+                                                                "deleted": 0}
     got = read_mongodb("web_page_phishing", spec(database=real_mongodb, connect_timeout_s=5))
     assert got.table["url"].tolist() == ["https://c.example/x?y=1", "http://d.example/"]
     assert got.snapshot == mongodb_snapshot("web_page_phishing", spec(database=real_mongodb, connect_timeout_s=5))
@@ -173,5 +197,5 @@ def test_real_mongodb_feed_entries(real_mongodb, tmp_path):
         return load_mongodb(db, [prepare_feed_entries(feeds)])
 
     assert counts_of(with_mongo(load, "CYBERSENTINEL_MONGODB_URI", real_mongodb))["feed_entries"] == {
-        "inserted": 1, "updated": 0, "unchanged": 0, "rejected": 1}
+        "inserted": 1, "updated": 0, "unchanged": 0, "rejected": 1, "deleted": 0}
     assert counts_of(with_mongo(load, "CYBERSENTINEL_MONGODB_URI", real_mongodb))["feed_entries"]["inserted"] == 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -196,3 +197,16 @@ def test_json_objects_expand_into_columns_in_their_stored_order(pg_dsn):
     table = read_postgres("s", spec).table
     assert list(table.columns) == ["url", "zeta", "alpha", "label", "source", "snapshot"]
     assert table["zeta"].tolist() == [1, 3] and table["alpha"].iloc[0] == 2.5 and pd.isna(table["alpha"].iloc[1])
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("SELECT id, url, verdict, updated_at FROM team_urls WHERE url LIKE 'http%' AND feed = %(source)s",
+     "write %% for a literal %"),
+    ("SELECT id, url, verdict, updated_at FROM team_urls WHERE feed = %(src)s", "unknown parameter %(src)s"),
+    ("SELECT id, url, verdict, updated_at FROM team_urls WHERE feed = %s", "write %% for a literal %"),
+])
+def test_a_query_with_a_bare_percent_or_an_unknown_parameter_is_a_clear_error(team_table, query, expected):
+    for read in (read_postgres, postgres_snapshot):  # the snapshot stage runs the same query
+        with pytest.raises(SourceError, match=re.escape(expected)) as caught:
+            read("alpha", team_spec(table=None, query=query))
+        assert "\n" not in str(caught.value) and "postgres source alpha" in str(caught.value)

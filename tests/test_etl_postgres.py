@@ -90,9 +90,11 @@ def test_load_before_migrate_says_what_to_run(pg_dsn):
 def test_loading_twice_adds_nothing_and_bad_rows_are_quarantined_with_reasons(migrated):
     prepared = prepare_labelled_urls(with_bad_rows(validated_frame()))
     first = load_postgres(migrated, [prepared])
-    assert as_dict(first) == {"labelled_urls": {"inserted": 4, "updated": 0, "unchanged": 0, "rejected": 4}}
+    assert as_dict(first) == {"labelled_urls": {"inserted": 4, "updated": 0, "unchanged": 0, "rejected": 4,
+                                                 "deleted": 0}}
     again = load_postgres(migrated, [prepare_labelled_urls(with_bad_rows(validated_frame()))])
-    assert as_dict(again) == {"labelled_urls": {"inserted": 0, "updated": 0, "unchanged": 4, "rejected": 4}}
+    assert as_dict(again) == {"labelled_urls": {"inserted": 0, "updated": 0, "unchanged": 4, "rejected": 4,
+                                                 "deleted": 0}}
     assert query(migrated, "SELECT count(*) FROM labelled_urls") == [(4,)]
     quarantined = query(migrated, "SELECT reason, record::text FROM quarantine ORDER BY reason")
     reasons = [(reason, json.loads(record)["url"]) for reason, record in quarantined]  # json keeps \u0000
@@ -111,7 +113,8 @@ def test_a_changed_row_is_updated_not_duplicated(migrated):
     changed = validated_frame()
     changed.loc[1, "label"] = 1
     counts = load_postgres(migrated, [prepare_labelled_urls(changed)])
-    assert as_dict(counts)["labelled_urls"] == {"inserted": 0, "updated": 1, "unchanged": 3, "rejected": 0}
+    assert as_dict(counts)["labelled_urls"] == {"inserted": 0, "updated": 1, "unchanged": 3, "rejected": 0,
+                                                     "deleted": 0}
     assert query(migrated, "SELECT label, updated_at > loaded_at FROM labelled_urls WHERE url = 'b.example'") == [
         (1, True)]
 
@@ -140,9 +143,11 @@ def write_feeds(folder: Path) -> None:
 def test_feed_entries_are_upserted_with_networks_and_ranks(migrated, tmp_path):
     write_feeds(tmp_path / "feeds")
     first = load_postgres(migrated, [prepare_feed_entries(tmp_path / "feeds")])
-    assert as_dict(first)["feed_entries"] == {"inserted": 5, "updated": 0, "unchanged": 0, "rejected": 3}
+    assert as_dict(first)["feed_entries"] == {"inserted": 5, "updated": 0, "unchanged": 0, "rejected": 3,
+                                                  "deleted": 0}
     again = load_postgres(migrated, [prepare_feed_entries(tmp_path / "feeds")])
-    assert as_dict(again)["feed_entries"] == {"inserted": 0, "updated": 0, "unchanged": 5, "rejected": 3}
+    assert as_dict(again)["feed_entries"] == {"inserted": 0, "updated": 0, "unchanged": 5, "rejected": 3,
+                                                  "deleted": 0}
     assert query(migrated, "SELECT feed, entry FROM feed_entries WHERE network >>= '1.2.3.99' ORDER BY 1") == [
         ("spamhaus_drop", "1.2.3.0/24")]
     assert query(migrated, "SELECT entry, rank FROM feed_entries WHERE kind = 'domain-popularity' ORDER BY rank") == [
@@ -201,9 +206,10 @@ def test_cli_migrates_loads_and_reports_counts(migrated, tmp_path):
     args = ["etl", "load", "--to", "postgres", "--validated", str(validated), "--feeds-dir", str(tmp_path / "feeds")]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "labelled_urls │ 4 │ 0 │ 0 │ 4" in " ".join(first.output.split())
+    assert "labelled_urls │ 4 │ 0 │ 0 │ 4 │ 0" in " ".join(first.output.split())
     second = " ".join(runner.invoke(app, args).output.split())
-    assert "labelled_urls │ 0 │ 0 │ 4 │ 4" in second and "feed_entries │ 0 │ 0 │ 5 │ 3" in second
+    assert "labelled_urls │ 0 │ 0 │ 4 │ 4 │ 0" in second and "feed_entries │ 0 │ 0 │ 5 │ 3 │ 0" in second
+    assert "rejected ┃ deleted" in second
 
 
 def test_cli_reports_an_unreachable_server_clearly(tmp_path, monkeypatch):
@@ -233,3 +239,47 @@ def test_cli_reports_an_unusable_url_table_before_connecting(tmp_path, monkeypat
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), output
     expected = {"columns": "lacks the columns ['label', 'snapshot']", "not_parquet": "not a Parquet file"}[kind]
     assert f"{validated}: " in output and expected in output, output
+
+
+def numbered(n: int, source: str = "alpha") -> pd.DataFrame:
+    return pd.DataFrame({"url": [f"http://{source}{i}.example/" for i in range(n)], "label": [i % 2 for i in range(n)],
+                         "source": source, "snapshot": "0123456789abcdef", "nb_dots": [float(i) for i in range(n)]})
+
+
+def test_reloading_a_smaller_source_deletes_the_rows_it_no_longer_holds(migrated):
+    load_postgres(migrated, [prepare_labelled_urls(pd.concat([numbered(10), numbered(3, "beta")]))])
+    smaller = numbered(5)
+    smaller.loc[2, "label"] = 7  # now rejected: the row stored at its position is stale too
+    counts = load_postgres(migrated, [prepare_labelled_urls(smaller)])
+    assert as_dict(counts)["labelled_urls"] == {"inserted": 0, "updated": 0, "unchanged": 4, "rejected": 1,
+                                                "deleted": 6}
+    assert query(migrated, "SELECT source, array_agg(source_row ORDER BY source_row) FROM labelled_urls "
+                           "GROUP BY source ORDER BY source") == [("alpha", [0, 1, 3, 4]), ("beta", [0, 1, 2])]
+    spec = yaml.safe_load(CONF.read_text())  # a later ingest reads what was loaded last, not 10 rows
+    assert read_postgres("alpha", spec).table["url"].tolist() == [f"http://alpha{i}.example/" for i in (0, 1, 3, 4)]
+    assert as_dict(load_postgres(migrated, [prepare_labelled_urls(smaller)]))["labelled_urls"]["deleted"] == 0
+
+
+def test_the_deletes_roll_back_with_the_rest_of_the_load(migrated, tmp_path):
+    load_postgres(migrated, [prepare_labelled_urls(numbered(10))])
+    feeds = tmp_path / "feeds"
+    write_feeds(feeds)
+    broken = prepare_feed_entries(feeds)  # a feed entry the CHECK refuses: the load fails after the deletes ran
+    broken.accepted.loc[0, "feed_sha256"] = "not-hex"
+    with pytest.raises(LoadError, match="nothing committed"):
+        load_postgres(migrated, [prepare_labelled_urls(numbered(5)), broken])
+    assert query(migrated, "SELECT count(*) FROM labelled_urls") == [(10,)]
+
+
+def test_cli_a_validated_path_that_does_not_exist_is_an_error_before_connecting(migrated, tmp_path, monkeypatch):
+    write_feeds(tmp_path / "feeds")
+    missing = tmp_path / "validted.parquet"  # mistyped
+    result = CliRunner().invoke(app, ["etl", "load", "--to", "postgres", "--validated", str(missing),
+                                      "--feeds-dir", str(tmp_path / "feeds")], env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"--validated {missing} does not exist" in result.output and len(result.output.splitlines()) == 1
+    assert query(migrated, "SELECT count(*) FROM feed_entries") == [(0,)]  # the feeds were not loaded alone
+    monkeypatch.chdir(tmp_path)  # the default path absent: a documented skip, the feeds still load
+    result = CliRunner().invoke(app, ["etl", "load", "--to", "postgres", "--feeds-dir", "feeds"])
+    assert result.exit_code == 0 and "no URL table at data/validated.parquet" in result.output, result.output
+    assert query(migrated, "SELECT count(*) FROM feed_entries") == [(5,)]

@@ -64,7 +64,8 @@ def test_shared_datasets_round_trip_through_postgres_to_the_same_validated_table
     from_files = pipeline_front(tmp_path / "files", "files")
     migrate_postgres(pg_dsn)
     counts = load_postgres(pg_dsn, [prepare_labelled_urls(from_files)])
-    assert vars(counts["labelled_urls"]) == {"inserted": len(from_files), "updated": 0, "unchanged": 0, "rejected": 0}
+    assert vars(counts["labelled_urls"]) == {"inserted": len(from_files), "updated": 0, "unchanged": 0, "rejected": 0,
+                                               "deleted": 0}
 
     from_db = pipeline_front(tmp_path / "postgres", "postgres")
     # the same rows, values, order and columns; only the provenance id differs, by design: file checksums

@@ -510,3 +510,66 @@ def test_read_feed_file_names_the_undecodable_line(tmp_path):
     path.write_bytes(b"1.2.3.0/24\n5.6.7.0/24\n\xed\n")
     with pytest.raises(FeedError, match=re.escape(f"{path}:3: not UTF-8 text")):
         read_feed_file(path, parse_networks)
+
+
+@pytest.mark.parametrize("manifest", ["{not json", "[]", '{"feeds": []}', '{"feeds": {"drop": "x"}}', "\xff\xfe"])
+def test_refresh_reports_a_malformed_manifest_on_one_line(tmp_path, feed_server, manifest):
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n"}
+    (tmp_path / "feeds.json").write_bytes(manifest.encode("latin-1"))
+    with pytest.raises(FeedError, match=re.escape(f"{tmp_path / 'feeds.json'}: not a feeds manifest")) as caught:
+        refresh_feeds(tmp_path, ["drop"], feeds=local_feeds(feed_server.url), retries=0)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "spamhaus_drop.txt").exists()  # nothing fetched before the manifest was read
+
+    result = CliRunner().invoke(app, ["feeds", "refresh", "--out", str(tmp_path), "--mirror", str(tmp_path / "m")],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "not a feeds manifest" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def on_disk_matches_manifest(folder: Path) -> bool:
+    manifest = json.loads((folder / "feeds.json").read_text())
+    return all(hashlib.sha256((folder / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+               for entry in manifest["feeds"].values())
+
+
+def test_a_truncated_tranco_zip_is_a_feed_error_and_the_manifest_matches_the_files(tmp_path, feed_server):
+    feeds = local_feeds(feed_server.url)
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n", "/top-1m.csv.zip": zipped("1,google.com\n2,a.org\n")}
+    assert refresh_feeds(tmp_path, feeds=feeds, retries=0)[1] == {}
+    feed_server.files = {"/drop.txt": b"6.6.6.0/24\n", "/top-1m.csv.zip": zipped("1,google.com\n" * 50)[:40]}
+    manifest, errors = refresh_feeds(tmp_path, feeds=feeds, retries=0)
+    assert set(errors) == {"tranco"} and "not a valid zip archive" in errors["tranco"], errors
+    assert (tmp_path / "spamhaus_drop.txt").read_text() == "6.6.6.0/24\n"
+    assert (tmp_path / "tranco_top100k.csv").read_text() == "1,google.com\n2,a.org\n"  # the old snapshot kept
+    assert on_disk_matches_manifest(tmp_path)
+
+
+def test_a_refresh_that_stops_half_way_leaves_a_manifest_that_matches_the_files(tmp_path, feed_server):
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n", "/top-1m.csv.zip": zipped("1,google.com\n")}
+    feeds = local_feeds(feed_server.url)
+    assert refresh_feeds(tmp_path, feeds=feeds, retries=0)[1] == {}
+    feed_server.files = {"/drop.txt": b"6.6.6.0/24\n", "/top-1m.csv.zip": zipped("1,a.org\n")}
+
+    def interrupted(body: bytes) -> bytes:
+        raise KeyboardInterrupt  # Ctrl-C (or any unforeseen failure) after the first feed was replaced
+
+    feeds["tranco"] = Feed("tranco", feeds["tranco"].url, "domain-popularity", "tranco_top100k.csv",
+                           FEEDS["tranco"].parser, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        refresh_feeds(tmp_path, feeds=feeds, retries=0)
+    assert (tmp_path / "spamhaus_drop.txt").read_text() == "6.6.6.0/24\n" and on_disk_matches_manifest(tmp_path)
+
+
+def test_a_utf8_byte_order_mark_is_dropped_not_a_malformed_first_line(tmp_path):
+    from cybersentinel.ops.etl import prepare_feed_entries
+
+    mirror, out = tmp_path / "mirror", tmp_path / "feeds"
+    mirror.mkdir()
+    (mirror / "spamhaus_drop.txt").write_bytes(b"\xef\xbb\xbf1.10.16.0/20 ; SBL1\n")
+    (mirror / "tranco_top100k.csv").write_bytes(b"\xef\xbb\xbf1,google.com\n")
+    manifest, errors = refresh_feeds(out, ["spamhaus_drop", "tranco"], mirror=mirror)
+    assert errors == {} and manifest["feeds"]["spamhaus_drop"]["entries"] == 1
+    assert read_feed_file(out / "tranco_top100k.csv", parse_ranked_domains).entries == [("google.com", 1)]
+    prepared = prepare_feed_entries(out)  # `etl load` reads the same files
+    assert len(prepared.rejected) == 0 and sorted(prepared.accepted["entry"]) == ["1.10.16.0/20", "google.com"]

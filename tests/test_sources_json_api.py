@@ -1,9 +1,11 @@
 """The `json_api` source against a local HTTP server on 127.0.0.1: pagination, rate limiting, bounded
 retries (429 with Retry-After, 5xx, slow, cut-short, wrong-checksum and unparsable replies), the max-pages
-bound, same-origin next links, and the record of what was fetched when."""
+bound, same-origin next links and redirects, repeated pages, size caps, and the record of what was fetched
+when (credentials redacted)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures_http import Reply, paginated_api
+from fixtures_http import LocalHTTPServer, Reply, paginated_api
 
 from cybersentinel.ingest.base import SourceError
 from cybersentinel.ingest.json_api import iter_pages, json_api_snapshot, read_json_api
@@ -110,7 +112,10 @@ def test_a_client_error_is_not_retried(http_server):
 
 
 def test_an_api_that_paginates_forever_is_an_error_after_max_pages(http_server):
-    url = http_server.route("/api", lambda q, h: Reply(200, {"urls": RECORDS[:100]}))  # every page is full
+    def endless(query: dict[str, str], headers: dict[str, str]) -> Reply:  # every page is full and new
+        return Reply(200, {"urls": [{**r, "id": f"{query['page']}-{r['id']}"} for r in RECORDS[:100]]})
+
+    url = http_server.route("/api", endless)
     with pytest.raises(SourceError, match="still has more pages after max_pages=7"):
         read_json_api("s", api_spec(url=url, max_pages=7))
     assert http_server.hits("/api") == 7
@@ -137,6 +142,86 @@ def test_a_constant_label_for_a_block_list(http_server):
     url = http_server.route("/api", paginated_api([{"url": r["url"]} for r in RECORDS[:3]]))
     table = read_json_api("s", api_spec(url=url, label=1, columns=None)).table
     assert table["label"].tolist() == [1, 1, 1]
+
+
+def test_redirects_are_followed_only_on_the_api_origin_and_the_token_never_leaves_it(http_server, monkeypatch):
+    monkeypatch.setenv("CYBERSENTINEL_API_TOKEN", "s3cret-token")
+    http_server.route("/api", paginated_api(RECORDS[:5]))
+    moved = http_server.route("/old", lambda q, h: Reply(301, b"", {"Location": "/api?" + "&".join(
+        f"{k}={v}" for k, v in q.items())}))
+    assert read_json_api("s", api_spec(url=moved)).table["url"].tolist() == [r["url"] for r in RECORDS[:5]]
+    other = LocalHTTPServer()  # another port: another origin
+    try:
+        other.route("/steal", paginated_api([{"url": "http://evil.example/", "label": 0}]))
+        url = http_server.script("/hop", Reply(302, b"", {"Location": other.url("/steal")}))
+        with pytest.raises(SourceError, match=r"/hop.*redirected to .*/steal, off the API's origin"):
+            read_json_api("s", api_spec(url=url))
+        assert other.requests == []
+    finally:
+        other.close()
+
+
+def test_a_server_that_caps_the_page_size_loses_no_records(http_server):
+    def capped(query: dict[str, str], headers: dict[str, str]) -> Reply:  # 100 a page, whatever limit asks
+        page, size = int(query["page"]), min(int(query["limit"]), 100)
+        return Reply(200, {"urls": RECORDS[(page - 1) * size: page * size]})
+
+    url = http_server.route("/api", capped)
+    spec = api_spec(url=url)
+    spec["pagination"]["page_size"] = 1000
+    assert read_json_api("s", spec).table["url"].tolist() == [r["url"] for r in RECORDS]
+    assert [q["page"] for _, q, _ in http_server.requests] == ["1", "2", "3", "4"]  # on to the empty page
+
+
+def test_credentials_in_the_url_never_reach_the_fetch_record_or_an_error(http_server):
+    http_server.route("/api", paginated_api(RECORDS[:5]))
+    url = http_server.base.replace("//", "//analyst:pa55word@") + "/api"
+    got = read_json_api("s", api_spec(url=url))
+    assert "pa55word" not in json.dumps(got.fetches) and "***@127.0.0.1" in got.fetches[0]["from"]
+    assert "***@127.0.0.1" in got.fetches[1]["url"]
+    http_server.route("/api", lambda q, h: Reply(200, {"urls": [{"url": f"http://p{q['page']}.example"}]}))
+    with pytest.raises(SourceError, match="max_pages=2") as raised:
+        read_json_api("s", api_spec(url=url, max_pages=2, label=1, columns=None))
+    assert "pa55word" not in str(raised.value)
+
+
+def test_a_repeated_cursor_or_page_is_an_error_at_once(http_server):
+    fresh = itertools.count()  # new records each time: only the cursor repeats
+    url = http_server.route("/loop", lambda q, h: Reply(200, {"urls": [{"url": f"http://x{next(fresh)}.example"}],
+                                                              "next": "same"}))
+    with pytest.raises(SourceError, match=r"loop\?cursor=same page 3: .* repeats page 2's"):
+        read_json_api("s", api_spec(url=url, pagination={"style": "cursor"}, label=1, columns=None))
+    assert http_server.hits("/loop") == 2
+    url = http_server.route("/deaf", lambda q, h: Reply(200, {"urls": RECORDS[:100]}))  # ignores ?page
+    with pytest.raises(SourceError, match=r"page=2 page 2: the same records as page 1"):
+        read_json_api("s", api_spec(url=url))
+    assert http_server.hits("/deaf") == 2
+
+
+def test_a_missing_checksum_header_is_an_error(http_server):
+    url = http_server.route("/api", lambda q, h: Reply(200, {"urls": RECORDS[:5]}))
+    with pytest.raises(SourceError, match=r"page=1.*no X-Content-SHA256 header to check the body against"):
+        read_json_api("s", api_spec(url=url, checksum_header="X-Content-SHA256"))
+
+
+def test_a_response_over_the_size_cap_is_an_error(http_server):
+    url = http_server.route("/api", paginated_api(RECORDS))
+    with pytest.raises(SourceError, match=r"page=1.*larger than source.max_response_bytes=5000"):
+        read_json_api("s", api_spec(url=url, max_response_bytes=5000))  # a page is ~8.5 kB
+    assert http_server.hits("/api") == 1
+    assert len(read_json_api("s", api_spec(url=url, max_response_bytes=1_000_000)).table) == len(RECORDS)
+
+
+def test_a_relative_next_link_is_resolved_against_the_page(http_server):
+    pages = {None: {"urls": RECORDS[:1], "next": "?cursor=2"}, "2": {"urls": RECORDS[1:2], "next": None}}
+    url = http_server.route("/rel", lambda q, h: Reply(200, pages[q.get("cursor")]) if q.get("cursor") in pages
+                            else Reply(400, b"bad cursor"))
+    got = read_json_api("s", api_spec(url=url, pagination={"style": "cursor"}))
+    assert got.table["url"].tolist() == [r["url"] for r in RECORDS[:2]]
+    assert [q for _, q, _ in http_server.requests] == [{}, {"cursor": "2"}]
+    pages["2"]["next"] = "//127.0.0.2:1/rel?cursor=3"  # protocol-relative: another host
+    with pytest.raises(SourceError, match="leaves"):
+        read_json_api("s", api_spec(url=url, pagination={"style": "cursor"}))
 
 
 def run_stage(script: str, cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -22,6 +22,7 @@ def test_valid_table_passes_unchanged():
 @pytest.mark.parametrize(("column", "value", "message"), [
     ("label", [0, 2, 1, 0], "label"),
     ("url", ["http://a.com", "   ", "c.net", "d.org"], "blank URL"),
+    ("url", ["http://a.com", "http://a\x00b.example/", "\x00", "d.org"], "NUL byte in URL"),
     ("snapshot", "not-a-hash", "snapshot"),
 ])
 def test_schema_violations_fail_with_a_readable_message(column, value, message):

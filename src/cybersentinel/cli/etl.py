@@ -39,13 +39,18 @@ DsnEnvOption = Annotated[str, typer.Option(help="Environment variable (or .env e
 UriEnvOption = Annotated[str, typer.Option(help="Environment variable (or .env entry) holding the MongoDB URI.")]
 
 
+DEFAULT_VALIDATED = Path("data/validated.parquet")
+
+
 DatabaseOption = Annotated[str, typer.Option(help="MongoDB database (default: the URI's, else cybersentinel).")]
 
 
 def _fail(message: str) -> typer.Exit:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    # escaped: a path or a server's text is data, not markup; soft wrap: one message, one line
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(2)
 
 
@@ -81,8 +86,9 @@ def _default_mongo_db(uri_env: str) -> str | None:
 @etl_app.command("load")
 def load_command(
     to: ToOption,
-    validated: Annotated[Path, typer.Option(help="Validated URL table (parquet) from the pipeline.")] = Path(
-        "data/validated.parquet"),
+    validated: Annotated[Path | None, typer.Option(
+        help=f"Validated URL table (parquet) from the pipeline. Default: {DEFAULT_VALIDATED}, skipped when absent; "
+             "a path given here must exist.", show_default=False)] = None,
     feeds: Annotated[Path, typer.Option("--feeds-dir", help="Feed snapshot folder (`cybersentinel feeds refresh`).")
                      ] = Path("data/feeds"),
     feeds_alias: FeedsAlias = None,
@@ -92,7 +98,8 @@ def load_command(
     uri_env: UriEnvOption = "CYBERSENTINEL_MONGODB_URI",
     database: DatabaseOption = "",
 ) -> None:
-    """Upsert validated URLs and feed entries (idempotent); rejected rows go to the quarantine table."""
+    """Upsert validated URLs and feed entries (idempotent); rejected rows go to the quarantine table, and rows of
+    a loaded source that its new table no longer holds are deleted."""
     import time
 
     from rich.console import Console
@@ -104,6 +111,10 @@ def load_command(
     console = Console(stderr=True)
     feeds = feeds_dir_or_alias(feeds, feeds_alias)
     batches = []
+    if validated is not None and not validated.is_file():  # a mistyped path must not load only the feeds
+        problem = "is not a file" if validated.exists() else "does not exist"
+        raise _fail(f"--validated {validated} {problem}: nothing was loaded")
+    validated = validated or DEFAULT_VALIDATED
     if validated.is_file():
         try:
             batches.append(read_url_table(validated))
@@ -130,7 +141,7 @@ def load_command(
     except (LoadError, SourceError) as exc:
         raise _fail(str(exc)) from None
     seconds = time.perf_counter() - started
-    table = RichTable("table", "inserted", "updated", "unchanged", "rejected", title=f"etl load --to {to}")
+    table = RichTable("table", "inserted", "updated", "unchanged", "rejected", "deleted", title=f"etl load --to {to}")
     for name, count in counts.items():
         table.add_row(name, *(f"{v:,}" for v in asdict(count).values()))
     Console().print(table)

@@ -29,7 +29,11 @@ def schema_for(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> pa.DataFrameS
     if dataset["kind"] == "url" or "url" in frame.columns:
         columns["url"] = pa.Column(str, [pa.Check.str_length(1, MAX_URL_LENGTH),
                                          pa.Check(lambda s: s.str.strip() != "", element_wise=False,
-                                                  error="blank URL")])
+                                                  error="blank URL"),
+                                         # a NUL byte ends the text for C tools (PostgreSQL refuses it): the ETL
+                                         # would drop the row, so the table is refused here instead
+                                         pa.Check(lambda s: ~s.str.contains("\x00", regex=False),
+                                                  element_wise=False, error="NUL byte in URL")])
     if dataset["kind"] == "tabular":
         allowed = dataset.get("feature_values")
         checks = [pa.Check.isin(allowed)] if allowed else [pa.Check(lambda s: s.notna() & (s.abs() < float("inf")),

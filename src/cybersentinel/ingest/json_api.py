@@ -3,8 +3,10 @@
 Page-number or cursor pagination bounded by ``max_pages`` (an API that keeps paginating is an error, not
 an endless loop), a client-side rate limit, bounded retries with exponential backoff (honouring
 ``Retry-After``) for 429/5xx, timeouts, cut-short, unparsable or checksum-failing bodies, and a record of
-every request: what was fetched, when, its status and the sha256 of its body. Next-page links are
-followed only on the configured API's own origin.
+every request: what was fetched, when, its status and the sha256 of its body (URL credentials redacted).
+Next-page links (absolute or relative) and redirects are followed only on the configured API's own origin,
+so the token never leaves it; a looping API (a repeated link or cursor, a page repeating an earlier one) and
+a response over ``max_response_bytes`` are errors.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import pandas as pd
 
@@ -25,9 +27,17 @@ from cybersentinel.core.retry import retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, tidy, utc_now
 from cybersentinel.ingest.fingerprint import Fingerprint
 
+if TYPE_CHECKING:  # requests is imported where a request is made
+    import requests
+
 API_URL_ENV = "CYBERSENTINEL_API_URL"
 API_TOKEN_ENV = "CYBERSENTINEL_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RESPONSE_BYTES = 64 << 20  # default source.max_response_bytes: one page never fills the memory
+MAX_REDIRECTS = 5
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# A next-page value starting so is a link (resolved against the page's URL); anything else is a cursor token.
+LINK_PREFIXES = ("http://", "https://", "/", "?", "./", "../")
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +58,30 @@ def api_url(source_name: str, spec: Mapping[str, Any]) -> str:
     if urlsplit(url).scheme not in ("http", "https"):
         raise SourceError(f"json_api source {source_name}: {redact(url)!r} is not an http(s) URL")
     return url
+
+
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """Scheme, host and port (default filled in) that a link must share with the API; None if unparsable."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+    except ValueError:  # a broken IPv6 host, a port that is not a number or out of range: on no origin
+        return None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def join_link(base: str, link: str) -> str:
+    """``link`` resolved against ``base``; an unparsable one as it is (`origin_of` then rejects it)."""
+    try:
+        return urljoin(base, link)
+    except ValueError:
+        return link
+
+
+def shown(url: str, params: Mapping[str, Any]) -> str:
+    """The page's URL with its query as sent, credentials redacted: how messages and the fetch log name it."""
+    query = urlencode(dict(params))
+    return redact(f"{url}{'&' if '?' in url else '?'}{query}" if query else url)
 
 
 def dig(payload: Any, path: str | None) -> Any:
@@ -78,6 +112,35 @@ class RateLimiter:
         self.next_at = max(now, self.next_at) + self.interval
 
 
+def _get_on_origin(session, url: str, params: Mapping[str, Any], headers: Mapping[str, str],
+                   timeout: float) -> requests.Response:
+    """The streamed response to GET ``url``, following at most MAX_REDIRECTS redirects, all on ``url``'s origin:
+    requests would follow any and strip only ``Authorization``, so the token header would reach another host."""
+    origin = origin_of(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        response = session.get(url, params=params, headers=headers, timeout=timeout, allow_redirects=False,
+                               stream=True)
+        if not response.is_redirect:
+            return response
+        response.close()
+        target = join_link(response.url, response.headers["Location"])
+        if origin is None or origin_of(target) != origin:
+            raise SourceError(f"{redact(response.url)}: redirected to {redact(target)}, off the API's origin")
+        url, params = target, {}  # the Location carries its own query
+    raise SourceError(f"{redact(response.url)}: more than {MAX_REDIRECTS} redirects")
+
+
+def _read_capped(response, limit: int) -> bytes:
+    """The (decoded) body, failing as soon as it passes ``limit`` bytes rather than after reading it all."""
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise SourceError(f"{redact(response.url)}: the response is larger than source.max_response_bytes="
+                              f"{limit}")
+    return bytes(body)
+
+
 def _get_once(session, url: str, params: Mapping[str, Any], headers: Mapping[str, str],
               spec: Mapping[str, Any], fetch: dict[str, Any]) -> Any:
     """One request; raises _RetryableError for what another try may fix, SourceError for what it cannot."""
@@ -85,20 +148,24 @@ def _get_once(session, url: str, params: Mapping[str, Any], headers: Mapping[str
 
     started = time.monotonic()
     try:
-        response = session.get(url, params=params, headers=headers, timeout=float(spec.get("timeout_s", 30)))
-    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        with _get_on_origin(session, url, params, headers, float(spec.get("timeout_s", 30))) as response:
+            body = _read_capped(response, int(spec.get("max_response_bytes", MAX_RESPONSE_BYTES)))
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError) as exc:  # cut short or garbled on the way: try again
         fetch.update(error=type(exc).__name__, elapsed_s=round(time.monotonic() - started, 3))
         raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
-    body = response.content
-    fetch.update(url=response.url, status=response.status_code, bytes=len(body),
+    fetch.update(url=redact(response.url), status=response.status_code, bytes=len(body),
                  sha256=hashlib.sha256(body).hexdigest(), elapsed_s=round(time.monotonic() - started, 3))
     if response.status_code in RETRY_STATUSES:
         raise _RetryableError(f"HTTP {response.status_code}", retry_after_seconds(response.headers.get("Retry-After")))
     if response.status_code != 200:
         raise SourceError(f"{redact(response.url)}: HTTP {response.status_code} {response.reason}: {body[:200]!r}")
-    expected = response.headers.get(spec["checksum_header"]) if spec.get("checksum_header") else None
-    if expected and expected.strip().lower() != fetch["sha256"]:
-        raise _RetryableError(f"body does not match its {spec['checksum_header']} checksum")
+    if header := spec.get("checksum_header"):
+        expected = response.headers.get(header)
+        if not expected:  # an unverifiable body is as untrustworthy as a wrong one (a proxy may drop it: retry)
+            raise _RetryableError(f"no {header} header to check the body against")
+        if expected.strip().lower() != fetch["sha256"]:
+            raise _RetryableError(f"body does not match its {header} checksum")
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # typically a body cut short
@@ -110,17 +177,17 @@ def get_json(session, url: str, params: Mapping[str, Any], headers: Mapping[str,
     """GET one page, retrying with exponential backoff (or Retry-After) up to ``retries`` more times."""
     def attempt() -> Any:
         limiter.wait()
-        fetch: dict[str, Any] = {"url": url, "params": dict(params), "attempt": len(fetches) + 1 - first,
+        fetch: dict[str, Any] = {"url": redact(url), "params": dict(params), "attempt": len(fetches) + 1 - first,
                                  "fetched_at": utc_now()}
         fetches.append(fetch)
         try:
             return _get_once(session, url, params, headers, spec, fetch)
         except _RetryableError as exc:
-            fetch["error"] = str(exc)
+            fetch["error"] = redact(str(exc))
             raise
 
     first = len(fetches)
-    return retry_call(attempt, what=f"{redact(url)} {dict(params)}", attempts=int(spec.get("retries", 4)) + 1,
+    return retry_call(attempt, what=shown(url, params), attempts=int(spec.get("retries", 4)) + 1,
                       backoff=float(spec.get("backoff_s", 0.5)), max_delay=float(spec.get("max_backoff_s", 30)),
                       transient=(_RetryableError,), error=SourceError,
                       wait_hint=lambda exc: getattr(exc, "retry_after", None))
@@ -128,11 +195,16 @@ def get_json(session, url: str, params: Mapping[str, Any], headers: Mapping[str,
 
 def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
                fetches: list[dict[str, Any]] | None = None) -> Iterator[list[dict[str, Any]]]:
-    """The records of each page in order, until the API says there are no more (or max_pages is passed)."""
+    """The records of each page in order, until the API says there are no more (or max_pages is passed).
+
+    Page style stops at an empty page, or at a short one once a full page showed the API serves ``page_size``
+    records a page: an API that caps the size lower never sends a full page, so it is read to an empty one.
+    A request repeating an earlier one (a looping link or cursor), or a non-empty page holding the same
+    records as an earlier page (an API ignoring ``page_param``), is an error at once."""
     import requests
 
     first = api_url(source_name, spec)
-    origin = urlsplit(first)[:2]
+    origin = origin_of(first)
     session = session or requests.Session()
     fetches = fetches if fetches is not None else []
     headers = {"Accept": "application/json", "User-Agent": "cybersentinel-ingest/1"}
@@ -149,29 +221,44 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
         params[paging.get("page_param", "page")] = int(paging.get("first_page", 1))
     elif style != "cursor":
         raise SourceError(f"json_api source {source_name}: pagination.style must be 'page' or 'cursor', not {style!r}")
+    requested: dict[str, int] = {}  # each page's request (as shown) -> its page number
+    contents: dict[bytes, int] = {}  # digest of each non-empty page's records -> its page number
+    full_page_seen = False
     for pages in range(1, max_pages + 2):
+        page = shown(url, params)
         if pages > max_pages:
-            raise SourceError(f"json_api source {source_name}: {first} still has more pages after max_pages="
+            raise SourceError(f"json_api source {source_name}: {redact(first)} still has more pages after max_pages="
                               f"{max_pages}; raise source.max_pages if the data really are that large")
+        if page in requested:
+            raise SourceError(f"json_api source {source_name}: {page} page {pages}: the API's next link or cursor "
+                              f"repeats page {requested[page]}'s, so it would loop")
+        requested[page] = pages
         payload = get_json(session, url, params, headers, spec, limiter, fetches)
         records = dig(payload, spec.get("records_field"))
         if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
-            raise SourceError(f"json_api source {source_name}: {redact(url)} page {pages}: expected a list of "
+            raise SourceError(f"json_api source {source_name}: {page} page {pages}: expected a list of "
                               f"objects at {spec.get('records_field') or 'the top level'}, "
                               f"got {type(records).__name__}")
+        if records:
+            digest = hashlib.sha256(json.dumps(records).encode()).digest()  # one server, one key order
+            if digest in contents:
+                raise SourceError(f"json_api source {source_name}: {page} page {pages}: the same records as page "
+                                  f"{contents[digest]} (does the API ignore the page or cursor it is sent?)")
+            contents[digest] = pages
         fetches[-1]["records"] = len(records)
         yield records
         if style == "page":
-            if not records or (size and len(records) < int(size)):
+            full_page_seen = full_page_seen or bool(size and len(records) >= int(size))
+            if not records or (size and len(records) < int(size) and full_page_seen):
                 return
             params = {**params, paging.get("page_param", "page"): params[paging.get("page_param", "page")] + 1}
             continue
         cursor = dig(payload, paging.get("next_field", "next"))
         if not cursor:
             return
-        if isinstance(cursor, str) and (cursor.startswith(("http://", "https://", "/"))):
-            url, params = urljoin(url, cursor), {}
-            if urlsplit(url)[:2] != origin:
+        if isinstance(cursor, str) and cursor.startswith(LINK_PREFIXES):
+            url, params = join_link(url, cursor), {}  # `?cursor=2` too: a link, not a token
+            if origin is None or origin_of(url) != origin:
                 raise SourceError(f"json_api source {source_name}: next-page link {redact(url)} leaves "
                                   f"{redact(first)}'s origin")
         else:
@@ -202,8 +289,9 @@ def read_json_api(source_name: str, spec: Mapping[str, Any],
         table = tidy(pd.DataFrame.from_records(records), spec, source_name, fingerprint.sha256[:16])
     except SourceError as exc:
         raise SourceError(f"json_api source {source_name}: {exc}") from None
-    summary = {"source": source_name, "kind": "json_api", "from": api_url(source_name, spec), "rows": fingerprint.rows,
-               "fingerprint": fingerprint.sha256, "started_at": started, "finished_at": utc_now()}
+    summary = {"source": source_name, "kind": "json_api", "from": redact(api_url(source_name, spec)),
+               "rows": fingerprint.rows, "fingerprint": fingerprint.sha256, "started_at": started,
+               "finished_at": utc_now()}
     return Ingested(table, fingerprint.as_dict(), [summary, *fetches])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -57,6 +58,26 @@ def pg_connect(dsn: str, spec: Mapping[str, Any], application_name: str = "cyber
         raise
 
 
+# what psycopg2 reads as a placeholder once parameters are bound: %%, %(name)s, or % with anything else
+_PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\))?(?P<conversion>.?)", re.DOTALL)
+
+
+def check_placeholders(query: str) -> None:
+    """A SourceError for what psycopg2 would fail on with a bare TypeError or KeyError once the query is bound to
+    ``{"source": ...}``: a literal ``%`` not written ``%%``, or a parameter other than ``%(source)s``."""
+    for match in _PLACEHOLDER.finditer(query):
+        name, conversion = match["name"], match["conversion"]
+        if name is None and conversion == "%":
+            continue
+        if name is not None and conversion == "s":
+            if name != "source":
+                raise SourceError(f"the query names an unknown parameter %({name})s; the only one is %(source)s")
+            continue
+        fix = "write the parameter %(source)s" if name is not None else "write %% for a literal %"
+        raise SourceError(f"the query holds {match[0]!r} at character {match.start() + 1}: {fix} "
+                          "(the only parameter is %(source)s)")
+
+
 def pg_query(source_name: str, spec: Mapping[str, Any], columns: Sequence[str] | None):
     """``SELECT columns FROM (table rows of this source | the configured query) ORDER BY key`` with the
     source's name as the ``%(source)s`` parameter: identifiers quoted by psycopg2.sql, values bound."""
@@ -106,6 +127,11 @@ def _pg_read(source_name: str, spec: Mapping[str, Any], columns: Sequence[str] |
 
     dsn = setting_from_env(spec.get("dsn_env", PG_DSN_ENV), f"postgres source {source_name}")
     what = f"postgres source {source_name} ({describe_dsn(dsn)}, {spec.get('table') or 'query'})"
+    if spec.get("query"):
+        try:  # before connecting: psycopg2 would say only "dict is not a sequence" or KeyError
+            check_placeholders(spec["query"])
+        except SourceError as exc:
+            raise SourceError(f"{what}: {exc}") from None
     query, params = pg_query(source_name, spec, columns)
 
     def attempt() -> None:

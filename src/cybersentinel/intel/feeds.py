@@ -7,11 +7,13 @@ offline mirror, validates every line, and records url, sha256, entry count, ETag
 
 from __future__ import annotations
 
+import codecs
 import io
 import ipaddress
 import re
 import shutil
 import zipfile
+import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,7 +175,10 @@ def parse_domain_list(lines: Iterable[str], source: str) -> ParsedFeed:
 
 
 def feed_lines(data: bytes, source: str) -> list[str]:
-    """A feed file's lines; a `FeedError` naming the first line that is not UTF-8 (a UTF-16 or Latin-1 file)."""
+    """A feed file's lines; a `FeedError` naming the first line that is not UTF-8 (a UTF-16 or Latin-1 file). A
+    UTF-8 byte order mark (Windows editors write one) is dropped: it is not part of the first entry."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
     try:
         return data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
@@ -189,11 +194,14 @@ def _tranco_from_zip(payload: bytes) -> bytes:
     """tranco-list.eu serves a zip of ``rank,domain`` lines for the top million; keep the mirror's top 100k."""
     if not payload.startswith(b"PK"):
         return payload
-    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-        member = next((name for name in archive.namelist() if name.endswith(".csv")), None)
-        if member is None:
-            raise FeedError("Tranco archive holds no .csv file")
-        lines = archive.read(member).splitlines(keepends=True)[:TRANCO_TOP]
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            member = next((name for name in archive.namelist() if name.endswith(".csv")), None)
+            if member is None:
+                raise FeedError("Tranco archive holds no .csv file")
+            lines = archive.read(member).splitlines(keepends=True)[:TRANCO_TOP]
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a cut-short or damaged download
+        raise FeedError(f"not a valid zip archive, perhaps a truncated download ({err})") from None
     return b"".join(lines)
 
 
@@ -251,7 +259,10 @@ def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, se
         return {**previous, "checked_at": _now(), "not_modified": True}
     if response.status_code != 200:
         raise FeedError(f"{redact(feed.url)}: HTTP {response.status_code}")
-    body = feed.transform(response.content) if feed.transform else response.content
+    try:
+        body = feed.transform(response.content) if feed.transform else response.content
+    except FeedError as err:
+        raise FeedError(f"{redact(feed.url)}: {err}") from None
     with atomic_path(target) as tmp:
         tmp.write_bytes(body)
         entry = _validated_entry(feed, tmp, feed.url)
@@ -277,10 +288,23 @@ def copy_feed(feed: Feed, out_dir: Path, mirror: Path) -> dict:
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any]:
+    """``feeds.json`` of a snapshot folder (an empty one if there is none); a one-line `FeedError` if it is not
+    a manifest (damaged, hand-edited), before any feed is touched."""
     import json
 
     path = out_dir / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {"feeds": {}}
+    if not path.exists():
+        return {"feeds": {}}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        problem = " ".join(str(err).split())
+    else:
+        feeds = manifest.get("feeds") if isinstance(manifest, dict) else None
+        if isinstance(feeds, dict) and all(isinstance(entry, dict) for entry in feeds.values()):
+            return manifest
+        problem = 'expected {"feeds": {name: entry, ...}}'
+    raise FeedError(f"{path}: not a feeds manifest ({problem}); fix or delete it, and refresh again")
 
 
 def refresh_feeds(out_dir: Path = DEFAULT_FEEDS_DIR, names: Sequence[str] = (), mirror: Path | None = None,
@@ -308,7 +332,11 @@ def refresh_feeds(out_dir: Path = DEFAULT_FEEDS_DIR, names: Sequence[str] = (), 
                 manifest["feeds"][name] = fetch_feed(feed, out_dir, manifest["feeds"].get(name), session, timeout)
         except (FeedError, OSError) as err:  # requests' errors are OSErrors: one bad feed must not stop the rest
             errors[name] = str(err)
-    write_json(out_dir / MANIFEST, manifest)
+            continue
+        # recorded as soon as the file is replaced: a refresh stopped by a later feed (Ctrl-C, a crash) still
+        # leaves a feeds.json whose sha256s are those of the files beside it
+        write_json(out_dir / MANIFEST, manifest)
+    write_json(out_dir / MANIFEST, manifest)  # also when every feed failed: the folder gets its (empty) manifest
     return manifest, errors
 
 

@@ -3,8 +3,11 @@
 Rows are checked first; a row that breaks the schema goes to the ``quarantine`` table/collection with
 the reason (never silently dropped). The rest are upserted on their natural key, so loading the same data
 twice adds nothing: PostgreSQL in one transaction (COPY into a temporary table, then one
-``INSERT ... ON CONFLICT DO UPDATE ... WHERE content changed``), MongoDB in ordered bulk writes. Each
-load reports inserted, updated, unchanged and rejected rows per table. The schema (DDL below, MongoDB
+``INSERT ... ON CONFLICT DO UPDATE ... WHERE content changed``), MongoDB in ordered bulk writes. A labelled
+URL's key is its position in its source, so the rows of a loaded source that the new table no longer holds
+(it shrank, or a row is now rejected) are deleted, in the same transaction on PostgreSQL; sources the table
+does not hold are left alone, and so are feed entries (``feed_sha256`` says which snapshot last listed one).
+Each load reports inserted, updated, unchanged, rejected and deleted rows per table. The schema (DDL below, MongoDB
 indexes) is created by ``cybersentinel etl migrate``; see the README for the tables and their keys.
 """
 
@@ -15,7 +18,7 @@ import io
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,11 +113,14 @@ class LoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class Prepared:
-    """Rows ready to load and rows rejected (``target``, ``reason``, ``record``, ``record_sha256``)."""
+    """Rows ready to load and rows rejected (``target``, ``reason``, ``record``, ``record_sha256``); ``sources``:
+    for labelled URLs, each source's row count in the loaded table (rejected rows included): its positions
+    ``0..n-1`` are all it now holds, so its rows in the database beyond them, or at a rejected one, are stale."""
 
     table: Table
     accepted: pd.DataFrame
     rejected: pd.DataFrame
+    sources: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,6 +129,7 @@ class Counts:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    deleted: int = 0  # rows of a loaded source that the new table no longer holds
 
 
 def _native(value: Any) -> Any:
@@ -217,7 +224,8 @@ def prepare_labelled_urls(frame: pd.DataFrame) -> Prepared:
     bad = frame[~accepted_mask]
     rejected = _rejections("labelled_urls", [record_json(r) for r in bad.to_dict("records")],
                            reasons[~accepted_mask].tolist())
-    return Prepared(TABLES["labelled_urls"], rows, rejected)
+    named = source[source.str.strip() != ""]  # a row without a source is rejected and belongs to none
+    return Prepared(TABLES["labelled_urls"], rows, rejected, {str(s): int(n) for s, n in named.value_counts().items()})
 
 
 def read_url_table(path: Path) -> Prepared:
@@ -243,7 +251,8 @@ def _feed_entries_of(feed, path: Path, feed_sha256: str) -> tuple[list[dict[str,
     from cybersentinel.intel.feeds import FeedError
 
     entries, rejects, first_line, position = [], [], {}, 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    # utf-8-sig: a byte order mark is dropped, as `feeds refresh` does, not part of line 1's entry
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
         record = json.dumps({"feed": feed.name, "file": path.name, "line": lineno, "text": line[:2000]})
         try:
             parsed = feed.parser([line], f"{feed.name}:{lineno}")
@@ -382,16 +391,24 @@ def _upsert_pg(cur, prepared: Prepared) -> Counts:
     """).format(target=target, columns=columns, stage=stage, updates=updates,
                 key=sql.SQL(", ").join(map(sql.Identifier, table.key))))
     inserted, updated = cur.fetchone()
+    deleted = 0
+    if prepared.sources:  # the loaded sources' rows the new table no longer holds (keys are positions)
+        scope, position = (sql.Identifier(c) for c in table.key)
+        cur.execute(sql.SQL("""
+            DELETE FROM {target} AS t WHERE t.{scope} = ANY(%s)
+            AND NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE s.{scope} = t.{scope} AND s.{position} = t.{position})
+        """).format(target=target, stage=stage, scope=scope, position=position), (list(prepared.sources),))
+        deleted = cur.rowcount
     if len(prepared.rejected):
         execute_values(cur, "INSERT INTO quarantine (target, reason, record, record_sha256) VALUES %s "
                             "ON CONFLICT (target, record_sha256, reason) DO NOTHING",
                        prepared.rejected[["target", "reason", "record", "record_sha256"]].itertuples(index=False))
-    return Counts(inserted, updated, len(prepared.accepted) - inserted - updated, len(prepared.rejected))
+    return Counts(inserted, updated, len(prepared.accepted) - inserted - updated, len(prepared.rejected), deleted)
 
 
 def load_postgres(dsn: str, batches: Sequence[Prepared], spec: Mapping[str, Any] | None = None) -> dict[str, Counts]:
-    """Upsert every batch in one transaction: all of it is committed or none; a dropped connection is
-    retried from the start (the upserts are idempotent)."""
+    """Upsert every batch, and delete the loaded sources' stale rows, in one transaction: all of it is committed
+    or none; a dropped connection is retried from the start (the upserts and deletes are idempotent)."""
     import psycopg2
 
     from cybersentinel.core.retry import retry_call
@@ -458,12 +475,30 @@ def _upsert_mongo(db, prepared: Prepared, batch_size: int, now: datetime) -> Cou
         counts.inserted += result.upserted_count
         counts.updated += result.modified_count
     counts.unchanged = len(prepared.accepted) - counts.inserted - counts.updated
+    counts.deleted = _delete_stale_mongo(db, prepared)
     rejected = prepared.rejected.to_dict("records")
     for batch in _chunks(rejected, batch_size):
         ops = [UpdateOne({k: r[k] for k in ("target", "record_sha256", "reason")},
                          {"$setOnInsert": {"record": r["record"], "rejected_at": now}}, upsert=True) for r in batch]
         db.quarantine.bulk_write(ops, ordered=True)
     return counts
+
+
+def _delete_stale_mongo(db, prepared: Prepared) -> int:
+    """Delete the loaded sources' documents the new table no longer holds: positions past its end, or where its
+    row is now rejected (few, so the filter stays small however long the source is)."""
+    if not prepared.sources:  # feed entries: keyed by what they are, not by position
+        return 0
+    scope, position = prepared.table.key
+    kept: dict[str, set[int]] = {}
+    for source, row in zip(prepared.accepted[scope], prepared.accepted[position], strict=True):
+        kept.setdefault(source, set()).add(int(row))
+    deleted = 0
+    for source, rows in prepared.sources.items():
+        gaps = sorted(set(range(rows)) - kept.get(source, set()))
+        stale = {"$or": [{position: {"$gte": rows}}, {position: {"$in": gaps}}]} if gaps else {position: {"$gte": rows}}
+        deleted += db[prepared.table.name].delete_many({scope: source, **stale}).deleted_count
+    return deleted
 
 
 def load_mongodb(db, batches: Sequence[Prepared], batch_size: int = 1000) -> dict[str, Counts]:
