@@ -175,10 +175,54 @@ def test_allowlisted_and_popular_sites_are_never_blocked_but_an_explicit_block_l
     entries, rejected, _ = entries_from_scored(scored_frame(rows), "s", guard=Guard(
         guard.allow, {**guard.popularity, "paypal.com": 5}, 10_000))
     assert [e.value for e in entries] == ["login.rare.org"]
-    assert [r.reason.split(" (")[0] for r in rejected] == ["popular site paypal.com", "popular site google.com",
-                                                           "allowlisted"]
-    blocked, refused = entries_from_block_list({"docs.google.com": "ours", "intranet.example.org": "ours"}, guard)
-    assert [e.value for e in blocked] == ["docs.google.com"] and refused[0].value == "intranet.example.org"
+    assert [r.reason.split(" (")[0] for r in rejected] == ["popular site paypal.com",
+                                                           "docs.google.com is a host where anyone can publish: never "
+                                                           "a host rule", "allowlisted"]
+    blocked, refused = entries_from_block_list({"mail.google.com": "ours", "intranet.example.org": "ours"}, guard)
+    assert [e.value for e in blocked] == ["mail.google.com"] and refused[0].value == "intranet.example.org"
+
+
+# A block rule on these covers a whole platform (DNS formats block the subdomains too), whatever asks for it.
+PLATFORM_RULES = {
+    "amazonaws.com": "amazonaws.com covers the public suffix s3.amazonaws.com and",
+    "windows.net": "windows.net covers the public suffix servicebus.windows.net and",
+    "compute-1.amazonaws.com": "compute-1.amazonaws.com covers the public suffix *.compute-1.amazonaws.com (",
+    "docs.google.com": "docs.google.com is a host where anyone can publish",
+    "a.sites.google.com": "a.sites.google.com is under sites.google.com, a host where anyone can publish",
+    "ipfs.io": "ipfs.io is a host where anyone can publish",
+    "weebly.com": "weebly.com covers *.weebly.com, a host where anyone can publish",
+    "google.com": "google.com covers sites.google.com, a host where anyone can publish",
+    "bit.ly": "bit.ly is a URL shortener", "t.co": "t.co is a URL shortener",
+}
+
+
+def test_no_rule_covers_a_whole_platform_from_any_input(tmp_path, monkeypatch):
+    """A name with a public suffix beneath it, a user-content host, a shortener or a name above one is refused
+    (`platform_problem`) for scored rows, feeds and an explicit block list alike; one user's site there is not."""
+    guard = Guard(None, {}, 0)
+    sites = ["paypal-secure-login.s3.amazonaws.com", "kit.weebly.com", "login.windows.net", "evil.github.io"]
+    rows = [(f"https://{name}/x", "malicious", "0.99", "") for name in [*PLATFORM_RULES, *sites]]
+    entries, rejected, _ = entries_from_scored(scored_frame(rows), "s", guard=guard)
+    assert [e.value for e in entries] == sites
+    assert all(r.reason.startswith(PLATFORM_RULES[r.value.split("/")[2]]) for r in rejected), rejected
+    assert len(rejected) == len(PLATFORM_RULES) and all(r.reason.endswith("never a host rule") for r in rejected)
+    blocked, refused = entries_from_block_list({name: "ours" for name in [*PLATFORM_RULES, *sites]}, guard)
+    assert [e.value for e in blocked] == sites and {r.value for r in refused} == set(PLATFORM_RULES)
+    found, refused = entries_from_feeds(IntelIndex.build({}, {"list": [*PLATFORM_RULES, *sites]}), guard)
+    assert sorted(e.value for e in found) == sorted(sites) and {r.value for r in refused} == set(PLATFORM_RULES)
+
+    monkeypatch.chdir(tmp_path)  # the command: refusals go to rejected.csv with their reason
+    scored = tmp_path / "scored.csv"
+    scored_frame(rows).to_csv(scored, index=False)
+    result = CliRunner().invoke(app, ["blocklist", "export", str(scored), "-o", str(tmp_path / "out"), "-f",
+                                      "dnsmasq", "--allow-top", "0"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "dnsmasq-blocklist.conf").read_text().splitlines()[1:] == [
+        f"local=/{name}/" for name in sorted(sites)]
+    with open(tmp_path / "out" / "rejected.csv", newline="") as handle:
+        reasons = {row["value"].split("/")[2]: row["reason"] for row in csv.DictReader(handle)}
+    assert sorted(reasons) == sorted(PLATFORM_RULES)
+    assert all(reasons[name].startswith(start) for name, start in PLATFORM_RULES.items())
 
 
 def test_no_range_covers_an_allowlisted_address_or_a_pinned_resolver():
@@ -228,6 +272,8 @@ def test_min_score_selects_scored_rows():
 @pytest.mark.parametrize("host", ["1.10.4101", "0x1.0xa.0x10.0x5", "01.012.020.05", "１.１０.１６.５", "1。10。16。5"])
 def test_host_forms_of_one_address_become_one_rule(host):
     assert target_of(f"http://{host}/x") == ("ipv4", "1.10.16.5/32")
+    # a redirector's link was judged as the page it leads to: the rule names that page's host, not Google's
+    assert target_of("https://www.google.com/url?q=https://kit.example.net/login") == ("domain", "kit.example.net")
 
 
 def test_output_is_deterministic_whatever_the_row_order(tmp_path):

@@ -16,7 +16,7 @@ from cybersentinel.ops.blocklist import target_of
 from cybersentinel.scoring.decider import known_software_file, page_asset, userinfo_deception
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.scoring.policy import SiteList
-from cybersentinel.url.parsing import browser_url, page_key, parse_ip, url_fields
+from cybersentinel.url.parsing import browser_url, page_key, parse_ip, redirect_note, url_fields
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -68,6 +68,9 @@ def test_a_page_key_ignores_what_does_not_change_the_page() -> None:
         assert listed.match_url(same) == f"analyst feedback #1: {page_key(page)}", same
     for other in (page + "?usp=sf_link", page.replace("viewform", "edit"), page.replace(".com", ".com:8443")):
         assert listed.match_url(other) == "", other
+    assert listed.match_url(page.replace("https://docs", "HTTPS://WWW.DOCS")) != ""  # the host's case is no matter
+    short = SiteList(urls={"https://bit.ly/3xYzAbC": "analyst feedback #2"})  # the path's is: another short link
+    assert short.match_url("https://bit.ly/3xyzabc") == "" and short.match_url("https://bit.ly/3xYzAbC/") != ""
 
 
 def test_a_page_name_after_a_script_is_path_info_not_the_file_served() -> None:
@@ -140,3 +143,34 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
             (url, variant)
     for (url, variant), row in zip(pairs[::7], singles, strict=True):
         assert (row["verdict"], row["score"]) == (plain[url]["verdict"], plain[url]["score"]), (url, variant)
+
+
+@pytest.mark.parametrize(("link", "target"), [
+    ("https://www.google.com/url?sa=t&q=&url=http%3A%2F%2Fkit.example%2Flogin%2F&usg=x", "http://kit.example/login/"),
+    ("https://www.google.co.uk/url?hl=en&amp;q=http://kit.example/a/&amp;source=gmail", "http://kit.example/a/"),
+    ("https://eur01.safelinks.protection.outlook.com/?url=https%3A%2F%2Fkit.example%2Fx&data=04", "https://kit.example/x"),
+    ("https://l.facebook.com/l.php?u=https%3A%2F%2Fkit.example%2F&h=AT0", "https://kit.example/"),
+    ("https://www.youtube.com/redirect?event=video&q=https%3A%2F%2Fkit.example%2Fgift", "https://kit.example/gift"),
+    ("https://urldefense.com/v3/__https://kit.example/login?id=1__;!!Ab1$", "https://kit.example/login?id=1"),
+    ("https://urldefense.proofpoint.com/v2/url?u=https-3A__kit.example_login&d=DwM", "https://kit.example/login"),
+    ("https://www.google.com/amp/s/kit.example/view?id=2", "https://kit.example/view?id=2"),
+    ("https://duckduckgo.com/l/?uddg=https%3A%2F%2Fkit.example%2F&rut=abc", "https://kit.example/"),
+    ("https://adclick.g.doubleclick.net/pcs/click?xai=AKAO&sig=Cg0&adurl=https://kit.example/x", "https://kit.example/x"),
+    # one wrapped in another: the page at the end
+    ("https://nam02.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.google.com%2Furl%3Fq%3Dhttps%3A%2F%2F"
+     "kit.example%2Fa", "https://kit.example/a"),
+])
+def test_a_redirectors_link_is_the_page_it_leads_to(link: str, target: str) -> None:
+    assert browser_url(link) == target
+    assert redirect_note(link).endswith("to `kit.example`: judged as that page")
+    assert page_key(link) == page_key(target)  # an analyst's correction of the link is one of the page
+
+
+@pytest.mark.parametrize("url", [
+    "https://www.google.com/search?q=https://kit.example/",  # a search, not a redirect
+    "https://www.google.com/url?q=/relative/path",  # no web address to go to
+    "https://google.com.evil.top/url?q=https://kit.example/",  # not Google's host
+    "https://l.facebook.com/l.php?u=javascript:alert(1)",
+])
+def test_other_links_are_not_unwrapped(url: str) -> None:
+    assert browser_url(url) == url and redirect_note(url) == ""

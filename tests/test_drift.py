@@ -119,7 +119,7 @@ def test_bad_input_is_a_clear_usage_error(tmp_path: Path, model_dir: Path) -> No
 
 
 LAX = ("--feature-psi", "1000", "--drifted-share", "1", "--score-psi", "1000", "--flagged-delta", "1",
-       "--no-score-share", "1")  # nothing drifts: the exit status says only whether the command worked
+       "--no-score-share", "1", "--min-rows", "1")  # nothing drifts: the exit status says only whether it worked
 
 
 def test_markup_in_a_path_is_printed_as_text(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
@@ -186,3 +186,40 @@ def test_columns_drift_cannot_use_are_clear_errors(tmp_path: Path, model_dir: Pa
                                  "--out", str(tmp_path / "o"))
         assert code == 2 and message in output, output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("rows", [5, 50])
+def test_too_few_rows_are_not_judged(tmp_path: Path, model_dir: Path, rows: int) -> None:  # noqa: F811
+    """5 and 50 rows of newer traffic gave DRIFT (score PSI 4.4 and 0.57): too few to judge, a status of their
+    own (3), no report; --min-rows lowers the bar."""
+    traffic = tmp_path / "small.csv"
+    newer_traffic()[["url"]].head(rows).to_csv(traffic, index=False)
+    code, output = run_drift("--current", str(traffic), "--model-dir", str(model_dir), "--out", str(tmp_path / "o"))
+    assert code == 3, output
+    assert f"too few rows to judge drift: {rows} rows from {traffic}, fewer than --min-rows 200" in output
+    assert not (tmp_path / "o").exists()
+    code, output = run_drift("--current", str(traffic), "--model-dir", str(model_dir), "--out", str(tmp_path / "o"),
+                             "--min-rows", str(rows))
+    assert code in (0, 1) and (tmp_path / "o" / "drift.json").is_file(), output
+
+
+def test_rows_of_another_model_are_named_and_drift_has_no_column_option(
+        tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "decisions"
+    folder.mkdir()
+    app = create_app(Settings(model_dir=model_dir, feeds_dir=None, decision_log=folder))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.post("/v1/score", json={"urls": ["http://example.com/"]}).status_code == 200
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.json").write_text(json.dumps({**json.loads((model_dir / "model.json").read_text()),
+                                                  "sha256": "f" * 64}))
+    code, output = run_drift("--current", str(folder), "--last", "1h", "--model-dir", str(other))
+    sha = json.loads((model_dir / "model.json").read_text())["sha256"]
+    assert code == 2 and "belong to another model" in output and sha[:12] in output, output
+    pq.write_table(pa.table({"url": pa.array([1, 2, 3])}), tmp_path / "int.parquet")
+    code, output = run_drift("--current", str(tmp_path / "int.parquet"), "--model-dir", str(model_dir))
+    assert code == 2 and "the `url` column holds int64 values, not text" in output and "--column" not in output

@@ -88,6 +88,85 @@ def test_a_host_correction_never_covers_a_public_suffix_or_reserved_space(store:
     assert store.list() == []
 
 
+# Hosts whose rule would cover a whole platform: a public suffix beneath (``s3.amazonaws.com``, ``*.dweb.link``),
+# a user-content host, a shortener, or a name above one (``weebly.com`` above ``*.weebly.com``).
+PLATFORMS = ["https://amazonaws.com/", "https://windows.net/", "https://docs.google.com/x", "http://sites.google.com/",
+             "https://storage.googleapis.com/b/o", "https://firebasestorage.googleapis.com/v0/b", "https://weebly.com/",
+             "https://ipfs.io/ipfs/Qm", "https://dweb.link/", "https://bit.ly/3xYz", "https://t.co/a",
+             "https://tinyurl.com/y", "https://forms.gle/x", "https://google.com/", "https://a.sites.google.com/"]
+
+
+@pytest.mark.parametrize("url", PLATFORMS)
+def test_a_host_correction_never_covers_a_whole_platform(store: FeedbackStore, url: str) -> None:
+    for kind in ("false_positive", "confirmed_malicious"):
+        with pytest.raises(FeedbackError, match=r"never a host rule; use scope url$"):
+            store.add(url, kind, "host", "alice")
+    assert store.list() == []
+    page, _ = store.add(url, "false_positive", "url", "alice")  # the page itself can still be corrected
+    assert page.scope == "url"
+
+
+def test_one_users_site_on_a_platform_is_a_host_of_its_own(store: FeedbackStore) -> None:
+    for url in ("https://paypal-secure-login.s3.amazonaws.com/index.html", "http://kit.weebly.com/login",
+                "https://login.windows.net/common/oauth2/authorize", "http://evil.github.io/"):
+        item, created = store.add(url, "confirmed_malicious", "host", "alice")
+        assert created and item.target == url.split("/")[2]
+
+
+def test_a_platform_host_correction_gets_a_422_and_changes_no_verdict(service) -> None:
+    client, _ = service
+    kit = "https://paypal-secure-login.s3.amazonaws.com/index.html"
+    before = score(client, kit)["verdict"]
+    for url, kind in (("https://amazonaws.com/", "false_positive"), ("https://windows.net/", "confirmed_malicious"),
+                      ("https://bit.ly/", "confirmed_malicious")):
+        response = client.post("/v1/feedback", json={"url": url, "kind": kind, "scope": "host", "analyst": "m"})
+        assert response.status_code == 422 and "use scope url" in response.json()["detail"], response.text
+    assert client.get("/v1/feedback").json()["count"] == 0
+    assert score(client, kit)["verdict"] == before and "analyst feedback" not in score(client, kit)["reasons"]
+
+
+@pytest.mark.parametrize("later", ["https://kit2.example.net/a.php", "https://kit2.example.net/a.php#frag",
+                                   "kit2.example.net/a.php/", "https://user@kit2.example.net:443/a.php?"])
+def test_a_later_correction_of_the_same_page_supersedes_the_earlier(store: FeedbackStore, later: str) -> None:
+    first, _ = store.add("https://kit2.example.net:443/a.php", "confirmed_malicious", "url", "alice")
+    again, created = store.add(later, "confirmed_malicious", "url", "bob")
+    assert not created and again.id == first.id  # one page: recorded once
+    second, created = store.add(later, "false_positive", "url", "carol")
+    assert created and [item.id for item in store.list(active_only=True)] == [second.id]
+    assert store.list()[0].revoke_reason == f"superseded by #{second.id} (false_positive)"
+    allow, block = store.site_lists()
+    assert allow.match_url("https://kit2.example.net/a.php") and not block.match_url("https://kit2.example.net/a.php")
+    assert read_feedback(SOURCE).table["label"].tolist() == [0]  # one label trains, not both
+
+
+@pytest.mark.parametrize("value", ["not a url at all", "javascript:alert(1)", "JavaScript://alert(1)",
+                                   "mailto:a@kit.example.net", "data:text/html,<b>x</b>", "http://", "file:///etc/x"])
+def test_a_value_that_names_no_host_is_no_correction(store: FeedbackStore, value: str) -> None:
+    for scope in ("url", "host"):
+        with pytest.raises(FeedbackError, match="no web address|names no host a browser would request"):
+            store.add(value, "confirmed_malicious", scope, "alice")
+    assert store.list() == []
+
+
+def test_a_bare_domain_or_address_is_still_a_correction(store: FeedbackStore) -> None:
+    for value in ("kit.example.net", "198.51.100.7", "hxxp://kit.example.org/x", "https:kit.example.com/a"):
+        item, created = store.add(value, "confirmed_malicious", "url", "alice")
+        assert created and item.target == value.split("//")[-1].removeprefix("https:")
+
+
+def test_no_web_address_gets_a_422_and_the_cli_exits_2(service) -> None:
+    client, db = service
+    for value in ("not a url at all", "javascript:alert(1)"):
+        response = client.post("/v1/feedback", json={"url": value, "kind": "false_positive", "analyst": "m"})
+        assert response.status_code == 422 and "a URL, a domain or an IP address" in response.json()["detail"], \
+            response.text
+        result = CliRunner().invoke(cli_app, ["feedback", "add", value, "--kind", "confirmed_malicious", "--analyst",
+                                              "m", "--feedback-db", str(db)], env={"COLUMNS": "400"})
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        assert len(result.output.strip().splitlines()) == 1 and value in result.output, result.output
+    assert client.get("/v1/feedback").json()["count"] == 0
+
+
 @pytest.mark.parametrize(("fields", "message"), [
     ({"kind": "benign"}, "kind 'benign'"), ({"scope": "site"}, "scope 'site'"), ({"analyst": " "}, "analyst"),
     ({"note": "x" * 2001}, "note"), ({"url": " "}, "url must be"), ({"url": "a\x00b"}, "url must be")])
@@ -254,13 +333,13 @@ def test_feedback_needs_the_api_key_when_keys_are_set(model_dir: Path, tmp_path:
 
 def test_a_password_in_a_corrected_url_is_never_stored(store: FeedbackStore) -> None:
     item, created = store.add(WITH_PASSWORD, "false_positive", "url", "bob")
-    assert created and item.url == PASSWORD_MASKED and item.target == "alice:***@bank.example.org/login"
+    assert created and item.url == PASSWORD_MASKED and item.target == "bank.example.org/login"  # as lists match it
     again, created = store.add("https://alice:other@bank.example.org/login", "false_positive", "url", "carol")
     assert not created and again.id == item.id  # the same correction, whatever the password
     deceptive, _ = store.add("http://www.paypal.com@evil.top/", "confirmed_malicious", "url", "bob")
     assert deceptive.url == "http://www.paypal.com@evil.top/"  # a user name alone is evidence: kept
     assert "s3cr3t" not in json.dumps([i.as_dict() for i in store.list()]).lower()
-    assert target_of(WITH_PASSWORD, "url") == "alice:***@bank.example.org/login"
+    assert target_of(WITH_PASSWORD, "url") == "bank.example.org/login"
 
 
 def test_feedback_on_a_url_with_a_password_never_lists_it(service) -> None:

@@ -86,6 +86,9 @@ def test_the_decider_knows_a_hosts_own_name_from_its_subdomains():
     ("google.com", ""), ("accounts.google.com", ""), ("login.live.com", ""), ("onedrive.live.com", "onedrive.live.com"),
     ("weebly.com.evil.top", ""), ("notgoogle.com", ""), ("bit.ly", ""), ("1.2.3.4", ""), ("", ""),
     ("203.0.113.50.sslip.io", "*.sslip.io"), ("login.10.0.0.1.nip.io", "*.nip.io"), ("sslip.io", ""),
+    ("m365auth.z13.web.core.windows.net", "*.web.core.windows.net"), ("outlook.b-cdn.net", "*.b-cdn.net"),
+    ("forms.zohopublic.com", "zohopublic.com"), ("kit.wordpress.com", "*.wordpress.com"), ("wordpress.com", ""),
+    ("project8857343.tilda.ws", "*.tilda.ws"), ("x.tumblr.com", ""),
 ])
 def test_hosts_where_anyone_can_publish(host, entry):
     assert user_content_host(host) == entry

@@ -404,3 +404,33 @@ def test_a_full_output_device_is_named(model_dir):  # noqa: F811
         result = predict(model_dir, "-o", "/dev/full", "--output-format", out_format, stdin=b"a.example\n" * 3000)
         assert result.exit_code == 2, result.output
         assert said(result.output) == "Error: /dev/full: no space left on device", result.output
+
+
+def test_a_policy_edited_after_evaluate_is_refused_by_every_door(model_dir, tmp_path, monkeypatch):  # noqa: F811
+    # the threshold in model.json raised after `evaluate` measured the model was served by predict and serve
+    import hashlib
+    import shutil
+
+    from cybersentinel.ops.service import Settings, create_app
+
+    folder = shutil.copytree(model_dir, tmp_path / "models")
+    measured = (folder / "model.json").read_bytes()
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text(json.dumps(
+        {"model_sha256": json.loads(measured)["sha256"], "manifest_sha256": hashlib.sha256(measured).hexdigest()}))
+    monkeypatch.chdir(tmp_path)  # the doors read reports/metrics.json from the working directory
+    (tmp_path / "in.txt").write_text("http://kit.example/login.php\n")
+    assert predict(folder, "-i", "in.txt", "-o", "ok.csv").exit_code == 0
+    tampered = json.loads(measured)
+    tampered["policy"]["threshold"] = 0.9999999
+    (folder / "model.json").write_text(json.dumps(tampered))
+    refused = predict(folder, "-i", "in.txt", "-o", "out.csv")
+    assert refused.exit_code == 2 and "changed after `evaluate` measured this model" in refused.output
+    assert not (tmp_path / "out.csv").exists()
+    monitor = CliRunner().invoke(app, ["monitor", "--model-dir", str(folder), "--once", "--no-feedback", "--no-feeds",
+                                       "in.txt"], env={"COLUMNS": "300"})
+    assert monitor.exit_code == 2 and "changed after `evaluate` measured this model" in monitor.output
+    with pytest.raises(Exception, match="changed after `evaluate` measured this model"):
+        create_app(Settings(model_dir=folder, feeds_dir=None))
+    pinned = predict(folder, "-i", "in.txt", "-o", "out.csv", "--model-sha256", "0" * 64)
+    assert pinned.exit_code == 2 and "is not the pinned" in pinned.output

@@ -95,6 +95,22 @@ def test_another_band_keeps_the_lists_pinned_with_the_model(detector):
     assert banded.score_values(urls)["reasons"].to_pylist() == detector.score_values(urls)["reasons"].to_pylist()
 
 
+def test_a_redirectors_link_is_judged_as_the_page_it_leads_to(detector):
+    # a phishing mail's link through Outlook's Safe Links or Google's redirector was judged as the redirector's
+    # popular site (halved, `benign`); the page it leads to is what the reader reaches
+    pages = ["http://kjhdsf-blog.xyz/paypal/signin/verify.php", "https://www.bbc.co.uk/news"]
+    links = ["https://eur01.safelinks.protection.outlook.com/?url=http%3A%2F%2Fkjhdsf-blog.xyz%2Fpaypal%2Fsignin"
+             "%2Fverify.php&data=04", "https://www.google.com/url?sa=t&q=https://www.bbc.co.uk/news&usg=x"]
+    for scored in (detector.score_values(pages + links).to_pandas(),  # the batch path and the few-rows path
+                   pd.DataFrame(detector.score_records(pages + links))):
+        judged, wrapped = scored.iloc[:2], scored.iloc[2:]
+        assert wrapped["model_score"].tolist() == judged["model_score"].tolist()
+        assert wrapped["verdict"].tolist() == judged["verdict"].tolist()
+        assert wrapped["reasons"].str.startswith("a link through `").all()
+        assert wrapped["reasons"].iloc[0].startswith(
+            "a link through `eur01.safelinks.protection.outlook.com` to `kjhdsf-blog.xyz`: judged as that page")
+
+
 def test_unusable_rows_get_an_error_not_a_score(detector):
     values = ["", "   ", "x" * 70_000, "http://", "bad host/x", "http://ok.example.com/", None, b"\xff\xfe"]
     scored = detector.score_urls(values)
@@ -203,6 +219,33 @@ def test_compiled_file_is_reproducible_and_refuses_tampering(detector, model_dir
         UrlScorer.load(tmp_path / "bad.npz", sha)
     with np.load(tmp_path / "again.npz", allow_pickle=False) as npz:  # plain arrays only, nothing to unpickle
         assert all(npz[name].dtype != object for name in npz.files)
+
+
+def test_a_manifest_edited_after_evaluate_measured_it_is_refused(model_dir, tmp_path):  # noqa: F811
+    # a threshold raised to 0.9999999 in model.json was served: every other file is checked against the manifest,
+    # and nothing checked the manifest, whose policy decides the verdicts
+    import hashlib
+    import json
+    import shutil
+
+    folder = shutil.copytree(model_dir, tmp_path / "models")
+    manifest_bytes = (folder / "model.json").read_bytes()
+    measured = hashlib.sha256(manifest_bytes).hexdigest()
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"model_sha256": json.loads(manifest_bytes)["sha256"], "manifest_sha256": measured}))
+    assert Detector.from_dir(folder, evaluated=metrics).threshold == json.loads(manifest_bytes)["policy"]["threshold"]
+    assert Detector.from_dir(folder, pinned_sha256=measured.upper()).manifest["sha256"]
+    tampered = json.loads(manifest_bytes)
+    tampered["policy"]["threshold"] = 0.9999999
+    (folder / "model.json").write_text(json.dumps(tampered))
+    with pytest.raises(ModelIntegrityError, match="changed after `evaluate` measured this model"):
+        Detector.from_dir(folder, evaluated=metrics)
+    with pytest.raises(ModelIntegrityError, match="is not the pinned"):
+        Detector.from_dir(folder, pinned_sha256=measured)
+    # metrics of another model say nothing of this one (a model from the registry, a retrain's candidate)
+    metrics.write_text(json.dumps({"model_sha256": "0" * 64, "manifest_sha256": measured}))
+    assert Detector.from_dir(folder, evaluated=metrics).threshold == 0.9999999
+    assert Detector.from_dir(folder, evaluated=tmp_path / "absent.json").threshold == 0.9999999
 
 
 def test_the_compiled_detector_starts_without_scikit_learn(model_dir):  # noqa: F811

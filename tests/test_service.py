@@ -3,6 +3,7 @@ property-based bad input (hypothesis): never a 5xx, and for valid requests one r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -104,6 +105,7 @@ def test_the_committed_metrics_belong_to_the_committed_model() -> None:
         pytest.skip("no model in models/")
     metrics = json.loads((REPO / "reports" / "metrics.json").read_text())
     assert metrics["model_sha256"] == json.loads(manifest.read_text())["sha256"]
+    assert metrics["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()  # the policy measured
 
 
 def test_an_empty_feeds_folder_means_model_only(model_dir: Path, detector: Detector, tmp_path: Path,  # noqa: F811

@@ -1,5 +1,6 @@
 """`cybersentinel drift`: has the scored traffic drifted from what the model was trained on? Exit 0: no; 1: a
-threshold was crossed (the report says which); 2: bad input (usage error)."""
+threshold was crossed (the report says which); 2: bad input (usage error); 3: too few rows to judge (fewer than
+--min-rows; no report written)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ import typer
 from cybersentinel.model.drift import Thresholds
 
 DEFAULTS = Thresholds()
+
+
+MIN_ROWS = 200  # the default --min-rows: ~20 rows per reference decile, below which PSI is mostly sampling noise
+
+
+TOO_FEW_ROWS = 3  # the exit status for "too few rows to judge": not 1 (drift found), not 2 (bad input)
 
 
 MAX_LAST = timedelta(days=36_500)  # a century: longer than any log keeps, and far inside datetime's range
@@ -73,14 +80,24 @@ def drift(
                                                  "than this (absolute).")] = DEFAULTS.flagged_delta,
     no_score_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Alarm when more than this share of inputs "
                                                   "has no model score.")] = DEFAULTS.no_score_share,
+    min_rows: Annotated[int, typer.Option(min=1, help="Fewer rows than this (of this model) are too few to judge: "
+                                          f"no report, exit {TOO_FEW_ROWS} (not 1, drift).")] = MIN_ROWS,
 ) -> None:
     """Compare scored traffic with the model's reference profile; write an HTML report and JSON figures; exit 1 on
-    drift, so a scheduler can act."""
+    drift, so a scheduler can act; 2 on bad input; 3 when there are too few rows to judge (--min-rows)."""
     from rich.console import Console
     from rich.markup import escape
 
     from cybersentinel.core.files import ModelIntegrityError, load_manifest
-    from cybersentinel.ops.drift import measure, read_log_window, read_scored_file, summary, write_outputs
+    from cybersentinel.ops.drift import (
+        measure,
+        no_rows_message,
+        read_log_window,
+        read_scored_file,
+        summary,
+        too_few_rows,
+        write_outputs,
+    )
 
     console = Console(stderr=True)
     thresholds = Thresholds(feature_psi, drifted_share, score_psi, flagged_delta, no_score_share)
@@ -99,6 +116,11 @@ def drift(
             traffic = read_scored_file(current)
     except (OSError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="--current") from err
+    if not traffic.urls:
+        raise typer.BadParameter(no_rows_message(traffic), param_hint="--current")
+    if too_few := too_few_rows(traffic, min_rows):
+        console.print(escape(too_few), soft_wrap=True)  # one line, however long
+        raise typer.Exit(TOO_FEW_ROWS)
     try:
         figures = measure(model_dir, traffic, thresholds)
     except (FileNotFoundError, ModelIntegrityError, KeyError) as err:

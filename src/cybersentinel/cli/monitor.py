@@ -19,6 +19,7 @@ from cybersentinel.cli.options import (
     LogRetentionDays,
     LogRotateRows,
     LogRotateSeconds,
+    ModelSha256,
     UseFeedback,
     with_feedback,
 )
@@ -28,13 +29,14 @@ if TYPE_CHECKING:  # `cybersentinel --help` stays free of the feeds' imports
     from cybersentinel.intel.feeds import IntelIndex
 
 
-def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None
+def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None, model_sha256: str | None = None
                   ) -> tuple[Scorer, dict[str, Any], dict[str, str]]:
     """The served decision (model, feeds, allowlist, local block list), as predict and the service give it, the
     model's manifest and the public DNS resolvers pinned with it."""
+    from cybersentinel.core.files import EVALUATION_RECORD
     from cybersentinel.scoring.detector import Detector
 
-    detector = Detector.from_dir(model_dir)
+    detector = Detector.from_dir(model_dir, model_sha256, EVALUATION_RECORD)
     decider = detector.decider(index, allow, block)
 
     def score(urls: list[str]) -> list[dict[str, Any]]:
@@ -95,6 +97,7 @@ def monitor(
     feedback_db: FeedbackDb = None,
     feedback: UseFeedback = True,
     model_dir: Annotated[Path, typer.Option(help="Model folder for scoring.")] = Path("models"),
+    model_sha256: ModelSha256 = None,
     from_start: Annotated[bool, typer.Option(help="Read the existing log first, not only new lines.")] = False,
     once: Annotated[bool, typer.Option("--once", help="Read the log from its start to its end, then stop.")] = False,
     max_lines: Annotated[int | None, typer.Option(min=1, help="Stop after this many lines.")] = None,
@@ -141,7 +144,7 @@ def monitor(
         console.print("[yellow]warning:[/yellow] no feeds (--feeds-dir, data/feeds): popular sites are protected "
                       "only by the allowlist")
     try:
-        score, manifest, resolvers = _model_scorer(model_dir, index, allow, block)
+        score, manifest, resolvers = _model_scorer(model_dir, index, allow, block, model_sha256)
     except (FileNotFoundError, ModelIntegrityError, ValueError) as err:
         raise typer.BadParameter(f"cannot load the model: {err}", param_hint="--model-dir") from err
     guard = Guard(allow, index.popularity if index is not None else {}, allow_top, addresses=resolvers)

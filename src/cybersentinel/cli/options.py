@@ -18,6 +18,10 @@ AllowFiles = Annotated[list[Path] | None, typer.Option(
 BlockFiles = Annotated[list[Path] | None, typer.Option(
     "--block-file", exists=True, dir_okay=False,
     help="Local block list file: always malicious, blocked even if popular, never if allowlisted.")]
+ModelSha256 = Annotated[str | None, typer.Option(
+    "--model-sha256", envvar="CYBERSENTINEL_MODEL_SHA256",
+    help="SHA-256 of the model's model.json: any other is refused (without it, the one `evaluate` recorded in "
+         "reports/metrics.json is required when that file is of this model).")]
 AllowTop = Annotated[int, typer.Option(
     min=0, help="Never block the Tranco top N registered domains and their subdomains (0: off).")]
 

@@ -15,6 +15,7 @@ from cybersentinel.cli.options import (
     BlockFiles,
     FeedbackDb,
     FeedsAlias,
+    ModelSha256,
     UseFeedback,
     feeds_dir_or_alias,
     with_feedback,
@@ -22,6 +23,29 @@ from cybersentinel.cli.options import (
 
 if TYPE_CHECKING:  # `cybersentinel --help` stays free of pyarrow
     import pyarrow as pa
+
+
+def check_model_json(model_dir: Path, param_hint: str = "--model-dir") -> None:
+    """Read ``model_dir``'s model.json and its decision policy as the detector will: a file that is not JSON or a
+    policy with a wrong value (threshold "high", NaN) stops the command with one line naming the file (status 2)
+    instead of a traceback. A missing file is left to the loader's own message."""
+    from cybersentinel.core.files import load_manifest
+    from cybersentinel.core.retry import one_line
+    from cybersentinel.scoring.policy import Policy
+
+    path = Path(model_dir) / "model.json"
+    try:
+        manifest = load_manifest(model_dir)
+        if not isinstance(manifest, dict):
+            raise ValueError(f"it holds a JSON {type(manifest).__name__}, not an object")
+        Policy.from_manifest(manifest)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise typer.BadParameter(f"cannot load the model: {path}: {one_line(exc)}", param_hint=param_hint) from None
+    except TypeError as exc:  # a policy value of the wrong type (threshold "high")
+        raise typer.BadParameter(f"cannot load the model: {path}: a decision-policy value has the wrong type "
+                                 f"({one_line(exc)})", param_hint=param_hint) from None
 
 
 def predict(
@@ -37,6 +61,7 @@ def predict(
     column: Annotated[str, typer.Option("--column", "-c", help="the column (CSV, Parquet) or field (JSON Lines) "
                                         "holding URLs, as text")] = "url",
     model_dir: Annotated[Path, typer.Option(help="folder with model.json and model.skops")] = Path("models"),
+    model_sha256: ModelSha256 = None,
     feeds: Annotated[Path | None, typer.Option("--feeds-dir", file_okay=False, help="threat-intel snapshot folder "
                                                "(`cybersentinel feeds refresh`); default: data/feeds when it exists"
                                                )] = None,
@@ -73,7 +98,7 @@ def predict(
     import sys
     from contextlib import ExitStack
 
-    from cybersentinel.core.files import ModelIntegrityError, exit_on_sigterm
+    from cybersentinel.core.files import EVALUATION_RECORD, ModelIntegrityError, exit_on_sigterm
     from cybersentinel.scoring.batch import INPUT_FORMATS, OUTPUT_FORMATS, BatchWriter, format_from_name, score_batches
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
@@ -86,8 +111,9 @@ def predict(
         raise typer.BadParameter(f"{engine!r} is not one of local, dask", param_hint="--engine")
     if engine == "local" and input != "-" and (problem := _not_readable(Path(input))):
         raise typer.BadParameter(f"{input}: {problem}", param_hint="--input")
+    check_model_json(model_dir)
     try:
-        detector = Detector.from_dir(model_dir)
+        detector = Detector.from_dir(model_dir, model_sha256, EVALUATION_RECORD)
     except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
         raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
     if band is not None:

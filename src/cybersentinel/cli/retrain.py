@@ -23,18 +23,32 @@ def _evaluate(model_dir: Path, rows: Any) -> dict[str, float]:
     return evaluate_on(model, manifest, rows)
 
 
-def _move_registry_alias(repo: Path) -> str:
-    """Point MLflow's `champion` alias at the candidate's registered version, when it was registered."""
-    from cybersentinel.cli.registry import version_of
-    from cybersentinel.tracking.registry import CHAMPION, PromotionError, client_for, registered_name, tracking_uri
+def _move_registry_alias(repo: Path) -> tuple[str, bool]:
+    """Point MLflow's `champion` alias at the candidate's registered version, when it was registered. Returns a
+    one-line note and whether the registry could be asked: an unreachable or failing registry is reported (URI
+    redacted) without stopping the push and the report, and `retrain` then exits 2."""
+    from cybersentinel.cli.registry import check_driver, version_of
+    from cybersentinel.tracking.registry import (
+        CHAMPION,
+        PromotionError,
+        RegistryUnreachableError,
+        client_for,
+        registered_name,
+        registry_errors,
+        tracking_uri,
+    )
 
     uri, name = tracking_uri(), registered_name()
     try:
+        check_driver(uri)
         version = version_of(uri, name, repo / "models")
-        client_for(uri).set_registered_model_alias(name, CHAMPION, version)
-    except PromotionError as exc:
-        return f"registry alias not moved: {exc}"
-    return f"registry: {name} version {version} is now {CHAMPION!r}"
+        with registry_errors(uri):
+            client_for(uri).set_registered_model_alias(name, CHAMPION, version)
+    except PromotionError as exc:  # not registered (trained with tracking off): nothing to move
+        return f"registry alias not moved: {exc}", True
+    except RegistryUnreachableError as exc:
+        return f"registry alias not moved, the registry failed: {exc}", False
+    return f"registry: {name} version {version} is now {CHAMPION!r}", True
 
 
 def retrain_command(
@@ -89,9 +103,10 @@ def retrain_command(
             nothing_new = before.get("sha256") == after_manifest["sha256"]
             if not decision.promote and not nothing_new:
                 steps.restore(repo)  # the champion stays, in the workspace and in dvc.lock
-            notes = []
+            notes, alias_moved = [], True
             if decision.promote:
-                notes.append(_move_registry_alias(repo))
+                note, alias_moved = _move_registry_alias(repo)
+                notes.append(note)
                 if push:
                     steps.push(repo)
                     notes.append("dvc push: done")
@@ -115,3 +130,8 @@ def retrain_command(
     typer.echo(f"{'promoted' if decision.promote else 'not promoted'}: {decision.reason}")
     for note in notes:
         typer.echo(note)
+    if not alias_moved:  # pushed and reported, but MLflow's champion is still the old version: not a success
+        typer.secho("error: the candidate was promoted but the registry's champion alias was not moved; run "
+                    "`cybersentinel promote --model-dir models` once the registry answers", fg=typer.colors.RED,
+                    err=True)
+        raise typer.Exit(2)

@@ -18,6 +18,7 @@ from cybersentinel.cli.options import (
     LogRetentionDays,
     LogRotateRows,
     LogRotateSeconds,
+    ModelSha256,
 )
 from cybersentinel.ops.service import (
     API_KEYS_ENV,
@@ -96,6 +97,7 @@ def serve(
     model_dir: Annotated[Path, typer.Option(envvar=ENV["model_dir"],
                                             help="Folder with model.json and model.skops (`dvc pull`).")
                          ] = Settings.model_dir,
+    model_sha256: ModelSha256 = None,
     feeds_dir: Annotated[Path, typer.Option(envvar=ENV["feeds_dir"],
                                             help="Threat-intel snapshots; skipped with a warning if absent.")
                          ] = Path("data/feeds"),
@@ -135,10 +137,11 @@ def serve(
     """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS."""
     import tempfile
 
+    from cybersentinel.cli.predict import check_model_json
     from cybersentinel.core.files import ModelIntegrityError
     from cybersentinel.intel.feeds import FeedError
     from cybersentinel.scoring.detector import Detector
-    from cybersentinel.tracking.registry import RegistryUnreachableError
+    from cybersentinel.tracking.registry import PromotionError, RegistryUnreachableError
 
     logging.basicConfig(level=TRACE if log_level is LogLevel.trace else log_level.upper(),
                         format="%(levelname)s: %(message)s")
@@ -154,8 +157,9 @@ def serve(
         try:  # load and verify here, so a bad model stops `serve` with a clear message before the port opens
             if model_alias:
                 model_dir, source = registry_model(model_alias, model_name, Path(downloaded))
+            check_model_json(model_dir, "--model-alias" if model_alias else "--model-dir")
             settings = Settings(model_dir=model_dir, feeds_dir=feeds_dir, metrics_path=metrics, max_batch=max_batch,
-                                max_body_bytes=max_body_bytes, model_source=source,
+                                max_body_bytes=max_body_bytes, model_source=source, model_sha256=model_sha256 or "",
                                 allow_files=tuple(allow_files or ()), block_files=tuple(block_files or ()),
                                 prometheus=prometheus, decision_log=decision_log, log_rotate_rows=log_rotate_rows,
                                 log_rotate_seconds=log_rotate_seconds, log_retention_days=log_retention_days,
@@ -164,10 +168,10 @@ def serve(
             if workers == 1:
                 application = create_app(settings)
             else:  # each worker builds its own app; this process only verifies the model and feeds first
-                Detector.from_dir(settings.model_dir)
+                Detector.from_dir(settings.model_dir, settings.model_sha256, settings.metrics_path)
                 check_feeds(feeds_dir)
                 application = None
-        except (FileNotFoundError, KeyError, ModelIntegrityError, RegistryUnreachableError) as exc:
+        except (FileNotFoundError, KeyError, ModelIntegrityError, PromotionError, RegistryUnreachableError) as exc:
             raise typer.BadParameter(f"cannot load the model: {exc}",
                                      param_hint="--model-alias" if model_alias else "--model-dir") from exc
         except FeedError as exc:

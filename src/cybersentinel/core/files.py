@@ -112,9 +112,44 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def load_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
-    """A model folder's ``model.json``: file names, hashes, threshold, metrics of the model in it."""
-    return json.loads((Path(model_dir) / "model.json").read_text())
+# Where `evaluate` records the measured model's hashes (a DVC metric, kept in git); the doors read it from the
+# working directory, as `serve` reads the metrics it shows.
+EVALUATION_RECORD = Path("reports/metrics.json")
+
+
+def load_manifest(model_dir: str | os.PathLike, pinned_sha256: str | None = None,
+                  evaluated: str | os.PathLike | None = None) -> dict[str, Any]:
+    """A model folder's ``model.json``: file names, hashes, threshold and policy, metrics of the model in it.
+
+    The manifest vouches for every other file of the model, and its policy decides verdicts, so it is checked
+    too: against ``pinned_sha256`` (the operator's pin) when given, and against the SHA-256 that `evaluate`
+    recorded for this very model (``manifest_sha256`` in ``evaluated``, reports/metrics.json, kept in git) when
+    that file names this model: a threshold edited after the model was measured is refused, not served. The
+    bytes checked are the bytes parsed."""
+    path = Path(model_dir) / "model.json"
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if pinned_sha256 and digest != pinned_sha256.strip().lower():
+        raise ModelIntegrityError(f"{path}: SHA-256 {digest[:12]}… is not the pinned {pinned_sha256.strip()[:12]}…")
+    manifest = json.loads(data)
+    recorded = _evaluated_record(evaluated)
+    if recorded.get("model_sha256") == manifest.get("sha256") and recorded.get("manifest_sha256") not in (None, digest):
+        raise ModelIntegrityError(
+            f"{path} changed after `evaluate` measured this model (SHA-256 {digest[:12]}…, {evaluated} records "
+            f"{str(recorded['manifest_sha256'])[:12]}…): its policy is not the one measured; restore it with "
+            "`dvc checkout models` or rerun `dvc repro`")
+    return manifest
+
+
+def _evaluated_record(path: str | os.PathLike | None) -> dict[str, Any]:
+    """The hashes `evaluate` wrote into ``path`` (reports/metrics.json); empty when there is none to read."""
+    if path is None or not Path(path).is_file():
+        return {}
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ModelIntegrityError(f"{path}: not the JSON `evaluate` writes ({err})") from None
+    return record if isinstance(record, dict) else {}
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,6 +66,7 @@ class S3Remote:
 @contextmanager
 def open_repo(repo: str | Path) -> Iterator[Any]:
     """DVC's view of ``repo``; a folder outside any DVC repository (or no folder at all) is a RemoteError."""
+    from dvc.config import ConfigError
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
@@ -72,6 +74,10 @@ def open_repo(repo: str | Path) -> Iterator[Any]:
         dvc_repo = Repo(str(repo))
     except NotDvcRepoError as exc:
         raise RemoteError(f"{Path(repo).absolute()}: not a DVC repository") from exc
+    except ConfigError as exc:  # the offending line is left out: config.local holds the remote's keys
+        detail = re.sub(r"\('.*'\)", "(...)", one_line(exc))
+        raise RemoteError(f"{Path(repo).absolute()}: DVC cannot read its configuration (.dvc/config, "
+                          f".dvc/config.local or the user's): {detail}") from None
     with dvc_repo:
         yield dvc_repo
 
@@ -96,11 +102,17 @@ def s3_client(remote: S3Remote) -> Any:
     """A boto3 client that fails fast (one attempt, short timeouts) so a dead remote costs seconds."""
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
 
-    session = boto3.Session(profile_name=remote.profile) if remote.profile else boto3.Session()
-    return session.client("s3", endpoint_url=remote.endpoint, region_name=remote.region or "us-east-1",
-                          aws_access_key_id=remote.access_key_id, aws_secret_access_key=remote.secret_access_key,
-                          config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1}))
+    try:  # an endpointurl that is no URL is a ValueError, an unknown profile a ProfileNotFound
+        session = boto3.Session(profile_name=remote.profile) if remote.profile else boto3.Session()
+        return session.client("s3", endpoint_url=remote.endpoint, region_name=remote.region or "us-east-1",
+                              aws_access_key_id=remote.access_key_id, aws_secret_access_key=remote.secret_access_key,
+                              config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1}))
+    except (ValueError, BotoCoreError) as exc:
+        raise RemoteError(f"{remote.where}: cannot use its settings ({one_line(exc)}). Check endpointurl (a URL "
+                          "such as http://127.0.0.1:9000), region and profile in .dvc/config.local "
+                          "(`dvc config --list --show-origin`).") from None
 
 
 UNREACHABLE_HINT = ("Check that the server is running (`cybersentinel remote up` or `make s3-up` for the local one), "

@@ -52,6 +52,45 @@ def resolve_rev(repo: Path, rev: str) -> str:
     return result.stdout.strip()
 
 
+def metrics_files(dvc_yaml: Path) -> list[str]:
+    """The metrics files dvc.yaml declares: its top-level ``metrics`` and every stage's ``metrics`` outputs."""
+    import yaml
+
+    try:
+        pipeline = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) if dvc_yaml.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ReportError(f"cannot read {dvc_yaml}: {' '.join(str(err).split())}") from None
+    if not isinstance(pipeline, dict):
+        return []
+    entries = list(pipeline.get("metrics") or [])
+    for stage in (pipeline.get("stages") or {}).values():
+        if isinstance(stage, dict):
+            entries += list(stage.get("metrics") or [])
+    names = [name for entry in entries for name in (entry if isinstance(entry, dict) else [entry])]
+    return list(dict.fromkeys(str(name) for name in names))
+
+
+def check_workspace_metrics(repo: Path) -> None:
+    """Each metrics file of the workspace exists and parses: DVC would show a missing or corrupt one as "-" for
+    every metric, a report that looks like a run that measured nothing."""
+    import yaml
+
+    for name in metrics_files(repo / "dvc.yaml"):
+        path = repo / name
+        if not path.is_file():
+            raise ReportError(f"{name} is missing from the workspace: run `dvc repro` (or `dvc pull`) first, or "
+                              "report on a commit with --target")
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
+            raise ReportError(f"{name} in the workspace cannot be read as metrics "
+                              f"({' '.join(str(err).split())[:200]}): run `dvc repro` to rewrite it") from None
+        if not isinstance(data, dict):
+            raise ReportError(f"{name} in the workspace holds a {type(data).__name__}, not an object of metrics: "
+                              "run `dvc repro` to rewrite it")
+
+
 def named_plots(specs: dict[str, list[dict[str, Any]]], dvc_yaml: Path) -> dict[str, dict[str, Any]]:
     """One vega-lite spec per plot. When dvc.yaml names plots, only those: the per-file plots DVC adds for
     a stage's plots folder repeat the same data with a default template."""
@@ -140,6 +179,8 @@ def build_report(repo: Path, base: str, out: Path, target: str | None = None, fm
     base_sha = resolve_rev(repo, base)
     if target:
         resolve_rev(repo, target)  # a clear message before DVC's
+    else:
+        check_workspace_metrics(repo)
     revs = [base, *([target] if target else [])]
     commands = {"metrics_md": ("metrics", "diff", "--md", *revs), "metrics": ("metrics", "diff", "--json", *revs),
                 "params_md": ("params", "diff", "--md", *revs),

@@ -5,7 +5,9 @@ one whenever the zone's records change) and written atomically, readable as the 
 DNS formats, IP networks to the IP formats. Every input row is accounted for: blocked, a duplicate, not
 selected by its verdict or score, or rejected with a reason.
 
-What is never blocked (`Guard`): public suffixes (the private section too: ``github.io``), special-use names
+What is never blocked (`Guard`): public suffixes (the private section too: ``github.io``) and names with one
+beneath them (``amazonaws.com`` covers ``s3.amazonaws.com``), hosts where anyone publishes and URL shorteners, with
+the names above them (`platform_problem`), special-use names
 (``foo.localhost``, ``printer.local``, ``.test``: `SPECIAL_USE_NAMES`), reserved address
 space (a range that overlaps it at all, not just one whose ends are in it), ranges wider than a limit, and
 allowlisted sites with their subdomains: the allowlist file and ``--allow`` names, and by default the Tranco
@@ -21,6 +23,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +135,52 @@ def special_use(host: str) -> str:
     return f"special-use name .{name} ({SPECIAL_USE_NAMES[name]}): never blocked" if name else ""
 
 
+@cache
+def _covered_platforms() -> dict[str, str]:
+    """Each name that is or is above a platform entry (`USER_CONTENT_HOSTS`, `SHORTENERS`; the platform's name for
+    a ``*.name`` entry) -> the entry: a rule on any of them covers the platform's users."""
+    from cybersentinel.features.lexical import SHORTENERS
+    from cybersentinel.scoring.policy import USER_CONTENT_HOSTS
+    from cybersentinel.url.parsing import name_and_parents
+
+    covered: dict[str, str] = {}
+    for entry in (*USER_CONTENT_HOSTS, *sorted(SHORTENERS)):
+        for name in name_and_parents(entry.removeprefix("*.")):
+            covered.setdefault(name, entry)
+    return covered
+
+
+def platform_problem(host: str) -> str:
+    """Why no host rule (a block rule, or an analyst's correction of scope host) may name ``host``, a canonical
+    lower-case name, or "": it would cover a whole platform, many unrelated people's sites or links at once. That is
+    a name with a public suffix beneath it (``amazonaws.com``: ``s3.amazonaws.com``), a host where anyone can
+    publish (`user_content_host`: ``docs.google.com``, ``ipfs.io``) or a URL shortener (``bit.ly``), with the
+    names under those, and a name above either (``weebly.com`` above ``*.weebly.com``, ``google.com`` above
+    ``docs.google.com``). One user's site under a ``*.name`` entry (``kit.weebly.com``) is a site of its own, as
+    ``user.github.io`` is under the private suffix ``github.io``."""
+    from cybersentinel.features.lexical import SHORTENERS
+    from cybersentinel.scoring.policy import user_content_host
+    from cybersentinel.url.parsing import host_and_parents, suffix_beneath
+
+    suffix, count = suffix_beneath(host)
+    if suffix == host:
+        return f"public suffix {host}, not a blockable domain"
+    if suffix:
+        more = f" and {count - 1:,} more" if count > 1 else ""
+        return f"{host} covers the public suffix {suffix}{more} (every site registered there): never a host rule"
+    entry = user_content_host(host)
+    if entry and not entry.startswith("*."):
+        where = "is" if entry == host else f"is under {entry},"
+        return f"{host} {where} a host where anyone can publish: never a host rule"
+    if shortener := next((name for name in host_and_parents(host) if name in SHORTENERS), ""):
+        where = "is" if shortener == host else f"is under {shortener},"
+        return f"{host} {where} a URL shortener: never a host rule"
+    if covered := _covered_platforms().get(host):
+        what = "a URL shortener" if covered in SHORTENERS else "a host where anyone can publish"
+        return f"{host} covers {covered}, {what}: never a host rule"
+    return ""
+
+
 @dataclass(frozen=True)
 class Guard:
     """What no verdict or feed entry may block (see the module docstring)."""
@@ -212,6 +261,8 @@ def target_of(url: str) -> tuple[str, str]:
         raise ValueError(reason)
     if not domain:
         raise ValueError(f"public suffix {host}, not a blockable domain")
+    if reason := platform_problem(host):  # the one guard of block rules and host-scope corrections alike
+        raise ValueError(reason)
     domain = to_domain(host)
     if len(domain) > MAX_DOMAIN_CHARS:
         raise ValueError(f"name longer than {MAX_DOMAIN_CHARS} characters (RPZ owner-name limit)")

@@ -5,7 +5,9 @@ The traffic is a scored file (`cybersentinel predict` output: CSV or Parquet wit
 ``model_score``) or a time window of a decision log folder. Features are recomputed from the URLs with the verified
 model (the decision log keeps only the scored value, not the features); the model scores are the ones recorded,
 or computed when the file has none. Decision log rows written by another model are left out of the comparison
-(their scores mean something else) and counted in the figures.
+(their scores mean something else) and counted in the figures. Fewer rows than ``--min-rows`` are too few to judge
+(`too_few_rows`): a PSI over a reference's deciles from a handful of rows is noise (5 rows gave a score PSI of 4.4),
+so `drift` says so and exits with its own status (`cli.drift.TOO_FEW_ROWS`) instead of raising an alarm.
 """
 
 from __future__ import annotations
@@ -41,6 +43,24 @@ class Current:
     model_scores: np.ndarray | None  # None: the source has no model scores; they are computed
     source: str
     other_model_rows: int = 0
+    other_models: tuple[str, ...] = ()  # the SHA-256 of each other model whose rows were left out
+
+
+def no_rows_message(current: Current) -> str:
+    """Why there is nothing to compare: an empty file or window, or rows all decided by other models."""
+    if current.other_model_rows:
+        others = ", ".join(f"{sha[:12]}..." for sha in current.other_models[:3]) or "unknown"
+        return (f"{current.source}: no rows of this model to compare: all {current.other_model_rows:,} rows in it "
+                f"belong to another model (sha256 {others}); point --model-dir at that model")
+    return f"{current.source}: no rows to compare"
+
+
+def too_few_rows(current: Current, min_rows: int) -> str | None:
+    """The message when ``current`` has some rows but fewer than ``min_rows``: too few to judge drift."""
+    if 0 < len(current.urls) < min_rows:
+        return (f"too few rows to judge drift: {len(current.urls):,} rows from {current.source}, fewer than "
+                f"--min-rows {min_rows:,}; no report written")
+    return None
 
 
 READ_CHUNK = 200_000  # rows per batch read
@@ -115,7 +135,10 @@ def _check_parquet_columns(path: Path) -> None:
     schema = pq.read_schema(path)
     _require_url(path, schema.names)
     kind = schema.field(schema.names.index("url")).type
-    if pa.types.is_nested(kind) or pa.types.is_null(kind):
+    value = kind.value_type if pa.types.is_dictionary(kind) else kind
+    if not any(test(value) for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                                        pa.types.is_large_binary, pa.types.is_string_view, pa.types.is_binary_view)):
+        # checked here: `predict`'s reader would name its --column option, which drift does not have
         raise ValueError(f"{path}: the `url` column holds {kind} values, not text")
 
 
@@ -156,8 +179,9 @@ def read_log_window(folder: Path, model_sha256: str, since: datetime | None, unt
     frame = table.select(["url", SCORE, "model_sha256"]).to_pandas()
     mine = (frame["model_sha256"] == model_sha256).to_numpy()
     window = f"{since.isoformat() if since else 'start'} .. {until.isoformat() if until else 'now'}"
+    others = tuple(sorted(str(sha) for sha in frame.loc[~mine, "model_sha256"].dropna().unique()))
     return Current(frame.loc[mine, "url"].tolist(), frame.loc[mine, SCORE].to_numpy(np.float64),
-                   f"{folder} ({window})", int((~mine).sum()))
+                   f"{folder} ({window})", int((~mine).sum()), others)
 
 
 def measure(model_dir: Path, current: Current, thresholds: Thresholds, chunk: int = 200_000) -> dict[str, Any]:
@@ -179,7 +203,7 @@ def measure(model_dir: Path, current: Current, thresholds: Thresholds, chunk: in
     scores = current.model_scores if current.model_scores is not None else \
         (np.concatenate(computed) if computed else np.empty(0))
     if not len(scores):
-        raise ValueError(f"{current.source}: no rows to compare")
+        raise ValueError(no_rows_message(current))
     figures = drift_figures(reference, X, scores, names, detector.threshold, thresholds)
     return {"source": current.source, "model": {"name": detector.manifest["name"],
                                                 "sha256": detector.manifest["sha256"]},

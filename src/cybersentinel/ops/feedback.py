@@ -8,9 +8,13 @@ of its user-info masked, or its host when the analyst chose ``host``). Nothing i
 target revokes the earlier one ("superseded by #id"). Sending the same active correction twice records it once.
 
 What the active corrections do at once (`site_lists`): a false positive puts the URL (or host) on the decision
-policy's allowlist; a confirmation puts it on the local block list. A host correction must name a host that
-block rules may name at all (never a public suffix or reserved address: `ops.blocklist.target_of`), so neither
-list can cover a whole suffix; `blocklist export` still checks every block entry against its guard.
+policy's allowlist; a confirmation puts it on the local block list. A URL correction is keyed by the page it names
+(`page_key`, as the lists match it: ``https://a.example/x``, ``a.example:443/x`` and ``a.example/x#f`` are one
+page), so a later correction of that page supersedes an earlier one. A host correction must name a host that
+block rules may name at all (`ops.blocklist.target_of`: never a public suffix or reserved address, nor a name
+with a public suffix beneath it, a host where anyone can publish or a URL shortener: `platform_problem`), so
+neither list can cover a whole suffix or platform; `blocklist export` checks every block entry against the same
+guard. A value naming no host a browser would request (``javascript:alert(1)``, free text) is no correction.
 """
 
 from __future__ import annotations
@@ -123,19 +127,42 @@ def _refuse_network(url: str) -> None:
                             "correction covers one URL or one host (a URL with this path: write its scheme)")
 
 
+# Schemes a browser requests from the host they name (a typed address without one is http); another scheme
+# written with "//" is read as one, as `browser_url` reads a defanged ``hxxp://``, except these, which never are.
+_REQUESTED_SCHEMES = frozenset({"", "http", "https", "ws", "wss", "ftp"})
+_HOSTLESS_SCHEMES = frozenset({"file", "javascript", "vbscript", "data", "about", "blob"})
+
+
+def _refuse_hostless(url: str) -> None:
+    """A correction is about a page or a site, which the lists match by its host: a value with no host a browser
+    would request (free text, ``javascript:alert(1)``, ``mailto:``) would only train the model on a non-URL."""
+    from cybersentinel.url.parsing import browser_url, canonical_host, url_fields
+
+    text = browser_url(url)
+    scheme, _, host, *_ = url_fields(text)
+    authority = not scheme or text.strip()[len(scheme) + 1:].startswith("//")  # scheme://host
+    if scheme in _HOSTLESS_SCHEMES or (scheme not in _REQUESTED_SCHEMES and not authority):
+        raise FeedbackError(f"{url[:100]!r} is no web address ({scheme}: URLs name no host a browser requests): "
+                            "a correction needs a URL, a domain or an IP address")
+    if not host or not canonical_host(host):
+        raise FeedbackError(f"{url[:100]!r} names no host a browser would request (a URL, a domain or an IP "
+                            "address is needed)")
+
+
 def target_of(url: str, scope: str) -> str:
-    """What a correction covers: the normalised URL (the rule the training data deduplicate by), its password
-    masked, or the host as a browser resolves it, refused when no block rule could name it (public suffix,
-    reserved address)."""
+    """What a correction covers: the page (`page_key`: how the lists match a URL), its password masked, or the
+    host as a browser resolves it, refused when no block rule could name it (`ops.blocklist.target_of`)."""
     from cybersentinel.ops.blocklist import target_of as block_target
-    from cybersentinel.url.parsing import normalise
+    from cybersentinel.url.parsing import page_key
 
     if scope not in SCOPES:
         raise FeedbackError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
     url = mask_password(url)  # the target is stored and listed, and quoted in reasons: never with a password
     _refuse_network(url)
+    _refuse_hostless(url)
     if scope == "url":
-        target = normalise(url)
+        # keyed as `site_lists` match it: two forms of one page are one correction, the later superseding
+        target = page_key(url)
         if not target:
             raise FeedbackError("the URL is empty")
         return target

@@ -28,6 +28,7 @@ log = logging.getLogger("cybersentinel.ops.service")
 
 ENV = {  # settings a worker process reads from its environment (uvicorn starts workers by import string)
     "model_dir": "CYBERSENTINEL_MODEL_DIR",
+    "model_sha256": "CYBERSENTINEL_MODEL_SHA256",  # the SHA-256 of model.json to refuse any other
     "feeds_dir": "CYBERSENTINEL_FEEDS_DIR",
     "metrics_path": "CYBERSENTINEL_METRICS",
     "max_batch": "CYBERSENTINEL_MAX_BATCH",
@@ -107,10 +108,11 @@ WARM_UP_BATCH = [f"http://warm-up-{i}.example.com/index.html" for i in range(INL
 class Settings:
     model_dir: Path = Path("models")
     feeds_dir: Path | None = Path("data/feeds")
-    metrics_path: Path = Path("reports/metrics.json")
+    metrics_path: Path = Path("reports/metrics.json")  # core.files.EVALUATION_RECORD (not imported: pandas)
     max_batch: int = 10_000
     max_body_bytes: int = 4 * 1024 * 1024
     model_source: str = ""  # where model_dir came from, if not from `dvc pull` (an MLflow registry alias)
+    model_sha256: str = ""  # the operator's pin of model.json ("": the hash `evaluate` recorded in metrics_path)
     api_keys: tuple[str, ...] = ()
     allow_files: tuple[Path, ...] = ()  # allowlists (host names, with their subdomains)
     block_files: tuple[Path, ...] = ()  # local block lists (analyst-confirmed hosts)
@@ -439,7 +441,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     from cybersentinel.scoring.policy import read_site_list
 
     settings = settings or Settings.from_env()
-    detector = detector or Detector.from_dir(settings.model_dir)
+    detector = detector or Detector.from_dir(settings.model_dir, settings.model_sha256, settings.metrics_path)
     index = None
     from cybersentinel.intel.feeds import FEEDS, IntelIndex
 

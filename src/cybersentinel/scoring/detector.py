@@ -11,6 +11,8 @@ median, to pick the plain-words ``reasons``.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -23,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from cybersentinel.core.files import ModelIntegrityError, load_manifest, sha256_file
+from cybersentinel.core.files import ModelIntegrityError, load_manifest
 from cybersentinel.features.lexical import (
     FEATURE_DESCRIPTIONS,
     FEW_TEXTS,
@@ -46,7 +48,15 @@ from cybersentinel.scoring.decider import (
     userinfo_deception,
 )
 from cybersentinel.scoring.policy import IN_PAGE, Policy, SiteList
-from cybersentinel.url.parsing import browser_forms, browser_url, canonical_host, parse_ip, to_text
+from cybersentinel.url.parsing import (
+    REDIRECTOR_LINK,
+    browser_forms,
+    browser_url,
+    canonical_host,
+    parse_ip,
+    redirect_note,
+    to_text,
+)
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -59,6 +69,7 @@ FEW_ROWS = 16  # `score_records` of up to this many values takes the row-by-row 
 
 
 # The rows `page_asset` is asked about: an asset's extension at the end of the path (a prefilter; it decides).
+_REDIRECTOR_LINK = re.compile(REDIRECTOR_LINK)
 _ASSET_PATTERN = r"(?i)\.(?:" + "|".join(e[1:] for e in PAGE_ASSET_EXTENSIONS) + r")(?:$|[?#])"
 MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
 
@@ -210,10 +221,12 @@ class Detector:
         return Decider(self.policy, index, allow, block, self.popularity, self.resolvers)
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path = "models") -> Detector:
+    def from_dir(cls, model_dir: str | Path = "models", pinned_sha256: str | None = None,
+                 evaluated: str | Path | None = None) -> Detector:
         """The model `dvc repro`/`dvc pull` put in ``model_dir``, hash-verified: its compiled form if the
-        manifest names one, else the pipeline."""
-        manifest = load_manifest(model_dir)
+        manifest names one, else the pipeline. The manifest itself is checked against ``pinned_sha256`` and
+        against what `evaluate` recorded in ``evaluated`` (`load_manifest`)."""
+        manifest = load_manifest(model_dir, pinned_sha256, evaluated)
         lists = pinned_lists(model_dir, manifest)
         compiled = manifest.get("compiled")
         if compiled:
@@ -260,7 +273,7 @@ class Detector:
     def feature_rows(self, values: Any) -> tuple[np.ndarray, np.ndarray]:
         """The model's features of the values it can score, and a mask of which those are (the others get an
         ``error`` from `score_values`)."""
-        parsed = ParsedUrls(_requested(values))
+        parsed = ParsedUrls(_requested(values)[0])
         ok = url_errors(parsed) == ""
         return self._features(parsed)[ok], ok
 
@@ -300,7 +313,7 @@ class Detector:
     def _results(self, values: Any, reasons: bool, decider: Decider | None) -> Results:
         """The one scoring path behind `score_values` and `score_records`."""
         decider = decider or self.default_decider
-        values = _requested(values)
+        values, notes = _requested(values)
         parsed = ParsedUrls(values)
         n = len(parsed)
         errors = url_errors(parsed)
@@ -328,6 +341,8 @@ class Detector:
                 rows = np.flatnonzero(ok)[explain]
                 texts[rows] = self._with_model_reasons(rules[rows], contributions(np.flatnonzero(explain)),
                                                        X[explain])
+        if notes:
+            texts = _noted(texts.copy(), notes)
         return Results(_rounded(scores), verdicts, texts, _rounded(model_scores), feeds, errors)
 
     def _few_records(self, values: list | tuple, reasons: bool, decider: Decider) -> list[dict[str, Any]]:
@@ -335,7 +350,7 @@ class Detector:
         decision policy applied row by row (`Decider.decide_rows`) and the results assembled as plain Python
         values, since for a request of one URL NumPy's per-call cost was most of the scoring's time.
         `tests/test_small_requests.py` checks it gives exactly what the batch path gives."""
-        requested = _requested(values)
+        requested, notes = _requested(values)
         parsed = ParsedUrls(requested)
         errors = [URL_ERRORS[code] for code in parsed.error_codes.tolist()]  # `url_errors` as plain strings
         usable = [i for i, error in enumerate(errors) if not error]
@@ -361,6 +376,7 @@ class Detector:
                     contrib, X = contrib[mask], X[mask]
                 for i, text in zip(rows, self._with_model_reasons([texts[i] for i in rows], contrib, X), strict=True):
                     texts[i] = text
+        texts = _noted(texts, notes)
         n = len(values)  # scores and model scores rounded in one call
         rounded = _rounded(np.asarray([d[0] for d in decided] + [np.nan if m is None else m for m in model],
                                       dtype=np.float64)).tolist()
@@ -419,7 +435,7 @@ class Detector:
         address alone or at its root, a private address, an allowlisted site) and where a value cannot be scored.
         What the false-positive budget counts (`budget_threshold`), judged with a model score of 1 at a threshold
         of 1 and no feeds."""
-        values = _requested(values)
+        values = _requested(values)[0]
         parsed = ParsedUrls(values)
         ok = url_errors(parsed) == ""
         decider = Decider(replace(self.policy, threshold=1.0), popularity=self.popularity, resolvers=self.resolvers)
@@ -544,10 +560,11 @@ def _pinned_text(model_dir: str | Path, manifest: dict[str, Any], key: str) -> s
     if not pinned:
         return None
     path = Path(model_dir) / pinned["file"]
-    digest = sha256_file(path)
+    data = path.read_bytes()  # the bytes checked are the bytes read
+    digest = hashlib.sha256(data).hexdigest()
     if digest != pinned["sha256"]:
         raise ModelIntegrityError(f"{path}: SHA-256 {digest} does not match the manifest's {pinned['sha256']}")
-    return path.read_text(encoding="utf-8")
+    return data.decode("utf-8")
 
 
 def read_popularity(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, int]:
@@ -587,15 +604,27 @@ def _host_index(parsed: ParsedUrls) -> tuple[list[str], np.ndarray]:
     return [h.decode("utf-8", "replace") for h in names], rows
 
 
-def _requested(values: Any) -> Any:
+def _requested(values: Any) -> tuple[Any, dict[int, str]]:
     """The values as a browser requests them (`browser_url`): what the model and the rules read, so that writing
     a browser undoes (a tab in the host, a backslash, a full-width or escaped letter, ``https:host``) neither
-    hides a page from them nor changes its score. The training rows are featurized as their lists wrote them:
+    hides a page from them nor changes its score, and a redirector's link is the page it leads to; and, by row,
+    the note saying so for each such link (`redirect_note`). The training rows are featurized as their lists wrote them:
     few would change (1,327 of 1.45 million), and a retrain on them moved the threshold as a seed does
     (docs/experiments.md, "Session 35")."""
     if isinstance(values, list | tuple) and len(values) <= FEW_TEXTS and all(type(v) is str for v in values):
-        return [browser_url(v) for v in values]
-    return browser_forms(url_array(values))
+        return [browser_url(v) for v in values], {i: redirect_note(v) for i, v in enumerate(values)
+                                                  if _REDIRECTOR_LINK.search(v) and redirect_note(v)}
+    urls = url_array(values)
+    found = pc.match_substring_regex(urls, REDIRECTOR_LINK).fill_null(False).to_numpy(zero_copy_only=False)
+    notes = {i: redirect_note(urls[i].as_py().decode("utf-8", "replace")) for i in np.flatnonzero(found).tolist()}
+    return browser_forms(urls), {i: note for i, note in notes.items() if note}
+
+
+def _noted(texts: Any, notes: dict[int, str]) -> Any:
+    """Reasons with each redirector link's note (`redirect_note`) first."""
+    for i, note in notes.items():
+        texts[i] = f"{note}; {texts[i]}" if texts[i] else note
+    return texts
 
 
 def _rows_containing(parsed: ParsedUrls, patterns: list[str]) -> list[Any]:

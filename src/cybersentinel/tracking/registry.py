@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -71,7 +72,26 @@ class RegistryUnreachableError(RuntimeError):
     same as an alias it lacks."""
 
 
-ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})  # MLflow's "no such" codes
+ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})  # MLflow's "no such" codes
+
+
+# MLflow answers a missing alias with INVALID_PARAMETER_VALUE, the same code as an unusable tracking URI (an
+# unknown scheme, a file store it refuses): only this message means "no such alias".
+ALIAS_NOT_FOUND = re.compile(r"\balias\b.*\bnot found\b", re.IGNORECASE)
+
+
+# MLflow reserves `latest` (any case: the newest version, promoted or not) and `v<digits>` (that version).
+RESERVED_ALIAS = re.compile(r"latest|[vV]\d+", re.IGNORECASE)
+
+
+def check_alias(alias: str) -> None:
+    """`PromotionError` for an alias MLflow reserves: ``latest`` would quietly name the newest version, never
+    promoted, and ``v<digits>`` a version number; neither can be moved."""
+    if RESERVED_ALIAS.fullmatch(alias):
+        what = ("the newest registered version, promoted or not" if alias.lower() == "latest"
+                else f"version {alias[1:]}")
+        raise PromotionError(f"{alias!r} is not an alias to use: MLflow reserves it for {what}; choose a version "
+                             "with `promote --version N` and name another alias (e.g. 'champion')")
 
 
 REGISTRY_TABLES = frozenset({"registered_models", "model_versions"})  # what makes a SQLite file an MLflow registry
@@ -112,13 +132,28 @@ def check_readable(uri: str) -> None:
     path = sqlite_file(uri)
     if path is not None and (problem := sqlite_problem(path)):
         raise RegistryUnreachableError(problem)
+    scheme = uri.partition("://")[0] if "://" in uri else ""
+    if scheme in ("", "file"):  # a folder store: MLflow would create a missing one (or refuse file stores)
+        folder = Path(uri.removeprefix("file://")) if scheme else Path(uri)
+        if not folder.is_dir():
+            raise RegistryUnreachableError(f"MLFLOW_TRACKING_URI {redact(uri)} names no MLflow store ({folder} is "
+                                           "not a folder); use e.g. sqlite:///mlflow.db")
     if problem := reachable(uri):
         raise RegistryUnreachableError(f"MLflow registry: {problem}")
 
 
 def registry_failure(uri: str, exc: Exception) -> RegistryUnreachableError:
     """An MLflow error as one line, credentials redacted (MLflow quotes the tracking URI, password and all)."""
+    if getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE" and unusable_uri(str(exc)):
+        return RegistryUnreachableError(f"MLFLOW_TRACKING_URI {redact(uri)} is not a usable MLflow registry: "
+                                        f"{one_line(exc).partition('. See ')[0][:300]}")
     return RegistryUnreachableError(f"MLflow registry {redact(uri)} could not be asked: {one_line(exc)}")
+
+
+def unusable_uri(message: str) -> bool:
+    """Whether MLflow's message says the tracking URI itself is unusable (not a bad argument to a request)."""
+    return any(sign in message for sign in ("unsupported URI", "Model registry functionality is unavailable",
+                                            "filesystem tracking backend", "file store"))
 
 
 @contextmanager
@@ -302,11 +337,13 @@ def alias_version(uri: str, name: str, alias: str) -> str | None:
     if the registry cannot be asked (a quick probe first, so a dead server costs seconds, not MLflow's retries)."""
     from mlflow.exceptions import MlflowException
 
+    check_alias(alias)
     check_readable(uri)
     try:
         return str(client_for(uri).get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
-        if exc.error_code in ABSENT:
+        if exc.error_code in ABSENT or (exc.error_code == "INVALID_PARAMETER_VALUE"
+                                        and ALIAS_NOT_FOUND.search(str(exc)) and not unusable_uri(str(exc))):
             return None
         raise registry_failure(uri, exc) from None
 
@@ -334,6 +371,23 @@ def evaluate_on(model: Pipeline, manifest: dict[str, Any], test: pd.DataFrame) -
                                "model needs, so it cannot be scored on the same test data")
     scores = model.predict_proba(test[manifest["inputs"]])[:, 1]
     return classification_metrics(test["label"].to_numpy(), scores, Policy.from_manifest(manifest).threshold)
+
+
+def read_test_table(path: Path) -> pd.DataFrame:
+    """The labelled test table both models are scored on; `PromotionError` if it is no such table (not Parquet,
+    no ``label`` column, no rows)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        test = pd.read_parquet(path)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise PromotionError(f"--test-data {path} is not a readable Parquet table ({one_line(exc)[:200]})") from None
+    if "label" not in test.columns:
+        raise PromotionError(f"--test-data {path} has no 'label' column: the models are scored against it")
+    if test.empty:
+        raise PromotionError(f"--test-data {path} has no rows: there is nothing to score the models on")
+    return test
 
 
 def beats(metric: str, candidate: float, champion: float, min_delta: float = 0.0) -> bool:
@@ -386,12 +440,17 @@ def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candi
     (RegistryUnreachableError if the registry cannot be asked or fails)."""
     if metric not in METRICS:
         raise PromotionError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+    check_alias(alias)  # before anything is downloaded or scored: MLflow would refuse to move it at the end
     progress(f"looking up {name!r} in the registry")
     versions = model_versions(uri, name)
     if not versions:
         raise PromotionError(f"no registered versions of {name!r} in {redact(uri)}: train with MLflow tracking on "
                              "(`dvc repro`), then run `make promote`")
-    candidate = str(candidate or max(int(v.version) for v in versions))
+    numbers = sorted(int(v.version) for v in versions)
+    candidate = str(candidate or numbers[-1]).strip()
+    if candidate not in {str(n) for n in numbers}:
+        raise PromotionError(f"{name!r} has no version {candidate!r} in {redact(uri)} (registered: "
+                             f"{numbers[0]} to {numbers[-1]}, {len(numbers)} in all)")
     with registry_errors(uri):
         return challenge(uri, name, test_path, metric, candidate, alias, min_delta, progress)
 
@@ -399,7 +458,6 @@ def promote(uri: str, name: str, test_path: Path, metric: str = "roc_auc", candi
 def challenge(uri: str, name: str, test_path: Path, metric: str, candidate: str, alias: str, min_delta: float,
               progress: Callable[[str], None]) -> str:
     """`promote` once the candidate is known: score it and the alias holder, move the alias if it wins."""
-    import pandas as pd
 
     from cybersentinel.core.files import sha256_file
 
@@ -410,7 +468,7 @@ def challenge(uri: str, name: str, test_path: Path, metric: str, candidate: str,
 
     progress(f"reading the test data {test_path}")
     test_sha256 = sha256_file(test_path)
-    test = pd.read_parquet(test_path)
+    test = read_test_table(test_path)
     new = evaluation(uri, name, candidate, test, test_sha256, progress)
     on_data = f"on {test_path} (sha256 {test_sha256[:12]}..., {len(test):,} rows)"
     if holder is None:

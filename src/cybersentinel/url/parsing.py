@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, wraps
 from typing import Any, NamedTuple, TypeVar
+from urllib.parse import parse_qsl, unquote
 
 import numpy as np
 import pyarrow as pa
@@ -179,6 +180,45 @@ def _psl_split(host: str) -> tuple[str, str, str, bool, bool] | None:
 def _suffix_trie() -> Any:
     """tldextract's suffix trie, private section included (built once, on first use)."""
     return _extract._get_tld_extractor().tlds_incl_private_trie
+
+
+def suffix_beneath(host: str) -> tuple[str, int]:
+    """(a public suffix that is ``host`` or ends with "." + ``host``, how many there are), ("", 0) if none: a rule
+    on such a name covers every site registered under the suffix. Either section of the list, read from the
+    package's one copy of it (`_suffix_trie`)."""
+    labels = host.split(".")
+    node = _suffix_trie()
+    for depth, label in enumerate(reversed(labels), 1):
+        child = node.matches.get(_trie_label(label))
+        if child is None:  # "*.ck": every name one label below ck is a suffix, bar the "!www.ck" exceptions
+            wild = depth == len(labels) and "*" in node.matches and f"!{label}" not in node.matches
+            return (host, 1) if wild else ("", 0)
+        node = child
+    if node.end:
+        return host, 1
+    found: list[str] = []
+    level = [(node, host)]
+    while level:  # breadth first, children in order: the shortest suffix beneath is the example
+        below = []
+        for parent, name in level:
+            for label in sorted(parent.matches):
+                if not label.startswith("!"):  # an exception: a registrable name, no suffix
+                    child = parent.matches[label]
+                    below.append((child, f"{label}.{name}"))
+                    if child.end:
+                        found.append(f"{label}.{name}")
+        level = below
+    return (found[0], len(found)) if found else ("", 0)
+
+
+def _trie_label(label: str) -> str:
+    """A host label as the suffix trie holds it: punycode decoded (``xn--55qx5d`` is ``公司``)."""
+    if not label.startswith("xn--"):
+        return label
+    try:
+        return label.encode("ascii").decode("idna")
+    except UnicodeError:  # not valid punycode: no suffix holds it
+        return label
 
 
 def split_host(host: str) -> tuple[str, str, str, bool]:
@@ -446,11 +486,15 @@ def plain_names(hosts: list[str]) -> list[bool]:
 
 
 # What `browser_url` may change: a control character or space (at the ends; tab and line breaks anywhere), a
-# backslash, a character outside ASCII, an escaped unreserved character, a special scheme without its "//", or a
-# "." or ".." segment.
+# backslash, a character outside ASCII, an escaped unreserved character, a special scheme without its "//", a
+# "." or ".." segment, or a link of a known redirector (`redirect_target`).
 # One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes.
+# A superset of `redirect_target`'s links, in the same two dialects.
+REDIRECTOR_LINK = (r"(?i:google\.[a-z.]+/(?:url\?|amp/s/)|safelinks\.protection\.outlook\.com/|facebook\.com/l\.php\?"
+                   r"|l\.instagram\.com/\?|youtube\.com/redirect\?|slack-redir\.net/link\?|duckduckgo\.com/l/"
+                   r"|linkedin\.com/redir/redirect\?|doubleclick\.net/pcs/click\?|urldefense\.(?:proofpoint\.)?com/v[23]/)")
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
-                r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)")
+                r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
 _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
@@ -466,10 +510,39 @@ def browser_url(text: str) -> str:
     browser resolves it (`canonical_host`: ``ｐａｙｐａｌ.com``, ``pay%70al.com``, a soft hyphen), and escaped
     unreserved characters (``%77p-login.php``) decoded, as servers decode them (RFC 3986, 6.2.2.2), and ``.`` and
     ``..`` segments of the path resolved (``/a/../wp-login.php`` is ``/wp-login.php``). The
-    fragment is kept (the model reads it), as are case, ports and other escapes. Idempotent; a text needing
-    none of this is returned as it is."""
+    fragment is kept (the model reads it), as are case, ports and other escapes. A known redirector's link
+    (``https://www.google.com/url?q=https://kit.example/``: `redirect_target`) is the page it sends the browser
+    to, unwrapped again while it is one: the redirector's name says nothing of that page. Idempotent; a text
+    needing none of this is returned as it is."""
     if not _BROWSER_WORK.search(text):
         return text
+    return _unwrapped(_browser_form(text))[0]
+
+
+def redirect_note(text: str) -> str:
+    """Why `browser_url` of ``text`` is another site's page, in words an analyst can check ("a link through
+    `www.google.com` to `kit.example`: judged as that page"); "" when it is no redirector's link."""
+    url, redirectors = _unwrapped(_browser_form(text))
+    if not redirectors:
+        return ""
+    through = " and ".join(f"`{host}`" for host in redirectors)
+    return f"a link through {through} to `{url_fields(url)[2]}`: judged as that page"
+
+
+def _unwrapped(url: str) -> tuple[str, list[str]]:
+    """The page at the end of a known redirector's link (`redirect_target`, again while it is one), and the
+    redirectors' hosts on the way."""
+    redirectors: list[str] = []
+    for _ in range(16):  # each target is shorter than the link holding it; the bound is for safety only
+        if (target := redirect_target(url)) is None:
+            break
+        redirectors.append(url_fields(url)[2])
+        url = _browser_form(target)
+    return url, redirectors
+
+
+def _browser_form(text: str) -> str:
+    """`browser_url` without the redirectors."""
     url = text.strip(_ENDS).replace("\t", "").replace("\n", "").replace("\r", "")
     if special := _SPECIAL_SCHEME.match(url):
         prefix, rest = f"{special.group(1)}://", url[special.end():]
@@ -489,6 +562,49 @@ def browser_url(text: str) -> str:
         host = canonical_host(host) or host
     path = _without_dot_segments(_unescaped(slash + path))
     return f"{prefix}{userinfo}{at}{host}{colon}{port}{path}{_unescaped(query)}{fragment}"
+
+
+# Redirectors whose links name their destination (host, path, the query parameter holding it): search engines',
+# social networks' and mail scanners' link wrappers. A phishing mail's link through one reaches the kit.
+_REDIRECTORS = (
+    (re.compile(r"(?:www\.)?google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), "/url", ("q", "url")),
+    (re.compile(r"[a-z0-9-]+\.safelinks\.protection\.outlook\.com"), "/", ("url",)),
+    (re.compile(r"l[m]?\.facebook\.com"), "/l.php", ("u",)),
+    (re.compile(r"l\.instagram\.com"), "/", ("u",)),
+    (re.compile(r"(?:www\.|m\.)?youtube\.com"), "/redirect", ("q",)),
+    (re.compile(r"slack-redir\.net"), "/link", ("url",)),
+    (re.compile(r"(?:www\.)?linkedin\.com"), "/redir/redirect", ("url",)),
+    (re.compile(r"urldefense\.proofpoint\.com"), "/v2/url", ("u",)),  # Proofpoint v2: "-" for "%", "_" for "/"
+    (re.compile(r"(?:html\.)?duckduckgo\.com"), "/l/", ("uddg",)),
+    (re.compile(r"adclick\.g\.doubleclick\.net"), "/pcs/click", ("adurl",)),
+)
+_GOOGLE = _REDIRECTORS[0][0]
+_PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
+_WEB_URL = re.compile(r"(?i)https?://[^/?#\s]")
+
+
+def redirect_target(url: str) -> str | None:
+    """The page a known redirector's link sends the browser to (``https://www.google.com/url?q=<page>``, Google's
+    AMP viewer, an Outlook Safe Links, Facebook, Instagram, YouTube, Slack, LinkedIn, DuckDuckGo, DoubleClick or
+    Proofpoint link), None for any other URL or a link without an absolute web address in it. HTML's ``&amp;`` is
+    read as ``&``, as the featurizer reads it."""
+    if (v3 := _PROOFPOINT_V3.match(url)) is not None:
+        return v3.group(1) if _WEB_URL.match(v3.group(1)) else None
+    _, _, host, _, path, query, _ = url_fields(url)
+    if path.startswith("/amp/s/") and _GOOGLE.fullmatch(host):  # Google's AMP viewer: /amp/s/<host>/<path>
+        target = f"https://{path[len('/amp/s/'):]}{'?' if query else ''}{query}"
+        return target if _WEB_URL.match(target) else None
+    for hosts, redirect_path, names in _REDIRECTORS:
+        if path == redirect_path and hosts.fullmatch(host):
+            found = dict(parse_qsl(query.replace("&amp;", "&")))
+            for name in names:
+                target = found.get(name, "")
+                if redirect_path == "/v2/url":
+                    target = unquote(target.replace("-", "%").replace("_", "/"))
+                if _WEB_URL.match(target):
+                    return target
+            return None
+    return None
 
 
 def _without_dot_segments(path: str) -> str:
@@ -623,7 +739,8 @@ def url_fields(raw: object) -> tuple[str, str, str, str, str, str, str]:
 def page_key(raw: object) -> str:
     """The key under which a list holds one page (an analyst's URL-level correction): `normalise` of its
     `browser_url` without what does not change the page a server sends: the fragment (never sent), an empty
-    query, the scheme's default port, the host's trailing dot, user-info (browsers do not send it). A key is its
+    query, the scheme's default port, the host's trailing dot, user-info (browsers do not send it); the path
+    and query keep their case (servers tell ``/AbC`` from ``/abc``: a short link, a shared file's id). A key is its
     own key (lists are merged by their keys): taken again until it is, for texts that are no URL (``a/ /``)."""
     key = _page_key(raw)
     for _ in range(4):
@@ -639,7 +756,8 @@ def _page_key(raw: object) -> str:
         return normalise(raw)
     if port in {"http": ("80",), "https": ("443",)}.get(scheme, ()):
         port = ""
-    return normalise(f"{host}{':' if port else ''}{port}{path}{'?' if query else ''}{query}")
+    # `normalise` without lower-casing the path and query: ``bit.ly/3xYzAbC`` and ``bit.ly/3xyzabc`` are two links
+    return f"{host.removeprefix('www.')}{':' if port else ''}{port}{path}{'?' if query else ''}{query}".rstrip("/")
 
 
 def normalise(raw: object) -> str:
