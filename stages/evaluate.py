@@ -40,7 +40,7 @@ SANITY_HEADLINE = ("legitimate_malicious_with_feeds", "legitimate_malicious_with
 def headline(details: dict) -> dict:
     """The small set of figures `dvc metrics diff` and `dvc exp show` compare; ``details`` holds everything."""
     metrics = {"model_sha256": details["model_sha256"], "manifest_sha256": details["manifest_sha256"],
-               "threshold": details["threshold"]}
+               "model_dir": details["model_dir"], "threshold": details["threshold"]}
     for section, keys in HEADLINE.items():
         if section in details:
             metrics[section] = {k: details[section][k] for k in keys if k in details[section]}
@@ -94,6 +94,7 @@ def main() -> None:
     weights = group_weights(test["group"])  # each registered domain weighs the same: big sites stop dominating
     # the manifest's own hash: the doors refuse a model.json edited after this measured it (`load_manifest`)
     details = {"model_sha256": manifest["sha256"], "manifest_sha256": sha256_file(args.model / "model.json"),
+               "model_dir": args.model.as_posix(),
                "threshold": threshold,
                "test": classification_metrics(y, scores, threshold),
                "test_per_group": classification_metrics(y, scores, threshold, weights),

@@ -5,6 +5,8 @@ special scheme without its slashes) gets the verdict of the URL the browser requ
 from __future__ import annotations
 
 import ipaddress
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,15 @@ from cybersentinel.ops.blocklist import target_of
 from cybersentinel.scoring.decider import known_software_file, page_asset, userinfo_deception
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.scoring.policy import SiteList
-from cybersentinel.url.parsing import browser_url, page_key, parse_ip, redirect_note, url_fields
+from cybersentinel.url.parsing import (
+    BROWSER_WORK,
+    MAX_REDIRECTS,
+    browser_url,
+    browser_url_and_note,
+    page_key,
+    parse_ip,
+    url_fields,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -162,15 +172,49 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
 ])
 def test_a_redirectors_link_is_the_page_it_leads_to(link: str, target: str) -> None:
     assert browser_url(link) == target
-    assert redirect_note(link).endswith("to `kit.example`: judged as that page")
+    assert browser_url_and_note(link)[1].endswith("to `kit.example`: judged as that page")
     assert page_key(link) == page_key(target)  # an analyst's correction of the link is one of the page
+
+
+@pytest.mark.parametrize(("link", "target"), [
+    ("https://www.google.com:443/url?q=https://kit.example/a", "https://kit.example/a"),  # a port
+    ("https://www.google.com/url?q=https:/kit.example/a", "https://kit.example/a"),  # a target a browser repairs
+    ("https://www.google.com/url?q=https:%5C%5Ckit.example%5Ca", "https://kit.example/a"),
+    ("https://www.google.com/%75rl?q=https://kit.example/a", "https://kit.example/a"),  # an escaped path letter
+    ("https://www.google.com/url?q=https://kit.example/a&q=https://kit.example/a", "https://kit.example/a"),
+])
+def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, target: str) -> None:
+    assert browser_url_and_note(link) == (target, "a link through `www.google.com` to `kit.example`: judged as that "
+                                                  "page")
 
 
 @pytest.mark.parametrize("url", [
     "https://www.google.com/search?q=https://kit.example/",  # a search, not a redirect
     "https://www.google.com/url?q=/relative/path",  # no web address to go to
     "https://google.com.evil.top/url?q=https://kit.example/",  # not Google's host
+    "https://google.com.de/url?q=https://www.paypal.com/",  # a name on a registry's private suffix, not Google's
     "https://l.facebook.com/l.php?u=javascript:alert(1)",
+    "javascript://www.google.com/url?q=https://www.paypal.com/%0Aalert(1)",  # goes nowhere
+    "https://www.google.com/url?q=https://kit%1b]0;x.top/",  # no host a browser accepts
+    # which page a server picks is not known: a kit must not pass as PayPal (nor PayPal be blocked as the kit)
+    "https://www.google.com/url?url=http://kit.top/signin.php&amp;q=https://www.paypal.com/",
+    "https://eur01.safelinks.protection.outlook.com/?url=https://kit.top/&url=https://www.paypal.com/",
 ])
 def test_other_links_are_not_unwrapped(url: str) -> None:
-    assert browser_url(url) == url and redirect_note(url) == ""
+    assert browser_url_and_note(url) == (url, "")
+
+
+def test_links_nested_past_the_bound_are_judged_as_written() -> None:
+    link = "https://kit.example/login"
+    for _ in range(MAX_REDIRECTS):
+        link = "https://www.google.com/url?q=" + link  # the query holds no "&": no escaping needed
+    assert browser_url(link) == "https://kit.example/login"
+    deeper = "https://www.google.com/url?q=" + link
+    assert browser_url(deeper) == deeper and browser_url(browser_url(deeper)) == deeper
+
+
+def test_the_browser_forms_pattern_takes_linear_time_on_hostile_text() -> None:
+    # "google." repeated took Python's `re` quadratic time (100 KB: 11 s of a worker's CPU)
+    started = time.process_time()
+    assert re.compile(BROWSER_WORK).search("http://a.example/" + "google." * 30_000) is None
+    assert time.process_time() - started < 1.0

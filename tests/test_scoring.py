@@ -242,8 +242,17 @@ def test_a_manifest_edited_after_evaluate_measured_it_is_refused(model_dir, tmp_
         Detector.from_dir(folder, evaluated=metrics)
     with pytest.raises(ModelIntegrityError, match="is not the pinned"):
         Detector.from_dir(folder, pinned_sha256=measured)
-    # metrics of another model say nothing of this one (a model from the registry, a retrain's candidate)
-    metrics.write_text(json.dumps({"model_sha256": "0" * 64, "manifest_sha256": measured}))
+    # the record is of this folder: whatever else the edit changed (the model's own hash upper-cased or gone)
+    folder_record = {"model_sha256": json.loads(manifest_bytes)["sha256"], "manifest_sha256": measured,
+                     "model_dir": str(folder)}
+    metrics.write_text(json.dumps(folder_record))
+    for claimed in (tampered["sha256"].upper(), None):
+        (folder / "model.json").write_text(json.dumps({**tampered, "sha256": claimed}))
+        with pytest.raises(ModelIntegrityError, match="changed after `evaluate` measured this model"):
+            Detector.from_dir(folder, evaluated=metrics)
+    # metrics of another model and folder say nothing of this one (a registry download, a retrain's candidate)
+    (folder / "model.json").write_text(json.dumps(tampered))
+    metrics.write_text(json.dumps({"model_sha256": "0" * 64, "manifest_sha256": measured, "model_dir": "models"}))
     assert Detector.from_dir(folder, evaluated=metrics).threshold == 0.9999999
     assert Detector.from_dir(folder, evaluated=tmp_path / "absent.json").threshold == 0.9999999
 

@@ -123,8 +123,9 @@ def load_manifest(model_dir: str | os.PathLike, pinned_sha256: str | None = None
 
     The manifest vouches for every other file of the model, and its policy decides verdicts, so it is checked
     too: against ``pinned_sha256`` (the operator's pin) when given, and against the SHA-256 that `evaluate`
-    recorded for this very model (``manifest_sha256`` in ``evaluated``, reports/metrics.json, kept in git) when
-    that file names this model: a threshold edited after the model was measured is refused, not served. The
+    recorded (``manifest_sha256`` in ``evaluated``, reports/metrics.json, kept in git) when that record is of this
+    folder (its ``model_dir``, relative to the working directory as the record is) or names this model: a
+    threshold edited after the model was measured is refused, not served, whatever else the edit changed. The
     bytes checked are the bytes parsed."""
     path = Path(model_dir) / "model.json"
     data = path.read_bytes()
@@ -132,11 +133,17 @@ def load_manifest(model_dir: str | os.PathLike, pinned_sha256: str | None = None
     if pinned_sha256 and digest != pinned_sha256.strip().lower():
         raise ModelIntegrityError(f"{path}: SHA-256 {digest[:12]}… is not the pinned {pinned_sha256.strip()[:12]}…")
     manifest = json.loads(data)
+    if not isinstance(manifest, dict):
+        raise ModelIntegrityError(f"{path}: a JSON {type(manifest).__name__}, not a model's manifest")
     recorded = _evaluated_record(evaluated)
-    if recorded.get("model_sha256") == manifest.get("sha256") and recorded.get("manifest_sha256") not in (None, digest):
+    measured = recorded.get("manifest_sha256")
+    this_folder = isinstance(recorded.get("model_dir"), str) and \
+        Path(recorded["model_dir"]).resolve() == Path(model_dir).resolve()
+    this_model = str(recorded.get("model_sha256", "")).lower() == str(manifest.get("sha256", "")).lower() != ""
+    if isinstance(measured, str) and (this_folder or this_model) and measured.lower() != digest:
         raise ModelIntegrityError(
             f"{path} changed after `evaluate` measured this model (SHA-256 {digest[:12]}…, {evaluated} records "
-            f"{str(recorded['manifest_sha256'])[:12]}…): its policy is not the one measured; restore it with "
+            f"{measured[:12]}…): its policy is not the one measured; restore it with "
             "`dvc checkout models` or rerun `dvc repro`")
     return manifest
 

@@ -12,7 +12,6 @@ median, to pick the plain-words ``reasons``.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -49,12 +48,10 @@ from cybersentinel.scoring.decider import (
 )
 from cybersentinel.scoring.policy import IN_PAGE, Policy, SiteList
 from cybersentinel.url.parsing import (
-    REDIRECTOR_LINK,
     browser_forms,
-    browser_url,
+    browser_url_and_note,
     canonical_host,
     parse_ip,
-    redirect_note,
     to_text,
 )
 
@@ -69,7 +66,6 @@ FEW_ROWS = 16  # `score_records` of up to this many values takes the row-by-row 
 
 
 # The rows `page_asset` is asked about: an asset's extension at the end of the path (a prefilter; it decides).
-_REDIRECTOR_LINK = re.compile(REDIRECTOR_LINK)
 _ASSET_PATTERN = r"(?i)\.(?:" + "|".join(e[1:] for e in PAGE_ASSET_EXTENSIONS) + r")(?:$|[?#])"
 MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
 
@@ -608,20 +604,17 @@ def _requested(values: Any) -> tuple[Any, dict[int, str]]:
     """The values as a browser requests them (`browser_url`): what the model and the rules read, so that writing
     a browser undoes (a tab in the host, a backslash, a full-width or escaped letter, ``https:host``) neither
     hides a page from them nor changes its score, and a redirector's link is the page it leads to; and, by row,
-    the note saying so for each such link (`redirect_note`). The training rows are featurized as their lists wrote them:
-    few would change (1,327 of 1.45 million), and a retrain on them moved the threshold as a seed does
+    the note saying so for each such link (`browser_url_and_note`). The training rows are featurized as their lists
+    wrote them: few would change (1,327 of 1.45 million), and a retrain on them moved the threshold as a seed does
     (docs/experiments.md, "Session 35")."""
     if isinstance(values, list | tuple) and len(values) <= FEW_TEXTS and all(type(v) is str for v in values):
-        return [browser_url(v) for v in values], {i: redirect_note(v) for i, v in enumerate(values)
-                                                  if _REDIRECTOR_LINK.search(v) and redirect_note(v)}
-    urls = url_array(values)
-    found = pc.match_substring_regex(urls, REDIRECTOR_LINK).fill_null(False).to_numpy(zero_copy_only=False)
-    notes = {i: redirect_note(urls[i].as_py().decode("utf-8", "replace")) for i in np.flatnonzero(found).tolist()}
-    return browser_forms(urls), {i: note for i, note in notes.items() if note}
+        found = [browser_url_and_note(v) for v in values]
+        return [url for url, _ in found], {i: note for i, (_, note) in enumerate(found) if note}
+    return browser_forms(url_array(values))
 
 
 def _noted(texts: Any, notes: dict[int, str]) -> Any:
-    """Reasons with each redirector link's note (`redirect_note`) first."""
+    """Reasons with each redirector link's note (`browser_url_and_note`) first."""
     for i, note in notes.items():
         texts[i] = f"{note}; {texts[i]}" if texts[i] else note
     return texts

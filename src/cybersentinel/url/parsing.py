@@ -487,12 +487,13 @@ def plain_names(hosts: list[str]) -> list[bool]:
 
 # What `browser_url` may change: a control character or space (at the ends; tab and line breaks anywhere), a
 # backslash, a character outside ASCII, an escaped unreserved character, a special scheme without its "//", a
-# "." or ".." segment, or a link of a known redirector (`redirect_target`).
-# One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes.
-# A superset of `redirect_target`'s links, in the same two dialects.
-REDIRECTOR_LINK = (r"(?i:google\.[a-z.]+/(?:url\?|amp/s/)|safelinks\.protection\.outlook\.com/|facebook\.com/l\.php\?"
-                   r"|l\.instagram\.com/\?|youtube\.com/redirect\?|slack-redir\.net/link\?|duckduckgo\.com/l/"
-                   r"|linkedin\.com/redir/redirect\?|doubleclick\.net/pcs/click\?|urldefense\.(?:proofpoint\.)?com/v[23]/)")
+# "." or ".." segment, or a link of a known redirector (`REDIRECTOR_LINK`).
+# One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes. Every
+# repetition is bounded, so `re` takes linear time on hostile text ("google." repeated 10,000 times).
+# A superset of `redirect_target`'s links: a redirector's host (any port) and a path.
+REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protection\.outlook\.com|facebook\.com"
+                   r"|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
+                   r"|urldefense\.(?:proofpoint\.)?com)(?::[0-9]{1,5})?/)")
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
@@ -500,6 +501,8 @@ _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
 _UNRESERVED_ESCAPE = re.compile(r"%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])")
 _ENDS = "".join(map(chr, range(0x21))) + "\ufeff"  # C0 controls and space, and a byte-order mark
+_MAX_BROWSER_CHARS = 65_536  # longer texts are refused unscored (`features.lexical.MAX_URL_CHARS`): left as they are
+MAX_REDIRECTS = 32  # redirector links inside one another that are unwrapped; past it, a link is judged as written
 
 
 def browser_url(text: str) -> str:
@@ -514,31 +517,33 @@ def browser_url(text: str) -> str:
     (``https://www.google.com/url?q=https://kit.example/``: `redirect_target`) is the page it sends the browser
     to, unwrapped again while it is one: the redirector's name says nothing of that page. Idempotent; a text
     needing none of this is returned as it is."""
-    if not _BROWSER_WORK.search(text):
-        return text
-    return _unwrapped(_browser_form(text))[0]
+    return browser_url_and_note(text)[0]
 
 
-def redirect_note(text: str) -> str:
-    """Why `browser_url` of ``text`` is another site's page, in words an analyst can check ("a link through
-    `www.google.com` to `kit.example`: judged as that page"); "" when it is no redirector's link."""
+def browser_url_and_note(text: str) -> tuple[str, str]:
+    """`browser_url` of ``text``, and why it is another site's page when a redirector's link led there, in words
+    an analyst can check ("a link through `www.google.com` to `kit.example`: judged as that page"; "" if not)."""
+    if len(text) > _MAX_BROWSER_CHARS or not _BROWSER_WORK.search(text):
+        return text, ""
     url, redirectors = _unwrapped(_browser_form(text))
     if not redirectors:
-        return ""
+        return url, ""
     through = " and ".join(f"`{host}`" for host in redirectors)
-    return f"a link through {through} to `{url_fields(url)[2]}`: judged as that page"
+    # the host is a valid one (`redirect_target`); ";" separates reasons, so it is shown escaped
+    return url, f"a link through {through} to `{url_fields(url)[2].replace(';', '%3B')}`: judged as that page"
 
 
 def _unwrapped(url: str) -> tuple[str, list[str]]:
     """The page at the end of a known redirector's link (`redirect_target`, again while it is one), and the
-    redirectors' hosts on the way."""
+    redirectors' hosts on the way; more than `MAX_REDIRECTS` of them, the link as it is (and no hosts)."""
     redirectors: list[str] = []
-    for _ in range(16):  # each target is shorter than the link holding it; the bound is for safety only
-        if (target := redirect_target(url)) is None:
-            break
-        redirectors.append(url_fields(url)[2])
-        url = _browser_form(target)
-    return url, redirectors
+    page = url
+    for _ in range(MAX_REDIRECTS):
+        if (target := redirect_target(page)) is None:
+            return page, redirectors
+        redirectors.append(url_fields(page)[2])
+        page = target
+    return (url, []) if redirect_target(page) is not None else (page, redirectors)
 
 
 def _browser_form(text: str) -> str:
@@ -580,31 +585,42 @@ _REDIRECTORS = (
 )
 _GOOGLE = _REDIRECTORS[0][0]
 _PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
-_WEB_URL = re.compile(r"(?i)https?://[^/?#\s]")
 
 
 def redirect_target(url: str) -> str | None:
-    """The page a known redirector's link sends the browser to (``https://www.google.com/url?q=<page>``, Google's
-    AMP viewer, an Outlook Safe Links, Facebook, Instagram, YouTube, Slack, LinkedIn, DuckDuckGo, DoubleClick or
-    Proofpoint link), None for any other URL or a link without an absolute web address in it. HTML's ``&amp;`` is
-    read as ``&``, as the featurizer reads it."""
+    """The page (its `browser_url` form) a known redirector's link, itself in that form, sends the browser to
+    (``https://www.google.com/url?q=<page>``, Google's AMP viewer, an Outlook Safe Links, Facebook, Instagram,
+    YouTube, Slack, LinkedIn, DuckDuckGo, DoubleClick or Proofpoint link, over http or https); None for any other
+    URL, and for a link whose destination is no web page with a valid host or is ambiguous: the parameter given
+    twice with different pages, or a different page once HTML's ``&amp;`` is read as ``&`` (a server reads
+    ``&amp;q=`` as a parameter ``amp;q``), since the page a server would pick is not known."""
+    scheme, _, host, _, path, query, _ = url_fields(url)
+    if scheme not in ("", "http", "https"):  # ``javascript://www.google.com/url?…`` goes nowhere
+        return None
     if (v3 := _PROOFPOINT_V3.match(url)) is not None:
-        return v3.group(1) if _WEB_URL.match(v3.group(1)) else None
-    _, _, host, _, path, query, _ = url_fields(url)
-    if path.startswith("/amp/s/") and _GOOGLE.fullmatch(host):  # Google's AMP viewer: /amp/s/<host>/<path>
-        target = f"https://{path[len('/amp/s/'):]}{'?' if query else ''}{query}"
-        return target if _WEB_URL.match(target) else None
+        return _web_page(v3.group(1))
+    if path.startswith("/amp/s/") and _GOOGLE.fullmatch(host) and not on_private_suffix(host):  # AMP viewer
+        return _web_page(f"https://{path[len('/amp/s/'):]}{'?' if query else ''}{query}")
     for hosts, redirect_path, names in _REDIRECTORS:
-        if path == redirect_path and hosts.fullmatch(host):
-            found = dict(parse_qsl(query.replace("&amp;", "&")))
-            for name in names:
-                target = found.get(name, "")
-                if redirect_path == "/v2/url":
-                    target = unquote(target.replace("-", "%").replace("_", "/"))
-                if _WEB_URL.match(target):
-                    return target
-            return None
+        # Google's own ccTLD names; ``google.com.de`` is a name on a registry's private suffix, not Google's
+        if path == redirect_path and hosts.fullmatch(host) and not (hosts is _GOOGLE and on_private_suffix(host)):
+            values = [value for text in dict.fromkeys((query, query.replace("&amp;", "&")))
+                      for name, value in parse_qsl(text) if name in names]
+            if redirect_path == "/v2/url":
+                values = [unquote(value.replace("-", "%").replace("_", "/")) for value in values]
+            pages = {page for value in values if (page := _web_page(value))}
+            return pages.pop() if len(pages) == 1 else None
     return None
+
+
+def _web_page(text: str) -> str | None:
+    """``text`` as the web page a browser opens (`_browser_form`: ``https:/kit`` and ``https:\\kit`` are
+    ``https://kit``), None when it is no http(s) URL with a host the browser accepts."""
+    page = _browser_form(text)
+    scheme, _, host, *_ = url_fields(page)
+    if scheme not in ("http", "https") or not page.lower().startswith(scheme + "://") or not canonical_host(host):
+        return None
+    return page
 
 
 def _without_dot_segments(path: str) -> str:
@@ -625,20 +641,24 @@ def _without_dot_segments(path: str) -> str:
     return "/" + "/".join(kept)
 
 
-def browser_forms(urls: pa.LargeBinaryArray) -> pa.LargeBinaryArray:
-    """`browser_url` of each URL of a UTF-8 binary array: the rows that may need it found in one RE2 pass (few
-    do: 1,327 of the 1.45 million of `data/validated.parquet` change), the others returned as they are."""
+def browser_forms(urls: pa.LargeBinaryArray) -> tuple[pa.LargeBinaryArray, dict[int, str]]:
+    """`browser_url_and_note` of each URL of a UTF-8 binary array: the URLs, and the notes by row. The rows that
+    may need it are found in one RE2 pass (few do: 1,327 of the 1.45 million of `data/validated.parquet` change),
+    the others returned as they are."""
     found = pc.match_substring_regex(urls, BROWSER_WORK)
-    changed = {}
+    changed, notes = {}, {}
     for i in np.flatnonzero(found.fill_null(False).to_numpy(zero_copy_only=False)).tolist():
         url = urls[i].as_py()
-        if (new := browser_url(url.decode("utf-8", "replace")).encode("utf-8", "replace")) != url:
+        requested, note = browser_url_and_note(url.decode("utf-8", "replace"))
+        if (new := requested.encode("utf-8", "replace")) != url:
             changed[i] = new
+        if note:
+            notes[i] = note
     if not changed:
-        return urls
+        return urls, notes
     mask = np.zeros(len(urls), dtype=bool)
     mask[list(changed)] = True
-    return pc.replace_with_mask(urls, pa.array(mask), pa.array(list(changed.values()), type=pa.large_binary()))
+    return pc.replace_with_mask(urls, pa.array(mask), pa.array(list(changed.values()), type=pa.large_binary())), notes
 
 
 def _unescaped(text: str) -> str:
