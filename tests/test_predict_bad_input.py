@@ -434,3 +434,19 @@ def test_a_policy_edited_after_evaluate_is_refused_by_every_door(model_dir, tmp_
         create_app(Settings(model_dir=folder, feeds_dir=None))
     pinned = predict(folder, "-i", "in.txt", "-o", "out.csv", "--model-sha256", "0" * 64)
     assert pinned.exit_code == 2 and "is not the pinned" in pinned.output
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_a_model_of_other_feature_definitions_is_a_one_line_error(model_dir, tmp_path, monkeypatch,  # noqa: F811
+                                                                   command):
+    # what a checkout of newer code meets with an older model: the compiled scorer's recorded version differs
+    monkeypatch.setattr("cybersentinel.model.compiled.FEATURIZER_VERSION", "bytes-fnv1a-0-000000000000")
+    source = tmp_path / "in.txt"
+    source.write_text("a.example\n")
+    args = ["-i", str(source), "-o", str(tmp_path / "out.csv"), "--no-feeds", "--no-progress"] \
+        if command == "predict" else ["--host", "127.0.0.1", "--port", "59999"]
+    result = CliRunner().invoke(app, [command, "--model-dir", str(model_dir), *args])
+    assert result.exit_code == 2, result.output
+    assert "feature definitions" in result.output and "retrain the model" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "out.csv").exists()

@@ -114,7 +114,7 @@ def predict(
     check_model_json(model_dir)
     try:
         detector = Detector.from_dir(model_dir, model_sha256, EVALUATION_RECORD)
-    except (FileNotFoundError, KeyError, ModelIntegrityError) as exc:
+    except (FileNotFoundError, KeyError, ValueError, ModelIntegrityError) as exc:  # ValueError: other features
         raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
     if band is not None:
         detector = detector.with_band(band)

@@ -171,7 +171,8 @@ def serve(
                 Detector.from_dir(settings.model_dir, settings.model_sha256, settings.metrics_path)
                 check_feeds(feeds_dir)
                 application = None
-        except (FileNotFoundError, KeyError, ModelIntegrityError, PromotionError, RegistryUnreachableError) as exc:
+        except (FileNotFoundError, KeyError, ValueError, ModelIntegrityError, PromotionError,
+                RegistryUnreachableError) as exc:  # ValueError: a model of other feature definitions
             raise typer.BadParameter(f"cannot load the model: {exc}",
                                      param_hint="--model-alias" if model_alias else "--model-dir") from exc
         except FeedError as exc:
