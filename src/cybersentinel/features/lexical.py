@@ -307,12 +307,12 @@ def _suffix_table(suffixes: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
             np.cumsum([0] + [len(s) for s in encoded]).astype(np.int64))
 
 
-def _aho_corasick(patterns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """A full DFA (state x byte -> state) matching every pattern at once, and per state the 128-bit
-    set of patterns that end there (two uint64 words; pattern i is bit i)."""
+def _aho_corasick(patterns: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A full DFA (state x byte -> state) matching every pattern at once, and per state the 128-bit set of
+    the bits (``patterns``: pattern -> bit) of the patterns that end there (two uint64 words)."""
     goto: list[dict[int, int]] = [{}]
     out = [0]
-    for bit, pattern in enumerate(patterns):
+    for pattern, bit in patterns.items():
         state = 0
         for ch in pattern.encode():
             if ch not in goto[state]:
@@ -342,21 +342,24 @@ def _aho_corasick(patterns: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return table, masks
 
 
-# Pattern bits: brands, then suspicious words, then the markers below.
+# Pattern bits: one for every brand (the kernel asks only whether any brand is there, so the brand list can grow
+# without widening it), one per suspicious word (the feature counts the distinct words), one per marker below.
 _MARKERS = ("http", "www.", ".com", ".net", ".org", "xn--")
-_PATTERNS = [*BRANDS, *SUSPICIOUS_WORDS, *_MARKERS]
-assert len(_PATTERNS) <= 128
+_PATTERN_BITS = {**dict.fromkeys(BRANDS, 0), **{p: 1 + i for i, p in enumerate((*SUSPICIOUS_WORDS, *_MARKERS))}}
+assert len(_PATTERN_BITS) == len(BRANDS) + len(SUSPICIOUS_WORDS) + len(_MARKERS)  # no pattern in two lists
+assert max(_PATTERN_BITS.values()) < 128
 
 
-def _bit_mask(names: list[str]) -> np.ndarray:
-    value = sum(1 << _PATTERNS.index(n) for n in names)
+def _bit_mask(names: list[str] | tuple[str, ...]) -> np.ndarray:
+    value = 0
+    for name in names:
+        value |= 1 << _PATTERN_BITS[name]
     return np.array([value & (2**64 - 1), value >> 64], dtype=np.uint64)
 
 
-_AC_TABLE, _AC_OUT = _aho_corasick(_PATTERNS)
+_AC_TABLE, _AC_OUT = _aho_corasick(_PATTERN_BITS)
 _BRAND_BITS = _bit_mask(BRANDS)
-_WORD_BITS = np.array([sum(1 << (len(BRANDS) + i) for i in range(len(SUSPICIOUS_WORDS))) & (2**64 - 1),
-                       sum(1 << (len(BRANDS) + i) for i in range(len(SUSPICIOUS_WORDS))) >> 64], dtype=np.uint64)
+_WORD_BITS = _bit_mask(SUSPICIOUS_WORDS)
 _EMBEDDED_URL_BITS = _bit_mask(["http", "www."])
 _TLD_BITS = _bit_mask([".com", ".net", ".org"])
 _IDN_BITS = _bit_mask(["xn--"])
