@@ -51,7 +51,7 @@ def test_retrain_with_an_unreachable_registry_still_pushes_and_reports_then_fail
     (tmp_path / "reports" / "generalisation.json").write_text("{}")
     pushed = []
     monkeypatch.setattr(steps, "retrain_params", lambda *_: ({}, {"metric": "roc_auc", "min_delta": 0.001,
-                                                                    "loco_tolerance": 0.005}))
+                                                                    "loco_tolerance": 0.005, "sanity_tolerance": 0}))
     monkeypatch.setattr(steps, "require_clean", lambda repo: None)
     monkeypatch.setattr(steps, "keep_champion", lambda repo, dest: {})  # no champion yet: a first promotion
     monkeypatch.setattr(steps, "feedback_snapshots", lambda params: {"rows": 0, "snapshot": "none", "sources": {}})

@@ -33,6 +33,40 @@ def test_the_candidate_is_promoted_only_if_better_by_the_margin(candidate, champ
     assert decision.promote is promote and reason in decision.reason
 
 
+CLEAN = {"legitimate_malicious_with_feeds": 0, "legitimate_malicious_without_feeds": 0,
+         "phishing_not_malicious_with_feeds": 0, "phishing_not_malicious_without_feeds": 0}
+
+
+@pytest.mark.parametrize(("candidate_sanity", "champion_sanity", "promote", "reason"), [
+    (CLEAN, CLEAN, True, "sanity sets: 0 wrong"),
+    ({**CLEAN, "legitimate_malicious_without_feeds": 1}, CLEAN, False,
+     "legitimate_malicious_without_feeds 0 -> 1"),
+    ({**CLEAN, "phishing_not_malicious_with_feeds": 2}, {**CLEAN, "phishing_not_malicious_with_feeds": 1}, False,
+     "phishing_not_malicious_with_feeds 1 -> 2"),
+    ({**CLEAN, "phishing_not_malicious_with_feeds": 1}, {**CLEAN, "phishing_not_malicious_with_feeds": 1}, True,
+     "sanity sets: 1 wrong"),
+    ({**CLEAN, "legitimate_malicious_with_feeds": 1}, None, False, "legitimate_malicious_with_feeds 0 -> 1"),
+    (None, CLEAN, True, "sanity sets: n/a"),
+])
+def test_a_candidate_that_gets_more_sanity_urls_wrong_is_refused(candidate_sanity, champion_sanity, promote,
+                                                                 reason) -> None:
+    # a retrain moves the threshold (by 0.009 in session 37) and can turn the closest hand-written URL; a better
+    # ranking does not excuse a wrong verdict on the sets the README promises, so the loop keeps the champion
+    decision = decide("b" * 64, "a" * 64, figures(0.95), figures(0.94), 0.90, 0.90, shared_rows=500, **RULE,
+                      candidate_sanity=candidate_sanity, champion_sanity=champion_sanity)
+    assert decision.promote is promote and reason in decision.reason, decision.reason
+
+
+def test_the_sanity_tolerance_lets_a_team_accept_a_few_more_wrong_sanity_verdicts() -> None:
+    one_more = {**CLEAN, "legitimate_malicious_with_feeds": 1}
+    args = ("b" * 64, "a" * 64, figures(0.95), figures(0.94), 0.90, 0.90)
+    assert decide(*args, shared_rows=500, **RULE, candidate_sanity=one_more, champion_sanity=CLEAN,
+                  sanity_tolerance=1).promote
+    two_more = {**CLEAN, "legitimate_malicious_with_feeds": 2}
+    assert not decide(*args, shared_rows=500, **RULE, candidate_sanity=two_more, champion_sanity=CLEAN,
+                      sanity_tolerance=1).promote
+
+
 def test_the_same_model_is_nothing_new_and_no_champion_is_a_first_promotion() -> None:
     same = decide("a" * 64, "a" * 64, figures(0.99), figures(0.5), 0.9, 0.9, shared_rows=10, **RULE)
     assert not same.promote and same.reason.startswith("nothing new")
@@ -116,7 +150,7 @@ def test_feedback_through_the_service_retrains_promotes_and_reaches_a_fresh_clon
 
         # 2. the loop picks the corrections up. The rule here accepts any new candidate not worse by 1.0, so that
         # the promotion path runs on this tiny sample (the refusals are the unit tests above and below).
-        set_retrain_rule(repo, min_delta=-1.0, loco_tolerance=1.0)
+        set_retrain_rule(repo, min_delta=-1.0, loco_tolerance=1.0, sanity_tolerance=1000)
         run([*git, "commit", "-qam", "accept the candidate"], cwd=repo)
         result = run([CLI, "retrain"], cwd=repo, env=env)
         report = json.loads((repo / "reports/tmp/retrain/comparison.json").read_text())
@@ -232,6 +266,8 @@ RULE_YAML = "retrain: {metric: roc_auc, min_delta: 0.001, loco_tolerance: 0.005}
      "retrain.metric 'auc' is not one of"),
     (FEEDBACK_SOURCE + "retrain: {metric: roc_auc, min_delta: much, loco_tolerance: 0.005}\n",
      "retrain.min_delta must be a number"),
+    (FEEDBACK_SOURCE + "retrain: {metric: roc_auc, min_delta: 0.001, loco_tolerance: 0.005, sanity_tolerance: -1}\n",
+     "retrain.sanity_tolerance must be 0 or more, not -1"),
     (RULE_YAML, "no `dataset:` section"),
     (None, "cannot read"),
 ])
@@ -260,3 +296,19 @@ def test_every_failed_step_of_retrain_exits_2(tmp_path, monkeypatch) -> None:
     (tmp_path / "tracked.txt").write_text("changed\n")
     result = retrain_in(tmp_path, monkeypatch, None, commit=False)
     assert result.exit_code == 2 and "commit or stash these changes first" in result.output, result.output
+
+
+def test_the_report_shows_the_sanity_counts_and_the_loop_reads_them_from_the_metrics(tmp_path) -> None:
+    from cybersentinel.mlops.retrain import RetrainError, sanity_counts
+
+    decision = decide("b" * 64, "a" * 64, figures(0.95), figures(0.94), 0.91, 0.90, shared_rows=500, **RULE,
+                      candidate_sanity={**CLEAN, "legitimate_malicious_without_feeds": 1}, champion_sanity=CLEAN)
+    text = report_markdown(decision, {"sha256": "a" * 64}, {"sha256": "b" * 64})
+    assert "| sanity sets: legitimate malicious without feeds | 0 | 1 |" in text and "keep the champion" in text
+    assert sanity_counts(tmp_path) is None  # no metrics yet
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text('{"sanity": {"legitimate_malicious_with_feeds": 2}}')
+    assert sanity_counts(tmp_path) == {"legitimate_malicious_with_feeds": 2}
+    (tmp_path / "reports" / "metrics.json").write_text('{"sanity": ')
+    with pytest.raises(RetrainError, match="not a JSON object of metrics"):
+        sanity_counts(tmp_path)

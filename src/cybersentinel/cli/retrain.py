@@ -99,7 +99,9 @@ def retrain_command(
                               after_loco.get("loco_min_roc_auc"),
                               (before.get("generalisation") or {}).get("loco_min_roc_auc"),
                               metric=config["metric"], min_delta=float(config["min_delta"]),
-                              loco_tolerance=float(config["loco_tolerance"]), shared_rows=len(shared))
+                              loco_tolerance=float(config["loco_tolerance"]), shared_rows=len(shared),
+                              candidate_sanity=steps.sanity_counts(repo), champion_sanity=before.get("sanity"),
+                              sanity_tolerance=int(config["sanity_tolerance"]))
             nothing_new = before.get("sha256") == after_manifest["sha256"]
             if not decision.promote and not nothing_new:
                 steps.restore(repo)  # the champion stays, in the workspace and in dvc.lock

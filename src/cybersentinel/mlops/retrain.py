@@ -70,7 +70,10 @@ def retrain_params(path: Path, metrics: Sequence[str]) -> tuple[dict[str, Any], 
     if config.get("metric") not in metrics:
         raise RetrainError(f"{path}: retrain.metric {config.get('metric')!r} is not one of {', '.join(metrics)}")
     rule = {"metric": config["metric"], "min_delta": _number(config, "min_delta", path),
-            "loco_tolerance": _number(config, "loco_tolerance", path)}
+            "loco_tolerance": _number(config, "loco_tolerance", path),
+            "sanity_tolerance": _number({"sanity_tolerance": 0, **config}, "sanity_tolerance", path)}
+    if rule["sanity_tolerance"] < 0:
+        raise RetrainError(f"{path}: retrain.sanity_tolerance must be 0 or more, not {rule['sanity_tolerance']:g}")
     return params, rule
 
 
@@ -134,7 +137,7 @@ def feedback_snapshots(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def keep_champion(repo: Path, dest: Path) -> dict[str, Any]:
     """Copies of what the comparison needs from the current (champion) outputs: the model folder, its test
-    rows and its generalisation table. ``{}`` when there is no model yet."""
+    rows, its generalisation table and its wrong verdicts on the sanity sets. ``{}`` when there is no model yet."""
     import json
 
     models = repo / "models"
@@ -150,7 +153,23 @@ def keep_champion(repo: Path, dest: Path) -> dict[str, Any]:
     generalisation = repo / "reports" / "generalisation.json"
     if generalisation.is_file():
         kept["generalisation"] = json.loads(generalisation.read_text())
+    kept["sanity"] = sanity_counts(repo)
     return kept
+
+
+def sanity_counts(repo: Path) -> dict[str, int] | None:
+    """The evaluated model's wrong verdicts on the hand-written sanity sets (`reports/metrics.json`'s ``sanity``),
+    None when the metrics hold none."""
+    import json
+
+    metrics = repo / "reports" / "metrics.json"
+    if not metrics.is_file():
+        return None
+    try:
+        sanity = json.loads(metrics.read_text()).get("sanity")
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise RetrainError(f"{metrics} is not a JSON object of metrics: {exc}") from None
+    return {key: int(value) for key, value in sanity.items()} if isinstance(sanity, dict) else None
 
 
 def repro(repo: Path) -> str:

@@ -5,7 +5,9 @@ over figures measured the same way for both models.
 champion's test rows that are still test rows for the candidate (matched by URL; labels as the candidate's data
 have them, so an analyst's correction counts). Neither model trained on any of them. The leave-one-collection-out
 table (stage `generalise`) is the second gate: a candidate that buys a better in-distribution figure with a worse
-worst collection is refused.
+worst collection is refused. The hand-written sanity sets (`reports/metrics.json`'s ``sanity``, stage `evaluate`)
+are the third: a retrain moves the threshold, and a candidate that calls more of their legitimate URLs
+`malicious`, or misses more of their phishing shapes, than the champion did is refused however it ranks.
 """
 
 from __future__ import annotations
@@ -37,13 +39,20 @@ def shared_test_rows(champion_test: pd.DataFrame, candidate_test: pd.DataFrame) 
 
 def decide(candidate_sha256: str, champion_sha256: str | None, candidate: Mapping[str, float] | None,
            champion: Mapping[str, float] | None, candidate_loco_min: float | None, champion_loco_min: float | None,
-           *, metric: str, min_delta: float, loco_tolerance: float, shared_rows: int) -> Decision:
+           *, metric: str, min_delta: float, loco_tolerance: float, shared_rows: int,
+           candidate_sanity: Mapping[str, int] | None = None, champion_sanity: Mapping[str, int] | None = None,
+           sanity_tolerance: int = 0) -> Decision:
     """Promote the candidate only if it is a new model that beats the champion on ``metric`` over the shared test
-    rows by more than ``min_delta`` and whose worst leave-one-collection-out ROC-AUC is at most ``loco_tolerance``
-    below the champion's. Every refusal says which gate stopped it."""
+    rows by more than ``min_delta``, whose worst leave-one-collection-out ROC-AUC is at most ``loco_tolerance``
+    below the champion's, and that has none of the sanity counts (wrong verdicts on the hand-written sets) more than
+    ``sanity_tolerance`` above the champion's (a count the champion has no record of is taken as 0; without the
+    candidate's counts the gate is not asked). Every refusal says which gate stopped it."""
     figures = {"metric": metric, "min_delta": min_delta, "loco_tolerance": loco_tolerance, "shared_rows": shared_rows,
                "candidate": dict(candidate or {}), "champion": dict(champion or {}),
-               "candidate_loco_min_roc_auc": candidate_loco_min, "champion_loco_min_roc_auc": champion_loco_min}
+               "candidate_loco_min_roc_auc": candidate_loco_min, "champion_loco_min_roc_auc": champion_loco_min,
+               "candidate_sanity": None if candidate_sanity is None else dict(candidate_sanity),
+               "champion_sanity": None if champion_sanity is None else dict(champion_sanity),
+               "sanity_tolerance": sanity_tolerance}
     if champion_sha256 is None:
         return Decision(True, "no champion yet: the candidate becomes the champion", figures)
     if candidate_sha256 == champion_sha256:
@@ -59,9 +68,16 @@ def decide(candidate_sha256: str, champion_sha256: str | None, candidate: Mappin
             candidate_loco_min < champion_loco_min - loco_tolerance:
         return Decision(False, f"worst leave-one-collection-out ROC-AUC fell from {champion_loco_min:.5f} to "
                                f"{candidate_loco_min:.5f}, more than the {loco_tolerance} allowed", figures)
+    before = champion_sanity or {}
+    worse = [f"{key} {before.get(key, 0)} -> {count}" for key, count in (candidate_sanity or {}).items()
+             if count > before.get(key, 0) + sanity_tolerance]
+    if worse:
+        return Decision(False, f"more wrong verdicts on the hand-written sanity sets than the champion: "
+                               f"{', '.join(worse)}", figures)
+    wrong = "n/a" if candidate_sanity is None else f"{sum(candidate_sanity.values())} wrong"
     return Decision(True, f"{metric} {new:.5f} against the champion's {old:.5f} on {shared_rows:,} shared test rows; "
                           f"worst leave-one-collection-out ROC-AUC {_fmt(champion_loco_min)} -> "
-                          f"{_fmt(candidate_loco_min)}", figures)
+                          f"{_fmt(candidate_loco_min)}; sanity sets: {wrong}", figures)
 
 
 def _fmt(value: float | None) -> str:
@@ -83,12 +99,16 @@ def report_markdown(decision: Decision, before: Mapping[str, Any], after: Mappin
                          f"{_fmt(f['candidate'].get(key))} |")
     lines.append(f"| worst leave-one-collection-out ROC-AUC | {_fmt(f['champion_loco_min_roc_auc'])} | "
                  f"{_fmt(f['candidate_loco_min_roc_auc'])} |")
+    for key in sorted(set(f.get("champion_sanity") or {}) | set(f.get("candidate_sanity") or {})):
+        lines.append(f"| sanity sets: {key.replace('_', ' ')} | {(f.get('champion_sanity') or {}).get(key, 'n/a')} | "
+                     f"{(f.get('candidate_sanity') or {}).get(key, 'n/a')} |")
     loco_before, loco_after = before.get("loco") or {}, after.get("loco") or {}
     if loco_after:
         lines += ["", "| held-out collection | champion ROC-AUC | candidate ROC-AUC |", "| --- | ---: | ---: |"]
         for name in sorted(set(loco_before) | set(loco_after)):
             lines.append(f"| {name} | {_fmt((loco_before.get(name) or {}).get('roc_auc'))} | "
                          f"{_fmt((loco_after.get(name) or {}).get('roc_auc'))} |")
-    lines += ["", f"Rule: promote when {f['metric']} beats the champion by more than {f['min_delta']} and the worst "
-                  f"collection drops by at most {f['loco_tolerance']} (params.yaml `retrain`)."]
+    lines += ["", f"Rule: promote when {f['metric']} beats the champion by more than {f['min_delta']}, the worst "
+                  f"collection drops by at most {f['loco_tolerance']} and no count of wrong verdicts on the sanity "
+                  f"sets rises by more than {f.get('sanity_tolerance', 0)} (params.yaml `retrain`)."]
     return "\n".join(lines) + "\n"
