@@ -163,6 +163,7 @@ def test_monitor_metrics_pass_promtool(tmp_path: Path, detector: Detector) -> No
     assert sample_value(decoded, "cybersentinel_monitor_urls_scored_total") == report["urls_scored"] == 2
     for name in ("rotations", "truncations", "not_found_skipped", "hostless_skipped", "alerts", "ips_checked",
                  "not_blockable", "blocklist_writes"):  # every run counter of the report is exported
+        assert f"\ncybersentinel_monitor_{name}_total " in decoded, name  # a sample, not the 0 of an absent one
         assert sample_value(decoded, f"cybersentinel_monitor_{name}_total") == report.get(name, 0), name
     assert sample_value(decoded, "cybersentinel_monitor_malformed_lines_total", reason="not a known log line") == 1
     assert sample_value(decoded, "cybersentinel_monitor_model_info", name="test-model", version="abc") == 1
