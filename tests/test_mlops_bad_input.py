@@ -67,6 +67,27 @@ def test_retrain_with_an_unreachable_registry_still_pushes_and_reports_then_fail
     assert "s3cret" not in result.output + report + (tmp_path / "out" / "comparison.json").read_text()
 
 
+def test_retrain_puts_the_champion_back_when_the_candidates_metrics_are_unreadable(tmp_path, monkeypatch) -> None:
+    from cybersentinel.mlops import retrain as steps
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.json").write_text(json.dumps({"sha256": "cd" * 32}))
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text('{"sanity": {"legitimate_malicious_with_feeds": Infinity}}')
+    restored = []
+    monkeypatch.setattr(steps, "retrain_params", lambda *_: ({}, {"metric": "roc_auc", "min_delta": 0.001,
+                                                                    "loco_tolerance": 0.005, "sanity_tolerance": 0}))
+    monkeypatch.setattr(steps, "require_clean", lambda repo: None)
+    monkeypatch.setattr(steps, "keep_champion", lambda repo, dest: {"sha256": "ab" * 32, "sanity": {}})
+    monkeypatch.setattr(steps, "feedback_snapshots", lambda params: {"rows": 0, "snapshot": "none", "sources": {}})
+    monkeypatch.setattr(steps, "repro", lambda repo: "")
+    monkeypatch.setattr(steps, "restore", lambda repo: restored.append(repo))
+    result = CliRunner().invoke(app, ["retrain", "--no-refresh", "--report-dir", str(tmp_path / "out")])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "legitimate_malicious_with_feeds is inf" in flat(result.output) and restored == [tmp_path]
+
+
 # --- predict and serve on a broken model.json -------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@ to the local S3 server, and a fresh clone pulling the new model."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -46,7 +48,11 @@ CLEAN = {"legitimate_malicious_with_feeds": 0, "legitimate_malicious_without_fee
     ({**CLEAN, "phishing_not_malicious_with_feeds": 1}, {**CLEAN, "phishing_not_malicious_with_feeds": 1}, True,
      "sanity sets: 1 wrong"),
     ({**CLEAN, "legitimate_malicious_with_feeds": 1}, None, False, "legitimate_malicious_with_feeds 0 -> 1"),
-    (None, CLEAN, True, "sanity sets: n/a"),
+    (None, None, True, "sanity sets: n/a"),  # neither model was measured (an older pipeline)
+    (None, CLEAN, False, "no sanity count the champion has: legitimate_malicious_with_feeds"),  # lost its counts
+    ({}, CLEAN, False, "no sanity count the champion has"),
+    ({k: v for k, v in CLEAN.items() if k != "phishing_not_malicious_with_feeds"}, CLEAN, False,
+     "no sanity count the champion has: phishing_not_malicious_with_feeds"),
 ])
 def test_a_candidate_that_gets_more_sanity_urls_wrong_is_refused(candidate_sanity, champion_sanity, promote,
                                                                  reason) -> None:
@@ -267,7 +273,9 @@ RULE_YAML = "retrain: {metric: roc_auc, min_delta: 0.001, loco_tolerance: 0.005}
     (FEEDBACK_SOURCE + "retrain: {metric: roc_auc, min_delta: much, loco_tolerance: 0.005}\n",
      "retrain.min_delta must be a number"),
     (FEEDBACK_SOURCE + "retrain: {metric: roc_auc, min_delta: 0.001, loco_tolerance: 0.005, sanity_tolerance: -1}\n",
-     "retrain.sanity_tolerance must be 0 or more, not -1"),
+     "retrain.sanity_tolerance must be a whole number, 0 or more, not -1"),
+    (FEEDBACK_SOURCE + "retrain: {metric: roc_auc, min_delta: 0.001, loco_tolerance: 0.005, sanity_tolerance: .inf}\n",
+     "retrain.sanity_tolerance must be a whole number, 0 or more, not inf"),
     (RULE_YAML, "no `dataset:` section"),
     (None, "cannot read"),
 ])
@@ -305,10 +313,19 @@ def test_the_report_shows_the_sanity_counts_and_the_loop_reads_them_from_the_met
                       candidate_sanity={**CLEAN, "legitimate_malicious_without_feeds": 1}, champion_sanity=CLEAN)
     text = report_markdown(decision, {"sha256": "a" * 64}, {"sha256": "b" * 64})
     assert "| sanity sets: legitimate malicious without feeds | 0 | 1 |" in text and "keep the champion" in text
+    unrecorded = decide("b" * 64, "a" * 64, figures(0.95), figures(0.94), 0.91, 0.90, shared_rows=500, **RULE,
+                        candidate_sanity={"legitimate_malicious_with_feeds": 1}, champion_sanity=None)
+    assert "| sanity sets: legitimate malicious with feeds | 0 (no record) | 1 |" in \
+        report_markdown(unrecorded, {"sha256": "a" * 64}, {"sha256": "b" * 64})
     assert sanity_counts(tmp_path) is None  # no metrics yet
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "metrics.json").write_text('{"sanity": {"legitimate_malicious_with_feeds": 2}}')
     assert sanity_counts(tmp_path) == {"legitimate_malicious_with_feeds": 2}
-    (tmp_path / "reports" / "metrics.json").write_text('{"sanity": ')
-    with pytest.raises(RetrainError, match="not a JSON object of metrics"):
-        sanity_counts(tmp_path)
+    for broken, message in (('{"sanity": ', "not a JSON object of metrics"), (b'{"sanity": "\xff"}', "not a JSON"),
+                            ('{"sanity": {"x": "1"}}', "x is '1'"), ('{"sanity": {"x": true}}', "x is True"),
+                            ('{"sanity": {"x": -1}}', "x is -1"), ('{"sanity": {"x": 1.5}}', "x is 1.5"),
+                            ('{"sanity": {"x": Infinity}}', "x is inf"), ('{"sanity": [1]}', "sanity is [1]")):
+        path = tmp_path / "reports" / "metrics.json"
+        path.write_bytes(broken) if isinstance(broken, bytes) else path.write_text(broken)
+        with pytest.raises(RetrainError, match=re.escape(message)):
+            sanity_counts(tmp_path)

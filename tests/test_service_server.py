@@ -275,3 +275,11 @@ def test_malformed_feeds_stop_serve_with_a_clear_error(model_dir: Path, tmp_path
                        "--workers", workers)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "cannot read the feeds" in done.stderr and "malformed network entry" in done.stderr
+
+
+def test_a_malformed_allowlist_stops_serve_naming_the_option(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    allow = tmp_path / "allow.txt"
+    allow.write_text("example.com\nnot a host\n")
+    done = serve_fails("--port", str(free_port()), "--model-dir", str(model_dir), "--allow-file", str(allow))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "--allow-file" in done.stderr and "is not a host name" in done.stderr and "--model-dir" not in done.stderr

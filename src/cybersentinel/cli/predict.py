@@ -99,6 +99,7 @@ def predict(
     from contextlib import ExitStack
 
     from cybersentinel.core.files import EVALUATION_RECORD, ModelIntegrityError, exit_on_sigterm
+    from cybersentinel.features.lexical import FeatureDefinitionError
     from cybersentinel.scoring.batch import INPUT_FORMATS, OUTPUT_FORMATS, BatchWriter, format_from_name, score_batches
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
@@ -114,7 +115,7 @@ def predict(
     check_model_json(model_dir)
     try:
         detector = Detector.from_dir(model_dir, model_sha256, EVALUATION_RECORD)
-    except (FileNotFoundError, KeyError, ValueError, ModelIntegrityError) as exc:  # ValueError: other features
+    except (FileNotFoundError, KeyError, FeatureDefinitionError, ModelIntegrityError) as exc:
         raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
     if band is not None:
         detector = detector.with_band(band)

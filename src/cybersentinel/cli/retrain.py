@@ -82,6 +82,7 @@ def retrain_command(
             typer.echo(f"feedback: {feedback['rows']} active corrections, snapshot {feedback['snapshot']}")
             try:
                 steps.repro(repo)
+                candidate_sanity = steps.sanity_counts(repo)
             except steps.RetrainError:
                 if before:
                     steps.restore(repo)  # a failed repro leaves the champion in place, not half a candidate
@@ -100,8 +101,8 @@ def retrain_command(
                               (before.get("generalisation") or {}).get("loco_min_roc_auc"),
                               metric=config["metric"], min_delta=float(config["min_delta"]),
                               loco_tolerance=float(config["loco_tolerance"]), shared_rows=len(shared),
-                              candidate_sanity=steps.sanity_counts(repo), champion_sanity=before.get("sanity"),
-                              sanity_tolerance=int(config["sanity_tolerance"]))
+                              candidate_sanity=candidate_sanity, champion_sanity=before.get("sanity"),
+                              sanity_tolerance=config["sanity_tolerance"])
             nothing_new = before.get("sha256") == after_manifest["sha256"]
             if not decision.promote and not nothing_new:
                 steps.restore(repo)  # the champion stays, in the workspace and in dvc.lock

@@ -139,8 +139,10 @@ def serve(
 
     from cybersentinel.cli.predict import check_model_json
     from cybersentinel.core.files import ModelIntegrityError
+    from cybersentinel.features.lexical import FeatureDefinitionError
     from cybersentinel.intel.feeds import FeedError
     from cybersentinel.scoring.detector import Detector
+    from cybersentinel.scoring.policy import read_site_list
     from cybersentinel.tracking.registry import PromotionError, RegistryUnreachableError
 
     logging.basicConfig(level=TRACE if log_level is LogLevel.trace else log_level.upper(),
@@ -149,6 +151,11 @@ def serve(
         api_keys = parse_api_keys(os.environ.get(API_KEYS_ENV, ""))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint=API_KEYS_ENV) from None
+    try:  # read here for a message naming the option; the app reads them again (each worker its own)
+        read_site_list(allow_files or [], [], "allowlist")
+        read_site_list(block_files or [], [], "local block list")
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--allow-file/--block-file") from exc
     hosts = [*LOCAL_HOSTS, *([] if host in ("0.0.0.0", "::") else [host]),  # noqa: S104 (compared, not bound)
              *(h.strip() for item in trusted_hosts or () for h in item.split(",") if h.strip())]
     # a folder for the model a registry alias names, for as long as the server runs; none without an alias
@@ -171,8 +178,8 @@ def serve(
                 Detector.from_dir(settings.model_dir, settings.model_sha256, settings.metrics_path)
                 check_feeds(feeds_dir)
                 application = None
-        except (FileNotFoundError, KeyError, ValueError, ModelIntegrityError, PromotionError,
-                RegistryUnreachableError) as exc:  # ValueError: a model of other feature definitions
+        except (FileNotFoundError, KeyError, FeatureDefinitionError, ModelIntegrityError, PromotionError,
+                RegistryUnreachableError) as exc:
             raise typer.BadParameter(f"cannot load the model: {exc}",
                                      param_hint="--model-alias" if model_alias else "--model-dir") from exc
         except FeedError as exc:

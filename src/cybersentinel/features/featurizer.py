@@ -17,6 +17,7 @@ from cybersentinel.features.familiarity import FITTED_ARRAYS, NameFamiliarity
 from cybersentinel.features.lexical import (
     FEATURIZER_VERSION,
     URL_FEATURES,
+    FeatureDefinitionError,
     ParsedUrls,
     _ngram_indices,
     hash_shift,
@@ -122,8 +123,8 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "scorers_")
         if getattr(self, "version_", None) != FEATURIZER_VERSION:
             fitted = getattr(self, "version_", "v0")
-            raise ValueError(f"this featurizer was fitted with feature definitions {fitted!r}, the code computes "
-                             f"{FEATURIZER_VERSION!r}: retrain the model (dvc repro)")
+            raise FeatureDefinitionError(f"this featurizer was fitted with feature definitions {fitted!r}, the code "
+                                         f"computes {FEATURIZER_VERSION!r}: retrain the model (dvc repro)")
         parsed = X if isinstance(X, ParsedUrls) else ParsedUrls(X)
         return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights(), self.familiarity())
 

@@ -291,6 +291,10 @@ FEATURIZER_VERSION = _COMPUTATION + "-" + hashlib.sha256(repr(
 ).hexdigest()[:12]
 
 
+class FeatureDefinitionError(ValueError):
+    """A model fitted with other feature definitions (`FEATURIZER_VERSION`) than the code computes."""
+
+
 # ---------------------------------------------------------------------------------------------------- tables
 
 

@@ -70,10 +70,11 @@ def retrain_params(path: Path, metrics: Sequence[str]) -> tuple[dict[str, Any], 
     if config.get("metric") not in metrics:
         raise RetrainError(f"{path}: retrain.metric {config.get('metric')!r} is not one of {', '.join(metrics)}")
     rule = {"metric": config["metric"], "min_delta": _number(config, "min_delta", path),
-            "loco_tolerance": _number(config, "loco_tolerance", path),
-            "sanity_tolerance": _number({"sanity_tolerance": 0, **config}, "sanity_tolerance", path)}
-    if rule["sanity_tolerance"] < 0:
-        raise RetrainError(f"{path}: retrain.sanity_tolerance must be 0 or more, not {rule['sanity_tolerance']:g}")
+            "loco_tolerance": _number(config, "loco_tolerance", path)}
+    tolerance = config.get("sanity_tolerance", 0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+        raise RetrainError(f"{path}: retrain.sanity_tolerance must be a whole number, 0 or more, not {tolerance!r}")
+    rule["sanity_tolerance"] = tolerance
     return params, rule
 
 
@@ -166,10 +167,17 @@ def sanity_counts(repo: Path) -> dict[str, int] | None:
     if not metrics.is_file():
         return None
     try:
-        sanity = json.loads(metrics.read_text()).get("sanity")
-    except (json.JSONDecodeError, AttributeError) as exc:
+        sanity = json.loads(metrics.read_bytes()).get("sanity")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
         raise RetrainError(f"{metrics} is not a JSON object of metrics: {exc}") from None
-    return {key: int(value) for key, value in sanity.items()} if isinstance(sanity, dict) else None
+    if sanity is None:
+        return None
+    counts = sanity.items() if isinstance(sanity, dict) else [("sanity", sanity)]
+    for key, value in counts:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise RetrainError(f"{metrics}: `sanity` must map each count to a whole number, 0 or more; "
+                               f"{key} is {value!r}")
+    return dict(sanity)
 
 
 def repro(repo: Path) -> str:

@@ -29,7 +29,7 @@ from numba import njit
 
 from cybersentinel.core.files import ModelIntegrityError, atomic_path
 from cybersentinel.features.familiarity import FITTED_ARRAYS, NameFamiliarity
-from cybersentinel.features.lexical import FEATURIZER_VERSION, ParsedUrls, url_features
+from cybersentinel.features.lexical import FEATURIZER_VERSION, FeatureDefinitionError, ParsedUrls, url_features
 
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 
@@ -546,8 +546,8 @@ class UrlScorer:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
         if str(arrays["version"]) != FEATURIZER_VERSION:
-            raise ValueError(f"{path} was compiled with feature definitions {str(arrays['version'])!r}, the code "
-                             f"computes {FEATURIZER_VERSION!r}: retrain the model (dvc repro)")
+            raise FeatureDefinitionError(f"{path} was compiled with feature definitions {str(arrays['version'])!r}, "
+                                         f"the code computes {FEATURIZER_VERSION!r}: retrain the model (dvc repro)")
         weights = [(arrays[f"ngram{j}.coef"], float(arrays[f"ngram{j}.intercept"]))
                    for j in range(2) if f"ngram{j}.coef" in arrays]
         folds = []

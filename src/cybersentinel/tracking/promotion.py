@@ -45,8 +45,9 @@ def decide(candidate_sha256: str, champion_sha256: str | None, candidate: Mappin
     """Promote the candidate only if it is a new model that beats the champion on ``metric`` over the shared test
     rows by more than ``min_delta``, whose worst leave-one-collection-out ROC-AUC is at most ``loco_tolerance``
     below the champion's, and that has none of the sanity counts (wrong verdicts on the hand-written sets) more than
-    ``sanity_tolerance`` above the champion's (a count the champion has no record of is taken as 0; without the
-    candidate's counts the gate is not asked). Every refusal says which gate stopped it."""
+    ``sanity_tolerance`` above the champion's (a count the champion has no record of is taken as 0; a candidate
+    without a count the champion has is refused; with no counts on either side the gate is not asked). Every
+    refusal says which gate stopped it."""
     figures = {"metric": metric, "min_delta": min_delta, "loco_tolerance": loco_tolerance, "shared_rows": shared_rows,
                "candidate": dict(candidate or {}), "champion": dict(champion or {}),
                "candidate_loco_min_roc_auc": candidate_loco_min, "champion_loco_min_roc_auc": champion_loco_min,
@@ -69,6 +70,10 @@ def decide(candidate_sha256: str, champion_sha256: str | None, candidate: Mappin
         return Decision(False, f"worst leave-one-collection-out ROC-AUC fell from {champion_loco_min:.5f} to "
                                f"{candidate_loco_min:.5f}, more than the {loco_tolerance} allowed", figures)
     before = champion_sanity or {}
+    unmeasured = sorted(set(before) - set(candidate_sanity or {})) if champion_sanity is not None else []
+    if unmeasured:
+        return Decision(False, f"the candidate has no sanity count the champion has: {', '.join(unmeasured)} "
+                               "(reports/metrics.json `sanity`, stage evaluate)", figures)
     worse = [f"{key} {before.get(key, 0)} -> {count}" for key, count in (candidate_sanity or {}).items()
              if count > before.get(key, 0) + sanity_tolerance]
     if worse:
@@ -99,9 +104,12 @@ def report_markdown(decision: Decision, before: Mapping[str, Any], after: Mappin
                          f"{_fmt(f['candidate'].get(key))} |")
     lines.append(f"| worst leave-one-collection-out ROC-AUC | {_fmt(f['champion_loco_min_roc_auc'])} | "
                  f"{_fmt(f['candidate_loco_min_roc_auc'])} |")
-    for key in sorted(set(f.get("champion_sanity") or {}) | set(f.get("candidate_sanity") or {})):
-        lines.append(f"| sanity sets: {key.replace('_', ' ')} | {(f.get('champion_sanity') or {}).get(key, 'n/a')} | "
-                     f"{(f.get('candidate_sanity') or {}).get(key, 'n/a')} |")
+    champion_sanity, candidate_sanity = f.get("champion_sanity"), f.get("candidate_sanity")
+    for key in sorted(set(champion_sanity or {}) | set(candidate_sanity or {})):
+        # a count the champion has no record of is compared as 0 (`decide`)
+        before_count = "0 (no record)" if champion_sanity is None else champion_sanity.get(key, "n/a")
+        lines.append(f"| sanity sets: {key.replace('_', ' ')} | {before_count} | "
+                     f"{(candidate_sanity or {}).get(key, 'n/a')} |")
     loco_before, loco_after = before.get("loco") or {}, after.get("loco") or {}
     if loco_after:
         lines += ["", "| held-out collection | champion ROC-AUC | candidate ROC-AUC |", "| --- | ---: | ---: |"]
