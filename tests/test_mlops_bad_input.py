@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -41,21 +42,28 @@ def assert_one_line(result, *expected: str, code: int = 2) -> None:
 # --- retrain: the registry is unreachable after the decision to promote ------------------------------------
 
 
-def test_retrain_with_an_unreachable_registry_still_pushes_and_reports_then_fails(tmp_path, monkeypatch) -> None:
+def stub_retrain(monkeypatch, repo: Path, candidate_sha256: str, champion: dict) -> ModuleType:
+    """`cybersentinel retrain` in ``repo`` with its steps stubbed (no git, no DVC): the candidate's model.json
+    holds ``candidate_sha256``, ``champion`` is what `keep_champion` returns. The steps module, to stub more."""
     from cybersentinel.mlops import retrain as steps
 
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "model.json").write_text(json.dumps({"sha256": "ab" * 32}))
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "generalisation.json").write_text("{}")
-    pushed = []
+    monkeypatch.chdir(repo)
+    (repo / "models").mkdir()
+    (repo / "models" / "model.json").write_text(json.dumps({"sha256": candidate_sha256}))
+    (repo / "reports").mkdir()
     monkeypatch.setattr(steps, "retrain_params", lambda *_: ({}, {"metric": "roc_auc", "min_delta": 0.001,
                                                                     "loco_tolerance": 0.005, "sanity_tolerance": 0}))
     monkeypatch.setattr(steps, "require_clean", lambda repo: None)
-    monkeypatch.setattr(steps, "keep_champion", lambda repo, dest: {})  # no champion yet: a first promotion
+    monkeypatch.setattr(steps, "keep_champion", lambda repo, dest: champion)
     monkeypatch.setattr(steps, "feedback_snapshots", lambda params: {"rows": 0, "snapshot": "none", "sources": {}})
     monkeypatch.setattr(steps, "repro", lambda repo: "")
+    return steps
+
+
+def test_retrain_with_an_unreachable_registry_still_pushes_and_reports_then_fails(tmp_path, monkeypatch) -> None:
+    steps = stub_retrain(monkeypatch, tmp_path, "ab" * 32, {})  # no champion yet: a first promotion
+    (tmp_path / "reports" / "generalisation.json").write_text("{}")
+    pushed = []
     monkeypatch.setattr(steps, "push", lambda repo: pushed.append(repo) or "")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:s3cret@127.0.0.1:1")
     result = CliRunner().invoke(app, ["retrain", "--no-refresh", "--report-dir", str(tmp_path / "out")])
@@ -68,20 +76,9 @@ def test_retrain_with_an_unreachable_registry_still_pushes_and_reports_then_fail
 
 
 def test_retrain_puts_the_champion_back_when_the_candidates_metrics_are_unreadable(tmp_path, monkeypatch) -> None:
-    from cybersentinel.mlops import retrain as steps
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "model.json").write_text(json.dumps({"sha256": "cd" * 32}))
-    (tmp_path / "reports").mkdir()
+    steps = stub_retrain(monkeypatch, tmp_path, "cd" * 32, {"sha256": "ab" * 32, "sanity": {}})
     (tmp_path / "reports" / "metrics.json").write_text('{"sanity": {"legitimate_malicious_with_feeds": Infinity}}')
     restored = []
-    monkeypatch.setattr(steps, "retrain_params", lambda *_: ({}, {"metric": "roc_auc", "min_delta": 0.001,
-                                                                    "loco_tolerance": 0.005, "sanity_tolerance": 0}))
-    monkeypatch.setattr(steps, "require_clean", lambda repo: None)
-    monkeypatch.setattr(steps, "keep_champion", lambda repo, dest: {"sha256": "ab" * 32, "sanity": {}})
-    monkeypatch.setattr(steps, "feedback_snapshots", lambda params: {"rows": 0, "snapshot": "none", "sources": {}})
-    monkeypatch.setattr(steps, "repro", lambda repo: "")
     monkeypatch.setattr(steps, "restore", lambda repo: restored.append(repo))
     result = CliRunner().invoke(app, ["retrain", "--no-refresh", "--report-dir", str(tmp_path / "out")])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
