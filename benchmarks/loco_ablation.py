@@ -176,8 +176,9 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
     """What the in-distribution fold's classifier makes of the probe lists, as printed lines: each list's URLs at
     or above the score that ``max_fpr`` of the legitimate test rows reach (the budget over all of them: read per
     collection, as the recipe reads it on out-of-fold scores, it rests on a few rows of the smallest collection and
-    moves with the seed), its ``top`` highest-scoring URLs (lowest for the phishing shapes), and each legitimate
-    list's ROC-AUC against the phishing shapes, which no threshold moves."""
+    moves with the seed), its ``top`` highest-scoring URLs (lowest for the phishing shapes), each with the share
+    of the legitimate test rows scoring at least as high (how far inside the budget's reach it sits, whatever the
+    threshold), and each legitimate list's ROC-AUC against the phishing shapes, which no threshold moves."""
     from sklearn.metrics import roc_auc_score
 
     from cybersentinel.model.estimators import build_estimator
@@ -189,6 +190,7 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
         estimator = build_estimator(model, seed).set_params(**best_params).fit(fold["x_train"], fold["y_train"])
         scores = estimator.predict_proba(fold["x_eval"])[:, 1]
         y_eval = fold["y_eval"]
+        legitimate = np.sort(scores[y_eval == 0])
         threshold = float(np.quantile(scores[y_eval == 0], 1.0 - max_fpr, method="higher"))
         lines = [f"threshold {threshold:.4f} ({np.mean(scores[y_eval == 0] >= threshold):.2%} of the legitimate "
                  f"test rows at or above it), test recall {np.mean(scores[y_eval == 1] >= threshold):.3f}"]
@@ -203,7 +205,8 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
             line += f", ROC-AUC against the phishing shapes {roc_auc_score(labels, np.r_[probe, *shapes]):.4f}"
         lines.append(line)
         order = np.argsort(probe if phishing else -probe, kind="stable")[:top]
-        lines += [f"  {probe[i]:.4f}  {urls[i][:100]}" for i in order]
+        lines += [f"  {probe[i]:.4f}  ({1 - np.searchsorted(legitimate, probe[i]) / len(legitimate):.3%} of the "
+                  f"legitimate test rows at or above)  {urls[i][:100]}" for i in order]
     return lines
 
 
