@@ -324,7 +324,8 @@ def test_the_report_shows_the_sanity_counts_and_the_loop_reads_them_from_the_met
     for broken, message in (('{"sanity": ', "not a JSON object of metrics"), (b'{"sanity": "\xff"}', "not a JSON"),
                             ('{"sanity": {"x": "1"}}', "x is '1'"), ('{"sanity": {"x": true}}', "x is True"),
                             ('{"sanity": {"x": -1}}', "x is -1"), ('{"sanity": {"x": 1.5}}', "x is 1.5"),
-                            ('{"sanity": {"x": Infinity}}', "x is inf"), ('{"sanity": [1]}', "sanity is [1]")):
+                            ('{"sanity": {"x": Infinity}}', "x is inf"), ('{"sanity": [1]}', "it is [1]"),
+                            ('{"sanity": 5}', "it is 5")):
         path = tmp_path / "reports" / "metrics.json"
         path.write_bytes(broken) if isinstance(broken, bytes) else path.write_text(broken)
         with pytest.raises(RetrainError, match=re.escape(message)):

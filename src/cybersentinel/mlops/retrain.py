@@ -172,8 +172,9 @@ def sanity_counts(repo: Path) -> dict[str, int] | None:
         raise RetrainError(f"{metrics} is not a JSON object of metrics: {exc}") from None
     if sanity is None:
         return None
-    counts = sanity.items() if isinstance(sanity, dict) else [("sanity", sanity)]
-    for key, value in counts:
+    if not isinstance(sanity, dict):
+        raise RetrainError(f"{metrics}: `sanity` must map each count to a whole number, 0 or more; it is {sanity!r}")
+    for key, value in sanity.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise RetrainError(f"{metrics}: `sanity` must map each count to a whole number, 0 or more; "
                                f"{key} is {value!r}")
