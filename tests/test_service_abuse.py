@@ -264,15 +264,19 @@ def test_head_answers_like_get(open_client: TestClient) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_health_stays_up_while_slow_clients_hold_connections(model_dir: Path) -> None:  # noqa: F811
-    """200 clients send half a request and stall: /healthz keeps answering, and the header timeout closes them."""
+    """200 clients send half a request and stall, 150 in the headers and 50 in the body: /healthz keeps answering,
+    and the header and body timeouts close them (the stalled bodies with a 408)."""
     header_timeout = 5.0
-    with running_server(model_dir, "--header-timeout", str(header_timeout), "--no-access-log") as base:
+    with running_server(model_dir, "--header-timeout", str(header_timeout), "--body-timeout", str(header_timeout),
+                        "--no-access-log") as base:
         port = int(base.rsplit(":", 1)[1])
         stalled = []
         try:
-            for _ in range(200):
+            for number in range(200):
                 sock = socket.create_connection(("127.0.0.1", port), timeout=5)
                 sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n")
+                if number % 4 == 0:  # the headers complete, 8 of the body's 100 bytes
+                    sock.sendall(b"Content-Length: 100\r\n\r\nexample.")
                 stalled.append(sock)
             started, worst = time.monotonic(), 0.0
             while time.monotonic() - started < 1.5:
@@ -285,13 +289,16 @@ def test_health_stays_up_while_slow_clients_hold_connections(model_dir: Path) ->
             time.sleep(max(0.0, started + header_timeout + 0.5 - time.monotonic()))
             # past the header timeout: every stalled connection has been closed by the server
             readable, _, _ = select.select(stalled, [], [], 1.0)
-            closed = 0
+            closed = timed_out = 0
             for sock in readable:
                 try:
-                    closed += sock.recv(1024) == b""
+                    sock.settimeout(1.0)
+                    answer = sock.recv(4096)
+                    timed_out += answer.startswith(b"HTTP/1.1 408 ")
+                    closed += answer == b"" or sock.recv(1024) == b""
                 except ConnectionResetError:
                     closed += 1
-            assert closed == len(stalled)
+            assert closed == len(stalled) and timed_out == 50
             assert httpx.get(f"{base}/healthz", timeout=2).status_code == 200
         finally:
             for sock in stalled:

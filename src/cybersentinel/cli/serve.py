@@ -120,6 +120,9 @@ def serve(
              "or the reverse proxy use). Other Host headers get 400.")] = None,
     header_timeout: Annotated[float, typer.Option(min=0.5, help="Seconds a client has to send a request's headers.")
                               ] = ServerLimits.header_timeout,
+    body_timeout: Annotated[float, typer.Option(min=0.5, help="Seconds a client has to send a request's body, once "
+                                                "its headers are in (then 408 and the connection closed).")
+                            ] = ServerLimits.body_timeout,
     keep_alive_timeout: Annotated[int, typer.Option(min=1, help="Seconds an idle kept-alive connection stays open.")
                                   ] = ServerLimits.keep_alive,
     max_connections: Annotated[int, typer.Option(min=1, help="Open connections (per worker) before new requests "
@@ -191,4 +194,4 @@ def serve(
 
         signal.signal(signal.SIGTERM, exit_on_signal)
         run(application, settings, host=host, port=port, workers=workers, access_log=access_log,
-            log_level=log_level, limits=ServerLimits(header_timeout, keep_alive_timeout, max_connections))
+            log_level=log_level, limits=ServerLimits(header_timeout, body_timeout, keep_alive_timeout, max_connections))

@@ -789,17 +789,20 @@ def app_from_env() -> Any:
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """What a slow or numerous crowd of clients can hold: seconds to send a request's headers, seconds an idle
-    kept-alive connection stays open, and connections (or requests in progress) before new requests get 503."""
+    """What a slow or numerous crowd of clients can hold: seconds to send a request's headers, then its body,
+    seconds an idle kept-alive connection stays open, and connections (or requests in progress) before new
+    requests get 503."""
 
     header_timeout: float = 10.0
+    body_timeout: float = 30.0  # a full 4 MiB body at ~140 KB/s
     keep_alive: int = 5
     max_connections: int = 900  # below the usual 1,024 open files a process may have
 
 
 def server_options(host: str, port: int, *, access_log: bool, log_level: str, limits: ServerLimits) -> dict[str, Any]:
-    """uvicorn's settings for `serve` (and for the floor of `benchmarks/load_test.py`, the same stack): the header
-    deadline protocol (it reads ``CYBERSENTINEL_HEADER_TIMEOUT``), keep-alive and concurrency limits."""
+    """uvicorn's settings for `serve` (and for the floor of `benchmarks/load_test.py`, the same stack): the
+    protocol with header and body deadlines (it reads ``CYBERSENTINEL_HEADER_TIMEOUT`` and
+    ``CYBERSENTINEL_BODY_TIMEOUT``), keep-alive and concurrency limits."""
     from cybersentinel.ops.http_timeouts import HeaderTimeoutProtocol
 
     return {"host": host, "port": port, "access_log": access_log, "log_level": log_level, "server_header": False,
@@ -813,11 +816,12 @@ def run(application: Any, settings: Settings, *, host: str, port: int, workers: 
     environment (one model copy per process; the GIL would serialise threads anyway)."""
     import uvicorn
 
-    from cybersentinel.ops.http_timeouts import HEADER_TIMEOUT_ENV
+    from cybersentinel.ops.http_timeouts import BODY_TIMEOUT_ENV, HEADER_TIMEOUT_ENV
 
     if not settings.api_keys and host not in LOCAL_HOSTS:
         log.warning("serving on %s without API keys: set %s to require them", host, API_KEYS_ENV)
     os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout)  # read by the protocol, in every worker
+    os.environ[BODY_TIMEOUT_ENV] = str(limits.body_timeout)
     options = server_options(host, port, access_log=access_log, log_level=log_level, limits=limits)
     if application is not None:
         uvicorn.run(application, **options)
