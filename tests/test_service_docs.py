@@ -60,11 +60,12 @@ def test_docs_page_and_its_assets_come_from_the_app(client: TestClient) -> None:
 def test_schema_documents_every_response_and_error_status(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     expected = {("/healthz", "get"): {"200", "400"}, ("/v1/model", "get"): {"200", "400", "401"},
-                ("/v1/score", "post"): {"200", "400", "401", "403", "413", "415", "422"},
-                ("/v1/feedback", "post"): {"200", "201", "400", "401", "403", "413", "415", "422", "503"},
+                ("/v1/score", "post"): {"200", "400", "401", "403", "408", "413", "415", "422"},
+                ("/v1/feedback", "post"): {"200", "201", "400", "401", "403", "408", "413", "415", "422",
+                                             "503"},
                 ("/v1/feedback", "get"): {"200", "400", "401", "422", "503"},
-                ("/v1/feedback/{feedback_id}/revoke", "post"): {"200", "400", "401", "403", "404", "409", "413", "415",
-                                                                "422", "503"}}
+                ("/v1/feedback/{feedback_id}/revoke", "post"): {"200", "400", "401", "403", "404", "408", "409",
+                                                                "413", "415", "422", "503"}}
     documented = {(path, method): operation["responses"] for path, methods in schema["paths"].items()
                   for method, operation in methods.items()}
     assert set(documented) == set(expected)  # the pages and /docs stay out of the schema

@@ -98,7 +98,9 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     meaning = {400: "malformed body (invalid JSON, not UTF-8, client left mid-body)",
                401: "missing or invalid API key (only when keys are configured)",
                403: "cross-origin browser request without an API key",
-               404: "no such feedback", 409: "the feedback was already revoked",
+               404: "no such feedback", 408: "the body did not arrive within the body timeout (the connection is "
+                                             "then closed)",
+               409: "the feedback was already revoked",
                413: "request body over the size limit", 415: "content type is neither JSON nor text/plain",
                422: "valid JSON of the wrong shape, an empty body, too many URLs, a correction that cannot apply "
                     "(a host correction on a public suffix or reserved address), or a feedback id that is not a "

@@ -616,7 +616,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         return card
 
     @app.post("/v1/score", dependencies=keyed, response_model=None,
-              responses={200: {"model": ScoreResponse}, **errors(400, 401, 403, 413, 415, 422)},
+              responses={200: {"model": ScoreResponse}, **errors(400, 401, 403, 408, 413, 415, 422)},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": ScoreRequest.model_json_schema()},
                   "text/plain": {"schema": {"type": "string"}}}}})
@@ -688,7 +688,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     @app.post("/v1/feedback", dependencies=keyed, status_code=201, response_model=None, openapi_extra=feedback_body,
               responses={201: {"model": FeedbackResponse, "description": "recorded"},
                          200: {"model": FeedbackResponse, "description": "already recorded: nothing written"},
-                         **errors(400, 401, 403, 413, 415, 422, 503)})
+                         **errors(400, 401, 403, 408, 413, 415, 422, 503)})
     async def feedback(request: Request) -> AsciiJSONResponse:
         """Mark a verdict as a false positive or confirm it as malicious. Takes effect at once: a false positive
         allowlists the URL (or host), a confirmation puts it on the local block list; it also trains the next
@@ -709,7 +709,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     @app.post("/v1/feedback/{feedback_id}/revoke", dependencies=keyed, response_model=None,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": RevokeRequest.model_json_schema()}}}},
-              responses={200: {"model": FeedbackResponse}, **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)})
+              responses={200: {"model": FeedbackResponse}, **errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 503)})
     async def feedback_revoke(feedback_id: Annotated[int, PathParam(ge=1), BeforeValidator(decimal_id)],
                               request: Request) -> AsciiJSONResponse:
         """Retract a correction: the row stays, marked with who revoked it, when and why."""
