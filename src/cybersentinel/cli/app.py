@@ -18,6 +18,7 @@ COMMANDS = {
     "monitor": ("monitor", "monitor"),
     "serve": ("serve", "serve"),
     "drift": ("drift", "drift"),
+    "assess": ("assess", "assess"),
     "promote": ("registry", "promote_command"),
     "fetch-model": ("registry", "fetch_model_command"),
     "report": ("report", "report_command"),

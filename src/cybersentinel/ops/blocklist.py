@@ -81,8 +81,8 @@ class Blocklist:
         return self.domains + self.networks
 
 
-def read_scored(path: Path) -> pd.DataFrame:
-    """A scored file (CSV, Parquet or JSON lines, by suffix) with at least ``url`` and ``verdict`` columns."""
+def read_scored(path: Path, required: tuple[str, ...] = ("url", "verdict")) -> pd.DataFrame:
+    """A scored file (CSV, Parquet or JSON lines, by suffix) with at least the ``required`` columns."""
     import pandas as pd
 
     suffix = path.suffix.lower()
@@ -97,7 +97,7 @@ def read_scored(path: Path) -> pd.DataFrame:
                 lambda column: column.str.replace(ESCAPED_START, r"\1", n=1, regex=True))
     except (ValueError, OSError, UnicodeDecodeError) as err:  # pandas' parser errors are ValueErrors
         raise InputError(f"{path}: cannot read as {suffix.lstrip('.') or 'csv'} ({err})") from None
-    missing = [column for column in ("url", "verdict") if column not in frame.columns]
+    missing = [column for column in required if column not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, frame.columns))})")
     return frame

@@ -1,0 +1,142 @@
+"""How the detector does on a team's own labelled URLs: the figures stage `generalise` reports for a held-out
+collection, computed from a file `cybersentinel predict` scored (its input's label column kept beside the results).
+
+Nothing is rescored here, so the figures are those of whatever model and feeds scored the file. The served
+decision is what users get (``score`` ranks, ``verdict`` flags); the model alone (``model_score``) is ranked too.
+Each figure but the TPR gets a 95% interval from resampling the rows' registered domains (a site's URLs count
+together), as in `generalise`. Rows `predict` could not score (an ``error``) are counted per class and left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cybersentinel.ops.blocklist import InputError, read_scored
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PHISHING_LABELS = frozenset({"1", "true", "yes", "phishing", "malicious", "malware", "bad"})
+LEGITIMATE_LABELS = frozenset({"0", "false", "no", "legitimate", "benign", "good"})
+RESULT_COLUMNS = ("score", "verdict", "model_score", "error")  # what `predict` appends
+VERDICTS = ("malicious", "suspicious", "benign")
+
+
+def labels_of(values: Iterable[Any], column: str) -> np.ndarray:
+    """1 (phishing) or 0 (legitimate) for each label value, case and spaces aside (``1.0`` read as ``1``); an
+    empty or unknown value anywhere is an `InputError` counting each such value, before any figure is made."""
+    import pandas as pd
+
+    text = pd.Series(list(values), dtype=object).map(lambda v: "" if v is None or v != v else str(v))
+    text = text.str.strip().str.lower().str.replace(r"^([01])\.0*$", r"\1", regex=True)
+    phishing, legitimate = text.isin(PHISHING_LABELS), text.isin(LEGITIMATE_LABELS)
+    unknown = text[~(phishing | legitimate)].value_counts()
+    if len(unknown):
+        shown = ", ".join(f"{value!r} ({count:,} rows)" for value, count in unknown.head(5).items())
+        more = f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else ""
+        raise InputError(f"{column!r} holds values that are neither phishing nor legitimate: {shown}{more}; "
+                         f"phishing is one of {sorted(PHISHING_LABELS)}, legitimate one of {sorted(LEGITIMATE_LABELS)}")
+    return phishing.to_numpy(dtype=np.int8)
+
+
+def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.DataFrame:
+    """The scored file's ``url``, label (0/1), results and ``by`` column; an `InputError` naming what is missing."""
+    import pandas as pd
+
+    frame = read_scored(path, required=("url",))
+    wanted = [label_column, *RESULT_COLUMNS, *([by] if by else [])]
+    missing = [column for column in wanted if column not in frame.columns]
+    if missing:
+        hint = (" (score the labelled file with `cybersentinel predict` first: it keeps the input's columns)"
+                if set(missing) & set(RESULT_COLUMNS) else "")
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}{hint}; it has: "
+                         f"{', '.join(map(str, frame.columns[:20]))}")
+    out = pd.DataFrame({"url": frame["url"].astype(str), "label": labels_of(frame[label_column], label_column),
+                        "verdict": frame["verdict"].astype(str), "error": frame["error"].fillna("").astype(str),
+                        "reasons": frame["reasons"].fillna("").astype(str) if "reasons" in frame else ""})
+    for column in ("score", "model_score"):
+        out[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)  # an empty cell: no score
+    if by:
+        out["by"] = frame[by].fillna("").astype(str)
+    scored = out["error"] == ""
+    bad = scored & ~(out["score"].between(0, 1) & out["model_score"].between(0, 1) & out["verdict"].isin(VERDICTS))
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"{path}: {int(bad.sum()):,} rows without an error have no score in [0, 1] or no verdict "
+                         f"`predict` writes (the first: row {first + 1} of the data, {out['url'].iloc[first][:80]!r})")
+    return out
+
+
+def assess(rows: pd.DataFrame, resamples: int = 200, seed: int = 0, top: int = 10) -> dict[str, Any]:
+    """The figures of `read_labelled`'s rows: over all of them and per ``by`` value, plus the ``top`` legitimate
+    URLs the served decision scores highest and the phishing ones it scores lowest."""
+    from cybersentinel.url.parsing import registered_domain
+
+    rows = rows.assign(group=[registered_domain(url) for url in rows["url"]])
+    report = {"overall": _figures(rows, resamples, seed)}
+    if "by" in rows:
+        report["by"] = {value: _figures(part, resamples, seed) for value, part in rows.groupby("by", sort=True)}
+    scored = rows[rows["error"] == ""]
+    worst = {"highest_legitimate": scored[scored["label"] == 0].sort_values("score", ascending=False, kind="stable"),
+             "lowest_phishing": scored[scored["label"] == 1].sort_values("score", ascending=True, kind="stable")}
+    for name, chosen in worst.items():
+        report[name] = [{"url": row.url, "score": round(float(row.score), 6), "verdict": row.verdict,
+                         "model_score": round(float(row.model_score), 6), "reasons": row.reasons}
+                        for row in chosen.head(top).itertuples()]
+    return report
+
+
+def _figures(rows: pd.DataFrame, resamples: int, seed: int) -> dict[str, Any]:
+    """One set of rows' figures: counts, each class's served verdicts, the served decision's ranking and shares
+    flagged (with intervals), and the model alone's ranking."""
+    from cybersentinel.model.generalisation import shares_and_ranking
+
+    scored = rows[rows["error"] == ""]
+    y, groups = scored["label"].to_numpy(), scored["group"].to_numpy()
+    figures: dict[str, Any] = {"rows": int(len(rows))}
+    for label, name in ((1, "phishing"), (0, "legitimate")):
+        ours = scored[scored["label"] == label]
+        figures[name] = {"rows": int((rows["label"] == label).sum()),
+                         "unscored": int(((rows["label"] == label) & (rows["error"] != "")).sum()),
+                         **{verdict: int((ours["verdict"] == verdict).sum()) for verdict in VERDICTS}}
+    figures.update(shares_and_ranking(y, scored["score"].to_numpy(), (scored["verdict"] == "malicious").to_numpy(),
+                                      groups, resamples, seed, prefix="served_"))
+    model = shares_and_ranking(y, scored["model_score"].to_numpy(), np.zeros(len(y), dtype=bool), groups,
+                               resamples, seed, prefix="model_")
+    figures.update({key: value for key, value in model.items() if "roc_auc" in key or "tpr" in key})
+    return figures
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The report as a few plain-text lines: overall, then each ``by`` value."""
+    parts = [("all rows", report["overall"]), *report.get("by", {}).items()]
+    lines = []
+    for name, figures in parts:
+        line = f"{name}: {figures['rows']:,} rows"
+        for label in ("phishing", "legitimate"):
+            counts = figures[label]
+            if counts["rows"]:
+                line += (f"; {label} {counts['rows']:,} ({counts['malicious']:,} malicious, {counts['suspicious']:,} "
+                         f"suspicious, {counts['benign']:,} benign" +
+                         (f", {counts['unscored']:,} unscored)" if counts["unscored"] else ")"))
+        lines.append(line)
+        figure_texts = []
+        if "served_roc_auc" in figures:
+            interval = figures.get("served_roc_auc_ci")
+            figure_texts.append(f"ROC-AUC served {figures['served_roc_auc']:.4f}"
+                                + (f" ({interval[0]:.4f}-{interval[1]:.4f})" if interval else "")
+                                + f", model {figures['model_roc_auc']:.4f}")
+            figure_texts.append(f"TPR at 1% FPR served {figures['served_tpr_at_1pct_fpr']:.3f}, "
+                                f"model {figures['model_tpr_at_1pct_fpr']:.3f}")
+        for key, name_shown in (("served_recall", "recall (malicious)"), ("served_fpr", "legitimate malicious")):
+            if key in figures:
+                interval = figures.get(f"{key}_ci")
+                figure_texts.append(f"{name_shown} {figures[key]:.2%}"
+                                    + (f" ({interval[0]:.2%}-{interval[1]:.2%})" if interval else ""))
+        if figure_texts:
+            lines.append("  " + "; ".join(figure_texts))
+    return lines

@@ -1,0 +1,126 @@
+"""`cybersentinel assess`: the figures of a labelled file `predict` scored, on tiny hand-made files and once end to
+end with the test model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from cybersentinel.cli.app import app
+from cybersentinel.model.metrics import tpr_at_fpr
+from cybersentinel.ops.assessment import assess, labels_of, read_labelled
+from cybersentinel.ops.blocklist import InputError
+from tests.fixtures_model import model_dir  # noqa: F401 (a pytest fixture)
+
+
+def scored_frame() -> pd.DataFrame:
+    """Eight scored rows as `predict` writes them: two collections, one row `predict` could not score."""
+    return pd.DataFrame({
+        "url": ["https://a.example.com/login", "https://b.example.org/", "https://c.example.net/x",
+                "https://d.example.com/", "http://paypal.evil.top/", "http://203.0.113.9/wp/login.php",
+                "http://kit.example.xyz/a", "http://"],
+        "label": ["0", "legitimate", "0", "benign", "1", "phishing", "Malicious", "1"],
+        "source": ["crawl", "crawl", "proxy", "proxy", "crawl", "proxy", "proxy", "proxy"],
+        "score": ["0.99", "0.10", "0.40", "0.05", "0.999", "0.97", "0.30", ""],
+        "verdict": ["malicious", "benign", "benign", "benign", "malicious", "suspicious", "benign", ""],
+        "reasons": ["r1", "", "", "", "r5", "r6", "", ""],
+        "model_score": ["0.99", "0.20", "0.40", "0.05", "0.999", "0.97", "0.30", ""],
+        "feeds": [""] * 8,
+        "error": ["", "", "", "", "", "", "", "no host"]})
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(("value", "label"), [("1", 1), ("1.0", 1), (" Phishing ", 1), ("TRUE", 1), ("malware", 1),
+                                              ("0", 0), ("0.0", 0), ("benign", 0), ("False", 0), ("good", 0)])
+def test_labels_are_read_in_their_usual_spellings(value: str, label: int) -> None:
+    assert labels_of([value], "label").tolist() == [label]
+    assert labels_of(pd.Series([label], dtype=int), "label").tolist() == [label]  # Parquet: numbers, booleans
+    assert labels_of([bool(label)], "label").tolist() == [label]
+
+
+def test_an_unknown_or_empty_label_is_an_error_counting_each_value_not_a_dropped_row() -> None:
+    with pytest.raises(InputError) as raised:
+        labels_of(["1", "spam", "", "spam", None, "0"], "verdict_by_analyst")
+    message = str(raised.value)
+    assert "'verdict_by_analyst'" in message and "'spam' (2 rows)" in message and "'' (2 rows)" in message
+
+
+def test_figures_are_the_served_and_model_rankings_and_the_shares_flagged(tmp_path: Path) -> None:
+    rows = read_labelled(write(scored_frame(), tmp_path / "scored.csv"), "label", by="source")
+    report = assess(rows, resamples=50, top=2)
+    overall = report["overall"]
+    assert overall["rows"] == 8
+    assert overall["phishing"] == {"rows": 4, "unscored": 1, "malicious": 1, "suspicious": 1, "benign": 1}
+    assert overall["legitimate"] == {"rows": 4, "unscored": 0, "malicious": 1, "suspicious": 0, "benign": 3}
+    y = np.array([0, 0, 0, 0, 1, 1, 1])  # the unscored row is left out of every figure
+    served, model = [0.99, 0.10, 0.40, 0.05, 0.999, 0.97, 0.30], [0.99, 0.20, 0.40, 0.05, 0.999, 0.97, 0.30]
+    assert overall["served_roc_auc"] == round(roc_auc_score(y, served), 5)
+    assert overall["model_roc_auc"] == round(roc_auc_score(y, model), 5)
+    assert overall["served_tpr_at_1pct_fpr"] == round(tpr_at_fpr(y, np.array(served)), 5)
+    assert overall["served_recall"] == round(1 / 3, 5) and overall["served_fpr"] == 0.25
+    low, high = overall["served_roc_auc_ci"]
+    assert 0 <= low <= high <= 1
+    assert set(report["by"]) == {"crawl", "proxy"}
+    assert report["by"]["crawl"]["served_roc_auc"] == round(roc_auc_score([0, 0, 1], [0.99, 0.10, 0.999]), 5)
+    assert [row["url"] for row in report["highest_legitimate"]] == ["https://a.example.com/login",
+                                                                    "https://c.example.net/x"]
+    assert [row["url"] for row in report["lowest_phishing"]] == ["http://kit.example.xyz/a",
+                                                                 "http://203.0.113.9/wp/login.php"]
+
+
+def test_one_class_gives_shares_without_a_ranking(tmp_path: Path) -> None:
+    legitimate = scored_frame().iloc[:4]
+    report = assess(read_labelled(write(legitimate, tmp_path / "scored.csv"), "label"), resamples=0)
+    assert report["overall"]["served_fpr"] == 0.25 and "served_roc_auc" not in report["overall"]
+    assert "served_fpr_ci" not in report["overall"] and report["lowest_phishing"] == []
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda f: f.drop(columns=["score", "verdict"]), "missing column(s) score, verdict (score the labelled file "
+                                                      "with `cybersentinel predict` first"),
+    (lambda f: f.drop(columns=["label"]), "missing column(s) label;"),
+    (lambda f: f.assign(score=["0.99", "high", *f["score"][2:]]), "1 rows without an error have no score"),
+    (lambda f: f.assign(model_score=["1.5", *f["model_score"][1:]]), "(the first: row 1 of the data"),
+])
+def test_a_file_that_is_not_a_scored_labelled_file_is_a_clear_error(tmp_path: Path, change, expected: str) -> None:
+    with pytest.raises(InputError) as raised:
+        read_labelled(write(change(scored_frame()), tmp_path / "scored.csv"), "label")
+    assert expected in str(raised.value)
+
+
+def test_assess_scores_nothing_itself_and_reads_what_predict_wrote(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    labelled = tmp_path / "labelled.csv"
+    pd.DataFrame({"url": ["https://www.wikipedia.org/", "https://github.com/", "http://paypal.com.login-verify.top/",
+                          "http://198.51.100.7/secure/bank/login.php", "=HYPERLINK(\"x\")"],
+                  "label": [0, 0, 1, 1, 0], "team": ["a", "b", "a", "b", "b"]}).to_csv(labelled, index=False)
+    runner = CliRunner()
+    for name in ("scored.csv", "scored.parquet"):
+        scored = tmp_path / name
+        result = runner.invoke(app, ["predict", "-i", str(labelled), "-o", str(scored), "--no-feeds",
+                                     "--model-dir", str(model_dir)])
+        assert result.exit_code == 0, result.output
+        out = tmp_path / f"{name}.json"
+        result = runner.invoke(app, ["assess", str(scored), "--by", "team", "--out", str(out), "--resamples", "20"],
+                               terminal_width=400)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("all rows: 5 rows; phishing 2 (")
+        report = json.loads(out.read_text())
+        assert report["overall"]["rows"] == 5 and set(report["by"]) == {"a", "b"}
+        assert report["overall"]["legitimate"]["rows"] == 3 and "served_roc_auc" in report["overall"]
+        assert report["overall"]["legitimate"]["unscored"] == 1  # the formula is no URL: counted, not ranked
+        assert {row["url"] for row in report["highest_legitimate"]} == {"https://www.wikipedia.org/",
+                                                                        "https://github.com/"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text((tmp_path / "scored.csv").read_text().replace(',"1",', ',"maybe",', 1))
+    result = runner.invoke(app, ["assess", str(bad)], terminal_width=400)
+    assert result.exit_code == 2 and "'maybe' (1 rows)" in result.output
