@@ -78,6 +78,15 @@ def test_figures_are_the_served_and_model_rankings_and_the_shares_flagged(tmp_pa
                                                                  "http://203.0.113.9/wp/login.php"]
 
 
+@pytest.mark.parametrize(("label_column", "by"), [("verdict", None), ("label", "score")])
+def test_a_column_predict_writes_is_refused_as_the_label_or_the_grouping(tmp_path: Path, label_column: str,
+                                                                        by: str | None) -> None:
+    # an input's own `verdict` column comes out as `input_verdict`; predict's verdicts taken as labels would make
+    # every figure perfect
+    with pytest.raises(InputError, match="is a column `predict` writes"):
+        read_labelled(write(scored_frame(), tmp_path / "scored.csv"), label_column, by)
+
+
 def test_one_class_gives_shares_without_a_ranking(tmp_path: Path) -> None:
     legitimate = scored_frame().iloc[:4]
     report = assess(read_labelled(write(legitimate, tmp_path / "scored.csv"), "label"), resamples=0)

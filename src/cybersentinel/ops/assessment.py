@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cybersentinel.ops.blocklist import InputError, read_scored
+from cybersentinel.scoring.batch import RESULT_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 PHISHING_LABELS = frozenset({"1", "true", "yes", "phishing", "malicious", "malware", "bad"})
 LEGITIMATE_LABELS = frozenset({"0", "false", "no", "legitimate", "benign", "good"})
-RESULT_COLUMNS = ("score", "verdict", "model_score", "error")  # what `predict` appends
+NEEDED_RESULTS = ("score", "verdict", "model_score", "error")  # what this reads of the columns `predict` appends
 VERDICTS = ("malicious", "suspicious", "benign")
 
 
@@ -47,12 +48,16 @@ def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.Da
     """The scored file's ``url``, label (0/1), results and ``by`` column; an `InputError` naming what is missing."""
     import pandas as pd
 
+    if label_column in RESULT_COLUMNS or by in RESULT_COLUMNS:  # the detector's own output is no label
+        name = label_column if label_column in RESULT_COLUMNS else by
+        raise InputError(f"{name!r} is a column `predict` writes, not one of its input's (an input column of that "
+                         f"name is renamed input_{name}: name that one)")
     frame = read_scored(path, required=("url",))
-    wanted = [label_column, *RESULT_COLUMNS, *([by] if by else [])]
+    wanted = [label_column, *NEEDED_RESULTS, *([by] if by else [])]
     missing = [column for column in wanted if column not in frame.columns]
     if missing:
         hint = (" (score the labelled file with `cybersentinel predict` first: it keeps the input's columns)"
-                if set(missing) & set(RESULT_COLUMNS) else "")
+                if set(missing) & set(NEEDED_RESULTS) else "")
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}{hint}; it has: "
                          f"{', '.join(map(str, frame.columns[:20]))}")
     out = pd.DataFrame({"url": frame["url"].astype(str), "label": labels_of(frame[label_column], label_column),
