@@ -16,7 +16,7 @@ from cybersentinel.cli.app import app
 from cybersentinel.model.metrics import tpr_at_fpr
 from cybersentinel.ops.assessment import assess, labels_of, read_labelled
 from cybersentinel.ops.blocklist import InputError
-from tests.fixtures_model import model_dir  # noqa: F401 (a pytest fixture)
+from fixtures_model import model_dir  # noqa: F401 (a pytest fixture)
 
 
 def scored_frame() -> pd.DataFrame:

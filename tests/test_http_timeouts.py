@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from cybersentinel.ops.http_timeouts import BODY_TIMEOUT_ENV, HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
-from tests.fixtures_model import free_port
+from fixtures_model import free_port
 
 HEADER_TIMEOUT, BODY_TIMEOUT = 1.0, 1.5
 
