@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures_model import model_dir  # noqa: F401 (a pytest fixture)
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
@@ -16,7 +17,6 @@ from cybersentinel.cli.app import app
 from cybersentinel.model.metrics import tpr_at_fpr
 from cybersentinel.ops.assessment import assess, labels_of, read_labelled
 from cybersentinel.ops.blocklist import InputError
-from fixtures_model import model_dir  # noqa: F401 (a pytest fixture)
 
 
 def scored_frame() -> pd.DataFrame:

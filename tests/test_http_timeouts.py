@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from fixtures_model import free_port
 
 from cybersentinel.ops.http_timeouts import BODY_TIMEOUT_ENV, HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
-from fixtures_model import free_port
 
 HEADER_TIMEOUT, BODY_TIMEOUT = 1.0, 1.5
 
