@@ -100,6 +100,7 @@ def test_one_class_gives_shares_without_a_ranking(tmp_path: Path) -> None:
     (lambda f: f.drop(columns=["label"]), "missing column(s) label;"),
     (lambda f: f.assign(score=["0.99", "high", *f["score"][2:]]), "1 rows without an error have no score"),
     (lambda f: f.assign(model_score=["1.5", *f["model_score"][1:]]), "(the first: row 1 of the data"),
+    (lambda f: f.iloc[:0], "no rows to assess"),
 ])
 def test_a_file_that_is_not_a_scored_labelled_file_is_a_clear_error(tmp_path: Path, change, expected: str) -> None:
     with pytest.raises(InputError) as raised:

@@ -60,6 +60,8 @@ def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.Da
                 if set(missing) & set(NEEDED_RESULTS) else "")
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}{hint}; it has: "
                          f"{', '.join(map(str, frame.columns[:20]))}")
+    if frame.empty:
+        raise InputError(f"{path}: no rows to assess")
     out = pd.DataFrame({"url": frame["url"].astype(str), "label": labels_of(frame[label_column], label_column),
                         "verdict": frame["verdict"].astype(str), "error": frame["error"].fillna("").astype(str),
                         "reasons": frame["reasons"].fillna("").astype(str) if "reasons" in frame else ""})
