@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from fixtures_model import model_dir  # noqa: F401 (a pytest fixture)
 from sklearn.metrics import roc_auc_score
+from test_mlops_bad_input import flat
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
 from cybersentinel.model.metrics import tpr_at_fpr
-from cybersentinel.ops.assessment import assess, labels_of, read_labelled
+from cybersentinel.ops.assessment import LEGITIMATE_LABELS, PHISHING_LABELS, assess, labels_of, read_labelled
 from cybersentinel.ops.blocklist import InputError
 
 
@@ -134,3 +135,63 @@ def test_assess_scores_nothing_itself_and_reads_what_predict_wrote(tmp_path: Pat
     bad.write_text((tmp_path / "scored.csv").read_text().replace(',"1",', ',"maybe",', 1))
     result = runner.invoke(app, ["assess", str(bad)], terminal_width=400)
     assert result.exit_code == 2 and "'maybe' (1 rows)" in result.output
+
+
+def test_a_row_predict_could_not_read_is_counted_even_when_its_label_went_with_it(tmp_path: Path) -> None:
+    frame = scored_frame()
+    unreadable = {column: "" for column in frame.columns} | {"url": "", "error": "malformed CSV record"}
+    rows = read_labelled(write(pd.concat([frame, pd.DataFrame([unreadable])]), tmp_path / "scored.csv"), "label")
+    report = assess(rows, resamples=0)
+    assert report["overall"]["rows"] == 9 and report["overall"]["unreadable_unlabelled"] == 1
+    assert report["overall"]["phishing"]["rows"] + report["overall"]["legitimate"]["rows"] == 8
+    with pytest.raises(InputError, match="'' \\(1 rows\\)"):  # without an error, an empty label is still refused
+        read_labelled(write(pd.concat([frame, pd.DataFrame([unreadable | {"error": ""}])]), tmp_path / "b.csv"),
+                      "label")
+
+
+def test_labels_that_are_no_values_are_refused_in_one_line() -> None:
+    with pytest.raises(InputError, match="neither phishing nor legitimate: '\\[1, 2\\]'"):
+        labels_of([[1, 2], "1"], "label")  # a Parquet list column
+    with pytest.raises(InputError, match="'' \\(1 rows\\)"):
+        labels_of(pd.Series(["1", pd.NA], dtype="string"), "label")
+
+
+def test_intervals_no_resample_can_measure_are_left_out_and_the_report_is_strict_json(tmp_path: Path) -> None:
+    # two sites, one of each class: a draw of the same site twice holds one class and measures no ranking
+    frame = scored_frame().iloc[[0, 1, 4, 5]].assign(url=["https://a.example.com/", "https://a.example.com/x",
+                                                           "http://b.example.org/", "http://b.example.org/y"])
+    rows = read_labelled(write(frame, tmp_path / "scored.csv"), "label")
+    reports = [assess(rows, resamples=1, seed=seed)["overall"] for seed in range(10)]
+    assert all("served_roc_auc" in report for report in reports)
+    assert any("served_roc_auc_ci" not in report for report in reports)
+    for report in reports:
+        json.dumps(report, allow_nan=False)
+
+
+def test_by_values_read_as_written_and_a_column_of_too_many_values_is_refused(tmp_path: Path) -> None:
+    frame = scored_frame().assign(month=[1, 1, 2, 2, 1, None, 2, 1])
+    frame.to_parquet(tmp_path / "scored.parquet")
+    rows = read_labelled(tmp_path / "scored.parquet", "label", by="month")
+    assert sorted(assess(rows, resamples=0)["by"]) == ["(empty)", "1", "2"]
+    many = pd.concat([scored_frame()] * 13).assign(url=lambda f: [f"https://s{i}.example/" for i in range(len(f))])
+    with pytest.raises(InputError, match="104 distinct values"):
+        read_labelled(write(many, tmp_path / "many.csv"), "label", by="url")
+
+
+def test_a_json_line_that_is_no_object_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "scored.jsonl"
+    path.write_text('{"url": "a.com", "label": 1}\n[1, 2]\n')
+    with pytest.raises(InputError, match="cannot read as jsonl"):
+        read_labelled(path, "label")
+
+
+def test_the_command_refuses_intervals_of_a_few_draws_and_a_report_over_its_input(tmp_path: Path) -> None:
+    scored = write(scored_frame(), tmp_path / "scored.csv")
+    runner = CliRunner()
+    few = runner.invoke(app, ["assess", str(scored), "--resamples", "5"], terminal_width=400)
+    assert few.exit_code == 2 and "at least 20" in flat(few.output)
+    over = runner.invoke(app, ["assess", str(scored), "--out", str(scored)], terminal_width=400)
+    assert over.exit_code == 2 and "replace the scored file" in flat(over.output)
+    assert scored.read_text().startswith("url,label,source")
+    listed = runner.invoke(app, ["assess", "--help"], terminal_width=400).output
+    assert all(spelling in listed for spelling in PHISHING_LABELS | LEGITIMATE_LABELS)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from fixtures_model import model_dir, running_server  # noqa: F401
+from test_observe import sample_value
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app as cli_app
@@ -299,6 +300,11 @@ def test_health_stays_up_while_slow_clients_hold_connections(model_dir: Path) ->
                 except ConnectionResetError:
                     closed += 1
             assert closed == len(stalled) and timed_out == 50
+            # counted as the 408s they got, not as clients that left (400)
+            metrics = httpx.get(f"{base}/metrics", timeout=5).text
+            score_requests = {status: sample_value(metrics, "cybersentinel_http_requests_total", route="/v1/score",
+                                                   method="POST", status=status) for status in ("400", "408")}
+            assert score_requests == {"400": 0, "408": 50}
             assert httpx.get(f"{base}/healthz", timeout=2).status_code == 200
         finally:
             for sock in stalled:

@@ -27,25 +27,47 @@ NEEDED_RESULTS = ("score", "verdict", "model_score", "error")  # what this reads
 VERDICTS = ("malicious", "suspicious", "benign")
 
 
-def labels_of(values: Iterable[Any], column: str) -> np.ndarray:
-    """1 (phishing) or 0 (legitimate) for each label value, case and spaces aside (``1.0`` read as ``1``); an
-    empty or unknown value anywhere is an `InputError` counting each such value, before any figure is made."""
+NO_LABEL = -1  # a row `predict` could not read (an ``error``) whose label could not be read either
+MAX_GROUPS = 100  # --by values: figures per value of a column of few values, not one report per URL
+
+
+def _label_text(value: Any) -> str:
+    """A label cell as lower-case text: empty for a missing value (None, NaN, pandas' NA), a list or other
+    container as its ``repr`` (no label), ``1.0`` as ``1``."""
     import pandas as pd
 
-    text = pd.Series(list(values), dtype=object).map(lambda v: "" if v is None or v != v else str(v))
-    text = text.str.strip().str.lower().str.replace(r"^([01])\.0*$", r"\1", regex=True)
+    if not pd.api.types.is_scalar(value):
+        return repr(value)
+    if pd.isna(value):
+        return ""
+    text = str(value).strip().lower()
+    return text[0] if text in ("1.0", "0.0") else text
+
+
+def labels_of(values: Iterable[Any], column: str, unreadable: np.ndarray | None = None) -> np.ndarray:
+    """1 (phishing) or 0 (legitimate) for each label value, case and spaces aside; an empty or unknown value is an
+    `InputError` counting each such value, before any figure is made, except on rows ``unreadable`` marks (rows
+    `predict` could not read, whose label may be lost with them), which get `NO_LABEL`."""
+    import pandas as pd
+
+    text = pd.Series([_label_text(value) for value in values], dtype=object)
     phishing, legitimate = text.isin(PHISHING_LABELS), text.isin(LEGITIMATE_LABELS)
-    unknown = text[~(phishing | legitimate)].value_counts()
+    labels = np.where(phishing, 1, np.where(legitimate, 0, NO_LABEL)).astype(np.int8)
+    unknown_rows = labels == NO_LABEL
+    if unreadable is not None:
+        unknown_rows &= ~unreadable
+    unknown = text[unknown_rows].value_counts()
     if len(unknown):
         shown = ", ".join(f"{value!r} ({count:,} rows)" for value, count in unknown.head(5).items())
         more = f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else ""
         raise InputError(f"{column!r} holds values that are neither phishing nor legitimate: {shown}{more}; "
                          f"phishing is one of {sorted(PHISHING_LABELS)}, legitimate one of {sorted(LEGITIMATE_LABELS)}")
-    return phishing.to_numpy(dtype=np.int8)
+    return labels
 
 
 def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.DataFrame:
-    """The scored file's ``url``, label (0/1), results and ``by`` column; an `InputError` naming what is missing."""
+    """The scored file's ``url``, label (0/1, or `NO_LABEL` on a row `predict` could not read), results and ``by``
+    column; an `InputError` naming what is missing or wrong."""
     import pandas as pd
 
     if label_column in RESULT_COLUMNS or by in RESULT_COLUMNS:  # the detector's own output is no label
@@ -62,13 +84,20 @@ def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.Da
                          f"{', '.join(map(str, frame.columns[:20]))}")
     if frame.empty:
         raise InputError(f"{path}: no rows to assess")
-    out = pd.DataFrame({"url": frame["url"].astype(str), "label": labels_of(frame[label_column], label_column),
-                        "verdict": frame["verdict"].astype(str), "error": frame["error"].fillna("").astype(str),
+    error = frame["error"].fillna("").astype(str)
+    out = pd.DataFrame({"url": frame["url"].astype(str), "error": error,
+                        "label": labels_of(frame[label_column], label_column, (error != "").to_numpy()),
+                        "verdict": frame["verdict"].astype(str),
                         "reasons": frame["reasons"].fillna("").astype(str) if "reasons" in frame else ""})
     for column in ("score", "model_score"):
         out[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)  # an empty cell: no score
     if by:
-        out["by"] = frame[by].fillna("").astype(str)
+        # read back from Parquet, a column of whole numbers with gaps is float: `2`, not `2.0`
+        values = frame[by].convert_dtypes().astype("string").fillna("(empty)")
+        out["by"] = values.mask(values == "", "(empty)").to_numpy(dtype=object)
+        if out["by"].nunique() > MAX_GROUPS:
+            raise InputError(f"{by!r} holds {out['by'].nunique():,} distinct values; --by takes a column of at "
+                             f"most {MAX_GROUPS} (a collection, a source, a month)")
     scored = out["error"] == ""
     bad = scored & ~(out["score"].between(0, 1) & out["model_score"].between(0, 1) & out["verdict"].isin(VERDICTS))
     if bad.any():
@@ -99,8 +128,11 @@ def assess(rows: pd.DataFrame, resamples: int = 200, seed: int = 0, top: int = 1
 
 def _figures(rows: pd.DataFrame, resamples: int, seed: int) -> dict[str, Any]:
     """One set of rows' figures: counts, each class's served verdicts, the served decision's ranking and shares
-    flagged (with intervals), and the model alone's ranking."""
+    flagged, and the model alone's ranking, with intervals where the resampled sites allow one."""
+    import warnings
+
     from cybersentinel.model.generalisation import shares_and_ranking
+    from cybersentinel.model.metrics import grouped_interval, weighted_roc_auc
 
     scored = rows[rows["error"] == ""]
     y, groups = scored["label"].to_numpy(), scored["group"].to_numpy()
@@ -110,12 +142,20 @@ def _figures(rows: pd.DataFrame, resamples: int, seed: int) -> dict[str, Any]:
         figures[name] = {"rows": int((rows["label"] == label).sum()),
                          "unscored": int(((rows["label"] == label) & (rows["error"] != "")).sum()),
                          **{verdict: int((ours["verdict"] == verdict).sum()) for verdict in VERDICTS}}
-    figures.update(shares_and_ranking(y, scored["score"].to_numpy(), (scored["verdict"] == "malicious").to_numpy(),
-                                      groups, resamples, seed, prefix="served_"))
-    model = shares_and_ranking(y, scored["model_score"].to_numpy(), np.zeros(len(y), dtype=bool), groups,
-                               resamples, seed, prefix="model_")
-    figures.update({key: value for key, value in model.items() if "roc_auc" in key or "tpr" in key})
-    return figures
+    if unlabelled := int((rows["label"] == NO_LABEL).sum()):
+        figures["unreadable_unlabelled"] = unlabelled
+    model_scores = scored["model_score"].to_numpy()
+    with warnings.catch_warnings():  # a few sites: every resample may hold one class, and the interval is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        figures.update(shares_and_ranking(y, scored["score"].to_numpy(),
+                                          (scored["verdict"] == "malicious").to_numpy(), groups, resamples, seed,
+                                          prefix="served_"))
+        model = shares_and_ranking(y, model_scores, np.zeros(len(y), dtype=bool), groups, 0, seed, prefix="model_")
+        figures.update({key: value for key, value in model.items() if "roc_auc" in key or "tpr" in key})
+        if resamples and "model_roc_auc" in figures:
+            figures["model_roc_auc_ci"] = grouped_interval(groups, weighted_roc_auc(y, model_scores), resamples, seed)
+    return {key: value for key, value in figures.items()  # an interval no resample could measure: none
+            if not (key.endswith("_ci") and not np.isfinite(value).all())}
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -130,6 +170,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                 line += (f"; {label} {counts['rows']:,} ({counts['malicious']:,} malicious, {counts['suspicious']:,} "
                          f"suspicious, {counts['benign']:,} benign" +
                          (f", {counts['unscored']:,} unscored)" if counts["unscored"] else ")"))
+        if figures.get("unreadable_unlabelled"):
+            line += f"; {figures['unreadable_unlabelled']:,} rows predict could not read, their label with them"
         lines.append(line)
         figure_texts = []
         if "served_roc_auc" in figures:

@@ -95,7 +95,8 @@ def read_scored(path: Path, required: tuple[str, ...] = ("url", "verdict")) -> p
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # maybe written by `predict`: unescape
             frame = frame.rename(columns=unescape_cell).apply(  # vectorised: a scored file can hold millions of rows
                 lambda column: column.str.replace(ESCAPED_START, r"\1", n=1, regex=True))
-    except (ValueError, OSError, UnicodeDecodeError) as err:  # pandas' parser errors are ValueErrors
+    except (ValueError, OSError, UnicodeDecodeError, TypeError) as err:  # pandas' parser errors are ValueErrors;
+        # a JSON line that is no object (`[1, 2]`) is pandas' TypeError
         raise InputError(f"{path}: cannot read as {suffix.lstrip('.') or 'csv'} ({err})") from None
     missing = [column for column in required if column not in frame.columns]
     if missing:

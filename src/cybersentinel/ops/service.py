@@ -550,6 +550,10 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         while more:
             message = await request.receive()
             if message["type"] == "http.disconnect":  # the client left mid-body: nothing to score, nobody to answer
+                from cybersentinel.ops.http_timeouts import BODY_TIMED_OUT
+
+                if request.scope.get(BODY_TIMED_OUT):  # `serve`'s protocol answered 408 and closed: count it so
+                    raise HTTPException(408, "request body not received within the body timeout")
                 raise HTTPException(400, "client disconnected before the request body was complete")
             if message["type"] != "http.request":
                 continue
@@ -803,11 +807,11 @@ def server_options(host: str, port: int, *, access_log: bool, log_level: str, li
     """uvicorn's settings for `serve` (and for the floor of `benchmarks/load_test.py`, the same stack): the
     protocol with header and body deadlines (it reads ``CYBERSENTINEL_HEADER_TIMEOUT`` and
     ``CYBERSENTINEL_BODY_TIMEOUT``), keep-alive and concurrency limits."""
-    from cybersentinel.ops.http_timeouts import HeaderTimeoutProtocol
+    from cybersentinel.ops.http_timeouts import RequestDeadlineProtocol
 
     return {"host": host, "port": port, "access_log": access_log, "log_level": log_level, "server_header": False,
             "timeout_keep_alive": limits.keep_alive, "limit_concurrency": limits.max_connections,
-            "http": HeaderTimeoutProtocol}
+            "http": RequestDeadlineProtocol}
 
 
 def run(application: Any, settings: Settings, *, host: str, port: int, workers: int, access_log: bool,
