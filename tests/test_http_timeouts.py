@@ -47,7 +47,7 @@ def port(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     monkeypatch.setenv(BODY_TIMEOUT_ENV, str(BODY_TIMEOUT))
     number = free_port()
     server = uvicorn.Server(uvicorn.Config(body_length, host="127.0.0.1", port=number, http=RequestDeadlineProtocol,
-                                           log_level="warning", lifespan="off"))
+                                           log_config=None, log_level="info", lifespan="off"))  # logs reach caplog
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -73,11 +73,14 @@ def read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
     return received, time.monotonic() - started
 
 
-def test_a_stalled_body_gets_408_and_its_connection_closed_at_the_body_deadline(port: int) -> None:
+def test_a_stalled_body_gets_408_and_its_connection_closed_at_the_body_deadline(
+        port: int, caplog: pytest.LogCaptureFixture) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(request_head(100) + b"x" * 10)  # headers complete, 90 bytes of the body never come
         answer, waited = read_until_closed(sock, limit=BODY_TIMEOUT + 5)
     assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert [r.getMessage().endswith('"POST /score HTTP/1.1" 408') for r in caplog.records if r.name == "uvicorn.access"
+            ] == [True]  # in the access log as uvicorn logs the answers it sends
     assert b"connection: close" in answer.lower()
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["detail"].startswith("request body not received")
     assert BODY_TIMEOUT - 0.3 < waited < BODY_TIMEOUT + 2
