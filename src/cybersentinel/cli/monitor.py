@@ -75,12 +75,18 @@ def _feeds_index(folder: Path | None) -> IntelIndex | None:
         raise typer.BadParameter(f"cannot read the feeds: {err}", param_hint="--feeds-dir") from err
 
 
+ALERTED_FROM = {"suspicious": ("malicious", "suspicious"), "malicious": ("malicious",)}  # --alert-on: the verdicts
+
+
 def monitor(
     log: Annotated[Path, typer.Argument(help="Access log to follow.", dir_okay=False)],
     log_format: Annotated[str, typer.Option("--format", help=f"Log format: {', '.join(LOG_FORMATS)}.")] = "auto",
     site_host: Annotated[str | None, typer.Option(help="Host name of the site a web server log belongs to "
                                                   "(paths are scored as http://HOST/path).")] = None,
     alerts: Annotated[Path | None, typer.Option(help="Append JSON-line alerts here (default: stdout).")] = None,
+    alert_on: Annotated[str, typer.Option(help="The lowest verdict alerted: suspicious or malicious (a resolver's "
+                                          "log of CDN and tracker names brings many suspicious ones).")
+                        ] = "suspicious",
     blocklist: Annotated[Path | None, typer.Option(help="Block list CSV kept up to date (reloaded at start; "
                                                    "input for `blocklist export`).")] = None,
     render: Annotated[list[str] | None, typer.Option(help="Also rewrite a rendered block list, FORMAT=PATH "
@@ -118,6 +124,8 @@ def monitor(
     from cybersentinel.ops.blocklist import FORMATS
 
     console = Console(stderr=True)
+    if alert_on not in ALERTED_FROM:
+        raise typer.BadParameter(f"choose from {', '.join(ALERTED_FROM)}", param_hint="--alert-on")
     if log_format not in LOG_FORMATS:
         raise typer.BadParameter(f"choose from {', '.join(LOG_FORMATS)}", param_hint="--format")
     targets = {}
@@ -174,7 +182,7 @@ def monitor(
             report = run_monitor(log, score, index=index, fmt=log_format, site_host=site_host, alerts=out,
                                  blocklist=blocklist, render=targets, from_start=from_start, once=once,
                                  max_lines=max_lines, duration=duration, guard=guard, show_malformed=show_malformed,
-                                 registry=registry,
+                                 registry=registry, alert_verdicts=ALERTED_FROM[alert_on],
                                  model=(manifest["name"], manifest["sha256"][:12]), decisions=decisions)
         except SiteHostNeededError as err:
             console.print(f"[red]error:[/red] {err}")

@@ -1,7 +1,10 @@
-"""Follow a web server or proxy access log: score each new URL and address, alert, keep a block list current.
+"""Follow a web server or proxy access log, or a resolver's query log: score each new URL, name and address,
+alert, keep a block list current.
 
-Formats: ``combined`` (nginx/Apache; ``common`` lines too), ``vhost_combined`` (Apache, ``%v:%p`` first) and
-``squid`` (native). Which URL a line names depends on who wrote it:
+Formats: ``combined`` (nginx/Apache; ``common`` lines too), ``vhost_combined`` (Apache, ``%v:%p`` first),
+``squid`` (native), and the query logs of ``dnsmasq`` (``log-queries``, plain or ``extra``) and ``unbound``
+(``log-queries``/``log-replies``, epoch or ``log-time-ascii`` times; either also as syslog lines). Which URL a line
+names depends on who wrote it:
 
 - A proxy (Squid, or nginx/Apache as a forward proxy) logs the absolute URL the client asked for: it is scored.
   For ``CONNECT host:443`` only the host is known, and the host is scored. Squid also logs the server address
@@ -11,6 +14,11 @@ Formats: ``combined`` (nginx/Apache; ``common`` lines too), ``vhost_combined`` (
   naming the site the log belongs to, host + path is scored (a compromised site hosting a phishing kit shows
   up there). Without a host the path is not a URL, so nothing is scored; the client address is still looked
   up, since a client listed in a feed is what a web server wants to block.
+
+- A resolver logs the name a client asked for: the name is scored as a site (its host features and n-grams), and
+  the client's address is looked up. Names that are no site are counted and skipped (``dns_names_skipped``):
+  special-use and local names (``wpad``, ``printer.lan``: no public suffix), reverse lookups (``.arpa``) and
+  service records (``_ldap._tcp...``). The resolver's other lines (start-up, forwarding, answers) name nothing.
 
 A malformed line is counted with its reason and skipped, never a crash; the file is followed across rotation
 (rename and re-create, or truncation).
@@ -39,7 +47,7 @@ if TYPE_CHECKING:
     from cybersentinel.ops.metrics import ScoringMetrics
 
 
-LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid")
+LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid", "dnsmasq", "unbound")
 
 
 MAX_LINE_BYTES = 64 * 1024  # longer lines are malformed (nginx's default request buffers are smaller)
@@ -98,6 +106,50 @@ _SQUID = re.compile(r" *(?P<time>[0-9]+(?:\.[0-9]+)?) +-?[0-9]+ +(?P<client>\S+)
 _METHOD = re.compile(r"[A-Z]{3,12}", re.ASCII)
 
 
+_SYSLOG_TIME = r"(?P<time>[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{4}-[0-9]{2}-[0-9]{2}T\S+)"
+
+
+# dnsmasq's own log file, or syslog's (a host name after the time); its DHCP and TFTP lines name no query
+_DNSMASQ = re.compile(rf"{_SYSLOG_TIME}(?: \S+)? dnsmasq(?:-dhcp|-tftp)?(?:\[[0-9]+\])?: (?P<message>.*)", re.ASCII)
+
+
+# `query[A] example.com from 192.0.2.5`, after `7 192.0.2.5/53841 ` with log-queries=extra
+_DNSMASQ_QUERY = re.compile(r"(?:[0-9]+ \S+/[0-9]+ )?query\[[A-Za-z0-9]+\] (?P<name>\S+) from (?P<client>\S+)",
+                            re.ASCII)
+
+
+# unbound's log file (epoch or log-time-ascii times) or syslog's (`unbound: [1225:0] info: ...`)
+_UNBOUND = re.compile(r"(?:\[(?P<epoch>[0-9]+)\]|" + _SYSLOG_TIME + r")(?: \S+)? unbound(?:: )?\[[0-9]+:[0-9]+\] "
+                      r"(?P<level>[a-z]+): (?P<message>.*)", re.ASCII)
+
+
+# log-queries: `192.0.2.5 example.com. A IN`; log-replies adds the answer's code, time, cache flag and size
+_UNBOUND_QUERY = re.compile(r"(?P<client>[0-9A-Fa-f:.]+) (?P<name>\S*)\. [A-Za-z0-9]+ (?:IN|CH|HS|ANY|CLASS[0-9]+)"
+                            r"(?P<reply> [A-Z]+ .*)?", re.ASCII)
+
+
+def _site_named(name: str) -> str | None:
+    """A queried name as a site to score, or None for a name that is no site on the internet: special-use or
+    local (no public suffix), a reverse lookup, a service record."""
+    from cybersentinel.ops.blocklist import special_use
+    from cybersentinel.url.parsing import split_host
+
+    name = name.rstrip(".").lower()
+    if not name or special_use(name) or any(label.startswith("_") for label in name.split(".")):
+        return None
+    _, domain, suffix, is_ip = split_host(name)
+    return name if (domain and suffix) or is_ip else None
+
+
+def _from_resolver(fmt: str, time_text: str, query: re.Match | None) -> LogRecord:
+    """A resolver's line: a query names a site to score (or a name that is no site: url None, method QUERY), any
+    other line nothing."""
+    if query is None:
+        return LogRecord(fmt, "", None, time_text, "", "", 0, None)
+    client, name = query.group("client"), query.group("name")
+    return LogRecord(fmt, client, _ip_text(client), time_text, "QUERY", name, 0, _site_named(name))
+
+
 def _ip_text(value: str) -> str | None:
     from cybersentinel.url.parsing import parse_ip
 
@@ -146,6 +198,11 @@ def parse_line(line: str, fmt: str = "auto", site_host: str | None = None) -> Lo
         return _from_web(match, "vhost_combined", site_host)
     if fmt in ("auto", "combined") and (match := _COMBINED.fullmatch(line)):
         return _from_web(match, "combined", site_host)
+    if fmt in ("auto", "dnsmasq") and (match := _DNSMASQ.fullmatch(line)):
+        return _from_resolver("dnsmasq", match.group("time"), _DNSMASQ_QUERY.fullmatch(match.group("message")))
+    if fmt in ("auto", "unbound") and (match := _UNBOUND.fullmatch(line)):
+        query = _UNBOUND_QUERY.fullmatch(match.group("message")) if match.group("level") == "info" else None
+        return _from_resolver("unbound", match.group("epoch") or match.group("time"), query)
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
     if not line.strip():
@@ -345,6 +402,8 @@ class Monitor:
             self.named_host = True
         elif record.format == "combined" and record.target.startswith("/"):
             self.hostless.append(line)
+        elif record.method == "QUERY":  # a resolver's query for a name that is no site
+            self.stats["dns_names_skipped"] += 1
 
     def judge_paths(self, path: Path) -> None:
         """Host-less paths in a log that has named no host are a web server's log: `SiteHostNeededError`. Once
