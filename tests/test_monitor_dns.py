@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dns.exception
 import dns.message
+import dns.name
 import dns.query
 import pytest
 from fixtures_model import free_port, model_dir  # noqa: F401 (a pytest fixture)
@@ -32,6 +33,14 @@ def ask(port: int, names: list[str], qtype: str = "A") -> None:
     for name in names:
         with contextlib.suppress(dns.exception.Timeout):  # an unanswered query is logged all the same
             dns.query.udp(dns.message.make_query(name, qtype), "127.0.0.1", port=port, timeout=2)
+
+
+def logged(log: Path, name: str) -> None:
+    """Wait until the resolver has written its line for ``name`` (it logs as it answers)."""
+    deadline = time.monotonic() + 10
+    while name not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{name} not in {log}"
+        time.sleep(0.05)
 
 
 def started(command: list[str], port: int, log: Path) -> subprocess.Popen:
@@ -83,13 +92,13 @@ def test_a_resolvers_query_log_is_scored_name_by_name_and_what_is_no_site_skippe
         resolver: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     log, port = request.getfixturevalue(resolver)
     ask(port, SITES + NO_SITES)
-    ask(port, ["shop.example.com"], "AAAA")  # asked again: scored once
-    time.sleep(0.3)  # the resolver writes its log lines as it answers
+    ask(port, ["shop.example.com", "last.example.org"], "AAAA")  # asked again: scored once
+    logged(log, "last.example.org")
     scorer, alerts, blocklist = Scorer(), io.StringIO(), tmp_path / "blocked.csv"
     report = run_monitor(log, scorer, fmt=resolver.removesuffix("_log"), once=True, alerts=alerts, blocklist=blocklist)
     assert report["malformed"] == 0 and report["lines"] == report["parsed"]
     asked = sorted({url for call in scorer.calls for url in call})
-    assert asked == sorted(["ready.example.org", *(site.lower() for site in SITES)])
+    assert asked == sorted(["ready.example.org", "last.example.org", *(site.lower() for site in SITES)])
     queries_per_name = 2 if resolver == "unbound_log" else 1  # unbound logs the query and its reply
     assert report["dns_names_skipped"] == queries_per_name * len(NO_SITES)
     found = [json.loads(line) for line in alerts.getvalue().splitlines()]
@@ -102,7 +111,7 @@ def test_the_command_follows_a_dnsmasq_log_with_the_model(dnsmasq_log: tuple[Pat
                                                           model_dir: Path) -> None:  # noqa: F811
     log, port = dnsmasq_log
     ask(port, ["paypal.com.verify-account.top", "wpad"])  # a brand's domain in an unrelated name: rule 3
-    time.sleep(0.3)
+    logged(log, "wpad")
     for alert_on in ("suspicious", "malicious"):
         alerts = tmp_path / f"alerts-{alert_on}.jsonl"
         result = CliRunner().invoke(app, ["monitor", str(log), "--format", "dnsmasq", "--once", "--no-feeds",
@@ -133,6 +142,30 @@ def test_the_command_follows_a_dnsmasq_log_with_the_model(dnsmasq_log: tuple[Pat
     ("[1796471215] unbound[1194:0] info: server stats for thread 0: 4 queries, 4 answers from cache", "unbound",
      None, None),
     ("[1796471215] unbound[1194:0] info: 127.0.0.1 . NS IN", "unbound", "127.0.0.1", None),
+    # journald's syslog and journalctl's other time forms; unbound's log-tag-queryreply; OpenWrt's logread
+    ("Dec  5 11:47:05 host unbound[1225]: [1225:0] info: 10.0.0.7 shop.example.xyz. A IN", "unbound", "10.0.0.7",
+     "shop.example.xyz"),
+    ("Dec 05 11:47:05.123456 host unbound[1225]: [1225:0] query: 10.0.0.7 shop.example.xyz. A IN", "unbound",
+     "10.0.0.7", "shop.example.xyz"),
+    ("[1796471215] unbound[1194:0] reply: 127.0.0.1 shop.example.xyz. A IN NOERROR 0.000000 0 45", "unbound",
+     "127.0.0.1", "shop.example.xyz"),
+    ("1733398896.123456 host dnsmasq[1172]: query[A] shop.example.xyz from 192.168.1.20", "dnsmasq", "192.168.1.20",
+     "shop.example.xyz"),
+    ("Thu 2026-12-05 11:47:05 UTC host dnsmasq[1172]: query[A] shop.example.xyz from 192.168.1.20", "dnsmasq",
+     "192.168.1.20", "shop.example.xyz"),
+    ("Thu Dec  5 11:47:05 2026 daemon.info dnsmasq[1172]: query[A] shop.example.xyz from 192.168.1.20", "dnsmasq",
+     "192.168.1.20", "shop.example.xyz"),
+    ("Dec  5 11:47:05 gateway dnsmasq-script[1172]: lease added", "dnsmasq", None, None),
+    # any type or class; and a query is a query even for a name that is no site (counted, not scored)
+    ("Dec  5 11:55:20 dnsmasq[5839]: query[type=65280] evil-login.example.top from 127.0.0.1", "dnsmasq",
+     "127.0.0.1", "evil-login.example.top"),
+    ("[1796471215] unbound[1194:0] info: 127.0.0.1 example.top. A NONE", "unbound", "127.0.0.1", "example.top"),
+    ("Dec  5 11:46:49 dnsmasq[1172]: query[A] a b.example.com from 127.0.0.1", "dnsmasq", "127.0.0.1", None),
+    ("Dec  5 11:46:49 dnsmasq[1172]: query[A] smallbakery-shop.de/paypal.com/signin/webscr.top from 192.168.1.20",
+     "dnsmasq", "192.168.1.20", None),  # as a URL, it would judge (and block) smallbakery-shop.de
+    ("Dec  5 11:46:49 dnsmasq[1172]: query[A] 203.0.113.9 from 192.168.1.20", "dnsmasq", "192.168.1.20", None),
+    ("Dec  5 11:46:49 dnsmasq[1172]: query[A] github.io from 192.168.1.20", "dnsmasq", "192.168.1.20", None),
+    ("Dec  5 11:46:49 dnsmasq[1172]: query[A] *.example.com from 192.168.1.20", "dnsmasq", "192.168.1.20", None),
 ])
 def test_resolver_lines_are_read_in_each_of_their_forms(line: str, fmt: str, client: str | None,
                                                         url: str | None) -> None:
@@ -150,3 +183,16 @@ def test_alerts_can_be_kept_to_malicious_verdicts(tmp_path: Path) -> None:
         alerts = io.StringIO()
         run_monitor(log, Scorer(), once=True, alerts=alerts, alert_verdicts=verdicts)
         assert {json.loads(line)["url"] for line in alerts.getvalue().splitlines()} == expected
+
+
+def test_a_name_crafted_as_a_url_blocks_nothing(dnsmasq_log: tuple[Path, int], tmp_path: Path) -> None:
+    # dnsmasq logs a label's slashes as they were asked; read as a URL this names smallbakery-shop.de and a kit
+    log, port = dnsmasq_log
+    crafted = dns.name.Name([b"smallbakery-shop", b"de/phish/paypal/signin/webscr", b"top", b""])
+    with contextlib.suppress(dns.exception.Timeout):
+        dns.query.udp(dns.message.make_query(crafted, "A"), "127.0.0.1", port=port, timeout=2)
+    logged(log, "smallbakery-shop.de/phish")
+    scorer, blocklist = Scorer(), tmp_path / "blocked.csv"
+    report = run_monitor(log, scorer, fmt="dnsmasq", once=True, alerts=io.StringIO(), blocklist=blocklist)
+    assert report["dns_names_skipped"] == 1 and not blocklist.exists()
+    assert all("smallbakery" not in url for call in scorer.calls for url in call)

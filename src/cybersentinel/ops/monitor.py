@@ -17,8 +17,10 @@ names depends on who wrote it:
 
 - A resolver logs the name a client asked for: the name is scored as a site (its host features and n-grams), and
   the client's address is looked up. Names that are no site are counted and skipped (``dns_names_skipped``):
-  special-use and local names (``wpad``, ``printer.lan``: no public suffix), reverse lookups (``.arpa``) and
-  service records (``_ldap._tcp...``). The resolver's other lines (start-up, forwarding, answers) name nothing.
+  special-use and local names (``wpad``, ``printer.lan``: no public suffix), reverse lookups (``.arpa``), service
+  records (``_ldap._tcp...``), public suffixes themselves, addresses, and names with characters no host name holds
+  (a client may ask dnsmasq for ``shop.example/paypal.com/signin.top``: scored as a URL, that would judge, and
+  block, ``shop.example``). The resolver's other lines (start-up, forwarding, answers, DHCP) name nothing.
 
 A malformed line is counted with its reason and skipped, never a crash; the file is followed across rotation
 (rename and re-create, or truncation).
@@ -106,48 +108,62 @@ _SQUID = re.compile(r" *(?P<time>[0-9]+(?:\.[0-9]+)?) +-?[0-9]+ +(?P<client>\S+)
 _METHOD = re.compile(r"[A-Z]{3,12}", re.ASCII)
 
 
-_SYSLOG_TIME = r"(?P<time>[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{4}-[0-9]{2}-[0-9]{2}T\S+)"
+# a syslog time as rsyslog, journalctl (short, short-precise, short-iso, short-full, short-unix) or OpenWrt write it
+_SYSLOG_TIME = (r"(?P<time>(?:[A-Z][a-z]{2} )?[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+                r"(?: [0-9]{4})?|[0-9]{4}-[0-9]{2}-[0-9]{2}T\S+|[A-Z][a-z]{2} [0-9]{4}-[0-9]{2}-[0-9]{2} "
+                r"[0-9]{2}:[0-9]{2}:[0-9]{2} \S+|[0-9]{9,}\.[0-9]+)")
 
 
-# dnsmasq's own log file, or syslog's (a host name after the time); its DHCP and TFTP lines name no query
-_DNSMASQ = re.compile(rf"{_SYSLOG_TIME}(?: \S+)? dnsmasq(?:-dhcp|-tftp)?(?:\[[0-9]+\])?: (?P<message>.*)", re.ASCII)
+# dnsmasq's own log file, or syslog's (a host name or facility after the time); its DHCP, TFTP, script and debug
+# lines (dnsmasq-dhcp, ...) name no query
+_DNSMASQ = re.compile(rf"{_SYSLOG_TIME}(?: \S+)? dnsmasq(?:-[a-z]+)?(?:\[[0-9]+\])?: (?P<message>.*)", re.ASCII)
 
 
-# `query[A] example.com from 192.0.2.5`, after `7 192.0.2.5/53841 ` with log-queries=extra
-_DNSMASQ_QUERY = re.compile(r"(?:[0-9]+ \S+/[0-9]+ )?query\[[A-Za-z0-9]+\] (?P<name>\S+) from (?P<client>\S+)",
+# `query[A] example.com from 192.0.2.5` (`query[type=65280]` for a type without a name), after `7 192.0.2.5/53841 `
+# with log-queries=extra; a name is logged as it was asked, spaces and slashes included
+_DNSMASQ_QUERY = re.compile(r"(?:[0-9]+ \S+/[0-9]+ )?query\[[^\]]+\] (?P<name>.+) from (?P<client>\S+)(?: .*)?",
                             re.ASCII)
 
 
-# unbound's log file (epoch or log-time-ascii times) or syslog's (`unbound: [1225:0] info: ...`)
-_UNBOUND = re.compile(r"(?:\[(?P<epoch>[0-9]+)\]|" + _SYSLOG_TIME + r")(?: \S+)? unbound(?:: )?\[[0-9]+:[0-9]+\] "
-                      r"(?P<level>[a-z]+): (?P<message>.*)", re.ASCII)
+# unbound's log file (epoch or log-time-ascii times), or syslog's: `unbound: [1225:0] info: ...`, through journald
+# `unbound[1225]: [1225:0] info: ...`
+_UNBOUND = re.compile(r"(?:\[(?P<epoch>[0-9]+)\]|" + _SYSLOG_TIME + r")(?: \S+)? "
+                      r"unbound(?:\[[0-9]+:[0-9]+\]|(?:\[[0-9]+\])?: \[[0-9]+:[0-9]+\]) (?P<level>[a-z]+): "
+                      r"(?P<message>.*)", re.ASCII)
+UNBOUND_QUERY_LEVELS = ("info", "query", "reply")  # `query:`/`reply:` with log-tag-queryreply
 
 
-# log-queries: `192.0.2.5 example.com. A IN`; log-replies adds the answer's code, time, cache flag and size
-_UNBOUND_QUERY = re.compile(r"(?P<client>[0-9A-Fa-f:.]+) (?P<name>\S*)\. [A-Za-z0-9]+ (?:IN|CH|HS|ANY|CLASS[0-9]+)"
-                            r"(?P<reply> [A-Z]+ .*)?", re.ASCII)
+# log-queries: `192.0.2.5 example.com. A IN`; log-replies adds the answer's code, time, cache flag and size; a
+# character a name cannot hold is printed as `?`
+_UNBOUND_QUERY = re.compile(r"(?P<client>[0-9A-Fa-f:.]+) (?P<name>\S*)\. [A-Za-z0-9]+ [A-Z0-9]+(?P<reply> .*)?",
+                            re.ASCII)
+
+
+_HOST_NAME = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.ASCII)  # letters, digits, hyphens: a name a site has
 
 
 def _site_named(name: str) -> str | None:
-    """A queried name as a site to score, or None for a name that is no site on the internet: special-use or
-    local (no public suffix), a reverse lookup, a service record."""
+    """A queried name as a site to score, or None for a name that is no site on the internet: a name with
+    characters no host name holds (`/`, `?`, a space: scored as a URL, it would name another site), an address,
+    a public suffix itself, a special-use or local name (no public suffix), a reverse lookup, a service record."""
     from cybersentinel.ops.blocklist import special_use
     from cybersentinel.url.parsing import split_host
 
     name = name.rstrip(".").lower()
-    if not name or special_use(name) or any(label.startswith("_") for label in name.split(".")):
+    if not _HOST_NAME.fullmatch(name) or special_use(name):
         return None
     _, domain, suffix, is_ip = split_host(name)
-    return name if (domain and suffix) or is_ip else None
+    return name if domain and suffix and not is_ip else None
 
 
 def _from_resolver(fmt: str, time_text: str, query: re.Match | None) -> LogRecord:
     """A resolver's line: a query names a site to score (or a name that is no site: url None, method QUERY), any
     other line nothing."""
-    if query is None:
+    client = _ip_text(query.group("client")) if query is not None else None
+    if client is None:
         return LogRecord(fmt, "", None, time_text, "", "", 0, None)
-    client, name = query.group("client"), query.group("name")
-    return LogRecord(fmt, client, _ip_text(client), time_text, "QUERY", name, 0, _site_named(name))
+    name = query.group("name")
+    return LogRecord(fmt, query.group("client"), client, time_text, "QUERY", name, 0, _site_named(name))
 
 
 def _ip_text(value: str) -> str | None:
@@ -201,7 +217,8 @@ def parse_line(line: str, fmt: str = "auto", site_host: str | None = None) -> Lo
     if fmt in ("auto", "dnsmasq") and (match := _DNSMASQ.fullmatch(line)):
         return _from_resolver("dnsmasq", match.group("time"), _DNSMASQ_QUERY.fullmatch(match.group("message")))
     if fmt in ("auto", "unbound") and (match := _UNBOUND.fullmatch(line)):
-        query = _UNBOUND_QUERY.fullmatch(match.group("message")) if match.group("level") == "info" else None
+        query = _UNBOUND_QUERY.fullmatch(match.group("message")) if match.group("level") in UNBOUND_QUERY_LEVELS \
+            else None
         return _from_resolver("unbound", match.group("epoch") or match.group("time"), query)
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
