@@ -120,8 +120,8 @@ def serve(
              "or the reverse proxy use). Other Host headers get 400.")] = None,
     header_timeout: Annotated[float, typer.Option(min=0.5, help="Seconds a client has to send a request's headers.")
                               ] = ServerLimits.header_timeout,
-    body_timeout: Annotated[float, typer.Option(min=0.5, help="Seconds a client has to send a request's body, once "
-                                                "its headers are in (then 408 and the connection closed).")
+    body_timeout: Annotated[float, typer.Option(min=0.5, help="Seconds a client has to send a request's body, from "
+                                                "the request's start (then 408 and the connection closed).")
                             ] = ServerLimits.body_timeout,
     keep_alive_timeout: Annotated[int, typer.Option(min=1, help="Seconds an idle kept-alive connection stays open.")
                                   ] = ServerLimits.keep_alive,
