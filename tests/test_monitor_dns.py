@@ -1,5 +1,5 @@
-"""`monitor` on resolvers' query logs: the lines real dnsmasq and unbound write (each started on 127.0.0.1 and asked
-with dnspython), parsed, scored as sites, alerted and blocked; names that are no site counted and skipped."""
+"""`monitor` on resolvers' query logs: the lines real dnsmasq, unbound and BIND write (each started on 127.0.0.1 and
+asked with dnspython), parsed, scored as sites, alerted and blocked; names that are no site counted and skipped."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import getpass
 import io
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -87,7 +88,23 @@ def unbound_log(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     stopped(process)
 
 
-@pytest.mark.parametrize("resolver", ["dnsmasq_log", "unbound_log"])
+@pytest.fixture
+def bind_log(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    if shutil.which("named") is None:
+        pytest.skip("named not installed (Debian package bind9)")
+    port, log = free_port(), tmp_path / "query.log"
+    config = tmp_path / "named.conf"
+    config.write_text(f'options {{ directory "{tmp_path}"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 '
+                      f'{{ none; }}; pid-file none; recursion no; querylog yes; }};\ncontrols {{ }};\n'
+                      f'logging {{ channel queries_file {{ file "{log}"; print-time yes; print-category yes; '
+                      f'print-severity yes; }}; category queries {{ queries_file; }}; }};\n')
+    user = ["-u", getpass.getuser()] if os.geteuid() == 0 else []  # named drops root's privileges to this user
+    process = started(["named", "-f", "-c", str(config), *user], port, log)
+    yield log, port
+    stopped(process)
+
+
+@pytest.mark.parametrize("resolver", ["dnsmasq_log", "unbound_log", "bind_log"])
 def test_a_resolvers_query_log_is_scored_name_by_name_and_what_is_no_site_skipped(
         resolver: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     log, port = request.getfixturevalue(resolver)
@@ -166,6 +183,15 @@ def test_the_command_follows_a_dnsmasq_log_with_the_model(dnsmasq_log: tuple[Pat
     ("Dec  5 11:46:49 dnsmasq[1172]: query[A] 203.0.113.9 from 192.168.1.20", "dnsmasq", "192.168.1.20", None),
     ("Dec  5 11:46:49 dnsmasq[1172]: query[A] github.io from 192.168.1.20", "dnsmasq", "192.168.1.20", None),
     ("Dec  5 11:46:49 dnsmasq[1172]: query[A] *.example.com from 192.168.1.20", "dnsmasq", "192.168.1.20", None),
+    # BIND: a view, syslog's named[pid], its own start-up lines, a name with an escaped space
+    ("05-Dec-2026 12:05:19.872 client @0x7f4b928ed098 10.1.2.3#47017 (x.example.com): view internal: query: "
+     "x.example.com IN A +E(0)K (10.0.0.1)", "bind", "10.1.2.3", "x.example.com"),
+    ("Dec  5 12:05:19 ns1 named[812]: client @0x7f4b928ed098 2001:db8::5#47017 (Login.Example.top): query: "
+     "Login.Example.top IN A +E(0) (2001:db8::1)", "bind", "2001:db8::5", "login.example.top"),
+    ("05-Dec-2026 12:05:10.304 starting BIND 9.18.49-1~deb12u3-Debian (Extended Support Version) <id:>", "bind",
+     None, None),
+    ("05-Dec-2026 12:05:19.872 queries: info: client @0x7f 127.0.0.1#1 (a b.example.com): query: a\\032b.example.com "
+     "IN A + (127.0.0.1)", "bind", "127.0.0.1", None),
 ])
 def test_resolver_lines_are_read_in_each_of_their_forms(line: str, fmt: str, client: str | None,
                                                         url: str | None) -> None:

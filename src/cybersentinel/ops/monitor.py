@@ -2,9 +2,9 @@
 alert, keep a block list current.
 
 Formats: ``combined`` (nginx/Apache; ``common`` lines too), ``vhost_combined`` (Apache, ``%v:%p`` first),
-``squid`` (native), and the query logs of ``dnsmasq`` (``log-queries``, plain or ``extra``) and ``unbound``
-(``log-queries``/``log-replies``, epoch or ``log-time-ascii`` times; either also as syslog lines). Which URL a line
-names depends on who wrote it:
+``squid`` (native), and the query logs of ``dnsmasq`` (``log-queries``, plain or ``extra``), ``unbound``
+(``log-queries``/``log-replies``, epoch or ``log-time-ascii`` times) and ``bind`` (``querylog``, in its own channel
+or syslog); each also as syslog lines. Which URL a line names depends on who wrote it:
 
 - A proxy (Squid, or nginx/Apache as a forward proxy) logs the absolute URL the client asked for: it is scored.
   For ``CONNECT host:443`` only the host is known, and the host is scored. Squid also logs the server address
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from cybersentinel.ops.metrics import ScoringMetrics
 
 
-LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid", "dnsmasq", "unbound")
+LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid", "dnsmasq", "unbound", "bind")
 
 
 MAX_LINE_BYTES = 64 * 1024  # longer lines are malformed (nginx's default request buffers are smaller)
@@ -139,6 +139,17 @@ _UNBOUND_QUERY = re.compile(r"(?P<client>[0-9A-Fa-f:.]+) (?P<name>\S*)\. [A-Za-z
                             re.ASCII)
 
 
+# BIND's query log: its own channel (`print-time`, maybe `print-category` and `print-severity`) or syslog's `named`
+_BIND = re.compile(r"(?:(?P<own>[0-9]{2}-[A-Z][a-z]{2}-[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?)|"
+                   + _SYSLOG_TIME + r"(?: \S+)? named(?:\[[0-9]+\])?:) (?:[a-z-]+: )?(?:[a-z]+: )?(?P<message>.*)",
+                   re.ASCII)
+
+
+# `client @0x7f4b928ed098 192.0.2.5#47017 (example.com): [view v: ]query: example.com IN A + (192.0.2.1)`
+_BIND_QUERY = re.compile(r"client (?:@0x[0-9a-f]+ )?(?P<client>[^\s#]+)#[0-9]+ \([^)]*\): (?:view \S+: )?"
+                         r"query: (?P<name>\S+) \S+ \S+ .*", re.ASCII)
+
+
 _HOST_NAME = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.ASCII)  # letters, digits, hyphens: a name a site has
 
 
@@ -220,6 +231,9 @@ def parse_line(line: str, fmt: str = "auto", site_host: str | None = None) -> Lo
         query = _UNBOUND_QUERY.fullmatch(match.group("message")) if match.group("level") in UNBOUND_QUERY_LEVELS \
             else None
         return _from_resolver("unbound", match.group("epoch") or match.group("time"), query)
+    if fmt in ("auto", "bind") and (match := _BIND.fullmatch(line)):
+        return _from_resolver("bind", match.group("own") or match.group("time"),
+                              _BIND_QUERY.fullmatch(match.group("message")))
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
     if not line.strip():
