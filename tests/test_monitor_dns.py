@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dns.exception
@@ -44,64 +44,57 @@ def logged(log: Path, name: str) -> None:
         time.sleep(0.05)
 
 
-def started(command: list[str], port: int, log: Path) -> subprocess.Popen:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while True:  # ready once it answers (and so logs) a query
-        assert process.poll() is None, process.stderr.read().decode()
-        ask(port, ["ready.example.org"])
-        if log.exists() and "ready.example.org" in log.read_text():
-            return process
-        assert time.monotonic() < deadline, "the resolver did not start"
+def running(name: str, program: str, package: str, log_name: str,
+            command: Callable[[int, Path], list[str]]) -> Callable[[Path], Iterator[tuple[Path, int]]]:
+    """The fixture ``name``: ``program`` (from Debian's ``package``) started by ``command(port, log)`` on a free port
+    of 127.0.0.1, writing its query log to ``log_name``; yields (log, port) once it has answered and logged a
+    query."""
+    def fixture(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+        if shutil.which(program) is None:
+            pytest.skip(f"{program} not installed (Debian package {package})")
+        port, log = free_port(), tmp_path / log_name
+        process = subprocess.Popen(command(port, log), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 20
+            while not (log.exists() and "ready.example.org" in log.read_text()):
+                assert process.poll() is None, process.stderr.read().decode()
+                assert time.monotonic() < deadline, f"{program} did not start"
+                ask(port, ["ready.example.org"])
+            yield log, port
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    return pytest.fixture(fixture, name=name)
 
 
-def stopped(process: subprocess.Popen) -> None:
-    process.terminate()
-    process.wait(timeout=10)
+def dnsmasq_command(port: int, log: Path) -> list[str]:
+    return ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", f"--port={port}", "--listen-address=127.0.0.1",
+            "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=", f"--user={getpass.getuser()}",
+            "--log-queries=extra", f"--log-facility={log}", "--address=/#/192.0.2.1"]
 
 
-@pytest.fixture
-def dnsmasq_log(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    if shutil.which("dnsmasq") is None:
-        pytest.skip("dnsmasq not installed (Debian package dnsmasq-base)")
-    port, log = free_port(), tmp_path / "dnsmasq.log"
-    process = started(["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", f"--port={port}",
-                       "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--pid-file=",
-                       f"--user={getpass.getuser()}", "--log-queries=extra", f"--log-facility={log}",
-                       "--address=/#/192.0.2.1"], port, log)
-    yield log, port
-    stopped(process)
-
-
-@pytest.fixture
-def unbound_log(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    if shutil.which("unbound") is None:
-        pytest.skip("unbound not installed (Debian package unbound)")
-    port, log = free_port(), tmp_path / "unbound.log"
-    config = tmp_path / "unbound.conf"
+def unbound_command(port: int, log: Path) -> list[str]:
+    config = log.with_name("unbound.conf")
     config.write_text(f'server:\n  interface: 127.0.0.1\n  port: {port}\n  do-daemonize: no\n  chroot: ""\n'
-                      f'  username: ""\n  directory: "{tmp_path}"\n  pidfile: ""\n  use-syslog: no\n'
+                      f'  username: ""\n  directory: "{log.parent}"\n  pidfile: ""\n  use-syslog: no\n'
                       f'  logfile: "{log}"\n  log-queries: yes\n  log-replies: yes\n  verbosity: 1\n'
                       f'  local-zone: "." static\n')  # answers everything itself, from nothing
-    process = started(["unbound", "-d", "-c", str(config)], port, log)
-    yield log, port
-    stopped(process)
+    return ["unbound", "-d", "-c", str(config)]
 
 
-@pytest.fixture
-def bind_log(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    if shutil.which("named") is None:
-        pytest.skip("named not installed (Debian package bind9)")
-    port, log = free_port(), tmp_path / "query.log"
-    config = tmp_path / "named.conf"
-    config.write_text(f'options {{ directory "{tmp_path}"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 '
+def named_command(port: int, log: Path) -> list[str]:
+    config = log.with_name("named.conf")
+    config.write_text(f'options {{ directory "{log.parent}"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 '
                       f'{{ none; }}; pid-file none; recursion no; querylog yes; }};\ncontrols {{ }};\n'
                       f'logging {{ channel queries_file {{ file "{log}"; print-time yes; print-category yes; '
                       f'print-severity yes; }}; category queries {{ queries_file; }}; }};\n')
     user = ["-u", getpass.getuser()] if os.geteuid() == 0 else []  # named drops root's privileges to this user
-    process = started(["named", "-f", "-c", str(config), *user], port, log)
-    yield log, port
-    stopped(process)
+    return ["named", "-f", "-c", str(config), *user]
+
+
+dnsmasq_log = running("dnsmasq_log", "dnsmasq", "dnsmasq-base", "dnsmasq.log", dnsmasq_command)
+unbound_log = running("unbound_log", "unbound", "unbound", "unbound.log", unbound_command)
+bind_log = running("bind_log", "named", "bind9", "query.log", named_command)
 
 
 @pytest.mark.parametrize("resolver", ["dnsmasq_log", "unbound_log", "bind_log"])
