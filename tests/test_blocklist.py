@@ -180,6 +180,13 @@ def test_allowlisted_and_popular_sites_are_never_blocked_but_an_explicit_block_l
                                                            "a host rule", "allowlisted"]
     blocked, refused = entries_from_block_list({"mail.google.com": "ours", "intranet.example.org": "ours"}, guard)
     assert [e.value for e in blocked] == ["mail.google.com"] and refused[0].value == "intranet.example.org"
+    government = Guard(None, {"service.gov.uk": 437}, 10_000)
+    entries, rejected, _ = entries_from_scored(scored_frame([
+        ("https://www.access.service.gov.uk/login/signin/creds", "malicious", "0.99", ""),
+        ("https://kit.example.uk/service.gov.uk/", "malicious", "0.99", "")]), "s", guard=government)
+    assert [e.value for e in entries] == ["kit.example.uk"]
+    assert rejected[0].reason == ("popular site access.service.gov.uk (service.gov.uk: Tranco rank 437): never "
+                                  "blocked unless on the block list")
 
 
 # A block rule on these covers a whole platform (DNS formats block the subdomains too), whatever asks for it.

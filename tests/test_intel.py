@@ -180,6 +180,9 @@ def test_domain_lookup_exact_parent_and_popularity():
     assert index.lookup_url("notevil.example")["feeds"] == []  # a suffix match must be on a label boundary
     assert index.lookup_url("https://www.google.com/")["tranco_rank"] == 1
     assert index.lookup_url("https://mail.google.com/")["tranco_rank"] == 1  # rank of the registered domain
+    government = IntelIndex.build({}, {}, [("service.gov.uk", 437)])
+    assert government.lookup_url("https://www.tax.service.gov.uk/account")["tranco_rank"] == 437
+    assert government.host_signals("www.access.service.gov.uk")[3] == 437
     assert index.lookup_url("http://5.5.5.5:8080/x")["feeds"] == ["drop"]
     assert index.lookup_url("http://[2a00:1::1]/")["feeds"] == ["drop", "et"]
     assert index.lookup_url("")["kind"] == "none"

@@ -78,6 +78,20 @@ def test_the_decider_knows_a_hosts_own_name_from_its_subdomains():
     assert reasons[1] == "popular site rare.org (Tranco rank 500)" and reasons[2] == ""
 
 
+def test_a_site_under_a_governments_own_suffix_carries_the_suffixs_popularity():
+    """``service.gov.uk`` is on the public suffix list's private section for cookie isolation, not because anyone
+    can register there: the tax sign-in page (0.9936 from the model) is the ranked government's, unlike a site on
+    a platform where anyone gets a name."""
+    policy = Policy(threshold=0.7, popular_rank=1000, popular_name_rank=100_000)
+    decider = Decider(policy, popularity={"service.gov.uk": 437, "github.io": 89, "www.gov.uk": 190})
+    hosts = ["www.access.service.gov.uk", "tax.service.gov.uk", "kit.github.io", "service.gov.uk.evil.example",
+             "www.gov.uk", "x.notservice.gov.uk"]
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * 6, [False] * 6)
+    assert list(verdicts) == ["benign", "benign", "malicious", "malicious", "benign", "malicious"]
+    assert reasons[0] == "popular site access.service.gov.uk (service.gov.uk: Tranco rank 437)"
+    assert decider.evidence("www.access.service.gov.uk", False).tranco_rank == 437
+
+
 @pytest.mark.parametrize(("host", "entry"), [
     ("sites.google.com", "sites.google.com"), ("kit.sites.google.com", "sites.google.com"), ("forms.gle", "forms.gle"),
     ("x.weebly.com", "*.weebly.com"), ("a.b.weebly.com", "*.weebly.com"), ("weebly.com", ""), ("www.weebly.com", ""),

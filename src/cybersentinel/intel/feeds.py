@@ -29,6 +29,7 @@ from cybersentinel.url.parsing import (
     host_registered_domain,
     last_two_labels,
     name_and_parents,
+    ranked_name,
     split_host,
 )
 
@@ -553,7 +554,7 @@ class IntelIndex:
         return {"domain": host, "registered_domain": registered,
                 "feeds": sorted({lst for _, lists in matches for lst in lists}),
                 "domain_match": matches[0][0] if matches else None,
-                "tranco_rank": self.popularity.get(registered)}
+                "tranco_rank": self.popularity.get(ranked_name(registered))}
 
     def lookup_url(self, url: str) -> dict[str, Any]:
         """Intel for a URL, domain or IP: the host's IP status and feeds, or its domain matches and rank.
@@ -607,9 +608,9 @@ class IntelIndex:
                 return (), None, None, None
             registered, parents = host_registered_domain(host), host_and_parents
         if last_two_labels(host) not in self._tails:  # most hosts
-            return (), None, None, self.popularity.get(registered)
+            return (), None, None, self.popularity.get(ranked_name(registered))
         listed = self.domains.get
         lists = [name for parent in parents(host) for name in listed(parent, ())]
-        return tuple(sorted(set(lists))) if lists else (), None, None, self.popularity.get(registered)
+        return tuple(sorted(set(lists))) if lists else (), None, None, self.popularity.get(ranked_name(registered))
 
 

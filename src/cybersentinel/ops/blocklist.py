@@ -214,14 +214,15 @@ class Guard:
         return ""
 
     def name_problem(self, domain: str, explicit_block: bool = False) -> str:
-        from cybersentinel.url.parsing import host_registered_domain
+        from cybersentinel.scoring.policy import popular_reason
+        from cybersentinel.url.parsing import host_registered_domain, ranked_name
 
         if self.allow is not None and (why := self.allow.match(domain)):
             return f"allowlisted ({why}): never blocked"
         registered = host_registered_domain(domain)
-        rank = self.popularity.get(registered)
+        rank = self.popularity.get(ranked_name(registered))
         if not explicit_block and rank is not None and rank <= self.allow_top:
-            return f"popular site {registered} (Tranco rank {rank:,}): never blocked unless on the block list"
+            return f"{popular_reason(registered, rank)}: never blocked unless on the block list"
         return ""
 
 

@@ -47,6 +47,7 @@ from cybersentinel.url.parsing import (
     host_registered_domain,
     parse_ip,
     plain_names,
+    ranked_name,
     split_host,
     split_host_columns,
     url_fields,
@@ -121,7 +122,7 @@ class Decider:
         registered = splits.registered if isinstance(splits.registered, list) else splits.registered.to_pylist()
         allowed = [self.allow.match(host) for host in canonical] if self.allow.entries else [""] * n
         blocked = [self.block.match(host) for host in canonical] if self.block.entries else [""] * n
-        ranks = list(map(self.popularity.get, registered))
+        ranks = [self.popularity.get(ranked_name(name)) for name in registered]
         feeds = [()] * n
         if self.index is not None:
             signals = [self.index.host_signals(host, name if ok else None)
@@ -159,7 +160,7 @@ class Decider:
                 return (*fields, *changes_anything(self.policy, [fields]))
         splits = split_host_columns([canonical])
         registered = splits.registered[0]
-        rank = self.popularity.get(registered)
+        rank = self.popularity.get(ranked_name(registered))
         feeds: tuple = ()
         if self.index is not None:
             signal = self.index.host_signals(canonical, registered if plain else None)

@@ -49,8 +49,9 @@ The rules, first match decides:
    ``x.blogspot.com`` are sites of their own): the score is multiplied by ``popular_factor``. So is a
    registered domain's own name (``example.com``, ``www.example.com``) down to ``popular_name_rank``, but not
    its other subdomains there: free and cheap hosts ranked there (``hol.es``, ``000webhostapp.com``) give
-   their customers subdomains, and a kit on one is not the ranked site. The list is the one pinned with the
-   model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
+   their customers subdomains, and a kit on one is not the ranked site. A site under a government's own suffix
+   on that section (``www.access.service.gov.uk``: `GOVERNMENT_SUFFIXES`) carries the suffix's rank. The list is
+   the one pinned with the model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
    Not on a host where anyone can publish (``cap_user_content``, `USER_CONTENT_HOSTS`: ``sites.google.com``,
    ``forms.gle``, a ``*.weebly.com`` site, a SharePoint tenant): the platform's rank says nothing of what its
    users put there, and 5-9% of PhishTank's and Phishing.Database's URLs sit on such hosts. Such a URL keeps the model's
@@ -76,7 +77,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from cybersentinel.url.parsing import host_and_parents, page_key
+from cybersentinel.url.parsing import host_and_parents, page_key, ranked_name
 
 NOT_JUDGED_IP = ("private", "bogon")
 # How a row's host stands in it (`ParsedUrls.host_standing`), which rule 5 reads for addresses: in a URL with a
@@ -277,8 +278,10 @@ def user_content_host(host: str) -> str:
 
 
 def popular_reason(registered_domain: str, rank: int) -> str:
-    """Rule 6's reason for a popular site."""
-    return f"popular site {registered_domain} (Tranco rank {rank:,})"
+    """Rule 6's reason for a popular site (and the name ranked, where it is a government suffix)."""
+    ranked = ranked_name(registered_domain)
+    of = "" if ranked == registered_domain else f"{ranked}: "
+    return f"popular site {registered_domain} ({of}Tranco rank {rank:,})"
 
 
 def popular_only(policy: Policy, evidence: tuple) -> bool:

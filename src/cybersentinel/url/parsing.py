@@ -718,6 +718,25 @@ def _registered(host: str, domain: str, suffix: str, is_ip: bool) -> str:
     return host if is_ip or not suffix else f"{domain}.{suffix}"
 
 
+# Suffixes of the public suffix list's private section under which one government names its own services: the
+# entries submitted by the UK's GDS and CDDO, the Scottish Government and the Government of the Netherlands. They
+# are on the list to keep each service's cookies apart, not because anyone can register a name there, so a site
+# under one carries the suffix's reputation (Tranco ranks service.gov.uk 437; its sites, such as the tax sign-in
+# ``www.access.service.gov.uk``, are not ranked apart). Platforms where anyone gets a name (``github.io``) keep
+# their users' sites apart, as the list says.
+GOVERNMENT_SUFFIXES = ("service.gov.uk", "campaign.gov.uk", "api.gov.uk", "independent-commission.uk",
+                       "gov.scot", "service.gov.scot", "gov.nl")
+_UNDER_GOVERNMENT = tuple("." + suffix for suffix in GOVERNMENT_SUFFIXES)
+
+
+def ranked_name(registered_domain: str) -> str:
+    """The name whose popularity a registered domain carries: its own, or for a site under one of
+    `GOVERNMENT_SUFFIXES` that suffix's (``service.gov.uk`` for ``access.service.gov.uk``)."""
+    if registered_domain.endswith(_UNDER_GOVERNMENT):
+        return registered_domain.split(".", 1)[1]
+    return registered_domain
+
+
 def split_url(raw: object) -> UrlParts:
     """Split any value into URL parts. Lower-cases scheme and host; keeps path case."""
     fields = url_fields(raw)
