@@ -209,6 +209,7 @@ MONITOR_COUNTERS = {  # the monitor's run counters (`Monitor.stats` keys), expos
     "hostless_skipped": "Paths without a host, after a line that named one (a proxy's log), not scored",
     "dns_names_skipped": "Resolver log lines querying a name that is no site (local, special-use, reverse, "
                          "service, a public suffix, an address, characters no host name holds), not scored",
+    "tls_names_skipped": "TLS server names (SNI) in a network monitor's log that are no site, not scored",
     "alerts": "Alerts written",
     "ips_checked": "Client and server addresses looked up in the feeds",
     "not_blockable": "Malicious verdicts not blocked (public suffix, reserved or allowlisted)",

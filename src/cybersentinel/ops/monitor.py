@@ -1,10 +1,11 @@
-"""Follow a web server or proxy access log, or a resolver's query log: score each new URL, name and address,
-alert, keep a block list current.
+"""Follow a web server or proxy access log, a resolver's query log or a network monitor's log: score each new URL,
+name and address, alert, keep a block list current.
 
 Formats: ``combined`` (nginx/Apache; ``common`` lines too), ``vhost_combined`` (Apache, ``%v:%p`` first),
-``squid`` (native), and the query logs of ``dnsmasq`` (``log-queries``, plain or ``extra``), ``unbound``
+``squid`` (native), the query logs of ``dnsmasq`` (``log-queries``, plain or ``extra``), ``unbound``
 (``log-queries``/``log-replies``, epoch or ``log-time-ascii`` times) and ``bind`` (``querylog``, in its own channel
-or syslog); each also as syslog lines. Which URL a line names depends on who wrote it:
+or syslog), each also as syslog lines; and ``suricata`` (EVE JSON) and ``zeek`` (http.log, dns.log and ssl.log, as
+JSON or tab-separated). Which URL a line names depends on who wrote it:
 
 - A proxy (Squid, or nginx/Apache as a forward proxy) logs the absolute URL the client asked for: it is scored.
   For ``CONNECT host:443`` only the host is known, and the host is scored. Squid also logs the server address
@@ -21,6 +22,13 @@ or syslog); each also as syslog lines. Which URL a line names depends on who wro
   records (``_ldap._tcp...``), public suffixes themselves, addresses, and names with characters no host name holds
   (a client may ask dnsmasq for ``shop.example/paypal.com/signin.top``: scored as a URL, that would judge, and
   block, ``shop.example``). The resolver's other lines (start-up, forwarding, answers, DHCP) name nothing.
+- A network monitor (Suricata, Zeek) sees the traffic itself: an HTTP request's Host header and target make the URL
+  (with the server's port when it is not 80), a DNS query's name and a TLS handshake's server name (SNI, the one
+  name HTTPS shows) are scored as sites, and both the client's and the server's addresses are looked up. TLS names
+  that are no site are counted (``tls_names_skipped``). Suricata's other events (flows, alerts, DNS answers) and
+  Zeek's other logs name nothing. Zeek's tab-separated lines are read by the columns of the last ``#fields`` header
+  read, so such a log is followed from the start of a file (``--from-start``, or its next rotation); a line before
+  any header is malformed, with that reason.
 
 A malformed line is counted with its reason and skipped, never a crash; the file is followed across rotation
 (rename and re-create, or truncation).
@@ -49,7 +57,7 @@ if TYPE_CHECKING:
     from cybersentinel.ops.metrics import ScoringMetrics
 
 
-LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid", "dnsmasq", "unbound", "bind")
+LOG_FORMATS = ("auto", "combined", "vhost_combined", "squid", "dnsmasq", "unbound", "bind", "suricata", "zeek")
 
 
 MAX_LINE_BYTES = 64 * 1024  # longer lines are malformed (nginx's default request buffers are smaller)
@@ -177,6 +185,112 @@ def _from_resolver(fmt: str, time_text: str, query: re.Match | None) -> LogRecor
     return LogRecord(fmt, query.group("client"), client, time_text, "QUERY", name, 0, _site_named(name))
 
 
+# Zeek's header lines; `#fields` names the columns of the tab-separated lines after it, which mean nothing without it
+ZEEK_HEADER = re.compile(r"#(?:separator|set_separator|empty_field|unset_field|path|open|close|fields|types)"
+                         r"(?:[ \t].*)?", re.ASCII)
+ZEEK_FIELDS = "#fields\t"
+_ZEEK_ESCAPE = re.compile(r"\\x([0-7][0-9a-fA-F])")  # an escaped ASCII byte (the separator, a backslash...)
+
+
+def zeek_fields(line: str) -> list[str] | None:
+    """The column names a Zeek `#fields` header line gives, None for any other line."""
+    return line[len(ZEEK_FIELDS):].split("\t") if line.startswith(ZEEK_FIELDS) else None
+
+
+def _text(value: Any) -> str:
+    """A JSON or Zeek value as text ("" when absent; numbers as written)."""
+    return value if isinstance(value, str) else "" if value is None or isinstance(value, bool | dict | list) \
+        else str(value)
+
+
+def _http_record(fmt: str, client: str, server: str, when: str, method: str, target: str, host: str, port: Any,
+                 status: Any) -> LogRecord:
+    """An HTTP request a network monitor saw: the URL is the Host header's site (with the server's port when it
+    is not 80 and the header named none) and the request target, or the target itself when absolute (a proxy's)."""
+    port = _text(port)
+    if host and port.isdigit() and port != "80" and (":" not in host or host.endswith("]")):
+        host = f"{host}:{port}"
+    code = int(status) if isinstance(status, int | str) and str(status).isdigit() and len(str(status)) == 3 else 0
+    url = _url_for(method, target, host or None, "http") if target else None
+    return LogRecord(fmt, client, _ip_text(client), when, method, target, code, url, _ip_text(server))
+
+
+def _named_record(fmt: str, client: str, server: str, when: str, method: str, name: Any) -> LogRecord:
+    """A name a client asked a resolver for (method QUERY) or a TLS server for (TLS: the SNI), scored as a site."""
+    name = name if isinstance(name, str) else ""
+    return LogRecord(fmt, client, _ip_text(client), when, method, name, 0, _site_named(name) if name else None,
+                     _ip_text(server))
+
+
+def _from_suricata(event: dict[str, Any]) -> LogRecord:
+    """Suricata's EVE events: ``http`` (hostname and url), ``dns`` queries (``rrname``; version 3's ``queries``)
+    and ``tls`` (the SNI). Its other events (flows, alerts, answers, files...) name nothing to score here."""
+    kind, when = event.get("event_type"), _text(event.get("timestamp"))
+    client, server = _text(event.get("src_ip")), _text(event.get("dest_ip"))
+    body = event.get(kind) if isinstance(kind, str) else None
+    body = body if isinstance(body, dict) else {}
+    if kind == "http":
+        port = body.get("http_port", event.get("dest_port"))
+        return _http_record("suricata", client, server, when, _text(body.get("http_method")), _text(body.get("url")),
+                            _text(body.get("hostname")), port, body.get("status"))
+    if kind == "dns" and body.get("type") in ("query", "request"):
+        queries = body.get("queries")
+        first = queries[0] if isinstance(queries, list) and queries and isinstance(queries[0], dict) else body
+        return _named_record("suricata", client, "", when, "QUERY", first.get("rrname"))
+    if kind == "tls":
+        return _named_record("suricata", client, server, when, "TLS", body.get("sni"))
+    return LogRecord("suricata", "", None, when, "", "", 0, None)
+
+
+def _from_zeek(values: dict[str, Any]) -> LogRecord:
+    """A line of Zeek's http.log (host and uri), dns.log (query) or ssl.log (server_name), as JSON (flat
+    ``id.orig_h`` keys or a nested ``id``) or as a tab-separated line's columns; any other log names nothing."""
+    ident = values.get("id") if isinstance(values.get("id"), dict) else {}
+    client = _text(values.get("id.orig_h", ident.get("orig_h")))
+    server = _text(values.get("id.resp_h", ident.get("resp_h")))
+    when = _text(values.get("ts"))
+    kind = values.get("_path") or ("http" if "uri" in values else "dns" if "query" in values else
+                                   "ssl" if "server_name" in values else "")
+    if kind == "http":
+        return _http_record("zeek", client, server, when, _text(values.get("method")), _text(values.get("uri")),
+                            _text(values.get("host")), values.get("id.resp_p", ident.get("resp_p")),
+                            values.get("status_code"))
+    if kind == "dns":
+        return _named_record("zeek", client, "", when, "QUERY", values.get("query"))
+    if kind == "ssl":
+        return _named_record("zeek", client, server, when, "TLS", values.get("server_name"))
+    return LogRecord("zeek", "", None, when, "", "", 0, None)
+
+
+def _from_json(line: str, fmt: str) -> LogRecord | None:
+    """A JSON line of Suricata (``event_type``) or Zeek (``ts`` and ``uid``), None for any other line."""
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    if fmt in ("auto", "suricata") and "event_type" in value:
+        return _from_suricata(value)
+    if fmt in ("auto", "zeek") and "ts" in value and "uid" in value:
+        return _from_zeek(value)
+    return None
+
+
+def _zeek_columns(line: str, fields: Sequence[str]) -> dict[str, Any]:
+    """A tab-separated Zeek line as {field: value}: ``-`` is unset, ``(empty)`` empty, ``\\xHH`` an escaped byte."""
+    cells = line.split("\t")
+    if len(cells) != len(fields):
+        raise MalformedLineError(f"a zeek line of {'fewer' if len(cells) < len(fields) else 'more'} columns than "
+                                 "its #fields header")
+    return {name: None if cell == "-" else "" if cell == "(empty)" else _ZEEK_ESCAPE.sub(_escaped_byte, cell)
+            for name, cell in zip(fields, cells, strict=True)}
+
+
+def _escaped_byte(match: re.Match) -> str:
+    return chr(int(match.group(1), 16))
+
+
 def _ip_text(value: str) -> str | None:
     from cybersentinel.url.parsing import parse_ip
 
@@ -215,10 +329,18 @@ def _from_squid(match: re.Match) -> LogRecord:
                      int(match.group("status")), _url_for(method, target, None, "http"), _ip_text(match.group("peer")))
 
 
-def parse_line(line: str, fmt: str = "auto", site_host: str | None = None) -> LogRecord:
-    """Parse one access-log line; `MalformedLineError` if it is not in ``fmt`` (any known format for ``auto``)."""
+def parse_line(line: str, fmt: str = "auto", site_host: str | None = None,
+               fields: Sequence[str] | None = None) -> LogRecord:
+    """Parse one access-log line; `MalformedLineError` if it is not in ``fmt`` (any known format for ``auto``).
+    ``fields``: the columns of the last Zeek `#fields` header read (`zeek_fields`), for its tab-separated lines."""
     if line == TOO_LONG:
         raise MalformedLineError(f"line longer than {MAX_LINE_BYTES} bytes")
+    if fmt in ("auto", "suricata", "zeek") and line.startswith("{") and (record := _from_json(line, fmt)):
+        return record
+    if fmt in ("auto", "zeek") and line.startswith("#") and ZEEK_HEADER.fullmatch(line):
+        return LogRecord("zeek", "", None, "", "", "", 0, None)  # its fields are the caller's (`zeek_fields`)
+    if fmt in ("auto", "zeek") and fields is not None and "\t" in line:
+        return _from_zeek(_zeek_columns(line, fields))
     if fmt in ("auto", "squid") and (match := _SQUID.fullmatch(line)):
         return _from_squid(match)
     if fmt in ("auto", "vhost_combined") and (match := _VHOST.fullmatch(line)):
@@ -238,6 +360,8 @@ def parse_line(line: str, fmt: str = "auto", site_host: str | None = None) -> Lo
         raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
     if not line.strip():
         raise MalformedLineError("empty line")
+    if fmt == "zeek" and "\t" in line:
+        raise MalformedLineError("a zeek line before its #fields header (follow the log from its start, or log JSON)")
     raise MalformedLineError(f"not a {'known' if fmt == 'auto' else fmt} log line")
 
 
@@ -433,8 +557,10 @@ class Monitor:
             self.named_host = True
         elif record.format == "combined" and record.target.startswith("/"):
             self.hostless.append(line)
-        elif record.method == "QUERY":  # a resolver's query for a name that is no site
+        elif record.method == "QUERY" and record.target:  # a resolver's query for a name that is no site
             self.stats["dns_names_skipped"] += 1
+        elif record.method == "TLS" and record.target:  # a TLS server name that is no site
+            self.stats["tls_names_skipped"] += 1
 
     def judge_paths(self, path: Path) -> None:
         """Host-less paths in a log that has named no host are a web server's log: `SiteHostNeededError`. Once
@@ -585,12 +711,15 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
         registry.register(MonitorCollector(METRICS_PREFIX, state.stats, state.malformed, state.blocked))
     deadline = None if duration is None else time.monotonic() + duration
     pending: list[LogRecord] = []
+    fields: list[str] | None = None  # the columns of the last Zeek `#fields` header read
     try:
         for line in follow(path, state.stats, from_start=from_start or once, once=once, poll=poll):
             if line is not None:
                 state.stats["lines"] += 1
+                if fmt in ("auto", "zeek") and (header := zeek_fields(line)) is not None:
+                    fields = header  # a rotated log's new file brings its own
                 try:
-                    record = parse_line(line, fmt, site_host)
+                    record = parse_line(line, fmt, site_host, fields)
                     state.note(record, state.stats["lines"])
                     pending.append(record)
                     state.stats["parsed"] += 1
