@@ -48,22 +48,28 @@ def running(name: str, program: str, package: str, log_name: str,
             command: Callable[[int, Path], list[str]]) -> Callable[[Path], Iterator[tuple[Path, int]]]:
     """The fixture ``name``: ``program`` (from Debian's ``package``) started by ``command(port, log)`` on a free port
     of 127.0.0.1, writing its query log to ``log_name``; yields (log, port) once it has answered and logged a
-    query."""
+    query. A free port can be taken between `free_port` and the program's bind (or be free for TCP and not for
+    UDP): a program that exits before it is ready is started again on another port, up to three times."""
     def fixture(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         if shutil.which(program) is None:
             pytest.skip(f"{program} not installed (Debian package {package})")
-        port, log = free_port(), tmp_path / log_name
-        process = subprocess.Popen(command(port, log), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 20
-            while not (log.exists() and "ready.example.org" in log.read_text()):
-                assert process.poll() is None, process.stderr.read().decode()
-                assert time.monotonic() < deadline, f"{program} did not start"
-                ask(port, ["ready.example.org"])
-            yield log, port
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        log = tmp_path / log_name
+        for attempt in range(3):
+            port = free_port()
+            log.unlink(missing_ok=True)
+            process = subprocess.Popen(command(port, log), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                deadline = time.monotonic() + 20
+                while process.poll() is None and not (log.exists() and "ready.example.org" in log.read_text()):
+                    assert time.monotonic() < deadline, f"{program} did not start"
+                    ask(port, ["ready.example.org"])
+                if process.poll() is None:
+                    yield log, port
+                    return
+                assert attempt < 2, process.stderr.read().decode()
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
     return pytest.fixture(fixture, name=name)
 
 
@@ -166,6 +172,11 @@ def test_the_command_follows_a_dnsmasq_log_with_the_model(dnsmasq_log: tuple[Pat
     ("Thu Dec  5 11:47:05 2026 daemon.info dnsmasq[1172]: query[A] shop.example.xyz from 192.168.1.20", "dnsmasq",
      "192.168.1.20", "shop.example.xyz"),
     ("Dec  5 11:47:05 gateway dnsmasq-script[1172]: lease added", "dnsmasq", None, None),
+    # unbound named otherwise by its log-identity
+    ("[1796471215] resolver-1[1194:0] info: 127.0.0.1 shop.example.xyz. A IN", "unbound", "127.0.0.1",
+     "shop.example.xyz"),
+    ("Dec  5 11:47:05 host resolver-1[1225]: [1225:0] info: 10.0.0.7 shop.example.xyz. A IN", "unbound", "10.0.0.7",
+     "shop.example.xyz"),
     # any type or class; and a query is a query even for a name that is no site (counted, not scored)
     ("Dec  5 11:55:20 dnsmasq[5839]: query[type=65280] evil-login.example.top from 127.0.0.1", "dnsmasq",
      "127.0.0.1", "evil-login.example.top"),

@@ -134,9 +134,9 @@ _DNSMASQ_QUERY = re.compile(r"(?:[0-9]+ \S+/[0-9]+ )?query\[[^\]]+\] (?P<name>.+
 
 
 # unbound's log file (epoch or log-time-ascii times), or syslog's: `unbound: [1225:0] info: ...`, through journald
-# `unbound[1225]: [1225:0] info: ...`
+# `unbound[1225]: [1225:0] info: ...`; `log-identity` names it otherwise (`resolver1[1225:0] info: ...`)
 _UNBOUND = re.compile(r"(?:\[(?P<epoch>[0-9]+)\]|" + _SYSLOG_TIME + r")(?: \S+)? "
-                      r"unbound(?:\[[0-9]+:[0-9]+\]|(?:\[[0-9]+\])?: \[[0-9]+:[0-9]+\]) (?P<level>[a-z]+): "
+                      r"[A-Za-z0-9_.-]+(?:\[[0-9]+:[0-9]+\]|(?:\[[0-9]+\])?: \[[0-9]+:[0-9]+\]) (?P<level>[a-z]+): "
                       r"(?P<message>.*)", re.ASCII)
 UNBOUND_QUERY_LEVELS = ("info", "query", "reply")  # `query:`/`reply:` with log-tag-queryreply
 
