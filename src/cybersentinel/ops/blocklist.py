@@ -1,7 +1,9 @@
-"""Block rules from verdicts and feed entries: hosts, dnsmasq, Unbound, BIND RPZ, nginx, nftables, ipset, CSV.
+"""Block rules from verdicts and feed entries: hosts, dnsmasq, Unbound, BIND RPZ, nginx, nftables, ipset, CSV, and a
+STIX 2.1 bundle of indicators for threat-intelligence platforms.
 
 Every output is deterministic (sorted, deduplicated, CIDRs collapsed, no timestamps; the RPZ serial goes up by
-one whenever the zone's records change) and written atomically, readable as the umask allows. Domains go to the
+one whenever the zone's records change, and a STIX indicator's times change only when it does) and written
+atomically, readable as the umask allows. Domains go to the
 DNS formats, IP networks to the IP formats. Every input row is accounted for: blocked, a duplicate, not
 selected by its verdict or score, or rejected with a reason.
 
@@ -19,10 +21,13 @@ model pins (``8.8.8.8``; a feed that lists ``8.8.8.0/24`` would cut every client
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -428,6 +433,71 @@ def render_rpz(bl: Blocklist, previous_zone: str | None = None) -> str:
     return "\n".join(head + records) + "\n"
 
 
+# STIX ids are derived from what they name under this namespace, so each export updates the same objects
+STIX_NAMESPACE = uuid.UUID("17fd0fc4-2290-4104-92b0-729df18cd102")
+STIX_IDENTITY = {"type": "identity", "spec_version": "2.1", "id": f"identity--{uuid.uuid5(STIX_NAMESPACE, 'identity')}",
+                 "created": "2026-12-05T00:00:00.000Z", "modified": "2026-12-05T00:00:00.000Z",
+                 "name": "CyberSentinel", "identity_class": "system",
+                 "description": "Verdicts of the CyberSentinel URL, domain and address detector, and the feed entries "
+                                "its block list holds"}
+_STIX_OBJECT = {"domain": "domain-name", "ipv4": "ipv4-addr", "ipv6": "ipv6-addr"}
+_STIX_PATTERN = re.compile(r"\[(?:domain-name|ipv4-addr|ipv6-addr):value = '[A-Za-z0-9.:/_-]+'\]")
+_STIX_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+_STIX_TIMES = ("created", "modified", "valid_from")
+
+
+def render_stix(bl: Blocklist, previous_bundle: str | None = None, now: datetime | None = None) -> str:
+    """A STIX 2.1 bundle for threat-intelligence platforms (OpenCTI, MISP, a SIEM's STIX import): CyberSentinel's
+    `identity` and an `indicator` per entry (``[domain-name:value = 'kit.example.top']``, or ``ipv4-addr`` /
+    ``ipv6-addr`` with the CIDR), its id derived from the entry. ``previous_bundle`` is the file this one replaces:
+    an unchanged indicator keeps its times (an export of the same list is the same file), a changed one keeps
+    ``created`` and gets a new ``modified``, and one no longer on the list is sent once more, revoked."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    old = _previous_indicators(previous_bundle)
+    indicators = []
+    for entry in bl.entries:
+        found = {"type": "indicator", "spec_version": "2.1",
+                 "id": f"indicator--{uuid.uuid5(STIX_NAMESPACE, f'{entry.kind}:{entry.value}')}",
+                 "created_by_ref": STIX_IDENTITY["id"], "name": entry.value,
+                 "description": f"{entry.verdict} ({entry.sources})" + (f": {entry.reasons}" if entry.reasons else ""),
+                 "indicator_types": ["malicious-activity"],
+                 "pattern": f"[{_STIX_OBJECT[entry.kind]}:value = '{entry.value}']", "pattern_type": "stix",
+                 **({"confidence": round(100 * entry.score)} if entry.score is not None else {})}
+        before = old.pop(found["id"], None)
+        times = {key: stamp for key in _STIX_TIMES}
+        if before is not None and not before.get("revoked"):
+            same = {k: v for k, v in before.items() if k not in _STIX_TIMES} == found
+            times = {key: before[key] for key in _STIX_TIMES} if same else \
+                {"created": before["created"], "modified": max(stamp, before["modified"]), "valid_from": stamp}
+        indicators.append({**found, **times})
+    revoked = [{**before, "modified": max(stamp, before["modified"]), "revoked": True}
+               for _, before in sorted(old.items()) if not before.get("revoked")]
+    objects = [STIX_IDENTITY, *indicators, *revoked]
+    version = json.dumps([[o["id"], o["modified"]] for o in objects])
+    bundle = {"type": "bundle", "id": f"bundle--{uuid.uuid5(STIX_NAMESPACE, version)}", "objects": objects}
+    return json.dumps(bundle, indent=1, ensure_ascii=True) + "\n"
+
+
+def _previous_indicators(text: str | None) -> dict[str, dict[str, Any]]:
+    """The indicators of a bundle `render_stix` wrote, by id; only fields it writes, in the forms it writes them
+    (a file edited by hand or truncated gives what is left of them, never its other contents)."""
+    try:
+        objects = json.loads(text)["objects"] if text else []
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return {}
+    keep = ("type", "spec_version", "id", "created_by_ref", "name", "description", "indicator_types", "pattern",
+            "pattern_type", "confidence", "revoked", *_STIX_TIMES)
+    found = {}
+    for item in objects if isinstance(objects, list) else []:
+        if not (isinstance(item, dict) and item.get("type") == "indicator" and isinstance(item.get("id"), str)
+                and item["id"].startswith("indicator--") and item.get("created_by_ref") == STIX_IDENTITY["id"]
+                and isinstance(item.get("pattern"), str) and _STIX_PATTERN.fullmatch(item["pattern"])
+                and all(isinstance(item.get(key), str) and _STIX_TIME.fullmatch(item[key]) for key in _STIX_TIMES)):
+            continue
+        found[item["id"]] = {key: item[key] for key in keep if key in item}
+    return found
+
+
 def render_nginx(bl: Blocklist) -> str:
     """For the ``http`` context: ``deny`` for client networks, and ``$cybersentinel_blocked_host`` set to 1 for
     requests to a blocked host or its subdomains (use it with ``if ($cybersentinel_blocked_host) { return 403; }``).
@@ -492,6 +562,7 @@ FORMATS: dict[str, tuple[str, Callable[[Blocklist], str]]] = {
     "nftables": ("blocklist.nft", render_nftables),
     "ipset": ("ipset.restore", render_ipset),
     "csv": ("blocklist.csv", render_csv),
+    "stix": ("cybersentinel-stix.json", render_stix),
 }
 
 
@@ -510,9 +581,17 @@ def write_all_atomic(texts: Mapping[Path, str]) -> None:
             stack.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
 
 
-def _previous_zone(path: Path) -> str | None:
-    # only the ASCII serial and records are read back: a stray non-UTF-8 byte must not stop the export
-    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+READS_PREVIOUS = frozenset({"rpz", "stix"})  # formats that carry a version from the file they replace
+
+
+def rendered(name: str, bl: Blocklist, path: Path) -> str:
+    """Format ``name`` of ``bl``, to be written to ``path``: the RPZ zone and the STIX bundle read the file they
+    replace there (the zone's serial, the indicators' times)."""
+    render = FORMATS[name][1]
+    if name not in READS_PREVIOUS:
+        return render(bl)
+    # only what the format wrote is read back: a stray non-UTF-8 byte must not stop the export
+    return render(bl, path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
 
 
 def export(bl: Blocklist, formats: Iterable[str], out_dir: Path, extra: Mapping[str, str] | None = None,
@@ -522,9 +601,8 @@ def export(bl: Blocklist, formats: Iterable[str], out_dir: Path, extra: Mapping[
     written: dict[str, Path] = {}
     texts: dict[Path, str] = {}
     for name in formats:
-        filename, render = FORMATS[name]
-        path = written[name] = out_dir / filename
-        texts[path] = render_rpz(bl, _previous_zone(path)) if name == "rpz" else render(bl)
+        path = written[name] = out_dir / FORMATS[name][0]
+        texts[path] = rendered(name, bl, path)
     texts.update({out_dir / name: text for name, text in (extra or {}).items()})
     write_all_atomic(texts)
     return written

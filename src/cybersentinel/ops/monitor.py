@@ -513,7 +513,7 @@ def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render:
     """The block list and the rule files rendered from it, all written or none (`write_all_atomic`): a rule file
     that disagrees with the list it was rendered from would block what the list no longer holds."""
     from cybersentinel.core.csv_cells import csv_text
-    from cybersentinel.ops.blocklist import FORMATS, build, entries_from_scored, write_all_atomic
+    from cybersentinel.ops.blocklist import build, entries_from_scored, rendered, write_all_atomic
 
     rows = ([blocked[key].get(column, "") for column in BLOCKLIST_COLUMNS] for key in sorted(blocked))
     texts = {path: csv_text(BLOCKLIST_COLUMNS, rows)}
@@ -522,7 +522,7 @@ def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render:
 
         frame = pd.DataFrame([blocked[key] for key in sorted(blocked)], columns=list(BLOCKLIST_COLUMNS))
         bl = build(entries_from_scored(frame, path.name, ("malicious",))[0])
-        texts.update({target: FORMATS[fmt][1](bl) for fmt, target in render.items()})
+        texts.update({target: rendered(fmt, bl, target) for fmt, target in render.items()})
     write_all_atomic(texts)
 
 
