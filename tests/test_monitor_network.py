@@ -5,6 +5,7 @@ documentation shows them (Suricata's "Eve JSON Format", Zeek's log headers and d
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
 from cybersentinel.ops.monitor import MalformedLineError, parse_line, run_monitor, zeek_fields
+
+HOME = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("192.168.0.0/16")]  # the tests' servers are
+# documentation addresses, which are not global: the default home (every non-global address) would hold them too
 
 
 def eve(event_type: str, body: dict | None = None, **common) -> str:
@@ -155,7 +159,7 @@ def test_zeek_json_lines_with_flat_or_nested_ids():
                                   "conn_state": "SF"}), "zeek")
     assert conn.url is None and conn.client_ip is None  # conn.log names no site
     for line, fmt in (('{"ts": 1.0}', "zeek"), ("[1, 2]", "zeek"), ('{"event_type": "http"', "suricata"),
-                      ("{" * 50_000, "suricata")):
+                      ("{" * 50_000, "suricata"), ('{"a":' * 50_000, "suricata")):  # the last one nests
         with pytest.raises(MalformedLineError, match=f"not a {fmt} log line"):
             parse_line(line, fmt)
 
@@ -191,11 +195,13 @@ def test_monitor_follows_zeek_logs_across_headers_and_counts_names_that_are_no_s
         zeek_ssl("10.0.0.9", "secure.phish-third.top"), zeek_ssl("10.0.0.9", "printer.local"),
     ]) + "\n")
     alerts, blocklist = io.StringIO(), tmp_path / "blocked.csv"
-    report = run_monitor(log, Scorer(), index=index(), fmt="zeek", once=True, alerts=alerts, blocklist=blocklist)
+    report = run_monitor(log, Scorer(), index=index(), fmt="zeek", once=True, alerts=alerts, blocklist=blocklist,
+                         home_net=HOME)
     assert report["malformed_reasons"] == {"a zeek line before its #fields header (follow the log from its start, "
                                            "or log JSON)": 1}
     assert report["lines"] == 1 + 8 + 4 + 8 + 3 + 8 + 2 and report["parsed"] == report["lines"] - 1
     assert (report["dns_names_skipped"], report["tls_names_skipped"], report["not_found_skipped"]) == (1, 1, 1)
+    assert report["not_from_home_skipped"] == 1  # 1.10.16.7 is no client of ours: its query names nothing
     found = [json.loads(line) for line in alerts.getvalue().splitlines()]
     urls = {a.get("url") for a in found if a["type"] == "url"}
     assert urls == {"http://kit.phish-bank.top/signin", "mail.phish-again.top", "secure.phish-third.top"}
@@ -213,8 +219,46 @@ def test_the_command_follows_an_eve_log_with_the_model(tmp_path: Path, model_dir
         "{not json",
     ]) + "\n")
     result = CliRunner().invoke(app, ["monitor", str(log), "--format", "suricata", "--once", "--no-feeds",
-                                      "--model-dir", str(model_dir), "--alerts", str(alerts)], terminal_width=400)
+                                      "--model-dir", str(model_dir), "--alerts", str(alerts),
+                                      "--home-net", "192.168.0.0/16"], terminal_width=400)
     assert result.exit_code == 0, result.output
     found = {a["url"]: a["verdict"] for a in map(json.loads, alerts.read_text().splitlines())}
     assert found == {"http://paypal.com.verify-account.top/signin": "malicious"}  # a brand's name in another's
     assert '"malformed": 1' in result.output and '"dns_names_skipped": 1' in result.output
+
+
+def test_only_a_home_clients_requests_to_servers_outside_name_sites(tmp_path):
+    """An outside client sets the Host header, SNI or query name it sends one of our servers to anything (a review
+    blocked bakery-smith.co.uk with one request answered 400); a home server's names are the network's own."""
+    log = tmp_path / "eve.json"
+    log.write_text("\n".join([
+        eve("http", http("bakery-smith.co.uk", "/signin", status=200), src_ip="45.33.32.156", dest_ip="10.0.0.10"),
+        eve("tls", {"sni": "phish-in.example.top"}, src_ip="45.33.32.156", dest_ip="10.0.0.10", dest_port=443),
+        eve("dns", {"type": "query", "rrname": "phish-spoofed.example.top"}, src_ip="45.33.32.156",
+            dest_ip="10.0.0.53"),
+        eve("http", http("wiki.corp.example", "/phish/login"), src_ip="10.0.0.5", dest_ip="10.0.0.10"),
+        eve("http", http("kit.phish-out.top", "/signin"), src_ip="10.0.0.5", dest_ip="93.184.215.14"),
+        eve("http", http("kit.phish-bad.top", "/signin", status=400), src_ip="10.0.0.5", dest_ip="93.184.215.14"),
+    ]) + "\n")
+    scorer = Scorer()
+    report = run_monitor(log, scorer, index=index(), once=True, alerts=io.StringIO(), home_net=HOME)
+    assert [url for call in scorer.calls for url in call] == ["http://kit.phish-out.top/signin"]
+    assert (report["not_from_home_skipped"], report["not_found_skipped"]) == (4, 1)
+    assert report["ips_checked"] >= 3  # the outside client is still looked up in the feeds
+    default = run_monitor(log, Scorer(), once=True, alerts=io.StringIO())  # home: the non-global addresses
+    assert default["urls_scored"] == 1 and default["not_from_home_skipped"] == 4
+
+
+def test_odd_digits_a_decoded_absolute_target_and_tabs_in_other_logs():
+    weird = parse_line(eve("http", http("a.example", "/", status="\u00b2\u00b2\u00b2", http_port="\u00b2")))
+    assert (weird.status, weird.url) == (0, "http://a.example/")  # Unicode digits are no status and no port
+    assert parse_line(eve("http", http("a.example", "/", status="\u0663\u0663\u0663"))).status == 0
+    decoded = {"ts": 1.0, "uid": "C1", "id.orig_h": "10.0.0.5", "id.resp_h": "93.184.215.14", "id.resp_p": 3128,
+               "method": "GET", "host": "evil.top", "uri": "http://www.google.com/@evil.top/signin", "status_code": 200}
+    assert parse_line(json.dumps(decoded), "zeek").url == "evil.top"  # Zeek decoded %2F: the Host header decides
+    agreed = {**decoded, "host": "kit.example.top", "uri": "http://kit.example.top/signin"}
+    assert parse_line(json.dumps(agreed), "zeek").url == "http://kit.example.top/signin"
+    dnsmasq = "Dec  5 11:46:49 dnsmasq[1172]: query[A] a\tb.example.com from 192.168.1.20"
+    squid = "1700000000.123    150 10.0.0.1 TCP_MISS/200 1234 GET http://ok.test/ - HIER_DIRECT/- text/html\tx"
+    for line, fmt in ((dnsmasq, "dnsmasq"), (squid, "squid")):  # a #fields line seen earlier does not make them Zeek's
+        assert parse_line(line, "auto", fields=["ts", "uid"]).format == fmt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import sys
 from pathlib import Path
@@ -83,6 +84,11 @@ def monitor(
     log_format: Annotated[str, typer.Option("--format", help=f"Log format: {', '.join(LOG_FORMATS)}.")] = "auto",
     site_host: Annotated[str | None, typer.Option(help="Host name of the site a web server log belongs to "
                                                   "(paths are scored as http://HOST/path).")] = None,
+    home_net: Annotated[list[str] | None, typer.Option("--home-net", help="A network of the clients a Suricata or "
+                                                       "Zeek log watches (CIDR, repeatable): only their requests to "
+                                                       "servers outside are scored. Default: the non-global "
+                                                       "addresses (10/8, 172.16/12, 192.168/16, fc00::/7...).")
+                        ] = None,
     alerts: Annotated[Path | None, typer.Option(help="Append JSON-line alerts here (default: stdout).")] = None,
     alert_on: Annotated[str, typer.Option(help="The lowest verdict alerted: suspicious or malicious (a resolver's "
                                           "log of CDN and tracker names brings many suspicious ones).")
@@ -128,6 +134,12 @@ def monitor(
         raise typer.BadParameter(f"choose from {', '.join(ALERTED_FROM)}", param_hint="--alert-on")
     if log_format not in LOG_FORMATS:
         raise typer.BadParameter(f"choose from {', '.join(LOG_FORMATS)}", param_hint="--format")
+    networks = []
+    for cidr in home_net or ():
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--home-net") from None
     targets = {}
     for item in render or ():
         fmt, _, target = item.partition("=")
@@ -183,7 +195,8 @@ def monitor(
                                  blocklist=blocklist, render=targets, from_start=from_start, once=once,
                                  max_lines=max_lines, duration=duration, guard=guard, show_malformed=show_malformed,
                                  registry=registry, alert_verdicts=ALERTED_FROM[alert_on],
-                                 model=(manifest["name"], manifest["sha256"][:12]), decisions=decisions)
+                                 model=(manifest["name"], manifest["sha256"][:12]), decisions=decisions,
+                                 home_net=networks)
         except SiteHostNeededError as err:
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(2) from None

@@ -210,6 +210,8 @@ MONITOR_COUNTERS = {  # the monitor's run counters (`Monitor.stats` keys), expos
     "dns_names_skipped": "Resolver log lines querying a name that is no site (local, special-use, reverse, "
                          "service, a public suffix, an address, characters no host name holds), not scored",
     "tls_names_skipped": "TLS server names (SNI) in a network monitor's log that are no site, not scored",
+    "not_from_home_skipped": "A network monitor's requests not from a home client to an outside server (their "
+                             "names are set by others, or are the network's own), not scored",
     "alerts": "Alerts written",
     "ips_checked": "Client and server addresses looked up in the feeds",
     "not_blockable": "Malicious verdicts not blocked (public suffix, reserved or allowlisted)",

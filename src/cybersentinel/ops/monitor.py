@@ -24,8 +24,9 @@ JSON or tab-separated). Which URL a line names depends on who wrote it:
   block, ``shop.example``). The resolver's other lines (start-up, forwarding, answers, DHCP) name nothing.
 - A network monitor (Suricata, Zeek) sees the traffic itself: an HTTP request's Host header and target make the URL
   (with the server's port when it is not 80), a DNS query's name and a TLS handshake's server name (SNI, the one
-  name HTTPS shows) are scored as sites, and both the client's and the server's addresses are looked up. TLS names
-  that are no site are counted (``tls_names_skipped``). Suricata's other events (flows, alerts, DNS answers) and
+  name HTTPS shows) are scored as sites, and both the client's and the server's addresses are looked up. Only a
+  home client's requests to a server outside name sites (`Monitor.from_home`): whoever sends a request chooses
+  its names. TLS names that are no site are counted (``tls_names_skipped``). Suricata's other events (flows, alerts, DNS answers) and
   Zeek's other logs name nothing. Zeek's tab-separated lines are read by the columns of the last ``#fields`` header
   read, so such a log is followed from the start of a file (``--from-start``, or its next rotation); a line before
   any header is malformed, with that reason.
@@ -72,7 +73,12 @@ Scorer = Callable[[list[str]], list[dict[str, Any]]]
 METRICS_PREFIX = "cybersentinel_monitor"
 
 
-NOT_FOUND = frozenset({404, 410})  # the server had no such page: the request says nothing about the site
+# the server had no such page (404, 410) or did not take the request (400, 421 misdirected): it says nothing
+# about the site, and a Host header anyone can set names no site of the server's
+NOT_FOUND = frozenset({400, 404, 410, 421})
+
+
+NETWORK_FORMATS = ("suricata", "zeek")  # they see traffic both ways: only a home client's requests name sites
 
 
 class SiteHostNeededError(ValueError):
@@ -203,14 +209,17 @@ def _text(value: Any) -> str:
         else str(value)
 
 
+_PORT, _STATUS = re.compile(r"[0-9]{1,5}", re.ASCII), re.compile(r"[0-9]{3}", re.ASCII)  # not any Unicode digit
+
+
 def _http_record(fmt: str, client: str, server: str, when: str, method: str, target: str, host: str, port: Any,
                  status: Any) -> LogRecord:
     """An HTTP request a network monitor saw: the URL is the Host header's site (with the server's port when it
     is not 80 and the header named none) and the request target, or the target itself when absolute (a proxy's)."""
     port = _text(port)
-    if host and port.isdigit() and port != "80" and (":" not in host or host.endswith("]")):
+    if host and _PORT.fullmatch(port) and port != "80" and (":" not in host or host.endswith("]")):
         host = f"{host}:{port}"
-    code = int(status) if isinstance(status, int | str) and str(status).isdigit() and len(str(status)) == 3 else 0
+    code = int(status) if isinstance(status, int | str) and _STATUS.fullmatch(str(status)) else 0
     url = _url_for(method, target, host or None, "http") if target else None
     return LogRecord(fmt, client, _ip_text(client), when, method, target, code, url, _ip_text(server))
 
@@ -252,14 +261,32 @@ def _from_zeek(values: dict[str, Any]) -> LogRecord:
     kind = values.get("_path") or ("http" if "uri" in values else "dns" if "query" in values else
                                    "ssl" if "server_name" in values else "")
     if kind == "http":
-        return _http_record("zeek", client, server, when, _text(values.get("method")), _text(values.get("uri")),
-                            _text(values.get("host")), values.get("id.resp_p", ident.get("resp_p")),
-                            values.get("status_code"))
+        record = _http_record("zeek", client, server, when, _text(values.get("method")), _text(values.get("uri")),
+                              _text(values.get("host")), values.get("id.resp_p", ident.get("resp_p")),
+                              values.get("status_code"))
+        return _zeek_absolute(record, _text(values.get("host")))
     if kind == "dns":
         return _named_record("zeek", client, "", when, "QUERY", values.get("query"))
     if kind == "ssl":
         return _named_record("zeek", client, server, when, "TLS", values.get("server_name"))
     return LogRecord("zeek", "", None, when, "", "", 0, None)
+
+
+def _zeek_absolute(record: LogRecord, host: str) -> LogRecord:
+    """Zeek logs a proxy's absolute target percent-decoded (``http://www.google.com%2F@evil.top/`` as
+    ``http://www.google.com/@evil.top/``), so its authority can name another site than the one asked: such a
+    target is trusted only when its host is the Host header's; otherwise the Host header's site alone is scored."""
+    from dataclasses import replace
+
+    from cybersentinel.url.parsing import split_url
+
+    if not record.url or not record.target[:8].lower().startswith(("http://", "https://")):
+        return record
+    named = split_url(record.target).host
+    header = split_url(host).host if host else ""
+    if named and named == header:
+        return record
+    return replace(record, url=header or None)
 
 
 def _from_json(line: str, fmt: str) -> LogRecord | None:
@@ -339,7 +366,7 @@ def parse_line(line: str, fmt: str = "auto", site_host: str | None = None,
         return record
     if fmt in ("auto", "zeek") and line.startswith("#") and ZEEK_HEADER.fullmatch(line):
         return LogRecord("zeek", "", None, "", "", "", 0, None)  # its fields are the caller's (`zeek_fields`)
-    if fmt in ("auto", "zeek") and fields is not None and "\t" in line:
+    if fmt == "zeek" and fields is not None and "\t" in line:
         return _from_zeek(_zeek_columns(line, fields))
     if fmt in ("auto", "squid") and (match := _SQUID.fullmatch(line)):
         return _from_squid(match)
@@ -356,6 +383,8 @@ def parse_line(line: str, fmt: str = "auto", site_host: str | None = None,
     if fmt in ("auto", "bind") and (match := _BIND.fullmatch(line)):
         return _from_resolver("bind", match.group("own") or match.group("time"),
                               _BIND_QUERY.fullmatch(match.group("message")))
+    if fmt == "auto" and fields is not None and "\t" in line:  # after the others: a tab cannot make them Zeek's
+        return _from_zeek(_zeek_columns(line, fields))
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
     if not line.strip():
@@ -538,6 +567,7 @@ class Monitor:
     alert_verdicts: Sequence[str]
     seen_size: int
     guard: Guard = field(default_factory=Guard)
+    home_net: tuple[Any, ...] = ()  # networks of the clients a network monitor watches (default: non-global addresses)
     metrics: ScoringMetrics | None = None  # Prometheus counters of what was scored
     decisions: DecisionLog | None = None  # the decision log, if kept
 
@@ -551,13 +581,32 @@ class Monitor:
         self.named_host = False  # a line named a host (absolute URL, CONNECT, virtual host): not a bare web log
         self.hostless: list[int] = []  # line numbers of host-less paths since the last flush, judged then
 
+    def from_home(self, record: LogRecord) -> LogRecord:
+        """A network monitor's record as evidence: only a home client's request to a server outside names a site
+        (an outside client sets the Host header, SNI or query name it sends a home server to anything, and a home
+        server's own names are ours). Other records keep their addresses, looked up in the feeds, but no URL."""
+        import ipaddress
+        from dataclasses import replace
+
+        def home(ip: str | None) -> bool:
+            address = ipaddress.ip_address(ip) if ip else None
+            if address is None:
+                return False
+            return any(address in net for net in self.home_net) if self.home_net else not address.is_global
+
+        if record.format not in NETWORK_FORMATS or record.url is None or (
+                home(record.client_ip) and (record.server_ip is None or not home(record.server_ip))):
+            return record
+        self.stats["not_from_home_skipped"] += 1
+        return replace(record, url=None, method="")
+
     def note(self, record: LogRecord, line: int) -> None:
         """Remember whether the log names hosts, and each line that names a path with no host."""
         if record.url is not None:
             self.named_host = True
         elif record.format == "combined" and record.target.startswith("/"):
             self.hostless.append(line)
-        elif record.method == "QUERY" and record.target:  # a resolver's query for a name that is no site
+        elif record.method == "QUERY":  # a resolver's query for a name that is no site
             self.stats["dns_names_skipped"] += 1
         elif record.method == "TLS" and record.target:  # a TLS server name that is no site
             self.stats["tls_names_skipped"] += 1
@@ -680,7 +729,7 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
                 poll: float = 0.2, batch_size: int = 256, seen_size: int = 100_000,
                 alert_verdicts: Sequence[str] = ("malicious", "suspicious"), guard: Guard | None = None,
                 show_malformed: bool = False, registry: Any = None, model: tuple[str, str] = ("", ""),
-                decisions: DecisionLog | None = None) -> dict[str, Any]:
+                decisions: DecisionLog | None = None, home_net: Sequence[Any] = ()) -> dict[str, Any]:
     """Follow ``path`` until end of file (``once``), ``max_lines`` lines, ``duration`` seconds or ``stop``.
 
     Memory is bounded by ``batch_size`` pending lines, two LRUs of ``seen_size`` URLs and addresses (each is
@@ -706,7 +755,7 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
 
         metrics = ScoringMetrics(registry, METRICS_PREFIX, *model)
     state = Monitor(score, index, alerts or sys.stdout, blocklist, render or {}, tuple(alert_verdicts), seen_size,
-                    guard or Guard(), metrics, decisions)
+                    guard or Guard(), tuple(home_net), metrics, decisions)
     if registry is not None:
         registry.register(MonitorCollector(METRICS_PREFIX, state.stats, state.malformed, state.blocked))
     deadline = None if duration is None else time.monotonic() + duration
@@ -719,7 +768,7 @@ def run_monitor(path: Path, score: Scorer, *, index: IntelIndex | None = None, f
                 if fmt in ("auto", "zeek") and (header := zeek_fields(line)) is not None:
                     fields = header  # a rotated log's new file brings its own
                 try:
-                    record = parse_line(line, fmt, site_host, fields)
+                    record = state.from_home(parse_line(line, fmt, site_host, fields))
                     state.note(record, state.stats["lines"])
                     pending.append(record)
                     state.stats["parsed"] += 1
