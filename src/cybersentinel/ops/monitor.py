@@ -26,10 +26,10 @@ JSON or tab-separated). Which URL a line names depends on who wrote it:
   (with the server's port when it is not 80), a DNS query's name and a TLS handshake's server name (SNI, the one
   name HTTPS shows) are scored as sites, and both the client's and the server's addresses are looked up. Only a
   home client's requests to a server outside name sites (`Monitor.from_home`): whoever sends a request chooses
-  its names. TLS names that are no site are counted (``tls_names_skipped``). Suricata's other events (flows, alerts, DNS answers) and
-  Zeek's other logs name nothing. Zeek's tab-separated lines are read by the columns of the last ``#fields`` header
-  read, so such a log is followed from the start of a file (``--from-start``, or its next rotation); a line before
-  any header is malformed, with that reason.
+  its names. TLS names that are no site are counted (``tls_names_skipped``). Suricata's other events (flows,
+  alerts, DNS answers) and Zeek's other logs name nothing. Zeek's tab-separated lines are read by the columns of
+  the last ``#fields`` header read, so such a log is followed from the start of a file (``--from-start``, or its
+  next rotation); a line before any header is malformed, with that reason.
 
 A malformed line is counted with its reason and skipped, never a crash; the file is followed across rotation
 (rename and re-create, or truncation).
