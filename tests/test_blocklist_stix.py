@@ -5,6 +5,7 @@ nothing but its own fields from the file it replaces."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime
 
@@ -42,38 +43,72 @@ def test_the_bundle_is_valid_stix_with_one_indicator_per_entry():
         "identity"  # an empty list is a bundle of the identity alone
 
 
-def test_indicators_keep_their_ids_and_times_and_a_removed_one_is_revoked_once():
+def valid(text: str) -> dict[str, dict]:
+    """`indicators` of a bundle the official parser accepts and that keeps the rules it does not check."""
+    stix2.parse(text, allow_custom=False)
+    found = indicators(text)
+    for item in found.values():
+        assert item["created"] <= item["modified"] and item["valid_from"] <= item.get("valid_until", "9")
+        assert 0 <= item.get("confidence", 0) <= 100
+    return found
+
+
+def test_indicators_are_versioned_across_exports_and_a_removed_one_expires():
     first = render_stix(blocklist_from_rows()[0], now=NOON)
     assert render_stix(blocklist_from_rows()[0], first, now=ONE) == first  # nothing changed: the same file
     rows = [row for row in ROWS if "bücher" not in row[0]]
     rows[0] = ("http://evil.example.com/login", "malicious", "0.999", "second sighting")  # a new top score
     second = render_stix(blocklist_from_rows(rows)[0], first, now=ONE)
-    stix2.parse(second, allow_custom=False)
-    before, after = indicators(first), indicators(second)
-    assert after["evil.example.com"]["id"] == before["evil.example.com"]["id"]
+    before, after = valid(first), valid(second)
+    assert after["evil.example.com"]["id"] == before["evil.example.com"]["id"]  # a new version of the same object
     assert (after["evil.example.com"]["created"], after["evil.example.com"]["modified"]) == \
         ("2026-12-05T12:00:00.000Z", "2026-12-05T13:00:00.000Z")
     assert after["1.2.3.4/32"] == before["1.2.3.4/32"]  # untouched
     gone = after["xn--bcher-phish-thb.de"]
-    assert gone["revoked"] is True and gone["modified"] == "2026-12-05T13:00:00.000Z"
-    third = render_stix(blocklist_from_rows(rows)[0], second, now=datetime(2026, 12, 6, tzinfo=UTC))
-    assert "xn--bcher-phish-thb.de" not in indicators(third)  # told once; then gone
-    assert json.loads(third)["id"] != json.loads(second)["id"] != json.loads(first)["id"]
+    assert gone["valid_until"] == gone["modified"] == "2026-12-05T13:00:00.000Z" and "revoked" not in gone
+    back = valid(render_stix(blocklist_from_rows()[0], second, now=datetime(2026, 12, 6, tzinfo=UTC)))
+    again = back["xn--bcher-phish-thb.de"]  # listed again within the retention: a new version, valid again
+    assert (again["id"], again["created"], "valid_until" in again) == (gone["id"], gone["created"], False)
+    later = datetime(2027, 2, 1, tzinfo=UTC)
+    dropped = valid(render_stix(blocklist_from_rows(rows)[0], second, now=later))
+    assert "xn--bcher-phish-thb.de" not in dropped  # expired more than STIX_EXPIRED_DAYS ago: left out
+    fresh = valid(render_stix(blocklist_from_rows()[0], render_stix(blocklist_from_rows(rows)[0], second, now=later),
+                              now=later))["xn--bcher-phish-thb.de"]
+    assert fresh["id"] != gone["id"] and fresh["created"] == "2027-02-01T00:00:00.000Z"  # never an id used again
+    assert json.loads(second)["id"] != json.loads(first)["id"]
 
 
-def test_a_hand_edited_previous_bundle_gives_back_only_its_own_fields(tmp_path):
+def test_a_change_after_the_clock_went_back_is_still_a_later_version():
+    first = render_stix(blocklist_from_rows()[0], now=ONE)
+    rows = [("http://evil.example.com/login", "malicious", "0.5", "another reason"), *ROWS[2:]]
+    changed = valid(render_stix(blocklist_from_rows(rows)[0], first, now=NOON))["evil.example.com"]
+    assert changed["modified"] == "2026-12-05T13:00:00.001Z" and changed["created"] == "2026-12-05T13:00:00.000Z"
+
+
+def test_confidence_is_bounded_and_an_odd_score_leaves_it_out():
+    rows = [("http://a.example.com/", "malicious", "1.5", ""), ("http://b.example.com/", "malicious", "-1", ""),
+            ("http://c.example.com/", "malicious", "inf", ""), ("http://d.example.com/", "malicious", "1e308", "")]
+    found = valid(render_stix(blocklist_from_rows(rows)[0], now=NOON))
+    assert {name: item.get("confidence") for name, item in found.items()} == \
+        {"a.example.com": 100, "b.example.com": 0, "c.example.com": None, "d.example.com": 100}
+
+
+def test_a_hand_edited_previous_bundle_gives_back_only_what_it_wrote():
     first = json.loads(render_stix(blocklist_from_rows()[0], now=NOON))
     evil = next(item for item in first["objects"] if item.get("name") == "evil.example.com")
-    evil["x_note"] = "<script>alert(1)</script>"  # a field we never write
-    planted = {**evil, "id": "indicator--00000000-0000-4000-8000-000000000000", "name": "planted",
-               "pattern": "[url:value = 'http://x/' OR file:name = 'a']"}  # not a pattern we write
-    first["objects"] += [planted, "junk", {"type": "indicator"}]
-    for previous in (json.dumps(first), "{not json", '{"objects": 3}', "[" * 10_000, ""):
-        text = render_stix(blocklist_from_rows([row for row in ROWS if "evil" not in row[0]])[0], previous, now=ONE)
-        stix2.parse(text, allow_custom=False)
-        assert "<script>" not in text and "x_note" not in text and "planted" not in text
-    revoked = indicators(render_stix(blocklist_from_rows([])[0], json.dumps(first), now=ONE))
-    assert revoked["evil.example.com"]["revoked"] and "x_note" not in revoked["evil.example.com"]
+    edited = [{**evil, "x_note": "<script>"}, {**evil, "name": "<script>"}, {**evil, "confidence": 1000},
+              {**evil, "description": {"a": 1}}, {**evil, "created": "2099-01-01T00:00:00.000Z"},
+              {**evil, "id": "indicator--not-a-uuid"}, {**evil, "spec_version": "2.0"},
+              {**evil, "pattern": "[url:value = 'http://x/' OR file:name = 'a']"},
+              {**evil, "confidence": float("nan")}, "junk", {"type": "indicator"}]
+    unlisted = blocklist_from_rows([row for row in ROWS if "evil" not in row[0].lower()])[0]
+    assert valid(render_stix(unlisted, json.dumps(first), now=ONE))["evil.example.com"]["valid_until"]  # as written
+    for item in edited:  # not as written: left out, never carried into the next bundle as an expired indicator
+        text = render_stix(unlisted, json.dumps({**first, "objects": [item, *first["objects"][2:]]}), now=ONE)
+        assert "evil.example.com" not in valid(text) and "<script>" not in text and "2099" not in text
+    for previous in ("{not json", '{"objects": 3}', "[" * 10_000, ""):
+        assert valid(render_stix(blocklist_from_rows()[0], previous, now=ONE)) == valid(render_stix(
+            blocklist_from_rows()[0], now=ONE))
 
 
 def test_the_command_writes_the_bundle_and_the_monitor_renders_it_and_the_zone(tmp_path):
@@ -83,7 +118,10 @@ def test_the_command_writes_the_bundle_and_the_monitor_renders_it_and_the_zone(t
                                       "--model-dir", str(tmp_path)], terminal_width=400)
     assert result.exit_code == 0, result.output
     bundle = tmp_path / "out" / "cybersentinel-stix.json"
-    assert list(indicators(bundle.read_text())) == ["kit.example.top"] and bundle.stat().st_mode & 0o777 == 0o644
+    umask = os.umask(0)
+    os.umask(umask)
+    assert list(indicators(bundle.read_text())) == ["kit.example.top"]
+    assert bundle.stat().st_mode & 0o777 == 0o666 & ~umask  # as the umask allows, as the other formats
     # the monitor keeps both current as it blocks: the zone's serial goes up with each change, as export's does
     log, blocked, zone, stix = (tmp_path / name for name in ("access.log", "blocked.csv", "mon.rpz", "mon.json"))
     serials, names = [], []
@@ -96,3 +134,16 @@ def test_the_command_writes_the_bundle_and_the_monitor_renders_it_and_the_zone(t
         names.append(sorted(indicators(stix.read_text())))
     assert serials == [1, 2]
     assert names == [["kit.phish-one.top"], ["kit.phish-one.top", "kit.phish-two.top"]]
+
+
+def test_a_render_target_that_cannot_be_read_is_written_afresh(tmp_path):
+    from cybersentinel.ops.blocklist import rendered
+
+    target = tmp_path / "stix.json"
+    target.write_text("{}")
+    target.chmod(0o200)  # write-only (root reads anything: then the file is simply read)
+    text = rendered("stix", blocklist_from_rows()[0], target)
+    assert list(valid(text)) == [*DOMAINS, "1.2.3.4/32", "1.2.3.5/32", "2a00:1::5/128"]
+    directory = tmp_path / "a-directory.rpz"
+    directory.mkdir()  # is_file() is false: no previous zone
+    assert "(1 3600" in rendered("rpz", blocklist_from_rows()[0], directory)

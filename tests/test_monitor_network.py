@@ -262,3 +262,26 @@ def test_odd_digits_a_decoded_absolute_target_and_tabs_in_other_logs():
     squid = "1700000000.123    150 10.0.0.1 TCP_MISS/200 1234 GET http://ok.test/ - HIER_DIRECT/- text/html\tx"
     for line, fmt in ((dnsmasq, "dnsmasq"), (squid, "squid")):  # a #fields line seen earlier does not make them Zeek's
         assert parse_line(line, "auto", fields=["ts", "uid"]).format == fmt
+
+
+def test_a_proxy_inside_mapped_addresses_and_public_home_networks(tmp_path):
+    log = tmp_path / "eve.json"
+    log.write_text("\n".join([
+        # a home client asking the proxy next to it: the absolute target and CONNECT go out through it
+        eve("http", http("proxy.corp", "http://kit.phish-proxied.top/a"), src_ip="10.0.0.5", dest_ip="10.0.0.3"),
+        eve("http", http("kit.phish-tunnel.top", "kit.phish-tunnel.top:443", "CONNECT"), src_ip="10.0.0.5",
+            dest_ip="10.0.0.3"),
+        eve("http", http("kit.phish-mapped.top", "/a"), src_ip="::ffff:10.0.0.6", dest_ip="93.184.215.14"),
+        eve("http", http("kit.phish-v6.top", "/a"), src_ip="2a01:4f8::5", dest_ip="2606:4700::1"),
+    ]) + "\n")
+    scorer = Scorer()
+    run_monitor(log, scorer, once=True, alerts=io.StringIO(), home_net=[*HOME, ipaddress.ip_network("2a01:4f8::/32")])
+    assert [url for call in scorer.calls for url in call] == [
+        "http://kit.phish-proxied.top/a", "kit.phish-tunnel.top", "http://kit.phish-mapped.top/a",
+        "http://kit.phish-v6.top/a"]
+    report = run_monitor(log, Scorer(), once=True, alerts=io.StringIO())  # the default home: no global client
+    assert report["not_from_home_skipped"] == 1 and report["urls_scored"] == 3
+    odd = {"ts": 1.0, "uid": "C1", "id.orig_h": "10.0.0.5", "id.resp_h": "93.184.215.14", "method": "GET",
+           "uri": "http://www.google.com/@evil.top/signin", "status_code": 200}
+    for host in ("a b", "[::1", ""):
+        assert parse_line(json.dumps({**odd, "host": host}), "zeek").url is None

@@ -201,3 +201,7 @@ def monitor(
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(2) from None
     console.print_json(json.dumps(report))
+    if report.get("not_from_home_skipped") and not networks:
+        console.print(f"{report['not_from_home_skipped']} requests were not from a home client (a non-global address) "
+                      "to a server outside, and named no site: if your clients have public addresses, name their "
+                      "networks with --home-net")

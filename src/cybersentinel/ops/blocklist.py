@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -441,61 +442,104 @@ STIX_IDENTITY = {"type": "identity", "spec_version": "2.1", "id": f"identity--{u
                  "description": "Verdicts of the CyberSentinel URL, domain and address detector, and the feed entries "
                                 "its block list holds"}
 _STIX_OBJECT = {"domain": "domain-name", "ipv4": "ipv4-addr", "ipv6": "ipv6-addr"}
-_STIX_PATTERN = re.compile(r"\[(?:domain-name|ipv4-addr|ipv6-addr):value = '[A-Za-z0-9.:/_-]+'\]")
+_STIX_PATTERN = re.compile(r"\[(?:domain-name|ipv4-addr|ipv6-addr):value = '([A-Za-z0-9.:/_-]+)'\]")
 _STIX_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
-_STIX_TIMES = ("created", "modified", "valid_from")
+_STIX_ID = re.compile(r"indicator--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_STIX_TIMES = ("created", "modified", "valid_from", "valid_until")
+STIX_EXPIRED_DAYS = 30  # an expired indicator stays in the bundle this long: a return within it is a new version
 
 
 def render_stix(bl: Blocklist, previous_bundle: str | None = None, now: datetime | None = None) -> str:
     """A STIX 2.1 bundle for threat-intelligence platforms (OpenCTI, MISP, a SIEM's STIX import): CyberSentinel's
     `identity` and an `indicator` per entry (``[domain-name:value = 'kit.example.top']``, or ``ipv4-addr`` /
-    ``ipv6-addr`` with the CIDR), its id derived from the entry. ``previous_bundle`` is the file this one replaces:
-    an unchanged indicator keeps its times (an export of the same list is the same file), a changed one keeps
-    ``created`` and gets a new ``modified``, and one no longer on the list is sent once more, revoked."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    ``ipv6-addr`` with the CIDR). ``previous_bundle`` is the file this one replaces, and versions follow STIX's
+    rules: an unchanged indicator is written as it was (an export of the same list is the same file); a changed
+    one keeps its id and ``created`` with a later ``modified``; one no longer listed gets ``valid_until`` (it
+    expires, rather than being revoked, which is final) and stays STIX_EXPIRED_DAYS, so that an entry listed again
+    within them is a new version of it. A new entry's id is derived from its pattern and first export time, so an
+    id is never used again for another object."""
+    when = now or datetime.now(UTC)
+    stamp = _stix_time(when)
     old = _previous_indicators(previous_bundle)
     indicators = []
     for entry in bl.entries:
+        pattern = f"[{_STIX_OBJECT[entry.kind]}:value = '{entry.value}']"
+        score = entry.score if entry.score is not None and math.isfinite(entry.score) else None
         found = {"type": "indicator", "spec_version": "2.1",
-                 "id": f"indicator--{uuid.uuid5(STIX_NAMESPACE, f'{entry.kind}:{entry.value}')}",
+                 "id": f"indicator--{uuid.uuid5(STIX_NAMESPACE, pattern + stamp)}",
                  "created_by_ref": STIX_IDENTITY["id"], "name": entry.value,
                  "description": f"{entry.verdict} ({entry.sources})" + (f": {entry.reasons}" if entry.reasons else ""),
-                 "indicator_types": ["malicious-activity"],
-                 "pattern": f"[{_STIX_OBJECT[entry.kind]}:value = '{entry.value}']", "pattern_type": "stix",
-                 **({"confidence": round(100 * entry.score)} if entry.score is not None else {})}
-        before = old.pop(found["id"], None)
-        times = {key: stamp for key in _STIX_TIMES}
-        if before is not None and not before.get("revoked"):
-            same = {k: v for k, v in before.items() if k not in _STIX_TIMES} == found
-            times = {key: before[key] for key in _STIX_TIMES} if same else \
-                {"created": before["created"], "modified": max(stamp, before["modified"]), "valid_from": stamp}
-        indicators.append({**found, **times})
-    revoked = [{**before, "modified": max(stamp, before["modified"]), "revoked": True}
-               for _, before in sorted(old.items()) if not before.get("revoked")]
-    objects = [STIX_IDENTITY, *indicators, *revoked]
+                 "indicator_types": ["malicious-activity"], "pattern": pattern, "pattern_type": "stix",
+                 **({"confidence": round(100 * min(1.0, max(0.0, score)))} if score is not None else {})}
+        before = old.pop(pattern, None)
+        if before is None:
+            indicators.append({**found, "created": stamp, "modified": stamp, "valid_from": stamp})
+        elif "valid_until" not in before and _without_times(before) == {**found, "id": before["id"]}:
+            indicators.append(before)
+        else:
+            indicators.append({**found, "id": before["id"], "created": before["created"],
+                               "modified": _later(stamp, before["modified"]), "valid_from": stamp})
+    expired = []
+    for _, before in sorted(old.items()):
+        if "valid_until" not in before:
+            expired.append({**before, "modified": _later(stamp, before["modified"]), "valid_until": stamp})
+        elif before["valid_until"] >= _stix_time(when - timedelta(days=STIX_EXPIRED_DAYS)):
+            expired.append(before)
+    objects = [STIX_IDENTITY, *indicators, *expired]
     version = json.dumps([[o["id"], o["modified"]] for o in objects])
     bundle = {"type": "bundle", "id": f"bundle--{uuid.uuid5(STIX_NAMESPACE, version)}", "objects": objects}
-    return json.dumps(bundle, indent=1, ensure_ascii=True) + "\n"
+    return json.dumps(bundle, indent=1, ensure_ascii=True, allow_nan=False) + "\n"
+
+
+def _stix_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _later(stamp: str, modified: str) -> str:
+    """A new version's ``modified``: now, or a millisecond after the last one if the clock says otherwise."""
+    if stamp > modified:
+        return stamp
+    return _stix_time(datetime.strptime(modified, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+                      + timedelta(milliseconds=1))
+
+
+def _without_times(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if key not in _STIX_TIMES}
 
 
 def _previous_indicators(text: str | None) -> dict[str, dict[str, Any]]:
-    """The indicators of a bundle `render_stix` wrote, by id; only fields it writes, in the forms it writes them
-    (a file edited by hand or truncated gives what is left of them, never its other contents)."""
+    """The indicators of a bundle `render_stix` wrote, by pattern: only those whose every field has the type and
+    form it writes (a file edited by hand or cut short gives back what is left of them, never other content)."""
     try:
         objects = json.loads(text)["objects"] if text else []
     except (ValueError, TypeError, KeyError, RecursionError):
         return {}
-    keep = ("type", "spec_version", "id", "created_by_ref", "name", "description", "indicator_types", "pattern",
-            "pattern_type", "confidence", "revoked", *_STIX_TIMES)
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
+    ids: set[str] = set()
     for item in objects if isinstance(objects, list) else []:
-        if not (isinstance(item, dict) and item.get("type") == "indicator" and isinstance(item.get("id"), str)
-                and item["id"].startswith("indicator--") and item.get("created_by_ref") == STIX_IDENTITY["id"]
-                and isinstance(item.get("pattern"), str) and _STIX_PATTERN.fullmatch(item["pattern"])
-                and all(isinstance(item.get(key), str) and _STIX_TIME.fullmatch(item[key]) for key in _STIX_TIMES)):
-            continue
-        found[item["id"]] = {key: item[key] for key in keep if key in item}
+        if _our_indicator(item) and item["id"] not in ids and item["pattern"] not in found:
+            ids.add(item["id"])
+            found[item["pattern"]] = item
     return found
+
+
+def _our_indicator(item: Any) -> bool:
+    """Whether ``item`` is an indicator as `render_stix` writes it, field by field."""
+    fields = {"type", "spec_version", "id", "created_by_ref", "name", "description", "indicator_types", "pattern",
+              "pattern_type", "created", "modified", "valid_from"}
+    if not (isinstance(item, dict) and fields <= set(item) <= fields | {"confidence", "valid_until"}):
+        return False
+    match = _STIX_PATTERN.fullmatch(item["pattern"]) if isinstance(item["pattern"], str) else None
+    confidence = item.get("confidence", 0)
+    times = [item[key] for key in _STIX_TIMES if key in item]
+    return (match is not None and item["name"] == match.group(1) and item["type"] == "indicator"
+            and item["spec_version"] == "2.1" and isinstance(item["id"], str) and bool(_STIX_ID.fullmatch(item["id"]))
+            and item["created_by_ref"] == STIX_IDENTITY["id"] and isinstance(item["description"], str)
+            and item["indicator_types"] == ["malicious-activity"] and item["pattern_type"] == "stix"
+            and type(confidence) is int and 0 <= confidence <= 100
+            and all(isinstance(time, str) and _STIX_TIME.fullmatch(time) for time in times)
+            and item["created"] <= item["modified"]
+            and item["valid_from"] <= item.get("valid_until", item["valid_from"]))
 
 
 def render_nginx(bl: Blocklist) -> str:
@@ -590,8 +634,11 @@ def rendered(name: str, bl: Blocklist, path: Path) -> str:
     render = FORMATS[name][1]
     if name not in READS_PREVIOUS:
         return render(bl)
-    # only what the format wrote is read back: a stray non-UTF-8 byte must not stop the export
-    return render(bl, path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
+    try:  # only what the format wrote is read back: a stray byte, or a file we cannot read, starts it afresh
+        previous = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    except OSError:
+        previous = None
+    return render(bl, previous)
 
 
 def export(bl: Blocklist, formats: Iterable[str], out_dir: Path, extra: Mapping[str, str] | None = None,

@@ -274,19 +274,18 @@ def _from_zeek(values: dict[str, Any]) -> LogRecord:
 
 def _zeek_absolute(record: LogRecord, host: str) -> LogRecord:
     """Zeek logs a proxy's absolute target percent-decoded (``http://www.google.com%2F@evil.top/`` as
-    ``http://www.google.com/@evil.top/``), so its authority can name another site than the one asked: such a
-    target is trusted only when its host is the Host header's; otherwise the Host header's site alone is scored."""
+    ``http://www.google.com/@evil.top/``), so an ``@`` in it may have moved the authority: such a target is not
+    trusted, and the Host header's site alone is scored (when it is a host name or address)."""
     from dataclasses import replace
 
-    from cybersentinel.url.parsing import split_url
+    from cybersentinel.url.parsing import parse_ip, split_url
 
-    if not record.url or not record.target[:8].lower().startswith(("http://", "https://")):
+    if not record.url or not record.target[:8].lower().startswith(("http://", "https://")) or "@" not in record.target:
         return record
-    named = split_url(record.target).host
     header = split_url(host).host if host else ""
-    if named and named == header:
-        return record
-    return replace(record, url=header or None)
+    address = header[1:-1] if header.startswith("[") and header.endswith("]") else header
+    valid = _HOST_NAME.fullmatch(header) is not None or ("[" not in address and parse_ip(address) is not None)
+    return replace(record, url=header if header and valid else None)
 
 
 def _from_json(line: str, fmt: str) -> LogRecord | None:
@@ -592,10 +591,13 @@ class Monitor:
             address = ipaddress.ip_address(ip) if ip else None
             if address is None:
                 return False
+            address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:10.0.0.5 is 10.0.0.5
             return any(address in net for net in self.home_net) if self.home_net else not address.is_global
 
+        # a request to a proxy (absolute target, CONNECT) goes out through it, wherever the proxy is
+        proxied = record.method == "CONNECT" or record.target[:8].lower().startswith(("http://", "https://"))
         if record.format not in NETWORK_FORMATS or record.url is None or (
-                home(record.client_ip) and (record.server_ip is None or not home(record.server_ip))):
+                home(record.client_ip) and (proxied or record.server_ip is None or not home(record.server_ip))):
             return record
         self.stats["not_from_home_skipped"] += 1
         return replace(record, url=None, method="")
