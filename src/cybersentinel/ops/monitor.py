@@ -309,7 +309,8 @@ def _zeek_columns(line: str, fields: Sequence[str]) -> dict[str, Any]:
     if len(cells) != len(fields):
         raise MalformedLineError(f"a zeek line of {'fewer' if len(cells) < len(fields) else 'more'} columns than "
                                  "its #fields header")
-    return {name: None if cell == "-" else "" if cell == "(empty)" else _ZEEK_ESCAPE.sub(_escaped_byte, cell)
+    return {name: None if cell == "-" else "" if cell == "(empty)" else
+            _ZEEK_ESCAPE.sub(_escaped_byte, cell) if "\\x" in cell else cell
             for name, cell in zip(fields, cells, strict=True)}
 
 
