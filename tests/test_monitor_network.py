@@ -52,10 +52,10 @@ def http(hostname: str | None, url: str, method: str = "GET", status: object = 2
      "kit.example.top", "203.0.113.9"),
     (eve("http", http(None, "/index.html")), "GET", None, "203.0.113.9"),  # HTTP/1.0 without a Host header
     (eve("dns", {"type": "query", "id": 16000, "rrname": "Login.Example.top", "rrtype": "A", "tx_id": 0},
-         dest_port=53, proto="UDP"), "QUERY", "login.example.top", None),
+         dest_port=53, proto="UDP"), "QUERY", "login.example.top", "203.0.113.9"),
     (eve("dns", {"version": 3, "type": "request", "tx_id": 0, "id": 3017, "flags": "100", "rd": True,
                  "opcode": 0, "rcode": "NOERROR", "queries": [{"rrname": "login.example.top", "rrtype": "AAAA"}]},
-         dest_port=53, proto="UDP"), "QUERY", "login.example.top", None),
+         dest_port=53, proto="UDP"), "QUERY", "login.example.top", "203.0.113.9"),
     (eve("tls", {"subject": "CN=secure.example.top", "issuerdn": "CN=R11, O=Let's Encrypt, C=US",
                  "serial": "04:1B", "fingerprint": "8f:51:12", "sni": "secure.example.top", "version": "TLS 1.3"},
          dest_port=443), "TLS", "secure.example.top", "203.0.113.9"),
@@ -129,7 +129,7 @@ def test_zeek_lines_are_read_by_the_columns_their_header_names():
     assert parse_line(zeek_http("10.0.0.5", "-", "/a"), "zeek", fields=http_fields).url is None  # no Host header
     query = parse_line(zeek_dns("10.0.0.7", "Login.Example.top"), "zeek", fields=dns_fields)
     assert (query.method, query.url, query.client_ip, query.server_ip) == ("QUERY", "login.example.top", "10.0.0.7",
-                                                                             None)
+                                                                             "192.168.1.1")  # the resolver
     for line in zeek_header("http", ZEEK_HTTP):
         assert parse_line(line, "zeek").url is None and parse_line(line).format == "zeek"
     with pytest.raises(MalformedLineError, match="fewer columns than its #fields header"):

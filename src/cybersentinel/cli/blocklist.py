@@ -42,7 +42,10 @@ def export_command(
                                                               "verdict columns.", exists=True, dir_okay=False)] = None,
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the rule files.")] = Path("blocklist"),
     formats: Annotated[list[str] | None, typer.Option("--format", "-f", help=f"Output format (repeatable): "
-                                                      f"{', '.join(FORMATS)}. All by default.")] = None,
+                                                      f"{', '.join(FORMATS)}. All by default. rpz and stix read "
+                                                      "the file they replace in --out-dir (the zone's serial, the "
+                                                      "indicators' ids and times): export to the same folder.")
+                       ] = None,
     verdicts: Annotated[list[str] | None, typer.Option("--verdict", help="Verdicts to block (repeatable); "
                                                        "default: malicious.")] = None,
     feeds_dir: Annotated[Path | None, typer.Option("--feeds-dir", help="Also block every entry of the feeds in this"

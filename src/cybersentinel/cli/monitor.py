@@ -80,14 +80,18 @@ ALERTED_FROM = {"suspicious": ("malicious", "suspicious"), "malicious": ("malici
 
 
 def monitor(
-    log: Annotated[Path, typer.Argument(help="Access log to follow.", dir_okay=False)],
-    log_format: Annotated[str, typer.Option("--format", help=f"Log format: {', '.join(LOG_FORMATS)}.")] = "auto",
+    log: Annotated[Path, typer.Argument(help="Log to follow: a web server's or proxy's access log, a resolver's "
+                                        "query log, Suricata's eve.json or a Zeek log.", dir_okay=False)],
+    log_format: Annotated[str, typer.Option("--format", help=f"Log format: {', '.join(LOG_FORMATS)}. Zeek's "
+                                            "tab-separated logs need their #fields header: follow them with "
+                                            "--from-start.")] = "auto",
     site_host: Annotated[str | None, typer.Option(help="Host name of the site a web server log belongs to "
                                                   "(paths are scored as http://HOST/path).")] = None,
     home_net: Annotated[list[str] | None, typer.Option("--home-net", help="A network of the clients a Suricata or "
                                                        "Zeek log watches (CIDR, repeatable): only their requests to "
-                                                       "servers outside are scored. Default: the non-global "
-                                                       "addresses (10/8, 172.16/12, 192.168/16, fc00::/7...).")
+                                                       "servers outside, and their DNS queries, are scored. Given, "
+                                                       "these replace the default: the non-global addresses (10/8, "
+                                                       "172.16/12, 192.168/16, fc00::/7...).")
                         ] = None,
     alerts: Annotated[Path | None, typer.Option(help="Append JSON-line alerts here (default: stdout).")] = None,
     alert_on: Annotated[str, typer.Option(help="The lowest verdict alerted: suspicious or malicious (a resolver's "
@@ -96,7 +100,8 @@ def monitor(
     blocklist: Annotated[Path | None, typer.Option(help="Block list CSV kept up to date (reloaded at start; "
                                                    "input for `blocklist export`).")] = None,
     render: Annotated[list[str] | None, typer.Option(help="Also rewrite a rendered block list, FORMAT=PATH "
-                                                     "(repeatable), e.g. nftables=/etc/nftables.d/cs.nft.")] = None,
+                                                     "(repeatable), e.g. nftables=/etc/nftables.d/cs.nft; FORMAT "
+                                                     "is one of `blocklist export`'s.")] = None,
     feeds_dir: Annotated[Path | None, typer.Option(file_okay=False, help="Feed snapshots for IP and domain lookups "
                                                    "(and the Tranco list that keeps popular sites from being "
                                                    "blocked); default: data/feeds when it exists, as `predict`."
@@ -201,7 +206,8 @@ def monitor(
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(2) from None
     console.print_json(json.dumps(report))
-    if report.get("not_from_home_skipped") and not networks:
-        console.print(f"{report['not_from_home_skipped']} requests were not from a home client (a non-global address) "
-                      "to a server outside, and named no site: if your clients have public addresses, name their "
-                      "networks with --home-net")
+    if skipped := report.get("not_from_home_skipped", 0):
+        home = "the --home-net networks" if networks else "a non-global address"
+        console.print(f"{skipped} request{'s were' if skipped > 1 else ' was'} not from a home client ({home}) to a "
+                      "server outside, and named no site: name every network of your clients with --home-net (given, "
+                      "it replaces the default non-global addresses)")

@@ -245,7 +245,7 @@ def _from_suricata(event: dict[str, Any]) -> LogRecord:
     if kind == "dns" and body.get("type") in ("query", "request"):
         queries = body.get("queries")
         first = queries[0] if isinstance(queries, list) and queries and isinstance(queries[0], dict) else body
-        return _named_record("suricata", client, "", when, "QUERY", first.get("rrname"))
+        return _named_record("suricata", client, server, when, "QUERY", first.get("rrname"))
     if kind == "tls":
         return _named_record("suricata", client, server, when, "TLS", body.get("sni"))
     return LogRecord("suricata", "", None, when, "", "", 0, None)
@@ -266,7 +266,7 @@ def _from_zeek(values: dict[str, Any]) -> LogRecord:
                               values.get("status_code"))
         return _zeek_absolute(record, _text(values.get("host")))
     if kind == "dns":
-        return _named_record("zeek", client, "", when, "QUERY", values.get("query"))
+        return _named_record("zeek", client, server, when, "QUERY", values.get("query"))
     if kind == "ssl":
         return _named_record("zeek", client, server, when, "TLS", values.get("server_name"))
     return LogRecord("zeek", "", None, when, "", "", 0, None)
@@ -582,9 +582,10 @@ class Monitor:
         self.hostless: list[int] = []  # line numbers of host-less paths since the last flush, judged then
 
     def from_home(self, record: LogRecord) -> LogRecord:
-        """A network monitor's record as evidence: only a home client's request to a server outside names a site
-        (an outside client sets the Host header, SNI or query name it sends a home server to anything, and a home
-        server's own names are ours). Other records keep their addresses, looked up in the feeds, but no URL."""
+        """A network monitor's record as evidence: only a home client's request to a server outside (or its DNS
+        query, to any resolver) names a site: an outside client sets the Host header, SNI or query name it sends
+        a home server to anything, and a home server's own names are ours. Other records keep their addresses,
+        looked up in the feeds, but no URL."""
         import ipaddress
         from dataclasses import replace
 
@@ -595,8 +596,9 @@ class Monitor:
             address = getattr(address, "ipv4_mapped", None) or address  # ::ffff:10.0.0.5 is 10.0.0.5
             return any(address in net for net in self.home_net) if self.home_net else not address.is_global
 
-        # a request to a proxy (absolute target, CONNECT) goes out through it, wherever the proxy is
-        proxied = record.method == "CONNECT" or record.target[:8].lower().startswith(("http://", "https://"))
+        # a request to a proxy (absolute target, CONNECT) goes out through it, wherever the proxy is; a DNS query
+        # asks a resolver, home or not
+        proxied = record.method in ("CONNECT", "QUERY") or record.target[:8].lower().startswith(("http://", "https://"))
         if record.format not in NETWORK_FORMATS or record.url is None or (
                 home(record.client_ip) and (proxied or record.server_ip is None or not home(record.server_ip))):
             return record
