@@ -166,6 +166,39 @@ def test_special_use_names_are_refused_like_localhost(tmp_path, monkeypatch):
     assert [e.value for e in entries] == ["evil.example.com"] and refused[0].value == "kit.test"
 
 
+@pytest.mark.parametrize("url", ["http://1.0.0.0.0.rpz-ip/secure/login.php", "32.5.0.0.10.rpz-client-ip",
+                                 "http://printer.lan/login", "nas.home", "router.corp"])
+def test_a_name_without_a_public_suffix_is_never_a_rule(url):
+    # in an RPZ zone `1.0.0.0.0.rpz-ip` is no name but a trigger on the addresses 0.0.0.0/1
+    with pytest.raises(ValueError, match="has no public suffix"):
+        target_of(url)
+
+
+def test_an_ipv6_address_written_alone_is_a_rule_as_in_brackets():
+    assert target_of("2a0b:4340::10") == target_of("[2a0b:4340::10]") == ("ipv6", "2a0b:4340::10/128")
+
+
+def test_no_rule_covers_an_allowlisted_subdomain():
+    guard = Guard(SiteList(["sub.shop.example.net"], "allowlist"))
+    rows = [("http://shop.example.net/", "malicious", "0.99", ""), ("http://example.net/x", "malicious", "0.99", ""),
+            ("http://other.shop.example.net/", "malicious", "0.99", "")]
+    entries, rejected, _ = entries_from_scored(scored_frame(rows), "s", guard=guard)
+    assert [e.value for e in entries] == ["other.shop.example.net"]
+    assert [r.reason for r in rejected] == ["covers the allowlisted sub.shop.example.net (allowlist): never blocked"] * 2
+
+
+def test_a_file_that_is_not_a_scored_file_is_not_echoed(tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$SECRETHASH$abc:19000:0:99999:7:::\n")
+    with pytest.raises(ValueError) as err:
+        read_scored(secret)
+    assert "SECRETHASH" not in str(err.value) and "first line holds" in str(err.value)
+    named = tmp_path / "names.csv"
+    named.write_text("address,when\nx,y\n")
+    with pytest.raises(ValueError, match="has: address, when"):  # a header of names is shown, as a hint
+        read_scored(named)
+
+
 def test_allowlisted_and_popular_sites_are_never_blocked_but_an_explicit_block_list_beats_popularity():
     guard = Guard(SiteList(["intranet.example.org"], "allowlist"), {"google.com": 1, "rare.org": 50_000}, 10_000)
     rows = [("https://www.paypal.com/signin", "malicious", "0.99", ""),
@@ -269,6 +302,25 @@ def test_cli_export_never_covers_the_models_pinned_resolvers(tmp_path):
     (model / "resolvers.txt").write_text("8.8.4.4 dns.google\n")  # not what the manifest pinned
     result = CliRunner().invoke(app, [*args, str(model)], env={"COLUMNS": "400"})
     assert result.exit_code == 2 and "does not match" in result.output
+
+
+def test_cli_export_without_a_tranco_list_protects_the_sites_pinned_with_the_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/feeds here
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "popular.txt").write_text("google.com\nsteinberg.net\n")
+    digest = hashlib.sha256(b"google.com\nsteinberg.net\n").hexdigest()
+    (model / "model.json").write_text(json.dumps({"popularity": {"file": "popular.txt", "sha256": digest}}))
+    scored = tmp_path / "scored.csv"
+    scored_frame([("http://www.steinberg.net/wp-includes/js/x/y/", "malicious", "0.99", ""),
+                  ("http://kit.example.net/login", "malicious", "0.99", "")]).to_csv(scored, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["blocklist", "export", str(scored), "-o", str(out), "-f", "hosts",
+                                      "--model-dir", str(model)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "pinned with the model" in result.output
+    assert (out / "hosts").read_text().split()[-2:] == ["0.0.0.0", "kit.example.net"]
+    assert "popular site steinberg.net" in (out / "rejected.csv").read_text()
 
 
 def test_min_score_selects_scored_rows():

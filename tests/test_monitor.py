@@ -266,8 +266,8 @@ def test_monitor_follows_a_live_log_across_rotation(tmp_path):
 
     with open(blocklist, newline="") as handle:
         blocked = {row["url"]: row for row in csv.DictReader(handle)}
-    # the suspicious URL is alerted, not blocked
-    assert sorted(blocked) == ["1.10.16.7", "5.5.5.5", "5.5.5.9", "login.phish.top", "malware.top", "phish.top"]
+    # the suspicious URL and the listed client are alerted, not blocked
+    assert sorted(blocked) == ["5.5.5.9", "login.phish.top", "malware.top", "phish.top"]
     assert hosts.read_text().splitlines()[1:] == ["0.0.0.0 login.phish.top", "0.0.0.0 malware.top",
                                                   "0.0.0.0 phish.top"]
 
@@ -287,6 +287,37 @@ def test_monitor_once_reloads_the_block_list_and_combines_intel(tmp_path):
     assert (listed["verdict"], listed["score"], listed["model_score"]) == ("malicious", 0.9, 0.05)
     assert listed["feeds"] == ["hosts"]
     assert "earlier.example" in blocklist.read_text()  # a restart loses nothing
+
+
+def test_only_a_page_the_site_served_gets_its_host_blocked(tmp_path):
+    # anyone whose requests the log holds chooses what they name (an image tag makes browsers ask): a request the
+    # site did not serve, or a host named before '@', says nothing of the site
+    log = tmp_path / "access.log"
+    log.write_text("\n".join([
+        combined("10.0.0.5", "GET http://login.phish.top/a HTTP/1.1"),
+        combined("10.0.0.5", "GET http://redirected-phish.top/b HTTP/1.1", 301),
+        combined("10.0.0.5", "GET http://kit-phish.top/c HTTP/1.1", 503),
+        combined("10.0.0.5", "GET http://phish.top@shop.example.net/ HTTP/1.1"),  # shop.example.net's own page
+        combined("10.0.0.5", "GET http://www.github.com@malware.top/ HTTP/1.1"),  # malware.top's page
+    ]) + "\n")
+    blocklist, alerts = tmp_path / "blocklist.csv", io.StringIO()
+    report = run_monitor(log, Scorer(), once=True, alerts=alerts, blocklist=blocklist)
+    assert report["alerts"] == 5 and report["not_served_not_blocked"] == 3
+    assert sorted(row["url"] for row in csv.DictReader(blocklist.open())) == ["login.phish.top", "malware.top"]
+
+
+def test_the_rules_a_restart_renders_pass_the_guard(tmp_path):
+    from cybersentinel.ops.blocklist import Guard
+    from cybersentinel.scoring.policy import SiteList
+
+    blocklist, hosts = tmp_path / "blocklist.csv", tmp_path / "hosts"
+    blocklist.write_text("url,verdict,score,reasons,first_seen\nfriend.example.net,malicious,0.99,before,t0\n")
+    log = tmp_path / "access.log"
+    log.write_text(combined("10.0.0.5", "GET http://login.phish.top/a HTTP/1.1") + "\n")
+    run_monitor(log, Scorer(), once=True, alerts=io.StringIO(), blocklist=blocklist, render={"hosts": hosts},
+                guard=Guard(SiteList(["friend.example.net"], "allowlist")))
+    assert "friend.example.net" in blocklist.read_text()  # the state keeps what was decided before
+    assert hosts.read_text().splitlines()[1:] == ["0.0.0.0 login.phish.top"]  # but no rule blocks it now
 
 
 def test_monitor_memory_is_bounded_by_the_lru(tmp_path):

@@ -95,10 +95,11 @@ def export_command(
         ranked = read_feed_file(tranco, parse_ranked_domains).entries if tranco and allow_top else []
         popularity = dict(reversed(ranked))  # a name listed twice keeps its better rank
         if allow_top and not popularity:
-            console.print("[yellow]warning:[/yellow] no Tranco list: popular sites are protected only by the "
-                          "allowlist (give --tranco or --feeds-dir)")
+            popularity = _pinned(model_dir, console, "popularity")
+            which = "are those pinned with the model" if popularity else "are protected only by the allowlist"
+            console.print(f"[yellow]warning:[/yellow] no Tranco list (give --tranco or --feeds-dir): popular sites {which}")
         allow, block = with_feedback(allow, read_site_list(block_files or [], [], "block list"), feedback, feedback_db)
-        guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6, _pinned_resolvers(model_dir, console))
+        guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6, _pinned(model_dir, console, "resolvers"))
         found, bad = entries_from_block_list(block.entries, guard)
         entries += found
         rejected += bad
@@ -141,13 +142,15 @@ def _read_domain_list(path: Path) -> list[str]:
     return read_feed_file(path, parse_domain_list).entries
 
 
-def _pinned_resolvers(model_dir: Path, console: Any) -> dict[str, str]:
-    """The public DNS resolvers pinned with the model in ``model_dir`` (hash-checked), {} without a model."""
+def _pinned(model_dir: Path, console: Any, which: str) -> dict[str, Any]:
+    """A list pinned with the model in ``model_dir`` (hash-checked): the public DNS resolvers (``resolvers``) or the
+    popular sites (``popularity``, name -> rank); {} without a model."""
     if not (model_dir / "model.json").is_file():
-        console.print(f"[yellow]warning:[/yellow] no model in {model_dir}: public DNS resolvers are protected "
-                      "only by the allowlist")
+        what = "public DNS resolvers" if which == "resolvers" else "popular sites"
+        console.print(f"[yellow]warning:[/yellow] no model in {model_dir}: {what} are protected only by the allowlist")
         return {}
     from cybersentinel.core.files import load_manifest
-    from cybersentinel.scoring.detector import read_resolvers
+    from cybersentinel.scoring.detector import read_popularity, read_resolvers
 
-    return read_resolvers(model_dir, load_manifest(model_dir))
+    read = read_resolvers if which == "resolvers" else read_popularity
+    return read(model_dir, load_manifest(model_dir))

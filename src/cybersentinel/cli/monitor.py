@@ -31,9 +31,9 @@ if TYPE_CHECKING:  # `cybersentinel --help` stays free of the feeds' imports
 
 
 def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None, model_sha256: str | None = None
-                  ) -> tuple[Scorer, dict[str, Any], dict[str, str]]:
+                  ) -> tuple[Scorer, dict[str, Any], dict[str, str], dict[str, int]]:
     """The served decision (model, feeds, allowlist, local block list), as predict and the service give it, the
-    model's manifest and the public DNS resolvers pinned with it."""
+    model's manifest, and the public DNS resolvers and popular sites pinned with it."""
     from cybersentinel.core.files import EVALUATION_RECORD
     from cybersentinel.scoring.detector import Detector
 
@@ -43,7 +43,7 @@ def _model_scorer(model_dir: Path, index: Any, allow: Any, block: Any = None, mo
     def score(urls: list[str]) -> list[dict[str, Any]]:
         return detector.score_values(urls, decider=decider).to_pylist()
 
-    return score, detector.manifest, detector.resolvers
+    return score, detector.manifest, detector.resolvers, detector.popularity
 
 
 def _check_blocklist(path: Path | None) -> None:
@@ -165,14 +165,15 @@ def monitor(
     except (OSError, ValueError) as err:
         raise typer.BadParameter(str(err), param_hint="--allow-file") from err
     allow, block = with_feedback(allow, SiteList(), feedback, feedback_db)
-    if allow_top and index is None:
-        console.print("[yellow]warning:[/yellow] no feeds (--feeds-dir, data/feeds): popular sites are protected "
-                      "only by the allowlist")
     try:
-        score, manifest, resolvers = _model_scorer(model_dir, index, allow, block, model_sha256)
+        score, manifest, resolvers, pinned = _model_scorer(model_dir, index, allow, block, model_sha256)
     except (FileNotFoundError, ModelIntegrityError, ValueError) as err:
         raise typer.BadParameter(f"cannot load the model: {err}", param_hint="--model-dir") from err
-    guard = Guard(allow, index.popularity if index is not None else {}, allow_top, addresses=resolvers)
+    popularity = index.popularity if index is not None and index.popularity else pinned  # the decision's own list
+    if allow_top and not popularity:
+        console.print("[yellow]warning:[/yellow] no Tranco list in the feeds and none pinned with the model: popular "
+                      "sites are protected only by the allowlist")
+    guard = Guard(allow, popularity, allow_top, addresses=resolvers)
     with contextlib.ExitStack() as stack:
         registry = None
         if metrics_port is not None:

@@ -106,8 +106,20 @@ def read_scored(path: Path, required: tuple[str, ...] = ("url", "verdict")) -> p
         raise InputError(f"{path}: cannot read as {suffix.lstrip('.') or 'csv'} ({err})") from None
     missing = [column for column in required if column not in frame.columns]
     if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, frame.columns))})")
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} ({_columns_named(frame.columns)})")
     return frame
+
+
+_COLUMN_NAME = re.compile(r"[\w .-]{1,40}")
+
+
+def _columns_named(columns: Any) -> str:
+    """What a file without the required columns has, for the error: its column names when they read as names, else
+    only their count. The first line of whatever file a path names (a key, a password hash) is not echoed."""
+    names = [str(c) for c in columns]
+    if 0 < len(names) <= 20 and all(_COLUMN_NAME.fullmatch(name) for name in names):
+        return f"has: {', '.join(names)}"
+    return f"its first line holds {len(names)} comma-separated field(s): is it a scored file?"
 
 
 def _score(value: Any) -> float | None:
@@ -200,10 +212,17 @@ class Guard:
     addresses: Mapping[str, str] = field(default_factory=dict)  # address -> why never blocked (pinned resolvers)
 
     def __post_init__(self) -> None:
+        from cybersentinel.url.parsing import host_and_parents
+
         named = self.allow.entries.items() if self.allow is not None else ()
         never = [(address, why) for name, why in [*self.addresses.items(), *named]
                  if (address := _address(name)) is not None]
         object.__setattr__(self, "_never", tuple(never))
+        # each name above an allowlisted one -> that name: a rule on `shop.example.net` also blocks its allowlisted
+        # `sub.shop.example.net` in every format (dnsmasq, unbound and RPZ cover subdomains)
+        above = {parent: name for name, _ in named if _address(name) is None
+                 for parent in host_and_parents(name)[1:]}
+        object.__setattr__(self, "_above_allowed", above)
 
     def network_problem(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
         reserved = next((r for r in RESERVED_NETWORKS if r.version == network.version and network.overlaps(r)), None)
@@ -225,6 +244,8 @@ class Guard:
 
         if self.allow is not None and (why := self.allow.match(domain)):
             return f"allowlisted ({why}): never blocked"
+        if below := self._above_allowed.get(domain):
+            return f"covers the allowlisted {below} ({self.allow.entries[below]}): never blocked"
         registered = host_registered_domain(domain)
         rank = self.popularity.get(ranked_name(registered))
         if not explicit_block and rank is not None and rank <= self.allow_top:
@@ -251,7 +272,10 @@ def target_of(url: str) -> tuple[str, str]:
     from cybersentinel.intel.feeds import ip_category, to_domain
     from cybersentinel.url.parsing import browser_url, canonical_host, parse_ip, split_host, split_url, to_text
 
-    raw = split_url(browser_url(to_text(url))).host  # the host of the URL a browser requests, as it was judged
+    text = to_text(url).strip()
+    if ":" in text and _address(text) is not None:  # an IPv6 address alone, as feeds and monitors write it
+        text = f"[{text.strip('[]')}]"
+    raw = split_url(browser_url(text)).host  # the host of the URL a browser requests, as it was judged
     host = canonical_host(raw) if raw else None
     if not host:
         raise ValueError("no host" if not raw else "not a host name a browser would accept")
@@ -269,6 +293,8 @@ def target_of(url: str) -> tuple[str, str]:
         raise ValueError(reason)
     if not domain:
         raise ValueError(f"public suffix {host}, not a blockable domain")
+    if not suffix:  # `printer.lan`, and `1.0.0.0.0.rpz-ip`: in an RPZ zone that name is an address trigger for 0/1
+        raise ValueError(f"{host[:80]} has no public suffix: not a name on the internet, never blocked")
     if reason := platform_problem(host):  # the one guard of block rules and host-scope corrections alike
         raise ValueError(reason)
     domain = to_domain(host)

@@ -205,7 +205,7 @@ MONITOR_COUNTERS = {  # the monitor's run counters (`Monitor.stats` keys), expos
     "parsed": "Log lines parsed",
     "rotations": "Log rotations followed (renamed and re-created)",
     "truncations": "Log truncations followed",
-    "not_found_skipped": "Requests answered 404/410, not scored",
+    "not_found_skipped": "Requests answered 400/404/410/421, not scored",
     "hostless_skipped": "Paths without a host, after a line that named one (a proxy's log), not scored",
     "dns_names_skipped": "Resolver log lines querying a name that is no site (local, special-use, reverse, "
                          "service, a public suffix, an address, characters no host name holds), not scored",
@@ -215,6 +215,8 @@ MONITOR_COUNTERS = {  # the monitor's run counters (`Monitor.stats` keys), expos
     "alerts": "Alerts written",
     "ips_checked": "Client and server addresses looked up in the feeds",
     "not_blockable": "Malicious verdicts not blocked (public suffix, reserved or allowlisted)",
+    "not_served_not_blocked": "Malicious URLs the site answered without serving them (3xx, 4xx, 5xx) or whose "
+                              "verdict rests on a host named before '@': alerted, not blocked",
     "blocklist_writes": "Block list rewrites",
 }
 

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from cybersentinel.ops.blocklist import Guard
+from cybersentinel.url.parsing import url_fields
 
 if TYPE_CHECKING:
     from cybersentinel.intel.feeds import IntelIndex
@@ -538,9 +539,12 @@ def load_blocklist(path: Path | None) -> dict[str, dict[str, Any]]:
             for row in frame.to_dict("records")}
 
 
-def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render: Mapping[str, Path]) -> None:
+def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render: Mapping[str, Path],
+                   guard: Guard | None = None) -> None:
     """The block list and the rule files rendered from it, all written or none (`write_all_atomic`): a rule file
-    that disagrees with the list it was rendered from would block what the list no longer holds."""
+    that disagrees with the list it was rendered from would block what the list no longer holds. The rules pass
+    ``guard`` as `blocklist export`'s do: an entry saved by an earlier run that the allowlist or the popular sites
+    now protect stays in the state but is rendered into no rule."""
     from cybersentinel.core.csv_cells import csv_text
     from cybersentinel.ops.blocklist import build, entries_from_scored, rendered, write_all_atomic
 
@@ -550,7 +554,7 @@ def save_blocklist(path: Path, blocked: Mapping[str, Mapping[str, Any]], render:
         import pandas as pd
 
         frame = pd.DataFrame([blocked[key] for key in sorted(blocked)], columns=list(BLOCKLIST_COLUMNS))
-        bl = build(entries_from_scored(frame, path.name, ("malicious",))[0])
+        bl = build(entries_from_scored(frame, path.name, ("malicious",), guard)[0])
         texts.update({target: rendered(fmt, bl, target) for fmt, target in render.items()})
     write_all_atomic(texts)
 
@@ -658,7 +662,7 @@ class Monitor:
         changed = self._score_urls(records)
         changed |= self._check_ips(records)
         if changed and self.blocklist is not None:
-            save_blocklist(self.blocklist, self.blocked, self.render)
+            save_blocklist(self.blocklist, self.blocked, self.render, self.guard)
             self.stats["blocklist_writes"] += 1
 
     def _score_urls(self, records: list[LogRecord]) -> bool:
@@ -682,7 +686,7 @@ class Monitor:
                 self.metrics.observe(logged)
             if self.decisions is not None:
                 self.decisions.record(logged)
-        changed = False
+        blockable = []
         for url, result in zip(urls, results, strict=True):
             verdict = str(result["verdict"])  # the served decision, as predict and the service give it
             if verdict not in self.alert_verdicts:
@@ -695,7 +699,33 @@ class Monitor:
                         else round(float(model_score), 6), "reasons": reasons, "client_ip": record.client_ip,
                         "time": record.time, "feeds": feeds})
             if verdict == "malicious":
-                changed |= self.block(url, verdict, score, reasons, record.time)
+                blockable.append((url, record, score, reasons))
+        return self._block_served(blockable)
+
+    def _block_served(self, found: list[tuple[str, LogRecord, float, str]]) -> bool:
+        """Block the hosts of malicious URLs a log shows were served: anyone whose requests the log records can
+        name any site in a request (an image tag on any page makes browsers do it), so a request is evidence
+        about the site only when the site served it (a 2xx answer, or no answer logged: DNS and TLS names, a
+        CONNECT) and the URL is malicious without a host name put before '@' (``http://www.github.com@shop.example/``
+        names shop.example, which served its own page). Others are alerted and counted, not blocked."""
+        served, named = [], []
+        for url, record, score, reasons in found:
+            if record.status and not 200 <= record.status < 300:  # redirected, refused or failed: not served
+                self.stats["not_served_not_blocked"] += 1
+            elif url_fields(url)[1]:
+                named.append((url, record, score, reasons))
+            else:
+                served.append((url, record, score, reasons))
+        if named:  # judged again as the browser's request without the user-info
+            results = self.score([_without_userinfo(url) for url, *_ in named])
+            for (url, *rest), result in zip(named, results, strict=True):
+                if str(result["verdict"]) == "malicious":
+                    served.append((url, *rest))
+                else:
+                    self.stats["not_served_not_blocked"] += 1
+        changed = False
+        for url, record, score, reasons in served:
+            changed |= self.block(url, "malicious", score, reasons, record.time)
         return changed
 
     def _check_ips(self, records: list[LogRecord]) -> bool:
@@ -713,12 +743,19 @@ class Monitor:
                 reasons = f"{role} address listed in {', '.join(found['feeds'])}"
                 self.alert({"type": "ip", "ip": ip, "role": role, "verdict": "malicious", "feeds": found["feeds"],
                             "reasons": reasons, "url": record.url, "time": record.time})
-                changed |= self.block(ip, "malicious", 1.0, reasons, record.time)
+                if role == "server":  # a listed client is alerted: a rule on it would cut off one of ours
+                    changed |= self.block(ip, "malicious", 1.0, reasons, record.time)
         return changed
 
     def report(self) -> dict[str, Any]:
         return {**self.stats, "malformed": sum(self.malformed.values()), "malformed_reasons": dict(self.malformed),
                 "malformed_samples": self.samples, "blocked": len(self.blocked)}
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL a browser requests for one with user-info: the same URL without it."""
+    scheme, _, host, port, path, query, _ = url_fields(url)
+    return f"{scheme or 'http'}://{host}{':' + port if port else ''}{path}{'?' + query if query else ''}"
 
 
 def _reasons(value: Any) -> str:
