@@ -97,7 +97,8 @@ def export_command(
         if allow_top and not popularity:
             popularity = _pinned(model_dir, console, "popularity")
             which = "are those pinned with the model" if popularity else "are protected only by the allowlist"
-            console.print(f"[yellow]warning:[/yellow] no Tranco list (give --tranco or --feeds-dir): popular sites {which}")
+            console.print(f"[yellow]warning:[/yellow] no Tranco list (give --tranco or --feeds-dir): popular sites "
+                          f"{which}")
         allow, block = with_feedback(allow, read_site_list(block_files or [], [], "block list"), feedback, feedback_db)
         guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6, _pinned(model_dir, console, "resolvers"))
         found, bad = entries_from_block_list(block.entries, guard)
