@@ -108,6 +108,16 @@ def test_loading_twice_adds_nothing_and_bad_rows_are_quarantined_with_reasons(mi
                     ("web_page_phishing", 1, "http://d.example/é", 0, '{"length_url": 17.0, "nb_dots": 1.0}')]
 
 
+def test_a_row_with_an_infinite_attribute_is_quarantined_and_the_rest_load(migrated):
+    frame = validated_frame()
+    frame.loc[3, "length_url"] = math.inf  # JSON has no infinity: the row cannot be stored, the others can
+    counts = load_postgres(migrated, [prepare_labelled_urls(frame)])
+    assert as_dict(counts)["labelled_urls"] == {"inserted": 3, "updated": 0, "unchanged": 0, "rejected": 1,
+                                                     "deleted": 0}
+    [(reason, record)] = query(migrated, "SELECT reason, record::text FROM quarantine")
+    assert reason.startswith("attributes are not storable as JSON") and json.loads(record)["length_url"] == "inf"
+
+
 def test_a_changed_row_is_updated_not_duplicated(migrated):
     load_postgres(migrated, [prepare_labelled_urls(validated_frame())])
     changed = validated_frame()

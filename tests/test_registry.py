@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -202,9 +203,6 @@ def test_cli_promote_refuses_with_exit_code_and_fetch_model_writes_a_usable_fold
     runner = CliRunner()
     args = ["promote", "--name", name, "--test-data", str(trained["test"])]
     assert runner.invoke(app, [*args, "--version", strong]).exit_code == 0
-    by_folder = runner.invoke(app, [*args, "--model-dir", str(trained["repo"] / "models")])  # as after exp apply
-    assert by_folder.exit_code == 0, by_folder.output
-    assert f"version {strong} already is 'champion'" in by_folder.output
     refused = runner.invoke(app, [*args, "--version", weak, "--metric", "f1"])
     assert refused.exit_code == 2 and "refusing to promote" in refused.output and "f1" in refused.output
 
@@ -214,6 +212,16 @@ def test_cli_promote_refuses_with_exit_code_and_fetch_model_writes_a_usable_fold
     assert f"... downloading version {strong}" in fetched.output  # progress, step by step, on stderr
     assert sha256_file(out / "model.skops") == trained["strong"][1]["sha256"]
     assert sha256_file(out / "scorer.npz") == trained["strong"][1]["compiled"]["sha256"]
+    by_folder = runner.invoke(app, [*args, "--model-dir", str(out)])  # the folder train wrote, as after exp apply
+    assert by_folder.exit_code == 0, by_folder.output
+    assert f"version {strong} already is 'champion'" in by_folder.output
+    # the same model file under another policy is no registered version: nobody measured that decision
+    edited = tmp_path / "edited"
+    shutil.copytree(out, edited)
+    manifest = json.loads((edited / "model.json").read_text())
+    (edited / "model.json").write_text(json.dumps({**manifest, "policy": {**manifest["policy"], "threshold": 0.05}}))
+    other = runner.invoke(app, [*args, "--model-dir", str(edited)], env={"COLUMNS": "400"})
+    assert other.exit_code == 2 and "no registered version" in other.output
     fetched = Detector.from_dir(out)
     assert fetched.model is None and fetched.scorer is not None  # served from the compiled form
     assert fetched.score_urls(["https://www.python.org/"])["verdict"].tolist() == ["benign"]

@@ -64,14 +64,17 @@ def check_driver(uri: str) -> None:
 
 
 def version_of(uri: str, name: str, model_dir: Path) -> str:
-    """The newest registered version holding the model in ``model_dir`` (e.g. after `dvc exp apply`)."""
-    from cybersentinel.core.files import load_manifest
+    """The newest registered version holding the model in ``model_dir`` (e.g. after `dvc exp apply`): the same
+    manifest, not only the same model file: a retrain that changed only the decision policy (a threshold, a
+    pinned list) has the model's bytes and another ``model.json``, and a version is what `fetch-model` serves."""
+    from cybersentinel.core.files import sha256_file
 
-    digest = load_manifest(model_dir)["sha256"]
-    versions = [v for v in model_versions(uri, name) if v.tags.get("sha256") == digest]
+    digest = sha256_file(model_dir / "model.json")
+    versions = [v for v in model_versions(uri, name) if v.tags.get("manifest_sha256") == digest]
     if not versions:
-        raise PromotionError(f"no registered version of {name!r} holds {model_dir}/ (sha256 {digest[:12]}...): "
-                             "was it trained with MLflow tracking on and the same MLFLOW_TRACKING_URI?")
+        raise PromotionError(f"no registered version of {name!r} holds {model_dir}/ (model.json sha256 "
+                             f"{digest[:12]}...): was it trained with MLflow tracking on and the same "
+                             "MLFLOW_TRACKING_URI?")
     return str(max(int(v.version) for v in versions))
 
 

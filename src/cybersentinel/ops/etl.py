@@ -151,8 +151,11 @@ def sha256_json(value: Any) -> str:
 
 
 def record_json(row: Mapping[str, Any]) -> str:
-    """A rejected row as JSON, whatever it holds (missing values as null, odd types as text)."""
-    return json.dumps({k: None if _missing(v) else v for k, v in row.items()}, default=str)
+    """A rejected row as JSON, whatever it holds (missing values as null, odd types and infinities as text: the
+    quarantine's ``record`` is a JSON column, whose parser refuses ``Infinity``, and one such row made a whole
+    load roll back)."""
+    return json.dumps({k: None if _missing(v) else str(v) if isinstance(v, float) and not math.isfinite(v) else v
+                       for k, v in row.items()}, default=str, allow_nan=False)
 
 
 def _rejections(target: str, records: Sequence[str], reasons: Sequence[str]) -> pd.DataFrame:
