@@ -156,6 +156,15 @@ def test_redirects_are_followed_only_on_the_api_origin_and_the_token_never_leave
         url = http_server.script("/hop", Reply(302, b"", {"Location": other.url("/steal")}))
         with pytest.raises(SourceError, match=r"/hop.*redirected to .*/steal, off the API's origin"):
             read_json_api("s", api_spec(url=url))
+        # a backslash: `urlsplit` reads the API's host after the '@', the HTTP client the other one before it
+        sneaky = other.base + "\\@" + http_server.base.split("//", 1)[1] + "/steal"
+        url = http_server.script("/hop2", Reply(302, b"", {"Location": sneaky}))
+        with pytest.raises(SourceError, match=r"off the API's origin"):
+            read_json_api("s", api_spec(url=url))
+        pages = {None: {"urls": RECORDS[:1], "next": sneaky}}
+        url = http_server.route("/next", lambda q, h: Reply(200, pages[None]))
+        with pytest.raises(SourceError, match="leaves"):
+            read_json_api("s", api_spec(url=url, pagination={"style": "cursor"}))
         assert other.requests == []
     finally:
         other.close()

@@ -61,7 +61,12 @@ def api_url(source_name: str, spec: Mapping[str, Any]) -> str:
 
 
 def origin_of(url: str) -> tuple[str, str, int] | None:
-    """Scheme, host and port (default filled in) that a link must share with the API; None if unparsable."""
+    """Scheme, host and port (default filled in) that a link must share with the API; None if unparsable, or if
+    it holds a backslash, white space or a control character: parsers disagree on where such a host ends
+    (``http://127.0.0.1:9\\@api.example/`` is api.example to `urlsplit` but 127.0.0.1:9 to the HTTP client,
+    which would carry the API's token there)."""
+    if "\\" in url or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return None
     try:
         parts = urlsplit(url)
         port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
