@@ -94,6 +94,9 @@ def test_a_postgres_password_with_an_at_sign_does_not_leak_its_tail() -> None:
     with pytest.raises(SourceError) as caught:
         describe_dsn(f"postgresql://analyst:p@{SECRET}@db.example:5432/intel")
     assert SECRET not in str(caught.value) and "%40" in str(caught.value)
+    with pytest.raises(SourceError) as caught:  # digits, then a '/': libpq reads a port and a database name
+        describe_dsn(f"postgresql://analyst:1234/{SECRET}@db.example:5432/intel")
+    assert SECRET not in str(caught.value) and "%2F" in str(caught.value)
     assert describe_dsn("postgresql://analyst:pw@db.example:5432/intel") == "analyst@db.example:5432/intel"
 
 

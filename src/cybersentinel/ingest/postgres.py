@@ -35,8 +35,11 @@ def describe_dsn(dsn: str) -> str:
         parts = parse_dsn(dsn)
     except Exception as exc:  # noqa: BLE001 - psycopg2 raises ProgrammingError; the DSN itself must not be echoed
         raise SourceError(f"the PostgreSQL connection string is not valid ({type(exc).__name__})") from None
-    if "@" in parts.get("host", ""):  # libpq ends user-info at the first "@": the rest of the password became host
-        raise SourceError("the PostgreSQL connection string is not valid: percent-encode '@' in the password (%40)")
+    # libpq ends user-info at the first "@", and the host at the first "/": a password holding either became the
+    # host (``p@ss``) or the port and database name (``1234/secret@db``), which messages would quote
+    if "@" in parts.get("host", "") or "@" in parts.get("dbname", ""):
+        raise SourceError("the PostgreSQL connection string is not valid: percent-encode '@' in the password (%40) "
+                          "and '/' (%2F)")
     if not all(p.strip().isdigit() for p in parts.get("port", "5432").split(",")):
         raise SourceError("the PostgreSQL connection string is not valid: the port is not a number")
     return (f"{parts.get('user', os.environ.get('PGUSER', '?'))}@{parts.get('host', 'localhost')}:"
