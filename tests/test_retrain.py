@@ -26,7 +26,8 @@ def figures(roc_auc: float, brier: float = 0.05) -> dict[str, float]:
     (figures(0.930), figures(0.940), (0.90, 0.90), 500, False, "must be higher"),
     (figures(0.950), figures(0.940), (0.894, 0.90), 500, False, "fell from 0.90000 to 0.89400"),
     (figures(0.950), figures(0.940), (0.896, 0.90), 500, True, "0.90000 -> 0.89600"),
-    (figures(0.950), figures(0.940), (None, 0.90), 500, True, "n/a"),
+    (figures(0.950), figures(0.940), (None, 0.90), 500, False, "no leave-one-collection-out figure"),
+    (figures(0.950), figures(0.940), (0.90, None), 500, True, "n/a -> 0.90000"),  # an older champion unmeasured
     (None, None, (0.90, 0.90), 0, False, "no test rows held out from both"),
 ])
 def test_the_candidate_is_promoted_only_if_better_by_the_margin(candidate, champion, loco, shared, promote,
@@ -78,6 +79,22 @@ def test_the_same_model_is_nothing_new_and_no_champion_is_a_first_promotion() ->
     assert not same.promote and same.reason.startswith("nothing new")
     first = decide("a" * 64, None, None, None, 0.9, None, shared_rows=0, **RULE)
     assert first.promote and first.reason.startswith("no champion yet")
+
+
+def test_the_same_model_under_a_new_policy_is_judged_by_the_decision_gates_alone() -> None:
+    # a retrain that changed only model.json (a threshold chosen again, a pinned list) has the model's bytes: the
+    # metric cannot tell the two apart, the leave-one-collection-out and sanity gates can
+    args = ("a" * 64, "a" * 64, None, None)
+    clean = decide(*args, 0.90, 0.90, shared_rows=0, **RULE, candidate_sanity=CLEAN, champion_sanity=CLEAN,
+                   same_manifest=False)
+    assert clean.promote and clean.reason.startswith("the same model under a new decision policy")
+    worse = decide(*args, 0.90, 0.90, shared_rows=0, **RULE, candidate_sanity={**CLEAN,
+                   "legitimate_malicious_with_feeds": 7}, champion_sanity=CLEAN, same_manifest=False)
+    assert not worse.promote and "legitimate_malicious_with_feeds 0 -> 7" in worse.reason
+    fell = decide(*args, 0.80, 0.90, shared_rows=0, **RULE, same_manifest=False)
+    assert not fell.promote and "fell from 0.90000 to 0.80000" in fell.reason
+    same = decide(*args, 0.90, 0.90, shared_rows=0, **RULE, same_manifest=True)
+    assert not same.promote and same.reason.startswith("nothing new")
 
 
 def test_lower_is_better_for_the_brier_score() -> None:

@@ -62,7 +62,7 @@ def retrain_command(
     """Retrain on what is new (data, feedback, feeds); promote the candidate only if it is better."""
     import pandas as pd
 
-    from cybersentinel.core.files import atomic_path, write_json
+    from cybersentinel.core.files import atomic_path, sha256_file, write_json
     from cybersentinel.mlops import retrain as steps
     from cybersentinel.tracking.promotion import decide, report_markdown, shared_test_rows
     from cybersentinel.tracking.registry import METRICS
@@ -88,6 +88,8 @@ def retrain_command(
                     steps.restore(repo)  # a failed repro leaves the champion in place, not half a candidate
                 raise
             after_manifest = json.loads((repo / "models/model.json").read_text())
+            # a new manifest with the same model file (a threshold, a pinned list) is a new decision, judged too
+            same_manifest = before.get("manifest_sha256") == sha256_file(repo / "models/model.json")
             after_loco = json.loads((repo / "reports/generalisation.json").read_text())
             candidate = champion = None
             shared = pd.DataFrame()
@@ -102,8 +104,8 @@ def retrain_command(
                               metric=config["metric"], min_delta=float(config["min_delta"]),
                               loco_tolerance=float(config["loco_tolerance"]), shared_rows=len(shared),
                               candidate_sanity=candidate_sanity, champion_sanity=before.get("sanity"),
-                              sanity_tolerance=config["sanity_tolerance"])
-            nothing_new = before.get("sha256") == after_manifest["sha256"]
+                              sanity_tolerance=config["sanity_tolerance"], same_manifest=same_manifest)
+            nothing_new = same_manifest
             if not decision.promote and not nothing_new:
                 steps.restore(repo)  # the champion stays, in the workspace and in dvc.lock
             notes, alias_moved = [], True

@@ -146,7 +146,8 @@ def keep_champion(repo: Path, dest: Path) -> dict[str, Any]:
         return {}
     shutil.copytree(models, dest / "models")
     kept: dict[str, Any] = {"models": dest / "models",
-                            "sha256": json.loads((models / "model.json").read_text())["sha256"]}
+                            "sha256": json.loads((models / "model.json").read_text())["sha256"],
+                            "manifest_sha256": hashlib.sha256((models / "model.json").read_bytes()).hexdigest()}
     test = repo / "data" / "features" / "test.parquet"
     if test.is_file():
         kept["test"] = dest / "test.parquet"

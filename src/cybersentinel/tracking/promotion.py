@@ -41,13 +41,17 @@ def decide(candidate_sha256: str, champion_sha256: str | None, candidate: Mappin
            champion: Mapping[str, float] | None, candidate_loco_min: float | None, champion_loco_min: float | None,
            *, metric: str, min_delta: float, loco_tolerance: float, shared_rows: int,
            candidate_sanity: Mapping[str, int] | None = None, champion_sanity: Mapping[str, int] | None = None,
-           sanity_tolerance: int = 0) -> Decision:
+           sanity_tolerance: int = 0, same_manifest: bool | None = None) -> Decision:
     """Promote the candidate only if it is a new model that beats the champion on ``metric`` over the shared test
     rows by more than ``min_delta``, whose worst leave-one-collection-out ROC-AUC is at most ``loco_tolerance``
     below the champion's, and that has none of the sanity counts (wrong verdicts on the hand-written sets) more than
     ``sanity_tolerance`` above the champion's (a count the champion has no record of is taken as 0; a candidate
     without a count the champion has is refused; with no counts on either side the gate is not asked). Every
-    refusal says which gate stopped it."""
+    refusal says which gate stopped it.
+
+    The same model under another manifest (``same_manifest`` False: a threshold chosen again, a pinned list
+    refreshed) is a new decision for the same ranking: the metric cannot tell the two apart, so only the
+    leave-one-collection-out and sanity gates judge it. ``same_manifest`` None compares the model hashes alone."""
     figures = {"metric": metric, "min_delta": min_delta, "loco_tolerance": loco_tolerance, "shared_rows": shared_rows,
                "candidate": dict(candidate or {}), "champion": dict(champion or {}),
                "candidate_loco_min_roc_auc": candidate_loco_min, "champion_loco_min_roc_auc": champion_loco_min,
@@ -56,15 +60,22 @@ def decide(candidate_sha256: str, champion_sha256: str | None, candidate: Mappin
                "sanity_tolerance": sanity_tolerance}
     if champion_sha256 is None:
         return Decision(True, "no champion yet: the candidate becomes the champion", figures)
-    if candidate_sha256 == champion_sha256:
+    policy_only = candidate_sha256 == champion_sha256 and same_manifest is False
+    if candidate_sha256 == champion_sha256 and not policy_only:
         return Decision(False, "nothing new: the pipeline reproduced the champion (same model SHA-256)", figures)
-    if not shared_rows or candidate is None or champion is None:
+    if policy_only:
+        new = old = None
+    elif not shared_rows or candidate is None or champion is None:
         return Decision(False, "no test rows held out from both models: they cannot be compared", figures)
-    new, old = candidate[metric], champion[metric]
-    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
-    if not beats(metric, new, old, min_delta):
-        return Decision(False, f"{metric} {new:.5f} against the champion's {old:.5f} on {shared_rows:,} shared test "
-                               f"rows: it must be {direction} by more than {min_delta}", figures)
+    else:
+        new, old = candidate[metric], champion[metric]
+        direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+        if not beats(metric, new, old, min_delta):
+            return Decision(False, f"{metric} {new:.5f} against the champion's {old:.5f} on {shared_rows:,} shared "
+                                   f"test rows: it must be {direction} by more than {min_delta}", figures)
+    if candidate_loco_min is None and champion_loco_min is not None:
+        return Decision(False, "the candidate has no leave-one-collection-out figure the champion has "
+                               "(reports/generalisation.json, stage generalise)", figures)
     if candidate_loco_min is not None and champion_loco_min is not None and \
             candidate_loco_min < champion_loco_min - loco_tolerance:
         return Decision(False, f"worst leave-one-collection-out ROC-AUC fell from {champion_loco_min:.5f} to "
@@ -80,8 +91,9 @@ def decide(candidate_sha256: str, champion_sha256: str | None, candidate: Mappin
         return Decision(False, f"more wrong verdicts on the hand-written sanity sets than the champion: "
                                f"{', '.join(worse)}", figures)
     wrong = "n/a" if candidate_sanity is None else f"{sum(candidate_sanity.values())} wrong"
-    return Decision(True, f"{metric} {new:.5f} against the champion's {old:.5f} on {shared_rows:,} shared test rows; "
-                          f"worst leave-one-collection-out ROC-AUC {_fmt(champion_loco_min)} -> "
+    ranking = "the same model under a new decision policy (model.json)" if policy_only else \
+        f"{metric} {new:.5f} against the champion's {old:.5f} on {shared_rows:,} shared test rows"
+    return Decision(True, f"{ranking}; worst leave-one-collection-out ROC-AUC {_fmt(champion_loco_min)} -> "
                           f"{_fmt(candidate_loco_min)}; sanity sets: {wrong}", figures)
 
 
