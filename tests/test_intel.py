@@ -56,6 +56,18 @@ def test_parse_networks_names_file_and_line_of_a_malformed_entry():
         parse_networks(["1.2.3.0/24", "# c", "1.2.3.300/24"], "drop.txt")
 
 
+@pytest.mark.parametrize("line", ["0.0.0.0/0", "::/0", "8.0.0.0/6", "2000::/3"])
+def test_a_range_wider_than_any_feed_lists_is_refused(line):
+    with pytest.raises(FeedError, match=r"drop.txt:2: .* holds public addresses beyond one /"):
+        parse_networks(["1.2.3.0/24", line], "drop.txt")
+
+
+def test_wide_ranges_of_addresses_that_are_not_public_stay():
+    assert [str(n) for n in parse_networks(["224.0.0.0/3", "10.0.0.0/8", "fc00::/7", "42.0.0.0/8"],
+                                            "firehol.txt").entries] == ["224.0.0.0/3", "10.0.0.0/8", "fc00::/7",
+                                                                        "42.0.0.0/8"]
+
+
 def test_parse_domain_list_reads_hosts_and_plain_formats_and_skips_boilerplate():
     lines = ["# hosts", "127.0.0.1 localhost", "::1 ip6-localhost ip6-loopback", "0.0.0.0 Evil.Example.COM.",
              "0.0.0.0 a.test b.test  # two names", "plain.example.org", "", "bücher.example"]

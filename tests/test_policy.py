@@ -14,6 +14,7 @@ from cybersentinel.scoring.decider import (
     address_sign_in,
     deceptive_host,
     known_software_file,
+    own_webmail,
     page_asset,
     software_url_pattern,
     userinfo_deception,
@@ -196,6 +197,18 @@ def test_read_site_list(tmp_path):
     path.write_text("http://example.com/path\n")
     with pytest.raises(ValueError, match="allow.txt:1"):
         read_site_list([path], [], "allowlist")
+    # a name given on the command line is checked as a file's is: an entry that matches nothing protects nothing
+    for name, why in (("https://shop.example.net/", "not a URL"), ("*.a.example.net", "without a wildcard")):
+        with pytest.raises(ValueError, match=why):
+            read_site_list([], [name], "allowlist")
+
+
+def test_site_list_names_are_matched_as_a_browser_resolves_them():
+    listed = SiteList(["Bücher.de.", "xn--caf-dma.example"], "allowlist")
+    assert listed.match("xn--bcher-kva.de") == "allowlist: xn--bcher-kva.de"
+    assert listed.match("shop.xn--bcher-kva.de") == "allowlist: xn--bcher-kva.de"
+    assert listed.match("xn--caf-dma.example") == "allowlist: xn--caf-dma.example"
+    assert SiteList(["2001:db8::1"]).match("2001:db8::1")  # an address as it is
 
 
 def batch(decider: Decider, hosts: list[str], scores: list[float], alone: list[bool]):
@@ -455,6 +468,48 @@ def test_page_assets_are_at_most_suspicious_on_the_models_word_alone():
     assert list(verdicts) == ["malicious", "suspicious"] and reasons[0] == ""
     assert not Decider(off).apply(np.array([0.99]), np.ones(1, bool), ["a.example"], np.array([0]), np.zeros(1, bool),
                                   row_asset={0: asset})[2][0]
+
+
+@pytest.mark.parametrize(("url", "found"), [
+    ("https://outlook.smallfirm.de/owa/", "Outlook on the web (`/owa/`) at `outlook.smallfirm.de`"),
+    ("https://mail.smallfirm.de/owa/auth/logon.aspx?replaceCurrent=1&url=https%3a%2f%2fmail.smallfirm.de%2fowa%2f",
+     "Outlook on the web (`/owa/auth/logon.aspx`) at `mail.smallfirm.de`"),
+    ("https://MAIL.Firm.co.uk/OWA", "Outlook on the web (`/OWA`) at `mail.firm.co.uk`"),  # IIS ignores case
+    ("mail.acme.de/ecp/", "Outlook on the web (`/ecp/`) at `mail.acme.de`"),
+    ("https://boticelli.org/owa/auth/logon.aspx", ""),  # not a mail server's name
+    ("https://mail.outlook-verify.top/owa/auth/logon.aspx", ""),  # a brand in the site's name: no firm's own
+    ("https://mail.office.boticelli.org/owa/", ""),  # two labels below the site: anyone's name
+    ("https://mail.smallfirm.de/kit/owa/", ""),  # in a folder of its own
+    ("https://mail.smallfirm.de/owa/redir.aspx?URL=https%3a%2f%2fevil.example%2f", ""),  # a link elsewhere
+    ("https://mail.smallfirm.de/owa/signin.php", ""),
+    ("https://owa.github.io/owa/", ""),  # a user's site on a platform: its own registered domain
+    ("https://172.104.75.98/owa/auth/logon.aspx", ""), ("http://[::1/owa/", ""),  # an address; malformed
+])
+def test_a_sites_own_outlook_on_the_web_is_named(url, found):
+    assert own_webmail(url) == (f"{found}, the site's own mail server" if found else "")
+
+
+def test_a_sites_own_outlook_on_the_web_is_at_most_suspicious_on_the_models_word_alone():
+    why = own_webmail("https://mail.smallfirm.de/owa/")
+    policy = Policy(threshold=0.7, suspicious_band=0.2, cap_own_webmail=True)
+    assert decide(policy, 0.99, Evidence(own_webmail=why)) == (
+        policy.asset_ceiling, "suspicious", f"{why}: a kit can copy its pages, so on the model's word alone it is at "
+                                            "most suspicious")
+    assert decide(policy, 0.6, Evidence(own_webmail=why)) == (0.6, "suspicious", "")  # below the threshold: as it is
+    assert decide(policy, 0.3, Evidence(own_webmail=why, deception="brand"))[:2] == (0.9, "malicious")
+    assert decide(policy, 0.3, Evidence(own_webmail=why, feeds=("drop",)))[:2] == (0.9, "malicious")
+    assert decide(Policy(threshold=0.7), 0.99, Evidence(own_webmail=why))[:2] == (0.99, "malicious")  # off
+    rows = (np.array([0.99, 0.99]), np.ones(2, bool), ["mail.smallfirm.de"], np.zeros(2, int), np.zeros(2, int))
+    scores, verdicts, reasons, _ = Decider(policy).apply(*rows, row_webmail={1: why})
+    assert list(verdicts) == ["malicious", "suspicious"] and reasons[0] == "" and reasons[1].startswith(why)
+    one = Decider(policy).decide_rows([0.99], ["mail.smallfirm.de"], [0], [IN_PAGE], {}, {}, {}, {}, {}, {},
+                                      {0: why})
+    assert one[0][:3] == (scores[1], "suspicious", reasons[1])  # the one-row path decides alike
+    # what the budget counts: the served decision cannot flag it on the model's score
+    lists = {"popularity": {}, "known_paths": frozenset(), "resolvers": {}}
+    urls = ["https://mail.smallfirm.de/owa/auth/logon.aspx", "https://smallfirm.de/owa/auth/logon.aspx"]
+    assert rules_only(policy, "", lists).flaggable_on_score(urls).tolist() == [False, True]
+    assert rules_only(Policy(threshold=0.7), "", lists).flaggable_on_score(urls).tolist() == [True, True]
 
 
 def test_a_page_assets_score_counts_the_factor():

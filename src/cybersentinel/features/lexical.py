@@ -201,7 +201,7 @@ def _brand_mixed_in(parts: HostParts) -> bool:
     # "paypal-secure" holds a brand; "paypal" itself does not, unless it is a brand holding another one
     if parts.domain in _BRAND_SET:  # a set: `in BRANDS` compared a new name with each of 100+ brands
         return parts.domain in _BRANDS_HOLDING_A_BRAND
-    return _BRAND_IN_NAME.holds(parts.domain)
+    return BRAND_IN_NAME.holds(parts.domain)
 
 
 # Every hand-made URL feature, in output order: names, reasons, flags and the featurizer version come from here.
@@ -259,7 +259,7 @@ FEATURES: tuple[Feature, ...] = (
 _HOST_HELPERS: dict[str, Callable[[HostParts], float]] = {
     "_brand_in_subdomain": lambda h: ANY_BRAND.holds(h.subdomain),
     # the registered name's label, not its suffix: a `.live` site is no more Microsoft's than a `.com` one
-    "_brand_in_registered": lambda h: _BRAND_IN_NAME.holds(h.domain),
+    "_brand_in_registered": lambda h: BRAND_IN_NAME.holds(h.domain),
 }
 URL_FEATURES: dict[str, str] = {f.name: f.says for f in FEATURES}
 FLAG_FEATURES = frozenset(f.name for f in FEATURES if f.flag)
@@ -884,7 +884,7 @@ ANY_BRAND = Literals(BRANDS)
 # ordinary words hold them ("groups" "ups", "first" "irs", "delivery" "live", "purchase" "chase"), which made
 # small sites' names brand-like and a brand in the path of such a site not "outside"; the brands' own compound
 # names keep theirs ("steamcommunity", "ebayimg", "adobelogin"). A subdomain or path still matches anywhere.
-_BRAND_IN_NAME = Literals(b for b in BRANDS if len(b) > 5) | Literals((b for b in BRANDS if len(b) <= 5),
+BRAND_IN_NAME = Literals(b for b in BRANDS if len(b) > 5) | Literals((b for b in BRANDS if len(b) <= 5),
                                                                       before="[^a-z]")
 # Brands that contain another brand: the only names equal to a brand that still hold a *different* brand.
 _BRANDS_HOLDING_A_BRAND = frozenset(d for d in BRANDS if any(b in d and b != d for b in BRANDS))
@@ -992,7 +992,7 @@ def _host_rows_arrow(hosts: pa.LargeStringArray) -> tuple[np.ndarray, HostSplits
     sub_lengths = _numpy(pc.binary_length(subs))
     labels = pc.split_pattern(suffixes, pattern=".")
     last_labels = labels.flatten().take(pa.array(np.asarray(labels.offsets)[1:] - 1))
-    brand_in_name = rows_matching(_BRAND_IN_NAME, domains)
+    brand_in_name = rows_matching(BRAND_IN_NAME, domains)
     columns = {
         "subdomain_depth": _numpy(pc.count_substring(subs, ".")) + (sub_lengths > 0),
         "domain_label_length": _numpy(pc.binary_length(domains)),

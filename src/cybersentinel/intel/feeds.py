@@ -130,10 +130,29 @@ def parse_networks(lines: Iterable[str], source: str) -> ParsedFeed:
             skipped += 1
             continue
         try:
-            entries.append(ipaddress.ip_network(token, strict=False))
+            network = ipaddress.ip_network(token, strict=False)
         except ValueError as err:
             raise FeedError(f"{source}:{lineno}: malformed network entry {line.strip()[:80]!r} ({err})") from None
+        if _too_wide(network):
+            raise FeedError(f"{source}:{lineno}: {network} holds public addresses beyond one /"
+                            f"{_WIDEST_PUBLIC[network.version]}: no feed lists that much of the internet")
+        entries.append(network)
     return ParsedFeed(entries, skipped)
+
+
+# The widest range of public addresses a feed may list: a regional registry's /8 of IPv4 and /16 of IPv6 (the
+# real feeds' widest are /12s of Spamhaus DROP). A corrupted or hostile line such as ``0.0.0.0/0`` would make
+# every address `malicious` and swallow the feed's real entries when its ranges are merged. Wider ranges of
+# addresses that are not public (FireHOL's ``224.0.0.0/3``: multicast and reserved) stay.
+_WIDEST_PUBLIC = {4: 8, 6: 16}
+
+
+def _too_wide(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    widest = _WIDEST_PUBLIC[network.version]
+    if network.prefixlen >= widest:
+        return False
+    return any(not (part.is_private or part.is_multicast or part.is_reserved or part.is_loopback
+                    or part.is_link_local or part.is_unspecified) for part in network.subnets(new_prefix=widest))
 
 
 def parse_ranked_domains(lines: Iterable[str], source: str) -> ParsedFeed:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from cybersentinel.features.lexical import (
     ANY_BRAND,
     ASSET_EXTENSIONS,
+    BRAND_IN_NAME,
     BRANDS,
     FEW_TEXTS,
     PAGE_EXTENSIONS,
@@ -136,7 +137,7 @@ class Decider:
             [""] * n
         named = named_brands(splits, [rank is not None for rank in ranks])
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
-                   deceptions, [""] * n, [""] * n, own_name, user_content, named, [False] * n)
+                   deceptions, [""] * n, [""] * n, own_name, user_content, named, [False] * n, [""] * n)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
         maybe_addresses = [i for i, (ok, host) in enumerate(zip(plain, canonical, strict=True))
                            if not ok or host.endswith("localhost")]  # maybe an address, localhost or empty
@@ -170,7 +171,8 @@ class Decider:
         user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
         fields = (False, False, feeds, None, None, rank, registered, allowed, blocked,
                   deceptive_hosts([canonical], splits)[0], "", "", canonical == registered or
-                  canonical == "www." + registered, user_content, named_brands(splits, [rank is not None])[0], False)
+                  canonical == "www." + registered, user_content, named_brands(splits, [rank is not None])[0], False,
+                  "")
         return (*fields, *changes_anything(self.policy, [fields]))
 
     def global_addresses(self, hosts: list[str]) -> list[bool]:
@@ -185,7 +187,7 @@ class Decider:
         if host == "localhost" or host.endswith(".localhost"):
             host = "127.0.0.1"  # RFC 6761: localhost names resolve to the loopback address, never elsewhere
         if not host:
-            return False, False, (), None, None, None, "", allowed, blocked, "", "", "", False, "", "", False
+            return False, False, (), None, None, None, "", allowed, blocked, "", "", "", False, "", "", False, ""
         address = parse_ip(host)
         if address is None:
             return None
@@ -199,18 +201,20 @@ class Decider:
             status, feeds = (ip_status(category, 0) if category else None), ()
         allowed = allowed or self.resolvers.get(host, "")
         return True, standing == ALONE, feeds, status, category, None, host, allowed, blocked, "", "", "", False, "", \
-            "", standing == ROOT_PAGE
+            "", standing == ROOT_PAGE, ""
 
     def apply(self, model_scores: np.ndarray, ok: np.ndarray, hosts: list[str], host_of_row: np.ndarray,
               standing: np.ndarray, row_deception: Mapping[int, str] | None = None,
               row_known_file: Mapping[int, str] | None = None, row_allowed: Mapping[int, str] | None = None,
               row_blocked: Mapping[int, str] | None = None, row_asset: Mapping[int, str] | None = None,
-              row_sign_in: Mapping[int, str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              row_sign_in: Mapping[int, str] | None = None, row_webmail: Mapping[int, str] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scores, verdicts, rule reasons and matched feeds of a batch: ``hosts`` are its distinct hosts,
         ``host_of_row`` each row's index into them, ``standing`` how each row's host stands in it
         (`ParsedUrls.host_standing`: in a page, as a root page, written alone).
         The ``row_*`` maps hold what is known of single rows (deception, a stock file, the URL itself on the
-        allowlist or block list, a page asset, a sign-in page on a public address). Rows that are not ``ok``
+        allowlist or block list, a page asset, a sign-in page on a public address, the site's own Outlook on the
+        web). Rows that are not ``ok``
         (unusable input) get NaN and empty strings."""
         n = len(model_scores)
         scores = np.where(ok, model_scores, np.nan)
@@ -224,9 +228,10 @@ class Decider:
         root_ip = is_ip[host_of_row] & (standing == ROOT_PAGE)
         row_deception, row_known_file = row_deception or {}, row_known_file or {}
         row_allowed, row_blocked, row_asset = row_allowed or {}, row_blocked or {}, row_asset or {}
-        row_sign_in = row_sign_in or {}
+        row_sign_in, row_webmail = row_sign_in or {}, row_webmail or {}
         per_row = np.zeros(len(model_scores), dtype=bool)
-        per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset, *row_sign_in]] = True
+        per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset, *row_sign_in,
+                 *row_webmail]] = True
         address = {}  # (standing, host) -> entry: an address alone or at a root page has its own entries
         for kind, mask in ((ALONE, bare_ip), (ROOT_PAGE, root_ip)):
             found = np.unique(host_of_row[ok & mask]).tolist()
@@ -241,7 +246,7 @@ class Decider:
             reasons[simple] = popular[host_of_row[simple]]
             rows &= ~simple
         rows = np.flatnonzero(rows)
-        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in)
+        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in, row_webmail)
         kinds = np.where(bare_ip, ALONE, np.where(root_ip, ROOT_PAGE, IN_PAGE))
         for i, host, kind, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
                 rows.tolist(), host_of_row[rows].tolist(), kinds[rows].tolist(), per_row[rows].tolist(),
@@ -265,13 +270,15 @@ class Decider:
     def decide_rows(self, model_scores: list[float | None], hosts: list[str], host_of_row: list[int],
                     standing: list[int], row_deception: Mapping[int, str], row_known_file: Mapping[int, str],
                     row_allowed: Mapping[int, str], row_blocked: Mapping[int, str], row_asset: Mapping[int, str],
-                    row_sign_in: Mapping[int, str] | None = None) -> list[tuple[float, str, str, str]]:
+                    row_sign_in: Mapping[int, str] | None = None, row_webmail: Mapping[int, str] | None = None
+                    ) -> list[tuple[float, str, str, str]]:
         """`apply` for a few rows, one at a time in plain Python (NumPy's per-call cost is most of `apply`'s time
         for one row): (score, verdict, rule reasons, feeds) per row, a ``None`` model score marking an unusable
         input (NaN and empty strings). The same rows are decided by the same `_decide_row`; the others keep the
         model's score and the policy's verdict of it, as in `apply`."""
         plain = self._entries(hosts, IN_PAGE)
-        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in or {})
+        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in or {},
+                 row_webmail or {})
         out: list[tuple[float, str, str, str]] = []
         for i, (model_score, host) in enumerate(zip(model_scores, host_of_row, strict=True)):
             if model_score is None:
@@ -294,11 +301,11 @@ class Decider:
         ``facts``) when ``row`` is given."""
         ev = Evidence._make(entry[:-1]) if entry is not None else Evidence()
         if row is not None:
-            deception, known_file, allowed, blocked, asset, sign_in = facts
+            deception, known_file, allowed, blocked, asset, sign_in, webmail = facts
             ev = ev._replace(deception="; ".join(filter(None, [ev.deception, deception.get(row, "")])),
                              known_file=known_file.get(row, ""), allowed=allowed.get(row) or ev.allowed,
                              blocked=blocked.get(row) or ev.blocked, asset=asset.get(row, ""),
-                             corroboration=sign_in.get(row) or ev.corroboration)
+                             corroboration=sign_in.get(row) or ev.corroboration, own_webmail=webmail.get(row, ""))
         score, _, reason = decide(self.policy, model_score, ev)
         return score, reason, ", ".join(ev.feeds)
 
@@ -434,6 +441,31 @@ def address_sign_in(url: str) -> str:
     _, _, host, _, path, query, _ = url_fields(url)
     word = _SIGN_IN.search(f"{path}?{query}")
     return f"a sign-in page (`{word.group(0)}`) on the public address `{host}`" if word else ""
+
+
+# Outlook on the web, Exchange's web client: the pages a browser opens on it (`own_webmail`), and the first labels
+# organisations give the host that runs it (``mail.``, ``owa.``, ``autodiscover.``, which clients ask for).
+_OUTLOOK_ON_THE_WEB = re.compile(r"(?i)/(?:owa|ecp)/?|/owa/auth/logon\.aspx")
+_MAIL_SERVER_LABELS = frozenset({"mail", "webmail", "owa", "outlook", "exchange", "email", "autodiscover"})
+
+
+def own_webmail(url: str) -> str:
+    """``"Outlook on the web (`/owa/`) at `mail.smallfirm.de`, the site's own mail server"`` when the URL opens
+    the sign-in or start page of Exchange's web client (`_OUTLOOK_ON_THE_WEB`: paths IIS compares without case)
+    on a host one label below its registered domain, that label one an organisation names its mail server
+    (`_MAIL_SERVER_LABELS`) and the site's name no brand's (``mail.outlook-verify.top`` is no firm's); ""
+    otherwise. Every firm that runs Exchange serves these pages on such a host, and a
+    URL alone cannot tell them from a kit copied to ``mail.<a domain of its own>`` (the collections list real
+    universities' and hospitals' pages among their phishing: 29 such URLs in data/validated.parquet, 1
+    legitimate), so the policy caps the model's word there rather than clearing it. A kit under any other name
+    (``boticelli.org/owa/auth/logon.aspx``, 62 phishing URLs) or in a folder of its own is not one."""
+    _, _, host, _, path, _, _ = url_fields(url)
+    if host.partition(".")[0] not in _MAIL_SERVER_LABELS or not _OUTLOOK_ON_THE_WEB.fullmatch(path):
+        return ""
+    subdomain, domain, suffix, is_ip = split_host(host)
+    if is_ip or not suffix or subdomain not in _MAIL_SERVER_LABELS or BRAND_IN_NAME.holds(domain):
+        return ""
+    return f"Outlook on the web (`{path}`) at `{host}`, the site's own mail server"
 
 
 REST_PREFIX = "/wp-json/"

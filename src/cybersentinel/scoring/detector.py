@@ -41,6 +41,7 @@ from cybersentinel.scoring.decider import (
     Decider,
     address_sign_in,
     known_software_file,
+    own_webmail,
     page_asset,
     planted_page,
     software_url_pattern,
@@ -386,7 +387,7 @@ class Detector:
                    host_of_row: np.ndarray) -> tuple[dict[int, str], ...]:
         """What is known of single rows, for the decision policy: a host name hidden before '@' or a page planted
         in the folders of known web software, a stock file of it, the URL itself on the allowlist, on the local
-        block list, a page asset, a sign-in page on a public address."""
+        block list, a page asset, a sign-in page on a public address, the site's own Outlook on the web."""
         n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
@@ -407,7 +408,8 @@ class Detector:
         patterns = {name: pattern for name, pattern, wanted in (
             ("planted", "/wp-admin/|/wp-includes/", bool(self.known_paths)),
             ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
-            ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets)) if wanted}
+            ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
+            ("webmail", r"(?i)/(?:owa|ecp)(?:[/?#]|$)", decider.policy.cap_own_webmail)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
@@ -423,7 +425,8 @@ class Detector:
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
                 by_row(range(n) if decider.block.urls else [], decider.block.match_url),
                 by_row(rows.get("asset", []), page_asset),
-                by_row(on_address, address_sign_in))
+                by_row(on_address, address_sign_in),
+                by_row(rows.get("webmail", []), own_webmail))
 
     def flaggable_on_score(self, values: Any) -> np.ndarray:
         """Which values the policy can call `malicious` on the model's score alone: False where it lowers or caps

@@ -65,6 +65,13 @@ alone: the model learned from the pages phishing lists name, and what it says of
 site's ``jquery.min.js`` is a guess; blocking one breaks pages, and a phishing site's assets come with its pages,
 which are judged. Rules 1 and 3 (the block list, feeds, deception) still make an asset ``malicious``.
 
+So, when ``cap_own_webmail`` is on, is a site's own Outlook on the web (``https://mail.smallfirm.de/owa/``: Exchange's
+sign-in and start pages on a host one label below the site, named as organisations name their mail servers, the
+site's name holding no brand: `decider.own_webmail`): every firm that runs Exchange serves those pages, and the
+model, trained on lists that name such pages of real universities and hospitals as phishing, scores many of them
+``malicious``; a kit copied to ``mail.<a domain of its own>`` looks the same to a URL-only model, so the cap
+leaves it ``suspicious`` for an analyst rather than clearing it.
+
 Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
 """
 
@@ -77,7 +84,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from cybersentinel.url.parsing import host_and_parents, page_key, ranked_name
+from cybersentinel.url.parsing import canonical_host, host_and_parents, page_key, ranked_name
 
 NOT_JUDGED_IP = ("private", "bogon")
 # How a row's host stands in it (`ParsedUrls.host_standing`), which rule 5 reads for addresses: in a URL with a
@@ -97,6 +104,7 @@ class Policy:
     page_asset_factor: float = 1.0  # 1: only the cap (models trained before this field)
     cap_user_content: bool = False  # rule 6's user-content hosts (off for models trained before this field)
     stock_file_factor: float = 0.0  # rule 4; 0: score 0 (models trained before this field)
+    cap_own_webmail: bool = False  # a site's own Outlook on the web (off for models trained before this field)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -173,6 +181,7 @@ class Evidence(NamedTuple):
     # site not the brand's, a sign-in page on a public address
     corroboration: str = ""
     address_root: bool = False  # the root page of an address, written as a URL (rule 5)
+    own_webmail: str = ""  # the site's own Outlook on the web the URL names (`decider.own_webmail`), "" if none
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
@@ -184,11 +193,12 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     decider caches plain tuples)."""
     popular = policy.is_popular
     assets = policy.cap_page_assets
+    webmail = policy.cap_own_webmail
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
                  or (rank is not None and popular(rank, own_name)) or (asset and assets) or corroboration
-                 or address_root)
+                 or address_root or (own_webmail and webmail))
             for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name,
-            _, corroboration, address_root in evidences]
+            _, corroboration, address_root, own_webmail in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -228,6 +238,9 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
     if evidence.address_root and score >= policy.threshold:
         score, reason = policy.asset_ceiling, f"the root page of the address `{evidence.registered_domain}`: the " \
             "model reads nothing of a site there but its address, so on its word alone it is at most suspicious"
+    if evidence.own_webmail and policy.cap_own_webmail and score >= policy.threshold:
+        score, reason = policy.asset_ceiling, f"{evidence.own_webmail}: a kit can copy its pages, so on the " \
+            "model's word alone it is at most suspicious"
     factor = policy.page_asset_factor
     if evidence.asset and policy.cap_page_assets and (factor < 1.0 or score >= policy.threshold):
         score = min(score * factor, policy.asset_ceiling)
@@ -288,9 +301,9 @@ def popular_only(policy: Policy, evidence: tuple) -> bool:
     """Whether rule 6 alone decides a host of these `Evidence` fields (a tuple, as `changes_anything` takes) when
     nothing is known of the row itself: `decide` then multiplies the score by ``popular_factor``, nothing else."""
     _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name, \
-        user_content, corroboration, address_root = evidence[:16]
+        user_content, corroboration, address_root, own_webmail = evidence[:17]
     return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset or corroboration
-                or address_root
+                or address_root or (own_webmail and policy.cap_own_webmail)
                 or ip_status in NOT_JUDGED_IP or (user_content and policy.cap_user_content)) \
         and policy.is_popular(rank, own_name)
 
@@ -306,8 +319,8 @@ class SiteList:
         self.entries: dict[str, str] = {}
         for name, reason in items:
             name = name.strip().lower().rstrip(".")
-            if name:
-                self.entries.setdefault(name, reason)
+            if name:  # as a browser resolves it, as the hosts it is matched with are: bücher.de is xn--bcher-kva.de
+                self.entries.setdefault(canonical_host(name) or name, reason)
         self.urls: dict[str, str] = {}
         for url, reason in (urls or {}).items():
             if key := page_key(url):
@@ -347,9 +360,24 @@ def read_site_list(paths: Iterable[str | Path], names: Iterable[str], why: str) 
         for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
             name = line.split("#", 1)[0].strip()
             if name:
-                if any(c.isspace() or c in "/?@" for c in name):
-                    raise ValueError(f"{path}:{number}: {name[:60]!r} is not a host name")
+                if problem := _not_a_host_name(name):
+                    raise ValueError(f"{path}:{number}: {name[:60]!r} is not a host name{problem}")
                 entries.setdefault(name, f"{why} {Path(path).name}")
     for name in names:
+        if problem := _not_a_host_name(name.strip()):
+            raise ValueError(f"{name[:60]!r} is not a host name{problem}")
         entries.setdefault(name, why)
     return SiteList(entries)
+
+
+def _not_a_host_name(name: str) -> str:
+    """Why a list's entry cannot be a host name (as an explanation after "is not a host name"), "" if it can be:
+    a URL, a wildcard or text with spaces would never match a host, and a list silently matching nothing
+    leaves a site unprotected (or unblocked)."""
+    if not name:
+        return ": it is empty"
+    if "*" in name:
+        return ": a name covers its subdomains already, without a wildcard"
+    if any(c.isspace() or c in "/?@" for c in name):
+        return ": write the host alone (example.com), not a URL"
+    return ""
