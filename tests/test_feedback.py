@@ -20,7 +20,14 @@ from cybersentinel.ingest.base import SourceError
 from cybersentinel.ingest.feedback import feedback_snapshot, read_feedback, store_location
 from cybersentinel.ingest.sources import ingest, snapshot
 from cybersentinel.model.estimators import repeat_rows
-from cybersentinel.ops.feedback import FeedbackError, FeedbackStore, StoreUnavailableError, target_of
+from cybersentinel.ops.feedback import (
+    Feedback,
+    FeedbackError,
+    FeedbackStore,
+    StoreUnavailableError,
+    site_lists,
+    target_of,
+)
 from cybersentinel.ops.service import Settings, create_app
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.scoring.policy import SiteList
@@ -104,6 +111,19 @@ def test_a_host_correction_never_covers_a_whole_platform(store: FeedbackStore, u
     assert store.list() == []
     page, _ = store.add(url, "false_positive", "url", "alice")  # the page itself can still be corrected
     assert page.scope == "url"
+
+
+def test_a_stored_host_row_the_guard_now_refuses_acts_on_nothing() -> None:
+    # a row written before a platform was known (or straight into the store) must not clear every kit on it
+    def row(id_: int, target: str, kind: str) -> Feedback:
+        return Feedback(id_, f"http://{target}/", "host", target, kind, 0 if kind == "false_positive" else 1, "",
+                        "alice", None, None, None, "2026-01-01T00:00:00Z", None, None, None)
+
+    allow, block = site_lists([row(1, "weebly.com", "false_positive"), row(2, "shop.example.net", "false_positive"),
+                               row(3, "co.uk", "confirmed_malicious"),
+                               row(4, "kit.example.org", "confirmed_malicious")])
+    assert allow.entries == {"shop.example.net": "analyst feedback #2 by alice"}
+    assert block.entries == {"kit.example.org": "analyst feedback #4 by alice"}
 
 
 def test_one_users_site_on_a_platform_is_a_host_of_its_own(store: FeedbackStore) -> None:

@@ -368,12 +368,20 @@ class FeedbackStore:
 
 
 def site_lists(active: Sequence[Feedback]) -> tuple[SiteList, SiteList]:
-    """False positives allow, confirmations block: hosts with their subdomains, or single URLs."""
+    """False positives allow, confirmations block: hosts with their subdomains, or single URLs. A host row the guard
+    now refuses (`target_of`: written before a platform or suffix was known, or straight into the store) acts on
+    nothing: ``weebly.com`` allowlisted would clear every kit on ``*.weebly.com``."""
+    from cybersentinel.ops.blocklist import target_of as block_target
+
     lists: dict[str, tuple[dict[str, str], dict[str, str]]] = {k: ({}, {}) for k in KINDS}
     for item in active:
         hosts, urls = lists[item.kind]
         why = f"analyst feedback #{item.id} by {item.analyst}"
         if item.scope == "host":
+            try:
+                block_target(item.target)
+            except ValueError:
+                continue
             hosts.setdefault(item.target, why)
         else:
             urls.setdefault(item.url, why)
