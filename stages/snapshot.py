@@ -51,10 +51,17 @@ def main() -> None:
         print(f"{name}: snapshot {entry['snapshot']} ({origin['kind']}, {entry['rows']:,} rows or files)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{args.out.name}.", dir=args.out.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"kind": origin["kind"], "sources": sources}, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, args.out)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"kind": origin["kind"], "sources": sources}, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        umask = os.umask(0o022)  # read back at once: mkstemp's 0600 becomes what the umask allows, as elsewhere
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, args.out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,23 @@ def test_the_ingest_stage_fails_on_one_line_and_writes_nothing(pg_dsn, tmp_path)
     assert errors == [errors[0]] and "source alpha: column 'x'" in errors[0], result.stderr
     assert not (tmp_path / "data" / "raw").exists()
     assert not (tmp_path / "data").exists() or not [p for p in (tmp_path / "data").iterdir() if ".raw" in p.name]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "not a readable CSV file"),
+    (b"url,date,label,label\nhttp://a.example/,2020,1,0\n", "the column(s) label appear more than once"),
+    (b"url,date\nhttp://a.example/,2020\n", "no label column(s) 'label'"),
+    (b"url ,date,label\nhttp://a.example/,2020,1\n", "no configured column(s) 'url'"),
+])
+def test_a_csv_file_a_source_cannot_read_is_one_line_naming_it(tmp_path, content, message):
+    # each was a KeyError or a pandas traceback from the ingest stage, which reports only SourceErrors in one line
+    import hashlib
+
+    from cybersentinel.ingest.files import read_source
+
+    (tmp_path / "urls.csv").write_bytes(content)
+    spec = {"name": "urls.csv", "url": "https://example.org/urls.csv", "sha256": hashlib.sha256(content).hexdigest()}
+    source = {"name": "s", "reader": "csv", "files": [spec], "label_column": "label", "labels": {"1": 1, "0": 0},
+              "columns": ["url"]}
+    with pytest.raises(SourceError, match=re.escape(message)):
+        read_source(source, mirror=str(tmp_path))

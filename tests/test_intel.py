@@ -414,6 +414,30 @@ def test_refresh_keeps_the_old_snapshot_when_the_new_one_is_malformed(tmp_path, 
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("line", ["0,zero.example", "-3,minus.example", "99999999999,huge.example"])
+def test_a_rank_that_is_no_position_is_a_malformed_line(line):
+    with pytest.raises(FeedError, match=r"tranco.csv:2: malformed popularity entry .*is not between 1 and"):
+        parse_ranked_domains(["1,google.com", line], "tranco.csv")
+
+
+def test_a_feed_file_changed_after_the_refresh_is_refused(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "spamhaus_drop.txt").write_text("5.5.5.0/24 ; SBL1\n")
+    (mirror / "tranco_top100k.csv").write_text("google.com\n")
+    folder = tmp_path / "feeds"
+    refresh_feeds(folder, mirror=mirror)
+    assert IntelIndex.from_dir(folder).lookup_ip("5.5.5.5")["ip_status"] == "listed"
+    with open(folder / "spamhaus_drop.txt", "a") as feed:  # a site's addresses appended by hand
+        feed.write("140.82.112.0/20\n")
+    with pytest.raises(FeedError, match="spamhaus_drop.txt does not hash to the SHA-256 feeds.json records"):
+        IntelIndex.from_dir(folder)
+    (folder / "spamhaus_drop.txt").write_text("5.5.5.0/24 ; SBL1\n")
+    (folder / "et_compromised_ips.txt").write_text("9.9.9.9\n")  # a file the refresh did not write
+    with pytest.raises(FeedError, match="et_compromised_ips.txt is not in feeds.json"):
+        IntelIndex.from_dir(folder)
+
+
 def test_refresh_reports_http_errors_and_unknown_feeds(tmp_path, feed_server):
     _, errors = refresh_feeds(tmp_path, ["drop"], feeds=local_feeds(feed_server.url), retries=0)
     assert errors == {"drop": f"{feed_server.url}/drop.txt: HTTP 404"}
@@ -558,6 +582,18 @@ def test_a_truncated_tranco_zip_is_a_feed_error_and_the_manifest_matches_the_fil
     assert (tmp_path / "spamhaus_drop.txt").read_text() == "6.6.6.0/24\n"
     assert (tmp_path / "tranco_top100k.csv").read_text() == "1,google.com\n2,a.org\n"  # the old snapshot kept
     assert on_disk_matches_manifest(tmp_path)
+
+
+def test_a_tranco_archive_that_inflates_to_one_huge_line_is_a_feed_error(tmp_path, feed_server):
+    feeds = local_feeds(feed_server.url)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("top-1m.csv", "1,google.com\n" + "a" * 50_000_000 + "\n")
+    bomb = buffer.getvalue()
+    assert len(bomb) < 100_000  # inflates to 50 MB
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n", "/top-1m.csv.zip": bomb}
+    _, errors = refresh_feeds(tmp_path, feeds=feeds, retries=0)
+    assert "line 2 is longer than 300 bytes" in errors["tranco"], errors
 
 
 def test_a_refresh_that_stops_half_way_leaves_a_manifest_that_matches_the_files(tmp_path, feed_server):

@@ -52,6 +52,17 @@ def test_text_without_credentials_is_unchanged() -> None:
     assert redact("http://u:pw@db.example:5432/intel") == "http://***@db.example:5432/intel"
 
 
+@pytest.mark.parametrize(("text", "redacted"), [
+    (f"http://api.example/p1?api_key={SECRET}&cursor=2", "http://api.example/p1?api_key=***&cursor=2"),
+    (f"/p2?cursor=2&X-API-Key={SECRET}", "/p2?cursor=2&X-API-Key=***"),
+    (f"https://b.s3.example/o?X-Amz-Signature={SECRET}#f", "https://b.s3.example/o?X-Amz-Signature=***#f"),
+    (f"next: http://x/?access_token={SECRET} failed", "next: http://x/?access_token=*** failed"),
+    ("http://x/?monkey=1&keyboard=2&q=token", "http://x/?monkey=1&keyboard=2&q=token"),  # no credential there
+])
+def test_credentials_in_query_parameters_are_redacted(text: str, redacted: str) -> None:
+    assert redact(text) == redacted
+
+
 @pytest.mark.parametrize(("text", "masked"), [
     (f"https://alice:{SECRET}@bank.example.org/login", "https://alice:***@bank.example.org/login"),
     (f"http://www.paypal.com:{SECRET}@evil.top/", "http://www.paypal.com:***@evil.top/"),
@@ -64,6 +75,8 @@ def test_text_without_credentials_is_unchanged() -> None:
     (f"http:u:{SECRET}@h.example", "http:u:***@h.example"), (f"//u:{SECRET}@h.example", "//u:***@h.example"),
     (f"http://u:{SECRET}@[2001:db8::1]/", "http://u:***@[2001:db8::1]/"),
     ("https://alice:***@bank.example.org/login", "https://alice:***@bank.example.org/login"),  # idempotent
+    (f"http://\tbob:{SECRET}@kit.example.net/x", "http://bob:***@kit.example.net/x"),  # a browser drops the tab
+    (f"http://bob:\n{SECRET}@kit.example.net/x", "http://bob:***@kit.example.net/x"),
 ])
 def test_mask_password_hides_the_password_and_keeps_the_user_name(text: str, masked: str) -> None:
     assert mask_password(text) == masked

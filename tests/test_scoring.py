@@ -255,6 +255,14 @@ def test_a_manifest_edited_after_evaluate_measured_it_is_refused(model_dir, tmp_
     metrics.write_text(json.dumps({"model_sha256": "0" * 64, "manifest_sha256": measured, "model_dir": "models"}))
     assert Detector.from_dir(folder, evaluated=metrics).threshold == 0.9999999
     assert Detector.from_dir(folder, evaluated=tmp_path / "absent.json").threshold == 0.9999999
+    # nor can a manifest dodge the record by naming another model: the hash it claims is the model file's
+    (folder / "model.json").write_text(json.dumps({**tampered, "sha256": "0" * 64}))
+    with pytest.raises(ModelIntegrityError, match="is not the manifest's 000000000000"):
+        Detector.from_dir(folder)
+    (folder / "model.json").write_bytes(manifest_bytes)
+    (folder / "model.skops").unlink()
+    with pytest.raises(ModelIntegrityError, match="model.skops: missing"):
+        Detector.from_dir(folder)
 
 
 def test_the_compiled_detector_starts_without_scikit_learn(model_dir):  # noqa: F811

@@ -40,6 +40,18 @@ def test_a_fault_once_is_retried_and_the_file_arrives_whole(http_server, tmp_pat
     assert http_server.hits("/data.json") == 2
 
 
+def test_a_servers_retry_after_buys_at_most_the_capped_wait(http_server, tmp_path, monkeypatch):
+    import time
+
+    from cybersentinel.core import retry
+
+    monkeypatch.setattr(retry, "MAX_RETRY_AFTER_S", 0.2)  # 30 s in use; a day asked is what the cap is for
+    url = http_server.script("/data.json", Reply(503, b"later", {"Retry-After": "86400"}), Reply(200, BODY))
+    started = time.monotonic()
+    assert download(url, tmp_path / "data.json", SHA, session=quick_session()).read_bytes() == BODY
+    assert time.monotonic() - started < 5
+
+
 def test_a_wrong_checksum_that_persists_is_an_error_and_leaves_nothing(http_server, tmp_path):
     url = http_server.script("/data.json", Reply(200, b"[]"))
     with pytest.raises(SourceError, match=r"checksum mismatch .* \(gave up after 3 attempts\)"):

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from fixtures_http import LocalHTTPServer, Reply, paginated_api
 
+from cybersentinel.core.files import UMASK
 from cybersentinel.ingest.base import SourceError
 from cybersentinel.ingest.json_api import iter_pages, json_api_snapshot, read_json_api
 
@@ -250,6 +251,7 @@ def test_ingest_stage_from_an_api_writes_all_or_nothing(http_server, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # no tracking store: stages carry on
     assert run_stage("snapshot.py", tmp_path, env, "--out", "snapshot.json").returncode == 0
+    assert (tmp_path / "snapshot.json").stat().st_mode & 0o777 == 0o666 & ~UMASK  # not mkstemp's 0600
     done = run_stage("ingest.py", tmp_path, env, "--snapshot", "snapshot.json", "--out", "raw")
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["first.parquet", "second.parquet"]

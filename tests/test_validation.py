@@ -24,6 +24,8 @@ def test_valid_table_passes_unchanged():
     ("url", ["http://a.com", "   ", "c.net", "d.org"], "blank URL"),
     ("url", ["http://a.com", "http://a\x00b.example/", "\x00", "d.org"], "NUL byte in URL"),
     ("snapshot", "not-a-hash", "snapshot"),
+    ("label", [0, 0.5, 1, -0.9], r"'label' is not 0 or 1: 2 rows, e.g. 0.5, -0.9"),  # not truncated to 0
+    ("url", ["http://a.com", None, 7, "d.org"], r"'url' is missing or not text: 2 rows, e.g. None, 7"),
 ])
 def test_schema_violations_fail_with_a_readable_message(column, value, message):
     with pytest.raises(DataValidationError, match=message) as info:

@@ -1,8 +1,9 @@
 """One module for credentials in text. Every URI or DSN that reaches a message, a warning or a log line goes
-through `redact`, which hides URI user-info (``scheme://user:password@host`` becomes ``scheme://***@host``) and
-the value of libpq ``password=`` keywords. A URL scored and then logged or stored (the decision log, analyst
-feedback) goes through `mask_password`, which hides only the password (``scheme://user:***@host``): a user name is
-evidence there (``http://www.paypal.com@evil.top/`` hides the real host).
+through `redact`, which hides URI user-info (``scheme://user:password@host`` becomes ``scheme://***@host``), the
+value of libpq ``password=`` keywords and of query parameters that carry a credential (``?api_key=``). A URL scored
+and then logged or stored (the decision log, analyst feedback) goes through `mask_password`, which hides only the
+password (``scheme://user:***@host``): a user name is evidence there (``http://www.paypal.com@evil.top/`` hides
+the real host).
 
 User-info runs to the *last* ``@`` of the URI, so a password holding an unescaped ``@`` or ``/`` does not leak
 its tail. Text before that ``@`` is left alone only when it holds a ``/`` and no ``:`` (``https://site/a@b``: a
@@ -37,9 +38,16 @@ def _hide(match: re.Match) -> str:
     return f"{match['scheme']}***@"
 
 
+# Query parameters that carry a credential in the APIs a source may page through (``?api_key=``, ``&access_token=``,
+# an S3 presigned URL's ``X-Amz-Signature``): a fetch log or an error quoting the URL must not hold them.
+_SECRET_PARAMETER = re.compile(r"(?P<key>[?&;](?:[a-z0-9_.-]*[_.-])?(?:api[_-]?key|key|token|secret|password|passwd|"
+                               r"signature|sig|credential|auth)=)[^&#;\s]+", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """``text`` with URI user-info and DSN passwords replaced by ``***``."""
-    return _PASSWORD_KEYWORD.sub(lambda m: f"{m['key']}***", _URI_WITH_AT.sub(_hide, text))
+    """``text`` with URI user-info, DSN passwords and credentials in query parameters replaced by ``***``."""
+    text = _PASSWORD_KEYWORD.sub(lambda m: f"{m['key']}***", _URI_WITH_AT.sub(_hide, text))
+    return _SECRET_PARAMETER.sub(lambda m: f"{m['key']}***", text) if "=" in text else text
 
 
 def _mask_run(match: re.Match) -> str:
@@ -48,7 +56,13 @@ def _mask_run(match: re.Match) -> str:
     return _USER_PASSWORD.sub(r"\g<user>:***@", run[:end]) + run[end:]
 
 
-def mask_password(text: str) -> str:
-    """``text`` with the password of every URI's user-info replaced by ``***``, the user name kept
-    (``https://alice:pw@bank.example/`` becomes ``https://alice:***@bank.example/``). Any text: never raises."""
-    return _RUN_WITH_AT.sub(_mask_run, text) if "@" in text else text
+_BROWSER_DROPS = str.maketrans("", "", "\t\n\r")
+
+
+def mask_password(url: str) -> str:
+    """``url`` with the password of every URI's user-info replaced by ``***``, the user name kept
+    (``https://alice:pw@bank.example/`` becomes ``https://alice:***@bank.example/``). Tabs and line breaks are
+    dropped first, as a browser drops them from a URL: ``http://\tbob:pw@host/`` is bob's password too. Any text:
+    never raises."""
+    url = url.translate(_BROWSER_DROPS)
+    return _RUN_WITH_AT.sub(_mask_run, url) if "@" in url else url

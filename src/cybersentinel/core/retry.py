@@ -54,15 +54,25 @@ def retry_call(action: Callable[[], T], *, what: str, attempts: int, backoff: fl
     raise AssertionError("unreachable")  # tenacity either returns, raises, or retries
 
 
+MAX_RETRY_AFTER_S = 30.0  # the longest wait a server's Retry-After buys: `86400` five times would be five days
+
+
 def http_session(retries: int = 5, backoff: float = 1.0, user_agent: str | None = None) -> requests.Session:
     """A requests session whose GETs retry connection errors, 429 and 5xx with exponential backoff, honouring
-    Retry-After; the final response is returned (not raised) so the caller can report its status."""
+    Retry-After up to `MAX_RETRY_AFTER_S`; the final response is returned (not raised) so the caller can report
+    its status."""
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    retry = Retry(total=retries, backoff_factor=backoff, status_forcelist=RETRY_STATUSES,
-                  allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False, respect_retry_after_header=True)
+    class CappedRetry(Retry):
+        def get_retry_after(self, response):
+            after = super().get_retry_after(response)
+            return None if after is None else min(after, MAX_RETRY_AFTER_S)
+
+    retry = CappedRetry(total=retries, backoff_factor=backoff, status_forcelist=RETRY_STATUSES,
+                        allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False,
+                        respect_retry_after_header=True)
     session = requests.Session()
     if user_agent:
         session.headers["User-Agent"] = user_agent

@@ -47,6 +47,7 @@ def validate_table(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> pd.DataFr
     """Check ``frame`` against its schema, collecting every failure into one readable error."""
     if dataset["kind"] == "tabular" and not feature_columns(frame, dataset):
         raise DataValidationError(f"{dataset['name']}: no feature columns found")
+    _check_before_coercion(frame, dataset)
     try:
         return schema_for(frame, dataset).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -56,6 +57,25 @@ def validate_table(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> pd.DataFr
             examples = ", ".join(repr(v)[:60] for v in group["failure_case"].head(3))
             lines.append(f"  column {column!r} fails {check}: {len(group)} rows, e.g. {examples}")
         raise DataValidationError("\n".join(lines)) from None
+
+
+def _check_before_coercion(frame: pd.DataFrame, dataset: Mapping[str, Any]) -> None:
+    """What the schema's coercion would hide or misreport: a label of 0.5 or -0.9 becomes 0 as an integer, and a
+    URL that is no text (a record without one: None, a number) fails the text checks with an `AttributeError`."""
+    problems = []
+    if "label" in frame.columns:
+        label = pd.to_numeric(frame["label"], errors="coerce")
+        bad = frame["label"][~label.isin([0, 1])]
+        if len(bad):
+            problems.append(f"  column 'label' is not 0 or 1: {len(bad)} rows, e.g. "
+                            + ", ".join(repr(v)[:60] for v in bad.head(3)))
+    if "url" in frame.columns:
+        bad = frame["url"][~frame["url"].map(lambda v: isinstance(v, str)).astype(bool)]
+        if len(bad):
+            problems.append(f"  column 'url' is missing or not text: {len(bad)} rows, e.g. "
+                            + ", ".join(repr(v)[:60] for v in bad.head(3)))
+    if problems:
+        raise DataValidationError("\n".join([f"{dataset['name']}: {len(problems)} schema violations", *problems]))
 
 
 def url_sanity(urls: pd.Series) -> dict[str, Any]:

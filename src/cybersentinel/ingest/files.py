@@ -3,6 +3,7 @@ retried, SHA-256 verified and written atomically, then read by the configured re
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -122,10 +123,29 @@ def read_json_list(path: Path) -> pd.DataFrame:
 
 
 def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file (gzipped by its name); a file pandas cannot read, an empty one, a damaged archive or two columns
+    of one name (pandas would rename the second ``label.1`` and the source read the first alone) is a
+    `SourceError` naming the file."""
+    import gzip
+
     try:
-        return pd.read_csv(path, keep_default_na=False, dtype={"url": "string"})
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        frame = pd.read_csv(path, keep_default_na=False, dtype={"url": "string"})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, gzip.BadGzipFile,
+            OSError) as exc:
         raise SourceError(f"{path.name}: not a readable CSV file: {exc}") from exc
+    with (gzip.open if path.name.endswith(".gz") else open)(path, "rt", encoding="utf-8-sig") as handle:
+        header = next(csv.reader([handle.readline()]), [])
+    if repeated := sorted({name for name in header if header.count(name) > 1}):
+        raise SourceError(f"{path.name}: the column(s) {', '.join(repeated)} appear more than once in the header")
+    return frame
+
+
+def _columns(frame: pd.DataFrame, names: list[str], what: str, file: str) -> None:
+    """A `SourceError` when the source's configuration names columns the file lacks (not a KeyError later)."""
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise SourceError(f"{file}: no {what} column(s) {', '.join(map(repr, missing))} (the file has "
+                          f"{', '.join(map(repr, map(str, frame.columns[:20])))})")
 
 
 READERS = {"arff": read_arff, "json_list": read_json_list, "csv": read_csv}
@@ -142,11 +162,13 @@ def read_source(source: Mapping[str, Any], mirror: str | None = None) -> pd.Data
             frame["label"] = pd.Series(int(spec["label"]), index=frame.index, dtype="int8")
         else:
             column = source["label_column"]
+            _columns(frame, [column], "label", spec["name"])
             frame["label"] = map_labels(frame.pop(column), source["labels"], spec["name"])
         if source.get("date_column"):  # one name for when a row was seen: ISO dates as text
             frame = frame.rename(columns={source["date_column"]: "date"})
         if source.get("columns"):  # only the configured columns (others describe how a list was built)
             keep = ["date" if c == source.get("date_column") else c for c in source["columns"]]
+            _columns(frame, keep, "configured", spec["name"])
             frame = frame[[*keep, "label"]]
         frame["source"] = source["name"]
         frame["snapshot"] = spec["sha256"][:16]

@@ -8,6 +8,7 @@ offline mirror, validates every line, and records url, sha256, entry count, ETag
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 import ipaddress
 import re
@@ -155,6 +156,9 @@ def _too_wide(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
                     or part.is_link_local or part.is_unspecified) for part in network.subnets(new_prefix=widest))
 
 
+MAX_RANK = 2**31 - 1  # a rank is a position in a list: at least 1, and a 32-bit integer where it is stored
+
+
 def parse_ranked_domains(lines: Iterable[str], source: str) -> ParsedFeed:
     """A popularity list: ``domain`` (rank = position) or Tranco's ``rank,domain`` per line."""
     entries, skipped, position = [], 0, 0
@@ -167,6 +171,8 @@ def parse_ranked_domains(lines: Iterable[str], source: str) -> ParsedFeed:
         rank_text, _, name = token.rpartition(",")
         try:
             rank = int(rank_text) if rank_text else position
+            if not 1 <= rank <= MAX_RANK:
+                raise ValueError(f"rank {rank} is not between 1 and {MAX_RANK:,}")
             entries.append((to_domain(name), rank))
         except ValueError as err:
             raise FeedError(f"{source}:{lineno}: malformed popularity entry {line.strip()[:80]!r} ({err})") from None
@@ -210,6 +216,9 @@ def read_feed_file(path: Path, parser: Callable[[Iterable[str], str], ParsedFeed
     return parser(feed_lines(path.read_bytes(), str(path)), str(path))
 
 
+_MAX_RANKED_LINE = 300  # `rank,domain`: ten digits, a comma and a name of at most 253 characters, and a line end
+
+
 def _tranco_from_zip(payload: bytes) -> bytes:
     """tranco-list.eu serves a zip of ``rank,domain`` lines for the top million; keep the mirror's top 100k."""
     if not payload.startswith(b"PK"):
@@ -219,7 +228,13 @@ def _tranco_from_zip(payload: bytes) -> bytes:
             member = next((name for name in archive.namelist() if name.endswith(".csv")), None)
             if member is None:
                 raise FeedError("Tranco archive holds no .csv file")
-            lines = archive.read(member).splitlines(keepends=True)[:TRANCO_TOP]
+            lines = []
+            with archive.open(member) as stream:  # line by line: a small archive can inflate to gigabytes
+                while len(lines) < TRANCO_TOP and (line := stream.readline(_MAX_RANKED_LINE + 1)):
+                    if len(line) > _MAX_RANKED_LINE:
+                        raise FeedError(f"Tranco archive line {len(lines) + 1} is longer than {_MAX_RANKED_LINE} "
+                                        "bytes: not a `rank,domain` line")
+                    lines.append(line)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:  # a cut-short or damaged download
         raise FeedError(f"not a valid zip archive, perhaps a truncated download ({err})") from None
     return b"".join(lines)
@@ -493,13 +508,25 @@ class IntelIndex:
 
     @classmethod
     def from_dir(cls, folder: Path = DEFAULT_FEEDS_DIR, domain_lists: Sequence[Path] = ()) -> IntelIndex:
-        """Index the known feed files present in ``folder`` plus extra domain block list files (named by stem)."""
+        """Index the known feed files present in ``folder`` plus extra domain block list files (named by stem).
+
+        A folder `refresh_feeds` wrote has its ``feeds.json``: each file is then read only if its bytes hash to the
+        SHA-256 recorded there (a line appended by hand would list a site's addresses with no trace in the
+        manifest, whose hashes the service reports as what it serves)."""
         ip_feeds, popularity, lists = {}, [], {}
+        recorded = read_manifest(Path(folder))["feeds"]
         for feed in FEEDS.values():
             path = Path(folder) / feed.filename
             if not path.exists():
                 continue
-            parsed = read_feed_file(path, feed.parser)
+            data = path.read_bytes()
+            if recorded:
+                expected = (recorded.get(feed.name) or {}).get("sha256")
+                if expected != hashlib.sha256(data).hexdigest():
+                    why = f"does not hash to the SHA-256 {MANIFEST} records" if expected else f"is not in {MANIFEST}"
+                    raise FeedError(f"{path} {why}: changed since the feeds were refreshed; run `cybersentinel "
+                                    "feeds refresh` (or restore the file)")
+            parsed = feed.parser(feed_lines(data, str(path)), str(path))
             if feed.kind == "domain-popularity":
                 popularity.extend(parsed.entries)
             elif feed.kind == "domain":

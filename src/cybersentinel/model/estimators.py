@@ -4,6 +4,7 @@ checked against a SHA-256 recorded at training time)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -259,18 +260,21 @@ def save_model(model: Pipeline, path: str | Path) -> str:
 
 
 def load_model(path: str | Path, sha256: str) -> Pipeline:
-    """Load a model only if its bytes hash to ``sha256`` and it holds only trusted types."""
+    """Load a model only if its bytes hash to ``sha256`` and it holds only trusted types. The file is read once:
+    the bytes hashed are the bytes checked for types and loaded (a file swapped between two reads is not)."""
     path = Path(path)
-    actual = sha256_file(path)
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise ModelIntegrityError(f"{path}: SHA-256 {actual} does not match the recorded {sha256}; refusing to load")
-    untrusted = set(sio.get_untrusted_types(file=path)) - TRUSTED_TYPES
+    untrusted = set(sio.get_untrusted_types(data=data)) - TRUSTED_TYPES
     if untrusted:
         raise ModelIntegrityError(f"{path}: contains types outside the allowlist: {sorted(untrusted)}")
-    return sio.load(path, trusted=sorted(TRUSTED_TYPES))
+    return sio.loads(data, trusted=sorted(TRUSTED_TYPES))
 
 
-def load_detector(model_dir: str | Path) -> tuple[Pipeline, dict[str, Any]]:
-    """The model ``dvc repro``/``dvc pull`` put in ``model_dir``, verified against its manifest."""
-    manifest = load_manifest(model_dir)
+def load_detector(model_dir: str | Path, manifest: dict[str, Any] | None = None) -> tuple[Pipeline, dict[str, Any]]:
+    """The model ``dvc repro``/``dvc pull`` put in ``model_dir``, verified against its manifest: ``manifest`` when
+    the caller has read and checked it already (the copy checked is the copy used), else ``model.json``."""
+    manifest = load_manifest(model_dir) if manifest is None else manifest
     return load_model(Path(model_dir) / manifest["file"], manifest["sha256"]), manifest

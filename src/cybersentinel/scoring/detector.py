@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from cybersentinel.core.files import ModelIntegrityError, load_manifest
+from cybersentinel.core.files import ModelIntegrityError, load_manifest, sha256_file
 from cybersentinel.features.lexical import (
     FEATURE_DESCRIPTIONS,
     FEW_TEXTS,
@@ -227,10 +227,11 @@ class Detector:
         lists = pinned_lists(model_dir, manifest)
         compiled = manifest.get("compiled")
         if compiled:
+            _check_model_file(Path(model_dir), manifest)
             return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]), **lists)
         from cybersentinel.model.estimators import load_detector
 
-        model, manifest = load_detector(model_dir)
+        model, manifest = load_detector(model_dir, manifest)  # the manifest checked above, not a second read
         return cls(model, manifest, None, **lists)
 
     @property
@@ -550,6 +551,19 @@ def pinned_lists(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, A
     """The policy's lists pinned with the model, hash-checked, as `Detector` takes them."""
     return {"popularity": read_popularity(model_dir, manifest), "known_paths": read_known_paths(model_dir, manifest),
             "resolvers": read_resolvers(model_dir, manifest)}
+
+
+def _check_model_file(model_dir: Path, manifest: dict[str, Any]) -> None:
+    """The model file the manifest names hashes to its ``sha256``, though the compiled form is what is served: that
+    field is the model's identity (the registry's version, `evaluate`'s record, the decision log), so a manifest
+    naming another model's hash must not pass for that model."""
+    path = model_dir / manifest["file"]
+    if not path.is_file():
+        raise ModelIntegrityError(f"{path}: missing (the manifest's model file, whose hash names the model)")
+    actual = sha256_file(path)
+    if actual != manifest["sha256"]:
+        raise ModelIntegrityError(f"{path}: SHA-256 {actual[:12]}… is not the manifest's "
+                                  f"{str(manifest['sha256'])[:12]}…; refusing to load")
 
 
 def _pinned_text(model_dir: str | Path, manifest: dict[str, Any], key: str) -> str | None:
