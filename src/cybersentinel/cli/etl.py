@@ -49,8 +49,8 @@ def _fail(message: str) -> typer.Exit:
     from rich.console import Console
     from rich.markup import escape
 
-    # escaped: a path or a server's text is data, not markup; soft wrap: one message, one line
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    # escaped, no emoji codes: a path or a server's text is data (`alice:1234:` is no :1234: emoji); soft wrap: one line
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}", highlight=False, emoji=False)
     return typer.Exit(2)
 
 
