@@ -116,6 +116,8 @@ def test_a_row_with_an_infinite_attribute_is_quarantined_and_the_rest_load(migra
                                                      "deleted": 0}
     [(reason, record)] = query(migrated, "SELECT reason, record::text FROM quarantine")
     assert reason.startswith("attributes are not storable as JSON") and json.loads(record)["length_url"] == "inf"
+    nested = validated_frame().assign(scores=[[1.0], [2.0], [3.0], [math.inf]])  # however deep it sits
+    assert json.loads(prepare_labelled_urls(nested).rejected["record"][0])["scores"] == ["inf"]
 
 
 def test_a_changed_row_is_updated_not_duplicated(migrated):

@@ -299,11 +299,16 @@ def test_only_a_page_the_site_served_gets_its_host_blocked(tmp_path):
         combined("10.0.0.5", "GET http://kit-phish.top/c HTTP/1.1", 503),
         combined("10.0.0.5", "GET http://phish.top@shop.example.net/ HTTP/1.1"),  # shop.example.net's own page
         combined("10.0.0.5", "GET http://www.github.com@malware.top/ HTTP/1.1"),  # malware.top's page
+        combined("10.0.0.5", "GET http://shop.example.org/?s=phish-login HTTP/1.1"),  # a home page ignores ?s=
+        combined("10.0.0.5", "GET http://later-phish.top/x HTTP/1.1", 302),  # redirected first...
+        combined("10.0.0.5", "GET http://later-phish.top/x HTTP/1.1"),  # ...then served: blocked after all
     ]) + "\n")
-    blocklist, alerts = tmp_path / "blocklist.csv", io.StringIO()
-    report = run_monitor(log, Scorer(), once=True, alerts=alerts, blocklist=blocklist)
-    assert report["alerts"] == 5 and report["not_served_not_blocked"] == 3
-    assert sorted(row["url"] for row in csv.DictReader(blocklist.open())) == ["login.phish.top", "malware.top"]
+    for batch_size in (256, 1):  # the later request in the same batch, and in a later one
+        blocklist, alerts = tmp_path / f"blocklist{batch_size}.csv", io.StringIO()
+        report = run_monitor(log, Scorer(), once=True, alerts=alerts, blocklist=blocklist, batch_size=batch_size)
+        assert report["alerts"] == 7
+        assert sorted(row["url"] for row in csv.DictReader(blocklist.open())) == [
+            "later-phish.top", "login.phish.top", "malware.top"]
 
 
 def test_the_rules_a_restart_renders_pass_the_guard(tmp_path):

@@ -208,7 +208,10 @@ def test_site_list_names_are_matched_as_a_browser_resolves_them():
     assert listed.match("xn--bcher-kva.de") == "allowlist: xn--bcher-kva.de"
     assert listed.match("shop.xn--bcher-kva.de") == "allowlist: xn--bcher-kva.de"
     assert listed.match("xn--caf-dma.example") == "allowlist: xn--caf-dma.example"
-    assert SiteList(["2001:db8::1"]).match("2001:db8::1")  # an address as it is
+    assert SiteList(["2001:db8::1"]).match("[2001:db8::1]")  # an IPv6 address as a URL's host writes it
+    for name in (".dotted.com", "example.net;", "'quoted.com'", "https:plain.com", "example.com:8080"):
+        with pytest.raises(ValueError, match="is not a host name"):  # each would match nothing, or too much
+            read_site_list([], [name], "allowlist")
 
 
 def batch(decider: Decider, hosts: list[str], scores: list[float], alone: list[bool]):
@@ -478,11 +481,13 @@ def test_page_assets_are_at_most_suspicious_on_the_models_word_alone():
     ("mail.acme.de/ecp/", "Outlook on the web (`/ecp/`) at `mail.acme.de`"),
     ("https://boticelli.org/owa/auth/logon.aspx", ""),  # not a mail server's name
     ("https://mail.outlook-verify.top/owa/auth/logon.aspx", ""),  # a brand in the site's name: no firm's own
+    ("https://mail.o365-helpdesk.com/owa/", ""), ("https://owa.exchange-online-support.net/owa/", ""),  # mail words
     ("https://mail.office.boticelli.org/owa/", ""),  # two labels below the site: anyone's name
     ("https://mail.smallfirm.de/kit/owa/", ""),  # in a folder of its own
     ("https://mail.smallfirm.de/owa/redir.aspx?URL=https%3a%2f%2fevil.example%2f", ""),  # a link elsewhere
     ("https://mail.smallfirm.de/owa/signin.php", ""),
     ("https://owa.github.io/owa/", ""),  # a user's site on a platform: its own registered domain
+    ("https://mail.acct.workers.dev/owa/auth/logon.aspx", ""), ("https://owa.victim.duckdns.org/owa/", ""),  # anyone's
     ("https://172.104.75.98/owa/auth/logon.aspx", ""), ("http://[::1/owa/", ""),  # an address; malformed
 ])
 def test_a_sites_own_outlook_on_the_web_is_named(url, found):

@@ -57,7 +57,9 @@ def test_text_without_credentials_is_unchanged() -> None:
     (f"/p2?cursor=2&X-API-Key={SECRET}", "/p2?cursor=2&X-API-Key=***"),
     (f"https://b.s3.example/o?X-Amz-Signature={SECRET}#f", "https://b.s3.example/o?X-Amz-Signature=***#f"),
     (f"next: http://x/?access_token={SECRET} failed", "next: http://x/?access_token=*** failed"),
-    ("http://x/?monkey=1&keyboard=2&q=token", "http://x/?monkey=1&keyboard=2&q=token"),  # no credential there
+    ("http://x/?monkeys=1&keyboard=2&q=token", "http://x/?monkeys=1&keyboard=2&q=token"),  # no credential there
+    (f"http://x/?accessToken={SECRET}&sslpassword={SECRET}", "http://x/?accessToken=***&sslpassword=***"),
+    (f"https://user:{SECRET}\t16@db.example/", "https://***@db.example/"),  # a tab inside the user-info
 ])
 def test_credentials_in_query_parameters_are_redacted(text: str, redacted: str) -> None:
     assert redact(text) == redacted

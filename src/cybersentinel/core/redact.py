@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-_URI_WITH_AT = re.compile(r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>\S*)@")
+_URI_WITH_AT = re.compile(r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^\s@]*(?:[\t@][^\s@]*)*)@")
 
 
 _PASSWORD_KEYWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -40,8 +40,10 @@ def _hide(match: re.Match) -> str:
 
 # Query parameters that carry a credential in the APIs a source may page through (``?api_key=``, ``&access_token=``,
 # an S3 presigned URL's ``X-Amz-Signature``): a fetch log or an error quoting the URL must not hold them.
-_SECRET_PARAMETER = re.compile(r"(?P<key>[?&;](?:[a-z0-9_.-]*[_.-])?(?:api[_-]?key|key|token|secret|password|passwd|"
-                               r"signature|sig|credential|auth)=)[^&#;\s]+", re.IGNORECASE)
+# Any name ending in one of the words counts (``accessToken``, ``sslpassword``; ``monkey`` too: over-redacting a
+# message costs nothing).
+_SECRET_PARAMETER = re.compile(r"(?P<key>[?&;][a-z0-9_.-]*?(?:key|token|secret|password|passwd|signature|sig|"
+                               r"credential|auth)=)[^&#;\s]+", re.IGNORECASE)
 
 
 def redact(text: str) -> str:

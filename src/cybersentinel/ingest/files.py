@@ -3,7 +3,6 @@ retried, SHA-256 verified and written atomically, then read by the configured re
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -133,8 +132,8 @@ def read_csv(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, gzip.BadGzipFile,
             OSError) as exc:
         raise SourceError(f"{path.name}: not a readable CSV file: {exc}") from exc
-    with (gzip.open if path.name.endswith(".gz") else open)(path, "rt", encoding="utf-8-sig") as handle:
-        header = next(csv.reader([handle.readline()]), [])
+    # the header as written (pandas renames a repeated name `label.1`), read as the file was: compressed, quoted
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
     if repeated := sorted({name for name in header if header.count(name) > 1}):
         raise SourceError(f"{path.name}: the column(s) {', '.join(repeated)} appear more than once in the header")
     return frame

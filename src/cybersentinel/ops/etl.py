@@ -154,8 +154,20 @@ def record_json(row: Mapping[str, Any]) -> str:
     """A rejected row as JSON, whatever it holds (missing values as null, odd types and infinities as text: the
     quarantine's ``record`` is a JSON column, whose parser refuses ``Infinity``, and one such row made a whole
     load roll back)."""
-    return json.dumps({k: None if _missing(v) else str(v) if isinstance(v, float) and not math.isfinite(v) else v
-                       for k, v in row.items()}, default=str, allow_nan=False)
+    return json.dumps({k: None if _missing(v) else _finite(v) for k, v in row.items()}, default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float in it, however nested, as its text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist"):  # a NumPy array or scalar
+        return _finite(value.tolist())
+    return value
 
 
 def _rejections(target: str, records: Sequence[str], reasons: Sequence[str]) -> pd.DataFrame:

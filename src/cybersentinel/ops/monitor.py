@@ -581,6 +581,7 @@ class Monitor:
         self.samples: list[dict[str, Any]] = []  # the last few malformed lines, for the report
         self.seen_urls: OrderedDict = OrderedDict()
         self.seen_ips: OrderedDict = OrderedDict()
+        self.unserved: OrderedDict = OrderedDict()  # malicious URLs no request was served yet: (score, reasons)
         self.blocked = load_blocklist(self.blocklist)
         self.named_host = False  # a line named a host (absolute URL, CONNECT, virtual host): not a bare web log
         self.hostless: list[int] = []  # line numbers of host-less paths since the last flush, judged then
@@ -666,15 +667,20 @@ class Monitor:
             self.stats["blocklist_writes"] += 1
 
     def _score_urls(self, records: list[LogRecord]) -> bool:
-        first = {}
+        first, served_later = {}, []
         for record in records:
             if record.url and record.status in NOT_FOUND:  # the site has no such page: no evidence about it
                 self.stats["not_found_skipped"] += 1
                 continue
-            if record.url and _first_sight(self.seen_urls, record.url, self.seen_size):
+            if record.url in first:
+                if _served(record) and not _served(first[record.url]):  # judged once, on the request served
+                    first[record.url] = record
+            elif record.url and _first_sight(self.seen_urls, record.url, self.seen_size):
                 first[record.url] = record
+            elif record.url in self.unserved and _served(record):  # malicious earlier, served only now
+                served_later.append((record.url, record, *self.unserved.pop(record.url)))
         if not first:
-            return False
+            return self._block_served(served_later)
         urls = list(first)
         results = self.score(urls)
         if len(results) != len(urls):
@@ -700,24 +706,29 @@ class Monitor:
                         "time": record.time, "feeds": feeds})
             if verdict == "malicious":
                 blockable.append((url, record, score, reasons))
-        return self._block_served(blockable)
+        return self._block_served(served_later + blockable)
 
     def _block_served(self, found: list[tuple[str, LogRecord, float, str]]) -> bool:
         """Block the hosts of malicious URLs a log shows were served: anyone whose requests the log records can
         name any site in a request (an image tag on any page makes browsers do it), so a request is evidence
-        about the site only when the site served it (a 2xx answer, or no answer logged: DNS and TLS names, a
-        CONNECT) and the URL is malicious without a host name put before '@' (``http://www.github.com@shop.example/``
-        names shop.example, which served its own page). Others are alerted and counted, not blocked."""
+        about the site only when the site served it (`_served`; a URL not served yet is kept, and blocked when a
+        later request is served) and the URL is
+        malicious without a host name put before '@' and without its query (``http://www.github.com@shop.example/``
+        names shop.example, and nearly every home page answers 200 to ``/?s=appleid-verify-login``). Others are
+        alerted and counted, not blocked."""
         served, named = [], []
         for url, record, score, reasons in found:
-            if record.status and not 200 <= record.status < 300:  # redirected, refused or failed: not served
+            if not _served(record):  # redirected, refused or failed: not served, perhaps later
                 self.stats["not_served_not_blocked"] += 1
-            elif url_fields(url)[1]:
+                self.unserved[url] = (score, reasons)
+                if len(self.unserved) > self.seen_size:
+                    self.unserved.popitem(last=False)
+            elif _site_part(url) != url:
                 named.append((url, record, score, reasons))
             else:
                 served.append((url, record, score, reasons))
-        if named:  # judged again as the browser's request without the user-info
-            results = self.score([_without_userinfo(url) for url, *_ in named])
+        if named:  # judged again as the site's own part: no user-info, no query
+            results = self.score([_site_part(url) for url, *_ in named])
             for (url, *rest), result in zip(named, results, strict=True):
                 if str(result["verdict"]) == "malicious":
                     served.append((url, *rest))
@@ -752,10 +763,20 @@ class Monitor:
                 "malformed_samples": self.samples, "blocked": len(self.blocked)}
 
 
-def _without_userinfo(url: str) -> str:
-    """The URL a browser requests for one with user-info: the same URL without it."""
-    scheme, _, host, port, path, query, _ = url_fields(url)
-    return f"{scheme or 'http'}://{host}{':' + port if port else ''}{path}{'?' + query if query else ''}"
+def _site_part(url: str) -> str:
+    """What of a URL the site itself answers for: the URL without user-info, query and fragment (``url`` itself
+    when it has none), as a browser requests it."""
+    scheme, userinfo, host, port, path, query, fragment = url_fields(url)
+    if not (userinfo or query or fragment or "?" in url or "#" in url):
+        return url
+    return f"{scheme or 'http'}://{host}{':' + port if port else ''}{path}"
+
+
+def _served(record: LogRecord) -> bool:
+    """Whether the site served the request: a 2xx answer, or a name asked for where no page is (a DNS query, a TLS
+    server name, a CONNECT: the name is the evidence). An HTTP request logged without an answer (Squid's ``/000``,
+    an event without a status) was not served."""
+    return record.method in ("QUERY", "TLS", "CONNECT") or 200 <= record.status < 300
 
 
 def _reasons(value: Any) -> str:

@@ -51,6 +51,7 @@ from cybersentinel.url.parsing import (
     ranked_name,
     split_host,
     split_host_columns,
+    split_host_registered,
     url_fields,
 )
 
@@ -447,23 +448,27 @@ def address_sign_in(url: str) -> str:
 # organisations give the host that runs it (``mail.``, ``owa.``, ``autodiscover.``, which clients ask for).
 _OUTLOOK_ON_THE_WEB = re.compile(r"(?i)/(?:owa|ecp)/?|/owa/auth/logon\.aspx")
 _MAIL_SERVER_LABELS = frozenset({"mail", "webmail", "owa", "outlook", "exchange", "email", "autodiscover"})
+_MAIL_SERVICE_WORDS = ("owa", "o365", "office", "outlook", "exchange", "webmail", "mailbox", "microsoft")
 
 
 def own_webmail(url: str) -> str:
     """``"Outlook on the web (`/owa/`) at `mail.smallfirm.de`, the site's own mail server"`` when the URL opens
     the sign-in or start page of Exchange's web client (`_OUTLOOK_ON_THE_WEB`: paths IIS compares without case)
-    on a host one label below its registered domain, that label one an organisation names its mail server
-    (`_MAIL_SERVER_LABELS`) and the site's name no brand's (``mail.outlook-verify.top`` is no firm's); ""
-    otherwise. Every firm that runs Exchange serves these pages on such a host, and a
-    URL alone cannot tell them from a kit copied to ``mail.<a domain of its own>`` (the collections list real
-    universities' and hospitals' pages among their phishing: 29 such URLs in data/validated.parquet, 1
-    legitimate), so the policy caps the model's word there rather than clearing it. A kit under any other name
-    (``boticelli.org/owa/auth/logon.aspx``, 62 phishing URLs) or in a folder of its own is not one."""
+    on a host one label below its registered domain under a suffix of the public suffix list's ICANN section, that
+    label one an organisation names its mail server (`_MAIL_SERVER_LABELS`), and the site's name holding no brand
+    and no word of a mail service (``mail.outlook-verify.top``, ``mail.o365-helpdesk.com`` are no firm's); ""
+    otherwise. Every firm that runs Exchange serves these pages on such a host, and a URL alone cannot tell them
+    from a kit copied to ``mail.<a domain of its own>`` (the collections list real universities' and hospitals'
+    pages among their phishing: 14 URLs of data/validated.parquet, all labelled phishing), so the policy caps the
+    model's word there rather than clearing it. A kit under any other name (``boticelli.org/owa/auth/logon.aspx``,
+    62 phishing URLs) or in a folder of its own is not one."""
     _, _, host, _, path, _, _ = url_fields(url)
     if host.partition(".")[0] not in _MAIL_SERVER_LABELS or not _OUTLOOK_ON_THE_WEB.fullmatch(path):
         return ""
-    subdomain, domain, suffix, is_ip = split_host(host)
-    if is_ip or not suffix or subdomain not in _MAIL_SERVER_LABELS or BRAND_IN_NAME.holds(domain):
+    subdomain, domain, suffix, is_ip, private, _ = split_host_registered(host)
+    # a name under a private suffix (``mail.acct.workers.dev``, ``owa.x.duckdns.org``) is anyone's for the asking
+    if is_ip or not suffix or private or subdomain not in _MAIL_SERVER_LABELS or BRAND_IN_NAME.holds(domain) \
+            or any(word in domain for word in _MAIL_SERVICE_WORDS):
         return ""
     return f"Outlook on the web (`{path}`) at `{host}`, the site's own mail server"
 

@@ -319,8 +319,10 @@ class SiteList:
         self.entries: dict[str, str] = {}
         for name, reason in items:
             name = name.strip().lower().rstrip(".")
-            if name:  # as a browser resolves it, as the hosts it is matched with are: bücher.de is xn--bcher-kva.de
-                self.entries.setdefault(canonical_host(name) or name, reason)
+            if name:  # as a browser resolves it, as the hosts it is matched with are: bücher.de is xn--bcher-kva.de,
+                # 2001:db8::1 is [2001:db8::1]
+                bracketed = canonical_host(f"[{name}]") if ":" in name and "[" not in name else None
+                self.entries.setdefault(bracketed or canonical_host(name) or name, reason)
         self.urls: dict[str, str] = {}
         for url, reason in (urls or {}).items():
             if key := page_key(url):
@@ -376,8 +378,9 @@ def _not_a_host_name(name: str) -> str:
     leaves a site unprotected (or unblocked)."""
     if not name:
         return ": it is empty"
-    if "*" in name:
-        return ": a name covers its subdomains already, without a wildcard"
-    if any(c.isspace() or c in "/?@" for c in name):
-        return ": write the host alone (example.com), not a URL"
+    if "*" in name or name.startswith("."):
+        return ": a name covers its subdomains already, without a wildcard or a leading dot"
+    if any(c.isspace() or c in "/?@;'\"" for c in name) or (":" in name and canonical_host(
+            name if name.startswith("[") else f"[{name}]") is None):
+        return ": write the host alone (example.com, 2001:db8::1), not a URL or a port"
     return ""
