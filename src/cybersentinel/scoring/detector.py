@@ -227,7 +227,7 @@ class Detector:
         lists = pinned_lists(model_dir, manifest)
         compiled = manifest.get("compiled")
         if compiled:
-            _check_model_file(Path(model_dir), manifest)
+            _check_model_file(Path(model_dir), manifest, required=evaluated is not None)
             return cls(None, manifest, UrlScorer.load(Path(model_dir) / compiled["file"], compiled["sha256"]), **lists)
         from cybersentinel.model.estimators import load_detector
 
@@ -553,12 +553,16 @@ def pinned_lists(model_dir: str | Path, manifest: dict[str, Any]) -> dict[str, A
             "resolvers": read_resolvers(model_dir, manifest)}
 
 
-def _check_model_file(model_dir: Path, manifest: dict[str, Any]) -> None:
+def _check_model_file(model_dir: Path, manifest: dict[str, Any], required: bool) -> None:
     """The model file the manifest names hashes to its ``sha256``, though the compiled form is what is served: that
     field is the model's identity (the registry's version, `evaluate`'s record, the decision log), so a manifest
-    naming another model's hash must not pass for that model."""
+    naming another model's hash must not pass for that model. Without the file it cannot be checked: refused when
+    ``required`` (an `evaluate` record is asked to vouch for the folder), else served from the compiled file alone,
+    as a Dask worker is, to which the client ships only that file once its own folder passed this check."""
     path = model_dir / manifest["file"]
     if not path.is_file():
+        if not required:
+            return
         raise ModelIntegrityError(f"{path}: missing (the manifest's model file, whose hash names the model)")
     actual = sha256_file(path)
     if actual != manifest["sha256"]:
