@@ -712,10 +712,9 @@ class Monitor:
         """Block the hosts of malicious URLs a log shows were served: anyone whose requests the log records can
         name any site in a request (an image tag on any page makes browsers do it), so a request is evidence
         about the site only when the site served it (`_served`; a URL not served yet is kept, and blocked when a
-        later request is served) and the URL is
-        malicious without a host name put before '@' and without its query (``http://www.github.com@shop.example/``
-        names shop.example, and nearly every home page answers 200 to ``/?s=appleid-verify-login``). Others are
-        alerted and counted, not blocked."""
+        later request is served) and the URL is malicious without a host name put before '@' and without its query
+        (``http://www.github.com@shop.example/`` names shop.example, and nearly every home page answers 200 to
+        ``/?s=appleid-verify-login``). Others are alerted and counted, not blocked."""
         served, named = [], []
         for url, record, score, reasons in found:
             if not _served(record):  # redirected, refused or failed: not served, perhaps later
