@@ -17,7 +17,9 @@ from cybersentinel.scoring.decider import (
     own_webmail,
     page_asset,
     software_url_pattern,
+    tenant_page,
     userinfo_deception,
+    vendor_page,
 )
 from cybersentinel.scoring.detector import resolver_reasons, rules_only
 from cybersentinel.scoring.policy import (
@@ -496,16 +498,15 @@ def test_a_sites_own_outlook_on_the_web_is_named(url, found):
 
 def test_a_sites_own_outlook_on_the_web_is_at_most_suspicious_on_the_models_word_alone():
     why = own_webmail("https://mail.smallfirm.de/owa/")
-    policy = Policy(threshold=0.7, suspicious_band=0.2, cap_own_webmail=True)
-    assert decide(policy, 0.99, Evidence(own_webmail=why)) == (
-        policy.asset_ceiling, "suspicious", f"{why}: a kit can copy its pages, so on the model's word alone it is at "
-                                            "most suspicious")
-    assert decide(policy, 0.6, Evidence(own_webmail=why)) == (0.6, "suspicious", "")  # below the threshold: as it is
-    assert decide(policy, 0.3, Evidence(own_webmail=why, deception="brand"))[:2] == (0.9, "malicious")
-    assert decide(policy, 0.3, Evidence(own_webmail=why, feeds=("drop",)))[:2] == (0.9, "malicious")
-    assert decide(Policy(threshold=0.7), 0.99, Evidence(own_webmail=why))[:2] == (0.99, "malicious")  # off
+    policy = Policy(threshold=0.7, suspicious_band=0.2, cap_vendor_pages=True)
+    assert decide(policy, 0.99, Evidence(vendor_page=why)) == (
+        policy.asset_ceiling, "suspicious", f"{why}: on the model's word alone it is at most suspicious")
+    assert decide(policy, 0.6, Evidence(vendor_page=why)) == (0.6, "suspicious", "")  # below the threshold: as it is
+    assert decide(policy, 0.3, Evidence(vendor_page=why, deception="brand"))[:2] == (0.9, "malicious")
+    assert decide(policy, 0.3, Evidence(vendor_page=why, feeds=("drop",)))[:2] == (0.9, "malicious")
+    assert decide(Policy(threshold=0.7), 0.99, Evidence(vendor_page=why))[:2] == (0.99, "malicious")  # off
     rows = (np.array([0.99, 0.99]), np.ones(2, bool), ["mail.smallfirm.de"], np.zeros(2, int), np.zeros(2, int))
-    scores, verdicts, reasons, _ = Decider(policy).apply(*rows, row_webmail={1: why})
+    scores, verdicts, reasons, _ = Decider(policy).apply(*rows, row_vendor={1: why})
     assert list(verdicts) == ["malicious", "suspicious"] and reasons[0] == "" and reasons[1].startswith(why)
     one = Decider(policy).decide_rows([0.99], ["mail.smallfirm.de"], [0], [IN_PAGE], {}, {}, {}, {}, {}, {},
                                       {0: why})
@@ -515,6 +516,40 @@ def test_a_sites_own_outlook_on_the_web_is_at_most_suspicious_on_the_models_word
     urls = ["https://mail.smallfirm.de/owa/auth/logon.aspx", "https://smallfirm.de/owa/auth/logon.aspx"]
     assert rules_only(policy, "", lists).flaggable_on_score(urls).tolist() == [False, True]
     assert rules_only(Policy(threshold=0.7), "", lists).flaggable_on_score(urls).tolist() == [True, True]
+
+
+@pytest.mark.parametrize(("url", "found"), [
+    ("https://d-9067642ac7.awsapps.com/start", "awsapps.com's page (`/start`) at `d-9067642ac7.awsapps.com`"),
+    ("https://acme-corp.awsapps.com/start/#/", "awsapps.com's page (`/start/`) at `acme-corp.awsapps.com`"),
+    ("https://acme.myshopify.com/admin/orders", "myshopify.com's page (`/admin/orders`) at `acme.myshopify.com`"),
+    ("HTTPS://ACME.PagerDuty.com./sign_in", "pagerduty.com's page (`/sign_in`) at `acme.pagerduty.com`"),
+    ("https://acme.pagerduty.com", "pagerduty.com's page (`/`) at `acme.pagerduty.com`"),
+    ("https://acme.awsapps.com/workdocs/index.html", ""),  # WorkDocs' shared documents: anyone's uploads
+    ("https://acme.myshopify.com/pages/login", ""), ("https://acme.myshopify.com/", ""),  # the shop's own pages
+    ("https://www.acme.myshopify.com/admin", ""), ("https://a.b.pagerduty.com/", ""),  # a tenant is one label
+    ("https://www.pagerduty.com/sign_in", ""), ("https://pagerduty.com/", ""),  # the service's own site: rule 6
+    ("https://acme.pagerduty.com.evil.top/sign_in", ""), ("https://acme.pagerduty.com@evil.top/", ""),
+    ("https://evil.top/acme.pagerduty.com/", ""), ("https://acme.myshopify.com.evil.top/admin", ""),
+])
+def test_a_customers_name_on_a_service_is_named_only_on_the_services_own_pages(url, found):
+    assert tenant_page(url) == (f"{found}, a customer's name on the service" if found else "")
+    assert vendor_page(url) == tenant_page(url)
+
+
+def test_a_customers_name_on_a_service_is_at_most_suspicious_on_the_models_word_alone():
+    policy = Policy(threshold=0.7, suspicious_band=0.2, cap_vendor_pages=True)
+    lists = {"popularity": {}, "known_paths": frozenset(), "resolvers": {}}
+    urls = ["https://acme.pagerduty.com/sign_in", "https://d-9067642ac7.awsapps.com/start",
+            "https://acme.myshopify.com/admin", "https://acme.myshopify.com/pages/sign-in",
+            "https://acme.awsapps.com/workdocs/index.html#/share/document/x"]
+    assert rules_only(policy, "", lists).flaggable_on_score(urls).tolist() == [False, False, False, True, True]
+    assert rules_only(Policy(threshold=0.7), "", lists).flaggable_on_score(urls).tolist() == [True] * 5
+
+
+def test_a_manifest_written_before_the_rename_keeps_its_cap():
+    """Models trained in session 40 name the cap ``cap_own_webmail``: it still switches the rule on."""
+    assert Policy.from_manifest({"policy": {"threshold": 0.9, "cap_own_webmail": True}}).cap_vendor_pages
+    assert not Policy.from_manifest({"policy": {"threshold": 0.9}}).cap_vendor_pages
 
 
 def test_a_page_assets_score_counts_the_factor():

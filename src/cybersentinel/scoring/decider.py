@@ -208,7 +208,7 @@ class Decider:
               standing: np.ndarray, row_deception: Mapping[int, str] | None = None,
               row_known_file: Mapping[int, str] | None = None, row_allowed: Mapping[int, str] | None = None,
               row_blocked: Mapping[int, str] | None = None, row_asset: Mapping[int, str] | None = None,
-              row_sign_in: Mapping[int, str] | None = None, row_webmail: Mapping[int, str] | None = None
+              row_sign_in: Mapping[int, str] | None = None, row_vendor: Mapping[int, str] | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scores, verdicts, rule reasons and matched feeds of a batch: ``hosts`` are its distinct hosts,
         ``host_of_row`` each row's index into them, ``standing`` how each row's host stands in it
@@ -229,10 +229,10 @@ class Decider:
         root_ip = is_ip[host_of_row] & (standing == ROOT_PAGE)
         row_deception, row_known_file = row_deception or {}, row_known_file or {}
         row_allowed, row_blocked, row_asset = row_allowed or {}, row_blocked or {}, row_asset or {}
-        row_sign_in, row_webmail = row_sign_in or {}, row_webmail or {}
+        row_sign_in, row_vendor = row_sign_in or {}, row_vendor or {}
         per_row = np.zeros(len(model_scores), dtype=bool)
         per_row[[*row_deception, *row_known_file, *row_allowed, *row_blocked, *row_asset, *row_sign_in,
-                 *row_webmail]] = True
+                 *row_vendor]] = True
         address = {}  # (standing, host) -> entry: an address alone or at a root page has its own entries
         for kind, mask in ((ALONE, bare_ip), (ROOT_PAGE, root_ip)):
             found = np.unique(host_of_row[ok & mask]).tolist()
@@ -247,7 +247,7 @@ class Decider:
             reasons[simple] = popular[host_of_row[simple]]
             rows &= ~simple
         rows = np.flatnonzero(rows)
-        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in, row_webmail)
+        facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in, row_vendor)
         kinds = np.where(bare_ip, ALONE, np.where(root_ip, ROOT_PAGE, IN_PAGE))
         for i, host, kind, single, model_score in zip(  # plain Python values: NumPy scalars cost in this loop
                 rows.tolist(), host_of_row[rows].tolist(), kinds[rows].tolist(), per_row[rows].tolist(),
@@ -271,7 +271,7 @@ class Decider:
     def decide_rows(self, model_scores: list[float | None], hosts: list[str], host_of_row: list[int],
                     standing: list[int], row_deception: Mapping[int, str], row_known_file: Mapping[int, str],
                     row_allowed: Mapping[int, str], row_blocked: Mapping[int, str], row_asset: Mapping[int, str],
-                    row_sign_in: Mapping[int, str] | None = None, row_webmail: Mapping[int, str] | None = None
+                    row_sign_in: Mapping[int, str] | None = None, row_vendor: Mapping[int, str] | None = None
                     ) -> list[tuple[float, str, str, str]]:
         """`apply` for a few rows, one at a time in plain Python (NumPy's per-call cost is most of `apply`'s time
         for one row): (score, verdict, rule reasons, feeds) per row, a ``None`` model score marking an unusable
@@ -279,7 +279,7 @@ class Decider:
         model's score and the policy's verdict of it, as in `apply`."""
         plain = self._entries(hosts, IN_PAGE)
         facts = (row_deception, row_known_file, row_allowed, row_blocked, row_asset, row_sign_in or {},
-                 row_webmail or {})
+                 row_vendor or {})
         out: list[tuple[float, str, str, str]] = []
         for i, (model_score, host) in enumerate(zip(model_scores, host_of_row, strict=True)):
             if model_score is None:
@@ -302,11 +302,11 @@ class Decider:
         ``facts``) when ``row`` is given."""
         ev = Evidence._make(entry[:-1]) if entry is not None else Evidence()
         if row is not None:
-            deception, known_file, allowed, blocked, asset, sign_in, webmail = facts
+            deception, known_file, allowed, blocked, asset, sign_in, vendor = facts
             ev = ev._replace(deception="; ".join(filter(None, [ev.deception, deception.get(row, "")])),
                              known_file=known_file.get(row, ""), allowed=allowed.get(row) or ev.allowed,
                              blocked=blocked.get(row) or ev.blocked, asset=asset.get(row, ""),
-                             corroboration=sign_in.get(row) or ev.corroboration, own_webmail=webmail.get(row, ""))
+                             corroboration=sign_in.get(row) or ev.corroboration, vendor_page=vendor.get(row, ""))
         score, _, reason = decide(self.policy, model_score, ev)
         return score, reason, ", ".join(ev.feeds)
 
@@ -471,6 +471,48 @@ def own_webmail(url: str) -> str:
             or any(word in domain for word in _MAIL_SERVICE_WORDS):
         return ""
     return f"Outlook on the web (`{path}`) at `{host}`, the site's own mail server"
+
+
+# Services that give each customer organisation a name of its own and serve their own pages under it: the paths
+# where a customer can put no page of its own (None: every path), by the name the tenants' names end in. AWS's
+# access portal (`/start`: the same name serves WorkDocs' shared documents elsewhere), a Shopify shop's
+# administration (`/admin`: the shop's storefront is its owner's), PagerDuty's accounts. Written from the
+# services' documentation; each was `malicious` (0.985-0.996) in a probe of sign-in pages staff open every day
+# (benchmarks/enterprise_sign_in.txt). One URL of data/validated.parquet is on such a name: PagerDuty's own blog
+# (``blog.pagerduty.com``, labelled legitimate); no phishing one.
+_TENANT_PAGES: dict[str, re.Pattern[str] | None] = {
+    "awsapps.com": re.compile(r"/start(?:/.*)?"),
+    "myshopify.com": re.compile(r"/admin(?:/.*)?"),
+    "pagerduty.com": None,
+}
+
+
+def tenant_page(url: str) -> str:
+    """``"pagerduty.com's page (`/sign_in`) at `acme.pagerduty.com`, a customer's name on the service"`` when the
+    URL is a page the service itself serves under a customer organisation's own name on it (`_TENANT_PAGES`:
+    ``acme.pagerduty.com``, ``d-9067642ac7.awsapps.com/start``, ``shop.myshopify.com/admin``); "" otherwise. Such a
+    name costs anyone a sign-up, so the policy caps the model's word there rather than clearing it; the pages are
+    the service's own, which no kit can be."""
+    _, _, host, _, path, _, _ = url_fields(url)
+    subdomain, domain, suffix, is_ip, private, registered = split_host_registered(host)
+    # a tenant's name is one label: the site's own under a private suffix (``x.myshopify.com``), else the subdomain
+    service, tenant, below = (suffix, domain, subdomain) if private else (registered, subdomain, "")
+    if is_ip or service not in _TENANT_PAGES or not tenant or below or "." in tenant or tenant == "www":
+        return ""
+    paths = _TENANT_PAGES[service]
+    if paths is not None and not paths.fullmatch(path):
+        return ""
+    return f"{service}'s page (`{path or '/'}`) at `{host}`, a customer's name on the service"
+
+
+def vendor_page(url: str) -> str:
+    """What makes the URL a page that software or a service serves on an organisation's own name (`own_webmail`,
+    `tenant_page`), "" if nothing."""
+    return own_webmail(url) or tenant_page(url)
+
+
+# a superset of `vendor_page`'s URLs, for the detector's row search
+VENDOR_PAGE_PATTERN = r"(?i)/(?:owa|ecp)(?:[/?#]|$)|\.(?:" + "|".join(map(re.escape, _TENANT_PAGES)) + ")"
 
 
 REST_PREFIX = "/wp-json/"

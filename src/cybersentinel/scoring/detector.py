@@ -38,14 +38,15 @@ from cybersentinel.features.lexical import (
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
     PAGE_ASSET_EXTENSIONS,
+    VENDOR_PAGE_PATTERN,
     Decider,
     address_sign_in,
     known_software_file,
-    own_webmail,
     page_asset,
     planted_page,
     software_url_pattern,
     userinfo_deception,
+    vendor_page,
 )
 from cybersentinel.scoring.policy import IN_PAGE, Policy, SiteList
 from cybersentinel.url.parsing import (
@@ -410,7 +411,7 @@ class Detector:
             ("planted", "/wp-admin/|/wp-includes/", bool(self.known_paths)),
             ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
             ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
-            ("webmail", r"(?i)/(?:owa|ecp)(?:[/?#]|$)", decider.policy.cap_own_webmail)) if wanted}
+            ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
@@ -427,7 +428,7 @@ class Detector:
                 by_row(range(n) if decider.block.urls else [], decider.block.match_url),
                 by_row(rows.get("asset", []), page_asset),
                 by_row(on_address, address_sign_in),
-                by_row(rows.get("webmail", []), own_webmail))
+                by_row(rows.get("vendor", []), vendor_page))
 
     def flaggable_on_score(self, values: Any) -> np.ndarray:
         """Which values the policy can call `malicious` on the model's score alone: False where it lowers or caps

@@ -65,12 +65,16 @@ alone: the model learned from the pages phishing lists name, and what it says of
 site's ``jquery.min.js`` is a guess; blocking one breaks pages, and a phishing site's assets come with its pages,
 which are judged. Rules 1 and 3 (the block list, feeds, deception) still make an asset ``malicious``.
 
-So, when ``cap_own_webmail`` is on, is a site's own Outlook on the web (``https://mail.smallfirm.de/owa/``: Exchange's
-sign-in and start pages on a host one label below the site, named as organisations name their mail servers, the
-site's name holding no brand: `decider.own_webmail`): every firm that runs Exchange serves those pages, and the
-model, trained on lists that name such pages of real universities and hospitals as phishing, scores many of them
-``malicious``; a kit copied to ``mail.<a domain of its own>`` looks the same to a URL-only model, so the cap
-leaves it ``suspicious`` for an analyst rather than clearing it.
+So, when ``cap_vendor_pages`` is on, is a page that software or a service serves on an organisation's own name
+(`decider.vendor_page`). A site's own Outlook on the web (``https://mail.smallfirm.de/owa/``: Exchange's sign-in
+and start pages on a host one label below a site under an ICANN suffix, named as organisations name their mail
+servers, the site's name holding no brand and no mail service's word: `decider.own_webmail`): every firm that runs
+Exchange serves those pages, and the model, trained on lists that name such pages of real universities and
+hospitals as phishing, scores many of them ``malicious``; a kit copied to ``mail.<a domain of its own>`` looks the
+same to a URL-only model, so the cap leaves it ``suspicious`` for an analyst rather than clearing it. A customer's
+name on a service that serves its own pages there (``acme.pagerduty.com``, AWS's access portal
+``d-9067642ac7.awsapps.com/start``, a Shopify shop's ``/admin``: `decider.tenant_page`): the pages are the
+service's, but the name costs anyone a sign-up, so they are capped too rather than cleared.
 
 Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
 """
@@ -104,7 +108,7 @@ class Policy:
     page_asset_factor: float = 1.0  # 1: only the cap (models trained before this field)
     cap_user_content: bool = False  # rule 6's user-content hosts (off for models trained before this field)
     stock_file_factor: float = 0.0  # rule 4; 0: score 0 (models trained before this field)
-    cap_own_webmail: bool = False  # a site's own Outlook on the web (off for models trained before this field)
+    cap_vendor_pages: bool = False  # `decider.vendor_page` (off for models trained before this field)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -121,6 +125,7 @@ class Policy:
         policy = manifest.get("policy")
         if not isinstance(policy, Mapping):
             raise ValueError("the model manifest has no decision policy; retrain the model (dvc repro)")
+        policy = {"cap_vendor_pages": policy["cap_own_webmail"], **policy} if "cap_own_webmail" in policy else policy
         return cls(**{k: policy[k] for k in asdict(cls(threshold=1.0)) if k in policy})
 
     def as_dict(self) -> dict[str, Any]:
@@ -181,7 +186,7 @@ class Evidence(NamedTuple):
     # site not the brand's, a sign-in page on a public address
     corroboration: str = ""
     address_root: bool = False  # the root page of an address, written as a URL (rule 5)
-    own_webmail: str = ""  # the site's own Outlook on the web the URL names (`decider.own_webmail`), "" if none
+    vendor_page: str = ""  # a page software or a service serves on an organisation's own name (`decider.vendor_page`)
 
     def changes_anything(self, policy: Policy) -> bool:
         """Whether `decide` can differ from the plain threshold rule (most hosts: no)."""
@@ -193,12 +198,12 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     decider caches plain tuples)."""
     popular = policy.is_popular
     assets = policy.cap_page_assets
-    webmail = policy.cap_own_webmail
+    vendor = policy.cap_vendor_pages
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
                  or (rank is not None and popular(rank, own_name)) or (asset and assets) or corroboration
-                 or address_root or (own_webmail and webmail))
+                 or address_root or (vendor_page and vendor))
             for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name,
-            _, corroboration, address_root, own_webmail in evidences]
+            _, corroboration, address_root, vendor_page in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -238,9 +243,9 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
     if evidence.address_root and score >= policy.threshold:
         score, reason = policy.asset_ceiling, f"the root page of the address `{evidence.registered_domain}`: the " \
             "model reads nothing of a site there but its address, so on its word alone it is at most suspicious"
-    if evidence.own_webmail and policy.cap_own_webmail and score >= policy.threshold:
-        score, reason = policy.asset_ceiling, f"{evidence.own_webmail}: a kit can copy its pages, so on the " \
-            "model's word alone it is at most suspicious"
+    if evidence.vendor_page and policy.cap_vendor_pages and score >= policy.threshold:
+        score, reason = policy.asset_ceiling, f"{evidence.vendor_page}: on the model's word alone it is at most " \
+            "suspicious"
     factor = policy.page_asset_factor
     if evidence.asset and policy.cap_page_assets and (factor < 1.0 or score >= policy.threshold):
         score = min(score * factor, policy.asset_ceiling)
@@ -301,9 +306,9 @@ def popular_only(policy: Policy, evidence: tuple) -> bool:
     """Whether rule 6 alone decides a host of these `Evidence` fields (a tuple, as `changes_anything` takes) when
     nothing is known of the row itself: `decide` then multiplies the score by ``popular_factor``, nothing else."""
     _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name, \
-        user_content, corroboration, address_root, own_webmail = evidence[:17]
+        user_content, corroboration, address_root, vendor_page = evidence[:17]
     return not (blocked or allowed or feeds or deception or known_file or is_bare_ip or asset or corroboration
-                or address_root or (own_webmail and policy.cap_own_webmail)
+                or address_root or (vendor_page and policy.cap_vendor_pages)
                 or ip_status in NOT_JUDGED_IP or (user_content and policy.cap_user_content)) \
         and policy.is_popular(rank, own_name)
 
