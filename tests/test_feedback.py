@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -319,11 +320,16 @@ def test_post_feedback_takes_effect_at_once_and_is_reversible(service) -> None:
     assert listed["count"] == 1 and not listed["feedback"][0]["active"]
     assert client.get("/v1/feedback?active=true").json()["count"] == 0
 
-    # a correction written by another process (the CLI) is seen at the next request
+    # a correction written by another process (the CLI) is seen once the lists are read again: a request starts
+    # that read in a thread of its own (feedback_check_s is 0 here) and is answered with the lists it has
     result = CliRunner().invoke(cli_app, ["feedback", "add", "https://en.wikipedia.org/wiki/Phishing", "--kind",
                                           "confirmed_malicious", "--analyst", "carol", "--feedback-db", str(db)])
     assert result.exit_code == 0, result.output
-    assert score(client, "https://en.wikipedia.org/wiki/Phishing")["verdict"] == "malicious"
+    deadline = time.monotonic() + 10
+    while (verdict := score(client, "https://en.wikipedia.org/wiki/Phishing")["verdict"]) != "malicious" \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert verdict == "malicious"
 
 
 @pytest.mark.parametrize(("payload", "status"), [
@@ -516,3 +522,65 @@ def test_the_cli_refuses_a_cidr_range_with_a_clear_error(tmp_path: Path) -> None
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert "'1.2.3.0/24' is the network 1.2.3.0/24 (a CIDR range)" in result.output
     assert FeedbackStore.from_env(path=db).list() == []
+
+
+def test_a_slow_feedback_store_never_holds_a_request() -> None:
+    """The lists are read again in a thread: a request gets the lists last read at once, however long the store
+    takes (a locked SQLite file, a PostgreSQL server that accepts and never answers)."""
+    from cybersentinel.ops.service import LiveDecider
+    from cybersentinel.scoring.policy import SiteList
+
+    class SlowStore:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def version(self) -> tuple[int, int, int]:
+            self.calls += 1
+            if self.calls > 1:
+                time.sleep(1.0)
+            return self.calls, self.calls, 0
+
+        def site_lists(self) -> tuple[SiteList, SiteList]:
+            return SiteList(), SiteList()
+
+    store = SlowStore()
+    live = LiveDecider(lambda allow, block: ("lists", store.calls), store, every_s=0.0)
+    first = live.decider
+    started = time.monotonic()
+    assert [live.current() for _ in range(50)] == [first] * 50  # the read in flight is not waited for
+    assert time.monotonic() - started < 0.5 and store.calls == 2  # one read at a time
+    deadline = time.monotonic() + 10
+    while live.current() == first and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live.current() == ("lists", 2)  # then its lists are served
+
+
+def test_a_host_wide_correction_may_not_block_what_block_rules_never_cover_nor_allow_a_whole_ranked_host() -> None:
+    from cybersentinel.ops.blocklist import Guard
+    from cybersentinel.ops.feedback import host_correction_problem
+
+    guard = Guard(SiteList({"partner-bank.com": "our partner"}), {"microsoft.com": 4, "000webhostapp.com": 17_652},
+                  addresses={"8.8.8.8": "public DNS resolver dns.google"})
+    for target in ("microsoft.com", "login.microsoft.com", "partner-bank.com", "shop.partner-bank.com", "8.8.8.8"):
+        assert host_correction_problem(target, "confirmed_malicious", guard).startswith("a block on all of"), target
+    assert host_correction_problem("bank.com", "confirmed_malicious", guard) == ""  # another site
+    assert host_correction_problem("kit.000webhostapp.com", "confirmed_malicious", guard) == ""
+    assert host_correction_problem("203.0.113.9", "confirmed_malicious", guard).startswith("a block on all of")
+    assert host_correction_problem("45.67.89.13", "confirmed_malicious", guard) == ""
+    assert "covers every site under it" in host_correction_problem("000webhostapp.com", "false_positive", guard)
+    for fine in ("x.000webhostapp.com", "www.microsoft.com", "small-shop.example", "45.67.89.13"):
+        assert host_correction_problem(fine, "false_positive", guard) == "", fine
+
+
+def test_the_service_refuses_a_host_block_on_an_allowlisted_site(model_dir: Path, tmp_path: Path,  # noqa: F811
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
+    allow = tmp_path / "allow.txt"
+    allow.write_text("partner-bank.com\n")
+    settings = Settings(model_dir=model_dir, feeds_dir=None, feedback_db=tmp_path / "fb.sqlite", allow_files=[allow])
+    client = TestClient(create_app(settings, Detector.from_dir(model_dir)), base_url="http://127.0.0.1")
+    body = {"url": "https://partner-bank.com/login", "kind": "confirmed_malicious", "scope": "host", "analyst": "a"}
+    response = client.post("/v1/feedback", json=body)
+    assert response.status_code == 422 and "allowlisted" in response.json()["detail"]
+    assert client.post("/v1/feedback", json={**body, "scope": "url"}).status_code == 201  # one page: as before
+    assert score(client, "https://partner-bank.com/other")["verdict"] == "benign"

@@ -30,7 +30,15 @@ from cybersentinel.model.drift import (
     reference_profile,
     shares,
 )
-from cybersentinel.ops.decisions import DecisionLog, LogSettings, log_files, parse_window, read_window, remove_expired
+from cybersentinel.ops.decisions import (
+    DecisionLog,
+    LogSettings,
+    log_files,
+    parse_window,
+    read_window,
+    remove_expired,
+    to_table,
+)
 from cybersentinel.ops.metrics import HttpMetrics, ScoringMetrics, observe_many, route_of
 from cybersentinel.ops.monitor import run_monitor
 from cybersentinel.ops.service import Settings, create_app
@@ -237,9 +245,19 @@ def test_retention_deletes_only_expired_files(tmp_path: Path) -> None:
     old, new = log_files(tmp_path)
     month_ago = time.time() - 31 * 86400
     os.utime(old, (month_ago, month_ago))
-    assert remove_expired(tmp_path, time.time(), 30) == [old]
-    assert log_files(tmp_path) == [new]
+    # a killed writer's temporary file goes as old: a live writer's is written at every flush (not one here)
+    dead, live = tmp_path / ".decisions-x-1-1.parquet.abc.tmp", tmp_path / ".decisions-x-2-1.parquet.def.tmp"
+    dead.write_bytes(b"PAR1"), live.write_bytes(b"PAR1")
+    os.utime(dead, (month_ago, month_ago))
+    assert remove_expired(tmp_path, time.time(), 30) == [old, dead]
+    assert log_files(tmp_path) == [new] and live.exists()
     log.close()
+
+
+def test_a_value_is_logged_no_longer_than_the_scorer_reads(tmp_path: Path) -> None:
+    huge = "http://a.example/" + "x" * 3_000_000
+    table = to_table([(0.0, [{"url": huge, "verdict": None, "score": None}])], "sha")
+    assert table["url"][0].as_py() == huge[:65_536]
 
 
 def test_service_writes_the_decision_log(tmp_path: Path, model_dir: Path, detector: Detector) -> None:  # noqa: F811

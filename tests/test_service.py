@@ -4,6 +4,7 @@ property-based bad input (hypothesis): never a 5xx, and for valid requests one r
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import socket
@@ -309,12 +310,23 @@ def test_a_lone_surrogate_is_refused_as_invalid_json(client: TestClient) -> None
 @given(text=st.text(max_size=2000))
 def test_any_text_plain_body_is_scored_line_by_line_or_refused(small_client: TestClient, text: str) -> None:
     response = small_client.post("/v1/score", content=text.encode(), headers={"content-type": "text/plain"})
-    lines = [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")] if text else []  # \n only
+    # lines end in \n, \r\n or a bare \r, as `predict` reads a text file; the other breaks stay in the value
+    lines = re.split(r"\r\n|\r|\n", re.sub(r"(?:\r\n|\r|\n)$", "", text)) if text else []
     if not lines or len(lines) > 5 or len(text.encode()) > 2048:
         assert response.status_code in (413, 422)
     else:
         assert response.status_code == 200
         assert [r["url"] for r in response.json()["results"]] == lines
+
+
+def test_a_text_body_is_split_into_the_rows_predict_reads_from_the_same_text(small_client: TestClient) -> None:
+    from cybersentinel.scoring.batch import read_text
+
+    text = "http://cr.example/a\rb\r\nc.example\n\u2028d.example\r"
+    rows = [url for batch in read_text(io.BytesIO(text.encode()), 10) for url in batch.passthrough["url"].to_pylist()]
+    response = small_client.post("/v1/score", content=text.encode(), headers={"content-type": "text/plain"})
+    assert [r["url"] for r in response.json()["results"]] == rows == ["http://cr.example/a", "b", "c.example",
+                                                                      "\u2028d.example"]
 
 
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -14,6 +14,7 @@ from cybersentinel.cli.options import (
     BlockFiles,
     FeedbackDb,
     UseFeedback,
+    pinned_list,
     with_feedback,
 )
 from cybersentinel.ops.blocklist import (
@@ -95,12 +96,12 @@ def export_command(
         ranked = read_feed_file(tranco, parse_ranked_domains).entries if tranco and allow_top else []
         popularity = dict(reversed(ranked))  # a name listed twice keeps its better rank
         if allow_top and not popularity:
-            popularity = _pinned(model_dir, console, "popularity")
+            popularity = pinned_list(model_dir, console, "popularity")
             which = "are those pinned with the model" if popularity else "are protected only by the allowlist"
             console.print(f"[yellow]warning:[/yellow] no Tranco list (give --tranco or --feeds-dir): popular sites "
                           f"{which}")
         allow, block = with_feedback(allow, read_site_list(block_files or [], [], "block list"), feedback, feedback_db)
-        guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6, _pinned(model_dir, console, "resolvers"))
+        guard = Guard(allow, popularity, allow_top, widest_v4, widest_v6, pinned_list(model_dir, console, "resolvers"))
         found, bad = entries_from_block_list(block.entries, guard)
         entries += found
         rejected += bad
@@ -141,17 +142,3 @@ def _read_domain_list(path: Path) -> list[str]:
     from cybersentinel.intel.feeds import parse_domain_list, read_feed_file
 
     return read_feed_file(path, parse_domain_list).entries
-
-
-def _pinned(model_dir: Path, console: Any, which: str) -> dict[str, Any]:
-    """A list pinned with the model in ``model_dir`` (hash-checked): the public DNS resolvers (``resolvers``) or the
-    popular sites (``popularity``, name -> rank); {} without a model."""
-    if not (model_dir / "model.json").is_file():
-        what = "public DNS resolvers" if which == "resolvers" else "popular sites"
-        console.print(f"[yellow]warning:[/yellow] no model in {model_dir}: {what} are protected only by the allowlist")
-        return {}
-    from cybersentinel.core.files import load_manifest
-    from cybersentinel.scoring.detector import read_popularity, read_resolvers
-
-    read = read_resolvers if which == "resolvers" else read_popularity
-    return read(model_dir, load_manifest(model_dir))

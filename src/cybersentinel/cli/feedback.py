@@ -48,12 +48,25 @@ def add_command(
     scope: Annotated[str, typer.Option(help="url or host: this URL only, or its host and its subdomains.")] = "url",
     note: Annotated[str, typer.Option(help="Why (optional).")] = "",
     db: FeedbackDb = None,
+    model_dir: Annotated[Path, typer.Option(file_okay=False, help="Model folder: a host-wide correction may not "
+                                            "block its pinned popular sites and public DNS resolvers, nor allowlist "
+                                            "a ranked domain with all its sites.")] = Path("models"),
 ) -> None:
     """Record a correction (once: the same active correction is not written twice)."""
+    from rich.console import Console
+
+    from cybersentinel.cli.options import pinned_list
+    from cybersentinel.ops.blocklist import Guard
+
     store = _store(db)
     try:
+        guard = None
+        if scope == "host":
+            console = Console(stderr=True)
+            guard = Guard(popularity=pinned_list(model_dir, console, "popularity"),
+                          addresses=pinned_list(model_dir, console, "resolvers"))
         store.migrate()
-        item, created = store.add(url, kind, scope, analyst, note)
+        item, created = store.add(url, kind, scope, analyst, note, guard=guard)
     except ValueError as exc:  # FeedbackError and its kinds
         raise _fail(exc) from None
     state = "recorded" if created else f"already recorded by {item.analyst} at {item.created_at}"

@@ -4,7 +4,7 @@ is shown on a terminal."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -75,3 +75,17 @@ def with_feedback(allow: SiteList, block: SiteList, use: bool, path: Path | None
     except FeedbackError as exc:
         raise typer.BadParameter(f"cannot read the feedback store: {exc}", param_hint="--feedback-db") from None
     return allow.merged(feedback_allow), block.merged(feedback_block)
+
+
+def pinned_list(model_dir: Path, console: Any, which: str) -> dict[str, Any]:
+    """A list pinned with the model in ``model_dir`` (hash-checked): the public DNS resolvers (``resolvers``) or the
+    popular sites (``popularity``, name -> rank); {} without a model."""
+    if not (model_dir / "model.json").is_file():
+        what = "public DNS resolvers" if which == "resolvers" else "popular sites"
+        console.print(f"[yellow]warning:[/yellow] no model in {model_dir}: {what} are protected only by the allowlist")
+        return {}
+    from cybersentinel.core.files import load_manifest
+    from cybersentinel.scoring.detector import read_popularity, read_resolvers
+
+    read = read_resolvers if which == "resolvers" else read_popularity
+    return read(model_dir, load_manifest(model_dir))

@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 
 from cybersentinel.core.redact import mask_password
+from cybersentinel.features.lexical import MAX_URL_CHARS
 
 log = logging.getLogger("cybersentinel.ops.decisions")
 
@@ -66,7 +67,10 @@ def to_table(batches: Sequence[tuple[float, Sequence[Mapping[str, Any]]]], model
     of appends): this runs in the writer thread, but holds the GIL the request path needs."""
     rows = [r for _, results in batches for r in results]
     times = [int(when * 1000) for when, results in batches for _ in results]
-    urls, reasons = [str(r.get("url", "")) for r in rows], [r.get("reasons") or None for r in rows]
+    # a value is logged up to the longest URL the scorer reads: a client's megabyte of text (an error, not a
+    # score) does not cost the log a megabyte a request for 30 days
+    urls = [str(r.get("url", ""))[:MAX_URL_CHARS] for r in rows]
+    reasons = [r.get("reasons") or None for r in rows]
     # passwords are masked here, before anything is written, and not in `record`: off the request path
     for i in [i for i, url in enumerate(urls) if "@" in url]:  # the few rows with user-info
         urls[i], reasons[i] = _without_password(urls[i], reasons[i])
@@ -212,10 +216,12 @@ def log_files(folder: Path) -> list[Path]:
 
 
 def remove_expired(folder: Path, now: float, retention_days: float) -> list[Path]:
-    """Delete finished files last written more than ``retention_days`` ago; return them."""
+    """Delete finished files last written more than ``retention_days`` ago, and the temporary files of writers
+    that died (a killed worker's ``.decisions-….parquet.….tmp``, which no one will finish) as old; return them.
+    A live writer's temporary file is written at every flush and renamed at every rotation, so it is never as old."""
     cutoff = now - retention_days * 86400
     removed = []
-    for path in log_files(folder):
+    for path in [*log_files(folder), *folder.glob(".decisions-*.parquet.*.tmp")]:
         with contextlib.suppress(FileNotFoundError):  # another worker removed it first
             if path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -173,6 +173,33 @@ def target_of(url: str, scope: str) -> str:
     return value.removesuffix("/32").removesuffix("/128")
 
 
+def host_correction_problem(target: str, kind: str, guard: Any) -> str:
+    """Why a host-wide correction of ``target`` (`target_of`, scope host) is refused, "" if it is not. A block
+    (``confirmed_malicious``) on what no block rule may cover (`ops.blocklist.Guard`: a popular site, an
+    allowlisted name or a name above one, a pinned public resolver): it would break that site for every user of
+    the service and teach the next model that it is phishing. An allowlisting of a ranked registered domain's
+    own name: it covers every site under it, and the free hosts ranked there hand their customers such names
+    (``000webhostapp.com``: 5,338 phishing URLs of data/validated.parquet on its subdomains). A page is corrected
+    with scope url; a site on such a host by its own name (``x.000webhostapp.com``)."""
+    import ipaddress
+
+    from cybersentinel.url.parsing import host_registered_domain, ranked_name
+
+    try:
+        address = ipaddress.ip_network(target.strip("[]"))
+    except ValueError:
+        address = None
+    if kind == "confirmed_malicious":
+        problem = guard.network_problem(address) if address is not None else guard.name_problem(target)
+        return f"a block on all of {target} is refused: {problem}; use scope url" if problem else ""
+    registered = "" if address is not None else host_registered_domain(target)
+    rank = guard.popularity.get(ranked_name(registered)) if target == registered else None
+    if rank is not None:
+        return (f"allowlisting all of {target} (Tranco rank {rank:,}) is refused: it covers every site under it; use "
+                "scope url, name the site's own host, or list it in an allowlist file")
+    return ""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -291,14 +318,18 @@ class FeedbackStore:
         return out
 
     def add(self, url: str, kind: str, scope: str, analyst: str, note: str = "", verdict: str | None = None,
-            score: float | None = None, model_version: str | None = None) -> tuple[Feedback, bool]:
+            score: float | None = None, model_version: str | None = None, guard: Any = None
+            ) -> tuple[Feedback, bool]:
         """Record a correction; returns it and whether it is new (False: the same correction was already
         active, and is returned unchanged). An active correction of the other kind on the same target is
-        revoked in the same transaction."""
+        revoked in the same transaction. ``guard`` (`ops.blocklist.Guard`, with the model's pinned lists): a
+        host-wide correction it refuses is an error (`host_correction_problem`)."""
         # stored, listed to every analyst and used as training data: the URL's password is masked first
         url, analyst, note = mask_password(url.strip()), analyst.strip(), note.strip()
         _check(url, kind, analyst, note)
         target = target_of(url, scope)
+        if guard is not None and scope == "host" and (problem := host_correction_problem(target, kind, guard)):
+            raise FeedbackError(problem)
         label = KINDS[kind]
         content = hashlib.sha256(json.dumps([url, label, scope, target]).encode()).hexdigest()
         now = _now()

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,6 +85,7 @@ DOCS_HEADERS = {**HTML_HEADERS, "Content-Security-Policy": HTML_HEADERS["Content
 
 
 INLINE_BATCH = 64  # up to this many URLs are scored on the event loop: cheaper than a thread hop
+INLINE_BODY_BYTES = 64 * 1024  # and only from a body this small: 60 URLs of 64 KB held the loop for 1.5 s
 
 
 # FastAPI's native OpenTelemetry off: this service exports Prometheus metrics and configures no OpenTelemetry
@@ -316,13 +318,13 @@ def trusted_host(header: bytes | None, patterns: list[str]) -> bool:
 
 
 def parse_lines(text: str) -> list[str]:
-    """A text/plain body: one value per line, lines ending in ``\n`` or ``\r\n`` only (not the other breaks
-    `str.splitlines` knows, such as U+2028 or \x1c, which stay part of the value); a final newline does not add
-    an empty row."""
-    lines = text.split("\n")
+    """A text/plain body: one value per line, lines ending in ``\n``, ``\r\n`` or a bare ``\r``, as `predict` reads
+    a text file (`scoring.batch.read_text`; not the other breaks `str.splitlines` knows, such as U+2028 or \x1c,
+    which stay part of the value); a final line end does not add an empty row."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if "\r" in text else text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines
 
 
 def read_json_file(path: Path | None) -> dict[str, Any] | None:
@@ -379,35 +381,46 @@ def feeds_summary(folder: Path) -> dict[str, Any]:
 class LiveDecider:
     """The decision policy with the allow/block list files plus the active analyst feedback. Rebuilt when the
     feedback store changes: at once after this process writes, and otherwise checked at most every
-    ``every_s`` seconds (other worker processes, the `cybersentinel feedback` command). An unreachable store
-    keeps the last lists and is logged, never a failed score."""
+    ``every_s`` seconds (other worker processes, the `cybersentinel feedback` command) in a thread of its own,
+    so a slow, locked or unreachable store never holds a request (or the event loop it is scored on): requests
+    get the lists last read. An unreachable store keeps the last lists and is logged, never a failed score."""
 
     def __init__(self, build: Any, store: Any, every_s: float = 1.0):
         self.build, self.store, self.every_s = build, store, every_s
         self.version: tuple[int, int, int] | None = None
         self.checked = float("-inf")
         self.decider = None
+        self.reading = threading.Lock()  # one read of the store at a time: a later one never loses to an earlier
+        self.pending = False  # a read started by `current` has not ended
         self.refresh()
 
     def current(self) -> Any:
-        if time.monotonic() - self.checked >= self.every_s:
-            self.refresh()
+        if not self.pending and time.monotonic() - self.checked >= self.every_s:
+            self.pending = True
+            threading.Thread(target=self._refresh_started, name="feedback-lists", daemon=True).start()
         return self.decider
+
+    def _refresh_started(self) -> None:
+        try:
+            self.refresh()
+        finally:
+            self.pending = False
 
     def refresh(self) -> None:
         from cybersentinel.ops.feedback import FeedbackError
         from cybersentinel.scoring.policy import SiteList
 
-        self.checked = time.monotonic()
-        try:
-            version = self.store.version()
-            if version != self.version or self.decider is None:
-                allow, block = self.store.site_lists() if version[0] else (SiteList(), SiteList())
-                self.decider, self.version = self.build(allow, block), version
-        except FeedbackError as exc:
-            log.warning("feedback store unavailable, serving the lists last read: %s", exc)
-            if self.decider is None:
-                self.decider = self.build(SiteList(), SiteList())
+        with self.reading:
+            self.checked = time.monotonic()
+            try:
+                version = self.store.version()
+                if version != self.version or self.decider is None:
+                    allow, block = self.store.site_lists() if version[0] else (SiteList(), SiteList())
+                    self.decider, self.version = self.build(allow, block), version
+            except FeedbackError as exc:
+                log.warning("feedback store unavailable, serving the lists last read: %s", exc)
+                if self.decider is None:
+                    self.decider = self.build(SiteList(), SiteList())
 
 
 def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
@@ -436,6 +449,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         ScoreResponse,
         errors,
     )
+    from cybersentinel.ops.blocklist import Guard
     from cybersentinel.ops.feedback import FeedbackError, FeedbackStore, StoreUnavailableError
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
@@ -453,6 +467,8 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
                     settings.feeds_dir)
     file_allow = read_site_list(settings.allow_files, [], "allowlist")
     file_block = read_site_list(settings.block_files, [], "local block list")
+    # what a client's host-wide correction may not touch, as `blocklist export` guards its rules
+    guard = Guard(file_allow, detector.popularity, addresses=detector.resolvers)
     store = FeedbackStore.from_env(path=settings.feedback_db)
     live = LiveDecider(lambda allow, block: detector.decider(index, file_allow.merged(allow), file_block.merged(block)),
                        store, settings.feedback_check_s)
@@ -625,8 +641,9 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
                   "application/json": {"schema": ScoreRequest.model_json_schema()},
                   "text/plain": {"schema": {"type": "string"}}}}})
     async def score(request: Request) -> AsciiJSONResponse:
-        values = parse_request(await read_body(request), request.headers.get("content-type", ""))
-        if len(values) <= INLINE_BATCH:  # counted once the answer is sent: the client does not wait for it
+        body = await read_body(request)
+        values = parse_request(body, request.headers.get("content-type", ""))
+        if len(values) <= INLINE_BATCH and len(body) <= INLINE_BODY_BYTES:  # observed once the answer is sent
             results = score_values(values, observe=False)
             return AsciiJSONResponse({"model": model_ref, "count": len(results), "results": results},
                                      background=ObserveLater(results))
@@ -665,8 +682,9 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     def store_call(action: Any) -> Any:
         try:
             return action()
-        except StoreUnavailableError as exc:
-            raise HTTPException(503, str(exc)) from None
+        except StoreUnavailableError as exc:  # where the store is and why it failed is the operator's, not a client's
+            log.warning("%s", exc)
+            raise HTTPException(503, "the feedback store is unavailable; try again later") from None
         except FeedbackError as exc:
             text = str(exc)
             status = 404 if text.startswith("no feedback #") else 409 if "already revoked" in text else 422
@@ -681,7 +699,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         # the verdict the analyst is correcting, as this model gave it (not traffic: no metrics, no decision log)
         seen = score_values([request.url], observe=False)[0]
         item, created = store.add(request.url, request.kind, request.scope, request.analyst, request.note,
-                                  seen.get("verdict") or None, seen.get("score"), model_ref["version"])
+                                  seen.get("verdict") or None, seen.get("score"), model_ref["version"], guard)
         live.refresh()  # this process applies it at once; the others within feedback_check_s
         now = score_values([request.url], observe=False)[0]
         return item, created, f"now {now.get('verdict') or 'not scorable'}: {now.get('reasons') or 'model score'}"
