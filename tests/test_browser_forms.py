@@ -106,6 +106,9 @@ def test_an_ipv4_address_written_as_ipv6_is_the_ipv4_address() -> None:
     assert ip_category(ipaddress.ip_address("::ffff:45.67.89.16")) is None
     assert ip_category(ipaddress.ip_address("::ffff:10.0.0.1")) == "private"
     assert ip_category(ipaddress.ip_address("::ffff:127.0.0.1")) == "loopback"
+    # NAT64's well-known prefix reaches the IPv4 address too (mobile carriers' IPv6-only networks)
+    assert ip_category(ipaddress.ip_address("64:ff9b::2d43:590d")) is None  # 45.67.89.13
+    assert ip_category(ipaddress.ip_address("64:ff9b::a00:1")) == "private"  # 10.0.0.1
 
 
 def _variants(url: str) -> list[str]:
@@ -182,6 +185,7 @@ def test_a_redirectors_link_is_the_page_it_leads_to(link: str, target: str) -> N
     ("https://www.google.com/url?q=https:%5C%5Ckit.example%5Ca", "https://kit.example/a"),
     ("https://www.google.com/%75rl?q=https://kit.example/a", "https://kit.example/a"),  # an escaped path letter
     ("https://www.google.com/url?q=https://kit.example/a&q=https://kit.example/a", "https://kit.example/a"),
+    ("https://www.google.com./url?q=https://kit.example/a", "https://kit.example/a"),  # the DNS root's dot
 ])
 def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, target: str) -> None:
     assert browser_url_and_note(link) == (target, "a link through `www.google.com` to `kit.example`: judged as that "

@@ -42,6 +42,14 @@ def test_the_arrow_writer_and_the_python_writer_apply_the_same_rule(values):
     assert table["v"].to_pylist() == [escape_cell(v) for v in values]
 
 
+def test_text_kept_as_a_dictionary_or_as_views_is_escaped_too():
+    """A pandas Categorical saved to Parquet is read back as a dictionary column: it was written to CSV raw."""
+    table = escape_table(pa.table({"cat": pa.array(["=cmd|' /C calc'!A0", "x"]).dictionary_encode(),
+                                   "view": pa.array(["@SUM(1+1)", "y"], pa.string_view()), "n": [1, 2]}))
+    assert table["cat"].to_pylist() == ["'=cmd|' /C calc'!A0", "x"] and table["view"].to_pylist() == ["'@SUM(1+1)", "y"]
+    assert table["n"].to_pylist() == [1, 2]
+
+
 def test_csv_text_quotes_every_cell():
     text = csv_text(["a", "=b"], [["-1", "x"]])
     assert text == "\"a\",\"'=b\"\n\"'-1\",\"x\"\n"

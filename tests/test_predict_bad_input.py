@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fixtures_model import model_dir  # noqa: F401
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_files import unwritable_folder
 from typer.testing import CliRunner
 
@@ -23,6 +25,12 @@ RESULTS = ["score", "verdict", "reasons", "model_score", "feeds", "error"]
 def predict(model_dir: Path, *args: str, stdin: bytes | None = None):  # noqa: F811
     return CliRunner().invoke(app, ["predict", "--model-dir", str(model_dir), "--no-feeds", "--no-progress", *args],
                               input=stdin)
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    """`predict`'s output file in any of its formats, every value as written."""
+    return (pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix == ".csv" else
+            pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(path, lines=True, dtype=False))
 
 
 def csv_rows(text: str) -> list[dict[str, str]]:
@@ -93,13 +101,36 @@ def test_one_non_utf8_value_in_a_parquet_binary_column_is_one_error_row(model_di
     pq.write_table(pa.table({"url": urls, "note": notes}), source)
     result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / out))
     assert result.exit_code == 0, result.output
-    frame = (pd.read_csv(tmp_path / out, dtype=str, keep_default_na=False) if out.endswith(".csv") else
-             pd.read_parquet(tmp_path / out) if out.endswith(".parquet") else
-             pd.read_json(tmp_path / out, lines=True, dtype=False))
+    frame = read_output(tmp_path / out)
     assert len(frame) == 3 and frame["url"].tolist() == ["a.example", "\ufffd\ufffd.example", "http://c.example/"]
     assert frame["note"].tolist() == ["ok", "\ufffd(", "fine"]  # shown with U+FFFD, as CSV input is
     assert frame["error"].tolist() == ["", "host name has spaces, control or forbidden characters", ""]  # as CSV's
     assert [score in ("", None) or score != score for score in frame["score"]] == [False, True, False]
+
+
+@pytest.mark.parametrize("out", ["out.csv", "out.parquet", "out.jsonl"])
+def test_a_parquet_text_column_holding_bytes_that_are_not_utf8_is_read_with_replacements(model_dir, tmp_path,  # noqa: F811
+                                                                                          out):
+    """Arrow does not check what a Parquet file declares as text: such a value crashed the JSON writer (a
+    segmentation fault) and broke the CSV one."""
+    source = tmp_path / "in.parquet"
+    urls = pa.array([b"http://a.example/", b"http://b\xff.example/"], pa.binary()).view(pa.string())
+    notes = pa.array([b"ok", b"n\xfeote"], pa.binary()).view(pa.string()).dictionary_encode()
+    pq.write_table(pa.table({"url": urls, "note": notes}), source)
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / out))
+    assert result.exit_code == 0, result.output
+    frame = read_output(tmp_path / out)
+    assert frame["url"].tolist() == ["http://a.example/", "http://b\ufffd.example/"]
+    assert frame["note"].astype(str).tolist() == ["ok", "n\ufffdote"]
+
+
+@given(st.binary(max_size=40).map(lambda b: bytes(b"ab\",\n"[c % 5] for c in b)))
+@settings(max_examples=300, deadline=None)
+def test_a_csv_blocks_last_record_end_is_found_as_by_counting_every_quote_before_each_newline(data: bytes) -> None:
+    from cybersentinel.scoring.batch import _record_end
+
+    ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n") and data[:i].count(b'"') % 2 == 0]
+    assert _record_end(data) == (ends[-1] if ends else -1)
 
 
 def test_stdin_text_whose_first_line_has_a_comma_stays_text(model_dir):  # noqa: F811
@@ -450,3 +481,20 @@ def test_a_model_of_other_feature_definitions_is_a_one_line_error(model_dir, tmp
     assert "feature definitions" in result.output and "retrain the model" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_uri_or_the_input_itself_as_a_local_path_is_refused_without_echoing_a_password(model_dir, tmp_path,  # noqa: F811
+                                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "in.csv"
+    source.write_text("url\nhttp://a.example/\n")
+    for args, hint in ((["-i", "https://admin:hunter2@files.example/urls.csv"], "--input"),
+                       (["-i", str(source), "-o", "s3://AKIAXXX:topsecret@bucket/out.csv"], "--output")):
+        result = predict(model_dir, *args)
+        message = said(result.output)
+        assert result.exit_code == 2 and hint in message and "a URI" in message and "***@" in message
+        assert "hunter2" not in result.output and "topsecret" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # no folder named `s3:`
+    result = predict(model_dir, "-i", str(source), "-o", str(source))
+    assert result.exit_code == 2 and "is the input" in said(result.output)
+    assert source.read_text() == "url\nhttp://a.example/\n"

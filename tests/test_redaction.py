@@ -79,6 +79,9 @@ def test_credentials_in_query_parameters_are_redacted(text: str, redacted: str) 
     ("https://alice:***@bank.example.org/login", "https://alice:***@bank.example.org/login"),  # idempotent
     (f"http://\tbob:{SECRET}@kit.example.net/x", "http://bob:***@kit.example.net/x"),  # a browser drops the tab
     (f"http://bob:\n{SECRET}@kit.example.net/x", "http://bob:***@kit.example.net/x"),
+    # blanks in a URL's user-info, which the scorer reads as user-info all the same (the URL is the whole text)
+    (f"http://alice:p {SECRET}@bank.example/", "http://alice:***@bank.example/"),
+    (f"http://alice:{SECRET}\u3000@bank.example/", "http://alice:***@bank.example/"),
 ])
 def test_mask_password_hides_the_password_and_keeps_the_user_name(text: str, masked: str) -> None:
     assert mask_password(text) == masked

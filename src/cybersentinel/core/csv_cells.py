@@ -58,8 +58,18 @@ def escape_table(table: pa.Table) -> pa.Table:
 
     columns = []
     for column in table.columns:
+        # text kept as a dictionary (a pandas Categorical saved to Parquet) or as views is text too: as plain text
+        text = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if _is_text(text) and not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = column.cast(pa.large_string() if pa.types.is_large_string(text) else pa.string())
         if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) and pc.any(pc.is_in(
                 pc.utf8_slice_codeunits(column, 0, 1), value_set=pa.array(_FORMULA_FIRST, type=column.type))).as_py():
             column = pc.replace_substring_regex(column, pattern=FORMULA_START, replacement=r"'\1", max_replacements=1)
         columns.append(column)
     return pa.Table.from_arrays(columns, names=[escape_cell(n) for n in table.column_names])
+
+
+def _is_text(data_type: object) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type)

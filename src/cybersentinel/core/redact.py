@@ -67,4 +67,21 @@ def mask_password(url: str) -> str:
     dropped first, as a browser drops them from a URL: ``http://\tbob:pw@host/`` is bob's password too. Any text:
     never raises."""
     url = url.translate(_BROWSER_DROPS)
-    return _RUN_WITH_AT.sub(_mask_run, url) if "@" in url else url
+    return _mask_authority(_RUN_WITH_AT.sub(_mask_run, url)) if "@" in url else url
+
+
+# A URL's authority as a browser reads it (after a web scheme and its slashes, or a leading "//"; up to the first
+# "/", "?", "#" or "\"): its user-info may hold blanks (``http://alice:p w@bank.example/``), which end a run
+_AUTHORITY = re.compile(r"(?:(?i:https?|wss?|ftp):[/\\]*|[/\\]{2,})(?P<authority>[^/?#\\]*)")
+
+
+def _mask_authority(url: str) -> str:
+    """The password of the user-info of a URL written as the whole of ``url`` masked, blanks and all."""
+    match = _AUTHORITY.match(url)
+    if match is None:
+        return url
+    userinfo, at, host = match["authority"].rpartition("@")
+    user, _, password = userinfo.partition(":")
+    if not at or not password or password == "***" or "[" in user:  # noqa: S105 (the mask, no password)
+        return url
+    return f"{url[:match.start('authority')]}{user}:***@{host}{url[match.end('authority'):]}"

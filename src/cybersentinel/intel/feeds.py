@@ -430,10 +430,17 @@ def build_intervals(per_feed: Sequence[Iterable[IPNetwork]], version: int) -> In
     return Intervals(starts, _keys(starts, version), masks[keep])
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix: a NAT64 gateway reaches the IPv4 address
+
+
 def _unmapped(address: IPAddress) -> IPAddress:
-    """``::ffff:1.2.3.4`` is 1.2.3.4 on the wire: judge and look it up as IPv4."""
-    if address.version == 6 and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+    """``::ffff:1.2.3.4`` is 1.2.3.4 on the wire, and so is ``64:ff9b::102:304`` through a NAT64 gateway (mobile
+    carriers' IPv6-only networks): judge and look it up as IPv4."""
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
     return address
 
 
@@ -446,9 +453,9 @@ _INTERNAL = {4: tuple(map(ipaddress.IPv4Network, ("10.0.0.0/8", "172.16.0.0/12",
 @lru_cache(maxsize=1 << 16)
 def ip_category(address: IPAddress) -> str | None:
     """None for a globally routable unicast address, else why it is not (``ipaddress``'s classification). An
-    IPv4 address written as IPv6 (``::ffff:45.67.89.16``, which a browser connects to) is the IPv4 address."""
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    IPv4 address written as IPv6 (``::ffff:45.67.89.16``, which a browser connects to, or its NAT64 form
+    ``64:ff9b::2d43:5910``) is the IPv4 address (`_unmapped`)."""
+    address = _unmapped(address)
     if address.is_global and not (address.is_multicast or address.is_reserved):  # the common case, checked first
         return None
     for category in ("loopback", "link_local", "multicast", "unspecified", "reserved"):

@@ -331,11 +331,14 @@ def _csv_blocks(stream: BinaryIO, header: list[str], column: str, chunk_size: in
 
 
 def _record_end(data: bytes) -> int:
-    """The offset just past the last newline outside quoted fields (an even number of quotes before it), or -1."""
-    quotes = data.count(b'"')
+    """The offset just past the last newline outside quoted fields (an even number of quotes before it), or -1.
+    The quotes after each newline are counted once, walking back (one stray quote leaves every newline after it
+    inside a field: recounting to the end at each made a 1.5 MB file cost 14 s)."""
+    before = data.count(b'"')
     end = len(data)
     while (pos := data.rfind(b"\n", 0, end)) >= 0:
-        if (quotes - data.count(b'"', pos)) % 2 == 0:
+        before -= data.count(b'"', pos, end)
+        if before % 2 == 0:
             return pos + 1
         end = pos
     return -1
@@ -458,7 +461,10 @@ def _parquet_batches(reader: Any, schema: pa.Schema, names: list[str], column: s
 def _parquet_batch(table: pa.Table, column: str) -> Batch:
     # a byte URL column is scored from this text, as CSV input is: a value that is not UTF-8 gets U+FFFD, and so
     # the same result (the detector's error for its host name) as in CSV or text input
-    columns = [_as_text(c) if _is_bytes(c.type) else c for c in table.columns]
+    # so is a text column holding bytes that are not UTF-8 (Arrow does not check what a Parquet file says is text;
+    # written out as it was, such a value crashed the JSON writer and broke the CSV one)
+    columns = [_as_text(c) if _is_bytes(c.type) else _as_text(c.cast(pa.large_binary())) if _bad_text(c) else c
+               for c in table.columns]
     table = pa.Table.from_arrays(columns, names=table.column_names)
     urls = table[column].combine_chunks()
     if pa.types.is_dictionary(urls.type):
@@ -477,6 +483,17 @@ def _is_text_or_bytes(kind: pa.DataType) -> bool:
 
 def _is_bytes(kind: pa.DataType) -> bool:
     return pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+
+
+def _bad_text(column: pa.ChunkedArray) -> bool:
+    """Whether a text column (plain or dictionary-encoded) holds a value that is not UTF-8."""
+    if not _is_text_or_bytes(column.type.value_type if pa.types.is_dictionary(column.type) else column.type):
+        return False
+    try:
+        column.validate(full=True)
+    except pa.ArrowInvalid:
+        return True
+    return False
 
 
 def _as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -520,11 +537,11 @@ class BatchWriter:
     def write(self, table: pa.Table) -> None:
         if self.format == "jsonl":
             if table.num_rows:
-                text = table.to_pandas().to_json(orient="records", lines=True, force_ascii=False)
-                _write_all(self.sink, text.encode() if text.endswith("\n") else (text + "\n").encode())
+                _write_all(self.sink, "".join(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n"
+                                              for row in map(_no_nan, table.to_pylist())).encode())
             return
         if self.format == "csv":
-            table = escape_table(table)
+            table = escape_table(_nested_as_json(table))
         if self._writer is None:
             if self.format == "csv":
                 import pyarrow.csv as pacsv
@@ -543,6 +560,27 @@ class BatchWriter:
         if self._writer is not None:
             self._writer.close()
         self.sink.flush()
+
+
+def _nested_as_json(table: pa.Table) -> pa.Table:
+    """Columns CSV has no cell for (lists, structs, maps from a Parquet input) as their JSON text."""
+    nested = [i for i, field in enumerate(table.schema) if pa.types.is_nested(field.type)]
+    for i in nested:
+        text = pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=_json_default)
+                         for v in table.column(i).to_pylist()], pa.string())
+        table = table.set_column(i, table.schema.field(i).name, text)
+    return table
+
+
+def _no_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with NaN as None (JSON has no NaN); every other value as Arrow gives it: integers and floats exact (a
+    pandas detour made a 64-bit id a float and cut 1e-12 to 0)."""
+    return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+
+
+def _json_default(value: Any) -> Any:
+    """Values JSON has no type for: dates and times in ISO 8601, decimals and anything else as text."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _write_all(sink: BinaryIO, data: bytes) -> None:
@@ -641,9 +679,15 @@ def _stop_workers(pool: Any) -> None:
     """End the workers now: the pool's own shutdown would first score every batch in flight (seconds each), and
     a SIGKILL following a SIGTERM (docker stop) would then come before the temporary output is removed. The
     pool has no public way to do it before Python 3.14 (`terminate_workers`); it sees the workers die, fails
-    what was pending and joins them."""
-    for process in list(pool._processes.values()):
+    what was pending and joins them. A worker killed while sending its result leaves half a message in the
+    result pipe, which the pool's thread then waits on for ever: once the workers are dead, this process's own
+    end of that pipe is closed too, so the wait ends (no writer left) and the pool sees it broken."""
+    processes = list(pool._processes.values())
+    for process in processes:
         process.terminate()
+    for process in processes:
+        process.join(5)
+    pool._result_queue._writer.close()
     pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -120,7 +120,6 @@ class Decider:
         canonical = [host if ok else canonical_host(host) or host  # as a browser resolves it: 1.10.4101 is 1.10.16.5
                      for host, ok in zip(hosts, plain, strict=True)]
         splits = split_host_columns(canonical, arrow=True)
-        deceptions = deceptive_hosts(canonical, splits)
         registered = splits.registered if isinstance(splits.registered, list) else splits.registered.to_pylist()
         allowed = [self.allow.match(host) for host in canonical] if self.allow.entries else [""] * n
         blocked = [self.block.match(host) for host in canonical] if self.block.entries else [""] * n
@@ -132,6 +131,7 @@ class Decider:
             feeds = [tuple(signal[0]) for signal in signals]
             if not self.popularity:  # a model without a pinned list: the live one
                 ranks = [signal[3] for signal in signals]
+        deceptions = deceptive_hosts(canonical, splits, [rank is not None for rank in ranks])
         own_name = [host == name or host == "www." + name for host, name in zip(canonical, registered, strict=True)]
         user_content = [user_content_host(host) if rank is not None else ""  # it only ever replaces rule 6
                         for host, rank in zip(canonical, ranks, strict=True)] if self.policy.cap_user_content else \
@@ -171,7 +171,7 @@ class Decider:
                 rank = signal[3]
         user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
         fields = (False, False, feeds, None, None, rank, registered, allowed, blocked,
-                  deceptive_hosts([canonical], splits)[0], "", "", canonical == registered or
+                  deceptive_hosts([canonical], splits, [rank is not None])[0], "", "", canonical == registered or
                   canonical == "www." + registered, user_content, named_brands(splits, [rank is not None])[0], False,
                   "")
         return (*fields, *changes_anything(self.policy, [fields]))
@@ -333,17 +333,18 @@ def deceptive_host(host: str) -> str:
     return _deception(subdomain, domain, is_ip, host_registered_domain(host))
 
 
-def _deception(subdomain: str, domain: str, is_ip: bool, registered: str) -> str:
-    """`deceptive_host` of a host split already."""
+def _deception(subdomain: str, domain: str, is_ip: bool, registered: str, ranked: bool = False) -> str:
+    """`deceptive_host` of a host split already; a ``ranked`` registered domain (on the pinned popularity list) is
+    not read as a look-alike itself: ``appier.net`` (Tranco rank 1,802) reads as ``appler``."""
     if is_ip:
         return ""
-    brand = imitated_brand(domain)
+    brand = "" if ranked else imitated_brand(domain)
     if brand:
         shown = rendered(registered)
         return (f"punycode host that renders as `{shown}`, imitating `{brand}`" if shown != registered else
                 f"`{registered}` imitates `{brand}` with look-alike characters")
     match = _BRAND_DOMAIN.search(subdomain)
-    if match and match.group(1) not in registered:
+    if match and not _brands_own(match.group(1), registered, ranked):
         return f"brand `{match.group(1)}` in the subdomain of unrelated `{registered}`"
     match = _COUNTRY_DOMAIN.search(subdomain)
     if match:
@@ -351,17 +352,26 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str) -> str
         return f"`{shown}` in the subdomain of unrelated `{registered}`"
     for label in subdomain.split("."):
         brand = imitated_brand(label)
-        if brand and brand not in registered:
+        if brand and not _brands_own(brand, registered, ranked):
             return (f"`{label}` in the subdomain of unrelated `{registered}` imitates `{brand}` with look-alike "
                     "characters")
     return ""
 
 
-def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[str]:
+def _brands_own(brand: str, registered: str, ranked: bool = False) -> bool:
+    """Whether a registered domain is the brand's own: its name (``paypal.com``, ``paypal.co.uk``), or a popular
+    one holding the brand (``smbc-card.com``, ``microsoftonline.com``: ``ranked``, on the pinned list); not an
+    unpopular one holding it among other words (``paypal-limited.top``, ``netflixbilling.info``)."""
+    return registered.partition(".")[0] == brand or (ranked and brand in registered)
+
+
+def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None, ranked: list[bool] | None = None
+                    ) -> list[str]:
     """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label or a subdomain that
     `may_imitate` a brand, or a brand's name or a country's ending in the subdomain (what `_BRAND_DOMAIN` and
     `_COUNTRY_DOMAIN` need); "" for the others.
-    ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it."""
+    ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it; ``ranked``:
+    whether each host's registered domain is on the pinned popularity list (`_deception`)."""
     splits = splits or split_host_columns(hosts)
     found = [""] * len(hosts)
     if isinstance(splits.domain, list) and len(hosts) <= FEW_TEXTS:  # a few hosts (a request): no NumPy call
@@ -377,7 +387,7 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None) -> list[
     columns = _taken((splits.subdomain, splits.domain, splits.registered), candidates)
     is_ip = np.asarray(splits.is_ip, dtype=bool)[candidates].tolist()
     for i, subdomain, domain, ip, registered in zip(candidates, *columns[:2], is_ip, columns[2], strict=True):
-        found[i] = _deception(subdomain, domain, ip, registered)
+        found[i] = _deception(subdomain, domain, ip, registered, bool(ranked and ranked[i]))
     return found
 
 
@@ -413,23 +423,40 @@ def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
         return found
     columns = _taken((splits.subdomain, splits.registered), candidates)
     for i, subdomain, registered in zip(candidates, *columns, strict=True):
-        brand = next((b for b in _BRAND_WORD.words(subdomain) if b not in registered), "")
+        brand = next((b for b in _BRAND_WORD.words(subdomain) if not _brands_own(b, registered)), "")
         if brand:
             found[i] = f"brand `{brand}` named in the subdomain of `{registered}`, neither the brand's nor a " \
                 "popular site"
     return found
 
 
-_DOTS = (".", "\u3002", "\uff0e", "\uff61")  # the full stops a browser reads as one in a host name (UTS 46)
+# What reads as a host name's dot: the full stops a browser reads as one (UTS 46) and the dots that only look like
+# one (``www․paypal․com@evil.top``: a one-dot leader, a middle dot, a dot operator...)
+_DOTS = str.maketrans(dict.fromkeys("\u3002\uff0e\uff61\u2024\u00b7\u2027\u22c5\u2219\ufe52\u0701\u0702", "."))
+_REQUESTED_SCHEMES = frozenset({"", "http", "https", "ws", "wss", "ftp"})  # a browser requests the host they name
+_HOST_TEXT = re.compile(r"[\w.-]*")
 
 
 def userinfo_deception(url: str) -> str:
     """A host name written before ``@`` (``http://www.paypal.com@evil.top/``): the browser goes to the part
-    after it. "" when the URL has no such user-info."""
-    _, userinfo, host, *_ = url_fields(url)  # no public-suffix split: only the host's text is shown
-    if userinfo and host and any(dot in userinfo for dot in _DOTS):
+    after it. "" when the URL has no such user-info: none, a user's name (``john.smith@bitbucket.org``), or a
+    scheme whose address is no page a browser opens (``mailto:support.team@paypal.com``)."""
+    scheme, userinfo, host, *_ = url_fields(url)  # no public-suffix split of the host: only its text is shown
+    if not userinfo or not host or scheme not in _REQUESTED_SCHEMES:
+        return ""
+    # the user-info as a reader sees it, up to what ends a host name (``amazon.jp%2Fsignin``, ``x.com\u2215path``)
+    name = _HOST_TEXT.match(unquote(userinfo).translate(_DOTS).lower()).group(0)
+    labels = name.split(".")
+    # a host name up to any of its dots (``accounts.google.com.login``), or an address; a name with no dot is a user's
+    if any(_names_site(labels[:end]) for end in range(len(labels), 1, -1)):
         return f"`{userinfo[:60]}` before '@' hides the real host `{host}`"
     return ""
+
+
+def _names_site(labels: list[str]) -> bool:
+    """Whether dotted labels name a site (a registered name under a public suffix) or an address."""
+    _, domain, suffix, is_ip = split_host(".".join(labels))
+    return is_ip or bool(domain and suffix)
 
 
 # Words of a sign-in page, in a path or query (policy rule 3: on a public address they corroborate a suspicion)
@@ -529,15 +556,6 @@ def _stock_route(tail: str, known_paths: frozenset[str]) -> bool:
     return route in known_paths or (last.isdigit() and parent in known_paths)
 
 
-def _rest_route_query(path: str, query: str) -> str | None:
-    """The route of a REST request made with the ``rest_route`` parameter (``/?rest_route=/wp/v2/pages/2``,
-    ``/blog/index.php?rest_route=/``), None for any other URL: only the site's front page takes it."""
-    if not (path.endswith("/") or path.endswith("/index.php")) or "rest_route=" not in query:
-        return None
-    values = [unquote(v) for k, _, v in (p.partition("=") for p in query.split("&")) if k == "rest_route"]
-    return values[0] if len(values) == 1 and values[0].startswith("/") else None
-
-
 # A user's name in an author link (WordPress's sanitize_title: lower-case letters, digits, '-', '_', %-escapes).
 _SLUG = re.compile(r"[a-z0-9_%-]+")
 
@@ -563,14 +581,15 @@ def software_url_pattern(known_paths: frozenset[str]) -> str:
     """What a URL must contain for `known_software_file` to find anything in it (ASCII literal alternatives, as
     `ParsedUrls.containing` takes): the software's file and route names, and its archives' bases."""
     bases = sorted({t.split("/")[1] for t in known_paths if "{slug}" in t})
-    return "|".join(["wp-", "xmlrpc", "rest_route=", *(f"/{re.escape(base)}/" for base in bases)])
+    return "|".join(["wp-", "xmlrpc", *(f"/{re.escape(base)}/" for base in bases)])
 
 
 def known_software_file(url: str, known_paths: frozenset[str], software: str) -> str:
     """``"<software> file `/wp-login.php`"`` when the URL's path is a stock file of the software, or a stock
     directory the software serves itself (its ``index.php`` is stock: ``/wp-admin/``), or one of its REST routes
-    (`_stock_route`, also as ``/?rest_route=/wp/v2/pages/2``, the form of a site without pretty links), or an
-    author archive of its rewrite rules (`_author_archive`: ``/author/admin/``, which every post's byline links),
+    (`_stock_route`; not asked as ``/?rest_route=/wp/v2/pages/2``: that is a page given a parameter, which a kit
+    ignores, so any kit's URL could take it), or an author archive of its rewrite rules (`_author_archive`:
+    ``/author/admin/``, which every post's byline links),
     WordPress in a sub-folder included (``/blog/wp-login.php``); "" otherwise. Other directories are not: a kit
     can put its own index page in any directory it can write (``/wp-includes/css/``), or answer ``/wp-content``
     on a host that runs no WordPress at all. Compared in the case the file list has, as the web server compares
@@ -578,9 +597,6 @@ def known_software_file(url: str, known_paths: frozenset[str], software: str) ->
     *_, path, query, _ = url_fields(url)  # the path and query only: no public-suffix split of the host
     if not query and _author_archive(path, known_paths):
         return f"{software} author archive `{path}`"
-    if (route := _rest_route_query(path, query)) is not None:
-        tail = REST_PREFIX + route.lstrip("/")
-        return f"{software} REST route `{tail}`" if _stock_route(tail, known_paths) else ""
     cut = min((i for i in (path.find("/wp-"), path.find("/xmlrpc.php")) if i >= 0), default=-1)
     if cut < 0:
         return ""
@@ -615,7 +631,10 @@ def planted_page(url: str, known_paths: frozenset[str], software: str) -> str:
     cut = min((i for i in (path.find(core) for core in _CORE_FOLDERS) if i >= 0), default=-1)
     if cut < 0:
         return ""
-    folder, _, name = path[cut:].rpartition("/")
+    # the page the server runs: `/x/index.php/a.css` runs `/x/index.php` with `/a.css` as path info (`_after_script`)
+    segments = path[cut:].split("/")
+    page = next((i for i, segment in enumerate(segments) if segment.lower().endswith(PAGE_EXTENSIONS)), None)
+    folder, _, name = "/".join(segments if page is None else segments[:page + 1]).rpartition("/")
     folder += "/"
     if folder in known_paths or ("." in name and not name.lower().endswith(PAGE_EXTENSIONS)):
         return ""

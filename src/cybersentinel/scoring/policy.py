@@ -277,6 +277,9 @@ USER_CONTENT_HOSTS = (
     "*.typeform.com", "*.formstack.com", "zohopublic.com", "*.wordpress.com", "*.jimdosite.com", "*.site123.me",
     "*.tilda.ws", "*.strikingly.com", "*.web.core.windows.net", "*.b-cdn.net",
     "*.sslip.io", "*.nip.io",  # wildcard DNS: ``203.0.113.50.sslip.io`` is that address, whoever runs it
+    # session 41 (a review's kits, `malicious` on the model's word, `benign` under the discount): Salesforce's
+    # public sites, HubSpot's shared forms, Mailchimp's hosted pages, Padlet's boards
+    "*.force.com", "*.my.site.com", "*.salesforce-sites.com", "share.hsforms.com", "mailchi.mp", "padlet.com",
 )
 _USER_HOSTS = frozenset(e for e in USER_CONTENT_HOSTS if not e.startswith("*."))
 _USER_SITES_UNDER = frozenset(e[2:] for e in USER_CONTENT_HOSTS if e.startswith("*."))

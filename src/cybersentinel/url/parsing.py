@@ -493,7 +493,7 @@ def plain_names(hosts: list[str]) -> list[bool]:
 # A superset of `redirect_target`'s links: a redirector's host (any port) and a path.
 REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protection\.outlook\.com|facebook\.com"
                    r"|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
-                   r"|urldefense\.(?:proofpoint\.)?com)(?::[0-9]{1,5})?/)")
+                   r"|urldefense\.(?:proofpoint\.)?com)\.?(?::[0-9]{1,5})?/)")  # `www.google.com./url`: the root
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
