@@ -223,3 +223,13 @@ def test_rows_of_another_model_are_named_and_drift_has_no_column_option(
     pq.write_table(pa.table({"url": pa.array([1, 2, 3])}), tmp_path / "int.parquet")
     code, output = run_drift("--current", str(tmp_path / "int.parquet"), "--model-dir", str(model_dir))
     assert code == 2 and "the `url` column holds int64 values, not text" in output and "--column" not in output
+
+
+def test_a_csv_cell_escaped_for_spreadsheets_is_read_as_the_url_predict_scored(tmp_path: Path) -> None:
+    """`predict` writes ``-x.example`` as ``'-x.example`` in CSV (formula injection); drift read the quote as part of
+    the URL, and its features drifted where the same rows from Parquet did not."""
+    from cybersentinel.ops.drift import read_scored_file
+
+    scored = tmp_path / "scored.csv"
+    scored.write_text("url,model_score\n\"'-x.example/a\",0.1\n\"'\tb.example\",0.2\nc.example,0.3\n")
+    assert read_scored_file(scored).urls == ["-x.example/a", "\tb.example", "c.example"]

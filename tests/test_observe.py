@@ -254,6 +254,12 @@ def test_retention_deletes_only_expired_files(tmp_path: Path) -> None:
     log.close()
 
 
+def test_a_decision_log_folder_it_makes_is_its_owners_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "decisions"
+    DecisionLog(LogSettings(folder), "sha").close()
+    assert folder.stat().st_mode & 0o777 == 0o700
+
+
 def test_a_value_is_logged_no_longer_than_the_scorer_reads(tmp_path: Path) -> None:
     huge = "http://a.example/" + "x" * 3_000_000
     table = to_table([(0.0, [{"url": huge, "verdict": None, "score": None}])], "sha")

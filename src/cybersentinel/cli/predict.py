@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -23,6 +24,9 @@ from cybersentinel.cli.options import (
 
 if TYPE_CHECKING:  # `cybersentinel --help` stays free of pyarrow
     import pyarrow as pa
+
+
+_URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]+://")  # two letters at least: `C://x` is a Windows path
 
 
 def check_model_json(model_dir: Path, param_hint: str = "--model-dir") -> None:
@@ -110,8 +114,19 @@ def predict(
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=hint)
     if engine not in ("local", "dask"):
         raise typer.BadParameter(f"{engine!r} is not one of local, dask", param_hint="--engine")
-    if engine == "local" and input != "-" and (problem := _not_readable(Path(input))):
-        raise typer.BadParameter(f"{input}: {problem}", param_hint="--input")
+    from cybersentinel.core.redact import redact
+
+    if engine == "local":
+        # a URI (s3://, https://) is for --engine dask; locally `s3://key:secret@b/x` was a folder named so
+        for value, hint in ((input, "--input"), (output, "--output")):
+            if _URI.match(value):
+                raise typer.BadParameter(f"{redact(value)}: a URI; the local engine reads and writes files (give a "
+                                         "path, or --engine dask for s3:// and other remote storage)", param_hint=hint)
+        if input != "-" and (problem := _not_readable(Path(input))):
+            raise typer.BadParameter(f"{redact(input)}: {problem}", param_hint="--input")
+        if input != "-" and output != "-" and Path(input).resolve() == Path(output).resolve():
+            raise typer.BadParameter(f"{redact(output)} is the input: write the output to another file",
+                                     param_hint="--output")
     check_model_json(model_dir)
     try:
         detector = Detector.from_dir(model_dir, model_sha256, EVALUATION_RECORD)
@@ -153,7 +168,7 @@ def predict(
             batches = _input_batches(stream, input, input_format, column, chunk_size)
             first = next(batches, None)
         except (ValueError, UnicodeDecodeError, OSError) as exc:
-            raise typer.BadParameter(f"{input}: {exc}", param_hint="--input") from exc
+            raise typer.BadParameter(f"{redact(input)}: {exc}", param_hint="--input") from exc
         batches = itertools.chain([first] if first is not None else [], batches)
         sink = stack.enter_context(_output_sink(output))
         writer = BatchWriter(sink, out_format)
@@ -197,8 +212,10 @@ def _error_rows(table: pa.Table) -> int:
 
 def _summary(rows: int, errors: int, output: str) -> str:
     """What was written; rows that got an error instead of a score are counted apart, so they are not missed."""
+    from cybersentinel.core.redact import redact
+
     with_errors = f", {errors:,} of them with an error" if errors else ""
-    return f"scored {rows:,} rows{with_errors} -> {output if output != '-' else 'standard output'}"
+    return f"scored {rows:,} rows{with_errors} -> {redact(output) if output != '-' else 'standard output'}"
 
 
 def _not_readable(path: Path) -> str | None:

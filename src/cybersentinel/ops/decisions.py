@@ -123,7 +123,8 @@ class DecisionLog:
     _sequence: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.settings.folder.mkdir(parents=True, exist_ok=True)
+        # the URLs users asked about: a folder this makes is its owner's alone (an existing one keeps its mode)
+        self.settings.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         to_table([(0.0, [{"url": ""}])], self.model_sha256)  # pyarrow's first string array costs ~0.5 s: not later
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._thread.start()

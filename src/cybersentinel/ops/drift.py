@@ -70,6 +70,7 @@ def read_scored_file(path: Path) -> Current:
     """A scored CSV (optionally gzipped) or Parquet file with a ``url`` column, read as `predict` reads its input:
     bytes that are not UTF-8 become U+FFFD, and a list, struct or map ``url`` column is refused. A recorded
     ``model_score`` must be a number in [0, 1]; an empty cell (or null) is an input with no score."""
+    from cybersentinel.core.csv_cells import unescape_cell
     from cybersentinel.scoring.batch import read_csv, read_parquet
 
     suffix = path.suffix.lower()
@@ -83,6 +84,8 @@ def read_scored_file(path: Path) -> Current:
             _check_csv_header(path)
             with _open_csv(path) as stream:
                 urls, recorded = _urls_and_scores(read_csv(stream, "url", READ_CHUNK))
+            # `predict` wrote a formula-like URL with a leading quote for spreadsheets: the URL is what follows
+            urls = [unescape_cell(url) if url.startswith("'") else url for url in urls]
     except (EOFError, zlib.error, csv.Error) as err:  # a cut or corrupt gzip stream, an overlong header field
         raise ValueError(f"{path}: cannot read it: {err}") from err
     scores = _recorded_scores(path, pa.chunked_array(recorded)) if recorded else None
