@@ -71,27 +71,15 @@ def to_table(batches: Sequence[tuple[float, Sequence[Mapping[str, Any]]]], model
     # score) does not cost the log a megabyte a request for 30 days
     urls = [str(r.get("url", ""))[:MAX_URL_CHARS] for r in rows]
     reasons = [r.get("reasons") or None for r in rows]
-    # passwords are masked here, before anything is written, and not in `record`: off the request path
+    # passwords are masked here, before anything is written, and not in `record`: off the request path (the
+    # policy's reasons never quote one: `decider.userinfo_deception`)
     for i in [i for i, url in enumerate(urls) if "@" in url]:  # the few rows with user-info
-        urls[i], reasons[i] = _without_password(urls[i], reasons[i])
+        urls[i] = mask_password(urls[i])
     return pa.table([pa.array(times, pa.int64()).cast(SCHEMA.field("time").type), _texts(urls),
                      pa.array([r.get("verdict") or None for r in rows], pa.string()),
                      _numbers([r.get("score") for r in rows]), _numbers([r.get("model_score") for r in rows]),
                      _texts(reasons),
                      pa.array([model_sha256] * len(rows), pa.string())], schema=SCHEMA)
-
-
-def _without_password(url: str, reasons: str | None) -> tuple[str, str | None]:
-    """The URL with its user-info's password masked, and its reasons likewise: the decision policy quotes the
-    user-info of a host name hidden before '@' (``www.paypal.com:pw``, cut at 60 characters) in its reason."""
-    from cybersentinel.url.parsing import url_fields
-
-    masked = mask_password(url)
-    if masked == url or not reasons:
-        return masked, reasons
-    userinfo = url_fields(url)[1]
-    user, colon, _ = userinfo.partition(":")
-    return masked, reasons.replace(userinfo[:60], f"{user}:***") if colon else reasons
 
 
 def _numbers(values: list[Any]) -> pa.Array:
@@ -165,7 +153,8 @@ class DecisionLog:
     def _rotate(self) -> None:
         self._file.close()
         self._file = None
-        remove_expired(self.settings.folder, self.clock(), self.settings.retention_days)
+        remove_expired(self.settings.folder, self.clock(), self.settings.retention_days,
+                       self.settings.rotate_seconds + self.settings.flush_seconds)
 
     def close(self) -> None:
         self._stop.set()
@@ -216,15 +205,18 @@ def log_files(folder: Path) -> list[Path]:
                   key=lambda p: (FILE_PATTERN.fullmatch(p.name).group(1), p.name))
 
 
-def remove_expired(folder: Path, now: float, retention_days: float) -> list[Path]:
+def remove_expired(folder: Path, now: float, retention_days: float, open_for_s: float = 0.0) -> list[Path]:
     """Delete finished files last written more than ``retention_days`` ago, and the temporary files of writers
-    that died (a killed worker's ``.decisions-….parquet.….tmp``, which no one will finish) as old; return them.
-    A live writer's temporary file is written at every flush and renamed at every rotation, so it is never as old."""
+    that died (a killed worker's ``.decisions-….parquet.….tmp``, which no one will finish) as old and older than
+    ``open_for_s`` (a rotation period and a flush: a live writer's file, idle since it was opened, is renamed
+    before then); return them."""
     cutoff = now - retention_days * 86400
+    dead = min(cutoff, now - open_for_s)
     removed = []
-    for path in [*log_files(folder), *folder.glob(".decisions-*.parquet.*.tmp")]:
+    temporary = folder.glob(".decisions-*.parquet.*.tmp")
+    for path, before in [*((p, cutoff) for p in log_files(folder)), *((p, dead) for p in temporary)]:
         with contextlib.suppress(FileNotFoundError):  # another worker removed it first
-            if path.stat().st_mtime < cutoff:
+            if path.stat().st_mtime < before:
                 path.unlink()
                 removed.append(path)
     return removed

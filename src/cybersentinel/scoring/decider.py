@@ -449,7 +449,8 @@ def userinfo_deception(url: str) -> str:
     labels = name.split(".")
     # a host name up to any of its dots (``accounts.google.com.login``), or an address; a name with no dot is a user's
     if any(_names_site(labels[:end]) for end in range(len(labels), 1, -1)):
-        return f"`{userinfo[:60]}` before '@' hides the real host `{host}`"
+        user, colon, _ = userinfo.partition(":")  # a reason is shown and written out: never with a password
+        return f"`{user[:60]}{':***' if colon else ''}` before '@' hides the real host `{host}`"
     return ""
 
 
