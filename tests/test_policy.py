@@ -144,9 +144,10 @@ def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():
         "http://shop.example/wp-content/plugins/x/login.php",  # the site's own folder
         "http://shop.example/wp-includes/ID3/netflix/index.php/x.css",  # the page runs, `/x.css` its path info
         "http://shop.example/wp-includes/ID3/getid3.php/x/y.txt",  # a stock page given path info
+        "http://shop.example/wp-includes/ID3/secure.html/login.php",  # a folder named like a page
     ]}
     assert [bool(why) for why in planted.values()] == [True, True, True, False, False, False, True, False, True,
-                                                       False]
+                                                       False, True]
     assert planted["http://shop.example/wp-includes/ID3/netflix/update/payment.php"] == \
         "a page in `/wp-includes/ID3/netflix/update/`, a folder WordPress 6 does not have: planted on the site"
     assert planted_page("http://shop.example/wp-admin/ups/", frozenset(), "WordPress 6") == ""  # no list pinned
@@ -331,10 +332,13 @@ def test_session_41s_hosts_where_anyone_can_publish(host, entry):
 def test_a_popular_name_is_not_read_as_a_look_alike():
     """``appier.net`` (Tranco rank 1,802) reads as ``appler``, so rule 3 made its pages `malicious`."""
     assert deceptive_host("www.appier.net") == "`appier.net` imitates `apple` with look-alike characters"
-    decider = Decider(POLICY, popularity={"appier.net": 1802})
+    decider = Decider(POLICY, popularity={"appier.net": POLICY.popular_rank})  # a popular site (rule 6)
     scores, verdicts, reasons, _ = batch(decider, ["www.appier.net", "appier-login.example"], [0.3, 0.3],
                                          [False, False])
     assert list(verdicts) == ["benign", "malicious"] and "look-alike" in reasons[1] and "look-alike" not in reasons[0]
+    # only a popular site (rule 6's rank): the list's tail holds look-alikes (`go0gles.cc`, rank 23,381)
+    low = Decider(POLICY, popularity={"go0gles.cc": POLICY.popular_rank + 1})
+    assert batch(low, ["accounts.go0gles.cc"], [0.3], [False])[1][0] == "malicious"
 
 
 @pytest.mark.parametrize(("url", "hidden"), [
@@ -342,6 +346,9 @@ def test_a_popular_name_is_not_read_as_a_look_alike():
     ("http://www\u2024paypal\u2024com@evil.top/", True), ("http://www\u00b7paypal\u00b7com@evil.top/", True),
     ("http://accounts.google.com.login@evil.top/", True), ("http://1.2.3.4@evil.top/", True),
     ("https://amazon-x.jp%2Fsignin%3Fid%3D1@hengjun2.com/x", True), ("http://yahoo%2Eco%2Ejp@x.cn/", True),
+    ("http://user@www.paypal.com@evil.top/", True), ("http://https:%2F%2Fwww.paypal.com@evil.top/", True),
+    ("http://www.paypal.com-login@evil.top/", True), ("http://paypal.c\u043em@evil.top/", True),  # Cyrillic о
+    ("http://" + ".".join("a" * 1600) + "@evil.top/", True),  # no user's name: and one split, not 1,600
     ("https://john.smith@bitbucket.org/acme/webapp.git", False), ("mailto:support.team@paypal.com", False),
     ("john.smith@gmail.com", False), ("http://user:pass@example.com/", False), ("http://3627734734@evil.top/", False),
 ])

@@ -489,6 +489,7 @@ def test_a_uri_or_the_input_itself_as_a_local_path_is_refused_without_echoing_a_
     source = tmp_path / "in.csv"
     source.write_text("url\nhttp://a.example/\n")
     for args, hint in ((["-i", "https://admin:hunter2@files.example/urls.csv"], "--input"),
+                       (["-i", "s3://AKIA:hunter2 topsecret@bucket/x.csv"], "--input"),  # a password with blanks
                        (["-i", str(source), "-o", "s3://AKIAXXX:topsecret@bucket/out.csv"], "--output")):
         result = predict(model_dir, *args)
         message = said(result.output)
@@ -498,3 +499,14 @@ def test_a_uri_or_the_input_itself_as_a_local_path_is_refused_without_echoing_a_
     result = predict(model_dir, "-i", str(source), "-o", str(source))
     assert result.exit_code == 2 and "is the input" in said(result.output)
     assert source.read_text() == "url\nhttp://a.example/\n"
+
+
+def test_json_lines_output_is_strict_json_whatever_the_floats(model_dir, tmp_path):  # noqa: F811
+    source = tmp_path / "odd.parquet"
+    pq.write_table(pa.table({"url": ["https://example.com/"], "f": [float("inf")], "nested": [[1.0, float("nan")]],
+                             "st": [{"a": float("-inf")}], "big": [9007199254740993]}), source)
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    line = (tmp_path / "out.jsonl").read_text().splitlines()[0]
+    row = json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert (row["f"], row["nested"], row["st"], row["big"]) == (None, [1.0, None], {"a": None}, 9007199254740993)

@@ -82,6 +82,8 @@ def test_credentials_in_query_parameters_are_redacted(text: str, redacted: str) 
     # blanks in a URL's user-info, which the scorer reads as user-info all the same (the URL is the whole text)
     (f"http://alice:p {SECRET}@bank.example/", "http://alice:***@bank.example/"),
     (f"http://alice:{SECRET}\u3000@bank.example/", "http://alice:***@bank.example/"),
+    (f" http://www.paypal.com:p {SECRET}@evil.top/", " http://www.paypal.com:***@evil.top/"),  # a blank before it
+    (f"s3://AKIA:{SECRET} x@bucket/x.csv", "s3://AKIA:***@bucket/x.csv"),  # any scheme's "//"
 ])
 def test_mask_password_hides_the_password_and_keeps_the_user_name(text: str, masked: str) -> None:
     assert mask_password(text) == masked

@@ -114,18 +114,16 @@ def predict(
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=hint)
     if engine not in ("local", "dask"):
         raise typer.BadParameter(f"{engine!r} is not one of local, dask", param_hint="--engine")
-    from cybersentinel.core.redact import redact
-
     if engine == "local":
         # a URI (s3://, https://) is for --engine dask; locally `s3://key:secret@b/x` was a folder named so
         for value, hint in ((input, "--input"), (output, "--output")):
             if _URI.match(value):
-                raise typer.BadParameter(f"{redact(value)}: a URI; the local engine reads and writes files (give a "
+                raise typer.BadParameter(f"{_shown(value)}: a URI; the local engine reads and writes files (give a "
                                          "path, or --engine dask for s3:// and other remote storage)", param_hint=hint)
         if input != "-" and (problem := _not_readable(Path(input))):
-            raise typer.BadParameter(f"{redact(input)}: {problem}", param_hint="--input")
+            raise typer.BadParameter(f"{_shown(input)}: {problem}", param_hint="--input")
         if input != "-" and output != "-" and Path(input).resolve() == Path(output).resolve():
-            raise typer.BadParameter(f"{redact(output)} is the input: write the output to another file",
+            raise typer.BadParameter(f"{_shown(output)} is the input: write the output to another file",
                                      param_hint="--output")
     check_model_json(model_dir)
     try:
@@ -168,7 +166,7 @@ def predict(
             batches = _input_batches(stream, input, input_format, column, chunk_size)
             first = next(batches, None)
         except (ValueError, UnicodeDecodeError, OSError) as exc:
-            raise typer.BadParameter(f"{redact(input)}: {exc}", param_hint="--input") from exc
+            raise typer.BadParameter(f"{_shown(input)}: {exc}", param_hint="--input") from exc
         batches = itertools.chain([first] if first is not None else [], batches)
         sink = stack.enter_context(_output_sink(output))
         writer = BatchWriter(sink, out_format)
@@ -212,10 +210,8 @@ def _error_rows(table: pa.Table) -> int:
 
 def _summary(rows: int, errors: int, output: str) -> str:
     """What was written; rows that got an error instead of a score are counted apart, so they are not missed."""
-    from cybersentinel.core.redact import redact
-
     with_errors = f", {errors:,} of them with an error" if errors else ""
-    return f"scored {rows:,} rows{with_errors} -> {redact(output) if output != '-' else 'standard output'}"
+    return f"scored {rows:,} rows{with_errors} -> {_shown(output) if output != '-' else 'standard output'}"
 
 
 def _not_readable(path: Path) -> str | None:
@@ -306,7 +302,6 @@ def _predict_dask(input: str, output: str, model_dir: Path, column: str, decider
     if not isinstance(options, dict):
         raise typer.BadParameter("a JSON object is expected", param_hint="--storage-options")
     try:
-        from cybersentinel.core.redact import redact
         from cybersentinel.model.distributed import DistributedError, close, connect
         from cybersentinel.ops.distributed import score_distributed
     except ImportError as exc:
@@ -322,11 +317,11 @@ def _predict_dask(input: str, output: str, model_dir: Path, column: str, decider
                                      chunk_size=chunk_size, rows_per_piece=rows_per_partition,
                                      storage_options=options)
     except (DistributedError, ValueError, OSError) as exc:
-        raise typer.BadParameter(f"{redact(input)}: {exc}", param_hint="--input") from exc
+        raise typer.BadParameter(f"{_shown(input)}: {exc}", param_hint="--input") from exc
     finally:
         close(client)
     typer.echo(f"scored {manifest['output_rows']:,} rows in {manifest['partitions']} partitions on {name} -> "
-               f"{redact(output)}", err=True)
+               f"{_shown(output)}", err=True)
 
 
 def _progress(stack, show: bool, source: str):
@@ -346,3 +341,11 @@ def _progress(stack, show: bool, source: str):
         progress.update(task, completed=stream.tell() if total and hasattr(stream, "tell") else None, rows=rows)
 
     return update
+
+
+def _shown(path: str) -> str:
+    """A path or URI as a message shows it: its user-info hidden, a password with blanks too (the argument is one
+    URI, so all of its user-info is known: `mask_password` finds it, `redact` hides it)."""
+    from cybersentinel.core.redact import mask_password, redact
+
+    return redact(mask_password(path))

@@ -70,9 +70,11 @@ def mask_password(url: str) -> str:
     return _mask_authority(_RUN_WITH_AT.sub(_mask_run, url)) if "@" in url else url
 
 
-# A URL's authority as a browser reads it (after a web scheme and its slashes, or a leading "//"; up to the first
-# "/", "?", "#" or "\"): its user-info may hold blanks (``http://alice:p w@bank.example/``), which end a run
-_AUTHORITY = re.compile(r"(?:(?i:https?|wss?|ftp):[/\\]*|[/\\]{2,})(?P<authority>[^/?#\\]*)")
+# A URI's authority (after any scheme's "//", a web scheme and its slashes, or a leading "//", blanks before it;
+# up to the first "/", "?", "#" or "\\"): its user-info may hold blanks (``http://alice:p w@bank.example/``,
+# ``s3://key:se cret@bucket/``), which end a run
+_AUTHORITY = re.compile(
+    r"\s*(?:[a-zA-Z][a-zA-Z0-9+.\-]*://|(?i:https?|wss?|ftp):[/\\]*|[/\\]{2,})(?P<authority>[^/?#\\]*)")
 
 
 def _mask_authority(url: str) -> str:

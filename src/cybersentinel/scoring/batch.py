@@ -8,6 +8,7 @@ import gc
 import io
 import itertools
 import json
+import math
 import os
 import re
 import signal
@@ -537,8 +538,7 @@ class BatchWriter:
     def write(self, table: pa.Table) -> None:
         if self.format == "jsonl":
             if table.num_rows:
-                _write_all(self.sink, "".join(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n"
-                                              for row in map(_no_nan, table.to_pylist())).encode())
+                _write_all(self.sink, "".join(_json_text(_finite(row)) + "\n" for row in table.to_pylist()).encode())
             return
         if self.format == "csv":
             table = escape_table(_nested_as_json(table))
@@ -566,16 +566,26 @@ def _nested_as_json(table: pa.Table) -> pa.Table:
     """Columns CSV has no cell for (lists, structs, maps from a Parquet input) as their JSON text."""
     nested = [i for i, field in enumerate(table.schema) if pa.types.is_nested(field.type)]
     for i in nested:
-        text = pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=_json_default)
-                         for v in table.column(i).to_pylist()], pa.string())
+        text = pa.array([None if v is None else _json_text(_finite(v)) for v in table.column(i).to_pylist()],
+                        pa.string())
         table = table.set_column(i, table.schema.field(i).name, text)
     return table
 
 
-def _no_nan(row: dict[str, Any]) -> dict[str, Any]:
-    """A row with NaN as None (JSON has no NaN); every other value as Arrow gives it: integers and floats exact (a
-    pandas detour made a 64-bit id a float and cut 1e-12 to 0)."""
-    return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+def _finite(value: Any) -> Any:
+    """A value with NaN and infinities as None, in lists and structs too (JSON has neither); every other value as
+    Arrow gives it: integers and floats exact (a pandas detour made a 64-bit id a float and cut 1e-12 to 0)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

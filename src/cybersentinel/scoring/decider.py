@@ -131,7 +131,7 @@ class Decider:
             feeds = [tuple(signal[0]) for signal in signals]
             if not self.popularity:  # a model without a pinned list: the live one
                 ranks = [signal[3] for signal in signals]
-        deceptions = deceptive_hosts(canonical, splits, [rank is not None for rank in ranks])
+        deceptions = deceptive_hosts(canonical, splits, [self.policy.is_popular(rank, False) for rank in ranks])
         own_name = [host == name or host == "www." + name for host, name in zip(canonical, registered, strict=True)]
         user_content = [user_content_host(host) if rank is not None else ""  # it only ever replaces rule 6
                         for host, rank in zip(canonical, ranks, strict=True)] if self.policy.cap_user_content else \
@@ -171,7 +171,8 @@ class Decider:
                 rank = signal[3]
         user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
         fields = (False, False, feeds, None, None, rank, registered, allowed, blocked,
-                  deceptive_hosts([canonical], splits, [rank is not None])[0], "", "", canonical == registered or
+                  deceptive_hosts([canonical], splits, [self.policy.is_popular(rank, False)])[0], "", "",
+                  canonical == registered or
                   canonical == "www." + registered, user_content, named_brands(splits, [rank is not None])[0], False,
                   "")
         return (*fields, *changes_anything(self.policy, [fields]))
@@ -334,8 +335,9 @@ def deceptive_host(host: str) -> str:
 
 
 def _deception(subdomain: str, domain: str, is_ip: bool, registered: str, ranked: bool = False) -> str:
-    """`deceptive_host` of a host split already; a ``ranked`` registered domain (on the pinned popularity list) is
-    not read as a look-alike itself: ``appier.net`` (Tranco rank 1,802) reads as ``appler``."""
+    """`deceptive_host` of a host split already; a ``ranked`` registered domain (a popular site: rule 6's
+    ``popular_rank``, 10,000) is not read as a look-alike itself: ``appier.net`` (Tranco rank 1,802) reads as
+    ``appler``. Further down the list are look-alikes (``go0gles.cc``, rank 23,381)."""
     if is_ip:
         return ""
     brand = "" if ranked else imitated_brand(domain)
@@ -360,8 +362,8 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str, ranked
 
 def _brands_own(brand: str, registered: str, ranked: bool = False) -> bool:
     """Whether a registered domain is the brand's own: its name (``paypal.com``, ``paypal.co.uk``), or a popular
-    one holding the brand (``smbc-card.com``, ``microsoftonline.com``: ``ranked``, on the pinned list); not an
-    unpopular one holding it among other words (``paypal-limited.top``, ``netflixbilling.info``)."""
+    one holding the brand (``smbc-card.com``, ``microsoftonline.com``: ``ranked``); not an unpopular one holding
+    it among other words (``paypal-limited.top``, ``netflixbilling.info``)."""
     return registered.partition(".")[0] == brand or (ranked and brand in registered)
 
 
@@ -371,7 +373,7 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None, ranked: 
     `may_imitate` a brand, or a brand's name or a country's ending in the subdomain (what `_BRAND_DOMAIN` and
     `_COUNTRY_DOMAIN` need); "" for the others.
     ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it; ``ranked``:
-    whether each host's registered domain is on the pinned popularity list (`_deception`)."""
+    whether each host's registered domain is a popular site (`_deception`)."""
     splits = splits or split_host_columns(hosts)
     found = [""] * len(hosts)
     if isinstance(splits.domain, list) and len(hosts) <= FEW_TEXTS:  # a few hosts (a request): no NumPy call
@@ -434,7 +436,7 @@ def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
 # one (``www․paypal․com@evil.top``: a one-dot leader, a middle dot, a dot operator...)
 _DOTS = str.maketrans(dict.fromkeys("\u3002\uff0e\uff61\u2024\u00b7\u2027\u22c5\u2219\ufe52\u0701\u0702", "."))
 _REQUESTED_SCHEMES = frozenset({"", "http", "https", "ws", "wss", "ftp"})  # a browser requests the host they name
-_HOST_TEXT = re.compile(r"[\w.-]*")
+_HOST_TEXT = re.compile(r"[\w.-]+")
 
 
 def userinfo_deception(url: str) -> str:
@@ -444,14 +446,28 @@ def userinfo_deception(url: str) -> str:
     scheme, userinfo, host, *_ = url_fields(url)  # no public-suffix split of the host: only its text is shown
     if not userinfo or not host or scheme not in _REQUESTED_SCHEMES:
         return ""
-    # the user-info as a reader sees it, up to what ends a host name (``amazon.jp%2Fsignin``, ``x.com\u2215path``)
-    name = _HOST_TEXT.match(unquote(userinfo).translate(_DOTS).lower()).group(0)
-    labels = name.split(".")
-    # a host name up to any of its dots (``accounts.google.com.login``), or an address; a name with no dot is a user's
-    if any(_names_site(labels[:end]) for end in range(len(labels), 1, -1)):
+    # the user-info as a reader sees it: escapes undone, look-alike dots read as dots; each run of a host name's
+    # characters in it (``user@www.paypal.com``, ``https:%2F%2Fwww.paypal.com``, ``amazon.jp%2Fsignin``)
+    if any(_reads_as_a_host(run) for run in _HOST_TEXT.findall(unquote(userinfo).translate(_DOTS).lower())):
         user, colon, _ = userinfo.partition(":")  # a reason is shown and written out: never with a password
         return f"`{user[:60]}{':***' if colon else ''}` before '@' hides the real host `{host}`"
     return ""
+
+
+_MAX_USER_LABELS = 10  # dotted text with more labels is no user's name (and each label costs a split)
+
+
+def _reads_as_a_host(run: str) -> bool:
+    """Whether a run of host-name characters reads as a host: a site's name up to one of its dots or hyphens
+    (``accounts.google.com.login``, ``www.paypal.com-login``), an address, or dotted text outside ASCII
+    (``paypal.c\u043em``: a look-alike ending); not a user's name (``john.smith``)."""
+    labels = run.strip(".").split(".")
+    if len(labels) < 2:
+        return False
+    if not run.isascii() or len(labels) > _MAX_USER_LABELS or len(run) > 253:
+        return True
+    return any(_names_site(labels[:end]) or _names_site([*labels[:end - 1], labels[end - 1].split("-")[0]])
+               for end in range(len(labels), 1, -1))
 
 
 def _names_site(labels: list[str]) -> bool:
@@ -632,10 +648,17 @@ def planted_page(url: str, known_paths: frozenset[str], software: str) -> str:
     cut = min((i for i in (path.find(core) for core in _CORE_FOLDERS) if i >= 0), default=-1)
     if cut < 0:
         return ""
-    # the page the server runs: `/x/index.php/a.css` runs `/x/index.php` with `/a.css` as path info (`_after_script`)
+    # the path as written, and as the page the server runs when a segment names one (`/x/index.php/a.css` runs
+    # `/x/index.php` with `/a.css` as path info, `_after_script`; `/x/secure.html/login.php` may be a folder)
     segments = path[cut:].split("/")
     page = next((i for i, segment in enumerate(segments) if segment.lower().endswith(PAGE_EXTENSIONS)), None)
-    folder, _, name = "/".join(segments if page is None else segments[:page + 1]).rpartition("/")
+    readings = [path[cut:]] if page is None else [path[cut:], "/".join(segments[:page + 1])]
+    return next(filter(None, (_planted_folder(reading, known_paths, software) for reading in readings)), "")
+
+
+def _planted_folder(path: str, known_paths: frozenset[str], software: str) -> str:
+    """`planted_page` of a path from the core folder on."""
+    folder, _, name = path.rpartition("/")
     folder += "/"
     if folder in known_paths or ("." in name and not name.lower().endswith(PAGE_EXTENSIONS)):
         return ""
