@@ -31,6 +31,7 @@ from typing import Any
 
 from cybersentinel.core.redact import mask_password
 from cybersentinel.ingest.feedback import StoreLocation, sqlite_connect, store_location
+from cybersentinel.scoring.decider import REQUESTED_SCHEMES
 from cybersentinel.scoring.policy import SiteList
 
 KINDS = {"false_positive": 0, "confirmed_malicious": 1}  # kind -> training label (1 = malicious)
@@ -127,9 +128,9 @@ def _refuse_network(url: str) -> None:
                             "correction covers one URL or one host (a URL with this path: write its scheme)")
 
 
-# Schemes a browser requests from the host they name (a typed address without one is http); another scheme
-# written with "//" is read as one, as `browser_url` reads a defanged ``hxxp://``, except these, which never are.
-_REQUESTED_SCHEMES = frozenset({"", "http", "https", "ws", "wss", "ftp"})
+# Schemes a browser requests from the host they name are `decider.REQUESTED_SCHEMES` (a typed address without one
+# is http); another scheme written with "//" is read as one, as `browser_url` reads a defanged ``hxxp://``, except
+# these, which never are.
 _HOSTLESS_SCHEMES = frozenset({"file", "javascript", "vbscript", "data", "about", "blob"})
 
 
@@ -141,7 +142,7 @@ def _refuse_hostless(url: str) -> None:
     text = browser_url(url)
     scheme, _, host, *_ = url_fields(text)
     authority = not scheme or text.strip()[len(scheme) + 1:].startswith("//")  # scheme://host
-    if scheme in _HOSTLESS_SCHEMES or (scheme not in _REQUESTED_SCHEMES and not authority):
+    if scheme in _HOSTLESS_SCHEMES or (scheme not in REQUESTED_SCHEMES and not authority):
         raise FeedbackError(f"{url[:100]!r} is no web address ({scheme}: URLs name no host a browser requests): "
                             "a correction needs a URL, a domain or an IP address")
     if not host or not canonical_host(host):

@@ -435,7 +435,7 @@ def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
 # What reads as a host name's dot: the full stops a browser reads as one (UTS 46) and the dots that only look like
 # one (``www․paypal․com@evil.top``: a one-dot leader, a middle dot, a dot operator...)
 _DOTS = str.maketrans(dict.fromkeys("\u3002\uff0e\uff61\u2024\u00b7\u2027\u22c5\u2219\ufe52\u0701\u0702", "."))
-_REQUESTED_SCHEMES = frozenset({"", "http", "https", "ws", "wss", "ftp"})  # a browser requests the host they name
+REQUESTED_SCHEMES = frozenset({"", "http", "https", "ws", "wss", "ftp"})  # a browser requests the host they name
 _HOST_TEXT = re.compile(r"[\w.-]+")
 
 
@@ -444,7 +444,7 @@ def userinfo_deception(url: str) -> str:
     after it. "" when the URL has no such user-info: none, a user's name (``john.smith@bitbucket.org``), or a
     scheme whose address is no page a browser opens (``mailto:support.team@paypal.com``)."""
     scheme, userinfo, host, *_ = url_fields(url)  # no public-suffix split of the host: only its text is shown
-    if not userinfo or not host or scheme not in _REQUESTED_SCHEMES:
+    if not userinfo or not host or scheme not in REQUESTED_SCHEMES:
         return ""
     # the user-info as a reader sees it: escapes undone, look-alike dots read as dots; each run of a host name's
     # characters in it (``user@www.paypal.com``, ``https:%2F%2Fwww.paypal.com``, ``amazon.jp%2Fsignin``)
@@ -520,10 +520,11 @@ def own_webmail(url: str) -> str:
 # Services that give each customer organisation a name of its own and serve their own pages under it: the paths
 # where a customer can put no page of its own (None: every path), by the name the tenants' names end in. AWS's
 # access portal (`/start`: the same name serves WorkDocs' shared documents elsewhere), a Shopify shop's
-# administration (`/admin`: the shop's storefront is its owner's), PagerDuty's accounts. Written from the
-# services' documentation; each was `malicious` (0.985-0.996) in a probe of sign-in pages staff open every day
-# (benchmarks/enterprise_sign_in.txt). One URL of data/validated.parquet is on such a name: PagerDuty's own blog
-# (``blog.pagerduty.com``, labelled legitimate); no phishing one.
+# administration (`/admin`: the shop's storefront is its owner's), PagerDuty's accounts. Written from general
+# knowledge of the services (not checked against their documentation here); each was `malicious` (0.985-0.996)
+# in a probe of sign-in pages staff open every day (benchmarks/enterprise_sign_in.txt). One URL of
+# data/validated.parquet is on such a name: PagerDuty's own blog (``blog.pagerduty.com``, labelled legitimate); no
+# phishing one.
 _TENANT_PAGES: dict[str, re.Pattern[str] | None] = {
     "awsapps.com": re.compile(r"/start(?:/.*)?"),
     "myshopify.com": re.compile(r"/admin(?:/.*)?"),
