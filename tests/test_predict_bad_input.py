@@ -141,6 +141,9 @@ def test_stdin_text_whose_first_line_has_a_comma_stays_text(model_dir):  # noqa:
                                                              "http://c.example/?q=1,2"]
     header = predict(model_dir, stdin=b"id,url\n1,a.example\n")  # a real header is still recognised
     assert [(r["id"], r["url"]) for r in csv_rows(header.stdout)] == [("1", "a.example")]
+    # a log export's dotted column names (`src.ip`) are column names too: the header had been scored as a URL
+    dotted = predict(model_dir, stdin=b"url,src.ip,http.status\nhttp://a.example/,10.0.0.1,200\n")
+    assert [(r["url"], r["src.ip"]) for r in csv_rows(dotted.stdout)] == [("http://a.example/", "10.0.0.1")]
 
 
 def test_an_unknown_output_extension_is_refused_before_writing(model_dir, tmp_path):  # noqa: F811
@@ -361,6 +364,18 @@ def test_json_lines_input_keeps_every_row_and_its_fields(model_dir, tmp_path):  
     assert all(r["score"] is None for r in rows[3:8])
     assert rows[8]["url"] == "d.example/\u2028é" and rows[8]["id"] is None and rows[8]["error"] == ""
     assert "scored 9 rows, 6 of them with an error" in said(result.output)
+
+
+def test_json_lines_ended_in_bare_cr_keep_every_row(model_dir, tmp_path):  # noqa: F811
+    """Old Mac line ends, as text and CSV input read them: the whole file had been one line, refused as not an
+    object ("the first line is not a JSON object")."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"url": "a.example", "id": 1}\r{"url": "b.example/x", "id": 2}\r\n{"url": "c.example"}\r')
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    rows = jsonl_rows(tmp_path / "out.jsonl")
+    assert [(r["url"], r["id"], r["error"]) for r in rows] == [("a.example", "1", ""), ("b.example/x", "2", ""),
+                                                                ("c.example", None, "")]
 
 
 def test_predicts_own_json_lines_output_can_be_scored_again(model_dir, tmp_path):  # noqa: F811

@@ -357,6 +357,9 @@ def test_few_rows_index_their_hosts_as_arrow_does() -> None:
     assert ParsedUrls(urls).host_standing().tolist() == [0, 2, 0, 2, 1, 2, 1, 2, 2]
     assert ParsedUrls([" 8.8.4.4/ ", "//1.2.3.4/", "http://1.2.3.4", "1.2.3.4:8080", "1.2.3.4/x"]).host_standing(
         ).tolist() == [2, 1, 1, 2, 0]
+    # a fragment makes it a page's root, not an address written alone (an empty one, as lists never write, too)
+    assert ParsedUrls(["45.67.89.13/#/office365/login", "45.67.89.13#x", "8.8.8.8#"]).host_standing().tolist() == \
+        [1, 1, 2]
 
 
 def test_few_str_values_are_parsed_as_arrow_parses_them() -> None:

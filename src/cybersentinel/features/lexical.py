@@ -511,7 +511,8 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
         while first < hs and data[first] <= 32:
             first += 1
         root = re_ == ps or (re_ - ps == 1 and data[ps] == 47)  # nothing after the host but '/'
-        standing[i] = (2 if first == hs else 1) if root else 0  # policy.ALONE / ROOT_PAGE / IN_PAGE
+        # a fragment (``45.67.89.13/#/office365/login``) is a page's, never a list's way to write an address
+        standing[i] = (2 if first == hs and fragment == 0 else 1) if root else 0  # policy.ALONE / ROOT_PAGE / IN_PAGE
         hw = hs
         if he - hs >= 4 and _lower(data[hs]) == 119 and _lower(data[hs + 1]) == 119 and _lower(data[hs + 2]) == 119 \
                 and data[hs + 3] == 46:
@@ -1261,9 +1262,9 @@ class ParsedUrls:
 
     def host_standing(self) -> np.ndarray:
         """How each row's host stands in it (int8), for rule 5 of the decision policy: 2 written alone, as lists
-        of addresses write it (nothing before it: no scheme, ``//`` or user; nothing after it but ``/``), 1 the
-        root page of a URL (``http://8.8.8.8/``), 0 a URL with a path or query. ``8.8.8.8`` asks about an
-        address, which only feeds can judge; ``http://8.8.8.8/`` is a web page on it."""
+        of addresses write it (nothing before it: no scheme, ``//`` or user; nothing after it but ``/``, not even a
+        fragment), 1 the root page of a URL (``http://8.8.8.8/``), 0 a URL with a path or query. ``8.8.8.8`` asks
+        about an address, which only feeds can judge; ``http://8.8.8.8/`` is a web page on it."""
         return self._standing
 
     def hand_features(self) -> np.ndarray:

@@ -56,7 +56,8 @@ def format_from_name(name: str, formats: tuple[str, ...]) -> str | None:
     return found if found in formats else None
 
 
-_HEADER_NAME = re.compile(r"[\w \-]*")  # what a column name looks like (a URL or host has '.', '/' or ':')
+# what a column name looks like: a URL has '/' or ':' (a log export's names have dots: `src.ip`, `http.status`)
+_HEADER_NAME = re.compile(r"[\w .\-]*")
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -135,28 +136,36 @@ def read_text(stream: BinaryIO, chunk_size: int, block_size: int = 1 << 20) -> I
     blank ones included; a line longer than ``MAX_URL_CHARS`` is kept cut to its first bytes (and will
     get an error), so memory stays bounded whatever the input."""
     lines: list[bytes] = []
-    tail = b""
-    overlong = any_yielded = False
-    for parts in _line_pieces(stream, block_size):
-        if overlong:
-            parts[0] = b""
-        first = tail + parts[0]
-        parts[0] = first
-        tail = parts.pop()
-        overlong = len(tail) > MAX_URL_CHARS
-        if overlong:
-            tail = tail[: MAX_URL_CHARS + 1]
-        lines.extend(parts)
+    any_yielded = False
+    for block_lines in _bounded_lines(stream, MAX_URL_CHARS, block_size):
+        lines.extend(block_lines)
         while len(lines) >= chunk_size:
             any_yielded = True
             yield _text_batch(lines[:chunk_size])
             del lines[:chunk_size]
-    if tail:
-        lines.append(tail)
     if not lines and not any_yielded:
         yield _text_batch([])  # no input at all: an empty batch, so the output still gets its header
     for start in range(0, len(lines), chunk_size):
         yield _text_batch(lines[start: start + chunk_size])
+
+
+def _bounded_lines(stream: BinaryIO, limit: int, block_size: int) -> Iterator[list[bytes]]:
+    """The lines of ``stream`` (ends ``\\n``, ``\\r\\n`` or a bare ``\\r``; a leading UTF-8 byte-order mark
+    skipped), a list per block read. A line longer than ``limit`` is kept cut to its first ``limit + 1`` bytes
+    (so it gets an error) and the rest of it skipped: memory stays bounded whatever the input."""
+    tail = b""
+    overlong = False
+    for parts in _line_pieces(stream, block_size):
+        if overlong:
+            parts[0] = b""
+        parts[0] = tail + parts[0]
+        tail = parts.pop()
+        overlong = len(tail) > limit
+        if overlong:
+            tail = tail[: limit + 1]
+        yield parts
+    if tail:
+        yield [tail]
 
 
 def _line_pieces(stream: BinaryIO, block_size: int) -> Iterator[list[bytes]]:
@@ -191,20 +200,17 @@ def read_jsonl(stream: BinaryIO, column: str, chunk_size: int) -> Iterator[Batch
     object, has a field the first lacks, or whose URL is neither a string nor null keeps its row with a read
     error. Errors about the first line are raised at the first ``next()``, before anything is scored."""
     lines = _json_lines(stream)
-    first = next(lines, b"").removeprefix(UTF8_BOM)
-    header = _json_header(first, column) if first else [column]
-    rows = itertools.chain([first], lines) if first else lines
+    first = next(lines, None)
+    header = _json_header(first, column) if first is not None else [column]
+    rows = itertools.chain([first], lines) if first is not None else lines
     yield from _with_header_if_empty(_json_batches(rows, header, column, chunk_size), header, column)
 
 
-def _json_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """The lines of ``stream`` (JSON has no other line break outside strings); one longer than
-    ``MAX_CSV_FIELD`` is cut there and the rest of it skipped, so memory stays bounded (it gets an error)."""
-    while line := stream.readline(MAX_CSV_FIELD):
-        if not line.endswith(b"\n"):
-            while (rest := stream.readline(MAX_CSV_FIELD)) and not rest.endswith(b"\n"):
-                pass
-        yield line
+def _json_lines(stream: BinaryIO, block_size: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of ``stream``, ended as text input's are (JSON has no raw line break inside a string, so a bare
+    ``\\r`` ends a line there too); one longer than ``MAX_CSV_FIELD`` is cut (it gets an error)."""
+    for block_lines in _bounded_lines(stream, MAX_CSV_FIELD, block_size):
+        yield from block_lines
 
 
 _NOT_JSON = object()
