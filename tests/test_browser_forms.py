@@ -169,6 +169,8 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
     ("https://www.google.com/amp/s/kit.example/view?id=2", "https://kit.example/view?id=2"),
     ("https://duckduckgo.com/l/?uddg=https%3A%2F%2Fkit.example%2F&rut=abc", "https://kit.example/"),
     ("https://adclick.g.doubleclick.net/pcs/click?xai=AKAO&sig=Cg0&adurl=https://kit.example/x", "https://kit.example/x"),
+    ("https://www.bing.com/ck/a?!&&p=5f1c&ptn=3&u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&ntb=1",
+     "https://kit.example/login?id=1"),
     # one wrapped in another: the page at the end
     ("https://nam02.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.google.com%2Furl%3Fq%3Dhttps%3A%2F%2F"
      "kit.example%2Fa", "https://kit.example/a"),
@@ -200,6 +202,9 @@ def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, targe
     "https://l.facebook.com/l.php?u=javascript:alert(1)",
     "javascript://www.google.com/url?q=https://www.paypal.com/%0Aalert(1)",  # goes nowhere
     "https://www.google.com/url?q=https://kit%1b]0;x.top/",  # no host a browser accepts
+    "https://www.bing.com/ck/a?u=a1%%%notbase64&ntb=1",  # not base64
+    "https://www.bing.com/ck/a?u=a1amF2YXNjcmlwdDphbGVydCgxKQ&ntb=1",  # javascript:alert(1): no web page
+    "https://www.bing.com/ck/a?u=a1_w&ntb=1",  # bytes that are not UTF-8
     # which page a server picks is not known: a kit must not pass as PayPal (nor PayPal be blocked as the kit)
     "https://www.google.com/url?url=http://kit.top/signin.php&amp;q=https://www.paypal.com/",
     "https://eur01.safelinks.protection.outlook.com/?url=https://kit.top/&url=https://www.paypal.com/",

@@ -315,6 +315,14 @@ def test_urls_on_unreachable_addresses_are_not_judged_but_public_ones_are():
     ("www.amazon.com.amazonprime-renew.com",
      "brand `amazon` in the subdomain of unrelated `amazonprime-renew.com`"),
     ("www.paypal.com.paypal.co.uk", ""),
+    # a country's ending written across the registered name's start (session 42: the model scored the first 0.16)
+    ("gov.uk-refund.co", "`gov.uk` written across the subdomain and unrelated `uk-refund.co`: the name reads as a "
+                         "`.gov.uk` site"),
+    ("cra-arc.gc.ca-refund.top", "`gc.ca` written across the subdomain and unrelated `ca-refund.top`: the name reads "
+                                 "as a `.gc.ca` site"),
+    ("impots.gouv.fr.remboursement.top", "`impots.gouv.fr` in the subdomain of unrelated `remboursement.top`"),
+    ("www.de-bahn.com", ""), ("gov.uk", ""), ("uk-refund.co", ""), ("www.gov.ukrefund.co", ""),
+    ("usps.com-trackhelp.top", ""),  # a site's name written up to `.com-` only corroborates (below)
 ])
 def test_hosts_deceptive_by_construction_are_named(host, reason):
     assert deceptive_host(host) == reason
@@ -375,6 +383,41 @@ def test_a_brand_named_in_an_unpopular_sites_subdomain_corroborates_a_suspicion(
     # a low score is not raised: a fan blog's `apple.` subdomain is named too, and the model scores such pages low
     low = decider.apply(np.full(2, 0.3), np.ones(2, bool), hosts[:2], np.arange(2), np.zeros(2, bool))
     assert list(low[1]) == ["benign", "benign"] and list(low[0]) == [0.3, 0.3]
+    one = Decider(POLICY).decide_rows([suspicious], hosts[:1], [0], [False], {}, {}, {}, {}, {})
+    assert one[0][1] == "malicious" and one[0][2] == reasons[0]  # the one-row path decides alike
+
+
+def test_a_punycode_name_that_reads_as_a_popular_site_is_deceptive():
+    """``оkta.com`` (Cyrillic о) had been `benign` (0.49): Okta is on the pinned list, not among the brands."""
+    popularity = {"okta.com": 4_000, "uniswap.org": 11_034, "munchen.de": 90_000, "xn--80aswg.com": 50_000,
+                  "cyto.com": 70_000}
+    decider = Decider(POLICY, popularity=popularity)
+    hosts = ["login.xn--kta-red.com", "xn--uniswp-7nf.org", "xn--mnchen-3ya.de", "xn--80aswg.com",
+             "xn--d1abbgf6aiiy.xn--p1ai", "xn--kta-red.net"]
+    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), 0.3), np.ones(len(hosts), bool), hosts,
+                                                 np.arange(len(hosts)), np.zeros(len(hosts), bool))
+    assert reasons[0] == "punycode host that renders as `оkta.com`, imitating the popular site `okta.com`"
+    assert "`uniswap.org`" in reasons[1] and list(verdicts[:2]) == ["malicious", "malicious"]
+    # Latin letters with marks (münchen), a popular name itself (сайт.com), a suffix outside ASCII, another
+    # suffix than the popular site's: the model's word stands
+    assert list(verdicts[2:]) == ["benign"] * 4 and list(reasons[2:]) == [""] * 4
+    assert decider._new_entry("login.xn--kta-red.com", 0)[9] == reasons[0]  # a request's one host alike
+
+
+def test_a_sites_name_written_across_the_registered_names_start_corroborates_a_suspicion():
+    """``thetollroads.com-billing.xyz``: the text messages' toll and parcel kits write a site's name up to a hyphen
+    that begins the registered name; a popular registered name, ``.net-`` and ``.org-`` are left alone."""
+    decider = Decider(POLICY, popularity={"com-popular.com": 50})
+    hosts = ["thetollroads.com-billing.xyz", "flde-lity.com-np.bond", "x.com-popular.com", "www.net-security.org",
+             "com-ayuda.org", "www.com--live.com"]
+    suspicious = POLICY.suspicious_from + 0.01
+    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
+                                                 np.arange(len(hosts)), np.zeros(len(hosts), bool))
+    assert list(verdicts) == ["malicious", "malicious", "benign", "suspicious", "suspicious", "suspicious"]
+    assert reasons[0] == ("`thetollroads.com` written across the subdomain and `com-billing.xyz`, not a popular site: "
+                          "the name reads as `thetollroads.com`, and the model finds the URL suspicious")
+    low = decider.apply(np.full(1, 0.3), np.ones(1, bool), hosts[:1], np.arange(1), np.zeros(1, bool))
+    assert low[1][0] == "benign"  # only a suspicion is corroborated
     one = Decider(POLICY).decide_rows([suspicious], hosts[:1], [0], [False], {}, {}, {}, {}, {})
     assert one[0][1] == "malicious" and one[0][2] == reasons[0]  # the one-row path decides alike
 

@@ -144,7 +144,8 @@ HOSTILE_HOSTS = ["example.com", "www.example.com", "mail.google.com", "paypal.co
                  "[2001:db8::1]", "[::1]", "localhost", "a.localhost", "8.8.8.8", "10.0.0.1", "", "EXAMPLE.COM",
                  "example.com.", "exa mple.com", "a\x00b.com", "\ufffd.com", "intranet.corp-example.com",
                  "bad.example.net", "someone.github.io", "xn--80ak6aa92e.com", "com", "-x-.com", "1.2.3", "xyz",
-                 "kit.sites.google.com", "x.weebly.com", "www.weebly.com", "www.rakuten.co.jp.akddojx.cn"]
+                 "kit.sites.google.com", "x.weebly.com", "www.weebly.com", "www.rakuten.co.jp.akddojx.cn",
+                 "gov.uk-refund.co", "usps.com-trackhelp.top"]
 
 
 def test_one_new_host_gets_the_entry_the_batch_of_hosts_gives(detector: Detector) -> None:

@@ -147,10 +147,7 @@ def imitated_brand(label: str) -> str:
     """The brand a domain label becomes (or holds) only once look-alike characters are read as the letters they
     imitate, "" if none: ``paypa1`` and ``xn--pple-43d`` (Cyrillic а) imitate, ``paypal`` itself does not."""
     label = rendered(label)
-    plain = label
-    if not label.isascii():
-        lookalikes = _latin_lookalikes()
-        plain = "".join(lookalikes.get(c, c) for c in label)
+    plain = latin_reading(label)
     if not _ANY_BRAND_SKELETON.holds(_ascii_skeleton(plain)):  # most names: no brand's skeleton at all
         return ""
     # Only where a word of the name begins (``appie-id``, ``0utl00k``, ``wwwteiegram``, ``2018micr0s0ft``): inside
@@ -172,6 +169,15 @@ _BRAND_OF_SKELETON = {_BRAND_SKELETONS[b]: b for b in BRANDS if len(b) >= 5}
 # so a skeleton found where a word begins names one brand: no two brands share one, none begins another's
 assert len(_BRAND_OF_SKELETON) == sum(len(b) >= 5 for b in BRANDS)
 assert not any(a != b and b.startswith(a) for a in _BRAND_OF_SKELETON for b in _BRAND_OF_SKELETON)
+
+
+def latin_reading(label: str) -> str:
+    """A name with each character that imitates a Latin letter read as that letter (``оkta``, Cyrillic о: ``okta``);
+    letters of other scripts and Latin letters with marks (``münchen``) stay as they are."""
+    if label.isascii():
+        return label
+    lookalikes = _latin_lookalikes()
+    return "".join(lookalikes.get(c, c) for c in label)
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,8 @@ so a small splitter of our own keeps the featurizer total over arbitrary strings
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Callable
@@ -491,9 +493,10 @@ def plain_names(hosts: list[str]) -> list[bool]:
 # One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes. Every
 # repetition is bounded, so `re` takes linear time on hostile text ("google." repeated 10,000 times).
 # A superset of `redirect_target`'s links: a redirector's host (any port) and a path.
+# (`www.google.com./url`: the DNS root's dot)
 REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protection\.outlook\.com|facebook\.com"
                    r"|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
-                   r"|urldefense\.(?:proofpoint\.)?com)\.?(?::[0-9]{1,5})?/)")  # `www.google.com./url`: the root
+                   r"|bing\.com|urldefense\.(?:proofpoint\.)?com)\.?(?::[0-9]{1,5})?/)")
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
@@ -582,15 +585,28 @@ _REDIRECTORS = (
     (re.compile(r"urldefense\.proofpoint\.com"), "/v2/url", ("u",)),  # Proofpoint v2: "-" for "%", "_" for "/"
     (re.compile(r"(?:html\.)?duckduckgo\.com"), "/l/", ("uddg",)),
     (re.compile(r"adclick\.g\.doubleclick\.net"), "/pcs/click", ("adurl",)),
+    # Bing's click tracking: ``u`` is "a1" and the page's URL in URL-safe base64 (kits sent by mail use it, as
+    # their links then start with Bing's name)
+    (re.compile(r"(?:www\.)?bing\.com"), "/ck/a", ("u",)),
 )
 _GOOGLE = _REDIRECTORS[0][0]
 _PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
 
 
+def _bing_target(value: str) -> str:
+    """The URL a Bing click-tracking ``u`` value holds ("a1" + URL-safe base64 without padding); "" for another."""
+    if not value.startswith("a1") or len(value) > _MAX_BROWSER_CHARS:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(value[2:] + "=" * (-len(value[2:]) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):  # not base64, or not UTF-8 text (UnicodeDecodeError is a ValueError)
+        return ""
+
+
 def redirect_target(url: str) -> str | None:
     """The page (its `browser_url` form) a known redirector's link, itself in that form, sends the browser to
     (``https://www.google.com/url?q=<page>``, Google's AMP viewer, an Outlook Safe Links, Facebook, Instagram,
-    YouTube, Slack, LinkedIn, DuckDuckGo, DoubleClick or Proofpoint link, over http or https); None for any other
+    YouTube, Slack, LinkedIn, DuckDuckGo, DoubleClick, Bing or Proofpoint link, over http or https); None for any other
     URL, and for a link whose destination is no web page with a valid host or is ambiguous: the parameter given
     twice with different pages, or a different page once HTML's ``&amp;`` is read as ``&`` (a server reads
     ``&amp;q=`` as a parameter ``amp;q``), since the page a server would pick is not known."""
@@ -608,6 +624,8 @@ def redirect_target(url: str) -> str | None:
                       for name, value in parse_qsl(text) if name in names]
             if redirect_path == "/v2/url":
                 values = [unquote(value.replace("-", "%").replace("_", "/")) for value in values]
+            elif redirect_path == "/ck/a":
+                values = [_bing_target(value) for value in values]
             pages = {page for value in values if (page := _web_page(value))}
             return pages.pop() if len(pages) == 1 else None
     return None
