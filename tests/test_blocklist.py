@@ -132,6 +132,13 @@ def test_feed_ranges_are_checked_whole(network, reason):
     assert entries == [] and rejected[0].reason.startswith(reason)
 
 
+def test_global_unicast_space_is_defined_once_for_the_feed_parser_and_the_block_rules():
+    # one place for the rule: the feeds' width check and this guard read the same 2000::/3 (they had a copy each)
+    src = Path(__file__).resolve().parents[1] / "src" / "cybersentinel"
+    defined = sorted(str(p.relative_to(src)) for p in src.rglob("*.py") if '"2000::/3"' in p.read_text())
+    assert defined == ["intel/feeds.py"]
+
+
 def test_public_suffixes_are_never_rules_even_from_domain_lists():
     index = IntelIndex.build({}, {"list": ["github.io", "co.uk", "com.au", "blogspot.com", "evil.github.io"]})
     entries, rejected = entries_from_feeds(index)

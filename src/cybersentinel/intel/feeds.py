@@ -148,7 +148,8 @@ def parse_networks(lines: Iterable[str], source: str) -> ParsedFeed:
 _WIDEST_PUBLIC = {4: 8, 6: 16}
 
 
-_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")  # every public IPv6 address is in it
+# Every public IPv6 address is in it: the one definition, which the block-rule guard (`ops.blocklist.Guard`) reads too
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
 
 
 def _too_wide(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
@@ -156,7 +157,7 @@ def _too_wide(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     if network.prefixlen >= widest:
         return False
     if network.version == 6:
-        return network.overlaps(_GLOBAL_UNICAST_V6)
+        return network.overlaps(GLOBAL_UNICAST_V6)
     return any(not (part.is_private or part.is_multicast or part.is_reserved or part.is_loopback
                     or part.is_link_local or part.is_unspecified) for part in network.subnets(new_prefix=widest))
 

@@ -137,7 +137,6 @@ RESERVED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
     "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
     "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "ff00::/8"))
-GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
 
 
 # Special-use names (IANA's registry, and ICANN's private-use .internal), as reserved space is for addresses: names a
@@ -225,11 +224,13 @@ class Guard:
         object.__setattr__(self, "_above_allowed", above)
 
     def network_problem(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+        from cybersentinel.intel.feeds import GLOBAL_UNICAST_V6  # here, as in target_of: it loads the URL parser
+
         reserved = next((r for r in RESERVED_NETWORKS if r.version == network.version and network.overlaps(r)), None)
         if reserved is not None:
             return f"overlaps reserved range {reserved}: never blocked"
         if network.version == 6 and not network.subnet_of(GLOBAL_UNICAST_V6):
-            return "outside global unicast 2000::/3: never blocked"
+            return f"outside global unicast {GLOBAL_UNICAST_V6}: never blocked"
         widest = self.widest_v4 if network.version == 4 else self.widest_v6
         if network.prefixlen < widest:
             return f"/{network.prefixlen} is wider than the /{widest} limit"
