@@ -1,5 +1,5 @@
 """A local HTTP server on 127.0.0.1 for the download and JSON API tests: each path answers from a script
-of recorded replies (including slow, 429/5xx, cut-short and wrong-checksum ones) or from a handler such
+of recorded replies (including slow, trickled, 429/5xx, cut-short and wrong-checksum ones) or from a handler such
 as `paginated_api`. Test modules load it with ``pytest_plugins = ["fixtures_http"]``; the ingest benchmark
 imports it too.
 
@@ -28,6 +28,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before anything is sent (a slow server)
     truncate: bool = False  # announce the full Content-Length, send half the body, close
+    trickle: float = 0.0  # seconds between the body's bytes, sent one at a time (a server that trickles it)
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -60,9 +61,18 @@ class LocalHTTPServer:
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(body[: len(body) // 2] if reply.truncate else body)
+                    if reply.trickle:
+                        self.trickle(body, reply.trickle)
+                    else:
+                        self.wfile.write(body[: len(body) // 2] if reply.truncate else body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): nothing to answer
+
+            def trickle(self, body: bytes, pause: float) -> None:
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(pause)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import ipaddress
 import json
+import os
 import random
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -130,6 +133,13 @@ def test_feed_ranges_are_checked_whole(network, reason):
     index = IntelIndex.build({"feed": [ipaddress.ip_network(network)]})
     entries, rejected = entries_from_feeds(index)
     assert entries == [] and rejected[0].reason.startswith(reason)
+
+
+def test_global_unicast_space_is_defined_once_for_the_feed_parser_and_the_block_rules():
+    # one place for the rule: the feeds' width check and this guard read the same 2000::/3 (they had a copy each)
+    src = Path(__file__).resolve().parents[1] / "src" / "cybersentinel"
+    defined = sorted(str(p.relative_to(src)) for p in src.rglob("*.py") if '"2000::/3"' in p.read_text())
+    assert defined == ["intel/feeds.py"]
 
 
 def test_public_suffixes_are_never_rules_even_from_domain_lists():
@@ -560,6 +570,40 @@ def test_cli_export_clear_errors(tmp_path):
     assert not (tmp_path / "o").exists()
     result = CliRunner().invoke(app, ["blocklist", "export", str(bad), "-f", "iptables"])
     assert result.exit_code == 2 and "unknown format" in result.output
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize(("failure", "at"), [(OSError(errno.EBUSY, "Device or resource busy"), "last"),
+                                             (KeyboardInterrupt(), "last"),  # or SIGTERM's SystemExit
+                                             (OSError(errno.EBUSY, "Device or resource busy"), "first")])
+def test_an_export_that_fails_renaming_a_file_leaves_the_previous_set_whole(tmp_path, monkeypatch, failure, at):
+    out = tmp_path / "rules"
+    export(build(entries_from_block_list({"old.example.net": "list"})[0]), ["hosts", "rpz", "csv"], out,
+           {"rejected.csv": "old\n", "report.json": "{}\n"})
+    (out / "hosts").chmod(0o640)
+    previous = files_in(out)
+    count = len(FORMATS) + 2
+    replace, renamed = os.replace, []
+
+    def rename(source, target):  # `atomic_path`'s rename of the new set's file number `at` fails (EBUSY: a file
+        if str(source).endswith(".tmp"):  # bind-mounted into a container) or is interrupted
+            renamed.append(Path(target).name)
+            if len(renamed) == (count if at == "last" else 1):
+                raise failure
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", rename)
+    with pytest.raises(type(failure)):
+        export(build(entries_from_block_list({"new.example.net": "list"})[0]), FORMATS, out,
+               {"rejected.csv": "new\n", "report.json": '{"new": 1}\n'})
+    assert len(renamed) == (count if at == "last" else 1)
+    assert files_in(out) == previous  # no new file, none left behind (temporary or kept)
+    assert stat.S_IMODE((out / "hosts").stat().st_mode) == 0o640  # the very file put back
+    if at == "last":
+        assert renamed[-1] == "report.json"  # renamed after the rules it reports on
 
 
 @pytest.mark.parametrize("blocker", ["unbound-blocklist.conf", "report.json"])

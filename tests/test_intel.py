@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import ipaddress
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 from cybersentinel.cli.app import app
 from cybersentinel.intel.feeds import (
     FEEDS,
+    MAX_FEED_BYTES,
     Feed,
     FeedError,
     IntelIndex,
@@ -305,12 +307,17 @@ def test_cli_lookup_table_escapes_what_a_terminal_would_obey(tmp_path):
 # ------------------------------------------------------------------------------------------------ refresh
 
 
+ENDLESS_LIMIT = 256 << 20  # an endless body stops here all the same, so a client without a cap cannot hang the tests
+
+
 class FeedServer:
-    """A real HTTP server on 127.0.0.1 that serves feed bodies with ETag / Last-Modified and honours them."""
+    """A real HTTP server on 127.0.0.1 that serves feed bodies with ETag / Last-Modified and honours them; a path
+    in ``endless`` streams valid lines without a Content-Length until the client hangs up (`ENDLESS_LIMIT`)."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.fail_next: dict[str, int] = {}
+        self.endless: set[str] = set()
         self.requests: list[tuple[str, dict]] = []
         server = self
 
@@ -321,6 +328,9 @@ class FeedServer:
                     server.fail_next[self.path] -= 1
                     self.send_response(503)
                     self.end_headers()
+                    return
+                if self.path in server.endless:
+                    self.stream_forever()
                     return
                 body = server.files.get(self.path)
                 if body is None:
@@ -338,6 +348,16 @@ class FeedServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def stream_forever(self):
+                self.send_response(200)  # no Content-Length: the body ends when the connection does
+                self.end_headers()
+                lines = b"5.5.5.0/24\n" * 6000
+                try:
+                    for _ in range(ENDLESS_LIMIT // len(lines)):
+                        self.wfile.write(lines)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client hung up
 
             def log_message(self, *args):
                 pass
@@ -436,6 +456,20 @@ def test_a_feed_file_changed_after_the_refresh_is_refused(tmp_path):
     (folder / "et_compromised_ips.txt").write_text("9.9.9.9\n")  # a file the refresh did not write
     with pytest.raises(FeedError, match="et_compromised_ips.txt is not in feeds.json"):
         IntelIndex.from_dir(folder)
+
+
+def test_a_feed_that_streams_forever_fails_at_its_byte_cap_and_keeps_the_old_snapshot(tmp_path, feed_server):
+    feeds = local_feeds(feed_server.url)
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n"}
+    manifest, _ = refresh_feeds(tmp_path, ["drop"], feeds=feeds, retries=0)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    feed_server.endless = {"/drop.txt"}
+    feeds["drop"] = dataclasses.replace(feeds["drop"], max_bytes=1 << 20)
+    after, errors = refresh_feeds(tmp_path, ["drop"], feeds=feeds, retries=0)
+    assert errors == {"drop": f"{feed_server.url}/drop.txt: feed drop is larger than its cap of 1,048,576 bytes "
+                              "(Feed.max_bytes); the previous snapshot is kept"}
+    assert after == manifest and {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert FEEDS["tranco"].max_bytes == MAX_FEED_BYTES == 64 << 20  # the documented default
 
 
 def test_refresh_reports_http_errors_and_unknown_feeds(tmp_path, feed_server):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 import time
@@ -220,6 +221,22 @@ def test_a_response_over_the_size_cap_is_an_error(http_server):
         read_json_api("s", api_spec(url=url, max_response_bytes=5000))  # a page is ~8.5 kB
     assert http_server.hits("/api") == 1
     assert len(read_json_api("s", api_spec(url=url, max_response_bytes=1_000_000)).table) == len(RECORDS)
+
+
+def test_a_page_trickled_byte_by_byte_fails_at_its_deadline_naming_the_page_without_credentials(http_server):
+    body = json.dumps({"urls": RECORDS[:1]}).encode()  # ~90 bytes: 4.5 s at a byte per 0.05 s, far within timeout_s
+    url = http_server.route("/slow", lambda q, h: Reply(200, body, trickle=0.05))
+    spec = api_spec(url=url.replace("//", "//analyst:pa55word@"), page_deadline_s=0.5, retries=1, backoff_s=0)
+    started = time.monotonic()
+    with pytest.raises(SourceError) as raised:
+        read_json_api("s", spec)
+    assert time.monotonic() - started < 2 * 0.5 + 1  # two attempts (one retry), each cut at its deadline
+    assert re.fullmatch(r"http://\*\*\*@127\.0\.0\.1:\d+/slow\?limit=100&page=1: PageDeadlineError: page "
+                        r"still arriving after source\.page_deadline_s=0\.5 \(\d+ bytes by then\) \(gave up after 2 "
+                        r"attempts\)", str(raised.value)), str(raised.value)
+    assert http_server.hits("/slow") == 2
+    http_server.route("/slow", lambda q, h: Reply(200, body, trickle=0.005))  # the whole page within its deadline
+    assert len(read_json_api("s", api_spec(url=url, page_deadline_s=30, pagination={"style": "cursor"})).table) == 1
 
 
 def test_a_relative_next_link_is_resolved_against_the_page(http_server):

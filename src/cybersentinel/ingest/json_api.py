@@ -2,7 +2,8 @@
 
 Page-number or cursor pagination bounded by ``max_pages`` (an API that keeps paginating is an error, not
 an endless loop), a client-side rate limit, bounded retries with exponential backoff (honouring
-``Retry-After``) for 429/5xx, timeouts, cut-short, unparsable or checksum-failing bodies, and a record of
+``Retry-After``) for 429/5xx, timeouts, pages still arriving at ``page_deadline_s`` (``timeout_s`` bounds each
+socket read, not the page), cut-short, unparsable or checksum-failing bodies, and a record of
 every request: what was fetched, when, its status and the sha256 of its body (URL credentials redacted).
 Next-page links (absolute or relative) and redirects are followed only on the configured API's own origin,
 so the token never leaves it; a looping API (a repeated link or cursor, a page repeating an earlier one) and
@@ -34,12 +35,19 @@ API_URL_ENV = "CYBERSENTINEL_API_URL"
 API_TOKEN_ENV = "CYBERSENTINEL_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RESPONSE_BYTES = 64 << 20  # default source.max_response_bytes: one page never fills the memory
+# default source.page_deadline_s: a page still arriving this long after its request is retried as a timeout is
+# (timeout_s bounds each socket read, so a server sending a byte a second would never time out)
+PAGE_DEADLINE_S = 300.0
 MAX_REDIRECTS = 5
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # A next-page value starting so is a link (resolved against the page's URL); anything else is a cursor token.
 LINK_PREFIXES = ("http://", "https://", "/", "?", "./", "../")
 
 log = logging.getLogger(__name__)
+
+
+class PageDeadlineError(Exception):
+    """A page still arriving at its deadline (``source.page_deadline_s``)."""
 
 
 class _RetryableError(Exception):
@@ -135,14 +143,38 @@ def _get_on_origin(session, url: str, params: Mapping[str, Any], headers: Mappin
     raise SourceError(f"{redact(response.url)}: more than {MAX_REDIRECTS} redirects")
 
 
-def _read_capped(response, limit: int) -> bytes:
-    """The (decoded) body, failing as soon as it passes ``limit`` bytes rather than after reading it all."""
+def _arriving(response) -> Iterator[bytes]:
+    """The (decoded) body in pieces as they arrive. `iter_content` waits until each chunk is full, so a body
+    trickled a byte at a time would never get back to a check between chunks; urllib3's errors are raised as
+    requests' (as `iter_content` raises them), so they are retried alike."""
+    import requests
+    from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+
+    try:
+        while chunk := response.raw.read1(1 << 16, decode_content=True):
+            yield chunk
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except ReadTimeoutError as exc:
+        raise requests.ConnectionError(exc) from exc
+    except SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+
+
+def _read_capped(response, limit: int, deadline: float, seconds: float) -> bytes:
+    """The (decoded) body, failing as soon as it passes ``limit`` bytes rather than after reading it all, or when
+    it is still arriving at ``deadline`` (`time.monotonic`; ``seconds`` after the request, for the message)."""
     body = bytearray()
-    for chunk in response.iter_content(chunk_size=1 << 16):
+    for chunk in _arriving(response):
         body += chunk
         if len(body) > limit:
             raise SourceError(f"{redact(response.url)}: the response is larger than source.max_response_bytes="
                               f"{limit}")
+        if time.monotonic() > deadline:
+            raise PageDeadlineError(f"page still arriving after source.page_deadline_s={seconds:g} "
+                                    f"({len(body):,} bytes by then)")
     return bytes(body)
 
 
@@ -152,11 +184,13 @@ def _get_once(session, url: str, params: Mapping[str, Any], headers: Mapping[str
     import requests
 
     started = time.monotonic()
+    seconds = float(spec.get("page_deadline_s", PAGE_DEADLINE_S))
     try:
         with _get_on_origin(session, url, params, headers, float(spec.get("timeout_s", 30))) as response:
-            body = _read_capped(response, int(spec.get("max_response_bytes", MAX_RESPONSE_BYTES)))
+            body = _read_capped(response, int(spec.get("max_response_bytes", MAX_RESPONSE_BYTES)), started + seconds,
+                                seconds)
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError) as exc:  # cut short or garbled on the way: try again
+            requests.exceptions.ContentDecodingError, PageDeadlineError) as exc:  # cut short, garbled or slow: again
         fetch.update(error=type(exc).__name__, elapsed_s=round(time.monotonic() - started, 3))
         raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
     fetch.update(url=redact(response.url), status=response.status_code, bytes=len(body),

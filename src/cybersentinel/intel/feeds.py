@@ -1,6 +1,7 @@
 """Threat intelligence: feed snapshots, an interval index over CIDR feeds, domain block lists and popularity.
 
-Feeds are versioned inputs: `refresh_feeds` downloads them (conditional GET, retries) or copies them from an
+Feeds are versioned inputs: `refresh_feeds` downloads them (conditional GET, retries, each streamed to a
+temporary file under its byte cap, `Feed.max_bytes`) or copies them from an
 offline mirror, validates every line, and records url, sha256, entry count, ETag and Last-Modified in
 ``feeds.json``. `IntelIndex` answers "which feeds list this address/domain?" in about a microsecond.
 """
@@ -57,6 +58,11 @@ MANIFEST = "feeds.json"
 
 
 TRANCO_TOP = 100_000  # the mirror holds the top 100k; a fresh download is cut to the same size
+
+
+# The default `Feed.max_bytes` (64 MiB, as a JSON API page's `max_response_bytes`): a download still growing past it
+# is an error, so a server that streams forever fills neither the disk nor the memory.
+MAX_FEED_BYTES = 64 << 20
 
 
 class FeedError(ValueError):
@@ -148,7 +154,8 @@ def parse_networks(lines: Iterable[str], source: str) -> ParsedFeed:
 _WIDEST_PUBLIC = {4: 8, 6: 16}
 
 
-_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")  # every public IPv6 address is in it
+# Every public IPv6 address is in it: the one definition, which the block-rule guard (`ops.blocklist.Guard`) reads too
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
 
 
 def _too_wide(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
@@ -156,7 +163,7 @@ def _too_wide(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     if network.prefixlen >= widest:
         return False
     if network.version == 6:
-        return network.overlaps(_GLOBAL_UNICAST_V6)
+        return network.overlaps(GLOBAL_UNICAST_V6)
     return any(not (part.is_private or part.is_multicast or part.is_reserved or part.is_loopback
                     or part.is_link_local or part.is_unspecified) for part in network.subnets(new_prefix=widest))
 
@@ -253,6 +260,7 @@ class Feed:
     filename: str  # file name in the snapshot folder and in the offline mirror
     parser: Callable[[Iterable[str], str], ParsedFeed]
     transform: Callable[[bytes], bytes] | None = None  # applied to a downloaded body before validation
+    max_bytes: int = MAX_FEED_BYTES  # a download larger than this fails and keeps the previous snapshot
 
 
 FEEDS: dict[str, Feed] = {
@@ -283,6 +291,27 @@ def _validated_entry(feed: Feed, tmp: Path, source: str) -> dict[str, Any]:
             "entries": len(parsed.entries), "skipped_lines": parsed.skipped}
 
 
+def _download(response, feed: Feed, tmp: Path) -> None:
+    """Stream the (decoded) body into ``tmp``, failing as soon as it passes ``feed.max_bytes``, not after reading it
+    all."""
+    size = 0
+    with tmp.open("wb") as out:
+        for chunk in response.iter_content(chunk_size=1 << 16):
+            size += len(chunk)
+            if size > feed.max_bytes:
+                raise FeedError(f"{redact(feed.url)}: feed {feed.name} is larger than its cap of {feed.max_bytes:,} "
+                                "bytes (Feed.max_bytes); the previous snapshot is kept")
+            out.write(chunk)
+
+
+def _transform(feed: Feed, tmp: Path) -> None:
+    try:
+        body = feed.transform(tmp.read_bytes())
+    except FeedError as err:
+        raise FeedError(f"{redact(feed.url)}: {err}") from None
+    tmp.write_bytes(body)
+
+
 def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, session, timeout: float) -> dict:
     """Download one feed with a conditional GET; the old snapshot stays in place unless the new one validates."""
     from cybersentinel.core.files import atomic_path, sha256_file
@@ -294,18 +323,16 @@ def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, se
             headers["If-None-Match"] = previous["etag"]
         if previous.get("last_modified"):
             headers["If-Modified-Since"] = previous["last_modified"]
-    response = session.get(feed.url, headers=headers, timeout=timeout)
-    if response.status_code == 304:
-        return {**previous, "checked_at": _now(), "not_modified": True}
-    if response.status_code != 200:
-        raise FeedError(f"{redact(feed.url)}: HTTP {response.status_code}")
-    try:
-        body = feed.transform(response.content) if feed.transform else response.content
-    except FeedError as err:
-        raise FeedError(f"{redact(feed.url)}: {err}") from None
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(body)
-        entry = _validated_entry(feed, tmp, feed.url)
+    with session.get(feed.url, headers=headers, timeout=timeout, stream=True) as response:
+        if response.status_code == 304:
+            return {**previous, "checked_at": _now(), "not_modified": True}
+        if response.status_code != 200:
+            raise FeedError(f"{redact(feed.url)}: HTTP {response.status_code}")
+        with atomic_path(target) as tmp:  # any error below removes the temporary file: the old snapshot stays
+            _download(response, feed, tmp)
+            if feed.transform:
+                _transform(feed, tmp)
+            entry = _validated_entry(feed, tmp, feed.url)
     now = _now()
     return {**entry, "source": "download", "fetched_at": now, "checked_at": now, "not_modified": False,
             "etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified")}

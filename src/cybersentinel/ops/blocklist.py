@@ -23,10 +23,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -137,7 +138,6 @@ RESERVED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
     "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
     "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "ff00::/8"))
-GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
 
 
 # Special-use names (IANA's registry, and ICANN's private-use .internal), as reserved space is for addresses: names a
@@ -225,11 +225,13 @@ class Guard:
         object.__setattr__(self, "_above_allowed", above)
 
     def network_problem(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+        from cybersentinel.intel.feeds import GLOBAL_UNICAST_V6  # here, as in target_of: it loads the URL parser
+
         reserved = next((r for r in RESERVED_NETWORKS if r.version == network.version and network.overlaps(r)), None)
         if reserved is not None:
             return f"overlaps reserved range {reserved}: never blocked"
         if network.version == 6 and not network.subnet_of(GLOBAL_UNICAST_V6):
-            return "outside global unicast 2000::/3: never blocked"
+            return f"outside global unicast {GLOBAL_UNICAST_V6}: never blocked"
         widest = self.widest_v4 if network.version == 4 else self.widest_v6
         if network.prefixlen < widest:
             return f"/{network.prefixlen} is wider than the /{widest} limit"
@@ -641,14 +643,68 @@ def rejected_csv(rejected: Sequence[Rejected]) -> str:
 
 
 def write_all_atomic(texts: Mapping[Path, str]) -> None:
-    """Write every file or none: each text goes to its temporary file (`atomic_path` refuses a directory, or a
-    file where a folder should be, as it is entered), and the renames happen only once every file is written (a
-    half-updated rule set would contradict itself)."""
+    """Write every file or none, so a reader never finds new rules beside an old ``rejected.csv``, or one format
+    updated and another not (a half-updated rule set would contradict itself).
+
+    Each text goes to its temporary file beside its target (`atomic_path` refuses a directory, or a file where a
+    folder should be, as it is entered); only once every one is written are they renamed into place, in the order
+    given (``report.json`` last, after the rules it reports on). Before the first rename each existing target is
+    kept as a hard link (`_previous_kept`): if a rename fails or is interrupted (a file bind-mounted into a
+    container or made immutable, Ctrl-C or SIGTERM between two renames), the files already replaced are put back
+    and those new to the set removed, so the previous set stays whole. A reader loading one file (a DNS server
+    reloading) sees all of an old or all of a new one, as each is replaced by one rename; only a reader of several
+    files during the renames themselves, or a kill -9 or power cut between two of them, can meet a mix (the latter
+    leaves hidden ``.NAME.*.previous`` links too, safe to delete) until the next export writes a whole set."""
     from cybersentinel.core.files import atomic_path
 
-    with ExitStack() as stack:  # on any error every temporary file is removed and no target is touched
-        for path, text in texts.items():
-            stack.enter_context(atomic_path(path)).write_text(text, encoding="utf-8")
+    with ExitStack() as stack:  # on any error every temporary file is removed and the previous files put back
+        stack.enter_context(_previous_kept(list(texts)))
+        for path in reversed(list(texts)):  # the stack renames last-entered first: in the order given
+            stack.enter_context(atomic_path(path)).write_text(texts[path], encoding="utf-8")
+
+
+@contextmanager
+def _previous_kept(paths: Sequence[Path]) -> Iterator[None]:
+    """Keep each file of ``paths`` that exists as a hidden hard link beside it; if the block fails, put back each
+    one that was replaced and remove those that did not exist. Devices and FIFOs, which `atomic_path` writes
+    through, are left alone."""
+    kept: dict[Path, tuple[Path, os.stat_result] | None] = {}  # target -> (its kept link, its stat), None: new
+    done = False
+    try:
+        for path in paths:
+            if not os.path.lexists(path):
+                kept[path] = None
+            elif path.is_symlink() or path.is_file():
+                kept[path] = (_keep(path), path.lstat())
+        yield
+        done = True
+    finally:
+        for path, previous in kept.items():
+            if not done:
+                _put_back(path, previous)
+            if previous is not None:
+                previous[0].unlink(missing_ok=True)
+
+
+def _put_back(path: Path, previous: tuple[Path, os.stat_result] | None) -> None:
+    if previous is None:
+        if path.is_symlink() or path.is_file():  # new to the set
+            path.unlink()
+    elif not (os.path.lexists(path) and os.path.samestat(path.lstat(), previous[1])):  # replaced
+        os.replace(previous[0], path)  # (one not replaced is left alone: its rename may be what failed)
+
+
+def _keep(path: Path) -> Path:
+    """A hard link to ``path`` (the link itself for a symbolic link) under a hidden name beside it; a copy where the
+    file system has no hard links."""
+    import shutil
+
+    previous = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.previous")
+    try:
+        os.link(path, previous, follow_symlinks=False)
+    except OSError:  # a file system without hard links (some network and FUSE mounts)
+        shutil.copy2(path, previous, follow_symlinks=False)
+    return previous
 
 
 READS_PREVIOUS = frozenset({"rpz", "stix"})  # formats that carry a version from the file they replace
