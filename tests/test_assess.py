@@ -195,3 +195,19 @@ def test_the_command_refuses_intervals_of_a_few_draws_and_a_report_over_its_inpu
     assert scored.read_text().startswith("url,label,source")
     listed = runner.invoke(app, ["assess", "--help"], terminal_width=400).output
     assert all(spelling in listed for spelling in PHISHING_LABELS | LEGITIMATE_LABELS)
+
+
+def test_the_report_masks_the_credentials_of_the_urls_it_lists(tmp_path: Path) -> None:
+    # a report is for people to read; `predict`'s output, the user's own rows, keeps URLs as given
+    frame = scored_frame()
+    frame.loc[0, "url"] = "https://alice:hunter2@a.example.com/login?access_token=tok123&lang=en"  # legitimate, 0.99
+    frame.loc[6, "url"] = "bob:hunter3@kit.example.xyz/a?code=c0de"  # phishing scored lowest, no scheme
+    scored, out = write(frame, tmp_path / "scored.csv"), tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["assess", str(scored), "--out", str(out), "--resamples", "0"],
+                                terminal_width=400)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["highest_legitimate"][0]["url"] == "https://alice:***@a.example.com/login?access_token=***&lang=en"
+    assert report["lowest_phishing"][0]["url"] == "bob:***@kit.example.xyz/a?code=***"
+    assert not any(secret in out.read_text() + result.output for secret in ("hunter", "tok123", "c0de"))
+    assert "hunter2" in scored.read_text()  # the scored file itself is left as it was

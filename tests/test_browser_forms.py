@@ -17,7 +17,7 @@ from cybersentinel.intel.feeds import ip_category
 from cybersentinel.ops.blocklist import target_of
 from cybersentinel.scoring.decider import known_software_file, page_asset, userinfo_deception
 from cybersentinel.scoring.detector import Detector
-from cybersentinel.scoring.policy import SiteList
+from cybersentinel.scoring.policy import SiteList, page_entry
 from cybersentinel.url.parsing import (
     BROWSER_WORK,
     MAX_REDIRECTS,
@@ -66,6 +66,12 @@ def test_browser_url_is_total_and_idempotent(text: str) -> None:
        | st.text(alphabet="htps:/\\%0147aAwW. ｐ。@?#", max_size=40))
 def test_a_page_key_is_its_own_key(text: str) -> None:  # what `SiteList.merged` relies on
     assert page_key(page_key(text)) == page_key(text)
+
+
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=80)
+       | st.text(alphabet="htps:/\\%0147aAwW. ｐ。@?#&=;_-ode", max_size=40))
+def test_a_listed_page_is_its_own_key(text: str) -> None:  # `page_entry`: a page key, credentials masked
+    assert page_entry(page_entry(text)) == page_entry(text)
 
 
 def test_a_page_key_ignores_what_does_not_change_the_page() -> None:

@@ -368,6 +368,37 @@ def test_a_password_in_a_corrected_url_is_never_stored(store: FeedbackStore) -> 
     assert target_of(WITH_PASSWORD, "url") == "bank.example.org/login"
 
 
+WITH_TOKEN = "https://kit.example.net/cb?access_token=s3cr3tTok&code=s3cr3tCode&lang=en"
+
+
+def test_a_token_in_a_corrected_url_is_never_stored_and_the_page_still_matches(store: FeedbackStore) -> None:
+    item, created = store.add(WITH_TOKEN, "confirmed_malicious", "url", "bob")
+    assert created and item.url == "https://kit.example.net/cb?access_token=***&code=***&lang=en"
+    assert item.target == "kit.example.net/cb?access_token=***&code=***&lang=en"
+    again, created = store.add(WITH_TOKEN.replace("s3cr3tTok", "other"), "confirmed_malicious", "url", "carol")
+    assert not created and again.id == item.id  # the same page, whatever the token
+    assert "s3cr3t" not in json.dumps([i.as_dict() for i in store.list()]).lower()
+    _, block = store.site_lists()
+    for scored in (WITH_TOKEN, WITH_TOKEN.replace("s3cr3tCode", "another") + "#f"):  # as the scorer gets them
+        assert block.match_url(scored) == (
+            f"analyst feedback #{item.id} by bob: kit.example.net/cb?access_token=***&code=***&lang=en"), scored
+    assert not block.match_url(WITH_TOKEN.replace("lang=en", "lang=de"))  # another parameter: another page
+
+
+def test_feedback_on_a_url_with_a_token_changes_the_verdict_and_never_shows_the_token(service) -> None:
+    client, db = service
+    before = score(client, WITH_TOKEN)
+    posted = client.post("/v1/feedback", json={"url": WITH_TOKEN, "kind": "confirmed_malicious", "analyst": "a"})
+    assert posted.status_code == 201, posted.text
+    after = score(client, WITH_TOKEN)
+    assert after["verdict"] == "malicious" and "analyst feedback #1 by a" in after["reasons"], (before, after)
+    assert after["url"] == WITH_TOKEN  # the client's own input, echoed
+    for text in (posted.text, client.get("/v1/feedback").text, after["reasons"]):
+        assert "s3cr3t" not in text.lower(), text
+    with sqlite3.connect(db) as conn:
+        assert "s3cr3t" not in json.dumps(conn.execute("SELECT * FROM feedback").fetchall()).lower()
+
+
 def test_feedback_on_a_url_with_a_password_never_lists_it(service) -> None:
     client, db = service
     posted = client.post("/v1/feedback", json={"url": WITH_PASSWORD, "kind": "confirmed_malicious", "analyst": "a"})

@@ -302,17 +302,36 @@ def test_decision_log_masks_passwords_and_keeps_user_names(tmp_path: Path) -> No
     assert not any("hunter2" in str(value) for row in rows for value in row.values())
 
 
+def test_decision_log_masks_credentials_in_query_and_fragment(tmp_path: Path) -> None:
+    log = DecisionLog(LogSettings(tmp_path, flush_seconds=3600), "sha")
+    log.record([{"url": "https://x.example/cb?access_token=abc123&code=xyz789&lang=en", "verdict": "benign",
+                 "score": 0.1},
+                {"url": "https://x.example/cb#id_token=abc123&state=s", "verdict": "benign", "score": 0.1},
+                {"url": "alice:abc123@bank.example/login", "verdict": "benign", "score": 0.1},  # no scheme
+                {"url": "https://maps.example/?key=k1&q=a=b", "verdict": "benign", "score": 0.1}])
+    log.close()
+    assert read_window(tmp_path).column("url").to_pylist() == [
+        "https://x.example/cb?access_token=***&code=***&lang=en", "https://x.example/cb#id_token=***&state=s",
+        "alice:***@bank.example/login", "https://maps.example/?key=k1&q=a=b"]
+
+
 def test_service_logs_no_password_but_answers_with_the_url_as_sent(tmp_path: Path, model_dir: Path,  # noqa: F811
                                                                    detector: Detector) -> None:
     folder = tmp_path / "decisions"
-    sent = ["https://mallory:pw@secretcorp.example/", "http://www.paypal.com:hunter2@evil.top/"]
+    sent = ["https://mallory:pw@secretcorp.example/", "http://www.paypal.com:hunter2@evil.top/",
+            "http://login-verify.example.top/cb?access_token=hunter3xyz&code=hunter4"]
     settings = Settings(model_dir=model_dir, feeds_dir=None, decision_log=folder)
     with local_client(create_app(settings, detector)) as client:  # leaving closes the log file
         answer = client.post("/v1/score", json={"urls": sent}).json()
+    with local_client(create_app(Settings(model_dir=model_dir, feeds_dir=None), detector)) as client:
+        unlogged = client.post("/v1/score", json={"urls": sent}).json()
     assert [r["url"] for r in answer["results"]] == sent  # the client's own input, echoed
+    assert answer["results"] == unlogged["results"]  # scored as sent: the log masks only what it writes
     table = read_window(folder)
     assert table.column("url").to_pylist() == ["https://mallory:***@secretcorp.example/",
-                                               "http://www.paypal.com:***@evil.top/"]
+                                               "http://www.paypal.com:***@evil.top/",
+                                               "http://login-verify.example.top/cb?access_token=***&code=***"]
+    assert table.column("score").to_pylist() == [r["score"] for r in answer["results"]]
     reasons = table.column("reasons").to_pylist()[1]
     assert "www.paypal.com:***" in reasons and "hunter2" not in reasons  # the policy quotes the user-info
 

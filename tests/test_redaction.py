@@ -13,7 +13,7 @@ from fixtures_model import model_dir  # noqa: F401
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
-from cybersentinel.core.redact import mask_password, redact
+from cybersentinel.core.redact import mask_credentials, mask_password, mask_secret_parameters, redact
 from cybersentinel.core.retry import one_line
 from cybersentinel.ingest.base import SourceError
 from cybersentinel.ingest.mongodb import describe_mongodb_uri, mongo_client
@@ -84,6 +84,11 @@ def test_credentials_in_query_parameters_are_redacted(text: str, redacted: str) 
     (f"http://alice:{SECRET}\u3000@bank.example/", "http://alice:***@bank.example/"),
     (f" http://www.paypal.com:p {SECRET}@evil.top/", " http://www.paypal.com:***@evil.top/"),  # a blank before it
     (f"s3://AKIA:{SECRET} x@bucket/x.csv", "s3://AKIA:***@bucket/x.csv"),  # any scheme's "//"
+    # no scheme: a ':' and an '@' before any '/' are user-info, as an address bar reads a typed address
+    (f"alice:{SECRET}@bank.example/login", "alice:***@bank.example/login"),
+    (f"www.paypal.com:{SECRET}@evil.top/x", "www.paypal.com:***@evil.top/x"),
+    (f"alice:p {SECRET}@bank.example/", "alice:***@bank.example/"), (f"alice:{SECRET}@h", "alice:***@h"),
+    (f"see alice:{SECRET}@bank.example ok", "see alice:***@bank.example ok"),
 ])
 def test_mask_password_hides_the_password_and_keeps_the_user_name(text: str, masked: str) -> None:
     assert mask_password(text) == masked
@@ -93,9 +98,44 @@ def test_mask_password_hides_the_password_and_keeps_the_user_name(text: str, mas
     "http://www.paypal.com@evil.top/", "http://evil.example:8080/login?email=a@b.example", "https://x.example/a@b",
     "http://[::1]:80/a@b", "mailto:bob@example.org", "user@example.org wrote", "http://u:@h.example", "a.example",
     "", "@", "://:@", "http://[::1", "http://[", "http://a]b", "http://[::1]x", "\ud800://\udfff@", "\x00:/:@",
+    # a ':' and an '@' in a path or query, or after a scheme whose address is no user's
+    "https://x.example/a:b@c", "x.example/a:b@c", "bank.example:8080/a@b", "x.example/?at=1:2@3",
+    "MAILTO:bob@example.org", "sip:alice:1@voip.example", "xmpp:bob@chat.example", "javascript:alert(1)//@x",
+    "news:a@b", ":pw@host",
 ])
 def test_mask_password_leaves_other_text_alone_and_never_raises(text: str) -> None:
     assert mask_password(text) == text
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("https://x.example/cb?access_token=abc&code=xyz", "https://x.example/cb?access_token=***&code=***"),
+    ("https://x.example/cb#access_token=abc&id_token=j.w.t&state=s1", "https://x.example/cb#access_token=***"
+     "&id_token=***&state=s1"),  # OAuth's implicit flow hands the tokens over in the fragment
+    ("https://b.s3.example/o?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=9f&X-Amz-Security-Token=t&X-Amz-Expires=60",
+     "https://b.s3.example/o?X-Amz-Credential=***&X-Amz-Signature=***&X-Amz-Security-Token=***&X-Amz-Expires=60"),
+    ("http://kit.example/l.php?user=bob&pass=hunter 2&pwd=x;y&next=/", "http://kit.example/l.php?user=bob&pass=***"
+     "&pwd=***&next=/"),  # a value runs to the next '&' or '#': blanks and ';' too
+    ("https://x.example/?accessToken=a&Refresh-Token=b&acc%65ss_token=c&API_KEY=d&sig=e&SessionId=f",
+     "https://x.example/?accessToken=***&Refresh-Token=***&acc%65ss_token=***&API_KEY=***&sig=***&SessionId=***"),
+    ("https://x.example/?a=1;token=t1&next=/b?secret=s2", "https://x.example/?a=1;token=***&next=/b?secret=***"),
+    ("https://x.example/a&token=t/b", "https://x.example/a&token=t/b"),  # in the path: no parameter
+    ("https://x.example/?key=k1&monkey=m&tokens=2&q=token&token=", "https://x.example/?key=k1&monkey=m&tokens=2"
+     "&q=token&token="),  # `key` names a record as often as a credential; an empty value stays empty
+    ("https://x.example/cb?code=***", "https://x.example/cb?code=***"), ("token=1", "token=1"), ("?", "?"), ("", ""),
+])
+def test_mask_secret_parameters_hides_credential_values_by_name(url: str, masked: str) -> None:
+    assert mask_secret_parameters(url) == masked
+    assert mask_secret_parameters(masked) == masked  # idempotent
+
+
+def test_mask_credentials_hides_both_and_keeps_the_rest_as_evidence() -> None:
+    assert mask_credentials(f"https://alice:{SECRET}@x.example/cb?access_token={SECRET}&code={SECRET}&lang=en") == (
+        "https://alice:***@x.example/cb?access_token=***&code=***&lang=en")
+    assert mask_credentials(f"alice:{SECRET}@bank.example/login?pwd={SECRET}") == "alice:***@bank.example/login?pwd=***"
+    started = time.monotonic()
+    for text in ("?" + "token=a&" * 100_000, "?" * 400_000 + "=", "?" + "a=b;" * 100_000 + "#token=1"):
+        mask_credentials(text)
+    assert time.monotonic() - started < 5
 
 
 def test_mask_password_takes_linear_time_on_hostile_text() -> None:

@@ -19,7 +19,8 @@ def assess(
                                               "(any case).")] = "label",
     by: Annotated[str | None, typer.Option(help="Also give the figures for each value of this column (a "
                                            "collection, a source, a month).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the figures and the worst rows as JSON here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the figures and the worst rows as JSON here (their "
+                                             "URLs' credentials masked: a report for people to read).")] = None,
     top: Annotated[int, typer.Option(min=0, help="Legitimate URLs scored highest and phishing URLs scored lowest "
                                      "to list (in --out).")] = 20,
     resamples: Annotated[int, typer.Option(min=0, help=f"Resamples of the registered domains for the 95% intervals "

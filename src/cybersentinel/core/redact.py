@@ -1,9 +1,11 @@
 """One module for credentials in text. Every URI or DSN that reaches a message, a warning or a log line goes
 through `redact`, which hides URI user-info (``scheme://user:password@host`` becomes ``scheme://***@host``), the
 value of libpq ``password=`` keywords and of query parameters that carry a credential (``?api_key=``). A URL scored
-and then logged or stored (the decision log, analyst feedback) goes through `mask_password`, which hides only the
-password (``scheme://user:***@host``): a user name is evidence there (``http://www.paypal.com@evil.top/`` hides
-the real host).
+and then logged, stored or reported (the decision log, analyst feedback, `assess`'s report) goes through
+`mask_credentials`: `mask_password` hides only the password (``scheme://user:***@host``), as a user name is evidence
+there (``http://www.paypal.com@evil.top/`` hides the real host), and `mask_secret_parameters` the values of query and
+fragment parameters named as a credential (``?access_token=***``), by exact names rather than `redact`'s endings, as
+the rest of such a URL's query is evidence too.
 
 User-info runs to the *last* ``@`` of the URI, so a password holding an unescaped ``@`` or ``/`` does not leak
 its tail. Text before that ``@`` is left alone only when it holds a ``/`` and no ``:`` (``https://site/a@b``: a
@@ -14,6 +16,7 @@ spares that port (``http://host:8080/login?email=a@b.example`` is unchanged): in
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 _URI_WITH_AT = re.compile(r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^\s@]*(?:[\t@][^\s@]*)*)@")
 
@@ -21,12 +24,22 @@ _URI_WITH_AT = re.compile(r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinf
 _PASSWORD_KEYWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
-# `user:password@` after a scheme and its slashes (browsers also take `http:\\` and `http:u:p@h`) or a leading
-# `//`; the user name holds none of the characters that end an authority or open an IPv6 address, and the
-# "password" is not a port followed by a path. Only ever matched against text up to the last `@` of a run
-# without blanks (`_mask_run`), where the greedy `\S+@` succeeds at once: linear time on any input.
+# Schemes whose ``name:text@host`` is an address, not a user's password: a browser hands them to another program
+# (``mailto:bob@example.org``, ``sip:``, ``xmpp:``) or runs them (``javascript:``). Before any other word, a ':'
+# and an '@' without "//" are user-info, as an address bar reads a typed ``alice:pw@bank.example/login``.
+_OPAQUE_SCHEMES = ("mailto", "news", "nntp", "sip", "sips", "xmpp", "im", "pres", "tel", "sms", "mms", "fax", "callto",
+                   "skype", "acct", "urn", "cid", "mid", "geo", "magnet", "javascript", "vbscript", "data", "about",
+                   "blob")
+_SCHEMELESS = rf"(?!(?i:{'|'.join(_OPAQUE_SCHEMES)}):)(?=[^\s:/?#\\\[@]+:)"  # a user name first, then ':'
+
+# `user:password@` after a scheme and its slashes (browsers also take `http:\\` and `http:u:p@h`), a leading
+# `//` or nothing (`_SCHEMELESS`); the user name holds none of the characters that end an authority or open an
+# IPv6 address, and the "password" is not a port followed by a path. Only ever matched against text up to the
+# last `@` of a run without blanks (`_mask_run`), where the greedy `\S+@` succeeds at once: linear time on any
+# input.
 _USER_PASSWORD = re.compile(
-    r"(?P<user>(?:\b(?i:https?|wss?|ftp):[/\\]*|:[/\\]+|^[/\\]{2,})[^\s:/?#\\\[@]*):(?!\d*[/?#\\])\S+@")
+    r"(?P<user>(?:\b(?i:https?|wss?|ftp):[/\\]*|:[/\\]+|^[/\\]{2,}|^" + _SCHEMELESS + r")[^\s:/?#\\\[@]*)"
+    r":(?!\d*[/?#\\])\S+@")
 
 _RUN_WITH_AT = re.compile(r"(?<!\S)\S*@\S*")  # a whole run, tried once from its start
 
@@ -63,18 +76,19 @@ _BROWSER_DROPS = str.maketrans("", "", "\t\n\r")
 
 def mask_password(url: str) -> str:
     """``url`` with the password of every URI's user-info replaced by ``***``, the user name kept
-    (``https://alice:pw@bank.example/`` becomes ``https://alice:***@bank.example/``). Tabs and line breaks are
-    dropped first, as a browser drops them from a URL: ``http://\tbob:pw@host/`` is bob's password too. Any text:
-    never raises."""
+    (``https://alice:pw@bank.example/`` becomes ``https://alice:***@bank.example/``; ``alice:pw@bank.example/``,
+    without a scheme, too, not ``mailto:bob@example.org``: `_SCHEMELESS`). Tabs and line breaks are dropped first,
+    as a browser drops them from a URL: ``http://\tbob:pw@host/`` is bob's password too. Any text: never raises."""
     url = url.translate(_BROWSER_DROPS)
     return _mask_authority(_RUN_WITH_AT.sub(_mask_run, url)) if "@" in url else url
 
 
-# A URI's authority (after any scheme's "//", a web scheme and its slashes, or a leading "//", blanks before it;
-# up to the first "/", "?", "#" or "\\"): its user-info may hold blanks (``http://alice:p w@bank.example/``,
-# ``s3://key:se cret@bucket/``), which end a run
+# A URI's authority (after any scheme's "//", a web scheme and its slashes, a leading "//" or nothing before a user
+# name (`_SCHEMELESS`), blanks before it; up to the first "/", "?", "#" or "\\"): its user-info may hold blanks
+# (``http://alice:p w@bank.example/``, ``s3://key:se cret@bucket/``, ``alice:p w@bank.example``), which end a run
 _AUTHORITY = re.compile(
-    r"\s*(?:[a-zA-Z][a-zA-Z0-9+.\-]*://|(?i:https?|wss?|ftp):[/\\]*|[/\\]{2,})(?P<authority>[^/?#\\]*)")
+    r"\s*(?:[a-zA-Z][a-zA-Z0-9+.\-]*://|(?i:https?|wss?|ftp):[/\\]*|[/\\]{2,}|" + _SCHEMELESS + r")"
+    r"(?P<authority>[^/?#\\]*)")
 
 
 def _mask_authority(url: str) -> str:
@@ -87,3 +101,52 @@ def _mask_authority(url: str) -> str:
     if not at or not password or password == "***" or "[" in user:  # noqa: S105 (the mask, no password)
         return url
     return f"{url[:match.start('authority')]}{user}:***@{host}{url[match.end('authority'):]}"
+
+
+# Names of query and fragment parameters whose value is a credential, compared without case, "-" or "_" (and with
+# escapes undone, as a server reads them): ``access_token``, ``accessToken`` and ``Access-Token`` are one. Exact
+# names, not `redact`'s endings: a URL scored is evidence, and a masked value also makes every value one page for
+# the lists (`scoring.policy.page_entry`). ``key`` is not one: it names a record or a search (``?key=value``) as
+# often as an API key, and one page's correction would cover every record of its path; ``api_key`` is.
+_SECRET_NAMES = frozenset({
+    "token", "accesstoken", "idtoken", "refreshtoken", "authtoken", "code",  # OAuth's ``code`` and tokens
+    "password", "passwd", "pwd", "pass", "secret", "clientsecret", "apikey", "auth", "session", "sessionid",
+    "sig", "signature", "xamzsignature", "xamzcredential", "xamzsecuritytoken",  # presigned S3 and Azure SAS URLs
+    "xgoogsignature", "xgoogcredential",  # signed Google Cloud Storage URLs
+})
+
+_PARAMETER = re.compile(r"[?#&;](?P<name>[^=?#&;\s]*)=")
+_VALUE = re.compile(r"[^&#]*")  # to the next parameter or the fragment: each value is read once, linear time
+
+
+def _secret_name(name: str) -> bool:
+    if "%" in name:
+        name = unquote(name)
+    return name.lower().replace("-", "").replace("_", "") in _SECRET_NAMES
+
+
+def mask_secret_parameters(url: str) -> str:
+    """``url`` with the value of each query or fragment parameter named as a credential (`_SECRET_NAMES`) replaced
+    by ``***``: ``https://x.example/cb?access_token=abc&code=xyz`` becomes ``...?access_token=***&code=***``. A
+    value runs to the next ``&`` or ``#`` (blanks and ``;`` too: a URL is the whole text, and a longer mask leaks
+    nothing); an empty value stays empty. Idempotent; any text: never raises."""
+    if "=" not in url:
+        return url
+    done = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)  # where parameters may begin
+    if done < 0:
+        return url
+    pieces = [url[:done]]
+    for match in _PARAMETER.finditer(url, done):
+        if match.start() < done or not _secret_name(match["name"]):
+            continue  # a name inside a value already masked, or no credential
+        end = _VALUE.match(url, match.end()).end()
+        if end > match.end():
+            pieces += [url[done:match.end()], "***"]
+            done = end
+    return "".join([*pieces, url[done:]])
+
+
+def mask_credentials(url: str) -> str:
+    """``url`` as it is logged, stored or reported for people to read: `mask_password`, then
+    `mask_secret_parameters` (``https://alice:***@x.example/cb?code=***``). Any text: never raises."""
+    return mask_secret_parameters(mask_password(url))

@@ -5,6 +5,10 @@ Nothing is rescored here, so the figures are those of whatever model and feeds s
 decision is what users get (``score`` ranks, ``verdict`` flags); the model alone (``model_score``) is ranked too.
 Each figure but the TPR gets a 95% interval from resampling the rows' registered domains (a site's URLs count
 together), as in `generalise`. Rows `predict` could not score (an ``error``) are counted per class and left out.
+
+The report is for people to read (shared, attached to a ticket), unlike `predict`'s output, which is the user's own
+rows as given: a URL it quotes has its credentials masked (`mask_credentials`: a user-info's password, an
+``access_token``'s value), as the decision log's are.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cybersentinel.core.redact import mask_credentials
 from cybersentinel.ops.blocklist import InputError, read_scored
 from cybersentinel.scoring.batch import RESULT_COLUMNS
 
@@ -103,13 +108,14 @@ def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.Da
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(f"{path}: {int(bad.sum()):,} rows without an error have no score in [0, 1] or no verdict "
-                         f"`predict` writes (the first: row {first + 1} of the data, {out['url'].iloc[first][:80]!r})")
+                         f"`predict` writes (the first: row {first + 1} of the data, "
+                         f"{mask_credentials(out['url'].iloc[first])[:80]!r})")
     return out
 
 
 def assess(rows: pd.DataFrame, resamples: int = 200, seed: int = 0, top: int = 10) -> dict[str, Any]:
     """The figures of `read_labelled`'s rows: over all of them and per ``by`` value, plus the ``top`` legitimate
-    URLs the served decision scores highest and the phishing ones it scores lowest."""
+    URLs the served decision scores highest and the phishing ones it scores lowest, credentials masked."""
     from cybersentinel.url.parsing import registered_domain
 
     rows = rows.assign(group=[registered_domain(url) for url in rows["url"]])
@@ -120,7 +126,7 @@ def assess(rows: pd.DataFrame, resamples: int = 200, seed: int = 0, top: int = 1
     worst = {"highest_legitimate": scored[scored["label"] == 0].sort_values("score", ascending=False, kind="stable"),
              "lowest_phishing": scored[scored["label"] == 1].sort_values("score", ascending=True, kind="stable")}
     for name, chosen in worst.items():
-        report[name] = [{"url": row.url, "score": round(float(row.score), 6), "verdict": row.verdict,
+        report[name] = [{"url": mask_credentials(row.url), "score": round(float(row.score), 6), "verdict": row.verdict,
                          "model_score": round(float(row.model_score), 6), "reasons": row.reasons}
                         for row in chosen.head(top).itertuples()]
     return report

@@ -1,8 +1,9 @@
 """The decision log: what was scored and what was decided, as rotated Parquet files for `cybersentinel drift` and
 the analysts' review. Off unless a folder is configured.
 
-A row holds the scored value (the URL, domain or IP as submitted, the password of its user-info masked:
-`mask_password`) and the decision: ``time`` (UTC), ``url``, ``verdict``, ``score``, ``model_score`` (null when the
+A row holds the scored value (the URL, domain or IP as submitted, the password of its user-info and the values of
+its credential parameters masked, ``?access_token=***``: `mask_credentials`; the scorer read it unmasked, `drift`
+reads it masked) and the decision: ``time`` (UTC), ``url``, ``verdict``, ``score``, ``model_score`` (null when the
 model could not score it), ``reasons``, ``model_sha256``. Nothing else of a request (no headers, addresses or keys)
 is kept.
 
@@ -30,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from cybersentinel.core.redact import mask_password
+from cybersentinel.core.redact import mask_credentials
 from cybersentinel.features.lexical import MAX_URL_CHARS
 
 log = logging.getLogger("cybersentinel.ops.decisions")
@@ -71,10 +72,10 @@ def to_table(batches: Sequence[tuple[float, Sequence[Mapping[str, Any]]]], model
     # score) does not cost the log a megabyte a request for 30 days
     urls = [str(r.get("url", ""))[:MAX_URL_CHARS] for r in rows]
     reasons = [r.get("reasons") or None for r in rows]
-    # passwords are masked here, before anything is written, and not in `record`: off the request path (the
-    # policy's reasons never quote one: `decider.userinfo_deception`)
-    for i in [i for i, url in enumerate(urls) if "@" in url]:  # the few rows with user-info
-        urls[i] = mask_password(urls[i])
+    # credentials are masked here, before anything is written, and not in `record`: off the request path (the
+    # policy's reasons never quote one: `decider.userinfo_deception`, `policy.page_entry`)
+    for i in [i for i, url in enumerate(urls) if "@" in url or "=" in url]:  # user-info or a query's parameters
+        urls[i] = mask_credentials(urls[i])
     return pa.table([pa.array(times, pa.int64()).cast(SCHEMA.field("time").type), _texts(urls),
                      pa.array([r.get("verdict") or None for r in rows], pa.string()),
                      _numbers([r.get("score") for r in rows]), _numbers([r.get("model_score") for r in rows]),

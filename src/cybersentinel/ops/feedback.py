@@ -3,16 +3,20 @@
 migrations (`cybersentinel.ops.etl.apply_migrations`) and idempotent writes as the ETL.
 
 A correction says *who* (analyst), *when* (created_at), *why* (kind, note) about *what* (the URL, the password
-of its user-info masked, or its host when the analyst chose ``host``). Nothing is ever deleted: a retraction sets
-``revoked_at``/``revoked_by``/``revoke_reason`` on the row, and a correction of the opposite kind on the same
-target revokes the earlier one ("superseded by #id"). Sending the same active correction twice records it once.
+of its user-info and the values of its credential parameters masked: `mask_credentials`, or its host when the
+analyst chose ``host``). Nothing is ever deleted: a retraction sets ``revoked_at``/``revoked_by``/``revoke_reason``
+on the row, and a correction of the opposite kind on the same target revokes the earlier one ("superseded by #id").
+Sending the same active correction twice records it once.
 
 What the active corrections do at once (`site_lists`): a false positive puts the URL (or host) on the decision
 policy's allowlist; a confirmation puts it on the local block list. A URL correction is keyed by the page it names
-(`page_key`, as the lists match it: ``https://a.example/x``, ``a.example:443/x`` and ``a.example/x#f`` are one
-page), so a later correction of that page supersedes an earlier one. A host correction must name a host that
-block rules may name at all (`ops.blocklist.target_of`: never a public suffix or reserved address, nor a name
-with a public suffix beneath it, a host where anyone can publish or a URL shortener: `platform_problem`), so
+(`policy.page_entry`, as the lists match it: ``https://a.example/x``, ``a.example:443/x`` and ``a.example/x#f``
+are one page), so a later correction of that page supersedes an earlier one. That key masks a credential
+parameter's value as the stored URL does, and the lists mask the scored URL's the same way before comparing (the
+scorer still reads it as sent): no token is kept in a target or quoted in a reason, and ``a.example/cb?code=abc``
+corrected covers ``a.example/cb?code=xyz``, the same page opened with another code. A host correction must name a
+host that block rules may name at all (`ops.blocklist.target_of`: never a public suffix or reserved address, nor a
+name with a public suffix beneath it, a host where anyone can publish or a URL shortener: `platform_problem`), so
 neither list can cover a whole suffix or platform; `blocklist export` checks every block entry against the same
 guard. A value naming no host a browser would request (``javascript:alert(1)``, free text) is no correction.
 """
@@ -29,10 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cybersentinel.core.redact import mask_password
+from cybersentinel.core.redact import mask_credentials
 from cybersentinel.ingest.feedback import StoreLocation, sqlite_connect, store_location
 from cybersentinel.scoring.decider import REQUESTED_SCHEMES
-from cybersentinel.scoring.policy import SiteList
+from cybersentinel.scoring.policy import SiteList, page_entry
 
 KINDS = {"false_positive": 0, "confirmed_malicious": 1}  # kind -> training label (1 = malicious)
 SCOPES = ("url", "host")
@@ -151,19 +155,19 @@ def _refuse_hostless(url: str) -> None:
 
 
 def target_of(url: str, scope: str) -> str:
-    """What a correction covers: the page (`page_key`: how the lists match a URL), its password masked, or the
-    host as a browser resolves it, refused when no block rule could name it (`ops.blocklist.target_of`)."""
+    """What a correction covers: the page (`policy.page_entry`: how the lists match a URL), its credentials
+    masked, or the host as a browser resolves it, refused when no block rule could name it
+    (`ops.blocklist.target_of`)."""
     from cybersentinel.ops.blocklist import target_of as block_target
-    from cybersentinel.url.parsing import page_key
 
     if scope not in SCOPES:
         raise FeedbackError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
-    url = mask_password(url)  # the target is stored and listed, and quoted in reasons: never with a password
+    url = mask_credentials(url)  # the target is stored and listed, and quoted in reasons: never with a secret
     _refuse_network(url)
     _refuse_hostless(url)
     if scope == "url":
         # keyed as `site_lists` match it: two forms of one page are one correction, the later superseding
-        target = page_key(url)
+        target = page_entry(url)
         if not target:
             raise FeedbackError("the URL is empty")
         return target
@@ -325,8 +329,8 @@ class FeedbackStore:
         active, and is returned unchanged). An active correction of the other kind on the same target is
         revoked in the same transaction. ``guard`` (`ops.blocklist.Guard`, with the model's pinned lists): a
         host-wide correction it refuses is an error (`host_correction_problem`)."""
-        # stored, listed to every analyst and used as training data: the URL's password is masked first
-        url, analyst, note = mask_password(url.strip()), analyst.strip(), note.strip()
+        # stored, listed to every analyst and used as training data: the URL's credentials are masked first
+        url, analyst, note = mask_credentials(url.strip()), analyst.strip(), note.strip()
         _check(url, kind, analyst, note)
         target = target_of(url, scope)
         if guard is not None and scope == "host" and (problem := host_correction_problem(target, kind, guard)):

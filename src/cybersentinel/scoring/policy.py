@@ -88,6 +88,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cybersentinel.core.redact import mask_secret_parameters
 from cybersentinel.url.parsing import canonical_host, host_and_parents, page_key, ranked_name
 
 NOT_JUDGED_IP = ("private", "bogon")
@@ -316,10 +317,19 @@ def popular_only(policy: Policy, evidence: tuple) -> bool:
         and policy.is_popular(rank, own_name)
 
 
+def page_entry(url: str) -> str:
+    """The key a list holds one page under, and a URL correction's target: `page_key` with the values of
+    credential parameters masked (`core.redact.mask_secret_parameters`: ``a.example/cb?code=***``). Masked on
+    both sides, the listed URL's and the scored one's: a key is stored and shown (a reason, `feedback list`), so it
+    holds no token, and a page opened with another token (an OAuth callback's ``code``, a kit's ``session``) is
+    the same page. The scored URL itself is not changed: the model reads it as sent."""
+    return mask_secret_parameters(page_key(url))
+
+
 class SiteList:
     """Host names whose own names and all subdomains a list covers (an allowlist or a local block list), each
     with why it is there. ``match`` answers with the most specific listed name. A list can also hold single
-    URLs (analyst feedback on one page, not its site), matched by `page_key` in ``match_url``."""
+    URLs (analyst feedback on one page, not its site), matched by `page_entry` in ``match_url``."""
 
     def __init__(self, entries: Mapping[str, str] | Iterable[str] = (), why: str = "listed",
                  urls: Mapping[str, str] | None = None):
@@ -333,7 +343,7 @@ class SiteList:
                 self.entries.setdefault(bracketed or canonical_host(name) or name, reason)
         self.urls: dict[str, str] = {}
         for url, reason in (urls or {}).items():
-            if key := page_key(url):
+            if key := page_entry(url):
                 self.urls.setdefault(key, reason)
 
     def __len__(self) -> int:
@@ -357,9 +367,9 @@ class SiteList:
         return ""
 
     def match_url(self, url: str) -> str:
-        """``"<why>: <url>"`` when this very page is listed (`page_key`: as the browser requests it, without the
-        fragment, an empty query or a default port), else ""."""
-        key = page_key(url) if self.urls else ""
+        """``"<why>: <url>"`` when this very page is listed (`page_entry`: as the browser requests it, without the
+        fragment, an empty query, a default port or a credential parameter's value), else ""."""
+        key = page_entry(url) if self.urls else ""
         return f"{self.urls[key]}: {key}" if key in self.urls else ""
 
 
