@@ -177,6 +177,7 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
     ("https://adclick.g.doubleclick.net/pcs/click?xai=AKAO&sig=Cg0&adurl=https://kit.example/x", "https://kit.example/x"),
     ("https://www.bing.com/ck/a?!&&p=5f1c&ptn=3&u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&ntb=1",
      "https://kit.example/login?id=1"),
+    ("https://cn.bing.com/ck/a?u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x", "https://kit.example/login?id=1"),
     # one wrapped in another: the page at the end
     ("https://nam02.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.google.com%2Furl%3Fq%3Dhttps%3A%2F%2F"
      "kit.example%2Fa", "https://kit.example/a"),
@@ -211,6 +212,8 @@ def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, targe
     "https://www.bing.com/ck/a?u=a1%%%notbase64&ntb=1",  # not base64
     "https://www.bing.com/ck/a?u=a1amF2YXNjcmlwdDphbGVydCgxKQ&ntb=1",  # javascript:alert(1): no web page
     "https://www.bing.com/ck/a?u=a1_w&ntb=1",  # bytes that are not UTF-8
+    # a second page after padding: a lenient decoder reads the first, another reader may go to the second
+    "https://www.bing.com/ck/a?u=a1aHR0cHM6Ly93d3cucGF5cGFsLmNvbS8=aHR0cHM6Ly9raXQudG9wLw&ntb=1",
     # which page a server picks is not known: a kit must not pass as PayPal (nor PayPal be blocked as the kit)
     "https://www.google.com/url?url=http://kit.top/signin.php&amp;q=https://www.paypal.com/",
     "https://eur01.safelinks.protection.outlook.com/?url=https://kit.top/&url=https://www.paypal.com/",

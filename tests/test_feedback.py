@@ -385,6 +385,22 @@ def test_a_token_in_a_corrected_url_is_never_stored_and_the_page_still_matches(s
     assert not block.match_url(WITH_TOKEN.replace("lang=en", "lang=de"))  # another parameter: another page
 
 
+def test_a_correction_stored_before_tokens_were_masked_is_the_same_pages(store: FeedbackStore) -> None:
+    """A store's rows from before session 42 hold the token in their target: a new correction of the page must find
+    them as duplicates and supersede them, or an old allowlisting and a new block stay active together."""
+    old_target = "kit.example.net/cb?access_token=s3cr3tTok&code=s3cr3tCode&lang=en"
+    with store._transaction() as cur:  # as an older release wrote it
+        cur.execute(store._sql("INSERT INTO feedback (url, scope, target, kind, label, note, analyst, content_sha256, "
+                               "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"),
+                    (WITH_TOKEN, "url", old_target, "false_positive", 0, "", "ann", "x" * 64, "2026-11-01T00:00:00Z"))
+    again, created = store.add(WITH_TOKEN, "false_positive", "url", "bob")
+    assert not created and again.target == old_target  # the same correction, already active
+    blocked, created = store.add(WITH_TOKEN.replace("s3cr3tTok", "other"), "confirmed_malicious", "url", "bob")
+    assert created and [item.id for item in store.list(active_only=True)] == [blocked.id]  # the old one superseded
+    other_page = "https://kit.example.net/cb?access_token=t&code=c&lang=de"  # another parameter: another page
+    assert store.add(other_page, "false_positive", "url", "bob")[1] and len(store.list(active_only=True)) == 2
+
+
 def test_feedback_on_a_url_with_a_token_changes_the_verdict_and_never_shows_the_token(service) -> None:
     client, db = service
     before = score(client, WITH_TOKEN)

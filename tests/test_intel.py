@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
 from cybersentinel.intel.feeds import (
+    FEED_DEADLINE_S,
     FEEDS,
     MAX_FEED_BYTES,
     Feed,
@@ -318,6 +320,7 @@ class FeedServer:
         self.files: dict[str, bytes] = {}
         self.fail_next: dict[str, int] = {}
         self.endless: set[str] = set()
+        self.trickle: set[str] = set()  # paths whose body comes a line every 0.2 s, without end
         self.requests: list[tuple[str, dict]] = []
         server = self
 
@@ -331,6 +334,17 @@ class FeedServer:
                     return
                 if self.path in server.endless:
                     self.stream_forever()
+                    return
+                if self.path in server.trickle:
+                    self.send_response(200)
+                    self.end_headers()
+                    try:
+                        for _ in range(100):  # 20 s at most: the client hangs up long before
+                            self.wfile.write(b"5.5.5.0/24\n")
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
                     return
                 body = server.files.get(self.path)
                 if body is None:
@@ -470,6 +484,24 @@ def test_a_feed_that_streams_forever_fails_at_its_byte_cap_and_keeps_the_old_sna
                               "(Feed.max_bytes); the previous snapshot is kept"}
     assert after == manifest and {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
     assert FEEDS["tranco"].max_bytes == MAX_FEED_BYTES == 64 << 20  # the documented default
+
+
+def test_a_feed_trickled_past_its_deadline_fails_and_keeps_the_previous_snapshot(tmp_path, feed_server):
+    """The timeout bounds each socket read: a server sending a line every 0.2 s never hit a 2 s timeout (a review
+    watched one still downloading after 12 s)."""
+    feeds = local_feeds(feed_server.url)
+    feed_server.files = {"/drop.txt": b"5.5.5.0/24\n"}
+    manifest, _ = refresh_feeds(tmp_path, ["drop"], feeds=feeds, retries=0)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    feed_server.trickle = {"/drop.txt"}
+    feeds["drop"] = dataclasses.replace(feeds["drop"], deadline_s=1.0)
+    started = time.monotonic()
+    after, errors = refresh_feeds(tmp_path, ["drop"], feeds=feeds, retries=0, timeout=2.0)
+    assert time.monotonic() - started < 5
+    assert errors["drop"].startswith(f"{feed_server.url}/drop.txt: feed drop still arriving after 1 s (")
+    assert errors["drop"].endswith("Feed.deadline_s); the previous snapshot is kept")
+    assert after == manifest and {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert FEEDS["tranco"].deadline_s == FEED_DEADLINE_S == 600.0  # the documented default
 
 
 def test_refresh_reports_http_errors_and_unknown_feeds(tmp_path, feed_server):

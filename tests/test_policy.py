@@ -322,6 +322,9 @@ def test_urls_on_unreachable_addresses_are_not_judged_but_public_ones_are():
                                  "as a `.gc.ca` site"),
     ("impots.gouv.fr.remboursement.top", "`impots.gouv.fr` in the subdomain of unrelated `remboursement.top`"),
     ("www.de-bahn.com", ""), ("gov.uk", ""), ("uk-refund.co", ""), ("www.gov.ukrefund.co", ""),
+    # two labels that make no country's ending: a firm's and universities' links (a review found them `malicious`)
+    ("go.tp-link.com", ""), ("go.tu-berlin.de", ""), ("www.or.tu-berlin.de", ""), ("ac.fu-berlin.de", ""),
+    ("gc.ec-lyon.fr", ""), ("go.rs-online.com", ""),
     ("usps.com-trackhelp.top", ""),  # a site's name written up to `.com-` only corroborates (below)
 ])
 def test_hosts_deceptive_by_construction_are_named(host, reason):
@@ -409,17 +412,35 @@ def test_a_sites_name_written_across_the_registered_names_start_corroborates_a_s
     that begins the registered name; a popular registered name, ``.net-`` and ``.org-`` are left alone."""
     decider = Decider(POLICY, popularity={"com-popular.com": 50})
     hosts = ["thetollroads.com-billing.xyz", "flde-lity.com-np.bond", "x.com-popular.com", "www.net-security.org",
-             "com-ayuda.org", "www.com--live.com"]
+             "com-ayuda.org", "www.com--live.com", "www.com-magazin.de"]
     suspicious = POLICY.suspicious_from + 0.01
     scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
                                                  np.arange(len(hosts)), np.zeros(len(hosts), bool))
-    assert list(verdicts) == ["malicious", "malicious", "benign", "suspicious", "suspicious", "suspicious"]
+    assert list(verdicts) == ["malicious", "malicious", "benign"] + ["suspicious"] * 4
     assert reasons[0] == ("`thetollroads.com` written across the subdomain and `com-billing.xyz`, not a popular site: "
                           "the name reads as `thetollroads.com`, and the model finds the URL suspicious")
     low = decider.apply(np.full(1, 0.3), np.ones(1, bool), hosts[:1], np.arange(1), np.zeros(1, bool))
     assert low[1][0] == "benign"  # only a suspicion is corroborated
     one = Decider(POLICY).decide_rows([suspicious], hosts[:1], [0], [False], {}, {}, {}, {}, {})
     assert one[0][1] == "malicious" and one[0][2] == reasons[0]  # the one-row path decides alike
+
+
+def test_a_brand_and_a_lures_word_in_an_unpopular_name_corroborate_a_suspicion():
+    """``amazon-prime-renewal.com`` (0.97) and ``citibank-account-locked.com`` (0.96) were `suspicious`; a brand alone
+    in a name (a brand's lesser sites, the shops that service it) and shops' words (`support`) are left alone."""
+    decider = Decider(POLICY, popularity={"amazon-account-secure.com": 50})
+    hosts = ["amazon-prime-renewal.com", "www.citibank-account-locked.com", "facebook-studio.com",
+             "apple-repair-support.com", "amazon-account-secure.com", "secure-amazonia-login.com",
+             "live-account-update.com"]
+    suspicious = POLICY.suspicious_from + 0.01
+    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
+                                                 np.arange(len(hosts)), np.zeros(len(hosts), bool))
+    assert list(verdicts) == ["malicious", "malicious", "suspicious", "suspicious", "benign", "suspicious",
+                              "suspicious"]
+    assert reasons[0] == ("brand `amazon` and `renewal` as words of `amazon-prime-renewal.com`, neither the brand's "
+                          "nor a popular site, and the model finds the URL suspicious")
+    one = Decider(POLICY).decide_rows([suspicious], hosts[1:2], [0], [False], {}, {}, {}, {}, {})
+    assert one[0][1] == "malicious" and one[0][2] == reasons[1]  # the one-row path decides alike
 
 
 @pytest.mark.parametrize(("host", "is_global"), [

@@ -376,6 +376,12 @@ def test_json_lines_ended_in_bare_cr_keep_every_row(model_dir, tmp_path):  # noq
     rows = jsonl_rows(tmp_path / "out.jsonl")
     assert [(r["url"], r["id"], r["error"]) for r in rows] == [("a.example", "1", ""), ("b.example/x", "2", ""),
                                                                 ("c.example", None, "")]
+    # a file ended in \n with a stray \r inside a line (no JSON has one raw): that line is one error row, not two
+    source.write_bytes(b'{"url": "a.example"}\n{"url": "b.exa\rmple"}\n{"url": "c.example"}\n')
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / "out2.jsonl"))
+    assert result.exit_code == 0, result.output
+    rows = jsonl_rows(tmp_path / "out2.jsonl")
+    assert [r["url"] for r in rows] == ["a.example", None, "c.example"] and rows[1]["error"]
 
 
 def test_predicts_own_json_lines_output_can_be_scored_again(model_dir, tmp_path):  # noqa: F811

@@ -122,6 +122,12 @@ def test_mask_password_leaves_other_text_alone_and_never_raises(text: str) -> No
     ("https://x.example/?key=k1&monkey=m&tokens=2&q=token&token=", "https://x.example/?key=k1&monkey=m&tokens=2"
      "&q=token&token="),  # `key` names a record as often as a credential; an empty value stays empty
     ("https://x.example/cb?code=***", "https://x.example/cb?code=***"), ("token=1", "token=1"), ("?", "?"), ("", ""),
+    # names a review found unmasked (session 42): `redact` masked some of them in messages
+    ("https://x.example/cb?api_token=a&oauth_token=b&oauth_verifier=c&secret_key=d&access_key=e&private_key=f"
+     "&auth_key=g", "https://x.example/cb?api_token=***&oauth_token=***&oauth_verifier=***&secret_key=***"
+     "&access_key=***&private_key=***&auth_key=***"),
+    ("https://sso.example/cas/login?ticket=ST-1&PHPSESSID=p&sid=s&jwt=j&SAMLResponse=r&access_token[]=t",
+     "https://sso.example/cas/login?ticket=***&PHPSESSID=***&sid=***&jwt=***&SAMLResponse=***&access_token[]=***"),
 ])
 def test_mask_secret_parameters_hides_credential_values_by_name(url: str, masked: str) -> None:
     assert mask_secret_parameters(url) == masked

@@ -145,7 +145,8 @@ HOSTILE_HOSTS = ["example.com", "www.example.com", "mail.google.com", "paypal.co
                  "example.com.", "exa mple.com", "a\x00b.com", "\ufffd.com", "intranet.corp-example.com",
                  "bad.example.net", "someone.github.io", "xn--80ak6aa92e.com", "com", "-x-.com", "1.2.3", "xyz",
                  "kit.sites.google.com", "x.weebly.com", "www.weebly.com", "www.rakuten.co.jp.akddojx.cn",
-                 "gov.uk-refund.co", "usps.com-trackhelp.top"]
+                 "gov.uk-refund.co", "usps.com-trackhelp.top", "go.tp-link.com", "amazon-prime-renewal.com",
+                 "www.com-magazin.de"]
 
 
 def test_one_new_host_gets_the_entry_the_batch_of_hosts_gives(detector: Detector) -> None:
@@ -358,9 +359,10 @@ def test_few_rows_index_their_hosts_as_arrow_does() -> None:
     assert ParsedUrls(urls).host_standing().tolist() == [0, 2, 0, 2, 1, 2, 1, 2, 2]
     assert ParsedUrls([" 8.8.4.4/ ", "//1.2.3.4/", "http://1.2.3.4", "1.2.3.4:8080", "1.2.3.4/x"]).host_standing(
         ).tolist() == [2, 1, 1, 2, 0]
-    # a fragment makes it a page's root, not an address written alone (an empty one, as lists never write, too)
-    assert ParsedUrls(["45.67.89.13/#/office365/login", "45.67.89.13#x", "8.8.8.8#"]).host_standing().tolist() == \
-        [1, 1, 2]
+    # a fragment after '/' makes it a page's root, not an address written alone; right after the address it is a
+    # list's comment (``185.199.108.153#github-pages``)
+    assert ParsedUrls(["45.67.89.13/#/office365/login", "45.67.89.13#x", "8.8.8.8#", "8.8.8.8/#"]).host_standing(
+        ).tolist() == [1, 2, 2, 2]
 
 
 def test_few_str_values_are_parsed_as_arrow_parses_them() -> None:

@@ -109,8 +109,10 @@ def _mask_authority(url: str) -> str:
 # the lists (`scoring.policy.page_entry`). ``key`` is not one: it names a record or a search (``?key=value``) as
 # often as an API key, and one page's correction would cover every record of its path; ``api_key`` is.
 _SECRET_NAMES = frozenset({
-    "token", "accesstoken", "idtoken", "refreshtoken", "authtoken", "code",  # OAuth's ``code`` and tokens
-    "password", "passwd", "pwd", "pass", "secret", "clientsecret", "apikey", "auth", "session", "sessionid",
+    "token", "accesstoken", "idtoken", "refreshtoken", "authtoken", "apitoken", "jwt", "code",  # OAuth's and others'
+    "oauthtoken", "oauthverifier", "samlresponse", "ticket",  # OAuth 1, SAML's POST-less binding, CAS's ticket
+    "password", "passwd", "pwd", "pass", "secret", "clientsecret", "secretkey", "accesskey", "privatekey", "authkey",
+    "apikey", "auth", "session", "sessionid", "sid", "phpsessid", "jsessionid",
     "sig", "signature", "xamzsignature", "xamzcredential", "xamzsecuritytoken",  # presigned S3 and Azure SAS URLs
     "xgoogsignature", "xgoogcredential",  # signed Google Cloud Storage URLs
 })
@@ -122,7 +124,7 @@ _VALUE = re.compile(r"[^&#]*")  # to the next parameter or the fragment: each va
 def _secret_name(name: str) -> bool:
     if "%" in name:
         name = unquote(name)
-    return name.lower().replace("-", "").replace("_", "") in _SECRET_NAMES
+    return name.lower().replace("-", "").replace("_", "").removesuffix("[]") in _SECRET_NAMES  # PHP's array form
 
 
 def mask_secret_parameters(url: str) -> str:

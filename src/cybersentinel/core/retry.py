@@ -6,7 +6,7 @@ then raise the caller's error naming what failed. HTTP status retries inside one
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from cybersentinel.core.redact import redact
@@ -79,3 +79,24 @@ def http_session(retries: int = 5, backoff: float = 1.0, user_agent: str | None 
     for prefix in ("http://", "https://"):
         session.mount(prefix, HTTPAdapter(max_retries=retry))
     return session
+
+
+def body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """A streamed response's (decoded) body in pieces as they arrive, for a caller that checks a size cap or a
+    deadline between them: `iter_content` waits until each chunk is full, so a body trickled a byte at a time would
+    never get back to such a check. urllib3's errors are raised as requests' (as `iter_content` raises them), so
+    they are retried alike."""
+    import requests
+    from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+
+    try:
+        while chunk := response.raw.read1(1 << 16, decode_content=True):
+            yield chunk
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except ReadTimeoutError as exc:
+        raise requests.ConnectionError(exc) from exc
+    except SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc

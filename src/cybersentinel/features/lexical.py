@@ -517,8 +517,10 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
         while first < hs and data[first] <= 32:
             first += 1
         root = re_ == ps or (re_ - ps == 1 and data[ps] == 47)  # nothing after the host but '/'
-        # a fragment (``45.67.89.13/#/office365/login``) is a page's, never a list's way to write an address
-        standing[i] = (2 if first == hs and fragment == 0 else 1) if root else 0  # policy.ALONE / ROOT_PAGE / IN_PAGE
+        # a fragment after '/' (``45.67.89.13/#/office365/login``) is a page's; right after the address
+        # (``185.199.108.153#github-pages``) it is how lists of addresses write a comment
+        alone = first == hs and (fragment == 0 or ps == first or data[ps - 1] != 47)  # (a "/" path is cut: `_split`)
+        standing[i] = (2 if alone else 1) if root else 0  # policy.ALONE / ROOT_PAGE / IN_PAGE
         hw = hs
         if he - hs >= 4 and _lower(data[hs]) == 119 and _lower(data[hs + 1]) == 119 and _lower(data[hs + 2]) == 119 \
                 and data[hs + 3] == 46:
@@ -1268,8 +1270,9 @@ class ParsedUrls:
 
     def host_standing(self) -> np.ndarray:
         """How each row's host stands in it (int8), for rule 5 of the decision policy: 2 written alone, as lists
-        of addresses write it (nothing before it: no scheme, ``//`` or user; nothing after it but ``/``, not even a
-        fragment), 1 the root page of a URL (``http://8.8.8.8/``), 0 a URL with a path or query. ``8.8.8.8`` asks
+        of addresses write it (nothing before it: no scheme, ``//`` or user; nothing after it but ``/``, or a
+        ``#comment`` without it), 1 the root page of a URL (``http://8.8.8.8/``, ``8.8.8.8/#/x``), 0 a URL with a path
+        or query. ``8.8.8.8`` asks
         about an address, which only feeds can judge; ``http://8.8.8.8/`` is a web page on it."""
         return self._standing
 

@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import pandas as pd
 
 from cybersentinel.core.redact import redact
-from cybersentinel.core.retry import retry_call
+from cybersentinel.core.retry import body_chunks, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, tidy, utc_now
 from cybersentinel.ingest.fingerprint import Fingerprint
 
@@ -143,31 +143,11 @@ def _get_on_origin(session, url: str, params: Mapping[str, Any], headers: Mappin
     raise SourceError(f"{redact(response.url)}: more than {MAX_REDIRECTS} redirects")
 
 
-def _arriving(response) -> Iterator[bytes]:
-    """The (decoded) body in pieces as they arrive. `iter_content` waits until each chunk is full, so a body
-    trickled a byte at a time would never get back to a check between chunks; urllib3's errors are raised as
-    requests' (as `iter_content` raises them), so they are retried alike."""
-    import requests
-    from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
-
-    try:
-        while chunk := response.raw.read1(1 << 16, decode_content=True):
-            yield chunk
-    except ProtocolError as exc:
-        raise requests.exceptions.ChunkedEncodingError(exc) from exc
-    except DecodeError as exc:
-        raise requests.exceptions.ContentDecodingError(exc) from exc
-    except ReadTimeoutError as exc:
-        raise requests.ConnectionError(exc) from exc
-    except SSLError as exc:
-        raise requests.exceptions.SSLError(exc) from exc
-
-
 def _read_capped(response, limit: int, deadline: float, seconds: float) -> bytes:
     """The (decoded) body, failing as soon as it passes ``limit`` bytes rather than after reading it all, or when
     it is still arriving at ``deadline`` (`time.monotonic`; ``seconds`` after the request, for the message)."""
     body = bytearray()
-    for chunk in _arriving(response):
+    for chunk in body_chunks(response):
         body += chunk
         if len(body) > limit:
             raise SourceError(f"{redact(response.url)}: the response is larger than source.max_response_bytes="

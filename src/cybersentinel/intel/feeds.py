@@ -14,6 +14,7 @@ import io
 import ipaddress
 import re
 import shutil
+import time
 import zipfile
 import zlib
 from bisect import bisect_right
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cybersentinel.core.redact import redact
-from cybersentinel.core.retry import http_session
+from cybersentinel.core.retry import body_chunks, http_session
 from cybersentinel.url.parsing import (
     host_and_parents,
     host_registered_domain,
@@ -63,6 +64,9 @@ TRANCO_TOP = 100_000  # the mirror holds the top 100k; a fresh download is cut t
 # The default `Feed.max_bytes` (64 MiB, as a JSON API page's `max_response_bytes`): a download still growing past it
 # is an error, so a server that streams forever fills neither the disk nor the memory.
 MAX_FEED_BYTES = 64 << 20
+# The default `Feed.deadline_s`: a download still arriving this long after its request is an error (the timeout
+# bounds each socket read, so a server sending a byte every few seconds would hold a refresh for months).
+FEED_DEADLINE_S = 600.0
 
 
 class FeedError(ValueError):
@@ -261,6 +265,7 @@ class Feed:
     parser: Callable[[Iterable[str], str], ParsedFeed]
     transform: Callable[[bytes], bytes] | None = None  # applied to a downloaded body before validation
     max_bytes: int = MAX_FEED_BYTES  # a download larger than this fails and keeps the previous snapshot
+    deadline_s: float = FEED_DEADLINE_S  # a download still arriving this long after its request fails alike
 
 
 FEEDS: dict[str, Feed] = {
@@ -291,16 +296,19 @@ def _validated_entry(feed: Feed, tmp: Path, source: str) -> dict[str, Any]:
             "entries": len(parsed.entries), "skipped_lines": parsed.skipped}
 
 
-def _download(response, feed: Feed, tmp: Path) -> None:
-    """Stream the (decoded) body into ``tmp``, failing as soon as it passes ``feed.max_bytes``, not after reading it
-    all."""
+def _download(response, feed: Feed, tmp: Path, started: float) -> None:
+    """Stream the (decoded) body into ``tmp``, failing as soon as it passes ``feed.max_bytes`` or is still arriving
+    ``feed.deadline_s`` after ``started`` (`time.monotonic`), not after reading it all."""
     size = 0
     with tmp.open("wb") as out:
-        for chunk in response.iter_content(chunk_size=1 << 16):
+        for chunk in body_chunks(response):
             size += len(chunk)
             if size > feed.max_bytes:
                 raise FeedError(f"{redact(feed.url)}: feed {feed.name} is larger than its cap of {feed.max_bytes:,} "
                                 "bytes (Feed.max_bytes); the previous snapshot is kept")
+            if time.monotonic() - started > feed.deadline_s:
+                raise FeedError(f"{redact(feed.url)}: feed {feed.name} still arriving after {feed.deadline_s:g} s "
+                                f"({size:,} bytes by then; Feed.deadline_s); the previous snapshot is kept")
             out.write(chunk)
 
 
@@ -323,13 +331,14 @@ def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, se
             headers["If-None-Match"] = previous["etag"]
         if previous.get("last_modified"):
             headers["If-Modified-Since"] = previous["last_modified"]
+    started = time.monotonic()
     with session.get(feed.url, headers=headers, timeout=timeout, stream=True) as response:
         if response.status_code == 304:
             return {**previous, "checked_at": _now(), "not_modified": True}
         if response.status_code != 200:
             raise FeedError(f"{redact(feed.url)}: HTTP {response.status_code}")
         with atomic_path(target) as tmp:  # any error below removes the temporary file: the old snapshot stays
-            _download(response, feed, tmp)
+            _download(response, feed, tmp, started)
             if feed.transform:
                 _transform(feed, tmp)
             entry = _validated_entry(feed, tmp, feed.url)

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cybersentinel.core.redact import mask_credentials
+from cybersentinel.core.redact import mask_credentials, mask_secret_parameters
 from cybersentinel.ingest.feedback import StoreLocation, sqlite_connect, store_location
 from cybersentinel.scoring.decider import REQUESTED_SCHEMES
 from cybersentinel.scoring.policy import SiteList, page_entry
@@ -339,8 +339,7 @@ class FeedbackStore:
         content = hashlib.sha256(json.dumps([url, label, scope, target]).encode()).hexdigest()
         now = _now()
         with self._transaction() as cur:
-            found = self._rows(cur, self._sql("WHERE target = %s AND kind = %s AND revoked_at IS NULL"),
-                               (target, kind))
+            found = self._active_on(cur, target, kind)
             if found:
                 return found[0], False
             cur.execute(self._sql(
@@ -350,10 +349,22 @@ class FeedbackStore:
             new = self._rows(cur, self._sql("WHERE target = %s AND kind = %s AND revoked_at IS NULL"),
                              (target, kind))[0]
             other = next(k for k in KINDS if k != kind)
-            cur.execute(self._sql("UPDATE feedback SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
-                                  "WHERE target = %s AND kind = %s AND revoked_at IS NULL"),
-                        (now, analyst, f"superseded by #{new.id} ({kind})", target, other))
+            for old in self._active_on(cur, target, other):
+                cur.execute(self._sql("UPDATE feedback SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
+                                      "WHERE id = %s"), (now, analyst, f"superseded by #{new.id} ({kind})", old.id))
         return new, True
+
+    def _active_on(self, cur: Any, target: str, kind: str) -> list[Feedback]:
+        """The active corrections of ``kind`` on ``target``, with those a store kept from before credentials were
+        masked (session 42): their target holds a value ``target`` has masked (``…/cb?code=abc`` for
+        ``…/cb?code=***``), so they are the same page's and must be found as duplicates and superseded alike."""
+        found = self._rows(cur, self._sql("WHERE target = %s AND kind = %s AND revoked_at IS NULL"), (target, kind))
+        if "***" in target:  # a URL target with a value masked: an older row of the page may hold it unmasked
+            stem = target.split("?", 1)[0].split("#", 1)[0]
+            older = self._rows(cur, self._sql("WHERE substr(target, 1, %s) = %s AND target <> %s AND kind = %s "
+                                              "AND revoked_at IS NULL"), (len(stem), stem, target, kind))
+            found += [row for row in older if row.scope == "url" and mask_secret_parameters(row.target) == target]
+        return found
 
     def revoke(self, feedback_id: int, analyst: str, reason: str) -> Feedback:
         """Retract a correction: the row stays, marked with who revoked it, when and why."""

@@ -149,13 +149,13 @@ def read_text(stream: BinaryIO, chunk_size: int, block_size: int = 1 << 20) -> I
         yield _text_batch(lines[start: start + chunk_size])
 
 
-def _bounded_lines(stream: BinaryIO, limit: int, block_size: int) -> Iterator[list[bytes]]:
-    """The lines of ``stream`` (ends ``\\n``, ``\\r\\n`` or a bare ``\\r``; a leading UTF-8 byte-order mark
-    skipped), a list per block read. A line longer than ``limit`` is kept cut to its first ``limit + 1`` bytes
-    (so it gets an error) and the rest of it skipped: memory stays bounded whatever the input."""
+def _bounded_lines(stream: BinaryIO, limit: int, block_size: int, bare_cr: bool = True) -> Iterator[list[bytes]]:
+    """The lines of ``stream`` (ends ``\\n``, ``\\r\\n`` or, with ``bare_cr``, a bare ``\\r``; a leading UTF-8
+    byte-order mark skipped), a list per block read. A line longer than ``limit`` is kept cut to its first
+    ``limit + 1`` bytes (so it gets an error) and the rest of it skipped: memory stays bounded whatever the input."""
     tail = b""
     overlong = False
-    for parts in _line_pieces(stream, block_size):
+    for parts in _line_pieces(stream, block_size, bare_cr):
         if overlong:
             parts[0] = b""
         parts[0] = tail + parts[0]
@@ -168,18 +168,19 @@ def _bounded_lines(stream: BinaryIO, limit: int, block_size: int) -> Iterator[li
         yield [tail]
 
 
-def _line_pieces(stream: BinaryIO, block_size: int) -> Iterator[list[bytes]]:
-    """Each block read split at its line ends; a block's first piece goes on the line the block before ended in."""
+def _line_pieces(stream: BinaryIO, block_size: int, bare_cr: bool = True) -> Iterator[list[bytes]]:
+    """Each block read split at its line ends (a bare \\r one too with ``bare_cr``; without, a \\r stays in its
+    line); a block's first piece goes on the line the block before ended in."""
     held = b""  # a \r that ended the last block: the \r\n of one line end may be cut between two blocks
     start = b""  # the first bytes, read apart so a leading byte-order mark is seen whole
     while len(start) < len(UTF8_BOM) and (more := stream.read(len(UTF8_BOM) - len(start))):
         start += more
     for block in itertools.chain([start.removeprefix(UTF8_BOM)], iter(lambda: stream.read(block_size), b"")):
         block = held + block
-        held = b"\r" if block.endswith(b"\r") else b""
+        held = b"\r" if bare_cr and block.endswith(b"\r") else b""
         if held:
             block = block[:-1]
-        if b"\r" in block:
+        if bare_cr and b"\r" in block:
             block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         yield block.split(b"\n")
     if held:
@@ -199,17 +200,19 @@ def read_jsonl(stream: BinaryIO, column: str, chunk_size: int) -> Iterator[Batch
     is, another value as its JSON; a field an object lacks is null). Every line is a row: one that is not a JSON
     object, has a field the first lacks, or whose URL is neither a string nor null keeps its row with a read
     error. Errors about the first line are raised at the first ``next()``, before anything is scored."""
-    lines = _json_lines(stream)
+    head, stream = read_head(stream)
+    lines = _json_lines(stream, bare_cr=_bare_cr(head.removeprefix(UTF8_BOM)))
     first = next(lines, None)
     header = _json_header(first, column) if first is not None else [column]
     rows = itertools.chain([first], lines) if first is not None else lines
     yield from _with_header_if_empty(_json_batches(rows, header, column, chunk_size), header, column)
 
 
-def _json_lines(stream: BinaryIO, block_size: int = 1 << 20) -> Iterator[bytes]:
-    """The lines of ``stream``, ended as text input's are (JSON has no raw line break inside a string, so a bare
-    ``\\r`` ends a line there too); one longer than ``MAX_CSV_FIELD`` is cut (it gets an error)."""
-    for block_lines in _bounded_lines(stream, MAX_CSV_FIELD, block_size):
+def _json_lines(stream: BinaryIO, bare_cr: bool, block_size: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of ``stream``, ended by ``\\n`` (or ``\\r\\n``), or by a bare ``\\r`` in a file whose first line
+    ends so (an old Mac file, as CSV input decides: a stray \\r elsewhere stays in its line, one error row, not
+    two); one longer than ``MAX_CSV_FIELD`` is cut (it gets an error)."""
+    for block_lines in _bounded_lines(stream, MAX_CSV_FIELD, block_size, bare_cr):
         yield from block_lines
 
 

@@ -6,7 +6,6 @@ so a small splitter of our own keeps the featurizer total over arbitrary strings
 
 from __future__ import annotations
 
-import base64
 import binascii
 import ipaddress
 import re
@@ -587,20 +586,27 @@ _REDIRECTORS = (
     (re.compile(r"adclick\.g\.doubleclick\.net"), "/pcs/click", ("adurl",)),
     # Bing's click tracking: ``u`` is "a1" and the page's URL in URL-safe base64 (kits sent by mail use it, as
     # their links then start with Bing's name)
-    (re.compile(r"(?:www\.)?bing\.com"), "/ck/a", ("u",)),
+    (re.compile(r"(?:[a-z0-9-]+\.)?bing\.com"), "/ck/a", ("u",)),  # www., cn., ...
 )
 _GOOGLE = _REDIRECTORS[0][0]
 _PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
 
 
 def _bing_target(value: str) -> str:
-    """The URL a Bing click-tracking ``u`` value holds ("a1" + URL-safe base64 without padding); "" for another."""
-    if not value.startswith("a1") or len(value) > _MAX_BROWSER_CHARS:
+    """The URL a Bing click-tracking ``u`` value holds ("a1" + URL-safe base64 without padding); "" for another.
+    Strict base64: a lenient decoder stops at the first padding or skips stray characters, so
+    ``a1<benign>==<kit>`` could be read as the benign page while another reader goes to the kit."""
+    text = value[2:]
+    if not value.startswith("a1") or len(text) > _MAX_BROWSER_CHARS or not text.isascii():
         return ""
     try:
-        return base64.urlsafe_b64decode(value[2:] + "=" * (-len(value[2:]) % 4)).decode("utf-8")
+        data = binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_URL_SAFE_BASE64), strict_mode=True)
+        return data.decode("utf-8")
     except (binascii.Error, ValueError):  # not base64, or not UTF-8 text (UnicodeDecodeError is a ValueError)
         return ""
+
+
+_URL_SAFE_BASE64 = str.maketrans("-_", "+/")
 
 
 def redirect_target(url: str) -> str | None:
