@@ -322,9 +322,11 @@ def test_urls_on_unreachable_addresses_are_not_judged_but_public_ones_are():
                                  "as a `.gc.ca` site"),
     ("impots.gouv.fr.remboursement.top", "`impots.gouv.fr` in the subdomain of unrelated `remboursement.top`"),
     ("www.de-bahn.com", ""), ("gov.uk", ""), ("uk-refund.co", ""), ("www.gov.ukrefund.co", ""),
-    # two labels that make no country's ending: a firm's and universities' links (a review found them `malicious`)
+    # firms' and universities' links (two reviews found them `malicious`): two labels that make no country's ending,
+    # or one of `go.`, `or.`, `ac.`, `edu.` (`go.th`, `go.it` are Thailand's and Gorizia's), or a US state's
     ("go.tp-link.com", ""), ("go.tu-berlin.de", ""), ("www.or.tu-berlin.de", ""), ("ac.fu-berlin.de", ""),
-    ("gc.ec-lyon.fr", ""), ("go.rs-online.com", ""),
+    ("gc.ec-lyon.fr", ""), ("go.rs-online.com", ""), ("go.th-koeln.de", ""), ("go.it-daily.net", ""),
+    ("edu.it-schulungen.com", ""), ("co.us-china.org", ""), ("go.jp-translate.com", ""),
     ("usps.com-trackhelp.top", ""),  # a site's name written up to `.com-` only corroborates (below)
 ])
 def test_hosts_deceptive_by_construction_are_named(host, reason):
@@ -407,6 +409,14 @@ def test_a_punycode_name_that_reads_as_a_popular_site_is_deceptive():
     assert decider._new_entry("login.xn--kta-red.com", 0)[9] == reasons[0]  # a request's one host alike
 
 
+def test_a_country_ending_across_a_listed_sites_name_is_not_deceptive():
+    """`th-koeln.de` is 80,842nd on the pinned list: rule 6's 10,000 was the wrong bound for this rule."""
+    decider = Decider(POLICY, popularity={"uk-refund.co": 80_842})
+    assert decider.evidence("gov.uk-refund.co").deception == ""
+    assert "written across" in Decider(POLICY).evidence("gov.uk-refund.co").deception
+    assert decider._new_entry("gov.uk-refund.co", 0)[9] == ""  # a request's one host alike
+
+
 def test_a_sites_name_written_across_the_registered_names_start_corroborates_a_suspicion():
     """``thetollroads.com-billing.xyz``: the text messages' toll and parcel kits write a site's name up to a hyphen
     that begins the registered name; a popular registered name, ``.net-`` and ``.org-`` are left alone."""
@@ -423,24 +433,6 @@ def test_a_sites_name_written_across_the_registered_names_start_corroborates_a_s
     assert low[1][0] == "benign"  # only a suspicion is corroborated
     one = Decider(POLICY).decide_rows([suspicious], hosts[:1], [0], [False], {}, {}, {}, {}, {})
     assert one[0][1] == "malicious" and one[0][2] == reasons[0]  # the one-row path decides alike
-
-
-def test_a_brand_and_a_lures_word_in_an_unpopular_name_corroborate_a_suspicion():
-    """``amazon-prime-renewal.com`` (0.97) and ``citibank-account-locked.com`` (0.96) were `suspicious`; a brand alone
-    in a name (a brand's lesser sites, the shops that service it) and shops' words (`support`) are left alone."""
-    decider = Decider(POLICY, popularity={"amazon-account-secure.com": 50})
-    hosts = ["amazon-prime-renewal.com", "www.citibank-account-locked.com", "facebook-studio.com",
-             "apple-repair-support.com", "amazon-account-secure.com", "secure-amazonia-login.com",
-             "live-account-update.com"]
-    suspicious = POLICY.suspicious_from + 0.01
-    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
-                                                 np.arange(len(hosts)), np.zeros(len(hosts), bool))
-    assert list(verdicts) == ["malicious", "malicious", "suspicious", "suspicious", "benign", "suspicious",
-                              "suspicious"]
-    assert reasons[0] == ("brand `amazon` and `renewal` as words of `amazon-prime-renewal.com`, neither the brand's "
-                          "nor a popular site, and the model finds the URL suspicious")
-    one = Decider(POLICY).decide_rows([suspicious], hosts[1:2], [0], [False], {}, {}, {}, {}, {})
-    assert one[0][1] == "malicious" and one[0][2] == reasons[1]  # the one-row path decides alike
 
 
 @pytest.mark.parametrize(("host", "is_global"), [

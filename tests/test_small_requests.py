@@ -145,7 +145,7 @@ HOSTILE_HOSTS = ["example.com", "www.example.com", "mail.google.com", "paypal.co
                  "example.com.", "exa mple.com", "a\x00b.com", "\ufffd.com", "intranet.corp-example.com",
                  "bad.example.net", "someone.github.io", "xn--80ak6aa92e.com", "com", "-x-.com", "1.2.3", "xyz",
                  "kit.sites.google.com", "x.weebly.com", "www.weebly.com", "www.rakuten.co.jp.akddojx.cn",
-                 "gov.uk-refund.co", "usps.com-trackhelp.top", "go.tp-link.com", "amazon-prime-renewal.com",
+                 "gov.uk-refund.co", "usps.com-trackhelp.top", "go.tp-link.com", "go.th-koeln.de",
                  "www.com-magazin.de"]
 
 

@@ -132,7 +132,8 @@ class Decider:
             feeds = [tuple(signal[0]) for signal in signals]
             if not self.popularity:  # a model without a pinned list: the live one
                 ranks = [signal[3] for signal in signals]
-        deceptions = deceptive_hosts(canonical, splits, [self.policy.is_popular(rank, False) for rank in ranks])
+        deceptions = deceptive_hosts(canonical, splits, [self.policy.is_popular(rank, False) for rank in ranks],
+                                     [rank is not None for rank in ranks])
         for i in [i for i, name in enumerate(registered) if "xn--" in name and not deceptions[i]]:  # few hosts
             deceptions[i] = imitated_site(registered[i], self.popularity)
         own_name = [host == name or host == "www." + name for host, name in zip(canonical, registered, strict=True)]
@@ -174,7 +175,7 @@ class Decider:
                 rank = signal[3]
         user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
         fields = (False, False, feeds, None, None, rank, registered, allowed, blocked,
-                  deceptive_hosts([canonical], splits, [self.policy.is_popular(rank, False)])[0] or
+                  deceptive_hosts([canonical], splits, [self.policy.is_popular(rank, False)], [rank is not None])[0] or
                   ("xn--" in registered and imitated_site(registered, self.popularity)) or "", "", "",
                   canonical == registered or
                   canonical == "www." + registered, user_content, named_brands(splits, [rank is not None])[0], False,
@@ -332,11 +333,13 @@ _COUNTRY_DOMAIN = re.compile(r"(?:^|[.-])((?:co|com|ne|or|ac|go|gov|gouv|gob|gc|
 # ``ato.gov.au-refund.xyz``, ``cra-arc.gc.ca-refund.top``: the subdomain ends in the ending's first word, the
 # registered name starts with a country's two letters and a hyphen), with governments' words for it in other
 # languages (``impots.gouv.fr-remboursement.top``); only where the two make a country's ending of the public
-# suffix list's ICANN section (``go.tp-link.com``, ``go.tu-berlin.de`` are a firm's and a university's links: a
-# review found them `malicious`) and the registered name is no popular site. In data/validated.parquet (a scratch
-# count, hosts no earlier reason marks): 348 phishing URLs, no legitimate one; the model had scored
-# `gov.uk-refund.co` 0.16.
-_ENDING_WORDS = frozenset({"co", "com", "ne", "or", "ac", "go", "gov", "gouv", "gob", "gc", "org", "edu"})
+# suffix list's ICANN section, of a government or of companies (``go.``, ``or.``, ``ac.``, ``edu.`` are the first
+# labels of firms' and universities' links: ``go.tp-link.com``, ``go.th-koeln.de``, ``ac.fu-berlin.de``, which two
+# reviews found `malicious`; ``.us``'s state endings, ``co.us-china.org``), and the registered name is on no rank of
+# the pinned popularity list. In data/validated.parquet (a scratch count, hosts no earlier reason marks): 348
+# phishing URLs, no legitimate one (`gov.uk` 208 hosts' URLs, `co.jp` 177, `co.uk` 51 before the other reasons);
+# the model had scored `gov.uk-refund.co` 0.16.
+_ENDING_WORDS = frozenset({"co", "com", "gov", "gouv", "gob", "gc"})
 _STRADDLED = re.compile(r"^[a-z]{2}-[a-z0-9]")
 # A site's name with ``.com`` or ``.gov`` written up to a hyphen that begins the registered name
 # (``usps.com-trackhelp.top``, ``flde-lity.com-np.bond``): the text messages' parcel and toll kits. It only
@@ -345,18 +348,6 @@ _STRADDLED = re.compile(r"^[a-z]{2}-[a-z0-9]")
 # left out: ``www.net-security.org``; so is ``www.`` before it, ``www.com-magazin.de``: a site's own name).
 _DOTTED_PREFIX = re.compile(r"^(?:com|gov)-[a-z0-9]")
 _OWN_NAME_LABELS = frozenset({"www", "m"})
-# A brand's name and a word of the lures that take over accounts, each a whole hyphen-separated word of an unpopular
-# registered name (``amazon-prime-renewal.com``, ``citibank-account-locked.com``): it corroborates a suspicious score
-# (rule 3). In data/validated.parquet (a scratch count, brands that are ordinary words left out as for the
-# subdomain; hosts no other reason marks): 1,188 phishing URLs, no legitimate one. A brand alone in such a name also
-# marks a brand's own lesser sites and the shops that service it (`facebook-studio.com`, `netflix-reviews.net`:
-# session 24 tried that, not kept), and words such shops use (`support`, `service`, `help`) are not lures here.
-_LURE_WORDS = frozenset({
-    "verify", "verification", "verified", "secure", "security", "update", "updates", "login", "signin", "logon",
-    "account", "accounts", "billing", "payment", "payments", "renewal", "renew", "recovery", "recover", "refund",
-    "locked", "unlock", "unlocked", "activate", "activation", "suspended", "suspend", "confirm", "confirmation",
-    "appeal", "claim", "reward", "rewards", "gift", "bonus", "alert", "alerts", "notice", "auth", "authentication",
-    "validate", "validation", "restore", "reset", "password"})
 
 
 def deceptive_host(host: str) -> str:
@@ -368,10 +359,12 @@ def deceptive_host(host: str) -> str:
     return _deception(subdomain, domain, is_ip, host_registered_domain(host))
 
 
-def _deception(subdomain: str, domain: str, is_ip: bool, registered: str, ranked: bool = False) -> str:
+def _deception(subdomain: str, domain: str, is_ip: bool, registered: str, ranked: bool = False,
+               listed: bool = False) -> str:
     """`deceptive_host` of a host split already; a ``ranked`` registered domain (a popular site: rule 6's
     ``popular_rank``, 10,000) is not read as a look-alike itself: ``appier.net`` (Tranco rank 1,802) reads as
-    ``appler``. Further down the list are look-alikes (``go0gles.cc``, rank 23,381)."""
+    ``appler``. Further down the list are look-alikes (``go0gles.cc``, rank 23,381). A ``listed`` one (any rank
+    of the pinned list) has no country's ending written across its name's start."""
     if is_ip:
         return ""
     brand = "" if ranked else imitated_brand(domain)
@@ -387,7 +380,8 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str, ranked
         shown = ".".join(subdomain[:match.end(1)].split(".")[-3:])
         return f"`{shown}` in the subdomain of unrelated `{registered}`"
     word = subdomain.rpartition(".")[2]
-    if word in _ENDING_WORDS and not ranked and _STRADDLED.match(domain) and _country_ending(f"{word}.{domain[:2]}"):
+    if word in _ENDING_WORDS and not listed and _STRADDLED.match(domain) and not domain.startswith("us-") \
+            and _country_ending(f"{word}.{domain[:2]}"):
         return f"`{word}.{domain[:2]}` written across the subdomain and unrelated `{registered}`: the name reads as " \
             f"a `.{word}.{domain[:2]}` site"
     for label in subdomain.split("."):
@@ -400,7 +394,7 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str, ranked
 
 def imitated_site(registered: str, popularity: Mapping[str, int]) -> str:
     """The popular site an unpopular punycode name imitates once its look-alike characters are read as the Latin
-    letters they imitate, in words an analyst can check; "" for any other. ``xn--kta-tdd.com`` renders as
+    letters they imitate, in words an analyst can check; "" for any other. ``xn--kta-red.com`` renders as
     ``оkta.com`` (Cyrillic о), read ``okta.com``; a name under a suffix outside ASCII (``президент.рф``) or with a
     letter that imitates none (``münchen.de``) is the language's own. Brands' look-alikes (`imitated_brand`) name
     91 brands; this names the pinned list's sites (session 42's probe: ``оkta.com``, ``lеdger.com``, ``uniswаp.org``
@@ -429,13 +423,13 @@ def _brands_own(brand: str, registered: str, ranked: bool = False) -> bool:
     return registered.partition(".")[0] == brand or (ranked and brand in registered)
 
 
-def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None, ranked: list[bool] | None = None
-                    ) -> list[str]:
+def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None, ranked: list[bool] | None = None,
+                    listed: list[bool] | None = None) -> list[str]:
     """`deceptive_host` of each host, asked only of the hosts that can deceive: a domain label or a subdomain that
     `may_imitate` a brand, or a brand's name or a country's ending in the subdomain (what `_BRAND_DOMAIN` and
     `_COUNTRY_DOMAIN` need); "" for the others.
     ``splits``: `split_host_columns` of the hosts (lists or Arrow arrays), when the caller has it; ``ranked``:
-    whether each host's registered domain is a popular site (`_deception`)."""
+    whether each host's registered domain is a popular site, ``listed`` on the pinned list at all (`_deception`)."""
     splits = splits or split_host_columns(hosts)
     found = [""] * len(hosts)
     if isinstance(splits.domain, list) and len(hosts) <= FEW_TEXTS:  # a few hosts (a request): no NumPy call
@@ -453,7 +447,7 @@ def deceptive_hosts(hosts: list[str], splits: HostSplits | None = None, ranked: 
     columns = _taken((splits.subdomain, splits.domain, splits.registered), candidates)
     is_ip = np.asarray(splits.is_ip, dtype=bool)[candidates].tolist()
     for i, subdomain, domain, ip, registered in zip(candidates, *columns[:2], is_ip, columns[2], strict=True):
-        found[i] = _deception(subdomain, domain, ip, registered, bool(ranked and ranked[i]))
+        found[i] = _deception(subdomain, domain, ip, registered, bool(ranked and ranked[i]), bool(listed and listed[i]))
     return found
 
 
@@ -478,17 +472,14 @@ _BRAND_WORD = Literals(sorted(set(BRANDS) - _OWN_HOSTED_NAMES), before="[.-]", a
 def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
     """Per host of ``splits`` (`split_host_columns`, lists or Arrow arrays), what corroborates a suspicious score
     (policy rule 3) in words an analyst can check, "" for the others: the brand its subdomain names as a word when
-    the registered domain neither holds that brand nor is ``ranked`` (on the pinned popularity list); of an unranked
-    one, a site's name written with ``.com-`` across the registered name's start (`_DOTTED_PREFIX`), or a brand and
-    a lure's word as words of the registered name (`_LURE_WORDS`)."""
+    the registered domain neither holds that brand nor is ``ranked`` (on the pinned popularity list), or of an
+    unranked one a site's name written with ``.com-`` across the registered name's start (`_DOTTED_PREFIX`)."""
     subdomains, domains = splits.subdomain, splits.domain
     if isinstance(subdomains, list) and len(subdomains) <= FEW_TEXTS:
         candidates = [i for i, (sub, domain) in enumerate(zip(subdomains, domains, strict=True)) if not ranked[i] and
-                      (_BRAND_WORD.holds(sub) or _BRAND_WORD.holds(domain) or
-                       (sub and _DOTTED_PREFIX.match(domain) is not None))]
+                      (_BRAND_WORD.holds(sub) or (sub and _DOTTED_PREFIX.match(domain) is not None))]
     else:
-        candidates = np.flatnonzero((rows_matching(_BRAND_WORD, subdomains) | rows_matching(_DOTTED_PREFIX, domains)
-                                     | rows_matching(_BRAND_WORD, domains))
+        candidates = np.flatnonzero((rows_matching(_BRAND_WORD, subdomains) | rows_matching(_DOTTED_PREFIX, domains))
                                     & ~np.asarray(ranked, dtype=bool)).tolist()
     found = [""] * len(ranked)
     if not candidates:
@@ -503,18 +494,7 @@ def named_brands(splits: HostSplits, ranked: list[bool]) -> list[str]:
             name = f"{subdomain.rpartition('.')[2]}.{domain[:3]}"
             found[i] = f"`{name}` written across the subdomain and `{registered}`, not a popular site: the name " \
                 f"reads as `{name}`"
-        elif lure := _brand_and_lure(domain, registered):
-            found[i] = lure
     return found
-
-
-def _brand_and_lure(domain: str, registered: str) -> str:
-    """`named_brands`' reason for a brand and a lure's word as words of a registered name, "" if it has none."""
-    words = domain.split("-")
-    lure = next((word for word in words if word in _LURE_WORDS), "")
-    brand = next((b for b in _BRAND_WORD.words(domain) if not _brands_own(b, registered)), "") if lure else ""
-    return f"brand `{brand}` and `{lure}` as words of `{registered}`, neither the brand's nor a popular site" \
-        if brand else ""
 
 
 # What reads as a host name's dot: the full stops a browser reads as one (UTS 46) and the dots that only look like
