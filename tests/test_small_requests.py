@@ -328,7 +328,7 @@ def test_reasons_pick_as_a_stable_sort_does() -> None:
 
 
 def test_url_errors_name_the_first_problem() -> None:
-    from cybersentinel.features.lexical import ParsedUrls
+    from cybersentinel.features.lexical import URL_ERRORS, ParsedUrls
     from cybersentinel.scoring.detector import MAX_URL_CHARS, url_errors
 
     long, forbidden = f"URL longer than {MAX_URL_CHARS} bytes", "host name has spaces, control or forbidden characters"
@@ -339,6 +339,13 @@ def test_url_errors_name_the_first_problem() -> None:
              "http://exa mple.com/": forbidden, "http://a\x00b.com/": forbidden, "http://a%41.com/": forbidden,
              b"http://a\xffb.com/": forbidden,  # U+FFFD once decoded
              "http://xn--pple-43d.com/": "", "8.8.8.8": ""}
+    # links that name no web site, in any case, after blanks, before digits; web URLs holding such words are scored
+    non_web = URL_ERRORS[5]
+    cases |= {"mailto:bob@bank.example": non_web, " JavaScript:void(0)": non_web, "tel:5551234": non_web,
+              "data:text/html;base64,PHNjcmlwdD4=": non_web, "about:blank": non_web, "file:///etc/passwd": non_web,
+              "ms-msdt:/id PCWDiagnostic": non_web, "http://example.com/mailto:x": "", "mailto.example.com/": "",
+              "hxxp://evil.example/login": "", "example.com:8080/data:x": "", "localhost:8080/": "",
+              "mailto:" + "x" * MAX_URL_CHARS: long}
     assert url_errors(ParsedUrls(list(cases))).tolist() == list(cases.values())
     assert [url_errors(ParsedUrls([url])).tolist()[0] for url in cases] == list(cases.values())
 

@@ -102,7 +102,16 @@ MAX_URL_BYTES = 4096  # longer inputs are featurized on their first 4 KB
 MAX_URL_CHARS = 65_536  # longer inputs are not scored (`URL_ERRORS`)
 # Why a URL cannot be scored, by the code `_url_error_code` gives it ("": it can); the first that applies names it.
 URL_ERRORS = ("", "host name has spaces, control or forbidden characters", "no host name in URL",
-              f"URL longer than {MAX_URL_CHARS} bytes", "empty URL")
+              f"URL longer than {MAX_URL_CHARS} bytes", "empty URL",
+              "not a web address (a mailto:, tel:, javascript:, data: or other link that names no web site)")
+# Schemes of links that name no web site to fetch, from IANA's URI scheme registry and browsers' own: the model
+# learnt web URLs only, so its score of ``mailto:bob@bank.example`` or ``javascript:void(0)`` (which would read
+# the text after the colon as a host) would be an accident of parsing. Defanged and mistyped web schemes
+# (``hxxp``, ``htps``) are not here: they are read as web addresses.
+NON_WEB_SCHEMES = ("mailto", "tel", "sms", "smsto", "mms", "callto", "facetime", "facetime-audio", "fax", "geo",
+                   "urn", "data", "javascript", "vbscript", "about", "blob", "file", "cid", "mid", "news",
+                   "magnet", "bitcoin", "chrome", "chrome-extension", "moz-extension", "edge", "intent", "market",
+                   "itms-apps", "itms-services", "view-source", "ms-msdt", "search-ms", "ms-settings")
 MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
 
 
@@ -378,6 +387,7 @@ _IS_SPECIAL = _byte_table(_SPECIAL_CHARS)
 _PAGE_SUFFIXES = _suffix_table(PAGE_EXTENSIONS)
 _RISKY_SUFFIXES = _suffix_table(RISKY_EXTENSIONS)
 _ASSET_SUFFIXES = _suffix_table(ASSET_EXTENSIONS)
+_NON_WEB_SCHEMES = _suffix_table(tuple(f"{scheme}:" for scheme in NON_WEB_SCHEMES))
 # Bytes no host name, IP literal or bracketed IPv6 can hold (WHATWG's forbidden host code points).
 _FORBIDDEN_IN_HOST = _byte_table(bytes([*range(0x21), 0x7F, *b'<>"{}|\\^`%']))
 
@@ -500,7 +510,8 @@ def _split(data, a, b, max_bytes):
 
 @njit(cache=True)
 def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_sfx, page_off, risky_sfx, risky_off,
-          asset_sfx, asset_off, brand_bits, word_bits, url_bits, tld_bits, idn_bits, forbidden, max_url_bytes):
+          asset_sfx, asset_off, brand_bits, word_bits, url_bits, tld_bits, idn_bits, forbidden, max_url_bytes,
+          non_web, non_web_off):
     """Split every URL and compute the byte-level features (``_SCAN_COLUMNS`` order). Also returns each
     URL's spans: host with ``www.`` (start, end), host without it (start), path start, path end, rest end;
     its error code (`_url_error_code`); and how its host stands in it (`ParsedUrls.host_standing`). One
@@ -512,7 +523,8 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
     standing = np.empty(n, dtype=np.int8)
     for i in range(n):
         hs, he, port_s, port_e, userinfo, ps, pe, re_, fragment = _split(data, offsets[i], offsets[i + 1], max_bytes)
-        errors[i] = _url_error_code(data, offsets[i], offsets[i + 1], hs, he, forbidden, max_url_bytes)
+        errors[i] = _url_error_code(data, offsets[i], offsets[i + 1], hs, he, forbidden, max_url_bytes, non_web,
+                                    non_web_off)
         first = offsets[i]
         while first < hs and data[first] <= 32:
             first += 1
@@ -612,11 +624,39 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
     return out, spans, errors, standing
 
 
+@njit(cache=True)
+def _scheme_is_any(data, start, end, schemes, scheme_offsets):
+    """Whether ``data[start:end]``, after leading ASCII white space, starts with one of the lower-case
+    ``schemes`` (each ending in ":"), case-insensitively."""
+    while start < end and (data[start] == 32 or 9 <= data[start] <= 13):
+        start += 1
+    colon = start
+    while colon < end and colon - start < 24 and _is_scheme_char(data[colon]):
+        colon += 1
+    if colon in (start, end) or data[colon] != 58:
+        return False
+    length = colon + 1 - start
+    for k in range(len(scheme_offsets) - 1):
+        if scheme_offsets[k + 1] - scheme_offsets[k] != length:
+            continue
+        same = True
+        for j in range(length):
+            if _lower(data[start + j]) != schemes[scheme_offsets[k] + j]:
+                same = False
+                break
+        if same:
+            return True
+    return False
+
+
 @njit(cache=True, inline="always")
-def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes):
+def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes, non_web, non_web_off):
     """The index in `URL_ERRORS` of why the URL ``data[start:end]`` (host at ``host_start:host_end``) cannot be
     scored: 4 blank (no host and only ASCII white space, what ``bytes.strip`` removes), 3 longer than
-    ``max_bytes``, 2 no host, 1 a forbidden byte in the host, 0 none."""
+    ``max_bytes``, 5 a scheme of `NON_WEB_SCHEMES` (even before digits: ``tel:5551234`` is no host and port),
+    2 no host, 1 a forbidden byte in the host, 0 none."""
+    if end - start <= max_bytes and _scheme_is_any(data, start, end, non_web, non_web_off):
+        return 5
     if host_start == host_end:
         for j in range(start, end):
             c = data[j]
@@ -1184,7 +1224,7 @@ def _texture(data, offsets):
 # `_scan`'s arguments after the URLs, as one tuple (built once, not per call)
 _SCAN_TABLES = (MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR, _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES,
                 *_ASSET_SUFFIXES, _BRAND_BITS, _WORD_BITS, _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS, _FORBIDDEN_IN_HOST,
-                MAX_URL_CHARS)
+                MAX_URL_CHARS, *_NON_WEB_SCHEMES)
 
 
 class ParsedUrls:
