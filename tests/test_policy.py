@@ -628,6 +628,11 @@ def test_a_sites_own_outlook_on_the_web_is_at_most_suspicious_on_the_models_word
     ("https://www.pagerduty.com/sign_in", ""), ("https://pagerduty.com/", ""),  # the service's own site: rule 6
     ("https://acme.pagerduty.com.evil.top/sign_in", ""), ("https://acme.pagerduty.com@evil.top/", ""),
     ("https://evil.top/acme.pagerduty.com/", ""), ("https://acme.myshopify.com.evil.top/admin", ""),
+    ("https://my-app-1a2b3.firebaseapp.com/__/auth/handler?apiKey=x",
+     "firebaseapp.com's page (`/__/auth/handler`) at `my-app-1a2b3.firebaseapp.com`"),
+    ("https://todo-app.web.app/__/firebase/init.js", "web.app's page (`/__/firebase/init.js`) at `todo-app.web.app`"),
+    ("https://todo-app.web.app/", ""), ("https://todo-app.web.app/login/__/auth/handler", ""),  # the project's own
+    ("https://evil.top/__/auth/handler", ""), ("https://x.todo-app.web.app/__/auth/handler", ""),
 ])
 def test_a_customers_name_on_a_service_is_named_only_on_the_services_own_pages(url, found):
     assert tenant_page(url) == (f"{found}, a customer's name on the service" if found else "")

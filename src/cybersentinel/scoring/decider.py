@@ -589,11 +589,17 @@ def own_webmail(url: str) -> str:
 # knowledge of the services (not checked against their documentation here); each was `malicious` (0.985-0.996)
 # in a probe of sign-in pages staff open every day (benchmarks/enterprise_sign_in.txt). One URL of
 # data/validated.parquet is on such a name: PagerDuty's own blog (``blog.pagerduty.com``, labelled legitimate); no
-# phishing one.
+# phishing one. Firebase Hosting keeps the ``/__/`` paths of every project's names for its own pages (the sign-in
+# helper ``/__/auth/handler`` and ``/__/auth/iframe`` every app with Firebase sign-in opens, the SDK's
+# ``/__/firebase/init.js``): a session 43 probe's ``<project>.firebaseapp.com/__/auth/handler`` was `malicious`
+# (0.9992); none of data/validated.parquet's 40,000 URLs on either name is under ``/__/``.
+_FIREBASE_RESERVED = re.compile(r"/__/.*")
 _TENANT_PAGES: dict[str, re.Pattern[str] | None] = {
     "awsapps.com": re.compile(r"/start(?:/.*)?"),
     "myshopify.com": re.compile(r"/admin(?:/.*)?"),
     "pagerduty.com": None,
+    "firebaseapp.com": _FIREBASE_RESERVED,
+    "web.app": _FIREBASE_RESERVED,
 }
 
 
