@@ -22,6 +22,7 @@ from cybersentinel.ingest.feedback import feedback_snapshot, read_feedback, stor
 from cybersentinel.ingest.sources import ingest, snapshot
 from cybersentinel.model.estimators import repeat_rows
 from cybersentinel.ops.feedback import (
+    KINDS,
     Feedback,
     FeedbackError,
     FeedbackStore,
@@ -394,11 +395,42 @@ def test_a_correction_stored_before_tokens_were_masked_is_the_same_pages(store: 
                                "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"),
                     (WITH_TOKEN, "url", old_target, "false_positive", 0, "", "ann", "x" * 64, "2026-11-01T00:00:00Z"))
     again, created = store.add(WITH_TOKEN, "false_positive", "url", "bob")
-    assert not created and again.target == old_target  # the same correction, already active
+    assert not created and again.id == 1  # the same correction, already active: shown masked (below)
     blocked, created = store.add(WITH_TOKEN.replace("s3cr3tTok", "other"), "confirmed_malicious", "url", "bob")
     assert created and [item.id for item in store.list(active_only=True)] == [blocked.id]  # the old one superseded
     other_page = "https://kit.example.net/cb?access_token=t&code=c&lang=de"  # another parameter: another page
     assert store.add(other_page, "false_positive", "url", "bob")[1] and len(store.list(active_only=True)) == 2
+
+
+def insert_as_an_older_release(store: FeedbackStore, url: str, target: str, kind: str = "false_positive") -> None:
+    """A row as a release before session 42 wrote it: its URL and target hold the token."""
+    with store._transaction() as cur:
+        cur.execute(store._sql("INSERT INTO feedback (url, scope, target, kind, label, note, analyst, content_sha256, "
+                               "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"),
+                    (url, "url", target, kind, KINDS[kind], "", "ann", "x" * 64, "2026-11-01T00:00:00Z"))
+
+
+def test_an_older_rows_token_is_never_shown_and_stays_in_its_history(store: FeedbackStore) -> None:
+    """A duplicate of a correction stored before tokens were masked returns that row, masked as a new row would be
+    (API and CLI); the store's row itself is history, and keeps what was written."""
+    insert_as_an_older_release(store, WITH_TOKEN, "kit.example.net/cb?access_token=s3cr3tTok&code=s3cr3tCode&lang=en")
+    insert_as_an_older_release(store, "https://shop.example/cart;jsessionid=s3cr3tSid?item=1",
+                               "shop.example/cart;jsessionid=s3cr3tSid?item=1")
+    again, created = store.add(WITH_TOKEN, "false_positive", "url", "bob")
+    assert not created and again.id == 1 and again.analyst == "ann"
+    assert again.url == "https://kit.example.net/cb?access_token=***&code=***&lang=en"
+    assert again.target == "kit.example.net/cb?access_token=***&code=***&lang=en"
+    sid, created = store.add("https://shop.example/cart;jsessionid=other?item=1", "false_positive", "url", "bob")
+    assert not created and sid.id == 2 and sid.target == "shop.example/cart;jsessionid=***?item=1"  # a path's too
+    added = CliRunner().invoke(cli_app, ["feedback", "add", WITH_TOKEN, "--kind", "false_positive", "--analyst", "c"])
+    assert added.exit_code == 0 and "already recorded by ann" in added.output, added.output
+    revoked = store.revoke(2, "dave", "cleaned")
+    for text in (json.dumps([again.as_dict(), sid.as_dict(), revoked.as_dict(), *(i.as_dict() for i in store.list())]),
+                 added.output):
+        assert "s3cr3t" not in text.lower(), text
+    with store._transaction(write=False) as cur:  # history: the rows as written, never rewritten
+        cur.execute("SELECT url FROM feedback ORDER BY id")
+        assert [row[0] for row in cur.fetchall()] == [WITH_TOKEN, "https://shop.example/cart;jsessionid=s3cr3tSid?item=1"]
 
 
 def test_feedback_on_a_url_with_a_token_changes_the_verdict_and_never_shows_the_token(service) -> None:

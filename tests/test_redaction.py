@@ -134,6 +134,54 @@ def test_mask_secret_parameters_hides_credential_values_by_name(url: str, masked
     assert mask_secret_parameters(masked) == masked  # idempotent
 
 
+SAFE_LINK = ("https://nam12.safelinks.protection.outlook.com/?url=https%3A%2F%2Fapp.example.com%2Fcb%3Fcode%3D{}"
+             "%26state%3Dx%2By%26lang%3Den&data=05%7C01%7Cbob%40corp.example&reserved=0")
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    # a token in a URL handed over as a parameter's value, percent-encoded: the rest of the value kept byte for byte
+    (SAFE_LINK.format(SECRET), SAFE_LINK.format("***")),
+    (f"https://example.com/r?next=https%3A%2F%2Fx.example%2Flogin%3Faccess_token%3D{SECRET}",
+     "https://example.com/r?next=https%3A%2F%2Fx.example%2Flogin%3Faccess_token%3D***"),
+    (f"https://example.com/r?next=https%3a%2f%2fx.example%2fcb%23id_token%3d{SECRET}%26state%3d1&lang=en",
+     "https://example.com/r?next=https%3a%2f%2fx.example%2fcb%23id_token%3d***%26state%3d1&lang=en"),  # lower case
+    # encoded twice (such a link inside another): its value ends at its own or an outer level's separator
+    (f"https://go.example/?u=https%3A%2F%2Fnam12.safelinks.example%2F%3Furl%3Dhttps%253A%252F%252Fa.example%252Fcb"
+     f"%253Fcode%253D{SECRET}%2526state%253Dx%26data%3D1",
+     "https://go.example/?u=https%3A%2F%2Fnam12.safelinks.example%2F%3Furl%3Dhttps%253A%252F%252Fa.example%252Fcb"
+     "%253Fcode%253D***%2526state%253Dx%26data%3D1"),
+    (f"https://go.example/?u=x%3Fcode%3D{SECRET}%2526tail%26lang%3Den",  # a '&' in the token itself, encoded again
+     "https://go.example/?u=x%3Fcode%3D***%26lang%3Den"),
+    (f"https://go.example/?u=x%253Faccess_token%255B%255D%253D{SECRET}", "https://go.example/?u=x%253Faccess_token"
+     "%255B%255D%253D***"),
+    ("https://go.example/?u=x%3Fstate%3D1%26q%3Dtoken", "https://go.example/?u=x%3Fstate%3D1%26q%3Dtoken"),
+])
+def test_mask_secret_parameters_hides_credentials_in_an_encoded_url_in_a_value(url: str, masked: str) -> None:
+    assert mask_secret_parameters(url) == masked
+    assert mask_secret_parameters(masked) == masked  # idempotent
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    (f"https://shop.example/cart;jsessionid={SECRET}?item=1", "https://shop.example/cart;jsessionid=***?item=1"),
+    (f"https://shop.example/a;JSESSIONID={SECRET}/b;v=2", "https://shop.example/a;JSESSIONID=***/b;v=2"),
+    (f"https://shop.example/a;sessionid={SECRET};phpsessid={SECRET}#top", "https://shop.example/a;sessionid=***"
+     ";phpsessid=***#top"),
+    (f"shop.example/a;jsessionid={SECRET}", "shop.example/a;jsessionid=***"),  # a page key: no scheme
+    ("https://shop.example/a;v=2;key=1/b", "https://shop.example/a;v=2;key=1/b"),  # no credential, as in a query
+])
+def test_mask_secret_parameters_hides_credentials_in_path_parameters(url: str, masked: str) -> None:
+    assert mask_secret_parameters(url) == masked
+    assert mask_credentials(url) == masked and mask_secret_parameters(masked) == masked
+
+
+def test_mask_secret_parameters_takes_linear_time_on_hostile_text() -> None:
+    started = time.monotonic()
+    for text in ("?" + "%3Fa" * 100_000, "?a=" + "%253F" * 100_000 + "code%253D", "/" + ";a" * 200_000 + "=",
+                 "?u=" + "%3Fcode%3D%25" * 100_000, "?" + "%26token%3D%25x" * 100_000, ";" * 400_000 + "=?"):
+        mask_secret_parameters(text)
+    assert time.monotonic() - started < 5
+
+
 def test_mask_credentials_hides_both_and_keeps_the_rest_as_evidence() -> None:
     assert mask_credentials(f"https://alice:{SECRET}@x.example/cb?access_token={SECRET}&code={SECRET}&lang=en") == (
         "https://alice:***@x.example/cb?access_token=***&code=***&lang=en")

@@ -3,9 +3,10 @@ through `redact`, which hides URI user-info (``scheme://user:password@host`` bec
 value of libpq ``password=`` keywords and of query parameters that carry a credential (``?api_key=``). A URL scored
 and then logged, stored or reported (the decision log, analyst feedback, `assess`'s report) goes through
 `mask_credentials`: `mask_password` hides only the password (``scheme://user:***@host``), as a user name is evidence
-there (``http://www.paypal.com@evil.top/`` hides the real host), and `mask_secret_parameters` the values of query and
-fragment parameters named as a credential (``?access_token=***``), by exact names rather than `redact`'s endings, as
-the rest of such a URL's query is evidence too.
+there (``http://www.paypal.com@evil.top/`` hides the real host), and `mask_secret_parameters` the values of query,
+fragment and path parameters named as a credential (``?access_token=***``, ``;jsessionid=***``, and in a URL passed
+percent-encoded as a value, ``?next=https%3A%2F%2Fx%2Fcb%3Fcode%3D***``), by exact names rather than `redact`'s
+endings, as the rest of such a URL is evidence too.
 
 User-info runs to the *last* ``@`` of the URI, so a password holding an unescaped ``@`` or ``/`` does not leak
 its tail. Text before that ``@`` is left alone only when it holds a ``/`` and no ``:`` (``https://site/a@b``: a
@@ -16,6 +17,8 @@ spares that port (``http://host:8080/login?email=a@b.example`` is unchanged): in
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from itertools import chain
 from urllib.parse import unquote
 
 _URI_WITH_AT = re.compile(r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^\s@]*(?:[\t@][^\s@]*)*)@")
@@ -117,34 +120,61 @@ _SECRET_NAMES = frozenset({
     "xgoogsignature", "xgoogcredential",  # signed Google Cloud Storage URLs
 })
 
-_PARAMETER = re.compile(r"[?#&;](?P<name>[^=?#&;\s]*)=")
-_VALUE = re.compile(r"[^&#]*")  # to the next parameter or the fragment: each value is read once, linear time
+# A parameter as written in the URL itself (``?code=abc``) or in a value that is itself a URL, percent-encoded once
+# (``?url=https%3A%2F%2Fx.example%2Fcb%3Fcode%3Dabc``: a Safe Links wrapper, a login's ``next``) or twice (such a
+# link inside another): each level has its own separators and "=", in either case. Group n (1 to 3) holds the name
+# of a parameter of level n - 1. Two levels of encoding and no recursion: one pass, linear time.
+_PARAMETER = re.compile(r"[?#&;](?P<plain>[^=?#&;\s]*)="
+                        r"|(?i:%(?:3F|23|26|3B))(?P<once>(?:[^%=?#&;\s]|(?i:%5[BD]))*)(?i:%3D)"
+                        r"|(?i:%25(?:3F|23|26|3B))(?P<twice>(?:[^%=?#&;\s]|(?i:%255[BD]))*)(?i:%253D)")
+# A value runs to the next parameter of its own level or of an outer one (a "&" or "#", plain or encoded), or to the
+# end: the nested URL's other parameters stay as written, byte for byte. Each value is read once.
+_VALUE = (re.compile(r"[^&#]*"), re.compile(r"(?:[^&#%]|%(?!2[36]))*"), re.compile(r"(?:[^&#%]|%(?!2[36]|252[36]))*"))
+# A path's parameter (``/cart;jsessionid=abc?item=1``, Java's and PHP's session in the URL): to the next ";", "/",
+# query or fragment.
+_PATH_PARAMETER = re.compile(r";(?P<name>[^=/?#;\s]*)=(?P<value>[^/?#;]*)")
 
 
 def _secret_name(name: str) -> bool:
-    if "%" in name:
-        name = unquote(name)
+    if "%" in name:  # twice: a name of a twice-encoded URL (``access_token%255B%255D``)
+        name = unquote(unquote(name))
     return name.lower().replace("-", "").replace("_", "").removesuffix("[]") in _SECRET_NAMES  # PHP's array form
 
 
-def mask_secret_parameters(url: str) -> str:
-    """``url`` with the value of each query or fragment parameter named as a credential (`_SECRET_NAMES`) replaced
-    by ``***``: ``https://x.example/cb?access_token=abc&code=xyz`` becomes ``...?access_token=***&code=***``. A
-    value runs to the next ``&`` or ``#`` (blanks and ``;`` too: a URL is the whole text, and a longer mask leaks
-    nothing); an empty value stays empty. Idempotent; any text: never raises."""
-    if "=" not in url:
-        return url
-    done = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)  # where parameters may begin
-    if done < 0:
-        return url
-    pieces = [url[:done]]
-    for match in _PARAMETER.finditer(url, done):
-        if match.start() < done or not _secret_name(match["name"]):
+def _path_secrets(url: str, query: int) -> Iterator[tuple[int, int]]:
+    """Where the values of ``url``'s path parameters named as a credential are (before ``query``)."""
+    for match in _PATH_PARAMETER.finditer(url, 0, query):
+        if match["value"] and _secret_name(match["name"]):
+            yield match.span("value")
+
+
+def _query_secrets(url: str, query: int) -> Iterator[tuple[int, int]]:
+    """Where the values of ``url``'s query and fragment parameters (from ``query``, its first "?" or "#") named as a
+    credential are, those of a URL in a value too (`_PARAMETER`), in order and apart."""
+    done = query
+    for match in _PARAMETER.finditer(url, query):
+        if match.start() < done or not _secret_name(match[match.lastindex]):
             continue  # a name inside a value already masked, or no credential
-        end = _VALUE.match(url, match.end()).end()
+        end = _VALUE[match.lastindex - 1].match(url, match.end()).end()
         if end > match.end():
-            pieces += [url[done:match.end()], "***"]
+            yield match.end(), end
             done = end
+
+
+def mask_secret_parameters(url: str) -> str:
+    """``url`` with the value of each query, fragment or path parameter named as a credential (`_SECRET_NAMES`)
+    replaced by ``***``: ``https://x.example/cb;jsessionid=s?access_token=abc&code=xyz`` becomes
+    ``...cb;jsessionid=***?access_token=***&code=***``, and so in a URL passed in a value, percent-encoded
+    (``?next=https%3A%2F%2Fy.example%2Fcb%3Fcode%3D***``). A query's value runs to the next ``&`` or ``#`` (blanks and
+    ``;`` too: a URL is the whole text, and a longer mask leaks nothing); an empty value stays empty. Idempotent;
+    any text: never raises."""
+    if "=" not in url and "%" not in url:
+        return url
+    query = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    pieces, done = [], 0
+    for start, end in chain(_path_secrets(url, query), _query_secrets(url, query)):
+        pieces += [url[done:start], "***"]
+        done = end
     return "".join([*pieces, url[done:]])
 
 

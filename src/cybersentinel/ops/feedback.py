@@ -6,7 +6,8 @@ A correction says *who* (analyst), *when* (created_at), *why* (kind, note) about
 of its user-info and the values of its credential parameters masked: `mask_credentials`, or its host when the
 analyst chose ``host``). Nothing is ever deleted: a retraction sets ``revoked_at``/``revoked_by``/``revoke_reason``
 on the row, and a correction of the opposite kind on the same target revokes the earlier one ("superseded by #id").
-Sending the same active correction twice records it once.
+Sending the same active correction twice records it once. A row written before a credential was masked stays as
+written, and is read masked (`FeedbackStore._rows`).
 
 What the active corrections do at once (`site_lists`): a false positive puts the URL (or host) on the decision
 policy's allowlist; a confirmation puts it on the local block list. A URL correction is keyed by the page it names
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -319,6 +321,9 @@ class FeedbackStore:
             values = dict(zip(COLUMNS, row, strict=True))
             for name in ("created_at", "revoked_at"):
                 values[name] = _text(values[name])
+            # a row stored before a credential was masked (session 42's and earlier releases) is history, never
+            # rewritten, but leaves the store masked as `add` writes a new one: no caller shows its token
+            values["url"], values["target"] = mask_credentials(values["url"]), mask_secret_parameters(values["target"])
             out.append(Feedback(**values))
         return out
 
@@ -356,14 +361,15 @@ class FeedbackStore:
 
     def _active_on(self, cur: Any, target: str, kind: str) -> list[Feedback]:
         """The active corrections of ``kind`` on ``target``, with those a store kept from before credentials were
-        masked (session 42): their target holds a value ``target`` has masked (``…/cb?code=abc`` for
-        ``…/cb?code=***``), so they are the same page's and must be found as duplicates and superseded alike."""
+        masked (session 42, or before a path's or an encoded URL's were): their target holds a value ``target`` has
+        masked (``…/cb?code=abc`` for ``…/cb?code=***``), so they are the same page's and must be found as duplicates
+        and superseded alike (`_rows` reads them masked)."""
         found = self._rows(cur, self._sql("WHERE target = %s AND kind = %s AND revoked_at IS NULL"), (target, kind))
         if "***" in target:  # a URL target with a value masked: an older row of the page may hold it unmasked
-            stem = target.split("?", 1)[0].split("#", 1)[0]
+            stem = re.split(r"[;?#]", target, maxsplit=1)[0]  # before any parameter, a path's too
             older = self._rows(cur, self._sql("WHERE substr(target, 1, %s) = %s AND target <> %s AND kind = %s "
                                               "AND revoked_at IS NULL"), (len(stem), stem, target, kind))
-            found += [row for row in older if row.scope == "url" and mask_secret_parameters(row.target) == target]
+            found += [row for row in older if row.scope == "url" and row.target == target]
         return found
 
     def revoke(self, feedback_id: int, analyst: str, reason: str) -> Feedback:
