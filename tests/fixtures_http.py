@@ -29,11 +29,18 @@ class Reply:
     delay: float = 0.0  # seconds before anything is sent (a slow server)
     truncate: bool = False  # announce the full Content-Length, send half the body, close
     trickle: float = 0.0  # seconds between the body's bytes, sent one at a time (a server that trickles it)
+    # seconds between the bytes of a header line that never ends (a server that trickles its headers): the status
+    # line, then `HEADER_TRICKLE_BYTES` bytes at this pace, then the connection closes with no header block ended
+    header_trickle: float = 0.0
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
             return self.body
         return self.body.encode() if isinstance(self.body, str) else json.dumps(self.body).encode()
+
+
+# a client without a deadline waits some 130 pauses (the status line's bytes too), then gets a cut-short response
+HEADER_TRICKLE_BYTES = 100
 
 
 Handler = Callable[[dict[str, str], dict[str, str]], Reply]  # (query, headers) -> reply
@@ -56,6 +63,9 @@ class LocalHTTPServer:
                 time.sleep(reply.delay)
                 body = reply.payload()
                 try:
+                    if reply.header_trickle:
+                        self.trickle(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * HEADER_TRICKLE_BYTES, reply.header_trickle)
+                        return
                     self.send_response(reply.status)
                     self.send_header("Content-Length", str(len(body)))
                     for name, value in reply.headers.items():

@@ -15,6 +15,7 @@ from test_mlops_bad_input import flat
 from typer.testing import CliRunner
 
 from cybersentinel.cli.app import app
+from cybersentinel.core.files import sha256_file
 from cybersentinel.model.metrics import tpr_at_fpr
 from cybersentinel.ops.assessment import LEGITIMATE_LABELS, PHISHING_LABELS, assess, labels_of, read_labelled
 from cybersentinel.ops.blocklist import InputError
@@ -121,11 +122,13 @@ def test_assess_scores_nothing_itself_and_reads_what_predict_wrote(tmp_path: Pat
                                      "--model-dir", str(model_dir)])
         assert result.exit_code == 0, result.output
         out = tmp_path / f"{name}.json"
-        result = runner.invoke(app, ["assess", str(scored), "--by", "team", "--out", str(out), "--resamples", "20"],
-                               terminal_width=400)
+        result = runner.invoke(app, ["assess", str(scored), "--by", "team", "--out", str(out), "--resamples", "20",
+                                     "--model-dir", str(model_dir)], terminal_width=400)
         assert result.exit_code == 0, result.output
         assert result.output.startswith("all rows: 5 rows; phishing 2 (")
         report = json.loads(out.read_text())
+        assert_names_the_model(report, model_dir)
+        assert f"model {report['model_sha256'][:12]} (model.json {report['manifest_sha256'][:12]})" in result.output
         assert report["overall"]["rows"] == 5 and set(report["by"]) == {"a", "b"}
         assert report["overall"]["legitimate"]["rows"] == 3 and "served_roc_auc" in report["overall"]
         assert report["overall"]["legitimate"]["unscored"] == 1  # the formula is no URL: counted, not ranked
@@ -135,6 +138,33 @@ def test_assess_scores_nothing_itself_and_reads_what_predict_wrote(tmp_path: Pat
     bad.write_text((tmp_path / "scored.csv").read_text().replace(',"1",', ',"maybe",', 1))
     result = runner.invoke(app, ["assess", str(bad)], terminal_width=400)
     assert result.exit_code == 2 and "'maybe' (1 rows)" in result.output
+
+
+def assert_names_the_model(report: dict, folder: Path) -> None:
+    manifest = json.loads((folder / "model.json").read_text())
+    assert report["model_sha256"] == manifest["sha256"] == sha256_file(folder / manifest["file"])
+    assert report["manifest_sha256"] == sha256_file(folder / "model.json")  # the decision policy's too
+    assert report["model_dir"] == str(folder)
+
+
+def test_the_report_names_only_a_model_that_passes_its_checks(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """The report named no model: figures of whatever model scored the file, with nothing to tell which. Now it
+    records the model folder's hashes, verified as predict verifies them, and a folder failing them is refused."""
+    scored, out = write(scored_frame(), tmp_path / "scored.csv"), tmp_path / "report.json"
+    runner = CliRunner()
+    pinned = sha256_file(model_dir / "model.json")
+    result = runner.invoke(app, ["assess", str(scored), "--out", str(out), "--resamples", "0", "--model-dir",
+                                 str(model_dir), "--model-sha256", pinned], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert_names_the_model(json.loads(out.read_text()), model_dir)
+    out.unlink()
+    refused = runner.invoke(app, ["assess", str(scored), "--out", str(out), "--model-dir", str(model_dir),
+                                  "--model-sha256", "0" * 64], terminal_width=400)
+    assert refused.exit_code == 2 and "is not the pinned 000000000000" in flat(refused.output), refused.output
+    missing = runner.invoke(app, ["assess", str(scored), "--out", str(out), "--model-dir", str(tmp_path / "none")],
+                            terminal_width=400)
+    assert missing.exit_code == 2 and "cannot load the model" in flat(missing.output), missing.output
+    assert not out.exists()
 
 
 def test_a_row_predict_could_not_read_is_counted_even_when_its_label_went_with_it(tmp_path: Path) -> None:
@@ -197,14 +227,14 @@ def test_the_command_refuses_intervals_of_a_few_draws_and_a_report_over_its_inpu
     assert all(spelling in listed for spelling in PHISHING_LABELS | LEGITIMATE_LABELS)
 
 
-def test_the_report_masks_the_credentials_of_the_urls_it_lists(tmp_path: Path) -> None:
+def test_the_report_masks_the_credentials_of_the_urls_it_lists(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
     # a report is for people to read; `predict`'s output, the user's own rows, keeps URLs as given
     frame = scored_frame()
     frame.loc[0, "url"] = "https://alice:hunter2@a.example.com/login?access_token=tok123&lang=en"  # legitimate, 0.99
     frame.loc[6, "url"] = "bob:hunter3@kit.example.xyz/a?code=c0de"  # phishing scored lowest, no scheme
     scored, out = write(frame, tmp_path / "scored.csv"), tmp_path / "report.json"
-    result = CliRunner().invoke(app, ["assess", str(scored), "--out", str(out), "--resamples", "0"],
-                                terminal_width=400)
+    result = CliRunner().invoke(app, ["assess", str(scored), "--out", str(out), "--resamples", "0", "--model-dir",
+                                      str(model_dir)], terminal_width=400)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["highest_legitimate"][0]["url"] == "https://alice:***@a.example.com/login?access_token=***&lang=en"

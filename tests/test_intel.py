@@ -10,6 +10,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -17,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fixtures_http import Reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -37,6 +41,8 @@ from cybersentinel.intel.feeds import (
     to_domain,
 )
 from cybersentinel.url.parsing import PLAIN_NAME, host_registered_domain
+
+pytest_plugins = ["fixtures_http"]
 
 REAL_FEEDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "feeds"
 
@@ -502,6 +508,76 @@ def test_a_feed_trickled_past_its_deadline_fails_and_keeps_the_previous_snapshot
     assert errors["drop"].endswith("Feed.deadline_s); the previous snapshot is kept")
     assert after == manifest and {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
     assert FEEDS["tranco"].deadline_s == FEED_DEADLINE_S == 600.0  # the documented default
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_a_feed_whose_headers_trickle_fails_at_its_deadline_and_keeps_the_previous_snapshot(tmp_path, http_server):
+    """The deadline started with the body: a server sending its headers a byte at a time (each read well within the
+    timeout) held a refresh for as long as it liked."""
+    url = http_server.script("/drop.txt", Reply(200, b"5.5.5.0/24\n"), Reply(header_trickle=0.05))
+    feeds = {"drop": Feed("drop", url, "cidr", "spamhaus_drop.txt", FEEDS["spamhaus_drop"].parser, deadline_s=1.0)}
+    manifest, errors = refresh_feeds(tmp_path, feeds=feeds, retries=0)
+    assert errors == {}
+    before = files_of(tmp_path)
+    started = time.monotonic()
+    after, errors = refresh_feeds(tmp_path, feeds=feeds, retries=3, backoff=0, timeout=2.0)
+    assert time.monotonic() - started < 2.5  # the server takes 6.5 s to give up
+    assert errors == {"drop": f"{url}: feed drop still arriving after 1 s (headers incomplete by then; "
+                              "Feed.deadline_s); the previous snapshot is kept"}
+    assert http_server.hits("/drop.txt") == 2  # the deadline spent: no retry
+    assert after == manifest and files_of(tmp_path) == before
+
+
+def test_a_feeds_retries_and_their_waits_end_at_its_deadline(tmp_path, http_server):
+    """Retries and their waits (Retry-After) came on top of the deadline: five retries a second apart took 5 s of a
+    2 s deadline."""
+    url = http_server.script("/drop.txt", Reply(200, b"5.5.5.0/24\n"), Reply(503, b"", {"Retry-After": "1"}))
+    feeds = {"drop": Feed("drop", url, "cidr", "spamhaus_drop.txt", FEEDS["spamhaus_drop"].parser, deadline_s=2.0)}
+    manifest, _ = refresh_feeds(tmp_path, feeds=feeds, retries=0)
+    before = files_of(tmp_path)
+    started = time.monotonic()
+    after, errors = refresh_feeds(tmp_path, feeds=feeds, retries=5, backoff=0, timeout=2.0)
+    assert time.monotonic() - started < 2.5
+    assert errors == {"drop": f"{url}: HTTP 503 (gave up after 2 of 6 attempts: its deadline was spent)"}
+    assert http_server.hits("/drop.txt") == 1 + 2
+    assert after == manifest and files_of(tmp_path) == before
+
+
+REFRESH_FROM = """
+import dataclasses, sys
+from cybersentinel.intel.feeds import FEEDS
+FEEDS["spamhaus_drop"] = dataclasses.replace(FEEDS["spamhaus_drop"], url=sys.argv[1])  # the one dict the CLI reads
+from cybersentinel.cli.app import app
+app(["feeds", "refresh", "--feed", "spamhaus_drop", "--retries", "0", "--out", sys.argv[2]])
+"""
+
+
+def test_sigterm_mid_download_ends_the_refresh_as_ctrl_c_does(tmp_path, http_server):
+    """SIGTERM (kill, timeout, a scheduler's stop) killed a refresh at once, its temporary download left behind.
+    Now: status 143, no temporary file, the previous snapshot and feeds.json as they were."""
+    url = http_server.script("/drop.txt", Reply(200, b"5.5.5.0/24\n"),
+                             Reply(200, b"6.6.6.0/24\n" * 100, trickle=0.2))  # a body that takes minutes
+    out = tmp_path / "feeds"
+    command = [sys.executable, "-c", REFRESH_FROM, url, str(out)]
+    first = subprocess.run(command, capture_output=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    before = files_of(out)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob(".spamhaus_drop.txt.*.tmp")):
+            assert process.poll() is None and time.monotonic() < deadline, "the refresh ended before downloading"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert b"Traceback" not in stderr
+    assert files_of(out) == before
 
 
 def test_refresh_reports_http_errors_and_unknown_feeds(tmp_path, feed_server):

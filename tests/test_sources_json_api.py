@@ -239,6 +239,20 @@ def test_a_page_trickled_byte_by_byte_fails_at_its_deadline_naming_the_page_with
     assert len(read_json_api("s", api_spec(url=url, page_deadline_s=30, pagination={"style": "cursor"})).table) == 1
 
 
+def test_a_page_whose_headers_trickle_fails_at_its_deadline_too(http_server):
+    """page_deadline_s started with the body: a server sending its headers a byte every 0.05 s (each read far within
+    timeout_s) held the page for as long as it liked (6.5 s here, then a cut-short answer)."""
+    url = http_server.script("/slow", Reply(header_trickle=0.05))
+    started = time.monotonic()
+    with pytest.raises(SourceError) as raised:
+        read_json_api("s", api_spec(url=url, page_deadline_s=0.5, retries=1, backoff_s=0))
+    assert time.monotonic() - started < 2 * 0.5 + 1  # two attempts (one retry), each cut at its deadline
+    assert str(raised.value).endswith("/slow?limit=100&page=1: PageDeadlineError: page still arriving after "
+                                      "source.page_deadline_s=0.5 (headers incomplete by then) (gave up after 2 "
+                                      "attempts)"), str(raised.value)
+    assert http_server.hits("/slow") == 2
+
+
 def test_a_relative_next_link_is_resolved_against_the_page(http_server):
     pages = {None: {"urls": RECORDS[:1], "next": "?cursor=2"}, "2": {"urls": RECORDS[1:2], "next": None}}
     url = http_server.route("/rel", lambda q, h: Reply(200, pages[q.get("cursor")]) if q.get("cursor") in pages

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cybersentinel.cli.options import ModelSha256
+
 MIN_RESAMPLES = 20  # fewer give a 95% interval from one or two draws at each end
 
 
@@ -26,17 +28,24 @@ def assess(
     resamples: Annotated[int, typer.Option(min=0, help=f"Resamples of the registered domains for the 95% intervals "
                                            f"(0: none; else at least {MIN_RESAMPLES}).")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+    model_dir: Annotated[Path, typer.Option(help="The folder of the model that scored the file (`predict "
+                                            "--model-dir`): verified as predict verifies it, and named in the "
+                                            "report by its hashes.")] = Path("models"),
+    model_sha256: ModelSha256 = None,
 ) -> None:
     """The detector on your own labelled URLs: ROC-AUC, TPR at 1% FPR, recall and false positives at the
     served threshold, as stage `generalise` reports them for a held-out collection. Score the file first
     (`cybersentinel predict -i labelled.csv -o scored.csv`): the figures are those of the model and feeds that
-    scored it. Exit 2 on bad input (an unknown label, a missing column)."""
+    scored it, and --model-dir the folder of that model, whose hashes the report records. Exit 2 on bad input (an
+    unknown label, a missing column) or a model that fails its checks."""
     from rich.console import Console
     from rich.markup import escape
 
-    from cybersentinel.core.files import write_json
+    from cybersentinel.cli.predict import check_model_json
+    from cybersentinel.core.files import ModelIntegrityError, write_json
+    from cybersentinel.features.lexical import FeatureDefinitionError
     from cybersentinel.ops.assessment import assess as assessment
-    from cybersentinel.ops.assessment import read_labelled, summary_lines
+    from cybersentinel.ops.assessment import read_labelled, scoring_model, summary_lines
     from cybersentinel.ops.blocklist import InputError
 
     if 0 < resamples < MIN_RESAMPLES:
@@ -48,10 +57,17 @@ def assess(
         rows = read_labelled(scored, label_column, by)
     except InputError as err:
         raise typer.BadParameter(str(err), param_hint="SCORED") from err
+    check_model_json(model_dir)
+    try:  # the report names the model its figures are of, by hashes verified as predict verifies them
+        model = scoring_model(model_dir, model_sha256)
+    except (FileNotFoundError, KeyError, FeatureDefinitionError, ModelIntegrityError) as exc:
+        raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
     report = assessment(rows, resamples, seed, top)
     console = Console(soft_wrap=True)
     for line in summary_lines(report):
         console.print(escape(line))
+    console.print(escape(f"model {model['model_sha256'][:12]} (model.json {model['manifest_sha256'][:12]}) in "
+                         f"{model_dir}"))
     if out is not None:
-        write_json(out, {"scored": str(scored), "label_column": label_column, "by": by, **report})
+        write_json(out, {"scored": str(scored), "label_column": label_column, "by": by, **model, **report})
         console.print(f"figures and the {top} worst rows of each class: {escape(str(out))}")

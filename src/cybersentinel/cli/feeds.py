@@ -27,10 +27,15 @@ def feeds_refresh(
     from rich.console import Console
     from rich.markup import escape
 
+    from cybersentinel.core.files import exit_on_sigterm
+
     # feed lines, feed names and paths are data: escaped, so no `[...]` or `:emoji:` in them is markup
     console = Console(stderr=True, emoji=False, soft_wrap=True)  # soft wrap: one message, one line
     try:
-        manifest, errors = refresh_feeds(out, feed or (), mirror, retries=retries, timeout=timeout)
+        # SIGTERM (kill, timeout, a scheduler's stop) unwinds as Ctrl-C does: the temporary download goes, the
+        # previous snapshot and its feeds.json stay
+        with exit_on_sigterm():
+            manifest, errors = refresh_feeds(out, feed or (), mirror, retries=retries, timeout=timeout)
     except FeedError as err:
         console.print(f"[red]error:[/red] {escape(str(err))}")
         raise typer.Exit(2) from None

@@ -1,11 +1,12 @@
 """The package's one retry rule: run an action again from the start after a transient failure, waiting
-exponentially longer (or as long as the failure asks, e.g. HTTP Retry-After), a bounded number of times,
-then raise the caller's error naming what failed. HTTP status retries inside one request are urllib3's
-(:func:`http_session`)."""
+exponentially longer (or as long as the failure asks, e.g. HTTP Retry-After), a bounded number of times and, when
+the caller has a deadline, never past it, then raise the caller's error naming what failed. HTTP status retries
+inside one request are urllib3's (:func:`http_session`) where the caller has no deadline to keep."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
@@ -27,9 +28,11 @@ def one_line(exc: BaseException) -> str:
 
 def retry_call(action: Callable[[], T], *, what: str, attempts: int, backoff: float,
                transient: tuple[type[BaseException], ...], error: type[Exception], max_delay: float = 30.0,
-               wait_hint: Callable[[BaseException], float | None] | None = None) -> T:
+               wait_hint: Callable[[BaseException], float | None] | None = None, deadline: float | None = None) -> T:
     """``action()``; after a ``transient`` exception wait ``backoff * 2**n`` seconds (at most ``max_delay``, or
-    what ``wait_hint(exc)`` says) and call it again, ``attempts`` calls in all; then raise ``error``."""
+    what ``wait_hint(exc)`` says) and call it again, ``attempts`` calls in all; then raise ``error``. With a
+    ``deadline`` (`time.monotonic`), no call starts at or after it: the retries stop early rather than wait past
+    it (the action bounds its own call, e.g. with `core.http_deadline.http_deadline`)."""
     import tenacity
 
     def wait(state: tenacity.RetryCallState) -> float:
@@ -42,16 +45,31 @@ def retry_call(action: Callable[[], T], *, what: str, attempts: int, backoff: fl
         log.warning("%s: %s; retrying in %.2fs (attempt %d of %d)", what, one_line(exc) if exc else "?",
                     state.upcoming_sleep, state.attempt_number + 1, attempts)
 
+    def out_of_time(state: tenacity.RetryCallState) -> bool:  # the next call would start at or past the deadline
+        return deadline is not None and time.monotonic() + state.upcoming_sleep >= deadline
+
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(max(1, attempts)) | out_of_time, wait=wait,
+                                 retry=tenacity.retry_if_exception_type(transient), before_sleep=before_sleep,
+                                 reraise=True)
     try:
-        for attempt in tenacity.Retrying(stop=tenacity.stop_after_attempt(max(1, attempts)), wait=wait,
-                                         retry=tenacity.retry_if_exception_type(transient),
-                                         before_sleep=before_sleep, reraise=True):
+        for attempt in retrying:
             with attempt:
                 return action()
     except transient as exc:
+        made = retrying.statistics.get("attempt_number", attempts)
         tries = f"{attempts} attempts" if attempts > 1 else "1 attempt, no retries"
+        if made < attempts:
+            tries = f"{made} of {attempts} attempts: its deadline was spent"
         raise error(f"{what}: {one_line(exc)} (gave up after {tries})") from exc
     raise AssertionError("unreachable")  # tenacity either returns, raises, or retries
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP Retry-After header's seconds (None when absent)."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:  # an HTTP date: fall back to our own backoff
+        return None
 
 
 MAX_RETRY_AFTER_S = 30.0  # the longest wait a server's Retry-After buys: `86400` five times would be five days
@@ -60,10 +78,13 @@ MAX_RETRY_AFTER_S = 30.0  # the longest wait a server's Retry-After buys: `86400
 def http_session(retries: int = 5, backoff: float = 1.0, user_agent: str | None = None) -> requests.Session:
     """A requests session whose GETs retry connection errors, 429 and 5xx with exponential backoff, honouring
     Retry-After up to `MAX_RETRY_AFTER_S`; the final response is returned (not raised) so the caller can report
-    its status."""
+    its status. Its requests keep the deadline of an enclosing `core.http_deadline.http_deadline` block (headers
+    and body alike), but its retries do not: a caller with a deadline passes ``retries=0`` and retries with
+    `retry_call` and its ``deadline``."""
     import requests
-    from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
+
+    from cybersentinel.core.http_deadline import DeadlineAdapter
 
     class CappedRetry(Retry):
         def get_retry_after(self, response):
@@ -77,7 +98,7 @@ def http_session(retries: int = 5, backoff: float = 1.0, user_agent: str | None 
     if user_agent:
         session.headers["User-Agent"] = user_agent
     for prefix in ("http://", "https://"):
-        session.mount(prefix, HTTPAdapter(max_retries=retry))
+        session.mount(prefix, DeadlineAdapter(max_retries=retry))
     return session
 
 

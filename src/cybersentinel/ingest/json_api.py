@@ -2,9 +2,9 @@
 
 Page-number or cursor pagination bounded by ``max_pages`` (an API that keeps paginating is an error, not
 an endless loop), a client-side rate limit, bounded retries with exponential backoff (honouring
-``Retry-After``) for 429/5xx, timeouts, pages still arriving at ``page_deadline_s`` (``timeout_s`` bounds each
-socket read, not the page), cut-short, unparsable or checksum-failing bodies, and a record of
-every request: what was fetched, when, its status and the sha256 of its body (URL credentials redacted).
+``Retry-After``) for 429/5xx, timeouts, pages (their headers too) still arriving at ``page_deadline_s``
+(``timeout_s`` bounds each socket read, not the page), cut-short, unparsable or checksum-failing bodies, and a
+record of every request: what was fetched, when, its status and the sha256 of its body (URL credentials redacted).
 Next-page links (absolute or relative) and redirects are followed only on the configured API's own origin,
 so the token never leaves it; a looping API (a repeated link or cursor, a page repeating an earlier one) and
 a response over ``max_response_bytes`` are errors.
@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import pandas as pd
 
 from cybersentinel.core.redact import redact
-from cybersentinel.core.retry import body_chunks, retry_call
+from cybersentinel.core.retry import body_chunks, http_session, retry_after_seconds, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, tidy, utc_now
 from cybersentinel.ingest.fingerprint import Fingerprint
 
@@ -104,13 +104,6 @@ def dig(payload: Any, path: str | None) -> Any:
     return payload
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:  # an HTTP date: fall back to our own backoff
-        return None
-
-
 class RateLimiter:
     """At most ``per_second`` request starts per second (``None``: no limit)."""
 
@@ -143,18 +136,29 @@ def _get_on_origin(session, url: str, params: Mapping[str, Any], headers: Mappin
     raise SourceError(f"{redact(response.url)}: more than {MAX_REDIRECTS} redirects")
 
 
+def _late(seconds: float, received: int | None = None) -> PageDeadlineError:
+    got = f"{received:,} bytes by then" if received is not None else "headers incomplete by then"
+    return PageDeadlineError(f"page still arriving after source.page_deadline_s={seconds:g} ({got})")
+
+
 def _read_capped(response, limit: int, deadline: float, seconds: float) -> bytes:
     """The (decoded) body, failing as soon as it passes ``limit`` bytes rather than after reading it all, or when
     it is still arriving at ``deadline`` (`time.monotonic`; ``seconds`` after the request, for the message)."""
+    import requests
+
     body = bytearray()
-    for chunk in body_chunks(response):
-        body += chunk
-        if len(body) > limit:
-            raise SourceError(f"{redact(response.url)}: the response is larger than source.max_response_bytes="
-                              f"{limit}")
-        if time.monotonic() > deadline:
-            raise PageDeadlineError(f"page still arriving after source.page_deadline_s={seconds:g} "
-                                    f"({len(body):,} bytes by then)")
+    try:
+        for chunk in body_chunks(response):
+            body += chunk
+            if len(body) > limit:
+                raise SourceError(f"{redact(response.url)}: the response is larger than source.max_response_bytes="
+                                  f"{limit}")
+            if time.monotonic() > deadline:
+                raise _late(seconds, len(body))
+    except requests.ConnectionError as exc:  # a read the deadline timed out (`http_deadline`)
+        if time.monotonic() >= deadline:
+            raise _late(seconds, len(body)) from exc
+        raise
     return bytes(body)
 
 
@@ -163,14 +167,20 @@ def _get_once(session, url: str, params: Mapping[str, Any], headers: Mapping[str
     """One request; raises _RetryableError for what another try may fix, SourceError for what it cannot."""
     import requests
 
+    from cybersentinel.core.http_deadline import http_deadline
+
     started = time.monotonic()
     seconds = float(spec.get("page_deadline_s", PAGE_DEADLINE_S))
+    deadline = started + seconds
     try:
-        with _get_on_origin(session, url, params, headers, float(spec.get("timeout_s", 30))) as response:
-            body = _read_capped(response, int(spec.get("max_response_bytes", MAX_RESPONSE_BYTES)), started + seconds,
-                                seconds)
+        # the deadline covers connecting and the headers too: a server trickling them never trips timeout_s
+        with http_deadline(deadline), _get_on_origin(session, url, params, headers,
+                                                     float(spec.get("timeout_s", 30))) as response:
+            body = _read_capped(response, int(spec.get("max_response_bytes", MAX_RESPONSE_BYTES)), deadline, seconds)
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError, PageDeadlineError) as exc:  # cut short, garbled or slow: again
+        if not isinstance(exc, PageDeadlineError) and time.monotonic() >= deadline:  # the headers' read timed out
+            exc = _late(seconds)
         fetch.update(error=type(exc).__name__, elapsed_s=round(time.monotonic() - started, 3))
         raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
     fetch.update(url=redact(response.url), status=response.status_code, bytes=len(body),
@@ -220,11 +230,9 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
     records a page: an API that caps the size lower never sends a full page, so it is read to an empty one.
     A request repeating an earlier one (a looping link or cursor), or a non-empty page holding the same
     records as an earlier page (an API ignoring ``page_param``), is an error at once."""
-    import requests
-
     first = api_url(source_name, spec)
     origin = origin_of(first)
-    session = session or requests.Session()
+    session = session or http_session(retries=0)  # retried here (`get_json`); its requests keep page_deadline_s
     fetches = fetches if fetches is not None else []
     headers = {"Accept": "application/json", "User-Agent": "cybersentinel-ingest/1"}
     token = os.environ.get(spec.get("token_env") or API_TOKEN_ENV)

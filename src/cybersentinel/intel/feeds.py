@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cybersentinel.core.redact import redact
-from cybersentinel.core.retry import body_chunks, http_session
+from cybersentinel.core.retry import RETRY_STATUSES, body_chunks, http_session, retry_after_seconds, retry_call
 from cybersentinel.url.parsing import (
     host_and_parents,
     host_registered_domain,
@@ -64,8 +64,9 @@ TRANCO_TOP = 100_000  # the mirror holds the top 100k; a fresh download is cut t
 # The default `Feed.max_bytes` (64 MiB, as a JSON API page's `max_response_bytes`): a download still growing past it
 # is an error, so a server that streams forever fills neither the disk nor the memory.
 MAX_FEED_BYTES = 64 << 20
-# The default `Feed.deadline_s`: a download still arriving this long after its request is an error (the timeout
-# bounds each socket read, so a server sending a byte every few seconds would hold a refresh for months).
+# The default `Feed.deadline_s`: a download still going this long after it started (connecting, headers, body,
+# retries and their waits) is an error (the timeout bounds each socket read, so a server sending a byte every few
+# seconds, of its headers or of its body, would hold a refresh for months).
 FEED_DEADLINE_S = 600.0
 
 
@@ -265,7 +266,7 @@ class Feed:
     parser: Callable[[Iterable[str], str], ParsedFeed]
     transform: Callable[[bytes], bytes] | None = None  # applied to a downloaded body before validation
     max_bytes: int = MAX_FEED_BYTES  # a download larger than this fails and keeps the previous snapshot
-    deadline_s: float = FEED_DEADLINE_S  # a download still arriving this long after its request fails alike
+    deadline_s: float = FEED_DEADLINE_S  # a download (with its retries) still going this long fails alike
 
 
 FEEDS: dict[str, Feed] = {
@@ -296,20 +297,30 @@ def _validated_entry(feed: Feed, tmp: Path, source: str) -> dict[str, Any]:
             "entries": len(parsed.entries), "skipped_lines": parsed.skipped}
 
 
-def _download(response, feed: Feed, tmp: Path, started: float) -> None:
+def _late(feed: Feed, received: int | None = None) -> FeedError:
+    got = f"{received:,} bytes by then; " if received is not None else "headers incomplete by then; "
+    return FeedError(f"{redact(feed.url)}: feed {feed.name} still arriving after {feed.deadline_s:g} s ({got}"
+                     "Feed.deadline_s); the previous snapshot is kept")
+
+
+def _download(response, feed: Feed, tmp: Path, deadline: float) -> None:
     """Stream the (decoded) body into ``tmp``, failing as soon as it passes ``feed.max_bytes`` or is still arriving
-    ``feed.deadline_s`` after ``started`` (`time.monotonic`), not after reading it all."""
+    at ``deadline`` (`time.monotonic`), not after reading it all."""
     size = 0
     with tmp.open("wb") as out:
-        for chunk in body_chunks(response):
-            size += len(chunk)
-            if size > feed.max_bytes:
-                raise FeedError(f"{redact(feed.url)}: feed {feed.name} is larger than its cap of {feed.max_bytes:,} "
-                                "bytes (Feed.max_bytes); the previous snapshot is kept")
-            if time.monotonic() - started > feed.deadline_s:
-                raise FeedError(f"{redact(feed.url)}: feed {feed.name} still arriving after {feed.deadline_s:g} s "
-                                f"({size:,} bytes by then; Feed.deadline_s); the previous snapshot is kept")
-            out.write(chunk)
+        try:
+            for chunk in body_chunks(response):
+                size += len(chunk)
+                if size > feed.max_bytes:
+                    raise FeedError(f"{redact(feed.url)}: feed {feed.name} is larger than its cap of "
+                                    f"{feed.max_bytes:,} bytes (Feed.max_bytes); the previous snapshot is kept")
+                if time.monotonic() > deadline:
+                    raise _late(feed, size)
+                out.write(chunk)
+        except _network_errors() as err:
+            if time.monotonic() >= deadline:  # a read the deadline timed out (`http_deadline`)
+                raise _late(feed, size) from err
+            raise
 
 
 def _transform(feed: Feed, tmp: Path) -> None:
@@ -320,8 +331,48 @@ def _transform(feed: Feed, tmp: Path) -> None:
     tmp.write_bytes(body)
 
 
-def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, session, timeout: float) -> dict:
-    """Download one feed with a conditional GET; the old snapshot stays in place unless the new one validates."""
+class _RetryableFeedError(FeedError):
+    """An answer another try may fix (429, 5xx), with the wait its Retry-After asks for."""
+
+    def __init__(self, problem: str, retry_after: float | None = None):
+        super().__init__(problem)
+        self.retry_after = retry_after
+
+
+def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, session, timeout: float,
+               retries: int = 0, backoff: float = 1.0) -> dict:
+    """Download one feed with a conditional GET, retrying a dropped connection, a timeout or a 429/5xx answer;
+    ``feed.deadline_s`` bounds it all (connecting, headers, body, retries and their waits). The old snapshot stays
+    in place unless the new one validates."""
+    deadline = time.monotonic() + feed.deadline_s
+    return retry_call(lambda: _fetch_once(feed, out_dir, previous, session, timeout, deadline),
+                      what=redact(feed.url), attempts=retries + 1, backoff=backoff, deadline=deadline,
+                      transient=(_RetryableFeedError, *_network_errors()), error=FeedError,
+                      wait_hint=lambda exc: getattr(exc, "retry_after", None))
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """requests' errors of a connection dropped, timed out or cut short: another try may get the feed."""
+    import requests
+
+    return requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError
+
+
+def _fetch_once(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, session, timeout: float,
+                deadline: float) -> dict:
+    from cybersentinel.core.http_deadline import http_deadline
+
+    try:
+        with http_deadline(deadline):  # connecting and the headers too: a server may trickle them
+            return _get_feed(feed, out_dir, previous, session, timeout, deadline)
+    except _network_errors() as err:
+        if time.monotonic() >= deadline:  # connecting or the headers timed out by the deadline: not retried
+            raise _late(feed) from err
+        raise
+
+
+def _get_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, session, timeout: float,
+              deadline: float) -> dict:
     from cybersentinel.core.files import atomic_path, sha256_file
 
     target = out_dir / feed.filename
@@ -331,14 +382,16 @@ def fetch_feed(feed: Feed, out_dir: Path, previous: Mapping[str, Any] | None, se
             headers["If-None-Match"] = previous["etag"]
         if previous.get("last_modified"):
             headers["If-Modified-Since"] = previous["last_modified"]
-    started = time.monotonic()
     with session.get(feed.url, headers=headers, timeout=timeout, stream=True) as response:
         if response.status_code == 304:
             return {**previous, "checked_at": _now(), "not_modified": True}
+        if response.status_code in RETRY_STATUSES:
+            raise _RetryableFeedError(f"HTTP {response.status_code}",  # `retry_call` names the URL
+                                      retry_after_seconds(response.headers.get("Retry-After")))
         if response.status_code != 200:
             raise FeedError(f"{redact(feed.url)}: HTTP {response.status_code}")
         with atomic_path(target) as tmp:  # any error below removes the temporary file: the old snapshot stays
-            _download(response, feed, tmp, started)
+            _download(response, feed, tmp, deadline)
             if feed.transform:
                 _transform(feed, tmp)
             entry = _validated_entry(feed, tmp, feed.url)
@@ -397,7 +450,8 @@ def refresh_feeds(out_dir: Path = DEFAULT_FEEDS_DIR, names: Sequence[str] = (), 
     if unknown:
         raise FeedError(f"unknown feed(s) {', '.join(unknown)}; known: {', '.join(feeds)}")
     manifest = read_manifest(out_dir)
-    session = None if mirror else http_session(retries, backoff, user_agent="cybersentinel-feeds/1")
+    # retried by `fetch_feed` (urllib3's retries would not keep Feed.deadline_s)
+    session = None if mirror else http_session(0, user_agent="cybersentinel-feeds/1")
     errors: dict[str, str] = {}
     for name in names or list(feeds):
         feed = feeds[name]
@@ -405,7 +459,8 @@ def refresh_feeds(out_dir: Path = DEFAULT_FEEDS_DIR, names: Sequence[str] = (), 
             if mirror:
                 manifest["feeds"][name] = copy_feed(feed, out_dir, mirror)
             else:
-                manifest["feeds"][name] = fetch_feed(feed, out_dir, manifest["feeds"].get(name), session, timeout)
+                manifest["feeds"][name] = fetch_feed(feed, out_dir, manifest["feeds"].get(name), session, timeout,
+                                                     retries, backoff)
         except (FeedError, OSError) as err:  # requests' errors are OSErrors: one bad feed must not stop the rest
             errors[name] = str(err)
             continue

@@ -1,7 +1,8 @@
 """How the detector does on a team's own labelled URLs: the figures stage `generalise` reports for a held-out
 collection, computed from a file `cybersentinel predict` scored (its input's label column kept beside the results).
 
-Nothing is rescored here, so the figures are those of whatever model and feeds scored the file. The served
+Nothing is rescored here, so the figures are those of whatever model and feeds scored the file; the report names the
+model by its hashes (`scoring_model`), verified as `predict` verifies them before scoring. The served
 decision is what users get (``score`` ranks, ``verdict`` flags); the model alone (``model_score``) is ranked too.
 Each figure but the TPR gets a 95% interval from resampling the rows' registered domains (a site's URLs count
 together), as in `generalise`. Rows `predict` could not score (an ``error``) are counted per class and left out.
@@ -111,6 +112,20 @@ def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.Da
                          f"`predict` writes (the first: row {first + 1} of the data, "
                          f"{mask_credentials(out['url'].iloc[first])[:80]!r})")
     return out
+
+
+def scoring_model(model_dir: Path, pinned_sha256: str | None = None) -> dict[str, str]:
+    """The model in ``model_dir`` by its hashes, as reports/metrics.json names the model `evaluate` measured: the
+    model file's ``model_sha256`` and the ``manifest_sha256`` of its model.json, which holds the decision policy
+    (so it pins the policy too). The folder is loaded and verified as `predict` loads it (``pinned_sha256``, the
+    SHA-256 `evaluate` recorded, the model file's own hash); the model.json hashed is the one verified."""
+    from cybersentinel.core.files import EVALUATION_RECORD, sha256_file
+    from cybersentinel.scoring.detector import Detector
+
+    # the operator's pin, or the hash of model.json as read now: either is checked against the bytes then parsed
+    pin = (pinned_sha256 or "").strip().lower() or sha256_file(Path(model_dir) / "model.json")
+    detector = Detector.from_dir(model_dir, pin, EVALUATION_RECORD)
+    return {"model_dir": str(model_dir), "model_sha256": detector.manifest["sha256"], "manifest_sha256": pin}
 
 
 def assess(rows: pd.DataFrame, resamples: int = 200, seed: int = 0, top: int = 10) -> dict[str, Any]:
