@@ -150,8 +150,12 @@ def assert_names_the_model(report: dict, folder: Path) -> None:
 def test_the_report_names_only_a_model_that_passes_its_checks(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
     """The report named no model: figures of whatever model scored the file, with nothing to tell which. Now it
     records the model folder's hashes, verified as predict verifies them, and a folder failing them is refused."""
-    scored, out = write(scored_frame(), tmp_path / "scored.csv"), tmp_path / "report.json"
+    labelled, scored, out = tmp_path / "labelled.csv", tmp_path / "scored.csv", tmp_path / "report.json"
+    scored_frame()[["url", "label"]].to_csv(labelled, index=False)
     runner = CliRunner()
+    result = runner.invoke(app, ["predict", "-i", str(labelled), "-o", str(scored), "--no-feeds", "--model-dir",
+                                 str(model_dir)])
+    assert result.exit_code == 0, result.output
     pinned = sha256_file(model_dir / "model.json")
     result = runner.invoke(app, ["assess", str(scored), "--out", str(out), "--resamples", "0", "--model-dir",
                                  str(model_dir), "--model-sha256", pinned], terminal_width=400)
@@ -164,6 +168,11 @@ def test_the_report_names_only_a_model_that_passes_its_checks(tmp_path: Path, mo
     missing = runner.invoke(app, ["assess", str(scored), "--out", str(out), "--model-dir", str(tmp_path / "none")],
                             terminal_width=400)
     assert missing.exit_code == 2 and "cannot load the model" in flat(missing.output), missing.output
+    # scores another model gave (or edited ones): the model named is refused, as it did not score the file
+    other = write(scored_frame(), tmp_path / "other.csv")
+    refused = runner.invoke(app, ["assess", str(other), "--out", str(out), "--model-dir", str(model_dir)],
+                            terminal_width=400)
+    assert refused.exit_code == 2 and "did not score this file: 7 of 7 rows" in flat(refused.output), refused.output
     assert not out.exists()
 
 
@@ -231,13 +240,19 @@ def test_the_report_masks_the_credentials_of_the_urls_it_lists(tmp_path: Path, m
     # a report is for people to read; `predict`'s output, the user's own rows, keeps URLs as given
     frame = scored_frame()
     frame.loc[0, "url"] = "https://alice:hunter2@a.example.com/login?access_token=tok123&lang=en"  # legitimate, 0.99
-    frame.loc[6, "url"] = "bob:hunter3@kit.example.xyz/a?code=c0de"  # phishing scored lowest, no scheme
-    scored, out = write(frame, tmp_path / "scored.csv"), tmp_path / "report.json"
-    result = CliRunner().invoke(app, ["assess", str(scored), "--out", str(out), "--resamples", "0", "--model-dir",
-                                      str(model_dir)], terminal_width=400)
+    frame.loc[6, "url"] = "bob:hunter3@kit.example.xyz/a?code=c0de"  # phishing, no scheme
+    labelled, scored, out = tmp_path / "labelled.csv", tmp_path / "scored.csv", tmp_path / "report.json"
+    frame[["url", "label"]].to_csv(labelled, index=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", "-i", str(labelled), "-o", str(scored), "--no-feeds", "--model-dir",
+                                 str(model_dir)])
     assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
-    assert report["highest_legitimate"][0]["url"] == "https://alice:***@a.example.com/login?access_token=***&lang=en"
-    assert report["lowest_phishing"][0]["url"] == "bob:***@kit.example.xyz/a?code=***"
+    result = runner.invoke(app, ["assess", str(scored), "--out", str(out), "--resamples", "0", "--model-dir",
+                                 str(model_dir)], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())  # every scored row of each class is listed (fewer than --top)
+    assert "https://alice:***@a.example.com/login?access_token=***&lang=en" in \
+        {row["url"] for row in report["highest_legitimate"]}
+    assert "bob:***@kit.example.xyz/a?code=***" in {row["url"] for row in report["lowest_phishing"]}
     assert not any(secret in out.read_text() + result.output for secret in ("hunter", "tok123", "c0de"))
     assert "hunter2" in scored.read_text()  # the scored file itself is left as it was

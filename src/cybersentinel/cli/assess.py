@@ -29,7 +29,8 @@ def assess(
                                            f"(0: none; else at least {MIN_RESAMPLES}).")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
     model_dir: Annotated[Path, typer.Option(help="The folder of the model that scored the file (`predict "
-                                            "--model-dir`): verified as predict verifies it, and named in the "
+                                            "--model-dir`): verified as predict verifies it, checked against "
+                                            "the file by scoring up to 200 of its rows again, and named in the "
                                             "report by its hashes.")] = Path("models"),
     model_sha256: ModelSha256 = None,
 ) -> None:
@@ -59,9 +60,11 @@ def assess(
         raise typer.BadParameter(str(err), param_hint="SCORED") from err
     check_model_json(model_dir)
     try:  # the report names the model its figures are of, by hashes verified as predict verifies them
-        model = scoring_model(model_dir, model_sha256)
+        model = scoring_model(model_dir, rows, model_sha256)
     except (FileNotFoundError, KeyError, FeatureDefinitionError, ModelIntegrityError) as exc:
         raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="--model-dir") from exc
+    except InputError as err:
+        raise typer.BadParameter(str(err), param_hint="--model-dir") from err
     report = assessment(rows, resamples, seed, top)
     console = Console(soft_wrap=True)
     for line in summary_lines(report):

@@ -1,8 +1,9 @@
 """How the detector does on a team's own labelled URLs: the figures stage `generalise` reports for a held-out
 collection, computed from a file `cybersentinel predict` scored (its input's label column kept beside the results).
 
-Nothing is rescored here, so the figures are those of whatever model and feeds scored the file; the report names the
-model by its hashes (`scoring_model`), verified as `predict` verifies them before scoring. The served
+The figures are those of whatever model and feeds scored the file; the report names the model by its hashes
+(`scoring_model`), verified as `predict` verifies them before scoring, and checked against the file by scoring a
+sample of its rows again. The served
 decision is what users get (``score`` ranks, ``verdict`` flags); the model alone (``model_score``) is ranked too.
 Each figure but the TPR gets a 95% interval from resampling the rows' registered domains (a site's URLs count
 together), as in `generalise`. Rows `predict` could not score (an ``error``) are counted per class and left out.
@@ -114,18 +115,38 @@ def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.Da
     return out
 
 
-def scoring_model(model_dir: Path, pinned_sha256: str | None = None) -> dict[str, str]:
+CHECKED_ROWS = 200  # scored rows the model scores again, spread over the file, to tie the file to the model
+
+
+def scoring_model(model_dir: Path, rows: pd.DataFrame, pinned_sha256: str | None = None) -> dict[str, Any]:
     """The model in ``model_dir`` by its hashes, as reports/metrics.json names the model `evaluate` measured: the
     model file's ``model_sha256`` and the ``manifest_sha256`` of its model.json, which holds the decision policy
     (so it pins the policy too). The folder is loaded and verified as `predict` loads it (``pinned_sha256``, the
-    SHA-256 `evaluate` recorded, the model file's own hash); the model.json hashed is the one verified."""
+    SHA-256 `evaluate` recorded, the model file's own hash); the model.json hashed is the one verified. Up to
+    `CHECKED_ROWS` of `read_labelled`'s scored rows are scored again: an `InputError` unless this model gives each
+    the ``model_score`` the file holds (to the 6 decimals `predict` writes), since a report naming a model that did
+    not score the file would vouch for figures it did not make."""
+    import pyarrow as pa
+
     from cybersentinel.core.files import EVALUATION_RECORD, sha256_file
     from cybersentinel.scoring.detector import Detector
 
     # the operator's pin, or the hash of model.json as read now: either is checked against the bytes then parsed
     pin = (pinned_sha256 or "").strip().lower() or sha256_file(Path(model_dir) / "model.json")
     detector = Detector.from_dir(model_dir, pin, EVALUATION_RECORD)
-    return {"model_dir": str(model_dir), "model_sha256": detector.manifest["sha256"], "manifest_sha256": pin}
+    scored = rows[rows["error"] == ""]
+    picked = scored.iloc[np.unique(np.linspace(0, len(scored) - 1, min(CHECKED_ROWS, len(scored))).astype(int))]
+    again = detector.score_values(pa.array(picked["url"].tolist(), type=pa.string()), reasons=False)
+    found = again.column("model_score").to_numpy(zero_copy_only=False).astype(float)
+    differ = np.flatnonzero(~np.isclose(found, picked["model_score"].to_numpy(dtype=float), rtol=0, atol=1.5e-6))
+    if len(differ):
+        first = int(differ[0])
+        raise InputError(f"the model in {model_dir} did not score this file: {len(differ)} of {len(picked)} rows "
+                         f"scored again differ (the first, {mask_credentials(picked['url'].iloc[first])[:80]!r}: "
+                         f"model_score {picked['model_score'].iloc[first]:.6f} in the file, {found[first]:.6f} now); "
+                         "name the folder of the model that scored it with --model-dir")
+    return {"model_dir": str(model_dir), "model_sha256": detector.manifest["sha256"], "manifest_sha256": pin,
+            "rows_scored_again": len(picked)}
 
 
 def assess(rows: pd.DataFrame, resamples: int = 200, seed: int = 0, top: int = 10) -> dict[str, Any]:
