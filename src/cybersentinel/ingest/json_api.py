@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import pandas as pd
 
 from cybersentinel.core.redact import redact
-from cybersentinel.core.retry import body_chunks, http_session, retry_after_seconds, retry_call
+from cybersentinel.core.retry import RETRY_STATUSES, body_chunks, http_session, retry_after_seconds, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, tidy, utc_now
 from cybersentinel.ingest.fingerprint import Fingerprint
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:  # requests is imported where a request is made
 
 API_URL_ENV = "CYBERSENTINEL_API_URL"
 API_TOKEN_ENV = "CYBERSENTINEL_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RESPONSE_BYTES = 64 << 20  # default source.max_response_bytes: one page never fills the memory
 # default source.page_deadline_s: a page still arriving this long after its request is retried as a timeout is
 # (timeout_s bounds each socket read, so a server sending a byte a second would never time out)
