@@ -30,7 +30,7 @@ from cybersentinel.ops.feedback import (
     site_lists,
     target_of,
 )
-from cybersentinel.ops.service import Settings, create_app
+from cybersentinel.ops.service import FEEDBACK_PAGE, FEEDBACK_PAGE_MAX, Settings, create_app
 from cybersentinel.scoring.detector import Detector
 from cybersentinel.scoring.policy import SiteList
 
@@ -356,6 +356,133 @@ def test_feedback_needs_the_api_key_when_keys_are_set(model_dir: Path, tmp_path:
     assert client.post("/v1/feedback", json=body).status_code == 401
     assert client.get("/v1/feedback").status_code == 401
     assert client.post("/v1/feedback", json=body, headers={"X-API-Key": "k1"}).status_code == 201
+
+
+def keyed_service(model_dir: Path, db: Path, api_keys: tuple[str, ...], feedback_keys: tuple[str, ...]  # noqa: F811
+                  ) -> TestClient:
+    settings = Settings(model_dir=model_dir, feeds_dir=None, feedback_db=db, api_keys=api_keys,
+                        feedback_keys=feedback_keys)
+    return TestClient(create_app(settings, Detector.from_dir(model_dir)), base_url="http://127.0.0.1")
+
+
+def test_with_feedback_keys_a_scoring_key_scores_but_never_touches_corrections(model_dir: Path,  # noqa: F811
+                                                                               tmp_path: Path) -> None:
+    """A scoring client that is compromised cannot allowlist a phishing site for every user: with feedback keys set,
+    only they list, write or revoke corrections; a scoring key gets 403 saying which key is needed."""
+    client = keyed_service(model_dir, tmp_path / "fb.sqlite", ("score-key",), ("analyst-key", "other-analyst"))
+    body = {"url": PHISHING, "kind": "false_positive", "analyst": "mallory"}
+    scoring, analyst = {"X-API-Key": "score-key"}, {"Authorization": "Bearer analyst-key"}
+    for attempt in (lambda h: client.post("/v1/feedback", json=body, headers=h),
+                    lambda h: client.get("/v1/feedback", headers=h),
+                    lambda h: client.post("/v1/feedback/1/revoke", json={"analyst": "m", "reason": "x"}, headers=h)):
+        refused = attempt(scoring)
+        assert refused.status_code == 403, refused.text
+        assert "CYBERSENTINEL_FEEDBACK_KEYS" in refused.json()["detail"] and "www-authenticate" not in refused.headers
+        for anonymous in ({}, {"X-API-Key": "wrong"}):
+            assert attempt(anonymous).status_code == 401
+    assert client.post("/v1/feedback", json={**body, "analyst": "alice"}, headers=analyst).status_code == 201
+    listed = client.get("/v1/feedback", headers={"X-API-Key": "other-analyst"}).json()
+    assert [item["analyst"] for item in listed["feedback"]] == ["alice"]  # nothing of the refused attempts
+    revoked = client.post("/v1/feedback/1/revoke", json={"analyst": "bob", "reason": "x"}, headers=analyst)
+    assert revoked.status_code == 200, revoked.text
+    for key in (scoring, analyst):  # both keys score: analysts use the page with theirs
+        assert client.post("/v1/score", json={"urls": [PHISHING]}, headers=key).status_code == 200
+        assert client.get("/v1/model", headers=key).status_code == 200
+    assert client.post("/v1/score", json={"urls": [PHISHING]}).status_code == 401
+
+
+def test_feedback_keys_without_api_keys_guard_only_the_corrections(model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    client = keyed_service(model_dir, tmp_path / "fb.sqlite", (), ("analyst-key",))
+    assert client.post("/v1/score", json={"urls": [PHISHING]}).status_code == 200  # scoring stays open
+    body = {"url": PHISHING, "kind": "false_positive", "analyst": "alice"}
+    assert client.post("/v1/feedback", json=body).status_code == 401
+    assert client.get("/v1/feedback").status_code == 401
+    assert client.post("/v1/feedback", json=body, headers={"X-API-Key": "analyst-key"}).status_code == 201
+
+
+def test_the_openapi_schema_names_the_feedback_key_on_the_feedback_routes(model_dir: Path,  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    def security(client: TestClient) -> tuple[dict, dict[str, set[str]]]:
+        schema = client.get("/openapi.json").json()
+        return schema.get("components", {}).get("securitySchemes", {}), {
+            f"{method} {path}": {name for choice in operation.get("security", []) for name in choice}
+            for path, operations in schema["paths"].items() for method, operation in operations.items()}
+
+    feedback_routes = ("post /v1/feedback", "get /v1/feedback", "post /v1/feedback/{feedback_id}/revoke")
+    schemes, required = security(keyed_service(model_dir, tmp_path / "a.sqlite", ("s",), ("f",)))
+    assert set(schemes) == {"APIKeyHeader", "HTTPBearer", "FeedbackKeyHeader", "FeedbackBearer"}
+    assert schemes["FeedbackKeyHeader"]["name"] == "X-API-Key" and schemes["FeedbackBearer"]["scheme"] == "bearer"
+    assert "CYBERSENTINEL_FEEDBACK_KEYS" in schemes["FeedbackKeyHeader"]["description"]
+    for route in feedback_routes:
+        assert required[route] == {"FeedbackKeyHeader", "FeedbackBearer"}, route
+    assert required["post /v1/score"] == required["get /v1/model"] == {"APIKeyHeader", "HTTPBearer"}
+    assert required["get /healthz"] == set()
+    _, required = security(keyed_service(model_dir, tmp_path / "b.sqlite", ("s",), ()))  # as before: one key
+    assert all(required[route] == {"APIKeyHeader", "HTTPBearer"} for route in (*feedback_routes, "post /v1/score"))
+    schemes, required = security(keyed_service(model_dir, tmp_path / "c.sqlite", (), ("f",)))  # scoring open
+    assert set(schemes) == {"FeedbackKeyHeader", "FeedbackBearer"} and required["post /v1/score"] == set()
+    assert required["get /v1/feedback"] == {"FeedbackKeyHeader", "FeedbackBearer"}
+
+
+def add_corrections(store: FeedbackStore, count: int) -> list[Feedback]:
+    return [store.add(f"http://kit-{i}.example.net/login", "confirmed_malicious", "url", "alice")[0]
+            for i in range(count)]
+
+
+def test_the_store_lists_a_page_after_a_cursor(store: FeedbackStore) -> None:
+    ids = [item.id for item in add_corrections(store, 5)]
+    store.revoke(ids[1], "bob", "cleaned")
+    assert [i.id for i in store.list()] == ids  # no page asked: every row, as the CLI and the lists read them
+    assert [i.id for i in store.list(after=ids[0], limit=2)] == ids[1:3]
+    assert [i.id for i in store.list(after=ids[-1], limit=2)] == []
+    assert [i.id for i in store.list(active_only=True, after=ids[0], limit=2)] == [ids[2], ids[3]]
+
+
+def test_get_feedback_is_paged_with_a_cursor(service) -> None:
+    client, db = service
+    store = FeedbackStore.from_env(path=db)
+    store.migrate()
+    ids = [item.id for item in add_corrections(store, 105)]
+    first = client.get("/v1/feedback").json()  # the default page
+    assert first["count"] == 100 and [i["id"] for i in first["feedback"]] == ids[:100]
+    assert first["next_after"] == ids[99]
+    last = client.get(f"/v1/feedback?after={first['next_after']}").json()
+    assert [i["id"] for i in last["feedback"]] == ids[100:] and last["next_after"] is None
+    seen, after = [], 0
+    while after is not None:  # a client follows the cursor to the end
+        page = client.get("/v1/feedback", params={"after": after, "limit": 40}).json()
+        assert page["count"] == len(page["feedback"]) <= 40
+        seen += [i["id"] for i in page["feedback"]]
+        after = page["next_after"]
+    assert seen == ids
+    exact = client.get(f"/v1/feedback?after={ids[94]}&limit=10").json()  # the last page exactly full
+    assert exact["count"] == 10 and exact["next_after"] is None
+    store.revoke(ids[0], "bob", "cleaned")
+    active = client.get("/v1/feedback?active=true&limit=2").json()
+    assert [i["id"] for i in active["feedback"]] == ids[1:3] and active["next_after"] == ids[2]
+    assert client.get(f"/v1/feedback?limit={FEEDBACK_PAGE_MAX}").json()["count"] == 105
+
+
+@pytest.mark.parametrize(("query", "name"), [
+    ("limit=0", "limit"), (f"limit={FEEDBACK_PAGE_MAX + 1}", "limit"), ("limit=-1", "limit"), ("limit=ten", "limit"),
+    ("limit=1.0", "limit"), ("limit=%2B5", "limit"), ("limit=05", "limit"), ("limit=", "limit"),
+    ("after=-1", "after"), ("after=01", "after"), ("after=1_0", "after"), ("after=%201", "after"),
+    (f"after={2**63}", "after"), (f"after={10**30}", "after")])
+def test_a_bad_page_gets_422(service, query: str, name: str) -> None:
+    client, _ = service
+    refused = client.get(f"/v1/feedback?{query}")
+    assert refused.status_code == 422, (query, refused.text)
+    assert refused.json()["detail"][0]["loc"] == ["query", name] and refused.content.isascii()
+
+
+def test_the_openapi_schema_documents_the_page(service) -> None:
+    client, _ = service
+    schema = client.get("/openapi.json").json()
+    parameters = {p["name"]: p["schema"] for p in schema["paths"]["/v1/feedback"]["get"]["parameters"]}
+    assert parameters["limit"]["default"] == FEEDBACK_PAGE and parameters["limit"]["maximum"] == FEEDBACK_PAGE_MAX
+    assert parameters["limit"]["minimum"] == 1 and parameters["after"]["minimum"] == 0
+    page = schema["components"]["schemas"]["FeedbackList"]["properties"]
+    assert "next_after" in page and "cursor" in page["next_after"]["description"]
 
 
 def test_a_password_in_a_corrected_url_is_never_stored(store: FeedbackStore) -> None:

@@ -19,11 +19,13 @@ from typer.testing import CliRunner
 from cybersentinel.cli.app import app as cli_app
 from cybersentinel.ops.service import (
     API_KEYS_ENV,
+    FEEDBACK_KEYS_ENV,
     Settings,
     create_app,
     cross_origin,
     parse_api_keys,
     presented_key,
+    run,
 )
 from cybersentinel.scoring.detector import Detector
 
@@ -50,23 +52,50 @@ def keyed_client(model_dir: Path, detector: Detector) -> TestClient:  # noqa: F8
 # ------------------------------------------------------------------------------------------------ API keys
 
 
+@pytest.mark.parametrize("variable", [API_KEYS_ENV, FEEDBACK_KEYS_ENV])
 @pytest.mark.parametrize("setting", [",", " ", " , ,", "\t"])
-def test_a_key_setting_that_parses_to_nothing_is_an_error(setting: str) -> None:
-    with pytest.raises(ValueError, match=API_KEYS_ENV):
-        parse_api_keys(setting)
-    with pytest.raises(ValueError, match=API_KEYS_ENV):
-        Settings.from_env({API_KEYS_ENV: setting})
-    assert parse_api_keys("") == ()  # not set: no keys (a local server)
+def test_a_key_setting_that_parses_to_nothing_is_an_error(variable: str, setting: str) -> None:
+    with pytest.raises(ValueError, match=variable):
+        parse_api_keys(setting, variable)
+    with pytest.raises(ValueError, match=variable):
+        Settings.from_env({variable: setting})
+    assert parse_api_keys("", variable) == ()  # not set: no keys (a local server)
 
 
-def test_serve_refuses_an_empty_key_setting_before_starting(model_dir: Path, monkeypatch) -> None:  # noqa: F811
+def test_both_key_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env({API_KEYS_ENV: "s1, s2", FEEDBACK_KEYS_ENV: " f1 ,f2,"})
+    assert settings.api_keys == ("s1", "s2") and settings.feedback_keys == ("f1", "f2")
+    assert FEEDBACK_KEYS_ENV not in settings.to_env()  # workers inherit the keys from the environment, unchanged
+    assert Settings.from_env({}).feedback_keys == ()
+
+
+@pytest.mark.parametrize("variable", [API_KEYS_ENV, FEEDBACK_KEYS_ENV])
+def test_serve_refuses_an_empty_key_setting_before_starting(model_dir: Path, monkeypatch, variable: str  # noqa: F811
+                                                            ) -> None:
     def started(*args, **kwargs):
         raise AssertionError("the server started with an open API")
 
     monkeypatch.setattr("cybersentinel.cli.serve.run", started)
-    result = CliRunner().invoke(cli_app, ["serve", "--model-dir", str(model_dir)], env={API_KEYS_ENV: ","})
+    result = CliRunner().invoke(cli_app, ["serve", "--model-dir", str(model_dir)], env={variable: ","})
     assert result.exit_code == 2, result.output
-    assert API_KEYS_ENV in result.output and "no keys" in result.output
+    assert variable in result.output and "no keys" in result.output
+
+
+@pytest.mark.parametrize(("keys", "warned"), [({"api_keys": ("s",)}, True), ({}, False),
+                                              ({"api_keys": ("s",), "feedback_keys": ("f",)}, False),
+                                              ({"feedback_keys": ("f",)}, False)])
+def test_serve_warns_when_scoring_keys_can_write_corrections(monkeypatch, caplog, keys: dict, warned: bool) -> None:
+    from cybersentinel.ops.http_timeouts import BODY_TIMEOUT_ENV, HEADER_TIMEOUT_ENV
+
+    for variable in (HEADER_TIMEOUT_ENV, BODY_TIMEOUT_ENV):  # `run` sets them for the workers: restored after
+        monkeypatch.setenv(variable, "1")
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: None)
+    with caplog.at_level("WARNING", logger="cybersentinel.ops.service"):
+        run(object(), Settings(**keys), host="127.0.0.1", port=8000, workers=1, access_log=False,
+            log_level="warning")
+    messages = [r.getMessage() for r in caplog.records if FEEDBACK_KEYS_ENV in r.getMessage()]
+    assert bool(messages) == warned, messages
+    assert all("scoring key can write" in m for m in messages)
 
 
 def test_both_header_forms_are_trimmed_alike(keyed_client: TestClient) -> None:

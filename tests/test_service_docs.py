@@ -63,7 +63,7 @@ def test_schema_documents_every_response_and_error_status(client: TestClient) ->
                 ("/v1/score", "post"): {"200", "400", "401", "403", "408", "413", "415", "422"},
                 ("/v1/feedback", "post"): {"200", "201", "400", "401", "403", "408", "413", "415", "422",
                                              "503"},
-                ("/v1/feedback", "get"): {"200", "400", "401", "422", "503"},
+                ("/v1/feedback", "get"): {"200", "400", "401", "403", "422", "503"},
                 ("/v1/feedback/{feedback_id}/revoke", "post"): {"200", "400", "401", "403", "404", "408", "409",
                                                                 "413", "415", "422", "503"}}
     documented = {(path, method): operation["responses"] for path, methods in schema["paths"].items()

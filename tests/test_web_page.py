@@ -179,3 +179,37 @@ def test_an_analyst_marks_a_false_positive_and_confirms_a_miss(browser, model_di
             ("false_positive", "host", "our partner's campaign page", "alice"),
             ("confirmed_malicious", "url", "", "alice")]
         assert problems == [], problems
+
+
+def test_an_analyst_with_a_scoring_key_is_asked_for_a_feedback_key(browser, model_dir: Path, tmp_path: Path  # noqa: F811
+                                                                   ) -> None:
+    """With feedback keys set the page scores with a scoring key, says a correction needs a feedback key, and sends
+    the one the analyst then enters (pressing the button again, without checking the URLs again)."""
+    from playwright.sync_api import expect
+
+    store = tmp_path / "feedback.sqlite"
+    with running_server(model_dir, "--no-access-log", "--feeds-dir", "absent", "--feedback-db", str(store),
+                        env={"CYBERSENTINEL_API_KEYS": "score-key", "CYBERSENTINEL_FEEDBACK_KEYS": "analyst-key"}
+                        ) as base:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(f"{base}/")
+        page.fill("#urls", PHISHING)
+        page.click("#check")
+        page.wait_for_selector("#key-row:not([hidden])")
+        page.fill("#api-key", "score-key")
+        page.click("#check")
+        expect(page.locator("#status")).to_have_text("Done.")
+        row = page.locator("#results tbody tr").first
+        page.fill("#analyst", "alice")
+        row.locator("button.false_positive").click()
+        expect(row.locator(".feedback-status")).to_have_text("Feedback key needed.")
+        assert "feedback key" in page.locator("#status").inner_text()
+        page.fill("#api-key", "analyst-key")
+        row.locator("button.false_positive").click()
+        expect(row.locator(".feedback-status")).to_have_text(re.compile(r"^Recorded #1 by alice: now benign"))
+        page.click("#check")  # the feedback key scores too
+        expect(page.locator("#status")).to_have_text("Done.")
+        assert row.get_attribute("data-verdict") == "benign"
+        assert problems == [], problems

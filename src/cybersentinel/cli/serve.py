@@ -21,8 +21,8 @@ from cybersentinel.cli.options import (
     ModelSha256,
 )
 from cybersentinel.ops.service import (
-    API_KEYS_ENV,
     ENV,
+    KEY_ENV,
     LOCAL_HOSTS,
     ServerLimits,
     Settings,
@@ -137,7 +137,8 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request (method, path, status).")] = True,
     log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help="uvicorn log level.")] = LogLevel.info,
 ) -> None:
-    """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS."""
+    """Serve the scoring API and the web page. API keys, if any, come from CYBERSENTINEL_API_KEYS; the keys that
+    alone may read and write analyst corrections, if any, from CYBERSENTINEL_FEEDBACK_KEYS."""
     import tempfile
 
     from cybersentinel.cli.predict import check_model_json
@@ -150,10 +151,12 @@ def serve(
 
     logging.basicConfig(level=TRACE if log_level is LogLevel.trace else log_level.upper(),
                         format="%(levelname)s: %(message)s")
-    try:
-        api_keys = parse_api_keys(os.environ.get(API_KEYS_ENV, ""))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=API_KEYS_ENV) from None
+    keys: dict[str, tuple[str, ...]] = {}
+    for name, setting in KEY_ENV.items():
+        try:
+            keys[name] = parse_api_keys(os.environ.get(setting, ""), setting)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=setting) from None
     try:  # read here for a message naming the option; the app reads them again (each worker its own)
         read_site_list(allow_files or [], [], "allowlist")
         read_site_list(block_files or [], [], "local block list")
@@ -174,7 +177,7 @@ def serve(
                                 prometheus=prometheus, decision_log=decision_log, log_rotate_rows=log_rotate_rows,
                                 log_rotate_seconds=log_rotate_seconds, log_retention_days=log_retention_days,
                                 feedback_db=feedback_db,
-                                api_keys=api_keys, trusted_hosts=tuple(dict.fromkeys(hosts)))
+                                **keys, trusted_hosts=tuple(dict.fromkeys(hosts)))
             if workers == 1:
                 application = create_app(settings)
             else:  # each worker builds its own app; this process only verifies the model and feeds first

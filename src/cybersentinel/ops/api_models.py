@@ -81,8 +81,9 @@ class FeedbackResponse(Documented):
 
 
 class FeedbackList(Documented):
-    count: int
-    feedback: list[FeedbackRecord]
+    count: int = Field(description="corrections in this page")
+    feedback: list[FeedbackRecord] = Field(description="in id order, after the `after` id, at most `limit` of them")
+    next_after: int | None = Field(description="the cursor of the next page (send it as `after`); null on the last")
 
 
 class ErrorResponse(BaseModel):
@@ -97,14 +98,16 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     from the trusted-host check (plain text); the others are JSON ``{"detail": ...}``."""
     meaning = {400: "malformed body (invalid JSON, not UTF-8, client left mid-body)",
                401: "missing or invalid API key (only when keys are configured)",
-               403: "cross-origin browser request without an API key",
+               403: "cross-origin browser request without an API key; or, on the feedback routes, a scoring key "
+                    "when feedback keys (CYBERSENTINEL_FEEDBACK_KEYS) are configured",
                404: "no such feedback", 408: "the body did not arrive within the body timeout (the connection is "
                                              "then closed)",
                409: "the feedback was already revoked",
                413: "request body over the size limit", 415: "content type is neither JSON nor text/plain",
                422: "valid JSON of the wrong shape, an empty body, too many URLs, a correction that cannot apply "
-                    "(a host correction on a public suffix or reserved address), or a feedback id that is not a "
-                    "positive whole number written with digits only, without a leading zero",
+                    "(a host correction on a public suffix or reserved address), or a feedback id (or a page's "
+                    "`after` or `limit`) that is not a whole number written with digits only, without a leading "
+                    "zero, or is out of range",
                503: "the feedback store is unreachable or has no schema"}
     responses: dict[int | str, dict[str, Any]] = {
         400: {"description": HOST_REFUSED, "content": {"text/plain": {"schema": {"type": "string"}}}}}

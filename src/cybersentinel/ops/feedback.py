@@ -313,9 +313,11 @@ class FeedbackStore:
         with self._transaction() as cur:
             return apply_migrations(cur, migrations("sqlite"), MIGRATIONS_TABLE, "?")
 
-    def _rows(self, cur: Any, where: str = "", params: Sequence[Any] = ()) -> list[Feedback]:
+    def _rows(self, cur: Any, where: str = "", params: Sequence[Any] = (), limit: int | None = None
+              ) -> list[Feedback]:
         # ``where`` is one of this module's constant clauses; values are always bound
-        cur.execute(self._sql(f"SELECT {', '.join(COLUMNS)} FROM feedback {where} ORDER BY id"), tuple(params))  # noqa: S608
+        page, params = ("", tuple(params)) if limit is None else (" LIMIT %s", (*params, limit))
+        cur.execute(self._sql(f"SELECT {', '.join(COLUMNS)} FROM feedback {where} ORDER BY id{page}"), params)  # noqa: S608
         out = []
         for row in cur.fetchall():
             values = dict(zip(COLUMNS, row, strict=True))
@@ -393,12 +395,14 @@ class FeedbackStore:
                                   "WHERE id = %s AND revoked_at IS NULL"), (_now(), analyst, reason, feedback_id))
             return self._rows(cur, self._sql("WHERE id = %s"), (feedback_id,))[0]
 
-    def list(self, active_only: bool = False) -> list[Feedback]:
-        """Every correction in id order (revoked ones too, unless ``active_only``); an absent store is empty."""
+    def list(self, active_only: bool = False, after: int = 0, limit: int | None = None) -> list[Feedback]:
+        """The corrections in id order (revoked ones too, unless ``active_only``), those with an id above ``after``,
+        at most ``limit`` of them (None: all); an absent store is empty."""
         if self.location.dialect == "sqlite" and not self.location.path.is_file():
             return []
+        where = "WHERE id > %s AND revoked_at IS NULL" if active_only else "WHERE id > %s"
         with self._transaction(write=False) as cur:
-            return self._rows(cur, "WHERE revoked_at IS NULL" if active_only else "")
+            return self._rows(cur, self._sql(where), (after,), limit)
 
     def version(self) -> tuple[int, int, int]:
         """(rows, highest id, revoked rows): changes with every write, so a server process can tell cheaply

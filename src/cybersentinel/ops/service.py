@@ -3,7 +3,8 @@
 `POST /v1/score` scores URLs, domains and IPs as text only: nothing submitted is ever fetched or resolved.
 The request body is bounded before it is parsed, the batch size after; every refusal is a 4xx with a JSON
 body. `GET /` is a small page (assets served from ``cybersentinel/web``, no CDN), `GET /model` its model
-card. API keys, if configured, guard everything under /v1; `/healthz` and the static page stay open.
+card. API keys, if configured, guard everything under /v1; `/healthz` and the static page stay open. Feedback
+keys, if configured, are the only keys that read or write analyst corrections (and they score too).
 
 FastAPI and friends are imported inside functions so that `cybersentinel --help` stays fast; for the same
 reason the routes are closures over the loaded model instead of module-level globals.
@@ -48,6 +49,10 @@ ENV = {  # settings a worker process reads from its environment (uvicorn starts 
 
 
 API_KEYS_ENV = "CYBERSENTINEL_API_KEYS"  # comma separated; only ever read from the environment
+# Comma separated, as the API keys. Set: only these keys list, write or revoke corrections, which act for every user
+# at once (a compromised scoring client could otherwise allowlist a phishing site); they score too (the page).
+FEEDBACK_KEYS_ENV = "CYBERSENTINEL_FEEDBACK_KEYS"
+KEY_ENV = {"api_keys": API_KEYS_ENV, "feedback_keys": FEEDBACK_KEYS_ENV}  # Settings field -> its setting
 
 
 HTML_HEADERS = {  # the page loads nothing but its own assets and talks only to this origin
@@ -116,6 +121,7 @@ class Settings:
     model_source: str = ""  # where model_dir came from, if not from `dvc pull` (an MLflow registry alias)
     model_sha256: str = ""  # the operator's pin of model.json ("": the hash `evaluate` recorded in metrics_path)
     api_keys: tuple[str, ...] = ()
+    feedback_keys: tuple[str, ...] = ()  # empty: corrections need a scoring key (or none, without API keys)
     allow_files: tuple[Path, ...] = ()  # allowlists (host names, with their subdomains)
     block_files: tuple[Path, ...] = ()  # local block lists (analyst-confirmed hosts)
     trusted_hosts: tuple[str, ...] = LOCAL_HOSTS  # Host header values answered; `serve` adds the bound address
@@ -147,10 +153,10 @@ class Settings:
                 given[name] = tuple(Path(p) for p in given[name].split(os.pathsep) if p)
         if "trusted_hosts" in given:
             given["trusted_hosts"] = tuple(h.strip() for h in given["trusted_hosts"].split(",") if h.strip())
-        return cls(**given, api_keys=parse_api_keys(env.get(API_KEYS_ENV, "")))
+        return cls(**given, **{name: parse_api_keys(env.get(var, ""), var) for name, var in KEY_ENV.items()})
 
     def to_env(self) -> dict[str, str]:
-        """The settings as environment variables, API keys excepted (workers inherit those unchanged)."""
+        """The settings as environment variables, keys excepted (workers inherit those unchanged)."""
         def text(name: str, value: Any) -> str:
             if isinstance(value, bool):
                 return "1" if value else "0"
@@ -161,13 +167,13 @@ class Settings:
         return {var: text(name, getattr(self, name)) for name, var in ENV.items() if getattr(self, name) is not None}
 
 
-def parse_api_keys(text: str) -> tuple[str, ...]:
-    """Comma-separated keys; unset or empty means no keys. A setting that holds only commas and blanks is an
-    error, not an open API."""
+def parse_api_keys(text: str, setting: str = API_KEYS_ENV) -> tuple[str, ...]:
+    """Comma-separated keys of ``setting`` (API or feedback keys); unset or empty means no keys. A setting that
+    holds only commas and blanks is an error, not an open API."""
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
     if text and not keys:
-        raise ValueError(f"{API_KEYS_ENV} is set but holds no keys; give comma-separated keys, or unset it to "
-                         "serve without keys")
+        raise ValueError(f"{setting} is set but holds no keys; give comma-separated keys, or unset it to "
+                         "serve without them")
     return keys
 
 
@@ -188,15 +194,30 @@ def presented_key(headers: Any) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-FEEDBACK_ID = re.compile(r"[1-9][0-9]*")
+WHOLE_NUMBER = re.compile(r"0|[1-9][0-9]*")
+FEEDBACK_PAGE = 100  # corrections `GET /v1/feedback` returns when no limit is given
+FEEDBACK_PAGE_MAX = 1000  # and at most: the whole store in one answer grew without bound
 
 
-def decimal_id(value: Any) -> Any:
-    """A feedback id as a path writes it: ASCII digits, no leading zero. Pydantic's lax integers also take
-    `` 1``, ``+1``, ``1.0``, ``1_0`` and ``00002``: one row under many names."""
-    if not isinstance(value, str) or not FEEDBACK_ID.fullmatch(value):
-        raise ValueError("a feedback id is a positive whole number: digits only, without a leading zero")
+def whole_number(value: Any) -> Any:
+    """A number (a feedback id, a page's cursor or size) as a path or query writes it: ASCII digits, no sign, no
+    leading zero; its bounds are the parameter's. Pydantic's lax integers also take `` 1``, ``+1``, ``1.0``,
+    ``1_0`` and ``00002``: one row under many names."""
+    if not isinstance(value, str) or not WHOLE_NUMBER.fullmatch(value):
+        raise ValueError("a whole number written with digits only, without a sign or a leading zero")
     return value
+
+
+def key_refusal(given: str | None, accepted: tuple[str, ...], scoring_only: tuple[str, ...] = ()
+                ) -> tuple[int, str] | None:
+    """None when ``given`` is one of the ``accepted`` keys; else 403 when it is one of ``scoring_only`` (a scoring
+    key where a feedback key is needed), and 401 when it is no key at all. Both checks are `key_matches`."""
+    if given is not None and key_matches(given, accepted):
+        return None
+    if given is not None and scoring_only and key_matches(given, scoring_only):
+        return 403, (f"this key may score but not read or write analyst corrections: send a feedback key "
+                     f"({FEEDBACK_KEYS_ENV})")
+    return 401, "missing or invalid API key (send X-API-Key or Authorization: Bearer)"
 
 
 def cross_origin(headers: Any) -> bool:
@@ -428,7 +449,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     warms both up, so the first request is as fast as the rest."""
     from typing import Literal
 
-    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi import Depends, FastAPI, HTTPException, Query, Request
     from fastapi import Path as PathParam
     from fastapi.concurrency import run_in_threadpool
     from fastapi.encoders import jsonable_encoder
@@ -450,7 +471,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         errors,
     )
     from cybersentinel.ops.blocklist import Guard
-    from cybersentinel.ops.feedback import FeedbackError, FeedbackStore, StoreUnavailableError
+    from cybersentinel.ops.feedback import MAX_ID, FeedbackError, FeedbackStore, StoreUnavailableError
     from cybersentinel.scoring.detector import Detector
     from cybersentinel.scoring.policy import read_site_list
 
@@ -547,13 +568,24 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     async def validation_error(_: Request, exc: RequestValidationError) -> AsciiJSONResponse:
         return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
+    # A feedback key also scores (analysts use the page); without API keys scoring is open whatever it is. Without
+    # feedback keys, corrections take a scoring key, as before they existed.
+    scoring_keys = (*settings.api_keys, *settings.feedback_keys) if settings.api_keys else ()
+    correcting_keys = settings.feedback_keys or settings.api_keys
+    score_only_keys = settings.api_keys if settings.feedback_keys else ()  # 403 on the feedback routes
+
+    def check_key(request: Request, accepted: tuple[str, ...], scoring_only: tuple[str, ...] = ()) -> None:
+        if refused := key_refusal(presented_key(request.headers), accepted, scoring_only):
+            status, text = refused
+            raise HTTPException(status, text, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+
     async def require_key(request: Request) -> None:  # async: a sync dependency would cost a thread hop
-        if not settings.api_keys:
-            return
-        key = presented_key(request.headers)
-        if key is None or not key_matches(key, settings.api_keys):
-            raise HTTPException(401, "missing or invalid API key (send X-API-Key or Authorization: Bearer)",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if scoring_keys:
+            check_key(request, scoring_keys)
+
+    async def require_feedback_key(request: Request) -> None:
+        if correcting_keys:
+            check_key(request, correcting_keys, score_only_keys)
 
     async def read_body(request: Request) -> bytes:
         """The body, refused with 413 as soon as it is known to exceed the limit (before any parsing)."""
@@ -616,13 +648,14 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     app.state.decision_log = decision_log
     # Without keys the check is a no-op: leaving the dependency out saves FastAPI's per-request solving of it.
     # The /v1 routes are the app's own, not an included APIRouter: matching through one cost ~10 us a request.
-    keyed = [Depends(require_key)] if settings.api_keys else []
+    keyed = [Depends(require_key)] if scoring_keys else []
+    feedback_keyed = [Depends(require_feedback_key)] if correcting_keys else []
     # A Host header we do not serve is refused (DNS rebinding: a page on a name that resolves to 127.0.0.1), and so
     # is a browser's cross-origin request without a key; every answer gets the security headers (`BrowserGuard`).
     # It also counts every request in the HTTP metrics: one middleware, not two, on the path of each request.
     app.add_middleware(BrowserGuard, allowed_hosts=list(settings.trusted_hosts), metrics=http_metrics)
-    if settings.api_keys:
-        declare_key_scheme(app)
+    declare_key_schemes(app, {require_key: KEY_SCHEMES,
+                              require_feedback_key: FEEDBACK_KEY_SCHEMES if settings.feedback_keys else KEY_SCHEMES})
 
     # Response schemas document the routes without validating each answer (see ops/api_models.py).
     @app.get("/healthz", response_model=None, responses={200: {"model": Health}, **errors()})
@@ -661,7 +694,7 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
             observe_results(self.results)
 
     async def score_route(request: Request) -> AsciiJSONResponse:
-        if settings.api_keys:
+        if scoring_keys:
             await require_key(request)
         return await score(request)
 
@@ -707,7 +740,8 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
     feedback_body = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": FeedbackRequest.model_json_schema()}}}}
 
-    @app.post("/v1/feedback", dependencies=keyed, status_code=201, response_model=None, openapi_extra=feedback_body,
+    @app.post("/v1/feedback", dependencies=feedback_keyed, status_code=201, response_model=None,
+              openapi_extra=feedback_body,
               responses={201: {"model": FeedbackResponse, "description": "recorded"},
                          200: {"model": FeedbackResponse, "description": "already recorded: nothing written"},
                          **errors(400, 401, 403, 408, 413, 415, 422, 503)})
@@ -720,19 +754,32 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
         return AsciiJSONResponse({"feedback": item.as_dict(), "created": created, "effect": effect},
                                  status_code=201 if created else 200)
 
-    @app.get("/v1/feedback", dependencies=keyed, response_model=None,
-             responses={200: {"model": FeedbackList}, **errors(401, 422, 503)})
-    async def feedback_list(active: bool = False) -> AsciiJSONResponse:
-        """Every correction, revoked ones included (``active=true``: only those in effect)."""
-        items = await run_in_threadpool(store_call, lambda: store.list(active_only=active))
-        return AsciiJSONResponse({"count": len(items), "feedback": [i.as_dict() for i in items]})
+    # a number as written is checked first (`whole_number`); Path or Query before it, or the schema says "ge", not
+    # "minimum"; the cursor at most the highest id either store holds (beyond it a driver overflows, not "no rows")
+    @app.get("/v1/feedback", dependencies=feedback_keyed, response_model=None,
+             responses={200: {"model": FeedbackList}, **errors(401, 403, 422, 503)})
+    async def feedback_list(
+        active: bool = False,
+        after: Annotated[int, Query(ge=0, le=MAX_ID, description="list the corrections after this id (the "
+                                    "previous page's `next_after`); 0: from the first"), BeforeValidator(whole_number)
+                         ] = 0,
+        limit: Annotated[int, Query(ge=1, le=FEEDBACK_PAGE_MAX, description="at most this many corrections"),
+                         BeforeValidator(whole_number)] = FEEDBACK_PAGE,
+    ) -> AsciiJSONResponse:
+        """The corrections in id order, revoked ones included (``active=true``: only those in effect), a page at a
+        time: ``next_after`` is the cursor of the next page, null on the last."""
+        # one row beyond the page says whether another page follows
+        items = await run_in_threadpool(store_call, lambda: store.list(active_only=active, after=after,
+                                                                       limit=limit + 1))
+        page = items[:limit]
+        return AsciiJSONResponse({"count": len(page), "feedback": [i.as_dict() for i in page],
+                                  "next_after": page[-1].id if len(items) > limit else None})
 
-    # the id as written is checked first (`decimal_id`); Path before it, or the schema says "ge", not "minimum"
-    @app.post("/v1/feedback/{feedback_id}/revoke", dependencies=keyed, response_model=None,
+    @app.post("/v1/feedback/{feedback_id}/revoke", dependencies=feedback_keyed, response_model=None,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": RevokeRequest.model_json_schema()}}}},
               responses={200: {"model": FeedbackResponse}, **errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 503)})
-    async def feedback_revoke(feedback_id: Annotated[int, PathParam(ge=1), BeforeValidator(decimal_id)],
+    async def feedback_revoke(feedback_id: Annotated[int, PathParam(ge=1), BeforeValidator(whole_number)],
                               request: Request) -> AsciiJSONResponse:
         """Retract a correction: the row stays, marked with who revoked it, when and why."""
         given = parse_json(await read_body(request), request.headers.get("content-type", ""), RevokeRequest)
@@ -773,21 +820,35 @@ def create_app(settings: Settings | None = None, detector: Any = None) -> Any:
 
 KEY_SCHEMES = {"APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                "HTTPBearer": {"type": "http", "scheme": "bearer"}}
+# The same two headers carrying a feedback key: the routes that read or write corrections take no other key.
+FEEDBACK_KEY_SCHEMES = {
+    "FeedbackKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                          "description": f"a feedback key ({FEEDBACK_KEYS_ENV}); a scoring key gets 403"},
+    "FeedbackBearer": {"type": "http", "scheme": "bearer",
+                       "description": f"a feedback key ({FEEDBACK_KEYS_ENV}); a scoring key gets 403"}}
 
 
-def declare_key_scheme(app: Any) -> None:
-    """Name the two key headers in the OpenAPI document, required (either one) on every /v1 operation. Checked
-    by `require_key`; declared here rather than as FastAPI security dependencies, which would run per request."""
+def declare_key_schemes(app: Any, schemes_of: dict[Any, dict[str, Any]]) -> None:
+    """Name the key headers in the OpenAPI document: an operation whose route depends on one of ``schemes_of``'s
+    key checks requires one of that check's schemes (either header), so the document follows the routes' own
+    dependencies; a route without a check (no keys configured) requires none. Declared here rather than as
+    FastAPI security dependencies, which would run per request."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = build()
-            schema.setdefault("components", {})["securitySchemes"] = KEY_SCHEMES
-            for path, operations in schema["paths"].items():
-                if path.startswith("/v1/"):
-                    for operation in operations.values():
-                        operation["security"] = [{name: []} for name in KEY_SCHEMES]
+            schema, declared = build(), {}
+            for route in app.routes:
+                checks = [d.dependency for d in getattr(route, "dependencies", ()) if d.dependency in schemes_of]
+                if not checks or not route.include_in_schema:
+                    continue
+                schemes = schemes_of[checks[0]]
+                declared.update(schemes)
+                for method, operation in schema["paths"][route.path_format].items():
+                    if method.upper() in route.methods:
+                        operation["security"] = [{name: []} for name in schemes]
+            if declared:
+                schema.setdefault("components", {})["securitySchemes"] = declared
         return app.openapi_schema
 
     app.openapi = openapi
@@ -842,6 +903,10 @@ def run(application: Any, settings: Settings, *, host: str, port: int, workers: 
 
     if not settings.api_keys and host not in LOCAL_HOSTS:
         log.warning("serving on %s without API keys: set %s to require them", host, API_KEYS_ENV)
+    if settings.api_keys and not settings.feedback_keys:
+        log.warning("%s is not set: any client with a scoring key can write and revoke analyst corrections, which "
+                    "allow or block URLs for every user at once; set it to require a separate feedback key",
+                    FEEDBACK_KEYS_ENV)
     os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout)  # read by the protocol, in every worker
     os.environ[BODY_TIMEOUT_ENV] = str(limits.body_timeout)
     options = server_options(host, port, access_log=access_log, log_level=log_level, limits=limits)

@@ -15,6 +15,13 @@ function apiHeaders(extra) {
   return headers;
 }
 
+// The key typed into the page, kept for this tab: every request sends the latest one (a feedback button pressed
+// again after a key was asked for sends the key just entered).
+function rememberKey() {
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+}
+
 function askForKey(message) {
   $("key-row").hidden = false;
   $("api-key").focus();
@@ -191,6 +198,7 @@ async function sendFeedback(tr, url, kind, scope, note, status) {
   }
   status.classList.remove("error");
   status.textContent = "Sending…";
+  rememberKey();
   let response;
   try {
     response = await fetch("/v1/feedback", {
@@ -208,6 +216,12 @@ async function sendFeedback(tr, url, kind, scope, note, status) {
   if (response.status === 401) {
     askForKey("This server needs an API key: enter it and send the feedback again.");
     status.textContent = "API key needed.";
+    status.classList.add("error");
+    return;
+  }
+  if (response.status === 403) {  // a scoring key, where the server takes only feedback keys for corrections
+    askForKey("This key can check URLs but not record feedback: enter a feedback key and send the feedback again.");
+    status.textContent = "Feedback key needed.";
     status.classList.add("error");
     return;
   }
@@ -236,8 +250,7 @@ async function check(values) {
     setStatus("Enter at least one URL, domain or IP address.", true);
     return;
   }
-  const key = $("api-key").value.trim();
-  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  rememberKey();
   const tbody = $("results").querySelector("tbody");
   tbody.replaceChildren();
   $("results-section").hidden = false;
