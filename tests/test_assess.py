@@ -176,6 +176,25 @@ def test_the_report_names_only_a_model_that_passes_its_checks(tmp_path: Path, mo
     assert not out.exists()
 
 
+def test_a_file_predict_scored_by_another_column_is_assessed_on_that_column(tmp_path: Path, model_dir: Path) -> None:  # noqa: F811
+    """``predict -c link`` of a file whose ``url`` column is something else: rescoring ``url`` had refused it as
+    scored by another model; ``--column link`` reads the column scored."""
+    labelled, scored = tmp_path / "labelled.csv", tmp_path / "scored.csv"
+    pd.DataFrame({"url": ["https://paypal.com/", "https://www.wikipedia.org/"],
+                  "link": ["http://paypal.com.login-verify.top/signin", "https://github.com/"],
+                  "label": [1, 0]}).to_csv(labelled, index=False)
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", "-i", str(labelled), "-c", "link", "-o", str(scored), "--no-feeds",
+                                 "--model-dir", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    wrong = runner.invoke(app, ["assess", str(scored), "--resamples", "0", "--model-dir", str(model_dir)],
+                          terminal_width=400)
+    assert wrong.exit_code == 2 and "with --column (predict's -c)" in flat(wrong.output), wrong.output
+    right = runner.invoke(app, ["assess", str(scored), "--resamples", "0", "--model-dir", str(model_dir), "-c", "link"],
+                          terminal_width=400)
+    assert right.exit_code == 0 and right.output.startswith("all rows: 2 rows; phishing 1 ("), right.output
+
+
 def test_a_row_predict_could_not_read_is_counted_even_when_its_label_went_with_it(tmp_path: Path) -> None:
     frame = scored_frame()
     unreadable = {column: "" for column in frame.columns} | {"url": "", "error": "malformed CSV record"}

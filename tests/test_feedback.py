@@ -537,6 +537,18 @@ def insert_as_an_older_release(store: FeedbackStore, url: str, target: str, kind
                     (url, "url", target, kind, KINDS[kind], "", "ann", "x" * 64, "2026-11-01T00:00:00Z"))
 
 
+def test_a_user_name_hiding_the_real_host_blocks_the_real_host(store: FeedbackStore) -> None:
+    """``http://www.paypal.com;sid=1@evil.top/signin`` opens evil.top: masking its user-info as a path parameter had
+    stored the page as ``paypal.com;sid=***/signin``, so the block matched no kit, and an older release's row of
+    it, read masked, stopped blocking."""
+    kit = "http://www.paypal.com;sid=1@evil.top/signin"
+    insert_as_an_older_release(store, kit, "evil.top/signin", "confirmed_malicious")
+    _, block = store.site_lists()
+    assert block.match_url(kit) == "analyst feedback #1 by ann: evil.top/signin"
+    item, created = store.add(kit.replace("sid=1", "sid=2"), "confirmed_malicious", "url", "bob")
+    assert not created and item.id == 1 and item.url == kit and item.target == "evil.top/signin"
+
+
 def test_an_older_rows_token_is_never_shown_and_stays_in_its_history(store: FeedbackStore) -> None:
     """A duplicate of a correction stored before tokens were masked returns that row, masked as a new row would be
     (API and CLI); the store's row itself is history, and keeps what was written."""

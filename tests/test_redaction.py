@@ -168,6 +168,10 @@ def test_mask_secret_parameters_hides_credentials_in_an_encoded_url_in_a_value(u
      ";phpsessid=***#top"),
     (f"shop.example/a;jsessionid={SECRET}", "shop.example/a;jsessionid=***"),  # a page key: no scheme
     ("https://shop.example/a;v=2;key=1/b", "https://shop.example/a;v=2;key=1/b"),  # no credential, as in a query
+    # before the path it is user-info hiding the real host (evidence): a mask there had erased `evil.top`
+    ("http://www.paypal.com;sid=1@evil.top/login", "http://www.paypal.com;sid=1@evil.top/login"),
+    ("www.paypal.com;token=1@evil.top/login", "www.paypal.com;token=1@evil.top/login"),
+    (f"http://x.example/a;sid={SECRET}@evil.top/b", "http://x.example/a;sid=***@evil.top/b"),
 ])
 def test_mask_secret_parameters_hides_credentials_in_path_parameters(url: str, masked: str) -> None:
     assert mask_secret_parameters(url) == masked

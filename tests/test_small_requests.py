@@ -345,6 +345,7 @@ def test_url_errors_name_the_first_problem() -> None:
               "data:text/html;base64,PHNjcmlwdD4=": non_web, "about:blank": non_web, "file:///etc/passwd": non_web,
               "ms-msdt:/id PCWDiagnostic": non_web, "http://example.com/mailto:x": "", "mailto.example.com/": "",
               "hxxp://evil.example/login": "", "example.com:8080/data:x": "", "localhost:8080/": "",
+              "news:8080/login": "", "chrome:9222/json": "", "data:443": "", "geo:48.2,16.4": non_web,
               "mailto:" + "x" * MAX_URL_CHARS: long}
     assert url_errors(ParsedUrls(list(cases))).tolist() == list(cases.values())
     assert [url_errors(ParsedUrls([url])).tolist()[0] for url in cases] == list(cases.values())

@@ -28,6 +28,7 @@ def assess(
     resamples: Annotated[int, typer.Option(min=0, help=f"Resamples of the registered domains for the 95% intervals "
                                            f"(0: none; else at least {MIN_RESAMPLES}).")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+    column: Annotated[str, typer.Option("--column", "-c", help="The column `predict` scored (its -c).")] = "url",
     model_dir: Annotated[Path, typer.Option(help="The folder of the model that scored the file (`predict "
                                             "--model-dir`): verified as predict verifies it, checked against "
                                             "the file by scoring up to 200 of its rows again, and named in the "
@@ -55,7 +56,7 @@ def assess(
     if out is not None and out.resolve() == scored.resolve():
         raise typer.BadParameter("the report would replace the scored file: name another file", param_hint="--out")
     try:
-        rows = read_labelled(scored, label_column, by)
+        rows = read_labelled(scored, label_column, by, column)
     except InputError as err:
         raise typer.BadParameter(str(err), param_hint="SCORED") from err
     check_model_json(model_dir)

@@ -131,8 +131,10 @@ _PARAMETER = re.compile(r"[?#&;](?P<plain>[^=?#&;\s]*)="
 # end: the nested URL's other parameters stay as written, byte for byte. Each value is read once.
 _VALUE = (re.compile(r"[^&#]*"), re.compile(r"(?:[^&#%]|%(?!2[36]))*"), re.compile(r"(?:[^&#%]|%(?!2[36]|252[36]))*"))
 # A path's parameter (``/cart;jsessionid=abc?item=1``, Java's and PHP's session in the URL): to the next ";", "/",
-# query or fragment.
-_PATH_PARAMETER = re.compile(r";(?P<name>[^=/?#;\s]*)=(?P<value>[^/?#;]*)")
+# "@", query or fragment. Searched from the path on: before it, ``http://www.paypal.com;sid=1@evil.top/`` is
+# user-info hiding the real host, which is evidence.
+_PATH_PARAMETER = re.compile(r";(?P<name>[^=/?#;@\s]*)=(?P<value>[^/?#;@]*)")
+_AUTHORITY_START = re.compile(r"\s*[a-zA-Z][a-zA-Z0-9+.\-]*://")
 
 
 def _secret_name(name: str) -> bool:
@@ -142,8 +144,13 @@ def _secret_name(name: str) -> bool:
 
 
 def _path_secrets(url: str, query: int) -> Iterator[tuple[int, int]]:
-    """Where the values of ``url``'s path parameters named as a credential are (before ``query``)."""
-    for match in _PATH_PARAMETER.finditer(url, 0, query):
+    """Where the values of ``url``'s path parameters named as a credential are: from its path's first "/" (after
+    ``scheme://`` and the authority, or the first "/" of a URL written without a scheme) to ``query``."""
+    authority = _AUTHORITY_START.match(url)
+    path = url.find("/", authority.end() if authority else 0, query)
+    if path < 0:
+        return
+    for match in _PATH_PARAMETER.finditer(url, path, query):
         if match["value"] and _secret_name(match["name"]):
             yield match.span("value")
 

@@ -58,8 +58,8 @@ def retry_call(action: Callable[[], T], *, what: str, attempts: int, backoff: fl
     except transient as exc:
         made = retrying.statistics.get("attempt_number", attempts)
         tries = f"{attempts} attempts" if attempts > 1 else "1 attempt, no retries"
-        if made < attempts:
-            tries = f"{made} of {attempts} attempts: its deadline was spent"
+        if made < attempts:  # stopped by the deadline: spent, or the next wait (a server's Retry-After) ends past it
+            tries = f"{made} of {attempts} attempts: the next would start past its deadline"
         raise error(f"{what}: {one_line(exc)} (gave up after {tries})") from exc
     raise AssertionError("unreachable")  # tenacity either returns, raises, or retries
 

@@ -37,6 +37,8 @@ from numba import njit
 from cybersentinel.features.familiarity import NameFamiliarity
 from cybersentinel.features.literals import Literals
 from cybersentinel.url.parsing import (
+    NON_WEB_SCHEMES,
+    NUMBERED_SCHEMES,
     HostSplits,
     host_memo,
     host_registered_domain,
@@ -104,14 +106,6 @@ MAX_URL_CHARS = 65_536  # longer inputs are not scored (`URL_ERRORS`)
 URL_ERRORS = ("", "host name has spaces, control or forbidden characters", "no host name in URL",
               f"URL longer than {MAX_URL_CHARS} bytes", "empty URL",
               "not a web address (a mailto:, tel:, javascript:, data: or other link that names no web site)")
-# Schemes of links that name no web site to fetch, from IANA's URI scheme registry and browsers' own: the model
-# learnt web URLs only, so its score of ``mailto:bob@bank.example`` or ``javascript:void(0)`` (which would read
-# the text after the colon as a host) would be an accident of parsing. Defanged and mistyped web schemes
-# (``hxxp``, ``htps``) are not here: they are read as web addresses.
-NON_WEB_SCHEMES = ("mailto", "tel", "sms", "smsto", "mms", "callto", "facetime", "facetime-audio", "fax", "geo",
-                   "urn", "data", "javascript", "vbscript", "about", "blob", "file", "cid", "mid", "news",
-                   "magnet", "bitcoin", "chrome", "chrome-extension", "moz-extension", "edge", "intent", "market",
-                   "itms-apps", "itms-services", "view-source", "ms-msdt", "search-ms", "ms-settings")
 MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
 
 
@@ -388,6 +382,7 @@ _PAGE_SUFFIXES = _suffix_table(PAGE_EXTENSIONS)
 _RISKY_SUFFIXES = _suffix_table(RISKY_EXTENSIONS)
 _ASSET_SUFFIXES = _suffix_table(ASSET_EXTENSIONS)
 _NON_WEB_SCHEMES = _suffix_table(tuple(f"{scheme}:" for scheme in NON_WEB_SCHEMES))
+_NUMBERED_SCHEMES = _suffix_table(tuple(f"{scheme}:" for scheme in NUMBERED_SCHEMES))
 # Bytes no host name, IP literal or bracketed IPv6 can hold (WHATWG's forbidden host code points).
 _FORBIDDEN_IN_HOST = _byte_table(bytes([*range(0x21), 0x7F, *b'<>"{}|\\^`%']))
 
@@ -511,7 +506,7 @@ def _split(data, a, b, max_bytes):
 @njit(cache=True)
 def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_sfx, page_off, risky_sfx, risky_off,
           asset_sfx, asset_off, brand_bits, word_bits, url_bits, tld_bits, idn_bits, forbidden, max_url_bytes,
-          non_web, non_web_off):
+          non_web, non_web_off, numbered, numbered_off):
     """Split every URL and compute the byte-level features (``_SCAN_COLUMNS`` order). Also returns each
     URL's spans: host with ``www.`` (start, end), host without it (start), path start, path end, rest end;
     its error code (`_url_error_code`); and how its host stands in it (`ParsedUrls.host_standing`). One
@@ -524,7 +519,7 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
     for i in range(n):
         hs, he, port_s, port_e, userinfo, ps, pe, re_, fragment = _split(data, offsets[i], offsets[i + 1], max_bytes)
         errors[i] = _url_error_code(data, offsets[i], offsets[i + 1], hs, he, forbidden, max_url_bytes, non_web,
-                                    non_web_off)
+                                    non_web_off, numbered, numbered_off)
         first = offsets[i]
         while first < hs and data[first] <= 32:
             first += 1
@@ -626,15 +621,15 @@ def _scan(data, offsets, max_bytes, ac_table, ac_out, is_sep, is_special, page_s
 
 @njit(cache=True)
 def _scheme_is_any(data, start, end, schemes, scheme_offsets):
-    """Whether ``data[start:end]``, after leading ASCII white space, starts with one of the lower-case
-    ``schemes`` (each ending in ":"), case-insensitively."""
+    """Where ``data[start:end]``'s text after its scheme begins if, after leading ASCII white space, it starts with
+    one of the lower-case ``schemes`` (each ending in ":"), case-insensitively; -1 if not."""
     while start < end and (data[start] == 32 or 9 <= data[start] <= 13):
         start += 1
     colon = start
     while colon < end and colon - start < 24 and _is_scheme_char(data[colon]):
         colon += 1
     if colon in (start, end) or data[colon] != 58:
-        return False
+        return -1
     length = colon + 1 - start
     for k in range(len(scheme_offsets) - 1):
         if scheme_offsets[k + 1] - scheme_offsets[k] != length:
@@ -645,18 +640,22 @@ def _scheme_is_any(data, start, end, schemes, scheme_offsets):
                 same = False
                 break
         if same:
-            return True
-    return False
+            return colon + 1
+    return -1
 
 
 @njit(cache=True, inline="always")
-def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes, non_web, non_web_off):
+def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes, non_web, non_web_off, numbered,
+                    numbered_off):
     """The index in `URL_ERRORS` of why the URL ``data[start:end]`` (host at ``host_start:host_end``) cannot be
     scored: 4 blank (no host and only ASCII white space, what ``bytes.strip`` removes), 3 longer than
-    ``max_bytes``, 5 a scheme of `NON_WEB_SCHEMES` (even before digits: ``tel:5551234`` is no host and port),
-    2 no host, 1 a forbidden byte in the host, 0 none."""
-    if end - start <= max_bytes and _scheme_is_any(data, start, end, non_web, non_web_off):
-        return 5
+    ``max_bytes``, 5 a scheme of `NON_WEB_SCHEMES` (before a digit only one of `NUMBERED_SCHEMES`: ``tel:5551234``
+    is no host and port, ``news:8080/`` is one), 2 no host, 1 a forbidden byte in the host, 0 none."""
+    if end - start <= max_bytes:
+        after = _scheme_is_any(data, start, end, non_web, non_web_off)
+        if after >= 0 and (after == end or not _is_digit(data[after])
+                           or _scheme_is_any(data, start, end, numbered, numbered_off) >= 0):
+            return 5
     if host_start == host_end:
         for j in range(start, end):
             c = data[j]
@@ -1224,7 +1223,7 @@ def _texture(data, offsets):
 # `_scan`'s arguments after the URLs, as one tuple (built once, not per call)
 _SCAN_TABLES = (MAX_URL_BYTES, _AC_TABLE, _AC_OUT, _IS_SEPARATOR, _IS_SPECIAL, *_PAGE_SUFFIXES, *_RISKY_SUFFIXES,
                 *_ASSET_SUFFIXES, _BRAND_BITS, _WORD_BITS, _EMBEDDED_URL_BITS, _TLD_BITS, _IDN_BITS, _FORBIDDEN_IN_HOST,
-                MAX_URL_CHARS, *_NON_WEB_SCHEMES)
+                MAX_URL_CHARS, *_NON_WEB_SCHEMES, *_NUMBERED_SCHEMES)
 
 
 class ParsedUrls:

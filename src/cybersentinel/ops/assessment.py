@@ -72,18 +72,18 @@ def labels_of(values: Iterable[Any], column: str, unreadable: np.ndarray | None 
     return labels
 
 
-def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.DataFrame:
-    """The scored file's ``url``, label (0/1, or `NO_LABEL` on a row `predict` could not read), results and ``by``
-    column; an `InputError` naming what is missing or wrong."""
+def read_labelled(path: Path, label_column: str, by: str | None = None, column: str = "url") -> pd.DataFrame:
+    """The scored file's URLs (its ``column``, as ``url``), label (0/1, or `NO_LABEL` on a row `predict` could not
+    read), results and ``by`` column; an `InputError` naming what is missing or wrong."""
     import pandas as pd
 
     if label_column in RESULT_COLUMNS or by in RESULT_COLUMNS:  # the detector's own output is no label
         name = label_column if label_column in RESULT_COLUMNS else by
         raise InputError(f"{name!r} is a column `predict` writes, not one of its input's (an input column of that "
                          f"name is renamed input_{name}: name that one)")
-    frame = read_scored(path, required=("url",))
+    frame = read_scored(path, required=(column,))
     wanted = [label_column, *NEEDED_RESULTS, *([by] if by else [])]
-    missing = [column for column in wanted if column not in frame.columns]
+    missing = [name for name in wanted if name not in frame.columns]
     if missing:
         hint = (" (score the labelled file with `cybersentinel predict` first: it keeps the input's columns)"
                 if set(missing) & set(NEEDED_RESULTS) else "")
@@ -92,12 +92,12 @@ def read_labelled(path: Path, label_column: str, by: str | None = None) -> pd.Da
     if frame.empty:
         raise InputError(f"{path}: no rows to assess")
     error = frame["error"].fillna("").astype(str)
-    out = pd.DataFrame({"url": frame["url"].astype(str), "error": error,
+    out = pd.DataFrame({"url": frame[column].astype(str), "error": error,
                         "label": labels_of(frame[label_column], label_column, (error != "").to_numpy()),
                         "verdict": frame["verdict"].astype(str),
                         "reasons": frame["reasons"].fillna("").astype(str) if "reasons" in frame else ""})
-    for column in ("score", "model_score"):
-        out[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)  # an empty cell: no score
+    for result in ("score", "model_score"):
+        out[result] = pd.to_numeric(frame[result], errors="coerce").astype(float)  # an empty cell: no score
     if by:
         # read back from Parquet, a column of whole numbers with gaps is float: `2`, not `2.0`
         values = frame[by].convert_dtypes().astype("string").fillna("(empty)")
@@ -144,7 +144,8 @@ def scoring_model(model_dir: Path, rows: pd.DataFrame, pinned_sha256: str | None
         raise InputError(f"the model in {model_dir} did not score this file: {len(differ)} of {len(picked)} rows "
                          f"scored again differ (the first, {mask_credentials(picked['url'].iloc[first])[:80]!r}: "
                          f"model_score {picked['model_score'].iloc[first]:.6f} in the file, {found[first]:.6f} now); "
-                         "name the folder of the model that scored it with --model-dir")
+                         "name the folder of the model that scored it with --model-dir, and the column it scored "
+                         "with --column (predict's -c)")
     return {"model_dir": str(model_dir), "model_sha256": detector.manifest["sha256"], "manifest_sha256": pin,
             "rows_scored_again": len(picked)}
 

@@ -136,19 +136,18 @@ def _refuse_network(url: str) -> None:
 
 # Schemes a browser requests from the host they name are `decider.REQUESTED_SCHEMES` (a typed address without one
 # is http); another scheme written with "//" is read as one, as `browser_url` reads a defanged ``hxxp://``, except
-# these, which never are.
-_HOSTLESS_SCHEMES = frozenset({"file", "javascript", "vbscript", "data", "about", "blob"})
+# those of links that name no web site, which the scorer does not score either (`url.parsing.NON_WEB_SCHEMES`).
 
 
 def _refuse_hostless(url: str) -> None:
     """A correction is about a page or a site, which the lists match by its host: a value with no host a browser
     would request (free text, ``javascript:alert(1)``, ``mailto:``) would only train the model on a non-URL."""
-    from cybersentinel.url.parsing import browser_url, canonical_host, url_fields
+    from cybersentinel.url.parsing import NON_WEB_SCHEMES, browser_url, canonical_host, url_fields
 
     text = browser_url(url)
     scheme, _, host, *_ = url_fields(text)
     authority = not scheme or text.strip()[len(scheme) + 1:].startswith("//")  # scheme://host
-    if scheme in _HOSTLESS_SCHEMES or (scheme not in REQUESTED_SCHEMES and not authority):
+    if scheme in NON_WEB_SCHEMES or (scheme not in REQUESTED_SCHEMES and not authority):
         raise FeedbackError(f"{url[:100]!r} is no web address ({scheme}: URLs name no host a browser requests): "
                             "a correction needs a URL, a domain or an IP address")
     if not host or not canonical_host(host):
@@ -440,8 +439,8 @@ def site_lists(active: Sequence[Feedback]) -> tuple[SiteList, SiteList]:
             except ValueError:
                 continue
             hosts.setdefault(item.target, why)
-        else:
-            urls.setdefault(item.url, why)
+        else:  # the page key stored (`target_of`), not one made again from the URL as read (`_rows` masks it)
+            urls.setdefault(item.target, why)
     allow_hosts, allow_urls = lists["false_positive"]
     block_hosts, block_urls = lists["confirmed_malicious"]
     return SiteList(allow_hosts, urls=allow_urls), SiteList(block_hosts, urls=block_urls)

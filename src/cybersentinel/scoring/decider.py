@@ -592,7 +592,7 @@ def own_webmail(url: str) -> str:
 # phishing one. Firebase Hosting keeps the ``/__/`` paths of every project's names for its own pages (the sign-in
 # helper ``/__/auth/handler`` and ``/__/auth/iframe`` every app with Firebase sign-in opens, the SDK's
 # ``/__/firebase/init.js``): a session 43 probe's ``<project>.firebaseapp.com/__/auth/handler`` was `malicious`
-# (0.9992); none of data/validated.parquet's 40,000 URLs on either name is under ``/__/``.
+# (0.9992); none of data/validated.parquet's 6,363 URLs on such names (6,357 phishing) is under ``/__/``.
 _FIREBASE_RESERVED = re.compile(r"/__/.*")
 _TENANT_PAGES: dict[str, re.Pattern[str] | None] = {
     "awsapps.com": re.compile(r"/start(?:/.*)?"),

@@ -28,6 +28,18 @@ T = TypeVar("T")
 _extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
 
 _SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]{0,15}):/{0,3}")
+# Schemes of links that name no web site to fetch, from IANA's URI scheme registry and browsers' own: the model
+# learnt web URLs only, so its score of ``mailto:bob@bank.example`` or ``javascript:void(0)`` (which would read
+# the text after the colon as a host) would be an accident of parsing. Defanged and mistyped web schemes
+# (``hxxp``, ``htps``) are not here: they are read as web addresses.
+NON_WEB_SCHEMES = ("mailto", "tel", "sms", "smsto", "mms", "callto", "facetime", "facetime-audio", "fax", "geo",
+                   "urn", "data", "javascript", "vbscript", "about", "blob", "file", "cid", "mid", "news",
+                   "magnet", "bitcoin", "chrome", "chrome-extension", "moz-extension", "edge", "intent", "market",
+                   "itms-apps", "itms-services", "view-source", "ms-msdt", "search-ms", "ms-settings")
+# Those whose text may begin with a digit (``tel:5551234``, ``geo:48.2,16.4``): any other name before ":" and a digit
+# is a host and its port, as a browser reads a typed ``news:8080/`` or ``chrome:9222/json``.
+NUMBERED_SCHEMES = ("tel", "sms", "smsto", "mms", "callto", "facetime", "facetime-audio", "fax", "geo", "bitcoin",
+                    "cid", "mid")
 _MAX_URL_CHARS = 4096  # longer inputs are truncated for features; their true length is kept
 
 
