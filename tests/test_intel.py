@@ -541,7 +541,8 @@ def test_a_feeds_retries_and_their_waits_end_at_its_deadline(tmp_path, http_serv
     started = time.monotonic()
     after, errors = refresh_feeds(tmp_path, feeds=feeds, retries=5, backoff=0, timeout=2.0)
     assert time.monotonic() - started < 2.5
-    assert errors == {"drop": f"{url}: HTTP 503 (gave up after 2 of 6 attempts: the next would start past its deadline)"}
+    assert errors == {"drop": f"{url}: HTTP 503 (gave up after 2 of 6 attempts: the next would start past its "
+                              "deadline)"}
     assert http_server.hits("/drop.txt") == 1 + 2
     assert after == manifest and files_of(tmp_path) == before
 
