@@ -30,6 +30,7 @@ from cybersentinel.intel.feeds import (
     FEED_DEADLINE_S,
     FEEDS,
     MAX_FEED_BYTES,
+    MIRROR_ENV,
     Feed,
     FeedError,
     IntelIndex,
@@ -563,10 +564,11 @@ def test_sigterm_mid_download_ends_the_refresh_as_ctrl_c_does(tmp_path, http_ser
                              Reply(200, b"6.6.6.0/24\n" * 100, trickle=0.2))  # a body that takes minutes
     out = tmp_path / "feeds"
     command = [sys.executable, "-c", REFRESH_FROM, url, str(out)]
-    first = subprocess.run(command, capture_output=True, timeout=60)
+    env = {name: value for name, value in os.environ.items() if name != MIRROR_ENV}  # download, not copy (CI sets it)
+    first = subprocess.run(command, capture_output=True, timeout=60, env=env)
     assert first.returncode == 0, first.stderr
     before = files_of(out)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 60
         while not list(out.glob(".spamhaus_drop.txt.*.tmp")):
