@@ -139,6 +139,16 @@ def test_page_asks_for_an_api_key_when_the_server_needs_one(browser, model_dir: 
         # the model card, refused before the key was given, is read now: this server has no feeds to check
         assert page.locator("#results tbody tr td.intel").first.inner_text() == "feeds not loaded"
 
+        # the tab keeps the key over a reload, in the field that says what is sent; emptying the field forgets it
+        page.reload()
+        page.wait_for_selector("#key-row:not([hidden])")
+        assert page.input_value("#api-key") == "page-key"
+        page.fill("#urls", PHISHING)
+        page.fill("#api-key", "")
+        page.click("#check")
+        expect(page.locator("#status")).to_have_text(re.compile("needs an API key"))
+        assert page.evaluate("sessionStorage.length") == 0
+
 
 def test_an_analyst_marks_a_false_positive_and_confirms_a_miss(browser, model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     from playwright.sync_api import expect

@@ -16,10 +16,11 @@ function apiHeaders(extra) {
 }
 
 // The key typed into the page, kept for this tab: every request sends the latest one (a feedback button pressed
-// again after a key was asked for sends the key just entered).
+// again after a key was asked for sends the key just entered), and an emptied field forgets it.
 function rememberKey() {
   const key = $("api-key").value.trim();
   if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
 }
 
 function askForKey(message) {
@@ -284,7 +285,11 @@ async function loadModelName() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  if (sessionStorage.getItem(KEY_STORAGE)) $("key-row").hidden = false;
+  const storedKey = sessionStorage.getItem(KEY_STORAGE);
+  if (storedKey) {  // shown in its (password) field, so that the field is always what the page sends
+    $("key-row").hidden = false;
+    $("api-key").value = storedKey;
+  }
   $("analyst").value = sessionStorage.getItem(ANALYST_STORAGE) || "";
   $("analyst").addEventListener("change", () => sessionStorage.setItem(ANALYST_STORAGE, $("analyst").value.trim()));
   $("score-form").addEventListener("submit", (event) => {
