@@ -537,6 +537,13 @@ def insert_as_an_older_release(store: FeedbackStore, url: str, target: str, kind
                     (url, "url", target, kind, KINDS[kind], "", "ann", "x" * 64, "2026-11-01T00:00:00Z"))
 
 
+def test_an_older_rows_token_never_reaches_the_training_data(store: FeedbackStore) -> None:
+    insert_as_an_older_release(store, WITH_TOKEN, "kit.example.net/cb?access_token=s3cr3tTok&code=s3cr3tCode&lang=en")
+    store.add("https://shop.example/cart;jsessionid=s3cr3tSid?item=1", "confirmed_malicious", "url", "bob")
+    assert read_feedback(SOURCE).table["url"].tolist() == [
+        "https://kit.example.net/cb?access_token=***&code=***&lang=en", "https://shop.example/cart;jsessionid=***?item=1"]
+
+
 def test_a_user_name_hiding_the_real_host_blocks_the_real_host(store: FeedbackStore) -> None:
     """``http://www.paypal.com;sid=1@evil.top/signin`` opens evil.top: masking its user-info as a path parameter had
     stored the page as ``paypal.com;sid=***/signin``, so the block matched no kit, and an older release's row of

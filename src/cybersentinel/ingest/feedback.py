@@ -148,6 +148,7 @@ def feedback_snapshot(source: Mapping[str, Any]) -> dict[str, Any]:
 def read_feedback(source: Mapping[str, Any], on_chunk: Callable[[int], None] | None = None) -> Ingested:
     """The active feedback as a tidy table: ``url``, ``date`` (when it was given), ``label``, ``source``,
     ``snapshot``. An empty store is an error here: the stages leave an empty feedback source out."""
+    from cybersentinel.core.redact import mask_credentials
     from cybersentinel.ingest.base import utc_now
     from cybersentinel.ingest.database import Collected, finish_read
 
@@ -156,5 +157,8 @@ def read_feedback(source: Mapping[str, Any], on_chunk: Callable[[int], None] | N
     what = _read(source["name"], source, collected, want_rows=True)
     for frame in collected.frames:
         frame["date"] = frame["created_at"].map(lambda v: str(v)[:10])
+        # a row stored before its credentials were masked (session 42's and earlier releases) trains masked, as a
+        # new row is stored: a token never reaches the dataset, the DVC cache or the remote
+        frame["url"] = frame["url"].map(mask_credentials)
     spec = {"kind": "feedback", "columns": ["url", "date", "label"], "label_column": "label"}
     return finish_read(what, source["name"], spec, collected, started, drop=[])
