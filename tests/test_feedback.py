@@ -216,6 +216,21 @@ def test_the_feedback_source_reads_active_rows_with_a_fingerprint(store: Feedbac
     assert read_feedback(SOURCE).table["url"].tolist() == [b.url]
 
 
+@pytest.mark.parametrize("folder", ["team#2", "q?x", "50% off"])
+def test_a_sqlite_store_in_a_folder_named_with_uri_characters_is_read(tmp_path: Path, folder: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``file:…/team#2/feedback.sqlite?mode=ro`` had opened ``…/team`` (created empty): no feedback, no error."""
+    monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
+    path = tmp_path / folder / "feedback.sqlite"
+    monkeypatch.setenv("CYBERSENTINEL_FEEDBACK_DB", str(path))
+    path.parent.mkdir()
+    store = FeedbackStore.from_env(path=path)
+    store.migrate()
+    store.add("http://kit.example.net/pay", "confirmed_malicious", "url", "bob")
+    assert feedback_snapshot(SOURCE)["rows"] == 1 and read_feedback(SOURCE).table["label"].tolist() == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]  # nothing opened beside it
+
+
 def test_an_absent_or_unmigrated_sqlite_store_is_no_feedback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CYBERSENTINEL_FEEDBACK_DSN", raising=False)
     monkeypatch.setenv("CYBERSENTINEL_FEEDBACK_DB", str(tmp_path / "absent.sqlite"))

@@ -209,6 +209,24 @@ def test_a_repeated_cursor_or_page_is_an_error_at_once(http_server):
     assert http_server.hits("/deaf") == 2
 
 
+def test_a_cursor_parameter_that_messages_redact_still_pages_through(http_server):
+    """``pageToken`` (a name ending in "token") is redacted in messages: compared as shown, pages 2 and 3 had
+    looked the same, and the read failed as a loop."""
+    pages = {None: ("a", RECORDS[:2]), "a": ("b", RECORDS[2:4]), "b": (None, RECORDS[4:5])}
+    http_server.route("/tok", lambda q, h: Reply(200, {"urls": pages[q.get("pageToken")][1],
+                                                       "next": pages[q.get("pageToken")][0]}))
+    spec = api_spec(url=http_server.url("/tok"), pagination={"style": "cursor", "cursor_param": "pageToken"})
+    assert read_json_api("s", spec).table["url"].tolist() == [r["url"] for r in RECORDS[:5]]
+
+
+def test_a_lone_surrogate_in_a_page_is_a_clear_error(http_server):
+    body = b'{"urls": [{"url": "http://ok.example/", "label": 1}, {"url": "http://bad.example/\\ud83d", "label": 1}]}'
+    url = http_server.route("/sur", lambda q, h: Reply(200, body))
+    with pytest.raises(SourceError, match=r"sur\?limit=100&page=1 page 1: a text holds a lone surrogate escape "
+                                          r"\(\\ud83d\)"):
+        read_json_api("s", api_spec(url=url))
+
+
 def test_a_missing_checksum_header_is_an_error(http_server):
     url = http_server.route("/api", lambda q, h: Reply(200, {"urls": RECORDS[:5]}))
     with pytest.raises(SourceError, match=r"page=1.*no X-Content-SHA256 header to check the body against"):

@@ -49,3 +49,16 @@ def test_unreadable_files_name_themselves(tmp_path):
     source = {"name": "toy", "reader": "json_list", "files": [spec_for(tmp_path / "bad.json", label=1)]}
     with pytest.raises(SourceError, match=r"bad\.json: not valid JSON"):
         read_source(source, mirror=str(tmp_path))
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    (["http://ok.test/", 7, 1.10, True], r"3 items are not strings, the first at index 1: 7"),
+    (["http://ok.test/", {"url": "http://x.test/"}], r"1 items are not strings, the first at index 1: \{"),
+    (["http://ok.test/", "http://bad.test/\ud800x"], r"a lone surrogate escape \(\\ud800\)")])
+def test_a_json_list_item_that_is_no_url_text_is_an_error(tmp_path, items, message):
+    """A number, a boolean or an object had become text that passed validation as a URL (``1.10`` as "1.1"), and
+    a lone surrogate failed the table's write after the read."""
+    (tmp_path / "list.json").write_text(json.dumps(items))
+    source = {"name": "toy", "reader": "json_list", "files": [spec_for(tmp_path / "list.json", label=1)]}
+    with pytest.raises(SourceError, match=r"list\.json: .*" + message):
+        read_source(source, mirror=str(tmp_path))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +67,17 @@ def labels_from(raw: pd.Series, spec: Mapping[str, Any], where: str) -> pd.Serie
         raise SourceError(f"{where}: {len(bad)} rows have a label that is not 0 or 1 (e.g. {examples}); "
                           "map raw values with source.labels")
     return numeric.astype("int8")
+
+
+def require_characters(payload: Any, where: str) -> None:
+    """A `SourceError` if decoded JSON holds a lone surrogate: ``"\\ud800"`` is valid JSON but no character, and the
+    table could not be built or written with it."""
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SourceError(f"{where}: a text holds a lone surrogate escape (\\u{ord(exc.object[exc.start]):04x}), "
+                          f"which is no character: {exc.object[max(exc.start - 40, 0):exc.start]!r} before it"
+                          ) from None
 
 
 def tidy(frame: pd.DataFrame, spec: Mapping[str, Any], source_name: str, snapshot: str,

@@ -72,7 +72,9 @@ def sqlite_connect(path: Path, create: bool = False) -> sqlite3.Connection:
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
         return sqlite3.connect(path, timeout=30)
-    return sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=30)
+    # as a URI, percent-encoded (`as_uri`): a "#" or "?" in a folder's name would otherwise end the path there, and
+    # SQLite would open (and create) another file, without mode=ro, and find no feedback in it
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
 
 
 def _sqlite_rows(path: Path, on_rows: Callable[[list[str], list[tuple]], None], reset: Callable[[], None]) -> None:

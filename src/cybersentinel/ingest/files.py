@@ -19,7 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from cybersentinel.core.files import atomic_path, sha256_file
 from cybersentinel.core.redact import redact
 from cybersentinel.core.retry import http_session, one_line, retry_call
-from cybersentinel.ingest.base import Ingested, SourceError, map_labels, utc_now
+from cybersentinel.ingest.base import Ingested, SourceError, map_labels, require_characters, utc_now
 from cybersentinel.ingest.fingerprint import files_snapshot
 
 MIRROR_ENV = "CYBERSENTINEL_DATA_MIRROR"
@@ -111,14 +111,21 @@ def read_arff(path: Path) -> pd.DataFrame:
 
 
 def read_json_list(path: Path) -> pd.DataFrame:
-    """Read a JSON array of URL strings; non-string items are kept as text for validation to flag."""
+    """Read a JSON array of URL strings; a null is an empty URL, which validation flags. Any other item that is
+    not a string (a number, a boolean, an object) is a `SourceError`: its text would pass as a URL."""
     try:
         items = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path.name}: not valid JSON: {exc}") from exc
     if not isinstance(items, list):
         raise SourceError(f"{path.name}: expected a JSON array of URLs, got {type(items).__name__}")
-    return pd.DataFrame({"url": ["" if u is None else str(u) for u in items]})
+    others = [(i, u) for i, u in enumerate(items) if u is not None and not isinstance(u, str)]
+    if others:
+        at, item = others[0]
+        raise SourceError(f"{path.name}: expected a JSON array of URL strings; {len(others)} items are not strings, "
+                          f"the first at index {at}: {json.dumps(item)[:80]}")
+    require_characters(items, path.name)
+    return pd.DataFrame({"url": ["" if u is None else u for u in items]})
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from cybersentinel.core.redact import redact
 from cybersentinel.core.retry import RETRY_STATUSES, body_chunks, http_session, retry_after_seconds, retry_call
-from cybersentinel.ingest.base import Ingested, SourceError, tidy, utc_now
+from cybersentinel.ingest.base import Ingested, SourceError, require_characters, tidy, utc_now
 from cybersentinel.ingest.fingerprint import Fingerprint
 
 if TYPE_CHECKING:  # requests is imported where a request is made
@@ -247,24 +247,26 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
         params[paging.get("page_param", "page")] = int(paging.get("first_page", 1))
     elif style != "cursor":
         raise SourceError(f"json_api source {source_name}: pagination.style must be 'page' or 'cursor', not {style!r}")
-    requested: dict[str, int] = {}  # each page's request (as shown) -> its page number
+    requested: dict[str, int] = {}  # each page's request (as sent, unredacted) -> its page number
     contents: dict[bytes, int] = {}  # digest of each non-empty page's records -> its page number
     full_page_seen = False
     for pages in range(1, max_pages + 2):
-        page = shown(url, params)
+        page, sent = shown(url, params), f"{url}\0{urlencode(dict(params))}"
         if pages > max_pages:
             raise SourceError(f"json_api source {source_name}: {redact(first)} still has more pages after max_pages="
                               f"{max_pages}; raise source.max_pages if the data really are that large")
-        if page in requested:
+        # compared as sent: shown, a `pageToken` or `startkey` is redacted, and every page would look the same
+        if sent in requested:
             raise SourceError(f"json_api source {source_name}: {page} page {pages}: the API's next link or cursor "
-                              f"repeats page {requested[page]}'s, so it would loop")
-        requested[page] = pages
+                              f"repeats page {requested[sent]}'s, so it would loop")
+        requested[sent] = pages
         payload = get_json(session, url, params, headers, spec, limiter, fetches)
         records = dig(payload, spec.get("records_field"))
         if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
             raise SourceError(f"json_api source {source_name}: {page} page {pages}: expected a list of "
                               f"objects at {spec.get('records_field') or 'the top level'}, "
                               f"got {type(records).__name__}")
+        require_characters(records, f"json_api source {source_name}: {page} page {pages}")
         if records:
             digest = hashlib.sha256(json.dumps(records).encode()).digest()  # one server, one key order
             if digest in contents:
