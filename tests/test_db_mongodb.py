@@ -104,6 +104,18 @@ def test_a_teams_collection_with_filter_projection_and_label_mapping(mongo):
         read_mongodb("soc", team)
 
 
+def test_a_document_without_the_expanded_field_reads_as_one_without_its_keys(mongo):
+    """PostgreSQL's NULL in the JSON column reads as no keys; a document without the field had failed the read."""
+    docs = [{"_id": 1, "url": "http://a.example/", "label": 1, "attributes": {"asn": 15169}, "team": "soc"},
+            {"_id": 2, "url": "http://b.example/", "label": 0, "team": "soc"}]
+    mongo["intel"]["tagged"].insert_many(docs)
+    tagged = spec(database="intel", collection="tagged", source_field="team", key=["_id"], version_column=None,
+                  filter={}, columns=["url", "label", "attributes"], expand_json="attributes", labels=None)
+    table = read_mongodb("soc", tagged).table
+    assert table["url"].tolist() == ["http://a.example/", "http://b.example/"]
+    assert table["asn"].iloc[0] == 15169 and pd.isna(table["asn"].iloc[1])
+
+
 def test_load_before_migrate_says_what_to_run(mongo):
     with pytest.raises(LoadError, match="etl migrate --to mongodb"):
         load_mongodb(mongo["cybersentinel"], [prepare_labelled_urls(validated_frame())])

@@ -42,8 +42,9 @@ class Ingested:
 
 def expand_json_column(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Replace a column of JSON objects by one column per key, in place of the original column and in
-    the keys' first-seen order (a missing key is a missing value)."""
-    values = frame[column].map(lambda v: v if isinstance(v, Mapping) else ({} if v is None else v))
+    the keys' first-seen order (a missing key is a missing value). A row without the object (SQL's NULL, or a
+    document without the field, which pandas reads as NaN) has none of the keys."""
+    values = frame[column].map(lambda v: v if isinstance(v, Mapping) else ({} if _missing(v) else v))
     bad = values[~values.map(lambda v: isinstance(v, Mapping))]
     if len(bad):
         raise SourceError(f"column {column!r} should hold JSON objects; {len(bad)} rows do not, "
@@ -54,6 +55,10 @@ def expand_json_column(frame: pd.DataFrame, column: str) -> pd.DataFrame:
         raise SourceError(f"keys {clash[:5]} of column {column!r} clash with columns of the same name")
     at = frame.columns.get_loc(column)
     return pd.concat([frame.iloc[:, :at], expanded, frame.iloc[:, at + 1:]], axis=1)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or isinstance(value, float) and value != value  # NaN is the one value unequal to itself
 
 
 def labels_from(raw: pd.Series, spec: Mapping[str, Any], where: str) -> pd.Series:
