@@ -71,6 +71,19 @@ def test_table_rows_stream_in_key_order_into_the_tidy_table(team_table):
     assert got.fetches[0]["rows"] == 200 and got.fetches[0]["started_at"] <= got.fetches[0]["finished_at"]
 
 
+def test_column_types_do_not_depend_on_the_chunk_size_and_large_integers_stay_exact(team_table):
+    """A chunk's frame had taken its own types: a nullable bigint was object in chunks of 2 and float64 in one
+    chunk, 9007199254740993 read as ...992."""
+    run(team_table, "ALTER TABLE team_urls ADD COLUMN asn bigint; UPDATE team_urls SET asn = 9007199254740993 + id "
+                    "WHERE id > 200")
+    tables = [read_postgres("alpha", team_spec(columns=["url", "verdict", "asn"], chunk_size=size)).table
+              for size in (2, 40, 1000)]
+    for table in tables[1:]:
+        pd.testing.assert_frame_equal(table.drop(columns="snapshot"), tables[0].drop(columns="snapshot"))
+    assert tables[0]["asn"].dtype == "Int64" and tables[0]["asn"].isna().sum() == 160
+    assert tables[0]["asn"].dropna().tolist()[0] == 9007199254740993 + 201
+
+
 def test_query_gets_the_source_name_as_a_bound_parameter(team_table):
     run(team_table, "INSERT INTO team_urls (id, feed, url, verdict) VALUES (900, %s, 'http://quote.example', 'benign')",
         ("o'brien; DROP TABLE team_urls; --",))

@@ -84,11 +84,26 @@ def non_empty(fingerprint: Fingerprint, what: str) -> Fingerprint:
     return fingerprint
 
 
+def infer_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column types read off the whole result at once (chunks arrive as ``dtype=object`` frames), so they never
+    depend on where a chunk ended; a column of whole numbers with gaps is ``Int64``, exact past 2**53 (pandas would
+    make it float64: 9007199254740993 became ...992)."""
+    typed = frame.infer_objects()
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object:
+            continue
+        present = values[values.map(lambda v: v is not None)]
+        if 0 < len(present) < len(values) and present.map(lambda v: type(v) is int).all():
+            typed[column] = pd.array(values.tolist(), dtype="Int64")
+    return typed
+
+
 def finish_read(what: str, source_name: str, spec: Mapping[str, Any], collected: Collected, started: str,
             drop: Sequence[str]) -> Ingested:
     fingerprint = non_empty(collected.fingerprint, what)
     frames = collected.frames
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame = infer_types(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
     try:
         table = tidy(frame, spec, source_name, fingerprint.sha256[:16], drop=[c for c in drop if c])
     except SourceError as exc:

@@ -110,7 +110,7 @@ def _read(source_name: str, spec: Mapping[str, Any], collected: Collected, want_
 
     def on_rows(names: list[str], rows: list[tuple]) -> None:
         at = names.index("content_sha256")
-        frame = pd.DataFrame.from_records(rows, columns=names) if want_rows else None
+        frame = pd.DataFrame(rows, columns=names, dtype=object) if want_rows else None
         collected.add(([row[0], row[at]] for row in rows), frame)
 
     if location.dsn:

@@ -26,6 +26,7 @@ import pandas as pd
 from cybersentinel.core.redact import redact
 from cybersentinel.core.retry import RETRY_STATUSES, body_chunks, http_session, retry_after_seconds, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, require_characters, tidy, utc_now
+from cybersentinel.ingest.database import infer_types
 from cybersentinel.ingest.fingerprint import Fingerprint
 
 if TYPE_CHECKING:  # requests is imported where a request is made
@@ -314,7 +315,7 @@ def read_json_api(source_name: str, spec: Mapping[str, Any],
     """Every record of one dataset source from the API, as its tidy table."""
     records, fingerprint, fetches, started = _fetch_all(source_name, spec, True, on_chunk)
     try:
-        table = tidy(pd.DataFrame.from_records(records), spec, source_name, fingerprint.sha256[:16])
+        table = tidy(infer_types(pd.DataFrame(records, dtype=object)), spec, source_name, fingerprint.sha256[:16])
     except SourceError as exc:
         raise SourceError(f"json_api source {source_name}: {exc}") from None
     summary = {"source": source_name, "kind": "json_api", "from": redact(api_url(source_name, spec)),

@@ -98,7 +98,7 @@ def read_mongodb(source_name: str, spec: Mapping[str, Any],
     collected = Collected(f"mongodb source {source_name}", len(spec["key"]), on_chunk)
 
     def on_docs(docs: list[dict]) -> None:
-        collected.add(([doc.get(name) for name in versioned] for doc in docs), pd.DataFrame.from_records(docs))
+        collected.add(([doc.get(name) for name in versioned] for doc in docs), pd.DataFrame(docs, dtype=object))
 
     started = utc_now()
     what = _mongo_read(source_name, spec, fields, on_docs, collected.reset)

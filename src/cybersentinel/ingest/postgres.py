@@ -158,7 +158,7 @@ def read_postgres(source_name: str, spec: Mapping[str, Any],
 
     def on_rows(names: list[str], rows: list[tuple]) -> None:
         where = [names.index(c) for c in versioned]
-        collected.add(([row[i] for i in where] for row in rows), pd.DataFrame.from_records(rows, columns=names))
+        collected.add(([row[i] for i in where] for row in rows), pd.DataFrame(rows, columns=names, dtype=object))
 
     started = utc_now()
     what = _pg_read(source_name, spec, columns, on_rows, collected.reset)
