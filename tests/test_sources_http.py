@@ -66,6 +66,25 @@ def test_a_truncated_body_that_persists_is_an_error_and_leaves_nothing(http_serv
     assert leftovers(tmp_path) == []
 
 
+def test_a_body_past_the_files_byte_cap_fails_at_once_and_leaves_nothing(http_server, tmp_path):
+    """A server that never stops sending had filled the disk: the checksum is only known at the end."""
+    url = http_server.script("/data.json", Reply(200, BODY))
+    with pytest.raises(SourceError, match=r"data\.json: download from .* is larger than its cap of 1,000 bytes"):
+        download(url, tmp_path / "data.json", SHA, session=quick_session(), max_bytes=1_000)
+    assert leftovers(tmp_path) == [] and http_server.hits("/data.json") == 1  # not retried
+
+
+def test_a_trickled_body_fails_at_the_files_deadline_and_leaves_nothing(http_server, tmp_path):
+    """Each read within `timeout`, the whole never done: the file's deadline ends it."""
+    import time
+
+    url = http_server.script("/data.json", Reply(200, BODY, trickle=0.05))
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"data\.json: download from .* still arriving at its deadline"):
+        download(url, tmp_path / "data.json", SHA, session=quick_session(), timeout=1.0, deadline_s=1.0)
+    assert time.monotonic() - started < 3 and leftovers(tmp_path) == []
+
+
 def test_server_errors_that_persist_are_an_error_after_the_session_retries(http_server, tmp_path):
     url = http_server.script("/data.json", Reply(500, b"boom"))
     with pytest.raises(SourceError, match="HTTP 500 from "):

@@ -121,3 +121,40 @@ def body_chunks(response: requests.Response) -> Iterator[bytes]:
         raise requests.ConnectionError(exc) from exc
     except SSLError as exc:
         raise requests.exceptions.SSLError(exc) from exc
+
+
+class BodyTooLargeError(Exception):
+    """A body still arriving past its byte cap (`bounded_body`); ``received``: the bytes read by then."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"{received:,} bytes")
+        self.received = received
+
+
+class BodyLateError(Exception):
+    """A body still arriving at its deadline (`bounded_body`); ``received``: the bytes read by then."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"{received:,} bytes by then")
+        self.received = received
+
+
+def bounded_body(response: requests.Response, max_bytes: int, deadline: float) -> Iterator[bytes]:
+    """`body_chunks`, ended by `BodyTooLargeError` as soon as more than ``max_bytes`` arrived, and by
+    `BodyLateError` once ``deadline`` (`time.monotonic`) has passed, a read that `http_deadline` timed out included;
+    other network errors are raised as they come, to be retried."""
+    import requests
+
+    received = 0
+    try:
+        for chunk in body_chunks(response):
+            received += len(chunk)
+            if received > max_bytes:
+                raise BodyTooLargeError(received)
+            if time.monotonic() > deadline:
+                raise BodyLateError(received)
+            yield chunk
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        if time.monotonic() >= deadline:
+            raise BodyLateError(received) from exc
+        raise

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from cybersentinel.core.files import atomic_path, sha256_file
 from cybersentinel.core.redact import redact
-from cybersentinel.core.retry import http_session, one_line, retry_call
+from cybersentinel.core.retry import BodyLateError, BodyTooLargeError, bounded_body, http_session, one_line, retry_call
 from cybersentinel.ingest.base import Ingested, SourceError, map_labels, require_characters, utc_now
 from cybersentinel.ingest.fingerprint import files_snapshot
 
@@ -27,26 +28,40 @@ COLLECTIONS_ENV = "CYBERSENTINEL_COLLECTIONS"
 COLLECTIONS_DIR = Path("data/collections")
 
 
+# A file's `max_bytes` and `deadline_s` by default: a download still growing past either fails (and is retried
+# no more), as a feed's does; the checksum is only known once the whole body is in
+UPSTREAM_MAX_BYTES = 1 << 30
+UPSTREAM_DEADLINE_S = 1800.0
+
+
 def download(url: str, dest: Path, sha256: str, session: requests.Session | None = None,
-             timeout: float = 60.0, attempts: int = 3) -> Path:
+             timeout: float = 60.0, attempts: int = 3, max_bytes: int = UPSTREAM_MAX_BYTES,
+             deadline_s: float = UPSTREAM_DEADLINE_S) -> Path:
     """Stream ``url`` to ``dest``, verifying the checksum before the file appears under its name.
 
     429/5xx and connection errors are retried by the session; a body cut short or failing its checksum
-    is fetched again, up to ``attempts`` times in all, then reported.
+    is fetched again, up to ``attempts`` times in all, then reported. ``max_bytes`` and ``deadline_s`` bound the
+    whole download, its retries included: a server that never stops sending, or trickles, cannot fill the disk or
+    hold the stage for ever.
     """
     session = session or http_session()
-    return retry_call(lambda: _download_once(url, dest, sha256, session, timeout), what=dest.name, attempts=attempts,
-                      backoff=0.5, transient=(_BadBodyError,), error=SourceError)
+    deadline = time.monotonic() + deadline_s
+    return retry_call(lambda: _download_once(url, dest, sha256, session, timeout, max_bytes, deadline),
+                      what=dest.name, attempts=attempts, backoff=0.5, transient=(_BadBodyError,), error=SourceError,
+                      deadline=deadline)
 
 
 class _BadBodyError(Exception):
     """A response body that was cut short or does not match its checksum (worth another try)."""
 
 
-def _download_once(url: str, dest: Path, sha256: str, session: requests.Session, timeout: float) -> Path:
+def _download_once(url: str, dest: Path, sha256: str, session: requests.Session, timeout: float, max_bytes: int,
+                   deadline: float) -> Path:
+    from cybersentinel.core.http_deadline import http_deadline
+
     digest = hashlib.sha256()
     try:
-        with (atomic_path(dest) as tmp, open(tmp, "wb") as out,
+        with (atomic_path(dest) as tmp, open(tmp, "wb") as out, http_deadline(deadline),
               session.get(url, stream=True, timeout=timeout) as response):
             if response.status_code != 200:
                 raise SourceError(f"{dest.name}: HTTP {response.status_code} from {redact(url)}")
@@ -54,16 +69,25 @@ def _download_once(url: str, dest: Path, sha256: str, session: requests.Session,
             columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
             with Progress(*columns, transient=True) as progress:
                 task = progress.add_task(dest.name, total=total)
-                for chunk in response.iter_content(chunk_size=1 << 16):
+                for chunk in bounded_body(response, max_bytes, deadline):
                     out.write(chunk)
                     digest.update(chunk)
                     progress.update(task, advance=len(chunk))
             out.flush()
             if digest.hexdigest() != sha256:  # raised inside: the temporary file is removed, never renamed
                 raise _BadBodyError(f"checksum mismatch for {redact(url)}: expected {sha256}, got {digest.hexdigest()}")
+    except BodyTooLargeError:
+        raise SourceError(f"{dest.name}: download from {redact(url)} is larger than its cap of {max_bytes:,} bytes "
+                          "(the file's max_bytes)") from None
+    except BodyLateError as late:
+        raise SourceError(f"{dest.name}: download from {redact(url)} still arriving at its deadline ({late}; the "
+                          "file's deadline_s)") from None
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
         raise _BadBodyError(f"download from {redact(url)} was cut short: {one_line(exc)}") from exc
     except requests.RequestException as exc:
+        if time.monotonic() >= deadline:  # connecting or the headers timed out by the deadline
+            raise SourceError(f"{dest.name}: download from {redact(url)} not started by its deadline (the file's "
+                              "deadline_s)") from None
         raise SourceError(f"{dest.name}: download from {redact(url)} failed: {one_line(exc)}") from exc
     return dest
 
@@ -93,7 +117,8 @@ def upstream_file(spec: Mapping[str, Any], mirror: str | None = None):
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="cybersentinel-") as tmp:
-        yield download(spec["url"], Path(tmp) / name, sha256)
+        yield download(spec["url"], Path(tmp) / name, sha256, max_bytes=int(spec.get("max_bytes", UPSTREAM_MAX_BYTES)),
+                       deadline_s=float(spec.get("deadline_s", UPSTREAM_DEADLINE_S)))
 
 
 def read_arff(path: Path) -> pd.DataFrame:

@@ -24,7 +24,15 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import pandas as pd
 
 from cybersentinel.core.redact import redact
-from cybersentinel.core.retry import RETRY_STATUSES, body_chunks, http_session, retry_after_seconds, retry_call
+from cybersentinel.core.retry import (
+    RETRY_STATUSES,
+    BodyLateError,
+    BodyTooLargeError,
+    bounded_body,
+    http_session,
+    retry_after_seconds,
+    retry_call,
+)
 from cybersentinel.ingest.base import Ingested, SourceError, require_characters, tidy, utc_now
 from cybersentinel.ingest.database import infer_types
 from cybersentinel.ingest.fingerprint import Fingerprint
@@ -144,22 +152,13 @@ def _late(seconds: float, received: int | None = None) -> PageDeadlineError:
 def _read_capped(response, limit: int, deadline: float, seconds: float) -> bytes:
     """The (decoded) body, failing as soon as it passes ``limit`` bytes rather than after reading it all, or when
     it is still arriving at ``deadline`` (`time.monotonic`; ``seconds`` after the request, for the message)."""
-    import requests
-
-    body = bytearray()
     try:
-        for chunk in body_chunks(response):
-            body += chunk
-            if len(body) > limit:
-                raise SourceError(f"{redact(response.url)}: the response is larger than source.max_response_bytes="
-                                  f"{limit}")
-            if time.monotonic() > deadline:
-                raise _late(seconds, len(body))
-    except requests.ConnectionError as exc:  # a read the deadline timed out (`http_deadline`)
-        if time.monotonic() >= deadline:
-            raise _late(seconds, len(body)) from exc
-        raise
-    return bytes(body)
+        return b"".join(bounded_body(response, limit, deadline))
+    except BodyTooLargeError:
+        raise SourceError(f"{redact(response.url)}: the response is larger than source.max_response_bytes={limit}"
+                          ) from None
+    except BodyLateError as late:
+        raise _late(seconds, late.received) from late
 
 
 def _get_once(session, url: str, params: Mapping[str, Any], headers: Mapping[str, str],

@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cybersentinel.core.redact import redact
-from cybersentinel.core.retry import RETRY_STATUSES, body_chunks, http_session, retry_after_seconds, retry_call
+from cybersentinel.core.retry import (
+    RETRY_STATUSES,
+    BodyLateError,
+    BodyTooLargeError,
+    bounded_body,
+    http_session,
+    retry_after_seconds,
+    retry_call,
+)
 from cybersentinel.url.parsing import (
     host_and_parents,
     host_registered_domain,
@@ -306,21 +314,15 @@ def _late(feed: Feed, received: int | None = None) -> FeedError:
 def _download(response, feed: Feed, tmp: Path, deadline: float) -> None:
     """Stream the (decoded) body into ``tmp``, failing as soon as it passes ``feed.max_bytes`` or is still arriving
     at ``deadline`` (`time.monotonic`), not after reading it all."""
-    size = 0
     with tmp.open("wb") as out:
         try:
-            for chunk in body_chunks(response):
-                size += len(chunk)
-                if size > feed.max_bytes:
-                    raise FeedError(f"{redact(feed.url)}: feed {feed.name} is larger than its cap of "
-                                    f"{feed.max_bytes:,} bytes (Feed.max_bytes); the previous snapshot is kept")
-                if time.monotonic() > deadline:
-                    raise _late(feed, size)
+            for chunk in bounded_body(response, feed.max_bytes, deadline):
                 out.write(chunk)
-        except _network_errors() as err:
-            if time.monotonic() >= deadline:  # a read the deadline timed out (`http_deadline`)
-                raise _late(feed, size) from err
-            raise
+        except BodyTooLargeError:
+            raise FeedError(f"{redact(feed.url)}: feed {feed.name} is larger than its cap of {feed.max_bytes:,} bytes "
+                            "(Feed.max_bytes); the previous snapshot is kept") from None
+        except BodyLateError as late:
+            raise _late(feed, late.received) from late
 
 
 def _transform(feed: Feed, tmp: Path) -> None:
