@@ -76,3 +76,10 @@ def test_stage_deps_cover_exactly_the_code_it_imports(stage):
     assert not missing, f"{stage} imports code its dvc.yaml deps do not list: {missing}"
     unused = [str(d.relative_to(ROOT)) for d in code_deps if not any(f == d or d in f.parents for f in needed)]
     assert not unused, f"{stage} lists deps it never imports (editing them would rerun it for nothing): {unused}"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_runs_the_code_its_deps_hash(stage):
+    """A queued experiment runs in its own copy of the workspace: without `PYTHONPATH=src` its stages imported the
+    editable install's `src` (the workspace's code at run time, edited since), not the copy DVC hashed."""
+    assert " ".join(STAGES[stage]["cmd"].split()).startswith(f"PYTHONPATH=src python stages/{stage}.py ")

@@ -32,6 +32,19 @@ def test_runs_are_logged_to_the_local_sqlite_store(monkeypatch, tmp_path):
     assert run.data.params["model.params.n_estimators"] == "10"
     assert run.data.metrics == {"accuracy": 0.97, "rows": 10.0}
     assert run.data.tags["stage"] == "evaluate" and run.data.tags["dataset"] == "urls"
+    assert run.info.status == "FINISHED"
+
+
+def test_a_stage_that_fails_leaves_a_failed_run(monkeypatch, tmp_path):
+    """The run had been ended FINISHED whatever the stage did."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(KeyError), stage_run("train", "exp"):
+        raise KeyError("url")
+    import mlflow
+
+    assert [run.info.status for run in mlflow.search_runs(experiment_names=["exp"], output_format="list")] == [
+        "FAILED"]
 
 
 def test_flatten_joins_nested_keys():

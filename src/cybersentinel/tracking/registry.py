@@ -255,7 +255,7 @@ def version_description(manifest: dict[str, Any]) -> str:
     """One paragraph for the registry page: what the version is and how it was judged."""
     validation = manifest.get("validation", {})
     rule = manifest.get("threshold_rule", {})
-    budget = f" (false-positive budget {rule['max_fpr']:.1%})" if rule.get("max_fpr") else ""
+    budget = f" (false-positive budget {rule['max_fpr']:.2%})" if rule.get("max_fpr") else ""
     figures = ", ".join(f"{label} {validation[key]:.4f}" for label, key in
                         (("ROC-AUC", "roc_auc"), ("TPR at 1% FPR", "tpr_at_1pct_fpr"), ("precision", "precision"),
                          ("recall", "recall")) if isinstance(validation.get(key), int | float))

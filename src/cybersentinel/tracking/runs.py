@@ -109,13 +109,15 @@ def stage_run(stage: str, experiment: str, tags: Mapping[str, Any] | None = None
     if run is None:
         yield Tracker(None)
         return
+    status = "FAILED"  # unless the stage's block ends normally: a stage that raised is no finished run
     try:
         tracker.tags({"stage": stage, "git_commit": git_commit(), **(tags or {})})
         yield tracker
+        status = "FINISHED"
     finally:
         if tracker.active:
-            tracker.call("end_run", mlflow.end_run)
+            tracker.call("end_run", mlflow.end_run, status=status)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                Tracker(mlflow).call("end_run", mlflow.end_run)
+                Tracker(mlflow).call("end_run", mlflow.end_run, status=status)
