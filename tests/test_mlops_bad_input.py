@@ -222,3 +222,23 @@ def test_report_refuses_missing_or_corrupt_workspace_metrics(content: str | None
                             cwd=repo, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (repo / "reports" / "tmp").exists()
+
+
+def test_report_refuses_metrics_older_than_the_stages_inputs(tmp_path) -> None:
+    """`dvc exp run ... train` without evaluate had left the old metrics, which the report showed as the change's."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run([*GIT, "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "params.yaml").write_text("C: 1\n")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": {
+        "cmd": "mkdir -p reports && echo '{\"roc_auc\": 0.9}' > reports/metrics.json", "params": ["C"],
+        "metrics": [{"reports/metrics.json": {"cache": False}}]}}}))
+    subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=repo, check=True, capture_output=True)
+    subprocess.run([*GIT, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "base"], cwd=repo, check=True)
+    report = [str(Path(sys.executable).parent / "cybersentinel"), "report", "--base", "main"]
+    assert subprocess.run(report, cwd=repo, capture_output=True, text=True, timeout=120).returncode == 0
+    (repo / "params.yaml").write_text("C: 3\n")
+    result = subprocess.run(report, cwd=repo, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "out of date (evaluate changed since they ran)" in result.stderr, result.stderr

@@ -91,6 +91,18 @@ def check_workspace_metrics(repo: Path) -> None:
                               "run `dvc repro` to rewrite it")
 
 
+def check_workspace_current(repo: Path) -> None:
+    """No stage is out of date: metrics from before a change of code, parameters or data would be shown as the
+    change's own (`dvc exp run ... train` leaves evaluate's metrics as they were). A stage that always runs (the
+    snapshot) does not count."""
+    status = json.loads(dvc(repo, "status", "--json") or "{}")
+    stale = sorted(stage for stage, changes in status.items()
+                   if any(change != "always changed" for change in changes))
+    if stale:
+        raise ReportError(f"the workspace's outputs are out of date ({', '.join(stale)} changed since they ran): run "
+                          "`dvc repro` first, or report on a commit with --target")
+
+
 def named_plots(specs: dict[str, list[dict[str, Any]]], dvc_yaml: Path) -> dict[str, dict[str, Any]]:
     """One vega-lite spec per plot. When dvc.yaml names plots, only those: the per-file plots DVC adds for
     a stage's plots folder repeat the same data with a default template."""
@@ -181,6 +193,7 @@ def build_report(repo: Path, base: str, out: Path, target: str | None = None, fm
         resolve_rev(repo, target)  # a clear message before DVC's
     else:
         check_workspace_metrics(repo)
+        check_workspace_current(repo)
     revs = [base, *([target] if target else [])]
     commands = {"metrics_md": ("metrics", "diff", "--md", *revs), "metrics": ("metrics", "diff", "--json", *revs),
                 "params_md": ("params", "diff", "--md", *revs),
