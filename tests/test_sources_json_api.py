@@ -219,6 +219,17 @@ def test_a_cursor_parameter_that_messages_redact_still_pages_through(http_server
     assert read_json_api("s", spec).table["url"].tolist() == [r["url"] for r in RECORDS[:5]]
 
 
+def test_a_base64_cursor_starting_with_a_slash_is_a_token_when_next_is_says_so(http_server):
+    """"/w8=" had been read as a link (the API's path replaced, HTTP 404): `next_is: cursor` sends it as a token."""
+    pages = {None: ("/w8=", RECORDS[:2]), "/w8=": ("+a/=", RECORDS[2:4]), "+a/=": (None, RECORDS[4:5])}
+    http_server.route("/b64", lambda q, h: Reply(200, {"urls": pages[q.get("cursor")][1],
+                                                       "next": pages[q.get("cursor")][0]}))
+    spec = api_spec(url=http_server.url("/b64"), pagination={"style": "cursor", "next_is": "cursor"})
+    assert read_json_api("s", spec).table["url"].tolist() == [r["url"] for r in RECORDS[:5]]
+    with pytest.raises(SourceError, match="pagination.next_is must be 'auto', 'link' or 'cursor', not 'token'"):
+        read_json_api("s", api_spec(url=http_server.url("/b64"), pagination={"style": "cursor", "next_is": "token"}))
+
+
 def test_a_lone_surrogate_in_a_page_is_a_clear_error(http_server):
     body = b'{"urls": [{"url": "http://ok.example/", "label": 1}, {"url": "http://bad.example/\\ud83d", "label": 1}]}'
     url = http_server.route("/sur", lambda q, h: Reply(200, body))

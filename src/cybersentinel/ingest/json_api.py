@@ -48,7 +48,8 @@ MAX_RESPONSE_BYTES = 64 << 20  # default source.max_response_bytes: one page nev
 PAGE_DEADLINE_S = 300.0
 MAX_REDIRECTS = 5
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# A next-page value starting so is a link (resolved against the page's URL); anything else is a cursor token.
+# A next-page value starting so is a link (resolved against the page's URL); anything else is a cursor token
+# (`pagination.next_is` says which when the API's tokens may start so: standard base64 may begin with "/").
 LINK_PREFIXES = ("http://", "https://", "/", "?", "./", "../")
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,10 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
         params[paging.get("page_param", "page")] = int(paging.get("first_page", 1))
     elif style != "cursor":
         raise SourceError(f"json_api source {source_name}: pagination.style must be 'page' or 'cursor', not {style!r}")
+    next_is = paging.get("next_is", "auto")
+    if next_is not in ("auto", "link", "cursor"):
+        raise SourceError(f"json_api source {source_name}: pagination.next_is must be 'auto', 'link' or 'cursor', "
+                          f"not {next_is!r}")
     requested: dict[str, int] = {}  # each page's request (as sent, unredacted) -> its page number
     contents: dict[bytes, int] = {}  # digest of each non-empty page's records -> its page number
     full_page_seen = False
@@ -284,7 +289,7 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
         cursor = dig(payload, paging.get("next_field", "next"))
         if not cursor:
             return
-        if isinstance(cursor, str) and cursor.startswith(LINK_PREFIXES):
+        if isinstance(cursor, str) and (next_is == "link" or next_is == "auto" and cursor.startswith(LINK_PREFIXES)):
             url, params = join_link(url, cursor), {}  # `?cursor=2` too: a link, not a token
             if origin is None or origin_of(url) != origin:
                 raise SourceError(f"json_api source {source_name}: next-page link {redact(url)} leaves "
