@@ -49,6 +49,14 @@ def headline(details: dict) -> dict:
     return metrics
 
 
+def url_only_gaps(kind: str) -> dict[str, str]:
+    """What evaluate leaves out for a model that does not score URLs (a tabular dataset's), and why: the served
+    decision (its policy reads URLs; its feeds list hosts), the hand-written sanity URLs and the URL slices."""
+    why = f"the model scores a {kind} dataset's feature columns, not URLs"
+    return {"served": f"{why}: the decision policy, its feeds and popular sites read URLs",
+            "sanity": f"{why}: the sanity sets are URLs", "slices": f"{why}: the slices are URL shapes"}
+
+
 def sanity_check(detector: Detector, index: IntelIndex, legitimate: Path, phishing: Path,
                  ) -> tuple[dict[str, int], dict[str, list]]:
     """The served decision, with and without feeds, on hand-written legitimate URLs of the kinds a lexical model
@@ -100,7 +108,9 @@ def main() -> None:
                "test_per_group": classification_metrics(y, scores, threshold, weights),
                "confusion": confusion_counts(y, scores, threshold),
                "by_source": {s: classification_metrics(y[m], scores[m], threshold) for s, m in sources.items()}}
-    if "url" in test.columns:
+    if manifest["kind"] != "url":
+        details["not_applicable"] = url_only_gaps(manifest["kind"])
+    else:
         # the decision users get: the same rows through the policy with the pinned feeds and popularity list
         detector = Detector(model, manifest, None, **pinned_lists(args.model, manifest))
         index = IntelIndex.from_dir(args.intel)
@@ -145,6 +155,8 @@ def main() -> None:
         t.artifact(str(args.plots), "plots")
     summary = ", ".join(f"{k} {v:.4f}" for k, v in details["test"].items() if k != "rows")
     print(f"test ({len(y):,} rows, {np.mean(y):.1%} phishing): {summary}")
+    for part, why in details.get("not_applicable", {}).items():
+        print(f"{part}: not applicable ({why})")
 
 
 if __name__ == "__main__":

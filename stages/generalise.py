@@ -19,14 +19,7 @@ from sklearn.pipeline import Pipeline
 from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import read_params, write_json
 from cybersentinel.intel.popular import read_popular_sites
-from cybersentinel.model.generalisation import (
-    fit_recipe,
-    forward_rows,
-    held_out_collections,
-    judge,
-    loco_rows,
-    shares_and_ranking,
-)
+from cybersentinel.model.generalisation import fit_recipe, judge, plan_folds, shares_and_ranking
 from cybersentinel.scoring.detector import Detector, policy_lists, rules_only
 from cybersentinel.scoring.policy import Policy
 
@@ -69,6 +62,62 @@ def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_param
     return {**result, **served, "train_rows": int(training.sum())}
 
 
+def run_folds(table: pd.DataFrame, folds: dict[str, tuple[np.ndarray, np.ndarray]], params: dict,
+              best_params: dict, policy: Policy, args: argparse.Namespace) -> list[dict]:
+    """Each fold's figures, in ``folds``' order (two at a time with ``generalise.n_jobs: 2``)."""
+    lists = policy_lists(args.intel / "tranco_top100k.csv", policy.popular_list_size, args.software, args.resolvers,
+                         params["software"]["resolvers"]["label"])
+    software = params["software"]["wordpress"]["label"]
+    flaggable = rules_only(policy, software, lists).flaggable_on_score(table["url"])
+    # the featurizer's list, as stage featurize reads it; each fold leaves its evaluated sites out of it
+    familiar = list(read_popular_sites(args.intel / "tranco_top100k.csv", params["featurizer"]["familiar_sites"])) \
+        if params["featurizer"]["familiar_sites"] else []
+    return Parallel(n_jobs=params["generalise"]["n_jobs"])(
+        delayed(run_fold)(table, training, evaluation, params, best_params, lists, familiar, flaggable)
+        for training, evaluation in folds.values())
+
+
+HEADLINE = ("roc_auc", "tpr_at_1pct_fpr", "recall_at_threshold", "fpr_at_threshold", "served_roc_auc",
+            "served_tpr_at_1pct_fpr", "served_recall", "served_fpr", "rows")
+
+
+def reports(by_name: dict[str, dict], forward: dict | None, skipped: dict[str, str], cutoff_year: int,
+            ) -> tuple[dict, dict, list[dict]]:
+    """(headline metrics, details, plot rows) of the folds run; what did not apply is said, with its reason, under
+    ``not_applicable`` in the headline and the details (every declared output is written either way)."""
+    metrics: dict[str, Any] = {}
+    if by_name:
+        metrics = {"loco_min_roc_auc": min(r["roc_auc"] for r in by_name.values()),
+                   "loco_min_served_roc_auc": min(r["served_roc_auc"] for r in by_name.values()),
+                   "loco_max_fpr_at_threshold": max(r["fpr_at_threshold"] for r in by_name.values()),
+                   "loco_max_served_fpr": max(r["served_fpr"] for r in by_name.values())}
+    details: dict[str, Any] = {"loco": by_name}
+    if forward is not None:
+        details["forward"] = {"cutoff_year": cutoff_year, **forward}
+        metrics["forward"] = {k: details["forward"][k] for k in ("cutoff_year", *HEADLINE) if k in details["forward"]}
+    if skipped:
+        metrics["not_applicable"] = details["not_applicable"] = skipped
+    plot = [{"collection": name, "roc_auc": r["roc_auc"], "tpr_at_1pct_fpr": r["tpr_at_1pct_fpr"]}
+            for name, r in by_name.items()]
+    return metrics, details, plot
+
+
+def print_reports(by_name: dict[str, dict], forward: dict | None, skipped: dict[str, str], cutoff_year: int) -> None:
+    for name, r in by_name.items():
+        shares = [f"{label} {r[key]:.4f}" for label, key in (
+            ("recall", "recall_at_threshold"), ("FPR", "fpr_at_threshold"),
+            ("served recall", "served_recall"), ("served FPR", "served_fpr")) if key in r]
+        print(f"{name:30s} ROC-AUC {r['roc_auc']:.4f} {interval(r, 'roc_auc')} (served {r['served_roc_auc']:.4f} "
+              f"{interval(r, 'served_roc_auc')})  "
+              f"TPR@1%FPR {r['tpr_at_1pct_fpr']:.3f} (served {r['served_tpr_at_1pct_fpr']:.3f})  {'  '.join(shares)}")
+    if forward is not None:
+        print(f"forward (train <= {cutoff_year}): ROC-AUC {forward['roc_auc']:.4f}, "
+              f"recall at threshold {forward['recall_at_threshold']:.3f}, TPR@1%FPR {forward['tpr_at_1pct_fpr']:.3f}, "
+              f"served recall {forward['served_recall']:.3f}, served FPR {forward['served_fpr']:.4f}")
+    for name, why in skipped.items():
+        print(f"{name}: not applicable ({why})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepared", type=Path, required=True)
@@ -84,46 +133,17 @@ def main() -> None:
     config = params["generalise"]
     table = pd.read_parquet(args.prepared)
     best_params = json.loads(args.best_params.read_text())
-    collections = held_out_collections(table, feedback_source_names(params["dataset"]))
-    folds = {name: loco_rows(table, name) for name in collections}
-    folds["forward"] = forward_rows(table, config["cutoff_year"])
+    folds, skipped = plan_folds(table, feedback_source_names(params["dataset"]), config["cutoff_year"],
+                                params["dataset"]["kind"])
     policy = Policy(threshold=1.0, **params["policy"])  # validated as `train` validates it
-    lists = policy_lists(args.intel / "tranco_top100k.csv", policy.popular_list_size, args.software, args.resolvers,
-                         params["software"]["resolvers"]["label"])
-    software = params["software"]["wordpress"]["label"]
-    flaggable = rules_only(policy, software, lists).flaggable_on_score(table["url"])
-    # the featurizer's list, as stage featurize reads it; each fold leaves its evaluated sites out of it
-    familiar = list(read_popular_sites(args.intel / "tranco_top100k.csv", params["featurizer"]["familiar_sites"])) \
-        if params["featurizer"]["familiar_sites"] else []
-    results = Parallel(n_jobs=config["n_jobs"])(
-        delayed(run_fold)(table, training, evaluation, params, best_params, lists, familiar, flaggable)
-        for training, evaluation in folds.values())
+    results = run_folds(table, folds, params, best_params, policy, args) if folds else []
     by_name = dict(zip(folds, results, strict=True))
-    forward = by_name.pop("forward")
-    aucs = [r["roc_auc"] for r in by_name.values()]
-    fprs = [r["fpr_at_threshold"] for r in by_name.values() if "fpr_at_threshold" in r]
-    served_fprs = [r["served_fpr"] for r in by_name.values() if "served_fpr" in r]
-    headline = ("roc_auc", "tpr_at_1pct_fpr", "recall_at_threshold", "fpr_at_threshold", "served_roc_auc",
-                "served_tpr_at_1pct_fpr", "served_recall", "served_fpr", "rows")
-    forward = {"cutoff_year": config["cutoff_year"], **forward}
-    write_json(args.metrics, {"loco_min_roc_auc": min(aucs),
-                              "loco_min_served_roc_auc": min(r["served_roc_auc"] for r in by_name.values()),
-                              "loco_max_fpr_at_threshold": max(fprs),
-                              "loco_max_served_fpr": max(served_fprs),
-                              "forward": {k: forward[k] for k in ("cutoff_year", *headline) if k in forward}})
-    write_json(args.details, {"loco": by_name, "forward": forward})
-    write_json(args.plot, [{"collection": name, "roc_auc": r["roc_auc"], "tpr_at_1pct_fpr": r["tpr_at_1pct_fpr"]}
-                           for name, r in by_name.items()])
-    for name, r in by_name.items():
-        shares = [f"{label} {r[key]:.4f}" for label, key in (
-            ("recall", "recall_at_threshold"), ("FPR", "fpr_at_threshold"),
-            ("served recall", "served_recall"), ("served FPR", "served_fpr")) if key in r]
-        print(f"{name:30s} ROC-AUC {r['roc_auc']:.4f} {interval(r, 'roc_auc')} (served {r['served_roc_auc']:.4f} "
-              f"{interval(r, 'served_roc_auc')})  "
-              f"TPR@1%FPR {r['tpr_at_1pct_fpr']:.3f} (served {r['served_tpr_at_1pct_fpr']:.3f})  {'  '.join(shares)}")
-    print(f"forward (train <= {config['cutoff_year']}): ROC-AUC {forward['roc_auc']:.4f}, "
-          f"recall at threshold {forward['recall_at_threshold']:.3f}, TPR@1%FPR {forward['tpr_at_1pct_fpr']:.3f}, "
-          f"served recall {forward['served_recall']:.3f}, served FPR {forward['served_fpr']:.4f}")
+    forward = by_name.pop("forward", None)
+    metrics, details, plot = reports(by_name, forward, skipped, config["cutoff_year"])
+    write_json(args.metrics, metrics)
+    write_json(args.details, details)
+    write_json(args.plot, plot)
+    print_reports(by_name, details.get("forward"), skipped, config["cutoff_year"])
 
 
 if __name__ == "__main__":

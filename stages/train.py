@@ -10,6 +10,7 @@ import shutil
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,16 @@ def pin_file(source: Path, out: Path, **about: str) -> dict:
     with atomic_path(out) as tmp:
         shutil.copyfile(source, tmp)
     return {"file": out.name, "sha256": sha256_file(out), **about}
+
+
+def flaggable_rows(train: pd.DataFrame, kind: str, rules: Policy, software: str, lists: dict[str, Any]) -> np.ndarray:
+    """Which training rows the served decision could flag on their score, for the false-positive budget: of a URL
+    dataset, all but a popular site's page or a stock file (the policy's URL rules); of a tabular one, every row
+    (its model scores feature vectors, with no URL for those rules to read)."""
+    if kind != "url":
+        return np.ones(len(train), dtype=bool)
+    # the budget is spent on what the served decision can flag: a popular site's page or a stock file is not
+    return rules_only(rules, software, lists).flaggable_on_score(train["url"])
 
 
 def on_engine(stack: ExitStack, train: dict, model_name: str, estimator, space: dict, n_jobs: int, seed: int):
@@ -125,8 +136,7 @@ def main() -> None:
         software = params["software"]["wordpress"]["label"]
         lists = policy_lists(args.intel / "tranco_top100k.csv", rules.popular_list_size, args.software,
                              args.resolvers, params["software"]["resolvers"]["label"])
-        # the budget is spent on what the served decision can flag: a popular site's page or a stock file is not
-        flaggable = rules_only(rules, software, lists).flaggable_on_score(train["url"])
+        flaggable = flaggable_rows(train, params["dataset"]["kind"], rules, software, lists)
         y_c, held_out_c, sources_c = y[collections], held_out[collections], train["source"].to_numpy()[collections]
         threshold = choose_threshold(y_c, held_out_c, threshold_cfg["objective"], max_fpr=threshold_cfg.get("max_fpr"),
                                      sources=sources_c, flaggable=flaggable[collections],

@@ -13,7 +13,9 @@ import pandas as pd
 from cybersentinel.data.folds import CompiledStratifiedGroupKFold
 from cybersentinel.url.parsing import normalise, registered_domain, split_host, split_url
 
-PROVENANCE = ("label", "source", "snapshot", "url", "group", "url_normalised")
+# columns that say where a row came from or how it was split, never a feature of a tabular model (`prepare` adds
+# year, split and synthetic: numeric or boolean, they had been read as features)
+PROVENANCE = ("label", "source", "snapshot", "url", "group", "url_normalised", "date", "year", "split", "synthetic")
 COUNTRY_HOMEPAGES = "country_homepages"  # the source of `country_homepages`' rows
 KIT_ROOT_SHARE = 1 / 3  # an ending whose phishing rows are root pages more often than this is phishers' own
 

@@ -55,6 +55,66 @@ def forward_rows(table: pd.DataFrame, cutoff_year: int) -> tuple[np.ndarray, np.
     return training, evaluation
 
 
+def class_gap(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarray) -> str | None:
+    """Why a fold cannot be trained and ranked (its training rows or its evaluated rows lack a class), or None."""
+    for rows, what in ((training, "training rows"), (evaluation, "evaluated rows")):
+        classes = sorted(int(c) for c in set(table.loc[rows, "label"]))
+        if not classes:
+            return f"it has no {what}"
+        if classes != [0, 1]:
+            held = ("legitimate", "phishing")[classes[0]]
+            return f"its {what} hold {held} only: a model needs both classes to train and to be ranked"
+    return None
+
+
+def loco_gap(collections: Sequence[str], kind: str) -> str | None:
+    """Why the leave-one-collection-out table does not apply to a dataset as a whole, or None."""
+    if len(collections) < 2:
+        named = ", ".join(collections) or "none"
+        return (f"leave-one-collection-out needs at least two collections; this dataset has {len(collections)} "
+                f"({named}): leaving the only one out leaves nothing to train on")
+    if kind != "url":
+        return f"the folds train the URL recipe and judge the served URL decision; this dataset is {kind}, no URLs"
+    return None
+
+
+def forward_gap(table: pd.DataFrame, kind: str) -> str | None:
+    """Why the forward-in-time fold does not apply to a dataset as a whole (no dated rows, no URLs), or None."""
+    if not table.loc[~table["synthetic"].to_numpy(), "year"].notna().any():
+        return "no row carries a year (no date and no collection year): nothing is before or after the cut-off"
+    if kind != "url":
+        return f"the fold trains the URL recipe and judges the served URL decision; this dataset is {kind}, no URLs"
+    return None
+
+
+def plan_folds(table: pd.DataFrame, not_held: Collection[str], cutoff_year: int, kind: str,
+               ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
+    """The folds `generalise` trains ((training rows, evaluation rows) by name: each held-out collection, then
+    ``forward``) and why the others do not apply (``loco`` for the whole table, a collection's name, ``forward``)."""
+    folds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    skipped: dict[str, str] = {}
+    collections = held_out_collections(table, not_held)
+    whole = loco_gap(collections, kind)
+    if whole:
+        skipped["loco"] = whole
+    for name in [] if whole else collections:
+        rows = loco_rows(table, name)
+        gap = class_gap(table, *rows)
+        if gap:
+            skipped[name] = gap
+        else:
+            folds[name] = rows
+    gap = forward_gap(table, kind)
+    if gap is None:
+        rows = forward_rows(table, cutoff_year)
+        gap = class_gap(table, *rows)
+    if gap:
+        skipped["forward"] = f"cut-off {cutoff_year}: {gap}"
+    else:
+        folds["forward"] = rows
+    return folds, skipped
+
+
 def fit_out_of_fold(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: Mapping[str, Any],
                     model_cfg: Mapping[str, Any], best_params: Mapping[str, Any], calibration: Mapping[str, Any],
                     seed: int, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = (),
