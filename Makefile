@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 CYBERSENTINEL_DATA_MIRROR ?= $(wildcard $(abspath ../shared/data/upstream))
 export CYBERSENTINEL_DATA_MIRROR
 # The curated collections (no public URL) and the pinned feeds: the sibling folders when present, else
-# data/collections from `dvc pull data/collections.dvc` and the feeds' pinned URLs.
+# data/collections (a copy of the team's collections) and the feeds' pinned URLs.
 CYBERSENTINEL_COLLECTIONS ?= $(wildcard $(abspath ../shared/data/collections))
 export CYBERSENTINEL_COLLECTIONS
 CYBERSENTINEL_FEEDS_MIRROR ?= $(wildcard $(abspath ../shared/data/feeds))
@@ -108,7 +108,7 @@ promote: setup  ## move MLflow's 'champion' alias to the model in models/ if it 
 # Refresh the feeds, fingerprint the analyst feedback, dvc repro, compare the candidate with the champion (test rows
 # held out from both, leave-one-collection-out table), promote only if better by params `retrain`, report, dvc push.
 retrain: setup  ## the retraining loop; with nothing new it changes nothing (report: reports/tmp/retrain/)
-	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} cybersentinel retrain
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} cybersentinel retrain $(RETRAIN_ARGS)
 
 bench-storage: setup  ## dvc push/pull round trip to the local S3 server, 4-model sweep throughput, report build time
 	python benchmarks/storage_and_sweeps.py

@@ -175,7 +175,8 @@ def test_feedback_through_the_service_retrains_promotes_and_reaches_a_fresh_clon
         # the promotion path runs on this tiny sample (the refusals are the unit tests above and below).
         set_retrain_rule(repo, min_delta=-1.0, loco_tolerance=1.0, sanity_tolerance=1000)
         run([*git, "commit", "-qam", "accept the candidate"], cwd=repo)
-        result = run([CLI, "retrain"], cwd=repo, env=env)
+        uri = env["MLFLOW_TRACKING_URI"]
+        result = run([CLI, "retrain", "--alias", "challenger"], cwd=repo, env=env)  # as the workflow runs it
         report = json.loads((repo / "reports/tmp/retrain/comparison.json").read_text())
         assert report["candidate"]["feedback"]["rows"] == len(CORRECTIONS)
         assert report["candidate"]["sha256"] != champion  # the feedback changed the model
@@ -189,9 +190,10 @@ def test_feedback_through_the_service_retrains_promotes_and_reaches_a_fresh_clon
         prepared = json.loads((repo / "reports/prepare.json").read_text())
         assert prepared["rows_by_source"]  # feedback rows trained (those sampled into the split)
         assert any(key.startswith("feedback/") for key in prepared["rows_by_source"])
-        uri = env["MLFLOW_TRACKING_URI"]
-        version = alias_version(uri, "cybersentinel-url-detector", CHAMPION)
+        version = alias_version(uri, "cybersentinel-url-detector", "challenger")
         assert client_for(uri).get_model_version("cybersentinel-url-detector", version).tags["sha256"] == candidate
+        # no champion yet, and none until the pull request is approved (`make promote`): it had moved at once
+        assert alias_version(uri, "cybersentinel-url-detector", CHAMPION) is None
         run([*git, "add", "-A"], cwd=repo)
         run([*git, "commit", "-qm", "retrained"], cwd=repo)  # what the workflow's pull request holds
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from cybersentinel.tracking.registry import CHAMPION, PromotionError, check_alias
+
 REPORT_DIR = Path("reports/tmp/retrain")  # git-ignored: the workflow posts it on the pull request
 
 
@@ -23,13 +25,12 @@ def _evaluate(model_dir: Path, rows: Any) -> dict[str, float]:
     return evaluate_on(model, manifest, rows)
 
 
-def _move_registry_alias(repo: Path) -> tuple[str, bool]:
-    """Point MLflow's `champion` alias at the candidate's registered version, when it was registered. Returns a
-    one-line note and whether the registry could be asked: an unreachable or failing registry is reported (URI
-    redacted) without stopping the push and the report, and `retrain` then exits 2."""
+def _move_registry_alias(repo: Path, alias: str) -> tuple[str, bool]:
+    """Point MLflow's ``alias`` at the candidate's registered version, when it was registered. Returns a one-line
+    note and whether the registry could be asked: an unreachable or failing registry is reported (URI redacted)
+    without stopping the push and the report, and `retrain` then exits 2."""
     from cybersentinel.cli.registry import check_driver, version_of
     from cybersentinel.tracking.registry import (
-        CHAMPION,
         PromotionError,
         RegistryUnreachableError,
         client_for,
@@ -43,12 +44,12 @@ def _move_registry_alias(repo: Path) -> tuple[str, bool]:
         check_driver(uri)
         version = version_of(uri, name, repo / "models")
         with registry_errors(uri):
-            client_for(uri).set_registered_model_alias(name, CHAMPION, version)
+            client_for(uri).set_registered_model_alias(name, alias, version)
     except PromotionError as exc:  # not registered (trained with tracking off): nothing to move
         return f"registry alias not moved: {exc}", True
     except RegistryUnreachableError as exc:
         return f"registry alias not moved, the registry failed: {exc}", False
-    return f"registry: {name} version {version} is now {CHAMPION!r}", True
+    return f"registry: {name} version {version} is now {alias!r}", True
 
 
 def retrain_command(
@@ -58,6 +59,10 @@ def retrain_command(
                             ] = None,
     push: Annotated[bool, typer.Option("--push/--no-push", help="dvc push a promoted model.")] = True,
     report_dir: Annotated[Path, typer.Option(help="Where report.md and comparison.json go.")] = REPORT_DIR,
+    alias: Annotated[str, typer.Option(help="The registry alias a promoted candidate gets. Where a person approves "
+                                            "it first (the scheduled workflow's pull request) give `challenger`: "
+                                            "`fetch-model` and `serve --model-alias champion` then keep the "
+                                            "approved model until `make promote` after the merge.")] = CHAMPION,
 ) -> None:
     """Retrain on what is new (data, feedback, feeds); promote the candidate only if it is better."""
     import pandas as pd
@@ -67,6 +72,11 @@ def retrain_command(
     from cybersentinel.tracking.promotion import decide, report_markdown, shared_test_rows
     from cybersentinel.tracking.registry import METRICS
 
+    try:
+        check_alias(alias)  # before anything is retrained: MLflow would refuse to move it at the end
+    except PromotionError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
     repo = Path.cwd()  # run in the repository: the stages, params.yaml and the feedback store are relative to it
     report_dir = report_dir if report_dir.is_absolute() else repo / report_dir
     try:
@@ -110,7 +120,7 @@ def retrain_command(
                 steps.restore(repo)  # the champion stays, in the workspace and in dvc.lock
             notes, alias_moved = [], True
             if decision.promote:
-                note, alias_moved = _move_registry_alias(repo)
+                note, alias_moved = _move_registry_alias(repo, alias)
                 notes.append(note)
                 if push:
                     steps.push(repo)
@@ -136,7 +146,7 @@ def retrain_command(
     for note in notes:
         typer.echo(note)
     if not alias_moved:  # pushed and reported, but MLflow's champion is still the old version: not a success
-        typer.secho("error: the candidate was promoted but the registry's champion alias was not moved; run "
-                    "`cybersentinel promote --model-dir models` once the registry answers", fg=typer.colors.RED,
-                    err=True)
+        typer.secho(f"error: the candidate was promoted but the registry's {alias!r} alias was not moved; run "
+                    f"`cybersentinel promote --model-dir models --alias {alias}` once the registry answers",
+                    fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
