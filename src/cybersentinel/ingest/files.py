@@ -98,14 +98,15 @@ def upstream_file(spec: Mapping[str, Any], mirror: str | None = None):
     (``CYBERSENTINEL_DATA_MIRROR``), else downloaded to a temporary folder and removed afterwards.
 
     A curated collection (``collection: true``) has no public URL: it is read from ``CYBERSENTINEL_COLLECTIONS``
-    or else ``data/collections`` (filled by ``dvc pull data/collections.dvc`` from the team's remote)."""
+    or else ``data/collections`` (a copy of the team's; no .dvc file versions them yet, since a clone without them
+    would then never be up to date)."""
     name, sha256 = spec["name"], spec["sha256"]
     if spec.get("collection"):
         mirror = os.environ.get(COLLECTIONS_ENV) or str(COLLECTIONS_DIR)
         if not (Path(mirror) / name).is_file():
             raise SourceError(f"{name}: a curated collection with no public URL, not found in {mirror}; set "
-                              f"{COLLECTIONS_ENV} to the folder holding it (CI: ../shared/data/collections) or "
-                              "`dvc pull data/collections.dvc` from the team's remote")
+                              f"{COLLECTIONS_ENV} to the folder holding it (CI: ../shared/data/collections) or copy "
+                              "the team's collections into data/collections")
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
     if mirror:
         path = Path(mirror) / name
