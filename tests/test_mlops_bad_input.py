@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -238,6 +239,12 @@ def test_report_refuses_metrics_older_than_the_stages_inputs(tmp_path) -> None:
     subprocess.run([*GIT, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*GIT, "commit", "-qm", "base"], cwd=repo, check=True)
     report = [str(Path(sys.executable).parent / "cybersentinel"), "report", "--base", "main"]
+    (repo / "feeds").mkdir()  # a `.dvc` file's output that no stage reads: absent from a clone, it is no stale stage
+    (repo / "feeds" / "list.txt").write_text("198.51.100.7\n")
+    subprocess.run([sys.executable, "-m", "dvc", "add", "-q", "feeds"], cwd=repo, check=True, capture_output=True)
+    subprocess.run([*GIT, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "feeds"], cwd=repo, check=True)
+    shutil.rmtree(repo / "feeds")
     assert subprocess.run(report, cwd=repo, capture_output=True, text=True, timeout=120).returncode == 0
     (repo / "params.yaml").write_text("C: 3\n")
     result = subprocess.run(report, cwd=repo, capture_output=True, text=True, timeout=120)

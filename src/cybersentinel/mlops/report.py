@@ -92,12 +92,16 @@ def check_workspace_metrics(repo: Path) -> None:
 
 
 def check_workspace_current(repo: Path) -> None:
-    """No stage is out of date: metrics from before a change of code, parameters or data would be shown as the
-    change's own (`dvc exp run ... train` leaves evaluate's metrics as they were). A stage that always runs (the
-    snapshot) does not count."""
+    """No stage of dvc.yaml is out of date: metrics from before a change of code, parameters or data would be shown
+    as the change's own (`dvc exp run ... train` leaves evaluate's metrics as they were). A stage that always runs
+    (the snapshot) does not count, nor a `.dvc` file's output (data/feeds.dvc): no stage reads it, and `dvc repro`
+    would not bring it back."""
+    import yaml
+
+    stages = set((yaml.safe_load((repo / "dvc.yaml").read_text()) or {}).get("stages") or {})
     status = json.loads(dvc(repo, "status", "--json") or "{}")
     stale = sorted(stage for stage, changes in status.items()
-                   if any(change != "always changed" for change in changes))
+                   if stage in stages and any(change != "always changed" for change in changes))
     if stale:
         raise ReportError(f"the workspace's outputs are out of date ({', '.join(stale)} changed since they ran): run "
                           "`dvc repro` first, or report on a commit with --target")
