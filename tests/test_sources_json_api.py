@@ -230,6 +230,18 @@ def test_a_base64_cursor_starting_with_a_slash_is_a_token_when_next_is_says_so(h
         read_json_api("s", api_spec(url=http_server.url("/b64"), pagination={"style": "cursor", "next_is": "token"}))
 
 
+def test_whole_numbers_stay_exact_whether_a_gap_is_null_or_left_out(http_server):
+    """A field left out reads as NaN: the column had still become float64 (9007199254740993 as ...992); a number
+    past int64 had raised OverflowError, a traceback."""
+    body = {"urls": [{"url": "http://a.example/", "label": 1, "asn": 9007199254740993, "big": 2 ** 64},
+                     {"url": "http://b.example/", "label": 0, "asn": None},
+                     {"url": "http://c.example/", "label": 1, "big": None}]}
+    url = http_server.route("/ints", lambda q, h: Reply(200, body if q.get("page") == "1" else {"urls": []}))
+    table = read_json_api("s", api_spec(url=url, columns=["url", "label", "asn", "big"])).table
+    assert table["asn"].dtype == "Int64" and table["asn"].tolist()[0] == 9007199254740993
+    assert table["asn"].isna().tolist() == [False, True, True] and table["big"].tolist()[0] == 2 ** 64
+
+
 def test_a_lone_surrogate_in_a_page_is_a_clear_error(http_server):
     body = b'{"urls": [{"url": "http://ok.example/", "label": 1}, {"url": "http://bad.example/\\ud83d", "label": 1}]}'
     url = http_server.route("/sur", lambda q, h: Reply(200, body))

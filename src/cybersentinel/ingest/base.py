@@ -44,7 +44,7 @@ def expand_json_column(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Replace a column of JSON objects by one column per key, in place of the original column and in
     the keys' first-seen order (a missing key is a missing value). A row without the object (SQL's NULL, or a
     document without the field, which pandas reads as NaN) has none of the keys."""
-    values = frame[column].map(lambda v: v if isinstance(v, Mapping) else ({} if _missing(v) else v))
+    values = frame[column].map(lambda v: v if isinstance(v, Mapping) else ({} if is_missing(v) else v))
     bad = values[~values.map(lambda v: isinstance(v, Mapping))]
     if len(bad):
         raise SourceError(f"column {column!r} should hold JSON objects; {len(bad)} rows do not, "
@@ -57,7 +57,8 @@ def expand_json_column(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.concat([frame.iloc[:, :at], expanded, frame.iloc[:, at + 1:]], axis=1)
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """None, or NaN (how pandas fills a field a record or document left out)."""
     return value is None or isinstance(value, float) and value != value  # NaN is the one value unequal to itself
 
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from cybersentinel.ingest.base import Ingested, SourceError, tidy, utc_now
+from cybersentinel.ingest.base import Ingested, SourceError, is_missing, tidy, utc_now
 from cybersentinel.ingest.fingerprint import Fingerprint
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,16 @@ def infer_types(frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[column]
         if values.dtype != object:
             continue
-        present = values[values.map(lambda v: v is not None)]
-        if 0 < len(present) < len(values) and present.map(lambda v: type(v) is int).all():
-            typed[column] = pd.array(values.tolist(), dtype="Int64")
+        gaps = values.map(is_missing)  # a null, or a field a record left out (NaN)
+        present = values[~gaps]
+        if 0 < len(present) < len(values) and present.map(_int64).all():
+            typed[column] = pd.array(values.where(~gaps, None).tolist(), dtype="Int64")
     return typed
+
+
+def _int64(value: Any) -> bool:
+    """A whole number Int64 holds: outside int64 (a JSON API's 2**64) the column keeps pandas' own type."""
+    return type(value) is int and -(2 ** 63) <= value < 2 ** 63
 
 
 def finish_read(what: str, source_name: str, spec: Mapping[str, Any], collected: Collected, started: str,
