@@ -23,6 +23,7 @@ def test_a_dead_tracking_server_warns_and_the_stage_carries_on(monkeypatch):
 def test_runs_are_logged_to_the_local_sqlite_store(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_EXP_NAME", "fuzzy-plot")  # as `dvc exp run` sets it for each stage
     with stage_run("evaluate", "exp", {"dataset": "urls"}) as tracker:
         tracker.params({"model": {"name": "lightgbm", "params": {"n_estimators": 10}}})
         tracker.metrics({"accuracy": 0.97, "rows": 10, "label": "not a number"})
@@ -32,7 +33,7 @@ def test_runs_are_logged_to_the_local_sqlite_store(monkeypatch, tmp_path):
     assert run.data.params["model.params.n_estimators"] == "10"
     assert run.data.metrics == {"accuracy": 0.97, "rows": 10.0}
     assert run.data.tags["stage"] == "evaluate" and run.data.tags["dataset"] == "urls"
-    assert run.info.status == "FINISHED"
+    assert run.data.tags["dvc_experiment"] == "fuzzy-plot" and run.info.status == "FINISHED"
 
 
 def test_a_stage_that_fails_leaves_a_failed_run(monkeypatch, tmp_path):

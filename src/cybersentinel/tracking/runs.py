@@ -111,7 +111,9 @@ def stage_run(stage: str, experiment: str, tags: Mapping[str, Any] | None = None
         return
     status = "FAILED"  # unless the stage's block ends normally: a stage that raised is no finished run
     try:
-        tracker.tags({"stage": stage, "git_commit": git_commit(), **(tags or {})})
+        # `dvc exp run` names its experiment in the stage's environment: the run is found by it, not by its params
+        experiment_name = {"dvc_experiment": os.environ["DVC_EXP_NAME"]} if os.environ.get("DVC_EXP_NAME") else {}
+        tracker.tags({"stage": stage, "git_commit": git_commit(), **experiment_name, **(tags or {})})
         yield tracker
         status = "FINISHED"
     finally:
