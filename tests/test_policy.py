@@ -403,10 +403,27 @@ def test_a_punycode_name_that_reads_as_a_popular_site_is_deceptive():
                                                  np.arange(len(hosts)), np.zeros(len(hosts), bool))
     assert reasons[0] == "punycode host that renders as `оkta.com`, imitating the popular site `okta.com`"
     assert "`uniswap.org`" in reasons[1] and list(verdicts[:2]) == ["malicious", "malicious"]
-    # Latin letters with marks (münchen), a popular name itself (сайт.com), a suffix outside ASCII, another
-    # suffix than the popular site's: the model's word stands
+    # Latin letters with marks (münchen, below the top sites), a popular name itself (сайт.com), a suffix outside
+    # ASCII, another suffix than the popular site's: the model's word stands
     assert list(verdicts[2:]) == ["benign"] * 4 and list(reasons[2:]) == [""] * 4
     assert decider._new_entry("login.xn--kta-red.com", 0)[9] == reasons[0]  # a request's one host alike
+
+
+def test_letters_with_marks_imitate_only_the_most_popular_sites():
+    """``coinbȧse.com`` had been `benign` (0.62): a mark is no look-alike character. Marks count against the top
+    ``popular_rank`` sites only; below them a language's own words are registered in both spellings."""
+    top = POLICY.popular_rank
+    popularity = {"coinbase.com": top // 2, "binance.com": top, "munchen.de": 90_000, "muller.de": top + 1}
+    decider = Decider(POLICY, popularity=popularity)
+    hosts = ["xn--coinbse-30c.com", "login.xn--binanc-gva.com", "xn--mnchen-3ya.de", "xn--mller-kva.de",
+             "xn--coinbse-30c.net"]
+    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), 0.3), np.ones(len(hosts), bool), hosts,
+                                                 np.arange(len(hosts)), np.zeros(len(hosts), bool))
+    assert reasons[0] == "punycode host that renders as `coinbȧse.com`, imitating the popular site `coinbase.com`"
+    assert "`binance.com`" in reasons[1] and list(verdicts[:2]) == ["malicious", "malicious"]
+    assert list(verdicts[2:]) == ["benign"] * 3 and list(reasons[2:]) == [""] * 3
+    assert decider._new_entry("xn--coinbse-30c.com", 0)[9] == reasons[0]  # a request's one host alike
+    assert Decider(POLICY, popularity={"coinbase.com": top + 1}).evidence(hosts[0]).deception == ""
 
 
 def test_a_country_ending_across_a_listed_sites_name_is_not_deceptive():

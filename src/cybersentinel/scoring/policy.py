@@ -14,8 +14,9 @@ The rules, first match decides:
    systemd-resolved names (``8.8.8.8`` is ``dns.google``: pinned with the model, stage ``software``): ``benign``,
    score 0. Only rule 1 overrides it.
 3. Listed in a feed (a global IP address in an IP feed, or the host or a parent name in a domain list), or
-   deceptive by construction (a registered name that imitates a brand with look-alike characters, a brand's
-   domain or a country's ending such as ``.co.jp`` in the subdomain of an unrelated registered domain, a host
+   deceptive by construction (a registered name that imitates a brand with look-alike characters, or a popular
+   site once they are read as Latin letters: `decider.imitated_site`; a brand's domain or a country's ending such
+   as ``.co.jp`` in the subdomain of an unrelated registered domain, a host
    name put before an ``@`` so the browser goes elsewhere, or a page in a folder of ``/wp-admin/`` or
    ``/wp-includes/`` that WordPress does not ship: `planted_page`): the score is raised to at least ``listed_floor``
    and the threshold, so the verdict is ``malicious``; such a rule never lowers a score. So is a URL the model
