@@ -424,6 +424,9 @@ def test_letters_with_marks_imitate_only_the_most_popular_sites():
     assert list(verdicts[2:]) == ["benign"] * 3 and list(reasons[2:]) == [""] * 3
     assert decider._new_entry("xn--coinbse-30c.com", 0)[9] == reasons[0]  # a request's one host alike
     assert Decider(POLICY, popularity={"coinbase.com": top + 1}).evidence(hosts[0]).deception == ""
+    stroked = Decider(POLICY, popularity={"github.com": top, "microsoft.com": top})  # no mark Unicode decomposes
+    assert "`github.com`" in stroked.evidence("xn--gthub-n4a.com").deception  # gıthub, dotless ı
+    assert "`microsoft.com`" in stroked.evidence("xn--micrsoft-84a.com").deception  # micrøsoft
 
 
 def test_a_country_ending_across_a_listed_sites_name_is_not_deceptive():

@@ -402,8 +402,8 @@ def imitated_site(registered: str, popularity: Mapping[str, int], marked_rank: i
     (session 42's probe: ``оkta.com``, ``lеdger.com``, ``uniswаp.org`` had scored 0.36-0.49, `benign`). As
     browsers do for names whose skeleton is a top site's.
     Latin letters with marks read as the letters without them only for a site ranked down to ``marked_rank``
-    (``coinbȧse.com``, ``binancé.com``: 21 phishing URLs of the collections, 13 of them not `malicious` before,
-    and no legitimate one; 17 more imitate sites further down, where a language's own words, a city or a family
+    (``coinbȧse.com``, ``gıthub.com``: 22 phishing URLs of the collections, 14 of them not `malicious` before,
+    and no legitimate one; 20 more imitate sites further down, where a language's own words, a city or a family
     name, are registered in both spellings: ``münchen.de`` beside ``munchen.de``)."""
     domain, _, suffix = registered.partition(".")
     if not domain.startswith("xn--") or not suffix.isascii() or "xn--" in suffix or registered in popularity:
@@ -420,9 +420,15 @@ def imitated_site(registered: str, popularity: Mapping[str, int], marked_rank: i
     return ""
 
 
+# letters whose mark Unicode does not decompose: a stroke or a missing dot (``gıthub``, ``micrøsoft``, ``łedger``),
+# read as browsers' look-alike checks read them
+_STROKED = str.maketrans("ıøłđħŧƀƶ", "ioldhtbz")
+
+
 def without_marks(label: str) -> str:
-    """A name with the marks taken off its letters (``coinbȧse``: ``coinbase``), as Unicode decomposes them."""
-    return "".join(char for char in unicodedata.normalize("NFKD", label) if not unicodedata.combining(char))
+    """A name with the marks taken off its letters (``coinbȧse``: ``coinbase``; ``gıthub``: ``github``)."""
+    return "".join(char for char in unicodedata.normalize("NFKD", label.translate(_STROKED))
+                   if not unicodedata.combining(char))
 
 
 def _country_ending(ending: str) -> bool:
