@@ -1,10 +1,12 @@
 """How many URLs of each collection the policy's rule 3 calls deceptive by construction, by kind and label: the
 figures the README quotes for the look-alike and country-ending rules (a rule is judged by the legitimate URLs it
 marks), and how many it would mark by a brand named in an unpopular site's subdomain (`decider.named_brands`:
-it only corroborates a suspicious score, so this counts where it may act), and likewise how many are sign-in pages
-on a public address (`decider.address_sign_in`). Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`)
-and, for the named brands, the popularity list pinned with the model (hash-checked); every distinct host is asked
-once.
+it only corroborates a suspicious score, so this counts where it may act), by a listed site's whole name there
+(`decider.named_sites`, likewise), and how many are sign-in pages on a public address (`decider.address_sign_in`).
+Punycode names that read as a listed site (`decider.imitated_site`) are counted as the decider asks them: only
+where no other deception is found. Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`)
+and, for the named brands and sites, the popularity list and policy pinned with the model (hash-checked); every
+distinct host is asked once.
 
     python benchmarks/deception_counts.py
 """
@@ -17,18 +19,27 @@ from pathlib import Path
 import pandas as pd
 
 from cybersentinel.core.files import load_manifest
-from cybersentinel.scoring.decider import Decider, address_sign_in, deceptive_hosts, named_brands
+from cybersentinel.scoring.decider import (
+    Decider,
+    address_sign_in,
+    deceptive_hosts,
+    imitated_site,
+    named_brands,
+    named_sites,
+)
 from cybersentinel.scoring.detector import read_popularity
 from cybersentinel.scoring.policy import Policy
 from cybersentinel.url.parsing import split_host_columns, url_fields
 
 REPO = Path(__file__).resolve().parents[1]
 # The kind of each reason `decider._deception` gives, in the order it tries them.
-KINDS = (("registered name imitates a brand", re.compile(r"^`[^`]*` imitates|^punycode host")),
+KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*, imitating the popular site")),
+         ("registered name imitates a brand", re.compile(r"^`[^`]*` imitates|^punycode host")),
          ("brand's domain in the subdomain", re.compile(r"^brand `[^`]*` in the subdomain of unrelated")),
          ("country's ending in the subdomain", re.compile(r"in the subdomain of unrelated `[^`]*`$")),
          ("subdomain label imitates a brand", re.compile(r"in the subdomain of unrelated `[^`]*` imitates")),
          ("brand named in an unpopular site's subdomain (if suspicious)", re.compile(r"^brand `[^`]*` named in")),
+         ("listed site named in an unlisted site's subdomain (if suspicious)", re.compile(r"^the popular site `")),
          ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")))
 
 
@@ -41,11 +52,16 @@ def main() -> None:
     hosts = table["url"].map(lambda url: url_fields(url)[2].lower().rstrip("."))
     distinct = sorted(set(hosts))
     splits = split_host_columns(distinct)
-    popular = read_popularity(REPO / "models", load_manifest(REPO / "models"))
-    named = named_brands(splits, [registered in popular for registered in splits.registered])
-    # a host rule 3 calls deceptive is counted as such; the named brand only where nothing else is
-    reasons = {host: deceptive or name for host, deceptive, name in zip(distinct, deceptive_hosts(distinct, splits),
-                                                                        named, strict=True)}
+    manifest = load_manifest(REPO / "models")
+    popular = read_popularity(REPO / "models", manifest)
+    listed = [registered in popular for registered in splits.registered]
+    top = manifest["policy"]["popular_rank"]
+    deceptive = [found or ("xn--" in registered and imitated_site(registered, popular, top)) or ""
+                 for found, registered in zip(deceptive_hosts(distinct, splits), splits.registered, strict=True)]
+    # a host rule 3 calls deceptive is counted as such; a named brand or site only where nothing else is
+    named = [brand or site for brand, site in zip(named_brands(splits, listed), named_sites(splits, listed, popular),
+                                                  strict=True)]
+    reasons = {host: found or name for host, found, name in zip(distinct, deceptive, named, strict=True)}
     table["kind"] = hosts.map(lambda host: kind_of(reasons[host]))
     on_global = Decider(Policy(threshold=1.0)).global_addresses(distinct)
     on_address = hosts.map(dict(zip(distinct, on_global, strict=True))).to_numpy(dtype=bool)

@@ -392,6 +392,34 @@ def test_a_brand_named_in_an_unpopular_sites_subdomain_corroborates_a_suspicion(
     assert one[0][1] == "malicious" and one[0][2] == reasons[0]  # the one-row path decides alike
 
 
+@pytest.mark.parametrize("padding", [0, 100])  # a request's few hosts, and a batch's Arrow columns
+def test_a_listed_sites_name_in_an_unlisted_sites_subdomain_corroborates_a_suspicion(padding):
+    """``us.battle.net.eu-wow.net``, ``hiroba.dqx.jp.cusy.usa.cc`` had stayed `suspicious`: neither is a brand."""
+    popularity = {"battle.net": 1_917, "dqx.jp": 17_750, "bbc.co.uk": 90, "edgekey.net": 357, "berlin.de": 4_451}
+    decider = Decider(POLICY, popularity=popularity)
+    hosts = ["us.battle.net.eu-wow.net", "hiroba.dqx.jp.cusy.usa.cc", "news.bbc.co.uk.mirror-site.net",
+             "www.battle.net.edgekey.net", "battle.net.xyz", "battle-net.example.org", "www.bbc.co.uk",
+             "www.rakuten.co.jp.akddojx.cn"] + [f"pad{i}.example.org" for i in range(padding)]
+    suspicious = POLICY.suspicious_from + 0.01
+    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
+                                                 np.arange(len(hosts)), np.zeros(len(hosts), bool))
+    assert list(verdicts[:3]) == ["malicious"] * 3
+    assert reasons[0] == ("the popular site `battle.net` named in the subdomain of `eu-wow.net`, not a popular site, "
+                          "and the model finds the URL suspicious")
+    assert "`dqx.jp`" in reasons[1] and "`bbc.co.uk`" in reasons[2]
+    # a CDN's name for its customer (its own name listed), the site's name as the registered name's start or in
+    # one label, the site itself (halved: rank 90 is popular): not named
+    assert list(verdicts[3:6]) == ["suspicious"] * 3 and list(reasons[3:6]) == [""] * 3
+    assert verdicts[6] == "benign"
+    # a host deceptive by construction says so once, not twice
+    assert "the popular site" not in reasons[7] and verdicts[7] == "malicious"
+    # a low score is not raised: a city's ads on `berlin.de.craigslist.de` are named too, and scored low
+    low = decider.apply(np.array([0.3]), np.ones(1, bool), ["berlin.de.craigslist.de"], np.arange(1), np.zeros(1, bool))
+    assert list(low[1]) == ["benign"]
+    assert decider._new_entry("us.battle.net.eu-wow.net", 0)[14] == reasons[0].split(", and the model")[0]
+    assert Decider(POLICY).evidence("us.battle.net.eu-wow.net").corroboration == ""  # no pinned list, no names
+
+
 def test_a_punycode_name_that_reads_as_a_popular_site_is_deceptive():
     """``оkta.com`` (Cyrillic о) had been `benign` (0.49): Okta is on the pinned list, not among the brands."""
     popularity = {"okta.com": 4_000, "uniswap.org": 11_034, "munchen.de": 90_000, "xn--80aswg.com": 50_000,
