@@ -230,6 +230,25 @@ def test_a_base64_cursor_starting_with_a_slash_is_a_token_when_next_is_says_so(h
         read_json_api("s", api_spec(url=http_server.url("/b64"), pagination={"style": "cursor", "next_is": "token"}))
 
 
+def test_a_page_the_api_marks_as_the_end_ends_the_read_and_nothing_else_does(http_server):
+    """URLhaus answers past its last page ``{"query_status": "no_results"}``, without the records field."""
+    pages = {"1": {"query_status": "ok", "urls": RECORDS[:100]}, "2": {"query_status": "ok", "urls": RECORDS[100:150]},
+             "3": {"query_status": "no_results"}}
+    http_server.route("/feed", lambda q, h: Reply(200, pages[q["page"]]))
+    spec = api_spec(url=http_server.url("/feed"), pagination={"style": "page", "page_param": "page", "first_page": 1})
+    with pytest.raises(SourceError, match="expected a list of objects at urls"):  # without the marker: an error
+        read_json_api("s", spec)
+    got = read_json_api("s", {**spec, "end_when": {"field": "query_status", "equals": "no_results"}})
+    assert got.table["url"].tolist() == [r["url"] for r in RECORDS[:150]]
+    assert [f["records"] for f in got.fetches if "status" in f] == [100, 50, 0]
+    pages["2"] = {"query_status": "error", "message": "internal"}  # any other page without records: still an error
+    with pytest.raises(SourceError, match="page 2: expected a list"):
+        read_json_api("s", {**spec, "end_when": {"field": "query_status", "equals": "no_results"}})
+    for bad in ("no_results", {"field": "query_status"}, {"field": "", "equals": 1}):
+        with pytest.raises(SourceError, match="end_when must be"):
+            list(iter_pages("s", {**spec, "end_when": bad}))
+
+
 def test_whole_numbers_stay_exact_whether_a_gap_is_null_or_left_out(http_server):
     """A field left out reads as NaN: the column had still become float64 (9007199254740993 as ...992); a number
     past int64 had raised OverflowError, a traceback."""

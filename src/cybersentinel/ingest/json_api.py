@@ -228,6 +228,9 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
 
     Page style stops at an empty page, or at a short one once a full page showed the API serves ``page_size``
     records a page: an API that caps the size lower never sends a full page, so it is read to an empty one.
+    A page whose ``end_when.field`` equals ``end_when.equals`` ends the read too: some APIs answer past the last
+    page with a status and no records field (URLhaus: ``{"query_status": "no_results"}``), which is otherwise an
+    error, since a page without its records could as well be an error page sent with HTTP 200.
     A request repeating an earlier one (a looping link or cursor), or a non-empty page holding the same
     records as an earlier page (an API ignoring ``page_param``), is an error at once."""
     first = api_url(source_name, spec)
@@ -252,6 +255,11 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
     if next_is not in ("auto", "link", "cursor"):
         raise SourceError(f"json_api source {source_name}: pagination.next_is must be 'auto', 'link' or 'cursor', "
                           f"not {next_is!r}")
+    end = spec.get("end_when")
+    if end is not None and not (isinstance(end, Mapping) and isinstance(end.get("field"), str) and end["field"]
+                                and "equals" in end):
+        raise SourceError(f"json_api source {source_name}: end_when must be {{field: <dotted path>, equals: <value>}}, "
+                          f"not {end!r}")
     requested: dict[str, int] = {}  # each page's request (as sent, unredacted) -> its page number
     contents: dict[bytes, int] = {}  # digest of each non-empty page's records -> its page number
     full_page_seen = False
@@ -266,6 +274,9 @@ def iter_pages(source_name: str, spec: Mapping[str, Any], session=None,
                               f"repeats page {requested[sent]}'s, so it would loop")
         requested[sent] = pages
         payload = get_json(session, url, params, headers, spec, limiter, fetches)
+        if end is not None and dig(payload, end["field"]) == end["equals"]:
+            fetches[-1]["records"] = 0  # the API's own word for "no more" (URLhaus: query_status no_results)
+            return
         records = dig(payload, spec.get("records_field"))
         if not isinstance(records, list) or not all(isinstance(r, Mapping) for r in records):
             raise SourceError(f"json_api source {source_name}: {page} page {pages}: expected a list of "
