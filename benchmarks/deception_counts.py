@@ -2,7 +2,8 @@
 figures the README quotes for the look-alike and country-ending rules (a rule is judged by the legitimate URLs it
 marks), and how many it would mark by a brand named in an unpopular site's subdomain (`decider.named_brands`:
 it only corroborates a suspicious score, so this counts where it may act), by a listed site's whole name there
-(`decider.named_sites`, likewise), and how many are sign-in pages on a public address (`decider.address_sign_in`).
+(`decider.named_sites`, likewise), and how many are sign-in pages on a public address (`decider.address_sign_in`)
+or end in a victim's e-mail address after `#` on an unlisted site (`decider.victim_address`), likewise.
 Punycode names that read as a listed site (`decider.imitated_site`) are counted as the decider asks them: only
 where no other deception is found. Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`)
 and, for the named brands and sites, the popularity list and policy pinned with the model (hash-checked); every
@@ -26,6 +27,7 @@ from cybersentinel.scoring.decider import (
     imitated_site,
     named_brands,
     named_sites,
+    victim_address,
 )
 from cybersentinel.scoring.detector import read_popularity
 from cybersentinel.scoring.policy import Policy
@@ -40,7 +42,8 @@ KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*
          ("subdomain label imitates a brand", re.compile(r"in the subdomain of unrelated `[^`]*` imitates")),
          ("brand named in an unpopular site's subdomain (if suspicious)", re.compile(r"^brand `[^`]*` named in")),
          ("listed site named in an unlisted site's subdomain (if suspicious)", re.compile(r"^the popular site `")),
-         ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")))
+         ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")),
+         ("an e-mail address alone after # on an unlisted site (if suspicious)", re.compile(r"^an e-mail address")))
 
 
 def kind_of(reason: str) -> str:
@@ -66,6 +69,10 @@ def main() -> None:
     on_global = Decider(Policy(threshold=1.0)).global_addresses(distinct)
     on_address = hosts.map(dict(zip(distinct, on_global, strict=True))).to_numpy(dtype=bool)
     table.loc[on_address, "kind"] = table.loc[on_address, "url"].map(lambda url: kind_of(address_sign_in(url)))
+    unlisted = dict(zip(distinct, [not found for found in listed], strict=True))
+    fragment = table["url"].str.contains("#", regex=False) & hosts.map(unlisted).to_numpy(dtype=bool) & \
+        (table["kind"] == "")
+    table.loc[fragment, "kind"] = table.loc[fragment, "url"].map(lambda url: kind_of(victim_address(url)))
     marked = table[table["kind"] != ""]
     print(f"{len(table):,} URLs, {len(distinct):,} hosts; deceptive by construction: {len(marked):,}")
     print(marked.groupby(["kind", "source", "label"]).size().rename("urls").to_string())

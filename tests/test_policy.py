@@ -20,6 +20,7 @@ from cybersentinel.scoring.decider import (
     tenant_page,
     userinfo_deception,
     vendor_page,
+    victim_address,
 )
 from cybersentinel.scoring.detector import resolver_reasons, rules_only
 from cybersentinel.scoring.policy import (
@@ -515,6 +516,20 @@ def test_a_sign_in_page_on_a_public_address_corroborates_a_suspicion():
     assert reasons[0] == f"{why}, and the model finds the URL suspicious" and reasons[1] == ""
     one = Decider(POLICY).decide_rows([suspicious], ["45.67.89.13"], [0], [IN_PAGE], {}, {}, {}, {}, {}, {0: why})
     assert one[0][:3] == (scores[0], "malicious", reasons[0])  # the one-row path decides alike
+
+
+@pytest.mark.parametrize(("url", "found"), [
+    ("https://shop.example-kit.top/o365/index.html#jane.doe@corp.example", "an e-mail address alone after `#`"),
+    ("https://shop.example-kit.top/#email=jane.doe%40corp.example", "an e-mail address alone after `#`"),
+    ("https://shop.example-kit.top/#amFuZS5kb2VAY29ycC5leGFtcGxl", "an e-mail address in base64 alone after `#`"),
+    ("https://shop.example-kit.top/#amFuZS5kb2VAY29ycC5leGFtcGxl==", "an e-mail address in base64 alone after `#`"),
+    ("https://app.example.com/#/users/jane.doe@corp.example", ""),  # a route of a single-page app
+    ("https://example.com/about#contact", ""), ("https://example.com/#c2VjdGlvbi10d28=", ""),  # base64, no address
+    ("https://example.com/?email=jane.doe@corp.example", ""),  # a newsletter's link: the query, not the fragment
+    ("https://example.com/#!%%%", ""), ("https://example.com/#", ""),
+])
+def test_a_victims_address_alone_after_the_hash_is_named(url, found):
+    assert victim_address(url).startswith(found) and bool(victim_address(url)) == bool(found)
 
 
 def test_what_the_served_decision_can_flag_on_the_models_score():

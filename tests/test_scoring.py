@@ -4,6 +4,8 @@ flagged rows in plain words, unusable rows get an error."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -14,6 +16,7 @@ from cybersentinel.core.files import ModelIntegrityError, load_manifest
 from cybersentinel.features.lexical import FEATURE_DESCRIPTIONS, LOW_VALUE_DESCRIPTIONS, ParsedUrls
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.model.estimators import load_detector
+from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.detector import HOST_NAME_FEATURES, Detector
 
 
@@ -347,3 +350,20 @@ def test_an_address_alone_is_left_to_feeds_and_a_page_on_it_to_the_model(detecto
     assert scored["score"][1] == pytest.approx(min(scored["model_score"][1], detector.policy.asset_ceiling))
     assert scored["model_score"][1] > 0 and not scored["reasons"][1].startswith("public IP address")
     assert scored["score"][2] == pytest.approx(scored["model_score"][2])
+
+
+def test_a_victims_address_after_the_hash_corroborates_a_suspicion_on_an_unlisted_site(model_dir):  # noqa: F811
+    """880 phishing URLs of the collections end so, one legitimate one (an IRC channel), which scores low."""
+    detector = Detector.from_dir(model_dir)
+    # a threshold no model score passes and a band down to 0: every verdict `malicious` here is the rule's
+    policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
+    decider = Decider(policy, popularity={"popular-site.com": 5})
+    urls = ["https://shop.example-kit.top/o365/index.html#jane.doe@corp.example",
+            "https://shop.example-kit.top/#amFuZS5kb2VAY29ycC5leGFtcGxl",
+            "https://shop.example-kit.top/o365/index.html#section-2",
+            "https://www.popular-site.com/#jane.doe@corp.example"]  # a site of the pinned list: not corroborated
+    for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
+        verdicts = [r["verdict"] for r in records[:4]]
+        assert verdicts[:2] == ["malicious", "malicious"] and "malicious" not in verdicts[2:]
+        assert "as a kit's link fills in its victim's address, and the model finds the URL suspicious" in \
+            records[0]["reasons"] and "jane" not in records[0]["reasons"]

@@ -4,6 +4,8 @@ into verdicts."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -614,6 +616,39 @@ def address_sign_in(url: str) -> str:
     _, _, host, _, path, query, _ = url_fields(url)
     word = _SIGN_IN.search(f"{path}?{query}")
     return f"a sign-in page (`{word.group(0)}`) on the public address `{host}`" if word else ""
+
+
+# A fragment that is an e-mail address and nothing else, as written or in base64 (``#jane@corp.com``,
+# ``#email=jane%40corp.com``, ``#amFuZUBjb3JwLmNvbQ==``): a kit's link filling in its victim's address, which the
+# page's script reads (a fragment never reaches the server). In data/validated.parquet 765 phishing URLs on unlisted
+# sites that no other rule marks, and one legitimate one (an IRC channel, ``mibbit.com/#letsplay@irc.gamesurge.net``,
+# scored low): `benchmarks/deception_counts.py`.
+_ADDRESS = r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}"
+_FRAGMENT_ADDRESS = re.compile(r"(?i)[/!]*(?:[a-z_]{1,12}=)?" + _ADDRESS)
+_FRAGMENT_BASE64 = re.compile(r"(?i)[/!]*(?:[a-z_]{1,12}=)?([a-z0-9+/_-]{8,}={0,2})")
+
+
+def victim_address(url: str) -> str:
+    """What a URL whose fragment is only an e-mail address (`_FRAGMENT_ADDRESS`) says of itself, in words an
+    analyst can check (the address itself is not repeated); "" for any other. Legitimate pages put addresses in
+    the query (newsletters' links) or after a route (``#/users/jane@corp.com``), not alone after ``#``."""
+    fragment = url_fields(url)[6]
+    if not fragment:
+        return ""
+    if _FRAGMENT_ADDRESS.fullmatch(unquote(fragment)):
+        return "an e-mail address alone after `#`, as a kit's link fills in its victim's address"
+    encoded = _FRAGMENT_BASE64.fullmatch(fragment)
+    if encoded is None:
+        return ""
+    text = encoded.group(1)
+    try:
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text
+                                   else None, validate=True)
+    except binascii.Error:
+        return ""
+    if decoded.isascii() and _FRAGMENT_ADDRESS.fullmatch(decoded.decode("ascii")):
+        return "an e-mail address in base64 alone after `#`, as a kit's link fills in its victim's address"
+    return ""
 
 
 # Outlook on the web, Exchange's web client: the pages a browser opens on it (`own_webmail`), and the first labels

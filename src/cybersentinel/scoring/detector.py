@@ -47,6 +47,7 @@ from cybersentinel.scoring.decider import (
     software_url_pattern,
     userinfo_deception,
     vendor_page,
+    victim_address,
 )
 from cybersentinel.scoring.policy import IN_PAGE, Policy, SiteList
 from cybersentinel.url.parsing import (
@@ -411,7 +412,7 @@ class Detector:
             ("planted", "/wp-admin/|/wp-includes/", bool(self.known_paths)),
             ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
             ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
-            ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages)) if wanted}
+            ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages), ("fragment", "#", True)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
@@ -422,12 +423,19 @@ class Detector:
         if any(on_global):  # a row without a host (host_of_row -1) reads the appended False
             on_address = np.flatnonzero(np.asarray(on_global + [False])[host_of_row]
                                         & (parsed.host_standing() == IN_PAGE))
+        corroborating = by_row(on_address, address_sign_in)
+        # a victim's address after '#' corroborates as a brand named in an unlisted site's subdomain does: not on
+        # a site of the pinned list
+        unlisted = [i for i in rows["fragment"] if host_of_row[i] >= 0 and
+                    decider.evidence(hosts[host_of_row[i]]).tranco_rank is None]
+        for row, why in by_row(unlisted, victim_address).items():
+            corroborating[row] = "; ".join(filter(None, [corroborating.get(row), why]))
         return (deception,
                 by_row(rows.get("software", []), lambda url: known_software_file(url, self.known_paths, software)),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
                 by_row(range(n) if decider.block.urls else [], decider.block.match_url),
                 by_row(rows.get("asset", []), page_asset),
-                by_row(on_address, address_sign_in),
+                corroborating,
                 by_row(rows.get("vendor", []), vendor_page))
 
     def flaggable_on_score(self, values: Any) -> np.ndarray:
