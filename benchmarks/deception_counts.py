@@ -4,10 +4,10 @@ marks), and how many it would mark by a brand named in an unpopular site's subdo
 it only corroborates a suspicious score, so this counts where it may act), by a listed site's whole name there
 (`decider.named_sites`, likewise), and how many are sign-in pages on a public address (`decider.address_sign_in`)
 or end in a victim's e-mail address after `#` on an unlisted site (`decider.victim_address`), likewise.
-Punycode names that read as a listed site (`decider.imitated_site`) are counted as the decider asks them: only
-where no other deception is found. Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`)
-and, for the named brands and sites, the popularity list and policy pinned with the model (hash-checked); every
-distinct host is asked once.
+Punycode names that read as a listed site (`decider.imitated_site`) and, with marks, as a top one
+(`decider.marked_site`, corroborating) are counted as the decider asks them: only where no other rule applies.
+Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`) and, for the named brands and sites, the
+popularity list and policy pinned with the model (hash-checked); every distinct host is asked once.
 
     python benchmarks/deception_counts.py
 """
@@ -25,23 +25,26 @@ from cybersentinel.scoring.decider import (
     address_sign_in,
     deceptive_hosts,
     imitated_site,
+    marked_site,
     named_brands,
     named_sites,
     victim_address,
 )
 from cybersentinel.scoring.detector import read_popularity
 from cybersentinel.scoring.policy import Policy
-from cybersentinel.url.parsing import split_host_columns, url_fields
+from cybersentinel.url.parsing import ranked_name, split_host_columns, url_fields
 
 REPO = Path(__file__).resolve().parents[1]
 # The kind of each reason `decider._deception` gives, in the order it tries them.
 KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*, imitating the popular site")),
+         ("punycode name is a top listed site with marks (if suspicious)", re.compile(r"with marks on its letters$")),
          ("registered name imitates a brand", re.compile(r"^`[^`]*` imitates|^punycode host")),
          ("brand's domain in the subdomain", re.compile(r"^brand `[^`]*` in the subdomain of unrelated")),
          ("country's ending in the subdomain", re.compile(r"in the subdomain of unrelated `[^`]*`$")),
          ("subdomain label imitates a brand", re.compile(r"in the subdomain of unrelated `[^`]*` imitates")),
          ("brand named in an unpopular site's subdomain (if suspicious)", re.compile(r"^brand `[^`]*` named in")),
-         ("listed site named in an unlisted site's subdomain (if suspicious)", re.compile(r"^the popular site `")),
+         ("listed site named in an unlisted site's subdomain (if suspicious)", re.compile(r"named in the subdomain of "
+                                                                                         r"`[^`]*`, a site not on")),
          ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")),
          ("an e-mail address alone after # on an unlisted site (if suspicious)", re.compile(r"^an e-mail address")))
 
@@ -57,13 +60,14 @@ def main() -> None:
     splits = split_host_columns(distinct)
     manifest = load_manifest(REPO / "models")
     popular = read_popularity(REPO / "models", manifest)
-    listed = [registered in popular for registered in splits.registered]
-    top = manifest["policy"]["popular_rank"]
-    deceptive = [found or ("xn--" in registered and imitated_site(registered, popular, top)) or ""
+    listed = [ranked_name(registered) in popular for registered in splits.registered]
+    top = manifest["policy"].get("popular_rank", Policy(threshold=1.0).popular_rank)
+    deceptive = [found or ("xn--" in registered and imitated_site(registered, popular)) or ""
                  for found, registered in zip(deceptive_hosts(distinct, splits), splits.registered, strict=True)]
+    marked = ["xn--" in registered and marked_site(registered, popular, top) or "" for registered in splits.registered]
     # a host rule 3 calls deceptive is counted as such; a named brand or site only where nothing else is
-    named = [brand or site for brand, site in zip(named_brands(splits, listed), named_sites(splits, listed, popular),
-                                                  strict=True)]
+    named = [brand or mark or site for brand, mark, site in zip(named_brands(splits, listed), marked,
+                                                                named_sites(splits, listed, popular), strict=True)]
     reasons = {host: found or name for host, found, name in zip(distinct, deceptive, named, strict=True)}
     table["kind"] = hosts.map(lambda host: kind_of(reasons[host]))
     on_global = Decider(Policy(threshold=1.0)).global_addresses(distinct)

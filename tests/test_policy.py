@@ -396,26 +396,31 @@ def test_a_brand_named_in_an_unpopular_sites_subdomain_corroborates_a_suspicion(
 @pytest.mark.parametrize("padding", [0, 100])  # a request's few hosts, and a batch's Arrow columns
 def test_a_listed_sites_name_in_an_unlisted_sites_subdomain_corroborates_a_suspicion(padding):
     """``us.battle.net.eu-wow.net``, ``hiroba.dqx.jp.cusy.usa.cc`` had stayed `suspicious`: neither is a brand."""
-    popularity = {"battle.net": 1_917, "dqx.jp": 17_750, "bbc.co.uk": 90, "edgekey.net": 357, "berlin.de": 4_451}
+    popularity = {"battle.net": 1_917, "dqx.jp": 17_750, "portal.net.nz": 90, "portal.net": 60_000,
+                  "incapdns.net": 9_000, "myshop.co.jp": 300, "uk.com": 5_000}
     decider = Decider(POLICY, popularity=popularity)
-    hosts = ["us.battle.net.eu-wow.net", "hiroba.dqx.jp.cusy.usa.cc", "news.bbc.co.uk.mirror-site.net",
-             "www.battle.net.edgekey.net", "battle.net.xyz", "battle-net.example.org", "www.bbc.co.uk",
-             "www.rakuten.co.jp.akddojx.cn"] + [f"pad{i}.example.org" for i in range(padding)]
+    hosts = ["us.battle.net.eu-wow.net", "hiroba.dqx.jp.cusy.usa.cc", "www.portal.net.nz.mirror-site.net",
+             "dqx.jp.kit.storage.googleapis.com",
+             "www.battle.net.x9.incapdns.net", "battle.net.xyz", "battle-net.example.org", "shop.uk.com.example.org",
+             "www.dqx.jp.storage.googleapis.com", "www.portal.net.nz", "www.myshop.co.jp.akddojx.cn",
+             ] + [f"pad{i}.example.org" for i in range(padding)]
     suspicious = POLICY.suspicious_from + 0.01
     scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
                                                  np.arange(len(hosts)), np.zeros(len(hosts), bool))
-    assert list(verdicts[:3]) == ["malicious"] * 3
-    assert reasons[0] == ("the popular site `battle.net` named in the subdomain of `eu-wow.net`, not a popular site, "
-                          "and the model finds the URL suspicious")
-    assert "`dqx.jp`" in reasons[1] and "`bbc.co.uk`" in reasons[2]
-    # a CDN's name for its customer (its own name listed), the site's name as the registered name's start or in
-    # one label, the site itself (halved: rank 90 is popular): not named
-    assert list(verdicts[3:6]) == ["suspicious"] * 3 and list(reasons[3:6]) == [""] * 3
-    assert verdicts[6] == "benign"
+    assert list(verdicts[:4]) == ["malicious"] * 4
+    assert reasons[0] == ("`battle.net` (Tranco rank 1,917) named in the subdomain of `eu-wow.net`, a site not on "
+                          "the list, and the model finds the URL suspicious")
+    assert "`dqx.jp`" in reasons[1] and "`portal.net.nz` (Tranco rank 90)" in reasons[2]  # three labels before two
+    assert "`dqx.jp`" in reasons[3]  # a bucket named after another site's domain and more
+    # a listed CDN's name for its customer, the site's name as the registered name's start or in one label, a
+    # public suffix (uk.com), a bucket only dqx.jp's owner can make: not named
+    assert list(verdicts[4:9]) == ["suspicious"] * 5 and list(reasons[4:9]) == [""] * 5
+    assert verdicts[9] == "benign"  # the site itself (halved: rank 90 is popular)
     # a host deceptive by construction says so once, not twice
-    assert "the popular site" not in reasons[7] and verdicts[7] == "malicious"
+    assert reasons[10].count("myshop.co.jp") == 1 and verdicts[10] == "malicious"
     # a low score is not raised: a city's ads on `berlin.de.craigslist.de` are named too, and scored low
-    low = decider.apply(np.array([0.3]), np.ones(1, bool), ["berlin.de.craigslist.de"], np.arange(1), np.zeros(1, bool))
+    low = Decider(POLICY, popularity={"berlin.de": 4_451}).apply(
+        np.array([0.3]), np.ones(1, bool), ["berlin.de.craigslist.de"], np.arange(1), np.zeros(1, bool))
     assert list(low[1]) == ["benign"]
     assert decider._new_entry("us.battle.net.eu-wow.net", 0)[14] == reasons[0].split(", and the model")[0]
     assert Decider(POLICY).evidence("us.battle.net.eu-wow.net").corroboration == ""  # no pinned list, no names
@@ -438,24 +443,28 @@ def test_a_punycode_name_that_reads_as_a_popular_site_is_deceptive():
     assert decider._new_entry("login.xn--kta-red.com", 0)[9] == reasons[0]  # a request's one host alike
 
 
-def test_letters_with_marks_imitate_only_the_most_popular_sites():
-    """``coinbȧse.com`` had been `benign` (0.62): a mark is no look-alike character. Marks count against the top
-    ``popular_rank`` sites only; below them a language's own words are registered in both spellings."""
+def test_letters_with_marks_corroborate_a_suspicion_of_the_most_popular_sites_under_generic_endings():
+    """``coinbȧse.com`` had been `benign` (0.62): a mark is no look-alike character. A mark may be the language's
+    own spelling (``société.com``) or a country's writing (``thanhniên.vn``), so it corroborates, for the top
+    ``popular_rank`` sites, under generic endings only."""
     top = POLICY.popular_rank
-    popularity = {"coinbase.com": top // 2, "binance.com": top, "munchen.de": 90_000, "muller.de": top + 1}
+    popularity = {"coinbase.com": top // 2, "binance.com": top, "github.com": top, "microsoft.com": top,
+                  "google.com": 1, "thanhnien.vn": 50, "munchen.de": 90_000, "muller.com": top + 1}
     decider = Decider(POLICY, popularity=popularity)
-    hosts = ["xn--coinbse-30c.com", "login.xn--binanc-gva.com", "xn--mnchen-3ya.de", "xn--mller-kva.de",
-             "xn--coinbse-30c.net"]
-    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), 0.3), np.ones(len(hosts), bool), hosts,
+    hosts = ["xn--coinbse-30c.com", "login.xn--binanc-gva.com", "xn--gthub-n4a.com", "xn--micrsoft-84a.com",
+             "xn--ggl-seda0j.com",  # gооglё: Cyrillic letters, one with a mark
+             "xn--thanhnin-q1a.vn", "xn--mnchen-3ya.de", "xn--mller-kva.com", "xn--coinbse-30c.net"]
+    suspicious = POLICY.suspicious_from + 0.01
+    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
                                                  np.arange(len(hosts)), np.zeros(len(hosts), bool))
-    assert reasons[0] == "punycode host that renders as `coinbȧse.com`, imitating the popular site `coinbase.com`"
-    assert "`binance.com`" in reasons[1] and list(verdicts[:2]) == ["malicious", "malicious"]
-    assert list(verdicts[2:]) == ["benign"] * 3 and list(reasons[2:]) == [""] * 3
-    assert decider._new_entry("xn--coinbse-30c.com", 0)[9] == reasons[0]  # a request's one host alike
-    assert Decider(POLICY, popularity={"coinbase.com": top + 1}).evidence(hosts[0]).deception == ""
-    stroked = Decider(POLICY, popularity={"github.com": top, "microsoft.com": top})  # no mark Unicode decomposes
-    assert "`github.com`" in stroked.evidence("xn--gthub-n4a.com").deception  # gıthub, dotless ı
-    assert "`microsoft.com`" in stroked.evidence("xn--micrsoft-84a.com").deception  # micrøsoft
+    assert reasons[0] == ("punycode host that renders as `coinbȧse.com`, the listed site `coinbase.com` with marks "
+                          "on its letters, and the model finds the URL suspicious")
+    assert list(verdicts[:5]) == ["malicious"] * 5
+    assert "`binance.com`" in reasons[1] and "`github.com`" in reasons[2] and "`google.com`" in reasons[4]
+    assert list(verdicts[5:]) == ["suspicious"] * 4 and list(reasons[5:]) == [""] * 4
+    low = decider.apply(np.array([0.3]), np.ones(1, bool), hosts[:1], np.arange(1), np.zeros(1, bool))
+    assert list(low[1]) == ["benign"]  # it corroborates: the model's low score stands
+    assert decider._new_entry("xn--coinbse-30c.com", 0)[14] == reasons[0].split(", and the model")[0]
 
 
 def test_a_country_ending_across_a_listed_sites_name_is_not_deceptive():

@@ -137,15 +137,18 @@ class Decider:
                 ranks = [signal[3] for signal in signals]
         deceptions = deceptive_hosts(canonical, splits, [self.policy.is_popular(rank, False) for rank in ranks],
                                      [rank is not None for rank in ranks])
+        marked = [""] * n
         for i in [i for i, name in enumerate(registered) if "xn--" in name and not deceptions[i]]:  # few hosts
-            deceptions[i] = imitated_site(registered[i], self.popularity, self.policy.popular_rank)
+            deceptions[i] = imitated_site(registered[i], self.popularity)
+            marked[i] = "" if deceptions[i] else marked_site(registered[i], self.popularity, self.policy.popular_rank)
         own_name = [host == name or host == "www." + name for host, name in zip(canonical, registered, strict=True)]
         user_content = [user_content_host(host) if rank is not None else ""  # it only ever replaces rule 6
                         for host, rank in zip(canonical, ranks, strict=True)] if self.policy.cap_user_content else \
             [""] * n
         listed = [rank is not None for rank in ranks]
-        named = [brand or (site if not deception else "") for brand, site, deception in zip(
-            named_brands(splits, listed), named_sites(splits, listed, self.popularity), deceptions, strict=True)]
+        named = [brand or mark or (site if not deception else "") for brand, mark, site, deception in zip(
+            named_brands(splits, listed), marked, named_sites(splits, listed, self.popularity), deceptions,
+            strict=True)]
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
                    deceptions, [""] * n, [""] * n, own_name, user_content, named, [False] * n, [""] * n)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
@@ -179,10 +182,11 @@ class Decider:
             if not self.popularity:
                 rank = signal[3]
         user_content = user_content_host(canonical) if rank is not None and self.policy.cap_user_content else ""
-        imitated = "xn--" in registered and imitated_site(registered, self.popularity, self.policy.popular_rank)
-        deception = deceptive_hosts([canonical], splits, [self.policy.is_popular(rank, False)],
-                                    [rank is not None])[0] or imitated or ""
-        named = named_brands(splits, [rank is not None])[0] or \
+        punycode = "xn--" in registered
+        deception = deceptive_hosts([canonical], splits, [self.policy.is_popular(rank, False)], [rank is not None])[0] \
+            or (punycode and imitated_site(registered, self.popularity)) or ""
+        marked = punycode and not deception and marked_site(registered, self.popularity, self.policy.popular_rank)
+        named = named_brands(splits, [rank is not None])[0] or marked or \
             ("" if deception else named_sites(splits, [rank is not None], self.popularity)[0])
         fields = (False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", "",
                   canonical == registered or canonical == "www." + registered, user_content, named, False, "")
@@ -398,30 +402,42 @@ def _deception(subdomain: str, domain: str, is_ip: bool, registered: str, ranked
     return ""
 
 
-def imitated_site(registered: str, popularity: Mapping[str, int], marked_rank: int = 0) -> str:
+def imitated_site(registered: str, popularity: Mapping[str, int]) -> str:
     """The popular site an unpopular punycode name imitates once its look-alike characters are read as the Latin
     letters they imitate, in words an analyst can check; "" for any other. ``xn--kta-red.com`` renders as
-    ``оkta.com`` (Cyrillic о), read ``okta.com``; a name under a suffix outside ASCII (``президент.рф``) is the
-    language's own. Brands' look-alikes (`imitated_brand`) name 91 brands; this names the pinned list's sites
-    (session 42's probe: ``оkta.com``, ``lеdger.com``, ``uniswаp.org`` had scored 0.36-0.49, `benign`). As
-    browsers do for names whose skeleton is a top site's.
-    Latin letters with marks read as the letters without them only for a site ranked down to ``marked_rank``
-    (``coinbȧse.com``, ``gıthub.com``: 22 phishing URLs of the collections, 14 of them not `malicious` before,
-    and no legitimate one; 20 more imitate sites further down, where a language's own words, a city or a family
-    name, are registered in both spellings: ``münchen.de`` beside ``munchen.de``)."""
+    ``оkta.com`` (Cyrillic о), read ``okta.com``; a name under a suffix outside ASCII (``президент.рф``) or with a
+    letter that imitates none (``münchen.de``) is the language's own. Brands' look-alikes (`imitated_brand`) name
+    91 brands; this names the pinned list's sites (session 42's probe: ``оkta.com``, ``lеdger.com``, ``uniswаp.org``
+    had scored 0.36-0.49, `benign`). As browsers do for names whose skeleton is a top site's."""
     domain, _, suffix = registered.partition(".")
     if not domain.startswith("xn--") or not suffix.isascii() or "xn--" in suffix or registered in popularity:
         return ""
     label = rendered(domain)
     plain = latin_reading(label)
     target = f"{plain}.{suffix}"
-    if plain.isascii() and plain != label and target in popularity:
-        return f"punycode host that renders as `{label}.{suffix}`, imitating the popular site `{target}`"
-    unmarked = without_marks(plain)
-    target = f"{unmarked}.{suffix}"
-    if unmarked.isascii() and unmarked != label and popularity.get(target, marked_rank + 1) <= marked_rank:
-        return f"punycode host that renders as `{label}.{suffix}`, imitating the popular site `{target}`"
-    return ""
+    if plain == label or not plain.isascii() or target not in popularity:
+        return ""
+    return f"punycode host that renders as `{label}.{suffix}`, imitating the popular site `{target}`"
+
+
+def marked_site(registered: str, popularity: Mapping[str, int], top: int) -> str:
+    """What corroborates a suspicious score (policy rule 3) of an unlisted punycode name under a generic ending
+    that, its letters' marks taken off, is one of the list's ``top`` sites (``coinbȧse.com``, ``gıthub.com``); ""
+    for any other. Not deceptive by itself, as `imitated_site`'s look-alikes are: a mark may be the language's own
+    spelling of the very site (``société.com``, ``telefónica.com``, registered by their firms), and under a
+    country's ending (``thanhniên.vn``, ``impôts.gouv.fr``) it is that country's writing, so those are left to
+    the model. In data/validated.parquet 18 phishing URLs that no other rule marks have such a name, and no
+    legitimate one (`benchmarks/deception_counts.py`); of Tranco's 129 punycode names, none."""
+    domain, _, suffix = registered.partition(".")
+    if not domain.startswith("xn--") or not suffix.isascii() or "xn--" in suffix or registered in popularity \
+            or len(suffix.rpartition(".")[2]) <= 2:  # a country's ending
+        return ""
+    label = rendered(domain)
+    plain = latin_reading(without_marks(label))  # marks first: Cyrillic ё is е with a mark, read e
+    target = f"{plain}.{suffix}"
+    if not plain.isascii() or plain == latin_reading(label) or popularity.get(target, top + 1) > top:
+        return ""
+    return f"punycode host that renders as `{label}.{suffix}`, the listed site `{target}` with marks on its letters"
 
 
 # letters whose mark Unicode does not decompose: a stroke or a missing dot (``gıthub``, ``micrøsoft``, ``łedger``),
@@ -526,12 +542,15 @@ def named_sites(splits: HostSplits, ranked: list[bool], popularity: Mapping[str,
     """Per host of ``splits`` (`split_host_columns`, lists or Arrow arrays), what corroborates a suspicious score
     (policy rule 3) beside `named_brands`, "" for the others: a site of the pinned ``popularity`` list whose whole
     name the subdomain writes as labels (``us.battle.net.eu-wow.net``, ``hiroba.dqx.jp.cusy.usa.cc``) while the
-    registered domain is not ``ranked`` (on that list). In data/validated.parquet 2,757 phishing URLs that no other
-    rule marks name such a site, and 7 legitimate ones (`benchmarks/deception_counts.py`): a city's ads on
-    ``berlin.de.craigslist.de``, proxies of 2013 (Coral CDN, feedsportal), a bucket named after its site; the model
-    scores those low, so the name corroborates a suspicion rather than making one. A CDN's name for a customer's
-    site (``www.example.com.edgekey.net``) is on the list itself. `named_brands` knows 91 brands; the list knows
-    the regional sites kits copy (``dqx.jp``, ``53.com``, ``kvk.nl``), which had stayed `suspicious`."""
+    registered domain is not ``ranked`` (on that list). In data/validated.parquet 2,734 phishing URLs that no other
+    rule marks name such a site, and 5 legitimate ones (`benchmarks/deception_counts.py`): a city's ads on
+    ``berlin.de.craigslist.de``, proxies of 2013 (Coral CDN, feedsportal); the model scores those low, so the name
+    corroborates a suspicion rather than making one. Not named: a name that is a public suffix itself (``uk.com``,
+    ``web.app``), and a bucket named after a domain where only the domain's verified owner can make one
+    (`_DOMAIN_VERIFIED_BUCKETS`: ``www.dqx.jp.storage.googleapis.com`` is dqx.jp's own). A listed CDN's name for
+    its customer's site (``www.example.com.incapdns.net``) is ranked, so not asked.
+    `named_brands` knows 91 brands; the list knows the regional sites kits copy (``dqx.jp``, ``53.com``,
+    ``kvk.nl``), which had stayed `suspicious`."""
     found = [""] * len(ranked)
     if not popularity:  # a model without a pinned list: the rule needs its names
         return found
@@ -543,23 +562,34 @@ def named_sites(splits: HostSplits, ranked: list[bool], popularity: Mapping[str,
     if not candidates:
         return found
     for i, subdomain, registered in zip(candidates, *_taken((subdomains, splits.registered), candidates), strict=True):
-        site = _listed_site_in(subdomain.split("."), popularity)
+        site = _listed_site_in(subdomain.split("."), popularity, registered in _DOMAIN_VERIFIED_BUCKETS)
         if site:
-            found[i] = f"the popular site `{site}` named in the subdomain of `{registered}`, not a popular site"
+            found[i] = f"`{site}` (Tranco rank {popularity[site]:,}) named in the subdomain of `{registered}`, a " \
+                "site not on the list"
     return found
 
 
 _INNER_DOT = re.compile(r"\.")
+# Storage whose buckets named like a domain only that domain's verified owner can make: the bucket's name is the
+# whole subdomain (Google Cloud Storage, "Domain-named bucket verification")
+_DOMAIN_VERIFIED_BUCKETS = frozenset({"storage.googleapis.com", "c.storage.googleapis.com"})
 
 
-def _listed_site_in(labels: list[str], popularity: Mapping[str, int]) -> str:
-    """The first run of two or three labels (``battle.net``, ``bbc.co.uk``) that is a site of ``popularity``."""
+def _listed_site_in(labels: list[str], popularity: Mapping[str, int], verified_bucket: bool) -> str:
+    """The first run of three or two labels (``bbc.co.uk`` before ``bbc.co``) that is a site of ``popularity`` and
+    no public suffix, unless it ends the labels of a ``verified_bucket``'s name (its owner's own domain there)."""
     for start in range(len(labels) - 1):
-        for end in (start + 2, start + 3):
+        for end in (start + 3, start + 2):
             name = ".".join(labels[start:end])
-            if end <= len(labels) and name in popularity:
+            if end <= len(labels) and name in popularity and not (verified_bucket and end == len(labels)) \
+                    and not _is_public_suffix(name):
                 return name
     return ""
+
+
+def _is_public_suffix(name: str) -> bool:
+    """Whether a name is a public suffix of either section of the list (``uk.com``, ``web.app``, ``co.uk``)."""
+    return split_host_registered(f"x.{name}")[2] == name
 
 
 # What reads as a host name's dot: the full stops a browser reads as one (UTS 46) and the dots that only look like

@@ -25,7 +25,9 @@ The rules, first match decides:
    `decider.named_brands`): the name alone also fits a few legitimate pages (a fan blog's ``apple.`` subdomain),
    which the model scores low, so it corroborates a suspicion rather than making one. So does a site of that list
    written by its whole name as labels of such a subdomain (``us.battle.net.eu-wow.net``, ``dqx.jp.cusy.usa.cc``;
-   `decider.named_sites`), for the regional sites kits copy that are no brand, and so does an e-mail address
+   `decider.named_sites`), for the regional sites kits copy that are no brand, an unlisted punycode name under a
+   generic ending that is one of the list's top ``popular_rank`` sites with marks on its letters (``coinbȧse.com``:
+   `decider.marked_site`; a mark can be a language's own spelling), and an e-mail address
    alone after ``#`` on a site not on that list (``…/index.html#jane@corp.com``, in base64 too: a kit's link
    filling in its victim's address; `decider.victim_address`). So is a sign-in page on a
    public address (``http://45.67.89.13:2095/webmail/``: a word of signing in, `decider.address_sign_in`, in the
