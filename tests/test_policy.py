@@ -4,6 +4,7 @@ consults. Tiny fixtures: a hand-built feeds index, no model."""
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -424,6 +425,30 @@ def test_a_listed_sites_name_in_an_unlisted_sites_subdomain_corroborates_a_suspi
     assert list(low[1]) == ["benign"]
     assert decider._new_entry("us.battle.net.eu-wow.net", 0)[14] == reasons[0].split(", and the model")[0]
     assert Decider(POLICY).evidence("us.battle.net.eu-wow.net").corroboration == ""  # no pinned list, no names
+
+
+@pytest.mark.parametrize("padding", [0, 100])  # a request's few hosts, and a batch's Arrow columns
+def test_a_university_librarys_proxy_is_at_most_suspicious_on_the_models_word(padding):
+    """EZproxy writes the proxied site's name into its own host: the model scored such sign-in pages 0.99, and
+    rule 3 named the brands in them. Only under endings academic institutions alone get."""
+    policy = replace(POLICY, cap_vendor_pages=True)
+    decider = Decider(policy, popularity={"microsoftonline.com": 26, "jstor.org": 2_000})
+    hosts = ["login.microsoftonline.com.ezproxy.bethel.edu", "www-jstor-org.ezproxy.lib.uni.edu",
+             "accounts.google.com.libproxy.uni.ac.uk", "www.paypal.com.ezproxy.evil.top", "ezproxy.uni.edu.evil.top",
+             "www.jstor.org.ezproxy.uni.com"] + [f"pad{i}.example.org" for i in range(padding)]
+    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), 0.99), np.ones(len(hosts), bool), hosts,
+                                                 np.arange(len(hosts)), np.zeros(len(hosts), bool))
+    assert list(verdicts[:3]) == ["suspicious"] * 3 and scores[0] == policy.asset_ceiling
+    assert reasons[0] == ("a library's proxy (`ezproxy`) at `bethel.edu`, serving other sites' pages under its name: "
+                          "on the model's word alone it is at most suspicious")
+    assert "(`libproxy`) at `uni.ac.uk`" in reasons[2]
+    # under an ending anyone can buy, the name is judged as any host's: a brand's domain in it deceives
+    assert list(verdicts[3:6]) == ["malicious"] * 3 and "brand `paypal`" in reasons[3]
+    low = decider.apply(np.array([0.3]), np.ones(1, bool), hosts[:1], np.arange(1), np.zeros(1, bool))
+    assert list(low[1]) == ["benign"] and low[0][0] == 0.3  # a low score stands
+    assert decider._new_entry(hosts[0], 0)[16] == reasons[0].split(": on the model's")[0]  # one host alike
+    assert Decider(policy).decide_rows([0.99], hosts[:1], [0], [IN_PAGE], {}, {}, {}, {}, {})[0][1] == "suspicious"
+    assert Decider(POLICY).evidence(hosts[0]).vendor_page  # named whether or not the policy caps vendor pages
 
 
 def test_a_punycode_name_that_reads_as_a_popular_site_is_deceptive():

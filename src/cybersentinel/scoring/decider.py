@@ -149,8 +149,16 @@ class Decider:
         named = [brand or mark or (site if not deception else "") for brand, mark, site, deception in zip(
             named_brands(splits, listed), marked, named_sites(splits, listed, self.popularity), deceptions,
             strict=True)]
+        vendor = [""] * n
+        subdomains = splits.subdomain if isinstance(splits.subdomain, list) else None
+        for i in [i for i, host in enumerate(canonical) if "proxy" in host]:  # few hosts
+            subdomain = subdomains[i] if subdomains is not None else splits.subdomain[i].as_py() or ""
+            suffix = splits.suffix[i] if isinstance(splits.suffix, list) else splits.suffix[i].as_py() or ""
+            vendor[i] = library_proxy(subdomain, suffix, registered[i])
+            if vendor[i]:  # the proxied site's name is the proxy's way of naming it, not a deception
+                deceptions[i] = named[i] = ""
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
-                   deceptions, [""] * n, [""] * n, own_name, user_content, named, [False] * n, [""] * n)
+                   deceptions, [""] * n, [""] * n, own_name, user_content, named, [False] * n, vendor)
         entries = list(zip(*columns, changes_anything(self.policy, zip(*columns, strict=True)), strict=True))
         maybe_addresses = [i for i, (ok, host) in enumerate(zip(plain, canonical, strict=True))
                            if not ok or host.endswith("localhost")]  # maybe an address, localhost or empty
@@ -188,8 +196,12 @@ class Decider:
         marked = punycode and not deception and marked_site(registered, self.popularity, self.policy.popular_rank)
         named = named_brands(splits, [rank is not None])[0] or marked or \
             ("" if deception else named_sites(splits, [rank is not None], self.popularity)[0])
+        vendor = library_proxy(splits.subdomain[0] or "", splits.suffix[0] or "", registered) \
+            if "proxy" in canonical else ""
+        if vendor:
+            deception = named = ""
         fields = (False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", "",
-                  canonical == registered or canonical == "www." + registered, user_content, named, False, "")
+                  canonical == registered or canonical == "www." + registered, user_content, named, False, vendor)
         return (*fields, *changes_anything(self.policy, [fields]))
 
     def global_addresses(self, hosts: list[str]) -> list[bool]:
@@ -322,7 +334,8 @@ class Decider:
             ev = ev._replace(deception="; ".join(filter(None, [ev.deception, deception.get(row, "")])),
                              known_file=known_file.get(row, ""), allowed=allowed.get(row) or ev.allowed,
                              blocked=blocked.get(row) or ev.blocked, asset=asset.get(row, ""),
-                             corroboration=sign_in.get(row) or ev.corroboration, vendor_page=vendor.get(row, ""))
+                             corroboration=sign_in.get(row) or ev.corroboration,
+                             vendor_page=vendor.get(row) or ev.vendor_page)
         score, _, reason = decide(self.policy, model_score, ev)
         return score, reason, ", ".join(ev.feeds)
 
@@ -590,6 +603,27 @@ def _listed_site_in(labels: list[str], popularity: Mapping[str, int], verified_b
 def _is_public_suffix(name: str) -> bool:
     """Whether a name is a public suffix of either section of the list (``uk.com``, ``web.app``, ``co.uk``)."""
     return split_host_registered(f"x.{name}")[2] == name
+
+
+# The labels a library's proxy runs under (OCLC's EZproxy, "proxy by hostname": ``www.jstor.org.ezproxy.lib.
+# uni.edu``, ``www-jstor-org.ezproxy.uni.edu``), and the endings only academic institutions get
+_LIBRARY_PROXY_LABELS = re.compile(r"(?:ez|lib)proxy\d*(?:-[a-z0-9]+)?")
+_ACADEMIC_ENDING = re.compile(r"edu|(?:edu|ac)\.[a-z]{2}|[a-z]{2}\.edu")
+
+
+def library_proxy(subdomain: str, suffix: str, registered: str) -> str:
+    """``"a library's proxy (`ezproxy`) at `uni.edu`, serving other sites' pages under its name"`` when a host is a
+    university library's proxy of another site: a label of its subdomain names EZproxy (or a library proxy) and
+    its registered domain is under an ending only academic institutions get (``edu``, ``ac.uk``, ``edu.au``); ""
+    otherwise. Students and staff open journals, databases and their sign-in pages through it, and the proxy
+    writes the site's name into its own host (``login.microsoftonline.com.ezproxy.bethel.edu``): the model scored
+    such URLs 0.99 and rule 3 named the brands in them. None is in the collections (a probe written in session
+    45). A proxy under any other ending is anyone's to name so, and is judged as any host is."""
+    if not _ACADEMIC_ENDING.fullmatch(suffix):
+        return ""
+    label = next((label for label in subdomain.split(".") if _LIBRARY_PROXY_LABELS.fullmatch(label)), "")
+    return f"a library's proxy (`{label}`) at `{registered}`, serving other sites' pages under its name" \
+        if label else ""
 
 
 # What reads as a host name's dot: the full stops a browser reads as one (UTS 46) and the dots that only look like

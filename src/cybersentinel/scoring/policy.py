@@ -81,7 +81,9 @@ hospitals as phishing, scores many of them ``malicious``; a kit copied to ``mail
 same to a URL-only model, so the cap leaves it ``suspicious`` for an analyst rather than clearing it. A customer's
 name on a service that serves its own pages there (``acme.pagerduty.com``, AWS's access portal
 ``d-9067642ac7.awsapps.com/start``, a Shopify shop's ``/admin``: `decider.tenant_page`): the pages are the
-service's, but the name costs anyone a sign-up, so they are capped too rather than cleared.
+service's, but the name costs anyone a sign-up, so they are capped too rather than cleared. And a university
+library's proxy of another site (``login.microsoftonline.com.ezproxy.bethel.edu``, only under academic endings:
+`decider.library_proxy`), whose host writes the proxied site's name by design: no deception is read in it either.
 
 Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
 """
