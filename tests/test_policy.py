@@ -435,7 +435,10 @@ def test_a_university_librarys_proxy_is_at_most_suspicious_on_the_models_word(pa
     decider = Decider(policy, popularity={"microsoftonline.com": 26, "jstor.org": 2_000})
     hosts = ["login.microsoftonline.com.ezproxy.bethel.edu", "www-jstor-org.ezproxy.lib.uni.edu",
              "accounts.google.com.libproxy.uni.ac.uk", "www.paypal.com.ezproxy.evil.top", "ezproxy.uni.edu.evil.top",
-             "www.jstor.org.ezproxy.uni.com"] + [f"pad{i}.example.org" for i in range(padding)]
+             "www.jstor.org.ezproxy.uni.com",
+             "www.paypal.com.ezproxy.anything.edu.pl",  # dns.pl's edu.pl is anyone's: no academic ending
+             "login.microsoftonline.com.ezproxy.foretag.ac.se",  # ac.se is a Swedish county's
+             ] + [f"pad{i}.example.org" for i in range(padding)]
     scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), 0.99), np.ones(len(hosts), bool), hosts,
                                                  np.arange(len(hosts)), np.zeros(len(hosts), bool))
     assert list(verdicts[:3]) == ["suspicious"] * 3 and scores[0] == policy.asset_ceiling
@@ -443,12 +446,19 @@ def test_a_university_librarys_proxy_is_at_most_suspicious_on_the_models_word(pa
                           "on the model's word alone it is at most suspicious")
     assert "(`libproxy`) at `uni.ac.uk`" in reasons[2]
     # under an ending anyone can buy, the name is judged as any host's: a brand's domain in it deceives
-    assert list(verdicts[3:6]) == ["malicious"] * 3 and "brand `paypal`" in reasons[3]
+    assert list(verdicts[3:8]) == ["malicious"] * 5 and "brand `paypal`" in reasons[3] and "library" not in reasons[6]
+    assert "library" not in reasons[7]
     low = decider.apply(np.array([0.3]), np.ones(1, bool), hosts[:1], np.arange(1), np.zeros(1, bool))
     assert list(low[1]) == ["benign"] and low[0][0] == 0.3  # a low score stands
     assert decider._new_entry(hosts[0], 0)[16] == reasons[0].split(": on the model's")[0]  # one host alike
     assert Decider(policy).decide_rows([0.99], hosts[:1], [0], [IN_PAGE], {}, {}, {}, {}, {})[0][1] == "suspicious"
-    assert Decider(POLICY).evidence(hosts[0]).vendor_page  # named whether or not the policy caps vendor pages
+    # a row's own fact (a page asset) keeps its host's cap
+    asset = decider.apply(np.array([0.99]), np.ones(1, bool), hosts[:1], np.arange(1), np.zeros(1, bool),
+                          row_asset={0: "script"})
+    assert "a library's proxy" in asset[2][0] and asset[1][0] == "suspicious"
+    # a policy that does not cap such pages (a model trained before the field) reads the deception as ever
+    uncapped = Decider(POLICY).evidence("www.paypal.com.ezproxy.bethel.edu")
+    assert "brand `paypal`" in uncapped.deception and uncapped.vendor_page
 
 
 def test_a_punycode_name_that_reads_as_a_popular_site_is_deceptive():
@@ -477,7 +487,7 @@ def test_letters_with_marks_corroborate_a_suspicion_of_the_most_popular_sites_un
                   "google.com": 1, "thanhnien.vn": 50, "munchen.de": 90_000, "muller.com": top + 1}
     decider = Decider(POLICY, popularity=popularity)
     hosts = ["xn--coinbse-30c.com", "login.xn--binanc-gva.com", "xn--gthub-n4a.com", "xn--micrsoft-84a.com",
-             "xn--ggl-seda0j.com",  # gооglё: Cyrillic letters, one with a mark
+             "xn--ggl-seda0j.com",  # gооglё: Cyrillic letters, one with a mark: a look-alike (deceptive)
              "xn--thanhnin-q1a.vn", "xn--mnchen-3ya.de", "xn--mller-kva.com", "xn--coinbse-30c.net"]
     suspicious = POLICY.suspicious_from + 0.01
     scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
@@ -487,8 +497,11 @@ def test_letters_with_marks_corroborate_a_suspicion_of_the_most_popular_sites_un
     assert list(verdicts[:5]) == ["malicious"] * 5
     assert "`binance.com`" in reasons[1] and "`github.com`" in reasons[2] and "`google.com`" in reasons[4]
     assert list(verdicts[5:]) == ["suspicious"] * 4 and list(reasons[5:]) == [""] * 4
-    low = decider.apply(np.array([0.3]), np.ones(1, bool), hosts[:1], np.arange(1), np.zeros(1, bool))
-    assert list(low[1]) == ["benign"]  # it corroborates: the model's low score stands
+    low = decider.apply(np.array([0.3, 0.3]), np.ones(2, bool), [hosts[0], hosts[4]], np.arange(2), np.zeros(2, bool))
+    assert list(low[1]) == ["benign", "malicious"]  # a mark corroborates; a Cyrillic look-alike, marked too, deceives
+    assert "imitating the popular site `google.com`" in low[2][1]
+    assert "imitating the popular site `okta.com`" in Decider(POLICY, popularity={"okta.com": 4_000}).evidence(
+        "xn--kt-nia555a.com").deception  # оktá: Cyrillic о, Latin á
     assert decider._new_entry("xn--coinbse-30c.com", 0)[14] == reasons[0].split(", and the model")[0]
 
 

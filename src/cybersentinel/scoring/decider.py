@@ -155,7 +155,7 @@ class Decider:
             subdomain = subdomains[i] if subdomains is not None else splits.subdomain[i].as_py() or ""
             suffix = splits.suffix[i] if isinstance(splits.suffix, list) else splits.suffix[i].as_py() or ""
             vendor[i] = library_proxy(subdomain, suffix, registered[i])
-            if vendor[i]:  # the proxied site's name is the proxy's way of naming it, not a deception
+            if vendor[i] and self.policy.cap_vendor_pages:  # the proxied site's name is the proxy's, no deception
                 deceptions[i] = named[i] = ""
         columns = ([False] * n, [False] * n, feeds, [None] * n, [None] * n, ranks, registered, allowed, blocked,
                    deceptions, [""] * n, [""] * n, own_name, user_content, named, [False] * n, vendor)
@@ -198,7 +198,7 @@ class Decider:
             ("" if deception else named_sites(splits, [rank is not None], self.popularity)[0])
         vendor = library_proxy(splits.subdomain[0] or "", splits.suffix[0] or "", registered) \
             if "proxy" in canonical else ""
-        if vendor:
+        if vendor and self.policy.cap_vendor_pages:
             deception = named = ""
         fields = (False, False, feeds, None, None, rank, registered, allowed, blocked, deception, "", "",
                   canonical == registered or canonical == "www." + registered, user_content, named, False, vendor)
@@ -426,9 +426,10 @@ def imitated_site(registered: str, popularity: Mapping[str, int]) -> str:
     if not domain.startswith("xn--") or not suffix.isascii() or "xn--" in suffix or registered in popularity:
         return ""
     label = rendered(domain)
-    plain = latin_reading(label)
+    unmarked = without_marks(label)
+    plain = latin_reading(unmarked)  # a look-alike with a mark on it (``оktá``) is still a look-alike
     target = f"{plain}.{suffix}"
-    if plain == label or not plain.isascii() or target not in popularity:
+    if plain == unmarked or not plain.isascii() or target not in popularity:
         return ""
     return f"punycode host that renders as `{label}.{suffix}`, imitating the popular site `{target}`"
 
@@ -608,18 +609,23 @@ def _is_public_suffix(name: str) -> bool:
 # The labels a library's proxy runs under (OCLC's EZproxy, "proxy by hostname": ``www.jstor.org.ezproxy.lib.
 # uni.edu``, ``www-jstor-org.ezproxy.uni.edu``), and the endings only academic institutions get
 _LIBRARY_PROXY_LABELS = re.compile(r"(?:ez|lib)proxy\d*(?:-[a-z0-9]+)?")
-_ACADEMIC_ENDING = re.compile(r"edu|(?:edu|ac)\.[a-z]{2}|[a-z]{2}\.edu")
+# endings whose registries give names to accredited academic institutions only (``edu.pl`` is anyone's, ``ac.se``
+# a Swedish county's: a pattern such as ``ac.xx`` would take them in)
+_ACADEMIC_ENDINGS = frozenset({"edu", "ac.uk", "edu.au", "ac.nz", "ac.jp", "ac.kr", "edu.cn", "edu.hk", "edu.tw",
+                               "edu.sg", "ac.il", "ac.in", "ac.za", "ac.at", "edu.my"})
 
 
 def library_proxy(subdomain: str, suffix: str, registered: str) -> str:
     """``"a library's proxy (`ezproxy`) at `uni.edu`, serving other sites' pages under its name"`` when a host is a
     university library's proxy of another site: a label of its subdomain names EZproxy (or a library proxy) and
-    its registered domain is under an ending only academic institutions get (``edu``, ``ac.uk``, ``edu.au``); ""
-    otherwise. Students and staff open journals, databases and their sign-in pages through it, and the proxy
-    writes the site's name into its own host (``login.microsoftonline.com.ezproxy.bethel.edu``): the model scored
-    such URLs 0.99 and rule 3 named the brands in them. None is in the collections (a probe written in session
-    45). A proxy under any other ending is anyone's to name so, and is judged as any host is."""
-    if not _ACADEMIC_ENDING.fullmatch(suffix):
+    its registered domain is under an ending only academic institutions get (`_ACADEMIC_ENDINGS`: ``edu``,
+    ``ac.uk``, ``edu.au``...); "" otherwise. Students and staff open journals, databases and their sign-in pages
+    through it, and the proxy writes the site's name into its own host
+    (``login.microsoftonline.com.ezproxy.bethel.edu``): the model scored such URLs 0.99 and rule 3 named the
+    brands in them. None is in the collections (a probe written in session 45). A proxy under any other ending is
+    anyone's to name so, and is judged as any host is; so is a proxy under a policy that does not cap such pages
+    (`Policy.cap_vendor_pages` off: models trained before it)."""
+    if suffix not in _ACADEMIC_ENDINGS:
         return ""
     label = next((label for label in subdomain.split(".") if _LIBRARY_PROXY_LABELS.fullmatch(label)), "")
     return f"a library's proxy (`{label}`) at `{registered}`, serving other sites' pages under its name" \
