@@ -84,6 +84,14 @@ def main() -> None:
     print("\nlegitimate URLs marked, by kind (first 5 each):")
     for kind, rows in legitimate.groupby("kind"):
         print(f"  {kind}: {len(rows):,}  " + "  ".join(rows["url"].str[:70].head(5)))
+    # the list's own punycode names, each asked as if it were not listed: would the look-alike rules take a
+    # popular site's own spelling for another listed site's imitation?
+    listed_punycode = [name for name in popular if "xn--" in name]
+    others = {name: {site: rank for site, rank in popular.items() if site != name} for name in listed_punycode}
+    taken = [name for name in listed_punycode
+             if imitated_site(name, others[name]) or marked_site(name, others[name], top)]
+    print(f"\nthe pinned list's {len(listed_punycode):,} punycode names read as another listed site: {len(taken)}"
+          + (f" ({', '.join(taken[:5])})" if taken else ""))
 
 
 if __name__ == "__main__":

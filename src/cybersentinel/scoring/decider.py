@@ -441,7 +441,7 @@ def marked_site(registered: str, popularity: Mapping[str, int], top: int) -> str
     spelling of the very site (``société.com``, ``telefónica.com``, registered by their firms), and under a
     country's ending (``thanhniên.vn``, ``impôts.gouv.fr``) it is that country's writing, so those are left to
     the model. In data/validated.parquet 18 phishing URLs that no other rule marks have such a name, and no
-    legitimate one (`benchmarks/deception_counts.py`); of Tranco's 129 punycode names, none."""
+    legitimate one, and none of the pinned list's 151 punycode names (`benchmarks/deception_counts.py`)."""
     domain, _, suffix = registered.partition(".")
     if not domain.startswith("xn--") or not suffix.isascii() or "xn--" in suffix or registered in popularity \
             or len(suffix.rpartition(".")[2]) <= 2:  # a country's ending
