@@ -2,8 +2,10 @@
 figures the README quotes for the look-alike and country-ending rules (a rule is judged by the legitimate URLs it
 marks), and how many it would mark by a brand named in an unpopular site's subdomain (`decider.named_brands`:
 it only corroborates a suspicious score, so this counts where it may act), by a listed site's whole name there
-(`decider.named_sites`, likewise), and how many are sign-in pages on a public address (`decider.address_sign_in`)
-or end in a victim's e-mail address after `#` on an unlisted site (`decider.victim_address`), likewise.
+(`decider.named_sites`, likewise), and how many are sign-in pages or programs for download on a public address
+(`decider.address_sign_in`, `decider.address_program`) or end in a victim's e-mail address after `#` on an unlisted
+site (`decider.victim_address`), likewise; and how many name a Windows program as a document
+(`decider.disguised_program`, deceptive on any host; counted apart, a URL at a time, beside its host's kind).
 Punycode names that read as a listed site (`decider.imitated_site`) and, with marks, as a top one
 (`decider.marked_site`, corroborating) are counted as the decider asks them: only where no other rule applies.
 Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`) and, for the named brands and sites, the
@@ -22,8 +24,10 @@ import pandas as pd
 from cybersentinel.core.files import load_manifest
 from cybersentinel.scoring.decider import (
     Decider,
+    address_program,
     address_sign_in,
     deceptive_hosts,
+    disguised_program,
     imitated_site,
     marked_site,
     named_brands,
@@ -46,6 +50,7 @@ KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*
          ("listed site named in an unlisted site's subdomain (if suspicious)", re.compile(r"named in the subdomain of "
                                                                                          r"`[^`]*`, a site not on")),
          ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")),
+         ("program for download on a public address (if suspicious)", re.compile(r" for download \(`")),
          ("an e-mail address alone after # on an unlisted site (if suspicious)", re.compile(r"^an e-mail address")))
 
 
@@ -72,11 +77,16 @@ def main() -> None:
     table["kind"] = hosts.map(lambda host: kind_of(reasons[host]))
     on_global = Decider(Policy(threshold=1.0)).global_addresses(distinct)
     on_address = hosts.map(dict(zip(distinct, on_global, strict=True))).to_numpy(dtype=bool)
-    table.loc[on_address, "kind"] = table.loc[on_address, "url"].map(lambda url: kind_of(address_sign_in(url)))
+    table.loc[on_address, "kind"] = table.loc[on_address, "url"].map(
+        lambda url: kind_of(address_sign_in(url) or address_program(url)))
     unlisted = dict(zip(distinct, [not found for found in listed], strict=True))
     fragment = table["url"].str.contains("#", regex=False) & hosts.map(unlisted).to_numpy(dtype=bool) & \
         (table["kind"] == "")
     table.loc[fragment, "kind"] = table.loc[fragment, "url"].map(lambda url: kind_of(victim_address(url)))
+    disguised = table["url"].map(disguised_program) != ""
+    print(f"Windows programs named as documents: {disguised.sum():,} URLs, by label "
+          f"{table.loc[disguised, 'label'].value_counts().sort_index().to_dict()} (their hosts' kinds: "
+          f"{table.loc[disguised, 'kind'].replace('', 'none').value_counts().to_dict()})")
     marked = table[table["kind"] != ""]
     print(f"{len(table):,} URLs, {len(distinct):,} hosts; deceptive by construction: {len(marked):,}")
     print(marked.groupby(["kind", "source", "label"]).size().rename("urls").to_string())

@@ -12,8 +12,10 @@ import pytest
 from cybersentinel.intel.feeds import IntelIndex
 from cybersentinel.scoring.decider import (
     Decider,
+    address_program,
     address_sign_in,
     deceptive_host,
+    disguised_program,
     known_software_file,
     own_webmail,
     page_asset,
@@ -563,6 +565,43 @@ def test_a_sign_in_page_on_a_public_address_corroborates_a_suspicion():
     assert reasons[0] == f"{why}, and the model finds the URL suspicious" and reasons[1] == ""
     one = Decider(POLICY).decide_rows([suspicious], ["45.67.89.13"], [0], [IN_PAGE], {}, {}, {}, {}, {}, {0: why})
     assert one[0][:3] == (scores[0], "malicious", reasons[0])  # the one-row path decides alike
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://83.222.191.91:8080/oops/loki.arm7", "a Linux program for `arm7` processors for download (`loki.arm7`) "
+                                                 "on the public address `83.222.191.91`"),
+    ("http://94.156.167.30/Setup.EXE", "a Windows program for download (`Setup.EXE`) on the public address "
+                                       "`94.156.167.30`"),
+    ("http://103.145.13.150/bins.sh?x=1", "a shell script for download (`bins.sh`) on the public address "
+                                          "`103.145.13.150`"),
+    ("http://192.3.95.229/Invoice%20May.vbs", "a Windows script for download (`Invoice May.vbs`) on the public "
+                                              "address `192.3.95.229`"),
+    ("http://45.67.89.13/files/report.pdf", ""), ("http://45.67.89.13/img/logo.png", ""),  # documents, pictures
+    ("http://45.67.89.13/app.js", ""), ("http://45.67.89.13/www.example.com", ""),  # a page's script, a name
+    ("http://45.67.89.13/firmware/router.bin", ""), ("http://45.67.89.13/.sh", ""), ("http://45.67.89.13/", ""),
+    ("http://45.67.89.13/download.php?file=setup.exe", ""),  # a page that may hand one out: the query is not read
+])
+def test_a_program_for_download_is_named_from_the_paths_last_name(url, reason):
+    assert address_program(url) == reason
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://myfileview1.com:8002/Downloads/Form.pdf.lnk", "a Windows shortcut named as a `.pdf` file (`Form.pdf.lnk`)"),
+    ("https://guardianviewer.com/docu/Form%20I-19.pdf.lnk", "a Windows shortcut named as a `.pdf` file "
+                                                           "(`Form I-19.pdf.lnk`)"),
+    ("https://cdn.example.com/a/DHL_Invoice.PDF.exe?dl=1", "a Windows program named as a `.pdf` file "
+                                                           "(`DHL_Invoice.PDF.exe`)"),
+    ("https://files.example.net/scan_0042.docx.js", "a Windows script named as a `.docx` file (`scan_0042.docx.js`)"),
+    ("https://files.example.net/photo.jpg.scr", "a Windows program named as a `.jpg` file (`photo.jpg.scr`)"),
+    ("https://app.example.com/assets/logo.png.js", ""),  # a bundler's module: a script only behind an office file
+    ("https://example.com/setup.exe", ""), ("https://example.com/report.pdf", ""),  # one extension each
+    ("https://example.com/tool-1.2.exe", ""), ("https://example.com/archive.tar.gz", ""),
+    ("https://example.com/release.pdf.sh", ""),  # not a program Windows runs with its extension hidden
+    ("https://example.com/report.pdf.exe/", ""),  # a folder
+])
+def test_a_windows_program_named_as_a_document_is_named(url, reason):
+    found = disguised_program(url)
+    assert found.startswith(reason) and bool(found) == bool(reason)
 
 
 @pytest.mark.parametrize(("url", "found"), [

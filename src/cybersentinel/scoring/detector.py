@@ -37,10 +37,13 @@ from cybersentinel.features.lexical import (
 )
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
+    DISGUISED_PATTERN,
     PAGE_ASSET_EXTENSIONS,
     VENDOR_PAGE_PATTERN,
     Decider,
+    address_program,
     address_sign_in,
+    disguised_program,
     known_software_file,
     page_asset,
     planted_page,
@@ -388,9 +391,11 @@ class Detector:
 
     def _row_facts(self, parsed: ParsedUrls, values: Any, decider: Decider, hosts: list[str],
                    host_of_row: np.ndarray) -> tuple[dict[int, str], ...]:
-        """What is known of single rows, for the decision policy: a host name hidden before '@' or a page planted
-        in the folders of known web software, a stock file of it, the URL itself on the allowlist, on the local
-        block list, a page asset, a sign-in page on a public address, the site's own Outlook on the web."""
+        """What is known of single rows, for the decision policy: a host name hidden before '@', a page planted
+        in the folders of known web software or a program named as a document (deception), a stock file of it,
+        the URL itself on the allowlist, on the local block list, a page asset, a sign-in page or a program for
+        download on a public address or a victim's address after '#' on an unlisted site (corroboration), the
+        site's own Outlook on the web or another vendor's page."""
         n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
@@ -412,18 +417,20 @@ class Detector:
             ("planted", "/wp-admin/|/wp-includes/", bool(self.known_paths)),
             ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
             ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
-            ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages), ("fragment", "#", True)) if wanted}
+            ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages), ("fragment", "#", True),
+            ("disguised", DISGUISED_PATTERN, True)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
-        for row, why in planted.items():  # deceptive by construction, as a host name before '@' is
+        disguised = by_row(rows["disguised"], disguised_program)
+        for row, why in [*planted.items(), *disguised.items()]:  # deceptive by construction, as a host before '@' is
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
         on_global = decider.global_addresses(hosts)
         on_address = []
         if any(on_global):  # a row without a host (host_of_row -1) reads the appended False
             on_address = np.flatnonzero(np.asarray(on_global + [False])[host_of_row]
                                         & (parsed.host_standing() == IN_PAGE))
-        corroborating = by_row(on_address, address_sign_in)
+        corroborating = by_row(on_address, lambda url: address_sign_in(url) or address_program(url))
         # a victim's address after '#' corroborates as a brand named in an unlisted site's subdomain does: not on
         # a site of the pinned list
         unlisted = [i for i in rows["fragment"] if host_of_row[i] >= 0 and

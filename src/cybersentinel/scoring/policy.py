@@ -17,8 +17,9 @@ The rules, first match decides:
    deceptive by construction (a registered name that imitates a brand with look-alike characters, or a popular
    site once they are read as Latin letters: `decider.imitated_site`; a brand's domain or a country's ending such
    as ``.co.jp`` in the subdomain of an unrelated registered domain, a host
-   name put before an ``@`` so the browser goes elsewhere, or a page in a folder of ``/wp-admin/`` or
-   ``/wp-includes/`` that WordPress does not ship: `planted_page`): the score is raised to at least ``listed_floor``
+   name put before an ``@`` so the browser goes elsewhere, a page in a folder of ``/wp-admin/`` or
+   ``/wp-includes/`` that WordPress does not ship: `planted_page`, or a Windows program named as a document,
+   ``Form.pdf.lnk``: `decider.disguised_program`): the score is raised to at least ``listed_floor``
    and the threshold, so the verdict is ``malicious``; such a rule never lowers a score. So is a URL the model
    finds at least ``suspicious`` whose host names a brand as a word of its subdomain while the registered domain
    is neither the brand's nor on the pinned popularity list (``apple.lnc.siahxu.cn``, ``www3-vpass.example.com``;
@@ -34,7 +35,10 @@ The rules, first match decides:
    path or query of a URL whose host is a global IP address) the model finds at least ``suspicious``: such pages
    are phishing in every collection (5,769 URLs of ``data/validated.parquet``, no legitimate one:
    ``benchmarks/deception_counts.py``), since real services put their sign-in pages on names with certificates;
-   an administrator's panel on an address is rare, and the model must find it suspicious too.
+   an administrator's panel on an address is rare, and the model must find it suspicious too. So is a program for
+   download on a public address (``http://83.222.191.91/oops/loki.arm7``, ``http://94.156.167.30/setup.exe``:
+   `decider.address_program`), as malware's loaders fetch them; none of the collections' legitimate URLs on an
+   address is one.
 4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
    of Debian's ``wordpress`` package, pinned with the model): ``benign``, its score multiplied by
    ``stock_file_factor`` and kept below ``suspicious``. A kit on a compromised site lives outside those files.
@@ -193,7 +197,7 @@ class Evidence(NamedTuple):
     own_name: bool = False  # the host is its registered domain or that name's ``www.``
     user_content: str = ""  # the `USER_CONTENT_HOSTS` entry the host falls under, "" if none
     # what corroborates a suspicious score (rule 3), "" if nothing: a brand named in the subdomain of an unpopular
-    # site not the brand's, a sign-in page on a public address
+    # site not the brand's, a sign-in page or a program for download on a public address
     corroboration: str = ""
     address_root: bool = False  # the root page of an address, written as a URL (rule 5)
     vendor_page: str = ""  # a page software or a service serves on an organisation's own name (`decider.vendor_page`)
