@@ -586,7 +586,8 @@ def test_a_program_for_download_is_named_from_the_paths_last_name(url, reason):
 
 
 @pytest.mark.parametrize(("url", "reason"), [
-    ("http://myfileview1.com:8002/Downloads/Form.pdf.lnk", "a Windows shortcut named as a `.pdf` file (`Form.pdf.lnk`)"),
+    ("http://myfileview1.com:8002/Downloads/Form.pdf.lnk", "a Windows shortcut named as a `.pdf` file "
+                                                          "(`Form.pdf.lnk`)"),
     ("https://guardianviewer.com/docu/Form%20I-19.pdf.lnk", "a Windows shortcut named as a `.pdf` file "
                                                            "(`Form I-19.pdf.lnk`)"),
     ("https://cdn.example.com/a/DHL_Invoice.PDF.exe?dl=1", "a Windows program named as a `.pdf` file "
