@@ -5,7 +5,7 @@ it only corroborates a suspicious score, so this counts where it may act), by a 
 (`decider.named_sites`, likewise), and how many are sign-in pages or programs for download on a public address
 (`decider.address_sign_in`, `decider.address_program`) or end in a victim's e-mail address after `#` on an unlisted
 site (`decider.victim_address`), likewise; and how many name a Windows program as a document
-(`decider.disguised_program`, deceptive on any host; counted apart, a URL at a time, beside its host's kind).
+(`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its host's kind).
 Punycode names that read as a listed site (`decider.imitated_site`) and, with marks, as a top one
 (`decider.marked_site`, corroborating) are counted as the decider asks them: only where no other rule applies.
 Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`) and, for the named brands and sites, the
@@ -83,7 +83,7 @@ def main() -> None:
     fragment = table["url"].str.contains("#", regex=False) & hosts.map(unlisted).to_numpy(dtype=bool) & \
         (table["kind"] == "")
     table.loc[fragment, "kind"] = table.loc[fragment, "url"].map(lambda url: kind_of(victim_address(url)))
-    disguised = table["url"].map(disguised_program) != ""
+    disguised = (table["url"].map(disguised_program) != "") & hosts.map(unlisted).to_numpy(dtype=bool)
     print(f"Windows programs named as documents: {disguised.sum():,} URLs, by label "
           f"{table.loc[disguised, 'label'].value_counts().sort_index().to_dict()} (their hosts' kinds: "
           f"{table.loc[disguised, 'kind'].replace('', 'none').value_counts().to_dict()})")

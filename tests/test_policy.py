@@ -572,14 +572,23 @@ def test_a_sign_in_page_on_a_public_address_corroborates_a_suspicion():
                                                  "on the public address `83.222.191.91`"),
     ("http://94.156.167.30/Setup.EXE", "a Windows program for download (`Setup.EXE`) on the public address "
                                        "`94.156.167.30`"),
-    ("http://103.145.13.150/bins.sh?x=1", "a shell script for download (`bins.sh`) on the public address "
-                                          "`103.145.13.150`"),
-    ("http://192.3.95.229/Invoice%20May.vbs", "a Windows script for download (`Invoice May.vbs`) on the public "
-                                              "address `192.3.95.229`"),
+    ("http://103.145.13.150/bins.sh", "a shell script for download (`bins.sh`) on the public address "
+                                      "`103.145.13.150`"),
+    ("http://192.3.95.229/a/b/Invoice%20May.vbs", "a Windows script for download (`Invoice%20May.vbs`) on the public "
+                                                  "address `192.3.95.229`"),
+    ("http://45.61.136.12/x/setup.exe.", "a Windows program for download (`setup.exe.`) on the public address "
+                                         "`45.61.136.12`"),  # Windows drops the trailing dot when it saves the file
     ("http://45.67.89.13/files/report.pdf", ""), ("http://45.67.89.13/img/logo.png", ""),  # documents, pictures
     ("http://45.67.89.13/app.js", ""), ("http://45.67.89.13/www.example.com", ""),  # a page's script, a name
     ("http://45.67.89.13/firmware/router.bin", ""), ("http://45.67.89.13/.sh", ""), ("http://45.67.89.13/", ""),
     ("http://45.67.89.13/download.php?file=setup.exe", ""),  # a page that may hand one out: the query is not read
+    # appliances' and services' own files: a console's Java archive, a web server's programs run as pages, an
+    # installer or update deep in a vendor's tree
+    ("http://52.14.88.201:8080/jnlpJars/agent.jar", ""), ("http://52.14.88.201/scripts/esrimap.dll?Name=Parcels", ""),
+    ("http://34.120.55.10/cgi-bin/status.sh", ""), ("http://34.120.55.10/cgi-bin/admin.cmd", ""),
+    ("http://34.120.55.10/admin.exe?page=1", ""),
+    ("https://34.120.55.10/CACHE/stc/2/binaries/anyconnect-win-4.10.07061-core-vpn-webdeploy-k9.msi", ""),
+    ("http://13.107.4.50/d/msdownload/update/software/defu/2023/01/am_delta_patch_1.381.2140.0_3c8a8b6b.exe", ""),
 ])
 def test_a_program_for_download_is_named_from_the_paths_last_name(url, reason):
     assert address_program(url) == reason
@@ -589,12 +598,17 @@ def test_a_program_for_download_is_named_from_the_paths_last_name(url, reason):
     ("http://myfileview1.com:8002/Downloads/Form.pdf.lnk", "a Windows shortcut named as a `.pdf` file "
                                                           "(`Form.pdf.lnk`)"),
     ("https://guardianviewer.com/docu/Form%20I-19.pdf.lnk", "a Windows shortcut named as a `.pdf` file "
-                                                           "(`Form I-19.pdf.lnk`)"),
+                                                           "(`Form%20I-19.pdf.lnk`)"),  # shown as written
     ("https://cdn.example.com/a/DHL_Invoice.PDF.exe?dl=1", "a Windows program named as a `.pdf` file "
                                                            "(`DHL_Invoice.PDF.exe`)"),
-    ("https://files.example.net/scan_0042.docx.js", "a Windows script named as a `.docx` file (`scan_0042.docx.js`)"),
     ("https://files.example.net/photo.jpg.scr", "a Windows program named as a `.jpg` file (`photo.jpg.scr`)"),
-    ("https://app.example.com/assets/logo.png.js", ""),  # a bundler's module: a script only behind an office file
+    # read as Windows saves the file: spaces padding the name, dots after it, path parameters dropped
+    ("https://example-shop.com/docs/invoice.pdf%20%20%20%20%20%20.exe", "a Windows program named as a `.pdf` file"),
+    ("https://example-shop.com/docs/invoice.pdf.exe.", "a Windows program named as a `.pdf` file"),
+    ("https://example-shop.com/docs/invoice.pdf.exe;jsessionid=A1B2", "a Windows program named as a `.pdf` file"),
+    ("https://github.com/acme/reporting/raw/master/lib/Spire.Pdf.dll", ""),  # a library, opened by no double-click
+    ("https://kendo.cdn.telerik.com/2023.1.117/js/kendo.pdf.js", ""),  # a script module
+    ("https://files.example.net/scan_0042.docx.js", ""), ("https://app.example.com/assets/logo.png.js", ""),
     ("https://example.com/setup.exe", ""), ("https://example.com/report.pdf", ""),  # one extension each
     ("https://example.com/tool-1.2.exe", ""), ("https://example.com/archive.tar.gz", ""),
     ("https://example.com/release.pdf.sh", ""),  # not a program Windows runs with its extension hidden
@@ -603,6 +617,16 @@ def test_a_program_for_download_is_named_from_the_paths_last_name(url, reason):
 def test_a_windows_program_named_as_a_document_is_named(url, reason):
     found = disguised_program(url)
     assert found.startswith(reason) and bool(found) == bool(reason)
+
+
+def test_a_file_name_in_a_reason_is_shown_as_written_and_escaped():
+    """A reason is read in logs and on the web page: no line break, code-span break or right-to-left override of
+    the attacker's choosing reaches it, and a cut name says it is cut."""
+    assert address_program("http://45.61.136.12/a%0Ab%0D.exe").startswith("a Windows program for download "
+                                                                          "(`a%0Ab%0D.exe`)")
+    assert "(`a\\u0060b\\u202efdp.exe`)" in address_program("http://45.61.136.12/a`b\u202efdp.exe")
+    long = address_program("http://45.61.136.12/" + "x" * 100 + ".exe")
+    assert "(`…" + "x" * 55 + ".exe`)" in long
 
 
 @pytest.mark.parametrize(("url", "found"), [

@@ -689,53 +689,72 @@ def address_sign_in(url: str) -> str:
 
 
 # What a file for download is by the extension of its name (policy rule 3): Windows programs, installers, scripts and
-# shortcuts, Android packages, Java archives, shell scripts, and Linux programs named for the processor they run on
-# (``loki.arm7``, ``sora.mips``: the builds a botnet's loader fetches for each kind of device). Not ``.com`` (a path
-# that ends in a domain name), disk images or firmware (``.iso``, ``.bin``: mirrors and devices' own downloads), nor
-# ``.js`` (a page's script: `page_asset`), except behind a document's extension (`disguised_program`).
-_PROGRAMS = {**dict.fromkeys(("exe", "scr", "pif", "cpl", "dll"), "Windows program"), "msi": "Windows installer",
+# shortcuts, Android packages, shell scripts, and Linux programs named for the processor they run on (``loki.arm7``,
+# ``sora.mips``: the builds a botnet's loader fetches for each kind of device). Not ``.com`` (a path that ends in a
+# domain name), disk images or firmware (``.iso``, ``.bin``: mirrors' and devices' own downloads), ``.js`` (a page's
+# script: `page_asset`), ``.dll`` (a library; on an address, a web server's ISAPI program answering as a page:
+# ``/scripts/esrimap.dll?Name=…``) nor ``.jar`` (the consoles appliances serve on their addresses: Jenkins'
+# ``/jnlpJars/agent.jar``, iLO's, a KVM's); the collections hold none of those on an address.
+_PROGRAMS = {**dict.fromkeys(("exe", "scr", "pif", "cpl"), "Windows program"), "msi": "Windows installer",
              **dict.fromkeys(("bat", "cmd", "ps1", "vbs", "vbe", "hta", "wsf"), "Windows script"),
-             "lnk": "Windows shortcut", "apk": "Android package", "jar": "Java archive", "sh": "shell script",
-             "elf": "Linux program",
+             "lnk": "Windows shortcut", "apk": "Android package", "sh": "shell script", "elf": "Linux program",
              **{arch: f"Linux program for `{arch}` processors" for arch in (
                  "mips", "mpsl", "mipsel", "mips64", "arm", "arm4", "arm5", "arm6", "arm7", "aarch64", "x86", "x86_64",
                  "i486", "i586", "i686", "ppc", "m68k", "sh4", "spc", "sparc", "arc")}}
+# Folders where a web server runs what it holds as a page (``/cgi-bin/status.sh``): no download.
+_PROGRAM_FOLDERS = re.compile(r"(?i)/(?:cgi-bin|scripts)/")
 # A document's, picture's or page's extension a Windows program's name may end in before its own (``Form.pdf.lnk``,
-# ``invoice.pdf.exe``): Windows hides the last one by default, so the file reads as the first. A script (``.js``,
-# run by Windows' script host when opened) only behind an office document's: bundlers name modules ``logo.png.js``.
+# ``invoice.pdf.exe``): Windows hides the last one by default, so the file reads as the first.
 _DOCUMENTS = frozenset(("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "rtf", "odt", "txt", "csv", "jpg", "jpeg",
                         "png", "gif", "mp3", "mp4", "avi", "html", "htm"))
-_OFFICE_DOCUMENTS = frozenset(("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "rtf", "odt"))
 _WINDOWS_PROGRAMS = {extension: kind for extension, kind in _PROGRAMS.items() if kind.startswith("Windows")}
-DISGUISED_PATTERN = r"(?i)\.(?:" + "|".join(sorted(_DOCUMENTS)) + r")(?:\.|%2e)(?:" + \
-    "|".join(sorted({*_WINDOWS_PROGRAMS, "js", "jse"})) + r")(?:$|[?#])"
+# The rows `disguised_program` may mark (a superset: spaces may pad the name between the two extensions)
+DISGUISED_PATTERN = r"(?i)\.(?:" + "|".join(sorted(_DOCUMENTS)) + r")(?:[ .]|%20|%2e)+(?:" + \
+    "|".join(sorted(_WINDOWS_PROGRAMS)) + ")"
+
+
+def _file_name(path: str) -> tuple[str, str]:
+    """A path's last name as Windows saves it (percent escapes decoded, path parameters after ``;`` and trailing
+    dots and spaces dropped), and as a reason shows it: as written, a character that is not printable (a control,
+    a right-to-left override) or a backtick escaped, the start cut past 60 characters."""
+    written = path.rpartition("/")[2]
+    saved = unquote(written.partition(";")[0]).rstrip(". ")
+    shown = "".join(char if char.isprintable() and char != "`" else f"\\u{ord(char):04x}" for char in written)
+    return saved, shown if len(shown) <= 60 else "…" + shown[-59:]
 
 
 def address_program(url: str) -> str:
     """The program a URL on a public address offers for download (``http://83.222.191.91/oops/loki.arm7``, a
     Linux program for ARM processors; ``http://94.156.167.30/setup.exe``), in words an analyst can check; "" for
-    pages and other files. The caller has checked the host. Real software comes from names with certificates; in
-    data/validated.parquet 192 URLs on public addresses offer one, all labelled phishing (most of them
-    Phishing.Database's malware downloads), against none of the 474 legitimate URLs on addresses:
-    `benchmarks/deception_counts.py`."""
-    _, _, host, _, path, _, _ = url_fields(url)
-    name = unquote(path.rpartition("/")[2])
-    kind = _PROGRAMS.get(name.rpartition(".")[2].lower()) if "." in name.strip(".") else None
-    return f"a {kind} for download (`{name[-60:]}`) on the public address `{host}`" if kind else ""
+    pages and other files. The caller has checked the host. Only a file at most two folders deep, asked without a
+    query and not where a web server runs programs as pages (`_PROGRAM_FOLDERS`): appliances and update services
+    also serve installers on addresses, deeper (AnyConnect's ``/CACHE/stc/2/binaries/…msi``, Windows updates'
+    ``/d/msdownload/update/software/…``); an appliance's installer higher up (ESXi's ``/client/VMware-viclient.exe``
+    on a public address) still corroborates. In data/validated.parquet 107 URLs on 16 public addresses offer one
+    and name no word of signing in, all labelled phishing (most of them Phishing.Database's malware downloads), and
+    no legitimate URL does: `benchmarks/deception_counts.py`."""
+    _, _, host, _, path, query, _ = url_fields(url)
+    if query or path.count("/") > 3 or _PROGRAM_FOLDERS.search(path):
+        return ""
+    saved, shown = _file_name(path)
+    kind = _PROGRAMS.get(saved.rpartition(".")[2].lower()) if "." in saved.lstrip(".") else None
+    return f"a {kind} for download (`{shown}`) on the public address `{host}`" if kind else ""
 
 
 def disguised_program(url: str) -> str:
-    """A Windows program named as a document (``Form.pdf.lnk``, ``invoice.pdf.exe``, ``scan.pdf.js``): the name's
-    last extension a program's, the one before it a document's, picture's or page's (`_DOCUMENTS`), in words an
-    analyst can check; "" for any other. Windows hides the last extension, so the file passes for the document:
-    no real download is named so (policy rule 3: deceptive by construction, on any host). In
-    data/validated.parquet 10 URLs, all labelled phishing: `benchmarks/deception_counts.py`."""
-    name = unquote(url_fields(url)[4].rpartition("/")[2])
-    stem, _, program = name.lower().rpartition(".")
-    document = stem.rpartition(".")[2] if "." in stem else ""
-    kind = "Windows script" if program in ("js", "jse") and document in _OFFICE_DOCUMENTS else \
-        _WINDOWS_PROGRAMS.get(program) if document in _DOCUMENTS else None
-    return f"a {kind} named as a `.{document}` file (`{name[-60:]}`): the name hides what it is" if kind else ""
+    """A Windows program named as a document (``Form.pdf.lnk``, ``invoice.pdf.exe``, ``scan.jpg.scr``): the name's
+    last extension a Windows program's (`_WINDOWS_PROGRAMS`), the one before it a document's, picture's or page's
+    (`_DOCUMENTS`), read as Windows saves the file (spaces between them and dots after them dropped); in words an
+    analyst can check, "" for any other. Windows hides the last extension, so the file passes for the document
+    (policy rule 3: deceptive by construction on a site not on the pinned list; a popular one's path may name such
+    a file without serving it, as a malware scanner's search does). Not a library (``Spire.Pdf.dll``) nor a
+    script module (``kendo.pdf.js``): nothing opens those with a double-click. In data/validated.parquet 10 URLs,
+    all labelled phishing: `benchmarks/deception_counts.py`."""
+    saved, shown = _file_name(url_fields(url)[4])
+    stem, _, program = saved.lower().rpartition(".")
+    document = stem.rstrip(" ").rpartition(".")[2] if "." in stem else ""
+    kind = _WINDOWS_PROGRAMS.get(program) if document in _DOCUMENTS else None
+    return f"a {kind} named as a `.{document}` file (`{shown}`): the name hides what it is" if kind else ""
 
 
 # A fragment that is an e-mail address and nothing else, as written or in base64 (``#jane@corp.com``,

@@ -422,7 +422,12 @@ class Detector:
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
-        disguised = by_row(rows["disguised"], disguised_program)
+
+        def unlisted(found: Any) -> list[int]:  # the rows of a site not on the pinned list
+            return [i for i in found if host_of_row[i] >= 0 and
+                    decider.evidence(hosts[host_of_row[i]]).tranco_rank is None]
+
+        disguised = by_row(unlisted(rows["disguised"]), disguised_program)
         for row, why in [*planted.items(), *disguised.items()]:  # deceptive by construction, as a host before '@' is
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
         on_global = decider.global_addresses(hosts)
@@ -433,9 +438,7 @@ class Detector:
         corroborating = by_row(on_address, lambda url: address_sign_in(url) or address_program(url))
         # a victim's address after '#' corroborates as a brand named in an unlisted site's subdomain does: not on
         # a site of the pinned list
-        unlisted = [i for i in rows["fragment"] if host_of_row[i] >= 0 and
-                    decider.evidence(hosts[host_of_row[i]]).tranco_rank is None]
-        for row, why in by_row(unlisted, victim_address).items():
+        for row, why in by_row(unlisted(rows["fragment"]), victim_address).items():
             corroborating[row] = "; ".join(filter(None, [corroborating.get(row), why]))
         return (deception,
                 by_row(rows.get("software", []), lambda url: known_software_file(url, self.known_paths, software)),
