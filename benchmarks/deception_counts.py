@@ -3,10 +3,9 @@ figures the README quotes for the look-alike and country-ending rules (a rule is
 marks), and how many it would mark by a brand named in an unpopular site's subdomain (`decider.named_brands`:
 it only corroborates a suspicious score, so this counts where it may act), by a listed site's whole name there
 (`decider.named_sites`, likewise), and how many are sign-in pages or programs for download on a public address
-(`decider.address_sign_in`, `decider.program_download`), programs for download on an unlisted site's name, or end in
-a victim's e-mail address after `#` on an unlisted site (`decider.victim_address`), likewise; and how many name a
-Windows program as a document (`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its
-host's kind).
+(`decider.address_sign_in`, `decider.address_program`) or end in a victim's e-mail address after `#` on an unlisted
+site (`decider.victim_address`), likewise; and how many name a Windows program as a document
+(`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its host's kind).
 Punycode names that read as a listed site (`decider.imitated_site`) and, with marks, as a top one
 (`decider.marked_site`, corroborating) are counted as the decider asks them: only where no other rule applies.
 Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`) and, for the named brands and sites, the
@@ -24,8 +23,8 @@ import pandas as pd
 
 from cybersentinel.core.files import load_manifest
 from cybersentinel.scoring.decider import (
-    PROGRAM_PATTERN,
     Decider,
+    address_program,
     address_sign_in,
     deceptive_hosts,
     disguised_program,
@@ -33,12 +32,11 @@ from cybersentinel.scoring.decider import (
     marked_site,
     named_brands,
     named_sites,
-    program_download,
     victim_address,
 )
 from cybersentinel.scoring.detector import read_popularity
 from cybersentinel.scoring.policy import Policy
-from cybersentinel.url.parsing import parse_ip, ranked_name, split_host_columns, url_fields
+from cybersentinel.url.parsing import ranked_name, split_host_columns, url_fields
 
 REPO = Path(__file__).resolve().parents[1]
 # The kind of each reason `decider._deception` gives, in the order it tries them.
@@ -52,10 +50,7 @@ KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*
          ("listed site named in an unlisted site's subdomain (if suspicious)", re.compile(r"named in the subdomain of "
                                                                                          r"`[^`]*`, a site not on")),
          ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")),
-         ("program for download on a public address (if suspicious)", re.compile(r" for download \(`[^`]*`\) on the "
-                                                                                 r"public address `")),
-         ("program for download on an unlisted site (if suspicious)", re.compile(r" for download \(`[^`]*`\) on "
-                                                                                r"`[^`]*`, a site not on")),
+         ("program for download on a public address (if suspicious)", re.compile(r" for download \(`")),
          ("an e-mail address alone after # on an unlisted site (if suspicious)", re.compile(r"^an e-mail address")))
 
 
@@ -83,16 +78,11 @@ def main() -> None:
     on_global = Decider(Policy(threshold=1.0)).global_addresses(distinct)
     on_address = hosts.map(dict(zip(distinct, on_global, strict=True))).to_numpy(dtype=bool)
     table.loc[on_address, "kind"] = table.loc[on_address, "url"].map(
-        lambda url: kind_of(address_sign_in(url) or program_download(url)))
+        lambda url: kind_of(address_sign_in(url) or address_program(url)))
     unlisted = dict(zip(distinct, [not found for found in listed], strict=True))
     fragment = table["url"].str.contains("#", regex=False) & hosts.map(unlisted).to_numpy(dtype=bool) & \
         (table["kind"] == "")
     table.loc[fragment, "kind"] = table.loc[fragment, "url"].map(lambda url: kind_of(victim_address(url)))
-    named_unlisted = dict(zip(distinct, [not found and parse_ip(host) is None
-                                         for found, host in zip(listed, distinct, strict=True)], strict=True))
-    program = table["url"].str.contains(PROGRAM_PATTERN) & hosts.map(named_unlisted).to_numpy(dtype=bool) & \
-        (table["kind"] == "")
-    table.loc[program, "kind"] = table.loc[program, "url"].map(lambda url: kind_of(program_download(url)))
     disguised = (table["url"].map(disguised_program) != "") & hosts.map(unlisted).to_numpy(dtype=bool)
     print(f"Windows programs named as documents: {disguised.sum():,} URLs, by label "
           f"{table.loc[disguised, 'label'].value_counts().sort_index().to_dict()} (their hosts' kinds: "

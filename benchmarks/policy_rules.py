@@ -36,7 +36,7 @@ RULES = (("block or allow list", re.compile(r"^(?:on the local block list|allowl
          ("brand or country ending in a subdomain", re.compile(r"in the subdomain of unrelated `")),
          ("brand named in an unpopular site's subdomain", re.compile(r"^brand `[^`]*` named in the subdomain")),
          ("sign-in page on a public address", re.compile(r"^a sign-in page \(`[^`]*`\) on the public address `")),
-         ("program for download", re.compile(r"^a [^`]* for download \(`[^`]*`\) on ")),
+         ("program for download on a public address", re.compile(r" for download \(`[^`]*`\) on the public address `")),
          ("page planted in a WordPress folder", re.compile(r"^a page in `")),
          ("program named as a document", re.compile(r"^a [^`]* named as a `\.[a-z0-9]+` file \(`")),
          ("host before @", re.compile(r"` before '@' hides the real host `")),

@@ -40,7 +40,6 @@ URLS = [
     "http://www.paypal.com@evil.top/login",  # a host name before '@': deceptive by construction
     "http://kit.example-shop.top/o365/index.html#jane.doe@corp.example",  # a victim's address: corroborates
     "http://185.225.17.45/bins/sora.mips",  # a program for download on a public address: corroborates
-    "https://files-share.duckdns.org/mimicr/LogonUi.exe",  # a program for download on an unlisted site: likewise
     "https://files.example-share.top/docs/Invoice_0042.pdf.exe",  # a program named as a document: deceptive
     "https://blog.example.org/wp-login.php",  # a stock WordPress file
     "https://blog.example.org/wp-content/themes/x/style.css",  # a page asset

@@ -12,13 +12,13 @@ import pytest
 from cybersentinel.intel.feeds import IntelIndex
 from cybersentinel.scoring.decider import (
     Decider,
+    address_program,
     address_sign_in,
     deceptive_host,
     disguised_program,
     known_software_file,
     own_webmail,
     page_asset,
-    program_download,
     software_url_pattern,
     tenant_page,
     userinfo_deception,
@@ -578,9 +578,6 @@ def test_a_sign_in_page_on_a_public_address_corroborates_a_suspicion():
                                                   "address `192.3.95.229`"),
     ("http://45.61.136.12/x/setup.exe.", "a Windows program for download (`setup.exe.`) on the public address "
                                          "`45.61.136.12`"),  # Windows drops the trailing dot when it saves the file
-    ("https://crew-sewing-bi.trycloudflare.com/crew.bat", "a Windows script for download (`crew.bat`) on "
-                                                         "`crew-sewing-bi.trycloudflare.com`, a site not on the "
-                                                         "popularity list"),  # a name: the caller checks the list
     ("http://45.67.89.13/files/report.pdf", ""), ("http://45.67.89.13/img/logo.png", ""),  # documents, pictures
     ("http://45.67.89.13/app.js", ""), ("http://45.67.89.13/www.example.com", ""),  # a page's script, a name
     ("http://45.67.89.13/firmware/router.bin", ""), ("http://45.67.89.13/.sh", ""), ("http://45.67.89.13/", ""),
@@ -594,7 +591,7 @@ def test_a_sign_in_page_on_a_public_address_corroborates_a_suspicion():
     ("http://13.107.4.50/d/msdownload/update/software/defu/2023/01/am_delta_patch_1.381.2140.0_3c8a8b6b.exe", ""),
 ])
 def test_a_program_for_download_is_named_from_the_paths_last_name(url, reason):
-    assert program_download(url) == reason
+    assert address_program(url) == reason
 
 
 @pytest.mark.parametrize(("url", "reason"), [
@@ -625,10 +622,10 @@ def test_a_windows_program_named_as_a_document_is_named(url, reason):
 def test_a_file_name_in_a_reason_is_shown_as_written_and_escaped():
     """A reason is read in logs and on the web page: no line break, code-span break or right-to-left override of
     the attacker's choosing reaches it, and a cut name says it is cut."""
-    assert program_download("http://45.61.136.12/a%0Ab%0D.exe").startswith("a Windows program for download "
+    assert address_program("http://45.61.136.12/a%0Ab%0D.exe").startswith("a Windows program for download "
                                                                           "(`a%0Ab%0D.exe`)")
-    assert "(`a\\u0060b\\u202efdp.exe`)" in program_download("http://45.61.136.12/a`b\u202efdp.exe")
-    long = program_download("http://45.61.136.12/" + "x" * 100 + ".exe")
+    assert "(`a\\u0060b\\u202efdp.exe`)" in address_program("http://45.61.136.12/a`b\u202efdp.exe")
+    long = address_program("http://45.61.136.12/" + "x" * 100 + ".exe")
     assert "(`…" + "x" * 55 + ".exe`)" in long
 
 

@@ -369,12 +369,12 @@ def test_a_victims_address_after_the_hash_corroborates_a_suspicion_on_an_unliste
             records[0]["reasons"] and "jane" not in records[0]["reasons"]
 
 
-def test_programs_for_download_and_programs_named_as_documents_are_judged_by_the_policy(model_dir):  # noqa: F811
-    """A program for download on a public address or a site not on the pinned list corroborates a suspicion (205
-    phishing URLs of the collections, 5 legitimate ones scored low); a Windows program named as a document
-    (``Form.pdf.lnk``: 10 phishing URLs, no legitimate one) is deceptive by construction, whatever the model says.
-    One request and a batch (`_few_records`, `apply`) alike; neither on a site of the pinned list, whose path may
-    name a file it does not serve, nor on a private address."""
+def test_programs_for_download_on_an_address_or_named_as_documents_are_judged_by_the_policy(model_dir):  # noqa: F811
+    """A program for download on a public address corroborates a suspicion (107 phishing URLs of the collections
+    that no sign-in word marks, no legitimate one); a Windows program named as a document (``Form.pdf.lnk``: 10
+    phishing URLs, no legitimate one) is deceptive by construction, whatever the model says. One request and a batch
+    (`_few_records`, `apply`) alike; not on a site of the pinned list, whose path may name a file it does not
+    serve."""
     detector = Detector.from_dir(model_dir)
     # a threshold no model score passes and a band down to 0: every verdict `malicious` here is a rule's
     policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
@@ -383,11 +383,10 @@ def test_programs_for_download_and_programs_named_as_documents_are_judged_by_the
             "https://files.example-share.top/Form.pdf.lnk",
             "https://www.popular-site.com/search/Form.pdf.lnk",  # a site of the pinned list: a scanner's search
             "http://94.156.167.30/files/report.pdf", "http://10.0.0.5/setup.exe",  # a document; a private address
-            "https://www.popular-site.com/downloads/setup.exe",  # a site of the pinned list: the model's word
-            "https://crew-sewing-bi.trycloudflare.com/crew.bat"]  # a site not on the list: corroborates
+            "https://downloads.example-vendor.com/setup.exe"]  # a name, not an address: the model's word
     for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
-        verdicts = [r["verdict"] for r in records[:8]]
-        assert verdicts[:3] == ["malicious"] * 3 and "malicious" not in verdicts[3:7] and verdicts[7] == "malicious"
+        verdicts = [r["verdict"] for r in records[:7]]
+        assert verdicts[:3] == ["malicious"] * 3 and "malicious" not in verdicts[3:]
         assert records[0]["reasons"].startswith("a Linux program for `arm7` processors for download (`loki.arm7`) "
                                                 "on the public address `83.222.191.91`, and the model finds")
         assert records[2]["reasons"].startswith("a Windows shortcut named as a `.pdf` file (`Form.pdf.lnk`)")

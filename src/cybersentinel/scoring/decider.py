@@ -708,8 +708,6 @@ _PROGRAM_FOLDERS = re.compile(r"(?i)/(?:cgi-bin|scripts)/")
 _DOCUMENTS = frozenset(("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "rtf", "odt", "txt", "csv", "jpg", "jpeg",
                         "png", "gif", "mp3", "mp4", "avi", "html", "htm"))
 _WINDOWS_PROGRAMS = {extension: kind for extension, kind in _PROGRAMS.items() if kind.startswith("Windows")}
-# The rows `program_download` may mark (a superset: the name may end in dots, spaces or path parameters)
-PROGRAM_PATTERN = r"(?i)\.(?:" + "|".join(sorted(_PROGRAMS, key=len, reverse=True)) + r")(?:[. ;]|%20|$|[?#])"
 # The rows `disguised_program` may mark (a superset: spaces may pad the name between the two extensions)
 DISGUISED_PATTERN = r"(?i)\.(?:" + "|".join(sorted(_DOCUMENTS)) + r")(?:[ .]|%20|%2e)+(?:" + \
     "|".join(sorted(_WINDOWS_PROGRAMS)) + ")"
@@ -725,27 +723,22 @@ def _file_name(path: str) -> tuple[str, str]:
     return saved, shown if len(shown) <= 60 else "…" + shown[-59:]
 
 
-def program_download(url: str) -> str:
-    """The program a URL offers for download (``http://83.222.191.91/oops/loki.arm7``, a Linux program for ARM
-    processors; ``http://94.156.167.30/setup.exe``; ``https://x.trycloudflare.com/crew.bat``), in words an analyst
-    can check; "" for pages and other files. The caller has checked the host: a public address, or a site not on the
-    pinned list (policy rule 3: either corroborates a suspicious score). Only a file at most two folders deep, asked
-    without a query and not where a web server runs programs as pages (`_PROGRAM_FOLDERS`): appliances and update
-    services also serve installers on addresses, deeper (AnyConnect's ``/CACHE/stc/2/binaries/…msi``, Windows
-    updates' ``/d/msdownload/update/software/…``); an appliance's installer higher up (ESXi's
-    ``/client/VMware-viclient.exe`` on a public address) still corroborates. In data/validated.parquet 107 URLs on
-    16 public addresses offer one and name no word of signing in, and 98 on 33 unlisted sites' names (tunnels,
-    dynamic DNS, hacked WordPress sites' uploads), all labelled phishing (most of them Phishing.Database's malware
-    downloads); 5 legitimate ones do, on unlisted names (vendors' installers, model scores under 0.09):
-    `benchmarks/deception_counts.py`."""
+def address_program(url: str) -> str:
+    """The program a URL on a public address offers for download (``http://83.222.191.91/oops/loki.arm7``, a
+    Linux program for ARM processors; ``http://94.156.167.30/setup.exe``), in words an analyst can check; "" for
+    pages and other files. The caller has checked the host. Only a file at most two folders deep, asked without a
+    query and not where a web server runs programs as pages (`_PROGRAM_FOLDERS`): appliances and update services
+    also serve installers on addresses, deeper (AnyConnect's ``/CACHE/stc/2/binaries/…msi``, Windows updates'
+    ``/d/msdownload/update/software/…``); an appliance's installer higher up (ESXi's ``/client/VMware-viclient.exe``
+    on a public address) still corroborates. In data/validated.parquet 107 URLs on 16 public addresses offer one
+    and name no word of signing in, all labelled phishing (most of them Phishing.Database's malware downloads), and
+    no legitimate URL does: `benchmarks/deception_counts.py`."""
     _, _, host, _, path, query, _ = url_fields(url)
     if query or path.count("/") > 3 or _PROGRAM_FOLDERS.search(path):
         return ""
     saved, shown = _file_name(path)
     kind = _PROGRAMS.get(saved.rpartition(".")[2].lower()) if "." in saved.lstrip(".") else None
-    where = f"the public address `{host}`" if parse_ip(host) is not None else \
-        f"`{host}`, a site not on the popularity list"
-    return f"a {kind} for download (`{shown}`) on {where}" if kind else ""
+    return f"a {kind} for download (`{shown}`) on the public address `{host}`" if kind else ""
 
 
 def disguised_program(url: str) -> str:

@@ -39,15 +39,14 @@ from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
     DISGUISED_PATTERN,
     PAGE_ASSET_EXTENSIONS,
-    PROGRAM_PATTERN,
     VENDOR_PAGE_PATTERN,
     Decider,
+    address_program,
     address_sign_in,
     disguised_program,
     known_software_file,
     page_asset,
     planted_page,
-    program_download,
     software_url_pattern,
     userinfo_deception,
     vendor_page,
@@ -394,9 +393,9 @@ class Detector:
                    host_of_row: np.ndarray) -> tuple[dict[int, str], ...]:
         """What is known of single rows, for the decision policy: a host name hidden before '@', a page planted
         in the folders of known web software or a program named as a document (deception), a stock file of it,
-        the URL itself on the allowlist, on the local block list, a page asset, a sign-in page on a public address,
-        a program for download there or on an unlisted site or a victim's address after '#' on an unlisted site
-        (corroboration), the site's own Outlook on the web or another vendor's page."""
+        the URL itself on the allowlist, on the local block list, a page asset, a sign-in page or a program for
+        download on a public address or a victim's address after '#' on an unlisted site (corroboration), the
+        site's own Outlook on the web or another vendor's page."""
         n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
@@ -419,31 +418,28 @@ class Detector:
             ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
             ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
             ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages), ("fragment", "#", True),
-            ("disguised", DISGUISED_PATTERN, True), ("program", PROGRAM_PATTERN, True)) if wanted}
+            ("disguised", DISGUISED_PATTERN, True)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
 
-        def unlisted(found: Any, names: bool = False) -> list[int]:
-            """The rows of a site not on the pinned list (with ``names``, not an address either)."""
+        def unlisted(found: Any) -> list[int]:  # the rows of a site not on the pinned list
             return [i for i in found if host_of_row[i] >= 0 and
-                    (evidence := decider.evidence(hosts[host_of_row[i]])).tranco_rank is None and
-                    not (names and evidence.is_ip)]
+                    decider.evidence(hosts[host_of_row[i]]).tranco_rank is None]
 
         disguised = by_row(unlisted(rows["disguised"]), disguised_program)
         for row, why in [*planted.items(), *disguised.items()]:  # deceptive by construction, as a host before '@' is
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
         on_global = decider.global_addresses(hosts)
-        on_address = np.zeros(n, dtype=bool)
+        on_address = []
         if any(on_global):  # a row without a host (host_of_row -1) reads the appended False
-            on_address = np.asarray(on_global + [False])[host_of_row] & (parsed.host_standing() == IN_PAGE)
-        corroborating = by_row(np.flatnonzero(on_address), address_sign_in)
-        # a program for download corroborates on a public address or a site not on the pinned list, and a victim's
-        # address after '#' as a brand named in an unlisted site's subdomain does
-        programs = sorted([i for i in rows["program"] if on_address[i]] + unlisted(rows["program"], names=True))
-        for found in (by_row(programs, program_download), by_row(unlisted(rows["fragment"]), victim_address)):
-            for row, why in found.items():
-                corroborating[row] = "; ".join(filter(None, [corroborating.get(row), why]))
+            on_address = np.flatnonzero(np.asarray(on_global + [False])[host_of_row]
+                                        & (parsed.host_standing() == IN_PAGE))
+        corroborating = by_row(on_address, lambda url: address_sign_in(url) or address_program(url))
+        # a victim's address after '#' corroborates as a brand named in an unlisted site's subdomain does: not on
+        # a site of the pinned list
+        for row, why in by_row(unlisted(rows["fragment"]), victim_address).items():
+            corroborating[row] = "; ".join(filter(None, [corroborating.get(row), why]))
         return (deception,
                 by_row(rows.get("software", []), lambda url: known_software_file(url, self.known_paths, software)),
                 by_row(range(n) if decider.allow.urls else [], decider.allow.match_url),
