@@ -99,6 +99,20 @@ def test_a_site_under_a_governments_own_suffix_carries_the_suffixs_popularity():
     assert decider.evidence("www.access.service.gov.uk", False).tranco_rank == 437
 
 
+def test_googles_own_services_carry_its_popularity_but_its_customers_files_do_not():
+    """``googleapis.com`` is on the list's private section, so each name under it is a site of its own; Chrome's
+    updater and Google's token endpoint are Google's (every Chrome asks the first), Cloud Storage buckets and
+    Firebase Storage files are anyone's."""
+    policy = Policy(threshold=0.7, popular_rank=1000, popular_name_rank=100_000, cap_user_content=True)
+    decider = Decider(policy, popularity={"googleapis.com": 5})
+    hosts = ["update.googleapis.com", "oauth2.googleapis.com", "storage.googleapis.com", "kit.storage.googleapis.com",
+             "firebasestorage.googleapis.com", "www.googleapis.com", "googleapis.com.evil.example"]
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * 7, [False] * 7)
+    assert list(verdicts) == ["benign", "benign", "malicious", "malicious", "malicious", "malicious", "malicious"]
+    assert reasons[0] == "popular site update.googleapis.com (googleapis.com: Tranco rank 5)"
+    assert [decider.evidence(host).tranco_rank for host in hosts] == [5, 5, None, None, None, None, None]
+
+
 @pytest.mark.parametrize(("host", "entry"), [
     ("sites.google.com", "sites.google.com"), ("kit.sites.google.com", "sites.google.com"), ("forms.gle", "forms.gle"),
     ("x.weebly.com", "*.weebly.com"), ("a.b.weebly.com", "*.weebly.com"), ("weebly.com", ""), ("www.weebly.com", ""),
