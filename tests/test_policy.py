@@ -101,16 +101,19 @@ def test_a_site_under_a_governments_own_suffix_carries_the_suffixs_popularity():
 
 def test_googles_own_services_carry_its_popularity_but_its_customers_files_do_not():
     """``googleapis.com`` is on the list's private section, so each name under it is a site of its own; Chrome's
-    updater and Google's token endpoint are Google's (every Chrome asks the first), Cloud Storage buckets and
-    Firebase Storage files are anyone's."""
+    updater and Google's token endpoint are Google's (every Chrome asks the first); Cloud Storage buckets, Firebase
+    Storage and Drive files are anyone's, under more names than a list of exceptions would keep up with."""
     policy = Policy(threshold=0.7, popular_rank=1000, popular_name_rank=100_000, cap_user_content=True)
     decider = Decider(policy, popularity={"googleapis.com": 5})
-    hosts = ["update.googleapis.com", "oauth2.googleapis.com", "storage.googleapis.com", "kit.storage.googleapis.com",
-             "firebasestorage.googleapis.com", "www.googleapis.com", "googleapis.com.evil.example"]
-    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * 7, [False] * 7)
-    assert list(verdicts) == ["benign", "benign", "malicious", "malicious", "malicious", "malicious", "malicious"]
+    customers = ["storage.googleapis.com", "kit.storage.googleapis.com", "firebasestorage.googleapis.com",
+                 "www.googleapis.com", "kit.storage-download.googleapis.com", "us-central1-storage.googleapis.com",
+                 "storage.us-east1.rep.googleapis.com", "content.googleapis.com", "storage.mtls.googleapis.com",
+                 "googleapis.com", "googleapis.com.evil.example"]  # and the suffix itself, and a look-alike
+    hosts = ["update.googleapis.com", "oauth2.googleapis.com", *customers]
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * len(hosts), [False] * len(hosts))
+    assert list(verdicts) == ["benign", "benign"] + ["malicious"] * len(customers)
     assert reasons[0] == "popular site update.googleapis.com (googleapis.com: Tranco rank 5)"
-    assert [decider.evidence(host).tranco_rank for host in hosts] == [5, 5, None, None, None, None, None]
+    assert [decider.evidence(host).tranco_rank for host in hosts] == [5, 5] + [None] * len(customers)
 
 
 @pytest.mark.parametrize(("host", "entry"), [

@@ -61,7 +61,8 @@ The rules, first match decides:
    registered domain's own name (``example.com``, ``www.example.com``) down to ``popular_name_rank``, but not
    its other subdomains there: free and cheap hosts ranked there (``hol.es``, ``000webhostapp.com``) give
    their customers subdomains, and a kit on one is not the ranked site. A site under a government's own suffix
-   on that section (``www.access.service.gov.uk``: `GOVERNMENT_SUFFIXES`) carries the suffix's rank. The list is
+   on that section (``www.access.service.gov.uk``: `GOVERNMENT_SUFFIXES`) carries the suffix's rank, and so does
+   a company's own service there (``update.googleapis.com``: `OPERATOR_SERVICES`), not its customers' files. The list is
    the one pinned with the model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
    Not on a host where anyone can publish (``cap_user_content``, `USER_CONTENT_HOSTS`: ``sites.google.com``,
    ``forms.gle``, a ``*.weebly.com`` site, a SharePoint tenant): the platform's rank says nothing of what its

@@ -763,26 +763,28 @@ def _registered(host: str, domain: str, suffix: str, is_ip: bool) -> str:
 GOVERNMENT_SUFFIXES = ("service.gov.uk", "campaign.gov.uk", "api.gov.uk", "independent-commission.uk",
                        "gov.scot", "service.gov.scot", "gov.nl")
 _UNDER_GOVERNMENT = tuple("." + suffix for suffix in GOVERNMENT_SUFFIXES)
-# Suffixes of that section under which one company names its own services, by the names where it serves its
-# customers' files instead, which stay sites of their own. ``googleapis.com``: Chrome's updater
-# (``update.googleapis.com/service/update2/json``, asked by every Chrome, model 0.997) and Google's sign-in tokens
-# (``oauth2.googleapis.com/token``) carry Google's rank; Cloud Storage and Firebase Storage, where 827 phishing URLs
-# of data/validated.parquet sit, and ``www.``, whose APIs also hand out Drive and Storage files
-# (``/drive/v3/files/<id>?alt=media``), do not. The other names there hold 37 legitimate URLs and one labelled
-# phishing: jQuery on Google's CDN (``ajax.googleapis.com/ajax/libs/jquery/1.11.2/jquery.min.js``).
-OPERATOR_SUFFIXES = {"googleapis.com": frozenset({"storage", "firebasestorage", "commondatastorage", "www"})}
+# Names of that section's suffixes that one company gives its own services, which carry the suffix's rank, by suffix.
+# ``googleapis.com``: Chrome's updater (``update.googleapis.com/service/update2/json``, asked by every Chrome, model
+# 0.997), Google's sign-in tokens (``oauth2.googleapis.com/token``), push messaging, Safe Browsing, Firebase's
+# installations, Google's fonts, hosted libraries and maps. Only these: Google serves its customers' files under
+# many other names there (``storage``, ``<bucket>.storage-download``, ``<region>-storage``, ``content``, ``www``'s
+# Drive and Storage downloads, ``*.rep``, ``*.mtls``; 827 phishing URLs of data/validated.parquet on the storage
+# names), and more keep appearing, so those stay sites of their own. The names listed hold 3 legitimate URLs of
+# data/validated.parquet and one labelled phishing: jQuery on Google's CDN (``ajax.googleapis.com/ajax/libs/…``).
+OPERATOR_SERVICES = {"googleapis.com": frozenset({
+    "update", "oauth2", "fcm", "android", "safebrowsing", "firebaseinstallations", "firebaseremoteconfig", "fonts",
+    "ajax", "maps", "optimizationguide-pa", "content-autofill"})}
 
 
 def ranked_name(registered_domain: str) -> str:
     """The name whose popularity a registered domain carries: its own, or for a site under one of
-    `GOVERNMENT_SUFFIXES` that suffix's (``service.gov.uk`` for ``access.service.gov.uk``), and under one of
-    `OPERATOR_SUFFIXES` the operator's, but for its customers' names (``googleapis.com`` for
-    ``update.googleapis.com``, not for ``storage.googleapis.com``)."""
+    `GOVERNMENT_SUFFIXES` that suffix's (``service.gov.uk`` for ``access.service.gov.uk``), and for one of
+    `OPERATOR_SERVICES` the suffix's (``googleapis.com`` for ``update.googleapis.com``, not for
+    ``storage.googleapis.com``)."""
     if registered_domain.endswith(_UNDER_GOVERNMENT):
         return registered_domain.split(".", 1)[1]
     name, _, suffix = registered_domain.partition(".")
-    customers = OPERATOR_SUFFIXES.get(suffix)
-    return suffix if customers is not None and name not in customers else registered_domain
+    return suffix if name in OPERATOR_SERVICES.get(suffix, ()) else registered_domain
 
 
 def split_url(raw: object) -> UrlParts:
