@@ -810,6 +810,10 @@ def test_a_host_wide_correction_may_not_block_what_block_rules_never_cover_nor_a
     assert "covers every site under it" in host_correction_problem("000webhostapp.com", "false_positive", guard)
     for fine in ("x.000webhostapp.com", "www.microsoft.com", "small-shop.example", "45.67.89.13"):
         assert host_correction_problem(fine, "false_positive", guard) == "", fine
+    # a service under its owner's suffix carries the suffix's rank, and nothing under it is anyone else's
+    owners = Guard(SiteList(), {"googleapis.com": 5, "service.gov.uk": 437})
+    for fine in ("update.googleapis.com", "access.service.gov.uk"):
+        assert host_correction_problem(fine, "false_positive", owners) == "", fine
 
 
 def test_the_service_refuses_a_host_block_on_an_allowlisted_site(model_dir: Path, tmp_path: Path,  # noqa: F811

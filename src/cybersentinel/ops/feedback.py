@@ -189,7 +189,7 @@ def host_correction_problem(target: str, kind: str, guard: Any) -> str:
     with scope url; a site on such a host by its own name (``x.000webhostapp.com``)."""
     import ipaddress
 
-    from cybersentinel.url.parsing import host_registered_domain, ranked_name
+    from cybersentinel.url.parsing import host_registered_domain
 
     try:
         address = ipaddress.ip_network(target.strip("[]"))
@@ -199,7 +199,9 @@ def host_correction_problem(target: str, kind: str, guard: Any) -> str:
         problem = guard.network_problem(address) if address is not None else guard.name_problem(target)
         return f"a block on all of {target} is refused: {problem}; use scope url" if problem else ""
     registered = "" if address is not None else host_registered_domain(target)
-    rank = guard.popularity.get(ranked_name(registered)) if target == registered else None
+    # the name's own rank: a government's or a company's service under its suffix (``update.googleapis.com``)
+    # carries the suffix's, but what sits under it is that government's or company's too
+    rank = guard.popularity.get(registered) if target == registered else None
     if rank is not None:
         return (f"allowlisting all of {target} (Tranco rank {rank:,}) is refused: it covers every site under it; use "
                 "scope url, name the site's own host, or list it in an allowlist file")
