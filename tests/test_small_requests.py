@@ -346,7 +346,10 @@ def test_url_errors_name_the_first_problem() -> None:
               "ms-msdt:/id PCWDiagnostic": non_web, "http://example.com/mailto:x": "", "mailto.example.com/": "",
               "hxxp://evil.example/login": "", "example.com:8080/data:x": "", "localhost:8080/": "",
               "news:8080/login": "", "chrome:9222/json": "", "data:443": "", "geo:48.2,16.4": non_web,
-              "mailto:" + "x" * MAX_URL_CHARS: long}
+              "mailto:" + "x" * MAX_URL_CHARS: long,
+              # a Windows file's path (a drive's letter before ':'); before a digit, a one-letter host and its port
+              "C:\\Users\\a\\Downloads\\Form.pdf.lnk": non_web, "c:/temp/x.html": non_web, " D:\\x.exe": non_web,
+              "c:8080/login": ""}
     assert url_errors(ParsedUrls(list(cases))).tolist() == list(cases.values())
     assert [url_errors(ParsedUrls([url])).tolist()[0] for url in cases] == list(cases.values())
 

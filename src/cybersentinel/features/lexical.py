@@ -105,7 +105,8 @@ MAX_URL_CHARS = 65_536  # longer inputs are not scored (`URL_ERRORS`)
 # Why a URL cannot be scored, by the code `_url_error_code` gives it ("": it can); the first that applies names it.
 URL_ERRORS = ("", "host name has spaces, control or forbidden characters", "no host name in URL",
               f"URL longer than {MAX_URL_CHARS} bytes", "empty URL",
-              "not a web address (a mailto:, tel:, javascript:, data: or other link that names no web site)")
+              "not a web address (a mailto:, tel:, javascript:, data: or other link that names no web site, or a "
+              "file's path such as C:\\Users\\…)")
 MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
 
 

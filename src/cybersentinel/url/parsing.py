@@ -35,7 +35,10 @@ _SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]{0,15}):/{0,3}")
 NON_WEB_SCHEMES = ("mailto", "tel", "sms", "smsto", "mms", "callto", "facetime", "facetime-audio", "fax", "geo",
                    "urn", "data", "javascript", "vbscript", "about", "blob", "file", "cid", "mid", "news",
                    "magnet", "bitcoin", "chrome", "chrome-extension", "moz-extension", "edge", "intent", "market",
-                   "itms-apps", "itms-services", "view-source", "ms-msdt", "search-ms", "ms-settings")
+                   "itms-apps", "itms-services", "view-source", "ms-msdt", "search-ms", "ms-settings",
+                   # a Windows drive's letter (``C:\\Users\\a\\Form.pdf.lnk``, ``c:/temp/x.html``): a file on the
+                   # machine, as a browser opens it; before a digit it is a host and its port (``c:8080/``)
+                   *"abcdefghijklmnopqrstuvwxyz")
 # Those whose text may begin with a digit (``tel:5551234``, ``geo:48.2,16.4``): any other name before ":" and a digit
 # is a host and its port, as a browser reads a typed ``news:8080/`` or ``chrome:9222/json``.
 NUMBERED_SCHEMES = ("tel", "sms", "smsto", "mms", "callto", "facetime", "facetime-audio", "fax", "geo", "bitcoin",
