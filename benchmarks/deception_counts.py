@@ -5,7 +5,9 @@ it only corroborates a suspicious score, so this counts where it may act), by a 
 (`decider.named_sites`, likewise), and how many are sign-in pages or programs for download on a public address
 (`decider.address_sign_in`, `decider.address_program`) or end in a victim's e-mail address after `#` on an unlisted
 site (`decider.victim_address`), likewise; and how many name a Windows program as a document
-(`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its host's kind).
+(`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its host's kind); the distinct
+hosts of each kind; and how many URLs under `googleapis.com` carry its rank (`url.parsing.OPERATOR_SERVICES`) or
+not, by label.
 Punycode names that read as a listed site (`decider.imitated_site`) and, with marks, as a top one
 (`decider.marked_site`, corroborating) are counted as the decider asks them: only where no other rule applies.
 Reads data/validated.parquet (`dvc pull prepare` or `dvc repro`) and, for the named brands and sites, the
@@ -36,7 +38,13 @@ from cybersentinel.scoring.decider import (
 )
 from cybersentinel.scoring.detector import read_popularity
 from cybersentinel.scoring.policy import Policy
-from cybersentinel.url.parsing import ranked_name, split_host_columns, url_fields
+from cybersentinel.url.parsing import (
+    OPERATOR_SERVICES,
+    host_registered_domain,
+    ranked_name,
+    split_host_columns,
+    url_fields,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # The kind of each reason `decider._deception` gives, in the order it tries them.
@@ -90,10 +98,19 @@ def main() -> None:
     marked = table[table["kind"] != ""]
     print(f"{len(table):,} URLs, {len(distinct):,} hosts; deceptive by construction: {len(marked):,}")
     print(marked.groupby(["kind", "source", "label"]).size().rename("urls").to_string())
+    print("\ndistinct hosts by kind and label:")
+    print(marked.groupby(["kind", "label"]).apply(lambda rows: hosts[rows.index].nunique()).rename("hosts").to_string())
     legitimate = marked[marked["label"] == 0]
     print("\nlegitimate URLs marked, by kind (first 5 each):")
     for kind, rows in legitimate.groupby("kind"):
         print(f"  {kind}: {len(rows):,}  " + "  ".join(rows["url"].str[:70].head(5)))
+    # the names under a company's own suffix (`OPERATOR_SERVICES`): those that carry the suffix's rank, and the rest
+    for suffix, services in OPERATOR_SERVICES.items():
+        under = hosts.str.endswith("." + suffix).to_numpy()
+        ranked = [ranked_name(host_registered_domain(host)) == suffix for host in hosts[under]]
+        counts = table.loc[under].assign(ranked=ranked).groupby(["ranked", "label"]).size().to_dict()
+        print(f"\nURLs under {suffix} whose name carries its rank ({len(services)} services) / does not, by "
+              f"(ranked, label): {counts}")
     # the list's own punycode names, each asked as if it were not listed: would the look-alike rules take a
     # popular site's own spelling for another listed site's imitation?
     listed_punycode = [name for name in popular if "xn--" in name]
