@@ -24,7 +24,8 @@ Changes to the n-gram scorers need the folds featurized again: ``--featurizer NA
 recipe's, without its `name_familiarity` (session 20 measured that feature here; session 21 made it the recipe's).
 Session 19's four did not lift the folds (README, "Session 19"): they live here, not in the package. Session 23's
 (`ROW_VARIANTS`) keep the recipe's featurizer, name familiarity included, and change its training rows: the prepared
-table's `country_homepages` rows left out or replaced (`with_country_homepages`):
+table's `country_homepages` rows left out or replaced (`with_country_homepages`); session 47's ``hacked-homepages``
+adds the home pages of the sites kits were planted on (`hacked_site_homepages`, not kept):
 
     python benchmarks/loco_ablation.py --featurizer split-host cache
     python benchmarks/loco_ablation.py --featurizer split-host run split-host --drop host_ngram_score
@@ -63,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -121,7 +123,7 @@ def verified_folds(cache: Path, chosen: list[str], inputs: Mapping[str, Any]) ->
 
 
 def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any], out: Path,
-               variant: str = "recipe") -> None:
+               variant: str = "recipe", phishing_roots: frozenset[str] = frozenset()) -> None:
     """The fold's featurizer fitted on its training rows as `fit_recipe` fits it (or as ``variant`` changes it);
     both matrices saved (no pickle)."""
     from cybersentinel.core.files import atomic_path
@@ -129,7 +131,11 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
 
     train, rows = table[training], table[evaluation]
     if variant in ROW_VARIANTS or variant in EXTRA_FEATURES or variant in SCORER_ROWS:
-        if variant in ROW_VARIANTS[1:]:
+        if variant == "hacked-homepages":
+            import pandas as pd
+
+            train = pd.concat([train, hacked_site_homepages(train, phishing_roots)], ignore_index=True)
+        elif variant in ROW_VARIANTS[1:]:
             train = with_country_homepages(train, popular_domains(params["featurizer"]["familiar_sites"]),
                                            set(rows["group"]), params["seed"], variant)
         featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
@@ -213,9 +219,10 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
 # ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
 FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix",
                "suffix-apart", "no-country-homepages", "country-homepages", "country-share", "country-kits",
-               "path-segments", "pathful-rows", "pathful-rows-missing")
+               "path-segments", "pathful-rows", "pathful-rows-missing", "hacked-homepages")
 # the recipe's featurizer (name familiarity included) on changed training rows
-ROW_VARIANTS = ("recipe", "no-country-homepages", "country-homepages", "country-share", "country-kits")
+ROW_VARIANTS = ("recipe", "no-country-homepages", "country-homepages", "country-share", "country-kits",
+                "hacked-homepages")
 # the recipe's featurizer (name familiarity included) and its training rows, with more features after its own
 EXTRA_FEATURES = ("path-segments",)
 # the recipe's featurizer and training rows, with its n-gram scorers fitted on fewer of those rows
@@ -345,6 +352,37 @@ def with_country_homepages(train: Any, domains: list[str], held: set[str], seed:
     rows = pd.DataFrame({"url": [f"http://{domain}/" for domain in picked], "label": 0, "source": COUNTRY_HOMEPAGES,
                          "group": picked})
     return pd.concat([train, rows], ignore_index=True)
+
+
+WORDPRESS_FOLDER = re.compile(r"/wp-(?:content|includes|admin)/", re.IGNORECASE)
+
+
+def phishing_root_sites(frame: Any) -> set[str]:
+    """The groups (registered domains) with a phishing row at the root of a host: a name whose home page is
+    phishing was registered or taken over for it, so its home page is no evidence of an ordinary site."""
+    from cybersentinel.url.parsing import split_url
+
+    phishing = frame[frame["label"] == 1]
+    root = phishing["url"].map(lambda url: split_url(url).path.strip("/") == "").to_numpy()
+    return set(phishing.loc[root, "group"])
+
+
+def hacked_site_homepages(frame: Any, phishing_roots: frozenset[str]) -> Any:
+    """Session 47's ``hacked-homepages`` (tried, not kept): legitimate training rows for the sites kits were planted
+    on, the home page (``http://<host>/``) of each host whose phishing rows sit in WordPress's own folders
+    (``/wp-content/``, ``/wp-includes/``, ``/wp-admin/``): the site is its owner's, only the kit's path is the
+    phishers'. Not for a name with a phishing root page (``phishing_roots``, over every validated row), an address,
+    or a site under a hosting platform's suffix (a site made for the kit)."""
+    from cybersentinel.url.parsing import normalise, on_private_suffix, split_url
+
+    phishing = frame[(frame["label"] == 1) & ~frame["synthetic"] & ~frame["group"].isin(phishing_roots)]
+    parts = phishing["url"].map(split_url)
+    planted = parts.map(lambda p: bool(WORDPRESS_FOLDER.search(p.path)) and not p.is_ip
+                        and not on_private_suffix(p.host)).to_numpy(dtype=bool)
+    rows = phishing[planted].assign(url="http://" + parts[planted].map(lambda p: p.host) + "/", label=0,
+                                    source="hacked_site_homepages", synthetic=True).drop_duplicates("url")
+    known = set(frame["url"].map(normalise))
+    return rows[~rows["url"].map(normalise).isin(known)].reset_index(drop=True)
 
 
 def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
@@ -667,8 +705,14 @@ def main() -> None:
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         inputs = cache_inputs(params, variant)
         folds_done = manifest.get("folds", {}) if manifest.get("inputs") == inputs else {}  # a stale cache is redone
-        Parallel(n_jobs=args.jobs)(delayed(cache_fold)(table, *rows, params, args.cache / f"{name}.npz", variant)
-                                   for name, rows in todo.items())
+        roots = frozenset()
+        if variant == "hacked-homepages":  # as stage `prepare` finds them: over every row, before sampling
+            from cybersentinel.data.prepare import assign_groups
+
+            validated = pd.read_parquet(REPO / "data" / "validated.parquet", columns=["url", "label"])
+            roots = frozenset(phishing_root_sites(validated.assign(group=assign_groups(validated, params["dataset"]))))
+        Parallel(n_jobs=args.jobs)(delayed(cache_fold)(table, *rows, params, args.cache / f"{name}.npz", variant,
+                                                       roots) for name, rows in todo.items())
         folds_done.update({name: sha256_file(args.cache / f"{name}.npz") for name in todo})
         write_json(manifest_path, {"inputs": inputs, "folds": folds_done})
         print(f"cached {len(todo)} folds in {args.cache}")

@@ -357,3 +357,31 @@ def test_the_fold_report_shows_the_worst_rows_and_the_share_of_each_class_on_the
                          "top 10,002 0.0%",
                          "phishing rows of the fold (score > 0.99): 1, registered domain in the list's top 10,000 "
                          "0.0%, top 10,002 0.0%"]
+
+
+def test_hacked_site_homepages_are_the_planted_sites_own_and_never_phishers_names():
+    table = pd.DataFrame({
+        "url": ["http://church.org/wp-content/plugins/x/login.php",  # a kit in a WordPress site: its home page
+                "http://www.firm.com.br/wp-admin/images/bank/",
+                "http://www.firm.com.br/wp-includes/js/other/",  # the same host once
+                "http://paypal-secure.top/wp-content/a/",  # its root is phishing too: the phishers' name
+                "http://kit.appspot.com/wp-content/b/",  # a hosting platform's site: made for the kit
+                "http://45.67.89.13/wp-admin/c/",  # an address
+                "http://shop.com/login/verify.php",  # not in WordPress's folders
+                "http://legit.org/wp-content/uploads/a.jpg",  # legitimate
+                "http://known.net/wp-content/k/"],  # its home page is already a row
+        "label": [1, 1, 1, 1, 1, 1, 1, 0, 1], "synthetic": False,
+        "group": ["church.org", "firm.com.br", "firm.com.br", "paypal-secure.top", "kit.appspot.com", "45.67.89.13",
+                  "shop.com", "legit.org", "known.net"]})
+    table = pd.concat([table, pd.DataFrame({"url": ["http://known.net/"], "label": [0], "synthetic": [False],
+                                            "group": ["known.net"]})], ignore_index=True)
+    roots = loco_ablation.phishing_root_sites(
+        pd.DataFrame({"url": ["https://paypal-secure.top/", "http://church.org/wp-content/x/"], "label": [1, 1],
+                      "group": ["paypal-secure.top", "church.org"]}))
+
+    added = loco_ablation.hacked_site_homepages(table, frozenset(roots))
+
+    assert roots == {"paypal-secure.top"}
+    assert added["url"].tolist() == ["http://church.org/", "http://www.firm.com.br/"]
+    assert (added["label"] == 0).all() and added["synthetic"].all()
+    assert added["group"].tolist() == ["church.org", "firm.com.br"]
