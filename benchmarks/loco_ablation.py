@@ -123,7 +123,7 @@ def verified_folds(cache: Path, chosen: list[str], inputs: Mapping[str, Any]) ->
 
 
 def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any], out: Path,
-               variant: str = "recipe", phishing_roots: frozenset[str] = frozenset()) -> None:
+               variant: str = "recipe", phishing_roots: frozenset[str] = frozenset(), country_pool: Any = None) -> None:
     """The fold's featurizer fitted on its training rows as `fit_recipe` fits it (or as ``variant`` changes it);
     both matrices saved (no pickle)."""
     from cybersentinel.core.files import atomic_path
@@ -135,6 +135,9 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
             import pandas as pd
 
             train = pd.concat([train, hacked_site_homepages(train, phishing_roots)], ignore_index=True)
+        elif variant in ("country-pages", "country-pages-only"):
+            train = with_country_pages(train, country_pool, set(rows["group"]), out.stem, params,
+                                       pages_only=variant == "country-pages-only")
         elif variant in ROW_VARIANTS[1:]:
             train = with_country_homepages(train, popular_domains(params["featurizer"]["familiar_sites"]),
                                            set(rows["group"]), params["seed"], variant)
@@ -219,10 +222,11 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
 # ---- featurizer variants (`--featurizer`) ------------------------------------------------------------------------
 FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix",
                "suffix-apart", "no-country-homepages", "country-homepages", "country-share", "country-kits",
-               "path-segments", "pathful-rows", "pathful-rows-missing", "hacked-homepages")
+               "path-segments", "pathful-rows", "pathful-rows-missing", "hacked-homepages", "country-pages",
+               "country-pages-only")
 # the recipe's featurizer (name familiarity included) on changed training rows
 ROW_VARIANTS = ("recipe", "no-country-homepages", "country-homepages", "country-share", "country-kits",
-                "hacked-homepages")
+                "hacked-homepages", "country-pages", "country-pages-only")
 # the recipe's featurizer (name familiarity included) and its training rows, with more features after its own
 EXTRA_FEATURES = ("path-segments",)
 # the recipe's featurizer and training rows, with its n-gram scorers fitted on fewer of those rows
@@ -383,6 +387,67 @@ def hacked_site_homepages(frame: Any, phishing_roots: frozenset[str]) -> Any:
                                     source="hacked_site_homepages", synthetic=True).drop_duplicates("url")
     known = set(frame["url"].map(normalise))
     return rows[~rows["url"].map(normalise).isin(known)].reset_index(drop=True)
+
+
+def country_pages_pool(table: Any, params: Mapping[str, Any]) -> Any:
+    """Session 47's ``country-pages`` pool: the validated legitimate rows the prepared table left out that are
+    pages below the root of a site under a country's ending (its last label two letters), with their group,
+    ending and year, less the groups of the prepared table's test split (they stay out of every training set)."""
+    import pandas as pd
+
+    from cybersentinel.data.prepare import assign_groups, row_years
+    from cybersentinel.url.parsing import normalise, split_host, split_url
+
+    validated = pd.read_parquet(REPO / "data" / "validated.parquet")
+    legit = validated[validated["label"] == 0].reset_index(drop=True)
+    legit = legit[~legit["url"].map(normalise).isin(set(table["url"].map(normalise)))].reset_index(drop=True)
+    legit = legit[legit["url"].map(lambda url: split_url(url).path.strip("/") != "")].reset_index(drop=True)
+    legit["group"] = assign_groups(legit, params["dataset"])
+    legit["ending"] = legit["group"].map(lambda group: split_host(group)[2])
+    country = legit["ending"].str.rsplit(".", n=1).str[-1]
+    legit = legit[(country.str.len() == 2) & country.str.isalpha()]
+    legit = legit[~legit["group"].isin(set(table.loc[table["split"] == "test", "group"]))]
+    from cybersentinel.core.config import dataset_sources
+
+    years = {s["name"]: s.get("year") for s in dataset_sources(params["dataset"])}
+    legit = legit.assign(year=row_years(legit, years), split="train", synthetic=False)
+    return legit.reset_index(drop=True)
+
+
+def with_country_pages(train: Any, pool: Any, held: set[str], fold: str, params: Mapping[str, Any],
+                       per_group: int = 3, pages_only: bool = False) -> Any:
+    """Session 47's ``country-pages``: ``train`` with real legitimate pages (below the root) of country endings that
+    the recipe's sampling left out, from ``pool`` (`country_pages_pool`), for each ending as many as its share of the
+    legitimate training rows needs to reach its share of the phishing ones, at most ``per_group`` of one site, drawn
+    at random. Never the held-out collection's rows or its evaluated sites (``held``); for the forward fold, only
+    rows of the years it knows. With ``pages_only`` (``country-pages-only``) the shares are counted over pages below
+    the root alone, so the country homepages do not count as the ending's legitimate rows."""
+    import pandas as pd
+
+    from cybersentinel.data.prepare import KIT_ROOT_SHARE
+    from cybersentinel.url.parsing import split_host, split_url
+
+    usable = pool[(pool["source"] != fold) & ~pool["group"].isin(held)]
+    if fold == "forward":
+        usable = usable[usable["year"] <= params["generalise"]["cutoff_year"]]
+    usable = usable.sample(frac=1.0, random_state=params["seed"])
+    usable = usable[usable.groupby("group", sort=False).cumcount() < per_group]
+    label = train["label"].to_numpy()
+    ending = np.asarray([split_host(group)[2] for group in train["group"]], dtype=object)
+    root = np.asarray([split_url(url).path.strip("/") == "" for url in train["url"]])
+    legit_per_phishing = (label == 0).sum() / max(1, (label == 1).sum())
+    picked = []
+    for suffix, rows in usable.groupby("ending", sort=True):
+        phishing = int(((ending == suffix) & (label == 1)).sum())
+        if not phishing or root[(ending == suffix) & (label == 1)].mean() > KIT_ROOT_SHARE:
+            continue  # the phishers' own endings (`.cc`, `.tk`), as `country_homepages` leaves them
+        counted = ~root if pages_only else np.ones(len(root), dtype=bool)  # the pages' shares, not the homepages'
+        phishing = int(((ending == suffix) & (label == 1) & counted).sum())
+        need = round(phishing * legit_per_phishing) - int(((ending == suffix) & (label == 0) & counted).sum())
+        if need > 0:
+            picked.append(rows.head(need))
+    added = pd.concat(picked, ignore_index=True)[list(train.columns)] if picked else train.iloc[:0]
+    return pd.concat([train, added], ignore_index=True)
 
 
 def variant_featurizer(variant: str, settings: Mapping[str, Any]) -> Any:
@@ -711,8 +776,9 @@ def main() -> None:
 
             validated = pd.read_parquet(REPO / "data" / "validated.parquet", columns=["url", "label"])
             roots = frozenset(phishing_root_sites(validated.assign(group=assign_groups(validated, params["dataset"]))))
+        pool = country_pages_pool(table, params) if variant.startswith("country-pages") else None
         Parallel(n_jobs=args.jobs)(delayed(cache_fold)(table, *rows, params, args.cache / f"{name}.npz", variant,
-                                                       roots) for name, rows in todo.items())
+                                                       roots, pool) for name, rows in todo.items())
         folds_done.update({name: sha256_file(args.cache / f"{name}.npz") for name in todo})
         write_json(manifest_path, {"inputs": inputs, "folds": folds_done})
         print(f"cached {len(todo)} folds in {args.cache}")
