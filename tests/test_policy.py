@@ -29,7 +29,9 @@ from cybersentinel.scoring.detector import resolver_reasons, rules_only
 from cybersentinel.scoring.policy import (
     ALONE,
     IN_PAGE,
+    OWN_SITES,
     ROOT_PAGE,
+    USER_CONTENT_HOSTS,
     Evidence,
     Policy,
     SiteList,
@@ -147,6 +149,28 @@ def test_a_popular_platforms_user_content_is_not_discounted_but_is_at_most_suspi
     scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * 3, [False] * 3)
     assert list(verdicts) == ["suspicious", "benign", "malicious"] and "anyone can publish" in reasons[0]
     assert decider.evidence("kit.sites.google.com", False).user_content == "sites.google.com"
+
+
+def test_a_site_builders_customer_site_is_judged_as_a_site_of_its_own_and_shared_files_stay_capped():
+    """A customer's site on a builder whose names hold customers' sites only (``*.weebly.com``) is what the public
+    suffix list makes ``x.wixsite.com``: its model score stands, not discounted and not capped. Shared documents
+    and firms' portals stay at most suspicious on the model's word, and so do platforms whose own services share
+    the customers' names (GoDaddy's webmail is ``email.secureserver.net``)."""
+    policy = Policy(threshold=0.7, suspicious_band=0.2, popular_rank=100, cap_user_content=True)
+    decider = Decider(policy, popularity={"weebly.com": 1, "godaddysites.com": 2, "sharepoint.com": 3,
+                                          "secureserver.net": 4, "wordpress.com": 5})
+    hosts = ["office365-secure-login.weebly.com", "mail-verify.godaddysites.com", "fabrikam.sharepoint.com",
+             "email.secureserver.net", "subscribe.wordpress.com", "www.weebly.com"]
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * len(hosts), [False] * len(hosts))
+    assert list(verdicts) == ["malicious", "malicious", "suspicious", "suspicious", "suspicious", "benign"]
+    assert list(scores[:2]) == [0.99, 0.99]
+    assert reasons[0] == "a site of its own on weebly.com: weebly.com's rank does not vouch for it"
+    assert "anyone can publish" in reasons[2] and "anyone can publish" in reasons[3]
+    assert reasons[5] == "popular site weebly.com (Tranco rank 1)"
+    low, verdict, reason = decide(policy, 0.4, Evidence(tranco_rank=1, registered_domain="weebly.com",
+                                                        user_content="*.weebly.com"))
+    assert (low, verdict, reason) == (0.4, "benign", "")  # the model's score, not halved; no rule to name
+    assert OWN_SITES <= set(USER_CONTENT_HOSTS)
 
 
 def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():
