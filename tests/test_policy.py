@@ -170,7 +170,7 @@ def test_a_site_builders_customer_site_is_judged_as_a_site_of_its_own_and_shared
     low, verdict, reason = decide(policy, 0.4, Evidence(tranco_rank=1, registered_domain="weebly.com",
                                                         user_content="*.weebly.com"))
     assert (low, verdict, reason) == (0.4, "benign", "")  # the model's score, not halved; no rule to name
-    assert OWN_SITES <= set(USER_CONTENT_HOSTS)
+    assert set(USER_CONTENT_HOSTS) >= OWN_SITES
 
 
 def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():
