@@ -300,18 +300,18 @@ USER_CONTENT_HOSTS = (
     # public sites, HubSpot's shared forms, Mailchimp's hosted pages, Padlet's boards
     "*.force.com", "*.my.site.com", "*.salesforce-sites.com", "share.hsforms.com", "mailchi.mp", "padlet.com",
 )
-# Of those, the platforms whose names hold their customers' web sites only, each a site of its own as the public
-# suffix list's private section makes ``x.wixsite.com`` or ``x.pages.dev`` one: such a site is judged as any
+# Of those, the site builders whose names hold their customers' web sites only, each a site of its own as the
+# public suffix list's private section makes ``x.wixsite.com`` or ``x.pages.dev`` one: such a site is judged as any
 # unranked site is, on the model's word, not capped (session 47). Not the others: shared documents, files and forms,
-# firms' portals (``*.sharepoint.com``, ``*.my.site.com``), which legitimate work opens every day and which look
-# like their kits to a URL-only model; nor platforms whose own services share the customers' names
+# firms' portals and apps (``*.sharepoint.com``, ``*.my.site.com``, Azure's static websites), which legitimate work
+# opens every day and which look like their kits to a URL-only model; names for anyone's server (``*.nip.io``:
+# ``grafana.192.168.1.20.nip.io/login`` is an intranet page); builders whose own pages or default names look like kits
+# (Jimdo's sign-in on every site, SITE123's hex names); platforms whose own services share their customers' names
 # (``email.secureserver.net`` is GoDaddy's webmail, ``subscribe.wordpress.com`` WordPress.com's own links, both
-# 0.997-0.999 from the model). In data/validated.parquet the cap held 678 phishing URLs on these sites at
-# `suspicious` (``office365-secure-login.weebly.com`` at 0.999) and no legitimate one.
-OWN_SITES = frozenset({
-    "*.weebly.com", "*.godaddysites.com", "*.mystrikingly.com", "*.webnode.com", "*.myportfolio.com",
-    "*.jimdofree.com", "*.jimdosite.com", "*.yolasite.com", "*.webflow.io", "*.mybluehost.me", "*.site123.me",
-    "*.tilda.ws", "*.web.core.windows.net", "*.sslip.io", "*.nip.io"})
+# 0.997-0.999 from the model). In data/validated.parquet the cap held 643 phishing URLs on these sites at
+# `suspicious` (``office365-secure-login.weebly.com`` at 0.999) and none of their 185 legitimate URLs.
+OWN_SITES = frozenset({"*.weebly.com", "*.godaddysites.com", "*.mybluehost.me", "*.webnode.com", "*.myportfolio.com",
+                       "*.mystrikingly.com"})
 _USER_HOSTS = frozenset(e for e in USER_CONTENT_HOSTS if not e.startswith("*."))
 _USER_SITES_UNDER = frozenset(e[2:] for e in USER_CONTENT_HOSTS if e.startswith("*."))
 _USER_CONTENT_TAILS = frozenset(".".join(e.split(".")[-2:]) for e in USER_CONTENT_HOSTS)
