@@ -848,6 +848,8 @@ def test_a_sites_own_outlook_on_the_web_is_at_most_suspicious_on_the_models_word
     ("https://todo-app.web.app/__/firebase/init.js", "web.app's page (`/__/firebase/init.js`) at `todo-app.web.app`"),
     ("https://todo-app.web.app/", ""), ("https://todo-app.web.app/login/__/auth/handler", ""),  # the project's own
     ("https://evil.top/__/auth/handler", ""), ("https://x.todo-app.web.app/__/auth/handler", ""),
+    ("https://dental.godaddysites.com/m/login", "godaddysites.com's page (`/m/login`) at `dental.godaddysites.com`"),
+    ("https://dental.godaddysites.com/login.html", ""), ("https://dental.godaddysites.com/", ""),  # the owner's pages
 ])
 def test_a_customers_name_on_a_service_is_named_only_on_the_services_own_pages(url, found):
     assert tenant_page(url) == (f"{found}, a customer's name on the service" if found else "")

@@ -837,6 +837,9 @@ _TENANT_PAGES: dict[str, re.Pattern[str] | None] = {
     "pagerduty.com": None,
     "firebaseapp.com": _FIREBASE_RESERVED,
     "web.app": _FIREBASE_RESERVED,
+    # GoDaddy's site builder serves its members' and shop's pages under ``/m/`` of every customer's site (``/m/login``,
+    # ``/m/account``); the site's own pages are its owner's, judged on the model's word (`policy.OWN_SITES`)
+    "godaddysites.com": re.compile(r"/m/.*"),
 }
 
 

@@ -306,12 +306,12 @@ USER_CONTENT_HOSTS = (
 # firms' portals and apps (``*.sharepoint.com``, ``*.my.site.com``, Azure's static websites), which legitimate work
 # opens every day and which look like their kits to a URL-only model; names for anyone's server (``*.nip.io``:
 # ``grafana.192.168.1.20.nip.io/login`` is an intranet page); builders whose own pages or default names look like kits
-# (Jimdo's sign-in on every site, SITE123's hex names); platforms whose own services share their customers' names
+# (Jimdo's sign-in on every site, Strikingly's, SITE123's hex names); GoDaddy's own pages on its customers' sites
+# (`/m/login`) are `decider.tenant_page`s; platforms whose own services share their customers' names
 # (``email.secureserver.net`` is GoDaddy's webmail, ``subscribe.wordpress.com`` WordPress.com's own links, both
-# 0.997-0.999 from the model). In data/validated.parquet the cap held 643 phishing URLs on these sites at
+# 0.997-0.999 from the model). In data/validated.parquet the cap held 636 phishing URLs on these sites at
 # `suspicious` (``office365-secure-login.weebly.com`` at 0.999) and none of their 185 legitimate URLs.
-OWN_SITES = frozenset({"*.weebly.com", "*.godaddysites.com", "*.mybluehost.me", "*.webnode.com", "*.myportfolio.com",
-                       "*.mystrikingly.com"})
+OWN_SITES = frozenset({"*.weebly.com", "*.godaddysites.com", "*.mybluehost.me", "*.webnode.com", "*.myportfolio.com"})
 _USER_HOSTS = frozenset(e for e in USER_CONTENT_HOSTS if not e.startswith("*."))
 _USER_SITES_UNDER = frozenset(e[2:] for e in USER_CONTENT_HOSTS if e.startswith("*."))
 _USER_CONTENT_TAILS = frozenset(".".join(e.split(".")[-2:]) for e in USER_CONTENT_HOSTS)
