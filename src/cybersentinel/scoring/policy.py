@@ -65,10 +65,12 @@ The rules, first match decides:
    a company's own service there (``update.googleapis.com``: `OPERATOR_SERVICES`), not its customers' files. The list is
    the one pinned with the model (`cybersentinel.intel.popular`), so live feeds do not change the decision.
    Not on a host where anyone can publish (``cap_user_content``, `USER_CONTENT_HOSTS`: ``sites.google.com``,
-   ``forms.gle``, a ``*.weebly.com`` site, a SharePoint tenant): the platform's rank says nothing of what its
+   ``forms.gle``, a SharePoint tenant, a ``*.weebly.com`` site): the platform's rank says nothing of what its
    users put there, and 5-9% of PhishTank's and Phishing.Database's URLs sit on such hosts. Such a URL keeps the model's
    score but is at most ``suspicious`` on the model's word alone (just below the threshold): legitimate shared
-   documents and forms look the same to a URL-only model, and blocking one breaks a workplace's files.
+   documents and forms look the same to a URL-only model, and blocking one breaks a workplace's files. A customer's
+   site on a site builder whose names hold customers' sites only (`OWN_SITES`: ``x.weebly.com``) is not capped: it
+   is a site of its own, as the private section makes ``x.wixsite.com`` one, and its model score stands.
 7. Otherwise the model's score stands.
 
 Last, when ``cap_page_assets`` is on, a page asset (a script, style sheet, image, font or media file:
