@@ -6,7 +6,10 @@ with the served model (models/), no feeds:
 - every URL on a subdomain of each ``--platform`` (a site where anyone can publish, or a candidate for
   `scoring.policy.USER_CONTENT_HOSTS`), by label: how many there are, and how many the model alone scores at
   least `suspicious` (what a user-content host keeps: its score, at most `suspicious`, instead of the popular
-  site's halving).
+  site's halving);
+- every URL on a site builder's customer site (`scoring.policy.OWN_SITES`, session 47), by label: how many, and how
+  many the served decision judges "a site of its own" at or above the threshold (what rule 6's cap had held at
+  `suspicious` before session 47).
 
     python benchmarks/link_verdicts.py
     python benchmarks/link_verdicts.py --platform tumblr.com --platform wordpress.com --platform b-cdn.net
@@ -56,6 +59,18 @@ def main() -> None:
             mine = rows["label"].to_numpy() == label
             print(f"{platform}: {name} {int(mine.sum()):,}, of which {int((high & mine).sum()):,} the model alone "
                   f"scores at least suspicious ({detector.suspicious_from:.4f})")
+
+    from cybersentinel.scoring.policy import OWN_SITES, user_content_host
+    from cybersentinel.url.parsing import split_url
+
+    maybe = table[table["url"].str.contains("|".join(re.escape(entry[1:]) for entry in OWN_SITES), case=False)]
+    rows = maybe[[user_content_host(split_url(url).host) in OWN_SITES for url in maybe["url"]]]
+    reasons = pd.Series(detector.score_values(rows["url"].tolist())["reasons"].to_pylist(), dtype=object).fillna("")
+    own = reasons.str.startswith("a site of its own").to_numpy()
+    for label, name in ((0, "legitimate"), (1, "phishing")):
+        mine = rows["label"].to_numpy() == label
+        print(f"site builders' customer sites ({', '.join(sorted(OWN_SITES))}): {name} {int(mine.sum()):,}, of "
+              f"which {int((own & mine).sum()):,} judged a site of its own at or above the threshold")
 
 
 if __name__ == "__main__":
