@@ -17,6 +17,7 @@ from cybersentinel.scoring.decider import (
     deceptive_host,
     disguised_program,
     known_software_file,
+    layout_controls,
     own_webmail,
     page_asset,
     software_url_pattern,
@@ -619,6 +620,12 @@ def test_a_sign_in_page_on_a_public_address_corroborates_a_suspicion():
                                                   "address `192.3.95.229`"),
     ("http://45.61.136.12/x/setup.exe.", "a Windows program for download (`setup.exe.`) on the public address "
                                          "`45.61.136.12`"),  # Windows drops the trailing dot when it saves the file
+    # a botnet loader's builds saved without an extension; not the names that are words, nor a folder
+    ("http://185.12.33.4/bins/mips", "a Linux program for `mips` processors for download (`mips`) on the public "
+                                     "address `185.12.33.4`"),
+    ("http://185.12.33.4:8080/X86_64", "a Linux program for `x86_64` processors for download (`X86_64`) on the "
+                                       "public address `185.12.33.4`"),
+    ("http://185.12.33.4/arm", ""), ("http://185.12.33.4/ppc", ""), ("http://185.12.33.4/bins/mips/", ""),
     ("http://45.67.89.13/files/report.pdf", ""), ("http://45.67.89.13/img/logo.png", ""),  # documents, pictures
     ("http://45.67.89.13/app.js", ""), ("http://45.67.89.13/www.example.com", ""),  # a page's script, a name
     ("http://45.67.89.13/firmware/router.bin", ""), ("http://45.67.89.13/.sh", ""), ("http://45.67.89.13/", ""),
@@ -658,6 +665,23 @@ def test_a_program_for_download_is_named_from_the_paths_last_name(url, reason):
 def test_a_windows_program_named_as_a_document_is_named(url, reason):
     found = disguised_program(url)
     assert found.startswith(reason) and bool(found) == bool(reason)
+
+
+@pytest.mark.parametrize(("url", "found"), [
+    ("https://files.example.net/photo%E2%80%AEgpj.scr", "`U+202E` (right-to-left override)"),  # shows photorcs.jpg
+    ("https://files.example.net/invoice_\u202efdp.exe", "`U+202E` (right-to-left override)"),  # as written
+    ("http://casa.example.ro/%e2%80%ab/YW5uYUBleGFtcGxlLmNvbQ==", "`U+202B` (right-to-left embedding)"),
+    ("https://%e2%81%a2@casa.example.ro/x", "`U+2062` (invisible times)"),  # in the user-info
+    ("https://files.example.net/a%E2%81%A6b.pdf", "`U+2066` (left-to-right isolate)"),
+    ("https://news.example.az/%E2%80%8Emeaning.html", ""),  # a left-to-right mark, as copied Arabic links carry
+    ("https://news.example.az/article\u200f", ""),  # a right-to-left mark
+    ("https://shop.example.com/search?q=%E2%80%AEtext", ""),  # the query: text a user may have typed
+    ("https://shop.example.com/#%E2%80%AE", ""), ("https://shop.example.com/%E2%80%A9", ""),  # a paragraph separator
+    ("https://shop.example.com/%25E2%2580%25AE", ""),  # escaped twice: the path's own text
+])
+def test_a_character_that_changes_how_text_reads_is_named(url, found):
+    reason = layout_controls(url)
+    assert reason.startswith(found) and bool(reason) == bool(found)
 
 
 def test_a_file_name_in_a_reason_is_shown_as_written_and_escaped():

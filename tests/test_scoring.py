@@ -390,3 +390,24 @@ def test_programs_for_download_on_an_address_or_named_as_documents_are_judged_by
         assert records[0]["reasons"].startswith("a Linux program for `arm7` processors for download (`loki.arm7`) "
                                                 "on the public address `83.222.191.91`, and the model finds")
         assert records[2]["reasons"].startswith("a Windows shortcut named as a `.pdf` file (`Form.pdf.lnk`)")
+
+
+def test_a_character_that_changes_how_text_reads_is_deceptive_on_an_unlisted_site(model_dir):  # noqa: F811
+    """A right-to-left override, embedding or invisible operator in a URL's name or path (27 phishing URLs of the
+    collections, no legitimate one) is deceptive by construction, whatever the model says: one request and a
+    batch alike, written as is or escaped. Not on a site of the pinned list, not in the query, and not the
+    left-to-right mark copied Arabic links carry."""
+    detector = Detector.from_dir(model_dir)
+    policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
+    decider = Decider(policy, popularity={"popular-site.com": 5})
+    urls = ["https://files.example-share.top/photo%E2%80%AEgpj.scr", "http://files.example-share.top/a\u202efdp.exe",
+            "https://%e2%81%a2@kit.example-share.top/x",
+            "https://www.popular-site.com/search/photo%E2%80%AEgpj.scr",  # a site of the pinned list
+            "https://files.example-share.top/search?q=%E2%80%AEgpj.scr",  # the query
+            "https://news.example-share.top/%E2%80%8Earticle"]  # a left-to-right mark
+    for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider),
+                    detector.score_values(urls * 20, decider=decider).to_pylist()):
+        verdicts = [r["verdict"] for r in records[:6]]
+        assert verdicts[:3] == ["malicious"] * 3 and "malicious" not in verdicts[3:]
+        assert records[0]["reasons"].startswith("`U+202E` (right-to-left override) in the URL's name or path")
+        assert records[2]["reasons"].startswith("`U+2062` (invisible times) in the URL's name or path")

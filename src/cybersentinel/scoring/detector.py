@@ -38,6 +38,7 @@ from cybersentinel.features.lexical import (
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
     DISGUISED_PATTERN,
+    LAYOUT_CONTROL_PATTERN,
     PAGE_ASSET_EXTENSIONS,
     VENDOR_PAGE_PATTERN,
     Decider,
@@ -45,6 +46,7 @@ from cybersentinel.scoring.decider import (
     address_sign_in,
     disguised_program,
     known_software_file,
+    layout_controls,
     page_asset,
     planted_page,
     software_url_pattern,
@@ -392,7 +394,8 @@ class Detector:
     def _row_facts(self, parsed: ParsedUrls, values: Any, decider: Decider, hosts: list[str],
                    host_of_row: np.ndarray) -> tuple[dict[int, str], ...]:
         """What is known of single rows, for the decision policy: a host name hidden before '@', a page planted
-        in the folders of known web software or a program named as a document (deception), a stock file of it,
+        in the folders of known web software, a program named as a document or a character that changes how the
+        text reads (deception), a stock file of it,
         the URL itself on the allowlist, on the local block list, a page asset, a sign-in page or a program for
         download on a public address or a victim's address after '#' on an unlisted site (corroboration), the
         site's own Outlook on the web or another vendor's page."""
@@ -418,7 +421,7 @@ class Detector:
             ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
             ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
             ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages), ("fragment", "#", True),
-            ("disguised", DISGUISED_PATTERN, True)) if wanted}
+            ("disguised", DISGUISED_PATTERN, True), ("layout", LAYOUT_CONTROL_PATTERN, True)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
@@ -428,7 +431,9 @@ class Detector:
                     decider.evidence(hosts[host_of_row[i]]).tranco_rank is None]
 
         disguised = by_row(unlisted(rows["disguised"]), disguised_program)
-        for row, why in [*planted.items(), *disguised.items()]:  # deceptive by construction, as a host before '@' is
+        layout = by_row(unlisted(rows["layout"]), layout_controls)
+        # deceptive by construction, as a host before '@' is
+        for row, why in [*planted.items(), *disguised.items(), *layout.items()]:
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
         on_global = decider.global_addresses(hosts)
         on_address = []

@@ -18,8 +18,10 @@ The rules, first match decides:
    site once they are read as Latin letters: `decider.imitated_site`; a brand's domain or a country's ending such
    as ``.co.jp`` in the subdomain of an unrelated registered domain, a host
    name put before an ``@`` so the browser goes elsewhere, a page in a folder of ``/wp-admin/`` or
-   ``/wp-includes/`` that WordPress does not ship: `planted_page`, or a Windows program named as a document,
-   ``Form.pdf.lnk``: `decider.disguised_program`): the score is raised to at least ``listed_floor``
+   ``/wp-includes/`` that WordPress does not ship: `planted_page`, a Windows program named as a document,
+   ``Form.pdf.lnk``: `decider.disguised_program`, or, on a site not on the pinned list, a character that changes
+   only how text reads in the URL's name or path, such as the right-to-left override that shows
+   ``photo<U+202E>gpj.scr`` as ``photorcs.jpg``: `decider.layout_controls`): the score is raised to at least ``listed_floor``
    and the threshold, so the verdict is ``malicious``; such a rule never lowers a score. So is a URL the model
    finds at least ``suspicious`` whose host names a brand as a word of its subdomain while the registered domain
    is neither the brand's nor on the pinned popularity list (``apple.lnc.siahxu.cn``, ``www3-vpass.example.com``;
@@ -36,7 +38,8 @@ The rules, first match decides:
    are phishing in every collection (5,769 URLs of ``data/validated.parquet``, no legitimate one:
    ``benchmarks/deception_counts.py``), since real services put their sign-in pages on names with certificates;
    an administrator's panel on an address is rare, and the model must find it suspicious too. So is a program for
-   download on a public address (``http://83.222.191.91/oops/loki.arm7``, ``http://94.156.167.30/setup.exe``:
+   download on a public address (``http://83.222.191.91/oops/loki.arm7``, ``http://83.222.191.91/bins/mips``,
+   ``http://94.156.167.30/setup.exe``:
    `decider.address_program`), as malware's loaders fetch them; none of the collections' legitimate URLs on an
    address is one.
 4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
