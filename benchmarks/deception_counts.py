@@ -5,8 +5,8 @@ it only corroborates a suspicious score, so this counts where it may act), by a 
 (`decider.named_sites`, likewise), and how many are sign-in pages or programs for download on a public address
 (`decider.address_sign_in`, `decider.address_program`) or end in a victim's e-mail address after `#` on an unlisted
 site (`decider.victim_address`), likewise; and how many name a Windows program as a document
-(`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its host's kind) or hold a
-character that changes how the text reads (`decider.layout_controls`, likewise); the distinct
+(`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its host's kind) or are
+written with a bidirectional override (`decider.reversed_text`, deceptive on any site); the distinct
 hosts of each kind; and how many URLs under `googleapis.com` carry its rank (`url.parsing.OPERATOR_SERVICES`) or
 not, by label.
 Punycode names that read as a listed site (`decider.imitated_site`) and, with marks, as a top one
@@ -32,10 +32,10 @@ from cybersentinel.scoring.decider import (
     deceptive_hosts,
     disguised_program,
     imitated_site,
-    layout_controls,
     marked_site,
     named_brands,
     named_sites,
+    reversed_text,
     victim_address,
 )
 from cybersentinel.scoring.detector import read_popularity
@@ -97,10 +97,9 @@ def main() -> None:
     print(f"Windows programs named as documents: {disguised.sum():,} URLs, by label "
           f"{table.loc[disguised, 'label'].value_counts().sort_index().to_dict()} (their hosts' kinds: "
           f"{table.loc[disguised, 'kind'].replace('', 'none').value_counts().to_dict()})")
-    layout = (table["url"].map(layout_controls) != "") & hosts.map(unlisted).to_numpy(dtype=bool)
-    print(f"Characters that change how text reads, in a name or path: {layout.sum():,} URLs, by label "
-          f"{table.loc[layout, 'label'].value_counts().sort_index().to_dict()} (their hosts' kinds: "
-          f"{table.loc[layout, 'kind'].replace('', 'none').value_counts().to_dict()})")
+    overridden = table["url"].map(reversed_text) != ""
+    print(f"Names written with a bidirectional override: {overridden.sum():,} URLs, by label "
+          f"{table.loc[overridden, 'label'].value_counts().sort_index().to_dict()}")
     marked = table[table["kind"] != ""]
     print(f"{len(table):,} URLs, {len(distinct):,} hosts; deceptive by construction: {len(marked):,}")
     print(marked.groupby(["kind", "source", "label"]).size().rename("urls").to_string())

@@ -17,9 +17,9 @@ from cybersentinel.scoring.decider import (
     deceptive_host,
     disguised_program,
     known_software_file,
-    layout_controls,
     own_webmail,
     page_asset,
+    reversed_text,
     software_url_pattern,
     tenant_page,
     userinfo_deception,
@@ -620,12 +620,15 @@ def test_a_sign_in_page_on_a_public_address_corroborates_a_suspicion():
                                                   "address `192.3.95.229`"),
     ("http://45.61.136.12/x/setup.exe.", "a Windows program for download (`setup.exe.`) on the public address "
                                          "`45.61.136.12`"),  # Windows drops the trailing dot when it saves the file
-    # a botnet loader's builds saved without an extension; not the names that are words, nor a folder
+    # a botnet loader's builds saved without an extension in its kit's `bins` folder; elsewhere a mirror's folders
     ("http://185.12.33.4/bins/mips", "a Linux program for `mips` processors for download (`mips`) on the public "
                                      "address `185.12.33.4`"),
-    ("http://185.12.33.4:8080/X86_64", "a Linux program for `x86_64` processors for download (`X86_64`) on the "
-                                       "public address `185.12.33.4`"),
-    ("http://185.12.33.4/arm", ""), ("http://185.12.33.4/ppc", ""), ("http://185.12.33.4/bins/mips/", ""),
+    ("http://185.12.33.4:8080/BINS/armv7l", "a Linux program for `armv7l` processors for download (`armv7l`) on "
+                                            "the public address `185.12.33.4`"),
+    ("http://185.12.33.4/bins/arm", "a Linux program for `arm` processors for download (`arm`) on the public "
+                                    "address `185.12.33.4`"),
+    ("http://185.12.33.4/x86_64", ""), ("http://95.216.10.20/centos/x86_64", ""), ("http://185.12.33.4/bins/", ""),
+    ("http://185.12.33.4/bins/mips/", ""), ("http://185.12.33.4/bins/index", ""),
     ("http://45.67.89.13/files/report.pdf", ""), ("http://45.67.89.13/img/logo.png", ""),  # documents, pictures
     ("http://45.67.89.13/app.js", ""), ("http://45.67.89.13/www.example.com", ""),  # a page's script, a name
     ("http://45.67.89.13/firmware/router.bin", ""), ("http://45.67.89.13/.sh", ""), ("http://45.67.89.13/", ""),
@@ -670,18 +673,26 @@ def test_a_windows_program_named_as_a_document_is_named(url, reason):
 @pytest.mark.parametrize(("url", "found"), [
     ("https://files.example.net/photo%E2%80%AEgpj.scr", "`U+202E` (right-to-left override)"),  # shows photorcs.jpg
     ("https://files.example.net/invoice_\u202efdp.exe", "`U+202E` (right-to-left override)"),  # as written
-    ("http://casa.example.ro/%e2%80%ab/YW5uYUBleGFtcGxlLmNvbQ==", "`U+202B` (right-to-left embedding)"),
-    ("https://%e2%81%a2@casa.example.ro/x", "`U+2062` (invisible times)"),  # in the user-info
-    ("https://files.example.net/a%E2%81%A6b.pdf", "`U+2066` (left-to-right isolate)"),
-    ("https://news.example.az/%E2%80%8Emeaning.html", ""),  # a left-to-right mark, as copied Arabic links carry
-    ("https://news.example.az/article\u200f", ""),  # a right-to-left mark
+    ("https://cdn.example.com/x/report%e2%80%adcod.exe", "`U+202D` (left-to-right override)"),
+    ("https://%E2%80%AEnimda@files.example.net/", "`U+202E` (right-to-left override)"),  # in the user-info
+    ("https://graphemica.com/%E2%80%AE", ""), ("https://example.com/a/%E2%80%AE/b", ""),  # nothing after it there
+    ("https://example.com/a%E2%80%AE%E2%80%AC", ""),  # only a pop after it
     ("https://shop.example.com/search?q=%E2%80%AEtext", ""),  # the query: text a user may have typed
-    ("https://shop.example.com/#%E2%80%AE", ""), ("https://shop.example.com/%E2%80%A9", ""),  # a paragraph separator
-    ("https://shop.example.com/%25E2%2580%25AE", ""),  # escaped twice: the path's own text
+    ("https://shop.example.com/#%E2%80%AEtext", ""),
+    # right-to-left text's own controls: marks, embeddings, isolates
+    ("https://news.example.az/%E2%80%8Emeaning.html", ""), ("https://news.example.ir/fa/\u202bخبر\u202c", ""),
+    ("https://news.example.jo/article/\u2067خبر-عاجل\u2069", ""),
+    ("https://shop.example.com/%25E2%2580%25AEtext", ""),  # escaped twice: the path's own text
 ])
-def test_a_character_that_changes_how_text_reads_is_named(url, found):
-    reason = layout_controls(url)
+def test_a_name_written_with_a_bidirectional_override_is_named(url, found):
+    reason = reversed_text(url)
     assert reason.startswith(found) and bool(reason) == bool(found)
+
+
+def test_a_host_before_at_is_shown_escaped():
+    """A reason is read in logs and on the web page: an override in the user-info would turn the rest around."""
+    reason = userinfo_deception("http://www.paypal.com\u202e@evil-login.com/")
+    assert reason == "`www.paypal.com\\u202e` before '@' hides the real host `evil-login.com`"
 
 
 def test_a_file_name_in_a_reason_is_shown_as_written_and_escaped():

@@ -392,22 +392,23 @@ def test_programs_for_download_on_an_address_or_named_as_documents_are_judged_by
         assert records[2]["reasons"].startswith("a Windows shortcut named as a `.pdf` file (`Form.pdf.lnk`)")
 
 
-def test_a_character_that_changes_how_text_reads_is_deceptive_on_an_unlisted_site(model_dir):  # noqa: F811
-    """A right-to-left override, embedding or invisible operator in a URL's name or path (27 phishing URLs of the
-    collections, no legitimate one) is deceptive by construction, whatever the model says: one request and a
-    batch alike, written as is or escaped. Not on a site of the pinned list, not in the query, and not the
-    left-to-right mark copied Arabic links carry."""
+def test_a_name_written_with_a_bidirectional_override_is_deceptive_on_any_site(model_dir):  # noqa: F811
+    """A right-to-left override inside a name (``photo<U+202E>gpj.scr`` shows as ``photorcs.jpg``) is deceptive by
+    construction, whatever the model says and on any site: one request and a batch alike, written as is or escaped,
+    found even where the features' text lacks a kit's copy of its own address. Not in the query, and not the
+    marks, embeddings and isolates of right-to-left text, nor those wrapping a link copied from it."""
     detector = Detector.from_dir(model_dir)
     policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
     decider = Decider(policy, popularity={"popular-site.com": 5})
+    own = "aHR0cDovL2tpdC5leGFtcGxlLXNoYXJlLnRvcC8="  # base64 of the kit's own address: cut from the features' text
     urls = ["https://files.example-share.top/photo%E2%80%AEgpj.scr", "http://files.example-share.top/a\u202efdp.exe",
-            "https://%e2%81%a2@kit.example-share.top/x",
-            "https://www.popular-site.com/search/photo%E2%80%AEgpj.scr",  # a site of the pinned list
+            "https://www.popular-site.com/files/report\u202ecod.exe",  # a file host of the pinned list too
+            f"http://kit.example-share.top/Invoice_\u202efdp.exe/{own}/",
             "https://files.example-share.top/search?q=%E2%80%AEgpj.scr",  # the query
-            "https://news.example-share.top/%E2%80%8Earticle"]  # a left-to-right mark
+            "https://news.example-share.top/fa/\u202bخبر\u202c",  # right-to-left text's embedding
+            "\u202bhttps://files.example-share.top/report.pdf\u202c"]  # a link copied from right-to-left text
     for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider),
                     detector.score_values(urls * 20, decider=decider).to_pylist()):
-        verdicts = [r["verdict"] for r in records[:6]]
-        assert verdicts[:3] == ["malicious"] * 3 and "malicious" not in verdicts[3:]
+        verdicts = [r["verdict"] for r in records[:7]]
+        assert verdicts[:4] == ["malicious"] * 4 and "malicious" not in verdicts[4:]
         assert records[0]["reasons"].startswith("`U+202E` (right-to-left override) in the URL's name or path")
-        assert records[2]["reasons"].startswith("`U+2062` (invisible times) in the URL's name or path")

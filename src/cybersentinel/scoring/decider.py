@@ -650,7 +650,7 @@ def userinfo_deception(url: str) -> str:
     # characters in it (``user@www.paypal.com``, ``https:%2F%2Fwww.paypal.com``, ``amazon.jp%2Fsignin``)
     if any(_reads_as_a_host(run) for run in _HOST_TEXT.findall(unquote(userinfo).translate(_DOTS).lower())):
         user, colon, _ = userinfo.partition(":")  # a reason is shown and written out: never with a password
-        return f"`{user[:60]}{':***' if colon else ''}` before '@' hides the real host `{host}`"
+        return f"`{escaped(user[:60])}{':***' if colon else ''}` before '@' hides the real host `{escaped(host)}`"
     return ""
 
 
@@ -701,10 +701,11 @@ _PROGRAMS = {**dict.fromkeys(("exe", "scr", "pif", "cpl"), "Windows program"), "
              **{arch: f"Linux program for `{arch}` processors" for arch in (
                  "mips", "mpsl", "mipsel", "mips64", "arm", "arm4", "arm5", "arm6", "arm7", "aarch64", "x86", "x86_64",
                  "i486", "i586", "i686", "ppc", "m68k", "sh4", "spc", "sparc", "arc")}}
-# The same builds saved without an extension (``/bins/mips``, ``/x86_64``), as loaders fetch them too; not the
-# names that are also words or a site's sections (``arm``, ``arc``, ``ppc``, ``spc``).
-_BARE_BUILDS = {arch: kind for arch, kind in _PROGRAMS.items()
-                if kind.startswith("Linux program for") and arch not in ("arm", "arc", "ppc", "spc")}
+# The builds a loader fetches saved without an extension, in the folder the botnets' kits name ``bins``
+# (``/bins/mips``, ``/bins/armv7l``): elsewhere such names are a mirror's folders (``/centos/x86_64``).
+_BARE_BUILDS = {arch: f"Linux program for `{arch}` processors" for arch in (
+    *(arch for arch, kind in _PROGRAMS.items() if kind.startswith("Linux program for")),
+    "armv4l", "armv5l", "armv6l", "armv7l", "arm64", "powerpc", "i386", "mips64el")}
 # Folders where a web server runs what it holds as a page (``/cgi-bin/status.sh``): no download.
 _PROGRAM_FOLDERS = re.compile(r"(?i)/(?:cgi-bin|scripts)/")
 # A document's, picture's or page's extension a Windows program's name may end in before its own (``Form.pdf.lnk``,
@@ -723,13 +724,20 @@ def _file_name(path: str) -> tuple[str, str]:
     a right-to-left override) or a backtick escaped, the start cut past 60 characters."""
     written = path.rpartition("/")[2]
     saved = unquote(written.partition(";")[0]).rstrip(". ")
-    shown = "".join(char if char.isprintable() and char != "`" else f"\\u{ord(char):04x}" for char in written)
+    shown = escaped(written)
     return saved, shown if len(shown) <= 60 else "…" + shown[-59:]
+
+
+def escaped(text: str) -> str:
+    """``text`` as a reason shows it between backticks: a character that is not printable (a control, a
+    right-to-left override, which would turn the rest of the reason around) or a backtick escaped."""
+    return "".join(char if char.isprintable() and char != "`" else f"\\u{ord(char):04x}" for char in text)
 
 
 def address_program(url: str) -> str:
     """The program a URL on a public address offers for download (``http://83.222.191.91/oops/loki.arm7``, a
-    Linux program for ARM processors; ``http://94.156.167.30/bins/mips``, one saved without an extension;
+    Linux program for ARM processors; ``http://94.156.167.30/bins/mips``, one saved without an extension in a
+    kit's ``bins`` folder;
     ``http://94.156.167.30/setup.exe``), in words an analyst can check; "" for
     pages and other files. The caller has checked the host. Only a file at most two folders deep, asked without a
     query and not where a web server runs programs as pages (`_PROGRAM_FOLDERS`): appliances and update services
@@ -742,8 +750,10 @@ def address_program(url: str) -> str:
     if query or path.count("/") > 3 or _PROGRAM_FOLDERS.search(path):
         return ""
     saved, shown = _file_name(path)
-    kind = _PROGRAMS.get(saved.rpartition(".")[2].lower()) if "." in saved.lstrip(".") else \
-        _BARE_BUILDS.get(saved.lower())
+    if "." in saved.lstrip("."):
+        kind = _PROGRAMS.get(saved.rpartition(".")[2].lower())
+    else:
+        kind = _BARE_BUILDS.get(saved.lower()) if path.lower().rpartition("/")[0].endswith("/bins") else None
     return f"a {kind} for download (`{shown}`) on the public address `{host}`" if kind else ""
 
 
@@ -763,32 +773,29 @@ def disguised_program(url: str) -> str:
     return f"a {kind} named as a `.{document}` file (`{shown}`): the name hides what it is" if kind else ""
 
 
-# Characters that change only how text is laid out, never what a link names: the bidirectional embeddings,
-# overrides and isolates (U+202A-U+202E, U+2066-U+2069) and the invisible operators (U+2061-U+2064). A URL's
-# name and path hold no text to lay out; there they make a reader see another name (``invoice_<U+202E>fdp.exe``
-# shows as ``invoice_exe.pdf``). Not the left-to-right and right-to-left marks (U+200E, U+200F), which links
-# copied from Arabic or Hebrew text carry (7 legitimate URLs of data/validated.parquet hold one), nor the
-# joiners some scripts are spelled with.
-_LAYOUT_CONTROLS = re.compile("[\u202a-\u202e\u2061-\u2064\u2066-\u2069]")
-# The rows `layout_controls` may mark (a superset: anywhere in the URL), over its UTF-8 bytes, as written or
-# percent-escaped
-LAYOUT_CONTROL_PATTERN = (r"\xe2\x80[\xaa-\xae]|\xe2\x81[\xa1-\xa4\xa6-\xa9]"
-                          r"|%[eE]2%80%[aA][a-eA-E]|%[eE]2%81%[aA][1-46-9]")
+# The bidirectional overrides (U+202D, U+202E): they reverse how the characters after them read, so a name can
+# show another (``invoice_<U+202E>fdp.exe`` shows as ``invoice_exe.pdf``). Right-to-left text uses marks,
+# embeddings and isolates, not overrides: links copied from it carry those (`url.parsing` strips them at a link's
+# ends), so they are not read here.
+_OVERRIDES = re.compile("[\u202d\u202e](?=[^/@\u202a-\u202e\u2066-\u2069])")
+# The rows `reversed_text` may mark (a superset: anywhere in the URL), over a binary array of the URLs' UTF-8
+# bytes, as written or percent-escaped
+OVERRIDE_PATTERN = r"\xe2\x80[\xad\xae]|%[eE]2%80%[aA][dDeE]"
 
 
-def layout_controls(url: str) -> str:
-    """A character that changes only how text reads (`_LAYOUT_CONTROLS`) in a URL's user-info, host or path, as
-    written or percent-escaped, in words an analyst can check; "" for any other URL. Deceptive by construction
-    (policy rule 3, on a site not on the pinned list): a right-to-left override makes ``photo<U+202E>gpj.scr``
-    show as ``photorcs.jpg``. Not the query or fragment, which may carry text a user typed. In
-    data/validated.parquet 27 URLs hold one there, all labelled phishing: `benchmarks/deception_counts.py`."""
+def reversed_text(url: str) -> str:
+    """A bidirectional override (`_OVERRIDES`) followed by text in a URL's user-info, host or path, as written or
+    percent-escaped, in words an analyst can check; "" for any other URL. Deceptive by construction (policy rule 3,
+    on any site: nothing legitimate names a file so): a right-to-left override makes ``photo<U+202E>gpj.scr`` show
+    as ``photorcs.jpg``. Not the query or fragment, which may carry text a user typed, nor an override with nothing
+    after it in its part of the path (a page about the character, ``/%E2%80%AE``). The collections hold none."""
     _, userinfo, host, _, path, _, _ = url_fields(url)
-    found = _LAYOUT_CONTROLS.search(unquote(f"{userinfo}@{host}{path}"))
+    found = _OVERRIDES.search(unquote(f"{userinfo}@{host}{path}"))
     if found is None:
         return ""
     char = found.group(0)
-    return (f"`U+{ord(char):04X}` ({unicodedata.name(char).lower()}) in the URL's name or path: it changes how "
-            "the text reads, not what it names")
+    return (f"`U+{ord(char):04X}` ({unicodedata.name(char).lower()}) in the URL's name or path: the text after it "
+            "reads reversed, so the name shows as another")
 
 
 # A fragment that is an e-mail address and nothing else, as written or in base64 (``#jane@corp.com``,

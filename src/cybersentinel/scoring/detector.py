@@ -12,6 +12,7 @@ median, to pick the plain-words ``reasons``.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -38,7 +39,7 @@ from cybersentinel.features.lexical import (
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
     DISGUISED_PATTERN,
-    LAYOUT_CONTROL_PATTERN,
+    OVERRIDE_PATTERN,
     PAGE_ASSET_EXTENSIONS,
     VENDOR_PAGE_PATTERN,
     Decider,
@@ -46,9 +47,9 @@ from cybersentinel.scoring.decider import (
     address_sign_in,
     disguised_program,
     known_software_file,
-    layout_controls,
     page_asset,
     planted_page,
+    reversed_text,
     software_url_pattern,
     userinfo_deception,
     vendor_page,
@@ -394,8 +395,8 @@ class Detector:
     def _row_facts(self, parsed: ParsedUrls, values: Any, decider: Decider, hosts: list[str],
                    host_of_row: np.ndarray) -> tuple[dict[int, str], ...]:
         """What is known of single rows, for the decision policy: a host name hidden before '@', a page planted
-        in the folders of known web software, a program named as a document or a character that changes how the
-        text reads (deception), a stock file of it,
+        in the folders of known web software, a program named as a document or a name written with a
+        bidirectional override (deception), a stock file of it,
         the URL itself on the allowlist, on the local block list, a page asset, a sign-in page or a program for
         download on a public address or a victim's address after '#' on an unlisted site (corroboration), the
         site's own Outlook on the web or another vendor's page."""
@@ -421,7 +422,7 @@ class Detector:
             ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
             ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
             ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages), ("fragment", "#", True),
-            ("disguised", DISGUISED_PATTERN, True), ("layout", LAYOUT_CONTROL_PATTERN, True)) if wanted}
+            ("disguised", DISGUISED_PATTERN, True)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
@@ -431,9 +432,10 @@ class Detector:
                     decider.evidence(hosts[host_of_row[i]]).tranco_rank is None]
 
         disguised = by_row(unlisted(rows["disguised"]), disguised_program)
-        layout = by_row(unlisted(rows["layout"]), layout_controls)
+        # searched in the URLs as given: the features' text lacks a kit's copy of its own address (`ParsedUrls`)
+        reversed_names = by_row(_values_containing(values, OVERRIDE_PATTERN), reversed_text)
         # deceptive by construction, as a host before '@' is
-        for row, why in [*planted.items(), *disguised.items(), *layout.items()]:
+        for row, why in [*planted.items(), *disguised.items(), *reversed_names.items()]:
             deception[row] = "; ".join(filter(None, [deception.get(row), why]))
         on_global = decider.global_addresses(hosts)
         on_address = []
@@ -680,6 +682,17 @@ def _rows_containing(parsed: ParsedUrls, patterns: list[str]) -> list[Any]:
         match = pc.match_substring_regex(subset, pattern)
         found.append(candidates[(match.fill_null(False) if match.null_count else match).to_numpy(zero_copy_only=False)])
     return found
+
+
+def _values_containing(values: Any, pattern: str) -> list[int]:
+    """The rows of ``values`` (`_requested`'s: a list of str, or an Arrow binary array) whose UTF-8 bytes match
+    ``pattern`` (RE2 through Arrow; ``re`` over a list's few values: a pattern both read alike)."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        found = pc.match_substring_regex(values, pattern)
+        return np.flatnonzero((found.fill_null(False) if found.null_count else found).to_numpy(
+            zero_copy_only=False)).tolist()
+    search = re.compile(pattern.encode()).search
+    return [i for i, value in enumerate(values) if search(to_text(value).encode("utf-8", "replace"))]
 
 
 def url_errors(parsed: ParsedUrls) -> np.ndarray:

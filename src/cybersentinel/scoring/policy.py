@@ -13,35 +13,31 @@ The rules, first match decides:
 2. On the allowlist (file, ``--allow``, analyst feedback), or the address of a public DNS resolver that
    systemd-resolved names (``8.8.8.8`` is ``dns.google``: pinned with the model, stage ``software``): ``benign``,
    score 0. Only rule 1 overrides it.
-3. Listed in a feed (a global IP address in an IP feed, or the host or a parent name in a domain list), or
-   deceptive by construction (a registered name that imitates a brand with look-alike characters, or a popular
-   site once they are read as Latin letters: `decider.imitated_site`; a brand's domain or a country's ending such
-   as ``.co.jp`` in the subdomain of an unrelated registered domain, a host
-   name put before an ``@`` so the browser goes elsewhere, a page in a folder of ``/wp-admin/`` or
-   ``/wp-includes/`` that WordPress does not ship: `planted_page`, a Windows program named as a document,
-   ``Form.pdf.lnk``: `decider.disguised_program`, or, on a site not on the pinned list, a character that changes
-   only how text reads in the URL's name or path, such as the right-to-left override that shows
-   ``photo<U+202E>gpj.scr`` as ``photorcs.jpg``: `decider.layout_controls`): the score is raised to at least ``listed_floor``
-   and the threshold, so the verdict is ``malicious``; such a rule never lowers a score. So is a URL the model
-   finds at least ``suspicious`` whose host names a brand as a word of its subdomain while the registered domain
-   is neither the brand's nor on the pinned popularity list (``apple.lnc.siahxu.cn``, ``www3-vpass.example.com``;
-   `decider.named_brands`): the name alone also fits a few legitimate pages (a fan blog's ``apple.`` subdomain),
-   which the model scores low, so it corroborates a suspicion rather than making one. So does a site of that list
-   written by its whole name as labels of such a subdomain (``us.battle.net.eu-wow.net``, ``dqx.jp.cusy.usa.cc``;
-   `decider.named_sites`), for the regional sites kits copy that are no brand, an unlisted punycode name under a
-   generic ending that is one of the list's top ``popular_rank`` sites with marks on its letters (``coinbȧse.com``:
-   `decider.marked_site`; a mark can be a language's own spelling), and an e-mail address
-   alone after ``#`` on a site not on that list (``…/index.html#jane@corp.com``, in base64 too: a kit's link
-   filling in its victim's address; `decider.victim_address`). So is a sign-in page on a
-   public address (``http://45.67.89.13:2095/webmail/``: a word of signing in, `decider.address_sign_in`, in the
-   path or query of a URL whose host is a global IP address) the model finds at least ``suspicious``: such pages
-   are phishing in every collection (5,769 URLs of ``data/validated.parquet``, no legitimate one:
-   ``benchmarks/deception_counts.py``), since real services put their sign-in pages on names with certificates;
-   an administrator's panel on an address is rare, and the model must find it suspicious too. So is a program for
-   download on a public address (``http://83.222.191.91/oops/loki.arm7``, ``http://83.222.191.91/bins/mips``,
-   ``http://94.156.167.30/setup.exe``:
-   `decider.address_program`), as malware's loaders fetch them; none of the collections' legitimate URLs on an
-   address is one.
+3. Listed in a feed (a global IP address in an IP feed, or the host or a parent name in a domain list), or deceptive by
+   construction (a registered name that imitates a brand with look-alike characters, or a popular site once they are
+   read as Latin letters: `decider.imitated_site`; a brand's domain or a country's ending such as ``.co.jp`` in the
+   subdomain of an unrelated registered domain, a host name put before an ``@`` so the browser goes elsewhere, a page in
+   a folder of ``/wp-admin/`` or ``/wp-includes/`` that WordPress does not ship: `planted_page`, a Windows program named
+   as a document, ``Form.pdf.lnk``: `decider.disguised_program`, or, on any site, a name written with a bidirectional
+   override, which shows ``photo<U+202E>gpj.scr`` as ``photorcs.jpg``: `decider.reversed_text`): the score is raised to
+   at least ``listed_floor`` and the threshold, so the verdict is ``malicious``; such a rule never lowers a score. So is
+   a URL the model finds at least ``suspicious`` whose host names a brand as a word of its subdomain while the
+   registered domain is neither the brand's nor on the pinned popularity list (``apple.lnc.siahxu.cn``,
+   ``www3-vpass.example.com``; `decider.named_brands`): the name alone also fits a few legitimate pages (a fan blog's
+   ``apple.`` subdomain), which the model scores low, so it corroborates a suspicion rather than making one. So does a
+   site of that list written by its whole name as labels of such a subdomain (``us.battle.net.eu-wow.net``,
+   ``dqx.jp.cusy.usa.cc``; `decider.named_sites`), for the regional sites kits copy that are no brand, an unlisted
+   punycode name under a generic ending that is one of the list's top ``popular_rank`` sites with marks on its letters
+   (``coinbȧse.com``: `decider.marked_site`; a mark can be a language's own spelling), and an e-mail address alone after
+   ``#`` on a site not on that list (``…/index.html#jane@corp.com``, in base64 too: a kit's link filling in its victim's
+   address; `decider.victim_address`). So is a sign-in page on a public address (``http://45.67.89.13:2095/webmail/``: a
+   word of signing in, `decider.address_sign_in`, in the path or query of a URL whose host is a global IP address) the
+   model finds at least ``suspicious``: such pages are phishing in every collection (5,769 URLs of
+   ``data/validated.parquet``, no legitimate one: ``benchmarks/deception_counts.py``), since real services put their
+   sign-in pages on names with certificates; an administrator's panel on an address is rare, and the model must find it
+   suspicious too. So is a program for download on a public address (``http://83.222.191.91/oops/loki.arm7``,
+   ``http://83.222.191.91/bins/mips``, ``http://94.156.167.30/setup.exe``: `decider.address_program`), as malware's
+   loaders fetch them; none of the collections' legitimate URLs on an address is one.
 4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
    of Debian's ``wordpress`` package, pinned with the model): ``benign``, its score multiplied by
    ``stock_file_factor`` and kept below ``suspicious``. A kit on a compromised site lives outside those files.

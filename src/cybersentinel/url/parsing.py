@@ -517,7 +517,9 @@ _BROWSER_WORK = re.compile(BROWSER_WORK)
 _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
 _UNRESERVED_ESCAPE = re.compile(r"%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])")
-_ENDS = "".join(map(chr, range(0x21))) + "\ufeff"  # C0 controls and space, and a byte-order mark
+# C0 controls and space, a byte-order mark, and the direction marks, embeddings, overrides and isolates that wrap a
+# link copied from right-to-left text (``<U+202B>https://example.com/<U+202C>``): none of them is part of the link
+_ENDS = "".join(map(chr, range(0x21))) + "\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _MAX_BROWSER_CHARS = 65_536  # longer texts are refused unscored (`features.lexical.MAX_URL_CHARS`): left as they are
 MAX_REDIRECTS = 32  # redirector links inside one another that are unwrapped; past it, a link is judged as written
 
