@@ -47,6 +47,16 @@ DATA = REPO / "tests" / "data"
     ("\u202bhttps://www.youtube.com/watch?v=dQw4w9WgXcQ\u202c", "https://www.youtube.com/watch?v=dQw4w9WgXcQ"),
     ("\u2067https://twitter.com/AJArabic\u2069", "https://twitter.com/AJArabic"),
     ("\u200fhttps://example.com/x\u200e", "https://example.com/x"),
+    # a link written between delimiters in text: angle brackets (RFC 3986, appendix C), quotes, brackets
+    ("<https://www.paypal.com/signin>", "https://www.paypal.com/signin"),
+    ("(https://www.paypal.com/signin)", "https://www.paypal.com/signin"),
+    ("'https://www.paypal.com/signin'", "https://www.paypal.com/signin"),
+    ('["https://example.com/a b"]', "https://example.com/a b"), ("< https://example.com/ >", "https://example.com/"),
+    ("(www.example.com/x)", "www.example.com/x"),
+    ("(https://en.wikipedia.org/wiki/Python_(language))", "https://en.wikipedia.org/wiki/Python_(language)"),
+    ("https://en.wikipedia.org/wiki/Python_(language)", "https://en.wikipedia.org/wiki/Python_(language)"),
+    ("[2001:db8::1]:8080/x", "[2001:db8::1]:8080/x"), ('("not a link")', '("not a link")'),  # no link inside
+    ("(https://example.com/a]", "(https://example.com/a]"),  # not a pair
     ("https://www.müller.de/über", "https://www.xn--mller-kva.de/über"),
     ("http://site.com/a/../wp-includes/./x/%2e%2E/pay.php?next=/a/../b",
      "http://site.com/wp-includes/pay.php?next=/a/../b"),
@@ -130,7 +140,7 @@ def _variants(url: str) -> list[str]:
     written_host = url[start:start + len(host)]
     full_width = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else "。" if c == "." else c for c in written_host)
     variants = [url[:start] + written_host[:1] + "\t" + written_host[1:] + url[start + len(host):],
-                f"{url} ", "\ufeff" + url, f"\u202b{url}\u202c", url.replace("://", ":", 1)]
+                f"{url} ", "\ufeff" + url, f"\u202b{url}\u202c", f"<{url}>", f"({url})", url.replace("://", ":", 1)]
     if parse_ip(host) is None:  # an address in full-width digits is dotted decimal to the browser: `http://0xB9E11135/`
         variants.append(url[:start] + full_width + url[start + len(host):])  # is not (the rules read both alike)
     after_host = start + len(host)

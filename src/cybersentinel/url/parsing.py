@@ -501,9 +501,9 @@ def plain_names(hosts: list[str]) -> list[bool]:
             & pc.match_substring_regex(arr, "[g-wyz]").to_numpy(zero_copy_only=False)).tolist()
 
 
-# What `browser_url` may change: a control character or space (at the ends; tab and line breaks anywhere), a
-# backslash, a character outside ASCII, an escaped unreserved character, a special scheme without its "//", a
-# "." or ".." segment, or a link of a known redirector (`REDIRECTOR_LINK`).
+# What `browser_url` may change: a control character or space (at the ends; tab and line breaks anywhere), a pair of
+# delimiters around a link (`_DELIMITERS`), a backslash, a character outside ASCII, an escaped unreserved character,
+# a special scheme without its "//", a "." or ".." segment, or a link of a known redirector (`REDIRECTOR_LINK`).
 # One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes. Every
 # repetition is bounded, so `re` takes linear time on hostile text ("google." repeated 10,000 times).
 # A superset of `redirect_target`'s links: a redirector's host (any port) and a path.
@@ -512,7 +512,8 @@ REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protect
                    r"|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
                    r"|bing\.com|urldefense\.(?:proofpoint\.)?com)\.?(?::[0-9]{1,5})?/)")
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
-                r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)|" + REDIRECTOR_LINK)
+                r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)"
+                r"|^[\"'(<\[][\x00-\x20\"'(<\[]{0,16}(?:[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://|[wW]{3}\.)|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
 _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
@@ -520,6 +521,10 @@ _UNRESERVED_ESCAPE = re.compile(r"%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]
 # C0 controls and space, a byte-order mark, and the direction marks, embeddings, overrides and isolates that wrap a
 # link copied from right-to-left text (``<U+202B>https://example.com/<U+202C>``): none of them is part of the link
 _ENDS = "".join(map(chr, range(0x21))) + "\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# The delimiters a link is written between in text: angle brackets (RFC 3986, appendix C), quotes, brackets and
+# parentheses (messages, markdown, logs); a pair of them is not part of the link it holds. Taken off only around a
+# scheme's ``://`` or a ``www.`` name, so a path's own parenthesis (``/wiki/Python_(language)``) stays.
+_DELIMITERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]"}
 _MAX_BROWSER_CHARS = 65_536  # longer texts are refused unscored (`features.lexical.MAX_URL_CHARS`): left as they are
 MAX_REDIRECTS = 32  # redirector links inside one another that are unwrapped; past it, a link is judged as written
 
@@ -567,7 +572,7 @@ def _unwrapped(url: str) -> tuple[str, list[str]]:
 
 def _browser_form(text: str) -> str:
     """`browser_url` without the redirectors."""
-    url = text.strip(_ENDS).replace("\t", "").replace("\n", "").replace("\r", "")
+    url = _undelimited(text.strip(_ENDS)).replace("\t", "").replace("\n", "").replace("\r", "")
     if special := _SPECIAL_SCHEME.match(url):
         prefix, rest = f"{special.group(1)}://", url[special.end():]
     else:  # another scheme (``hxxp://``, as lists defang URLs) or none: read as a browser reads a typed address
@@ -684,7 +689,7 @@ def _without_dot_segments(path: str) -> str:
 
 def browser_forms(urls: pa.LargeBinaryArray) -> tuple[pa.LargeBinaryArray, dict[int, str]]:
     """`browser_url_and_note` of each URL of a UTF-8 binary array: the URLs, and the notes by row. The rows that
-    may need it are found in one RE2 pass (few do: 1,327 of the 1.45 million of `data/validated.parquet` change),
+    may need it are found in one RE2 pass (few do: 1,476 of the 1.45 million of `data/validated.parquet` change),
     the others returned as they are."""
     found = pc.match_substring_regex(urls, BROWSER_WORK)
     changed, notes = {}, {}
@@ -700,6 +705,18 @@ def browser_forms(urls: pa.LargeBinaryArray) -> tuple[pa.LargeBinaryArray, dict[
     mask = np.zeros(len(urls), dtype=bool)
     mask[list(changed)] = True
     return pc.replace_with_mask(urls, pa.array(mask), pa.array(list(changed.values()), type=pa.large_binary())), notes
+
+
+def _undelimited(text: str) -> str:
+    """``text`` without the pairs of delimiters around the link it holds (`_DELIMITERS`: ``<https://example.com/>``,
+    ``("https://example.com/")``), and the ends' spaces and controls inside them."""
+    while len(text) > 2 and _DELIMITERS.get(text[0]) == text[-1]:
+        inner = text[1:-1].strip(_ENDS)
+        link = inner.lstrip(_ENDS + "".join(_DELIMITERS))
+        if not (_OTHER_SCHEME.match(link) or link[:4].lower() == "www."):
+            break
+        text = inner
+    return text
 
 
 def _unescaped(text: str) -> str:
