@@ -18,6 +18,7 @@ from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.model.estimators import load_detector
 from cybersentinel.scoring.decider import Decider
 from cybersentinel.scoring.detector import HOST_NAME_FEATURES, Detector
+from cybersentinel.url.parsing import browser_url
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,8 @@ def test_compiled_scorer_reproduces_the_evaluated_model(detector, pipeline, urls
     scored = detector.score_urls(urls)
     expected = pipeline.predict_proba(pd.DataFrame({"url": urls}))[:, 1]
     assert detector.scorer.max_difference(urls, expected) <= 1e-9
+    # the service scores each URL as a browser requests it (`browser_url`: prose's "." after a link taken off)
+    expected = pipeline.predict_proba(pd.DataFrame({"url": [browser_url(url) for url in urls]}))[:, 1]
     np.testing.assert_allclose(scored["model_score"].to_numpy(), expected, atol=1e-6)  # rounded to 6 places
     plain = scored["reasons"].eq("") | (scored["verdict"] != "benign") & ~scored["reasons"].str.contains("`")
     plain &= ~scored["reasons"].str.startswith(("public IP address", "private", "loopback", "reserved"))

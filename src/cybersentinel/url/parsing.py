@@ -502,8 +502,9 @@ def plain_names(hosts: list[str]) -> list[bool]:
 
 
 # What `browser_url` may change: a control character or space (at the ends; tab and line breaks anywhere), a pair of
-# delimiters around a link (`_DELIMITERS`), a backslash, a character outside ASCII, an escaped unreserved character,
-# a special scheme without its "//", a "." or ".." segment, or a link of a known redirector (`REDIRECTOR_LINK`).
+# delimiters around a link (`_DELIMITERS`) or prose's punctuation after it (`_TRAILING`), a backslash, a character
+# outside ASCII, an escaped unreserved character, a special scheme without its "//", a "." or ".." segment, or a
+# link of a known redirector (`REDIRECTOR_LINK`).
 # One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes. Every
 # repetition is bounded, so `re` takes linear time on hostile text ("google." repeated 10,000 times).
 # A superset of `redirect_target`'s links: a redirector's host (any port) and a path.
@@ -513,7 +514,8 @@ REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protect
                    r"|bing\.com|urldefense\.(?:proofpoint\.)?com)\.?(?::[0-9]{1,5})?/)")
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)"
-                r"|^[\"'(<\[][\x00-\x20\"'(<\[]{0,16}(?:[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://|[wW]{3}\.)|" + REDIRECTOR_LINK)
+                r"|^[\"'(<\[][\x00-\x20\"'(<\[]{0,16}(?:[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://|[wW]{3}\.)"
+                r"|[.,:;!?'\")\]>]$|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
 _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
@@ -525,6 +527,13 @@ _ENDS = "".join(map(chr, range(0x21))) + "\ufeff\u200e\u200f\u202a\u202b\u202c\u
 # parentheses (messages, markdown, logs); a pair of them is not part of the link it holds. Taken off only around a
 # scheme's ``://`` or a ``www.`` name, so a path's own parenthesis (``/wiki/Python_(language)``) stays.
 _DELIMITERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]"}
+# What prose puts after a link: a sentence's punctuation and quotes, and a closing bracket (`_without_trailing`).
+# A browser would send them, but the link meant is the one before them: a stock file's or a page asset's name, or a
+# resolver's address, with a "," or ")" after it is no longer recognised (``https://oakridgevet.com/wp-login.php.``
+# and ``208.67.222.222,`` had been `malicious`).
+_TRAILING = ".,:;!?'\""
+_CLOSING = {")": "(", "]": "[", ">": "<"}
+_ENTITY_END = re.compile(r"&[A-Za-z0-9]{1,32};$")  # HTML's escape (``&amp;``): part of the link
 _MAX_BROWSER_CHARS = 65_536  # longer texts are refused unscored (`features.lexical.MAX_URL_CHARS`): left as they are
 MAX_REDIRECTS = 32  # redirector links inside one another that are unwrapped; past it, a link is judged as written
 
@@ -572,7 +581,7 @@ def _unwrapped(url: str) -> tuple[str, list[str]]:
 
 def _browser_form(text: str) -> str:
     """`browser_url` without the redirectors."""
-    url = _undelimited(text.strip(_ENDS)).replace("\t", "").replace("\n", "").replace("\r", "")
+    url = _link_in_text(text.strip(_ENDS)).replace("\t", "").replace("\n", "").replace("\r", "")
     if special := _SPECIAL_SCHEME.match(url):
         prefix, rest = f"{special.group(1)}://", url[special.end():]
     else:  # another scheme (``hxxp://``, as lists defang URLs) or none: read as a browser reads a typed address
@@ -590,7 +599,8 @@ def _browser_form(text: str) -> str:
     if host and (not host.isascii() or "%" in host):
         host = canonical_host(host) or host
     path = _without_dot_segments(_unescaped(slash + path))
-    return f"{prefix}{userinfo}{at}{host}{colon}{port}{path}{_unescaped(query)}{fragment}"
+    # an escape undone may leave a trailing dot (``/a%2E``): taken off as prose's, so a second reading changes nothing
+    return _without_trailing(f"{prefix}{userinfo}{at}{host}{colon}{port}{path}{_unescaped(query)}{fragment}")
 
 
 # Redirectors whose links name their destination (host, path, the query parameter holding it): search engines',
@@ -705,6 +715,27 @@ def browser_forms(urls: pa.LargeBinaryArray) -> tuple[pa.LargeBinaryArray, dict[
     mask = np.zeros(len(urls), dtype=bool)
     mask[list(changed)] = True
     return pc.replace_with_mask(urls, pa.array(mask), pa.array(list(changed.values()), type=pa.large_binary())), notes
+
+
+def _link_in_text(text: str) -> str:
+    """The link ``text`` holds as prose writes it: without the delimiters around it (`_undelimited`) and the
+    punctuation after it (`_without_trailing`), as often as either is there (``(https://example.com/a).``)."""
+    while (found := _without_trailing(_undelimited(text)).strip(_ENDS)) != text:
+        text = found
+    return text
+
+
+def _without_trailing(text: str) -> str:
+    """``text`` without the punctuation prose puts after a link (`_TRAILING`), nor a closing bracket whose opening
+    one it does not hold, as GitHub Flavored Markdown's autolinks read links: ``…/wp-login.php).`` is
+    ``…/wp-login.php``, while ``/wiki/Python_(language)`` keeps its own parenthesis and ``?a=1&amp;`` its
+    escape."""
+    while text and (text[-1] in _TRAILING or (
+            text[-1] in _CLOSING and text.count(text[-1]) > text.count(_CLOSING[text[-1]]))):
+        if text[-1] == ";" and _ENTITY_END.search(text):
+            break
+        text = text[:-1]
+    return text
 
 
 def _undelimited(text: str) -> str:
