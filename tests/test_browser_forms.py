@@ -64,6 +64,8 @@ DATA = REPO / "tests" / "data"
     ("208.67.222.222,", "208.67.222.222"),
     ("https://en.wikipedia.org/wiki/Python_(language).", "https://en.wikipedia.org/wiki/Python_(language)"),
     ("https://example.com/?a=1&amp;", "https://example.com/?a=1&amp;"),  # HTML's escape: part of the link
+    ("http://914326-coinbase.example/review......", "http://914326-coinbase.example/review......"),  # a kit's run
+    ("http://kit.example/??", "http://kit.example/??"),
     ("https://www.müller.de/über", "https://www.xn--mller-kva.de/über"),
     ("http://site.com/a/../wp-includes/./x/%2e%2E/pay.php?next=/a/../b",
      "http://site.com/wp-includes/pay.php?next=/a/../b"),

@@ -502,9 +502,9 @@ def plain_names(hosts: list[str]) -> list[bool]:
 
 
 # What `browser_url` may change: a control character or space (at the ends; tab and line breaks anywhere), a pair of
-# delimiters around a link (`_DELIMITERS`) or prose's punctuation after it (`_TRAILING`), a backslash, a character
-# outside ASCII, an escaped unreserved character, a special scheme without its "//", a "." or ".." segment, or a
-# link of a known redirector (`REDIRECTOR_LINK`).
+# delimiters around a link (`_DELIMITERS`) or prose's punctuation after it (`_without_trailing`), a backslash, a
+# character outside ASCII, an escaped unreserved character, a special scheme without its "//", a "." or ".."
+# segment, or a link of a known redirector (`REDIRECTOR_LINK`).
 # One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes. Every
 # repetition is bounded, so `re` takes linear time on hostile text ("google." repeated 10,000 times).
 # A superset of `redirect_target`'s links: a redirector's host (any port) and a path.
@@ -527,11 +527,12 @@ _ENDS = "".join(map(chr, range(0x21))) + "\ufeff\u200e\u200f\u202a\u202b\u202c\u
 # parentheses (messages, markdown, logs); a pair of them is not part of the link it holds. Taken off only around a
 # scheme's ``://`` or a ``www.`` name, so a path's own parenthesis (``/wiki/Python_(language)``) stays.
 _DELIMITERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]"}
-# What prose puts after a link: a sentence's punctuation and quotes, and a closing bracket (`_without_trailing`).
+# What prose puts after a link: a sentence's punctuation mark, quotes, a closing bracket (`_without_trailing`).
 # A browser would send them, but the link meant is the one before them: a stock file's or a page asset's name, or a
 # resolver's address, with a "," or ")" after it is no longer recognised (``https://oakridgevet.com/wp-login.php.``
 # and ``208.67.222.222,`` had been `malicious`).
-_TRAILING = ".,:;!?'\""
+_SENTENCE = ".,:;!?"
+_QUOTES = "'\""
 _CLOSING = {")": "(", "]": "[", ">": "<"}
 _ENTITY_END = re.compile(r"&[A-Za-z0-9]{1,32};$")  # HTML's escape (``&amp;``): part of the link
 _MAX_BROWSER_CHARS = 65_536  # longer texts are refused unscored (`features.lexical.MAX_URL_CHARS`): left as they are
@@ -726,13 +727,16 @@ def _link_in_text(text: str) -> str:
 
 
 def _without_trailing(text: str) -> str:
-    """``text`` without the punctuation prose puts after a link (`_TRAILING`), nor a closing bracket whose opening
-    one it does not hold, as GitHub Flavored Markdown's autolinks read links: ``…/wp-login.php).`` is
-    ``…/wp-login.php``, while ``/wiki/Python_(language)`` keeps its own parenthesis and ``?a=1&amp;`` its
-    escape."""
-    while text and (text[-1] in _TRAILING or (
-            text[-1] in _CLOSING and text.count(text[-1]) > text.count(_CLOSING[text[-1]]))):
-        if text[-1] == ";" and _ENTITY_END.search(text):
+    """``text`` without what prose puts after a link: a quote, a closing bracket whose opening one it does not hold
+    (as GitHub Flavored Markdown's autolinks read links), and a sentence's punctuation mark (`_SENTENCE`) when it
+    is one alone: ``…/wp-login.php).`` is ``…/wp-login.php``, while ``/wiki/Python_(language)`` keeps its own
+    parenthesis, ``?a=1&amp;`` its escape and ``/signin......`` its run of dots (kits' URLs in the collections end
+    so, and the model reads it)."""
+    while len(text) > 1:
+        last = text[-1]
+        unopened = last in _CLOSING and text.count(last) > text.count(_CLOSING[last])
+        alone = last in _SENTENCE and text[-2] not in _SENTENCE and not (last == ";" and _ENTITY_END.search(text))
+        if not (last in _QUOTES or unopened or alone):
             break
         text = text[:-1]
     return text
