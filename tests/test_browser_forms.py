@@ -66,6 +66,8 @@ DATA = REPO / "tests" / "data"
     ("https://example.com/?a=1&amp;", "https://example.com/?a=1&amp;"),  # HTML's escape: part of the link
     ("http://914326-coinbase.example/review......", "http://914326-coinbase.example/review......"),  # a kit's run
     ("http://kit.example/??", "http://kit.example/??"),
+    ('"https://www.paypal.com/signin".', "https://www.paypal.com/signin"),  # a quoted link, then the sentence's end
+    ("https://urldefense.com/v3/__https://kit.example/signin.php__;", "https://kit.example/signin.php"),  # not ";"
     ("https://www.müller.de/über", "https://www.xn--mller-kva.de/über"),
     ("http://site.com/a/../wp-includes/./x/%2e%2E/pay.php?next=/a/../b",
      "http://site.com/wp-includes/pay.php?next=/a/../b"),
@@ -253,6 +255,15 @@ def test_links_nested_past_the_bound_are_judged_as_written() -> None:
     assert browser_url(link) == "https://kit.example/login"
     deeper = "https://www.google.com/url?q=" + link
     assert browser_url(deeper) == deeper and browser_url(browser_url(deeper)) == deeper
+
+
+def test_a_link_in_text_is_found_in_linear_time_on_hostile_text() -> None:
+    # delimiters nested 20,000 deep, or 60,000 closing brackets: each had taken seconds, one character a pass
+    for text in ("(" * 20_000 + "https://a.example/" + ")." * 20_000, "https://a.example/" + ")" * 60_000,
+                 '"' * 30_000 + "https://a.example/" + '"' * 30_000):
+        started = time.process_time()
+        assert browser_url(text) in ("https://a.example/", "https://a.example")
+        assert time.process_time() - started < 1.0
 
 
 def test_the_browser_forms_pattern_takes_linear_time_on_hostile_text() -> None:

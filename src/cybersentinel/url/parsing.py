@@ -502,7 +502,7 @@ def plain_names(hosts: list[str]) -> list[bool]:
 
 
 # What `browser_url` may change: a control character or space (at the ends; tab and line breaks anywhere), a pair of
-# delimiters around a link (`_DELIMITERS`) or prose's punctuation after it (`_without_trailing`), a backslash, a
+# delimiters around a link (`_DELIMITERS`) or prose's punctuation after it (`_link_in_text`), a backslash, a
 # character outside ASCII, an escaped unreserved character, a special scheme without its "//", a "." or ".."
 # segment, or a link of a known redirector (`REDIRECTOR_LINK`).
 # One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes. Every
@@ -515,7 +515,7 @@ REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protect
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)"
                 r"|^[\"'(<\[][\x00-\x20\"'(<\[]{0,16}(?:[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://|[wW]{3}\.)"
-                r"|[.,:;!?'\")\]>]$|" + REDIRECTOR_LINK)
+                r"|[.,:!?'\")\]>]$|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
 _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
@@ -527,14 +527,16 @@ _ENDS = "".join(map(chr, range(0x21))) + "\ufeff\u200e\u200f\u202a\u202b\u202c\u
 # parentheses (messages, markdown, logs); a pair of them is not part of the link it holds. Taken off only around a
 # scheme's ``://`` or a ``www.`` name, so a path's own parenthesis (``/wiki/Python_(language)``) stays.
 _DELIMITERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]"}
-# What prose puts after a link: a sentence's punctuation mark, quotes, a closing bracket (`_without_trailing`).
-# A browser would send them, but the link meant is the one before them: a stock file's or a page asset's name, or a
+# What prose puts after a link (`_link_in_text`): a sentence's punctuation mark, a quote, a closing bracket. A
+# browser would send them, but the link meant is the one before them: a stock file's or a page asset's name, or a
 # resolver's address, with a "," or ")" after it is no longer recognised (``https://oakridgevet.com/wp-login.php.``
-# and ``208.67.222.222,`` had been `malicious`).
-_SENTENCE = ".,:;!?"
+# and ``208.67.222.222,`` had been `malicious`). Not ";": HTML's escapes end in it (``&amp;``), and so does a
+# Proofpoint link's wrapped address (``__https://kit.example/__;``).
+_SENTENCE = ".,:!?"
 _QUOTES = "'\""
 _CLOSING = {")": "(", "]": "[", ">": "<"}
-_ENTITY_END = re.compile(r"&[A-Za-z0-9]{1,32};$")  # HTML's escape (``&amp;``): part of the link
+_PAIRED = frozenset("()[]<>'\"")
+_BROWSER_ROUNDS = 4  # `_browser_form` is read again until it changes nothing, at most this many times
 _MAX_BROWSER_CHARS = 65_536  # longer texts are refused unscored (`features.lexical.MAX_URL_CHARS`): left as they are
 MAX_REDIRECTS = 32  # redirector links inside one another that are unwrapped; past it, a link is judged as written
 
@@ -581,7 +583,16 @@ def _unwrapped(url: str) -> tuple[str, list[str]]:
 
 
 def _browser_form(text: str) -> str:
-    """`browser_url` without the redirectors."""
+    """`browser_url` without the redirectors: `_browser_form_once` again until it changes nothing (an escape undone
+    may end a path in a sentence's mark, ``/a%2E``), so that a second reading of its answer changes nothing."""
+    for _ in range(_BROWSER_ROUNDS):
+        if (url := _browser_form_once(text)) == text:
+            break
+        text = url
+    return text
+
+
+def _browser_form_once(text: str) -> str:
     url = _link_in_text(text.strip(_ENDS)).replace("\t", "").replace("\n", "").replace("\r", "")
     if special := _SPECIAL_SCHEME.match(url):
         prefix, rest = f"{special.group(1)}://", url[special.end():]
@@ -600,8 +611,7 @@ def _browser_form(text: str) -> str:
     if host and (not host.isascii() or "%" in host):
         host = canonical_host(host) or host
     path = _without_dot_segments(_unescaped(slash + path))
-    # an escape undone may leave a trailing dot (``/a%2E``): taken off as prose's, so a second reading changes nothing
-    return _without_trailing(f"{prefix}{userinfo}{at}{host}{colon}{port}{path}{_unescaped(query)}{fragment}")
+    return f"{prefix}{userinfo}{at}{host}{colon}{port}{path}{_unescaped(query)}{fragment}"
 
 
 # Redirectors whose links name their destination (host, path, the query parameter holding it): search engines',
@@ -700,7 +710,7 @@ def _without_dot_segments(path: str) -> str:
 
 def browser_forms(urls: pa.LargeBinaryArray) -> tuple[pa.LargeBinaryArray, dict[int, str]]:
     """`browser_url_and_note` of each URL of a UTF-8 binary array: the URLs, and the notes by row. The rows that
-    may need it are found in one RE2 pass (few do: 1,476 of the 1.45 million of `data/validated.parquet` change),
+    may need it are found in one RE2 pass (few do: 4,227 of the 1.45 million of `data/validated.parquet` change),
     the others returned as they are."""
     found = pc.match_substring_regex(urls, BROWSER_WORK)
     changed, notes = {}, {}
@@ -719,39 +729,42 @@ def browser_forms(urls: pa.LargeBinaryArray) -> tuple[pa.LargeBinaryArray, dict[
 
 
 def _link_in_text(text: str) -> str:
-    """The link ``text`` holds as prose writes it: without the delimiters around it (`_undelimited`) and the
-    punctuation after it (`_without_trailing`), as often as either is there (``(https://example.com/a).``)."""
-    while (found := _without_trailing(_undelimited(text)).strip(_ENDS)) != text:
-        text = found
-    return text
-
-
-def _without_trailing(text: str) -> str:
-    """``text`` without what prose puts after a link: a quote, a closing bracket whose opening one it does not hold
-    (as GitHub Flavored Markdown's autolinks read links), and a sentence's punctuation mark (`_SENTENCE`) when it
-    is one alone: ``…/wp-login.php).`` is ``…/wp-login.php``, while ``/wiki/Python_(language)`` keeps its own
-    parenthesis, ``?a=1&amp;`` its escape and ``/signin......`` its run of dots (kits' URLs in the collections end
-    so, and the model reads it)."""
-    while len(text) > 1:
-        last = text[-1]
-        unopened = last in _CLOSING and text.count(last) > text.count(_CLOSING[last])
-        alone = last in _SENTENCE and text[-2] not in _SENTENCE and not (last == ";" and _ENTITY_END.search(text))
-        if not (last in _QUOTES or unopened or alone):
+    """The link ``text`` holds as prose writes it, in one pass from both ends (linear time on any text):
+    - without a pair of delimiters around it (`_DELIMITERS`: ``<https://example.com/>``,
+      ``("https://example.com/")``), when a scheme's ``://`` or a ``www.`` name follows the opening ones;
+    - without what prose puts after it: a quote or a closing bracket that has no partner in the text (as GitHub
+      Flavored Markdown's autolinks read links), and a sentence's mark (`_SENTENCE`) that is one alone;
+    - and the spaces and controls these leave at its ends (`_ENDS`).
+    ``(https://example.com/wp-login.php).`` is ``https://example.com/wp-login.php``, while
+    ``/wiki/Python_(language)`` keeps its own parenthesis and ``/signin......`` its run of dots (kits' URLs in the
+    collections end so, and the model reads it)."""
+    start, end = 0, len(text)
+    count = dict.fromkeys(_PAIRED, 0)
+    for char in text:
+        if char in _PAIRED:
+            count[char] += 1
+    link = start
+    while link < end and (text[link] in _ENDS or text[link] in _DELIMITERS):
+        link += 1
+    delimited = bool(_OTHER_SCHEME.match(text, link)) or text[link:link + 4].lower() == "www."
+    while end - start > 1:
+        first, last = text[start], text[end - 1]
+        if delimited and start < link and end - start > 2 and _DELIMITERS.get(first) == last:
+            count[first] -= 1
+            count[last] -= 1
+            start, end = start + 1, end - 1
+        elif ((last in _QUOTES and count[last] % 2) or (last in _CLOSING and count[last] > count[_CLOSING[last]])
+              or (last in _SENTENCE and text[end - 2] not in _SENTENCE)):
+            if last in _PAIRED:
+                count[last] -= 1
+            end -= 1
+        else:
             break
-        text = text[:-1]
-    return text
-
-
-def _undelimited(text: str) -> str:
-    """``text`` without the pairs of delimiters around the link it holds (`_DELIMITERS`: ``<https://example.com/>``,
-    ``("https://example.com/")``), and the ends' spaces and controls inside them."""
-    while len(text) > 2 and _DELIMITERS.get(text[0]) == text[-1]:
-        inner = text[1:-1].strip(_ENDS)
-        link = inner.lstrip(_ENDS + "".join(_DELIMITERS))
-        if not (_OTHER_SCHEME.match(link) or link[:4].lower() == "www."):
-            break
-        text = inner
-    return text
+        while start < end and text[start] in _ENDS:
+            start += 1
+        while end > start and text[end - 1] in _ENDS:
+            end -= 1
+    return text[start:end]
 
 
 def _unescaped(text: str) -> str:
