@@ -187,7 +187,9 @@ def test_csv_quote_that_never_closes_falls_back_to_python_csv(detector, monkeypa
 
     monkeypatch.setattr(batch, "MAX_CSV_FIELD", 200)
     data = b"url,n\nhttp://a.example.com/,1\n" + b'"never closed,2\n' + b"http://b.example.com/,3\n" * 20
+    limit = csv.field_size_limit()
     out = [row for t in score_batches(read_csv(io.BytesIO(data), "url", 5, 16), detector) for row in t.to_pylist()]
+    assert csv.field_size_limit() == limit  # the process's limit is put back (the next reader's, another test's)
     assert out[0]["url"] == "http://a.example.com/" and out[0]["error"] == ""
     assert out[1]["error"] == "malformed CSV record: field larger than field limit (200)"
     # reading goes on after the cut-off field: later records are read, none silently dropped

@@ -376,27 +376,32 @@ def _csv_piece(piece: bytes, header: list[str], column: str, chunk_size: int) ->
 
 
 def _python_csv(lines: Any, header: list[str], column: str, chunk_size: int) -> Iterator[Batch]:
-    csv.field_size_limit(MAX_CSV_FIELD)
-    reader = csv.reader(lines)
-    width, url_at = len(header), header.index(column)
-    rows: list[list[str]] = []
-    errors: list[str] = []
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            row, error = [], f"malformed CSV record: {err}"
-        else:
-            error = "" if len(row) in (0, width) else f"malformed CSV record: {len(row)} fields, the header has {width}"
-        rows.append(row if len(row) == width else (row + [""] * width)[:width])
-        errors.append(error)
-        if len(rows) == chunk_size:
+    # the csv module's limit is one for the whole process: raised while this file is read, then put back
+    previous = csv.field_size_limit(MAX_CSV_FIELD)
+    try:
+        reader = csv.reader(lines)
+        width, url_at = len(header), header.index(column)
+        rows: list[list[str]] = []
+        errors: list[str] = []
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                row, error = [], f"malformed CSV record: {err}"
+            else:
+                error = ("" if len(row) in (0, width)
+                         else f"malformed CSV record: {len(row)} fields, the header has {width}")
+            rows.append(row if len(row) == width else (row + [""] * width)[:width])
+            errors.append(error)
+            if len(rows) == chunk_size:
+                yield _csv_batch(header, url_at, rows, errors)
+                rows, errors = [], []
+        if rows:
             yield _csv_batch(header, url_at, rows, errors)
-            rows, errors = [], []
-    if rows:
-        yield _csv_batch(header, url_at, rows, errors)
+    finally:
+        csv.field_size_limit(previous)
 
 
 class _Prepended(io.RawIOBase):
