@@ -1,10 +1,11 @@
-"""How the served decision reads links as text writes them: the sanity set's legitimate URLs written between
-delimiters and followed by prose's punctuation, and how many URLs of the collections have a browser form of their
-own (`url.parsing.browser_forms`: what serving reads instead of the text as written).
+"""How the served decision reads links as people write them: the sanity sets' URLs written between delimiters,
+followed by prose's punctuation, without their scheme between delimiters, and defanged as threat reports write them
+(``hxxps[:]//kit[.]example/``); and how many URLs of the collections have a browser form of their own
+(`url.parsing.browser_forms`: what serving reads instead of the text as written).
 
-For each written form (``<url>``, ``(url)``, ``"url"``, ``url.``, ``url)`` ...) of each URL of
-tests/data/sanity_legitimate.txt, the served verdict (the model in models/, no feeds, `Detector.score_values`,
-the batch path `predict` takes): how many are `malicious` and how many are errors, by form. Prints figures; asserts
+For each written form of each URL of tests/data/sanity_legitimate.txt and sanity_phishing.txt, the served verdict
+(the model in models/, no feeds, `Detector.score_values`, the batch path `predict` takes): how many legitimate URLs
+are `malicious`, how many phishing URLs are not, and how many of either are errors, by form. Prints figures; asserts
 nothing (`tests/test_browser_forms.py` asserts that the sanity URLs' forms get their own verdict and score). Reads
 data/validated.parquet and models/ (`dvc pull` or `dvc repro`).
 
@@ -13,6 +14,8 @@ data/validated.parquet and models/ (`dvc pull` or `dvc repro`).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +26,52 @@ from cybersentinel.scoring.detector import Detector
 from cybersentinel.url.parsing import browser_forms
 
 REPO = Path(__file__).resolve().parents[1]
-# how prose writes a link: a sentence's marks, quotes and brackets after it, delimiters around it
-FORMS = {**{f"url{mark}": f"{{}}{mark}" for mark in (".", ",", ":", ";", "!", '"', "'", ")", ">")},
-         "<url>": "<{}>", "(url)": "({})", '"url"': '"{}"', "'url'": "'{}'", "[url]": "[{}]", "(url).": "({})."}
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def _bare(url: str) -> str:
+    return _SCHEME.sub("", url)
+
+
+def _defanged(url: str) -> str:
+    """``url`` as threat reports write it: ``hxxp`` and ``[:]`` in its scheme, ``[.]`` for its host's last dot."""
+    scheme = _SCHEME.match(url)
+    prefix = scheme.group(0).replace("http", "hxxp", 1).replace("://", "[:]//") if scheme else ""
+    rest = url[len(scheme.group(0)) if scheme else 0:]
+    host_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    dot = rest.rfind(".", 0, host_end)
+    return prefix + (rest if dot < 0 or rest.startswith("[") else f"{rest[:dot]}[.]{rest[dot + 1:]}")
+
+
+# how prose writes a link: a sentence's marks, quotes and brackets after it, delimiters around it, with or without
+# its scheme; and defanged
+FORMS: dict[str, Callable[[str], str]] = {
+    **{f"url{mark}": (lambda url, mark=mark: url + mark) for mark in (".", ",", ":", ";", "!", '"', "'", ")", ">")},
+    **{f"{a}url{b}": (lambda url, a=a, b=b: f"{a}{url}{b}") for a, b in ("<>", "()", '""', "''", "[]")},
+    "(url).": lambda url: f"({url}).",
+    **{f"{a}bare{b}": (lambda url, a=a, b=b: f"{a}{_bare(url)}{b}") for a, b in ("<>", "()", '""', "[]")},
+    "defanged": _defanged,
+}
 
 
 def main() -> None:
-    urls = [line.strip() for line in (REPO / "tests" / "data" / "sanity_legitimate.txt").read_text(
-        encoding="utf-8").splitlines() if line.strip()]
+    def lines(name: str) -> list[str]:
+        return [line.strip() for line in (REPO / "tests" / "data" / name).read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+
+    legitimate, phishing = lines("sanity_legitimate.txt"), lines("sanity_phishing.txt")
     detector = Detector.from_dir(REPO / "models")
-    print(f"{len(urls)} legitimate sanity URLs, each written {len(FORMS)} ways (served decision, no feeds):")
+    print(f"{len(legitimate)} legitimate and {len(phishing)} phishing sanity URLs, each written {len(FORMS)} ways "
+          "(served decision, no feeds):")
     for name, form in FORMS.items():
-        scored = detector.score_values([form.format(url) for url in urls]).to_pandas()
-        malicious = scored["verdict"].astype(str) == "malicious"
-        errors = scored["error"].astype(str) != ""
-        print(f"  {name:8s} malicious {int(malicious.sum()):3d}  errors {int(errors.sum()):3d}")
+        found = []
+        for urls in (legitimate, phishing):
+            scored = detector.score_values([form(url) for url in urls]).to_pandas()
+            found.append(((scored["verdict"].astype(str) == "malicious").to_numpy(),
+                          (scored["error"].astype(str) != "").to_numpy()))
+        (false_alarms, legitimate_errors), (caught, phishing_errors) = found
+        print(f"  {name:9s} legitimate malicious {int(false_alarms.sum()):3d} errors {int(legitimate_errors.sum()):3d}"
+              f"  phishing not malicious {int((~caught).sum()):3d} errors {int(phishing_errors.sum()):3d}")
     table = pd.read_parquet(REPO / "data" / "validated.parquet", columns=["url"])
     written = pa.array(table["url"].str.encode("utf-8"), type=pa.large_binary())
     read, _ = browser_forms(written)

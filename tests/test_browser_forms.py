@@ -68,6 +68,15 @@ DATA = REPO / "tests" / "data"
     ("http://kit.example/??", "http://kit.example/??"),
     ('"https://www.paypal.com/signin".', "https://www.paypal.com/signin"),  # a quoted link, then the sentence's end
     ("https://urldefense.com/v3/__https://kit.example/signin.php__;", "https://kit.example/signin.php"),  # not ";"
+    ("https://www.paypal.com/signin;", "https://www.paypal.com/signin"), ("https://a.example/?b=1;", "https://a.example/?b=1;"),
+    ("http://kit.example/&amp;Eta;", "http://kit.example/&amp;Eta;"), ("https://a.example/b;;", "https://a.example/b;;"),
+    # a host written alone between delimiters, but not an IPv6 address's brackets
+    ("(208.67.222.222)", "208.67.222.222"), ("<acme.okta.com/app/x>", "acme.okta.com/app/x"), ("[1.2.3.4]", "1.2.3.4"),
+    ("'example.com:8443'.", "example.com:8443"), ("[2001:db8::1]", "[2001:db8::1]"), ("(a.b c)", "(a.b c)"),
+    # defanged, as threat reports and lists write addresses: the scheme and the host, not the path
+    ("hxxps://paypa1-secure[.]com/signin", "https://paypa1-secure.com/signin"),
+    ("hXXp[:]//203.0.113[.]7/bins/mips", "http://203.0.113.7/bins/mips"), ("https[://]kit[DOT]example/", "https://kit.example/"),
+    ("kit(.)example{.}com/a[.]b", "kit.example.com/a[.]b"), ("https://a.example/my-(dot)-story", "https://a.example/my-(dot)-story"),
     ("https://www.müller.de/über", "https://www.xn--mller-kva.de/über"),
     ("http://site.com/a/../wp-includes/./x/%2e%2E/pay.php?next=/a/../b",
      "http://site.com/wp-includes/pay.php?next=/a/../b"),
@@ -161,6 +170,10 @@ def _variants(url: str) -> list[str]:
     if path.count("/") > 1:  # a detour through a folder and back
         path_at = url.index("/", after_host)
         variants.append(url[:path_at] + "/x/.." + url[path_at:])
+    if "?" not in url and "#" not in url and not url.endswith(";"):  # a ";" after it in prose
+        variants.append(f"{url};")
+    if url.startswith("http") and (dot := host.rfind(".")) > 0:  # defanged, as threat reports write addresses
+        variants.append(f"hxxp{url[4:start]}{written_host[:dot]}[.]{written_host[dot + 1:]}{url[after_host:]}")
     letter = next((i for i in range(after_host, len(url)) if url[i].isalpha() and url[i].isascii()), None)
     if path and letter is not None and "?" not in url[:letter] and "#" not in url[:letter]:
         variants.append(f"{url[:letter]}%{ord(url[letter]):02X}{url[letter + 1:]}")
@@ -212,6 +225,15 @@ def test_a_redirectors_link_is_the_page_it_leads_to(link: str, target: str) -> N
     assert browser_url(link) == target
     assert browser_url_and_note(link)[1].endswith("to `kit.example`: judged as that page")
     assert page_key(link) == page_key(target)  # an analyst's correction of the link is one of the page
+
+
+def test_a_defanged_address_is_judged_as_the_address_it_names_and_says_so() -> None:
+    assert browser_url_and_note("hxxps://kit[.]example/a") == ("https://kit.example/a",
+                                                            "written defanged: judged as `kit.example`")
+    assert browser_url_and_note("hxxps://www.google[.]com/url?q=https://kit.example/") == (
+        "https://kit.example/", "written defanged: judged as `www.google.com`; a link through `www.google.com` to "
+                                "`kit.example`: judged as that page")
+    assert browser_url_and_note("https://kit.example/a[.]b") == ("https://kit.example/a[.]b", "")
 
 
 @pytest.mark.parametrize(("link", "target"), [

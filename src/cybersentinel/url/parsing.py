@@ -515,10 +515,20 @@ REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protect
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)"
                 r"|^[\"'(<\[][\x00-\x20\"'(<\[]{0,16}(?:[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://|[wW]{3}\.)"
-                r"|[.,:!?'\")\]>]$|" + REDIRECTOR_LINK)
+                r"|[.,:!?'\")\]>;]$|^[\x00-\x20]{0,16}[\"'(<\[][\x00-\x20\"'(<\[]{0,16}[0-9A-Za-z]"
+                r"|(?i:\[\.\]|\(\.\)|\{\.\}|[\[({]dot[\])}]|\[:\]|\[://\]|^[\x00-\x20]{0,16}hxxps?:)"
+                r"|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
 _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
+# How threat reports and lists defang an address so that a click opens nothing: ``hxxp``/``hXXps`` for the scheme,
+# ``[:]`` or ``[://]`` for its separator, ``[.]``, ``(.)``, ``{.}`` or ``[dot]`` for a host's dots. No web address
+# has them in its scheme or host (a host's brackets hold only an IPv6 address), so there they are read as the
+# address meant (`_refanged`); a path's text stays as written (``/my-(dot)-com-story``).
+_DEFANGED_SCHEME = re.compile(r"(?i)hxxp(s?)(?:\[:\]//|\[://\]|://)|http(s?)(?:\[:\]//|\[://\])")
+# (brackets around a dot as one, however many: ``{{.}}``; found from a run's first, in linear time)
+_DEFANGED_DOT = re.compile(r"(?i)(?<![\[({])[\[({]+(?:\.|dot)[\])}]+")
+_AUTHORITY_END = re.compile(r"[/?#\\]")
 _UNRESERVED_ESCAPE = re.compile(r"%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])")
 # C0 controls and space, a byte-order mark, and the direction marks, embeddings, overrides and isolates that wrap a
 # link copied from right-to-left text (``<U+202B>https://example.com/<U+202C>``): none of them is part of the link
@@ -527,12 +537,20 @@ _ENDS = "".join(map(chr, range(0x21))) + "\ufeff\u200e\u200f\u202a\u202b\u202c\u
 # parentheses (messages, markdown, logs); a pair of them is not part of the link it holds. Taken off only around a
 # scheme's ``://`` or a ``www.`` name, so a path's own parenthesis (``/wiki/Python_(language)``) stays.
 _DELIMITERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]"}
+# A host written alone, as a link in text may be (``(208.67.222.222)``, ``<acme.okta.com/app>``): a dotted name,
+# a name with a port, ``localhost``, an address as a number (``<1540838717/x>``) or an IPv6 address in its brackets,
+# then a port, the path, a delimiter or the end
+_IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f.]{0,40}:[0-9A-Fa-f:.]{1,44}\]")
+_BARE_HOST = re.compile(r"(?:\w[\w.-]*\.[\w-]+|\w[\w.-]*(?=:[0-9])|(?i:localhost)|0[xX][0-9A-Fa-f]{1,8}|[0-9]{1,10}|"
+                        + _IPV6_LITERAL.pattern + r")(?::[0-9]{1,5})?(?=[/?#\"')>\]]|\Z)")
 # What prose puts after a link (`_link_in_text`): a sentence's punctuation mark, a quote, a closing bracket. A
 # browser would send them, but the link meant is the one before them: a stock file's or a page asset's name, or a
 # resolver's address, with a "," or ")" after it is no longer recognised (``https://oakridgevet.com/wp-login.php.``
-# and ``208.67.222.222,`` had been `malicious`). Not ";": HTML's escapes end in it (``&amp;``), and so does a
-# Proofpoint link's wrapped address (``__https://kit.example/__;``).
+# and ``208.67.222.222,`` had been `malicious`). A ";" only before any query or fragment (``?a=1;b=2;``), and not
+# where it ends an HTML escape (``&amp;``, `_ESCAPE_END`) or a Proofpoint link's wrapped address
+# (``__https://kit.example/__;``).
 _SENTENCE = ".,:!?"
+_ESCAPE_END = re.compile(r"&(?:amp;)?#?[0-9A-Za-z]{1,32};\Z")  # searched in the 35 characters before a ";"
 _QUOTES = "'\""
 _CLOSING = {")": "(", "]": "[", ">": "<"}
 _PAIRED = frozenset("()[]<>'\"")
@@ -561,12 +579,16 @@ def browser_url_and_note(text: str) -> tuple[str, str]:
     an analyst can check ("a link through `www.google.com` to `kit.example`: judged as that page"; "" if not)."""
     if len(text) > _MAX_BROWSER_CHARS or not _BROWSER_WORK.search(text):
         return text, ""
-    url, redirectors = _unwrapped(_browser_form(text))
-    if not redirectors:
-        return url, ""
-    through = " and ".join(f"`{host}`" for host in redirectors)
-    # the host is a valid one (`redirect_target`); ";" separates reasons, so it is shown escaped
-    return url, f"a link through {through} to `{url_fields(url)[2].replace(';', '%3B')}`: judged as that page"
+    written = _browser_form(text)
+    if defanged := (refanged := _refanged(written)) != written:
+        written = _browser_form(refanged)
+    url, redirectors = _unwrapped(written)
+    # ";" separates reasons, so a host is shown escaped
+    notes = [f"written defanged: judged as `{url_fields(written)[2].replace(';', '%3B')}`"] if defanged else []
+    if redirectors:
+        through = " and ".join(f"`{host}`" for host in redirectors)
+        notes.append(f"a link through {through} to `{url_fields(url)[2].replace(';', '%3B')}`: judged as that page")
+    return url, "; ".join(notes)
 
 
 def _unwrapped(url: str) -> tuple[str, list[str]]:
@@ -612,6 +634,16 @@ def _browser_form_once(text: str) -> str:
         host = canonical_host(host) or host
     path = _without_dot_segments(_unescaped(slash + path))
     return f"{prefix}{userinfo}{at}{host}{colon}{port}{path}{_unescaped(query)}{fragment}"
+
+
+def _refanged(text: str) -> str:
+    """``text`` with a defanged scheme and host (`_DEFANGED_SCHEME`, `_DEFANGED_DOT`) read as the address they
+    name: ``hxxps[:]//kit[.]example/x`` is ``https://kit.example/x``, ``203.0.113[.]7`` is ``203.0.113.7``."""
+    if (scheme := _DEFANGED_SCHEME.match(text)) is not None:
+        text = f"http{(scheme.group(1) or scheme.group(2) or '').lower()}://{text[scheme.end():]}"
+    start = other.end() if (other := _OTHER_SCHEME.match(text)) is not None else 0
+    end = found.start() if (found := _AUTHORITY_END.search(text, start)) is not None else len(text)
+    return f"{text[:start]}{_DEFANGED_DOT.sub('.', text[start:end])}{text[end:]}"
 
 
 # Redirectors whose links name their destination (host, path, the query parameter holding it): search engines',
@@ -731,9 +763,11 @@ def browser_forms(urls: pa.LargeBinaryArray) -> tuple[pa.LargeBinaryArray, dict[
 def _link_in_text(text: str) -> str:
     """The link ``text`` holds as prose writes it, in one pass from both ends (linear time on any text):
     - without a pair of delimiters around it (`_DELIMITERS`: ``<https://example.com/>``,
-      ``("https://example.com/")``), when a scheme's ``://`` or a ``www.`` name follows the opening ones;
+      ``("https://example.com/")``), when a scheme's ``://``, a ``www.`` name or a host (`_BARE_HOST`:
+      ``(208.67.222.222)``) follows the opening ones;
     - without what prose puts after it: a quote or a closing bracket that has no partner in the text (as GitHub
-      Flavored Markdown's autolinks read links), and a sentence's mark (`_SENTENCE`) that is one alone;
+      Flavored Markdown's autolinks read links), a sentence's mark (`_SENTENCE`) that is one alone, and a ";"
+      before any query that ends no HTML escape;
     - and the spaces and controls these leave at its ends (`_ENDS`).
     ``(https://example.com/wp-login.php).`` is ``https://example.com/wp-login.php``, while
     ``/wiki/Python_(language)`` keeps its own parenthesis and ``/signin......`` its run of dots (kits' URLs in the
@@ -746,7 +780,11 @@ def _link_in_text(text: str) -> str:
     link = start
     while link < end and (text[link] in _ENDS or text[link] in _DELIMITERS):
         link += 1
-    delimited = bool(_OTHER_SCHEME.match(text, link)) or text[link:link + 4].lower() == "www."
+    if link and text[link - 1] == "[" and _IPV6_LITERAL.match(text, link - 1):
+        link -= 1  # an IPv6 address's own bracket (``[2001:db8::1]``, ``<[2001:db8::1]/x>``): part of the link
+    delimited = (bool(_OTHER_SCHEME.match(text, link)) or text[link:link + 4].lower() == "www."
+                 or bool(_BARE_HOST.match(text, link)))
+    query = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=end)
     while end - start > 1:
         first, last = text[start], text[end - 1]
         if delimited and start < link and end - start > 2 and _DELIMITERS.get(first) == last:
@@ -754,7 +792,9 @@ def _link_in_text(text: str) -> str:
             count[last] -= 1
             start, end = start + 1, end - 1
         elif ((last in _QUOTES and count[last] % 2) or (last in _CLOSING and count[last] > count[_CLOSING[last]])
-              or (last in _SENTENCE and text[end - 2] not in _SENTENCE)):
+              or (last in _SENTENCE and text[end - 2] not in _SENTENCE)
+              or (last == ";" and end <= query and text[end - 2] not in ";_"
+                  and not _ESCAPE_END.search(text, max(0, end - 35), end))):
             if last in _PAIRED:
                 count[last] -= 1
             end -= 1
