@@ -350,6 +350,10 @@ def test_url_errors_name_the_first_problem() -> None:
               # a Windows file's path (a drive's letter before ':'); before a digit, a one-letter host and its port
               "C:\\Users\\a\\Downloads\\Form.pdf.lnk": non_web, "c:/temp/x.html": non_web, " D:\\x.exe": non_web,
               "c:8080/login": ""}
+    # an IPv4 network range, as block lists write them, is no page "/24" on its first address
+    network = URL_ERRORS[6]
+    cases |= {"185.225.17.0/24": network, " 10.0.0.0/8\n": network, "45.9.20.0/32": network, "1.2.3.4/33": "",
+              "http://1.2.3.4/24": "", "1.2.3.4:80/24": "", "1.2.3/24": "", "1.2.3.4/2x": "", "1.2.3.4/": ""}
     assert url_errors(ParsedUrls(list(cases))).tolist() == list(cases.values())
     assert [url_errors(ParsedUrls([url])).tolist()[0] for url in cases] == list(cases.values())
 

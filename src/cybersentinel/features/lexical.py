@@ -106,7 +106,8 @@ MAX_URL_CHARS = 65_536  # longer inputs are not scored (`URL_ERRORS`)
 URL_ERRORS = ("", "host name has spaces, control or forbidden characters", "no host name in URL",
               f"URL longer than {MAX_URL_CHARS} bytes", "empty URL",
               "not a web address (a mailto:, tel:, javascript:, data: or other link that names no web site, or a "
-              "file's path such as C:\\Users\\…)")
+              "file's path such as C:\\Users\\…)",
+              "an IPv4 network range (CIDR, such as 192.0.2.0/24), not a URL or an address")
 MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
 
 
@@ -651,7 +652,8 @@ def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes
     """The index in `URL_ERRORS` of why the URL ``data[start:end]`` (host at ``host_start:host_end``) cannot be
     scored: 4 blank (no host and only ASCII white space, what ``bytes.strip`` removes), 3 longer than
     ``max_bytes``, 5 a scheme of `NON_WEB_SCHEMES` (before a digit only one of `NUMBERED_SCHEMES`: ``tel:5551234``
-    is no host and port, ``news:8080/`` is one), 2 no host, 1 a forbidden byte in the host, 0 none."""
+    is no host and port, ``news:8080/`` is one), 2 no host, 1 a forbidden byte in the host, 6 an IPv4 network range
+    (`_network_range`), 0 none."""
     if end - start <= max_bytes:
         after = _scheme_is_any(data, start, end, non_web, non_web_off)
         if after >= 0 and (after == end or not _is_digit(data[after])
@@ -670,7 +672,32 @@ def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes
         replaced = data[j] == 0xEF and j + 2 < host_end and data[j + 1] == 0xBF and data[j + 2] == 0xBD
         if forbidden[data[j]] or replaced:
             return 1
-    return 0
+    return 6 if _network_range(data, start, end, host_start, host_end) else 0
+
+
+@njit(cache=True, inline="always")
+def _network_range(data, start, end, host_start, host_end):
+    """Whether ``data[start:end]`` is an IPv4 network written in CIDR notation (``185.225.17.0/24``, as block lists
+    write ranges): a dotted address alone, "/" and a prefix length of 0-32 (white space at the ends aside). Read as a
+    URL it would be a page ``/24`` on the network's first address, and be scored as one."""
+    while start < host_start and data[start] <= 32:
+        start += 1
+    while end > host_end and data[end - 1] <= 32:
+        end -= 1
+    if start != host_start or not 2 <= end - host_end <= 3 or data[host_end] != 47:
+        return False
+    dots = 0
+    for j in range(host_start, host_end):
+        if data[j] == 46:
+            dots += 1
+        elif not _is_digit(data[j]):
+            return False
+    length = 0
+    for j in range(host_end + 1, end):
+        if not _is_digit(data[j]):
+            return False
+        length = length * 10 + data[j] - 48
+    return dots == 3 and length <= 32
 
 
 @njit(cache=True)
