@@ -516,18 +516,22 @@ BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)"
                 r"|^[\"'(<\[][\x00-\x20\"'(<\[]{0,16}(?:[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://|[wW]{3}\.)"
                 r"|[.,:!?'\")\]>;]$|^[\x00-\x20]{0,16}[\"'(<\[][\x00-\x20\"'(<\[]{0,16}[0-9A-Za-z]"
-                r"|(?i:\[\.\]|\(\.\)|\{\.\}|[\[({]dot[\])}]|\[:\]|\[://\]|^[\x00-\x20]{0,16}hxxps?:)"
+                r"|(?i:[\[({](?:\.|dot)[\])}]|\[:\]|\[://\]|hxxps?:)"
                 r"|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
 _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
+_LINK_START = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}(?:://|\[:\]//|\[://\])")  # a scheme, also defanged
 # How threat reports and lists defang an address so that a click opens nothing: ``hxxp``/``hXXps`` for the scheme,
 # ``[:]`` or ``[://]`` for its separator, ``[.]``, ``(.)``, ``{.}`` or ``[dot]`` for a host's dots. No web address
 # has them in its scheme or host (a host's brackets hold only an IPv6 address), so there they are read as the
 # address meant (`_refanged`); a path's text stays as written (``/my-(dot)-com-story``).
-_DEFANGED_SCHEME = re.compile(r"(?i)hxxp(s?)(?:\[:\]//|\[://\]|://)|http(s?)(?:\[:\]//|\[://\])")
+_DEFANGED_SCHEME = re.compile(r"(?i)hxxp(s?)(?:\[:\]|\[://\]|:)|http(s?)(?:\[:\]|\[://\])")
+# a scheme and the slashes a browser reads after it (``https:///kit``), before the host
+_SCHEME_AND_SLASHES = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}:[/\\]*")
 # (brackets around a dot as one, however many: ``{{.}}``; found from a run's first, in linear time)
-_DEFANGED_DOT = re.compile(r"(?i)(?<![\[({])[\[({]+(?:\.|dot)[\])}]+")
+_DOT_MARK = r"[\[({]+(?:\.|(?i:dot))[\])}]+"
+_DEFANGED_DOT = re.compile(r"(?<![\[({])" + _DOT_MARK)
 _AUTHORITY_END = re.compile(r"[/?#\\]")
 _UNRESERVED_ESCAPE = re.compile(r"%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])")
 # C0 controls and space, a byte-order mark, and the direction marks, embeddings, overrides and isolates that wrap a
@@ -537,12 +541,14 @@ _ENDS = "".join(map(chr, range(0x21))) + "\ufeff\u200e\u200f\u202a\u202b\u202c\u
 # parentheses (messages, markdown, logs); a pair of them is not part of the link it holds. Taken off only around a
 # scheme's ``://`` or a ``www.`` name, so a path's own parenthesis (``/wiki/Python_(language)``) stays.
 _DELIMITERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]"}
-# A host written alone, as a link in text may be (``(208.67.222.222)``, ``<acme.okta.com/app>``): a dotted name,
-# a name with a port, ``localhost``, an address as a number (``<1540838717/x>``) or an IPv6 address in its brackets,
-# then a port, the path, a delimiter or the end
+# A host written alone, as a link in text may be (``(208.67.222.222)``, ``<acme.okta.com/app>``): a dotted name
+# (its dots defanged or not: labels and dots alternate, so it is matched in linear time), a name with a port,
+# ``localhost``, an address as a number (``<1540838717/x>``) or an IPv6 address in its brackets, then a port, the
+# path, a delimiter or the end
 _IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f.]{0,40}:[0-9A-Fa-f:.]{1,44}\]")
-_BARE_HOST = re.compile(r"(?:\w[\w.-]*\.[\w-]+|\w[\w.-]*(?=:[0-9])|(?i:localhost)|0[xX][0-9A-Fa-f]{1,8}|[0-9]{1,10}|"
-                        + _IPV6_LITERAL.pattern + r")(?::[0-9]{1,5})?(?=[/?#\"')>\]]|\Z)")
+_BARE_HOST = re.compile(r"(?:\w[\w-]*(?:(?:\.|" + _DOT_MARK + r")+[\w-]+)+|\w[\w.-]*(?=:[0-9])|(?i:localhost)"
+                        r"|0[xX][0-9A-Fa-f]{1,8}|[0-9]{8,10}|" + _IPV6_LITERAL.pattern
+                        + r")(?::[0-9]{1,5})?(?=[/?#\"')>\]]|\Z)")
 # What prose puts after a link (`_link_in_text`): a sentence's punctuation mark, a quote, a closing bracket. A
 # browser would send them, but the link meant is the one before them: a stock file's or a page asset's name, or a
 # resolver's address, with a "," or ")" after it is no longer recognised (``https://oakridgevet.com/wp-login.php.``
@@ -579,12 +585,11 @@ def browser_url_and_note(text: str) -> tuple[str, str]:
     an analyst can check ("a link through `www.google.com` to `kit.example`: judged as that page"; "" if not)."""
     if len(text) > _MAX_BROWSER_CHARS or not _BROWSER_WORK.search(text):
         return text, ""
-    written = _browser_form(text)
-    if defanged := (refanged := _refanged(written)) != written:
-        written = _browser_form(refanged)
+    written, defanged = _browser_form(text)
     url, redirectors = _unwrapped(written)
     # ";" separates reasons, so a host is shown escaped
-    notes = [f"written defanged: judged as `{url_fields(written)[2].replace(';', '%3B')}`"] if defanged else []
+    notes = [f"written defanged: judged as `{host.replace(';', '%3B')}`"
+             for host in [url_fields(written)[2]] if defanged and host]
     if redirectors:
         through = " and ".join(f"`{host}`" for host in redirectors)
         notes.append(f"a link through {through} to `{url_fields(url)[2].replace(';', '%3B')}`: judged as that page")
@@ -604,21 +609,26 @@ def _unwrapped(url: str) -> tuple[str, list[str]]:
     return (url, []) if redirect_target(page) is not None else (page, redirectors)
 
 
-def _browser_form(text: str) -> str:
-    """`browser_url` without the redirectors: `_browser_form_once` again until it changes nothing (an escape undone
-    may end a path in a sentence's mark, ``/a%2E``), so that a second reading of its answer changes nothing."""
+def _browser_form(text: str) -> tuple[str, bool]:
+    """`browser_url` without the redirectors, and whether it was written defanged (`_refanged`):
+    `_browser_form_once` again until it changes nothing (an escape undone may end a path in a sentence's mark,
+    ``/a%2E``), so that a second reading of its answer changes nothing."""
+    defanged = False
     for _ in range(_BROWSER_ROUNDS):
-        if (url := _browser_form_once(text)) == text:
+        url, refanged = _browser_form_once(text)
+        defanged = defanged or refanged
+        if url == text:
             break
         text = url
-    return text
+    return text, defanged
 
 
-def _browser_form_once(text: str) -> str:
-    url = _link_in_text(text.strip(_ENDS)).replace("\t", "").replace("\n", "").replace("\r", "")
+def _browser_form_once(text: str) -> tuple[str, bool]:
+    link = _link_in_text(text.strip(_ENDS)).replace("\t", "").replace("\n", "").replace("\r", "")
+    url = _refanged(link)  # before the URL is split: its parts are those of the address it names
     if special := _SPECIAL_SCHEME.match(url):
         prefix, rest = f"{special.group(1)}://", url[special.end():]
-    else:  # another scheme (``hxxp://``, as lists defang URLs) or none: read as a browser reads a typed address
+    else:  # another scheme or none: read as a browser reads a typed address
         other = _OTHER_SCHEME.match(url)
         prefix, rest = (other.group(0), url[other.end():]) if other else ("", url)
     cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
@@ -633,15 +643,16 @@ def _browser_form_once(text: str) -> str:
     if host and (not host.isascii() or "%" in host):
         host = canonical_host(host) or host
     path = _without_dot_segments(_unescaped(slash + path))
-    return f"{prefix}{userinfo}{at}{host}{colon}{port}{path}{_unescaped(query)}{fragment}"
+    return f"{prefix}{userinfo}{at}{host}{colon}{port}{path}{_unescaped(query)}{fragment}", url != link
 
 
 def _refanged(text: str) -> str:
     """``text`` with a defanged scheme and host (`_DEFANGED_SCHEME`, `_DEFANGED_DOT`) read as the address they
     name: ``hxxps[:]//kit[.]example/x`` is ``https://kit.example/x``, ``203.0.113[.]7`` is ``203.0.113.7``."""
     if (scheme := _DEFANGED_SCHEME.match(text)) is not None:
-        text = f"http{(scheme.group(1) or scheme.group(2) or '').lower()}://{text[scheme.end():]}"
-    start = other.end() if (other := _OTHER_SCHEME.match(text)) is not None else 0
+        secure = (scheme.group(1) or scheme.group(2) or "").lower()
+        text = f"http{secure}:{'//' if scheme.group(0).endswith('[://]') else ''}{text[scheme.end():]}"
+    start = found.end() if (found := _SCHEME_AND_SLASHES.match(text)) is not None else 0
     end = found.start() if (found := _AUTHORITY_END.search(text, start)) is not None else len(text)
     return f"{text[:start]}{_DEFANGED_DOT.sub('.', text[start:end])}{text[end:]}"
 
@@ -715,7 +726,7 @@ def redirect_target(url: str) -> str | None:
 def _web_page(text: str) -> str | None:
     """``text`` as the web page a browser opens (`_browser_form`: ``https:/kit`` and ``https:\\kit`` are
     ``https://kit``), None when it is no http(s) URL with a host the browser accepts."""
-    page = _browser_form(text)
+    page = _browser_form(text)[0]
     scheme, _, host, *_ = url_fields(page)
     if scheme not in ("http", "https") or not page.lower().startswith(scheme + "://") or not canonical_host(host):
         return None
@@ -782,7 +793,7 @@ def _link_in_text(text: str) -> str:
         link += 1
     if link and text[link - 1] == "[" and _IPV6_LITERAL.match(text, link - 1):
         link -= 1  # an IPv6 address's own bracket (``[2001:db8::1]``, ``<[2001:db8::1]/x>``): part of the link
-    delimited = (bool(_OTHER_SCHEME.match(text, link)) or text[link:link + 4].lower() == "www."
+    delimited = (bool(_LINK_START.match(text, link)) or text[link:link + 4].lower() == "www."
                  or bool(_BARE_HOST.match(text, link)))
     query = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=end)
     while end - start > 1:
@@ -793,7 +804,7 @@ def _link_in_text(text: str) -> str:
             start, end = start + 1, end - 1
         elif ((last in _QUOTES and count[last] % 2) or (last in _CLOSING and count[last] > count[_CLOSING[last]])
               or (last in _SENTENCE and text[end - 2] not in _SENTENCE)
-              or (last == ";" and end <= query and text[end - 2] not in ";_"
+              or (last == ";" and end <= query and text[end - 2] != ";" and text[end - 3:end - 1] != "__"
                   and not _ESCAPE_END.search(text, max(0, end - 35), end))):
             if last in _PAIRED:
                 count[last] -= 1
