@@ -84,7 +84,9 @@ DATA = REPO / "tests" / "data"
     ("https[://]kit[DOT]example/", "https://kit.example/"), ("kit(.)example{.}com/a[.]b", "kit.example.com/a[.]b"),
     ("kit[.)example/", "kit.example/"), ("hxxps[:]///kit[.]example/x", "https://kit.example/x"),
     ("(hxxps[:]//www[.]paypal[.]com/signin)", "https://www.paypal.com/signin"),
-    ("<www[.]paypal[.]com/x>", "www.paypal.com/x"),
+    ("<www[.]paypal[.]com/x>", "www.paypal.com/x"), ("hxxps://www[.]paypal[.]com[:]443/a", "https://www.paypal.com:443/a"),
+    ("hxxps://paypal.com[@]kit[.]tk/login", "https://paypal.com@kit.tk/login"),
+    ("paypal-verify[.]tk:paypal.com", "paypal-verify[.]tk:paypal.com"),  # not refanged into a scheme "…tk:"
     ("https://a.example/my-(dot)-story", "https://a.example/my-(dot)-story"),
     # the address is refanged before its path is read: a ".." segment cannot reach the host
     ("hxxps[:]//kit[.]tk/a/../../www.paypal.com/signin", "https://kit.tk/www.paypal.com/signin"),
@@ -101,7 +103,7 @@ def test_browser_url_is_what_a_browser_requests(written: str, requested: str) ->
 
 
 @given(st.text(max_size=80) | st.text(alphabet="htps:/\\%0147aAwW.\t\n ｐ。@?#", max_size=40)
-       | st.text(alphabet="hxps:/\\[](){}<>.dotDOT;_&amp#?'\"a1", max_size=40))
+       | st.text(alphabet="hxps:/\\[](){}<>.dotDOT;_&amp#?'\"a1@", max_size=40))
 def test_browser_url_is_total_and_idempotent(text: str) -> None:
     once = browser_url(text)
     assert browser_url(once) == once
@@ -245,8 +247,8 @@ def test_a_defanged_address_is_judged_as_the_address_it_names_and_says_so() -> N
     assert browser_url_and_note("hxxps://kit[.]example/a") == ("https://kit.example/a",
                                                             "written defanged: judged as `kit.example`")
     assert browser_url_and_note("hxxps://www.google[.]com/url?q=https://kit.example/") == (
-        "https://kit.example/", "written defanged: judged as `www.google.com`; a link through `www.google.com` to "
-                                "`kit.example`: judged as that page")
+        "https://kit.example/", "written defanged; a link through `www.google.com` to `kit.example`: judged as that "
+                                "page")
     assert browser_url_and_note("https://kit.example/a[.]b") == ("https://kit.example/a[.]b", "")
 
 

@@ -516,22 +516,25 @@ BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)"
                 r"|^[\"'(<\[][\x00-\x20\"'(<\[]{0,16}(?:[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://|[wW]{3}\.)"
                 r"|[.,:!?'\")\]>;]$|^[\x00-\x20]{0,16}[\"'(<\[][\x00-\x20\"'(<\[]{0,16}[0-9A-Za-z]"
-                r"|(?i:[\[({](?:\.|dot)[\])}]|\[:\]|\[://\]|hxxps?:)"
+                r"|(?i:[\[({](?:\.|dot|:|@)[\])}]|\[://\]|hxxps?:)"
                 r"|" + REDIRECTOR_LINK)
 _BROWSER_WORK = re.compile(BROWSER_WORK)
 _SPECIAL_SCHEME = re.compile(r"(?i)(https?|wss?|ftp):[/\\]*")
 _OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://")
 _LINK_START = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}(?:://|\[:\]//|\[://\])")  # a scheme, also defanged
 # How threat reports and lists defang an address so that a click opens nothing: ``hxxp``/``hXXps`` for the scheme,
-# ``[:]`` or ``[://]`` for its separator, ``[.]``, ``(.)``, ``{.}`` or ``[dot]`` for a host's dots. No web address
-# has them in its scheme or host (a host's brackets hold only an IPv6 address), so there they are read as the
-# address meant (`_refanged`); a path's text stays as written (``/my-(dot)-com-story``).
+# ``[:]`` or ``[://]`` for its separator, ``[.]``, ``(.)``, ``{.}`` or ``[dot]`` for a host's dots, ``[:]`` before
+# its port and ``[@]`` after a user's name. No web address has them in its scheme or host (a host's brackets hold
+# only an IPv6 address), so there they are read as the address meant (`_refanged`); a path's text stays as written
+# (``/my-(dot)-com-story``).
 _DEFANGED_SCHEME = re.compile(r"(?i)hxxp(s?)(?:\[:\]|\[://\]|:)|http(s?)(?:\[:\]|\[://\])")
 # a scheme and the slashes a browser reads after it (``https:///kit``), before the host
 _SCHEME_AND_SLASHES = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}:[/\\]*")
 # (brackets around a dot as one, however many: ``{{.}}``; found from a run's first, in linear time)
 _DOT_MARK = r"[\[({]+(?:\.|(?i:dot))[\])}]+"
-_DEFANGED_DOT = re.compile(r"(?<![\[({])" + _DOT_MARK)
+_DEFANGED_MARK = re.compile(r"(?<![\[({])[\[({]+(\.|(?i:dot)|:|@)[\])}]+")
+# text a browser would read as a scheme (a name and ":" before anything but a port's digits)
+_READ_AS_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}:(?![0-9])")
 _AUTHORITY_END = re.compile(r"[/?#\\]")
 _UNRESERVED_ESCAPE = re.compile(r"%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])")
 # C0 controls and space, a byte-order mark, and the direction marks, embeddings, overrides and isolates that wrap a
@@ -588,8 +591,9 @@ def browser_url_and_note(text: str) -> tuple[str, str]:
     written, defanged = _browser_form(text)
     url, redirectors = _unwrapped(written)
     # ";" separates reasons, so a host is shown escaped
-    notes = [f"written defanged: judged as `{host.replace(';', '%3B')}`"
-             for host in [url_fields(written)[2]] if defanged and host]
+    notes = []
+    if defanged and (host := url_fields(written)[2]):  # a redirector's note names the page it leads to
+        notes.append("written defanged" if redirectors else f"written defanged: judged as `{host.replace(';', '%3B')}`")
     if redirectors:
         through = " and ".join(f"`{host}`" for host in redirectors)
         notes.append(f"a link through {through} to `{url_fields(url)[2].replace(';', '%3B')}`: judged as that page")
@@ -647,14 +651,18 @@ def _browser_form_once(text: str) -> tuple[str, bool]:
 
 
 def _refanged(text: str) -> str:
-    """``text`` with a defanged scheme and host (`_DEFANGED_SCHEME`, `_DEFANGED_DOT`) read as the address they
-    name: ``hxxps[:]//kit[.]example/x`` is ``https://kit.example/x``, ``203.0.113[.]7`` is ``203.0.113.7``."""
+    """``text`` with a defanged scheme and host (`_DEFANGED_SCHEME`, `_DEFANGED_MARK`) read as the address they
+    name: ``hxxps[:]//kit[.]example/x`` is ``https://kit.example/x``, ``203.0.113[.]7`` is ``203.0.113.7``. Left as
+    written when a scheme-less text would become one read as a scheme: ``kit[.]tk:paypal.com`` would name
+    ``paypal.com``."""
     if (scheme := _DEFANGED_SCHEME.match(text)) is not None:
         secure = (scheme.group(1) or scheme.group(2) or "").lower()
         text = f"http{secure}:{'//' if scheme.group(0).endswith('[://]') else ''}{text[scheme.end():]}"
     start = found.end() if (found := _SCHEME_AND_SLASHES.match(text)) is not None else 0
     end = found.start() if (found := _AUTHORITY_END.search(text, start)) is not None else len(text)
-    return f"{text[:start]}{_DEFANGED_DOT.sub('.', text[start:end])}{text[end:]}"
+    marks = _DEFANGED_MARK.sub(lambda mark: "." if mark.group(1).lower() == "dot" else mark.group(1), text[start:end])
+    refanged = f"{text[:start]}{marks}{text[end:]}"
+    return text if start == 0 and _READ_AS_SCHEME.match(refanged) else refanged
 
 
 # Redirectors whose links name their destination (host, path, the query parameter holding it): search engines',
