@@ -354,6 +354,13 @@ def test_url_errors_name_the_first_problem() -> None:
     network = URL_ERRORS[6]
     cases |= {"185.225.17.0/24": network, " 10.0.0.0/8\n": network, "45.9.20.0/32": network, "1.2.3.4/33": "",
               "http://1.2.3.4/24": "", "1.2.3.4:80/24": "", "1.2.3/24": "", "1.2.3.4/2x": "", "1.2.3.4/": ""}
+    # a file's hash, as threat reports list them beside addresses, is no host with no dot
+    file_hash = URL_ERRORS[7]
+    cases |= {"d41d8cd98f00b204e9800998ecf8427e": file_hash, " DA39A3EE5E6B4B0D3255BFEF95601890AFD80709\n": file_hash,
+              "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855": file_hash,
+              "d41d8cd98f00b204e9800998ecf8427e.com": "", "http://d41d8cd98f00b204e9800998ecf8427e/": "",
+              "d41d8cd98f00b204e9800998ecf8427e/x": "", "g41d8cd98f00b204e9800998ecf8427e": "",
+              "d41d8cd98f00b204e9800998ecf8427": ""}
     assert url_errors(ParsedUrls(list(cases))).tolist() == list(cases.values())
     assert [url_errors(ParsedUrls([url])).tolist()[0] for url in cases] == list(cases.values())
 

@@ -107,7 +107,9 @@ URL_ERRORS = ("", "host name has spaces, control or forbidden characters", "no h
               f"URL longer than {MAX_URL_CHARS} bytes", "empty URL",
               "not a web address (a mailto:, tel:, javascript:, data: or other link that names no web site, or a "
               "file's path such as C:\\Users\\…)",
-              "an IPv4 network range (CIDR, such as 192.0.2.0/24), not a URL or an address")
+              "an IPv4 network range (CIDR, such as 192.0.2.0/24), not a URL or an address",
+              "a file's hash (MD5, SHA-1 or SHA-256, as threat reports list them beside addresses), not a URL, a "
+              "domain or an address")
 MAX_HOST_CACHE = 200_000  # distinct hosts whose host-only features a process keeps
 
 
@@ -653,7 +655,7 @@ def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes
     scored: 4 blank (no host and only ASCII white space, what ``bytes.strip`` removes), 3 longer than
     ``max_bytes``, 5 a scheme of `NON_WEB_SCHEMES` (before a digit only one of `NUMBERED_SCHEMES`: ``tel:5551234``
     is no host and port, ``news:8080/`` is one), 2 no host, 1 a forbidden byte in the host, 6 an IPv4 network range
-    (`_network_range`), 0 none."""
+    (`_network_range`), 7 a file's hash (`_file_hash`), 0 none."""
     if end - start <= max_bytes:
         after = _scheme_is_any(data, start, end, non_web, non_web_off)
         if after >= 0 and (after == end or not _is_digit(data[after])
@@ -672,7 +674,26 @@ def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes
         replaced = data[j] == 0xEF and j + 2 < host_end and data[j + 1] == 0xBF and data[j + 2] == 0xBD
         if forbidden[data[j]] or replaced:
             return 1
-    return 6 if _network_range(data, start, end, host_start, host_end) else 0
+    if _network_range(data, start, end, host_start, host_end):
+        return 6
+    return 7 if _file_hash(data, start, end, host_start, host_end) else 0
+
+
+@njit(cache=True, inline="always")
+def _file_hash(data, start, end, host_start, host_end):
+    """Whether ``data[start:end]`` is a file's MD5, SHA-1 or SHA-256 hash alone (32, 40 or 64 hexadecimal digits;
+    white space at the ends aside), which the parse reads as a host name with no dot."""
+    while start < host_start and data[start] <= 32:
+        start += 1
+    while end > host_end and data[end - 1] <= 32:
+        end -= 1
+    if start != host_start or end != host_end or host_end - host_start not in (32, 40, 64):
+        return False
+    for j in range(host_start, host_end):
+        c = data[j] | 32  # ASCII letters in lower case
+        if not (48 <= c <= 57 or 97 <= c <= 102):
+            return False
+    return True
 
 
 @njit(cache=True, inline="always")

@@ -542,7 +542,8 @@ _UNRESERVED_ESCAPE = re.compile(r"%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]
 _ENDS = "".join(map(chr, range(0x21))) + "\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 # The delimiters a link is written between in text: angle brackets (RFC 3986, appendix C), quotes, brackets and
 # parentheses (messages, markdown, logs); a pair of them is not part of the link it holds. Taken off only around a
-# scheme's ``://`` or a ``www.`` name, so a path's own parenthesis (``/wiki/Python_(language)``) stays.
+# scheme's ``://``, a ``www.`` name or a host written alone (`_BARE_HOST`), so a path's own parenthesis
+# (``/wiki/Python_(language)``) stays.
 _DELIMITERS = {"<": ">", '"': '"', "'": "'", "(": ")", "[": "]"}
 # A host written alone, as a link in text may be (``(208.67.222.222)``, ``<acme.okta.com/app>``): a dotted name
 # (its dots defanged or not: labels and dots alternate, so it is matched in linear time), a name with a port,
@@ -578,14 +579,17 @@ def browser_url(text: str) -> str:
     ``..`` segments of the path resolved (``/a/../wp-login.php`` is ``/wp-login.php``). The
     fragment is kept (the model reads it), as are case, ports and other escapes. A known redirector's link
     (``https://www.google.com/url?q=https://kit.example/``: `redirect_target`) is the page it sends the browser
-    to, unwrapped again while it is one: the redirector's name says nothing of that page. Idempotent; a text
-    needing none of this is returned as it is."""
+    to, unwrapped again while it is one: the redirector's name says nothing of that page. Before any of this, the
+    link is taken out of the text around it (`_link_in_text`) and a defanged one is read as the address it names
+    (`_refanged`: ``hxxps[:]//kit[.]example/x`` is ``https://kit.example/x``). Idempotent; a text needing none of
+    this is returned as it is."""
     return browser_url_and_note(text)[0]
 
 
 def browser_url_and_note(text: str) -> tuple[str, str]:
     """`browser_url` of ``text``, and why it is another site's page when a redirector's link led there, in words
-    an analyst can check ("a link through `www.google.com` to `kit.example`: judged as that page"; "" if not)."""
+    an analyst can check ("a link through `www.google.com` to `kit.example`: judged as that page", "written
+    defanged: judged as `kit.example`"; "" if not)."""
     if len(text) > _MAX_BROWSER_CHARS or not _BROWSER_WORK.search(text):
         return text, ""
     written, defanged = _browser_form(text)
