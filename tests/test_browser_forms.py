@@ -250,6 +250,8 @@ def test_a_defanged_address_is_judged_as_the_address_it_names_and_says_so() -> N
         "https://kit.example/", "written defanged; a link through `www.google.com` to `kit.example`: judged as that "
                                 "page")
     assert browser_url_and_note("https://kit.example/a[.]b") == ("https://kit.example/a[.]b", "")
+    # no note for a host no browser accepts: the URL is an error, judged as nothing
+    assert browser_url_and_note('hxxps://kit[.]tk"><script>/x') == ('https://kit.tk"><script>/x', "")
 
 
 @pytest.mark.parametrize(("link", "target"), [

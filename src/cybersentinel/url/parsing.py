@@ -596,7 +596,9 @@ def browser_url_and_note(text: str) -> tuple[str, str]:
     url, redirectors = _unwrapped(written)
     # ";" separates reasons, so a host is shown escaped
     notes = []
-    if defanged and (host := url_fields(written)[2]):  # a redirector's note names the page it leads to
+    # only of a host a browser accepts (else the URL is an error, judged as nothing); a redirector's note names the
+    # page it leads to
+    if defanged and (host := url_fields(written)[2]) and canonical_host(host):
         notes.append("written defanged" if redirectors else f"written defanged: judged as `{host.replace(';', '%3B')}`")
     if redirectors:
         through = " and ".join(f"`{host}`" for host in redirectors)
