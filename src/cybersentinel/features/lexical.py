@@ -674,6 +674,10 @@ def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes
         replaced = data[j] == 0xEF and j + 2 < host_end and data[j + 1] == 0xBF and data[j + 2] == 0xBD
         if forbidden[data[j]] or replaced:
             return 1
+    while start < host_start and data[start] <= 32:  # a range or a hash alone, white space at the ends aside
+        start += 1
+    while end > host_end and data[end - 1] <= 32:
+        end -= 1
     if _network_range(data, start, end, host_start, host_end):
         return 6
     return 7 if _file_hash(data, start, end, host_start, host_end) else 0
@@ -681,12 +685,8 @@ def _url_error_code(data, start, end, host_start, host_end, forbidden, max_bytes
 
 @njit(cache=True, inline="always")
 def _file_hash(data, start, end, host_start, host_end):
-    """Whether ``data[start:end]`` is a file's MD5, SHA-1 or SHA-256 hash alone (32, 40 or 64 hexadecimal digits;
-    white space at the ends aside), which the parse reads as a host name with no dot."""
-    while start < host_start and data[start] <= 32:
-        start += 1
-    while end > host_end and data[end - 1] <= 32:
-        end -= 1
+    """Whether ``data[start:end]`` (white space at its ends taken off) is a file's MD5, SHA-1 or SHA-256 hash alone
+    (32, 40 or 64 hexadecimal digits), which the parse reads as a host name with no dot."""
     if start != host_start or end != host_end or host_end - host_start not in (32, 40, 64):
         return False
     for j in range(host_start, host_end):
@@ -698,13 +698,9 @@ def _file_hash(data, start, end, host_start, host_end):
 
 @njit(cache=True, inline="always")
 def _network_range(data, start, end, host_start, host_end):
-    """Whether ``data[start:end]`` is an IPv4 network written in CIDR notation (``185.225.17.0/24``, as block lists
-    write ranges): a dotted address alone, "/" and a prefix length of 0-32 (white space at the ends aside). Read as a
-    URL it would be a page ``/24`` on the network's first address, and be scored as one."""
-    while start < host_start and data[start] <= 32:
-        start += 1
-    while end > host_end and data[end - 1] <= 32:
-        end -= 1
+    """Whether ``data[start:end]`` (white space at its ends taken off) is an IPv4 network written in CIDR notation
+    (``185.225.17.0/24``, as block lists write ranges): a dotted address alone, "/" and a prefix length of 0-32. Read
+    as a URL it would be a page ``/24`` on the network's first address, and be scored as one."""
     if start != host_start or not 2 <= end - host_end <= 3 or data[host_end] != 47:
         return False
     dots = 0

@@ -530,9 +530,16 @@ _LINK_START = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}(?:://|\[:\]//|\[://\])"
 _DEFANGED_SCHEME = re.compile(r"(?i)hxxp(s?)(?:\[:\]|\[://\]|:)|http(s?)(?:\[:\]|\[://\])")
 # a scheme and the slashes a browser reads after it (``https:///kit``), before the host
 _SCHEME_AND_SLASHES = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}:[/\\]*")
-# (brackets around a dot as one, however many: ``{{.}}``; found from a run's first, in linear time)
-_DOT_MARK = r"[\[({]+(?:\.|(?i:dot))[\])}]+"
-_DEFANGED_MARK = re.compile(r"(?<![\[({])[\[({]+(\.|(?i:dot)|:|@)[\])}]+")
+
+
+def _bracketed(marks: str) -> str:
+    """One of ``marks`` between brackets, however many (``{{.}}``), as one match."""
+    return r"[\[({]+(" + marks + r")[\])}]+"
+
+
+_DOT_MARK = _bracketed(r"\.|(?i:dot)")  # a host's dot (`_BARE_HOST`)
+# a dot, ":" or "@" (`_refanged`), found from a run's first bracket, in linear time
+_DEFANGED_MARK = re.compile(r"(?<![\[({])" + _bracketed(r"\.|(?i:dot)|:|@"))
 # text a browser would read as a scheme (a name and ":" before anything but a port's digits)
 _READ_AS_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,15}:(?![0-9])")
 _AUTHORITY_END = re.compile(r"[/?#\\]")
