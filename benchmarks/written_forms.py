@@ -1,7 +1,8 @@
 """How the served decision reads links as people write them: the sanity sets' URLs written between delimiters,
-followed by prose's punctuation, without their scheme between delimiters, and defanged as threat reports write them
-(``hxxps[:]//kit[.]example/``); and how many URLs of the collections have a browser form of their own
-(`url.parsing.browser_forms`: what serving reads instead of the text as written).
+followed by prose's punctuation, without their scheme between delimiters, defanged as threat reports write them
+(``hxxps[:]//kit[.]example/``) and as markdown links (``[link](https://example.com/)``); and how many URLs of the
+collections have a browser form of their own (`url.parsing.browser_forms`: what serving reads instead of the text as
+written).
 
 For each written form of each URL of tests/data/sanity_legitimate.txt and sanity_phishing.txt, the served verdict
 (the model in models/, no feeds, `Detector.score_values`, the batch path `predict` takes): how many legitimate URLs
@@ -44,13 +45,15 @@ def _defanged(url: str) -> str:
 
 
 # how prose writes a link: a sentence's marks, quotes and brackets after it, delimiters around it, with or without
-# its scheme; and defanged
+# its scheme; defanged; and as markdown's link, its text a word or the URL itself
 FORMS: dict[str, Callable[[str], str]] = {
     **{f"url{mark}": (lambda url, mark=mark: url + mark) for mark in (".", ",", ":", ";", "!", '"', "'", ")", ">")},
     **{f"{a}url{b}": (lambda url, a=a, b=b: f"{a}{url}{b}") for a, b in ("<>", "()", '""', "''", "[]")},
     "(url).": lambda url: f"({url}).",
     **{f"{a}bare{b}": (lambda url, a=a, b=b: f"{a}{_bare(url)}{b}") for a, b in ("<>", "()", '""', "[]")},
     "defanged": _defanged,
+    "[text](url)": lambda url: f"[link]({url})",
+    "[url](url)": lambda url: f"[{url}]({url})",
 }
 
 
@@ -70,7 +73,7 @@ def main() -> None:
             found.append(((scored["verdict"].astype(str) == "malicious").to_numpy(),
                           (scored["error"].astype(str) != "").to_numpy()))
         (false_alarms, legitimate_errors), (caught, phishing_errors) = found
-        print(f"  {name:9s} legitimate malicious {int(false_alarms.sum()):3d} errors {int(legitimate_errors.sum()):3d}"
+        print(f"  {name:11s} legitimate malicious {int(false_alarms.sum()):3d} errors {int(legitimate_errors.sum()):3d}"
               f"  phishing not malicious {int((~caught).sum()):3d} errors {int(phishing_errors.sum()):3d}")
     table = pd.read_parquet(REPO / "data" / "validated.parquet", columns=["url"])
     written = pa.array(table["url"].str.encode("utf-8"), type=pa.large_binary())

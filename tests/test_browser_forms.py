@@ -96,6 +96,15 @@ DATA = REPO / "tests" / "data"
     ("http://site.com/..", "http://site.com/"), ("http://site.com/a/.", "http://site.com/a/"),
     ("http://site.com/.well-known/x", "http://site.com/.well-known/x"),
     ("http://example.com/a b", "http://example.com/a b"),  # other characters are the model's to read
+    # a markdown link is its destination, whatever its text shows
+    ("[PayPal](https://www.paypal.com/signin)", "https://www.paypal.com/signin"),
+    ("[https://www.paypal.com/signin](https://kit.example/signin)", "https://kit.example/signin"),
+    ('[x](https://a.example/ "Title")', "https://a.example/"),
+    ("[x](<https://a.example/b c>)", "https://a.example/b c"),
+    ("[Python](https://en.wikipedia.org/wiki/Python_(language)).", "https://en.wikipedia.org/wiki/Python_(language)"),
+    ("[report](hxxps[:]//kit[.]tk/x)", "https://kit.tk/x"), ("[x](www.paypal.com/signin)", "www.paypal.com/signin"),
+    ("[x]()", "[x]()"), ("[x](a b)", "[x](a b)"), ("[a](b)(c)", "[a](b)(c)"),
+    ("https://a.example/[x](y)", "https://a.example/[x](y)"),
     ("http://example.com/%2F%3D", "http://example.com/%2F%3D"),  # reserved characters stay escaped
 ])
 def test_browser_url_is_what_a_browser_requests(written: str, requested: str) -> None:
@@ -176,7 +185,7 @@ def _variants(url: str) -> list[str]:
     written_host = url[start:start + len(host)]
     full_width = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else "。" if c == "." else c for c in written_host)
     variants = [url[:start] + written_host[:1] + "\t" + written_host[1:] + url[start + len(host):],
-                f"{url} ", "\ufeff" + url, f"\u202b{url}\u202c", f"<{url}>", f"({url})", f"{url}).",
+                f"{url} ", "\ufeff" + url, f"\u202b{url}\u202c", f"<{url}>", f"({url})", f"{url}).", f"[link]({url})",
                 url.replace("://", ":", 1)]
     if parse_ip(host) is None:  # an address in full-width digits is dotted decimal to the browser: `http://0xB9E11135/`
         variants.append(url[:start] + full_width + url[start + len(host):])  # is not (the rules read both alike)

@@ -560,6 +560,13 @@ _IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f.]{0,40}:[0-9A-Fa-f:.]{1,44}\]")
 _BARE_HOST = re.compile(r"(?:\w[\w-]*(?:(?:\.|" + _DOT_MARK + r")+[\w-]+)+|\w[\w.-]*(?=:[0-9])|(?i:localhost)"
                         r"|0[xX][0-9A-Fa-f]{1,8}|[0-9]{8,10}|" + _IPV6_LITERAL.pattern
                         + r")(?::[0-9]{1,5})?(?=[/?#\"')>\]]|\Z)")
+# A markdown link (CommonMark's inline link, ``[text](https://example.com/ "title")``), as tickets, chats and
+# reports carry them: the link is its destination, whatever its text shows (``[https://www.paypal.com](https://kit
+# .example/)`` opens the kit). A text without brackets, a destination in ``<>`` or without spaces (its parentheses
+# balanced: ``/wiki/Python_(language)``); every repetition bounded or unambiguous, so matched in linear time.
+_MARKDOWN_LINK = re.compile(r"\[[^\[\]]{0,4096}\]\([ \t\n]{0,16}(?:<([^<>\n]{1,65536})>|([^\s()<>]{0,65536}"
+                            r"(?:\([^\s()<>]{0,65536}\)[^\s()<>]{0,65536})*))"
+                            r"(?:[ \t\n]{1,16}(?:\"[^\"]{0,4096}\"|'[^']{0,4096}'|\([^()]{0,4096}\)))?[ \t\n]{0,16}\)")
 # What prose puts after a link (`_link_in_text`): a sentence's punctuation mark, a quote, a closing bracket. A
 # browser would send them, but the link meant is the one before them: a stock file's or a page asset's name, or a
 # resolver's address, with a "," or ")" after it is no longer recognised (``https://oakridgevet.com/wp-login.php.``
@@ -800,7 +807,8 @@ def _link_in_text(text: str) -> str:
     - without what prose puts after it: a quote or a closing bracket that has no partner in the text (as GitHub
       Flavored Markdown's autolinks read links), a sentence's mark (`_SENTENCE`) that is one alone, and a ";"
       before any query that ends no HTML escape;
-    - and the spaces and controls these leave at its ends (`_ENDS`).
+    - and the spaces and controls these leave at its ends (`_ENDS`);
+    - then, of a markdown link (`_MARKDOWN_LINK`), its destination.
     ``(https://example.com/wp-login.php).`` is ``https://example.com/wp-login.php``, while
     ``/wiki/Python_(language)`` keeps its own parenthesis and ``/signin......`` its run of dots (kits' URLs in the
     collections end so, and the model reads it)."""
@@ -836,7 +844,9 @@ def _link_in_text(text: str) -> str:
             start += 1
         while end > start and text[end - 1] in _ENDS:
             end -= 1
-    return text[start:end]
+    markdown = _MARKDOWN_LINK.fullmatch(text, start, end)
+    target = (markdown[1] or markdown[2]).strip(_ENDS) if markdown else ""
+    return target or text[start:end]  # an empty destination (``[x]()``) is no link: the text as written
 
 
 def _unescaped(text: str) -> str:
