@@ -105,6 +105,9 @@ DATA = REPO / "tests" / "data"
     ("[report](hxxps[:]//kit[.]tk/x)", "https://kit.tk/x"), ("[x](www.paypal.com/signin)", "www.paypal.com/signin"),
     ("[x]()", "[x]()"), ("[x](a b)", "[x](a b)"), ("[a](b)(c)", "[a](b)(c)"),
     ("https://a.example/[x](y)", "https://a.example/[x](y)"),
+    # an IPv6 address without its brackets, alone between delimiters; not a run that is no address
+    ("<2001:4860:4860::8888>", "2001:4860:4860::8888"), ("(2001:db8::1)", "2001:db8::1"), ('"::1"', "::1"),
+    ("(dead:beef)", "(dead:beef)"), ("(a:b:c)", "(a:b:c)"),
     ("http://example.com/%2F%3D", "http://example.com/%2F%3D"),  # reserved characters stay escaped
 ])
 def test_browser_url_is_what_a_browser_requests(written: str, requested: str) -> None:

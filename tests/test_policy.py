@@ -220,6 +220,12 @@ def test_public_resolvers_are_allowlisted_at_their_own_addresses_only():
     bare = Decider(POLICY, resolvers=resolvers).apply(np.full(1, 0.99), np.ones(1, bool), ["8.8.8.8"], np.zeros(1, int),
                                                       np.full(1, ALONE))
     assert bare[2][0].startswith("allowlisted (public DNS resolver dns.google")
+    # an IPv6 address written alone without its brackets, as lists of addresses write it, is the same resolver
+    decider = Decider(POLICY, resolvers=resolvers)
+    unbracketed = decider.apply(np.full(1, 0.99), np.ones(1, bool), ["2606:4700:4700::1111"], np.zeros(1, int),
+                                np.full(1, ALONE))
+    assert unbracketed[2][0].startswith("allowlisted (public DNS resolver cloudflare-dns.com")
+    assert decider.evidence("2606:4700:4700::1111", ALONE).allowed.startswith("public DNS")
     blocked = Decider(POLICY, block=SiteList({"8.8.8.8": "analyst"}), resolvers=resolvers).apply(*rows)
     assert blocked[1][0] == "malicious"  # the local block list still overrides
     with pytest.raises(ValueError, match="not an IP address"):

@@ -228,7 +228,8 @@ class Decider:
 
             category = ip_category(address)
             status, feeds = (ip_status(category, 0) if category else None), ()
-        allowed = allowed or self.resolvers.get(host, "")
+        # keyed by the canonical host: an IPv6 address written without brackets is the same resolver
+        allowed = allowed or self.resolvers.get(f"[{address}]" if address.version == 6 else str(address), "")
         return True, standing == ALONE, feeds, status, category, None, host, allowed, blocked, "", "", "", False, "", \
             "", standing == ROOT_PAGE, ""
 

@@ -560,6 +560,9 @@ _IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f.]{0,40}:[0-9A-Fa-f:.]{1,44}\]")
 _BARE_HOST = re.compile(r"(?:\w[\w-]*(?:(?:\.|" + _DOT_MARK + r")+[\w-]+)+|\w[\w.-]*(?=:[0-9])|(?i:localhost)"
                         r"|0[xX][0-9A-Fa-f]{1,8}|[0-9]{8,10}|" + _IPV6_LITERAL.pattern
                         + r")(?::[0-9]{1,5})?(?=[/?#\"')>\]]|\Z)")
+# an IPv6 address written without its brackets, alone between delimiters (``<2001:4860:4860::8888>``): the run of its
+# characters up to a closing delimiter or the end, if `parse_ip` reads it as one
+_IPV6_ALONE = re.compile(r"[0-9A-Fa-f:.]{2,45}(?=[\"')>\]]|\Z)")
 # A markdown link (CommonMark's inline link, ``[text](https://example.com/ "title")``), as tickets, chats and
 # reports carry them: the link is its destination, whatever its text shows (``[https://www.paypal.com](https://kit
 # .example/)`` opens the kit). A text without brackets, a destination in ``<>`` or without spaces (its parentheses
@@ -803,7 +806,7 @@ def _link_in_text(text: str) -> str:
     """The link ``text`` holds as prose writes it, in one pass from both ends (linear time on any text):
     - without a pair of delimiters around it (`_DELIMITERS`: ``<https://example.com/>``,
       ``("https://example.com/")``), when a scheme's ``://``, a ``www.`` name or a host (`_BARE_HOST`:
-      ``(208.67.222.222)``) follows the opening ones;
+      ``(208.67.222.222)``; an IPv6 address alone, `_IPV6_ALONE`) follows the opening ones;
     - without what prose puts after it: a quote or a closing bracket that has no partner in the text (as GitHub
       Flavored Markdown's autolinks read links), a sentence's mark (`_SENTENCE`) that is one alone, and a ";"
       before any query that ends no HTML escape;
@@ -822,8 +825,10 @@ def _link_in_text(text: str) -> str:
         link += 1
     if link and text[link - 1] == "[" and _IPV6_LITERAL.match(text, link - 1):
         link -= 1  # an IPv6 address's own bracket (``[2001:db8::1]``, ``<[2001:db8::1]/x>``): part of the link
+    alone = _IPV6_ALONE.match(text, link)
     delimited = (bool(_LINK_START.match(text, link)) or text[link:link + 4].lower() == "www."
-                 or bool(_BARE_HOST.match(text, link)))
+                 or bool(_BARE_HOST.match(text, link)) or (alone is not None and ":" in alone[0]
+                                                          and parse_ip(alone[0]) is not None))
     query = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=end)
     while end - start > 1:
         first, last = text[start], text[end - 1]
