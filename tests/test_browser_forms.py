@@ -151,6 +151,19 @@ def test_a_page_key_ignores_what_does_not_change_the_page() -> None:
     assert short.match_url("https://bit.ly/3xyzabc") == "" and short.match_url("https://bit.ly/3xYzAbC/") != ""
 
 
+def test_a_page_key_names_the_host_a_browser_requests() -> None:
+    """An analyst's correction of one page holds however the page's address is written: an IPv4 address in
+    another notation, an IPv6 address in full or without its brackets."""
+    listed = SiteList(urls={"http://1.10.16.5/login.php": "analyst feedback #1",
+                            "http://[2001:db8::5]/x": "analyst feedback #2"})
+    for same in ("http://1.10.4101/login.php", "http://0x10a1005/login.php", "1.10.16.5/login.php"):
+        assert listed.match_url(same) == "analyst feedback #1: 1.10.16.5/login.php", same
+    for same in ("http://[2001:DB8:0:0:0:0:0:5]/x", "[2001:db8::5]/x"):
+        assert listed.match_url(same) == "analyst feedback #2: [2001:db8::5]/x", same
+    assert page_key("2001:db8::5") == page_key("[2001:0db8::5]") == "[2001:db8::5]"
+    assert listed.match_url("http://1.10.16.6/login.php") == "" and listed.match_url("http://[2001:db8::5]/y") == ""
+
+
 def test_a_page_name_after_a_script_is_path_info_not_the_file_served() -> None:
     stock = frozenset({"/wp-login.php"})
     assert known_software_file("https://bakery.com/blog/wp-login.php", stock, "W") == "W file `/wp-login.php`"

@@ -272,6 +272,26 @@ def test_site_list_names_are_matched_as_a_browser_resolves_them():
             read_site_list([], [name], "allowlist")
 
 
+def test_an_ipv6_address_written_without_brackets_is_the_listed_host():
+    """Lists, logs and feeds write an IPv6 address without brackets; the block list and the allowlist cover it
+    however it is written, on the batch path and the one-row path (`Decider._new_entries`, `_new_entry`)."""
+    block = SiteList({"2001:DB8:0::5": "local block list"})
+    allow = SiteList({"[2001:db8::7]": "allowlist"})
+    written = ["2001:db8::5", "2001:DB8:0:0:0:0:0:5", "[2001:db8::5]", "2001:db8::7", "2001:0db8::7", "2001:db8::9"]
+    scores, verdicts, reasons, _ = batch(Decider(POLICY, allow=allow, block=block), written, [0.1] * 3 + [0.99] * 3,
+                                         [True] * 6)
+    assert list(verdicts) == ["malicious"] * 3 + ["benign"] * 3
+    assert all(reason.startswith("on the local block list (local block list: [2001:db8::5])")
+               for reason in reasons[:3]), reasons
+    assert reasons[3] == reasons[4] == "allowlisted (allowlist: [2001:db8::7])"
+    assert reasons[5].startswith("non-global address")  # a neighbour is neither (2001:db8::/32 documents)
+    for host in written:  # one row at a time: a single-URL request's path
+        one = Decider(POLICY, allow=allow, block=block).evidence(host, ALONE)
+        assert (one.blocked, one.allowed) == (
+            ("local block list: [2001:db8::5]", "") if host.strip("]").endswith("5") else
+            ("", "allowlist: [2001:db8::7]") if host.endswith("7") else ("", "")), host
+
+
 def batch(decider: Decider, hosts: list[str], scores: list[float], alone: list[bool]):
     return decider.apply(np.array(scores), np.ones(len(scores), bool), hosts, np.arange(len(hosts)),
                          np.where(alone, ALONE, IN_PAGE))

@@ -634,7 +634,7 @@ def resolver_reasons(text: str, source: str) -> dict[str, str]:
     reasons = {}
     for line in text.splitlines():
         address, name = line.split()
-        host = canonical_host(f"[{address}]" if ":" in address else address)
+        host = canonical_host(address)
         if host is None or parse_ip(host) is None:
             raise ValueError(f"{address!r} in the pinned resolvers is not an IP address")
         reasons[host] = f"public DNS resolver {name} in {source}"

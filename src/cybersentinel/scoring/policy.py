@@ -370,8 +370,7 @@ class SiteList:
             name = name.strip().lower().rstrip(".")
             if name:  # as a browser resolves it, as the hosts it is matched with are: bücher.de is xn--bcher-kva.de,
                 # 2001:db8::1 is [2001:db8::1]
-                bracketed = canonical_host(f"[{name}]") if ":" in name and "[" not in name else None
-                self.entries.setdefault(bracketed or canonical_host(name) or name, reason)
+                self.entries.setdefault(canonical_host(name) or name, reason)
         self.urls: dict[str, str] = {}
         for url, reason in (urls or {}).items():
             if key := page_entry(url):

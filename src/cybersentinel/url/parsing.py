@@ -865,17 +865,21 @@ def _unescaped(text: str) -> str:
 def canonical_host(host: str) -> str | None:
     """The host as a browser resolves it (WHATWG URL host parsing, by ada-url): IPv4 in any notation
     (``1.10.4101``, ``0x1.0xa.0x10.0x5``, ``01.012.020.05``, full-width digits, ideographic dots) becomes
-    dotted decimal, names become lower-case IDNA. None for a host a browser would refuse."""
+    dotted decimal, names become lower-case IDNA, an IPv6 address is bracketed and compressed
+    (``2001:DB8:0::1`` is ``[2001:db8::1]``). None for a host a browser would refuse."""
     if not host:
         return None
     if PLAIN_NAME.fullmatch(host):  # already what a browser makes of it: no need to parse
         return host
     import ada_url
 
-    try:
-        return ada_url.URL(f"http://{host}/").hostname
-    except ValueError:
-        return None
+    # an IPv6 address written without its brackets, as lists, logs and feeds write one, is the bracketed host
+    for written in ([f"[{host}]", host] if ":" in host and not host.startswith("[") else [host]):
+        try:
+            return ada_url.URL(f"http://{written}/").hostname
+        except ValueError:
+            continue
+    return None
 
 
 def host_and_parents(host: str) -> list[str]:
@@ -984,8 +988,9 @@ def url_fields(raw: object) -> tuple[str, str, str, str, str, str, str]:
 
 def page_key(raw: object) -> str:
     """The key under which a list holds one page (an analyst's URL-level correction): `normalise` of its
-    `browser_url` without what does not change the page a server sends: the fragment (never sent), an empty
-    query, the scheme's default port, the host's trailing dot, user-info (browsers do not send it); the path
+    `browser_url`, its host as a browser resolves it (`canonical_host`), without what does not change the page a
+    server sends: the fragment (never sent), an empty query, the scheme's default port, the host's trailing dot,
+    user-info (browsers do not send it); the path
     and query keep their case (servers tell ``/AbC`` from ``/abc``: a short link, a shared file's id). A key is its
     own key (lists are merged by their keys): taken again until it is, for texts that are no URL (``a/ /``)."""
     key = _page_key(raw)
@@ -1002,6 +1007,7 @@ def _page_key(raw: object) -> str:
         return normalise(raw)
     if port in {"http": ("80",), "https": ("443",)}.get(scheme, ()):
         port = ""
+    host = canonical_host(host) or host  # the host requested: 1.10.4101 is 1.10.16.5, 2001:DB8:0::1 is [2001:db8::1]
     # `normalise` without lower-casing the path and query: ``bit.ly/3xYzAbC`` and ``bit.ly/3xyzabc`` are two links
     return f"{host.removeprefix('www.')}{':' if port else ''}{port}{path}{'?' if query else ''}{query}".rstrip("/")
 
