@@ -258,6 +258,24 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
     ("https://www.bing.com/ck/a?!&&p=5f1c&ptn=3&u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&ntb=1",
      "https://kit.example/login?id=1"),
     ("https://cn.bing.com/ck/a?u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x", "https://kit.example/login?id=1"),
+    # mail gateways' rewritten links, as a phishing mail reported from behind one arrives
+    ("https://eu-west-1.protection.sophos.com/?d=kit.example&u=aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&i=NjA&t=ZXF&h=a1b2&s=1",
+     "https://kit.example/login?id=1"),
+    ("https://us-east-2.protection.sophos.com?d=kit.example&u=aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&p=m", "https://kit.example/login?id=1"),
+    # base64's "+" is a space once the query is read, and its padding may be escaped
+    ("https://eu-west-1.protection.sophos.com/?u=aHR0cHM6Ly9raXQuZXhhbXBsZS9+YQ==&i=1", "https://kit.example/~a"),
+    ("https://eu-west-1.protection.sophos.com/?u=aHR0cHM6Ly9raXQuZXhhbXBsZS9hYg%3D%3D&i=1", "https://kit.example/ab"),
+    ("https://linkprotect.cudasvc.com/url?a=https%3a%2f%2fkit.example%2flogin&c=E,1,abc&typo=1",
+     "https://kit.example/login"),
+    ("https://protect2.fireeye.com/v1/url?k=f157ae43-adc5917a&amp;q=1&amp;e=f0b7&amp;u=https://kit.example/x?m=1",
+     "https://kit.example/x?m=1"),
+    ("https://clicktime.symantec.com/15sM7PdWhmVr?h=6gce=&u=https%3A%2F%2Fkit.example%2Fa", "https://kit.example/a"),
+    ("https://urldefense.proofpoint.com/v1/url?u=https%3A%2F%2Fkit.example%2Fa&k=abc", "https://kit.example/a"),
+    ("https://secure-web.cisco.com/1vbkhrbOYdyg8pdI2OZVAva3_x-Y/https%3A%2F%2Fkit.example%2Flogin",
+     "https://kit.example/login"),
+    ("https://secure-web.cisco.com/18tzQk3w/https%3A%2F%2Fkit.example%3A8443%2Fapi/send.jsp?id=1&to=2",
+     "https://kit.example:8443/api/send.jsp?id=1&to=2"),
+    ("https://href.li/?https://kit.example/a?b=1&c=2", "https://kit.example/a?b=1&c=2"),
     # one wrapped in another: the page at the end
     ("https://nam02.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.google.com%2Furl%3Fq%3Dhttps%3A%2F%2F"
      "kit.example%2Fa", "https://kit.example/a"),
@@ -308,6 +326,16 @@ def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, targe
     # which page a server picks is not known: a kit must not pass as PayPal (nor PayPal be blocked as the kit)
     "https://www.google.com/url?url=http://kit.top/signin.php&amp;q=https://www.paypal.com/",
     "https://eur01.safelinks.protection.outlook.com/?url=https://kit.top/&url=https://www.paypal.com/",
+    "https://clicktime.symantec.com/15sM7?u=https://kit.top/&u=https://www.paypal.com/",
+    # Sophos: not base64, a second page after the padding, a path of its own (a page of the gateway's site)
+    "https://eu-west-1.protection.sophos.com/?d=paypal.com&u=%%%notbase64",
+    "https://eu-west-1.protection.sophos.com/?u=aHR0cHM6Ly93d3cucGF5cGFsLmNvbS8=aHR0cHM6Ly9raXQudG9wLw==",
+    "https://eu-west-1.protection.sophos.com/support?u=aHR0cHM6Ly9raXQudG9wLw==",
+    "https://secure-web.cisco.com/https%3A%2F%2Fkit.top%2F",  # no token before the page
+    "https://secure-web.cisco.com/1AbC/not-a-url",
+    "https://href.li/?not a url",
+    "https://linkprotect.cudasvc.com/other?a=https://kit.top/",  # not the redirect path
+    "https://protect.mimecast.com/s/AbCdEfGhIjKl?domain=paypal.com",  # the page is on Mimecast's servers, not named
 ])
 def test_other_links_are_not_unwrapped(url: str) -> None:
     assert browser_url_and_note(url) == (url, "")

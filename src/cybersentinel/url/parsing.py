@@ -507,11 +507,13 @@ def plain_names(hosts: list[str]) -> list[bool]:
 # segment, or a link of a known redirector (`REDIRECTOR_LINK`).
 # One pattern for `re` (str) and RE2 (Arrow's search over UTF-8 bytes); a superset of what it changes. Every
 # repetition is bounded, so `re` takes linear time on hostile text ("google." repeated 10,000 times).
-# A superset of `redirect_target`'s links: a redirector's host (any port) and a path.
+# A superset of `redirect_target`'s links: a redirector's host (any port), then a path or a query.
 # (`www.google.com./url`: the DNS root's dot)
 REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protection\.outlook\.com|facebook\.com"
                    r"|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
-                   r"|bing\.com|urldefense\.(?:proofpoint\.)?com)\.?(?::[0-9]{1,5})?/)")
+                   r"|bing\.com|urldefense\.(?:proofpoint\.)?com|protection\.sophos\.com|linkprotect\.cudasvc\.com"
+                   r"|protect2\.fireeye\.com|clicktime\.symantec\.com|secure-web\.cisco\.com|href\.li)"
+                   r"\.?(?::[0-9]{1,5})?[/?])")
 BROWSER_WORK = (r"[\x00-\x20\\]|[^\x00-\x7f]|%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]|7[Ee])"
                 r"|^(?i:https?|wss?|ftp):(?:[^/]|/[^/]|///|$)|/\.\.?(?:[/?#]|$)"
                 r"|^[\"'(<\[][\x00-\x20\"'(<\[]{0,16}(?:[a-zA-Z][a-zA-Z0-9+.\-]{0,15}://|[wW]{3}\.)"
@@ -688,33 +690,26 @@ def _refanged(text: str) -> str:
     return text if start == 0 and _READ_AS_SCHEME.match(refanged) else refanged
 
 
-# Redirectors whose links name their destination (host, path, the query parameter holding it): search engines',
-# social networks' and mail scanners' link wrappers. A phishing mail's link through one reaches the kit.
-_REDIRECTORS = (
-    (re.compile(r"(?:www\.)?google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), "/url", ("q", "url")),
-    (re.compile(r"[a-z0-9-]+\.safelinks\.protection\.outlook\.com"), "/", ("url",)),
-    (re.compile(r"l[m]?\.facebook\.com"), "/l.php", ("u",)),
-    (re.compile(r"l\.instagram\.com"), "/", ("u",)),
-    (re.compile(r"(?:www\.|m\.)?youtube\.com"), "/redirect", ("q",)),
-    (re.compile(r"slack-redir\.net"), "/link", ("url",)),
-    (re.compile(r"(?:www\.)?linkedin\.com"), "/redir/redirect", ("url",)),
-    (re.compile(r"urldefense\.proofpoint\.com"), "/v2/url", ("u",)),  # Proofpoint v2: "-" for "%", "_" for "/"
-    (re.compile(r"(?:html\.)?duckduckgo\.com"), "/l/", ("uddg",)),
-    (re.compile(r"adclick\.g\.doubleclick\.net"), "/pcs/click", ("adurl",)),
-    # Bing's click tracking: ``u`` is "a1" and the page's URL in URL-safe base64 (kits sent by mail use it, as
-    # their links then start with Bing's name)
-    (re.compile(r"(?:[a-z0-9-]+\.)?bing\.com"), "/ck/a", ("u",)),  # www., cn., ...
-)
-_GOOGLE = _REDIRECTORS[0][0]
-_PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
+def _proofpoint_v2(value: str) -> str:
+    """A Proofpoint v2 ``u`` value's URL: "-" is written for "%" and "_" for "/"."""
+    return unquote(value.replace("-", "%").replace("_", "/"))
 
 
 def _bing_target(value: str) -> str:
-    """The URL a Bing click-tracking ``u`` value holds ("a1" + URL-safe base64 without padding); "" for another.
-    Strict base64: a lenient decoder stops at the first padding or skips stray characters, so
-    ``a1<benign>==<kit>`` could be read as the benign page while another reader goes to the kit."""
-    text = value[2:]
-    if not value.startswith("a1") or len(text) > _MAX_BROWSER_CHARS or not text.isascii():
+    """The URL a Bing click-tracking ``u`` value holds ("a1" + URL-safe base64 without padding); "" for another."""
+    return _base64_text(value[2:]) if value.startswith("a1") else ""
+
+
+def _sophos_target(value: str) -> str:
+    """The URL a Sophos Email ``u`` value holds (base64; a query's "+" reads as a space); "" for another."""
+    return _base64_text(value.replace(" ", "+"))
+
+
+def _base64_text(text: str) -> str:
+    """``text`` (base64 of either alphabet, its padding optional) decoded as UTF-8; "" for another text. Strict: a
+    lenient decoder stops at the first padding or skips stray characters, so ``<benign>==<kit>`` could be read as
+    the benign page while another reader goes to the kit."""
+    if len(text) > _MAX_BROWSER_CHARS or not text.isascii():
         return ""
     try:
         data = binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_URL_SAFE_BASE64), strict_mode=True)
@@ -725,11 +720,38 @@ def _bing_target(value: str) -> str:
 
 _URL_SAFE_BASE64 = str.maketrans("-_", "+/")
 
+# Redirectors whose links name their destination: search engines', social networks' and mail gateways' link
+# wrappers (a phishing mail reported from behind a gateway arrives wrapped, and its link reaches the kit). Each:
+# its hosts, its redirect paths (None: any), the query parameters naming the page, and how a value is written
+# (None: as the page's URL).
+_REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], Callable[[str], str] | None], ...] = (
+    (re.compile(r"(?:www\.)?google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), ("/url",), ("q", "url"), None),
+    (re.compile(r"[a-z0-9-]+\.safelinks\.protection\.outlook\.com"), ("/",), ("url",), None),
+    (re.compile(r"l[m]?\.facebook\.com"), ("/l.php",), ("u",), None),
+    (re.compile(r"l\.instagram\.com"), ("/",), ("u",), None),
+    (re.compile(r"(?:www\.|m\.)?youtube\.com"), ("/redirect",), ("q",), None),
+    (re.compile(r"slack-redir\.net"), ("/link",), ("url",), None),
+    (re.compile(r"(?:www\.)?linkedin\.com"), ("/redir/redirect",), ("url",), None),
+    (re.compile(r"urldefense\.proofpoint\.com"), ("/v2/url",), ("u",), _proofpoint_v2),
+    (re.compile(r"urldefense\.proofpoint\.com"), ("/v1/url",), ("u",), None),
+    (re.compile(r"(?:html\.)?duckduckgo\.com"), ("/l/",), ("uddg",), None),
+    (re.compile(r"adclick\.g\.doubleclick\.net"), ("/pcs/click",), ("adurl",), None),
+    # Bing's click tracking (kits sent by mail use it, as their links then start with Bing's name)
+    (re.compile(r"(?:[a-z0-9-]+\.)?bing\.com"), ("/ck/a",), ("u",), _bing_target),  # www., cn., ...
+    (re.compile(r"[a-z0-9-]+\.protection\.sophos\.com"), ("", "/"), ("u",), _sophos_target),  # eu-west-1., ...
+    (re.compile(r"linkprotect\.cudasvc\.com"), ("/url",), ("a",), None),  # Barracuda
+    (re.compile(r"protect2\.fireeye\.com"), ("/v1/url",), ("u",), None),  # Trellix (FireEye)
+    (re.compile(r"clicktime\.symantec\.com"), None, ("u",), None),  # Symantec (Broadcom): a token as the path
+)
+_GOOGLE = _REDIRECTORS[0][0]
+_PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
+
 
 def redirect_target(url: str) -> str | None:
     """The page (its `browser_url` form) a known redirector's link, itself in that form, sends the browser to
     (``https://www.google.com/url?q=<page>``, Google's AMP viewer, an Outlook Safe Links, Facebook, Instagram,
-    YouTube, Slack, LinkedIn, DuckDuckGo, DoubleClick, Bing or Proofpoint link, over http or https); None for any other
+    YouTube, Slack, LinkedIn, DuckDuckGo, DoubleClick or Bing link, a mail gateway's (Proofpoint, Sophos,
+    Barracuda, Trellix, Symantec, Cisco) or href.li's, over http or https); None for any other
     URL, and for a link whose destination is no web page with a valid host or is ambiguous: the parameter given
     twice with different pages, or a different page once HTML's ``&amp;`` is read as ``&`` (a server reads
     ``&amp;q=`` as a parameter ``amp;q``), since the page a server would pick is not known."""
@@ -740,16 +762,18 @@ def redirect_target(url: str) -> str | None:
         return _web_page(v3.group(1))
     if path.startswith("/amp/s/") and _GOOGLE.fullmatch(host) and not on_private_suffix(host):  # AMP viewer
         return _web_page(f"https://{path[len('/amp/s/'):]}{'?' if query else ''}{query}")
-    for hosts, redirect_path, names in _REDIRECTORS:
+    if host == "secure-web.cisco.com":  # Cisco Secure Email: /<token>/<the page's URL, escaped>
+        token, slash, page = path[1:].partition("/")
+        return _web_page(f"{unquote(page)}{'?' if query else ''}{query}") if token and slash else None
+    if host == "href.li" and path == "/":  # a referrer-hiding link: the whole query is the page
+        return _web_page(query)
+    for hosts, redirect_paths, names, written in _REDIRECTORS:
         # Google's own ccTLD names; ``google.com.de`` is a name on a registry's private suffix, not Google's
-        if path == redirect_path and hosts.fullmatch(host) and not (hosts is _GOOGLE and on_private_suffix(host)):
+        if (redirect_paths is None or path in redirect_paths) and hosts.fullmatch(host) \
+                and not (hosts is _GOOGLE and on_private_suffix(host)):
             values = [value for text in dict.fromkeys((query, query.replace("&amp;", "&")))
                       for name, value in parse_qsl(text) if name in names]
-            if redirect_path == "/v2/url":
-                values = [unquote(value.replace("-", "%").replace("_", "/")) for value in values]
-            elif redirect_path == "/ck/a":
-                values = [_bing_target(value) for value in values]
-            pages = {page for value in values if (page := _web_page(value))}
+            pages = {page for value in values if (page := _web_page(written(value) if written else value))}
             return pages.pop() if len(pages) == 1 else None
     return None
 
