@@ -1,6 +1,7 @@
 """How the served decision reads links as people write them: the sanity sets' URLs written between delimiters,
 followed by prose's punctuation, without their scheme between delimiters, defanged as threat reports write them
-(``hxxps[:]//kit[.]example/``) and as markdown links (``[link](https://example.com/)``); and how many URLs of the
+(``hxxps[:]//kit[.]example/``), as markdown links (``[link](https://example.com/)``) and as mail gateways rewrite
+links (Outlook Safe Links, Proofpoint, Sophos, Barracuda, Cisco, Symantec, Trellix); and how many URLs of the
 collections have a browser form of their own (`url.parsing.browser_forms`: what serving reads instead of the text as
 written).
 
@@ -15,9 +16,11 @@ data/validated.parquet and models/ (`dvc pull` or `dvc repro`).
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -54,6 +57,27 @@ FORMS: dict[str, Callable[[str], str]] = {
     "defanged": _defanged,
     "[text](url)": lambda url: f"[link]({url})",
     "[url](url)": lambda url: f"[{url}]({url})",
+}
+def _href(url: str) -> str:
+    """``url`` as a link's target in a mail: with a scheme (a host written alone is linked as ``http://``)."""
+    return url if _SCHEME.match(url) else f"http://{url}"
+
+
+def _escaped(url: str) -> str:
+    """`_href` escaped as a query value or a path segment."""
+    return quote(_href(url), safe="")
+
+
+# as a mail gateway rewrites a link in a mail it lets through (each one's own format; the tokens made up)
+FORMS |= {
+    "SafeLinks": lambda url: f"https://eur02.safelinks.protection.outlook.com/?url={_escaped(url)}&data=05%7C02",
+    "Proofpoint": lambda url: f"https://urldefense.com/v3/__{_href(url)}__;!!Ab1cD2!eF3g$",
+    "Sophos": lambda url: (f"https://eu-west-1.protection.sophos.com?d={_bare(_href(url)).split('/')[0]}"
+                           f"&u={quote(base64.b64encode(_href(url).encode()))}&i=NjA&t=ZXF&h=a1&s=AV"),
+    "Barracuda": lambda url: f"https://linkprotect.cudasvc.com/url?a={_escaped(url)}&c=E,1,x1Y2&typo=1",
+    "Cisco": lambda url: f"https://secure-web.cisco.com/1vbkhrbOYdyg8pdI2OZ_x-Y/{_escaped(url)}",
+    "Symantec": lambda url: f"https://clicktime.symantec.com/15sM7PdWhmVr?h=6gce=&u={_escaped(url)}",
+    "Trellix": lambda url: f"https://protect2.fireeye.com/v1/url?k=f157ae43-adc5&q=1&e=f0b7&u={_escaped(url)}",
 }
 
 

@@ -258,6 +258,13 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
     ("https://www.bing.com/ck/a?!&&p=5f1c&ptn=3&u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&ntb=1",
      "https://kit.example/login?id=1"),
     ("https://cn.bing.com/ck/a?u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x", "https://kit.example/login?id=1"),
+    # social networks' warnings before leaving them, as the phishing lists hold them (vk.com: 202 URLs, Tumblr 76)
+    ("https://vk.com/away.php?to=http%3A%2F%2Fkit.example%2Fwp-admin%2Fx.php&amp;post=521188519_56&amp;cc_key=",
+     "http://kit.example/wp-admin/x.php"),
+    ("http://t.umblr.com/redirect?z=http://kit.example/admin/azz.php&amp;t=NjYwYzhi==&amp;b=t",
+     "http://kit.example/admin/azz.php"),
+    ("https://l.messenger.com/l.php?u=https%3A%2F%2Fkit.example%2F&h=AT1", "https://kit.example/"),
+    ("https://steamcommunity.com/linkfilter/?url=https://kit.example/gift", "https://kit.example/gift"),
     # mail gateways' rewritten links, as a phishing mail reported from behind one arrives
     ("https://eu-west-1.protection.sophos.com/?d=kit.example&u=aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&i=NjA&t=ZXF&h=a1b2&s=1",
      "https://kit.example/login?id=1"),
@@ -336,6 +343,7 @@ def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, targe
     "https://href.li/?not a url",
     "https://linkprotect.cudasvc.com/other?a=https://kit.top/",  # not the redirect path
     "https://protect.mimecast.com/s/AbCdEfGhIjKl?domain=paypal.com",  # the page is on Mimecast's servers, not named
+    "https://vk.com/feed?to=https://kit.top/",  # not VK's redirect path
 ])
 def test_other_links_are_not_unwrapped(url: str) -> None:
     assert browser_url_and_note(url) == (url, "")
