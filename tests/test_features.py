@@ -159,24 +159,6 @@ def test_html_escaped_ampersands_are_read_as_the_ampersands_a_browser_sends(fitt
         np.testing.assert_array_equal(x[0], x[1])
 
 
-def test_tracking_parameters_are_not_read(fitted):
-    """Campaign tags and click ids say how a visitor came, not what the page is: a URL with them appended is
-    featurized as the URL without them, in a batch and in a few values; the path, the fragment and other
-    parameters are read as written."""
-    featurizer, _ = fitted
-    plain = ["http://kit.example/office365/login.php?id=3", "https://www.example.org/events", "94.140.14.14"]
-    tagged = ["http://kit.example/office365/login.php?utm_source=newsletter&id=3&UTM_Medium=email&fbclid=IwAR0x",
-              "https://www.example.org/events?gclid=Cj0KCQ&mc_eid=5f1&_ga=2.1", "94.140.14.14?utm_source=x"]
-    kept = ["https://www.example.org/utm_source=x/events?ref=a&xutm_source=1&fbclidx=2",
-            "https://www.example.org/#utm_source=x", "https://www.example.org/x?a=1&&b=2"]
-    for copies in (1, FEW_TEXTS + 1):  # Python's search for a few URLs, Arrow's kernel for a batch
-        parsed = ParsedUrls([*tagged, *kept] * copies)
-        assert [u.decode() for u in parsed.array.to_pylist()[:6]] == [*plain, *kept]
-        x = featurizer.transform(pd.DataFrame({"url": [*plain, *tagged] * copies}))
-        np.testing.assert_array_equal(x[:3], x[3:6])
-    assert ParsedUrls(["94.140.14.14?utm_source=x"]).host_standing().tolist() == [2]  # an address written alone
-
-
 def test_ngram_scores_are_the_decision_function_of_the_training_matrix(fitted):
     featurizer, urls = fitted
     # the longest spans a batch takes (each span's n-gram buckets are hashed into one buffer sized by the longest)

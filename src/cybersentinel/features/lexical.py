@@ -860,52 +860,12 @@ def without_own_addresses(urls: pa.LargeBinaryArray) -> pa.LargeBinaryArray:
         rows = [i for i, url in enumerate(urls.to_pylist()) if b"aHR0c" in url]
     else:
         rows = np.flatnonzero(pc.match_substring(urls, "aHR0c").to_numpy(zero_copy_only=False)).tolist()
-    return _rewritten(urls, rows, _cut_own_addresses)
-
-
-# Query parameters that say how a visitor came, not what the page is: campaign tags (``utm_*``) and the click ids
-# of ad networks, social networks and mailers. The server a link names ignores them; the collections do not: 6,102
-# of Reddit's legitimate links carry ``utm_`` tags against 336 phishing URLs, and click ids (``fbclid``,
-# ``gclid``, ...) 645 phishing URLs against 15 legitimate ones, so the model read who shared a link, and a kit's
-# link with campaign tags appended scored under the threshold (4 of the 139 sanity phishing shapes).
-_TRACKING_NAME = (r"utm_[a-z0-9_]*|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|twclid|ttclid|igshid|mc_cid|mc_eid"
-                  r"|_ga|_gl|_hsenc|_hsmi|mkt_tok")
-TRACKING_PARAMETER = rf"(?i)[?&](?:{_TRACKING_NAME})="  # RE2 (Arrow) and `re` alike: the rows that may have one
-_TRACKING_PARAMETER = re.compile(TRACKING_PARAMETER.encode())
-_TRACKING_PART = re.compile(rf"(?i)(?:{_TRACKING_NAME})=".encode())  # matched at a query part's start
-
-
-def without_tracking_parameters(urls: pa.LargeBinaryArray) -> pa.LargeBinaryArray:
-    """The URLs without their tracking parameters (`_cut_tracking`)."""
-    if len(urls) <= FEW_TEXTS:
-        rows = [i for i, url in enumerate(urls.to_pylist()) if _TRACKING_PARAMETER.search(url)]
-    else:
-        found = pc.match_substring_regex(urls, TRACKING_PARAMETER)
-        rows = np.flatnonzero((found.fill_null(False) if found.null_count else found).to_numpy(
-            zero_copy_only=False)).tolist()
-    return _rewritten(urls, rows, _cut_tracking)
-
-
-def _cut_tracking(url: bytes) -> bytes:
-    """``url`` without the query's tracking parameters (`_TRACKING_NAME`), and without its ``?`` when nothing else
-    was asked; the path and the fragment as they are (a kit's fragment is read: `victim_address`)."""
-    query_at, fragment_at = url.find(b"?"), url.find(b"#")
-    if query_at < 0 or 0 <= fragment_at < query_at:
-        return url
-    end = fragment_at if fragment_at >= 0 else len(url)
-    query = b"&".join(part for part in url[query_at + 1:end].split(b"&") if not _TRACKING_PART.match(part))
-    return url[:query_at] + (b"?" + query if query else b"") + url[end:]
-
-
-def _rewritten(urls: pa.LargeBinaryArray, rows: list[int], rewrite: Callable[[bytes], bytes]
-               ) -> pa.LargeBinaryArray:
-    """``urls`` with each of ``rows`` rewritten, the others as they are (only rows that change are replaced)."""
-    changed = {i: new for i in rows if (new := rewrite(old := urls[i].as_py())) != old}
-    if not changed:
+    cut = {i: new for i in rows if (new := _cut_own_addresses(urls[i].as_py())) != urls[i].as_py()}
+    if not cut:
         return urls
     mask = np.zeros(len(urls), dtype=bool)
-    mask[list(changed)] = True
-    return pc.replace_with_mask(urls, pa.array(mask), pa.array(list(changed.values()), type=pa.large_binary()))
+    mask[list(cut)] = True
+    return pc.replace_with_mask(urls, pa.array(mask), pa.array(list(cut.values()), type=pa.large_binary()))
 
 
 def unescaped_ampersands(urls: pa.LargeBinaryArray) -> pa.LargeBinaryArray:
@@ -925,16 +885,15 @@ def _bytes_pattern(pattern: str) -> re.Pattern[bytes]:
 
 
 def _few_texts(X: Any) -> list[bytes] | None:
-    """A list of a few ``str`` values (what the service scores) as `url_array`, `unescaped_ampersands`,
-    `without_tracking_parameters` and `without_own_addresses` make them, as a list of bytes; None for anything else
-    (more values, other types, text that is not valid UTF-8), which goes through Arrow."""
+    """A list of a few ``str`` values (what the service scores) as `url_array`, `unescaped_ampersands` and
+    `without_own_addresses` make them, as a list of bytes; None for anything else (more values, other types,
+    text that is not valid UTF-8), which goes through Arrow."""
     if not isinstance(X, list | tuple) or len(X) > FEW_TEXTS or not all(type(v) is str for v in X):
         return None
     try:
         texts = [v.encode("utf-8").replace(b"&amp;", b"&") for v in X]  # as `unescaped_ampersands`
     except UnicodeEncodeError:  # a lone surrogate: `url_array` replaces it
         return None
-    texts = [_cut_tracking(text) if _TRACKING_PARAMETER.search(text) else text for text in texts]
     return [_cut_own_addresses(text) if b"aHR0c" in text else text for text in texts]
 
 
@@ -1320,7 +1279,7 @@ class ParsedUrls:
         self._array: pa.LargeBinaryArray | None = None
         self._joined: bytes | None = None  # `data` as bytes, when it was made from them
         if self._texts is None:
-            self._array = without_own_addresses(without_tracking_parameters(unescaped_ampersands(url_array(X))))
+            self._array = without_own_addresses(unescaped_ampersands(url_array(X)))
             self.data, self.offsets = _buffers(self._array)
         else:  # a few texts (a service request): the same bytes without Arrow's per-call costs
             self._joined = b"".join(self._texts)
