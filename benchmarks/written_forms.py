@@ -1,9 +1,9 @@
 """How the served decision reads links as people write them: the sanity sets' URLs written between delimiters,
 followed by prose's punctuation, without their scheme between delimiters, defanged as threat reports write them
-(``hxxps[:]//kit[.]example/``), as markdown links (``[link](https://example.com/)``) and as mail gateways rewrite
-links (Outlook Safe Links, Proofpoint, Sophos, Barracuda, Cisco, Symantec, Trellix); and how many URLs of the
-collections have a browser form of their own (`url.parsing.browser_forms`: what serving reads instead of the text as
-written).
+(``hxxps[:]//kit[.]example/``), as markdown links (``[link](https://example.com/)``), with a mailing's campaign
+tags (``?utm_source=newsletter…``) and as mail gateways rewrite links (Outlook Safe Links, Proofpoint, Sophos,
+Barracuda, Cisco, Symantec, Trellix); and how many URLs of the collections have a browser form of their own
+(`url.parsing.browser_forms`: what serving reads instead of the text as written).
 
 For each written form of each URL of tests/data/sanity_legitimate.txt and sanity_phishing.txt, the served verdict
 (the model in models/, no feeds, `Detector.score_values`, the batch path `predict` takes): how many legitimate URLs
@@ -58,6 +58,13 @@ FORMS: dict[str, Callable[[str], str]] = {
     "[text](url)": lambda url: f"[link]({url})",
     "[url](url)": lambda url: f"[{url}]({url})",
 }
+def _tagged(url: str) -> str:
+    """``url`` with a mailing's campaign tags and click id added to its query (before any fragment)."""
+    page, hash_mark, fragment = url.partition("#")
+    tags = "utm_source=newsletter&utm_medium=email&utm_campaign=december&mc_eid=5f1a2b3c4d"
+    return f"{page}{'&' if '?' in page else '?'}{tags}{hash_mark}{fragment}"
+
+
 def _href(url: str) -> str:
     """``url`` as a link's target in a mail: with a scheme (a host written alone is linked as ``http://``)."""
     return url if _SCHEME.match(url) else f"http://{url}"
@@ -68,8 +75,10 @@ def _escaped(url: str) -> str:
     return quote(_href(url), safe="")
 
 
-# as a mail gateway rewrites a link in a mail it lets through (each one's own format; the tokens made up)
+# as a mailing tags a link, and as a mail gateway rewrites a link in a mail it lets through (each one's own
+# format; the tokens made up)
 FORMS |= {
+    "url?utm_": _tagged,
     "SafeLinks": lambda url: f"https://eur02.safelinks.protection.outlook.com/?url={_escaped(url)}&data=05%7C02",
     "Proofpoint": lambda url: f"https://urldefense.com/v3/__{_href(url)}__;!!Ab1cD2!eF3g$",
     "Sophos": lambda url: (f"https://eu-west-1.protection.sophos.com?d={_bare(_href(url)).split('/')[0]}"
