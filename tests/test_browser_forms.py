@@ -265,6 +265,11 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
      "http://kit.example/admin/azz.php"),
     ("https://l.messenger.com/l.php?u=https%3A%2F%2Fkit.example%2F&h=AT1", "https://kit.example/"),
     ("https://steamcommunity.com/linkfilter/?url=https://kit.example/gift", "https://kit.example/gift"),
+    ("https://ok.ru/dk?cmd=logExternal&st.cmd=logExternal&st.link=https://kit.example/a&st.name=externalLinkRedirect",
+     "https://kit.example/a"),
+    ("https://disq.us/?url=https%3A%2F%2Fkit.example%2Fcaptcha%2F&key=uoUEJqMFVkrmu", "https://kit.example/captcha/"),
+    ("https://deref-gmx.net/mail/client/cDzxm8yeMDU/dereferrer/?redirectUrl=https%3A%2F%2Fkit.example%2Fx",
+     "https://kit.example/x"),
     # mail gateways' rewritten links, as a phishing mail reported from behind one arrives
     ("https://eu-west-1.protection.sophos.com/?d=kit.example&u=aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&i=NjA&t=ZXF&h=a1b2&s=1",
      "https://kit.example/login?id=1"),

@@ -511,7 +511,7 @@ def plain_names(hosts: list[str]) -> list[bool]:
 # (`www.google.com./url`: the DNS root's dot)
 REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protection\.outlook\.com|facebook\.com"
                    r"|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
-                   r"|messenger\.com|vk\.com|t\.umblr\.com|steamcommunity\.com"
+                   r"|messenger\.com|vk\.com|t\.umblr\.com|steamcommunity\.com|ok\.ru|disq\.us|deref-[a-z0-9-]{3,6}\.[a-z]{2,3}"
                    r"|bing\.com|urldefense\.(?:proofpoint\.)?com|protection\.sophos\.com|linkprotect\.cudasvc\.com"
                    r"|protect2\.fireeye\.com|clicktime\.symantec\.com|secure-web\.cisco\.com|href\.li)"
                    r"\.?(?::[0-9]{1,5})?[/?])")
@@ -736,6 +736,9 @@ _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], C
     (re.compile(r"(?:m\.|away\.)?vk\.com"), ("/away.php",), ("to",), None),  # VK's warning before leaving it
     (re.compile(r"t\.umblr\.com"), ("/redirect",), ("z",), None),  # Tumblr's
     (re.compile(r"steamcommunity\.com"), ("/linkfilter/", "/linkfilter"), ("url", "u"), None),
+    (re.compile(r"(?:m\.)?ok\.ru"), ("/dk",), ("st.link",), None),  # Odnoklassniki's
+    (re.compile(r"disq\.us"), ("/",), ("url",), None),  # Disqus comments' links
+    (re.compile(r"deref-(?:gmx\.net|gmx\.com|web\.de|web-02\.de|mail\.com)"), None, ("redirectUrl",), None),  # webmail
     (re.compile(r"urldefense\.proofpoint\.com"), ("/v2/url",), ("u",), _proofpoint_v2),
     (re.compile(r"urldefense\.proofpoint\.com"), ("/v1/url",), ("u",), None),
     (re.compile(r"(?:html\.)?duckduckgo\.com"), ("/l/",), ("uddg",), None),
@@ -754,8 +757,9 @@ _PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
 def redirect_target(url: str) -> str | None:
     """The page (its `browser_url` form) a known redirector's link, itself in that form, sends the browser to
     (``https://www.google.com/url?q=<page>``, Google's AMP viewer, an Outlook Safe Links, Facebook, Messenger,
-    Instagram, YouTube, Slack, LinkedIn, VK, Tumblr, Steam, DuckDuckGo, DoubleClick or Bing link, a mail
-    gateway's (Proofpoint, Sophos, Barracuda, Trellix, Symantec, Cisco) or href.li's, over http or https); None
+    Instagram, YouTube, Slack, LinkedIn, VK, Tumblr, Steam, Odnoklassniki, Disqus, DuckDuckGo, DoubleClick or Bing
+    link, a mail gateway's (Proofpoint, Sophos, Barracuda, Trellix, Symantec, Cisco), a webmail's (GMX, WEB.DE,
+    mail.com) or href.li's, over http or https); None
     for any other URL, and for a link whose destination is no web page with a valid host or is ambiguous: the
     parameter given twice with different pages, or a different page once HTML's ``&amp;`` is read as ``&`` (a
     server reads ``&amp;q=`` as a parameter ``amp;q``), since the page a server would pick is not known."""
