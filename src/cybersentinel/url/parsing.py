@@ -759,10 +759,10 @@ def redirect_target(url: str) -> str | None:
     (``https://www.google.com/url?q=<page>``, Google's AMP viewer, an Outlook Safe Links, Facebook, Messenger,
     Instagram, YouTube, Slack, LinkedIn, VK, Tumblr, Steam, Odnoklassniki, Disqus, DuckDuckGo, DoubleClick or Bing
     link, a mail gateway's (Proofpoint, Sophos, Barracuda, Trellix, Symantec, Cisco), a webmail's (GMX, WEB.DE,
-    mail.com) or href.li's, over http or https); None
-    for any other URL, and for a link whose destination is no web page with a valid host or is ambiguous: the
-    parameter given twice with different pages, or a different page once HTML's ``&amp;`` is read as ``&`` (a
-    server reads ``&amp;q=`` as a parameter ``amp;q``), since the page a server would pick is not known."""
+    mail.com) or href.li's, over http or https); None for any other URL, and for a link whose destination is no
+    web page with a valid host or is ambiguous: the parameter given twice with different pages, or a different page
+    once HTML's ``&amp;`` is read as ``&`` (a server reads ``&amp;q=`` as a parameter ``amp;q``), since the page a
+    server would pick is not known."""
     scheme, _, host, _, path, query, _ = url_fields(url)
     if scheme not in ("", "http", "https"):  # ``javascript://www.google.com/url?…`` goes nowhere
         return None
@@ -1022,9 +1022,9 @@ def page_key(raw: object) -> str:
     """The key under which a list holds one page (an analyst's URL-level correction): `normalise` of its
     `browser_url`, its host as a browser resolves it (`canonical_host`), without what does not change the page a
     server sends: the fragment (never sent), an empty query, the scheme's default port, the host's trailing dot,
-    user-info (browsers do not send it); the path
-    and query keep their case (servers tell ``/AbC`` from ``/abc``: a short link, a shared file's id). A key is its
-    own key (lists are merged by their keys): taken again until it is, for texts that are no URL (``a/ /``)."""
+    user-info (browsers do not send it); the path and query keep their case (servers tell ``/AbC`` from ``/abc``: a
+    short link, a shared file's id). A key is its own key (lists are merged by their keys): taken again until it
+    is, for texts that are no URL (``a/ /``)."""
     key = _page_key(raw)
     for _ in range(4):
         if (again := _page_key(key)) == key:
