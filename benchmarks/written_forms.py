@@ -1,8 +1,9 @@
 """How the served decision reads links as people write them: the sanity sets' URLs written between delimiters,
 followed by prose's punctuation, without their scheme between delimiters, defanged as threat reports write them
 (``hxxps[:]//kit[.]example/``), as markdown links (``[link](https://example.com/)``), with a mailing's campaign
-tags (``?utm_source=newsletter…``) and as mail gateways rewrite links (Outlook Safe Links, Proofpoint, Sophos,
-Barracuda, Cisco, Symantec, Trellix); and how many URLs of the collections have a browser form of their own
+tags (``?utm_source=newsletter…``), as mail gateways rewrite links (Outlook Safe Links, Proofpoint, Sophos,
+Barracuda, Cisco, Symantec, Trellix) and through Google Translate's website proxy, as kits' links put Google's
+name first; and how many URLs of the collections have a browser form of their own
 (`url.parsing.browser_forms`: what serving reads instead of the text as written).
 
 For each written form of each URL of tests/data/sanity_legitimate.txt and sanity_phishing.txt, the served verdict
@@ -75,8 +76,8 @@ def _escaped(url: str) -> str:
     return quote(_href(url), safe="")
 
 
-# as a mailing tags a link, and as a mail gateway rewrites a link in a mail it lets through (each one's own
-# format; the tokens made up)
+# as a mailing tags a link, as a mail gateway rewrites a link in a mail it lets through, and as a kit links
+# through a translation proxy (each one's own format; the tokens made up)
 FORMS |= {
     "url?utm_": _tagged,
     "SafeLinks": lambda url: f"https://eur02.safelinks.protection.outlook.com/?url={_escaped(url)}&data=05%7C02",
@@ -87,6 +88,7 @@ FORMS |= {
     "Cisco": lambda url: f"https://secure-web.cisco.com/1vbkhrbOYdyg8pdI2OZ_x-Y/{_escaped(url)}",
     "Symantec": lambda url: f"https://clicktime.symantec.com/15sM7PdWhmVr?h=6gce=&u={_escaped(url)}",
     "Trellix": lambda url: f"https://protect2.fireeye.com/v1/url?k=f157ae43-adc5&q=1&e=f0b7&u={_escaped(url)}",
+    "Translate": lambda url: f"https://translate.google.com/translate?sl=auto&tl=en&hl=en&u={_escaped(url)}",
 }
 
 

@@ -288,6 +288,12 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
     ("https://secure-web.cisco.com/18tzQk3w/https%3A%2F%2Fkit.example%3A8443%2Fapi/send.jsp?id=1&to=2",
      "https://kit.example:8443/api/send.jsp?id=1&to=2"),
     ("https://href.li/?https://kit.example/a?b=1&c=2", "https://kit.example/a?b=1&c=2"),
+    # Google Translate's website proxy shows the page named, translated; a name without a scheme is read over http
+    ("https://translate.google.com/translate?sl=auto&tl=ja&hl=ja&u=https://kit.example/login&client=webapp",
+     "https://kit.example/login"),
+    ("https://translate.google.se/translate?hl=&sl=auto&tl=ja&u=kit.example/0yo", "http://kit.example/0yo"),
+    ("http://translate.google.no/translate?sl=no&amp;tl=en&amp;u=http%3A%2F%2Fkit.example%2Fa%2F", "http://kit.example/a/"),
+    ("https://translate.google.co.jp/website?sl=auto&tl=en&u=https://kit.example/a", "https://kit.example/a"),
     # one wrapped in another: the page at the end
     ("https://nam02.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.google.com%2Furl%3Fq%3Dhttps%3A%2F%2F"
      "kit.example%2Fa", "https://kit.example/a"),
@@ -349,6 +355,9 @@ def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, targe
     "https://linkprotect.cudasvc.com/other?a=https://kit.top/",  # not the redirect path
     "https://protect.mimecast.com/s/AbCdEfGhIjKl?domain=paypal.com",  # the page is on Mimecast's servers, not named
     "https://vk.com/feed?to=https://kit.top/",  # not VK's redirect path
+    "https://translate.google.com/?sl=auto&tl=en&u=https://kit.top/",  # Translate's own page, not its proxy
+    "https://translate.google.com.de/translate?u=https://www.paypal.com/",  # a private suffix's name, not Google's
+    "https://translate.google.com/translate?u=javascript:alert(1)",  # no web page
 ])
 def test_other_links_are_not_unwrapped(url: str) -> None:
     assert browser_url_and_note(url) == (url, "")

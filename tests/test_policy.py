@@ -191,9 +191,11 @@ def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():
         "http://shop.example/wp-includes/ID3/netflix/index.php/x.css",  # the page runs, `/x.css` its path info
         "http://shop.example/wp-includes/ID3/getid3.php/x/y.txt",  # a stock page given path info
         "http://shop.example/wp-includes/ID3/secure.html/login.php",  # a folder named like a page
+        "http://shop.example/wp-includes/ID3/getid3.php/",  # a stock file's name with "/": that file, no folder
+        "http://shop.example/wp-includes/ID3//kit.php",  # two slashes: not the stock folder as written
     ]}
     assert [bool(why) for why in planted.values()] == [True, True, True, False, False, False, True, False, True,
-                                                       False, True]
+                                                       False, True, False, True]
     assert planted["http://shop.example/wp-includes/ID3/netflix/update/payment.php"] == \
         "a page in `/wp-includes/ID3/netflix/update/`, a folder WordPress 6 does not have: planted on the site"
     assert planted_page("http://shop.example/wp-admin/ups/", frozenset(), "WordPress 6") == ""  # no list pinned
@@ -779,6 +781,12 @@ def test_deception_and_known_software_rules():
     assert known_software_file("http://a.com/blog/wp-admin/", stock, "W") == "W file `/wp-admin/`"
     assert known_software_file("http://a.com/wp-includes/css/buttons.css", stock, "W") == \
         "W file `/wp-includes/css/buttons.css`"
+    # a file's name written with a "/" after it is the file (the server runs it, or answers "not found"); more
+    # after it is not, nor two slashes
+    assert known_software_file("http://a.com/wp-includes/css/buttons.css/", stock, "W") == \
+        "W file `/wp-includes/css/buttons.css`"
+    for kit in ("/wp-includes/css/buttons.css/login/", "/wp-includes/css/buttons.css//", "/wp-includes/css/x.css/"):
+        assert known_software_file("http://a.com" + kit, stock, "W") == "", kit
     routes = stock | {"/wp-json/", "/wp-json/wp/v2/pages", "/wp-json/oembed/1.0/embed"}
     # each route as a pretty link; not as the query parameter of a site without them: that is a page given a
     # parameter, and a kit's page ignores it (``evil.top/office365/?rest_route=/`` was `benign`)

@@ -976,8 +976,11 @@ def known_software_file(url: str, known_paths: frozenset[str], software: str) ->
         return ""
     if tail.startswith(REST_PREFIX):
         return f"{software} REST route `{tail}`" if _stock_route(tail, known_paths) else ""
-    if tail in known_paths and not tail.endswith("/"):
-        return f"{software} file `{tail}`"
+    # a file's name with a "/" after it (``/wp-login.php/``) is that file too: the server runs the script with an
+    # empty path info, or finds no file and hands the software its own "not found" page; no kit can put a folder
+    # where a file of that name is
+    if (name := tail.removesuffix("/")) in known_paths and not name.endswith("/"):
+        return f"{software} file `{name}`"
     folder = tail if tail.endswith("/") else tail + "/"
     if folder in known_paths and folder + "index.php" in known_paths:
         return f"{software} file `{folder}`"
@@ -1013,8 +1016,9 @@ def planted_page(url: str, known_paths: frozenset[str], software: str) -> str:
 def _planted_folder(path: str, known_paths: frozenset[str], software: str) -> str:
     """`planted_page` of a path from the core folder on."""
     folder, _, name = path.rpartition("/")
+    stock_file = folder in known_paths and not folder.endswith("/")  # `/wp-login.php/` is it: no folder anyone made
     folder += "/"
-    if folder in known_paths or ("." in name and not name.lower().endswith(PAGE_EXTENSIONS)):
+    if folder in known_paths or stock_file or ("." in name and not name.lower().endswith(PAGE_EXTENSIONS)):
         return ""
     return f"a page in `{folder}`, a folder {software} does not have: planted on the site"
 

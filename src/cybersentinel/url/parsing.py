@@ -696,6 +696,12 @@ def _proofpoint_v2(value: str) -> str:
     return unquote(value.replace("-", "%").replace("_", "/"))
 
 
+def _translated_page(value: str) -> str:
+    """The page Google Translate's website proxy shows for a ``u`` value: a name written without a scheme is read
+    over http, as the service reads it (``u=kit.example/login``, as kits' links write it)."""
+    return value if _SCHEME_AND_SLASHES.match(value) else f"http://{value}"
+
+
 def _bing_target(value: str) -> str:
     """The URL a Bing click-tracking ``u`` value holds ("a1" + URL-safe base64 without padding); "" for another."""
     return _base64_text(value[2:]) if value.startswith("a1") else ""
@@ -727,6 +733,10 @@ _URL_SAFE_BASE64 = str.maketrans("-_", "+/")
 # (None: as the page's URL).
 _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], Callable[[str], str] | None], ...] = (
     (re.compile(r"(?:www\.)?google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), ("/url",), ("q", "url"), None),
+    # Google Translate's website proxy: the page it shows, translated, is the page named (kits use it to put
+    # Google's name first: 43 phishing links of the collections, all to kits; 125 legitimate ones, to news pages)
+    (re.compile(r"translate\.google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), ("/translate", "/website"), ("u",),
+     _translated_page),
     (re.compile(r"[a-z0-9-]+\.safelinks\.protection\.outlook\.com"), ("/",), ("url",), None),
     (re.compile(r"l[m]?\.facebook\.com|l\.messenger\.com"), ("/l.php",), ("u",), None),
     (re.compile(r"l\.instagram\.com"), ("/",), ("u",), None),
@@ -750,19 +760,19 @@ _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], C
     (re.compile(r"protect2\.fireeye\.com"), ("/v1/url",), ("u",), None),  # Trellix (FireEye)
     (re.compile(r"clicktime\.symantec\.com"), None, ("u",), None),  # Symantec (Broadcom): a token as the path
 )
-_GOOGLE = _REDIRECTORS[0][0]
+_GOOGLE, _GOOGLE_TRANSLATE = _REDIRECTORS[0][0], _REDIRECTORS[1][0]
 _PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
 
 
 def redirect_target(url: str) -> str | None:
     """The page (its `browser_url` form) a known redirector's link, itself in that form, sends the browser to
-    (``https://www.google.com/url?q=<page>``, Google's AMP viewer, an Outlook Safe Links, Facebook, Messenger,
-    Instagram, YouTube, Slack, LinkedIn, VK, Tumblr, Steam, Odnoklassniki, Disqus, DuckDuckGo, DoubleClick or Bing
-    link, a mail gateway's (Proofpoint, Sophos, Barracuda, Trellix, Symantec, Cisco), a webmail's (GMX, WEB.DE,
-    mail.com) or href.li's, over http or https); None for any other URL, and for a link whose destination is no
-    web page with a valid host or is ambiguous: the parameter given twice with different pages, or a different page
-    once HTML's ``&amp;`` is read as ``&`` (a server reads ``&amp;q=`` as a parameter ``amp;q``), since the page a
-    server would pick is not known."""
+    (``https://www.google.com/url?q=<page>``, Google's AMP viewer and Translate proxy, an Outlook Safe Links,
+    Facebook, Messenger, Instagram, YouTube, Slack, LinkedIn, VK, Tumblr, Steam, Odnoklassniki, Disqus, DuckDuckGo,
+    DoubleClick or Bing link, a mail gateway's (Proofpoint, Sophos, Barracuda, Trellix, Symantec, Cisco), a
+    webmail's (GMX, WEB.DE, mail.com) or href.li's, over http or https); None for any other URL, and for a link
+    whose destination is no web page with a valid host or is ambiguous: the parameter given twice with different
+    pages, or a different page once HTML's ``&amp;`` is read as ``&`` (a server reads ``&amp;q=`` as a parameter
+    ``amp;q``), since the page a server would pick is not known."""
     scheme, _, host, _, path, query, _ = url_fields(url)
     if scheme not in ("", "http", "https"):  # ``javascript://www.google.com/url?…`` goes nowhere
         return None
@@ -778,7 +788,7 @@ def redirect_target(url: str) -> str | None:
     for hosts, redirect_paths, names, written in _REDIRECTORS:
         # Google's own ccTLD names; ``google.com.de`` is a name on a registry's private suffix, not Google's
         if (redirect_paths is None or path in redirect_paths) and hosts.fullmatch(host) \
-                and not (hosts is _GOOGLE and on_private_suffix(host)):
+                and not (hosts in (_GOOGLE, _GOOGLE_TRANSLATE) and on_private_suffix(host)):
             values = [value for text in dict.fromkeys((query, query.replace("&amp;", "&")))
                       for name, value in parse_qsl(text) if name in names]
             pages = {page for value in values if (page := _web_page(written(value) if written else value))}
