@@ -308,11 +308,15 @@ def test_decision_log_masks_credentials_in_query_and_fragment(tmp_path: Path) ->
                  "score": 0.1},
                 {"url": "https://x.example/cb#id_token=abc123&state=s", "verdict": "benign", "score": 0.1},
                 {"url": "alice:abc123@bank.example/login", "verdict": "benign", "score": 0.1},  # no scheme
-                {"url": "https://maps.example/?key=k1&q=a=b", "verdict": "benign", "score": 0.1}])
+                {"url": "https://maps.example/?key=k1&q=a=b", "verdict": "benign", "score": 0.1},
+                # a gateway's link with the page escaped into its path: no "=" or "@" in the text as logged
+                {"url": "https://secure-web.cisco.com/1vbk/https%3A%2F%2Fx.example%2Fcb%3Fcode%3Dxyz789",
+                 "verdict": "benign", "score": 0.1}])
     log.close()
     assert read_window(tmp_path).column("url").to_pylist() == [
         "https://x.example/cb?access_token=***&code=***&lang=en", "https://x.example/cb#id_token=***&state=s",
-        "alice:***@bank.example/login", "https://maps.example/?key=k1&q=a=b"]
+        "alice:***@bank.example/login", "https://maps.example/?key=k1&q=a=b",
+        "https://secure-web.cisco.com/1vbk/https%3A%2F%2Fx.example%2Fcb%3Fcode%3D***"]
 
 
 def test_service_logs_no_password_but_answers_with_the_url_as_sent(tmp_path: Path, model_dir: Path,  # noqa: F811

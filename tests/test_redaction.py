@@ -3,10 +3,12 @@ clear errors for malformed DSNs and Mongo URIs, and an unreachable registry name
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fixtures_model import model_dir  # noqa: F401
@@ -19,6 +21,7 @@ from cybersentinel.ingest.base import SourceError
 from cybersentinel.ingest.mongodb import describe_mongodb_uri, mongo_client
 from cybersentinel.ingest.postgres import describe_dsn
 from cybersentinel.tracking.runs import stage_run
+from cybersentinel.url.parsing import browser_url
 
 SECRET = "s3cr3tTail"
 
@@ -159,6 +162,45 @@ SAFE_LINK = ("https://nam12.safelinks.protection.outlook.com/?url=https%3A%2F%2F
 def test_mask_secret_parameters_hides_credentials_in_an_encoded_url_in_a_value(url: str, masked: str) -> None:
     assert mask_secret_parameters(url) == masked
     assert mask_secret_parameters(masked) == masked  # idempotent
+
+
+RESET = f"https://bank.example/reset?token={SECRET}&user=bob"
+RESET_BYTES = RESET.encode()
+
+
+@pytest.mark.parametrize("link", [
+    # mail gateways and a search engine write the page a link leads to in another encoding than a query's
+    f"https://eu-west-1.protection.sophos.com/?d=bank.example&u={base64.b64encode(RESET_BYTES).decode()}&p=m&i=NjA",
+    f"https://eu-west-1.protection.sophos.com/?u={quote(base64.b64encode(RESET_BYTES + b'12'))}&p=m",  # %3D padding
+    f"https://www.bing.com/ck/a?!&&p=5f&u=a1{base64.urlsafe_b64encode(RESET_BYTES).decode().rstrip('=')}&ntb=1",
+    f"https://urldefense.proofpoint.com/v2/url?u=https-3A__bank.example_reset-3Ftoken-3D{SECRET}-26user-3Dbob&d=DwM",
+    f"https://secure-web.cisco.com/1vbkhrbOYdyg8pdI2OZ_x-Y/{quote(RESET, safe='')}",  # escaped, as a path segment
+])
+def test_a_credential_in_a_wrapped_links_page_is_masked_and_the_link_still_leads_there(link: str) -> None:
+    masked = mask_credentials(link)
+    page = browser_url(masked)  # the gateway's link read as the page it leads to (`url.parsing.redirect_target`)
+    assert SECRET not in masked and SECRET not in page
+    assert page.startswith("https://bank.example/reset?token=***&user=bob")
+    assert page == mask_credentials(browser_url(link))  # masking the link masks the page it leads to
+    assert mask_credentials(masked) == masked  # idempotent
+
+
+@pytest.mark.parametrize("url", [
+    "https://eu-west-1.protection.sophos.com/?u=aHR0cHM6Ly9iYW5rLmV4YW1wbGUvYQ==&p=m",  # https://bank.example/a
+    "https://x.example/?u=aHR0cHM6Ly9%%%&p=1",  # not base64
+    "https://x.example/?u=aHR0c_w&p=1",  # bytes that are not UTF-8
+    "https://urldefense.proofpoint.com/v2/url?u=https-3A__bank.example_a-3Fq-3D1&d=DwM",
+])
+def test_a_wrapped_link_without_a_credential_is_kept_as_written(url: str) -> None:
+    assert mask_credentials(url) == url
+
+
+def test_encoded_pages_are_found_in_linear_time_on_hostile_text() -> None:
+    started = time.monotonic()
+    for text in ("?" + "=aHR0c" * 100_000, "?u=aHR0c" + "A" * 400_000 + "!", "?" + "=https-3A__" * 100_000,
+                 "/" + "%3Ftoken%3D" * 100_000):
+        mask_secret_parameters(text)
+    assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize(("url", "masked"), [

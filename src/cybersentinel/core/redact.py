@@ -5,8 +5,10 @@ and then logged, stored or reported (the decision log, analyst feedback, `assess
 `mask_credentials`: `mask_password` hides only the password (``scheme://user:***@host``), as a user name is evidence
 there (``http://www.paypal.com@evil.top/`` hides the real host), and `mask_secret_parameters` the values of query,
 fragment and path parameters named as a credential (``?access_token=***``, ``;jsessionid=***``, and in a URL passed
-percent-encoded as a value, ``?next=https%3A%2F%2Fx%2Fcb%3Fcode%3D***``), by exact names rather than `redact`'s
-endings, as the rest of such a URL is evidence too.
+percent-encoded as a value, ``?next=https%3A%2F%2Fx%2Fcb%3Fcode%3D***``, or as a path segment), by exact names rather
+than `redact`'s endings, as the rest of such a URL is evidence too. A URL a mail gateway or a search engine wrote into
+a value in another encoding (base64, Proofpoint's escapes) is read, masked and written back in that encoding, so the
+logged link still leads to the page, its credentials masked.
 
 User-info runs to the *last* ``@`` of the URI, so a password holding an unescaped ``@`` or ``/`` does not leak
 its tail. Text before that ``@`` is left alone only when it holds a ``/`` and no ``:`` (``https://site/a@b``: a
@@ -16,10 +18,12 @@ spares that port (``http://host:8080/login?email=a@b.example`` is unchanged): in
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterator
 from itertools import chain
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 _URI_WITH_AT = re.compile(r"\b(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^\s@]*(?:[\t@][^\s@]*)*)@")
 
@@ -143,29 +147,77 @@ def _secret_name(name: str) -> bool:
     return name.lower().replace("-", "").replace("_", "").removesuffix("[]") in _SECRET_NAMES  # PHP's array form
 
 
-def _path_secrets(url: str, query: int) -> Iterator[tuple[int, int]]:
-    """Where the values of ``url``'s path parameters named as a credential are: from its path's first "/" (after
-    ``scheme://`` and the authority, or the first "/" of a URL written without a scheme) to ``query``."""
-    authority = _AUTHORITY_START.match(url)
-    path = url.find("/", authority.end() if authority else 0, query)
-    if path < 0:
-        return
+def _path_secrets(url: str, path: int, query: int) -> Iterator[tuple[int, int, str]]:
+    """Where the values of ``url``'s path parameters named as a credential are (from ``path`` to ``query``), and
+    their mask."""
     for match in _PATH_PARAMETER.finditer(url, path, query):
         if match["value"] and _secret_name(match["name"]):
-            yield match.span("value")
+            yield *match.span("value"), "***"
 
 
-def _query_secrets(url: str, query: int) -> Iterator[tuple[int, int]]:
+def _query_secrets(url: str, path: int, query: int) -> Iterator[tuple[int, int, str]]:
     """Where the values of ``url``'s query and fragment parameters (from ``query``, its first "?" or "#") named as a
-    credential are, those of a URL in a value too (`_PARAMETER`), in order and apart."""
-    done = query
-    for match in _PARAMETER.finditer(url, query):
-        if match.start() < done or not _secret_name(match[match.lastindex]):
-            continue  # a name inside a value already masked, or no credential
+    credential are, those of a URL in a value or in a path segment too (`_PARAMETER`: a gateway writes the page a
+    link leads to as ``/<token>/https%3A%2F%2F…``), in order and apart, and their mask."""
+    done = path
+    for match in _PARAMETER.finditer(url, path):
+        if match.start() < done or (match.lastindex == 1 and match.start() < query) \
+                or not _secret_name(match[match.lastindex]):
+            continue  # a name inside a value already masked, a path's text (``/a&token=t/``), or no credential
         end = _VALUE[match.lastindex - 1].match(url, match.end()).end()
         if end > match.end():
-            yield match.end(), end
+            yield match.end(), end, "***"
             done = end
+
+
+# A web page's URL written into a value in another encoding, where no name above can be seen: base64 (Sophos's
+# ``u``; Bing's ``u`` after its "a1" tag) and Proofpoint v2's escapes ("-" for "%", "_" for "/"). Each run ends at
+# the next "=", "&" or "#": linear time.
+_ENCODED_PAGE = re.compile(r"=(?:(?P<tag>a1)?(?P<base64>aHR0c[A-Za-z0-9+/_-]*(?:=|%3[Dd]){0,2})"
+                           r"|(?P<proofpoint>https?-3A__[^&#\s]*))(?=[&#\s]|$)")
+
+
+def _base64_masked(data: str) -> str | None:
+    """A base64 value (either alphabet, its padding optional or escaped) whose text is a URL with a credential,
+    written again in its alphabet and padding with the credential masked; None for any other value."""
+    text = data.replace("%3D", "=").replace("%3d", "=")
+    bare = text.rstrip("=")
+    try:
+        page = binascii.a2b_base64((bare + "=" * (-len(bare) % 4)).translate(_URL_SAFE), strict_mode=True)
+        page_text = page.decode("utf-8")
+    except (binascii.Error, ValueError):  # not base64, or not UTF-8 text (UnicodeDecodeError is a ValueError)
+        return None
+    masked = mask_credentials(page_text)
+    if masked == page_text:
+        return None
+    url_safe = "-" in bare or "_" in bare or ("+" not in bare and "/" not in bare and bare == text)
+    encoded = (base64.urlsafe_b64encode if url_safe else base64.b64encode)(masked.encode("utf-8")).decode("ascii")
+    return encoded if bare != text else encoded.rstrip("=")
+
+
+_URL_SAFE = str.maketrans("-_", "+/")
+
+
+def _proofpoint_masked(value: str) -> str | None:
+    """A Proofpoint v2 value whose URL has a credential, written again in its escapes with the credential masked;
+    None for any other value."""
+    page = unquote(value.replace("-", "%").replace("_", "/"))
+    masked = mask_credentials(page)
+    if masked == page:
+        return None
+    return quote(masked, safe="/").replace("-", "%2D").replace("_", "%5F").replace("%", "-").replace("/", "_")
+
+
+def _encoded_secrets(url: str, query: int) -> Iterator[tuple[int, int, str]]:
+    """Where ``url``'s query holds a page's URL in another encoding (`_ENCODED_PAGE`) whose credentials are to be
+    masked, and the value written again with them masked."""
+    for match in _ENCODED_PAGE.finditer(url, query):
+        if match["base64"] is not None:
+            masked = _base64_masked(match["base64"])
+            if masked is not None:
+                yield match.start("base64"), match.end("base64"), masked
+        elif (masked := _proofpoint_masked(match["proofpoint"])) is not None:
+            yield match.start("proofpoint"), match.end("proofpoint"), masked
 
 
 def mask_secret_parameters(url: str) -> str:
@@ -178,10 +230,15 @@ def mask_secret_parameters(url: str) -> str:
     if "=" not in url and "%" not in url:
         return url
     query = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    authority = _AUTHORITY_START.match(url)
+    path = url.find("/", authority.end() if authority else 0, query)
+    path = query if path < 0 else path
     pieces, done = [], 0
-    for start, end in chain(_path_secrets(url, query), _query_secrets(url, query)):
-        pieces += [url[done:start], "***"]
-        done = end
+    for start, end, mask in sorted(chain(_path_secrets(url, path, query), _query_secrets(url, path, query),
+                                         _encoded_secrets(url, query))):
+        if start >= done:  # one span inside another (a base64 page's value in a masked one): the outer one
+            pieces += [url[done:start], mask]
+            done = end
     return "".join([*pieces, url[done:]])
 
 

@@ -74,7 +74,8 @@ def to_table(batches: Sequence[tuple[float, Sequence[Mapping[str, Any]]]], model
     reasons = [r.get("reasons") or None for r in rows]
     # credentials are masked here, before anything is written, and not in `record`: off the request path (the
     # policy's reasons never quote one: `decider.userinfo_deception`, `policy.page_entry`)
-    for i in [i for i, url in enumerate(urls) if "@" in url or "=" in url]:  # user-info or a query's parameters
+    # user-info, a query's parameters, or a URL escaped into a path (``/https%3A%2F%2Fx%2Fcb%3Fcode%3D…``)
+    for i in [i for i, url in enumerate(urls) if "@" in url or "=" in url or "%" in url]:
         urls[i] = mask_credentials(urls[i])
     return pa.table([pa.array(times, pa.int64()).cast(SCHEMA.field("time").type), _texts(urls),
                      pa.array([r.get("verdict") or None for r in rows], pa.string()),
