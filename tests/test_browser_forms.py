@@ -248,6 +248,10 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
     ("https://www.google.com/url?sa=t&q=&url=http%3A%2F%2Fkit.example%2Flogin%2F&usg=x", "http://kit.example/login/"),
     ("https://www.google.co.uk/url?hl=en&amp;q=http://kit.example/a/&amp;source=gmail", "http://kit.example/a/"),
     ("https://eur01.safelinks.protection.outlook.com/?url=https%3A%2F%2Fkit.example%2Fx&data=04", "https://kit.example/x"),
+    ("https://nam06.safelinks.protection.outlook.com/ap/w-59584e83/?url=https%3A%2F%2Fkit.example%2Fx&data=05",
+     "https://kit.example/x"),  # an Office document's link
+    ("https://nam10.safelinks.protection.office365.us/?url=https%3A%2F%2Fkit.example%2Fx&data=05",
+     "https://kit.example/x"),  # Microsoft's government cloud
     ("https://l.facebook.com/l.php?u=https%3A%2F%2Fkit.example%2F&h=AT0", "https://kit.example/"),
     ("https://www.youtube.com/redirect?event=video&q=https%3A%2F%2Fkit.example%2Fgift", "https://kit.example/gift"),
     ("https://urldefense.com/v3/__https://kit.example/login?id=1__;!!Ab1$", "https://kit.example/login?id=1"),

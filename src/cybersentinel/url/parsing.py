@@ -509,8 +509,8 @@ def plain_names(hosts: list[str]) -> list[bool]:
 # repetition is bounded, so `re` takes linear time on hostile text ("google." repeated 10,000 times).
 # A superset of `redirect_target`'s links: a redirector's host (any port), then a path or a query.
 # (`www.google.com./url`: the DNS root's dot)
-REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protection\.outlook\.com|facebook\.com"
-                   r"|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
+REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protection\.(?:outlook\.com|office365\.us)"
+                   r"|facebook\.com|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
                    r"|messenger\.com|vk\.com|t\.umblr\.com|steamcommunity\.com|ok\.ru|disq\.us|deref-[a-z0-9-]{3,6}\.[a-z]{2,3}"
                    r"|bing\.com|urldefense\.(?:proofpoint\.)?com|protection\.sophos\.com|linkprotect\.cudasvc\.com"
                    r"|protect2\.fireeye\.com|clicktime\.symantec\.com|secure-web\.cisco\.com|href\.li)"
@@ -737,7 +737,9 @@ _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], C
     # Google's name first: 43 phishing links of the collections, all to kits; 125 legitimate ones, to news pages)
     (re.compile(r"translate\.google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), ("/translate", "/website"), ("u",),
      _translated_page),
-    (re.compile(r"[a-z0-9-]+\.safelinks\.protection\.outlook\.com"), ("/",), ("url",), None),
+    # Safe Links: ``/?url=``, and ``/ap/w-59584e83/?url=`` for an Office document's link; ``office365.us`` for
+    # Microsoft's government cloud
+    (re.compile(r"[a-z0-9-]+\.safelinks\.protection\.(?:outlook\.com|office365\.us)"), None, ("url",), None),
     (re.compile(r"l[m]?\.facebook\.com|l\.messenger\.com"), ("/l.php",), ("u",), None),
     (re.compile(r"l\.instagram\.com"), ("/",), ("u",), None),
     (re.compile(r"(?:www\.|m\.)?youtube\.com"), ("/redirect",), ("q",), None),
