@@ -164,7 +164,7 @@ def test_mask_secret_parameters_hides_credentials_in_an_encoded_url_in_a_value(u
     assert mask_secret_parameters(masked) == masked  # idempotent
 
 
-RESET = f"https://bank.example/reset?token={SECRET}&user=bob"
+RESET = f"https://bob:{SECRET}@bank.example/reset?token={SECRET}&user=bob"
 RESET_BYTES = RESET.encode()
 
 
@@ -173,14 +173,16 @@ RESET_BYTES = RESET.encode()
     f"https://eu-west-1.protection.sophos.com/?d=bank.example&u={base64.b64encode(RESET_BYTES).decode()}&p=m&i=NjA",
     f"https://eu-west-1.protection.sophos.com/?u={quote(base64.b64encode(RESET_BYTES + b'12'))}&p=m",  # %3D padding
     f"https://www.bing.com/ck/a?!&&p=5f&u=a1{base64.urlsafe_b64encode(RESET_BYTES).decode().rstrip('=')}&ntb=1",
-    f"https://urldefense.proofpoint.com/v2/url?u=https-3A__bank.example_reset-3Ftoken-3D{SECRET}-26user-3Dbob&d=DwM",
+    f"https://urldefense.proofpoint.com/v2/url?u=https-3A__bob-3A{SECRET}-40bank.example_reset-3Ftoken-3D{SECRET}"
+    "-26user-3Dbob&d=DwM",
     f"https://secure-web.cisco.com/1vbkhrbOYdyg8pdI2OZ_x-Y/{quote(RESET, safe='')}",  # escaped, as a path segment
+    f"https://nam12.safelinks.protection.outlook.com/?url={quote(RESET, safe='')}&data=05",  # escaped in a value
 ])
 def test_a_credential_in_a_wrapped_links_page_is_masked_and_the_link_still_leads_there(link: str) -> None:
     masked = mask_credentials(link)
     page = browser_url(masked)  # the gateway's link read as the page it leads to (`url.parsing.redirect_target`)
     assert SECRET not in masked and SECRET not in page
-    assert page.startswith("https://bank.example/reset?token=***&user=bob")
+    assert page.startswith("https://bob:***@bank.example/reset?token=***&user=bob")
     assert page == mask_credentials(browser_url(link))  # masking the link masks the page it leads to
     assert mask_credentials(masked) == masked  # idempotent
 
@@ -190,6 +192,8 @@ def test_a_credential_in_a_wrapped_links_page_is_masked_and_the_link_still_leads
     "https://x.example/?u=aHR0cHM6Ly9%%%&p=1",  # not base64
     "https://x.example/?u=aHR0c_w&p=1",  # bytes that are not UTF-8
     "https://urldefense.proofpoint.com/v2/url?u=https-3A__bank.example_a-3Fq-3D1&d=DwM",
+    "https://x.example/?u=https%3A%2F%2Fbank.example%3A8443%2Fa%40b",  # a port, then a path's '@': no user-info
+    "https://x.example/?u=https%3A%2F%2Fbob%40bank.example%2F",  # a user's name, no password: evidence
 ])
 def test_a_wrapped_link_without_a_credential_is_kept_as_written(url: str) -> None:
     assert mask_credentials(url) == url
@@ -198,7 +202,8 @@ def test_a_wrapped_link_without_a_credential_is_kept_as_written(url: str) -> Non
 def test_encoded_pages_are_found_in_linear_time_on_hostile_text() -> None:
     started = time.monotonic()
     for text in ("?" + "=aHR0c" * 100_000, "?u=aHR0c" + "A" * 400_000 + "!", "?" + "=https-3A__" * 100_000,
-                 "/" + "%3Ftoken%3D" * 100_000):
+                 "/" + "%3Ftoken%3D" * 100_000, "?u=http%3A%2F%2Fa" + "%3Ab" * 100_000,
+                 "?u=http%3A%2F%2Fa%3A" + "b" * 400_000 + "%2F", "?" + "http%3A%2F%2Fa%3Ab" * 50_000):
         mask_secret_parameters(text)
     assert time.monotonic() - started < 5
 

@@ -208,9 +208,19 @@ def _proofpoint_masked(value: str) -> str | None:
     return quote(masked, safe="/").replace("-", "%2D").replace("_", "%5F").replace("%", "-").replace("/", "_")
 
 
-def _encoded_secrets(url: str, query: int) -> Iterator[tuple[int, int, str]]:
-    """Where ``url``'s query holds a page's URL in another encoding (`_ENCODED_PAGE`) whose credentials are to be
-    masked, and the value written again with them masked."""
+# The password of a URL's user-info, the URL percent-encoded once in a value or a path segment
+# (``?url=https%3A%2F%2Fbob%3Apw%40bank.example%2F``): up to the authority's end, as `mask_password` reads it
+_ENCODED_PASSWORD = re.compile(r"(?:https?|wss?|ftp)%3A%2F%2F(?:[^%/?#&\s]|%(?!2F|3F|23|40|3A)[0-9A-F]{2})*"
+                               r"%3A(?P<password>(?:[^%/?#&\s]|%(?!2F|3F|23|40)[0-9A-F]{2})+)%40", re.IGNORECASE)
+
+
+def _encoded_secrets(url: str, path: int, query: int) -> Iterator[tuple[int, int, str]]:
+    """Where ``url`` holds a page's URL in another encoding whose credentials are to be masked: a password in a
+    percent-encoded URL's user-info (from ``path`` on) and a page in base64 or Proofpoint's escapes (`_ENCODED_PAGE`,
+    in the query), with what each is written as once masked."""
+    for match in _ENCODED_PASSWORD.finditer(url, path):
+        if match["password"] != "***":  # noqa: S105 (the mask, no password)
+            yield *match.span("password"), "***"
     for match in _ENCODED_PAGE.finditer(url, query):
         if match["base64"] is not None:
             masked = _base64_masked(match["base64"])
@@ -235,7 +245,7 @@ def mask_secret_parameters(url: str) -> str:
     path = query if path < 0 else path
     pieces, done = [], 0
     for start, end, mask in sorted(chain(_path_secrets(url, path, query), _query_secrets(url, path, query),
-                                         _encoded_secrets(url, query))):
+                                         _encoded_secrets(url, path, query))):
         if start >= done:  # one span inside another (a base64 page's value in a masked one): the outer one
             pieces += [url[done:start], mask]
             done = end
