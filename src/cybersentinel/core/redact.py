@@ -173,7 +173,7 @@ def _query_secrets(url: str, path: int, query: int) -> Iterator[tuple[int, int, 
 # A web page's URL written into a value in another encoding, where no name above can be seen: base64 (Sophos's
 # ``u``; Bing's ``u`` after its "a1" tag) and Proofpoint v2's escapes ("-" for "%", "_" for "/"). Each run ends at
 # the next "=", "&" or "#": linear time.
-_ENCODED_PAGE = re.compile(r"=(?:(?P<tag>a1)?(?P<base64>aHR0c[A-Za-z0-9+/_-]*(?:=|%3[Dd]){0,2})"
+_ENCODED_PAGE = re.compile(r"=(?:(?:a1)?(?P<base64>aHR0c[A-Za-z0-9+/_-]*(?:=|%3[Dd]){0,2})"
                            r"|(?P<proofpoint>https?-3A__[^&#\s]*))(?=[&#\s]|$)")
 
 

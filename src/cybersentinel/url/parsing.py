@@ -734,7 +734,7 @@ _URL_SAFE_BASE64 = str.maketrans("-_", "+/")
 _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], Callable[[str], str] | None], ...] = (
     (re.compile(r"(?:www\.)?google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), ("/url",), ("q", "url"), None),
     # Google Translate's website proxy: the page it shows, translated, is the page named (kits use it to put
-    # Google's name first: 43 phishing links of the collections, all to kits; 125 legitimate ones, to news pages)
+    # Google's name first: 50 phishing links of the collections, to kits; 125 legitimate ones, to news pages)
     (re.compile(r"translate\.google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), ("/translate", "/website"), ("u",),
      _translated_page),
     # Safe Links: ``/?url=``, and ``/ap/w-59584e83/?url=`` for an Office document's link; ``office365.us`` for
