@@ -59,6 +59,10 @@ KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*
          ("brand named in an unpopular site's subdomain (if suspicious)", re.compile(r"^brand `[^`]*` named in")),
          ("listed site named in an unlisted site's subdomain (if suspicious)", re.compile(r"named in the subdomain of "
                                                                                          r"`[^`]*`, a site not on")),
+         ("country's ending written across the subdomain and the registered name",
+          re.compile(r"written across the subdomain and unrelated `")),
+         ("site's name written across the subdomain and the registered name (if suspicious)",
+          re.compile(r"written across the subdomain and `[^`]*`, (?:not a popular site|a site not on)")),
          ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")),
          ("program for download on a public address (if suspicious)", re.compile(r" for download \(`")),
          ("an e-mail address alone after # on an unlisted site (if suspicious)", re.compile(r"^an e-mail address")))

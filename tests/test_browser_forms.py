@@ -298,6 +298,17 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
     ("https://translate.google.se/translate?hl=&sl=auto&tl=ja&u=kit.example/0yo", "http://kit.example/0yo"),
     ("http://translate.google.no/translate?sl=no&amp;tl=en&amp;u=http%3A%2F%2Fkit.example%2Fa%2F", "http://kit.example/a/"),
     ("https://translate.google.co.jp/website?sl=auto&tl=en&u=https://kit.example/a", "https://kit.example/a"),
+    # an ad's click: the advertiser's page (Google Ads, Campaign Manager with the page or its scheme-relative form
+    # as the query, Adform's ``cpdir`` last among its fields)
+    ("https://www.google.com/aclk?sa=L&ai=CfWSm&sig=AOD64&adurl=https://kit.example/x", "https://kit.example/x"),
+    ("http://www.google.com.pe/aclk?sa=L&amp;ai=C14a&amp;adurl=http://kit.example/x", "http://kit.example/x"),
+    ("https://www.googleadservices.com/pagead/aclk?sa=L&ai=Cf&adurl=https://kit.example/x", "https://kit.example/x"),
+    ("https://ad.doubleclick.net/ddm/clk/581234567;392817465;k?https://kit.example/a?b=1&c=2",
+     "https://kit.example/a?b=1&c=2"),
+    ("https://ad.doubleclick.net/clk;265186560;90846275;t;pc=%255BTPAS_ID%255D?//kit.example/x?dept=a@b.jp",
+     "https://kit.example/x?dept=a@b.jp"),
+    ("http://track.adform.net/c/?bn=35405429;cpdir=https://kit.example/rt6?client_email=a@b.com",
+     "https://kit.example/rt6?client_email=a@b.com"),
     # one wrapped in another: the page at the end
     ("https://nam02.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.google.com%2Furl%3Fq%3Dhttps%3A%2F%2F"
      "kit.example%2Fa", "https://kit.example/a"),
@@ -362,6 +373,17 @@ def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, targe
     "https://translate.google.com/?sl=auto&tl=en&u=https://kit.top/",  # Translate's own page, not its proxy
     "https://translate.google.com.de/translate?u=https://www.paypal.com/",  # a private suffix's name, not Google's
     "https://translate.google.com/translate?u=javascript:alert(1)",  # no web page
+    # an ad server's other links: a page of its own, a sync pixel, a click whose query is no page
+    "https://ad.doubleclick.net/ddm/trackimp/N1234.1;dc_trk_aid=1;ord=1",
+    "https://ad.doubleclick.net/clk;265186560;90846275;t",
+    "https://ad.doubleclick.net/ddm/clk/581234567;392817465;k?not a page",
+    "https://www.google.com/aclk?sa=L&ai=CfWSm&adurl=https://kit.top/&adurl=https://www.paypal.com/",
+    "https://track.adform.net/C/?bn=35405429;clickid=1",
+    "https://track.adform.net/serving/?bn=35405429;cpdir=https://kit.top/",
+    "https://track.adform.net/C/?bn=1;cpdir=https://www.nike.com/;cpdir=https://kit.top/signin",  # which one?
+    "https://track.adform.net/C/?bn=1;cpdir=https://www.nike.com/&amp;cpdir=https://kit.top/signin",
+    # past the length `url_fields` reads, the page would be cut short (``www.nike.com`` of ``www.nike.com.kit.top``)
+    "https://www.google.com/aclk?ai=" + "x" * 4050 + "&adurl=https://www.nike.com.kit.top/signin",
 ])
 def test_other_links_are_not_unwrapped(url: str) -> None:
     assert browser_url_and_note(url) == (url, "")

@@ -500,6 +500,33 @@ def test_a_listed_sites_name_in_an_unlisted_sites_subdomain_corroborates_a_suspi
 
 
 @pytest.mark.parametrize("padding", [0, 100])  # a request's few hosts, and a batch's Arrow columns
+def test_a_listed_sites_name_written_across_the_registered_names_start_corroborates_a_suspicion(padding):
+    """``olx.pl-id26876236.xyz`` reads as ``olx.pl``, as ``usps.com-trackhelp.top`` reads as ``usps.com``: 362
+    phishing URLs of the collections written so had stayed `suspicious`."""
+    popularity = {"olx.pl": 931, "myhermes.de": 45_472, "youtube": 50_000, "jp.net": 9_000, "mail.ru": 30}
+    decider = Decider(POLICY, popularity=popularity)
+    hosts = ["olx.pl-id26876236.xyz", "parcel.myhermes.de-xzso.top",
+             "www.youtube-mp3.org",  # a site's own `www.` before its name
+             "resoonabank.jp.net-sap.net",  # jp.net is a public suffix, no site
+             "olx.pl", "olx.plaza-shop.com", "pl-olx.example.org", "olx.example-pl.com",  # no name across the start
+             "mail.ru",  # the site itself
+             ] + [f"pad{i}.example.org" for i in range(padding)]
+    suspicious = POLICY.suspicious_from + 0.01
+    scores, verdicts, reasons, _ = decider.apply(np.full(len(hosts), suspicious), np.ones(len(hosts), bool), hosts,
+                                                 np.arange(len(hosts)), np.zeros(len(hosts), bool))
+    assert list(verdicts[:2]) == ["malicious"] * 2 and scores[0] >= POLICY.threshold
+    assert reasons[0] == ("`olx.pl` (Tranco rank 931) written across the subdomain and `pl-id26876236.xyz`, a site "
+                          "not on the list: the name reads as `olx.pl`, and the model finds the URL suspicious")
+    assert "`myhermes.de`" in reasons[1]
+    assert list(verdicts[2:8]) == ["suspicious"] * 6 and list(reasons[2:8]) == [""] * 6
+    assert verdicts[8] == "benign"
+    # a low score is not raised: the name corroborates a suspicion
+    low = decider.apply(np.array([0.3]), np.ones(1, bool), hosts[:1], np.arange(1), np.zeros(1, bool))
+    assert list(low[1]) == ["benign"]
+    assert decider._new_entry("olx.pl-id26876236.xyz", 0)[14] == reasons[0].split(", and the model")[0]
+
+
+@pytest.mark.parametrize("padding", [0, 100])  # a request's few hosts, and a batch's Arrow columns
 def test_a_university_librarys_proxy_is_at_most_suspicious_on_the_models_word(padding):
     """EZproxy writes the proxied site's name into its own host: the model scored such sign-in pages 0.99, and
     rule 3 named the brands in them. Only under endings academic institutions alone get."""

@@ -511,6 +511,7 @@ def plain_names(hosts: list[str]) -> list[bool]:
 # (`www.google.com./url`: the DNS root's dot)
 REDIRECTOR_LINK = (r"(?i:(?:google\.[a-z]{2,3}(?:\.[a-z]{2})?|safelinks\.protection\.(?:outlook\.com|office365\.us)"
                    r"|facebook\.com|instagram\.com|youtube\.com|slack-redir\.net|duckduckgo\.com|linkedin\.com|doubleclick\.net"
+                   r"|googleadservices\.com|adform\.net"
                    r"|messenger\.com|vk\.com|t\.umblr\.com|steamcommunity\.com|ok\.ru|disq\.us|deref-[a-z0-9-]{3,6}\.[a-z]{2,3}"
                    r"|bing\.com|urldefense\.(?:proofpoint\.)?com|protection\.sophos\.com|linkprotect\.cudasvc\.com"
                    r"|protect2\.fireeye\.com|clicktime\.symantec\.com|secure-web\.cisco\.com|href\.li)"
@@ -731,8 +732,9 @@ _URL_SAFE_BASE64 = str.maketrans("-_", "+/")
 # wrappers (a phishing mail reported from behind a gateway arrives wrapped, and its link reaches the kit). Each:
 # its hosts, its redirect paths (None: any), the query parameters naming the page, and how a value is written
 # (None: as the page's URL).
+_GOOGLE = re.compile(r"(?:www\.)?google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})")
 _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], Callable[[str], str] | None], ...] = (
-    (re.compile(r"(?:www\.)?google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), ("/url",), ("q", "url"), None),
+    (_GOOGLE, ("/url",), ("q", "url"), None),
     # Google Translate's website proxy: the page it shows, translated, is the page named (kits use it to put
     # Google's name first: 50 phishing links of the collections, to kits; 125 legitimate ones, to news pages)
     (re.compile(r"translate\.google\.(?:com|co|com?\.[a-z]{2}|[a-z]{2})"), ("/translate", "/website"), ("u",),
@@ -755,6 +757,10 @@ _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], C
     (re.compile(r"urldefense\.proofpoint\.com"), ("/v1/url",), ("u",), None),
     (re.compile(r"(?:html\.)?duckduckgo\.com"), ("/l/",), ("uddg",), None),
     (re.compile(r"adclick\.g\.doubleclick\.net"), ("/pcs/click",), ("adurl",), None),
+    # an ad's click: the advertiser's page (kits bought ads, or wrote such links by hand: 5 phishing links of the
+    # collections, no legitimate one)
+    (_GOOGLE, ("/aclk",), ("adurl",), None),
+    (re.compile(r"(?:www\.)?googleadservices\.com"), ("/pagead/aclk",), ("adurl",), None),
     # Bing's click tracking (kits sent by mail use it, as their links then start with Bing's name)
     (re.compile(r"(?:[a-z0-9-]+\.)?bing\.com"), ("/ck/a",), ("u",), _bing_target),  # www., cn., ...
     (re.compile(r"[a-z0-9-]+\.protection\.sophos\.com"), ("", "/"), ("u",), _sophos_target),  # eu-west-1., ...
@@ -762,7 +768,13 @@ _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], C
     (re.compile(r"protect2\.fireeye\.com"), ("/v1/url",), ("u",), None),  # Trellix (FireEye)
     (re.compile(r"clicktime\.symantec\.com"), None, ("u",), None),  # Symantec (Broadcom): a token as the path
 )
-_GOOGLE, _GOOGLE_TRANSLATE = _REDIRECTORS[0][0], _REDIRECTORS[1][0]
+_GOOGLE_TRANSLATE = _REDIRECTORS[1][0]
+# Ad servers' click links whose query holds the advertiser's page after their own fields: Campaign Manager's
+# (``ad.doubleclick.net/ddm/clk/<ids>;<ids>?<page>``, the page written whole, its scheme sometimes left out:
+# ``?//kit.example/``) and Adform's (``track.adform.net/C/?bn=<id>;cpdir=<page>``, the page last). 7 phishing links
+# of the collections are written so, no legitimate one.
+_CAMPAIGN_MANAGER_CLICK = re.compile(r"/(?:ddm/)?clk[/;]")
+_ADFORM_PAGE = re.compile(r"(?:^|[;&])cpdir=")
 _PROOFPOINT_V3 = re.compile(r"(?i)https?://urldefense\.com/v3/__(.+?)__;")
 
 
@@ -770,11 +782,14 @@ def redirect_target(url: str) -> str | None:
     """The page (its `browser_url` form) a known redirector's link, itself in that form, sends the browser to
     (``https://www.google.com/url?q=<page>``, Google's AMP viewer and Translate proxy, an Outlook Safe Links,
     Facebook, Messenger, Instagram, YouTube, Slack, LinkedIn, VK, Tumblr, Steam, Odnoklassniki, Disqus, DuckDuckGo,
-    DoubleClick or Bing link, a mail gateway's (Proofpoint, Sophos, Barracuda, Trellix, Symantec, Cisco), a
-    webmail's (GMX, WEB.DE, mail.com) or href.li's, over http or https); None for any other URL, and for a link
+    DoubleClick or Bing link, an ad's click (Google Ads, Campaign Manager, Adform), a mail gateway's (Proofpoint,
+    Sophos, Barracuda, Trellix, Symantec, Cisco), a webmail's (GMX, WEB.DE, mail.com) or href.li's, over http or
+    https); None for any other URL, and for a link
     whose destination is no web page with a valid host or is ambiguous: the parameter given twice with different
     pages, or a different page once HTML's ``&amp;`` is read as ``&`` (a server reads ``&amp;q=`` as a parameter
     ``amp;q``), since the page a server would pick is not known."""
+    if len(url) > _MAX_URL_CHARS:  # `url_fields` reads a prefix: a page cut short (``…adurl=https://www.nike.com``
+        return None  # of ``www.nike.com.kit.example``) or a second page past the cut would be misread
     scheme, _, host, _, path, query, _ = url_fields(url)
     if scheme not in ("", "http", "https"):  # ``javascript://www.google.com/url?…`` goes nowhere
         return None
@@ -787,6 +802,11 @@ def redirect_target(url: str) -> str | None:
         return _web_page(f"{unquote(page)}{'?' if query else ''}{query}") if token and slash else None
     if host == "href.li" and path == "/":  # a referrer-hiding link: the whole query is the page
         return _web_page(query)
+    if host == "ad.doubleclick.net" and _CAMPAIGN_MANAGER_CLICK.match(path):
+        return _web_page(f"{scheme or 'http'}:{query}" if query.startswith("//") else query)
+    if host == "track.adform.net" and path.lower() == "/c/":  # the page runs to the end: a second one is ambiguous
+        fields = list(_ADFORM_PAGE.finditer(query.replace("&amp;", "&")))
+        return _web_page(query.replace("&amp;", "&")[fields[0].end():]) if len(fields) == 1 else None
     for hosts, redirect_paths, names, written in _REDIRECTORS:
         # Google's own ccTLD names; ``google.com.de`` is a name on a registry's private suffix, not Google's
         if (redirect_paths is None or path in redirect_paths) and hosts.fullmatch(host) \
