@@ -2,8 +2,8 @@
 followed by prose's punctuation, without their scheme between delimiters, defanged as threat reports write them
 (``hxxps[:]//kit[.]example/``), as markdown links (``[link](https://example.com/)``), with a mailing's campaign
 tags (``?utm_source=newsletter…``), as mail gateways rewrite links (Outlook Safe Links, Proofpoint, Sophos,
-Barracuda, Cisco, Symantec, Trellix) and through Google Translate's website proxy, as kits' links put Google's
-name first; and how many URLs of the collections have a browser form of their own
+Barracuda, Cisco, Symantec, Trellix), through Google Translate's website proxy, as kits' links put Google's
+name first, and as an ad's click (Google Ads); and how many URLs of the collections have a browser form of their own
 (`url.parsing.browser_forms`: what serving reads instead of the text as written).
 
 For each written form of each URL of tests/data/sanity_legitimate.txt and sanity_phishing.txt, the served verdict
@@ -89,6 +89,8 @@ FORMS |= {
     "Symantec": lambda url: f"https://clicktime.symantec.com/15sM7PdWhmVr?h=6gce=&u={_escaped(url)}",
     "Trellix": lambda url: f"https://protect2.fireeye.com/v1/url?k=f157ae43-adc5&q=1&e=f0b7&u={_escaped(url)}",
     "Translate": lambda url: f"https://translate.google.com/translate?sl=auto&tl=en&hl=en&u={_escaped(url)}",
+    "Ads click": lambda url: f"https://www.googleadservices.com/pagead/aclk?sa=L&ai=DChcSEwi&sig=AOD64_3&adurl="
+                             f"{_escaped(url)}",
 }
 
 

@@ -309,6 +309,9 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
      "https://kit.example/x?dept=a@b.jp"),
     ("http://track.adform.net/c/?bn=35405429;cpdir=https://kit.example/rt6?client_email=a@b.com",
      "https://kit.example/rt6?client_email=a@b.com"),
+    # YouTube's attribution link names a page of YouTube's own: its redirect leads on
+    ("https://www.youtube.com/attribution_link?a=x&u=%2Fredirect%3Fq%3Dhttps%253A%252F%252Fkit.example%252Fv",
+     "https://kit.example/v"),
     # one wrapped in another: the page at the end
     ("https://nam02.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.google.com%2Furl%3Fq%3Dhttps%3A%2F%2F"
      "kit.example%2Fa", "https://kit.example/a"),
@@ -379,6 +382,9 @@ def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, targe
     "https://ad.doubleclick.net/ddm/clk/581234567;392817465;k?not a page",
     "https://www.google.com/aclk?sa=L&ai=CfWSm&adurl=https://kit.top/&adurl=https://www.paypal.com/",
     "https://track.adform.net/C/?bn=35405429;clickid=1",
+    "https://www.youtube.com/attribution_link?u=https://kit.top/",  # not a page of YouTube's own
+    "https://www.youtube.com/attribution_link?u=//kit.top/",
+    "https://www.youtube.com/attribution_link?a=x&u=%2Fwatch%3Fv%3DdQw4w9WgXcQ",  # YouTube's own video
     "https://track.adform.net/serving/?bn=35405429;cpdir=https://kit.top/",
     "https://track.adform.net/C/?bn=1;cpdir=https://www.nike.com/;cpdir=https://kit.top/signin",  # which one?
     "https://track.adform.net/C/?bn=1;cpdir=https://www.nike.com/&amp;cpdir=https://kit.top/signin",

@@ -573,9 +573,9 @@ def named_sites(splits: HostSplits, ranked: list[bool], popularity: Mapping[str,
     subdomains, domains = splits.subdomain, splits.domain
     if isinstance(subdomains, list) and len(subdomains) <= FEW_TEXTS:
         candidates = [i for i, (sub, domain) in enumerate(zip(subdomains, domains, strict=True))
-                      if not ranked[i] and sub and ("." in sub or "-" in domain)]
+                      if not ranked[i] and sub and ("." in sub or domain[2:3] == "-")]
     else:
-        written = rows_matching(_INNER_DOT, subdomains) | (rows_matching(_HYPHEN, domains) &
+        written = rows_matching(_INNER_DOT, subdomains) | (rows_matching(_ENDING_AND_HYPHEN, domains) &
                                                             rows_matching(_ANY, subdomains))
         candidates = np.flatnonzero(written & ~np.asarray(ranked, dtype=bool)).tolist()
     if not candidates:
@@ -592,7 +592,7 @@ def named_sites(splits: HostSplits, ranked: list[bool], popularity: Mapping[str,
     return found
 
 
-_INNER_DOT, _HYPHEN, _ANY = re.compile(r"\."), re.compile("-"), re.compile(".")
+_INNER_DOT, _ENDING_AND_HYPHEN, _ANY = re.compile(r"\."), re.compile(r"^[a-z]{2}-"), re.compile(".")
 # Storage whose buckets named like a domain only that domain's verified owner can make: the bucket's name is the
 # whole subdomain (Google Cloud Storage, "Domain-named bucket verification")
 _DOMAIN_VERIFIED_BUCKETS = frozenset({"storage.googleapis.com", "c.storage.googleapis.com"})

@@ -703,6 +703,12 @@ def _translated_page(value: str) -> str:
     return value if _SCHEME_AND_SLASHES.match(value) else f"http://{value}"
 
 
+def _youtube_page(value: str) -> str:
+    """YouTube's redirect when an attribution link's ``u`` names it (``/redirect?q=<page>``, which leads on); ""
+    for its other pages (``/watch?v=…``: YouTube's own, as the link is) and for any other value."""
+    return f"https://www.youtube.com{value}" if value.startswith("/redirect?") else ""
+
+
 def _bing_target(value: str) -> str:
     """The URL a Bing click-tracking ``u`` value holds ("a1" + URL-safe base64 without padding); "" for another."""
     return _base64_text(value[2:]) if value.startswith("a1") else ""
@@ -745,6 +751,8 @@ _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], C
     (re.compile(r"l[m]?\.facebook\.com|l\.messenger\.com"), ("/l.php",), ("u",), None),
     (re.compile(r"l\.instagram\.com"), ("/",), ("u",), None),
     (re.compile(r"(?:www\.|m\.)?youtube\.com"), ("/redirect",), ("q",), None),
+    # a share's attribution link names a page of YouTube's own (``u=/watch?v=…``): its redirect leads on
+    (re.compile(r"(?:www\.|m\.)?youtube\.com"), ("/attribution_link",), ("u",), _youtube_page),
     (re.compile(r"slack-redir\.net"), ("/link",), ("url",), None),
     (re.compile(r"(?:www\.)?linkedin\.com"), ("/redir/redirect",), ("url",), None),
     (re.compile(r"(?:m\.|away\.)?vk\.com"), ("/away.php",), ("to",), None),  # VK's warning before leaving it
