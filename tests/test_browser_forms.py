@@ -259,6 +259,8 @@ def test_a_url_written_as_a_browser_undoes_gets_the_requested_urls_verdict(detec
     ("https://www.google.com/amp/s/kit.example/view?id=2", "https://kit.example/view?id=2"),
     ("https://duckduckgo.com/l/?uddg=https%3A%2F%2Fkit.example%2F&rut=abc", "https://kit.example/"),
     ("https://adclick.g.doubleclick.net/pcs/click?xai=AKAO&sig=Cg0&adurl=https://kit.example/x", "https://kit.example/x"),
+    ("https://cm.g.doubleclick.net/pixel?google_nid=ucfunnel&google_redir=https://kit.example/adaccount-help?fbclid=1",
+     "https://kit.example/adaccount-help?fbclid=1"),
     ("https://www.bing.com/ck/a?!&&p=5f1c&ptn=3&u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x&ntb=1",
      "https://kit.example/login?id=1"),
     ("https://cn.bing.com/ck/a?u=a1aHR0cHM6Ly9raXQuZXhhbXBsZS9sb2dpbj9pZD0x", "https://kit.example/login?id=1"),
@@ -382,6 +384,7 @@ def test_a_redirector_link_written_another_way_is_unwrapped_too(link: str, targe
     "https://ad.doubleclick.net/ddm/clk/581234567;392817465;k?not a page",
     "https://www.google.com/aclk?sa=L&ai=CfWSm&adurl=https://kit.top/&adurl=https://www.paypal.com/",
     "https://track.adform.net/C/?bn=35405429;clickid=1",
+    "https://cm.g.doubleclick.net/pixel?google_nid=partner&google_cm&google_sc",  # a match with no partner's page
     "https://www.youtube.com/attribution_link?u=https://kit.top/",  # not a page of YouTube's own
     "https://www.youtube.com/attribution_link?u=//kit.top/",
     "https://www.youtube.com/attribution_link?a=x&u=%2Fwatch%3Fv%3DdQw4w9WgXcQ",  # YouTube's own video

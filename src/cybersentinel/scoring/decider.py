@@ -622,14 +622,17 @@ def _straddled_site(subdomain: str, domain: str, suffix: str, popularity: Mappin
 # Country endings that are also words or firms' prefixes (``it-service.de``, ``ai-labs.io``, ``co-pilot.io``)
 _WORD_ENDINGS = frozenset({"ai", "am", "at", "be", "co", "do", "go", "id", "in", "io", "is", "it", "me", "my", "no",
                            "pm", "so", "to", "tv", "us"})
+# The first labels organisations give the host that runs their mail (``mail.``, ``owa.``, ``autodiscover.``, which
+# clients ask for; `own_webmail`)
+_MAIL_SERVER_LABELS = frozenset({"mail", "webmail", "owa", "outlook", "exchange", "email", "autodiscover"})
 # Labels a firm's own hosts are named by: ``mail.ru`` or ``jobs.ch`` is a listed site, ``mail.ru-hosting.com`` a
 # hosting firm's mail server
-_SERVICE_LABELS = frozenset({
-    "account", "accounts", "admin", "api", "app", "auth", "autodiscover", "blog", "cdn", "chat", "citrix", "click",
-    "client", "clients", "cloud", "crm", "dev", "docs", "email", "exchange", "extranet", "files", "forum", "help",
-    "home", "imap", "info", "intranet", "jobs", "live", "login", "mail", "media", "mobile", "news", "office",
-    "online", "outlook", "owa", "pop", "portal", "remote", "search", "secure", "service", "services", "shop", "smtp",
-    "sso", "staging", "static", "store", "support", "test", "track", "tracking", "vpn", "web", "webmail"})
+_SERVICE_LABELS = _MAIL_SERVER_LABELS | {
+    "account", "accounts", "admin", "api", "app", "auth", "blog", "cdn", "chat", "citrix", "click", "client",
+    "clients", "cloud", "crm", "dev", "docs", "extranet", "files", "forum", "help", "home", "imap", "info",
+    "intranet", "jobs", "live", "login", "media", "mobile", "news", "office", "online", "pop", "portal", "remote",
+    "search", "secure", "service", "services", "shop", "smtp", "sso", "staging", "static", "store", "support", "test",
+    "track", "tracking", "vpn", "web"}
 
 
 def _listed_site_in(labels: list[str], popularity: Mapping[str, int], verified_bucket: bool) -> str:
@@ -874,10 +877,9 @@ def victim_address(url: str) -> str:
     return ""
 
 
-# Outlook on the web, Exchange's web client: the pages a browser opens on it (`own_webmail`), and the first labels
-# organisations give the host that runs it (``mail.``, ``owa.``, ``autodiscover.``, which clients ask for).
+# Outlook on the web, Exchange's web client: the pages a browser opens on it (`own_webmail`), and words of a mail
+# service that no firm's own name holds (the host's first label is one of `_MAIL_SERVER_LABELS`).
 _OUTLOOK_ON_THE_WEB = re.compile(r"(?i)/(?:owa|ecp)/?|/owa/auth/logon\.aspx")
-_MAIL_SERVER_LABELS = frozenset({"mail", "webmail", "owa", "outlook", "exchange", "email", "autodiscover"})
 _MAIL_SERVICE_WORDS = ("owa", "o365", "office", "outlook", "exchange", "webmail", "mailbox", "microsoft")
 
 

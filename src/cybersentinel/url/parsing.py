@@ -765,6 +765,9 @@ _REDIRECTORS: tuple[tuple[re.Pattern, tuple[str, ...] | None, tuple[str, ...], C
     (re.compile(r"urldefense\.proofpoint\.com"), ("/v1/url",), ("u",), None),
     (re.compile(r"(?:html\.)?duckduckgo\.com"), ("/l/",), ("uddg",), None),
     (re.compile(r"adclick\.g\.doubleclick\.net"), ("/pcs/click",), ("adurl",), None),
+    # Google's cookie-matching pixel sends the browser on to a partner's page (6 phishing links of the collections,
+    # one campaign's, no legitimate one)
+    (re.compile(r"cm\.g\.doubleclick\.net"), ("/pixel",), ("google_redir",), None),
     # an ad's click: the advertiser's page (kits bought ads, or wrote such links by hand: 5 phishing links of the
     # collections, no legitimate one)
     (_GOOGLE, ("/aclk",), ("adurl",), None),
@@ -790,12 +793,12 @@ def redirect_target(url: str) -> str | None:
     """The page (its `browser_url` form) a known redirector's link, itself in that form, sends the browser to
     (``https://www.google.com/url?q=<page>``, Google's AMP viewer and Translate proxy, an Outlook Safe Links,
     Facebook, Messenger, Instagram, YouTube, Slack, LinkedIn, VK, Tumblr, Steam, Odnoklassniki, Disqus, DuckDuckGo,
-    DoubleClick or Bing link, an ad's click (Google Ads, Campaign Manager, Adform), a mail gateway's (Proofpoint,
-    Sophos, Barracuda, Trellix, Symantec, Cisco), a webmail's (GMX, WEB.DE, mail.com) or href.li's, over http or
-    https); None for any other URL, and for a link
-    whose destination is no web page with a valid host or is ambiguous: the parameter given twice with different
-    pages, or a different page once HTML's ``&amp;`` is read as ``&`` (a server reads ``&amp;q=`` as a parameter
-    ``amp;q``), since the page a server would pick is not known."""
+    DoubleClick (an ad's click or the cookie-matching pixel's) or Bing link, an ad's click (Google Ads, Campaign
+    Manager, Adform), a mail gateway's (Proofpoint, Sophos, Barracuda, Trellix, Symantec, Cisco), a webmail's (GMX,
+    WEB.DE, mail.com) or href.li's, over http or https); None for any other URL, and for a link whose destination
+    is no web page with a valid host or is ambiguous: the parameter given twice with different pages, or a
+    different page once HTML's ``&amp;`` is read as ``&`` (a server reads ``&amp;q=`` as a parameter ``amp;q``),
+    since the page a server would pick is not known."""
     if len(url) > _MAX_URL_CHARS:  # `url_fields` reads a prefix: a page cut short (``…adurl=https://www.nike.com``
         return None  # of ``www.nike.com.kit.example``) or a second page past the cut would be misread
     scheme, _, host, _, path, query, _ = url_fields(url)
@@ -813,8 +816,9 @@ def redirect_target(url: str) -> str | None:
     if host == "ad.doubleclick.net" and _CAMPAIGN_MANAGER_CLICK.match(path):
         return _web_page(f"{scheme or 'http'}:{query}" if query.startswith("//") else query)
     if host == "track.adform.net" and path.lower() == "/c/":  # the page runs to the end: a second one is ambiguous
-        fields = list(_ADFORM_PAGE.finditer(query.replace("&amp;", "&")))
-        return _web_page(query.replace("&amp;", "&")[fields[0].end():]) if len(fields) == 1 else None
+        unescaped = query.replace("&amp;", "&")
+        fields = list(_ADFORM_PAGE.finditer(unescaped))
+        return _web_page(unescaped[fields[0].end():]) if len(fields) == 1 else None
     for hosts, redirect_paths, names, written in _REDIRECTORS:
         # Google's own ccTLD names; ``google.com.de`` is a name on a registry's private suffix, not Google's
         if (redirect_paths is None or path in redirect_paths) and hosts.fullmatch(host) \
