@@ -1,5 +1,6 @@
-"""The served decision's verdicts (no feeds) on every hand-written probe list in benchmarks/: for each list, how
-many of its URLs are `malicious`, `suspicious` and `benign`, and how many are errors (no web address). With
+"""The served decision's verdicts (no feeds) on every hand-written probe list stage `evaluate` judges (the lists of
+its command in dvc.yaml, read from reports/details.json): for each list, how many of its URLs are `malicious`,
+`suspicious` and `benign`, and how many are errors (no web address), as `evaluate` counts them. With
 ``--against SRC``, another checkout's code (its ``src`` folder, run by PYTHONPATH) and ``--against-model-dir``
 score the same lists beside this one, and the URLs whose verdict changed are listed. Each side is one
 `cybersentinel predict` run over all the lists, as the README's per-list commands score them. Prints figures;
@@ -12,6 +13,7 @@ asserts nothing but that every URL came back.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,22 +22,17 @@ from pathlib import Path
 
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = Path(__file__).resolve().parents[1]
 VERDICTS = ("malicious", "suspicious", "benign", "error")
-# Lists whose name does not end in _legitimate or _phishing: what their URLs are
-KINDS = {"enterprise_sign_in": "legitimate", "library_proxies": "legitimate", "resolver_names": "legitimate",
-         "small_site_links": "legitimate", "small_site_links_other_languages": "legitimate",
-         "malware_downloads": "malicious"}
 
 
-def probe_lists() -> dict[str, list[str]]:
-    """Every probe list's URLs, by the list's name (its file name without ``.txt``)."""
-    return {path.stem: path.read_text(encoding="utf-8").splitlines() for path in sorted(HERE.glob("*.txt"))}
-
-
-def kind(name: str) -> str:
-    return KINDS.get(name) or name.rpartition("_")[2]
+def probe_lists(details: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The URLs (as `evaluate` reads them: blank lines skipped) and the kind of every list stage `evaluate` judged,
+    by the list's name."""
+    probes = json.loads(details.read_text())["probes"]
+    urls = {name: [line for line in (REPO / probe["path"]).read_text(encoding="utf-8").splitlines() if line.strip()]
+            for name, probe in probes.items()}
+    return urls, {name: probe["kind"] for name, probe in probes.items()}
 
 
 def verdicts(urls: list[str], model_dir: Path, src: Path | None, work: Path) -> pd.Series:
@@ -54,10 +51,10 @@ def verdicts(urls: list[str], model_dir: Path, src: Path | None, work: Path) -> 
     return table["verdict"].where(table["error"] == "", "error").replace("", "error").reset_index(drop=True)
 
 
-def counts(lists: dict[str, list[str]], found: pd.Series) -> pd.DataFrame:
+def counts(lists: dict[str, list[str]], kinds: dict[str, str], found: pd.Series) -> pd.DataFrame:
     names = [name for name, urls in lists.items() for _ in urls]
     table = pd.crosstab(pd.Series(names, name="list"), found.rename("verdict")).reindex(columns=VERDICTS, fill_value=0)
-    table.insert(0, "kind", [kind(name) for name in table.index])
+    table.insert(0, "kind", [kinds[name] for name in table.index])
     return table
 
 
@@ -66,8 +63,10 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=REPO / "models")
     parser.add_argument("--against", type=Path, default=None, help="another checkout's src folder")
     parser.add_argument("--against-model-dir", type=Path, default=None, help="default: --model-dir")
+    parser.add_argument("--details", type=Path, default=REPO / "reports" / "details.json",
+                        help="stage evaluate's details, which name the lists")
     args = parser.parse_args()
-    lists = probe_lists()
+    lists, kinds = probe_lists(args.details)
     urls = [url for listed in lists.values() for url in listed]
     with tempfile.TemporaryDirectory() as work:
         found = verdicts(urls, args.model_dir, None, Path(work))
@@ -76,10 +75,10 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(f"{len(urls):,} URLs in {len(lists)} lists; served verdicts without feeds ({args.model_dir})")
     if before is None:
-        print(counts(lists, found).to_string())
+        print(counts(lists, kinds, found).to_string())
         return
-    print(pd.concat([counts(lists, before).add_suffix(" before").rename(columns={"kind before": "kind"}),
-                     counts(lists, found).drop(columns="kind").add_suffix(" after")], axis=1).to_string())
+    print(pd.concat([counts(lists, kinds, before).add_suffix(" before").rename(columns={"kind before": "kind"}),
+                     counts(lists, kinds, found).drop(columns="kind").add_suffix(" after")], axis=1).to_string())
     names = pd.Series([name for name, listed in lists.items() for _ in listed])
     changed = (found != before).to_numpy()
     print(f"\n{int(changed.sum())} URLs changed verdict:")

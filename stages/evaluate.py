@@ -2,8 +2,9 @@
 service loads gives the same scores, and judge the served decision (model + pinned feeds + popularity, the
 decision policy every door applies). Writes the headline metrics (reports/metrics.json, a DVC metric tied to
 the model by its hash: the few figures a reviewer compares), everything else (every metric, per registered
-domain, per source, per slice, the sanity URLs) in reports/details.json (not a DVC metric, so `dvc exp show`
-stays readable), and the data behind the ROC, precision-recall, confusion, calibration and importance plots."""
+domain, per source, per slice, the sanity URLs, the probe lists' verdicts) in reports/details.json (not a DVC
+metric, so `dvc exp show` stays readable), and the data behind the ROC, precision-recall, confusion, calibration
+and importance plots."""
 
 import argparse
 from pathlib import Path
@@ -35,6 +36,7 @@ HEADLINE = {"test": ("roc_auc", "pr_auc", "tpr_at_1pct_fpr", "precision", "recal
             "served": ("roc_auc", "tpr_at_1pct_fpr", "precision", "recall", "rows", "unscorable_rows")}
 SANITY_HEADLINE = ("legitimate_malicious_with_feeds", "legitimate_malicious_without_feeds",
                    "phishing_not_malicious_with_feeds", "phishing_not_malicious_without_feeds")
+VERDICTS = ("malicious", "suspicious", "benign")
 
 
 def headline(details: dict) -> dict:
@@ -46,15 +48,22 @@ def headline(details: dict) -> dict:
             metrics[section] = {k: details[section][k] for k in keys if k in details[section]}
     if "sanity_counts" in details:  # wrong verdicts on the hand-written sets
         metrics["sanity"] = {k: details["sanity_counts"][k] for k in SANITY_HEADLINE}
+    if details.get("probes"):  # the probe lists' wrong verdicts, summed: each list's are in details
+        metrics["probes"] = {"legitimate_malicious": sum(p["malicious"] for p in details["probes"].values()
+                                                         if p["kind"] == "legitimate"),
+                             "malicious_missed": sum(p["urls"] - p["errors"] - p["malicious"]
+                                                     for p in details["probes"].values() if p["kind"] == "malicious")}
     return metrics
 
 
 def url_only_gaps(kind: str) -> dict[str, str]:
     """What evaluate leaves out for a model that does not score URLs (a tabular dataset's), and why: the served
-    decision (its policy reads URLs; its feeds list hosts), the hand-written sanity URLs and the URL slices."""
+    decision (its policy reads URLs; its feeds list hosts), the hand-written sanity and probe URLs and the URL
+    slices."""
     why = f"the model scores a {kind} dataset's feature columns, not URLs"
     return {"served": f"{why}: the decision policy, its feeds and popular sites read URLs",
-            "sanity": f"{why}: the sanity sets are URLs", "slices": f"{why}: the slices are URL shapes"}
+            "sanity": f"{why}: the sanity sets are URLs", "slices": f"{why}: the slices are URL shapes",
+            "probes": f"{why}: the probe lists are URLs"}
 
 
 def sanity_check(detector: Detector, index: IntelIndex, legitimate: Path, phishing: Path,
@@ -75,6 +84,21 @@ def sanity_check(detector: Detector, index: IntelIndex, legitimate: Path, phishi
     return counts, failures
 
 
+def probe_verdicts(detector: Detector, lists: dict[str, list[Path]]) -> dict[str, dict]:
+    """The served decision without feeds (as `cybersentinel predict --no-feeds` judges a list) on hand-written probe
+    lists of traffic the collections hold little of, by the list's file name: its kind (``lists``' key:
+    ``legitimate`` or ``malicious``), its path, and how many of its URLs got each verdict or an error (no web
+    address). Unlike the sanity sets nothing here must hold: the counts are what a change moves."""
+    decider, found = detector.decider(), {}
+    for kind, paths in lists.items():
+        for path in paths:
+            urls = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            verdicts = detector.score_values(urls, reasons=False, decider=decider)["verdict"].to_pylist()
+            found[path.stem] = {"kind": kind, "path": path.as_posix(), "urls": len(urls),
+                                **{v: verdicts.count(v) for v in VERDICTS}, "errors": verdicts.count("")}
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", type=Path, required=True)
@@ -84,6 +108,10 @@ def main() -> None:
     parser.add_argument("--details", type=Path, required=True)
     parser.add_argument("--sanity", type=Path, nargs=2, metavar=("LEGITIMATE", "PHISHING"), required=True,
                         help="hand-written URL lists: none of the first may be malicious, all of the second must be")
+    parser.add_argument("--probes-legitimate", type=Path, nargs="*", default=[], metavar="LIST",
+                        help="hand-written lists of legitimate traffic: how many come out malicious")
+    parser.add_argument("--probes-malicious", type=Path, nargs="*", default=[], metavar="LIST",
+                        help="hand-written lists of phishing and malware: how many do not come out malicious")
     parser.add_argument("--plots", type=Path, required=True)
     args = parser.parse_args()
     params = read_params()
@@ -125,6 +153,8 @@ def main() -> None:
         details["served_by_source"] = {s: classification_metrics(y[m & scored], served[m & scored], threshold)
                                        for s, m in sources.items()}
         details["sanity_counts"], details["sanity"] = sanity_check(detector, index, *args.sanity)
+        details["probes"] = probe_verdicts(detector, {"legitimate": args.probes_legitimate,
+                                                      "malicious": args.probes_malicious})
         # how the model does on the shapes that were shortcuts in training data
         details["slices"] = {name: classification_metrics(y[m], scores[m], threshold)
                              for name, m in url_slices(test["url"]).items() if m.sum() > 0}

@@ -26,8 +26,14 @@ def test_repro_writes_honest_metrics_and_plots(sample_repo: Path) -> None:
     for key in ("accuracy", "precision", "recall", "f1", "pr_auc", "tpr_at_1pct_fpr", "brier"):
         assert 0.0 <= details["test"][key] <= 1.0
     # the DVC metric is the headline only (what `dvc exp show` lists), each figure equal to the details'
-    assert sum(len(v) if isinstance(v, dict) else 1 for v in metrics.values()) <= 20
+    assert sum(len(v) if isinstance(v, dict) else 1 for v in metrics.values()) <= 22
     assert all(details["test"][k] == v for k, v in metrics["test"].items())
+    # every probe list of the stage's command judged whole, its wrong verdicts summed into the headline
+    probes = details["probes"]
+    assert len(probes) == 14 and {p["kind"] for p in probes.values()} == {"legitimate", "malicious"}
+    assert all(p["malicious"] + p["suspicious"] + p["benign"] + p["errors"] == p["urls"] > 0 for p in probes.values())
+    assert metrics["probes"]["legitimate_malicious"] == sum(
+        p["malicious"] for p in probes.values() if p["kind"] == "legitimate")
     split = read_json(sample_repo / "reports/split.json")
     assert split["groups_in_both"] == 0
     prepared = read_json(sample_repo / "reports/prepare.json")

@@ -415,3 +415,30 @@ def test_a_name_written_with_a_bidirectional_override_is_deceptive_on_any_site(m
         verdicts = [r["verdict"] for r in records[:7]]
         assert verdicts[:4] == ["malicious"] * 4 and "malicious" not in verdicts[4:]
         assert records[0]["reasons"].startswith("`U+202E` (right-to-left override) in the URL's name or path")
+
+
+def test_evaluate_counts_every_probe_url_once_and_sums_the_wrong_verdicts(detector, tmp_path):
+    """evaluate.py's probe lists: each URL of a list gets one verdict or an error (blank lines are no URLs), and the
+    headline sums what each kind gets wrong: legitimate URLs called malicious, malicious ones not called so."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("evaluate_stage", Path(__file__).parents[1] / "stages/evaluate.py")
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    legitimate, malicious = tmp_path / "shops_legitimate.txt", tmp_path / "kits_phishing.txt"
+    legitimate.write_text("https://www.wikipedia.org/\n\nmailto:someone@example.com\nhttp://45.67.89.12/login/verify.php\n")
+    malicious.write_text("http://45.67.89.12/paypal/signin/verify.php\nhttps://www.wikipedia.org/\n")
+    probes = evaluate.probe_verdicts(detector, {"legitimate": [legitimate], "malicious": [malicious]})
+    assert set(probes) == {"shops_legitimate", "kits_phishing"}
+    shops, kits = probes["shops_legitimate"], probes["kits_phishing"]
+    assert shops["urls"] == 3 and shops["errors"] == 1 and kits["urls"] == 2 and kits["errors"] == 0
+    assert all(p["malicious"] + p["suspicious"] + p["benign"] + p["errors"] == p["urls"] for p in probes.values())
+    verdicts = detector.score_urls(["http://45.67.89.12/login/verify.php", "http://45.67.89.12/paypal/signin/verify.php",
+                                    "https://www.wikipedia.org/"])["verdict"].tolist()
+    assert shops["malicious"] == [verdicts[0], verdicts[2]].count("malicious")
+    headline = evaluate.headline({"model_sha256": "", "manifest_sha256": "", "model_dir": "", "threshold": 0.5,
+                                  "probes": probes})
+    assert headline["probes"] == {"legitimate_malicious": shops["malicious"],
+                                  "malicious_missed": 2 - kits["malicious"]}
+    assert kits["malicious"] == [verdicts[1], verdicts[2]].count("malicious")

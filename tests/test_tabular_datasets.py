@@ -142,11 +142,11 @@ def test_evaluate_a_tabular_model_with_a_url_column_skips_the_url_only_parts(tmp
                                       "--sanity", "none.txt", "none.txt"])
     stage("evaluate").main()
     details = json.loads((tmp_path / "details.json").read_text())
-    assert set(details["not_applicable"]) == {"served", "sanity", "slices"}
-    assert "served" not in details and "sanity_counts" not in details
+    assert set(details["not_applicable"]) == {"served", "sanity", "slices", "probes"}
+    assert "served" not in details and "sanity_counts" not in details and "probes" not in details
     assert details["test"]["rows"] == n
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert "served" not in metrics and "sanity" not in metrics
+    assert "served" not in metrics and "sanity" not in metrics and "probes" not in metrics
     for name in ("roc.json", "pr.json", "calibration.json", "confusion.json", "importance.json"):
         assert (tmp_path / "plots" / name).exists()
 
