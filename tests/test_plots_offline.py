@@ -28,9 +28,11 @@ ROWS = {  # a few rows of each plot file, in the shapes stages/evaluate.py and s
     "reports/plots/confusion.json": [{"actual": a, "predicted": p} for a, p in
                                      (("phishing", "phishing"),) * 3 + (("legitimate", "legitimate"),) * 2
                                      + (("phishing", "legitimate"),)],
-    "reports/plots/importance.json": [{"feature": f, "importance": v} for f, v in (("a", 0.2), ("b", 0.05))],
+    # four bars each: a bar chart's height follows its rows, and two bars drew under 100 px in Chromium 150
+    "reports/plots/importance.json": [{"feature": f, "importance": v} for f, v in (("a", 0.2), ("b", 0.05),
+                                                                                    ("c", 0.03), ("d", 0.01))],
     "reports/generalisation_plot.json": [{"collection": c, "roc_auc": v, "tpr_at_1pct_fpr": v - 0.3}
-                                         for c, v in (("x", 0.93), ("y", 0.97))],
+                                         for c, v in (("w", 0.91), ("x", 0.93), ("y", 0.97), ("z", 0.98))],
 }
 
 
