@@ -84,10 +84,29 @@ def copy_worktree(target: Path) -> None:
         if src.is_file():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target / rel)
+    share_numba_cache(REPO, target)
     git = ["git", "-c", "user.email=test@cybersentinel.invalid", "-c", "user.name=test"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=target, check=True)
     subprocess.run([*git, "add", "-A"], cwd=target, check=True)
     subprocess.run([*git, "commit", "-qm", "sample"], cwd=target, check=True)
+
+
+def share_numba_cache(source: Path, target: Path) -> None:
+    """numba's compiled kernels of ``source``'s package given to ``target``'s byte-identical copy of it, so that
+    each copy of the repository the tests make does not compile them again (~25 s of one core each time: most of
+    a cold `featurize` on the sample). numba finds a kernel in the ``__pycache__`` beside its module and trusts it
+    while the module's modification time and size are the ones it was compiled from, so each module identical to
+    the source's gets the source's time; a module that differs keeps its own and is compiled as usual."""
+    for module in sorted({index.parent.parent / f"{index.name.split('.')[0]}.py"
+                          for index in (source / "src").glob("**/__pycache__/*.nbi")}):
+        copy = target / module.relative_to(source)
+        if not copy.is_file() or copy.read_bytes() != module.read_bytes():
+            continue
+        (copy.parent / "__pycache__").mkdir(exist_ok=True)
+        for cached in module.parent.glob(f"__pycache__/{module.stem}.*.nb[ic]"):
+            shutil.copy2(cached, copy.parent / "__pycache__" / cached.name)
+        stat = module.stat()
+        os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def shrink_params(repo: Path, mirror: Path) -> None:

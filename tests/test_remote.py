@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from fixtures_pipeline import REPO, pipeline_env
+from fixtures_pipeline import REPO, pipeline_env, share_numba_cache
 
 from cybersentinel.core.files import sha256_file
 from cybersentinel.mlops.remote import (
@@ -45,6 +45,7 @@ def clone_with_cache(source: Path, target: Path, share_cache: bool = True) -> Pa
     """A git clone of ``source`` with its pipeline outputs checked out: reading (and adding to) ``source``'s DVC
     cache, or from a private copy of its objects without the run-cache (so stages really run again)."""
     run(["git", "clone", "-q", str(source), str(target)], cwd=source.parent)
+    share_numba_cache(source, target)
     if share_cache:
         run([sys.executable, "-m", "dvc", "cache", "dir", "--local", str(source / ".dvc" / "cache")], cwd=target)
     else:
