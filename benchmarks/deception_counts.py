@@ -3,8 +3,8 @@ figures the README quotes for the look-alike and country-ending rules (a rule is
 marks), and how many it would mark by a brand named in an unpopular site's subdomain (`decider.named_brands`:
 it only corroborates a suspicious score, so this counts where it may act), by a listed site's whole name there
 (`decider.named_sites`, likewise), and how many are sign-in pages or programs for download on a public address
-(`decider.address_sign_in`, `decider.address_program`) or end in a victim's e-mail address after `#` on an unlisted
-site (`decider.victim_address`), likewise; and how many name a Windows program as a document
+(`decider.address_sign_in`, `decider.address_program`) or end in a victim's e-mail address after `#` or as the whole
+query on an unlisted site (`decider.victim_address`), likewise; and how many name a Windows program as a document
 (`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its host's kind) or are
 written with a bidirectional override (`decider.reversed_text`, deceptive on any site); the distinct
 hosts of each kind; and how many URLs under `googleapis.com` carry its rank (`url.parsing.OPERATOR_SERVICES`) or
@@ -26,6 +26,7 @@ import pandas as pd
 
 from cybersentinel.core.files import load_manifest
 from cybersentinel.scoring.decider import (
+    VICTIM_ADDRESS_PATTERN,
     Decider,
     address_program,
     address_sign_in,
@@ -65,7 +66,10 @@ KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*
           re.compile(r"written across the subdomain and `[^`]*`, (?:not a popular site|a site not on)")),
          ("sign-in page on a public address (if suspicious)", re.compile(r"^a sign-in page \(")),
          ("program for download on a public address (if suspicious)", re.compile(r" for download \(`")),
-         ("an e-mail address alone after # on an unlisted site (if suspicious)", re.compile(r"^an e-mail address")))
+         ("an e-mail address alone after # on an unlisted site (if suspicious)",
+          re.compile(r"^an e-mail address.* alone after `#`")),
+         ("an e-mail address alone as the query on an unlisted site (if suspicious)",
+          re.compile(r"^an e-mail address.* alone as the query")))
 
 
 def kind_of(reason: str) -> str:
@@ -94,9 +98,9 @@ def main() -> None:
     table.loc[on_address, "kind"] = table.loc[on_address, "url"].map(
         lambda url: kind_of(address_sign_in(url) or address_program(url)))
     unlisted = dict(zip(distinct, [not found for found in listed], strict=True))
-    fragment = table["url"].str.contains("#", regex=False) & hosts.map(unlisted).to_numpy(dtype=bool) & \
+    victim = table["url"].str.contains(VICTIM_ADDRESS_PATTERN) & hosts.map(unlisted).to_numpy(dtype=bool) & \
         (table["kind"] == "")
-    table.loc[fragment, "kind"] = table.loc[fragment, "url"].map(lambda url: kind_of(victim_address(url)))
+    table.loc[victim, "kind"] = table.loc[victim, "url"].map(lambda url: kind_of(victim_address(url)))
     disguised = (table["url"].map(disguised_program) != "") & hosts.map(unlisted).to_numpy(dtype=bool)
     print(f"Windows programs named as documents: {disguised.sum():,} URLs, by label "
           f"{table.loc[disguised, 'label'].value_counts().sort_index().to_dict()} (their hosts' kinds: "

@@ -355,19 +355,25 @@ def test_an_address_alone_is_left_to_feeds_and_a_page_on_it_to_the_model(detecto
     assert scored["score"][2] == pytest.approx(scored["model_score"][2])
 
 
-def test_a_victims_address_after_the_hash_corroborates_a_suspicion_on_an_unlisted_site(model_dir):  # noqa: F811
-    """880 phishing URLs of the collections end so, one legitimate one (an IRC channel), which scores low."""
+def test_a_victims_address_after_the_hash_or_as_the_query_corroborates_a_suspicion_on_an_unlisted_site(
+        model_dir):  # noqa: F811
+    """880 phishing URLs of the collections end so after '#', one legitimate one (an IRC channel), which scores low;
+    146 phishing URLs and no legitimate one have the address as their whole query."""
     detector = Detector.from_dir(model_dir)
     # a threshold no model score passes and a band down to 0: every verdict `malicious` here is the rule's
     policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
     decider = Decider(policy, popularity={"popular-site.com": 5})
     urls = ["https://shop.example-kit.top/o365/index.html#jane.doe@corp.example",
             "https://shop.example-kit.top/#amFuZS5kb2VAY29ycC5leGFtcGxl",
+            "https://shop.example-kit.top/js/mailer-daemon.html?jane.doe@corp.example",
+            "https://shop.example-kit.top/wp-content/?amFuZS5kb2VAY29ycC5leGFtcGxl",
             "https://shop.example-kit.top/o365/index.html#section-2",
-            "https://www.popular-site.com/#jane.doe@corp.example"]  # a site of the pinned list: not corroborated
+            "https://shop.example-kit.top/news?email=jane.doe@corp.example",  # a newsletter's named field
+            "https://www.popular-site.com/#jane.doe@corp.example",  # a site of the pinned list: not corroborated
+            "https://www.popular-site.com/?jane.doe@corp.example"]
     for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
-        verdicts = [r["verdict"] for r in records[:4]]
-        assert verdicts[:2] == ["malicious", "malicious"] and "malicious" not in verdicts[2:]
+        verdicts = [r["verdict"] for r in records[:len(urls)]]
+        assert verdicts[:4] == ["malicious"] * 4 and "malicious" not in verdicts[4:]
         assert "as a kit's link fills in its victim's address, and the model finds the URL suspicious" in \
             records[0]["reasons"] and "jane" not in records[0]["reasons"]
 

@@ -848,33 +848,46 @@ def reversed_text(url: str) -> str:
 # ``#email=jane%40corp.com``, ``#amFuZUBjb3JwLmNvbQ==``): a kit's link filling in its victim's address, which the
 # page's script reads (a fragment never reaches the server). In data/validated.parquet 765 phishing URLs on unlisted
 # sites that no other rule marks, and one legitimate one (an IRC channel, ``mibbit.com/#letsplay@irc.gamesurge.net``,
-# scored low): `benchmarks/deception_counts.py`.
+# scored low): `benchmarks/deception_counts.py`. So is a whole query that is an address without a name before it
+# (``?jane@corp.com``, ``?amFuZUBjb3JwLmNvbQ==``): 146 phishing URLs of the collections, no legitimate one (session
+# 55). A named one (``?email=jane@corp.com``) is a newsletter's link and is not.
 _ADDRESS = r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}"
 _FRAGMENT_ADDRESS = re.compile(r"(?i)[/!]*(?:[a-z_]{1,12}=)?" + _ADDRESS)
 _FRAGMENT_BASE64 = re.compile(r"(?i)[/!]*(?:[a-z_]{1,12}=)?([a-z0-9+/_-]{8,}={0,2})")
+_QUERY_ADDRESS = re.compile(r"(?i)" + _ADDRESS)
+_QUERY_BASE64 = re.compile(r"(?i)([a-z0-9+/_-]{8,}={0,2})")
+# what `_row_facts` searches a batch for before asking `victim_address`: a fragment, or a query with no name in it
+VICTIM_ADDRESS_PATTERN = r"#|\?[^=&#]+(?:#|$)"
 
 
 def victim_address(url: str) -> str:
-    """What a URL whose fragment is only an e-mail address (`_FRAGMENT_ADDRESS`) says of itself, in words an
-    analyst can check (the address itself is not repeated); "" for any other. Legitimate pages put addresses in
-    the query (newsletters' links) or after a route (``#/users/jane@corp.com``), not alone after ``#``."""
-    fragment = url_fields(url)[6]
-    if not fragment:
+    """What a URL whose fragment (`_FRAGMENT_ADDRESS`) or whole query (`_QUERY_ADDRESS`) is only an e-mail address,
+    as written or in base64, says of itself, in words an analyst can check (the address itself is not repeated); ""
+    for any other. Legitimate pages put addresses in a named query field (newsletters' links) or after a route
+    (``#/users/jane@corp.com``), not alone."""
+    *_, query, fragment = url_fields(url)
+    for text, address, encoded, where in ((fragment, _FRAGMENT_ADDRESS, _FRAGMENT_BASE64, "after `#`"),
+                                          (query, _QUERY_ADDRESS, _QUERY_BASE64, "as the query")):
+        if text and (how := _address_alone(text, address, encoded)) is not None:
+            return f"an e-mail address{how} alone {where}, as a kit's link fills in its victim's address"
+    return ""
+
+
+def _address_alone(text: str, address: re.Pattern, encoded: re.Pattern) -> str | None:
+    """"" if ``text`` is an e-mail address as ``address`` reads it (percent-escapes undone), " in base64" if it is
+    one in base64 as ``encoded`` reads it, None if neither."""
+    if address.fullmatch(unquote(text)):
         return ""
-    if _FRAGMENT_ADDRESS.fullmatch(unquote(fragment)):
-        return "an e-mail address alone after `#`, as a kit's link fills in its victim's address"
-    encoded = _FRAGMENT_BASE64.fullmatch(fragment)
-    if encoded is None:
-        return ""
-    text = encoded.group(1)
+    found = encoded.fullmatch(text)
+    if found is None:
+        return None
+    value = found.group(1)
     try:
-        decoded = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_" if "-" in value or "_" in value
                                    else None, validate=True)
     except binascii.Error:
-        return ""
-    if decoded.isascii() and _FRAGMENT_ADDRESS.fullmatch(decoded.decode("ascii")):
-        return "an e-mail address in base64 alone after `#`, as a kit's link fills in its victim's address"
-    return ""
+        return None
+    return " in base64" if decoded.isascii() and address.fullmatch(decoded.decode("ascii")) else None
 
 
 # Outlook on the web, Exchange's web client: the pages a browser opens on it (`own_webmail`), and words of a mail

@@ -42,6 +42,7 @@ from cybersentinel.scoring.decider import (
     OVERRIDE_PATTERN,
     PAGE_ASSET_EXTENSIONS,
     VENDOR_PAGE_PATTERN,
+    VICTIM_ADDRESS_PATTERN,
     Decider,
     address_program,
     address_sign_in,
@@ -398,8 +399,8 @@ class Detector:
         in the folders of known web software, a program named as a document or a name written with a
         bidirectional override (deception), a stock file of it,
         the URL itself on the allowlist, on the local block list, a page asset, a sign-in page or a program for
-        download on a public address or a victim's address after '#' on an unlisted site (corroboration), the
-        site's own Outlook on the web or another vendor's page."""
+        download on a public address or a victim's address after '#' or as the query on an unlisted site
+        (corroboration), the site's own Outlook on the web or another vendor's page."""
         n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
@@ -421,7 +422,8 @@ class Detector:
             ("planted", "/wp-admin/|/wp-includes/", bool(self.known_paths)),
             ("software", software_url_pattern(self.known_paths) if self.known_paths else "", bool(self.known_paths)),
             ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
-            ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages), ("fragment", "#", True),
+            ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages),
+            ("victim", VICTIM_ADDRESS_PATTERN, True),
             ("disguised", DISGUISED_PATTERN, True)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
@@ -443,9 +445,9 @@ class Detector:
             on_address = np.flatnonzero(np.asarray(on_global + [False])[host_of_row]
                                         & (parsed.host_standing() == IN_PAGE))
         corroborating = by_row(on_address, lambda url: address_sign_in(url) or address_program(url))
-        # a victim's address after '#' corroborates as a brand named in an unlisted site's subdomain does: not on
-        # a site of the pinned list
-        for row, why in by_row(unlisted(rows["fragment"]), victim_address).items():
+        # a victim's address after '#' or as the whole query corroborates as a brand named in an unlisted site's
+        # subdomain does: not on a site of the pinned list
+        for row, why in by_row(unlisted(rows["victim"]), victim_address).items():
             corroborating[row] = "; ".join(filter(None, [corroborating.get(row), why]))
         return (deception,
                 by_row(rows.get("software", []), lambda url: known_software_file(url, self.known_paths, software)),

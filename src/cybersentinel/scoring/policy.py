@@ -29,11 +29,12 @@ The rules, first match decides:
    ``dqx.jp.cusy.usa.cc``; `decider.named_sites`), for the regional sites kits copy that are no brand, an unlisted
    punycode name under a generic ending that is one of the list's top ``popular_rank`` sites with marks on its letters
    (``coinbȧse.com``: `decider.marked_site`; a mark can be a language's own spelling), and an e-mail address alone after
-   ``#`` on a site not on that list (``…/index.html#jane@corp.com``, in base64 too: a kit's link filling in its victim's
-   address; `decider.victim_address`). So is a sign-in page on a public address (``http://45.67.89.13:2095/webmail/``: a
-   word of signing in, `decider.address_sign_in`, in the path or query of a URL whose host is a global IP address) the
-   model finds at least ``suspicious``: such pages are phishing in every collection (5,769 URLs of
-   ``data/validated.parquet``, no legitimate one: ``benchmarks/deception_counts.py``), since real services put their
+   ``#`` or as the whole query on a site not on that list (``…/index.html#jane@corp.com``, ``…/?jane@corp.com``, in
+   base64 too: a kit's link filling in its victim's address; `decider.victim_address`). So is a sign-in page on a
+   public address (``http://45.67.89.13:2095/webmail/``: a word of signing in, `decider.address_sign_in`, in the path
+   or query of a URL whose host is a global IP address) the model finds at least ``suspicious``: such pages are
+   phishing in every collection (5,769 URLs of ``data/validated.parquet``, no legitimate one:
+   ``benchmarks/deception_counts.py``), since real services put their
    sign-in pages on names with certificates; an administrator's panel on an address is rare, and the model must find it
    suspicious too. So is a program for download on a public address (``http://83.222.191.91/oops/loki.arm7``,
    ``http://83.222.191.91/bins/mips``, ``http://94.156.167.30/setup.exe``: `decider.address_program`), as malware's
