@@ -773,6 +773,7 @@ def test_a_file_name_in_a_reason_is_shown_as_written_and_escaped():
     ("https://kit.example-top.ua/wp-includes/js/?amFuZS5kb2VAY29ycC5leGFtcGxl",
      "an e-mail address in base64 alone as the query"),
     ("https://kit.example-top.ua/?amFuZS5kb2VAY29ycC5leGFtcGxl#x", "an e-mail address in base64 alone as the query"),
+    ("https://kit.example-top.ua/?amFuZUBjb3JwLmV4YW1wbGU=", "an e-mail address in base64 alone as the query"),
     ("https://example.com/?c2VjdGlvbi10d28=", ""), ("https://example.com/?page2", ""),  # no address in it
     ("https://example.com/?email=amFuZS5kb2VAY29ycC5leGFtcGxl", ""),  # named: a newsletter's link
     ("https://example.com/?jane.doe@corp.example&x=1", ""), ("https://example.com/?", ""),

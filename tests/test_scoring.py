@@ -367,13 +367,14 @@ def test_a_victims_address_after_the_hash_or_as_the_query_corroborates_a_suspici
             "https://shop.example-kit.top/#amFuZS5kb2VAY29ycC5leGFtcGxl",
             "https://shop.example-kit.top/js/mailer-daemon.html?jane.doe@corp.example",
             "https://shop.example-kit.top/wp-content/?amFuZS5kb2VAY29ycC5leGFtcGxl",
+            "https://shop.example-kit.top/wp-content/?amFuZUBjb3JwLmV4YW1wbGU=",  # base64's padding
             "https://shop.example-kit.top/o365/index.html#section-2",
             "https://shop.example-kit.top/news?email=jane.doe@corp.example",  # a newsletter's named field
             "https://www.popular-site.com/#jane.doe@corp.example",  # a site of the pinned list: not corroborated
             "https://www.popular-site.com/?jane.doe@corp.example"]
     for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
         verdicts = [r["verdict"] for r in records[:len(urls)]]
-        assert verdicts[:4] == ["malicious"] * 4 and "malicious" not in verdicts[4:]
+        assert verdicts[:5] == ["malicious"] * 5 and "malicious" not in verdicts[5:]
         assert "as a kit's link fills in its victim's address, and the model finds the URL suspicious" in \
             records[0]["reasons"] and "jane" not in records[0]["reasons"]
 
@@ -419,7 +420,7 @@ def test_a_name_written_with_a_bidirectional_override_is_deceptive_on_any_site(m
     for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider),
                     detector.score_values(urls * 20, decider=decider).to_pylist()):
         verdicts = [r["verdict"] for r in records[:7]]
-        assert verdicts[:4] == ["malicious"] * 4 and "malicious" not in verdicts[4:]
+        assert verdicts[:5] == ["malicious"] * 5 and "malicious" not in verdicts[5:]
         assert records[0]["reasons"].startswith("`U+202E` (right-to-left override) in the URL's name or path")
 
 

@@ -857,7 +857,8 @@ _FRAGMENT_BASE64 = re.compile(r"(?i)[/!]*(?:[a-z_]{1,12}=)?([a-z0-9+/_-]{8,}={0,
 _QUERY_ADDRESS = re.compile(r"(?i)" + _ADDRESS)
 _QUERY_BASE64 = re.compile(r"(?i)([a-z0-9+/_-]{8,}={0,2})")
 # what `_row_facts` searches a batch for before asking `victim_address`: a fragment, or a query with no name in it
-VICTIM_ADDRESS_PATTERN = r"#|\?[^=&#]+(?:#|$)"
+# (base64's padding apart)
+VICTIM_ADDRESS_PATTERN = r"#|\?[^=&#]+={0,2}(?:#|$)"
 
 
 def victim_address(url: str) -> str:
