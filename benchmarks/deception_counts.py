@@ -69,7 +69,7 @@ KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*
          ("an e-mail address alone after # on an unlisted site (if suspicious)",
           re.compile(r"^an e-mail address.* alone after `#`")),
          ("an e-mail address alone as the query on an unlisted site (if suspicious)",
-          re.compile(r"^an e-mail address.* alone as the query")))
+          re.compile(r"^an e-mail address.* alone after `\?`")))
 
 
 def kind_of(reason: str) -> str:

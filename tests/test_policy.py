@@ -769,11 +769,11 @@ def test_a_file_name_in_a_reason_is_shown_as_written_and_escaped():
     ("https://example.com/about#contact", ""), ("https://example.com/#c2VjdGlvbi10d28=", ""),  # base64, no address
     ("https://example.com/?email=jane.doe@corp.example", ""),  # a newsletter's link: a named query field
     ("https://example.com/#!%%%", ""), ("https://example.com/#", ""),
-    ("http://kit.example-top.ua/js/mailer-daemon.html?jane.doe@corp.example", "an e-mail address alone as the query"),
+    ("http://kit.example-top.ua/js/mailer-daemon.html?jane.doe@corp.example", "an e-mail address alone after `?`"),
     ("https://kit.example-top.ua/wp-includes/js/?amFuZS5kb2VAY29ycC5leGFtcGxl",
-     "an e-mail address in base64 alone as the query"),
-    ("https://kit.example-top.ua/?amFuZS5kb2VAY29ycC5leGFtcGxl#x", "an e-mail address in base64 alone as the query"),
-    ("https://kit.example-top.ua/?amFuZUBjb3JwLmV4YW1wbGU=", "an e-mail address in base64 alone as the query"),
+     "an e-mail address in base64 alone after `?`"),
+    ("https://kit.example-top.ua/?amFuZS5kb2VAY29ycC5leGFtcGxl#x", "an e-mail address in base64 alone after `?`"),
+    ("https://kit.example-top.ua/?amFuZUBjb3JwLmV4YW1wbGU=", "an e-mail address in base64 alone after `?`"),
     ("https://example.com/?c2VjdGlvbi10d28=", ""), ("https://example.com/?page2", ""),  # no address in it
     ("https://example.com/?email=amFuZS5kb2VAY29ycC5leGFtcGxl", ""),  # named: a newsletter's link
     ("https://example.com/?jane.doe@corp.example&x=1", ""), ("https://example.com/?", ""),

@@ -868,7 +868,7 @@ def victim_address(url: str) -> str:
     (``#/users/jane@corp.com``), not alone."""
     *_, query, fragment = url_fields(url)
     for text, address, encoded, where in ((fragment, _FRAGMENT_ADDRESS, _FRAGMENT_BASE64, "after `#`"),
-                                          (query, _QUERY_ADDRESS, _QUERY_BASE64, "as the query")):
+                                          (query, _QUERY_ADDRESS, _QUERY_BASE64, "after `?`")):
         if text and (how := _address_alone(text, address, encoded)) is not None:
             return f"an e-mail address{how} alone {where}, as a kit's link fills in its victim's address"
     return ""
