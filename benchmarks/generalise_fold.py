@@ -53,7 +53,8 @@ def main() -> None:
     fit_recipe(rows, params["dataset"], params["featurizer"], params["model"],
                json.loads((REPO / "models" / "best_params.json").read_text()), params["calibration"],
                params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]),
-               threshold_estimator=params["threshold"]["estimator"])
+               threshold_estimator=params["threshold"]["estimator"],
+               root_page_balance=params["train"]["root_page_balance"])
     profile.disable()
     print(f"fit_recipe: {time.perf_counter() - start:.1f} s (the featurizer's n-gram scorers, then calibration)")
     pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)

@@ -18,6 +18,7 @@ the parameters that shape them): `run` refuses a file whose hash differs and a c
     python benchmarks/loco_ablation.py run no-entropy --drop domain_entropy
     python benchmarks/loco_ablation.py run extra-trees --set extra_trees=true
     python benchmarks/loco_ablation.py run noisy-ngrams --ngram-noise 1.0
+    python benchmarks/loco_ablation.py run root-pages --weight root-pages --root-strength 1   # session 56
 
 Changes to the n-gram scorers need the folds featurized again: ``--featurizer NAME`` (given to both `cache` and
 `run`; its own cache folder unless ``--cache`` says otherwise) caches them with one of `FEATURIZERS` instead of the
@@ -181,7 +182,7 @@ def read_probe(path: Path) -> list[str]:
 
 
 def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any], max_fpr: float, seed: int,
-                 top: int) -> list[str]:
+                 top: int, weighting: str, root_strength: float = 1.0) -> list[str]:
     """What the in-distribution fold's classifier makes of the probe lists, as printed lines: each list's URLs at
     or above the score that ``max_fpr`` of the legitimate test rows reach (the budget over all of them: read per
     collection, as the recipe reads it on out-of-fold scores, it rests on a few rows of the smallest collection and
@@ -196,7 +197,11 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
         stems = [key.removeprefix("probe_url_") for key in fold.files if key.startswith("probe_url_")]
         if not stems:
             raise SystemExit(f"{path} holds no probe lists: cache the {IN_DISTRIBUTION} fold again")
-        estimator = build_estimator(model, seed).set_params(**best_params).fit(fold["x_train"], fold["y_train"])
+        names = fold["names"].tolist()
+        weights = row_weights(weighting, fold["y_train"], fold["source_train"], fold["group_train"],
+                              fold["x_train"][:, names.index("path_depth")] == 0, root_strength)
+        estimator = build_estimator(model, seed).set_params(**best_params).fit(fold["x_train"], fold["y_train"],
+                                                                               sample_weight=weights)
         scores = estimator.predict_proba(fold["x_eval"])[:, 1]
         y_eval = fold["y_eval"]
         legitimate = np.sort(scores[y_eval == 0])
@@ -620,15 +625,23 @@ def with_path_segments(featurizer: Any) -> Any:
     return PathSegments(**featurizer.get_params())
 
 
-def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
-    """Training-row weights: ``cell`` gives every (collection, class) the same total, ``domain`` every registered
-    domain; each class keeps its total. ``none``: no weights."""
+WEIGHTINGS = ("root-pages", "none", "cell", "domain")
+
+
+def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndarray, root: np.ndarray,
+                root_strength: float = 1.0) -> np.ndarray | None:
+    """Training-row weights: ``root-pages`` the recipe's (`root_page_weights` of ``root_strength``: each class's
+    rows without a path brought towards the same share), ``cell`` gives every (collection, class) the same total,
+    ``domain`` every registered domain; each class keeps its total. ``none``: no weights."""
+    from cybersentinel.model.estimators import root_page_weights
     from cybersentinel.model.metrics import group_weights
 
     if scheme == "none":
         return None
-    if scheme not in ("cell", "domain"):
-        raise ValueError(f"unknown weighting {scheme!r}: expected none, cell or domain")
+    if scheme == "root-pages":
+        return root_page_weights(y, root, root_strength)
+    if scheme not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {scheme!r}: expected one of {', '.join(WEIGHTINGS)}")
     weights = group_weights(np.char.add(sources.astype(str), y.astype(str)) if scheme == "cell" else groups)
     for label in (0, 1):
         chosen = y == label
@@ -649,7 +662,7 @@ def run_fold(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any
 
 def fold_scores(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any], *, drop: frozenset[str],
                 overrides: Mapping[str, Any], seed: int, bag: int, ngram_noise: float, weighting: str,
-                ) -> tuple[np.ndarray, np.ndarray]:
+                root_strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(labels, scores) of one cached fold's evaluation rows, from its classifier trained with the changes asked
     for."""
     from cybersentinel.model.estimators import build_estimator
@@ -662,7 +675,8 @@ def fold_scores(path: Path, model: Mapping[str, Any], best_params: Mapping[str, 
         keep = [i for i, name in enumerate(names) if name not in drop]
         x_train, x_eval = fold["x_train"][:, keep], fold["x_eval"][:, keep]
         y_train, y_eval = fold["y_train"], fold["y_eval"]
-        weights = row_weights(weighting, y_train, fold["source_train"], fold["group_train"])
+        weights = row_weights(weighting, y_train, fold["source_train"], fold["group_train"],
+                              fold["x_train"][:, names.index("path_depth")] == 0, root_strength)
     if ngram_noise:  # the training rows' n-gram scores made less trustworthy than their out-of-fold noise says
         columns = [j for j, i in enumerate(keep) if names[i].endswith("_ngram_score")]
         x_train = x_train.copy()
@@ -737,7 +751,10 @@ def main() -> None:
     run.add_argument("--seed", type=int, default=None, help="default: params.yaml's")
     run.add_argument("--bag", type=int, default=1, help="average this many models of consecutive seeds")
     run.add_argument("--ngram-noise", type=float, default=0.0, help="normal noise (sd) on the training n-gram scores")
-    run.add_argument("--weight", default="none", choices=["none", "cell", "domain"])
+    run.add_argument("--weight", default=None, choices=WEIGHTINGS,
+                     help="training-row weights (default: the recipe's, root-pages or none as params.yaml says)")
+    run.add_argument("--root-strength", type=float, default=None,
+                     help="root-pages: how far towards the same share (default: params.yaml's train.root_page_balance)")
     show = commands.add_parser("rows", help="one cached fold's worst rows, and its sites on the popularity list")
     show.add_argument("fold", help="a cached fold: the left-out collection's name")
     show.add_argument("--top", type=int, default=40, help="rows shown of each class")
@@ -784,6 +801,8 @@ def main() -> None:
         print(f"cached {len(todo)} folds in {args.cache}")
         return
     best_params = json.loads((REPO / "models" / "best_params.json").read_text())
+    recipe_weighting = "root-pages" if params["train"]["root_page_balance"] else "none"
+    root_strength = params["train"]["root_page_balance"] or 1.0
     if args.command == "rows":
         import pandas as pd
 
@@ -792,7 +811,7 @@ def main() -> None:
         rows = table[fold_rows(table, params)[args.fold][1]].reset_index(drop=True)
         y_eval, scores = fold_scores(path, params["model"], best_params, drop=frozenset(), overrides={},
                                      seed=params["seed"] if args.seed is None else args.seed, bag=1,
-                                     ngram_noise=0.0, weighting="none")
+                                     ngram_noise=0.0, weighting=recipe_weighting, root_strength=root_strength)
         if not np.array_equal(rows["label"].to_numpy(), y_eval):
             raise SystemExit(f"{path} does not hold this table's rows of fold {args.fold}: cache it again")
         print("\n".join(fold_report(rows, scores, args.fold, popular_domains(100_000), args.top)))
@@ -800,12 +819,14 @@ def main() -> None:
     if args.command == "probe":
         path, = verified_folds(args.cache, [IN_DISTRIBUTION], cache_inputs(params, variant))
         print("\n".join(probe_report(path, params["model"], best_params, params["threshold"]["max_fpr"],
-                                     params["seed"] if args.seed is None else args.seed, args.top)))
+                                     params["seed"] if args.seed is None else args.seed, args.top,
+                                     recipe_weighting, root_strength)))
         return
     paths = verified_folds(args.cache, chosen, cache_inputs(params, variant))
     options = {"drop": frozenset(filter(None, args.drop.split(","))), "overrides": parse_overrides(args.set),
                "seed": params["seed"] if args.seed is None else args.seed, "bag": args.bag,
-               "ngram_noise": args.ngram_noise, "weighting": args.weight}
+               "ngram_noise": args.ngram_noise, "weighting": args.weight or recipe_weighting,
+               "root_strength": args.root_strength or root_strength}
     results = Parallel(n_jobs=args.jobs)(delayed(run_fold)(p, params["model"], best_params, **options) for p in paths)
     by_fold = dict(zip((p.stem for p in paths), results, strict=True))
     left_out = [auc for name, (auc, _) in by_fold.items() if name not in ("forward", IN_DISTRIBUTION)]

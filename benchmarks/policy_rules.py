@@ -95,7 +95,8 @@ def served_rows(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarra
         table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
         params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]),
         popular_sites=familiar, judged_sites=set(rows["group"]), flaggable=flaggable[training],
-        threshold_estimator=params["threshold"]["estimator"])
+        threshold_estimator=params["threshold"]["estimator"],
+        root_page_balance=params["train"]["root_page_balance"])
     manifest = {"kind": "url", "inputs": ["url"], "policy": {**params["policy"], "threshold": threshold},
                 "software": {"name": params["software"]["wordpress"]["label"]},
                 "features": list(featurizer.get_feature_names_out())}

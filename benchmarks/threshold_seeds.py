@@ -43,7 +43,7 @@ def fold_figures(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarr
     train, rows = table[training], table[evaluation]
     featurizer, classifier, held_out = fit_out_of_fold(
         train, params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"], seed,
-        familiar, set(rows["group"]))
+        familiar, set(rows["group"]), params["train"]["root_page_balance"])
     y, sources = train["label"].to_numpy(), train["source"].to_numpy()
     budgeted = ~np.isin(sources, list(feedback_source_names(params["dataset"])))
     model = Pipeline([("features", featurizer), ("classifier", classifier)])

@@ -106,7 +106,7 @@ def held_out_scores(features: Path, params_path: Path, best_params_path: Path) -
     (analyst feedback trains, repeated by its weight, but sets no budget, so it is left out of the result)."""
     from cybersentinel.core.config import feedback_source_names
     from cybersentinel.core.files import read_params
-    from cybersentinel.model.estimators import build_estimator, calibrate_grouped, repeat_rows
+    from cybersentinel.model.estimators import build_estimator, calibrate_grouped, repeat_rows, training_weights
 
     params = read_params(params_path)
     names = json.loads((features / "featurizer.json").read_text())["features"]
@@ -116,10 +116,11 @@ def held_out_scores(features: Path, params_path: Path, best_params_path: Path) -
     estimator = build_estimator(params["model"], params["seed"]).set_params(
         **json.loads(best_params_path.read_text()))
     calibration = params["calibration"]
-    _, held_out = calibrate_grouped(estimator, train[names].to_numpy(), train["label"].to_numpy(),
-                                    train["group"].to_numpy(), folds=calibration["folds"],
+    x, y = train[names].to_numpy(), train["label"].to_numpy()
+    _, held_out = calibrate_grouped(estimator, x, y, train["group"].to_numpy(), folds=calibration["folds"],
                                     method=calibration["method"], ensemble=calibration["ensemble"],
-                                    n_jobs=params["search"]["n_jobs"], seed=params["seed"])
+                                    n_jobs=params["search"]["n_jobs"], seed=params["seed"],
+                                    sample_weight=training_weights(x, y, names, params["train"]["root_page_balance"]))
     scored = train[["url", "label", "source", "group"]].assign(score=held_out)
     return scored[~scored["source"].isin(feedback_sources)].reset_index(drop=True)
 

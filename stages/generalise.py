@@ -54,7 +54,8 @@ def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_param
         table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
         params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]),
         popular_sites=familiar, judged_sites=set(rows["group"]), flaggable=flaggable[training],
-        threshold_estimator=params["threshold"]["estimator"])
+        threshold_estimator=params["threshold"]["estimator"],
+        root_page_balance=params["train"]["root_page_balance"])
     intervals = {"resamples": params["generalise"]["resamples"], "seed": params["seed"]}
     result = judge(featurizer, classifier, threshold, rows, **intervals)
     served = served_judgement(featurizer, classifier, threshold, rows, policy, lists,

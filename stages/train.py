@@ -30,6 +30,7 @@ from cybersentinel.model.estimators import (
     repeat_rows,
     save_model,
     search_space,
+    training_weights,
 )
 from cybersentinel.model.metrics import classification_metrics
 from cybersentinel.scoring.detector import policy_lists, rules_only
@@ -118,10 +119,12 @@ def main() -> None:
         with ExitStack() as stack:
             estimator, space, n_jobs, unwrap = on_engine(stack, params["train"], model_cfg["name"], estimator, space,
                                                          search_cfg["n_jobs"], seed)
+            weights = training_weights(x, y, names, params["train"]["root_page_balance"])
             if space:
                 search = grouped_search(estimator, space, x, y, groups,
                                         n_iter=search_cfg["n_iter"], cv_folds=search_cfg["cv_folds"],
-                                        scoring=search_cfg["scoring"], n_jobs=n_jobs, seed=seed)
+                                        scoring=search_cfg["scoring"], n_jobs=n_jobs, seed=seed,
+                                        sample_weight=weights)
                 scores = search.cv_results_["mean_test_score"]
                 best = int(np.argmax(scores))
                 best_params, cv_score = search.cv_results_["params"][best], float(scores[best])
@@ -129,7 +132,7 @@ def main() -> None:
                                                      folds=params["calibration"]["folds"],
                                                      method=params["calibration"]["method"],
                                                      ensemble=params["calibration"]["ensemble"],
-                                                     n_jobs=n_jobs, seed=seed)
+                                                     n_jobs=n_jobs, seed=seed, sample_weight=weights)
             calibrated, best_params = unwrap(calibrated, best_params)
         threshold_cfg = params["threshold"]
         rules = Policy(threshold=1.0, **params["policy"])  # validates the parameters

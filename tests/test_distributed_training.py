@@ -1,7 +1,7 @@
 """`train.engine: dask` on the shared two-worker LocalCluster: LightGBM and XGBoost trained through their Dask
 estimators come back as ordinary boosters that score in the compiled walker as Booster.predict does, with a test
-ROC-AUC within 0.002 of local training on the same data; the grouped calibration runs unchanged and the saved
-model holds only the usual types; featurizing per partition equals featurizing at once."""
+ROC-AUC within 0.002 of local training on the same data and row weights; the grouped calibration runs unchanged and
+the saved model holds only the usual types; featurizing per partition equals featurizing at once."""
 
 from __future__ import annotations
 
@@ -41,15 +41,21 @@ def features() -> dict:
 def test_dask_trained_booster_matches_local_training(dask_client, features: dict, name: str) -> None:  # noqa: F811
     from cybersentinel.model.distributed import fit_on_dask
 
+    x_train, y_train = features["x_train"], features["y_train"]
+    weights = np.where(y_train == 1, 10.0, 1.0)  # row weights reach the cluster's fit: phishing counts ten times
     estimator = build_estimator(MODELS[name], seed=0)
-    local = build_estimator(MODELS[name], seed=0).fit(features["x_train"], features["y_train"])
-    remote = fit_on_dask(estimator, features["x_train"], features["y_train"], dask_client, partitions=4, seed=0)
+    local = build_estimator(MODELS[name], seed=0).fit(x_train, y_train, sample_weight=weights)
+    unweighted = build_estimator(MODELS[name], seed=0).fit(x_train, y_train)
+    remote = fit_on_dask(estimator, x_train, y_train, dask_client, partitions=4, seed=0, sample_weight=weights)
     assert type(remote) is type(local)  # an ordinary booster, not a Dask estimator
     x_test, y_test = features["x_test"], features["y_test"]
     auc_local = roc_auc_score(y_test, local.predict_proba(x_test)[:, 1])
     auc_dask = roc_auc_score(y_test, remote.predict_proba(x_test)[:, 1])
     print(f"{name}: test ROC-AUC local {auc_local:.5f}, dask {auc_dask:.5f}")
     assert auc_dask > 0.9 and abs(auc_dask - auc_local) <= 0.002, (auc_local, auc_dask)
+    means = [model.predict_proba(x_test)[:, 1].mean() for model in (remote, local, unweighted)]
+    # the weights move the scores, and the cluster's fit moves them as the local one does
+    assert means[1] - means[2] > 0.01 and abs(means[0] - means[1]) < (means[1] - means[2]) / 3, means
 
     if name == "lightgbm":
         trees = TreeEnsemble.from_booster(remote.booster_)

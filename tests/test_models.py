@@ -163,6 +163,75 @@ def test_centred_isotonic_calibration_orders_what_isotonic_ties_and_survives_a_r
     np.testing.assert_allclose(Calibrator.from_sklearn(calibrator)(raw), calibrator.predict(raw), atol=1e-12)
 
 
+def test_root_page_weights_give_both_classes_the_pooled_share_of_root_pages_and_keep_their_totals():
+    from cybersentinel.model.estimators import root_page_weights
+
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    root = np.array([1, 1, 1, 0, 1, 0, 0, 0, 0], dtype=bool)  # legitimate 3 of 4, phishing 1 of 5; pooled 4 of 9
+    weights = root_page_weights(y, root)
+    for label in (0, 1):
+        rows = y == label
+        assert weights[rows].sum() == pytest.approx(rows.sum())
+        assert weights[rows & root].sum() / weights[rows].sum() == pytest.approx(4 / 9)
+    assert weights[0] < 1 < weights[3]  # a legitimate root page counts less, a legitimate page more
+    assert weights[4] > 1 > weights[5]  # a phishing root page more, a phishing page less
+    # a class without root pages (or with nothing else) cannot be re-balanced: it keeps weight 1
+    np.testing.assert_array_equal(root_page_weights(np.array([0, 0, 1, 1]), np.array([1, 0, 0, 0], bool))[2:], 1.0)
+    np.testing.assert_array_equal(root_page_weights(np.array([0, 0, 1]), np.array([1, 1, 0], bool)), 1.0)
+
+
+def test_root_page_weights_of_a_partial_strength_go_part_of_the_way_and_keep_the_totals():
+    from cybersentinel.model.estimators import root_page_weights
+
+    y = np.array([0] * 10 + [1] * 10)
+    root = np.array([True] * 8 + [False] * 2 + [True] * 2 + [False] * 8)  # 80% and 20%; pooled 50%
+    np.testing.assert_array_equal(root_page_weights(y, root, 0.0), 1.0)
+    shares = []
+    for strength in (0.25, 0.5, 1.0):
+        weights = root_page_weights(y, root, strength)
+        assert weights[y == 0].sum() == pytest.approx(10) and weights[y == 1].sum() == pytest.approx(10)
+        shares.append(weights[(y == 0) & root].sum() / 10)
+    assert 0.8 > shares[0] > shares[1] > shares[2] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        root_page_weights(y, root, 1.5)
+
+
+def test_training_weights_read_root_pages_from_the_path_depth_feature_when_asked():
+    from cybersentinel.model.estimators import root_page_weights, training_weights
+
+    X = np.array([[0.0, 5], [2.0, 1], [0.0, 3], [1.0, 0]])
+    y = np.array([0, 0, 1, 1])
+    names = ["path_depth", "url_length"]
+    np.testing.assert_array_equal(training_weights(X, y, names, 0.5),
+                                  root_page_weights(y, np.array([True, False, True, False]), 0.5))
+    assert training_weights(X, y, names, 0.0) is None
+    assert training_weights(X, y, ["having_ip", "url_length"], 1.0) is None  # a tabular dataset: no paths
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "logreg"])
+def test_grouped_calibration_fits_its_classifier_with_the_row_weights(name):
+    from sklearn.base import clone
+
+    from cybersentinel.model.estimators import calibrate_grouped, fit_params
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(400, 4))
+    y = (X[:, 0] + rng.normal(size=400) > 0).astype(int)
+    weights = np.where(X[:, 1] > 0, 5.0, 0.2)
+    groups = np.arange(400) // 4
+    estimator = build_estimator({"name": name, "params": {"n_estimators": 30} if name == "lightgbm" else {}}, seed=0)
+    weighted, weighted_held_out = calibrate_grouped(estimator, X, y, groups, folds=3, method="isotonic",
+                                                    ensemble=False, n_jobs=1, seed=5, sample_weight=weights)
+    plain, plain_held_out = calibrate_grouped(estimator, X, y, groups, folds=3, method="isotonic", ensemble=False,
+                                              n_jobs=1, seed=5)
+    direct = clone(estimator).fit(X, y, **fit_params(estimator, weights))  # a pipeline's last step takes them
+    np.testing.assert_array_equal(weighted.calibrated_classifiers_[0].estimator.predict_proba(X),
+                                  direct.predict_proba(X))
+    assert not np.allclose(weighted.calibrated_classifiers_[0].estimator.predict_proba(X),
+                           plain.calibrated_classifiers_[0].estimator.predict_proba(X))
+    assert not np.allclose(weighted_held_out, plain_held_out)  # the out-of-fold fits are weighted too
+
+
 def test_ensemble_calibration_scores_each_row_with_the_fold_that_held_it_out():
     from cybersentinel.model.estimators import calibrate_grouped
 

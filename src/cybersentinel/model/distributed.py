@@ -78,30 +78,37 @@ def shuffled(frame: Any, partitions: int, seed: int) -> Any:
     return keyed_frame.shuffle(ORDER, npartitions=partitions, shuffle_method="tasks").drop(columns=ORDER)
 
 
-def to_dask_frame(X: np.ndarray, y: np.ndarray, partitions: int, seed: int) -> tuple[Any, Any]:
-    """Features and labels as a shuffled Dask frame of ``partitions`` partitions (arrives label-sorted or not)."""
+def to_dask_frame(X: np.ndarray, y: np.ndarray, partitions: int, seed: int,
+                  sample_weight: np.ndarray | None = None) -> tuple[Any, Any, Any]:
+    """Features, labels and row weights (None without ``sample_weight``) as a shuffled Dask frame of
+    ``partitions`` partitions (arrives label-sorted or not)."""
     import dask.dataframe as dd
 
     frame = pd.DataFrame(np.asarray(X, dtype=np.float32), columns=[f"f{j}" for j in range(X.shape[1])])
     frame["label"] = np.asarray(y).astype(np.int64)
+    if sample_weight is not None:
+        frame["weight"] = np.asarray(sample_weight, dtype=np.float64)
     data = shuffled(dd.from_pandas(frame, npartitions=partitions), partitions, seed)
-    return data.drop(columns="label"), data["label"]
+    weights = data["weight"] if sample_weight is not None else None
+    return data.drop(columns=["label", "weight"], errors="ignore"), data["label"], weights
 
 
 def fit_on_dask(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, client: Any, partitions: int,
-                seed: int) -> BaseEstimator:
-    """``estimator`` (an unfitted LGBMClassifier or XGBClassifier) fitted on the cluster, returned as the same
-    ordinary, fitted class."""
+                seed: int, sample_weight: np.ndarray | None = None) -> BaseEstimator:
+    """``estimator`` (an unfitted LGBMClassifier or XGBClassifier) fitted on the cluster with the rows weighed by
+    ``sample_weight``, returned as the same ordinary, fitted class."""
     name = type(estimator).__name__
     params = estimator.get_params()
-    features, labels = to_dask_frame(X, y, partitions, seed)
+    features, labels, weights = to_dask_frame(X, y, partitions, seed, sample_weight)
     # arrays, not the frame: the booster then records no column names, as when fitted locally on arrays
-    features, labels = client.persist([features.to_dask_array(lengths=True), labels.to_dask_array(lengths=True)])
+    columns = [features, labels] + ([weights] if weights is not None else [])
+    features, labels, *weights = client.persist([column.to_dask_array(lengths=True) for column in columns])
+    weighted = {"sample_weight": weights[0]} if weights else {}
     if name == "LGBMClassifier":
         from lightgbm import DaskLGBMClassifier
 
         params.pop("n_jobs", None)  # LightGBM's Dask training sets the threads per worker itself
-        model = DaskLGBMClassifier(client=client, **params).fit(features, labels)
+        model = DaskLGBMClassifier(client=client, **params).fit(features, labels, **weighted)
         return model.to_local()
     if name == "XGBClassifier":
         from xgboost import XGBClassifier
@@ -109,7 +116,7 @@ def fit_on_dask(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, client: 
 
         model = DaskXGBClassifier(**params)
         model.client = client
-        model.fit(features, labels)
+        model.fit(features, labels, **weighted)
         local = XGBClassifier(**params)
         local.load_model(bytearray(model.get_booster().save_raw("json")))
         return local
@@ -124,10 +131,11 @@ class DaskBoosted(ClassifierMixin, BaseEstimator):
     def __init__(self, estimator: BaseEstimator | None = None, partitions: int = 8, seed: int = 0):
         self.estimator, self.partitions, self.seed = estimator, partitions, seed
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> DaskBoosted:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> DaskBoosted:
         from distributed import get_client
 
-        self.estimator_ = fit_on_dask(clone(self.estimator), X, y, get_client(), self.partitions, self.seed)
+        self.estimator_ = fit_on_dask(clone(self.estimator), X, y, get_client(), self.partitions, self.seed,
+                                      sample_weight)
         self.classes_ = self.estimator_.classes_
         self.n_features_in_ = X.shape[1]
         return self

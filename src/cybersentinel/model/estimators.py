@@ -68,20 +68,60 @@ def search_space(model: Mapping[str, Any]) -> dict[str, list]:
     return space
 
 
+def root_page_weights(y: np.ndarray, root: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Training-row weights that bring each class's share of root pages (URLs without a path) to the share of all
+    rows together (``strength`` 1), part of the way (``strength`` between 0 and 1: each weight the full one's
+    power) or not at all (0), each class keeping its total weight. The legitimate lists are mostly sites' root
+    pages and the phishing lists mostly pages, so unweighted the model learns "no path" as a sign of a legitimate
+    site, which real traffic (pages and assets of legitimate sites, phishing on a domain's root) does not bear out.
+    A class with no root page, or nothing else, keeps weight 1."""
+    if not 0 <= strength <= 1:
+        raise ValueError(f"the root pages' balance must be between 0 and 1, not {strength}")
+    y, root = np.asarray(y), np.asarray(root, dtype=bool)
+    weights = np.ones(len(y))
+    pooled = root.mean() if len(y) else 0.0
+    for label in np.unique(y):
+        rows = y == label
+        own = root[rows].mean()
+        if 0 < own < 1:
+            weights[rows & root] = (pooled / own) ** strength
+            weights[rows & ~root] = ((1 - pooled) / (1 - own)) ** strength
+            weights[rows] *= rows.sum() / weights[rows].sum()
+    return weights
+
+
+def training_weights(X: np.ndarray, y: np.ndarray, names: list[str], root_page_balance: float) -> np.ndarray | None:
+    """The classifier's training-row weights the recipe asks for (`root_page_weights` of that strength when the
+    features have a ``path_depth``), or None: every row weighs 1."""
+    if not root_page_balance or "path_depth" not in names:
+        return None
+    return root_page_weights(y, np.asarray(X)[:, names.index("path_depth")] == 0, root_page_balance)
+
+
+def fit_params(estimator: BaseEstimator, sample_weight: np.ndarray | None) -> dict[str, Any]:
+    """The keyword arguments that give ``estimator.fit`` these row weights (a pipeline's last step takes them)."""
+    if sample_weight is None:
+        return {}
+    if isinstance(estimator, Pipeline):
+        return {f"{estimator.steps[-1][0]}__sample_weight": sample_weight}
+    return {"sample_weight": sample_weight}
+
+
 def grouped_search(estimator: BaseEstimator, space: dict[str, list], X: np.ndarray, y: np.ndarray,
                    groups: np.ndarray, *, n_iter: int, cv_folds: int, scoring: str, n_jobs: int,
-                   seed: int) -> RandomizedSearchCV:
-    """Randomised search cross-validated on the training split only, folds grouped like the split."""
+                   seed: int, sample_weight: np.ndarray | None = None) -> RandomizedSearchCV:
+    """Randomised search cross-validated on the training split only, folds grouped like the split; each fit
+    weighs its rows by ``sample_weight`` (the scoring does not)."""
     n_candidates = int(np.prod([len(v) for v in space.values()])) if space else 1
     search = RandomizedSearchCV(estimator, space, n_iter=min(n_iter, n_candidates), scoring=scoring,
                                 cv=CompiledStratifiedGroupKFold(cv_folds, shuffle=True, random_state=seed),
                                 n_jobs=n_jobs, random_state=seed, refit=False)
-    return search.fit(X, y, groups=groups)
+    return search.fit(X, y, groups=groups, **fit_params(estimator, sample_weight))
 
 
 def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
-                      folds: int, method: str, ensemble: bool, n_jobs: int,
-                      seed: int) -> tuple[CalibratedClassifierCV, np.ndarray]:
+                      folds: int, method: str, ensemble: bool, n_jobs: int, seed: int,
+                      sample_weight: np.ndarray | None = None) -> tuple[CalibratedClassifierCV, np.ndarray]:
     """Calibrate on grouped folds, so no group is scored by a model that trained on it.
 
     ``ensemble=False`` (``CalibratedClassifierCV(cv=..., ensemble=False)``): one classifier fitted on the
@@ -89,12 +129,15 @@ def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, gr
     ``ensemble=True``: one classifier per fold, each calibrated on its held-out groups, averaged; folds
     times the cost to serve, but averaging smooths isotonic steps and can add a little ROC-AUC.
     The class does not expose the out-of-fold scores needed to choose the threshold, so the single-model
-    case is assembled here. Returns the model and each training row's held-out calibrated score."""
+    case is assembled here. ``sample_weight`` weighs the classifier's training rows; the calibration map is
+    learned on the held-out scores unweighted (with ``ensemble=True`` scikit-learn weighs both). Returns the model
+    and each training row's held-out calibrated score."""
     splits = list(CompiledStratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(X, y, groups))
     centred = method == "centred_isotonic"
     method = "isotonic" if centred else method
     if ensemble:
-        model = CalibratedClassifierCV(estimator, method=method, cv=splits, n_jobs=n_jobs).fit(X, y)
+        model = CalibratedClassifierCV(estimator, method=method, cv=splits, n_jobs=n_jobs).fit(
+            X, y, **fit_params(estimator, sample_weight))
         held_out = np.empty(len(y))
         for fold, (_, test_idx) in zip(model.calibrated_classifiers_, splits, strict=True):
             if centred:
@@ -106,10 +149,12 @@ def calibrate_grouped(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, gr
     from sklearn.utils._array_api import get_namespace
 
     response = "decision_function" if hasattr(estimator, "decision_function") else "predict_proba"
-    held_out_raw = cross_val_predict(estimator, X, y, cv=splits, method=response, n_jobs=n_jobs)
+    weighted = fit_params(estimator, sample_weight)
+    held_out_raw = cross_val_predict(estimator, X, y, cv=splits, method=response, n_jobs=n_jobs,
+                                     params=weighted or None)
     if held_out_raw.ndim == 2:
         held_out_raw = held_out_raw[:, 1]
-    final = clone(estimator).fit(X, y)
+    final = clone(estimator).fit(X, y, **weighted)
     classes = np.unique(y)
     fitted = _fit_calibrator(final, held_out_raw.reshape(-1, 1), y, classes, method, get_namespace(X)[0])
     if centred:

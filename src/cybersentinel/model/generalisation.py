@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cybersentinel.features.featurizer import build_featurizer
-from cybersentinel.model.estimators import budget_threshold, build_estimator, calibrate_grouped
+from cybersentinel.model.estimators import budget_threshold, build_estimator, calibrate_grouped, training_weights
 from cybersentinel.model.metrics import grouped_interval, tpr_at_fpr, weighted_roc_auc, weighted_share
 
 
@@ -118,17 +118,19 @@ def plan_folds(table: pd.DataFrame, not_held: Collection[str], cutoff_year: int,
 def fit_out_of_fold(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: Mapping[str, Any],
                     model_cfg: Mapping[str, Any], best_params: Mapping[str, Any], calibration: Mapping[str, Any],
                     seed: int, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = (),
-                    ) -> tuple[Any, Any, np.ndarray]:
+                    root_page_balance: float = 0.0) -> tuple[Any, Any, np.ndarray]:
     """(featurizer, calibrated classifier, each row's out-of-fold calibrated score) trained on ``train`` as `train`
     trains the served model: the featurizer (with the ``popular_sites`` less the ``judged_sites`` when given) and
-    the classifier on every row, calibrated on folds grouped by registered domain."""
+    the classifier on every row (weighted as `training_weights` says), calibrated on folds grouped by registered
+    domain."""
     y = train["label"].to_numpy()
     featurizer = build_featurizer(dict(dataset), dict(featurizer_cfg), [])
     x = featurizer.fit_transform(train[["url"]], y, popular_sites=popular_sites, judged_sites=judged_sites)
     estimator = build_estimator(model_cfg, seed).set_params(**best_params)
+    weights = training_weights(x, y, list(featurizer.get_feature_names_out()), root_page_balance)
     classifier, held_out = calibrate_grouped(estimator, x, y, train["group"].to_numpy(), folds=calibration["folds"],
                                              method=calibration["method"], ensemble=calibration["ensemble"],
-                                             n_jobs=1, seed=seed)
+                                             n_jobs=1, seed=seed, sample_weight=weights)
     return featurizer, classifier, held_out
 
 
@@ -136,14 +138,16 @@ def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: 
                model_cfg: Mapping[str, Any], best_params: Mapping[str, Any], calibration: Mapping[str, Any],
                max_fpr: float, seed: int, not_budgeted: Collection[str] = (), popular_sites: Sequence[str] = (),
                judged_sites: Collection[str] = (), flaggable: np.ndarray | None = None,
-               threshold_estimator: str = "order_statistic") -> tuple[Any, Any, float]:
+               threshold_estimator: str = "order_statistic", root_page_balance: float = 0.0,
+               ) -> tuple[Any, Any, float]:
     """(featurizer, calibrated classifier, threshold) trained on ``train`` as `train` trains the served model
     (`fit_out_of_fold`), the threshold the budget rule on each row's out-of-fold calibrated score (rows of the
     ``not_budgeted`` sources, analyst feedback, train but set no budget; rows not ``flaggable`` by the served
     decision on their score count as not flagged; ``threshold_estimator`` is `budget_threshold`'s
     ``estimator``)."""
     featurizer, classifier, held_out = fit_out_of_fold(train, dataset, featurizer_cfg, model_cfg, best_params,
-                                                       calibration, seed, popular_sites, judged_sites)
+                                                       calibration, seed, popular_sites, judged_sites,
+                                                       root_page_balance)
     y, sources = train["label"].to_numpy(), train["source"].to_numpy()
     budgeted = ~np.isin(sources, list(not_budgeted))
     threshold = budget_threshold(y[budgeted], held_out[budgeted], sources[budgeted], max_fpr,
