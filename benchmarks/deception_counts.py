@@ -4,7 +4,8 @@ marks), and how many it would mark by a brand named in an unpopular site's subdo
 it only corroborates a suspicious score, so this counts where it may act), by a listed site's whole name there
 (`decider.named_sites`, likewise), and how many are sign-in pages or programs for download on a public address
 (`decider.address_sign_in`, `decider.address_program`) or end in a victim's e-mail address after `#` or as the whole
-query on an unlisted site (`decider.victim_address`), likewise; and how many name a Windows program as a document
+query on an unlisted site (`decider.victim_address`) or hold a kit's copy of Hotmail's old inbox link there
+(`decider.copied_inbox_link`), likewise; and how many name a Windows program as a document
 (`decider.disguised_program`, deceptive on an unlisted site; counted apart, beside its host's kind) or are
 written with a bidirectional override (`decider.reversed_text`, deceptive on any site); the distinct
 hosts of each kind; and how many URLs under `googleapis.com` carry its rank (`url.parsing.OPERATOR_SERVICES`) or
@@ -26,10 +27,12 @@ import pandas as pd
 
 from cybersentinel.core.files import load_manifest
 from cybersentinel.scoring.decider import (
+    COPIED_INBOX_PATTERN,
     VICTIM_ADDRESS_PATTERN,
     Decider,
     address_program,
     address_sign_in,
+    copied_inbox_link,
     deceptive_hosts,
     disguised_program,
     imitated_site,
@@ -69,7 +72,9 @@ KINDS = (("punycode name reads as a listed site", re.compile(r"^punycode host .*
          ("an e-mail address alone after # on an unlisted site (if suspicious)",
           re.compile(r"^an e-mail address.* alone after `#`")),
          ("an e-mail address alone as the query on an unlisted site (if suspicious)",
-          re.compile(r"^an e-mail address.* alone after `\?`")))
+          re.compile(r"^an e-mail address.* alone after `\?`")),
+         ("a copy of Hotmail's old inbox link on an unlisted site (if suspicious)",
+          re.compile(r"^a copy of Hotmail's old inbox link")))
 
 
 def kind_of(reason: str) -> str:
@@ -101,6 +106,9 @@ def main() -> None:
     victim = table["url"].str.contains(VICTIM_ADDRESS_PATTERN) & hosts.map(unlisted).to_numpy(dtype=bool) & \
         (table["kind"] == "")
     table.loc[victim, "kind"] = table.loc[victim, "url"].map(lambda url: kind_of(victim_address(url)))
+    inbox = table["url"].str.contains(COPIED_INBOX_PATTERN) & hosts.map(unlisted).to_numpy(dtype=bool) & \
+        (table["kind"] == "")
+    table.loc[inbox, "kind"] = table.loc[inbox, "url"].map(lambda url: kind_of(copied_inbox_link(url)))
     disguised = (table["url"].map(disguised_program) != "") & hosts.map(unlisted).to_numpy(dtype=bool)
     print(f"Windows programs named as documents: {disguised.sum():,} URLs, by label "
           f"{table.loc[disguised, 'label'].value_counts().sort_index().to_dict()} (their hosts' kinds: "

@@ -14,6 +14,7 @@ from cybersentinel.scoring.decider import (
     Decider,
     address_program,
     address_sign_in,
+    copied_inbox_link,
     deceptive_host,
     disguised_program,
     known_software_file,
@@ -780,6 +781,17 @@ def test_a_file_name_in_a_reason_is_shown_as_written_and_escaped():
 ])
 def test_a_victims_address_alone_after_the_hash_or_as_the_query_is_named(url, found):
     assert victim_address(url).startswith(found) and bool(victim_address(url)) == bool(found)
+
+
+@pytest.mark.parametrize(("url", "found"), [
+    ("http://instunet.example.org/administrator/excel/excel.php?rand=13InboxLightaspxn.1774256418&fid.4.1252899642",
+     "a copy of Hotmail's old inbox link (`InboxLight.aspx`)"),
+    ("http://kit.example.bd/js/ii.php?.rand=13InboxLight.aspx?n=1774256418&email=jane@corp.example",
+     "a copy of Hotmail's old inbox link (`InboxLight.aspx`)"),
+    ("https://example.com/mail/inbox?folder=light", ""), ("https://example.com/inbox-light-theme.css", ""),
+])
+def test_a_copy_of_hotmails_old_inbox_link_is_named(url, found):
+    assert copied_inbox_link(url).startswith(found) and bool(copied_inbox_link(url)) == bool(found)
 
 
 def test_what_the_served_decision_can_flag_on_the_models_score():

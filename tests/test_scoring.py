@@ -379,6 +379,24 @@ def test_a_victims_address_after_the_hash_or_as_the_query_corroborates_a_suspici
             records[0]["reasons"] and "jane" not in records[0]["reasons"]
 
 
+def test_a_copy_of_hotmails_old_inbox_link_corroborates_a_suspicion_on_an_unlisted_site(model_dir):  # noqa: F811
+    """5,060 phishing URLs of the collections, 2013 to 2026, carry a copy of Hotmail's old inbox link, no legitimate
+    one; Microsoft's own sites (on the pinned list) served the page. One request and a batch alike."""
+    detector = Detector.from_dir(model_dir)
+    # a threshold no model score passes and a band down to 0: every verdict `malicious` here is the rule's
+    policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
+    decider = Decider(policy, popularity={"live.com": 5})
+    urls = ["http://shop.example-kit.top/excel/excel.php?rand=13InboxLightaspxn.1774256418&amp;fid.4.1252899642",
+            "http://shop.example-kit.top/js/ii.php?.rand=13InboxLight.aspx?n=1774256418&fid=4",
+            "https://shop.example-kit.top/mail/inbox?view=light",
+            "https://mail.live.com/mail/InboxLight.aspx?n=1774256418"]  # the pinned list's own page
+    for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
+        verdicts = [r["verdict"] for r in records[:len(urls)]]
+        assert verdicts[:2] == ["malicious"] * 2 and "malicious" not in verdicts[2:]
+        assert "a copy of Hotmail's old inbox link (`InboxLight.aspx`), as a family of kits writes it into its links" \
+            in records[0]["reasons"]
+
+
 def test_programs_for_download_on_an_address_or_named_as_documents_are_judged_by_the_policy(model_dir):  # noqa: F811
     """A program for download on a public address corroborates a suspicion (107 phishing URLs of the collections
     that no sign-in word marks, no legitimate one); a Windows program named as a document (``Form.pdf.lnk``: 10

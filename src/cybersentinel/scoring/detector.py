@@ -38,6 +38,7 @@ from cybersentinel.features.lexical import (
 )
 from cybersentinel.model.compiled import UrlScorer
 from cybersentinel.scoring.decider import (
+    COPIED_INBOX_PATTERN,
     DISGUISED_PATTERN,
     OVERRIDE_PATTERN,
     PAGE_ASSET_EXTENSIONS,
@@ -46,6 +47,7 @@ from cybersentinel.scoring.decider import (
     Decider,
     address_program,
     address_sign_in,
+    copied_inbox_link,
     disguised_program,
     known_software_file,
     page_asset,
@@ -399,8 +401,9 @@ class Detector:
         in the folders of known web software, a program named as a document or a name written with a
         bidirectional override (deception), a stock file of it,
         the URL itself on the allowlist, on the local block list, a page asset, a sign-in page or a program for
-        download on a public address or a victim's address after '#' or as the query on an unlisted site
-        (corroboration), the site's own Outlook on the web or another vendor's page."""
+        download on a public address, or a victim's address after '#' or as the query or a kit's copy of Hotmail's
+        old inbox link on an unlisted site (corroboration), the site's own Outlook on the web or another vendor's
+        page."""
         n = len(parsed)
         column = values if isinstance(values, list | tuple) else None
 
@@ -424,6 +427,7 @@ class Detector:
             ("asset", _ASSET_PATTERN, decider.policy.cap_page_assets),
             ("vendor", VENDOR_PAGE_PATTERN, decider.policy.cap_vendor_pages),
             ("victim", VICTIM_ADDRESS_PATTERN, True),
+            ("inbox", COPIED_INBOX_PATTERN, True),
             ("disguised", DISGUISED_PATTERN, True)) if wanted}
         rows = dict(zip(patterns, _rows_containing(parsed, list(patterns.values())), strict=True))
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
@@ -447,7 +451,9 @@ class Detector:
         corroborating = by_row(on_address, lambda url: address_sign_in(url) or address_program(url))
         # a victim's address after '#' or as the whole query corroborates as a brand named in an unlisted site's
         # subdomain does: not on a site of the pinned list
-        for row, why in by_row(unlisted(rows["victim"]), victim_address).items():
+        # and so does a kit's copy of Hotmail's old inbox link
+        for row, why in [*by_row(unlisted(rows["victim"]), victim_address).items(),
+                         *by_row(unlisted(rows["inbox"]), copied_inbox_link).items()]:
             corroborating[row] = "; ".join(filter(None, [corroborating.get(row), why]))
         return (deception,
                 by_row(rows.get("software", []), lambda url: known_software_file(url, self.known_paths, software)),

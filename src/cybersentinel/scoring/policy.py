@@ -30,7 +30,10 @@ The rules, first match decides:
    punycode name under a generic ending that is one of the list's top ``popular_rank`` sites with marks on its letters
    (``coinbȧse.com``: `decider.marked_site`; a mark can be a language's own spelling), and an e-mail address alone after
    ``#`` or as the whole query on a site not on that list (``…/index.html#jane@corp.com``, ``…/?jane@corp.com``, in
-   base64 too: a kit's link filling in its victim's address; `decider.victim_address`). So is a sign-in page on a
+   base64 too: a kit's link filling in its victim's address; `decider.victim_address`), and a copy of Hotmail's old
+   inbox link on such a site (``…/excel.php?rand=13InboxLightaspxn.1774256418&fid.4.1252899642``: a family of kits
+   writes it into its links, 5,060 phishing URLs of the collections, no legitimate one; `decider.copied_inbox_link`).
+   So is a sign-in page on a
    public address (``http://45.67.89.13:2095/webmail/``: a word of signing in, `decider.address_sign_in`, in the path
    or query of a URL whose host is a global IP address) the model finds at least ``suspicious``: such pages are
    phishing in every collection (5,769 URLs of ``data/validated.parquet``, no legitimate one:
