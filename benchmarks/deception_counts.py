@@ -43,7 +43,7 @@ from cybersentinel.scoring.decider import (
     victim_address,
 )
 from cybersentinel.scoring.detector import read_popularity
-from cybersentinel.scoring.policy import Policy
+from cybersentinel.scoring.policy import Policy, user_content_host
 from cybersentinel.url.parsing import (
     OPERATOR_SERVICES,
     host_registered_domain,
@@ -102,7 +102,9 @@ def main() -> None:
     on_address = hosts.map(dict(zip(distinct, on_global, strict=True))).to_numpy(dtype=bool)
     table.loc[on_address, "kind"] = table.loc[on_address, "url"].map(
         lambda url: kind_of(address_sign_in(url) or address_program(url)))
-    unlisted = dict(zip(distinct, [not found for found in listed], strict=True))
+    # the hosts the pinned list does not vouch for: not on it, or where anyone can publish on a site of it (rule 6)
+    unlisted = dict(zip(distinct, [not found or bool(user_content_host(host))
+                                   for host, found in zip(distinct, listed, strict=True)], strict=True))
     victim = table["url"].str.contains(VICTIM_ADDRESS_PATTERN) & hosts.map(unlisted).to_numpy(dtype=bool) & \
         (table["kind"] == "")
     table.loc[victim, "kind"] = table.loc[victim, "url"].map(lambda url: kind_of(victim_address(url)))

@@ -182,7 +182,7 @@ def read_probe(path: Path) -> list[str]:
 
 
 def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str, Any], max_fpr: float, seed: int,
-                 top: int, weighting: str, root_strength: float = 1.0) -> list[str]:
+                 top: int, weighting: str = "none", root_strength: float = 1.0) -> list[str]:
     """What the in-distribution fold's classifier makes of the probe lists, as printed lines: each list's URLs at
     or above the score that ``max_fpr`` of the legitimate test rows reach (the budget over all of them: read per
     collection, as the recipe reads it on out-of-fold scores, it rests on a few rows of the smallest collection and
@@ -198,8 +198,9 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
         if not stems:
             raise SystemExit(f"{path} holds no probe lists: cache the {IN_DISTRIBUTION} fold again")
         names = fold["names"].tolist()
-        weights = row_weights(weighting, fold["y_train"], fold["source_train"], fold["group_train"],
-                              fold["x_train"][:, names.index("path_depth")] == 0, root_strength)
+        weights = None if weighting == "none" else row_weights(
+            weighting, fold["y_train"], fold["source_train"], fold["group_train"], root_pages(fold, names),
+            root_strength)
         estimator = build_estimator(model, seed).set_params(**best_params).fit(fold["x_train"], fold["y_train"],
                                                                                sample_weight=weights)
         scores = estimator.predict_proba(fold["x_eval"])[:, 1]
@@ -628,7 +629,12 @@ def with_path_segments(featurizer: Any) -> Any:
 WEIGHTINGS = ("root-pages", "none", "cell", "domain")
 
 
-def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndarray, root: np.ndarray,
+def root_pages(fold: Any, names: list[str]) -> np.ndarray | None:
+    """Which of a cached fold's training rows are root pages (``path_depth`` 0); None without that feature."""
+    return fold["x_train"][:, names.index("path_depth")] == 0 if "path_depth" in names else None
+
+
+def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndarray, root: np.ndarray | None = None,
                 root_strength: float = 1.0) -> np.ndarray | None:
     """Training-row weights: ``root-pages`` the recipe's (`root_page_weights` of ``root_strength``: each class's
     rows without a path brought towards the same share), ``cell`` gives every (collection, class) the same total,
@@ -639,6 +645,8 @@ def row_weights(scheme: str, y: np.ndarray, sources: np.ndarray, groups: np.ndar
     if scheme == "none":
         return None
     if scheme == "root-pages":
+        if root is None:
+            raise ValueError("root-pages weights need the rows' path_depth feature")
         return root_page_weights(y, root, root_strength)
     if scheme not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {scheme!r}: expected one of {', '.join(WEIGHTINGS)}")
@@ -676,7 +684,7 @@ def fold_scores(path: Path, model: Mapping[str, Any], best_params: Mapping[str, 
         x_train, x_eval = fold["x_train"][:, keep], fold["x_eval"][:, keep]
         y_train, y_eval = fold["y_train"], fold["y_eval"]
         weights = row_weights(weighting, y_train, fold["source_train"], fold["group_train"],
-                              fold["x_train"][:, names.index("path_depth")] == 0, root_strength)
+                              root_pages(fold, names), root_strength)
     if ngram_noise:  # the training rows' n-gram scores made less trustworthy than their out-of-fold noise says
         columns = [j for j, i in enumerate(keep) if names[i].endswith("_ngram_score")]
         x_train = x_train.copy()

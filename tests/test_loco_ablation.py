@@ -128,6 +128,11 @@ def test_row_weights_give_each_cell_the_same_total_and_keep_class_totals() -> No
     domain = loco_ablation.row_weights("domain", y, sources, groups)
     assert domain[0] == pytest.approx(domain[1]) and domain[0] * 2 == pytest.approx(domain[2])
     assert loco_ablation.row_weights("none", y, sources, groups) is None
+    root = np.array([True, True, False, False, True, False])  # legitimate 2 of 4, phishing 1 of 2: pooled 1 of 2
+    weighed = loco_ablation.row_weights("root-pages", y, sources, groups, root)
+    assert weighed[y == 0].sum() == pytest.approx(4) and weighed[(y == 0) & root].sum() == pytest.approx(2)
+    with pytest.raises(ValueError, match="path_depth"):
+        loco_ablation.row_weights("root-pages", y, sources, groups)
     with pytest.raises(ValueError, match="unknown weighting"):
         loco_ablation.row_weights("collection", y, sources, groups)
 

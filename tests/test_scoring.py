@@ -358,23 +358,25 @@ def test_an_address_alone_is_left_to_feeds_and_a_page_on_it_to_the_model(detecto
 def test_a_victims_address_after_the_hash_or_as_the_query_corroborates_a_suspicion_on_an_unlisted_site(
         model_dir):  # noqa: F811
     """880 phishing URLs of the collections end so after '#', one legitimate one (an IRC channel), which scores low;
-    146 phishing URLs and no legitimate one have the address as their whole query."""
+    146 phishing URLs and no legitimate one have the address as their whole query. A host where anyone can publish
+    on a site of the pinned list is not vouched for by the site's rank (session 56)."""
     detector = Detector.from_dir(model_dir)
     # a threshold no model score passes and a band down to 0: every verdict `malicious` here is the rule's
     policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
-    decider = Decider(policy, popularity={"popular-site.com": 5})
+    decider = Decider(policy, popularity={"popular-site.com": 5, "windows.net": 30})
     urls = ["https://shop.example-kit.top/o365/index.html#jane.doe@corp.example",
             "https://shop.example-kit.top/#amFuZS5kb2VAY29ycC5leGFtcGxl",
             "https://shop.example-kit.top/js/mailer-daemon.html?jane.doe@corp.example",
             "https://shop.example-kit.top/wp-content/?amFuZS5kb2VAY29ycC5leGFtcGxl",
             "https://shop.example-kit.top/wp-content/?amFuZUBjb3JwLmV4YW1wbGU=",  # base64's padding
+            "https://kitbox.z13.web.core.windows.net/index.html#jane.doe@corp.example",  # anyone's, on a listed site
             "https://shop.example-kit.top/o365/index.html#section-2",
             "https://shop.example-kit.top/news?email=jane.doe@corp.example",  # a newsletter's named field
             "https://www.popular-site.com/#jane.doe@corp.example",  # a site of the pinned list: not corroborated
             "https://www.popular-site.com/?jane.doe@corp.example"]
     for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
         verdicts = [r["verdict"] for r in records[:len(urls)]]
-        assert verdicts[:5] == ["malicious"] * 5 and "malicious" not in verdicts[5:]
+        assert verdicts[:6] == ["malicious"] * 6 and "malicious" not in verdicts[6:]
         assert "as a kit's link fills in its victim's address, and the model finds the URL suspicious" in \
             records[0]["reasons"] and "jane" not in records[0]["reasons"]
 
@@ -385,14 +387,16 @@ def test_a_copy_of_hotmails_old_inbox_link_corroborates_a_suspicion_on_an_unlist
     detector = Detector.from_dir(model_dir)
     # a threshold no model score passes and a band down to 0: every verdict `malicious` here is the rule's
     policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
-    decider = Decider(policy, popularity={"live.com": 5})
+    decider = Decider(policy, popularity={"live.com": 5, "secureserver.net": 50})
     urls = ["http://shop.example-kit.top/excel/excel.php?rand=13InboxLightaspxn.1774256418&amp;fid.4.1252899642",
             "http://shop.example-kit.top/js/ii.php?.rand=13InboxLight.aspx?n=1774256418&fid=4",
+            # a host where anyone can publish on a site of the list: the platform's rank does not vouch for it
+            "http://ip-203-0-113-7.ip.secureserver.net/biz/ii.php?rand=13InboxLightaspxn.1774256418",
             "https://shop.example-kit.top/mail/inbox?view=light",
             "https://mail.live.com/mail/InboxLight.aspx?n=1774256418"]  # the pinned list's own page
     for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
         verdicts = [r["verdict"] for r in records[:len(urls)]]
-        assert verdicts[:2] == ["malicious"] * 2 and "malicious" not in verdicts[2:]
+        assert verdicts[:3] == ["malicious"] * 3 and "malicious" not in verdicts[3:]
         assert "a copy of Hotmail's old inbox link (`InboxLight.aspx`), as a family of kits writes it into its links" \
             in records[0]["reasons"]
 

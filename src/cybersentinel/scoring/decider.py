@@ -808,9 +808,10 @@ def disguised_program(url: str) -> str:
     last extension a Windows program's (`_WINDOWS_PROGRAMS`), the one before it a document's, picture's or page's
     (`_DOCUMENTS`), read as Windows saves the file (spaces between them and dots after them dropped); in words an
     analyst can check, "" for any other. Windows hides the last extension, so the file passes for the document
-    (policy rule 3: deceptive by construction on a site not on the pinned list; a popular one's path may name such
-    a file without serving it, as a malware scanner's search does). Not a library (``Spire.Pdf.dll``) nor a
-    script module (``kendo.pdf.js``): nothing opens those with a double-click. In data/validated.parquet 10 URLs,
+    (policy rule 3: deceptive by construction on a site not on the pinned list or a host where anyone can publish on
+    one; a popular site's own path may name such a file without serving it, as a malware scanner's search does).
+    Not a library (``Spire.Pdf.dll``) nor a script module (``kendo.pdf.js``): nothing opens those with a
+    double-click. In data/validated.parquet 10 URLs,
     all labelled phishing: `benchmarks/deception_counts.py`."""
     saved, shown = _file_name(url_fields(url)[4])
     stem, _, program = saved.lower().rpartition(".")

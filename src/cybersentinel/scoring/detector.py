@@ -433,9 +433,12 @@ class Detector:
         deception = by_row(parsed.with_userinfo(), userinfo_deception)
         planted = by_row(rows.get("planted", []), lambda url: planted_page(url, self.known_paths, software))
 
-        def unlisted(found: Any) -> list[int]:  # the rows of a site not on the pinned list
-            return [i for i in found if host_of_row[i] >= 0 and
-                    decider.evidence(hosts[host_of_row[i]]).tranco_rank is None]
+        def unlisted(found: Any) -> list[int]:
+            """The rows of a site the pinned list does not vouch for: not on it, or a host where anyone can publish
+            on a site of it (rule 6: the platform's rank is not the page's)."""
+            evidence = [decider.evidence(hosts[host_of_row[i]]) if host_of_row[i] >= 0 else None for i in found]
+            return [i for i, facts in zip(found, evidence, strict=True)
+                    if facts is not None and (facts.tranco_rank is None or facts.user_content)]
 
         disguised = by_row(unlisted(rows["disguised"]), disguised_program)
         # searched in the URLs as given: the features' text lacks a kit's copy of its own address (`ParsedUrls`)

@@ -29,7 +29,8 @@ The rules, first match decides:
    ``dqx.jp.cusy.usa.cc``; `decider.named_sites`), for the regional sites kits copy that are no brand, an unlisted
    punycode name under a generic ending that is one of the list's top ``popular_rank`` sites with marks on its letters
    (``coinbȧse.com``: `decider.marked_site`; a mark can be a language's own spelling), and an e-mail address alone after
-   ``#`` or as the whole query on a site not on that list (``…/index.html#jane@corp.com``, ``…/?jane@corp.com``, in
+   ``#`` or as the whole query on a site not on that list or a host where anyone can publish on one (rule 6: the
+   platform's rank is not the page's; ``…/index.html#jane@corp.com``, ``…/?jane@corp.com``, in
    base64 too: a kit's link filling in its victim's address; `decider.victim_address`), and a copy of Hotmail's old
    inbox link on such a site (``…/excel.php?rand=13InboxLightaspxn.1774256418&fid.4.1252899642``: a family of kits
    writes it into its links, 5,060 phishing URLs of the collections, no legitimate one; `decider.copied_inbox_link`).
