@@ -5,6 +5,7 @@ flagged rows in plain words, unusable rows get an error."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -355,15 +356,21 @@ def test_an_address_alone_is_left_to_feeds_and_a_page_on_it_to_the_model(detecto
     assert scored["score"][2] == pytest.approx(scored["model_score"][2])
 
 
+def rules_alone(models: Path, popularity: dict[str, int], urls: list[str]) -> list[list[dict]]:
+    """Each URL's records from one request and from a batch of twenty copies (`_few_records`, `apply`), under a
+    threshold no model score passes and a band down to 0: every verdict `malicious` there is a rule's."""
+    detector = Detector.from_dir(models)
+    policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
+    decider = Decider(policy, popularity=popularity)
+    return [detector.score_records(urls, decider=decider)[:len(urls)],
+            detector.score_records(urls * 20, decider=decider)[:len(urls)]]
+
+
 def test_a_victims_address_after_the_hash_or_as_the_query_corroborates_a_suspicion_on_an_unlisted_site(
         model_dir):  # noqa: F811
     """880 phishing URLs of the collections end so after '#', one legitimate one (an IRC channel), which scores low;
     146 phishing URLs and no legitimate one have the address as their whole query. A host where anyone can publish
     on a site of the pinned list is not vouched for by the site's rank (session 56)."""
-    detector = Detector.from_dir(model_dir)
-    # a threshold no model score passes and a band down to 0: every verdict `malicious` here is the rule's
-    policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
-    decider = Decider(policy, popularity={"popular-site.com": 5, "windows.net": 30})
     urls = ["https://shop.example-kit.top/o365/index.html#jane.doe@corp.example",
             "https://shop.example-kit.top/#amFuZS5kb2VAY29ycC5leGFtcGxl",
             "https://shop.example-kit.top/js/mailer-daemon.html?jane.doe@corp.example",
@@ -374,8 +381,8 @@ def test_a_victims_address_after_the_hash_or_as_the_query_corroborates_a_suspici
             "https://shop.example-kit.top/news?email=jane.doe@corp.example",  # a newsletter's named field
             "https://www.popular-site.com/#jane.doe@corp.example",  # a site of the pinned list: not corroborated
             "https://www.popular-site.com/?jane.doe@corp.example"]
-    for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
-        verdicts = [r["verdict"] for r in records[:len(urls)]]
+    for records in rules_alone(model_dir, {"popular-site.com": 5, "windows.net": 30}, urls):
+        verdicts = [r["verdict"] for r in records]
         assert verdicts[:6] == ["malicious"] * 6 and "malicious" not in verdicts[6:]
         assert "as a kit's link fills in its victim's address, and the model finds the URL suspicious" in \
             records[0]["reasons"] and "jane" not in records[0]["reasons"]
@@ -384,18 +391,14 @@ def test_a_victims_address_after_the_hash_or_as_the_query_corroborates_a_suspici
 def test_a_copy_of_hotmails_old_inbox_link_corroborates_a_suspicion_on_an_unlisted_site(model_dir):  # noqa: F811
     """5,060 phishing URLs of the collections, 2013 to 2026, carry a copy of Hotmail's old inbox link, no legitimate
     one; Microsoft's own sites (on the pinned list) served the page. One request and a batch alike."""
-    detector = Detector.from_dir(model_dir)
-    # a threshold no model score passes and a band down to 0: every verdict `malicious` here is the rule's
-    policy = replace(detector.policy, threshold=1.0, suspicious_band=0.999999, listed_floor=1.0)
-    decider = Decider(policy, popularity={"live.com": 5, "secureserver.net": 50})
     urls = ["http://shop.example-kit.top/excel/excel.php?rand=13InboxLightaspxn.1774256418&amp;fid.4.1252899642",
             "http://shop.example-kit.top/js/ii.php?.rand=13InboxLight.aspx?n=1774256418&fid=4",
             # a host where anyone can publish on a site of the list: the platform's rank does not vouch for it
             "http://ip-203-0-113-7.ip.secureserver.net/biz/ii.php?rand=13InboxLightaspxn.1774256418",
             "https://shop.example-kit.top/mail/inbox?view=light",
             "https://mail.live.com/mail/InboxLight.aspx?n=1774256418"]  # the pinned list's own page
-    for records in (detector.score_records(urls, decider=decider), detector.score_records(urls * 20, decider=decider)):
-        verdicts = [r["verdict"] for r in records[:len(urls)]]
+    for records in rules_alone(model_dir, {"live.com": 5, "secureserver.net": 50}, urls):
+        verdicts = [r["verdict"] for r in records]
         assert verdicts[:3] == ["malicious"] * 3 and "malicious" not in verdicts[3:]
         assert "a copy of Hotmail's old inbox link (`InboxLight.aspx`), as a family of kits writes it into its links" \
             in records[0]["reasons"]
