@@ -811,8 +811,7 @@ def disguised_program(url: str) -> str:
     (policy rule 3: deceptive by construction on a site not on the pinned list or a host where anyone can publish on
     one; a popular site's own path may name such a file without serving it, as a malware scanner's search does).
     Not a library (``Spire.Pdf.dll``) nor a script module (``kendo.pdf.js``): nothing opens those with a
-    double-click. In data/validated.parquet 10 URLs,
-    all labelled phishing: `benchmarks/deception_counts.py`."""
+    double-click. In data/validated.parquet 10 URLs, all labelled phishing: `benchmarks/deception_counts.py`."""
     saved, shown = _file_name(url_fields(url)[4])
     stem, _, program = saved.lower().rpartition(".")
     document = stem.rstrip(" ").rpartition(".")[2] if "." in stem else ""

@@ -452,9 +452,8 @@ class Detector:
             on_address = np.flatnonzero(np.asarray(on_global + [False])[host_of_row]
                                         & (parsed.host_standing() == IN_PAGE))
         corroborating = by_row(on_address, lambda url: address_sign_in(url) or address_program(url))
-        # a victim's address after '#' or as the whole query corroborates as a brand named in an unlisted site's
-        # subdomain does: not on a site of the pinned list
-        # and so does a kit's copy of Hotmail's old inbox link
+        # a victim's address after '#' or as the whole query, or a kit's copy of Hotmail's old inbox link,
+        # corroborates as a brand named in an unlisted site's subdomain does: where the pinned list vouches for nothing
         for row, why in [*by_row(unlisted(rows["victim"]), victim_address).items(),
                          *by_row(unlisted(rows["inbox"]), copied_inbox_link).items()]:
             corroborating[row] = "; ".join(filter(None, [corroborating.get(row), why]))
