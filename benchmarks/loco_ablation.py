@@ -42,10 +42,12 @@ Session 28's (`EXTRA_FEATURES`) keep the recipe's featurizer and rows and add fe
 Session 29's (`SCORER_ROWS`) keep the recipe's featurizer and rows and fit its n-gram scorers on fewer of the rows:
 ``pathful-rows``, only the rows with an n-gram in the scorer's span (the path scorer without the homepages).
 ``--ngram-c C`` (before `cache`, `run` and `probe`) caches the recipe with the n-gram scorers' regularisation C
-changed, in a folder of its own:
+changed, in a folder of its own; ``--ngram-range LO,HI`` and ``--ngram-buckets N`` (session 57) likewise change the
+n-gram lengths they hash and the number of hash buckets:
 
     python benchmarks/loco_ablation.py --ngram-c 3 cache
     python benchmarks/loco_ablation.py --ngram-c 3 run weaker-regularisation --seed 1
+    python benchmarks/loco_ablation.py --ngram-range 3,6 --ngram-buckets 4194304 cache
 
 `rows FOLD` prints what one cached fold gets wrong: its collection's highest-scoring legitimate and lowest-scoring
 phishing rows, and how many of each class's registered domains are on the pinned popularity list.
@@ -736,6 +738,26 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def featurizer_overrides(c: float | None, lengths: str | None, buckets: int | None) -> dict[str, Any]:
+    """The n-gram scorers' settings ``--ngram-c``, ``--ngram-range`` and ``--ngram-buckets`` put in place of
+    params.yaml's; a clear error for a value the featurizer would refuse or misread."""
+    out: dict[str, Any] = {}
+    if c is not None:
+        if c <= 0:
+            raise SystemExit("--ngram-c must be positive")
+        out["C"] = c
+    if lengths is not None:
+        lo, sep, hi = lengths.partition(",")
+        if not (sep and lo.isdigit() and hi.isdigit() and 1 <= int(lo) <= int(hi)):
+            raise SystemExit(f"--ngram-range takes LO,HI with 1 <= LO <= HI, not {lengths!r}")
+        out["ngram_range"] = [int(lo), int(hi)]
+    if buckets is not None:
+        if buckets < 2 or buckets & (buckets - 1):
+            raise SystemExit(f"--ngram-buckets must be a power of two, not {buckets}")
+        out["n_features"] = buckets
+    return out
+
+
 def main() -> None:
     from joblib import Parallel, delayed
 
@@ -748,6 +770,10 @@ def main() -> None:
                         help="the n-gram scorers' variant to cache and run (see FEATURIZERS)")
     parser.add_argument("--ngram-c", type=float, default=None,
                         help="the n-gram scorers' regularisation C instead of params.yaml's (its own cache folder)")
+    parser.add_argument("--ngram-range", default=None, metavar="LO,HI",
+                        help="the n-gram lengths the scorers hash instead of params.yaml's (its own cache folder)")
+    parser.add_argument("--ngram-buckets", type=int, default=None,
+                        help="the scorers' hash buckets (a power of two) instead of params.yaml's (own cache folder)")
     parser.add_argument("--folds", default="", help="comma-separated fold names (default: every fold)")
     parser.add_argument("--jobs", type=int, default=2)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -777,12 +803,12 @@ def main() -> None:
     if args.cache is None:
         suffix = "" if variant == "recipe" else f"-{variant}"
         suffix += "" if args.ngram_c is None else f"-C{args.ngram_c:g}"
+        suffix += "" if args.ngram_range is None else f"-n{args.ngram_range.replace(',', '-')}"
+        suffix += "" if args.ngram_buckets is None else f"-b{args.ngram_buckets}"
         args.cache = DEFAULT_CACHE.with_name(DEFAULT_CACHE.name + suffix)
     params = read_params(REPO / "params.yaml")
-    if args.ngram_c is not None:  # recorded in the manifest's inputs with the rest of the featurizer's settings
-        if args.ngram_c <= 0:
-            raise SystemExit("--ngram-c must be positive")
-        params["featurizer"]["C"] = args.ngram_c
+    # recorded in the manifest's inputs with the rest of the featurizer's settings
+    params["featurizer"].update(featurizer_overrides(args.ngram_c, args.ngram_range, args.ngram_buckets))
     chosen = [name for name in args.folds.split(",") if name]
     if args.command == "cache":
         import pandas as pd

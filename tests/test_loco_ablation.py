@@ -105,6 +105,16 @@ def test_ngram_c_changes_the_featurizer_settings_the_cache_is_made_from(tmp_path
     assert seen == [3.0] and capsys.readouterr().out.startswith("x: forward ")
 
 
+def test_ngram_lengths_and_buckets_replace_the_featurizer_settings_or_are_refused() -> None:
+    assert loco_ablation.featurizer_overrides(None, "3,6", 1 << 22) == {"ngram_range": [3, 6], "n_features": 1 << 22}
+    assert loco_ablation.featurizer_overrides(2.0, None, None) == {"C": 2.0}
+    assert loco_ablation.featurizer_overrides(None, None, None) == {}
+    for lengths, buckets, message in (("6,3", None, "LO <= HI"), ("3", None, "LO,HI"), ("0,2", None, "LO <= HI"),
+                                      (None, 3000, "power of two"), (None, 1, "power of two")):
+        with pytest.raises(SystemExit, match=message):
+            loco_ablation.featurizer_overrides(None, lengths, buckets)
+
+
 def test_a_changed_fold_file_or_a_stale_cache_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture) -> None:
     write_fold(tmp_path / "forward.npz", 0)
