@@ -242,6 +242,7 @@ PLATFORM_RULES = {
     "a.sites.google.com": "a.sites.google.com is under sites.google.com, a host where anyone can publish",
     "ipfs.io": "ipfs.io is a host where anyone can publish",
     "weebly.com": "weebly.com covers *.weebly.com, a host where anyone can publish",
+    "blogspot.it": "blogspot.it covers *.blogspot.it, a host where anyone can publish",
     "google.com": "google.com covers sites.google.com, a host where anyone can publish",
     "bit.ly": "bit.ly is a URL shortener", "t.co": "t.co is a URL shortener",
 }
@@ -251,7 +252,8 @@ def test_no_rule_covers_a_whole_platform_from_any_input(tmp_path, monkeypatch):
     """A name with a public suffix beneath it, a user-content host, a shortener or a name above one is refused
     (`platform_problem`) for scored rows, feeds and an explicit block list alike; one user's site there is not."""
     guard = Guard(None, {}, 0)
-    sites = ["paypal-secure-login.s3.amazonaws.com", "kit.weebly.com", "login.windows.net", "evil.github.io"]
+    sites = ["paypal-secure-login.s3.amazonaws.com", "kit.weebly.com", "login.windows.net", "evil.github.io",
+             "kit.blogspot.it"]
     rows = [(f"https://{name}/x", "malicious", "0.99", "") for name in [*PLATFORM_RULES, *sites]]
     entries, rejected, _ = entries_from_scored(scored_frame(rows), "s", guard=guard)
     assert [e.value for e in entries] == sites

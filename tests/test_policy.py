@@ -131,6 +131,8 @@ def test_googles_own_services_carry_its_popularity_but_its_customers_files_do_no
     ("m365auth.z13.web.core.windows.net", "*.web.core.windows.net"), ("outlook.b-cdn.net", "*.b-cdn.net"),
     ("forms.zohopublic.com", "zohopublic.com"), ("kit.wordpress.com", "*.wordpress.com"), ("wordpress.com", ""),
     ("project8857343.tilda.ws", "*.tilda.ws"), ("x.tumblr.com", ""),
+    ("uspsservicetrack.blogspot.it", "*.blogspot.it"), ("x.blogspot.co.uk", "*.blogspot.co.uk"),
+    ("blogspot.it", ""), ("www.blogspot.de", ""), ("x.blogspot.com", ""), ("x.blogspot.example", ""),
 ])
 def test_hosts_where_anyone_can_publish(host, entry):
     assert user_content_host(host) == entry
@@ -173,6 +175,21 @@ def test_a_site_builders_customer_site_is_judged_as_a_site_of_its_own_and_shared
                                                         user_content="*.weebly.com"))
     assert (low, verdict, reason) == (0.4, "benign", "")  # the model's score, not halved; no rule to name
     assert set(USER_CONTENT_HOSTS) >= OWN_SITES
+
+
+def test_a_blog_under_bloggers_country_names_is_a_site_of_its_own_as_under_blogspot_com():
+    """The pinned public suffix list keeps ``blogspot.com`` alone of Blogger's names, so ``x.blogspot.it`` parses
+    under the registered domain ``blogspot.it``: its rank must not halve a blog's score, which stands as
+    ``x.blogspot.com``'s does (a site of its own), and the row rules read the blog as unlisted."""
+    policy = Policy(threshold=0.7, suspicious_band=0.2, popular_rank=100, cap_user_content=True)
+    decider = Decider(policy, popularity={"blogspot.it": 9, "blogspot.co.uk": 3})
+    hosts = ["uspsservicetrack.blogspot.it", "x.blogspot.co.uk", "blogspot.it", "uspsservicetrack.blogspot.com"]
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * len(hosts), [False] * len(hosts))
+    assert list(verdicts) == ["malicious", "malicious", "benign", "malicious"]
+    assert list(scores) == [0.99, 0.99, 0.495, 0.99]
+    assert reasons[0] == "a site of its own on blogspot.it: blogspot.it's rank does not vouch for it"
+    assert reasons[2] == "popular site blogspot.it (Tranco rank 9)"
+    assert decider.evidence("x.blogspot.co.uk").user_content in OWN_SITES
 
 
 def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():
