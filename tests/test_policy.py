@@ -133,6 +133,11 @@ def test_googles_own_services_carry_its_popularity_but_its_customers_files_do_no
     ("project8857343.tilda.ws", "*.tilda.ws"), ("x.tumblr.com", ""),
     ("uspsservicetrack.blogspot.it", "*.blogspot.it"), ("x.blogspot.co.uk", "*.blogspot.co.uk"),
     ("blogspot.it", ""), ("www.blogspot.de", ""), ("x.blogspot.com", ""), ("x.blogspot.example", ""),
+    ("www.filesusr.com", "filesusr.com"), ("0b8e1f_a.filesusr.com", "filesusr.com"), ("flow.page", "flow.page"),
+    ("wordpress-1551706-6006630.cloudwaysapps.com", "*.cloudwaysapps.com"), ("cloudwaysapps.com", ""),
+    ("b9h.be5.myftpupload.com", "*.myftpupload.com"), ("1fd9666a.sibforms.com", "*.sibforms.com"),
+    ("amazon65.oss-ap-northeast-1.aliyuncs.com", "*.aliyuncs.com"),
+    ("vmi265404.contaboserver.net", "*.contaboserver.net"),
 ])
 def test_hosts_where_anyone_can_publish(host, entry):
     assert user_content_host(host) == entry
@@ -190,6 +195,24 @@ def test_a_blog_under_bloggers_country_names_is_a_site_of_its_own_as_under_blogs
     assert reasons[0] == "a site of its own on blogspot.it: blogspot.it's rank does not vouch for it"
     assert reasons[2] == "popular site blogspot.it (Tranco rank 9)"
     assert decider.evidence("x.blogspot.co.uk").user_content in OWN_SITES
+
+
+def test_hosting_platforms_names_for_their_customers_sites_and_their_users_forms_and_files_are_not_discounted():
+    """A platform's names for its customers' own sites and servers (GoDaddy's temporary WordPress names, Cloudways'
+    app names) are sites of their own: the model's score stands. Its users' forms, files and link pages (Brevo's
+    forms, Wix's files at ``www.filesusr.com``, Flowcode's pages on ``flow.page`` itself) keep the model's score too
+    but are at most suspicious on its word alone. Neither is halved by the platform's rank."""
+    policy = Policy(threshold=0.7, suspicious_band=0.2, popular_rank=100, popular_name_rank=1000,
+                    cap_user_content=True)
+    decider = Decider(policy, popularity={"myftpupload.com": 7, "cloudwaysapps.com": 8, "sibforms.com": 9,
+                                          "filesusr.com": 10, "flow.page": 500})
+    hosts = ["b9h.be5.myftpupload.com", "wordpress-913735-3171570.cloudwaysapps.com", "1fd9666a.sibforms.com",
+             "www.filesusr.com", "flow.page", "www.myftpupload.com"]
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * len(hosts), [False] * len(hosts))
+    assert list(verdicts) == ["malicious", "malicious", "suspicious", "suspicious", "suspicious", "benign"]
+    assert list(scores[:2]) == [0.99, 0.99] and scores[5] == 0.495
+    assert reasons[1] == "a site of its own on cloudwaysapps.com: cloudwaysapps.com's rank does not vouch for it"
+    assert all("anyone can publish" in reason for reason in reasons[2:5])
 
 
 def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():
