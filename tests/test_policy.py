@@ -138,6 +138,7 @@ def test_googles_own_services_carry_its_popularity_but_its_customers_files_do_no
     ("b9h.be5.myftpupload.com", "*.myftpupload.com"), ("1fd9666a.sibforms.com", "*.sibforms.com"),
     ("amazon65.oss-ap-northeast-1.aliyuncs.com", "*.aliyuncs.com"),
     ("vmi265404.contaboserver.net", "*.contaboserver.net"),
+    ("securecitizens.westus2.cloudapp.azure.com", "*.cloudapp.azure.com"), ("portal.azure.com", ""),
 ])
 def test_hosts_where_anyone_can_publish(host, entry):
     assert user_content_host(host) == entry

@@ -318,12 +318,13 @@ USER_CONTENT_HOSTS = (
     # session 41 (a review's kits, `malicious` on the model's word, `benign` under the discount): Salesforce's
     # public sites, HubSpot's shared forms, Mailchimp's hosted pages, Padlet's boards
     "*.force.com", "*.my.site.com", "*.salesforce-sites.com", "share.hsforms.com", "mailchi.mp", "padlet.com",
-    # session 57, from the popular sites whose discount held the most phishing URLs of data/validated.parquet with a
-    # model score at the threshold (none of the collections' legitimate URLs is on them): customers' own sites and
-    # servers, GoDaddy's temporary WordPress names (79 phishing URLs), Cloudways' app names (75), Webnode's newer
-    # name (30), Contabo's server names (54); Brevo's hosted forms (100), Wix's users' files, served from
-    # www.filesusr.com too (435), Alibaba Cloud's storage buckets (38), Flowcode's link pages (57)
-    "*.myftpupload.com", "*.cloudwaysapps.com", "*.webnode.page", "*.contaboserver.net",
+    # session 57, from the popular sites whose discount held the most phishing URLs of data/validated.parquet at a
+    # model score over the threshold (the phishing URLs on each in brackets; none of the collections' legitimate URLs
+    # is on them): customers' own sites and servers, GoDaddy's temporary WordPress names (79), Cloudways' app
+    # names (75), Webnode's newer name (30), Contabo's server names (54), Azure's names for its customers' virtual
+    # machines (37); Brevo's hosted forms (100), Wix's users' files, served from www.filesusr.com too (435), Alibaba
+    # Cloud's storage buckets (38), Flowcode's link pages (57)
+    "*.myftpupload.com", "*.cloudwaysapps.com", "*.webnode.page", "*.contaboserver.net", "*.cloudapp.azure.com",
     "*.sibforms.com", "*.aliyuncs.com", "flow.page",
     *BLOGGER_SITES,
 )
@@ -341,6 +342,7 @@ USER_CONTENT_HOSTS = (
 # `suspicious` (``office365-secure-login.weebly.com`` at 0.999) and none of their 185 legitimate URLs.
 OWN_SITES = frozenset({"*.weebly.com", "*.godaddysites.com", "*.mybluehost.me", "*.webnode.com", "*.myportfolio.com",
                        "*.webnode.page", "*.myftpupload.com", "*.cloudwaysapps.com", "*.contaboserver.net",
+                       "*.cloudapp.azure.com",
                        *BLOGGER_SITES})
 _USER_HOSTS = frozenset(e for e in USER_CONTENT_HOSTS if not e.startswith("*."))
 _USER_SITES_UNDER = frozenset(e[2:] for e in USER_CONTENT_HOSTS if e.startswith("*."))
