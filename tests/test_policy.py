@@ -162,21 +162,29 @@ def test_a_popular_platforms_user_content_is_not_discounted_but_is_at_most_suspi
 
 
 def test_a_site_builders_customer_site_is_judged_as_a_site_of_its_own_and_shared_files_stay_capped():
-    """A customer's site on a builder whose names hold customers' sites only (``*.weebly.com``) is what the public
-    suffix list makes ``x.wixsite.com``: its model score stands, not discounted and not capped. Shared documents
-    and firms' portals stay at most suspicious on the model's word, and so do platforms whose own services share
-    the customers' names (GoDaddy's webmail is ``email.secureserver.net``)."""
+    """A customer's site on a builder whose names hold customers' sites only (``*.weebly.com``; a hosting platform's
+    names for its customers' sites and servers, GoDaddy's temporary WordPress names and Cloudways' apps) is what the
+    public suffix list makes ``x.wixsite.com``: its model score stands, not discounted and not capped. Shared
+    documents, forms, files and link pages (Brevo's forms, Wix's files at ``www.filesusr.com``, Flowcode's pages on
+    ``flow.page`` itself) and firms' portals stay at most suspicious on the model's word, and so do platforms whose
+    own services share the customers' names (GoDaddy's webmail is ``email.secureserver.net``)."""
     policy = Policy(threshold=0.7, suspicious_band=0.2, popular_rank=100, cap_user_content=True)
     decider = Decider(policy, popularity={"weebly.com": 1, "godaddysites.com": 2, "sharepoint.com": 3,
-                                          "secureserver.net": 4, "wordpress.com": 5})
-    hosts = ["office365-secure-login.weebly.com", "mail-verify.godaddysites.com", "fabrikam.sharepoint.com",
-             "email.secureserver.net", "subscribe.wordpress.com", "www.weebly.com"]
+                                          "secureserver.net": 4, "wordpress.com": 5, "myftpupload.com": 6,
+                                          "cloudwaysapps.com": 7, "sibforms.com": 8, "filesusr.com": 9,
+                                          "flow.page": 10})
+    hosts = ["office365-secure-login.weebly.com", "mail-verify.godaddysites.com", "b9h.be5.myftpupload.com",
+             "wordpress-913735-3171570.cloudwaysapps.com", "fabrikam.sharepoint.com", "email.secureserver.net",
+             "subscribe.wordpress.com", "1fd9666a.sibforms.com", "www.filesusr.com", "flow.page", "www.weebly.com",
+             "www.myftpupload.com"]
     scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * len(hosts), [False] * len(hosts))
-    assert list(verdicts) == ["malicious", "malicious", "suspicious", "suspicious", "suspicious", "benign"]
-    assert list(scores[:2]) == [0.99, 0.99]
+    assert list(verdicts) == ["malicious"] * 4 + ["suspicious"] * 6 + ["benign"] * 2
+    assert list(scores[:4]) == [0.99] * 4
     assert reasons[0] == "a site of its own on weebly.com: weebly.com's rank does not vouch for it"
-    assert "anyone can publish" in reasons[2] and "anyone can publish" in reasons[3]
-    assert reasons[5] == "popular site weebly.com (Tranco rank 1)"
+    assert reasons[3] == "a site of its own on cloudwaysapps.com: cloudwaysapps.com's rank does not vouch for it"
+    assert all("anyone can publish" in reason for reason in reasons[4:10])
+    assert list(reasons[10:]) == ["popular site weebly.com (Tranco rank 1)",
+                                  "popular site myftpupload.com (Tranco rank 6)"]
     low, verdict, reason = decide(policy, 0.4, Evidence(tranco_rank=1, registered_domain="weebly.com",
                                                         user_content="*.weebly.com"))
     assert (low, verdict, reason) == (0.4, "benign", "")  # the model's score, not halved; no rule to name
@@ -196,24 +204,6 @@ def test_a_blog_under_bloggers_country_names_is_a_site_of_its_own_as_under_blogs
     assert reasons[0] == "a site of its own on blogspot.it: blogspot.it's rank does not vouch for it"
     assert reasons[2] == "popular site blogspot.it (Tranco rank 9)"
     assert decider.evidence("x.blogspot.co.uk").user_content in OWN_SITES
-
-
-def test_hosting_platforms_names_for_their_customers_sites_and_their_users_forms_and_files_are_not_discounted():
-    """A platform's names for its customers' own sites and servers (GoDaddy's temporary WordPress names, Cloudways'
-    app names) are sites of their own: the model's score stands. Its users' forms, files and link pages (Brevo's
-    forms, Wix's files at ``www.filesusr.com``, Flowcode's pages on ``flow.page`` itself) keep the model's score too
-    but are at most suspicious on its word alone. Neither is halved by the platform's rank."""
-    policy = Policy(threshold=0.7, suspicious_band=0.2, popular_rank=100, popular_name_rank=1000,
-                    cap_user_content=True)
-    decider = Decider(policy, popularity={"myftpupload.com": 7, "cloudwaysapps.com": 8, "sibforms.com": 9,
-                                          "filesusr.com": 10, "flow.page": 500})
-    hosts = ["b9h.be5.myftpupload.com", "wordpress-913735-3171570.cloudwaysapps.com", "1fd9666a.sibforms.com",
-             "www.filesusr.com", "flow.page", "www.myftpupload.com"]
-    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * len(hosts), [False] * len(hosts))
-    assert list(verdicts) == ["malicious", "malicious", "suspicious", "suspicious", "suspicious", "benign"]
-    assert list(scores[:2]) == [0.99, 0.99] and scores[5] == 0.495
-    assert reasons[1] == "a site of its own on cloudwaysapps.com: cloudwaysapps.com's rank does not vouch for it"
-    assert all("anyone can publish" in reason for reason in reasons[2:5])
 
 
 def test_a_page_in_a_folder_wordpress_does_not_ship_is_planted():
