@@ -73,9 +73,10 @@ The rules, first match decides:
    users put there, and 5-9% of PhishTank's and Phishing.Database's URLs sit on such hosts. Such a URL keeps the model's
    score but is at most ``suspicious`` on the model's word alone (just below the threshold): legitimate shared
    documents and forms look the same to a URL-only model, and blocking one breaks a workplace's files. A customer's
-   site on a site builder whose names hold customers' sites only (`OWN_SITES`: ``x.weebly.com``), or a blog under
-   one of Blogger's country names (``x.blogspot.it``, which the pinned list no longer holds), is not capped: it is a
-   site of its own, as the private section makes ``x.wixsite.com`` one, and its model score stands.
+   site on a site builder whose names hold customers' sites only (`OWN_SITES`: ``x.weebly.com``; a hosting
+   platform's name for a customer's site or server, ``x.myftpupload.com``; a blog under one of Blogger's country
+   names, ``x.blogspot.it``, which the pinned list no longer holds) is not capped: it is a site of its own, as the
+   private section makes ``x.wixsite.com`` one, and its model score stands.
 7. Otherwise the model's score stands.
 
 Last, when ``cap_page_assets`` is on, a page asset (a script, style sheet, image, font or media file:
@@ -330,7 +331,8 @@ USER_CONTENT_HOSTS = (
 )
 # Of those, the site builders whose names hold their customers' web sites only, each a site of its own as the
 # public suffix list's private section makes ``x.wixsite.com`` or ``x.pages.dev`` one: such a site is judged as any
-# unranked site is, on the model's word, not capped (session 47; Blogger's blogs since session 57). Not the others:
+# unranked site is, on the model's word, not capped (session 47; since session 57 also the hosting platforms' names
+# for their customers' sites and servers, and Blogger's blogs). Not the others:
 # shared documents, files and forms, firms' portals and apps (``*.sharepoint.com``, ``*.my.site.com``, Azure's
 # static websites), which legitimate work opens every day and which look like their kits to a URL-only model;
 # names for anyone's server (``*.nip.io``:
