@@ -33,7 +33,8 @@ from cybersentinel.tracking.runs import stage_run
 
 # What reports/metrics.json keeps of the full figures (details.json has them all).
 HEADLINE = {"test": ("roc_auc", "pr_auc", "tpr_at_1pct_fpr", "precision", "recall", "rows"),
-            "served": ("roc_auc", "tpr_at_1pct_fpr", "precision", "recall", "rows", "unscorable_rows")}
+            "served": ("roc_auc", "tpr_at_1pct_fpr", "precision", "recall", "warned_recall", "warned_fpr", "rows",
+                       "unscorable_rows")}
 SANITY_HEADLINE = ("legitimate_malicious_with_feeds", "legitimate_malicious_without_feeds",
                    "phishing_not_malicious_with_feeds", "phishing_not_malicious_without_feeds")
 VERDICTS = ("malicious", "suspicious", "benign")
@@ -147,7 +148,11 @@ def main() -> None:
         # rows the service would answer with an error (a host with spaces or control characters...) have no
         # served score: counted, and left out of the served metrics
         scored = ~np.isnan(served)
+        # the share of each class called at least `suspicious`: what acting on that band too catches and costs
+        warned = np.isin(decided["verdict"].to_numpy(zero_copy_only=False), ("suspicious", "malicious"))
         details["served"] = {**classification_metrics(y[scored], served[scored], threshold),
+                             "warned_recall": round(float(warned[scored & (y == 1)].mean()), 5),
+                             "warned_fpr": round(float(warned[scored & (y == 0)].mean()), 5),
                              "unscorable_rows": int((~scored).sum())}
         details["served_per_group"] = classification_metrics(y[scored], served[scored], threshold, weights[scored])
         details["served_by_source"] = {s: classification_metrics(y[m & scored], served[m & scored], threshold)

@@ -27,17 +27,19 @@ from cybersentinel.scoring.policy import Policy
 def served_judgement(featurizer, classifier, threshold: float, rows: pd.DataFrame, policy: dict,
                      lists: dict[str, Any], software: str, resamples: int = 0, seed: int = 0) -> dict:
     """The served decision's ROC-AUC and TPR at 1% FPR (of its scores) and the share of each class it calls
-    `malicious` (recall of phishing, false-positive rate of legitimate rows), the fold's model behind the policy."""
+    `malicious` (recall of phishing, false-positive rate of legitimate rows) and at least `suspicious`
+    (``served_warned_*``), the fold's model behind the policy."""
     manifest = {"kind": "url", "inputs": ["url"], "policy": {**policy, "threshold": threshold},
                 "software": {"name": software}}
     detector = Detector(Pipeline([("features", featurizer), ("classifier", classifier)]), manifest, None, **lists)
     served = detector.score_values(rows["url"], reasons=False)
-    malicious = served["verdict"].to_numpy(zero_copy_only=False) == "malicious"
+    verdicts = served["verdict"].to_numpy(zero_copy_only=False)
     scores = served["score"].to_numpy(zero_copy_only=False).astype(float)
     # what the decision cannot score (no host) is counted and left out of the ranking, as evaluate does
     return {"served_unscorable_rows": int(np.isnan(scores).sum()),
-            **shares_and_ranking(rows["label"].to_numpy(), scores, malicious, rows["group"].to_numpy(), resamples,
-                                 seed, prefix="served_")}
+            **shares_and_ranking(rows["label"].to_numpy(), scores, verdicts == "malicious", rows["group"].to_numpy(),
+                                 resamples, seed, prefix="served_",
+                                 warned=np.isin(verdicts, ("suspicious", "malicious")))}
 
 
 def interval(figures: dict, key: str) -> str:
@@ -79,7 +81,8 @@ def run_folds(table: pd.DataFrame, folds: dict[str, tuple[np.ndarray, np.ndarray
 
 
 HEADLINE = ("roc_auc", "tpr_at_1pct_fpr", "recall_at_threshold", "fpr_at_threshold", "served_roc_auc",
-            "served_tpr_at_1pct_fpr", "served_recall", "served_fpr", "rows")
+            "served_tpr_at_1pct_fpr", "served_recall", "served_fpr", "served_warned_recall", "served_warned_fpr",
+            "rows")
 
 
 def reports(by_name: dict[str, dict], forward: dict | None, skipped: dict[str, str], cutoff_year: int,
@@ -91,7 +94,9 @@ def reports(by_name: dict[str, dict], forward: dict | None, skipped: dict[str, s
         metrics = {"loco_min_roc_auc": min(r["roc_auc"] for r in by_name.values()),
                    "loco_min_served_roc_auc": min(r["served_roc_auc"] for r in by_name.values()),
                    "loco_max_fpr_at_threshold": max(r["fpr_at_threshold"] for r in by_name.values()),
-                   "loco_max_served_fpr": max(r["served_fpr"] for r in by_name.values())}
+                   "loco_max_served_fpr": max(r["served_fpr"] for r in by_name.values()),
+                   # what acting on the `suspicious` band too costs, at worst
+                   "loco_max_served_warned_fpr": max(r["served_warned_fpr"] for r in by_name.values())}
     details: dict[str, Any] = {"loco": by_name}
     if forward is not None:
         details["forward"] = {"cutoff_year": cutoff_year, **forward}
@@ -107,14 +112,17 @@ def print_reports(by_name: dict[str, dict], forward: dict | None, skipped: dict[
     for name, r in by_name.items():
         shares = [f"{label} {r[key]:.4f}" for label, key in (
             ("recall", "recall_at_threshold"), ("FPR", "fpr_at_threshold"),
-            ("served recall", "served_recall"), ("served FPR", "served_fpr")) if key in r]
+            ("served recall", "served_recall"), ("served FPR", "served_fpr"),
+            ("at least suspicious: recall", "served_warned_recall"), ("FPR", "served_warned_fpr")) if key in r]
         print(f"{name:30s} ROC-AUC {r['roc_auc']:.4f} {interval(r, 'roc_auc')} (served {r['served_roc_auc']:.4f} "
               f"{interval(r, 'served_roc_auc')})  "
               f"TPR@1%FPR {r['tpr_at_1pct_fpr']:.3f} (served {r['served_tpr_at_1pct_fpr']:.3f})  {'  '.join(shares)}")
     if forward is not None:
         print(f"forward (train <= {cutoff_year}): ROC-AUC {forward['roc_auc']:.4f}, "
               f"recall at threshold {forward['recall_at_threshold']:.3f}, TPR@1%FPR {forward['tpr_at_1pct_fpr']:.3f}, "
-              f"served recall {forward['served_recall']:.3f}, served FPR {forward['served_fpr']:.4f}")
+              f"served recall {forward['served_recall']:.3f}, served FPR {forward['served_fpr']:.4f}, "
+              f"at least suspicious: recall {forward['served_warned_recall']:.3f}, "
+              f"FPR {forward['served_warned_fpr']:.4f}")
     for name, why in skipped.items():
         print(f"{name}: not applicable ({why})")
 

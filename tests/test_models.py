@@ -367,6 +367,13 @@ def test_generalisation_figures_and_intervals_leave_unscored_rows_out_of_the_ran
     assert "served_tpr_at_1pct_fpr_ci" not in out
     plain = shares_and_ranking(y[:2], scores[:2], flagged[:2], groups[:2], resamples=0, seed=0)
     assert plain == {"fpr_at_threshold": 0.5}  # one class: no ranking; no resamples: no intervals
+    # rows called at least `suspicious`: a share of each class beside the `malicious` one, the unscored row not warned
+    warned = flagged | np.array([True, False, False, False, True, False])
+    both = shares_and_ranking(y, scores, flagged, groups, resamples=50, seed=0, prefix="served_", warned=warned)
+    assert both["served_warned_fpr"] == pytest.approx(2 / 3, abs=1e-5) and both["served_warned_recall"] == 1.0
+    assert both["served_fpr"] == out["served_fpr"] and both["served_recall"] == out["served_recall"]
+    low, high = both["served_warned_fpr_ci"]
+    assert 0 <= low <= both["served_warned_fpr"] <= high <= 1
 
 
 def test_training_only_rows_are_never_a_collection_held_out_and_stay_out_of_what_is_known_before_the_cut_off():

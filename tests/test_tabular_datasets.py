@@ -83,10 +83,11 @@ def test_generalise_writes_its_outputs_saying_what_does_not_apply():
 def test_generalise_reports_of_run_folds_keep_their_form():
     reports = stage("generalise").reports
     fold = {"roc_auc": 0.9, "served_roc_auc": 0.91, "fpr_at_threshold": 0.01, "served_fpr": 0.002,
-            "tpr_at_1pct_fpr": 0.5, "rows": 10}
+            "served_warned_fpr": 0.03, "tpr_at_1pct_fpr": 0.5, "rows": 10}
     metrics, details, plot = reports({"a": fold}, {"roc_auc": 0.8, "rows": 5, "train_rows": 3}, {}, 2021)
     assert metrics == {"loco_min_roc_auc": 0.9, "loco_min_served_roc_auc": 0.91, "loco_max_fpr_at_threshold": 0.01,
-                       "loco_max_served_fpr": 0.002, "forward": {"cutoff_year": 2021, "roc_auc": 0.8, "rows": 5}}
+                       "loco_max_served_fpr": 0.002, "loco_max_served_warned_fpr": 0.03,
+                       "forward": {"cutoff_year": 2021, "roc_auc": 0.8, "rows": 5}}
     assert details == {"loco": {"a": fold}, "forward": {"cutoff_year": 2021, "roc_auc": 0.8, "rows": 5,
                                                         "train_rows": 3}}
     assert plot == [{"collection": "a", "roc_auc": 0.9, "tpr_at_1pct_fpr": 0.5}]

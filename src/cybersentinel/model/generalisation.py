@@ -167,10 +167,11 @@ def judge(featurizer: Any, classifier: Any, threshold: float, rows: pd.DataFrame
 
 
 def shares_and_ranking(y: np.ndarray, scores: np.ndarray, flagged: np.ndarray, groups: np.ndarray, resamples: int,
-                       seed: int, prefix: str = "") -> dict[str, Any]:
+                       seed: int, prefix: str = "", warned: np.ndarray | None = None) -> dict[str, Any]:
     """`judge`'s figures of one set of scores and verdicts (``prefix``: "served_" for the served decision's). A row
     without a score (NaN: the served decision could not score it) is left out of the ranking and counts as not
-    flagged."""
+    flagged. With ``warned`` (rows called at least `suspicious`), each class's share of those too
+    (``warned_recall``, ``warned_fpr``): what a user who acts on the `suspicious` band as well catches and pays."""
     from sklearn.metrics import roc_auc_score
 
     out: dict[str, Any] = {}
@@ -182,12 +183,14 @@ def shares_and_ranking(y: np.ndarray, scores: np.ndarray, flagged: np.ndarray, g
             out[f"{prefix}roc_auc_ci"] = grouped_interval(ranked_groups, weighted_roc_auc(ranked_y, ranked_scores),
                                                           resamples, seed)
         out[f"{prefix}tpr_at_1pct_fpr"] = round(float(tpr_at_fpr(ranked_y, ranked_scores, 0.01)), 5)
+    shares = [(flagged, "")] if warned is None else [(flagged, ""), (warned, "warned_")]
     for label, name in ((1, "recall"), (0, "fpr")):
-        if (y == label).any():
-            key = name if prefix else f"{name}_at_threshold"
-            out[f"{prefix}{key}"] = round(float(flagged[y == label].mean()), 5)
+        chosen = y == label
+        if not chosen.any():
+            continue
+        for called, kind in shares:
+            key = f"{prefix}{kind}{name if prefix or kind else f'{name}_at_threshold'}"
+            out[key] = round(float(called[chosen].mean()), 5)
             if resamples:
-                chosen = y == label
-                out[f"{prefix}{key}_ci"] = grouped_interval(groups[chosen], weighted_share(flagged[chosen]),
-                                                            resamples, seed)
+                out[f"{key}_ci"] = grouped_interval(groups[chosen], weighted_share(called[chosen]), resamples, seed)
     return out
