@@ -79,34 +79,37 @@ def fold_rows(table: pd.DataFrame, params: Mapping[str, Any]) -> dict[str, tuple
     return folds
 
 
+def fold_detector(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any],
+                  best_params: Mapping[str, Any], lists: Mapping[str, Any], familiar: list[str],
+                  flaggable: np.ndarray) -> tuple[Any, pd.DataFrame]:
+    """The fold's served decision (its model, trained as stage `generalise` trains it, behind the policy with the
+    pinned ``lists``, no feeds) and its held-out rows."""
+    from sklearn.pipeline import Pipeline
+
+    from cybersentinel.model.generalisation import fit_fold
+    from cybersentinel.scoring.detector import Detector
+
+    rows = table[evaluation]
+    featurizer, classifier, threshold = fit_fold(table[training], params, best_params, familiar, set(rows["group"]),
+                                                 flaggable[training])
+    manifest = {"kind": "url", "inputs": ["url"], "policy": {**params["policy"], "threshold": threshold},
+                "software": {"name": params["software"]["wordpress"]["label"]},
+                "features": list(featurizer.get_feature_names_out())}
+    return Detector(Pipeline([("features", featurizer), ("classifier", classifier)]), manifest, None, **lists), rows
+
+
 def served_rows(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any],
                 best_params: Mapping[str, Any], lists: Mapping[str, Any], familiar: list[str],
                 flaggable: np.ndarray) -> tuple[pd.DataFrame, float]:
     """The fold's held-out rows with the served decision's score, verdict, reasons and model score, and the fold's
     threshold."""
-    from sklearn.pipeline import Pipeline
-
-    from cybersentinel.core.config import feedback_source_names
-    from cybersentinel.model.generalisation import fit_recipe
-    from cybersentinel.scoring.detector import Detector
-
-    rows = table[evaluation]
-    featurizer, classifier, threshold = fit_recipe(
-        table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
-        params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]),
-        popular_sites=familiar, judged_sites=set(rows["group"]), flaggable=flaggable[training],
-        threshold_estimator=params["threshold"]["estimator"],
-        root_page_balance=params["train"]["root_page_balance"])
-    manifest = {"kind": "url", "inputs": ["url"], "policy": {**params["policy"], "threshold": threshold},
-                "software": {"name": params["software"]["wordpress"]["label"]},
-                "features": list(featurizer.get_feature_names_out())}
-    detector = Detector(Pipeline([("features", featurizer), ("classifier", classifier)]), manifest, None, **lists)
+    detector, rows = fold_detector(table, training, evaluation, params, best_params, lists, familiar, flaggable)
     served = detector.score_values(rows["url"], reasons=True).to_pandas()
     out = rows[["url", "label", "group"]].reset_index(drop=True)
     for column in ("score", "verdict", "reasons", "model_score"):
         out[column] = served[column].to_numpy()
     out["kinds"] = out["reasons"].fillna("").map(rule_kinds)
-    return out, threshold
+    return out, detector.threshold
 
 
 def report(name: str, rows: pd.DataFrame, threshold: float) -> list[str]:

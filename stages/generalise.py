@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import read_params, write_json
 from cybersentinel.intel.popular import read_popular_sites
-from cybersentinel.model.generalisation import fit_recipe, judge, plan_folds, shares_and_ranking
+from cybersentinel.model.generalisation import fit_fold, judge, plan_folds, shares_and_ranking
 from cybersentinel.scoring.detector import Detector, policy_lists, rules_only
 from cybersentinel.scoring.policy import Policy
 
@@ -52,12 +52,8 @@ def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_param
              lists: dict[str, Any], familiar: list[str], flaggable: np.ndarray) -> dict:
     policy = params["policy"]
     rows = table[evaluation]
-    featurizer, classifier, threshold = fit_recipe(
-        table[training], params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"],
-        params["threshold"]["max_fpr"], params["seed"], feedback_source_names(params["dataset"]),
-        popular_sites=familiar, judged_sites=set(rows["group"]), flaggable=flaggable[training],
-        threshold_estimator=params["threshold"]["estimator"],
-        root_page_balance=params["train"]["root_page_balance"])
+    featurizer, classifier, threshold = fit_fold(table[training], params, best_params, familiar, set(rows["group"]),
+                                                 flaggable[training])
     intervals = {"resamples": params["generalise"]["resamples"], "seed": params["seed"]}
     result = judge(featurizer, classifier, threshold, rows, **intervals)
     served = served_judgement(featurizer, classifier, threshold, rows, policy, lists,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cybersentinel.core.config import feedback_source_names
 from cybersentinel.features.featurizer import build_featurizer
 from cybersentinel.model.estimators import budget_threshold, build_estimator, calibrate_grouped, training_weights
 from cybersentinel.model.metrics import grouped_interval, tpr_at_fpr, weighted_roc_auc, weighted_share
@@ -153,6 +154,19 @@ def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: 
     threshold = budget_threshold(y[budgeted], held_out[budgeted], sources[budgeted], max_fpr,
                                  None if flaggable is None else flaggable[budgeted], threshold_estimator)
     return featurizer, classifier, threshold
+
+
+def fit_fold(train: pd.DataFrame, params: Mapping[str, Any], best_params: Mapping[str, Any],
+             popular_sites: Sequence[str], judged_sites: Collection[str], flaggable: np.ndarray,
+             ) -> tuple[Any, Any, float]:
+    """`fit_recipe` as stage `generalise` fits a fold: the recipe, budget and seed of the pipeline's ``params``
+    (params.yaml), the hyperparameters `train` chose (``best_params``), ``flaggable`` given for ``train``'s rows."""
+    return fit_recipe(train, params["dataset"], params["featurizer"], params["model"], best_params,
+                      params["calibration"], params["threshold"]["max_fpr"], params["seed"],
+                      feedback_source_names(params["dataset"]), popular_sites=popular_sites,
+                      judged_sites=judged_sites, flaggable=flaggable,
+                      threshold_estimator=params["threshold"]["estimator"],
+                      root_page_balance=params["train"]["root_page_balance"])
 
 
 def judge(featurizer: Any, classifier: Any, threshold: float, rows: pd.DataFrame, resamples: int = 0,
