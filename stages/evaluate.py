@@ -33,8 +33,7 @@ from cybersentinel.tracking.runs import stage_run
 
 # What reports/metrics.json keeps of the full figures (details.json has them all).
 HEADLINE = {"test": ("roc_auc", "pr_auc", "tpr_at_1pct_fpr", "precision", "recall", "rows"),
-            "served": ("roc_auc", "tpr_at_1pct_fpr", "precision", "recall", "warned_recall", "warned_fpr", "rows",
-                       "unscorable_rows")}
+            "served": ("roc_auc", "tpr_at_1pct_fpr", "precision", "recall", "rows", "unscorable_rows")}
 SANITY_HEADLINE = ("legitimate_malicious_with_feeds", "legitimate_malicious_without_feeds",
                    "phishing_not_malicious_with_feeds", "phishing_not_malicious_without_feeds")
 VERDICTS = ("malicious", "suspicious", "benign")

@@ -46,6 +46,10 @@ def test_repro_writes_honest_metrics_and_plots(sample_repo: Path) -> None:
     assert all(fold["served_roc_auc_ci"][0] <= fold["served_roc_auc"] <= fold["served_roc_auc_ci"][1]
                for fold in generalisation["loco"].values())
     assert generalisation["forward"]["cutoff_year"] == 2021 and generalisation["forward"]["rows"] > 0
+    # what is called at least `suspicious` holds what is called `malicious`, for each class of every fold
+    for fold in [*generalisation["loco"].values(), generalisation["forward"]]:
+        assert fold["served_recall"] <= fold["served_warned_recall"] and fold["served_fpr"] <= fold["served_warned_fpr"]
+    assert details["served"]["recall"] <= details["served"]["warned_recall"] <= 1.0
     headline = read_json(sample_repo / "reports/generalisation.json")
     assert headline["loco_min_roc_auc"] == min(fold["roc_auc"] for fold in generalisation["loco"].values())
     served = metrics["served"]
