@@ -57,6 +57,23 @@ def test_threshold_and_band():
     assert list(POLICY.verdicts(np.array([0.95, 0.5, 0.1]))) == ["malicious", "suspicious", "benign"]
 
 
+def test_a_band_only_shown_moves_suspicious_and_benign_never_malicious():
+    # `predict --band` had rewritten the recorded band, and a corroborating rule acts on a score in it: a narrower
+    # band cleared a corroborated kit, a wider one flagged what every other door calls `suspicious`
+    kit = Evidence(corroboration="brand `paypal` named in the subdomain of `x.top`, neither the brand's nor a popular "
+                                 "site")
+    for shown in (0.05, 0.2, 0.45):
+        policy = replace(POLICY, shown_band=shown)
+        assert decide(policy, 0.55, kit)[1] == "malicious"  # in the recorded band (0.5-0.7): corroborated
+        assert decide(policy, 0.45, kit)[1] == ("suspicious" if shown == 0.45 else "benign")  # under it: not
+        assert policy.verdict(0.6) == ("benign" if shown == 0.05 else "suspicious")
+        assert policy.corroboration_from == POLICY.suspicious_from == pytest.approx(0.5)
+    assert "shown_band" not in POLICY.as_dict() and "shown_band" not in replace(POLICY, shown_band=None).as_dict()
+    assert replace(POLICY, shown_band=0.3).as_dict()["shown_band"] == 0.3
+    with pytest.raises(ValueError, match="shown suspicious band"):
+        replace(POLICY, shown_band=1.0)
+
+
 def test_rules_in_order():
     assert decide(POLICY, 0.2, Evidence(blocked="analyst: x.example"))[:2] == (1.0, "malicious")
     assert decide(POLICY, 0.99, Evidence(allowed="allowlist: x.example", feeds=("drop",)))[:2] == (0.0, "benign")

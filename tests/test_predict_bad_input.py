@@ -37,6 +37,15 @@ def csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
+@pytest.mark.parametrize("band", ["1", "1.0"])
+def test_a_band_that_leaves_nothing_benign_is_refused_before_any_output(model_dir, tmp_path, band):  # noqa: F811
+    source = tmp_path / "in.txt"
+    source.write_text("https://example.com/\n")
+    result = predict(model_dir, "-i", str(source), "-o", str(tmp_path / "out.csv"), "--band", band)
+    assert result.exit_code == 2 and "--band" in result.output and "below 1" in result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_bare_cr_line_endings_keep_every_row(model_dir, tmp_path):  # noqa: F811
     source = tmp_path / "mac.csv"
     source.write_bytes(b"id,url\r1,a.example\r2,\"b.example/x\ry\"\r3,http://c.example/\r")

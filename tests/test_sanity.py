@@ -61,3 +61,18 @@ def test_the_models_residue_is_what_evaluate_reported(decided):
     flagged = [u for u, r in zip(legit, results["legitimate"], strict=True) if r["verdict"] == "malicious"]
     reported = json.loads((REPO / "reports" / "details.json").read_text())["sanity"]
     assert flagged == reported[f"legitimate_malicious_{feeds}"]
+
+
+@pytest.mark.parametrize("band", [0.03, 0.4])
+def test_another_band_shown_calls_the_same_urls_malicious(detector: Detector, band: float):
+    # a corroborating rule acts on a model score in the recorded band: `predict --band 0.03` had called
+    # `https://mufg.bk-direct.cc/` (model 0.95, a brand in an unpopular site's subdomain) `benign`, the service
+    # `malicious`
+    urls = lines("sanity_phishing.txt") + lines("sanity_legitimate.txt")
+    served = detector.score_values(urls, reasons=False).to_pandas()
+    banded = detector.with_band(band).score_values(urls, reasons=False).to_pandas()
+    assert banded["verdict"].eq("malicious").tolist() == served["verdict"].eq("malicious").tolist()
+    # the band shown decides the rest: under its floor `benign`, in it `suspicious`
+    rest = banded[banded["verdict"] != "malicious"]
+    assert rest["verdict"].eq("suspicious").tolist() == (rest["score"] >= detector.threshold - band - 1e-9).tolist()
+

@@ -72,7 +72,8 @@ def predict(
     feeds_alias: FeedsAlias = None,
     no_feeds: Annotated[bool, typer.Option("--no-feeds", help="score with the model alone")] = False,
     band: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="width of the 'suspicious' band below the "
-                                               "model's threshold (default: the one recorded with the model)")] = None,
+                                               "model's threshold (default: the one recorded with the model); "
+                                               "'malicious' verdicts stay as recorded")] = None,
     reasons: Annotated[bool, typer.Option("--reasons/--no-reasons", help="explain each score in plain words")] = True,
     allow_names: AllowNames = None,
     allow_files: AllowFiles = None,
@@ -125,6 +126,9 @@ def predict(
         if input != "-" and output != "-" and Path(input).resolve() == Path(output).resolve():
             raise typer.BadParameter(f"{_shown(output)} is the input: write the output to another file",
                                      param_hint="--output")
+    if band is not None and band >= 1.0:  # the option's range is closed; a band of 1 would cover every score
+        raise typer.BadParameter(f"a band of {band:g} leaves no score `benign`: give a width below 1",
+                                 param_hint="--band")
     check_model_json(model_dir)
     try:
         detector = Detector.from_dir(model_dir, model_sha256, EVALUATION_RECORD)

@@ -254,9 +254,9 @@ class Detector:
         return self.policy.suspicious_from
 
     def with_band(self, band: float) -> Detector:
-        """The same model, with the lists pinned with it, and another ``suspicious`` band (a display choice; the
-        threshold stays)."""
-        return replace(self, manifest={**self.manifest, "policy": {**self.policy.as_dict(), "suspicious_band": band}})
+        """The same model, with the lists pinned with it, and another ``suspicious`` band shown (a display choice:
+        the threshold and every `malicious` verdict stay, `Policy.shown_band`)."""
+        return replace(self, manifest={**self.manifest, "policy": {**self.policy.as_dict(), "shown_band": band}})
 
     def _features(self, parsed: ParsedUrls) -> np.ndarray:
         if self.scorer is not None:

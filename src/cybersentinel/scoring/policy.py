@@ -132,12 +132,18 @@ class Policy:
     cap_user_content: bool = False  # rule 6's user-content hosts (off for models trained before this field)
     stock_file_factor: float = 0.0  # rule 4; 0: score 0 (models trained before this field)
     cap_vendor_pages: bool = False  # `decider.vendor_page` (off for models trained before this field)
+    # the width a user asked to be shown as `suspicious` instead of ``suspicious_band`` (`cybersentinel predict
+    # --band`); a corroborating rule still acts from the recorded band's floor, so `malicious` is the same at any
+    # width and every door gives the same verdict there. Never recorded with a model.
+    shown_band: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"policy threshold {self.threshold} is not in (0, 1]")
         if not 0.0 <= self.suspicious_band < 1.0 or not 0.0 < self.listed_floor <= 1.0:
             raise ValueError("policy suspicious_band must be in [0, 1) and listed_floor in (0, 1]")
+        if self.shown_band is not None and not 0.0 <= self.shown_band < 1.0:
+            raise ValueError(f"a shown suspicious band of {self.shown_band} is not in [0, 1)")
         if not 0.0 <= self.popular_factor <= 1.0 or self.popular_rank < 0 or self.popular_name_rank < 0:
             raise ValueError("policy popular_factor must be in [0, 1], popular_rank and popular_name_rank >= 0")
         if not 0.0 <= self.page_asset_factor <= 1.0 or not 0.0 <= self.stock_file_factor <= 1.0:
@@ -152,7 +158,11 @@ class Policy:
         return cls(**{k: policy[k] for k in asdict(cls(threshold=1.0)) if k in policy})
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, as a model's manifest records them (a band only shown is not recorded)."""
+        fields = asdict(self)
+        if fields["shown_band"] is None:
+            del fields["shown_band"]
+        return fields
 
     @property
     def asset_ceiling(self) -> float:
@@ -177,6 +187,12 @@ class Policy:
 
     @property
     def suspicious_from(self) -> float:
+        """The lowest score called `suspicious` (the shown band's floor when one is asked for)."""
+        return max(0.0, self.threshold - (self.suspicious_band if self.shown_band is None else self.shown_band))
+
+    @property
+    def corroboration_from(self) -> float:
+        """The lowest model score a corroborating rule (rule 3) turns `malicious`: the recorded band's floor."""
         return max(0.0, self.threshold - self.suspicious_band)
 
     def verdicts(self, scores: np.ndarray) -> np.ndarray:
@@ -235,7 +251,8 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         return 1.0, "malicious", f"on the local block list ({evidence.blocked})"
     if evidence.allowed:
         return 0.0, "benign", f"allowlisted ({evidence.allowed})"
-    corroborated = evidence.corroboration if evidence.corroboration and model_score >= policy.suspicious_from else ""
+    corroborated = evidence.corroboration if evidence.corroboration and model_score >= policy.corroboration_from \
+        else ""
     if evidence.feeds or evidence.deception or corroborated:
         why = "; ".join(filter(None, [f"listed in {', '.join(evidence.feeds)}" if evidence.feeds else "",
                                       evidence.deception, f"{corroborated}, and the model finds the URL suspicious"
