@@ -26,7 +26,9 @@ recipe's, without its `name_familiarity` (session 20 measured that feature here;
 Session 19's four did not lift the folds (README, "Session 19"): they live here, not in the package. Session 23's
 (`ROW_VARIANTS`) keep the recipe's featurizer, name familiarity included, and change its training rows: the prepared
 table's `country_homepages` rows left out or replaced (`with_country_homepages`); session 47's ``hacked-homepages``
-adds the home pages of the sites kits were planted on (`hacked_site_homepages`, not kept):
+adds the home pages of the sites kits were planted on (`hacked_site_homepages`, not kept); session 59's
+``token-copies`` adds copies of 5% of each class's rows with an opaque token in the query or path
+(`token_copies`, not kept):
 
     python benchmarks/loco_ablation.py --featurizer split-host cache
     python benchmarks/loco_ablation.py --featurizer split-host run split-host --drop host_ngram_score
@@ -138,6 +140,10 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
             import pandas as pd
 
             train = pd.concat([train, hacked_site_homepages(train, phishing_roots)], ignore_index=True)
+        elif variant == "token-copies":
+            import pandas as pd
+
+            train = pd.concat([train, token_copies(train, TOKEN_SHARE, params["seed"])], ignore_index=True)
         elif variant in ("country-pages", "country-pages-only"):
             train = with_country_pages(train, country_pool, set(rows["group"]), out.stem, params,
                                        pages_only=variant == "country-pages-only")
@@ -151,6 +157,10 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
             featurizer = with_pathful_rows(featurizer, pathless_missing=variant == "pathful-rows-missing")
         top = params["featurizer"]["familiar_sites"]
         names = {"popular_sites": popular_domains(top), "judged_sites": set(rows["group"])} if top else {}
+        if params["featurizer"].get("name_words"):
+            from cybersentinel.features.words import read_words
+
+            names["words"] = read_words(REPO / "data" / "words.txt")
         x_train = featurizer.fit_transform(train[["url"]], train["label"].to_numpy(), **names)
     else:
         if variant == "tranco-homepages":
@@ -174,7 +184,9 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
 
 # the hand-written lists the in-distribution fold also scores (`probe`): the sanity sets and the small sites' links
 PROBES = ("tests/data/sanity_legitimate.txt", "tests/data/sanity_phishing.txt", "benchmarks/small_site_links.txt",
-          "benchmarks/small_site_links_other_languages.txt")
+          "benchmarks/small_site_links_other_languages.txt", "benchmarks/transactional_links_legitimate.txt",
+          "benchmarks/everyday_links_legitimate.txt", "benchmarks/campaigns_2024_2026_phishing.txt",
+          "benchmarks/new_traffic_phishing.txt")
 
 
 def read_probe(path: Path) -> list[str]:
@@ -231,10 +243,10 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
 FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix",
                "suffix-apart", "no-country-homepages", "country-homepages", "country-share", "country-kits",
                "path-segments", "pathful-rows", "pathful-rows-missing", "hacked-homepages", "country-pages",
-               "country-pages-only")
+               "country-pages-only", "token-copies")
 # the recipe's featurizer (name familiarity included) on changed training rows
 ROW_VARIANTS = ("recipe", "no-country-homepages", "country-homepages", "country-share", "country-kits",
-                "hacked-homepages", "country-pages", "country-pages-only")
+                "hacked-homepages", "country-pages", "country-pages-only", "token-copies")
 # the recipe's featurizer (name familiarity included) and its training rows, with more features after its own
 EXTRA_FEATURES = ("path-segments",)
 # the recipe's featurizer and training rows, with its n-gram scorers fitted on fewer of those rows
@@ -395,6 +407,60 @@ def hacked_site_homepages(frame: Any, phishing_roots: frozenset[str]) -> Any:
                                     source="hacked_site_homepages", synthetic=True).drop_duplicates("url")
     known = set(frame["url"].map(normalise))
     return rows[~rows["url"].map(normalise).isin(known)].reset_index(drop=True)
+
+
+TOKEN_SHARE = 0.05  # of each class's training rows copied with a token (`token-copies`)
+TOKEN_NAMES = ("token", "key", "code", "sig", "signature", "t", "id", "hash", "uid", "u", "e", "s", "k", "ref",
+               "session", "auth", "confirmation_token", "reset_token", "verify", "ticket", "state", "nonce")
+
+
+def random_token(rng: np.random.Generator) -> str:
+    """An opaque value as links carry them: hex, base64url, a UUID, digits or a JWT's shape."""
+    hexdigits, b64 = "0123456789abcdef", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    kind = rng.integers(5)
+    if kind == 0:
+        return "".join(rng.choice(list(hexdigits), int(rng.choice([16, 20, 24, 32, 40, 48, 64]))))
+    if kind == 1:
+        return "".join(rng.choice(list(b64), int(rng.integers(16, 48))))
+    if kind == 2:
+        raw = "".join(rng.choice(list(hexdigits), 32))
+        return "-".join((raw[:8], raw[8:12], raw[12:16], raw[16:20], raw[20:]))
+    if kind == 3:
+        return "".join(rng.choice(list("0123456789"), int(rng.integers(6, 14))))
+    return ".".join("".join(rng.choice(list(b64), n)) for n in (36, int(rng.integers(40, 120)), 43))
+
+
+def token_copies(train: Any, share: float, seed: int) -> Any:
+    """Copies of ``share`` of each class's real training rows with an opaque token added (a query field or a last
+    part of the path), drawn the same way for both classes: the collections' legitimate lists were crawled or
+    gathered where nobody's token appears, so a token's presence, length and letters say which list a URL came
+    from, not what the site is. The copies keep their row's group, so the cross-fitting keeps a site together."""
+    rng = np.random.default_rng(seed)
+    real = train[~train["synthetic"]] if "synthetic" in train else train
+    parts = []
+    for label in (0, 1):
+        rows = real[real["label"] == label]
+        picked = rows.iloc[np.sort(rng.choice(len(rows), int(len(rows) * share), replace=False))]
+        urls = []
+        for url in picked["url"]:
+            token = random_token(rng)
+            base = url.split("#", 1)[0]
+            if rng.random() < 0.25:
+                head, _, query = base.partition("?")
+                if "/" not in head.split("://", 1)[-1]:
+                    head += "/"
+                urls.append(f"{head.rstrip('/')}/{token}" + (f"?{query}" if query else ""))
+            else:
+                name = TOKEN_NAMES[rng.integers(len(TOKEN_NAMES))]
+                if "?" in base:
+                    urls.append(f"{base}&{name}={token}")
+                else:
+                    head = base if "/" in base.split("://", 1)[-1] else base + "/"
+                    urls.append(f"{head}?{name}={token}")
+        parts.append(picked.assign(url=urls, synthetic=True))
+    import pandas as pd
+
+    return pd.concat(parts, ignore_index=True)
 
 
 def country_pages_pool(table: Any, params: Mapping[str, Any]) -> Any:

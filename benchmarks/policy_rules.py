@@ -81,7 +81,7 @@ def fold_rows(table: pd.DataFrame, params: Mapping[str, Any]) -> dict[str, tuple
 
 def fold_detector(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any],
                   best_params: Mapping[str, Any], lists: Mapping[str, Any], familiar: list[str],
-                  flaggable: np.ndarray) -> tuple[Any, pd.DataFrame]:
+                  flaggable: np.ndarray, words: list[str]) -> tuple[Any, pd.DataFrame]:
     """The fold's served decision (its model, trained as stage `generalise` trains it, behind the policy with the
     pinned ``lists``, no feeds) and its held-out rows."""
     from sklearn.pipeline import Pipeline
@@ -91,7 +91,7 @@ def fold_detector(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndar
 
     rows = table[evaluation]
     featurizer, classifier, threshold = fit_fold(table[training], params, best_params, familiar, set(rows["group"]),
-                                                 flaggable[training])
+                                                 flaggable[training], words)
     manifest = {"kind": "url", "inputs": ["url"], "policy": {**params["policy"], "threshold": threshold},
                 "software": {"name": params["software"]["wordpress"]["label"]},
                 "features": list(featurizer.get_feature_names_out())}
@@ -100,10 +100,11 @@ def fold_detector(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndar
 
 def served_rows(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any],
                 best_params: Mapping[str, Any], lists: Mapping[str, Any], familiar: list[str],
-                flaggable: np.ndarray) -> tuple[pd.DataFrame, float]:
+                flaggable: np.ndarray, words: list[str]) -> tuple[pd.DataFrame, float]:
     """The fold's held-out rows with the served decision's score, verdict, reasons and model score, and the fold's
     threshold."""
-    detector, rows = fold_detector(table, training, evaluation, params, best_params, lists, familiar, flaggable)
+    detector, rows = fold_detector(table, training, evaluation, params, best_params, lists, familiar, flaggable,
+                                   words)
     served = detector.score_values(rows["url"], reasons=True).to_pandas()
     out = rows[["url", "label", "group"]].reset_index(drop=True)
     for column in ("score", "verdict", "reasons", "model_score"):
@@ -131,9 +132,11 @@ def report(name: str, rows: pd.DataFrame, threshold: float) -> list[str]:
 
 def fold_inputs(folds: str) -> dict[str, Any]:
     """What a fold's training and served judgement read, as stage `generalise` reads it: ``params``, ``table``
-    (data/prepared.parquet), ``best_params``, the policy's pinned ``lists``, the featurizer's ``familiar`` sites,
+    (data/prepared.parquet), ``best_params``, the policy's pinned ``lists``, the featurizer's ``familiar`` sites and
+    ``words``,
     which rows are ``flaggable`` on their score, and the ``folds`` (a comma-separated choice of names, "" for all)."""
     from cybersentinel.core.files import read_params
+    from cybersentinel.features.words import read_words
     from cybersentinel.intel.popular import read_popular_sites
     from cybersentinel.scoring.detector import policy_lists, rules_only
     from cybersentinel.scoring.policy import Policy
@@ -149,6 +152,7 @@ def fold_inputs(folds: str) -> dict[str, Any]:
             "best_params": json.loads((REPO / "models" / "best_params.json").read_text()), "lists": lists,
             "familiar": list(read_popular_sites(intel, params["featurizer"]["familiar_sites"]))
             if params["featurizer"]["familiar_sites"] else [],
+            "words": read_words(REPO / "data" / "words.txt") if params["featurizer"]["name_words"] else [],
             "flaggable": rules_only(policy, params["software"]["wordpress"]["label"], lists).flaggable_on_score(
                 table["url"]),
             "folds": {name: rows for name, rows in fold_rows(table, params).items() if not chosen or name in chosen}}
@@ -165,7 +169,7 @@ def main() -> None:
     folds = given["folds"]
     results = Parallel(n_jobs=args.jobs)(
         delayed(served_rows)(given["table"], *rows, given["params"], given["best_params"], given["lists"],
-                             given["familiar"], given["flaggable"]) for rows in folds.values())
+                             given["familiar"], given["flaggable"], given["words"]) for rows in folds.values())
     for name, (rows, threshold) in zip(folds, results, strict=True):
         print("\n".join(report(name, rows, threshold)))
 

@@ -44,10 +44,10 @@ def band_shares(y: np.ndarray, verdicts: np.ndarray) -> dict[str, float]:
 
 def fold_bands(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any],
                best_params: Mapping[str, Any], lists: Mapping[str, Any], familiar: list[str], flaggable: np.ndarray,
-               bands: Sequence[float]) -> dict[float, dict[str, float]]:
+               words: list[str], bands: Sequence[float]) -> dict[float, dict[str, float]]:
     """{band: `band_shares`} of one fold."""
     detector, rows = policy_rules.fold_detector(table, training, evaluation, params, best_params, lists, familiar,
-                                                flaggable)
+                                                flaggable, words)
     y = rows["label"].to_numpy()
     return {band: band_shares(y, detector.with_band(band).score_values(rows["url"], reasons=False)["verdict"]
                               .to_numpy(zero_copy_only=False)) for band in bands}
@@ -97,7 +97,8 @@ def main() -> None:
     folds = given["folds"]
     results = Parallel(n_jobs=args.jobs)(
         delayed(fold_bands)(given["table"], *rows, given["params"], given["best_params"], given["lists"],
-                            given["familiar"], given["flaggable"], bands) for rows in folds.values())
+                            given["familiar"], given["flaggable"], given["words"], bands)
+        for rows in folds.values())
     print("\n".join(summary(dict(zip(folds, results, strict=True)), bands)))
 
 

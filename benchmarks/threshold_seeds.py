@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def fold_figures(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarray, params: Mapping[str, Any],
                  best_params: Mapping[str, Any], lists: Mapping[str, Any], familiar: list[str],
-                 flaggable: np.ndarray, seed: int) -> dict[str, dict[str, float]]:
+                 flaggable: np.ndarray, words: list[str], seed: int) -> dict[str, dict[str, float]]:
     """{estimator: {threshold, served_fpr, served_recall}} of one fold trained with ``seed``."""
     from sklearn.pipeline import Pipeline
 
@@ -43,7 +43,8 @@ def fold_figures(table: pd.DataFrame, training: np.ndarray, evaluation: np.ndarr
     train, rows = table[training], table[evaluation]
     featurizer, classifier, held_out = fit_out_of_fold(
         train, params["dataset"], params["featurizer"], params["model"], best_params, params["calibration"], seed,
-        familiar, set(rows["group"]), params["train"]["root_page_balance"])
+        familiar, set(rows["group"]), params["train"]["root_page_balance"],
+        words if params["featurizer"]["name_words"] else ())
     y, sources = train["label"].to_numpy(), train["source"].to_numpy()
     budgeted = ~np.isin(sources, list(feedback_source_names(params["dataset"])))
     model = Pipeline([("features", featurizer), ("classifier", classifier)])
@@ -107,7 +108,7 @@ def main() -> None:
     jobs = [(seed, name) for seed in seeds for name in folds]
     figures = Parallel(n_jobs=args.jobs)(
         delayed(fold_figures)(given["table"], *folds[name], given["params"], given["best_params"], given["lists"],
-                              given["familiar"], given["flaggable"], seed) for seed, name in jobs)
+                              given["familiar"], given["flaggable"], given["words"], seed) for seed, name in jobs)
     results: dict[int, dict[str, Any]] = {seed: {} for seed in seeds}
     for (seed, name), result in zip(jobs, figures, strict=True):
         results[seed][name] = result

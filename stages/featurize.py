@@ -1,6 +1,6 @@
 """Featurize: fit the featurizer on the prepared table's training split only (a URL featurizer with the pinned
-popularity list's names, less the test split's sites), and write both feature tables (with their provenance
-columns) and the featurizer. With ``train.engine: dask`` the fitted featurizer is applied
+popularity list's names, less the test split's sites, and the word list), and write both feature tables (with their
+provenance columns) and the featurizer. With ``train.engine: dask`` the fitted featurizer is applied
 to the test split partition by partition on the cluster; the training split's features are the fit's own
 out-of-fold scores, so they come from the local fit either way."""
 
@@ -13,6 +13,7 @@ import pandas as pd
 from cybersentinel.core.files import read_params, write_json, write_parquet
 from cybersentinel.data.prepare import feature_columns
 from cybersentinel.features.featurizer import build_featurizer
+from cybersentinel.features.words import read_words
 from cybersentinel.intel.popular import read_popular_sites
 from cybersentinel.model.estimators import save_model
 from cybersentinel.tracking.runs import stage_run
@@ -39,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepared", type=Path, required=True)
     parser.add_argument("--intel", type=Path, required=True, help="pinned feed snapshot: its popularity list")
+    parser.add_argument("--words", type=Path, required=True, help="the word list the host names' words are read with")
     parser.add_argument("--out", type=Path, required=True, help="folder for train/test tables and the featurizer")
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args()
@@ -56,6 +58,8 @@ def main() -> None:
         familiar = params["featurizer"]["familiar_sites"]
         names_from = {"popular_sites": list(read_popular_sites(args.intel / "tranco_top100k.csv", familiar)),
                       "judged_sites": set(test["group"])} if dataset["kind"] == "url" and familiar else {}
+        if dataset["kind"] == "url" and params["featurizer"]["name_words"]:
+            names_from["words"] = read_words(args.words)
         train_x = featurizer.fit_transform(train[inputs], train["label"].to_numpy(), **names_from)
         names = list(featurizer.get_feature_names_out())
         test_x = transform(featurizer, test[inputs], names, params["train"])

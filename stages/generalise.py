@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 
 from cybersentinel.core.config import feedback_source_names
 from cybersentinel.core.files import read_params, write_json
+from cybersentinel.features.words import read_words
 from cybersentinel.intel.popular import read_popular_sites
 from cybersentinel.model.generalisation import fit_fold, judge, plan_folds, shares_and_ranking
 from cybersentinel.scoring.detector import Detector, policy_lists, rules_only
@@ -49,11 +50,11 @@ def interval(figures: dict, key: str) -> str:
 
 
 def run_fold(table: pd.DataFrame, training, evaluation, params: dict, best_params: dict,
-             lists: dict[str, Any], familiar: list[str], flaggable: np.ndarray) -> dict:
+             lists: dict[str, Any], familiar: list[str], flaggable: np.ndarray, words: list[str]) -> dict:
     policy = params["policy"]
     rows = table[evaluation]
     featurizer, classifier, threshold = fit_fold(table[training], params, best_params, familiar, set(rows["group"]),
-                                                 flaggable[training])
+                                                 flaggable[training], words)
     intervals = {"resamples": params["generalise"]["resamples"], "seed": params["seed"]}
     result = judge(featurizer, classifier, threshold, rows, **intervals)
     served = served_judgement(featurizer, classifier, threshold, rows, policy, lists,
@@ -71,8 +72,9 @@ def run_folds(table: pd.DataFrame, folds: dict[str, tuple[np.ndarray, np.ndarray
     # the featurizer's list, as stage featurize reads it; each fold leaves its evaluated sites out of it
     familiar = list(read_popular_sites(args.intel / "tranco_top100k.csv", params["featurizer"]["familiar_sites"])) \
         if params["featurizer"]["familiar_sites"] else []
+    words = read_words(args.words) if params["featurizer"]["name_words"] else []
     return Parallel(n_jobs=params["generalise"]["n_jobs"])(
-        delayed(run_fold)(table, training, evaluation, params, best_params, lists, familiar, flaggable)
+        delayed(run_fold)(table, training, evaluation, params, best_params, lists, familiar, flaggable, words)
         for training, evaluation in folds.values())
 
 
@@ -130,6 +132,7 @@ def main() -> None:
     parser.add_argument("--intel", type=Path, required=True, help="pinned feed snapshot: its popularity list")
     parser.add_argument("--software", type=Path, required=True, help="stock files of known web software")
     parser.add_argument("--resolvers", type=Path, required=True, help="public DNS resolvers' addresses")
+    parser.add_argument("--words", type=Path, required=True, help="the word list the host names' words are read with")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--details", type=Path, required=True)
     parser.add_argument("--plot", type=Path, required=True)

@@ -11,7 +11,12 @@ SHA-256 in params.yaml, from Debian's archive or CYBERSENTINEL_SOFTWARE_MIRROR).
   byline links one, ``/author/admin/`` on many sites), from the bases in ``class-wp-rewrite.php``.
 - ``systemd-resolved``'s ``resolved.conf`` names the public DNS resolvers (``8.8.8.8#dns.google``,
   ``1.1.1.1#cloudflare-dns.com``): their addresses serve DNS and DNS over HTTPS, never a site of their own.
-  Written ``address name`` per line, sorted."""
+  Written ``address name`` per line, sorted.
+- Word lists (``wamerican``, ``wngerman``, ``wfrench``...: each package's list under ``/usr/share/dict``) say which
+  letters of a host name are words: small sites are named with words in their own language (``brightleafcandles``,
+  ``contabilidade-ferreira``), names registered for phishing are often not (``kyfrlbc8451736``). Written one word
+  per line, sorted, the lists together: the entries of three or more letters, accents taken off and lower-cased
+  (host names are written that way), possessives and other forms with non-letters left out."""
 
 import argparse
 import io
@@ -20,6 +25,7 @@ import os
 import re
 import subprocess
 import tarfile
+import unicodedata
 from pathlib import Path
 
 from cybersentinel.core.files import atomic_path, read_params
@@ -29,6 +35,7 @@ from cybersentinel.ingest.files import upstream_file
 MIRROR_ENV = "CYBERSENTINEL_SOFTWARE_MIRROR"
 WORDPRESS_ROOT = "./usr/share/wordpress/"
 RESOLVED_CONF = "./etc/systemd/resolved.conf"
+SHORTEST_WORD = 3  # two-letter entries (abbreviations, "ab", "ex") would cover random names by chance
 _ADDRESS_AND_NAME = re.compile(r"([0-9A-Fa-f:.]+)#([A-Za-z0-9.-]+)")
 
 
@@ -115,27 +122,60 @@ def package_resolvers(archive: tarfile.TarFile) -> list[str]:
     return [f"{address} {name}" for address, name in sorted(found.items())]
 
 
+def package_words(archive: tarfile.TarFile, name: str) -> list[str]:
+    """The entries of the package's word list ``name`` (a path it installs) of at least `SHORTEST_WORD` letters, as
+    a host name writes them (accents taken off, lower-cased; an entry with a letter that has no plain form, such as
+    "ß", left out), sorted and distinct."""
+    try:
+        listing = archive.extractfile(f"./{name.lstrip('./')}")
+    except KeyError:
+        listing = None
+    if listing is None:
+        raise ValueError(f"no {name}")
+    words = set()
+    for line in listing.read().decode("utf-8", "replace").splitlines():
+        decomposed = unicodedata.normalize("NFKD", line.strip())
+        word = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()  # "café" -> "cafe"
+        if len(word) >= SHORTEST_WORD and word.isascii() and word.isalpha():  # "straße" has no such form
+            words.add(word)
+    if not words:
+        raise ValueError(f"no words of {SHORTEST_WORD} or more letters in {name}")
+    return sorted(words)
+
+
+def package_lines(spec: dict, mirror: str, read) -> list[str]:
+    """``read`` of the files of the package ``spec`` pins (from ``mirror``, "" to download it); a package that
+    cannot be had or read ends the stage with a clear message."""
+    try:
+        with upstream_file(spec, mirror) as deb, package_files(deb) as archive:
+            return read(archive)
+    except SourceError as exc:
+        raise SystemExit(f"software: {exc}") from None
+    except (OSError, subprocess.CalledProcessError, tarfile.TarError, ValueError) as exc:
+        raise SystemExit(f"software: cannot read {spec['name']} ({exc})") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="stock WordPress paths")
     parser.add_argument("--resolvers", type=Path, required=True, help="public DNS resolvers' addresses")
+    parser.add_argument("--words", type=Path, required=True, help="the word lists' words, for the host names'")
     args = parser.parse_args()
     software = read_params()["software"]
     mirror = os.environ.get(MIRROR_ENV, "")  # "": no mirror, download it
     wordpress = lambda archive: sorted(  # noqa: E731
         wordpress_paths(archive) + wordpress_routes(archive) + wordpress_archives(archive))
-    for key, read, out in (("wordpress", wordpress, args.out), ("resolvers", package_resolvers, args.resolvers)):
-        spec = software[key]
-        try:
-            with upstream_file(spec, mirror) as deb, package_files(deb) as archive:
-                lines = read(archive)
-        except SourceError as exc:
-            raise SystemExit(f"software: {exc}") from None
-        except (OSError, subprocess.CalledProcessError, tarfile.TarError, ValueError) as exc:
-            raise SystemExit(f"software: cannot read {spec['name']} ({exc})") from None
+    outputs = [(args.out, package_lines(software["wordpress"], mirror, wordpress), software["wordpress"]["name"]),
+               (args.resolvers, package_lines(software["resolvers"], mirror, package_resolvers),
+                software["resolvers"]["name"])]
+    words: set[str] = set()
+    for spec in software["words"]:
+        words.update(package_lines(spec, mirror, lambda archive, spec=spec: package_words(archive, spec["list"])))
+    outputs.append((args.words, sorted(words), ", ".join(spec["name"] for spec in software["words"])))
+    for out, lines, source in outputs:  # written only once every package was read
         with atomic_path(out) as tmp:
             tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print(f"software: {len(lines):,} lines from {spec['name']} -> {out}")
+        print(f"software: {len(lines):,} lines from {source} -> {out}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The software stage on tiny Debian packages built here with dpkg-deb: the stock WordPress paths and the public
-DNS resolvers systemd-resolved names, read from the mirror folder with their pinned SHA-256."""
+"""The software stage on tiny Debian packages built here with dpkg-deb: the stock WordPress paths, the public
+DNS resolvers systemd-resolved names and wamerican's words, read from the mirror folder with their pinned SHA-256."""
 
 from __future__ import annotations
 
@@ -67,8 +67,11 @@ def run_stage(tmp_path: Path, software: dict) -> subprocess.CompletedProcess:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"software": software}))
     env = {**os.environ, "CYBERSENTINEL_SOFTWARE_MIRROR": str(tmp_path / "mirror")}
     return subprocess.run([sys.executable, str(REPO / "stages" / "software.py"), "--out", "software.txt",
-                           "--resolvers", "resolvers.txt"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+                           "--resolvers", "resolvers.txt", "--words", "words.txt"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+WORD_LIST = "Aachen\naardvark\naardvark's\nab\ncafé\nZürich\nx-ray\naardvark\n"
 
 
 def test_stock_paths_and_public_resolvers(tmp_path):
@@ -76,7 +79,11 @@ def test_stock_paths_and_public_resolvers(tmp_path):
                                             "usr/share/wordpress/wp-admin/index.php": "<?php",
                                             "usr/share/doc/wordpress/README": "not served", **WORDPRESS_PHP})
     resolved = deb(tmp_path, "systemd-resolved", {"etc/systemd/resolved.conf": RESOLVED_CONF})
-    result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": resolved})
+    english = {**deb(tmp_path, "wamerican", {"usr/share/dict/american-english": WORD_LIST}),
+               "list": "usr/share/dict/american-english"}
+    german = {**deb(tmp_path, "wngerman", {"usr/share/dict/ngerman": "Bäckerei\nAachen\nStraße\n"}),
+              "list": "usr/share/dict/ngerman"}
+    result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": resolved, "words": [english, german]})
     assert result.returncode == 0, result.stderr
     listed = (tmp_path / "software.txt").read_text().split()
     assert [p for p in listed if not p.startswith("/wp-includes/")] == [
@@ -86,6 +93,21 @@ def test_stock_paths_and_public_resolvers(tmp_path):
     assert (tmp_path / "resolvers.txt").read_text().splitlines() == [
         "1.1.1.1 cloudflare-dns.com", "2001:4860:4860::8888 dns.google", "2606:4700:4700::1111 cloudflare-dns.com",
         "8.8.8.8 dns.google"]  # compressed, lower case; tokens that are no address and active settings skipped
+    # the lists together, as host names write them: lower case, accents off; no possessive, hyphenated or
+    # two-letter entry, nor one with a letter that has no plain form ("straße"); once each
+    assert (tmp_path / "words.txt").read_text().splitlines() == ["aachen", "aardvark", "backerei", "cafe", "zurich"]
+
+
+def test_a_package_without_the_word_list_fails_clearly(tmp_path):
+    wordpress = deb(tmp_path, "wordpress", {"usr/share/wordpress/wp-login.php": "<?php", **WORDPRESS_PHP})
+    resolved = deb(tmp_path, "systemd-resolved", {"etc/systemd/resolved.conf": RESOLVED_CONF})
+    for name, files in (("wamerican", {"usr/share/dict/british-english": WORD_LIST}),
+                        ("wamerican-short", {"usr/share/dict/american-english": "ab\nok\nx's\n"})):
+        words = {**deb(tmp_path, name, files), "list": "usr/share/dict/american-english"}
+        result = run_stage(tmp_path, {"wordpress": wordpress, "resolvers": resolved, "words": [words]})
+        assert result.returncode != 0 and "american-english" in result.stderr, result.stderr
+        for written in ("words.txt", "software.txt", "resolvers.txt"):  # nothing written unless all was read
+            assert not (tmp_path / written).exists()
 
 
 def test_a_package_without_resolver_examples_fails_clearly(tmp_path):

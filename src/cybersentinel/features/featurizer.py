@@ -26,14 +26,16 @@ from cybersentinel.features.lexical import (
     url_features,
 )
 from cybersentinel.features.logistic import fit_logistic
+from cybersentinel.features.words import NameWords
 from cybersentinel.url.parsing import host_registered_domain
 
 FAMILIARITY_ATTRIBUTES = tuple(f"familiar_{name}_" for name in FITTED_ARRAYS)
 
 
 class UrlFeaturizer(TransformerMixin, BaseEstimator):
-    """Hand-made lexical features plus two learned character n-gram scores (host, path+query), and the site name's
-    familiarity (`NameFamiliarity`) when fitted with a popularity list (``popular_sites``).
+    """Hand-made lexical features plus two learned character n-gram scores (host, path+query), the site name's
+    familiarity (`NameFamiliarity`) when fitted with a popularity list (``popular_sites``), and the share of the
+    registered name and of the subdomain made of words (`NameWords`) when fitted with a word list (``words``).
 
     The n-gram scores are logistic regressions over hashed character n-gram counts scaled by
     1/sqrt(number of n-grams). ``fit_transform`` cross-fits them (out-of-fold, folds grouped by registered
@@ -70,14 +72,17 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
         scorer.coef_, scorer.intercept_, scorer.n_iter_ = coef[None, :], np.array([intercept]), np.array([n_iter])
         return scorer
 
-    def fit(self, X, y, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = ()):
-        self.fit_transform(X, y, popular_sites=popular_sites, judged_sites=judged_sites)
+    def fit(self, X, y, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = (),
+            words: Sequence[str] = ()):
+        self.fit_transform(X, y, popular_sites=popular_sites, judged_sites=judged_sites, words=words)
         return self
 
-    def fit_transform(self, X, y=None, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = ()):
+    def fit_transform(self, X, y=None, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = (),
+                      words: Sequence[str] = ()):
         """``popular_sites``: registered domains of a popularity list; with them (and the n-gram scores), the
-        features end with the site name's familiarity among them less ``judged_sites`` (the registered domains the
-        fitted model will be evaluated on)."""
+        features go on with the site name's familiarity among them less ``judged_sites`` (the registered domains
+        the fitted model will be evaluated on). ``words``: a word list; with it, they end with the share of the
+        registered name and of the subdomain its words cover."""
         if y is None:
             raise ValueError("UrlFeaturizer needs labels to learn its n-gram scores")
         parsed = ParsedUrls(X)
@@ -89,8 +94,10 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
             self.scorers_ = []
             self.medians_ = np.median(hand, axis=0)
             return hand
-        for name in FAMILIARITY_ATTRIBUTES:  # a refit without a list keeps nothing of an earlier one's
+        for name in (*FAMILIARITY_ATTRIBUTES, "word_hashes_"):  # a refit without a list keeps nothing of the last's
             self.__dict__.pop(name, None)
+        if words:
+            self.word_hashes_ = NameWords.fit(words).hashes
         if popular_sites:
             fitted = NameFamiliarity.fit(popular_sites, judged_sites)
             self.familiar_grams_, self.familiar_counts_, self.familiar_sites_ = \
@@ -106,6 +113,10 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
         out = np.hstack([hand, oof])
         if self.familiarity() is not None:
             out = np.hstack([out, name_familiarity(parsed, self.familiarity())[:, None]])
+        name_words = self.name_words()
+        if name_words is not None:
+            names, rows = parsed.host_index()
+            out = np.hstack([out, name_words.of_hosts(names)[rows]])
         self.medians_ = np.median(out, axis=0)
         return out
 
@@ -114,6 +125,10 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
         if not hasattr(self, "familiar_grams_"):
             return None
         return NameFamiliarity(*(getattr(self, name) for name in FAMILIARITY_ATTRIBUTES))
+
+    def name_words(self) -> NameWords | None:
+        """The fitted word lists, or None when fitted without them."""
+        return NameWords(self.word_hashes_) if hasattr(self, "word_hashes_") else None
 
     def ngram_weights(self) -> list[tuple[np.ndarray, float]]:
         """(coefficients, intercept) of the host and the path n-gram scorer."""
@@ -126,7 +141,8 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
             raise FeatureDefinitionError(f"this featurizer was fitted with feature definitions {fitted!r}, the code "
                                          f"computes {FEATURIZER_VERSION!r}: retrain the model (dvc repro)")
         parsed = X if isinstance(X, ParsedUrls) else ParsedUrls(X)
-        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights(), self.familiarity())
+        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights(), self.familiarity(),
+                            self.name_words())
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         names = list(URL_FEATURES)
@@ -134,6 +150,8 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
             names += ["host_ngram_score", "path_ngram_score"]
         if self.familiarity() is not None:
             names.append("name_familiarity")
+        if self.name_words() is not None:
+            names += ["name_words", "subdomain_words"]
         return np.asarray(names, dtype=object)
 
 

@@ -36,6 +36,7 @@ from numba import njit
 
 from cybersentinel.features.familiarity import NameFamiliarity
 from cybersentinel.features.literals import Literals
+from cybersentinel.features.words import NameWords
 from cybersentinel.url.parsing import (
     NON_WEB_SCHEMES,
     NUMBERED_SCHEMES,
@@ -278,10 +279,14 @@ URL_FEATURES: dict[str, str] = {f.name: f.says for f in FEATURES}
 FLAG_FEATURES = frozenset(f.name for f in FEATURES if f.flag)
 FEATURE_DESCRIPTIONS = {**URL_FEATURES, "host_ngram_score": "host name resembles phishing hosts",
                         "path_ngram_score": "path resembles phishing paths",
-                        "name_familiarity": "site name made of words popular sites' names use"}
+                        "name_familiarity": "site name made of words popular sites' names use",
+                        "name_words": "site name made of dictionary words",
+                        "subdomain_words": "subdomain made of dictionary words"}
 LOW_VALUE_DESCRIPTIONS = {**{f.name: f.low_says for f in FEATURES if f.low_says},
                           "host_ngram_score": "host name unlike known legitimate hosts",
-                          "name_familiarity": "site name unlike popular sites' names"}
+                          "name_familiarity": "site name unlike popular sites' names",
+                          "name_words": "site name not made of dictionary words",
+                          "subdomain_words": "subdomain not made of dictionary words"}
 _HOST_COLUMNS: dict[str, Callable[[HostParts], float]] = {
     **{f.name: f.host for f in FEATURES if f.host is not None}, **_HOST_HELPERS}
 
@@ -1391,23 +1396,26 @@ def _assemble_row(out, scan, host, scan_to, scan_from, host_to, host_from, brand
 
 
 def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: int,
-                 weights: list[tuple[np.ndarray, float]], familiarity: NameFamiliarity | None = None) -> np.ndarray:
+                 weights: list[tuple[np.ndarray, float]], familiarity: NameFamiliarity | None = None,
+                 words: NameWords | None = None) -> np.ndarray:
     """The hand-made features, then the host and path n-gram scores when ``weights`` has them: a linear model's
     decision function on hashed n-gram counts scaled by 1/sqrt(count), i.e. intercept + (sum of the n-grams'
     weights) / sqrt(count), computed without building the sparse matrix; then, with ``familiarity``, the name's
-    familiarity (`NameFamiliarity`). What the URL model takes, in one kernel call (a request of one URL paid more
+    familiarity (`NameFamiliarity`), and with ``words``, the share of the registered name and of the subdomain
+    that are words (`NameWords`). What the URL model takes, in one kernel call (a request of one URL paid more
     for a dozen NumPy calls than for the features)."""
     if not weights:
         return parsed.hand_features()
     names, rows = parsed.host_index()
     table, new_names = _host_table_and_names(names)
     (host_weights, host_intercept), (rest_weights, rest_intercept) = weights
-    familiar = np.zeros(0, dtype=np.float32) if familiarity is None else \
-        host_familiarity(names, table, familiarity, new_names)
+    fitted = [] if familiarity is None else [host_familiarity(names, table, familiarity, new_names)[:, None]]
+    if words is not None:
+        fitted.append(words.of_hosts(names))
+    by_host = np.hstack(fitted) if fitted else np.zeros((len(names), 0), dtype=np.float32)
     return _url_features(parsed.scan, table, rows, parsed.spans, parsed.data, *_URL_FEATURE_TABLES, *ngram_range,
                          np.uint64(hash_shift(n_features)),
-                         host_weights, float(host_intercept), rest_weights, float(rest_intercept),
-                         familiarity is not None, familiar)
+                         host_weights, float(host_intercept), rest_weights, float(rest_intercept), by_host)
 
 
 def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFamiliarity,
@@ -1454,16 +1462,17 @@ def name_familiarity(parsed: ParsedUrls, familiarity: NameFamiliarity) -> np.nda
 @njit(cache=True)
 def _url_features(scan, table, rows, spans, data, scan_to, scan_from, host_to, host_from, brand_outside, brand_in_rest,
                   brand_in_sub, brand_in_registered, host_start, host_end, rest_start, rest_end, lo, hi, shift,
-                  host_weights, host_intercept, rest_weights, rest_intercept, with_familiarity, familiar):
-    """`_assemble`, the n-gram score of each row's `ParsedUrls.host_spans` and `rest_spans`, and (when
-    ``with_familiarity``) its host's value of ``familiar`` into one matrix, with the same helpers."""
+                  host_weights, host_intercept, rest_weights, rest_intercept, by_host):
+    """`_assemble`, the n-gram score of each row's `ParsedUrls.host_spans` and `rest_spans`, and its host's row of
+    ``by_host`` (the fitted per-host columns: familiarity, words) into one matrix, with the same helpers."""
     hand = len(scan_to) + len(host_to) + 1
-    out = np.empty((len(rows), hand + 2 + with_familiarity), dtype=np.float32)
+    fitted = by_host.shape[1]
+    out = np.empty((len(rows), hand + 2 + fitted), dtype=np.float32)
     for i in range(len(rows)):
         _assemble_row(out[i], scan[i], table[rows[i]], scan_to, scan_from, host_to, host_from, brand_outside,
                       brand_in_rest, brand_in_sub, brand_in_registered)
-        if with_familiarity:
-            out[i, hand + 2] = familiar[rows[i]]
+        for k in range(fitted):
+            out[i, hand + 2 + k] = by_host[rows[i], k]
     # one n-gram column after the other: a batch's lookups stay in one 8 MB weight table at a time (row by row,
     # alternating the two tables, took twice as long)
     longest = 0

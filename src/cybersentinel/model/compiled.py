@@ -30,6 +30,7 @@ from numba import njit
 from cybersentinel.core.files import ModelIntegrityError, atomic_path
 from cybersentinel.features.familiarity import FITTED_ARRAYS, NameFamiliarity
 from cybersentinel.features.lexical import FEATURIZER_VERSION, FeatureDefinitionError, ParsedUrls, url_features
+from cybersentinel.features.words import NameWords
 
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 
@@ -434,9 +435,11 @@ class UrlScorer:
     folds: list[tuple[TreeEnsemble, Calibrator]]
     link: str
     familiarity: NameFamiliarity | None = None  # the site names' familiarity, when the featurizer has it
+    words: NameWords | None = None  # the word lists the host names' words are read with, when the featurizer has them
 
     def features(self, parsed: ParsedUrls) -> np.ndarray:
-        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights, self.familiarity)
+        return url_features(parsed, self.ngram_range, self.n_features, self.ngram_weights, self.familiarity,
+                            self.words)
 
     def predict(self, X: np.ndarray, contributions: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities, and the folds' mean log-odds path contributions (last column: bias)."""
@@ -497,7 +500,8 @@ class UrlScorer:
         expected = model.predict_proba(PROBE_URLS)[:, 1]
         for link in ("raw", "sigmoid"):
             scorer = cls(tuple(featurizer.ngram_range), int(featurizer.n_features), featurizer.ngram_weights(),
-                         np.asarray(featurizer.medians_, np.float32), compiled, link, featurizer.familiarity())
+                         np.asarray(featurizer.medians_, np.float32), compiled, link, featurizer.familiarity(),
+                         featurizer.name_words())
             if scorer.max_difference(PROBE_URLS, expected) <= 1e-9:
                 return scorer
         return None
@@ -521,6 +525,8 @@ class UrlScorer:
             arrays[f"ngram{j}.coef"], arrays[f"ngram{j}.intercept"] = coef, np.asarray(intercept, np.float64)
         if self.familiarity is not None:
             arrays |= {f"familiarity.{name}": getattr(self.familiarity, name) for name in FITTED_ARRAYS}
+        if self.words is not None:
+            arrays["words.hashes"] = self.words.hashes
         for i, (trees, calibrator) in enumerate(self.folds):
             arrays |= {f"fold{i}.trees.{name}": np.asarray(getattr(trees, name)) for name in TREE_ARRAYS}
             arrays |= {f"fold{i}.calibrator.method": np.asarray(calibrator.method),
@@ -560,8 +566,9 @@ class UrlScorer:
             folds.append((trees, calibrator))
         familiarity = NameFamiliarity(*(arrays[f"familiarity.{name}"] for name in FITTED_ARRAYS)) \
             if "familiarity.grams" in arrays else None
+        words = NameWords(arrays["words.hashes"]) if "words.hashes" in arrays else None
         return cls(tuple(int(v) for v in arrays["ngram_range"]), int(arrays["n_features"]), weights,
-                   arrays["medians"], folds, str(arrays["link"]), familiarity)
+                   arrays["medians"], folds, str(arrays["link"]), familiarity, words)
 
 
 def write_compiled(model: Any, model_dir: str | Path, name: str = "scorer.npz") -> dict[str, str] | None:

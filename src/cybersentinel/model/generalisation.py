@@ -119,14 +119,16 @@ def plan_folds(table: pd.DataFrame, not_held: Collection[str], cutoff_year: int,
 def fit_out_of_fold(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: Mapping[str, Any],
                     model_cfg: Mapping[str, Any], best_params: Mapping[str, Any], calibration: Mapping[str, Any],
                     seed: int, popular_sites: Sequence[str] = (), judged_sites: Collection[str] = (),
-                    root_page_balance: float = 0.0) -> tuple[Any, Any, np.ndarray]:
+                    root_page_balance: float = 0.0, words: Sequence[str] = ()) -> tuple[Any, Any, np.ndarray]:
     """(featurizer, calibrated classifier, each row's out-of-fold calibrated score) trained on ``train`` as `train`
-    trains the served model: the featurizer (with the ``popular_sites`` less the ``judged_sites`` when given) and
+    trains the served model: the featurizer (with the ``popular_sites`` less the ``judged_sites``, and the ``words``,
+    when given) and
     the classifier on every row (weighted as `training_weights` says), calibrated on folds grouped by registered
     domain."""
     y = train["label"].to_numpy()
     featurizer = build_featurizer(dict(dataset), dict(featurizer_cfg), [])
-    x = featurizer.fit_transform(train[["url"]], y, popular_sites=popular_sites, judged_sites=judged_sites)
+    x = featurizer.fit_transform(train[["url"]], y, popular_sites=popular_sites, judged_sites=judged_sites,
+                                 words=words)
     estimator = build_estimator(model_cfg, seed).set_params(**best_params)
     weights = training_weights(x, y, list(featurizer.get_feature_names_out()), root_page_balance)
     classifier, held_out = calibrate_grouped(estimator, x, y, train["group"].to_numpy(), folds=calibration["folds"],
@@ -140,7 +142,7 @@ def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: 
                max_fpr: float, seed: int, not_budgeted: Collection[str] = (), popular_sites: Sequence[str] = (),
                judged_sites: Collection[str] = (), flaggable: np.ndarray | None = None,
                threshold_estimator: str = "order_statistic", root_page_balance: float = 0.0,
-               ) -> tuple[Any, Any, float]:
+               words: Sequence[str] = ()) -> tuple[Any, Any, float]:
     """(featurizer, calibrated classifier, threshold) trained on ``train`` as `train` trains the served model
     (`fit_out_of_fold`), the threshold the budget rule on each row's out-of-fold calibrated score (rows of the
     ``not_budgeted`` sources, analyst feedback, train but set no budget; rows not ``flaggable`` by the served
@@ -148,7 +150,7 @@ def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: 
     ``estimator``)."""
     featurizer, classifier, held_out = fit_out_of_fold(train, dataset, featurizer_cfg, model_cfg, best_params,
                                                        calibration, seed, popular_sites, judged_sites,
-                                                       root_page_balance)
+                                                       root_page_balance, words)
     y, sources = train["label"].to_numpy(), train["source"].to_numpy()
     budgeted = ~np.isin(sources, list(not_budgeted))
     threshold = budget_threshold(y[budgeted], held_out[budgeted], sources[budgeted], max_fpr,
@@ -158,15 +160,17 @@ def fit_recipe(train: pd.DataFrame, dataset: Mapping[str, Any], featurizer_cfg: 
 
 def fit_fold(train: pd.DataFrame, params: Mapping[str, Any], best_params: Mapping[str, Any],
              popular_sites: Sequence[str], judged_sites: Collection[str], flaggable: np.ndarray,
-             ) -> tuple[Any, Any, float]:
+             words: Sequence[str] = ()) -> tuple[Any, Any, float]:
     """`fit_recipe` as stage `generalise` fits a fold: the recipe, budget and seed of the pipeline's ``params``
-    (params.yaml), the hyperparameters `train` chose (``best_params``), ``flaggable`` given for ``train``'s rows."""
+    (params.yaml), the hyperparameters `train` chose (``best_params``), ``flaggable`` given for ``train``'s rows,
+    the ``words`` when ``featurizer.name_words`` asks for them."""
     return fit_recipe(train, params["dataset"], params["featurizer"], params["model"], best_params,
                       params["calibration"], params["threshold"]["max_fpr"], params["seed"],
                       feedback_source_names(params["dataset"]), popular_sites=popular_sites,
                       judged_sites=judged_sites, flaggable=flaggable,
                       threshold_estimator=params["threshold"]["estimator"],
-                      root_page_balance=params["train"]["root_page_balance"])
+                      root_page_balance=params["train"]["root_page_balance"],
+                      words=words if params["featurizer"]["name_words"] else ())
 
 
 def judge(featurizer: Any, classifier: Any, threshold: float, rows: pd.DataFrame, resamples: int = 0,

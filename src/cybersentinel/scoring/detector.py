@@ -85,7 +85,7 @@ MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
 # Features that describe a host *name*: never a reason for a URL whose host is an IP address.
 HOST_NAME_FEATURES = frozenset({"host_length", "host_dots", "host_hyphens", "host_digit_ratio", "subdomain_depth",
                                 "domain_label_length", "domain_entropy", "domain_consonant_run", "no_public_suffix",
-                                "host_ngram_score", "name_familiarity"})
+                                "host_ngram_score", "name_familiarity", "name_words", "subdomain_words"})
 
 
 def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: np.ndarray | None,
