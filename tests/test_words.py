@@ -34,9 +34,13 @@ def covered_share(name: str) -> float:
     return covered / total if total else NOTHING_TO_READ
 
 
-def test_fit_keeps_the_hashes_of_lower_case_words_of_three_to_24_letters() -> None:
-    assert len(WORDS.hashes) == len(LISTED) and bool(np.all(WORDS.hashes[1:] > WORDS.hashes[:-1]))
-    assert NameWords.fit(reversed(LISTED)).hashes.tobytes() == WORDS.hashes.tobytes()  # order does not matter
+def test_fit_keeps_the_hashes_of_lower_case_words_of_three_to_24_letters_and_of_their_beginnings() -> None:
+    texts = {word[:k] for word in LISTED for k in range(3, len(word) + 1)}  # "bri", "brig", ..., "bright"
+    assert len(WORDS.keys) == len(texts) and bool(np.all(WORDS.keys[1:] > WORDS.keys[:-1]))
+    flags = (WORDS.keys & np.uint64(3)).tolist()
+    assert flags.count(1) == 11 and flags.count(3) == 1  # words only; "candle", also the beginning of "candles"
+    assert flags.count(2) == len(texts) - 12  # beginnings only  ("bri", "candl", "logi", ...)
+    assert NameWords.fit(reversed(LISTED)).keys.tobytes() == WORDS.keys.tobytes()  # order does not matter
     with pytest.raises(ValueError, match="no word"):
         NameWords.fit(["ab", "x's", "café", "b" * 25])
 
@@ -57,17 +61,17 @@ def test_coverage_is_the_most_characters_words_cover_without_overlapping(name: s
 @given(st.lists(st.text(alphabet="abcdefghiklmnoprsuwxy-.09é", max_size=24), max_size=12))
 @settings(max_examples=300, deadline=None)
 def test_the_kernel_covers_what_the_plain_reading_covers(names: list[str]) -> None:
-    assert _coverages(*_joined(names), WORDS.hashes).tolist() == [covered_share(name) for name in names]
+    assert _coverages(*_joined(names), WORDS._table).tolist() == [covered_share(name) for name in names]
 
 
 def test_a_hosts_name_and_subdomain_are_read_apart() -> None:
     hosts = [b"www.brightleafcandles.com", b"secure-login.happycow.co.uk", b"203.0.113.7", b"www.shop.kyfrlbc.top",
              b"mail.bank.example.com", b"[2001:db8::1]", b"localhost"]
-    alone = [NameWords(WORDS.hashes).of_hosts([host])[0].tolist() for host in hosts]
+    alone = [NameWords(WORDS.keys).of_hosts([host])[0].tolist() for host in hosts]
     nothing = NOTHING_TO_READ  # an address's name, no subdomain (www. does not count)
     assert alone[:4] == [[1.0, nothing], [1.0, 1.0], [nothing, nothing], [0.0, 1.0]]
     assert alone[4][0] == 0.0 and alone[4][1] == 1.0  # "example" is not a word here
-    fresh = NameWords(WORDS.hashes)
+    fresh = NameWords(WORDS.keys)
     assert fresh.of_hosts(hosts).tolist() == alone
     assert len(fresh.by_host) == len(hosts) and fresh.of_hosts(hosts[:2]).tolist() == alone[:2]  # remembered
 
@@ -86,7 +90,7 @@ def test_the_featurizer_and_the_compiled_scorer_end_with_the_two_columns(tmp_pat
     scorer = UrlScorer((3, 5), 2**12, featurizer.ngram_weights(), medians, [], "raw", None, featurizer.name_words())
     sha256 = scorer.save(tmp_path / "scorer.npz")
     loaded = UrlScorer.load(tmp_path / "scorer.npz", sha256)
-    assert loaded.words is not None and loaded.words.hashes.tobytes() == WORDS.hashes.tobytes()
+    assert loaded.words is not None and loaded.words.keys.tobytes() == WORDS.keys.tobytes()
     assert np.array_equal(loaded.features(ParsedUrls(urls)), featurizer.transform(pd.DataFrame({"url": urls})))
     refit = UrlFeaturizer(n_features=2**12, cv=2).fit(pd.DataFrame({"url": urls}), y)  # without: no columns
     assert "name_words" not in refit.get_feature_names_out() and refit.name_words() is None

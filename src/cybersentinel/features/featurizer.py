@@ -94,10 +94,10 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
             self.scorers_ = []
             self.medians_ = np.median(hand, axis=0)
             return hand
-        for name in (*FAMILIARITY_ATTRIBUTES, "word_hashes_"):  # a refit without a list keeps nothing of the last's
+        for name in (*FAMILIARITY_ATTRIBUTES, "word_keys_"):  # a refit without a list keeps nothing of the last's
             self.__dict__.pop(name, None)
         if words:
-            self.word_hashes_ = NameWords.fit(words).hashes
+            self.word_keys_ = NameWords.fit(words).keys
         if popular_sites:
             fitted = NameFamiliarity.fit(popular_sites, judged_sites)
             self.familiar_grams_, self.familiar_counts_, self.familiar_sites_ = \
@@ -128,7 +128,7 @@ class UrlFeaturizer(TransformerMixin, BaseEstimator):
 
     def name_words(self) -> NameWords | None:
         """The fitted word lists, or None when fitted without them."""
-        return NameWords(self.word_hashes_) if hasattr(self, "word_hashes_") else None
+        return NameWords(self.word_keys_) if hasattr(self, "word_keys_") else None
 
     def ngram_weights(self) -> list[tuple[np.ndarray, float]]:
         """(coefficients, intercept) of the host and the path n-gram scorer."""

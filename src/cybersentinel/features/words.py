@@ -14,14 +14,18 @@ parts' characters. A label in another script (``президент``, or its ``x
 such words, and calling it "not words" would call every such site random. With nothing left to read (an address,
 a name in another script, no subdomain: ``www.`` does not count) the value is -1.
 
-The fitted lists are kept as the words' sorted 64-bit FNV-1a hashes (1.7 million words: 13 MB, where a Python set
-of them took over 100 MB), so the featurizer's skops file and the compiled scorer's ``.npz`` hold them without
-pickle; every name, one or a batch, is covered by one kernel."""
+The fitted lists are kept as sorted 64-bit FNV-1a hashes of the words and of their beginnings (3.6 million keys:
+28 MB, where a Python set of the words alone took over 100 MB), so the featurizer's skops file and the compiled
+scorer's ``.npz`` hold them without pickle; every name, one or a batch, is covered by one kernel, which walks from
+each letter only while what it has read begins a word (a trie's walk, over hashes) and looks each step up in an
+open-addressing table of 32-bit fingerprints built once per process (32 MB; a binary search of the sorted keys cost
+ten times as long, most of a batch's time)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +37,14 @@ SHORTEST, LONGEST = 3, 24  # letters: two-letter entries (abbreviations) would c
 NOTHING_TO_READ = -1.0
 MAX_HOSTS = 200_000  # hosts remembered per word list (`NameWords.by_host`)
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
+# a key's two low bits: what the text it hashes is (the hash's own two low bits are dropped)
+_WORD, _BEGINS_A_WORD = np.uint64(1), np.uint64(2)
+_FLAGS = np.uint64(3)
 
 
 @dataclass(frozen=True)
 class NameWords:
-    hashes: np.ndarray  # uint64: the words' FNV-1a hashes, sorted and distinct
+    keys: np.ndarray  # uint64, sorted: hashes of the words and their beginnings, low bits `_WORD`, `_BEGINS_A_WORD`
     # each host's (registered name's, subdomain's) value once computed (bounded): a service sees the same hosts again
     by_host: dict[bytes, tuple[float, float]] = field(init=False, repr=False, compare=False, default_factory=dict)
 
@@ -49,12 +56,23 @@ class NameWords:
         if not kept:
             raise ValueError(f"the word lists hold no word of {SHORTEST} to {LONGEST} letters a-z")
         joined = np.frombuffer("".join(f"{w}\n" for w in sorted(kept)).encode("ascii"), dtype=np.uint8)
-        return cls(np.unique(_word_hashes(joined)))
+        keys = _word_keys(joined)
+        hashes = keys & ~_FLAGS
+        order = np.argsort(hashes, kind="stable")
+        hashes, flags = hashes[order], keys[order] & _FLAGS
+        first = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
+        return cls(hashes[first] | np.bitwise_or.reduceat(flags, first))
+
+    @cached_property
+    def _table(self) -> np.ndarray:
+        """The keys in an open-addressing table (linear probing, under half full) of 32-bit entries: the hash's
+        high bits and the key's flags (never 0, which marks an empty slot)."""
+        return _build_table(self.keys, max(4, int(2 * len(self.keys)).bit_length()))
 
     def coverage(self, name: str) -> float:
         """The covered share of ``name``'s characters (separators and labels in another script not counted),
         `NOTHING_TO_READ` when none is left."""
-        return float(_coverages(*_joined([name]), self.hashes)[0])
+        return float(_coverages(*_joined([name]), self._table)[0])
 
     def of_hosts(self, hosts: Sequence[bytes]) -> np.ndarray:
         """(registered name's, subdomain's) value of each lower-cased host (float32, one row a host)."""
@@ -65,7 +83,7 @@ class NameWords:
             splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
             names = ["" if ip else domain for domain, ip in zip(splits.domain, splits.is_ip, strict=True)]
             subs = [_without_www(sub) for sub in splits.subdomain]
-            covered = _coverages(*_joined(names + subs), self.hashes).tolist()
+            covered = _coverages(*_joined(names + subs), self._table).tolist()
             found = list(zip(covered[:len(names)], covered[len(names):], strict=True))
             for i, value in zip(missing, found, strict=True):
                 values[i] = value
@@ -93,28 +111,66 @@ def _joined(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _word_hashes(words):
-    """FNV-1a 64 of each newline-ended word of ``words``."""
+def _word_keys(words):
+    """For each newline-ended word of ``words``: the FNV-1a 64 hash of the word (flag `_WORD`) and of each of its
+    beginnings of `SHORTEST` letters or more (flag `_BEGINS_A_WORD`), the hash's two low bits replaced by the flag;
+    a text may come more than once."""
     count = 0
-    for byte in words:
-        count += byte == 10
-    out = np.empty(count, dtype=np.uint64)
-    h, k = _FNV_OFFSET, 0
+    length = 0
     for byte in words:
         if byte == 10:
-            out[k] = h
-            k += 1
-            h = _FNV_OFFSET
+            count += 1 + max(0, length - SHORTEST)
+            length = 0
         else:
+            length += 1
+    out = np.empty(count, dtype=np.uint64)
+    h, k, length = _FNV_OFFSET, 0, 0
+    for byte in words:
+        if byte == 10:
+            out[k] = (h & ~_FLAGS) | _WORD
+            k += 1
+            h, length = _FNV_OFFSET, 0
+        else:
+            if length >= SHORTEST:  # what was read so far begins this word
+                out[k] = (h & ~_FLAGS) | _BEGINS_A_WORD
+                k += 1
             h = (h ^ np.uint64(byte)) * _FNV_PRIME
+            length += 1
     return out
 
 
 @njit(cache=True)
-def _coverages(data, offsets, hashes):
+def _build_table(keys, bits):
+    """`NameWords._table`: ``2**bits`` slots; a key goes to the slot its hash's low bits name, or the next free."""
+    mask = np.uint64((1 << bits) - 1)
+    table = np.zeros(1 << bits, dtype=np.uint32)
+    for key in keys:
+        slot = (key >> np.uint64(2)) & mask
+        while table[slot] != 0:
+            slot = (slot + np.uint64(1)) & mask
+        table[slot] = np.uint32(((key >> np.uint64(32)) & ~_FLAGS) | (key & _FLAGS))
+    return table
+
+
+@njit(cache=True)
+def _flags(table, h):
+    """The flags `_WORD`, `_BEGINS_A_WORD` of the text whose hash is ``h`` (0: neither)."""
+    mask = np.uint64(len(table) - 1)
+    slot = ((h & ~_FLAGS) >> np.uint64(2)) & mask
+    fingerprint = np.uint32((h >> np.uint64(32)) & ~_FLAGS)
+    while table[slot] != 0:
+        if table[slot] & np.uint32(~np.uint32(3)) == fingerprint:
+            return table[slot] & np.uint32(3)
+        slot = (slot + np.uint64(1)) & mask
+    return np.uint32(0)
+
+
+@njit(cache=True)
+def _coverages(data, offsets, table):
     """`NameWords.coverage` of each text: per part (between "-" and "." of a label in ASCII that does not start
-    "xn--"), the most characters non-overlapping words cover, by dynamic programming over where words start; a word
-    is a run of a-z whose hash is in the sorted ``hashes``."""
+    "xn--"), the most characters non-overlapping words cover, by dynamic programming over where words start; from
+    each letter the run of a-z is read while it begins a word (`_flags` in ``table``), and each word it meets
+    counts."""
     out = np.zeros(len(offsets) - 1, dtype=np.float64)
     best = np.zeros(256, dtype=np.int64)
     for t in range(len(offsets) - 1):
@@ -149,9 +205,11 @@ def _coverages(data, offsets, hashes):
                         h = (h ^ np.uint64(c)) * _FNV_PRIME
                         length = stop - start + 1
                         if length >= SHORTEST:
-                            at = np.searchsorted(hashes, h)
-                            if at < len(hashes) and hashes[at] == h:
+                            found = _flags(table, h)
+                            if found & np.uint32(1):  # `_WORD`
                                 best[stop + 1] = max(best[stop + 1], best[start] + length)
+                            if not found & np.uint32(2):  # `_BEGINS_A_WORD`: no longer word begins so
+                                break
                 covered += best[n]
                 total += n
             i = j + 1

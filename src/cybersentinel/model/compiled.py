@@ -526,7 +526,7 @@ class UrlScorer:
         if self.familiarity is not None:
             arrays |= {f"familiarity.{name}": getattr(self.familiarity, name) for name in FITTED_ARRAYS}
         if self.words is not None:
-            arrays["words.hashes"] = self.words.hashes
+            arrays["words.keys"] = self.words.keys
         for i, (trees, calibrator) in enumerate(self.folds):
             arrays |= {f"fold{i}.trees.{name}": np.asarray(getattr(trees, name)) for name in TREE_ARRAYS}
             arrays |= {f"fold{i}.calibrator.method": np.asarray(calibrator.method),
@@ -566,7 +566,7 @@ class UrlScorer:
             folds.append((trees, calibrator))
         familiarity = NameFamiliarity(*(arrays[f"familiarity.{name}"] for name in FITTED_ARRAYS)) \
             if "familiarity.grams" in arrays else None
-        words = NameWords(arrays["words.hashes"]) if "words.hashes" in arrays else None
+        words = NameWords(arrays["words.keys"]) if "words.keys" in arrays else None
         return cls(tuple(int(v) for v in arrays["ngram_range"]), int(arrays["n_features"]), weights,
                    arrays["medians"], folds, str(arrays["link"]), familiarity, words)
 
