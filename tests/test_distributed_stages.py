@@ -30,8 +30,8 @@ def run(stage: list[str], cwd: Path, params: dict) -> str:
 
 def featurize(cwd: Path, prepared: Path, params: dict) -> str:
     cwd.mkdir()
-    return run(["featurize.py", "--prepared", str(prepared), "--intel", str(REPO / "data" / "intel"), "--out",
-                "features", "--report", "split.json"], cwd, params)
+    return run(["featurize.py", "--prepared", str(prepared), "--intel", str(REPO / "data" / "intel"), "--words",
+                str(REPO / "data" / "words.txt"), "--out", "features", "--report", "split.json"], cwd, params)
 
 
 @pytest.mark.slow

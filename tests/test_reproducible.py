@@ -62,7 +62,8 @@ def run_stages(sample: Path, out: Path, env: dict[str, str]) -> dict[str, str]:
     environment = {**os.environ, **env,
                    "MLFLOW_TRACKING_URI": f"sqlite:///{out / 'mlflow.db'}"}
     for command in (["stages/featurize.py", "--prepared", str(sample / "prepared.parquet"), "--intel",
-                     str(REPO / "data" / "intel"), "--out", "features", "--report", "split.json"],
+                     str(REPO / "data" / "intel"), "--words", str(REPO / "data" / "words.txt"), "--out", "features",
+                     "--report", "split.json"],
                     ["stages/train.py", "--features", "features", "--intel", str(REPO / "data" / "intel"),
                      "--software", str(REPO / "data" / "software.txt"),
                      "--resolvers", str(REPO / "data" / "resolvers.txt"), "--out", "models"]):
