@@ -76,7 +76,7 @@ def conform_conf_to_params(repo: Path) -> None:
         collection_file.write_text(yaml.safe_dump(collection, sort_keys=False))
     config_file = repo / "conf" / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
-    for section in ("search", "featurizer", "sample", "calibration", "evaluate", "generalise"):
+    for section in ("search", "featurizer", "sample", "calibration", "evaluate", "generalise", "software"):
         config[section] = params[section]
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     composed = yaml.safe_load(compose_params([f"model={params['model']['name']}"], repo / "conf"))
