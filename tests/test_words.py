@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cybersentinel.features.featurizer import UrlFeaturizer
-from cybersentinel.features.lexical import ParsedUrls
+from cybersentinel.features.lexical import ParsedUrls, _host_cache, _host_table_and_names
 from cybersentinel.features.words import NOTHING_TO_READ, NameWords, _coverages, _joined
 
 LISTED = ["bright", "leaf", "candle", "candles", "shop", "happy", "cow", "mail", "login", "secure", "bank", "farm"]
@@ -74,6 +74,20 @@ def test_a_hosts_name_and_subdomain_are_read_apart() -> None:
     fresh = NameWords(WORDS.keys)
     assert fresh.of_hosts(hosts).tolist() == alone
     assert len(fresh.by_host) == len(hosts) and fresh.of_hosts(hosts[:2]).tolist() == alone[:2]  # remembered
+
+
+def test_the_host_tables_split_gives_the_values_a_split_of_its_own_gives() -> None:
+    """`url_features` hands `of_hosts` the names `_host_table_and_names` split (a batch's, and one host's alone):
+    the same values as when it splits the hosts itself, ``www.`` set aside the same way."""
+    hosts = [b"www.brightleafcandles.com", b"www.www.shop.kyfrlbc.top", b"www.happycow.co.uk", b"203.0.113.7",
+             b"[2001:db8::1]", b"xn--d1abbgf6aiiy.xn--p1ai", b"mail.bank.example.com", b"localhost", b"www",
+             *(f"shop{i}.bakery{i}.co.uk".encode() for i in range(80))]
+    reference = NameWords(WORDS.keys).of_hosts(hosts)
+    for batch in (hosts, hosts[:3]):  # split together (over `FEW_TEXTS`), and one by one (a request's few hosts)
+        _host_cache.clear()
+        names = _host_table_and_names(batch)[1]
+        assert set(names) == set(batch)
+        assert NameWords(WORDS.keys).of_hosts(batch, names).tolist() == reference[:len(batch)].tolist()
 
 
 def test_the_featurizer_and_the_compiled_scorer_end_with_the_two_columns(tmp_path) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, filterfalse
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,6 +40,7 @@ from cybersentinel.features.words import NameWords
 from cybersentinel.url.parsing import (
     NON_WEB_SCHEMES,
     NUMBERED_SCHEMES,
+    HostNames,
     HostSplits,
     host_memo,
     host_registered_domain,
@@ -49,6 +50,7 @@ from cybersentinel.url.parsing import (
     split_host_registered,
     split_url,
     to_text,
+    without_www,
 )
 
 BRANDS = [
@@ -991,7 +993,7 @@ _BRANDS_HOLDING_A_BRAND = frozenset(d for d in BRANDS if any(b in d and b != d f
 def host_parts(host: str) -> HostParts:
     # one cached split for all of it (a new host once cost three look-ups of it)
     subdomain, domain, suffix, is_ip, private, registered = split_host_registered(host)
-    subdomain = subdomain[4:] if subdomain.startswith("www.") else "" if subdomain == "www" else subdomain
+    subdomain = without_www(subdomain)
     if host.startswith("www."):  # the split of the host without it says whether that is on a hosting platform
         host = host[4:]
         private = on_private_suffix(host)
@@ -1016,28 +1018,28 @@ def _host_table(hosts: list[bytes]) -> np.ndarray:
     return _host_table_and_names(hosts)[0]
 
 
-def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, tuple[str, str]]]:
-    """`_host_table`, and the registered name's label and registered domain of each host it computed now (none when
-    the batch split could not be made): `host_familiarity` reads the same split rather than making its own. The
+def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, HostNames]]:
+    """`_host_table`, and the `HostNames` of each host it computed now (none when the batch split could not be
+    made): `host_familiarity` and `NameWords.of_hosts` read the same split rather than making their own. The
     hosts not cached are computed together by `host_rows`, or one by one by `host_row` when there are only a few
     (a service request: the batch function's fixed costs are more than the per-host work)."""
     if len(_host_cache) + len(hosts) > MAX_HOST_CACHE:
         _host_cache.clear()
     cache = _host_cache
     missing = list(filterfalse(cache.__contains__, dict.fromkeys(hosts)))
-    names: dict[bytes, tuple[str, str]] = {}
+    names: dict[bytes, HostNames] = {}
     if missing:
         texts = [h.decode("utf-8", "replace") for h in missing]
         if len(texts) <= FEW_HOSTS:  # float64 -> float32 either way (the same C cast): one NumPy call, not two
             parts = list(map(host_parts, texts))
             rows = np.array(list(map(_row_of, parts)), dtype=np.float32)
-            names = dict(zip(missing, map(_LABEL_AND_SITE, parts), strict=True))
+            names = dict(zip(missing, map(_names_of, parts), strict=True))
         else:
             found, splits = _host_rows_and_splits(texts)
             rows = found.astype(np.float32)
             if splits is not None:
-                names = dict(zip(missing, zip(splits.domain.to_pylist(), splits.registered.to_pylist(),
-                                              strict=True), strict=True))
+                names = dict(zip(missing, map(HostNames, splits.domain.to_pylist(), splits.registered.to_pylist(),
+                                              splits.subdomain.to_pylist(), splits.is_ip.tolist()), strict=True))
         blob = rows.tobytes()
         width = 4 * len(_HOST_COLUMNS)
         cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
@@ -1049,7 +1051,8 @@ def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, t
         len(hosts), len(_HOST_COLUMNS)), names
 
 
-_LABEL_AND_SITE = attrgetter("domain", "registered")
+def _names_of(parts: HostParts) -> HostNames:
+    return HostNames(parts.domain, parts.registered, parts.subdomain, parts.is_ip)
 
 
 def host_rows(hosts: list[str]) -> np.ndarray:
@@ -1058,8 +1061,9 @@ def host_rows(hosts: list[str]) -> np.ndarray:
 
 
 def _host_rows_and_splits(hosts: list[str]) -> tuple[np.ndarray, HostSplits | None]:
-    """`host_rows`, and the hosts' public-suffix split when it was made for them all. A few hosts (or text Arrow
-    cannot hold) are computed one by one, without one; more in `_host_rows_arrow`."""
+    """`host_rows`, and the hosts' public-suffix split when it was made for them all (its subdomains with ``www.`` set
+    aside, as `host_parts` sets it aside). A few hosts (or text Arrow cannot hold) are computed one by one, without
+    one; more in `_host_rows_arrow`."""
     arr = None
     if len(hosts) > FEW_TEXTS:
         try:
@@ -1113,7 +1117,7 @@ def _host_rows_arrow(hosts: pa.LargeStringArray) -> tuple[np.ndarray, HostSplits
     out = np.empty((len(hosts), len(columns)), dtype=np.float64)
     for j, values in enumerate(columns.values()):
         out[:, j] = values
-    return out, splits
+    return out, splits._replace(subdomain=subs)
 
 
 def _without_www(subdomains: pa.LargeStringArray) -> pa.LargeStringArray:
@@ -1411,7 +1415,7 @@ def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
     (host_weights, host_intercept), (rest_weights, rest_intercept) = weights
     fitted = [] if familiarity is None else [host_familiarity(names, table, familiarity, new_names)[:, None]]
     if words is not None:
-        fitted.append(words.of_hosts(names))
+        fitted.append(words.of_hosts(names, new_names))
     by_host = np.hstack(fitted) if fitted else np.zeros((len(names), 0), dtype=np.float32)
     return _url_features(parsed.scan, table, rows, parsed.spans, parsed.data, *_URL_FEATURE_TABLES, *ngram_range,
                          np.uint64(hash_shift(n_features)),
@@ -1419,18 +1423,18 @@ def url_features(parsed: ParsedUrls, ngram_range: tuple[int, int], n_features: i
 
 
 def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFamiliarity,
-                     names: Mapping[bytes, tuple[str, str]] | None = None) -> np.ndarray:
+                     names: Mapping[bytes, HostNames] | None = None) -> np.ndarray:
     """`NameFamiliarity.of_names` of distinct lower-cased hosts, with their `_host_table` rows (which say which
     hosts are addresses, mix a brand in or imitate one); each host computed once per ``familiarity`` (bounded; read
-    into a list first, so a request in another thread emptying it loses nothing). ``names``: the label and
-    registered domain of hosts `_host_table_and_names` split already; the others are split here."""
+    into a list first, so a request in another thread emptying it loses nothing). ``names``: the `HostNames` of hosts
+    `_host_table_and_names` split already; the others are split here."""
     known = familiarity.by_host
     values = list(map(known.get, hosts))
     missing = [i for i, value in enumerate(values) if value is None]
     if missing:
         split = [names.get(hosts[i]) for i in missing] if names else [None]
         if all(split):
-            labels, registered = map(list, zip(*split, strict=True))
+            labels, registered = [n.domain for n in split], [n.registered for n in split]
         else:
             splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
             labels, registered = splits.domain, splits.registered

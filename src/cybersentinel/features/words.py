@@ -23,7 +23,7 @@ ten times as long, most of a batch's time)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from cybersentinel.url.parsing import split_host_columns
+from cybersentinel.url.parsing import HostNames, split_host_columns, without_www
 
 SHORTEST, LONGEST = 3, 24  # letters: two-letter entries (abbreviations) would cover random names by chance
 NOTHING_TO_READ = -1.0
@@ -51,17 +51,13 @@ class NameWords:
     @classmethod
     def fit(cls, words: Iterable[str]) -> NameWords:
         """From word lists: the lower-case words of `SHORTEST` to `LONGEST` letters a-z (others cannot match)."""
-        kept = {w for w in (word.strip().lower() for word in words)
-                if SHORTEST <= len(w) <= LONGEST and w.isascii() and w.isalpha()}
-        if not kept:
+        keys = np.sort(_word_keys(*_joined([word.strip().lower() for word in words])))
+        if not len(keys):
             raise ValueError(f"the word lists hold no word of {SHORTEST} to {LONGEST} letters a-z")
-        joined = np.frombuffer("".join(f"{w}\n" for w in sorted(kept)).encode("ascii"), dtype=np.uint8)
-        keys = _word_keys(joined)
+        # a text listed more than once, or as a word and as another word's beginning: one key, its flags joined
         hashes = keys & ~_FLAGS
-        order = np.argsort(hashes, kind="stable")
-        hashes, flags = hashes[order], keys[order] & _FLAGS
         first = np.flatnonzero(np.r_[True, hashes[1:] != hashes[:-1]])
-        return cls(hashes[first] | np.bitwise_or.reduceat(flags, first))
+        return cls(hashes[first] | np.bitwise_or.reduceat(keys & _FLAGS, first))
 
     @cached_property
     def _table(self) -> np.ndarray:
@@ -74,17 +70,23 @@ class NameWords:
         `NOTHING_TO_READ` when none is left."""
         return float(_coverages(*_joined([name]), self._table)[0])
 
-    def of_hosts(self, hosts: Sequence[bytes]) -> np.ndarray:
-        """(registered name's, subdomain's) value of each lower-cased host (float32, one row a host)."""
+    def of_hosts(self, hosts: Sequence[bytes], names: Mapping[bytes, HostNames] | None = None) -> np.ndarray:
+        """(registered name's, subdomain's) value of each lower-cased host (float32, one row a host). ``names``: the
+        `HostNames` of hosts split already (`lexical._host_table_and_names`); the others are split here."""
         known = self.by_host
         values = list(map(known.get, hosts))
         missing = [i for i, value in enumerate(values) if value is None]
         if missing:
-            splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
-            names = ["" if ip else domain for domain, ip in zip(splits.domain, splits.is_ip, strict=True)]
-            subs = [_without_www(sub) for sub in splits.subdomain]
-            covered = _coverages(*_joined(names + subs), self._table).tolist()
-            found = list(zip(covered[:len(names)], covered[len(names):], strict=True))
+            split = [names.get(hosts[i]) for i in missing] if names else [None]
+            if all(split):
+                domains = ["" if n.is_ip else n.domain for n in split]
+                subs = [n.subdomain for n in split]
+            else:
+                splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
+                domains = ["" if ip else domain for domain, ip in zip(splits.domain, splits.is_ip, strict=True)]
+                subs = list(map(without_www, splits.subdomain))
+            covered = _coverages(*_joined(domains + subs), self._table).tolist()
+            found = list(zip(covered[:len(domains)], covered[len(domains):], strict=True))
             for i, value in zip(missing, found, strict=True):
                 values[i] = value
             if len(known) + len(missing) > MAX_HOSTS:
@@ -98,10 +100,6 @@ def read_words(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split()
 
 
-def _without_www(subdomain: str) -> str:
-    return subdomain[4:] if subdomain.startswith("www.") else "" if subdomain == "www" else subdomain
-
-
 def _joined(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The texts' UTF-8 bytes end to end, and where each starts (with the end as a last entry)."""
     encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
@@ -111,31 +109,34 @@ def _joined(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
-def _word_keys(words):
-    """For each newline-ended word of ``words``: the FNV-1a 64 hash of the word (flag `_WORD`) and of each of its
-    beginnings of `SHORTEST` letters or more (flag `_BEGINS_A_WORD`), the hash's two low bits replaced by the flag;
-    a text may come more than once."""
+def _word_keys(data, offsets):
+    """For each text of ``data`` (`_joined`) that is a word of `SHORTEST` to `LONGEST` letters a-z: the FNV-1a 64 hash
+    of the word (flag `_WORD`) and of each of its beginnings of `SHORTEST` letters or more (flag `_BEGINS_A_WORD`),
+    the hash's two low bits replaced by the flag; a text may come more than once."""
+    texts = len(offsets) - 1
+    is_word = np.zeros(texts, dtype=np.bool_)
     count = 0
-    length = 0
-    for byte in words:
-        if byte == 10:
-            count += 1 + max(0, length - SHORTEST)
-            length = 0
-        else:
-            length += 1
+    for t in range(texts):
+        n = offsets[t + 1] - offsets[t]
+        if SHORTEST <= n <= LONGEST:
+            is_word[t] = True
+            for i in range(offsets[t], offsets[t + 1]):
+                if data[i] < 97 or data[i] > 122:  # a-z
+                    is_word[t] = False
+                    break
+            if is_word[t]:
+                count += n - SHORTEST + 1
     out = np.empty(count, dtype=np.uint64)
-    h, k, length = _FNV_OFFSET, 0, 0
-    for byte in words:
-        if byte == 10:
-            out[k] = (h & ~_FLAGS) | _WORD
-            k += 1
-            h, length = _FNV_OFFSET, 0
-        else:
-            if length >= SHORTEST:  # what was read so far begins this word
-                out[k] = (h & ~_FLAGS) | _BEGINS_A_WORD
+    k = 0
+    for t in range(texts):
+        if not is_word[t]:
+            continue
+        h = _FNV_OFFSET
+        for i in range(offsets[t], offsets[t + 1]):
+            h = (h ^ np.uint64(data[i])) * _FNV_PRIME
+            if i + 1 - offsets[t] >= SHORTEST:  # what was read so far begins this word, or is it
+                out[k] = (h & ~_FLAGS) | (_WORD if i + 1 == offsets[t + 1] else _BEGINS_A_WORD)
                 k += 1
-            h = (h ^ np.uint64(byte)) * _FNV_PRIME
-            length += 1
     return out
 
 

@@ -269,6 +269,21 @@ class HostSplits(NamedTuple):
     registered: Any
 
 
+class HostNames(NamedTuple):
+    """What the per-host model columns read of one host's split, beyond its row of `_host_table`."""
+
+    domain: str  # the registered name's label
+    registered: str  # the registered domain
+    subdomain: str  # ``www.`` set aside (`without_www`)
+    is_ip: bool
+
+
+def without_www(subdomain: str) -> str:
+    """A split's subdomain without a leading ``www.`` (``www`` alone is none): the name a site is reached by either
+    way."""
+    return subdomain[4:] if subdomain.startswith("www.") else "" if subdomain == "www" else subdomain
+
+
 FEW_HOSTS = 32  # up to this many, hosts are split one by one (cached): the batch kernel's set-up costs more
 
 
