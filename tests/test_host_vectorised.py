@@ -21,7 +21,6 @@ from cybersentinel.scoring.policy import Policy, SiteList
 from cybersentinel.url.parsing import (
     FEW_HOSTS,
     PLAIN_NAME,
-    HostNames,
     _split_host,
     canonical_host,
     host_registered_domain,
@@ -76,9 +75,8 @@ def test_the_host_tables_split_is_the_one_familiarity_would_make() -> None:
     assert set(names) == set(encoded)  # all new: each named
     texts = [h.decode("utf-8", "replace") for h in encoded]
     splits = split_host_columns(texts)
-    assert [names[h] for h in encoded] == [HostNames(domain, site, without_www(sub), ip) for sub, domain, site, ip
-                                           in zip(splits.subdomain, splits.domain, splits.registered, splits.is_ip,
-                                                  strict=True)]
+    assert [names[h] for h in encoded] == list(zip(splits.domain, splits.registered, map(without_www, splits.subdomain),
+                                                   splits.is_ip, strict=True))
     popular = ["example.com", "paypal.com", "github.io", "kawasaki.jp", "wellsfargo.com", "bakery.co.uk"]
     shared = host_familiarity(encoded, table, NameFamiliarity.fit(popular), names)
     alone = host_familiarity(encoded, table, NameFamiliarity.fit(popular))

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, filterfalse
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -1033,13 +1033,14 @@ def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, H
         if len(texts) <= FEW_HOSTS:  # float64 -> float32 either way (the same C cast): one NumPy call, not two
             parts = list(map(host_parts, texts))
             rows = np.array(list(map(_row_of, parts)), dtype=np.float32)
-            names = dict(zip(missing, map(_names_of, parts), strict=True))
+            names = dict(zip(missing, map(_NAMES_OF, parts), strict=True))
         else:
             found, splits = _host_rows_and_splits(texts)
             rows = found.astype(np.float32)
             if splits is not None:
-                names = dict(zip(missing, map(HostNames, splits.domain.to_pylist(), splits.registered.to_pylist(),
-                                              splits.subdomain.to_pylist(), splits.is_ip.tolist()), strict=True))
+                names = dict(zip(missing, zip(splits.domain.to_pylist(), splits.registered.to_pylist(),
+                                              splits.subdomain.to_pylist(), splits.is_ip.tolist(), strict=True),
+                                 strict=True))
         blob = rows.tobytes()
         width = 4 * len(_HOST_COLUMNS)
         cache.update(zip(missing, [blob[i: i + width] for i in range(0, len(blob), width)], strict=True))
@@ -1050,9 +1051,7 @@ def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, H
     return np.frombuffer(b"".join(map(cache.__getitem__, hosts)), dtype=np.float32).reshape(
         len(hosts), len(_HOST_COLUMNS)), names
 
-
-def _names_of(parts: HostParts) -> HostNames:
-    return HostNames(parts.domain, parts.registered, parts.subdomain, parts.is_ip)
+_NAMES_OF = attrgetter("domain", "registered", "subdomain", "is_ip")  # a `HostNames` of `HostParts`
 
 
 def host_rows(hosts: list[str]) -> np.ndarray:
@@ -1434,7 +1433,7 @@ def host_familiarity(hosts: list[bytes], table: np.ndarray, familiarity: NameFam
     if missing:
         split = [names.get(hosts[i]) for i in missing] if names else [None]
         if all(split):
-            labels, registered = [n.domain for n in split], [n.registered for n in split]
+            labels, registered = map(list, list(zip(*split, strict=True))[:2])
         else:
             splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
             labels, registered = splits.domain, splits.registered

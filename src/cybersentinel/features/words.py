@@ -79,12 +79,11 @@ class NameWords:
         if missing:
             split = [names.get(hosts[i]) for i in missing] if names else [None]
             if all(split):
-                domains = ["" if n.is_ip else n.domain for n in split]
-                subs = [n.subdomain for n in split]
+                labels, _, subs, is_ip = map(list, zip(*split, strict=True))
             else:
                 splits = split_host_columns([hosts[i].decode("utf-8", "replace") for i in missing])
-                domains = ["" if ip else domain for domain, ip in zip(splits.domain, splits.is_ip, strict=True)]
-                subs = list(map(without_www, splits.subdomain))
+                labels, is_ip, subs = splits.domain, splits.is_ip, list(map(without_www, splits.subdomain))
+            domains = ["" if ip else label for label, ip in zip(labels, is_ip, strict=True)]
             covered = _coverages(*_joined(domains + subs), self._table).tolist()
             found = list(zip(covered[:len(domains)], covered[len(domains):], strict=True))
             for i, value in zip(missing, found, strict=True):
