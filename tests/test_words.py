@@ -108,3 +108,17 @@ def test_the_featurizer_and_the_compiled_scorer_end_with_the_two_columns(tmp_pat
     assert np.array_equal(loaded.features(ParsedUrls(urls)), featurizer.transform(pd.DataFrame({"url": urls})))
     refit = UrlFeaturizer(n_features=2**12, cv=2).fit(pd.DataFrame({"url": urls}), y)  # without: no columns
     assert "name_words" not in refit.get_feature_names_out() and refit.name_words() is None
+
+
+def test_a_name_with_nothing_to_read_gets_no_words_reason() -> None:
+    """`госуслуги.рф` or a host without a subdomain is valued `NOTHING_TO_READ`: a reason saying its name is "not
+    made of dictionary words" would misread it; a name read and found without words gets that reason."""
+    from cybersentinel.scoring.detector import reason_texts
+
+    names = ["name_words", "subdomain_words"]
+    X = np.array([[NOTHING_TO_READ, NOTHING_TO_READ], [0.0, 0.0], [NOTHING_TO_READ, 0.0]], dtype=np.float32)
+    contrib = np.full((3, 3), 1.0, dtype=np.float32)
+    medians = np.array([0.5, 0.5], dtype=np.float32)
+    assert reason_texts(contrib, X, names, medians).tolist() == [
+        "", "site name not made of dictionary words; subdomain not made of dictionary words",
+        "subdomain not made of dictionary words"]

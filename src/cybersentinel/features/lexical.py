@@ -36,7 +36,7 @@ from numba import njit
 
 from cybersentinel.features.familiarity import NameFamiliarity
 from cybersentinel.features.literals import Literals
-from cybersentinel.features.words import NameWords
+from cybersentinel.features.words import NOTHING_TO_READ, NameWords
 from cybersentinel.url.parsing import (
     NON_WEB_SCHEMES,
     NUMBERED_SCHEMES,
@@ -289,6 +289,9 @@ LOW_VALUE_DESCRIPTIONS = {**{f.name: f.low_says for f in FEATURES if f.low_says}
                           "name_familiarity": "site name unlike popular sites' names",
                           "name_words": "site name not made of dictionary words",
                           "subdomain_words": "subdomain not made of dictionary words"}
+# Features valued `NOTHING_TO_READ` when there was nothing to read (an address, a name in another script, no
+# subdomain): that value is no reason either way ("not made of dictionary words" would misread it)
+UNREAD_VALUES = {"name_words": NOTHING_TO_READ, "subdomain_words": NOTHING_TO_READ}
 _HOST_COLUMNS: dict[str, Callable[[HostParts], float]] = {
     **{f.name: f.host for f in FEATURES if f.host is not None}, **_HOST_HELPERS}
 

@@ -32,6 +32,7 @@ from cybersentinel.features.lexical import (
     FLAG_FEATURES,
     LOW_VALUE_DESCRIPTIONS,
     MAX_URL_CHARS,
+    UNREAD_VALUES,
     URL_ERRORS,
     ParsedUrls,
     url_array,
@@ -93,16 +94,17 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     """Per row, the ``k`` features that pushed its score up most, in plain words ("; "-joined).
 
     A feature counts only if its value reads as what it describes: a binary flag must be set, and a
-    numeric feature above its training median (or below it, where a low-value wording exists)."""
+    numeric feature above its training median (or below it, where a low-value wording exists), and not the value
+    that says nothing was read (`UNREAD_VALUES`)."""
     n, m = X.shape
     words, low_words, binary, name_features = _reason_words(tuple(names))
-    has_low, ip_column = _reason_flags(tuple(names))
+    has_low, ip_column, unread = _reason_flags(tuple(names))
     k = min(k, m)
     # one kernel call (a request of one URL paid ~20 NumPy calls here); rows share few distinct reason lists,
     # so each string is built once per key (a key encodes the row's codes, one per (feature, wording))
     reference = medians if medians is not None else np.zeros(m, X.dtype)
     keys = _reason_keys(contrib.astype(np.float32, copy=False), X, reference, medians is not None, binary,
-                        has_low[:m], name_features if name_features is not None else binary, ip_column, k,
+                        has_low[:m], name_features if name_features is not None else binary, ip_column, unread, k,
                         np.float32(min_contribution)).tolist()
     texts = {}
     for u in set(keys):
@@ -118,10 +120,12 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
 
 
 @njit(cache=True)
-def _reason_keys(contrib, X, medians, has_medians, binary, has_low, name_features, ip_column, k, min_contribution):
+def _reason_keys(contrib, X, medians, has_medians, binary, has_low, name_features, ip_column, unread, k,
+                 min_contribution):
     """Per row, its top ``k`` readable features by contribution (at least ``min_contribution``; ties: the lower
     column first, as a stable sort), each coded ``2 * column + (low wording)``, ``2 * m`` for none, as one
-    base-(2m+1) number, first pick most significant."""
+    base-(2m+1) number, first pick most significant. ``unread``: per column, the value that says nothing was read
+    (NaN for none: no value equals it)."""
     n, m = X.shape
     keys = np.zeros(n, dtype=np.int64)
     best = np.empty(k, dtype=np.float32)
@@ -135,7 +139,7 @@ def _reason_keys(contrib, X, medians, has_medians, binary, has_low, name_feature
                 continue
             # a flag must be set; a number above the median, or have a low-value wording
             readable = X[i, j] > 0.5 if binary[j] else (not has_medians or X[i, j] > medians[j]) or has_low[j]
-            if not readable or (is_ip and name_features[j]):
+            if not readable or (is_ip and name_features[j]) or X[i, j] == unread[j]:
                 continue
             pos = count
             while pos > 0 and c > best[pos - 1]:  # strictly greater: an equal value stays behind the earlier column
@@ -171,12 +175,13 @@ def _reason_words(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 @lru_cache(maxsize=8)
-def _reason_flags(names: tuple[str, ...]) -> tuple[np.ndarray, int]:
-    """Per feature (and the "no reason" entry), whether it has a low-value wording; and the column of
-    ``host_is_ip`` (-1 when the model has none: `_reason_words` gives no host-name features then). Built once per
-    model, not per request."""
+def _reason_flags(names: tuple[str, ...]) -> tuple[np.ndarray, int, np.ndarray]:
+    """Per feature (and the "no reason" entry), whether it has a low-value wording; the column of ``host_is_ip``
+    (-1 when the model has none: `_reason_words` gives no host-name features then); and per feature the value that
+    says nothing was read (`UNREAD_VALUES`, NaN for none). Built once per model, not per request."""
     _, low_words, _, name_features = _reason_words(names)
-    return low_words != "", names.index("host_is_ip") if name_features is not None else -1
+    unread = np.array([UNREAD_VALUES.get(n, np.nan) for n in names], dtype=np.float32)
+    return low_words != "", names.index("host_is_ip") if name_features is not None else -1, unread
 
 
 def occlusion_contributions(predict_proba, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
