@@ -285,7 +285,7 @@ def reference_reason_keys(contrib, X, names, medians, k):
 
     from cybersentinel.features.lexical import UNREAD_VALUES
     from cybersentinel.features.words import NOTHING_TO_READ
-    from cybersentinel.scoring.detector import _reason_words
+    from cybersentinel.scoring.detector import SPELLING_FEATURES, _reason_words
 
     n, m = X.shape
     contrib = contrib[:, :m].astype(np.float32, copy=True)
@@ -295,6 +295,7 @@ def reference_reason_keys(contrib, X, names, medians, k):
     if name_features is not None:
         readable &= ~((X[:, [names.index("host_is_ip")]] > 0.5) & name_features)
     readable &= ~np.isin(names, list(UNREAD_VALUES)) | (X != NOTHING_TO_READ)
+    readable &= ~((X[:, [names.index("punycode_or_idn")]] > 0.5) & np.isin(names, list(SPELLING_FEATURES)))
     contrib[~readable | (contrib < 0.1)] = -np.inf
     top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
     picked = np.take_along_axis(contrib, top, axis=1) > -np.inf
@@ -305,8 +306,8 @@ def reference_reason_keys(contrib, X, names, medians, k):
 def test_reasons_pick_as_a_stable_sort_does() -> None:
     # `reason_texts` picks each row's top features in one kernel (`_reason_keys`): ties go to the earlier feature,
     # NaN, -inf and contributions under the minimum never count, flags must be set, an address gets no host-name
-    # reason, a value that says nothing was read is no reason; checked against the NumPy sort it replaced, on values
-    # made to tie
+    # reason, nor an internationalised host a reason of its spelling, a value that says nothing was read is no reason;
+    # checked against the NumPy sort it replaced, on values made to tie
     import numpy as np
 
     from cybersentinel.features.lexical import FEATURES
@@ -315,11 +316,12 @@ def test_reasons_pick_as_a_stable_sort_does() -> None:
     names = [f.name for f in FEATURES] + ["host_ngram_score", "path_ngram_score", "name_words", "subdomain_words"]
     words, low_words, _, _ = _reason_words(tuple(names))
     rng = np.random.default_rng(7)
-    ip = names.index("host_is_ip")
+    ip, idn = names.index("host_is_ip"), names.index("punycode_or_idn")
     for trial in range(300):
         n, m = int(rng.integers(0, 12)), len(names)
         X = rng.choice([-1.0, 0.0, 0.5, 1.0, 2.0, np.nan], size=(n, m)).astype(np.float32)
         X[:, ip] = rng.choice([0.0, 1.0], size=n)
+        X[:, idn] = rng.choice([0.0, 1.0], size=n)
         contrib = rng.choice([0.0, 0.0999, 0.1, 0.3, 0.3, 1.0, -2.0, np.nan, np.inf],
                              size=(n, m + 1)).astype(np.float32)
         medians = rng.choice([0.0, 0.5, 1.0], size=m).astype(np.float32)

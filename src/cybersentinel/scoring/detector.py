@@ -87,6 +87,11 @@ MIN_CONTRIBUTION = 0.1  # log-odds; smaller pushes are not worth a reason
 HOST_NAME_FEATURES = frozenset({"host_length", "host_dots", "host_hyphens", "host_digit_ratio", "subdomain_depth",
                                 "domain_label_length", "domain_entropy", "domain_consonant_run", "no_public_suffix",
                                 "host_ngram_score", "name_familiarity", "name_words", "subdomain_words"})
+# Features that measure a host name's characters as written: of an internationalised name they measure its punycode
+# (`xn--d1abbgf6aiiy` for `президент`), not the name a reader sees, so "random-looking domain name" would misread it.
+# Never a reason for a URL whose host is internationalised (`punycode_or_idn`).
+SPELLING_FEATURES = frozenset({"host_length", "host_hyphens", "host_digit_ratio", "domain_label_length",
+                               "domain_entropy", "domain_consonant_run"})
 
 
 def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: np.ndarray | None,
@@ -98,14 +103,14 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
     that says nothing was read (`UNREAD_VALUES`)."""
     n, m = X.shape
     words, low_words, binary, name_features = _reason_words(tuple(names))
-    has_low, ip_column, unread = _reason_flags(tuple(names))
+    has_low, ip_column, unread, spelling, idn_column = _reason_flags(tuple(names))
     k = min(k, m)
     # one kernel call (a request of one URL paid ~20 NumPy calls here); rows share few distinct reason lists,
     # so each string is built once per key (a key encodes the row's codes, one per (feature, wording))
     reference = medians if medians is not None else np.zeros(m, X.dtype)
     keys = _reason_keys(contrib.astype(np.float32, copy=False), X, reference, medians is not None, binary,
-                        has_low[:m], name_features if name_features is not None else binary, ip_column, unread, k,
-                        np.float32(min_contribution)).tolist()
+                        has_low[:m], name_features if name_features is not None else binary, ip_column, unread,
+                        spelling, idn_column, k, np.float32(min_contribution)).tolist()
     texts = {}
     for u in set(keys):
         parts, rest = [], u
@@ -120,18 +125,19 @@ def reason_texts(contrib: np.ndarray, X: np.ndarray, names: list[str], medians: 
 
 
 @njit(cache=True)
-def _reason_keys(contrib, X, medians, has_medians, binary, has_low, name_features, ip_column, unread, k,
-                 min_contribution):
+def _reason_keys(contrib, X, medians, has_medians, binary, has_low, name_features, ip_column, unread, spelling,
+                 idn_column, k, min_contribution):
     """Per row, its top ``k`` readable features by contribution (at least ``min_contribution``; ties: the lower
     column first, as a stable sort), each coded ``2 * column + (low wording)``, ``2 * m`` for none, as one
     base-(2m+1) number, first pick most significant. ``unread``: per column, the value that says nothing was read
-    (NaN for none: no value equals it)."""
+    (NaN for none: no value equals it); ``spelling``: the columns no reason of an internationalised host."""
     n, m = X.shape
     keys = np.zeros(n, dtype=np.int64)
     best = np.empty(k, dtype=np.float32)
     at = np.empty(k, dtype=np.int64)
     for i in range(n):
         is_ip = ip_column >= 0 and X[i, ip_column] > 0.5
+        is_idn = idn_column >= 0 and X[i, idn_column] > 0.5
         count = 0
         for j in range(m):
             c = contrib[i, j]
@@ -139,7 +145,7 @@ def _reason_keys(contrib, X, medians, has_medians, binary, has_low, name_feature
                 continue
             # a flag must be set; a number above the median, or have a low-value wording
             readable = X[i, j] > 0.5 if binary[j] else (not has_medians or X[i, j] > medians[j]) or has_low[j]
-            if not readable or (is_ip and name_features[j]) or X[i, j] == unread[j]:
+            if not readable or (is_ip and name_features[j]) or (is_idn and spelling[j]) or X[i, j] == unread[j]:
                 continue
             pos = count
             while pos > 0 and c > best[pos - 1]:  # strictly greater: an equal value stays behind the earlier column
@@ -175,13 +181,16 @@ def _reason_words(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 @lru_cache(maxsize=8)
-def _reason_flags(names: tuple[str, ...]) -> tuple[np.ndarray, int, np.ndarray]:
+def _reason_flags(names: tuple[str, ...]) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, int]:
     """Per feature (and the "no reason" entry), whether it has a low-value wording; the column of ``host_is_ip``
-    (-1 when the model has none: `_reason_words` gives no host-name features then); and per feature the value that
-    says nothing was read (`UNREAD_VALUES`, NaN for none). Built once per model, not per request."""
+    (-1 when the model has none: `_reason_words` gives no host-name features then); per feature the value that
+    says nothing was read (`UNREAD_VALUES`, NaN for none); which features are `SPELLING_FEATURES`, and the column of
+    ``punycode_or_idn`` (-1 when the model has none). Built once per model, not per request."""
     _, low_words, _, name_features = _reason_words(names)
     unread = np.array([UNREAD_VALUES.get(n, np.nan) for n in names], dtype=np.float32)
-    return low_words != "", names.index("host_is_ip") if name_features is not None else -1, unread
+    spelling = np.array([n in SPELLING_FEATURES for n in names])
+    return (low_words != "", names.index("host_is_ip") if name_features is not None else -1, unread, spelling,
+            names.index("punycode_or_idn") if "punycode_or_idn" in names else -1)
 
 
 def occlusion_contributions(predict_proba, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
