@@ -36,10 +36,14 @@ adds the home pages of the sites kits were planted on (`hacked_site_homepages`, 
     python benchmarks/loco_ablation.py --featurizer no-country-homepages run before-session-23 --seed 1
 
 Session 28's (`EXTRA_FEATURES`) keep the recipe's featurizer and rows and add features after its own:
-``path-segments``, the path scorer's highest and lowest score of one part of the path and query.
+``path-segments``, the path scorer's highest and lowest score of one part of the path and query; session 60's
+``path-words``, the share of the path's and of the query's characters that the recipe's dictionary words cover, as
+`name_words` reads a host's name (`path_query_words`, not kept).
 
     python benchmarks/loco_ablation.py --featurizer path-segments cache
     python benchmarks/loco_ablation.py --featurizer path-segments run highest-part --drop path_segment_min
+    python benchmarks/loco_ablation.py --featurizer path-words cache
+    python benchmarks/loco_ablation.py --featurizer path-words run path-only --drop query_words
 
 Session 29's (`SCORER_ROWS`) keep the recipe's featurizer and rows and fit its n-gram scorers on fewer of the rows:
 ``pathful-rows``, only the rows with an n-gram in the scorer's span (the path scorer without the homepages).
@@ -153,6 +157,8 @@ def cache_fold(table: Any, training: np.ndarray, evaluation: np.ndarray, params:
         featurizer = build_featurizer(dict(params["dataset"]), dict(params["featurizer"]), [])
         if variant == "path-segments":
             featurizer = with_path_segments(featurizer)
+        if variant == "path-words":
+            featurizer = with_path_words(featurizer)
         if variant in SCORER_ROWS:
             featurizer = with_pathful_rows(featurizer, pathless_missing=variant == "pathful-rows-missing")
         top = params["featurizer"]["familiar_sites"]
@@ -243,12 +249,12 @@ def probe_report(path: Path, model: Mapping[str, Any], best_params: Mapping[str,
 FEATURIZERS = ("recipe", "split-host", "collection-crossfit", "shared-ngrams", "tranco-homepages", "host-less-suffix",
                "suffix-apart", "no-country-homepages", "country-homepages", "country-share", "country-kits",
                "path-segments", "pathful-rows", "pathful-rows-missing", "hacked-homepages", "country-pages",
-               "country-pages-only", "token-copies")
+               "country-pages-only", "token-copies", "path-words")
 # the recipe's featurizer (name familiarity included) on changed training rows
 ROW_VARIANTS = ("recipe", "no-country-homepages", "country-homepages", "country-share", "country-kits",
                 "hacked-homepages", "country-pages", "country-pages-only", "token-copies")
 # the recipe's featurizer (name familiarity included) and its training rows, with more features after its own
-EXTRA_FEATURES = ("path-segments",)
+EXTRA_FEATURES = ("path-segments", "path-words")
 # the recipe's featurizer and training rows, with its n-gram scorers fitted on fewer of those rows
 SCORER_ROWS = ("pathful-rows", "pathful-rows-missing")
 SEGMENT_SEPARATORS = b"/?&#;"  # where a path or query splits into the parts `path_segment_scores` scores apart
@@ -692,6 +698,39 @@ def with_path_segments(featurizer: Any) -> Any:
                               dtype=object)
 
     return PathSegments(**featurizer.get_params())
+
+
+def path_query_words(words: Any, urls: Sequence[str]) -> np.ndarray:
+    """Per URL, the share of its path's and of its query's characters that ``words`` (`NameWords`) cover, lower-cased
+    and split where a character is neither a letter nor a digit (digits count, and are never covered);
+    `NOTHING_TO_READ` for an empty path or query."""
+    from cybersentinel.features.words import _coverages, _joined
+    from cybersentinel.url.parsing import split_url
+
+    parts = [split_url(url) for url in urls]
+    apart = re.compile(r"[^a-z0-9]+")
+    columns = [[apart.sub("-", getattr(part, side).lower()).strip("-") for part in parts] for side in ("path", "query")]
+    return np.column_stack([_coverages(*_joined(texts), words._table) for texts in columns]).astype(np.float32)
+
+
+def with_path_words(featurizer: Any) -> Any:
+    """``featurizer`` (the recipe's `UrlFeaturizer`, fitted with words) with `path_query_words` after its own."""
+    from cybersentinel.features.featurizer import UrlFeaturizer
+
+    def urls(X: Any) -> list[str]:
+        return X["url"].tolist()
+
+    class PathWords(UrlFeaturizer):
+        def fit_transform(self, X, y=None, **fit_params):
+            return np.hstack([super().fit_transform(X, y, **fit_params), path_query_words(self.name_words(), urls(X))])
+
+        def transform(self, X):
+            return np.hstack([super().transform(X), path_query_words(self.name_words(), urls(X))])
+
+        def get_feature_names_out(self, input_features=None):
+            return np.asarray([*super().get_feature_names_out(), "path_words", "query_words"], dtype=object)
+
+    return PathWords(**featurizer.get_params())
 
 
 WEIGHTINGS = ("root-pages", "none", "cell", "domain")
