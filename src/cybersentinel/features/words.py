@@ -6,7 +6,7 @@ Small legitimate sites are named with words of their own language (``brightleafc
 ``contabilidade-ferreira``); names registered for phishing are often random (``kyfrlbc8451736``, ``xkq3jd``), and
 a kit's subdomain is often a random or numbered label (``97046390068.``). Unlike the host n-gram score, which
 learns letters from the training lists, this reads languages: the leave-one-collection-out folds rank better with
-it (README, "Session 59").
+it (docs/experiments.md, "Session 59").
 
 Each hyphen- or dot-separated part of a name is covered by words of three to `LONGEST` letters that do not overlap,
 as many of its characters as possible (digits are never covered); the value is the covered share of all the
