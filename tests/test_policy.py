@@ -38,6 +38,7 @@ from cybersentinel.scoring.policy import (
     Policy,
     SiteList,
     decide,
+    popular_reason,
     read_site_list,
     user_content_host,
 )
@@ -104,6 +105,21 @@ def test_the_decider_knows_a_hosts_own_name_from_its_subdomains():
     scores, verdicts, reasons, _ = batch(Decider(policy, index()), hosts, [0.8] * 5, [False] * 5)
     assert list(verdicts) == ["benign", "benign", "malicious", "malicious", "benign"]
     assert reasons[1] == "popular site rare.org (Tranco rank 500)" and reasons[2] == ""
+
+
+def test_a_popular_punycode_site_is_named_as_browsers_show_it():
+    """An analyst reads ``стопкоронавирус.рф``, not ``xn--80aesfpebagmfblc0a.xn--p1ai``; the list's form stays beside
+    it, since logs and block lists hold that one. Both a batch and a single request say so."""
+    policy = Policy(threshold=0.7, popular_rank=100, popular_name_rank=100_000)
+    name = "xn--80aesfpebagmfblc0a.xn--p1ai"
+    decider = Decider(policy, popularity={name: 5000, "xn--mgbh0fb.xn--kgbechtv": 50})  # مثال.إختبار
+    expected = f"popular site стопкоронавирус.рф ({name}, Tranco rank 5,000)"
+    _, verdicts, reasons, _ = batch(decider, [name, "www." + name, "xn--mgbh0fb.xn--kgbechtv"], [0.8] * 3,
+                                    [False] * 3)
+    assert list(verdicts) == ["benign"] * 3
+    assert list(reasons) == [expected, expected, "popular site مثال.إختبار (xn--mgbh0fb.xn--kgbechtv, Tranco rank 50)"]
+    assert decide(policy, 0.8, decider.evidence(name))[2] == expected
+    assert popular_reason("bad-xn--.com", 7) == "popular site bad-xn--.com (Tranco rank 7)"  # not punycode: as written
 
 
 def test_a_site_under_a_governments_own_suffix_carries_the_suffixs_popularity():

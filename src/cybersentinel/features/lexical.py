@@ -1054,6 +1054,7 @@ def _host_table_and_names(hosts: list[bytes]) -> tuple[np.ndarray, dict[bytes, H
     return np.frombuffer(b"".join(map(cache.__getitem__, hosts)), dtype=np.float32).reshape(
         len(hosts), len(_HOST_COLUMNS)), names
 
+
 _NAMES_OF = attrgetter("domain", "registered", "subdomain", "is_ip")  # a `HostNames` of `HostParts`
 
 

@@ -111,6 +111,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from cybersentinel.core.redact import mask_secret_parameters
+from cybersentinel.features.lexical import rendered
 from cybersentinel.url.parsing import canonical_host, host_and_parents, page_key, ranked_name
 
 NOT_JUDGED_IP = ("private", "bogon")
@@ -381,10 +382,14 @@ def user_content_host(host: str) -> str:
 
 
 def popular_reason(registered_domain: str, rank: int) -> str:
-    """Rule 6's reason for a popular site (and the name ranked, where it is a government suffix)."""
+    """Rule 6's reason for a popular site (and the name ranked, where it is a government suffix). A punycode name
+    is shown as browsers show it, its ``xn--`` form beside it, which is what the lists and logs hold:
+    ``popular site стопкоронавирус.рф (xn--80aesfpebagmfblc0a.xn--p1ai, Tranco rank 5,000)``."""
     ranked = ranked_name(registered_domain)
-    of = "" if ranked == registered_domain else f"{ranked}: "
-    return f"popular site {registered_domain} ({of}Tranco rank {rank:,})"
+    shown = rendered(registered_domain)
+    written = "" if shown == registered_domain else f"{registered_domain}, "
+    of = "" if ranked == registered_domain else f"{rendered(ranked)}: "
+    return f"popular site {shown} ({written}{of}Tranco rank {rank:,})"
 
 
 def popular_only(policy: Policy, evidence: tuple) -> bool:
