@@ -30,7 +30,9 @@ def test_repro_writes_honest_metrics_and_plots(sample_repo: Path) -> None:
     assert all(details["test"][k] == v for k, v in metrics["test"].items())
     # every probe list of the stage's command judged whole, its wrong verdicts summed into the headline
     probes = details["probes"]
-    assert len(probes) == 14 and {p["kind"] for p in probes.values()} == {"legitimate", "malicious"}
+    command = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["evaluate"]["cmd"]
+    assert set(probes) == {Path(word).stem for word in command.split() if word.startswith("benchmarks/")}
+    assert {p["kind"] for p in probes.values()} == {"legitimate", "malicious"}
     assert all(p["malicious"] + p["suspicious"] + p["benign"] + p["errors"] == p["urls"] > 0 for p in probes.values())
     assert metrics["probes"]["legitimate_malicious"] == sum(
         p["malicious"] for p in probes.values() if p["kind"] == "legitimate")
