@@ -122,6 +122,26 @@ def test_a_popular_punycode_site_is_named_as_browsers_show_it():
     assert popular_reason("bad-xn--.com", 7) == "popular site bad-xn--.com (Tranco rank 7)"  # not punycode: as written
 
 
+def test_a_name_in_its_own_script_is_at_most_suspicious_on_the_models_word():
+    """``президент.рф`` scored 0.997 from its punycode; a look-alike of a brand, an ASCII name under `.コム` (which kits
+    use) and a name under an ASCII ending keep the model's word, and a rule's evidence still flags the name."""
+    policy = Policy(threshold=0.9, suspicious_band=0.2, cap_own_script_names=True)
+    hosts = ["xn--d1abbgf6aiiy.xn--p1ai", "www.xn--d1abbgf6aiiy.xn--p1ai", "xn--fiqs8sirgfmhq98a.xn--fiqs8s",
+             "applei.xn--tckwe", "xn--pple-43d.com", "xn--mnchen-3ya.de"]
+    scores, verdicts, reasons, _ = batch(Decider(policy), hosts, [0.99] * len(hosts), [False] * len(hosts))
+    assert list(verdicts) == ["suspicious"] * 3 + ["malicious"] * 3
+    assert reasons[0].startswith("`президент.рф`, a name in its own script under `.рф`")
+    assert scores[0] == policy.asset_ceiling and list(scores[3:]) == [0.99, 0.99, 0.99]
+    assert "imitating `apple`" in reasons[4]  # deception, decided before any cap
+    one = Decider(policy).evidence(hosts[0])
+    assert decide(policy, 0.99, one) == (policy.asset_ceiling, "suspicious", reasons[0])
+    assert decide(policy, 0.5, one)[1:] == ("benign", "")  # under the threshold the model's word stands
+    assert decide(policy, 0.99, one._replace(deception="planted"))[1] == "malicious"
+    assert one.changes_anything(policy) and not one.changes_anything(replace(policy, cap_own_script_names=False))
+    assert batch(Decider(replace(policy, cap_own_script_names=False)), hosts[:1], [0.99], [False])[1][0] == "malicious"
+    assert not Policy.from_manifest({"policy": {"threshold": 0.9}}).cap_own_script_names  # models trained before
+
+
 def test_a_site_under_a_governments_own_suffix_carries_the_suffixs_popularity():
     """``service.gov.uk`` is on the public suffix list's private section for cookie isolation, not because anyone
     can register there: the tax sign-in page (0.9936 from the model) is the ranked government's, unlike a site on

@@ -98,6 +98,10 @@ service's, but the name costs anyone a sign-up, so they are capped too rather th
 library's proxy of another site (``login.microsoftonline.com.ezproxy.bethel.edu``, only under academic endings:
 `decider.library_proxy`), whose host writes the proxied site's name by design: no deception is read in it either.
 
+And so, when ``cap_own_script_names`` is on, is a name in a script of its own under an ending in one
+(``президент.рф``: `own_script_name`): the model reads it through its punycode, and the training lists hold such names
+on their phishing side only; its look-alikes of brands are the deception rules' to find.
+
 Then ``malicious`` from ``threshold``, ``suspicious`` in the ``suspicious_band`` below it, else ``benign``.
 """
 
@@ -133,6 +137,7 @@ class Policy:
     cap_user_content: bool = False  # rule 6's user-content hosts (off for models trained before this field)
     stock_file_factor: float = 0.0  # rule 4; 0: score 0 (models trained before this field)
     cap_vendor_pages: bool = False  # `decider.vendor_page` (off for models trained before this field)
+    cap_own_script_names: bool = False  # `own_script_name` (off for models trained before this field)
     # the width a user asked to be shown as `suspicious` instead of ``suspicious_band`` (`cybersentinel predict
     # --band`); a corroborating rule still acts from the recorded band's floor, so `malicious` is the same at any
     # width and every door gives the same verdict there. Never recorded with a model.
@@ -239,11 +244,12 @@ def changes_anything(policy: Policy, evidences: Iterable[tuple]) -> list[bool]:
     popular = policy.is_popular
     assets = policy.cap_page_assets
     vendor = policy.cap_vendor_pages
+    own_script = policy.cap_own_script_names
     return [bool(blocked or allowed or feeds or deception or known_file or is_bare_ip or ip_status in NOT_JUDGED_IP
                  or (rank is not None and popular(rank, own_name)) or (asset and assets) or corroboration
-                 or address_root or (vendor_page and vendor))
-            for _, is_bare_ip, feeds, ip_status, _, rank, _, allowed, blocked, deception, known_file, asset, own_name,
-            _, corroboration, address_root, vendor_page in evidences]
+                 or address_root or (vendor_page and vendor) or (own_script and own_script_name(registered)))
+            for _, is_bare_ip, feeds, ip_status, _, rank, registered, allowed, blocked, deception, known_file, asset,
+            own_name, _, corroboration, address_root, vendor_page in evidences]
 
 
 def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[float, str, str]:
@@ -285,6 +291,11 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
             score, reason = policy.asset_ceiling, f"a host where anyone can publish ({evidence.user_content}): " \
                 f"{evidence.registered_domain}'s rank does not vouch for it, and on the model's word alone it is at " \
                 "most suspicious"
+    if policy.cap_own_script_names and score >= policy.threshold and own_script_name(evidence.registered_domain):
+        name, _, ending = rendered(evidence.registered_domain).partition(".")
+        score, reason = policy.asset_ceiling, f"`{name}.{ending}`, a name in its own script under `.{ending}`: the " \
+            "model reads it through its punycode and learned from no legitimate site named so, so on its word alone " \
+            "it is at most suspicious"
     if evidence.address_root and score >= policy.threshold:
         score, reason = policy.asset_ceiling, f"the root page of the address `{evidence.registered_domain}`: the " \
             "model reads nothing of a site there but its address, so on its word alone it is at most suspicious"
@@ -390,6 +401,17 @@ def popular_reason(registered_domain: str, rank: int) -> str:
     written = "" if shown == registered_domain else f"{registered_domain}, "
     of = "" if ranked == registered_domain else f"{rendered(ranked)}: "
     return f"popular site {shown} ({written}{of}Tranco rank {rank:,})"
+
+
+def own_script_name(registered_domain: str) -> bool:
+    """Whether a registered domain is a name written in a script of its own (punycode) under an ending written in one
+    (``президент.рф``: ``xn--d1abbgf6aiiy.xn--p1ai``). Such endings' registries take names of their own script only
+    (``.рф`` Cyrillic ones), so the name imitates no Latin brand's; `.コム` also takes ASCII names
+    (``applei.xn--tckwe``), which are not these. The collections hold 68 URLs on such names, every one phishing
+    (kits on hacked ``.рф`` sites), and the model reads the name through its punycode: 11 of 59 legitimate pages on such
+    names were `malicious` (`benchmarks/native_script_sites_legitimate.txt`, docs/experiments.md, "Session 61")."""
+    label, _, ending = registered_domain.partition(".")
+    return label.startswith("xn--") and "xn--" in ending
 
 
 def popular_only(policy: Policy, evidence: tuple) -> bool:
