@@ -75,6 +75,36 @@ def test_a_band_only_shown_moves_suspicious_and_benign_never_malicious():
         replace(POLICY, shown_band=1.0)
 
 
+def test_corroborating_evidence_alone_makes_a_url_at_least_suspicious():
+    """Kits the model scored low on a brand-named subdomain of an unpopular site (``paypal.derfrage.de`` 0.38,
+    ``www.bankofamerica.gonatmed.com`` 0.40) had been `benign`: the evidence alone now makes them `suspicious`, in
+    a batch and a single request, at any band shown but none; the model's suspicion still makes them `malicious`."""
+    policy = replace(POLICY, floor_corroborated=True)
+    hosts = ["paypal.derfrage.de", "derfrage.de", "paypal.com"]
+    decider = Decider(policy, popularity={"paypal.com": 40})
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.38, 0.38, 0.38], [False] * 3)
+    assert list(verdicts) == ["suspicious", "benign", "benign"]
+    assert scores[0] == pytest.approx(0.5) and list(scores[1:]) == [0.38, 0.19]
+    why = "brand `paypal` named in the subdomain of `derfrage.de`, neither the brand's nor a popular site"
+    assert reasons[0] == f"{why}: at least suspicious, whatever the model's score"
+    kit = decider.evidence(hosts[0])
+    assert decide(policy, 0.38, kit) == (scores[0], "suspicious", reasons[0])
+    assert decide(policy, 0.55, kit)[1] == "malicious"  # in the band: corroborated, as before
+    assert [decide(replace(policy, shown_band=band), 0.38, kit)[1] for band in (0.05, 0.4, 0.0)] == \
+        ["suspicious", "suspicious", "benign"]
+    assert decide(POLICY, 0.38, kit)[:2] == (0.38, "benign")  # off: the model's word
+    assert not Policy.from_manifest({"policy": {"threshold": 0.9}}).floor_corroborated  # models trained before
+
+
+def test_with_no_band_shown_a_capped_url_is_benign_not_malicious():
+    """``predict --band 0`` had called a page asset and every other URL a cap holds under the threshold
+    `malicious`: the cap's ceiling was the shown band's floor, the threshold itself."""
+    policy = replace(POLICY, shown_band=0.0)
+    assert decide(policy, 0.99, Evidence(asset="script `/app.js`"))[1] == "benign"
+    assert decide(policy, 0.99, Evidence(address_root=True, registered_domain="203.0.113.7"))[1] == "benign"
+    assert decide(policy, 0.99, Evidence())[1] == "malicious"
+
+
 def test_rules_in_order():
     assert decide(POLICY, 0.2, Evidence(blocked="analyst: x.example"))[:2] == (1.0, "malicious")
     assert decide(POLICY, 0.99, Evidence(allowed="allowlist: x.example", feeds=("drop",)))[:2] == (0.0, "benign")
@@ -171,6 +201,21 @@ def test_googles_own_services_carry_its_popularity_but_its_customers_files_do_no
     assert list(verdicts) == ["benign", "benign"] + ["malicious"] * len(customers)
     assert reasons[0] == "popular site update.googleapis.com (googleapis.com: Tranco rank 5)"
     assert [decider.evidence(host).tranco_rank for host in hosts] == [5, 5] + [None] * len(customers)
+
+
+def test_akamais_delivery_names_carry_the_suffixs_popularity():
+    """Akamai's suffixes are on the list's private section, but only its paying customers' properties are
+    delivered under them: Apple's iTunes images on ``com.edgesuite.net`` had read as a brand named in an unpopular
+    site's subdomain, and one was `malicious`."""
+    policy = Policy(threshold=0.7, popular_rank=1000, popular_name_rank=100_000, cap_user_content=True)
+    decider = Decider(policy, popularity={"edgesuite.net": 344, "akamaihd.net": 725, "akamai.net": 65})
+    hosts = ["ax.phobos.apple.com.edgesuite.net", "steamcommunity-a.akamaihd.net", "a772.g.akamai.net",
+             "edgesuite.net.evil.example", "apple.com-edgesuite.net"]
+    scores, verdicts, reasons, _ = batch(decider, hosts, [0.99] * len(hosts), [False] * len(hosts))
+    assert list(verdicts) == ["benign", "benign", "benign", "malicious", "malicious"]
+    assert reasons[0] == "popular site com.edgesuite.net (edgesuite.net: Tranco rank 344)"
+    assert [decider.evidence(host).corroboration for host in hosts[:3]] == ["", "", ""]
+    assert [decider.evidence(host).tranco_rank for host in hosts] == [344, 725, 65, None, None]
 
 
 @pytest.mark.parametrize(("host", "entry"), [

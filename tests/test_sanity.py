@@ -63,7 +63,7 @@ def test_the_models_residue_is_what_evaluate_reported(decided):
     assert flagged == reported[f"legitimate_malicious_{feeds}"]
 
 
-@pytest.mark.parametrize("band", [0.03, 0.4])
+@pytest.mark.parametrize("band", [0.0, 0.03, 0.4])
 def test_another_band_shown_calls_the_same_urls_malicious(detector: Detector, band: float):
     # a corroborating rule acts on a model score in the recorded band: `predict --band 0.03` had called
     # `https://mufg.bk-direct.cc/` (model 0.95, a brand in an unpopular site's subdomain) `benign`, the service

@@ -43,6 +43,10 @@ The rules, first match decides:
    suspicious too. So is a program for download on a public address (``http://83.222.191.91/oops/loki.arm7``,
    ``http://83.222.191.91/bins/mips``, ``http://94.156.167.30/setup.exe``: `decider.address_program`), as malware's
    loaders fetch them; none of the collections' legitimate URLs on an address is one.
+   When ``floor_corroborated`` is on, such corroborating evidence makes a URL at least ``suspicious`` whatever the
+   model says (its score raised to the band's floor): the model scores some kits low (``paypal.derfrage.de``,
+   ``www.bankofamerica.gonatmed.com``), and on the held-out collections 2-235 phishing URLs a fold that it scored
+   under the band carry such evidence, against 0-2 legitimate ones (session 62).
 4. A stock file of widely deployed web software (``/wp-login.php``, ``/wp-admin/admin-ajax.php``: the file list
    of Debian's ``wordpress`` package, pinned with the model): ``benign``, its score multiplied by
    ``stock_file_factor`` and kept below ``suspicious``. A kit on a compromised site lives outside those files.
@@ -138,6 +142,7 @@ class Policy:
     stock_file_factor: float = 0.0  # rule 4; 0: score 0 (models trained before this field)
     cap_vendor_pages: bool = False  # `decider.vendor_page` (off for models trained before this field)
     cap_own_script_names: bool = False  # `own_script_name` (off for models trained before this field)
+    floor_corroborated: bool = False  # rule 3's evidence alone: at least suspicious (off for models trained before)
     # the width a user asked to be shown as `suspicious` instead of ``suspicious_band`` (`cybersentinel predict
     # --band`); a corroborating rule still acts from the recorded band's floor, so `malicious` is the same at any
     # width and every door gives the same verdict there. Never recorded with a model.
@@ -173,8 +178,9 @@ class Policy:
     @property
     def asset_ceiling(self) -> float:
         """The highest score a page asset keeps on the model's word alone: just below the threshold, by more than
-        the 6-decimal rounding of every door's output, so a shown score never reads as the threshold."""
-        return max(self.suspicious_from, self.threshold - 1e-6)
+        the 6-decimal rounding of every door's output, so a shown score never reads as the threshold (and with no
+        band shown, ``predict --band 0``, such a URL is `benign`, never `malicious`)."""
+        return max(0.0, self.threshold - 1e-6)
 
     @property
     def benign_ceiling(self) -> float:
@@ -267,6 +273,11 @@ def decide(policy: Policy, model_score: float, evidence: Evidence) -> tuple[floa
         floor = max(policy.listed_floor, policy.threshold)
         score = floor if evidence.is_bare_ip else max(model_score, floor)
         return score, "malicious", why
+    if evidence.corroboration and policy.floor_corroborated:  # the model's score is under the band
+        # the recorded band's floor, or a narrower shown band's (none with ``--band 0``: then `benign`)
+        score = max(policy.corroboration_from, min(policy.suspicious_from, policy.asset_ceiling))
+        return score, policy.verdict(score), f"{evidence.corroboration}: at least suspicious, whatever the model's " \
+            "score"
     if evidence.known_file:
         score = min(model_score * policy.stock_file_factor, policy.benign_ceiling)
         return score, "benign", f"stock {evidence.known_file}: the site's own software, not a phishing kit"
