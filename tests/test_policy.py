@@ -1095,6 +1095,10 @@ def test_a_sites_own_outlook_on_the_web_is_at_most_suspicious_on_the_models_word
     ("https://evil.top/__/auth/handler", ""), ("https://x.todo-app.web.app/__/auth/handler", ""),
     ("https://dental.godaddysites.com/m/login", "godaddysites.com's page (`/m/login`) at `dental.godaddysites.com`"),
     ("https://dental.godaddysites.com/login.html", ""), ("https://dental.godaddysites.com/", ""),  # the owner's pages
+    ("https://utz9n1qphgonxtulng82.supabase.co/auth/v1/verify?token=pkce_69&type=signup",
+     "supabase.co's page (`/auth/v1/verify`) at `utz9n1qphgonxtulng82.supabase.co`"),
+    ("https://utz9n1qphgonxtulng82.supabase.co/storage/v1/object/public/docs/invoice.html", ""),  # the project's files
+    ("https://auth.lumenboard.io/auth/v1/verify?token=x", ""),  # a project's own domain: anyone's
 ])
 def test_a_customers_name_on_a_service_is_named_only_on_the_services_own_pages(url, found):
     assert tenant_page(url) == (f"{found}, a customer's name on the service" if found else "")

@@ -955,6 +955,11 @@ _TENANT_PAGES: dict[str, re.Pattern[str] | None] = {
     # GoDaddy's site builder serves its members' and shop's pages under ``/m/`` of every customer's site (``/m/login``,
     # ``/m/account``); the site's own pages are its owner's, judged on the model's word (`policy.OWN_SITES`)
     "godaddysites.com": re.compile(r"/m/.*"),
+    # Supabase serves its sign-in service's API under ``/auth/v1/`` of every project's name: the links of every app's
+    # sign-up confirmation, magic link and password recovery mail (``<project>.supabase.co/auth/v1/verify?token=…``,
+    # two of a probe's transactional links, `malicious` at 1.000); a project's own files are under ``/storage/``.
+    # None of data/validated.parquet's URLs is on ``supabase.co`` (session 62).
+    "supabase.co": re.compile(r"/auth/v1/.*"),
 }
 
 
